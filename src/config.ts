@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { BotError } from './errors.ts';
+
+/** Target names reach file paths, job ids and pg tool arguments: keep them to a safe alphabet. */
+export const TargetName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,47}$/, 'a target name is 1–48 characters: lowercase letters, digits, - and _, starting with a letter');
+
+export type Mode = 'all' | 'bot' | 'worker' | 'cli' | 'demo';
+
+const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const PostgresUrl = z
+  .string()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+    } catch {
+      return false;
+    }
+  }, 'must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)');
+
+const EnvSchema = z.object({
+  SLACK_BOT_TOKEN: z.string().startsWith('xoxb-', 'must be a bot token starting with xoxb-').optional(),
+  SLACK_SIGNING_SECRET: z.string().min(1).optional(),
+  SLACK_APP_TOKEN: z.string().startsWith('xapp-', 'must be an app-level token starting with xapp-').optional(),
+  SLACK_API_URL: z.url({ protocol: /^https?$/ }).default('https://slack.com/api/'),
+  SLACK_CHANNEL: z.string().min(1).default('#incidents'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z.string().min(1).default('{pgbb}'),
+  DATABASE_URL: PostgresUrl.optional(),
+  TARGET_NAME: TargetName.optional(),
+  BACKUP_DIR: z.string().min(1).default('./backups'),
+  BACKUP_COMPRESSION_LEVEL: z.coerce.number().int().min(1).max(19).default(1),
+  PG_BIN_DIR: z.string().min(1).optional(),
+  PAGERDUTY_ROUTING_KEY: z.string().length(32, 'must be the 32-character Events API v2 integration key').optional(),
+  PAGERDUTY_EVENTS_URL: z
+    .url({ protocol: /^https$/ })
+    .default('https://events.pagerduty.com/v2/enqueue')
+    .refine((s) => new URL(s).pathname === '/v2/enqueue', 'must end in /v2/enqueue (the Events API v2 endpoint)'),
+  LOG_LEVEL: LogLevel.default('info'),
+});
+
+export interface TargetConfig {
+  name: string;
+  /** libpq connection URL; may hold a password, so it never goes to logs, argv or job data. */
+  url: string;
+  environment: 'production' | 'staging';
+}
+
+export interface Config {
+  slack: {
+    botToken?: string;
+    signingSecret?: string;
+    appToken?: string;
+    apiUrl: string;
+    channel: string;
+  };
+  port: number;
+  redisUrl: string;
+  queuePrefix: string;
+  backupDir: string;
+  compressionLevel: number;
+  pgBinDir?: string;
+  pagerduty: { routingKey?: string; eventsUrl: string };
+  logLevel: z.infer<typeof LogLevel>;
+  targets: TargetConfig[];
+}
+
+/** Derives a target name from the database name in a URL: `postgres://…/Pagila_Prod` → `pagila_prod`. */
+export function targetNameFromUrl(url: string): string {
+  const db = decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
+  const cleaned = db.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[^a-z]+/, '');
+  return (cleaned || 'db').slice(0, 48);
+}
+
+/**
+ * Parses the environment once, at the entry point. Every problem is listed at once; values are never echoed,
+ * since most of these variables are secrets.
+ */
+export function loadConfig(env: Record<string, string | undefined>, mode: Mode = 'all'): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const e = parsed.success ? parsed.data : undefined;
+  const needsSlack = mode === 'all' || mode === 'bot' || mode === 'worker';
+  if (needsSlack) {
+    if (!cleaned.SLACK_BOT_TOKEN) {
+      problems.push('SLACK_BOT_TOKEN: required (xoxb-…); `npm run demo` runs without Slack');
+    }
+    if (mode !== 'worker' && !cleaned.SLACK_APP_TOKEN && !cleaned.SLACK_SIGNING_SECRET) {
+      problems.push('SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)');
+    }
+  }
+  const needsTarget = mode !== 'bot' && mode !== 'demo';
+  if (needsTarget && !cleaned.DATABASE_URL) {
+    problems.push('DATABASE_URL: required (postgres://user@host:port/dbname of the database to back up)');
+  }
+  if (problems.length > 0 || !e) {
+    throw new BotError(
+      'config_invalid',
+      `pg-backup-bot cannot start; fix these environment variables:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+  }
+  const targets: TargetConfig[] = e.DATABASE_URL
+    ? [{ name: e.TARGET_NAME ?? targetNameFromUrl(e.DATABASE_URL), url: e.DATABASE_URL, environment: 'production' }]
+    : [];
+  return {
+    slack: {
+      ...(e.SLACK_BOT_TOKEN ? { botToken: e.SLACK_BOT_TOKEN } : {}),
+      ...(e.SLACK_SIGNING_SECRET ? { signingSecret: e.SLACK_SIGNING_SECRET } : {}),
+      ...(e.SLACK_APP_TOKEN ? { appToken: e.SLACK_APP_TOKEN } : {}),
+      apiUrl: e.SLACK_API_URL.endsWith('/') ? e.SLACK_API_URL : `${e.SLACK_API_URL}/`,
+      channel: e.SLACK_CHANNEL,
+    },
+    port: e.PORT,
+    redisUrl: e.REDIS_URL,
+    queuePrefix: e.QUEUE_PREFIX,
+    backupDir: e.BACKUP_DIR,
+    compressionLevel: e.BACKUP_COMPRESSION_LEVEL,
+    ...(e.PG_BIN_DIR ? { pgBinDir: e.PG_BIN_DIR } : {}),
+    pagerduty: {
+      ...(e.PAGERDUTY_ROUTING_KEY ? { routingKey: e.PAGERDUTY_ROUTING_KEY } : {}),
+      eventsUrl: e.PAGERDUTY_EVENTS_URL,
+    },
+    logLevel: e.LOG_LEVEL,
+    targets,
+  };
+}
+
+export function findTarget(config: Config, name: string | undefined): TargetConfig {
+  const names = config.targets.map((t) => t.name);
+  if (name === undefined) {
+    const first = config.targets[0];
+    if (!first) throw new BotError('unknown_target', 'No backup target is configured: set DATABASE_URL.');
+    return first;
+  }
+  const found = config.targets.find((t) => t.name === name);
+  if (!found) {
+    throw new BotError('unknown_target', `There is no target named "${name}". Known targets: ${names.join(', ') || 'none'}.`);
+  }
+  return found;
+}

@@ -1,0 +1,156 @@
+import { execa } from 'execa';
+import { createServer } from 'node:net';
+import { chown, mkdtemp, rm, access, readdir, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BotError } from '../errors.ts';
+
+/**
+ * Throwaway PostgreSQL and Redis servers for the demo, the tests and the benchmarks. They never touch the
+ * machine's own services: fresh data directories, free ports, removed on stop.
+ */
+
+export interface EphemeralPostgres {
+  url: string;
+  port: number;
+  binDir: string;
+  stop(): Promise<void>;
+}
+
+export interface EphemeralRedis {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The newest PostgreSQL server install: Debian keeps them in /usr/lib/postgresql/<major>/bin. */
+export async function findPostgresBinDir(): Promise<string> {
+  const root = '/usr/lib/postgresql';
+  const majors = await readdir(root).catch(() => [] as string[]);
+  const sorted = majors.filter((m) => /^\d+$/.test(m)).sort((a, b) => Number(b) - Number(a));
+  for (const major of sorted) {
+    const dir = join(root, major, 'bin');
+    if ((await isExecutable(join(dir, 'initdb'))) && (await isExecutable(join(dir, 'pg_ctl')))) return dir;
+  }
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && (await isExecutable(join(dir, 'initdb'))) && (await isExecutable(join(dir, 'pg_ctl')))) return dir;
+  }
+  throw new BotError(
+    'pg_tool_missing',
+    'The PostgreSQL server binaries (initdb, pg_ctl) are not installed: `apt-get install postgresql` (Debian package postgresql).',
+  );
+}
+
+/** initdb and postgres refuse to run as root; as root we run them as the `postgres` system user. */
+async function asServerUser(): Promise<{ prefix: string[]; uid?: number; gid?: number }> {
+  if (process.getuid?.() !== 0) return { prefix: [] };
+  const { stdout } = await execa('id', ['-u', 'postgres'], { reject: false });
+  const { stdout: gid } = await execa('id', ['-g', 'postgres'], { reject: false });
+  if (!stdout) {
+    throw new BotError('pg_tool_missing', 'Running as root needs the `postgres` system user (Debian package postgresql creates it).');
+  }
+  return { prefix: ['runuser', '-u', 'postgres', '--'], uid: Number(stdout), gid: Number(gid) };
+}
+
+export async function startEphemeralPostgres(options: { settings?: Record<string, string> } = {}): Promise<EphemeralPostgres> {
+  const binDir = await findPostgresBinDir();
+  const dir = await mkdtemp(join(tmpdir(), 'pgbb-pg-'));
+  const dataDir = join(dir, 'data');
+  const user = await asServerUser();
+  if (user.uid !== undefined && user.gid !== undefined) await chown(dir, user.uid, user.gid);
+  const run = (file: string, args: string[]) => {
+    const [cmd, ...rest] = [...user.prefix, join(binDir, file), ...args];
+    return execa(cmd as string, rest, { stdin: 'ignore' });
+  };
+  await run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  const port = await freePort();
+  const settings = {
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: dir,
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    max_connections: '60',
+    ...options.settings,
+  };
+  // Settings go into postgresql.auto.conf rather than pg_ctl's -o string, so no value is ever shell-parsed.
+  const conf = Object.entries({ port: String(port), ...settings })
+    .map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`)
+    .join('\n');
+  await writeFile(join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
+  if (user.uid !== undefined && user.gid !== undefined) await chown(join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
+  await run('pg_ctl', ['-D', dataDir, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  let stopped = false;
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    binDir,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startEphemeralRedis(): Promise<EphemeralRedis> {
+  const port = await freePort();
+  const child = execa(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
+    { stdin: 'ignore', buffer: false, reject: false, cleanup: true },
+  );
+  const spawnFailed = new Promise<never>((_, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'ENOENT'
+          ? new BotError('pg_tool_missing', 'redis-server is not installed: `apt-get install redis-server` (Debian package redis-server).')
+          : err,
+      ),
+    );
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    let seen = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes('Ready to accept connections')) resolve();
+      if (seen.length > 100_000) seen = seen.slice(-10_000);
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited early with code ${code}: ${seen.slice(-500)}`)));
+  });
+  await Promise.race([ready, spawnFailed]);
+  child.stdout?.resume();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await child;
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/** Codes for failures a user can meet; each carries a sentence that says what happened and what to do. */
+export type ErrorCode =
+  | 'config_invalid'
+  | 'bad_request'
+  | 'unknown_target'
+  | 'backup_not_found'
+  | 'pg_unreachable'
+  | 'pg_auth_failed'
+  | 'pg_database_missing'
+  | 'pg_version_mismatch'
+  | 'pg_dump_failed'
+  | 'pg_tool_missing'
+  | 'compressor_failed'
+  | 'storage_failed'
+  | 'disk_full'
+  | 'canceled'
+  | 'already_running'
+  | 'pagerduty_rejected'
+  | 'pagerduty_unavailable'
+  | 'internal';
+
+export class BotError extends Error {
+  readonly code: ErrorCode;
+  /** One sentence for people in Slack: what happened and, where known, what to do. Never a stack trace. */
+  readonly userMessage: string;
+
+  constructor(code: ErrorCode, userMessage: string, options?: { cause?: unknown; detail?: string }) {
+    super(options?.detail ?? userMessage, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BotError';
+    this.code = code;
+    this.userMessage = userMessage;
+  }
+}
+
+export function isBotError(err: unknown): err is BotError {
+  return err instanceof BotError;
+}
+
+/** The one place an error becomes text people read. Unknown errors stay vague on purpose: details go to logs. */
+export function toUserMessage(err: unknown): string {
+  if (isBotError(err)) return err.userMessage;
+  return 'Something unexpected went wrong inside the bot; the details are in its logs.';
+}

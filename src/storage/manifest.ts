@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { TargetName } from '../config.ts';
+
+/**
+ * manifest.json: the source of truth for one backup, written last. A backup directory without it is an
+ * unfinished backup: never listed, cleaned up. Everything a restore or a restore test needs is here.
+ */
+
+export const BackupIdSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,47}-\d{8}T\d{6}Z(-\d+)?$/, 'a backup id looks like <target>-YYYYMMDDTHHMMSSZ');
+
+export const BackupKind = z.enum(['manual', 'scheduled', 'pre-migration']);
+export type BackupKind = z.infer<typeof BackupKind>;
+
+export const RetentionClass = z.enum(['manual', 'daily', 'frequent', 'weekly', 'pre-migration']);
+export type RetentionClass = z.infer<typeof RetentionClass>;
+
+export const ArtifactSchema = z.object({
+  /** File name inside the backup directory, e.g. `database.pgdump.zst`. */
+  file: z.string().regex(/^[a-zA-Z0-9._-]+$/),
+  role: z.enum(['database', 'globals']),
+  /** pg_dump format: `custom` for the database, `plain` SQL for pg_dumpall globals. */
+  format: z.enum(['custom', 'plain']),
+  compression: z.enum(['zstd', 'none']),
+  compressionLevel: z.number().int().nullable(),
+  encryption: z.object({ scheme: z.literal('age'), recipients: z.array(z.string()) }).nullable(),
+  /** Bytes and sha256 of the file as stored (after compression and encryption). */
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Bytes the pg tool wrote before compression. */
+  rawBytes: z.number().int().nonnegative(),
+});
+export type Artifact = z.infer<typeof ArtifactSchema>;
+
+export const TableCountSchema = z.object({ schema: z.string(), table: z.string(), rows: z.number().int().nonnegative() });
+export type TableCount = z.infer<typeof TableCountSchema>;
+
+export const ObjectCountsSchema = z.object({
+  schemas: z.number().int(),
+  tables: z.number().int(),
+  partitionedTables: z.number().int(),
+  constraints: z.object({ p: z.number().int(), f: z.number().int(), u: z.number().int(), c: z.number().int(), x: z.number().int() }),
+  indexes: z.number().int(),
+  functions: z.number().int(),
+  aggregates: z.number().int(),
+  triggers: z.number().int(),
+  sequences: z.number().int(),
+  views: z.number().int(),
+  materializedViews: z.number().int(),
+  domains: z.number().int(),
+  types: z.number().int(),
+  extensions: z.number().int(),
+});
+export type ObjectCounts = z.infer<typeof ObjectCountsSchema>;
+
+export const ManifestSchema = z.object({
+  formatVersion: z.literal(1),
+  backupId: BackupIdSchema,
+  target: TargetName,
+  kind: BackupKind,
+  retentionClass: RetentionClass,
+  /** ISO time after which retention may delete this backup; null keeps it until someone deletes it. */
+  retainUntil: z.string().datetime().nullable(),
+  requestedBy: z.object({
+    source: z.enum(['slack', 'cli', 'schedule']),
+    userId: z.string().optional(),
+    userName: z.string().optional(),
+  }),
+  jobId: z.string().nullable(),
+  label: z.string().nullable(),
+  startedAt: z.string().datetime(),
+  finishedAt: z.string().datetime(),
+  durationMs: z.number().int().nonnegative(),
+  database: z.object({
+    name: z.string(),
+    serverVersion: z.string(),
+    serverVersionNum: z.number().int(),
+    pgDumpVersion: z.string(),
+    sizeBytes: z.number().int().nonnegative(),
+  }),
+  /** The snapshot pg_dump ran in (`pg_dump --snapshot`), so the counts below describe exactly what was dumped. */
+  snapshotId: z.string(),
+  artifacts: z.array(ArtifactSchema).min(1),
+  globals: z.object({
+    included: z.boolean(),
+    rolePasswords: z.boolean(),
+    /** Why globals or role passwords were left out (e.g. "the backup role is not a superuser"). */
+    note: z.string().nullable(),
+  }),
+  verification: z.object({
+    tables: z.array(TableCountSchema),
+    objects: ObjectCountsSchema,
+  }),
+  tool: z.object({ name: z.literal('pg-backup-bot'), version: z.string() }),
+});
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** `<target>-<YYYYMMDD>T<HHMMSS>Z`: sorts by time within a target. */
+export function makeBackupId(target: string, at: Date): string {
+  const iso = at.toISOString(); // 2026-11-24T23:24:11.123Z
+  const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  return `${target}-${stamp}`;
+}
+
+export function totalBytes(m: Manifest): number {
+  return m.artifacts.reduce((sum, a) => sum + a.bytes, 0);
+}
+
+export function totalRows(m: Manifest): number {
+  return m.verification.tables.reduce((sum, t) => sum + t.rows, 0);
+}

@@ -1,0 +1,30 @@
+import type { Readable, Writable } from 'node:stream';
+import type { Manifest } from './manifest.ts';
+
+/** One file of a backup being written: bytes land under a temporary name until `commit()`. */
+export interface ArtifactWriter {
+  stream: Writable;
+  /** Makes the file visible under its final name (after the stream has finished). */
+  commit(): Promise<void>;
+  /** Drops whatever was written. Safe to call after a failure, twice, or after commit (then it is a no-op). */
+  abort(): Promise<void>;
+}
+
+/** Where backups live. Local directory now; S3 later behind the same interface. */
+export interface Storage {
+  /** For messages and logs, e.g. `local:/var/backups/pgbb`. */
+  describe(): string;
+  /** Reserves `<target>/<backupId>/`; fails if that backup already exists. */
+  beginBackup(target: string, backupId: string): Promise<void>;
+  createArtifactWriter(target: string, backupId: string, file: string): Promise<ArtifactWriter>;
+  /** Written last and atomically: from this moment on the backup exists. */
+  writeManifest(manifest: Manifest): Promise<void>;
+  /** Removes a backup that never got its manifest (failed or crashed). */
+  discardUnfinished(target: string, backupId: string): Promise<void>;
+  readManifest(target: string, backupId: string): Promise<Manifest>;
+  /** Finished backups (valid manifest), newest first by start time, for one target or all. */
+  list(target?: string): Promise<Manifest[]>;
+  openArtifact(target: string, backupId: string, file: string): Promise<Readable>;
+  /** Deletes artifacts first, then the manifest, so a half-deleted backup is never listed as good. */
+  deleteBackup(target: string, backupId: string): Promise<void>;
+}
