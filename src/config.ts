@@ -6,7 +6,8 @@ export const TargetName = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{0,47}$/, 'a target name is 1–48 characters: lowercase letters, digits, - and _, starting with a letter');
 
-export type Mode = 'all' | 'bot' | 'worker' | 'cli' | 'demo';
+/** What is being started decides what is required: `offline` (demo, listing) needs neither Slack nor a target. */
+export type Mode = 'all' | 'bot' | 'worker' | 'cli' | 'offline';
 
 const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -97,7 +98,7 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
       problems.push('SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)');
     }
   }
-  const needsTarget = mode !== 'bot' && mode !== 'demo';
+  const needsTarget = mode !== 'bot' && mode !== 'offline';
   if (needsTarget && !cleaned.DATABASE_URL) {
     problems.push('DATABASE_URL: required (postgres://user@host:port/dbname of the database to back up)');
   }

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'pg_tool_missing'
   | 'compressor_failed'
   | 'storage_failed'
+  | 'backup_exists'
   | 'disk_full'
   | 'canceled'
   | 'already_running'
@@ -24,7 +25,7 @@ export class BotError extends Error {
   /** One sentence for people in Slack: what happened and, where known, what to do. Never a stack trace. */
   readonly userMessage: string;
 
-  constructor(code: ErrorCode, userMessage: string, options?: { cause?: unknown; detail?: string }) {
+  constructor(code: ErrorCode, userMessage: string, options?: { cause?: unknown; detail?: string | undefined }) {
     super(options?.detail ?? userMessage, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BotError';
     this.code = code;

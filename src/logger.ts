@@ -3,41 +3,42 @@ import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
 export type Logger = PinoLogger;
 
 /**
- * Paths pino blanks out wherever they appear. Secrets should never reach a log call, but a config object or
- * an error carrying an env copy can slip through; redaction at the root is the safety net.
+ * Keys whose values never reach a log line, at any depth. Secrets should never be passed to a log call, but a
+ * config object or an error carrying an env copy can slip through; redaction at the root is the safety net.
  */
-export const REDACT_PATHS = [
-  'password',
-  '*.password',
-  'token',
-  '*.token',
-  'botToken',
-  '*.botToken',
-  'appToken',
-  '*.appToken',
-  'signingSecret',
-  '*.signingSecret',
-  'routingKey',
-  '*.routingKey',
-  'routing_key',
-  '*.routing_key',
-  'databaseUrl',
-  '*.databaseUrl',
-  'url',
-  '*.url',
-  'connectionString',
-  '*.connectionString',
-  'headers.authorization',
-  '*.headers.authorization',
-  'env',
-  '*.env',
-];
+const SECRET_KEYS = new Set(
+  ['password', 'passwd', 'token', 'bottoken', 'apptoken', 'signingsecret', 'secret', 'routingkey', 'routing_key', 'authorization', 'databaseurl', 'database_url', 'url', 'connectionstring', 'env', 'pgpassword', 'identity', 'cookie'].map((k) => k.toLowerCase()),
+);
+
+// postgres://user:secret@host → postgres://user:[redacted]@host, wherever a URL sits inside a string.
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s/]+@/gi;
+const SLACK_TOKEN = /\bx(?:oxb|oxp|app|oxa|oxe)-[A-Za-z0-9-]+/g;
+
+export function redactSecrets(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string') return value.replace(URL_PASSWORD, '$1[redacted]@').replace(SLACK_TOKEN, '[redacted-token]');
+  if (value === null || typeof value !== 'object' || depth > 8) return value;
+  if (seen.has(value)) return '[circular]';
+  seen.add(value);
+  if (value instanceof Error) {
+    return { type: value.name, message: redactSecrets(value.message, depth + 1, seen), stack: redactSecrets(value.stack, depth + 1, seen), ...(('code' in value) ? { code: (value as { code: unknown }).code } : {}) };
+  }
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(v, depth + 1, seen));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.has(k.toLowerCase()) ? '[redacted]' : redactSecrets(v, depth + 1, seen);
+  return out;
+}
 
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
     {
       level: options.level ?? 'info',
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      formatters: { log: (obj) => redactSecrets(obj) as Record<string, unknown> },
+      hooks: {
+        // Messages are strings we write, but an interpolated error text could hold a URL with a password.
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? (redactSecrets(a) as string) : a)) as Parameters<typeof method>);
+        },
+      },
       base: { app: 'pg-backup-bot' },
     },
     options.destination ?? pino.destination({ dest: 1, sync: false }),

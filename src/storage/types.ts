@@ -27,4 +27,6 @@ export interface Storage {
   openArtifact(target: string, backupId: string, file: string): Promise<Readable>;
   /** Deletes artifacts first, then the manifest, so a half-deleted backup is never listed as good. */
   deleteBackup(target: string, backupId: string): Promise<void>;
+  /** Room left where backups are written, when the backend can tell (a local disk can; S3 cannot). */
+  freeSpace?(): Promise<{ totalBytes: number; freeBytes: number }>;
 }

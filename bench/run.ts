@@ -1,0 +1,222 @@
+/**
+ * `npm run bench`: backup throughput, output size and memory of this project's backup against bare pg_dump
+ * and the seed recipe, on a throwaway PostgreSQL with a reproducible ≥ 500 MB database. See docs/benchmarks.md.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { startEphemeralPostgres, startEphemeralRedis } from '../src/dev/ephemeral.ts';
+import { buildDataset, client as pgClient } from './dataset.ts';
+import { LEGS, LegUnavailable, type LegContext, type Tracked } from './legs.ts';
+import { dropCaches } from './measure.ts';
+import { benchmarksDoc, resultsMarkdown, summarize, targets, type Facts, type RunRecord } from './report.ts';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const KEEP = Boolean(process.env.BENCH_KEEP);
+const ONLY = process.env.BENCH_LEGS?.split(',').map((s) => s.trim());
+const log = (msg: string) => console.error(msg);
+
+// Clean-up runs once, whether the run ends, fails or is interrupted: kill children, then undo in reverse.
+const cleanups: Array<() => Promise<unknown>> = [];
+const live = new Set<Tracked>();
+let interrupted = false;
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const sub of live) sub.kill('SIGKILL');
+    for (const undo of cleanups.reverse()) await undo().catch((err: unknown) => log(`clean-up: ${String(err)}`));
+  })();
+  return cleaning;
+}
+// `on`, not `once`: tsx re-sends the signal when the child is slow to acknowledge it (and people press Ctrl-C
+// twice); with no listener left, tsx's own hidden handler would exit mid clean-up and leave the cluster running.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    if (interrupted) return log(`${signal} again: still cleaning up, one moment…`);
+    interrupted = true;
+    log(`\n${signal}: stopping and cleaning up…`);
+    void cleanup().finally(() => process.exit(code));
+  });
+}
+
+// A stray crash (an unhandled 'error' event, say) must not leave a cluster running or 600 MB in /tmp.
+process.on('uncaughtException', (err) => {
+  log(`bench crashed: ${err.stack ?? err.message}`);
+  void cleanup().finally(() => process.exit(1));
+});
+
+/** libpq settings for the child's environment; a password goes to a 0600 passfile, never argv or PGPASSWORD. */
+async function libpqEnv(url: string, dir: string): Promise<Record<string, string>> {
+  const u = new URL(url);
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('PG')) env[k] = v;
+  env.PGHOST = u.searchParams.get('host') ?? u.hostname.replace(/^\[|\]$/g, '');
+  env.PGPORT = u.port || '5432';
+  env.PGDATABASE = decodeURIComponent(u.pathname.slice(1));
+  if (u.username) env.PGUSER = decodeURIComponent(u.username);
+  const sslmode = u.searchParams.get('sslmode');
+  if (sslmode) env.PGSSLMODE = sslmode;
+  if (u.password) {
+    env.PGPASSFILE = join(dir, 'pgpass');
+    const pw = decodeURIComponent(u.password).replace(/[\\:]/g, '\\$&');
+    await writeFile(env.PGPASSFILE, `*:*:*:*:${pw}\n`, { mode: 0o600 });
+  }
+  return env;
+}
+
+const firstLine = async (cmd: string, args: string[]) =>
+  (await execa(cmd, args, { reject: false })).stdout.split('\n')[0]?.replace(/^\*+\s*|\s*\*+$/g, '') ?? '';
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const work = await mkdtemp(join(tmpdir(), 'pgbb-bench-'));
+  cleanups.push(() => rm(work, { recursive: true, force: true }));
+
+  let dbUrl = process.env.BENCH_DATABASE_URL;
+  let buildSeconds: number | undefined;
+  if (dbUrl) {
+    log('Using BENCH_DATABASE_URL as it is (nothing is built or changed there).');
+  } else {
+    log('Starting a throwaway PostgreSQL…');
+    // wal_level=minimal lets each table's create+load+index transaction skip WAL: the build takes ~1 min, not 3.
+    const server = await startEphemeralPostgres({ settings: { wal_level: 'minimal', max_wal_senders: '0', max_wal_size: '4GB' } });
+    if (!KEEP) cleanups.push(() => server.stop());
+    log(`Building the benchmark database (scale ${SCALE})…`);
+    const t = performance.now();
+    dbUrl = await buildDataset(server.url, 'pgbb_bench', SCALE, log);
+    buildSeconds = (performance.now() - t) / 1000;
+    log(`  built in ${buildSeconds.toFixed(1)} s`);
+  }
+
+  const client = pgClient(dbUrl);
+  await client.connect();
+  cleanups.push(() => client.end());
+  const info = await client.query<{ num: string; version: string; size: string; datadir: string | null }>(
+    `select current_setting('server_version_num') num, version() version, pg_database_size(current_database())::text size,
+            (select setting from pg_settings where name = 'data_directory') datadir`,
+  );
+  const row = info.rows[0];
+  if (!row) throw new Error('no answer from the database');
+  const dbBytes = Number(row.size);
+  if (dbBytes < 500e6) log(`WARNING: the database is only ${(dbBytes / 1e6).toFixed(0)} MB; the targets assume ≥ 500 MB.`);
+  // pg_dump must be the server's major: an older one refuses a newer server, a newer one is not what we ship.
+  const binDir = `/usr/lib/postgresql/${Math.floor(Number(row.num) / 10000)}/bin`;
+  if (!existsSync(join(binDir, 'pg_dump'))) throw new Error(`${binDir}/pg_dump is missing: install the client matching the server`);
+
+  const cache = process.env.BENCH_CACHE !== 'warm' && (await dropCaches()) ? 'cold' : 'warm';
+  const ctx: LegContext = {
+    binDir,
+    pgEnv: await libpqEnv(dbUrl, work),
+    databaseUrl: dbUrl,
+    outDir: join(work, 'out'),
+    repoRoot,
+    cliEnv: {},
+    track(sub) {
+      live.add(sub);
+      sub.then(
+        () => live.delete(sub),
+        () => live.delete(sub),
+      );
+    },
+  };
+
+  const legs = LEGS.filter((l) => !ONLY || ONLY.includes(l.id));
+  const notes = new Map<string, string>();
+  for (const leg of legs) {
+    const why = leg.unavailable?.(ctx);
+    if (why) {
+      notes.set(leg.id, why);
+      log(`Leg ${leg.id} skipped: ${why}`);
+    }
+  }
+  if (legs.some((l) => l.id === 'C' && !notes.has('C'))) {
+    // The CLI may want Redis (queues); a throwaway one costs ~50 ms and keeps it off the machine's own.
+    const redis = await startEphemeralRedis();
+    cleanups.push(() => redis.stop());
+    ctx.cliEnv.REDIS_URL = redis.url;
+  }
+
+  const loadBefore = loadavg()[0] ?? 0;
+  if (loadBefore > availableParallelism() / 2) log(`Note: load average ${loadBefore.toFixed(1)} on ${availableParallelism()} CPUs; timings will be noisy.`);
+  const records: RunRecord[] = [];
+  const active = legs.filter((l) => !notes.has(l.id));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = [...active.slice(round % active.length), ...active.slice(0, round % active.length)];
+    for (const leg of order) {
+      if (notes.has(leg.id)) continue; // failed in an earlier round: do not spend minutes failing again
+      await rm(ctx.outDir, { recursive: true, force: true });
+      await mkdir(ctx.outDir, { recursive: true });
+      await client.query('checkpoint').catch(() => undefined); // needs superuser or pg_checkpoint; best effort
+      if (cache === 'cold') await dropCaches();
+      try {
+        const result = await leg.run(ctx);
+        records.push({ round, leg: leg.id, result });
+        const rss = result.processes.map((p) => `${p.name} ${(p.hwmKb / 1024).toFixed(0)} MiB`).join(', ');
+        log(`round ${round + 1} ${leg.id.padEnd(2)} ${(result.ms / 1000).toFixed(2)} s  ${(result.bytes / 1e6).toFixed(1)} MB  [${rss}]`);
+      } catch (err) {
+        if (interrupted) throw err;
+        if (err instanceof LegUnavailable) {
+          notes.set(leg.id, err.message);
+          log(`Leg ${leg.id} skipped: ${err.message}`);
+          continue;
+        }
+        const msg = err instanceof Error ? err.message : String(err);
+        records.push({ round, leg: leg.id, error: msg });
+        notes.set(leg.id, `failed in round ${round + 1}: ${msg.replace(/\s+/g, ' ').slice(0, 300)}`);
+        log(`round ${round + 1} ${leg.id} FAILED: ${msg}`);
+      }
+    }
+  }
+  await rm(ctx.outDir, { recursive: true, force: true });
+
+  const summaries = summarize(legs, records, notes);
+  const rows = targets(summaries);
+  const u = new URL(dbUrl);
+  const facts: Facts = {
+    date: new Date().toISOString(),
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    memGiB: totalmem() / 2 ** 30,
+    kernel: release(),
+    node: process.version,
+    pgVersion: row.version.split(' on ')[0] ?? row.version,
+    pgDump: await firstLine(join(binDir, 'pg_dump'), ['--version']),
+    zstd: await firstLine('zstd', ['--version']),
+    database: `${u.hostname}:${u.port}${u.pathname}`, // never the password
+    dbBytes,
+    cache,
+    load: [loadBefore, loadavg()[0] ?? 0],
+    rounds: ROUNDS,
+    ...(buildSeconds === undefined ? {} : { buildSeconds }),
+    totalSeconds: (performance.now() - started) / 1000,
+  };
+  const markdown = resultsMarkdown(facts, summaries, rows);
+  await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
+  const json = join(repoRoot, 'bench', 'results', `backup-${facts.date.replace(/[:.]/g, '-')}.json`);
+  await writeFile(json, `${JSON.stringify({ facts, summaries, targets: rows, records }, null, 2)}\n`);
+  // Only a standard run (every leg, the built dataset at scale 1, ≥ 3 rounds) may replace the committed page.
+  const standard = !ONLY && !process.env.BENCH_DATABASE_URL && SCALE === 1 && ROUNDS >= 3;
+  if (standard) await writeFile(join(repoRoot, 'docs', 'benchmarks.md'), benchmarksDoc(markdown));
+  console.log(`\n${markdown}\n`);
+  log(`Wrote ${standard ? 'docs/benchmarks.md and ' : ''}${json.slice(repoRoot.length)}${standard ? '' : ' (not a standard run: docs/benchmarks.md left as is)'}`);
+  if (KEEP && !process.env.BENCH_DATABASE_URL) {
+    log(`BENCH_KEEP: the cluster is still running. Reuse it: BENCH_DATABASE_URL='${dbUrl}' npm run bench`);
+    log(`Stop it: runuser -u postgres -- ${binDir}/pg_ctl -D ${row.datadir ?? '<data dir>'} -m fast stop, then rm -rf that directory's parent.`);
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  if (!interrupted) {
+    log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exitCode = 1;
+  }
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,95 @@
+import type { Config } from '../config.ts';
+import { findTarget, TargetName } from '../config.ts';
+import { isBotError, toUserMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { formatBytes, formatCount, formatDuration, formatTime } from '../notifications/format.ts';
+import { runBackup } from '../postgres/index.ts';
+import { makeBackupId, totalBytes, totalRows } from '../storage/manifest.ts';
+import { retentionFor } from '../storage/retention.ts';
+import type { Storage } from '../storage/types.ts';
+import { formatBackupList } from '../commands/replies.ts';
+
+export interface CliIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** Whether stderr is a terminal: progress redraws one line there, and prints plain lines elsewhere. */
+  tty: boolean;
+}
+
+/** `pg-backup-bot backup [target]`: the same backup as `/backup now`, in the foreground, for when Slack is down. */
+export async function cliBackup(args: string[], deps: { config: Config; storage: Storage; log: Logger; io: CliIo; signal?: AbortSignal }): Promise<number> {
+  const { io } = deps;
+  if (args.length > 1) {
+    io.err('usage: pg-backup-bot backup [target]');
+    return 2;
+  }
+  try {
+    const target = findTarget(deps.config, args[0]);
+    const startedAt = new Date();
+    const retention = retentionFor('manual', startedAt);
+    const user = process.env.USER ?? process.env.LOGNAME;
+    io.err(`Backing up ${target.name} to ${deps.storage.describe()} …`);
+    let lastPrint = 0;
+    const manifest = await runBackup({
+      target,
+      storage: deps.storage,
+      backupId: makeBackupId(target.name, startedAt),
+      kind: 'manual',
+      retentionClass: retention.retentionClass,
+      retainUntil: retention.retainUntil,
+      requestedBy: { source: 'cli', ...(user ? { userName: user } : {}) },
+      jobId: null,
+      label: null,
+      compressionLevel: deps.config.compressionLevel,
+      ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      log: deps.log,
+      onProgress: (p) => {
+        const now = Date.now();
+        if (p.phase === 'dumping' && now - lastPrint < 1000) return;
+        lastPrint = now;
+        const line = `  ${p.phase}${p.rawBytes ? ` · ${formatBytes(p.rawBytes)} read` : ''} · ${formatDuration(now - startedAt.getTime())}`;
+        if (io.tty) io.err(`\x1b[1A\x1b[2K${line}`);
+        else io.err(line);
+      },
+    });
+    const db = manifest.artifacts.find((a) => a.role === 'database');
+    io.out(
+      [
+        `Backup ${manifest.backupId} OK`,
+        `  size        ${formatBytes(totalBytes(manifest))} (database ${formatBytes(manifest.database.sizeBytes)}, zstd level ${db?.compressionLevel ?? '-'})`,
+        `  duration    ${formatDuration(manifest.durationMs)}`,
+        `  tables      ${formatCount(manifest.verification.tables.length)}, ${formatCount(totalRows(manifest))} rows`,
+        `  sha256      ${db?.sha256 ?? '-'}`,
+        `  kept until  ${manifest.retainUntil ? formatTime(manifest.retainUntil) : 'deleted by hand'}`,
+        `  globals     ${manifest.globals.included ? 'included' : 'skipped'}${manifest.globals.note ? ` (${manifest.globals.note})` : ''}`,
+      ].join('\n'),
+    );
+    return 0;
+  } catch (err) {
+    io.err(`Backup FAILED: ${toUserMessage(err)}`);
+    if (isBotError(err) && err.message !== err.userMessage) io.err(err.message.split('\n').slice(-8).join('\n'));
+    deps.log.debug({ err }, 'backup failed');
+    return 1;
+  }
+}
+
+/** `pg-backup-bot list [target]`. */
+export async function cliList(args: string[], deps: { config: Config; storage: Storage; io: CliIo }): Promise<number> {
+  try {
+    if (args.length > 1) {
+      deps.io.err('usage: pg-backup-bot list [target]');
+      return 2;
+    }
+    if (args[0] !== undefined && !TargetName.safeParse(args[0]).success) {
+      deps.io.err(`"${args[0]}" is not a valid target name.`);
+      return 2;
+    }
+    const backups = await deps.storage.list(args[0]);
+    deps.io.out(formatBackupList(backups, args[0], 50).replace(/[*`]/g, ''));
+    return 0;
+  } catch (err) {
+    deps.io.err(toUserMessage(err));
+    return 1;
+  }
+}

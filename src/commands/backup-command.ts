@@ -1,0 +1,70 @@
+import type { Queue } from 'bullmq';
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { toUserMessage } from '../errors.ts';
+import { enqueueBackup, withDeadline } from '../jobs/producers.ts';
+import type { BackupJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import { escapeMrkdwn } from '../notifications/format.ts';
+import type { Storage } from '../storage/types.ts';
+import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';
+import { formatBackupList, formatQueueStatus } from './replies.ts';
+
+export interface CommandInput {
+  text: string;
+  userId: string;
+  userName: string;
+  channelId?: string;
+}
+
+/** What the person who typed the command sees, only them. */
+export interface Reply {
+  text: string;
+}
+
+export interface BackupCommandDeps {
+  config: Config;
+  queue: Queue<BackupJobData>;
+  storage: Storage;
+  log: Logger;
+}
+
+/** `/backup …`: parse, check, enqueue or read, and answer — all fast, so the ack carries the answer. */
+export function backupCommand(deps: BackupCommandDeps) {
+  return async (input: CommandInput): Promise<Reply> => {
+    const log = deps.log.child({ command: '/backup', userId: input.userId });
+    const req = parseBackupText(input.text);
+    log.info({ verb: req.verb }, 'command received');
+    try {
+      switch (req.verb) {
+        case 'help':
+          return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${BACKUP_USAGE}` : BACKUP_USAGE };
+        case 'now': {
+          const target = findTarget(deps.config, req.target);
+          const { jobId, duplicate } = await enqueueBackup(deps.queue, {
+            target: target.name,
+            kind: 'manual',
+            label: null,
+            requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
+          });
+          log.info({ jobId, duplicate, target: target.name }, duplicate ? 'backup already running' : 'backup queued');
+          return {
+            text: duplicate
+              ? `A backup of *${target.name}* is already queued or running: job \`${jobId}\`. Its result will be posted in ${deps.config.slack.channel}; no second dump was started.`
+              : `Backup of *${target.name}* queued: job \`${jobId}\`. Progress and the result will be posted in ${deps.config.slack.channel}.`,
+          };
+        }
+        case 'list': {
+          if (req.target) findTarget(deps.config, req.target);
+          const backups = await withDeadline(2500, deps.storage.list(req.target), 'listing backups');
+          return { text: formatBackupList(backups, req.target) };
+        }
+        case 'status':
+          return { text: await withDeadline(2500, formatQueueStatus(deps.queue), 'reading the job queue') };
+      }
+    } catch (err) {
+      log.warn({ err }, 'command failed');
+      return { text: `:warning: ${toUserMessage(err)}` };
+    }
+  };
+}

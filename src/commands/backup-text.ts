@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { TargetName } from '../config.ts';
+
+/** What `/backup …` can ask for, after parsing. Anything else becomes `help` with the problem named. */
+export type BackupRequest =
+  | { verb: 'now'; target?: string }
+  | { verb: 'list'; target?: string }
+  | { verb: 'status' }
+  | { verb: 'help'; problem?: string };
+
+const Word = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+export const BACKUP_USAGE = [
+  '*Usage:* `/backup <command>`',
+  '• `/backup now [target]` — take a backup now (custom-format pg_dump, zstd, sha256, verified readable)',
+  '• `/backup list [target]` — the most recent backups, newest first',
+  '• `/backup status` — running, waiting and failed backup jobs',
+  '• `/backup help` — this text',
+  'Also: `/restore-test latest [target]` (coming with restore tests).',
+].join('\n');
+
+/**
+ * Parses the free text after `/backup`. User text never reaches a shell or a command line: only words of a safe
+ * alphabet pass, and target names must also be valid target names.
+ */
+export function parseBackupText(raw: string): BackupRequest {
+  const words = raw.trim().split(/\s+/).filter(Boolean);
+  if (words.length === 0) return { verb: 'help' };
+  const bad = words.find((w) => !Word.safeParse(w).success);
+  if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not something /backup understands.` };
+  const [verb, arg, ...rest] = words.map((w) => w.toLowerCase()) as [string, string | undefined, ...string[]];
+  if (rest.length > 0) return { verb: 'help', problem: `Too many words after "/backup ${verb}".` };
+  switch (verb) {
+    case 'help':
+      return { verb: 'help' };
+    case 'status':
+      return arg === undefined ? { verb: 'status' } : { verb: 'help', problem: '`/backup status` takes no argument.' };
+    case 'now':
+    case 'list': {
+      if (arg === undefined) return { verb };
+      const target = TargetName.safeParse(arg);
+      if (!target.success) return { verb: 'help', problem: `"${truncate(arg)}" is not a valid target name.` };
+      return { verb, target: target.data };
+    }
+    default:
+      return { verb: 'help', problem: `Unknown command "${truncate(verb)}".` };
+  }
+}
+
+function truncate(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}

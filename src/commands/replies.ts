@@ -1,0 +1,37 @@
+import type { Job, Queue } from 'bullmq';
+import type { BackupJobData } from '../jobs/queues.ts';
+import { formatBytes, formatCount, formatDuration, formatTime } from '../notifications/format.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { totalBytes, totalRows } from '../storage/manifest.ts';
+
+export function formatBackupList(backups: Manifest[], target?: string, limit = 10): string {
+  if (backups.length === 0) return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`/backup now${target ? ` ${target}` : ''}\`.`;
+  const shown = backups.slice(0, limit);
+  const lines = shown.map(
+    (m) =>
+      `• \`${m.backupId}\` · ${formatTime(m.startedAt)} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${m.kind} · kept until ${m.retainUntil ? formatTime(m.retainUntil).slice(0, 10) : '—'}`,
+  );
+  const more = backups.length > limit ? `\n… and ${backups.length - limit} older` : '';
+  return `*Backups${target ? ` of ${target}` : ''}* (newest first, ${backups.length} in all):\n${lines.join('\n')}${more}`;
+}
+
+function describeJob(job: Job<BackupJobData>): string {
+  const who = job.data.requestedBy.userId ? `<@${job.data.requestedBy.userId}>` : job.data.requestedBy.source;
+  const since = job.processedOn ?? job.timestamp;
+  return `\`${job.id}\` · ${job.data.target} · ${job.data.kind} · by ${who} · since ${formatTime(new Date(since))}`;
+}
+
+export async function formatQueueStatus(queue: Queue<BackupJobData>): Promise<string> {
+  const [active, waiting, failed] = await Promise.all([
+    queue.getJobs(['active'], 0, 19),
+    queue.getJobs(['waiting', 'delayed', 'prioritized'], 0, 19),
+    queue.getJobs(['failed'], 0, 4),
+  ]);
+  const section = (title: string, jobs: Job<BackupJobData>[], extra?: (j: Job<BackupJobData>) => string) =>
+    `*${title}* (${jobs.length})${jobs.length ? `\n${jobs.map((j) => `• ${describeJob(j)}${extra ? extra(j) : ''}`).join('\n')}` : ''}`;
+  return [
+    section('Running', active),
+    section('Waiting', waiting),
+    section('Recently failed', failed, (j) => ` — ${j.failedReason ?? 'unknown reason'}`),
+  ].join('\n');
+}

@@ -1,0 +1,100 @@
+import { Agent } from 'node:https';
+import { WebClient } from '@slack/web-api';
+import { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import { BotError } from './errors.ts';
+import { createQueues, type Queues } from './jobs/queues.ts';
+import type { Logger } from './logger.ts';
+import { createEscalation, type Escalation } from './notifications/escalation.ts';
+import { createPagerDutyClient, type PagerDutyClient } from './notifications/pagerduty-client.ts';
+import { SlackNotifier } from './notifications/slack-notifier.ts';
+import type { Notifier } from './notifications/types.ts';
+import { LocalStorage } from './storage/index.ts';
+import type { Storage } from './storage/types.ts';
+
+/** Everything with a connection, built in one place and handed down: no module-level singletons. */
+export interface Deps {
+  config: Config;
+  log: Logger;
+  /** Producer connection: fails fast (no offline queue) so a Slack ack never waits on a dead Redis. */
+  redis: Redis;
+  /** Worker connection: BullMQ needs `maxRetriesPerRequest: null` to block and to ride out restarts. */
+  workerRedis: Redis;
+  queues: Queues;
+  storage: Storage;
+  notifier: Notifier;
+  slack: WebClient | null;
+  pagerDuty: PagerDutyClient | null;
+  escalation: Escalation;
+  close(): Promise<void>;
+}
+
+export interface DepsOverrides {
+  notifier?: Notifier;
+  storage?: Storage;
+  /** Trust for a PagerDuty endpoint with a private CA (tests). Production uses the system's CAs. */
+  pagerDutyCa?: string;
+}
+
+export function slackWebClient(config: Config, log: Logger): WebClient {
+  if (!config.slack.botToken) throw new BotError('config_invalid', 'SLACK_BOT_TOKEN is required to post to Slack.');
+  return new WebClient(config.slack.botToken, {
+    slackApiUrl: config.slack.apiUrl,
+    // Web API retries for ~30 min by default; a job should not hang that long on a chat message.
+    retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+    logger: { debug: () => {}, info: () => {}, warn: (...m) => log.warn({ src: 'slack' }, m.join(' ')), error: (...m) => log.error({ src: 'slack' }, m.join(' ')), setLevel: () => {}, getLevel: () => 'warn' as never, setName: () => {} },
+  });
+}
+
+export async function createDeps(config: Config, log: Logger, overrides: DepsOverrides = {}): Promise<Deps> {
+  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+  const workerRedis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  for (const r of [redis, workerRedis]) r.on('error', (err) => log.warn({ err: { message: err.message } }, 'redis connection error'));
+  try {
+    await Promise.all([redis.connect(), workerRedis.connect()]);
+  } catch (err) {
+    redis.disconnect();
+    workerRedis.disconnect();
+    throw new BotError('config_invalid', `Cannot connect to Redis at REDIS_URL (${redactUrl(config.redisUrl)}): ${(err as Error).message}`, { cause: err });
+  }
+  const queues = createQueues(redis, config.queuePrefix);
+  const storage = overrides.storage ?? new LocalStorage(config.backupDir, log);
+  const slack = overrides.notifier ? null : slackWebClient(config, log);
+  const notifier = overrides.notifier ?? new SlackNotifier(slack as WebClient, config.slack.channel);
+  const pagerDuty = config.pagerduty.routingKey
+    ? createPagerDutyClient({
+        eventsUrl: config.pagerduty.eventsUrl,
+        routingKey: config.pagerduty.routingKey,
+        ...(overrides.pagerDutyCa ? { agent: new Agent({ ca: overrides.pagerDutyCa }) } : {}),
+      })
+    : null;
+  const escalation = createEscalation({ redis: workerRedis, queue: queues.pagerduty, prefix: config.queuePrefix, enabled: pagerDuty !== null, source: 'pg-backup-bot' });
+  return {
+    config,
+    log,
+    redis,
+    workerRedis,
+    queues,
+    storage,
+    notifier,
+    slack,
+    pagerDuty,
+    escalation,
+    async close() {
+      await queues.close();
+      await Promise.allSettled([redis.quit(), workerRedis.quit()]);
+    },
+  };
+}
+
+/** redis://user:secret@host:6379 → redis://host:6379, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,114 @@
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import pg from 'pg';
+import { pino } from 'pino';
+import { commandTable, type CommandHandler } from '../commands/index.ts';
+import { loadConfig } from '../config.ts';
+import { createDeps, type Deps } from '../deps.ts';
+import { toUserMessage } from '../errors.ts';
+import { createLogger } from '../logger.ts';
+import { ConsoleNotifier } from '../notifications/console-notifier.ts';
+import { startWorkers, type Workers } from '../workers/index.ts';
+import { startEphemeralPostgres, startEphemeralRedis, type EphemeralPostgres, type EphemeralRedis } from './ephemeral.ts';
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * `npm run demo`: the whole bot on a throwaway PostgreSQL (with a sample database) and Redis, with this terminal
+ * standing in for Slack. Type slash commands at the prompt; channel messages are printed as they are posted and
+ * updated. Commands can also be given as arguments or piped in; then the demo waits for the jobs and exits.
+ */
+export async function runDemo(args: string[]): Promise<number> {
+  let pgServer: EphemeralPostgres | undefined;
+  let redis: EphemeralRedis | undefined;
+  let backupDir: string | undefined;
+  let deps: Deps | undefined;
+  let workers: Workers | undefined;
+  const cleanup = async () => {
+    await workers?.close().catch(() => undefined);
+    await deps?.close().catch(() => undefined);
+    await redis?.stop().catch(() => undefined);
+    await pgServer?.stop().catch(() => undefined);
+    if (backupDir) await rm(backupDir, { recursive: true, force: true });
+  };
+  try {
+    print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
+    [pgServer, redis] = await Promise.all([startEphemeralPostgres(), startEphemeralRedis()]);
+    const dbUrl = await createSampleDatabase(pgServer.url);
+    backupDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-backups-'));
+    const config = loadConfig(
+      { DATABASE_URL: dbUrl, TARGET_NAME: 'shop', REDIS_URL: redis.url, BACKUP_DIR: backupDir, SLACK_CHANNEL: '#incidents', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+      'offline',
+    );
+    const log = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 2, sync: true }) });
+    deps = await createDeps(config, log, { notifier: new ConsoleNotifier(print, config.slack.channel) });
+    workers = await startWorkers(deps, { progressIntervalMs: 1000 });
+    const handlers = commandTable({ config, queue: deps.queues.backup, storage: deps.storage, log });
+    print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
+    print('Type a slash command: /backup now · /backup list · /backup status · /backup help · (exit or Ctrl-D to quit)');
+    const scripted = args.length > 0 || !process.stdin.isTTY;
+    if (args.length > 0) {
+      for (const line of args) await dispatch(handlers, line);
+    } else {
+      await prompt(handlers, scripted);
+    }
+    if (scripted) await waitForIdle(deps);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`Demo failed: ${toUserMessage(err)}\n`);
+    return 1;
+  } finally {
+    print('Cleaning up the throwaway servers and backups…');
+    await cleanup();
+  }
+}
+
+async function createSampleDatabase(serverUrl: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query('CREATE DATABASE shop');
+  await admin.end();
+  const url = serverUrl.replace(/\/postgres$/, '/shop');
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  await db.query(await readFile(new URL('./sample-schema.sql', import.meta.url), 'utf8'));
+  await db.end();
+  return url;
+}
+
+async function dispatch(handlers: Record<string, CommandHandler>, line: string): Promise<void> {
+  const trimmed = line.trim();
+  if (!trimmed) return;
+  const [command = '', ...rest] = trimmed.split(/\s+/);
+  const handler = handlers[command];
+  print(`\nyou> ${trimmed}`);
+  if (!handler) {
+    print(`  (only visible to you) Unknown command ${command}. Try ${Object.keys(handlers).join(', ')}.`);
+    return;
+  }
+  const reply = await handler({ text: rest.join(' '), userId: 'UDEMO', userName: process.env.USER ?? 'demo' });
+  print(`  (only visible to you) ${reply.text.replace(/\n/g, '\n  ')}`);
+}
+
+async function prompt(handlers: Record<string, CommandHandler>, scripted: boolean): Promise<void> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: scripted ? '' : 'you@#incidents> ', terminal: !scripted });
+  rl.prompt();
+  for await (const line of rl) {
+    if (/^(exit|quit)$/i.test(line.trim())) break;
+    await dispatch(handlers, line);
+    rl.prompt();
+  }
+  rl.close();
+}
+
+/** Scripted runs end when every queued job has finished, so the verdicts are printed before cleanup. */
+async function waitForIdle(deps: Deps, timeoutMs = 10 * 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const counts = await Promise.all([deps.queues.backup.getJobCounts('active', 'waiting', 'delayed', 'prioritized'), deps.queues.pagerduty.getJobCounts('active', 'waiting')]);
+    if (counts.every((c) => Object.values(c).every((n) => n === 0))) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,84 @@
+import { loadConfig } from './config.ts';
+import { isBotError, toUserMessage } from './errors.ts';
+import { createLogger } from './logger.ts';
+import { pino } from 'pino';
+import { startService } from './service.ts';
+import { cliBackup, cliList } from './cli/backup-cli.ts';
+import { LocalStorage } from './storage/index.ts';
+
+const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
+
+  pg-backup-bot all            bot + workers in one process (what \`npm start\` runs)
+  pg-backup-bot bot            only the Slack side (commands, acks)
+  pg-backup-bot worker         only the workers (backups, pages); run more on other hosts
+  pg-backup-bot demo           everything on a throwaway PostgreSQL and Redis, Slack replaced by this terminal
+  pg-backup-bot backup [target]  take a backup now in the foreground (for when Slack is down)
+  pg-backup-bot list [target]    list finished backups, newest first
+
+Configuration is by environment variables: see README.md.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [verb = 'all', ...args] = argv;
+  const env = process.env;
+  switch (verb) {
+    case 'all':
+    case 'bot':
+    case 'worker': {
+      const config = loadConfig(env, verb);
+      const log = createLogger({ level: config.logLevel });
+      const service = await startService(config, log, verb);
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          log.info({ signal }, 'shutting down');
+          // worker.close() waits for running jobs; bound it so a deploy is not held for hours by a dump.
+          const force = setTimeout(() => {
+            log.warn('shutdown took too long; exiting with jobs still running (they will be retried as stalled)');
+            resolve();
+          }, 30_000);
+          force.unref();
+          service.stop().finally(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
+      return 0;
+    }
+    case 'demo': {
+      const { runDemo } = await import('./dev/demo.ts');
+      return runDemo(args);
+    }
+    case 'backup':
+    case 'list': {
+      const config = loadConfig(env, verb === 'backup' ? 'cli' : 'offline');
+      // CLI logs go to stderr, quiet by default: the person at the terminal reads the progress lines instead.
+      const log = createLogger({ level: env.LOG_LEVEL ?? 'warn', destination: pino.destination({ dest: 2, sync: true }) });
+      const storage = new LocalStorage(config.backupDir, log);
+      const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
+      if (verb === 'list') return cliList(args, { config, storage, io });
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      process.once('SIGTERM', () => abort.abort());
+      return cliBackup(args, { config, storage, log, io, signal: abort.signal });
+    }
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    default:
+      process.stderr.write(`Unknown command "${verb}".\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${toUserMessage(err)}\n`);
+    if (!isBotError(err)) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

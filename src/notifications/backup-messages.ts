@@ -1,0 +1,91 @@
+import type { Manifest } from '../storage/manifest.ts';
+import { totalBytes, totalRows } from '../storage/manifest.ts';
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from './format.ts';
+import type { Block, ChannelMessage } from './types.ts';
+
+/** Pure builders: job state → `{ text, blocks }`. I/O lives in the notifiers. */
+
+export interface BackupRequestInfo {
+  target: string;
+  jobId: string;
+  requestedBy: { source: string; userId?: string | undefined; userName?: string | undefined };
+  kind: string;
+  label?: string | null;
+}
+
+function who(r: BackupRequestInfo['requestedBy']): string {
+  if (r.userId) return `<@${r.userId}>`;
+  if (r.source === 'schedule') return 'the schedule';
+  return r.userName ? escapeMrkdwn(r.userName) : r.source;
+}
+
+function context(text: string): Block {
+  return { type: 'context', elements: [{ type: 'mrkdwn', text }] };
+}
+
+export function backupStarted(req: BackupRequestInfo, progress?: string): ChannelMessage {
+  const title = `:hourglass_flowing_sand: Backup of *${req.target}* running`;
+  const detail = progress ? `${title} — ${progress}` : title;
+  return {
+    text: `Backup of ${req.target} running (job ${req.jobId})`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: detail } },
+      context(`job \`${req.jobId}\` · ${req.kind}${req.label ? ` · ${escapeMrkdwn(req.label)}` : ''} · requested by ${who(req.requestedBy)}`),
+    ],
+  };
+}
+
+export function backupSucceeded(req: BackupRequestInfo, m: Manifest): ChannelMessage {
+  const db = m.artifacts.find((a) => a.role === 'database');
+  const tables = m.verification.tables.length;
+  const fields = [
+    `*Backup id*\n\`${m.backupId}\``,
+    `*Size*\n${formatBytes(totalBytes(m))} (database ${formatBytes(m.database.sizeBytes)})`,
+    `*Duration*\n${formatDuration(m.durationMs)}`,
+    `*Compression*\n${db ? `${db.compression}${db.compressionLevel ? ` level ${db.compressionLevel}` : ''}, ${ratio(db.rawBytes, db.bytes)}` : 'n/a'}`,
+    `*Tables / rows*\n${formatCount(tables)} / ${formatCount(totalRows(m))}`,
+    `*sha256*\n\`${db?.sha256.slice(0, 12) ?? 'n/a'}…\``,
+    `*Kept until*\n${m.retainUntil ? formatTime(m.retainUntil) : 'until deleted by hand'}`,
+    `*Globals (roles)*\n${m.globals.included ? (m.globals.rolePasswords ? 'included' : 'included, without role passwords') : 'skipped'}`,
+  ];
+  return {
+    text: `Backup of ${m.target} succeeded: ${m.backupId}, ${formatBytes(totalBytes(m))} in ${formatDuration(m.durationMs)}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `:white_check_mark: Backup of *${m.target}* succeeded` } },
+      { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
+      context(
+        `job \`${req.jobId}\` · ${req.kind} · requested by ${who(req.requestedBy)} · PostgreSQL ${m.database.serverVersion}, pg_dump ${m.database.pgDumpVersion} · verified readable with pg_restore --list`,
+      ),
+    ],
+  };
+}
+
+function ratio(raw: number, stored: number): string {
+  return stored > 0 ? `${(raw / stored).toFixed(1)}:1` : 'n/a';
+}
+
+export function backupFailed(req: BackupRequestInfo, reason: string, escalation: string): ChannelMessage {
+  return {
+    text: `Backup of ${req.target} FAILED: ${reason}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `:x: Backup of *${req.target}* failed: ${escapeMrkdwn(reason)}` } },
+      context(`job \`${req.jobId}\` · ${req.kind} · requested by ${who(req.requestedBy)} · nothing was stored · ${escalation}`),
+    ],
+  };
+}
+
+/** Thread detail under the verdict: the largest tables with their row counts, and the object counts. */
+export function backupDetails(m: Manifest): ChannelMessage {
+  const top = [...m.verification.tables].sort((a, b) => b.rows - a.rows).slice(0, 15);
+  const o = m.verification.objects;
+  const lines = top.map((t) => `${`${t.schema}.${t.table}`.padEnd(40)} ${formatCount(t.rows).padStart(12)}`);
+  const objects = `tables ${o.tables} (partitioned ${o.partitionedTables}) · indexes ${o.indexes} · constraints p${o.constraints.p}/f${o.constraints.f}/u${o.constraints.u}/c${o.constraints.c}/x${o.constraints.x} · functions ${o.functions} · aggregates ${o.aggregates} · triggers ${o.triggers} · sequences ${o.sequences} · views ${o.views} · materialized views ${o.materializedViews} · domains ${o.domains}`;
+  const files = m.artifacts.map((a) => `${a.file}: ${formatBytes(a.bytes)}, sha256 ${a.sha256}`).join('\n');
+  const text = `Row counts and object counts taken in the dump's own snapshot (${m.snapshotId}):\n\`\`\`${lines.join('\n')}${m.verification.tables.length > top.length ? `\n… ${m.verification.tables.length - top.length} more tables` : ''}\`\`\`\n${objects}\n\`\`\`${files}\`\`\`${m.globals.note ? `\nGlobals: ${escapeMrkdwn(m.globals.note)}` : ''}`;
+  return { text: text.slice(0, 3000), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: text.slice(0, 3000) } }] };
+}
+
+export function failureDetails(detail: string): ChannelMessage {
+  const tail = detail.split('\n').slice(-12).join('\n').slice(-2500);
+  return { text: `Details:\n\`\`\`${tail}\`\`\`` };
+}

@@ -1,0 +1,47 @@
+import type { ChannelMessage, MessageRef, Notifier } from './types.ts';
+
+/** The demo's stand-in for Slack: channel messages printed readably in the terminal. */
+export class ConsoleNotifier implements Notifier {
+  private counter = 0;
+
+  constructor(
+    private readonly write: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+    private readonly channel = '#incidents',
+  ) {}
+
+  async post(message: ChannelMessage): Promise<MessageRef> {
+    const ts = `${Date.now() / 1000}`.padEnd(10, '0') + String(++this.counter).padStart(4, '0');
+    this.print(`${this.channel} · new message`, message);
+    return { channel: this.channel, ts };
+  }
+
+  async update(_ref: MessageRef, message: ChannelMessage): Promise<void> {
+    this.print(`${this.channel} · message updated`, message);
+  }
+
+  async reply(_ref: MessageRef, message: ChannelMessage): Promise<void> {
+    this.print(`${this.channel} · ↳ in thread`, message);
+  }
+
+  private print(header: string, message: ChannelMessage): void {
+    const body = renderBlocks(message) ?? message.text;
+    const lines = body.split('\n').map((l) => `  │ ${l}`);
+    this.write(`\n  ┌─ ${header}\n${lines.join('\n')}\n  └─`);
+  }
+}
+
+/** Block Kit to terminal text: section/context/header text, fields side by side as "a · b". */
+export function renderBlocks(message: ChannelMessage): string | undefined {
+  if (!message.blocks?.length) return undefined;
+  const out: string[] = [];
+  for (const block of message.blocks) {
+    const text = (block.text as { text?: string } | undefined)?.text;
+    if (text) out.push(text);
+    const fields = block.fields as Array<{ text: string }> | undefined;
+    if (fields?.length) out.push(fields.map((f) => f.text.replace(/\n/g, ' ')).join('  ·  '));
+    const elements = block.elements as Array<{ text?: string }> | undefined;
+    if (block.type === 'context' && elements) out.push(elements.map((e) => e.text ?? '').join(' '));
+    if (block.type === 'divider') out.push('────────');
+  }
+  return out.join('\n').replace(/\*([^*\n]+)\*/g, '$1').replace(/`([^`\n]+)`/g, '$1');
+}

@@ -1,0 +1,73 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PagerJobData } from '../jobs/queues.ts';
+import type { PagerEvent, Severity } from './pagerduty-client.ts';
+
+/** `pg-backup-bot/<target>/<condition>`: one PagerDuty alert per condition, stable across retries and restarts. */
+export function dedupKey(target: string, condition: string): string {
+  return `pg-backup-bot/${target}/${condition}`;
+}
+
+export interface Escalation {
+  /** Pages once per episode: while the condition stays failing, later failures add nothing. Returns a sentence for the channel. */
+  failed(target: string, condition: string, info: { summary: string; severity: Severity; details: Record<string, unknown> }): Promise<string>;
+  /** Resolves the page if this condition had paged. Returns a sentence for the channel, or null when nothing was open. */
+  passed(target: string, condition: string, info: { summary: string; details?: Record<string, unknown> }): Promise<string | null>;
+}
+
+export const NOT_CONFIGURED = 'PagerDuty escalation is not configured (PAGERDUTY_ROUTING_KEY is unset): nobody was paged';
+
+/**
+ * Events go into a per-dedup-key outbox list in Redis and a BullMQ job delivers the list head first, so a
+ * resolve never overtakes its trigger and an outage of PagerDuty delays a page without losing it.
+ */
+export function createEscalation(deps: { redis: Redis; queue: Queue<PagerJobData>; prefix: string; enabled: boolean; source: string; now?: () => Date }): Escalation {
+  const now = deps.now ?? (() => new Date());
+  const stateKey = (k: string) => `${deps.prefix}:pd:state:${k}`;
+
+  async function enqueue(e: PagerEvent): Promise<void> {
+    await deps.redis.rpush(outboxKey(deps.prefix, e.dedupKey), JSON.stringify(e));
+    await deps.queue.add('deliver', { dedupKey: e.dedupKey });
+  }
+
+  return {
+    async failed(target, condition, info) {
+      if (!deps.enabled) return NOT_CONFIGURED;
+      const key = dedupKey(target, condition);
+      const previous = await deps.redis.set(stateKey(key), 'triggered', 'GET');
+      if (previous === 'triggered') return `PagerDuty was already paged for this condition (${key}); not paging again`;
+      await enqueue({
+        action: 'trigger',
+        dedupKey: key,
+        summary: info.summary,
+        severity: info.severity,
+        source: deps.source,
+        component: target,
+        customDetails: info.details,
+        timestamp: now().toISOString(),
+      });
+      return `PagerDuty paged (${info.severity}, dedup key ${key})`;
+    },
+    async passed(target, condition, info) {
+      if (!deps.enabled) return null;
+      const key = dedupKey(target, condition);
+      const previous = await deps.redis.getdel(stateKey(key));
+      if (previous !== 'triggered') return null;
+      await enqueue({
+        action: 'resolve',
+        dedupKey: key,
+        summary: info.summary,
+        severity: 'info',
+        source: deps.source,
+        component: target,
+        ...(info.details ? { customDetails: info.details } : {}),
+        timestamp: now().toISOString(),
+      });
+      return `PagerDuty page resolved (${key})`;
+    },
+  };
+}
+
+export function outboxKey(prefix: string, key: string): string {
+  return `${prefix}:pd:outbox:${key}`;
+}

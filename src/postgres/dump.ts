@@ -1,0 +1,221 @@
+import { readFileSync } from 'node:fs';
+import type { TargetConfig } from '../config.ts';
+import { BotError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { BackupKind, Manifest, RetentionClass } from '../storage/manifest.ts';
+import type { ArtifactWriter, Storage } from '../storage/types.ts';
+import { dumpToArtifact } from './artifact.ts';
+import { reserveBackupId } from '../storage/catalog.ts';
+import { serverLabel, withPgEnv } from './connection.ts';
+import { countObjects, countRows } from './counts.ts';
+import { clientFailure, type FailureContext, toolFailure, firstErrorLine } from './failures.ts';
+import { dumpGlobals } from './globals.ts';
+import { openSnapshot, serverMajor, type Snapshot } from './snapshot.ts';
+import { ToolPipeError } from './tool-pipe.ts';
+import { findPgTools, findZstd } from './tools.ts';
+import { verifyArtifact, type VerifyMode } from './verify.ts';
+
+export const DATABASE_FILE = 'database.pgdump.zst';
+
+export interface BackupProgress {
+  phase: 'connecting' | 'counting' | 'dumping' | 'globals' | 'committing';
+  /** Bytes pg_dump has produced so far (an estimate while dumping). */
+  rawBytes?: number;
+  /** Compressed bytes stored so far. */
+  bytes?: number;
+}
+
+export interface RunBackupOptions {
+  target: TargetConfig;
+  storage: Storage;
+  backupId: string;
+  kind: BackupKind;
+  retentionClass: RetentionClass;
+  retainUntil: Date | null;
+  requestedBy: Manifest['requestedBy'];
+  jobId: string | null;
+  label: string | null;
+  compressionLevel: number;
+  pgBinDir?: string;
+  signal?: AbortSignal;
+  log: Logger;
+  onProgress?: (p: BackupProgress) => void;
+  now?: () => Date;
+  /** How long pg_dump may wait for a table lock before giving up (default 5 minutes). */
+  lockWaitTimeoutMs?: number;
+  /** How the stored artifact is read back before the manifest is written (default 'list'; see verify.ts). */
+  verify?: VerifyMode;
+  zstdPath?: string;
+}
+
+const CANCELED = 'The backup was canceled before it finished; nothing was kept.';
+
+function toolVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** Any failure → one BotError with a sentence for people; stderr tails go into its detail for logs. */
+function toBotError(err: unknown, ctx: FailureContext, signal: AbortSignal | undefined): BotError {
+  if (signal?.aborted) return new BotError('canceled', CANCELED, { cause: err });
+  if (err instanceof BotError) return err;
+  if (err instanceof ToolPipeError) {
+    if (err.stage === 'canceled') return new BotError('canceled', CANCELED, { cause: err });
+    if (err.stage === 'tool') return toolFailure(err.toolStderr, ctx, err, err.exit);
+    if (err.stage === 'compressor') {
+      const line = firstErrorLine(err.compressorStderr) || err.message;
+      return new BotError('compressor_failed', `zstd failed while compressing the backup: ${line}`, { cause: err, detail: err.compressorStderr });
+    }
+    err = err.cause ?? err;
+  }
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC') return toolFailure('No space left on device', ctx, err);
+  if (code && /^E[A-Z]+$/.test(code)) {
+    return new BotError('storage_failed', `Writing the backup to ${ctx.storage} failed (${code}); check the backup directory.`, { cause: err });
+  }
+  return new BotError('internal', 'The backup failed unexpectedly; the details are in the bot’s logs.', { cause: err });
+}
+
+/**
+ * One backup: reserve the directory, export a snapshot and count in it, `pg_dump --snapshot` through zstd into
+ * storage, globals, read the artifact back, and only then write the manifest. On any failure nothing is left
+ * behind and the error says what happened in one sentence.
+ */
+export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
+  const now = o.now ?? (() => new Date());
+  const startedAt = now();
+
+  const ctx: FailureContext = { tool: 'pg_dump', server: serverLabel(o.target.url), storage: o.storage.describe() };
+  const progress = (p: BackupProgress) => {
+    try {
+      o.onProgress?.(p);
+    } catch (err) {
+      log.warn({ err }, 'progress callback threw');
+    }
+  };
+  if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
+  // The preferred id may be taken by a backup started in the same second: the reserved one can carry a suffix.
+  const backupId = await reserveBackupId(o.storage, o.target.name, o.backupId);
+  const log = o.log.child({ backupId });
+  const writers: ArtifactWriter[] = [];
+  const lockWait = o.lockWaitTimeoutMs ?? 5 * 60_000;
+  let snapshot: Snapshot | undefined;
+  // Ending the connection is the only way to interrupt a running count(*) (a ROLLBACK would queue behind it).
+  const onAbort = () => void snapshot?.client.end().catch(() => undefined);
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    progress({ phase: 'connecting' });
+    snapshot = await openSnapshot(o.target.url, { lockTimeoutMs: lockWait }).catch((err: unknown) => {
+      throw clientFailure(err, ctx);
+    });
+    const snap = snapshot;
+    if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
+    const tools = await findPgTools({ serverMajor: serverMajor(snap.info.serverVersionNum), pgBinDir: o.pgBinDir });
+    const zstd = await findZstd(o.zstdPath);
+    log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId }, 'snapshot exported');
+
+    progress({ phase: 'counting' });
+    const [tables, objects] = await Promise.all([countRows(snap.client), countObjects(snap.client)]).catch((err: unknown) => {
+      throw clientFailure(err, ctx);
+    });
+    if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
+
+    const { database, globals } = await withPgEnv(o.target.url, async (env) => {
+      progress({ phase: 'dumping', rawBytes: 0, bytes: 0 });
+      const db = await dumpToArtifact({
+        storage: o.storage,
+        target: o.target.name,
+        backupId: backupId,
+        file: DATABASE_FILE,
+        role: 'database',
+        format: 'custom',
+        level: o.compressionLevel,
+        command: tools.pgDump,
+        // -Z0: zstd compresses (pg_dump ≤ 15 has only gzip, far slower). The database comes from PGDATABASE.
+        args: ['-Fc', '-Z0', `--snapshot=${snap.snapshotId}`, `--lock-wait-timeout=${lockWait}`, '--no-password'],
+        env,
+        zstd,
+        signal: o.signal,
+        onProgress: (p) => progress({ phase: 'dumping', ...p }),
+      });
+      writers.push(db.writer);
+      // pg_dump is done with the snapshot: release it now rather than hold back vacuum during the rest.
+      await snap.close();
+      progress({ phase: 'globals' });
+      const g = await dumpGlobals({
+        storage: o.storage,
+        target: o.target.name,
+        backupId: backupId,
+        superuser: snap.info.superuser,
+        database: snap.info.name,
+        pgDumpAll: tools.pgDumpAll,
+        zstd,
+        level: o.compressionLevel,
+        env,
+        signal: o.signal,
+        log,
+      });
+      if (g.dumped) writers.push(g.dumped.writer);
+      return { database: db, globals: g };
+    });
+
+    progress({ phase: 'committing' });
+    for (const w of writers) await w.commit();
+    const verifyMode: VerifyMode = database.artifact.rawBytes === null ? 'full' : (o.verify ?? 'list');
+    const checked = await verifyArtifact({
+      source: await o.storage.openArtifact(o.target.name, backupId, DATABASE_FILE),
+      zstd,
+      pgRestore: tools.pgRestore,
+      mode: verifyMode,
+      signal: o.signal,
+    });
+    const rawBytes = database.artifact.rawBytes ?? checked.rawBytes ?? 0;
+    const artifacts = [{ ...database.artifact, rawBytes }];
+    if (globals.dumped) artifacts.push({ ...globals.dumped.artifact, rawBytes: globals.dumped.artifact.rawBytes ?? 0 });
+    if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
+    const finishedAt = now();
+    const manifest: Manifest = {
+      formatVersion: 1,
+      backupId: backupId,
+      target: o.target.name,
+      kind: o.kind,
+      retentionClass: o.retentionClass,
+      retainUntil: o.retainUntil ? o.retainUntil.toISOString() : null,
+      requestedBy: o.requestedBy,
+      jobId: o.jobId,
+      label: o.label,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: Math.max(0, finishedAt.getTime() - startedAt.getTime()),
+      database: {
+        name: snap.info.name,
+        serverVersion: snap.info.serverVersion,
+        serverVersionNum: snap.info.serverVersionNum,
+        pgDumpVersion: tools.version,
+        sizeBytes: snap.info.sizeBytes,
+      },
+      snapshotId: snap.snapshotId,
+      artifacts,
+      globals: globals.globals,
+      verification: { tables, objects },
+      tool: { name: 'pg-backup-bot', version: toolVersion() },
+    };
+    // Written last: from this moment on the backup exists.
+    await o.storage.writeManifest(manifest);
+    log.info({ bytes: rawBytes, tocEntries: checked.tocEntries, ms: manifest.durationMs }, 'backup written');
+    return manifest;
+  } catch (err) {
+    const failure = toBotError(err, ctx, o.signal);
+    log.warn({ err, code: failure.code }, 'backup failed; discarding what was written');
+    for (const w of writers) await w.abort().catch(() => undefined);
+    await snapshot?.close();
+    await o.storage.discardUnfinished(o.target.name, backupId).catch((e: unknown) => log.error({ err: e }, 'could not discard the unfinished backup'));
+    throw failure;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,131 @@
+import { BotError, type ErrorCode } from '../errors.ts';
+
+/**
+ * Turns what PostgreSQL tools and the `pg` library say when they fail into one sentence for Slack (what
+ * happened, what to do) and a code. libpq never prints passwords, and the URL never reaches argv, so stderr
+ * is safe to keep as the error's detail for logs and the thread.
+ */
+
+export interface FailureContext {
+  /** `pg_dump`, `pg_dumpall`, … — used in the generic sentence. */
+  tool: string;
+  /** `host:port` of the server, never the URL. */
+  server: string;
+  /** `local:/var/backups/…`, for the disk-full sentence. */
+  storage?: string;
+}
+
+/** The line that names the cause: the first `error:`/`FATAL` line, else the first non-empty one. */
+export function firstErrorLine(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => /\berror:|FATAL|\bfailed\b/i.test(l)) ?? lines[0] ?? '';
+}
+
+function sentence(s: string): string {
+  const t = s.trim().replace(/[.\s]+$/, '');
+  return `${t}.`;
+}
+
+interface Rule {
+  test: RegExp;
+  code: ErrorCode;
+  say: (m: RegExpExecArray, c: FailureContext) => string;
+}
+
+const unreachable = (reason: string) => (_m: RegExpExecArray, c: FailureContext) =>
+  `Could not connect to the database server at ${c.server} (${reason}); check that PostgreSQL is running and reachable from the backup host.`;
+
+/** First match wins, so the specific causes (a FATAL inside a "connection … failed" line) come before the network ones. */
+const RULES: Rule[] = [
+  {
+    test: /No space left on device|ENOSPC/,
+    code: 'disk_full',
+    say: (_m, c) => `The backup disk is full${c.storage ? ` (${c.storage})` : ''}; free space or delete old backups, then run the backup again.`,
+  },
+  {
+    test: /password authentication failed for user "([^"]*)"/,
+    code: 'pg_auth_failed',
+    say: (m, c) => `The database server at ${c.server} rejected the password of user "${m[1]}"; check the password in the target's URL.`,
+  },
+  {
+    test: /no password supplied|client password must be a string/,
+    code: 'pg_auth_failed',
+    say: (_m, c) => `The database server at ${c.server} asks for a password but the target's URL has none; add it to the URL.`,
+  },
+  {
+    test: /no pg_hba\.conf entry for host "([^"]*)", user "([^"]*)"/,
+    code: 'pg_auth_failed',
+    say: (m, c) => `The database server at ${c.server} does not let user "${m[2]}" connect from ${m[1]} (no pg_hba.conf entry); ask its administrator to allow the backup host.`,
+  },
+  {
+    test: /role "([^"]*)" does not exist/,
+    code: 'pg_auth_failed',
+    say: (m, c) => `The role "${m[1]}" does not exist on the database server at ${c.server}; check the user name in the target's URL.`,
+  },
+  {
+    test: /database "([^"]*)" does not exist/,
+    code: 'pg_database_missing',
+    say: (m, c) => `The database "${m[1]}" does not exist on the server at ${c.server}; check the database name in the target's URL.`,
+  },
+  {
+    test: /server version mismatch(?:[\s\S]*?server version: ([^;\s]+); \S+ version: ([^\s]+))?/,
+    code: 'pg_version_mismatch',
+    say: (m, c) =>
+      m[1]
+        ? `${c.tool} ${m[2]} cannot back up a PostgreSQL ${m[1]} server; install the client tools of version ${m[1].split('.')[0]} (postgresql-client-${m[1].split('.')[0]}) or set PG_BIN_DIR.`
+        : `${c.tool} is older than the database server; install the matching postgresql-client package or set PG_BIN_DIR.`,
+  },
+  { test: /Connection refused|ECONNREFUSED/, code: 'pg_unreachable', say: unreachable('connection refused') },
+  { test: /could not translate host name|ENOTFOUND|EAI_AGAIN/, code: 'pg_unreachable', say: unreachable('host name not found') },
+  { test: /timeout expired|ETIMEDOUT|connection timeout/i, code: 'pg_unreachable', say: unreachable('timed out') },
+  { test: /No route to host|EHOSTUNREACH/, code: 'pg_unreachable', say: unreachable('no route to host') },
+  { test: /Network is unreachable|ENETUNREACH/, code: 'pg_unreachable', say: unreachable('network unreachable') },
+  { test: /on socket "[^"]*" failed: No such file or directory/, code: 'pg_unreachable', say: unreachable('no server on that socket') },
+  { test: /the database system is (starting up|shutting down|in recovery mode)/, code: 'pg_unreachable', say: (m, c) => unreachable(`the server is ${m[1]}`)(m, c) },
+  { test: /too many clients|remaining connection slots/, code: 'pg_unreachable', say: unreachable('too many connections') },
+  {
+    test: /server closed the connection unexpectedly|Connection terminated unexpectedly|ECONNRESET|terminating connection due to administrator command/,
+    code: 'pg_unreachable',
+    say: (_m, c) => `The connection to the database server at ${c.server} was lost during the backup; check the server's log, then run the backup again.`,
+  },
+  {
+    test: /canceling statement due to lock timeout/,
+    code: 'pg_dump_failed',
+    say: () => 'The backup gave up waiting for a table lock held by another session (for example a running ALTER TABLE); run it again once that has finished.',
+  },
+  {
+    test: /permission denied for (\w+) ("?[^"\s]+"?)/,
+    code: 'pg_dump_failed',
+    say: (m, c) => `${c.tool} was refused access to ${m[1]} ${m[2]}; grant the backup role read access (e.g. the pg_read_all_data role) or use a superuser.`,
+  },
+];
+
+/** Classifies `text` (a tool's stderr or a `pg` error message); null when no rule knows it. */
+export function classifyFailure(text: string, ctx: FailureContext): { code: ErrorCode; userMessage: string } | null {
+  for (const rule of RULES) {
+    const m = rule.test.exec(text);
+    if (m) return { code: rule.code, userMessage: rule.say(m, ctx) };
+  }
+  return null;
+}
+
+/**
+ * A failed pg tool: the user sentence comes from its first error line; `exit` (e.g. "killed by SIGKILL") stands
+ * in when the tool died without a word.
+ */
+export function toolFailure(stderr: string, ctx: FailureContext, cause?: unknown, exit?: string): BotError {
+  const known = classifyFailure(stderr, ctx);
+  const line = firstErrorLine(stderr).replace(/^[\w-]+:\s*(error:\s*)?/, '');
+  const userMessage = known?.userMessage ?? sentence(`${ctx.tool} failed: ${line || exit || 'it exited without an error message'}`);
+  return new BotError(known?.code ?? 'pg_dump_failed', userMessage, { cause, detail: stderr.trim() || userMessage });
+}
+
+/** A failure of the `pg` library (connecting, counting). */
+export function clientFailure(err: unknown, ctx: FailureContext): BotError {
+  if (err instanceof BotError) return err;
+  const e = err as { message?: string; code?: string };
+  const text = `${e.message ?? String(err)} ${e.code ?? ''}`;
+  const known = classifyFailure(text, ctx);
+  const userMessage = known?.userMessage ?? sentence(`Querying the database at ${ctx.server} failed: ${e.message ?? String(err)}`);
+  return new BotError(known?.code ?? 'pg_dump_failed', userMessage, { cause: err, detail: e.message ?? String(err) });
+}

@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { execa } from 'execa';
+import { collectOutput } from './output-tail.ts';
+
+/**
+ * `<pg tool> | zstd | sha256+count | destination`, streaming with back-pressure; nothing is buffered.
+ *
+ * By default the tool's stdout is handed to zstd as a file descriptor (zstd is spawned first and its stdin
+ * pipe becomes the tool's stdout), so the raw dump never passes through Node; zstd's `-vv` summary gives
+ * the raw byte count. `rawCounting: 'node'` routes the raw bytes through a counting Transform instead.
+ */
+
+export interface ToolPipeOptions {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  zstd: string;
+  level: number;
+  destination: Writable;
+  signal?: AbortSignal | undefined;
+  rawCounting?: 'zstd' | 'node';
+  /** Called at most about once a second with the bytes stored so far. */
+  onProgress?: ((p: { bytes: number; rawBytes?: number }) => void) | undefined;
+}
+
+export interface ToolPipeResult {
+  rawBytes: number | null;
+  bytes: number;
+  sha256: string;
+  toolStderr: string;
+}
+
+/** Which stage broke; the caller turns it into a user sentence. */
+export class ToolPipeError extends Error {
+  /** How the failing process ended, e.g. "exit code 1" or "killed by SIGKILL". */
+  readonly exit: string | undefined;
+  constructor(
+    readonly stage: 'canceled' | 'tool' | 'compressor' | 'write',
+    readonly toolStderr: string,
+    readonly compressorStderr: string,
+    options: { cause?: unknown; detail: string; exit?: string },
+  ) {
+    super(options.detail, { cause: options.cause });
+    this.name = 'ToolPipeError';
+    this.exit = options.exit;
+  }
+}
+
+/** Raw byte count from zstd's `-vv` summary: `(12345678 B => 2345 B, …)` (1.5) or `(12345678 => 2345 bytes, …)` (1.4). */
+export function parseZstdSummary(stderr: string): number | null {
+  const m = /\(\s*(\d+)\s*B?\s*=>\s*\d+\s*(?:B|bytes)\b/.exec(stderr);
+  return m ? Number(m[1]) : null;
+}
+
+async function readProcRead(pid: number | undefined): Promise<number | null> {
+  if (pid === undefined) return null;
+  const text = await readFile(`/proc/${pid}/io`, 'utf8').catch(() => '');
+  const m = /^rchar:\s*(\d+)/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+function counter(onChunk: (n: number) => void, hash?: ReturnType<typeof createHash>): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash?.update(chunk);
+      onChunk(chunk.length);
+      done(null, chunk);
+    },
+  });
+}
+
+function describeExit(r: { signal?: string | undefined; exitCode?: number | undefined; originalMessage?: string | undefined }): string {
+  if (r.signal) return `killed by ${r.signal}`;
+  if (r.exitCode !== undefined) return `exit code ${r.exitCode}`;
+  return r.originalMessage || 'it did not start';
+}
+
+export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResult> {
+  const mode = o.rawCounting ?? 'zstd';
+  const common = { ...(o.signal ? { cancelSignal: o.signal } : {}), forceKillAfterDelay: 5_000, reject: false, buffer: false } as const;
+  const zstd = execa(o.zstd, ['-T0', `-${o.level}`, '-c', ...(mode === 'zstd' ? ['-vv'] : ['-q'])], {
+    ...common,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const zstdStderr = collectOutput(zstd.stderr);
+  // The URL and password live in env (libpq variables + PGPASSFILE), never in args.
+  const tool = execa(o.command, o.args, {
+    ...common,
+    env: o.env,
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout: mode === 'zstd' ? zstd.stdin : 'pipe',
+    stderr: 'pipe',
+  });
+  const toolStderr = collectOutput(tool.stderr);
+  // The tool holds its own copy of zstd's stdin; ours must close too or zstd never sees end-of-file. Closing
+  // it only once the tool has exited keeps execa from reporting the tool's stdout as closed prematurely. In
+  // 'node' mode the input pipeline ends it, unless the tool never started.
+  const endZstdInput = () =>
+    setImmediate(() => {
+      if (!zstd.stdin.writableEnded && !zstd.stdin.destroyed) zstd.stdin.end();
+    });
+  if (mode === 'zstd') tool.once('exit', endZstdInput);
+  tool.once('error', endZstdInput);
+
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let rawSeen = 0;
+  let lastReport = 0;
+  let settled = false;
+  const report = () => {
+    const now = Date.now();
+    if (!o.onProgress || now - lastReport < 1_000) return;
+    lastReport = now;
+    if (mode === 'node') return o.onProgress({ bytes, rawBytes: rawSeen });
+    // The raw bytes never pass through Node; zstd's read count in /proc (Linux) is a free, close estimate.
+    void readProcRead(zstd.pid).then((raw) => {
+      // A late answer must not report 'dumping' after the caller has moved on.
+      if (!settled) o.onProgress?.(raw === null ? { bytes } : { bytes, rawBytes: raw });
+    });
+  };
+  const killAll = () => {
+    tool.kill('SIGTERM');
+    zstd.kill('SIGTERM');
+  };
+  const output = pipeline(
+    zstd.stdout,
+    counter((n) => {
+      bytes += n;
+      report();
+    }, hash),
+    o.destination,
+  ).catch((err: unknown) => {
+    killAll();
+    throw err;
+  });
+  const input =
+    mode === 'node' && tool.stdout
+      ? pipeline(tool.stdout, counter((n) => (rawSeen += n)), zstd.stdin).catch((err: unknown) => {
+          killAll();
+          throw err;
+        })
+      : Promise.resolve();
+  const [toolRes, zstdRes, outRes, inRes] = await Promise.allSettled([tool, zstd, output, input]);
+  settled = true;
+  const toolResult = toolRes.status === 'fulfilled' ? toolRes.value : null;
+  const zstdResult = zstdRes.status === 'fulfilled' ? zstdRes.value : null;
+  const fail = (stage: ToolPipeError['stage'], detail: string, cause?: unknown, exit?: string) =>
+    new ToolPipeError(stage, toolStderr.text(), zstdStderr.text(), { detail, cause, ...(exit ? { exit } : {}) });
+
+  if (o.signal?.aborted || toolResult?.isCanceled || zstdResult?.isCanceled) throw fail('canceled', 'canceled by request', o.signal?.reason);
+  // A full disk shows up here first; zstd and the tool then die of a broken pipe, which is not the cause.
+  if (outRes.status === 'rejected') throw fail('write', `writing the artifact failed: ${String(outRes.reason)}`, outRes.reason);
+  // A tool killed by a signal fails the backup even when zstd exited 0 with a well-formed, truncated stream.
+  if (!toolResult || toolResult.failed) {
+    const exit = toolResult ? describeExit(toolResult) : 'it did not start';
+    throw fail('tool', `${o.command} failed (${exit})`, toolResult ?? toolRes, exit);
+  }
+  if (!zstdResult || zstdResult.failed) {
+    const exit = zstdResult ? describeExit(zstdResult) : 'it did not start';
+    throw fail('compressor', `zstd failed (${exit})`, zstdResult ?? zstdRes, exit);
+  }
+  if (inRes.status === 'rejected') throw fail('compressor', `feeding zstd failed: ${String(inRes.reason)}`, inRes.reason);
+  const rawBytes = mode === 'node' ? rawSeen : parseZstdSummary(zstdStderr.text());
+  return { rawBytes, bytes, sha256: hash.digest('hex'), toolStderr: toolStderr.text() };
+}

@@ -1,0 +1,54 @@
+import type { Config, Mode } from './config.ts';
+import { commandTable } from './commands/index.ts';
+import { createDeps, type Deps, type DepsOverrides } from './deps.ts';
+import type { Logger } from './logger.ts';
+import { startSlackApp, type SlackApp } from './slack-app.ts';
+import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
+
+export interface Service {
+  deps: Deps;
+  slack: SlackApp | null;
+  workers: Workers | null;
+  stop(): Promise<void>;
+}
+
+/** `all` = bot + workers in one process; `bot` and `worker` run them apart so workers scale out on more hosts. */
+export async function startService(
+  config: Config,
+  log: Logger,
+  mode: Extract<Mode, 'all' | 'bot' | 'worker'>,
+  overrides: DepsOverrides & { workerOptions?: WorkerOptions } = {},
+): Promise<Service> {
+  const deps = await createDeps(config, log, overrides);
+  let workers: Workers | null = null;
+  let slack: SlackApp | null = null;
+  try {
+    if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
+    if (mode !== 'worker') {
+      slack = await startSlackApp({
+        config,
+        log,
+        handlers: commandTable({ config, queue: deps.queues.backup, storage: deps.storage, log }),
+        healthy: async () => (await deps.redis.ping()) === 'PONG',
+      });
+    }
+  } catch (err) {
+    await workers?.close();
+    await deps.close();
+    throw err;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    deps,
+    slack,
+    workers,
+    stop() {
+      stopping ??= (async () => {
+        await slack?.stop();
+        await workers?.close();
+        await deps.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,64 @@
+import { BotError } from '../errors.ts';
+import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
+import type { Storage } from './types.ts';
+
+/** Questions people ask about backups, answered from the manifests (the source of truth). */
+
+/** `pagila_prod-20261124T232411Z` → `pagila_prod`; null when `backupId` is not a backup id. */
+export function targetOfBackupId(backupId: string): string | null {
+  if (!BackupIdSchema.safeParse(backupId).success) return null;
+  return backupId.replace(/-\d{8}T\d{6}Z(-\d+)?$/, '');
+}
+
+/** The newest finished backup of `target` by start time, or null when it has none. */
+export async function latestBackup(storage: Storage, target: string): Promise<Manifest | null> {
+  const [newest] = await storage.list(target);
+  return newest ?? null;
+}
+
+/** The finished backup with this id; the target is part of the id. */
+export async function findBackup(storage: Storage, backupId: string): Promise<Manifest> {
+  const target = targetOfBackupId(backupId);
+  if (target === null) {
+    throw new BotError('bad_request', `"${backupId}" is not a backup id; they look like <target>-YYYYMMDDTHHMMSSZ.`);
+  }
+  return storage.readManifest(target, backupId);
+}
+
+/** 1536 → "1.5 KiB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/** One line for lists and logs: `app-20261124T232411Z · 157 MiB · 12 tables, 1,204,311 rows · 3.4 s`. */
+export function summarizeBackup(m: Manifest): string {
+  const secs = m.durationMs / 1000;
+  const duration = secs < 60 ? `${secs.toFixed(1)} s` : `${Math.round(secs / 60)} min`;
+  return `${m.backupId} · ${formatBytes(totalBytes(m))} · ${m.verification.tables.length} tables, ${totalRows(m).toLocaleString('en-US')} rows · ${duration}`;
+}
+
+/**
+ * Reserves a backup directory named after `preferred` (`<target>-<YYYYMMDD>T<HHMMSS>Z`); when two backups of a
+ * target start in the same second, the later one gets `-2`, `-3`, … instead of failing.
+ */
+export async function reserveBackupId(storage: Storage, target: string, preferred: string, attempts = 50): Promise<string> {
+  const base = preferred.replace(/(T\d{6}Z)-\d+$/, '$1');
+  for (let n = 1; n <= attempts; n++) {
+    const id = n === 1 ? preferred : `${base}-${n}`;
+    if (n > 1 && id === preferred) continue;
+    try {
+      await storage.beginBackup(target, id);
+      return id;
+    } catch (err) {
+      if (!(err instanceof BotError && err.code === 'backup_exists')) throw err;
+    }
+  }
+  throw new BotError('backup_exists', `Could not find a free backup name after ${preferred}-${attempts}; nothing was started.`);
+}

@@ -1,0 +1,72 @@
+import { open, readdir, stat, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { BotError } from '../errors.ts';
+
+/** Small filesystem helpers for LocalStorage: durability (fsync) and errors people can act on. */
+
+/** Makes renames and new entries in `dir` durable: without it a power cut can lose a "written" manifest. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+/** Entries of a directory, or none when it does not exist (yet) or is a stray file. */
+export async function readdirIfExists(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
+    throw err;
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+/** statfs of the nearest existing ancestor, so free space is known before the backup root is created. */
+export async function statfsNearest(path: string): Promise<{ totalBytes: number; freeBytes: number }> {
+  let p = path;
+  for (;;) {
+    try {
+      const s = await statfs(p);
+      // bavail, not bfree: blocks reserved for root are not ours to fill.
+      return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+    } catch (err) {
+      const parent = dirname(p);
+      if (errnoCode(err) !== 'ENOENT' || parent === p) throw err;
+      p = parent;
+    }
+  }
+}
+
+/** A filesystem failure as a sentence: a full disk and missing permissions are the ones people can fix. */
+export function storageError(err: unknown, where: string, action: string): BotError {
+  if (err instanceof BotError) return err;
+  const code = errnoCode(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new BotError('disk_full', `The backup disk is full (${where}); free space or delete old backups, then run the backup again.`, {
+      cause: err,
+    });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new BotError('storage_failed', `The bot may not ${action} in ${where} (${code}); check the backup directory's owner and permissions.`, {
+      cause: err,
+    });
+  }
+  return new BotError('storage_failed', `Could not ${action} in ${where}${code ? ` (${code})` : ''}.`, { cause: err });
+}

@@ -1,0 +1,20 @@
+/** The storage room's door: where backups live and how to find them. */
+export type { ArtifactWriter, Storage } from './types.ts';
+export { LocalStorage, type UnfinishedBackup } from './local-storage.ts';
+export { findBackup, formatBytes, latestBackup, summarizeBackup, targetOfBackupId } from './catalog.ts';
+export {
+  ArtifactSchema,
+  BackupIdSchema,
+  BackupKind,
+  ManifestSchema,
+  ObjectCountsSchema,
+  RetentionClass,
+  TableCountSchema,
+  makeBackupId,
+  totalBytes,
+  totalRows,
+  type Artifact,
+  type Manifest,
+  type ObjectCounts,
+  type TableCount,
+} from './manifest.ts';

@@ -1,0 +1,219 @@
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { TargetName } from '../config.ts';
+import { BotError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { BackupIdSchema, ManifestSchema, type Manifest } from './manifest.ts';
+import { openFileWriter } from './file-writer.ts';
+import { errnoCode, exists, fsyncDir, readdirIfExists, statfsNearest, storageError } from './fs-util.ts';
+import type { ArtifactWriter, Storage } from './types.ts';
+
+const MANIFEST = 'manifest.json';
+/** Artifact names: no path separators, no dot files, none of our own temporary suffixes. */
+const FILE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+
+export interface UnfinishedBackup {
+  target: string;
+  backupId: string;
+  path: string;
+  modifiedAt: Date;
+}
+
+/**
+ * Backups in a local directory: `<root>/<target>/<backupId>/<artifacts>` + `manifest.json`. Files are written
+ * under a temporary name, fsynced and renamed; the manifest goes last, so a directory without one is an
+ * unfinished backup that is never listed.
+ */
+export class LocalStorage implements Storage {
+  readonly root: string;
+  readonly #log: Logger | undefined;
+
+  constructor(root: string, log?: Logger) {
+    this.root = resolve(root);
+    this.#log = log;
+  }
+
+  describe(): string {
+    return `local:${this.root}`;
+  }
+
+  /** Names reach paths: they are checked here, whatever the caller already checked. */
+  #dir(target: string, backupId: string): string {
+    if (!TargetName.safeParse(target).success || !BackupIdSchema.safeParse(backupId).success || !backupId.startsWith(`${target}-`)) {
+      throw new BotError('bad_request', `"${backupId}" is not a backup id of target "${target}".`);
+    }
+    return join(this.root, target, backupId);
+  }
+
+  #file(target: string, backupId: string, file: string): string {
+    if (!FILE_NAME.test(file) || file === MANIFEST || /\.(partial|tmp)$/.test(file)) {
+      throw new BotError('bad_request', `"${file}" is not a valid artifact name.`);
+    }
+    return join(this.#dir(target, backupId), file);
+  }
+
+  async beginBackup(target: string, backupId: string): Promise<void> {
+    const dir = this.#dir(target, backupId);
+    try {
+      await mkdir(dirname(dir), { recursive: true });
+      // Not recursive: mkdir fails if the directory exists, which makes the reservation exclusive.
+      await mkdir(dir);
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') {
+        throw new BotError('backup_exists', `A backup named ${backupId} already exists in ${this.describe()}; it was left untouched.`, { cause: err });
+      }
+      throw storageError(err, this.describe(), 'create the backup directory');
+    }
+  }
+
+  async createArtifactWriter(target: string, backupId: string, file: string): Promise<ArtifactWriter> {
+    const final = this.#file(target, backupId, file);
+    const partial = `${final}.partial`;
+    if (await exists(join(dirname(final), MANIFEST))) {
+      throw new BotError('storage_failed', `Backup ${backupId} is already finished; its files cannot change.`);
+    }
+    return openFileWriter(partial, final, (err, action) => storageError(err, this.describe(), `${action} ${file}`));
+  }
+
+  async writeManifest(manifest: Manifest): Promise<void> {
+    const parsed = ManifestSchema.safeParse(manifest);
+    if (!parsed.success) {
+      throw new BotError('internal', 'The backup’s manifest came out invalid, so the backup was not kept; this is a bug in the bot.', {
+        detail: z.prettifyError(parsed.error),
+      });
+    }
+    const m = parsed.data;
+    const dir = this.#dir(m.target, m.backupId);
+    try {
+      // The manifest vouches for its artifacts: refuse to write it for files that are missing or short.
+      for (const a of m.artifacts) {
+        const s = await stat(this.#file(m.target, m.backupId, a.file));
+        if (s.size !== a.bytes) throw new BotError('storage_failed', `Artifact ${a.file} has ${s.size} bytes, not ${a.bytes}; the backup was not kept.`);
+      }
+      const tmp = join(dir, `${MANIFEST}.tmp`);
+      const fh = await open(tmp, 'w', 0o640);
+      try {
+        await fh.writeFile(`${JSON.stringify(m, null, 2)}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, join(dir, MANIFEST));
+      await fsyncDir(dir);
+      await fsyncDir(dirname(dir));
+    } catch (err) {
+      throw storageError(err, this.describe(), 'write the manifest');
+    }
+  }
+
+  async discardUnfinished(target: string, backupId: string): Promise<void> {
+    const dir = this.#dir(target, backupId);
+    if (await exists(join(dir, MANIFEST))) {
+      throw new BotError('storage_failed', `Backup ${backupId} is finished; it is deleted through retention, not discarded.`);
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async readManifest(target: string, backupId: string): Promise<Manifest> {
+    const path = join(this.#dir(target, backupId), MANIFEST);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new BotError('backup_not_found', `There is no finished backup ${backupId} of ${target}.`, { cause: err });
+      throw storageError(err, this.describe(), 'read a manifest');
+    }
+    try {
+      const m = ManifestSchema.parse(JSON.parse(text));
+      if (m.backupId !== backupId || m.target !== target) throw new Error(`manifest names ${m.target}/${m.backupId}`);
+      return m;
+    } catch (err) {
+      throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable, so that backup cannot be used.`, { cause: err });
+    }
+  }
+
+  /** A manifest counts only while its artifacts are all there with their recorded sizes. */
+  async #readListable(target: string, backupId: string): Promise<Manifest | null> {
+    const dir = this.#dir(target, backupId);
+    if (!(await exists(join(dir, MANIFEST)))) return null; // unfinished: never listed, not worth a warning
+    try {
+      const m = await this.readManifest(target, backupId);
+      for (const a of m.artifacts) {
+        const s = await stat(join(dir, a.file)).catch(() => null);
+        if (s?.size !== a.bytes) throw new Error(`artifact ${a.file} is missing or has the wrong size`);
+      }
+      return m;
+    } catch (err) {
+      this.#log?.warn({ err, target, backupId }, 'skipping a backup whose manifest or artifacts are broken');
+      return null;
+    }
+  }
+
+  async #backupIds(target?: string): Promise<Array<{ target: string; backupId: string }>> {
+    const targets = target !== undefined ? [target] : (await readdirIfExists(this.root)).filter((t) => TargetName.safeParse(t).success);
+    const out: Array<{ target: string; backupId: string }> = [];
+    for (const t of targets) {
+      for (const id of await readdirIfExists(join(this.root, t))) {
+        if (id.startsWith(`${t}-`) && BackupIdSchema.safeParse(id).success) out.push({ target: t, backupId: id });
+      }
+    }
+    return out;
+  }
+
+  async list(target?: string): Promise<Manifest[]> {
+    if (target !== undefined && !TargetName.safeParse(target).success) throw new BotError('bad_request', `"${target}" is not a valid target name.`);
+    const ids = await this.#backupIds(target);
+    const found = await Promise.all(ids.map(({ target: t, backupId }) => this.#readListable(t, backupId)));
+    // Newest first by start time, never by name alone: names of different targets do not sort by time.
+    return found
+      .filter((m): m is Manifest => m !== null)
+      .sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || (a.backupId < b.backupId ? 1 : a.backupId > b.backupId ? -1 : 0));
+  }
+
+  async openArtifact(target: string, backupId: string, file: string): Promise<Readable> {
+    const stream = createReadStream(this.#file(target, backupId, file));
+    try {
+      await once(stream, 'open');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new BotError('backup_not_found', `Backup ${backupId} has no file ${file}.`, { cause: err });
+      throw storageError(err, this.describe(), `read ${file}`);
+    }
+    return stream;
+  }
+
+  async deleteBackup(target: string, backupId: string): Promise<void> {
+    const dir = this.#dir(target, backupId);
+    const manifest = await this.readManifest(target, backupId);
+    try {
+      // Artifacts first, manifest last: an interrupted delete leaves a manifest whose artifacts are gone,
+      // which list() skips, and never artifacts without a manifest that someone might trust.
+      for (const a of manifest.artifacts) await rm(join(dir, a.file), { force: true });
+      for (const f of await readdirIfExists(dir)) if (f !== MANIFEST) await rm(join(dir, f), { force: true, recursive: true });
+      await unlink(join(dir, MANIFEST));
+      await rmdir(dir);
+      await fsyncDir(dirname(dir));
+    } catch (err) {
+      throw storageError(err, this.describe(), `delete backup ${backupId}`);
+    }
+  }
+
+  /** Directories without a manifest older than `olderThanMs` (by mtime): crashed or killed backups to clean up. */
+  async listUnfinished(olderThanMs: number, now: Date = new Date()): Promise<UnfinishedBackup[]> {
+    const out: UnfinishedBackup[] = [];
+    for (const { target, backupId } of await this.#backupIds()) {
+      const path = this.#dir(target, backupId);
+      if (await exists(join(path, MANIFEST))) continue;
+      const s = await stat(path).catch(() => null);
+      if (s && now.getTime() - s.mtime.getTime() >= olderThanMs) out.push({ target, backupId, path, modifiedAt: s.mtime });
+    }
+    return out;
+  }
+
+  async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {
+    return statfsNearest(this.root);
+  }
+}

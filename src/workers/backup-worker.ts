@@ -1,0 +1,140 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { isBotError, toUserMessage } from '../errors.ts';
+import type { BackupJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
+import type { Escalation } from '../notifications/escalation.ts';
+import { formatBytes } from '../notifications/format.ts';
+import type { ChannelMessage, MessageRef, Notifier } from '../notifications/types.ts';
+import { runBackup } from '../postgres/index.ts';
+import { makeBackupId, type Manifest } from '../storage/manifest.ts';
+import { retentionFor } from '../storage/retention.ts';
+import type { Storage } from '../storage/types.ts';
+
+export interface BackupWorkerDeps {
+  config: Config;
+  storage: Storage;
+  notifier: Notifier;
+  escalation: Escalation;
+  log: Logger;
+  now?: () => Date;
+  /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
+  progressIntervalMs?: number;
+}
+
+/**
+ * Runs one backup job: a channel message when it starts, updated in place with progress and the verdict,
+ * details in its thread; a page on failure, a resolve on the next success. Slack trouble never fails a backup.
+ */
+export function backupProcessor(deps: BackupWorkerDeps) {
+  const now = deps.now ?? (() => new Date());
+  return async (job: Job<BackupJobData>, _token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
+    const data = job.data;
+    const jobId = job.id ?? 'unknown';
+    const log = deps.log.child({ jobId, target: data.target, attempt: job.attemptsMade + 1 });
+    const req: BackupRequestInfo = { target: data.target, jobId, requestedBy: data.requestedBy, kind: data.kind, label: data.label };
+    const say = quietNotifier(deps.notifier, log);
+
+    let anchor: MessageRef | undefined = data.anchor;
+    if (!anchor) {
+      anchor = await say.post(backupStarted(req, 'starting'));
+      if (anchor) await job.updateData({ ...data, anchor });
+    }
+    let lastEdit = 0;
+    const interval = deps.progressIntervalMs ?? 5000;
+    const progress = (text: string, force = false) => {
+      const t = Date.now();
+      if (!anchor || (!force && t - lastEdit < interval)) return;
+      lastEdit = t;
+      void say.update(anchor, backupStarted(req, text));
+    };
+
+    const startedAt = now();
+    const backupId = makeBackupId(data.target, startedAt);
+    const retention = retentionFor(data.kind, startedAt);
+    try {
+      const target = findTarget(deps.config, data.target);
+      log.info({ backupId }, 'backup started');
+      const manifest: Manifest = await runBackup({
+        target,
+        storage: deps.storage,
+        backupId,
+        kind: data.kind,
+        retentionClass: retention.retentionClass,
+        retainUntil: retention.retainUntil,
+        requestedBy: data.requestedBy,
+        jobId,
+        label: data.label,
+        compressionLevel: deps.config.compressionLevel,
+        ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+        ...(signal ? { signal } : {}),
+        log,
+        onProgress: (p) => {
+          void job.updateProgress(p);
+          progress(p.phase === 'dumping' && p.rawBytes ? `dumping, ${formatBytes(p.rawBytes)} read` : p.phase, p.phase !== 'dumping');
+        },
+        now,
+      });
+      log.info({ backupId: manifest.backupId, bytes: manifest.artifacts.map((a) => a.bytes), ms: manifest.durationMs }, 'backup succeeded');
+      const resolved = await deps.escalation
+        .passed(data.target, 'backup', { summary: `Backup of ${data.target} succeeded again: ${manifest.backupId}`, details: { jobId, backupId: manifest.backupId } })
+        .catch((err: unknown) => {
+          log.error({ err }, 'could not queue the PagerDuty resolve');
+          return 'PagerDuty resolve could not be queued (see logs)';
+        });
+      const verdict = backupSucceeded(req, manifest);
+      if (anchor) {
+        await say.update(anchor, verdict);
+        await say.reply(anchor, backupDetails(manifest));
+        if (resolved) await say.reply(anchor, { text: `:white_check_mark: ${resolved}` });
+      } else {
+        await say.post(verdict);
+      }
+      return { backupId: manifest.backupId };
+    } catch (err) {
+      const reason = toUserMessage(err);
+      log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'backup failed');
+      const escalation = await deps.escalation
+        .failed(data.target, 'backup', {
+          summary: `Backup of ${data.target} failed: ${reason}`,
+          severity: 'error',
+          details: { jobId, target: data.target, backupId, reason, requestedBy: data.requestedBy.userName ?? data.requestedBy.source },
+        })
+        .catch((e: unknown) => {
+          log.error({ err: e }, 'could not queue the PagerDuty trigger');
+          return 'PagerDuty could NOT be paged (Redis error, see logs)';
+        });
+      const verdict = backupFailed(req, reason, escalation);
+      if (anchor) {
+        await say.update(anchor, verdict);
+        if (isBotError(err) && err.message !== err.userMessage) await say.reply(anchor, failureDetails(err.message));
+      } else {
+        await say.post(verdict);
+      }
+      // Not retried: a failed backup is reported and paged now; the next run (manual or scheduled) is the retry.
+      throw new UnrecoverableError(reason);
+    }
+  };
+}
+
+/** Slack trouble is logged, never thrown: the backup's outcome must not depend on the chat being up. */
+function quietNotifier(n: Notifier, log: Logger) {
+  return {
+    async post(m: ChannelMessage): Promise<MessageRef | undefined> {
+      try {
+        return await n.post(m);
+      } catch (err) {
+        log.warn({ err }, 'could not post to the channel');
+        return undefined;
+      }
+    },
+    async update(ref: MessageRef, m: ChannelMessage): Promise<void> {
+      await n.update(ref, m).catch((err: unknown) => log.warn({ err }, 'could not update the channel message'));
+    },
+    async reply(ref: MessageRef, m: ChannelMessage): Promise<void> {
+      await n.reply(ref, m).catch((err: unknown) => log.warn({ err }, 'could not reply in the thread'));
+    },
+  };
+}

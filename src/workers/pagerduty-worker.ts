@@ -1,0 +1,42 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PagerJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import { outboxKey } from '../notifications/escalation.ts';
+import type { PagerDutyClient, PagerEvent } from '../notifications/pagerduty-client.ts';
+
+// Pops the head only if it is still the event we sent: a concurrent delivery of the same key cannot drop an unsent event.
+const POP_IF_HEAD = `if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then return redis.call('LPOP', KEYS[1]) end return false`;
+
+/** Backoff for PagerDuty retries: exponential from 2 s, capped at 5 minutes, for as long as attempts last (days). */
+export function cappedBackoff(attemptsMade: number): number {
+  return Math.min(2000 * 2 ** Math.max(0, attemptsMade - 1), 5 * 60_000);
+}
+
+/** Delivers one dedup key's outbox, oldest first. Throws (so BullMQ retries with backoff) while PagerDuty is unavailable. */
+export function pagerDutyProcessor(deps: { redis: Redis; prefix: string; client: PagerDutyClient | null; log: Logger }) {
+  return async (job: Job<PagerJobData>): Promise<{ delivered: number }> => {
+    const key = outboxKey(deps.prefix, job.data.dedupKey);
+    const log = deps.log.child({ jobId: job.id, dedupKey: job.data.dedupKey, attempt: job.attemptsMade + 1 });
+    if (!deps.client) throw new UnrecoverableError('PagerDuty is not configured');
+    let delivered = 0;
+    for (;;) {
+      const head = await deps.redis.lindex(key, 0);
+      if (head === null) return { delivered };
+      const event = JSON.parse(head) as PagerEvent;
+      const outcome = await deps.client.send(event);
+      if (outcome.kind === 'retry') {
+        log.warn({ reason: outcome.reason, action: event.action }, 'PagerDuty delivery postponed; will retry');
+        throw new Error(outcome.reason);
+      }
+      if (outcome.kind === 'rejected') {
+        // Retrying cannot heal a 400: log loudly and move on so later events for this key still go out.
+        log.error({ status: outcome.status, message: outcome.message, action: event.action }, 'PagerDuty rejected an event');
+      } else {
+        log.info({ action: event.action }, 'PagerDuty event delivered');
+      }
+      await deps.redis.eval(POP_IF_HEAD, 1, key, head);
+      delivered++;
+    }
+  };
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { findTarget, loadConfig, targetNameFromUrl } from '../src/config.ts';
+import { BotError } from '../src/errors.ts';
+
+const good = {
+  SLACK_BOT_TOKEN: 'xoxb-test-token',
+  SLACK_SIGNING_SECRET: 'secret-value-123',
+  DATABASE_URL: 'postgres://backup:hunter2@db.internal:5432/Pagila_Prod',
+};
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig(good);
+    expect(c.port).toBe(3000);
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(c.slack.channel).toBe('#incidents');
+    expect(c.slack.apiUrl).toBe('https://slack.com/api/');
+    expect(c.backupDir).toBe('./backups');
+    expect(c.pagerduty.eventsUrl).toBe('https://events.pagerduty.com/v2/enqueue');
+    expect(c.targets).toEqual([{ name: 'pagila_prod', url: good.DATABASE_URL, environment: 'production' }]);
+  });
+
+  it('lists every problem at once and never echoes a value', () => {
+    let err: unknown;
+    try {
+      loadConfig({ SLACK_BOT_TOKEN: 'not-a-token-hunter2', DATABASE_URL: 'mysql://u:hunter2@x/y', PORT: 'eighty', PAGERDUTY_ROUTING_KEY: 'short' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BotError);
+    const msg = (err as BotError).userMessage;
+    for (const name of ['SLACK_BOT_TOKEN', 'DATABASE_URL', 'PORT', 'PAGERDUTY_ROUTING_KEY', 'SLACK_SIGNING_SECRET']) expect(msg).toContain(name);
+    expect(msg).not.toContain('hunter2');
+  });
+
+  it('requires Slack credentials for the bot but not for the CLI', () => {
+    expect(() => loadConfig({ DATABASE_URL: good.DATABASE_URL }, 'all')).toThrow(/SLACK_BOT_TOKEN/);
+    expect(loadConfig({ DATABASE_URL: good.DATABASE_URL }, 'cli').targets).toHaveLength(1);
+    expect(() => loadConfig({}, 'cli')).toThrow(/DATABASE_URL/);
+  });
+
+  it('accepts Socket Mode without a signing secret', () => {
+    const c = loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', DATABASE_URL: good.DATABASE_URL });
+    expect(c.slack.appToken).toBe('xapp-1');
+  });
+
+  it('refuses a PagerDuty endpoint that is not an HTTPS Events v2 URL', () => {
+    expect(() => loadConfig({ ...good, PAGERDUTY_EVENTS_URL: 'http://127.0.0.1:9/v2/enqueue' })).toThrow(/PAGERDUTY_EVENTS_URL/);
+    expect(() => loadConfig({ ...good, PAGERDUTY_EVENTS_URL: 'https://127.0.0.1:9/other' })).toThrow(/v2\/enqueue/);
+  });
+});
+
+describe('targets', () => {
+  it('derives a safe target name from the database name', () => {
+    expect(targetNameFromUrl('postgres://h/My%20Shop')).toBe('my-shop');
+    expect(targetNameFromUrl('postgres://h/9lives')).toBe('lives');
+  });
+
+  it('names the known targets when asked for an unknown one', () => {
+    const c = loadConfig(good);
+    expect(findTarget(c, undefined).name).toBe('pagila_prod');
+    expect(() => findTarget(c, 'nope')).toThrow(/Known targets: pagila_prod/);
+  });
+});

@@ -1,0 +1,197 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Manifest } from '../../src/storage/manifest.ts';
+import { createTestDatabase } from '../support/databases.ts';
+import { sendSlashCommand } from '../support/slack-requests.ts';
+import type { SlackMessage } from '../support/slack-server.ts';
+import { SIGNING_SECRET, loadSampleSchema, startHarness, type Harness } from './harness.ts';
+import { artifactPath, listArtifact, restoreAndCount } from './restore-check.ts';
+
+let h: Harness;
+
+const slash = (text: string, extra: { userId?: string; forge?: boolean; timestamp?: number } = {}) =>
+  sendSlashCommand({
+    url: h.eventsUrl,
+    signingSecret: SIGNING_SECRET,
+    command: '/backup',
+    text,
+    userId: extra.userId ?? 'U0ONCALL',
+    userName: 'oncall',
+    channelId: 'C0INCIDENTS',
+    responseUrl: h.slack.responseUrl(`r-${Math.random()}`),
+    ...(extra.forge ? { forge: true } : {}),
+    ...(extra.timestamp ? { timestamp: extra.timestamp } : {}),
+  });
+
+const replyText = (body: unknown) => String((body as { text?: string }).text ?? '');
+const jobIdOf = (text: string) => /job `([^`]+)`/.exec(text)?.[1];
+
+/** The channel message whose final text matches, once a worker has updated it there. */
+async function verdictFor(jobId: string, pattern: RegExp, timeoutMs = 60_000): Promise<SlackMessage> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    for (const m of h.slack.messages.values()) {
+      if (!m.thread_ts && JSON.stringify(m.blocks ?? '').includes(jobId) && pattern.test(m.text ?? '')) return m;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no channel message for ${jobId} matched ${pattern}; have: ${[...h.slack.messages.values()].map((m) => m.text).join(' | ')}`);
+}
+
+async function backupDirsWithoutManifest(): Promise<string[]> {
+  const dir = join(h.backupDir, 'shop');
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  const unfinished: string[] = [];
+  for (const e of entries) {
+    const files = await readdir(join(dir, e));
+    if (!files.includes('manifest.json')) unfinished.push(e);
+  }
+  return unfinished;
+}
+
+beforeAll(async () => {
+  h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl') });
+});
+
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('/backup now, end to end', () => {
+  let manifest: Manifest;
+  let jobId: string;
+
+  it('acks at once with the job id, then posts a message that ends with the verdict', async () => {
+    const res = await slash('now');
+    expect(res.status).toBe(200);
+    expect(res.ms).toBeLessThan(3000);
+    const text = replyText(res.body);
+    expect((res.body as { response_type?: string }).response_type).toBe('ephemeral');
+    jobId = jobIdOf(text) ?? '';
+    expect(jobId).toMatch(/^backup-shop-/);
+
+    const msg = await verdictFor(jobId, /succeeded/);
+    expect(msg.channel).toBe('C0INCIDENTS');
+    expect(msg.updates).toBeGreaterThanOrEqual(1);
+    expect(msg.history[0]?.text).toMatch(/running/);
+    const shown = JSON.stringify(msg.blocks);
+    const [newest] = await h.service.deps.storage.list('shop');
+    if (!newest) throw new Error('no backup listed after a successful job');
+    manifest = newest;
+    for (const expected of [manifest.backupId, 'Size', 'Duration', 'zstd level 1', 'Tables / rows', manifest.artifacts[0]?.sha256.slice(0, 12), 'Kept until']) {
+      expect(shown).toContain(expected);
+    }
+    expect(manifest.jobId).toBe(jobId);
+    expect(manifest.requestedBy).toMatchObject({ source: 'slack', userId: 'U0ONCALL' });
+    // Details go in the thread under the verdict.
+    const thread = [...h.slack.messages.values()].filter((m) => m.thread_ts === msg.ts);
+    expect(thread.map((m) => m.text).join('\n')).toMatch(/shop\.orders/);
+  });
+
+  it('stores an artifact pg_restore can read, which restores to identical row and object counts', async () => {
+    const toc = await listArtifact(artifactPath(h.backupDir, manifest), Math.floor(manifest.database.serverVersionNum / 10000));
+    expect(toc).toMatch(/TABLE DATA shop order_items/);
+    expect(toc).toMatch(/MATERIALIZED VIEW DATA shop/);
+    const target = await createTestDatabase(inject('pgUrl'), 'restored');
+    try {
+      const restored = await restoreAndCount(artifactPath(h.backupDir, manifest), target.url, Math.floor(manifest.database.serverVersionNum / 10000));
+      expect(restored.tables).toEqual(manifest.verification.tables);
+      expect(restored.objects).toEqual(manifest.verification.objects);
+      expect(manifest.verification.tables.find((t) => t.table === 'orders_default')?.rows).toBeGreaterThan(0);
+      expect(manifest.verification.objects.partitionedTables).toBeGreaterThan(0);
+      expect(manifest.verification.objects.materializedViews).toBeGreaterThan(0);
+      expect(manifest.verification.objects.aggregates).toBeGreaterThan(0);
+      expect(manifest.verification.objects.domains).toBeGreaterThan(0);
+      expect(manifest.verification.objects.triggers).toBeGreaterThan(0);
+    } finally {
+      await target.drop();
+    }
+  });
+
+  it('lists the backup, newest first, and shows job status', async () => {
+    const list = replyText((await slash('list')).body);
+    expect(list).toContain(manifest.backupId);
+    const status = replyText((await slash('status')).body);
+    expect(status).toMatch(/Running\* \(0\)/);
+  });
+
+  it('answers a second request for a running backup with the running job id, starting no second dump', async () => {
+    const [a, b] = await Promise.all([slash('now shop'), slash('now', { userId: 'U0OTHER' })]);
+    const idA = jobIdOf(replyText(a.body));
+    const idB = jobIdOf(replyText(b.body));
+    expect(idA).toBeDefined();
+    expect(idA).toBe(idB);
+    expect(replyText(a.body) + replyText(b.body)).toMatch(/already queued or running/);
+    await verdictFor(idA ?? '', /succeeded/);
+    const finished = await h.service.deps.queues.backup.getJobs(['completed']);
+    expect(finished.filter((j) => j.id === idA)).toHaveLength(1);
+    expect(finished).toHaveLength(2);
+  });
+});
+
+describe('requests that must not run anything', () => {
+  it('refuses forged and stale requests with 401', async () => {
+    const before = await h.service.deps.queues.backup.count();
+    expect((await slash('now', { forge: true })).status).toBe(401);
+    expect((await slash('now', { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 })).status).toBe(401);
+    expect(await h.service.deps.queues.backup.count()).toBe(before);
+  });
+
+  it.each(['frobnicate; rm -rf /', 'help', '', 'now ../../etc'])('answers %j with usage help and enqueues nothing', async (text) => {
+    const jobs = (await h.service.deps.queues.backup.getJobCounts()) as Record<string, number>;
+    const res = await slash(text);
+    expect(res.status).toBe(200);
+    expect(replyText(res.body)).toContain('/backup now [target]');
+    expect(await h.service.deps.queues.backup.getJobCounts()).toEqual(jobs);
+  });
+
+  it('names the known targets for an unknown one', async () => {
+    expect(replyText((await slash('now nosuchdb')).body)).toMatch(/no target named "nosuchdb".*shop/);
+  });
+});
+
+describe('when the backup fails', () => {
+  it('reports the reason in the channel, pages PagerDuty through a 500, keeps nothing, and resolves on the next success', async () => {
+    const listed = (await h.service.deps.storage.list('shop')).length;
+    await h.source.drop();
+    h.pd.failNext(2, 500);
+    const res = await slash('now');
+    const jobId = jobIdOf(replyText(res.body)) ?? '';
+    const msg = await verdictFor(jobId, /FAILED/);
+    expect(msg.text).toMatch(/does not exist/);
+    expect(JSON.stringify(msg.blocks)).toMatch(/PagerDuty paged/);
+    expect(JSON.stringify(msg.blocks)).not.toMatch(/at .*\.ts:\d+/); // never a stack trace
+
+    const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger', 30_000);
+    expect(trigger.dedup_key).toBe('pg-backup-bot/shop/backup');
+    expect(trigger.payload?.severity).toBe('error');
+    expect(trigger.payload?.summary).toMatch(/shop.*does not exist/);
+    expect(trigger.payload?.custom_details).toMatchObject({ jobId });
+    expect(h.pd.rejected.filter((r) => r.status === 400)).toEqual([]);
+
+    expect(await h.service.deps.storage.list('shop')).toHaveLength(listed);
+    expect(await backupDirsWithoutManifest()).toEqual([]);
+
+    // The database comes back; the next backup succeeds and resolves the page.
+    const again = await createTestDatabase(inject('pgUrl'), 'unused');
+    await again.drop();
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client({ connectionString: inject('pgUrl') });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${h.source.name}"`);
+    await admin.end();
+    await loadSampleSchema(h.source.url);
+    const ok = jobIdOf(replyText((await slash('now')).body)) ?? '';
+    await verdictFor(ok, /succeeded/);
+    const resolve = await h.pd.waitFor((e) => e.event_action === 'resolve', 30_000);
+    expect(resolve.dedup_key).toBe('pg-backup-bot/shop/backup');
+    expect(h.pd.events.map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+  }, 120_000);
+
+  it('never logs the signing secret or tokens', () => {
+    const all = h.logs.join('');
+    expect(all.length).toBeGreaterThan(0);
+    for (const secret of [SIGNING_SECRET, 'xoxb-test-0000-pgbb', 'R0UT1NGKEY0123456789abcdefABCDEF']) expect(all).not.toContain(secret);
+  });
+});

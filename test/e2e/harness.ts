@@ -1,0 +1,86 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
+import { startService, type Service } from '../../src/service.ts';
+import { createTestDatabase, runSql } from '../support/databases.ts';
+import { startPagerDutyServer, type PagerDutyServer } from '../support/pagerduty-server.ts';
+import { startSlackServer, type SlackServer } from '../support/slack-server.ts';
+
+export const BOT_TOKEN = 'xoxb-test-0000-pgbb';
+export const SIGNING_SECRET = 'test-signing-secret-8f2a';
+export const ROUTING_KEY = 'R0UT1NGKEY0123456789abcdefABCDEF';
+
+export interface Harness {
+  config: Config;
+  service: Service;
+  slack: SlackServer;
+  pd: PagerDutyServer;
+  source: { name: string; url: string; drop(): Promise<void> };
+  backupDir: string;
+  eventsUrl: string;
+  /** Everything the bot logged, for secret scans. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/** Loads the sample shop schema (partitioned tables, triggers, domains, a materialized view, a custom aggregate). */
+export async function loadSampleSchema(url: string): Promise<void> {
+  await runSql(url, await readFile(new URL('../../src/dev/sample-schema.sql', import.meta.url), 'utf8'));
+}
+
+/**
+ * The whole bot as `npm start` runs it — Bolt's HTTP receiver, BullMQ workers, real PostgreSQL and Redis — with
+ * Slack's Web API and PagerDuty's Events API served by strict local stand-ins.
+ */
+export async function startHarness(opts: { pgUrl: string; redisUrl: string; pagerDuty?: boolean; env?: Record<string, string> }): Promise<Harness> {
+  const slack = await startSlackServer({ botToken: BOT_TOKEN, channels: { incidents: 'C0INCIDENTS' } });
+  const pd = await startPagerDutyServer({ routingKey: ROUTING_KEY });
+  const source = await createTestDatabase(opts.pgUrl, 'src');
+  await loadSampleSchema(source.url);
+  const backupDir = await mkdtemp(join(tmpdir(), 'pgbb-e2e-'));
+  const config = loadConfig({
+    SLACK_BOT_TOKEN: BOT_TOKEN,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    SLACK_API_URL: slack.url,
+    SLACK_CHANNEL: '#incidents',
+    PORT: '0',
+    REDIS_URL: opts.redisUrl,
+    QUEUE_PREFIX: `{t-${randomUUID().slice(0, 8)}}`,
+    DATABASE_URL: source.url,
+    TARGET_NAME: 'shop',
+    BACKUP_DIR: backupDir,
+    ...(opts.pagerDuty === false ? {} : { PAGERDUTY_ROUTING_KEY: ROUTING_KEY, PAGERDUTY_EVENTS_URL: pd.eventsUrl }),
+    LOG_LEVEL: 'debug',
+    ...opts.env,
+  });
+  const logs: string[] = [];
+  const log: Logger = createLogger({
+    level: 'debug',
+    destination: new Writable({
+      write(chunk, _e, cb) {
+        logs.push(String(chunk));
+        cb();
+      },
+    }),
+  });
+  const service = await startService(config, log, 'all', { pagerDutyCa: pd.ca, workerOptions: { progressIntervalMs: 0 } });
+  return {
+    config,
+    service,
+    slack,
+    pd,
+    source,
+    backupDir,
+    eventsUrl: `http://127.0.0.1:${service.slack?.port}/slack/events`,
+    logs,
+    async stop() {
+      await service.stop();
+      await Promise.allSettled([slack.close(), pd.close(), source.drop()]);
+      await rm(backupDir, { recursive: true, force: true });
+    },
+  };
+}

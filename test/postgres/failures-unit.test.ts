@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { clientFailure, firstErrorLine, toolFailure } from '../../src/postgres/index.ts';
+
+const ctx = { tool: 'pg_dump', server: '127.0.0.1:5', storage: 'local:/var/backups' };
+
+describe('toolFailure', () => {
+  it.each([
+    [
+      'pg_dump: error: connection to server at "127.0.0.1", port 5 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?',
+      'pg_unreachable',
+      'Could not connect to the database server at 127.0.0.1:5 (connection refused); check that PostgreSQL is running and reachable from the backup host.',
+    ],
+    [
+      'pg_dump: error: connection to server at "127.0.0.1", port 5 failed: FATAL:  password authentication failed for user "alice"',
+      'pg_auth_failed',
+      'The database server at 127.0.0.1:5 rejected the password of user "alice"; check the password in the target\'s URL.',
+    ],
+    [
+      'pg_dump: error: connection to server at "127.0.0.1", port 5 failed: FATAL:  database "shop" does not exist',
+      'pg_database_missing',
+      'The database "shop" does not exist on the server at 127.0.0.1:5; check the database name in the target\'s URL.',
+    ],
+    [
+      'pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 16.4; pg_dump version: 15.20',
+      'pg_version_mismatch',
+      'pg_dump 15.20 cannot back up a PostgreSQL 16.4 server; install the client tools of version 16 (postgresql-client-16) or set PG_BIN_DIR.',
+    ],
+    [
+      'pg_dump: error: could not translate host name "db.nowhere" to address: Name or service not known',
+      'pg_unreachable',
+      'Could not connect to the database server at 127.0.0.1:5 (host name not found); check that PostgreSQL is running and reachable from the backup host.',
+    ],
+    [
+      'pg_dump: error: query failed: ERROR:  permission denied for table payroll\npg_dump: detail: Query was: LOCK TABLE public.payroll IN ACCESS SHARE MODE',
+      'pg_dump_failed',
+      'pg_dump was refused access to table payroll; grant the backup role read access (e.g. the pg_read_all_data role) or use a superuser.',
+    ],
+    [
+      'pg_dump: warning: something odd\npg_dump: error: invalid snapshot identifier: "0000-1"',
+      'pg_dump_failed',
+      'pg_dump failed: invalid snapshot identifier: "0000-1".',
+    ],
+  ])('turns %j into %s', (stderr, code, sentence) => {
+    const err = toolFailure(stderr, ctx);
+    expect(err.code).toBe(code);
+    expect(err.userMessage).toBe(sentence);
+    expect(err.message).toBe(stderr); // the detail, for logs and the thread
+  });
+
+  it('falls back to how the tool ended when it said nothing', () => {
+    expect(toolFailure('', ctx, undefined, 'killed by SIGKILL').userMessage).toBe('pg_dump failed: killed by SIGKILL.');
+  });
+});
+
+describe('clientFailure', () => {
+  it('classifies errors of the pg library too', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5'), { code: 'ECONNREFUSED' });
+    expect(clientFailure(refused, ctx).code).toBe('pg_unreachable');
+    const auth = Object.assign(new Error('password authentication failed for user "bob"'), { code: '28P01' });
+    expect(clientFailure(auth, ctx).code).toBe('pg_auth_failed');
+    const lock = Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
+    expect(clientFailure(lock, ctx).userMessage).toMatch(/gave up waiting for a table lock/);
+  });
+});
+
+describe('firstErrorLine', () => {
+  it('skips warnings and blank lines', () => {
+    expect(firstErrorLine('\npg_dump: warning: x\npg_dump: error: the cause\npg_dump: error: later')).toBe('pg_dump: error: the cause');
+  });
+});
