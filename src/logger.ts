@@ -20,7 +20,13 @@ export function redactSecrets(value: unknown, depth = 0, seen = new WeakSet<obje
   if (seen.has(value)) return '[circular]';
   seen.add(value);
   if (value instanceof Error) {
-    return { type: value.name, message: redactSecrets(value.message, depth + 1, seen), stack: redactSecrets(value.stack, depth + 1, seen), ...(('code' in value) ? { code: (value as { code: unknown }).code } : {}) };
+    // A scrubbed copy of the same class, so pino's error serializer still names its type.
+    const copy = Object.create(Object.getPrototypeOf(value)) as Error & Record<string, unknown>;
+    for (const key of [...Object.getOwnPropertyNames(value), 'name']) {
+      const v = (value as unknown as Record<string, unknown>)[key];
+      copy[key] = SECRET_KEYS.has(key.toLowerCase()) ? '[redacted]' : redactSecrets(v, depth + 1, seen);
+    }
+    return copy;
   }
   if (Array.isArray(value)) return value.map((v) => redactSecrets(v, depth + 1, seen));
   const out: Record<string, unknown> = {};

@@ -53,8 +53,8 @@ async function main(argv: string[]): Promise<number> {
     case 'backup':
     case 'list': {
       const config = loadConfig(env, verb === 'backup' ? 'cli' : 'offline');
-      // CLI logs go to stderr, quiet by default: the person at the terminal reads the progress lines instead.
-      const log = createLogger({ level: env.LOG_LEVEL ?? 'warn', destination: pino.destination({ dest: 2, sync: true }) });
+      // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
+      const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
       const storage = new LocalStorage(config.backupDir, log);
       const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
       if (verb === 'list') return cliList(args, { config, storage, io });

@@ -9,7 +9,7 @@ import { loadConfig } from '../config.ts';
 import { createDeps, type Deps } from '../deps.ts';
 import { toUserMessage } from '../errors.ts';
 import { createLogger } from '../logger.ts';
-import { ConsoleNotifier } from '../notifications/console-notifier.ts';
+import { ConsoleNotifier, plainText } from '../notifications/console-notifier.ts';
 import { startWorkers, type Workers } from '../workers/index.ts';
 import { startEphemeralPostgres, startEphemeralRedis, type EphemeralPostgres, type EphemeralRedis } from './ephemeral.ts';
 
@@ -50,7 +50,11 @@ export async function runDemo(args: string[]): Promise<number> {
     print('Type a slash command: /backup now · /backup list · /backup status · /backup help · (exit or Ctrl-D to quit)');
     const scripted = args.length > 0 || !process.stdin.isTTY;
     if (args.length > 0) {
-      for (const line of args) await dispatch(handlers, line);
+      // One command at a time, each job finished before the next, so `/backup now` then `/backup list` reads naturally.
+      for (const line of args) {
+        await dispatch(handlers, line);
+        await waitForIdle(deps);
+      }
     } else {
       await prompt(handlers, scripted);
     }
@@ -89,7 +93,7 @@ async function dispatch(handlers: Record<string, CommandHandler>, line: string):
     return;
   }
   const reply = await handler({ text: rest.join(' '), userId: 'UDEMO', userName: process.env.USER ?? 'demo' });
-  print(`  (only visible to you) ${reply.text.replace(/\n/g, '\n  ')}`);
+  print(`  (only visible to you) ${plainText(reply.text).replace(/\n/g, '\n  ')}`);
 }
 
 async function prompt(handlers: Record<string, CommandHandler>, scripted: boolean): Promise<void> {

@@ -54,10 +54,15 @@ export function backupSucceeded(req: BackupRequestInfo, m: Manifest): ChannelMes
       { type: 'section', text: { type: 'mrkdwn', text: `:white_check_mark: Backup of *${m.target}* succeeded` } },
       { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
       context(
-        `job \`${req.jobId}\` · ${req.kind} · requested by ${who(req.requestedBy)} · PostgreSQL ${m.database.serverVersion}, pg_dump ${m.database.pgDumpVersion} · verified readable with pg_restore --list`,
+        `job \`${req.jobId}\` · ${req.kind} · requested by ${who(req.requestedBy)} · PostgreSQL ${versionNumber(m.database.serverVersion)}, pg_dump ${versionNumber(m.database.pgDumpVersion)} · verified readable with pg_restore --list`,
       ),
     ],
   };
+}
+
+/** `pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)` → `15.20`. */
+export function versionNumber(text: string): string {
+  return /\d+(?:\.\d+)+/.exec(text)?.[0] ?? text;
 }
 
 function ratio(raw: number, stored: number): string {

@@ -30,6 +30,8 @@ export class ConsoleNotifier implements Notifier {
   }
 }
 
+const EMOJI: Record<string, string> = { hourglass_flowing_sand: '⏳', white_check_mark: '✅', x: '❌', warning: '⚠️' };
+
 /** Block Kit to terminal text: section/context/header text, fields side by side as "a · b". */
 export function renderBlocks(message: ChannelMessage): string | undefined {
   if (!message.blocks?.length) return undefined;
@@ -43,5 +45,14 @@ export function renderBlocks(message: ChannelMessage): string | undefined {
     if (block.type === 'context' && elements) out.push(elements.map((e) => e.text ?? '').join(' '));
     if (block.type === 'divider') out.push('────────');
   }
-  return out.join('\n').replace(/\*([^*\n]+)\*/g, '$1').replace(/`([^`\n]+)`/g, '$1');
+  return plainText(out.join('\n'));
+}
+
+/** Slack mrkdwn to terminal text: no asterisks or backticks, user mentions and emoji shown readably. */
+export function plainText(mrkdwn: string): string {
+  return mrkdwn
+    .replace(/\*([^*\n]+)\*/g, '$1')
+    .replace(/`([^`\n]+)`/g, '$1')
+    .replace(/<@(U[A-Z0-9]+)>/g, '@$1')
+    .replace(/:([a-z_]+):/g, (all, name: string) => EMOJI[name] ?? all);
 }
