@@ -1,0 +1,48 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { NOT_CONFIGURED, createEscalation, dedupKey, outboxKey } from '../../src/notifications/escalation.ts';
+import type { PagerJobData } from '../../src/jobs/queues.ts';
+import { cappedBackoff } from '../../src/workers/pagerduty-worker.ts';
+
+describe('escalation', () => {
+  let redis: Redis;
+  let queue: Queue<PagerJobData>;
+  const prefix = `{esc-${randomUUID().slice(0, 8)}}`;
+
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+    queue = new Queue<PagerJobData>('pagerduty', { connection: redis, prefix });
+  });
+
+  afterAll(async () => {
+    await queue.close();
+    await redis.quit();
+  });
+
+  it('pages once per episode and resolves once when the condition passes', async () => {
+    const esc = createEscalation({ redis, queue, prefix, enabled: true, source: 'test' });
+    const info = { summary: 'Backup of shop failed: boom', severity: 'error' as const, details: { jobId: 'j1' } };
+    expect(await esc.failed('shop', 'backup', info)).toMatch(/PagerDuty paged \(error, dedup key pg-backup-bot\/shop\/backup\)/);
+    expect(await esc.failed('shop', 'backup', info)).toMatch(/already paged/);
+    expect(await esc.passed('shop', 'backup', { summary: 'ok again' })).toMatch(/resolved/);
+    expect(await esc.passed('shop', 'backup', { summary: 'ok again' })).toBeNull();
+    const outbox = (await redis.lrange(outboxKey(prefix, dedupKey('shop', 'backup')), 0, -1)).map((e) => JSON.parse(e) as { action: string });
+    expect(outbox.map((e) => e.action)).toEqual(['trigger', 'resolve']);
+    expect(JSON.stringify(outbox)).not.toMatch(/routing/i); // the key is a secret: added only when sending
+    expect(await queue.count()).toBe(2);
+  });
+
+  it('says plainly that nobody was paged when PagerDuty is not configured', async () => {
+    const esc = createEscalation({ redis, queue, prefix: `${prefix}-off`, enabled: false, source: 'test' });
+    expect(await esc.failed('shop', 'backup', { summary: 's', severity: 'error', details: {} })).toBe(NOT_CONFIGURED);
+    expect(NOT_CONFIGURED).toMatch(/not configured.*nobody was paged/);
+  });
+
+  it('backs off exponentially, capped at five minutes', () => {
+    expect(cappedBackoff(1)).toBe(2000);
+    expect(cappedBackoff(3)).toBe(8000);
+    expect(cappedBackoff(30)).toBe(300_000);
+  });
+});
