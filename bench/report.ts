@@ -35,7 +35,7 @@ export interface Facts {
   database: string;
   dbBytes: number;
   cache: 'cold' | 'warm';
-  /** 1-minute load average before and after the rounds: other work on the machine skews every leg. */
+  /** 1-minute load average at start (before the build) and after the rounds: other work skews every leg. */
   load: [number, number];
   rounds: number;
   buildSeconds?: number;
@@ -134,8 +134,8 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
     facts.cache === 'cold'
       ? 'page cache dropped and CHECKPOINT before every leg (cold-ish). Wall time runs until the output is fsynced.'
       : 'page cache NOT dropped (not permitted or BENCH_CACHE=warm): warm runs. Wall time runs until the output is fsynced.',
-    `Load average (1 min) ${facts.load[0].toFixed(1)} before the rounds, ${facts.load[1].toFixed(1)} after` +
-      (Math.max(...facts.load) > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.'),
+    `Load average (1 min) ${facts.load[0].toFixed(1)} at start, ${facts.load[1].toFixed(1)} at the end (that one includes the bench's own legs)` +
+      (facts.load[0] > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.'),
     facts.totalSeconds === undefined ? '' : `Whole run (start, build, ${facts.rounds} rounds, clean-up): ${facts.totalSeconds.toFixed(0)} s.`,
     '',
     table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'peak RSS (main)', 'peak RSS per process'], legRows),

@@ -74,6 +74,9 @@ const firstLine = async (cmd: string, args: string[]) =>
 
 async function main(): Promise<void> {
   const started = performance.now();
+  // Taken before our own build loads the CPUs: what else is running here skews every leg.
+  const loadBefore = loadavg()[0] ?? 0;
+  if (loadBefore > availableParallelism() / 2) log(`Note: load average ${loadBefore.toFixed(1)} on ${availableParallelism()} CPUs; timings will be noisy.`);
   const work = await mkdtemp(join(tmpdir(), 'pgbb-bench-'));
   cleanups.push(() => rm(work, { recursive: true, force: true }));
 
@@ -141,8 +144,6 @@ async function main(): Promise<void> {
     ctx.cliEnv.REDIS_URL = redis.url;
   }
 
-  const loadBefore = loadavg()[0] ?? 0;
-  if (loadBefore > availableParallelism() / 2) log(`Note: load average ${loadBefore.toFixed(1)} on ${availableParallelism()} CPUs; timings will be noisy.`);
   const records: RunRecord[] = [];
   const active = legs.filter((l) => !notes.has(l.id));
   for (let round = 0; round < ROUNDS; round++) {

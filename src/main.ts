@@ -2,9 +2,8 @@ import { loadConfig } from './config.ts';
 import { isBotError, toUserMessage } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { pino } from 'pino';
-import { startService } from './service.ts';
-import { cliBackup, cliList } from './cli/backup-cli.ts';
-import { LocalStorage } from './storage/index.ts';
+
+// Each verb imports what it needs: the CLI should not pay for loading Bolt and BullMQ (time and memory).
 
 const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
 
@@ -26,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
     case 'worker': {
       const config = loadConfig(env, verb);
       const log = createLogger({ level: config.logLevel });
+      const { startService } = await import('./service.ts');
       const service = await startService(config, log, verb);
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
@@ -55,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig(env, verb === 'backup' ? 'cli' : 'offline');
       // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
       const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
+      const [{ LocalStorage }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
       const storage = new LocalStorage(config.backupDir, log);
       const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
       if (verb === 'list') return cliList(args, { config, storage, io });
