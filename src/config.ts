@@ -34,7 +34,7 @@ const EnvSchema = z.object({
   DATABASE_URL: PostgresUrl.optional(),
   TARGET_NAME: TargetName.optional(),
   BACKUP_DIR: z.string().min(1).default('./backups'),
-  BACKUP_COMPRESSION_LEVEL: z.coerce.number().int().min(1).max(19).default(1),
+  BACKUP_COMPRESSION_LEVEL: z.coerce.number().int().min(1).max(19).default(2),
   PG_BIN_DIR: z.string().min(1).optional(),
   PAGERDUTY_ROUTING_KEY: z.string().length(32, 'must be the 32-character Events API v2 integration key').optional(),
   PAGERDUTY_EVENTS_URL: z

@@ -118,15 +118,21 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     const zstd = await findZstd(o.zstdPath);
     log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId }, 'snapshot exported');
 
+    // Counting runs beside pg_dump, in the same exported snapshot: both read every table, and overlapping the two
+    // reads costs far less than doing them one after the other (the counts still describe exactly what is dumped).
     progress({ phase: 'counting' });
-    const [tables, objects] = await Promise.all([countRows(snap.client), countObjects(snap.client)]).catch((err: unknown) => {
-      throw clientFailure(err, ctx);
+    const dumpAbort = new AbortController();
+    const forwardAbort = () => dumpAbort.abort();
+    o.signal?.addEventListener('abort', forwardAbort, { once: true });
+    const counting = Promise.all([countRows(snap.client), countObjects(snap.client)]).catch((err: unknown) => {
+      dumpAbort.abort();
+      throw o.signal?.aborted ? new BotError('canceled', CANCELED) : clientFailure(err, ctx);
     });
-    if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
+    counting.catch(() => undefined); // observed below; never an unhandled rejection while the dump runs
 
-    const { database, globals } = await withPgEnv(o.target.url, async (env) => {
+    const { database, globals, tables, objects } = await withPgEnv(o.target.url, async (env) => {
       progress({ phase: 'dumping', rawBytes: 0, bytes: 0 });
-      const db = await dumpToArtifact({
+      const dumping = dumpToArtifact({
         storage: o.storage,
         target: o.target.name,
         backupId: backupId,
@@ -139,9 +145,12 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         args: ['-Fc', '-Z0', `--snapshot=${snap.snapshotId}`, `--lock-wait-timeout=${lockWait}`, '--no-password'],
         env,
         zstd,
-        signal: o.signal,
+        signal: dumpAbort.signal,
         onProgress: (p) => progress({ phase: 'dumping', ...p }),
       });
+      // A failed count stops the dump (through dumpAbort) and is the error reported.
+      const [[tables, objects], db] = await Promise.all([counting, dumping]).finally(() => o.signal?.removeEventListener('abort', forwardAbort));
+      if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
       writers.push(db.writer);
       // pg_dump is done with the snapshot: release it now rather than hold back vacuum during the rest.
       await snap.close();
@@ -160,7 +169,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         log,
       });
       if (g.dumped) writers.push(g.dumped.writer);
-      return { database: db, globals: g };
+      return { database: db, globals: g, tables, objects };
     });
 
     progress({ phase: 'committing' });

@@ -79,7 +79,7 @@ describe('/backup now, end to end', () => {
     const [newest] = await h.service.deps.storage.list('shop');
     if (!newest) throw new Error('no backup listed after a successful job');
     manifest = newest;
-    for (const expected of [manifest.backupId, 'Size', 'Duration', 'zstd level 1', 'Tables / rows', manifest.artifacts[0]?.sha256.slice(0, 12), 'Kept until']) {
+    for (const expected of [manifest.backupId, 'Size', 'Duration', 'zstd level 2', 'Tables / rows', manifest.artifacts[0]?.sha256.slice(0, 12), 'Kept until']) {
       expect(shown).toContain(expected);
     }
     expect(manifest.jobId).toBe(jobId);
