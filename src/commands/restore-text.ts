@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { TargetName } from '../config.ts';
+import { BackupIdSchema } from '../storage/manifest.ts';
+
+/** What `/restore-test …` can ask for. */
+export type RestoreTestRequest =
+  | { verb: 'run'; which: { latest: true; target?: string } | { latest: false; backupId: string } }
+  | { verb: 'history'; target?: string }
+  | { verb: 'help'; problem?: string };
+
+/** What `/restore <backup-id> …` asks for: tables and/or schemas, into a new database or an existing one. */
+export type RestoreRequest =
+  | { verb: 'restore'; backupId: string; tables: string[]; schemas: string[]; into: string | null }
+  | { verb: 'help'; problem?: string };
+
+const Word = /^[A-Za-z0-9_.=-]{1,128}$/;
+// A table is `name` or `schema.name`, each part an unquoted SQL identifier; nothing else reaches pg_restore.
+const Ident = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/);
+const TableRef = z.string().regex(/^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/);
+const DatabaseName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/);
+
+export const RESTORE_TEST_USAGE = [
+  '*Usage:* `/restore-test <what>`',
+  '• `/restore-test latest [target]` — restore the newest backup into a scratch database and compare it with its manifest',
+  '• `/restore-test <backup-id>` — the same for one backup (ids from `/backup list`)',
+  '• `/restore-test history [target]` — past restore tests, newest first',
+].join('\n');
+
+export const RESTORE_USAGE = [
+  '*Usage:* `/restore <backup-id> [--table=<[schema.]table>]… [--schema=<schema>]… [--into=<database>]`',
+  '• Without `--into`, the objects are restored into a new database, named in the reply.',
+  '• `--into=<database>` overwrites the named objects in an existing database: only allowed users, after a confirmation.',
+].join('\n');
+
+function words(raw: string): string[] | { bad: string } {
+  const list = raw.trim().split(/\s+/).filter(Boolean);
+  const bad = list.find((w) => !Word.test(w));
+  return bad === undefined ? list : { bad };
+}
+
+const cut = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
+
+export function parseRestoreTestText(raw: string): RestoreTestRequest {
+  const w = words(raw);
+  if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something /restore-test understands.` };
+  const [first, second, ...rest] = w;
+  if (first === undefined || first.toLowerCase() === 'help') return { verb: 'help' };
+  if (rest.length > 0) return { verb: 'help', problem: 'Too many words.' };
+  const verb = first.toLowerCase();
+  if (verb === 'latest' || verb === 'history') {
+    if (second !== undefined && !TargetName.safeParse(second).success) return { verb: 'help', problem: `"${cut(second)}" is not a valid target name.` };
+    if (verb === 'history') return second === undefined ? { verb: 'history' } : { verb: 'history', target: second };
+    return { verb: 'run', which: second === undefined ? { latest: true } : { latest: true, target: second } };
+  }
+  if (BackupIdSchema.safeParse(first).success && second === undefined) return { verb: 'run', which: { latest: false, backupId: first } };
+  return { verb: 'help', problem: `"${cut(first)}" is neither \`latest\`, \`history\` nor a backup id.` };
+}
+
+export function parseRestoreText(raw: string): RestoreRequest {
+  const w = words(raw);
+  if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something /restore understands.` };
+  const [id, ...opts] = w;
+  if (id === undefined || id === 'help') return { verb: 'help' };
+  if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see \`/backup list\`).` };
+  const tables: string[] = [];
+  const schemas: string[] = [];
+  let into: string | null = null;
+  for (const opt of opts) {
+    const m = /^--(table|schema|into)=(.+)$/.exec(opt);
+    if (!m) return { verb: 'help', problem: `"${cut(opt)}" is not an option of /restore.` };
+    const [, key, value = ''] = m;
+    if (key === 'table') {
+      if (!TableRef.safeParse(value).success) return { verb: 'help', problem: `"${cut(value)}" is not a table name.` };
+      tables.push(value);
+    } else if (key === 'schema') {
+      if (!Ident.safeParse(value).success) return { verb: 'help', problem: `"${cut(value)}" is not a schema name.` };
+      schemas.push(value);
+    } else {
+      if (into !== null) return { verb: 'help', problem: 'Give `--into` once.' };
+      if (!DatabaseName.safeParse(value).success) return { verb: 'help', problem: `"${cut(value)}" is not a database name.` };
+      into = value;
+    }
+  }
+  if (tables.length === 0 && schemas.length === 0) return { verb: 'help', problem: 'Name what to restore with `--table=` or `--schema=`.' };
+  return { verb: 'restore', backupId: id, tables, schemas, into };
+}
