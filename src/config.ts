@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BotError } from './errors.ts';
+import { readFileConfig } from './config-file.ts';
 
 /** Target names reach file paths, job ids and pg tool arguments: keep them to a safe alphabet. */
 export const TargetName = z
@@ -42,6 +43,12 @@ const EnvSchema = z.object({
     .default('https://events.pagerduty.com/v2/enqueue')
     .refine((s) => new URL(s).pathname === '/v2/enqueue', 'must end in /v2/enqueue (the Events API v2 endpoint)'),
   LOG_LEVEL: LogLevel.default('info'),
+  BOT_CONFIG: z.string().min(1).optional(),
+  RESTORE_TEST_DATABASE_URL: PostgresUrl.optional(),
+  RESTORE_ALLOWED_USERS: z
+    .string()
+    .regex(/^\s*[UW][A-Z0-9]{2,}(\s*,\s*[UW][A-Z0-9]{2,})*\s*$/, 'a comma-separated list of Slack user IDs (U012ABCDEF)')
+    .optional(),
 });
 
 export interface TargetConfig {
@@ -68,6 +75,16 @@ export interface Config {
   pagerduty: { routingKey?: string; eventsUrl: string };
   logLevel: z.infer<typeof LogLevel>;
   targets: TargetConfig[];
+  restoreTest: {
+    /** Server where scratch databases are created; by default each target's own server. */
+    serverUrl?: string;
+    smokeQueries: Array<{ name: string; sql: string }>;
+    jobs: number;
+  };
+  restore: {
+    /** Slack user IDs allowed to restore into an existing database. Nobody, by default. */
+    allowedUsers: string[];
+  };
 }
 
 /** Derives a target name from the database name in a URL: `postgres://…/Pagila_Prod` → `pagila_prod`. */
@@ -102,6 +119,8 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
   if (needsTarget && !cleaned.DATABASE_URL) {
     problems.push('DATABASE_URL: required (postgres://user@host:port/dbname of the database to back up)');
   }
+  const file = readFileConfig(cleaned.BOT_CONFIG);
+  problems.push(...file.problems);
   if (problems.length > 0 || !e) {
     throw new BotError(
       'config_invalid',
@@ -131,6 +150,16 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
     },
     logLevel: e.LOG_LEVEL,
     targets,
+    restoreTest: {
+      ...(e.RESTORE_TEST_DATABASE_URL ? { serverUrl: e.RESTORE_TEST_DATABASE_URL } : {}),
+      smokeQueries: file.config.restoreTest.smokeQueries,
+      jobs: file.config.restoreTest.jobs,
+    },
+    restore: {
+      allowedUsers: [
+        ...new Set([...file.config.restore.allowedUsers, ...(e.RESTORE_ALLOWED_USERS ?? '').split(',').map((s) => s.trim()).filter(Boolean)]),
+      ],
+    },
   };
 }
 

@@ -13,6 +13,8 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot demo           everything on a throwaway PostgreSQL and Redis, Slack replaced by this terminal
   pg-backup-bot backup [target]  take a backup now in the foreground (for when Slack is down)
   pg-backup-bot list [target]    list finished backups, newest first
+  pg-backup-bot restore-test [target|backup-id]   restore into a scratch database and compare (exit 0 pass, 1 fail)
+  pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
 
 Configuration is by environment variables: see README.md.`;
 
@@ -51,8 +53,10 @@ async function main(argv: string[]): Promise<number> {
       return runDemo(args);
     }
     case 'backup':
-    case 'list': {
-      const config = loadConfig(env, verb === 'backup' ? 'cli' : 'offline');
+    case 'list':
+    case 'restore-test':
+    case 'restore': {
+      const config = loadConfig(env, verb === 'list' ? 'offline' : 'cli');
       // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
       const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
       const [{ LocalStorage }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
@@ -62,7 +66,10 @@ async function main(argv: string[]): Promise<number> {
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
       process.once('SIGTERM', () => abort.abort());
-      return cliBackup(args, { config, storage, log, io, signal: abort.signal });
+      if (verb === 'backup') return cliBackup(args, { config, storage, log, io, signal: abort.signal });
+      const { cliRestore, cliRestoreTest } = await import('./cli/restore-cli.ts');
+      if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
+      return cliRestore(args, { config, storage, log, io, signal: abort.signal });
     }
     case 'help':
     case '--help':

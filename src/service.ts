@@ -1,5 +1,5 @@
 import type { Config, Mode } from './config.ts';
-import { commandTable } from './commands/index.ts';
+import { actionTable, commandTable } from './commands/index.ts';
 import { createDeps, type Deps, type DepsOverrides } from './deps.ts';
 import type { Logger } from './logger.ts';
 import { startSlackApp, type SlackApp } from './slack-app.ts';
@@ -25,10 +25,12 @@ export async function startService(
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
     if (mode !== 'worker') {
+      const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log };
       slack = await startSlackApp({
         config,
         log,
-        handlers: commandTable({ config, queue: deps.queues.backup, storage: deps.storage, log }),
+        handlers: commandTable(commandDeps),
+        actions: actionTable(commandDeps),
         healthy: async () => (await deps.redis.ping()) === 'PONG',
       });
     }

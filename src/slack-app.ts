@@ -4,7 +4,7 @@ import { App, LogLevel } from '@slack/bolt';
 import type { Config } from './config.ts';
 import { BotError } from './errors.ts';
 import { boltLogger, type Logger } from './logger.ts';
-import { registerCommands, type CommandHandler } from './commands/index.ts';
+import { registerCommands, type ActionHandler, type CommandHandler } from './commands/index.ts';
 
 
 export interface SlackApp {
@@ -21,6 +21,7 @@ export async function startSlackApp(options: {
   config: Config;
   log: Logger;
   handlers: Record<string, CommandHandler>;
+  actions?: Record<string, ActionHandler>;
   healthy: () => Promise<boolean>;
 }): Promise<SlackApp> {
   const { config, log } = options;
@@ -61,7 +62,7 @@ export async function startSlackApp(options: {
   } catch (err) {
     throw new BotError('config_invalid', `Slack did not accept SLACK_BOT_TOKEN (auth.test at ${config.slack.apiUrl}): ${(err as Error).message}`, { cause: err });
   }
-  registerCommands(app, options.handlers);
+  registerCommands(app, options.handlers, options.actions);
   app.error(async (err) => {
     log.error({ err }, 'slack handler error');
   });

@@ -6,6 +6,7 @@ import { enqueueBackup, withDeadline } from '../jobs/producers.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../notifications/format.ts';
+import type { Block } from '../notifications/types.ts';
 import type { Storage } from '../storage/types.ts';
 import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';
 import { formatBackupList, formatQueueStatus } from './replies.ts';
@@ -20,6 +21,7 @@ export interface CommandInput {
 /** What the person who typed the command sees, only them. */
 export interface Reply {
   text: string;
+  blocks?: Block[];
 }
 
 export interface BackupCommandDeps {

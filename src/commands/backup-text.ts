@@ -16,7 +16,7 @@ export const BACKUP_USAGE = [
   '• `/backup list [target]` — the most recent backups, newest first',
   '• `/backup status` — running, waiting and failed backup jobs',
   '• `/backup help` — this text',
-  'Also: `/restore-test latest [target]` (coming with restore tests).',
+  'Also: `/restore-test latest [target]` proves a backup restores; `/restore <backup-id> --table=…` restores tables.',
 ].join('\n');
 
 /**

@@ -1,32 +1,58 @@
-import type { App } from '@slack/bolt';
-import { backupCommand, type BackupCommandDeps, type CommandInput, type Reply } from './backup-command.ts';
+import type { App, BlockButtonAction } from '@slack/bolt';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import type { BackupJobData, RestoreJobData, RestoreTestJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import type { Storage } from '../storage/types.ts';
+import { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
+import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
+import { restoreTestCommand } from './restore-test-command.ts';
 
 export { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 export { parseBackupText, BACKUP_USAGE } from './backup-text.ts';
 
 export type CommandHandler = (input: CommandInput) => Promise<Reply>;
+export type ActionHandler = (click: { userId: string; userName: string; actionId: string; value: string }) => Promise<Reply>;
 
-/** `/restore-test` is declared in the Slack manifest already; until restore tests land it says so plainly. */
-export function restoreTestCommand(): CommandHandler {
-  return async () => ({
-    text: 'Restore tests are not available in this version yet: nothing was started. Meanwhile, `npx pg-backup-bot list` shows backups and each backup is checked readable with `pg_restore --list` when it is taken.',
-  });
+export interface CommandDeps {
+  config: Config;
+  queues: { backup: Queue<BackupJobData>; restoreTest: Queue<RestoreTestJobData>; restore: Queue<RestoreJobData> };
+  storage: Storage;
+  redis: Redis;
+  log: Logger;
 }
 
 /** The bot's whole Slack surface, one line per command. */
-export function commandTable(deps: BackupCommandDeps): Record<string, CommandHandler> {
+export function commandTable(deps: CommandDeps): Record<string, CommandHandler> {
+  const common = { config: deps.config, storage: deps.storage, log: deps.log };
   return {
-    '/backup': backupCommand(deps),
-    '/restore-test': restoreTestCommand(),
+    '/backup': backupCommand({ ...common, queue: deps.queues.backup }),
+    '/restore-test': restoreTestCommand({ ...common, queue: deps.queues.restoreTest }),
+    '/restore': restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }),
   };
 }
 
-export function registerCommands(app: App, handlers: Record<string, CommandHandler>): void {
+/** Interactive components (buttons), by action_id. */
+export function actionTable(deps: CommandDeps): Record<string, ActionHandler> {
+  const confirm = restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis });
+  return { [CONFIRM_ACTION]: confirm, [CANCEL_ACTION]: confirm };
+}
+
+export function registerCommands(app: App, handlers: Record<string, CommandHandler>, actions: Record<string, ActionHandler> = {}): void {
   for (const [name, handle] of Object.entries(handlers)) {
     app.command(name, async ({ command, ack }) => {
       // Slack allows 3 s to ack; handlers only parse, enqueue or read, so the ack carries the answer itself.
       const reply = await handle({ text: command.text, userId: command.user_id, userName: command.user_name, channelId: command.channel_id });
-      await ack({ response_type: 'ephemeral', text: reply.text });
+      await ack({ response_type: 'ephemeral', text: reply.text, ...(reply.blocks ? { blocks: reply.blocks } : {}) });
+    });
+  }
+  for (const [actionId, handle] of Object.entries(actions)) {
+    app.action<BlockButtonAction>(actionId, async ({ ack, body, action, respond }) => {
+      await ack();
+      const reply = await handle({ userId: body.user.id, userName: body.user.name ?? body.user.id, actionId, value: action.value ?? '' });
+      // Replaces the ephemeral confirmation, so the buttons cannot be clicked twice.
+      await respond({ replace_original: true, response_type: 'ephemeral', text: reply.text });
     });
   }
 }

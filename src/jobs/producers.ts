@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { BotError } from '../errors.ts';
-import type { BackupJobData } from './queues.ts';
+import type { BackupJobData, RestoreJobData, RestoreTestJobData } from './queues.ts';
 
 export interface Enqueued {
   jobId: string;
@@ -31,16 +31,27 @@ export async function withDeadline<T>(ms: number, work: Promise<T>, what: string
 }
 
 /**
- * One backup per target at a time: BullMQ deduplication keeps the key until the job finishes, and returns the
- * id of the job already there instead of creating a second one.
+ * Adds a job unless one with the same deduplication id is still waiting or running: BullMQ keeps the key until
+ * the job finishes and returns the id of the job already there instead of creating a second one.
  */
-export async function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData): Promise<Enqueued> {
-  const proposed = `backup-${data.target}-${randomUUID()}`;
-  const job = await withDeadline(
-    2000,
-    queue.add('backup', data, { jobId: proposed, deduplication: { id: `backup-${data.target}` } }),
-    'queueing the backup',
-  );
-  const jobId = job.id ?? proposed;
-  return { jobId, duplicate: jobId !== proposed };
+async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, jobId: string, dedupId: string, what: string): Promise<Enqueued> {
+  // Queue<T>.add's name/data types are generic over the queue's declared names; the cast keeps call sites typed.
+  const job = await withDeadline(2000, (queue as unknown as Queue).add(name, data, { jobId, deduplication: { id: dedupId } }), what);
+  const id = job.id ?? jobId;
+  return { jobId: id, duplicate: id !== jobId };
+}
+
+/** One backup per target at a time. */
+export function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData): Promise<Enqueued> {
+  return enqueueOnce(queue, 'backup', data, `backup-${data.target}-${randomUUID()}`, `backup-${data.target}`, 'queueing the backup');
+}
+
+/** One restore test per backup at a time; tests of different backups run side by side (each has its own scratch db). */
+export function enqueueRestoreTest(queue: Queue<RestoreTestJobData>, data: RestoreTestJobData): Promise<Enqueued> {
+  return enqueueOnce(queue, 'restore-test', data, `restore-test-${data.target}-${randomUUID()}`, `restore-test-${data.backupId}`, 'queueing the restore test');
+}
+
+/** One restore into a given database at a time: two overwriting the same tables would race. */
+export function enqueueRestore(queue: Queue<RestoreJobData>, data: RestoreJobData): Promise<Enqueued> {
+  return enqueueOnce(queue, 'restore', data, `restore-${data.target}-${randomUUID()}`, `restore-into-${data.into.database}`, 'queueing the restore');
 }

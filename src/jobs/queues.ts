@@ -1,10 +1,10 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import { TargetName } from '../config.ts';
-import { BackupKind } from '../storage/manifest.ts';
+import { BackupIdSchema, BackupKind } from '../storage/manifest.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */
-export const QUEUE = { backup: 'backup', pagerduty: 'pagerduty' } as const;
+export const QUEUE = { backup: 'backup', restoreTest: 'restore-test', restore: 'restore', pagerduty: 'pagerduty' } as const;
 
 /** Job data sits in Redis in clear text: names and ids only, never a secret or a connection URL. */
 export const BackupJobData = z.object({
@@ -21,11 +21,43 @@ export const BackupJobData = z.object({
 });
 export type BackupJobData = z.infer<typeof BackupJobData>;
 
+const RequestedBy = z.object({
+  source: z.enum(['slack', 'cli', 'schedule']),
+  userId: z.string().optional(),
+  userName: z.string().optional(),
+});
+const Anchor = z.object({ channel: z.string(), ts: z.string() });
+
+/** A restore test of one backup; `latest` is resolved to a backup id when the request is made. */
+export const RestoreTestJobData = z.object({
+  target: TargetName,
+  backupId: BackupIdSchema,
+  requestedBy: RequestedBy,
+  anchor: Anchor.optional(),
+});
+export type RestoreTestJobData = z.infer<typeof RestoreTestJobData>;
+
+/** A selective restore: names only, checked again by the worker before pg_restore sees them. */
+export const RestoreJobData = z.object({
+  target: TargetName,
+  backupId: BackupIdSchema,
+  tables: z.array(z.string()),
+  schemas: z.array(z.string()),
+  into: z.object({ database: z.string(), create: z.boolean() }),
+  requestedBy: RequestedBy,
+  /** Who confirmed an overwrite of an existing database (the confirmation button's clicker). */
+  confirmedBy: z.string().nullable(),
+  anchor: Anchor.optional(),
+});
+export type RestoreJobData = z.infer<typeof RestoreJobData>;
+
 export const PagerJobData = z.object({ dedupKey: z.string().min(1).max(255) });
 export type PagerJobData = z.infer<typeof PagerJobData>;
 
 export interface Queues {
   backup: Queue<BackupJobData>;
+  restoreTest: Queue<RestoreTestJobData>;
+  restore: Queue<RestoreJobData>;
   pagerduty: Queue<PagerJobData>;
   close(): Promise<void>;
 }
@@ -38,6 +70,8 @@ const keepFinished: Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> = {
 
 export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
   const backup = new Queue<BackupJobData>(QUEUE.backup, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
+  const restoreTest = new Queue<RestoreTestJobData>(QUEUE.restoreTest, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
+  const restore = new Queue<RestoreJobData>(QUEUE.restore, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   const pagerduty = new Queue<PagerJobData>(QUEUE.pagerduty, {
     connection,
     prefix,
@@ -50,9 +84,11 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
   });
   return {
     backup,
+    restoreTest,
+    restore,
     pagerduty,
     async close() {
-      await Promise.all([backup.close(), pagerduty.close()]);
+      await Promise.all([backup.close(), restoreTest.close(), restore.close(), pagerduty.close()]);
     },
   };
 }

@@ -7,10 +7,11 @@ import type { Logger } from '../logger.ts';
 import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import { formatBytes } from '../notifications/format.ts';
-import type { ChannelMessage, MessageRef, Notifier } from '../notifications/types.ts';
+import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runBackup } from '../postgres/index.ts';
 import { makeBackupId, type Manifest } from '../storage/manifest.ts';
 import { retentionFor } from '../storage/retention.ts';
+import { quietNotifier } from './quiet-notifier.ts';
 import type { Storage } from '../storage/types.ts';
 
 export interface BackupWorkerDeps {
@@ -116,25 +117,5 @@ export function backupProcessor(deps: BackupWorkerDeps) {
       // Not retried: a failed backup is reported and paged now; the next run (manual or scheduled) is the retry.
       throw new UnrecoverableError(reason);
     }
-  };
-}
-
-/** Slack trouble is logged, never thrown: the backup's outcome must not depend on the chat being up. */
-function quietNotifier(n: Notifier, log: Logger) {
-  return {
-    async post(m: ChannelMessage): Promise<MessageRef | undefined> {
-      try {
-        return await n.post(m);
-      } catch (err) {
-        log.warn({ err }, 'could not post to the channel');
-        return undefined;
-      }
-    },
-    async update(ref: MessageRef, m: ChannelMessage): Promise<void> {
-      await n.update(ref, m).catch((err: unknown) => log.warn({ err }, 'could not update the channel message'));
-    },
-    async reply(ref: MessageRef, m: ChannelMessage): Promise<void> {
-      await n.reply(ref, m).catch((err: unknown) => log.warn({ err }, 'could not reply in the thread'));
-    },
   };
 }

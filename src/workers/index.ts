@@ -1,8 +1,11 @@
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
-import { QUEUE, type BackupJobData, type PagerJobData } from '../jobs/queues.ts';
+import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
+import { dropLeftoverScratchDatabases } from '../postgres/index.ts';
 import { backupProcessor } from './backup-worker.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
+import { restoreProcessor } from './restore-worker.ts';
+import { restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
 
 export interface Workers {
   close(): Promise<void>;
@@ -10,6 +13,7 @@ export interface Workers {
 
 export interface WorkerOptions {
   backupConcurrency?: number;
+  restoreConcurrency?: number;
   progressIntervalMs?: number;
 }
 
@@ -30,6 +34,16 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     // A dump holds a lock renewed while the event loop runs; hours-long children are fine.
     { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? 2, maxStalledCount: 1 },
   );
+  const restoreTest = new Worker<RestoreTestJobData>(
+    QUEUE.restoreTest,
+    restoreTestProcessor({ config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, log: log.child({ worker: 'restore-test' }) }),
+    { connection: deps.workerRedis, prefix, concurrency: options.restoreConcurrency ?? 2, maxStalledCount: 1 },
+  );
+  const restore = new Worker<RestoreJobData>(
+    QUEUE.restore,
+    restoreProcessor({ config, storage: deps.storage, notifier: deps.notifier, log: log.child({ worker: 'restore' }) }),
+    { connection: deps.workerRedis, prefix, concurrency: 1, maxStalledCount: 1 },
+  );
   const pager = new Worker<PagerJobData>(
     QUEUE.pagerduty,
     pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, log: log.child({ worker: 'pagerduty' }) }),
@@ -37,14 +51,33 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   );
   // Events of one dedup key must leave in order: one delivery at a time across every worker host.
   await deps.queues.pagerduty.setGlobalConcurrency(1);
-  for (const w of [backup, pager]) {
+  for (const w of [backup, restoreTest, restore, pager]) {
     w.on('error', (err) => log.error({ err, worker: w.name }, 'worker error'));
     w.on('failed', (job, err) => log.warn({ jobId: job?.id, worker: w.name, reason: err.message }, 'job failed'));
   }
-  await Promise.all([backup.waitUntilReady(), pager.waitUntilReady()]);
+  await Promise.all([backup.waitUntilReady(), restoreTest.waitUntilReady(), restore.waitUntilReady(), pager.waitUntilReady()]);
+  await dropLeftovers(deps);
   return {
     async close() {
-      await Promise.all([backup.close(), pager.close()]);
+      await Promise.all([backup.close(), restoreTest.close(), restore.close(), pager.close()]);
     },
   };
+}
+
+/**
+ * Scratch databases left by a crashed restore test are dropped when a worker starts — except those of restore
+ * tests still running on other workers (their names derive from their job ids).
+ */
+async function dropLeftovers(deps: Deps): Promise<void> {
+  const active = await deps.queues.restoreTest.getJobs(['active']);
+  const keep = new Set(active.map((j) => scratchDatabaseFor(j.id ?? '')));
+  const servers = new Set(deps.config.targets.map((t) => scratchServerUrl(deps.config, t.url)));
+  for (const server of servers) {
+    try {
+      const dropped = await dropLeftoverScratchDatabases(server, keep);
+      if (dropped.length > 0) deps.log.warn({ dropped }, 'dropped scratch databases left behind by an interrupted restore test');
+    } catch (err) {
+      deps.log.warn({ err }, 'could not look for leftover scratch databases');
+    }
+  }
 }

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config.ts';
+import { TargetName, findTarget } from '../config.ts';
+import { BotError, toUserMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { formatBytes, formatDuration } from '../notifications/format.ts';
+import { runRestoreTest, runSelectiveRestore } from '../postgres/index.ts';
+import { findBackup, latestBackup } from '../storage/catalog.ts';
+import { BackupIdSchema } from '../storage/manifest.ts';
+import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
+import type { Storage } from '../storage/types.ts';
+import { newRestoreDatabaseName } from '../commands/restore-command.ts';
+import { parseRestoreText } from '../commands/restore-text.ts';
+import { scratchServerUrl } from '../workers/restore-test-worker.ts';
+import type { CliIo } from './backup-cli.ts';
+
+interface CliDeps {
+  config: Config;
+  storage: Storage;
+  log: Logger;
+  io: CliIo;
+  signal?: AbortSignal;
+}
+
+function requestedBy(): RestoreRecord['requestedBy'] {
+  const user = process.env.USER ?? process.env.LOGNAME;
+  return { source: 'cli', ...(user ? { userName: user } : {}) };
+}
+
+/** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
+export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<number> {
+  const { io } = deps;
+  const [arg, ...extra] = args;
+  if (extra.length > 0) {
+    io.err('usage: pg-backup-bot restore-test [target|backup-id]');
+    return 2;
+  }
+  try {
+    const manifest =
+      arg !== undefined && BackupIdSchema.safeParse(arg).success
+        ? await findBackup(deps.storage, arg)
+        : await latestBackup(deps.storage, findTarget(deps.config, arg !== undefined && TargetName.safeParse(arg).success ? arg : undefined).name);
+    if (!manifest) throw new BotError('backup_not_found', 'There is no finished backup to test yet; take one with `pg-backup-bot backup`.');
+    const target = findTarget(deps.config, manifest.target);
+    io.err(`Restore test of ${manifest.backupId} …`);
+    const startedAt = new Date();
+    const outcome = await runRestoreTest({
+      manifest,
+      storage: deps.storage,
+      serverUrl: scratchServerUrl(deps.config, target.url),
+      scratchKey: `cli:${randomUUID()}`,
+      jobs: deps.config.restoreTest.jobs,
+      smokeQueries: deps.config.restoreTest.smokeQueries,
+      ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      log: deps.log,
+      onProgress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
+    });
+    const record: RestoreRecord = {
+      ...outcome,
+      formatVersion: 1,
+      kind: 'restore-test',
+      id: newRecordId(startedAt),
+      requestedBy: requestedBy(),
+      jobId: null,
+      selection: null,
+      correctiveActions: null,
+    };
+    await deps.storage.writeRecord(record);
+    io.out(
+      [
+        `Restore test of ${manifest.backupId} ${record.passed ? 'PASSED' : 'FAILED'}`,
+        `  restore (RTO)  ${formatDuration(record.restoreMs)}`,
+        `  whole test     ${formatDuration(record.durationMs)}`,
+        `  restored size  ${record.restoredBytes === null ? 'n/a' : formatBytes(record.restoredBytes)}`,
+        `  checked        ${record.checked.tables} tables row for row, ${record.checked.objects.length} kinds of objects, ${record.checked.smokeQueries.length} smoke queries, ${record.checked.checksums.length} checksums`,
+        ...record.problems.map((p) => `  problem        ${p}`),
+      ].join('\n'),
+    );
+    return record.passed ? 0 : 1;
+  } catch (err) {
+    io.err(`Restore test could not run: ${toUserMessage(err)}`);
+    return 1;
+  }
+}
+
+/** `pg-backup-bot restore <backup-id> --table=… --schema=… [--into=<db> --yes]`. */
+export async function cliRestore(args: string[], deps: CliDeps): Promise<number> {
+  const { io } = deps;
+  const yes = args.includes('--yes');
+  const req = parseRestoreText(args.filter((a) => a !== '--yes').join(' '));
+  if (req.verb === 'help') {
+    io.err(`${req.problem ?? ''}\nusage: pg-backup-bot restore <backup-id> [--table=[schema.]table]… [--schema=name]… [--into=<database> --yes]`.trim());
+    return 2;
+  }
+  if (req.into !== null && !yes) {
+    io.err(`Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`);
+    return 2;
+  }
+  try {
+    const manifest = await findBackup(deps.storage, req.backupId);
+    const target = findTarget(deps.config, manifest.target);
+    const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
+    const startedAt = new Date();
+    const outcome = await runSelectiveRestore({
+      manifest,
+      storage: deps.storage,
+      serverUrl: target.url,
+      tables: req.tables,
+      schemas: req.schemas,
+      into,
+      ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      log: deps.log,
+    });
+    const finishedAt = new Date();
+    await deps.storage.writeRecord({
+      formatVersion: 1,
+      kind: 'restore',
+      id: newRecordId(startedAt),
+      target: target.name,
+      backupId: manifest.backupId,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+      restoreMs: outcome.restoreMs,
+      verifyMs: 0,
+      restoredBytes: null,
+      passed: null,
+      checked: { checksums: [], tables: outcome.restoredTables.length, objects: [], smokeQueries: [] },
+      problems: outcome.problems,
+      requestedBy: requestedBy(),
+      jobId: null,
+      database: into.database,
+      dropped: false,
+      selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create },
+      correctiveActions: null,
+    });
+    if (outcome.problems.length > 0) {
+      io.err(`Restore FAILED: ${outcome.problems.join('; ')}`);
+      return 1;
+    }
+    io.out(`Restored into ${into.database} in ${formatDuration(outcome.restoreMs)}:\n${outcome.restoredTables.map((t) => `  ${t.name}  ${t.rows} rows`).join('\n')}`);
+    return 0;
+  } catch (err) {
+    io.err(`Restore FAILED: ${toUserMessage(err)}`);
+    return 1;
+  }
+}

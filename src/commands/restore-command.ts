@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { toUserMessage } from '../errors.ts';
+import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
+import type { RestoreJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import { escapeMrkdwn } from '../notifications/format.ts';
+import type { Block } from '../notifications/types.ts';
+import { findBackup } from '../storage/catalog.ts';
+import type { Storage } from '../storage/types.ts';
+import type { CommandInput, Reply } from './backup-command.ts';
+import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
+import { RESTORE_USAGE, parseRestoreText } from './restore-text.ts';
+
+export const CONFIRM_ACTION = 'restore_into_confirm';
+export const CANCEL_ACTION = 'restore_into_cancel';
+
+export interface RestoreCommandDeps {
+  config: Config;
+  queue: Queue<RestoreJobData>;
+  storage: Storage;
+  redis: Redis;
+  log: Logger;
+}
+
+/** Who may overwrite an existing database, in a sentence for a refusal. */
+export function whoMayRestoreInto(config: Config): string {
+  const users = config.restore.allowedUsers;
+  if (users.length === 0) {
+    return 'Nobody is allowed to restore into an existing database: an admin can allow Slack users with `restore.allowedUsers` in the config file or RESTORE_ALLOWED_USERS.';
+  }
+  return `Only ${users.map((u) => `<@${u}>`).join(', ')} may restore into an existing database.`;
+}
+
+/** A new database for a restore without --into: unique, recognisable, never a scratch name. */
+export function newRestoreDatabaseName(backupId: string): string {
+  const stamp = /(\d{8}T\d{6})Z/.exec(backupId)?.[1]?.toLowerCase() ?? 'backup';
+  return `pgbb_restore_${stamp}_${randomBytes(2).toString('hex')}`;
+}
+
+function what(tables: string[], schemas: string[]): string {
+  return [...tables.map((t) => `table \`${t}\``), ...schemas.map((s) => `schema \`${s}\``)].join(', ');
+}
+
+/**
+ * `/restore <backup-id> --table=… --schema=… [--into=<database>]`. Into a new database: queued at once. Into an
+ * existing one: only allowed users, and only after they click a confirmation that names what will be overwritten.
+ */
+export function restoreCommand(deps: RestoreCommandDeps) {
+  return async (input: CommandInput): Promise<Reply> => {
+    const log = deps.log.child({ command: '/restore', userId: input.userId });
+    const req = parseRestoreText(input.text);
+    try {
+      if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_USAGE}` : RESTORE_USAGE };
+      const m = await withDeadline(2500, findBackup(deps.storage, req.backupId), 'finding the backup');
+      const target = findTarget(deps.config, m.target).name;
+      const requestedBy = { source: 'slack' as const, userId: input.userId, userName: input.userName };
+      if (req.into === null) {
+        const database = newRestoreDatabaseName(m.backupId);
+        const { jobId } = await enqueueRestore(deps.queue, {
+          target,
+          backupId: m.backupId,
+          tables: req.tables,
+          schemas: req.schemas,
+          into: { database, create: true },
+          requestedBy,
+          confirmedBy: null,
+        });
+        log.info({ jobId, database }, 'restore into a new database queued');
+        return { text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\`: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.` };
+      }
+      if (!deps.config.restore.allowedUsers.includes(input.userId)) {
+        log.warn({ into: req.into }, 'restore into an existing database refused');
+        return { text: `:no_entry: Refused: ${whoMayRestoreInto(deps.config)} Nothing was started. Without \`--into\`, the restore goes to a new database, which anyone may do.` };
+      }
+      const id = await savePendingRestore(deps.redis, deps.config.queuePrefix, {
+        target,
+        backupId: m.backupId,
+        tables: req.tables,
+        schemas: req.schemas,
+        database: req.into,
+        requestedBy: { userId: input.userId, userName: input.userName },
+      });
+      const warning = `:warning: This will *overwrite* ${what(req.tables, req.schemas)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
+      const blocks: Block[] = [
+        { type: 'section', text: { type: 'mrkdwn', text: warning } },
+        {
+          type: 'actions',
+          block_id: `restore_into_${id}`,
+          elements: [
+            {
+              type: 'button',
+              action_id: CONFIRM_ACTION,
+              style: 'danger',
+              text: { type: 'plain_text', text: `Overwrite ${req.into}`.slice(0, 75) },
+              value: id,
+              confirm: {
+                title: { type: 'plain_text', text: 'Overwrite data?' },
+                text: { type: 'mrkdwn', text: `Overwrite ${what(req.tables, req.schemas)} in \`${req.into}\` from \`${m.backupId}\`?`.slice(0, 300) },
+                confirm: { type: 'plain_text', text: 'Overwrite' },
+                deny: { type: 'plain_text', text: 'Keep it' },
+              },
+            },
+            { type: 'button', action_id: CANCEL_ACTION, text: { type: 'plain_text', text: 'Cancel' }, value: id },
+          ],
+        },
+      ];
+      return { text: warning, blocks };
+    } catch (err) {
+      log.warn({ err }, 'command failed');
+      return { text: `:warning: ${toUserMessage(err)}` };
+    }
+  };
+}
+
+/**
+ * The confirmation click. A confirm dialog is only UX — anyone who sees the message could click — so the
+ * clicker is checked against the allowed users again, and the request is taken from Redis (single use).
+ */
+export function restoreConfirmAction(deps: RestoreCommandDeps) {
+  return async (click: { userId: string; userName: string; actionId: string; value: string }): Promise<Reply> => {
+    const log = deps.log.child({ action: click.actionId, userId: click.userId });
+    try {
+      if (click.actionId === CANCEL_ACTION) {
+        await takePendingRestore(deps.redis, deps.config.queuePrefix, click.value);
+        return { text: 'Restore canceled; nothing was changed.' };
+      }
+      if (!deps.config.restore.allowedUsers.includes(click.userId)) {
+        log.warn('confirmation click refused');
+        return { text: `:no_entry: Refused: ${whoMayRestoreInto(deps.config)} Nothing was changed.` };
+      }
+      const pending = await takePendingRestore(deps.redis, deps.config.queuePrefix, click.value);
+      if (!pending) return { text: 'This confirmation has expired or was already used; nothing was changed. Run `/restore` again.' };
+      const { jobId } = await enqueueRestore(deps.queue, {
+        target: pending.target,
+        backupId: pending.backupId,
+        tables: pending.tables,
+        schemas: pending.schemas,
+        into: { database: pending.database, create: false },
+        requestedBy: { source: 'slack', userId: pending.requestedBy.userId, userName: pending.requestedBy.userName },
+        confirmedBy: click.userId,
+      });
+      log.info({ jobId, database: pending.database }, 'restore into an existing database confirmed and queued');
+      return { text: `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.` };
+    } catch (err) {
+      log.warn({ err }, 'confirmation failed');
+      return { text: `:warning: ${toUserMessage(err)}` };
+    }
+  };
+}

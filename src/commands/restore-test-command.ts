@@ -1,0 +1,62 @@
+import type { Queue } from 'bullmq';
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { BotError, toUserMessage } from '../errors.ts';
+import { enqueueRestoreTest, withDeadline } from '../jobs/producers.ts';
+import type { RestoreTestJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import { escapeMrkdwn } from '../notifications/format.ts';
+import { restoreTestHistory } from '../notifications/restore-messages.ts';
+import { findBackup, latestBackup } from '../storage/catalog.ts';
+import type { Storage } from '../storage/types.ts';
+import type { CommandInput, Reply } from './backup-command.ts';
+import { RESTORE_TEST_USAGE, parseRestoreTestText } from './restore-text.ts';
+
+export interface RestoreTestCommandDeps {
+  config: Config;
+  queue: Queue<RestoreTestJobData>;
+  storage: Storage;
+  log: Logger;
+}
+
+/** `/restore-test latest [target] | <backup-id> | history [target]`. */
+export function restoreTestCommand(deps: RestoreTestCommandDeps) {
+  return async (input: CommandInput): Promise<Reply> => {
+    const log = deps.log.child({ command: '/restore-test', userId: input.userId });
+    const req = parseRestoreTestText(input.text);
+    try {
+      if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_TEST_USAGE}` : RESTORE_TEST_USAGE };
+      if (req.verb === 'history') {
+        if (req.target) findTarget(deps.config, req.target);
+        const records = await withDeadline(2500, deps.storage.listRecords('restore-test', req.target), 'reading restore-test history');
+        return { text: restoreTestHistory(records, req.target) };
+      }
+      let backupId: string;
+      let target: string;
+      if (req.which.latest) {
+        target = findTarget(deps.config, req.which.target).name;
+        const latest = await withDeadline(2500, latestBackup(deps.storage, target), 'finding the latest backup');
+        if (!latest) throw new BotError('backup_not_found', `There is no finished backup of *${target}* to test yet. Take one with \`/backup now ${target}\`.`);
+        backupId = latest.backupId;
+      } else {
+        const m = await withDeadline(2500, findBackup(deps.storage, req.which.backupId), 'finding the backup');
+        target = findTarget(deps.config, m.target).name;
+        backupId = m.backupId;
+      }
+      const { jobId, duplicate } = await enqueueRestoreTest(deps.queue, {
+        target,
+        backupId,
+        requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
+      });
+      log.info({ jobId, duplicate, backupId }, duplicate ? 'restore test already running' : 'restore test queued');
+      return {
+        text: duplicate
+          ? `A restore test of \`${backupId}\` is already queued or running: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.`
+          : `Restore test of \`${backupId}\` queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.`,
+      };
+    } catch (err) {
+      log.warn({ err }, 'command failed');
+      return { text: `:warning: ${toUserMessage(err)}` };
+    }
+  };
+}

@@ -1,0 +1,66 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * The optional YAML file (BOT_CONFIG, default ./pg-backup-bot.yml when present). Unknown keys are errors, so a
+ * typo cannot silently switch a check off; every error names the file, the line and the key.
+ */
+export const FileConfigSchema = z
+  .object({
+    restoreTest: z
+      .object({
+        /** Queries that must succeed on every restored copy (the seed's "test a few critical queries"). */
+        smokeQueries: z.array(z.object({ name: z.string().min(1).max(80), sql: z.string().min(1) }).strict()).default([]),
+        /** pg_restore -j for restore tests. */
+        jobs: z.number().int().min(1).max(16).default(2),
+      })
+      .strict()
+      .default({ smokeQueries: [], jobs: 2 }),
+    restore: z
+      .object({
+        /** Slack user IDs allowed to restore into an existing database (after a confirmation). */
+        allowedUsers: z.array(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user ID like U012ABCDEF')).default([]),
+      })
+      .strict()
+      .default({ allowedUsers: [] }),
+  })
+  .strict();
+export type FileConfig = z.infer<typeof FileConfigSchema>;
+
+export const EMPTY_FILE_CONFIG: FileConfig = FileConfigSchema.parse({});
+
+/** Reads and validates the file; returns problems as `file line N, key.path: message` sentences. */
+export function readFileConfig(path: string | undefined): { config: FileConfig; problems: string[]; path: string | null } {
+  const chosen = path ?? (existsSync('./pg-backup-bot.yml') ? './pg-backup-bot.yml' : undefined);
+  if (!chosen) return { config: EMPTY_FILE_CONFIG, problems: [], path: null };
+  let text: string;
+  try {
+    text = readFileSync(chosen, 'utf8');
+  } catch (err) {
+    return { config: EMPTY_FILE_CONFIG, problems: [`BOT_CONFIG: cannot read ${chosen} (${(err as NodeJS.ErrnoException).code ?? 'error'})`], path: chosen };
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    return {
+      config: EMPTY_FILE_CONFIG,
+      problems: doc.errors.map((e) => `${chosen} line ${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`),
+      path: chosen,
+    };
+  }
+  const parsed = FileConfigSchema.safeParse(doc.toJS() ?? {});
+  if (parsed.success) return { config: parsed.data, problems: [], path: chosen };
+  const problems = parsed.error.issues.map((issue) => {
+    const keyPath = issue.path.map(String);
+    // Point at the deepest node that exists: the key itself, or the mapping that lacks it.
+    let line: number | null = null;
+    for (let n = keyPath.length; n >= 0 && line === null; n--) {
+      const node = doc.getIn(keyPath.slice(0, n).map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true);
+      if (isNode(node) && node.range) line = lines.linePos(node.range[0]).line;
+    }
+    const unknown = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+    return `${chosen}${line !== null ? ` line ${line}` : ''}, ${keyPath.join('.') || '(top level)'}: ${issue.message}${unknown}`;
+  });
+  return { config: EMPTY_FILE_CONFIG, problems, path: chosen };
+}

@@ -1,0 +1,143 @@
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from './format.ts';
+import type { Block, ChannelMessage } from './types.ts';
+
+/** Pure builders for restore tests and restores: outcome → `{ text, blocks }`. */
+
+export interface RestoreJobInfo {
+  target: string;
+  backupId: string;
+  jobId: string;
+  requestedBy: { source: string; userId?: string | undefined; userName?: string | undefined };
+}
+
+/** The parts of a restore-test outcome a message shows (a subset of the stored record). */
+export interface RestoreTestVerdict {
+  passed: boolean | null;
+  problems: string[];
+  restoreMs: number;
+  durationMs: number;
+  restoredBytes: number | null;
+  database: string;
+  dropped: boolean;
+  checked: { checksums: Array<{ file: string; ok: boolean }>; tables: number; objects: string[]; smokeQueries: Array<{ name: string; ok: boolean }> };
+}
+
+function who(r: RestoreJobInfo['requestedBy']): string {
+  if (r.userId) return `<@${r.userId}>`;
+  return r.source === 'schedule' ? 'the schedule' : escapeMrkdwn(r.userName ?? r.source);
+}
+
+const context = (text: string): Block => ({ type: 'context', elements: [{ type: 'mrkdwn', text }] });
+
+export function restoreTestRunning(req: RestoreJobInfo, phase: string): ChannelMessage {
+  return {
+    text: `Restore test of ${req.backupId} running (${phase})`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `:hourglass_flowing_sand: Restore test of \`${req.backupId}\` running — ${escapeMrkdwn(phase)}` } },
+      context(`job \`${req.jobId}\` · target ${req.target} · requested by ${who(req.requestedBy)}`),
+    ],
+  };
+}
+
+/** "9 tables compared row for row, 12 kinds of objects, 2 smoke queries, checksums of 2 files". */
+function checkedSummary(v: RestoreTestVerdict): string {
+  const parts = [`checksums of ${v.checked.checksums.length} file${v.checked.checksums.length === 1 ? '' : 's'}`];
+  if (v.checked.tables) parts.push(`${formatCount(v.checked.tables)} tables compared row for row`);
+  if (v.checked.objects.length) parts.push(`${v.checked.objects.length} kinds of objects counted`);
+  if (v.checked.smokeQueries.length) parts.push(`${v.checked.smokeQueries.length} smoke quer${v.checked.smokeQueries.length === 1 ? 'y' : 'ies'}`);
+  return parts.join(', ');
+}
+
+export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, escalation: string | null): ChannelMessage {
+  const ok = v.passed === true;
+  const head = ok
+    ? `:white_check_mark: Restore test of \`${req.backupId}\` passed`
+    : `:x: Restore test of \`${req.backupId}\` FAILED: ${escapeMrkdwn(v.problems[0] ?? 'see the thread')}${v.problems.length > 1 ? ` (+${v.problems.length - 1} more in the thread)` : ''}`;
+  const fields = [
+    `*Restore time (RTO)*\n${formatDuration(v.restoreMs)}`,
+    `*Whole test*\n${formatDuration(v.durationMs)}`,
+    `*Restored size*\n${v.restoredBytes === null ? 'n/a' : formatBytes(v.restoredBytes)}`,
+    `*Scratch database*\n\`${v.database}\` ${v.dropped ? 'dropped' : '*NOT dropped*'}`,
+  ];
+  return {
+    text: ok ? `Restore test of ${req.backupId} passed in ${formatDuration(v.durationMs)}` : `Restore test of ${req.backupId} FAILED: ${v.problems[0] ?? ''}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: head } },
+      { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
+      context(`Checked: ${checkedSummary(v)} · job \`${req.jobId}\` · requested by ${who(req.requestedBy)}${escalation ? ` · ${escalation}` : ''}`),
+    ],
+  };
+}
+
+export function restoreTestProblems(problems: string[]): ChannelMessage {
+  const shown = problems.slice(0, 40).map((p) => `• ${escapeMrkdwn(p)}`);
+  const more = problems.length > shown.length ? `\n… and ${problems.length - shown.length} more` : '';
+  const text = `What differed or failed:\n${shown.join('\n')}${more}`.slice(0, 2900);
+  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
+}
+
+export function restoreTestError(req: RestoreJobInfo, reason: string, escalation: string | null): ChannelMessage {
+  return {
+    text: `Restore test of ${req.backupId} could not run: ${reason}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `:x: Restore test of \`${req.backupId}\` could not run: ${escapeMrkdwn(reason)}` } },
+      context(`job \`${req.jobId}\` · requested by ${who(req.requestedBy)}${escalation ? ` · ${escalation}` : ''}`),
+    ],
+  };
+}
+
+export interface HistoryLine {
+  startedAt: string;
+  backupId: string;
+  passed: boolean | null;
+  restoreMs: number;
+  problems: string[];
+  requestedBy: RestoreJobInfo['requestedBy'];
+}
+
+export function restoreTestHistory(records: HistoryLine[], target?: string, limit = 15): string {
+  if (records.length === 0) return `No restore tests${target ? ` of *${target}*` : ''} on record yet. Run one with \`/restore-test latest${target ? ` ${target}` : ''}\`.`;
+  const lines = records.slice(0, limit).map(
+    (r) =>
+      `• ${formatTime(r.startedAt)} · \`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${formatDuration(r.restoreMs)} · by ${who(r.requestedBy)}`,
+  );
+  return `*Restore tests${target ? ` of ${target}` : ''}* (newest first, ${records.length} on record):\n${lines.join('\n')}`;
+}
+
+export interface RestoreSelectionInfo extends RestoreJobInfo {
+  tables: string[];
+  schemas: string[];
+  database: string;
+  create: boolean;
+  confirmedBy: string | null;
+}
+
+function selection(s: RestoreSelectionInfo): string {
+  return [...s.tables.map((t) => `\`${t}\``), ...s.schemas.map((x) => `schema \`${x}\``)].join(', ');
+}
+
+export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelMessage {
+  const where = s.create ? `a new database \`${s.database}\`` : `the existing database \`${s.database}\``;
+  return {
+    text: `Restore of ${s.tables.concat(s.schemas).join(', ')} from ${s.backupId} into ${s.database} running`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `:hourglass_flowing_sand: Restoring ${selection(s)} from \`${s.backupId}\` into ${where} — ${escapeMrkdwn(phase)}` } },
+      context(`job \`${s.jobId}\` · requested by ${who(s.requestedBy)}${s.confirmedBy ? ` · overwrite confirmed by <@${s.confirmedBy}>` : ''}`),
+    ],
+  };
+}
+
+export function restoreFinished(s: RestoreSelectionInfo, r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }> }): ChannelMessage {
+  const ok = r.problems.length === 0;
+  const rows = r.tables.map((t) => `\`${t.name}\` ${formatCount(t.rows)} rows`).join(', ');
+  const head = ok
+    ? `:white_check_mark: Restored ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` in ${formatDuration(r.restoreMs)}${rows ? `: ${rows}` : ''}`
+    : `:x: Restore of ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` FAILED: ${escapeMrkdwn(r.problems[0] ?? '')}${s.create ? '' : ' The database was left as it was (one transaction).'}`;
+  return {
+    text: ok ? `Restored into ${s.database} from ${s.backupId}` : `Restore into ${s.database} FAILED: ${r.problems[0] ?? ''}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: head.slice(0, 2900) } },
+      context(`job \`${s.jobId}\` · requested by ${who(s.requestedBy)}${s.confirmedBy ? ` · overwrite confirmed by <@${s.confirmedBy}>` : ''} · recorded`),
+    ],
+  };
+}

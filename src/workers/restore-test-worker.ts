@@ -1,0 +1,123 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { isBotError, toUserMessage } from '../errors.ts';
+import type { RestoreTestJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import type { Escalation } from '../notifications/escalation.ts';
+import {
+  restoreTestError,
+  restoreTestFinished,
+  restoreTestProblems,
+  restoreTestRunning,
+  type RestoreJobInfo,
+} from '../notifications/restore-messages.ts';
+import type { MessageRef, Notifier } from '../notifications/types.ts';
+import { runRestoreTest, scratchName } from '../postgres/index.ts';
+import { findBackup } from '../storage/catalog.ts';
+import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
+import type { Storage } from '../storage/types.ts';
+import { quietNotifier } from './quiet-notifier.ts';
+
+export interface RestoreTestWorkerDeps {
+  config: Config;
+  storage: Storage;
+  notifier: Notifier;
+  escalation: Escalation;
+  log: Logger;
+  now?: () => Date;
+}
+
+/** The scratch database of a restore-test job: derived from the job id, so a starting worker knows whose it is. */
+export const scratchDatabaseFor = (jobId: string) => scratchName(`job:${jobId}`);
+
+/** Where scratch databases are made for a target: the restore-test server from config, else the target's own. */
+export function scratchServerUrl(config: Config, targetUrl: string): string {
+  return config.restoreTest.serverUrl ?? targetUrl;
+}
+
+/**
+ * One restore test: a channel message updated through checksum → restore → verify → verdict, a record kept
+ * beside the backups, a critical page when a backup does not restore, a resolve when the next one does.
+ */
+export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
+  const now = deps.now ?? (() => new Date());
+  return async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean }> => {
+    const data = job.data;
+    const jobId = job.id ?? 'unknown';
+    const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
+    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId, jobId, requestedBy: data.requestedBy };
+    const say = quietNotifier(deps.notifier, log);
+    let anchor: MessageRef | undefined = data.anchor;
+    if (!anchor) {
+      anchor = await say.post(restoreTestRunning(req, 'starting'));
+      if (anchor) await job.updateData({ ...data, anchor });
+    }
+    const startedAt = now();
+    try {
+      const target = findTarget(deps.config, data.target);
+      const manifest = await findBackup(deps.storage, data.backupId);
+      const outcome = await runRestoreTest({
+        manifest,
+        storage: deps.storage,
+        serverUrl: scratchServerUrl(deps.config, target.url),
+        scratchKey: `job:${jobId}`,
+        jobs: deps.config.restoreTest.jobs,
+        smokeQueries: deps.config.restoreTest.smokeQueries,
+        ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+        ...(signal ? { signal } : {}),
+        log,
+        onProgress: (p) => {
+          void job.updateProgress(p);
+          if (anchor) void say.update(anchor, restoreTestRunning(req, p.phase.replace(/-/g, ' ')));
+        },
+        now,
+      });
+      const record: RestoreRecord = {
+        ...outcome,
+        formatVersion: 1,
+        kind: 'restore-test',
+        id: newRecordId(startedAt),
+        requestedBy: data.requestedBy,
+        jobId,
+        selection: null,
+        correctiveActions: null,
+      };
+      await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore-test record'));
+      log.info({ passed: record.passed, restoreMs: record.restoreMs, problems: record.problems.length }, 'restore test finished');
+      const escalation = record.passed
+        ? await deps.escalation.passed(data.target, 'restore-test', { summary: `Restore test of ${data.backupId} passed again`, details: { jobId } }).catch(() => null)
+        : await deps.escalation
+            .failed(data.target, 'restore-test', {
+              summary: `Restore test of ${data.target} FAILED (${data.backupId}): ${record.problems[0] ?? 'see Slack'}`,
+              severity: 'critical',
+              details: { jobId, backupId: data.backupId, problems: record.problems.slice(0, 20) },
+            })
+            .catch((err: unknown) => {
+              log.error({ err }, 'could not queue the PagerDuty trigger');
+              return 'PagerDuty could NOT be paged (Redis error, see logs)';
+            });
+      const verdict = restoreTestFinished(req, record, escalation);
+      if (anchor) {
+        await say.update(anchor, verdict);
+        if (record.problems.length > 0) await say.reply(anchor, restoreTestProblems(record.problems));
+      } else {
+        await say.post(verdict);
+      }
+      if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
+      return { passed: true };
+    } catch (err) {
+      if (err instanceof UnrecoverableError) throw err;
+      // The test could not run at all (server unreachable, no CREATEDB, backup gone): as bad as a failed test.
+      const reason = toUserMessage(err);
+      log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'restore test could not run');
+      const escalation = await deps.escalation
+        .failed(data.target, 'restore-test', { summary: `Restore test of ${data.target} could not run: ${reason}`, severity: 'critical', details: { jobId, backupId: data.backupId } })
+        .catch(() => 'PagerDuty could NOT be paged (Redis error, see logs)');
+      const message = restoreTestError(req, reason, escalation);
+      if (anchor) await say.update(anchor, message);
+      else await say.post(message);
+      throw new UnrecoverableError(reason);
+    }
+  };
+}

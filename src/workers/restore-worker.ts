@@ -1,0 +1,105 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { toUserMessage } from '../errors.ts';
+import type { RestoreJobData } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
+import type { MessageRef, Notifier } from '../notifications/types.ts';
+import { runSelectiveRestore } from '../postgres/index.ts';
+import { findBackup } from '../storage/catalog.ts';
+import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
+import type { Storage } from '../storage/types.ts';
+import { quietNotifier } from './quiet-notifier.ts';
+
+export interface RestoreWorkerDeps {
+  config: Config;
+  storage: Storage;
+  notifier: Notifier;
+  log: Logger;
+  now?: () => Date;
+}
+
+/** A selective restore (`/restore`): into a new database, or — confirmed by an allowed user — an existing one. Always recorded. */
+export function restoreProcessor(deps: RestoreWorkerDeps) {
+  const now = deps.now ?? (() => new Date());
+  return async (job: Job<RestoreJobData>, _token?: string, signal?: AbortSignal): Promise<{ database: string }> => {
+    const data = job.data;
+    const jobId = job.id ?? 'unknown';
+    const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, into: data.into.database });
+    const info: RestoreSelectionInfo = {
+      target: data.target,
+      backupId: data.backupId,
+      jobId,
+      requestedBy: data.requestedBy,
+      tables: data.tables,
+      schemas: data.schemas,
+      database: data.into.database,
+      create: data.into.create,
+      confirmedBy: data.confirmedBy,
+    };
+    const say = quietNotifier(deps.notifier, log);
+    let anchor: MessageRef | undefined = data.anchor;
+    if (!anchor) {
+      anchor = await say.post(restoreRunning(info, 'starting'));
+      if (anchor) await job.updateData({ ...data, anchor });
+    }
+    const startedAt = now();
+    let problems: string[] = [];
+    let result: { restoreMs: number; tables: Array<{ name: string; rows: number }> } = { restoreMs: 0, tables: [] };
+    try {
+      // The allowed-user check happened at confirmation; an overwrite without a confirmer never runs.
+      if (!data.into.create && !data.confirmedBy) throw new UnrecoverableError('a restore into an existing database needs a confirmation');
+      const target = findTarget(deps.config, data.target);
+      const manifest = await findBackup(deps.storage, data.backupId);
+      const outcome = await runSelectiveRestore({
+        manifest,
+        storage: deps.storage,
+        serverUrl: target.url,
+        tables: data.tables,
+        schemas: data.schemas,
+        into: data.into,
+        ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+        ...(signal ? { signal } : {}),
+        log,
+        onProgress: (p: { phase: string }) => {
+          if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
+        },
+      });
+      problems = outcome.problems;
+      result = { restoreMs: outcome.restoreMs, tables: outcome.restoredTables };
+    } catch (err) {
+      problems = [toUserMessage(err)];
+      log.error({ err }, 'restore failed');
+    }
+    const finishedAt = now();
+    const record: RestoreRecord = {
+      formatVersion: 1,
+      kind: 'restore',
+      id: newRecordId(startedAt),
+      target: data.target,
+      backupId: data.backupId,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+      restoreMs: result.restoreMs,
+      verifyMs: 0,
+      restoredBytes: null,
+      passed: null,
+      checked: { checksums: [], tables: result.tables.length, objects: [], smokeQueries: [] },
+      problems,
+      requestedBy: data.requestedBy,
+      jobId,
+      database: data.into.database,
+      dropped: false,
+      selection: { tables: data.tables, schemas: data.schemas, into: data.into.create ? null : data.into.database, created: data.into.create },
+      correctiveActions: null,
+    };
+    await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore record'));
+    const verdict = restoreFinished(info, { problems, restoreMs: result.restoreMs, tables: result.tables });
+    if (anchor) await say.update(anchor, verdict);
+    else await say.post(verdict);
+    if (problems.length > 0) throw new UnrecoverableError(problems[0] ?? 'restore failed');
+    return { database: data.into.database };
+  };
+}
