@@ -17,6 +17,21 @@ export const FileConfigSchema = z
       })
       .strict()
       .default({ smokeQueries: [], jobs: 2 }),
+    health: z
+      .object({
+        /** How often the health job checks every target. */
+        intervalMinutes: z.number().int().min(1).max(24 * 60).default(15),
+        staleHours: z.number().positive().optional(),
+        staleHoursByClass: z.record(z.enum(['manual', 'daily', 'frequent', 'weekly', 'pre-migration']), z.number().positive()).optional(),
+        sizeLowRatio: z.number().positive().max(1).optional(),
+        sizeHighRatio: z.number().min(1).optional(),
+        sizeWindow: z.number().int().min(3).max(100).optional(),
+        minBytes: z.number().int().nonnegative().optional(),
+        slowMinutes: z.number().positive().optional(),
+        diskFreeMinPercent: z.number().min(0).max(100).optional(),
+      })
+      .strict()
+      .default({ intervalMinutes: 15 }),
     restore: z
       .object({
         /** Slack user IDs allowed to restore into an existing database (after a confirmation). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BotError } from './errors.ts';
-import { readFileConfig } from './config-file.ts';
+import { readFileConfig, type FileConfig } from './config-file.ts';
+import type { HealthThresholds } from './health/types.ts';
 
 /** Target names reach file paths, job ids and pg tool arguments: keep them to a safe alphabet. */
 export const TargetName = z
@@ -85,6 +86,10 @@ export interface Config {
     /** Slack user IDs allowed to restore into an existing database. Nobody, by default. */
     allowedUsers: string[];
   };
+  health: {
+    intervalMinutes: number;
+    thresholds: Partial<HealthThresholds>;
+  };
 }
 
 /** Derives a target name from the database name in a URL: `postgres://…/Pagila_Prod` → `pagila_prod`. */
@@ -155,6 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
       smokeQueries: file.config.restoreTest.smokeQueries,
       jobs: file.config.restoreTest.jobs,
     },
+    health: { intervalMinutes: file.config.health.intervalMinutes, thresholds: healthThresholds(file.config.health) },
     restore: {
       allowedUsers: [
         ...new Set([...file.config.restore.allowedUsers, ...(e.RESTORE_ALLOWED_USERS ?? '').split(',').map((s) => s.trim()).filter(Boolean)]),
@@ -175,4 +181,18 @@ export function findTarget(config: Config, name: string | undefined): TargetConf
     throw new BotError('unknown_target', `There is no target named "${name}". Known targets: ${names.join(', ') || 'none'}.`);
   }
   return found;
+}
+
+/** The file speaks in minutes and percent, the health code in milliseconds and ratios. */
+function healthThresholds(h: FileConfig['health']): Partial<HealthThresholds> {
+  return {
+    ...(h.staleHours !== undefined ? { staleHours: h.staleHours } : {}),
+    ...(h.staleHoursByClass !== undefined ? { staleHoursByClass: h.staleHoursByClass } : {}),
+    ...(h.sizeLowRatio !== undefined ? { sizeLowRatio: h.sizeLowRatio } : {}),
+    ...(h.sizeHighRatio !== undefined ? { sizeHighRatio: h.sizeHighRatio } : {}),
+    ...(h.sizeWindow !== undefined ? { sizeWindow: h.sizeWindow } : {}),
+    ...(h.minBytes !== undefined ? { minBytes: h.minBytes } : {}),
+    ...(h.slowMinutes !== undefined ? { slowMs: h.slowMinutes * 60_000 } : {}),
+    ...(h.diskFreeMinPercent !== undefined ? { diskFreeMinRatio: h.diskFreeMinPercent / 100 } : {}),
+  };
 }

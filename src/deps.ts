@@ -10,6 +10,9 @@ import { createPagerDutyClient, type PagerDutyClient } from './notifications/pag
 import { SlackNotifier } from './notifications/slack-notifier.ts';
 import type { Notifier } from './notifications/types.ts';
 import { LocalStorage } from './storage/index.ts';
+import { createRunLog, type RunLog } from './health/last-runs.ts';
+import { createHealthState, type HealthState } from './health/state.ts';
+import { createMetrics, type HealthMetrics } from './health/metrics.ts';
 import type { Storage } from './storage/types.ts';
 
 /** Everything with a connection, built in one place and handed down: no module-level singletons. */
@@ -26,6 +29,10 @@ export interface Deps {
   slack: WebClient | null;
   pagerDuty: PagerDutyClient | null;
   escalation: Escalation;
+  /** Outcome of the last backup run per target (storage only knows the successes). */
+  runs: RunLog;
+  healthState: HealthState;
+  metrics: HealthMetrics;
   close(): Promise<void>;
 }
 
@@ -70,6 +77,9 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     : null;
   const escalation = createEscalation({ redis: workerRedis, queue: queues.pagerduty, prefix: config.queuePrefix, enabled: pagerDuty !== null, source: 'pg-backup-bot' });
   return {
+    runs: createRunLog(workerRedis, config.queuePrefix),
+    healthState: createHealthState(workerRedis, config.queuePrefix),
+    metrics: createMetrics(),
     config,
     log,
     redis,

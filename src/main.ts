@@ -13,6 +13,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot demo           everything on a throwaway PostgreSQL and Redis, Slack replaced by this terminal
   pg-backup-bot backup [target]  take a backup now in the foreground (for when Slack is down)
   pg-backup-bot list [target]    list finished backups, newest first
+  pg-backup-bot check [target]   health conditions as a Nagios plugin (exit 0 OK, 1 warning, 2 critical)
   pg-backup-bot restore-test [target|backup-id]   restore into a scratch database and compare (exit 0 pass, 1 fail)
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
 
@@ -55,7 +56,8 @@ async function main(argv: string[]): Promise<number> {
     case 'backup':
     case 'list':
     case 'restore-test':
-    case 'restore': {
+    case 'restore':
+    case 'check': {
       const config = loadConfig(env, verb === 'list' ? 'offline' : 'cli');
       // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
       const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
@@ -63,6 +65,10 @@ async function main(argv: string[]): Promise<number> {
       const storage = new LocalStorage(config.backupDir, log);
       const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
       if (verb === 'list') return cliList(args, { config, storage, io });
+      if (verb === 'check') {
+        const { cliCheck } = await import('./cli/check-cli.ts');
+        return cliCheck(args, { config, storage, io });
+      }
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
       process.once('SIGTERM', () => abort.abort());

@@ -4,6 +4,7 @@ import { createDeps, type Deps, type DepsOverrides } from './deps.ts';
 import type { Logger } from './logger.ts';
 import { startSlackApp, type SlackApp } from './slack-app.ts';
 import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
+import { renderMetrics } from './health/scrape.ts';
 
 export interface Service {
   deps: Deps;
@@ -25,13 +26,16 @@ export async function startService(
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
     if (mode !== 'worker') {
-      const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log };
+      const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, health: { runs: deps.runs, state: deps.healthState } };
+      const running = workers;
       slack = await startSlackApp({
         config,
         log,
         handlers: commandTable(commandDeps),
         actions: actionTable(commandDeps),
-        healthy: async () => (await deps.redis.ping()) === 'PONG',
+        // Healthy = Redis answers and, where this process runs workers, every worker is running.
+        healthy: async () => (await deps.redis.ping()) === 'PONG' && (running === null || running.running()),
+        metrics: () => renderMetrics(deps),
       });
     }
   } catch (err) {

@@ -23,6 +23,8 @@ export async function startSlackApp(options: {
   handlers: Record<string, CommandHandler>;
   actions?: Record<string, ActionHandler>;
   healthy: () => Promise<boolean>;
+  /** Prometheus text for GET /metrics. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }): Promise<SlackApp> {
   const { config, log } = options;
   const socketMode = Boolean(config.slack.appToken);
@@ -50,6 +52,28 @@ export async function startSlackApp(options: {
                   () => {
                     res.writeHead(503);
                     res.end('unhealthy\n');
+                  },
+                );
+              },
+            },
+            {
+              path: '/metrics',
+              method: ['GET'],
+              handler: (_req, res) => {
+                if (!options.metrics) {
+                  res.writeHead(404);
+                  res.end();
+                  return;
+                }
+                options.metrics().then(
+                  (m) => {
+                    res.writeHead(200, { 'content-type': m.contentType });
+                    res.end(m.body);
+                  },
+                  (err: unknown) => {
+                    log.warn({ err }, 'metrics scrape failed');
+                    res.writeHead(503, { 'content-type': 'text/plain' });
+                    res.end('metrics unavailable\n');
                   },
                 );
               },

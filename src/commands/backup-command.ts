@@ -10,6 +10,10 @@ import type { Block } from '../notifications/types.ts';
 import type { Storage } from '../storage/types.ts';
 import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';
 import { formatBackupList, formatQueueStatus } from './replies.ts';
+import { checkTarget } from '../health/collect.ts';
+import type { RunLog } from '../health/last-runs.ts';
+import type { HealthState } from '../health/state.ts';
+import { healthOverview } from '../notifications/health-messages.ts';
 
 export interface CommandInput {
   text: string;
@@ -29,6 +33,8 @@ export interface BackupCommandDeps {
   queue: Queue<BackupJobData>;
   storage: Storage;
   log: Logger;
+  /** For `/backup health`: the last runs and the remembered condition states. */
+  health?: { runs: RunLog; state: HealthState };
 }
 
 /** `/backup …`: parse, check, enqueue or read, and answer — all fast, so the ack carries the answer. */
@@ -60,6 +66,23 @@ export function backupCommand(deps: BackupCommandDeps) {
           if (req.target) findTarget(deps.config, req.target);
           const backups = await withDeadline(2500, deps.storage.list(req.target), 'listing backups');
           return { text: formatBackupList(backups, req.target) };
+        }
+        case 'health': {
+          const targets = req.target ? [findTarget(deps.config, req.target)] : deps.config.targets;
+          const now = new Date();
+          const sources = { storage: deps.storage, runs: deps.health?.runs ?? null, backupQueue: deps.queue, thresholds: deps.config.health.thresholds };
+          const perTarget = await withDeadline(
+            2500,
+            Promise.all(
+              targets.map(async (t) => ({
+                target: t.name,
+                results: (await checkTarget(sources, t.name, now)).results,
+                stored: deps.health ? await deps.health.state.read(t.name) : {},
+              })),
+            ),
+            'checking health',
+          );
+          return { text: healthOverview(perTarget) || 'No targets are configured.' };
         }
         case 'status':
           return { text: await withDeadline(2500, formatQueueStatus(deps.queue), 'reading the job queue') };

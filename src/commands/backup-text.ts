@@ -6,6 +6,7 @@ export type BackupRequest =
   | { verb: 'now'; target?: string }
   | { verb: 'list'; target?: string }
   | { verb: 'status' }
+  | { verb: 'health'; target?: string }
   | { verb: 'help'; problem?: string };
 
 const Word = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
@@ -15,6 +16,7 @@ export const BACKUP_USAGE = [
   '• `/backup now [target]` — take a backup now (custom-format pg_dump, zstd, sha256, verified readable)',
   '• `/backup list [target]` — the most recent backups, newest first',
   '• `/backup status` — running, waiting and failed backup jobs',
+  '• `/backup health [target]` — every health condition with its evidence and since when',
   '• `/backup help` — this text',
   'Also: `/restore-test latest [target]` proves a backup restores; `/restore <backup-id> --table=…` restores tables.',
 ].join('\n');
@@ -36,7 +38,8 @@ export function parseBackupText(raw: string): BackupRequest {
     case 'status':
       return arg === undefined ? { verb: 'status' } : { verb: 'help', problem: '`/backup status` takes no argument.' };
     case 'now':
-    case 'list': {
+    case 'list':
+    case 'health': {
       if (arg === undefined) return { verb };
       const target = TargetName.safeParse(arg);
       if (!target.success) return { verb: 'help', problem: `"${truncate(arg)}" is not a valid target name.` };

@@ -5,6 +5,8 @@ import type { Config } from '../config.ts';
 import type { BackupJobData, RestoreJobData, RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/types.ts';
+import type { RunLog } from '../health/last-runs.ts';
+import type { HealthState } from '../health/state.ts';
 import { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
 import { restoreTestCommand } from './restore-test-command.ts';
@@ -21,13 +23,14 @@ export interface CommandDeps {
   storage: Storage;
   redis: Redis;
   log: Logger;
+  health?: { runs: RunLog; state: HealthState };
 }
 
 /** The bot's whole Slack surface, one line per command. */
 export function commandTable(deps: CommandDeps): Record<string, CommandHandler> {
   const common = { config: deps.config, storage: deps.storage, log: deps.log };
   return {
-    '/backup': backupCommand({ ...common, queue: deps.queues.backup }),
+    '/backup': backupCommand({ ...common, queue: deps.queues.backup, ...(deps.health ? { health: deps.health } : {}) }),
     '/restore-test': restoreTestCommand({ ...common, queue: deps.queues.restoreTest }),
     '/restore': restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }),
   };

@@ -4,7 +4,7 @@ import { TargetName } from '../config.ts';
 import { BackupIdSchema, BackupKind } from '../storage/manifest.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */
-export const QUEUE = { backup: 'backup', restoreTest: 'restore-test', restore: 'restore', pagerduty: 'pagerduty' } as const;
+export const QUEUE = { backup: 'backup', restoreTest: 'restore-test', restore: 'restore', health: 'health', pagerduty: 'pagerduty' } as const;
 
 /** Job data sits in Redis in clear text: names and ids only, never a secret or a connection URL. */
 export const BackupJobData = z.object({
@@ -58,6 +58,7 @@ export interface Queues {
   backup: Queue<BackupJobData>;
   restoreTest: Queue<RestoreTestJobData>;
   restore: Queue<RestoreJobData>;
+  health: Queue;
   pagerduty: Queue<PagerJobData>;
   close(): Promise<void>;
 }
@@ -72,6 +73,8 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
   const backup = new Queue<BackupJobData>(QUEUE.backup, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   const restoreTest = new Queue<RestoreTestJobData>(QUEUE.restoreTest, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   const restore = new Queue<RestoreJobData>(QUEUE.restore, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
+  // Health checks are cheap and repeat; keep only a short tail of them.
+  const health = new Queue(QUEUE.health, { connection, prefix, defaultJobOptions: { removeOnComplete: { count: 50 }, removeOnFail: { count: 200 }, attempts: 1 } });
   const pagerduty = new Queue<PagerJobData>(QUEUE.pagerduty, {
     connection,
     prefix,
@@ -86,9 +89,10 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     backup,
     restoreTest,
     restore,
+    health,
     pagerduty,
     async close() {
-      await Promise.all([backup.close(), restoreTest.close(), restore.close(), pagerduty.close()]);
+      await Promise.all([backup.close(), restoreTest.close(), restore.close(), health.close(), pagerduty.close()]);
     },
   };
 }

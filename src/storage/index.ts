@@ -18,3 +18,5 @@ export {
   type ObjectCounts,
   type TableCount,
 } from './manifest.ts';
+export { RECORDS_DIR } from './record-files.ts';
+export { RecordIdSchema, RecordKind, RestoreRecordSchema, newRecordId, type RestoreRecord } from './restore-record.ts';

@@ -9,6 +9,8 @@ import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BackupIdSchema, ManifestSchema, type Manifest } from './manifest.ts';
 import { openFileWriter } from './file-writer.ts';
+import { listRecordFiles, writeRecordFile } from './record-files.ts';
+import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, readdirIfExists, statfsNearest, storageError } from './fs-util.ts';
 import type { ArtifactWriter, Storage } from './types.ts';
 
@@ -215,5 +217,13 @@ export class LocalStorage implements Storage {
 
   async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {
     return statfsNearest(this.root);
+  }
+
+  async writeRecord(record: RestoreRecord): Promise<void> {
+    await writeRecordFile(this.root, record, this.describe());
+  }
+
+  async listRecords(kind: RecordKind, target?: string): Promise<RestoreRecord[]> {
+    return listRecordFiles(this.root, kind, target, this.#log);
   }
 }

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Manifest } from './manifest.ts';
+import type { RecordKind, RestoreRecord } from './restore-record.ts';
 
 /** One file of a backup being written: bytes land under a temporary name until `commit()`. */
 export interface ArtifactWriter {
@@ -29,4 +30,8 @@ export interface Storage {
   deleteBackup(target: string, backupId: string): Promise<void>;
   /** Room left where backups are written, when the backend can tell (a local disk can; S3 cannot). */
   freeSpace?(): Promise<{ totalBytes: number; freeBytes: number }>;
+  /** Keeps the record of a restore test or restore beside the backups, outside every backup (retention keeps it). */
+  writeRecord(record: RestoreRecord): Promise<void>;
+  /** Records of one kind, newest first by start time, for one target or all. */
+  listRecords(kind: RecordKind, target?: string): Promise<RestoreRecord[]>;
 }

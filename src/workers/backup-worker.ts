@@ -12,6 +12,7 @@ import { runBackup } from '../postgres/index.ts';
 import { makeBackupId, type Manifest } from '../storage/manifest.ts';
 import { retentionFor } from '../storage/retention.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import type { RunLog } from '../health/last-runs.ts';
 import type { Storage } from '../storage/types.ts';
 
 export interface BackupWorkerDeps {
@@ -19,6 +20,7 @@ export interface BackupWorkerDeps {
   storage: Storage;
   notifier: Notifier;
   escalation: Escalation;
+  runs: RunLog;
   log: Logger;
   now?: () => Date;
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
@@ -79,6 +81,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
         now,
       });
       log.info({ backupId: manifest.backupId, bytes: manifest.artifacts.map((a) => a.bytes), ms: manifest.durationMs }, 'backup succeeded');
+      await deps.runs.record(data.target, { ok: true, at: now(), reason: null, jobId }).catch((err: unknown) => log.warn({ err }, 'could not record the run'));
       const resolved = await deps.escalation
         .passed(data.target, 'backup', { summary: `Backup of ${data.target} succeeded again: ${manifest.backupId}`, details: { jobId, backupId: manifest.backupId } })
         .catch((err: unknown) => {
@@ -97,6 +100,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
     } catch (err) {
       const reason = toUserMessage(err);
       log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'backup failed');
+      await deps.runs.record(data.target, { ok: false, at: now(), reason, jobId }).catch((e: unknown) => log.warn({ err: e }, 'could not record the run'));
       const escalation = await deps.escalation
         .failed(data.target, 'backup', {
           summary: `Backup of ${data.target} failed: ${reason}`,

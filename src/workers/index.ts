@@ -5,9 +5,12 @@ import { dropLeftoverScratchDatabases } from '../postgres/index.ts';
 import { backupProcessor } from './backup-worker.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { restoreProcessor } from './restore-worker.ts';
+import { healthProcessor } from './health-worker.ts';
 import { restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
 
 export interface Workers {
+  /** All workers are running (for /healthz). */
+  running(): boolean;
   close(): Promise<void>;
 }
 
@@ -28,6 +31,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       storage: deps.storage,
       notifier: deps.notifier,
       escalation: deps.escalation,
+      runs: deps.runs,
       log: log.child({ worker: 'backup' }),
       ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
     }),
@@ -44,6 +48,20 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     restoreProcessor({ config, storage: deps.storage, notifier: deps.notifier, log: log.child({ worker: 'restore' }) }),
     { connection: deps.workerRedis, prefix, concurrency: 1, maxStalledCount: 1 },
   );
+  const health = new Worker(
+    QUEUE.health,
+    healthProcessor({
+      config,
+      storage: deps.storage,
+      runs: deps.runs,
+      state: deps.healthState,
+      backupQueue: deps.queues.backup,
+      notifier: deps.notifier,
+      escalation: deps.escalation,
+      log: log.child({ worker: 'health' }),
+    }),
+    { connection: deps.workerRedis, prefix, concurrency: 1 },
+  );
   const pager = new Worker<PagerJobData>(
     QUEUE.pagerduty,
     pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, log: log.child({ worker: 'pagerduty' }) }),
@@ -51,15 +69,19 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   );
   // Events of one dedup key must leave in order: one delivery at a time across every worker host.
   await deps.queues.pagerduty.setGlobalConcurrency(1);
-  for (const w of [backup, restoreTest, restore, pager]) {
+  const all = [backup, restoreTest, restore, health, pager];
+  for (const w of all) {
     w.on('error', (err) => log.error({ err, worker: w.name }, 'worker error'));
     w.on('failed', (job, err) => log.warn({ jobId: job?.id, worker: w.name, reason: err.message }, 'job failed'));
   }
-  await Promise.all([backup.waitUntilReady(), restoreTest.waitUntilReady(), restore.waitUntilReady(), pager.waitUntilReady()]);
+  await Promise.all(all.map((w) => w.waitUntilReady()));
+  // Idempotent: any number of workers starting at once leave exactly one scheduler.
+  await deps.queues.health.upsertJobScheduler('health', { every: config.health.intervalMinutes * 60_000 }, { name: 'health', data: {} });
   await dropLeftovers(deps);
   return {
+    running: () => all.every((w) => w.isRunning()),
     async close() {
-      await Promise.all([backup.close(), restoreTest.close(), restore.close(), pager.close()]);
+      await Promise.all(all.map((w) => w.close()));
     },
   };
 }

@@ -122,6 +122,8 @@ export function hookedStorage(
     list: (t) => inner.list(t),
     openArtifact: (t, id, f) => inner.openArtifact(t, id, f),
     deleteBackup: (t, id) => inner.deleteBackup(t, id),
+    writeRecord: (r) => inner.writeRecord(r),
+    listRecords: (k, t) => inner.listRecords(k, t),
     async createArtifactWriter(target, backupId, file): Promise<ArtifactWriter> {
       const isDb = file.startsWith('database');
       if (isDb && hooks.beforeDump) await hooks.beforeDump();

@@ -1,0 +1,49 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { toUserMessage } from '../errors.ts';
+import { checkTarget } from '../health/collect.ts';
+import { createRunLog } from '../health/last-runs.ts';
+import { nagiosReport } from '../health/nagios.ts';
+import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
+import type { Storage } from '../storage/types.ts';
+import type { CliIo } from './backup-cli.ts';
+
+/**
+ * `pg-backup-bot check [target]`: the health conditions as a Nagios plugin — one line per condition, exit 0 OK,
+ * 1 warning, 2 critical. Without Redis it still judges everything storage shows, and says what it could not see.
+ */
+export async function cliCheck(args: string[], deps: { config: Config; storage: Storage; io: CliIo }): Promise<number> {
+  const { io, config } = deps;
+  if (args.length > 1) {
+    io.err('usage: pg-backup-bot check [target]');
+    return 3; // Nagios UNKNOWN
+  }
+  let redis: Redis | null = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  const extra: string[] = [];
+  try {
+    await redis.connect();
+  } catch {
+    redis.disconnect();
+    redis = null;
+    extra.push('WARNING redis: cannot reach Redis at REDIS_URL; the last backup run and running jobs are unknown');
+  }
+  const queue = redis ? new Queue<BackupJobData>(QUEUE.backup, { connection: redis, prefix: config.queuePrefix }) : null;
+  try {
+    const targets = args[0] ? [findTarget(config, args[0])] : config.targets;
+    const sources = { storage: deps.storage, runs: redis ? createRunLog(redis, config.queuePrefix) : null, backupQueue: queue, thresholds: config.health.thresholds };
+    const now = new Date();
+    const perTarget = await Promise.all(targets.map(async (t) => ({ target: t.name, results: (await checkTarget(sources, t.name, now)).results })));
+    const report = nagiosReport(perTarget);
+    for (const line of [...report.lines, ...extra]) io.out(line);
+    return Math.max(report.exitCode, extra.length > 0 ? 1 : 0);
+  } catch (err) {
+    io.out(`UNKNOWN check: ${toUserMessage(err)}`);
+    return 3;
+  } finally {
+    await queue?.close();
+    redis?.disconnect();
+  }
+}

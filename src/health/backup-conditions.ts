@@ -1,0 +1,122 @@
+import { formatBytes, formatDuration, formatTime } from '../notifications/format.ts';
+import { type Manifest, type RetentionClass, totalBytes } from '../storage/manifest.ts';
+import { type ConditionResult, type HealthThresholds, MIN_SIZE_HISTORY } from './types.ts';
+
+/** Conditions read from the finished backups themselves. Each takes the backups sorted newest first. */
+
+const HOUR_MS = 60 * 60 * 1000;
+
+function ageOf(m: Manifest, now: Date): number {
+  // The data is as old as the snapshot pg_dump took at the start, not as old as the moment it finished.
+  return Math.max(0, now.getTime() - Date.parse(m.startedAt));
+}
+
+interface StaleCheck {
+  cls: RetentionClass | null;
+  limitHours: number;
+  newest: Manifest | undefined;
+  ageMs: number;
+}
+
+export function staleCondition(target: string, now: Date, newestFirst: Manifest[], t: HealthThresholds): ConditionResult {
+  const overrides = Object.entries(t.staleHoursByClass).filter((e): e is [RetentionClass, number] => e[1] !== undefined);
+  const wanted: Array<[RetentionClass | null, number]> = overrides.length > 0 ? overrides : [[null, t.staleHours]];
+  const checks: StaleCheck[] = wanted.map(([cls, limitHours]) => {
+    const newest = cls === null ? newestFirst[0] : newestFirst.find((m) => m.retentionClass === cls);
+    return { cls, limitHours, newest, ageMs: newest ? ageOf(newest, now) : Number.POSITIVE_INFINITY };
+  });
+  const overBy = (c: StaleCheck) => c.ageMs / (c.limitHours * HOUR_MS);
+  const worst = checks.reduce((a, b) => (overBy(b) > overBy(a) ? b : a));
+  const failing = worst.ageMs > worst.limitHours * HOUR_MS;
+  const what = (c: StaleCheck) => (c.cls === null ? 'backup' : `${c.cls} backup`);
+  const describe = (c: StaleCheck) =>
+    c.newest
+      ? `newest ${what(c)} ${formatDuration(c.ageMs)} old (${formatTime(c.newest.startedAt)}), limit ${c.limitHours} h`
+      : `no ${what(c)} of ${target} yet`;
+  const headline = worst.newest
+    ? `the newest ${what(worst)} is ${formatDuration(worst.ageMs)} old (limit ${worst.limitHours} h)`
+    : `no ${what(worst)} of ${target} yet`;
+  return {
+    condition: 'stale',
+    status: failing ? 'failing' : 'ok',
+    severity: 'critical',
+    summary: failing ? `Backups of ${target} are stale: ${headline}` : `Backups of ${target} are fresh: ${headline}`,
+    evidence: checks.map(describe).join('; '),
+    ...(worst.newest ? { value: worst.ageMs } : {}),
+  };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+/** "−62 %" / "+51 %": the Unicode minus reads as a sign, not a hyphen, in Slack and PagerDuty. */
+function signedPercent(ratio: number): string {
+  const pct = Math.round((ratio - 1) * 100);
+  return pct < 0 ? `−${-pct} %` : `+${pct} %`;
+}
+
+export function sizeCondition(target: string, newestFirst: Manifest[], t: HealthThresholds): ConditionResult {
+  const base = { condition: 'size', severity: 'warning' } as const;
+  const newest = newestFirst[0];
+  if (!newest) return { ...base, status: 'ok', summary: `Backup size of ${target} cannot be judged: no backup yet`, evidence: 'no backup yet' };
+  const bytes = totalBytes(newest);
+  const problems: string[] = [];
+  const parts = [formatBytes(bytes)];
+  if (t.minBytes !== null && bytes < t.minBytes) {
+    problems.push(`below the minimum of ${formatBytes(t.minBytes)}`);
+    parts.push(`minimum ${formatBytes(t.minBytes)}`);
+  }
+  const previous = newestFirst.slice(1, 1 + t.sizeWindow).map(totalBytes);
+  if (previous.length < MIN_SIZE_HISTORY) {
+    parts.push(`not enough history (${previous.length} earlier backups, ${MIN_SIZE_HISTORY} needed)`);
+  } else {
+    const med = median(previous);
+    // An empty history median would make every ratio infinite; call any non-empty backup after it "too large".
+    const ratio = med > 0 ? bytes / med : bytes > 0 ? Number.POSITIVE_INFINITY : 1;
+    const change = Number.isFinite(ratio) ? `${signedPercent(ratio)} vs` : 'vs';
+    parts[0] = `${formatBytes(bytes)}, ${change} median ${formatBytes(med)} of the previous ${previous.length}`;
+    if (ratio < t.sizeLowRatio) problems.push(`too small`);
+    if (ratio > t.sizeHighRatio) problems.push(`too large`);
+  }
+  const evidence = parts.join(', ');
+  return {
+    ...base,
+    status: problems.length > 0 ? 'failing' : 'ok',
+    summary:
+      problems.length > 0
+        ? `Backup size of ${target} looks wrong (${problems.join(', ')}): ${evidence}`
+        : `Backup size of ${target} looks normal: ${evidence}`,
+    evidence,
+    value: bytes,
+  };
+}
+
+export function slowCondition(
+  target: string,
+  now: Date,
+  newestFirst: Manifest[],
+  running: Array<{ jobId: string; startedAt: Date }>,
+  t: HealthThresholds,
+): ConditionResult {
+  const base = { condition: 'slow', severity: 'warning' } as const;
+  const limit = `limit ${formatDuration(t.slowMs)}`;
+  const candidates: Array<{ ms: number; text: string }> = running.map((r) => {
+    const ms = Math.max(0, now.getTime() - r.startedAt.getTime());
+    return { ms, text: `job ${r.jobId} has been running for ${formatDuration(ms)} (since ${formatTime(r.startedAt)})` };
+  });
+  const newest = newestFirst[0];
+  if (newest) candidates.push({ ms: newest.durationMs, text: `the newest backup took ${formatDuration(newest.durationMs)}` });
+  if (candidates.length === 0) return { ...base, status: 'ok', summary: `Backups of ${target} are not slow: no backup yet`, evidence: 'no backup yet' };
+  const worst = candidates.reduce((a, b) => (b.ms > a.ms ? b : a));
+  const failing = worst.ms > t.slowMs;
+  return {
+    ...base,
+    status: failing ? 'failing' : 'ok',
+    summary: failing ? `Backups of ${target} are slow: ${worst.text} (${limit})` : `Backups of ${target} are not slow: ${worst.text} (${limit})`,
+    evidence: `${candidates.map((c) => c.text).join('; ')}; ${limit}`,
+    value: worst.ms,
+  };
+}

@@ -1,0 +1,46 @@
+import type { Queue } from 'bullmq';
+import type { BackupJobData } from '../jobs/queues.ts';
+import type { Storage } from '../storage/types.ts';
+import { evaluateHealth } from './conditions.ts';
+import type { RunLog } from './last-runs.ts';
+import type { ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
+
+export interface HealthSources {
+  storage: Storage;
+  /** Null when Redis cannot be asked (the `check` CLI from cron): storage-based conditions are still judged. */
+  runs: RunLog | null;
+  backupQueue: Queue<BackupJobData> | null;
+  thresholds?: Partial<HealthThresholds>;
+}
+
+/** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
+export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
+  const [backups, lastBackupRun, records, active, disk] = await Promise.all([
+    sources.storage.list(target),
+    sources.runs ? sources.runs.last(target) : Promise.resolve(null),
+    sources.storage.listRecords('restore-test', target),
+    sources.backupQueue ? sources.backupQueue.getJobs(['active']) : Promise.resolve([]),
+    sources.storage.freeSpace ? sources.storage.freeSpace() : Promise.resolve(null),
+  ]);
+  const lastTest = records[0];
+  const lastRestoreTest: RestoreTestSummary | null = lastTest
+    ? { passed: lastTest.passed === true, at: new Date(lastTest.startedAt), problems: lastTest.problems, backupId: lastTest.backupId, durationMs: lastTest.restoreMs }
+    : null;
+  return {
+    target,
+    now,
+    backups,
+    running: active
+      .filter((j) => j.data.target === target)
+      .map((j) => ({ jobId: j.id ?? '', startedAt: new Date(j.processedOn ?? j.timestamp) })),
+    lastBackupRun,
+    lastRestoreTest,
+    disk,
+    ...(sources.thresholds ? { thresholds: sources.thresholds } : {}),
+  };
+}
+
+export async function checkTarget(sources: HealthSources, target: string, now: Date): Promise<{ input: HealthInput; results: ConditionResult[] }> {
+  const input = await collectHealthInput(sources, target, now);
+  return { input, results: evaluateHealth(input) };
+}

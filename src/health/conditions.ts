@@ -1,0 +1,92 @@
+import { formatBytes, formatTime } from '../notifications/format.ts';
+import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
+import {
+  type BackupRunSummary,
+  type ConditionResult,
+  DEFAULT_THRESHOLDS,
+  type HealthCondition,
+  type HealthInput,
+  type HealthThresholds,
+  type RestoreTestSummary,
+} from './types.ts';
+
+/** Merges partial thresholds over the defaults; `undefined` keeps the default, so a config may pass unset keys. */
+export function resolveThresholds(partial: Partial<HealthThresholds> | undefined): HealthThresholds {
+  const out: HealthThresholds = { ...DEFAULT_THRESHOLDS };
+  for (const [key, value] of Object.entries(partial ?? {})) {
+    if (value !== undefined) Object.assign(out, { [key]: value });
+  }
+  return out;
+}
+
+function diskCondition(target: string, disk: HealthInput['disk'], t: HealthThresholds): ConditionResult {
+  const base = { condition: 'disk', severity: 'warning' } as const;
+  // No figure is not a failure: local storage reports one, remote storage may not have one at all.
+  if (!disk || disk.totalBytes <= 0) return { ...base, status: 'ok', summary: `Backup disk of ${target}: free space unknown`, evidence: 'unknown' };
+  const ratio = disk.freeBytes / disk.totalBytes;
+  const pct = (r: number) => `${Math.round(r * 100)} %`;
+  const evidence = `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(t.diskFreeMinRatio)}`;
+  const failing = ratio < t.diskFreeMinRatio;
+  return {
+    ...base,
+    status: failing ? 'failing' : 'ok',
+    summary: failing ? `Backup disk of ${target} is nearly full: ${evidence}` : `Backup disk of ${target} has room: ${evidence}`,
+    evidence,
+    value: ratio,
+  };
+}
+
+function backupFailingCondition(target: string, run: BackupRunSummary | null): ConditionResult {
+  const base = { condition: 'backup-failing', severity: 'error' } as const;
+  if (!run) return { ...base, status: 'ok', summary: `No backup run of ${target} recorded yet`, evidence: 'no backup run recorded' };
+  const job = run.jobId ? ` (job ${run.jobId})` : '';
+  if (run.ok) {
+    const evidence = `last run succeeded at ${formatTime(run.at)}${job}`;
+    return { ...base, status: 'ok', summary: `The last backup of ${target} succeeded`, evidence };
+  }
+  const evidence = `last run failed at ${formatTime(run.at)}${job}: ${run.reason ?? 'no reason recorded'}`;
+  return { ...base, status: 'failing', summary: `The last backup of ${target} failed: ${run.reason ?? 'no reason recorded'}`, evidence };
+}
+
+function restoreTestFailingCondition(target: string, test: RestoreTestSummary | null): ConditionResult {
+  const base = { condition: 'restore-test-failing', severity: 'critical' } as const;
+  // Never having tested is not reported here: the spec pages only on a test that ran and failed.
+  if (!test) return { ...base, status: 'ok', summary: `No restore test of ${target} recorded yet`, evidence: 'no restore test recorded' };
+  const when = `${test.backupId} at ${formatTime(test.at)}`;
+  if (test.passed) return { ...base, status: 'ok', summary: `The last restore test of ${target} passed`, evidence: `restore test of ${when} passed` };
+  const shown = test.problems.slice(0, 3).join('; ') || 'no problem recorded';
+  const more = test.problems.length > 3 ? ` (and ${test.problems.length - 3} more)` : '';
+  return {
+    ...base,
+    status: 'failing',
+    summary: `The last restore test of ${target} failed: ${test.problems[0] ?? 'no problem recorded'}`,
+    evidence: `restore test of ${when} failed: ${shown}${more}`,
+  };
+}
+
+/**
+ * Every health condition of one target, in HEALTH_CONDITIONS order, ok or failing. Pure: the caller gathers
+ * manifests, jobs, disk figures and the clock, so the verdicts are testable without I/O.
+ */
+export function evaluateHealth(input: HealthInput): ConditionResult[] {
+  const t = resolveThresholds(input.thresholds);
+  const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
+  return [
+    staleCondition(input.target, input.now, newestFirst, t),
+    sizeCondition(input.target, newestFirst, t),
+    slowCondition(input.target, input.now, newestFirst, input.running, t),
+    diskCondition(input.target, input.disk, t),
+    backupFailingCondition(input.target, input.lastBackupRun),
+    restoreTestFailingCondition(input.target, input.lastRestoreTest),
+  ];
+}
+
+/**
+ * The condition name to page under. The backup and restore-test workers already page as `backup` and
+ * `restore-test`; a health job paging the same failure under another key would open a second incident.
+ */
+export function pagerCondition(condition: HealthCondition): string {
+  if (condition === 'backup-failing') return 'backup';
+  if (condition === 'restore-test-failing') return 'restore-test';
+  return condition;
+}

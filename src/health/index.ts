@@ -1,0 +1,19 @@
+// The health folder's one door: pure verdicts, their memory in Redis, and their two outward views.
+export { evaluateHealth, pagerCondition, resolveThresholds } from './conditions.ts';
+export { median } from './backup-conditions.ts';
+export { createHealthState, StoredConditionSchema, type AppliedResult, type HealthState, type StoredCondition } from './state.ts';
+export { nagiosReport, type NagiosExitCode } from './nagios.ts';
+export { createMetrics, QUEUE_STATES, type HealthMetrics, type QueueState, type TargetMetricsInput } from './metrics.ts';
+export {
+  DEFAULT_THRESHOLDS,
+  HEALTH_CONDITIONS,
+  MIN_SIZE_HISTORY,
+  type BackupRunSummary,
+  type ConditionResult,
+  type HealthCondition,
+  type HealthInput,
+  type HealthSeverity,
+  type HealthStatus,
+  type HealthThresholds,
+  type RestoreTestSummary,
+} from './types.ts';

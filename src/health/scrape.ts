@@ -1,0 +1,38 @@
+import type { Deps } from '../deps.ts';
+import { checkTarget } from './collect.ts';
+import { QUEUE_STATES, type QueueState } from './metrics.ts';
+
+/**
+ * GET /metrics: refreshes every gauge from storage, Redis and the queues at scrape time (Prometheus scrapes
+ * every 15–60 s; a handful of manifests and a few Redis calls are cheap), then renders the registry.
+ */
+// The failure counter lives in Redis (workers may run in other processes); the local prom-client counter is
+// advanced by the difference, so it stays a monotonic counter as Prometheus expects.
+const failuresSeen = new WeakMap<Deps, Map<string, number>>();
+
+export async function renderMetrics(deps: Deps): Promise<{ contentType: string; body: string }> {
+  const now = new Date();
+  const queues = { backup: deps.queues.backup, 'restore-test': deps.queues.restoreTest, restore: deps.queues.restore, pagerduty: deps.queues.pagerduty };
+  const queueDepths: Record<string, Record<QueueState, number>> = {};
+  for (const [name, q] of Object.entries(queues)) {
+    const counts = await q.getJobCounts(...QUEUE_STATES);
+    queueDepths[name] = Object.fromEntries(QUEUE_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueState, number>;
+  }
+  const sources = { storage: deps.storage, runs: deps.runs, backupQueue: deps.queues.backup, thresholds: deps.config.health.thresholds };
+  for (const target of deps.config.targets) {
+    const { input, results } = await checkTarget(sources, target.name, now);
+    const seen = failuresSeen.get(deps) ?? new Map<string, number>();
+    failuresSeen.set(deps, seen);
+    const total = await deps.runs.failures(target.name);
+    for (let n = seen.get(target.name) ?? 0; n < total; n++) deps.metrics.recordBackupFailure(target.name);
+    seen.set(target.name, total);
+    deps.metrics.update(target.name, {
+      backups: input.backups,
+      lastBackupRun: input.lastBackupRun,
+      lastRestoreTest: input.lastRestoreTest,
+      results,
+      queueDepths,
+    });
+  }
+  return { contentType: deps.metrics.registry.contentType, body: await deps.metrics.registry.metrics() };
+}

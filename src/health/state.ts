@@ -1,0 +1,82 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { ConditionResult, HealthStatus } from './types.ts';
+
+/** What is remembered per target and condition, so "since when" and "post once" survive restarts. */
+export const StoredConditionSchema = z.object({
+  status: z.enum(['ok', 'failing']),
+  /** ISO time the condition entered its current status (first seen in it). */
+  since: z.string(),
+  lastChecked: z.string(),
+  evidence: z.string(),
+});
+export type StoredCondition = z.infer<typeof StoredConditionSchema>;
+
+export interface AppliedResult {
+  result: ConditionResult;
+  previous: HealthStatus | null;
+  since: string;
+  /** Status differs from the stored one; a first observation counts only when it is failing. */
+  changed: boolean;
+}
+
+export interface HealthState {
+  apply(target: string, results: ConditionResult[], now: Date): Promise<AppliedResult[]>;
+  read(target: string): Promise<Record<string, StoredCondition>>;
+}
+
+// Read and write one field in one step: two health jobs checking at once cannot both see a change and both post.
+// `since` is kept while the status stays the same; the previous value is returned for the caller to compare.
+const APPLY_FIELD = `
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+local since = ARGV[3]
+if prev then
+  local ok, p = pcall(cjson.decode, prev)
+  if ok and type(p) == 'table' and p.status == ARGV[2] and type(p.since) == 'string' then since = p.since end
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ status = ARGV[2], since = since, lastChecked = ARGV[3], evidence = ARGV[4] }))
+return prev`;
+
+function parseStored(raw: string | null): StoredCondition | null {
+  if (raw === null) return null;
+  try {
+    const parsed = StoredConditionSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    // Unreadable state is treated as never seen: at worst one extra post, never a missed one.
+    return null;
+  }
+}
+
+/** Health verdicts per target in the Redis hash `${prefix}:health:<target>`, one field per condition. */
+export function createHealthState(redis: Redis, prefix: string): HealthState {
+  const key = (target: string) => `${prefix}:health:${target}`;
+  return {
+    async apply(target, results, now) {
+      const at = now.toISOString();
+      return Promise.all(
+        results.map(async (result): Promise<AppliedResult> => {
+          const raw = (await redis.eval(APPLY_FIELD, 1, key(target), result.condition, result.status, at, result.evidence)) as string | null;
+          const stored = parseStored(raw);
+          const previous = stored?.status ?? null;
+          const same = previous === result.status;
+          return {
+            result,
+            previous,
+            since: same && stored ? stored.since : at,
+            changed: previous === null ? result.status === 'failing' : !same,
+          };
+        }),
+      );
+    },
+    async read(target) {
+      const all = await redis.hgetall(key(target));
+      const out: Record<string, StoredCondition> = {};
+      for (const [field, raw] of Object.entries(all)) {
+        const stored = parseStored(raw);
+        if (stored) out[field] = stored;
+      }
+      return out;
+    },
+  };
+}

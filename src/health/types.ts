@@ -1,0 +1,81 @@
+import type { Manifest, RetentionClass } from '../storage/manifest.ts';
+
+/** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */
+export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing'] as const;
+export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
+
+export type HealthStatus = 'ok' | 'failing';
+export type HealthSeverity = 'critical' | 'error' | 'warning';
+
+export interface ConditionResult {
+  condition: HealthCondition;
+  status: HealthStatus;
+  /** The severity this condition pages with when failing; fixed per condition so an episode never changes its page. */
+  severity: HealthSeverity;
+  /** One sentence naming the target and the condition, for PagerDuty and Slack. */
+  summary: string;
+  /** The numbers behind the verdict, for people: "146 MB, −62 % vs median 384 MB of the previous 7". */
+  evidence: string;
+  /** stale: age in ms; size: bytes of the newest backup; slow: longest duration in ms; disk: free ratio (0–1). */
+  value?: number;
+}
+
+export interface HealthThresholds {
+  /** Newest backup (by startedAt) older than this is stale. */
+  staleHours: number;
+  /** When any class is set here, only the configured classes are checked, each against its own limit. */
+  staleHoursByClass: Partial<Record<RetentionClass, number>>;
+  sizeLowRatio: number;
+  sizeHighRatio: number;
+  /** How many backups before the newest make up the median. */
+  sizeWindow: number;
+  /** An absolute floor: a newest backup smaller than this fails whatever the history says. */
+  minBytes: number | null;
+  slowMs: number;
+  diskFreeMinRatio: number;
+}
+
+export const DEFAULT_THRESHOLDS: HealthThresholds = {
+  staleHours: 25,
+  staleHoursByClass: {},
+  sizeLowRatio: 0.5,
+  sizeHighRatio: 1.5,
+  sizeWindow: 7,
+  minBytes: null,
+  slowMs: 2 * 60 * 60 * 1000,
+  diskFreeMinRatio: 0.2,
+};
+
+/** Median needs at least this many earlier backups: with one or two, a single odd backup would set the norm. */
+export const MIN_SIZE_HISTORY = 3;
+
+export interface BackupRunSummary {
+  ok: boolean;
+  at: Date;
+  reason: string | null;
+  jobId: string | null;
+}
+
+export interface RestoreTestSummary {
+  passed: boolean;
+  at: Date;
+  problems: string[];
+  backupId: string;
+  /** Restore time (RTO); only the metrics use it. */
+  durationMs?: number;
+}
+
+export interface HealthInput {
+  target: string;
+  now: Date;
+  /** Finished backups of this target, any order. */
+  backups: Manifest[];
+  /** Backup jobs of this target running now. */
+  running: Array<{ jobId: string; startedAt: Date }>;
+  lastBackupRun: BackupRunSummary | null;
+  lastRestoreTest: RestoreTestSummary | null;
+  disk: { totalBytes: number; freeBytes: number } | null;
+  /** Accepted but not evaluated yet: no condition for it was specified (see the issue note). */
+  encrypted?: boolean | null;
+  thresholds?: Partial<HealthThresholds>;
+}

@@ -1,0 +1,48 @@
+import type { ConditionResult } from '../health/types.ts';
+import type { StoredCondition } from '../health/state.ts';
+import { escapeMrkdwn, formatTime } from './format.ts';
+import type { ChannelMessage } from './types.ts';
+
+/** Pure builders for health conditions: a condition that starts failing, one that clears, and the overview. */
+
+const LABEL: Record<string, string> = {
+  stale: 'backup too old',
+  size: 'backup size anomaly',
+  slow: 'backup too slow',
+  disk: 'backup disk filling up',
+  'backup-failing': 'last backup failed',
+  'restore-test-failing': 'last restore test failed',
+};
+
+export const conditionLabel = (c: string) => LABEL[c] ?? c;
+
+export function conditionFailing(target: string, r: ConditionResult, escalation: string): ChannelMessage {
+  const icon = r.severity === 'warning' ? ':warning:' : ':rotating_light:';
+  const text = `${icon} *${target}*: ${conditionLabel(r.condition)} — ${escapeMrkdwn(r.evidence)}`;
+  return { text: `${target}: ${conditionLabel(r.condition)} — ${r.evidence}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }, { type: 'context', elements: [{ type: 'mrkdwn', text: `${r.severity} · ${escalation}` }] }] };
+}
+
+export function conditionCleared(target: string, r: ConditionResult, since: string | null, resolved: string | null): ChannelMessage {
+  const text = `:white_check_mark: *${target}*: ${conditionLabel(r.condition)} cleared — ${escapeMrkdwn(r.evidence)}`;
+  return {
+    text: `${target}: ${conditionLabel(r.condition)} cleared`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text } },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: `${since ? `failing since ${formatTime(since)} · ` : ''}${resolved ?? 'no page was open'}` }] },
+    ],
+  };
+}
+
+/** `/backup health`: every condition of every target, with its evidence and since when it is in that state. */
+export function healthOverview(perTarget: Array<{ target: string; results: ConditionResult[]; stored: Record<string, StoredCondition> }>): string {
+  return perTarget
+    .map(({ target, results, stored }) => {
+      const lines = results.map((r) => {
+        const since = stored[r.condition]?.status === r.status ? stored[r.condition]?.since : undefined;
+        const icon = r.status === 'ok' ? ':white_check_mark:' : r.severity === 'warning' ? ':warning:' : ':rotating_light:';
+        return `${icon} ${conditionLabel(r.condition)}: ${escapeMrkdwn(r.evidence)}${since ? ` _(since ${formatTime(since)})_` : ''}`;
+      });
+      return `*${target}*\n${lines.join('\n')}`;
+    })
+    .join('\n\n');
+}

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { TargetName } from '../config.ts';
+import { BackupIdSchema } from './manifest.ts';
+
+/**
+ * The documented result of a restore test (did this backup restore, and how long did it take: the RTO) or of a
+ * selective restore (who restored what, where). Kept beside the backups but outside every backup directory, so
+ * retention deleting a backup never erases the evidence that it was tested.
+ */
+
+export const RecordKind = z.enum(['restore-test', 'restore']);
+export type RecordKind = z.infer<typeof RecordKind>;
+
+/** `20261125T001432123Z-3f9a1c`: sorts by start time; the random tail keeps two records of one millisecond apart. */
+export const RecordIdSchema = z.string().regex(/^\d{8}T\d{9}Z-[0-9a-f]{6}$/, 'a record id looks like YYYYMMDDTHHMMSSmmmZ-xxxxxx');
+
+export function newRecordId(at: Date = new Date()): string {
+  const stamp = at.toISOString().replace(/[-:.]/g, ''); // 20261125T001432123Z
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export const RestoreRecordSchema = z.object({
+  formatVersion: z.literal(1),
+  kind: RecordKind,
+  id: RecordIdSchema,
+  target: TargetName,
+  backupId: BackupIdSchema,
+  startedAt: z.string().datetime(),
+  finishedAt: z.string().datetime(),
+  durationMs: z.number().int().nonnegative(),
+  /** Getting the archive into a database: decompression plus pg_restore wall time. This is the measured RTO. */
+  restoreMs: z.number().int().nonnegative(),
+  /** Checksums, count comparison and smoke queries. */
+  verifyMs: z.number().int().nonnegative(),
+  /** pg_database_size of the restored database; null when nothing was restored. */
+  restoredBytes: z.number().int().nonnegative().nullable(),
+  /** The verdict of a restore test (final only once the scratch database is dropped); null for a restore. */
+  passed: z.boolean().nullable(),
+  checked: z.object({
+    checksums: z.array(z.object({ file: z.string(), ok: z.boolean() })),
+    /** Tables compared row for row. */
+    tables: z.number().int().nonnegative(),
+    /** Kinds of objects compared, e.g. `indexes`, `constraints (f)`. */
+    objects: z.array(z.string()),
+    smokeQueries: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().nullable() })),
+  }),
+  /** Sentences people read, one per problem; empty when all went well. */
+  problems: z.array(z.string()),
+  requestedBy: z.object({
+    source: z.enum(['slack', 'cli', 'schedule']),
+    userId: z.string().optional(),
+    userName: z.string().optional(),
+  }),
+  jobId: z.string().nullable(),
+  /** The scratch database of a restore test, or the database restored into. */
+  database: z.string(),
+  /** Whether that database was dropped afterwards (always attempted for a restore test). */
+  dropped: z.boolean(),
+  selection: z
+    .object({
+      tables: z.array(z.string()),
+      schemas: z.array(z.string()),
+      /** The existing database restored into; null when a new one was created. */
+      into: z.string().nullable(),
+      created: z.boolean(),
+    })
+    .nullable(),
+  /** What people did about a failure, added later by hand or by a command. */
+  correctiveActions: z.string().nullable(),
+  /** How pg_restore read the archive: a decompressed file with `-j` workers, or a single-job stream. */
+  restoreMethod: z.object({ input: z.enum(['file', 'stream']), jobs: z.number().int().positive() }).nullable().optional(),
+});
+export type RestoreRecord = z.infer<typeof RestoreRecordSchema>;

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { HEALTH_CONDITIONS, evaluateHealth, pagerCondition, resolveThresholds } from '../../src/health/index.ts';
+import { HOUR, ago, healthyInput, pick } from './fixtures.ts';
+
+const GB = 1024 ** 3;
+
+describe('evaluateHealth', () => {
+  it('reports every condition, in a fixed order, all ok for a healthy target', () => {
+    const results = evaluateHealth(healthyInput());
+    expect(results.map((r) => r.condition)).toEqual([...HEALTH_CONDITIONS]);
+    for (const r of results) {
+      expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
+      expect(r.summary).toContain('shop');
+    }
+  });
+
+  it('gives each condition its fixed severity', () => {
+    const severities = Object.fromEntries(evaluateHealth(healthyInput()).map((r) => [r.condition, r.severity]));
+    expect(severities).toEqual({
+      stale: 'critical',
+      size: 'warning',
+      slow: 'warning',
+      disk: 'warning',
+      'backup-failing': 'error',
+      'restore-test-failing': 'critical',
+    });
+  });
+});
+
+describe('evaluateHealth: disk', () => {
+  const disk = (free: number) => pick(evaluateHealth(healthyInput({ disk: { totalBytes: 100 * GB, freeBytes: free * GB } })), 'disk');
+
+  it('warns at 19 % free and is ok at 21 %', () => {
+    const low = disk(19);
+    expect(low).toMatchObject({ status: 'failing', severity: 'warning', value: 0.19 });
+    expect(low.evidence).toBe('19 % free (19.0 GB of 100 GB), limit 20 %');
+    expect(low.summary).toBe('Backup disk of shop is nearly full: 19 % free (19.0 GB of 100 GB), limit 20 %');
+    expect(disk(21).status).toBe('ok');
+  });
+
+  it('is ok with "unknown" when there is no figure', () => {
+    expect(pick(evaluateHealth(healthyInput({ disk: null })), 'disk')).toMatchObject({ status: 'ok', evidence: 'unknown' });
+  });
+});
+
+describe('evaluateHealth: backup-failing', () => {
+  it('fails with the reason and the time, and recovers on the next good run', () => {
+    const lastBackupRun = { ok: false, at: ago(HOUR), reason: 'pg_dump: error: connection refused', jobId: '42' };
+    const r = pick(evaluateHealth(healthyInput({ lastBackupRun })), 'backup-failing');
+    expect(r).toMatchObject({ status: 'failing', severity: 'error' });
+    expect(r.evidence).toBe('last run failed at 2026-11-24 11:00 UTC (job 42): pg_dump: error: connection refused');
+    expect(r.summary).toBe('The last backup of shop failed: pg_dump: error: connection refused');
+    const next = pick(evaluateHealth(healthyInput({ lastBackupRun: { ...lastBackupRun, ok: true, reason: null } })), 'backup-failing');
+    expect(next.status).toBe('ok');
+    expect(pick(evaluateHealth(healthyInput({ lastBackupRun: null })), 'backup-failing').status).toBe('ok');
+  });
+});
+
+describe('evaluateHealth: restore-test-failing', () => {
+  it('fails critically with the problems, and recovers when a test passes', () => {
+    const lastRestoreTest = { passed: false, at: ago(2 * HOUR), problems: ['public.orders: 10 rows, expected 12', 'b', 'c', 'd'], backupId: 'shop-20261124T030000Z' };
+    const r = pick(evaluateHealth(healthyInput({ lastRestoreTest })), 'restore-test-failing');
+    expect(r).toMatchObject({ status: 'failing', severity: 'critical' });
+    expect(r.summary).toBe('The last restore test of shop failed: public.orders: 10 rows, expected 12');
+    expect(r.evidence).toBe('restore test of shop-20261124T030000Z at 2026-11-24 10:00 UTC failed: public.orders: 10 rows, expected 12; b; c (and 1 more)');
+    const passed = pick(evaluateHealth(healthyInput({ lastRestoreTest: { ...lastRestoreTest, passed: true, problems: [] } })), 'restore-test-failing');
+    expect(passed.status).toBe('ok');
+  });
+});
+
+describe('resolveThresholds', () => {
+  it('keeps defaults for keys left out or undefined', () => {
+    const t = resolveThresholds({ staleHours: 49 });
+    expect(t).toMatchObject({ staleHours: 49, sizeWindow: 7, slowMs: 2 * HOUR, diskFreeMinRatio: 0.2, minBytes: null });
+  });
+});
+
+describe('pagerCondition', () => {
+  it('pages worker-reported failures under the keys the workers already use, so one failure is one incident', () => {
+    expect(pagerCondition('backup-failing')).toBe('backup');
+    expect(pagerCondition('restore-test-failing')).toBe('restore-test');
+    expect(pagerCondition('stale')).toBe('stale');
+  });
+});

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createHealthState } from '../../src/health/index.ts';
+import { HOUR, NOW, result } from './fixtures.ts';
+
+const later = (hours: number) => new Date(NOW.getTime() + hours * HOUR);
+
+describe('createHealthState', () => {
+  let redis: Redis;
+  let prefix: string;
+
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+  });
+  beforeEach(() => {
+    prefix = `{health-${randomUUID()}}`;
+  });
+  afterAll(async () => {
+    await redis.quit();
+  });
+
+  it('counts a first failing observation as a change, a first ok one not', async () => {
+    const state = createHealthState(redis, prefix);
+    const applied = await state.apply('shop', [result('stale', 'failing', 'critical'), result('disk', 'ok', 'warning')], NOW);
+    expect(applied.map((a) => [a.result.condition, a.previous, a.changed, a.since])).toEqual([
+      ['stale', null, true, NOW.toISOString()],
+      ['disk', null, false, NOW.toISOString()],
+    ]);
+  });
+
+  it('does not count a repeated failure, counts the recovery, and keeps since while the status holds', async () => {
+    const state = createHealthState(redis, prefix);
+    await state.apply('shop', [result('size', 'failing', 'warning', '146 MB')], NOW);
+    const [again] = await state.apply('shop', [result('size', 'failing', 'warning', '150 MB')], later(1));
+    expect(again).toMatchObject({ previous: 'failing', changed: false, since: NOW.toISOString() });
+    const [recovered] = await state.apply('shop', [result('size', 'ok', 'warning', '380 MB')], later(2));
+    expect(recovered).toMatchObject({ previous: 'failing', changed: true, since: later(2).toISOString() });
+    expect(await state.read('shop')).toEqual({
+      size: { status: 'ok', since: later(2).toISOString(), lastChecked: later(2).toISOString(), evidence: '380 MB' },
+    });
+  });
+
+  it('remembers since across a restart', async () => {
+    await createHealthState(redis, prefix).apply('shop', [result('slow', 'failing', 'warning')], NOW);
+    const restarted = createHealthState(redis, prefix);
+    const [still] = await restarted.apply('shop', [result('slow', 'failing', 'warning')], later(5));
+    expect(still).toMatchObject({ previous: 'failing', changed: false, since: NOW.toISOString() });
+    expect((await restarted.read('shop')).slow).toMatchObject({ since: NOW.toISOString(), lastChecked: later(5).toISOString() });
+  });
+
+  it('keeps targets apart, in the documented hash', async () => {
+    const state = createHealthState(redis, prefix);
+    await state.apply('shop', [result('disk', 'failing', 'warning')], NOW);
+    const [other] = await state.apply('billing', [result('disk', 'failing', 'warning')], NOW);
+    expect(other?.changed).toBe(true);
+    expect(await redis.hkeys(`${prefix}:health:shop`)).toEqual(['disk']);
+    expect(await state.read('nobody')).toEqual({});
+  });
+
+  it('lets only one of two concurrent checks see the change', async () => {
+    const a = createHealthState(redis, prefix);
+    const b = createHealthState(redis, prefix);
+    const runs = await Promise.all([a.apply('shop', [result('stale', 'failing', 'critical')], NOW), b.apply('shop', [result('stale', 'failing', 'critical')], NOW)]);
+    expect(runs.flat().filter((r) => r.changed)).toHaveLength(1);
+  });
+
+  it('treats an unreadable stored value as never seen', async () => {
+    await redis.hset(`${prefix}:health:shop`, 'stale', 'not json');
+    const state = createHealthState(redis, prefix);
+    expect(await state.read('shop')).toEqual({});
+    const [r] = await state.apply('shop', [result('stale', 'failing', 'critical')], NOW);
+    expect(r).toMatchObject({ previous: null, changed: true });
+  });
+});
