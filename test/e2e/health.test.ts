@@ -1,0 +1,155 @@
+import type { Job } from 'bullmq';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import { createHealthState } from '../../src/health/state.ts';
+import type { Manifest } from '../../src/storage/manifest.ts';
+import { healthProcessor } from '../../src/workers/health-worker.ts';
+import { runSql } from '../support/databases.ts';
+import { sendSlashCommand } from '../support/slack-requests.ts';
+import { SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+
+let h: Harness;
+let clock = new Date();
+const HOUR = 3600_000;
+
+const slash = (text: string) =>
+  sendSlashCommand({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, command: '/backup', text, userId: 'U0ONCALL', userName: 'oncall', channelId: 'C0INCIDENTS', responseUrl: h.slack.responseUrl(`r-${Math.random()}`) });
+
+async function backup(): Promise<Manifest> {
+  const before = (await h.service.deps.storage.list('shop')).length;
+  await slash('now');
+  const end = Date.now() + 60_000;
+  while (Date.now() < end) {
+    const list = await h.service.deps.storage.list('shop');
+    if (list.length > before && list[0]) return list[0];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('backup did not finish');
+}
+
+/** The health job as the scheduler runs it, with a controllable clock and, optionally, other thresholds. */
+function runHealth(health?: Partial<Config['health']['thresholds']>) {
+  const d = h.service.deps;
+  const config = health ? { ...d.config, health: { ...d.config.health, thresholds: { ...d.config.health.thresholds, ...health } } } : d.config;
+  const process = healthProcessor({
+    config,
+    storage: d.storage,
+    runs: d.runs,
+    // A new state object per run: what holds across runs is Redis, as across worker restarts.
+    state: createHealthState(d.workerRedis, d.config.queuePrefix),
+    backupQueue: d.queues.backup,
+    notifier: d.notifier,
+    escalation: d.escalation,
+    log: d.log,
+    now: () => clock,
+  });
+  return process({ id: `health-${Date.now()}` } as Job);
+}
+
+const pages = (condition: string, action: string) => h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/shop/${condition}` && e.event_action === action);
+const posts = (pattern: RegExp) => [...h.slack.messages.values()].filter((m) => pattern.test(m.text ?? ''));
+
+async function settle(condition: string, action: string, n: number) {
+  const end = Date.now() + 30_000;
+  while (pages(condition, action).length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+}
+
+beforeAll(async () => {
+  h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl') });
+});
+
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('health conditions and the PagerDuty lifecycle', () => {
+  let first: Manifest;
+
+  it('stale: pages once when the newest backup passes 25 h, not again across restarts, resolves when a fresh one lands', async () => {
+    first = await backup();
+    clock = new Date(new Date(first.startedAt).getTime() + 24 * HOUR + 59 * 60_000);
+    expect((await runHealth()).failing).not.toContain('shop/stale');
+    clock = new Date(new Date(first.startedAt).getTime() + 25 * HOUR + 60_000);
+    expect((await runHealth()).failing).toContain('shop/stale');
+    await runHealth();
+    await runHealth();
+    await settle('stale', 'trigger', 1);
+    expect(pages('stale', 'trigger')).toHaveLength(1);
+    expect(pages('stale', 'trigger')[0]?.payload?.severity).toBe('critical');
+    expect(posts(/shop: backup too old/)).toHaveLength(1);
+
+    clock = new Date(new Date(first.startedAt).getTime() + HOUR);
+    expect((await runHealth()).failing).not.toContain('shop/stale');
+    await settle('stale', 'resolve', 1);
+    expect(pages('stale', 'resolve')).toHaveLength(1);
+    expect(posts(/backup too old cleared/)).toHaveLength(1);
+  });
+
+  it('size: a backup under half the median of the previous ones pages a warning, and clears', async () => {
+    for (let i = 0; i < 3; i++) await backup();
+    await runSql(h.source.url, 'TRUNCATE shop.order_items, shop.delivery_slots');
+    const small = await backup();
+    clock = new Date(new Date(small.startedAt).getTime() + 60_000);
+    const r = await runHealth();
+    expect(r.failing).toContain('shop/size');
+    await settle('size', 'trigger', 1);
+    expect(pages('size', 'trigger')[0]?.payload?.severity).toBe('warning');
+    expect(posts(/size anomaly/)[0]?.text).toMatch(/% vs median/);
+    // Raising the bar back (a team decides the new size is normal): the condition clears and the page resolves.
+    expect((await runHealth({ sizeLowRatio: 0.01 })).failing).not.toContain('shop/size');
+    await settle('size', 'resolve', 1);
+    expect(pages('size', 'resolve')).toHaveLength(1);
+  }, 120_000);
+
+  it('disk and slow cross their thresholds both ways', async () => {
+    expect((await runHealth({ diskFreeMinRatio: 1.01, slowMs: 1 })).failing).toEqual(expect.arrayContaining(['shop/disk', 'shop/slow']));
+    expect((await runHealth({ diskFreeMinRatio: 0, slowMs: 2 * HOUR })).failing).not.toEqual(expect.arrayContaining(['shop/disk']));
+    await settle('disk', 'resolve', 1);
+    await settle('slow', 'resolve', 1);
+    for (const c of ['disk', 'slow']) {
+      const seq = h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/shop/${c}`).map((e) => e.event_action);
+      expect(seq).toEqual(['trigger', 'resolve']);
+    }
+  });
+
+  it('delivers trigger then resolve in order even while PagerDuty answers 500', async () => {
+    h.pd.failNext(3, 500);
+    await runHealth({ diskFreeMinRatio: 1.01 });
+    await runHealth({ diskFreeMinRatio: 0 });
+    await settle('disk', 'resolve', 2);
+    const seq = h.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/shop/disk').map((e) => e.event_action);
+    expect(seq).toEqual(['trigger', 'resolve', 'trigger', 'resolve']);
+  }, 60_000);
+
+  it('/backup health shows every condition with its evidence', async () => {
+    const res = await slash('health');
+    const text = String((res.body as { text?: string }).text);
+    for (const label of ['backup too old', 'backup size anomaly', 'backup too slow', 'backup disk', 'last backup failed', 'last restore test failed']) expect(text).toContain(label);
+    expect(text).toMatch(/since/);
+  });
+
+  it('serves /metrics that a Prometheus text-format parser reads', async () => {
+    const res = await fetch(h.eventsUrl.replace('/slack/events', '/metrics'));
+    expect(res.status).toBe(200);
+    const families = parsePrometheusTextFormat(await res.text());
+    const byName = new Map(families.map((f) => [f.name, f]));
+    const lastGood = byName.get('pgbb_last_good_backup_timestamp_seconds')?.metrics.find((m) => m.labels?.target === 'shop');
+    expect(Number(lastGood?.value)).toBeGreaterThan(1.7e9);
+    expect(byName.get('pgbb_last_backup_size_bytes')?.type).toBe('GAUGE');
+    expect(byName.get('pgbb_queue_jobs')?.metrics.some((m) => m.labels?.queue === 'backup')).toBe(true);
+    expect(byName.get('pgbb_condition_failing')?.metrics.some((m) => m.labels?.condition === 'stale')).toBe(true);
+    expect((await fetch(h.eventsUrl.replace('/slack/events', '/healthz'))).status).toBe(200);
+  });
+
+  it('check CLI speaks Nagios: exit 2 with a critical condition, 0 when all is well', async () => {
+    const env = { PATH: process.env.PATH ?? '', DATABASE_URL: h.source.url, TARGET_NAME: 'shop', BACKUP_DIR: h.backupDir, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: h.config.queuePrefix };
+    const ok = await execa('node', ['bin/pg-backup-bot.js', 'check'], { env, extendEnv: false, reject: false });
+    expect(ok.stdout).toMatch(/^(OK|WARNING) shop /m);
+    expect([0, 1]).toContain(ok.exitCode);
+    const gone = await execa('node', ['bin/pg-backup-bot.js', 'check'], { env: { ...env, BACKUP_DIR: `${h.backupDir}-empty` }, extendEnv: false, reject: false });
+    expect(gone.exitCode).toBe(2);
+    expect(gone.stdout.split('\n')[0]).toMatch(/^CRITICAL shop stale/);
+  });
+});
