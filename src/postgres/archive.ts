@@ -2,7 +2,8 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -13,15 +14,8 @@ import { firstErrorLine } from './failures.ts';
 import { collectOutput } from './output-tail.ts';
 
 /**
- * The database artifact as pg_restore reads it: a decompressed private temp file, or `zstd -dc` on stdin.
- *
- * Measured here (PostgreSQL 15.20, 2 cores, a 1.2 GB database, 758 MB archive written by `pg_dump -Fc | zstd`):
- * our archives come from a pipe, so their TOC has no data offsets, yet pg_restore 15 restores them with `-j`
- * from a seekable file: for a block without an offset it scans forward from the last block it saw and
- * remembers the positions it passes (pg_backup_custom.c, `_PrintTocData`), and each worker reopens the file.
- * `-j 2` from the file took 9.0–11.6 s (+1.4 s to decompress); one job from the file 14.6–14.8 s;
- * `zstd -dc | pg_restore` 13.8–18.0 s. From stdin `-j` is refused ("parallel restore from standard input is
- * not supported"), so without room for the temp file we stream with one job.
+ * The database artifact as pg_restore reads it: a decompressed private temp file (so `-j` works), or `zstd -dc`
+ * on stdin when the temp directory has no room (one job). Why and how `-j` is used: parallel-restore.ts.
  */
 export type ArchiveInput = 'file' | 'stream';
 
@@ -34,6 +28,15 @@ export interface PgRestoreRun {
   exit: string;
 }
 
+export interface PgRestoreIo {
+  env: Record<string, string>;
+  /** Keep stdout (a listing) in `PgRestoreRun.stdout`. */
+  captureStdout?: boolean;
+  /** Stream stdout (an SQL script) into this, without ending it: the caller decides how the stream ends. */
+  stdoutTo?: Writable;
+  partialRead?: boolean;
+}
+
 export interface Archive {
   input: ArchiveInput;
   /** Wall time of decompressing into the temp file; 0 when streaming. */
@@ -42,7 +45,7 @@ export interface Archive {
    * pg_restore with `args`; the archive is appended as a file (so `-j` works) or fed to stdin. `partialRead`:
    * pg_restore stops early (listings), so zstd dying of a broken pipe is expected, not a failure.
    */
-  pgRestore(args: string[], o: { env: Record<string, string>; captureStdout?: boolean; partialRead?: boolean }): Promise<PgRestoreRun>;
+  pgRestore(args: string[], o: PgRestoreIo): Promise<PgRestoreRun>;
   close(): Promise<void>;
 }
 
@@ -92,19 +95,31 @@ async function decompressor(o: OpenArchiveOptions) {
   return { zstd, stderr, feed, source };
 }
 
-async function runPgRestore(o: OpenArchiveOptions, args: string[], r: { env: Record<string, string>; captureStdout?: boolean; stdin: 'ignore' | 'pipe' }) {
+async function runPgRestore(o: OpenArchiveOptions, args: string[], r: PgRestoreIo & { stdin: 'ignore' | 'pipe' }) {
   // Credentials come from env (libpq variables + PGPASSFILE), never argv.
   const child = execa(o.pgRestore, args, {
     ...common(o.signal),
     env: r.env,
     extendEnv: false,
     stdin: r.stdin,
-    stdout: r.captureStdout ? 'pipe' : 'ignore',
+    stdout: r.captureStdout || r.stdoutTo ? 'pipe' : 'ignore',
     stderr: 'pipe',
     ...(r.captureStdout ? { buffer: { stdout: true, stderr: false } } : {}),
   });
   const stderr = collectOutput(child.stderr);
-  return { child, stderr };
+  // Not pipeline(): it would end the destination when pg_restore stops, even halfway through a failed run.
+  if (r.stdoutTo && child.stdout) {
+    child.stdout.pipe(r.stdoutTo, { end: false });
+    // The reader went away (psql stopped at an error, maybe before we even started): stop pg_restore rather
+    // than let it block forever on a full pipe.
+    const stop = () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+    };
+    if (r.stdoutTo.destroyed || r.stdoutTo.closed) stop();
+    else r.stdoutTo.once('close', stop);
+  }
+  const drained = r.stdoutTo && child.stdout ? finished(child.stdout).catch(() => undefined) : Promise.resolve();
+  return { child, stderr, drained };
 }
 
 export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
@@ -124,9 +139,10 @@ export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
       decompressMs: 0,
       async pgRestore(args, r) {
         const d = await decompressor(o);
-        const { child, stderr } = await runPgRestore(o, args, { ...r, stdin: 'pipe' });
+        const { child, stderr, drained } = await runPgRestore(o, args, { ...r, stdin: 'pipe' });
         const drain = child.stdin ? pipeline(d.zstd.stdout, child.stdin).catch(() => undefined) : Promise.resolve();
         const res = await child;
+        await drained;
         // A listing stops after the TOC and a failed restore stops anywhere: the rest of the stream is not needed.
         if (r.partialRead || res.failed) {
           d.zstd.kill('SIGTERM');
@@ -167,8 +183,9 @@ export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
       input,
       decompressMs: Date.now() - started,
       async pgRestore(args, r) {
-        const { child, stderr } = await runPgRestore(o, [...args, file], { ...r, stdin: 'ignore' });
+        const { child, stderr, drained } = await runPgRestore(o, [...args, file], { ...r, stdin: 'ignore' });
         const res = await child;
+        await drained;
         const canceled = Boolean(o.signal?.aborted || res.isCanceled);
         return { ok: !res.failed, canceled, stderr: stderr.text(), stdout: String(res.stdout ?? ''), exit: describeExit(res) };
       },

@@ -7,14 +7,15 @@ import { classifyFailure, firstErrorLine, type FailureContext } from './failures
  * bad) or a sign the restore could not run at all (server unreachable, wrong password, a full disk on the
  * server): those throw, because a test that never ran must not read as "the backup is broken".
  */
-export function restoreFailure(run: PgRestoreRun, ctx: FailureContext, database: string): { problem: string; infrastructure?: BotError } {
+export function restoreFailure(run: PgRestoreRun, ctx: FailureContext, database: string, tool = 'pg_restore'): { problem: string; infrastructure?: BotError } {
   const first = firstErrorLine(run.stderr);
-  const line = first.replace(/^pg_restore:\s*(error:\s*)?/, '').replace(/\s+/g, ' ');
+  // `pg_restore: error: …` or psql's `psql:<stdin>:42: ERROR:  …`: the prefix says nothing people need.
+  const line = first.replace(/^(pg_restore:\s*(error:\s*)?|psql:[^:]*:\d+:\s*)/, '').replace(/\s+/g, ' ');
   // PostgreSQL's DETAIL names the culprit ("view shop.paid_orders depends on table shop.orders").
   const lines = run.stderr.split('\n').map((l) => l.trim());
   const at = lines.indexOf(first);
   const detail = lines.slice(at + 1, at + 4).find((l) => l.startsWith('DETAIL:'));
-  const problem = `pg_restore failed: ${line || run.exit}${detail ? ` (${detail.replace(/^DETAIL:\s*/, '').replace(/\s+/g, ' ')})` : ''}`;
+  const problem = `${tool} failed: ${line || run.exit}${detail ? ` (${detail.replace(/^DETAIL:\s*/, '').replace(/\s+/g, ' ').replace(/\.$/, '')})` : ''}`;
   if (/No space left on device|could not extend file/.test(run.stderr)) {
     return {
       problem,

@@ -7,6 +7,7 @@ import { openArchive, UnreadableArchive, type Archive, type ArchiveInput } from 
 import { verifyChecksums } from './checksums.ts';
 import { clientFailure, type FailureContext } from './failures.ts';
 import { serverLabel, withPgEnv } from './connection.ts';
+import { runPgRestorePasses } from './parallel-restore.ts';
 import { dbnameArg, restoreFailure } from './restore-failure.ts';
 import { checkRestored, type SmokeQuery } from './restored-checks.ts';
 import { createDatabase, databaseUrl, dropDatabase, scratchName } from './scratch.ts';
@@ -127,8 +128,8 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
     // --no-owner and --no-acl: the scratch server need not have the source's roles (they live in globals.sql,
     // which a test must not apply to a shared server), and a GRANT to a missing role would fail the test for a
     // reason that says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
-    const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', dbnameArg(name), ...(jobs > 1 ? [`--jobs=${jobs}`] : [])];
-    const run = await withPgEnv(databaseUrl(o.serverUrl, name), (env) => a.pgRestore(args, { env }));
+    const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', dbnameArg(name)];
+    const run = await withPgEnv(databaseUrl(o.serverUrl, name), (env) => runPgRestorePasses(a, args, jobs, env));
     restoreMs = Date.now() - tRestore;
     log.info({ ...restoreMethod, restoreMs, decompressMs: archive.decompressMs, ok: run.ok }, 'pg_restore finished');
     if (run.canceled) throw canceled();
@@ -156,7 +157,7 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
     }
   } catch (err) {
     if (err instanceof UnreadableArchive) problems.push(err.problem);
-    else failure = o.signal?.aborted && !(err instanceof BotError && err.code === 'canceled') ? canceled(err) : err;
+    else failure = o.signal?.aborted ? canceled(err) : err;
   } finally {
     await archive?.close().catch((err: unknown) => log.warn({ err }, 'could not remove the decompressed archive'));
     if (!dropped) {

@@ -11,7 +11,7 @@ import type { TocEntry } from './toc.ts';
  *   partitioned parent's definition) and every extension (pg_dump records no dependency on extension members,
  *   e.g. an exclusion constraint's btree_gist operator class). A foreign key to a table not restored is left
  *   out, with a note.
- * - 'existing': only the tables' own entries, which `--clean --if-exists` drops and recreates; shared objects
+ * - 'existing': only the tables' own entries, dropped and recreated (see replace-in-place.ts); shared objects
  *   (types, functions, extensions) stay as they are. Foreign keys of other tables that point at a restored table
  *   are included, so they are dropped first and re-added (and re-checked) after the data is back.
  */
@@ -26,6 +26,8 @@ export interface SelectionPlan {
   ids: number[];
   /** The `-L` file's contents. */
   listFile: string;
+  /** The `-L` file whose `--clean` statements empty the way for a restore into an existing database. */
+  dropListFile: string;
   /** Tables whose data is restored (leaf tables and partitions; a partitioned parent has no rows of its own). */
   dataTables: TableRef[];
   /** Things deliberately left out, as sentences. */
@@ -168,5 +170,12 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
     .map((e) => byId.get(e.deps[0] ?? -1))
     .filter((t): t is TocEntry => t !== undefined)
     .map((t) => ({ schema: t.schema, table: t.tag }));
-  return { ids: ordered.map((e) => e.id), listFile: `${ordered.map((e) => e.line).join('\n')}\n`, dataTables, notes };
+  // What to drop before restoring into an existing database: tables (their indexes, constraints, triggers,
+  // defaults and owned sequences go with them: dropping those one by one is what fails on partitions), the
+  // foreign keys that point at them, and a selected schema's other objects.
+  const dropped = ordered.filter(
+    (e) => !DATA.has(e.desc) && !ATTACHED.has(e.desc) && !(OWNED.has(e.desc) && e.desc !== 'TABLE' && e.desc !== 'FK CONSTRAINT' && e.deps.some(isTable)),
+  );
+  const list = (es: TocEntry[]) => `${es.map((e) => e.line).join('\n')}\n`;
+  return { ids: ordered.map((e) => e.id), listFile: list(ordered), dropListFile: list(dropped), dataTables, notes };
 }

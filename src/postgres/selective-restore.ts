@@ -10,10 +10,12 @@ import { openArchive, UnreadableArchive, type Archive, type ArchiveInput } from 
 import { verifyChecksums } from './checksums.ts';
 import { cleanBaseEnv, serverLabel, withPgEnv } from './connection.ts';
 import { clientFailure, type FailureContext } from './failures.ts';
+import { runPgRestorePasses } from './parallel-restore.ts';
 import { dbnameArg, restoreFailure } from './restore-failure.ts';
 import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
 import { dumpMajor } from './restore-test.ts';
 import { createDatabase, databaseExists, databaseUrl, dropDatabase, isScratchName } from './scratch.ts';
+import { replaceInPlace } from './replace-in-place.ts';
 import { planSelection } from './selection-plan.ts';
 import { parseToc } from './toc.ts';
 import { findPgTools, findZstd } from './tools.ts';
@@ -51,8 +53,8 @@ export type SelectiveRestoreOutcome = Omit<RestoreRecord, 'requestedBy' | 'jobId
 /**
  * Restores chosen tables or schemas of a backup: checksums first, then exactly the planned archive entries
  * (see selection-plan.ts) through `pg_restore -L`. Into a new database it runs in parallel and the database is
- * dropped again if the restore fails; into an existing one it is `--clean --if-exists --single-transaction`, so
- * a failure anywhere leaves that database as it was.
+ * dropped again if the restore fails; into an existing one the selected objects are dropped and recreated in
+ * one transaction (replace-in-place.ts), so a failure anywhere leaves that database as it was.
  */
 export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<SelectiveRestoreOutcome> {
   const now = o.now ?? (() => new Date());
@@ -135,8 +137,6 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
     if (!list.ok || !verbose.ok) throw new UnreadableArchive(restoreFailure(list.ok ? verbose : list, ctx, db).problem);
     const plan = planSelection(parseToc(list.stdout, verbose.stdout), { tables: o.tables, schemas: o.schemas, mode: o.into.create ? 'new' : 'existing' });
     notes.push(...plan.notes);
-    const listFile = join(work, 'restore.list');
-    await writeFile(listFile, plan.listFile, { mode: 0o600 });
     log.info({ entries: plan.ids.length, tables: plan.dataTables.length, input: a.input }, 'selective restore planned');
 
     if (o.into.create) {
@@ -149,16 +149,20 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
     progress('restoring');
     const jobs = o.into.create && a.input === 'file' ? Math.max(1, Math.floor(o.jobs ?? 2)) : 1;
     restoreMethod = { input: a.input, jobs };
-    // --no-owner/--no-acl: the restoring role owns what it restores, and GRANTs to roles missing here cannot
-    // fail the restore. Into an existing database: drop and recreate only the listed objects, all or nothing.
-    const mode = o.into.create ? (jobs > 1 ? [`--jobs=${jobs}`] : []) : ['--clean', '--if-exists', '--single-transaction'];
-    const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', `--use-list=${listFile}`, ...mode, dbnameArg(db)];
     const tRestore = Date.now();
-    const run = await withPgEnv(databaseUrl(o.serverUrl, db), (childEnv) => a.pgRestore(args, { env: childEnv }));
+    const { run, tool } = await withPgEnv(databaseUrl(o.serverUrl, db), async (childEnv) => {
+      // Into an existing database: drop and recreate only the listed objects, all or nothing.
+      if (!o.into.create) return replaceInPlace({ archive: a, psql: tools.psql, plan, database: db, work, env: childEnv, signal: o.signal });
+      const listFile = join(work, 'restore.list');
+      await writeFile(listFile, plan.listFile, { mode: 0o600 });
+      // --no-owner/--no-acl: the restoring role owns what it restores; GRANTs to roles missing here cannot fail it.
+      const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', `--use-list=${listFile}`, dbnameArg(db)];
+      return { run: await runPgRestorePasses(a, args, jobs, childEnv), tool: 'pg_restore' };
+    });
     restoreMs = Date.now() - tRestore + a.decompressMs;
     if (run.canceled) throw new BotError('canceled', `The restore into ${db} was canceled; ${o.into.create ? 'the new database was dropped' : 'its transaction was rolled back'}.`);
     if (!run.ok) {
-      const f = restoreFailure(run, ctx, db);
+      const f = restoreFailure(run, ctx, db, tool);
       if (f.infrastructure) throw f.infrastructure;
       restoreFailed = true;
       problems.push(o.into.create ? f.problem : `${f.problem}; ${db} was left as it was`);

@@ -17,6 +17,8 @@ export interface Workers {
 export interface WorkerOptions {
   backupConcurrency?: number;
   restoreConcurrency?: number;
+  /** Upsert the periodic jobs (health checks) at start; tests turn this off and run the processors themselves. */
+  schedules?: boolean;
   progressIntervalMs?: number;
 }
 
@@ -76,7 +78,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   }
   await Promise.all(all.map((w) => w.waitUntilReady()));
   // Idempotent: any number of workers starting at once leave exactly one scheduler.
-  await deps.queues.health.upsertJobScheduler('health', { every: config.health.intervalMinutes * 60_000 }, { name: 'health', data: {} });
+  if (options.schedules !== false) await deps.queues.health.upsertJobScheduler('health', { every: config.health.intervalMinutes * 60_000 }, { name: 'health', data: {} });
   await dropLeftovers(deps);
   return {
     running: () => all.every((w) => w.isRunning()),

@@ -67,7 +67,7 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
       },
     }),
   });
-  const service = await startService(config, log, 'all', { pagerDutyCa: pd.ca, workerOptions: { progressIntervalMs: 0 } });
+  const service = await startService(config, log, 'all', { pagerDutyCa: pd.ca, workerOptions: { progressIntervalMs: 0, schedules: false } });
   return {
     config,
     service,

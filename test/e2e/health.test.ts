@@ -89,7 +89,7 @@ describe('health conditions and the PagerDuty lifecycle', () => {
 
   it('size: a backup under half the median of the previous ones pages a warning, and clears', async () => {
     for (let i = 0; i < 3; i++) await backup();
-    await runSql(h.source.url, 'TRUNCATE shop.order_items, shop.delivery_slots');
+    await runSql(h.source.url, 'TRUNCATE shop.orders, shop.order_items, shop.delivery_slots, shop.customers CASCADE');
     const small = await backup();
     clock = new Date(new Date(small.startedAt).getTime() + 60_000);
     const r = await runHealth();
