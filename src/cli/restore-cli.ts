@@ -7,7 +7,7 @@ import { formatBytes, formatDuration } from '../notifications/format.ts';
 import { runRestoreTest, runSelectiveRestore } from '../postgres/index.ts';
 import { findBackup, latestBackup } from '../storage/catalog.ts';
 import { BackupIdSchema } from '../storage/manifest.ts';
-import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
+import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { parseRestoreText } from '../commands/restore-text.ts';
@@ -113,29 +113,20 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
     });
-    const finishedAt = new Date();
-    await deps.storage.writeRecord({
-      formatVersion: 1,
-      kind: 'restore',
-      id: newRecordId(startedAt),
-      target: target.name,
-      backupId: manifest.backupId,
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationMs: finishedAt.getTime() - startedAt.getTime(),
-      restoreMs: outcome.restoreMs,
-      verifyMs: 0,
-      restoredBytes: null,
-      passed: null,
-      checked: { checksums: [], tables: outcome.restoredTables.length, objects: [], smokeQueries: [] },
-      problems: outcome.problems,
-      requestedBy: requestedBy(),
-      jobId: null,
-      database: into.database,
-      dropped: false,
-      selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create },
-      correctiveActions: null,
-    });
+    await deps.storage.writeRecord(
+      restoreRecord({
+        outcome,
+        failure: null,
+        target: target.name,
+        backupId: manifest.backupId,
+        startedAt,
+        finishedAt: new Date(),
+        requestedBy: requestedBy(),
+        jobId: null,
+        selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create },
+        database: into.database,
+      }),
+    );
     if (outcome.problems.length > 0) {
       io.err(`Restore FAILED: ${outcome.problems.join('; ')}`);
       return 1;

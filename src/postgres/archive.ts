@@ -112,8 +112,12 @@ async function runPgRestore(o: OpenArchiveOptions, args: string[], r: PgRestoreI
     child.stdout.pipe(r.stdoutTo, { end: false });
     // The reader went away (psql stopped at an error, maybe before we even started): stop pg_restore rather
     // than let it block forever on a full pipe.
+    const out = child.stdout;
     const stop = () => {
       if (child.exitCode === null) child.kill('SIGTERM');
+      // Whatever is still buffered is drained into the void, or the stream would never end.
+      out.unpipe();
+      out.resume();
     };
     if (r.stdoutTo.destroyed || r.stdoutTo.closed) stop();
     else r.stdoutTo.once('close', stop);

@@ -1,4 +1,7 @@
-/** The postgres room's door: backups with pg_dump, the connection environment, and the counts a restore test compares. */
+/**
+ * The postgres room's door: backups with pg_dump, the connection environment, the counts a restore test compares,
+ * restore tests in scratch databases and selective restores.
+ */
 export { runBackup, DATABASE_FILE, type BackupProgress, type RunBackupOptions } from './dump.ts';
 export { GLOBALS_FILE } from './globals.ts';
 export { cleanBaseEnv, parsePgUrl, pgClientConfig, serverLabel, withPgEnv } from './connection.ts';

@@ -55,7 +55,10 @@ export const RestoreRecordSchema = z.object({
   jobId: z.string().nullable(),
   /** The scratch database of a restore test, or the database restored into. */
   database: z.string(),
-  /** Whether that database was dropped afterwards (always attempted for a restore test). */
+  /**
+   * Restore test: false only while the scratch database may still be on the server (its drop failed); true also
+   * when none was created. Restore: whether the new database was dropped again after a failed restore.
+   */
   dropped: z.boolean(),
   selection: z
     .object({
@@ -72,3 +75,41 @@ export const RestoreRecordSchema = z.object({
   restoreMethod: z.object({ input: z.enum(['file', 'stream']), jobs: z.number().int().positive() }).nullable().optional(),
 });
 export type RestoreRecord = z.infer<typeof RestoreRecordSchema>;
+
+/** The record of a selective restore: the engine's outcome when it ran, else a failure record built from the request. */
+export function restoreRecord(o: {
+  outcome: (Omit<RestoreRecord, 'requestedBy' | 'jobId' | 'kind' | 'id'> & { restoredTables?: unknown; notes?: unknown }) | null;
+  failure: string | null;
+  target: string;
+  backupId: string;
+  startedAt: Date;
+  finishedAt: Date;
+  requestedBy: RestoreRecord['requestedBy'];
+  jobId: string | null;
+  selection: NonNullable<RestoreRecord['selection']>;
+  database: string;
+}): RestoreRecord {
+  const base = { formatVersion: 1 as const, kind: 'restore' as const, id: newRecordId(o.startedAt), requestedBy: o.requestedBy, jobId: o.jobId };
+  if (o.outcome) {
+    const { restoredTables: _tables, notes: _notes, ...fields } = o.outcome;
+    return { ...fields, ...base, problems: [...fields.problems, ...(o.failure ? [o.failure] : [])] };
+  }
+  return {
+    ...base,
+    target: o.target,
+    backupId: o.backupId,
+    startedAt: o.startedAt.toISOString(),
+    finishedAt: o.finishedAt.toISOString(),
+    durationMs: o.finishedAt.getTime() - o.startedAt.getTime(),
+    restoreMs: 0,
+    verifyMs: 0,
+    restoredBytes: null,
+    passed: null,
+    checked: { checksums: [], tables: 0, objects: [], smokeQueries: [] },
+    problems: [o.failure ?? 'the restore did not run'],
+    database: o.database,
+    dropped: false,
+    selection: o.selection,
+    correctiveActions: null,
+  };
+}

@@ -1,14 +1,14 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { toUserMessage } from '../errors.ts';
+import { BotError, toUserMessage } from '../errors.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runSelectiveRestore } from '../postgres/index.ts';
 import { findBackup } from '../storage/catalog.ts';
-import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
+import { restoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 
@@ -45,14 +45,14 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
       if (anchor) await job.updateData({ ...data, anchor });
     }
     const startedAt = now();
-    let problems: string[] = [];
-    let result: { restoreMs: number; tables: Array<{ name: string; rows: number }> } = { restoreMs: 0, tables: [] };
+    let outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null = null;
+    let failure: string | null = null;
     try {
       // The allowed-user check happened at confirmation; an overwrite without a confirmer never runs.
-      if (!data.into.create && !data.confirmedBy) throw new UnrecoverableError('a restore into an existing database needs a confirmation');
+      if (!data.into.create && !data.confirmedBy) throw new BotError('bad_request', 'A restore into an existing database needs a confirmation by an allowed user; nothing was changed.');
       const target = findTarget(deps.config, data.target);
       const manifest = await findBackup(deps.storage, data.backupId);
-      const outcome = await runSelectiveRestore({
+      outcome = await runSelectiveRestore({
         manifest,
         storage: deps.storage,
         serverUrl: target.url,
@@ -62,41 +62,30 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
         ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
         ...(signal ? { signal } : {}),
         log,
-        onProgress: (p: { phase: string }) => {
+        onProgress: (p) => {
           if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
         },
       });
-      problems = outcome.problems;
-      result = { restoreMs: outcome.restoreMs, tables: outcome.restoredTables };
     } catch (err) {
-      problems = [toUserMessage(err)];
+      failure = toUserMessage(err);
       log.error({ err }, 'restore failed');
     }
-    const finishedAt = now();
-    const record: RestoreRecord = {
-      formatVersion: 1,
-      kind: 'restore',
-      id: newRecordId(startedAt),
+    const record = restoreRecord({
+      outcome,
+      failure,
       target: data.target,
       backupId: data.backupId,
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationMs: finishedAt.getTime() - startedAt.getTime(),
-      restoreMs: result.restoreMs,
-      verifyMs: 0,
-      restoredBytes: null,
-      passed: null,
-      checked: { checksums: [], tables: result.tables.length, objects: [], smokeQueries: [] },
-      problems,
+      startedAt,
+      finishedAt: now(),
       requestedBy: data.requestedBy,
       jobId,
-      database: data.into.database,
-      dropped: false,
       selection: { tables: data.tables, schemas: data.schemas, into: data.into.create ? null : data.into.database, created: data.into.create },
-      correctiveActions: null,
-    };
+      database: data.into.database,
+    });
+    const problems = record.problems;
+    const restored = outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
     await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore record'));
-    const verdict = restoreFinished(info, { problems, restoreMs: result.restoreMs, tables: result.tables });
+    const verdict = restoreFinished(info, { problems, restoreMs: record.restoreMs, tables: restored });
     if (anchor) await say.update(anchor, verdict);
     else await say.post(verdict);
     if (problems.length > 0) throw new UnrecoverableError(problems[0] ?? 'restore failed');

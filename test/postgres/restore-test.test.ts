@@ -1,4 +1,5 @@
-import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -159,6 +160,26 @@ describe('runRestoreTest', () => {
     expect(outcome).toMatchObject({ restoreMs: 0, restoredBytes: null, restoreMethod: null, dropped: true });
     expect((await bin.calls()).length).toBe(before);
     expect(await databaseExists(serverUrl(), outcome.database)).toBe(false);
+  });
+
+  it('fails, without a stack of noise, on an artifact that matches its checksum but does not decompress', async () => {
+    // Corrupted before it was hashed (say, bad RAM on the backup host): the checksums cannot tell, zstd can.
+    const bad = await runBackup(backupOptions(source.url, store.storage));
+    const path = join(store.root, 'app', bad.backupId, DATABASE_FILE);
+    const bytes = await readFile(path);
+    bytes.fill(0x55, 2000, 2400);
+    await writeFile(path, bytes);
+    const edited: Manifest = structuredClone(bad);
+    const a = edited.artifacts.find((x) => x.file === DATABASE_FILE);
+    if (!a) throw new Error('no database artifact');
+    a.sha256 = createHash('sha256').update(bytes).digest('hex');
+    const outcome = await runRestoreTest(options({ manifest: edited }));
+    expect(outcome.passed).toBe(false);
+    expect(outcome.problems).toHaveLength(1);
+    expect(outcome.problems[0]).toMatch(/^the database artifact does not decompress: /);
+    expect(outcome.dropped).toBe(true);
+    expect(await databaseExists(serverUrl(), outcome.database)).toBe(false);
+    expect(await readdir(tempDir)).toEqual([]);
   });
 
   it('runs two tests of the same backup at once without colliding', async () => {

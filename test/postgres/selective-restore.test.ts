@@ -81,10 +81,11 @@ describe('runSelectiveRestore', () => {
       expect(rows).toEqual([{ n: 3000 }]);
     });
 
-    it('restores whole schemas', async () => {
+    it('restores whole schemas, also when streaming the archive (no temp space)', async () => {
       const db = newName();
-      const outcome = await runSelectiveRestore(options({ schemas: ['shop'], into: { database: db, create: true } }));
+      const outcome = await runSelectiveRestore(options({ schemas: ['shop'], into: { database: db, create: true }, input: 'stream' }));
       expect(outcome.problems).toEqual([]);
+      expect(outcome.restoreMethod).toEqual({ input: 'stream', jobs: 1 });
       const expected = Object.fromEntries(manifest.verification.tables.filter((t) => t.schema === 'shop').map((t) => [`shop.${t.table}`, t.rows]));
       expect(await rowsOf(databaseUrl(server(), db))).toEqual(expected);
     });
