@@ -6,8 +6,24 @@ import { z } from 'zod';
  * The optional YAML file (BOT_CONFIG, default ./pg-backup-bot.yml when present). Unknown keys are errors, so a
  * typo cannot silently switch a check off; every error names the file, the line and the key.
  */
+const SlackPrincipal = z.string().regex(/^[UWS][A-Z0-9]{2,}$/, 'a Slack user ID (U…/W…) or user group ID (S…)');
+
 export const FileConfigSchema = z
   .object({
+    /** `none` is the explicit opt-out that lets a production target take unencrypted backups. */
+    encryption: z.enum(['age', 'none']).optional(),
+    /**
+     * Who may do what. viewer: list/status/health/history; operator: backup, restore-test, restore into a new
+     * database; admin: restore into an existing database, audit. Without this section everyone is an operator.
+     */
+    roles: z
+      .object({
+        viewer: z.array(SlackPrincipal).default([]),
+        operator: z.array(SlackPrincipal).default([]),
+        admin: z.array(SlackPrincipal).default([]),
+      })
+      .strict()
+      .optional(),
     restoreTest: z
       .object({
         /** Queries that must succeed on every restored copy (the seed's "test a few critical queries"). */

@@ -45,6 +45,17 @@ const EnvSchema = z.object({
     .refine((s) => new URL(s).pathname === '/v2/enqueue', 'must end in /v2/enqueue (the Events API v2 endpoint)'),
   LOG_LEVEL: LogLevel.default('info'),
   BOT_CONFIG: z.string().min(1).optional(),
+  BACKUP_ENCRYPTION_RECIPIENT: z
+    .string()
+    .regex(/^\s*age1[0-9a-z]{58}(\s*,\s*age1[0-9a-z]{58})*\s*$/, 'one or more age public keys (age1…), comma separated')
+    .optional(),
+  BACKUP_ENCRYPTION_IDENTITY_FILE: z.string().min(1).optional(),
+  S3_BUCKET: z.string().min(3).optional(),
+  S3_PREFIX: z.string().default(''),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
+  S3_MODE: z.enum(['primary', 'copy']).default('copy'),
   RESTORE_TEST_DATABASE_URL: PostgresUrl.optional(),
   RESTORE_ALLOWED_USERS: z
     .string()
@@ -90,6 +101,18 @@ export interface Config {
     intervalMinutes: number;
     thresholds: Partial<HealthThresholds>;
   };
+  encryption: {
+    /** age public keys: backups are encrypted to all of them. Workers need no secret key. */
+    recipients: string[];
+    /** age identity (secret key) file: only restore tests and restores read it. */
+    identityFile?: string;
+    /** The config said `encryption: none`: production targets may take unencrypted backups. */
+    optedOut: boolean;
+  };
+  /** S3-compatible storage: the primary store, or a copy target each finished backup is copied to. */
+  s3?: { bucket: string; prefix: string; region: string; endpoint?: string; forcePathStyle: boolean; mode: 'primary' | 'copy' };
+  /** Slack user/group IDs per role; null = no role config (everyone may list and back up, nobody restore into existing). */
+  roles: { viewer: string[]; operator: string[]; admin: string[] } | null;
 }
 
 /** Derives a target name from the database name in a URL: `postgres://…/Pagila_Prod` → `pagila_prod`. */
@@ -126,6 +149,9 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
   }
   const file = readFileConfig(cleaned.BOT_CONFIG);
   problems.push(...file.problems);
+  if (file.config.encryption === 'age' && !cleaned.BACKUP_ENCRYPTION_RECIPIENT) {
+    problems.push('BACKUP_ENCRYPTION_RECIPIENT: required because the config file says `encryption: age` (age1… public keys)');
+  }
   if (problems.length > 0 || !e) {
     throw new BotError(
       'config_invalid',
@@ -161,6 +187,24 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
       jobs: file.config.restoreTest.jobs,
     },
     health: { intervalMinutes: file.config.health.intervalMinutes, thresholds: healthThresholds(file.config.health) },
+    encryption: {
+      recipients: (e.BACKUP_ENCRYPTION_RECIPIENT ?? '').split(',').map((r) => r.trim()).filter(Boolean),
+      ...(e.BACKUP_ENCRYPTION_IDENTITY_FILE ? { identityFile: e.BACKUP_ENCRYPTION_IDENTITY_FILE } : {}),
+      optedOut: file.config.encryption === 'none',
+    },
+    ...(e.S3_BUCKET
+      ? {
+          s3: {
+            bucket: e.S3_BUCKET,
+            prefix: e.S3_PREFIX.replace(/^\/+|\/+$/g, ''),
+            region: e.S3_REGION,
+            ...(e.S3_ENDPOINT ? { endpoint: e.S3_ENDPOINT } : {}),
+            forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
+            mode: e.S3_MODE,
+          },
+        }
+      : {}),
+    roles: file.config.roles ?? null,
     restore: {
       allowedUsers: [
         ...new Set([...file.config.restore.allowedUsers, ...(e.RESTORE_ALLOWED_USERS ?? '').split(',').map((s) => s.trim()).filter(Boolean)]),
