@@ -1,16 +1,44 @@
 import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options } from 'execa';
 import { RssWatcher, filesUnder, fsyncAll, totalBytes, type ProcPeak } from './measure.ts';
 
 /**
- * The leg registry. A leg is one way of producing a backup of the benchmark database; run.ts times every leg
- * in alternating rounds. Later legs (restore test vs bare pg_restore, encryption) are one more entry here.
+ * The leg registry. A backup leg (LEGS) is one way of producing a backup of the benchmark database; a restore
+ * leg (RESTORE_LEGS) is one way of restoring the CLI's backup into a fresh database. run.ts times every leg
+ * in alternating rounds, the backup legs first (a restore leg needs the CLI's backup). A new leg is one more
+ * entry here.
  */
 
 /** What run.ts needs from a child to stop it on Ctrl-C (execa's generic types do not narrow to one). */
 export interface Tracked extends PromiseLike<unknown> {
   kill(signal?: NodeJS.Signals): unknown;
+}
+
+/**
+ * How run.ts stops a child on Ctrl-C. Default: SIGKILL at once. The CLI instead gets SIGTERM and a grace
+ * period, so it cancels its pg_restore and drops its own scratch database. Not SIGINT: a terminal's Ctrl-C
+ * has already sent it one, and its handler is `once`: a second SIGINT would kill it before the drop.
+ */
+export interface StopHow {
+  signal: NodeJS.Signals;
+  graceMs: number;
+}
+
+/** The backup every restore leg restores: the CLI's (leg C of the last round, or one extra untimed run). */
+export interface RestoreSource {
+  /** BACKUP_DIR for the CLI: `<dir>/<target>/<backupId>/`. */
+  backupDir: string;
+  target: string;
+  backupId: string;
+  /** The zstd-compressed custom-format database artifact. */
+  artifact: string;
+  artifactBytes: number;
+  /** Size of the archive once decompressed. */
+  rawBytes: number;
+  /** Where it came from, for the page ("leg C, round 3"). */
+  origin: string;
 }
 
 export interface LegContext {
@@ -25,7 +53,20 @@ export interface LegContext {
   /** Extra environment for the CLI (e.g. REDIS_URL of a throwaway Redis). */
   cliEnv: Record<string, string>;
   /** Lets run.ts kill whatever is running on Ctrl-C. */
-  track(sub: Tracked): void;
+  track(sub: Tracked, stop?: StopHow): void;
+  /** Server version (e.g. 150020): DROP DATABASE … WITH (FORCE) needs 13. */
+  serverVersionNum: number;
+  /** Scratch space outside outDir (R2's decompressed archive, the CLI's TMPDIR); removed with the run. */
+  tempDir: string;
+  /** SQL on run.ts's connection to the benchmark server (CREATE/DROP DATABASE, sizes). */
+  sql(text: string, values?: unknown[]): Promise<Array<Record<string, unknown>>>;
+  /**
+   * Registers an undo run.ts runs on Ctrl-C or a crash, after stopping the children and before the server
+   * stops (dropping a restore leg's database). Call the returned function once the leg has undone it itself.
+   */
+  defer(undo: () => Promise<unknown>): () => void;
+  /** Set by run.ts after the backup rounds, for the restore legs. */
+  restoreSource?: RestoreSource;
 }
 
 /** Thrown by a leg that cannot run here (yet): reported as SKIP, not as a failure of what it measures. */
@@ -38,6 +79,8 @@ export interface LegResult {
   peakRssKb?: number;
   /** Every process seen during the run with its own peak. */
   processes: ProcPeak[];
+  /** Named parts in ms: R2's `decompress`/`pg_restore`, R3's `rto` (the CLI's own `restore (RTO)` line). */
+  parts?: Record<string, number>;
 }
 
 export interface Leg {
@@ -55,22 +98,29 @@ function tool(ctx: LegContext, file: string, args: string[], options: Options = 
   return sub;
 }
 
-/** Times `body` through to fsynced output and sums the output bytes; watches RSS meanwhile. */
+/**
+ * Times `body` through to fsynced output and sums the output bytes; watches RSS meanwhile. With
+ * `outputs: false` (restore legs: what they produce is in the server, not in outDir) the clock stops when
+ * `body` returns and bytes is 0.
+ */
 async function measured(
   ctx: LegContext,
   descendants: boolean,
   body: (watcher: RssWatcher) => Promise<number | undefined>,
+  outputs = true,
 ): Promise<LegResult> {
   const watcher = new RssWatcher(descendants).start();
   const t0 = performance.now();
   let mainPid: number | undefined;
-  let files: string[];
+  let files: string[] = [];
   let ms: number;
   let processes: ProcPeak[];
   try {
     mainPid = await body(watcher);
-    files = await filesUnder(ctx.outDir);
-    await fsyncAll(files);
+    if (outputs) {
+      files = await filesUnder(ctx.outDir);
+      await fsyncAll(files);
+    }
     ms = performance.now() - t0;
   } finally {
     processes = await watcher.stop();
@@ -164,3 +214,250 @@ const cli: Leg = {
 
 /** Order matters only for display; rounds rotate it so no leg always runs first. */
 export const LEGS: Leg[] = [bare, seed, cli, rawPipeline];
+
+// ---------------------------------------------------------------------------------------------------------
+// Restore legs: the same CLI backup restored three ways, each into a database of its own.
+
+/** The flags the CLI's restore test uses (src/postgres/restore-test.ts), so every leg does the same work. */
+const RESTORE_FLAGS = ['--no-owner', '--no-acl', '--exit-on-error'];
+const SCRATCH_PREFIX = 'pgbb_rt_'; // the CLI's scratch databases (src/postgres/scratch.ts)
+
+const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+function sourceOf(ctx: LegContext): RestoreSource {
+  if (!ctx.restoreSource) throw new LegUnavailable('no CLI backup to restore (leg C did not produce one)');
+  return ctx.restoreSource;
+}
+
+async function dropDatabase(ctx: LegContext, name: string, force: boolean): Promise<void> {
+  const withForce = force && ctx.serverVersionNum >= 130000 ? ' with (force)' : '';
+  // Without FORCE a backend that is still going away (a killed pg_restore's) makes it fail for a moment.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ctx.sql(`drop database if exists ${quoted(name)}${withForce}`);
+      return;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== '55006' || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/**
+ * Runs `body` against a database made for it and dropped after it, both outside the timing (body times
+ * itself); `bytes` becomes the restored database's size. A name already taken is an error, never dropped:
+ * it is not ours (or a killed run's: drop it by hand).
+ */
+async function intoFreshDatabase(ctx: LegContext, leg: string, body: (db: string, env: Record<string, string>) => Promise<LegResult>): Promise<LegResult> {
+  const db = `pgbb_bench_restore_${leg.toLowerCase()}_${process.pid}`;
+  try {
+    await ctx.sql(`create database ${quoted(db)} template template0`);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === '42P04') throw new Error(`database ${db} already exists (left by an interrupted run?): drop it by hand`);
+    if (code === '42501') throw new LegUnavailable(`the role may not create databases (restore legs need CREATEDB)`);
+    throw err;
+  }
+  const undo = ctx.defer(() => dropDatabase(ctx, db, true));
+  try {
+    const result = await body(db, { ...ctx.pgEnv, PGDATABASE: db });
+    const [row] = await ctx.sql('select pg_database_size($1)::text size', [db]);
+    return { ...result, bytes: Number(row?.size ?? 0) };
+  } finally {
+    // Should this drop fail, the undo stays registered and run.ts tries again when it cleans up.
+    await dropDatabase(ctx, db, true);
+    undo();
+  }
+}
+
+const restorePipe: Leg = {
+  id: 'R1',
+  title: 'bare restore from a pipe, one job',
+  command: 'zstd -dc FILE | pg_restore --no-owner --no-acl --exit-on-error -d DB',
+  run: (ctx) => {
+    const src = sourceOf(ctx);
+    return intoFreshDatabase(ctx, 'r1', (db, env) =>
+      measured(
+        ctx,
+        true,
+        async (w) => {
+          // Literal options (not tool()) so execa's types keep both ends pipeable; buffer:false on the source.
+          const zstd = execa('zstd', ['-dc', '-q', src.artifact], { env, extendEnv: false, stdin: 'ignore', buffer: { stdout: false } });
+          const restore = execa(join(ctx.binDir, 'pg_restore'), [...RESTORE_FLAGS, `--dbname=${db}`], { env, extendEnv: false });
+          ctx.track(zstd);
+          ctx.track(restore);
+          w.watch(zstd.pid);
+          w.watch(restore.pid);
+          await zstd.pipe(restore);
+          return undefined;
+        },
+        false,
+      ),
+    );
+  },
+};
+
+const restoreFile: Leg = {
+  id: 'R2',
+  title: 'bare decompress to a file, then pg_restore -j 2',
+  command: 'zstd -d FILE -o TMP && pg_restore -j 2 --no-owner --no-acl --exit-on-error -d DB TMP',
+  run: async (ctx) => {
+    const src = sourceOf(ctx);
+    const dir = await mkdtemp(join(ctx.tempDir, 'r2-'));
+    try {
+      return await intoFreshDatabase(ctx, 'r2', async (db, env) => {
+        const file = join(dir, 'database.pgdump');
+        let decompressMs = 0;
+        const result = await measured(
+          ctx,
+          true,
+          async (w) => {
+            const t0 = performance.now();
+            const zstd = tool(ctx, 'zstd', ['-d', '-q', '-f', src.artifact, '-o', file], { env });
+            w.watch(zstd.pid);
+            await zstd;
+            decompressMs = performance.now() - t0;
+            const restore = tool(ctx, join(ctx.binDir, 'pg_restore'), ['-j', '2', ...RESTORE_FLAGS, `--dbname=${db}`, file], { env });
+            w.watch(restore.pid);
+            await restore;
+            return undefined;
+          },
+          false,
+        );
+        return { ...result, parts: { decompress: decompressMs, pg_restore: result.ms - decompressMs } };
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true }); // outside the timing, like the database's drop
+    }
+  },
+};
+
+/** `1.2 s`, `850 ms`, `3 min 5 s`, `1 h 2 min` (src/notifications/format.ts formatDuration) → ms. */
+export function parseDuration(text: string): number | undefined {
+  const t = text.trim();
+  let m = /^(\d+) ms$/.exec(t);
+  if (m) return Number(m[1]);
+  m = /^(\d+(?:\.\d+)?) s$/.exec(t);
+  if (m) return Number(m[1]) * 1000;
+  m = /^(\d+) min (\d+) s$/.exec(t);
+  if (m) return (Number(m[1]) * 60 + Number(m[2])) * 1000;
+  m = /^(\d+) h (\d+) min$/.exec(t);
+  if (m) return (Number(m[1]) * 60 + Number(m[2])) * 60_000;
+  return undefined;
+}
+
+async function scratchDatabases(ctx: LegContext): Promise<Set<string>> {
+  const rows = await ctx.sql('select datname from pg_database where starts_with(datname, $1)', [SCRATCH_PREFIX]);
+  return new Set(rows.map((r) => String(r.datname)));
+}
+
+/** The restore-test records the CLI keeps beside the backups: `<dir>/<target>/_records/restore-test/*.json`. */
+async function recordFiles(src: RestoreSource): Promise<Set<string>> {
+  const dir = join(src.backupDir, src.target, '_records', 'restore-test');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return new Set(names.filter((n) => n.endsWith('.json')).map((n) => join(dir, n)));
+}
+
+const restoreTest: Leg = {
+  id: 'R3',
+  title: "this project's restore test",
+  command: 'node bin/pg-backup-bot.js restore-test BACKUP_ID',
+  unavailable: (ctx) =>
+    existsSync(join(ctx.repoRoot, 'src', 'main.ts')) ? undefined : 'CLI not available yet (src/main.ts does not exist)',
+  run: async (ctx) => {
+    const src = sourceOf(ctx);
+    // The CLI creates and drops its scratch database itself (inside the timing: that is part of the test).
+    // Should it be killed before its drop, the new pgbb_rt_ database is dropped here instead.
+    const before = await scratchDatabases(ctx);
+    const recordsBefore = await recordFiles(src);
+    const leftovers = async () => [...(await scratchDatabases(ctx))].filter((n) => !before.has(n));
+    const undo = ctx.defer(async () => {
+      for (const name of await leftovers()) await dropDatabase(ctx, name, false);
+    });
+    const tmp = await mkdtemp(join(ctx.tempDir, 'r3-'));
+    let stdout = '';
+    try {
+      const result = await measured(
+        ctx,
+        true,
+        async (w) => {
+          const env: Record<string, string | undefined> = {
+            ...process.env,
+            ...ctx.cliEnv,
+            DATABASE_URL: ctx.databaseUrl,
+            BACKUP_DIR: src.backupDir,
+            LOG_LEVEL: 'warn',
+            // Pinned so R3 does what R2 does: -j 2 (restoreTest.jobs), no smoke queries, the same pg_restore,
+            // the decompressed archive in the same file system as R2's; scratch databases on the same server.
+            BOT_CONFIG: join(ctx.tempDir, 'restore-bench.yml'),
+            PG_BIN_DIR: ctx.binDir,
+            TMPDIR: tmp,
+            RESTORE_TEST_DATABASE_URL: undefined,
+          };
+          const sub = execa(process.execPath, [join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), 'restore-test', src.backupId], {
+            cwd: ctx.repoRoot,
+            env,
+            extendEnv: false,
+            stdin: 'ignore',
+            reject: false,
+          });
+          ctx.track(sub, { signal: 'SIGTERM', graceMs: 20_000 });
+          w.watch(sub.pid);
+          const res = await sub;
+          stdout = res.stdout;
+          if (res.exitCode !== 0 || res.signal || !/ PASSED$/m.test(res.stdout)) {
+            const said = `${res.stderr}\n${res.stdout}`.trim().slice(-800);
+            const missing = /Cannot find module[^\n]*|Unknown command "restore-test"/.exec(res.stderr)?.[0];
+            if (missing) throw new LegUnavailable(`CLI restore test not available (${missing.replaceAll(ctx.repoRoot, '')})`);
+            throw new Error(`exit ${res.exitCode ?? res.signal}: ${said || '(no output)'}`);
+          }
+          return sub.pid;
+        },
+        false,
+      );
+      const left = await leftovers();
+      if (left.length > 0) throw new Error(`the CLI passed but left its scratch database(s) ${left.join(', ')} behind`);
+      const rtoText = /^\s*restore \(RTO\)\s+(.+)$/m.exec(stdout)?.[1];
+      const rto = rtoText === undefined ? undefined : parseDuration(rtoText);
+      if (rto === undefined) throw new Error(`no parsable "restore (RTO)" line in the CLI's output:\n${stdout}`);
+      // The record it kept: the exact figures (stdout rounds to 0.1 s), the restored size and how it restored.
+      const fresh = [...(await recordFiles(src))].filter((f) => !recordsBefore.has(f));
+      const record = fresh.length === 1 ? (JSON.parse(await readFile(fresh[0] as string, 'utf8')) as Partial<CliRecord>) : {};
+      const method = record.restoreMethod;
+      if (method && (method.input !== 'file' || method.jobs !== 2)) {
+        throw new Error(`the CLI restored with input=${method.input}, jobs=${method.jobs}, not from a file with -j 2: not comparable with R2`);
+      }
+      return {
+        ...result,
+        bytes: record.restoredBytes ?? 0,
+        parts: {
+          rto,
+          overhead: result.ms - rto,
+          ...(record.restoreMs === undefined ? {} : { rtoRecord: record.restoreMs }),
+          ...(record.verifyMs === undefined ? {} : { verifyRecord: record.verifyMs }),
+          ...(record.durationMs === undefined ? {} : { testRecord: record.durationMs }),
+        },
+      };
+    } finally {
+      // Anything the CLI left behind (it was killed, or failed before its drop) goes now, outside the timing.
+      for (const name of await leftovers().catch(() => [])) await dropDatabase(ctx, name, false).catch(() => undefined);
+      undo();
+      await rm(tmp, { recursive: true, force: true });
+    }
+  },
+};
+
+/** The fields of the CLI's restore-test record the bench reads (src/storage/restore-record.ts). */
+interface CliRecord {
+  restoreMs: number;
+  verifyMs: number;
+  durationMs: number;
+  restoredBytes: number | null;
+  restoreMethod: { input: string; jobs: number } | null;
+}
+
+/** The config file R3's CLI gets (BOT_CONFIG): run.ts writes it into tempDir. */
+export const RESTORE_BENCH_CONFIG = 'restoreTest:\n  jobs: 2\n  smokeQueries: []\n';
+
+export const RESTORE_LEGS: Leg[] = [restorePipe, restoreFile, restoreTest];

@@ -1,18 +1,29 @@
 /**
  * `npm run bench`: backup throughput, output size and memory of this project's backup against bare pg_dump
- * and the seed recipe, on a throwaway PostgreSQL with a reproducible ≥ 500 MB database. See docs/benchmarks.md.
+ * and the seed recipe, then the restore test against bare pg_restore on the CLI's backup, on a throwaway
+ * PostgreSQL with a reproducible ≥ 500 MB database. See docs/benchmarks.md.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { startEphemeralPostgres, startEphemeralRedis } from '../src/dev/ephemeral.ts';
 import { buildDataset, client as pgClient } from './dataset.ts';
-import { LEGS, LegUnavailable, type LegContext, type Tracked } from './legs.ts';
-import { dropCaches } from './measure.ts';
-import { benchmarksDoc, resultsMarkdown, summarize, targets, type Facts, type RunRecord } from './report.ts';
+import { LEGS, LegUnavailable, RESTORE_BENCH_CONFIG, RESTORE_LEGS, type Leg, type LegContext, type RestoreSource, type StopHow, type Tracked } from './legs.ts';
+import { dropCaches, filesUnder } from './measure.ts';
+import {
+  benchmarksDoc,
+  restoreMarkdown,
+  restoreTargets,
+  resultsMarkdown,
+  summarize,
+  targets,
+  type Facts,
+  type RestoreFacts,
+  type RunRecord,
+} from './report.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
@@ -21,14 +32,37 @@ const KEEP = Boolean(process.env.BENCH_KEEP);
 const ONLY = process.env.BENCH_LEGS?.split(',').map((s) => s.trim());
 const log = (msg: string) => console.error(msg);
 
-// Clean-up runs once, whether the run ends, fails or is interrupted: kill children, then undo in reverse.
+// Clean-up runs once, whether the run ends, fails or is interrupted: stop children, then the legs' pending
+// undos (a restore leg's database), then undo the run's own set-up in reverse.
 const cleanups: Array<() => Promise<unknown>> = [];
-const live = new Set<Tracked>();
+const deferred = new Set<() => Promise<unknown>>();
+const live = new Map<Tracked, StopHow | undefined>();
 let interrupted = false;
 let cleaning: Promise<void> | undefined;
+
+/** SIGKILL, or the child's gentler signal and up to its grace period to finish (then SIGKILL). */
+async function stop(sub: Tracked, how: StopHow | undefined): Promise<void> {
+  if (!how) return void sub.kill('SIGKILL');
+  sub.kill(how.signal);
+  let timer: NodeJS.Timeout | undefined;
+  const exited = await Promise.race([
+    Promise.resolve(sub).then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), how.graceMs))),
+  ]);
+  clearTimeout(timer);
+  if (!exited) {
+    log(`clean-up: a child ignored ${how.signal} for ${how.graceMs / 1000} s; killing it`);
+    sub.kill('SIGKILL');
+  }
+}
+
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    for (const sub of live) sub.kill('SIGKILL');
+    await Promise.all([...live].map(([sub, how]) => stop(sub, how)));
+    for (const undo of [...deferred].reverse()) await undo().catch((err: unknown) => log(`clean-up: ${String(err)}`));
     for (const undo of cleanups.reverse()) await undo().catch((err: unknown) => log(`clean-up: ${String(err)}`));
   })();
   return cleaning;
@@ -69,6 +103,29 @@ async function libpqEnv(url: string, dir: string): Promise<Record<string, string
   return env;
 }
 
+/** The CLI's backup under `dir` (BACKUP_DIR): its manifest names the id, the target and the database artifact. */
+async function restoreSource(dir: string, origin: string): Promise<RestoreSource> {
+  const manifests = (await filesUnder(dir)).filter((f) => f.endsWith('/manifest.json'));
+  if (manifests.length !== 1) throw new Error(`expected one manifest.json under the CLI's BACKUP_DIR, found ${manifests.length}`);
+  const file = manifests[0] as string;
+  const m = JSON.parse(await readFile(file, 'utf8')) as {
+    backupId: string;
+    target: string;
+    artifacts: Array<{ file: string; role: string; format: string; compression: string; bytes: number; rawBytes: number }>;
+  };
+  const a = m.artifacts.find((x) => x.role === 'database');
+  if (!a || a.format !== 'custom' || a.compression !== 'zstd') throw new Error(`${m.backupId} has no zstd custom-format database artifact`);
+  return {
+    backupDir: dir,
+    target: m.target,
+    backupId: m.backupId,
+    artifact: join(file, '..', a.file),
+    artifactBytes: a.bytes,
+    rawBytes: a.rawBytes,
+    origin,
+  };
+}
+
 const firstLine = async (cmd: string, args: string[]) =>
   (await execa(cmd, args, { reject: false })).stdout.split('\n')[0]?.replace(/^\*+\s*|\s*\*+$/g, '') ?? '';
 
@@ -83,7 +140,7 @@ async function main(): Promise<void> {
   let dbUrl = process.env.BENCH_DATABASE_URL;
   let buildSeconds: number | undefined;
   if (dbUrl) {
-    log('Using BENCH_DATABASE_URL as it is (nothing is built or changed there).');
+    log('Using BENCH_DATABASE_URL as it is (nothing is built or changed there; restore legs create and drop databases of their own beside it).');
   } else {
     log('Starting a throwaway PostgreSQL…');
     // wal_level=minimal lets each table's create+load+index transaction skip WAL: the build takes ~1 min, not 3.
@@ -99,9 +156,11 @@ async function main(): Promise<void> {
   const client = pgClient(dbUrl);
   await client.connect();
   cleanups.push(() => client.end());
-  const info = await client.query<{ num: string; version: string; size: string; datadir: string | null }>(
+  const info = await client.query<{ num: string; version: string; size: string; datadir: string | null; settings: string }>(
     `select current_setting('server_version_num') num, version() version, pg_database_size(current_database())::text size,
-            (select setting from pg_settings where name = 'data_directory') datadir`,
+            (select setting from pg_settings where name = 'data_directory') datadir,
+            (select string_agg(name || '=' || setting || coalesce(unit, ''), ', ' order by name) from pg_settings
+              where name in ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'shared_buffers', 'maintenance_work_mem')) settings`,
   );
   const row = info.rows[0];
   if (!row) throw new Error('no answer from the database');
@@ -112,6 +171,8 @@ async function main(): Promise<void> {
   if (!existsSync(join(binDir, 'pg_dump'))) throw new Error(`${binDir}/pg_dump is missing: install the client matching the server`);
 
   const cache = process.env.BENCH_CACHE !== 'warm' && (await dropCaches()) ? 'cold' : 'warm';
+  const tempDir = join(work, 'tmp');
+  await mkdir(tempDir, { recursive: true });
   const ctx: LegContext = {
     binDir,
     pgEnv: await libpqEnv(dbUrl, work),
@@ -119,64 +180,126 @@ async function main(): Promise<void> {
     outDir: join(work, 'out'),
     repoRoot,
     cliEnv: {},
-    track(sub) {
-      live.add(sub);
+    track(sub, how) {
+      live.set(sub, how);
       sub.then(
         () => live.delete(sub),
         () => live.delete(sub),
       );
     },
+    serverVersionNum: Number(row.num),
+    tempDir,
+    sql: async (text, values) => (await client.query(text, values)).rows as Array<Record<string, unknown>>,
+    defer(undo) {
+      deferred.add(undo);
+      return () => void deferred.delete(undo);
+    },
   };
 
   const legs = LEGS.filter((l) => !ONLY || ONLY.includes(l.id));
+  const restoreLegs = RESTORE_LEGS.filter((l) => !ONLY || ONLY.includes(l.id));
   const notes = new Map<string, string>();
-  for (const leg of legs) {
+  for (const leg of [...legs, ...restoreLegs]) {
     const why = leg.unavailable?.(ctx);
     if (why) {
       notes.set(leg.id, why);
       log(`Leg ${leg.id} skipped: ${why}`);
     }
   }
-  if (legs.some((l) => l.id === 'C' && !notes.has('C'))) {
+  const wantRestore = restoreLegs.some((l) => !notes.has(l.id));
+  if (legs.some((l) => l.id === 'C' && !notes.has('C')) || wantRestore) {
     // The CLI may want Redis (queues); a throwaway one costs ~50 ms and keeps it off the machine's own.
     const redis = await startEphemeralRedis();
     cleanups.push(() => redis.stop());
     ctx.cliEnv.REDIS_URL = redis.url;
   }
+  if (wantRestore) await writeFile(join(tempDir, 'restore-bench.yml'), RESTORE_BENCH_CONFIG);
 
   const records: RunRecord[] = [];
-  const active = legs.filter((l) => !notes.has(l.id));
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = [...active.slice(round % active.length), ...active.slice(0, round % active.length)];
-    for (const leg of order) {
-      if (notes.has(leg.id)) continue; // failed in an earlier round: do not spend minutes failing again
-      await rm(ctx.outDir, { recursive: true, force: true });
-      await mkdir(ctx.outDir, { recursive: true });
-      await client.query('checkpoint').catch(() => undefined); // needs superuser or pg_checkpoint; best effort
-      if (cache === 'cold') await dropCaches();
-      try {
-        const result = await leg.run(ctx);
-        records.push({ round, leg: leg.id, result });
-        const rss = result.processes.map((p) => `${p.name} ${(p.hwmKb / 1024).toFixed(0)} MiB`).join(', ');
-        log(`round ${round + 1} ${leg.id.padEnd(2)} ${(result.ms / 1000).toFixed(2)} s  ${(result.bytes / 1e6).toFixed(1)} MB  [${rss}]`);
-      } catch (err) {
-        if (interrupted) throw err;
-        if (err instanceof LegUnavailable) {
-          notes.set(leg.id, err.message);
-          log(`Leg ${leg.id} skipped: ${err.message}`);
-          continue;
+  /** Every active leg once per round, the order rotated each round so no leg always runs first. */
+  async function rounds(group: Leg[], after?: (leg: Leg, round: number) => Promise<void>): Promise<void> {
+    const active = group.filter((l) => !notes.has(l.id));
+    for (let round = 0; round < ROUNDS && active.length > 0; round++) {
+      const order = [...active.slice(round % active.length), ...active.slice(0, round % active.length)];
+      for (const leg of order) {
+        if (notes.has(leg.id)) continue; // failed in an earlier round: do not spend minutes failing again
+        await rm(ctx.outDir, { recursive: true, force: true });
+        await mkdir(ctx.outDir, { recursive: true });
+        await client.query('checkpoint').catch(() => undefined); // needs superuser or pg_checkpoint; best effort
+        if (cache === 'cold') await dropCaches();
+        try {
+          const result = await leg.run(ctx);
+          records.push({ round, leg: leg.id, result });
+          const rss = result.processes.map((p) => `${p.name} ${(p.hwmKb / 1024).toFixed(0)} MiB`).join(', ');
+          const parts = Object.entries(result.parts ?? {})
+            .map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)} s`)
+            .join(', ');
+          log(`round ${round + 1} ${leg.id.padEnd(2)} ${(result.ms / 1000).toFixed(2)} s  ${(result.bytes / 1e6).toFixed(1)} MB  [${rss}]${parts ? `  (${parts})` : ''}`);
+          await after?.(leg, round);
+        } catch (err) {
+          if (interrupted) throw err;
+          if (err instanceof LegUnavailable) {
+            notes.set(leg.id, err.message);
+            log(`Leg ${leg.id} skipped: ${err.message}`);
+            continue;
+          }
+          const msg = err instanceof Error ? err.message : String(err);
+          records.push({ round, leg: leg.id, error: msg });
+          notes.set(leg.id, `failed in round ${round + 1}: ${msg.replace(/\s+/g, ' ').slice(0, 300)}`);
+          log(`round ${round + 1} ${leg.id} FAILED: ${msg}`);
         }
-        const msg = err instanceof Error ? err.message : String(err);
-        records.push({ round, leg: leg.id, error: msg });
-        notes.set(leg.id, `failed in round ${round + 1}: ${msg.replace(/\s+/g, ' ').slice(0, 300)}`);
-        log(`round ${round + 1} ${leg.id} FAILED: ${msg}`);
       }
     }
   }
+
+  // The restore legs restore the CLI's own backup: leg C's of the last round it passed, kept aside (untimed).
+  const sourceDir = join(work, 'restore-source');
+  let origin: string | undefined;
+  await rounds(legs, async (leg, round) => {
+    if (!wantRestore || leg.id !== 'C') return;
+    await rm(sourceDir, { recursive: true, force: true });
+    await rename(ctx.outDir, sourceDir);
+    origin = `leg C's backup of round ${round + 1}`;
+  });
   await rm(ctx.outDir, { recursive: true, force: true });
+
+  let restore: RestoreFacts | undefined;
+  if (wantRestore) {
+    const loadStart = loadavg()[0] ?? 0;
+    const restoreStarted = performance.now();
+    try {
+      if (!origin) {
+        const cli = LEGS.find((l) => l.id === 'C');
+        const why = cli?.unavailable?.(ctx) ?? (cli ? undefined : 'no CLI leg');
+        if (why || !cli) throw new LegUnavailable(why ?? 'no CLI leg');
+        log('One extra CLI backup for the restore legs (untimed)…');
+        await rm(sourceDir, { recursive: true, force: true });
+        await mkdir(sourceDir, { recursive: true });
+        await cli.run({ ...ctx, outDir: sourceDir });
+        origin = 'one extra CLI backup (leg C did not run or did not pass)';
+      }
+      ctx.restoreSource = await restoreSource(sourceDir, origin);
+      log(`Restore legs restore ${ctx.restoreSource.backupId} (${origin}): ${(ctx.restoreSource.artifactBytes / 1e6).toFixed(1)} MB, ${(ctx.restoreSource.rawBytes / 1e6).toFixed(1)} MB decompressed.`);
+    } catch (err) {
+      if (interrupted) throw err;
+      const msg = `no CLI backup to restore: ${(err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 300)}`;
+      for (const leg of restoreLegs) if (!notes.has(leg.id)) notes.set(leg.id, msg);
+      log(`Restore legs skipped: ${msg}`);
+    }
+    await rounds(restoreLegs);
+    const src = ctx.restoreSource;
+    restore = {
+      ...(src ? { backupId: src.backupId, origin: src.origin, artifactBytes: src.artifactBytes, rawBytes: src.rawBytes } : {}),
+      serverSettings: row.settings,
+      load: [loadStart, loadavg()[0] ?? 0],
+      seconds: (performance.now() - restoreStarted) / 1000,
+    };
+  }
 
   const summaries = summarize(legs, records, notes);
   const rows = targets(summaries);
+  const restoreSummaries = summarize(restoreLegs, records, notes);
+  const restoreRows = restoreTargets(restoreSummaries);
   const u = new URL(dbUrl);
   const facts: Facts = {
     date: new Date().toISOString(),
@@ -197,13 +320,15 @@ async function main(): Promise<void> {
     totalSeconds: (performance.now() - started) / 1000,
   };
   const markdown = resultsMarkdown(facts, summaries, rows);
+  const restoreMd = restore ? restoreMarkdown(facts, restore, restoreSummaries, restoreRows) : undefined;
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const json = join(repoRoot, 'bench', 'results', `backup-${facts.date.replace(/[:.]/g, '-')}.json`);
-  await writeFile(json, `${JSON.stringify({ facts, summaries, targets: rows, records }, null, 2)}\n`);
+  const restoreJson = restore ? { restore: { facts: restore, summaries: restoreSummaries, targets: restoreRows } } : {};
+  await writeFile(json, `${JSON.stringify({ facts, summaries, targets: rows, ...restoreJson, records }, null, 2)}\n`);
   // Only a standard run (every leg, the built dataset at scale 1, ≥ 3 rounds) may replace the committed page.
   const standard = !ONLY && !process.env.BENCH_DATABASE_URL && SCALE === 1 && ROUNDS >= 3;
-  if (standard) await writeFile(join(repoRoot, 'docs', 'benchmarks.md'), benchmarksDoc(markdown));
-  console.log(`\n${markdown}\n`);
+  if (standard) await writeFile(join(repoRoot, 'docs', 'benchmarks.md'), benchmarksDoc(markdown, restoreMd));
+  console.log(`\n${markdown}\n${restoreMd ? `\n## Restore test\n\n${restoreMd}\n` : ''}`);
   log(`Wrote ${standard ? 'docs/benchmarks.md and ' : ''}${json.slice(repoRoot.length)}${standard ? '' : ' (not a standard run: docs/benchmarks.md left as is)'}`);
   if (KEEP && !process.env.BENCH_DATABASE_URL) {
     log(`BENCH_KEEP: the cluster is still running. Reuse it: BENCH_DATABASE_URL='${dbUrl}' npm run bench`);

@@ -13,6 +13,8 @@ import { LocalStorage } from './storage/index.ts';
 import { createRunLog, type RunLog } from './health/last-runs.ts';
 import { createHealthState, type HealthState } from './health/state.ts';
 import { createMetrics, type HealthMetrics } from './health/metrics.ts';
+import { createAuditLog, type AuditLog } from './audit.ts';
+import { cachedGroups, type GroupResolver } from './commands/roles.ts';
 import type { Storage } from './storage/types.ts';
 
 /** Everything with a connection, built in one place and handed down: no module-level singletons. */
@@ -33,6 +35,9 @@ export interface Deps {
   runs: RunLog;
   healthState: HealthState;
   metrics: HealthMetrics;
+  audit: AuditLog;
+  /** Slack user-group members, for roles given as group IDs (needs the usergroups:read scope). */
+  groups?: GroupResolver;
   close(): Promise<void>;
 }
 
@@ -80,6 +85,15 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     runs: createRunLog(workerRedis, config.queuePrefix),
     healthState: createHealthState(workerRedis, config.queuePrefix),
     metrics: createMetrics(),
+    audit: createAuditLog(config.backupDir, log.child({ component: 'audit' })),
+    ...(slack
+      ? {
+          groups: cachedGroups(async (usergroup) => {
+            const res = await slack.usergroups.users.list({ usergroup });
+            return res.users ?? [];
+          }),
+        }
+      : {}),
     config,
     log,
     redis,

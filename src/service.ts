@@ -26,7 +26,7 @@ export async function startService(
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
     if (mode !== 'worker') {
-      const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, health: { runs: deps.runs, state: deps.healthState } };
+      const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, health: { runs: deps.runs, state: deps.healthState }, audit: deps.audit, ...(deps.groups ? { groups: deps.groups } : {}) };
       const running = workers;
       slack = await startSlackApp({
         config,

@@ -1,6 +1,6 @@
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { App, LogLevel } from '@slack/bolt';
+import { App, LogLevel, type CustomRoute } from '@slack/bolt';
 import type { Config } from './config.ts';
 import { BotError } from './errors.ts';
 import { boltLogger, type Logger } from './logger.ts';
@@ -8,7 +8,7 @@ import { registerCommands, type ActionHandler, type CommandHandler } from './com
 
 
 export interface SlackApp {
-  /** The HTTP port Slack requests arrive on (`POST /slack/events`); null in Socket Mode. */
+  /** The HTTP port: Slack requests at `POST /slack/events` (HTTP mode), `/healthz` and `/metrics` (both modes). */
   port: number | null;
   stop(): Promise<void>;
 }
@@ -28,58 +28,23 @@ export async function startSlackApp(options: {
 }): Promise<SlackApp> {
   const { config, log } = options;
   const socketMode = Boolean(config.slack.appToken);
+  const routes = httpRoutes(options, log);
   const app = new App({
     token: config.slack.botToken as string,
-    ...(socketMode ? { socketMode: true, appToken: config.slack.appToken as string } : { signingSecret: config.slack.signingSecret as string }),
+    ...(socketMode
+      ? {
+          socketMode: true,
+          appToken: config.slack.appToken as string,
+          // In Socket Mode, Bolt serves custom routes on installerOptions.port; its socket client talks to the same API URL.
+          installerOptions: { port: config.port, clientOptions: { slackApiUrl: config.slack.apiUrl } },
+        }
+      : { signingSecret: config.slack.signingSecret as string }),
     clientOptions: { slackApiUrl: config.slack.apiUrl, retryConfig: { retries: 2 } },
     logger: boltLogger(log.child({ component: 'bolt' })) as never,
     logLevel: LogLevel.WARN,
     // Initialising calls auth.test; deferring lets us turn a bad token or an unreachable Slack into a clear error.
     deferInitialization: true,
-    ...(socketMode
-      ? {}
-      : {
-          customRoutes: [
-            {
-              path: '/healthz',
-              method: ['GET'],
-              handler: (_req, res) => {
-                options.healthy().then(
-                  (ok) => {
-                    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
-                    res.end(ok ? 'ok\n' : 'unhealthy\n');
-                  },
-                  () => {
-                    res.writeHead(503);
-                    res.end('unhealthy\n');
-                  },
-                );
-              },
-            },
-            {
-              path: '/metrics',
-              method: ['GET'],
-              handler: (_req, res) => {
-                if (!options.metrics) {
-                  res.writeHead(404);
-                  res.end();
-                  return;
-                }
-                options.metrics().then(
-                  (m) => {
-                    res.writeHead(200, { 'content-type': m.contentType });
-                    res.end(m.body);
-                  },
-                  (err: unknown) => {
-                    log.warn({ err }, 'metrics scrape failed');
-                    res.writeHead(503, { 'content-type': 'text/plain' });
-                    res.end('metrics unavailable\n');
-                  },
-                );
-              },
-            },
-          ],
-        }),
+    customRoutes: routes,
   });
   try {
     await app.init();
@@ -91,7 +56,7 @@ export async function startSlackApp(options: {
     log.error({ err }, 'slack handler error');
   });
   const started = (await app.start(config.port)) as unknown;
-  const port = socketMode ? null : ((started as Server).address() as AddressInfo).port;
+  const port = socketMode ? config.port : ((started as Server).address() as AddressInfo).port;
   log.info({ port, socketMode }, socketMode ? 'connected to Slack over Socket Mode' : `listening for Slack on :${port}/slack/events`);
   return {
     port,
@@ -99,4 +64,42 @@ export async function startSlackApp(options: {
       await app.stop();
     },
   };
+}
+
+/** GET /healthz and GET /metrics, served beside Slack's endpoint (HTTP mode) or on PORT (Socket Mode). */
+function httpRoutes(options: { healthy: () => Promise<boolean>; metrics?: () => Promise<{ contentType: string; body: string }> }, log: Logger): CustomRoute[] {
+  const reply = (res: ServerResponse, work: Promise<{ status: number; type: string; body: string }>) =>
+    work.then(
+      (r) => {
+        res.writeHead(r.status, { 'content-type': r.type });
+        res.end(r.body);
+      },
+      (err: unknown) => {
+        log.warn({ err }, 'health or metrics endpoint failed');
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end('unavailable\n');
+      },
+    );
+  return [
+    {
+      path: '/healthz',
+      method: ['GET'],
+      handler: (_req, res) =>
+        void reply(
+          res,
+          options.healthy().then((ok) => ({ status: ok ? 200 : 503, type: 'text/plain', body: ok ? 'ok\n' : 'unhealthy\n' })),
+        ),
+    },
+    {
+      path: '/metrics',
+      method: ['GET'],
+      handler: (_req, res) =>
+        void reply(
+          res,
+          options.metrics
+            ? options.metrics().then((m) => ({ status: 200, type: m.contentType, body: m.body }))
+            : Promise.resolve({ status: 404, type: 'text/plain', body: 'not served\n' }),
+        ),
+    },
+  ];
 }

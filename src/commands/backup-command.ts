@@ -14,6 +14,7 @@ import { checkTarget } from '../health/collect.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { HealthState } from '../health/state.ts';
 import { healthOverview } from '../notifications/health-messages.ts';
+import type { AuditLog } from '../audit.ts';
 
 export interface CommandInput {
   text: string;
@@ -35,6 +36,7 @@ export interface BackupCommandDeps {
   log: Logger;
   /** For `/backup health`: the last runs and the remembered condition states. */
   health?: { runs: RunLog; state: HealthState };
+  audit?: AuditLog;
 }
 
 /** `/backup …`: parse, check, enqueue or read, and answer — all fast, so the ack carries the answer. */
@@ -83,6 +85,14 @@ export function backupCommand(deps: BackupCommandDeps) {
             'checking health',
           );
           return { text: healthOverview(perTarget) || 'No targets are configured.' };
+        }
+        case 'audit': {
+          const entries = deps.audit ? await withDeadline(2500, deps.audit.tail(req.count), 'reading the audit trail') : [];
+          if (entries.length === 0) return { text: 'The audit trail is empty.' };
+          const lines = entries.map(
+            (e) => `• ${e.at.slice(0, 19).replace('T', ' ')} · ${e.userId ? `<@${e.userId}>` : e.kind} · ${escapeMrkdwn(`${e.what} ${e.args}`.trim())} · ${e.decision}${e.jobId ? ` · job \`${e.jobId}\`` : ''}${e.result ? ` · ${escapeMrkdwn(e.result.slice(0, 120))}` : ''}`,
+          );
+          return { text: `*Audit trail* (last ${entries.length}, oldest first):\n${lines.join('\n')}`.slice(0, 3900) };
         }
         case 'status':
           return { text: await withDeadline(2500, formatQueueStatus(deps.queue), 'reading the job queue') };

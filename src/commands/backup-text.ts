@@ -7,6 +7,7 @@ export type BackupRequest =
   | { verb: 'list'; target?: string }
   | { verb: 'status' }
   | { verb: 'health'; target?: string }
+  | { verb: 'audit'; count: number }
   | { verb: 'help'; problem?: string };
 
 const Word = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
@@ -17,6 +18,7 @@ export const BACKUP_USAGE = [
   '• `/backup list [target]` — the most recent backups, newest first',
   '• `/backup status` — running, waiting and failed backup jobs',
   '• `/backup health [target]` — every health condition with its evidence and since when',
+  '• `/backup audit [n]` — the last n entries of the audit trail (admins)',
   '• `/backup help` — this text',
   'Also: `/restore-test latest [target]` proves a backup restores; `/restore <backup-id> --table=…` restores tables.',
 ].join('\n');
@@ -35,6 +37,11 @@ export function parseBackupText(raw: string): BackupRequest {
   switch (verb) {
     case 'help':
       return { verb: 'help' };
+    case 'audit': {
+      if (arg === undefined) return { verb: 'audit', count: 20 };
+      const n = Number(arg);
+      return Number.isInteger(n) && n >= 1 && n <= 200 ? { verb: 'audit', count: n } : { verb: 'help', problem: '`/backup audit` takes a number of entries from 1 to 200.' };
+    }
     case 'status':
       return arg === undefined ? { verb: 'status' } : { verb: 'help', problem: '`/backup status` takes no argument.' };
     case 'now':

@@ -10,6 +10,9 @@ import type { HealthState } from '../health/state.ts';
 import { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
 import { restoreTestCommand } from './restore-test-command.ts';
+import { guardAction, guardCommand } from './guard.ts';
+import type { GroupResolver } from './roles.ts';
+import type { AuditLog } from '../audit.ts';
 
 export { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 export { parseBackupText, BACKUP_USAGE } from './backup-text.ts';
@@ -24,21 +27,26 @@ export interface CommandDeps {
   redis: Redis;
   log: Logger;
   health?: { runs: RunLog; state: HealthState };
+  audit: AuditLog;
+  /** Slack user-group membership for roles given as group IDs. */
+  groups?: GroupResolver;
 }
 
 /** The bot's whole Slack surface, one line per command. */
 export function commandTable(deps: CommandDeps): Record<string, CommandHandler> {
   const common = { config: deps.config, storage: deps.storage, log: deps.log };
+  const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   return {
-    '/backup': backupCommand({ ...common, queue: deps.queues.backup, ...(deps.health ? { health: deps.health } : {}) }),
-    '/restore-test': restoreTestCommand({ ...common, queue: deps.queues.restoreTest }),
-    '/restore': restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }),
+    '/backup': guardCommand('/backup', backupCommand({ ...common, queue: deps.queues.backup, audit: deps.audit, ...(deps.health ? { health: deps.health } : {}) }), guard),
+    '/restore-test': guardCommand('/restore-test', restoreTestCommand({ ...common, queue: deps.queues.restoreTest }), guard),
+    '/restore': guardCommand('/restore', restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }), guard),
   };
 }
 
 /** Interactive components (buttons), by action_id. */
 export function actionTable(deps: CommandDeps): Record<string, ActionHandler> {
-  const confirm = restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis });
+  const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
+  const confirm = guardAction(restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis }), guard);
   return { [CONFIRM_ACTION]: confirm, [CANCEL_ACTION]: confirm };
 }
 

@@ -28,11 +28,11 @@ export interface RestoreCommandDeps {
 
 /** Who may overwrite an existing database, in a sentence for a refusal. */
 export function whoMayRestoreInto(config: Config): string {
-  const users = config.restore.allowedUsers;
+  const users = [...new Set([...(config.roles?.admin ?? []), ...config.restore.allowedUsers])];
   if (users.length === 0) {
-    return 'Nobody is allowed to restore into an existing database: an admin can allow Slack users with `restore.allowedUsers` in the config file or RESTORE_ALLOWED_USERS.';
+    return 'Nobody is allowed to restore into an existing database: allow Slack users with `roles.admin` or `restore.allowedUsers` in the config file, or RESTORE_ALLOWED_USERS.';
   }
-  return `Only ${users.map((u) => `<@${u}>`).join(', ')} may restore into an existing database.`;
+  return `Only ${users.map((u) => (u.startsWith('S') ? `<!subteam^${u}>` : `<@${u}>`)).join(', ')} may restore into an existing database.`;
 }
 
 /** A new database for a restore without --into: unique, recognisable, never a scratch name. */
@@ -72,10 +72,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         log.info({ jobId, database }, 'restore into a new database queued');
         return { text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\`: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.` };
       }
-      if (!deps.config.restore.allowedUsers.includes(input.userId)) {
-        log.warn({ into: req.into }, 'restore into an existing database refused');
-        return { text: `:no_entry: Refused: ${whoMayRestoreInto(deps.config)} Nothing was started. Without \`--into\`, the restore goes to a new database, which anyone may do.` };
-      }
+      // Who may do this was decided before this handler ran (commands/guard.ts: admin role).
       const id = await savePendingRestore(deps.redis, deps.config.queuePrefix, {
         target,
         backupId: m.backupId,
@@ -128,10 +125,7 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
         await takePendingRestore(deps.redis, deps.config.queuePrefix, click.value);
         return { text: 'Restore canceled; nothing was changed.' };
       }
-      if (!deps.config.restore.allowedUsers.includes(click.userId)) {
-        log.warn('confirmation click refused');
-        return { text: `:no_entry: Refused: ${whoMayRestoreInto(deps.config)} Nothing was changed.` };
-      }
+      // The clicker's role was checked again before this ran (commands/guard.ts): a confirm dialog is only UX.
       const pending = await takePendingRestore(deps.redis, deps.config.queuePrefix, click.value);
       if (!pending) return { text: 'This confirmation has expired or was already used; nothing was changed. Run `/restore` again.' };
       const { jobId } = await enqueueRestore(deps.queue, {

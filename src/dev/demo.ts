@@ -45,7 +45,7 @@ export async function runDemo(args: string[]): Promise<number> {
     const log = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 2, sync: true }) });
     deps = await createDeps(config, log, { notifier: new ConsoleNotifier(print, config.slack.channel) });
     workers = await startWorkers(deps, { progressIntervalMs: 1000 });
-    const handlers = commandTable({ config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log });
+    const handlers = commandTable({ config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, audit: deps.audit });
     print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
     print('Type a slash command: /backup now · /backup list · /backup status · /backup help · (exit or Ctrl-D to quit)');
     const scripted = args.length > 0 || !process.stdin.isTTY;

@@ -72,9 +72,18 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   // Events of one dedup key must leave in order: one delivery at a time across every worker host.
   await deps.queues.pagerduty.setGlobalConcurrency(1);
   const all = [backup, restoreTest, restore, health, pager];
+  const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
+  const auditJob = (queue: string, jobId: string | undefined, result: string) => {
+    if (!audited.has(queue)) return;
+    void deps.audit.append({ kind: 'job', userId: null, userName: null, what: queue, args: '', decision: 'n/a', role: null, jobId: jobId ?? null, result }).catch(() => undefined);
+  };
   for (const w of all) {
     w.on('error', (err) => log.error({ err, worker: w.name }, 'worker error'));
-    w.on('failed', (job, err) => log.warn({ jobId: job?.id, worker: w.name, reason: err.message }, 'job failed'));
+    w.on('failed', (job, err) => {
+      log.warn({ jobId: job?.id, worker: w.name, reason: err.message }, 'job failed');
+      auditJob(w.name, job?.id, `failed: ${err.message.slice(0, 300)}`);
+    });
+    w.on('completed', (job, value: unknown) => auditJob(w.name, job.id, `completed: ${JSON.stringify(value ?? null).slice(0, 300)}`));
   }
   await Promise.all(all.map((w) => w.waitUntilReady()));
   // Idempotent: any number of workers starting at once leave exactly one scheduler.

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
+import { freePort } from '../../src/dev/ephemeral.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { startPagerDutyServer, type PagerDutyServer } from '../support/pagerduty-server.ts';
 import { startSlackServer, type SlackServer } from '../support/slack-server.ts';
@@ -36,8 +37,10 @@ export async function loadSampleSchema(url: string): Promise<void> {
  * The whole bot as `npm start` runs it — Bolt's HTTP receiver, BullMQ workers, real PostgreSQL and Redis — with
  * Slack's Web API and PagerDuty's Events API served by strict local stand-ins.
  */
-export async function startHarness(opts: { pgUrl: string; redisUrl: string; pagerDuty?: boolean; env?: Record<string, string> }): Promise<Harness> {
-  const slack = await startSlackServer({ botToken: BOT_TOKEN, channels: { incidents: 'C0INCIDENTS' } });
+export const APP_TOKEN = 'xapp-1-A0PGBBAPP-test';
+
+export async function startHarness(opts: { pgUrl: string; redisUrl: string; pagerDuty?: boolean; socketMode?: boolean; env?: Record<string, string> }): Promise<Harness> {
+  const slack = await startSlackServer({ botToken: BOT_TOKEN, channels: { incidents: 'C0INCIDENTS' }, ...(opts.socketMode ? { appToken: APP_TOKEN } : {}) });
   const pd = await startPagerDutyServer({ routingKey: ROUTING_KEY });
   const source = await createTestDatabase(opts.pgUrl, 'src');
   await loadSampleSchema(source.url);
@@ -47,7 +50,8 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
     SLACK_SIGNING_SECRET: SIGNING_SECRET,
     SLACK_API_URL: slack.url,
     SLACK_CHANNEL: '#incidents',
-    PORT: '0',
+    PORT: opts.socketMode ? String(await freePort()) : '0',
+    ...(opts.socketMode ? { SLACK_APP_TOKEN: APP_TOKEN } : {}),
     REDIS_URL: opts.redisUrl,
     QUEUE_PREFIX: `{t-${randomUUID().slice(0, 8)}}`,
     DATABASE_URL: source.url,

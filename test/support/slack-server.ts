@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { attachSocketMode, type SocketModeSide } from './socket-mode.ts';
 import { closeServer, listenLocal, readBody, watchedList } from './http-util.ts';
 import { validateBlocks } from './slack-blocks.ts';
 import { createSlackMethods, type SlackEphemeral, type SlackMessage } from './slack-methods.ts';
@@ -34,9 +35,13 @@ export interface SlackServerOptions {
   channels?: Record<string, string>;
   /** User ID → name. Given, users.info / chat.postEphemeral know only these users. */
   users?: Record<string, string>;
+  /** An app-level token (xapp-…): enables Socket Mode (`apps.connections.open` and a WebSocket endpoint). */
+  appToken?: string;
 }
 
 export interface SlackServer {
+  /** Present when `appToken` was given. */
+  socketMode?: SocketModeSide;
   /** Web API base, ending in `/api/`. */
   url: string;
   calls: SlackCall[];
@@ -113,6 +118,11 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
       return record(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(rateLimited.retryAfter) });
     }
     if (!token) return record(200, { ok: false, error: 'not_authed' });
+    // apps.connections.open takes only the app-level token; every other method only the bot token.
+    if (method === 'apps.connections.open') {
+      if (!socket || token !== options.appToken) return record(200, { ok: false, error: 'invalid_auth' });
+      return record(200, socket.openConnection());
+    }
     if (token !== options.botToken) return record(200, { ok: false, error: 'invalid_auth' });
     if (typeof decoded === 'string') return record(200, { ok: false, error: decoded });
     const handler = api.methods[method];
@@ -146,6 +156,7 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
     answer(200, { ok: true });
   }
 
+  let socket: ReturnType<typeof attachSocketMode> | null = null;
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const apiMethod = /^\/api\/([\w.]+)$/.exec(path)?.[1];
@@ -164,9 +175,11 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
   });
   const port = await listenLocal(server);
   const origin = `http://127.0.0.1:${port}`;
+  socket = options.appToken ? attachSocketMode(server, origin) : null;
 
   return {
     url: `${origin}/api/`,
+    ...(socket ? { socketMode: socket.side } : {}),
     calls: calls.items,
     messages: api.messages,
     ephemerals: api.ephemerals,
@@ -178,6 +191,9 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
     rateLimitNext(n, retryAfterSeconds = 1) {
       rateLimited = { n, retryAfter: retryAfterSeconds };
     },
-    close: () => closeServer(server),
+    close: async () => {
+      await socket?.side.close();
+      await closeServer(server);
+    },
   };
 }

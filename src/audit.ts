@@ -1,0 +1,71 @@
+import { appendFile, mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from './logger.ts';
+
+/** One line of the audit trail: who asked what, what was decided, which job, and how it ended. */
+export interface AuditEntry {
+  at: string;
+  kind: 'command' | 'action' | 'job';
+  userId: string | null;
+  userName: string | null;
+  /** `/backup`, `/restore`, `restore_into_confirm`, or the queue name for job results. */
+  what: string;
+  args: string;
+  decision: 'allowed' | 'refused' | 'invalid' | 'n/a';
+  role: string | null;
+  jobId: string | null;
+  result: string | null;
+}
+
+export interface AuditLog {
+  append(entry: Omit<AuditEntry, 'at'>): Promise<void>;
+  /** The last n entries, newest last. */
+  tail(n: number): Promise<AuditEntry[]>;
+}
+
+/**
+ * Append-only JSON lines in `<BACKUP_DIR>/_audit/audit.jsonl` (O_APPEND: concurrent writers interleave whole
+ * lines), mirrored to the logs. Arguments are the command text, which never holds a secret (targets, ids, names).
+ */
+export function createAuditLog(dir: string, log: Logger): AuditLog {
+  const folder = join(dir, '_audit');
+  const file = join(folder, 'audit.jsonl');
+  let ready: Promise<unknown> | undefined;
+  return {
+    async append(entry) {
+      const line: AuditEntry = { at: new Date().toISOString(), ...entry };
+      log.info({ audit: line }, 'audit');
+      ready ??= mkdir(folder, { recursive: true, mode: 0o750 });
+      await ready;
+      await appendFile(file, `${JSON.stringify(line)}\n`, { flag: 'a', mode: 0o640 });
+    },
+    async tail(n) {
+      let text = '';
+      try {
+        const fh = await open(file, 'r');
+        try {
+          const { size } = await fh.stat();
+          // Read only the end: the trail grows forever and a chat reply needs a few lines.
+          const length = Math.min(size, Math.max(64 * 1024, n * 1024));
+          const buf = Buffer.alloc(length);
+          await fh.read(buf, 0, length, size - length);
+          text = buf.toString('utf8');
+        } finally {
+          await fh.close();
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+      const lines = text.split('\n').filter(Boolean);
+      if (text.length > 0 && !text.startsWith('{')) lines.shift(); // the first line may be cut
+      return lines.slice(-n).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as AuditEntry];
+        } catch {
+          return [];
+        }
+      });
+    },
+  };
+}

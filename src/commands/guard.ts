@@ -1,0 +1,90 @@
+import type { AuditLog } from '../audit.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import { parseBackupText } from './backup-text.ts';
+import type { CommandInput, Reply } from './backup-command.ts';
+import { CANCEL_ACTION, CONFIRM_ACTION, whoMayRestoreInto } from './restore-command.ts';
+import { parseRestoreTestText, parseRestoreText } from './restore-text.ts';
+import { decide, roleOf, type GroupResolver, type Role } from './roles.ts';
+
+type Handler = (input: CommandInput) => Promise<Reply>;
+type Click = { userId: string; userName: string; actionId: string; value: string };
+type ActionHandler = (click: Click) => Promise<Reply>;
+
+/** The role each request needs, from its parsed text: reading is for viewers, running for operators. */
+export function requiredRole(command: string, text: string): { role: Role; what: string; valid: boolean } {
+  if (command === '/backup') {
+    const r = parseBackupText(text);
+    if (r.verb === 'now') return { role: 'operator', what: '`/backup now`', valid: true };
+    if (r.verb === 'audit') return { role: 'admin', what: '`/backup audit`', valid: true };
+    return { role: 'viewer', what: `\`/backup ${r.verb}\``, valid: r.verb !== 'help' || !('problem' in r && r.problem) };
+  }
+  if (command === '/restore-test') {
+    const r = parseRestoreTestText(text);
+    return { role: r.verb === 'run' ? 'operator' : 'viewer', what: '`/restore-test`', valid: r.verb !== 'help' || !r.problem };
+  }
+  if (command === '/restore') {
+    const r = parseRestoreText(text);
+    if (r.verb === 'help') return { role: 'viewer', what: '`/restore`', valid: !r.problem };
+    return r.into === null ? { role: 'operator', what: '`/restore` into a new database', valid: true } : { role: 'admin', what: 'a restore into an existing database', valid: true };
+  }
+  return { role: 'admin', what: command, valid: false };
+}
+
+const jobIdIn = (text: string) => /job `([^`]+)`/.exec(text)?.[1] ?? null;
+
+/**
+ * Every command and click passes here: the user's role is checked against what the request needs (a refusal says
+ * which role and who grants it), and the request, the decision, the job id and the answer go to the audit trail.
+ */
+export function guardCommand(command: string, inner: Handler, deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger }): Handler {
+  return async (input) => {
+    const need = requiredRole(command, input.text);
+    const role = await roleOf(deps.config, input.userId, deps.groups);
+    const decision = decide(role, need.role, need.what, deps.config);
+    let reply: Reply;
+    if (decision.allowed) {
+      reply = await inner(input);
+    } else {
+      const intoExisting = command === '/restore' && need.role === 'admin';
+      reply = { text: `:no_entry: Refused: ${intoExisting ? whoMayRestoreInto(deps.config) : decision.reason} Nothing was started.` };
+    }
+    await deps.audit
+      .append({
+        kind: 'command',
+        userId: input.userId,
+        userName: input.userName,
+        what: command,
+        args: input.text.slice(0, 500),
+        decision: !decision.allowed ? 'refused' : need.valid ? 'allowed' : 'invalid',
+        role,
+        jobId: jobIdIn(reply.text),
+        result: reply.text.split('\n')[0]?.slice(0, 300) ?? null,
+      })
+      .catch((err: unknown) => deps.log.error({ err }, 'could not append to the audit trail'));
+    return reply;
+  };
+}
+
+export function guardAction(inner: ActionHandler, deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger }): ActionHandler {
+  return async (click) => {
+    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : 'admin';
+    const role = await roleOf(deps.config, click.userId, deps.groups);
+    const decision = decide(role, need, 'Confirming this restore', deps.config);
+    const reply = decision.allowed ? await inner(click) : { text: `:no_entry: Refused: ${whoMayRestoreInto(deps.config)} Nothing was changed.` };
+    await deps.audit
+      .append({
+        kind: 'action',
+        userId: click.userId,
+        userName: click.userName,
+        what: click.actionId,
+        args: click.value,
+        decision: decision.allowed ? 'allowed' : 'refused',
+        role,
+        jobId: jobIdIn(reply.text),
+        result: reply.text.split('\n')[0]?.slice(0, 300) ?? null,
+      })
+      .catch((err: unknown) => deps.log.error({ err }, 'could not append to the audit trail'));
+    return reply;
+  };
+}

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { requiredRole } from '../../src/commands/guard.ts';
+import { cachedGroups, decide, roleOf } from '../../src/commands/roles.ts';
+
+const base = loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', DATABASE_URL: 'postgres://h/shop' });
+const withRoles: Config = { ...base, roles: { viewer: ['U0VIEW'], operator: ['U0OPS', 'S0ONCALL'], admin: ['U0ADMIN'] } };
+
+describe('roles', () => {
+  it('without role config: everyone may list and back up, nobody may restore into an existing database', async () => {
+    const role = await roleOf(base, 'U0ANYONE');
+    expect(role).toBe('operator');
+    expect(decide(role, 'operator', '`/backup now`', base).allowed).toBe(true);
+    expect(decide(role, 'admin', 'a restore into an existing database', base).allowed).toBe(false);
+  });
+
+  it('maps users and user groups to roles, each including the ones below it', async () => {
+    const groups = cachedGroups(async (g) => (g === 'S0ONCALL' ? ['U0PAGER'] : []));
+    expect(await roleOf(withRoles, 'U0VIEW', groups)).toBe('viewer');
+    expect(await roleOf(withRoles, 'U0PAGER', groups)).toBe('operator');
+    expect(await roleOf(withRoles, 'U0ADMIN', groups)).toBe('admin');
+    expect(await roleOf(withRoles, 'U0STRANGER', groups)).toBeNull();
+    expect(decide('admin', 'viewer', 'x', withRoles).allowed).toBe(true);
+  });
+
+  it('says which role a refused request needs and who grants it', () => {
+    const d = decide('viewer', 'operator', '`/backup now`', withRoles);
+    expect(d.allowed).toBe(false);
+    expect(d.reason).toMatch(/`\/backup now` needs the \*operator\* role; you have \*viewer\*\. Ask an admin \(<@U0ADMIN>\)/);
+  });
+
+  it.each([
+    ['/backup', 'now', 'operator'],
+    ['/backup', 'list', 'viewer'],
+    ['/backup', 'health', 'viewer'],
+    ['/backup', 'audit 5', 'admin'],
+    ['/restore-test', 'latest', 'operator'],
+    ['/restore-test', 'history', 'viewer'],
+    ['/restore', 'shop-20261124T000000Z --table=t', 'operator'],
+    ['/restore', 'shop-20261124T000000Z --table=t --into=prod', 'admin'],
+  ])('%s %s needs %s', (command, text, role) => {
+    expect(requiredRole(command, text).role).toBe(role);
+  });
+});
