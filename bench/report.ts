@@ -20,6 +20,8 @@ export interface LegSummary {
   peakRssKb?: number;
   /** Highest peak per process name across rounds (pg_dump, zstd, gzip, node…). */
   processPeaksKb: Record<string, number>;
+  /** Per named part (LegResult.parts): the rounds' values and their median, in ms. */
+  parts?: Record<string, { runsMs: number[]; medianMs: number }>;
 }
 
 export interface Facts {
@@ -38,8 +40,24 @@ export interface Facts {
   /** 1-minute load average at start (before the build) and after the rounds: other work skews every leg. */
   load: [number, number];
   rounds: number;
+  /** The run also timed the restore legs (their own section); totalSeconds includes them. */
+  withRestore?: boolean;
   buildSeconds?: number;
   totalSeconds?: number;
+}
+
+/** The restore section's own facts. */
+export interface RestoreFacts {
+  /** The CLI backup every restore leg restored (absent when there was none). */
+  backupId?: string;
+  origin?: string;
+  artifactBytes?: number;
+  rawBytes?: number;
+  /** fsync, wal_level… of the server restored into: they decide how much a restore writes. */
+  serverSettings: string;
+  /** 1-minute load average when the restore legs started and when they ended. */
+  load: [number, number];
+  seconds: number;
 }
 
 export interface TargetRow {
@@ -57,6 +75,11 @@ export function summarize(legs: Leg[], records: RunRecord[], notes: Map<string, 
     const peaks: Record<string, number> = {};
     for (const p of ok.flatMap((r) => r.processes)) peaks[p.name] = Math.max(peaks[p.name] ?? 0, p.hwmKb);
     const rss = ok.map((r) => r.peakRssKb).filter((v): v is number => v !== undefined);
+    const parts: NonNullable<LegSummary['parts']> = {};
+    for (const name of new Set(ok.flatMap((r) => Object.keys(r.parts ?? {})))) {
+      const runsMs = ok.map((r) => r.parts?.[name]).filter((v): v is number => v !== undefined);
+      parts[name] = { runsMs, medianMs: median(runsMs) };
+    }
     return {
       id: leg.id,
       title: leg.title,
@@ -67,6 +90,7 @@ export function summarize(legs: Leg[], records: RunRecord[], notes: Map<string, 
       ...(ok.length ? { medianMs: median(ok.map((r) => r.ms)), bytes: median(ok.map((r) => r.bytes)) } : {}),
       ...(rss.length ? { peakRssKb: Math.max(...rss) } : {}),
       processPeaksKb: peaks,
+      ...(Object.keys(parts).length ? { parts } : {}),
     };
   });
 }
@@ -136,7 +160,9 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
       : 'page cache NOT dropped (not permitted or BENCH_CACHE=warm): warm runs. Wall time runs until the output is fsynced.',
     `Load average (1 min) ${facts.load[0].toFixed(1)} at start, ${facts.load[1].toFixed(1)} at the end (that one includes the bench's own legs)` +
       (facts.load[0] > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.'),
-    facts.totalSeconds === undefined ? '' : `Whole run (start, build, ${facts.rounds} rounds, clean-up): ${facts.totalSeconds.toFixed(0)} s.`,
+    facts.totalSeconds === undefined
+      ? ''
+      : `Whole run (start, build, ${facts.rounds} rounds, clean-up${facts.withRestore ? `, then the restore test's ${facts.rounds} rounds below` : ''}): ${facts.totalSeconds.toFixed(0)} s.`,
     '',
     table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'peak RSS (main)', 'peak RSS per process'], legRows),
     '',
@@ -145,25 +171,125 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
   ].join('\n');
 }
 
-export function benchmarksDoc(results: string): string {
+/**
+ * The restore issue's target: "verification adds at most 25 % on top of the restore itself", i.e. R3 (the
+ * whole restore test) against R2 (the same restore, bare: decompress to a file, pg_restore -j 2). R3 / R1
+ * and R3's own RTO are shown beside it.
+ */
+export function restoreTargets(summaries: LegSummary[]): TargetRow[] {
+  const by = (id: string) => summaries.find((s) => s.id === id);
+  const [r1, r2, r3] = [by('R1'), by('R2'), by('R3')];
+  const rows: TargetRow[] = [];
+  const skip = (check: string, goal: string, leg: LegSummary | undefined) =>
+    rows.push({ check, goal, measured: '–', verdict: leg?.note ? `SKIP (${leg.id}: see note)` : 'SKIP (leg or baseline did not run)' });
+  const x = r3?.medianMs;
+  if (x !== undefined && r2?.medianMs !== undefined) {
+    const r = x / r2.medianMs;
+    rows.push({ check: 'R3 / R2 wall time (verification on top of the restore)', goal: '≤ 1.25×', measured: `${r.toFixed(2)}×`, verdict: verdict(r <= 1.25, false) });
+  } else skip('R3 / R2 wall time (verification on top of the restore)', '≤ 1.25×', r3?.medianMs === undefined ? r3 : r2);
+  if (x !== undefined && r1?.medianMs !== undefined) {
+    rows.push({ check: 'R3 / R1 wall time', goal: '(shown)', measured: `${(x / r1.medianMs).toFixed(2)}×`, verdict: 'info' });
+  } else skip('R3 / R1 wall time', '(shown)', r3?.medianMs === undefined ? r3 : r1);
+  const rto = r3?.parts?.rto?.medianMs;
+  const overhead = r3?.parts?.overhead?.medianMs;
+  if (x !== undefined && rto !== undefined && overhead !== undefined) {
+    rows.push({
+      check: 'R3 wall − its own restore (RTO)',
+      goal: '(shown)',
+      measured: `${sec(overhead)} (${((overhead / rto) * 100).toFixed(0)} % of the RTO)`,
+      verdict: 'info',
+    });
+    if (r2?.medianMs !== undefined) {
+      rows.push({ check: "R3's restore (RTO) / R2 wall time", goal: '(shown)', measured: `${(rto / r2.medianMs).toFixed(2)}×`, verdict: 'info' });
+    }
+  } else skip('R3 wall − its own restore (RTO)', '(shown)', r3);
+  return rows;
+}
+
+export function restoreMarkdown(facts: Facts, restore: RestoreFacts, summaries: LegSummary[], rows: TargetRow[]): string {
+  const partCell = (s: LegSummary, name: string) => {
+    const p = s.parts?.[name];
+    return p ? `${sec(p.medianMs)} (${p.runsMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')})` : '–';
+  };
+  const legRows = summaries.map((s) => [
+    s.id,
+    `${s.title}: \`${s.command}\``,
+    s.medianMs === undefined ? (s.status === 'failed' ? 'FAILED' : 'skipped') : sec(s.medianMs),
+    s.runsMs.map((ms) => (ms / 1000).toFixed(2)).join(', ') || '–',
+    partCell(s, 'rto'),
+    partCell(s, 'overhead'),
+    s.bytes === undefined || s.bytes === 0 ? '–' : mb(s.bytes),
+    s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
+    Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
+  ]);
+  const r2 = summaries.find((s) => s.id === 'R2');
+  const r3 = summaries.find((s) => s.id === 'R3');
+  const split: string[] = [];
+  if (r2?.parts?.decompress && r2.parts.pg_restore) {
+    split.push(`- R2 split (median): \`zstd -d\` to the file ${sec(r2.parts.decompress.medianMs)}, \`pg_restore -j 2\` ${sec(r2.parts.pg_restore.medianMs)}.`);
+  }
+  if (r3?.parts?.rtoRecord && r3.parts.verifyRecord && r3.parts.testRecord && r3.medianMs !== undefined) {
+    split.push(
+      `- R3 by the CLI's own clock (its restore-test record, median): restore ${sec(r3.parts.rtoRecord.medianMs)} (decompress + both pg_restore passes), ` +
+        `checksums + row/object counts ${sec(r3.parts.verifyRecord.medianMs)}, whole test ${sec(r3.parts.testRecord.medianMs)}; ` +
+        `the rest of the wall time (node start-up, config, scratch database create/drop, record) ${sec(r3.medianMs - r3.parts.testRecord.medianMs)}.`,
+    );
+  }
+  const notes = summaries.filter((s) => s.note).map((s) => `- ${s.id}: ${s.note}`);
+  const source =
+    restore.backupId === undefined
+      ? 'No CLI backup was available, so no restore leg ran.'
+      : `Every leg restores the same backup, ${restore.backupId} (${restore.origin}): ${mb(restore.artifactBytes ?? 0)} zstd, ` +
+        `${mb(restore.rawBytes ?? 0)} decompressed, each round into a fresh database (\`CREATE DATABASE … TEMPLATE template0\` before, dropped after, both untimed for R1 and R2; R3 creates and drops its own scratch database inside its time).`;
+  return [
+    source,
+    `Same machine and run as above; ${facts.rounds} rounds, leg order rotated each round, median shown; ` +
+      (facts.cache === 'cold' ? 'page cache dropped and CHECKPOINT before every leg. ' : 'page cache NOT dropped (warm runs). ') +
+      'Wall time runs until pg_restore (R3: the CLI) exits.',
+    `Server restored into: ${restore.serverSettings}. With wal_level=minimal a parallel pg_restore (R2, R3) loads each table in the transaction that truncates it, which skips WAL for the COPY; R1's single job cannot. fsync=off: nothing is flushed to disk.`,
+    `Load average (1 min) ${restore.load[0].toFixed(1)} when the restore legs started, ${restore.load[1].toFixed(1)} at their end` +
+      (restore.load[0] > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.') +
+      ` The restore legs took ${restore.seconds.toFixed(0)} s.`,
+    '',
+    table(
+      ['leg', 'what', 'median wall', 'rounds (s)', "CLI's `restore (RTO)` (rounds)", 'wall − RTO (rounds)', 'restored size', 'peak RSS (main)', 'peak RSS per process'],
+      legRows,
+    ),
+    ...(split.length ? ['', ...split] : []),
+    '',
+    table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
+    ...(notes.length ? ['', ...notes] : []),
+  ].join('\n');
+}
+
+export function benchmarksDoc(results: string, restore?: string): string {
   return `# Benchmarks
 
 \`npm run bench\` (bench/run.ts) starts a throwaway PostgreSQL, builds a reproducible database of at least
 500 MB (text from a Zipf-like vocabulary, jsonb with a GIN index, numerics and timestamps, a partitioned
-table; fixed \`setseed\`), times each backup leg in alternating rounds, and rewrites this page. Raw JSON per
-run lands in bench/results/ (gitignored). Benchmarks are never part of \`npm test\`.
+table; fixed \`setseed\`), times each backup leg in alternating rounds, then each restore leg on the CLI's
+backup in alternating rounds, and rewrites this page. Raw JSON per run lands in bench/results/ (gitignored).
+Benchmarks are never part of \`npm test\`.
 
 Legs: **A** bare \`pg_dump -Fc -Z0\` (the floor); **B** the seed recipe (\`pg_dump -Fc -Z9\` then \`gzip\`);
 **C** this project's CLI (\`node bin/pg-backup-bot.js backup\`, output = every file under BACKUP_DIR, which
 must include manifest.json); **C'** the raw pipeline \`pg_dump -Fc -Z0 | zstd -T0 -1\` through execa, as a
 reference for what C can reach. Sizes in MB (10^6 bytes); RSS is the kernel's VmHWM in MiB, polled every 50 ms.
 
-Knobs: BENCH_ROUNDS (3), BENCH_LEGS (e.g. \`A,C\`), BENCH_SCALE (1 ≈ 620 MB), BENCH_CACHE=warm (skip dropping
-the page cache), BENCH_DATABASE_URL (dump that database as it is, nothing built or changed), BENCH_KEEP
+Restore legs, all on the backup leg C made in the last round (or one extra untimed CLI backup when C does not
+run), each into a fresh database: **R1** bare \`zstd -dc | pg_restore\` (one job, from a pipe); **R2** bare
+\`zstd -d\` to a file, then \`pg_restore -j 2\` (both steps timed); **R3** this project's restore test
+(\`node bin/pg-backup-bot.js restore-test <backup-id>\`: checksums, decompression, the two-pass \`-j 2\`
+restore, exact row and object counts against the manifest, drop), pinned to \`-j 2\`, no smoke queries and
+the same pg_restore as R1 and R2. All use \`--no-owner --no-acl --exit-on-error\`.
+
+Knobs: BENCH_ROUNDS (3), BENCH_LEGS (e.g. \`A,C\` or \`R2,R3\`), BENCH_SCALE (1 ≈ 620 MB), BENCH_CACHE=warm (skip
+dropping the page cache), BENCH_DATABASE_URL (dump that database as it is, nothing built or changed in it; the
+restore legs need CREATEDB and room for one more copy on that server, and drop what they create), BENCH_KEEP
 (leave the built cluster running and print how to reuse it). A new leg is one entry in bench/legs.ts.
 
 ## Backup throughput
 
 ${results}
-`;
+${restore === undefined ? '' : `\n## Restore test\n\n${restore}\n`}`;
 }

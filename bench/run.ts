@@ -316,6 +316,7 @@ async function main(): Promise<void> {
     cache,
     load: [loadBefore, loadavg()[0] ?? 0],
     rounds: ROUNDS,
+    ...(restore ? { withRestore: true } : {}),
     ...(buildSeconds === undefined ? {} : { buildSeconds }),
     totalSeconds: (performance.now() - started) / 1000,
   };

@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'storage_failed'
   | 'backup_exists'
   | 'disk_full'
+  | 'encryption_required'
+  | 'decryption_failed'
   | 'canceled'
   | 'already_running'
   | 'pagerduty_rejected'

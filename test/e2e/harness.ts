@@ -63,7 +63,7 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
   });
   const logs: string[] = [];
   const log: Logger = createLogger({
-    level: 'debug',
+    level: config.logLevel,
     destination: new Writable({
       write(chunk, _e, cb) {
         logs.push(String(chunk));

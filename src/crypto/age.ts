@@ -1,0 +1,172 @@
+import { readFile } from 'node:fs/promises';
+import { Duplex, Readable } from 'node:stream';
+import { inspect } from 'node:util';
+import { Decrypter, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
+import { BotError } from '../errors.ts';
+
+/**
+ * Encryption at rest with age (https://age-encryption.org), through the age-encryption library: X25519 recipients,
+ * ChaCha20-Poly1305 in 64 KiB authenticated chunks. Files interoperate with the `age` CLI both ways. Backups are
+ * encrypted to public keys only, so the workers that take them hold no secret; restores read an identity file.
+ *
+ * Library error messages about keys are never passed on: bech32 decoding errors quote the string they choke on,
+ * and that string may be a secret key.
+ */
+
+export const AGE_SUFFIX = '.age';
+export const IDENTITY_VAR = 'BACKUP_ENCRYPTION_IDENTITY_FILE';
+const AGE_MAGIC = 'age-encryption.org/v1\n';
+
+/**
+ * Secret keys read from an identity file. The keys sit in a private field: a logger, JSON.stringify or
+ * util.inspect of this object shows the file name only.
+ */
+export class AgeIdentity {
+  readonly #keys: readonly string[];
+  /** The file the keys came from, for messages. */
+  readonly file: string;
+
+  constructor(keys: readonly string[], file: string) {
+    this.#keys = keys;
+    this.file = file;
+  }
+
+  decrypter(): Decrypter {
+    const d = new Decrypter();
+    for (const k of this.#keys) d.addIdentity(k);
+    return d;
+  }
+
+  /** The public keys of these identities (age1…), to say which key a file would need. */
+  recipients(): Promise<string[]> {
+    return Promise.all(this.#keys.map((k) => identityToRecipient(k)));
+  }
+
+  toJSON(): string {
+    return `[age identity from ${this.file}]`;
+  }
+
+  [inspect.custom](): string {
+    return this.toJSON();
+  }
+}
+
+/** Recipients the library cannot use fail the backup before anything is dumped, not halfway through. */
+export function checkRecipients(recipients: readonly string[]): void {
+  if (recipients.length === 0) throw new BotError('config_invalid', 'Encryption needs at least one age public key (age1…) in BACKUP_ENCRYPTION_RECIPIENT.');
+  recipients.forEach((r, i) => {
+    try {
+      new Encrypter().addRecipient(r);
+    } catch {
+      throw new BotError('config_invalid', `BACKUP_ENCRYPTION_RECIPIENT: key ${i + 1} is not a valid age public key (age1…, 62 characters).`);
+    }
+  });
+}
+
+/**
+ * Parses an identity file as the age CLI writes it (`age-keygen -o key.txt`): one `AGE-SECRET-KEY-1…` per line,
+ * `#` comments and blank lines allowed. A problem names the variable, the file and the line, never the line's text.
+ */
+export async function loadIdentity(file: string | undefined, why: string): Promise<AgeIdentity> {
+  if (!file) {
+    throw new BotError('decryption_failed', `${why}, but ${IDENTITY_VAR} is not set: point it at the age identity file (AGE-SECRET-KEY-1…) of one of its recipients.`);
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new BotError('decryption_failed', `${IDENTITY_VAR} (${file}) cannot be read (${code}); ${why.charAt(0).toLowerCase()}${why.slice(1)}.`);
+  }
+  const keys: string[] = [];
+  const lines = text.split(/\r?\n/);
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    try {
+      if (!/^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(line)) throw new Error('not an identity');
+      new Decrypter().addIdentity(line);
+      keys.push(line);
+    } catch {
+      throw new BotError('decryption_failed', `${IDENTITY_VAR} (${file}), line ${i + 1}, is not an age identity: the file must hold AGE-SECRET-KEY-1… lines (and # comments) only.`);
+    }
+  }
+  if (keys.length === 0) throw new BotError('decryption_failed', `${IDENTITY_VAR} (${file}) holds no age identity (AGE-SECRET-KEY-1…).`);
+  return new AgeIdentity(keys, file);
+}
+
+/** A fresh key pair, as `age-keygen` makes one: the file text (comments + secret key) and the public key. */
+export async function generateKeyPair(): Promise<{ identityFileText: string; recipient: string }> {
+  const identity = await generateIdentity();
+  const recipient = await identityToRecipient(identity);
+  return { identityFileText: `# created: ${new Date().toISOString()}\n# public key: ${recipient}\n${identity}\n`, recipient };
+}
+
+/**
+ * A Duplex that encrypts what is written to it to every recipient: pipeline-friendly (`zstd → encrypt → hash`).
+ * Memory stays at one 64 KiB chunk plus the stream buffers; back-pressure flows through both web streams.
+ */
+export async function createEncryptStream(recipients: readonly string[]): Promise<Duplex> {
+  checkRecipients(recipients);
+  const e = new Encrypter();
+  for (const r of recipients) e.addRecipient(r);
+  // An identity TransformStream gives us a writable end to feed and a readable end to hand to the library.
+  const plain = new TransformStream<Uint8Array, Uint8Array>();
+  const encrypted = await e.encrypt(plain.readable);
+  return Duplex.fromWeb({ readable: encrypted, writable: plain.writable });
+}
+
+function wrongKey(recipients: readonly string[]): BotError {
+  return new BotError(
+    'decryption_failed',
+    `The backup is encrypted for another key: ${IDENTITY_VAR} does not match any of its recipients (${recipients.join(', ') || 'none recorded'}).`,
+  );
+}
+
+/**
+ * The plaintext of an age file. The header is read and the file key unwrapped before this resolves, so a wrong
+ * identity fails here, before any byte is released; a damaged chunk fails the stream at that chunk (each one is
+ * authenticated), and a truncated file fails at its end.
+ */
+export async function createDecryptStream(source: Readable, identity: AgeIdentity, recipients: readonly string[]): Promise<Readable> {
+  try {
+    const web = Readable.toWeb(source) as unknown as ReadableStream<Uint8Array>;
+    const out = await identity.decrypter().decrypt(web);
+    return Readable.fromWeb(out as unknown as import('node:stream/web').ReadableStream<Uint8Array>);
+  } catch (err) {
+    source.destroy();
+    const message = err instanceof Error ? err.message : String(err);
+    if (/no identity matched/i.test(message)) throw wrongKey(recipients);
+    throw new BotError('decryption_failed', 'The backup’s age header cannot be read: the artifact is damaged or not an age file.', {
+      cause: err,
+      detail: `age header: ${message.slice(0, 120)}`,
+    });
+  }
+}
+
+/** Fails with the clear sentence when none of the identities opens the file; reads the header only. */
+export async function checkIdentityOpens(source: Readable, identity: AgeIdentity, recipients: readonly string[]): Promise<void> {
+  const plain = await createDecryptStream(source, identity, recipients);
+  plain.destroy();
+  source.destroy();
+}
+
+/**
+ * Reads back the front of a stored age file without a key: the magic line and one recipient stanza per
+ * recipient, ended by the MAC line. Proves the storage holds an age file written for these recipients.
+ */
+export async function readAgeStanzaCount(source: Readable, limit = 64 * 1024): Promise<number | null> {
+  let head = '';
+  try {
+    for await (const chunk of source) {
+      head += Buffer.from(chunk as Uint8Array).toString('latin1');
+      if (head.includes('\n---') || head.length >= limit) break;
+    }
+  } finally {
+    source.destroy();
+  }
+  if (!head.startsWith(AGE_MAGIC)) return null;
+  const end = head.indexOf('\n---');
+  if (end < 0) return null;
+  return head.slice(AGE_MAGIC.length, end + 1).split('\n').filter((l) => l.startsWith('-> ')).length;
+}

@@ -1,0 +1,261 @@
+import type { Readable } from 'node:stream';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { AwsCredentialIdentity } from '@aws-sdk/types';
+import { z } from 'zod';
+import { BotError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { ManifestSchema, type Manifest } from './manifest.ts';
+import { RestoreRecordSchema, type RecordKind, type RestoreRecord } from './restore-record.ts';
+import { S3Bucket, mapLimit, type ObjectInfo } from './s3-objects.ts';
+import { MANIFEST, RESERVATION, S3Keys } from './s3-keys.ts';
+import { s3Error } from './s3-errors.ts';
+import { openS3Writer } from './s3-writer.ts';
+import type { ArtifactWriter, Storage } from './types.ts';
+import type { UnfinishedBackup } from './local-storage.ts';
+
+export interface S3StorageOptions {
+  bucket: string;
+  /** Key prefix without slashes at either end, e.g. `pgbb/prod`; '' for the bucket's root. */
+  prefix?: string;
+  region: string;
+  /** S3-compatible endpoint (MinIO, Ceph, a test server); AWS when absent. */
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Tests only: production takes credentials from the SDK's default chain (env, profile, instance role). */
+  credentials?: AwsCredentialIdentity;
+  /** Multipart part size; default 16 MiB (10,000 parts → objects up to 160 GiB). */
+  partSizeBytes?: number;
+  /** Parts in flight per artifact; default 3, so an upload holds about 64 MiB whatever the dump's size. */
+  queueSize?: number;
+  /** SDK attempts per request (default 3: retries with backoff on throttling, 5xx and network errors). */
+  maxAttempts?: number;
+  log?: Logger;
+}
+
+const MiB = 1024 * 1024;
+/** Reads of manifests and records in parallel: enough to hide latency, few enough to stay polite. */
+const READ_CONCURRENCY = 8;
+
+/**
+ * Backups in an S3 bucket, same layout as LocalStorage under a prefix: `<prefix>/<target>/<backupId>/<file>`,
+ * `manifest.json` written last. There is no rename on S3, so artifacts go straight to their final keys; what
+ * makes a backup exist is its manifest, which is written only after every artifact is confirmed with its exact
+ * size, and list() shows a backup only while its manifest parses and every artifact has the manifest's size.
+ */
+export class S3Storage implements Storage {
+  readonly bucket: string;
+  readonly #keys: S3Keys;
+  readonly #s3: S3Bucket;
+  readonly #client: S3Client;
+  readonly #log: Logger | undefined;
+  readonly #partSize: number;
+  readonly #queueSize: number;
+
+  constructor(o: S3StorageOptions) {
+    this.bucket = o.bucket;
+    this.#keys = new S3Keys(o.prefix ?? '');
+    this.#log = o.log;
+    this.#partSize = Math.max(5 * MiB, o.partSizeBytes ?? 16 * MiB);
+    this.#queueSize = Math.max(1, o.queueSize ?? 3);
+    this.#client = new S3Client({
+      region: o.region,
+      ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+      forcePathStyle: o.forcePathStyle ?? false,
+      ...(o.credentials ? { credentials: o.credentials } : {}),
+      // The SDK's default adds flexible checksums to streamed bodies; S3-compatible servers that do not know
+      // them store the aws-chunked framing as data (silently corrupt). Checksums only where S3 requires them.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: o.maxAttempts ?? 3,
+      // A dead endpoint must fail the backup, not hang it: connect within 10 s, no socket idle for 5 minutes.
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: 5 * 60_000 },
+    });
+    this.#s3 = new S3Bucket(this.#client, o.bucket, this.describe(), o.log);
+  }
+
+  describe(): string {
+    return `s3://${this.bucket}${this.#keys.root ? `/${this.#keys.root.slice(0, -1)}` : ''}`;
+  }
+
+  /** Closes the SDK's sockets (tests, shutdown). */
+  destroy(): void {
+    this.#client.destroy();
+  }
+
+  async beginBackup(target: string, backupId: string): Promise<void> {
+    const dir = this.#keys.backup(target, backupId);
+    const exists = () => new BotError('backup_exists', `A backup named ${backupId} already exists in ${this.describe()}; it was left untouched.`);
+    // No mkdir on S3: a reservation object makes the claim visible at once, and If-None-Match makes it exclusive
+    // where the server supports conditional writes.
+    if (await this.#s3.any(dir, `reserve backup ${backupId}`)) throw exists();
+    const body = JSON.stringify({ backupId, reservedAt: new Date().toISOString() });
+    if (!(await this.#s3.writeText(`${dir}${RESERVATION}`, body, `reserve backup ${backupId}`, true))) throw exists();
+  }
+
+  async createArtifactWriter(target: string, backupId: string, file: string): Promise<ArtifactWriter> {
+    const key = this.#keys.artifact(target, backupId, file);
+    if ((await this.#s3.size(this.#keys.manifest(target, backupId), `check backup ${backupId}`)) !== null) {
+      throw new BotError('storage_failed', `Backup ${backupId} is already finished; its files cannot change.`);
+    }
+    return openS3Writer({
+      client: this.#client,
+      bucket: this.bucket,
+      key,
+      partSize: this.#partSize,
+      queueSize: this.#queueSize,
+      fail: (err, action) => s3Error(err, this.describe(), `${action} ${file} of backup ${backupId}`),
+      log: this.#log,
+    });
+  }
+
+  async writeManifest(manifest: Manifest): Promise<void> {
+    const parsed = ManifestSchema.safeParse(manifest);
+    if (!parsed.success) {
+      throw new BotError('internal', 'The backup’s manifest came out invalid, so the backup was not kept; this is a bug in the bot.', {
+        detail: z.prettifyError(parsed.error),
+      });
+    }
+    const m = parsed.data;
+    // The manifest vouches for its artifacts: refuse to write it for objects that are missing or short.
+    for (const a of m.artifacts) {
+      const size = await this.#s3.size(this.#keys.artifact(m.target, m.backupId, a.file), 'check the artifacts before writing the manifest');
+      if (size !== a.bytes) {
+        throw new BotError('storage_failed', `Artifact ${a.file} has ${size ?? 'no'} bytes in ${this.describe()}, not ${a.bytes}; the backup was not kept.`);
+      }
+    }
+    await this.#s3.writeText(this.#keys.manifest(m.target, m.backupId), `${JSON.stringify(m, null, 2)}\n`, `write the manifest of ${m.backupId}`);
+  }
+
+  async discardUnfinished(target: string, backupId: string): Promise<void> {
+    const dir = this.#keys.backup(target, backupId);
+    const action = `discard the unfinished backup ${backupId}`;
+    if ((await this.#s3.size(this.#keys.manifest(target, backupId), action)) !== null) {
+      throw new BotError('storage_failed', `Backup ${backupId} is finished; it is deleted through retention, not discarded.`);
+    }
+    await this.#s3.abortUploads(dir);
+    // The reservation goes last, so the name stays taken until everything else is gone.
+    const objects = await this.#s3.list(dir, action);
+    for (const o of objects.filter((x) => !x.key.endsWith(`/${RESERVATION}`))) await this.#s3.delete(o.key, action);
+    for (const o of objects.filter((x) => x.key.endsWith(`/${RESERVATION}`))) await this.#s3.delete(o.key, action);
+  }
+
+  async readManifest(target: string, backupId: string): Promise<Manifest> {
+    const text = await this.#s3.readText(this.#keys.manifest(target, backupId), `read the manifest of ${backupId}`);
+    if (text === null) throw new BotError('backup_not_found', `There is no finished backup ${backupId} of ${target}.`);
+    try {
+      const m = ManifestSchema.parse(JSON.parse(text));
+      if (m.backupId !== backupId || m.target !== target) throw new Error(`manifest names ${m.target}/${m.backupId}`);
+      return m;
+    } catch (err) {
+      throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable, so that backup cannot be used.`, { cause: err });
+    }
+  }
+
+  /** Objects under the prefix (or one target), grouped by backup. One listing also gives every object's size. */
+  async #backups(target?: string): Promise<Map<string, { target: string; backupId: string; objects: ObjectInfo[] }>> {
+    const under = target !== undefined ? this.#keys.target(target) : this.#keys.root;
+    const groups = new Map<string, { target: string; backupId: string; objects: ObjectInfo[] }>();
+    for (const o of await this.#s3.list(under, 'list backups')) {
+      const p = this.#keys.parseBackupKey(o.key);
+      if (!p) continue;
+      const id = `${p.target}/${p.backupId}`;
+      const g = groups.get(id) ?? { target: p.target, backupId: p.backupId, objects: [] };
+      g.objects.push(o);
+      groups.set(id, g);
+    }
+    return groups;
+  }
+
+  async list(target?: string): Promise<Manifest[]> {
+    const finished = [...(await this.#backups(target)).values()].filter((g) => g.objects.some((o) => o.key.endsWith(`/${MANIFEST}`)));
+    const found = await mapLimit(finished, READ_CONCURRENCY, async (g) => {
+      try {
+        const m = await this.readManifest(g.target, g.backupId);
+        // A manifest counts only while its artifacts are all there with their recorded sizes.
+        for (const a of m.artifacts) {
+          const o = g.objects.find((x) => x.key.endsWith(`/${a.file}`));
+          if (o?.size !== a.bytes) throw new Error(`artifact ${a.file} is missing or has the wrong size`);
+        }
+        return m;
+      } catch (err) {
+        this.#log?.warn({ err, target: g.target, backupId: g.backupId }, 'skipping a backup whose manifest or artifacts are broken');
+        return null;
+      }
+    });
+    // Newest first by start time, never by name alone: names of different targets do not sort by time.
+    return found
+      .filter((m): m is Manifest => m !== null)
+      .sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || (a.backupId < b.backupId ? 1 : a.backupId > b.backupId ? -1 : 0));
+  }
+
+  async openArtifact(target: string, backupId: string, file: string): Promise<Readable> {
+    const stream = await this.#s3.read(this.#keys.artifact(target, backupId, file), `read ${file} of backup ${backupId}`);
+    if (!stream) throw new BotError('backup_not_found', `Backup ${backupId} has no file ${file}.`);
+    return stream;
+  }
+
+  async deleteBackup(target: string, backupId: string): Promise<void> {
+    const manifest = await this.readManifest(target, backupId);
+    const action = `delete backup ${backupId}`;
+    const manifestKey = this.#keys.manifest(target, backupId);
+    // Artifacts first, manifest last: an interrupted delete leaves a manifest whose artifacts are gone, which
+    // list() skips, and never artifacts without a manifest that someone might trust.
+    for (const a of manifest.artifacts) await this.#s3.delete(this.#keys.artifact(target, backupId, a.file), action);
+    for (const o of await this.#s3.list(this.#keys.backup(target, backupId), action)) if (o.key !== manifestKey) await this.#s3.delete(o.key, action);
+    await this.#s3.delete(manifestKey, action);
+  }
+
+  /** Backups without a manifest whose newest object is older than `olderThanMs`: crashed runs to clean up. */
+  async listUnfinished(olderThanMs: number, now: Date = new Date()): Promise<UnfinishedBackup[]> {
+    const out: UnfinishedBackup[] = [];
+    for (const g of (await this.#backups()).values()) {
+      if (g.objects.some((o) => o.key.endsWith(`/${MANIFEST}`))) continue;
+      const modifiedAt = new Date(Math.max(...g.objects.map((o) => o.modified.getTime())));
+      const path = `s3://${this.bucket}/${this.#keys.backup(g.target, g.backupId)}`;
+      if (now.getTime() - modifiedAt.getTime() >= olderThanMs) out.push({ target: g.target, backupId: g.backupId, path, modifiedAt });
+    }
+    return out;
+  }
+
+  async writeRecord(record: RestoreRecord): Promise<void> {
+    const parsed = RestoreRecordSchema.safeParse(record);
+    if (!parsed.success) {
+      throw new BotError('internal', 'The restore record came out invalid, so it was not kept; this is a bug in the bot.', {
+        detail: z.prettifyError(parsed.error),
+      });
+    }
+    const r = parsed.data;
+    await this.#s3.writeText(this.#keys.record(r.target, r.kind, r.id), `${JSON.stringify(r, null, 2)}\n`, 'write a restore record');
+  }
+
+  /** Records of one kind, newest first by start time; unreadable objects are skipped with a warning, never fatal. */
+  async listRecords(kind: RecordKind, target?: string): Promise<RestoreRecord[]> {
+    const targets = target !== undefined ? [target] : await this.#s3.folders(this.#keys.root, 'list restore records');
+    const keys: Array<{ target: string; key: string }> = [];
+    for (const t of targets) {
+      let dir: string;
+      try {
+        dir = this.#keys.records(t, kind);
+      } catch (err) {
+        if (target !== undefined) throw err; // a bad name asked for; folders that are no target are passed by
+        continue;
+      }
+      for (const o of await this.#s3.list(dir, 'list restore records')) {
+        if (/^\d{8}T\d{9}Z-[0-9a-f]{6}\.json$/.test(o.key.slice(dir.length))) keys.push({ target: t, key: o.key });
+      }
+    }
+    const found = await mapLimit(keys, READ_CONCURRENCY, async ({ target: t, key }) => {
+      try {
+        const r = RestoreRecordSchema.parse(JSON.parse((await this.#s3.readText(key, 'read a restore record')) ?? ''));
+        if (r.target !== t || r.kind !== kind) throw new Error(`record names ${r.target}/${r.kind}`);
+        return r;
+      } catch (err) {
+        this.#log?.warn({ err, target: t, kind, key }, 'skipping an unreadable restore record');
+        return null;
+      }
+    });
+    return found
+      .filter((r): r is RestoreRecord => r !== null)
+      .sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  }
+}

@@ -1,0 +1,89 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { sendSlashCommand } from '../support/slack-requests.ts';
+import { BOT_TOKEN, ROUTING_KEY, SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+
+const DB_PASSWORD = 'Pw-9f3c1e-do-not-leak';
+let h: Harness;
+
+/** Every command line on the machine, sampled every 10 ms while `work` runs (children live only briefly). */
+async function sampleArgv(work: () => Promise<void>): Promise<Set<string>> {
+  const seen = new Set<string>();
+  let done = false;
+  const sampler = (async () => {
+    while (!done) {
+      for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+        if (!/^\d+$/.test(pid)) continue;
+        const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmd) seen.add(cmd.replace(/\0/g, ' '));
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    done = true;
+    await sampler;
+  }
+  return seen;
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await filesUnder(p)));
+    else if (e.name.endsWith('.json') || e.name.endsWith('.jsonl')) out.push(p);
+  }
+  return out;
+}
+
+const slash = (command: string, text: string) =>
+  sendSlashCommand({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, command, text, userId: 'U0ONCALL', userName: 'oncall', channelId: 'C0INCIDENTS', responseUrl: h.slack.responseUrl(`r-${Math.random()}`) });
+const jobOf = (body: unknown) => /job `([^`]+)`/.exec(String((body as { text?: string }).text))?.[1] ?? '';
+
+beforeAll(async () => {
+  h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { LOG_LEVEL: 'trace' } });
+});
+
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('secrets hygiene', () => {
+  it('keeps passwords, tokens, routing keys and age identities out of argv, logs, Slack messages and manifests', async () => {
+    // The test server trusts local connections, so a password in the URL is accepted and ignored by the server —
+    // but every tool still receives it (through a passfile), which is what this checks.
+    const url = new URL(h.source.url);
+    url.username = 'postgres';
+    url.password = DB_PASSWORD;
+    h.config.targets[0] = { ...(h.config.targets[0] ?? { name: 'shop', environment: 'production' }), url: url.toString() };
+
+    const argv = await sampleArgv(async () => {
+      const backup = jobOf((await slash('/backup', 'now')).body);
+      await h.slack.waitFor((c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(backup) && /succeeded/.test(String(c.body.text)), 60_000);
+      const test = jobOf((await slash('/restore-test', 'latest')).body);
+      await h.slack.waitFor((c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(test) && /passed/.test(String(c.body.text)), 60_000);
+    });
+    const dumps = [...argv].filter((c) => /pg_dump|pg_restore|zstd/.test(c));
+    expect(dumps.length).toBeGreaterThan(0); // the sampler did see the tools run
+
+    const identity = h.config.encryption.identityFile ? (await readFile(h.config.encryption.identityFile, 'utf8')).match(/AGE-SECRET-KEY-1[0-9A-Z]+/g) ?? [] : [];
+    const secrets = [DB_PASSWORD, BOT_TOKEN, SIGNING_SECRET, ROUTING_KEY, ...identity];
+    const stored = await Promise.all((await filesUnder(h.backupDir)).map((f) => readFile(f, 'utf8')));
+    const logs = h.logs.join('');
+    const places: Record<string, string> = {
+      argv: [...argv].join('\n'),
+      logs,
+      slack: JSON.stringify(h.slack.calls.map((c) => c.body)),
+      'manifests and records': stored.join('\n'),
+    };
+    expect(h.service.deps.log.level).toBe("trace"); // the most talkative level really was on
+    expect(logs).toMatch(/"level":20/);
+    for (const [where, text] of Object.entries(places)) {
+      for (const secret of secrets) expect(text.includes(secret), `${where} contains a secret`).toBe(false);
+    }
+  }, 120_000);
+});
