@@ -50,7 +50,7 @@ export interface LegContext {
   /** Empty directory for this run's output; everything in it after the run counts as output bytes. */
   outDir: string;
   repoRoot: string;
-  /** Extra environment for the CLI (e.g. REDIS_URL of a throwaway Redis). */
+  /** Extra environment for the CLI (REDIS_URL of a throwaway Redis, BOT_CONFIG: CLI_BENCH_CONFIG). */
   cliEnv: Record<string, string>;
   /** Lets run.ts kill whatever is running on Ctrl-C. */
   track(sub: Tracked, stop?: StopHow): void;
@@ -388,9 +388,9 @@ const restoreTest: Leg = {
             DATABASE_URL: ctx.databaseUrl,
             BACKUP_DIR: src.backupDir,
             LOG_LEVEL: 'warn',
-            // Pinned so R3 does what R2 does: -j 2 (restoreTest.jobs), no smoke queries, the same pg_restore,
-            // the decompressed archive in the same file system as R2's; scratch databases on the same server.
-            BOT_CONFIG: join(ctx.tempDir, 'restore-bench.yml'),
+            // Pinned so R3 does what R2 does: -j 2 and no smoke queries (BOT_CONFIG in cliEnv), the same
+            // pg_restore, the decompressed archive in the same file system as R2's, scratch databases on the
+            // same server.
             PG_BIN_DIR: ctx.binDir,
             TMPDIR: tmp,
             RESTORE_TEST_DATABASE_URL: undefined,
@@ -457,7 +457,17 @@ interface CliRecord {
   restoreMethod: { input: string; jobs: number } | null;
 }
 
-/** The config file R3's CLI gets (BOT_CONFIG): run.ts writes it into tempDir. */
-export const RESTORE_BENCH_CONFIG = 'restoreTest:\n  jobs: 2\n  smokeQueries: []\n';
+/**
+ * The config file every CLI leg gets (BOT_CONFIG; run.ts writes it), so no pg-backup-bot.yml lying in the
+ * checkout changes what is measured. `encryption: none`: the backup legs compare unencrypted archives (the
+ * CLI refuses an unencrypted production backup without it); encrypting is a leg of its own. R3 restores with
+ * `-j 2` and runs no smoke queries, like R2.
+ */
+export const CLI_BENCH_CONFIG = `# written by bench/run.ts for the CLI legs
+encryption: none
+restoreTest:
+  jobs: 2
+  smokeQueries: []
+`;
 
 export const RESTORE_LEGS: Leg[] = [restorePipe, restoreFile, restoreTest];

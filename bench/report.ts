@@ -203,6 +203,7 @@ export function restoreTargets(summaries: LegSummary[]): TargetRow[] {
       rows.push({ check: "R3's restore (RTO) / R2 wall time", goal: '(shown)', measured: `${(rto / r2.medianMs).toFixed(2)}×`, verdict: 'info' });
     }
   } else skip('R3 wall − its own restore (RTO)', '(shown)', r3);
+  if (r3?.peakRssKb !== undefined) rows.push({ check: 'R3 peak RSS (node)', goal: '(shown)', measured: mib(r3.peakRssKb), verdict: 'info' });
   return rows;
 }
 
@@ -231,8 +232,9 @@ export function restoreMarkdown(facts: Facts, restore: RestoreFacts, summaries: 
   if (r3?.parts?.rtoRecord && r3.parts.verifyRecord && r3.parts.testRecord && r3.medianMs !== undefined) {
     split.push(
       `- R3 by the CLI's own clock (its restore-test record, median): restore ${sec(r3.parts.rtoRecord.medianMs)} (decompress + both pg_restore passes), ` +
-        `checksums + row/object counts ${sec(r3.parts.verifyRecord.medianMs)}, whole test ${sec(r3.parts.testRecord.medianMs)}; ` +
-        `the rest of the wall time (node start-up, config, scratch database create/drop, record) ${sec(r3.medianMs - r3.parts.testRecord.medianMs)}.`,
+        `checksums + row/object counts ${sec(r3.parts.verifyRecord.medianMs)}, whole test ${sec(r3.parts.testRecord.medianMs)} (the remainder: scratch ` +
+        `database create and drop, tool lookup); outside the test (node start-up and module loading, finding the backup, writing the record, exit) ` +
+        `${sec(r3.medianMs - r3.parts.testRecord.medianMs)}.`,
     );
   }
   const notes = summaries.filter((s) => s.note).map((s) => `- ${s.id}: ${s.note}`);
@@ -273,7 +275,8 @@ Benchmarks are never part of \`npm test\`.
 
 Legs: **A** bare \`pg_dump -Fc -Z0\` (the floor); **B** the seed recipe (\`pg_dump -Fc -Z9\` then \`gzip\`);
 **C** this project's CLI (\`node bin/pg-backup-bot.js backup\`, output = every file under BACKUP_DIR, which
-must include manifest.json); **C'** the raw pipeline \`pg_dump -Fc -Z0 | zstd -T0 -1\` through execa, as a
+must include manifest.json; the CLI legs get a config file of the bench's own: \`encryption: none\`,
+restore tests with \`-j 2\` and no smoke queries); **C'** the raw pipeline \`pg_dump -Fc -Z0 | zstd -T0 -1\` through execa, as a
 reference for what C can reach. Sizes in MB (10^6 bytes); RSS is the kernel's VmHWM in MiB, polled every 50 ms.
 
 Restore legs, all on the backup leg C made in the last round (or one extra untimed CLI backup when C does not

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { startEphemeralPostgres, startEphemeralRedis } from '../src/dev/ephemeral.ts';
 import { buildDataset, client as pgClient } from './dataset.ts';
-import { LEGS, LegUnavailable, RESTORE_BENCH_CONFIG, RESTORE_LEGS, type Leg, type LegContext, type RestoreSource, type StopHow, type Tracked } from './legs.ts';
+import { LEGS, LegUnavailable, CLI_BENCH_CONFIG, RESTORE_LEGS, type Leg, type LegContext, type RestoreSource, type StopHow, type Tracked } from './legs.ts';
 import { dropCaches, filesUnder } from './measure.ts';
 import {
   benchmarksDoc,
@@ -212,8 +212,9 @@ async function main(): Promise<void> {
     const redis = await startEphemeralRedis();
     cleanups.push(() => redis.stop());
     ctx.cliEnv.REDIS_URL = redis.url;
+    ctx.cliEnv.BOT_CONFIG = join(tempDir, 'cli-bench.yml');
+    await writeFile(ctx.cliEnv.BOT_CONFIG, CLI_BENCH_CONFIG);
   }
-  if (wantRestore) await writeFile(join(tempDir, 'restore-bench.yml'), RESTORE_BENCH_CONFIG);
 
   const records: RunRecord[] = [];
   /** Every active leg once per round, the order rotated each round so no leg always runs first. */
@@ -276,7 +277,7 @@ async function main(): Promise<void> {
         await rm(sourceDir, { recursive: true, force: true });
         await mkdir(sourceDir, { recursive: true });
         await cli.run({ ...ctx, outDir: sourceDir });
-        origin = 'one extra CLI backup (leg C did not run or did not pass)';
+        origin = 'an extra untimed CLI backup: leg C did not run or did not pass';
       }
       ctx.restoreSource = await restoreSource(sourceDir, origin);
       log(`Restore legs restore ${ctx.restoreSource.backupId} (${origin}): ${(ctx.restoreSource.artifactBytes / 1e6).toFixed(1)} MB, ${(ctx.restoreSource.rawBytes / 1e6).toFixed(1)} MB decompressed.`);

@@ -41,6 +41,8 @@ export async function cliBackup(args: string[], deps: { config: Config; storage:
       jobId: null,
       label: null,
       compressionLevel: deps.config.compressionLevel,
+      // Public keys only: the worker can encrypt but never decrypt. No keys: production refuses unless opted out.
+      encryption: deps.config.encryption,
       ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
@@ -61,6 +63,7 @@ export async function cliBackup(args: string[], deps: { config: Config; storage:
         `  duration    ${formatDuration(manifest.durationMs)}`,
         `  tables      ${formatCount(manifest.verification.tables.length)}, ${formatCount(totalRows(manifest))} rows`,
         `  sha256      ${db?.sha256 ?? '-'}`,
+        `  encryption  ${db?.encryption ? `age, ${db.encryption.recipients.length} recipient${db.encryption.recipients.length === 1 ? '' : 's'}` : 'none'}`,
         `  kept until  ${manifest.retainUntil ? formatTime(manifest.retainUntil) : 'deleted by hand'}`,
         `  globals     ${manifest.globals.included ? 'included' : 'skipped'}${manifest.globals.note ? ` (${manifest.globals.note})` : ''}`,
       ].join('\n'),

@@ -52,6 +52,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       jobs: deps.config.restoreTest.jobs,
       smokeQueries: deps.config.restoreTest.smokeQueries,
       ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+      identityFile: deps.config.encryption.identityFile,
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
       onProgress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
@@ -110,6 +111,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       schemas: req.schemas,
       into,
       ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+      identityFile: deps.config.encryption.identityFile,
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
     });

@@ -1,4 +1,4 @@
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -6,6 +6,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { commandTable, type CommandHandler } from '../commands/index.ts';
 import { loadConfig } from '../config.ts';
+import { generateKeyPair } from '../crypto/age.ts';
 import { createDeps, type Deps } from '../deps.ts';
 import { toUserMessage } from '../errors.ts';
 import { createLogger } from '../logger.ts';
@@ -24,6 +25,7 @@ export async function runDemo(args: string[]): Promise<number> {
   let pgServer: EphemeralPostgres | undefined;
   let redis: EphemeralRedis | undefined;
   let backupDir: string | undefined;
+  let keyDir: string | undefined;
   let deps: Deps | undefined;
   let workers: Workers | undefined;
   const cleanup = async () => {
@@ -32,14 +34,30 @@ export async function runDemo(args: string[]): Promise<number> {
     await redis?.stop().catch(() => undefined);
     await pgServer?.stop().catch(() => undefined);
     if (backupDir) await rm(backupDir, { recursive: true, force: true });
+    if (keyDir) await rm(keyDir, { recursive: true, force: true });
   };
   try {
     print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
     [pgServer, redis] = await Promise.all([startEphemeralPostgres(), startEphemeralRedis()]);
     const dbUrl = await createSampleDatabase(pgServer.url);
     backupDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-backups-'));
+    // Backups are encrypted as in production: a throwaway age key pair whose secret half sits in its own 0700 temp
+    // dir, removed on exit. In a real deployment the identity file lives only where restores run.
+    keyDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-key-'));
+    const keys = await generateKeyPair();
+    const identityFile = join(keyDir, 'identity.key');
+    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
     const config = loadConfig(
-      { DATABASE_URL: dbUrl, TARGET_NAME: 'shop', REDIS_URL: redis.url, BACKUP_DIR: backupDir, SLACK_CHANNEL: '#incidents', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+      {
+        DATABASE_URL: dbUrl,
+        TARGET_NAME: 'shop',
+        REDIS_URL: redis.url,
+        BACKUP_DIR: backupDir,
+        BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+        BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+        SLACK_CHANNEL: '#incidents',
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      },
       'offline',
     );
     const log = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 2, sync: true }) });
@@ -47,6 +65,7 @@ export async function runDemo(args: string[]): Promise<number> {
     workers = await startWorkers(deps, { progressIntervalMs: 1000 });
     const handlers = commandTable({ config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, audit: deps.audit });
     print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
+    print(`Backups are encrypted with age to ${keys.recipient}; restore tests read the identity ${identityFile}.`);
     print('Type a slash command: /backup now · /backup list · /backup status · /backup help · (exit or Ctrl-D to quit)');
     const scripted = args.length > 0 || !process.stdin.isTTY;
     if (args.length > 0) {
@@ -111,7 +130,9 @@ async function prompt(handlers: Record<string, CommandHandler>, scripted: boolea
 async function waitForIdle(deps: Deps, timeoutMs = 10 * 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    const counts = await Promise.all([deps.queues.backup.getJobCounts('active', 'waiting', 'delayed', 'prioritized'), deps.queues.pagerduty.getJobCounts('active', 'waiting')]);
+    const q = deps.queues;
+    const busy = ['active', 'waiting', 'delayed', 'prioritized'] as const;
+    const counts = await Promise.all([q.backup.getJobCounts(...busy), q.restoreTest.getJobCounts(...busy), q.restore.getJobCounts(...busy), q.pagerduty.getJobCounts('active', 'waiting')]);
     if (counts.every((c) => Object.values(c).every((n) => n === 0))) return;
     await new Promise((r) => setTimeout(r, 200));
   }

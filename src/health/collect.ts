@@ -11,6 +11,11 @@ export interface HealthSources {
   runs: RunLog | null;
   backupQueue: Queue<BackupJobData> | null;
   thresholds?: Partial<HealthThresholds>;
+  /**
+   * Whether a target's backups must be encrypted (production targets, unless the config says `encryption: none`).
+   * Default: every target, since every target configured from DATABASE_URL is production.
+   */
+  encryptionRequired?: (target: string) => boolean;
 }
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
@@ -23,6 +28,8 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     sources.storage.freeSpace ? sources.storage.freeSpace() : Promise.resolve(null),
   ]);
   const lastTest = records[0];
+  const newest = backups.reduce<(typeof backups)[number] | undefined>((a, b) => (!a || Date.parse(b.startedAt) > Date.parse(a.startedAt) ? b : a), undefined);
+  const required = sources.encryptionRequired?.(target) ?? true;
   const lastRestoreTest: RestoreTestSummary | null = lastTest
     ? { passed: lastTest.passed === true, at: new Date(lastTest.startedAt), problems: lastTest.problems, backupId: lastTest.backupId, durationMs: lastTest.restoreMs }
     : null;
@@ -36,6 +43,8 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     lastBackupRun,
     lastRestoreTest,
     disk,
+    // Every artifact counts: globals hold role password hashes.
+    encrypted: required && newest ? newest.artifacts.every((a) => a.encryption !== null) : null,
     ...(sources.thresholds ? { thresholds: sources.thresholds } : {}),
   };
 }

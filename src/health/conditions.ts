@@ -64,6 +64,17 @@ function restoreTestFailingCondition(target: string, test: RestoreTestSummary | 
   };
 }
 
+function unencryptedCondition(target: string, encrypted: boolean | null | undefined, newest: HealthInput['backups'][number] | undefined): ConditionResult {
+  const base = { condition: 'unencrypted', severity: 'warning' } as const;
+  const id = newest?.backupId ?? 'the newest backup';
+  if (encrypted === false) {
+    const evidence = `newest backup ${id} is stored unencrypted; set BACKUP_ENCRYPTION_RECIPIENT so the next one is encrypted`;
+    return { ...base, status: 'failing', summary: `The newest backup of ${target} (production) is not encrypted`, evidence };
+  }
+  if (encrypted === true) return { ...base, status: 'ok', summary: `The newest backup of ${target} is encrypted`, evidence: `newest backup ${id} is encrypted with age` };
+  return { ...base, status: 'ok', summary: `Encryption of ${target} not checked`, evidence: newest ? 'encryption not required for this target' : 'no backup yet' };
+}
+
 /**
  * Every health condition of one target, in HEALTH_CONDITIONS order, ok or failing. Pure: the caller gathers
  * manifests, jobs, disk figures and the clock, so the verdicts are testable without I/O.
@@ -78,6 +89,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     diskCondition(input.target, input.disk, t),
     backupFailingCondition(input.target, input.lastBackupRun),
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
+    unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
   ];
 }
 

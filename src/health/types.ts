@@ -1,7 +1,7 @@
 import type { Manifest, RetentionClass } from '../storage/manifest.ts';
 
 /** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */
-export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing'] as const;
+export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing', 'unencrypted'] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
 
 export type HealthStatus = 'ok' | 'failing';
@@ -75,7 +75,10 @@ export interface HealthInput {
   lastBackupRun: BackupRunSummary | null;
   lastRestoreTest: RestoreTestSummary | null;
   disk: { totalBytes: number; freeBytes: number } | null;
-  /** Accepted but not evaluated yet: no condition for it was specified (see the issue note). */
+  /**
+   * Whether the newest backup of a target that must be encrypted (production) is: false fails `unencrypted`.
+   * null or absent: encryption is not required there, or there is no backup yet.
+   */
   encrypted?: boolean | null;
   thresholds?: Partial<HealthThresholds>;
 }

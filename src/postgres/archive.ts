@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
+import type { AgeIdentity } from '../crypto/age.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { statfsNearest } from '../storage/fs-util.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import type { Storage } from '../storage/types.ts';
 import { firstErrorLine } from './failures.ts';
+import { plaintextOf } from './decryption.ts';
 import { collectOutput } from './output-tail.ts';
 
 /**
@@ -67,6 +69,8 @@ export interface OpenArchiveOptions {
   /** 'auto' (default): a file when the temp dir has room for the raw archive + 10 %, else a stream. */
   input?: ArchiveInput | 'auto' | undefined;
   signal?: AbortSignal | undefined;
+  /** Decrypts an age-encrypted artifact on the way to zstd (decryption.ts); required for encrypted backups. */
+  identity?: AgeIdentity | undefined;
   log: Logger;
 }
 
@@ -84,15 +88,40 @@ function databaseArtifact(m: Manifest) {
   return a;
 }
 
-/** `zstd -dc` of the stored artifact, with stdout left for the caller. */
+/** `[age -d |] zstd -dc` of the stored artifact, with stdout left for the caller. */
 async function decompressor(o: OpenArchiveOptions) {
   const a = databaseArtifact(o.manifest);
-  const source = await o.storage.openArtifact(o.manifest.target, o.manifest.backupId, a.file);
+  const stored = await o.storage.openArtifact(o.manifest.target, o.manifest.backupId, a.file);
+  // A wrong or missing identity fails here, before zstd or pg_restore start.
+  const source = await plaintextOf(o.manifest, a, stored, o.identity);
   const zstd = execa(o.zstd, ['-dc', '-q'], { ...common(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
   const stderr = collectOutput(zstd.stderr);
+  // A chunk that fails authentication errors the decrypting stream first; pipeline() then destroys the rest with
+  // that error, so the first to report it is the cause. zstd then sees a short stream: the cause is the decryption.
+  let first: 'decrypt' | 'zstd' | undefined;
+  let decryptError: unknown;
+  if (source !== stored) {
+    source.once('error', (err) => {
+      first ??= 'decrypt';
+      if (first === 'decrypt') decryptError = err;
+    });
+  }
+  zstd.stdin.once('error', () => (first ??= 'zstd'));
   // Once the reader stops (a listing read only the TOC), zstd and the source get EPIPE: expected, not news.
   const feed = pipeline(source, zstd.stdin).catch(() => undefined);
-  return { zstd, stderr, feed, source };
+  const why = (fallback: string) =>
+    decryptError === undefined ? `does not decompress: ${fallback}` : `does not decrypt: ${decryptError instanceof Error ? decryptError.message : String(decryptError)}`;
+  return {
+    zstd,
+    stderr,
+    feed,
+    why,
+    decryptFailed: () => decryptError !== undefined,
+    destroy: () => {
+      source.destroy();
+      stored.destroy();
+    },
+  };
 }
 
 async function runPgRestore(o: OpenArchiveOptions, args: string[], r: PgRestoreIo & { stdin: 'ignore' | 'pipe' }) {
@@ -150,13 +179,13 @@ export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
         // A listing stops after the TOC and a failed restore stops anywhere: the rest of the stream is not needed.
         if (r.partialRead || res.failed) {
           d.zstd.kill('SIGTERM');
-          d.source.destroy();
+          d.destroy();
         }
         const [z] = await Promise.all([d.zstd, d.feed, drain]);
         const canceled = Boolean(o.signal?.aborted || res.isCanceled);
         // zstd checks the frame checksum at the very end: a failure there means pg_restore read bad data.
-        if (!r.partialRead && !res.failed && z.failed && !canceled) {
-          throw new UnreadableArchive(`the database artifact does not decompress: ${firstErrorLine(d.stderr.text()) || describeExit(z)}`);
+        if (!r.partialRead && !canceled && (d.decryptFailed() || (!res.failed && z.failed))) {
+          throw new UnreadableArchive(`the database artifact ${d.why(firstErrorLine(d.stderr.text()) || describeExit(z))}`);
         }
         return { ok: !res.failed, canceled, stderr: stderr.text(), stdout: String(res.stdout ?? ''), exit: describeExit(res) };
       },
@@ -179,9 +208,9 @@ export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
       if (code === 'ENOSPC') throw new BotError('disk_full', `The temp directory ${tempRoot} filled up while decompressing the backup; free space there or set another temp directory.`, { cause: w.reason });
       throw new BotError('storage_failed', `Could not write the decompressed backup to ${tempRoot} (${code ?? 'error'}).`, { cause: w.reason });
     }
-    if (z.status === 'rejected' || z.value.failed) {
+    if (z.status === 'rejected' || z.value.failed || d.decryptFailed()) {
       const why = z.status === 'fulfilled' ? firstErrorLine(d.stderr.text()) || describeExit(z.value) : String(z.reason);
-      throw new UnreadableArchive(`the database artifact does not decompress: ${why}`);
+      throw new UnreadableArchive(`the database artifact ${d.why(why)}`);
     }
     return {
       input,

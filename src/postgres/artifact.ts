@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream';
+import { AGE_SUFFIX, createEncryptStream } from '../crypto/age.ts';
 import type { Artifact } from '../storage/manifest.ts';
 import type { ArtifactWriter, Storage } from '../storage/types.ts';
 import { runToolIntoZstd, type ToolPipeOptions } from './tool-pipe.ts';
@@ -6,7 +8,12 @@ export interface DumpToArtifactOptions {
   storage: Storage;
   target: string;
   backupId: string;
+  /** The unencrypted name (`database.pgdump.zst`); an encrypted artifact gets `.age` appended. */
   file: string;
+  /** age recipients to encrypt to, after compression; null stores the compressed stream as it is. */
+  encryption?: { recipients: string[] } | null | undefined;
+  /** A copy of the compressed bytes before encryption (see tool-pipe.ts). */
+  tap?: Writable | undefined;
   role: Artifact['role'];
   format: Artifact['format'];
   level: number;
@@ -27,11 +34,20 @@ export interface DumpedArtifact {
   toolStderr: string;
 }
 
-/** Runs one pg tool into one zstd-compressed artifact. On failure the partial file is removed before rethrowing. */
+/**
+ * Runs one pg tool into one zstd-compressed (and, given recipients, age-encrypted) artifact. On failure the
+ * partial file is removed before rethrowing.
+ */
 export async function dumpToArtifact(o: DumpToArtifactOptions): Promise<DumpedArtifact> {
-  const writer = await o.storage.createArtifactWriter(o.target, o.backupId, o.file);
+  const recipients = o.encryption && o.encryption.recipients.length > 0 ? [...o.encryption.recipients] : null;
+  // Built before the writer: recipients the library refuses fail the backup before a file exists.
+  const encrypt = recipients ? await createEncryptStream(recipients) : undefined;
+  const file = recipients ? `${o.file}${AGE_SUFFIX}` : o.file;
+  const writer = await o.storage.createArtifactWriter(o.target, o.backupId, file);
   try {
     const r = await runToolIntoZstd({
+      encrypt,
+      tap: o.tap,
       command: o.command,
       args: o.args,
       env: o.env,
@@ -44,12 +60,12 @@ export async function dumpToArtifact(o: DumpToArtifactOptions): Promise<DumpedAr
     });
     return {
       artifact: {
-        file: o.file,
+        file,
         role: o.role,
         format: o.format,
         compression: 'zstd',
         compressionLevel: o.level,
-        encryption: null,
+        encryption: recipients ? { scheme: 'age', recipients } : null,
         bytes: r.bytes,
         sha256: r.sha256,
         rawBytes: r.rawBytes,

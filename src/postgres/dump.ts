@@ -5,16 +5,18 @@ import type { Logger } from '../logger.ts';
 import type { BackupKind, Manifest, RetentionClass } from '../storage/manifest.ts';
 import type { ArtifactWriter, Storage } from '../storage/types.ts';
 import { dumpToArtifact } from './artifact.ts';
+import { backupEncryption, checkEncryptedBackup, type BackupEncryptionOption } from './backup-encryption.ts';
 import { reserveBackupId } from '../storage/catalog.ts';
 import { serverLabel, withPgEnv } from './connection.ts';
 import { countObjects, countRows } from './counts.ts';
-import { clientFailure, type FailureContext, toolFailure, firstErrorLine } from './failures.ts';
+import { BACKUP_CANCELED, toBotError } from './backup-failure.ts';
+import { clientFailure, type FailureContext } from './failures.ts';
 import { dumpGlobals } from './globals.ts';
 import { openSnapshot, serverMajor, type Snapshot } from './snapshot.ts';
-import { ToolPipeError } from './tool-pipe.ts';
 import { findPgTools, findZstd } from './tools.ts';
-import { verifyArtifact, type VerifyMode } from './verify.ts';
+import { startVerifier, verifyArtifact, type Verifier, type VerifyMode } from './verify.ts';
 
+/** The database artifact's name; `database.pgdump.zst.age` when encrypted (the manifest names the file). */
 export const DATABASE_FILE = 'database.pgdump.zst';
 
 export interface BackupProgress {
@@ -45,10 +47,15 @@ export interface RunBackupOptions {
   lockWaitTimeoutMs?: number;
   /** How the stored artifact is read back before the manifest is written (default 'list'; see verify.ts). */
   verify?: VerifyMode;
+  /**
+   * age recipients every artifact is encrypted to (after zstd, before hashing and storage). Without recipients a
+   * production target refuses to back up unless `optedOut` (the config file's `encryption: none`).
+   */
+  encryption: BackupEncryptionOption;
   zstdPath?: string;
 }
 
-const CANCELED = 'The backup was canceled before it finished; nothing was kept.';
+const CANCELED = BACKUP_CANCELED;
 
 function toolVersion(): string {
   try {
@@ -57,27 +64,6 @@ function toolVersion(): string {
   } catch {
     return '0.0.0';
   }
-}
-
-/** Any failure → one BotError with a sentence for people; stderr tails go into its detail for logs. */
-function toBotError(err: unknown, ctx: FailureContext, signal: AbortSignal | undefined): BotError {
-  if (signal?.aborted) return new BotError('canceled', CANCELED, { cause: err });
-  if (err instanceof BotError) return err;
-  if (err instanceof ToolPipeError) {
-    if (err.stage === 'canceled') return new BotError('canceled', CANCELED, { cause: err });
-    if (err.stage === 'tool') return toolFailure(err.toolStderr, ctx, err, err.exit);
-    if (err.stage === 'compressor') {
-      const line = firstErrorLine(err.compressorStderr) || err.message;
-      return new BotError('compressor_failed', `zstd failed while compressing the backup: ${line}`, { cause: err, detail: err.compressorStderr });
-    }
-    err = err.cause ?? err;
-  }
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC') return toolFailure('No space left on device', ctx, err);
-  if (code && /^E[A-Z]+$/.test(code)) {
-    return new BotError('storage_failed', `Writing the backup to ${ctx.storage} failed (${code}); check the backup directory.`, { cause: err });
-  }
-  return new BotError('internal', 'The backup failed unexpectedly; the details are in the bot’s logs.', { cause: err });
 }
 
 /**
@@ -98,12 +84,15 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     }
   };
   if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
+  // Before anything is reserved or dumped: an unencrypted production backup is refused outright.
+  const encryption = backupEncryption(o.target, o.encryption);
   // The preferred id may be taken by a backup started in the same second: the reserved one can carry a suffix.
   const backupId = await reserveBackupId(o.storage, o.target.name, o.backupId);
   const log = o.log.child({ backupId });
   const writers: ArtifactWriter[] = [];
   const lockWait = o.lockWaitTimeoutMs ?? 5 * 60_000;
   let snapshot: Snapshot | undefined;
+  let verifier: Verifier | undefined;
   // Ending the connection is the only way to interrupt a running count(*) (a ROLLBACK would queue behind it).
   const onAbort = () => void snapshot?.client.end().catch(() => undefined);
   o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -130,8 +119,12 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     });
     counting.catch(() => undefined); // observed below; never an unhandled rejection while the dump runs
 
+    const verifyMode: VerifyMode = o.verify ?? 'list';
     const { database, globals, tables, objects } = await withPgEnv(o.target.url, async (env) => {
       progress({ phase: 'dumping', rawBytes: 0, bytes: 0 });
+      // Encrypted artifacts cannot be read back without the secret key: the verifier reads the compressed stream
+      // on its way into age instead (see verify.ts).
+      if (encryption) verifier = startVerifier({ zstd, pgRestore: tools.pgRestore, mode: verifyMode, signal: o.signal });
       const dumping = dumpToArtifact({
         storage: o.storage,
         target: o.target.name,
@@ -145,6 +138,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         args: ['-Fc', '-Z0', `--snapshot=${snap.snapshotId}`, `--lock-wait-timeout=${lockWait}`, '--no-password'],
         env,
         zstd,
+        encryption,
+        tap: verifier?.input,
         signal: dumpAbort.signal,
         onProgress: (p) => progress({ phase: 'dumping', ...p }),
       });
@@ -164,6 +159,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         pgDumpAll: tools.pgDumpAll,
         zstd,
         level: o.compressionLevel,
+        encryption,
         env,
         signal: o.signal,
         log,
@@ -174,14 +170,20 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
 
     progress({ phase: 'committing' });
     for (const w of writers) await w.commit();
-    const verifyMode: VerifyMode = database.artifact.rawBytes === null ? 'full' : (o.verify ?? 'list');
-    const checked = await verifyArtifact({
-      source: await o.storage.openArtifact(o.target.name, backupId, DATABASE_FILE),
-      zstd,
-      pgRestore: tools.pgRestore,
-      mode: verifyMode,
-      signal: o.signal,
-    });
+    const file = database.artifact.file;
+    const checked =
+      encryption && verifier
+        ? await checkEncryptedBackup({ verifier, storage: o.storage, target: o.target.name, backupId, file, recipients: encryption.recipients })
+        : await verifyArtifact({
+            source: await o.storage.openArtifact(o.target.name, backupId, file),
+            zstd,
+            pgRestore: tools.pgRestore,
+            // Without zstd's summary the raw size comes from reading everything back.
+            mode: database.artifact.rawBytes === null ? 'full' : verifyMode,
+            signal: o.signal,
+          });
+    // An encrypted backup verified in 'list' mode has no second chance at the raw size: 0 means unknown.
+    if (database.artifact.rawBytes === null && checked.rawBytes === null) log.warn('raw size of the dump unknown (no zstd summary)');
     const rawBytes = database.artifact.rawBytes ?? checked.rawBytes ?? 0;
     const artifacts = [{ ...database.artifact, rawBytes }];
     if (globals.dumped) artifacts.push({ ...globals.dumped.artifact, rawBytes: globals.dumped.artifact.rawBytes ?? 0 });
@@ -220,6 +222,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   } catch (err) {
     const failure = toBotError(err, ctx, o.signal);
     log.warn({ err, code: failure.code }, 'backup failed; discarding what was written');
+    verifier?.abort();
+    await verifier?.result.catch(() => undefined);
     for (const w of writers) await w.abort().catch(() => undefined);
     await snapshot?.close();
     await o.storage.discardUnfinished(o.target.name, backupId).catch((e: unknown) => log.error({ err: e }, 'could not discard the unfinished backup'));

@@ -26,6 +26,8 @@ export async function dumpGlobals(o: {
   pgDumpAll: string;
   zstd: string;
   level: number;
+  /** Globals hold role password hashes: encrypted like the database when recipients are set. */
+  encryption: { recipients: string[] } | null;
   env: Record<string, string>;
   signal?: AbortSignal | undefined;
   log: Logger;
@@ -51,6 +53,7 @@ export async function dumpGlobals(o: {
         args: attempt.args,
         env: o.env,
         zstd: o.zstd,
+        encryption: o.encryption,
         // Globals are kilobytes: counting them in Node is free and exact.
         rawCounting: 'node',
         signal: o.signal,

@@ -5,6 +5,7 @@ import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { openArchive, UnreadableArchive, type Archive, type ArchiveInput } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
+import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
 import { clientFailure, type FailureContext } from './failures.ts';
 import { serverLabel, withPgEnv } from './connection.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
@@ -35,6 +36,8 @@ export interface RestoreTestOptions {
   onProgress?: (p: { phase: RestoreTestPhase }) => void;
   now?: () => Date;
   zstdPath?: string;
+  /** age identity file (BACKUP_ENCRYPTION_IDENTITY_FILE); read only when the backup is encrypted. */
+  identityFile?: string | undefined;
 }
 
 /** The record without what only the caller knows (who asked, the job) and the kind. */
@@ -100,6 +103,8 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   };
 
   if (o.signal?.aborted) throw canceled(o.signal.reason);
+  // A missing or unreadable identity file stops the test before gigabytes are read for the checksums.
+  const identity = await identityFor(m, o.identityFile);
   progress('verifying-checksums');
   const t0 = Date.now();
   const sums = await verifyChecksums({ manifest: m, storage: o.storage, signal: o.signal });
@@ -112,6 +117,8 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
     return outcome();
   }
 
+  // Checksums passed, so the stored header is intact: a failure to open it now means the key is wrong.
+  await checkIdentityOpensBackup(m, o.storage, identity);
   const tools = await findPgTools({ serverMajor: dumpMajor(m), pgBinDir: o.pgBinDir });
   const zstd = await findZstd(o.zstdPath);
   let archive: Archive | undefined;
@@ -121,7 +128,7 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
     dropped = false;
     progress('restoring');
     const tRestore = Date.now();
-    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, log });
+    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, identity, log });
     const jobs = archive.input === 'file' ? Math.max(1, Math.floor(o.jobs ?? 2)) : 1;
     restoreMethod = { input: archive.input, jobs };
     const a = archive;

@@ -8,6 +8,7 @@ import type { RestoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { openArchive, UnreadableArchive, type Archive, type ArchiveInput } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
+import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
 import { cleanBaseEnv, serverLabel, withPgEnv } from './connection.ts';
 import { clientFailure, type FailureContext } from './failures.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
@@ -42,6 +43,8 @@ export interface SelectiveRestoreOptions {
   onProgress?: (p: { phase: SelectiveRestorePhase }) => void;
   now?: () => Date;
   zstdPath?: string;
+  /** age identity file (BACKUP_ENCRYPTION_IDENTITY_FILE); read only when the backup is encrypted. */
+  identityFile?: string | undefined;
 }
 
 /** Record-like: what the caller stores, plus the restored tables and notes on what was left out on purpose. */
@@ -109,6 +112,7 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   };
 
   if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled before it started; nothing was changed.');
+  const identity = await identityFor(m, o.identityFile);
   progress('verifying-checksums');
   const t0 = Date.now();
   const sums = await verifyChecksums({ manifest: m, storage: o.storage, signal: o.signal });
@@ -119,6 +123,8 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
     return outcome();
   }
 
+  // Checksums passed, so the stored header is intact: a failure to open it now means the key is wrong.
+  await checkIdentityOpensBackup(m, o.storage, identity);
   const tools = await findPgTools({ serverMajor: dumpMajor(m), pgBinDir: o.pgBinDir });
   const zstd = await findZstd(o.zstdPath);
   const work = await mkdtemp(join(o.tempDir ?? tmpdir(), 'pgbb-select-'));
@@ -126,7 +132,7 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   let failure: unknown;
   try {
     progress('planning');
-    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, log });
+    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, identity, log });
     const a = archive;
     // Reading the TOC needs no connection: a clean environment, no credentials.
     const env = cleanBaseEnv();

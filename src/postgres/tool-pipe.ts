@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Transform, type Writable } from 'node:stream';
+import { Transform, type Duplex, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { collectOutput } from './output-tail.ts';
 
 /**
- * `<pg tool> | zstd | sha256+count | destination`, streaming with back-pressure; nothing is buffered.
+ * `<pg tool> | zstd [| tap] [| age encrypt] | sha256+count | destination`, streaming with back-pressure; nothing
+ * is buffered. The sha256 and byte count always describe the bytes as stored (encrypted, when encrypting).
  *
  * By default the tool's stdout is handed to zstd as a file descriptor (zstd is spawned first and its stdin
  * pipe becomes the tool's stdout), so the raw dump never passes through Node; zstd's `-vv` summary gives
@@ -22,6 +23,13 @@ export interface ToolPipeOptions {
   destination: Writable;
   signal?: AbortSignal | undefined;
   rawCounting?: 'zstd' | 'node';
+  /** Encrypts the compressed stream before it is hashed and stored (src/crypto/age.ts). */
+  encrypt?: Duplex | undefined;
+  /**
+   * Gets a copy of the compressed bytes before encryption (the read-back verifier, which cannot decrypt). It may
+   * stop reading at any time: from then on it is skipped. While it reads, it sets the pace (back-pressure).
+   */
+  tap?: Writable | undefined;
   /** Called at most about once a second with the bytes stored so far. */
   onProgress?: ((p: { bytes: number; rawBytes?: number }) => void) | undefined;
 }
@@ -38,7 +46,7 @@ export class ToolPipeError extends Error {
   /** How the failing process ended, e.g. "exit code 1" or "killed by SIGKILL". */
   readonly exit: string | undefined;
   constructor(
-    readonly stage: 'canceled' | 'tool' | 'compressor' | 'write',
+    readonly stage: 'canceled' | 'tool' | 'compressor' | 'encryptor' | 'write',
     readonly toolStderr: string,
     readonly compressorStderr: string,
     options: { cause?: unknown; detail: string; exit?: string },
@@ -68,6 +76,31 @@ function counter(onChunk: (n: number) => void, hash?: ReturnType<typeof createHa
       hash?.update(chunk);
       onChunk(chunk.length);
       done(null, chunk);
+    },
+  });
+}
+
+/** Copies every chunk into `tap` while it is open; a tap that closes or fails is dropped, never the backup. */
+function tee(tap: Writable): Transform {
+  let open = true;
+  const stop = () => (open = false);
+  tap.on('error', stop);
+  tap.once('close', stop);
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (!open || tap.destroyed || tap.writableEnded) return done(null, chunk);
+      if (tap.write(chunk)) return done(null, chunk);
+      const go = () => {
+        tap.off('drain', go);
+        tap.off('close', go);
+        done(null, chunk);
+      };
+      tap.once('drain', go);
+      tap.once('close', go);
+    },
+    flush(done) {
+      if (open && !tap.destroyed && !tap.writableEnded) tap.end();
+      done();
     },
   });
 }
@@ -128,15 +161,25 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
     tool.kill('SIGTERM');
     zstd.kill('SIGTERM');
   };
-  const output = pipeline(
+  // pipeline() destroys every stage with the first error, so each stage then emits it: the first emitter is the cause.
+  let firstFailing: 'encrypt' | 'other' | undefined;
+  o.encrypt?.once('error', () => (firstFailing ??= 'encrypt'));
+  o.destination.once('error', () => (firstFailing ??= 'other'));
+  const stages: Array<Transform | Duplex> = [];
+  if (o.tap) stages.push(tee(o.tap));
+  if (o.encrypt) stages.push(o.encrypt);
+  const output = pipeline([
     zstd.stdout,
+    ...stages,
     counter((n) => {
       bytes += n;
       report();
     }, hash),
     o.destination,
-  ).catch((err: unknown) => {
+  ]).catch((err: unknown) => {
     killAll();
+    // A tap that never got its end (the pipeline broke) must not keep a verifier waiting.
+    if (o.tap && !o.tap.writableEnded) o.tap.destroy();
     throw err;
   });
   const input =
@@ -154,6 +197,9 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
     new ToolPipeError(stage, toolStderr.text(), zstdStderr.text(), { detail, cause, ...(exit ? { exit } : {}) });
 
   if (o.signal?.aborted || toolResult?.isCanceled || zstdResult?.isCanceled) throw fail('canceled', 'canceled by request', o.signal?.reason);
+  if (outRes.status === 'rejected' && firstFailing === 'encrypt') {
+    throw fail('encryptor', `encrypting the artifact failed: ${String(outRes.reason)}`, outRes.reason);
+  }
   // A full disk shows up here first; zstd and the tool then die of a broken pipe, which is not the cause.
   if (outRes.status === 'rejected') throw fail('write', `writing the artifact failed: ${String(outRes.reason)}`, outRes.reason);
   // A tool killed by a signal fails the backup even when zstd exited 0 with a well-formed, truncated stream.

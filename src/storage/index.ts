@@ -20,3 +20,5 @@ export {
 } from './manifest.ts';
 export { RECORDS_DIR } from './record-files.ts';
 export { RecordIdSchema, RecordKind, RestoreRecordSchema, newRecordId, type RestoreRecord } from './restore-record.ts';
+export { S3Storage, type S3StorageOptions } from './s3-storage.ts';
+export { copyBackup, copyToAll, createStorageFromConfig, type CopyOutcome, type CopyResult } from './copy.ts';

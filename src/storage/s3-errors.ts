@@ -42,11 +42,21 @@ export function isS3PreconditionFailed(err: unknown): boolean {
 const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'TimeoutError']);
 const DENIED = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled']);
 
+/**
+ * The SDK's errors carry the raw HTTP exchange (`$response`, and through it the signed request headers with the
+ * access key id): the cause kept for logs holds only the name, message, code and status.
+ */
+function plainCause(err: unknown, name: string, status: number | undefined): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  return Object.assign(new Error(message), { name, ...(status !== undefined ? { httpStatusCode: status } : {}) });
+}
+
 /** `where` is the storage's description (`s3://bucket/prefix`); `action` a verb phrase, e.g. `write the manifest`. */
 export function s3Error(err: unknown, where: string, action: string): BotError {
   if (err instanceof BotError) return err;
   const name = s3ErrorName(err);
   const status = s3Status(err);
+  err = plainCause(err, name, status);
   const tag = status !== undefined && !name.includes(String(status)) ? `${name}, HTTP ${status}` : name;
   if (name === 'CredentialsProviderError') {
     return new BotError(

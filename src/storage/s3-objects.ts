@@ -53,28 +53,6 @@ export class S3Bucket {
     return out;
   }
 
-  /** Whether anything at all lives under `prefix` (one short request). */
-  async any(prefix: string, action: string): Promise<boolean> {
-    const page = await this.#call(action, () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 })));
-    return (page.Contents?.length ?? 0) > 0;
-  }
-
-  /** The "folders" right under `prefix`, without it: `app/`, `billing/` → `app`, `billing`. */
-  async folders(prefix: string, action: string): Promise<string[]> {
-    const out: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.#call(action, () =>
-        this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ...(token ? { ContinuationToken: token } : {}) }),
-        ),
-      );
-      for (const p of page.CommonPrefixes ?? []) if (p.Prefix) out.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return out;
-  }
-
   /** Size of an object, or null when it does not exist. */
   async size(key: string, action: string): Promise<number | null> {
     try {

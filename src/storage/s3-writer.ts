@@ -1,4 +1,4 @@
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { BotError } from '../errors.ts';
@@ -12,7 +12,7 @@ export interface S3WriterOptions {
   key: string;
   /** Bytes per multipart part (S3: at least 5 MiB, at most 10,000 parts per object). */
   partSize: number;
-  /** Parts uploaded at once. Memory is about (queueSize + 1) × partSize, whatever the artifact's size. */
+  /** Parts uploaded at once. Memory grows with (queueSize + 1) × partSize (plus the SDK's copies), never with the artifact. */
   queueSize: number;
   fail: (err: unknown, action: string) => BotError;
   log?: Logger | undefined;
@@ -28,13 +28,34 @@ export interface S3WriterOptions {
  * until S3 has acknowledged the whole object.
  */
 export function openS3Writer(o: S3WriterOptions): ArtifactWriter {
-  const stream = new PassThrough();
+  // Two streams, not one: lib-storage destroys the body it reads with a bare AbortError the moment one part
+  // fails. The producer must hear the real cause instead, so it writes into `stream`, which forwards to `body`
+  // and is failed with the upload's own error once that is known.
+  const body = new PassThrough();
+  body.on('error', () => undefined);
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      // When the body is no longer read (the upload failed), 'drain' never comes: `uploaded` fails the stream.
+      if (body.write(chunk)) done();
+      else body.once('drain', () => done());
+    },
+    final(done) {
+      body.end();
+      done();
+    },
+    destroy(err, done) {
+      // The producer gave up before the end: a body that stops short makes the upload fail and abort. (After
+      // 'finish' Node destroys every Writable by itself; the upload must then go on reading the body.)
+      if (!body.destroyed && (err || !stream.writableFinished)) body.destroy(err ?? new Error('artifact writer destroyed'));
+      done(err);
+    },
+  });
   // Errors reach the producer through its pipeline and the caller through commit(); without a listener here an
   // error nobody is piping from would crash the process.
   stream.on('error', () => undefined);
   const upload = new Upload({
     client: o.client,
-    params: { Bucket: o.bucket, Key: o.key, Body: stream, ContentType: 'application/octet-stream' },
+    params: { Bucket: o.bucket, Key: o.key, Body: body, ContentType: 'application/octet-stream' },
     partSize: o.partSize,
     queueSize: o.queueSize,
     // On failure lib-storage aborts the multipart upload, so no invisible parts stay behind (and billed).
@@ -74,7 +95,8 @@ export function openS3Writer(o: S3WriterOptions): ArtifactWriter {
       state = 'aborted';
       // Destroying the body makes the upload fail at its next read, which aborts the multipart upload; waiting
       // for that means no part is still in flight when the caller discards the backup.
-      if (!stream.destroyed) stream.destroy(new Error('artifact writer aborted'));
+      if (!stream.destroyed) stream.destroy();
+      if (!body.destroyed) body.destroy(new Error('artifact writer aborted'));
       await uploaded.catch(() => undefined);
       // The whole object may have landed before the abort (a small one is a single PutObject).
       await removeObject();

@@ -71,6 +71,8 @@ export function backupProcessor(deps: BackupWorkerDeps) {
         jobId,
         label: data.label,
         compressionLevel: deps.config.compressionLevel,
+        // Public keys only: the worker can encrypt but never decrypt. No keys: production refuses unless opted out.
+        encryption: deps.config.encryption,
         ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
         ...(signal ? { signal } : {}),
         log,

@@ -65,6 +65,8 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
         jobs: deps.config.restoreTest.jobs,
         smokeQueries: deps.config.restoreTest.smokeQueries,
         ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+        // Only restores read the secret key; the backup workers never do.
+        identityFile: deps.config.encryption.identityFile,
         ...(signal ? { signal } : {}),
         log,
         onProgress: (p) => {

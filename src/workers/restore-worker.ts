@@ -60,6 +60,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
         schemas: data.schemas,
         into: data.into,
         ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+        identityFile: deps.config.encryption.identityFile,
         ...(signal ? { signal } : {}),
         log,
         onProgress: (p) => {

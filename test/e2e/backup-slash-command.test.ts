@@ -90,12 +90,14 @@ describe('/backup now, end to end', () => {
   });
 
   it('stores an artifact pg_restore can read, which restores to identical row and object counts', async () => {
-    const toc = await listArtifact(artifactPath(h.backupDir, manifest), Math.floor(manifest.database.serverVersionNum / 10000));
+    // Encrypted (the harness sets a key pair): read back with the age CLI, as an operator would.
+    expect(artifactPath(h.backupDir, manifest)).toMatch(/database\.pgdump\.zst\.age$/);
+    const toc = await listArtifact(artifactPath(h.backupDir, manifest), Math.floor(manifest.database.serverVersionNum / 10000), h.identityFile);
     expect(toc).toMatch(/TABLE DATA shop order_items/);
     expect(toc).toMatch(/MATERIALIZED VIEW DATA shop/);
     const target = await createTestDatabase(inject('pgUrl'), 'restored');
     try {
-      const restored = await restoreAndCount(artifactPath(h.backupDir, manifest), target.url, Math.floor(manifest.database.serverVersionNum / 10000));
+      const restored = await restoreAndCount(artifactPath(h.backupDir, manifest), target.url, Math.floor(manifest.database.serverVersionNum / 10000), h.identityFile);
       expect(restored.tables).toEqual(manifest.verification.tables);
       expect(restored.objects).toEqual(manifest.verification.objects);
       expect(manifest.verification.tables.find((t) => t.table === 'orders_default')?.rows).toBeGreaterThan(0);

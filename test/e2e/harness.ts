@@ -1,9 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config.ts';
+import { generateKeyPair } from '../../src/crypto/age.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
 import { freePort } from '../../src/dev/ephemeral.ts';
@@ -22,6 +23,8 @@ export interface Harness {
   pd: PagerDutyServer;
   source: { name: string; url: string; drop(): Promise<void> };
   backupDir: string;
+  /** The age identity file restores read (BACKUP_ENCRYPTION_IDENTITY_FILE); backups are encrypted to its key. */
+  identityFile: string;
   eventsUrl: string;
   /** Everything the bot logged, for secret scans. */
   logs: string[];
@@ -45,6 +48,11 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
   const source = await createTestDatabase(opts.pgUrl, 'src');
   await loadSampleSchema(source.url);
   const backupDir = await mkdtemp(join(tmpdir(), 'pgbb-e2e-'));
+  // A key pair per harness, as a deployer would set it up: production targets refuse unencrypted backups.
+  const keyDir = await mkdtemp(join(tmpdir(), 'pgbb-e2e-key-'));
+  const keys = await generateKeyPair();
+  const identityFile = join(keyDir, 'backup.key');
+  await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
   const config = loadConfig({
     SLACK_BOT_TOKEN: BOT_TOKEN,
     SLACK_SIGNING_SECRET: SIGNING_SECRET,
@@ -57,6 +65,8 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
     DATABASE_URL: source.url,
     TARGET_NAME: 'shop',
     BACKUP_DIR: backupDir,
+    BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+    BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
     ...(opts.pagerDuty === false ? {} : { PAGERDUTY_ROUTING_KEY: ROUTING_KEY, PAGERDUTY_EVENTS_URL: pd.eventsUrl }),
     LOG_LEVEL: 'debug',
     ...opts.env,
@@ -79,12 +89,14 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
     pd,
     source,
     backupDir,
+    identityFile,
     eventsUrl: `http://127.0.0.1:${service.slack?.port}/slack/events`,
     logs,
     async stop() {
       await service.stop();
       await Promise.allSettled([slack.close(), pd.close(), source.drop()]);
       await rm(backupDir, { recursive: true, force: true });
+      await rm(keyDir, { recursive: true, force: true });
     },
   };
 }

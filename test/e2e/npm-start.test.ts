@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
 import { freePort } from '../../src/dev/ephemeral.ts';
 import { createTestDatabase } from '../support/databases.ts';
 import { startPagerDutyServer, type PagerDutyServer } from '../support/pagerduty-server.ts';
@@ -33,6 +34,8 @@ describe('pg-backup-bot all (what npm start runs)', () => {
     await loadSampleSchema(db.url);
     dir = await mkdtemp(join(tmpdir(), 'pgbb-start-'));
     await writeFile(join(dir, 'pd-ca.pem'), pd.ca);
+    // Production targets refuse unencrypted backups: the deployer sets a public key (the secret stays elsewhere).
+    const keys = await generateKeyPair();
     port = await freePort();
     child = startBot({
         SLACK_BOT_TOKEN: BOT_TOKEN,
@@ -44,6 +47,7 @@ describe('pg-backup-bot all (what npm start runs)', () => {
         QUEUE_PREFIX: `{start-${port}}`,
         DATABASE_URL: db.url,
         BACKUP_DIR: join(dir, 'backups'),
+        BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
         PAGERDUTY_ROUTING_KEY: ROUTING_KEY,
         PAGERDUTY_EVENTS_URL: pd.eventsUrl,
         NODE_EXTRA_CA_CERTS: join(dir, 'pd-ca.pem'),

@@ -8,13 +8,22 @@ import { withPgEnv } from '../../src/postgres/connection.ts';
 import { findPgTools } from '../../src/postgres/tools.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 
-/** `zstd -dc <artifact> | pg_restore --list`: the table of contents, as an operator would check it. */
-export async function listArtifact(path: string, serverMajor: number): Promise<string> {
+/** An encrypted artifact (`….age`) needs the identity file, as an operator would use it with the age CLI. */
+function ageKey(path: string, identityFile: string | undefined): string | null {
+  if (!path.endsWith('.age')) return null;
+  if (!identityFile) throw new Error(`${path} is encrypted: pass the identity file`);
+  return identityFile;
+}
+
+/** `[age -d -i key |] zstd -dc <artifact> | pg_restore --list`: the table of contents, as an operator would check it. */
+export async function listArtifact(path: string, serverMajor: number, identityFile?: string): Promise<string> {
   const tools = await findPgTools({ serverMajor });
   // pg_restore --list stops after the table of contents; decompress to a file so zstd never meets a closed pipe.
   const dir = await mkdtemp(join(tmpdir(), 'pgbb-toc-'));
   try {
-    await execa('zstd', ['-dq', path, '-o', join(dir, 'dump')]);
+    const key = ageKey(path, identityFile);
+    if (key) await execa('age', ['-d', '-i', key, '-o', join(dir, 'dump.zst'), path]);
+    await execa('zstd', ['-dq', key ? join(dir, 'dump.zst') : path, '-o', join(dir, 'dump')]);
     const { stdout } = await execa(tools.pgRestore, ['--list', join(dir, 'dump')]);
     return stdout;
   } finally {
@@ -23,10 +32,12 @@ export async function listArtifact(path: string, serverMajor: number): Promise<s
 }
 
 /** Restores an artifact into `dbUrl` the strict way (`--exit-on-error`) and counts what arrived. */
-export async function restoreAndCount(artifactPath: string, dbUrl: string, serverMajor: number) {
+export async function restoreAndCount(artifactPath: string, dbUrl: string, serverMajor: number, identityFile?: string) {
   const tools = await findPgTools({ serverMajor });
+  const key = ageKey(artifactPath, identityFile);
+  const decompressed = () => (key ? execa('age', ['-d', '-i', key, artifactPath]).pipe('zstd', ['-dc']) : execa('zstd', ['-dc', artifactPath]));
   await withPgEnv(dbUrl, (env) =>
-    execa('zstd', ['-dc', artifactPath]).pipe(tools.pgRestore, ['--no-owner', '--exit-on-error', '--single-transaction', '-d', env.PGDATABASE ?? ''], {
+    decompressed().pipe(tools.pgRestore, ['--no-owner', '--exit-on-error', '--single-transaction', '-d', env.PGDATABASE ?? ''], {
       env,
       extendEnv: false,
     }),

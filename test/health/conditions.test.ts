@@ -23,6 +23,7 @@ describe('evaluateHealth', () => {
       disk: 'warning',
       'backup-failing': 'error',
       'restore-test-failing': 'critical',
+      unencrypted: 'warning',
     });
   });
 });
@@ -65,6 +66,22 @@ describe('evaluateHealth: restore-test-failing', () => {
     expect(r.evidence).toBe('restore test of shop-20261124T030000Z at 2026-11-24 10:00 UTC failed: public.orders: 10 rows, expected 12; b; c (and 1 more)');
     const passed = pick(evaluateHealth(healthyInput({ lastRestoreTest: { ...lastRestoreTest, passed: true, problems: [] } })), 'restore-test-failing');
     expect(passed.status).toBe('ok');
+  });
+});
+
+describe('evaluateHealth: unencrypted', () => {
+  const check = (encrypted: boolean | null | undefined) => pick(evaluateHealth(healthyInput(encrypted === undefined ? {} : { encrypted })), 'unencrypted');
+
+  it('warns when the newest backup of a target that must be encrypted is not, and names it', () => {
+    const r = check(false);
+    expect(r).toMatchObject({ status: 'failing', severity: 'warning', summary: 'The newest backup of shop (production) is not encrypted' });
+    expect(r.evidence).toMatch(/^newest backup shop-\d{8}T\d{6}Z is stored unencrypted; set BACKUP_ENCRYPTION_RECIPIENT/);
+  });
+
+  it('is ok when it is encrypted, and when nobody asked (not required, or no backup)', () => {
+    expect(check(true)).toMatchObject({ status: 'ok', evidence: expect.stringMatching(/is encrypted with age$/) });
+    expect(check(null).status).toBe('ok');
+    expect(check(undefined).status).toBe('ok');
   });
 });
 

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { TargetName } from '../config.ts';
+import { cronProblem } from './cron.ts';
+import { DEFAULT_POLICY } from './policy.ts';
+import { canonicalTimeZone } from './time.ts';
+
+/**
+ * The schedules part of the YAML file: targets, their environment, the time zone and overrides of the default
+ * policy (policy.ts). Spread `SCHEDULE_SECTION_SHAPE` into the file schema's object so its keys stay top-level
+ * and unknown keys stay errors; every refinement lives on a field, so it survives the spread.
+ *
+ * ```yaml
+ * timezone: Europe/Paris
+ * targets:
+ *   - name: shop
+ *     urlEnv: SHOP_DATABASE_URL        # or url: postgres://…  (exactly one)
+ *     environment: production
+ *     excludeTables: [public.audit_log_*]
+ *     schemas: [public, shop]
+ *     schedules:
+ *       backups:
+ *         daily: { cron: '30 1 * * *' }     # change a default: only the fields given
+ *         frequent: { enabled: false }      # remove a default
+ *         hourly: { cron: '15 * * * *', retentionClass: frequent, keepDays: 2 }   # add one: all three fields
+ *       restoreTest: { cadence: quarterly, at: '04:00' }   # or { enabled: false }
+ *       preMigration: { keepDays: 180 }
+ * ```
+ */
+
+// Messages never echo the value: a `url` may carry a password.
+export const TimeZone = z
+  .string()
+  .refine((tz) => canonicalTimeZone(tz) !== null, 'an IANA time zone such as Europe/Paris or UTC')
+  // One spelling per zone (`utc` → `UTC`), so scheduler templates do not change when someone retypes it.
+  .transform((tz) => canonicalTimeZone(tz) ?? tz);
+
+export const ScheduleId = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a schedule id is 1–32 characters: lowercase letters, digits and -');
+export const TimeOfDay = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time of day as HH:MM, 24-hour');
+export const CronPattern = z.string().superRefine((value, ctx) => {
+  const problem = cronProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const KeepDays = z.number().int().min(1).max(3650);
+// pg_dump patterns reach argv as one `--exclude-table=…` word; a safe alphabet keeps them from becoming options.
+const TablePattern = z.string().regex(/^[A-Za-z_*?][A-Za-z0-9_$*?.]{0,127}$/, 'a table name or pg_dump pattern: letters, digits, _ $ . * ?');
+const SchemaPattern = z.string().regex(/^[A-Za-z_*?][A-Za-z0-9_$*?]{0,62}$/, 'a schema name or pg_dump pattern: letters, digits, _ $ * ?');
+
+const BackupOverride = z
+  .object({
+    enabled: z.boolean().optional(),
+    cron: CronPattern.optional(),
+    retentionClass: z.enum(['daily', 'frequent', 'weekly']).optional(),
+    keepDays: KeepDays.optional(),
+  })
+  .strict();
+
+const ScheduleOverrides = z
+  .object({
+    backups: z.record(ScheduleId, BackupOverride).optional(),
+    restoreTest: z.object({ enabled: z.boolean().optional(), cadence: z.enum(['monthly', 'quarterly']).optional(), at: TimeOfDay.optional() }).strict().optional(),
+    preMigration: z.object({ keepDays: KeepDays }).strict().optional(),
+  })
+  .strict();
+
+function isPostgresUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'postgres:' || url.protocol === 'postgresql:';
+  } catch {
+    return false;
+  }
+}
+
+export const ScheduleTargetSchema = z
+  .object({
+    name: TargetName,
+    url: z.string().refine(isPostgresUrl, 'a postgres:// or postgresql:// URL').optional(),
+    urlEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'the name of an environment variable, e.g. SHOP_DATABASE_URL').optional(),
+    environment: z.enum(['production', 'staging']),
+    excludeTables: z.array(TablePattern).default([]),
+    /** Empty: every schema. */
+    schemas: z.array(SchemaPattern).default([]),
+    schedules: ScheduleOverrides.optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if ((t.url === undefined) === (t.urlEnv === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'give exactly one of url and urlEnv' });
+    }
+    const defaults = new Set(DEFAULT_POLICY[t.environment].backups.map((b) => b.id));
+    for (const [id, o] of Object.entries(t.schedules?.backups ?? {})) {
+      if (defaults.has(id) || o.enabled === false) continue;
+      const missing = (['cron', 'retentionClass', 'keepDays'] as const).filter((k) => o[k] === undefined);
+      if (missing.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['schedules', 'backups', id],
+          message: `"${id}" is not a default ${t.environment} schedule (${[...defaults].join(', ')}), so it adds one and needs ${missing.join(', ')}`,
+        });
+      }
+    }
+  });
+export type ScheduleTarget = z.infer<typeof ScheduleTargetSchema>;
+
+const Targets = z.array(ScheduleTargetSchema).superRefine((targets, ctx) => {
+  const seen = new Set<string>();
+  targets.forEach((t, i) => {
+    if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `target ${t.name} is listed twice` });
+    seen.add(t.name);
+  });
+});
+
+const Weekday = z.enum(['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday']);
+
+export const SCHEDULE_SECTION_SHAPE = {
+  /** Every schedule, reminder and `/backup status` time is in this zone. */
+  timezone: TimeZone.default('UTC'),
+  targets: Targets.default([]),
+  retention: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** After the nightly backups, before the morning checklist that reports on it. */
+      at: TimeOfDay.default('05:00'),
+      /** Report what would be deleted, delete nothing. */
+      dryRun: z.boolean().default(false),
+    })
+    .strict()
+    .prefault({}),
+  reminders: z
+    .object({
+      daily: z.object({ enabled: z.boolean().default(true), at: TimeOfDay.default('09:00') }).strict().prefault({}),
+      weekly: z.object({ enabled: z.boolean().default(true), day: Weekday.default('monday'), at: TimeOfDay.default('09:00') }).strict().prefault({}),
+      /** Second Monday: always after the first Saturday's restore test, which it asks about. */
+      monthly: z.object({ enabled: z.boolean().default(true), at: TimeOfDay.default('09:00') }).strict().prefault({}),
+    })
+    .strict()
+    .prefault({}),
+};
+
+export const ScheduleConfigSchema = z.object(SCHEDULE_SECTION_SHAPE).strict();
+export type ScheduleConfig = z.infer<typeof ScheduleConfigSchema>;
+export type WeekdayName = z.infer<typeof Weekday>;

@@ -1,0 +1,74 @@
+import { CronExpressionParser } from 'cron-parser';
+import { type RunRule, shouldRunToday } from './time.ts';
+
+/**
+ * Cron patterns are evaluated with cron-parser, the same library (and version, 5.x) BullMQ 6 uses to compute a
+ * job scheduler's next run: what `/backup status` shows is what Redis will do, DST quirks included.
+ */
+
+const FIELD_NAMES = ['minute', 'hour', 'day-of-month', 'month', 'day-of-week'] as const;
+
+/**
+ * Why a user's pattern is refused, or null. Only 5 fields: a 6-field pattern (seconds first) shifts the meaning
+ * of every field, so a pasted Quartz-style `0 0 2 * * ?` would quietly run at another time than intended.
+ */
+export function cronProblem(expr: string): string | null {
+  const fields = expr.trim().split(/\s+/);
+  if (fields.length !== 5) return `a cron pattern has 5 fields (${FIELD_NAMES.join(' ')}), this one has ${fields.length}`;
+  const [, , dom, , dow] = fields;
+  // cron runs when day-of-month OR day-of-week matches: `0 3 1-7 * 6` is every day 1–7 plus every Saturday.
+  if (dom !== '*' && dom !== '?' && dow !== '*' && dow !== '?') {
+    return 'day-of-month and day-of-week are both set, and cron ORs them (`0 3 1-7 * 6` runs on days 1–7 and on every Saturday); for "first Saturday" write `0 3 * * 6#1`';
+  }
+  try {
+    // One next() proves the pattern can fire at all (`0 0 30 2 *` parses but never runs).
+    CronExpressionParser.parse(expr, { tz: 'UTC', currentDate: new Date(0) }).next();
+  } catch (err) {
+    return `not a cron pattern that can run: ${(err as Error).message}`;
+  }
+  return null;
+}
+
+/**
+ * The next `count` runs after `from` (exclusive), in order, skipping runs the day rule would skip at run time.
+ * The cap bounds the search: a rule that can never match (a bug) must not hang `/backup status`.
+ */
+export function nextRuns(entry: { pattern: string; tz: string; rule?: RunRule | null }, from: Date, count: number): Date[] {
+  const rule = entry.rule ?? null;
+  const it = CronExpressionParser.parse(entry.pattern, { currentDate: from, tz: entry.tz });
+  const runs: Date[] = [];
+  for (let tries = 0; runs.length < count && tries < count * 64 + 64; tries++) {
+    let next: Date;
+    try {
+      next = it.next().toDate();
+    } catch {
+      break; // no further run (cron-parser throws past its search limit)
+    }
+    if (shouldRunToday(rule, next, entry.tz)) runs.push(next);
+  }
+  return runs;
+}
+
+const DAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const ORDINALS = ['first', 'second', 'third', 'fourth', 'fifth'];
+const pad = (s: string) => s.padStart(2, '0');
+
+/** A short English reading of the common shapes; anything else is shown as the pattern itself. */
+export function describeCron(expr: string): string {
+  const [min = '', hour = '', dom = '', month = '', dow = ''] = expr.trim().split(/\s+/);
+  const num = /^\d+$/;
+  if (!num.test(min)) return `cron \`${expr}\``;
+  const step = /^\*\/(\d+)$/.exec(hour);
+  if (step && dom === '*' && month === '*' && dow === '*') return `every ${step[1]} hours at :${pad(min)} (00:${pad(min)}, …)`;
+  if (!num.test(hour)) return `cron \`${expr}\``;
+  const at = `${pad(hour)}:${pad(min)}`;
+  if (dom === '*' && month === '*' && dow === '*') return `every day at ${at}`;
+  if (dom === '*' && month === '*' && /^[0-7]$/.test(dow)) return `every ${DAY_NAMES[Number(dow) % 7]} at ${at}`;
+  const nth = /^([0-7])#([1-5])$/.exec(dow);
+  if (nth && dom === '*') {
+    const which = `${ORDINALS[Number(nth[2]) - 1]} ${DAY_NAMES[Number(nth[1]) % 7]}`;
+    if (month === '*') return `${which} of the month at ${at}`;
+    if (month === '1,4,7,10') return `${which} of each quarter (Jan, Apr, Jul, Oct) at ${at}`;
+  }
+  return `cron \`${expr}\``;
+}

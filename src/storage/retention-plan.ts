@@ -1,0 +1,110 @@
+import type { Manifest } from './manifest.ts';
+
+/**
+ * What the retention job deletes, decided without I/O so every edge is testable. The deadline is the one each
+ * manifest carries (written when the backup was made, from its class), so a pre-migration backup keeps its 90
+ * days whatever the daily policy says. The executor deletes artifacts first and the manifest last: a crash in
+ * between leaves a directory without a valid manifest, which is never listed and is cleaned as unfinished.
+ */
+
+const HOUR = 3600 * 1000;
+export const UNFINISHED_MAX_AGE_MS = 24 * HOUR;
+
+export type RetentionBackup = Pick<Manifest, 'target' | 'backupId' | 'startedAt' | 'retainUntil' | 'retentionClass'>;
+
+export interface RetentionInput {
+  /** Every finished backup (a valid manifest) of every target. */
+  backups: readonly RetentionBackup[];
+  now: Date;
+  /** Backups a restore test is reading right now. */
+  runningRestoreTests: ReadonlySet<string>;
+  /** Backup directories without a manifest, with how long ago they were started. */
+  unfinished: ReadonlyArray<{ target: string; backupId: string; ageMs: number }>;
+  /** Backups whose last restore test failed: not "good", so they do not count as a target's newest good backup. */
+  failedRestoreTests?: ReadonlySet<string>;
+  /** Backups being written now: a dump running over a day must not lose its directory. */
+  runningBackups?: ReadonlySet<string>;
+}
+
+export interface RetentionDecision {
+  target: string;
+  backupId: string;
+  reason: string;
+}
+
+export interface RetentionPlan {
+  delete: Array<RetentionDecision & { retentionClass: string }>;
+  keep: RetentionDecision[];
+  cleanUnfinished: RetentionDecision[];
+}
+
+const time = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+
+/** Newest first by startedAt — never by id: ids that sort wrongly by name deleted the newest backups (WAL-G #636). */
+function newestFirst(a: RetentionBackup, b: RetentionBackup): number {
+  const byTime = Date.parse(b.startedAt) - Date.parse(a.startedAt);
+  // Same start instant: `-10` is newer than `-2`, which a plain string compare gets wrong.
+  return byTime !== 0 ? byTime : b.backupId.localeCompare(a.backupId, 'en', { numeric: true });
+}
+
+/** The one backup per target that must survive: its newest good one, else (none known good) its newest. */
+function protectedNewest(backups: readonly RetentionBackup[], failed: ReadonlySet<string>): Map<string, string> {
+  const byTarget = new Map<string, RetentionBackup[]>();
+  for (const b of backups) byTarget.set(b.target, [...(byTarget.get(b.target) ?? []), b]);
+  const out = new Map<string, string>();
+  for (const [target, list] of byTarget) {
+    const sorted = [...list].sort(newestFirst);
+    const chosen = sorted.find((b) => !failed.has(b.backupId)) ?? sorted[0];
+    if (chosen) out.set(target, chosen.backupId);
+  }
+  return out;
+}
+
+export function planRetention(input: RetentionInput): RetentionPlan {
+  const now = input.now.getTime();
+  const failed = input.failedRestoreTests ?? new Set<string>();
+  const newest = protectedNewest(input.backups, failed);
+  const plan: RetentionPlan = { delete: [], keep: [], cleanUnfinished: [] };
+  for (const b of [...input.backups].sort((x, y) => x.target.localeCompare(y.target) || -newestFirst(x, y))) {
+    const base = { target: b.target, backupId: b.backupId };
+    if (b.retainUntil === null) {
+      plan.keep.push({ ...base, reason: `no deadline (${b.retentionClass}): kept until deleted by hand` });
+      continue;
+    }
+    // At the deadline itself the backup is still within its retention: only strictly later is it expired.
+    if (Date.parse(b.retainUntil) >= now) {
+      plan.keep.push({ ...base, reason: `retained until ${time(b.retainUntil)} (${b.retentionClass})` });
+      continue;
+    }
+    const expired = `expired ${time(b.retainUntil)} (${b.retentionClass})`;
+    if (input.runningRestoreTests.has(b.backupId)) {
+      plan.keep.push({ ...base, reason: `${expired}, kept: a restore test of it is running` });
+    } else if (newest.get(b.target) === b.backupId) {
+      const what = failed.has(b.backupId) ? 'the newest backup' : 'the newest good backup';
+      plan.keep.push({ ...base, reason: `${expired}, kept: ${what} of ${b.target}` });
+    } else {
+      plan.delete.push({ ...base, retentionClass: b.retentionClass, reason: expired });
+    }
+  }
+  const finished = new Set(input.backups.map((b) => b.backupId));
+  for (const u of input.unfinished) {
+    if (finished.has(u.backupId) || input.runningBackups?.has(u.backupId) || u.ageMs <= UNFINISHED_MAX_AGE_MS) continue;
+    plan.cleanUnfinished.push({ target: u.target, backupId: u.backupId, reason: `unfinished (no manifest), started ${Math.floor(u.ageMs / HOUR)} h ago` });
+  }
+  return plan;
+}
+
+/** The channel report: what was deleted (or, in a dry run, would be), and what was kept past its deadline and why. */
+export function retentionReport(plan: RetentionPlan, dryRun: boolean): string {
+  const verb = dryRun ? 'Would delete' : 'Deleted';
+  const lines: string[] = [];
+  const n = (count: number, one: string) => `${count} ${one}${count === 1 ? '' : 's'}`;
+  lines.push(
+    `${dryRun ? 'Retention (dry run, nothing deleted)' : 'Retention'}: ${verb.toLowerCase()} ${n(plan.delete.length, 'backup')}` +
+      ` and ${n(plan.cleanUnfinished.length, 'unfinished backup')}; kept ${plan.keep.length}.`,
+  );
+  for (const d of plan.delete) lines.push(`• ${verb} ${d.backupId}: ${d.reason}`);
+  for (const u of plan.cleanUnfinished) lines.push(`• ${verb} ${u.backupId}: ${u.reason}`);
+  for (const k of plan.keep.filter((k) => k.reason.startsWith('expired'))) lines.push(`• Kept ${k.backupId}: ${k.reason}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,202 @@
+import { chmod, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { dropDatabase, findPgTools, runBackup, runRestoreTest, runSelectiveRestore } from '../../src/postgres/index.ts';
+import { ManifestSchema, type Manifest } from '../../src/storage/index.ts';
+import { createTestDatabase, runSql } from '../support/databases.ts';
+import { backupOptions, silentLog, tempStorage } from './helpers.ts';
+import { failure } from './restore-helpers.ts';
+
+const schema = await readFile(new URL('../fixtures/realistic-schema.sql', import.meta.url), 'utf8');
+
+async function scratchDatabases(): Promise<string[]> {
+  const c = new pg.Client({ connectionString: inject('pgUrl') });
+  await c.connect();
+  const { rows } = await c.query<{ datname: string }>("select datname from pg_database where datname like 'pgbb_rt_%'");
+  await c.end();
+  return rows.map((r) => r.datname);
+}
+
+describe('encrypted backups (age)', () => {
+  let source: Awaited<ReturnType<typeof createTestDatabase>>;
+  let store: Awaited<ReturnType<typeof tempStorage>>;
+  let dir: string;
+  let keys: Array<{ recipient: string; file: string }>;
+  let manifest: Manifest;
+  let n = 0;
+  const encrypted = () => ({ encryption: { recipients: keys.map((k) => k.recipient) } });
+  const keyFile = (i: number) => keys[i]?.file ?? '';
+  const restoreTest = (extra: { identityFile?: string; input?: 'file' | 'stream' } = {}) =>
+    runRestoreTest({ manifest, storage: store.storage, serverUrl: inject('pgUrl'), scratchKey: `job:enc-${process.pid}-${++n}`, tempDir: dir, log: silentLog, ...extra });
+
+  beforeAll(async () => {
+    source = await createTestDatabase(inject('pgUrl'), 'encsrc');
+    await runSql(source.url, schema);
+    store = await tempStorage();
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-enc-'));
+    keys = [];
+    for (const name of ['ops', 'escrow', 'stranger']) {
+      const kp = await generateKeyPair();
+      const file = join(dir, `${name}.key`);
+      await writeFile(file, kp.identityFileText, { mode: 0o600 });
+      keys.push({ recipient: kp.recipient, file });
+    }
+    // Encrypted to the first two; the third key is the "wrong identity".
+    manifest = await runBackup(backupOptions(source.url, store.storage, { encryption: { recipients: [keys[0]?.recipient ?? '', keys[1]?.recipient ?? ''] } }));
+  });
+  afterAll(async () => {
+    await source?.drop();
+    await store?.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('encrypts the database and the globals, and the manifest records the recipients', async () => {
+    expect(ManifestSchema.parse(manifest)).toEqual(manifest);
+    const recipients = [keys[0]?.recipient, keys[1]?.recipient];
+    expect(manifest.artifacts.map((a) => [a.file, a.role, a.compression, a.encryption])).toEqual([
+      ['database.pgdump.zst.age', 'database', 'zstd', { scheme: 'age', recipients }],
+      ['globals.sql.zst.age', 'globals', 'zstd', { scheme: 'age', recipients }],
+    ]);
+    const files = (await readdir(join(store.root, 'app', manifest.backupId))).sort();
+    expect(files).toEqual(['database.pgdump.zst.age', 'globals.sql.zst.age', 'manifest.json']);
+    for (const f of ['database.pgdump.zst.age', 'globals.sql.zst.age']) {
+      expect((await readFile(join(store.root, 'app', manifest.backupId, f))).subarray(0, 22).toString()).toBe('age-encryption.org/v1\n');
+    }
+    expect(manifest.artifacts[0]?.rawBytes).toBeGreaterThan(manifest.artifacts[0]?.bytes ?? Infinity);
+  });
+
+  it('interoperates: `age -d -i key | zstd -d | pg_restore --list` reads the database, and the globals are SQL', async () => {
+    const pgRestore = (await findPgTools({ serverMajor: 12 })).pgRestore;
+    const base = join(store.root, 'app', manifest.backupId);
+    for (const [i, key] of [keyFile(0), keyFile(1)].entries()) {
+      // Through files: pg_restore --list stops after the TOC, and a pipe behind it would die of SIGPIPE.
+      const out = join(dir, `interop-${i}`);
+      await execa('age', ['-d', '-i', key, '-o', `${out}.zst`, join(base, 'database.pgdump.zst.age')]);
+      await execa('zstd', ['-dq', `${out}.zst`, '-o', out]);
+      const { stdout } = await execa(pgRestore, ['--list', out]);
+      expect(stdout).toContain('TABLE shop orders_2025');
+    }
+    const globals = await execa('age', ['-d', '-i', keyFile(0), join(base, 'globals.sql.zst.age')], { encoding: 'buffer' }).pipe('zstd', ['-dc']);
+    expect(String(globals.stdout)).toMatch(/CREATE ROLE/);
+    const wrong = await execa('age', ['-d', '-i', keyFile(2), join(base, 'database.pgdump.zst.age')], { reject: false });
+    expect(wrong.exitCode).not.toBe(0);
+  });
+
+  it('restore test: checksums on the encrypted bytes, then decrypts and passes, from a file and from a stream', async () => {
+    for (const input of ['file', 'stream'] as const) {
+      const outcome = await restoreTest({ identityFile: keyFile(1), input });
+      expect(outcome.problems).toEqual([]);
+      expect(outcome.passed).toBe(true);
+      expect(outcome.checked.checksums).toEqual([
+        { file: 'database.pgdump.zst.age', ok: true },
+        { file: 'globals.sql.zst.age', ok: true },
+      ]);
+      expect(outcome.restoreMethod?.input).toBe(input);
+    }
+  });
+
+  it('a wrong identity fails with the clear sentence before any scratch database exists', async () => {
+    const err = await failure(restoreTest({ identityFile: keyFile(2) }));
+    expect(err.code).toBe('decryption_failed');
+    expect(err.userMessage).toBe(
+      `The backup is encrypted for another key: BACKUP_ENCRYPTION_IDENTITY_FILE does not match any of its recipients (${keys[0]?.recipient}, ${keys[1]?.recipient}).`,
+    );
+    expect(await scratchDatabases()).toEqual([]);
+  });
+
+  it('a missing identity names BACKUP_ENCRYPTION_IDENTITY_FILE', async () => {
+    const err = await failure(restoreTest());
+    expect(err.code).toBe('decryption_failed');
+    expect(err.userMessage).toMatch(new RegExp(`^Backup ${manifest.backupId} is encrypted with age, but BACKUP_ENCRYPTION_IDENTITY_FILE is not set`));
+  });
+
+  it('a corrupted encrypted artifact fails on its checksum, before the key is even tried', async () => {
+    const copy = await runBackup(backupOptions(source.url, store.storage, encrypted()));
+    const path = join(store.root, 'app', copy.backupId, 'database.pgdump.zst.age');
+    const bytes = await readFile(path);
+    bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
+    await writeFile(path, bytes);
+    const outcome = await runRestoreTest({ manifest: copy, storage: store.storage, serverUrl: inject('pgUrl'), scratchKey: `job:enc-bad-${process.pid}`, identityFile: keyFile(2), log: silentLog });
+    expect(outcome.passed).toBe(false);
+    expect(outcome.problems[0]).toMatch(/^artifact corrupted: database\.pgdump\.zst\.age/);
+  });
+
+  it('selective restore decrypts too', async () => {
+    const db = `enc_sel_${process.pid}`;
+    try {
+      const outcome = await runSelectiveRestore({
+        manifest,
+        storage: store.storage,
+        serverUrl: inject('pgUrl'),
+        tables: ['shop.customers'],
+        schemas: [],
+        into: { database: db, create: true },
+        identityFile: keyFile(0),
+        log: silentLog,
+      });
+      expect(outcome.problems).toEqual([]);
+      expect(outcome.restoredTables.map((t) => [t.name, t.rows])).toEqual([['shop.customers', 200]]);
+    } finally {
+      await dropDatabase(inject('pgUrl'), db).catch(() => undefined);
+    }
+  });
+});
+
+describe('the encryption policy', () => {
+  let source: Awaited<ReturnType<typeof createTestDatabase>>;
+  let store: Awaited<ReturnType<typeof tempStorage>>;
+
+  beforeAll(async () => {
+    source = await createTestDatabase(inject('pgUrl'), 'polsrc');
+    await runSql(source.url, 'CREATE TABLE t AS SELECT i FROM generate_series(1, 100) i');
+    store = await tempStorage();
+  });
+  afterAll(async () => {
+    await source?.drop();
+    await store?.cleanup();
+  });
+
+  it('refuses an unencrypted production backup before dumping, and keeps nothing', async () => {
+    for (const encryption of [null, { recipients: [] }, { recipients: [], optedOut: false }]) {
+      const err = await failure(runBackup(backupOptions(source.url, store.storage, { encryption })));
+      expect(err.code).toBe('encryption_required');
+      expect(err.userMessage).toBe(
+        'Refusing an unencrypted backup of app (production): set BACKUP_ENCRYPTION_RECIPIENT to an age public key, or say `encryption: none` in the config file.',
+      );
+    }
+    expect(await readdir(store.root)).toEqual([]);
+  });
+
+  it('takes it with `encryption: none`, and for a staging target', async () => {
+    const optedOut = await runBackup(backupOptions(source.url, store.storage, { encryption: { recipients: [], optedOut: true } }));
+    const staging = await runBackup(
+      backupOptions(source.url, store.storage, { target: { name: 'stage', url: source.url, environment: 'staging' }, encryption: null }),
+    );
+    for (const m of [optedOut, staging]) expect(m.artifacts.map((a) => [a.file, a.encryption])).toEqual([['database.pgdump.zst', null], ['globals.sql.zst', null]]);
+  });
+
+  it('never reports good an encrypted backup whose dump is unreadable (verified before encryption)', async () => {
+    const real = await findPgTools({ serverMajor: 12 });
+    const bin = await mkdtemp(join(tmpdir(), 'pgbb-badbin-'));
+    try {
+      // A pg_dump that exits 0 after writing something that is not an archive.
+      await writeFile(join(bin, 'pg_dump'), `#!/bin/sh\nif [ "$1" = --version ]; then exec '${real.pgDump}' --version; fi\nhead -c 200000 /dev/urandom\n`);
+      await chmod(join(bin, 'pg_dump'), 0o755);
+      for (const t of ['pg_dumpall', 'pg_restore', 'psql'] as const) await symlink(join(real.pgDump, '..', t), join(bin, t));
+      const kp = await generateKeyPair();
+      const err = await failure(runBackup(backupOptions(source.url, store.storage, { pgBinDir: bin, encryption: { recipients: [kp.recipient] } })));
+      expect(err.code).toBe('pg_dump_failed');
+      expect(err.userMessage).toMatch(/could not be read back \(pg_restore could not read the archive\); it was not kept/);
+      // Nothing was kept: only the two finished (unencrypted) backups of the test before are there.
+      const finished = await store.storage.list();
+      expect(finished.every((m) => m.artifacts.every((a) => a.encryption === null))).toBe(true);
+      expect((await readdir(join(store.root, 'app'))).length + (await readdir(join(store.root, 'stage'))).length).toBe(finished.length);
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
+  });
+});
