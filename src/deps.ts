@@ -9,7 +9,7 @@ import { createEscalation, type Escalation } from './notifications/escalation.ts
 import { createPagerDutyClient, type PagerDutyClient } from './notifications/pagerduty-client.ts';
 import { SlackNotifier } from './notifications/slack-notifier.ts';
 import type { Notifier } from './notifications/types.ts';
-import { LocalStorage } from './storage/index.ts';
+import { createStorageFromConfig } from './storage/index.ts';
 import { createRunLog, type RunLog } from './health/last-runs.ts';
 import { createHealthState, type HealthState } from './health/state.ts';
 import { createMetrics, type HealthMetrics } from './health/metrics.ts';
@@ -27,6 +27,8 @@ export interface Deps {
   workerRedis: Redis;
   queues: Queues;
   storage: Storage;
+  /** Copy targets (off-site): every finished backup is copied to each. */
+  copies: Storage[];
   notifier: Notifier;
   slack: WebClient | null;
   pagerDuty: PagerDutyClient | null;
@@ -70,7 +72,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     throw new BotError('config_invalid', `Cannot connect to Redis at REDIS_URL (${redactUrl(config.redisUrl)}): ${(err as Error).message}`, { cause: err });
   }
   const queues = createQueues(redis, config.queuePrefix);
-  const storage = overrides.storage ?? new LocalStorage(config.backupDir, log);
+  // S3_MODE=primary: S3 holds the backups; S3_MODE=copy: local primary, each finished backup copied to S3.
+  const { primary: storage, copies } = overrides.storage ? { primary: overrides.storage, copies: [] as Storage[] } : createStorageFromConfig(config, log);
   const slack = overrides.notifier ? null : slackWebClient(config, log);
   const notifier = overrides.notifier ?? new SlackNotifier(slack as WebClient, config.slack.channel);
   const pagerDuty = config.pagerduty.routingKey
@@ -100,6 +103,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     workerRedis,
     queues,
     storage,
+    copies,
     notifier,
     slack,
     pagerDuty,

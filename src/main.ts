@@ -61,8 +61,8 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig(env, verb === 'list' ? 'offline' : 'cli');
       // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
       const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
-      const [{ LocalStorage }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
-      const storage = new LocalStorage(config.backupDir, log);
+      const [{ createStorageFromConfig }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
+      const { primary: storage } = createStorageFromConfig(config, log);
       const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
       if (verb === 'list') return cliList(args, { config, storage, io });
       if (verb === 'check') {

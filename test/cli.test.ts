@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../src/crypto/age.ts';
+import { startEphemeralPostgres, type EphemeralPostgres } from '../src/dev/ephemeral.ts';
 import { createTestDatabase } from './support/databases.ts';
 import { loadSampleSchema } from './e2e/harness.ts';
 
@@ -15,8 +16,11 @@ describe('the CLI, for when Slack is down', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   // Production targets (every DATABASE_URL target) refuse unencrypted backups: the CLI gets a key pair.
   let enc: Record<string, string>;
+  // The restore test's scratch database goes to a server of its own (see test/postgres/encrypted-backup.test.ts).
+  let scratch: EphemeralPostgres;
 
   beforeAll(async () => {
+    scratch = await startEphemeralPostgres();
     dir = await mkdtemp(join(tmpdir(), 'pgbb-cli-'));
     const keys = await generateKeyPair();
     await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
@@ -27,6 +31,7 @@ describe('the CLI, for when Slack is down', () => {
 
   afterAll(async () => {
     await db?.drop();
+    await scratch?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -43,7 +48,7 @@ describe('the CLI, for when Slack is down', () => {
     expect(list.exitCode).toBe(0);
     expect(list.stdout).toContain(id);
     // The restore test reads the identity file the environment names, and passes.
-    const test = await cli(['restore-test', id], env);
+    const test = await cli(['restore-test', id], { ...env, RESTORE_TEST_DATABASE_URL: scratch.url });
     expect(test.stderr).not.toMatch(/could not run/);
     expect(test.stdout).toMatch(new RegExp(`Restore test of ${id} PASSED`));
     expect(test.exitCode).toBe(0);

@@ -19,6 +19,7 @@ export function toBotError(err: unknown, ctx: FailureContext, signal: AbortSigna
       return new BotError('compressor_failed', `zstd failed while compressing the backup: ${line}`, { cause: err, detail: err.compressorStderr });
     }
     err = err.cause ?? err;
+    if (err instanceof BotError) return err;
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOSPC') return toolFailure('No space left on device', ctx, err);

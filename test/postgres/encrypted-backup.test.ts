@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
+import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { dropDatabase, findPgTools, runBackup, runRestoreTest, runSelectiveRestore } from '../../src/postgres/index.ts';
 import { ManifestSchema, type Manifest } from '../../src/storage/index.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
@@ -13,8 +14,8 @@ import { failure } from './restore-helpers.ts';
 
 const schema = await readFile(new URL('../fixtures/realistic-schema.sql', import.meta.url), 'utf8');
 
-async function scratchDatabases(): Promise<string[]> {
-  const c = new pg.Client({ connectionString: inject('pgUrl') });
+async function scratchDatabases(serverUrl: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: serverUrl });
   await c.connect();
   const { rows } = await c.query<{ datname: string }>("select datname from pg_database where datname like 'pgbb_rt_%'");
   await c.end();
@@ -22,6 +23,9 @@ async function scratchDatabases(): Promise<string[]> {
 }
 
 describe('encrypted backups (age)', () => {
+  // Restores go to a server of their own: on the shared one, a harness starting in another test file drops
+  // scratch databases it does not know, and other files count them.
+  let server: EphemeralPostgres;
   let source: Awaited<ReturnType<typeof createTestDatabase>>;
   let store: Awaited<ReturnType<typeof tempStorage>>;
   let dir: string;
@@ -31,9 +35,10 @@ describe('encrypted backups (age)', () => {
   const encrypted = () => ({ encryption: { recipients: keys.map((k) => k.recipient) } });
   const keyFile = (i: number) => keys[i]?.file ?? '';
   const restoreTest = (extra: { identityFile?: string; input?: 'file' | 'stream' } = {}) =>
-    runRestoreTest({ manifest, storage: store.storage, serverUrl: inject('pgUrl'), scratchKey: `job:enc-${process.pid}-${++n}`, tempDir: dir, log: silentLog, ...extra });
+    runRestoreTest({ manifest, storage: store.storage, serverUrl: server.url, scratchKey: `job:enc-${process.pid}-${++n}`, tempDir: dir, log: silentLog, ...extra });
 
   beforeAll(async () => {
+    server = await startEphemeralPostgres();
     source = await createTestDatabase(inject('pgUrl'), 'encsrc');
     await runSql(source.url, schema);
     store = await tempStorage();
@@ -52,6 +57,7 @@ describe('encrypted backups (age)', () => {
     await source?.drop();
     await store?.cleanup();
     await rm(dir, { recursive: true, force: true });
+    await server?.stop();
   });
 
   it('encrypts the database and the globals, and the manifest records the recipients', async () => {
@@ -105,7 +111,7 @@ describe('encrypted backups (age)', () => {
     expect(err.userMessage).toBe(
       `The backup is encrypted for another key: BACKUP_ENCRYPTION_IDENTITY_FILE does not match any of its recipients (${keys[0]?.recipient}, ${keys[1]?.recipient}).`,
     );
-    expect(await scratchDatabases()).toEqual([]);
+    expect(await scratchDatabases(server.url)).toEqual([]);
   });
 
   it('a missing identity names BACKUP_ENCRYPTION_IDENTITY_FILE', async () => {
@@ -120,7 +126,7 @@ describe('encrypted backups (age)', () => {
     const bytes = await readFile(path);
     bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
     await writeFile(path, bytes);
-    const outcome = await runRestoreTest({ manifest: copy, storage: store.storage, serverUrl: inject('pgUrl'), scratchKey: `job:enc-bad-${process.pid}`, identityFile: keyFile(2), log: silentLog });
+    const outcome = await runRestoreTest({ manifest: copy, storage: store.storage, serverUrl: server.url, scratchKey: `job:enc-bad-${process.pid}`, identityFile: keyFile(2), log: silentLog });
     expect(outcome.passed).toBe(false);
     expect(outcome.problems[0]).toMatch(/^artifact corrupted: database\.pgdump\.zst\.age/);
   });
@@ -131,7 +137,7 @@ describe('encrypted backups (age)', () => {
       const outcome = await runSelectiveRestore({
         manifest,
         storage: store.storage,
-        serverUrl: inject('pgUrl'),
+        serverUrl: server.url,
         tables: ['shop.customers'],
         schemas: [],
         into: { database: db, create: true },
@@ -141,7 +147,7 @@ describe('encrypted backups (age)', () => {
       expect(outcome.problems).toEqual([]);
       expect(outcome.restoredTables.map((t) => [t.name, t.rows])).toEqual([['shop.customers', 200]]);
     } finally {
-      await dropDatabase(inject('pgUrl'), db).catch(() => undefined);
+      await dropDatabase(server.url, db).catch(() => undefined);
     }
   });
 });

@@ -120,7 +120,7 @@ describe('runBackup straight into S3 (primary storage)', () => {
 
     // Fails today: src/postgres/backup-failure.ts unwraps a ToolPipeError's cause but does not return a BotError
     // found there, so the storage's sentence becomes "The backup failed unexpectedly". Flip to it() once it does.
-    it.fails('says in the verdict that S3 could not be reached, naming the bucket', () => {
+    it('says in the verdict that S3 could not be reached, naming the bucket', () => {
       expect(failure).toMatchObject({
         code: 'storage_failed',
         userMessage: expect.stringMatching(/^Could not reach S3 to upload database\.pgdump\.zst of backup app-\S+ in s3:\/\/outage-bucket\/e2e \(ECONN(REFUSED|RESET)\)/),
