@@ -12,6 +12,7 @@ import { runBackup } from '../postgres/index.ts';
 import { makeBackupId, type Manifest } from '../storage/manifest.ts';
 import { retentionFor } from '../storage/retention.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { copyToAll } from '../storage/copy.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { Storage } from '../storage/types.ts';
 
@@ -21,6 +22,8 @@ export interface BackupWorkerDeps {
   notifier: Notifier;
   escalation: Escalation;
   runs: RunLog;
+  /** Off-site copy targets: each finished backup is copied to every one of them. */
+  copies?: Storage[];
   log: Logger;
   now?: () => Date;
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
@@ -84,6 +87,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
       });
       log.info({ backupId: manifest.backupId, bytes: manifest.artifacts.map((a) => a.bytes), ms: manifest.durationMs }, 'backup succeeded');
       await deps.runs.record(data.target, { ok: true, at: now(), reason: null, jobId }).catch((err: unknown) => log.warn({ err }, 'could not record the run'));
+      const copyNote = await copyOffsite(deps, data.target, manifest, log, signal);
       const resolved = await deps.escalation
         .passed(data.target, 'backup', { summary: `Backup of ${data.target} succeeded again: ${manifest.backupId}`, details: { jobId, backupId: manifest.backupId } })
         .catch((err: unknown) => {
@@ -95,6 +99,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
         await say.update(anchor, verdict);
         await say.reply(anchor, backupDetails(manifest));
         if (resolved) await say.reply(anchor, { text: `:white_check_mark: ${resolved}` });
+        if (copyNote) await say.reply(anchor, { text: copyNote });
       } else {
         await say.post(verdict);
       }
@@ -124,4 +129,22 @@ export function backupProcessor(deps: BackupWorkerDeps) {
       throw new UnrecoverableError(reason);
     }
   };
+}
+
+/**
+ * Copies a finished backup to every copy target. A failed copy does not unmake the backup: it is said in the
+ * thread and pages `offsite-copy` (warning), resolved by the next copy that works.
+ */
+async function copyOffsite(deps: BackupWorkerDeps, target: string, manifest: Manifest, log: Logger, signal?: AbortSignal): Promise<string | null> {
+  const copies = deps.copies ?? [];
+  if (copies.length === 0) return null;
+  const outcomes = await copyToAll(deps.storage, copies, manifest, { log, ...(signal ? { signal } : {}) });
+  const failed = outcomes.filter((o) => !o.ok);
+  const lines = outcomes.map((o) => (o.ok ? `:white_check_mark: copied to ${o.destination}` : `:warning: copy to ${o.destination} failed: ${o.error}`));
+  const page = failed.length
+    ? await deps.escalation
+        .failed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} failed: ${failed[0]?.ok === false ? failed[0].error : ''}`, severity: 'warning', details: { backupId: manifest.backupId } })
+        .catch(() => null)
+    : await deps.escalation.passed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} worked` }).catch(() => null);
+  return [...lines, ...(page ? [page] : [])].join('\n');
 }

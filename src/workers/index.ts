@@ -34,6 +34,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       notifier: deps.notifier,
       escalation: deps.escalation,
       runs: deps.runs,
+      copies: deps.copies,
       log: log.child({ worker: 'backup' }),
       ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
     }),
