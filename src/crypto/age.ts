@@ -3,6 +3,7 @@ import { Duplex, Readable } from 'node:stream';
 import { inspect } from 'node:util';
 import { Decrypter, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
 import { BotError } from '../errors.ts';
+import { cliEncryptStream, type AgeEngine } from './age-cli.ts';
 
 /**
  * Encryption at rest with age (https://age-encryption.org), through the age-encryption library: X25519 recipients,
@@ -104,10 +105,12 @@ export async function generateKeyPair(): Promise<{ identityFileText: string; rec
 
 /**
  * A Duplex that encrypts what is written to it to every recipient: pipeline-friendly (`zstd → encrypt → hash`).
- * Memory stays at one 64 KiB chunk plus the stream buffers; back-pressure flows through both web streams.
+ * Memory stays at one 64 KiB chunk plus the stream buffers; back-pressure flows through both web streams. The
+ * engine (age-cli.ts) decides who does the work; the recipients are checked by the library either way.
  */
-export async function createEncryptStream(recipients: readonly string[]): Promise<Duplex> {
+export async function createEncryptStream(recipients: readonly string[], engine: AgeEngine = { kind: 'library' }): Promise<Duplex> {
   checkRecipients(recipients);
+  if (engine.kind === 'cli') return cliEncryptStream(engine.path, recipients);
   const e = new Encrypter();
   for (const r of recipients) e.addRecipient(r);
   // An identity TransformStream gives us a writable end to feed and a readable end to hand to the library.

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { AGE_SUFFIX, createEncryptStream } from '../crypto/age.ts';
+import type { AgeEngine } from '../crypto/age-cli.ts';
 import type { Artifact } from '../storage/manifest.ts';
 import type { ArtifactWriter, Storage } from '../storage/types.ts';
 import { runToolIntoZstd, type ToolPipeOptions } from './tool-pipe.ts';
@@ -12,6 +13,8 @@ export interface DumpToArtifactOptions {
   file: string;
   /** age recipients to encrypt to, after compression; null stores the compressed stream as it is. */
   encryption?: { recipients: string[] } | null | undefined;
+  /** Who encrypts (default: age-encryption in this process); see src/crypto/age-cli.ts. */
+  ageEngine?: AgeEngine | undefined;
   /** A copy of the compressed bytes before encryption (see tool-pipe.ts). */
   tap?: Writable | undefined;
   role: Artifact['role'];
@@ -41,7 +44,7 @@ export interface DumpedArtifact {
 export async function dumpToArtifact(o: DumpToArtifactOptions): Promise<DumpedArtifact> {
   const recipients = o.encryption && o.encryption.recipients.length > 0 ? [...o.encryption.recipients] : null;
   // Built before the writer: recipients the library refuses fail the backup before a file exists.
-  const encrypt = recipients ? await createEncryptStream(recipients) : undefined;
+  const encrypt = recipients ? await createEncryptStream(recipients, o.ageEngine) : undefined;
   const file = recipients ? `${o.file}${AGE_SUFFIX}` : o.file;
   const writer = await o.storage.createArtifactWriter(o.target, o.backupId, file);
   try {

@@ -4,6 +4,7 @@ import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { BackupKind, Manifest, RetentionClass } from '../storage/manifest.ts';
 import type { ArtifactWriter, Storage } from '../storage/types.ts';
+import { findAgeEngine } from '../crypto/age-cli.ts';
 import { dumpToArtifact } from './artifact.ts';
 import { backupEncryption, checkEncryptedBackup, type BackupEncryptionOption } from './backup-encryption.ts';
 import { reserveBackupId } from '../storage/catalog.ts';
@@ -52,6 +53,8 @@ export interface RunBackupOptions {
    * production target refuses to back up unless `optedOut` (the config file's `encryption: none`).
    */
   encryption: BackupEncryptionOption;
+  /** The age CLI: undefined finds `age` on PATH (else encrypts in-process), null always encrypts in-process. */
+  agePath?: string | null;
   zstdPath?: string;
 }
 
@@ -105,7 +108,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
     const tools = await findPgTools({ serverMajor: serverMajor(snap.info.serverVersionNum), pgBinDir: o.pgBinDir });
     const zstd = await findZstd(o.zstdPath);
-    log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId }, 'snapshot exported');
+    const ageEngine = encryption ? await findAgeEngine(o.agePath) : undefined;
+    log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId, encryption: ageEngine?.kind ?? 'none' }, 'snapshot exported');
 
     // Counting runs beside pg_dump, in the same exported snapshot: both read every table, and overlapping the two
     // reads costs far less than doing them one after the other (the counts still describe exactly what is dumped).
@@ -139,6 +143,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         env,
         zstd,
         encryption,
+        ageEngine,
         tap: verifier?.input,
         signal: dumpAbort.signal,
         onProgress: (p) => progress({ phase: 'dumping', ...p }),
@@ -160,6 +165,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         zstd,
         level: o.compressionLevel,
         encryption,
+        ageEngine,
         env,
         signal: o.signal,
         log,

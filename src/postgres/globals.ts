@@ -1,3 +1,4 @@
+import type { AgeEngine } from '../crypto/age-cli.ts';
 import type { Logger } from '../logger.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import type { Storage } from '../storage/types.ts';
@@ -28,6 +29,7 @@ export async function dumpGlobals(o: {
   level: number;
   /** Globals hold role password hashes: encrypted like the database when recipients are set. */
   encryption: { recipients: string[] } | null;
+  ageEngine?: AgeEngine | undefined;
   env: Record<string, string>;
   signal?: AbortSignal | undefined;
   log: Logger;
@@ -54,6 +56,7 @@ export async function dumpGlobals(o: {
         env: o.env,
         zstd: o.zstd,
         encryption: o.encryption,
+        ageEngine: o.ageEngine,
         // Globals are kilobytes: counting them in Node is free and exact.
         rawCounting: 'node',
         signal: o.signal,
