@@ -49,6 +49,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       storage: deps.storage,
       serverUrl: scratchServerUrl(deps.config, target.url),
       scratchKey: `cli:${randomUUID()}`,
+      scratchScope: deps.config.queuePrefix,
       jobs: deps.config.restoreTest.jobs,
       smokeQueries: deps.config.restoreTest.smokeQueries,
       ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),

@@ -16,7 +16,6 @@ import { cliEncryptStream, type AgeEngine } from './age-cli.ts';
 
 export const AGE_SUFFIX = '.age';
 export const IDENTITY_VAR = 'BACKUP_ENCRYPTION_IDENTITY_FILE';
-const AGE_MAGIC = 'age-encryption.org/v1\n';
 
 /**
  * Secret keys read from an identity file. The keys sit in a private field: a logger, JSON.stringify or
@@ -103,6 +102,12 @@ export async function generateKeyPair(): Promise<{ identityFileText: string; rec
   return { identityFileText: `# created: ${new Date().toISOString()}\n# public key: ${recipient}\n${identity}\n`, recipient };
 }
 
+/** A key pair that never leaves this process: the identity is held only in the returned object. */
+export async function generateEphemeralKey(purpose: string): Promise<{ identity: AgeIdentity; recipient: string }> {
+  const secret = await generateIdentity();
+  return { identity: new AgeIdentity([secret], purpose), recipient: await identityToRecipient(secret) };
+}
+
 /**
  * A Duplex that encrypts what is written to it to every recipient: pipeline-friendly (`zstd → encrypt → hash`).
  * Memory stays at one 64 KiB chunk plus the stream buffers; back-pressure flows through both web streams. The
@@ -152,24 +157,4 @@ export async function checkIdentityOpens(source: Readable, identity: AgeIdentity
   const plain = await createDecryptStream(source, identity, recipients);
   plain.destroy();
   source.destroy();
-}
-
-/**
- * Reads back the front of a stored age file without a key: the magic line and one recipient stanza per
- * recipient, ended by the MAC line. Proves the storage holds an age file written for these recipients.
- */
-export async function readAgeStanzaCount(source: Readable, limit = 64 * 1024): Promise<number | null> {
-  let head = '';
-  try {
-    for await (const chunk of source) {
-      head += Buffer.from(chunk as Uint8Array).toString('latin1');
-      if (head.includes('\n---') || head.length >= limit) break;
-    }
-  } finally {
-    source.destroy();
-  }
-  if (!head.startsWith(AGE_MAGIC)) return null;
-  const end = head.indexOf('\n---');
-  if (end < 0) return null;
-  return head.slice(AGE_MAGIC.length, end + 1).split('\n').filter((l) => l.startsWith('-> ')).length;
 }

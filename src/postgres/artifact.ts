@@ -1,5 +1,4 @@
-import type { Writable } from 'node:stream';
-import { AGE_SUFFIX, createEncryptStream } from '../crypto/age.ts';
+import { AGE_SUFFIX, checkRecipients, createEncryptStream } from '../crypto/age.ts';
 import type { AgeEngine } from '../crypto/age-cli.ts';
 import type { Artifact } from '../storage/manifest.ts';
 import type { ArtifactWriter, Storage } from '../storage/types.ts';
@@ -15,8 +14,11 @@ export interface DumpToArtifactOptions {
   encryption?: { recipients: string[] } | null | undefined;
   /** Who encrypts (default: age-encryption in this process); see src/crypto/age-cli.ts. */
   ageEngine?: AgeEngine | undefined;
-  /** A copy of the compressed bytes before encryption (see tool-pipe.ts). */
-  tap?: Writable | undefined;
+  /**
+   * One more recipient, not recorded in the manifest: the backup's own read-back key (backup-encryption.ts), so the
+   * stored file can be read back by a worker that holds no configured secret.
+   */
+  readBackRecipient?: string | undefined;
   role: Artifact['role'];
   format: Artifact['format'];
   level: number;
@@ -43,14 +45,17 @@ export interface DumpedArtifact {
  */
 export async function dumpToArtifact(o: DumpToArtifactOptions): Promise<DumpedArtifact> {
   const recipients = o.encryption && o.encryption.recipients.length > 0 ? [...o.encryption.recipients] : null;
-  // Built before the writer: recipients the library refuses fail the backup before a file exists.
-  const encrypt = recipients ? await createEncryptStream(recipients, o.ageEngine) : undefined;
+  const to = recipients ? [...recipients, ...(o.readBackRecipient ? [o.readBackRecipient] : [])] : null;
+  // Checked before the writer exists: recipients the library refuses fail the backup before a file does.
+  if (to) checkRecipients(to);
+  const cli = to && o.ageEngine?.kind === 'cli' ? { command: o.ageEngine.path, args: to.flatMap((r) => ['-r', r]) } : undefined;
+  const encrypt = to && !cli ? await createEncryptStream(to) : undefined;
   const file = recipients ? `${o.file}${AGE_SUFFIX}` : o.file;
   const writer = await o.storage.createArtifactWriter(o.target, o.backupId, file);
   try {
     const r = await runToolIntoZstd({
+      encryptCommand: cli,
       encrypt,
-      tap: o.tap,
       command: o.command,
       args: o.args,
       env: o.env,

@@ -6,7 +6,7 @@ import type { BackupKind, Manifest, RetentionClass } from '../storage/manifest.t
 import type { ArtifactWriter, Storage } from '../storage/types.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
 import { dumpToArtifact } from './artifact.ts';
-import { backupEncryption, checkEncryptedBackup, type BackupEncryptionOption } from './backup-encryption.ts';
+import { backupEncryption, readBackEncrypted, readBackKey, type BackupEncryptionOption } from './backup-encryption.ts';
 import { reserveBackupId } from '../storage/catalog.ts';
 import { serverLabel, withPgEnv } from './connection.ts';
 import { countObjects, countRows } from './counts.ts';
@@ -15,7 +15,7 @@ import { clientFailure, type FailureContext } from './failures.ts';
 import { dumpGlobals } from './globals.ts';
 import { openSnapshot, serverMajor, type Snapshot } from './snapshot.ts';
 import { findPgTools, findZstd } from './tools.ts';
-import { startVerifier, verifyArtifact, type Verifier, type VerifyMode } from './verify.ts';
+import { verifyArtifact, type VerifyMode } from './verify.ts';
 
 /** The database artifact's name; `database.pgdump.zst.age` when encrypted (the manifest names the file). */
 export const DATABASE_FILE = 'database.pgdump.zst';
@@ -95,7 +95,6 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   const writers: ArtifactWriter[] = [];
   const lockWait = o.lockWaitTimeoutMs ?? 5 * 60_000;
   let snapshot: Snapshot | undefined;
-  let verifier: Verifier | undefined;
   // Ending the connection is the only way to interrupt a running count(*) (a ROLLBACK would queue behind it).
   const onAbort = () => void snapshot?.client.end().catch(() => undefined);
   o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -109,6 +108,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     const tools = await findPgTools({ serverMajor: serverMajor(snap.info.serverVersionNum), pgBinDir: o.pgBinDir });
     const zstd = await findZstd(o.zstdPath);
     const ageEngine = encryption ? await findAgeEngine(o.agePath) : undefined;
+    // In memory only, for this backup's read-back (backup-encryption.ts): the worker keeps no secret key.
+    const readBack = encryption ? await readBackKey() : undefined;
     log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId, encryption: ageEngine?.kind ?? 'none' }, 'snapshot exported');
 
     // Counting runs beside pg_dump, in the same exported snapshot: both read every table, and overlapping the two
@@ -123,12 +124,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     });
     counting.catch(() => undefined); // observed below; never an unhandled rejection while the dump runs
 
-    const verifyMode: VerifyMode = o.verify ?? 'list';
     const { database, globals, tables, objects } = await withPgEnv(o.target.url, async (env) => {
       progress({ phase: 'dumping', rawBytes: 0, bytes: 0 });
-      // Encrypted artifacts cannot be read back without the secret key: the verifier reads the compressed stream
-      // on its way into age instead (see verify.ts).
-      if (encryption) verifier = startVerifier({ zstd, pgRestore: tools.pgRestore, mode: verifyMode, signal: o.signal });
       const dumping = dumpToArtifact({
         storage: o.storage,
         target: o.target.name,
@@ -144,7 +141,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         zstd,
         encryption,
         ageEngine,
-        tap: verifier?.input,
+        readBackRecipient: readBack?.recipient,
         signal: dumpAbort.signal,
         onProgress: (p) => progress({ phase: 'dumping', ...p }),
       });
@@ -177,19 +174,12 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     progress({ phase: 'committing' });
     for (const w of writers) await w.commit();
     const file = database.artifact.file;
-    const checked =
-      encryption && verifier
-        ? await checkEncryptedBackup({ verifier, storage: o.storage, target: o.target.name, backupId, file, recipients: encryption.recipients })
-        : await verifyArtifact({
-            source: await o.storage.openArtifact(o.target.name, backupId, file),
-            zstd,
-            pgRestore: tools.pgRestore,
-            // Without zstd's summary the raw size comes from reading everything back.
-            mode: database.artifact.rawBytes === null ? 'full' : verifyMode,
-            signal: o.signal,
-          });
-    // An encrypted backup verified in 'list' mode has no second chance at the raw size: 0 means unknown.
-    if (database.artifact.rawBytes === null && checked.rawBytes === null) log.warn('raw size of the dump unknown (no zstd summary)');
+    // Without zstd's summary the raw size comes from reading everything back.
+    const mode: VerifyMode = database.artifact.rawBytes === null ? 'full' : (o.verify ?? 'list');
+    const verify = { zstd, pgRestore: tools.pgRestore, mode, signal: o.signal };
+    const checked = readBack
+      ? await readBackEncrypted({ ...verify, storage: o.storage, target: o.target.name, backupId, file, identity: readBack.identity })
+      : await verifyArtifact({ ...verify, source: await o.storage.openArtifact(o.target.name, backupId, file) });
     const rawBytes = database.artifact.rawBytes ?? checked.rawBytes ?? 0;
     const artifacts = [{ ...database.artifact, rawBytes }];
     if (globals.dumped) artifacts.push({ ...globals.dumped.artifact, rawBytes: globals.dumped.artifact.rawBytes ?? 0 });
@@ -228,8 +218,6 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   } catch (err) {
     const failure = toBotError(err, ctx, o.signal);
     log.warn({ err, code: failure.code }, 'backup failed; discarding what was written');
-    verifier?.abort();
-    await verifier?.result.catch(() => undefined);
     for (const w of writers) await w.abort().catch(() => undefined);
     await snapshot?.close();
     await o.storage.discardUnfinished(o.target.name, backupId).catch((e: unknown) => log.error({ err: e }, 'could not discard the unfinished backup'));

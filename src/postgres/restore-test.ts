@@ -23,6 +23,8 @@ export interface RestoreTestOptions {
   serverUrl: string;
   /** Names the scratch database (`pgbb_rt_` + sha256(key)); a job id, so leftovers can be told from live tests. */
   scratchKey: string;
+  /** Whose scratch databases these are (the queue prefix): cleanup never touches another deployment's. */
+  scratchScope?: string;
   /** pg_restore -j (default 2); only when the archive could be decompressed to a file. */
   jobs?: number;
   smokeQueries?: SmokeQuery[];
@@ -58,7 +60,7 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   const now = o.now ?? (() => new Date());
   const startedAt = now();
   const m = o.manifest;
-  const name = scratchName(o.scratchKey);
+  const name = scratchName(o.scratchKey, o.scratchScope);
   const log = o.log.child({ backupId: m.backupId, scratch: name });
   const ctx: FailureContext = { tool: 'pg_restore', server: serverLabel(o.serverUrl) };
   const canceled = (cause?: unknown) =>

@@ -12,14 +12,21 @@ import { clientFailure } from './failures.ts';
  */
 
 export const SCRATCH_PREFIX = 'pgbb_rt_';
-const SCRATCH_NAME = /^pgbb_rt_[0-9a-f]{12}$/;
+const SCRATCH_NAME = /^pgbb_rt_[0-9a-f]{6}_[0-9a-f]{12}$/;
+
+const hex = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
 
 /**
- * `pgbb_rt_<12 hex>` from sha256 of `key` (a job id): the same job always gets the same name, so a starting
- * worker can tell which scratch databases belong to jobs still running and which a crash left behind.
+ * `pgbb_rt_<6 hex of scope>_<12 hex of key>`. The key (a job id) gives the same job the same name, so a starting
+ * worker can tell which scratch databases belong to jobs still running and which a crash left behind. The scope
+ * (the queue prefix) keeps two deployments that share a database server from dropping each other's databases.
  */
-export function scratchName(key: string): string {
-  return `${SCRATCH_PREFIX}${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+export function scratchName(key: string, scope = 'default'): string {
+  return `${scratchScopePrefix(scope)}${hex(key, 12)}`;
+}
+
+export function scratchScopePrefix(scope = 'default'): string {
+  return `${SCRATCH_PREFIX}${hex(scope, 6)}_`;
 }
 
 export function isScratchName(name: string): boolean {
@@ -116,15 +123,16 @@ export async function databaseExists(serverUrl: string, name: string): Promise<b
  * Drops every scratch database on the server whose name is not in `keep` (the scratch names of jobs still
  * running): what a killed worker or a crashed host left behind. Returns the names dropped.
  */
-export async function dropLeftoverScratchDatabases(serverUrl: string, keep: Set<string>): Promise<string[]> {
+export async function dropLeftoverScratchDatabases(serverUrl: string, keep: Set<string>, scope = 'default'): Promise<string[]> {
+  const mine = scratchScopePrefix(scope);
   const names = await withMaintenanceClient(serverUrl, async (c) => {
     // A regex, not LIKE: `_` is a LIKE wildcard, and only names scratchName() makes are ours to drop.
-    const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^pgbb_rt_[0-9a-f]{12}$' ORDER BY datname`);
+    const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^pgbb_rt_[0-9a-f]{6}_[0-9a-f]{12}$' ORDER BY datname`);
     return rows.map((r) => r.datname);
   });
   const dropped: string[] = [];
   for (const name of names) {
-    if (keep.has(name) || !isScratchName(name)) continue;
+    if (keep.has(name) || !isScratchName(name) || !name.startsWith(mine)) continue;
     await dropDatabase(serverUrl, name);
     dropped.push(name);
   }

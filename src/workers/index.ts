@@ -104,11 +104,11 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
  */
 async function dropLeftovers(deps: Deps): Promise<void> {
   const active = await deps.queues.restoreTest.getJobs(['active']);
-  const keep = new Set(active.map((j) => scratchDatabaseFor(j.id ?? '')));
+  const keep = new Set(active.map((j) => scratchDatabaseFor(j.id ?? '', deps.config.queuePrefix)));
   const servers = new Set(deps.config.targets.map((t) => scratchServerUrl(deps.config, t.url)));
   for (const server of servers) {
     try {
-      const dropped = await dropLeftoverScratchDatabases(server, keep);
+      const dropped = await dropLeftoverScratchDatabases(server, keep, deps.config.queuePrefix);
       if (dropped.length > 0) deps.log.warn({ dropped }, 'dropped scratch databases left behind by an interrupted restore test');
     } catch (err) {
       deps.log.warn({ err }, 'could not look for leftover scratch databases');

@@ -29,7 +29,7 @@ export interface RestoreTestWorkerDeps {
 }
 
 /** The scratch database of a restore-test job: derived from the job id, so a starting worker knows whose it is. */
-export const scratchDatabaseFor = (jobId: string) => scratchName(`job:${jobId}`);
+export const scratchDatabaseFor = (jobId: string, scope: string) => scratchName(`job:${jobId}`, scope);
 
 /** Where scratch databases are made for a target: the restore-test server from config, else the target's own. */
 export function scratchServerUrl(config: Config, targetUrl: string): string {
@@ -62,6 +62,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
         storage: deps.storage,
         serverUrl: scratchServerUrl(deps.config, target.url),
         scratchKey: `job:${jobId}`,
+        scratchScope: deps.config.queuePrefix,
         jobs: deps.config.restoreTest.jobs,
         smokeQueries: deps.config.restoreTest.smokeQueries,
         ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),

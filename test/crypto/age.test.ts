@@ -14,7 +14,6 @@ import {
   createEncryptStream,
   generateKeyPair,
   loadIdentity,
-  readAgeStanzaCount,
 } from '../../src/crypto/age.ts';
 import { BotError } from '../../src/errors.ts';
 
@@ -62,7 +61,7 @@ describe('age encryption (src/crypto/age.ts)', () => {
   it('encrypts to every recipient; the age CLI decrypts it with either key file', async () => {
     const enc = await encrypt(data, [a.recipient, b.recipient]);
     expect(enc.subarray(0, 22).toString()).toBe('age-encryption.org/v1\n');
-    expect(await readAgeStanzaCount(Readable.from([enc]))).toBe(2);
+    expect(enc.toString('latin1').split('\n').filter((l) => l.startsWith('-> X25519 '))).toHaveLength(2);
     const file = join(dir, 'data.age');
     await writeFile(file, enc);
     for (const key of [a.file, b.file]) {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
+import { scratchScopePrefix } from '../../src/postgres/scratch.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { sendBlockAction, sendSlashCommand } from '../support/slack-requests.ts';
 import type { SlackMessage } from '../support/slack-server.ts';
@@ -43,7 +44,8 @@ async function scratchDatabases(): Promise<string[]> {
   await c.connect();
   const { rows } = await c.query<{ datname: string }>("select datname from pg_database where datname like 'pgbb_rt_%'");
   await c.end();
-  return rows.map((r) => r.datname);
+  // Only this bot's (queue prefix) scratch databases: other test files restore-test on the same server meanwhile.
+  return rows.map((r) => r.datname).filter((n) => n.startsWith(scratchScopePrefix(h.config.queuePrefix)));
 }
 
 async function count(url: string, sql: string): Promise<number> {

@@ -56,7 +56,8 @@ describe('compareCounts', () => {
 
 describe('scratchName', () => {
   it('derives a stable pgbb_rt_<12 hex> name from a key, different per key', () => {
-    expect(scratchName('job:42')).toMatch(/^pgbb_rt_[0-9a-f]{12}$/);
+    expect(scratchName('job:42')).toMatch(/^pgbb_rt_[0-9a-f]{6}_[0-9a-f]{12}$/);
+    expect(scratchName('job:42', 'a')).not.toBe(scratchName('job:42', 'b'));
     expect(scratchName('job:42')).toBe(scratchName('job:42'));
     expect(scratchName('job:43')).not.toBe(scratchName('job:42'));
   });

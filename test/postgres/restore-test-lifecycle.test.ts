@@ -137,4 +137,12 @@ describe('dropLeftoverScratchDatabases', () => {
     expect(await databaseExists(pg.url, 'pgbb_rt_not_a_scratch')).toBe(true);
     expect(await dropLeftoverScratchDatabases(pg.url, new Set())).toEqual([running]);
   });
+
+  it('never drops another deployment\'s scratch databases (another queue prefix on the same server)', async () => {
+    const theirs = scratchName('job:theirs', '{other}');
+    await createDatabase(pg.url, theirs);
+    expect(await dropLeftoverScratchDatabases(pg.url, new Set(), '{pgbb}')).toEqual([]);
+    expect(await databaseExists(pg.url, theirs)).toBe(true);
+    expect(await dropLeftoverScratchDatabases(pg.url, new Set(), '{other}')).toEqual([theirs]);
+  });
 });
