@@ -55,7 +55,7 @@ describe('runRestoreTest', () => {
     expect(outcome.problems).toEqual([]);
     expect(outcome.passed).toBe(true);
     expect(outcome.database).toBe(scratchName(o.scratchKey));
-    expect(outcome.database).toMatch(/^pgbb_rt_[0-9a-f]{12}$/);
+    expect(outcome.database).toMatch(/^pgbb_rt_[0-9a-f]{6}_[0-9a-f]{12}$/);
     expect(outcome.dropped).toBe(true);
     expect(await databaseExists(serverUrl(), outcome.database)).toBe(false);
     expect(outcome.restoreMs).toBeGreaterThan(0);
