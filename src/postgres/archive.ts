@@ -21,6 +21,23 @@ import { collectOutput } from './output-tail.ts';
  */
 export type ArchiveInput = 'file' | 'stream';
 
+/** What every reader of a stored backup takes: where the tools and temp space are, how to stop, how to decrypt. */
+export interface ArchiveReadOptions {
+  manifest: Manifest;
+  storage: Storage;
+  pgBinDir?: string;
+  /** For the decompressed archive (default os.tmpdir()). */
+  tempDir?: string;
+  /** 'auto' (default) decompresses to a file when tempDir has room, else streams into a single-job pg_restore. */
+  input?: ArchiveInput | 'auto';
+  signal?: AbortSignal;
+  log: Logger;
+  now?: () => Date;
+  zstdPath?: string;
+  /** age identity file (BACKUP_ENCRYPTION_IDENTITY_FILE); read only when the backup is encrypted. */
+  identityFile?: string | undefined;
+}
+
 export interface PgRestoreRun {
   ok: boolean;
   canceled: boolean;

@@ -1,9 +1,7 @@
 import { BotError, toUserMessage } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
-import type { Storage } from '../storage/types.ts';
-import { openArchive, UnreadableArchive, type Archive, type ArchiveInput } from './archive.ts';
+import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
 import { clientFailure, type FailureContext } from './failures.ts';
@@ -16,9 +14,7 @@ import { findPgTools, findZstd, parsePgDumpVersion } from './tools.ts';
 
 export type RestoreTestPhase = 'verifying-checksums' | 'restoring' | 'verifying' | 'smoke-queries' | 'dropping';
 
-export interface RestoreTestOptions {
-  manifest: Manifest;
-  storage: Storage;
+export interface RestoreTestOptions extends ArchiveReadOptions {
   /** Where scratch databases are created: a role with CREATEDB; its own database is the maintenance db. */
   serverUrl: string;
   /** Names the scratch database (`pgbb_rt_` + sha256(key)); a job id, so leftovers can be told from live tests. */
@@ -28,18 +24,7 @@ export interface RestoreTestOptions {
   /** pg_restore -j (default 2); only when the archive could be decompressed to a file. */
   jobs?: number;
   smokeQueries?: SmokeQuery[];
-  pgBinDir?: string;
-  /** For the decompressed archive (default os.tmpdir()). */
-  tempDir?: string;
-  /** 'auto' (default) decompresses to a file when tempDir has room, else streams into a single-job pg_restore. */
-  input?: ArchiveInput | 'auto';
-  signal?: AbortSignal;
-  log: Logger;
   onProgress?: (p: { phase: RestoreTestPhase }) => void;
-  now?: () => Date;
-  zstdPath?: string;
-  /** age identity file (BACKUP_ENCRYPTION_IDENTITY_FILE); read only when the backup is encrypted. */
-  identityFile?: string | undefined;
 }
 
 /** The record without what only the caller knows (who asked, the job) and the kind. */

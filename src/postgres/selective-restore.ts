@@ -2,11 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import type { Manifest } from '../storage/manifest.ts';
 import type { RestoreRecord } from '../storage/restore-record.ts';
-import type { Storage } from '../storage/types.ts';
-import { openArchive, UnreadableArchive, type Archive, type ArchiveInput } from './archive.ts';
+import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
 import { cleanBaseEnv, serverLabel, withPgEnv } from './connection.ts';
@@ -23,9 +20,7 @@ import { findPgTools, findZstd } from './tools.ts';
 
 export type SelectiveRestorePhase = 'verifying-checksums' | 'planning' | 'restoring' | 'counting';
 
-export interface SelectiveRestoreOptions {
-  manifest: Manifest;
-  storage: Storage;
+export interface SelectiveRestoreOptions extends ArchiveReadOptions {
   /** The server to restore on; its own database is the maintenance db for CREATE DATABASE. */
   serverUrl: string;
   /** `name` or `schema.name` (quote names with dots or capitals). */
@@ -35,16 +30,7 @@ export interface SelectiveRestoreOptions {
   into: { database: string; create: boolean };
   /** pg_restore -j into a new database (default 2); a restore into an existing one is one transaction, one job. */
   jobs?: number;
-  pgBinDir?: string;
-  tempDir?: string;
-  input?: ArchiveInput | 'auto';
-  signal?: AbortSignal;
-  log: Logger;
   onProgress?: (p: { phase: SelectiveRestorePhase }) => void;
-  now?: () => Date;
-  zstdPath?: string;
-  /** age identity file (BACKUP_ENCRYPTION_IDENTITY_FILE); read only when the backup is encrypted. */
-  identityFile?: string | undefined;
 }
 
 /** Record-like: what the caller stores, plus the restored tables and notes on what was left out on purpose. */

@@ -3,11 +3,10 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
 import { TargetName } from '../config.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { BackupIdSchema, ManifestSchema, type Manifest } from './manifest.ts';
+import { BackupIdSchema, ManifestSchema, validManifest, type Manifest } from './manifest.ts';
 import { openFileWriter } from './file-writer.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
@@ -82,13 +81,7 @@ export class LocalStorage implements Storage {
   }
 
   async writeManifest(manifest: Manifest): Promise<void> {
-    const parsed = ManifestSchema.safeParse(manifest);
-    if (!parsed.success) {
-      throw new BotError('internal', 'The backup’s manifest came out invalid, so the backup was not kept; this is a bug in the bot.', {
-        detail: z.prettifyError(parsed.error),
-      });
-    }
-    const m = parsed.data;
+    const m = validManifest(manifest);
     const dir = this.#dir(m.target, m.backupId);
     try {
       // The manifest vouches for its artifacts: refuse to write it for files that are missing or short.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BotError } from '../errors.ts';
 import { TargetName } from '../config.ts';
 
 /**
@@ -109,4 +110,15 @@ export function totalBytes(m: Manifest): number {
 
 export function totalRows(m: Manifest): number {
   return m.verification.tables.reduce((sum, t) => sum + t.rows, 0);
+}
+
+/** Every storage checks a manifest before writing it: an invalid one means the backup is not kept. */
+export function validManifest(manifest: Manifest): Manifest {
+  const parsed = ManifestSchema.safeParse(manifest);
+  if (!parsed.success) {
+    throw new BotError('internal', 'The backup’s manifest came out invalid, so the backup was not kept; this is a bug in the bot.', {
+      detail: z.prettifyError(parsed.error),
+    });
+  }
+  return parsed.data;
 }

@@ -1,9 +1,8 @@
 import type { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
-import { z } from 'zod';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { ManifestSchema, type Manifest } from './manifest.ts';
+import { ManifestSchema, validManifest, type Manifest } from './manifest.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
 import { S3Bucket, mapLimit, type ObjectInfo } from './s3-objects.ts';
@@ -124,13 +123,7 @@ export class S3Storage implements Storage {
   }
 
   async writeManifest(manifest: Manifest): Promise<void> {
-    const parsed = ManifestSchema.safeParse(manifest);
-    if (!parsed.success) {
-      throw new BotError('internal', 'The backup’s manifest came out invalid, so the backup was not kept; this is a bug in the bot.', {
-        detail: z.prettifyError(parsed.error),
-      });
-    }
-    const m = parsed.data;
+    const m = validManifest(manifest);
     // The manifest vouches for its artifacts: refuse to write it for objects that are missing or short.
     for (const a of m.artifacts) {
       const size = await this.#s3.size(this.#keys.artifact(m.target, m.backupId, a.file), 'check the artifacts before writing the manifest');
