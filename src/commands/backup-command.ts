@@ -10,7 +10,7 @@ import type { Block } from '../notifications/types.ts';
 import type { Storage } from '../storage/types.ts';
 import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';
 import { formatBackupList, formatQueueStatus } from './replies.ts';
-import { checkTarget } from '../health/collect.ts';
+import { checkTarget, encryptionRequired } from '../health/collect.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { HealthState } from '../health/state.ts';
 import { healthOverview } from '../notifications/health-messages.ts';
@@ -72,7 +72,7 @@ export function backupCommand(deps: BackupCommandDeps) {
         case 'health': {
           const targets = req.target ? [findTarget(deps.config, req.target)] : deps.config.targets;
           const now = new Date();
-          const sources = { storage: deps.storage, runs: deps.health?.runs ?? null, backupQueue: deps.queue, thresholds: deps.config.health.thresholds };
+          const sources = { storage: deps.storage, runs: deps.health?.runs ?? null, backupQueue: deps.queue, thresholds: deps.config.health.thresholds, encryptionRequired: encryptionRequired(deps.config) };
           const perTarget = await withDeadline(
             2500,
             Promise.all(

@@ -6,9 +6,11 @@ import { BotError } from '../errors.ts';
 import { cliEncryptStream, type AgeEngine } from './age-cli.ts';
 
 /**
- * Encryption at rest with age (https://age-encryption.org), through the age-encryption library: X25519 recipients,
- * ChaCha20-Poly1305 in 64 KiB authenticated chunks. Files interoperate with the `age` CLI both ways. Backups are
- * encrypted to public keys only, so the workers that take them hold no secret; restores read an identity file.
+ * Encryption at rest with age (https://age-encryption.org): X25519 recipients, ChaCha20-Poly1305 in 64 KiB
+ * authenticated chunks. The age-encryption library reads keys and decrypts; it encrypts too when the age CLI is
+ * not installed (age-cli.ts says why the CLI is preferred). Files interoperate with the `age` CLI both ways.
+ * Backups are encrypted to public keys only, so the workers that take them hold no secret; restores read an
+ * identity file.
  *
  * Library error messages about keys are never passed on: bech32 decoding errors quote the string they choke on,
  * and that string may be a secret key.
@@ -35,11 +37,6 @@ export class AgeIdentity {
     const d = new Decrypter();
     for (const k of this.#keys) d.addIdentity(k);
     return d;
-  }
-
-  /** The public keys of these identities (age1…), to say which key a file would need. */
-  recipients(): Promise<string[]> {
-    return Promise.all(this.#keys.map((k) => identityToRecipient(k)));
   }
 
   toJSON(): string {

@@ -1,3 +1,4 @@
+import type { Config } from '../config.ts';
 import type { Queue } from 'bullmq';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/types.ts';
@@ -52,4 +53,9 @@ export async function collectHealthInput(sources: HealthSources, target: string,
 export async function checkTarget(sources: HealthSources, target: string, now: Date): Promise<{ input: HealthInput; results: ConditionResult[] }> {
   const input = await collectHealthInput(sources, target, now);
   return { input, results: evaluateHealth(input) };
+}
+
+/** Production targets must be encrypted unless the config opted out; staging may go without. */
+export function encryptionRequired(config: Config): (target: string) => boolean {
+  return (target) => !config.encryption.optedOut && config.targets.find((t) => t.name === target)?.environment !== 'staging';
 }

@@ -12,6 +12,7 @@ const LABEL: Record<string, string> = {
   disk: 'backup disk filling up',
   'backup-failing': 'last backup failed',
   'restore-test-failing': 'last restore test failed',
+  unencrypted: 'backup not encrypted',
 };
 
 export const conditionLabel = (c: string) => LABEL[c] ?? c;

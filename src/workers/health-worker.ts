@@ -1,6 +1,6 @@
 import type { Job, Queue } from 'bullmq';
 import type { Config } from '../config.ts';
-import { checkTarget } from '../health/collect.ts';
+import { checkTarget, encryptionRequired } from '../health/collect.ts';
 import { pagerCondition } from '../health/conditions.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { HealthState } from '../health/state.ts';
@@ -41,7 +41,7 @@ export function healthProcessor(deps: HealthWorkerDeps) {
     for (const target of deps.config.targets) {
       const at = now();
       const { results } = await checkTarget(
-        { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue, thresholds: deps.config.health.thresholds },
+        { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue, thresholds: deps.config.health.thresholds, encryptionRequired: encryptionRequired(deps.config) },
         target.name,
         at,
       );

@@ -126,7 +126,12 @@ describe('/backup now, end to end', () => {
     expect(idA).toBe(idB);
     expect(replyText(a.body) + replyText(b.body)).toMatch(/already queued or running/);
     await verdictFor(idA ?? '', /succeeded/);
-    const finished = await h.service.deps.queues.backup.getJobs(['completed']);
+    // The verdict is posted just before the job returns: wait for BullMQ to mark it completed.
+    let finished = await h.service.deps.queues.backup.getJobs(['completed']);
+    for (let i = 0; i < 100 && !finished.some((j) => j.id === idA); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      finished = await h.service.deps.queues.backup.getJobs(['completed']);
+    }
     expect(finished.filter((j) => j.id === idA)).toHaveLength(1);
     expect(finished).toHaveLength(2);
   });

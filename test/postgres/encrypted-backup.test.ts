@@ -9,7 +9,7 @@ import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ep
 import { dropDatabase, findPgTools, runBackup, runRestoreTest, runSelectiveRestore } from '../../src/postgres/index.ts';
 import { ManifestSchema, type Manifest } from '../../src/storage/index.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
-import { backupOptions, silentLog, tempStorage } from './helpers.ts';
+import { backupOptions, childProcesses, hookedStorage, silentLog, tempStorage } from './helpers.ts';
 import { failure } from './restore-helpers.ts';
 
 const schema = await readFile(new URL('../fixtures/realistic-schema.sql', import.meta.url), 'utf8');
@@ -197,6 +197,25 @@ describe('the encryption policy', () => {
       backupOptions(source.url, store.storage, { target: { name: 'stage', url: source.url, environment: 'staging' }, encryption: null }),
     );
     for (const m of [optedOut, staging]) expect(m.artifacts.map((a) => [a.file, a.encryption])).toEqual([['database.pgdump.zst', null], ['globals.sql.zst', null]]);
+  });
+
+  it('is canceled mid-dump like any backup: nothing kept, no age (or pg_dump, zstd) left running', async () => {
+    await runSql(source.url, 'CREATE TABLE big AS SELECT i, md5(i::text) AS a, md5((i * 3)::text) AS b FROM generate_series(1, 300000) i');
+    const kp = await generateKeyPair();
+    const abort = new AbortController();
+    let sawAge = false;
+    const storage = hookedStorage(store.storage, {
+      onFirstChunk: async () => {
+        sawAge = (await childProcesses()).some((p) => /^age /.test(p.cmdline));
+        abort.abort();
+      },
+    });
+    const before = await store.storage.list();
+    const err = await failure(runBackup(backupOptions(source.url, storage, { signal: abort.signal, encryption: { recipients: [kp.recipient] } })));
+    expect(sawAge).toBe(true);
+    expect(err.code).toBe('canceled');
+    expect(await store.storage.list()).toEqual(before);
+    expect((await childProcesses()).filter((p) => /pg_dump|zstd|^age /.test(p.cmdline))).toEqual([]);
   });
 
   it('never reports good an encrypted backup whose dump is unreadable (read back through its own key)', async () => {
