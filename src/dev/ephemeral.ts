@@ -1,10 +1,10 @@
 import { execa } from 'execa';
 import { createServer } from 'node:net';
-import { chown, mkdtemp, rm, access, readdir, writeFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { chown, mkdtemp, rm, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../errors.ts';
+import { isExecutable } from '../postgres/tools.ts';
 
 /**
  * Throwaway PostgreSQL and Redis servers for the demo, the tests and the benchmarks. They never touch the
@@ -37,14 +37,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The newest PostgreSQL server install: Debian keeps them in /usr/lib/postgresql/<major>/bin. */
 export async function findPostgresBinDir(): Promise<string> {

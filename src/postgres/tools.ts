@@ -17,7 +17,8 @@ export interface PgTools {
 
 const DEBIAN_ROOT = '/usr/lib/postgresql';
 
-async function isExecutable(path: string): Promise<boolean> {
+/** Whether a path is a file this process may execute. */
+export async function isExecutable(path: string): Promise<boolean> {
   try {
     await access(path, constants.X_OK);
     return true;
