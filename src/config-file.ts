@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
+import { SCHEDULE_SECTION_SHAPE } from './schedules/config-schema.ts';
 
 /**
  * The optional YAML file (BOT_CONFIG, default ./pg-backup-bot.yml when present). Unknown keys are errors, so a
@@ -10,6 +11,8 @@ const SlackPrincipal = z.string().regex(/^[UWS][A-Z0-9]{2,}$/, 'a Slack user ID 
 
 export const FileConfigSchema = z
   .object({
+    /** timezone, targets, retention, reminders: see schedules/config-schema.ts. */
+    ...SCHEDULE_SECTION_SHAPE,
     /** `none` is the explicit opt-out that lets a production target take unencrypted backups. */
     encryption: z.enum(['age', 'none']).optional(),
     /**

@@ -2,11 +2,11 @@ import { z } from 'zod';
 import { BotError } from './errors.ts';
 import { readFileConfig, type FileConfig } from './config-file.ts';
 import type { HealthThresholds } from './health/types.ts';
+import { resolvePolicy, type TargetPolicy } from './schedules/policy.ts';
 
-/** Target names reach file paths, job ids and pg tool arguments: keep them to a safe alphabet. */
-export const TargetName = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]{0,47}$/, 'a target name is 1–48 characters: lowercase letters, digits, - and _, starting with a letter');
+// Its own module: the file schema (schedules/config-schema.ts) needs it while this module is still loading.
+import { TargetName } from './target-name.ts';
+export { TargetName };
 
 /** What is being started decides what is required: `offline` (demo, listing) needs neither Slack nor a target. */
 export type Mode = 'all' | 'bot' | 'worker' | 'cli' | 'offline';
@@ -68,6 +68,12 @@ export interface TargetConfig {
   /** libpq connection URL; may hold a password, so it never goes to logs, argv or job data. */
   url: string;
   environment: 'production' | 'staging';
+  /** pg_dump `--exclude-table` patterns (validated to a safe alphabet by the file schema). */
+  excludeTables: string[];
+  /** pg_dump `--schema` patterns; empty: every schema. */
+  schemas: string[];
+  /** Effective schedules and retention: the environment's defaults with the file's overrides. */
+  policy: TargetPolicy;
 }
 
 export interface Config {
@@ -87,6 +93,10 @@ export interface Config {
   pagerduty: { routingKey?: string; eventsUrl: string };
   logLevel: z.infer<typeof LogLevel>;
   targets: TargetConfig[];
+  /** IANA zone every schedule, reminder and `/backup status` time is in. */
+  timezone: string;
+  /** Bot-wide scheduled jobs (the targets' own schedules are in `targets[].policy`). */
+  schedules: Pick<FileConfig, 'retention' | 'reminders'>;
   restoreTest: {
     /** Server where scratch databases are created; by default each target's own server. */
     serverUrl?: string;
@@ -143,12 +153,19 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
       problems.push('SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)');
     }
   }
-  const needsTarget = mode !== 'bot' && mode !== 'offline';
-  if (needsTarget && !cleaned.DATABASE_URL) {
-    problems.push('DATABASE_URL: required (postgres://user@host:port/dbname of the database to back up)');
-  }
   const file = readFileConfig(cleaned.BOT_CONFIG);
   problems.push(...file.problems);
+  const fileTargets = file.config.targets;
+  const needsTarget = mode !== 'bot' && mode !== 'offline';
+  if (needsTarget && !cleaned.DATABASE_URL && fileTargets.length === 0) {
+    problems.push('DATABASE_URL: required (postgres://user@host:port/dbname of the database to back up), unless the config file lists targets');
+  }
+  for (const t of fileTargets) {
+    if (t.urlEnv === undefined) continue;
+    const value = cleaned[t.urlEnv];
+    if (value === undefined) problems.push(`${t.urlEnv}: required by target ${t.name} in ${file.path} (urlEnv)`);
+    else if (!PostgresUrl.safeParse(value).success) problems.push(`${t.urlEnv} (target ${t.name}): must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)`);
+  }
   if (file.config.encryption === 'age' && !cleaned.BACKUP_ENCRYPTION_RECIPIENT) {
     problems.push('BACKUP_ENCRYPTION_RECIPIENT: required because the config file says `encryption: age` (age1… public keys)');
   }
@@ -158,9 +175,20 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
       `pg-backup-bot cannot start; fix these environment variables:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
   }
-  const targets: TargetConfig[] = e.DATABASE_URL
-    ? [{ name: e.TARGET_NAME ?? targetNameFromUrl(e.DATABASE_URL), url: e.DATABASE_URL, environment: 'production' }]
-    : [];
+  // The file's targets win; without any, one production target from DATABASE_URL on the default policy.
+  const targets: TargetConfig[] =
+    fileTargets.length > 0
+      ? fileTargets.map((t) => ({
+          name: t.name,
+          url: t.url ?? cleaned[t.urlEnv ?? ''] ?? '',
+          environment: t.environment,
+          excludeTables: t.excludeTables,
+          schemas: t.schemas,
+          policy: resolvePolicy(t),
+        }))
+      : e.DATABASE_URL
+        ? [defaultTarget(e.TARGET_NAME ?? targetNameFromUrl(e.DATABASE_URL), e.DATABASE_URL)]
+        : [];
   return {
     slack: {
       ...(e.SLACK_BOT_TOKEN ? { botToken: e.SLACK_BOT_TOKEN } : {}),
@@ -181,6 +209,8 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
     },
     logLevel: e.LOG_LEVEL,
     targets,
+    timezone: file.config.timezone,
+    schedules: { retention: file.config.retention, reminders: file.config.reminders },
     restoreTest: {
       ...(e.RESTORE_TEST_DATABASE_URL ? { serverUrl: e.RESTORE_TEST_DATABASE_URL } : {}),
       smokeQueries: file.config.restoreTest.smokeQueries,
@@ -211,6 +241,11 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
       ],
     },
   };
+}
+
+/** A production target on the default policy, as DATABASE_URL alone describes it. */
+export function defaultTarget(name: string, url: string, environment: 'production' | 'staging' = 'production'): TargetConfig {
+  return { name, url, environment, excludeTables: [], schemas: [], policy: resolvePolicy({ name, environment }) };
 }
 
 export function findTarget(config: Config, name: string | undefined): TargetConfig {

@@ -23,6 +23,48 @@ describe('BOT_CONFIG file', () => {
     expect(c.restore.allowedUsers).toEqual(['U0ADMIN1', 'U0ADMIN2']);
   });
 
+  it('takes targets from the file: url or urlEnv, staging defaults, exclusions, schemas and the time zone', async () => {
+    const file = join(dir, 'targets.yml');
+    await writeFile(
+      file,
+      [
+        'timezone: europe/paris',
+        'targets:',
+        '  - name: shop',
+        '    urlEnv: SHOP_DATABASE_URL',
+        '    environment: production',
+        '    excludeTables: [public.audit_log_*]',
+        '    schedules:',
+        '      backups:',
+        '        frequent: { enabled: false }',
+        '  - name: shop-staging',
+        '    url: postgres://stage-host/shop',
+        '    environment: staging',
+        '    schemas: [public]',
+        '',
+      ].join('\n'),
+    );
+    const { DATABASE_URL: _unused, ...noDatabaseUrl } = base;
+    const c = loadConfig({ ...noDatabaseUrl, BOT_CONFIG: file, SHOP_DATABASE_URL: 'postgres://u:secret@prod-host/shop' });
+    expect(c.timezone).toBe('Europe/Paris');
+    expect(c.targets.map((t) => [t.name, t.url, t.environment, t.excludeTables, t.schemas])).toEqual([
+      ['shop', 'postgres://u:secret@prod-host/shop', 'production', ['public.audit_log_*'], []],
+      ['shop-staging', 'postgres://stage-host/shop', 'staging', [], ['public']],
+    ]);
+    expect(c.targets[0]?.policy.backups.map((b) => b.id)).toEqual(['daily']);
+    expect(c.targets[1]?.policy).toMatchObject({ backups: [{ id: 'weekly', retentionClass: 'weekly', keepDays: 14 }], restoreTest: { cadence: 'quarterly' }, preMigration: { keepDays: 30 } });
+  });
+
+  it('names a missing urlEnv variable without showing any URL', async () => {
+    const file = join(dir, 'missing-env.yml');
+    await writeFile(file, 'targets:\n  - name: shop\n    urlEnv: SHOP_DATABASE_URL\n    environment: production\n');
+    const { DATABASE_URL: _unused, ...noDatabaseUrl } = base;
+    expect(() => loadConfig({ ...noDatabaseUrl, BOT_CONFIG: file })).toThrow(/SHOP_DATABASE_URL: required by target shop/);
+    expect(() => loadConfig({ ...noDatabaseUrl, BOT_CONFIG: file, SHOP_DATABASE_URL: 'mysql://u:hunter2@h/x' })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('hunter2') as unknown }),
+    );
+  });
+
   it('defaults to nobody allowed to restore into an existing database', () => {
     expect(loadConfig(base).restore.allowedUsers).toEqual([]);
   });

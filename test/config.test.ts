@@ -17,7 +17,26 @@ describe('loadConfig', () => {
     expect(c.slack.apiUrl).toBe('https://slack.com/api/');
     expect(c.backupDir).toBe('./backups');
     expect(c.pagerduty.eventsUrl).toBe('https://events.pagerduty.com/v2/enqueue');
-    expect(c.targets).toEqual([{ name: 'pagila_prod', url: good.DATABASE_URL, environment: 'production' }]);
+    expect(c.targets).toEqual([
+      {
+        name: 'pagila_prod',
+        url: good.DATABASE_URL,
+        environment: 'production',
+        excludeTables: [],
+        schemas: [],
+        policy: {
+          name: 'pagila_prod',
+          environment: 'production',
+          backups: [
+            { id: 'daily', cron: '0 2 * * *', retentionClass: 'daily', keepDays: 30 },
+            { id: 'frequent', cron: '0 */6 * * *', retentionClass: 'frequent', keepDays: 7 },
+          ],
+          restoreTest: { cadence: 'monthly', at: '03:00' },
+          preMigration: { keepDays: 90 },
+        },
+      },
+    ]);
+    expect(c.timezone).toBe('UTC');
   });
 
   it('lists every problem at once and never echoes a value', () => {

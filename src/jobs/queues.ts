@@ -2,9 +2,18 @@ import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import { TargetName } from '../config.ts';
 import { BackupIdSchema, BackupKind } from '../storage/manifest.ts';
+import { ChecklistJobData, RetentionJobData } from '../schedules/job-data.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */
-export const QUEUE = { backup: 'backup', restoreTest: 'restore-test', restore: 'restore', health: 'health', pagerduty: 'pagerduty' } as const;
+export const QUEUE = {
+  backup: 'backup',
+  restoreTest: 'restore-test',
+  restore: 'restore',
+  health: 'health',
+  pagerduty: 'pagerduty',
+  retention: 'retention',
+  checklist: 'checklist',
+} as const;
 
 /** Job data sits in Redis in clear text: names and ids only, never a secret or a connection URL. */
 export const BackupJobData = z.object({
@@ -60,6 +69,10 @@ export interface Queues {
   restore: Queue<RestoreJobData>;
   health: Queue;
   pagerduty: Queue<PagerJobData>;
+  /** Deletes expired backups (schedules/plan.ts `pgbb:retention`, and `npx pg-backup-bot retention`). */
+  retention: Queue<RetentionJobData>;
+  /** Checklist reminders posted to the channel (`pgbb:checklist:*`, and the pre-migration checklist). */
+  checklist: Queue<ChecklistJobData>;
   close(): Promise<void>;
 }
 
@@ -85,14 +98,18 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
       backoff: { type: 'capped' },
     },
   });
+  const retention = new Queue<RetentionJobData>(QUEUE.retention, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
+  const checklist = new Queue<ChecklistJobData>(QUEUE.checklist, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } } });
   return {
     backup,
     restoreTest,
     restore,
     health,
     pagerduty,
+    retention,
+    checklist,
     async close() {
-      await Promise.all([backup.close(), restoreTest.close(), restore.close(), health.close(), pagerduty.close()]);
+      await Promise.all([backup.close(), restoreTest.close(), restore.close(), health.close(), pagerduty.close(), retention.close(), checklist.close()]);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { cronProblem } from './cron.ts';
 import { DEFAULT_POLICY } from './policy.ts';
 import { canonicalTimeZone } from './time.ts';

@@ -1,3 +1,4 @@
+import { defaultTarget } from '../../src/config.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -59,7 +60,7 @@ describe('secrets hygiene', () => {
     const url = new URL(h.source.url);
     url.username = 'postgres';
     url.password = DB_PASSWORD;
-    h.config.targets[0] = { ...(h.config.targets[0] ?? { name: 'shop', environment: 'production' }), url: url.toString() };
+    h.config.targets[0] = { ...(h.config.targets[0] ?? defaultTarget('shop', '')), url: url.toString() };
 
     const argv = await sampleArgv(async () => {
       const backup = jobOf((await slash('/backup', 'now')).body);

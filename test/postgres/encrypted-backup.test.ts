@@ -1,3 +1,4 @@
+import { defaultTarget } from '../../src/config.ts';
 import { chmod, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -194,7 +195,7 @@ describe('the encryption policy', () => {
   it('takes it with `encryption: none`, and for a staging target', async () => {
     const optedOut = await runBackup(backupOptions(source.url, store.storage, { encryption: { recipients: [], optedOut: true } }));
     const staging = await runBackup(
-      backupOptions(source.url, store.storage, { target: { name: 'stage', url: source.url, environment: 'staging' }, encryption: null }),
+      backupOptions(source.url, store.storage, { target: defaultTarget('stage', source.url, 'staging'), encryption: null }),
     );
     for (const m of [optedOut, staging]) expect(m.artifacts.map((a) => [a.file, a.encryption])).toEqual([['database.pgdump.zst', null], ['globals.sql.zst', null]]);
   });

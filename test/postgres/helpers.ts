@@ -1,3 +1,4 @@
+import { defaultTarget } from '../../src/config.ts';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ export function testBackupId(target: string): string {
 }
 
 export function backupOptions(url: string, storage: Storage, extra: Partial<RunBackupOptions> = {}): RunBackupOptions {
-  const target = extra.target ?? { name: 'app', url, environment: 'production' as const };
+  const target = extra.target ?? defaultTarget('app', url);
   return {
     target,
     storage,

@@ -1,3 +1,4 @@
+import { defaultTarget } from '../../src/config.ts';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -52,7 +53,7 @@ describe('runBackup straight into S3 (primary storage)', () => {
     const raw = rawBucket(server);
     try {
       const seen = server.requests.length;
-      const target = { name: 'app', url: source.url, environment: 'staging' as const };
+      const target = defaultTarget('app', source.url, 'staging');
       const m = await runBackup(backupOptions(source.url, s3, { target, encryption: null }));
       expect(await s3.list()).toEqual([m]);
       expect(await raw.keys('e2e/')).toEqual([
@@ -95,7 +96,7 @@ describe('runBackup straight into S3 (primary storage)', () => {
       const s3 = testS3Storage(own, { prefix: 'e2e', partSizeBytes: 5 * MiB, queueSize: 1, maxAttempts: 1 });
       try {
         void own.waitForRequest(/database\.pgdump\.zst\?partNumber=1&/).then(() => own.stop());
-        const target = { name: 'app', url: source.url, environment: 'staging' as const };
+        const target = defaultTarget('app', source.url, 'staging');
         failure = await runBackup(backupOptions(source.url, s3, { target, encryption: null })).then(
           () => null,
           (err: unknown) => err,
