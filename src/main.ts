@@ -16,6 +16,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot check [target]   health conditions as a Nagios plugin (exit 0 OK, 1 warning, 2 critical)
   pg-backup-bot restore-test [target|backup-id]   restore into a scratch database and compare (exit 0 pass, 1 fail)
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
+  pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report
 
 Configuration is by environment variables: see README.md.`;
 
@@ -76,6 +77,15 @@ async function main(argv: string[]): Promise<number> {
       const { cliRestore, cliRestoreTest } = await import('./cli/restore-cli.ts');
       if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
       return cliRestore(args, { config, storage, log, io, signal: abort.signal });
+    }
+    case 'retention': {
+      // Storage and Redis only: no Slack, no DATABASE_URL (a backup is deleted by what its manifest says).
+      const config = loadConfig(env, 'offline');
+      const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
+      const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
+      const { primary, copies } = createStorageFromConfig(config, log);
+      const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
+      return cliRetention(args, { config, primary, copies, log, io });
     }
     case 'help':
     case '--help':

@@ -11,17 +11,27 @@ import { openFileWriter } from './file-writer.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, readdirIfExists, statfsNearest, storageError } from './fs-util.ts';
-import type { ArtifactWriter, Storage } from './types.ts';
+import type { ArtifactWriter, Storage, UnfinishedBackup } from './types.ts';
 
 const MANIFEST = 'manifest.json';
 /** Artifact names: no path separators, no dot files, none of our own temporary suffixes. */
 const FILE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 
-export interface UnfinishedBackup {
-  target: string;
-  backupId: string;
-  path: string;
-  modifiedAt: Date;
+export type { UnfinishedBackup } from './types.ts';
+
+/** Newest mtime of a directory and its entries; null when the directory is gone (deleted since it was listed). */
+async function newestMtime(dir: string): Promise<Date | null> {
+  const own = await stat(dir).catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') return null;
+    throw err;
+  });
+  if (!own) return null;
+  let newest = own.mtime.getTime();
+  for (const f of await readdirIfExists(dir)) {
+    const s = await stat(join(dir, f)).catch(() => null); // renamed or removed meanwhile
+    if (s) newest = Math.max(newest, s.mtime.getTime());
+  }
+  return new Date(newest);
 }
 
 /**
@@ -196,16 +206,31 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** Directories without a manifest older than `olderThanMs` (by mtime): crashed or killed backups to clean up. */
+  /**
+   * Directories that are not finished backups, untouched for `olderThanMs`: crashed or killed backups, and deletes
+   * interrupted after the artifacts. The age is the newest mtime of the directory and its files: a directory's own
+   * mtime stops moving once its `.partial` file exists, while the file keeps growing for as long as pg_dump runs.
+   */
   async listUnfinished(olderThanMs: number, now: Date = new Date()): Promise<UnfinishedBackup[]> {
     const out: UnfinishedBackup[] = [];
     for (const { target, backupId } of await this.#backupIds()) {
       const path = this.#dir(target, backupId);
-      if (await exists(join(path, MANIFEST))) continue;
-      const s = await stat(path).catch(() => null);
-      if (s && now.getTime() - s.mtime.getTime() >= olderThanMs) out.push({ target, backupId, path, modifiedAt: s.mtime });
+      const state = await this.#unfinishedState(target, backupId);
+      if (state === null) continue;
+      const modifiedAt = await newestMtime(path);
+      if (modifiedAt && now.getTime() - modifiedAt.getTime() >= olderThanMs) out.push({ target, backupId, path, modifiedAt, state });
     }
     return out;
+  }
+
+  /** Only a missing manifest or a missing artifact (ENOENT) counts: a manifest that does not parse or a file of the wrong size is damage for a person to look at, not ours to delete. */
+  async #unfinishedState(target: string, backupId: string): Promise<UnfinishedBackup['state'] | null> {
+    const dir = this.#dir(target, backupId);
+    if (!(await exists(join(dir, MANIFEST)))) return 'no-manifest';
+    const m = await this.readManifest(target, backupId).catch(() => null);
+    if (!m) return null;
+    for (const a of m.artifacts) if (!(await exists(join(dir, a.file)))) return 'artifacts-missing';
+    return null;
   }
 
   async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {

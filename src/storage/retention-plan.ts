@@ -18,8 +18,13 @@ export interface RetentionInput {
   now: Date;
   /** Backups a restore test is reading right now. */
   runningRestoreTests: ReadonlySet<string>;
-  /** Backup directories without a manifest, with how long ago they were started. */
-  unfinished: ReadonlyArray<{ target: string; backupId: string; ageMs: number }>;
+  /**
+   * Backup directories that are not finished backups, with how long ago they were last written; `what` says what
+   * is wrong (default: no manifest).
+   */
+  unfinished: ReadonlyArray<{ target: string; backupId: string; ageMs: number; what?: string }>;
+  /** Backups a selective restore (`/restore`) is reading right now. */
+  runningRestores?: ReadonlySet<string>;
   /** Backups whose last restore test failed: not "good", so they do not count as a target's newest good backup. */
   failedRestoreTests?: ReadonlySet<string>;
   /** Backups being written now: a dump running over a day must not lose its directory. */
@@ -79,6 +84,8 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     const expired = `expired ${time(b.retainUntil)} (${b.retentionClass})`;
     if (input.runningRestoreTests.has(b.backupId)) {
       plan.keep.push({ ...base, reason: `${expired}, kept: a restore test of it is running` });
+    } else if (input.runningRestores?.has(b.backupId)) {
+      plan.keep.push({ ...base, reason: `${expired}, kept: a restore from it is running` });
     } else if (newest.get(b.target) === b.backupId) {
       const what = failed.has(b.backupId) ? 'the newest backup' : 'the newest good backup';
       plan.keep.push({ ...base, reason: `${expired}, kept: ${what} of ${b.target}` });
@@ -89,7 +96,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const finished = new Set(input.backups.map((b) => b.backupId));
   for (const u of input.unfinished) {
     if (finished.has(u.backupId) || input.runningBackups?.has(u.backupId) || u.ageMs <= UNFINISHED_MAX_AGE_MS) continue;
-    plan.cleanUnfinished.push({ target: u.target, backupId: u.backupId, reason: `unfinished (no manifest), started ${Math.floor(u.ageMs / HOUR)} h ago` });
+    plan.cleanUnfinished.push({ target: u.target, backupId: u.backupId, reason: `${u.what ?? 'unfinished (no manifest)'}, last written ${Math.floor(u.ageMs / HOUR)} h ago` });
   }
   return plan;
 }

@@ -9,8 +9,7 @@ import { S3Bucket, mapLimit, type ObjectInfo } from './s3-objects.ts';
 import { MANIFEST, RESERVATION, S3Keys } from './s3-keys.ts';
 import { s3Error } from './s3-errors.ts';
 import { openS3Writer } from './s3-writer.ts';
-import type { ArtifactWriter, Storage } from './types.ts';
-import type { UnfinishedBackup } from './local-storage.ts';
+import type { ArtifactWriter, Storage, UnfinishedBackup } from './types.ts';
 
 export interface S3StorageOptions {
   bucket: string;
@@ -210,16 +209,31 @@ export class S3Storage implements Storage {
     await this.#s3.delete(manifestKey, action);
   }
 
-  /** Backups without a manifest whose newest object is older than `olderThanMs`: crashed runs to clean up. */
+  /**
+   * Backups that are not finished, whose newest object is older than `olderThanMs`: crashed runs (no manifest) and
+   * deletes interrupted after the artifacts (a manifest naming objects that are gone). A manifest that does not
+   * parse or an object of the wrong size is damage for a person to look at, not ours to delete. Multipart uploads
+   * in progress are invisible here: a dump streaming to S3 for over a day shows only its reservation's age.
+   */
   async listUnfinished(olderThanMs: number, now: Date = new Date()): Promise<UnfinishedBackup[]> {
-    const out: UnfinishedBackup[] = [];
-    for (const g of (await this.#backups()).values()) {
-      if (g.objects.some((o) => o.key.endsWith(`/${MANIFEST}`))) continue;
-      const modifiedAt = new Date(Math.max(...g.objects.map((o) => o.modified.getTime())));
-      const path = `s3://${this.bucket}/${this.#keys.backup(g.target, g.backupId)}`;
-      if (now.getTime() - modifiedAt.getTime() >= olderThanMs) out.push({ target: g.target, backupId: g.backupId, path, modifiedAt });
-    }
-    return out;
+    const old = [...(await this.#backups()).values()]
+      .map((g) => ({ ...g, modifiedAt: new Date(Math.max(...g.objects.map((o) => o.modified.getTime()))) }))
+      .filter((g) => now.getTime() - g.modifiedAt.getTime() >= olderThanMs);
+    const found = await mapLimit(old, READ_CONCURRENCY, async (g): Promise<UnfinishedBackup | null> => {
+      const at = { target: g.target, backupId: g.backupId, path: `s3://${this.bucket}/${this.#keys.backup(g.target, g.backupId)}`, modifiedAt: g.modifiedAt };
+      if (!g.objects.some((o) => o.key.endsWith(`/${MANIFEST}`))) return { ...at, state: 'no-manifest' };
+      const text = await this.#s3.readText(this.#keys.manifest(g.target, g.backupId), 'list unfinished backups');
+      if (text === null) return null; // deleted since the listing
+      let m: Manifest;
+      try {
+        m = parseManifest(text, g.target, g.backupId);
+      } catch {
+        return null;
+      }
+      const missing = m.artifacts.some((a) => !g.objects.some((o) => o.key.endsWith(`/${a.file}`)));
+      return missing ? { ...at, state: 'artifacts-missing' } : null;
+    });
+    return found.filter((u): u is UnfinishedBackup => u !== null);
   }
 
   async writeRecord(record: RestoreRecord): Promise<void> {

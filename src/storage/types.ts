@@ -11,6 +11,18 @@ export interface ArtifactWriter {
   abort(): Promise<void>;
 }
 
+/** A backup directory that is not a finished backup (see Storage.listUnfinished). */
+export interface UnfinishedBackup {
+  target: string;
+  backupId: string;
+  /** For messages and logs: a local path or an `s3://` prefix. */
+  path: string;
+  /** When anything in it was last written: a dump still streaming keeps this fresh. */
+  modifiedAt: Date;
+  /** `no-manifest`: discarded with discardUnfinished; `artifacts-missing`: the manifest is left, deleteBackup finishes the job. */
+  state: 'no-manifest' | 'artifacts-missing';
+}
+
 /** Where backups live. Local directory now; S3 later behind the same interface. */
 export interface Storage {
   /** For messages and logs, e.g. `local:/var/backups/pgbb`. */
@@ -28,6 +40,12 @@ export interface Storage {
   openArtifact(target: string, backupId: string, file: string): Promise<Readable>;
   /** Deletes artifacts first, then the manifest, so a half-deleted backup is never listed as good. */
   deleteBackup(target: string, backupId: string): Promise<void>;
+  /**
+   * Backup directories that are not finished backups and were last written at least `olderThanMs` ago, for
+   * retention to clean: no manifest (a crashed or killed run), or a manifest whose artifacts are gone (a delete
+   * interrupted between the artifacts and the manifest). Records (`_records`) and the audit trail are never listed.
+   */
+  listUnfinished?(olderThanMs: number, now?: Date): Promise<UnfinishedBackup[]>;
   /** Room left where backups are written, when the backend can tell (a local disk can; S3 cannot). */
   freeSpace?(): Promise<{ totalBytes: number; freeBytes: number }>;
   /** Keeps the record of a restore test or restore beside the backups, outside every backup (retention keeps it). */

@@ -66,6 +66,12 @@ describe('planRetention', () => {
     expect(p.keep[0]).toEqual({ target: 'shop', backupId: 'shop-tested', reason: 'expired 2026-11-20 05:00 UTC (daily), kept: a restore test of it is running' });
   });
 
+  it('keeps an expired backup a selective restore is reading', () => {
+    const p = plan([backup('shop', 'shop-read', 35, 30), backup('shop', 'shop-new', 1, 30)], { runningRestores: new Set(['shop-read']) });
+    expect(p.delete).toEqual([]);
+    expect(p.keep[0]).toEqual({ target: 'shop', backupId: 'shop-read', reason: 'expired 2026-11-20 05:00 UTC (daily), kept: a restore from it is running' });
+  });
+
   it('honours each manifest’s own deadline: pre-migration 90 days outlives daily 30, none means keep', () => {
     const p = plan([
       backup('shop', 'shop-daily', 60, 30),
@@ -92,7 +98,7 @@ describe('planRetention', () => {
       { target: 'shop', backupId: 'shop-slow', ageMs: 30 * 3600 * 1000 },
     ];
     const p = plan([], { unfinished, runningBackups: new Set(['shop-slow']) });
-    expect(p.cleanUnfinished).toEqual([{ target: 'shop', backupId: 'shop-stuck', reason: 'unfinished (no manifest), started 24 h ago' }]);
+    expect(p.cleanUnfinished).toEqual([{ target: 'shop', backupId: 'shop-stuck', reason: 'unfinished (no manifest), last written 24 h ago' }]);
   });
 
   it('reports what it deleted, or in a dry run would delete, and what it kept past a deadline', () => {
@@ -101,7 +107,7 @@ describe('planRetention', () => {
       [
         'Retention (dry run, nothing deleted): would delete 1 backup and 1 unfinished backup; kept 2.',
         '• Would delete shop-a: expired 2026-11-15 05:00 UTC (daily)',
-        '• Would delete shop-x: unfinished (no manifest), started 48 h ago',
+        '• Would delete shop-x: unfinished (no manifest), last written 48 h ago',
         '• Kept crm-only: expired 2026-11-15 05:00 UTC (daily), kept: the newest good backup of crm',
       ].join('\n'),
     );

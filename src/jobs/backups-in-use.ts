@@ -1,0 +1,19 @@
+import type { Queues } from './queues.ts';
+import type { BackupsInUse } from '../storage/retention-run.ts';
+
+/** Jobs that will read their backup: running, or queued to run (a restore test queued at 04:59 reads its backup at 05:01). */
+const PENDING = ['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'] as const;
+
+/**
+ * What retention must not touch, read from the queues: backups a restore test or a restore is (or is about to
+ * be) reading, and the backup jobs running now. A Redis error is thrown: retention never deletes blind.
+ */
+export async function backupsInUse(queues: Pick<Queues, 'backup' | 'restoreTest' | 'restore'>): Promise<BackupsInUse> {
+  const [tests, restores, backups] = await Promise.all([queues.restoreTest.getJobs([...PENDING]), queues.restore.getJobs([...PENDING]), queues.backup.getJobs(['active'])]);
+  return {
+    restoreTests: new Set(tests.flatMap((j) => (j?.data?.backupId ? [j.data.backupId] : []))),
+    restores: new Set(restores.flatMap((j) => (j?.data?.backupId ? [j.data.backupId] : []))),
+    // A backup's id is chosen when its job starts (processedOn); it is in no job data.
+    runningBackups: backups.flatMap((j) => (j?.data?.target ? [{ target: j.data.target, startedAt: new Date(j.processedOn ?? j.timestamp) }] : [])),
+  };
+}

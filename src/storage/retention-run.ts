@@ -1,0 +1,170 @@
+import { BotError, toUserMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { planRetention, UNFINISHED_MAX_AGE_MS, type RetentionPlan } from './retention-plan.ts';
+import type { Storage, UnfinishedBackup } from './types.ts';
+
+/**
+ * The retention job's executor: gathers planRetention's input from each storage, then deletes what the plan says —
+ * expired backups through deleteBackup (artifacts first, manifest last), unfinished ones through discardUnfinished —
+ * on the primary and on every copy, each planned on its own contents (a copy may still hold backups the primary has
+ * lost, and its own newest good backup is kept). One failed delete never stops the others; it is reported.
+ */
+
+/** What is reading or writing backups right now, from the job queues (jobs/backups-in-use.ts). */
+export interface BackupsInUse {
+  /** Backups a restore test is reading or is queued to read. */
+  restoreTests: ReadonlySet<string>;
+  /** Backups a selective restore is reading or is queued to read. */
+  restores: ReadonlySet<string>;
+  /** Backup jobs running now: their backup ids are chosen when they start and are not in the job data. */
+  runningBackups: ReadonlyArray<{ target: string; startedAt: Date }>;
+}
+
+export interface RetentionOutcome {
+  storage: string;
+  target: string;
+  backupId: string;
+  what: 'expired' | 'unfinished';
+  reason: string;
+  /** null: deleted; otherwise why it could not be. */
+  error: string | null;
+}
+
+export interface StorageRetention {
+  storage: string;
+  role: 'primary' | 'copy';
+  /** null when the storage could not be read at all (`error` says why): nothing was deleted there. */
+  plan: RetentionPlan | null;
+  error: string | null;
+  /** One per deletion tried; empty in a dry run. */
+  outcomes: RetentionOutcome[];
+}
+
+export interface RetentionRun {
+  dryRun: boolean;
+  storages: StorageRetention[];
+}
+
+export interface RetentionRunOptions {
+  primary: Storage;
+  copies?: readonly Storage[];
+  dryRun: boolean;
+  /** Asked when planning each storage and again right before each deletion, so a restore test started meanwhile wins. */
+  inUse: () => Promise<BackupsInUse>;
+  log: Logger;
+  now?: () => Date;
+  /** After each deletion tried (the audit trail). Its failures are logged, never fatal. */
+  onOutcome?: (o: RetentionOutcome) => Promise<void>;
+}
+
+const ID_TIME = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-\d+)?$/;
+/** A worker names its backup after its own clock when the job starts; a margin covers clocks a little apart. */
+const CLOCK_MARGIN_MS = 5 * 60_000;
+
+function idTime(backupId: string): number | null {
+  const m = ID_TIME.exec(backupId);
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : null;
+}
+
+/** An unfinished directory named at or after a running backup job of its target started may be that job's. */
+export function beingWritten(inUse: BackupsInUse, u: { target: string; backupId: string }): boolean {
+  const t = idTime(u.backupId);
+  return inUse.runningBackups.some((r) => r.target === u.target && (t === null || t >= r.startedAt.getTime() - CLOCK_MARGIN_MS));
+}
+
+const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
+  'no-manifest': 'unfinished (no manifest)',
+  'artifacts-missing': 'half-deleted (manifest left, artifacts gone)',
+};
+
+async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date) {
+  const [backups, unfinished] = await Promise.all([storage.list(), storage.listUnfinished ? storage.listUnfinished(UNFINISHED_MAX_AGE_MS, now) : Promise.resolve([])]);
+  const plan = planRetention({
+    backups,
+    now,
+    runningRestoreTests: inUse.restoreTests,
+    runningRestores: inUse.restores,
+    failedRestoreTests: failedTests,
+    unfinished: unfinished.map((u) => ({ target: u.target, backupId: u.backupId, ageMs: now.getTime() - u.modifiedAt.getTime(), what: UNFINISHED_WHAT[u.state] })),
+    runningBackups: new Set(unfinished.filter((u) => beingWritten(inUse, u)).map((u) => u.backupId)),
+  });
+  return { plan, states: new Map(unfinished.map((u) => [u.backupId, u.state])) };
+}
+
+/** Backups whose latest restore test failed: not "good", so never the one kept as a target's newest good backup. */
+async function failedRestoreTests(primary: Storage): Promise<Set<string>> {
+  const latest = new Map<string, boolean | null>();
+  // Newest first: the first record of a backup is its latest test.
+  for (const r of await primary.listRecords('restore-test')) if (!latest.has(r.backupId)) latest.set(r.backupId, r.passed);
+  return new Set([...latest].filter(([, passed]) => passed === false).map(([id]) => id));
+}
+
+export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun> {
+  const now = o.now ?? (() => new Date());
+  // Records live with the primary; a copy's backups have the same ids, so one answer serves every storage. Not
+  // knowing which backups failed their test could leave only a bad one kept: then nothing is deleted anywhere.
+  const failedTests = await failedRestoreTests(o.primary);
+  const storages: StorageRetention[] = [];
+  const all = [{ storage: o.primary, role: 'primary' as const }, ...(o.copies ?? []).map((storage) => ({ storage, role: 'copy' as const }))];
+  for (const { storage, role } of all) {
+    const where = storage.describe();
+    const log = o.log.child({ storage: where });
+    // Not knowing what is in use (Redis down) throws: nothing is deleted blind.
+    const inUse = await o.inUse();
+    let planned: Awaited<ReturnType<typeof planStorage>>;
+    try {
+      planned = await planStorage(storage, failedTests, inUse, now());
+    } catch (err) {
+      // One storage that cannot be listed (an S3 outage) must not keep retention from the others.
+      log.error({ err }, 'retention could not read a storage');
+      storages.push({ storage: where, role, plan: null, error: toUserMessage(err), outcomes: [] });
+      continue;
+    }
+    const { plan, states } = planned;
+    const result: StorageRetention = { storage: where, role, plan, error: null, outcomes: [] };
+    storages.push(result);
+    if (o.dryRun) continue;
+    for (const d of [...plan.delete]) {
+      const base = { storage: where, target: d.target, backupId: d.backupId, what: 'expired' as const, reason: d.reason };
+      const current = await o.inUse().catch((err: unknown) => err as Error);
+      if (current instanceof Error) {
+        result.outcomes.push(await attempt(o, log, base, () => Promise.reject(new BotError('internal', `Could not check that no restore is reading it (${current.message}); not deleted.`))));
+        continue;
+      }
+      if (current.restoreTests.has(d.backupId) || current.restores.has(d.backupId)) {
+        // Started after the plan was made: the restore wins, retention tries again tomorrow.
+        plan.delete.splice(plan.delete.indexOf(d), 1);
+        plan.keep.push({ target: d.target, backupId: d.backupId, reason: `${d.reason}, kept: a restore of it started during retention` });
+        continue;
+      }
+      result.outcomes.push(await attempt(o, log, base, () => storage.deleteBackup(d.target, d.backupId)));
+    }
+    for (const u of plan.cleanUnfinished) {
+      const base = { storage: where, target: u.target, backupId: u.backupId, what: 'unfinished' as const, reason: u.reason };
+      // A half-deleted backup still has its manifest, which discardUnfinished refuses to touch: finish the delete.
+      const clean = states.get(u.backupId) === 'artifacts-missing' ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
+      result.outcomes.push(await attempt(o, log, base, clean));
+    }
+  }
+  return { dryRun: o.dryRun, storages };
+}
+
+async function attempt(o: RetentionRunOptions, log: Logger, base: Omit<RetentionOutcome, 'error'>, remove: () => Promise<void>): Promise<RetentionOutcome> {
+  let outcome: RetentionOutcome;
+  try {
+    await remove();
+    log.info({ backupId: base.backupId, what: base.what, reason: base.reason }, 'retention deleted a backup');
+    outcome = { ...base, error: null };
+  } catch (err) {
+    if (err instanceof BotError && err.code === 'backup_not_found') {
+      // Deleted by someone else since the listing (another retention run): the goal is reached.
+      log.info({ backupId: base.backupId }, 'backup already gone');
+      outcome = { ...base, error: null };
+    } else {
+      log.error({ err, backupId: base.backupId, what: base.what }, 'retention could not delete a backup');
+      outcome = { ...base, error: toUserMessage(err) };
+    }
+  }
+  await o.onOutcome?.(outcome).catch((err: unknown) => log.error({ err, backupId: base.backupId }, 'could not record the deletion'));
+  return outcome;
+}

@@ -1,0 +1,74 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { AuditLog } from '../audit.ts';
+import { toUserMessage } from '../errors.ts';
+import { backupsInUse } from '../jobs/backups-in-use.ts';
+import type { Queues } from '../jobs/queues.ts';
+import type { Logger } from '../logger.ts';
+import { retentionMessage, retentionSummary, retentionWorthSaying, type RetentionSummary } from '../notifications/retention-messages.ts';
+import { escapeMrkdwn } from '../notifications/format.ts';
+import type { Notifier } from '../notifications/types.ts';
+import { RetentionJobData } from '../schedules/job-data.ts';
+import { runRetention } from '../storage/retention-run.ts';
+import type { Storage } from '../storage/types.ts';
+import { quietNotifier } from './quiet-notifier.ts';
+
+export interface RetentionWorkerDeps {
+  storage: Storage;
+  copies: readonly Storage[];
+  queues: Pick<Queues, 'backup' | 'restoreTest' | 'restore'>;
+  notifier: Notifier;
+  audit: AuditLog;
+  log: Logger;
+  now?: () => Date;
+}
+
+/**
+ * The daily retention job (scheduler `pgbb:retention`): deletes expired and unfinished backups on the primary and
+ * every copy, audits each deletion, and reports in the channel when something was (or would be) deleted or failed.
+ * A failed deletion fails the job, after the report, so it shows in the queue; the next day's run tries again.
+ */
+export function retentionProcessor(deps: RetentionWorkerDeps) {
+  return async (job: Job<RetentionJobData>): Promise<RetentionSummary> => {
+    const parsed = RetentionJobData.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`bad retention job data: ${parsed.error.message}`);
+    const { dryRun } = parsed.data;
+    const jobId = job.id ?? null;
+    const log = deps.log.child({ jobId, dryRun });
+    const say = quietNotifier(deps.notifier, log);
+    let run: Awaited<ReturnType<typeof runRetention>>;
+    try {
+      run = await runRetention({
+        primary: deps.storage,
+        copies: deps.copies,
+        dryRun,
+        inUse: () => backupsInUse(deps.queues),
+        log,
+        ...(deps.now ? { now: deps.now } : {}),
+        onOutcome: (o) =>
+          deps.audit.append({
+            kind: 'job',
+            userId: null,
+            userName: null,
+            what: 'retention',
+            args: `${o.storage} ${o.backupId}`,
+            decision: 'n/a',
+            role: null,
+            jobId,
+            result: o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`,
+          }),
+      });
+    } catch (err) {
+      // Retention not running lets the disk fill up unnoticed: say so once per run, in one line.
+      log.error({ err }, 'retention could not run');
+      await say.post({ text: `:warning: Retention did not run, nothing was deleted: ${escapeMrkdwn(toUserMessage(err))}` });
+      throw new UnrecoverableError(toUserMessage(err));
+    }
+    const summary = retentionSummary(run);
+    log.info({ ...summary }, 'retention finished');
+    if (retentionWorthSaying(summary)) await say.post(retentionMessage(run));
+    if (summary.failed > 0 || summary.unreadable.length > 0) {
+      throw new UnrecoverableError(`retention: ${summary.failed} deletion(s) failed, ${summary.unreadable.length} storage(s) unreadable (reported in the channel)`);
+    }
+    return summary;
+  };
+}

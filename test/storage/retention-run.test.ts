@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { backupsInUse } from '../../src/jobs/backups-in-use.ts';
+import { createQueues, QUEUE, type Queues } from '../../src/jobs/queues.ts';
+import { createLogger } from '../../src/logger.ts';
+import { retentionRunReport, retentionSummary } from '../../src/notifications/retention-messages.ts';
+import { BotError } from '../../src/errors.ts';
+import { makeBackupId, type LocalStorage, type S3Storage, type Storage } from '../../src/storage/index.ts';
+import { runRetention } from '../../src/storage/retention-run.ts';
+import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
+import { tempRoot } from './fixtures.ts';
+import { restoreTestRecord, store } from './retention-fixtures.ts';
+
+const log = createLogger({ level: 'silent' });
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+/** Sets the mtime of a directory and everything in it, as if nothing had been written there since `at`. */
+async function age(dir: string, at: Date): Promise<void> {
+  for (const f of await readdir(dir)) await utimes(join(dir, f), at, at);
+  await utimes(dir, at, at);
+}
+
+const ids = (list: Array<{ backupId: string }>) => list.map((m) => m.backupId).sort();
+
+let redis: Redis;
+let queues: Queues;
+let server: TestS3Server;
+let n = 0;
+
+beforeAll(async () => {
+  redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+  server = await startS3Server();
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.close();
+});
+
+beforeEach(() => {
+  // A fresh prefix per test: the queues start empty.
+  queues = createQueues(redis, `{rt-${randomUUID().slice(0, 8)}}`);
+});
+
+afterEach(async () => {
+  await queues.close();
+});
+
+describe('runRetention on one storage', () => {
+  let root: string;
+  let local: LocalStorage;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => {
+    ({ root, storage: local, cleanup } = await tempRoot());
+  });
+  afterEach(() => cleanup());
+
+  it('deletes an expired backup artifacts first, manifest last, and keeps the newest good one even when expired (S3)', async () => {
+    const s3 = testS3Storage(server, { prefix: `ret${++n}` });
+    try {
+      const now = new Date();
+      const oldest = await store(s3, 'shop', now, 40, 30);
+      const newest = await store(s3, 'shop', now, 35, 30);
+      const run = await runRetention({ primary: s3, dryRun: false, inUse: () => backupsInUse(queues), log });
+      expect(ids(await s3.list())).toEqual([newest.backupId]);
+      const mine = server.events.filter((e) => e.startsWith('ObjectRemoved') && e.includes(`/${oldest.backupId}/`));
+      expect(mine.at(-1)).toBe(`ObjectRemoved:Delete ret${n}/shop/${oldest.backupId}/manifest.json`);
+      expect(mine.findIndex((e) => e.endsWith('/database.pgdump.zst'))).toBe(0);
+      expect(await rawBucket(server).keys(`ret${n}/shop/${oldest.backupId}/`)).toEqual([]);
+      expect(retentionRunReport(run).split('\n')).toEqual([
+        `Retention on ${s3.describe()}: deleted 1 backup and 0 unfinished backups; kept 1.`,
+        expect.stringMatching(new RegExp(`^• Deleted ${oldest.backupId}: expired .* \\(daily\\)$`)),
+        expect.stringMatching(new RegExp(`^• Kept ${newest.backupId}: expired .*, kept: the newest good backup of shop$`)),
+      ]);
+      expect(retentionSummary(run)).toMatchObject({ dryRun: false, deleted: 1, cleaned: 0, keptPastDeadline: 1, failed: 0 });
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it('keeps an expired backup that a restore test or a restore is reading, or is queued to read', async () => {
+    const now = new Date();
+    const queued = await store(local, 'shop', now, 50, 30);
+    const reading = await store(local, 'shop', now, 45, 30);
+    const free = await store(local, 'shop', now, 40, 30);
+    const fresh = await store(local, 'shop', now, 1, 30);
+    // Queued, no worker: waiting.
+    await queues.restoreTest.add('restore-test', { target: 'shop', backupId: queued.backupId, requestedBy: { source: 'slack', userName: 'oncall' } });
+    // A selective restore being processed right now.
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let started = () => {};
+    const active = new Promise<void>((r) => (started = r));
+    const worker = new Worker(
+      QUEUE.restore,
+      async () => {
+        started();
+        await gate;
+      },
+      { connection: redis.duplicate(), prefix: queues.restore.opts.prefix ?? '' },
+    );
+    try {
+      await queues.restore.add('restore', {
+        target: 'shop',
+        backupId: reading.backupId,
+        tables: ['public.orders'],
+        schemas: [],
+        into: { database: 'shop_restored', create: true },
+        requestedBy: { source: 'slack', userName: 'oncall' },
+        confirmedBy: null,
+      });
+      await active;
+      const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log });
+      expect(ids(await local.list())).toEqual(ids([queued, reading, fresh]));
+      const plan = run.storages[0]?.plan;
+      expect(plan?.delete.map((d) => d.backupId)).toEqual([free.backupId]);
+      expect(plan?.keep.find((k) => k.backupId === queued.backupId)?.reason).toMatch(/kept: a restore test of it is running$/);
+      expect(plan?.keep.find((k) => k.backupId === reading.backupId)?.reason).toMatch(/kept: a restore from it is running$/);
+    } finally {
+      release();
+      await worker.close();
+    }
+  });
+
+  it('cleans directories untouched for over a day (no manifest, or a half-done delete), keeps younger ones and a running backup’s', async () => {
+    const realNow = new Date();
+    // Retention runs 31½ h from now; everything below is dated from there.
+    const now = new Date(realNow.getTime() + 31.5 * HOUR);
+    const keep = await store(local, 'shop', now, 1, 30);
+    const stuck = makeBackupId('shop', new Date(realNow.getTime() - 2 * HOUR));
+    await local.beginBackup('shop', stuck);
+    await writeFile(join(root, 'shop', stuck, 'database.pgdump.zst.partial'), 'half a dump');
+    const young = makeBackupId('shop', new Date(realNow.getTime() - 3 * HOUR));
+    await local.beginBackup('shop', young);
+    await writeFile(join(root, 'shop', young, 'database.pgdump.zst.partial'), 'still growing');
+    // The directory's own mtime stops when its .partial file is created; the file keeps growing while pg_dump runs.
+    await age(join(root, 'shop', young), new Date(now.getTime() - 40 * HOUR));
+    const growing = new Date(now.getTime() - 11 * HOUR);
+    await utimes(join(root, 'shop', young, 'database.pgdump.zst.partial'), growing, growing);
+    // Manifest left, artifact gone: a delete interrupted between the two.
+    const halfDeleted = await store(local, 'shop', now, 60, 30);
+    await rm(join(root, 'shop', halfDeleted.backupId, 'database.pgdump.zst'));
+    // A backup job of shop is running: a directory named after its start may be its own.
+    await queues.backup.add('backup', { target: 'shop', kind: 'scheduled', label: null, requestedBy: { source: 'schedule' } });
+    const running = makeBackupId('shop', realNow);
+    await local.beginBackup('shop', running);
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let started = () => {};
+    const active = new Promise<void>((r) => (started = r));
+    const worker = new Worker(
+      QUEUE.backup,
+      async () => {
+        started();
+        await gate;
+      },
+      { connection: redis.duplicate(), prefix: queues.backup.opts.prefix ?? '' },
+    );
+    // Never backups: the records and the audit trail.
+    await local.writeRecord(restoreTestRecord(keep.backupId, true, realNow));
+    await mkdir(join(root, '_audit'));
+    await writeFile(join(root, '_audit', 'audit.jsonl'), '{}\n');
+    try {
+      await active;
+      const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log, now: () => now });
+      expect(run.storages[0]?.plan?.cleanUnfinished.map((u) => `${u.backupId}: ${u.reason}`).sort()).toEqual(
+        [`${stuck}: unfinished (no manifest), last written 31 h ago`, `${halfDeleted.backupId}: half-deleted (manifest left, artifacts gone), last written 31 h ago`].sort(),
+      );
+      expect((await readdir(join(root, 'shop'))).sort()).toEqual(['_records', keep.backupId, running, young].sort());
+      expect(await readdir(join(root, '_audit'))).toEqual(['audit.jsonl']);
+      expect(await local.listRecords('restore-test')).toHaveLength(1);
+      expect(run.storages[0]?.outcomes.every((o) => o.error === null)).toBe(true);
+    } finally {
+      release();
+      await worker.close();
+    }
+  });
+
+  it('a dry run deletes nothing and reports what it would delete', async () => {
+    const now = new Date(Date.now() + 25.5 * HOUR);
+    const old = await store(local, 'shop', now, 40, 30);
+    const fresh = await store(local, 'shop', now, 2, 30);
+    const stuck = makeBackupId('shop', new Date());
+    await local.beginBackup('shop', stuck);
+    const before = (await readdir(join(root, 'shop'))).sort();
+    const run = await runRetention({ primary: local, dryRun: true, inUse: () => backupsInUse(queues), log, now: () => now });
+    expect((await readdir(join(root, 'shop'))).sort()).toEqual(before);
+    expect(ids(await local.list())).toEqual(ids([old, fresh]));
+    expect(run.storages[0]?.outcomes).toEqual([]);
+    expect(retentionRunReport(run).split('\n')).toEqual([
+      `Retention on ${local.describe()} (dry run, nothing deleted): would delete 1 backup and 1 unfinished backup; kept 1.`,
+      expect.stringMatching(new RegExp(`^• Would delete ${old.backupId}: expired`)),
+      `• Would delete ${stuck}: unfinished (no manifest), last written 25 h ago`,
+    ]);
+  });
+
+  it('a backup whose latest restore test failed is not the newest good one', async () => {
+    const now = new Date();
+    const good = await store(local, 'shop', now, 40, 30);
+    const bad = await store(local, 'shop', now, 35, 30);
+    await local.writeRecord(restoreTestRecord(bad.backupId, true, new Date(now.getTime() - 34 * DAY)));
+    await local.writeRecord(restoreTestRecord(bad.backupId, false, new Date(now.getTime() - 33 * DAY)));
+    const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log });
+    expect(ids(await local.list())).toEqual([good.backupId]);
+    expect(run.storages[0]?.plan?.keep[0]?.reason).toMatch(/kept: the newest good backup of shop$/);
+  });
+
+  it('a delete that fails is reported, and the others still go', async () => {
+    const now = new Date();
+    const a = await store(local, 'shop', now, 50, 30);
+    const b = await store(local, 'shop', now, 45, 30);
+    const c = await store(local, 'shop', now, 1, 30);
+    // A small fake of our own interface: the local storage, except that one delete fails the way a disk does.
+    const deleteBackup = (target: string, id: string) =>
+      id === a.backupId ? Promise.reject(new BotError('storage_failed', `Could not delete backup ${id} in ${local.describe()} (EIO).`)) : local.deleteBackup(target, id);
+    const flaky = new Proxy(local, {
+      get: (t, key) => (key === 'deleteBackup' ? deleteBackup : typeof Reflect.get(t, key) === 'function' ? Reflect.get(t, key).bind(t) : Reflect.get(t, key)),
+    }) as Storage;
+    const seen: string[] = [];
+    const run = await runRetention({ primary: flaky, dryRun: false, inUse: () => backupsInUse(queues), log, onOutcome: async (o) => void seen.push(`${o.backupId} ${o.error ?? 'deleted'}`) });
+    expect(ids(await local.list())).toEqual(ids([a, c]));
+    expect(seen).toEqual([`${a.backupId} Could not delete backup ${a.backupId} in ${local.describe()} (EIO).`, `${b.backupId} deleted`]);
+    expect(retentionSummary(run)).toMatchObject({ deleted: 1, failed: 1 });
+    const report = retentionRunReport(run).split('\n');
+    expect(report[0]).toBe(`Retention on ${local.describe()}: deleted 1 backup and 0 unfinished backups; kept 1. 1 could NOT be deleted.`);
+    expect(report[1]).toMatch(new RegExp(`^• Could NOT delete ${a.backupId} \\(expired .*\\): Could not delete backup ${a.backupId} in local:.* \\(EIO\\)\\.$`));
+    expect(report[2]).toMatch(new RegExp(`^• Deleted ${b.backupId}: expired`));
+  });
+});
+
+describe('runRetention with copies', () => {
+  let local: LocalStorage;
+  let cleanup: () => Promise<void>;
+  let copy: S3Storage;
+  beforeEach(async () => {
+    ({ storage: local, cleanup } = await tempRoot());
+    copy = testS3Storage(server, { prefix: `copy${++n}` });
+  });
+  afterEach(async () => {
+    copy.destroy();
+    await cleanup();
+  });
+
+  it('cleans every copy on its own contents: a backup the primary has lost is deleted there too, the copy keeps its own newest', async () => {
+    const now = new Date();
+    const lost = await store(copy, 'shop', now, 60, 30); // only on the copy
+    const a = await store(local, 'shop', now, 40, 30);
+    await store(copy, 'shop', now, 40, 30);
+    const b = await store(local, 'shop', now, 2, 30);
+    await store(copy, 'shop', now, 2, 30);
+    const run = await runRetention({ primary: local, copies: [copy], dryRun: false, inUse: () => backupsInUse(queues), log });
+    expect(ids(await local.list())).toEqual([b.backupId]);
+    expect(ids(await copy.list())).toEqual([b.backupId]);
+    expect(run.storages.map((s) => [s.role, s.storage, ids(s.plan?.delete ?? [])])).toEqual([
+      ['primary', local.describe(), [a.backupId]],
+      ['copy', copy.describe(), ids([lost, a])],
+    ]);
+    expect(retentionRunReport(run)).toContain(`Retention on ${copy.describe()} (copy): deleted 2 backups`);
+  });
+
+  it('a copy that cannot be read is reported, and the primary is still cleaned', async () => {
+    const now = new Date();
+    await store(local, 'shop', now, 40, 30);
+    const b = await store(local, 'shop', now, 2, 30);
+    const gone = testS3Storage(server, { bucket: 'no-such-bucket', maxAttempts: 1 });
+    try {
+      const run = await runRetention({ primary: local, copies: [gone], dryRun: false, inUse: () => backupsInUse(queues), log });
+      expect(ids(await local.list())).toEqual([b.backupId]);
+      expect(retentionSummary(run)).toMatchObject({ deleted: 1, unreadable: [gone.describe()] });
+      expect(retentionRunReport(run).split('\n').at(-1)).toMatch(/^Retention on s3:\/\/no-such-bucket\/pgbb \(copy\): could not read it, nothing deleted there: /);
+    } finally {
+      gone.destroy();
+    }
+  });
+});
