@@ -1,12 +1,14 @@
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
+import type { RetentionJobData } from '../schedules/job-data.ts';
 import { dropLeftoverScratchDatabases } from '../postgres/index.ts';
 import { backupProcessor } from './backup-worker.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
 import { restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
+import { retentionProcessor } from './retention-worker.ts';
 
 export interface Workers {
   /** All workers are running (for /healthz). */
@@ -70,9 +72,16 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, log: log.child({ worker: 'pagerduty' }) }),
     { connection: deps.workerRedis, prefix, concurrency: 1, settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) } },
   );
+  // One retention run at a time across every worker host (global concurrency below): two runs would race on deletes.
+  const retention = new Worker<RetentionJobData>(
+    QUEUE.retention,
+    retentionProcessor({ storage: deps.storage, copies: deps.copies, queues: deps.queues, notifier: deps.notifier, audit: deps.audit, log: log.child({ worker: 'retention' }) }),
+    { connection: deps.workerRedis, prefix, concurrency: 1 },
+  );
   // Events of one dedup key must leave in order: one delivery at a time across every worker host.
   await deps.queues.pagerduty.setGlobalConcurrency(1);
-  const all = [backup, restoreTest, restore, health, pager];
+  await deps.queues.retention.setGlobalConcurrency(1);
+  const all = [backup, restoreTest, restore, health, pager, retention];
   const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
   const auditJob = (queue: string, jobId: string | undefined, result: string) => {
     if (!audited.has(queue)) return;
