@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options } from 'execa';
 import { RssWatcher, filesUnder, fsyncAll, totalBytes, type ProcPeak } from './measure.ts';
+import { BENCH_S3_CREDENTIALS, startBenchS3, type BenchS3 } from './s3.ts';
 
 /**
  * The leg registry. A backup leg (LEGS) is one way of producing a backup of the benchmark database; a restore
@@ -87,6 +88,10 @@ export interface Leg {
   id: string;
   title: string;
   command: string;
+  /** Runs `node bin/pg-backup-bot.js`: run.ts gives it a throwaway Redis and the bench's config file (cliEnv). */
+  usesCli?: boolean;
+  /** Encrypts to the bench's age key pair (benchKey): run.ts makes it before the rounds and reports the engine. */
+  encrypted?: boolean;
   /** A reason to skip, or undefined when the leg can run. */
   unavailable?(ctx: LegContext): string | undefined;
   run(ctx: LegContext): Promise<LegResult>;
@@ -179,41 +184,236 @@ const rawPipeline: Leg = {
     }),
 };
 
-const cli: Leg = {
-  id: 'C',
-  title: "this project's CLI",
-  command: 'node bin/pg-backup-bot.js backup',
-  unavailable: (ctx) =>
-    existsSync(join(ctx.repoRoot, 'src', 'main.ts')) ? undefined : 'CLI not available yet (src/main.ts does not exist)',
-  run: (ctx) =>
-    measured(ctx, true, async (w) => {
-      const env = { ...process.env, ...ctx.cliEnv, DATABASE_URL: ctx.databaseUrl, BACKUP_DIR: ctx.outDir, LOG_LEVEL: 'warn' };
-      const sub = execa(process.execPath, [join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), 'backup'], {
-        cwd: ctx.repoRoot,
-        env,
-        extendEnv: false,
-        stdin: 'ignore',
-        reject: false,
-      });
-      ctx.track(sub);
-      w.watch(sub.pid);
-      const res = await sub;
-      if (res.exitCode !== 0 || res.signal) {
-        const said = `${res.stderr}\n${res.stdout}`.trim().slice(-600);
-        // While the lead is still writing the CLI, a missing module or verb means "not there yet", not "slow".
-        const missing = /Cannot find module[^\n]*|Unknown command "backup"/.exec(res.stderr)?.[0];
-        if (missing) throw new LegUnavailable(`CLI not available yet (${missing.replaceAll(ctx.repoRoot, '')})`);
-        throw new Error(`exit ${res.exitCode ?? res.signal}: ${said || '(no output)'}`);
+/** Bytes every age v1 file starts with (https://age-encryption.org/v1): the header's first line. */
+export const AGE_HEADER = 'age-encryption.org/v1\n';
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+/** Where a CLI leg stores its backup: BACKUP_DIR, or a local S3 server as the primary storage (S3_MODE=primary). */
+type CliStorage = 'local' | 's3';
+
+/** The stored backup, as a CLI leg found it: every file or object, and a way to read the first bytes of one. */
+interface Stored {
+  files: Array<{ name: string; bytes: number }>;
+  head(name: string, n: number): Promise<Buffer>;
+  manifest(): Promise<string>;
+}
+
+/** The throwaway age key pair of the encrypted legs, made once per run in tempDir (0600), dropped with it. */
+export interface BenchKey {
+  recipient: string;
+  identityFile: string;
+  /** BOT_CONFIG of the encrypted legs (CLI_BENCH_CONFIG_ENCRYPTED). */
+  configFile: string;
+  /** How the pair was made, for the page: `age-keygen` or the age-encryption package. */
+  madeBy: string;
+}
+
+const keys = new Map<string, Promise<BenchKey>>();
+
+export function benchKey(ctx: Pick<LegContext, 'tempDir'>): Promise<BenchKey> {
+  let key = keys.get(ctx.tempDir);
+  if (!key) {
+    key = makeKey(ctx.tempDir);
+    keys.set(ctx.tempDir, key);
+    key.catch(() => keys.delete(ctx.tempDir));
+  }
+  return key;
+}
+
+async function makeKey(dir: string): Promise<BenchKey> {
+  const identityFile = join(dir, 'bench-age-identity.txt');
+  const configFile = join(dir, 'cli-bench-encrypted.yml');
+  let recipient: string;
+  let madeBy: string;
+  // The standard tool when it is installed; the library the CLI itself decrypts with otherwise. Same key format.
+  const keygen = await execa('age-keygen', ['-o', identityFile], { reject: false, stdin: 'ignore' }).catch(() => undefined);
+  if (keygen && keygen.exitCode === 0) {
+    recipient = (await execa('age-keygen', ['-y', identityFile], { stdin: 'ignore' })).stdout.trim();
+    madeBy = 'age-keygen';
+  } else {
+    const { generateIdentity, identityToRecipient } = await import('age-encryption');
+    const identity = await generateIdentity();
+    recipient = await identityToRecipient(identity);
+    await writeFile(identityFile, `# made by bench/legs.ts\n# public key: ${recipient}\n${identity}\n`, { mode: 0o600 });
+    madeBy = 'the age-encryption package (age-keygen is not installed)';
+  }
+  if (!/^age1[0-9a-z]{58}$/.test(recipient)) throw new Error(`the bench's age key pair has no usable public key (${madeBy})`);
+  await writeFile(configFile, CLI_BENCH_CONFIG_ENCRYPTED);
+  return { recipient, identityFile, configFile, madeBy };
+}
+
+/** The CLI's environment less what would change what a leg measures: storage, encryption, AWS settings. */
+function cliBaseEnv(ctx: LegContext, backupDir: string): Record<string, string | undefined> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(S3_|AWS_|BACKUP_ENCRYPTION_)/.test(k)));
+  return { ...inherited, ...ctx.cliEnv, DATABASE_URL: ctx.databaseUrl, BACKUP_DIR: backupDir, LOG_LEVEL: 'warn' };
+}
+
+/**
+ * Checks what a CLI leg stored, so no leg can pass by doing something else than it says: the manifest's
+ * artifacts are all there with the manifest's sizes, and encrypted ones (manifest says age, to the bench's
+ * key) start with the age header, unencrypted ones do not (and a zstd one starts with zstd's magic number).
+ */
+async function checkStored(stored: Stored, encryptedTo: string | undefined): Promise<void> {
+  const m = JSON.parse(await stored.manifest()) as {
+    artifacts: Array<{ file: string; compression: string; bytes: number; encryption: { scheme: string; recipients: string[] } | null }>;
+  };
+  if (!Array.isArray(m.artifacts) || m.artifacts.length === 0) throw new Error('the manifest lists no artifacts');
+  for (const a of m.artifacts) {
+    const file = stored.files.find((f) => f.name === a.file || f.name.endsWith(`/${a.file}`));
+    if (!file) throw new Error(`artifact ${a.file} is in the manifest but was not stored`);
+    if (file.bytes !== a.bytes) throw new Error(`artifact ${a.file}: ${file.bytes} bytes stored, the manifest says ${a.bytes}`);
+    const head = await stored.head(file.name, AGE_HEADER.length);
+    const isAge = head.toString('latin1') === AGE_HEADER;
+    if (encryptedTo !== undefined) {
+      if (!isAge) throw new Error(`artifact ${a.file} is not an age file (it starts with ${JSON.stringify(head.toString('latin1').slice(0, 12))}): the leg did not encrypt`);
+      if (a.encryption?.scheme !== 'age' || !a.encryption.recipients.includes(encryptedTo)) {
+        throw new Error(`artifact ${a.file}: the manifest does not say it is encrypted to the bench's key`);
       }
+    } else {
+      if (isAge || a.encryption !== null) throw new Error(`artifact ${a.file} is encrypted, but this leg backs up unencrypted`);
+      if (a.compression === 'zstd' && !head.subarray(0, 4).equals(ZSTD_MAGIC)) throw new Error(`artifact ${a.file} is not zstd, though the manifest says so`);
+    }
+  }
+}
+
+async function localStored(dir: string): Promise<Stored> {
+  const files = await filesUnder(dir);
+  const sizes = await Promise.all(files.map(async (f) => ({ name: f, bytes: (await stat(f)).size })));
+  const manifests = files.filter((f) => f.endsWith('/manifest.json'));
+  return {
+    files: sizes,
+    async head(name, n) {
+      const fh = await open(name, 'r');
+      try {
+        const buf = Buffer.alloc(n);
+        const { bytesRead } = await fh.read(buf, 0, n, 0);
+        return buf.subarray(0, bytesRead);
+      } finally {
+        await fh.close();
+      }
+    },
+    async manifest() {
       // A backup directory without manifest.json is unfinished by contract: not a result to time.
-      const files = await filesUnder(ctx.outDir);
-      if (!files.some((f) => f.endsWith('/manifest.json'))) throw new Error(`exit 0 but no manifest.json under BACKUP_DIR (${files.length} files)`);
-      return sub.pid;
-    }),
-};
+      if (manifests.length !== 1) throw new Error(`exit 0 but ${manifests.length} manifest.json under BACKUP_DIR (${files.length} files)`);
+      return readFile(manifests[0] as string, 'utf8');
+    },
+  };
+}
+
+async function s3Stored(s3: BenchS3): Promise<Stored> {
+  const objects = await s3.objects();
+  const manifests = objects.filter((o) => o.key.endsWith('/manifest.json'));
+  return {
+    files: objects.map((o) => ({ name: o.key, bytes: o.bytes })),
+    head: (name, n) => s3.get(name, n),
+    async manifest() {
+      if (manifests.length !== 1) throw new Error(`exit 0 but ${manifests.length} manifest.json in the bucket (${objects.length} objects)`);
+      return (await s3.get((manifests[0] as { key: string }).key)).toString('utf8');
+    },
+  };
+}
+
+const cliMissing = (ctx: LegContext) =>
+  existsSync(join(ctx.repoRoot, 'src', 'main.ts')) ? undefined : 'CLI not available yet (src/main.ts does not exist)';
+
+/**
+ * `node bin/pg-backup-bot.js backup` to local storage (BACKUP_DIR = outDir) or to a local S3 server as the
+ * primary storage, unencrypted (`encryption: none`) or encrypted to the bench's throwaway age key. Output =
+ * every file under BACKUP_DIR plus, for S3, every object in the bucket; the S3 server's own files are fsynced
+ * inside the time like a local backup's, so "stored" means on disk for both. The S3 server is started before
+ * the clock starts and stopped after it stops.
+ */
+function cliBackupLeg(o: { id: string; title: string; command: string; storage: CliStorage; encrypted: boolean }): Leg {
+  return {
+    id: o.id,
+    title: o.title,
+    command: o.command,
+    usesCli: true,
+    encrypted: o.encrypted,
+    unavailable: cliMissing,
+    run: async (ctx) => {
+      const key = o.encrypted ? await benchKey(ctx) : undefined;
+      const backupDir = o.storage === 's3' ? join(ctx.outDir, 'backup-dir') : ctx.outDir;
+      const s3 = o.storage === 's3' ? await startBenchS3(join(ctx.outDir, 's3rver')) : undefined;
+      const undo = s3 ? ctx.defer(() => s3.close()) : undefined;
+      try {
+        if (s3) await mkdir(backupDir, { recursive: true });
+        const result = await measured(ctx, true, async (w) => {
+          const env: Record<string, string | undefined> = {
+            ...cliBaseEnv(ctx, backupDir),
+            ...(key ? { BOT_CONFIG: key.configFile, BACKUP_ENCRYPTION_RECIPIENT: key.recipient } : {}),
+            ...(s3
+              ? {
+                  S3_BUCKET: s3.bucket,
+                  S3_PREFIX: 'bench',
+                  S3_REGION: 'us-east-1',
+                  S3_ENDPOINT: s3.endpoint,
+                  S3_FORCE_PATH_STYLE: 'true',
+                  S3_MODE: 'primary',
+                  AWS_ACCESS_KEY_ID: BENCH_S3_CREDENTIALS.accessKeyId,
+                  AWS_SECRET_ACCESS_KEY: BENCH_S3_CREDENTIALS.secretAccessKey,
+                  AWS_EC2_METADATA_DISABLED: 'true',
+                }
+              : {}),
+          };
+          const sub = execa(process.execPath, [join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), 'backup'], {
+            cwd: ctx.repoRoot,
+            env,
+            extendEnv: false,
+            stdin: 'ignore',
+            reject: false,
+          });
+          ctx.track(sub);
+          w.watch(sub.pid);
+          const res = await sub;
+          if (res.exitCode !== 0 || res.signal) {
+            const said = `${res.stderr}\n${res.stdout}`.trim().slice(-600);
+            // While the lead is still writing the CLI, a missing module or verb means "not there yet", not "slow".
+            const missing = /Cannot find module[^\n]*|Unknown command "backup"/.exec(res.stderr)?.[0];
+            if (missing) throw new LegUnavailable(`CLI not available yet (${missing.replaceAll(ctx.repoRoot, '')})`);
+            throw new Error(`exit ${res.exitCode ?? res.signal}: ${said || '(no output)'}`);
+          }
+          return sub.pid;
+        });
+        // Outside the time: what was stored is what the leg says it is, and its size is every file and object.
+        const local = await localStored(backupDir);
+        if (!s3) {
+          await checkStored(local, key?.recipient);
+          return result;
+        }
+        const remote = await s3Stored(s3);
+        await checkStored(remote, key?.recipient);
+        const bytes = [...remote.files, ...local.files].reduce((sum, f) => sum + f.bytes, 0);
+        return { ...result, bytes };
+      } finally {
+        await s3?.close();
+        undo?.();
+      }
+    },
+  };
+}
+
+const cli = cliBackupLeg({ id: 'C', title: "this project's CLI", command: 'node bin/pg-backup-bot.js backup', storage: 'local', encrypted: false });
 
 /** Order matters only for display; rounds rotate it so no leg always runs first. */
 export const LEGS: Leg[] = [bare, seed, cli, rawPipeline];
+
+/**
+ * The encryption legs (issue 6), timed in the same alternating rounds as the legs above, against C (the
+ * unencrypted local backup): E is C encrypted, ES is E to a local S3 server, CS is C to that S3 server, so that
+ * ES / CS is the cost of encryption on S3 and CS / C the cost of S3 itself.
+ */
+export const ENCRYPTION_LEGS: Leg[] = [
+  cliBackupLeg({ id: 'E', title: 'CLI, age-encrypted, local', command: 'node bin/pg-backup-bot.js backup (BACKUP_ENCRYPTION_RECIPIENT)', storage: 'local', encrypted: true }),
+  cliBackupLeg({ id: 'CS', title: 'CLI, unencrypted, S3', command: 'node bin/pg-backup-bot.js backup (S3_MODE=primary)', storage: 's3', encrypted: false }),
+  cliBackupLeg({
+    id: 'ES',
+    title: 'CLI, age-encrypted, S3',
+    command: 'node bin/pg-backup-bot.js backup (BACKUP_ENCRYPTION_RECIPIENT, S3_MODE=primary)',
+    storage: 's3',
+    encrypted: true,
+  }),
+];
 
 // ---------------------------------------------------------------------------------------------------------
 // Restore legs: the same CLI backup restored three ways, each into a database of its own.
@@ -363,8 +563,8 @@ const restoreTest: Leg = {
   id: 'R3',
   title: "this project's restore test",
   command: 'node bin/pg-backup-bot.js restore-test BACKUP_ID',
-  unavailable: (ctx) =>
-    existsSync(join(ctx.repoRoot, 'src', 'main.ts')) ? undefined : 'CLI not available yet (src/main.ts does not exist)',
+  usesCli: true,
+  unavailable: cliMissing,
   run: async (ctx) => {
     const src = sourceOf(ctx);
     // The CLI creates and drops its scratch database itself (inside the timing: that is part of the test).
@@ -465,6 +665,14 @@ interface CliRecord {
  */
 export const CLI_BENCH_CONFIG = `# written by bench/run.ts for the CLI legs
 encryption: none
+restoreTest:
+  jobs: 2
+  smokeQueries: []
+`;
+
+/** The encrypted legs' config file: C's, but `encryption: age` (which makes BACKUP_ENCRYPTION_RECIPIENT required). */
+export const CLI_BENCH_CONFIG_ENCRYPTED = `# written by bench/legs.ts for the encrypted CLI legs
+encryption: age
 restoreTest:
   jobs: 2
   smokeQueries: []

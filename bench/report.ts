@@ -264,7 +264,123 @@ export function restoreMarkdown(facts: Facts, restore: RestoreFacts, summaries: 
   ].join('\n');
 }
 
-export function benchmarksDoc(results: string, restore?: string): string {
+/** The encryption section's own facts (the machine, database and rounds are the run's: Facts). */
+export interface EncryptionFacts {
+  /** How the CLI encrypts here: `age CLI (age 1.1.1 on PATH)` or the library when age is not installed. */
+  engine: string;
+  /** How the throwaway key pair was made: `age-keygen` or the age-encryption package. */
+  keyMadeBy?: string;
+  /** s3rver's version, for the S3 legs. */
+  s3rver: string;
+  /** Rounds in which an `age` process was seen under the CLI, per encrypted leg: `{ E: [3, 3] }` (seen, rounds). */
+  ageSeen: Record<string, [number, number]>;
+  /** The other backup legs timed in the same rounds (they share the machine with these). */
+  alongside: string[];
+}
+
+/**
+ * Issue 6's target: "encryption adds at most 10 % wall time", i.e. E (the CLI, encrypted, local) against C
+ * (the same, unencrypted), and ES against CS on S3. ES / C (encrypted off-site against the unencrypted local
+ * run) is a reference: it includes what the S3 server itself costs (CS / C).
+ */
+export function encryptionTargets(summaries: LegSummary[]): TargetRow[] {
+  const by = (id: string) => summaries.find((s) => s.id === id);
+  const rows: TargetRow[] = [];
+  const ratio = (x: string, base: string, check: string, goal: string, limit: number | undefined, ref = false) => {
+    const [a, b] = [by(x), by(base)];
+    if (a?.medianMs === undefined || b?.medianMs === undefined) {
+      const missing = a?.medianMs === undefined ? a : b;
+      rows.push({ check, goal, measured: '–', verdict: missing?.note ? `SKIP (${missing.id}: see note)` : 'SKIP (leg or baseline did not run)' });
+      return;
+    }
+    const r = a.medianMs / b.medianMs;
+    const measured = `${r.toFixed(2)}× (${sec(a.medianMs)} vs ${sec(b.medianMs)})`;
+    rows.push({ check, goal, measured, verdict: limit === undefined ? 'info' : verdict(r <= limit, ref) });
+  };
+  ratio('E', 'C', 'E / C wall time (encryption, local storage)', '≤ 1.10×', 1.1);
+  ratio('ES', 'CS', 'ES / CS wall time (encryption, S3 storage)', '≤ 1.10×', 1.1);
+  ratio('ES', 'C', 'ES / C wall time (encrypted to S3 vs unencrypted local)', '≤ 1.10×', 1.1, true);
+  ratio('CS', 'C', 'CS / C wall time (S3 storage itself)', '(shown)', undefined);
+  const [c, e, es] = [by('C'), by('E'), by('ES')];
+  if (e?.bytes !== undefined && c?.bytes !== undefined) {
+    const m = `${mb(e.bytes)} vs ${mb(c.bytes)} (${e.bytes >= c.bytes ? '+' : ''}${(((e.bytes - c.bytes) / c.bytes) * 100).toFixed(2)} %)`;
+    rows.push({ check: 'E size vs C', goal: '(shown)', measured: m, verdict: 'info' });
+  }
+  if (e?.peakRssKb !== undefined) {
+    rows.push({ check: 'E peak RSS (node)', goal: "< 150 MiB (C's target)", measured: mib(e.peakRssKb), verdict: verdict(e.peakRssKb < 150 * 1024, false) });
+  } else rows.push({ check: 'E peak RSS (node)', goal: "< 150 MiB (C's target)", measured: '–', verdict: e?.note ? 'SKIP (E: see note)' : 'SKIP (leg did not run)' });
+  if (es?.peakRssKb !== undefined) rows.push({ check: 'ES peak RSS (node)', goal: '(shown)', measured: mib(es.peakRssKb), verdict: 'info' });
+  return rows;
+}
+
+export function encryptionMarkdown(facts: Facts, enc: EncryptionFacts, summaries: LegSummary[], rows: TargetRow[]): string {
+  const legRows = summaries.map((s) => [
+    s.id,
+    `${s.title}: \`${s.command}\``,
+    s.medianMs === undefined ? (s.status === 'failed' ? 'FAILED' : 'skipped') : sec(s.medianMs),
+    s.runsMs.map((ms) => (ms / 1000).toFixed(2)).join(', ') || '–',
+    s.bytes === undefined ? '–' : mb(s.bytes),
+    s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
+    Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
+  ]);
+  const notes = summaries.filter((s) => s.note).map((s) => `- ${s.id}: ${s.note}`);
+  const seen = Object.entries(enc.ageSeen).map(([id, [n, of]]) => `${id} ${n} of ${of}`);
+  const build = facts.buildSeconds === undefined ? 'given by BENCH_DATABASE_URL' : `built in ${facts.buildSeconds.toFixed(0)} s`;
+  return [
+    `Run ${facts.date}. Machine: ${facts.nproc} CPUs (${facts.cpu}), ${facts.memGiB.toFixed(1)} GiB RAM, Linux ${facts.kernel}, Node ${facts.node}.`,
+    `${facts.pgVersion}; ${facts.pgDump}; ${facts.zstd}.`,
+    `Database: ${mb(facts.dbBytes)} (pg_database_size), ${build}. ${facts.rounds} rounds` +
+      (enc.alongside.length ? `, in the same rounds as leg${enc.alongside.length === 1 ? '' : 's'} ${enc.alongside.join(', ')}` : '') +
+      ', leg order rotated each round, median shown;',
+    facts.cache === 'cold'
+      ? 'page cache dropped and CHECKPOINT before every leg (cold-ish). Wall time runs until the output is fsynced (S3 legs: the S3 server\'s files too).'
+      : 'page cache NOT dropped (not permitted or BENCH_CACHE=warm): warm runs. Wall time runs until the output is fsynced (S3 legs: the S3 server\'s files too).',
+    `Encryption: to one throwaway age key made for the run${enc.keyMadeBy ? ` by ${enc.keyMadeBy}` : ''} (BACKUP_ENCRYPTION_RECIPIENT, config \`encryption: age\`); ` +
+      `the CLI encrypts with ${enc.engine}` +
+      (seen.length ? ` (an \`age\` process under the CLI in ${seen.join(', ')} rounds)` : '') +
+      '. Every artifact of E and ES is checked after each round to start with the age header (`age-encryption.org/v1`) and to be listed as age in the manifest; every artifact of C and CS not to.',
+    `S3: s3rver ${enc.s3rver} in the bench's own process on 127.0.0.1, a fresh server and bucket each round (started and stopped outside the time), ` +
+      'path-style, S3_MODE=primary, the CLI\'s default multipart parts; output = every object in the bucket plus any file under BACKUP_DIR.',
+    `Load average (1 min) ${facts.load[0].toFixed(1)} at start, ${facts.load[1].toFixed(1)} at the end (that one includes the bench's own legs)` +
+      (facts.load[0] > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.'),
+    '',
+    table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'peak RSS (main)', 'peak RSS per process'], legRows),
+    '',
+    table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
+    ...(notes.length ? ['', ...notes] : []),
+  ].join('\n');
+}
+
+/** The page's result sections, by heading; a run rewrites the ones it measured and carries the others over. */
+export interface DocSections {
+  throughput?: string;
+  restore?: string;
+  encryption?: string;
+}
+
+const HEADINGS: Array<[keyof DocSections, string]> = [
+  ['throughput', 'Backup throughput'],
+  ['restore', 'Restore test'],
+  ['encryption', 'Encryption'],
+];
+
+/** The sections of a page benchmarksDoc wrote, as it wrote them (text between its heading and the next). */
+export function parseDoc(page: string): DocSections {
+  const out: DocSections = {};
+  const parts = page.split(/^## /m);
+  for (const part of parts.slice(1)) {
+    const nl = part.indexOf('\n');
+    const title = (nl < 0 ? part : part.slice(0, nl)).trim();
+    const key = HEADINGS.find(([, t]) => t === title)?.[0];
+    if (key) out[key] = part.slice(nl + 1).trim();
+  }
+  return out;
+}
+
+export function benchmarksDoc(sections: DocSections): string {
+  const body = HEADINGS.filter(([key]) => sections[key] !== undefined)
+    .map(([key, title]) => `## ${title}\n\n${sections[key] ?? ''}\n`)
+    .join('\n');
   return `# Benchmarks
 
 \`npm run bench\` (bench/run.ts) starts a throwaway PostgreSQL, builds a reproducible database of at least
@@ -286,13 +402,19 @@ run), each into a fresh database: **R1** bare \`zstd -dc | pg_restore\` (one job
 restore, exact row and object counts against the manifest, drop), pinned to \`-j 2\`, no smoke queries and
 the same pg_restore as R1 and R2. All use \`--no-owner --no-acl --exit-on-error\`.
 
-Knobs: BENCH_ROUNDS (3), BENCH_LEGS (e.g. \`A,C\` or \`R2,R3\`), BENCH_SCALE (1 ≈ 620 MB), BENCH_CACHE=warm (skip
+Encryption legs, timed in the same rounds as the backup legs and compared with C: **E** the CLI's backup
+encrypted with age to a throwaway key pair the bench makes (BACKUP_ENCRYPTION_RECIPIENT, config
+\`encryption: age\`), to local storage; **CS** C to a local S3 server the bench starts (s3rver, S3_MODE=primary);
+**ES** E to that S3 server. E / C is the cost of encryption (target: at most 10 %), ES / CS the same on S3, CS / C
+the cost of S3 itself. Every artifact of E and ES must start with the age header, or the leg fails.
+
+Knobs: BENCH_ROUNDS (3), BENCH_LEGS (e.g. \`A,C\`, \`R2,R3\` or \`C,E,ES,CS\`), BENCH_SCALE (1 ≈ 620 MB), BENCH_CACHE=warm (skip
 dropping the page cache), BENCH_DATABASE_URL (dump that database as it is, nothing built or changed in it; the
 restore legs need CREATEDB and room for one more copy on that server, and drop what they create), BENCH_KEEP
-(leave the built cluster running and print how to reuse it). A new leg is one entry in bench/legs.ts.
+(leave the built cluster running and print how to reuse it). A new leg is one entry in bench/legs.ts. A run on
+the built database at scale 1 with at least 3 rounds rewrites the sections whose legs it all ran (Backup
+throughput and Restore test together: A, B, C, C', R1, R2, R3; Encryption: C, E, CS, ES) and keeps the others
+as they were.
 
-## Backup throughput
-
-${results}
-${restore === undefined ? '' : `\n## Restore test\n\n${restore}\n`}`;
+${body}`;
 }

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: backup throughput, output size and memory of this project's backup against bare pg_dump
- * and the seed recipe, then the restore test against bare pg_restore on the CLI's backup, on a throwaway
- * PostgreSQL with a reproducible ≥ 500 MB database. See docs/benchmarks.md.
+ * and the seed recipe, its cost with encryption and S3 storage, then the restore test against bare pg_restore
+ * on the CLI's backup, on a throwaway PostgreSQL with a reproducible ≥ 500 MB database. See docs/benchmarks.md.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -11,15 +11,33 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { startEphemeralPostgres, startEphemeralRedis } from '../src/dev/ephemeral.ts';
 import { buildDataset, client as pgClient } from './dataset.ts';
-import { LEGS, LegUnavailable, CLI_BENCH_CONFIG, RESTORE_LEGS, type Leg, type LegContext, type RestoreSource, type StopHow, type Tracked } from './legs.ts';
+import {
+  benchKey,
+  CLI_BENCH_CONFIG,
+  ENCRYPTION_LEGS,
+  LEGS,
+  LegUnavailable,
+  RESTORE_LEGS,
+  type Leg,
+  type LegContext,
+  type RestoreSource,
+  type StopHow,
+  type Tracked,
+} from './legs.ts';
 import { dropCaches, filesUnder } from './measure.ts';
+import { s3rverVersion } from './s3.ts';
 import {
   benchmarksDoc,
+  encryptionMarkdown,
+  encryptionTargets,
+  parseDoc,
   restoreMarkdown,
   restoreTargets,
   resultsMarkdown,
   summarize,
   targets,
+  type DocSections,
+  type EncryptionFacts,
   type Facts,
   type RestoreFacts,
   type RunRecord,
@@ -29,7 +47,7 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const KEEP = Boolean(process.env.BENCH_KEEP);
-const ONLY = process.env.BENCH_LEGS?.split(',').map((s) => s.trim());
+const ONLY = process.env.BENCH_LEGS?.split(',').map((s) => s.trim()).filter(Boolean);
 const log = (msg: string) => console.error(msg);
 
 // Clean-up runs once, whether the run ends, fails or is interrupted: stop children, then the legs' pending
@@ -130,6 +148,9 @@ const firstLine = async (cmd: string, args: string[]) =>
   (await execa(cmd, args, { reject: false })).stdout.split('\n')[0]?.replace(/^\*+\s*|\s*\*+$/g, '') ?? '';
 
 async function main(): Promise<void> {
+  const known = [...LEGS, ...ENCRYPTION_LEGS, ...RESTORE_LEGS].map((l) => l.id);
+  const unknown = (ONLY ?? []).filter((id) => !known.includes(id));
+  if (unknown.length > 0) throw new Error(`BENCH_LEGS: no leg ${unknown.join(', ')} (legs: ${known.join(', ')})`);
   const started = performance.now();
   // Taken before our own build loads the CPUs: what else is running here skews every leg.
   const loadBefore = loadavg()[0] ?? 0;
@@ -196,7 +217,8 @@ async function main(): Promise<void> {
     },
   };
 
-  const legs = LEGS.filter((l) => !ONLY || ONLY.includes(l.id));
+  // The encryption legs run in the same rounds as the other backup legs: E / C compares runs side by side.
+  const legs = [...LEGS, ...ENCRYPTION_LEGS].filter((l) => !ONLY || ONLY.includes(l.id));
   const restoreLegs = RESTORE_LEGS.filter((l) => !ONLY || ONLY.includes(l.id));
   const notes = new Map<string, string>();
   for (const leg of [...legs, ...restoreLegs]) {
@@ -207,7 +229,7 @@ async function main(): Promise<void> {
     }
   }
   const wantRestore = restoreLegs.some((l) => !notes.has(l.id));
-  if (legs.some((l) => l.id === 'C' && !notes.has('C')) || wantRestore) {
+  if (legs.some((l) => l.usesCli && !notes.has(l.id)) || wantRestore) {
     // The CLI may want Redis (queues); a throwaway one costs ~50 ms and keeps it off the machine's own.
     const redis = await startEphemeralRedis();
     cleanups.push(() => redis.stop());
@@ -215,6 +237,8 @@ async function main(): Promise<void> {
     ctx.cliEnv.BOT_CONFIG = join(tempDir, 'cli-bench.yml');
     await writeFile(ctx.cliEnv.BOT_CONFIG, CLI_BENCH_CONFIG);
   }
+  // The encrypted legs' key pair, made once before the rounds (the legs would make it on first use, inside no time).
+  const keyMadeBy = legs.some((l) => l.encrypted && !notes.has(l.id)) ? (await benchKey(ctx)).madeBy : undefined;
 
   const records: RunRecord[] = [];
   /** Every active leg once per round, the order rotated each round so no leg always runs first. */
@@ -297,8 +321,17 @@ async function main(): Promise<void> {
     };
   }
 
-  const summaries = summarize(legs, records, notes);
+  const throughputLegs = legs.filter((l) => LEGS.includes(l));
+  const summaries = summarize(throughputLegs, records, notes);
   const rows = targets(summaries);
+  // The encryption section: its legs beside C, the baseline they are compared with.
+  const encryptionLegs = legs.filter((l) => ENCRYPTION_LEGS.includes(l));
+  const encryptionSummaries = summarize(
+    legs.filter((l) => l.id === 'C' || encryptionLegs.includes(l)),
+    records,
+    notes,
+  );
+  const encryptionRows = encryptionLegs.length > 0 ? encryptionTargets(encryptionSummaries) : [];
   const restoreSummaries = summarize(restoreLegs, records, notes);
   const restoreRows = restoreTargets(restoreSummaries);
   const u = new URL(dbUrl);
@@ -323,15 +356,63 @@ async function main(): Promise<void> {
   };
   const markdown = resultsMarkdown(facts, summaries, rows);
   const restoreMd = restore ? restoreMarkdown(facts, restore, restoreSummaries, restoreRows) : undefined;
+  let encryption: EncryptionFacts | undefined;
+  let encryptionMd: string | undefined;
+  if (encryptionLegs.length > 0) {
+    const ageSeen: EncryptionFacts['ageSeen'] = {};
+    for (const leg of encryptionLegs.filter((l) => l.encrypted)) {
+      const ok = records.filter((r) => r.leg === leg.id && r.result);
+      ageSeen[leg.id] = [ok.filter((r) => r.result?.processes.some((p) => p.name === 'age')).length, ok.length];
+    }
+    const age = await firstLine('age', ['--version']).catch(() => '');
+    encryption = {
+      // What src/crypto/age-cli.ts picks: the age CLI when `age --version` says 1.x, else the library in-process.
+      engine: /^v?1\./.test(age) ? `the age CLI (age ${age.replace(/^v/, '')} on PATH)` : 'the age-encryption library inside the CLI\'s node process (no age 1.x on PATH)',
+      ...(keyMadeBy ? { keyMadeBy } : {}),
+      s3rver: s3rverVersion(),
+      ageSeen,
+      alongside: throughputLegs.filter((l) => l.id !== 'C').map((l) => l.id),
+    };
+    encryptionMd = encryptionMarkdown(facts, encryption, encryptionSummaries, encryptionRows);
+  }
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const json = join(repoRoot, 'bench', 'results', `backup-${facts.date.replace(/[:.]/g, '-')}.json`);
   const restoreJson = restore ? { restore: { facts: restore, summaries: restoreSummaries, targets: restoreRows } } : {};
-  await writeFile(json, `${JSON.stringify({ facts, summaries, targets: rows, ...restoreJson, records }, null, 2)}\n`);
-  // Only a standard run (every leg, the built dataset at scale 1, ≥ 3 rounds) may replace the committed page.
-  const standard = !ONLY && !process.env.BENCH_DATABASE_URL && SCALE === 1 && ROUNDS >= 3;
-  if (standard) await writeFile(join(repoRoot, 'docs', 'benchmarks.md'), benchmarksDoc(markdown, restoreMd));
-  console.log(`\n${markdown}\n${restoreMd ? `\n## Restore test\n\n${restoreMd}\n` : ''}`);
-  log(`Wrote ${standard ? 'docs/benchmarks.md and ' : ''}${json.slice(repoRoot.length)}${standard ? '' : ' (not a standard run: docs/benchmarks.md left as is)'}`);
+  const encryptionJson = encryption ? { encryption: { facts: encryption, summaries: encryptionSummaries, targets: encryptionRows } } : {};
+  await writeFile(json, `${JSON.stringify({ facts, summaries, targets: rows, ...restoreJson, ...encryptionJson, records }, null, 2)}\n`);
+  // Only a standard run (the built dataset at scale 1, ≥ 3 rounds) may replace sections of the committed page,
+  // and only those whose legs it all ran; the page's other sections are carried over as they were.
+  const standard = !process.env.BENCH_DATABASE_URL && SCALE === 1 && ROUNDS >= 3;
+  const ranAll = (ids: string[]) => ids.every((id) => !ONLY || ONLY.includes(id));
+  const page = join(repoRoot, 'docs', 'benchmarks.md');
+  const sections: DocSections = parseDoc(await readFile(page, 'utf8').catch(() => ''));
+  const rewritten: string[] = [];
+  if (standard && ranAll([...LEGS, ...RESTORE_LEGS].map((l) => l.id))) {
+    // One run's pair: the restore section says "same machine and run as above", so it never outlives its run.
+    sections.throughput = markdown;
+    if (restoreMd) sections.restore = restoreMd;
+    else delete sections.restore;
+    rewritten.push('Backup throughput', 'Restore test');
+  }
+  if (standard && encryptionMd && ranAll(['C', ...ENCRYPTION_LEGS.map((l) => l.id)])) {
+    sections.encryption = encryptionMd;
+    rewritten.push('Encryption');
+  }
+  if (rewritten.length > 0) await writeFile(page, benchmarksDoc(sections));
+  const shown = [
+    throughputLegs.length > 0 ? `## Backup throughput\n\n${markdown}\n` : '',
+    restoreMd ? `## Restore test\n\n${restoreMd}\n` : '',
+    encryptionMd ? `## Encryption\n\n${encryptionMd}\n` : '',
+  ].filter(Boolean);
+  console.log(`\n${shown.join('\n')}`);
+  log(
+    `Wrote ${json.slice(repoRoot.length)}` +
+      (rewritten.length > 0
+        ? ` and docs/benchmarks.md (rewrote ${rewritten.join(', ')}; other sections kept as they were)`
+        : standard
+          ? ' (no page section had all its legs in BENCH_LEGS: docs/benchmarks.md left as is)'
+          : ' (not a standard run: docs/benchmarks.md left as is)'),
+  );
   if (KEEP && !process.env.BENCH_DATABASE_URL) {
     log(`BENCH_KEEP: the cluster is still running. Reuse it: BENCH_DATABASE_URL='${dbUrl}' npm run bench`);
     log(`Stop it: runuser -u postgres -- ${binDir}/pg_ctl -D ${row.datadir ?? '<data dir>'} -m fast stop, then rm -rf that directory's parent.`);
