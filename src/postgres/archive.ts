@@ -1,8 +1,9 @@
-import { createWriteStream } from 'node:fs';
+import { ReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import type { AgeIdentity } from '../crypto/age.ts';
@@ -97,6 +98,64 @@ const common = (signal: AbortSignal | undefined) =>
 function describeExit(r: { signal?: string | undefined; exitCode?: number | undefined }): string {
   if (r.signal) return `killed by ${r.signal}`;
   return r.exitCode !== undefined ? `exit code ${r.exitCode}` : 'it did not start';
+}
+
+/**
+ * `[age -d |] zstd -dc > file` with the file's descriptor handed to zstd as its stdout, and a local unencrypted
+ * artifact named to zstd directly: the decompressed bytes never pass through node (they did before, and cost
+ * about as much time as zstd itself). Only a decrypted or remote (S3) artifact is fed through node.
+ */
+async function decompressToFile(o: OpenArchiveOptions, file: string, tempRoot: string): Promise<void> {
+  const a = databaseArtifact(o.manifest);
+  const stored = await o.storage.openArtifact(o.manifest.target, o.manifest.backupId, a.file);
+  const localPath = !a.encryption && stored instanceof ReadStream && typeof stored.path === 'string' ? stored.path : null;
+  let out: WriteStream | undefined;
+  let source: Readable | undefined;
+  try {
+    // wx: never follow a planted file; 0600 inside the 0700 mkdtemp directory. Once open, spawn() hands zstd
+    // the stream's descriptor itself (a stream with an fd is shared with the child, not piped through node).
+    out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+    await once(out, 'open').catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new BotError(code === 'ENOSPC' ? 'disk_full' : 'storage_failed', `Could not create the decompressed backup in ${tempRoot} (${code ?? 'error'}).`, { cause: err });
+    });
+    if (localPath) stored.destroy();
+    // A wrong or missing identity fails here, before zstd starts.
+    else source = await plaintextOf(o.manifest, a, stored, o.identity);
+    const zstd = execa(o.zstd, localPath ? ['-dc', '-q', '--', localPath] : ['-dc', '-q'], {
+      ...common(o.signal),
+      stdin: source ? 'pipe' : 'ignore',
+      stdout: out,
+      stderr: 'pipe',
+    });
+    const stderr = collectOutput(zstd.stderr);
+    let decryptError: unknown;
+    if (source && source !== stored) source.once('error', (err) => (decryptError ??= err));
+    const feed = source && zstd.stdin ? pipeline(source, zstd.stdin).catch(() => undefined) : Promise.resolve();
+    const [z] = await Promise.all([zstd, feed]);
+    if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled while decompressing the backup.');
+    const err = stderr.text();
+    if (/No space left on device/i.test(err)) {
+      throw new BotError('disk_full', `The temp directory ${tempRoot} filled up while decompressing the backup; free space there or set another temp directory.`);
+    }
+    if (decryptError !== undefined) {
+      throw new UnreadableArchive(`the database artifact does not decrypt: ${decryptError instanceof Error ? decryptError.message : String(decryptError)}`);
+    }
+    if (z.failed) {
+      if (/write error|cannot open|permission denied/i.test(err)) {
+        throw new BotError('storage_failed', `Could not write the decompressed backup to ${tempRoot}: ${firstErrorLine(err) || describeExit(z)}.`);
+      }
+      throw new UnreadableArchive(`the database artifact does not decompress: ${firstErrorLine(err) || describeExit(z)}`);
+    }
+  } finally {
+    source?.destroy();
+    stored.destroy();
+    if (out && !out.closed) {
+      const closed = once(out, 'close').catch(() => undefined);
+      out.destroy();
+      await closed;
+    }
+  }
 }
 
 function databaseArtifact(m: Manifest) {
@@ -216,19 +275,7 @@ export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
   const close = () => rm(dir, { recursive: true, force: true });
   try {
     const started = Date.now();
-    const d = await decompressor(o);
-    const write = pipeline(d.zstd.stdout, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
-    const [z, w] = await Promise.allSettled([d.zstd, write, d.feed]);
-    if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled while decompressing the backup.');
-    if (w.status === 'rejected') {
-      const code = (w.reason as NodeJS.ErrnoException | undefined)?.code;
-      if (code === 'ENOSPC') throw new BotError('disk_full', `The temp directory ${tempRoot} filled up while decompressing the backup; free space there or set another temp directory.`, { cause: w.reason });
-      throw new BotError('storage_failed', `Could not write the decompressed backup to ${tempRoot} (${code ?? 'error'}).`, { cause: w.reason });
-    }
-    if (z.status === 'rejected' || z.value.failed || d.decryptFailed()) {
-      const why = z.status === 'fulfilled' ? firstErrorLine(d.stderr.text()) || describeExit(z.value) : String(z.reason);
-      throw new UnreadableArchive(`the database artifact ${d.why(why)}`);
-    }
+    await decompressToFile(o, file, tempRoot);
     return {
       input,
       decompressMs: Date.now() - started,
