@@ -27,10 +27,13 @@ export class AgeIdentity {
   readonly #keys: readonly string[];
   /** The file the keys came from, for messages. */
   readonly file: string;
+  /** The identity file a tool may read (the age CLI's `-i`); undefined for a key held in memory only. */
+  readonly path: string | undefined;
 
-  constructor(keys: readonly string[], file: string) {
+  constructor(keys: readonly string[], file: string, path?: string) {
     this.#keys = keys;
     this.file = file;
+    this.path = path;
   }
 
   decrypter(): Decrypter {
@@ -89,7 +92,7 @@ export async function loadIdentity(file: string | undefined, why: string): Promi
     }
   }
   if (keys.length === 0) throw new BotError('decryption_failed', `${IDENTITY_VAR} (${file}) holds no age identity (AGE-SECRET-KEY-1…).`);
-  return new AgeIdentity(keys, file);
+  return new AgeIdentity(keys, file, file);
 }
 
 /** A fresh key pair, as `age-keygen` makes one: the file text (comments + secret key) and the public key. */

@@ -115,7 +115,7 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
     dropped = false;
     progress('restoring');
     const tRestore = Date.now();
-    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, identity, log });
+    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, identity, agePath: o.agePath, log });
     const jobs = archive.input === 'file' ? Math.max(1, Math.floor(o.jobs ?? 2)) : 1;
     restoreMethod = { input: archive.input, jobs };
     const a = archive;

@@ -118,7 +118,7 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   let failure: unknown;
   try {
     progress('planning');
-    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, identity, log });
+    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, identity, agePath: o.agePath, log });
     const a = archive;
     // Reading the TOC needs no connection: a clean environment, no credentials.
     const env = cleanBaseEnv();

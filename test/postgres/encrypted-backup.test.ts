@@ -1,5 +1,6 @@
 import { defaultTarget } from '../../src/config.ts';
 import { chmod, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -35,7 +36,7 @@ describe('encrypted backups (age)', () => {
   let n = 0;
   const encrypted = () => ({ encryption: { recipients: keys.map((k) => k.recipient) } });
   const keyFile = (i: number) => keys[i]?.file ?? '';
-  const restoreTest = (extra: { identityFile?: string; input?: 'file' | 'stream' } = {}) =>
+  const restoreTest = (extra: { identityFile?: string; input?: 'file' | 'stream'; agePath?: string | null | undefined; manifest?: Manifest } = {}) =>
     runRestoreTest({ manifest, storage: store.storage, serverUrl: server.url, scratchKey: `job:enc-${process.pid}-${++n}`, tempDir: dir, log: silentLog, ...extra });
 
   beforeAll(async () => {
@@ -98,17 +99,51 @@ describe('encrypted backups (age)', () => {
     expect(wrong.exitCode).not.toBe(0);
   });
 
-  it('restore test: checksums on the encrypted bytes, then decrypts and passes, from a file and from a stream', async () => {
-    for (const input of ['file', 'stream'] as const) {
-      const outcome = await restoreTest({ identityFile: keyFile(1), input });
-      expect(outcome.problems).toEqual([]);
-      expect(outcome.passed).toBe(true);
-      expect(outcome.checked.checksums).toEqual([
-        { file: 'database.pgdump.zst.age', ok: true },
-        { file: 'globals.sql.zst.age', ok: true },
-      ]);
-      expect(outcome.restoreMethod?.input).toBe(input);
+  it('restore test: checksums on the encrypted bytes, then decrypts and passes, from a file and from a stream, with the age CLI and the library', async () => {
+    for (const agePath of [undefined, null]) {
+      for (const input of ['file', 'stream'] as const) {
+        const outcome = await restoreTest({ identityFile: keyFile(1), input, agePath });
+        expect(outcome.problems).toEqual([]);
+        expect(outcome.passed).toBe(true);
+        expect(outcome.checked.checksums).toEqual([
+          { file: 'database.pgdump.zst.age', ok: true },
+          { file: 'globals.sql.zst.age', ok: true },
+        ]);
+        expect(outcome.restoreMethod?.input).toBe(input);
+      }
     }
+  });
+
+  it('decompressing to a file, the age CLI decrypts (reading the identity file itself) when it is installed', async () => {
+    // A wrapper that records its arguments, then runs the real age.
+    const wrapper = join(dir, 'age-wrapper.sh');
+    const argvLog = join(dir, 'age-argv.log');
+    await writeFile(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec age "$@"\n`, { mode: 0o700 });
+    const outcome = await restoreTest({ identityFile: keyFile(0), input: 'file', agePath: wrapper });
+    expect(outcome.problems).toEqual([]);
+    const calls = (await readFile(argvLog, 'utf8')).trim().split('\n');
+    // `--version` is the probe; then one decryption, given the identity file's path — never a key.
+    expect(calls.filter((c) => c !== '--version')).toEqual([`-d -i ${keyFile(0)} ${join(store.root, 'app', manifest.backupId, 'database.pgdump.zst.age')}`]);
+  });
+
+  it('an encrypted artifact damaged before it was hashed fails as "does not decrypt", with the CLI and with the library', async () => {
+    const bad = await runBackup(backupOptions(source.url, store.storage, encrypted()));
+    const path = join(store.root, 'app', bad.backupId, 'database.pgdump.zst.age');
+    const bytes = await readFile(path);
+    bytes.fill(0x55, Math.floor(bytes.length / 2), Math.floor(bytes.length / 2) + 64);
+    await writeFile(path, bytes);
+    const edited: Manifest = structuredClone(bad);
+    const a = edited.artifacts.find((x) => x.file === 'database.pgdump.zst.age');
+    if (!a) throw new Error('no database artifact');
+    a.sha256 = createHash('sha256').update(bytes).digest('hex');
+    for (const agePath of [undefined, null]) {
+      const outcome = await restoreTest({ identityFile: keyFile(0), input: 'file', agePath, manifest: edited });
+      expect(outcome.passed).toBe(false);
+      expect(outcome.problems).toHaveLength(1);
+      expect(outcome.problems[0]).toMatch(/^the database artifact does not decrypt: /);
+      expect(outcome.dropped).toBe(true);
+    }
+    expect(await scratchDatabases(server.url)).toEqual([]);
   });
 
   it('a wrong identity fails with the clear sentence before any scratch database exists', async () => {
