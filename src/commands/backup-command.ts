@@ -10,6 +10,8 @@ import type { Block } from '../notifications/types.ts';
 import type { Storage } from '../storage/types.ts';
 import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';
 import { formatBackupList, formatQueueStatus } from './replies.ts';
+import { formatScheduleStatus, scheduleStatus } from '../schedules/status.ts';
+import { plannedSchedulers } from '../schedules/sync.ts';
 import { checkTarget, encryptionRequired } from '../health/collect.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { HealthState } from '../health/state.ts';
@@ -94,8 +96,12 @@ export function backupCommand(deps: BackupCommandDeps) {
           );
           return { text: `*Audit trail* (last ${entries.length}, oldest first):\n${lines.join('\n')}`.slice(0, 3900) };
         }
-        case 'status':
-          return { text: await withDeadline(2500, formatQueueStatus(deps.queue), 'reading the job queue') };
+        case 'status': {
+          const jobs = await withDeadline(2500, formatQueueStatus(deps.queue), 'reading the job queue');
+          // From the config: the plan every worker's start-up puts into Redis (schedules/sync.ts), in the configured zone.
+          const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date()), deps.config.timezone);
+          return { text: `${jobs}\n\n${schedules}`.slice(0, 3900) };
+        }
       }
     } catch (err) {
       log.warn({ err }, 'command failed');

@@ -22,11 +22,14 @@ function describeJob(job: Job<BackupJobData>): string {
 }
 
 export async function formatQueueStatus(queue: Queue<BackupJobData>): Promise<string> {
-  const [active, waiting, failed] = await Promise.all([
+  const [active, queued, delayed, failed] = await Promise.all([
     queue.getJobs(['active'], 0, 19),
-    queue.getJobs(['waiting', 'delayed', 'prioritized'], 0, 19),
+    queue.getJobs(['waiting', 'prioritized'], 0, 19),
+    queue.getJobs(['delayed'], 0, 19),
     queue.getJobs(['failed'], 0, 4),
   ]);
+  // Every job scheduler keeps its next job delayed: those are listed with the schedules, not as waiting work.
+  const waiting = [...queued, ...delayed.filter((j) => !j.repeatJobKey)];
   const section = (title: string, jobs: Job<BackupJobData>[], extra?: (j: Job<BackupJobData>) => string) =>
     `*${title}* (${jobs.length})${jobs.length ? `\n${jobs.map((j) => `• ${describeJob(j)}${extra ? extra(j) : ''}`).join('\n')}` : ''}`;
   return [

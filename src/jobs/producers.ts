@@ -47,7 +47,7 @@ export function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData):
 }
 
 /** One restore test per backup at a time; tests of different backups run side by side (each has its own scratch db). */
-export function enqueueRestoreTest(queue: Queue<RestoreTestJobData>, data: RestoreTestJobData): Promise<Enqueued> {
+export function enqueueRestoreTest(queue: Queue<RestoreTestJobData>, data: RestoreTestJobData & { backupId: string }): Promise<Enqueued> {
   return enqueueOnce(queue, 'restore-test', data, `restore-test-${data.target}-${randomUUID()}`, `restore-test-${data.backupId}`, 'queueing the restore test');
 }
 

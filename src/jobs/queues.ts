@@ -2,7 +2,7 @@ import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import { TargetName } from '../config.ts';
 import { BackupIdSchema, BackupKind } from '../storage/manifest.ts';
-import { ChecklistJobData, RetentionJobData } from '../schedules/job-data.ts';
+import { ChecklistJobData, RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/job-data.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */
 export const QUEUE = {
@@ -27,6 +27,10 @@ export const BackupJobData = z.object({
   }),
   /** The channel message that this job updates in place; set on first run so a retry never posts twice. */
   anchor: z.object({ channel: z.string(), ts: z.string() }).optional(),
+  /** Set by the job scheduler that made this job (schedules/plan.ts): its retention class and how long it is kept. */
+  schedule: ScheduledBackupData.shape.schedule.optional(),
+  /** Days to keep this backup, for unscheduled kinds (a pre-migration backup: the target's policy.preMigration.keepDays). */
+  keepDays: z.number().int().positive().optional(),
 });
 export type BackupJobData = z.infer<typeof BackupJobData>;
 
@@ -40,7 +44,10 @@ const Anchor = z.object({ channel: z.string(), ts: z.string() });
 /** A restore test of one backup; `latest` is resolved to a backup id when the request is made. */
 export const RestoreTestJobData = z.object({
   target: TargetName,
-  backupId: BackupIdSchema,
+  /** Absent in a scheduled test (the scheduler's template is fixed): the worker tests the newest backup at run time. */
+  backupId: BackupIdSchema.optional(),
+  /** Set by the restore-test scheduler: the day rule the worker checks before doing anything. */
+  schedule: ScheduledRestoreTestData.shape.schedule.optional(),
   requestedBy: RequestedBy,
   anchor: Anchor.optional(),
 });

@@ -11,6 +11,14 @@ export interface BackupRequestInfo {
   requestedBy: { source: string; userId?: string | undefined; userName?: string | undefined };
   kind: string;
   label?: string | null;
+  /** The job scheduler that made a scheduled backup: the message names it. */
+  schedule?: { id: string; retentionClass: string; keepDays: number } | undefined;
+}
+
+/** `scheduled by \`daily\` (daily, kept 30 days)` for a scheduled backup, else the kind. */
+function kindOf(req: BackupRequestInfo): string {
+  const s = req.schedule;
+  return s ? `scheduled by \`${s.id}\` (${s.retentionClass}, kept ${s.keepDays} days)` : req.kind;
 }
 
 function who(r: BackupRequestInfo['requestedBy']): string {
@@ -27,10 +35,10 @@ export function backupStarted(req: BackupRequestInfo, progress?: string): Channe
   const title = `:hourglass_flowing_sand: Backup of *${req.target}* running`;
   const detail = progress ? `${title} — ${progress}` : title;
   return {
-    text: `Backup of ${req.target} running (job ${req.jobId})`,
+    text: `Backup of ${req.target} running (${req.schedule ? `schedule ${req.schedule.id}, ` : ''}job ${req.jobId})`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: detail } },
-      context(`job \`${req.jobId}\` · ${req.kind}${req.label ? ` · ${escapeMrkdwn(req.label)}` : ''} · requested by ${who(req.requestedBy)}`),
+      context(`job \`${req.jobId}\` · ${kindOf(req)}${req.label ? ` · ${escapeMrkdwn(req.label)}` : ''} · requested by ${who(req.requestedBy)}`),
     ],
   };
 }
@@ -54,7 +62,7 @@ export function backupSucceeded(req: BackupRequestInfo, m: Manifest): ChannelMes
       { type: 'section', text: { type: 'mrkdwn', text: `:white_check_mark: Backup of *${m.target}* succeeded` } },
       { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
       context(
-        `job \`${req.jobId}\` · ${req.kind} · requested by ${who(req.requestedBy)} · PostgreSQL ${versionNumber(m.database.serverVersion)}, pg_dump ${versionNumber(m.database.pgDumpVersion)} · verified readable with pg_restore --list`,
+        `job \`${req.jobId}\` · ${kindOf(req)} · requested by ${who(req.requestedBy)} · PostgreSQL ${versionNumber(m.database.serverVersion)}, pg_dump ${versionNumber(m.database.pgDumpVersion)} · verified readable with pg_restore --list`,
       ),
     ],
   };
@@ -74,7 +82,7 @@ export function backupFailed(req: BackupRequestInfo, reason: string, escalation:
     text: `Backup of ${req.target} FAILED: ${reason}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `:x: Backup of *${req.target}* failed: ${escapeMrkdwn(reason)}` } },
-      context(`job \`${req.jobId}\` · ${req.kind} · requested by ${who(req.requestedBy)} · nothing was stored · ${escalation}`),
+      context(`job \`${req.jobId}\` · ${kindOf(req)} · requested by ${who(req.requestedBy)} · nothing was stored · ${escalation}`),
     ],
   };
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import type { ObjectCounts, TableCount } from '../storage/manifest.ts';
+import { scopeParams, type DumpScope } from './dump-scope.ts';
 
 /**
  * What a backup holds, counted the same way in the dump's snapshot and later in a restored copy, so a restore
@@ -22,20 +23,37 @@ import type { ObjectCounts, TableCount } from '../storage/manifest.ts';
  * - types: enums ('e'), ranges ('r'), stand-alone composite types (typtype 'c' whose pg_class row has relkind
  *   'c', so not the row type of a table) and user base types ('b') that are not some type's array type.
  *   Multiranges are left out: PostgreSQL creates one with every range.
- * - extensions: every row of pg_extension (plpgsql included; a new database has it too).
+ * - extensions: every row of pg_extension (plpgsql included; a new database has it too); none when the backup is
+ *   limited to some schemas (pg_dump --schema dumps no extension).
+ * - Only what the backup's scope covers (`--schema`, `--exclude-table`; see dump-scope.ts) is counted.
  */
 
 const SYSTEM = `n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`;
 const notExtensionMember = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
 
+/**
+ * The backup's scope (dump-scope.ts), as parameters: $1 schema regexes (empty: all), $2/$3 excluded tables as
+ * schema regex (null: any) and name regex. pg_dump's `--exclude-table` applies to tables, sequences, views,
+ * materialized views, foreign and partitioned tables; an identity sequence goes with its table, a serial one does not.
+ */
+const IN_SCHEMAS = `(cardinality($1::text[]) = 0 OR n.nspname ~ ANY ($1::text[]))`;
+const excludedRelation = (nsp: string, rel: string) =>
+  `EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS x(sch, tbl) WHERE (x.sch IS NULL OR ${nsp} ~ x.sch) AND ${rel} ~ x.tbl)`;
+const IN_SCOPE = `${IN_SCHEMAS}
+    AND NOT (c.relkind IN ('r', 'S', 'v', 'm', 'f', 'p') AND ${excludedRelation('n.nspname', 'c.relname')})
+    AND NOT (c.relkind = 'S' AND EXISTS (
+      SELECT 1 FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
+        AND ${excludedRelation('tn.nspname', 't.relname')}))`;
+
 const USER_RELATIONS = `
   SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE ${SYSTEM} AND ${notExtensionMember('pg_class', 'c.oid')}`;
+  WHERE ${SYSTEM} AND ${notExtensionMember('pg_class', 'c.oid')} AND ${IN_SCOPE}`;
 
 const OBJECTS_SQL = `
 WITH ns AS (
-  SELECT n.oid FROM pg_namespace n WHERE ${SYSTEM} AND ${notExtensionMember('pg_namespace', 'n.oid')}
+  SELECT n.oid FROM pg_namespace n WHERE ${SYSTEM} AND ${notExtensionMember('pg_namespace', 'n.oid')} AND ${IN_SCHEMAS}
 ), rel AS (${USER_RELATIONS}
 ), con AS (
   SELECT co.contype FROM pg_constraint co
@@ -69,7 +87,8 @@ SELECT
   (SELECT count(*) FROM typ WHERE typtype IN ('e', 'r')
      OR (typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = typ.typrelid) = 'c')
      OR (typtype = 'b' AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = typ.oid)))::int AS types,
-  (SELECT count(*) FROM pg_extension)::int AS extensions`;
+  -- pg_dump --schema dumps no extensions.
+  (CASE WHEN cardinality($1::text[]) = 0 THEN (SELECT count(*) FROM pg_extension) ELSE 0 END)::int AS extensions`;
 
 interface ObjectsRow {
   schemas: number;
@@ -92,9 +111,12 @@ interface ObjectsRow {
   extensions: number;
 }
 
-/** Object counts of the database `client` is connected to (inside the dump's snapshot when called from a backup). */
-export async function countObjects(client: pg.ClientBase): Promise<ObjectCounts> {
-  const { rows } = await client.query<ObjectsRow>(OBJECTS_SQL);
+/**
+ * Object counts of the database `client` is connected to (inside the dump's snapshot when called from a backup),
+ * within `scope` when the backup covers only part of it.
+ */
+export async function countObjects(client: pg.ClientBase, scope?: DumpScope): Promise<ObjectCounts> {
+  const { rows } = await client.query<ObjectsRow>(OBJECTS_SQL, scopeParams(scope));
   const r = rows[0];
   if (!r) throw new Error('the object count query returned no row');
   return {
@@ -120,12 +142,15 @@ export async function countObjects(client: pg.ClientBase): Promise<ObjectCounts>
  * partitioned parent has none of its own), sorted by schema then table in byte order. Unlogged tables are
  * included because pg_dump dumps their data.
  */
-export async function countRows(client: pg.ClientBase): Promise<TableCount[]> {
-  const { rows: tables } = await client.query<{ schema: string; table: string }>(`
+export async function countRows(client: pg.ClientBase, scope?: DumpScope): Promise<TableCount[]> {
+  const { rows: tables } = await client.query<{ schema: string; table: string }>(
+    `
     SELECT n.nspname AS schema, c.relname AS table
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND ${SYSTEM} AND ${notExtensionMember('pg_class', 'c.oid')}
-    ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`);
+    WHERE c.relkind = 'r' AND ${SYSTEM} AND ${notExtensionMember('pg_class', 'c.oid')} AND ${IN_SCOPE}
+    ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
+    scopeParams(scope),
+  );
   const out: TableCount[] = [];
   for (const t of tables) {
     const { rows } = await client.query<{ n: string }>(

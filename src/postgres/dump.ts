@@ -10,6 +10,7 @@ import { backupEncryption, readBackEncrypted, readBackKey, type BackupEncryption
 import { reserveBackupId } from '../storage/catalog.ts';
 import { serverLabel, withPgEnv } from './connection.ts';
 import { countObjects, countRows } from './counts.ts';
+import { dumpScopeArgs, isWholeDatabase, type DumpScope } from './dump-scope.ts';
 import { BACKUP_CANCELED, toBotError } from './backup-failure.ts';
 import { clientFailure, type FailureContext } from './failures.ts';
 import { dumpGlobals } from './globals.ts';
@@ -118,7 +119,9 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     const dumpAbort = new AbortController();
     const forwardAbort = () => dumpAbort.abort();
     o.signal?.addEventListener('abort', forwardAbort, { once: true });
-    const counting = Promise.all([countRows(snap.client), countObjects(snap.client)]).catch((err: unknown) => {
+    // Only what pg_dump is told to take (target.schemas, target.excludeTables), or every restore test would miss the rest.
+    const scope: DumpScope = { schemas: o.target.schemas, excludeTables: o.target.excludeTables };
+    const counting = Promise.all([countRows(snap.client, scope), countObjects(snap.client, scope)]).catch((err: unknown) => {
       dumpAbort.abort();
       throw o.signal?.aborted ? new BotError('canceled', CANCELED) : clientFailure(err, ctx);
     });
@@ -136,7 +139,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         level: o.compressionLevel,
         command: tools.pgDump,
         // -Z0: zstd compresses (pg_dump ≤ 15 has only gzip, far slower). The database comes from PGDATABASE.
-        args: ['-Fc', '-Z0', `--snapshot=${snap.snapshotId}`, `--lock-wait-timeout=${lockWait}`, '--no-password'],
+        args: ['-Fc', '-Z0', `--snapshot=${snap.snapshotId}`, `--lock-wait-timeout=${lockWait}`, '--no-password', ...dumpScopeArgs(scope)],
         env,
         zstd,
         encryption,
@@ -209,6 +212,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
       artifacts,
       globals: globals.globals,
       verification: { tables, objects },
+      ...(isWholeDatabase(scope) ? {} : { scope }),
       tool: { name: 'pg-backup-bot', version: toolVersion() },
     };
     // Written last: from this moment on the backup exists.

@@ -50,7 +50,9 @@ export async function checkRestored(o: {
     // Measured before the smoke queries, which may create temp objects or write.
     const { rows } = await client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size');
     const restoredBytes = Number(rows[0]?.size ?? 0);
-    const comparison = compareCounts(o.manifest.verification, { tables: await countRows(client), objects: await countObjects(client) });
+    // Within the backup's scope: what pg_dump was told to leave out is not expected back.
+    const scope = o.manifest.scope;
+    const comparison = compareCounts(o.manifest.verification, { tables: await countRows(client, scope), objects: await countObjects(client, scope) });
 
     o.onPhase('smoke-queries');
     const smokeQueries: SmokeResult[] = [];

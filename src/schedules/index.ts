@@ -12,4 +12,5 @@ export {
   type TargetPolicy,
 } from './policy.ts';
 export { formatScheduleStatus, scheduleStatus, type ScheduleStatusRow } from './status.ts';
+export { plannedSchedulers, syncSchedulers, type ScheduleSource, type SchedulerQueues, type SyncResult } from './sync.ts';
 export { canonicalTimeZone, formatInZone, shouldRunToday, zonedParts, type RunRule } from './time.ts';

@@ -124,7 +124,8 @@ export function planSchedulers(config: Pick<ScheduleConfig, 'timezone' | 'retent
 
 /**
  * What to upsert and what to remove on one queue, given the scheduler ids it holds now (`getJobSchedulers()`
- * keys). Upserting everything wanted is safe: BullMQ keeps the pending job of an unchanged scheduler.
+ * keys). Upserting an unchanged scheduler is idempotent but not free: BullMQ replaces its pending job with one
+ * computed from "now", which drops a run that came due while no worker was up; sync.ts skips unchanged ones.
  * Call it per queue with that queue's entries, so another queue's schedulers are never judged here.
  */
 export function diffSchedulers<T extends { id: string }>(wanted: readonly T[], existingIds: readonly string[]): { upsert: T[]; remove: string[] } {

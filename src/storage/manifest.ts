@@ -93,6 +93,11 @@ export const ManifestSchema = z.object({
     tables: z.array(TableCountSchema),
     objects: ObjectCountsSchema,
   }),
+  /**
+   * Set when the target narrows what pg_dump takes (`--schema`, `--exclude-table` patterns); absent: the whole
+   * database. The counts above cover only this scope, and a restore test recounts the restored copy within it.
+   */
+  scope: z.object({ schemas: z.array(z.string()), excludeTables: z.array(z.string()) }).optional(),
   tool: z.object({ name: z.literal('pg-backup-bot'), version: z.string() }),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;

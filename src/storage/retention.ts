@@ -11,7 +11,12 @@ export const RETENTION_DAYS: Record<RetentionClass, number> = {
   'pre-migration': 90,
 };
 
-export function retentionFor(kind: BackupKind, startedAt: Date, retentionClass?: RetentionClass): { retentionClass: RetentionClass; retainUntil: Date } {
+/**
+ * A backup's class and deadline. `keepDays` comes from the policy that made it (a schedule's keepDays, a target's
+ * preMigration.keepDays); without it the class's default applies. Fixed at backup time: a later policy change
+ * never moves an existing backup's deadline.
+ */
+export function retentionFor(kind: BackupKind, startedAt: Date, retentionClass?: RetentionClass, keepDays?: number): { retentionClass: RetentionClass; retainUntil: Date } {
   const cls: RetentionClass = retentionClass ?? (kind === 'pre-migration' ? 'pre-migration' : kind === 'scheduled' ? 'daily' : 'manual');
-  return { retentionClass: cls, retainUntil: new Date(startedAt.getTime() + RETENTION_DAYS[cls] * DAY) };
+  return { retentionClass: cls, retainUntil: new Date(startedAt.getTime() + (keepDays ?? RETENTION_DAYS[cls]) * DAY) };
 }

@@ -40,7 +40,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
     const data = job.data;
     const jobId = job.id ?? 'unknown';
     const log = deps.log.child({ jobId, target: data.target, attempt: job.attemptsMade + 1 });
-    const req: BackupRequestInfo = { target: data.target, jobId, requestedBy: data.requestedBy, kind: data.kind, label: data.label };
+    const req: BackupRequestInfo = { target: data.target, jobId, requestedBy: data.requestedBy, kind: data.kind, label: data.label, schedule: data.schedule };
     const say = quietNotifier(deps.notifier, log);
 
     let anchor: MessageRef | undefined = data.anchor;
@@ -59,7 +59,8 @@ export function backupProcessor(deps: BackupWorkerDeps) {
 
     const startedAt = now();
     const backupId = makeBackupId(data.target, startedAt);
-    const retention = retentionFor(data.kind, startedAt);
+    // A scheduled backup carries its schedule's class and keepDays; a pre-migration one may carry its target's keepDays.
+    const retention = retentionFor(data.kind, startedAt, data.schedule?.retentionClass, data.schedule?.keepDays ?? data.keepDays);
     try {
       const target = findTarget(deps.config, data.target);
       log.info({ backupId }, 'backup started');

@@ -9,6 +9,7 @@ import { restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
 import { restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
 import { retentionProcessor } from './retention-worker.ts';
+import { syncSchedulers } from '../schedules/sync.ts';
 
 export interface Workers {
   /** All workers are running (for /healthz). */
@@ -97,7 +98,11 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   }
   await Promise.all(all.map((w) => w.waitUntilReady()));
   // Idempotent: any number of workers starting at once leave exactly one scheduler.
-  if (options.schedules !== false) await deps.queues.health.upsertJobScheduler('health', { every: config.health.intervalMinutes * 60_000 }, { name: 'health', data: {} });
+  if (options.schedules !== false) {
+    await deps.queues.health.upsertJobScheduler('health', { every: config.health.intervalMinutes * 60_000 }, { name: 'health', data: {} });
+    // Backups, restore tests, retention and reminders from the config; removed schedules leave Redis (schedules/sync.ts).
+    await syncSchedulers(deps.queues, config, log.child({ component: 'schedules' }));
+  }
   await dropLeftovers(deps);
   return {
     running: () => all.every((w) => w.isRunning()),

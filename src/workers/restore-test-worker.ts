@@ -1,7 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { isBotError, toUserMessage } from '../errors.ts';
+import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
@@ -14,10 +14,11 @@ import {
 } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runRestoreTest, scratchName } from '../postgres/index.ts';
-import { findBackup } from '../storage/catalog.ts';
+import { findBackup, latestBackup } from '../storage/catalog.ts';
 import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { formatInZone, shouldRunToday } from '../schedules/time.ts';
 
 export interface RestoreTestWorkerDeps {
   config: Config;
@@ -42,21 +43,29 @@ export function scratchServerUrl(config: Config, targetUrl: string): string {
  */
 export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
   const now = deps.now ?? (() => new Date());
-  return async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean }> => {
-    const data = job.data;
+  return async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean } | { skipped: string }> => {
     const jobId = job.id ?? 'unknown';
+    const skipped = notItsDay(job, deps.config.timezone);
+    if (skipped) {
+      deps.log.info({ jobId, target: job.data.target, rule: job.data.schedule?.rule }, `scheduled restore test skipped: ${skipped}`);
+      return { skipped };
+    }
+    // A scheduled test names no backup: the newest one is tested, chosen now and kept in the job for a re-run.
+    const newest = job.data.backupId === undefined ? await newestBackup(deps.storage, job.data.target) : null;
+    const data = newest?.backupId ? { ...job.data, backupId: newest.backupId } : job.data;
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
-    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId, jobId, requestedBy: data.requestedBy };
+    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy };
     const say = quietNotifier(deps.notifier, log);
     let anchor: MessageRef | undefined = data.anchor;
     if (!anchor) {
       anchor = await say.post(restoreTestRunning(req, 'starting'));
-      if (anchor) await job.updateData({ ...data, anchor });
+      if (anchor || data !== job.data) await job.updateData(anchor ? { ...data, anchor } : data);
     }
     const startedAt = now();
     try {
+      if (newest?.error) throw newest.error;
       const target = findTarget(deps.config, data.target);
-      const manifest = await findBackup(deps.storage, data.backupId);
+      const manifest = await findBackup(deps.storage, req.backupId);
       const outcome = await runRestoreTest({
         manifest,
         storage: deps.storage,
@@ -89,12 +98,12 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore-test record'));
       log.info({ passed: record.passed, restoreMs: record.restoreMs, problems: record.problems.length }, 'restore test finished');
       const escalation = record.passed
-        ? await deps.escalation.passed(data.target, 'restore-test', { summary: `Restore test of ${data.backupId} passed again`, details: { jobId } }).catch(() => null)
+        ? await deps.escalation.passed(data.target, 'restore-test', { summary: `Restore test of ${req.backupId} passed again`, details: { jobId } }).catch(() => null)
         : await deps.escalation
             .failed(data.target, 'restore-test', {
-              summary: `Restore test of ${data.target} FAILED (${data.backupId}): ${record.problems[0] ?? 'see Slack'}`,
+              summary: `Restore test of ${data.target} FAILED (${req.backupId}): ${record.problems[0] ?? 'see Slack'}`,
               severity: 'critical',
-              details: { jobId, backupId: data.backupId, problems: record.problems.slice(0, 20) },
+              details: { jobId, backupId: req.backupId, problems: record.problems.slice(0, 20) },
             })
             .catch((err: unknown) => {
               log.error({ err }, 'could not queue the PagerDuty trigger');
@@ -115,7 +124,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       const reason = toUserMessage(err);
       log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'restore test could not run');
       const escalation = await deps.escalation
-        .failed(data.target, 'restore-test', { summary: `Restore test of ${data.target} could not run: ${reason}`, severity: 'critical', details: { jobId, backupId: data.backupId } })
+        .failed(data.target, 'restore-test', { summary: `Restore test of ${data.target} could not run: ${reason}`, severity: 'critical', details: { jobId, backupId: req.backupId } })
         .catch(() => 'PagerDuty could NOT be paged (Redis error, see logs)');
       const message = restoreTestError(req, reason, escalation);
       if (anchor) await say.update(anchor, message);
@@ -123,4 +132,27 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       throw new UnrecoverableError(reason);
     }
   };
+}
+
+/**
+ * Why a scheduled test does nothing this time, or null. Judged on the day it was scheduled for (BullMQ's
+ * `prevMillis`), not when a worker got to it: a test delayed past midnight by an outage still runs.
+ */
+function notItsDay(job: Job<RestoreTestJobData>, tz: string): string | null {
+  const rule = job.data.schedule?.rule;
+  if (!rule) return null;
+  const scheduledFor = new Date(job.opts.prevMillis ?? job.timestamp);
+  if (shouldRunToday(rule, scheduledFor, tz)) return null;
+  return `${formatInZone(scheduledFor, tz)} is not the ${rule === 'first-saturday' ? 'first Saturday of a month' : 'first Saturday of a quarter'}`;
+}
+
+/** The target's newest finished backup, or the error a scheduled test reports (and pages) when there is none. */
+async function newestBackup(storage: Storage, target: string): Promise<{ backupId?: string; error?: unknown }> {
+  try {
+    const m = await latestBackup(storage, target);
+    if (m) return { backupId: m.backupId };
+    return { error: new BotError('backup_not_found', `There is no finished backup of ${target} to test: the scheduled restore test found nothing to restore.`) };
+  } catch (err) {
+    return { error: err };
+  }
 }

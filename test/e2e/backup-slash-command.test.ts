@@ -116,6 +116,8 @@ describe('/backup now, end to end', () => {
     expect(list).toContain(manifest.backupId);
     const status = replyText((await slash('status')).body);
     expect(status).toMatch(/Running\* \(0\)/);
+    // No config file: the default production policy, times in UTC.
+    expect(status).toMatch(/Schedules \(times in UTC\):\n\*shop\*\n• daily backup \(daily, kept 30 days\): every day at 02:00 — next \w{3} \d{4}-\d\d-\d\d 02:00 UTC\+00:00/);
   });
 
   it('answers a second request for a running backup with the running job id, starting no second dump', async () => {
