@@ -1,5 +1,5 @@
 import type { Config, Mode } from './config.ts';
-import { actionTable, commandTable } from './commands/index.ts';
+import { actionTable, checkboxTable, commandTable } from './commands/index.ts';
 import { createDeps, type Deps, type DepsOverrides } from './deps.ts';
 import type { Logger } from './logger.ts';
 import { startSlackApp, type SlackApp } from './slack-app.ts';
@@ -26,13 +26,14 @@ export async function startService(
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
     if (mode !== 'worker') {
-      const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, health: { runs: deps.runs, state: deps.healthState }, audit: deps.audit, ...(deps.groups ? { groups: deps.groups } : {}) };
+      const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, health: { runs: deps.runs, state: deps.healthState }, audit: deps.audit, notifier: deps.notifier, ...(deps.groups ? { groups: deps.groups } : {}) };
       const running = workers;
       slack = await startSlackApp({
         config,
         log,
         handlers: commandTable(commandDeps),
         actions: actionTable(commandDeps),
+        checkboxes: checkboxTable(commandDeps),
         // Healthy = Redis answers and, where this process runs workers, every worker is running.
         healthy: async () => (await deps.redis.ping()) === 'PONG' && (running === null || running.running()),
         metrics: () => renderMetrics(deps),

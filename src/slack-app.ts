@@ -4,7 +4,7 @@ import { App, LogLevel, type CustomRoute } from '@slack/bolt';
 import type { Config } from './config.ts';
 import { BotError } from './errors.ts';
 import { boltLogger, type Logger } from './logger.ts';
-import { registerCommands, type ActionHandler, type CommandHandler } from './commands/index.ts';
+import { registerCommands, type ActionHandler, type CheckboxHandler, type CommandHandler } from './commands/index.ts';
 
 
 export interface SlackApp {
@@ -22,6 +22,8 @@ export async function startSlackApp(options: {
   log: Logger;
   handlers: Record<string, CommandHandler>;
   actions?: Record<string, ActionHandler>;
+  /** Checkboxes in channel messages (checklist ticks). */
+  checkboxes?: Record<string, CheckboxHandler>;
   healthy: () => Promise<boolean>;
   /** Prometheus text for GET /metrics. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
@@ -51,7 +53,7 @@ export async function startSlackApp(options: {
   } catch (err) {
     throw new BotError('config_invalid', `Slack did not accept SLACK_BOT_TOKEN (auth.test at ${config.slack.apiUrl}): ${(err as Error).message}`, { cause: err });
   }
-  registerCommands(app, options.handlers, options.actions);
+  registerCommands(app, options.handlers, options.actions, options.checkboxes);
   app.error(async (err) => {
     log.error({ err }, 'slack handler error');
   });

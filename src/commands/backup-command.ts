@@ -29,6 +29,8 @@ export interface CommandInput {
 export interface Reply {
   text: string;
   blocks?: Block[];
+  /** Nothing to tell the clicker (a checklist tick: the updated message is the answer); the text is for the audit. */
+  quiet?: boolean;
 }
 
 export interface BackupCommandDeps {
@@ -64,6 +66,28 @@ export function backupCommand(deps: BackupCommandDeps) {
             text: duplicate
               ? `A backup of *${target.name}* is already queued or running: job \`${jobId}\`. Its result will be posted in ${deps.config.slack.channel}; no second dump was started.`
               : `Backup of *${target.name}* queued: job \`${jobId}\`. Progress and the result will be posted in ${deps.config.slack.channel}.`,
+          };
+        }
+        case 'pre-migration': {
+          const target = findTarget(deps.config, req.target);
+          const { jobId, duplicate } = await enqueueBackup(deps.queue, {
+            target: target.name,
+            kind: 'pre-migration',
+            label: req.label,
+            requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
+            keepDays: target.policy.preMigration.keepDays,
+          });
+          log.info({ jobId, duplicate, target: target.name, label: req.label }, duplicate ? 'backup already running' : 'pre-migration backup queued');
+          // The running backup is not a pre-migration one (no restore test, no checklist, shorter retention): say so.
+          if (duplicate) {
+            return {
+              text: `A backup of *${target.name}* is already queued or running (job \`${jobId}\`), so no pre-migration backup was started. Run \`/backup pre-migration ${escapeMrkdwn(req.label)}\` again when it has finished.`,
+            };
+          }
+          return {
+            text:
+              `Pre-migration backup *${escapeMrkdwn(req.label)}* of *${target.name}* queued: job \`${jobId}\`, kept ${target.policy.preMigration.keepDays} days. ` +
+              `A restore test of it follows, then the pre-migration checklist with both results is posted in ${deps.config.slack.channel}.`,
           };
         }
         case 'list': {

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { TargetName } from '../config.ts';
+import { MigrationLabel } from '../jobs/checklist-data.ts';
 
 /** What `/backup …` can ask for, after parsing. Anything else becomes `help` with the problem named. */
 export type BackupRequest =
   | { verb: 'now'; target?: string }
+  | { verb: 'pre-migration'; label: string; target?: string }
   | { verb: 'list'; target?: string }
   | { verb: 'status' }
   | { verb: 'health'; target?: string }
@@ -15,6 +17,7 @@ const Word = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 export const BACKUP_USAGE = [
   '*Usage:* `/backup <command>`',
   '• `/backup now [target]` — take a backup now (custom-format pg_dump, zstd, sha256, verified readable)',
+  '• `/backup pre-migration <label> [target]` — a backup kept for the pre-migration period, restore-tested, then the pre-migration checklist (label: letters, digits, . _ -, e.g. `JIRA-1234`)',
   '• `/backup list [target]` — the most recent backups, newest first',
   '• `/backup status` — running, waiting and failed backup jobs',
   '• `/backup health [target]` — every health condition with its evidence and since when',
@@ -30,6 +33,7 @@ export const BACKUP_USAGE = [
 export function parseBackupText(raw: string): BackupRequest {
   const words = raw.trim().split(/\s+/).filter(Boolean);
   if (words.length === 0) return { verb: 'help' };
+  if (words[0]?.toLowerCase() === 'pre-migration') return parsePreMigration(words.slice(1));
   const bad = words.find((w) => !Word.safeParse(w).success);
   if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not something /backup understands.` };
   const [verb, arg, ...rest] = words.map((w) => w.toLowerCase()) as [string, string | undefined, ...string[]];
@@ -55,6 +59,20 @@ export function parseBackupText(raw: string): BackupRequest {
     default:
       return { verb: 'help', problem: `Unknown command "${truncate(verb)}".` };
   }
+}
+
+/** `<label> [target]`: the label keeps its case (it names a ticket or a migration) and never reaches a shell. */
+function parsePreMigration(args: string[]): BackupRequest {
+  const [label, target, ...rest] = args;
+  if (label === undefined) return { verb: 'help', problem: '`/backup pre-migration` needs a label naming the migration, e.g. `/backup pre-migration JIRA-1234`.' };
+  if (rest.length > 0) return { verb: 'help', problem: 'Too many words after "/backup pre-migration": the label is one word (letters, digits, . _ -), then optionally the target.' };
+  if (!MigrationLabel.safeParse(label).success) {
+    return { verb: 'help', problem: `"${truncate(label)}" is not a valid label: 1–80 characters, letters, digits, . _ - (one word, starting with a letter or digit).` };
+  }
+  if (target === undefined) return { verb: 'pre-migration', label };
+  const t = TargetName.safeParse(target.toLowerCase());
+  if (!t.success) return { verb: 'help', problem: `"${truncate(target)}" is not a valid target name.` };
+  return { verb: 'pre-migration', label, target: t.data };
 }
 
 function truncate(s: string): string {

@@ -6,16 +6,17 @@ import type { CommandInput, Reply } from './backup-command.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, whoMayRestoreInto } from './restore-command.ts';
 import { parseRestoreTestText, parseRestoreText } from './restore-text.ts';
 import { decide, roleOf, type GroupResolver, type Role } from './roles.ts';
+import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
 
 type Handler = (input: CommandInput) => Promise<Reply>;
 type Click = { userId: string; userName: string; actionId: string; value: string };
-type ActionHandler = (click: Click) => Promise<Reply>;
 
 /** The role each request needs, from its parsed text: reading is for viewers, running for operators. */
 export function requiredRole(command: string, text: string): { role: Role; what: string; valid: boolean } {
   if (command === '/backup') {
     const r = parseBackupText(text);
     if (r.verb === 'now') return { role: 'operator', what: '`/backup now`', valid: true };
+    if (r.verb === 'pre-migration') return { role: 'operator', what: '`/backup pre-migration`', valid: true };
     if (r.verb === 'audit') return { role: 'admin', what: '`/backup audit`', valid: true };
     return { role: 'viewer', what: `\`/backup ${r.verb}\``, valid: r.verb !== 'help' || !('problem' in r && r.problem) };
   }
@@ -66,12 +67,15 @@ export function guardCommand(command: string, inner: Handler, deps: { config: Co
   };
 }
 
-export function guardAction(inner: ActionHandler, deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger }): ActionHandler {
+export function guardAction<C extends Click>(inner: (click: C) => Promise<Reply>, deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger }): (click: C) => Promise<Reply> {
   return async (click) => {
-    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : 'admin';
+    // Ticking a checklist is on-call work (operator); an unknown action needs the highest role.
+    const checklist = click.actionId === CHECKLIST_ACTION_ID;
+    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : checklist ? 'operator' : 'admin';
     const role = await roleOf(deps.config, click.userId, deps.groups);
-    const decision = decide(role, need, 'Confirming this restore', deps.config);
-    const reply = decision.allowed ? await inner(click) : { text: `:no_entry: Refused: ${whoMayRestoreInto(deps.config)} Nothing was changed.` };
+    const decision = decide(role, need, checklist ? 'Ticking a checklist item' : 'Confirming this restore', deps.config);
+    const refusal = checklist ? (decision.reason ?? '') : whoMayRestoreInto(deps.config);
+    const reply = decision.allowed ? await inner(click) : { text: `:no_entry: Refused: ${refusal} Nothing was changed.` };
     await deps.audit
       .append({
         kind: 'action',

@@ -1,4 +1,4 @@
-import type { App, BlockButtonAction } from '@slack/bolt';
+import type { App, BlockAction, BlockButtonAction, CheckboxesAction } from '@slack/bolt';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
@@ -13,12 +13,17 @@ import { restoreTestCommand } from './restore-test-command.ts';
 import { guardAction, guardCommand } from './guard.ts';
 import type { GroupResolver } from './roles.ts';
 import type { AuditLog } from '../audit.ts';
+import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
+import type { Notifier } from '../notifications/types.ts';
+import { createChecklistStore } from '../checklists/state.ts';
+import { checklistTickAction, type CheckboxClick } from './checklist-action.ts';
 
 export { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 export { parseBackupText, BACKUP_USAGE } from './backup-text.ts';
 
 export type CommandHandler = (input: CommandInput) => Promise<Reply>;
 export type ActionHandler = (click: { userId: string; userName: string; actionId: string; value: string }) => Promise<Reply>;
+export type CheckboxHandler = (click: CheckboxClick) => Promise<Reply>;
 
 export interface CommandDeps {
   config: Config;
@@ -30,6 +35,8 @@ export interface CommandDeps {
   audit: AuditLog;
   /** Slack user-group membership for roles given as group IDs. */
   groups?: GroupResolver;
+  /** Updates channel messages in place (checklist ticks); without it checklist ticks are not handled. */
+  notifier?: Pick<Notifier, 'update'>;
 }
 
 /** The bot's whole Slack surface, one line per command. */
@@ -50,7 +57,20 @@ export function actionTable(deps: CommandDeps): Record<string, ActionHandler> {
   return { [CONFIRM_ACTION]: confirm, [CANCEL_ACTION]: confirm };
 }
 
-export function registerCommands(app: App, handlers: Record<string, CommandHandler>, actions: Record<string, ActionHandler> = {}): void {
+/** Checkboxes in channel messages (checklists), by action_id. */
+export function checkboxTable(deps: CommandDeps): Record<string, CheckboxHandler> {
+  if (!deps.notifier) return {};
+  const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
+  const store = createChecklistStore(deps.redis, deps.config.queuePrefix);
+  return { [CHECKLIST_ACTION_ID]: guardAction(checklistTickAction({ store, notifier: deps.notifier, audit: deps.audit, log: deps.log }), guard) };
+}
+
+export function registerCommands(
+  app: App,
+  handlers: Record<string, CommandHandler>,
+  actions: Record<string, ActionHandler> = {},
+  checkboxes: Record<string, CheckboxHandler> = {},
+): void {
   for (const [name, handle] of Object.entries(handlers)) {
     app.command(name, async ({ command, ack }) => {
       // Slack allows 3 s to ack; handlers only parse, enqueue or read, so the ack carries the answer itself.
@@ -64,6 +84,26 @@ export function registerCommands(app: App, handlers: Record<string, CommandHandl
       const reply = await handle({ userId: body.user.id, userName: body.user.name ?? body.user.id, actionId, value: action.value ?? '' });
       // Replaces the ephemeral confirmation, so the buttons cannot be clicked twice.
       await respond({ replace_original: true, response_type: 'ephemeral', text: reply.text });
+    });
+  }
+  for (const [actionId, handle] of Object.entries(checkboxes)) {
+    app.action<BlockAction<CheckboxesAction>>({ type: 'block_actions', action_id: actionId }, async ({ ack, body, action, respond }) => {
+      await ack();
+      const channel = body.channel?.id ?? String(body.container.channel_id ?? '');
+      const messageTs = body.message?.ts ?? String(body.container.message_ts ?? '');
+      const selected = action.selected_options.flatMap((o) => (o.value === undefined ? [] : [o.value]));
+      const reply = await handle({
+        userId: body.user.id,
+        userName: body.user.name ?? body.user.id,
+        actionId,
+        value: `${channel}/${messageTs} ${action.block_id} [${selected.join(',')}]`.slice(0, 500),
+        channel,
+        messageTs,
+        blockId: action.block_id,
+        selected,
+      });
+      // The channel message is the answer; only a refusal or a problem goes to the clicker, and never replaces it.
+      if (!reply.quiet) await respond({ replace_original: false, response_type: 'ephemeral', text: reply.text });
     });
   }
 }

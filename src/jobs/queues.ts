@@ -2,7 +2,8 @@ import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import { TargetName } from '../config.ts';
 import { BackupIdSchema, BackupKind } from '../storage/manifest.ts';
-import { ChecklistJobData, RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/job-data.ts';
+import { RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/job-data.ts';
+import { ChecklistJob, PreMigrationContext } from './checklist-data.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */
 export const QUEUE = {
@@ -50,6 +51,8 @@ export const RestoreTestJobData = z.object({
   schedule: ScheduledRestoreTestData.shape.schedule.optional(),
   requestedBy: RequestedBy,
   anchor: Anchor.optional(),
+  /** Set when a pre-migration backup started this test: its result then goes on to the pre-migration checklist. */
+  preMigration: PreMigrationContext.optional(),
 });
 export type RestoreTestJobData = z.infer<typeof RestoreTestJobData>;
 
@@ -79,7 +82,7 @@ export interface Queues {
   /** Deletes expired backups (schedules/plan.ts `pgbb:retention`, and `npx pg-backup-bot retention`). */
   retention: Queue<RetentionJobData>;
   /** Checklist reminders posted to the channel (`pgbb:checklist:*`, and the pre-migration checklist). */
-  checklist: Queue<ChecklistJobData>;
+  checklist: Queue<ChecklistJob>;
   close(): Promise<void>;
 }
 
@@ -106,7 +109,7 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     },
   });
   const retention = new Queue<RetentionJobData>(QUEUE.retention, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
-  const checklist = new Queue<ChecklistJobData>(QUEUE.checklist, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } } });
+  const checklist = new Queue<ChecklistJob>(QUEUE.checklist, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } } });
   return {
     backup,
     restoreTest,

@@ -15,6 +15,7 @@ import { quietNotifier } from './quiet-notifier.ts';
 import { copyToAll } from '../storage/copy.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { Storage } from '../storage/types.ts';
+import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 
 export interface BackupWorkerDeps {
   config: Config;
@@ -28,6 +29,8 @@ export interface BackupWorkerDeps {
   now?: () => Date;
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
   progressIntervalMs?: number;
+  /** Where a pre-migration backup hands on: its restore test, or (failed) its checklist. */
+  preMigration?: PreMigrationQueues;
 }
 
 /**
@@ -104,6 +107,8 @@ export function backupProcessor(deps: BackupWorkerDeps) {
       } else {
         await say.post(verdict);
       }
+      const handedOn = await handOffPreMigration(deps.preMigration, data, jobId, { manifest }, log);
+      if (handedOn && anchor) await say.reply(anchor, { text: handedOn });
       return { backupId: manifest.backupId };
     } catch (err) {
       const reason = toUserMessage(err);
@@ -126,6 +131,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
       } else {
         await say.post(verdict);
       }
+      await handOffPreMigration(deps.preMigration, data, jobId, { reason }, log);
       // Not retried: a failed backup is reported and paged now; the next run (manual or scheduled) is the retry.
       throw new UnrecoverableError(reason);
     }

@@ -9,6 +9,10 @@ import { restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
 import { restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
 import { retentionProcessor } from './retention-worker.ts';
+import { checklistProcessor } from './checklist-worker.ts';
+import type { ChecklistJob } from '../jobs/checklist-data.ts';
+import { createChecklistStore } from '../checklists/state.ts';
+import { retentionRunsFromQueue } from '../checklists/retention-runs.ts';
 import { syncSchedulers } from '../schedules/sync.ts';
 
 export interface Workers {
@@ -38,6 +42,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       escalation: deps.escalation,
       runs: deps.runs,
       copies: deps.copies,
+      preMigration: { restoreTest: deps.queues.restoreTest, checklist: deps.queues.checklist },
       log: log.child({ worker: 'backup' }),
       ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
     }),
@@ -46,7 +51,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   );
   const restoreTest = new Worker<RestoreTestJobData>(
     QUEUE.restoreTest,
-    restoreTestProcessor({ config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, log: log.child({ worker: 'restore-test' }) }),
+    restoreTestProcessor({ config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, checklist: deps.queues.checklist, log: log.child({ worker: 'restore-test' }) }),
     { connection: deps.workerRedis, prefix, concurrency: options.restoreConcurrency ?? 2, maxStalledCount: 1 },
   );
   const restore = new Worker<RestoreJobData>(
@@ -79,10 +84,24 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     retentionProcessor({ storage: deps.storage, copies: deps.copies, queues: deps.queues, notifier: deps.notifier, audit: deps.audit, log: log.child({ worker: 'retention' }) }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );
+  // Checklists: verified, posted to the channel, their state kept in Redis for the ticks (checklists/state.ts).
+  const checklist = new Worker<ChecklistJob>(
+    QUEUE.checklist,
+    checklistProcessor({
+      config,
+      storage: deps.storage,
+      runs: deps.runs,
+      retention: retentionRunsFromQueue(deps.queues.retention),
+      notifier: deps.notifier,
+      store: createChecklistStore(deps.workerRedis, prefix),
+      log: log.child({ worker: 'checklist' }),
+    }),
+    { connection: deps.workerRedis, prefix, concurrency: 1 },
+  );
   // Events of one dedup key must leave in order: one delivery at a time across every worker host.
   await deps.queues.pagerduty.setGlobalConcurrency(1);
   await deps.queues.retention.setGlobalConcurrency(1);
-  const all = [backup, restoreTest, restore, health, pager, retention];
+  const all = [backup, restoreTest, restore, health, pager, retention, checklist];
   const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
   const auditJob = (queue: string, jobId: string | undefined, result: string) => {
     if (!audited.has(queue)) return;

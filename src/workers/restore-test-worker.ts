@@ -18,6 +18,9 @@ import { findBackup, latestBackup } from '../storage/catalog.ts';
 import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import type { Queue } from 'bullmq';
+import type { ChecklistJob } from '../jobs/checklist-data.ts';
+import { handOffRestoreTest, restoreNotRun, restoreResultOf } from './pre-migration.ts';
 import { formatInZone, shouldRunToday } from '../schedules/time.ts';
 
 export interface RestoreTestWorkerDeps {
@@ -27,6 +30,8 @@ export interface RestoreTestWorkerDeps {
   escalation: Escalation;
   log: Logger;
   now?: () => Date;
+  /** Where a pre-migration backup's test hands its result on: the pre-migration checklist. */
+  checklist?: Queue<ChecklistJob>;
 }
 
 /** The scratch database of a restore-test job: derived from the job id, so a starting worker knows whose it is. */
@@ -116,6 +121,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       } else {
         await say.post(verdict);
       }
+      await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
       if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
       return { passed: true };
     } catch (err) {
@@ -129,6 +135,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       const message = restoreTestError(req, reason, escalation);
       if (anchor) await say.update(anchor, message);
       else await say.post(message);
+      await handOffRestoreTest(deps.checklist, data, restoreNotRun(reason, jobId), log);
       throw new UnrecoverableError(reason);
     }
   };

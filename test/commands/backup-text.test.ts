@@ -23,3 +23,27 @@ describe('parseBackupText', () => {
     },
   );
 });
+
+describe('parseBackupText: pre-migration', () => {
+  it.each([
+    ['pre-migration JIRA-1234', { verb: 'pre-migration', label: 'JIRA-1234' }],
+    ['Pre-Migration add_orders.idx SHOP', { verb: 'pre-migration', label: 'add_orders.idx', target: 'shop' }],
+    [`pre-migration ${'a'.repeat(80)}`, { verb: 'pre-migration', label: 'a'.repeat(80) }],
+  ])('reads %j, keeping the label as typed', (text, expected) => {
+    expect(parseBackupText(text)).toEqual(expected);
+  });
+
+  it.each([
+    ['pre-migration', /needs a label/],
+    [`pre-migration ${'a'.repeat(81)}`, /not a valid label/],
+    ['pre-migration drop;table', /not a valid label/],
+    ['pre-migration -rf', /not a valid label/],
+    ['pre-migration <@U123>', /not a valid label/],
+    ['pre-migration "two words" shop', /Too many words|not a valid label/],
+    ['pre-migration JIRA-1 ../etc', /not a valid target name/],
+  ])('turns %j into help naming the problem', (text, problem) => {
+    const req = parseBackupText(text);
+    expect(req.verb).toBe('help');
+    expect(req).toMatchObject({ problem: expect.stringMatching(problem) });
+  });
+});

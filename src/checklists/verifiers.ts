@@ -1,0 +1,188 @@
+import type { Config, TargetConfig } from '../config.ts';
+import { toUserMessage } from '../errors.ts';
+import { checkTarget, encryptionRequired } from '../health/collect.ts';
+import { resolveThresholds } from '../health/conditions.ts';
+import type { RunLog } from '../health/last-runs.ts';
+import type { ConditionResult } from '../health/types.ts';
+import type { Logger } from '../logger.ts';
+import type { Verification, VerifierId } from '../notifications/checklists.ts';
+import { formatBytes, formatDuration } from '../notifications/format.ts';
+import { listStoredBackup } from '../postgres/list-archive.ts';
+import { formatInZone } from '../schedules/time.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { planRetention } from '../storage/retention-plan.ts';
+import type { Storage } from '../storage/types.ts';
+import { clock, periodStart, restoreTestPeriod, samePeriod, sizeAgainstWeek } from './evidence.ts';
+import type { RetentionRuns } from './retention-runs.ts';
+
+/**
+ * The checks behind the scheduled checklists' bot items. Each looks at every target and says, per target, what it
+ * saw; an item passes only when every target passes. A check that cannot run says why and fails: a box the bot
+ * ticks must mean it looked. Missing from the result: not checkable here (free space on S3), left to people.
+ */
+
+export interface VerifierContext {
+  config: Config;
+  storage: Storage;
+  runs: RunLog | null;
+  /** The retention worker's finished runs; null: judged from storage alone. */
+  retention: RetentionRuns | null;
+  log: Logger;
+  now: Date;
+  signal?: AbortSignal;
+}
+
+type Result = Verification;
+const HOUR_MS = 3600 * 1000;
+
+async function eachTarget(ctx: VerifierContext, check: (t: TargetConfig) => Promise<Result>): Promise<Result> {
+  const targets = ctx.config.targets;
+  if (targets.length === 0) return { ok: false, evidence: 'no backup target is configured' };
+  const results = await Promise.all(
+    targets.map((t) =>
+      check(t).catch((err: unknown): Result => {
+        ctx.log.warn({ err, target: t.name }, 'checklist verifier failed');
+        return { ok: false, evidence: `could not check: ${toUserMessage(err)}` };
+      }),
+    ),
+  );
+  const named = targets.length > 1;
+  return { ok: results.every((r) => r.ok), evidence: results.map((r, i) => (named ? `${targets[i]?.name}: ${r.evidence}` : r.evidence)).join('; ') };
+}
+
+/** The health conditions of one target, computed once per checklist. */
+function healthOf(ctx: VerifierContext) {
+  const cache = new Map<string, Promise<{ backups: Manifest[]; results: ConditionResult[] }>>();
+  return (target: string) => {
+    let hit = cache.get(target);
+    if (!hit) {
+      const sources = { storage: ctx.storage, runs: ctx.runs, backupQueue: null, thresholds: ctx.config.health.thresholds, encryptionRequired: encryptionRequired(ctx.config) };
+      hit = checkTarget(sources, target, ctx.now).then(({ input, results }) => ({
+        backups: [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt)),
+        results,
+      }));
+      cache.set(target, hit);
+    }
+    return hit;
+  };
+}
+
+const condition = (results: ConditionResult[], name: ConditionResult['condition']) => results.find((r) => r.condition === name);
+
+/** Backups past their deadline that retention should have deleted by `asOf` (the newest good one is always kept). */
+async function pastDeadline(ctx: VerifierContext, asOf: Date, target?: string): Promise<string[]> {
+  const [backups, records] = await Promise.all([ctx.storage.list(target), ctx.storage.listRecords('restore-test', target)]);
+  const latest = new Map<string, boolean | null>();
+  for (const r of records) if (!latest.has(r.backupId)) latest.set(r.backupId, r.passed);
+  const failed = new Set([...latest].filter(([, p]) => p === false).map(([id]) => id));
+  const plan = planRetention({ backups, now: asOf, runningRestoreTests: new Set(), unfinished: [], failedRestoreTests: failed });
+  return plan.delete.map((d) => `${d.backupId} (${d.reason})`);
+}
+
+const list = (items: string[], max = 3) => `${items.slice(0, max).join(', ')}${items.length > max ? ` and ${items.length - max} more` : ''}`;
+
+export function verifiers(ctx: VerifierContext): Partial<Record<VerifierId, () => Promise<Result | undefined>>> {
+  const health = healthOf(ctx);
+  const tz = ctx.config.timezone;
+  return {
+    'backup-ran': () =>
+      eachTarget(ctx, async (t) => {
+        const { backups, results } = await health(t.name);
+        const newest = backups[0];
+        if (!newest) return { ok: false, evidence: `no backup of ${t.name} yet` };
+        const shown = `${clock(newest.startedAt, ctx.now, tz)} backup ${newest.backupId}: ${sizeAgainstWeek(newest, backups)}`;
+        const stale = condition(results, 'stale');
+        if (stale?.status === 'failing') return { ok: false, evidence: `${stale.evidence}; newest: ${shown}` };
+        const run = ctx.runs ? await ctx.runs.last(t.name) : null;
+        if (run && !run.ok && run.at.getTime() > Date.parse(newest.startedAt)) {
+          return { ok: false, evidence: `last run FAILED at ${clock(run.at, ctx.now, tz)}: ${run.reason ?? 'no reason recorded'}; newest good: ${shown}` };
+        }
+        return { ok: true, evidence: shown };
+      }),
+    'size-normal': () =>
+      eachTarget(ctx, async (t) => {
+        const size = condition((await health(t.name)).results, 'size');
+        if (!size) return { ok: false, evidence: 'size not judged' };
+        // "Cannot judge yet" is not "normal": the box stays open for a person to look.
+        const judged = size.value !== undefined && !size.evidence.includes('not enough history');
+        return { ok: judged && size.status === 'ok', evidence: size.evidence };
+      }),
+    'disk-space': async () => {
+      if (!ctx.storage.freeSpace) return undefined;
+      const disk = await ctx.storage.freeSpace();
+      const min = resolveThresholds(ctx.config.health.thresholds).diskFreeMinRatio;
+      const pct = (r: number) => `${Math.round(r * 100)} %`;
+      if (disk.totalBytes <= 0) return { ok: false, evidence: 'free space unknown' };
+      const ratio = disk.freeBytes / disk.totalBytes;
+      return { ok: ratio >= min, evidence: `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(min)}` };
+    },
+    'retention-applied': async () => {
+      const run = ctx.retention ? await ctx.retention.last(ctx.now) : null;
+      // Retention runs daily: what expired more than a day ago should be gone, whatever is due since.
+      const asOf = run?.ok ? new Date(Math.min(run.startedAt.getTime(), ctx.now.getTime())) : new Date(ctx.now.getTime() - 25 * HOUR_MS);
+      const left = await pastDeadline(ctx, asOf);
+      const leftText = left.length > 0 ? `; still there past their deadline: ${list(left)}` : '; nothing past its deadline is left';
+      if (!run) return { ok: left.length === 0, evidence: `no retention run recorded in the last 8 days${leftText}` };
+      const when = formatInZone(run.finishedAt, tz);
+      if (!run.ok) return { ok: false, evidence: `last retention run (${when}) FAILED: ${run.problem}${leftText}` };
+      return { ok: left.length === 0 && !run.dryRun, evidence: `last retention run ${when}: ${run.said}${leftText}` };
+    },
+    'newest-lists': () =>
+      eachTarget(ctx, async (t) => {
+        const [newest] = await ctx.storage.list(t.name);
+        if (!newest) return { ok: false, evidence: `no backup of ${t.name} yet` };
+        const r = await listStoredBackup({
+          manifest: newest,
+          storage: ctx.storage,
+          pgBinDir: ctx.config.pgBinDir,
+          identityFile: ctx.config.encryption.identityFile,
+          signal: ctx.signal,
+          log: ctx.log,
+        });
+        const what = `${newest.backupId} (${clock(newest.startedAt, ctx.now, tz)})`;
+        return r.ok
+          ? { ok: true, evidence: `${what}: pg_restore --list read ${r.tocEntries} TOC entries in ${formatDuration(r.ms)}` }
+          : { ok: false, evidence: `${what}: ${r.problem ?? 'unreadable'}` };
+      }),
+    'restore-test-documented': () =>
+      eachTarget(ctx, async (t) => {
+        const period = restoreTestPeriod(t);
+        const records = (await ctx.storage.listRecords('restore-test', t.name)).filter((r) => samePeriod(new Date(r.startedAt), ctx.now, tz, period));
+        const latest = records[0];
+        if (!latest) return { ok: false, evidence: `no restore test recorded since ${periodStart(ctx.now, tz, period)}` };
+        const what = `restore test of ${latest.backupId} on ${formatInZone(new Date(latest.startedAt), tz)}`;
+        if (latest.passed !== true) return { ok: false, evidence: `${what} FAILED: ${latest.problems[0] ?? 'no problem recorded'}` };
+        return { ok: true, evidence: `${what} passed, restore time (RTO) ${formatDuration(latest.restoreMs)}, record ${latest.id}` };
+      }),
+    'retention-compliant': () =>
+      eachTarget(ctx, async (t) => {
+        const [backups, left] = await Promise.all([ctx.storage.list(t.name), pastDeadline(ctx, new Date(ctx.now.getTime() - 25 * HOUR_MS), t.name)]);
+        const count = (cls: string) => backups.filter((b) => b.retentionClass === cls).length;
+        const classes = [...new Set(t.policy.backups.map((b) => b.retentionClass))];
+        const missing = classes.filter((c) => count(c) === 0);
+        const present = classes.filter((c) => count(c) > 0).map((c) => `${c} ×${count(c)}`);
+        const parts = [left.length > 0 ? `past their deadline: ${list(left)}` : 'nothing past its deadline'];
+        if (present.length > 0) parts.push(`present: ${present.join(', ')}`);
+        if (missing.length > 0) parts.push(`no ${missing.join(', ')} backup`);
+        return { ok: left.length === 0 && missing.length === 0, evidence: parts.join('; ') };
+      }),
+  };
+}
+
+/** Runs the named checks, each on its own (one failing to run never hides the others' results). */
+export async function runVerifiers(ids: readonly VerifierId[], ctx: VerifierContext): Promise<Partial<Record<VerifierId, Verification>>> {
+  const all = verifiers(ctx);
+  const out: Partial<Record<VerifierId, Verification>> = {};
+  for (const id of ids) {
+    const check = all[id];
+    if (!check) continue;
+    try {
+      const r = await check();
+      if (r) out[id] = r;
+    } catch (err) {
+      ctx.log.warn({ err, verifier: id }, 'checklist verifier failed');
+      out[id] = { ok: false, evidence: `could not check: ${toUserMessage(err)}` };
+    }
+  }
+  return out;
+}

@@ -1,0 +1,253 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createAuditLog } from '../../src/audit.ts';
+import { retentionRunsFromQueue } from '../../src/checklists/retention-runs.ts';
+import { createChecklistStore } from '../../src/checklists/state.ts';
+import { runVerifiers, type VerifierContext } from '../../src/checklists/verifiers.ts';
+import { defaultTarget, loadConfig, type Config, type TargetConfig } from '../../src/config.ts';
+import { createRunLog } from '../../src/health/last-runs.ts';
+import type { ChannelMessage, MessageRef, Notifier } from '../../src/notifications/types.ts';
+import { runBackup } from '../../src/postgres/index.ts';
+import { resolvePolicy } from '../../src/schedules/policy.ts';
+import type { Manifest } from '../../src/storage/manifest.ts';
+import type { LocalStorage } from '../../src/storage/index.ts';
+import { checklistProcessor } from '../../src/workers/checklist-worker.ts';
+import { retentionProcessor } from '../../src/workers/retention-worker.ts';
+import { createTestDatabase, runSql } from '../support/databases.ts';
+import { backupOptions, silentLog } from '../postgres/helpers.ts';
+import { tempRoot } from '../storage/fixtures.ts';
+import { restoreTestRecord, store } from '../storage/retention-fixtures.ts';
+
+/** 09:00 UTC on a Wednesday in November: 10:00 in Paris (UTC+01:00), when the morning checklist is read. */
+const NOW = new Date('2026-11-18T09:00:00Z');
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+/** Records what the bot would post, as our Notifier interface (the Slack side is covered by the e2e tests). */
+function recordingNotifier(): Notifier & { posted: ChannelMessage[] } {
+  const posted: ChannelMessage[] = [];
+  let n = 0;
+  return {
+    posted,
+    async post(m): Promise<MessageRef> {
+      posted.push(m);
+      n += 1;
+      return { channel: 'C0INCIDENTS', ts: `1700000000.${String(n).padStart(6, '0')}` };
+    },
+    async update() {},
+    async reply() {},
+  };
+}
+
+const shop: TargetConfig = {
+  ...defaultTarget('shop', 'postgres://pgbb@127.0.0.1:1/shop'),
+  // Only the daily class: the fixtures make daily backups.
+  policy: resolvePolicy({ name: 'shop', environment: 'production', schedules: { backups: { frequent: { enabled: false } } } }),
+};
+
+function configWith(targets: TargetConfig[]): Config {
+  const base = loadConfig({}, 'offline');
+  // A full disk on the test machine must not decide these tests: the disk check's own figure is asserted instead.
+  return { ...base, timezone: 'Europe/Paris', targets, health: { ...base.health, thresholds: { diskFreeMinRatio: 0 } } };
+}
+
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+describe('the scheduled checklists’ checks on real storage', () => {
+  let storage: LocalStorage;
+  let cleanup: () => Promise<void>;
+  let prefix: string;
+  let backups: Manifest[];
+  let expired: Manifest;
+  const ctx = (over: Partial<VerifierContext> = {}): VerifierContext => ({
+    config: configWith([shop]),
+    storage,
+    runs: createRunLog(redis, prefix),
+    retention: null,
+    log: silentLog,
+    now: NOW,
+    ...over,
+  });
+
+  beforeEach(async () => {
+    ({ storage, cleanup } = await tempRoot());
+    prefix = `{cl-${randomUUID().slice(0, 8)}}`;
+    // A daily backup at 01:00 UTC (02:00 in Paris) for a week, and one from 40 days ago that is past its deadline.
+    backups = [];
+    for (let day = 0; day < 7; day++) backups.push(await store(storage, 'shop', new Date(NOW.getTime() - 8 * HOUR - day * DAY), 0, 30));
+    expired = await store(storage, 'shop', NOW, 40, 30);
+    return cleanup;
+  });
+
+  it('daily: the 02:00 backup ran with its size against the 7-day median, sizes normal, disk free', async () => {
+    const newest = backups[0] as Manifest;
+    await createRunLog(redis, prefix).record('shop', { ok: true, at: new Date(Date.parse(newest.finishedAt)), reason: null, jobId: 'backup-shop-1' });
+    const r = await runVerifiers(['backup-ran', 'size-normal', 'disk-space'], ctx());
+    const size = `${newest.artifacts[0]?.bytes} B`; // every fixture backup has the same size
+    expect(r['backup-ran']).toEqual({ ok: true, evidence: `02:00 backup ${newest.backupId}: ${size}, +0 % vs 7-day median (${size})` });
+    expect(r['size-normal']).toEqual({ ok: true, evidence: `${size}, +0 % vs median ${size} of the previous 7` });
+    expect(r['disk-space']).toMatchObject({ ok: true, evidence: expect.stringMatching(/^\d+ % free \(.+ of .+\), limit 0 %$/) });
+  });
+
+  it('daily: a run that failed after the newest backup fails "backup ran", with the reason', async () => {
+    await createRunLog(redis, prefix).record('shop', { ok: false, at: new Date(NOW.getTime() - HOUR), reason: 'pg_dump: connection refused', jobId: 'backup-shop-2' });
+    const r = await runVerifiers(['backup-ran'], ctx());
+    expect(r['backup-ran']).toMatchObject({ ok: false, evidence: expect.stringMatching(/^last run FAILED at 09:00: pg_dump: connection refused; newest good: 02:00 backup/) });
+  });
+
+  it('daily: no backup at all is not "ran", and "size" cannot be judged, so neither is ticked', async () => {
+    const empty = await tempRoot();
+    try {
+      const r = await runVerifiers(['backup-ran', 'size-normal'], ctx({ storage: empty.storage }));
+      expect(r['backup-ran']).toEqual({ ok: false, evidence: 'no backup of shop yet' });
+      expect(r['size-normal']?.ok).toBe(false);
+    } finally {
+      await empty.cleanup();
+    }
+  });
+
+  it('weekly and monthly: a backup past its deadline fails retention until the retention worker has run', async () => {
+    const before = await runVerifiers(['retention-applied', 'retention-compliant'], ctx());
+    expect(before['retention-applied']).toMatchObject({ ok: false, evidence: expect.stringContaining(`no retention run recorded in the last 8 days; still there past their deadline: ${expired.backupId}`) });
+    expect(before['retention-compliant']).toMatchObject({ ok: false, evidence: expect.stringMatching(new RegExp(`^past their deadline: ${expired.backupId} .*; present: daily ×8$`)) });
+
+    // The real retention worker, through BullMQ: what it leaves (its job result) is what the checklist reads.
+    const q = (name: string) => new Queue(`${name}-${randomUUID()}`, { connection: redis, prefix });
+    const [retention, backupQ, restoreTestQ, restoreQ] = [q('retention'), q('backup'), q('restore-test'), q('restore')];
+    const auditDir = await mkdtemp(join(tmpdir(), 'pgbb-cl-audit-'));
+    const worker = new Worker(
+      retention.name,
+      retentionProcessor({
+        storage,
+        copies: [],
+        queues: { backup: backupQ, restoreTest: restoreTestQ, restore: restoreQ } as never,
+        notifier: recordingNotifier(),
+        audit: createAuditLog(auditDir, silentLog),
+        log: silentLog,
+        now: () => NOW,
+      }),
+      { connection: redis, prefix },
+    );
+    const events = new QueueEvents(retention.name, { connection: redis, prefix });
+    try {
+      await events.waitUntilReady();
+      const job = await retention.add('retention', { dryRun: false });
+      await job.waitUntilFinished(events, 30_000);
+      const after = await runVerifiers(['retention-applied', 'retention-compliant'], ctx({ retention: retentionRunsFromQueue(retention) }));
+      expect(after['retention-applied']).toMatchObject({
+        ok: true,
+        evidence: expect.stringMatching(/^last retention run .+: deleted 1, cleaned 0 unfinished, kept 0 past the deadline; nothing past its deadline is left$/),
+      });
+      expect(after['retention-compliant']).toEqual({ ok: true, evidence: 'nothing past its deadline; present: daily ×7' });
+    } finally {
+      await worker.close();
+      await events.close();
+      await Promise.all([retention, backupQ, restoreTestQ, restoreQ].map(async (x) => x.obliterate({ force: true }).then(() => x.close())));
+      await rm(auditDir, { recursive: true, force: true });
+    }
+  });
+
+  it('monthly: a class the policy makes that has no backup fails compliance, named per target', async () => {
+    const stage: TargetConfig = defaultTarget('stage', 'postgres://pgbb@127.0.0.1:1/stage', 'staging');
+    const r = await runVerifiers(['retention-compliant'], ctx({ config: configWith([shop, stage]), now: new Date(NOW.getTime() + 2 * DAY) }));
+    expect(r['retention-compliant']).toMatchObject({ ok: false, evidence: expect.stringMatching(/^shop: past their deadline: .*; stage: nothing past its deadline; no weekly backup$/) });
+  });
+
+  it('monthly: a restore test this month counts as documented; one from last month does not', async () => {
+    await storage.writeRecord(restoreTestRecord(backups[3]?.backupId ?? '', true, new Date('2026-10-31T10:00:00Z')));
+    const october = await runVerifiers(['restore-test-documented'], ctx());
+    expect(october['restore-test-documented']).toEqual({ ok: false, evidence: 'no restore test recorded since 2026-11-01' });
+
+    const record = restoreTestRecord(backups[2]?.backupId ?? '', true, new Date('2026-11-07T03:00:00Z'));
+    await storage.writeRecord(record);
+    const r = await runVerifiers(['restore-test-documented'], ctx());
+    expect(r['restore-test-documented']).toEqual({
+      ok: true,
+      evidence: `restore test of ${record.backupId} on Sat 2026-11-07 04:00 UTC+01:00 passed, restore time (RTO) 800 ms, record ${record.id}`,
+    });
+  });
+});
+
+describe('newest-lists: pg_restore --list of the newest backup', () => {
+  let source: { url: string; drop(): Promise<void> };
+  let root: string;
+  let storage: LocalStorage;
+  let cleanup: () => Promise<void>;
+  let app: TargetConfig;
+
+  beforeAll(async () => {
+    source = await createTestDatabase(inject('pgUrl'), 'cl');
+    await runSql(source.url, 'CREATE TABLE t (id int primary key, note text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g;');
+    ({ root, storage, cleanup } = await tempRoot());
+    app = defaultTarget('app', source.url, 'staging');
+  });
+  afterAll(async () => {
+    await cleanup();
+    await source.drop();
+  });
+
+  it('reads the table of contents of the stored archive, then fails once the artifact is damaged', async () => {
+    const m = await runBackup(backupOptions(source.url, storage, { target: app }));
+    const ctx: VerifierContext = { config: configWith([app]), storage, runs: null, retention: null, log: silentLog, now: new Date() };
+    const ok = await runVerifiers(['newest-lists'], ctx);
+    expect(ok['newest-lists']).toMatchObject({ ok: true, evidence: expect.stringMatching(new RegExp(`^${m.backupId} \\(\\d\\d:\\d\\d\\): pg_restore --list read \\d+ TOC entries in `)) });
+
+    // Same size, zeroed head: zstd no longer recognises the frame, so pg_restore reads nothing.
+    const file = await open(join(root, 'app', m.backupId, 'database.pgdump.zst'), 'r+');
+    await file.write(Buffer.alloc(64), 0, 64, 0);
+    await file.close();
+    const bad = await runVerifiers(['newest-lists'], ctx);
+    expect(bad['newest-lists']).toMatchObject({ ok: false, evidence: expect.stringContaining(`${m.backupId} (`) });
+    expect(bad['newest-lists']?.evidence).toMatch(/pg_restore --list failed|does not decompress|lists no entries/);
+  });
+});
+
+describe('checklistProcessor', () => {
+  it('posts the weekly checklist with the bot’s evidence and keeps its state under the message for 35 days', async () => {
+    const { storage, cleanup } = await tempRoot();
+    const prefix = `{cl-${randomUUID().slice(0, 8)}}`;
+    const notifier = recordingNotifier();
+    const checklists = createChecklistStore(redis, prefix);
+    const queue = new Queue(`checklist-${randomUUID()}`, { connection: redis, prefix });
+    const events = new QueueEvents(queue.name, { connection: redis, prefix });
+    const worker = new Worker(
+      queue.name,
+      checklistProcessor({ config: configWith([shop]), storage, runs: null, retention: null, notifier, store: checklists, log: silentLog, now: () => NOW }),
+      { connection: redis, prefix },
+    );
+    try {
+      await events.waitUntilReady();
+      const job = await queue.add('checklist', { kind: 'weekly' });
+      const result = (await job.waitUntilFinished(events, 30_000)) as { ts: string; passed: number; failed: number };
+      const [posted] = notifier.posted;
+      // Nothing expired is left (there is nothing at all), so retention counts as applied; nothing to list, though.
+      expect(posted?.text).toBe('Weekly backup checklist — Wed 2026-11-18: 1 of 3 done');
+      expect(JSON.stringify(posted?.blocks)).toContain('no retention run recorded in the last 8 days; nothing past its deadline is left');
+      expect(JSON.stringify(posted?.blocks)).toContain('no backup of shop yet');
+      const ref = { channel: 'C0INCIDENTS', ts: result.ts };
+      const state = await checklists.load(ref);
+      expect(state).toMatchObject({ kind: 'weekly', version: 1, subtitle: 'Wed 2026-11-18', shown: { '1': ['retention-applied'] } });
+      expect(state?.items.map((i) => i.id)).toEqual(['retention-applied', 'newest-lists', 'failures-investigated']);
+      const ttl = await redis.ttl(`${prefix}:checklist:C0INCIDENTS:${result.ts}`);
+      expect(ttl).toBeGreaterThan(34 * 24 * 3600);
+      expect(ttl).toBeLessThanOrEqual(35 * 24 * 3600);
+    } finally {
+      await worker.close();
+      await events.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await cleanup();
+    }
+  });
+});
