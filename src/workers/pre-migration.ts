@@ -12,6 +12,9 @@ import type { RestoreRecord } from '../storage/restore-record.ts';
  * starts a second test or posts a second checklist (BullMQ ignores an id it already has).
  */
 
+/** BullMQ refuses custom job ids with `:` (scheduler job ids have them). */
+const idPart = (jobId: string) => jobId.replace(/:/g, '-');
+
 /** The queues the follow-up steps go to. */
 export interface PreMigrationQueues {
   restoreTest: Queue<RestoreTestJobData>;
@@ -26,7 +29,7 @@ function contextOf(data: BackupJobData, backup: PreMigrationContext['backup']): 
 
 /** After the backup succeeded: test that very backup. Returns the restore-test job id. */
 export async function queuePreMigrationRestoreTest(queue: Queue<RestoreTestJobData>, data: BackupJobData, backupJobId: string, m: Manifest): Promise<string> {
-  const jobId = `restore-test-${backupJobId}`;
+  const jobId = `restore-test-${idPart(backupJobId)}`;
   const test: RestoreTestJobData = {
     target: data.target,
     backupId: m.backupId,
@@ -62,7 +65,7 @@ export async function queuePreMigrationChecklist(queue: Queue<ChecklistJob>, tes
 
 async function addChecklist(queue: Queue<ChecklistJob>, target: string, ctx: PreMigrationContext, restoreTest: PreMigrationRestoreResult | null): Promise<void> {
   const data: ChecklistJob = { kind: 'pre-migration', target, ...ctx, restoreTest };
-  await (queue as unknown as Queue).add('checklist', data, { jobId: `checklist-pre-migration-${ctx.backup.jobId}` });
+  await (queue as unknown as Queue).add('checklist', data, { jobId: `checklist-pre-migration-${idPart(ctx.backup.jobId)}` });
 }
 
 /** A restore-test record as the checklist needs it. */
