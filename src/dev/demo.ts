@@ -131,9 +131,11 @@ async function waitForIdle(deps: Deps, timeoutMs = 10 * 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     const q = deps.queues;
-    const busy = ['active', 'waiting', 'delayed', 'prioritized'] as const;
+    const busy = ['active', 'waiting', 'prioritized'] as const;
     const counts = await Promise.all([q.backup.getJobCounts(...busy), q.restoreTest.getJobCounts(...busy), q.restore.getJobCounts(...busy), q.pagerduty.getJobCounts('active', 'waiting')]);
-    if (counts.every((c) => Object.values(c).every((n) => n === 0))) return;
+    // Every job scheduler keeps its next run delayed (02:00 tomorrow): only delayed jobs of the demo's own count.
+    const delayed = await Promise.all([q.backup.getJobs(['delayed']), q.restoreTest.getJobs(['delayed']), q.restore.getJobs(['delayed'])]);
+    if (counts.every((c) => Object.values(c).every((n) => n === 0)) && delayed.flat().every((j) => j.repeatJobKey)) return;
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -45,6 +45,8 @@ export interface RunBackupOptions {
   log: Logger;
   onProgress?: (p: BackupProgress) => void;
   now?: () => Date;
+  /** The manifest's startedAt; the worker passes the time it derived the backup id and retention deadline from. */
+  startedAt?: Date;
   /** How long pg_dump may wait for a table lock before giving up (default 5 minutes). */
   lockWaitTimeoutMs?: number;
   /** How the stored artifact is read back before the manifest is written (default 'list'; see verify.ts). */
@@ -77,7 +79,7 @@ function toolVersion(): string {
  */
 export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   const now = o.now ?? (() => new Date());
-  const startedAt = now();
+  const startedAt = o.startedAt ?? now();
 
   const ctx: FailureContext = { tool: 'pg_dump', server: serverLabel(o.target.url), storage: o.storage.describe() };
   const progress = (p: BackupProgress) => {

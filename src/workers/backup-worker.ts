@@ -88,6 +88,8 @@ export function backupProcessor(deps: BackupWorkerDeps) {
           progress(p.phase === 'dumping' && p.rawBytes ? `dumping, ${formatBytes(p.rawBytes)} read` : p.phase, p.phase !== 'dumping');
         },
         now,
+        // retainUntil = startedAt + keepDays, exactly, in the manifest.
+        startedAt,
       });
       log.info({ backupId: manifest.backupId, bytes: manifest.artifacts.map((a) => a.bytes), ms: manifest.durationMs }, 'backup succeeded');
       await deps.runs.record(data.target, { ok: true, at: now(), reason: null, jobId }).catch((err: unknown) => log.warn({ err }, 'could not record the run'));
