@@ -22,7 +22,7 @@ import { verifyArtifact, type VerifyMode } from './verify.ts';
 export const DATABASE_FILE = 'database.pgdump.zst';
 
 export interface BackupProgress {
-  phase: 'connecting' | 'counting' | 'dumping' | 'globals' | 'committing';
+  phase: 'connecting' | 'counting' | 'dumping' | 'committing';
   /** Bytes pg_dump has produced so far (an estimate while dumping). */
   rawBytes?: number;
   /** Compressed bytes stored so far. */
@@ -63,13 +63,24 @@ export interface RunBackupOptions {
 
 const CANCELED = BACKUP_CANCELED;
 
+let version: string | undefined;
+
+/** Our package.json's version, found upward from this module (src/postgres, dist/postgres or dist/bundle). */
 function toolVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
+  if (version !== undefined) return version;
+  version = '0.0.0';
+  for (let dir = new URL('./', import.meta.url); dir.pathname !== '/'; dir = new URL('../', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'pg-backup-bot') {
+        version = pkg.version ?? version;
+        break;
+      }
+    } catch {
+      // No package.json here, or not ours (dist/bundle has a bare one): look further up.
+    }
   }
+  return version;
 }
 
 /**
@@ -150,14 +161,10 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         signal: dumpAbort.signal,
         onProgress: (p) => progress({ phase: 'dumping', ...p }),
       });
-      // A failed count stops the dump (through dumpAbort) and is the error reported.
-      const [[tables, objects], db] = await Promise.all([counting, dumping]).finally(() => o.signal?.removeEventListener('abort', forwardAbort));
-      if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
-      writers.push(db.writer);
-      // pg_dump is done with the snapshot: release it now rather than hold back vacuum during the rest.
-      await snap.close();
-      progress({ phase: 'globals' });
-      const g = await dumpGlobals({
+      // Roles and tablespaces beside the dump, not after it: pg_dumpall needs no snapshot, and its fraction of a
+      // second would otherwise be added to every backup's wall time. Globals never fail a backup (globals.ts);
+      // only a cancel — ours, or dumpAbort after a failed count — stops them.
+      const dumpingGlobals = dumpGlobals({
         storage: o.storage,
         target: o.target.name,
         backupId: backupId,
@@ -169,15 +176,28 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
         encryption,
         ageEngine,
         env,
-        signal: o.signal,
+        signal: dumpAbort.signal,
         log,
       });
-      if (g.dumped) writers.push(g.dumped.writer);
-      return { database: db, globals: g, tables, objects };
+      const [c, d, g] = await Promise.allSettled([counting, dumping, dumpingGlobals]).finally(() => o.signal?.removeEventListener('abort', forwardAbort));
+      // Whatever was written is aborted by the catch below if anything failed.
+      if (d.status === 'fulfilled') writers.push(d.value.writer);
+      if (g.status === 'fulfilled' && g.value.dumped) writers.push(g.value.dumped.writer);
+      if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
+      // A failed count stops the dump (through dumpAbort) and is the error reported.
+      if (c.status === 'rejected') throw c.reason;
+      if (d.status === 'rejected') throw d.reason;
+      if (g.status === 'rejected') throw g.reason;
+      const [tables, objects] = c.value;
+      const db = d.value;
+      // pg_dump is done with the snapshot: release it now rather than hold back vacuum during the rest.
+      await snap.close();
+      return { database: db, globals: g.value, tables, objects };
     });
 
     progress({ phase: 'committing' });
-    for (const w of writers) await w.commit();
+    // Each commit syncs its file and then the directory; the two artifacts need not wait for each other.
+    await Promise.all(writers.map((w) => w.commit()));
     const file = database.artifact.file;
     // Without zstd's summary the raw size comes from reading everything back.
     const mode: VerifyMode = database.artifact.rawBytes === null ? 'full' : (o.verify ?? 'list');
