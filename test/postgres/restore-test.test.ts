@@ -160,6 +160,8 @@ describe('runRestoreTest', () => {
     expect(outcome).toMatchObject({ restoreMs: 0, restoredBytes: null, restoreMethod: null, dropped: true });
     expect((await bin.calls()).length).toBe(before);
     expect(await databaseExists(serverUrl(), outcome.database)).toBe(false);
+    // The decompression that ran beside the checksums was stopped and its temp file removed.
+    expect(await readdir(tempDir)).toEqual([]);
   });
 
   it('fails, without a stack of noise, on an artifact that matches its checksum but does not decompress', async () => {
