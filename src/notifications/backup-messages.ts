@@ -15,10 +15,12 @@ export interface BackupRequestInfo {
   schedule?: { id: string; retentionClass: string; keepDays: number } | undefined;
 }
 
-/** `scheduled by \`daily\` (daily, kept 30 days)` for a scheduled backup, else the kind. */
+/** `scheduled by \`daily\` (daily, kept 30 days)` for a scheduled backup, else the kind; then the label, if any. */
 function kindOf(req: BackupRequestInfo): string {
   const s = req.schedule;
-  return s ? `scheduled by \`${s.id}\` (${s.retentionClass}, kept ${s.keepDays} days)` : req.kind;
+  const kind = s ? `scheduled by \`${s.id}\` (${s.retentionClass}, kept ${s.keepDays} days)` : req.kind;
+  // The label (a pre-migration's ticket) is what people search the channel for: every state of the message keeps it.
+  return req.label ? `${kind} · ${escapeMrkdwn(req.label)}` : kind;
 }
 
 function who(r: BackupRequestInfo['requestedBy']): string {
@@ -38,7 +40,7 @@ export function backupStarted(req: BackupRequestInfo, progress?: string): Channe
     text: `Backup of ${req.target} running (${req.schedule ? `schedule ${req.schedule.id}, ` : ''}job ${req.jobId})`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: detail } },
-      context(`job \`${req.jobId}\` · ${kindOf(req)}${req.label ? ` · ${escapeMrkdwn(req.label)}` : ''} · requested by ${who(req.requestedBy)}`),
+      context(`job \`${req.jobId}\` · ${kindOf(req)} · requested by ${who(req.requestedBy)}`),
     ],
   };
 }

@@ -8,6 +8,8 @@ export interface RestoreJobInfo {
   backupId: string;
   jobId: string;
   requestedBy: { source: string; userId?: string | undefined; userName?: string | undefined };
+  /** Why this test runs, when it is not a plain request: `pre-migration JIRA-1234`, `scheduled (monthly)`. */
+  purpose?: string | undefined;
 }
 
 /** The parts of a restore-test outcome a message shows (a subset of the stored record). */
@@ -27,6 +29,9 @@ function who(r: RestoreJobInfo['requestedBy']): string {
   return r.source === 'schedule' ? 'the schedule' : escapeMrkdwn(r.userName ?? r.source);
 }
 
+/** `requested by @ana · pre-migration JIRA-1`: the label ties the test to the migration waiting on it. */
+const requested = (req: RestoreJobInfo) => `requested by ${who(req.requestedBy)}${req.purpose ? ` · ${escapeMrkdwn(req.purpose)}` : ''}`;
+
 const context = (text: string): Block => ({ type: 'context', elements: [{ type: 'mrkdwn', text }] });
 
 export function restoreTestRunning(req: RestoreJobInfo, phase: string): ChannelMessage {
@@ -34,7 +39,7 @@ export function restoreTestRunning(req: RestoreJobInfo, phase: string): ChannelM
     text: `Restore test of ${req.backupId} running (${phase})`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `:hourglass_flowing_sand: Restore test of \`${req.backupId}\` running — ${escapeMrkdwn(phase)}` } },
-      context(`job \`${req.jobId}\` · target ${req.target} · requested by ${who(req.requestedBy)}`),
+      context(`job \`${req.jobId}\` · target ${req.target} · ${requested(req)}`),
     ],
   };
 }
@@ -64,7 +69,7 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: head } },
       { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
-      context(`Checked: ${checkedSummary(v)} · job \`${req.jobId}\` · requested by ${who(req.requestedBy)}${escalation ? ` · ${escalation}` : ''}`),
+      context(`Checked: ${checkedSummary(v)} · job \`${req.jobId}\` · ${requested(req)}${escalation ? ` · ${escalation}` : ''}`),
     ],
   };
 }
@@ -81,7 +86,7 @@ export function restoreTestError(req: RestoreJobInfo, reason: string, escalation
     text: `Restore test of ${req.backupId} could not run: ${reason}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `:x: Restore test of \`${req.backupId}\` could not run: ${escapeMrkdwn(reason)}` } },
-      context(`job \`${req.jobId}\` · requested by ${who(req.requestedBy)}${escalation ? ` · ${escalation}` : ''}`),
+      context(`job \`${req.jobId}\` · ${requested(req)}${escalation ? ` · ${escalation}` : ''}`),
     ],
   };
 }

@@ -59,7 +59,8 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
     const newest = job.data.backupId === undefined ? await newestBackup(deps.storage, job.data.target) : null;
     const data = newest?.backupId ? { ...job.data, backupId: newest.backupId } : job.data;
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
-    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy };
+    const purpose = data.preMigration ? `pre-migration ${data.preMigration.label}` : data.schedule ? `scheduled (${data.schedule.rule === 'first-saturday' ? 'monthly' : 'quarterly'})` : undefined;
+    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose };
     const say = quietNotifier(deps.notifier, log);
     let anchor: MessageRef | undefined = data.anchor;
     if (!anchor) {
