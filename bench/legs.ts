@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type Options } from 'execa';
-import { RssWatcher, filesUnder, fsyncAll, totalBytes, type ProcPeak } from './measure.ts';
+import { RssWatcher, filesUnder, fsyncAll, machineCpuSeconds, totalBytes, type ProcPeak } from './measure.ts';
 import { BENCH_S3_CREDENTIALS, startBenchS3, type BenchS3 } from './s3.ts';
 
 /**
@@ -78,6 +78,8 @@ export interface LegResult {
   bytes: number;
   /** Peak RSS of the leg's main process, where there is one (the CLI's node). */
   peakRssKb?: number;
+  /** CPU seconds the whole machine was busy during the leg (machineCpuSeconds): every process, the server's too. */
+  cpuSeconds?: number;
   /** Every process seen during the run with its own peak. */
   processes: ProcPeak[];
   /** Named parts in ms: R2's `decompress`/`pg_restore`, R3's `rto` (the CLI's own `restore (RTO)` line). */
@@ -115,6 +117,7 @@ async function measured(
   outputs = true,
 ): Promise<LegResult> {
   const watcher = new RssWatcher(descendants).start();
+  const cpu0 = await machineCpuSeconds();
   const t0 = performance.now();
   let mainPid: number | undefined;
   let files: string[] = [];
@@ -130,8 +133,15 @@ async function measured(
   } finally {
     processes = await watcher.stop();
   }
+  const cpu1 = await machineCpuSeconds();
   const peak = watcher.peakOf(mainPid);
-  return { ms, bytes: await totalBytes(files), processes, ...(peak === undefined ? {} : { peakRssKb: peak }) };
+  return {
+    ms,
+    bytes: await totalBytes(files),
+    processes,
+    ...(peak === undefined ? {} : { peakRssKb: peak }),
+    ...(cpu0 !== null && cpu1 !== null ? { cpuSeconds: cpu1 - cpu0 } : {}),
+  };
 }
 
 const bare: Leg = {

@@ -124,3 +124,20 @@ export function median(values: number[]): number {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
 }
+
+/**
+ * CPU time the whole machine spent busy (user + nice + system + irq + softirq + steal; not idle, not iowait),
+ * in seconds, from /proc/stat: a leg's cost includes the server backend, zstd and everything else it starts,
+ * which a per-process figure would miss. null off Linux.
+ */
+export async function machineCpuSeconds(): Promise<number | null> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n').find((l) => l.startsWith('cpu '));
+    const f = (line ?? '').trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+    // USER_HZ is 100 on every Linux this runs on.
+    return (user + nice + system + irq + softirq + steal) / 100;
+  } catch {
+    return null;
+  }
+}

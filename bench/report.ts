@@ -18,6 +18,8 @@ export interface LegSummary {
   medianMs?: number;
   bytes?: number;
   peakRssKb?: number;
+  /** Median CPU seconds the machine was busy during the leg (all processes; other work included). */
+  cpuSeconds?: number;
   /** Highest peak per process name across rounds (pg_dump, zstd, gzip, node…). */
   processPeaksKb: Record<string, number>;
   /** Per named part (LegResult.parts): the rounds' values and their median, in ms. */
@@ -75,6 +77,7 @@ export function summarize(legs: Leg[], records: RunRecord[], notes: Map<string, 
     const peaks: Record<string, number> = {};
     for (const p of ok.flatMap((r) => r.processes)) peaks[p.name] = Math.max(peaks[p.name] ?? 0, p.hwmKb);
     const rss = ok.map((r) => r.peakRssKb).filter((v): v is number => v !== undefined);
+    const cpu = ok.map((r) => r.cpuSeconds).filter((v): v is number => v !== undefined);
     const parts: NonNullable<LegSummary['parts']> = {};
     for (const name of new Set(ok.flatMap((r) => Object.keys(r.parts ?? {})))) {
       const runsMs = ok.map((r) => r.parts?.[name]).filter((v): v is number => v !== undefined);
@@ -89,6 +92,7 @@ export function summarize(legs: Leg[], records: RunRecord[], notes: Map<string, 
       runsMs: ok.map((r) => r.ms),
       ...(ok.length ? { medianMs: median(ok.map((r) => r.ms)), bytes: median(ok.map((r) => r.bytes)) } : {}),
       ...(rss.length ? { peakRssKb: Math.max(...rss) } : {}),
+      ...(cpu.length ? { cpuSeconds: median(cpu) } : {}),
       processPeaksKb: peaks,
       ...(Object.keys(parts).length ? { parts } : {}),
     };
@@ -146,6 +150,7 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
     s.medianMs === undefined ? (s.status === 'failed' ? 'FAILED' : 'skipped') : sec(s.medianMs),
     s.runsMs.map((ms) => (ms / 1000).toFixed(2)).join(', ') || '–',
     s.bytes === undefined ? '–' : mb(s.bytes),
+    s.cpuSeconds === undefined ? '–' : `${s.cpuSeconds.toFixed(1)} s`,
     s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
     Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
   ]);
@@ -164,7 +169,9 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
       ? ''
       : `Whole run (start, build, ${facts.rounds} rounds, clean-up${facts.withRestore ? `, then the restore test's ${facts.rounds} rounds below` : ''}): ${facts.totalSeconds.toFixed(0)} s.`,
     '',
-    table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'peak RSS (main)', 'peak RSS per process'], legRows),
+    table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'machine CPU (median)', 'peak RSS (main)', 'peak RSS per process'], legRows),
+    '',
+    `Machine CPU: seconds the ${facts.nproc} CPUs were busy during the leg, every process included (the server's backend, zstd, the CLI); with ${facts.nproc} CPUs a leg cannot take less wall time than CPU / ${facts.nproc}.`,
     '',
     table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
     ...(notes.length ? ['', ...notes] : []),
@@ -320,6 +327,7 @@ export function encryptionMarkdown(facts: Facts, enc: EncryptionFacts, summaries
     s.medianMs === undefined ? (s.status === 'failed' ? 'FAILED' : 'skipped') : sec(s.medianMs),
     s.runsMs.map((ms) => (ms / 1000).toFixed(2)).join(', ') || '–',
     s.bytes === undefined ? '–' : mb(s.bytes),
+    s.cpuSeconds === undefined ? '–' : `${s.cpuSeconds.toFixed(1)} s`,
     s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
     Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
   ]);
@@ -344,7 +352,7 @@ export function encryptionMarkdown(facts: Facts, enc: EncryptionFacts, summaries
     `Load average (1 min) ${facts.load[0].toFixed(1)} at start, ${facts.load[1].toFixed(1)} at the end (that one includes the bench's own legs)` +
       (facts.load[0] > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.'),
     '',
-    table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'peak RSS (main)', 'peak RSS per process'], legRows),
+    table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'machine CPU (median)', 'peak RSS (main)', 'peak RSS per process'], legRows),
     '',
     table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
     ...(notes.length ? ['', ...notes] : []),

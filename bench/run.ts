@@ -259,7 +259,7 @@ async function main(): Promise<void> {
           const parts = Object.entries(result.parts ?? {})
             .map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)} s`)
             .join(', ');
-          log(`round ${round + 1} ${leg.id.padEnd(2)} ${(result.ms / 1000).toFixed(2)} s  ${(result.bytes / 1e6).toFixed(1)} MB  [${rss}]${parts ? `  (${parts})` : ''}`);
+          log(`round ${round + 1} ${leg.id.padEnd(2)} ${(result.ms / 1000).toFixed(2)} s  ${(result.bytes / 1e6).toFixed(1)} MB  cpu ${result.cpuSeconds?.toFixed(1) ?? '?'} s  [${rss}]${parts ? `  (${parts})` : ''}`);
           await after?.(leg, round);
         } catch (err) {
           if (interrupted) throw err;
