@@ -112,6 +112,14 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   // Ending the connection is the only way to interrupt a running count(*) (a ROLLBACK would queue behind it).
   const onAbort = () => void snapshot?.client.end().catch(() => undefined);
   o.signal?.addEventListener('abort', onAbort, { once: true });
+  // Tools that do not depend on the server's version are found while the snapshot is opened. The read-back key
+  // lives in memory only, for this backup (backup-encryption.ts): the worker keeps no secret key.
+  const preparing = Promise.all([
+    findZstd(o.zstdPath),
+    encryption ? findAgeEngine(o.agePath) : undefined,
+    encryption ? readBackKey() : undefined,
+  ]);
+  preparing.catch(() => undefined); // awaited below; never unhandled meanwhile
   try {
     progress({ phase: 'connecting' });
     snapshot = await openSnapshot(o.target.url, { lockTimeoutMs: lockWait }).catch((err: unknown) => {
@@ -120,10 +128,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     const snap = snapshot;
     if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
     const tools = await findPgTools({ serverMajor: serverMajor(snap.info.serverVersionNum), pgBinDir: o.pgBinDir });
-    const zstd = await findZstd(o.zstdPath);
-    const ageEngine = encryption ? await findAgeEngine(o.agePath) : undefined;
-    // In memory only, for this backup's read-back (backup-encryption.ts): the worker keeps no secret key.
-    const readBack = encryption ? await readBackKey() : undefined;
+    const [zstd, ageEngine, readBack] = await preparing;
     log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId, encryption: ageEngine?.kind ?? 'none' }, 'snapshot exported');
 
     // Counting runs beside pg_dump, in the same exported snapshot: both read every table, and overlapping the two
