@@ -26,6 +26,8 @@ export interface ChecklistActionDeps {
   audit: AuditLog;
   log: Logger;
   now?: () => Date;
+  /** The configured time zone: a tick shows its time in it (default UTC). */
+  timezone?: string;
 }
 
 const nothing = 'Nothing was changed.';
@@ -80,7 +82,7 @@ export function checklistTickAction(deps: ChecklistActionDeps) {
           }
           log.info({ changes: changes.map((c) => `${c.itemId} ${c.action}`), version: next.version }, 'checklist ticked');
           try {
-            await deps.notifier.update(ref, checklistMessage(next.kind, next.items, next.version, next.subtitle ?? undefined));
+            await deps.notifier.update(ref, checklistMessage(next.kind, next.items, next.version, next.subtitle ?? undefined, deps.timezone));
           } catch (err) {
             log.warn({ err }, 'could not update the checklist message');
             return { text: `Your change was recorded, but Slack did not take the updated message (${toUserMessage(err)}); the next tick will show it.` };

@@ -62,7 +62,7 @@ export function checkboxTable(deps: CommandDeps): Record<string, CheckboxHandler
   if (!deps.notifier) return {};
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   const store = createChecklistStore(deps.redis, deps.config.queuePrefix);
-  return { [CHECKLIST_ACTION_ID]: guardAction(checklistTickAction({ store, notifier: deps.notifier, audit: deps.audit, log: deps.log }), guard) };
+  return { [CHECKLIST_ACTION_ID]: guardAction(checklistTickAction({ store, notifier: deps.notifier, audit: deps.audit, log: deps.log, timezone: deps.config.timezone }), guard) };
 }
 
 export function registerCommands(

@@ -1,3 +1,4 @@
+import { formatInZone } from '../schedules/time.ts';
 import { escapeMrkdwn } from './format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 
@@ -117,17 +118,18 @@ export function parseChecklistBlockId(blockId: string): { kind: ChecklistKind; v
 
 // Never cut an escaped entity (`&amp;`) in half: Slack would show the fragment.
 const clip = (s: string, max: number) => (s.length <= max ? s : `${s.slice(0, max - 1).replace(/&[a-z]{0,3}$/, '')}…`);
-const time = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+// `2026-11-23 10:12 UTC+01:00`: in the configured zone like every other time in the checklist, offset included.
+const time = (iso: string, tz: string) => formatInZone(new Date(iso), tz).replace(/^[A-Z][a-z]{2} /, '');
 
-function statusLine(item: ChecklistItem): string {
+function statusLine(item: ChecklistItem, tz: string): string {
   const parts: string[] = [];
   if (item.verified) parts.push(`${item.verified.ok ? ':robot_face:' : ':x:'} ${escapeMrkdwn(item.verified.evidence)}`);
-  if (item.ticked) parts.push(`ticked by <@${item.ticked.by}> at ${time(item.ticked.at)}`);
+  if (item.ticked) parts.push(`ticked by <@${item.ticked.by}> at ${time(item.ticked.at, tz)}`);
   return parts.join(' · ');
 }
 
-function option(item: ChecklistItem): Record<string, unknown> {
-  const status = statusLine(item);
+function option(item: ChecklistItem, tz: string): Record<string, unknown> {
+  const status = statusLine(item, tz);
   // Slack caps option text and description at 75 characters; the full evidence goes in the section below.
   return {
     text: { type: 'mrkdwn', text: clip(item.label, 75) },
@@ -136,12 +138,21 @@ function option(item: ChecklistItem): Record<string, unknown> {
   };
 }
 
-export function checklistMessage(kind: ChecklistKind, items: readonly ChecklistItem[], version: number, subtitle?: string): ChannelMessage {
+/**
+ * Before a migration, a failed bot check means there is no tested restore point. Said in so many words, above the
+ * boxes and whatever people tick: a person's tick cannot turn a failed backup into a restore point.
+ */
+const NO_RESTORE_POINT =
+  ':no_entry: *No tested restore point: do not start the migration.* Fix what failed below, then run `/backup pre-migration <label>` again.';
+
+/** `tz`: the configured time zone, in which the ticks' times are shown. */
+export function checklistMessage(kind: ChecklistKind, items: readonly ChecklistItem[], version: number, subtitle?: string, tz = 'UTC'): ChannelMessage {
   const done = selectedIds(items).length;
   const title = `${TITLE[kind]}${subtitle ? ` — ${subtitle}` : ''}`;
   const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: `*${escapeMrkdwn(title)}* (${done} of ${items.length} done)` } }];
+  if (kind === 'pre-migration' && items.some((i) => i.verified?.ok === false)) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: NO_RESTORE_POINT } });
   chunkItems(items).forEach((chunk, n) => {
-    const options = chunk.map(option);
+    const options = chunk.map((item) => option(item, tz));
     // The very same objects in initial_options: Slack refuses to render one that differs from its option at all.
     const initial = chunk.flatMap((item, i) => (isSelected(item) ? [options[i]] : []));
     blocks.push({
@@ -150,7 +161,7 @@ export function checklistMessage(kind: ChecklistKind, items: readonly ChecklistI
       elements: [{ type: 'checkboxes', action_id: CHECKLIST_ACTION_ID, options, ...(initial.length > 0 ? { initial_options: initial } : {}) }],
     });
   });
-  const details = items.filter((i) => i.verified || i.ticked).map((i) => `• ${escapeMrkdwn(i.label)}: ${statusLine(i)}`);
+  const details = items.filter((i) => i.verified || i.ticked).map((i) => `• ${escapeMrkdwn(i.label)}: ${statusLine(i, tz)}`);
   if (details.length > 0) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: clip(details.join('\n'), 3000) } });
   return { text: `${title}: ${done} of ${items.length} done`, blocks };
 }

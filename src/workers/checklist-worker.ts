@@ -49,7 +49,7 @@ export function checklistProcessor(deps: ChecklistWorkerDeps) {
       subtitle = formatInZone(at, tz).slice(0, 14); // `Mon 2026-11-23`
     }
     const items = checklistItems(defs, results);
-    const message = checklistMessage(data.kind, items, 1, subtitle);
+    const message = checklistMessage(data.kind, items, 1, subtitle, tz);
     const passed = Object.values(results).filter((r) => r.ok).length;
     const failed = Object.values(results).length - passed;
 

@@ -75,6 +75,20 @@ describe('checklistTickAction', () => {
     ]);
   });
 
+  it('shows the tick in the configured time zone', async () => {
+    const updates: ChannelMessage[] = [];
+    const act = checklistTickAction({
+      store,
+      notifier: { update: async (_r, m) => void updates.push(m) },
+      audit: auditLog(),
+      log: silentLog,
+      now: () => new Date('2026-07-01T07:05:00Z'),
+      timezone: 'Europe/Paris',
+    });
+    await act(click('U1', ['disk-space', 'alerts-reviewed']));
+    expect(JSON.stringify(updates[0]?.blocks)).toContain('ticked by <@U1> at 2026-07-01 09:05 UTC+02:00');
+  });
+
   it('never unticks a passed bot check, and redraws the message so the clicker sees it ticked again', async () => {
     const updates: ChannelMessage[] = [];
     const act = checklistTickAction({ store, notifier: { update: async (_r, m) => void updates.push(m) }, audit: auditLog(), log: silentLog });

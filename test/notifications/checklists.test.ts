@@ -58,7 +58,14 @@ describe('checklistMessage', () => {
     }
     const { el } = elements(checklistMessage('daily', items, 2).blocks)[0]!;
     expect(el.initial_options?.map((o) => o.value)).toEqual(['backup-ran', 'alerts-reviewed']);
-    expect(el.options[3]?.description?.text).toBe('ticked by <@U123> at 2026-11-25 09:14 UTC');
+    expect(el.options[3]?.description?.text).toBe('ticked by <@U123> at 2026-11-25 09:14 UTC+00:00');
+  });
+
+  it('shows when a box was ticked in the configured zone, with its offset', () => {
+    const items = applyTick(daily(), ['backup-ran', 'alerts-reviewed'], 'U123', '2026-11-25T09:14:00Z').items;
+    const msg = checklistMessage('daily', items, 2, 'Wed 2026-11-25', 'Europe/Paris');
+    expect(elements(msg.blocks)[0]?.el.options[3]?.description?.text).toBe('ticked by <@U123> at 2026-11-25 10:14 UTC+01:00');
+    expect(JSON.stringify(msg.blocks)).toContain('Overnight alerts in this channel reviewed: ticked by <@U123> at 2026-11-25 10:14 UTC+01:00');
   });
 
   it('splits more than 10 items over several elements and changes every block_id with the version', () => {
@@ -85,6 +92,31 @@ describe('checklistMessage', () => {
     // Clipping never leaves half an escaped entity behind.
     const amp = checklistMessage('weekly', [{ id: 'x', label: 'x', verified: { ok: true, evidence: `${'a'.repeat(59)}&&&&` }, ticked: null }], 1);
     expect(elements(amp.blocks)[0]?.el.options[0]?.description?.text).toBe(`:robot_face: ${'a'.repeat(59)}…`);
+  });
+});
+
+describe('the pre-migration checklist', () => {
+  const preMigration = (backupOk: boolean, testOk: boolean) =>
+    checklistItems(DEFAULT_CHECKLISTS['pre-migration'], {
+      'pre-migration-backup': backupOk ? { ok: true, evidence: 'shop-20261125T010000Z: 157 MB' } : { ok: false, evidence: 'backup FAILED: disk full' },
+      'pre-migration-restore-tested': testOk ? { ok: true, evidence: 'restore test passed' } : { ok: false, evidence: 'restore test FAILED: row counts differ' },
+    });
+  const sections = (m: ReturnType<typeof checklistMessage>) => (m.blocks ?? []).filter((b) => b.type === 'section').map((b) => (b.text as { text: string }).text);
+  const WARNING = /^:no_entry: \*No tested restore point: do not start the migration\.\*/;
+
+  it('says in so many words not to migrate when the backup or its restore test failed, whatever people tick', () => {
+    for (const [backupOk, testOk] of [[false, false], [true, false]] as const) {
+      const items = preMigration(backupOk, testOk);
+      expect(sections(checklistMessage('pre-migration', items, 1, 'JIRA-1 (shop)'))[1]).toMatch(WARNING);
+      // A person ticking the failed box does not make a restore point.
+      const ticked = applyTick(items, ['pre-migration-backup', 'pre-migration-restore-tested'], 'U1', '2026-11-25T09:00:00Z').items;
+      expect(sections(checklistMessage('pre-migration', ticked, 2, 'JIRA-1 (shop)'))[1]).toMatch(WARNING);
+    }
+  });
+
+  it('has no warning when both passed, and other checklists never carry it', () => {
+    expect(sections(checklistMessage('pre-migration', preMigration(true, true), 1, 'JIRA-1 (shop)')).some((t) => WARNING.test(t))).toBe(false);
+    expect(sections(checklistMessage('daily', daily(), 1)).some((t) => WARNING.test(t))).toBe(false);
   });
 });
 
