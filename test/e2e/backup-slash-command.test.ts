@@ -3,41 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { createTestDatabase } from '../support/databases.ts';
-import { sendSlashCommand } from '../support/slack-requests.ts';
-import type { SlackMessage } from '../support/slack-server.ts';
-import { SIGNING_SECRET, loadSampleSchema, startHarness, type Harness } from './harness.ts';
+import { SIGNING_SECRET, channelMessage, jobIdOf, loadSampleSchema, slash, startHarness, type Harness } from './harness.ts';
 import { artifactPath, listArtifact, restoreAndCount } from './restore-check.ts';
 
 let h: Harness;
-
-const slash = (text: string, extra: { userId?: string; forge?: boolean; timestamp?: number } = {}) =>
-  sendSlashCommand({
-    url: h.eventsUrl,
-    signingSecret: SIGNING_SECRET,
-    command: '/backup',
-    text,
-    userId: extra.userId ?? 'U0ONCALL',
-    userName: 'oncall',
-    channelId: 'C0INCIDENTS',
-    responseUrl: h.slack.responseUrl(`r-${Math.random()}`),
-    ...(extra.forge ? { forge: true } : {}),
-    ...(extra.timestamp ? { timestamp: extra.timestamp } : {}),
-  });
-
-const replyText = (body: unknown) => String((body as { text?: string }).text ?? '');
-const jobIdOf = (text: string) => /job `([^`]+)`/.exec(text)?.[1];
-
-/** The channel message whose final text matches, once a worker has updated it there. */
-async function verdictFor(jobId: string, pattern: RegExp, timeoutMs = 60_000): Promise<SlackMessage> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    for (const m of h.slack.messages.values()) {
-      if (!m.thread_ts && JSON.stringify(m.blocks ?? '').includes(jobId) && pattern.test(m.text ?? '')) return m;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no channel message for ${jobId} matched ${pattern}; have: ${[...h.slack.messages.values()].map((m) => m.text).join(' | ')}`);
-}
 
 async function backupDirsWithoutManifest(): Promise<string[]> {
   const dir = join(h.backupDir, 'shop');
@@ -63,15 +32,14 @@ describe('/backup now, end to end', () => {
   let jobId: string;
 
   it('acks at once with the job id, then posts a message that ends with the verdict', async () => {
-    const res = await slash('now');
+    const res = await slash(h, '/backup', 'now');
     expect(res.status).toBe(200);
     expect(res.ms).toBeLessThan(3000);
-    const text = replyText(res.body);
     expect((res.body as { response_type?: string }).response_type).toBe('ephemeral');
-    jobId = jobIdOf(text) ?? '';
+    jobId = jobIdOf(res.text) ?? '';
     expect(jobId).toMatch(/^backup-shop-/);
 
-    const msg = await verdictFor(jobId, /succeeded/);
+    const msg = await channelMessage(h, jobId, /succeeded/);
     expect(msg.channel).toBe('C0INCIDENTS');
     expect(msg.updates).toBeGreaterThanOrEqual(1);
     expect(msg.history[0]?.text).toMatch(/running/);
@@ -112,22 +80,22 @@ describe('/backup now, end to end', () => {
   });
 
   it('lists the backup, newest first, and shows job status', async () => {
-    const list = replyText((await slash('list')).body);
+    const list = (await slash(h, '/backup', 'list')).text;
     expect(list).toContain(manifest.backupId);
-    const status = replyText((await slash('status')).body);
+    const status = (await slash(h, '/backup', 'status')).text;
     expect(status).toMatch(/Running\* \(0\)/);
     // No config file: the default production policy, times in UTC.
     expect(status).toMatch(/Schedules \(times in UTC\):\n\*shop\*\n• daily backup \(daily, kept 30 days\): every day at 02:00 — next \w{3} \d{4}-\d\d-\d\d 02:00 UTC\+00:00/);
   });
 
   it('answers a second request for a running backup with the running job id, starting no second dump', async () => {
-    const [a, b] = await Promise.all([slash('now shop'), slash('now', { userId: 'U0OTHER' })]);
-    const idA = jobIdOf(replyText(a.body));
-    const idB = jobIdOf(replyText(b.body));
+    const [a, b] = await Promise.all([slash(h, '/backup', 'now shop'), slash(h, '/backup', 'now', { userId: 'U0OTHER' })]);
+    const idA = jobIdOf(a.text);
+    const idB = jobIdOf(b.text);
     expect(idA).toBeDefined();
     expect(idA).toBe(idB);
-    expect(replyText(a.body) + replyText(b.body)).toMatch(/already queued or running/);
-    await verdictFor(idA ?? '', /succeeded/);
+    expect(a.text + b.text).toMatch(/already queued or running/);
+    await channelMessage(h, idA ?? '', /succeeded/);
     // The verdict is posted just before the job returns: wait for BullMQ to mark it completed.
     let finished = await h.service.deps.queues.backup.getJobs(['completed']);
     for (let i = 0; i < 100 && !finished.some((j) => j.id === idA); i++) {
@@ -142,21 +110,21 @@ describe('/backup now, end to end', () => {
 describe('requests that must not run anything', () => {
   it('refuses forged and stale requests with 401', async () => {
     const before = await h.service.deps.queues.backup.count();
-    expect((await slash('now', { forge: true })).status).toBe(401);
-    expect((await slash('now', { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 })).status).toBe(401);
+    expect((await slash(h, '/backup', 'now', { forge: true })).status).toBe(401);
+    expect((await slash(h, '/backup', 'now', { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 })).status).toBe(401);
     expect(await h.service.deps.queues.backup.count()).toBe(before);
   });
 
   it.each(['frobnicate; rm -rf /', 'help', '', 'now ../../etc'])('answers %j with usage help and enqueues nothing', async (text) => {
     const jobs = (await h.service.deps.queues.backup.getJobCounts()) as Record<string, number>;
-    const res = await slash(text);
+    const res = await slash(h, '/backup', text);
     expect(res.status).toBe(200);
-    expect(replyText(res.body)).toContain('/backup now [target]');
+    expect(res.text).toContain('/backup now [target]');
     expect(await h.service.deps.queues.backup.getJobCounts()).toEqual(jobs);
   });
 
   it('names the known targets for an unknown one', async () => {
-    expect(replyText((await slash('now nosuchdb')).body)).toMatch(/no target named "nosuchdb".*shop/);
+    expect((await slash(h, '/backup', 'now nosuchdb')).text).toMatch(/no target named "nosuchdb".*shop/);
   });
 });
 
@@ -165,9 +133,9 @@ describe('when the backup fails', () => {
     const listed = (await h.service.deps.storage.list('shop')).length;
     await h.source.drop();
     h.pd.failNext(2, 500);
-    const res = await slash('now');
-    const jobId = jobIdOf(replyText(res.body)) ?? '';
-    const msg = await verdictFor(jobId, /FAILED/);
+    const res = await slash(h, '/backup', 'now');
+    const jobId = jobIdOf(res.text) ?? '';
+    const msg = await channelMessage(h, jobId, /FAILED/);
     expect(msg.text).toMatch(/does not exist/);
     expect(JSON.stringify(msg.blocks)).toMatch(/PagerDuty paged/);
     expect(JSON.stringify(msg.blocks)).not.toMatch(/at .*\.ts:\d+/); // never a stack trace
@@ -191,8 +159,8 @@ describe('when the backup fails', () => {
     await admin.query(`CREATE DATABASE "${h.source.name}"`);
     await admin.end();
     await loadSampleSchema(h.source.url);
-    const ok = jobIdOf(replyText((await slash('now')).body)) ?? '';
-    await verdictFor(ok, /succeeded/);
+    const ok = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
+    await channelMessage(h, ok, /succeeded/);
     const resolve = await h.pd.waitFor((e) => e.event_action === 'resolve', 30_000);
     expect(resolve.dedup_key).toBe('pg-backup-bot/shop/backup');
     expect(h.pd.events.map((e) => e.event_action)).toEqual(['trigger', 'resolve']);

@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { AuditEntry } from '../../src/audit.ts';
 import { CHECKLIST_ACTION_ID } from '../../src/notifications/checklists.ts';
-import { sendBlockAction, sendSlashCommand } from '../support/slack-requests.ts';
 import type { SlackMessage } from '../support/slack-server.ts';
-import { SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+import { auditLines, click, slash, startHarness, type Harness } from './harness.ts';
 
 const OPS = ['U0OPS1', 'U0OPS2', 'U0OPS3'] as const;
 const VIEWER = 'U0VIEW';
@@ -29,14 +27,12 @@ function checkboxes(m: { blocks?: unknown[] | undefined }): Checkboxes[] {
 const shownIds = (c: Checkboxes) => (c.initial_options ?? []).map((o) => o.value);
 
 /** A click on one checkboxes element, selecting `ids`, signed as Slack signs it. */
-function tick(m: SlackMessage, copy: Checkboxes, ids: string[], userId: string, responseId = `r-${randomUUID()}`) {
-  return sendBlockAction({
-    url: h.eventsUrl,
-    signingSecret: SIGNING_SECRET,
+function tick(m: SlackMessage, copy: Checkboxes, ids: string[], userId: string, responseId?: string) {
+  return click(h, {
     userId,
     channelId: m.channel,
     messageTs: m.ts,
-    responseUrl: h.slack.responseUrl(responseId),
+    responseId,
     message: { text: m.text, blocks: m.blocks },
     action: { type: 'checkboxes', action_id: CHECKLIST_ACTION_ID, block_id: copy.block_id, selected_options: copy.options.filter((o) => ids.includes(o.value)) },
   });
@@ -60,12 +56,6 @@ async function postDaily(): Promise<SlackMessage> {
   await h.service.deps.queues.checklist.add('checklist', { kind: 'daily' }, { jobId: `daily-${randomUUID()}` });
   return waitFor('the daily checklist', () => topLevel('Daily backup checklist').find((m) => !before.has(m.ts)));
 }
-
-const auditLines = async (): Promise<AuditEntry[]> =>
-  (await readFile(join(h.backupDir, '_audit', 'audit.jsonl'), 'utf8'))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as AuditEntry);
 
 beforeAll(async () => {
   cfg = join(tmpdir(), `pgbb-checklists-${process.pid}-${Date.now()}.yml`);
@@ -112,10 +102,10 @@ describe('ticking a checklist in Slack', () => {
     const now = checkboxes(h.slack.messages.get(m.ts) ?? m)[0];
     expect(now && shownIds(now)).toContain('alerts-reviewed');
 
-    const audit = await waitFor('the audit record', async () => (await auditLines()).find((l) => l.what === 'checklist-item' && l.userId === OPS[0]));
+    const audit = await waitFor('the audit record', async () => (await auditLines(h)).find((l) => l.what === 'checklist-item' && l.userId === OPS[0]));
     expect(audit).toMatchObject({ kind: 'action', decision: 'allowed', args: `daily alerts-reviewed ticked (message ${m.channel}/${m.ts})` });
     // The click itself is in the trail too, with the role the guard found.
-    const click = await waitFor('the click audit', async () => (await auditLines()).find((l) => l.what === CHECKLIST_ACTION_ID && l.userId === OPS[0]));
+    const click = await waitFor('the click audit', async () => (await auditLines(h)).find((l) => l.what === CHECKLIST_ACTION_ID && l.userId === OPS[0]));
     expect(click).toMatchObject({ decision: 'allowed', role: 'operator' });
   });
 
@@ -130,7 +120,7 @@ describe('ticking a checklist in Slack', () => {
     expect(JSON.stringify(answer.body)).toMatch(/Refused: Ticking a checklist item needs the \*operator\* role; you have \*viewer\*/);
     expect(h.slack.calls.filter((c) => c.method === 'chat.update').length).toBe(updatesBefore);
     expect(h.slack.messages.get(m.ts)?.updates).toBe(0);
-    const refused = (await auditLines()).find((l) => l.what === CHECKLIST_ACTION_ID && l.userId === VIEWER);
+    const refused = (await auditLines(h)).find((l) => l.what === CHECKLIST_ACTION_ID && l.userId === VIEWER);
     expect(refused).toMatchObject({ decision: 'refused', role: 'viewer' });
   });
 
@@ -166,28 +156,14 @@ describe('ticking a checklist in Slack', () => {
       return cur && cur.block_id === 'checklist:daily:v6:0' ? cur : undefined;
     });
     expect(shownIds(latest)).not.toContain(c);
-    const untick = await waitFor('the untick audit', async () => (await auditLines()).find((l) => l.what === 'checklist-item' && l.args.startsWith(`daily ${c} unticked`)));
+    const untick = await waitFor('the untick audit', async () => (await auditLines(h)).find((l) => l.what === 'checklist-item' && l.args.startsWith(`daily ${c} unticked`)));
     expect(untick.result).toContain(`taking back <@${OPS[2]}>'s tick`);
   });
 });
 
-const slash = async (text: string, userId: string) => {
-  const res = await sendSlashCommand({
-    url: h.eventsUrl,
-    signingSecret: SIGNING_SECRET,
-    command: '/backup',
-    text,
-    userId,
-    userName: userId.toLowerCase(),
-    channelId: 'C0INCIDENTS',
-    responseUrl: h.slack.responseUrl(`r-${randomUUID()}`),
-  });
-  return String((res.body as { text?: string }).text);
-};
-
 describe('/backup pre-migration', () => {
   it('backs up, restore-tests that backup, then posts the pre-migration checklist with both results', async () => {
-    const reply = await slash('pre-migration JIRA-42', OPS[0]);
+    const reply = (await slash(h, '/backup', 'pre-migration JIRA-42', { userId: OPS[0] })).text;
     expect(reply).toMatch(/Pre-migration backup \*JIRA-42\* of \*shop\* queued: job `backup-shop-[^`]+`, kept 90 days/);
     const m = await waitFor('the pre-migration checklist', () => topLevel('Pre-migration checklist — JIRA-42 (shop)')[0], 120_000);
     const [backup] = await h.service.deps.storage.list('shop');
@@ -217,7 +193,7 @@ describe('/backup pre-migration', () => {
   }, 180_000);
 
   it('still posts the checklist when the backup fails, saying there is no restore point', async () => {
-    const reply = await slash('pre-migration drop-legacy ghost', OPS[0]);
+    const reply = (await slash(h, '/backup', 'pre-migration drop-legacy ghost', { userId: OPS[0] })).text;
     expect(reply).toMatch(/queued: job `backup-ghost-/);
     const m = await waitFor('the failed pre-migration checklist', () => topLevel('Pre-migration checklist — drop-legacy (ghost)')[0], 60_000);
     expect(m.text).toBe('Pre-migration checklist — drop-legacy (ghost): 0 of 3 done');
@@ -229,8 +205,8 @@ describe('/backup pre-migration', () => {
 
   it('refuses a label outside the safe alphabet and starts nothing', async () => {
     const before = await h.service.deps.queues.backup.count();
-    expect(await slash('pre-migration drop;table', OPS[0])).toMatch(/not a valid label.*Nothing was started/s);
-    expect(await slash('pre-migration JIRA-1', VIEWER)).toMatch(/`\/backup pre-migration` needs the \*operator\* role/);
+    expect((await slash(h, '/backup', 'pre-migration drop;table', { userId: OPS[0] })).text).toMatch(/not a valid label.*Nothing was started/s);
+    expect((await slash(h, '/backup', 'pre-migration JIRA-1', { userId: VIEWER })).text).toMatch(/`\/backup pre-migration` needs the \*operator\* role/);
     expect(await h.service.deps.queues.backup.count()).toBe(before);
   });
 });

@@ -8,13 +8,18 @@ import { generateKeyPair } from '../../src/crypto/age.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { startService, type Service } from '../../src/service.ts';
 import { freePort } from '../../src/dev/ephemeral.ts';
+import type { AuditEntry } from '../../src/audit.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { startPagerDutyServer, type PagerDutyServer } from '../support/pagerduty-server.ts';
-import { startSlackServer, type SlackServer } from '../support/slack-server.ts';
+import { sendBlockAction, sendSlashCommand, type BlockActionRequest, type SlackReply } from '../support/slack-requests.ts';
+import { startSlackServer, type SlackMessage, type SlackServer } from '../support/slack-server.ts';
 
 export const BOT_TOKEN = 'xoxb-test-0000-pgbb';
 export const SIGNING_SECRET = 'test-signing-secret-8f2a';
 export const ROUTING_KEY = 'R0UT1NGKEY0123456789abcdefABCDEF';
+export const CHANNEL_ID = 'C0INCIDENTS';
+/** Who sends slash commands unless a test says otherwise. */
+export const ONCALL = 'U0ONCALL';
 
 export interface Harness {
   config: Config;
@@ -43,7 +48,7 @@ export async function loadSampleSchema(url: string): Promise<void> {
 export const APP_TOKEN = 'xapp-1-A0PGBBAPP-test';
 
 export async function startHarness(opts: { pgUrl: string; redisUrl: string; pagerDuty?: boolean; socketMode?: boolean; env?: Record<string, string> }): Promise<Harness> {
-  const slack = await startSlackServer({ botToken: BOT_TOKEN, channels: { incidents: 'C0INCIDENTS' }, ...(opts.socketMode ? { appToken: APP_TOKEN } : {}) });
+  const slack = await startSlackServer({ botToken: BOT_TOKEN, channels: { incidents: CHANNEL_ID }, ...(opts.socketMode ? { appToken: APP_TOKEN } : {}) });
   const pd = await startPagerDutyServer({ routingKey: ROUTING_KEY });
   const source = await createTestDatabase(opts.pgUrl, 'src');
   await loadSampleSchema(source.url);
@@ -99,4 +104,77 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
       await rm(keyDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Where signed requests go: the bot's request URL, and the Slack stand-in that hands out response URLs. */
+export type BotEndpoint = Pick<Harness, 'eventsUrl' | 'slack'>;
+
+export interface SlashOptions {
+  /** Defaults to ONCALL (user name `oncall`); another user's name is its id in lower case. */
+  userId?: string;
+  /** Sign with a wrong secret: Bolt must answer 401. */
+  forge?: boolean;
+  /** Unix seconds of the signature, to test the replay window. */
+  timestamp?: number;
+}
+
+export interface SlashReply extends SlackReply {
+  /** The ack's text (the ephemeral answer), '' when there is none. */
+  text: string;
+}
+
+/** A slash command from #incidents as Slack sends it, signed, through Bolt's real HTTP receiver. */
+export async function slash(bot: BotEndpoint, command: string, text: string, opts: SlashOptions = {}): Promise<SlashReply> {
+  const userId = opts.userId ?? ONCALL;
+  const res = await sendSlashCommand({
+    url: bot.eventsUrl,
+    signingSecret: SIGNING_SECRET,
+    command,
+    text,
+    userId,
+    userName: userId === ONCALL ? 'oncall' : userId.toLowerCase(),
+    channelId: CHANNEL_ID,
+    responseUrl: bot.slack.responseUrl(`r-${randomUUID()}`),
+    ...(opts.forge ? { forge: true } : {}),
+    ...(opts.timestamp ? { timestamp: opts.timestamp } : {}),
+  });
+  return { ...res, text: String((res.body as { text?: string }).text ?? '') };
+}
+
+export type ClickRequest = Omit<BlockActionRequest, 'url' | 'signingSecret' | 'channelId' | 'responseUrl'> & {
+  /** Defaults to #incidents. */
+  channelId?: string;
+  /** The id of the response URL the bot answers on (for `slack.waitForResponse`); random by default. */
+  responseId?: string | undefined;
+};
+
+/** A click on a message's interactive element (`block_actions`), signed as Slack signs it. */
+export function click(bot: BotEndpoint, req: ClickRequest): Promise<SlackReply> {
+  const { channelId = CHANNEL_ID, responseId = `r-${randomUUID()}`, ...rest } = req;
+  return sendBlockAction({ ...rest, url: bot.eventsUrl, signingSecret: SIGNING_SECRET, channelId, responseUrl: bot.slack.responseUrl(responseId) });
+}
+
+/** The job id in an answer such as "… queued: job `backup-shop-…`". */
+export function jobIdOf(text: string | undefined): string | undefined {
+  return /job `([^`]+)`/.exec(text ?? '')?.[1];
+}
+
+/** The top-level channel message about `jobId` whose text matches, once a worker has posted or updated it so. */
+export async function channelMessage(bot: Pick<Harness, 'slack'>, jobId: string, pattern: RegExp, timeoutMs = 60_000): Promise<SlackMessage> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    for (const m of bot.slack.messages.values()) {
+      if (!m.thread_ts && JSON.stringify(m.blocks ?? '').includes(jobId) && pattern.test(m.text ?? '')) return m;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no channel message for ${jobId} matched ${pattern}; have: ${[...bot.slack.messages.values()].map((m) => m.text).join(' | ')}`);
+}
+
+/** The audit trail as written so far. */
+export async function auditLines(h: Pick<Harness, 'backupDir'>): Promise<AuditEntry[]> {
+  return (await readFile(join(h.backupDir, '_audit', 'audit.jsonl'), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditEntry);
 }

@@ -7,19 +7,15 @@ import { createHealthState } from '../../src/health/state.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { healthProcessor } from '../../src/workers/health-worker.ts';
 import { runSql } from '../support/databases.ts';
-import { sendSlashCommand } from '../support/slack-requests.ts';
-import { SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+import { slash, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 let clock = new Date();
 const HOUR = 3600_000;
 
-const slash = (text: string) =>
-  sendSlashCommand({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, command: '/backup', text, userId: 'U0ONCALL', userName: 'oncall', channelId: 'C0INCIDENTS', responseUrl: h.slack.responseUrl(`r-${Math.random()}`) });
-
 async function backup(): Promise<Manifest> {
   const before = (await h.service.deps.storage.list('shop')).length;
-  await slash('now');
+  await slash(h, '/backup', 'now');
   const end = Date.now() + 60_000;
   while (Date.now() < end) {
     const list = await h.service.deps.storage.list('shop');
@@ -124,8 +120,7 @@ describe('health conditions and the PagerDuty lifecycle', () => {
   }, 60_000);
 
   it('/backup health shows every condition with its evidence', async () => {
-    const res = await slash('health');
-    const text = String((res.body as { text?: string }).text);
+    const { text } = await slash(h, '/backup', 'health');
     for (const label of ['backup too old', 'backup size anomaly', 'backup too slow', 'backup disk', 'last backup failed', 'last restore test failed']) expect(text).toContain(label);
     expect(text).toMatch(/since/);
   });

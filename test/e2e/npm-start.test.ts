@@ -7,9 +7,8 @@ import { generateKeyPair } from '../../src/crypto/age.ts';
 import { freePort } from '../../src/dev/ephemeral.ts';
 import { createTestDatabase } from '../support/databases.ts';
 import { startPagerDutyServer, type PagerDutyServer } from '../support/pagerduty-server.ts';
-import { sendSlashCommand } from '../support/slack-requests.ts';
 import { startSlackServer, type SlackServer } from '../support/slack-server.ts';
-import { BOT_TOKEN, ROUTING_KEY, SIGNING_SECRET, loadSampleSchema } from './harness.ts';
+import { BOT_TOKEN, ROUTING_KEY, SIGNING_SECRET, loadSampleSchema, slash } from './harness.ts';
 
 const startBot = (env: Record<string, string>) => execa('node', ['bin/pg-backup-bot.js', 'all'], { env, reject: false, all: true, buffer: false });
 
@@ -70,16 +69,7 @@ describe('pg-backup-bot all (what npm start runs)', () => {
   });
 
   it('answers a signed /backup now, posts the verdict, and stops cleanly on SIGTERM', async () => {
-    const res = await sendSlashCommand({
-      url: `http://127.0.0.1:${port}/slack/events`,
-      signingSecret: SIGNING_SECRET,
-      command: '/backup',
-      text: 'now',
-      userId: 'U0ONCALL',
-      userName: 'oncall',
-      channelId: 'C0INCIDENTS',
-      responseUrl: slack.responseUrl('start'),
-    });
+    const res = await slash({ eventsUrl: `http://127.0.0.1:${port}/slack/events`, slack }, '/backup', 'now');
     expect(res.status).toBe(200);
     expect(res.ms).toBeLessThan(3000);
     expect(JSON.stringify(res.body)).toMatch(/queued: job/);

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { S3Storage } from '../../src/storage/s3-storage.ts';
 import { TEST_CREDENTIALS, startS3Server, type TestS3Server } from '../support/s3-server.ts';
-import { sendSlashCommand } from '../support/slack-requests.ts';
-import { SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+import { jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 let s3: TestS3Server;
@@ -26,8 +25,7 @@ afterAll(async () => {
 
 describe('off-site copies (S3_MODE=copy)', () => {
   it('copies each finished backup to S3, manifest last, and says so in the thread', async () => {
-    const res = await sendSlashCommand({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, command: '/backup', text: 'now', userId: 'U0ONCALL', userName: 'oncall', channelId: 'C0INCIDENTS', responseUrl: h.slack.responseUrl('s3') });
-    const jobId = /job `([^`]+)`/.exec(String((res.body as { text?: string }).text))?.[1] ?? '';
+    const jobId = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
     await h.slack.waitFor((c) => c.method === 'chat.postMessage' && /copied to s3:\/\/pgbb-offsite\/pgbb/.test(String(c.body.text)), 60_000);
     const [local] = await h.service.deps.storage.list('shop');
     const remote = new S3Storage({ bucket: s3.bucket, prefix: 'pgbb', region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: TEST_CREDENTIALS });

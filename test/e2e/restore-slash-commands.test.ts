@@ -6,38 +6,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { scratchScopePrefix } from '../../src/postgres/scratch.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
-import { sendBlockAction, sendSlashCommand } from '../support/slack-requests.ts';
-import type { SlackMessage } from '../support/slack-server.ts';
-import { SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+import { channelMessage, click, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 import { artifactPath } from './restore-check.ts';
 
 const ADMIN = 'U0ADMIN';
 let h: Harness;
 
-const slash = (command: string, text: string, userId = 'U0ONCALL') =>
-  sendSlashCommand({
-    url: h.eventsUrl,
-    signingSecret: SIGNING_SECRET,
-    command,
-    text,
-    userId,
-    userName: userId.toLowerCase(),
-    channelId: 'C0INCIDENTS',
-    responseUrl: h.slack.responseUrl(`r-${Math.random()}`),
-  });
-const replyOf = (body: unknown) => body as { text?: string; blocks?: Array<Record<string, unknown>> };
-const jobIdOf = (text: string | undefined) => /job `([^`]+)`/.exec(text ?? '')?.[1] ?? '';
-
-async function channelMessage(jobId: string, pattern: RegExp, timeoutMs = 60_000): Promise<SlackMessage> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    for (const m of h.slack.messages.values()) {
-      if (!m.thread_ts && JSON.stringify(m.blocks ?? '').includes(jobId) && pattern.test(m.text ?? '')) return m;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no message for ${jobId} matching ${pattern}: ${[...h.slack.messages.values()].map((m) => m.text).join(' | ')}`);
-}
 
 async function scratchDatabases(): Promise<string[]> {
   const c = new pg.Client({ connectionString: inject('pgUrl') });
@@ -60,8 +34,8 @@ async function count(url: string, sql: string): Promise<number> {
 }
 
 async function takeBackup(): Promise<Manifest> {
-  const id = jobIdOf(replyOf((await slash('/backup', 'now')).body).text);
-  await channelMessage(id, /succeeded/);
+  const id = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
+  await channelMessage(h, id, /succeeded/);
   const [newest] = await h.service.deps.storage.list('shop');
   if (!newest) throw new Error('no backup');
   return newest;
@@ -82,13 +56,12 @@ afterAll(async () => {
 
 describe('/restore-test', () => {
   it('restores the latest backup into a scratch database, compares, reports the RTO and drops the scratch database', async () => {
-    const res = await slash('/restore-test', 'latest');
+    const res = await slash(h, '/restore-test', 'latest');
     expect(res.status).toBe(200);
     expect(res.ms).toBeLessThan(3000);
-    const text = replyOf(res.body).text ?? '';
-    expect(text).toContain(good.backupId);
-    const jobId = jobIdOf(text);
-    const msg = await channelMessage(jobId, /passed/);
+    expect(res.text).toContain(good.backupId);
+    const jobId = jobIdOf(res.text) ?? '';
+    const msg = await channelMessage(h, jobId, /passed/);
     const history = msg.history.map((x) => x.text).join(' | ');
     expect(history).toMatch(/verifying checksums/);
     expect(history).toMatch(/restoring/);
@@ -98,7 +71,7 @@ describe('/restore-test', () => {
     expect(shown).toMatch(/1 smoke query/);
     expect(shown).toMatch(/dropped/);
     expect(await scratchDatabases()).toEqual([]);
-    const hist = replyOf((await slash('/restore-test', 'history')).body).text ?? '';
+    const hist = (await slash(h, '/restore-test', 'history')).text;
     expect(hist).toMatch(new RegExp(`${good.backupId}.*passed`));
   });
 
@@ -112,15 +85,15 @@ describe('/restore-test', () => {
     await file.write(byte, 0, 1, Math.floor(size / 2));
     await file.close();
 
-    const jobId = jobIdOf(replyOf((await slash('/restore-test', bad.backupId)).body).text);
-    const msg = await channelMessage(jobId, /FAILED/);
+    const jobId = jobIdOf((await slash(h, '/restore-test', bad.backupId)).text) ?? '';
+    const msg = await channelMessage(h, jobId, /FAILED/);
     expect(msg.text).toMatch(/artifact corrupted/);
     const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/restore-test', 30_000);
     expect(trigger.payload?.severity).toBe('critical');
     expect(await scratchDatabases()).toEqual([]);
 
-    const again = jobIdOf(replyOf((await slash('/restore-test', good.backupId)).body).text);
-    await channelMessage(again, /passed/);
+    const again = jobIdOf((await slash(h, '/restore-test', good.backupId)).text) ?? '';
+    await channelMessage(h, again, /passed/);
     const resolve = await h.pd.waitFor((e) => e.event_action === 'resolve' && e.dedup_key === 'pg-backup-bot/shop/restore-test', 30_000);
     expect(resolve).toBeDefined();
     await h.service.deps.storage.deleteBackup('shop', bad.backupId);
@@ -128,19 +101,18 @@ describe('/restore-test', () => {
 
   it('answers bad text with usage and starts nothing', async () => {
     const before = await h.service.deps.queues.restoreTest.count();
-    const res = await slash('/restore-test', 'latest; drop database x');
-    expect(replyOf(res.body).text).toMatch(/Usage/);
+    const res = await slash(h, '/restore-test', 'latest; drop database x');
+    expect(res.text).toMatch(/Usage/);
     expect(await h.service.deps.queues.restoreTest.count()).toBe(before);
   });
 });
 
 describe('/restore', () => {
   it('restores only the named table into a new database named in the reply', async () => {
-    const res = await slash('/restore', `${good.backupId} --table=shop.customers`);
-    const text = replyOf(res.body).text ?? '';
+    const { text } = await slash(h, '/restore', `${good.backupId} --table=shop.customers`);
     const database = /new database `([^`]+)`/.exec(text)?.[1] ?? '';
     expect(database).toMatch(/^pgbb_restore_/);
-    await channelMessage(jobIdOf(text), /Restored into/);
+    await channelMessage(h, jobIdOf(text) ?? '', /Restored into/);
     const url = inject('pgUrl').replace(/\/[^/]*$/, `/${database}`);
     expect(await count(url, 'select count(*) as n from shop.customers')).toBe(500);
     expect(await count(url, "select count(*) as n from pg_tables where schemaname = 'shop'")).toBe(1);
@@ -150,7 +122,7 @@ describe('/restore', () => {
   describe('into an existing database', () => {
     it('refuses users not allowed, naming who may', async () => {
       const before = await h.service.deps.queues.restore.count();
-      const text = replyOf((await slash('/restore', `${good.backupId} --table=shop.customers --into=${h.source.name}`)).body).text ?? '';
+      const { text } = await slash(h, '/restore', `${good.backupId} --table=shop.customers --into=${h.source.name}`);
       expect(text).toMatch(/Refused: Only <@U0ADMIN> may restore into an existing database/);
       expect(await h.service.deps.queues.restore.count()).toBe(before);
     });
@@ -161,36 +133,28 @@ describe('/restore', () => {
       expect(await count(h.source.url, 'select count(*) as n from shop.order_items')).toBeLessThan(7500);
       const productsBefore = await count(h.source.url, "select count(*) as n from shop.products where name like '%(edited)'");
       const before = await h.service.deps.queues.restore.count();
-      const reply = replyOf((await slash('/restore', `${good.backupId} --table=shop.order_items --into=${h.source.name}`, ADMIN)).body);
+      const reply = await slash(h, '/restore', `${good.backupId} --table=shop.order_items --into=${h.source.name}`, { userId: ADMIN });
       expect(reply.text).toMatch(/overwrite.*shop\.order_items.*existing database/);
-      const button = (reply.blocks ?? []).flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? []).find((e) => e.action_id === 'restore_into_confirm');
+      const button = ((reply.body as { blocks?: Array<Record<string, unknown>> }).blocks ?? []).flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? []).find((e) => e.action_id === 'restore_into_confirm');
       expect(button?.confirm).toBeDefined();
       expect(await h.service.deps.queues.restore.count()).toBe(before); // nothing runs before the click
 
-      const click = (userId: string, responseUrl: string) =>
-        sendBlockAction({
-          url: h.eventsUrl,
-          signingSecret: SIGNING_SECRET,
-          userId,
-          channelId: 'C0INCIDENTS',
-          messageTs: '1700000000.000100',
-          responseUrl,
-          action: { type: 'button', action_id: 'restore_into_confirm', value: String(button?.value) },
-        });
-      await click('U0INTRUDER', h.slack.responseUrl('intruder'));
+      const confirm = (userId: string, responseId: string) =>
+        click(h, { userId, messageTs: '1700000000.000100', responseId, action: { type: 'button', action_id: 'restore_into_confirm', value: String(button?.value) } });
+      await confirm('U0INTRUDER', 'intruder');
       const refused = await h.slack.waitForResponse((r) => r.id === 'intruder');
       expect(JSON.stringify(refused.body)).toMatch(/Refused/);
       expect(await h.service.deps.queues.restore.count()).toBe(before);
 
-      await click(ADMIN, h.slack.responseUrl('admin'));
+      await confirm(ADMIN, 'admin');
       const confirmed = await h.slack.waitForResponse((r) => r.id === 'admin');
-      const jobId = jobIdOf(String((confirmed.body as { text?: string }).text));
-      await channelMessage(jobId, /Restored into/);
+      const jobId = jobIdOf((confirmed.body as { text?: string }).text) ?? '';
+      await channelMessage(h, jobId, /Restored into/);
       expect(await count(h.source.url, 'select count(*) as n from shop.order_items')).toBe(7500);
       expect(await count(h.source.url, "select count(*) as n from shop.products where name like '%(edited)'")).toBe(productsBefore);
 
       // The button works once.
-      await click(ADMIN, h.slack.responseUrl('again'));
+      await confirm(ADMIN, 'again');
       expect(JSON.stringify((await h.slack.waitForResponse((r) => r.id === 'again')).body)).toMatch(/expired or was already used/);
       const records = await h.service.deps.storage.listRecords('restore', 'shop');
       expect(records[0]).toMatchObject({ database: h.source.name, requestedBy: { userId: ADMIN } });

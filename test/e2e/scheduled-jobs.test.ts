@@ -7,9 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RestoreTestJobData } from '../../src/jobs/queues.ts';
 import { syncSchedulers } from '../../src/schedules/sync.ts';
 import { restoreTestProcessor } from '../../src/workers/restore-test-worker.ts';
-import { sendSlashCommand } from '../support/slack-requests.ts';
-import type { SlackMessage } from '../support/slack-server.ts';
-import { SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+import { channelMessage, slash, startHarness, type Harness } from './harness.ts';
 
 /**
  * Jobs as the job schedulers make them: the schedulers are synced into the harness's Redis from its config, and
@@ -20,20 +18,6 @@ let h: Harness;
 let configFile: string;
 let scratch: Queue;
 const DAY = 24 * 3600 * 1000;
-
-const slash = (text: string) =>
-  sendSlashCommand({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, command: '/backup', text, userId: 'U0ONCALL', userName: 'oncall', channelId: 'C0INCIDENTS', responseUrl: h.slack.responseUrl(`r-${Math.random()}`) });
-
-async function channelMessage(jobId: string, pattern: RegExp, timeoutMs = 60_000): Promise<SlackMessage> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    for (const m of h.slack.messages.values()) {
-      if (!m.thread_ts && JSON.stringify(m.blocks ?? '').includes(jobId) && pattern.test(m.text ?? '')) return m;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no message for ${jobId} matching ${pattern}: ${[...h.slack.messages.values()].map((m) => m.text).join(' | ')}`);
-}
 
 async function pendingJob(queue: Queue, schedulerId: string): Promise<Job> {
   const job = (await queue.getDelayed()).find((j) => j.repeatJobKey === schedulerId);
@@ -75,7 +59,7 @@ describe('scheduled backups', () => {
     const queue = h.service.deps.queues.backup as unknown as Queue;
     const job = await pendingJob(queue, 'pgbb:backup:shop:frequent');
     await job.promote();
-    const msg = await channelMessage(job.id ?? '', /succeeded/);
+    const msg = await channelMessage(h, job.id ?? '', /succeeded/);
     expect(JSON.stringify(msg.blocks)).toContain('scheduled by `frequent` (frequent, kept 7 days)');
     expect(JSON.stringify(msg.blocks)).toContain('requested by the schedule');
 
@@ -92,7 +76,7 @@ describe('scheduled backups', () => {
     const queue = h.service.deps.queues.backup as unknown as Queue;
     const job = await pendingJob(queue, 'pgbb:backup:shop:daily');
     await job.promote();
-    await channelMessage(job.id ?? '', /succeeded/);
+    await channelMessage(h, job.id ?? '', /succeeded/);
     const m = (await h.service.deps.storage.list('shop')).find((b) => b.jobId === job.id);
     expect(m?.retentionClass).toBe('daily');
     expectKept(m, 30);
@@ -107,7 +91,7 @@ describe('scheduled restore tests', () => {
     const job = await pendingJob(queue, 'pgbb:restore-test:shop');
     expect(job.data.backupId).toBeUndefined();
     await job.promote();
-    const msg = await channelMessage(job.id ?? '', /passed/, 120_000);
+    const msg = await channelMessage(h, job.id ?? '', /passed/, 120_000);
     expect(msg.text).toContain(newest.backupId);
     expect((await queue.getJob(job.id ?? ''))?.data.backupId).toBe(newest.backupId);
     const [record] = await h.service.deps.storage.listRecords('restore-test', 'shop');
@@ -132,7 +116,7 @@ describe('scheduled restore tests', () => {
     const run = restoreTestProcessor({ config, storage: d.storage, notifier: d.notifier, escalation: d.escalation, log: d.log });
     const job = await scheduledRestoreTest('empty', new Date('2026-12-05T02:00:00Z'));
     await expect(run(job)).rejects.toBeInstanceOf(UnrecoverableError);
-    const msg = await channelMessage(job.id ?? '', /could not run/);
+    const msg = await channelMessage(h, job.id ?? '', /could not run/);
     expect(msg.text).toMatch(/no finished backup of empty/);
     const page = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/empty/restore-test', 30_000);
     expect(page.payload?.severity).toBe('critical');
@@ -141,8 +125,7 @@ describe('scheduled restore tests', () => {
 
 describe('/backup status', () => {
   it('lists each target’s schedules with their next run in the configured zone, beside the jobs', async () => {
-    const res = await slash('status');
-    const text = (res.body as { text?: string }).text ?? '';
+    const { text } = await slash(h, '/backup', 'status');
     expect(text).toMatch(/\*Running\* \(\d+\)/);
     expect(text).toContain('Schedules (times in Europe/Paris):');
     expect(text).toMatch(/\*shop\*\n• daily backup \(daily, kept 30 days\): every day at 02:00 — next \w{3} \d{4}-\d\d-\d\d 02:00 UTC\+0[12]:00/);

@@ -2,8 +2,7 @@ import { defaultTarget } from '../../src/config.ts';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { sendSlashCommand } from '../support/slack-requests.ts';
-import { BOT_TOKEN, ROUTING_KEY, SIGNING_SECRET, startHarness, type Harness } from './harness.ts';
+import { BOT_TOKEN, ROUTING_KEY, SIGNING_SECRET, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 
 const DB_PASSWORD = 'Pw-9f3c1e-do-not-leak';
 let h: Harness;
@@ -41,9 +40,6 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-const slash = (command: string, text: string) =>
-  sendSlashCommand({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, command, text, userId: 'U0ONCALL', userName: 'oncall', channelId: 'C0INCIDENTS', responseUrl: h.slack.responseUrl(`r-${Math.random()}`) });
-const jobOf = (body: unknown) => /job `([^`]+)`/.exec(String((body as { text?: string }).text))?.[1] ?? '';
 
 beforeAll(async () => {
   h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { LOG_LEVEL: 'trace' } });
@@ -63,9 +59,9 @@ describe('secrets hygiene', () => {
     h.config.targets[0] = { ...(h.config.targets[0] ?? defaultTarget('shop', '')), url: url.toString() };
 
     const argv = await sampleArgv(async () => {
-      const backup = jobOf((await slash('/backup', 'now')).body);
+      const backup = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
       await h.slack.waitFor((c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(backup) && /succeeded/.test(String(c.body.text)), 60_000);
-      const test = jobOf((await slash('/restore-test', 'latest')).body);
+      const test = jobIdOf((await slash(h, '/restore-test', 'latest')).text) ?? '';
       await h.slack.waitFor((c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(test) && /passed/.test(String(c.body.text)), 60_000);
     });
     const dumps = [...argv].filter((c) => /pg_dump|pg_restore|zstd/.test(c));
