@@ -43,6 +43,23 @@ export interface BackupCommandDeps {
   audit?: AuditLog;
 }
 
+/**
+ * The answer to `/backup pre-migration` when a backup of the target is already queued or running (read within a short
+ * deadline: the enqueue already spent part of Slack's 3 s; too slow, the general answer). A second click
+ * at 3 a.m. (the first answer was slow, or scrolled away) must not read as "nothing started": when the running job
+ * is that very pre-migration backup, its restore test and checklist are on their way.
+ */
+async function preMigrationBusy(deps: BackupCommandDeps, target: string, label: string, jobId: string): Promise<string> {
+  const job = await withDeadline(700, deps.queue.getJob(jobId), 'reading the running backup').catch(() => undefined);
+  const running = job?.data;
+  if (running?.kind === 'pre-migration' && running.label === label) {
+    return `Pre-migration backup *${escapeMrkdwn(label)}* of *${target}* is already queued or running: job \`${jobId}\`. Nothing new was started; its restore test and the pre-migration checklist follow in ${deps.config.slack.channel}.`;
+  }
+  // Another backup (not a pre-migration one, or another migration's): no restore test or checklist of ours follows it.
+  const what = running?.kind === 'pre-migration' && running.label ? `The pre-migration backup *${escapeMrkdwn(running.label)}*` : 'A backup';
+  return `${what} of *${target}* is already queued or running (job \`${jobId}\`), so no pre-migration backup *${escapeMrkdwn(label)}* was started. Run \`/backup pre-migration ${escapeMrkdwn(label)}\` again when it has finished.`;
+}
+
 /** `/backup …`: parse, check, enqueue or read, and answer — all fast, so the ack carries the answer. */
 export function backupCommand(deps: BackupCommandDeps) {
   return async (input: CommandInput): Promise<Reply> => {
@@ -78,12 +95,7 @@ export function backupCommand(deps: BackupCommandDeps) {
             keepDays: target.policy.preMigration.keepDays,
           });
           log.info({ jobId, duplicate, target: target.name, label: req.label }, duplicate ? 'backup already running' : 'pre-migration backup queued');
-          // The running backup is not a pre-migration one (no restore test, no checklist, shorter retention): say so.
-          if (duplicate) {
-            return {
-              text: `A backup of *${target.name}* is already queued or running (job \`${jobId}\`), so no pre-migration backup was started. Run \`/backup pre-migration ${escapeMrkdwn(req.label)}\` again when it has finished.`,
-            };
-          }
+          if (duplicate) return { text: await preMigrationBusy(deps, target.name, req.label, jobId) };
           return {
             text:
               `Pre-migration backup *${escapeMrkdwn(req.label)}* of *${target.name}* queued: job \`${jobId}\`, kept ${target.policy.preMigration.keepDays} days. ` +

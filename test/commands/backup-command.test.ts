@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { backupCommand } from '../../src/commands/backup-command.ts';
+import { loadConfig } from '../../src/config.ts';
+import type { BackupJobData } from '../../src/jobs/queues.ts';
+import { silentLog, tempStorage } from '../postgres/helpers.ts';
+
+/** A real BullMQ queue on the test Redis and no worker: jobs stay queued, as a backup does while it runs. */
+describe('/backup pre-migration while a backup of the target is queued or running', () => {
+  let redis: Redis;
+  let queue: Queue<BackupJobData>;
+  let cleanup: () => Promise<void>;
+  let handle: ReturnType<typeof backupCommand>;
+  const config = loadConfig({ DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', SLACK_CHANNEL: '#incidents' }, 'offline');
+  const as = (text: string) => handle({ text, userId: 'U0ANA', userName: 'ana' });
+
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    await redis.quit();
+  });
+  beforeEach(async () => {
+    queue = new Queue<BackupJobData>('backup', { connection: redis, prefix: `{cmd-${randomUUID().slice(0, 8)}}` });
+    const t = await tempStorage();
+    cleanup = t.cleanup;
+    handle = backupCommand({ config, queue, storage: t.storage, log: silentLog });
+  });
+  afterEach(async () => {
+    await queue.obliterate({ force: true });
+    await queue.close();
+    await cleanup();
+  });
+
+  it('asked twice for the same migration, says the first one is on its way and starts nothing', async () => {
+    const first = await as('pre-migration JIRA-1234');
+    const jobId = /job `([^`]+)`/.exec(first.text)?.[1];
+    const again = await as('pre-migration JIRA-1234');
+    expect(again.text).toBe(
+      `Pre-migration backup *JIRA-1234* of *shop* is already queued or running: job \`${jobId}\`. Nothing new was started; its restore test and the pre-migration checklist follow in #incidents.`,
+    );
+    expect(await queue.count()).toBe(1);
+  });
+
+  it('behind another backup, says which one and that this migration must ask again', async () => {
+    await as('now');
+    expect((await as('pre-migration JIRA-1234')).text).toMatch(/^A backup of \*shop\* is already queued or running \(job `backup-shop-[^`]+`\), so no pre-migration backup \*JIRA-1234\* was started\. Run `\/backup pre-migration JIRA-1234` again/);
+    await queue.obliterate({ force: true });
+    await as('pre-migration JIRA-1');
+    expect((await as('pre-migration JIRA-2')).text).toMatch(/^The pre-migration backup \*JIRA-1\* of \*shop\* is already queued or running .* no pre-migration backup \*JIRA-2\* was started/);
+    expect(await queue.count()).toBe(1);
+  });
+});
