@@ -58,11 +58,18 @@ export function describeCron(expr: string): string {
   const [min = '', hour = '', dom = '', month = '', dow = ''] = expr.trim().split(/\s+/);
   const num = /^\d+$/;
   if (!num.test(min)) return `cron \`${expr}\``;
+  const everyDay = dom === '*' && month === '*' && dow === '*';
+  if (hour === '*' && everyDay) return `every hour at :${pad(min)}`;
   const step = /^\*\/(\d+)$/.exec(hour);
-  if (step && dom === '*' && month === '*' && dow === '*') return `every ${step[1]} hours at :${pad(min)} (00:${pad(min)}, …)`;
+  if (step && everyDay) {
+    const n = Number(step[1]);
+    // `*/6` runs at 00, 06, 12, 18 local time: listed when that fits on a line, as the README's table has it.
+    const hours = Array.from({ length: Math.ceil(24 / n) }, (_, i) => `${pad(String(i * n))}:${pad(min)}`);
+    return `every ${n} hours at :${pad(min)} (${hours.length <= 6 ? hours.join(', ') : `${hours.slice(0, 3).join(', ')}, …`})`;
+  }
   if (!num.test(hour)) return `cron \`${expr}\``;
   const at = `${pad(hour)}:${pad(min)}`;
-  if (dom === '*' && month === '*' && dow === '*') return `every day at ${at}`;
+  if (everyDay) return `every day at ${at}`;
   if (dom === '*' && month === '*' && /^[0-7]$/.test(dow)) return `every ${DAY_NAMES[Number(dow) % 7]} at ${at}`;
   const nth = /^([0-7])#([1-5])$/.exec(dow);
   if (nth && dom === '*') {

@@ -51,7 +51,9 @@ describe('time helpers', () => {
 
   it('describes the patterns the plan produces', () => {
     expect(describeCron('0 2 * * *')).toBe('every day at 02:00');
-    expect(describeCron('0 */6 * * *')).toBe('every 6 hours at :00 (00:00, …)');
+    expect(describeCron('0 */6 * * *')).toBe('every 6 hours at :00 (00:00, 06:00, 12:00, 18:00)');
+    expect(describeCron('30 */2 * * *')).toBe('every 2 hours at :30 (00:30, 02:30, 04:30, …)');
+    expect(describeCron('15 * * * *')).toBe('every hour at :15');
     expect(describeCron('0 2 * * 0')).toBe('every Sunday at 02:00');
     expect(describeCron('0 3 * * 6#1')).toBe('first Saturday of the month at 03:00');
     expect(describeCron('0 3 * 1,4,7,10 6#1')).toBe('first Saturday of each quarter (Jan, Apr, Jul, Oct) at 03:00');
