@@ -30,7 +30,17 @@ export class ConsoleNotifier implements Notifier {
   }
 }
 
-const EMOJI: Record<string, string> = { hourglass_flowing_sand: '⏳', white_check_mark: '✅', x: '❌', warning: '⚠️' };
+const EMOJI: Record<string, string> = {
+  hourglass_flowing_sand: '⏳',
+  white_check_mark: '✅',
+  x: '❌',
+  warning: '⚠️',
+  robot_face: '🤖',
+  no_entry: '⛔',
+  rotating_light: '🚨',
+  arrow_right: '➡️',
+  wastebasket: '🗑️',
+};
 
 /** Block Kit to terminal text: section/context/header text, fields side by side as "a · b". */
 export function renderBlocks(message: ChannelMessage): string | undefined {
@@ -43,16 +53,37 @@ export function renderBlocks(message: ChannelMessage): string | undefined {
     if (fields?.length) out.push(fields.map((f) => f.text.replace(/\n/g, ' ')).join('  ·  '));
     const elements = block.elements as Array<{ text?: string }> | undefined;
     if (block.type === 'context' && elements) out.push(elements.map((e) => e.text ?? '').join(' '));
+    if (block.type === 'actions' && elements) out.push(...elements.flatMap(checkboxLines));
     if (block.type === 'divider') out.push('────────');
   }
   return plainText(out.join('\n'));
 }
 
-/** Slack mrkdwn to terminal text: no asterisks or backticks, user mentions and emoji shown readably. */
+type Option = { text?: { text?: string }; value?: string };
+
+/** A checklist's boxes, `[x]` ticked and `[ ]` open: without them the demo hid every item nobody had ticked. */
+function checkboxLines(element: unknown): string[] {
+  const e = element as { type?: string; options?: Option[]; initial_options?: Option[] };
+  if (e.type !== 'checkboxes') return [];
+  const ticked = new Set((e.initial_options ?? []).map((o) => o.value));
+  return (e.options ?? []).map((o) => `${ticked.has(o.value) ? '[x]' : '[ ]'} ${o.text?.text ?? o.value ?? ''}`);
+}
+
+/**
+ * Slack mrkdwn to terminal text: no asterisks or backticks, user mentions and emoji shown readably. Code is left
+ * as it is: the asterisks of a cron pattern (`15 * * * *`) are not bold marks.
+ */
 export function plainText(mrkdwn: string): string {
   return mrkdwn
-    .replace(/\*([^*\n]+)\*/g, '$1')
-    .replace(/`([^`\n]+)`/g, '$1')
-    .replace(/<@(U[A-Z0-9]+)>/g, '@$1')
-    .replace(/:([a-z_]+):/g, (all, name: string) => EMOJI[name] ?? all);
+    .replace(/```/g, '')
+    .split(/(`[^`\n]+`)/)
+    .map((part, i) =>
+      i % 2 === 1
+        ? part.slice(1, -1)
+        : part
+            .replace(/\*([^*\n]+)\*/g, '$1')
+            .replace(/<@(U[A-Z0-9]+)>/g, '@$1')
+            .replace(/:([a-z_]+):/g, (all, name: string) => EMOJI[name] ?? all),
+    )
+    .join('');
 }
