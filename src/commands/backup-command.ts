@@ -2,7 +2,8 @@ import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
-import { enqueueBackup, withDeadline } from '../jobs/producers.ts';
+import type { ChecklistJob } from '../jobs/checklist-data.ts';
+import { enqueueBackup, enqueueChecklist, withDeadline } from '../jobs/producers.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../notifications/format.ts';
@@ -41,6 +42,8 @@ export interface BackupCommandDeps {
   /** For `/backup health`: the last runs and the remembered condition states. */
   health?: { runs: RunLog; state: HealthState };
   audit?: AuditLog;
+  /** For `/backup checklist`: the queue the checklist worker takes its jobs from. */
+  checklist?: Queue<ChecklistJob>;
 }
 
 /**
@@ -100,6 +103,16 @@ export function backupCommand(deps: BackupCommandDeps) {
             text:
               `Pre-migration backup *${escapeMrkdwn(req.label)}* of *${target.name}* queued: job \`${jobId}\`, kept ${target.policy.preMigration.keepDays} days. ` +
               `A restore test of it follows, then the pre-migration checklist with both results is posted in ${deps.config.slack.channel}.`,
+          };
+        }
+        case 'checklist': {
+          if (!deps.checklist) return { text: 'Checklists cannot be posted from here (no checklist queue). Nothing was started.' };
+          const { jobId, duplicate } = await enqueueChecklist(deps.checklist, req.kind);
+          log.info({ jobId, duplicate, kind: req.kind }, duplicate ? 'checklist already queued' : 'checklist queued');
+          return {
+            text: duplicate
+              ? `A ${req.kind} checklist is already being prepared: job \`${jobId}\`. It will be posted in ${deps.config.slack.channel}; no second one was started.`
+              : `The ${req.kind} checklist is being prepared (job \`${jobId}\`): the bot runs its checks and posts it in ${deps.config.slack.channel}.`,
           };
         }
         case 'list': {

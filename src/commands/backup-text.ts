@@ -10,7 +10,12 @@ export type BackupRequest =
   | { verb: 'status' }
   | { verb: 'health'; target?: string }
   | { verb: 'audit'; count: number }
+  | { verb: 'checklist'; kind: ChecklistReminderKind }
   | { verb: 'help'; problem?: string };
+
+/** The checklists a schedule posts; `/backup checklist <kind>` posts one now. */
+export const CHECKLIST_REMINDER_KINDS = ['daily', 'weekly', 'monthly'] as const;
+export type ChecklistReminderKind = (typeof CHECKLIST_REMINDER_KINDS)[number];
 
 const Word = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
@@ -19,8 +24,9 @@ export const BACKUP_USAGE = [
   '• `/backup now [target]` — take a backup now (custom-format pg_dump, zstd, sha256, verified readable)',
   '• `/backup pre-migration <label> [target]` — a backup kept for the pre-migration period, restore-tested, then the pre-migration checklist (label: letters, digits, . _ -, e.g. `JIRA-1234`)',
   '• `/backup list [target]` — the most recent backups, newest first',
-  '• `/backup status` — running, waiting and failed backup jobs',
+  '• `/backup status` — running, waiting and failed backup jobs, and every schedule with its next run',
   '• `/backup health [target]` — every health condition with its evidence and since when',
+  '• `/backup checklist daily|weekly|monthly` — run the bot\'s checks now and post that checklist (as its reminder does)',
   '• `/backup audit [n]` — the last n entries of the audit trail (admins)',
   '• `/backup help` — this text',
   'Also: `/restore-test latest [target]` proves a backup restores; `/restore <backup-id> --table=…` restores tables.',
@@ -45,6 +51,10 @@ export function parseBackupText(raw: string): BackupRequest {
       if (arg === undefined) return { verb: 'audit', count: 20 };
       const n = Number(arg);
       return Number.isInteger(n) && n >= 1 && n <= 200 ? { verb: 'audit', count: n } : { verb: 'help', problem: '`/backup audit` takes a number of entries from 1 to 200.' };
+    }
+    case 'checklist': {
+      const kind = CHECKLIST_REMINDER_KINDS.find((k) => k === arg);
+      return kind ? { verb: 'checklist', kind } : { verb: 'help', problem: '`/backup checklist` takes `daily`, `weekly` or `monthly`.' };
     }
     case 'status':
       return arg === undefined ? { verb: 'status' } : { verb: 'help', problem: '`/backup status` takes no argument.' };

@@ -17,6 +17,8 @@ export function requiredRole(command: string, text: string): { role: Role; what:
     const r = parseBackupText(text);
     if (r.verb === 'now') return { role: 'operator', what: '`/backup now`', valid: true };
     if (r.verb === 'pre-migration') return { role: 'operator', what: '`/backup pre-migration`', valid: true };
+    // Posts in the channel and runs checks (pg_restore --list): on-call work, like ticking a checklist's boxes.
+    if (r.verb === 'checklist') return { role: 'operator', what: '`/backup checklist`', valid: true };
     if (r.verb === 'audit') return { role: 'admin', what: '`/backup audit`', valid: true };
     return { role: 'viewer', what: `\`/backup ${r.verb}\``, valid: r.verb !== 'help' || !('problem' in r && r.problem) };
   }

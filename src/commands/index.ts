@@ -2,6 +2,7 @@ import type { App, BlockAction, BlockButtonAction, CheckboxesAction } from '@sla
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import type { BackupJobData, RestoreJobData, RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/types.ts';
@@ -27,7 +28,7 @@ export type CheckboxHandler = (click: CheckboxClick) => Promise<Reply>;
 
 export interface CommandDeps {
   config: Config;
-  queues: { backup: Queue<BackupJobData>; restoreTest: Queue<RestoreTestJobData>; restore: Queue<RestoreJobData> };
+  queues: { backup: Queue<BackupJobData>; restoreTest: Queue<RestoreTestJobData>; restore: Queue<RestoreJobData>; checklist?: Queue<ChecklistJob> };
   storage: Storage;
   redis: Redis;
   log: Logger;
@@ -44,7 +45,7 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
   const common = { config: deps.config, storage: deps.storage, log: deps.log };
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   return {
-    '/backup': guardCommand('/backup', backupCommand({ ...common, queue: deps.queues.backup, audit: deps.audit, ...(deps.health ? { health: deps.health } : {}) }), guard),
+    '/backup': guardCommand('/backup', backupCommand({ ...common, queue: deps.queues.backup, audit: deps.audit, ...(deps.health ? { health: deps.health } : {}), ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}) }), guard),
     '/restore-test': guardCommand('/restore-test', restoreTestCommand({ ...common, queue: deps.queues.restoreTest }), guard),
     '/restore': guardCommand('/restore', restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }), guard),
   };

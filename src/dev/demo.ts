@@ -66,7 +66,7 @@ export async function runDemo(args: string[]): Promise<number> {
     const handlers = commandTable({ config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, audit: deps.audit });
     print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
     print(`Backups are encrypted with age to ${keys.recipient}; restore tests read the identity ${identityFile}.`);
-    print('Type a slash command: /backup now · /backup list · /backup status · /backup help · (exit or Ctrl-D to quit)');
+    print('Type a slash command: /backup now · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)');
     const scripted = args.length > 0 || !process.stdin.isTTY;
     if (args.length > 0) {
       // One command at a time, each job finished before the next, so `/backup now` then `/backup list` reads naturally.
@@ -132,9 +132,11 @@ async function waitForIdle(deps: Deps, timeoutMs = 10 * 60_000): Promise<void> {
   while (Date.now() < end) {
     const q = deps.queues;
     const busy = ['active', 'waiting', 'prioritized'] as const;
-    const counts = await Promise.all([q.backup.getJobCounts(...busy), q.restoreTest.getJobCounts(...busy), q.restore.getJobCounts(...busy), q.pagerduty.getJobCounts('active', 'waiting')]);
+    // The checklist queue too: a pre-migration checklist is queued by the restore test just as that test finishes.
+    const work = [q.backup, q.restoreTest, q.restore, q.checklist, q.retention] as const;
+    const counts = await Promise.all([...work.map((queue) => queue.getJobCounts(...busy)), q.pagerduty.getJobCounts('active', 'waiting')]);
     // Every job scheduler keeps its next run delayed (02:00 tomorrow): only delayed jobs of the demo's own count.
-    const delayed = await Promise.all([q.backup.getJobs(['delayed']), q.restoreTest.getJobs(['delayed']), q.restore.getJobs(['delayed'])]);
+    const delayed = await Promise.all(work.map((queue) => queue.getJobs(['delayed'])));
     if (counts.every((c) => Object.values(c).every((n) => n === 0)) && delayed.flat().every((j) => j.repeatJobKey)) return;
     await new Promise((r) => setTimeout(r, 200));
   }

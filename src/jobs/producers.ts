@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { BotError } from '../errors.ts';
+import type { ChecklistJob } from './checklist-data.ts';
 import type { BackupJobData, RestoreJobData, RestoreTestJobData } from './queues.ts';
 
 export interface Enqueued {
@@ -44,6 +45,11 @@ async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, jobId: str
 /** One backup per target at a time. */
 export function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData): Promise<Enqueued> {
   return enqueueOnce(queue, 'backup', data, `backup-${data.target}-${randomUUID()}`, `backup-${data.target}`, 'queueing the backup');
+}
+
+/** One checklist of a kind at a time: a double-submitted `/backup checklist daily` posts one list. */
+export function enqueueChecklist(queue: Queue<ChecklistJob>, kind: 'daily' | 'weekly' | 'monthly'): Promise<Enqueued> {
+  return enqueueOnce(queue, 'checklist', { kind }, `checklist-${kind}-${randomUUID()}`, `checklist-${kind}`, 'queueing the checklist');
 }
 
 /** One restore test per backup at a time; tests of different backups run side by side (each has its own scratch db). */

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { backupCommand } from '../../src/commands/backup-command.ts';
 import { loadConfig } from '../../src/config.ts';
+import type { ChecklistJob } from '../../src/jobs/checklist-data.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
 import { silentLog, tempStorage } from '../postgres/helpers.ts';
 
@@ -51,5 +52,51 @@ describe('/backup pre-migration while a backup of the target is queued or runnin
     await as('pre-migration JIRA-1');
     expect((await as('pre-migration JIRA-2')).text).toMatch(/^The pre-migration backup \*JIRA-1\* of \*shop\* is already queued or running .* no pre-migration backup \*JIRA-2\* was started/);
     expect(await queue.count()).toBe(1);
+  });
+});
+
+describe('/backup checklist', () => {
+  let redis: Redis;
+  let checklist: Queue<ChecklistJob>;
+  let backups: Queue<BackupJobData>;
+  let cleanup: () => Promise<void>;
+  let handle: ReturnType<typeof backupCommand>;
+  const config = loadConfig({ DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', SLACK_CHANNEL: '#incidents' }, 'offline');
+  const as = (text: string) => handle({ text, userId: 'U0ANA', userName: 'ana' });
+
+  beforeAll(() => {
+    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    await redis.quit();
+  });
+  beforeEach(async () => {
+    const prefix = `{cmd-${randomUUID().slice(0, 8)}}`;
+    checklist = new Queue<ChecklistJob>('checklist', { connection: redis, prefix });
+    backups = new Queue<BackupJobData>('backup', { connection: redis, prefix });
+    const t = await tempStorage();
+    cleanup = t.cleanup;
+    handle = backupCommand({ config, queue: backups, storage: t.storage, log: silentLog, checklist });
+  });
+  afterEach(async () => {
+    await Promise.all([checklist, backups].map(async (q) => q.obliterate({ force: true }).then(() => q.close())));
+    await cleanup();
+  });
+
+  it('queues the checklist its reminder would post, once however often it is asked', async () => {
+    const first = await as('checklist weekly');
+    expect(first.text).toMatch(/^The weekly checklist is being prepared \(job `checklist-weekly-[^`]+`\): the bot runs its checks and posts it in #incidents\.$/);
+    const again = await as('checklist weekly');
+    expect(again.text).toMatch(/^A weekly checklist is already being prepared: job `checklist-weekly-[^`]+`\. .*no second one was started\.$/);
+    const jobs = await checklist.getJobs(['waiting']);
+    // The same job data as the scheduler's template: the worker cannot tell the two apart.
+    expect(jobs.map((j) => j.data)).toEqual([{ kind: 'weekly' }]);
+    await as('checklist daily');
+    expect((await checklist.getJobs(['waiting'])).map((j) => j.data.kind).sort()).toEqual(['daily', 'weekly']);
+  });
+
+  it('starts nothing for an unknown kind, and says what it takes', async () => {
+    expect((await as('checklist hourly')).text).toMatch(/`\/backup checklist` takes `daily`, `weekly` or `monthly`\. Nothing was started\./);
+    expect(await checklist.count()).toBe(0);
   });
 });

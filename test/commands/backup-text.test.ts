@@ -8,13 +8,15 @@ describe('parseBackupText', () => {
     ['list', { verb: 'list' }],
     ['list shop', { verb: 'list', target: 'shop' }],
     ['status', { verb: 'status' }],
+    ['checklist daily', { verb: 'checklist', kind: 'daily' }],
+    ['Checklist MONTHLY', { verb: 'checklist', kind: 'monthly' }],
     ['help', { verb: 'help' }],
     ['', { verb: 'help' }],
   ])('reads %j', (text, expected) => {
     expect(parseBackupText(text)).toEqual(expected);
   });
 
-  it.each(['frobnicate; rm -rf /', 'now $(reboot)', 'now shop extra', 'status please', 'now 9bad', 'list ../../etc', 'now `id`'])(
+  it.each(['frobnicate; rm -rf /', 'checklist', 'checklist hourly', 'checklist daily now', 'now $(reboot)', 'now shop extra', 'status please', 'now 9bad', 'list ../../etc', 'now `id`'])(
     'turns %j into help with the problem named',
     (text) => {
       const req = parseBackupText(text);

@@ -34,6 +34,7 @@ describe('roles', () => {
     ['/backup', 'list', 'viewer'],
     ['/backup', 'health', 'viewer'],
     ['/backup', 'audit 5', 'admin'],
+    ['/backup', 'checklist daily', 'operator'],
     ['/restore-test', 'latest', 'operator'],
     ['/restore-test', 'history', 'viewer'],
     ['/restore', 'shop-20261124T000000Z --table=t', 'operator'],
