@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findBackup, formatBytes, latestBackup, summarizeBackup, targetOfBackupId, type LocalStorage } from '../../src/storage/index.ts';
-import { tempRoot, writeBackup } from './fixtures.ts';
+import { storeBackup } from '../fixtures/backups.ts';
+import { tempRoot } from './fixtures.ts';
 
 describe('catalog', () => {
   let storage: LocalStorage;
@@ -18,21 +19,21 @@ describe('catalog', () => {
 
   it('finds the latest backup of a target by start time', async () => {
     expect(await latestBackup(storage, 'app')).toBeNull();
-    await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
-    const newer = await writeBackup(storage, 'app', 'app-20260102T000000Z', '2026-01-02T00:00:00Z');
-    await writeBackup(storage, 'other', 'other-20270101T000000Z', '2027-01-01T00:00:00Z');
+    await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+    const newer = await storeBackup(storage, 'app', 'app-20260102T000000Z', '2026-01-02T00:00:00Z');
+    await storeBackup(storage, 'other', 'other-20270101T000000Z', '2027-01-01T00:00:00Z');
     expect(await latestBackup(storage, 'app')).toEqual(newer);
   });
 
   it('finds a backup by id alone', async () => {
-    const m = await writeBackup(storage, 'my-app', 'my-app-20260101T000000Z', '2026-01-01T00:00:00Z');
+    const m = await storeBackup(storage, 'my-app', 'my-app-20260101T000000Z', '2026-01-01T00:00:00Z');
     expect(await findBackup(storage, m.backupId)).toEqual(m);
     await expect(findBackup(storage, 'my-app-20990101T000000Z')).rejects.toMatchObject({ code: 'backup_not_found' });
     await expect(findBackup(storage, '../../etc/passwd')).rejects.toMatchObject({ code: 'bad_request' });
   });
 
   it('summarizes a backup in one line', async () => {
-    const m = await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z', 'x'.repeat(2048));
+    const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z', 'x'.repeat(2048));
     expect(summarizeBackup(m)).toBe('app-20260101T000000Z · 2.0 KiB · 0 tables, 0 rows · 0.0 s');
     expect(formatBytes(157 * 1024 * 1024)).toBe('157 MiB');
   });

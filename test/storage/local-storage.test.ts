@@ -4,7 +4,8 @@ import { text } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LocalStorage } from '../../src/storage/index.ts';
-import { manifestFor, tempRoot, writeBackup } from './fixtures.ts';
+import { makeManifest, storeBackup } from '../fixtures/backups.ts';
+import { tempRoot } from './fixtures.ts';
 
 describe('LocalStorage', () => {
   let root: string;
@@ -29,7 +30,7 @@ describe('LocalStorage', () => {
   });
 
   it('writes the manifest last and atomically, after checking it and its artifacts', async () => {
-    const m = await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00.000Z');
+    const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00.000Z');
     const dir = join(root, 'app', m.backupId);
     expect((await readdir(dir)).sort()).toEqual(['database.pgdump.zst', 'manifest.json']);
     expect(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'))).toEqual(m);
@@ -42,21 +43,21 @@ describe('LocalStorage', () => {
 
   it('lists newest first by startedAt across targets, not by name', async () => {
     // By name "zeta-2025…" sorts after "alpha-2026…"; by time it is older.
-    const old = await writeBackup(storage, 'zeta', 'zeta-20250101T000000Z', '2025-01-01T00:00:00Z');
-    const mid = await writeBackup(storage, 'alpha', 'alpha-20260101T000000Z', '2026-01-01T00:00:00Z');
+    const old = await storeBackup(storage, 'zeta', 'zeta-20250101T000000Z', '2025-01-01T00:00:00Z');
+    const mid = await storeBackup(storage, 'alpha', 'alpha-20260101T000000Z', '2026-01-01T00:00:00Z');
     // An id whose stamp disagrees with startedAt: the manifest's time wins.
-    const newest = await writeBackup(storage, 'alpha', 'alpha-20240101T000000Z', '2026-06-01T00:00:00.5Z');
+    const newest = await storeBackup(storage, 'alpha', 'alpha-20240101T000000Z', '2026-06-01T00:00:00.5Z');
     expect((await storage.list()).map((m) => m.backupId)).toEqual([newest.backupId, mid.backupId, old.backupId]);
     expect((await storage.list('alpha')).map((m) => m.backupId)).toEqual([newest.backupId, mid.backupId]);
     expect(await storage.list('nobody')).toEqual([]);
   });
 
   it('never lists unfinished or broken backups', async () => {
-    const good = await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+    const good = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
     await storage.beginBackup('app', 'app-20260102T000000Z'); // unfinished: no manifest
-    const broken = await writeBackup(storage, 'app', 'app-20260103T000000Z', '2026-01-03T00:00:00Z');
+    const broken = await storeBackup(storage, 'app', 'app-20260103T000000Z', '2026-01-03T00:00:00Z');
     await writeFile(join(root, 'app', broken.backupId, 'manifest.json'), '{"formatVersion": 1');
-    const lost = await writeBackup(storage, 'app', 'app-20260104T000000Z', '2026-01-04T00:00:00Z');
+    const lost = await storeBackup(storage, 'app', 'app-20260104T000000Z', '2026-01-04T00:00:00Z');
     await rm(join(root, 'app', lost.backupId, 'database.pgdump.zst')); // an interrupted delete
     await writeFile(join(root, 'stray-file'), 'x');
     expect(await storage.list()).toEqual([good]);
@@ -71,7 +72,7 @@ describe('LocalStorage', () => {
   });
 
   it('deletes artifacts, then the manifest, then the directory', async () => {
-    const m = await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+    const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
     const dir = join(root, 'app', m.backupId);
     await writeFile(join(dir, 'leftover.partial'), 'x');
     await storage.deleteBackup('app', m.backupId);
@@ -81,7 +82,7 @@ describe('LocalStorage', () => {
   });
 
   it('discards an unfinished backup but refuses to discard a finished one', async () => {
-    const m = await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+    const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
     await expect(storage.discardUnfinished('app', m.backupId)).rejects.toMatchObject({ code: 'storage_failed' });
     await storage.beginBackup('app', 'app-20260102T000000Z');
     const w = await storage.createArtifactWriter('app', 'app-20260102T000000Z', 'database.pgdump.zst');
@@ -92,7 +93,7 @@ describe('LocalStorage', () => {
   });
 
   it('finds unfinished backups older than a threshold for cleanup', async () => {
-    await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+    await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
     await storage.beginBackup('app', 'app-20260102T000000Z');
     await storage.beginBackup('app', 'app-20260103T000000Z');
     const hourAgo = new Date(Date.now() - 3600_000);
@@ -119,7 +120,7 @@ describe('LocalStorage', () => {
 
   it('reads a missing backup as backup_not_found', async () => {
     await expect(storage.readManifest('app', 'app-20260101T000000Z')).rejects.toMatchObject({ code: 'backup_not_found' });
-    const m = manifestFor('app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z', { bytes: 1, sha256: 'a'.repeat(64) });
+    const m = makeManifest({ target: 'app', backupId: 'app-20260101T000000Z', startedAt: '2026-01-01T00:00:00Z' });
     await expect(storage.writeManifest(m)).rejects.toMatchObject({ code: 'storage_failed' });
   });
 });

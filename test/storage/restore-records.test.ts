@@ -1,33 +1,10 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newRecordId, RECORDS_DIR, type LocalStorage, type RestoreRecord } from '../../src/storage/index.ts';
-import { tempRoot, writeBackup } from './fixtures.ts';
-
-function record(over: Partial<RestoreRecord> & Pick<RestoreRecord, 'startedAt'>): RestoreRecord {
-  return {
-    formatVersion: 1,
-    kind: 'restore-test',
-    id: newRecordId(new Date(over.startedAt)),
-    target: 'app',
-    backupId: 'app-20260101T000000Z',
-    finishedAt: over.startedAt,
-    durationMs: 1200,
-    restoreMs: 800,
-    verifyMs: 300,
-    restoredBytes: 9_379_175,
-    passed: true,
-    checked: { checksums: [{ file: 'database.pgdump.zst', ok: true }], tables: 9, objects: ['indexes'], smokeQueries: [] },
-    problems: [],
-    requestedBy: { source: 'slack', userId: 'U123' },
-    jobId: '42',
-    database: 'pgbb_rt_0123456789ab',
-    dropped: true,
-    selection: null,
-    correctiveActions: null,
-    ...over,
-  };
-}
+import { newRecordId, RECORDS_DIR, type LocalStorage } from '../../src/storage/index.ts';
+import { storeBackup } from '../fixtures/backups.ts';
+import { makeRecord } from '../fixtures/records.ts';
+import { tempRoot } from './fixtures.ts';
 
 describe('LocalStorage restore records', () => {
   let root: string;
@@ -39,9 +16,9 @@ describe('LocalStorage restore records', () => {
   afterEach(() => cleanup());
 
   it('writes each record atomically beside the backups and lists them newest first by start time', async () => {
-    const old = record({ startedAt: '2026-01-01T00:00:00.000Z' });
-    const newest = record({ startedAt: '2026-03-01T00:00:00.000Z', passed: false, problems: ['indexes: 21 expected, 20 restored'] });
-    const mid = record({ startedAt: '2026-02-01T00:00:00.000Z', target: 'billing', backupId: 'billing-20260201T000000Z' });
+    const old = makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' });
+    const newest = makeRecord({ startedAt: '2026-03-01T00:00:00.000Z', passed: false, problems: ['indexes: 21 expected, 20 restored'] });
+    const mid = makeRecord({ startedAt: '2026-02-01T00:00:00.000Z', target: 'billing', backupId: 'billing-20260201T000000Z' });
     for (const r of [mid, old, newest]) await storage.writeRecord(r);
 
     const dir = join(root, 'app', RECORDS_DIR, 'restore-test');
@@ -54,7 +31,7 @@ describe('LocalStorage restore records', () => {
   });
 
   it('keeps restores apart from restore tests', async () => {
-    const r = record({
+    const r = makeRecord({
       startedAt: '2026-01-05T00:00:00.000Z',
       kind: 'restore',
       passed: null,
@@ -68,8 +45,8 @@ describe('LocalStorage restore records', () => {
   });
 
   it('never shows _records as a backup, an unfinished backup, or loses it when retention deletes the backup', async () => {
-    const m = await writeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
-    const r = record({ startedAt: '2026-01-02T00:00:00.000Z' });
+    const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+    const r = makeRecord({ startedAt: '2026-01-02T00:00:00.000Z' });
     await storage.writeRecord(r);
     expect(await storage.list()).toEqual([m]);
     expect(await storage.list('app')).toEqual([m]);
@@ -80,9 +57,9 @@ describe('LocalStorage restore records', () => {
   });
 
   it('refuses an invalid record and skips an unreadable file', async () => {
-    await expect(storage.writeRecord({ ...record({ startedAt: '2026-01-01T00:00:00.000Z' }), id: '../../etc' })).rejects.toMatchObject({ code: 'internal' });
-    await expect(storage.writeRecord({ ...record({ startedAt: '2026-01-01T00:00:00.000Z' }), target: 'Bad/Target' })).rejects.toMatchObject({ code: 'internal' });
-    const good = record({ startedAt: '2026-01-01T00:00:00.000Z' });
+    await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), id: '../../etc' })).rejects.toMatchObject({ code: 'internal' });
+    await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), target: 'Bad/Target' })).rejects.toMatchObject({ code: 'internal' });
+    const good = makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' });
     await storage.writeRecord(good);
     const dir = join(root, 'app', RECORDS_DIR, 'restore-test');
     await writeFile(join(dir, `${newRecordId(new Date('2026-02-01T00:00:00Z'))}.json`), '{"formatVersion": 1');

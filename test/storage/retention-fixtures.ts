@@ -1,52 +1,26 @@
-import { createHash } from 'node:crypto';
-import { finished } from 'node:stream/promises';
-import { makeBackupId, newRecordId, type Manifest, type RestoreRecord, type Storage } from '../../src/storage/index.ts';
-import { manifestFor } from './fixtures.ts';
+import { makeBackupId, type Manifest, type RestoreRecord, type Storage } from '../../src/storage/index.ts';
+import { storeBackup } from '../fixtures/backups.ts';
+import { makeRecord } from '../fixtures/records.ts';
 
 const DAY = 24 * 3600_000;
 
 /** A finished backup started `ageDays` before `now`, kept `keepDays` (class daily), through the public interface. */
-export async function store(storage: Storage, target: string, now: Date, ageDays: number, keepDays: number): Promise<Manifest> {
+export function store(storage: Storage, target: string, now: Date, ageDays: number, keepDays: number): Promise<Manifest> {
   const startedAt = new Date(now.getTime() - ageDays * DAY);
-  const backupId = makeBackupId(target, startedAt);
-  const body = `data of ${backupId}`;
-  await storage.beginBackup(target, backupId);
-  const w = await storage.createArtifactWriter(target, backupId, 'database.pgdump.zst');
-  w.stream.end(body);
-  await finished(w.stream);
-  await w.commit();
-  const m: Manifest = {
-    ...manifestFor(target, backupId, startedAt.toISOString(), { bytes: Buffer.byteLength(body), sha256: createHash('sha256').update(body).digest('hex') }),
-    kind: 'scheduled',
-    retentionClass: 'daily',
-    retainUntil: new Date(startedAt.getTime() + keepDays * DAY).toISOString(),
-  };
-  await storage.writeManifest(m);
-  return m;
+  const retainUntil = new Date(startedAt.getTime() + keepDays * DAY).toISOString();
+  return storeBackup(storage, target, makeBackupId(target, startedAt), startedAt.toISOString(), undefined, { kind: 'scheduled', retentionClass: 'daily', retainUntil });
 }
 
+/** A scheduled restore test of one of shop's backups, at `at`. */
 export function restoreTestRecord(backupId: string, passed: boolean, at: Date): RestoreRecord {
-  return {
-    formatVersion: 1,
-    kind: 'restore-test',
-    id: newRecordId(at),
+  return makeRecord({
     target: 'shop',
     backupId,
     startedAt: at.toISOString(),
-    finishedAt: at.toISOString(),
-    durationMs: 1000,
-    restoreMs: 800,
-    verifyMs: 100,
-    restoredBytes: passed ? 1000 : null,
     passed,
-    checked: { checksums: [], tables: 0, objects: [], smokeQueries: [] },
+    restoredBytes: passed ? 1000 : null,
     problems: passed ? [] : ['row counts differ'],
     requestedBy: { source: 'schedule' },
     jobId: null,
-    database: 'pgbb_rt_0123456789ab',
-    dropped: true,
-    selection: null,
-    correctiveActions: null,
-  };
+  });
 }
-

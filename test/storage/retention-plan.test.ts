@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { manifestFor } from './fixtures.ts';
-import type { Manifest } from '../../src/storage/manifest.ts';
+import { makeManifest } from '../fixtures/backups.ts';
 import { type RetentionBackup, UNFINISHED_MAX_AGE_MS, planRetention, retentionReport } from '../../src/storage/retention-plan.ts';
 
 const NOW = new Date('2026-11-25T05:00:00Z');
@@ -115,9 +114,8 @@ describe('planRetention', () => {
   });
 
   it('takes the manifests as storage lists them', () => {
-    const art = { bytes: 1, sha256: 'a'.repeat(64) };
-    const old: Manifest = { ...manifestFor('shop', 'shop-20261001T020000Z', '2026-10-01T02:00:00.000Z', art), retentionClass: 'daily', retainUntil: '2026-10-31T02:00:00.000Z' };
-    const recent: Manifest = { ...manifestFor('shop', 'shop-20261124T020000Z', '2026-11-24T02:00:00.000Z', art), retentionClass: 'daily', retainUntil: '2026-12-24T02:00:00.000Z' };
+    const old = makeManifest({ target: 'shop', startedAt: '2026-10-01T02:00:00.000Z', retentionClass: 'daily', retainUntil: '2026-10-31T02:00:00.000Z' });
+    const recent = makeManifest({ target: 'shop', startedAt: '2026-11-24T02:00:00.000Z', retentionClass: 'daily', retainUntil: '2026-12-24T02:00:00.000Z' });
     expect(ids(plan([recent, old]).delete)).toEqual(['shop-20261001T020000Z']);
   });
 });

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { copyBackup, copyToAll, createStorageFromConfig, LocalStorage, S3Storage } from '../../src/storage/index.ts';
-import { rawBucket, startS3Server, storeBackup, TEST_CREDENTIALS, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
+import { storeBackup } from '../fixtures/backups.ts';
+import { rawBucket, startS3Server, TEST_CREDENTIALS, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
 import { tempRoot } from './fixtures.ts';
 
 const log = createLogger({ level: 'silent' });

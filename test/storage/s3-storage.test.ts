@@ -1,36 +1,12 @@
 import { text } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { newRecordId, type RestoreRecord } from '../../src/storage/index.ts';
+import { newRecordId } from '../../src/storage/index.ts';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
 import type { Storage } from '../../src/storage/types.ts';
-import { rawBucket, startS3Server, storeBackup, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
-import { manifestFor } from './fixtures.ts';
-
-function record(over: Partial<RestoreRecord> & Pick<RestoreRecord, 'startedAt'>): RestoreRecord {
-  return {
-    formatVersion: 1,
-    kind: 'restore-test',
-    id: newRecordId(new Date(over.startedAt)),
-    target: 'app',
-    backupId: 'app-20260101T000000Z',
-    finishedAt: over.startedAt,
-    durationMs: 1200,
-    restoreMs: 800,
-    verifyMs: 300,
-    restoredBytes: 1000,
-    passed: true,
-    checked: { checksums: [{ file: 'database.pgdump.zst', ok: true }], tables: 9, objects: ['indexes'], smokeQueries: [] },
-    problems: [],
-    requestedBy: { source: 'slack', userId: 'U123' },
-    jobId: '42',
-    database: 'pgbb_rt_0123456789ab',
-    dropped: true,
-    selection: null,
-    correctiveActions: null,
-    ...over,
-  };
-}
+import { makeManifest, storeBackup } from '../fixtures/backups.ts';
+import { makeRecord } from '../fixtures/records.ts';
+import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
 
 describe('S3Storage (against a local S3 server)', () => {
   let server: TestS3Server;
@@ -82,7 +58,7 @@ describe('S3Storage (against a local S3 server)', () => {
     const bad = { ...m, artifacts: [{ ...m.artifacts[0], bytes: 999 }] } as typeof m;
     await expect(storage.writeManifest(bad)).rejects.toMatchObject({ code: 'storage_failed', userMessage: expect.stringContaining('not 999') });
     await expect(storage.writeManifest({ ...m, snapshotId: 3 } as unknown as typeof m)).rejects.toMatchObject({ code: 'internal' });
-    const missing = manifestFor('app', 'app-20260102T000000Z', '2026-01-02T00:00:00Z', { bytes: 1, sha256: 'a'.repeat(64) });
+    const missing = makeManifest({ target: 'app', backupId: 'app-20260102T000000Z', startedAt: '2026-01-02T00:00:00Z' });
     await expect(storage.writeManifest(missing)).rejects.toMatchObject({ code: 'storage_failed' });
     await expect(storage.createArtifactWriter('app', m.backupId, 'globals.sql.zst')).rejects.toMatchObject({ code: 'storage_failed' });
   });
@@ -181,10 +157,10 @@ describe('S3Storage (against a local S3 server)', () => {
 
   it('keeps restore records beside the backups, newest first, untouched by deleting a backup', async () => {
     const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
-    const old = record({ startedAt: '2026-01-01T00:00:00.000Z' });
-    const newest = record({ startedAt: '2026-03-01T00:00:00.000Z', passed: false, problems: ['indexes: 21 expected, 20 restored'] });
-    const other = record({ startedAt: '2026-02-01T00:00:00.000Z', target: 'billing', backupId: 'billing-20260201T000000Z' });
-    const restore = record({ startedAt: '2026-01-05T00:00:00.000Z', kind: 'restore', passed: null, dropped: false });
+    const old = makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' });
+    const newest = makeRecord({ startedAt: '2026-03-01T00:00:00.000Z', passed: false, problems: ['indexes: 21 expected, 20 restored'] });
+    const other = makeRecord({ startedAt: '2026-02-01T00:00:00.000Z', target: 'billing', backupId: 'billing-20260201T000000Z' });
+    const restore = makeRecord({ startedAt: '2026-01-05T00:00:00.000Z', kind: 'restore', passed: null, dropped: false });
     for (const r of [other, old, newest, restore]) await storage.writeRecord(r);
     expect(await raw.keys(`${prefix}/app/_records/`)).toEqual(
       [`${prefix}/app/_records/restore-test/${old.id}.json`, `${prefix}/app/_records/restore-test/${newest.id}.json`, `${prefix}/app/_records/restore/${restore.id}.json`].sort(),

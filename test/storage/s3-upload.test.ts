@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
 import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
-import { manifestFor } from './fixtures.ts';
+import { makeManifest } from '../fixtures/backups.ts';
 
 const MiB = 1024 * 1024;
 
@@ -57,7 +57,7 @@ describe('S3Storage uploads', () => {
         bytes += (chunk as Buffer).length;
       }
       expect({ bytes, sha256: back.digest('hex') }).toEqual({ bytes: data.length, sha256: sha256(data) });
-      await storage.writeManifest(manifestFor('app', id, '2026-01-01T00:00:00Z', { bytes: data.length, sha256: sha256(data) }));
+      await storage.writeManifest(makeManifest({ target: 'app', backupId: id, startedAt: '2026-01-01T00:00:00Z', artifacts: [{ bytes: data.length, sha256: sha256(data) }] }));
       expect((await storage.list()).map((m) => m.backupId)).toEqual([id]);
     } finally {
       storage.destroy();
@@ -111,7 +111,7 @@ describe('S3Storage uploads', () => {
         userMessage: expect.stringMatching(/^Could not reach S3 to upload database\.pgdump\.zst of backup app-20260101T000000Z in s3:\/\/outage-bucket\/p \((ECONNREFUSED|ECONNRESET)\)/),
       });
       await w.abort();
-      const m = manifestFor('app', id, '2026-01-01T00:00:00Z', { bytes: data.length, sha256: sha256(data) });
+      const m = makeManifest({ target: 'app', backupId: id, startedAt: '2026-01-01T00:00:00Z', artifacts: [{ bytes: data.length, sha256: sha256(data) }] });
       await expect(storage.writeManifest(m)).rejects.toMatchObject({ code: 'storage_failed', userMessage: expect.stringContaining('s3://outage-bucket/p') });
       // While S3 is away the listing fails loudly, never an empty list that would read as "no backups".
       await expect(storage.list()).rejects.toMatchObject({ code: 'storage_failed', userMessage: expect.stringContaining('list backups in s3://outage-bucket/p') });

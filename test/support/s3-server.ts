@@ -1,16 +1,11 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { finished } from 'node:stream/promises';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createLogger } from '../../src/logger.ts';
-import type { Manifest } from '../../src/storage/manifest.ts';
 import { S3Storage, type S3StorageOptions } from '../../src/storage/s3-storage.ts';
-import type { Storage } from '../../src/storage/types.ts';
-import { manifestFor } from '../storage/fixtures.ts';
 
 /** The part of s3rver 3.7 these tests use; it ships no types, and a `.d.ts` for it is not worth a global file. */
 interface S3rverInstance {
@@ -101,18 +96,6 @@ export async function startS3Server(bucket = 'pgbb-test'): Promise<TestS3Server>
       await rm(directory, { recursive: true, force: true });
     },
   };
-}
-
-/** A whole finished backup through any Storage: begin, write + commit one artifact, manifest last. */
-export async function storeBackup(storage: Storage, target: string, backupId: string, startedAt: string, body: string | Buffer = `data of ${backupId}`): Promise<Manifest> {
-  await storage.beginBackup(target, backupId);
-  const w = await storage.createArtifactWriter(target, backupId, 'database.pgdump.zst');
-  w.stream.end(body);
-  await finished(w.stream);
-  await w.commit();
-  const m = manifestFor(target, backupId, startedAt, { bytes: Buffer.byteLength(body), sha256: createHash('sha256').update(body).digest('hex') });
-  await storage.writeManifest(m);
-  return m;
 }
 
 /** An S3Storage on the test server: path-style addressing, dummy credentials given to the client, never env. */
