@@ -122,7 +122,12 @@ export function verifiers(ctx: VerifierContext): Partial<Record<VerifierId, () =
       const asOf = run?.ok ? new Date(Math.min(run.startedAt.getTime(), ctx.now.getTime())) : new Date(ctx.now.getTime() - 25 * HOUR_MS);
       const left = await pastDeadline(ctx, asOf);
       const leftText = left.length > 0 ? `; still there past their deadline: ${list(left)}` : '; nothing past its deadline is left';
-      if (!run) return { ok: left.length === 0, evidence: `no retention run recorded in the last 8 days${leftText}` };
+      // The job records every run, a quiet one too: none in 8 days means retention is not running, and "applied"
+      // would be a tick without anything behind it, however little has expired so far.
+      if (!run) {
+        const why = ctx.config.schedules.retention.enabled ? 'it is scheduled daily: are the workers running?' : 'the retention job is turned off: `retention.enabled: false`';
+        return { ok: false, evidence: `no retention run recorded in the last 8 days (${why})${leftText}` };
+      }
       const when = formatInZone(run.finishedAt, tz);
       if (!run.ok) return { ok: false, evidence: `last retention run (${when}) FAILED: ${run.problem}${leftText}` };
       return { ok: left.length === 0 && !run.dryRun, evidence: `last retention run ${when}: ${run.said}${leftText}` };

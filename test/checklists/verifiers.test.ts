@@ -117,9 +117,17 @@ describe('the scheduled checklists’ checks on real storage', () => {
     }
   });
 
+  it('weekly: with no retention run recorded, "retention applied" stays open and says why, even when nothing has expired yet', async () => {
+    const base = configWith([shop]);
+    const off = { ...base, schedules: { ...base.schedules, retention: { ...base.schedules.retention, enabled: false } } };
+    // A month ago nothing had expired yet: only the missing run keeps the box open.
+    const r = await runVerifiers(['retention-applied'], ctx({ config: off, now: new Date(NOW.getTime() - 30 * DAY) }));
+    expect(r['retention-applied']).toEqual({ ok: false, evidence: 'no retention run recorded in the last 8 days (the retention job is turned off: `retention.enabled: false`); nothing past its deadline is left' });
+  });
+
   it('weekly and monthly: a backup past its deadline fails retention until the retention worker has run', async () => {
     const before = await runVerifiers(['retention-applied', 'retention-compliant'], ctx());
-    expect(before['retention-applied']).toMatchObject({ ok: false, evidence: expect.stringContaining(`no retention run recorded in the last 8 days; still there past their deadline: ${expired.backupId}`) });
+    expect(before['retention-applied']).toMatchObject({ ok: false, evidence: expect.stringContaining(`no retention run recorded in the last 8 days (it is scheduled daily: are the workers running?); still there past their deadline: ${expired.backupId}`) });
     expect(before['retention-compliant']).toMatchObject({ ok: false, evidence: expect.stringMatching(new RegExp(`^past their deadline: ${expired.backupId} .*; present: daily ×8$`)) });
 
     // The real retention worker, through BullMQ: what it leaves (its job result) is what the checklist reads.
@@ -231,13 +239,13 @@ describe('checklistProcessor', () => {
       const job = await queue.add('checklist', { kind: 'weekly' });
       const result = (await job.waitUntilFinished(events, 30_000)) as { ts: string; passed: number; failed: number };
       const [posted] = notifier.posted;
-      // Nothing expired is left (there is nothing at all), so retention counts as applied; nothing to list, though.
-      expect(posted?.text).toBe('Weekly backup checklist — Wed 2026-11-18: 1 of 3 done');
-      expect(JSON.stringify(posted?.blocks)).toContain('no retention run recorded in the last 8 days; nothing past its deadline is left');
+      // Nothing has expired, but no retention run is recorded either: nothing backs a tick, so neither item passes.
+      expect(posted?.text).toBe('Weekly backup checklist — Wed 2026-11-18: 0 of 3 done');
+      expect(JSON.stringify(posted?.blocks)).toContain('no retention run recorded in the last 8 days (it is scheduled daily: are the workers running?); nothing past its deadline is left');
       expect(JSON.stringify(posted?.blocks)).toContain('no backup of shop yet');
       const ref = { channel: 'C0INCIDENTS', ts: result.ts };
       const state = await checklists.load(ref);
-      expect(state).toMatchObject({ kind: 'weekly', version: 1, subtitle: 'Wed 2026-11-18', shown: { '1': ['retention-applied'] } });
+      expect(state).toMatchObject({ kind: 'weekly', version: 1, subtitle: 'Wed 2026-11-18', shown: { '1': [] } });
       expect(state?.items.map((i) => i.id)).toEqual(['retention-applied', 'newest-lists', 'failures-investigated']);
       const ttl = await redis.ttl(`${prefix}:checklist:C0INCIDENTS:${result.ts}`);
       expect(ttl).toBeGreaterThan(34 * 24 * 3600);
