@@ -1,0 +1,209 @@
+import { text } from 'node:stream/consumers';
+import { finished } from 'node:stream/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
+import { makeManifest, storeBackup } from '../fixtures/backups.ts';
+import { makeRecord } from '../fixtures/records.ts';
+
+/** A storage under test, with a look behind its back at what it really holds. Paths are relative to its root. */
+export interface StorageBackend {
+  storage: Storage & Required<Pick<Storage, 'listUnfinished'>>;
+  /** Every file (local) or object key (S3) whose path starts with `under`, sorted. */
+  files(under?: string): Promise<string[]>;
+  /** Files a backup holds from its reservation on, besides its artifacts and manifest (S3's `.reserved` marker). */
+  reserved: string[];
+  /** Where listUnfinished says a backup lives: a directory or an `s3://` prefix. */
+  location(target: string, backupId: string): string;
+  read(path: string): Promise<string>;
+  /** Writes a file behind the storage's back: a torn manifest, an overwritten artifact, a stray file. */
+  put(path: string, body: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * What every Storage promises (src/storage/types.ts), run against one backend: each test gets a fresh, empty
+ * backend from `make`.
+ */
+export function storageContract(name: string, make: () => Promise<StorageBackend>): void {
+  describe(`${name}: the Storage contract`, () => {
+    let b: StorageBackend;
+    let storage: StorageBackend['storage'];
+    beforeEach(async () => {
+      b = await make();
+      storage = b.storage;
+    });
+    afterEach(() => b.close());
+
+    /** The paths of a backup's files, as `files()` lists them. */
+    const inBackup = (backupId: string, ...files: string[]) => [...b.reserved, ...files].map((f) => `app/${backupId}/${f}`).sort();
+
+    it('lists nothing before the manifest, and reads a committed artifact back', async () => {
+      const id = 'app-20260101T000000Z';
+      await expect(storage.readManifest('app', id)).rejects.toMatchObject({ code: 'backup_not_found' });
+      await storage.beginBackup('app', id);
+      const w = await storage.createArtifactWriter('app', id, 'database.pgdump.zst');
+      w.stream.end('hello');
+      await finished(w.stream);
+      await w.commit();
+      expect(await b.files()).toEqual(inBackup(id, 'database.pgdump.zst'));
+      expect(await storage.list()).toEqual([]);
+      await expect(storage.readManifest('app', id)).rejects.toMatchObject({ code: 'backup_not_found' });
+      expect(await text(await storage.openArtifact('app', id, 'database.pgdump.zst'))).toBe('hello');
+    });
+
+    it('writes the manifest last, after checking it and its artifacts, and then refuses new files', async () => {
+      const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00.000Z');
+      expect(await b.files(`app/${m.backupId}/`)).toEqual(inBackup(m.backupId, 'database.pgdump.zst', 'manifest.json'));
+      expect(JSON.parse(await b.read(`app/${m.backupId}/manifest.json`))).toEqual(m);
+      expect(await storage.readManifest('app', m.backupId)).toEqual(m);
+      expect(await storage.list('app')).toEqual([m]);
+
+      const bad = { ...m, artifacts: [{ ...m.artifacts[0], bytes: 999 }] } as typeof m;
+      await expect(storage.writeManifest(bad)).rejects.toMatchObject({ code: 'storage_failed', userMessage: expect.stringContaining('not 999') });
+      await expect(storage.writeManifest({ ...m, snapshotId: 3 } as unknown as typeof m)).rejects.toMatchObject({ code: 'internal' });
+      const missing = makeManifest({ target: 'app', backupId: 'app-20260102T000000Z', startedAt: '2026-01-02T00:00:00Z' });
+      await expect(storage.writeManifest(missing)).rejects.toMatchObject({ code: 'storage_failed' });
+      await expect(storage.createArtifactWriter('app', m.backupId, 'globals.sql.zst')).rejects.toMatchObject({ code: 'storage_failed' });
+    });
+
+    it('lists newest first by startedAt across targets, not by name', async () => {
+      // By name "zeta-2025…" sorts after "alpha-2026…"; by time it is older.
+      const old = await storeBackup(storage, 'zeta', 'zeta-20250101T000000Z', '2025-01-01T00:00:00Z');
+      const mid = await storeBackup(storage, 'alpha', 'alpha-20260101T000000Z', '2026-01-01T00:00:00Z');
+      // An id whose stamp disagrees with startedAt: the manifest's time wins.
+      const newest = await storeBackup(storage, 'alpha', 'alpha-20240101T000000Z', '2026-06-01T00:00:00.5Z');
+      expect((await storage.list()).map((m) => m.backupId)).toEqual([newest.backupId, mid.backupId, old.backupId]);
+      expect((await storage.list('alpha')).map((m) => m.backupId)).toEqual([newest.backupId, mid.backupId]);
+      expect(await storage.list('nobody')).toEqual([]);
+      await expect(storage.list('../x')).rejects.toMatchObject({ code: 'bad_request' });
+    });
+
+    it('never lists unfinished or broken backups', async () => {
+      const good = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+      await storage.beginBackup('app', 'app-20260102T000000Z'); // unfinished: no manifest
+      const broken = await storeBackup(storage, 'app', 'app-20260103T000000Z', '2026-01-03T00:00:00Z');
+      await b.put(`app/${broken.backupId}/manifest.json`, '{"formatVersion": 1');
+      const lost = await storeBackup(storage, 'app', 'app-20260104T000000Z', '2026-01-04T00:00:00Z');
+      await b.remove(`app/${lost.backupId}/database.pgdump.zst`); // an interrupted delete
+      const short = await storeBackup(storage, 'app', 'app-20260105T000000Z', '2026-01-05T00:00:00Z');
+      await b.put(`app/${short.backupId}/database.pgdump.zst`, 'x'); // overwritten: the wrong size
+      await b.put('stray-file', 'x');
+      await b.put('app/stray-file', 'x');
+      expect(await storage.list()).toEqual([good]);
+    });
+
+    it('reserves a backup name exclusively', async () => {
+      await storage.beginBackup('app', 'app-20260101T000000Z');
+      await expect(storage.beginBackup('app', 'app-20260101T000000Z')).rejects.toMatchObject({
+        code: 'backup_exists',
+        userMessage: expect.stringContaining('already exists'),
+      });
+    });
+
+    it('deletes artifacts, leftovers and the manifest, leaving nothing of the backup and its name free', async () => {
+      const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+      const keep = await storeBackup(storage, 'app', 'app-20260102T000000Z', '2026-01-02T00:00:00Z');
+      await b.put(`app/${m.backupId}/leftover.partial`, 'x');
+      await storage.deleteBackup('app', m.backupId);
+      expect(await b.files(`app/${m.backupId}/`)).toEqual([]);
+      expect(await storage.list()).toEqual([keep]);
+      await expect(storage.deleteBackup('app', m.backupId)).rejects.toMatchObject({ code: 'backup_not_found' });
+      await storage.beginBackup('app', m.backupId); // not even the reservation is left
+    });
+
+    it('discards an unfinished backup but refuses to discard a finished one', async () => {
+      const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+      await expect(storage.discardUnfinished('app', m.backupId)).rejects.toMatchObject({ code: 'storage_failed' });
+      await storage.beginBackup('app', 'app-20260102T000000Z');
+      const w = await storage.createArtifactWriter('app', 'app-20260102T000000Z', 'database.pgdump.zst');
+      w.stream.write('partial data');
+      await w.abort();
+      await w.abort(); // twice is fine
+      const w2 = await storage.createArtifactWriter('app', 'app-20260102T000000Z', 'globals.sql.zst');
+      w2.stream.end('left behind by a crash');
+      await finished(w2.stream);
+      await w2.commit();
+      await storage.discardUnfinished('app', 'app-20260102T000000Z');
+      expect(await b.files('app/')).toEqual(inBackup(m.backupId, 'database.pgdump.zst', 'manifest.json'));
+      await storage.beginBackup('app', 'app-20260102T000000Z'); // the name is free again
+    });
+
+    it('finds unfinished backups older than a threshold', async () => {
+      await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+      await storage.beginBackup('app', 'app-20260102T000000Z');
+      expect(await storage.listUnfinished(60_000)).toEqual([]);
+      const later = new Date(Date.now() + 3600_000);
+      expect((await storage.listUnfinished(60_000, later)).map((u) => [u.backupId, u.path])).toEqual([
+        ['app-20260102T000000Z', b.location('app', 'app-20260102T000000Z')],
+      ]);
+    });
+
+    it('refuses names that could escape the root', async () => {
+      await expect(storage.beginBackup('../etc', 'x-20260101T000000Z')).rejects.toMatchObject({ code: 'bad_request' });
+      await expect(storage.beginBackup('app', 'other-20260101T000000Z')).rejects.toMatchObject({ code: 'bad_request' });
+      await storage.beginBackup('app', 'app-20260101T000000Z');
+      for (const file of ['../x', '.hidden', '.reserved', 'manifest.json', 'a.partial', 'a/b']) {
+        await expect(storage.createArtifactWriter('app', 'app-20260101T000000Z', file)).rejects.toMatchObject({ code: 'bad_request' });
+      }
+      await expect(storage.openArtifact('app', 'app-20260101T000000Z', 'nothing.zst')).rejects.toMatchObject({ code: 'backup_not_found' });
+    });
+
+    describe('restore records', () => {
+      const records = (kind: 'restore-test' | 'restore') => `app/${RECORDS_DIR}/${kind}/`;
+
+      it('writes each record beside the backups and lists them newest first by start time', async () => {
+        const old = makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' });
+        const newest = makeRecord({ startedAt: '2026-03-01T00:00:00.000Z', passed: false, problems: ['indexes: 21 expected, 20 restored'] });
+        const mid = makeRecord({ startedAt: '2026-02-01T00:00:00.000Z', target: 'billing', backupId: 'billing-20260201T000000Z' });
+        for (const r of [mid, old, newest]) await storage.writeRecord(r);
+
+        expect(await b.files(records('restore-test'))).toEqual([`${records('restore-test')}${old.id}.json`, `${records('restore-test')}${newest.id}.json`].sort());
+        expect(JSON.parse(await b.read(`${records('restore-test')}${old.id}.json`))).toEqual(old);
+        expect(await storage.listRecords('restore-test')).toEqual([newest, mid, old]);
+        expect(await storage.listRecords('restore-test', 'app')).toEqual([newest, old]);
+        expect(await storage.listRecords('restore')).toEqual([]);
+        expect(await storage.listRecords('restore-test', 'nobody')).toEqual([]);
+      });
+
+      it('keeps restores apart from restore tests', async () => {
+        const r = makeRecord({
+          startedAt: '2026-01-05T00:00:00.000Z',
+          kind: 'restore',
+          passed: null,
+          database: 'app_restore_1',
+          dropped: false,
+          selection: { tables: ['shop.orders'], schemas: [], into: null, created: true },
+        });
+        await storage.writeRecord(r);
+        expect(await b.files(`app/${RECORDS_DIR}/`)).toEqual([`${records('restore')}${r.id}.json`]);
+        expect(await storage.listRecords('restore')).toEqual([r]);
+        expect(await storage.listRecords('restore', 'app')).toEqual([r]);
+        expect(await storage.listRecords('restore-test', 'app')).toEqual([]);
+      });
+
+      it('never shows records as a backup or an unfinished backup, and keeps them when the backup is deleted', async () => {
+        const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z');
+        const r = makeRecord({ startedAt: '2026-01-02T00:00:00.000Z' });
+        await storage.writeRecord(r);
+        expect(await storage.list()).toEqual([m]);
+        expect(await storage.list('app')).toEqual([m]);
+        expect(await storage.listUnfinished(0, new Date(Date.now() + 86_400_000))).toEqual([]);
+        await storage.deleteBackup('app', m.backupId);
+        expect(await storage.list()).toEqual([]);
+        expect(await storage.listRecords('restore-test', 'app')).toEqual([r]);
+      });
+
+      it('refuses an invalid record and skips an unreadable file', async () => {
+        await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), id: '../../etc' })).rejects.toMatchObject({ code: 'internal' });
+        await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), target: 'Bad/Target' })).rejects.toMatchObject({ code: 'internal' });
+        const good = makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' });
+        await storage.writeRecord(good);
+        await b.put(`${records('restore-test')}${newRecordId(new Date('2026-02-01T00:00:00Z'))}.json`, '{"formatVersion": 1');
+        await b.put(`${records('restore-test')}notes.txt`, 'not a record');
+        expect(await storage.listRecords('restore-test', 'app')).toEqual([good]);
+        await expect(storage.listRecords('restore-test', '../x')).rejects.toMatchObject({ code: 'bad_request' });
+      });
+    });
+  });
+}
