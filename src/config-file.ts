@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import { z } from 'zod';
 import { SCHEDULE_SECTION_SHAPE } from './schedules/config-schema.ts';
 
@@ -85,16 +85,36 @@ export function readFileConfig(path: string | undefined): { config: FileConfig; 
   }
   const parsed = FileConfigSchema.safeParse(doc.toJS() ?? {});
   if (parsed.success) return { config: parsed.data, problems: [], path: chosen };
-  const problems = parsed.error.issues.map((issue) => {
+  const found = parsed.error.issues.flatMap((issue): Array<{ line: number | null; what: string }> => {
     const keyPath = issue.path.map(String);
-    // Point at the deepest node that exists: the key itself, or the mapping that lacks it.
-    let line: number | null = null;
-    for (let n = keyPath.length; n >= 0 && line === null; n--) {
-      const node = doc.getIn(keyPath.slice(0, n).map((k) => (/^\d+$/.test(k) ? Number(k) : k)), true);
-      if (isNode(node) && node.range) line = lines.linePos(node.range[0]).line;
+    // A misspelt key is its own line: `retention.dryrun`, where it is typed, not the mapping it sits in.
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ line: keyLine(doc, lines, keyPath, key) ?? nodeLine(doc, lines, keyPath), what: `${[...keyPath, key].join('.')}: unknown key` }));
     }
-    const unknown = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-    return `${chosen}${line !== null ? ` line ${line}` : ''}, ${keyPath.join('.') || '(top level)'}: ${issue.message}${unknown}`;
+    return [{ line: nodeLine(doc, lines, keyPath), what: `${keyPath.join('.') || '(top level)'}: ${issue.message}` }];
   });
+  // In file order: whoever fixes them goes down the file once.
+  const problems = found
+    .sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER))
+    .map((p) => `${chosen}${p.line !== null ? ` line ${p.line}` : ''}, ${p.what}`);
   return { config: EMPTY_FILE_CONFIG, problems, path: chosen };
+}
+
+const yamlPath = (keyPath: readonly string[]) => keyPath.map((k) => (/^\d+$/.test(k) ? Number(k) : k));
+
+/** The line of the deepest node of `keyPath` that exists: the value itself, or the mapping that lacks it. */
+function nodeLine(doc: Document, lines: LineCounter, keyPath: readonly string[]): number | null {
+  for (let n = keyPath.length; n >= 0; n--) {
+    const node = doc.getIn(yamlPath(keyPath.slice(0, n)), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return null;
+}
+
+/** The line where `key` is written in the mapping at `keyPath`. */
+function keyLine(doc: Document, lines: LineCounter, keyPath: readonly string[], key: string): number | null {
+  const map = doc.getIn(yamlPath(keyPath), true);
+  if (!isMap(map)) return null;
+  const pair = map.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+  return pair && isNode(pair.key) && pair.key.range ? lines.linePos(pair.key.range[0]).line : null;
 }

@@ -172,7 +172,7 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
   if (problems.length > 0 || !e) {
     throw new BotError(
       'config_invalid',
-      `pg-backup-bot cannot start; fix these environment variables:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      `pg-backup-bot cannot start; fix these settings (environment variables and the config file):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
   }
   // The file's targets win; without any, one production target from DATABASE_URL on the default policy.

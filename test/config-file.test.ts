@@ -82,7 +82,26 @@ describe('BOT_CONFIG file', () => {
     const msg = (err as BotError).userMessage;
     expect(msg).toMatch(/bad\.yml line 2, restoreTest\.jobs/);
     expect(msg).toMatch(/bad\.yml line 4, restoreTest\.smokeQueries\.0\.sql/);
-    expect(msg).toMatch(/\(top level\).*restor/);
+    // An unknown key is named where it is typed, once.
+    expect(msg).toContain('bad.yml line 5, restor: unknown key');
+  });
+
+  it('names a misspelt key nested in a mapping by its own line, not the line where the mapping starts', async () => {
+    const file = join(dir, 'typo.yml');
+    await writeFile(file, "timezone: UTC\nretention:\n  at: '05:00'\n  dryrun: true\ntargets:\n  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    schedules:\n      backups:\n        frequent:\n          enabeld: false\n");
+    const msg = (() => {
+      try {
+        loadConfig({ ...base, BOT_CONFIG: file });
+      } catch (e) {
+        return (e as BotError).userMessage;
+      }
+      return '';
+    })();
+    expect(msg.split('\n')).toEqual([
+      'pg-backup-bot cannot start; fix these settings (environment variables and the config file):',
+      `  - ${file} line 4, retention.dryrun: unknown key`,
+      `  - ${file} line 12, targets.0.schedules.backups.frequent.enabeld: unknown key`,
+    ]);
   });
 
   it('reports YAML syntax errors with their line', async () => {
