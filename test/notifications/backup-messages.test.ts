@@ -2,12 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { backupFailed, backupStarted, backupSucceeded, type BackupRequestInfo } from '../../src/notifications/backup-messages.ts';
 import { restoreTestError, restoreTestRunning, type RestoreJobInfo } from '../../src/notifications/restore-messages.ts';
 import type { ChannelMessage } from '../../src/notifications/types.ts';
-import type { Manifest } from '../../src/storage/manifest.ts';
+import { makeManifest } from '../fixtures/backups.ts';
 
 /** A finished pre-migration backup as its manifest describes it (only what the messages read matters here). */
-const manifest: Manifest = {
-  formatVersion: 1,
-  backupId: 'shop-20261125T010000Z',
+const manifest = makeManifest({
   target: 'shop',
   kind: 'pre-migration',
   retentionClass: 'pre-migration',
@@ -16,33 +14,9 @@ const manifest: Manifest = {
   jobId: 'backup-shop-1',
   label: 'JIRA-1234',
   startedAt: '2026-11-25T01:00:00.000Z',
-  finishedAt: '2026-11-25T01:00:01.000Z',
   durationMs: 1000,
-  database: { name: 'shop', serverVersion: '15.20', serverVersionNum: 150020, pgDumpVersion: 'pg_dump (PostgreSQL) 15.20', sizeBytes: 1000 },
-  snapshotId: '00000003-00000002-1',
-  artifacts: [{ file: 'database.pgdump.zst', role: 'database', format: 'custom', compression: 'zstd', compressionLevel: 2, encryption: null, bytes: 10, sha256: 'a'.repeat(64), rawBytes: 60 }],
-  globals: { included: false, rolePasswords: false, note: 'test' },
-  verification: {
-    tables: [],
-    objects: {
-      schemas: 1,
-      tables: 0,
-      partitionedTables: 0,
-      constraints: { p: 0, f: 0, u: 0, c: 0, x: 0 },
-      indexes: 0,
-      functions: 0,
-      aggregates: 0,
-      triggers: 0,
-      sequences: 0,
-      views: 0,
-      materializedViews: 0,
-      domains: 0,
-      types: 0,
-      extensions: 0,
-    },
-  },
-  tool: { name: 'pg-backup-bot', version: 'test' },
-};
+  artifacts: [{ bytes: 10, sha256: 'a'.repeat(64), rawBytes: 60 }],
+});
 
 /** The context line under a message: who asked, what kind, which label. */
 const contextOf = (m: ChannelMessage) =>
