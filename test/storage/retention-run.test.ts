@@ -5,7 +5,7 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { backupsInUse } from '../../src/jobs/backups-in-use.ts';
-import { createQueues, QUEUE, type Queues } from '../../src/jobs/queues.ts';
+import { createQueues, type Queues } from '../../src/jobs/queues.ts';
 import { createLogger } from '../../src/logger.ts';
 import { retentionRunReport, retentionSummary } from '../../src/notifications/retention-messages.ts';
 import { BotError } from '../../src/errors.ts';
@@ -26,6 +26,29 @@ async function age(dir: string, at: Date): Promise<void> {
 }
 
 const ids = (list: Array<{ backupId: string }>) => list.map((m) => m.backupId).sort();
+
+/** A worker that takes a job of `queue` and keeps it active until closed: a backup or restore running right now. */
+function holdJobs(queue: { name: string; opts: { prefix?: string } }): { active: Promise<void>; close(): Promise<void> } {
+  let release = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  let started = () => {};
+  const active = new Promise<void>((r) => (started = r));
+  const worker = new Worker(
+    queue.name,
+    async () => {
+      started();
+      await gate;
+    },
+    { connection: redis.duplicate(), prefix: queue.opts.prefix ?? '' },
+  );
+  return {
+    active,
+    async close() {
+      release();
+      await worker.close();
+    },
+  };
+}
 
 let redis: Redis;
 let queues: Queues;
@@ -92,18 +115,7 @@ describe('runRetention on one storage', () => {
     // Queued, no worker: waiting.
     await queues.restoreTest.add('restore-test', { target: 'shop', backupId: queued.backupId, requestedBy: { source: 'slack', userName: 'oncall' } });
     // A selective restore being processed right now.
-    let release = () => {};
-    const gate = new Promise<void>((r) => (release = r));
-    let started = () => {};
-    const active = new Promise<void>((r) => (started = r));
-    const worker = new Worker(
-      QUEUE.restore,
-      async () => {
-        started();
-        await gate;
-      },
-      { connection: redis.duplicate(), prefix: queues.restore.opts.prefix ?? '' },
-    );
+    const restoring = holdJobs(queues.restore);
     try {
       await queues.restore.add('restore', {
         target: 'shop',
@@ -114,7 +126,7 @@ describe('runRetention on one storage', () => {
         requestedBy: { source: 'slack', userName: 'oncall' },
         confirmedBy: null,
       });
-      await active;
+      await restoring.active;
       const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log });
       expect(ids(await local.list())).toEqual(ids([queued, reading, fresh]));
       const plan = run.storages[0]?.plan;
@@ -122,8 +134,7 @@ describe('runRetention on one storage', () => {
       expect(plan?.keep.find((k) => k.backupId === queued.backupId)?.reason).toMatch(/kept: a restore test of it is running$/);
       expect(plan?.keep.find((k) => k.backupId === reading.backupId)?.reason).toMatch(/kept: a restore from it is running$/);
     } finally {
-      release();
-      await worker.close();
+      await restoring.close();
     }
   });
 
@@ -149,24 +160,13 @@ describe('runRetention on one storage', () => {
     await queues.backup.add('backup', { target: 'shop', kind: 'scheduled', label: null, requestedBy: { source: 'schedule' } });
     const running = makeBackupId('shop', realNow);
     await local.beginBackup('shop', running);
-    let release = () => {};
-    const gate = new Promise<void>((r) => (release = r));
-    let started = () => {};
-    const active = new Promise<void>((r) => (started = r));
-    const worker = new Worker(
-      QUEUE.backup,
-      async () => {
-        started();
-        await gate;
-      },
-      { connection: redis.duplicate(), prefix: queues.backup.opts.prefix ?? '' },
-    );
+    const backingUp = holdJobs(queues.backup);
     // Never backups: the records and the audit trail.
     await local.writeRecord(restoreTestRecord(keep.backupId, true, realNow));
     await mkdir(join(root, '_audit'));
     await writeFile(join(root, '_audit', 'audit.jsonl'), '{}\n');
     try {
-      await active;
+      await backingUp.active;
       const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log, now: () => now });
       expect(run.storages[0]?.plan?.cleanUnfinished.map((u) => `${u.backupId}: ${u.reason}`).sort()).toEqual(
         [`${stuck}: unfinished (no manifest), last written 31 h ago`, `${halfDeleted.backupId}: half-deleted (manifest left, artifacts gone), last written 31 h ago`].sort(),
@@ -176,8 +176,7 @@ describe('runRetention on one storage', () => {
       expect(await local.listRecords('restore-test')).toHaveLength(1);
       expect(run.storages[0]?.outcomes.every((o) => o.error === null)).toBe(true);
     } finally {
-      release();
-      await worker.close();
+      await backingUp.close();
     }
   });
 
