@@ -1,15 +1,24 @@
 import type { Job, Queue } from 'bullmq';
 import type { BackupJobData } from '../jobs/queues.ts';
-import { formatBytes, formatCount, formatDuration, formatTime } from '../notifications/format.ts';
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../notifications/format.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { totalBytes, totalRows } from '../storage/manifest.ts';
+
+/**
+ * `scheduled (frequent)`, `pre-migration JIRA-1234`, `manual`: at 3 a.m. the backup to restore is found by its
+ * migration's ticket or its schedule's class, which the kind alone does not tell apart.
+ */
+export function kindLabel(m: Pick<Manifest, 'kind' | 'retentionClass' | 'label'>): string {
+  const kind = m.kind === 'scheduled' ? `scheduled (${m.retentionClass})` : m.kind;
+  return m.label ? `${kind} ${escapeMrkdwn(m.label)}` : kind;
+}
 
 export function formatBackupList(backups: Manifest[], target?: string, limit = 10): string {
   if (backups.length === 0) return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`/backup now${target ? ` ${target}` : ''}\`.`;
   const shown = backups.slice(0, limit);
   const lines = shown.map(
     (m) =>
-      `• \`${m.backupId}\` · ${formatTime(m.startedAt)} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${m.kind} · kept until ${m.retainUntil ? formatTime(m.retainUntil).slice(0, 10) : '—'}`,
+      `• \`${m.backupId}\` · ${formatTime(m.startedAt)} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${kindLabel(m)} · kept until ${m.retainUntil ? formatTime(m.retainUntil).slice(0, 10) : '—'}`,
   );
   const more = backups.length > limit ? `\n… and ${backups.length - limit} older` : '';
   return `*Backups${target ? ` of ${target}` : ''}* (newest first, ${backups.length} in all):\n${lines.join('\n')}${more}`;
@@ -18,7 +27,9 @@ export function formatBackupList(backups: Manifest[], target?: string, limit = 1
 function describeJob(job: Job<BackupJobData>): string {
   const who = job.data.requestedBy.userId ? `<@${job.data.requestedBy.userId}>` : job.data.requestedBy.source;
   const since = job.processedOn ?? job.timestamp;
-  return `\`${job.id}\` · ${job.data.target} · ${job.data.kind} · by ${who} · since ${formatTime(new Date(since))}`;
+  const d = job.data;
+  const kind = d.schedule ? `scheduled by \`${d.schedule.id}\`` : d.label ? `${d.kind} ${escapeMrkdwn(d.label)}` : d.kind;
+  return `\`${job.id}\` · ${d.target} · ${kind} · by ${who} · since ${formatTime(new Date(since))}`;
 }
 
 export async function formatQueueStatus(queue: Queue<BackupJobData>): Promise<string> {
