@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { cronProblem } from './cron.ts';
-import { DEFAULT_POLICY } from './policy.ts';
+import { DEFAULT_POLICY, type EnvironmentPolicy } from './policy.ts';
 import { canonicalTimeZone } from './time.ts';
 
 /**
@@ -62,6 +62,12 @@ const ScheduleOverrides = z
   })
   .strict();
 
+/**
+ * Cross-field checks run even when a field of the same object is wrong (zod skips them by default): every mistake
+ * in the file is listed at once, instead of one more appearing after each fix.
+ */
+const ALWAYS = { when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null };
+
 function isPostgresUrl(value: string): boolean {
   try {
     const url = new URL(value);
@@ -87,8 +93,12 @@ export const ScheduleTargetSchema = z
     if ((t.url === undefined) === (t.urlEnv === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['url'], message: 'give exactly one of url and urlEnv' });
     }
-    const defaults = new Set(DEFAULT_POLICY[t.environment].backups.map((b) => b.id));
+    // Also run when another field is wrong (see ALWAYS): then any field may be missing or of the wrong type.
+    const policy = DEFAULT_POLICY[t.environment] as EnvironmentPolicy | undefined;
+    if (!policy) return;
+    const defaults = new Set(policy.backups.map((b) => b.id));
     for (const [id, o] of Object.entries(t.schedules?.backups ?? {})) {
+      if (typeof o !== 'object' || o === null) continue;
       if (defaults.has(id) || o.enabled === false) continue;
       const missing = (['cron', 'retentionClass', 'keepDays'] as const).filter((k) => o[k] === undefined);
       if (missing.length > 0) {
@@ -99,16 +109,17 @@ export const ScheduleTargetSchema = z
         });
       }
     }
-  });
+  }, ALWAYS);
 export type ScheduleTarget = z.infer<typeof ScheduleTargetSchema>;
 
 const Targets = z.array(ScheduleTargetSchema).superRefine((targets, ctx) => {
   const seen = new Set<string>();
   targets.forEach((t, i) => {
+    if (typeof t?.name !== 'string') return;
     if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `target ${t.name} is listed twice` });
     seen.add(t.name);
   });
-});
+}, ALWAYS);
 
 const Weekday = z.enum(['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday']);
 

@@ -40,6 +40,30 @@ describe('ScheduleConfigSchema', () => {
     expect(problems({ targets: [{ ...shop, schedules: { backups: { daily: { cron: '0 0 30 2 *' } } } }] })[0]).toMatch(/can run/);
   });
 
+  it('lists the cross-field mistakes beside the others, not one round of fixes later', () => {
+    const found = problems({
+      timezone: 'Mars/Olympus',
+      targets: [
+        { ...shop, url: 'postgres://db/shop', excludeTables: ['a;b'], schedules: { backups: { hourly: { cron: '15 * * * *' }, odd: 5 } } },
+        { name: 'shop', urlEnv: 'STAGING_URL', environment: 'staging', extra: 1 },
+        17,
+        { name: 'app', urlEnv: 'APP_URL', environment: 'prod' },
+      ],
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'timezone: an IANA time zone such as Europe/Paris or UTC',
+        'targets.0.url: give exactly one of url and urlEnv',
+        'targets.0.schedules.backups.hourly: "hourly" is not a default production schedule (daily, frequent), so it adds one and needs retentionClass, keepDays',
+        'targets.1.name: target shop is listed twice',
+      ]),
+    );
+    // The wrong values are reported as such, and the cross-field checks do not trip over them.
+    expect(found.some((p) => p.startsWith('targets.0.excludeTables.0:'))).toBe(true);
+    expect(found.some((p) => p.startsWith('targets.2:'))).toBe(true);
+    expect(found.some((p) => p.startsWith('targets.3.environment:'))).toBe(true);
+  });
+
   it('a new schedule id must name cron, retentionClass and keepDays', () => {
     expect(problems({ targets: [{ ...shop, schedules: { backups: { hourly: { cron: '15 * * * *' } } } }] })).toEqual([
       'targets.0.schedules.backups.hourly: "hourly" is not a default production schedule (daily, frequent), so it adds one and needs retentionClass, keepDays',
