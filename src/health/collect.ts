@@ -12,6 +12,8 @@ export interface HealthSources {
   runs: RunLog | null;
   backupQueue: Queue<BackupJobData> | null;
   thresholds?: Partial<HealthThresholds>;
+  /** Per target, in preference to `thresholds`: the stale limit follows each target's schedule (target-thresholds.ts). */
+  thresholdsFor?: (target: string) => Partial<HealthThresholds>;
   /**
    * Whether a target's backups must be encrypted (production targets, unless the config says `encryption: none`).
    * Default: every target, since every target configured from DATABASE_URL is production.
@@ -31,6 +33,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
   const lastTest = records[0];
   const newest = backups.reduce<(typeof backups)[number] | undefined>((a, b) => (!a || Date.parse(b.startedAt) > Date.parse(a.startedAt) ? b : a), undefined);
   const required = sources.encryptionRequired?.(target) ?? true;
+  const thresholds = sources.thresholdsFor?.(target) ?? sources.thresholds;
   const lastRestoreTest: RestoreTestSummary | null = lastTest
     ? { passed: lastTest.passed === true, at: new Date(lastTest.startedAt), problems: lastTest.problems, backupId: lastTest.backupId, durationMs: lastTest.restoreMs }
     : null;
@@ -46,7 +49,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     disk,
     // Every artifact counts: globals hold role password hashes.
     encrypted: required && newest ? newest.artifacts.every((a) => a.encryption !== null) : null,
-    ...(sources.thresholds ? { thresholds: sources.thresholds } : {}),
+    ...(thresholds ? { thresholds } : {}),
   };
 }
 

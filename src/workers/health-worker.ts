@@ -1,6 +1,7 @@
 import type { Job, Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { checkTarget, encryptionRequired } from '../health/collect.ts';
+import { targetThresholds } from '../health/target-thresholds.ts';
 import { pagerCondition } from '../health/conditions.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { HealthState } from '../health/state.ts';
@@ -41,7 +42,7 @@ export function healthProcessor(deps: HealthWorkerDeps) {
     for (const target of deps.config.targets) {
       const at = now();
       const { results } = await checkTarget(
-        { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue, thresholds: deps.config.health.thresholds, encryptionRequired: encryptionRequired(deps.config) },
+        { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config, () => at), encryptionRequired: encryptionRequired(deps.config) },
         target.name,
         at,
       );
