@@ -94,4 +94,17 @@ describe('npm run demo', () => {
     const dirMatch = /backups in (\S+)\./.exec(run.stdout);
     await expect(execa('test', ['-e', dirMatch?.[1] ?? '/nonexistent'])).rejects.toThrow();
   }, 120_000);
+
+  it('never reads a pg-backup-bot.yml in the current directory: its targets are real databases', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'pgbb-demo-cwd-'));
+    try {
+      await writeFile(join(cwd, 'pg-backup-bot.yml'), 'timezone: Asia/Tokyo\ntargets:\n  - name: prod-orders\n    url: postgres://backup@127.0.0.1:1/orders\n    environment: production\n');
+      const run = await execa('node', [join(process.cwd(), 'bin/pg-backup-bot.js'), 'demo', '/backup status'], { cwd, reject: false, stdin: 'ignore' });
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout).toMatch(/Schedules \(times in UTC\):\n\s+shop\n/);
+      expect(run.stdout).not.toContain('prod-orders');
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -47,8 +47,14 @@ export async function runDemo(args: string[]): Promise<number> {
     const keys = await generateKeyPair();
     const identityFile = join(keyDir, 'identity.key');
     await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+    // The demo's own (empty) config file. Without one, a pg-backup-bot.yml in the current directory would be read,
+    // and its targets — real databases — would replace the sample one: `/backup now` would dump them, and start-up
+    // would drop their servers' leftover restore-test databases, those of the real bot's running tests included.
+    const configFile = join(keyDir, 'demo.yml');
+    await writeFile(configFile, '# npm run demo: defaults only; the sample database is the one target\n');
     const config = loadConfig(
       {
+        BOT_CONFIG: configFile,
         DATABASE_URL: dbUrl,
         TARGET_NAME: 'shop',
         REDIS_URL: redis.url,
