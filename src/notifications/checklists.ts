@@ -150,7 +150,8 @@ export function checklistMessage(kind: ChecklistKind, items: readonly ChecklistI
   const done = selectedIds(items).length;
   const title = `${TITLE[kind]}${subtitle ? ` — ${subtitle}` : ''}`;
   const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: `*${escapeMrkdwn(title)}* (${done} of ${items.length} done)` } }];
-  if (kind === 'pre-migration' && items.some((i) => i.verified?.ok === false)) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: NO_RESTORE_POINT } });
+  const noRestorePoint = kind === 'pre-migration' && items.some((i) => i.verified?.ok === false);
+  if (noRestorePoint) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: NO_RESTORE_POINT } });
   chunkItems(items).forEach((chunk, n) => {
     const options = chunk.map((item) => option(item, tz));
     // The very same objects in initial_options: Slack refuses to render one that differs from its option at all.
@@ -163,7 +164,8 @@ export function checklistMessage(kind: ChecklistKind, items: readonly ChecklistI
   });
   const details = items.filter((i) => i.verified || i.ticked).map((i) => `• ${escapeMrkdwn(i.label)}: ${statusLine(i, tz)}`);
   if (details.length > 0) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: clip(details.join('\n'), 3000) } });
-  return { text: `${title}: ${done} of ${items.length} done`, blocks };
+  // The text is the notification on the phone of whoever waits to migrate: it says so too.
+  return { text: `${title}: ${done} of ${items.length} done${noRestorePoint ? ' — no tested restore point, do not migrate' : ''}`, blocks };
 }
 
 /**

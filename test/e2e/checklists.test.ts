@@ -196,7 +196,7 @@ describe('/backup pre-migration', () => {
     const reply = (await slash(h, '/backup', 'pre-migration drop-legacy ghost', { userId: OPS[0] })).text;
     expect(reply).toMatch(/queued: job `backup-ghost-/);
     const m = await waitFor('the failed pre-migration checklist', () => topLevel('Pre-migration checklist — drop-legacy (ghost)')[0], 60_000);
-    expect(m.text).toBe('Pre-migration checklist — drop-legacy (ghost): 0 of 3 done');
+    expect(m.text).toBe('Pre-migration checklist — drop-legacy (ghost): 0 of 3 done — no tested restore point, do not migrate');
     const shown = JSON.stringify(m.blocks);
     expect(shown).toMatch(/:x: backup FAILED \(job backup-ghost-[^)]+\): /);
     expect(shown).toContain('not run: there is no backup to test');

@@ -107,7 +107,10 @@ describe('the pre-migration checklist', () => {
   it('says in so many words not to migrate when the backup or its restore test failed, whatever people tick', () => {
     for (const [backupOk, testOk] of [[false, false], [true, false]] as const) {
       const items = preMigration(backupOk, testOk);
-      expect(sections(checklistMessage('pre-migration', items, 1, 'JIRA-1 (shop)'))[1]).toMatch(WARNING);
+      const message = checklistMessage('pre-migration', items, 1, 'JIRA-1 (shop)');
+      expect(sections(message)[1]).toMatch(WARNING);
+      // The notification text (what a phone shows) says it too.
+      expect(message.text).toMatch(/^Pre-migration checklist — JIRA-1 \(shop\): [01] of 3 done — no tested restore point, do not migrate$/);
       // A person ticking the failed box does not make a restore point.
       const ticked = applyTick(items, ['pre-migration-backup', 'pre-migration-restore-tested'], 'U1', '2026-11-25T09:00:00Z').items;
       expect(sections(checklistMessage('pre-migration', ticked, 2, 'JIRA-1 (shop)'))[1]).toMatch(WARNING);
@@ -115,7 +118,9 @@ describe('the pre-migration checklist', () => {
   });
 
   it('has no warning when both passed, and other checklists never carry it', () => {
-    expect(sections(checklistMessage('pre-migration', preMigration(true, true), 1, 'JIRA-1 (shop)')).some((t) => WARNING.test(t))).toBe(false);
+    const passed = checklistMessage('pre-migration', preMigration(true, true), 1, 'JIRA-1 (shop)');
+    expect(sections(passed).some((t) => WARNING.test(t))).toBe(false);
+    expect(passed.text).toBe('Pre-migration checklist — JIRA-1 (shop): 2 of 3 done');
     expect(sections(checklistMessage('daily', daily(), 1)).some((t) => WARNING.test(t))).toBe(false);
   });
 });
