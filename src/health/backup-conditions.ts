@@ -71,7 +71,7 @@ export function sizeCondition(target: string, newestFirst: Manifest[], t: Health
   }
   const previous = newestFirst.slice(1, 1 + t.sizeWindow).map(totalBytes);
   if (previous.length < MIN_SIZE_HISTORY) {
-    parts.push(`not enough history (${previous.length} earlier backups, ${MIN_SIZE_HISTORY} needed)`);
+    parts.push(`not enough history (${previous.length} earlier backup${previous.length === 1 ? '' : 's'}, ${MIN_SIZE_HISTORY} needed)`);
   } else {
     const med = median(previous);
     // An empty history median would make every ratio infinite; call any non-empty backup after it "too large".

@@ -83,7 +83,9 @@ describe('evaluateHealth: size', () => {
     const backups = dailyBackups([MB, 384 * MB, 384 * MB]);
     const r = pick(evaluateHealth(healthyInput({ backups })), 'size');
     expect(r.status).toBe('ok');
-    expect(r.evidence).toContain('not enough history');
+    expect(r.evidence).toContain('not enough history (2 earlier backups, 3 needed)');
+    const one = pick(evaluateHealth(healthyInput({ backups: dailyBackups([MB, MB]) })), 'size');
+    expect(one.evidence).toContain('not enough history (1 earlier backup, 3 needed)');
     const floor = pick(evaluateHealth(healthyInput({ backups, thresholds: { minBytes: 10 * MB } })), 'size');
     expect(floor.status).toBe('failing');
     expect(floor.evidence).toContain('minimum 10.0 MB');
