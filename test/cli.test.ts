@@ -86,10 +86,12 @@ describe('the CLI, for when Slack is down', () => {
 
 describe('npm run demo', () => {
   it('runs a backup on its own throwaway servers, prints the channel, and cleans up', async () => {
-    const run = await execa('node', ['bin/pg-backup-bot.js', 'demo', '/backup now', '/backup list'], { reject: false, stdin: 'ignore' });
+    const run = await execa('node', ['bin/pg-backup-bot.js', 'demo', '/backup now', '/backup list', '/backup health'], { reject: false, stdin: 'ignore' });
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(/Backup of shop succeeded/);
     expect(run.stdout).toMatch(/Backups \(newest first, 1 in all\)/);
+    // `/backup health` sees the run the worker recorded, as the real bot's does.
+    expect(run.stdout).toMatch(/last backup failed: last run succeeded at /);
     expect(run.stdout).toMatch(/Cleaning up/);
     const dirMatch = /backups in (\S+)\./.exec(run.stdout);
     await expect(execa('test', ['-e', dirMatch?.[1] ?? '/nonexistent'])).rejects.toThrow();
