@@ -45,8 +45,10 @@ async function main(argv: string[]): Promise<number> {
             resolve();
           });
         };
-        process.once('SIGTERM', () => shutdown('SIGTERM'));
-        process.once('SIGINT', () => shutdown('SIGINT'));
+        // `on`, not `once`: execa's signal-exit re-raises a signal no other listener is left to handle, which
+        // would kill the process in the middle of its graceful stop. stop() is idempotent.
+        process.on('SIGTERM', () => shutdown('SIGTERM'));
+        process.on('SIGINT', () => shutdown('SIGINT'));
       });
       return 0;
     }
@@ -71,8 +73,9 @@ async function main(argv: string[]): Promise<number> {
         return cliCheck(args, { config, storage, io });
       }
       const abort = new AbortController();
-      process.once('SIGINT', () => abort.abort());
-      process.once('SIGTERM', () => abort.abort());
+      // `on`, not `once` (see above): a re-raised signal would kill the CLI before it removed the partial backup.
+      process.on('SIGINT', () => abort.abort());
+      process.on('SIGTERM', () => abort.abort());
       if (verb === 'backup') return cliBackup(args, { config, storage, log, io, signal: abort.signal });
       const { cliRestore, cliRestoreTest } = await import('./cli/restore-cli.ts');
       if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });

@@ -28,14 +28,25 @@ export async function runDemo(args: string[]): Promise<number> {
   let keyDir: string | undefined;
   let deps: Deps | undefined;
   let workers: Workers | undefined;
-  const cleanup = async () => {
-    await workers?.close().catch(() => undefined);
-    await deps?.close().catch(() => undefined);
-    await redis?.stop().catch(() => undefined);
-    await pgServer?.stop().catch(() => undefined);
-    if (backupDir) await rm(backupDir, { recursive: true, force: true });
-    if (keyDir) await rm(keyDir, { recursive: true, force: true });
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await workers?.close().catch(() => undefined);
+      await deps?.close().catch(() => undefined);
+      await redis?.stop().catch(() => undefined);
+      await pgServer?.stop().catch(() => undefined);
+      if (backupDir) await rm(backupDir, { recursive: true, force: true });
+      if (keyDir) await rm(keyDir, { recursive: true, force: true });
+    })());
+  // Ctrl-C (at the prompt or while a job runs) or a SIGTERM still removes the throwaway servers and files: left
+  // behind, each demo would leave a PostgreSQL and a redis-server running.
+  const onSignal = (signal: NodeJS.Signals) => {
+    print(`\n${signal}: cleaning up the throwaway servers and backups…`);
+    void cleanup().finally(() => process.exit(130));
   };
+  // `on`, not `once`: execa's signal-exit re-raises a signal that no other listener is left to handle.
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
     [pgServer, redis] = await Promise.all([startEphemeralPostgres(), startEphemeralRedis()]);
@@ -90,6 +101,8 @@ export async function runDemo(args: string[]): Promise<number> {
     process.stderr.write(`Demo failed: ${toUserMessage(err)}\n`);
     return 1;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     print('Cleaning up the throwaway servers and backups…');
     await cleanup();
   }
@@ -124,6 +137,8 @@ async function dispatch(handlers: Record<string, CommandHandler>, line: string):
 
 async function prompt(handlers: Record<string, CommandHandler>, scripted: boolean): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: scripted ? '' : 'you@#incidents> ', terminal: !scripted });
+  // In a terminal, readline takes Ctrl-C itself (it would only pause): treat it as the end, like Ctrl-D.
+  rl.on('SIGINT', () => rl.close());
   rl.prompt();
   for await (const line of rl) {
     if (/^(exit|quit)$/i.test(line.trim())) break;

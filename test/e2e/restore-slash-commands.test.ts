@@ -1,4 +1,4 @@
-import { open, writeFile } from 'node:fs/promises';
+import { open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -43,8 +43,10 @@ async function takeBackup(): Promise<Manifest> {
 
 let good: Manifest;
 
+let cfg: string;
+
 beforeAll(async () => {
-  const cfg = join(tmpdir(), `pgbb-rt-${process.pid}-${Date.now()}.yml`);
+  cfg = join(tmpdir(), `pgbb-rt-${process.pid}-${Date.now()}.yml`);
   await writeFile(cfg, 'restoreTest:\n  smokeQueries:\n    - name: orders by status\n      sql: select status, count(*) from shop.orders group by status\n');
   h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { RESTORE_ALLOWED_USERS: ADMIN, BOT_CONFIG: cfg } });
   good = await takeBackup();
@@ -52,6 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.stop();
+  await rm(cfg, { force: true });
 });
 
 describe('/restore-test', () => {

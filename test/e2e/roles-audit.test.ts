@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -6,14 +6,17 @@ import { auditLines, slash, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 
+let cfg: string;
+
 beforeAll(async () => {
-  const cfg = join(tmpdir(), `pgbb-roles-${process.pid}-${Date.now()}.yml`);
+  cfg = join(tmpdir(), `pgbb-roles-${process.pid}-${Date.now()}.yml`);
   await writeFile(cfg, 'roles:\n  viewer: [U0VIEW]\n  operator: [U0OPS]\n  admin: [U0ADMIN]\n');
   h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { BOT_CONFIG: cfg } });
 });
 
 afterAll(async () => {
   await h?.stop();
+  await rm(cfg, { force: true });
 });
 
 describe('roles and the audit trail', () => {
