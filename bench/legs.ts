@@ -1,6 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
 import { execa, type Options } from 'execa';
 import { RssWatcher, filesUnder, fsyncAll, machineCpuSeconds, totalBytes, type ProcPeak } from './measure.ts';
 import { BENCH_S3_CREDENTIALS, startBenchS3, type BenchS3 } from './s3.ts';
@@ -403,10 +407,85 @@ function cliBackupLeg(o: { id: string; title: string; command: string; storage: 
   };
 }
 
+/** A Slack Web API stand-in for leg W's worker: every method answers ok (the worker posts and updates one message). */
+async function quietSlack(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, channel: 'C0BENCH', ts: `${Date.now() / 1000}` }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/api/`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/**
+ * Leg W: the same backup as C, taken the way `/backup now` and the schedules take it — a job on the BullMQ
+ * queue, run by a worker process (`pg-backup-bot worker`) that is already up, as it is in production. The
+ * worker starts before the clock (after the page cache was dropped, so its code is in memory as a running
+ * worker's is) and has no start-up to pay; the time runs from the enqueue to the job's completion plus the
+ * fsync of what it wrote. Peak RSS is the worker's.
+ */
+const worker: Leg = {
+  id: 'W',
+  title: "this project's worker (what /backup now runs)",
+  command: 'job on the backup queue → node bin/pg-backup-bot.js worker (already running)',
+  usesCli: true,
+  unavailable: cliMissing,
+  run: async (ctx) => {
+    const slack = await quietSlack();
+    const connection = new Redis(ctx.cliEnv.REDIS_URL ?? '', { maxRetriesPerRequest: null });
+    const prefix = '{pgbb}';
+    const queue = new Queue('backup', { connection, prefix });
+    const health = new Queue('health', { connection, prefix });
+    const eventsConnection = connection.duplicate();
+    const events = new QueueEvents('backup', { connection: eventsConnection, prefix });
+    const sub = execa(process.execPath, [join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), 'worker'], {
+      cwd: ctx.repoRoot,
+      env: { ...cliBaseEnv(ctx, ctx.outDir), SLACK_BOT_TOKEN: 'xoxb-bench', SLACK_API_URL: slack.url, TARGET_NAME: 'pgbb_bench' },
+      extendEnv: false,
+      stdin: 'ignore',
+      reject: false,
+    });
+    ctx.track(sub);
+    try {
+      await events.waitUntilReady();
+      // Up: its workers are registered, and the health check it runs at start-up has finished.
+      const end = Date.now() + 60_000;
+      for (;;) {
+        if (sub.exitCode !== null) throw new Error(`the worker exited: ${String((await sub).stderr).slice(-600)}`);
+        if (Date.now() > end) throw new Error('the worker did not come up within 60 s');
+        const idle = Object.values(await health.getJobCounts('active', 'waiting')).every((n) => n === 0);
+        if ((await queue.getWorkersCount()) > 0 && idle) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const result = await measured(ctx, true, async (w) => {
+        w.watch(sub.pid);
+        const job = await queue.add('backup', { target: 'pgbb_bench', kind: 'manual', label: null, requestedBy: { source: 'cli', userName: 'bench' } });
+        const value = (await job.waitUntilFinished(events, 30 * 60_000)) as { backupId?: string } | undefined;
+        if (!value?.backupId) throw new Error('the job finished without a backup id');
+        return sub.pid;
+      });
+      await checkStored(await localStored(ctx.outDir), undefined);
+      return result;
+    } finally {
+      sub.kill('SIGTERM');
+      await sub;
+      await Promise.allSettled([events.close(), queue.close(), health.close()]);
+      // Connections handed to BullMQ are ours to close.
+      connection.disconnect();
+      eventsConnection.disconnect();
+      await slack.close();
+    }
+  },
+};
+
 const cli = cliBackupLeg({ id: 'C', title: "this project's CLI", command: 'node bin/pg-backup-bot.js backup', storage: 'local', encrypted: false });
 
 /** Order matters only for display; rounds rotate it so no leg always runs first. */
-export const LEGS: Leg[] = [bare, seed, cli, rawPipeline];
+export const LEGS: Leg[] = [bare, seed, cli, worker, rawPipeline];
 
 /**
  * The encryption legs (issue 6), timed in the same alternating rounds as the legs above, against C (the

@@ -104,13 +104,16 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
 const verdict = (ok: boolean, ref: boolean) => `${ref ? '(ref) ' : ''}${ok ? 'PASS' : 'FAIL'}`;
 
-/** The issue's targets, for the CLI (C) and, as a reference for what is reachable, the raw pipeline (C'). */
+/**
+ * The issue's targets, for the CLI (C) and, as references, the worker path (W: what `/backup now` runs, no
+ * process start-up) and the raw pipeline (C': what is reachable without counts, checks or a manifest).
+ */
 export function targets(summaries: LegSummary[]): TargetRow[] {
   const by = (id: string) => summaries.find((s) => s.id === id);
   const a = by('A');
   const b = by('B');
   const rows: TargetRow[] = [];
-  for (const id of ['C', "C'"]) {
+  for (const id of ['C', 'W', "C'"]) {
     const x = by(id);
     const ref = id !== 'C';
     const skip = (check: string, goal: string) =>

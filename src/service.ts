@@ -1,10 +1,8 @@
 import type { Config, Mode } from './config.ts';
-import { actionTable, checkboxTable, commandTable } from './commands/index.ts';
 import { createDeps, type Deps, type DepsOverrides } from './deps.ts';
 import type { Logger } from './logger.ts';
-import { startSlackApp, type SlackApp } from './slack-app.ts';
+import type { SlackApp } from './slack-app.ts';
 import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
-import { renderMetrics } from './health/scrape.ts';
 
 export interface Service {
   deps: Deps;
@@ -26,6 +24,13 @@ export async function startService(
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
     if (mode !== 'worker') {
+      // Loaded only where Slack is served: a `worker` process never loads Bolt, its HTTP server and Socket Mode
+      // client (about 300 files and 25 MiB of a worker's resident memory).
+      const [{ startSlackApp }, { actionTable, checkboxTable, commandTable }, { renderMetrics }] = await Promise.all([
+        import('./slack-app.ts'),
+        import('./commands/index.ts'),
+        import('./health/scrape.ts'),
+      ]);
       const commandDeps = { config, queues: deps.queues, storage: deps.storage, redis: deps.redis, log, health: { runs: deps.runs, state: deps.healthState }, audit: deps.audit, notifier: deps.notifier, ...(deps.groups ? { groups: deps.groups } : {}) };
       const running = workers;
       slack = await startSlackApp({
