@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { TargetName } from '../config.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { BackupIdSchema, ManifestSchema, validManifest, type Manifest } from './manifest.ts';
+import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { openFileWriter } from './file-writer.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
@@ -132,13 +132,7 @@ export class LocalStorage implements Storage {
       if (errnoCode(err) === 'ENOENT') throw new BotError('backup_not_found', `There is no finished backup ${backupId} of ${target}.`, { cause: err });
       throw storageError(err, this.describe(), 'read a manifest');
     }
-    try {
-      const m = ManifestSchema.parse(JSON.parse(text));
-      if (m.backupId !== backupId || m.target !== target) throw new Error(`manifest names ${m.target}/${m.backupId}`);
-      return m;
-    } catch (err) {
-      throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable, so that backup cannot be used.`, { cause: err });
-    }
+    return parseManifest(text, target, backupId);
   }
 
   /** A manifest counts only while its artifacts are all there with their recorded sizes. */

@@ -127,3 +127,14 @@ export function validManifest(manifest: Manifest): Manifest {
   }
   return parsed.data;
 }
+
+/** A stored manifest's text → the manifest of exactly that backup; anything else is an unusable backup. */
+export function parseManifest(text: string, target: string, backupId: string): Manifest {
+  try {
+    const m = ManifestSchema.parse(JSON.parse(text));
+    if (m.backupId !== backupId || m.target !== target) throw new Error(`manifest names ${m.target}/${m.backupId}`);
+    return m;
+  } catch (err) {
+    throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable, so that backup cannot be used.`, { cause: err });
+  }
+}

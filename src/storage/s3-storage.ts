@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { ManifestSchema, validManifest, type Manifest } from './manifest.ts';
+import { parseManifest, validManifest, type Manifest } from './manifest.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
 import { S3Bucket, mapLimit, type ObjectInfo } from './s3-objects.ts';
@@ -35,15 +35,6 @@ export interface S3StorageOptions {
 
 const MiB = 1024 * 1024;
 
-function parseManifest(text: string, target: string, backupId: string): Manifest {
-  try {
-    const m = ManifestSchema.parse(JSON.parse(text));
-    if (m.backupId !== backupId || m.target !== target) throw new Error(`manifest names ${m.target}/${m.backupId}`);
-    return m;
-  } catch (err) {
-    throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable, so that backup cannot be used.`, { cause: err });
-  }
-}
 /** Reads of manifests and records in parallel: enough to hide latency, few enough to stay polite. */
 const READ_CONCURRENCY = 8;
 
