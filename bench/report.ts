@@ -146,8 +146,11 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: TargetRow[]): string {
-  const legRows = summaries.map((s) => [
+/** The columns of a backup leg's row, in the throughput and the encryption tables alike. */
+const BACKUP_LEG_COLUMNS = ['leg', 'what', 'median wall', 'rounds (s)', 'output', 'machine CPU (median)', 'peak RSS (main)', 'peak RSS per process'];
+
+function backupLegRow(s: LegSummary): string[] {
+  return [
     s.id,
     `${s.title}: \`${s.command}\``,
     s.medianMs === undefined ? (s.status === 'failed' ? 'FAILED' : 'skipped') : sec(s.medianMs),
@@ -156,7 +159,11 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
     s.cpuSeconds === undefined ? '–' : `${s.cpuSeconds.toFixed(1)} s`,
     s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
     Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
-  ]);
+  ];
+}
+
+export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: TargetRow[]): string {
+  const legRows = summaries.map(backupLegRow);
   const notes = summaries.filter((s) => s.note).map((s) => `- ${s.id}: ${s.note}`);
   const build = facts.buildSeconds === undefined ? 'given by BENCH_DATABASE_URL' : `built in ${facts.buildSeconds.toFixed(0)} s`;
   return [
@@ -172,7 +179,7 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
       ? ''
       : `Whole run (start, build, ${facts.rounds} rounds, clean-up${facts.withRestore ? `, then the restore test's ${facts.rounds} rounds below` : ''}): ${facts.totalSeconds.toFixed(0)} s.`,
     '',
-    table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'machine CPU (median)', 'peak RSS (main)', 'peak RSS per process'], legRows),
+    table(BACKUP_LEG_COLUMNS, legRows),
     '',
     `Machine CPU: seconds the ${facts.nproc} CPUs were busy during the leg, every process included (the server's backend, zstd, the CLI); with ${facts.nproc} CPUs a leg cannot take less wall time than CPU / ${facts.nproc}.`,
     '',
@@ -324,16 +331,7 @@ export function encryptionTargets(summaries: LegSummary[]): TargetRow[] {
 }
 
 export function encryptionMarkdown(facts: Facts, enc: EncryptionFacts, summaries: LegSummary[], rows: TargetRow[]): string {
-  const legRows = summaries.map((s) => [
-    s.id,
-    `${s.title}: \`${s.command}\``,
-    s.medianMs === undefined ? (s.status === 'failed' ? 'FAILED' : 'skipped') : sec(s.medianMs),
-    s.runsMs.map((ms) => (ms / 1000).toFixed(2)).join(', ') || '–',
-    s.bytes === undefined ? '–' : mb(s.bytes),
-    s.cpuSeconds === undefined ? '–' : `${s.cpuSeconds.toFixed(1)} s`,
-    s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
-    Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
-  ]);
+  const legRows = summaries.map(backupLegRow);
   const notes = summaries.filter((s) => s.note).map((s) => `- ${s.id}: ${s.note}`);
   const seen = Object.entries(enc.ageSeen).map(([id, [n, of]]) => `${id} ${n} of ${of}`);
   const build = facts.buildSeconds === undefined ? 'given by BENCH_DATABASE_URL' : `built in ${facts.buildSeconds.toFixed(0)} s`;
@@ -355,7 +353,7 @@ export function encryptionMarkdown(facts: Facts, enc: EncryptionFacts, summaries
     `Load average (1 min) ${facts.load[0].toFixed(1)} at start, ${facts.load[1].toFixed(1)} at the end (that one includes the bench's own legs)` +
       (facts.load[0] > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.'),
     '',
-    table(['leg', 'what', 'median wall', 'rounds (s)', 'output', 'machine CPU (median)', 'peak RSS (main)', 'peak RSS per process'], legRows),
+    table(BACKUP_LEG_COLUMNS, legRows),
     '',
     table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
     ...(notes.length ? ['', ...notes] : []),
