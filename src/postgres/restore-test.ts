@@ -1,6 +1,6 @@
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Manifest } from '../storage/manifest.ts';
-import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
+import { newRecordId, recordHead, type RestoreRecord } from '../storage/restore-record.ts';
 import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
@@ -66,15 +66,9 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   // True while nothing may be left on the server: before creation, and after a successful drop.
   let dropped = true;
   const outcome = (): RestoreTestOutcome => {
-    const finishedAt = now();
     return {
-      formatVersion: 1,
+      ...recordHead(m, startedAt, now()),
       id: newRecordId(startedAt),
-      target: m.target,
-      backupId: m.backupId,
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationMs: Math.max(0, finishedAt.getTime() - startedAt.getTime()),
       restoreMs,
       verifyMs,
       restoredBytes,

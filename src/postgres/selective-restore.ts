@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../errors.ts';
-import type { RestoreRecord } from '../storage/restore-record.ts';
+import { recordHead, type RestoreRecord } from '../storage/restore-record.ts';
 import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
@@ -73,14 +73,8 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   let restoreMethod: SelectiveRestoreOutcome['restoreMethod'] = null;
   let checksums: SelectiveRestoreOutcome['checked']['checksums'] = [];
   const outcome = (): SelectiveRestoreOutcome => {
-    const finishedAt = now();
     return {
-      formatVersion: 1,
-      target: m.target,
-      backupId: m.backupId,
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      durationMs: Math.max(0, finishedAt.getTime() - startedAt.getTime()),
+      ...recordHead(m, startedAt, now()),
       restoreMs,
       verifyMs,
       restoredBytes: null,

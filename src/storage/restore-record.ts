@@ -113,3 +113,15 @@ export function restoreRecord(o: {
     correctiveActions: null,
   };
 }
+
+/** The part every record starts with: which backup, and when the work started, ended and how long it took. */
+export function recordHead(m: { target: string; backupId: string }, startedAt: Date, finishedAt: Date) {
+  return {
+    formatVersion: 1 as const,
+    target: m.target,
+    backupId: m.backupId,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs: Math.max(0, finishedAt.getTime() - startedAt.getTime()),
+  };
+}
