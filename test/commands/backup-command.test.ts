@@ -8,57 +8,11 @@ import type { ChecklistJob } from '../../src/jobs/checklist-data.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
 import { silentLog, tempStorage } from '../postgres/helpers.ts';
 
-/** A real BullMQ queue on the test Redis and no worker: jobs stay queued, as a backup does while it runs. */
-describe('/backup pre-migration while a backup of the target is queued or running', () => {
+/** Real BullMQ queues on the test Redis and no worker: jobs stay queued, as a backup does while it runs. */
+describe('/backup on real queues', () => {
   let redis: Redis;
   let queue: Queue<BackupJobData>;
-  let cleanup: () => Promise<void>;
-  let handle: ReturnType<typeof backupCommand>;
-  const config = loadConfig({ DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', SLACK_CHANNEL: '#incidents' }, 'offline');
-  const as = (text: string) => handle({ text, userId: 'U0ANA', userName: 'ana' });
-
-  beforeAll(() => {
-    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-  });
-  afterAll(async () => {
-    await redis.quit();
-  });
-  beforeEach(async () => {
-    queue = new Queue<BackupJobData>('backup', { connection: redis, prefix: `{cmd-${randomUUID().slice(0, 8)}}` });
-    const t = await tempStorage();
-    cleanup = t.cleanup;
-    handle = backupCommand({ config, queue, storage: t.storage, log: silentLog });
-  });
-  afterEach(async () => {
-    await queue.obliterate({ force: true });
-    await queue.close();
-    await cleanup();
-  });
-
-  it('asked twice for the same migration, says the first one is on its way and starts nothing', async () => {
-    const first = await as('pre-migration JIRA-1234');
-    const jobId = /job `([^`]+)`/.exec(first.text)?.[1];
-    const again = await as('pre-migration JIRA-1234');
-    expect(again.text).toBe(
-      `Pre-migration backup *JIRA-1234* of *shop* is already queued or running: job \`${jobId}\`. Nothing new was started; its restore test and the pre-migration checklist follow in #incidents.`,
-    );
-    expect(await queue.count()).toBe(1);
-  });
-
-  it('behind another backup, says which one and that this migration must ask again', async () => {
-    await as('now');
-    expect((await as('pre-migration JIRA-1234')).text).toMatch(/^A backup of \*shop\* is already queued or running \(job `backup-shop-[^`]+`\), so no pre-migration backup \*JIRA-1234\* was started\. Run `\/backup pre-migration JIRA-1234` again/);
-    await queue.obliterate({ force: true });
-    await as('pre-migration JIRA-1');
-    expect((await as('pre-migration JIRA-2')).text).toMatch(/^The pre-migration backup \*JIRA-1\* of \*shop\* is already queued or running .* no pre-migration backup \*JIRA-2\* was started/);
-    expect(await queue.count()).toBe(1);
-  });
-});
-
-describe('/backup checklist', () => {
-  let redis: Redis;
   let checklist: Queue<ChecklistJob>;
-  let backups: Queue<BackupJobData>;
   let cleanup: () => Promise<void>;
   let handle: ReturnType<typeof backupCommand>;
   const config = loadConfig({ DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', SLACK_CHANNEL: '#incidents' }, 'offline');
@@ -72,31 +26,54 @@ describe('/backup checklist', () => {
   });
   beforeEach(async () => {
     const prefix = `{cmd-${randomUUID().slice(0, 8)}}`;
+    queue = new Queue<BackupJobData>('backup', { connection: redis, prefix });
     checklist = new Queue<ChecklistJob>('checklist', { connection: redis, prefix });
-    backups = new Queue<BackupJobData>('backup', { connection: redis, prefix });
     const t = await tempStorage();
     cleanup = t.cleanup;
-    handle = backupCommand({ config, queue: backups, storage: t.storage, log: silentLog, checklist });
+    handle = backupCommand({ config, queue, storage: t.storage, log: silentLog, checklist });
   });
   afterEach(async () => {
-    await Promise.all([checklist, backups].map(async (q) => q.obliterate({ force: true }).then(() => q.close())));
+    await Promise.all([checklist, queue].map(async (q) => q.obliterate({ force: true }).then(() => q.close())));
     await cleanup();
   });
 
-  it('queues the checklist its reminder would post, once however often it is asked', async () => {
-    const first = await as('checklist weekly');
-    expect(first.text).toMatch(/^The weekly checklist is being prepared \(job `checklist-weekly-[^`]+`\): the bot runs its checks and posts it in #incidents\.$/);
-    const again = await as('checklist weekly');
-    expect(again.text).toMatch(/^A weekly checklist is already being prepared: job `checklist-weekly-[^`]+`\. .*no second one was started\.$/);
-    const jobs = await checklist.getJobs(['waiting']);
-    // The same job data as the scheduler's template: the worker cannot tell the two apart.
-    expect(jobs.map((j) => j.data)).toEqual([{ kind: 'weekly' }]);
-    await as('checklist daily');
-    expect((await checklist.getJobs(['waiting'])).map((j) => j.data.kind).sort()).toEqual(['daily', 'weekly']);
+  describe('pre-migration while a backup of the target is queued or running', () => {
+    it('asked twice for the same migration, says the first one is on its way and starts nothing', async () => {
+      const first = await as('pre-migration JIRA-1234');
+      const jobId = /job `([^`]+)`/.exec(first.text)?.[1];
+      const again = await as('pre-migration JIRA-1234');
+      expect(again.text).toBe(
+        `Pre-migration backup *JIRA-1234* of *shop* is already queued or running: job \`${jobId}\`. Nothing new was started; its restore test and the pre-migration checklist follow in #incidents.`,
+      );
+      expect(await queue.count()).toBe(1);
+    });
+
+    it('behind another backup, says which one and that this migration must ask again', async () => {
+      await as('now');
+      expect((await as('pre-migration JIRA-1234')).text).toMatch(/^A backup of \*shop\* is already queued or running \(job `backup-shop-[^`]+`\), so no pre-migration backup \*JIRA-1234\* was started\. Run `\/backup pre-migration JIRA-1234` again/);
+      await queue.obliterate({ force: true });
+      await as('pre-migration JIRA-1');
+      expect((await as('pre-migration JIRA-2')).text).toMatch(/^The pre-migration backup \*JIRA-1\* of \*shop\* is already queued or running .* no pre-migration backup \*JIRA-2\* was started/);
+      expect(await queue.count()).toBe(1);
+    });
   });
 
-  it('starts nothing for an unknown kind, and says what it takes', async () => {
-    expect((await as('checklist hourly')).text).toMatch(/`\/backup checklist` takes `daily`, `weekly` or `monthly`\. Nothing was started\./);
-    expect(await checklist.count()).toBe(0);
+  describe('/backup checklist', () => {
+    it('queues the checklist its reminder would post, once however often it is asked', async () => {
+      const first = await as('checklist weekly');
+      expect(first.text).toMatch(/^The weekly checklist is being prepared \(job `checklist-weekly-[^`]+`\): the bot runs its checks and posts it in #incidents\.$/);
+      const again = await as('checklist weekly');
+      expect(again.text).toMatch(/^A weekly checklist is already being prepared: job `checklist-weekly-[^`]+`\. .*no second one was started\.$/);
+      const jobs = await checklist.getJobs(['waiting']);
+      // The same job data as the scheduler's template: the worker cannot tell the two apart.
+      expect(jobs.map((j) => j.data)).toEqual([{ kind: 'weekly' }]);
+      await as('checklist daily');
+      expect((await checklist.getJobs(['waiting'])).map((j) => j.data.kind).sort()).toEqual(['daily', 'weekly']);
+    });
+
+    it('starts nothing for an unknown kind, and says what it takes', async () => {
+      expect((await as('checklist hourly')).text).toMatch(/`\/backup checklist` takes `daily`, `weekly` or `monthly`\. Nothing was started\./);
+      expect(await checklist.count()).toBe(0);
+    });
   });
 });
