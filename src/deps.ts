@@ -73,7 +73,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   }
   const queues = createQueues(redis, config.queuePrefix);
   // S3_MODE=primary: S3 holds the backups; S3_MODE=copy: local primary, each finished backup copied to S3.
-  const { primary: storage, copies } = overrides.storage ? { primary: overrides.storage, copies: [] as Storage[] } : createStorageFromConfig(config, log);
+  const { primary: storage, copies } = overrides.storage ? { primary: overrides.storage, copies: [] as Storage[] } : await createStorageFromConfig(config, log);
   const slack = overrides.notifier ? null : slackWebClient(config, log);
   const notifier = overrides.notifier ?? new SlackNotifier(slack as WebClient, config.slack.channel);
   const pagerDuty = config.pagerduty.routingKey

@@ -65,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
       // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
       const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
       const [{ createStorageFromConfig }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
-      const { primary: storage } = createStorageFromConfig(config, log);
+      const { primary: storage } = await createStorageFromConfig(config, log);
       const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
       if (verb === 'list') return cliList(args, { config, storage, io });
       if (verb === 'check') {
@@ -86,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig(env, 'offline');
       const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
       const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
-      const { primary, copies } = createStorageFromConfig(config, log);
+      const { primary, copies } = await createStorageFromConfig(config, log);
       const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
       return cliRetention(args, { config, primary, copies, log, io });
     }

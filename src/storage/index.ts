@@ -20,5 +20,6 @@ export {
 } from './manifest.ts';
 export { RECORDS_DIR } from './record-files.ts';
 export { RecordIdSchema, RecordKind, RestoreRecordSchema, newRecordId, type RestoreRecord } from './restore-record.ts';
-export { S3Storage, type S3StorageOptions } from './s3-storage.ts';
+// Types only: the S3 module (and the AWS SDK) loads when S3 is configured (createStorageFromConfig).
+export type { S3Storage, S3StorageOptions } from './s3-storage.ts';
 export { copyBackup, copyToAll, createStorageFromConfig, type CopyOutcome, type CopyResult } from './copy.ts';

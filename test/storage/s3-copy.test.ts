@@ -3,7 +3,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
-import { copyBackup, copyToAll, createStorageFromConfig, LocalStorage, S3Storage } from '../../src/storage/index.ts';
+import { copyBackup, copyToAll, createStorageFromConfig, LocalStorage } from '../../src/storage/index.ts';
+import { S3Storage } from '../../src/storage/s3-storage.ts';
 import { storeBackup } from '../fixtures/backups.ts';
 import { rawBucket, startS3Server, TEST_CREDENTIALS, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
 import { tempRoot } from './fixtures.ts';
@@ -128,23 +129,23 @@ describe('createStorageFromConfig', () => {
   const s3 = { bucket: 'b', prefix: 'pgbb/prod', region: 'eu-west-1', endpoint: 'http://127.0.0.1:9', forcePathStyle: true };
   const extra = { credentials: TEST_CREDENTIALS };
 
-  it('uses the local directory alone without S3', () => {
-    const { primary, copies } = createStorageFromConfig({ backupDir: '/tmp/pgbb-x' }, log, extra);
+  it('uses the local directory alone without S3', async () => {
+    const { primary, copies } = await createStorageFromConfig({ backupDir: '/tmp/pgbb-x' }, log, extra);
     expect(primary).toBeInstanceOf(LocalStorage);
     expect(primary.describe()).toBe('local:/tmp/pgbb-x');
     expect(copies).toEqual([]);
   });
 
-  it('makes S3 the primary store in primary mode', () => {
-    const { primary, copies } = createStorageFromConfig({ backupDir: '/tmp/pgbb-x', s3: { ...s3, mode: 'primary' } }, log, extra);
+  it('makes S3 the primary store in primary mode', async () => {
+    const { primary, copies } = await createStorageFromConfig({ backupDir: '/tmp/pgbb-x', s3: { ...s3, mode: 'primary' } }, log, extra);
     expect(primary).toBeInstanceOf(S3Storage);
     expect(primary.describe()).toBe('s3://b/pgbb/prod');
     expect(copies).toEqual([]);
     (primary as S3Storage).destroy();
   });
 
-  it('copies to S3 after the local backup in copy mode', () => {
-    const { primary, copies } = createStorageFromConfig({ backupDir: '/tmp/pgbb-x', s3: { ...s3, mode: 'copy' } }, log, extra);
+  it('copies to S3 after the local backup in copy mode', async () => {
+    const { primary, copies } = await createStorageFromConfig({ backupDir: '/tmp/pgbb-x', s3: { ...s3, mode: 'copy' } }, log, extra);
     expect(primary).toBeInstanceOf(LocalStorage);
     expect(copies.map((c) => c.describe())).toEqual(['s3://b/pgbb/prod']);
     for (const c of copies) (c as S3Storage).destroy();
