@@ -401,8 +401,8 @@ Benchmarks are never part of \`npm test\`.
 Legs: **A** bare \`pg_dump -Fc -Z0\` (the floor); **B** the seed recipe (\`pg_dump -Fc -Z9\` then \`gzip\`);
 **C** this project's CLI (\`node bin/pg-backup-bot.js backup\`, output = every file under BACKUP_DIR, which
 must include manifest.json; the CLI legs get a config file of the bench's own: \`encryption: none\`,
-restore tests with \`-j 2\` and no smoke queries); **C'** the raw pipeline \`pg_dump -Fc -Z0 | zstd -T0 -1\`
-through execa, as a reference for what C can reach. Sizes in MB (10^6 bytes); RSS is the kernel's VmHWM in MiB, polled every 50 ms.
+restore tests with \`-j 2\` and no smoke queries); **W** the same backup taken by an already-running worker (\`node bin/pg-backup-bot.js worker\`, started before the clock) through the backup queue, as \`/backup now\` and the schedules take it: no process start-up, timed from the enqueue to the job's completion, RSS is the worker's; **C'** the raw pipeline \`pg_dump -Fc -Z0 | zstd -T0 -1\`
+through execa, as a reference for what C can reach. Sizes in MB (10^6 bytes); RSS is the kernel's VmHWM in MiB, polled every 50 ms (new descendants found every 250 ms); machine CPU is what /proc/stat says the whole machine was busy for during the leg.
 
 Restore legs, all on the backup leg C made in the last round (or one extra untimed CLI backup when C does not
 run), each into a fresh database: **R1** bare \`zstd -dc | pg_restore\` (one job, from a pipe); **R2** bare
