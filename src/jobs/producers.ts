@@ -42,8 +42,15 @@ async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, jobId: str
   return { jobId: id, duplicate: id !== jobId };
 }
 
-/** One backup per target at a time. */
-export function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData): Promise<Enqueued> {
+/**
+ * One backup per target at a time. Deduplication covers the jobs made here; a schedule's job carries none
+ * (BullMQ ignores it for scheduler jobs), so a running backup of the target is looked for first and answered
+ * with like a duplicate. The worker's per-target lock (target-lock.ts) covers the moment in between.
+ */
+export async function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData): Promise<Enqueued> {
+  const active = await withDeadline(1000, queue.getJobs(['active']), 'looking for a running backup');
+  const running = active.find((j) => j?.data?.target === data.target);
+  if (running?.id) return { jobId: running.id, duplicate: true };
   return enqueueOnce(queue, 'backup', data, `backup-${data.target}-${randomUUID()}`, `backup-${data.target}`, 'queueing the backup');
 }
 

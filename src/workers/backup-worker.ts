@@ -1,4 +1,6 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { backupLockKey, tryTargetLock } from '../jobs/target-lock.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
@@ -27,6 +29,8 @@ export interface BackupWorkerDeps {
   copies?: Storage[];
   log: Logger;
   now?: () => Date;
+  /** One backup per target across every worker (jobs/target-lock.ts); without it (unit tests) no lock is taken. */
+  lock?: { redis: Redis; prefix: string; retryMs?: number };
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
   progressIntervalMs?: number;
   /** Where a pre-migration backup hands on: its restore test, or (failed) its checklist. */
@@ -38,8 +42,29 @@ export interface BackupWorkerDeps {
  * details in its thread; a page on failure, a resolve on the next success. Slack trouble never fails a backup.
  */
 export function backupProcessor(deps: BackupWorkerDeps) {
+  const run = runBackupJob(deps);
+  return async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
+    if (!deps.lock) return run(job, signal);
+    const key = backupLockKey(deps.lock.prefix, job.data.target);
+    const lock = await tryTargetLock(deps.lock.redis, key, job.id ?? 'unknown');
+    if (!lock) {
+      // Another backup of this target is running (a schedule's beside a manual one): wait for it, quietly.
+      const holder = await deps.lock.redis.get(key);
+      deps.log.info({ jobId: job.id, target: job.data.target, holder }, 'another backup of this target is running; this one waits');
+      await job.moveToDelayed(Date.now() + (deps.lock.retryMs ?? 30_000), token);
+      throw new DelayedError();
+    }
+    try {
+      return await run(job, signal);
+    } finally {
+      await lock.release();
+    }
+  };
+}
+
+function runBackupJob(deps: BackupWorkerDeps) {
   const now = deps.now ?? (() => new Date());
-  return async (job: Job<BackupJobData>, _token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
+  return async (job: Job<BackupJobData>, signal?: AbortSignal): Promise<{ backupId: string }> => {
     const data = job.data;
     const jobId = job.id ?? 'unknown';
     const log = deps.log.child({ jobId, target: data.target, attempt: job.attemptsMade + 1 });

@@ -27,6 +27,8 @@ export interface WorkerOptions {
   /** Upsert the periodic jobs (health checks) at start; tests turn this off and run the processors themselves. */
   schedules?: boolean;
   progressIntervalMs?: number;
+  /** How long a backup waits before trying again when another backup of its target runs (default 30 s). */
+  backupLockRetryMs?: number;
 }
 
 /** Starts one BullMQ worker per job kind on the shared Redis; more hosts running `worker` scale out. */
@@ -43,6 +45,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       runs: deps.runs,
       copies: deps.copies,
       preMigration: { restoreTest: deps.queues.restoreTest, checklist: deps.queues.checklist },
+      lock: { redis: deps.workerRedis, prefix, ...(options.backupLockRetryMs !== undefined ? { retryMs: options.backupLockRetryMs } : {}) },
       log: log.child({ worker: 'backup' }),
       ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
     }),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { backupCommand } from '../../src/commands/backup-command.ts';
@@ -55,6 +55,36 @@ describe('/backup on real queues', () => {
       await as('pre-migration JIRA-1');
       expect((await as('pre-migration JIRA-2')).text).toMatch(/^The pre-migration backup \*JIRA-1\* of \*shop\* is already queued or running .* no pre-migration backup \*JIRA-2\* was started/);
       expect(await queue.count()).toBe(1);
+    });
+  });
+
+  describe('now, while a scheduled backup of the target runs', () => {
+    it('answers with the running job instead of queueing a second dump (schedules carry no deduplication id)', async () => {
+      const job = await queue.add('scheduled-backup', {
+        target: 'shop',
+        kind: 'scheduled',
+        label: null,
+        requestedBy: { source: 'schedule', userName: 'schedule daily' },
+        schedule: { id: 'daily', retentionClass: 'daily', keepDays: 30 },
+      });
+      // A worker that holds the job active, as a dump in progress does.
+      let release = () => {};
+      const gate = new Promise<void>((r) => (release = r));
+      let started = () => {};
+      const active = new Promise<void>((r) => (started = r));
+      const worker = new Worker(queue.name, async () => {
+        started();
+        await gate;
+      }, { connection: redis.duplicate(), prefix: queue.opts.prefix ?? '' });
+      try {
+        await active;
+        const reply = await as('now');
+        expect(reply.text).toBe(`A backup of *shop* is already queued or running: job \`${job.id}\`. Its result will be posted in #incidents; no second dump was started.`);
+        expect(await queue.getJobCounts('waiting', 'delayed')).toEqual({ waiting: 0, delayed: 0 });
+      } finally {
+        release();
+        await worker.close();
+      }
     });
   });
 

@@ -1,3 +1,4 @@
+import type { WorkerOptions } from '../../src/workers/index.ts';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -47,7 +48,14 @@ export async function loadSampleSchema(url: string): Promise<void> {
  */
 export const APP_TOKEN = 'xapp-1-A0PGBBAPP-test';
 
-export async function startHarness(opts: { pgUrl: string; redisUrl: string; pagerDuty?: boolean; socketMode?: boolean; env?: Record<string, string> }): Promise<Harness> {
+export async function startHarness(opts: {
+  pgUrl: string;
+  redisUrl: string;
+  pagerDuty?: boolean;
+  socketMode?: boolean;
+  env?: Record<string, string>;
+  workerOptions?: WorkerOptions;
+}): Promise<Harness> {
   const slack = await startSlackServer({ botToken: BOT_TOKEN, channels: { incidents: CHANNEL_ID }, ...(opts.socketMode ? { appToken: APP_TOKEN } : {}) });
   const pd = await startPagerDutyServer({ routingKey: ROUTING_KEY });
   const source = await createTestDatabase(opts.pgUrl, 'src');
@@ -86,7 +94,7 @@ export async function startHarness(opts: { pgUrl: string; redisUrl: string; page
       },
     }),
   });
-  const service = await startService(config, log, 'all', { pagerDutyCa: pd.ca, workerOptions: { progressIntervalMs: 0, schedules: false } });
+  const service = await startService(config, log, 'all', { pagerDutyCa: pd.ca, workerOptions: { progressIntervalMs: 0, schedules: false, ...opts.workerOptions } });
   return {
     config,
     service,
