@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { copyBackup, copyToAll, createStorageFromConfig, LocalStorage } from '../../src/storage/index.ts';
 import { S3Storage } from '../../src/storage/s3-storage.ts';
 import { storeBackup } from '../fixtures/backups.ts';
-import { rawBucket, startS3Server, TEST_CREDENTIALS, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
+import { TEST_CREDENTIALS, testS3Storage, useS3Server, type RawBucket, type TestS3Server } from '../support/s3-server.ts';
 import { tempRoot } from './fixtures.ts';
 
 const log = createLogger({ level: 'silent' });
@@ -14,19 +14,15 @@ const MiB = 1024 * 1024;
 
 describe('copyBackup between local storage and S3', () => {
   let server: TestS3Server;
-  let raw: ReturnType<typeof rawBucket>;
+  let raw: RawBucket;
   let local: LocalStorage;
   let root: string;
   let cleanup: () => Promise<void>;
   let s3: S3Storage;
   let n = 0;
-  beforeAll(async () => {
-    server = await startS3Server();
-    raw = rawBucket(server);
-  });
-  afterAll(async () => {
-    raw?.destroy();
-    await server?.close();
+  useS3Server((s, r) => {
+    server = s;
+    raw = r;
   });
   beforeEach(async () => {
     ({ root, storage: local, cleanup } = await tempRoot());

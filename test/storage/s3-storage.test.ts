@@ -1,19 +1,15 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
 import type { Storage } from '../../src/storage/types.ts';
 import { storeBackup } from '../fixtures/backups.ts';
-import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
+import { testS3Storage, useS3Server, type RawBucket, type TestS3Server } from '../support/s3-server.ts';
 import { storageContract, type StorageBackend } from './storage-contract.ts';
 
 let server: TestS3Server;
-let raw: ReturnType<typeof rawBucket>;
-beforeAll(async () => {
-  server = await startS3Server();
-  raw = rawBucket(server);
-});
-afterAll(async () => {
-  raw?.destroy();
-  await server?.close();
+let raw: RawBucket;
+useS3Server((s, r) => {
+  server = s;
+  raw = r;
 });
 
 // Each test gets its own prefix in the shared bucket, so none sees another's objects.

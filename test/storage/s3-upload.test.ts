@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
-import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
+import { startS3Server, testS3Storage, useS3Server, type RawBucket, type TestS3Server } from '../support/s3-server.ts';
 import { makeManifest } from '../fixtures/backups.ts';
 
 const MiB = 1024 * 1024;
@@ -26,14 +26,10 @@ function sha256(data: Buffer): string {
 
 describe('S3Storage uploads', () => {
   let server: TestS3Server;
-  let raw: ReturnType<typeof rawBucket>;
-  beforeAll(async () => {
-    server = await startS3Server();
-    raw = rawBucket(server);
-  });
-  afterAll(async () => {
-    raw?.destroy();
-    await server?.close();
+  let raw: RawBucket;
+  useS3Server((s, r) => {
+    server = s;
+    raw = r;
   });
 
   it('streams a file larger than a part as a multipart upload whose sha256 reads back through openArtifact', async () => {

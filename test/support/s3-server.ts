@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
@@ -144,4 +145,24 @@ export function rawBucket(server: TestS3Server) {
     delete: (key: string) => client.send(new DeleteObjectCommand({ Bucket, Key: key })).then(() => undefined),
     destroy: () => client.destroy(),
   };
+}
+
+export type RawBucket = ReturnType<typeof rawBucket>;
+
+/**
+ * One S3 server for the calling file (or describe block): started before its tests, closed after them; `use`
+ * receives the server and raw access to its bucket.
+ */
+export function useS3Server(use: (server: TestS3Server, raw: RawBucket) => void): void {
+  let server: TestS3Server | undefined;
+  let raw: RawBucket | undefined;
+  beforeAll(async () => {
+    server = await startS3Server();
+    raw = rawBucket(server);
+    use(server, raw);
+  });
+  afterAll(async () => {
+    raw?.destroy();
+    await server?.close();
+  });
 }
