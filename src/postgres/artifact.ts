@@ -62,6 +62,7 @@ export async function dumpToArtifact(o: DumpToArtifactOptions): Promise<DumpedAr
       zstd: o.zstd,
       level: o.level,
       destination: writer.stream,
+      destinationPath: writer.path,
       signal: o.signal,
       rawCounting: o.rawCounting ?? 'zstd',
       onProgress: o.onProgress,

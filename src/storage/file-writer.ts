@@ -20,6 +20,7 @@ export async function openFileWriter(partial: string, final: string, fail: (err:
   const closed = () => (stream.closed ? Promise.resolve() : new Promise<void>((done) => stream.once('close', () => done())));
   return {
     stream,
+    path: partial,
     async commit() {
       if (state === 'committed') return;
       if (state === 'aborted') throw new Error(`commit() after abort() of ${final}`);

@@ -5,6 +5,11 @@ import type { RecordKind, RestoreRecord } from './restore-record.ts';
 /** One file of a backup being written: bytes land under a temporary name until `commit()`. */
 export interface ArtifactWriter {
   stream: Writable;
+  /**
+   * The local file `stream` writes, when there is one: a tool may write it directly instead (tool-pipe.ts), and
+   * then `stream` is only ended, empty, before `commit()`.
+   */
+  path?: string;
   /** Makes the file visible under its final name (after the stream has finished). */
   commit(): Promise<void>;
   /** Drops whatever was written. Safe to call after a failure, twice, or after commit (then it is a no-op). */

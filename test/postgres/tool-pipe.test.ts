@@ -1,5 +1,10 @@
-import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseZstdSummary, runToolIntoZstd, ToolPipeError } from '../../src/postgres/tool-pipe.ts';
 
 const sink = () =>
@@ -25,6 +30,66 @@ describe('runToolIntoZstd', () => {
     expect(r.bytes).toBeGreaterThan(0);
     expect(r.bytes).toBeLessThan(10_000);
     expect(r.sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('runToolIntoZstd into a local file (tee | sha256sum, nothing through Node)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-native-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  // The writer's own stream: the native chain must leave it empty and end it.
+  const unused = () => {
+    const s = new PassThrough();
+    let wrote = 0;
+    s.on('data', (c: Buffer) => (wrote += c.length));
+    return { s, wrote: () => wrote };
+  };
+
+  it('writes the file itself, hashes exactly what it wrote, and ends the writer stream empty', async () => {
+    const path = join(dir, 'ok.zst.partial');
+    await writeFile(path, '', { mode: 0o600 });
+    const w = unused();
+    const r = await runToolIntoZstd({ command: 'head', args: ['-c', '3000000', '/dev/urandom'], env: {}, zstd: 'zstd', level: 1, destination: w.s, destinationPath: path });
+    const stored = await readFile(path);
+    expect(r.bytes).toBe(stored.length);
+    expect(r.sha256).toBe(createHash('sha256').update(stored).digest('hex'));
+    expect(r.rawBytes).toBe(3_000_000);
+    await finished(w.s);
+    expect(w.wrote()).toBe(0);
+  });
+
+  it('reports a full disk as a write failure with ENOSPC as its cause', async () => {
+    const err = await runToolIntoZstd({ command: 'head', args: ['-c', '3000000', '/dev/urandom'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: '/dev/full' }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ToolPipeError);
+    expect((err as ToolPipeError).stage).toBe('write');
+    expect(((err as ToolPipeError).cause as NodeJS.ErrnoException).code).toBe('ENOSPC');
+  });
+
+  it('fails when the tool fails, even though zstd ends a well-formed stream', async () => {
+    const path = join(dir, 'tool.zst.partial');
+    await writeFile(path, '', { mode: 0o600 });
+    const err = await runToolIntoZstd({ command: 'sh', args: ['-c', 'head -c 100000 /dev/urandom; exit 3'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: path }).catch(
+      (e: unknown) => e,
+    );
+    expect((err as ToolPipeError).stage).toBe('tool');
+    expect((err as ToolPipeError).exit).toBe('exit code 3');
+  });
+
+  it('stops every stage when canceled', async () => {
+    const path = join(dir, 'cancel.zst.partial');
+    await writeFile(path, '', { mode: 0o600 });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const err = await runToolIntoZstd({ command: 'cat', args: ['/dev/urandom'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: path, signal: ac.signal }).catch(
+      (e: unknown) => e,
+    );
+    expect((err as ToolPipeError).stage).toBe('canceled');
   });
 });
 
