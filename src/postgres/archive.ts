@@ -15,6 +15,7 @@ import type { Manifest } from '../storage/manifest.ts';
 import type { Storage } from '../storage/types.ts';
 import { firstErrorLine } from './failures.ts';
 import { plaintextOf } from './decryption.ts';
+import { childOptions, closeWhenGone } from './child-pipes.ts';
 import { collectOutput } from './output-tail.ts';
 
 /**
@@ -97,8 +98,6 @@ export interface OpenArchiveOptions {
   log: Logger;
 }
 
-const common = (signal: AbortSignal | undefined) =>
-  ({ ...(signal ? { cancelSignal: signal } : {}), forceKillAfterDelay: 5_000, reject: false, buffer: false }) as const;
 
 function describeExit(r: { signal?: string | undefined; exitCode?: number | undefined }): string {
   if (r.signal) return `killed by ${r.signal}`;
@@ -136,7 +135,7 @@ async function decompressToFile(o: OpenArchiveOptions, file: string, tempRoot: s
     else source = ageCmd ? stored : await plaintextOf(o.manifest, a, stored, o.identity);
     const zstdReadsFile = toolReadsFile && !ageCmd;
     const zstd = execa(o.zstd, zstdReadsFile && storedPath ? ['-dc', '-q', '--', storedPath] : ['-dc', '-q'], {
-      ...common(o.signal),
+      ...childOptions(o.signal),
       stdin: zstdReadsFile ? 'ignore' : 'pipe',
       stdout: out,
       stderr: 'pipe',
@@ -147,7 +146,7 @@ async function decompressToFile(o: OpenArchiveOptions, file: string, tempRoot: s
     const age =
       ageCmd && zstd.stdin
         ? execa(ageCmd.path, ['-d', '-i', resolve(ageCmd.identityFile), ...(toolReadsFile && storedPath ? [storedPath] : [])], {
-            ...common(o.signal),
+            ...childOptions(o.signal),
             env: { PATH: process.env.PATH ?? '' },
             extendEnv: false,
             stdin: toolReadsFile ? 'ignore' : 'pipe',
@@ -156,12 +155,8 @@ async function decompressToFile(o: OpenArchiveOptions, file: string, tempRoot: s
           })
         : undefined;
     const ageStderr = age ? collectOutput(age.stderr) : undefined;
-    if (age) {
-      // age holds its own copy of zstd's stdin; ours must close too, or zstd never sees end-of-file.
-      const endZstdInput = () => setImmediate(() => zstd.stdin && !zstd.stdin.writableEnded && !zstd.stdin.destroyed && zstd.stdin.end());
-      age.once('exit', endZstdInput);
-      age.once('error', endZstdInput);
-    }
+    // age holds its own copy of zstd's stdin; ours must close too, or zstd never sees end-of-file.
+    if (age) closeWhenGone(age, zstd.stdin);
     let decryptError: unknown;
     if (source && source !== stored) source.once('error', (err) => (decryptError ??= err));
     const sink = age ? age.stdin : zstd.stdin;
@@ -207,7 +202,7 @@ async function decompressor(o: OpenArchiveOptions) {
   const stored = await o.storage.openArtifact(o.manifest.target, o.manifest.backupId, a.file);
   // A wrong or missing identity fails here, before zstd or pg_restore start.
   const source = await plaintextOf(o.manifest, a, stored, o.identity);
-  const zstd = execa(o.zstd, ['-dc', '-q'], { ...common(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  const zstd = execa(o.zstd, ['-dc', '-q'], { ...childOptions(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
   const stderr = collectOutput(zstd.stderr);
   // A chunk that fails authentication errors the decrypting stream first; pipeline() then destroys the rest with
   // that error, so the first to report it is the cause. zstd then sees a short stream: the cause is the decryption.
@@ -240,7 +235,7 @@ async function decompressor(o: OpenArchiveOptions) {
 async function runPgRestore(o: OpenArchiveOptions, args: string[], r: PgRestoreIo & { stdin: 'ignore' | 'pipe' }) {
   // Credentials come from env (libpq variables + PGPASSFILE), never argv.
   const child = execa(o.pgRestore, args, {
-    ...common(o.signal),
+    ...childOptions(o.signal),
     env: r.env,
     extendEnv: false,
     stdin: r.stdin,

@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
+import { childOptions, closeWhenGone } from './child-pipes.ts';
 import { collectOutput } from './output-tail.ts';
 
 /**
@@ -97,7 +98,7 @@ function describeExit(r: { signal?: string | undefined; exitCode?: number | unde
 export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResult> {
   const mode = o.rawCounting ?? 'zstd';
   if (o.destinationPath && !o.encrypt && mode === 'zstd' && (await hasCoreutils())) return runNative(o, o.destinationPath);
-  const common = { ...(o.signal ? { cancelSignal: o.signal } : {}), forceKillAfterDelay: 5_000, reject: false, buffer: false } as const;
+  const common = childOptions(o.signal);
   // Spawned first: its stdin becomes zstd's stdout, as zstd's stdin becomes the tool's.
   const age = o.encryptCommand
     ? execa(o.encryptCommand.command, o.encryptCommand.args, { ...common, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
@@ -110,12 +111,8 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
     stderr: 'pipe',
   });
   const zstdStderr = collectOutput(zstd.stderr);
-  if (age) {
-    // Our copy of age's stdin must close too once zstd is gone, or age never sees end-of-file.
-    const endAgeInput = () => setImmediate(() => !age.stdin.writableEnded && !age.stdin.destroyed && age.stdin.end());
-    zstd.once('exit', endAgeInput);
-    zstd.once('error', endAgeInput);
-  }
+  // Our copy of age's stdin must close too once zstd is gone, or age never sees end-of-file.
+  if (age) closeWhenGone(zstd, age.stdin);
   // The URL and password live in env (libpq variables + PGPASSFILE), never in args.
   const tool = execa(o.command, o.args, {
     ...common,
@@ -126,15 +123,9 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
     stderr: 'pipe',
   });
   const toolStderr = collectOutput(tool.stderr);
-  // The tool holds its own copy of zstd's stdin; ours must close too or zstd never sees end-of-file. Closing
-  // it only once the tool has exited keeps execa from reporting the tool's stdout as closed prematurely. In
-  // 'node' mode the input pipeline ends it, unless the tool never started.
-  const endZstdInput = () =>
-    setImmediate(() => {
-      if (!zstd.stdin.writableEnded && !zstd.stdin.destroyed) zstd.stdin.end();
-    });
-  if (mode === 'zstd') tool.once('exit', endZstdInput);
-  tool.once('error', endZstdInput);
+  // The tool holds its own copy of zstd's stdin. In 'node' mode the input pipeline ends it, unless the tool never
+  // started.
+  closeWhenGone(tool, zstd.stdin, mode === 'zstd' ? ['exit', 'error'] : ['error']);
 
   const hash = createHash('sha256');
   let bytes = 0;
@@ -231,7 +222,7 @@ function hasCoreutils(): Promise<boolean> {
  * the way raised a worker's peak memory by about 50 MiB, waiting for garbage collection.
  */
 async function runNative(o: ToolPipeOptions, path: string): Promise<ToolPipeResult> {
-  const common = { ...(o.signal ? { cancelSignal: o.signal } : {}), forceKillAfterDelay: 5_000, reject: false, buffer: false } as const;
+  const common = childOptions(o.signal);
   const bare = { env: { PATH: process.env.PATH ?? '' }, extendEnv: false } as const;
   // Spawned from the end of the chain: each one's stdin pipe becomes the stdout of the stage before it.
   const sum = execa('sha256sum', ['-b'], { ...common, ...bare, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
@@ -249,16 +240,11 @@ async function runNative(o: ToolPipeOptions, path: string): Promise<ToolPipeResu
   // The URL and password live in env (libpq variables + PGPASSFILE), never in args.
   const tool = execa(o.command, o.args, { ...common, env: o.env, extendEnv: false, stdin: 'ignore', stdout: zstd.stdin, stderr: 'pipe' });
   const toolStderr = collectOutput(tool.stderr);
-  // Each pipe's writer holds its own copy; ours must close once it has exited, or the reader never sees the end.
-  const endAfter = (writer: { once(e: 'exit' | 'error', f: () => void): unknown }, pipe: Writable | null) => {
-    const end = () => setImmediate(() => pipe && !pipe.writableEnded && !pipe.destroyed && pipe.end());
-    writer.once('exit', end);
-    writer.once('error', end);
-  };
-  endAfter(tool, zstd.stdin);
-  endAfter(zstd, age ? age.stdin : tee.stdin);
-  if (age) endAfter(age, tee.stdin);
-  endAfter(tee, sum.stdin);
+  // Each pipe's writer holds its own copy; ours closes once that writer has exited.
+  closeWhenGone(tool, zstd.stdin);
+  closeWhenGone(zstd, age ? age.stdin : tee.stdin);
+  if (age) closeWhenGone(age, tee.stdin);
+  closeWhenGone(tee, sum.stdin);
   let settled = false;
   const ticker = setInterval(() => {
     if (!o.onProgress) return;

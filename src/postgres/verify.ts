@@ -2,6 +2,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { BotError } from '../errors.ts';
+import { childOptions } from './child-pipes.ts';
 import { collectOutput } from './output-tail.ts';
 
 /**
@@ -29,7 +30,7 @@ export async function verifyArtifact(o: {
   mode: VerifyMode;
   signal?: AbortSignal | undefined;
 }): Promise<VerifyResult> {
-  const common = { ...(o.signal ? { cancelSignal: o.signal } : {}), forceKillAfterDelay: 5_000, reject: false, buffer: false } as const;
+  const common = childOptions(o.signal);
   const zstd = execa(o.zstd, ['-dc'], { ...common, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
   const zstdErr = collectOutput(zstd.stderr);
   // --list needs no connection: pg_restore only parses the archive.
