@@ -96,7 +96,7 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   // While the checksums are computed, the archive is decompressed into the private temp file: both read the stored
   // file, from disk once, and the checksums cost almost no wall time. Nothing is restored — no scratch database
   // even exists — before every checksum matches; a mismatch stops the decompression and is the verdict.
-  // Stops the decompression when a checksum fails; follows our caller's signal for everything the archive runs.
+  // `early` stops the decompression when a checksum fails, and follows our caller's signal for all the archive runs.
   const early = new AbortController();
   const stopEarly = () => early.abort();
   o.signal?.addEventListener('abort', stopEarly, { once: true });
@@ -105,28 +105,26 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
     const zstd = await findZstd(o.zstdPath);
     // A wrong key fails here with one sentence; a damaged header too, but then the checksums speak first (below).
     await checkIdentityOpensBackup(m, o.storage, identity);
-    const archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: early.signal, identity, agePath: o.agePath, log });
-    return { tools, archive };
+    return openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: early.signal, identity, agePath: o.agePath, log });
   })();
   opening.catch(() => undefined);
+  // The checksums decided against restoring (or could not be read): stop and remove the decompression.
   const abandon = async () => {
     early.abort();
-    const opened = await opening.catch(() => undefined);
-    await opened?.archive.close().catch(() => undefined);
+    o.signal?.removeEventListener('abort', stopEarly);
+    await (await opening.catch(() => undefined))?.close().catch(() => undefined);
   };
   let sums: Awaited<typeof checking>;
   try {
     sums = await checking;
   } catch (err) {
     await abandon();
-    o.signal?.removeEventListener('abort', stopEarly);
     throw err;
   }
   checked.checksums = sums.checksums;
   if (sums.problems.length > 0) {
     // A corrupted artifact is the verdict; restoring it would only produce a more confusing one.
     await abandon();
-    o.signal?.removeEventListener('abort', stopEarly);
     problems.push(...sums.problems);
     log.warn({ problems }, 'restore test failed: checksum mismatch');
     return outcome();
@@ -136,8 +134,7 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   let archive: Archive | undefined;
   let failure: unknown;
   try {
-    const opened = await opening;
-    archive = opened.archive;
+    archive = await opening;
     await createDatabase(o.serverUrl, name);
     dropped = false;
     const tRestore = Date.now();
