@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { tryRedisLock, type RedisLock } from '../jobs/redis-lock.ts';
 import { selectedIds, type ChecklistItem, type ChecklistKind } from '../notifications/checklists.ts';
 import type { MessageRef } from '../notifications/types.ts';
 
@@ -56,11 +57,6 @@ if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'state', ARGV[3])
 return 1`;
 
-// Releases the lock only if it is still ours (it may have expired and been taken by someone else).
-const UNLOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
-
 export class ChecklistBusy extends Error {
   constructor() {
     super('the checklist is being changed by someone else');
@@ -100,14 +96,16 @@ export function createChecklistStore(redis: Redis, prefix: string, opts: { ttlSe
       const lock = `${key(ref)}:lock`;
       const token = randomBytes(12).toString('hex');
       const end = Date.now() + waitMs;
-      while ((await redis.set(lock, token, 'PX', lockMs, 'NX')) !== 'OK') {
+      let held: RedisLock | null;
+      while (!(held = await tryRedisLock(redis, lock, token, lockMs))) {
         if (Date.now() > end) throw new ChecklistBusy();
         await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
       }
       try {
         return await work();
       } finally {
-        await redis.eval(UNLOCK, 1, lock, token).catch(() => undefined);
+        // Released only if still ours (it may have expired and been taken by someone else).
+        await held.release();
       }
     },
   };

@@ -45,7 +45,7 @@ async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, jobId: str
 /**
  * One backup per target at a time. Deduplication covers the jobs made here; a schedule's job carries none
  * (BullMQ ignores it for scheduler jobs), so a running backup of the target is looked for first and answered
- * with like a duplicate. The worker's per-target lock (target-lock.ts) covers the moment in between.
+ * with like a duplicate. The worker's per-target lock (redis-lock.ts) covers the moment in between.
  */
 export async function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData): Promise<Enqueued> {
   const active = await withDeadline(1000, queue.getJobs(['active']), 'looking for a running backup');

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { backupLockKey, tryTargetLock } from '../jobs/target-lock.ts';
+import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
@@ -29,7 +29,7 @@ export interface BackupWorkerDeps {
   copies?: Storage[];
   log: Logger;
   now?: () => Date;
-  /** One backup per target across every worker (jobs/target-lock.ts); without it (unit tests) no lock is taken. */
+  /** One backup per target across every worker (jobs/redis-lock.ts); without it (unit tests) no lock is taken. */
   lock?: { redis: Redis; prefix: string; retryMs?: number };
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
   progressIntervalMs?: number;
@@ -46,7 +46,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
   return async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
     if (!deps.lock) return run(job, signal);
     const key = backupLockKey(deps.lock.prefix, job.data.target);
-    const lock = await tryTargetLock(deps.lock.redis, key, job.id ?? 'unknown');
+    const lock = await tryRedisLock(deps.lock.redis, key, job.id ?? 'unknown');
     if (!lock) {
       // Another backup of this target is running (a schedule's beside a manual one): wait for it, quietly.
       const holder = await deps.lock.redis.get(key);
