@@ -11,7 +11,7 @@ import { formatBytes, formatDuration } from '../notifications/format.ts';
 import { listStoredBackup } from '../postgres/list-archive.ts';
 import { formatInZone } from '../schedules/time.ts';
 import type { Manifest } from '../storage/manifest.ts';
-import { planRetention } from '../storage/retention-plan.ts';
+import { failedRestoreTestIds, planRetention } from '../storage/retention-plan.ts';
 import type { Storage } from '../storage/types.ts';
 import { clock, periodStart, restoreTestPeriod, samePeriod, sizeAgainstWeek } from './evidence.ts';
 import type { RetentionRuns } from './retention-runs.ts';
@@ -73,10 +73,7 @@ const condition = (results: ConditionResult[], name: ConditionResult['condition'
 /** Backups past their deadline that retention should have deleted by `asOf` (the newest good one is always kept). */
 async function pastDeadline(ctx: VerifierContext, asOf: Date, target?: string): Promise<string[]> {
   const [backups, records] = await Promise.all([ctx.storage.list(target), ctx.storage.listRecords('restore-test', target)]);
-  const latest = new Map<string, boolean | null>();
-  for (const r of records) if (!latest.has(r.backupId)) latest.set(r.backupId, r.passed);
-  const failed = new Set([...latest].filter(([, p]) => p === false).map(([id]) => id));
-  const plan = planRetention({ backups, now: asOf, runningRestoreTests: new Set(), unfinished: [], failedRestoreTests: failed });
+  const plan = planRetention({ backups, now: asOf, runningRestoreTests: new Set(), unfinished: [], failedRestoreTests: failedRestoreTestIds(records) });
   return plan.delete.map((d) => `${d.backupId} (${d.reason})`);
 }
 

@@ -101,6 +101,16 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   return plan;
 }
 
+/**
+ * Backups whose latest restore test failed, from records newest first (listRecords' order): not "good", so never
+ * the one kept as a target's newest good backup.
+ */
+export function failedRestoreTestIds(records: ReadonlyArray<{ backupId: string; passed: boolean | null }>): Set<string> {
+  const latest = new Map<string, boolean | null>();
+  for (const r of records) if (!latest.has(r.backupId)) latest.set(r.backupId, r.passed);
+  return new Set([...latest].filter(([, passed]) => passed === false).map(([id]) => id));
+}
+
 /** The channel report: what was deleted (or, in a dry run, would be), and what was kept past its deadline and why. */
 export function retentionReport(plan: RetentionPlan, dryRun: boolean): string {
   const verb = dryRun ? 'Would delete' : 'Deleted';

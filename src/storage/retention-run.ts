@@ -1,6 +1,6 @@
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { planRetention, UNFINISHED_MAX_AGE_MS, type RetentionPlan } from './retention-plan.ts';
+import { failedRestoreTestIds, planRetention, UNFINISHED_MAX_AGE_MS, type RetentionPlan } from './retention-plan.ts';
 import type { Storage, UnfinishedBackup } from './types.ts';
 
 /**
@@ -91,19 +91,11 @@ async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, i
   return { plan, states: new Map(unfinished.map((u) => [u.backupId, u.state])) };
 }
 
-/** Backups whose latest restore test failed: not "good", so never the one kept as a target's newest good backup. */
-async function failedRestoreTests(primary: Storage): Promise<Set<string>> {
-  const latest = new Map<string, boolean | null>();
-  // Newest first: the first record of a backup is its latest test.
-  for (const r of await primary.listRecords('restore-test')) if (!latest.has(r.backupId)) latest.set(r.backupId, r.passed);
-  return new Set([...latest].filter(([, passed]) => passed === false).map(([id]) => id));
-}
-
 export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun> {
   const now = o.now ?? (() => new Date());
   // Records live with the primary; a copy's backups have the same ids, so one answer serves every storage. Not
   // knowing which backups failed their test could leave only a bad one kept: then nothing is deleted anywhere.
-  const failedTests = await failedRestoreTests(o.primary);
+  const failedTests = failedRestoreTestIds(await o.primary.listRecords('restore-test'));
   const storages: StorageRetention[] = [];
   const all = [{ storage: o.primary, role: 'primary' as const }, ...(o.copies ?? []).map((storage) => ({ storage, role: 'copy' as const }))];
   for (const { storage, role } of all) {
