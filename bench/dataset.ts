@@ -99,7 +99,7 @@ async function lane(url: string, seed: number, names: string[], sql: Record<stri
     for (const name of names) {
       const t0 = performance.now();
       await c.query(`begin; ${sql[name] ?? ''} commit;`);
-      await c.query(`vacuum (freeze, analyze) ${name}`); // hint bits set now, so no leg pays for them later
+      await c.query(`vacuum (freeze, analyze) ${name}`); // hint bits set now, so no leg pays for them later (see below)
       log(`  ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {
@@ -125,5 +125,12 @@ export async function buildDataset(adminUrl: string, dbName: string, scale: numb
   await c.query(FUNCTIONS).finally(() => c.end());
   const sql = tables(scale);
   await Promise.all(LANES.map((names, i) => lane(dbUrl, 0.1 * (i + 1), names, sql, log)));
+  // Once more with both lanes done. Each lane's VACUUM ran while the other lane's transaction was open, so it could
+  // not mark the pages it visited all-visible (measured: four of the five tables had no page in the visibility map).
+  // A database that autovacuum keeps looks like this one; a count(*) or index-only scan on the other would read
+  // every heap page where production would not.
+  const v = client(dbUrl);
+  await v.connect();
+  await v.query('vacuum (freeze, analyze)').finally(() => v.end());
   return dbUrl;
 }

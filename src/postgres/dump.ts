@@ -16,6 +16,7 @@ import { clientFailure, type FailureContext } from './failures.ts';
 import { dumpGlobals } from './globals.ts';
 import { openSnapshot, serverMajor, type Snapshot } from './snapshot.ts';
 import { findPgTools, findZstd } from './tools.ts';
+import { findNativeTools } from './tool-pipe.ts';
 import { verifyArtifact, type VerifyMode } from './verify.ts';
 
 /** The database artifact's name; `database.pgdump.zst.age` when encrypted (the manifest names the file). */
@@ -116,6 +117,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   // lives in memory only, for this backup (backup-encryption.ts): the worker keeps no secret key.
   const preparing = Promise.all([
     findZstd(o.zstdPath),
+    // Probed once per process (tee and a SHA-256 command); found now, the dump's pipeline starts without a wait.
+    findNativeTools(),
     encryption ? findAgeEngine(o.agePath) : undefined,
     encryption ? readBackKey() : undefined,
   ]);
@@ -128,7 +131,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     const snap = snapshot;
     if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
     const tools = await findPgTools({ serverMajor: serverMajor(snap.info.serverVersionNum), pgBinDir: o.pgBinDir });
-    const [zstd, ageEngine, readBack] = await preparing;
+    const [zstd, , ageEngine, readBack] = await preparing;
     log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId, encryption: ageEngine?.kind ?? 'none' }, 'snapshot exported');
 
     // Counting runs beside pg_dump, in the same exported snapshot: both read every table, and overlapping the two

@@ -33,9 +33,12 @@ export async function openSnapshot(url: string, options: { lockTimeoutMs?: numbe
   try {
     await client.connect();
     // A server-wide idle_in_transaction_session_timeout or statement_timeout would kill the snapshot or the
-    // counts halfway through a long dump.
+    // counts halfway through a long dump. The counts run beside pg_dump: parallel workers would only take CPU from
+    // it (and each count(*) would start its own), so they scan on this one backend.
     const lockTimeout = Math.max(0, Math.round(options.lockTimeoutMs ?? 0));
-    await client.query(`SET idle_in_transaction_session_timeout = 0; SET statement_timeout = 0; SET lock_timeout = ${lockTimeout}`);
+    await client.query(
+      `SET idle_in_transaction_session_timeout = 0; SET statement_timeout = 0; SET lock_timeout = ${lockTimeout}; SET max_parallel_workers_per_gather = 0`,
+    );
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
     const { rows: info } = await client.query<{

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseZstdSummary, runToolIntoZstd, ToolPipeError } from '../../src/postgres/tool-pipe.ts';
+import { findNativeTools, parseZstdSummary, runToolIntoZstd, ToolPipeError } from '../../src/postgres/tool-pipe.ts';
 
 const sink = () =>
   new Writable({
@@ -33,7 +33,7 @@ describe('runToolIntoZstd', () => {
   });
 });
 
-describe('runToolIntoZstd into a local file (tee | sha256sum, nothing through Node)', () => {
+describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing through Node)', () => {
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-native-'));
@@ -60,6 +60,39 @@ describe('runToolIntoZstd into a local file (tee | sha256sum, nothing through No
     expect(r.rawBytes).toBe(3_000_000);
     await finished(w.s);
     expect(w.wrote()).toBe(0);
+  });
+
+  it('hashes with OpenSSL when it is installed (SHA extensions), and sha256sum gives the same digest', async () => {
+    // .ci/run installs openssl; sha256sum is the fallback where it is missing.
+    expect(await findNativeTools()).toEqual({ command: 'openssl', args: ['dgst', '-sha256', '-r'] });
+    const digests: string[] = [];
+    for (const hasher of [{ command: 'openssl', args: ['dgst', '-sha256', '-r'] }, { command: 'sha256sum', args: ['-b'] }]) {
+      const path = join(dir, `${hasher.command}.zst.partial`);
+      await writeFile(path, '', { mode: 0o600 });
+      // Deterministic input: the same bytes go to both chains, so the stored files and digests must agree.
+      const r = await runToolIntoZstd({ command: 'head', args: ['-c', '2000000', '/dev/zero'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: path, hasher });
+      expect(r.sha256).toBe(createHash('sha256').update(await readFile(path)).digest('hex'));
+      digests.push(r.sha256);
+    }
+    expect(digests[0]).toBe(digests[1]);
+  });
+
+  it('fails the backup when the hashing command fails', async () => {
+    const path = join(dir, 'nohash.zst.partial');
+    await writeFile(path, '', { mode: 0o600 });
+    const err = await runToolIntoZstd({
+      command: 'head',
+      args: ['-c', '100000', '/dev/urandom'],
+      env: {},
+      zstd: 'zstd',
+      level: 1,
+      destination: unused().s,
+      destinationPath: path,
+      hasher: { command: 'openssl', args: ['dgst', '-no-such-digest'] },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ToolPipeError);
+    expect((err as ToolPipeError).stage).toBe('write');
+    expect((err as ToolPipeError).message).toMatch(/hashing the artifact failed/);
   });
 
   it('reports a full disk as a write failure with ENOSPC as its cause', async () => {
