@@ -92,6 +92,10 @@ function toolVersion(): string {
 export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   const now = o.now ?? (() => new Date());
   const startedAt = o.startedAt ?? now();
+  // Where the time went, in the 'backup written' log line (milliseconds since runBackup was called).
+  const t0 = performance.now();
+  const phases: Record<string, number> = {};
+  const mark = (phase: string) => (phases[phase] = Math.round(performance.now() - t0));
 
   const ctx: FailureContext = { tool: 'pg_dump', server: serverLabel(o.target.url), storage: o.storage.describe() };
   const progress = (p: BackupProgress) => {
@@ -132,6 +136,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
     const tools = await findPgTools({ serverMajor: serverMajor(snap.info.serverVersionNum), pgBinDir: o.pgBinDir });
     const [zstd, , ageEngine, readBack] = await preparing;
+    mark('snapshot');
     log.info({ pgDump: tools.pgDump, server: snap.info.serverVersion, snapshot: snap.snapshotId, encryption: ageEngine?.kind ?? 'none' }, 'snapshot exported');
 
     // Counting runs beside pg_dump, in the same exported snapshot: both read every table, and overlapping the two
@@ -203,9 +208,11 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
       return { database: db, globals: g.value, tables, objects };
     });
 
+    mark('dumped');
     progress({ phase: 'committing' });
     // Each commit syncs its file and then the directory; the two artifacts need not wait for each other.
     await Promise.all(writers.map((w) => w.commit()));
+    mark('committed');
     const file = database.artifact.file;
     // Without zstd's summary the raw size comes from reading everything back.
     const mode: VerifyMode = database.artifact.rawBytes === null ? 'full' : (o.verify ?? 'list');
@@ -213,6 +220,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     const checked = readBack
       ? await readBackEncrypted({ ...verify, storage: o.storage, target: o.target.name, backupId, file, identity: readBack.identity })
       : await verifyArtifact({ ...verify, source: await o.storage.openArtifact(o.target.name, backupId, file) });
+    mark('verified');
     const rawBytes = database.artifact.rawBytes ?? checked.rawBytes ?? 0;
     const artifacts = [{ ...database.artifact, rawBytes }];
     if (globals.dumped) artifacts.push({ ...globals.dumped.artifact, rawBytes: globals.dumped.artifact.rawBytes ?? 0 });
@@ -247,7 +255,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     };
     // Written last: from this moment on the backup exists.
     await o.storage.writeManifest(manifest);
-    log.info({ bytes: rawBytes, tocEntries: checked.tocEntries, ms: manifest.durationMs }, 'backup written');
+    mark('manifest');
+    log.info({ bytes: rawBytes, tocEntries: checked.tocEntries, ms: manifest.durationMs, phases }, 'backup written');
     return manifest;
   } catch (err) {
     const failure = toBotError(err, ctx, o.signal);
