@@ -132,12 +132,13 @@ export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelM
   };
 }
 
-export function restoreFinished(s: RestoreSelectionInfo, r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }> }): ChannelMessage {
+/** `lost`: the worker died mid-restore, so what the database holds is not known (the reason says so). */
+export function restoreFinished(s: RestoreSelectionInfo, r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }>; lost?: boolean }): ChannelMessage {
   const ok = r.problems.length === 0;
   const rows = r.tables.map((t) => `\`${t.name}\` ${formatCount(t.rows)} rows`).join(', ');
   const head = ok
     ? `:white_check_mark: Restored ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` in ${formatDuration(r.restoreMs)}${rows ? `: ${rows}` : ''}`
-    : `:x: Restore of ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` FAILED: ${escapeMrkdwn(r.problems[0] ?? '')}${s.create ? '' : ' The database was left as it was (one transaction).'}`;
+    : `:x: Restore of ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` FAILED: ${escapeMrkdwn(r.problems[0] ?? '')}${s.create || r.lost ? '' : ' The database was left as it was (one transaction).'}`;
   return {
     text: ok ? `Restored into ${s.database} from ${s.backupId}` : `Restore into ${s.database} FAILED: ${r.problems[0] ?? ''}`,
     blocks: [

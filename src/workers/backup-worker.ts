@@ -18,6 +18,7 @@ import { copyToAll } from '../storage/copy.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { Storage } from '../storage/types.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
+import { LOST_JOB_REASON } from './lost-jobs.ts';
 
 export interface BackupWorkerDeps {
   config: Config;
@@ -62,13 +63,66 @@ export function backupProcessor(deps: BackupWorkerDeps) {
   };
 }
 
+const requestInfo = (job: Job<BackupJobData>): BackupRequestInfo => {
+  const d = job.data;
+  return { target: d.target, jobId: job.id ?? 'unknown', requestedBy: d.requestedBy, kind: d.kind, label: d.label, schedule: d.schedule };
+};
+
+/**
+ * A failed backup, said everywhere it must be: the run log (health, checklists), a PagerDuty trigger, the channel
+ * message (updated in place when there is one), and a pre-migration backup's checklist ("do not migrate").
+ */
+async function reportBackupFailure(
+  deps: BackupWorkerDeps,
+  job: Job<BackupJobData>,
+  o: { anchor: MessageRef | undefined; reason: string; backupId: string | null; detail?: string | undefined; log: Logger },
+): Promise<void> {
+  const data = job.data;
+  const jobId = job.id ?? 'unknown';
+  const now = deps.now ?? (() => new Date());
+  const say = quietNotifier(deps.notifier, o.log);
+  await deps.runs.record(data.target, { ok: false, at: now(), reason: o.reason, jobId }).catch((e: unknown) => o.log.warn({ err: e }, 'could not record the run'));
+  const escalation = await deps.escalation
+    .failed(data.target, 'backup', {
+      summary: `Backup of ${data.target} failed: ${o.reason}`,
+      severity: 'error',
+      details: { jobId, target: data.target, ...(o.backupId ? { backupId: o.backupId } : {}), reason: o.reason, requestedBy: data.requestedBy.userName ?? data.requestedBy.source },
+    })
+    .catch((e: unknown) => {
+      o.log.error({ err: e }, 'could not queue the PagerDuty trigger');
+      return 'PagerDuty could NOT be paged (Redis error, see logs)';
+    });
+  const verdict = backupFailed(requestInfo(job), o.reason, escalation);
+  if (o.anchor) {
+    await say.update(o.anchor, verdict);
+    if (o.detail) await say.reply(o.anchor, failureDetails(o.detail));
+  } else {
+    await say.post(verdict);
+  }
+  await handOffPreMigration(deps.preMigration, data, jobId, { reason: o.reason }, o.log);
+}
+
+/**
+ * A backup job BullMQ gave up on without our processor: its worker died mid-dump, and so did the retry (the
+ * stalled-job check moves it to failed and only emits 'stalled'). Reported and paged like any failed backup, so the
+ * channel message does not say "running" forever and a pre-migration checklist still comes. What the dead worker
+ * wrote is an unfinished backup: never listed, removed by retention.
+ */
+export function lostBackupHandler(deps: BackupWorkerDeps) {
+  return async (job: Job<BackupJobData>): Promise<void> => {
+    const log = deps.log.child({ jobId: job.id, target: job.data.target });
+    log.error({ failedReason: job.failedReason }, 'backup job lost: its worker stopped mid-run');
+    await reportBackupFailure(deps, job, { anchor: job.data.anchor, reason: LOST_JOB_REASON, backupId: null, log });
+  };
+}
+
 function runBackupJob(deps: BackupWorkerDeps) {
   const now = deps.now ?? (() => new Date());
   return async (job: Job<BackupJobData>, signal?: AbortSignal): Promise<{ backupId: string }> => {
     const data = job.data;
     const jobId = job.id ?? 'unknown';
     const log = deps.log.child({ jobId, target: data.target, attempt: job.attemptsMade + 1 });
-    const req: BackupRequestInfo = { target: data.target, jobId, requestedBy: data.requestedBy, kind: data.kind, label: data.label, schedule: data.schedule };
+    const req = requestInfo(job);
     const say = quietNotifier(deps.notifier, log);
 
     let anchor: MessageRef | undefined = data.anchor;
@@ -140,25 +194,7 @@ function runBackupJob(deps: BackupWorkerDeps) {
     } catch (err) {
       const reason = toUserMessage(err);
       log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'backup failed');
-      await deps.runs.record(data.target, { ok: false, at: now(), reason, jobId }).catch((e: unknown) => log.warn({ err: e }, 'could not record the run'));
-      const escalation = await deps.escalation
-        .failed(data.target, 'backup', {
-          summary: `Backup of ${data.target} failed: ${reason}`,
-          severity: 'error',
-          details: { jobId, target: data.target, backupId, reason, requestedBy: data.requestedBy.userName ?? data.requestedBy.source },
-        })
-        .catch((e: unknown) => {
-          log.error({ err: e }, 'could not queue the PagerDuty trigger');
-          return 'PagerDuty could NOT be paged (Redis error, see logs)';
-        });
-      const verdict = backupFailed(req, reason, escalation);
-      if (anchor) {
-        await say.update(anchor, verdict);
-        if (isBotError(err) && err.message !== err.userMessage) await say.reply(anchor, failureDetails(err.message));
-      } else {
-        await say.post(verdict);
-      }
-      await handOffPreMigration(deps.preMigration, data, jobId, { reason }, log);
+      await reportBackupFailure(deps, job, { anchor, reason, backupId, detail: isBotError(err) && err.message !== err.userMessage ? err.message : undefined, log });
       // Not retried: a failed backup is reported and paged now; the next run (manual or scheduled) is the retry.
       throw new UnrecoverableError(reason);
     }

@@ -3,11 +3,12 @@ import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
 import type { RetentionJobData } from '../schedules/job-data.ts';
 import { dropLeftoverScratchDatabases } from '../postgres/index.ts';
-import { backupProcessor } from './backup-worker.ts';
+import { backupProcessor, lostBackupHandler } from './backup-worker.ts';
+import { watchLostJobs } from './lost-jobs.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
-import { restoreProcessor } from './restore-worker.ts';
+import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
-import { restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
+import { lostRestoreTestHandler, restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
 import { retentionProcessor } from './retention-worker.ts';
 import { checklistProcessor } from './checklist-worker.ts';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
@@ -29,39 +30,49 @@ export interface WorkerOptions {
   progressIntervalMs?: number;
   /** How long a backup waits before trying again when another backup of its target runs (default 30 s). */
   backupLockRetryMs?: number;
+  /** BullMQ's lock on a running job, and the stalled-job check's interval (default 30 s each); tests shorten them. */
+  lockDurationMs?: number;
+  /** How often a job whose worker died is put back in the queue before it is failed and reported (default 1). */
+  maxStalledCount?: number;
 }
 
 /** Starts one BullMQ worker per job kind on the shared Redis; more hosts running `worker` scale out. */
 export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Promise<Workers> {
   const { config, log } = deps;
   const prefix = config.queuePrefix;
+  // How long a dead worker's job waits before the stalled-job check finds it, and how often it may be retried then.
+  const stall = { maxStalledCount: options.maxStalledCount ?? 1, ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs } : {}) };
+  const backupDeps = {
+    config,
+    storage: deps.storage,
+    notifier: deps.notifier,
+    escalation: deps.escalation,
+    runs: deps.runs,
+    copies: deps.copies,
+    preMigration: { restoreTest: deps.queues.restoreTest, checklist: deps.queues.checklist },
+    lock: { redis: deps.workerRedis, prefix, ...(options.backupLockRetryMs !== undefined ? { retryMs: options.backupLockRetryMs } : {}) },
+    log: log.child({ worker: 'backup' }),
+    ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
+  };
   const backup = new Worker<BackupJobData>(
     QUEUE.backup,
-    backupProcessor({
-      config,
-      storage: deps.storage,
-      notifier: deps.notifier,
-      escalation: deps.escalation,
-      runs: deps.runs,
-      copies: deps.copies,
-      preMigration: { restoreTest: deps.queues.restoreTest, checklist: deps.queues.checklist },
-      lock: { redis: deps.workerRedis, prefix, ...(options.backupLockRetryMs !== undefined ? { retryMs: options.backupLockRetryMs } : {}) },
-      log: log.child({ worker: 'backup' }),
-      ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
-    }),
+    backupProcessor(backupDeps),
     // A dump holds a lock renewed while the event loop runs; hours-long children are fine.
-    { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? 2, maxStalledCount: 1 },
+    { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? 2, ...stall },
   );
-  const restoreTest = new Worker<RestoreTestJobData>(
-    QUEUE.restoreTest,
-    restoreTestProcessor({ config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, checklist: deps.queues.checklist, log: log.child({ worker: 'restore-test' }) }),
-    { connection: deps.workerRedis, prefix, concurrency: options.restoreConcurrency ?? 2, maxStalledCount: 1 },
-  );
-  const restore = new Worker<RestoreJobData>(
-    QUEUE.restore,
-    restoreProcessor({ config, storage: deps.storage, notifier: deps.notifier, log: log.child({ worker: 'restore' }) }),
-    { connection: deps.workerRedis, prefix, concurrency: 1, maxStalledCount: 1 },
-  );
+  const restoreTestDeps = { config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, checklist: deps.queues.checklist, log: log.child({ worker: 'restore-test' }) };
+  const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {
+    connection: deps.workerRedis,
+    prefix,
+    concurrency: options.restoreConcurrency ?? 2,
+    ...stall,
+  });
+  // Jobs whose worker died (twice) are reported like failures: the processor never got to its catch.
+  watchLostJobs(backup, lostBackupHandler(backupDeps), log);
+  watchLostJobs(restoreTest, lostRestoreTestHandler(restoreTestDeps), log);
+  const restoreDeps = { config, storage: deps.storage, notifier: deps.notifier, log: log.child({ worker: 'restore' }) };
+  const restore = new Worker<RestoreJobData>(QUEUE.restore, restoreProcessor(restoreDeps), { connection: deps.workerRedis, prefix, concurrency: 1, ...stall });
+  watchLostJobs(restore, lostRestoreHandler(restoreDeps), log);
   const health = new Worker(
     QUEUE.health,
     healthProcessor({

@@ -22,6 +22,7 @@ import type { Queue } from 'bullmq';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { handOffRestoreTest, restoreNotRun, restoreResultOf } from './pre-migration.ts';
 import { formatInZone, shouldRunToday } from '../schedules/time.ts';
+import { LOST_JOB_REASON } from './lost-jobs.ts';
 
 export interface RestoreTestWorkerDeps {
   config: Config;
@@ -59,8 +60,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
     const newest = job.data.backupId === undefined ? await newestBackup(deps.storage, job.data.target) : null;
     const data = newest?.backupId ? { ...job.data, backupId: newest.backupId } : job.data;
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
-    const purpose = data.preMigration ? `pre-migration ${data.preMigration.label}` : data.schedule ? `scheduled (${data.schedule.rule === 'first-saturday' ? 'monthly' : 'quarterly'})` : undefined;
-    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose };
+    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };
     const say = quietNotifier(deps.notifier, log);
     let anchor: MessageRef | undefined = data.anchor;
     if (!anchor) {
@@ -130,17 +130,42 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       // The test could not run at all (server unreachable, no CREATEDB, backup gone): as bad as a failed test.
       const reason = toUserMessage(err);
       log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'restore test could not run');
-      const escalation = await deps.escalation
-        .failed(data.target, 'restore-test', { summary: `Restore test of ${data.target} could not run: ${reason}`, severity: 'critical', details: { jobId, backupId: req.backupId } })
-        .catch(() => 'PagerDuty could NOT be paged (Redis error, see logs)');
-      const message = restoreTestError(req, reason, escalation);
-      if (anchor) await say.update(anchor, message);
-      else await say.post(message);
-      await handOffRestoreTest(deps.checklist, data, restoreNotRun(reason, jobId), log);
+      await reportNotRun(deps, data, req, anchor, reason, log);
       throw new UnrecoverableError(reason);
     }
   };
 }
+
+/** A test that could not run: a critical page, the channel message, and a pre-migration checklist that says so. */
+async function reportNotRun(deps: RestoreTestWorkerDeps, data: RestoreTestJobData, req: RestoreJobInfo, anchor: MessageRef | undefined, reason: string, log: Logger): Promise<void> {
+  const say = quietNotifier(deps.notifier, log);
+  const escalation = await deps.escalation
+    .failed(data.target, 'restore-test', { summary: `Restore test of ${data.target} could not run: ${reason}`, severity: 'critical', details: { jobId: req.jobId, backupId: req.backupId } })
+    .catch(() => 'PagerDuty could NOT be paged (Redis error, see logs)');
+  const message = restoreTestError(req, reason, escalation);
+  if (anchor) await say.update(anchor, message);
+  else await say.post(message);
+  await handOffRestoreTest(deps.checklist, data, restoreNotRun(reason, req.jobId), log);
+}
+
+/**
+ * A restore-test job BullMQ gave up on without our processor (its worker died mid-test, and so did the retry):
+ * reported and paged as a test that could not run, and a pre-migration test still hands its checklist on. The
+ * scratch database it left is dropped when a worker next starts (workers/index.ts).
+ */
+export function lostRestoreTestHandler(deps: RestoreTestWorkerDeps) {
+  return async (job: Job<RestoreTestJobData>): Promise<void> => {
+    const data = job.data;
+    const jobId = job.id ?? 'unknown';
+    const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId });
+    log.error({ failedReason: job.failedReason }, 'restore-test job lost: its worker stopped mid-run');
+    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };
+    await reportNotRun(deps, data, req, data.anchor, LOST_JOB_REASON, log);
+  };
+}
+
+const purposeOf = (data: RestoreTestJobData): string | undefined =>
+  data.preMigration ? `pre-migration ${data.preMigration.label}` : data.schedule ? `scheduled (${data.schedule.rule === 'first-saturday' ? 'monthly' : 'quarterly'})` : undefined;
 
 /**
  * Why a scheduled test does nothing this time, or null. Judged on the day it was scheduled for (BullMQ's

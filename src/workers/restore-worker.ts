@@ -11,6 +11,7 @@ import { findBackup } from '../storage/catalog.ts';
 import { restoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { LOST_JOB_REASON } from './lost-jobs.ts';
 
 export interface RestoreWorkerDeps {
   config: Config;
@@ -27,17 +28,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
     const data = job.data;
     const jobId = job.id ?? 'unknown';
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, into: data.into.database });
-    const info: RestoreSelectionInfo = {
-      target: data.target,
-      backupId: data.backupId,
-      jobId,
-      requestedBy: data.requestedBy,
-      tables: data.tables,
-      schemas: data.schemas,
-      database: data.into.database,
-      create: data.into.create,
-      confirmedBy: data.confirmedBy,
-    };
+    const info = selectionInfo(job);
     const say = quietNotifier(deps.notifier, log);
     let anchor: MessageRef | undefined = data.anchor;
     if (!anchor) {
@@ -71,25 +62,78 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
       failure = toUserMessage(err);
       log.error({ err }, 'restore failed');
     }
-    const record = restoreRecord({
-      outcome,
-      failure,
-      target: data.target,
-      backupId: data.backupId,
-      startedAt,
-      finishedAt: now(),
-      requestedBy: data.requestedBy,
-      jobId,
-      selection: { tables: data.tables, schemas: data.schemas, into: data.into.create ? null : data.into.database, created: data.into.create },
-      database: data.into.database,
-    });
-    const problems = record.problems;
-    const restored = outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
-    await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore record'));
-    const verdict = restoreFinished(info, { problems, restoreMs: record.restoreMs, tables: restored });
-    if (anchor) await say.update(anchor, verdict);
-    else await say.post(verdict);
+    const problems = await finishRestore(deps, job, { anchor, outcome, failure, startedAt, log });
     if (problems.length > 0) throw new UnrecoverableError(problems[0] ?? 'restore failed');
     return { database: data.into.database };
+  };
+}
+
+function selectionInfo(job: Job<RestoreJobData>): RestoreSelectionInfo {
+  const data = job.data;
+  return {
+    target: data.target,
+    backupId: data.backupId,
+    jobId: job.id ?? 'unknown',
+    requestedBy: data.requestedBy,
+    tables: data.tables,
+    schemas: data.schemas,
+    database: data.into.database,
+    create: data.into.create,
+    confirmedBy: data.confirmedBy,
+  };
+}
+
+/** The restore's record beside the backups and its verdict in the channel; returns the problems (none: it worked). */
+async function finishRestore(
+  deps: RestoreWorkerDeps,
+  job: Job<RestoreJobData>,
+  o: { anchor: MessageRef | undefined; outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null; failure: string | null; startedAt: Date; log: Logger; lost?: boolean },
+): Promise<string[]> {
+  const data = job.data;
+  const now = deps.now ?? (() => new Date());
+  const say = quietNotifier(deps.notifier, o.log);
+  const record = restoreRecord({
+    outcome: o.outcome,
+    failure: o.failure,
+    target: data.target,
+    backupId: data.backupId,
+    startedAt: o.startedAt,
+    finishedAt: now(),
+    requestedBy: data.requestedBy,
+    jobId: job.id ?? 'unknown',
+    selection: { tables: data.tables, schemas: data.schemas, into: data.into.create ? null : data.into.database, created: data.into.create },
+    database: data.into.database,
+  });
+  const problems = record.problems;
+  const restored = o.outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
+  await deps.storage.writeRecord(record).catch((err: unknown) => o.log.error({ err }, 'could not write the restore record'));
+  const verdict = restoreFinished(selectionInfo(job), { problems, restoreMs: record.restoreMs, tables: restored, ...(o.lost ? { lost: true } : {}) });
+  if (o.anchor) await say.update(o.anchor, verdict);
+  else await say.post(verdict);
+  return problems;
+}
+
+/**
+ * A restore job BullMQ gave up on without our processor (its worker died mid-restore, and so did the retry):
+ * recorded and said in the channel as failed, with a warning that the database may hold part of the restore.
+ */
+export function lostRestoreHandler(deps: RestoreWorkerDeps) {
+  return async (job: Job<RestoreJobData>): Promise<void> => {
+    const data = job.data;
+    const log = deps.log.child({ jobId: job.id, target: data.target, backupId: data.backupId, into: data.into.database });
+    log.error({ failedReason: job.failedReason }, 'restore job lost: its worker stopped mid-run');
+    // pg_restore may have outlived its killed worker (a SIGKILL does not reach children), so say what is known.
+    const db = data.into.database;
+    const state = data.into.create
+      ? `${db} may hold part of the restore, or all of it: check it, or drop it, before anyone uses it`
+      : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
+    await finishRestore(deps, job, {
+      anchor: data.anchor,
+      outcome: null,
+      failure: `${LOST_JOB_REASON}; ${state}`,
+      lost: true,
+      startedAt: new Date(job.processedOn ?? job.timestamp),
+      log,
+    });
   };
 }
