@@ -103,15 +103,14 @@ async function reportBackupFailure(
 }
 
 /**
- * A backup job BullMQ gave up on without our processor: its worker died mid-dump, and so did the retry (the
- * stalled-job check moves it to failed and only emits 'stalled'). Reported and paged like any failed backup, so the
- * channel message does not say "running" forever and a pre-migration checklist still comes. What the dead worker
- * wrote is an unfinished backup: never listed, removed by retention.
+ * A backup job BullMQ gave up on without our processor: its worker died mid-dump, and so did the retry
+ * (lost-jobs.ts). Reported and paged like any failed backup, so the channel message does not say "running" forever
+ * and a pre-migration checklist still comes. What the dead worker wrote is an unfinished backup: never listed,
+ * removed by retention.
  */
 export function lostBackupHandler(deps: BackupWorkerDeps) {
   return async (job: Job<BackupJobData>): Promise<void> => {
     const log = deps.log.child({ jobId: job.id, target: job.data.target });
-    log.error({ failedReason: job.failedReason }, 'backup job lost: its worker stopped mid-run');
     await reportBackupFailure(deps, job, { anchor: job.data.anchor, reason: LOST_JOB_REASON, backupId: null, log });
   };
 }

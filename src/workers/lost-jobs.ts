@@ -15,6 +15,7 @@ export const LOST_JOB_REASON = 'the worker running it stopped before it finished
 export function watchLostJobs<T>(worker: Worker<T>, handle: (job: Job<T>) => Promise<void>, log: Logger): void {
   worker.on('failed', (job: Job<T> | undefined) => {
     if (!job?.deferredFailure) return;
+    log.error({ jobId: job.id, queue: worker.name, failedReason: job.failedReason }, 'job lost: its worker stopped mid-run');
     handle(job).catch((err: unknown) => log.error({ err, jobId: job.id, queue: worker.name }, 'could not report a lost job'));
   });
 }

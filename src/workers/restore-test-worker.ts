@@ -158,7 +158,6 @@ export function lostRestoreTestHandler(deps: RestoreTestWorkerDeps) {
     const data = job.data;
     const jobId = job.id ?? 'unknown';
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId });
-    log.error({ failedReason: job.failedReason }, 'restore-test job lost: its worker stopped mid-run');
     const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };
     await reportNotRun(deps, data, req, data.anchor, LOST_JOB_REASON, log);
   };

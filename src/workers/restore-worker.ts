@@ -121,7 +121,6 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
   return async (job: Job<RestoreJobData>): Promise<void> => {
     const data = job.data;
     const log = deps.log.child({ jobId: job.id, target: data.target, backupId: data.backupId, into: data.into.database });
-    log.error({ failedReason: job.failedReason }, 'restore job lost: its worker stopped mid-run');
     // pg_restore may have outlived its killed worker (a SIGKILL does not reach children), so say what is known.
     const db = data.into.database;
     const state = data.into.create
