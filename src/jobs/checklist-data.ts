@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ChecklistJobData } from '../schedules/job-data.ts';
-import { BackupIdSchema } from '../storage/manifest.ts';
+import { BackupIdSchema, RequestedBy } from '../storage/manifest.ts';
 import { TargetName } from '../target-name.ts';
 
 /**
@@ -39,12 +39,8 @@ export const PreMigrationRestoreResult = z.object({
 });
 export type PreMigrationRestoreResult = z.infer<typeof PreMigrationRestoreResult>;
 
-const RequestedBy = z.object({
-  source: z.enum(['slack', 'cli', 'schedule']),
-  userId: z.string().optional(),
-  userName: z.string().optional(),
-});
-const Anchor = z.object({ channel: z.string(), ts: z.string() });
+/** The channel message a job updates in place; set on first run so a retry never posts twice. */
+export const Anchor = z.object({ channel: z.string(), ts: z.string() });
 
 /** What a pre-migration backup hands to the restore test it starts, and both to the checklist. */
 export const PreMigrationContext = z.object({

@@ -1,9 +1,9 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import { TargetName } from '../config.ts';
-import { BackupIdSchema, BackupKind } from '../storage/manifest.ts';
+import { BackupIdSchema, BackupKind, RequestedBy } from '../storage/manifest.ts';
 import { RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/job-data.ts';
-import { ChecklistJob, PreMigrationContext } from './checklist-data.ts';
+import { Anchor, ChecklistJob, PreMigrationContext } from './checklist-data.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */
 export const QUEUE = {
@@ -21,13 +21,9 @@ export const BackupJobData = z.object({
   target: TargetName,
   kind: BackupKind,
   label: z.string().max(80).nullable(),
-  requestedBy: z.object({
-    source: z.enum(['slack', 'cli', 'schedule']),
-    userId: z.string().optional(),
-    userName: z.string().optional(),
-  }),
+  requestedBy: RequestedBy,
   /** The channel message that this job updates in place; set on first run so a retry never posts twice. */
-  anchor: z.object({ channel: z.string(), ts: z.string() }).optional(),
+  anchor: Anchor.optional(),
   /** Set by the job scheduler that made this job (schedules/plan.ts): its retention class and how long it is kept. */
   schedule: ScheduledBackupData.shape.schedule.optional(),
   /** Days to keep this backup, for unscheduled kinds (a pre-migration backup: the target's policy.preMigration.keepDays). */
@@ -35,12 +31,6 @@ export const BackupJobData = z.object({
 });
 export type BackupJobData = z.infer<typeof BackupJobData>;
 
-const RequestedBy = z.object({
-  source: z.enum(['slack', 'cli', 'schedule']),
-  userId: z.string().optional(),
-  userName: z.string().optional(),
-});
-const Anchor = z.object({ channel: z.string(), ts: z.string() });
 
 /** A restore test of one backup; `latest` is resolved to a backup id when the request is made. */
 export const RestoreTestJobData = z.object({

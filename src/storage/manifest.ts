@@ -55,6 +55,13 @@ export const ObjectCountsSchema = z.object({
 });
 export type ObjectCounts = z.infer<typeof ObjectCountsSchema>;
 
+/** Who asked for a backup, test or restore; kept in job data, manifests and records alike. */
+export const RequestedBy = z.object({
+  source: z.enum(['slack', 'cli', 'schedule']),
+  userId: z.string().optional(),
+  userName: z.string().optional(),
+});
+
 export const ManifestSchema = z.object({
   formatVersion: z.literal(1),
   backupId: BackupIdSchema,
@@ -63,11 +70,7 @@ export const ManifestSchema = z.object({
   retentionClass: RetentionClass,
   /** ISO time after which retention may delete this backup; null keeps it until someone deletes it. */
   retainUntil: z.string().datetime().nullable(),
-  requestedBy: z.object({
-    source: z.enum(['slack', 'cli', 'schedule']),
-    userId: z.string().optional(),
-    userName: z.string().optional(),
-  }),
+  requestedBy: RequestedBy,
   jobId: z.string().nullable(),
   label: z.string().nullable(),
   startedAt: z.string().datetime(),

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { TargetName } from '../config.ts';
-import { BackupIdSchema } from './manifest.ts';
+import { BackupIdSchema, RequestedBy } from './manifest.ts';
 
 /**
  * The documented result of a restore test (did this backup restore, and how long did it take: the RTO) or of a
@@ -47,11 +47,7 @@ export const RestoreRecordSchema = z.object({
   }),
   /** Sentences people read, one per problem; empty when all went well. */
   problems: z.array(z.string()),
-  requestedBy: z.object({
-    source: z.enum(['slack', 'cli', 'schedule']),
-    userId: z.string().optional(),
-    userName: z.string().optional(),
-  }),
+  requestedBy: RequestedBy,
   jobId: z.string().nullable(),
   /** The scratch database of a restore test, or the database restored into. */
   database: z.string(),
