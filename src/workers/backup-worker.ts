@@ -92,13 +92,8 @@ async function reportBackupFailure(
       o.log.error({ err: e }, 'could not queue the PagerDuty trigger');
       return 'PagerDuty could NOT be paged (Redis error, see logs)';
     });
-  const verdict = backupFailed(requestInfo(job), o.reason, escalation);
-  if (o.anchor) {
-    await say.update(o.anchor, verdict);
-    if (o.detail) await say.reply(o.anchor, failureDetails(o.detail));
-  } else {
-    await say.post(verdict);
-  }
+  const ref = await say.finish(o.anchor, backupFailed(requestInfo(job), o.reason, escalation));
+  if (o.detail) await say.reply(ref, failureDetails(o.detail));
   await handOffPreMigration(deps.preMigration, data, jobId, { reason: o.reason }, o.log);
 }
 
@@ -178,17 +173,12 @@ function runBackupJob(deps: BackupWorkerDeps) {
           log.error({ err }, 'could not queue the PagerDuty resolve');
           return 'PagerDuty resolve could not be queued (see logs)';
         });
-      const verdict = backupSucceeded(req, manifest);
-      if (anchor) {
-        await say.update(anchor, verdict);
-        await say.reply(anchor, backupDetails(manifest));
-        if (resolved) await say.reply(anchor, { text: `:white_check_mark: ${resolved}` });
-        if (copyNote) await say.reply(anchor, { text: copyNote });
-      } else {
-        await say.post(verdict);
-      }
+      const ref = await say.finish(anchor, backupSucceeded(req, manifest));
+      await say.reply(ref, backupDetails(manifest));
+      if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
+      if (copyNote) await say.reply(ref, { text: copyNote });
       const handedOn = await handOffPreMigration(deps.preMigration, data, jobId, { manifest }, log);
-      if (handedOn && anchor) await say.reply(anchor, { text: handedOn });
+      if (handedOn) await say.reply(ref, { text: handedOn });
       return { backupId: manifest.backupId };
     } catch (err) {
       const reason = toUserMessage(err);

@@ -15,7 +15,24 @@ export function quietNotifier(n: Notifier, log: Logger) {
     async update(ref: MessageRef, m: ChannelMessage): Promise<void> {
       await n.update(ref, m).catch((err: unknown) => log.warn({ err }, 'could not update the channel message'));
     },
-    async reply(ref: MessageRef, m: ChannelMessage): Promise<void> {
+    /**
+     * A job's verdict: its message updated in place, so the verdict is the message's final state; or, when the
+     * opening post never made it (rate-limited, Slack down) or the update fails, a message of its own. Returns where
+     * the details go, so a verdict always gets its thread.
+     */
+    async finish(anchor: MessageRef | undefined, m: ChannelMessage): Promise<MessageRef | undefined> {
+      if (anchor) {
+        try {
+          await n.update(anchor, m);
+          return anchor;
+        } catch (err) {
+          log.warn({ err }, 'could not update the channel message with the verdict; posting it as a new message');
+        }
+      }
+      return this.post(m);
+    },
+    async reply(ref: MessageRef | undefined, m: ChannelMessage): Promise<void> {
+      if (!ref) return;
       await n.reply(ref, m).catch((err: unknown) => log.warn({ err }, 'could not reply in the thread'));
     },
   };

@@ -115,13 +115,8 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
               log.error({ err }, 'could not queue the PagerDuty trigger');
               return 'PagerDuty could NOT be paged (Redis error, see logs)';
             });
-      const verdict = restoreTestFinished(req, record, escalation);
-      if (anchor) {
-        await say.update(anchor, verdict);
-        if (record.problems.length > 0) await say.reply(anchor, restoreTestProblems(record.problems));
-      } else {
-        await say.post(verdict);
-      }
+      const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
+      if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
       await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
       if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
       return { passed: true };
@@ -142,9 +137,7 @@ async function reportNotRun(deps: RestoreTestWorkerDeps, data: RestoreTestJobDat
   const escalation = await deps.escalation
     .failed(data.target, 'restore-test', { summary: `Restore test of ${data.target} could not run: ${reason}`, severity: 'critical', details: { jobId: req.jobId, backupId: req.backupId } })
     .catch(() => 'PagerDuty could NOT be paged (Redis error, see logs)');
-  const message = restoreTestError(req, reason, escalation);
-  if (anchor) await say.update(anchor, message);
-  else await say.post(message);
+  await say.finish(anchor, restoreTestError(req, reason, escalation));
   await handOffRestoreTest(deps.checklist, data, restoreNotRun(reason, req.jobId), log);
 }
 

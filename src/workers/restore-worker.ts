@@ -108,8 +108,7 @@ async function finishRestore(
   const restored = o.outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
   await deps.storage.writeRecord(record).catch((err: unknown) => o.log.error({ err }, 'could not write the restore record'));
   const verdict = restoreFinished(selectionInfo(job), { problems, restoreMs: record.restoreMs, tables: restored, ...(o.lost ? { lost: true } : {}) });
-  if (o.anchor) await say.update(o.anchor, verdict);
-  else await say.post(verdict);
+  await say.finish(o.anchor, verdict);
   return problems;
 }
 

@@ -55,8 +55,8 @@ export interface SlackServer {
   responseUrl(id: string): string;
   /** Makes a response_url answer 404 `expired_url` (Slack's after 30 minutes), to test Bolt's RespondError path. */
   expireResponseUrl(id: string): void;
-  /** The next `n` Web API calls get HTTP 429 with Retry-After, as Slack's rate limiter answers. */
-  rateLimitNext(n: number, retryAfterSeconds?: number): void;
+  /** The next `n` Web API calls (of `method` alone, when given) get HTTP 429 with Retry-After, as Slack's rate limiter answers. */
+  rateLimitNext(n: number, retryAfterSeconds?: number, method?: string): void;
   close(): Promise<void>;
 }
 
@@ -96,7 +96,7 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
   const responses = watchedList<SlackResponsePost>('response_url post');
   const responseUses = new Map<string, number>();
   const expired = new Set<string>();
-  let rateLimited = { n: 0, retryAfter: 1 };
+  let rateLimited: { n: number; retryAfter: number; method?: string | undefined } = { n: 0, retryAfter: 1 };
   const api = createSlackMethods(options);
 
   async function handleApi(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
@@ -113,7 +113,7 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
       calls.push({ method, body, at: Date.now(), contentType, response });
       send(res, status, response, headers);
     };
-    if (rateLimited.n > 0) {
+    if (rateLimited.n > 0 && (rateLimited.method === undefined || rateLimited.method === method)) {
       rateLimited.n -= 1;
       return record(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(rateLimited.retryAfter) });
     }
@@ -188,8 +188,8 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
     waitForResponse: (predicate, timeoutMs) => responses.waitFor(predicate, timeoutMs),
     responseUrl: (id) => `${origin}/response/${encodeURIComponent(id)}`,
     expireResponseUrl: (id) => void expired.add(id),
-    rateLimitNext(n, retryAfterSeconds = 1) {
-      rateLimited = { n, retryAfter: retryAfterSeconds };
+    rateLimitNext(n, retryAfterSeconds = 1, method) {
+      rateLimited = { n, retryAfter: retryAfterSeconds, method };
     },
     close: async () => {
       await socket?.side.close();
