@@ -24,7 +24,9 @@ export function redactSecrets(value: unknown, depth = 0, seen = new WeakSet<obje
     const copy = Object.create(Object.getPrototypeOf(value)) as Error & Record<string, unknown>;
     for (const key of [...Object.getOwnPropertyNames(value), 'name']) {
       const v = (value as unknown as Record<string, unknown>)[key];
-      copy[key] = SECRET_KEYS.has(key.toLowerCase()) ? '[redacted]' : redactSecrets(v, depth + 1, seen);
+      // Defined, not assigned: some errors' classes (ioredis's ReplyError) have a getter-only `name`, and an
+      // assignment would throw inside the log call — from a catch handler, an unhandled rejection.
+      Object.defineProperty(copy, key, { value: SECRET_KEYS.has(key.toLowerCase()) ? '[redacted]' : redactSecrets(v, depth + 1, seen), enumerable: true, writable: true, configurable: true });
     }
     return copy;
   }

@@ -37,3 +37,28 @@ describe('redaction of strings', () => {
     expect(out).not.toContain('SECRET8');
   });
 });
+
+describe('errors whose class has a getter-only name', () => {
+  it('logs an ioredis ReplyError (an OOM answer) with its type and scrubbed message instead of throwing', () => {
+    // ioredis's ReplyError (from redis-errors) defines `name` as a getter on its prototype, as this one does.
+    class ReplyError extends Error {
+      override get name() {
+        return 'ReplyError';
+      }
+    }
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const log = createLogger({ level: 'info', destination: sink });
+    const err = new ReplyError("OOM command not allowed when used memory > 'maxmemory'. redis://u:SECRET9@h");
+    expect(() => log.warn({ err }, 'could not write')).not.toThrow();
+    const line = JSON.parse(lines.join('')) as { err: { type: string; message: string } };
+    expect(line.err.type).toBe('ReplyError');
+    expect(line.err.message).toMatch(/^OOM command not allowed/);
+    expect(line.err.message).not.toContain('SECRET9');
+  });
+});

@@ -12,7 +12,7 @@ import type { Storage } from '../storage/types.ts';
 import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';
 import { formatBackupList, formatQueueStatus } from './replies.ts';
 import { formatScheduleStatus, scheduleStatus } from '../schedules/status.ts';
-import { plannedSchedulers } from '../schedules/sync.ts';
+import { plannedSchedulers, type SchedulerQueues } from '../schedules/sync.ts';
 import { checkTarget, encryptionRequired } from '../health/collect.ts';
 import { targetThresholds } from '../health/target-thresholds.ts';
 import type { RunLog } from '../health/last-runs.ts';
@@ -45,6 +45,15 @@ export interface BackupCommandDeps {
   audit?: AuditLog;
   /** For `/backup checklist`: the queue the checklist worker takes its jobs from. */
   checklist?: Queue<ChecklistJob>;
+  /** For `/backup status`: the queues whose job schedulers Redis holds (next runs as BullMQ has them). */
+  schedulers?: SchedulerQueues;
+}
+
+/** Scheduler id → next run (ms), as Redis holds them; undefined when there are no scheduler queues to read. */
+async function heldSchedulers(queues: SchedulerQueues | undefined): Promise<Map<string, number | undefined> | undefined> {
+  if (!queues) return undefined;
+  const lists = await Promise.all([queues.backup, queues.restoreTest, queues.retention, queues.checklist].map((q) => q.getJobSchedulers()));
+  return new Map(lists.flat().map((s) => [s.key, s.next]));
 }
 
 /**
@@ -147,9 +156,9 @@ export function backupCommand(deps: BackupCommandDeps) {
           return { text: `*Audit trail* (last ${entries.length}, oldest first):\n${lines.join('\n')}`.slice(0, 3900) };
         }
         case 'status': {
-          const jobs = await withDeadline(2500, formatQueueStatus(deps.queue), 'reading the job queue');
-          // From the config: the plan every worker's start-up puts into Redis (schedules/sync.ts), in the configured zone.
-          const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date()), deps.config.timezone);
+          const [jobs, held] = await withDeadline(2500, Promise.all([formatQueueStatus(deps.queue), heldSchedulers(deps.schedulers)]), 'reading the job queue');
+          // The plan from the config against what Redis holds (workers keep them in step: workers/plan-keeper.ts).
+          const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone);
           return { text: `${jobs}\n\n${schedules}`.slice(0, 3900) };
         }
       }

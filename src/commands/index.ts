@@ -9,6 +9,7 @@ import type { Storage } from '../storage/types.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { HealthState } from '../health/state.ts';
 import { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
+import type { SchedulerQueues } from '../schedules/sync.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
 import { restoreTestCommand } from './restore-test-command.ts';
 import { guardAction, guardCommand } from './guard.ts';
@@ -38,6 +39,8 @@ export interface CommandDeps {
   groups?: GroupResolver;
   /** Updates channel messages in place (checklist ticks); without it checklist ticks are not handled. */
   notifier?: Pick<Notifier, 'update'>;
+  /** The queues that hold job schedulers, for `/backup status` (without them it shows the plan alone). */
+  schedulers?: SchedulerQueues;
 }
 
 /** The bot's whole Slack surface, one line per command. */
@@ -45,7 +48,7 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
   const common = { config: deps.config, storage: deps.storage, log: deps.log };
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   return {
-    '/backup': guardCommand('/backup', backupCommand({ ...common, queue: deps.queues.backup, audit: deps.audit, ...(deps.health ? { health: deps.health } : {}), ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}) }), guard),
+    '/backup': guardCommand('/backup', backupCommand({ ...common, queue: deps.queues.backup, audit: deps.audit, ...(deps.health ? { health: deps.health } : {}), ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}), ...(deps.schedulers ? { schedulers: deps.schedulers } : {}) }), guard),
     '/restore-test': guardCommand('/restore-test', restoreTestCommand({ ...common, queue: deps.queues.restoreTest }), guard),
     '/restore': guardCommand('/restore', restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }), guard),
   };

@@ -109,8 +109,9 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
   };
 }
 
-export async function startEphemeralRedis(): Promise<EphemeralRedis> {
-  const port = await freePort();
+/** `port`: start on that port (a test restarting Redis empty where the bot expects it); a free one otherwise. */
+export async function startEphemeralRedis(options: { port?: number } = {}): Promise<EphemeralRedis> {
+  const port = options.port ?? (await freePort());
   const child = execa(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],

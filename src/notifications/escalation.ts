@@ -23,7 +23,7 @@ export const NOT_CONFIGURED = 'PagerDuty escalation is not configured (PAGERDUTY
  */
 export function createEscalation(deps: { redis: Redis; queue: Queue<PagerJobData>; prefix: string; enabled: boolean; source: string; now?: () => Date }): Escalation {
   const now = deps.now ?? (() => new Date());
-  const stateKey = (k: string) => `${deps.prefix}:pd:state:${k}`;
+  const stateKey = (k: string) => pageStateKey(deps.prefix, k);
 
   async function enqueue(e: PagerEvent): Promise<void> {
     await deps.redis.rpush(outboxKey(deps.prefix, e.dedupKey), JSON.stringify(e));
@@ -66,6 +66,11 @@ export function createEscalation(deps: { redis: Redis; queue: Queue<PagerJobData
       return `PagerDuty page resolved (${key})`;
     },
   };
+}
+
+/** 'triggered' while PagerDuty holds an open alert for this dedup key (so a pass knows to resolve it). */
+export function pageStateKey(prefix: string, key: string): string {
+  return `${prefix}:pd:state:${key}`;
 }
 
 export function outboxKey(prefix: string, key: string): string {

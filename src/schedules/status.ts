@@ -2,7 +2,10 @@ import { describeCron, nextRuns } from './cron.ts';
 import type { PlannedScheduler } from './plan.ts';
 import { formatInZone } from './time.ts';
 
-/** `/backup status`: each target's schedules with their next run in the configured time zone. */
+/**
+ * `/backup status`: each target's schedules with their next run in the configured time zone — as BullMQ holds it
+ * when Redis was read (`held`), so a schedule Redis lost shows as missing instead of as planned.
+ */
 
 export interface ScheduleStatusRow {
   id: string;
@@ -11,10 +14,19 @@ export interface ScheduleStatusRow {
   /** How often, in words (`every day at 02:00`), or the pattern when there are none. */
   when: string;
   next: Date[];
+  /** Whether Redis holds the scheduler (null: Redis was not read). */
+  inRedis: boolean | null;
 }
 
-export function scheduleStatus(plan: readonly PlannedScheduler[], now: Date, count = 1): ScheduleStatusRow[] {
-  return plan.map((p) => ({ id: p.id, target: p.target, label: p.label, when: describeCron(p.pattern), next: nextRuns(p, now, count) }));
+/** `held`: scheduler id → its next run (ms) as stored in Redis; without it the rows come from the plan alone. */
+export function scheduleStatus(plan: readonly PlannedScheduler[], now: Date, count = 1, held?: ReadonlyMap<string, number | undefined>): ScheduleStatusRow[] {
+  return plan.map((p) => {
+    const inRedis = held ? held.has(p.id) : null;
+    const stored = held?.get(p.id);
+    // The day rule (first Saturday) is checked when the job runs, so BullMQ's next may be a run that skips itself.
+    const next = stored !== undefined && p.rule === null ? [new Date(stored)] : nextRuns(p, now, count);
+    return { id: p.id, target: p.target, label: p.label, when: describeCron(p.pattern), next, inRedis };
+  });
 }
 
 /** Plain mrkdwn lines grouped by target, bot-wide jobs last; times carry their UTC offset (DST-proof). */
@@ -29,10 +41,13 @@ export function formatScheduleStatus(rows: readonly ScheduleStatusRow[], tz: str
   const sections = keys.map((key) => {
     const lines = (groups.get(key) ?? []).map((r) => {
       const next = r.next.length > 0 ? r.next.map((d) => formatInZone(d, tz)).join(', ') : 'no next run';
+      if (r.inRedis === false) return `• ${r.label}: ${r.when} — :warning: *not in Redis: it will not run* until a worker restores it (planned next ${next})`;
       return `• ${r.label}: ${r.when} — next ${next}`;
     });
     return `*${key === '' ? 'All targets' : key}*\n${lines.join('\n')}`;
   });
   if (sections.length === 0) return `No schedules configured (times in ${tz}).`;
-  return `Schedules (times in ${tz}):\n${sections.join('\n\n')}`;
+  const missing = rows.filter((r) => r.inRedis === false).length;
+  const warning = missing > 0 ? `\n:warning: ${missing} planned schedule${missing === 1 ? ' is' : 's are'} missing from Redis. A running worker restores them within a minute; if this stays, no worker is running or Redis refuses writes.` : '';
+  return `Schedules (times in ${tz}):\n${sections.join('\n\n')}${warning}`;
 }

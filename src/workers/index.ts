@@ -14,7 +14,7 @@ import { checklistProcessor } from './checklist-worker.ts';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { createChecklistStore } from '../checklists/state.ts';
 import { retentionRunsFromQueue } from '../checklists/retention-runs.ts';
-import { syncSchedulers } from '../schedules/sync.ts';
+import { startPlanKeeper, type PlanKeeper } from './plan-keeper.ts';
 
 export interface Workers {
   /** All workers are running (for /healthz). */
@@ -34,6 +34,8 @@ export interface WorkerOptions {
   lockDurationMs?: number;
   /** How often a job whose worker died is put back in the queue before it is failed and reported (default 1). */
   maxStalledCount?: number;
+  /** How often Redis is checked against the plan (schedulers, queue limits), besides every reconnect (default 30 s). */
+  planCheckMs?: number;
 }
 
 /** Starts one BullMQ worker per job kind on the shared Redis; more hosts running `worker` scale out. */
@@ -112,9 +114,6 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );
-  // Events of one dedup key must leave in order: one delivery at a time across every worker host.
-  await deps.queues.pagerduty.setGlobalConcurrency(1);
-  await deps.queues.retention.setGlobalConcurrency(1);
   const all = [backup, restoreTest, restore, health, pager, retention, checklist];
   const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
   const auditJob = (queue: string, jobId: string | undefined, result: string) => {
@@ -130,16 +129,32 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     w.on('completed', (job, value: unknown) => auditJob(w.name, job.id, `completed: ${JSON.stringify(value ?? null).slice(0, 300)}`));
   }
   await Promise.all(all.map((w) => w.waitUntilReady()));
-  // Idempotent: any number of workers starting at once leave exactly one scheduler.
+  // The plan in Redis: the health check's and the config's schedulers (removed schedules leave Redis), and one
+  // PagerDuty delivery (events of one dedup key leave in order) and one retention run at a time across every host.
+  // Idempotent: any number of workers starting at once leave exactly one scheduler. Kept while we run: Redis can
+  // lose it (restarted empty, FLUSHALL, failover) and BullMQ would not put it back (plan-keeper.ts).
+  let keeper: PlanKeeper | null = null;
   if (options.schedules !== false) {
-    await deps.queues.health.upsertJobScheduler('health', { every: config.health.intervalMinutes * 60_000 }, { name: 'health', data: {} });
-    // Backups, restore tests, retention and reminders from the config; removed schedules leave Redis (schedules/sync.ts).
-    await syncSchedulers(deps.queues, config, log.child({ component: 'schedules' }));
+    keeper = await startPlanKeeper({
+      config,
+      queues: deps.queues,
+      log: log.child({ component: 'schedules' }),
+      redis: deps.workerRedis,
+      watch: [deps.workerRedis, deps.redis],
+      escalation: deps.escalation,
+      pagerDuty: deps.pagerDuty,
+      notifier: deps.notifier,
+      ...(options.planCheckMs !== undefined ? { intervalMs: options.planCheckMs } : {}),
+    });
+  } else {
+    await deps.queues.pagerduty.setGlobalConcurrency(1);
+    await deps.queues.retention.setGlobalConcurrency(1);
   }
   await dropLeftovers(deps);
   return {
     running: () => all.every((w) => w.isRunning()),
     async close() {
+      keeper?.stop();
       await Promise.all(all.map((w) => w.close()));
     },
   };

@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
+import { plannedSchedulers, syncSchedulers } from '../../src/schedules/sync.ts';
 import { createTestDatabase } from '../support/databases.ts';
 import { SIGNING_SECRET, channelMessage, jobIdOf, loadSampleSchema, slash, startHarness, type Harness } from './harness.ts';
 import { artifactPath, listArtifact, restoreAndCount } from './restore-check.ts';
@@ -82,9 +83,15 @@ describe('/backup now, end to end', () => {
   it('lists the backup, newest first, and shows job status', async () => {
     const list = (await slash(h, '/backup', 'list')).text;
     expect(list).toContain(manifest.backupId);
+    // This harness starts its workers without schedules: Redis holds none, and status says so.
+    const bare = (await slash(h, '/backup', 'status')).text;
+    expect(bare).toMatch(/• daily backup \(daily, kept 30 days\): every day at 02:00 — :warning: \*not in Redis: it will not run\*/);
+    expect(bare).toContain(`${plannedSchedulers(h.config).length} planned schedules are missing from Redis`);
+    await syncSchedulers(h.service.deps.queues, h.config, h.service.deps.log);
     const status = (await slash(h, '/backup', 'status')).text;
     expect(status).toMatch(/Running\* \(0\)/);
-    // No config file: the default production policy, times in UTC.
+    expect(status).not.toMatch(/not in Redis/);
+    // No config file: the default production policy, times in UTC, next runs as BullMQ holds them.
     expect(status).toMatch(/Schedules \(times in UTC\):\n\*shop\*\n• daily backup \(daily, kept 30 days\): every day at 02:00 — next \w{3} \d{4}-\d\d-\d\d 02:00 UTC\+00:00/);
   });
 

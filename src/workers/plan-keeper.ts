@@ -1,0 +1,165 @@
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import { dedupKey, type Escalation } from '../notifications/escalation.ts';
+import type { PagerDutyClient } from '../notifications/pagerduty-client.ts';
+import { planNotRestored, planRestored, redisDataLost } from '../notifications/redis-messages.ts';
+import type { Notifier } from '../notifications/types.ts';
+import { quietNotifier } from './quiet-notifier.ts';
+import { applyPlan, gapSize, planGap, type PlanDeps, type PlanGap } from './redis-plan.ts';
+import { restoreSnapshot, takeSnapshot, type RedisSnapshot } from './redis-snapshot.ts';
+
+/**
+ * Keeps Redis in step with the plan while workers run (BullMQ keeps schedulers and queue limits nowhere else):
+ * checked on every reconnect of the watched connections and every `intervalMs`. A marker key, written when the
+ * plan is applied, tells "Redis lost its data" (the marker is gone) from "someone removed a scheduler" (it is not).
+ * Of several workers noticing the same loss, the one that writes the new marker first tells the channel.
+ */
+
+export interface PlanKeeperDeps extends PlanDeps {
+  /** The worker connection: marker, snapshot, restores. */
+  redis: Redis;
+  /** Connections whose reconnect (a `ready` after the first) triggers a check. */
+  watch: Redis[];
+  escalation: Escalation;
+  /** Direct delivery, for when Redis refuses writes and the outbox cannot take the page. */
+  pagerDuty: PagerDutyClient | null;
+  notifier: Notifier;
+  intervalMs?: number;
+  now?: () => Date;
+}
+
+export interface CheckOutcome {
+  lost: boolean;
+  /** What was missing before the check, and what is still missing after it. */
+  before: PlanGap;
+  after: PlanGap | null;
+}
+
+export interface PlanKeeper {
+  check(how: string): Promise<CheckOutcome>;
+  stop(): void;
+}
+
+/** The bot's own conditions are not a target's: `_bot` can never be a target name (they start with a letter). */
+export const PLAN_DEDUP_KEY = dedupKey('_bot', 'schedules');
+
+export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper> {
+  const now = deps.now ?? (() => new Date());
+  const log = deps.log.child({ component: 'plan-keeper' });
+  const say = quietNotifier(deps.notifier, log);
+  const markerKey = `${deps.config.queuePrefix}:plan:marker`;
+  const writeMarker = () => deps.redis.set(markerKey, JSON.stringify({ at: now().toISOString(), host: hostname() }), 'NX');
+  let snapshot: RedisSnapshot | null = null;
+  /** Set while the "cannot be restored" page is open: resolved (and said) once the plan is whole again. */
+  let paging: 'outbox' | 'direct' | null = null;
+
+  await applyPlan(deps);
+  await writeMarker();
+
+  async function page(gap: PlanGap, reason: string): Promise<void> {
+    if (paging) return;
+    const missing = [...gap.schedulers.map((s) => s.id), ...gap.limits.map((l) => `${l} queue limit`)];
+    const summary = `pg-backup-bot: ${missing.length} planned schedule(s) missing from Redis and not restorable: ${reason}`.slice(0, 1000);
+    let sentence: string;
+    try {
+      sentence = await deps.escalation.failed('_bot', 'schedules', { summary, severity: 'critical', details: { missing, reason } });
+      paging = 'outbox';
+    } catch (err) {
+      // Redis that refuses the plan's writes refuses the outbox's too: page straight from here.
+      log.warn({ err }, 'could not queue the page; sending it directly');
+      const sent = deps.pagerDuty
+        ? await deps.pagerDuty.send({ action: 'trigger', dedupKey: PLAN_DEDUP_KEY, summary, severity: 'critical', source: 'pg-backup-bot', component: '_bot', customDetails: { missing, reason }, timestamp: now().toISOString() })
+        : null;
+      sentence = sent?.kind === 'accepted' ? `PagerDuty paged directly (critical, dedup key ${PLAN_DEDUP_KEY})` : 'PagerDuty could NOT be paged (see logs)';
+      paging = 'direct';
+    }
+    log.error({ missing, reason }, 'planned schedules missing from Redis and not restorable');
+    await say.post(planNotRestored(missing, reason, sentence));
+  }
+
+  async function resolvePage(): Promise<void> {
+    if (!paging) return;
+    const summary = 'pg-backup-bot: every planned schedule is in Redis again';
+    let resolved: string | null = null;
+    if (paging === 'outbox') {
+      resolved = await deps.escalation.passed('_bot', 'schedules', { summary }).catch(() => null);
+    } else if (deps.pagerDuty) {
+      const sent = await deps.pagerDuty.send({ action: 'resolve', dedupKey: PLAN_DEDUP_KEY, summary, severity: 'info', source: 'pg-backup-bot', component: '_bot', timestamp: now().toISOString() }).catch(() => null);
+      resolved = sent?.kind === 'accepted' ? `PagerDuty page resolved (${PLAN_DEDUP_KEY})` : null;
+    }
+    paging = null;
+    await say.post(planRestored(resolved));
+  }
+
+  async function announceLoss(how: string, before: PlanGap): Promise<void> {
+    const noticedAt = now();
+    const uptime = Number(/uptime_in_seconds:(\d+)/.exec(await deps.redis.info('server').catch(() => ''))?.[1] ?? Number.NaN);
+    const restartedAt = Number.isFinite(uptime) ? new Date(noticedAt.getTime() - uptime * 1000) : null;
+    const requeued = snapshot ? await restoreSnapshot(deps.redis, deps.queues, deps.config.queuePrefix, snapshot) : { paged: 0, events: 0 };
+    // What ran before the loss is unknown now: look at every target again, at once.
+    await deps.queues.health.add('health', {});
+    const message = redisDataLost({
+      // A Redis that kept running (FLUSHALL, a promoted replica) has been up longer than we have known it intact.
+      restartedAt: restartedAt && (!snapshot || restartedAt > snapshot.at) ? restartedAt : null,
+      noticedAt,
+      how,
+      restored: { schedulers: before.schedulers.length, limits: before.limits },
+      snapshot,
+      requeued,
+    });
+    log.warn({ how, restored: before, requeued, lostJobs: snapshot?.active ?? null }, 'Redis lost its data; plan restored');
+    await say.post(message);
+  }
+
+  async function checkOnce(how: string): Promise<CheckOutcome> {
+    const lost = (await deps.redis.exists(markerKey)) === 0;
+    const before = await planGap(deps);
+    if (!lost && gapSize(before) === 0) {
+      await resolvePage();
+      snapshot = await takeSnapshot(deps.redis, deps.queues, deps.config.queuePrefix, now());
+      return { lost, before, after: before };
+    }
+    let after: PlanGap | null = null;
+    let reason = '';
+    try {
+      await applyPlan(deps);
+      after = await planGap(deps);
+      reason = gapSize(after) > 0 ? 'Redis accepted the writes but still does not hold them.' : '';
+    } catch (err) {
+      reason = `Redis refused them: ${(err as Error).message}.`;
+    }
+    if (after && gapSize(after) === 0) {
+      await resolvePage();
+      if (lost && (await writeMarker().catch(() => null)) === 'OK') await announceLoss(how, before);
+      else if (!lost) log.warn({ how, restored: before }, 'planned schedules were missing from Redis; restored');
+    } else {
+      await page(after ?? before, reason);
+    }
+    return { lost, before, after };
+  }
+
+  // One check at a time: a reconnect during the periodic check joins it instead of racing it.
+  let running: Promise<CheckOutcome> | null = null;
+  const check = (how: string): Promise<CheckOutcome> => {
+    running ??= checkOnce(how).finally(() => {
+      running = null;
+    });
+    return running;
+  };
+  const quietly = (how: string) => void check(how).catch((err: unknown) => log.warn({ err, how }, 'could not check Redis against the plan'));
+
+  const onReady = () => quietly('reconnect');
+  for (const r of deps.watch) r.on('ready', onReady);
+  const timer = setInterval(() => quietly('periodic check'), deps.intervalMs ?? 30_000);
+  timer.unref();
+  snapshot = await takeSnapshot(deps.redis, deps.queues, deps.config.queuePrefix, now()).catch(() => null);
+
+  return {
+    check,
+    stop() {
+      clearInterval(timer);
+      for (const r of deps.watch) r.off('ready', onReady);
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import type { Redis } from 'ioredis';
+import type { Queues } from '../jobs/queues.ts';
+import { outboxKey, pageStateKey } from '../notifications/escalation.ts';
+
+/**
+ * What a worker last saw in Redis, kept in memory, so that when Redis loses its data the bot can say what was
+ * lost with it and put back what is still true outside Redis:
+ * - open pages: PagerDuty still holds those alerts, so the "triggered" marks come back (or the next pass could
+ *   never resolve them);
+ * - events waiting in the PagerDuty outbox: re-queued (a trigger is idempotent per dedup key; a resolve of an
+ *   alert that is no longer open is ignored by PagerDuty, and the health run that follows re-pages what still fails);
+ * - running jobs: only reported. Their workers go on and post their own verdicts; BullMQ can no longer record them.
+ */
+export interface RedisSnapshot {
+  at: Date;
+  active: Array<{ queue: string; id: string; target: string | null }>;
+  outbox: Array<{ dedupKey: string; events: string[] }>;
+  paged: string[];
+}
+
+/** Redis glob patterns treat * ? [ ] \ specially; a configured prefix is matched literally. */
+const literal = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+export async function takeSnapshot(redis: Redis, queues: Queues, prefix: string, at: Date): Promise<RedisSnapshot> {
+  const running = await Promise.all(
+    (['backup', 'restoreTest', 'restore'] as const).map(async (q) =>
+      (await queues[q].getJobs(['active'])).map((j) => ({ queue: queues[q].name, id: j.id ?? '?', target: (j.data as { target?: string } | undefined)?.target ?? null })),
+    ),
+  );
+  const statePrefix = pageStateKey(prefix, '');
+  const outboxPrefix = outboxKey(prefix, '');
+  const [stateKeys, outboxKeys] = await Promise.all([scanKeys(redis, `${literal(statePrefix)}*`), scanKeys(redis, `${literal(outboxPrefix)}*`)]);
+  const states = stateKeys.length > 0 ? await redis.mget(...stateKeys) : [];
+  const paged = stateKeys.filter((_, i) => states[i] === 'triggered').map((k) => k.slice(statePrefix.length));
+  const outbox = await Promise.all(outboxKeys.map(async (k) => ({ dedupKey: k.slice(outboxPrefix.length), events: await redis.lrange(k, 0, -1) })));
+  return { at, active: running.flat(), outbox: outbox.filter((o) => o.events.length > 0), paged };
+}
+
+/** Puts back the open-page marks and the waiting PagerDuty events of a snapshot. Returns how many of each. */
+export async function restoreSnapshot(redis: Redis, queues: Queues, prefix: string, snap: RedisSnapshot): Promise<{ paged: number; events: number }> {
+  let paged = 0;
+  for (const key of snap.paged) {
+    if ((await redis.set(pageStateKey(prefix, key), 'triggered', 'NX')) === 'OK') paged++;
+  }
+  let events = 0;
+  for (const o of snap.outbox) {
+    await redis.rpush(outboxKey(prefix, o.dedupKey), ...o.events);
+    await queues.pagerduty.add('deliver', { dedupKey: o.dedupKey });
+    events += o.events.length;
+  }
+  return { paged, events };
+}
