@@ -13,6 +13,11 @@ export const FileConfigSchema = z
   .object({
     /** timezone, targets, retention, reminders: see schedules/config-schema.ts. */
     ...SCHEDULE_SECTION_SHAPE,
+    /**
+     * A worker that starts while a target has no finished backup (and none queued or running) takes one at once,
+     * instead of leaving a new install unprotected until the first scheduled run. FIRST_BACKUP_AT_START overrides it.
+     */
+    firstBackupAtStart: z.boolean().default(true),
     /** `none` is the explicit opt-out that lets a production target take unencrypted backups. */
     encryption: z.enum(['age', 'none']).optional(),
     /**

@@ -57,6 +57,7 @@ const EnvSchema = z.object({
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
   S3_MODE: z.enum(['primary', 'copy']).default('copy'),
   RESTORE_TEST_DATABASE_URL: PostgresUrl.optional(),
+  FIRST_BACKUP_AT_START: z.enum(['true', 'false']).optional(),
   RESTORE_ALLOWED_USERS: z
     .string()
     .regex(/^\s*[UW][A-Z0-9]{2,}(\s*,\s*[UW][A-Z0-9]{2,})*\s*$/, 'a comma-separated list of Slack user IDs (U012ABCDEF)')
@@ -119,6 +120,8 @@ export interface Config {
     /** The config said `encryption: none`: production targets may take unencrypted backups. */
     optedOut: boolean;
   };
+  /** Workers take a target's first backup when they start and it has none (health then never waits on a schedule). */
+  firstBackupAtStart: boolean;
   /** S3-compatible storage: the primary store, or a copy target each finished backup is copied to. */
   s3?: { bucket: string; prefix: string; region: string; endpoint?: string; forcePathStyle: boolean; mode: 'primary' | 'copy' };
   /** Slack user/group IDs per role; null = no role config (everyone may list and back up, nobody restore into existing). */
@@ -222,6 +225,7 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
       ...(e.BACKUP_ENCRYPTION_IDENTITY_FILE ? { identityFile: e.BACKUP_ENCRYPTION_IDENTITY_FILE } : {}),
       optedOut: file.config.encryption === 'none',
     },
+    firstBackupAtStart: e.FIRST_BACKUP_AT_START === undefined ? file.config.firstBackupAtStart : e.FIRST_BACKUP_AT_START === 'true',
     ...(e.S3_BUCKET
       ? {
           s3: {

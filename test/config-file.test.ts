@@ -55,6 +55,16 @@ describe('BOT_CONFIG file', () => {
     expect(c.targets[1]?.policy).toMatchObject({ backups: [{ id: 'weekly', retentionClass: 'weekly', keepDays: 14 }], restoreTest: { cadence: 'quarterly' }, preMigration: { keepDays: 30 } });
   });
 
+  it('takes a first backup at start unless the file or FIRST_BACKUP_AT_START says not to; the variable wins', async () => {
+    const off = join(dir, 'first-off.yml');
+    await writeFile(off, 'firstBackupAtStart: false\n');
+    expect(loadConfig(base).firstBackupAtStart).toBe(true);
+    expect(loadConfig({ ...base, BOT_CONFIG: off }).firstBackupAtStart).toBe(false);
+    expect(loadConfig({ ...base, BOT_CONFIG: off, FIRST_BACKUP_AT_START: 'true' }).firstBackupAtStart).toBe(true);
+    expect(loadConfig({ ...base, FIRST_BACKUP_AT_START: 'false' }).firstBackupAtStart).toBe(false);
+    expect(() => loadConfig({ ...base, FIRST_BACKUP_AT_START: 'no' })).toThrow(/FIRST_BACKUP_AT_START/);
+  });
+
   it('names a missing urlEnv variable without showing any URL', async () => {
     const file = join(dir, 'missing-env.yml');
     await writeFile(file, 'targets:\n  - name: shop\n    urlEnv: SHOP_DATABASE_URL\n    environment: production\n');

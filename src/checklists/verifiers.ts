@@ -1,7 +1,7 @@
 import type { Config, TargetConfig } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { checkTarget, encryptionRequired } from '../health/collect.ts';
-import { targetThresholds } from '../health/target-thresholds.ts';
+import { firstBackupDue, targetThresholds } from '../health/target-thresholds.ts';
 import { resolveThresholds } from '../health/conditions.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { ConditionResult } from '../health/types.ts';
@@ -57,7 +57,7 @@ function healthOf(ctx: VerifierContext) {
   return (target: string) => {
     let hit = cache.get(target);
     if (!hit) {
-      const sources = { storage: ctx.storage, runs: ctx.runs, backupQueue: null, thresholds: ctx.config.health.thresholds, thresholdsFor: targetThresholds(ctx.config), encryptionRequired: encryptionRequired(ctx.config) };
+      const sources = { storage: ctx.storage, runs: ctx.runs, backupQueue: null, thresholds: ctx.config.health.thresholds, thresholdsFor: targetThresholds(ctx.config), firstBackupDue: firstBackupDue(ctx.config), encryptionRequired: encryptionRequired(ctx.config) };
       hit = checkTarget(sources, target, ctx.now).then(({ input, results }) => ({
         backups: [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt)),
         results,

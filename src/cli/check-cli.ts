@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { checkTarget, encryptionRequired } from '../health/collect.ts';
-import { targetThresholds } from '../health/target-thresholds.ts';
+import { firstBackupDue, targetThresholds } from '../health/target-thresholds.ts';
 import { createRunLog } from '../health/last-runs.ts';
 import { nagiosReport } from '../health/nagios.ts';
 import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
@@ -34,7 +34,7 @@ export async function cliCheck(args: string[], deps: { config: Config; storage: 
   const queue = redis ? new Queue<BackupJobData>(QUEUE.backup, { connection: redis, prefix: config.queuePrefix }) : null;
   try {
     const targets = args[0] ? [findTarget(config, args[0])] : config.targets;
-    const sources = { storage: deps.storage, runs: redis ? createRunLog(redis, config.queuePrefix) : null, backupQueue: queue, thresholds: config.health.thresholds, thresholdsFor: targetThresholds(config), encryptionRequired: encryptionRequired(config) };
+    const sources = { storage: deps.storage, runs: redis ? createRunLog(redis, config.queuePrefix) : null, backupQueue: queue, thresholds: config.health.thresholds, thresholdsFor: targetThresholds(config), firstBackupDue: firstBackupDue(config), encryptionRequired: encryptionRequired(config) };
     const now = new Date();
     const perTarget = await Promise.all(targets.map(async (t) => ({ target: t.name, results: (await checkTarget(sources, t.name, now)).results })));
     const report = nagiosReport(perTarget);

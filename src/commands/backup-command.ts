@@ -14,7 +14,7 @@ import { formatBackupList, formatQueueStatus } from './replies.ts';
 import { formatScheduleStatus, scheduleStatus } from '../schedules/status.ts';
 import { plannedSchedulers, type SchedulerQueues } from '../schedules/sync.ts';
 import { checkTarget, encryptionRequired } from '../health/collect.ts';
-import { targetThresholds } from '../health/target-thresholds.ts';
+import { firstBackupDue, targetThresholds } from '../health/target-thresholds.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { HealthState } from '../health/state.ts';
 import { healthOverview } from '../notifications/health-messages.ts';
@@ -133,7 +133,7 @@ export function backupCommand(deps: BackupCommandDeps) {
         case 'health': {
           const targets = req.target ? [findTarget(deps.config, req.target)] : deps.config.targets;
           const now = new Date();
-          const sources = { storage: deps.storage, runs: deps.health?.runs ?? null, backupQueue: deps.queue, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config), encryptionRequired: encryptionRequired(deps.config) };
+          const sources = { storage: deps.storage, runs: deps.health?.runs ?? null, backupQueue: deps.queue, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config), firstBackupDue: firstBackupDue(deps.config), encryptionRequired: encryptionRequired(deps.config) };
           const perTarget = await withDeadline(
             2500,
             Promise.all(

@@ -62,7 +62,8 @@ export async function runDemo(args: string[]): Promise<number> {
     // and its targets — real databases — would replace the sample one: `/backup now` would dump them, and start-up
     // would drop their servers' leftover restore-test databases, those of the real bot's running tests included.
     const configFile = join(keyDir, 'demo.yml');
-    await writeFile(configFile, '# npm run demo: defaults only; the sample database is the one target\n');
+    // No first backup at start: backups run when the person at the prompt asks, so a scripted run's output is theirs.
+    await writeFile(configFile, '# npm run demo: defaults only; the sample database is the one target\nfirstBackupAtStart: false\n');
     const config = loadConfig(
       {
         BOT_CONFIG: configFile,

@@ -18,7 +18,33 @@ interface StaleCheck {
   ageMs: number;
 }
 
-export function staleCondition(target: string, now: Date, newestFirst: Manifest[], t: HealthThresholds): ConditionResult {
+/**
+ * How long after its first scheduled run a never-backed-up target may still have no backup before it pages: the run
+ * itself takes time, and the target's later limits (target-thresholds.ts) allow the same hour.
+ */
+export const FIRST_BACKUP_GRACE_MS = HOUR_MS;
+
+/**
+ * A target never backed up, before its first scheduled backup is due (+ grace): a warning nobody is paged for. A new
+ * install has no backup by definition; paging critical for it would be a false alarm on day one, and one that only
+ * the next health run would clear.
+ */
+function awaitingFirstBackup(target: string, now: Date, dueAt: Date): ConditionResult | null {
+  const lateAt = new Date(dueAt.getTime() + FIRST_BACKUP_GRACE_MS);
+  if (now.getTime() >= lateAt.getTime()) return null;
+  return {
+    condition: 'stale',
+    status: 'failing',
+    severity: 'warning',
+    quiet: true,
+    summary: `No backup of ${target} yet: the first scheduled one is due at ${formatTime(dueAt)}`,
+    evidence: `no backup of ${target} yet; the first scheduled backup is due at ${formatTime(dueAt)} (critical if there is none by ${formatTime(lateAt)})`,
+  };
+}
+
+export function staleCondition(target: string, now: Date, newestFirst: Manifest[], t: HealthThresholds, firstBackupDueAt?: Date): ConditionResult {
+  const waiting = newestFirst.length === 0 && firstBackupDueAt ? awaitingFirstBackup(target, now, firstBackupDueAt) : null;
+  if (waiting) return waiting;
   const overrides = Object.entries(t.staleHoursByClass).filter((e): e is [RetentionClass, number] => e[1] !== undefined);
   const wanted: Array<[RetentionClass | null, number]> = overrides.length > 0 ? overrides : [[null, t.staleHours]];
   const checks: StaleCheck[] = wanted.map(([cls, limitHours]) => {
@@ -33,15 +59,16 @@ export function staleCondition(target: string, now: Date, newestFirst: Manifest[
     c.newest
       ? `newest ${what(c)} ${formatDuration(c.ageMs)} old (${formatTime(c.newest.startedAt)}), limit ${c.limitHours} h`
       : `no ${what(c)} of ${target} yet`;
+  const late = newestFirst.length === 0 && firstBackupDueAt ? ` (the first was due at ${formatTime(firstBackupDueAt)})` : '';
   const headline = worst.newest
     ? `the newest ${what(worst)} is ${formatDuration(worst.ageMs)} old (limit ${worst.limitHours} h)`
-    : `no ${what(worst)} of ${target} yet`;
+    : `no ${what(worst)} of ${target} yet${late}`;
   return {
     condition: 'stale',
     status: failing ? 'failing' : 'ok',
     severity: 'critical',
     summary: failing ? `Backups of ${target} are stale: ${headline}` : `Backups of ${target} are fresh: ${headline}`,
-    evidence: checks.map(describe).join('; '),
+    evidence: checks.map(describe).join('; ') + late,
     ...(worst.newest ? { value: worst.ageMs } : {}),
   };
 }

@@ -19,17 +19,28 @@ export interface HealthSources {
    * Default: every target, since every target configured from DATABASE_URL is production.
    */
   encryptionRequired?: (target: string) => boolean;
+  /**
+   * When a target that was never backed up is due its first backup (target-thresholds.ts firstBackupDue), counted
+   * from when the bot first watched it (the run log, in Redis). Without it, or without Redis, a target with no
+   * backup is critical at once.
+   */
+  firstBackupDue?: (target: string, since: Date) => Date;
 }
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
 export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
-  const [backups, lastBackupRun, records, active, disk] = await Promise.all([
+  const [backups, lastBackupRun, records, active, disk, firstSeen] = await Promise.all([
     sources.storage.list(target),
     sources.runs ? sources.runs.last(target) : Promise.resolve(null),
     sources.storage.listRecords('restore-test', target),
     sources.backupQueue ? sources.backupQueue.getJobs(['active']) : Promise.resolve([]),
     sources.storage.freeSpace ? sources.storage.freeSpace() : Promise.resolve(null),
+    // Asked on every check, not only without backups: a target whose backups all vanish later is long past its due.
+    sources.runs && sources.firstBackupDue ? sources.runs.firstSeen(target, now) : Promise.resolve(null),
   ]);
+  // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
+  const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
+  const firstBackupDueAt = neverBackedUp && firstSeen && sources.firstBackupDue ? sources.firstBackupDue(target, firstSeen) : null;
   const lastTest = records[0];
   const newest = backups.reduce<(typeof backups)[number] | undefined>((a, b) => (!a || Date.parse(b.startedAt) > Date.parse(a.startedAt) ? b : a), undefined);
   const required = sources.encryptionRequired?.(target) ?? true;
@@ -50,6 +61,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     // Every artifact counts: globals hold role password hashes.
     encrypted: required && newest ? newest.artifacts.every((a) => a.encryption !== null) : null,
     ...(thresholds ? { thresholds } : {}),
+    ...(firstBackupDueAt ? { firstBackupDueAt } : {}),
   };
 }
 

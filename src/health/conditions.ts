@@ -83,7 +83,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const t = resolveThresholds(input.thresholds);
   const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
   return [
-    staleCondition(input.target, input.now, newestFirst, t),
+    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt),
     sizeCondition(input.target, newestFirst, t),
     slowCondition(input.target, input.now, newestFirst, input.running, t),
     diskCondition(input.target, input.disk, t),

@@ -13,6 +13,11 @@ export interface RunLog {
   last(target: string): Promise<BackupRunSummary | null>;
   /** Failed runs since this Redis began counting: shared by every process, so any /metrics reports them all. */
   failures(target: string): Promise<number>;
+  /**
+   * When the bot first looked at this target (set by the first call, `now` then): a target never backed up is given
+   * until its first scheduled backup after this moment, which a restart must not push back.
+   */
+  firstSeen(target: string, now: Date): Promise<Date>;
 }
 
 export function createRunLog(redis: Redis, prefix: string): RunLog {
@@ -24,6 +29,12 @@ export function createRunLog(redis: Redis, prefix: string): RunLog {
     },
     async failures(target) {
       return Number((await redis.get(`${key(target)}:failures`)) ?? 0);
+    },
+    async firstSeen(target, now) {
+      const seenKey = `${prefix}:first-seen:${target}`;
+      await redis.set(seenKey, now.toISOString(), 'NX');
+      const at = Date.parse((await redis.get(seenKey)) ?? '');
+      return Number.isNaN(at) ? now : new Date(at);
     },
     async last(target) {
       const raw = await redis.get(key(target));

@@ -1,6 +1,6 @@
 import type { Deps } from '../deps.ts';
 import { checkTarget, encryptionRequired } from './collect.ts';
-import { targetThresholds } from './target-thresholds.ts';
+import { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 import { QUEUE_STATES, type QueueState } from './metrics.ts';
 
 /**
@@ -19,7 +19,7 @@ export async function renderMetrics(deps: Deps): Promise<{ contentType: string; 
     const counts = await q.getJobCounts(...QUEUE_STATES);
     queueDepths[name] = Object.fromEntries(QUEUE_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueState, number>;
   }
-  const sources = { storage: deps.storage, runs: deps.runs, backupQueue: deps.queues.backup, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config), encryptionRequired: encryptionRequired(deps.config) };
+  const sources = { storage: deps.storage, runs: deps.runs, backupQueue: deps.queues.backup, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config), firstBackupDue: firstBackupDue(deps.config), encryptionRequired: encryptionRequired(deps.config) };
   for (const target of deps.config.targets) {
     const { input, results } = await checkTarget(sources, target.name, now);
     const seen = failuresSeen.get(deps) ?? new Map<string, number>();

@@ -9,14 +9,21 @@ export const StoredConditionSchema = z.object({
   since: z.string(),
   lastChecked: z.string(),
   evidence: z.string(),
+  /** Failing without a page (ConditionResult.quiet); absent in state written before it existed. */
+  quiet: z.boolean().optional(),
 });
 export type StoredCondition = z.infer<typeof StoredConditionSchema>;
 
 export interface AppliedResult {
   result: ConditionResult;
   previous: HealthStatus | null;
+  /** The stored failure was a quiet one: nobody was told of it, so its clearing is not news either. */
+  previousQuiet: boolean;
   since: string;
-  /** Status differs from the stored one; a first observation counts only when it is failing. */
+  /**
+   * Status differs from the stored one, or a failure turned from quiet to loud (or back); a first observation counts
+   * only when it is failing.
+   */
   changed: boolean;
 }
 
@@ -27,6 +34,7 @@ export interface HealthState {
 
 // Read and write one field in one step: two health jobs checking at once cannot both see a change and both post.
 // `since` is kept while the status stays the same; the previous value is returned for the caller to compare.
+// `quiet` is written only when set (a nil field is left out), so other conditions' state reads as before.
 const APPLY_FIELD = `
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
 local since = ARGV[3]
@@ -34,7 +42,7 @@ if prev then
   local ok, p = pcall(cjson.decode, prev)
   if ok and type(p) == 'table' and p.status == ARGV[2] and type(p.since) == 'string' then since = p.since end
 end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ status = ARGV[2], since = since, lastChecked = ARGV[3], evidence = ARGV[4] }))
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ status = ARGV[2], since = since, lastChecked = ARGV[3], evidence = ARGV[4], quiet = (ARGV[5] == '1') or nil }))
 return prev`;
 
 function parseStored(raw: string | null): StoredCondition | null {
@@ -56,15 +64,20 @@ export function createHealthState(redis: Redis, prefix: string): HealthState {
       const at = now.toISOString();
       return Promise.all(
         results.map(async (result): Promise<AppliedResult> => {
-          const raw = (await redis.eval(APPLY_FIELD, 1, key(target), result.condition, result.status, at, result.evidence)) as string | null;
+          const quiet = result.quiet === true;
+          const raw = (await redis.eval(APPLY_FIELD, 1, key(target), result.condition, result.status, at, result.evidence, quiet ? '1' : '0')) as string | null;
           const stored = parseStored(raw);
           const previous = stored?.status ?? null;
+          const previousQuiet = stored?.quiet === true;
           const same = previous === result.status;
+          // Quiet → loud is the moment a never-backed-up target's first backup becomes overdue: that must page.
+          const loudness = result.status === 'failing' && same && previousQuiet !== quiet;
           return {
             result,
             previous,
+            previousQuiet,
             since: same && stored ? stored.since : at,
-            changed: previous === null ? result.status === 'failing' : !same,
+            changed: previous === null ? result.status === 'failing' : !same || loudness,
           };
         }),
       );

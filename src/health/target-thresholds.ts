@@ -42,3 +42,17 @@ export function targetThresholds(config: Pick<Config, 'targets' | 'timezone' | '
     return found;
   };
 }
+
+/**
+ * When a target never backed up is due its first backup, counted from `since` (when the bot first watched it): the
+ * first run of any of its backup schedules after then. A target without a schedule is given its stale limit.
+ */
+export function firstBackupDue(config: Pick<Config, 'targets' | 'timezone' | 'health'>): (target: string, since: Date) => Date {
+  const thresholdsFor = targetThresholds(config);
+  return (target, since) => {
+    const policy = config.targets.find((t) => t.name === target)?.policy;
+    const firsts = (policy?.backups ?? []).flatMap((b) => nextRuns({ pattern: b.cron, tz: config.timezone }, since, 1)).map((d) => d.getTime());
+    if (firsts.length > 0) return new Date(Math.min(...firsts));
+    return new Date(since.getTime() + (thresholdsFor(target).staleHours ?? DEFAULT_THRESHOLDS.staleHours) * HOUR_MS);
+  };
+}

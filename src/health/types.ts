@@ -10,7 +10,10 @@ export type HealthSeverity = 'critical' | 'error' | 'warning';
 export interface ConditionResult {
   condition: HealthCondition;
   status: HealthStatus;
-  /** The severity this condition pages with when failing; fixed per condition so an episode never changes its page. */
+  /**
+   * The severity this condition pages with when failing; fixed per condition so an episode never changes its page
+   * (the quiet warning of a target waiting for its first backup aside: it never pages).
+   */
   severity: HealthSeverity;
   /** One sentence naming the target and the condition, for PagerDuty and Slack. */
   summary: string;
@@ -18,6 +21,11 @@ export interface ConditionResult {
   evidence: string;
   /** stale: age in ms; size: bytes of the newest backup; slow: longest duration in ms; disk: free ratio (0–1). */
   value?: number;
+  /**
+   * Failing, but not worth waking anyone: shown by `/backup health`, `check` and /metrics, never paged or posted.
+   * Only a target waiting for its first scheduled backup is judged so (backup-conditions.ts staleCondition).
+   */
+  quiet?: true;
 }
 
 export interface HealthThresholds {
@@ -81,4 +89,10 @@ export interface HealthInput {
    */
   encrypted?: boolean | null;
   thresholds?: Partial<HealthThresholds>;
+  /**
+   * Set when the target has never been backed up (no finished backup, no successful run): when its first scheduled
+   * backup is due, counted from when the bot first watched it. Until then (plus a grace) "no backup yet" is a
+   * warning, not a page. Absent: judged as any target without a backup, critical.
+   */
+  firstBackupDueAt?: Date;
 }

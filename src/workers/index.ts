@@ -8,6 +8,8 @@ import { watchLostJobs } from './lost-jobs.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
+import { createTargetEvaluator, reevaluateAfterJobs } from './target-health.ts';
+import { takeFirstBackups } from './first-backups.ts';
 import { lostRestoreTestHandler, restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
 import { retentionProcessor } from './retention-worker.ts';
 import { checklistProcessor } from './checklist-worker.ts';
@@ -25,7 +27,10 @@ export interface Workers {
 export interface WorkerOptions {
   backupConcurrency?: number;
   restoreConcurrency?: number;
-  /** Upsert the periodic jobs (health checks) at start; tests turn this off and run the processors themselves. */
+  /**
+   * Upsert the periodic jobs (health checks, the config's schedules) and take missing first backups at start; tests
+   * turn this off and run the processors themselves.
+   */
   schedules?: boolean;
   progressIntervalMs?: number;
   /** How long a backup waits before trying again when another backup of its target runs (default 30 s). */
@@ -75,20 +80,21 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const restoreDeps = { config, storage: deps.storage, notifier: deps.notifier, log: log.child({ worker: 'restore' }) };
   const restore = new Worker<RestoreJobData>(QUEUE.restore, restoreProcessor(restoreDeps), { connection: deps.workerRedis, prefix, concurrency: 1, ...stall });
   watchLostJobs(restore, lostRestoreHandler(restoreDeps), log);
-  const health = new Worker(
-    QUEUE.health,
-    healthProcessor({
-      config,
-      storage: deps.storage,
-      runs: deps.runs,
-      state: deps.healthState,
-      backupQueue: deps.queues.backup,
-      notifier: deps.notifier,
-      escalation: deps.escalation,
-      log: log.child({ worker: 'health' }),
-    }),
-    { connection: deps.workerRedis, prefix, concurrency: 1 },
-  );
+  const healthDeps = {
+    config,
+    storage: deps.storage,
+    runs: deps.runs,
+    state: deps.healthState,
+    backupQueue: deps.queues.backup,
+    notifier: deps.notifier,
+    escalation: deps.escalation,
+    log: log.child({ worker: 'health' }),
+  };
+  // One evaluator for the health job and the after-job checks: checks of one target never overlap in this process.
+  const evaluate = createTargetEvaluator(healthDeps);
+  const health = new Worker(QUEUE.health, healthProcessor({ ...healthDeps, evaluate }), { connection: deps.workerRedis, prefix, concurrency: 1 });
+  // A page resolves seconds after the backup (restore test, restore) that fixed it, not at the next health run.
+  reevaluateAfterJobs([backup, restoreTest, restore], evaluate, healthDeps.log);
   const pager = new Worker<PagerJobData>(
     QUEUE.pagerduty,
     pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, log: log.child({ worker: 'pagerduty' }) }),
@@ -151,6 +157,10 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     await deps.queues.retention.setGlobalConcurrency(1);
   }
   await dropLeftovers(deps);
+  // A new install is backed up now, not at the first scheduled run (FIRST_BACKUP_AT_START, workers/first-backups.ts).
+  if (options.schedules !== false && config.firstBackupAtStart) {
+    await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });
+  }
   return {
     running: () => all.every((w) => w.isRunning()),
     async close() {

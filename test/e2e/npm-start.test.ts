@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -68,12 +68,24 @@ describe('pg-backup-bot all (what npm start runs)', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('answers a signed /backup now, posts the verdict, and stops cleanly on SIGTERM', async () => {
+  it('takes the first backup of a target that has none, answers a signed /backup now, posts the verdict, and stops cleanly on SIGTERM', async () => {
+    const succeeded = (c: { method: string; body: Record<string, unknown> }) => c.method === 'chat.update' && /succeeded/.test(String(c.body.text));
+    // A new install is backed up at start (FIRST_BACKUP_AT_START), without anyone asking.
+    await slack.waitFor(succeeded, 60_000);
+    expect(JSON.stringify(slack.calls.filter(succeeded))).toMatch(/first backup/);
+    // Its job ends just after the verdict; until then a /backup now would be answered with it. The audit trail says when.
+    const audit = join(dir, 'backups', '_audit', 'audit.jsonl');
+    const ended = Date.now() + 30_000;
+    const completed = /"what":"backup".*"result":"completed/;
+    while (!completed.test(await readFile(audit, 'utf8').catch(() => '')) && Date.now() < ended) await new Promise((r) => setTimeout(r, 100));
+    expect(await readFile(audit, 'utf8')).toMatch(completed);
     const res = await slash({ eventsUrl: `http://127.0.0.1:${port}/slack/events`, slack }, '/backup', 'now');
     expect(res.status).toBe(200);
     expect(res.ms).toBeLessThan(3000);
     expect(JSON.stringify(res.body)).toMatch(/queued: job/);
-    await slack.waitFor((c) => c.method === 'chat.update' && /succeeded/.test(String(c.body.text)), 60_000);
+    const end = Date.now() + 60_000;
+    while (slack.calls.filter(succeeded).length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    expect(slack.calls.filter(succeeded)).toHaveLength(2);
     child.kill('SIGTERM');
     const result = await child;
     expect(result.exitCode).toBe(0);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { evaluateHealth, median } from '../../src/health/index.ts';
-import { HOUR, MB, ago, dailyBackups, healthyInput, makeManifest, pick } from './fixtures.ts';
+import { HOUR, MB, NOW, ago, dailyBackups, healthyInput, makeManifest, pick } from './fixtures.ts';
 
 const MIN = 60 * 1000;
 
@@ -20,6 +20,19 @@ describe('evaluateHealth: stale', () => {
     expect(r).toMatchObject({ status: 'failing', severity: 'critical' });
     expect(r.summary).toContain('no backup of shop yet');
     expect(r.value).toBeUndefined();
+  });
+
+  it('is a quiet warning for a target never backed up until its first scheduled backup is due, plus an hour', () => {
+    const due = new Date(NOW.getTime() + 2 * HOUR);
+    const waiting = pick(evaluateHealth(healthyInput({ backups: [], lastBackupRun: null, firstBackupDueAt: due })), 'stale');
+    expect(waiting).toMatchObject({ status: 'failing', severity: 'warning', quiet: true });
+    expect(waiting.evidence).toBe('no backup of shop yet; the first scheduled backup is due at 2026-11-24 14:00 UTC (critical if there is none by 2026-11-24 15:00 UTC)');
+    const graced = pick(evaluateHealth(healthyInput({ backups: [], now: new Date(due.getTime() + 59 * MIN), firstBackupDueAt: due })), 'stale');
+    expect(graced).toMatchObject({ severity: 'warning', quiet: true });
+    const late = pick(evaluateHealth(healthyInput({ backups: [], now: new Date(due.getTime() + HOUR), firstBackupDueAt: due })), 'stale');
+    expect(late).toMatchObject({ status: 'failing', severity: 'critical' });
+    expect(late.quiet).toBeUndefined();
+    expect(late.evidence).toBe('no backup of shop yet (the first was due at 2026-11-24 14:00 UTC)');
   });
 
   it('counts the newest backup of any class when no class limit is configured', () => {

@@ -65,6 +65,20 @@ describe('createHealthState', () => {
     expect(runs.flat().filter((r) => r.changed)).toHaveLength(1);
   });
 
+  it('counts quiet → loud as a change (the first backup became overdue), and remembers a quiet failure as such', async () => {
+    const state = createHealthState(redis, prefix);
+    const quiet = { ...result('stale', 'failing', 'warning'), quiet: true as const };
+    const [first] = await state.apply('shop', [quiet], NOW);
+    expect(first).toMatchObject({ previous: null, previousQuiet: false, changed: true });
+    expect((await state.read('shop')).stale).toMatchObject({ status: 'failing', quiet: true });
+    const [still] = await state.apply('shop', [quiet], later(1));
+    expect(still).toMatchObject({ previousQuiet: true, changed: false });
+    const [loud] = await state.apply('shop', [result('stale', 'failing', 'critical')], later(2));
+    expect(loud).toMatchObject({ previous: 'failing', previousQuiet: true, changed: true, since: NOW.toISOString() });
+    const [cleared] = await state.apply('shop', [result('stale', 'ok', 'critical')], later(3));
+    expect(cleared).toMatchObject({ previous: 'failing', previousQuiet: false, changed: true });
+  });
+
   it('treats an unreadable stored value as never seen', async () => {
     await redis.hset(`${prefix}:health:shop`, 'stale', 'not json');
     const state = createHealthState(redis, prefix);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultTarget, loadConfig, type Config } from '../../src/config.ts';
 import { collectHealthInput } from '../../src/health/collect.ts';
-import { longestScheduledGapHours, targetThresholds } from '../../src/health/target-thresholds.ts';
+import { firstBackupDue, longestScheduledGapHours, targetThresholds } from '../../src/health/target-thresholds.ts';
 import { resolvePolicy } from '../../src/schedules/policy.ts';
 import { tempStorage } from '../postgres/helpers.ts';
 
@@ -50,3 +50,13 @@ describe('targetThresholds', () => {
   });
 });
 
+
+describe('firstBackupDue', () => {
+  it("is the target's first scheduled backup after the bot first saw it; without a schedule, its stale limit later", () => {
+    const due = firstBackupDue(config());
+    // 09:00 UTC is 10:00 in Paris: the 6-hourly backup at 12:00 Paris comes before the daily 02:00.
+    expect(due('shop', NOW).toISOString()).toBe('2026-11-18T11:00:00.000Z');
+    expect(due('stage', NOW).toISOString()).toBe('2026-11-22T01:00:00.000Z');
+    expect(due('adhoc', NOW).toISOString()).toBe('2026-11-19T10:00:00.000Z');
+  });
+});
