@@ -157,7 +157,8 @@ function runBackupJob(deps: BackupWorkerDeps) {
         ...(signal ? { signal } : {}),
         log,
         onProgress: (p) => {
-          void job.updateProgress(p);
+          // Redis may have lost the job (restarted empty): the backup goes on, so must the process (no unhandled rejection).
+          job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
           progress(p.phase === 'dumping' && p.rawBytes ? `dumping, ${formatBytes(p.rawBytes)} read` : p.phase, p.phase !== 'dumping');
         },
         now,

@@ -86,7 +86,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
         ...(signal ? { signal } : {}),
         log,
         onProgress: (p) => {
-          void job.updateProgress(p);
+          job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
           if (anchor) void say.update(anchor, restoreTestRunning(req, p.phase.replace(/-/g, ' ')));
         },
         now,

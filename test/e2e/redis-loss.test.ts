@@ -2,12 +2,13 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEphemeralRedis, type EphemeralRedis } from '../../src/dev/ephemeral.ts';
 import { plannedSchedulers } from '../../src/schedules/sync.ts';
 import { PLAN_DEDUP_KEY } from '../../src/workers/plan-keeper.ts';
 import { gapSize, planGap, type PlanGap } from '../../src/workers/redis-plan.ts';
-import { channelMessage, slash, startHarness, type Harness } from './harness.ts';
+import { channelMessage, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 
 /**
  * Redis restarted empty under a running bot and worker (no persistence, a failover to a replica without the keys,
@@ -59,7 +60,8 @@ beforeAll(async () => {
   h = await startHarness({
     pgUrl: inject('pgUrl'),
     redisUrl: redis.url,
-    env: { BOT_CONFIG: configFile },
+    // No first backup at start: the test decides which backup is running when Redis goes.
+    env: { BOT_CONFIG: configFile, FIRST_BACKUP_AT_START: 'false' },
     workerOptions: { schedules: true, planCheckMs: 2000 },
   });
 }, 120_000);
@@ -75,6 +77,17 @@ describe('when Redis restarts empty under a running bot and worker', () => {
     const planned = plannedSchedulers(h.config).map((p) => p.id);
     expect(planned).toContain('pgbb:backup:shop:minutely');
     expect(gapSize(await gap())).toBe(0);
+
+    // A backup running when Redis goes: held at its snapshot by a lock, so it is still running then.
+    const locker = new pg.Client({ connectionString: h.source.url });
+    await locker.connect();
+    locker.on('error', () => undefined); // the source database is dropped with force at the end
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE shop.customers IN ACCESS EXCLUSIVE MODE');
+    const running = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
+    await until('the backup running', async () => ((await h.service.deps.queues.backup.getJobState(running)) === 'active' ? true : undefined), 30_000);
+    // The plan keeper reads Redis every 2 s here (30 s by default): let it see the running job.
+    await new Promise((r) => setTimeout(r, 2500));
 
     await redis.stop();
     const killedAt = Date.now();
@@ -98,6 +111,11 @@ describe('when Redis restarts empty under a running bot and worker', () => {
     expect(told.text).toMatch(/it restarted empty/);
     expect(told.text).toMatch(/schedules restored: \d+ job schedulers and the queue limits \(pagerduty, retention/);
     expect(told.text).toMatch(/What was lost with it, as last seen intact at/);
+    expect(told.text).toContain(`a backup job of shop was running (${running}): its worker goes on and posts its own verdict`);
+    // And it does: the dump goes on once the lock is gone, although BullMQ lost the job (no crash on its progress).
+    await locker.query('ROLLBACK');
+    await locker.end();
+    await channelMessage(h, running, /succeeded/, 60_000);
 
     // /backup status shows the schedulers as BullMQ holds them, none flagged.
     const status = (await slash(h, '/backup', 'status')).text;
