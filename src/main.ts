@@ -2,6 +2,7 @@ import { loadConfig } from './config.ts';
 import { isBotError, toUserMessage } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { pino } from 'pino';
+import { exitByHangup, ignoreOutputErrors } from './hangup.ts';
 
 // Each verb imports what it needs: the CLI should not pay for loading Bolt and BullMQ (time and memory).
 
@@ -74,8 +75,14 @@ async function main(argv: string[]): Promise<number> {
       }
       const abort = new AbortController();
       // `on`, not `once` (see above): a re-raised signal would kill the CLI before it removed the partial backup.
+      // SIGHUP (the terminal closed) too: hangup.ts.
       process.on('SIGINT', () => abort.abort());
       process.on('SIGTERM', () => abort.abort());
+      process.on('SIGHUP', () => {
+        hungUp = true;
+        ignoreOutputErrors();
+        abort.abort();
+      });
       if (verb === 'backup') return cliBackup(args, { config, storage, log, io, signal: abort.signal });
       const { cliRestore, cliRestoreTest } = await import('./cli/restore-cli.ts');
       if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
@@ -101,8 +108,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Set on SIGHUP: once the work is cleaned up, the process ends by that signal, as it would have without a handler. */
+let hungUp = false;
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => (hungUp ? exitByHangup() : process.exit(code)),
   (err: unknown) => {
     process.stderr.write(`${toUserMessage(err)}\n`);
     if (!isBotError(err)) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);

@@ -55,34 +55,38 @@ describe('the CLI, for when Slack is down', () => {
     expect(test.exitCode).toBe(0);
   });
 
-  it('Ctrl-C stops a running backup, keeps nothing and leaves no pg_dump behind', async () => {
-    const target = 'interrupted';
-    // A lock that makes the backup wait (count(*) and pg_dump both need the table) until it is interrupted.
-    const holder = new pg.Client({ connectionString: db.url });
-    await holder.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE shop.customers IN ACCESS EXCLUSIVE MODE');
-      const child = execa('node', ['bin/pg-backup-bot.js', 'backup'], {
-        env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, TARGET_NAME: target, BACKUP_DIR: dir, ...enc },
-        extendEnv: false,
-        reject: false,
-      });
-      let err = '';
-      child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-      const end = Date.now() + 30_000;
-      while (!/counting|dumping/.test(err) && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      await new Promise((r) => setTimeout(r, 300));
-      child.kill('SIGINT');
-      const run = await child;
-      expect(run.exitCode).toBe(1);
-      expect(run.stdout + err).toMatch(/canceled/i);
-      expect(await readdir(join(dir, target)).catch(() => [])).toEqual([]);
-      const left = await execa('pgrep', ['-f', `pg_dump.*${db.name}`], { reject: false });
-      expect(left.stdout).toBe('');
-    } finally {
-      await holder.query('ROLLBACK').catch(() => undefined);
-      await holder.end();
+  it('Ctrl-C, or a closed terminal (SIGHUP), stops a running backup, keeps nothing and leaves no pg_dump behind', async () => {
+    for (const signal of ['SIGINT', 'SIGHUP'] as const) {
+      const target = `interrupted-${signal.toLowerCase()}`;
+      // A lock that makes the backup wait (count(*) and pg_dump both need the table) until it is interrupted.
+      const holder = new pg.Client({ connectionString: db.url });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE shop.customers IN ACCESS EXCLUSIVE MODE');
+        const child = execa('node', ['bin/pg-backup-bot.js', 'backup'], {
+          env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, TARGET_NAME: target, BACKUP_DIR: dir, ...enc },
+          extendEnv: false,
+          reject: false,
+        });
+        let err = '';
+        child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+        const end = Date.now() + 30_000;
+        while (!/counting|dumping/.test(err) && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 300));
+        child.kill(signal);
+        const run = await child;
+        // After a hangup the CLI cleans up, then ends by SIGHUP as it would have without a handler.
+        if (signal === 'SIGHUP') expect(run.signal).toBe('SIGHUP');
+        else expect(run.exitCode).toBe(1);
+        expect(run.stdout + err).toMatch(/canceled/i);
+        expect(await readdir(join(dir, target)).catch(() => [])).toEqual([]);
+        const left = await execa('pgrep', ['-f', `pg_dump.*${db.name}`], { reject: false });
+        expect(left.stdout).toBe('');
+      } finally {
+        await holder.query('ROLLBACK').catch(() => undefined);
+        await holder.end();
+      }
     }
   });
 
@@ -129,8 +133,8 @@ describe('npm run demo', () => {
     await expect(execa('test', ['-e', dirMatch?.[1] ?? '/nonexistent'])).rejects.toThrow();
   }, 120_000);
 
-  it('cleans up on SIGTERM or Ctrl-C too: no PostgreSQL, redis-server or files are left behind', async () => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  it('cleans up on SIGTERM, Ctrl-C or a closed terminal (SIGHUP) too: no PostgreSQL, redis-server or files (the age identity among them) are left behind', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
       // stdin stays open, as at a prompt: the demo waits for commands until the signal.
       const child = execa('node', ['bin/pg-backup-bot.js', 'demo'], { reject: false, stdin: 'pipe' });
       let out = '';
@@ -138,13 +142,18 @@ describe('npm run demo', () => {
       while (!/Ready\./.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
       const dir = /backups in (\S+)\./.exec(out)?.[1];
       const port = /on postgres:\/\/[^@]*@?[^:]+:(\d+)\//.exec(out)?.[1];
+      const identity = /read the identity (\S+)\./.exec(out)?.[1];
       expect(dir).toBeDefined();
       expect(port).toBeDefined();
+      expect(identity).toBeDefined();
       child.kill(signal);
       const run = await child;
-      expect(run.exitCode).toBe(130);
+      // A hangup ends the demo by SIGHUP once it has cleaned up, as it would have ended without a handler.
+      if (signal === 'SIGHUP') expect(run.signal).toBe('SIGHUP');
+      else expect(run.exitCode).toBe(130);
       expect(out).toContain(`${signal}: cleaning up`);
       await expect(execa('test', ['-e', dir ?? '/nonexistent'])).rejects.toThrow();
+      await expect(execa('test', ['-e', identity ?? '/nonexistent'])).rejects.toThrow();
       // Nothing listens on the demo's PostgreSQL port any more.
       const probe = await execa('pg_isready', ['-h', '127.0.0.1', '-p', port ?? '1'], { reject: false });
       expect(probe.exitCode).not.toBe(0);

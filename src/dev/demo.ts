@@ -12,6 +12,7 @@ import { toUserMessage } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { ConsoleNotifier, plainText } from '../notifications/console-notifier.ts';
 import { startWorkers, type Workers } from '../workers/index.ts';
+import { exitByHangup, ignoreOutputErrors, isHangupError } from '../hangup.ts';
 import { startEphemeralPostgres, startEphemeralRedis, type EphemeralPostgres, type EphemeralRedis } from './ephemeral.ts';
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -29,8 +30,12 @@ export async function runDemo(args: string[]): Promise<number> {
   let deps: Deps | undefined;
   let workers: Workers | undefined;
   let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    (cleaning ??= (async () => {
+  // Interrupted, running jobs are cancelled rather than waited for: a backup must not run on and report "succeeded"
+  // after the person asked to stop (the CLI cancels its backup the same way). A second Ctrl-C during a normal exit,
+  // which waits for them, cancels them too.
+  const cleanup = (cancel: boolean) => {
+    if (cancel) workers?.cancelRunning('the demo was interrupted');
+    return (cleaning ??= (async () => {
       await workers?.close().catch(() => undefined);
       await deps?.close().catch(() => undefined);
       await redis?.stop().catch(() => undefined);
@@ -38,15 +43,20 @@ export async function runDemo(args: string[]): Promise<number> {
       if (backupDir) await rm(backupDir, { recursive: true, force: true });
       if (keyDir) await rm(keyDir, { recursive: true, force: true });
     })());
-  // Ctrl-C (at the prompt or while a job runs) or a SIGTERM still removes the throwaway servers and files: left
-  // behind, each demo would leave a PostgreSQL and a redis-server running.
+  };
+  // Ctrl-C (at the prompt or while a job runs), a SIGTERM or a closed terminal (SIGHUP) still removes the throwaway
+  // servers and files, the age identity among them: left behind, each demo would leave a PostgreSQL and a
+  // redis-server running and a secret key on disk.
   const onSignal = (signal: NodeJS.Signals) => {
     print(`\n${signal}: cleaning up the throwaway servers and backups…`);
-    void cleanup().finally(() => process.exit(130));
+    void cleanup(true).finally(() => (signal === 'SIGHUP' ? exitByHangup() : process.exit(130)));
   };
+  // What the demo prints is best effort: a closed terminal (EIO) or pipe must not stop it before it has cleaned up.
+  ignoreOutputErrors();
   // `on`, not `once`: execa's signal-exit re-raises a signal that no other listener is left to handle.
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
     [pgServer, redis] = await Promise.all([startEphemeralPostgres(), startEphemeralRedis()]);
@@ -94,7 +104,7 @@ export async function runDemo(args: string[]): Promise<number> {
         await waitForIdle(deps);
       }
     } else {
-      await prompt(handlers, scripted);
+      await prompt(handlers, scripted, onSignal);
     }
     if (scripted) await waitForIdle(deps);
     return 0;
@@ -104,8 +114,9 @@ export async function runDemo(args: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
     print('Cleaning up the throwaway servers and backups…');
-    await cleanup();
+    await cleanup(false);
   }
 }
 
@@ -136,15 +147,24 @@ async function dispatch(handlers: Record<string, CommandHandler>, line: string):
   print(`  (only visible to you) ${plainText(reply.text).replace(/\n/g, '\n  ')}`);
 }
 
-async function prompt(handlers: Record<string, CommandHandler>, scripted: boolean): Promise<void> {
+async function prompt(handlers: Record<string, CommandHandler>, scripted: boolean, interrupt: (signal: NodeJS.Signals) => void): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: scripted ? '' : 'you@#incidents> ', terminal: !scripted });
-  // In a terminal, readline takes Ctrl-C itself (it would only pause): treat it as the end, like Ctrl-D.
-  rl.on('SIGINT', () => rl.close());
+  // In a terminal, readline reads Ctrl-C as a key (raw mode: no signal is sent, and it would only pause): it is the
+  // same interrupt as a SIGINT, running jobs cancelled. Ctrl-D and `exit` end the demo after its running jobs.
+  rl.on('SIGINT', () => interrupt('SIGINT'));
   rl.prompt();
-  for await (const line of rl) {
-    if (/^(exit|quit)$/i.test(line.trim())) break;
-    await dispatch(handlers, line);
-    rl.prompt();
+  try {
+    for await (const line of rl) {
+      if (/^(exit|quit)$/i.test(line.trim())) break;
+      await dispatch(handlers, line);
+      rl.prompt();
+    }
+  } catch (err) {
+    if (!isHangupError(err)) throw err;
+    // The terminal closed, and the read failed before (or instead of) its SIGHUP: the same hangup. The interrupt
+    // cleans up and ends the process; returning would race it to exit.
+    interrupt('SIGHUP');
+    await new Promise<never>(() => undefined);
   }
   rl.close();
 }

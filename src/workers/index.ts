@@ -21,6 +21,8 @@ import { startPlanKeeper, type PlanKeeper } from './plan-keeper.ts';
 export interface Workers {
   /** All workers are running (for /healthz). */
   running(): boolean;
+  /** Aborts the jobs this process is running (their processors get the abort signal), e.g. the demo's Ctrl-C. */
+  cancelRunning(reason: string): void;
   close(): Promise<void>;
 }
 
@@ -163,6 +165,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   }
   return {
     running: () => all.every((w) => w.isRunning()),
+    cancelRunning: (reason) => all.forEach((w) => w.cancelAllJobs(reason)),
     async close() {
       keeper?.stop();
       await Promise.all(all.map((w) => w.close()));

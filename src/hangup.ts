@@ -1,0 +1,25 @@
+/**
+ * A closed terminal sends SIGHUP, and from then on every write to it fails with EIO and every read ends in an error.
+ * Cleaning up after that (the demo's throwaway servers, the CLI's half-written backup) must survive both, and the
+ * process must then end as a hung-up process does: killed by SIGHUP. A normal exit is not an option there: Node
+ * restores the terminal's settings at exit and aborts on a terminal that has gone (node::ResetStdio, EIO).
+ */
+
+/** Later writes to stdout and stderr that fail (EIO: the terminal is gone) are dropped instead of killing the process. */
+export function ignoreOutputErrors(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') === 0) stream.on('error', () => undefined);
+  }
+}
+
+/** Whether a read or write failed because the terminal went away. */
+export function isHangupError(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'EIO';
+}
+
+/** Ends the process by SIGHUP with its default action, after the caller has cleaned up. */
+export function exitByHangup(): void {
+  // Without listeners Node hands SIGHUP back to its default action: the process ends at once, as the shell expects.
+  process.removeAllListeners('SIGHUP');
+  process.kill(process.pid, 'SIGHUP');
+}

@@ -1,0 +1,125 @@
+import { access } from 'node:fs/promises';
+import { execa } from 'execa';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * `npm run demo` as people run it, in a terminal: `script` gives it a pseudo-terminal, so readline is in raw mode
+ * (Ctrl-C arrives as a key, not as a signal) and closing the terminal sends the SIGHUP a real one does. The scripted
+ * (piped) demo gets a real SIGINT. Each way, a running backup is cancelled and nothing is left behind.
+ */
+
+const demoOptions = { reject: false, stdin: 'pipe' } as const;
+const spawnDemo = (inTerminal: boolean) =>
+  // -e: script exits with the demo's code; -f: output as it comes; -q: no "Script started" lines.
+  inTerminal ? execa('script', ['-qefc', 'node bin/pg-backup-bot.js demo', '/dev/null'], demoOptions) : execa('node', ['bin/pg-backup-bot.js', 'demo'], demoOptions);
+
+interface Demo {
+  child: ReturnType<typeof spawnDemo>;
+  output(): string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** The throwaway PostgreSQL's port, the backup directory and the age identity file the demo printed. */
+  port: string;
+  files: string[];
+}
+
+async function startDemo(inTerminal: boolean): Promise<Demo> {
+  const child = spawnDemo(inTerminal);
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  const waitFor = async (pattern: RegExp, timeoutMs = 60_000) => {
+    const end = Date.now() + timeoutMs;
+    while (!pattern.test(out)) {
+      if (Date.now() > end || child.exitCode !== null) throw new Error(`the demo never printed ${pattern}:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await waitFor(/exit or Ctrl-D to quit/).catch((err: unknown) => {
+    child.kill('SIGTERM');
+    throw err;
+  });
+  const port = /on postgres:\/\/[^@]*@?[^:]+:(\d+)\//.exec(out)?.[1] ?? '';
+  const files = [/backups in (\S+)\./.exec(out)?.[1] ?? '', /read the identity (\S+)\./.exec(out)?.[1] ?? ''];
+  expect(port).not.toBe('');
+  expect(files).not.toContain('');
+  return { child, output: () => out, waitFor, port, files };
+}
+
+const exists = (path: string) => access(path).then(() => true, () => false);
+const postgresUp = async (port: string) => (await execa('pg_isready', ['-h', '127.0.0.1', '-p', port], { reject: false })).exitCode === 0;
+
+/** The demo is gone: its PostgreSQL no longer answers and its backups and identity file are removed. */
+async function expectCleanedUp(demo: Demo) {
+  expect(await postgresUp(demo.port)).toBe(false);
+  for (const path of demo.files) expect(await exists(path)).toBe(false);
+}
+
+/**
+ * Starts `/backup now` behind a lock on one of the sample tables, so the backup is still running when it is
+ * interrupted. The lock is released after `holdMs` in any case: a demo that waited for its backup instead of
+ * cancelling it then finishes it, and says "succeeded", instead of hanging the test.
+ */
+async function backupBehindLock(demo: Demo, interrupt: () => void, holdMs = 8000): Promise<void> {
+  const holder = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${demo.port}/shop` });
+  // The demo stops its server with the connection open: that error is expected.
+  holder.on('error', () => undefined);
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE shop.customers IN ACCESS EXCLUSIVE MODE');
+    demo.child.stdin?.write('/backup now\n');
+    await demo.waitFor(/Backup of shop running/);
+    await new Promise((r) => setTimeout(r, 500));
+    interrupt();
+    const end = Date.now() + holdMs;
+    while (demo.child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    await holder.end().catch(() => undefined);
+  }
+}
+
+/** A demo left running by a failed assertion is stopped with SIGTERM, which it cleans up after, so no servers stay behind. */
+async function stopped<T>(demo: Demo, test: () => Promise<T>): Promise<T> {
+  try {
+    return await test();
+  } finally {
+    if (demo.child.exitCode === null) demo.child.kill('SIGTERM');
+  }
+}
+
+describe('npm run demo and signals', () => {
+  it('Ctrl-C at the prompt in a terminal cancels the running backup, then cleans up', async () => {
+    const demo = await startDemo(true);
+    await stopped(demo, () => backupBehindLock(demo, () => demo.child.stdin?.write('\x03')));
+    const run = await demo.child;
+    expect(demo.output()).toMatch(/SIGINT: cleaning up/);
+    expect(demo.output()).toMatch(/Backup of shop FAILED.*cancel/i);
+    expect(demo.output()).not.toMatch(/Backup of shop succeeded/);
+    expect(run.exitCode).toBe(130);
+    await expectCleanedUp(demo);
+  }, 120_000);
+
+  it('a SIGINT during a piped demo cancels the running backup too', async () => {
+    const demo = await startDemo(false);
+    await stopped(demo, () => backupBehindLock(demo, () => demo.child.kill('SIGINT')));
+    const run = await demo.child;
+    expect(demo.output()).toMatch(/Backup of shop FAILED.*cancel/i);
+    expect(demo.output()).not.toMatch(/Backup of shop succeeded/);
+    expect(run.exitCode).toBe(130);
+    await expectCleanedUp(demo);
+  }, 120_000);
+
+  it('closing the terminal (SIGHUP, every later write failing) stops PostgreSQL and removes the identity file', async () => {
+    const demo = await startDemo(true);
+    const scriptPid = demo.child.pid ?? 0;
+    // The terminal goes away: `script` dies, its pty master closes, and the kernel hangs up the demo's session.
+    demo.child.kill('SIGKILL');
+    await demo.child;
+    const end = Date.now() + 30_000;
+    while ((await postgresUp(demo.port)) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    while ((await exists(demo.files[1] ?? '')) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    expect(scriptPid).toBeGreaterThan(0);
+    await expectCleanedUp(demo);
+  }, 120_000);
+});
