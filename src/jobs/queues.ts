@@ -28,6 +28,11 @@ export const BackupJobData = z.object({
   schedule: ScheduledBackupData.shape.schedule.optional(),
   /** Days to keep this backup, for unscheduled kinds (a pre-migration backup: the target's policy.preMigration.keepDays). */
   keepDays: z.number().int().positive().optional(),
+  /**
+   * Backup ids this job's attempts reserved, recorded before each dump starts: an attempt whose worker died left
+   * its unfinished directory under one of them, which the retry (or the lost-job report) removes.
+   */
+  attemptBackupIds: z.array(BackupIdSchema).max(20).optional(),
 });
 export type BackupJobData = z.infer<typeof BackupJobData>;
 

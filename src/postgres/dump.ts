@@ -3,7 +3,7 @@ import type { TargetConfig } from '../config.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { BackupKind, Manifest, RetentionClass } from '../storage/manifest.ts';
-import type { ArtifactWriter, Storage } from '../storage/types.ts';
+import type { ArtifactWriter, BackupOwner, Storage } from '../storage/types.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
 import { dumpToArtifact } from './artifact.ts';
 import { backupEncryption, readBackEncrypted, readBackKey, type BackupEncryptionOption } from './backup-encryption.ts';
@@ -46,6 +46,10 @@ export interface RunBackupOptions {
   log: Logger;
   onProgress?: (p: BackupProgress) => void;
   now?: () => Date;
+  /** The job reserving the backup, recorded in its reservation: a starting worker removes a dead job's leftovers. */
+  owner?: BackupOwner;
+  /** Called once the backup id is reserved, before the dump starts (the worker records it in the job's data). */
+  onReserved?: (backupId: string) => Promise<void>;
   /** The manifest's startedAt; the worker passes the time it derived the backup id and retention deadline from. */
   startedAt?: Date;
   /** How long pg_dump may wait for a table lock before giving up (default 5 minutes). */
@@ -109,7 +113,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   // Before anything is reserved or dumped: an unencrypted production backup is refused outright.
   const encryption = backupEncryption(o.target, o.encryption);
   // The preferred id may be taken by a backup started in the same second: the reserved one can carry a suffix.
-  const backupId = await reserveBackupId(o.storage, o.target.name, o.backupId);
+  const backupId = await reserveBackupId(o.storage, o.target.name, o.backupId, undefined, o.owner);
   const log = o.log.child({ backupId });
   const writers: ArtifactWriter[] = [];
   const lockWait = o.lockWaitTimeoutMs ?? 5 * 60_000;
@@ -128,6 +132,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   ]);
   preparing.catch(() => undefined); // awaited below; never unhandled meanwhile
   try {
+    await o.onReserved?.(backupId);
     progress({ phase: 'connecting' });
     snapshot = await openSnapshot(o.target.url, { lockTimeoutMs: lockWait }).catch((err: unknown) => {
       throw clientFailure(err, ctx);

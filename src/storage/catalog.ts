@@ -1,6 +1,6 @@
 import { BotError } from '../errors.ts';
 import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
-import type { Storage } from './types.ts';
+import type { BackupOwner, Storage } from './types.ts';
 
 /** Questions people ask about backups, answered from the manifests (the source of truth). */
 
@@ -46,15 +46,16 @@ export function summarizeBackup(m: Manifest): string {
 
 /**
  * Reserves a backup directory named after `preferred` (`<target>-<YYYYMMDD>T<HHMMSS>Z`); when two backups of a
- * target start in the same second, the later one gets `-2`, `-3`, … instead of failing.
+ * target start in the same second, the later one gets `-2`, `-3`, … instead of failing. `owner` is recorded in the
+ * reservation (Storage.beginBackup).
  */
-export async function reserveBackupId(storage: Storage, target: string, preferred: string, attempts = 50): Promise<string> {
+export async function reserveBackupId(storage: Storage, target: string, preferred: string, attempts = 50, owner?: BackupOwner): Promise<string> {
   const base = preferred.replace(/(T\d{6}Z)-\d+$/, '$1');
   for (let n = 1; n <= attempts; n++) {
     const id = n === 1 ? preferred : `${base}-${n}`;
     if (n > 1 && id === preferred) continue;
     try {
-      await storage.beginBackup(target, id);
+      await storage.beginBackup(target, id, owner);
       return id;
     } catch (err) {
       if (!(err instanceof BotError && err.code === 'backup_exists')) throw err;

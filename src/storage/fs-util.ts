@@ -1,5 +1,5 @@
 import { open, readdir, stat, statfs } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BotError } from '../errors.ts';
 
 /** Small filesystem helpers for LocalStorage: durability (fsync) and errors people can act on. */
@@ -69,4 +69,19 @@ export function storageError(err: unknown, where: string, action: string): BotEr
     });
   }
   return new BotError('storage_failed', `Could not ${action} in ${where}${code ? ` (${code})` : ''}.`, { cause: err });
+}
+
+/** Newest mtime of a directory and its entries; null when the directory is gone (deleted since it was listed). */
+export async function newestMtime(dir: string): Promise<Date | null> {
+  const own = await stat(dir).catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') return null;
+    throw err;
+  });
+  if (!own) return null;
+  let newest = own.mtime.getTime();
+  for (const f of await readdirIfExists(dir)) {
+    const s = await stat(join(dir, f)).catch(() => null); // renamed or removed meanwhile
+    if (s) newest = Math.max(newest, s.mtime.getTime());
+  }
+  return new Date(newest);
 }

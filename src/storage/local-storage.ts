@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TargetName } from '../config.ts';
@@ -10,29 +10,15 @@ import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './m
 import { openFileWriter } from './file-writer.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
-import { errnoCode, exists, fsyncDir, readdirIfExists, statfsNearest, storageError } from './fs-util.ts';
-import type { ArtifactWriter, Storage, UnfinishedBackup } from './types.ts';
+import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError } from './fs-util.ts';
+import { RESERVATION, reservationBody, reservationOwner } from './reservation.ts';
+import type { ArtifactWriter, BackupOwner, ReservedBackup, Storage, UnfinishedBackup } from './types.ts';
 
 const MANIFEST = 'manifest.json';
 /** Artifact names: no path separators, no dot files, none of our own temporary suffixes. */
 const FILE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 
 export type { UnfinishedBackup } from './types.ts';
-
-/** Newest mtime of a directory and its entries; null when the directory is gone (deleted since it was listed). */
-async function newestMtime(dir: string): Promise<Date | null> {
-  const own = await stat(dir).catch((err: unknown) => {
-    if (errnoCode(err) === 'ENOENT') return null;
-    throw err;
-  });
-  if (!own) return null;
-  let newest = own.mtime.getTime();
-  for (const f of await readdirIfExists(dir)) {
-    const s = await stat(join(dir, f)).catch(() => null); // renamed or removed meanwhile
-    if (s) newest = Math.max(newest, s.mtime.getTime());
-  }
-  return new Date(newest);
-}
 
 /**
  * Backups in a local directory: `<root>/<target>/<backupId>/<artifacts>` + `manifest.json`. Files are written
@@ -67,12 +53,17 @@ export class LocalStorage implements Storage {
     return join(this.#dir(target, backupId), file);
   }
 
-  async beginBackup(target: string, backupId: string): Promise<void> {
+  async beginBackup(target: string, backupId: string, owner?: BackupOwner): Promise<void> {
     const dir = this.#dir(target, backupId);
     try {
       await mkdir(dirname(dir), { recursive: true });
       // Not recursive: mkdir fails if the directory exists, which makes the reservation exclusive.
       await mkdir(dir);
+      // Not fsynced: a marker lost to a power cut only leaves the directory to retention's age rule.
+      if (owner) await writeFile(join(dir, RESERVATION), reservationBody(backupId, owner), { mode: 0o640 }).catch(async (err: unknown) => {
+        await rm(dir, { recursive: true, force: true });
+        throw err;
+      });
     } catch (err) {
       if (errnoCode(err) === 'EEXIST') {
         throw new BotError('backup_exists', `A backup named ${backupId} already exists in ${this.describe()}; it was left untouched.`, { cause: err });
@@ -213,6 +204,16 @@ export class LocalStorage implements Storage {
       if (state === null) continue;
       const modifiedAt = await newestMtime(path);
       if (modifiedAt && now.getTime() - modifiedAt.getTime() >= olderThanMs) out.push({ target, backupId, path, modifiedAt, state });
+    }
+    return out;
+  }
+
+  async listReserved(): Promise<ReservedBackup[]> {
+    const out: ReservedBackup[] = [];
+    for (const { target, backupId } of await this.#backupIds()) {
+      const path = this.#dir(target, backupId);
+      if (await exists(join(path, MANIFEST))) continue;
+      out.push({ target, backupId, path, owner: reservationOwner(await readFile(join(path, RESERVATION), 'utf8').catch(() => null)) });
     }
     return out;
   }

@@ -11,11 +11,8 @@ import { RecordIdSchema, type RecordKind } from './restore-record.ts';
  */
 
 export const MANIFEST = 'manifest.json';
-/**
- * Written by beginBackup so that a reservation is visible before the first artifact arrives. Artifact names
- * start with a letter or digit, so it can never collide with one.
- */
-export const RESERVATION = '.reserved';
+/** Written by beginBackup so that a reservation is visible before the first artifact arrives (reservation.ts). */
+export { RESERVATION } from './reservation.ts';
 const FILE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 
 export class S3Keys {

@@ -9,7 +9,8 @@ import { S3Bucket, mapLimit, type ObjectInfo } from './s3-objects.ts';
 import { MANIFEST, RESERVATION, S3Keys } from './s3-keys.ts';
 import { s3Error } from './s3-errors.ts';
 import { openS3Writer } from './s3-writer.ts';
-import type { ArtifactWriter, Storage, UnfinishedBackup } from './types.ts';
+import { reservationBody, reservationOwner } from './reservation.ts';
+import type { ArtifactWriter, BackupOwner, ReservedBackup, Storage, UnfinishedBackup } from './types.ts';
 
 export interface S3StorageOptions {
   bucket: string;
@@ -84,7 +85,7 @@ export class S3Storage implements Storage {
     this.#client.destroy();
   }
 
-  async beginBackup(target: string, backupId: string): Promise<void> {
+  async beginBackup(target: string, backupId: string, owner?: BackupOwner): Promise<void> {
     const dir = this.#keys.backup(target, backupId);
     const exists = () => new BotError('backup_exists', `A backup named ${backupId} already exists in ${this.describe()}; it was left untouched.`);
     // No mkdir on S3: a reservation object makes the claim visible at once, and If-None-Match makes it exclusive
@@ -92,7 +93,7 @@ export class S3Storage implements Storage {
     // A whole listing, not MaxKeys=1: a backup holds a handful of objects, and some S3-compatible servers
     // (s3rver on OpenSSL 3) fail on truncated listings.
     if ((await this.#s3.list(dir, `reserve backup ${backupId}`)).length > 0) throw exists();
-    const body = JSON.stringify({ backupId, reservedAt: new Date().toISOString() });
+    const body = reservationBody(backupId, owner);
     if (!(await this.#s3.writeText(`${dir}${RESERVATION}`, body, `reserve backup ${backupId}`, true))) throw exists();
   }
 
@@ -225,6 +226,16 @@ export class S3Storage implements Storage {
       return missing ? { ...at, state: 'artifacts-missing' } : null;
     });
     return found.filter((u): u is UnfinishedBackup => u !== null);
+  }
+
+  async listReserved(): Promise<ReservedBackup[]> {
+    const reserved = [...(await this.#backups()).values()].filter((g) => !g.objects.some((o) => o.key.endsWith(`/${MANIFEST}`)));
+    return mapLimit(reserved, READ_CONCURRENCY, async (g): Promise<ReservedBackup> => {
+      const dir = this.#keys.backup(g.target, g.backupId);
+      const marked = g.objects.some((o) => o.key === `${dir}${RESERVATION}`);
+      const text = marked ? await this.#s3.readText(`${dir}${RESERVATION}`, 'list reserved backups') : null;
+      return { target: g.target, backupId: g.backupId, path: `s3://${this.bucket}/${dir}`, owner: reservationOwner(text) };
+    });
   }
 
   async writeRecord(record: RestoreRecord): Promise<void> {

@@ -28,12 +28,35 @@ export interface UnfinishedBackup {
   state: 'no-manifest' | 'artifacts-missing';
 }
 
+/** A backup directory without a manifest, and the job its reservation names (see Storage.listReserved). */
+export interface ReservedBackup {
+  target: string;
+  backupId: string;
+  /** For messages and logs: a local path or an `s3://` prefix. */
+  path: string;
+  /** null when the reservation names nobody (the CLI, a copy, an older version) or its marker cannot be read. */
+  owner: BackupOwner | null;
+}
+
+/**
+ * The job that reserved a backup, recorded beside it before anything else is written, so a starting worker can tell
+ * a dead job's leftovers from a directory another worker is still writing (workers/backup-attempts.ts).
+ */
+export interface BackupOwner {
+  /** The BullMQ queue's qualified name, e.g. `{pgbb}:backup`: two deployments sharing a storage never judge each other's jobs. */
+  queue: string;
+  jobId: string;
+}
+
 /** Where backups live. Local directory now; S3 later behind the same interface. */
 export interface Storage {
   /** For messages and logs, e.g. `local:/var/backups/pgbb`. */
   describe(): string;
-  /** Reserves `<target>/<backupId>/`; fails if that backup already exists. */
-  beginBackup(target: string, backupId: string): Promise<void>;
+  /**
+   * Reserves `<target>/<backupId>/`; fails if that backup already exists. An `owner` is recorded in the reservation
+   * (a `.reserved` marker) and read back by listReserved.
+   */
+  beginBackup(target: string, backupId: string, owner?: BackupOwner): Promise<void>;
   createArtifactWriter(target: string, backupId: string, file: string): Promise<ArtifactWriter>;
   /** Written last and atomically: from this moment on the backup exists. */
   writeManifest(manifest: Manifest): Promise<void>;
@@ -51,6 +74,12 @@ export interface Storage {
    * interrupted between the artifacts and the manifest). Records (`_records`) and the audit trail are never listed.
    */
   listUnfinished?(olderThanMs: number, now?: Date): Promise<UnfinishedBackup[]>;
+  /**
+   * Every backup without a manifest (being written, or left by a run that died), with the job its reservation
+   * names: a starting worker removes those whose job is no longer running. Reads markers, never manifests, so it
+   * is cheap enough for every start.
+   */
+  listReserved?(): Promise<ReservedBackup[]>;
   /** Room left where backups are written, when the backend can tell (a local disk can; S3 cannot). */
   freeSpace?(): Promise<{ totalBytes: number; freeBytes: number }>;
   /** Keeps the record of a restore test or restore beside the backups, outside every backup (retention keeps it). */

@@ -19,6 +19,7 @@ import type { RunLog } from '../health/last-runs.ts';
 import type { Storage } from '../storage/types.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
+import { discardEarlierAttempts, startBackupAttempt } from './backup-attempts.ts';
 
 export interface BackupWorkerDeps {
   config: Config;
@@ -100,13 +101,15 @@ async function reportBackupFailure(
 /**
  * A backup job BullMQ gave up on without our processor: its worker died mid-dump, and so did the retry
  * (lost-jobs.ts). Reported and paged like any failed backup, so the channel message does not say "running" forever
- * and a pre-migration checklist still comes. What the dead worker wrote is an unfinished backup: never listed,
- * removed by retention.
+ * and a pre-migration checklist still comes. What the dead attempts wrote (recorded in the job's data) is removed
+ * here (backup-attempts.ts).
  */
 export function lostBackupHandler(deps: BackupWorkerDeps) {
   return async (job: Job<BackupJobData>): Promise<void> => {
     const log = deps.log.child({ jobId: job.id, target: job.data.target });
     await reportBackupFailure(deps, job, { anchor: job.data.anchor, reason: LOST_JOB_REASON, backupId: null, log });
+    // After the report, so a slow storage never delays the page: what the dead attempts left is removed.
+    await discardEarlierAttempts(deps.storage, job, log);
   };
 }
 
@@ -139,6 +142,8 @@ function runBackupJob(deps: BackupWorkerDeps) {
     const retention = retentionFor(data.kind, startedAt, data.schedule?.retentionClass, data.schedule?.keepDays ?? data.keepDays);
     try {
       const target = findTarget(deps.config, data.target);
+      // An earlier attempt whose worker died left its directory: removed first; this one's id is recorded before its dump.
+      const attempt = await startBackupAttempt(deps.storage, job, log);
       log.info({ backupId }, 'backup started');
       const manifest: Manifest = await runBackup({
         target,
@@ -149,6 +154,8 @@ function runBackupJob(deps: BackupWorkerDeps) {
         retainUntil: retention.retainUntil,
         requestedBy: data.requestedBy,
         jobId,
+        ...(attempt.owner ? { owner: attempt.owner } : {}),
+        onReserved: attempt.record,
         label: data.label,
         compressionLevel: deps.config.compressionLevel,
         // Public keys only: the worker can encrypt but never decrypt. No keys: production refuses unless opted out.

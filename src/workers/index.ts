@@ -5,6 +5,8 @@ import type { RetentionJobData } from '../schedules/job-data.ts';
 import { dropLeftoverScratchDatabases } from '../postgres/index.ts';
 import { backupProcessor, lostBackupHandler } from './backup-worker.ts';
 import { watchLostJobs } from './lost-jobs.ts';
+import { removeAbandonedBackups } from './backup-attempts.ts';
+import { stallOptions } from './stall-settings.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
@@ -37,8 +39,10 @@ export interface WorkerOptions {
   progressIntervalMs?: number;
   /** How long a backup waits before trying again when another backup of its target runs (default 30 s). */
   backupLockRetryMs?: number;
-  /** BullMQ's lock on a running job, and the stalled-job check's interval (default 30 s each); tests shorten them. */
+  /** BullMQ's lock on a running job (default 10 s, stall-settings.ts says why); tests shorten it. */
   lockDurationMs?: number;
+  /** How often the stalled-job check runs (default 3 s, never more than lockDurationMs). */
+  stalledIntervalMs?: number;
   /** How often a job whose worker died is put back in the queue before it is failed and reported (default 1). */
   maxStalledCount?: number;
   /** How often Redis is checked against the plan (schedulers, queue limits), besides every reconnect (default 30 s). */
@@ -50,7 +54,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const { config, log } = deps;
   const prefix = config.queuePrefix;
   // How long a dead worker's job waits before the stalled-job check finds it, and how often it may be retried then.
-  const stall = { maxStalledCount: options.maxStalledCount ?? 1, ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs } : {}) };
+  const stall = stallOptions(options);
   const backupDeps = {
     config,
     storage: deps.storage,
@@ -159,6 +163,8 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     await deps.queues.retention.setGlobalConcurrency(1);
   }
   await dropLeftovers(deps);
+  // Backups a killed worker left half written, whose job is no longer running anywhere (backup-attempts.ts).
+  await removeAbandonedBackups(deps.storage, deps.queues.backup, log.child({ worker: 'backup' }));
   // A new install is backed up now, not at the first scheduled run (FIRST_BACKUP_AT_START, workers/first-backups.ts).
   if (options.schedules !== false && config.firstBackupAtStart) {
     await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });

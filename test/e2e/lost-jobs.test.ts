@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QUEUE, type BackupJobData, type RestoreJobData, type RestoreTestJobData } from '../../src/jobs/queues.ts';
+import { LocalStorage } from '../../src/storage/index.ts';
 import { channelMessage, startHarness, type Harness } from './harness.ts';
 
 /**
@@ -17,6 +22,8 @@ import { channelMessage, startHarness, type Harness } from './harness.ts';
  */
 let h: Harness | undefined;
 let redis: Redis;
+let backupDir: string;
+const halfWritten = 'shop-20261125T020000Z';
 const prefix = `{t-lost-${randomUUID().slice(0, 8)}}`;
 
 const requestedBy = { source: 'slack' as const, userId: 'U0ONCALL', userName: 'oncall' };
@@ -45,7 +52,14 @@ async function loseJob<T>(queueName: string, name: string, data: T, jobId: strin
 
 beforeAll(async () => {
   redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
-  await loseJob<BackupJobData>(QUEUE.backup, 'backup', { target: 'shop', kind: 'manual', label: null, requestedBy }, 'lost-backup-1');
+  // What the lost backup's attempts left half written, as their job's data records it. No reservation marker here, so
+  // the start-up sweep (which judges marked directories by their job) cannot be what removes it: only the job can.
+  backupDir = await mkdtemp(join(tmpdir(), 'pgbb-lost-'));
+  const storage = new LocalStorage(backupDir);
+  await storage.beginBackup('shop', halfWritten);
+  const w = await storage.createArtifactWriter('shop', halfWritten, 'database.pgdump.zst');
+  w.stream.write('the first megabytes of a dump');
+  await loseJob<BackupJobData>(QUEUE.backup, 'backup', { target: 'shop', kind: 'manual', label: null, requestedBy, attemptBackupIds: [halfWritten] }, 'lost-backup-1');
   await loseJob<RestoreTestJobData>(
     QUEUE.restoreTest,
     'restore-test',
@@ -70,7 +84,7 @@ beforeAll(async () => {
   h = await startHarness({
     pgUrl: inject('pgUrl'),
     redisUrl: inject('redisUrl'),
-    env: { QUEUE_PREFIX: prefix },
+    env: { QUEUE_PREFIX: prefix, BACKUP_DIR: backupDir },
     workerOptions: { lockDurationMs: 500, maxStalledCount: 0 },
   });
 });
@@ -78,6 +92,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.stop();
   redis?.disconnect();
+  if (backupDir) await rm(backupDir, { recursive: true, force: true });
 });
 
 describe('a job whose worker died', () => {
@@ -91,6 +106,10 @@ describe('a job whose worker died', () => {
     expect(page.payload?.custom_details).toMatchObject({ jobId: 'lost-backup-1' });
     // The health check and the daily checklist see the failed run.
     expect((await harness.service.deps.runs.last('shop'))?.ok).toBe(false);
+    // And the half-written backup its attempts left is removed, not kept by retention for 24 h.
+    const end = Date.now() + 10_000;
+    while (existsSync(join(backupDir, 'shop', halfWritten)) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(join(backupDir, 'shop', halfWritten))).toBe(false);
   });
 
   it('a lost pre-migration restore test still posts its checklist, which says not to migrate', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { makeRecord } from '../fixtures/records.ts';
 
 /** A storage under test, with a look behind its back at what it really holds. Paths are relative to its root. */
 export interface StorageBackend {
-  storage: Storage & Required<Pick<Storage, 'listUnfinished'>>;
+  storage: Storage & Required<Pick<Storage, 'listUnfinished' | 'listReserved'>>;
   /** Every file (local) or object key (S3) whose path starts with `under`, sorted. */
   files(under?: string): Promise<string[]>;
   /** Files a backup holds from its reservation on, besides its artifacts and manifest (S3's `.reserved` marker). */
@@ -137,6 +138,42 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       expect((await storage.listUnfinished(60_000, later)).map((u) => [u.backupId, u.path])).toEqual([
         ['app-20260102T000000Z', b.location('app', 'app-20260102T000000Z')],
       ]);
+    });
+
+    it('names the job that reserved each unfinished backup, and lists no finished one', async () => {
+      const owner = { queue: '{pgbb}:backup', jobId: 'backup-app-7f3a' };
+      const dead = 'app-20260102T000000Z';
+      await storage.beginBackup('app', dead, owner);
+      const w = await storage.createArtifactWriter('app', dead, 'database.pgdump.zst');
+      w.stream.write('half a dump'); // a worker killed mid-dump: the writer never ends
+      await storage.beginBackup('app', 'app-20260103T000000Z'); // nobody named: the CLI, a copy, an older version
+      await storage.beginBackup('app', 'app-20260104T000000Z');
+      await b.put('app/app-20260104T000000Z/.reserved', '{"backupId": "app-2026'); // a marker torn by a crash
+      // A finished backup whose reservation named a job: never listed here, and deleted whole.
+      const kept = 'app-20260101T000000Z';
+      await storage.beginBackup('app', kept, { ...owner, jobId: 'backup-app-done' });
+      const fw = await storage.createArtifactWriter('app', kept, 'database.pgdump.zst');
+      fw.stream.end('whole');
+      await finished(fw.stream);
+      await fw.commit();
+      const m = makeManifest({ target: 'app', backupId: kept, startedAt: '2026-01-01T00:00:00Z', artifacts: [{ bytes: 5, sha256: createHash('sha256').update('whole').digest('hex') }] });
+      await storage.writeManifest(m);
+
+      const reserved = (await storage.listReserved()).sort((x, y) => x.backupId.localeCompare(y.backupId));
+      expect(reserved).toEqual([
+        { target: 'app', backupId: dead, path: b.location('app', dead), owner },
+        { target: 'app', backupId: 'app-20260103T000000Z', path: b.location('app', 'app-20260103T000000Z'), owner: null },
+        { target: 'app', backupId: 'app-20260104T000000Z', path: b.location('app', 'app-20260104T000000Z'), owner: null },
+      ]);
+      // The marker is the reservation's own file: no artifact, never listed as a backup, gone with the backup.
+      expect(await b.files(`app/${kept}/`)).toEqual([`app/${kept}/.reserved`, `app/${kept}/database.pgdump.zst`, `app/${kept}/manifest.json`]);
+      expect(await storage.list()).toEqual([m]);
+      await w.abort();
+      await storage.discardUnfinished('app', dead);
+      expect(await b.files(`app/${dead}/`)).toEqual([]);
+      await storage.deleteBackup('app', kept);
+      expect(await b.files(`app/${kept}/`)).toEqual([]);
+      expect((await storage.listReserved()).map((r) => r.backupId).sort()).toEqual(['app-20260103T000000Z', 'app-20260104T000000Z']);
     });
 
     it('refuses names that could escape the root', async () => {
