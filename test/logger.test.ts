@@ -2,15 +2,21 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
 
+/** A destination that keeps every line the logger writes. */
+function captured(): { lines: string[]; sink: Writable } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+  return { lines, sink };
+}
+
 describe('createLogger', () => {
   it('redacts secrets wherever a config object carries them', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    });
+    const { lines, sink } = captured();
     const log = createLogger({ level: 'trace', destination: sink });
     log.info({ config: { slack: { botToken: 'xoxb-SECRET1', signingSecret: 'SECRET2' }, pagerduty: { routingKey: 'SECRET3' } }, target: { url: 'postgres://u:SECRET4@h/db' } }, 'start');
     log.info({ password: 'SECRET5', env: { PGPASSWORD: 'SECRET6' } }, 'child');
@@ -22,13 +28,7 @@ describe('createLogger', () => {
 
 describe('redaction of strings', () => {
   it('scrubs passwords in URLs and Slack tokens inside messages and errors', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    });
+    const { lines, sink } = captured();
     const log = createLogger({ level: 'info', destination: sink });
     log.error({ err: new Error('connect to postgres://backup:SECRET7@db:5432/x failed') }, 'token xoxb-123-SECRET8 rejected');
     const out = lines.join('');
@@ -46,13 +46,7 @@ describe('errors whose class has a getter-only name', () => {
         return 'ReplyError';
       }
     }
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    });
+    const { lines, sink } = captured();
     const log = createLogger({ level: 'info', destination: sink });
     const err = new ReplyError("OOM command not allowed when used memory > 'maxmemory'. redis://u:SECRET9@h");
     expect(() => log.warn({ err }, 'could not write')).not.toThrow();
