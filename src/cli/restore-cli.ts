@@ -4,7 +4,7 @@ import { TargetName, findTarget } from '../config.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatDuration } from '../notifications/format.ts';
-import { runRestoreTest, runSelectiveRestore } from '../postgres/index.ts';
+import { runRestoreTest, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { findBackup, latestBackup } from '../storage/catalog.ts';
 import { BackupIdSchema } from '../storage/manifest.ts';
 import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/restore-record.ts';

@@ -4,7 +4,7 @@ import { chown, mkdtemp, rm, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../errors.ts';
-import { isExecutable } from '../postgres/tools.ts';
+import { isExecutable } from '../postgres/index.ts';
 
 /**
  * Throwaway PostgreSQL and Redis servers for the demo, the tests and the benchmarks. They never touch the

@@ -10,7 +10,7 @@ import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDet
 import type { Escalation } from '../notifications/escalation.ts';
 import { formatBytes } from '../notifications/format.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { runBackup } from '../postgres/index.ts';
+import { runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, type Manifest } from '../storage/manifest.ts';
 import { retentionFor } from '../storage/retention.ts';
 import { quietNotifier } from './quiet-notifier.ts';

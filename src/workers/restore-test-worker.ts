@@ -13,7 +13,7 @@ import {
   type RestoreJobInfo,
 } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { runRestoreTest, scratchName } from '../postgres/index.ts';
+import { runRestoreTest, scratchName } from '../postgres/restore/index.ts';
 import { findBackup, latestBackup } from '../storage/catalog.ts';
 import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';

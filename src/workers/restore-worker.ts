@@ -6,7 +6,7 @@ import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { runSelectiveRestore } from '../postgres/index.ts';
+import { runSelectiveRestore } from '../postgres/restore/index.ts';
 import { findBackup } from '../storage/catalog.ts';
 import { restoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';

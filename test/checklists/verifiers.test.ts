@@ -12,14 +12,14 @@ import { runVerifiers, type VerifierContext } from '../../src/checklists/verifie
 import { defaultTarget, loadConfig, type Config, type TargetConfig } from '../../src/config.ts';
 import { createRunLog } from '../../src/health/last-runs.ts';
 import type { ChannelMessage, MessageRef, Notifier } from '../../src/notifications/types.ts';
-import { runBackup } from '../../src/postgres/index.ts';
+import { runBackup } from '../../src/postgres/backup/index.ts';
 import { resolvePolicy } from '../../src/schedules/policy.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import type { LocalStorage } from '../../src/storage/index.ts';
 import { checklistProcessor } from '../../src/workers/checklist-worker.ts';
 import { retentionProcessor } from '../../src/workers/retention-worker.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
-import { backupOptions, silentLog } from '../postgres/helpers.ts';
+import { backupOptions, silentLog } from '../support/postgres-helpers.ts';
 import { tempRoot } from '../storage/fixtures.ts';
 import { restoreTestRecord, store } from '../storage/retention-fixtures.ts';
 

@@ -6,7 +6,7 @@ import { backupCommand } from '../../src/commands/backup-command.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { ChecklistJob } from '../../src/jobs/checklist-data.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
-import { silentLog, tempStorage } from '../postgres/helpers.ts';
+import { silentLog, tempStorage } from '../support/postgres-helpers.ts';
 
 /** Real BullMQ queues on the test Redis and no worker: jobs stay queued, as a backup does while it runs. */
 describe('/backup on real queues', () => {

@@ -6,7 +6,7 @@ import { checklistTickAction, type CheckboxClick } from '../../src/commands/chec
 import { createChecklistStore, initialState, type ChecklistStore } from '../../src/checklists/state.ts';
 import { CHECKLIST_ACTION_ID, checklistItems, DEFAULT_CHECKLISTS } from '../../src/notifications/checklists.ts';
 import type { ChannelMessage, MessageRef } from '../../src/notifications/types.ts';
-import { silentLog } from '../postgres/helpers.ts';
+import { silentLog } from '../support/postgres-helpers.ts';
 
 const ref: MessageRef = { channel: 'C0INCIDENTS', ts: '1700000000.000100' };
 

@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { takeFirstBackups } from '../../src/workers/first-backups.ts';
 import { healthProcessor } from '../../src/workers/health-worker.ts';
-import { tempStorage } from '../postgres/helpers.ts';
+import { tempStorage } from '../support/postgres-helpers.ts';
 import { channelMessage, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 
 /**

@@ -3,7 +3,7 @@ import { defaultTarget, loadConfig, type Config } from '../../src/config.ts';
 import { collectHealthInput } from '../../src/health/collect.ts';
 import { firstBackupDue, longestScheduledGapHours, targetThresholds } from '../../src/health/target-thresholds.ts';
 import { resolvePolicy } from '../../src/schedules/policy.ts';
-import { tempStorage } from '../postgres/helpers.ts';
+import { tempStorage } from '../support/postgres-helpers.ts';
 
 const NOW = new Date('2026-11-18T09:00:00Z');
 const shop = defaultTarget('shop', 'postgres://pgbb@127.0.0.1:1/shop');

@@ -4,9 +4,9 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { BotError } from '../../src/errors.ts';
-import { runBackup } from '../../src/postgres/index.ts';
+import { runBackup } from '../../src/postgres/backup/index.ts';
 import { runSql } from '../support/databases.ts';
-import { allCmdlines, backupOptions, childProcesses, hookedStorage, tempStorage } from './helpers.ts';
+import { allCmdlines, backupOptions, childProcesses, hookedStorage, tempStorage } from '../support/postgres-helpers.ts';
 
 // `:` and `\` need escaping in a passfile, `@`, `/` and `%` in a URL: a password with all of them.
 const PASSWORD = 'S3cr:et\\pass@w/rd%';

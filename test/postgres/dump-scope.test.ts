@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defaultTarget } from '../../src/config.ts';
 import { dumpScopeArgs, patternPartRegex, scopeParams } from '../../src/postgres/dump-scope.ts';
-import { DATABASE_FILE, runBackup, runRestoreTest } from '../../src/postgres/index.ts';
+import { DATABASE_FILE, runBackup } from '../../src/postgres/backup/index.ts';
+import { runRestoreTest } from '../../src/postgres/restore/index.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
-import { backupOptions, countsOf, listArtifact, silentLog, tempStorage } from './helpers.ts';
+import { backupOptions, countsOf, listArtifact, silentLog, tempStorage } from '../support/postgres-helpers.ts';
 
 describe('pg_dump patterns as regular expressions', () => {
   it('reads them as pg_dump does: unquoted letters fold to lower case, * and ? are wildcards, the rest is literal', () => {

@@ -4,9 +4,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/dev/ephemeral.ts';
 import { BotError } from '../../src/errors.ts';
-import { runBackup } from '../../src/postgres/index.ts';
+import { runBackup } from '../../src/postgres/backup/index.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
-import { backupOptions, childProcesses, hookedStorage, tempStorage } from './helpers.ts';
+import { backupOptions, childProcesses, hookedStorage, tempStorage } from '../support/postgres-helpers.ts';
 
 async function failure(p: Promise<unknown>): Promise<BotError> {
   try {

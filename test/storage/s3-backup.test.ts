@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runBackup } from '../../src/postgres/index.ts';
+import { runBackup } from '../../src/postgres/backup/index.ts';
 import type { Manifest } from '../../src/storage/index.ts';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
-import { backupOptions, countsOf, listArtifact, restoreInto } from '../postgres/helpers.ts';
+import { backupOptions, countsOf, listArtifact, restoreInto } from '../support/postgres-helpers.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
 

@@ -1,0 +1,63 @@
+import { formatCount } from '../../notifications/format.ts';
+import type { ObjectCounts, TableCount } from '../../storage/manifest.ts';
+
+/** What a backup held (its manifest) against what a restore produced, as sentences people can act on. */
+
+export interface Counts {
+  tables: TableCount[];
+  objects: ObjectCounts;
+}
+
+export interface Comparison {
+  problems: string[];
+  /** Tables compared row for row. */
+  tables: number;
+  /** The object kinds compared, as named in the sentences. */
+  objects: string[];
+}
+
+/** Every counted kind with the label the sentences use; keep in step with ObjectCounts. */
+const KINDS: Array<[string, (o: ObjectCounts) => number]> = [
+  ['schemas', (o) => o.schemas],
+  ['tables', (o) => o.tables],
+  ['partitioned tables', (o) => o.partitionedTables],
+  ['constraints (p)', (o) => o.constraints.p],
+  ['constraints (f)', (o) => o.constraints.f],
+  ['constraints (u)', (o) => o.constraints.u],
+  ['constraints (c)', (o) => o.constraints.c],
+  ['constraints (x)', (o) => o.constraints.x],
+  ['indexes', (o) => o.indexes],
+  ['functions', (o) => o.functions],
+  ['aggregates', (o) => o.aggregates],
+  ['triggers', (o) => o.triggers],
+  ['sequences', (o) => o.sequences],
+  ['views', (o) => o.views],
+  ['materialized views', (o) => o.materializedViews],
+  ['domains', (o) => o.domains],
+  ['types', (o) => o.types],
+  ['extensions', (o) => o.extensions],
+];
+
+export const tableName = (t: { schema: string; table: string }) => `${t.schema}.${t.table}`;
+
+const rows = (n: number) => `${formatCount(n)} ${n === 1 ? 'row' : 'rows'}`;
+
+/** Exact equality or a sentence per difference, e.g. `shop.orders_2024: 946 rows expected, 0 restored`. */
+export function compareCounts(expected: Counts, restored: Counts): Comparison {
+  const problems: string[] = [];
+  const got = new Map(restored.tables.map((t) => [tableName(t), t.rows]));
+  for (const t of expected.tables) {
+    const name = tableName(t);
+    const n = got.get(name);
+    got.delete(name);
+    if (n === undefined) problems.push(`table ${name} missing after restore`);
+    else if (n !== t.rows) problems.push(`${name}: ${rows(t.rows)} expected, ${formatCount(n)} restored`);
+  }
+  for (const name of got.keys()) problems.push(`table ${name} restored but not in the backup's manifest`);
+  for (const [label, count] of KINDS) {
+    const want = count(expected.objects);
+    const have = count(restored.objects);
+    if (want !== have) problems.push(`${label}: ${formatCount(want)} expected, ${formatCount(have)} restored`);
+  }
+  return { problems, tables: expected.tables.length, objects: KINDS.map(([label]) => label) };
+}

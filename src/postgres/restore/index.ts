@@ -1,0 +1,17 @@
+/**
+ * Restores' door: archives read back from storage (checksums, decryption, decompression), scratch databases,
+ * restore tests and their checks, selective restores.
+ */
+export { runRestoreTest, type RestoreTestOptions, type RestoreTestOutcome, type RestoreTestPhase } from './restore-test.ts';
+export {
+  runSelectiveRestore,
+  type SelectiveRestoreOptions,
+  type SelectiveRestoreOutcome,
+  type SelectiveRestorePhase,
+} from './selective-restore.ts';
+export { createDatabase, databaseUrl, dropDatabase, dropLeftoverScratchDatabases, isScratchName, scratchName, SCRATCH_PREFIX } from './scratch.ts';
+export { verifyChecksums, type ChecksumResult } from './checksums.ts';
+export { compareCounts, type Comparison } from './compare.ts';
+export { listStoredBackup } from './list-archive.ts';
+export type { SmokeQuery } from './restored-checks.ts';
+export type { RestoredTable } from './restored-tables.ts';

@@ -1,0 +1,52 @@
+import type { Logger } from '../../logger.ts';
+import type { Manifest } from '../../storage/manifest.ts';
+import type { Storage } from '../../storage/types.ts';
+import { openArchive, UnreadableArchive } from './archive.ts';
+import { cleanBaseEnv } from '../connection.ts';
+import { identityFor } from './decryption.ts';
+import { firstErrorLine } from '../failures.ts';
+import { dumpMajor } from './restore-test.ts';
+import { findPgTools, findZstd } from '../tools.ts';
+
+export interface ListOutcome {
+  ok: boolean;
+  /** Entries in the archive's table of contents (0 when it could not be read). */
+  tocEntries: number;
+  ms: number;
+  /** Why the archive could not be listed, in one line. */
+  problem: string | null;
+}
+
+/**
+ * `[age -d |] zstd -dc | pg_restore --list` of a stored backup, the read-back check a backup gets when it is made,
+ * run again later (the weekly checklist): the archive as stored still decrypts, decompresses and has a readable
+ * table of contents. pg_restore stops after the TOC, so this reads the front of the file only; no connection.
+ */
+export async function listStoredBackup(o: {
+  manifest: Manifest;
+  storage: Storage;
+  pgBinDir?: string | undefined;
+  identityFile?: string | undefined;
+  signal?: AbortSignal | undefined;
+  log: Logger;
+}): Promise<ListOutcome> {
+  const started = Date.now();
+  const fail = (problem: string): ListOutcome => ({ ok: false, tocEntries: 0, ms: Date.now() - started, problem });
+  const identity = await identityFor(o.manifest, o.identityFile);
+  const tools = await findPgTools({ serverMajor: dumpMajor(o.manifest), pgBinDir: o.pgBinDir });
+  const zstd = await findZstd();
+  let archive;
+  try {
+    archive = await openArchive({ manifest: o.manifest, storage: o.storage, zstd, pgRestore: tools.pgRestore, input: 'stream', signal: o.signal, identity, log: o.log });
+    const run = await archive.pgRestore(['--list'], { env: cleanBaseEnv(), captureStdout: true, partialRead: true });
+    if (!run.ok) return fail(`pg_restore --list failed (${run.exit}): ${firstErrorLine(run.stderr) || 'no error message'}`);
+    const tocEntries = Number(/TOC Entries:\s*(\d+)/.exec(run.stdout)?.[1] ?? 0);
+    if (tocEntries === 0) return fail('the archive lists no entries');
+    return { ok: true, tocEntries, ms: Date.now() - started, problem: null };
+  } catch (err) {
+    if (err instanceof UnreadableArchive) return fail(err.problem);
+    throw err;
+  } finally {
+    await archive?.close();
+  }
+}

@@ -1,0 +1,181 @@
+import { BotError } from '../../errors.ts';
+import type { TocEntry } from './toc.ts';
+
+/**
+ * Which archive entries a selective restore runs, as a `pg_restore -L` list. Why not `-n`/`-t`: pg_restore 15
+ * matches `-t` on the bare table name, combines every `-n` with every `-t` (asking for a.x and b.y also restores
+ * a.y and b.x), and `-t` restores only the table and its data — no indexes, constraints, triggers, defaults or
+ * partitions. The list is exact: the named tables, their partitions, their data, and the entries that belong to
+ * them (indexes, constraints, triggers, defaults, owned sequences). Then by mode:
+ * - 'new' (an empty database): also what they depend on (schemas, types, domains, functions, sequences, a
+ *   partitioned parent's definition) and every extension (pg_dump records no dependency on extension members,
+ *   e.g. an exclusion constraint's btree_gist operator class). A foreign key to a table not restored is left
+ *   out, with a note.
+ * - 'existing': only the tables' own entries, dropped and recreated (see replace-in-place.ts); shared objects
+ *   (types, functions, extensions) stay as they are. Foreign keys of other tables that point at a restored table
+ *   are included, so they are dropped first and re-added (and re-checked) after the data is back.
+ */
+
+export interface TableRef {
+  schema: string;
+  table: string;
+}
+
+export interface SelectionPlan {
+  /** Dump ids to restore, in archive order. */
+  ids: number[];
+  /** The `-L` file's contents. */
+  listFile: string;
+  /** The `-L` file whose `--clean` statements empty the way for a restore into an existing database. */
+  dropListFile: string;
+  /** Tables whose data is restored (leaf tables and partitions; a partitioned parent has no rows of its own). */
+  dataTables: TableRef[];
+  /** Things deliberately left out, as sentences. */
+  notes: string[];
+}
+
+/** Entries that belong to the table(s) they depend on. */
+const OWNED = new Set([
+  'TABLE',
+  'TABLE ATTACH',
+  'SEQUENCE',
+  'DEFAULT',
+  'CONSTRAINT',
+  'CHECK CONSTRAINT',
+  'FK CONSTRAINT',
+  'INDEX',
+  'INDEX ATTACH',
+  'TRIGGER',
+  'RULE',
+  'POLICY',
+  'ROW SECURITY',
+  'STATISTICS',
+]);
+/** Entries that go with the object(s) they depend on once all of those are restored. */
+const ATTACHED = new Set(['SEQUENCE OWNED BY', 'COMMENT', 'SECURITY LABEL', 'ACL']);
+/** Never pulled in as a dependency: data comes only with the tables asked for. */
+const DATA = new Set(['TABLE DATA', 'SEQUENCE SET', 'MATERIALIZED VIEW DATA', 'BLOBS', 'BLOB', 'LARGE OBJECT']);
+
+/** `orders`, `shop.orders`, `"Mixed Case"`, `public."Mixed Case"`: quoted parts may hold dots and capitals. */
+export function parseTableRef(text: string): { schema: string | null; table: string; quoted: boolean } {
+  const parts: string[] = [];
+  let quoted = false;
+  const re = /\s*(?:"((?:[^"]|"")*)"|([^."]+))\s*(\.|$)/y;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < text.length && (m = re.exec(text))) {
+    if (m[1] !== undefined) quoted = true;
+    parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] ?? '').trim());
+    if (m[3] === '') break;
+  }
+  if (parts.length === 0 || parts.length > 2 || parts.some((p) => p === '')) {
+    throw new BotError('bad_request', `"${text}" is not a table name; write table or schema.table (quote names with dots or capitals).`);
+  }
+  return parts.length === 2 ? { schema: parts[0] as string, table: parts[1] as string, quoted } : { schema: null, table: parts[0] as string, quoted };
+}
+
+function findTables(entries: TocEntry[], text: string): TocEntry[] {
+  const ref = parseTableRef(text);
+  const match = (fold: boolean) =>
+    entries.filter((e) => {
+      if (e.desc !== 'TABLE') return false;
+      const f = (s: string) => (fold ? s.toLowerCase() : s);
+      return f(e.tag) === f(ref.table) && (ref.schema === null || f(e.schema) === f(ref.schema));
+    });
+  const exact = match(false);
+  // Unquoted names fold to lower case in SQL; accept `Shop.Orders` for shop.orders when nothing matches exactly.
+  return exact.length > 0 || ref.quoted ? exact : match(true);
+}
+
+export function planSelection(entries: TocEntry[], request: { tables: string[]; schemas: string[]; mode: 'new' | 'existing' }): SelectionPlan {
+  if (request.tables.length === 0 && request.schemas.length === 0) {
+    throw new BotError('bad_request', 'Name at least one table or schema to restore.');
+  }
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  const isTable = (id: number) => byId.get(id)?.desc === 'TABLE';
+  const selected = new Set<number>();
+  const included = new Set<number>();
+  const unknown: string[] = [];
+  for (const t of request.tables) {
+    const found = findTables(entries, t);
+    if (found.length === 0) unknown.push(`no table "${t}"`);
+    else if (found.length > 1) unknown.push(`"${t}" is in several schemas (${found.map((e) => e.schema).join(', ')}): write schema.table`);
+    else selected.add((found[0] as TocEntry).id);
+  }
+  for (const s of request.schemas) {
+    const inSchema = entries.filter((e) => e.schema === s || (e.desc === 'SCHEMA' && e.tag === s));
+    if (inSchema.length === 0) unknown.push(`no schema "${s}"`);
+    for (const e of inSchema) {
+      included.add(e.id);
+      if (e.desc === 'TABLE') selected.add(e.id);
+    }
+  }
+  if (unknown.length > 0) throw new BotError('bad_request', `The backup has ${unknown.join('; ')}. Nothing was restored.`);
+  for (const id of selected) included.add(id);
+
+  for (let changed = true; changed; ) {
+    changed = false;
+    const add = (e: TocEntry) => {
+      included.add(e.id);
+      if (e.desc === 'TABLE') selected.add(e.id);
+      changed = true;
+    };
+    for (const e of entries) {
+      if (included.has(e.id)) continue;
+      if (e.desc === 'TABLE DATA') {
+        if (e.deps.some((d) => selected.has(d))) add(e);
+      } else if (e.desc === 'SEQUENCE SET' || e.desc === 'MATERIALIZED VIEW DATA') {
+        // With their sequence or materialized view (parseToc gives a SEQUENCE SET its sequence as dependency).
+        if (e.deps.some((d) => included.has(d) && /^(SEQUENCE|MATERIALIZED VIEW)$/.test(byId.get(d)?.desc ?? ''))) add(e);
+      } else if (OWNED.has(e.desc)) {
+        const tables = e.deps.filter(isTable);
+        if (!tables.some((d) => selected.has(d))) continue;
+        // Into a new database a foreign key can only point at a table that is there.
+        if (request.mode === 'existing' || tables.every((d) => included.has(d))) add(e);
+      } else if (ATTACHED.has(e.desc)) {
+        if (e.deps.length > 0 && e.deps.every((d) => included.has(d))) add(e);
+      } else if (request.mode === 'new' && e.desc === 'EXTENSION') {
+        add(e);
+      }
+    }
+    if (request.mode === 'new') {
+      for (const id of [...included]) {
+        for (const d of byId.get(id)?.deps ?? []) {
+          const dep = byId.get(d);
+          if (dep && !included.has(d) && !DATA.has(dep.desc)) {
+            included.add(d);
+            changed = true;
+          }
+        }
+      }
+    }
+  }
+
+  const notes: string[] = [];
+  for (const e of entries) {
+    if (e.desc === 'FK CONSTRAINT' && !included.has(e.id) && e.deps.some((d) => selected.has(d))) {
+      // The tag is "<table> <constraint>"; either may contain spaces, so the owning table is found among the deps.
+      const owner = e.deps
+        .map((d) => byId.get(d))
+        .filter((t): t is TocEntry => t?.desc === 'TABLE' && e.tag.startsWith(`${t.tag} `))
+        .sort((a, b) => b.tag.length - a.tag.length)[0];
+      // Only a restored table's own key is news; a key of a table left out naturally goes with it.
+      if (owner && selected.has(owner.id)) {
+        notes.push(`foreign key ${e.tag.slice(owner.tag.length + 1)} of ${owner.schema}.${owner.tag} was not restored: it refers to a table that was not restored`);
+      }
+    }
+  }
+  const ordered = entries.filter((e) => included.has(e.id));
+  const dataTables = ordered
+    .filter((e) => e.desc === 'TABLE DATA')
+    .map((e) => byId.get(e.deps[0] ?? -1))
+    .filter((t): t is TocEntry => t !== undefined)
+    .map((t) => ({ schema: t.schema, table: t.tag }));
+  // What to drop before restoring into an existing database: tables (their indexes, constraints, triggers,
+  // defaults and owned sequences go with them: dropping those one by one is what fails on partitions), the
+  // foreign keys that point at them, and a selected schema's other objects.
+  const dropped = ordered.filter(
+    (e) => !DATA.has(e.desc) && !ATTACHED.has(e.desc) && !(OWNED.has(e.desc) && e.desc !== 'TABLE' && e.desc !== 'FK CONSTRAINT' && e.deps.some(isTable)),
+  );
+  const list = (es: TocEntry[]) => `${es.map((e) => e.line).join('\n')}\n`;
+  return { ids: ordered.map((e) => e.id), listFile: list(ordered), dropListFile: list(dropped), dataTables, notes };
+}
