@@ -6,7 +6,6 @@ import { resolvePolicy, type TargetPolicy } from './schedules/policy.ts';
 
 // Its own module: the file schema (schedules/config-schema.ts) needs it while this module is still loading.
 import { TargetName } from './target-name.ts';
-export { TargetName };
 
 /** What is being started decides what is required: `offline` (demo, listing) needs neither Slack nor a target. */
 export type Mode = 'all' | 'bot' | 'worker' | 'cli' | 'offline';

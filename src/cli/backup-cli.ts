@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts';
-import { findTarget, TargetName } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatCount, formatDuration, formatTime } from '../notifications/format.ts';

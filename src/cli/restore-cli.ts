@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.ts';
-import { TargetName, findTarget } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatDuration } from '../notifications/format.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { MigrationLabel } from '../jobs/checklist-data.ts';
 
 /** What `/backup …` can ask for, after parsing. Anything else becomes `help` with the problem named. */

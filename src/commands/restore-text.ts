@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { BackupIdSchema } from '../storage/manifest.ts';
 
 /** What `/restore-test …` can ask for. */

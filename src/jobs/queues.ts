@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { BackupIdSchema, BackupKind, RequestedBy } from '../storage/manifest.ts';
 import { RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/job-data.ts';
 import { Anchor, ChecklistJob, PreMigrationContext } from './checklist-data.ts';

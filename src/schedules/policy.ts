@@ -1,4 +1,3 @@
-import type { ScheduleTarget } from './config-schema.ts';
 
 /**
  * The backup policy per environment, as data: the config file only states what differs from it. Retention
@@ -61,11 +60,24 @@ export interface TargetPolicy {
   preMigration: { keepDays: number };
 }
 
+/** A target's schedule overrides as the config file gives them (config-schema.ts's ScheduleTarget fits this shape). */
+export interface PolicyOverrides {
+  name: string;
+  environment: Environment;
+  schedules?:
+    | {
+        backups?: Record<string, { enabled?: boolean | undefined; cron?: string | undefined; retentionClass?: ScheduledRetentionClass | undefined; keepDays?: number | undefined }> | undefined;
+        restoreTest?: { enabled?: boolean | undefined; cadence?: RestoreTestCadence | undefined; at?: string | undefined } | undefined;
+        preMigration?: { keepDays: number } | undefined;
+      }
+    | undefined;
+}
+
 /**
  * Overrides merge by schedule id: a known id changes only the fields given, `enabled: false` removes it, and an
  * unknown id adds a schedule (the schema has already checked it names cron, retentionClass and keepDays).
  */
-export function resolvePolicy(target: Pick<ScheduleTarget, 'name' | 'environment' | 'schedules'>): TargetPolicy {
+export function resolvePolicy(target: PolicyOverrides): TargetPolicy {
   const base = DEFAULT_POLICY[target.environment];
   const overrides = target.schedules?.backups ?? {};
   const backups: BackupSchedule[] = [];

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BotError } from '../errors.ts';
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 
 /**
  * manifest.json: the source of truth for one backup, written last. A backup directory without it is an

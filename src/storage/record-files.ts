@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { fsyncDir, readdirIfExists, storageError } from './fs-util.ts';

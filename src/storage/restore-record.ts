@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { BackupIdSchema, RequestedBy } from './manifest.ts';
 
 /**

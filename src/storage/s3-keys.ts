@@ -1,4 +1,4 @@
-import { TargetName } from '../config.ts';
+import { TargetName } from '../target-name.ts';
 import { BotError } from '../errors.ts';
 import { BackupIdSchema } from './manifest.ts';
 import { RECORDS_DIR } from './record-files.ts';
