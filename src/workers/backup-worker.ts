@@ -4,7 +4,7 @@ import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
-import type { BackupJobData } from '../jobs/queues.ts';
+import { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
@@ -19,6 +19,7 @@ import type { RunLog } from '../health/last-runs.ts';
 import type { Storage } from '../storage/types.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
+import { checkedAtTheDoor } from './job-door.ts';
 import { discardEarlierAttempts, startBackupAttempt } from './backup-attempts.ts';
 
 export interface BackupWorkerDeps {
@@ -45,7 +46,7 @@ export interface BackupWorkerDeps {
  */
 export function backupProcessor(deps: BackupWorkerDeps) {
   const run = runBackupJob(deps);
-  return async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
+  return checkedAtTheDoor(BackupJobData, 'backup', deps, async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
     if (!deps.lock) return run(job, signal);
     const key = backupLockKey(deps.lock.prefix, job.data.target);
     const lock = await tryRedisLock(deps.lock.redis, key, job.id ?? 'unknown');
@@ -61,7 +62,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
     } finally {
       await lock.release();
     }
-  };
+  });
 }
 
 const requestInfo = (job: Job<BackupJobData>): BackupRequestInfo => {

@@ -1,6 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { PagerJobData } from '../jobs/queues.ts';
+import { PagerJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { outboxKey } from '../notifications/escalation.ts';
 import type { PagerDutyClient, PagerEvent } from '../notifications/pagerduty-client.ts';
@@ -16,8 +16,14 @@ export function cappedBackoff(attemptsMade: number): number {
 /** Delivers one dedup key's outbox, oldest first. Throws (so BullMQ retries with backoff) while PagerDuty is unavailable. */
 export function pagerDutyProcessor(deps: { redis: Redis; prefix: string; client: PagerDutyClient | null; log: Logger }) {
   return async (job: Job<PagerJobData>): Promise<{ delivered: number }> => {
-    const key = outboxKey(deps.prefix, job.data.dedupKey);
-    const log = deps.log.child({ jobId: job.id, dedupKey: job.data.dedupKey, attempt: job.attemptsMade + 1 });
+    // Checked at the door like every job's data (job-door.ts); no page can say that a page job is broken.
+    const parsed = PagerJobData.safeParse(job.data);
+    if (!parsed.success) {
+      deps.log.error({ jobId: job.id, data: job.data }, 'PagerDuty delivery job data does not fit its schema; not run');
+      throw new UnrecoverableError(`The pagerduty job ${job.id ?? '?'} was not run: its data does not fit this version of pg-backup-bot.`);
+    }
+    const key = outboxKey(deps.prefix, parsed.data.dedupKey);
+    const log = deps.log.child({ jobId: job.id, dedupKey: parsed.data.dedupKey, attempt: job.attemptsMade + 1 });
     if (!deps.client) throw new UnrecoverableError('PagerDuty is not configured');
     let delivered = 0;
     for (;;) {

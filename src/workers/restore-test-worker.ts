@@ -2,7 +2,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { BotError, isBotError, toUserMessage } from '../errors.ts';
-import type { RestoreTestJobData } from '../jobs/queues.ts';
+import { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import {
@@ -23,6 +23,7 @@ import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { handOffRestoreTest, restoreNotRun, restoreResultOf } from './pre-migration.ts';
 import { formatInZone, shouldRunToday } from '../schedules/time.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
+import { checkedAtTheDoor } from './job-door.ts';
 
 export interface RestoreTestWorkerDeps {
   config: Config;
@@ -49,7 +50,7 @@ export function scratchServerUrl(config: Config, targetUrl: string): string {
  */
 export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
   const now = deps.now ?? (() => new Date());
-  return async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean } | { skipped: string }> => {
+  return checkedAtTheDoor(RestoreTestJobData, 'restore-test', deps, async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean } | { skipped: string }> => {
     const jobId = job.id ?? 'unknown';
     const skipped = notItsDay(job, deps.config.timezone);
     if (skipped) {
@@ -128,7 +129,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       await reportNotRun(deps, data, req, anchor, reason, log);
       throw new UnrecoverableError(reason);
     }
-  };
+  });
 }
 
 /** A test that could not run: a critical page, the channel message, and a pre-migration checklist that says so. */

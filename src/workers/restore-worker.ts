@@ -2,7 +2,8 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { BotError, toUserMessage } from '../errors.ts';
-import type { RestoreJobData } from '../jobs/queues.ts';
+import { RestoreJobData } from '../jobs/queues.ts';
+import type { Escalation } from '../notifications/escalation.ts';
 import type { Logger } from '../logger.ts';
 import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
@@ -12,11 +13,14 @@ import { restoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
+import { checkedAtTheDoor } from './job-door.ts';
 
 export interface RestoreWorkerDeps {
   config: Config;
   storage: Storage;
   notifier: Notifier;
+  /** Pages a restore job that cannot run at all (its data does not fit: job-door.ts). */
+  escalation?: Escalation;
   log: Logger;
   now?: () => Date;
 }
@@ -24,7 +28,7 @@ export interface RestoreWorkerDeps {
 /** A selective restore (`/restore`): into a new database, or — confirmed by an allowed user — an existing one. Always recorded. */
 export function restoreProcessor(deps: RestoreWorkerDeps) {
   const now = deps.now ?? (() => new Date());
-  return async (job: Job<RestoreJobData>, _token?: string, signal?: AbortSignal): Promise<{ database: string }> => {
+  return checkedAtTheDoor(RestoreJobData, 'restore', deps, async (job: Job<RestoreJobData>, _token?: string, signal?: AbortSignal): Promise<{ database: string }> => {
     const data = job.data;
     const jobId = job.id ?? 'unknown';
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, into: data.into.database });
@@ -65,7 +69,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
     const problems = await finishRestore(deps, job, { anchor, outcome, failure, startedAt, log });
     if (problems.length > 0) throw new UnrecoverableError(problems[0] ?? 'restore failed');
     return { database: data.into.database };
-  };
+  });
 }
 
 function selectionInfo(job: Job<RestoreJobData>): RestoreSelectionInfo {
