@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { tryRedisLock, type RedisLock } from '../jobs/redis-lock.ts';
+import { tryRedisLock, } from '../jobs/redis-lock.ts';
 import { selectedIds, type ChecklistItem, type ChecklistKind } from '../notifications/checklists.ts';
 import type { MessageRef } from '../notifications/types.ts';
 
@@ -96,10 +96,11 @@ export function createChecklistStore(redis: Redis, prefix: string, opts: { ttlSe
       const lock = `${key(ref)}:lock`;
       const token = randomBytes(12).toString('hex');
       const end = Date.now() + waitMs;
-      let held: RedisLock | null;
-      while (!(held = await tryRedisLock(redis, lock, token, lockMs))) {
+      let held = await tryRedisLock(redis, lock, token, lockMs);
+      while (!held) {
         if (Date.now() > end) throw new ChecklistBusy();
         await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
+        held = await tryRedisLock(redis, lock, token, lockMs);
       }
       try {
         return await work();

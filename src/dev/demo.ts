@@ -35,14 +35,15 @@ export async function runDemo(args: string[]): Promise<number> {
   // which waits for them, cancels them too.
   const cleanup = (cancel: boolean) => {
     if (cancel) workers?.cancelRunning('the demo was interrupted');
-    return (cleaning ??= (async () => {
+    cleaning ??= (async () => {
       await workers?.close().catch(() => undefined);
       await deps?.close().catch(() => undefined);
       await redis?.stop().catch(() => undefined);
       await pgServer?.stop().catch(() => undefined);
       if (backupDir) await rm(backupDir, { recursive: true, force: true });
       if (keyDir) await rm(keyDir, { recursive: true, force: true });
-    })());
+    })();
+    return cleaning;
   };
   // Ctrl-C (at the prompt or while a job runs), a SIGTERM or a closed terminal (SIGHUP) still removes the throwaway
   // servers and files, the age identity among them: left behind, each demo would leave a PostgreSQL and a

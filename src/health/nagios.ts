@@ -25,6 +25,6 @@ export function nagiosReport(perTarget: Array<{ target: string; results: Conditi
   );
   // Array.prototype.sort is stable: within one state the lines keep target and condition order.
   rows.sort((a, b) => b.code - a.code);
-  const exitCode = rows.reduce<NagiosExitCode>((worst, r) => (r.code > worst ? r.code : worst), 0);
+  const exitCode = Math.max(0, ...rows.map((r) => r.code)) as NagiosExitCode;
   return { lines: rows.map((r) => r.line), exitCode };
 }

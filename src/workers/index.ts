@@ -171,7 +171,9 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   }
   return {
     running: () => all.every((w) => w.isRunning()),
-    cancelRunning: (reason) => all.forEach((w) => w.cancelAllJobs(reason)),
+    cancelRunning: (reason) => {
+      for (const w of all) w.cancelAllJobs(reason);
+    },
     async close() {
       keeper?.stop();
       await Promise.all(all.map((w) => w.close()));

@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../logger.ts';
 import { dedupKey, type Escalation } from '../notifications/escalation.ts';
 import type { PagerDutyClient } from '../notifications/pagerduty-client.ts';
 import { planNotRestored, planRestored, redisDataLost } from '../notifications/redis-messages.ts';

@@ -156,7 +156,10 @@ describe('a worker killed mid-dump', () => {
     await queues.backup.add('backup', { target: 'shop', kind: 'manual', label: null, requestedBy } satisfies BackupJobData, { jobId: held });
     let taken!: () => void;
     const took = new Promise<void>((r) => (taken = r));
-    holder = new Worker<BackupJobData, unknown>(QUEUE.backup, () => (taken(), new Promise<unknown>(() => undefined)), { connection: redis.duplicate(), prefix, ...stallOptions({}) });
+    holder = new Worker<BackupJobData, unknown>(QUEUE.backup, () => {
+      taken();
+      return new Promise<unknown>(() => undefined);
+    }, { connection: redis.duplicate(), prefix, ...stallOptions({}) });
     await took;
     const planted = {
       gone: 'shop-20260101T000001Z', // its job is not in Redis any more: removed
@@ -183,7 +186,7 @@ describe('a worker killed mid-dump', () => {
     console.info(`killed backup retried ${(retriedAfterMs / 1000).toFixed(1)} s after the kill`);
     // With BullMQ's defaults (30 s lock, 30 s check) this took 60 s here; with ours (stall-settings.ts) 9–12 s.
     expect(retriedAfterMs).toBeLessThan(20_000);
-    const { backupId } = job?.returnvalue as { backupId: string };
+    const { backupId } = (job?.returnvalue ?? {}) as { backupId?: string };
     expect(backupId).not.toBe(dead);
     expect(job?.data.attemptBackupIds).toEqual([backupId]);
     expect((await storage.list('shop')).map((m) => m.backupId)).toEqual([backupId, planted.finished]);

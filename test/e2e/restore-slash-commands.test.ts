@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { scratchScopePrefix } from '../../src/postgres/restore/scratch.ts';
-import { createTestDatabase, runSql } from '../support/databases.ts';
+import { runSql } from '../support/databases.ts';
 import { channelMessage, click, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 import { artifactPath } from './restore-check.ts';
 

@@ -40,7 +40,7 @@ describe('copyBackup between local storage and S3', () => {
     expect(r).toMatchObject({ destination: s3.describe(), backupId: m.backupId, bytes: body.length, alreadyThere: false });
     expect(await s3.list()).toEqual([m]);
     expect((await raw.get(`copy${n}/app/${m.backupId}/database.pgdump.zst`)).equals(body)).toBe(true);
-    const manifestPut = server.events.findIndex((e) => e === `ObjectCreated:Put copy${n}/app/${m.backupId}/manifest.json`);
+    const manifestPut = server.events.indexOf(`ObjectCreated:Put copy${n}/app/${m.backupId}/manifest.json`);
     expect(server.events.slice(manifestPut + 1).filter((e) => e.includes(`copy${n}/app/${m.backupId}/`))).toEqual([]);
 
     // Again: the destination already holds this very backup, nothing is sent.

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { createLogger } from '../../src/logger.ts';
 import { countObjects, countRows, findPgTools, pgClientConfig, withPgEnv } from '../../src/postgres/index.ts';
-import { type RunBackupOptions } from '../../src/postgres/backup/index.ts';
+import type { RunBackupOptions } from '../../src/postgres/backup/index.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
 import type { ArtifactWriter, Storage } from '../../src/storage/types.ts';
 

@@ -54,7 +54,7 @@ export async function readBackEncrypted(o: {
   signal?: AbortSignal | undefined;
 }): Promise<VerifyResult> {
   const stored = await o.storage.openArtifact(o.target, o.backupId, o.file);
-  let plain;
+  let plain: Awaited<ReturnType<typeof createDecryptStream>>;
   try {
     plain = await createDecryptStream(stored, o.identity, []);
   } catch (err) {

@@ -284,7 +284,9 @@ async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher): Prom
   const sumResult = ok(sumRes);
   const fail = (stage: ToolPipeError['stage'], detail: string, cause?: unknown, exit?: string) =>
     new ToolPipeError(stage, toolStderr.text(), zstdStderr.text(), { detail, cause, ...(exit ? { exit } : {}) });
-  const killAll = () => [tool, zstd, age, tee, sum].forEach((c) => c?.kill('SIGTERM'));
+  const killAll = () => {
+    for (const c of [tool, zstd, age, tee, sum]) c?.kill('SIGTERM');
+  };
   if (o.signal?.aborted || [toolResult, zstdResult, ageResult, teeResult, sumResult].some((r) => r && 'isCanceled' in r && r.isCanceled)) {
     killAll();
     throw fail('canceled', 'canceled by request', o.signal?.reason);

@@ -23,7 +23,7 @@ export async function verifyChecksums(o: { manifest: Manifest; storage: Storage;
   const out: ChecksumResult = { checksums: [], problems: [] };
   for (const a of o.manifest.artifacts) {
     if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled while checking the backup’s checksums.');
-    let source;
+    let source: Awaited<ReturnType<Storage['openArtifact']>>;
     try {
       source = await o.storage.openArtifact(o.manifest.target, o.manifest.backupId, a.file);
     } catch (err) {

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { AgeIdentity, checkIdentityOpens, createDecryptStream, IDENTITY_VAR, loadIdentity } from '../../crypto/age.ts';
+import { type AgeIdentity, checkIdentityOpens, createDecryptStream, IDENTITY_VAR, loadIdentity } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import type { Artifact, Manifest } from '../../storage/manifest.ts';
 import type { Storage } from '../../storage/types.ts';

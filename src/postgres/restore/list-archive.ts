@@ -35,7 +35,7 @@ export async function listStoredBackup(o: {
   const identity = await identityFor(o.manifest, o.identityFile);
   const tools = await findPgTools({ serverMajor: dumpMajor(o.manifest), pgBinDir: o.pgBinDir });
   const zstd = await findZstd();
-  let archive;
+  let archive: Awaited<ReturnType<typeof openArchive>> | undefined;
   try {
     archive = await openArchive({ manifest: o.manifest, storage: o.storage, zstd, pgRestore: tools.pgRestore, input: 'stream', signal: o.signal, identity, log: o.log });
     const run = await archive.pgRestore(['--list'], { env: cleanBaseEnv(), captureStdout: true, partialRead: true });

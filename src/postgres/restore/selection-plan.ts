@@ -61,8 +61,7 @@ export function parseTableRef(text: string): { schema: string | null; table: str
   const parts: string[] = [];
   let quoted = false;
   const re = /\s*(?:"((?:[^"]|"")*)"|([^."]+))\s*(\.|$)/y;
-  let m: RegExpExecArray | null;
-  while (re.lastIndex < text.length && (m = re.exec(text))) {
+  for (let m = re.exec(text); m; m = re.lastIndex < text.length ? re.exec(text) : null) {
     if (m[1] !== undefined) quoted = true;
     parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] ?? '').trim());
     if (m[3] === '') break;
