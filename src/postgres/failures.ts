@@ -129,3 +129,8 @@ export function clientFailure(err: unknown, ctx: FailureContext): BotError {
   const userMessage = known?.userMessage ?? sentence(`Querying the database at ${ctx.server} failed: ${e.message ?? String(err)}`);
   return new BotError(known?.code ?? 'pg_dump_failed', userMessage, { cause: err, detail: e.message ?? String(err) });
 }
+
+/** The entry count `pg_restore --list` prints in its header (`; TOC Entries: 123`); 0 when there is none. */
+export function tocEntryCount(listing: string): number {
+  return Number(/TOC Entries:\s*(\d+)/.exec(listing)?.[1] ?? 0);
+}

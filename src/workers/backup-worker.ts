@@ -14,6 +14,7 @@ import { runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, type Manifest } from '../storage/manifest.ts';
 import { retentionFor } from '../storage/retention.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { openAnchor } from './anchor.ts';
 import { copyToAll } from '../storage/copy.ts';
 import type { RunLog } from '../health/last-runs.ts';
 import type { Storage } from '../storage/types.ts';
@@ -123,11 +124,7 @@ function runBackupJob(deps: BackupWorkerDeps) {
     const req = requestInfo(job);
     const say = quietNotifier(deps.notifier, log);
 
-    let anchor: MessageRef | undefined = data.anchor;
-    if (!anchor) {
-      anchor = await say.post(backupStarted(req, 'starting'));
-      if (anchor) await job.updateData({ ...data, anchor });
-    }
+    const anchor = await openAnchor(job, say.post, backupStarted(req, 'starting'));
     let lastEdit = 0;
     const interval = deps.progressIntervalMs ?? 5000;
     const progress = (text: string, force = false) => {

@@ -18,6 +18,7 @@ import { findBackup, latestBackup } from '../storage/catalog.ts';
 import { newRecordId, type RestoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { openAnchor } from './anchor.ts';
 import type { Queue } from 'bullmq';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { handOffRestoreTest, restoreNotRun, restoreResultOf } from './pre-migration.ts';
@@ -63,11 +64,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
     const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };
     const say = quietNotifier(deps.notifier, log);
-    let anchor: MessageRef | undefined = data.anchor;
-    if (!anchor) {
-      anchor = await say.post(restoreTestRunning(req, 'starting'));
-      if (anchor || data !== job.data) await job.updateData(anchor ? { ...data, anchor } : data);
-    }
+    const anchor = await openAnchor(job, say.post, restoreTestRunning(req, 'starting'), data);
     const startedAt = now();
     try {
       if (newest?.error) throw newest.error;

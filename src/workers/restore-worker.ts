@@ -12,6 +12,7 @@ import { findBackup } from '../storage/catalog.ts';
 import { restoreRecord } from '../storage/restore-record.ts';
 import type { Storage } from '../storage/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { openAnchor } from './anchor.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 
@@ -34,11 +35,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, into: data.into.database });
     const info = selectionInfo(job);
     const say = quietNotifier(deps.notifier, log);
-    let anchor: MessageRef | undefined = data.anchor;
-    if (!anchor) {
-      anchor = await say.post(restoreRunning(info, 'starting'));
-      if (anchor) await job.updateData({ ...data, anchor });
-    }
+    const anchor = await openAnchor(job, say.post, restoreRunning(info, 'starting'));
     const startedAt = now();
     let outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null = null;
     let failure: string | null = null;

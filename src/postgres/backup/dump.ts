@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { safeProgress } from '../progress.ts';
 import type { TargetConfig } from '../../config.ts';
 import { BotError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
@@ -102,13 +103,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   const mark = (phase: string) => (phases[phase] = Math.round(performance.now() - t0));
 
   const ctx: FailureContext = { tool: 'pg_dump', server: serverLabel(o.target.url), storage: o.storage.describe() };
-  const progress = (p: BackupProgress) => {
-    try {
-      o.onProgress?.(p);
-    } catch (err) {
-      log.warn({ err }, 'progress callback threw');
-    }
-  };
+  // The backup id (and its logger) comes from the reservation below; a throwing callback is logged without it.
+  const progress = safeProgress(o.onProgress, o.log);
   if (o.signal?.aborted) throw new BotError('canceled', CANCELED);
   // Before anything is reserved or dumped: an unencrypted production backup is refused outright.
   const encryption = backupEncryption(o.target, o.encryption);

@@ -1,4 +1,5 @@
 import { Transform, type Readable } from 'node:stream';
+import { tocEntryCount } from '../failures.ts';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { BotError } from '../../errors.ts';
@@ -68,8 +69,7 @@ export async function verifyArtifact(o: {
   if (o.signal?.aborted) throw new BotError('canceled', 'The backup was canceled before it finished; nothing was kept.');
   if (restoreResult.failed) throw fail('pg_restore could not read the archive', restoreErr.text());
   if (o.mode === 'full' && zstdResult.failed) throw fail('zstd could not decompress it', zstdErr.text());
-  const toc = /TOC Entries:\s*(\d+)/.exec(listing.text());
-  const tocEntries = o.mode === 'list' ? Number(toc?.[1] ?? 0) : null;
+  const tocEntries = o.mode === 'list' ? tocEntryCount(listing.text()) : null;
   if (o.mode === 'list' && !tocEntries) throw fail('the archive lists no entries', restoreErr.text());
   return { tocEntries, rawBytes: o.mode === 'full' ? rawBytes : null };
 }

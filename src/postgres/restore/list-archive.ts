@@ -4,7 +4,7 @@ import type { Storage } from '../../storage/types.ts';
 import { openArchive, UnreadableArchive } from './archive.ts';
 import { cleanBaseEnv } from '../connection.ts';
 import { identityFor } from './decryption.ts';
-import { firstErrorLine } from '../failures.ts';
+import { firstErrorLine, tocEntryCount } from '../failures.ts';
 import { dumpMajor } from './restore-test.ts';
 import { findPgTools, findZstd } from '../tools.ts';
 
@@ -40,7 +40,7 @@ export async function listStoredBackup(o: {
     archive = await openArchive({ manifest: o.manifest, storage: o.storage, zstd, pgRestore: tools.pgRestore, input: 'stream', signal: o.signal, identity, log: o.log });
     const run = await archive.pgRestore(['--list'], { env: cleanBaseEnv(), captureStdout: true, partialRead: true });
     if (!run.ok) return fail(`pg_restore --list failed (${run.exit}): ${firstErrorLine(run.stderr) || 'no error message'}`);
-    const tocEntries = Number(/TOC Entries:\s*(\d+)/.exec(run.stdout)?.[1] ?? 0);
+    const tocEntries = tocEntryCount(run.stdout);
     if (tocEntries === 0) return fail('the archive lists no entries');
     return { ok: true, tocEntries, ms: Date.now() - started, problem: null };
   } catch (err) {

@@ -1,4 +1,5 @@
 import { BotError, toUserMessage } from '../../errors.ts';
+import { safeProgress } from '../progress.ts';
 import type { Manifest } from '../../storage/manifest.ts';
 import { newRecordId, recordHead, type RestoreRecord } from '../../storage/restore-record.ts';
 import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
@@ -50,13 +51,8 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   const ctx: FailureContext = { tool: 'pg_restore', server: serverLabel(o.serverUrl) };
   const canceled = (cause?: unknown) =>
     new BotError('canceled', `The restore test of ${m.backupId} was canceled; its scratch database ${name} was dropped.`, { cause });
-  const progress = (phase: RestoreTestPhase) => {
-    try {
-      o.onProgress?.({ phase });
-    } catch (err) {
-      log.warn({ err }, 'progress callback threw');
-    }
-  };
+  const report = safeProgress(o.onProgress, log);
+  const progress = (phase: RestoreTestPhase) => report({ phase });
   const problems: string[] = [];
   const checked: RestoreTestOutcome['checked'] = { checksums: [], tables: 0, objects: [], smokeQueries: [] };
   let restoreMs = 0;

@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { safeProgress } from '../progress.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
@@ -52,13 +53,8 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   const db = o.into.database;
   const log = o.log.child({ backupId: m.backupId, into: db, create: o.into.create });
   const ctx: FailureContext = { tool: 'pg_restore', server: serverLabel(o.serverUrl) };
-  const progress = (phase: SelectiveRestorePhase) => {
-    try {
-      o.onProgress?.({ phase });
-    } catch (err) {
-      log.warn({ err }, 'progress callback threw');
-    }
-  };
+  const report = safeProgress(o.onProgress, log);
+  const progress = (phase: SelectiveRestorePhase) => report({ phase });
   if (!db || Buffer.byteLength(db) > 63 || isScratchName(db)) {
     throw new BotError('bad_request', `"${db}" cannot be restored into: a database name has 1–63 bytes and must not be a restore-test scratch name.`);
   }
