@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { tryRedisLock, } from '../jobs/redis-lock.ts';
+import { tryRedisLock } from '../jobs/redis-lock.ts';
 import { selectedIds, type ChecklistItem, type ChecklistKind } from '../notifications/checklists.ts';
 import type { MessageRef } from '../notifications/types.ts';
 

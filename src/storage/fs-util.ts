@@ -1,4 +1,4 @@
-import { open, readdir, stat, statfs } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BotError } from '../errors.ts';
 
@@ -84,4 +84,26 @@ export async function newestMtime(dir: string): Promise<Date | null> {
     if (s) newest = Math.max(newest, s.mtime.getTime());
   }
   return new Date(newest);
+}
+
+/**
+ * Writes `text` to `file` so that a power cut leaves the old state or the whole file, never a part: written under a
+ * temporary name, fsynced, renamed, and the directory fsynced. The temporary file is removed when anything fails.
+ */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  try {
+    const fh = await open(tmp, 'w', 0o640);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+    await fsyncDir(dirname(file));
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }

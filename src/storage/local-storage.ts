@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TargetName } from '../target-name.ts';
@@ -10,7 +10,7 @@ import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './m
 import { openFileWriter } from './file-writer.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
-import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError } from './fs-util.ts';
+import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
 import { RESERVATION, reservationBody, reservationOwner } from './reservation.ts';
 import type { ArtifactWriter, BackupOwner, ReservedBackup, Storage, UnfinishedBackup } from './types.ts';
 
@@ -90,16 +90,7 @@ export class LocalStorage implements Storage {
         const s = await stat(this.#file(m.target, m.backupId, a.file));
         if (s.size !== a.bytes) throw new BotError('storage_failed', `Artifact ${a.file} has ${s.size} bytes, not ${a.bytes}; the backup was not kept.`);
       }
-      const tmp = join(dir, `${MANIFEST}.tmp`);
-      const fh = await open(tmp, 'w', 0o640);
-      try {
-        await fh.writeFile(`${JSON.stringify(m, null, 2)}\n`);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, join(dir, MANIFEST));
-      await fsyncDir(dir);
+      await writeFileAtomically(join(dir, MANIFEST), `${JSON.stringify(m, null, 2)}\n`);
       await fsyncDir(dirname(dir));
     } catch (err) {
       throw storageError(err, this.describe(), 'write the manifest');

@@ -1,11 +1,10 @@
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { fsyncDir, readdirIfExists, storageError } from './fs-util.ts';
-import { RecordIdSchema, RestoreRecordSchema, type RecordKind, type RestoreRecord } from './restore-record.ts';
+import { readdirIfExists, storageError, writeFileAtomically } from './fs-util.ts';
+import { RecordIdSchema, RestoreRecordSchema, type RecordKind, type RestoreRecord, validRecord } from './restore-record.ts';
 
 /**
  * Restore and restore-test records on a local disk: `<root>/<target>/_records/<kind>/<id>.json`. The `_`
@@ -19,30 +18,12 @@ function recordDir(root: string, target: string, kind: RecordKind): string {
 }
 
 export async function writeRecordFile(root: string, record: RestoreRecord, where: string): Promise<void> {
-  const parsed = RestoreRecordSchema.safeParse(record);
-  if (!parsed.success) {
-    throw new BotError('internal', 'The restore record came out invalid, so it was not kept; this is a bug in the bot.', {
-      detail: z.prettifyError(parsed.error),
-    });
-  }
-  const r = parsed.data;
+  const r = validRecord(record);
   const dir = recordDir(root, r.target, r.kind);
-  const final = join(dir, `${r.id}.json`);
-  const tmp = `${final}.tmp`;
   try {
     await mkdir(dir, { recursive: true });
-    const fh = await open(tmp, 'w', 0o640);
-    try {
-      await fh.writeFile(`${JSON.stringify(r, null, 2)}\n`);
-      // On disk before the name says it is complete: a power cut leaves the old state or the whole record.
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, final);
-    await fsyncDir(dir);
+    await writeFileAtomically(join(dir, `${r.id}.json`), `${JSON.stringify(r, null, 2)}\n`);
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
     throw storageError(err, where, 'write a restore record');
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
+import { BotError } from '../errors.ts';
 import { BackupIdSchema, RequestedBy } from './manifest.ts';
 
 /**
@@ -120,4 +121,11 @@ export function recordHead(m: { target: string; backupId: string }, startedAt: D
     finishedAt: finishedAt.toISOString(),
     durationMs: Math.max(0, finishedAt.getTime() - startedAt.getTime()),
   };
+}
+
+/** A record as it is kept: checked against its schema first, so storage never holds one the bot cannot read back. */
+export function validRecord(record: RestoreRecord): RestoreRecord {
+  const parsed = RestoreRecordSchema.safeParse(record);
+  if (parsed.success) return parsed.data;
+  throw new BotError('internal', 'The restore record came out invalid, so it was not kept; this is a bug in the bot.', { detail: z.prettifyError(parsed.error) });
 }

@@ -1,7 +1,6 @@
-import { z } from 'zod';
-import { BotError } from '../errors.ts';
+
 import type { Logger } from '../logger.ts';
-import { RestoreRecordSchema, type RecordKind, type RestoreRecord } from './restore-record.ts';
+import { RestoreRecordSchema, type RecordKind, type RestoreRecord, validRecord } from './restore-record.ts';
 import type { S3Keys } from './s3-keys.ts';
 import { mapLimit, type S3Bucket } from './s3-objects.ts';
 
@@ -15,13 +14,7 @@ const RECORD_FILE = /^\d{8}T\d{9}Z-[0-9a-f]{6}\.json$/;
 const READ_CONCURRENCY = 8;
 
 export async function writeS3Record(s3: S3Bucket, keys: S3Keys, record: RestoreRecord): Promise<void> {
-  const parsed = RestoreRecordSchema.safeParse(record);
-  if (!parsed.success) {
-    throw new BotError('internal', 'The restore record came out invalid, so it was not kept; this is a bug in the bot.', {
-      detail: z.prettifyError(parsed.error),
-    });
-  }
-  const r = parsed.data;
+  const r = validRecord(record);
   await s3.writeText(keys.record(r.target, r.kind, r.id), `${JSON.stringify(r, null, 2)}\n`, 'write a restore record');
 }
 
