@@ -1,6 +1,6 @@
 import type { TargetConfig } from '../config.ts';
 import type { PreMigrationBackupResult, PreMigrationRestoreResult } from '../jobs/checklist-data.ts';
-import { formatBytes, formatDuration } from '../notifications/format.ts';
+import { formatBytes, formatDuration } from '../format.ts';
 import type { Verification } from '../notifications/checklists.ts';
 import { formatInZone, zonedParts } from '../schedules/time.ts';
 import { totalBytes, type Manifest } from '../storage/manifest.ts';

@@ -7,7 +7,7 @@ import type { RunLog } from '../health/last-runs.ts';
 import type { ConditionResult } from '../health/types.ts';
 import type { Logger } from '../logger.ts';
 import type { Verification, VerifierId } from '../notifications/checklists.ts';
-import { formatBytes, formatDuration } from '../notifications/format.ts';
+import { formatBytes, formatDuration } from '../format.ts';
 import { listStoredBackup } from '../postgres/restore/index.ts';
 import { formatInZone } from '../schedules/time.ts';
 import type { Manifest } from '../storage/manifest.ts';

@@ -3,7 +3,7 @@ import { findTarget } from '../config.ts';
 import { TargetName } from '../target-name.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { formatBytes, formatCount, formatDuration, formatTime } from '../notifications/format.ts';
+import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import { runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, totalBytes, totalRows } from '../storage/manifest.ts';
 import { retentionFor } from '../storage/retention.ts';

@@ -4,7 +4,7 @@ import { findTarget } from '../config.ts';
 import { TargetName } from '../target-name.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { formatBytes, formatDuration } from '../notifications/format.ts';
+import { formatBytes, formatDuration } from '../format.ts';
 import { runRestoreTest, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { findBackup, latestBackup } from '../storage/catalog.ts';
 import { BackupIdSchema } from '../storage/manifest.ts';

@@ -6,7 +6,7 @@ import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { enqueueBackup, enqueueChecklist, withDeadline } from '../jobs/producers.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { escapeMrkdwn } from '../notifications/format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import type { Storage } from '../storage/types.ts';
 import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';

@@ -1,6 +1,6 @@
 import type { Job, Queue } from 'bullmq';
 import type { BackupJobData } from '../jobs/queues.ts';
-import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../notifications/format.ts';
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { totalBytes, totalRows } from '../storage/manifest.ts';
 

@@ -7,7 +7,7 @@ import { toUserMessage } from '../errors.ts';
 import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { escapeMrkdwn } from '../notifications/format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { findBackup } from '../storage/catalog.ts';
 import type { Storage } from '../storage/types.ts';

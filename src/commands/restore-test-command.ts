@@ -5,7 +5,7 @@ import { BotError, toUserMessage } from '../errors.ts';
 import { enqueueRestoreTest, withDeadline } from '../jobs/producers.ts';
 import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { escapeMrkdwn } from '../notifications/format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import { restoreTestHistory } from '../notifications/restore-messages.ts';
 import { findBackup, latestBackup } from '../storage/catalog.ts';
 import type { Storage } from '../storage/types.ts';

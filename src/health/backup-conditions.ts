@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, formatTime } from '../notifications/format.ts';
+import { formatBytes, formatDuration, formatTime } from '../format.ts';
 import { type Manifest, type RetentionClass, totalBytes } from '../storage/manifest.ts';
 import { type ConditionResult, type HealthThresholds, MIN_SIZE_HISTORY } from './types.ts';
 

@@ -1,4 +1,4 @@
-import { formatBytes, formatTime } from '../notifications/format.ts';
+import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import {
   type BackupRunSummary,

@@ -9,9 +9,12 @@ import { QUEUE_STATES, type QueueState } from './metrics.ts';
  */
 // The failure counter lives in Redis (workers may run in other processes); the local prom-client counter is
 // advanced by the difference, so it stays a monotonic counter as Prometheus expects.
-const failuresSeen = new WeakMap<Deps, Map<string, number>>();
+/** What a scrape reads: the config, storage, the run log, the queues it reports on, and the registry it renders. */
+export type ScrapeDeps = Pick<Deps, 'config' | 'storage' | 'runs' | 'metrics'> & { queues: Pick<Deps['queues'], 'backup' | 'restoreTest' | 'restore' | 'pagerduty'> };
 
-export async function renderMetrics(deps: Deps): Promise<{ contentType: string; body: string }> {
+const failuresSeen = new WeakMap<ScrapeDeps['metrics'], Map<string, number>>();
+
+export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: string; body: string }> {
   const now = new Date();
   const queues = { backup: deps.queues.backup, 'restore-test': deps.queues.restoreTest, restore: deps.queues.restore, pagerduty: deps.queues.pagerduty };
   const queueDepths: Record<string, Record<QueueState, number>> = {};
@@ -22,8 +25,8 @@ export async function renderMetrics(deps: Deps): Promise<{ contentType: string; 
   const sources = { storage: deps.storage, runs: deps.runs, backupQueue: deps.queues.backup, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config), firstBackupDue: firstBackupDue(deps.config), encryptionRequired: encryptionRequired(deps.config) };
   for (const target of deps.config.targets) {
     const { input, results } = await checkTarget(sources, target.name, now);
-    const seen = failuresSeen.get(deps) ?? new Map<string, number>();
-    failuresSeen.set(deps, seen);
+    const seen = failuresSeen.get(deps.metrics) ?? new Map<string, number>();
+    failuresSeen.set(deps.metrics, seen);
     const total = await deps.runs.failures(target.name);
     for (let n = seen.get(target.name) ?? 0; n < total; n++) deps.metrics.recordBackupFailure(target.name);
     seen.set(target.name, total);

@@ -1,6 +1,6 @@
 import type { Manifest } from '../storage/manifest.ts';
 import { totalBytes, totalRows } from '../storage/manifest.ts';
-import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from './format.ts';
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 
 /** Pure builders: job state → `{ text, blocks }`. I/O lives in the notifiers. */

@@ -1,5 +1,5 @@
 import { formatInZone } from '../schedules/time.ts';
-import { escapeMrkdwn } from './format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { ConditionResult } from '../health/types.ts';
 import type { StoredCondition } from '../health/state.ts';
-import { escapeMrkdwn, formatTime } from './format.ts';
+import { escapeMrkdwn, formatTime } from '../format.ts';
 import type { ChannelMessage } from './types.ts';
 
 /** Pure builders for health conditions: a condition that starts failing, one that clears, and the overview. */

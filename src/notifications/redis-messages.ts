@@ -1,5 +1,5 @@
 import type { RedisSnapshot } from '../workers/redis-snapshot.ts';
-import { escapeMrkdwn } from './format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import type { ChannelMessage } from './types.ts';
 
 /** Pure builders for what the channel hears when Redis loses its data, or the plan cannot be put back. */

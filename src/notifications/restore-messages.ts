@@ -1,4 +1,4 @@
-import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from './format.ts';
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 
 /** Pure builders for restore tests and restores: outcome → `{ text, blocks }`. */

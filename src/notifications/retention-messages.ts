@@ -1,6 +1,6 @@
 import { retentionReport } from '../storage/retention-plan.ts';
 import type { RetentionRun, StorageRetention } from '../storage/retention-run.ts';
-import { escapeMrkdwn } from './format.ts';
+import { escapeMrkdwn } from '../format.ts';
 
 /** What a retention run did, as counts: the worker's job result (for the weekly checklist) and the "say it?" rule. */
 export interface RetentionSummary {

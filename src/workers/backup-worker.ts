@@ -8,7 +8,7 @@ import { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
-import { formatBytes } from '../notifications/format.ts';
+import { formatBytes } from '../format.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, type Manifest } from '../storage/manifest.ts';

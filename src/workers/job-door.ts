@@ -2,7 +2,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { z } from 'zod';
 import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
-import { escapeMrkdwn } from '../notifications/format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { TargetName } from '../target-name.ts';
 import { quietNotifier } from './quiet-notifier.ts';

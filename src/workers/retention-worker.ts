@@ -5,7 +5,7 @@ import { backupsInUse } from '../jobs/backups-in-use.ts';
 import type { Queues } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { retentionMessage, retentionSummary, retentionWorthSaying, type RetentionSummary } from '../notifications/retention-messages.ts';
-import { escapeMrkdwn } from '../notifications/format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { RetentionJobData } from '../schedules/job-data.ts';
 import { runRetention } from '../storage/retention-run.ts';

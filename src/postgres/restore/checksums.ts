@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BotError } from '../../errors.ts';
-import { formatCount } from '../../notifications/format.ts';
+import { formatCount } from '../../format.ts';
 import type { Manifest } from '../../storage/manifest.ts';
 import type { Storage } from '../../storage/types.ts';
 

@@ -1,4 +1,4 @@
-import { formatCount } from '../../notifications/format.ts';
+import { formatCount } from '../../format.ts';
 import type { ObjectCounts, TableCount } from '../../storage/manifest.ts';
 
 /** What a backup held (its manifest) against what a restore produced, as sentences people can act on. */

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { escapeIdentifier } from 'pg';
-import { formatCount } from '../../notifications/format.ts';
+import { formatCount } from '../../format.ts';
 import type { TableCount } from '../../storage/manifest.ts';
 import { tableName } from './compare.ts';
 import { pgClientConfig } from '../connection.ts';
