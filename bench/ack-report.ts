@@ -22,8 +22,8 @@ export const ACK_P99_GOAL_MS = 100;
 
 const TITLES: Record<BurstStats['kind'], string> = {
   now: '`/backup now` × 50, nothing running: the first starts the backup',
-  list: '`/backup list` × 50 while that backup dumps',
-  'now+': '`/backup now` × 50 while that backup dumps',
+  list: '`/backup list` × 50 while that backup dumps (≥ 1.5 s into its pg_dump)',
+  'now+': '`/backup now` × 50 while that backup dumps (≥ 1.5 s into its pg_dump)',
 };
 
 const ms = (v: number) => `${v.toFixed(v < 10 ? 1 : 0)} ms`;
@@ -47,7 +47,7 @@ The bot ran as \`npm start\` runs it (\`node bin/pg-backup-bot.js all\`, the env
 with a Slack Web API stand-in that answers ok; roles from a user group (\`roles.operator: [S…]\`, members through \`usergroups.users.list\`), backups encrypted with age.
 Database ${(r.databaseBytes / 1e6).toFixed(0)} MB (the sample schema and a ${FILLER_MB} MB filler table); ${r.storedAtStart} finished backups stored before the rounds (taken by the bot, ${r.seedSeconds.toFixed(0)} s), one more after each round.
 ${r.rounds} rounds of three bursts of ${r.burst} concurrent signed requests from ${r.burst} different users (\`list\` and \`now+\` swap places every other round); each round's backup ended ${(meanBackup / 1000).toFixed(1)} s after its \`now\` burst on average, and its pg_dump was still running when the later two bursts ended in ${r.dumpThrough.filter(Boolean).length} of ${r.rounds} rounds.
-Latency is the client's: from sending the request to the last byte of the HTTP response, which is the ack carrying the answer. Redis commands and the bot's CPU are per request, over the bursts (the worker's own commands during them included).
+Latency is the client's: from sending the request to the last byte of the HTTP response, which is the ack carrying the answer. Redis commands and the bot's CPU are per request, over the bursts (the worker's own commands and CPU during them included). While its backup dumped and no request came, the bot used ${r.quietCpuMsPerSecond.map((v) => v.toFixed(0)).join(', ')} ms of CPU per second (per round); its peak RSS was ${r.botPeakRssMiB.toFixed(0)} MiB.
 
 | burst | what | requests | p50 | p99 | max | p99 per round (ms) | Redis commands / request | bot CPU / request | Slack API calls |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |

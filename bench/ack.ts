@@ -46,6 +46,7 @@ const ONCALL_GROUP = 'S0ONCALL';
 const ADMIN = 'U0ADMIN01';
 const PREFIX = '{pgbb}'; // the bot's default QUEUE_PREFIX
 const WARM_UP = 5;
+const SETTLE_MS = 1000;
 
 /**
  * A team's config: roles through a Slack user group (resolved through the Web API, as `roles.operator: [S…]`
@@ -92,6 +93,10 @@ export interface AckResult {
   auditLines: { expected: number; found: number };
   botLogLines: number;
   botErrors: string[];
+  /** Per round: the bot's CPU (ms per second) over half a second of its dump with no request to answer. */
+  quietCpuMsPerSecond: number[];
+  /** The bot's peak resident memory (VmHWM, MiB): what every spawn() of a backup tool has to fork. */
+  botPeakRssMiB: number;
   seedSeconds: number;
 }
 
@@ -153,6 +158,11 @@ function startBot(ctx: AckContext, env: Record<string, string>) {
   child.stdout?.on('data', onLog);
   child.stderr?.on('data', onLog);
   return out;
+}
+
+async function peakRssMiB(pid: number | undefined): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** Finished backups in BACKUP_DIR: directories with a manifest.json (what the bot may list). */
@@ -273,6 +283,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     const tally = new Tally();
     const backupMs: number[] = [];
     const dumpThrough: boolean[] = [];
+    const quietCpu: number[] = [];
     const dumping = () => hasChild(bot.child.pid, 'pg_dump');
     const jobIds = async () => new Set((await queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'completed', 'failed'])).map((j) => j.id));
     /** One burst, measured; returns the answers' texts and the jobs it created. */
@@ -306,6 +317,13 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       if (!jobId) throw new Error(`round ${round + 1}: no job id in the answers: ${now.texts[0]?.slice(0, 200) ?? '(none)'}`);
       const t0 = performance.now();
       await until('pg_dump to start', 120_000, dumping);
+      // The backup's start (its other pipeline, for the globals, and the counts beside the dump) is what the `now`
+      // burst met; list and now+ meet the dump under way, a second later.
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      // What the bot spends with no request to answer while its backup dumps: the floor under the bursts beside it.
+      const quiet0 = await cpuMs(bot.child.pid);
+      await new Promise((r) => setTimeout(r, 500));
+      quietCpu.push(((await cpuMs(bot.child.pid)) - quiet0) * 2);
       const stored = await finishedBackups(backupDir);
       for (const kind of round % 2 === 0 ? (['list', 'now+'] as const) : (['now+', 'list'] as const)) {
         const { texts, created } = await burst(kind);
@@ -346,6 +364,8 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       auditLines: { expected, found },
       botLogLines: bot.lines,
       botErrors: bot.errors,
+      botPeakRssMiB: await peakRssMiB(bot.child.pid),
+      quietCpuMsPerSecond: quietCpu,
       seedSeconds,
     };
   } finally {

@@ -428,8 +428,9 @@ the cost of S3 itself. Every artifact of E and ES must start with the age header
 Leg **K** (bench/ack.ts), acknowledgements under a burst, needs none of the above: \`BENCH_LEGS=K npm run bench\` starts
 its own throwaway PostgreSQL and Redis, a small database (the sample schema and a filler table, BENCH_ACK_MB, 400), the
 bot as \`npm start\` runs it and a Slack Web API stand-in; the bot takes 20 backups to start from, then each round
-sends 50 concurrent signed \`/backup now\` (the first starts a backup), 50 \`/backup list\` and 50 \`/backup now\` while
-that backup dumps, and checks the answers (one job, all naming it, every backup listed, every command audited).
+sends 50 concurrent signed \`/backup now\` (the first starts a backup, so they meet its start), then, once its pg_dump has
+run 1.5 s, 50 \`/backup list\` and 50 \`/backup now\`, and checks the answers (one job, all naming it, every backup listed,
+every command audited).
 It runs BENCH_ROUNDS rounds (5 for K) and rewrites its own section when they are at least 3; BENCH_ACK_PROFILE=DIR
 writes a CPU profile of the bot there.
 
