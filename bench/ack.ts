@@ -47,6 +47,7 @@ const ADMIN = 'U0ADMIN01';
 const PREFIX = '{pgbb}'; // the bot's default QUEUE_PREFIX
 const WARM_UP = 5;
 const SETTLE_MS = 1000;
+export const SPLIT = process.env.BENCH_ACK_SPLIT === '1';
 
 /**
  * A team's config: roles through a Slack user group (resolved through the Web API, as `roles.operator: [S…]`
@@ -91,6 +92,8 @@ export interface AckResult {
   /** Per round: whether its pg_dump was still running when the last burst beside it ended. */
   dumpThrough: boolean[];
   auditLines: { expected: number; found: number };
+  /** How the bot ran: `all` (what npm start runs) or `bot + worker` (BENCH_ACK_SPLIT=1). */
+  mode: 'all' | 'bot + worker';
   botLogLines: number;
   botErrors: string[];
   /** Per round: the bot's CPU (ms per second) over half a second of its dump with no request to answer. */
@@ -133,11 +136,11 @@ async function loadFiller(db: pg.Client): Promise<{ bytes: number; version: stri
   return { bytes: Number(row?.size ?? 0), version: row?.version.split(' on ')[0] ?? 'PostgreSQL' };
 }
 
-/** `node bin/pg-backup-bot.js all` with `env` only; its log lines are counted and its errors kept. */
-function startBot(ctx: AckContext, env: Record<string, string>) {
+/** `node bin/pg-backup-bot.js <verb>` with `env` only; its log lines are counted and its errors kept. */
+function startBot(ctx: AckContext, env: Record<string, string>, verb: 'all' | 'bot' | 'worker') {
   // BENCH_ACK_PROFILE=DIR: a V8 CPU profile of the bot, written to DIR when it stops (to see where its time goes).
   const profile = process.env.BENCH_ACK_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_ACK_PROFILE}`] : [];
-  const child = execa(process.execPath, [...profile, join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), 'all'], {
+  const child = execa(process.execPath, [...profile, join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), verb], {
     cwd: ctx.repoRoot,
     env,
     extendEnv: false,
@@ -226,7 +229,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
   const port = await freePort();
   // The environment contract and nothing else of ours (a DATABASE_URL or S3_* of the shell must not leak in);
   // secrets reach the bot through its environment, never argv.
-  const bot = startBot(ctx, {
+  const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? ctx.tempDir,
     SLACK_BOT_TOKEN: `xoxb-bench-${randomBytes(8).toString('hex')}`,
@@ -240,7 +243,10 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     BOT_CONFIG: configFile,
     BACKUP_ENCRYPTION_RECIPIENT: (await generateKeyPair()).recipient,
     LOG_LEVEL: 'info', // the default: what a deployed bot logs
-  });
+  };
+  // BENCH_ACK_SPLIT=1: the bot and the workers in two processes (`bot` and `worker`), for comparison with `all`.
+  const bot = startBot(ctx, env, SPLIT ? 'bot' : 'all');
+  const worker = SPLIT ? startBot(ctx, env, 'worker') : bot;
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const queue = new Queue('backup', { connection: redis, prefix: PREFIX });
   const health = new Queue('health', { connection: redis, prefix: PREFIX });
@@ -255,7 +261,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
   };
   try {
     await until('the bot to answer /healthz', 60_000, async () => {
-      if (bot.child.exitCode !== null) throw new Error(`the bot exited (${bot.child.exitCode}):\n${bot.tail}`);
+      for (const p of new Set([bot, worker])) if (p.child.exitCode !== null) throw new Error(`the bot exited (${p.child.exitCode}):\n${p.tail}`);
       return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
     });
     // Up: its start-up health run is over, so only what the rounds start runs.
@@ -284,7 +290,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     const backupMs: number[] = [];
     const dumpThrough: boolean[] = [];
     const quietCpu: number[] = [];
-    const dumping = () => hasChild(bot.child.pid, 'pg_dump');
+    const dumping = () => hasChild(worker.child.pid, 'pg_dump');
     const jobIds = async () => new Set((await queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'completed', 'failed'])).map((j) => j.id));
     /** One burst, measured; returns the answers' texts and the jobs it created. */
     const burst = async (kind: Burst): Promise<{ texts: string[]; created: string[] }> => {
@@ -362,15 +368,16 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       backupMs,
       dumpThrough,
       auditLines: { expected, found },
-      botLogLines: bot.lines,
-      botErrors: bot.errors,
+      mode: SPLIT ? 'bot + worker' : 'all',
+      botLogLines: bot.lines + (SPLIT ? worker.lines : 0),
+      botErrors: SPLIT ? [...bot.errors, ...worker.errors] : bot.errors,
       botPeakRssMiB: await peakRssMiB(bot.child.pid),
       quietCpuMsPerSecond: quietCpu,
       seedSeconds,
     };
   } finally {
-    bot.child.kill('SIGTERM');
-    await bot.child;
+    for (const p of new Set([bot, worker])) p.child.kill('SIGTERM');
+    await Promise.all([bot.child, worker.child]);
     await Promise.allSettled([queue.close(), health.close()]);
     redis.disconnect();
   }

@@ -432,7 +432,8 @@ sends 50 concurrent signed \`/backup now\` (the first starts a backup, so they m
 run 1.5 s, 50 \`/backup list\` and 50 \`/backup now\`, and checks the answers (one job, all naming it, every backup listed,
 every command audited).
 It runs BENCH_ROUNDS rounds (5 for K) and rewrites its own section when they are at least 3; BENCH_ACK_PROFILE=DIR
-writes a CPU profile of the bot there.
+writes a CPU profile of the bot there; BENCH_ACK_SPLIT=1 runs \`bot\` and \`worker\` as two processes instead of \`all\`
+(for comparison: such a run leaves the page as it is).
 
 Knobs: BENCH_ROUNDS (3), BENCH_LEGS (e.g. \`A,C\`, \`R2,R3\` or \`C,E,ES,CS\`), BENCH_SCALE (1 ≈ 620 MB), BENCH_CACHE=warm (skip
 dropping the page cache), BENCH_DATABASE_URL (dump that database as it is, nothing built or changed in it; the
