@@ -149,10 +149,10 @@ export class LocalStorage implements Storage {
       // Written once and renamed into place: the same inode, size and mtime are the same manifest, already checked.
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
-      for (const a of m.artifacts) {
-        const s = await stat(join(dir, a.file)).catch(() => null);
-        if (s?.size !== a.bytes) throw new Error(`artifact ${a.file} is missing or has the wrong size`);
-      }
+      // All at once: under a burst each sequential step waits its turn in a busy event loop.
+      const sizes = await Promise.all(m.artifacts.map((a) => stat(join(dir, a.file)).then((s) => s.size, () => null)));
+      const bad = m.artifacts.find((a, i) => sizes[i] !== a.bytes);
+      if (bad) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
       return m;
     } catch (err) {
       this.#log?.warn({ err, target, backupId }, 'skipping a backup whose manifest or artifacts are broken');
