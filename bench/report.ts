@@ -365,12 +365,20 @@ export interface DocSections {
   throughput?: string;
   restore?: string;
   encryption?: string;
+  /** Leg K's latest standard run. */
+  acks?: string;
+  /** Leg K before the fixes of issue 11 item 5: written by hand, carried over by every run. */
+  acksBefore?: string;
 }
+
+export const ACK_HEADING = 'Acknowledgements under a burst';
 
 const HEADINGS: Array<[keyof DocSections, string]> = [
   ['throughput', 'Backup throughput'],
   ['restore', 'Restore test'],
   ['encryption', 'Encryption'],
+  ['acks', ACK_HEADING],
+  ['acksBefore', 'Acknowledgements before the fixes'],
 ];
 
 /** The sections of a page benchmarksDoc wrote, as it wrote them (text between its heading and the next). */
@@ -416,6 +424,16 @@ encrypted with age to a throwaway key pair the bench makes (BACKUP_ENCRYPTION_RE
 \`encryption: age\`), to local storage; **CS** C to a local S3 server the bench starts (s3rver, S3_MODE=primary);
 **ES** E to that S3 server. E / C is the cost of encryption (target: at most 10 %), ES / CS the same on S3, CS / C
 the cost of S3 itself. Every artifact of E and ES must start with the age header, or the leg fails.
+
+Leg **K** (bench/ack.ts), acknowledgements under a burst, needs none of the above: \`BENCH_LEGS=K npm run bench\` starts
+its own throwaway PostgreSQL and Redis, a small database (the sample schema and a filler table, BENCH_ACK_MB, 400), the
+bot as \`npm start\` runs it and a Slack Web API stand-in; the bot takes 20 backups to start from, then each round
+sends 50 concurrent signed \`/backup now\` (the first starts a backup, so they meet its start), then, once its pg_dump has
+run 1.5 s, 50 \`/backup list\` and 50 \`/backup now\`, and checks the answers (one job, all naming it, every backup listed,
+every command audited).
+It runs BENCH_ROUNDS rounds (5 for K) and rewrites its own section when they are at least 3; BENCH_ACK_PROFILE=DIR
+writes a CPU profile of the bot there; BENCH_ACK_SPLIT=1 runs \`bot\` and \`worker\` as two processes instead of \`all\`
+(for comparison: such a run leaves the page as it is).
 
 Knobs: BENCH_ROUNDS (3), BENCH_LEGS (e.g. \`A,C\`, \`R2,R3\` or \`C,E,ES,CS\`), BENCH_SCALE (1 ≈ 620 MB), BENCH_CACHE=warm (skip
 dropping the page cache), BENCH_DATABASE_URL (dump that database as it is, nothing built or changed in it; the

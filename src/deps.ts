@@ -83,12 +83,13 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
         ...(overrides.pagerDutyCa ? { agent: new Agent({ ca: overrides.pagerDutyCa }) } : {}),
       })
     : null;
+  const audit = createAuditLog(config.backupDir, log.child({ component: 'audit' }));
   const escalation = createEscalation({ redis: workerRedis, queue: queues.pagerduty, prefix: config.queuePrefix, enabled: pagerDuty !== null, source: 'pg-backup-bot' });
   return {
     runs: createRunLog(workerRedis, config.queuePrefix),
     healthState: createHealthState(workerRedis, config.queuePrefix),
     metrics: createMetrics(),
-    audit: createAuditLog(config.backupDir, log.child({ component: 'audit' })),
+    audit,
     ...(slack
       ? {
           groups: cachedGroups(async (usergroup) => {
@@ -109,6 +110,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     pagerDuty,
     escalation,
     async close() {
+      // Slash commands' audit lines are written after their ack (commands/guard.ts): none may be left behind.
+      await audit.flush();
       await queues.close();
       await Promise.allSettled([redis.quit(), workerRedis.quit()]);
     },

@@ -46,6 +46,9 @@ export async function startSlackApp(options: {
     logLevel: LogLevel.WARN,
     // Initialising calls auth.test; deferring lets us turn a bad token or an unreachable Slack into a clear error.
     deferInitialization: true,
+    // Bolt's conversation store is unused here; its middleware looked every request's channel up in memory, and
+    // found nothing, by building and catching an Error each time: CPU an ack under a burst can do without.
+    convoStore: false,
     customRoutes: routes,
   });
   try {

@@ -3,7 +3,8 @@ import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
-import { enqueueBackup, enqueueChecklist, withDeadline } from '../jobs/producers.ts';
+import { backupEnqueuer, enqueueChecklist, withDeadline } from '../jobs/producers.ts';
+import { coalesceFresh } from '../coalesce.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
@@ -75,6 +76,10 @@ async function preMigrationBusy(deps: BackupCommandDeps, target: string, label: 
 
 /** `/backup …`: parse, check, enqueue or read, and answer — all fast, so the ack carries the answer. */
 export function backupCommand(deps: BackupCommandDeps) {
+  // Shared by concurrent requests, never older than the request (coalesce.ts): a channel full of engineers typing
+  // `/backup list` during an incident costs two listings of storage, not one each.
+  const listBackups = coalesceFresh((target: string | undefined) => deps.storage.list(target));
+  const enqueueBackup = backupEnqueuer(deps.queue);
   return async (input: CommandInput): Promise<Reply> => {
     const log = deps.log.child({ command: '/backup', userId: input.userId });
     const req = parseBackupText(input.text);
@@ -85,7 +90,7 @@ export function backupCommand(deps: BackupCommandDeps) {
           return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${BACKUP_USAGE}` : BACKUP_USAGE };
         case 'now': {
           const target = findTarget(deps.config, req.target);
-          const { jobId, duplicate } = await enqueueBackup(deps.queue, {
+          const { jobId, duplicate } = await enqueueBackup({
             target: target.name,
             kind: 'manual',
             label: null,
@@ -100,7 +105,7 @@ export function backupCommand(deps: BackupCommandDeps) {
         }
         case 'pre-migration': {
           const target = findTarget(deps.config, req.target);
-          const { jobId, duplicate } = await enqueueBackup(deps.queue, {
+          const { jobId, duplicate } = await enqueueBackup({
             target: target.name,
             kind: 'pre-migration',
             label: req.label,
@@ -127,7 +132,7 @@ export function backupCommand(deps: BackupCommandDeps) {
         }
         case 'list': {
           if (req.target) findTarget(deps.config, req.target);
-          const backups = await withDeadline(2500, deps.storage.list(req.target), 'listing backups');
+          const backups = await withDeadline(2500, listBackups(req.target), 'listing backups');
           return { text: formatBackupList(backups, req.target) };
         }
         case 'health': {

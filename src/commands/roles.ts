@@ -45,18 +45,36 @@ export function decide(role: Role | null, needed: Role, what: string, config: Co
   };
 }
 
-/** Caches group membership for five minutes: slash commands must ack within 3 s. */
+/**
+ * Caches group membership for five minutes: slash commands must ack within 3 s. One call to Slack per group at a
+ * time, shared by every command waiting for it: when the entry had expired, a burst of fifty commands made fifty
+ * `usergroups.users.list` calls (a Tier 2 method, about 20 a minute) and every ack waited for Slack. While an entry
+ * is in its last fifth it is refreshed in the background, so a busy channel never waits; it is never used once
+ * older than `ttlMs` unless Slack cannot be reached (then the last answer stands, as before).
+ */
 export function cachedGroups(fetchMembers: (groupId: string) => Promise<string[]>, ttlMs = 5 * 60_000): GroupResolver {
   const cache = new Map<string, { at: number; members: string[] }>();
+  const inFlight = new Map<string, Promise<string[] | null>>();
+  const refresh = (groupId: string): Promise<string[] | null> => {
+    let pending = inFlight.get(groupId);
+    if (!pending) {
+      pending = fetchMembers(groupId).then(
+        (members) => {
+          cache.set(groupId, { at: Date.now(), members });
+          return members;
+        },
+        () => cache.get(groupId)?.members ?? null,
+      );
+      inFlight.set(groupId, pending);
+      void pending.finally(() => inFlight.delete(groupId));
+    }
+    return pending;
+  };
   return async (groupId) => {
     const hit = cache.get(groupId);
-    if (hit && Date.now() - hit.at < ttlMs) return hit.members;
-    try {
-      const members = await fetchMembers(groupId);
-      cache.set(groupId, { at: Date.now(), members });
-      return members;
-    } catch {
-      return hit?.members ?? null;
-    }
+    const age = hit ? Date.now() - hit.at : Number.POSITIVE_INFINITY;
+    if (!hit || age >= ttlMs) return refresh(groupId);
+    if (age >= ttlMs * 0.8) void refresh(groupId);
+    return hit.members;
   };
 }

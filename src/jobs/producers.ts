@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
+import { coalesceFresh } from '../coalesce.ts';
 import { BotError } from '../errors.ts';
 import type { ChecklistJob } from './checklist-data.ts';
 import type { BackupJobData, RestoreJobData, RestoreTestJobData } from './queues.ts';
@@ -46,12 +47,20 @@ async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, jobId: str
  * One backup per target at a time. Deduplication covers the jobs made here; a schedule's job carries none
  * (BullMQ ignores it for scheduler jobs), so a running backup of the target is looked for first and answered
  * with like a duplicate. The worker's per-target lock (redis-lock.ts) covers the moment in between.
+ *
+ * Made once per queue: concurrent requests share the look-up of running jobs (coalesceFresh), so fifty `/backup
+ * now` at once read the active list twice instead of fifty times (each read is a range plus one HGETALL per active
+ * job), and each request still sees the queue as it was after it arrived. The add itself stays per request:
+ * BullMQ's deduplication decides, atomically in Redis, which single request creates the job.
  */
-export async function enqueueBackup(queue: Queue<BackupJobData>, data: BackupJobData): Promise<Enqueued> {
-  const active = await withDeadline(1000, queue.getJobs(['active']), 'looking for a running backup');
-  const running = active.find((j) => j?.data?.target === data.target);
-  if (running?.id) return { jobId: running.id, duplicate: true };
-  return enqueueOnce(queue, 'backup', data, `backup-${data.target}-${randomUUID()}`, `backup-${data.target}`, 'queueing the backup');
+export function backupEnqueuer(queue: Queue<BackupJobData>): (data: BackupJobData) => Promise<Enqueued> {
+  const activeJobs = coalesceFresh(() => queue.getJobs(['active']));
+  return async (data) => {
+    const active = await withDeadline(1000, activeJobs(undefined), 'looking for a running backup');
+    const running = active.find((j) => j?.data?.target === data.target);
+    if (running?.id) return { jobId: running.id, duplicate: true };
+    return enqueueOnce(queue, 'backup', data, `backup-${data.target}-${randomUUID()}`, `backup-${data.target}`, 'queueing the backup');
+  };
 }
 
 /** One checklist of a kind at a time: a double-submitted `/backup checklist daily` posts one list. */

@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import type { Writable } from 'node:stream';
 
 /**
@@ -16,4 +18,37 @@ export function childOptions(signal: AbortSignal | undefined) {
 export function closeWhenGone(writer: { once(event: 'exit' | 'error', f: () => void): unknown }, pipe: Writable | null | undefined, on: ReadonlyArray<'exit' | 'error'> = ['exit', 'error']): void {
   const end = () => setImmediate(() => pipe && !pipe.writableEnded && !pipe.destroyed && pipe.end());
   for (const event of on) writer.once(event, end);
+}
+
+/** Niceness of the tools that dump, compress, encrypt, hash and restore (0 is normal, 19 the lowest). */
+export const TOOL_NICENESS = 10;
+
+/**
+ * Lowers a tool's CPU priority, so the bot's own process comes first on a host the tools keep busy. In `all` mode
+ * Slack's requests are answered from the process that runs backups and restores, and Node's spawn() blocks that
+ * process's event loop until the new child has exec'd: behind a pipeline at the same priority (pg_dump, zstd on
+ * every core, age, openssl) that wait was 30–50 ms per spawn on 2 cores, and a backup spawns a dozen (bench leg K);
+ * the acks themselves also got only a share of the CPU. A niced tool loses nothing on an otherwise idle host.
+ *
+ * Linux keeps a nice value per thread: every thread the tool already has is lowered (zstd -T0 starts some before
+ * this runs), and the ones it starts later inherit the value. Best effort: a child that has already exited, or a
+ * host that refuses, runs at normal priority. Returns the child, so a call site keeps execa's types.
+ */
+export function yieldCpu<T extends { pid?: number | undefined }>(child: T): T {
+  const { pid } = child;
+  if (pid === undefined) return child;
+  let tasks: number[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    tasks = [pid]; // no /proc (not Linux), or gone already
+  }
+  for (const tid of tasks) {
+    try {
+      setPriority(tid, TOOL_NICENESS);
+    } catch {
+      // exited already (ESRCH) or not permitted: that thread runs at normal priority
+    }
+  }
+  return child;
 }

@@ -1,13 +1,14 @@
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TargetName } from '../target-name.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { openFileWriter } from './file-writer.ts';
+import { ManifestCache } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -28,6 +29,7 @@ export type { UnfinishedBackup } from './types.ts';
 export class LocalStorage implements Storage {
   readonly root: string;
   readonly #log: Logger | undefined;
+  readonly #manifests = new ManifestCache();
 
   constructor(root: string, log?: Logger) {
     this.root = resolve(root);
@@ -120,13 +122,19 @@ export class LocalStorage implements Storage {
   /** A manifest counts only while its artifacts are all there with their recorded sizes. */
   async #readListable(target: string, backupId: string): Promise<Manifest | null> {
     const dir = this.#dir(target, backupId);
-    if (!(await exists(join(dir, MANIFEST)))) return null; // unfinished: never listed, not worth a warning
+    const st = await stat(join(dir, MANIFEST)).catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return null;
+      throw err;
+    });
+    if (!st) return null; // unfinished: never listed, not worth a warning
     try {
-      const m = await this.readManifest(target, backupId);
-      for (const a of m.artifacts) {
-        const s = await stat(join(dir, a.file)).catch(() => null);
-        if (s?.size !== a.bytes) throw new Error(`artifact ${a.file} is missing or has the wrong size`);
-      }
+      // Written once and renamed into place: the same inode, size and mtime are the same manifest, already checked.
+      const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
+      // All at once: under a burst each sequential step waits its turn in a busy event loop.
+      const sizes = await Promise.all(m.artifacts.map((a) => stat(join(dir, a.file)).then((s) => s.size, () => null)));
+      const bad = m.artifacts.find((a, i) => sizes[i] !== a.bytes);
+      if (bad) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
       return m;
     } catch (err) {
       this.#log?.warn({ err, target, backupId }, 'skipping a backup whose manifest or artifacts are broken');
@@ -149,6 +157,7 @@ export class LocalStorage implements Storage {
     if (target !== undefined && !TargetName.safeParse(target).success) throw new BotError('bad_request', `"${target}" is not a valid target name.`);
     const ids = await this.#backupIds(target);
     const found = await Promise.all(ids.map(({ target: t, backupId }) => this.#readListable(t, backupId)));
+    this.#manifests.keepOnly(target === undefined ? this.root : join(this.root, target, sep), new Set(ids.map((i) => join(this.root, i.target, i.backupId))));
     // Newest first by start time, never by name alone: names of different targets do not sort by time.
     return found
       .filter((m): m is Manifest => m !== null)

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Config, TargetConfig } from '../config.ts';
-import { enqueueBackup } from '../jobs/producers.ts';
+import { backupEnqueuer } from '../jobs/producers.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/types.ts';
@@ -43,11 +43,12 @@ export async function takeFirstBackups(deps: { config: Pick<Config, 'targets'>; 
     deps.log.warn({ err }, 'could not look for queued backups; no first backup taken');
     return queued;
   }
+  const enqueue = backupEnqueuer(deps.queue);
   for (const target of deps.config.targets) {
     if (pending.has(target.name)) continue;
     try {
       if ((await deps.storage.list(target.name)).length > 0) continue;
-      const { jobId, duplicate } = await enqueueBackup(deps.queue, firstBackupData(target));
+      const { jobId, duplicate } = await enqueue(firstBackupData(target));
       if (!duplicate) queued.push(jobId);
       deps.log.info({ target: target.name, jobId, duplicate }, 'no backup of this target yet: taking its first one now');
     } catch (err) {

@@ -12,7 +12,7 @@ const ref: MessageRef = { channel: 'C0INCIDENTS', ts: '1700000000.000100' };
 
 function auditLog(): AuditLog & { entries: Array<Omit<AuditEntry, 'at'>> } {
   const entries: Array<Omit<AuditEntry, 'at'>> = [];
-  return { entries, append: async (e) => void entries.push(e), tail: async () => [] };
+  return { entries, append: async (e) => void entries.push(e), flush: async () => undefined, tail: async () => [] };
 }
 
 /** The real Redis store, with a pause between reading and returning: the window in which lost updates happen. */

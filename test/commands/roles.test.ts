@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { requiredRole } from '../../src/commands/guard.ts';
 import { cachedGroups, decide, roleOf } from '../../src/commands/roles.ts';
@@ -21,6 +21,43 @@ describe('roles', () => {
     expect(await roleOf(withRoles, 'U0ADMIN', groups)).toBe('admin');
     expect(await roleOf(withRoles, 'U0STRANGER', groups)).toBeNull();
     expect(decide('admin', 'viewer', 'x', withRoles).allowed).toBe(true);
+  });
+
+  it('asks Slack once for a burst of commands, refreshes ahead of expiry, and never uses an answer older than the TTL', async () => {
+    let calls = 0;
+    let members = ['U0PAGER'];
+    let release: () => void = () => undefined;
+    const groups = cachedGroups(async () => {
+      calls++;
+      await new Promise<void>((r) => (release = r));
+      return members;
+    }, 1000);
+    const burst = Array.from({ length: 50 }, () => groups('S0ONCALL'));
+    release();
+    expect(new Set(await Promise.all(burst))).toEqual(new Set([['U0PAGER']]));
+    expect(calls).toBe(1);
+    // In the last fifth of its life the entry answers at once while one refresh runs behind it.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const t0 = Date.now();
+      vi.setSystemTime(t0 + 900);
+      members = ['U0NEW'];
+      expect(await groups('S0ONCALL')).toEqual(['U0PAGER']);
+      expect(await groups('S0ONCALL')).toEqual(['U0PAGER']);
+      expect(calls).toBe(2);
+      release();
+      await new Promise((r) => setImmediate(r));
+      expect(await groups('S0ONCALL')).toEqual(['U0NEW']);
+      // Expired: the command waits for Slack rather than use what it knew.
+      vi.setSystemTime(t0 + 5000);
+      members = ['U0LATEST'];
+      const waiting = groups('S0ONCALL');
+      release();
+      expect(await waiting).toEqual(['U0LATEST']);
+      expect(calls).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('says which role a refused request needs and who grants it', () => {

@@ -180,7 +180,9 @@ export async function channelMessage(bot: Pick<Harness, 'slack'>, jobId: string,
 }
 
 /** The audit trail as written so far. */
-export async function auditLines(h: Pick<Harness, 'backupDir'>): Promise<AuditEntry[]> {
+export async function auditLines(h: Pick<Harness, 'backupDir'> & { service?: Pick<Service, 'deps'> }): Promise<AuditEntry[]> {
+  // Commands' lines are written just after their ack: wait for what the bot has appended so far.
+  await h.service?.deps.audit.flush();
   return (await readFile(join(h.backupDir, '_audit', 'audit.jsonl'), 'utf8'))
     .split('\n')
     .filter(Boolean)

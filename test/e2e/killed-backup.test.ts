@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
-import { enqueueBackup } from '../../src/jobs/producers.ts';
+import { backupEnqueuer } from '../../src/jobs/producers.ts';
 import { createQueues, QUEUE, type BackupJobData, type Queues } from '../../src/jobs/queues.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
 import type { BackupOwner } from '../../src/storage/types.ts';
@@ -129,7 +129,7 @@ describe('a worker killed mid-dump', () => {
     watcher.on('error', () => undefined);
     await watcher.connect();
     const first = startWorkerProcess();
-    const { jobId } = await enqueueBackup(queues.backup, { target: 'shop', kind: 'manual', label: null, requestedBy });
+    const { jobId } = await backupEnqueuer(queues.backup)({ target: 'shop', kind: 'manual', label: null, requestedBy });
 
     // Recorded before the dump starts: in the job's data and in the directory's own marker, while pg_dump waits.
     const dead = await until('the backup id in the job data', async () => (await queues.backup.getJob(jobId))?.data.attemptBackupIds?.[0]);

@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { execa } from 'execa';
@@ -48,6 +48,25 @@ describe('LocalStorage on disk', () => {
     expect(await readdir(dir)).toEqual(['database.pgdump.zst.partial']);
     await w.commit();
     expect(await readdir(dir)).toEqual(['database.pgdump.zst']);
+  });
+
+  it('lists from parsed manifests it has seen, yet shows a rewritten manifest, a shrunk artifact and a deleted backup at once', async () => {
+    const id = 'app-20260101T000000Z';
+    const dir = join(root, 'app', id);
+    await storeBackup(storage, 'app', id, '2026-01-01T00:00:00Z');
+    const [first] = await storage.list('app');
+    // Handed to every caller from the cache: nobody may change what the next one sees.
+    expect(Object.isFrozen(first?.verification.tables)).toBe(true);
+    // Rewritten the way writeManifest writes (temporary file renamed over it): a new file, so it is read again.
+    const text = await readFile(join(dir, 'manifest.json'), 'utf8');
+    await writeFile(join(dir, 'manifest.json.tmp'), text.replace('"label": null', '"label": "JIRA-7"'));
+    await rename(join(dir, 'manifest.json.tmp'), join(dir, 'manifest.json'));
+    expect((await storage.list('app'))[0]?.label).toBe('JIRA-7');
+    // The artifacts are looked at on every listing, cache or not.
+    await writeFile(join(dir, 'database.pgdump.zst'), '');
+    expect(await storage.list('app')).toEqual([]);
+    await rm(dir, { recursive: true });
+    expect(await storage.list()).toEqual([]);
   });
 
   it('ages an unfinished backup by its modification time', async () => {

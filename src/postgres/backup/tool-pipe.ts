@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
-import { childOptions, closeWhenGone } from '../child-pipes.ts';
+import { childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
 import { collectOutput } from '../output-tail.ts';
 
 /**
@@ -104,27 +104,27 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
   const common = childOptions(o.signal);
   // Spawned first: its stdin becomes zstd's stdout, as zstd's stdin becomes the tool's.
   const age = o.encryptCommand
-    ? execa(o.encryptCommand.command, o.encryptCommand.args, { ...common, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+    ? yieldCpu(execa(o.encryptCommand.command, o.encryptCommand.args, { ...common, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }))
     : undefined;
   const ageStderr = age ? collectOutput(age.stderr) : undefined;
-  const zstd = execa(o.zstd, ['-T0', `-${o.level}`, '-c', ...(mode === 'zstd' ? ['-vv'] : ['-q'])], {
+  const zstd = yieldCpu(execa(o.zstd, ['-T0', `-${o.level}`, '-c', ...(mode === 'zstd' ? ['-vv'] : ['-q'])], {
     ...common,
     stdin: 'pipe',
     stdout: age ? age.stdin : 'pipe',
     stderr: 'pipe',
-  });
+  }));
   const zstdStderr = collectOutput(zstd.stderr);
   // Our copy of age's stdin must close too once zstd is gone, or age never sees end-of-file.
   if (age) closeWhenGone(zstd, age.stdin);
   // The URL and password live in env (libpq variables + PGPASSFILE), never in args.
-  const tool = execa(o.command, o.args, {
+  const tool = yieldCpu(execa(o.command, o.args, {
     ...common,
     env: o.env,
     extendEnv: false,
     stdin: 'ignore',
     stdout: mode === 'zstd' ? zstd.stdin : 'pipe',
     stderr: 'pipe',
-  });
+  }));
   const toolStderr = collectOutput(tool.stderr);
   // The tool holds its own copy of zstd's stdin. In 'node' mode the input pipeline ends it, unless the tool never
   // started.
@@ -243,20 +243,20 @@ async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher): Prom
   const common = childOptions(o.signal);
   const bare = { env: { PATH: process.env.PATH ?? '' }, extendEnv: false } as const;
   // Spawned from the end of the chain: each one's stdin pipe becomes the stdout of the stage before it.
-  const sum = execa(hasher.command, hasher.args, { ...common, ...bare, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  const sum = yieldCpu(execa(hasher.command, hasher.args, { ...common, ...bare, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }));
   const sumOut = collectOutput(sum.stdout);
   const sumStderr = collectOutput(sum.stderr);
   // tee opens the writer's `.partial` (already created, exclusively and private) and writes it; `--` before a path.
-  const tee = execa('tee', ['--', path], { ...common, ...bare, stdin: 'pipe', stdout: sum.stdin, stderr: 'pipe' });
+  const tee = yieldCpu(execa('tee', ['--', path], { ...common, ...bare, stdin: 'pipe', stdout: sum.stdin, stderr: 'pipe' }));
   const teeStderr = collectOutput(tee.stderr);
   const age = o.encryptCommand
-    ? execa(o.encryptCommand.command, o.encryptCommand.args, { ...common, ...bare, stdin: 'pipe', stdout: tee.stdin, stderr: 'pipe' })
+    ? yieldCpu(execa(o.encryptCommand.command, o.encryptCommand.args, { ...common, ...bare, stdin: 'pipe', stdout: tee.stdin, stderr: 'pipe' }))
     : undefined;
   const ageStderr = age ? collectOutput(age.stderr) : undefined;
-  const zstd = execa(o.zstd, ['-T0', `-${o.level}`, '-c', '-vv'], { ...common, stdin: 'pipe', stdout: age ? age.stdin : tee.stdin, stderr: 'pipe' });
+  const zstd = yieldCpu(execa(o.zstd, ['-T0', `-${o.level}`, '-c', '-vv'], { ...common, stdin: 'pipe', stdout: age ? age.stdin : tee.stdin, stderr: 'pipe' }));
   const zstdStderr = collectOutput(zstd.stderr);
   // The URL and password live in env (libpq variables + PGPASSFILE), never in args.
-  const tool = execa(o.command, o.args, { ...common, env: o.env, extendEnv: false, stdin: 'ignore', stdout: zstd.stdin, stderr: 'pipe' });
+  const tool = yieldCpu(execa(o.command, o.args, { ...common, env: o.env, extendEnv: false, stdin: 'ignore', stdout: zstd.stdin, stderr: 'pipe' }));
   const toolStderr = collectOutput(tool.stderr);
   // Each pipe's writer holds its own copy; ours closes once that writer has exited.
   closeWhenGone(tool, zstd.stdin);

@@ -3,7 +3,7 @@ import { tocEntryCount } from '../failures.ts';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { BotError } from '../../errors.ts';
-import { childOptions } from '../child-pipes.ts';
+import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { collectOutput } from '../output-tail.ts';
 
 /**
@@ -32,15 +32,17 @@ export async function verifyArtifact(o: {
   signal?: AbortSignal | undefined;
 }): Promise<VerifyResult> {
   const common = childOptions(o.signal);
-  const zstd = execa(o.zstd, ['-dc'], { ...common, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  const zstd = yieldCpu(execa(o.zstd, ['-dc'], { ...common, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }));
   const zstdErr = collectOutput(zstd.stderr);
   // --list needs no connection: pg_restore only parses the archive.
-  const restore = execa(o.pgRestore, o.mode === 'list' ? ['--list'] : ['-f', '/dev/null'], {
-    ...common,
-    stdin: 'pipe',
-    stdout: 'pipe',
-    stderr: 'pipe',
-  });
+  const restore = yieldCpu(
+    execa(o.pgRestore, o.mode === 'list' ? ['--list'] : ['-f', '/dev/null'], {
+      ...common,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+    }),
+  );
   const listing = collectOutput(restore.stdout, 8 * 1024);
   const restoreErr = collectOutput(restore.stderr);
   let rawBytes = 0;

@@ -15,7 +15,7 @@ import type { Manifest } from '../../storage/manifest.ts';
 import type { Storage } from '../../storage/types.ts';
 import { firstErrorLine } from '../failures.ts';
 import { plaintextOf } from './decryption.ts';
-import { childOptions, closeWhenGone } from '../child-pipes.ts';
+import { childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
 import { collectOutput } from '../output-tail.ts';
 
 /**
@@ -134,25 +134,29 @@ async function decompressToFile(o: OpenArchiveOptions, file: string, tempRoot: s
     // The library decrypts in node; a wrong or missing identity fails here, before zstd starts.
     else source = ageCmd ? stored : await plaintextOf(o.manifest, a, stored, o.identity);
     const zstdReadsFile = toolReadsFile && !ageCmd;
-    const zstd = execa(o.zstd, zstdReadsFile && storedPath ? ['-dc', '-q', '--', storedPath] : ['-dc', '-q'], {
-      ...childOptions(o.signal),
-      stdin: zstdReadsFile ? 'ignore' : 'pipe',
-      stdout: out,
-      stderr: 'pipe',
-    });
+    const zstd = yieldCpu(
+      execa(o.zstd, zstdReadsFile && storedPath ? ['-dc', '-q', '--', storedPath] : ['-dc', '-q'], {
+        ...childOptions(o.signal),
+        stdin: zstdReadsFile ? 'ignore' : 'pipe',
+        stdout: out,
+        stderr: 'pipe',
+      }),
+    );
     const stderr = collectOutput(zstd.stderr);
     // `age -d -i FILE [INPUT]` writes straight into zstd's stdin (its descriptor handed over, as in tool-pipe.ts).
     // The identity file's path is no secret; its contents never leave the file. No environment of ours reaches age.
     const age =
       ageCmd && zstd.stdin
-        ? execa(ageCmd.path, ['-d', '-i', resolve(ageCmd.identityFile), ...(toolReadsFile && storedPath ? [storedPath] : [])], {
-            ...childOptions(o.signal),
-            env: { PATH: process.env.PATH ?? '' },
-            extendEnv: false,
-            stdin: toolReadsFile ? 'ignore' : 'pipe',
-            stdout: zstd.stdin,
-            stderr: 'pipe',
-          })
+        ? yieldCpu(
+            execa(ageCmd.path, ['-d', '-i', resolve(ageCmd.identityFile), ...(toolReadsFile && storedPath ? [storedPath] : [])], {
+              ...childOptions(o.signal),
+              env: { PATH: process.env.PATH ?? '' },
+              extendEnv: false,
+              stdin: toolReadsFile ? 'ignore' : 'pipe',
+              stdout: zstd.stdin,
+              stderr: 'pipe',
+            }),
+          )
         : undefined;
     const ageStderr = age ? collectOutput(age.stderr) : undefined;
     // age holds its own copy of zstd's stdin; ours must close too, or zstd never sees end-of-file.
@@ -202,7 +206,7 @@ async function decompressor(o: OpenArchiveOptions) {
   const stored = await o.storage.openArtifact(o.manifest.target, o.manifest.backupId, a.file);
   // A wrong or missing identity fails here, before zstd or pg_restore start.
   const source = await plaintextOf(o.manifest, a, stored, o.identity);
-  const zstd = execa(o.zstd, ['-dc', '-q'], { ...childOptions(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+  const zstd = yieldCpu(execa(o.zstd, ['-dc', '-q'], { ...childOptions(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }));
   const stderr = collectOutput(zstd.stderr);
   // A chunk that fails authentication errors the decrypting stream first; pipeline() then destroys the rest with
   // that error, so the first to report it is the cause. zstd then sees a short stream: the cause is the decryption.
@@ -234,15 +238,17 @@ async function decompressor(o: OpenArchiveOptions) {
 
 async function runPgRestore(o: OpenArchiveOptions, args: string[], r: PgRestoreIo & { stdin: 'ignore' | 'pipe' }) {
   // Credentials come from env (libpq variables + PGPASSFILE), never argv.
-  const child = execa(o.pgRestore, args, {
-    ...childOptions(o.signal),
-    env: r.env,
-    extendEnv: false,
-    stdin: r.stdin,
-    stdout: r.captureStdout || r.stdoutTo ? 'pipe' : 'ignore',
-    stderr: 'pipe',
-    ...(r.captureStdout ? { buffer: { stdout: true, stderr: false } } : {}),
-  });
+  const child = yieldCpu(
+    execa(o.pgRestore, args, {
+      ...childOptions(o.signal),
+      env: r.env,
+      extendEnv: false,
+      stdin: r.stdin,
+      stdout: r.captureStdout || r.stdoutTo ? 'pipe' : 'ignore',
+      stderr: 'pipe',
+      ...(r.captureStdout ? { buffer: { stdout: true, stderr: false } } : {}),
+    }),
+  );
   const stderr = collectOutput(child.stderr);
   // Not pipeline(): it would end the destination when pg_restore stops, even halfway through a failed run.
   if (r.stdoutTo && child.stdout) {

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Archive, PgRestoreRun } from './archive.ts';
+import { yieldCpu } from '../child-pipes.ts';
 import { collectOutput } from '../output-tail.ts';
 import { dbnameArg } from './restore-failure.ts';
 import type { SelectionPlan } from './selection-plan.ts';
@@ -40,17 +41,19 @@ export async function replaceInPlace(o: {
   });
   if (!drops.ok || drops.canceled) return { run: drops, tool: 'pg_restore' };
 
-  const psql = execa(o.psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-f', '-', dbnameArg(o.database)], {
-    ...(o.signal ? { cancelSignal: o.signal } : {}),
-    forceKillAfterDelay: 5_000,
-    reject: false,
-    buffer: false,
-    env: o.env,
-    extendEnv: false,
-    stdin: 'pipe',
-    stdout: 'ignore',
-    stderr: 'pipe',
-  });
+  const psql = yieldCpu(
+    execa(o.psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-f', '-', dbnameArg(o.database)], {
+      ...(o.signal ? { cancelSignal: o.signal } : {}),
+      forceKillAfterDelay: 5_000,
+      reject: false,
+      buffer: false,
+      env: o.env,
+      extendEnv: false,
+      stdin: 'pipe',
+      stdout: 'ignore',
+      stderr: 'pipe',
+    }),
+  );
   const psqlErr = collectOutput(psql.stderr);
   // psql stops reading at its first error; what we still send then only meets a closed pipe.
   psql.stdin.on('error', () => undefined);

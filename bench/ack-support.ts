@@ -1,0 +1,158 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readFile, readdir } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
+
+/** What leg K (bench/ack.ts) needs besides its flow: signed bursts, a Slack stand-in, and probes of the bot. */
+
+/** The bursts of leg K: `now` starts a backup, `list` and `now+` run while it dumps. */
+export type Burst = 'now' | 'list' | 'now+';
+
+/** A slash command as Slack sends it, signed ahead of the burst so signing is not inside anyone's time. */
+export interface SignedRequest {
+  body: string;
+  headers: Record<string, string>;
+}
+
+export interface Answer {
+  status: number;
+  /** The ack's `text` (the bot answers in the ack itself), or the raw body when it is not JSON. */
+  text: string;
+  ms: number;
+}
+
+/**
+ * `/backup <text>` from each user, form-encoded with the fields Slack sends and signed with Slack's v0 scheme:
+ * HMAC-SHA256 of `v0:{timestamp}:{body}` (test/support/slack-requests.ts does the same for the tests).
+ */
+export function burstRequests(signingSecret: string, text: string, users: string[]): SignedRequest[] {
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  return users.map((user) => {
+    const body = new URLSearchParams({
+      token: 'legacy-verification-token',
+      team_id: 'T0BENCH',
+      team_domain: 'bench',
+      channel_id: 'C0INCIDENTS',
+      channel_name: 'incidents',
+      user_id: user,
+      user_name: user.toLowerCase(),
+      command: '/backup',
+      text,
+      api_app_id: 'A0PGBBAPP',
+      is_enterprise_install: 'false',
+      response_url: `https://hooks.slack.invalid/commands/T0BENCH/${randomBytes(6).toString('hex')}`,
+      trigger_id: `${Date.now()}.${randomBytes(8).toString('hex')}`,
+    }).toString();
+    const signature = `v0=${createHmac('sha256', signingSecret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+    return {
+      body,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': timestamp, 'x-slack-signature': signature },
+    };
+  });
+}
+
+/**
+ * Sends every request at once, each on a new connection as Slack's arrive; each is timed from its send to the last
+ * byte of its answer. node:http, not fetch(): undici costs the client about twice the CPU per request, and the
+ * client shares the 2 cores with the bot it measures.
+ */
+export function fire(url: string, reqs: SignedRequest[]): Promise<Answer[]> {
+  return Promise.all(
+    reqs.map(
+      (r) =>
+        new Promise<Answer>((resolve, reject) => {
+          const t0 = performance.now();
+          const req = request(url, { method: 'POST', agent: false, headers: { ...r.headers, 'content-length': Buffer.byteLength(r.body) } }, (res) => {
+            let raw = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (raw += chunk));
+            res.on('end', () => {
+              const ms = performance.now() - t0;
+              let text = raw;
+              try {
+                const parsed = JSON.parse(raw) as { text?: unknown };
+                if (typeof parsed.text === 'string') text = parsed.text;
+              } catch {
+                // not JSON: keep the raw body for the report
+              }
+              resolve({ status: res.statusCode ?? 0, text, ms });
+            });
+            res.on('error', reject);
+          });
+          req.on('error', reject);
+          req.end(r.body);
+        }),
+    ),
+  );
+}
+
+/** Nearest-rank percentile (q in 0..1) of unsorted samples; 0 for none. */
+export function percentile(samples: number[], q: number): number {
+  if (samples.length === 0) return 0;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? 0;
+}
+
+/** A Slack Web API stand-in: every method answers ok; user groups list `members`; calls are counted by method. */
+export async function slackStandIn(members: string[]): Promise<{ url: string; calls: Map<string, number>; close(): Promise<void> }> {
+  const calls = new Map<string, number>();
+  const server = createServer((req, res) => {
+    const method = (req.url ?? '').replace(/^\/api\//, '').split('?')[0] ?? '';
+    calls.set(method, (calls.get(method) ?? 0) + 1);
+    req.resume();
+    req.on('end', () => {
+      const body =
+        method === 'auth.test'
+          ? { ok: true, url: 'https://bench.slack.com/', team: 'bench', user: 'pgbb', team_id: 'T0BENCH', user_id: 'U0PGBBBOT', bot_id: 'B0PGBB' }
+          : method === 'usergroups.users.list'
+            ? { ok: true, users: members }
+            : { ok: true, channel: 'C0INCIDENTS', ts: `${(Date.now() / 1000).toFixed(6)}` };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/api/`, calls, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** utime + stime of a process in ms (clock ticks of 10 ms). */
+export async function cpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10;
+}
+
+/** Whether `parent` has a child process named `name` (the bot's pg_dump: the dump itself, not the counts before it). */
+export async function hasChild(parent: number | undefined, name: string): Promise<boolean> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(')');
+    if (stat.slice(stat.indexOf('(') + 1, close) === name && Number(stat.slice(close + 2).split(' ')[1]) === parent) return true;
+  }
+  return false;
+}
+
+/** Commands the Redis server has run since it started, every client's. */
+export async function redisCalls(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let total = 0;
+  for (const m of info.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) total += Number(m[1]);
+  return total;
+}
+
+/** Polls `probe` every 25 ms until it gives a value (not undefined or false). */
+export async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined | false>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
