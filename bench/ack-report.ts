@@ -41,9 +41,12 @@ export function ackMarkdown(f: AckFacts, r: AckResult): string {
     return `| ${b.kind} | ${TITLES[b.kind]} | ${b.samplesMs.length} | ${ms(b.p50)} | **${ms(b.p99)}** | ${ms(b.max)} | ${b.roundP99.map((v) => v.toFixed(0)).join(', ')} | ${b.redisPerRequest.toFixed(1)} | ${b.botCpuMsPerRequest.toFixed(1)} | ${slack || '0'} |`;
   });
   const goals = r.bursts.map((b) => `| ${b.kind} p99 | < ${ACK_P99_GOAL_MS} ms | ${ms(b.p99)} | ${b.p99 < ACK_P99_GOAL_MS ? 'PASS' : 'FAIL'} |`);
-  const checks = r.checks.map((c) => `| ${c.check} | ${c.passed} of ${c.of} | ${c.passed === c.of ? 'PASS' : `FAIL${c.note ? `: ${c.note.replace(/\|/g, '\\|').replace(/\s+/g, ' ')}` : ''}`} |`);
+  const checks = r.checks.map(
+    (c) =>
+      `| ${c.check} | ${c.passed} of ${c.of} | ${c.passed === c.of ? 'PASS' : `FAIL${c.note ? `: ${c.note.replace(/\|/g, '\\|').replace(/\s+/g, ' ')}` : ''}`} |`,
+  );
   return `Run ${f.date} on \`${f.commit}\`. Machine: ${f.nproc} CPUs (${f.cpu}), ${f.memGiB.toFixed(1)} GiB RAM, Linux ${f.kernel}, Node ${f.node}; ${f.pgVersion}.${loadNote}
-${r.mode === 'all' ? 'The bot ran as `npm start` runs it (`node bin/pg-backup-bot.js all`' : 'The bot and its workers ran as two processes (`node bin/pg-backup-bot.js bot` and `… worker`, BENCH_ACK_SPLIT=1; CPU and RSS are the bot\'s'}, the environment contract only, LOG_LEVEL info) on a throwaway PostgreSQL and Redis,
+${r.mode === 'all' ? 'The bot ran as `npm start` runs it (`node bin/pg-backup-bot.js all`' : "The bot and its workers ran as two processes (`node bin/pg-backup-bot.js bot` and `… worker`, BENCH_ACK_SPLIT=1; CPU and RSS are the bot's"}, the environment contract only, LOG_LEVEL info) on a throwaway PostgreSQL and Redis,
 with a Slack Web API stand-in that answers ok; roles from a user group (\`roles.operator: [S…]\`, members through \`usergroups.users.list\`), backups encrypted with age.
 Database ${(r.databaseBytes / 1e6).toFixed(0)} MB (the sample schema and a ${FILLER_MB} MB filler table); ${r.storedAtStart} finished backups stored before the rounds (taken by the bot, ${r.seedSeconds.toFixed(0)} s), one more after each round.
 ${r.rounds} rounds of three bursts of ${r.burst} concurrent signed requests from ${r.burst} different users (\`list\` and \`now+\` swap places every other round); each round's backup ended ${(meanBackup / 1000).toFixed(1)} s after its \`now\` burst on average, and its pg_dump was still running when the later two bursts ended in ${r.dumpThrough.filter(Boolean).length} of ${r.rounds} rounds.

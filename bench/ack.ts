@@ -171,7 +171,14 @@ async function peakRssMiB(pid: number | undefined): Promise<number> {
 /** Finished backups in BACKUP_DIR: directories with a manifest.json (what the bot may list). */
 async function finishedBackups(dir: string): Promise<number> {
   const ids = await readdir(join(dir, TARGET)).catch(() => [] as string[]);
-  const flags = await Promise.all(ids.map((id) => readFile(join(dir, TARGET, id, 'manifest.json')).then(() => 1, () => 0)));
+  const flags = await Promise.all(
+    ids.map((id) =>
+      readFile(join(dir, TARGET, id, 'manifest.json')).then(
+        () => 1,
+        () => 0,
+      ),
+    ),
+  );
   return flags.reduce<number>((a, b) => a + b, 0);
 }
 
@@ -262,7 +269,10 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
   try {
     await until('the bot to answer /healthz', 60_000, async () => {
       for (const p of new Set([bot, worker])) if (p.child.exitCode !== null) throw new Error(`the bot exited (${p.child.exitCode}):\n${p.tail}`);
-      return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
+      return fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
     });
     // Up: its start-up health run is over, so only what the rounds start runs.
     await until('the start-up health run', 60_000, async () => Object.values(await health.getJobCounts('active', 'waiting')).every((n) => n === 0));
@@ -338,7 +348,11 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
           tally.check('list: every answer lists all finished backups', !wrong, `${stored} expected: ${wrong?.slice(0, 160)}`);
         } else {
           const wrong = texts.find((t) => !/already queued or running: job `/.test(t) || jobIdIn(t) !== jobId);
-          tally.check('now+: no new job, all answers name the running one', created.length === 0 && !wrong, `${created.length} new job(s); ${wrong?.slice(0, 160) ?? ''}`);
+          tally.check(
+            'now+: no new job, all answers name the running one',
+            created.length === 0 && !wrong,
+            `${created.length} new job(s); ${wrong?.slice(0, 160) ?? ''}`,
+          );
         }
       }
       const through = await dumping();

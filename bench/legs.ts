@@ -114,12 +114,7 @@ function tool(ctx: LegContext, file: string, args: string[], options: Options = 
  * `outputs: false` (restore legs: what they produce is in the server, not in outDir) the clock stops when
  * `body` returns and bytes is 0.
  */
-async function measured(
-  ctx: LegContext,
-  descendants: boolean,
-  body: (watcher: RssWatcher) => Promise<number | undefined>,
-  outputs = true,
-): Promise<LegResult> {
+async function measured(ctx: LegContext, descendants: boolean, body: (watcher: RssWatcher) => Promise<number | undefined>, outputs = true): Promise<LegResult> {
   const watcher = new RssWatcher(descendants).start();
   const cpu0 = await machineCpuSeconds();
   const t0 = performance.now();
@@ -279,7 +274,10 @@ async function checkStored(stored: Stored, encryptedTo: string | undefined): Pro
     const head = await stored.head(file.name, AGE_HEADER.length);
     const isAge = head.toString('latin1') === AGE_HEADER;
     if (encryptedTo !== undefined) {
-      if (!isAge) throw new Error(`artifact ${a.file} is not an age file (it starts with ${JSON.stringify(head.toString('latin1').slice(0, 12))}): the leg did not encrypt`);
+      if (!isAge)
+        throw new Error(
+          `artifact ${a.file} is not an age file (it starts with ${JSON.stringify(head.toString('latin1').slice(0, 12))}): the leg did not encrypt`,
+        );
       if (a.encryption?.scheme !== 'age' || !a.encryption.recipients.includes(encryptedTo)) {
         throw new Error(`artifact ${a.file}: the manifest does not say it is encrypted to the bench's key`);
       }
@@ -327,8 +325,7 @@ async function s3Stored(s3: BenchS3): Promise<Stored> {
   };
 }
 
-const cliMissing = (ctx: LegContext) =>
-  existsSync(join(ctx.repoRoot, 'src', 'main.ts')) ? undefined : 'CLI not available yet (src/main.ts does not exist)';
+const cliMissing = (ctx: LegContext) => (existsSync(join(ctx.repoRoot, 'src', 'main.ts')) ? undefined : 'CLI not available yet (src/main.ts does not exist)');
 
 /**
  * `node bin/pg-backup-bot.js backup` to local storage (BACKUP_DIR = outDir) or to a local S3 server as the
@@ -493,7 +490,13 @@ export const LEGS: Leg[] = [bare, seed, cli, worker, rawPipeline];
  * ES / CS is the cost of encryption on S3 and CS / C the cost of S3 itself.
  */
 export const ENCRYPTION_LEGS: Leg[] = [
-  cliBackupLeg({ id: 'E', title: 'CLI, age-encrypted, local', command: 'node bin/pg-backup-bot.js backup (BACKUP_ENCRYPTION_RECIPIENT)', storage: 'local', encrypted: true }),
+  cliBackupLeg({
+    id: 'E',
+    title: 'CLI, age-encrypted, local',
+    command: 'node bin/pg-backup-bot.js backup (BACKUP_ENCRYPTION_RECIPIENT)',
+    storage: 'local',
+    encrypted: true,
+  }),
   cliBackupLeg({ id: 'CS', title: 'CLI, unencrypted, S3', command: 'node bin/pg-backup-bot.js backup (S3_MODE=primary)', storage: 's3', encrypted: false }),
   cliBackupLeg({
     id: 'ES',

@@ -158,7 +158,9 @@ function backupLegRow(s: LegSummary): string[] {
     s.bytes === undefined ? '–' : mb(s.bytes),
     s.cpuSeconds === undefined ? '–' : `${s.cpuSeconds.toFixed(1)} s`,
     s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
-    Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
+    Object.entries(s.processPeaksKb)
+      .map(([n, kb]) => `${n} ${mib(kb)}`)
+      .join(', ') || '–',
   ];
 }
 
@@ -183,7 +185,10 @@ export function resultsMarkdown(facts: Facts, summaries: LegSummary[], rows: Tar
     '',
     `Machine CPU: seconds the ${facts.nproc} CPUs were busy during the leg, every process included (the server's backend, zstd, the CLI); with ${facts.nproc} CPUs a leg cannot take less wall time than CPU / ${facts.nproc}.`,
     '',
-    table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
+    table(
+      ['check', 'goal', 'measured', 'verdict'],
+      rows.map((r) => [r.check, r.goal, r.measured, r.verdict]),
+    ),
     ...(notes.length ? ['', ...notes] : []),
   ].join('\n');
 }
@@ -202,7 +207,12 @@ export function restoreTargets(summaries: LegSummary[]): TargetRow[] {
   const x = r3?.medianMs;
   if (x !== undefined && r2?.medianMs !== undefined) {
     const r = x / r2.medianMs;
-    rows.push({ check: 'R3 / R2 wall time (verification on top of the restore)', goal: '≤ 1.25×', measured: `${r.toFixed(2)}×`, verdict: verdict(r <= 1.25, false) });
+    rows.push({
+      check: 'R3 / R2 wall time (verification on top of the restore)',
+      goal: '≤ 1.25×',
+      measured: `${r.toFixed(2)}×`,
+      verdict: verdict(r <= 1.25, false),
+    });
   } else skip('R3 / R2 wall time (verification on top of the restore)', '≤ 1.25×', r3?.medianMs === undefined ? r3 : r2);
   if (x !== undefined && r1?.medianMs !== undefined) {
     rows.push({ check: 'R3 / R1 wall time', goal: '(shown)', measured: `${(x / r1.medianMs).toFixed(2)}×`, verdict: 'info' });
@@ -238,7 +248,9 @@ export function restoreMarkdown(facts: Facts, restore: RestoreFacts, summaries: 
     partCell(s, 'overhead'),
     s.bytes === undefined || s.bytes === 0 ? '–' : mb(s.bytes),
     s.peakRssKb === undefined ? '–' : mib(s.peakRssKb),
-    Object.entries(s.processPeaksKb).map(([n, kb]) => `${n} ${mib(kb)}`).join(', ') || '–',
+    Object.entries(s.processPeaksKb)
+      .map(([n, kb]) => `${n} ${mib(kb)}`)
+      .join(', ') || '–',
   ]);
   const r2 = summaries.find((s) => s.id === 'R2');
   const r3 = summaries.find((s) => s.id === 'R3');
@@ -271,12 +283,25 @@ export function restoreMarkdown(facts: Facts, restore: RestoreFacts, summaries: 
       ` The restore legs took ${restore.seconds.toFixed(0)} s.`,
     '',
     table(
-      ['leg', 'what', 'median wall', 'rounds (s)', "CLI's `restore (RTO)` (rounds)", 'wall − RTO (rounds)', 'restored size', 'peak RSS (main)', 'peak RSS per process'],
+      [
+        'leg',
+        'what',
+        'median wall',
+        'rounds (s)',
+        "CLI's `restore (RTO)` (rounds)",
+        'wall − RTO (rounds)',
+        'restored size',
+        'peak RSS (main)',
+        'peak RSS per process',
+      ],
       legRows,
     ),
     ...(split.length ? ['', ...split] : []),
     '',
-    table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
+    table(
+      ['check', 'goal', 'measured', 'verdict'],
+      rows.map((r) => [r.check, r.goal, r.measured, r.verdict]),
+    ),
     ...(notes.length ? ['', ...notes] : []),
   ].join('\n');
 }
@@ -325,7 +350,13 @@ export function encryptionTargets(summaries: LegSummary[]): TargetRow[] {
   }
   if (e?.peakRssKb !== undefined) {
     rows.push({ check: 'E peak RSS (node)', goal: "< 150 MiB (C's target)", measured: mib(e.peakRssKb), verdict: verdict(e.peakRssKb < 150 * 1024, false) });
-  } else rows.push({ check: 'E peak RSS (node)', goal: "< 150 MiB (C's target)", measured: '–', verdict: e?.note ? 'SKIP (E: see note)' : 'SKIP (leg did not run)' });
+  } else
+    rows.push({
+      check: 'E peak RSS (node)',
+      goal: "< 150 MiB (C's target)",
+      measured: '–',
+      verdict: e?.note ? 'SKIP (E: see note)' : 'SKIP (leg did not run)',
+    });
   if (es?.peakRssKb !== undefined) rows.push({ check: 'ES peak RSS (node)', goal: '(shown)', measured: mib(es.peakRssKb), verdict: 'info' });
   return rows;
 }
@@ -342,20 +373,23 @@ export function encryptionMarkdown(facts: Facts, enc: EncryptionFacts, summaries
       (enc.alongside.length ? `, in the same rounds as leg${enc.alongside.length === 1 ? '' : 's'} ${enc.alongside.join(', ')}` : '') +
       ', leg order rotated each round, median shown;',
     facts.cache === 'cold'
-      ? 'page cache dropped and CHECKPOINT before every leg (cold-ish). Wall time runs until the output is fsynced (S3 legs: the S3 server\'s files too).'
-      : 'page cache NOT dropped (not permitted or BENCH_CACHE=warm): warm runs. Wall time runs until the output is fsynced (S3 legs: the S3 server\'s files too).',
+      ? "page cache dropped and CHECKPOINT before every leg (cold-ish). Wall time runs until the output is fsynced (S3 legs: the S3 server's files too)."
+      : "page cache NOT dropped (not permitted or BENCH_CACHE=warm): warm runs. Wall time runs until the output is fsynced (S3 legs: the S3 server's files too).",
     `Encryption: to one throwaway age key made for the run${enc.keyMadeBy ? ` by ${enc.keyMadeBy}` : ''} (BACKUP_ENCRYPTION_RECIPIENT, config \`encryption: age\`); ` +
       `the CLI encrypts with ${enc.engine}` +
       (seen.length ? ` (an \`age\` process under the CLI in ${seen.join(', ')} rounds)` : '') +
       '. Every artifact of E and ES is checked after each round to start with the age header (`age-encryption.org/v1`) and to be listed as age in the manifest; every artifact of C and CS not to.',
     `S3: s3rver ${enc.s3rver} in the bench's own process on 127.0.0.1, a fresh server and bucket each round (started and stopped outside the time), ` +
-      'path-style, S3_MODE=primary, the CLI\'s default multipart parts; output = every object in the bucket plus any file under BACKUP_DIR.',
+      "path-style, S3_MODE=primary, the CLI's default multipart parts; output = every object in the bucket plus any file under BACKUP_DIR.",
     `Load average (1 min) ${facts.load[0].toFixed(1)} at start, ${facts.load[1].toFixed(1)} at the end (that one includes the bench's own legs)` +
       (facts.load[0] > facts.nproc / 2 ? ': other work was running, treat the times with care.' : '.'),
     '',
     table(BACKUP_LEG_COLUMNS, legRows),
     '',
-    table(['check', 'goal', 'measured', 'verdict'], rows.map((r) => [r.check, r.goal, r.measured, r.verdict])),
+    table(
+      ['check', 'goal', 'measured', 'verdict'],
+      rows.map((r) => [r.check, r.goal, r.measured, r.verdict]),
+    ),
     ...(notes.length ? ['', ...notes] : []),
   ].join('\n');
 }

@@ -50,7 +50,9 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const KEEP = Boolean(process.env.BENCH_KEEP);
-const ONLY = process.env.BENCH_LEGS?.split(',').map((s) => s.trim()).filter(Boolean);
+const ONLY = process.env.BENCH_LEGS?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 /** Leg K's rounds: each is three bursts of 50 (p99 of 50 samples is their maximum, so more rounds than the others). */
 const ACK_ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 const log = (msg: string) => console.error(msg);
@@ -101,7 +103,10 @@ function cleanup(): Promise<void> {
 }
 // `on`, not `once`: tsx re-sends the signal when the child is slow to acknowledge it (and people press Ctrl-C
 // twice); with no listener left, tsx's own hidden handler would exit mid clean-up and leave the cluster running.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   process.on(signal, () => {
     if (interrupted) return log(`${signal} again: still cleaning up, one moment…`);
     interrupted = true;
@@ -211,7 +216,9 @@ async function ackLeg(): Promise<void> {
     await writeFile(page, benchmarksDoc(sections));
   }
   console.log(`\n## ${ACK_HEADING}\n\n${markdown}`);
-  log(`Wrote ${json.slice(repoRoot.length)}${standard ? ` and docs/benchmarks.md (rewrote ${ACK_HEADING})` : ' (not a standard run: docs/benchmarks.md left as is)'}`);
+  log(
+    `Wrote ${json.slice(repoRoot.length)}${standard ? ` and docs/benchmarks.md (rewrote ${ACK_HEADING})` : ' (not a standard run: docs/benchmarks.md left as is)'}`,
+  );
 }
 
 async function backupLegs(): Promise<void> {
@@ -317,7 +324,9 @@ async function backupLegs(): Promise<void> {
           const parts = Object.entries(result.parts ?? {})
             .map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)} s`)
             .join(', ');
-          log(`round ${round + 1} ${leg.id.padEnd(2)} ${(result.ms / 1000).toFixed(2)} s  ${(result.bytes / 1e6).toFixed(1)} MB  cpu ${result.cpuSeconds?.toFixed(1) ?? '?'} s  [${rss}]${parts ? `  (${parts})` : ''}`);
+          log(
+            `round ${round + 1} ${leg.id.padEnd(2)} ${(result.ms / 1000).toFixed(2)} s  ${(result.bytes / 1e6).toFixed(1)} MB  cpu ${result.cpuSeconds?.toFixed(1) ?? '?'} s  [${rss}]${parts ? `  (${parts})` : ''}`,
+          );
           await after?.(leg, round);
         } catch (err) {
           if (interrupted) throw err;
@@ -362,7 +371,9 @@ async function backupLegs(): Promise<void> {
         origin = 'an extra untimed CLI backup: leg C did not run or did not pass';
       }
       ctx.restoreSource = await restoreSource(sourceDir, origin);
-      log(`Restore legs restore ${ctx.restoreSource.backupId} (${origin}): ${(ctx.restoreSource.artifactBytes / 1e6).toFixed(1)} MB, ${(ctx.restoreSource.rawBytes / 1e6).toFixed(1)} MB decompressed.`);
+      log(
+        `Restore legs restore ${ctx.restoreSource.backupId} (${origin}): ${(ctx.restoreSource.artifactBytes / 1e6).toFixed(1)} MB, ${(ctx.restoreSource.rawBytes / 1e6).toFixed(1)} MB decompressed.`,
+      );
     } catch (err) {
       if (interrupted) throw err;
       const msg = `no CLI backup to restore: ${(err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 300)}`;
@@ -425,7 +436,9 @@ async function backupLegs(): Promise<void> {
     const age = await firstLine('age', ['--version']).catch(() => '');
     encryption = {
       // What src/crypto/age-cli.ts picks: the age CLI when `age --version` says 1.x, else the library in-process.
-      engine: /^v?1\./.test(age) ? `the age CLI (age ${age.replace(/^v/, '')} on PATH)` : 'the age-encryption library inside the CLI\'s node process (no age 1.x on PATH)',
+      engine: /^v?1\./.test(age)
+        ? `the age CLI (age ${age.replace(/^v/, '')} on PATH)`
+        : "the age-encryption library inside the CLI's node process (no age 1.x on PATH)",
       ...(keyMadeBy ? { keyMadeBy } : {}),
       s3rver: s3rverVersion(),
       ageSeen,

@@ -15,7 +15,13 @@ interface S3rverInstance {
   close(): Promise<void>;
   httpServer?: Server;
 }
-type S3rverCtor = new (options: { address: string; port: number; directory: string; silent: boolean; configureBuckets: Array<{ name: string }> }) => S3rverInstance;
+type S3rverCtor = new (options: {
+  address: string;
+  port: number;
+  directory: string;
+  silent: boolean;
+  configureBuckets: Array<{ name: string }>;
+}) => S3rverInstance;
 
 /** s3rver checks no signatures: any key pair will do. The CLI gets them as AWS_* in its environment (the SDK's chain). */
 export const BENCH_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;

@@ -44,7 +44,12 @@ export const FileConfigSchema = z
     health: z
       .object({
         /** How often the health job checks every target. */
-        intervalMinutes: z.number().int().min(1).max(24 * 60).default(15),
+        intervalMinutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(24 * 60)
+          .default(15),
         staleHours: z.number().positive().optional(),
         staleHoursByClass: z.record(z.enum(['manual', 'daily', 'frequent', 'weekly', 'pre-migration']), z.number().positive()).optional(),
         sizeLowRatio: z.number().positive().max(1).optional(),
@@ -94,7 +99,10 @@ export function readFileConfig(path: string | undefined): { config: FileConfig; 
     const keyPath = issue.path.map(String);
     // A misspelt key is its own line: `retention.dryrun`, where it is typed, not the mapping it sits in.
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({ line: keyLine(doc, lines, keyPath, key) ?? nodeLine(doc, lines, keyPath), what: `${[...keyPath, key].join('.')}: unknown key` }));
+      return issue.keys.map((key) => ({
+        line: keyLine(doc, lines, keyPath, key) ?? nodeLine(doc, lines, keyPath),
+        what: `${[...keyPath, key].join('.')}: unknown key`,
+      }));
     }
     return [{ line: nodeLine(doc, lines, keyPath), what: `${keyPath.join('.') || '(top level)'}: ${issue.message}` }];
   });

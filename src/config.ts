@@ -12,16 +12,14 @@ export type Mode = 'all' | 'bot' | 'worker' | 'cli' | 'offline';
 
 const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-const PostgresUrl = z
-  .string()
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
-    } catch {
-      return false;
-    }
-  }, 'must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)');
+const PostgresUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+  } catch {
+    return false;
+  }
+}, 'must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)');
 
 const EnvSchema = z.object({
   SLACK_BOT_TOKEN: z.string().startsWith('xoxb-', 'must be a bot token starting with xoxb-').optional(),
@@ -130,7 +128,10 @@ export interface Config {
 /** Derives a target name from the database name in a URL: `postgres://…/Pagila_Prod` → `pagila_prod`. */
 export function targetNameFromUrl(url: string): string {
   const db = decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
-  const cleaned = db.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[^a-z]+/, '');
+  const cleaned = db
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[^a-z]+/, '');
   return (cleaned || 'db').slice(0, 48);
 }
 
@@ -166,7 +167,8 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
     if (t.urlEnv === undefined) continue;
     const value = cleaned[t.urlEnv];
     if (value === undefined) problems.push(`${t.urlEnv}: required by target ${t.name} in ${file.path} (urlEnv)`);
-    else if (!PostgresUrl.safeParse(value).success) problems.push(`${t.urlEnv} (target ${t.name}): must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)`);
+    else if (!PostgresUrl.safeParse(value).success)
+      problems.push(`${t.urlEnv} (target ${t.name}): must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)`);
   }
   if (file.config.encryption === 'age' && !cleaned.BACKUP_ENCRYPTION_RECIPIENT) {
     problems.push('BACKUP_ENCRYPTION_RECIPIENT: required because the config file says `encryption: age` (age1… public keys)');
@@ -220,7 +222,10 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
     },
     health: { intervalMinutes: file.config.health.intervalMinutes, thresholds: healthThresholds(file.config.health) },
     encryption: {
-      recipients: (e.BACKUP_ENCRYPTION_RECIPIENT ?? '').split(',').map((r) => r.trim()).filter(Boolean),
+      recipients: (e.BACKUP_ENCRYPTION_RECIPIENT ?? '')
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean),
       ...(e.BACKUP_ENCRYPTION_IDENTITY_FILE ? { identityFile: e.BACKUP_ENCRYPTION_IDENTITY_FILE } : {}),
       optedOut: file.config.encryption === 'none',
     },
@@ -240,7 +245,13 @@ export function loadConfig(env: Record<string, string | undefined>, mode: Mode =
     roles: file.config.roles ?? null,
     restore: {
       allowedUsers: [
-        ...new Set([...file.config.restore.allowedUsers, ...(e.RESTORE_ALLOWED_USERS ?? '').split(',').map((s) => s.trim()).filter(Boolean)]),
+        ...new Set([
+          ...file.config.restore.allowedUsers,
+          ...(e.RESTORE_ALLOWED_USERS ?? '')
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        ]),
       ],
     },
   };

@@ -56,7 +56,15 @@ export function slackWebClient(config: Config, log: Logger): WebClient {
     slackApiUrl: config.slack.apiUrl,
     // Web API retries for ~30 min by default; a job should not hang that long on a chat message.
     retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
-    logger: { debug: () => {}, info: () => {}, warn: (...m) => log.warn({ src: 'slack' }, m.join(' ')), error: (...m) => log.error({ src: 'slack' }, m.join(' ')), setLevel: () => {}, getLevel: () => 'warn' as never, setName: () => {} },
+    logger: {
+      debug: () => {},
+      info: () => {},
+      warn: (...m) => log.warn({ src: 'slack' }, m.join(' ')),
+      error: (...m) => log.error({ src: 'slack' }, m.join(' ')),
+      setLevel: () => {},
+      getLevel: () => 'warn' as never,
+      setName: () => {},
+    },
   });
 }
 
@@ -84,7 +92,13 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
       })
     : null;
   const audit = createAuditLog(config.backupDir, log.child({ component: 'audit' }));
-  const escalation = createEscalation({ redis: workerRedis, queue: queues.pagerduty, prefix: config.queuePrefix, enabled: pagerDuty !== null, source: 'pg-backup-bot' });
+  const escalation = createEscalation({
+    redis: workerRedis,
+    queue: queues.pagerduty,
+    prefix: config.queuePrefix,
+    enabled: pagerDuty !== null,
+    source: 'pg-backup-bot',
+  });
   return {
     runs: createRunLog(workerRedis, config.queuePrefix),
     healthState: createHealthState(workerRedis, config.queuePrefix),

@@ -7,7 +7,26 @@ export type Logger = PinoLogger;
  * config object or an error carrying an env copy can slip through; redaction at the root is the safety net.
  */
 const SECRET_KEYS = new Set(
-  ['password', 'passwd', 'token', 'bottoken', 'apptoken', 'signingsecret', 'secret', 'routingkey', 'routing_key', 'authorization', 'databaseurl', 'database_url', 'url', 'connectionstring', 'env', 'pgpassword', 'identity', 'cookie'].map((k) => k.toLowerCase()),
+  [
+    'password',
+    'passwd',
+    'token',
+    'bottoken',
+    'apptoken',
+    'signingsecret',
+    'secret',
+    'routingkey',
+    'routing_key',
+    'authorization',
+    'databaseurl',
+    'database_url',
+    'url',
+    'connectionstring',
+    'env',
+    'pgpassword',
+    'identity',
+    'cookie',
+  ].map((k) => k.toLowerCase()),
 );
 
 // postgres://user:secret@host → postgres://user:[redacted]@host, wherever a URL sits inside a string.
@@ -26,7 +45,12 @@ export function redactSecrets(value: unknown, depth = 0, seen = new WeakSet<obje
       const v = (value as unknown as Record<string, unknown>)[key];
       // Defined, not assigned: some errors' classes (ioredis's ReplyError) have a getter-only `name`, and an
       // assignment would throw inside the log call — from a catch handler, an unhandled rejection.
-      Object.defineProperty(copy, key, { value: SECRET_KEYS.has(key.toLowerCase()) ? '[redacted]' : redactSecrets(v, depth + 1, seen), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(copy, key, {
+        value: SECRET_KEYS.has(key.toLowerCase()) ? '[redacted]' : redactSecrets(v, depth + 1, seen),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return copy;
   }

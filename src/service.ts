@@ -31,7 +31,18 @@ export async function startService(
         import('./commands/index.ts'),
         import('./health/scrape.ts'),
       ]);
-      const commandDeps = { config, queues: deps.queues, schedulers: deps.queues, storage: deps.storage, redis: deps.redis, log, health: { runs: deps.runs, state: deps.healthState }, audit: deps.audit, notifier: deps.notifier, ...(deps.groups ? { groups: deps.groups } : {}) };
+      const commandDeps = {
+        config,
+        queues: deps.queues,
+        schedulers: deps.queues,
+        storage: deps.storage,
+        redis: deps.redis,
+        log,
+        health: { runs: deps.runs, state: deps.healthState },
+        audit: deps.audit,
+        notifier: deps.notifier,
+        ...(deps.groups ? { groups: deps.groups } : {}),
+      };
       const running = workers;
       slack = await startSlackApp({
         config,

@@ -6,7 +6,6 @@ import { BotError } from './errors.ts';
 import { boltLogger, type Logger } from './logger.ts';
 import { registerCommands, type ActionHandler, type CheckboxHandler, type CommandHandler } from './commands/index.ts';
 
-
 export interface SlackApp {
   /** The HTTP port: Slack requests at `POST /slack/events` (HTTP mode), `/healthz` and `/metrics` (both modes). */
   port: number | null;
@@ -54,7 +53,9 @@ export async function startSlackApp(options: {
   try {
     await app.init();
   } catch (err) {
-    throw new BotError('config_invalid', `Slack did not accept SLACK_BOT_TOKEN (auth.test at ${config.slack.apiUrl}): ${(err as Error).message}`, { cause: err });
+    throw new BotError('config_invalid', `Slack did not accept SLACK_BOT_TOKEN (auth.test at ${config.slack.apiUrl}): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   registerCommands(app, options.handlers, options.actions, options.checkboxes);
   app.error(async (err) => {

@@ -50,11 +50,22 @@ describe('pg-backup-bot retention', () => {
   it('deletes, prints the report, exits 0, and leaves a line in the audit trail', async () => {
     const run = await cli(['retention'], env);
     expect(run.exitCode).toBe(0);
-    expect(run.stdout).toMatch(new RegExp(`^Retention on local:\\S+: deleted 1 backup and 0 unfinished backups; kept 1.\\n• Deleted ${expired.backupId}: expired`));
+    expect(run.stdout).toMatch(
+      new RegExp(`^Retention on local:\\S+: deleted 1 backup and 0 unfinished backups; kept 1.\\n• Deleted ${expired.backupId}: expired`),
+    );
     expect(await ids()).toEqual([newest.backupId]);
-    const audit = (await readFile(join(root, '_audit', 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const audit = (await readFile(join(root, '_audit', 'audit.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(audit).toEqual([
-      expect.objectContaining({ kind: 'job', what: 'retention', userName: 'oncall', args: `cli local:${root} ${expired.backupId}`, result: expect.stringMatching(/^deleted: expired/) }),
+      expect.objectContaining({
+        kind: 'job',
+        what: 'retention',
+        userName: 'oncall',
+        args: `cli local:${root} ${expired.backupId}`,
+        result: expect.stringMatching(/^deleted: expired/),
+      }),
     ]);
   });
 
@@ -120,7 +131,9 @@ describe('pg-backup-bot retention', () => {
         for (const m of [expired, newest]) await copyBackup(storage, copy, m, { log: createLogger({ level: 'silent' }) });
         const run = await cli(['retention'], { ...env, ...s3env(server.bucket, prefix) });
         expect(run.exitCode).toBe(0);
-        expect(run.stdout).toContain(`Retention on s3://pgbb-test/${prefix} (copy): deleted 1 backup and 0 unfinished backups; kept 1.\n• Deleted ${expired.backupId}`);
+        expect(run.stdout).toContain(
+          `Retention on s3://pgbb-test/${prefix} (copy): deleted 1 backup and 0 unfinished backups; kept 1.\n• Deleted ${expired.backupId}`,
+        );
         expect((await copy.list()).map((m) => m.backupId)).toEqual([newest.backupId]);
         expect(await ids()).toEqual([newest.backupId]);
       } finally {

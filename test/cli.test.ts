@@ -163,7 +163,10 @@ describe('npm run demo', () => {
   it('never reads a pg-backup-bot.yml in the current directory: its targets are real databases', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'pgbb-demo-cwd-'));
     try {
-      await writeFile(join(cwd, 'pg-backup-bot.yml'), 'timezone: Asia/Tokyo\ntargets:\n  - name: prod-orders\n    url: postgres://backup@127.0.0.1:1/orders\n    environment: production\n');
+      await writeFile(
+        join(cwd, 'pg-backup-bot.yml'),
+        'timezone: Asia/Tokyo\ntargets:\n  - name: prod-orders\n    url: postgres://backup@127.0.0.1:1/orders\n    environment: production\n',
+      );
       const run = await execa('node', [join(process.cwd(), 'bin/pg-backup-bot.js'), 'demo', '/backup status'], { cwd, reject: false, stdin: 'ignore' });
       expect(run.exitCode).toBe(0);
       expect(run.stdout).toMatch(/Schedules \(times in UTC\):\n\s+shop\n/);

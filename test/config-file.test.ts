@@ -17,7 +17,10 @@ describe('BOT_CONFIG file', () => {
 
   it('reads smoke queries and users allowed to restore, merged with RESTORE_ALLOWED_USERS', async () => {
     const file = join(dir, 'ok.yml');
-    await writeFile(file, 'restoreTest:\n  jobs: 3\n  smokeQueries:\n    - name: recent orders\n      sql: select count(*) from shop.orders\nrestore:\n  allowedUsers: [U0ADMIN1]\n');
+    await writeFile(
+      file,
+      'restoreTest:\n  jobs: 3\n  smokeQueries:\n    - name: recent orders\n      sql: select count(*) from shop.orders\nrestore:\n  allowedUsers: [U0ADMIN1]\n',
+    );
     const c = loadConfig({ ...base, BOT_CONFIG: file, RESTORE_ALLOWED_USERS: 'U0ADMIN2, U0ADMIN1' });
     expect(c.restoreTest).toEqual({ smokeQueries: [{ name: 'recent orders', sql: 'select count(*) from shop.orders' }], jobs: 3 });
     expect(c.restore.allowedUsers).toEqual(['U0ADMIN1', 'U0ADMIN2']);
@@ -52,7 +55,11 @@ describe('BOT_CONFIG file', () => {
       ['shop-staging', 'postgres://stage-host/shop', 'staging', [], ['public']],
     ]);
     expect(c.targets[0]?.policy.backups.map((b) => b.id)).toEqual(['daily']);
-    expect(c.targets[1]?.policy).toMatchObject({ backups: [{ id: 'weekly', retentionClass: 'weekly', keepDays: 14 }], restoreTest: { cadence: 'quarterly' }, preMigration: { keepDays: 30 } });
+    expect(c.targets[1]?.policy).toMatchObject({
+      backups: [{ id: 'weekly', retentionClass: 'weekly', keepDays: 14 }],
+      restoreTest: { cadence: 'quarterly' },
+      preMigration: { keepDays: 30 },
+    });
   });
 
   it('takes a first backup at start unless the file or FIRST_BACKUP_AT_START says not to; the variable wins', async () => {
@@ -98,7 +105,10 @@ describe('BOT_CONFIG file', () => {
 
   it('names a misspelt key nested in a mapping by its own line, not the line where the mapping starts', async () => {
     const file = join(dir, 'typo.yml');
-    await writeFile(file, "timezone: UTC\nretention:\n  at: '05:00'\n  dryrun: true\ntargets:\n  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    schedules:\n      backups:\n        frequent:\n          enabeld: false\n");
+    await writeFile(
+      file,
+      "timezone: UTC\nretention:\n  at: '05:00'\n  dryrun: true\ntargets:\n  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    schedules:\n      backups:\n        frequent:\n          enabeld: false\n",
+    );
     const msg = (() => {
       try {
         loadConfig({ ...base, BOT_CONFIG: file });

@@ -12,7 +12,9 @@ import { describe, expect, it } from 'vitest';
 const demoOptions = { reject: false, stdin: 'pipe' } as const;
 const spawnDemo = (inTerminal: boolean) =>
   // -e: script exits with the demo's code; -f: output as it comes; -q: no "Script started" lines.
-  inTerminal ? execa('script', ['-qefc', 'node bin/pg-backup-bot.js demo', '/dev/null'], demoOptions) : execa('node', ['bin/pg-backup-bot.js', 'demo'], demoOptions);
+  inTerminal
+    ? execa('script', ['-qefc', 'node bin/pg-backup-bot.js demo', '/dev/null'], demoOptions)
+    : execa('node', ['bin/pg-backup-bot.js', 'demo'], demoOptions);
 
 interface Demo {
   child: ReturnType<typeof spawnDemo>;
@@ -45,7 +47,11 @@ async function startDemo(inTerminal: boolean): Promise<Demo> {
   return { child, output: () => out, waitFor, port, files };
 }
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 const postgresUp = async (port: string) => (await execa('pg_isready', ['-h', '127.0.0.1', '-p', port], { reject: false })).exitCode === 0;
 
 /** The demo is gone: its PostgreSQL no longer answers and its backups and identity file are removed. */

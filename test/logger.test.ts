@@ -18,7 +18,13 @@ describe('createLogger', () => {
   it('redacts secrets wherever a config object carries them', async () => {
     const { lines, sink } = captured();
     const log = createLogger({ level: 'trace', destination: sink });
-    log.info({ config: { slack: { botToken: 'xoxb-SECRET1', signingSecret: 'SECRET2' }, pagerduty: { routingKey: 'SECRET3' } }, target: { url: 'postgres://u:SECRET4@h/db' } }, 'start');
+    log.info(
+      {
+        config: { slack: { botToken: 'xoxb-SECRET1', signingSecret: 'SECRET2' }, pagerduty: { routingKey: 'SECRET3' } },
+        target: { url: 'postgres://u:SECRET4@h/db' },
+      },
+      'start',
+    );
     log.info({ password: 'SECRET5', env: { PGPASSWORD: 'SECRET6' } }, 'child');
     const out = lines.join('');
     expect(out).toContain('start');

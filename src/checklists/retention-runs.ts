@@ -40,7 +40,9 @@ export function retentionRunsFromQueue(queue: Queue): RetentionRuns {
   return {
     async last(now) {
       const [completed, failedJobs] = await Promise.all([queue.getJobs(['completed'], 0, 20, false), queue.getJobs(['failed'], 0, 20, false)]);
-      const jobs = [...completed.map((job) => ({ job, failed: false })), ...failedJobs.map((job) => ({ job, failed: true }))].filter((j) => j.job?.finishedOn !== undefined);
+      const jobs = [...completed.map((job) => ({ job, failed: false })), ...failedJobs.map((job) => ({ job, failed: true }))].filter(
+        (j) => j.job?.finishedOn !== undefined,
+      );
       const found = jobs.sort((a, b) => (b.job.finishedOn ?? 0) - (a.job.finishedOn ?? 0))[0];
       if (!found?.job.finishedOn || now.getTime() - found.job.finishedOn > WINDOW_MS) return null;
       const { job: newest, failed } = found;

@@ -57,7 +57,15 @@ function healthOf(ctx: VerifierContext) {
   return (target: string) => {
     let hit = cache.get(target);
     if (!hit) {
-      const sources = { storage: ctx.storage, runs: ctx.runs, backupQueue: null, thresholds: ctx.config.health.thresholds, thresholdsFor: targetThresholds(ctx.config), firstBackupDue: firstBackupDue(ctx.config), encryptionRequired: encryptionRequired(ctx.config) };
+      const sources = {
+        storage: ctx.storage,
+        runs: ctx.runs,
+        backupQueue: null,
+        thresholds: ctx.config.health.thresholds,
+        thresholdsFor: targetThresholds(ctx.config),
+        firstBackupDue: firstBackupDue(ctx.config),
+        encryptionRequired: encryptionRequired(ctx.config),
+      };
       hit = checkTarget(sources, target, ctx.now).then(({ input, results }) => ({
         backups: [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt)),
         results,
@@ -123,7 +131,9 @@ export function verifiers(ctx: VerifierContext): Partial<Record<VerifierId, () =
       // The job records every run, a quiet one too: none in 8 days means retention is not running, and "applied"
       // would be a tick without anything behind it, however little has expired so far.
       if (!run) {
-        const why = ctx.config.schedules.retention.enabled ? 'it is scheduled daily: are the workers running?' : 'the retention job is turned off: `retention.enabled: false`';
+        const why = ctx.config.schedules.retention.enabled
+          ? 'it is scheduled daily: are the workers running?'
+          : 'the retention job is turned off: `retention.enabled: false`';
         return { ok: false, evidence: `no retention run recorded in the last 8 days (${why})${leftText}` };
       }
       const when = formatInZone(run.finishedAt, tz);

@@ -21,7 +21,13 @@ export async function cliCheck(args: string[], deps: { config: Config; storage: 
     io.err('usage: pg-backup-bot check [target]');
     return 3; // Nagios UNKNOWN
   }
-  let redis: Redis | null = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+  let redis: Redis | null = new Redis(config.redisUrl, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 3000,
+    retryStrategy: () => null,
+  });
   redis.on('error', () => undefined);
   const extra: string[] = [];
   try {
@@ -34,7 +40,15 @@ export async function cliCheck(args: string[], deps: { config: Config; storage: 
   const queue = redis ? new Queue<BackupJobData>(QUEUE.backup, { connection: redis, prefix: config.queuePrefix }) : null;
   try {
     const targets = args[0] ? [findTarget(config, args[0])] : config.targets;
-    const sources = { storage: deps.storage, runs: redis ? createRunLog(redis, config.queuePrefix) : null, backupQueue: queue, thresholds: config.health.thresholds, thresholdsFor: targetThresholds(config), firstBackupDue: firstBackupDue(config), encryptionRequired: encryptionRequired(config) };
+    const sources = {
+      storage: deps.storage,
+      runs: redis ? createRunLog(redis, config.queuePrefix) : null,
+      backupQueue: queue,
+      thresholds: config.health.thresholds,
+      thresholdsFor: targetThresholds(config),
+      firstBackupDue: firstBackupDue(config),
+      encryptionRequired: encryptionRequired(config),
+    };
     const now = new Date();
     const perTarget = await Promise.all(targets.map(async (t) => ({ target: t.name, results: (await checkTarget(sources, t.name, now)).results })));
     const report = nagiosReport(perTarget);

@@ -135,7 +135,9 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       io.err(`Restore FAILED: ${outcome.problems.join('; ')}`);
       return 1;
     }
-    io.out(`Restored into ${into.database} in ${formatDuration(outcome.restoreMs)}:\n${outcome.restoredTables.map((t) => `  ${t.name}  ${t.rows} rows`).join('\n')}`);
+    io.out(
+      `Restored into ${into.database} in ${formatDuration(outcome.restoreMs)}:\n${outcome.restoredTables.map((t) => `  ${t.name}  ${t.rows} rows`).join('\n')}`,
+    );
     return 0;
   } catch (err) {
     io.err(`Restore FAILED: ${toUserMessage(err)}`);

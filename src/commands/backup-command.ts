@@ -138,7 +138,15 @@ export function backupCommand(deps: BackupCommandDeps) {
         case 'health': {
           const targets = req.target ? [findTarget(deps.config, req.target)] : deps.config.targets;
           const now = new Date();
-          const sources = { storage: deps.storage, runs: deps.health?.runs ?? null, backupQueue: deps.queue, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config), firstBackupDue: firstBackupDue(deps.config), encryptionRequired: encryptionRequired(deps.config) };
+          const sources = {
+            storage: deps.storage,
+            runs: deps.health?.runs ?? null,
+            backupQueue: deps.queue,
+            thresholds: deps.config.health.thresholds,
+            thresholdsFor: targetThresholds(deps.config),
+            firstBackupDue: firstBackupDue(deps.config),
+            encryptionRequired: encryptionRequired(deps.config),
+          };
           const perTarget = await withDeadline(
             2500,
             Promise.all(
@@ -156,7 +164,8 @@ export function backupCommand(deps: BackupCommandDeps) {
           const entries = deps.audit ? await withDeadline(2500, deps.audit.tail(req.count), 'reading the audit trail') : [];
           if (entries.length === 0) return { text: 'The audit trail is empty.' };
           const lines = entries.map(
-            (e) => `• ${e.at.slice(0, 19).replace('T', ' ')} · ${e.userId ? `<@${e.userId}>` : e.kind} · ${escapeMrkdwn(`${e.what} ${e.args}`.trim())} · ${e.decision}${e.jobId ? ` · job \`${e.jobId}\`` : ''}${e.result ? ` · ${escapeMrkdwn(e.result.slice(0, 120))}` : ''}`,
+            (e) =>
+              `• ${e.at.slice(0, 19).replace('T', ' ')} · ${e.userId ? `<@${e.userId}>` : e.kind} · ${escapeMrkdwn(`${e.what} ${e.args}`.trim())} · ${e.decision}${e.jobId ? ` · job \`${e.jobId}\`` : ''}${e.result ? ` · ${escapeMrkdwn(e.result.slice(0, 120))}` : ''}`,
           );
           return { text: `*Audit trail* (last ${entries.length}, oldest first):\n${lines.join('\n')}`.slice(0, 3900) };
         }

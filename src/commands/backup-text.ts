@@ -26,7 +26,7 @@ export const BACKUP_USAGE = [
   '• `/backup list [target]` — the most recent backups, newest first',
   '• `/backup status` — running, waiting and failed backup jobs, and every schedule with its next run',
   '• `/backup health [target]` — every health condition with its evidence and since when',
-  '• `/backup checklist daily|weekly|monthly` — run the bot\'s checks now and post that checklist (as its reminder does)',
+  "• `/backup checklist daily|weekly|monthly` — run the bot's checks now and post that checklist (as its reminder does)",
   '• `/backup audit [n]` — the last n entries of the audit trail (admins)',
   '• `/backup help` — this text',
   'Also: `/restore-test latest [target]` proves a backup restores; `/restore <backup-id> --table=…` restores tables.',
@@ -50,7 +50,9 @@ export function parseBackupText(raw: string): BackupRequest {
     case 'audit': {
       if (arg === undefined) return { verb: 'audit', count: 20 };
       const n = Number(arg);
-      return Number.isInteger(n) && n >= 1 && n <= 200 ? { verb: 'audit', count: n } : { verb: 'help', problem: '`/backup audit` takes a number of entries from 1 to 200.' };
+      return Number.isInteger(n) && n >= 1 && n <= 200
+        ? { verb: 'audit', count: n }
+        : { verb: 'help', problem: '`/backup audit` takes a number of entries from 1 to 200.' };
     }
     case 'checklist': {
       const kind = CHECKLIST_REMINDER_KINDS.find((k) => k === arg);
@@ -74,10 +76,18 @@ export function parseBackupText(raw: string): BackupRequest {
 /** `<label> [target]`: the label keeps its case (it names a ticket or a migration) and never reaches a shell. */
 function parsePreMigration(args: string[]): BackupRequest {
   const [label, target, ...rest] = args;
-  if (label === undefined) return { verb: 'help', problem: '`/backup pre-migration` needs a label naming the migration, e.g. `/backup pre-migration JIRA-1234`.' };
-  if (rest.length > 0) return { verb: 'help', problem: 'Too many words after "/backup pre-migration": the label is one word (letters, digits, . _ -), then optionally the target.' };
+  if (label === undefined)
+    return { verb: 'help', problem: '`/backup pre-migration` needs a label naming the migration, e.g. `/backup pre-migration JIRA-1234`.' };
+  if (rest.length > 0)
+    return {
+      verb: 'help',
+      problem: 'Too many words after "/backup pre-migration": the label is one word (letters, digits, . _ -), then optionally the target.',
+    };
   if (!MigrationLabel.safeParse(label).success) {
-    return { verb: 'help', problem: `"${truncate(label)}" is not a valid label: 1–80 characters, letters, digits, . _ - (one word, starting with a letter or digit).` };
+    return {
+      verb: 'help',
+      problem: `"${truncate(label)}" is not a valid label: 1–80 characters, letters, digits, . _ - (one word, starting with a letter or digit).`,
+    };
   }
   if (target === undefined) return { verb: 'pre-migration', label };
   const t = TargetName.safeParse(target.toLowerCase());

@@ -29,7 +29,9 @@ export function requiredRole(command: string, text: string): { role: Role; what:
   if (command === '/restore') {
     const r = parseRestoreText(text);
     if (r.verb === 'help') return { role: 'viewer', what: '`/restore`', valid: !r.problem };
-    return r.into === null ? { role: 'operator', what: '`/restore` into a new database', valid: true } : { role: 'admin', what: 'a restore into an existing database', valid: true };
+    return r.into === null
+      ? { role: 'operator', what: '`/restore` into a new database', valid: true }
+      : { role: 'admin', what: 'a restore into an existing database', valid: true };
   }
   return { role: 'admin', what: command, valid: false };
 }
@@ -73,7 +75,10 @@ export function guardCommand(command: string, inner: Handler, deps: { config: Co
   };
 }
 
-export function guardAction<C extends Click>(inner: (click: C) => Promise<Reply>, deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger }): (click: C) => Promise<Reply> {
+export function guardAction<C extends Click>(
+  inner: (click: C) => Promise<Reply>,
+  deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger },
+): (click: C) => Promise<Reply> {
   return async (click) => {
     // Ticking a checklist is on-call work (operator); an unknown action needs the highest role.
     const checklist = click.actionId === CHECKLIST_ACTION_ID;

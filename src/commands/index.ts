@@ -48,7 +48,18 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
   const common = { config: deps.config, storage: deps.storage, log: deps.log };
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   return {
-    '/backup': guardCommand('/backup', backupCommand({ ...common, queue: deps.queues.backup, audit: deps.audit, ...(deps.health ? { health: deps.health } : {}), ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}), ...(deps.schedulers ? { schedulers: deps.schedulers } : {}) }), guard),
+    '/backup': guardCommand(
+      '/backup',
+      backupCommand({
+        ...common,
+        queue: deps.queues.backup,
+        audit: deps.audit,
+        ...(deps.health ? { health: deps.health } : {}),
+        ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}),
+        ...(deps.schedulers ? { schedulers: deps.schedulers } : {}),
+      }),
+      guard,
+    ),
     '/restore-test': guardCommand('/restore-test', restoreTestCommand({ ...common, queue: deps.queues.restoreTest }), guard),
     '/restore': guardCommand('/restore', restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }), guard),
   };
@@ -57,7 +68,10 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
 /** Interactive components (buttons), by action_id. */
 export function actionTable(deps: CommandDeps): Record<string, ActionHandler> {
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
-  const confirm = guardAction(restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis }), guard);
+  const confirm = guardAction(
+    restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis }),
+    guard,
+  );
   return { [CONFIRM_ACTION]: confirm, [CANCEL_ACTION]: confirm };
 }
 
@@ -66,7 +80,12 @@ export function checkboxTable(deps: CommandDeps): Record<string, CheckboxHandler
   if (!deps.notifier) return {};
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   const store = createChecklistStore(deps.redis, deps.config.queuePrefix);
-  return { [CHECKLIST_ACTION_ID]: guardAction(checklistTickAction({ store, notifier: deps.notifier, audit: deps.audit, log: deps.log, timezone: deps.config.timezone }), guard) };
+  return {
+    [CHECKLIST_ACTION_ID]: guardAction(
+      checklistTickAction({ store, notifier: deps.notifier, audit: deps.audit, log: deps.log, timezone: deps.config.timezone }),
+      guard,
+    ),
+  };
 }
 
 export function registerCommands(

@@ -43,9 +43,7 @@ export async function formatQueueStatus(queue: Queue<BackupJobData>): Promise<st
   const waiting = [...queued, ...delayed.filter((j) => !j.repeatJobKey)];
   const section = (title: string, jobs: Job<BackupJobData>[], extra?: (j: Job<BackupJobData>) => string) =>
     `*${title}* (${jobs.length})${jobs.length ? `\n${jobs.map((j) => `• ${describeJob(j)}${extra ? extra(j) : ''}`).join('\n')}` : ''}`;
-  return [
-    section('Running', active),
-    section('Waiting', waiting),
-    section('Recently failed', failed, (j) => ` — ${j.failedReason ?? 'unknown reason'}`),
-  ].join('\n');
+  return [section('Running', active), section('Waiting', waiting), section('Recently failed', failed, (j) => ` — ${j.failedReason ?? 'unknown reason'}`)].join(
+    '\n',
+  );
 }

@@ -70,7 +70,9 @@ export function restoreCommand(deps: RestoreCommandDeps) {
           confirmedBy: null,
         });
         log.info({ jobId, database }, 'restore into a new database queued');
-        return { text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\`: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.` };
+        return {
+          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\`: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+        };
       }
       // Who may do this was decided before this handler ran (commands/guard.ts: admin role).
       const id = await savePendingRestore(deps.redis, deps.config.queuePrefix, {
@@ -138,7 +140,9 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
         confirmedBy: click.userId,
       });
       log.info({ jobId, database: pending.database }, 'restore into an existing database confirmed and queued');
-      return { text: `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.` };
+      return {
+        text: `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+      };
     } catch (err) {
       log.warn({ err }, 'confirmation failed');
       return { text: `:warning: ${toUserMessage(err)}` };

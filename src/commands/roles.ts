@@ -37,7 +37,8 @@ export async function roleOf(config: Config, userId: string, groups?: GroupResol
 export function decide(role: Role | null, needed: Role, what: string, config: Config): Decision {
   if (role !== null && RANK[role] >= RANK[needed]) return { allowed: true, role, reason: null };
   const admins = config.roles?.admin ?? [];
-  const ask = admins.length > 0 ? ` Ask an admin (${admins.map((a) => (a.startsWith('S') ? `<!subteam^${a}>` : `<@${a}>`)).join(', ')})` : ' Ask whoever runs the bot';
+  const ask =
+    admins.length > 0 ? ` Ask an admin (${admins.map((a) => (a.startsWith('S') ? `<!subteam^${a}>` : `<@${a}>`)).join(', ')})` : ' Ask whoever runs the bot';
   return {
     allowed: false,
     role,

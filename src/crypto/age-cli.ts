@@ -28,7 +28,10 @@ export async function findAgeEngine(agePath?: string | null): Promise<AgeEngine>
   if (agePath === null) return { kind: 'library' };
   if (agePath !== undefined) {
     if (await probe(agePath)) return { kind: 'cli', path: agePath };
-    throw new BotError('pg_tool_missing', `The age CLI at ${agePath} does not run (age 1.x expected); install age (Debian package age) or leave the path unset.`);
+    throw new BotError(
+      'pg_tool_missing',
+      `The age CLI at ${agePath} does not run (age 1.x expected); install age (Debian package age) or leave the path unset.`,
+    );
   }
   detected ??= probe('age').then((ok): AgeEngine => (ok ? { kind: 'cli', path: 'age' } : { kind: 'library' }));
   return detected;
@@ -41,16 +44,20 @@ export async function findAgeEngine(agePath?: string | null): Promise<AgeEngine>
  * taken for a whole one.
  */
 export function cliEncryptStream(path: string, recipients: readonly string[]): Duplex {
-  const child = execa(path, recipients.flatMap((r) => ['-r', r]), {
-    stdin: 'pipe',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    buffer: false,
-    reject: false,
-    // Nothing of the bot's environment (tokens, URLs) is the child's business.
-    env: { PATH: process.env.PATH ?? '' },
-    extendEnv: false,
-  });
+  const child = execa(
+    path,
+    recipients.flatMap((r) => ['-r', r]),
+    {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      // Nothing of the bot's environment (tokens, URLs) is the child's business.
+      env: { PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   const guard = new Transform({

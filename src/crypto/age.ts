@@ -69,7 +69,10 @@ export function checkRecipients(recipients: readonly string[]): void {
  */
 export async function loadIdentity(file: string | undefined, why: string): Promise<AgeIdentity> {
   if (!file) {
-    throw new BotError('decryption_failed', `${why}, but ${IDENTITY_VAR} is not set: point it at the age identity file (AGE-SECRET-KEY-1…) of one of its recipients.`);
+    throw new BotError(
+      'decryption_failed',
+      `${why}, but ${IDENTITY_VAR} is not set: point it at the age identity file (AGE-SECRET-KEY-1…) of one of its recipients.`,
+    );
   }
   let text: string;
   try {
@@ -88,7 +91,10 @@ export async function loadIdentity(file: string | undefined, why: string): Promi
       new Decrypter().addIdentity(line);
       keys.push(line);
     } catch {
-      throw new BotError('decryption_failed', `${IDENTITY_VAR} (${file}), line ${i + 1}, is not an age identity: the file must hold AGE-SECRET-KEY-1… lines (and # comments) only.`);
+      throw new BotError(
+        'decryption_failed',
+        `${IDENTITY_VAR} (${file}), line ${i + 1}, is not an age identity: the file must hold AGE-SECRET-KEY-1… lines (and # comments) only.`,
+      );
     }
   }
   if (keys.length === 0) throw new BotError('decryption_failed', `${IDENTITY_VAR} (${file}) holds no age identity (AGE-SECRET-KEY-1…).`);

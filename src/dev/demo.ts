@@ -93,10 +93,21 @@ export async function runDemo(args: string[]): Promise<number> {
     deps = await createDeps(config, log, { notifier: new ConsoleNotifier(print, config.slack.channel) });
     workers = await startWorkers(deps, { progressIntervalMs: 1000 });
     // The same dependencies as the real bot's (service.ts): without `health`, `/backup health` never saw a run.
-    const handlers = commandTable({ config, queues: deps.queues, schedulers: deps.queues, storage: deps.storage, redis: deps.redis, log, audit: deps.audit, health: { runs: deps.runs, state: deps.healthState } });
+    const handlers = commandTable({
+      config,
+      queues: deps.queues,
+      schedulers: deps.queues,
+      storage: deps.storage,
+      redis: deps.redis,
+      log,
+      audit: deps.audit,
+      health: { runs: deps.runs, state: deps.healthState },
+    });
     print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
     print(`Backups are encrypted with age to ${keys.recipient}; restore tests read the identity ${identityFile}.`);
-    print('Type a slash command: /backup now · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)');
+    print(
+      'Type a slash command: /backup now · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)',
+    );
     const scripted = args.length > 0 || !process.stdin.isTTY;
     if (args.length > 0) {
       // One command at a time, each job finished before the next, so `/backup now` then `/backup list` reads naturally.

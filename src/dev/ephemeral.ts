@@ -37,7 +37,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-
 /** The newest PostgreSQL server install: Debian keeps them in /usr/lib/postgresql/<major>/bin. */
 export async function findPostgresBinDir(): Promise<string> {
   const root = '/usr/lib/postgresql';
@@ -112,11 +111,12 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
 /** `port`: start on that port (a test restarting Redis empty where the bot expects it); a free one otherwise. */
 export async function startEphemeralRedis(options: { port?: number } = {}): Promise<EphemeralRedis> {
   const port = options.port ?? (await freePort());
-  const child = execa(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'],
-    { stdin: 'ignore', buffer: false, reject: false, cleanup: true },
-  );
+  const child = execa('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
+    stdin: 'ignore',
+    buffer: false,
+    reject: false,
+    cleanup: true,
+  });
   const spawnFailed = new Promise<never>((_, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(

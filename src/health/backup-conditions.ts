@@ -113,9 +113,7 @@ export function sizeCondition(target: string, newestFirst: Manifest[], t: Health
     ...base,
     status: problems.length > 0 ? 'failing' : 'ok',
     summary:
-      problems.length > 0
-        ? `Backup size of ${target} looks wrong (${problems.join(', ')}): ${evidence}`
-        : `Backup size of ${target} looks normal: ${evidence}`,
+      problems.length > 0 ? `Backup size of ${target} looks wrong (${problems.join(', ')}): ${evidence}` : `Backup size of ${target} looks normal: ${evidence}`,
     evidence,
     value: bytes,
   };

@@ -46,15 +46,19 @@ export async function collectHealthInput(sources: HealthSources, target: string,
   const required = sources.encryptionRequired?.(target) ?? true;
   const thresholds = sources.thresholdsFor?.(target) ?? sources.thresholds;
   const lastRestoreTest: RestoreTestSummary | null = lastTest
-    ? { passed: lastTest.passed === true, at: new Date(lastTest.startedAt), problems: lastTest.problems, backupId: lastTest.backupId, durationMs: lastTest.restoreMs }
+    ? {
+        passed: lastTest.passed === true,
+        at: new Date(lastTest.startedAt),
+        problems: lastTest.problems,
+        backupId: lastTest.backupId,
+        durationMs: lastTest.restoreMs,
+      }
     : null;
   return {
     target,
     now,
     backups,
-    running: active
-      .filter((j) => j.data.target === target)
-      .map((j) => ({ jobId: j.id ?? '', startedAt: new Date(j.processedOn ?? j.timestamp) })),
+    running: active.filter((j) => j.data.target === target).map((j) => ({ jobId: j.id ?? '', startedAt: new Date(j.processedOn ?? j.timestamp) })),
     lastBackupRun,
     lastRestoreTest,
     disk,

@@ -71,8 +71,14 @@ function unencryptedCondition(target: string, encrypted: boolean | null | undefi
     const evidence = `newest backup ${id} is stored unencrypted; set BACKUP_ENCRYPTION_RECIPIENT so the next one is encrypted`;
     return { ...base, status: 'failing', summary: `The newest backup of ${target} (production) is not encrypted`, evidence };
   }
-  if (encrypted === true) return { ...base, status: 'ok', summary: `The newest backup of ${target} is encrypted`, evidence: `newest backup ${id} is encrypted with age` };
-  return { ...base, status: 'ok', summary: `Encryption of ${target} not checked`, evidence: newest ? 'encryption not required for this target' : 'no backup yet' };
+  if (encrypted === true)
+    return { ...base, status: 'ok', summary: `The newest backup of ${target} is encrypted`, evidence: `newest backup ${id} is encrypted with age` };
+  return {
+    ...base,
+    status: 'ok',
+    summary: `Encryption of ${target} not checked`,
+    evidence: newest ? 'encryption not required for this target' : 'no backup yet',
+  };
 }
 
 /**

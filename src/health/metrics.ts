@@ -39,10 +39,25 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     registers,
   });
   const duration = new Gauge({ name: 'pgbb_last_backup_duration_seconds', help: 'Duration of the newest finished backup', labelNames: target, registers });
-  const size = new Gauge({ name: 'pgbb_last_backup_size_bytes', help: 'Bytes stored for the newest finished backup, all artifacts', labelNames: target, registers });
+  const size = new Gauge({
+    name: 'pgbb_last_backup_size_bytes',
+    help: 'Bytes stored for the newest finished backup, all artifacts',
+    labelNames: target,
+    registers,
+  });
   const failures = new Counter({ name: 'pgbb_backup_failures_total', help: 'Backup runs that failed', labelNames: target, registers });
-  const restorePassed = new Gauge({ name: 'pgbb_restore_test_passed', help: '1 if the last restore test passed, 0 if it failed', labelNames: target, registers });
-  const restoreDuration = new Gauge({ name: 'pgbb_restore_test_duration_seconds', help: 'Restore time (RTO) of the last restore test', labelNames: target, registers });
+  const restorePassed = new Gauge({
+    name: 'pgbb_restore_test_passed',
+    help: '1 if the last restore test passed, 0 if it failed',
+    labelNames: target,
+    registers,
+  });
+  const restoreDuration = new Gauge({
+    name: 'pgbb_restore_test_duration_seconds',
+    help: 'Restore time (RTO) of the last restore test',
+    labelNames: target,
+    registers,
+  });
   const failing = new Gauge({
     name: 'pgbb_condition_failing',
     help: '1 while a health condition is failing, else 0',

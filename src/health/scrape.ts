@@ -10,7 +10,9 @@ import { QUEUE_STATES, type QueueState } from './metrics.ts';
 // The failure counter lives in Redis (workers may run in other processes); the local prom-client counter is
 // advanced by the difference, so it stays a monotonic counter as Prometheus expects.
 /** What a scrape reads: the config, storage, the run log, the queues it reports on, and the registry it renders. */
-export type ScrapeDeps = Pick<Deps, 'config' | 'storage' | 'runs' | 'metrics'> & { queues: Pick<Deps['queues'], 'backup' | 'restoreTest' | 'restore' | 'pagerduty'> };
+export type ScrapeDeps = Pick<Deps, 'config' | 'storage' | 'runs' | 'metrics'> & {
+  queues: Pick<Deps['queues'], 'backup' | 'restoreTest' | 'restore' | 'pagerduty'>;
+};
 
 const failuresSeen = new WeakMap<ScrapeDeps['metrics'], Map<string, number>>();
 
@@ -22,7 +24,15 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
     const counts = await q.getJobCounts(...QUEUE_STATES);
     queueDepths[name] = Object.fromEntries(QUEUE_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueState, number>;
   }
-  const sources = { storage: deps.storage, runs: deps.runs, backupQueue: deps.queues.backup, thresholds: deps.config.health.thresholds, thresholdsFor: targetThresholds(deps.config), firstBackupDue: firstBackupDue(deps.config), encryptionRequired: encryptionRequired(deps.config) };
+  const sources = {
+    storage: deps.storage,
+    runs: deps.runs,
+    backupQueue: deps.queues.backup,
+    thresholds: deps.config.health.thresholds,
+    thresholdsFor: targetThresholds(deps.config),
+    firstBackupDue: firstBackupDue(deps.config),
+    encryptionRequired: encryptionRequired(deps.config),
+  };
   for (const target of deps.config.targets) {
     const { input, results } = await checkTarget(sources, target.name, now);
     const seen = failuresSeen.get(deps.metrics) ?? new Map<string, number>();

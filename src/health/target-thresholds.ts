@@ -27,7 +27,10 @@ export function longestScheduledGapHours(policy: Pick<TargetPolicy, 'backups'>, 
 }
 
 /** The thresholds to judge one target by: the config's, with a stale limit from the target's schedule. */
-export function targetThresholds(config: Pick<Config, 'targets' | 'timezone' | 'health'>, now: () => Date = () => new Date()): (target: string) => Partial<HealthThresholds> {
+export function targetThresholds(
+  config: Pick<Config, 'targets' | 'timezone' | 'health'>,
+  now: () => Date = () => new Date(),
+): (target: string) => Partial<HealthThresholds> {
   const base = config.health.thresholds ?? {};
   const cache = new Map<string, Partial<HealthThresholds>>();
   return (target) => {

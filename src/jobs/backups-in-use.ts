@@ -9,7 +9,11 @@ const PENDING = ['active', 'waiting', 'delayed', 'prioritized', 'waiting-childre
  * be) reading, and the backup jobs running now. A Redis error is thrown: retention never deletes blind.
  */
 export async function backupsInUse(queues: Pick<Queues, 'backup' | 'restoreTest' | 'restore'>): Promise<BackupsInUse> {
-  const [tests, restores, backups] = await Promise.all([queues.restoreTest.getJobs([...PENDING]), queues.restore.getJobs([...PENDING]), queues.backup.getJobs(['active'])]);
+  const [tests, restores, backups] = await Promise.all([
+    queues.restoreTest.getJobs([...PENDING]),
+    queues.restore.getJobs([...PENDING]),
+    queues.backup.getJobs(['active']),
+  ]);
   return {
     restoreTests: new Set(tests.flatMap((j) => (j?.data?.backupId ? [j.data.backupId] : []))),
     restores: new Set(restores.flatMap((j) => (j?.data?.backupId ? [j.data.backupId] : []))),

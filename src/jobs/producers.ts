@@ -16,7 +16,13 @@ export async function withDeadline<T>(ms: number, work: Promise<T>, what: string
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new BotError('internal', `The job queue (Redis) did not answer within ${ms} ms while ${what}; nothing was started. Check REDIS_URL and that Redis is up.`)),
+      () =>
+        reject(
+          new BotError(
+            'internal',
+            `The job queue (Redis) did not answer within ${ms} ms while ${what}; nothing was started. Check REDIS_URL and that Redis is up.`,
+          ),
+        ),
       ms,
     );
   });

@@ -36,7 +36,6 @@ export const BackupJobData = z.object({
 });
 export type BackupJobData = z.infer<typeof BackupJobData>;
 
-
 /** A restore test of one backup; `latest` is resolved to a backup id when the request is made. */
 export const RestoreTestJobData = z.object({
   target: TargetName,
@@ -92,7 +91,11 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
   const restoreTest = new Queue<RestoreTestJobData>(QUEUE.restoreTest, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   const restore = new Queue<RestoreJobData>(QUEUE.restore, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   // Health checks are cheap and repeat; keep only a short tail of them.
-  const health = new Queue(QUEUE.health, { connection, prefix, defaultJobOptions: { removeOnComplete: { count: 50 }, removeOnFail: { count: 200 }, attempts: 1 } });
+  const health = new Queue(QUEUE.health, {
+    connection,
+    prefix,
+    defaultJobOptions: { removeOnComplete: { count: 50 }, removeOnFail: { count: 200 }, attempts: 1 },
+  });
   const pagerduty = new Queue<PagerJobData>(QUEUE.pagerduty, {
     connection,
     prefix,
@@ -104,7 +107,11 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     },
   });
   const retention = new Queue<RetentionJobData>(QUEUE.retention, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
-  const checklist = new Queue<ChecklistJob>(QUEUE.checklist, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } } });
+  const checklist = new Queue<ChecklistJob>(QUEUE.checklist, {
+    connection,
+    prefix,
+    defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } },
+  });
   return {
     backup,
     restoreTest,

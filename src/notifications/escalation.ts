@@ -21,7 +21,14 @@ export const NOT_CONFIGURED = 'PagerDuty escalation is not configured (PAGERDUTY
  * Events go into a per-dedup-key outbox list in Redis and a BullMQ job delivers the list head first, so a
  * resolve never overtakes its trigger and an outage of PagerDuty delays a page without losing it.
  */
-export function createEscalation(deps: { redis: Redis; queue: Queue<PagerJobData>; prefix: string; enabled: boolean; source: string; now?: () => Date }): Escalation {
+export function createEscalation(deps: {
+  redis: Redis;
+  queue: Queue<PagerJobData>;
+  prefix: string;
+  enabled: boolean;
+  source: string;
+  now?: () => Date;
+}): Escalation {
   const now = deps.now ?? (() => new Date());
   const stateKey = (k: string) => pageStateKey(deps.prefix, k);
 

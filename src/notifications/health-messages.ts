@@ -20,7 +20,13 @@ export const conditionLabel = (c: string) => LABEL[c] ?? c;
 export function conditionFailing(target: string, r: ConditionResult, escalation: string): ChannelMessage {
   const icon = r.severity === 'warning' ? ':warning:' : ':rotating_light:';
   const text = `${icon} *${target}*: ${conditionLabel(r.condition)} — ${escapeMrkdwn(r.evidence)}`;
-  return { text: `${target}: ${conditionLabel(r.condition)} — ${r.evidence}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }, { type: 'context', elements: [{ type: 'mrkdwn', text: `${r.severity} · ${escalation}` }] }] };
+  return {
+    text: `${target}: ${conditionLabel(r.condition)} — ${r.evidence}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text } },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: `${r.severity} · ${escalation}` }] },
+    ],
+  };
 }
 
 export function conditionCleared(target: string, r: ConditionResult, since: string | null, resolved: string | null): ChannelMessage {

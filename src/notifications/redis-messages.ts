@@ -22,11 +22,18 @@ function lostJobs(loss: RedisLoss): string[] {
   const snap = loss.snapshot;
   if (!snap) return ['Nothing is known of the jobs lost with it: this worker had not read Redis intact yet.'];
   const lines = snap.active.map(
-    (j) => `• a ${j.queue} job${j.target ? ` of *${j.target}*` : ''} was running (\`${escapeMrkdwn(j.id)}\`): its worker goes on and posts its own verdict, but BullMQ no longer tracks it`,
+    (j) =>
+      `• a ${j.queue} job${j.target ? ` of *${j.target}*` : ''} was running (\`${escapeMrkdwn(j.id)}\`): its worker goes on and posts its own verdict, but BullMQ no longer tracks it`,
   );
   const events = snap.outbox.reduce((n, o) => n + o.events.length, 0);
-  if (events > 0) lines.push(`• ${events} PagerDuty event${events === 1 ? ' was' : 's were'} waiting to be delivered (${snap.outbox.map((o) => `\`${escapeMrkdwn(o.dedupKey)}\``).join(', ')}): re-queued`);
-  if (snap.paged.length > 0) lines.push(`• ${snap.paged.length} open page${snap.paged.length === 1 ? '' : 's'} remembered (${snap.paged.map((k) => `\`${escapeMrkdwn(k)}\``).join(', ')}): resolved when the condition clears`);
+  if (events > 0)
+    lines.push(
+      `• ${events} PagerDuty event${events === 1 ? ' was' : 's were'} waiting to be delivered (${snap.outbox.map((o) => `\`${escapeMrkdwn(o.dedupKey)}\``).join(', ')}): re-queued`,
+    );
+  if (snap.paged.length > 0)
+    lines.push(
+      `• ${snap.paged.length} open page${snap.paged.length === 1 ? '' : 's'} remembered (${snap.paged.map((k) => `\`${escapeMrkdwn(k)}\``).join(', ')}): resolved when the condition clears`,
+    );
   if (lines.length === 0) lines.push('• no job was running and no page was waiting');
   return [`What was lost with it, as last seen intact at ${formatSecond(snap.at)}:`, ...lines];
 }
@@ -43,9 +50,19 @@ export function redisDataLost(loss: RedisLoss): ChannelMessage {
 }
 
 export function planNotRestored(missing: string[], reason: string, escalation: string): ChannelMessage {
-  const list = missing.slice(0, 12).map((m) => `\`${escapeMrkdwn(m)}\``).join(', ') + (missing.length > 12 ? ` and ${missing.length - 12} more` : '');
+  const list =
+    missing
+      .slice(0, 12)
+      .map((m) => `\`${escapeMrkdwn(m)}\``)
+      .join(', ') + (missing.length > 12 ? ` and ${missing.length - 12} more` : '');
   const text = `:rotating_light: Planned schedules are missing from Redis and could not be restored: ${list}. ${escapeMrkdwn(reason)} Until they are back, these backups, restore tests, retention runs and checks do not run.`;
-  return { text: text.replace(/[*`]/g, ''), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: text.slice(0, 2900) } }, { type: 'context', elements: [{ type: 'mrkdwn', text: escalation }] }] };
+  return {
+    text: text.replace(/[*`]/g, ''),
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: text.slice(0, 2900) } },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: escalation }] },
+    ],
+  };
 }
 
 export function planRestored(resolved: string | null): ChannelMessage {

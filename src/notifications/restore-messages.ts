@@ -101,11 +101,14 @@ export interface HistoryLine {
 }
 
 export function restoreTestHistory(records: HistoryLine[], target?: string, limit = 15): string {
-  if (records.length === 0) return `No restore tests${target ? ` of *${target}*` : ''} on record yet. Run one with \`/restore-test latest${target ? ` ${target}` : ''}\`.`;
-  const lines = records.slice(0, limit).map(
-    (r) =>
-      `• ${formatTime(r.startedAt)} · \`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${formatDuration(r.restoreMs)} · by ${who(r.requestedBy)}`,
-  );
+  if (records.length === 0)
+    return `No restore tests${target ? ` of *${target}*` : ''} on record yet. Run one with \`/restore-test latest${target ? ` ${target}` : ''}\`.`;
+  const lines = records
+    .slice(0, limit)
+    .map(
+      (r) =>
+        `• ${formatTime(r.startedAt)} · \`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${formatDuration(r.restoreMs)} · by ${who(r.requestedBy)}`,
+    );
   return `*Restore tests${target ? ` of ${target}` : ''}* (newest first, ${records.length} on record):\n${lines.join('\n')}`;
 }
 
@@ -126,14 +129,20 @@ export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelM
   return {
     text: `Restore of ${s.tables.concat(s.schemas).join(', ')} from ${s.backupId} into ${s.database} running`,
     blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: `:hourglass_flowing_sand: Restoring ${selection(s)} from \`${s.backupId}\` into ${where} — ${escapeMrkdwn(phase)}` } },
+      {
+        type: 'section',
+        text: { type: 'mrkdwn', text: `:hourglass_flowing_sand: Restoring ${selection(s)} from \`${s.backupId}\` into ${where} — ${escapeMrkdwn(phase)}` },
+      },
       context(`job \`${s.jobId}\` · requested by ${who(s.requestedBy)}${s.confirmedBy ? ` · overwrite confirmed by <@${s.confirmedBy}>` : ''}`),
     ],
   };
 }
 
 /** `lost`: the worker died mid-restore, so what the database holds is not known (the reason says so). */
-export function restoreFinished(s: RestoreSelectionInfo, r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }>; lost?: boolean }): ChannelMessage {
+export function restoreFinished(
+  s: RestoreSelectionInfo,
+  r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }>; lost?: boolean },
+): ChannelMessage {
   const ok = r.problems.length === 0;
   const rows = r.tables.map((t) => `\`${t.name}\` ${formatCount(t.rows)} rows`).join(', ');
   const head = ok

@@ -15,7 +15,11 @@ export function childOptions(signal: AbortSignal | undefined) {
  * close once the child has gone, or the reader never sees end-of-file. Closing it only after the child's exit
  * keeps execa from reporting that child's stdout as closed early. `on`: which of the child's events close it.
  */
-export function closeWhenGone(writer: { once(event: 'exit' | 'error', f: () => void): unknown }, pipe: Writable | null | undefined, on: ReadonlyArray<'exit' | 'error'> = ['exit', 'error']): void {
+export function closeWhenGone(
+  writer: { once(event: 'exit' | 'error', f: () => void): unknown },
+  pipe: Writable | null | undefined,
+  on: ReadonlyArray<'exit' | 'error'> = ['exit', 'error'],
+): void {
   const end = () => setImmediate(() => pipe && !pipe.writableEnded && !pipe.destroyed && pipe.end());
   for (const event of on) writer.once(event, end);
 }

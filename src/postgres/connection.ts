@@ -106,11 +106,7 @@ function passfileLine(password: string): string {
  * Runs `fn` with a complete child environment (use it with execa's `extendEnv: false`). A password goes into a
  * passfile in a fresh 0700 directory, removed when `fn` settles — even when it throws.
  */
-export async function withPgEnv<T>(
-  url: string,
-  fn: (env: Record<string, string>) => Promise<T>,
-  options: { baseEnv?: NodeJS.ProcessEnv } = {},
-): Promise<T> {
+export async function withPgEnv<T>(url: string, fn: (env: Record<string, string>) => Promise<T>, options: { baseEnv?: NodeJS.ProcessEnv } = {}): Promise<T> {
   const { env, password } = parsePgUrl(url);
   const childEnv: Record<string, string> = {
     ...cleanBaseEnv(options.baseEnv),

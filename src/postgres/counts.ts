@@ -153,9 +153,7 @@ export async function countRows(client: pg.ClientBase, scope?: DumpScope): Promi
   );
   const out: TableCount[] = [];
   for (const t of tables) {
-    const { rows } = await client.query<{ n: string }>(
-      `SELECT count(*) AS n FROM ${escapeIdentifier(t.schema)}.${escapeIdentifier(t.table)}`,
-    );
+    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${escapeIdentifier(t.schema)}.${escapeIdentifier(t.table)}`);
     out.push({ schema: t.schema, table: t.table, rows: Number(rows[0]?.n ?? 0) });
   }
   return out;

@@ -17,7 +17,10 @@ export interface FailureContext {
 
 /** The line that names the cause: the first `error:`/`FATAL` line, else the first non-empty one. */
 export function firstErrorLine(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.find((l) => /\berror:|FATAL|\bfailed\b/i.test(l)) ?? lines[0] ?? '';
 }
 
@@ -55,7 +58,8 @@ const RULES: Rule[] = [
   {
     test: /no pg_hba\.conf entry for host "([^"]*)", user "([^"]*)"/,
     code: 'pg_auth_failed',
-    say: (m, c) => `The database server at ${c.server} does not let user "${m[2]}" connect from ${m[1]} (no pg_hba.conf entry); ask its administrator to allow the backup host.`,
+    say: (m, c) =>
+      `The database server at ${c.server} does not let user "${m[2]}" connect from ${m[1]} (no pg_hba.conf entry); ask its administrator to allow the backup host.`,
   },
   {
     test: /role "([^"]*)" does not exist/,
@@ -81,7 +85,11 @@ const RULES: Rule[] = [
   { test: /No route to host|EHOSTUNREACH/, code: 'pg_unreachable', say: unreachable('no route to host') },
   { test: /Network is unreachable|ENETUNREACH/, code: 'pg_unreachable', say: unreachable('network unreachable') },
   { test: /on socket "[^"]*" failed: No such file or directory/, code: 'pg_unreachable', say: unreachable('no server on that socket') },
-  { test: /the database system is (starting up|shutting down|in recovery mode)/, code: 'pg_unreachable', say: (m, c) => unreachable(`the server is ${m[1]}`)(m, c) },
+  {
+    test: /the database system is (starting up|shutting down|in recovery mode)/,
+    code: 'pg_unreachable',
+    say: (m, c) => unreachable(`the server is ${m[1]}`)(m, c),
+  },
   { test: /too many clients|remaining connection slots/, code: 'pg_unreachable', say: unreachable('too many connections') },
   {
     test: /server closed the connection unexpectedly|Connection terminated unexpectedly|ECONNRESET|terminating connection due to administrator command/,

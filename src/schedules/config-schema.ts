@@ -57,7 +57,10 @@ const BackupOverride = z
 const ScheduleOverrides = z
   .object({
     backups: z.record(ScheduleId, BackupOverride).optional(),
-    restoreTest: z.object({ enabled: z.boolean().optional(), cadence: z.enum(['monthly', 'quarterly']).optional(), at: TimeOfDay.optional() }).strict().optional(),
+    restoreTest: z
+      .object({ enabled: z.boolean().optional(), cadence: z.enum(['monthly', 'quarterly']).optional(), at: TimeOfDay.optional() })
+      .strict()
+      .optional(),
     preMigration: z.object({ keepDays: KeepDays }).strict().optional(),
   })
   .strict();
@@ -81,7 +84,10 @@ export const ScheduleTargetSchema = z
   .object({
     name: TargetName,
     url: z.string().refine(isPostgresUrl, 'a postgres:// or postgresql:// URL').optional(),
-    urlEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'the name of an environment variable, e.g. SHOP_DATABASE_URL').optional(),
+    urlEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'the name of an environment variable, e.g. SHOP_DATABASE_URL')
+      .optional(),
     environment: z.enum(['production', 'staging']),
     excludeTables: z.array(TablePattern).default([]),
     /** Empty: every schema. */
@@ -139,10 +145,19 @@ export const SCHEDULE_SECTION_SHAPE = {
     .prefault({}),
   reminders: z
     .object({
-      daily: z.object({ enabled: z.boolean().default(true), at: TimeOfDay.default('09:00') }).strict().prefault({}),
-      weekly: z.object({ enabled: z.boolean().default(true), day: Weekday.default('monday'), at: TimeOfDay.default('09:00') }).strict().prefault({}),
+      daily: z
+        .object({ enabled: z.boolean().default(true), at: TimeOfDay.default('09:00') })
+        .strict()
+        .prefault({}),
+      weekly: z
+        .object({ enabled: z.boolean().default(true), day: Weekday.default('monday'), at: TimeOfDay.default('09:00') })
+        .strict()
+        .prefault({}),
       /** Second Monday: always after the first Saturday's restore test, which it asks about. */
-      monthly: z.object({ enabled: z.boolean().default(true), at: TimeOfDay.default('09:00') }).strict().prefault({}),
+      monthly: z
+        .object({ enabled: z.boolean().default(true), at: TimeOfDay.default('09:00') })
+        .strict()
+        .prefault({}),
     })
     .strict()
     .prefault({}),

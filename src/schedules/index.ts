@@ -1,4 +1,12 @@
-export { CronPattern, SCHEDULE_SECTION_SHAPE, ScheduleConfigSchema, ScheduleTargetSchema, TimeZone, type ScheduleConfig, type ScheduleTarget } from './config-schema.ts';
+export {
+  CronPattern,
+  SCHEDULE_SECTION_SHAPE,
+  ScheduleConfigSchema,
+  ScheduleTargetSchema,
+  TimeZone,
+  type ScheduleConfig,
+  type ScheduleTarget,
+} from './config-schema.ts';
 export { cronProblem, describeCron, nextRuns } from './cron.ts';
 export { ChecklistJobData, RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from './job-data.ts';
 export { SCHEDULER_PREFIX, diffSchedulers, planSchedulers, upsertArgs, type PlannedScheduler, type SchedulerQueue } from './plan.ts';

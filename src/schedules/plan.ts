@@ -117,7 +117,17 @@ export function planSchedulers(config: Pick<ScheduleConfig, 'timezone' | 'retent
   ];
   for (const [kind, enabled, pattern] of reminders) {
     if (!enabled) continue;
-    out.push({ id: `${SCHEDULER_PREFIX}checklist:${kind}`, queue: 'checklist', pattern, tz, name: 'checklist', data: { kind }, target: null, label: `${kind} checklist`, rule: null });
+    out.push({
+      id: `${SCHEDULER_PREFIX}checklist:${kind}`,
+      queue: 'checklist',
+      pattern,
+      tz,
+      name: 'checklist',
+      data: { kind },
+      target: null,
+      label: `${kind} checklist`,
+      rule: null,
+    });
   }
   return out;
 }

@@ -1,4 +1,3 @@
-
 /**
  * The backup policy per environment, as data: the config file only states what differs from it. Retention
  * classes are the manifest's (`daily`, `frequent`, `weekly`); the deadline each backup carries is startedAt +
@@ -66,7 +65,12 @@ export interface PolicyOverrides {
   environment: Environment;
   schedules?:
     | {
-        backups?: Record<string, { enabled?: boolean | undefined; cron?: string | undefined; retentionClass?: ScheduledRetentionClass | undefined; keepDays?: number | undefined }> | undefined;
+        backups?:
+          | Record<
+              string,
+              { enabled?: boolean | undefined; cron?: string | undefined; retentionClass?: ScheduledRetentionClass | undefined; keepDays?: number | undefined }
+            >
+          | undefined;
         restoreTest?: { enabled?: boolean | undefined; cadence?: RestoreTestCadence | undefined; at?: string | undefined } | undefined;
         preMigration?: { keepDays: number } | undefined;
       }

@@ -48,6 +48,9 @@ export function formatScheduleStatus(rows: readonly ScheduleStatusRow[], tz: str
   });
   if (sections.length === 0) return `No schedules configured (times in ${tz}).`;
   const missing = rows.filter((r) => r.inRedis === false).length;
-  const warning = missing > 0 ? `\n:warning: ${missing} planned schedule${missing === 1 ? ' is' : 's are'} missing from Redis. A running worker restores them within a minute; if this stays, no worker is running or Redis refuses writes.` : '';
+  const warning =
+    missing > 0
+      ? `\n:warning: ${missing} planned schedule${missing === 1 ? ' is' : 's are'} missing from Redis. A running worker restores them within a minute; if this stays, no worker is running or Redis refuses writes.`
+      : '';
   return `Schedules (times in ${tz}):\n${sections.join('\n\n')}${warning}`;
 }

@@ -38,11 +38,17 @@ export interface ScheduleSource {
 
 /** What should exist in Redis for this config (also what `/backup status` shows). */
 export function plannedSchedulers(config: ScheduleSource): PlannedScheduler[] {
-  return planSchedulers({ timezone: config.timezone, ...config.schedules }, config.targets.map((t) => t.policy));
+  return planSchedulers(
+    { timezone: config.timezone, ...config.schedules },
+    config.targets.map((t) => t.policy),
+  );
 }
 
 /** The queues that carry job schedulers; any Queue will do (the job data types differ per queue). */
-export type SchedulerQueues = Record<'backup' | 'restoreTest' | 'retention' | 'checklist', Pick<Queue, 'getJobSchedulers' | 'getJobScheduler' | 'upsertJobScheduler' | 'removeJobScheduler' | 'defaultJobOptions' | 'name'>>;
+export type SchedulerQueues = Record<
+  'backup' | 'restoreTest' | 'retention' | 'checklist',
+  Pick<Queue, 'getJobSchedulers' | 'getJobScheduler' | 'upsertJobScheduler' | 'removeJobScheduler' | 'defaultJobOptions' | 'name'>
+>;
 
 export interface SyncResult {
   /** Created or changed. */

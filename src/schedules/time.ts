@@ -49,7 +49,11 @@ export function canonicalTimeZone(tz: string): string | null {
 }
 
 export function zonedParts(at: Date, tz: string): ZonedParts {
-  const parts = Object.fromEntries(formatterFor(tz).formatToParts(at).map((p) => [p.type, p.value]));
+  const parts = Object.fromEntries(
+    formatterFor(tz)
+      .formatToParts(at)
+      .map((p) => [p.type, p.value]),
+  );
   const raw = parts.timeZoneName ?? 'GMT';
   return {
     year: Number(parts.year),

@@ -115,9 +115,13 @@ export async function copyBackup(from: Storage, to: Storage, manifest: Manifest,
       if (err.userMessage.startsWith(`Copying backup ${manifest.backupId}`)) throw err;
       throw new BotError(err.code, `Copying backup ${manifest.backupId} to ${to.describe()} failed: ${err.userMessage}`, { cause: err });
     }
-    throw new BotError('storage_failed', `Copying backup ${manifest.backupId} to ${to.describe()} failed (${s3ErrorName(err)}); the partial copy was removed.`, {
-      cause: err,
-    });
+    throw new BotError(
+      'storage_failed',
+      `Copying backup ${manifest.backupId} to ${to.describe()} failed (${s3ErrorName(err)}); the partial copy was removed.`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -125,7 +129,12 @@ export async function copyBackup(from: Storage, to: Storage, manifest: Manifest,
  * Copies a fresh backup to every copy target, one after the other, and never throws: each outcome says where
  * and, on failure, why in one sentence, for the backup's verdict. The primary backup stands either way.
  */
-export async function copyToAll(from: Storage, copies: readonly Storage[], manifest: Manifest, o: { log: Logger; signal?: AbortSignal }): Promise<CopyOutcome[]> {
+export async function copyToAll(
+  from: Storage,
+  copies: readonly Storage[],
+  manifest: Manifest,
+  o: { log: Logger; signal?: AbortSignal },
+): Promise<CopyOutcome[]> {
   const out: CopyOutcome[] = [];
   for (const to of copies) {
     try {

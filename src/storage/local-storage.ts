@@ -62,10 +62,11 @@ export class LocalStorage implements Storage {
       // Not recursive: mkdir fails if the directory exists, which makes the reservation exclusive.
       await mkdir(dir);
       // Not fsynced: a marker lost to a power cut only leaves the directory to retention's age rule.
-      if (owner) await writeFile(join(dir, RESERVATION), reservationBody(backupId, owner), { mode: 0o640 }).catch(async (err: unknown) => {
-        await rm(dir, { recursive: true, force: true });
-        throw err;
-      });
+      if (owner)
+        await writeFile(join(dir, RESERVATION), reservationBody(backupId, owner), { mode: 0o640 }).catch(async (err: unknown) => {
+          await rm(dir, { recursive: true, force: true });
+          throw err;
+        });
     } catch (err) {
       if (errnoCode(err) === 'EEXIST') {
         throw new BotError('backup_exists', `A backup named ${backupId} already exists in ${this.describe()}; it was left untouched.`, { cause: err });
@@ -132,7 +133,14 @@ export class LocalStorage implements Storage {
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
       // All at once: under a burst each sequential step waits its turn in a busy event loop.
-      const sizes = await Promise.all(m.artifacts.map((a) => stat(join(dir, a.file)).then((s) => s.size, () => null)));
+      const sizes = await Promise.all(
+        m.artifacts.map((a) =>
+          stat(join(dir, a.file)).then(
+            (s) => s.size,
+            () => null,
+          ),
+        ),
+      );
       const bad = m.artifacts.find((a, i) => sizes[i] !== a.bytes);
       if (bad) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
       return m;

@@ -7,9 +7,7 @@ import { TargetName } from '../target-name.ts';
  * unfinished backup: never listed, cleaned up. Everything a restore or a restore test needs is here.
  */
 
-export const BackupIdSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]{0,47}-\d{8}T\d{6}Z(-\d+)?$/, 'a backup id looks like <target>-YYYYMMDDTHHMMSSZ');
+export const BackupIdSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,47}-\d{8}T\d{6}Z(-\d+)?$/, 'a backup id looks like <target>-YYYYMMDDTHHMMSSZ');
 
 export const BackupKind = z.enum(['manual', 'scheduled', 'pre-migration']);
 export type BackupKind = z.infer<typeof BackupKind>;

@@ -69,7 +69,10 @@ export const RestoreRecordSchema = z.object({
   /** What people did about a failure, added later by hand or by a command. */
   correctiveActions: z.string().nullable(),
   /** How pg_restore read the archive: a decompressed file with `-j` workers, or a single-job stream. */
-  restoreMethod: z.object({ input: z.enum(['file', 'stream']), jobs: z.number().int().positive() }).nullable().optional(),
+  restoreMethod: z
+    .object({ input: z.enum(['file', 'stream']), jobs: z.number().int().positive() })
+    .nullable()
+    .optional(),
 });
 export type RestoreRecord = z.infer<typeof RestoreRecordSchema>;
 
@@ -127,5 +130,7 @@ export function recordHead(m: { target: string; backupId: string }, startedAt: D
 export function validRecord(record: RestoreRecord): RestoreRecord {
   const parsed = RestoreRecordSchema.safeParse(record);
   if (parsed.success) return parsed.data;
-  throw new BotError('internal', 'The restore record came out invalid, so it was not kept; this is a bug in the bot.', { detail: z.prettifyError(parsed.error) });
+  throw new BotError('internal', 'The restore record came out invalid, so it was not kept; this is a bug in the bot.', {
+    detail: z.prettifyError(parsed.error),
+  });
 }

@@ -96,7 +96,11 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const finished = new Set(input.backups.map((b) => b.backupId));
   for (const u of input.unfinished) {
     if (finished.has(u.backupId) || input.runningBackups?.has(u.backupId) || u.ageMs <= UNFINISHED_MAX_AGE_MS) continue;
-    plan.cleanUnfinished.push({ target: u.target, backupId: u.backupId, reason: `${u.what ?? 'unfinished (no manifest)'}, last written ${Math.floor(u.ageMs / HOUR)} h ago` });
+    plan.cleanUnfinished.push({
+      target: u.target,
+      backupId: u.backupId,
+      reason: `${u.what ?? 'unfinished (no manifest)'}, last written ${Math.floor(u.ageMs / HOUR)} h ago`,
+    });
   }
   return plan;
 }

@@ -78,14 +78,22 @@ const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
 };
 
 async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date) {
-  const [backups, unfinished] = await Promise.all([storage.list(), storage.listUnfinished ? storage.listUnfinished(UNFINISHED_MAX_AGE_MS, now) : Promise.resolve([])]);
+  const [backups, unfinished] = await Promise.all([
+    storage.list(),
+    storage.listUnfinished ? storage.listUnfinished(UNFINISHED_MAX_AGE_MS, now) : Promise.resolve([]),
+  ]);
   const plan = planRetention({
     backups,
     now,
     runningRestoreTests: inUse.restoreTests,
     runningRestores: inUse.restores,
     failedRestoreTests: failedTests,
-    unfinished: unfinished.map((u) => ({ target: u.target, backupId: u.backupId, ageMs: now.getTime() - u.modifiedAt.getTime(), what: UNFINISHED_WHAT[u.state] })),
+    unfinished: unfinished.map((u) => ({
+      target: u.target,
+      backupId: u.backupId,
+      ageMs: now.getTime() - u.modifiedAt.getTime(),
+      what: UNFINISHED_WHAT[u.state],
+    })),
     runningBackups: new Set(unfinished.filter((u) => beingWritten(inUse, u)).map((u) => u.backupId)),
   });
   return { plan, states: new Map(unfinished.map((u) => [u.backupId, u.state])) };
@@ -120,7 +128,11 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
       const base = { storage: where, target: d.target, backupId: d.backupId, what: 'expired' as const, reason: d.reason };
       const current = await o.inUse().catch((err: unknown) => err as Error);
       if (current instanceof Error) {
-        result.outcomes.push(await attempt(o, log, base, () => Promise.reject(new BotError('internal', `Could not check that no restore is reading it (${current.message}); not deleted.`))));
+        result.outcomes.push(
+          await attempt(o, log, base, () =>
+            Promise.reject(new BotError('internal', `Could not check that no restore is reading it (${current.message}); not deleted.`)),
+          ),
+        );
         continue;
       }
       if (current.restoreTests.has(d.backupId) || current.restores.has(d.backupId)) {
@@ -134,7 +146,10 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
     for (const u of plan.cleanUnfinished) {
       const base = { storage: where, target: u.target, backupId: u.backupId, what: 'unfinished' as const, reason: u.reason };
       // A half-deleted backup still has its manifest, which discardUnfinished refuses to touch: finish the delete.
-      const clean = states.get(u.backupId) === 'artifacts-missing' ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
+      const clean =
+        states.get(u.backupId) === 'artifacts-missing'
+          ? () => storage.deleteBackup(u.target, u.backupId)
+          : () => storage.discardUnfinished(u.target, u.backupId);
       result.outcomes.push(await attempt(o, log, base, clean));
     }
   }

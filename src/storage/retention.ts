@@ -16,7 +16,12 @@ export const RETENTION_DAYS: Record<RetentionClass, number> = {
  * preMigration.keepDays); without it the class's default applies. Fixed at backup time: a later policy change
  * never moves an existing backup's deadline.
  */
-export function retentionFor(kind: BackupKind, startedAt: Date, retentionClass?: RetentionClass, keepDays?: number): { retentionClass: RetentionClass; retainUntil: Date } {
+export function retentionFor(
+  kind: BackupKind,
+  startedAt: Date,
+  retentionClass?: RetentionClass,
+  keepDays?: number,
+): { retentionClass: RetentionClass; retainUntil: Date } {
   const cls: RetentionClass = retentionClass ?? (kind === 'pre-migration' ? 'pre-migration' : kind === 'scheduled' ? 'daily' : 'manual');
   return { retentionClass: cls, retainUntil: new Date(startedAt.getTime() + (keepDays ?? RETENTION_DAYS[cls]) * DAY) };
 }

@@ -1,4 +1,3 @@
-
 import type { Logger } from '../logger.ts';
 import { RestoreRecordSchema, type RecordKind, type RestoreRecord, validRecord } from './restore-record.ts';
 import type { S3Keys } from './s3-keys.ts';

@@ -47,23 +47,28 @@ export interface BackupWorkerDeps {
  */
 export function backupProcessor(deps: BackupWorkerDeps) {
   const run = runBackupJob(deps);
-  return checkedAtTheDoor(BackupJobData, 'backup', deps, async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
-    if (!deps.lock) return run(job, signal);
-    const key = backupLockKey(deps.lock.prefix, job.data.target);
-    const lock = await tryRedisLock(deps.lock.redis, key, job.id ?? 'unknown');
-    if (!lock) {
-      // Another backup of this target is running (a schedule's beside a manual one): wait for it, quietly.
-      const holder = await deps.lock.redis.get(key);
-      deps.log.info({ jobId: job.id, target: job.data.target, holder }, 'another backup of this target is running; this one waits');
-      await job.moveToDelayed(Date.now() + (deps.lock.retryMs ?? 30_000), token);
-      throw new DelayedError();
-    }
-    try {
-      return await run(job, signal);
-    } finally {
-      await lock.release();
-    }
-  });
+  return checkedAtTheDoor(
+    BackupJobData,
+    'backup',
+    deps,
+    async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
+      if (!deps.lock) return run(job, signal);
+      const key = backupLockKey(deps.lock.prefix, job.data.target);
+      const lock = await tryRedisLock(deps.lock.redis, key, job.id ?? 'unknown');
+      if (!lock) {
+        // Another backup of this target is running (a schedule's beside a manual one): wait for it, quietly.
+        const holder = await deps.lock.redis.get(key);
+        deps.log.info({ jobId: job.id, target: job.data.target, holder }, 'another backup of this target is running; this one waits');
+        await job.moveToDelayed(Date.now() + (deps.lock.retryMs ?? 30_000), token);
+        throw new DelayedError();
+      }
+      try {
+        return await run(job, signal);
+      } finally {
+        await lock.release();
+      }
+    },
+  );
 }
 
 const requestInfo = (job: Job<BackupJobData>): BackupRequestInfo => {
@@ -84,12 +89,20 @@ async function reportBackupFailure(
   const jobId = job.id ?? 'unknown';
   const now = deps.now ?? (() => new Date());
   const say = quietNotifier(deps.notifier, o.log);
-  await deps.runs.record(data.target, { ok: false, at: now(), reason: o.reason, jobId }).catch((e: unknown) => o.log.warn({ err: e }, 'could not record the run'));
+  await deps.runs
+    .record(data.target, { ok: false, at: now(), reason: o.reason, jobId })
+    .catch((e: unknown) => o.log.warn({ err: e }, 'could not record the run'));
   const escalation = await deps.escalation
     .failed(data.target, 'backup', {
       summary: `Backup of ${data.target} failed: ${o.reason}`,
       severity: 'error',
-      details: { jobId, target: data.target, ...(o.backupId ? { backupId: o.backupId } : {}), reason: o.reason, requestedBy: data.requestedBy.userName ?? data.requestedBy.source },
+      details: {
+        jobId,
+        target: data.target,
+        ...(o.backupId ? { backupId: o.backupId } : {}),
+        reason: o.reason,
+        requestedBy: data.requestedBy.userName ?? data.requestedBy.source,
+      },
     })
     .catch((e: unknown) => {
       o.log.error({ err: e }, 'could not queue the PagerDuty trigger');
@@ -174,7 +187,10 @@ function runBackupJob(deps: BackupWorkerDeps) {
       await deps.runs.record(data.target, { ok: true, at: now(), reason: null, jobId }).catch((err: unknown) => log.warn({ err }, 'could not record the run'));
       const copyNote = await copyOffsite(deps, data.target, manifest, log, signal);
       const resolved = await deps.escalation
-        .passed(data.target, 'backup', { summary: `Backup of ${data.target} succeeded again: ${manifest.backupId}`, details: { jobId, backupId: manifest.backupId } })
+        .passed(data.target, 'backup', {
+          summary: `Backup of ${data.target} succeeded again: ${manifest.backupId}`,
+          details: { jobId, backupId: manifest.backupId },
+        })
         .catch((err: unknown) => {
           log.error({ err }, 'could not queue the PagerDuty resolve');
           return 'PagerDuty resolve could not be queued (see logs)';
@@ -189,7 +205,13 @@ function runBackupJob(deps: BackupWorkerDeps) {
     } catch (err) {
       const reason = toUserMessage(err);
       log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'backup failed');
-      await reportBackupFailure(deps, job, { anchor, reason, backupId, detail: isBotError(err) && err.message !== err.userMessage ? err.message : undefined, log });
+      await reportBackupFailure(deps, job, {
+        anchor,
+        reason,
+        backupId,
+        detail: isBotError(err) && err.message !== err.userMessage ? err.message : undefined,
+        log,
+      });
       // Not retried: a failed backup is reported and paged now; the next run (manual or scheduled) is the retry.
       throw new UnrecoverableError(reason);
     }
@@ -208,7 +230,11 @@ async function copyOffsite(deps: BackupWorkerDeps, target: string, manifest: Man
   const lines = outcomes.map((o) => (o.ok ? `:white_check_mark: copied to ${o.destination}` : `:warning: copy to ${o.destination} failed: ${o.error}`));
   const page = failed.length
     ? await deps.escalation
-        .failed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} failed: ${failed[0]?.ok === false ? failed[0].error : ''}`, severity: 'warning', details: { backupId: manifest.backupId } })
+        .failed(target, 'offsite-copy', {
+          summary: `Off-site copy of ${manifest.backupId} failed: ${failed[0]?.ok === false ? failed[0].error : ''}`,
+          severity: 'warning',
+          details: { backupId: manifest.backupId },
+        })
         .catch(() => null)
     : await deps.escalation.passed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} worked` }).catch(() => null);
   return [...lines, ...(page ? [page] : [])].join('\n');

@@ -45,7 +45,15 @@ export function checklistProcessor(deps: ChecklistWorkerDeps) {
       subtitle = `${data.label} (${data.target})`;
     } else {
       const ids = defs.flatMap((d) => (d.verifier ? [d.verifier] : []));
-      results = await runVerifiers(ids, { config: deps.config, storage: deps.storage, runs: deps.runs, retention: deps.retention, log, now: at, ...(signal ? { signal } : {}) });
+      results = await runVerifiers(ids, {
+        config: deps.config,
+        storage: deps.storage,
+        runs: deps.runs,
+        retention: deps.retention,
+        log,
+        now: at,
+        ...(signal ? { signal } : {}),
+      });
       subtitle = formatInZone(at, tz).slice(0, 14); // `Mon 2026-11-23`
     }
     const items = checklistItems(defs, results);

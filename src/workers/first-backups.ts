@@ -31,7 +31,12 @@ export function firstBackupData(target: Pick<TargetConfig, 'name' | 'policy'>): 
  * has to page. Idempotent across workers starting at once: the backup deduplication id (`backup-<target>`, the one
  * `/backup now` uses) lets one job in while another is waiting or running. Problems are logged, never fatal.
  */
-export async function takeFirstBackups(deps: { config: Pick<Config, 'targets'>; storage: Storage; queue: Queue<BackupJobData>; log: Logger }): Promise<string[]> {
+export async function takeFirstBackups(deps: {
+  config: Pick<Config, 'targets'>;
+  storage: Storage;
+  queue: Queue<BackupJobData>;
+  log: Logger;
+}): Promise<string[]> {
   const queued: string[] = [];
   let pending: Set<string>;
   try {

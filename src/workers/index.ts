@@ -73,7 +73,14 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     // A dump holds a lock renewed while the event loop runs; hours-long children are fine.
     { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? 2, ...stall },
   );
-  const restoreTestDeps = { config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, checklist: deps.queues.checklist, log: log.child({ worker: 'restore-test' }) };
+  const restoreTestDeps = {
+    config,
+    storage: deps.storage,
+    notifier: deps.notifier,
+    escalation: deps.escalation,
+    checklist: deps.queues.checklist,
+    log: log.child({ worker: 'restore-test' }),
+  };
   const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {
     connection: deps.workerRedis,
     prefix,
@@ -109,7 +116,14 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   // One retention run at a time across every worker host (global concurrency below): two runs would race on deletes.
   const retention = new Worker<RetentionJobData>(
     QUEUE.retention,
-    retentionProcessor({ storage: deps.storage, copies: deps.copies, queues: deps.queues, notifier: deps.notifier, audit: deps.audit, log: log.child({ worker: 'retention' }) }),
+    retentionProcessor({
+      storage: deps.storage,
+      copies: deps.copies,
+      queues: deps.queues,
+      notifier: deps.notifier,
+      audit: deps.audit,
+      log: log.child({ worker: 'retention' }),
+    }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );
   // Checklists: verified, posted to the channel, their state kept in Redis for the ticks (checklists/state.ts).
@@ -130,7 +144,9 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
   const auditJob = (queue: string, jobId: string | undefined, result: string) => {
     if (!audited.has(queue)) return;
-    void deps.audit.append({ kind: 'job', userId: null, userName: null, what: queue, args: '', decision: 'n/a', role: null, jobId: jobId ?? null, result }).catch(() => undefined);
+    void deps.audit
+      .append({ kind: 'job', userId: null, userName: null, what: queue, args: '', decision: 'n/a', role: null, jobId: jobId ?? null, result })
+      .catch(() => undefined);
   };
   for (const w of all) {
     w.on('error', (err) => log.error({ err, worker: w.name }, 'worker error'));

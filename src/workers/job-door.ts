@@ -46,5 +46,11 @@ async function reportRefused(deps: DoorDeps, kind: string, job: Job, reason: str
   const escalation = deps.escalation
     ? await deps.escalation.failed(target, kind, { summary: reason.slice(0, 1000), severity: 'error', details: { jobId: job.id ?? null, kind } })
     : 'nobody was paged';
-  await quietNotifier(deps.notifier, deps.log).post({ text: `:x: ${escapeMrkdwn(reason)}`, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `:x: ${escapeMrkdwn(reason)}` } }, { type: 'context', elements: [{ type: 'mrkdwn', text: escalation }] }] });
+  await quietNotifier(deps.notifier, deps.log).post({
+    text: `:x: ${escapeMrkdwn(reason)}`,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `:x: ${escapeMrkdwn(reason)}` } },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: escalation }] },
+    ],
+  });
 }

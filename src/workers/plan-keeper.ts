@@ -68,7 +68,16 @@ export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper>
       // Redis that refuses the plan's writes refuses the outbox's too: page straight from here.
       log.warn({ err }, 'could not queue the page; sending it directly');
       const sent = deps.pagerDuty
-        ? await deps.pagerDuty.send({ action: 'trigger', dedupKey: PLAN_DEDUP_KEY, summary, severity: 'critical', source: 'pg-backup-bot', component: '_bot', customDetails: { missing, reason }, timestamp: now().toISOString() })
+        ? await deps.pagerDuty.send({
+            action: 'trigger',
+            dedupKey: PLAN_DEDUP_KEY,
+            summary,
+            severity: 'critical',
+            source: 'pg-backup-bot',
+            component: '_bot',
+            customDetails: { missing, reason },
+            timestamp: now().toISOString(),
+          })
         : null;
       sentence = sent?.kind === 'accepted' ? `PagerDuty paged directly (critical, dedup key ${PLAN_DEDUP_KEY})` : 'PagerDuty could NOT be paged (see logs)';
       paging = 'direct';
@@ -84,7 +93,17 @@ export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper>
     if (paging === 'outbox') {
       resolved = await deps.escalation.passed('_bot', 'schedules', { summary }).catch(() => null);
     } else if (deps.pagerDuty) {
-      const sent = await deps.pagerDuty.send({ action: 'resolve', dedupKey: PLAN_DEDUP_KEY, summary, severity: 'info', source: 'pg-backup-bot', component: '_bot', timestamp: now().toISOString() }).catch(() => null);
+      const sent = await deps.pagerDuty
+        .send({
+          action: 'resolve',
+          dedupKey: PLAN_DEDUP_KEY,
+          summary,
+          severity: 'info',
+          source: 'pg-backup-bot',
+          component: '_bot',
+          timestamp: now().toISOString(),
+        })
+        .catch(() => null);
       resolved = sent?.kind === 'accepted' ? `PagerDuty page resolved (${PLAN_DEDUP_KEY})` : null;
     }
     paging = null;

@@ -63,7 +63,12 @@ export async function queuePreMigrationChecklist(queue: Queue<ChecklistJob>, tes
   await addChecklist(queue, test.target, test.preMigration, result);
 }
 
-async function addChecklist(queue: Queue<ChecklistJob>, target: string, ctx: PreMigrationContext, restoreTest: PreMigrationRestoreResult | null): Promise<void> {
+async function addChecklist(
+  queue: Queue<ChecklistJob>,
+  target: string,
+  ctx: PreMigrationContext,
+  restoreTest: PreMigrationRestoreResult | null,
+): Promise<void> {
   const data: ChecklistJob = { kind: 'pre-migration', target, ...ctx, restoreTest };
   await (queue as unknown as Queue).add('checklist', data, { jobId: `checklist-pre-migration-${idPart(ctx.backup.jobId)}` });
 }
@@ -115,7 +120,12 @@ export async function handOffPreMigration(
 }
 
 /** The restore-test worker's hand-off to the checklist; never throws (the test's verdict stands on its own). */
-export async function handOffRestoreTest(queue: Queue<ChecklistJob> | undefined, test: RestoreTestJobData, result: PreMigrationRestoreResult, log: Logger): Promise<void> {
+export async function handOffRestoreTest(
+  queue: Queue<ChecklistJob> | undefined,
+  test: RestoreTestJobData,
+  result: PreMigrationRestoreResult,
+  log: Logger,
+): Promise<void> {
   if (!test.preMigration) return;
   if (!queue) {
     log.warn('pre-migration restore test without a checklist queue: no checklist will be posted');

@@ -35,7 +35,11 @@ async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
 export async function takeSnapshot(redis: Redis, queues: Queues, prefix: string, at: Date): Promise<RedisSnapshot> {
   const running = await Promise.all(
     (['backup', 'restoreTest', 'restore'] as const).map(async (q) =>
-      (await queues[q].getJobs(['active'])).map((j) => ({ queue: queues[q].name, id: j.id ?? '?', target: (j.data as { target?: string } | undefined)?.target ?? null })),
+      (await queues[q].getJobs(['active'])).map((j) => ({
+        queue: queues[q].name,
+        id: j.id ?? '?',
+        target: (j.data as { target?: string } | undefined)?.target ?? null,
+      })),
     ),
   );
   const statePrefix = pageStateKey(prefix, '');

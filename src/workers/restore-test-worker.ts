@@ -5,13 +5,7 @@ import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
-import {
-  restoreTestError,
-  restoreTestFinished,
-  restoreTestProblems,
-  restoreTestRunning,
-  type RestoreJobInfo,
-} from '../notifications/restore-messages.ts';
+import { restoreTestError, restoreTestFinished, restoreTestProblems, restoreTestRunning, type RestoreJobInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runRestoreTest, scratchName } from '../postgres/restore/index.ts';
 import { findBackup, latestBackup } from '../storage/catalog.ts';
@@ -51,89 +45,107 @@ export function scratchServerUrl(config: Config, targetUrl: string): string {
  */
 export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
   const now = deps.now ?? (() => new Date());
-  return checkedAtTheDoor(RestoreTestJobData, 'restore-test', deps, async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean } | { skipped: string }> => {
-    const jobId = job.id ?? 'unknown';
-    const skipped = notItsDay(job, deps.config.timezone);
-    if (skipped) {
-      deps.log.info({ jobId, target: job.data.target, rule: job.data.schedule?.rule }, `scheduled restore test skipped: ${skipped}`);
-      return { skipped };
-    }
-    // A scheduled test names no backup: the newest one is tested, chosen now and kept in the job for a re-run.
-    const newest = job.data.backupId === undefined ? await newestBackup(deps.storage, job.data.target) : null;
-    const data = newest?.backupId ? { ...job.data, backupId: newest.backupId } : job.data;
-    const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
-    const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };
-    const say = quietNotifier(deps.notifier, log);
-    const anchor = await openAnchor(job, say.post, restoreTestRunning(req, 'starting'), data);
-    const startedAt = now();
-    try {
-      if (newest?.error) throw newest.error;
-      const target = findTarget(deps.config, data.target);
-      const manifest = await findBackup(deps.storage, req.backupId);
-      const outcome = await runRestoreTest({
-        manifest,
-        storage: deps.storage,
-        serverUrl: scratchServerUrl(deps.config, target.url),
-        scratchKey: `job:${jobId}`,
-        scratchScope: deps.config.queuePrefix,
-        jobs: deps.config.restoreTest.jobs,
-        smokeQueries: deps.config.restoreTest.smokeQueries,
-        ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
-        // Only restores read the secret key; the backup workers never do.
-        identityFile: deps.config.encryption.identityFile,
-        ...(signal ? { signal } : {}),
-        log,
-        onProgress: (p) => {
-          job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
-          if (anchor) void say.update(anchor, restoreTestRunning(req, p.phase.replace(/-/g, ' ')));
-        },
-        now,
-      });
-      const record: RestoreRecord = {
-        ...outcome,
-        formatVersion: 1,
-        kind: 'restore-test',
-        id: newRecordId(startedAt),
-        requestedBy: data.requestedBy,
-        jobId,
-        selection: null,
-        correctiveActions: null,
-      };
-      await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore-test record'));
-      log.info({ passed: record.passed, restoreMs: record.restoreMs, problems: record.problems.length }, 'restore test finished');
-      const escalation = record.passed
-        ? await deps.escalation.passed(data.target, 'restore-test', { summary: `Restore test of ${req.backupId} passed again`, details: { jobId } }).catch(() => null)
-        : await deps.escalation
-            .failed(data.target, 'restore-test', {
-              summary: `Restore test of ${data.target} FAILED (${req.backupId}): ${record.problems[0] ?? 'see Slack'}`,
-              severity: 'critical',
-              details: { jobId, backupId: req.backupId, problems: record.problems.slice(0, 20) },
-            })
-            .catch((err: unknown) => {
-              log.error({ err }, 'could not queue the PagerDuty trigger');
-              return 'PagerDuty could NOT be paged (Redis error, see logs)';
-            });
-      const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
-      if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
-      await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
-      if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
-      return { passed: true };
-    } catch (err) {
-      if (err instanceof UnrecoverableError) throw err;
-      // The test could not run at all (server unreachable, no CREATEDB, backup gone): as bad as a failed test.
-      const reason = toUserMessage(err);
-      log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'restore test could not run');
-      await reportNotRun(deps, data, req, anchor, reason, log);
-      throw new UnrecoverableError(reason);
-    }
-  });
+  return checkedAtTheDoor(
+    RestoreTestJobData,
+    'restore-test',
+    deps,
+    async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean } | { skipped: string }> => {
+      const jobId = job.id ?? 'unknown';
+      const skipped = notItsDay(job, deps.config.timezone);
+      if (skipped) {
+        deps.log.info({ jobId, target: job.data.target, rule: job.data.schedule?.rule }, `scheduled restore test skipped: ${skipped}`);
+        return { skipped };
+      }
+      // A scheduled test names no backup: the newest one is tested, chosen now and kept in the job for a re-run.
+      const newest = job.data.backupId === undefined ? await newestBackup(deps.storage, job.data.target) : null;
+      const data = newest?.backupId ? { ...job.data, backupId: newest.backupId } : job.data;
+      const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
+      const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };
+      const say = quietNotifier(deps.notifier, log);
+      const anchor = await openAnchor(job, say.post, restoreTestRunning(req, 'starting'), data);
+      const startedAt = now();
+      try {
+        if (newest?.error) throw newest.error;
+        const target = findTarget(deps.config, data.target);
+        const manifest = await findBackup(deps.storage, req.backupId);
+        const outcome = await runRestoreTest({
+          manifest,
+          storage: deps.storage,
+          serverUrl: scratchServerUrl(deps.config, target.url),
+          scratchKey: `job:${jobId}`,
+          scratchScope: deps.config.queuePrefix,
+          jobs: deps.config.restoreTest.jobs,
+          smokeQueries: deps.config.restoreTest.smokeQueries,
+          ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+          // Only restores read the secret key; the backup workers never do.
+          identityFile: deps.config.encryption.identityFile,
+          ...(signal ? { signal } : {}),
+          log,
+          onProgress: (p) => {
+            job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
+            if (anchor) void say.update(anchor, restoreTestRunning(req, p.phase.replace(/-/g, ' ')));
+          },
+          now,
+        });
+        const record: RestoreRecord = {
+          ...outcome,
+          formatVersion: 1,
+          kind: 'restore-test',
+          id: newRecordId(startedAt),
+          requestedBy: data.requestedBy,
+          jobId,
+          selection: null,
+          correctiveActions: null,
+        };
+        await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore-test record'));
+        log.info({ passed: record.passed, restoreMs: record.restoreMs, problems: record.problems.length }, 'restore test finished');
+        const escalation = record.passed
+          ? await deps.escalation
+              .passed(data.target, 'restore-test', { summary: `Restore test of ${req.backupId} passed again`, details: { jobId } })
+              .catch(() => null)
+          : await deps.escalation
+              .failed(data.target, 'restore-test', {
+                summary: `Restore test of ${data.target} FAILED (${req.backupId}): ${record.problems[0] ?? 'see Slack'}`,
+                severity: 'critical',
+                details: { jobId, backupId: req.backupId, problems: record.problems.slice(0, 20) },
+              })
+              .catch((err: unknown) => {
+                log.error({ err }, 'could not queue the PagerDuty trigger');
+                return 'PagerDuty could NOT be paged (Redis error, see logs)';
+              });
+        const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
+        if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
+        await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
+        if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
+        return { passed: true };
+      } catch (err) {
+        if (err instanceof UnrecoverableError) throw err;
+        // The test could not run at all (server unreachable, no CREATEDB, backup gone): as bad as a failed test.
+        const reason = toUserMessage(err);
+        log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'restore test could not run');
+        await reportNotRun(deps, data, req, anchor, reason, log);
+        throw new UnrecoverableError(reason);
+      }
+    },
+  );
 }
 
 /** A test that could not run: a critical page, the channel message, and a pre-migration checklist that says so. */
-async function reportNotRun(deps: RestoreTestWorkerDeps, data: RestoreTestJobData, req: RestoreJobInfo, anchor: MessageRef | undefined, reason: string, log: Logger): Promise<void> {
+async function reportNotRun(
+  deps: RestoreTestWorkerDeps,
+  data: RestoreTestJobData,
+  req: RestoreJobInfo,
+  anchor: MessageRef | undefined,
+  reason: string,
+  log: Logger,
+): Promise<void> {
   const say = quietNotifier(deps.notifier, log);
   const escalation = await deps.escalation
-    .failed(data.target, 'restore-test', { summary: `Restore test of ${data.target} could not run: ${reason}`, severity: 'critical', details: { jobId: req.jobId, backupId: req.backupId } })
+    .failed(data.target, 'restore-test', {
+      summary: `Restore test of ${data.target} could not run: ${reason}`,
+      severity: 'critical',
+      details: { jobId: req.jobId, backupId: req.backupId },
+    })
     .catch(() => 'PagerDuty could NOT be paged (Redis error, see logs)');
   await say.finish(anchor, restoreTestError(req, reason, escalation));
   await handOffRestoreTest(deps.checklist, data, restoreNotRun(reason, req.jobId), log);
@@ -155,7 +167,11 @@ export function lostRestoreTestHandler(deps: RestoreTestWorkerDeps) {
 }
 
 const purposeOf = (data: RestoreTestJobData): string | undefined =>
-  data.preMigration ? `pre-migration ${data.preMigration.label}` : data.schedule ? `scheduled (${data.schedule.rule === 'first-saturday' ? 'monthly' : 'quarterly'})` : undefined;
+  data.preMigration
+    ? `pre-migration ${data.preMigration.label}`
+    : data.schedule
+      ? `scheduled (${data.schedule.rule === 'first-saturday' ? 'monthly' : 'quarterly'})`
+      : undefined;
 
 /**
  * Why a scheduled test does nothing this time, or null. Judged on the day it was scheduled for (BullMQ's
@@ -174,7 +190,9 @@ async function newestBackup(storage: Storage, target: string): Promise<{ backupI
   try {
     const m = await latestBackup(storage, target);
     if (m) return { backupId: m.backupId };
-    return { error: new BotError('backup_not_found', `There is no finished backup of ${target} to test: the scheduled restore test found nothing to restore.`) };
+    return {
+      error: new BotError('backup_not_found', `There is no finished backup of ${target} to test: the scheduled restore test found nothing to restore.`),
+    };
   } catch (err) {
     return { error: err };
   }

@@ -29,44 +29,50 @@ export interface RestoreWorkerDeps {
 /** A selective restore (`/restore`): into a new database, or — confirmed by an allowed user — an existing one. Always recorded. */
 export function restoreProcessor(deps: RestoreWorkerDeps) {
   const now = deps.now ?? (() => new Date());
-  return checkedAtTheDoor(RestoreJobData, 'restore', deps, async (job: Job<RestoreJobData>, _token?: string, signal?: AbortSignal): Promise<{ database: string }> => {
-    const data = job.data;
-    const jobId = job.id ?? 'unknown';
-    const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, into: data.into.database });
-    const info = selectionInfo(job);
-    const say = quietNotifier(deps.notifier, log);
-    const anchor = await openAnchor(job, say.post, restoreRunning(info, 'starting'));
-    const startedAt = now();
-    let outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null = null;
-    let failure: string | null = null;
-    try {
-      // The allowed-user check happened at confirmation; an overwrite without a confirmer never runs.
-      if (!data.into.create && !data.confirmedBy) throw new BotError('bad_request', 'A restore into an existing database needs a confirmation by an allowed user; nothing was changed.');
-      const target = findTarget(deps.config, data.target);
-      const manifest = await findBackup(deps.storage, data.backupId);
-      outcome = await runSelectiveRestore({
-        manifest,
-        storage: deps.storage,
-        serverUrl: target.url,
-        tables: data.tables,
-        schemas: data.schemas,
-        into: data.into,
-        ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
-        identityFile: deps.config.encryption.identityFile,
-        ...(signal ? { signal } : {}),
-        log,
-        onProgress: (p) => {
-          if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
-        },
-      });
-    } catch (err) {
-      failure = toUserMessage(err);
-      log.error({ err }, 'restore failed');
-    }
-    const problems = await finishRestore(deps, job, { anchor, outcome, failure, startedAt, log });
-    if (problems.length > 0) throw new UnrecoverableError(problems[0] ?? 'restore failed');
-    return { database: data.into.database };
-  });
+  return checkedAtTheDoor(
+    RestoreJobData,
+    'restore',
+    deps,
+    async (job: Job<RestoreJobData>, _token?: string, signal?: AbortSignal): Promise<{ database: string }> => {
+      const data = job.data;
+      const jobId = job.id ?? 'unknown';
+      const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, into: data.into.database });
+      const info = selectionInfo(job);
+      const say = quietNotifier(deps.notifier, log);
+      const anchor = await openAnchor(job, say.post, restoreRunning(info, 'starting'));
+      const startedAt = now();
+      let outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null = null;
+      let failure: string | null = null;
+      try {
+        // The allowed-user check happened at confirmation; an overwrite without a confirmer never runs.
+        if (!data.into.create && !data.confirmedBy)
+          throw new BotError('bad_request', 'A restore into an existing database needs a confirmation by an allowed user; nothing was changed.');
+        const target = findTarget(deps.config, data.target);
+        const manifest = await findBackup(deps.storage, data.backupId);
+        outcome = await runSelectiveRestore({
+          manifest,
+          storage: deps.storage,
+          serverUrl: target.url,
+          tables: data.tables,
+          schemas: data.schemas,
+          into: data.into,
+          ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+          identityFile: deps.config.encryption.identityFile,
+          ...(signal ? { signal } : {}),
+          log,
+          onProgress: (p) => {
+            if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
+          },
+        });
+      } catch (err) {
+        failure = toUserMessage(err);
+        log.error({ err }, 'restore failed');
+      }
+      const problems = await finishRestore(deps, job, { anchor, outcome, failure, startedAt, log });
+      if (problems.length > 0) throw new UnrecoverableError(problems[0] ?? 'restore failed');
+      return { database: data.into.database };
+    },
+  );
 }
 
 function selectionInfo(job: Job<RestoreJobData>): RestoreSelectionInfo {
@@ -88,7 +94,14 @@ function selectionInfo(job: Job<RestoreJobData>): RestoreSelectionInfo {
 async function finishRestore(
   deps: RestoreWorkerDeps,
   job: Job<RestoreJobData>,
-  o: { anchor: MessageRef | undefined; outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null; failure: string | null; startedAt: Date; log: Logger; lost?: boolean },
+  o: {
+    anchor: MessageRef | undefined;
+    outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null;
+    failure: string | null;
+    startedAt: Date;
+    log: Logger;
+    lost?: boolean;
+  },
 ): Promise<string[]> {
   const data = job.data;
   const now = deps.now ?? (() => new Date());

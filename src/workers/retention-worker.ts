@@ -67,7 +67,9 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     log.info({ ...summary }, 'retention finished');
     if (retentionWorthSaying(summary)) await say.post(retentionMessage(run));
     if (summary.failed > 0 || summary.unreadable.length > 0) {
-      throw new UnrecoverableError(`retention: ${summary.failed} deletion(s) failed, ${summary.unreadable.length} storage(s) unreadable (reported in the channel)`);
+      throw new UnrecoverableError(
+        `retention: ${summary.failed} deletion(s) failed, ${summary.unreadable.length} storage(s) unreadable (reported in the channel)`,
+      );
     }
     return summary;
   };

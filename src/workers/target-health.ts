@@ -43,9 +43,7 @@ export function createTargetEvaluator(deps: TargetHealthDeps): TargetEvaluator {
   const now = deps.now ?? (() => new Date());
   const tails = new Map<string, Promise<unknown>>();
   return (target, log = deps.log) => {
-    const run = (tails.get(target) ?? Promise.resolve())
-      .catch(() => undefined)
-      .then(() => evaluateTarget(deps, target, now(), log));
+    const run = (tails.get(target) ?? Promise.resolve()).catch(() => undefined).then(() => evaluateTarget(deps, target, now(), log));
     tails.set(target, run);
     run.then(
       () => tails.get(target) === run && tails.delete(target),

@@ -3,19 +3,37 @@ import { preMigrationVerifications, samePeriod } from '../../src/checklists/evid
 import { initialState, nextVersion, SHOWN_VERSIONS_KEPT } from '../../src/checklists/state.ts';
 import { checklistItems, DEFAULT_CHECKLISTS } from '../../src/notifications/checklists.ts';
 
-const backup = { ok: true as const, backupId: 'shop-20261118T010000Z', jobId: 'backup-shop-1', bytes: 157 * 1024 * 1024, durationMs: 61_000, retainUntil: '2027-02-16T01:00:00.000Z' };
+const backup = {
+  ok: true as const,
+  backupId: 'shop-20261118T010000Z',
+  jobId: 'backup-shop-1',
+  bytes: 157 * 1024 * 1024,
+  durationMs: 61_000,
+  retainUntil: '2027-02-16T01:00:00.000Z',
+};
 
 describe('preMigrationVerifications', () => {
   it('ticks both items with the backup id, size, deadline and the restore verdict with its durations', () => {
     const r = preMigrationVerifications(backup, { passed: true, jobId: 't1', restoreMs: 4200, durationMs: 9100, tables: 9, problems: [] }, 'Europe/Paris');
     expect(r['pre-migration-backup']).toEqual({ ok: true, evidence: 'shop-20261118T010000Z: 157 MB in 1 min 1 s, kept until Tue 2027-02-16 02:00 UTC+01:00' });
-    expect(r['pre-migration-restore-tested']).toEqual({ ok: true, evidence: 'restore test passed: restore time (RTO) 4.2 s (whole test 9.1 s), 9 tables compared row for row' });
+    expect(r['pre-migration-restore-tested']).toEqual({
+      ok: true,
+      evidence: 'restore test passed: restore time (RTO) 4.2 s (whole test 9.1 s), 9 tables compared row for row',
+    });
   });
 
   it('fails the restore item with the first problem, or with why the test could not run', () => {
-    const failed = preMigrationVerifications(backup, { passed: false, jobId: 't1', restoreMs: 100, durationMs: 2000, tables: 9, problems: ['row counts differ: shop.orders'] }, 'UTC');
+    const failed = preMigrationVerifications(
+      backup,
+      { passed: false, jobId: 't1', restoreMs: 100, durationMs: 2000, tables: 9, problems: ['row counts differ: shop.orders'] },
+      'UTC',
+    );
     expect(failed['pre-migration-restore-tested']).toEqual({ ok: false, evidence: 'restore test FAILED after 2.0 s: row counts differ: shop.orders' });
-    const notRun = preMigrationVerifications(backup, { passed: null, jobId: 't1', restoreMs: null, durationMs: null, tables: null, problems: ['no CREATEDB'] }, 'UTC');
+    const notRun = preMigrationVerifications(
+      backup,
+      { passed: null, jobId: 't1', restoreMs: null, durationMs: null, tables: null, problems: ['no CREATEDB'] },
+      'UTC',
+    );
     expect(notRun['pre-migration-restore-tested']).toEqual({ ok: false, evidence: 'restore test could not run: no CREATEDB' });
   });
 

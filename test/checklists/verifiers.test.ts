@@ -101,9 +101,17 @@ describe('the scheduled checklists’ checks on real storage', () => {
   });
 
   it('daily: a run that failed after the newest backup fails "backup ran", with the reason', async () => {
-    await createRunLog(redis, prefix).record('shop', { ok: false, at: new Date(NOW.getTime() - HOUR), reason: 'pg_dump: connection refused', jobId: 'backup-shop-2' });
+    await createRunLog(redis, prefix).record('shop', {
+      ok: false,
+      at: new Date(NOW.getTime() - HOUR),
+      reason: 'pg_dump: connection refused',
+      jobId: 'backup-shop-2',
+    });
     const r = await runVerifiers(['backup-ran'], ctx());
-    expect(r['backup-ran']).toMatchObject({ ok: false, evidence: expect.stringMatching(/^last run FAILED at 09:00: pg_dump: connection refused; newest good: 02:00 backup/) });
+    expect(r['backup-ran']).toMatchObject({
+      ok: false,
+      evidence: expect.stringMatching(/^last run FAILED at 09:00: pg_dump: connection refused; newest good: 02:00 backup/),
+    });
   });
 
   it('daily: no backup at all is not "ran", and "size" cannot be judged, so neither is ticked', async () => {
@@ -122,13 +130,24 @@ describe('the scheduled checklists’ checks on real storage', () => {
     const off = { ...base, schedules: { ...base.schedules, retention: { ...base.schedules.retention, enabled: false } } };
     // A month ago nothing had expired yet: only the missing run keeps the box open.
     const r = await runVerifiers(['retention-applied'], ctx({ config: off, now: new Date(NOW.getTime() - 30 * DAY) }));
-    expect(r['retention-applied']).toEqual({ ok: false, evidence: 'no retention run recorded in the last 8 days (the retention job is turned off: `retention.enabled: false`); nothing past its deadline is left' });
+    expect(r['retention-applied']).toEqual({
+      ok: false,
+      evidence: 'no retention run recorded in the last 8 days (the retention job is turned off: `retention.enabled: false`); nothing past its deadline is left',
+    });
   });
 
   it('weekly and monthly: a backup past its deadline fails retention until the retention worker has run', async () => {
     const before = await runVerifiers(['retention-applied', 'retention-compliant'], ctx());
-    expect(before['retention-applied']).toMatchObject({ ok: false, evidence: expect.stringContaining(`no retention run recorded in the last 8 days (it is scheduled daily: are the workers running?); still there past their deadline: ${expired.backupId}`) });
-    expect(before['retention-compliant']).toMatchObject({ ok: false, evidence: expect.stringMatching(new RegExp(`^past their deadline: ${expired.backupId} .*; present: daily ×8$`)) });
+    expect(before['retention-applied']).toMatchObject({
+      ok: false,
+      evidence: expect.stringContaining(
+        `no retention run recorded in the last 8 days (it is scheduled daily: are the workers running?); still there past their deadline: ${expired.backupId}`,
+      ),
+    });
+    expect(before['retention-compliant']).toMatchObject({
+      ok: false,
+      evidence: expect.stringMatching(new RegExp(`^past their deadline: ${expired.backupId} .*; present: daily ×8$`)),
+    });
 
     // The real retention worker, through BullMQ: what it leaves (its job result) is what the checklist reads.
     const q = (name: string) => new Queue(`${name}-${randomUUID()}`, { connection: redis, prefix });
@@ -155,7 +174,9 @@ describe('the scheduled checklists’ checks on real storage', () => {
       const after = await runVerifiers(['retention-applied', 'retention-compliant'], ctx({ retention: retentionRunsFromQueue(retention) }));
       expect(after['retention-applied']).toMatchObject({
         ok: true,
-        evidence: expect.stringMatching(/^last retention run .+: deleted 1, cleaned 0 unfinished, kept 0 past the deadline; nothing past its deadline is left$/),
+        evidence: expect.stringMatching(
+          /^last retention run .+: deleted 1, cleaned 0 unfinished, kept 0 past the deadline; nothing past its deadline is left$/,
+        ),
       });
       expect(after['retention-compliant']).toEqual({ ok: true, evidence: 'nothing past its deadline; present: daily ×7' });
     } finally {
@@ -169,7 +190,10 @@ describe('the scheduled checklists’ checks on real storage', () => {
   it('monthly: a class the policy makes that has no backup fails compliance, named per target', async () => {
     const stage: TargetConfig = defaultTarget('stage', 'postgres://pgbb@127.0.0.1:1/stage', 'staging');
     const r = await runVerifiers(['retention-compliant'], ctx({ config: configWith([shop, stage]), now: new Date(NOW.getTime() + 2 * DAY) }));
-    expect(r['retention-compliant']).toMatchObject({ ok: false, evidence: expect.stringMatching(/^shop: past their deadline: .*; stage: nothing past its deadline; no weekly backup$/) });
+    expect(r['retention-compliant']).toMatchObject({
+      ok: false,
+      evidence: expect.stringMatching(/^shop: past their deadline: .*; stage: nothing past its deadline; no weekly backup$/),
+    });
   });
 
   it('monthly: a restore test this month counts as documented; one from last month does not', async () => {
@@ -209,7 +233,10 @@ describe('newest-lists: pg_restore --list of the newest backup', () => {
     const m = await runBackup(backupOptions(source.url, storage, { target: app }));
     const ctx: VerifierContext = { config: configWith([app]), storage, runs: null, retention: null, log: silentLog, now: new Date() };
     const ok = await runVerifiers(['newest-lists'], ctx);
-    expect(ok['newest-lists']).toMatchObject({ ok: true, evidence: expect.stringMatching(new RegExp(`^${m.backupId} \\(\\d\\d:\\d\\d\\): pg_restore --list read \\d+ TOC entries in `)) });
+    expect(ok['newest-lists']).toMatchObject({
+      ok: true,
+      evidence: expect.stringMatching(new RegExp(`^${m.backupId} \\(\\d\\d:\\d\\d\\): pg_restore --list read \\d+ TOC entries in `)),
+    });
 
     // Same size, zeroed head: zstd no longer recognises the frame, so pg_restore reads nothing.
     const file = await open(join(root, 'app', m.backupId, 'database.pgdump.zst'), 'r+');
@@ -241,7 +268,9 @@ describe('checklistProcessor', () => {
       const [posted] = notifier.posted;
       // Nothing has expired, but no retention run is recorded either: nothing backs a tick, so neither item passes.
       expect(posted?.text).toBe('Weekly backup checklist — Wed 2026-11-18: 0 of 3 done');
-      expect(JSON.stringify(posted?.blocks)).toContain('no retention run recorded in the last 8 days (it is scheduled daily: are the workers running?); nothing past its deadline is left');
+      expect(JSON.stringify(posted?.blocks)).toContain(
+        'no retention run recorded in the last 8 days (it is scheduled daily: are the workers running?); nothing past its deadline is left',
+      );
       expect(JSON.stringify(posted?.blocks)).toContain('no backup of shop yet');
       const ref = { channel: 'C0INCIDENTS', ts: result.ts };
       const state = await checklists.load(ref);

@@ -50,10 +50,14 @@ describe('/backup on real queues', () => {
 
     it('behind another backup, says which one and that this migration must ask again', async () => {
       await as('now');
-      expect((await as('pre-migration JIRA-1234')).text).toMatch(/^A backup of \*shop\* is already queued or running \(job `backup-shop-[^`]+`\), so no pre-migration backup \*JIRA-1234\* was started\. Run `\/backup pre-migration JIRA-1234` again/);
+      expect((await as('pre-migration JIRA-1234')).text).toMatch(
+        /^A backup of \*shop\* is already queued or running \(job `backup-shop-[^`]+`\), so no pre-migration backup \*JIRA-1234\* was started\. Run `\/backup pre-migration JIRA-1234` again/,
+      );
       await queue.obliterate({ force: true });
       await as('pre-migration JIRA-1');
-      expect((await as('pre-migration JIRA-2')).text).toMatch(/^The pre-migration backup \*JIRA-1\* of \*shop\* is already queued or running .* no pre-migration backup \*JIRA-2\* was started/);
+      expect((await as('pre-migration JIRA-2')).text).toMatch(
+        /^The pre-migration backup \*JIRA-1\* of \*shop\* is already queued or running .* no pre-migration backup \*JIRA-2\* was started/,
+      );
       expect(await queue.count()).toBe(1);
     });
   });
@@ -72,14 +76,20 @@ describe('/backup on real queues', () => {
       const gate = new Promise<void>((r) => (release = r));
       let started = () => {};
       const active = new Promise<void>((r) => (started = r));
-      const worker = new Worker(queue.name, async () => {
-        started();
-        await gate;
-      }, { connection: redis.duplicate(), prefix: queue.opts.prefix ?? '' });
+      const worker = new Worker(
+        queue.name,
+        async () => {
+          started();
+          await gate;
+        },
+        { connection: redis.duplicate(), prefix: queue.opts.prefix ?? '' },
+      );
       try {
         await active;
         const reply = await as('now');
-        expect(reply.text).toBe(`A backup of *shop* is already queued or running: job \`${job.id}\`. Its result will be posted in #incidents; no second dump was started.`);
+        expect(reply.text).toBe(
+          `A backup of *shop* is already queued or running: job \`${job.id}\`. Its result will be posted in #incidents; no second dump was started.`,
+        );
         expect(await queue.getJobCounts('waiting', 'delayed')).toEqual({ waiting: 0, delayed: 0 });
       } finally {
         release();
@@ -91,7 +101,9 @@ describe('/backup on real queues', () => {
   describe('/backup checklist', () => {
     it('queues the checklist its reminder would post, once however often it is asked', async () => {
       const first = await as('checklist weekly');
-      expect(first.text).toMatch(/^The weekly checklist is being prepared \(job `checklist-weekly-[^`]+`\): the bot runs its checks and posts it in #incidents\.$/);
+      expect(first.text).toMatch(
+        /^The weekly checklist is being prepared \(job `checklist-weekly-[^`]+`\): the bot runs its checks and posts it in #incidents\.$/,
+      );
       const again = await as('checklist weekly');
       expect(again.text).toMatch(/^A weekly checklist is already being prepared: job `checklist-weekly-[^`]+`\. .*no second one was started\.$/);
       const jobs = await checklist.getJobs(['waiting']);

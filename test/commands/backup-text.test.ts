@@ -16,14 +16,22 @@ describe('parseBackupText', () => {
     expect(parseBackupText(text)).toEqual(expected);
   });
 
-  it.each(['frobnicate; rm -rf /', 'checklist', 'checklist hourly', 'checklist daily now', 'now $(reboot)', 'now shop extra', 'status please', 'now 9bad', 'list ../../etc', 'now `id`'])(
-    'turns %j into help with the problem named',
-    (text) => {
-      const req = parseBackupText(text);
-      expect(req.verb).toBe('help');
-      expect(req).toHaveProperty('problem');
-    },
-  );
+  it.each([
+    'frobnicate; rm -rf /',
+    'checklist',
+    'checklist hourly',
+    'checklist daily now',
+    'now $(reboot)',
+    'now shop extra',
+    'status please',
+    'now 9bad',
+    'list ../../etc',
+    'now `id`',
+  ])('turns %j into help with the problem named', (text) => {
+    const req = parseBackupText(text);
+    expect(req.verb).toBe('help');
+    expect(req).toHaveProperty('problem');
+  });
 });
 
 describe('parseBackupText: pre-migration', () => {

@@ -49,7 +49,10 @@ describe('checklistTickAction', () => {
   });
   beforeEach(async () => {
     store = createChecklistStore(redis, `{tick-${randomUUID().slice(0, 8)}}`);
-    const items = checklistItems(DEFAULT_CHECKLISTS.daily, { 'disk-space': { ok: true, evidence: '60 % free' }, 'backup-ran': { ok: false, evidence: 'no backup' } });
+    const items = checklistItems(DEFAULT_CHECKLISTS.daily, {
+      'disk-space': { ok: true, evidence: '60 % free' },
+      'backup-ran': { ok: false, evidence: 'no backup' },
+    });
     await store.create(ref, initialState('daily', items, null));
   });
 
@@ -65,7 +68,12 @@ describe('checklistTickAction', () => {
     expect(replies.every((r) => r.quiet)).toBe(true);
     const state = await store.load(ref);
     expect(state?.version).toBe(4);
-    expect(state?.items.filter((i) => i.ticked).map((i) => i.ticked?.by).sort()).toEqual(['U1', 'U2', 'U3']);
+    expect(
+      state?.items
+        .filter((i) => i.ticked)
+        .map((i) => i.ticked?.by)
+        .sort(),
+    ).toEqual(['U1', 'U2', 'U3']);
     expect(updates.map((u) => JSON.stringify(u.blocks).match(/checklist:daily:v(\d+):0/)?.[1])).toEqual(['2', '3', '4']);
     expect(updates.at(-1)?.text).toMatch(/4 of 4 done/);
     expect(audit.entries.map((e) => e.args).sort()).toEqual([
@@ -106,7 +114,12 @@ describe('checklistTickAction', () => {
   });
 
   it('records the tick but tells the clicker when Slack refuses the update', async () => {
-    const act = checklistTickAction({ store, notifier: { update: async () => Promise.reject(new Error('message_not_found')) }, audit: auditLog(), log: silentLog });
+    const act = checklistTickAction({
+      store,
+      notifier: { update: async () => Promise.reject(new Error('message_not_found')) },
+      audit: auditLog(),
+      log: silentLog,
+    });
     const reply = await act(click('U1', ['disk-space', 'alerts-reviewed']));
     expect(reply.quiet).toBeUndefined();
     expect(reply.text).toMatch(/Your change was recorded, but Slack did not take the updated message/);

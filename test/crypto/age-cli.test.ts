@@ -72,7 +72,9 @@ describe('the age CLI engine (src/crypto/age-cli.ts)', () => {
       [half, /age failed \(exit code 3\)/],
     ] as const) {
       const out = collector();
-      await expect(pipeline(Readable.from([data]), await createEncryptStream([keys[0]?.recipient ?? ''], { kind: 'cli', path }), out.stream)).rejects.toThrow(message);
+      await expect(pipeline(Readable.from([data]), await createEncryptStream([keys[0]?.recipient ?? ''], { kind: 'cli', path }), out.stream)).rejects.toThrow(
+        message,
+      );
     }
   });
 

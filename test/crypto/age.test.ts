@@ -8,13 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { inspect } from 'node:util';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  checkRecipients,
-  createDecryptStream,
-  createEncryptStream,
-  generateKeyPair,
-  loadIdentity,
-} from '../../src/crypto/age.ts';
+import { checkRecipients, createDecryptStream, createEncryptStream, generateKeyPair, loadIdentity } from '../../src/crypto/age.ts';
 import { BotError } from '../../src/errors.ts';
 
 const collect = () => {
@@ -61,7 +55,12 @@ describe('age encryption (src/crypto/age.ts)', () => {
   it('encrypts to every recipient; the age CLI decrypts it with either key file', async () => {
     const enc = await encrypt(data, [a.recipient, b.recipient]);
     expect(enc.subarray(0, 22).toString()).toBe('age-encryption.org/v1\n');
-    expect(enc.toString('latin1').split('\n').filter((l) => l.startsWith('-> X25519 '))).toHaveLength(2);
+    expect(
+      enc
+        .toString('latin1')
+        .split('\n')
+        .filter((l) => l.startsWith('-> X25519 ')),
+    ).toHaveLength(2);
     const file = join(dir, 'data.age');
     await writeFile(file, enc);
     for (const key of [a.file, b.file]) {

@@ -66,7 +66,12 @@ describe('/backup now, end to end', () => {
     expect(toc).toMatch(/MATERIALIZED VIEW DATA shop/);
     const target = await createTestDatabase(inject('pgUrl'), 'restored');
     try {
-      const restored = await restoreAndCount(artifactPath(h.backupDir, manifest), target.url, Math.floor(manifest.database.serverVersionNum / 10000), h.identityFile);
+      const restored = await restoreAndCount(
+        artifactPath(h.backupDir, manifest),
+        target.url,
+        Math.floor(manifest.database.serverVersionNum / 10000),
+        h.identityFile,
+      );
       expect(restored.tables).toEqual(manifest.verification.tables);
       expect(restored.objects).toEqual(manifest.verification.objects);
       expect(manifest.verification.tables.find((t) => t.table === 'orders_default')?.rows).toBeGreaterThan(0);
@@ -92,7 +97,9 @@ describe('/backup now, end to end', () => {
     expect(status).toMatch(/Running\* \(0\)/);
     expect(status).not.toMatch(/not in Redis/);
     // No config file: the default production policy, times in UTC, next runs as BullMQ holds them.
-    expect(status).toMatch(/Schedules \(times in UTC\):\n\*shop\*\n• daily backup \(daily, kept 30 days\): every day at 02:00 — next \w{3} \d{4}-\d\d-\d\d 02:00 UTC\+00:00/);
+    expect(status).toMatch(
+      /Schedules \(times in UTC\):\n\*shop\*\n• daily backup \(daily, kept 30 days\): every day at 02:00 — next \w{3} \d{4}-\d\d-\d\d 02:00 UTC\+00:00/,
+    );
   });
 
   it('answers a second request for a running backup with the running job id, starting no second dump', async () => {

@@ -34,7 +34,12 @@ function tick(m: SlackMessage, copy: Checkboxes, ids: string[], userId: string, 
     messageTs: m.ts,
     responseId,
     message: { text: m.text, blocks: m.blocks },
-    action: { type: 'checkboxes', action_id: CHECKLIST_ACTION_ID, block_id: copy.block_id, selected_options: copy.options.filter((o) => ids.includes(o.value)) },
+    action: {
+      type: 'checkboxes',
+      action_id: CHECKLIST_ACTION_ID,
+      block_id: copy.block_id,
+      selected_options: copy.options.filter((o) => ids.includes(o.value)),
+    },
   });
 }
 
@@ -150,13 +155,20 @@ describe('ticking a checklist in Slack', () => {
     expect(shownIds(stale)).toEqual(expect.arrayContaining([a, b, c]));
 
     // On the current copy, an untick is applied and audited with whose tick it took back.
-    await tick(m, stale, shownIds(stale).filter((id) => id !== c), OPS[0]);
+    await tick(
+      m,
+      stale,
+      shownIds(stale).filter((id) => id !== c),
+      OPS[0],
+    );
     const latest = await waitFor('the untick', () => {
       const cur = checkboxes(h.slack.messages.get(m.ts) ?? m)[0];
       return cur && cur.block_id === 'checklist:daily:v6:0' ? cur : undefined;
     });
     expect(shownIds(latest)).not.toContain(c);
-    const untick = await waitFor('the untick audit', async () => (await auditLines(h)).find((l) => l.what === 'checklist-item' && l.args.startsWith(`daily ${c} unticked`)));
+    const untick = await waitFor('the untick audit', async () =>
+      (await auditLines(h)).find((l) => l.what === 'checklist-item' && l.args.startsWith(`daily ${c} unticked`)),
+    );
     expect(untick.result).toContain(`taking back <@${OPS[2]}>'s tick`);
   });
 });

@@ -43,7 +43,12 @@ async function pagesDelivered(h: Harness): Promise<void> {
 describe('a fresh install without a first backup at start', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { FIRST_BACKUP_AT_START: 'false' }, workerOptions: { schedules: true } });
+    h = await startHarness({
+      pgUrl: inject('pgUrl'),
+      redisUrl: inject('redisUrl'),
+      env: { FIRST_BACKUP_AT_START: 'false' },
+      workerOptions: { schedules: true },
+    });
   });
   afterAll(async () => {
     await h?.stop();
@@ -104,7 +109,12 @@ describe('a fresh install with a first backup at start (the default)', () => {
       const list = await deps.storage.list('shop');
       return list.length > 0 && list;
     });
-    expect(first).toMatchObject({ label: 'first backup', kind: 'scheduled', retentionClass: 'daily', requestedBy: { source: 'schedule', userName: 'first backup at start' } });
+    expect(first).toMatchObject({
+      label: 'first backup',
+      kind: 'scheduled',
+      retentionClass: 'daily',
+      requestedBy: { source: 'schedule', userName: 'first backup at start' },
+    });
     await channelMessage(h, first?.jobId ?? '', /Backup of shop succeeded/);
     // Judged again right after the backup: the stale condition is ok within seconds, whatever the health job saw.
     await until('stale ok', async () => (await deps.healthState.read('shop')).stale?.status === 'ok', 10_000);
@@ -119,7 +129,11 @@ describe('a fresh install with a first backup at start (the default)', () => {
     expect((await deps.healthState.read('shop'))['restore-test-failing']?.evidence).toBe('no restore test recorded');
     const jobId = jobIdOf((await slash(h, '/restore-test', 'latest')).text) ?? '';
     await channelMessage(h, jobId, /passed/, 120_000);
-    await until('the restore test in the health state', async () => /^restore test of shop-\S+ at .+ passed$/.test((await deps.healthState.read('shop'))['restore-test-failing']?.evidence ?? ''), 10_000);
+    await until(
+      'the restore test in the health state',
+      async () => /^restore test of shop-\S+ at .+ passed$/.test((await deps.healthState.read('shop'))['restore-test-failing']?.evidence ?? ''),
+      10_000,
+    );
   }, 150_000);
 });
 
@@ -135,7 +149,13 @@ describe('takeFirstBackups', () => {
       expect(runs.flat()).toHaveLength(1);
       const jobs = await queue.getJobs(['waiting']);
       expect(jobs.map((j) => j.data)).toEqual([
-        { target: 'shop', kind: 'scheduled', label: 'first backup', requestedBy: { source: 'schedule', userName: 'first backup at start' }, schedule: { id: 'daily', retentionClass: 'daily', keepDays: 30 } },
+        {
+          target: 'shop',
+          kind: 'scheduled',
+          label: 'first backup',
+          requestedBy: { source: 'schedule', userName: 'first backup at start' },
+          schedule: { id: 'daily', retentionClass: 'daily', keepDays: 30 },
+        },
       ]);
       // A later start while it still waits adds nothing either.
       expect(await takeFirstBackups({ config, storage, queue, log })).toEqual([]);

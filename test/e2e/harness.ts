@@ -94,7 +94,10 @@ export async function startHarness(opts: {
       },
     }),
   });
-  const service = await startService(config, log, 'all', { pagerDutyCa: pd.ca, workerOptions: { progressIntervalMs: 0, schedules: false, ...opts.workerOptions } });
+  const service = await startService(config, log, 'all', {
+    pagerDutyCa: pd.ca,
+    workerOptions: { progressIntervalMs: 0, schedules: false, ...opts.workerOptions },
+  });
   return {
     config,
     service,

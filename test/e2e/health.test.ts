@@ -121,7 +121,8 @@ describe('health conditions and the PagerDuty lifecycle', () => {
 
   it('/backup health shows every condition with its evidence', async () => {
     const { text } = await slash(h, '/backup', 'health');
-    for (const label of ['backup too old', 'backup size anomaly', 'backup too slow', 'backup disk', 'last backup failed', 'last restore test failed']) expect(text).toContain(label);
+    for (const label of ['backup too old', 'backup size anomaly', 'backup too slow', 'backup disk', 'last backup failed', 'last restore test failed'])
+      expect(text).toContain(label);
     expect(text).toMatch(/since/);
   });
 
@@ -139,11 +140,22 @@ describe('health conditions and the PagerDuty lifecycle', () => {
   });
 
   it('check CLI speaks Nagios: exit 2 with a critical condition, 0 when all is well', async () => {
-    const env = { PATH: process.env.PATH ?? '', DATABASE_URL: h.source.url, TARGET_NAME: 'shop', BACKUP_DIR: h.backupDir, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: h.config.queuePrefix };
+    const env = {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: h.source.url,
+      TARGET_NAME: 'shop',
+      BACKUP_DIR: h.backupDir,
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: h.config.queuePrefix,
+    };
     const ok = await execa('node', ['bin/pg-backup-bot.js', 'check'], { env, extendEnv: false, reject: false });
     expect(ok.stdout).toMatch(/^(OK|WARNING) shop /m);
     expect([0, 1]).toContain(ok.exitCode);
-    const gone = await execa('node', ['bin/pg-backup-bot.js', 'check'], { env: { ...env, BACKUP_DIR: `${h.backupDir}-empty` }, extendEnv: false, reject: false });
+    const gone = await execa('node', ['bin/pg-backup-bot.js', 'check'], {
+      env: { ...env, BACKUP_DIR: `${h.backupDir}-empty` },
+      extendEnv: false,
+      reject: false,
+    });
     expect(gone.exitCode).toBe(2);
     expect(gone.stdout.split('\n')[0]).toMatch(/^CRITICAL shop stale/);
   });

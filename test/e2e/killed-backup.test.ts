@@ -69,7 +69,11 @@ async function plant(storage: LocalStorage, backupId: string, owner: BackupOwner
   await finished(w.stream);
   if (!finishedStartedAt) return; // left as `database.pgdump.zst.partial`, as a killed worker leaves it
   await w.commit();
-  const m = makeManifest({ target: 'shop', startedAt: finishedStartedAt, artifacts: [{ bytes: 4, sha256: createHash('sha256').update('dump').digest('hex') }] });
+  const m = makeManifest({
+    target: 'shop',
+    startedAt: finishedStartedAt,
+    artifacts: [{ bytes: 4, sha256: createHash('sha256').update('dump').digest('hex') }],
+  });
   expect(m.backupId).toBe(backupId);
   await storage.writeManifest(m);
 }
@@ -156,10 +160,14 @@ describe('a worker killed mid-dump', () => {
     await queues.backup.add('backup', { target: 'shop', kind: 'manual', label: null, requestedBy } satisfies BackupJobData, { jobId: held });
     let taken!: () => void;
     const took = new Promise<void>((r) => (taken = r));
-    holder = new Worker<BackupJobData, unknown>(QUEUE.backup, () => {
-      taken();
-      return new Promise<unknown>(() => undefined);
-    }, { connection: redis.duplicate(), prefix, ...stallOptions({}) });
+    holder = new Worker<BackupJobData, unknown>(
+      QUEUE.backup,
+      () => {
+        taken();
+        return new Promise<unknown>(() => undefined);
+      },
+      { connection: redis.duplicate(), prefix, ...stallOptions({}) },
+    );
     await took;
     const planted = {
       gone: 'shop-20260101T000001Z', // its job is not in Redis any more: removed
@@ -176,12 +184,16 @@ describe('a worker killed mid-dump', () => {
 
     // The supervisor starts the worker again.
     const second = startWorkerProcess();
-    const sweep = await until('the start-up sweep', async () => logLines().find((l) => l.msg === 'removed unfinished backups left by jobs that are no longer running'));
+    const sweep = await until('the start-up sweep', async () =>
+      logLines().find((l) => l.msg === 'removed unfinished backups left by jobs that are no longer running'),
+    );
     expect(sweep.removed).toContain(planted.gone);
     for (const kept of [planted.running, planted.finished, planted.nobody, planted.elsewhere]) expect(sweep.removed).not.toContain(kept);
 
     // The retry: taken over from the dead worker, it removes the dead attempt's directory before dumping again.
-    const job = await until('the retried backup to finish', async () => ((await queues.backup.getJobState(jobId)) === 'completed' ? queues.backup.getJob(jobId) : undefined));
+    const job = await until('the retried backup to finish', async () =>
+      (await queues.backup.getJobState(jobId)) === 'completed' ? queues.backup.getJob(jobId) : undefined,
+    );
     const retriedAfterMs = (job?.processedOn ?? 0) - killedAt;
     console.info(`killed backup retried ${(retriedAfterMs / 1000).toFixed(1)} s after the kill`);
     // With BullMQ's defaults (30 s lock, 30 s check) this took 60 s here; with ours (stall-settings.ts) 9–12 s.

@@ -59,7 +59,12 @@ beforeAll(async () => {
   await storage.beginBackup('shop', halfWritten);
   const w = await storage.createArtifactWriter('shop', halfWritten, 'database.pgdump.zst');
   w.stream.write('the first megabytes of a dump');
-  await loseJob<BackupJobData>(QUEUE.backup, 'backup', { target: 'shop', kind: 'manual', label: null, requestedBy, attemptBackupIds: [halfWritten] }, 'lost-backup-1');
+  await loseJob<BackupJobData>(
+    QUEUE.backup,
+    'backup',
+    { target: 'shop', kind: 'manual', label: null, requestedBy, attemptBackupIds: [halfWritten] },
+    'lost-backup-1',
+  );
   await loseJob<RestoreTestJobData>(
     QUEUE.restoreTest,
     'restore-test',
@@ -78,7 +83,15 @@ beforeAll(async () => {
   await loseJob<RestoreJobData>(
     QUEUE.restore,
     'restore',
-    { target: 'shop', backupId: 'shop-20261125T010000Z', tables: ['public.orders'], schemas: [], into: { database: 'shop', create: false }, requestedBy, confirmedBy: 'U0OPS1' },
+    {
+      target: 'shop',
+      backupId: 'shop-20261125T010000Z',
+      tables: ['public.orders'],
+      schemas: [],
+      into: { database: 'shop', create: false },
+      requestedBy,
+      confirmedBy: 'U0OPS1',
+    },
     'lost-restore-1',
   );
   h = await startHarness({
@@ -120,7 +133,9 @@ describe('a job whose worker died', () => {
     const end = Date.now() + 30_000;
     let checklist: string | undefined;
     while (!checklist && Date.now() < end) {
-      checklist = [...harness.slack.messages.values()].map((m) => JSON.stringify(m.blocks ?? '')).find((b) => b.includes('JIRA-42') && b.includes('do not start the migration'));
+      checklist = [...harness.slack.messages.values()]
+        .map((m) => JSON.stringify(m.blocks ?? ''))
+        .find((b) => b.includes('JIRA-42') && b.includes('do not start the migration'));
       if (!checklist) await new Promise((r) => setTimeout(r, 50));
     }
     expect(checklist).toBeDefined();

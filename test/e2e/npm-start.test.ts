@@ -37,25 +37,28 @@ describe('pg-backup-bot all (what npm start runs)', () => {
     const keys = await generateKeyPair();
     port = await freePort();
     child = startBot({
-        SLACK_BOT_TOKEN: BOT_TOKEN,
-        SLACK_SIGNING_SECRET: SIGNING_SECRET,
-        SLACK_API_URL: slack.url,
-        SLACK_CHANNEL: '#incidents',
-        PORT: String(port),
-        REDIS_URL: inject('redisUrl'),
-        QUEUE_PREFIX: `{start-${port}}`,
-        DATABASE_URL: db.url,
-        BACKUP_DIR: join(dir, 'backups'),
-        BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-        PAGERDUTY_ROUTING_KEY: ROUTING_KEY,
-        PAGERDUTY_EVENTS_URL: pd.eventsUrl,
-        NODE_EXTRA_CA_CERTS: join(dir, 'pd-ca.pem'),
-        LOG_LEVEL: 'info',
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_API_URL: slack.url,
+      SLACK_CHANNEL: '#incidents',
+      PORT: String(port),
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: `{start-${port}}`,
+      DATABASE_URL: db.url,
+      BACKUP_DIR: join(dir, 'backups'),
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      PAGERDUTY_ROUTING_KEY: ROUTING_KEY,
+      PAGERDUTY_EVENTS_URL: pd.eventsUrl,
+      NODE_EXTRA_CA_CERTS: join(dir, 'pd-ca.pem'),
+      LOG_LEVEL: 'info',
     });
     child.all?.on('data', (c: Buffer) => (output += c.toString()));
     const end = Date.now() + 30_000;
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
+      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > end || child.exitCode !== null) throw new Error(`the bot did not come up:\n${output}`);
       await new Promise((r) => setTimeout(r, 100));

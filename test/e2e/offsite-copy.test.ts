@@ -28,7 +28,14 @@ describe('off-site copies (S3_MODE=copy)', () => {
     const jobId = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
     await h.slack.waitFor((c) => c.method === 'chat.postMessage' && /copied to s3:\/\/pgbb-offsite\/pgbb/.test(String(c.body.text)), 60_000);
     const [local] = await h.service.deps.storage.list('shop');
-    const remote = new S3Storage({ bucket: s3.bucket, prefix: 'pgbb', region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: TEST_CREDENTIALS });
+    const remote = new S3Storage({
+      bucket: s3.bucket,
+      prefix: 'pgbb',
+      region: 'us-east-1',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: TEST_CREDENTIALS,
+    });
     const [copied] = await remote.list('shop');
     expect(copied?.backupId).toBe(local?.backupId);
     expect(copied?.artifacts).toEqual(local?.artifacts);

@@ -103,11 +103,7 @@ describe('when Redis restarts empty under a running bot and worker', () => {
     expect(await q.retention.getGlobalConcurrency()).toBe(1);
     expect((await q.health.getJobScheduler('health'))?.every).toBe(15 * 60_000);
 
-    const told = await until(
-      'the channel told',
-      async () => [...h.slack.messages.values()].find((m) => /Redis lost its data/.test(m.text ?? '')),
-      10_000,
-    );
+    const told = await until('the channel told', async () => [...h.slack.messages.values()].find((m) => /Redis lost its data/.test(m.text ?? '')), 10_000);
     expect(told.text).toMatch(/it restarted empty/);
     expect(told.text).toMatch(/schedules restored: \d+ job schedulers and the queue limits \(pagerduty, retention/);
     expect(told.text).toMatch(/What was lost with it, as last seen intact at/);
@@ -157,7 +153,11 @@ describe('when Redis restarts empty under a running bot and worker', () => {
     }
     await h.pd.waitFor((e) => e.dedup_key === PLAN_DEDUP_KEY && e.event_action === 'resolve', 30_000);
     await until('the plan restored', whole, 30_000);
-    await until('the channel told', async () => [...h.slack.messages.values()].find((m) => /Every planned schedule is in Redis again/.test(m.text ?? '')), 10_000);
+    await until(
+      'the channel told',
+      async () => [...h.slack.messages.values()].find((m) => /Every planned schedule is in Redis again/.test(m.text ?? '')),
+      10_000,
+    );
     // The page went once, whatever the number of checks that saw the gap.
     expect(h.pd.events.filter((e) => e.dedup_key === PLAN_DEDUP_KEY && e.event_action === 'trigger')).toHaveLength(1);
   }, 120_000);

@@ -12,7 +12,6 @@ import { artifactPath } from './restore-check.ts';
 const ADMIN = 'U0ADMIN';
 let h: Harness;
 
-
 async function scratchDatabases(): Promise<string[]> {
   const c = new pg.Client({ connectionString: inject('pgUrl') });
   await c.connect();
@@ -132,18 +131,25 @@ describe('/restore', () => {
 
     it('needs a confirmation click from an allowed user, then overwrites only the named table', async () => {
       // order_items is a leaf (nothing references it): an operator's "oops, I deleted rows" case.
-      await runSql(h.source.url, 'DELETE FROM shop.order_items WHERE quantity > 1; UPDATE shop.products SET name = name || \' (edited)\' WHERE id = 1');
+      await runSql(h.source.url, "DELETE FROM shop.order_items WHERE quantity > 1; UPDATE shop.products SET name = name || ' (edited)' WHERE id = 1");
       expect(await count(h.source.url, 'select count(*) as n from shop.order_items')).toBeLessThan(7500);
       const productsBefore = await count(h.source.url, "select count(*) as n from shop.products where name like '%(edited)'");
       const before = await h.service.deps.queues.restore.count();
       const reply = await slash(h, '/restore', `${good.backupId} --table=shop.order_items --into=${h.source.name}`, { userId: ADMIN });
       expect(reply.text).toMatch(/overwrite.*shop\.order_items.*existing database/);
-      const button = ((reply.body as { blocks?: Array<Record<string, unknown>> }).blocks ?? []).flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? []).find((e) => e.action_id === 'restore_into_confirm');
+      const button = ((reply.body as { blocks?: Array<Record<string, unknown>> }).blocks ?? [])
+        .flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? [])
+        .find((e) => e.action_id === 'restore_into_confirm');
       expect(button?.confirm).toBeDefined();
       expect(await h.service.deps.queues.restore.count()).toBe(before); // nothing runs before the click
 
       const confirm = (userId: string, responseId: string) =>
-        click(h, { userId, messageTs: '1700000000.000100', responseId, action: { type: 'button', action_id: 'restore_into_confirm', value: String(button?.value) } });
+        click(h, {
+          userId,
+          messageTs: '1700000000.000100',
+          responseId,
+          action: { type: 'button', action_id: 'restore_into_confirm', value: String(button?.value) },
+        });
       await confirm('U0INTRUDER', 'intruder');
       const refused = await h.slack.waitForResponse((r) => r.id === 'intruder');
       expect(JSON.stringify(refused.body)).toMatch(/Refused/);

@@ -34,7 +34,9 @@ describe('roles and the audit trail', () => {
 
   it('lets an operator back up and run restore tests, but not restore into an existing database', async () => {
     expect((await slash(h, '/backup', 'now', { userId: 'U0OPS' })).text).toMatch(/queued: job/);
-    expect((await slash(h, '/restore', `shop-20261124T000000Z --table=shop.customers --into=${h.source.name}`, { userId: 'U0OPS' })).text).toMatch(/Refused: Only <@U0ADMIN> may restore/);
+    expect((await slash(h, '/restore', `shop-20261124T000000Z --table=shop.customers --into=${h.source.name}`, { userId: 'U0OPS' })).text).toMatch(
+      /Refused: Only <@U0ADMIN> may restore/,
+    );
   });
 
   it('shows the audit trail to admins only, with allowed and refused commands, job ids and results', async () => {
@@ -51,7 +53,8 @@ describe('roles and the audit trail', () => {
     expect(trail).toMatch(/refused/);
     // Job outcomes are appended too, once the worker is done.
     const end = Date.now() + 30_000;
-    while (!(await auditLines(h)).some((l) => l.kind === 'job' && l.jobId === allowedNow?.jobId) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    while (!(await auditLines(h)).some((l) => l.kind === 'job' && l.jobId === allowedNow?.jobId) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 100));
     expect((await auditLines(h)).find((l) => l.kind === 'job' && l.jobId === allowedNow?.jobId)?.result).toMatch(/^(completed|failed)/);
   });
 });

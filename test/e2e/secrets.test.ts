@@ -39,7 +39,6 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-
 beforeAll(async () => {
   h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { LOG_LEVEL: 'trace' } });
 });
@@ -66,7 +65,9 @@ describe('secrets hygiene', () => {
     const dumps = [...argv].filter((c) => /pg_dump|pg_restore|zstd/.test(c));
     expect(dumps.length, 'the sampler saw pg_dump, pg_restore or zstd run').toBeGreaterThan(0);
 
-    const identity = h.config.encryption.identityFile ? (await readFile(h.config.encryption.identityFile, 'utf8')).match(/AGE-SECRET-KEY-1[0-9A-Z]+/g) ?? [] : [];
+    const identity = h.config.encryption.identityFile
+      ? ((await readFile(h.config.encryption.identityFile, 'utf8')).match(/AGE-SECRET-KEY-1[0-9A-Z]+/g) ?? [])
+      : [];
     const secrets = [DB_PASSWORD, BOT_TOKEN, SIGNING_SECRET, ROUTING_KEY, ...identity];
     const stored = await Promise.all((await filesUnder(h.backupDir)).map((f) => readFile(f, 'utf8')));
     const logs = h.logs.join('');
@@ -76,7 +77,7 @@ describe('secrets hygiene', () => {
       slack: JSON.stringify(h.slack.calls.map((c) => c.body)),
       'manifests and records': stored.join('\n'),
     };
-    expect(h.service.deps.log.level).toBe("trace"); // the most talkative level really was on
+    expect(h.service.deps.log.level).toBe('trace'); // the most talkative level really was on
     expect(logs).toMatch(/"level":20/);
     for (const [where, text] of Object.entries(places)) {
       for (const secret of secrets) expect(text.includes(secret), `${where} contains a secret`).toBe(false);

@@ -32,7 +32,10 @@ describe('Socket Mode (SLACK_APP_TOKEN set)', () => {
     const text = String((payload as { text?: string }).text);
     const jobId = /job `([^`]+)`/.exec(text)?.[1];
     expect(jobId).toMatch(/^backup-shop-/);
-    await h.slack.waitFor((c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(jobId ?? '') && /succeeded|FAILED/.test(String(c.body.text)), 60_000);
+    await h.slack.waitFor(
+      (c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(jobId ?? '') && /succeeded|FAILED/.test(String(c.body.text)),
+      60_000,
+    );
     const health = await fetch(`http://127.0.0.1:${h.config.port}/healthz`);
     expect(health.status).toBe(200);
   });

@@ -26,7 +26,9 @@ describe('evaluateHealth: stale', () => {
     const due = new Date(NOW.getTime() + 2 * HOUR);
     const waiting = pick(evaluateHealth(healthyInput({ backups: [], lastBackupRun: null, firstBackupDueAt: due })), 'stale');
     expect(waiting).toMatchObject({ status: 'failing', severity: 'warning', quiet: true });
-    expect(waiting.evidence).toBe('no backup of shop yet; the first scheduled backup is due at 2026-11-24 14:00 UTC (critical if there is none by 2026-11-24 15:00 UTC)');
+    expect(waiting.evidence).toBe(
+      'no backup of shop yet; the first scheduled backup is due at 2026-11-24 14:00 UTC (critical if there is none by 2026-11-24 15:00 UTC)',
+    );
     const graced = pick(evaluateHealth(healthyInput({ backups: [], now: new Date(due.getTime() + 59 * MIN), firstBackupDueAt: due })), 'stale');
     expect(graced).toMatchObject({ severity: 'warning', quiet: true });
     const late = pick(evaluateHealth(healthyInput({ backups: [], now: new Date(due.getTime() + HOUR), firstBackupDueAt: due })), 'stale');

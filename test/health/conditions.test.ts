@@ -59,7 +59,12 @@ describe('evaluateHealth: backup-failing', () => {
 
 describe('evaluateHealth: restore-test-failing', () => {
   it('fails critically with the problems, and recovers when a test passes', () => {
-    const lastRestoreTest = { passed: false, at: ago(2 * HOUR), problems: ['public.orders: 10 rows, expected 12', 'b', 'c', 'd'], backupId: 'shop-20261124T030000Z' };
+    const lastRestoreTest = {
+      passed: false,
+      at: ago(2 * HOUR),
+      problems: ['public.orders: 10 rows, expected 12', 'b', 'c', 'd'],
+      backupId: 'shop-20261124T030000Z',
+    };
     const r = pick(evaluateHealth(healthyInput({ lastRestoreTest })), 'restore-test-failing');
     expect(r).toMatchObject({ status: 'failing', severity: 'critical' });
     expect(r.summary).toBe('The last restore test of shop failed: public.orders: 10 rows, expected 12');

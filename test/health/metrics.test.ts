@@ -46,7 +46,13 @@ describe('createMetrics', () => {
     expect(json.map((m) => m.name).sort()).toEqual([...text.keys()].sort());
     for (const m of json) {
       const values = m.values.map((v) => v.value).sort();
-      expect(text.get(m.name)?.samples.map((s) => s.value).sort(), m.name).toEqual(values);
+      expect(
+        text
+          .get(m.name)
+          ?.samples.map((s) => s.value)
+          .sort(),
+        m.name,
+      ).toEqual(values);
     }
   });
 

@@ -61,7 +61,10 @@ describe('createHealthState', () => {
   it('lets only one of two concurrent checks see the change', async () => {
     const a = createHealthState(redis, prefix);
     const b = createHealthState(redis, prefix);
-    const runs = await Promise.all([a.apply('shop', [result('stale', 'failing', 'critical')], NOW), b.apply('shop', [result('stale', 'failing', 'critical')], NOW)]);
+    const runs = await Promise.all([
+      a.apply('shop', [result('stale', 'failing', 'critical')], NOW),
+      b.apply('shop', [result('stale', 'failing', 'critical')], NOW),
+    ]);
     expect(runs.flat().filter((r) => r.changed)).toHaveLength(1);
   });
 

@@ -8,7 +8,10 @@ import { tempStorage } from '../support/postgres-helpers.ts';
 const NOW = new Date('2026-11-18T09:00:00Z');
 const shop = defaultTarget('shop', 'postgres://pgbb@127.0.0.1:1/shop');
 const stage = defaultTarget('stage', 'postgres://pgbb@127.0.0.1:1/stage', 'staging');
-const manualOnly = { ...defaultTarget('adhoc', 'postgres://pgbb@127.0.0.1:1/adhoc'), policy: resolvePolicy({ name: 'adhoc', environment: 'production', schedules: { backups: { daily: { enabled: false }, frequent: { enabled: false } } } }) };
+const manualOnly = {
+  ...defaultTarget('adhoc', 'postgres://pgbb@127.0.0.1:1/adhoc'),
+  policy: resolvePolicy({ name: 'adhoc', environment: 'production', schedules: { backups: { daily: { enabled: false }, frequent: { enabled: false } } } }),
+};
 
 function config(over: Partial<Config> = {}): Config {
   const base = loadConfig({}, 'offline');
@@ -35,21 +38,26 @@ describe('targetThresholds', () => {
   it('leaves the limits to the config file when it sets them', () => {
     const base = config();
     expect(targetThresholds({ ...base, health: { ...base.health, thresholds: { staleHours: 30 } } })('stage')).toEqual({ staleHours: 30 });
-    expect(targetThresholds({ ...base, health: { ...base.health, thresholds: { staleHoursByClass: { weekly: 200 } } } })('stage')).toEqual({ staleHoursByClass: { weekly: 200 } });
+    expect(targetThresholds({ ...base, health: { ...base.health, thresholds: { staleHoursByClass: { weekly: 200 } } } })('stage')).toEqual({
+      staleHoursByClass: { weekly: 200 },
+    });
   });
 
   it('is what the health checks judge a target by', async () => {
     const { storage, cleanup } = await tempStorage();
     try {
       const c = config();
-      const input = await collectHealthInput({ storage, runs: null, backupQueue: null, thresholds: c.health.thresholds, thresholdsFor: targetThresholds(c, () => NOW) }, 'stage', NOW);
+      const input = await collectHealthInput(
+        { storage, runs: null, backupQueue: null, thresholds: c.health.thresholds, thresholdsFor: targetThresholds(c, () => NOW) },
+        'stage',
+        NOW,
+      );
       expect(input.thresholds?.staleHours).toBe(169);
     } finally {
       await cleanup();
     }
   });
 });
-
 
 describe('firstBackupDue', () => {
   it("is the target's first scheduled backup after the bot first saw it; without a schedule, its stale limit later", () => {

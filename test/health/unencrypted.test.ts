@@ -5,7 +5,10 @@ import type { Storage } from '../../src/storage/types.ts';
 import { HOUR, NOW, ago, makeManifest, pick } from './fixtures.ts';
 
 const RECIPIENT = `age1${'q'.repeat(58)}`;
-const encrypted = (m: Manifest): Manifest => ({ ...m, artifacts: m.artifacts.map((a) => ({ ...a, file: `${a.file}.age`, encryption: { scheme: 'age', recipients: [RECIPIENT] } })) });
+const encrypted = (m: Manifest): Manifest => ({
+  ...m,
+  artifacts: m.artifacts.map((a) => ({ ...a, file: `${a.file}.age`, encryption: { scheme: 'age', recipients: [RECIPIENT] } })),
+});
 
 /** Only what collectHealthInput reads from storage. */
 function storageOf(backups: Manifest[]): Storage {
@@ -13,7 +16,11 @@ function storageOf(backups: Manifest[]): Storage {
 }
 
 const verdict = async (backups: Manifest[], encryptionRequired?: (t: string) => boolean) =>
-  pick((await checkTarget({ storage: storageOf(backups), runs: null, backupQueue: null, ...(encryptionRequired ? { encryptionRequired } : {}) }, 'shop', NOW)).results, 'unencrypted');
+  pick(
+    (await checkTarget({ storage: storageOf(backups), runs: null, backupQueue: null, ...(encryptionRequired ? { encryptionRequired } : {}) }, 'shop', NOW))
+      .results,
+    'unencrypted',
+  );
 
 describe('the unencrypted condition, from what storage holds', () => {
   const older = makeManifest({ startedAt: ago(27 * HOUR) });

@@ -26,7 +26,13 @@ const contextOf = (m: ChannelMessage) =>
     .join(' ');
 
 describe('backup messages of a pre-migration backup', () => {
-  const req: BackupRequestInfo = { target: 'shop', jobId: 'backup-shop-1', requestedBy: { source: 'slack', userId: 'U0ANA' }, kind: 'pre-migration', label: 'JIRA-1234' };
+  const req: BackupRequestInfo = {
+    target: 'shop',
+    jobId: 'backup-shop-1',
+    requestedBy: { source: 'slack', userId: 'U0ANA' },
+    kind: 'pre-migration',
+    label: 'JIRA-1234',
+  };
 
   it('keep the label in every state, so the verdict still says which migration it is for', () => {
     for (const message of [backupStarted(req, 'dumping'), backupSucceeded(req, manifest), backupFailed(req, 'disk full', 'paged')]) {
@@ -47,7 +53,9 @@ describe('restore-test messages', () => {
     expect(contextOf(restoreTestRunning({ ...req, purpose: 'pre-migration JIRA-1234' }, 'restoring'))).toBe(
       'job `restore-test-1` · target shop · requested by <@U0ANA> · pre-migration JIRA-1234',
     );
-    expect(contextOf(restoreTestError({ ...req, purpose: 'pre-migration JIRA-1234' }, 'no CREATEDB', 'paged'))).toContain('requested by <@U0ANA> · pre-migration JIRA-1234 · paged');
+    expect(contextOf(restoreTestError({ ...req, purpose: 'pre-migration JIRA-1234' }, 'no CREATEDB', 'paged'))).toContain(
+      'requested by <@U0ANA> · pre-migration JIRA-1234 · paged',
+    );
     expect(contextOf(restoreTestRunning(req, 'restoring'))).toBe('job `restore-test-1` · target shop · requested by <@U0ANA>');
   });
 });

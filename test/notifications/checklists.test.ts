@@ -28,8 +28,14 @@ describe('DEFAULT_CHECKLISTS', () => {
   it('has the four lists, each with bot-verifiable items and items left to people', () => {
     expect(Object.keys(DEFAULT_CHECKLISTS)).toEqual(['daily', 'weekly', 'monthly', 'pre-migration']);
     for (const [kind, defs] of Object.entries(DEFAULT_CHECKLISTS)) {
-      expect(defs.some((d) => d.verifier !== null), kind).toBe(true);
-      expect(defs.some((d) => d.verifier === null), kind).toBe(true);
+      expect(
+        defs.some((d) => d.verifier !== null),
+        kind,
+      ).toBe(true);
+      expect(
+        defs.some((d) => d.verifier === null),
+        kind,
+      ).toBe(true);
       expect(new Set(defs.map((d) => d.id)).size, kind).toBe(defs.length);
     }
     expect(DEFAULT_CHECKLISTS.daily.map((d) => d.verifier)).toEqual(['backup-ran', 'size-normal', 'disk-space', null]);
@@ -69,7 +75,12 @@ describe('checklistMessage', () => {
   });
 
   it('splits more than 10 items over several elements and changes every block_id with the version', () => {
-    const many: ChecklistItem[] = Array.from({ length: 23 }, (_, i) => ({ id: `i${i}`, label: `Item ${i}`, verified: null, ticked: i === 12 ? { by: 'U1', at: '2026-11-25T09:00:00Z' } : null }));
+    const many: ChecklistItem[] = Array.from({ length: 23 }, (_, i) => ({
+      id: `i${i}`,
+      label: `Item ${i}`,
+      verified: null,
+      ticked: i === 12 ? { by: 'U1', at: '2026-11-25T09:00:00Z' } : null,
+    }));
     const v3 = elements(checklistMessage('monthly', many, 3).blocks);
     expect(v3.map((e) => e.el.options.length)).toEqual([10, 10, 3]);
     expect(v3.map((e) => e.blockId)).toEqual(['checklist:monthly:v3:0', 'checklist:monthly:v3:1', 'checklist:monthly:v3:2']);
@@ -99,13 +110,19 @@ describe('the pre-migration checklist', () => {
   const preMigration = (backupOk: boolean, testOk: boolean) =>
     checklistItems(DEFAULT_CHECKLISTS['pre-migration'], {
       'pre-migration-backup': backupOk ? { ok: true, evidence: 'shop-20261125T010000Z: 157 MB' } : { ok: false, evidence: 'backup FAILED: disk full' },
-      'pre-migration-restore-tested': testOk ? { ok: true, evidence: 'restore test passed' } : { ok: false, evidence: 'restore test FAILED: row counts differ' },
+      'pre-migration-restore-tested': testOk
+        ? { ok: true, evidence: 'restore test passed' }
+        : { ok: false, evidence: 'restore test FAILED: row counts differ' },
     });
-  const sections = (m: ReturnType<typeof checklistMessage>) => (m.blocks ?? []).filter((b) => b.type === 'section').map((b) => (b.text as { text: string }).text);
+  const sections = (m: ReturnType<typeof checklistMessage>) =>
+    (m.blocks ?? []).filter((b) => b.type === 'section').map((b) => (b.text as { text: string }).text);
   const WARNING = /^:no_entry: \*No tested restore point: do not start the migration\.\*/;
 
   it('says in so many words not to migrate when the backup or its restore test failed, whatever people tick', () => {
-    for (const [backupOk, testOk] of [[false, false], [true, false]] as const) {
+    for (const [backupOk, testOk] of [
+      [false, false],
+      [true, false],
+    ] as const) {
       const items = preMigration(backupOk, testOk);
       const message = checklistMessage('pre-migration', items, 1, 'JIRA-1 (shop)');
       expect(sections(message)[1]).toMatch(WARNING);
@@ -158,7 +175,12 @@ describe('applyTick', () => {
   });
 
   it('only touches the items of the clicked element', () => {
-    const many: ChecklistItem[] = Array.from({ length: 12 }, (_, i) => ({ id: `i${i}`, label: `Item ${i}`, verified: null, ticked: i === 11 ? { by: 'U1', at } : null }));
+    const many: ChecklistItem[] = Array.from({ length: 12 }, (_, i) => ({
+      id: `i${i}`,
+      label: `Item ${i}`,
+      verified: null,
+      ticked: i === 11 ? { by: 'U1', at } : null,
+    }));
     const scope = chunkItems(many)[0]?.map((i) => i.id);
     const { changes } = applyTick(many, ['i0'], 'U2', at, scope ? { scope } : {});
     expect(changes.map((c) => c.itemId)).toEqual(['i0']);

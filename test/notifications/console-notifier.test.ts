@@ -6,14 +6,17 @@ describe('the demo’s console notifier', () => {
   it('shows a checklist’s boxes, ticked and open, so the items left to people are visible too', async () => {
     const lines: string[] = [];
     const items = applyTick(
-      checklistItems(DEFAULT_CHECKLISTS.daily, { 'backup-ran': { ok: true, evidence: '02:00 backup shop-1: 157 MB' }, 'size-normal': { ok: false, evidence: 'not enough history' } }),
+      checklistItems(DEFAULT_CHECKLISTS.daily, {
+        'backup-ran': { ok: true, evidence: '02:00 backup shop-1: 157 MB' },
+        'size-normal': { ok: false, evidence: 'not enough history' },
+      }),
       ['backup-ran', 'disk-space'],
       'U0ANA',
       '2026-11-25T09:14:00Z',
     ).items;
     await new ConsoleNotifier((l) => lines.push(l)).post(checklistMessage('daily', items, 2, 'Wed 2026-11-25'));
     const shown = lines.join('\n');
-    expect(shown).toContain('│ [x] Last night\'s backups ran\n');
+    expect(shown).toContain("│ [x] Last night's backups ran\n");
     expect(shown).toContain('│ [ ] Backup sizes look normal\n');
     expect(shown).toContain('│ [x] Backup disk has room\n');
     expect(shown).toContain('│ [ ] Overnight alerts in this channel reviewed\n');

@@ -41,10 +41,13 @@ describe('a target that excludes tables or limits schemas', () => {
     source = await createTestDatabase(inject('pgUrl'), 'scope');
     await runSql(source.url, await readFile(new URL('../../src/dev/sample-schema.sql', import.meta.url), 'utf8'));
     // A serial (not identity) sequence: pg_dump keeps it when its table is excluded, so the counts must too.
-    await runSql(source.url, `CREATE TABLE public.audit_log (id serial PRIMARY KEY, note text NOT NULL);
+    await runSql(
+      source.url,
+      `CREATE TABLE public.audit_log (id serial PRIMARY KEY, note text NOT NULL);
       CREATE INDEX audit_log_note ON public.audit_log (note);
       INSERT INTO public.audit_log (note) SELECT 'n' || g FROM generate_series(1, 50) g;
-      CREATE TABLE public.settings (k text PRIMARY KEY, v text); INSERT INTO settings VALUES ('a', 'b');`);
+      CREATE TABLE public.settings (k text PRIMARY KEY, v text); INSERT INTO settings VALUES ('a', 'b');`,
+    );
     store = await tempStorage();
     tempDir = await mkdtemp(join(tmpdir(), 'pgbb-scope-'));
   });

@@ -52,7 +52,10 @@ describe('findPgTools', () => {
 
 describe('findZstd', () => {
   it('names the Debian package when zstd is missing', async () => {
-    await expect(findZstd('/nonexistent/zstd')).rejects.toMatchObject({ code: 'pg_tool_missing', userMessage: expect.stringContaining('apt-get install zstd') });
+    await expect(findZstd('/nonexistent/zstd')).rejects.toMatchObject({
+      code: 'pg_tool_missing',
+      userMessage: expect.stringContaining('apt-get install zstd'),
+    });
     expect(await findZstd()).toBe('zstd');
   });
 });

@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY, SCHEDULE_SECTION_SHAPE, ScheduleConfigSchema, resolvePolicy } from '../../src/schedules/index.ts';
 
-const problems = (input: unknown) =>
-  (ScheduleConfigSchema.safeParse(input).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
+const problems = (input: unknown) => (ScheduleConfigSchema.safeParse(input).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
 
 const shop = { name: 'shop', urlEnv: 'SHOP_DATABASE_URL', environment: 'production' } as const;
 
@@ -27,7 +26,9 @@ describe('ScheduleConfigSchema', () => {
     expect(both).toEqual(['targets.0.url: give exactly one of url and urlEnv']);
     const wrong = problems({ targets: [{ name: 'shop', url: 'mysql://u:hunter2@db/shop', environment: 'staging' }] });
     expect(wrong).toEqual(['targets.0.url: a postgres:// or postgresql:// URL']);
-    expect(JSON.stringify(ScheduleConfigSchema.safeParse({ targets: [{ name: 'shop', url: 'mysql://u:hunter2@db', environment: 'staging' }] }).error)).not.toContain('hunter2');
+    expect(
+      JSON.stringify(ScheduleConfigSchema.safeParse({ targets: [{ name: 'shop', url: 'mysql://u:hunter2@db', environment: 'staging' }] }).error),
+    ).not.toContain('hunter2');
     expect(problems({ targets: [{ name: 'shop', environment: 'staging' }] })).toEqual(['targets.0.url: give exactly one of url and urlEnv']);
   });
 

@@ -41,7 +41,12 @@ describe('daily 02:00 across DST changes', () => {
 
   it('Europe/Paris, October: 02:00 happens twice on the 25th, the run happens once, at the first (CEST)', () => {
     const dates = nextRuns({ pattern: '0 2 * * *', tz: 'Europe/Paris' }, new Date('2026-10-23T12:00:00Z'), 4);
-    expect(dates.map((d) => d.toISOString())).toEqual(['2026-10-24T00:00:00.000Z', '2026-10-25T00:00:00.000Z', '2026-10-26T01:00:00.000Z', '2026-10-27T01:00:00.000Z']);
+    expect(dates.map((d) => d.toISOString())).toEqual([
+      '2026-10-24T00:00:00.000Z',
+      '2026-10-25T00:00:00.000Z',
+      '2026-10-26T01:00:00.000Z',
+      '2026-10-27T01:00:00.000Z',
+    ]);
     expect(local(dates, 'Europe/Paris')[1]).toBe('Sun 2026-10-25 02:00 UTC+02:00');
     // BullMQ computes the next run when a job starts: from the first 02:00, and from the repeated 02:00 (CET),
     // the next one is the following night, never a second run the same night.

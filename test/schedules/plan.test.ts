@@ -94,7 +94,12 @@ describe('diffSchedulers', () => {
     const diff = diffSchedulers(wanted, existing);
     expect(diff.upsert).toEqual(wanted);
     expect(diff.remove).toEqual(['pgbb:backup:gone:daily', 'pgbb:backup:shop:hourly']);
-    expect(diffSchedulers(wanted, wanted.map((w) => w.id)).remove).toEqual([]);
+    expect(
+      diffSchedulers(
+        wanted,
+        wanted.map((w) => w.id),
+      ).remove,
+    ).toEqual([]);
   });
 });
 
@@ -112,7 +117,10 @@ describe('planned schedulers in BullMQ (real Redis)', () => {
 
   async function apply(plan: PlannedScheduler[]): Promise<string[]> {
     const existing = (await queue.getJobSchedulers()).map((s) => s.key);
-    const { upsert, remove } = diffSchedulers(plan.filter((p) => p.queue === 'backup' || p.queue === 'restore-test'), existing);
+    const { upsert, remove } = diffSchedulers(
+      plan.filter((p) => p.queue === 'backup' || p.queue === 'restore-test'),
+      existing,
+    );
     for (const p of upsert) await queue.upsertJobScheduler(...upsertArgs(p));
     for (const id of remove) await queue.removeJobScheduler(id);
     return (await queue.getJobSchedulers()).map((s) => s.key).sort();

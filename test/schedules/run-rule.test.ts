@@ -15,7 +15,9 @@ describe('shouldRunToday', () => {
   });
 
   it('first-saturday-of-quarter only in January, April, July and October', () => {
-    const months = Array.from({ length: 12 }, (_, i) => i + 1).filter((m) => days(2026, m, 10).some((d) => shouldRunToday('first-saturday-of-quarter', d, 'UTC')));
+    const months = Array.from({ length: 12 }, (_, i) => i + 1).filter((m) =>
+      days(2026, m, 10).some((d) => shouldRunToday('first-saturday-of-quarter', d, 'UTC')),
+    );
     expect(months).toEqual([1, 4, 7, 10]);
   });
 
@@ -44,7 +46,15 @@ describe('time helpers', () => {
   });
 
   it('reads wall-clock parts and offsets', () => {
-    expect(zonedParts(new Date('2026-03-29T01:00:00Z'), 'Europe/Paris')).toEqual({ year: 2026, month: 3, day: 29, weekday: 0, hour: 3, minute: 0, offset: 'UTC+02:00' });
+    expect(zonedParts(new Date('2026-03-29T01:00:00Z'), 'Europe/Paris')).toEqual({
+      year: 2026,
+      month: 3,
+      day: 29,
+      weekday: 0,
+      hour: 3,
+      minute: 0,
+      offset: 'UTC+02:00',
+    });
     expect(formatInZone(new Date('2026-11-25T00:00:00Z'), 'UTC')).toBe('Wed 2026-11-25 00:00 UTC+00:00');
     expect(formatInZone(new Date('2026-11-25T00:00:00Z'), 'Asia/Kolkata')).toBe('Wed 2026-11-25 05:30 UTC+05:30');
   });

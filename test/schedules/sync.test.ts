@@ -5,7 +5,16 @@ import type { z } from 'zod';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { BackupJobData, createQueues, RestoreTestJobData, type Queues } from '../../src/jobs/queues.ts';
 import { createLogger } from '../../src/logger.ts';
-import { ChecklistJobData, RetentionJobData, ScheduleConfigSchema, nextRuns, plannedSchedulers, resolvePolicy, syncSchedulers, type ScheduleSource } from '../../src/schedules/index.ts';
+import {
+  ChecklistJobData,
+  RetentionJobData,
+  ScheduleConfigSchema,
+  nextRuns,
+  plannedSchedulers,
+  resolvePolicy,
+  syncSchedulers,
+  type ScheduleSource,
+} from '../../src/schedules/index.ts';
 
 const log = createLogger({ level: 'silent' });
 
@@ -97,7 +106,12 @@ describe('syncSchedulers (real Redis)', () => {
       }
     }
     const daily = (await q.backup.getDelayed()).find((j) => j.repeatJobKey === 'pgbb:backup:shop:daily');
-    expect(daily?.data).toMatchObject({ target: 'shop', kind: 'scheduled', requestedBy: { source: 'schedule' }, schedule: { id: 'daily', retentionClass: 'daily', keepDays: 30 } });
+    expect(daily?.data).toMatchObject({
+      target: 'shop',
+      kind: 'scheduled',
+      requestedBy: { source: 'schedule' },
+      schedule: { id: 'daily', retentionClass: 'daily', keepDays: 30 },
+    });
     const rt = (await q.restoreTest.getDelayed())[0];
     expect(rt?.data.backupId).toBeUndefined();
     expect(rt?.data.schedule).toEqual({ rule: expect.stringMatching(/first-saturday/) });
@@ -115,7 +129,11 @@ describe('syncSchedulers (real Redis)', () => {
     const later = bot(prefix); // the next start, with the edited file
     const result = await syncSchedulers(
       later,
-      source({ timezone: 'Europe/Paris', targets: [{ ...SHOP, schedules: { backups: { frequent: { enabled: false } } } }], reminders: { weekly: { enabled: false } } }),
+      source({
+        timezone: 'Europe/Paris',
+        targets: [{ ...SHOP, schedules: { backups: { frequent: { enabled: false } } } }],
+        reminders: { weekly: { enabled: false } },
+      }),
       log,
     );
     expect(result.removed.sort()).toEqual([

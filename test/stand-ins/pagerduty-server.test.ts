@@ -33,8 +33,7 @@ describe('local PagerDuty Events API v2', () => {
   let agent: Agent;
   // pdjs spreads unknown options into node-fetch 2, which takes `agent`; `requestTimeout: 0` avoids its 30 s
   // timer that aborts nothing, and a short `retryTimeout` replaces its 20 s wait between 429 retries.
-  const send = (data: EventData) =>
-    event({ data, server: pd.server, requestTimeout: 0, retryTimeout: 10, ...({ agent } as object) });
+  const send = (data: EventData) => event({ data, server: pd.server, requestTimeout: 0, retryTimeout: 10, ...({ agent } as object) });
 
   beforeEach(async () => {
     pd = await startPagerDutyServer({ routingKey: KEY });
@@ -123,9 +122,7 @@ describe('local PagerDuty Events API v2', () => {
 
   it('resolves waitFor when a matching event arrives later', async () => {
     const seen = pd.waitFor((e) => e.event_action === 'resolve', 2000);
-    const sent = new Promise((resolve) => setTimeout(resolve, 20)).then(() =>
-      send({ routing_key: KEY, event_action: 'resolve', dedup_key: 'k' } as EventData),
-    );
+    const sent = new Promise((resolve) => setTimeout(resolve, 20)).then(() => send({ routing_key: KEY, event_action: 'resolve', dedup_key: 'k' } as EventData));
     expect((await seen).dedup_key).toBe('k');
     expect((await sent).status).toBe(202);
   });

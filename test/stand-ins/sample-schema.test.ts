@@ -47,8 +47,11 @@ describe('src/dev/sample-schema.sql', () => {
          and (typtype in ('d', 'e') or (typtype = 'c' and typrelid in (select oid from pg_class where relkind = 'c'))) order by 1`,
     );
     expect(rows).toEqual([
-      { typname: 'address', typtype: 'c' }, { typname: 'email', typtype: 'd' }, { typname: 'money_amount', typtype: 'd' },
-      { typname: 'order_status', typtype: 'e' }, { typname: 'sku', typtype: 'd' },
+      { typname: 'address', typtype: 'c' },
+      { typname: 'email', typtype: 'd' },
+      { typname: 'money_amount', typtype: 'd' },
+      { typname: 'order_status', typtype: 'e' },
+      { typname: 'sku', typtype: 'd' },
     ]);
   });
 
@@ -86,8 +89,9 @@ describe('src/dev/sample-schema.sql', () => {
   });
 
   it('enforces the exclusion constraint and the domain checks', async () => {
-    await expect(query(db.url, "insert into shop.delivery_slots (during) values (tstzrange('2026-01-05 08:30+00', '2026-01-05 09:30+00'))"))
-      .rejects.toThrow(/delivery_slots_no_overlap/);
+    await expect(query(db.url, "insert into shop.delivery_slots (during) values (tstzrange('2026-01-05 08:30+00', '2026-01-05 09:30+00'))")).rejects.toThrow(
+      /delivery_slots_no_overlap/,
+    );
     await expect(query(db.url, "insert into shop.customers (email, full_name) values ('not-an-email', 'x')")).rejects.toThrow(/email/);
   });
 
@@ -114,8 +118,15 @@ describe('src/dev/sample-schema.sql', () => {
         (select count(*) from shop.products where attributes @> '{"tags": ["featured"]}')::text as featured`,
     );
     expect(r).toEqual({
-      views: '1', matviews: '1', aggregates: '1', identities: '4', triggers: '2', gin_indexes: '1', sequences: '1',
-      revenue_months: expect.stringMatching(/^[1-9]\d*$/), featured: '20',
+      views: '1',
+      matviews: '1',
+      aggregates: '1',
+      identities: '4',
+      triggers: '2',
+      gin_indexes: '1',
+      sequences: '1',
+      revenue_months: expect.stringMatching(/^[1-9]\d*$/),
+      featured: '20',
     });
   });
 

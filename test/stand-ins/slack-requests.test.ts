@@ -48,15 +48,32 @@ describe('sendSlashCommand', () => {
     });
     const port = await listenLocal(server);
     const reply = await sendSlashCommand({
-      url: `http://127.0.0.1:${port}/slack/events`, signingSecret: SECRET, command: '/backup', text: 'prod now',
-      userId: 'U1', userName: 'ana', channelId: 'C0INCIDENTS', responseUrl: 'http://127.0.0.1:1/response/x',
+      url: `http://127.0.0.1:${port}/slack/events`,
+      signingSecret: SECRET,
+      command: '/backup',
+      text: 'prod now',
+      userId: 'U1',
+      userName: 'ana',
+      channelId: 'C0INCIDENTS',
+      responseUrl: 'http://127.0.0.1:1/response/x',
     });
     await closeServer(server);
     expect(reply).toMatchObject({ status: 200, body: { text: 'ok' } });
     const fields = new URLSearchParams(seen?.body);
     expect([...fields.keys()]).toEqual([
-      'token', 'team_id', 'team_domain', 'channel_id', 'channel_name', 'user_id', 'user_name', 'command', 'text',
-      'api_app_id', 'is_enterprise_install', 'response_url', 'trigger_id',
+      'token',
+      'team_id',
+      'team_domain',
+      'channel_id',
+      'channel_name',
+      'user_id',
+      'user_name',
+      'command',
+      'text',
+      'api_app_id',
+      'is_enterprise_install',
+      'response_url',
+      'trigger_id',
     ]);
     expect(fields.get('text')).toBe('prod now');
     expect(fields.get('is_enterprise_install')).toBe('false');
@@ -84,7 +101,8 @@ describe('a real Bolt app against the local Slack server', () => {
     });
     app.action('approve', async ({ ack, body }) => {
       await ack();
-      if (body.type === 'block_actions') clicks.push({ user: body.user.id, value: body.actions[0] && 'value' in body.actions[0] ? body.actions[0].value : undefined });
+      if (body.type === 'block_actions')
+        clicks.push({ user: body.user.id, value: body.actions[0] && 'value' in body.actions[0] ? body.actions[0].value : undefined });
     });
     const port = await freePort();
     await app.start(port);
@@ -97,8 +115,15 @@ describe('a real Bolt app against the local Slack server', () => {
 
   const command = (extra: { forge?: boolean; timestamp?: number } = {}) =>
     sendSlashCommand({
-      url, signingSecret: SECRET, command: '/backup', text: 'prod', userId: 'U0ANA', userName: 'ana',
-      channelId: 'C0INCIDENTS', responseUrl: slack.responseUrl('cmd-1'), ...extra,
+      url,
+      signingSecret: SECRET,
+      command: '/backup',
+      text: 'prod',
+      userId: 'U0ANA',
+      userName: 'ana',
+      channelId: 'C0INCIDENTS',
+      responseUrl: slack.responseUrl('cmd-1'),
+      ...extra,
     });
 
   it('acks a signed slash command, then respond() and chat.postMessage reach the server', async () => {
@@ -120,8 +145,13 @@ describe('a real Bolt app against the local Slack server', () => {
 
   it('delivers a signed block action with the clicking user', async () => {
     const reply = await sendBlockAction({
-      url, signingSecret: SECRET, userId: 'U0BEN', channelId: 'C0INCIDENTS', messageTs: '1700000000.000100',
-      responseUrl: slack.responseUrl('act-1'), action: { action_id: 'approve', value: 'job-42' },
+      url,
+      signingSecret: SECRET,
+      userId: 'U0BEN',
+      channelId: 'C0INCIDENTS',
+      messageTs: '1700000000.000100',
+      responseUrl: slack.responseUrl('act-1'),
+      action: { action_id: 'approve', value: 'job-42' },
     });
     expect(reply.status).toBe(200);
     expect(clicks).toEqual([{ user: 'U0BEN', value: 'job-42' }]);

@@ -7,7 +7,10 @@ const CHANNELS = { '#incidents': 'C0INCIDENTS', backups: 'C0BACKUPS' };
 
 /** The error code Slack answered, from the error web-api throws. */
 async function slackError(p: Promise<unknown>): Promise<string> {
-  const err = (await p.then(() => undefined, (e: unknown) => e)) as WebAPIPlatformError | undefined;
+  const err = (await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as WebAPIPlatformError | undefined;
   expect(err, 'the call should have failed').toBeDefined();
   expect(err?.code).toBe(ErrorCode.PlatformError);
   return String(err?.data.error);
@@ -108,7 +111,14 @@ describe('local Slack server', () => {
     it('refuses unknown block types, duplicate block ids and initial_options that match no option', async () => {
       const post = (blocks: unknown[]) => client.chat.postMessage({ channel: 'C0INCIDENTS', text: 't', blocks: blocks as never });
       expect(await slackError(post([{ type: 'sektion' }]))).toBe('invalid_blocks');
-      expect(await slackError(post([{ type: 'divider', block_id: 'a' }, { type: 'divider', block_id: 'a' }]))).toBe('invalid_blocks');
+      expect(
+        await slackError(
+          post([
+            { type: 'divider', block_id: 'a' },
+            { type: 'divider', block_id: 'a' },
+          ]),
+        ),
+      ).toBe('invalid_blocks');
       const option = (v: string) => ({ text: { type: 'plain_text', text: v }, value: v });
       const checkboxes = { type: 'checkboxes', action_id: 'c', options: [option('a')], initial_options: [option('b')] };
       expect(await slackError(post([{ type: 'actions', elements: [checkboxes] }]))).toBe('invalid_blocks');
@@ -148,8 +158,7 @@ describe('local Slack server', () => {
   });
 
   describe('response_url', () => {
-    const respond = (url: string, body: unknown) =>
-      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const respond = (url: string, body: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
     it('records posts, and answers used_url after five', async () => {
       const url = slack.responseUrl('cmd-1');

@@ -8,7 +8,11 @@ const DAY = 24 * 3600_000;
 export function store(storage: Storage, target: string, now: Date, ageDays: number, keepDays: number): Promise<Manifest> {
   const startedAt = new Date(now.getTime() - ageDays * DAY);
   const retainUntil = new Date(startedAt.getTime() + keepDays * DAY).toISOString();
-  return storeBackup(storage, target, makeBackupId(target, startedAt), startedAt.toISOString(), undefined, { kind: 'scheduled', retentionClass: 'daily', retainUntil });
+  return storeBackup(storage, target, makeBackupId(target, startedAt), startedAt.toISOString(), undefined, {
+    kind: 'scheduled',
+    retentionClass: 'daily',
+    retainUntil,
+  });
 }
 
 /** A scheduled restore test of one of shop's backups, at `at`. */

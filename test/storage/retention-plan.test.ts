@@ -7,9 +7,21 @@ const DAY = 24 * 3600 * 1000;
 const iso = (msBeforeNow: number) => new Date(NOW.getTime() - msBeforeNow).toISOString();
 
 /** A backup started `ageDays` ago, kept `keepDays`. */
-function backup(target: string, backupId: string, ageDays: number, keepDays: number | null, retentionClass: RetentionBackup['retentionClass'] = 'daily'): RetentionBackup {
+function backup(
+  target: string,
+  backupId: string,
+  ageDays: number,
+  keepDays: number | null,
+  retentionClass: RetentionBackup['retentionClass'] = 'daily',
+): RetentionBackup {
   const startedAt = iso(ageDays * DAY);
-  return { target, backupId, startedAt, retentionClass, retainUntil: keepDays === null ? null : new Date(Date.parse(startedAt) + keepDays * DAY).toISOString() };
+  return {
+    target,
+    backupId,
+    startedAt,
+    retentionClass,
+    retainUntil: keepDays === null ? null : new Date(Date.parse(startedAt) + keepDays * DAY).toISOString(),
+  };
 }
 
 const plan = (backups: RetentionBackup[], extra: Partial<Parameters<typeof planRetention>[0]> = {}) =>
@@ -19,7 +31,12 @@ const ids = (list: Array<{ backupId: string }>) => list.map((d) => d.backupId);
 
 describe('planRetention', () => {
   it('deletes what is past its deadline, oldest first, and keeps the rest with their deadline', () => {
-    const p = plan([backup('shop', 'shop-a', 40, 30), backup('shop', 'shop-b', 31, 30), backup('shop', 'shop-c', 2, 30), backup('shop', 'shop-f', 8, 7, 'frequent')]);
+    const p = plan([
+      backup('shop', 'shop-a', 40, 30),
+      backup('shop', 'shop-b', 31, 30),
+      backup('shop', 'shop-c', 2, 30),
+      backup('shop', 'shop-f', 8, 7, 'frequent'),
+    ]);
     expect(ids(p.delete)).toEqual(['shop-a', 'shop-b', 'shop-f']);
     expect(p.delete[0]).toEqual({ target: 'shop', backupId: 'shop-a', retentionClass: 'daily', reason: 'expired 2026-11-15 05:00 UTC (daily)' });
     expect(p.keep).toEqual([{ target: 'shop', backupId: 'shop-c', reason: 'retained until 2026-12-23 05:00 UTC (daily)' }]);
@@ -29,7 +46,9 @@ describe('planRetention', () => {
     const b = { ...backup('shop', 'shop-old', 30, 30), retainUntil: NOW.toISOString() };
     const newer = backup('shop', 'shop-new', 1, 30);
     expect(ids(plan([b, newer]).delete)).toEqual([]);
-    expect(ids(planRetention({ backups: [b, newer], now: new Date(NOW.getTime() + 1), runningRestoreTests: new Set(), unfinished: [] }).delete)).toEqual(['shop-old']);
+    expect(ids(planRetention({ backups: [b, newer], now: new Date(NOW.getTime() + 1), runningRestoreTests: new Set(), unfinished: [] }).delete)).toEqual([
+      'shop-old',
+    ]);
   });
 
   it('never deletes the only backup of a target, even long expired', () => {
@@ -62,7 +81,11 @@ describe('planRetention', () => {
   it('keeps an expired backup whose restore test is running', () => {
     const p = plan([backup('shop', 'shop-tested', 35, 30), backup('shop', 'shop-new', 1, 30)], { runningRestoreTests: new Set(['shop-tested']) });
     expect(p.delete).toEqual([]);
-    expect(p.keep[0]).toEqual({ target: 'shop', backupId: 'shop-tested', reason: 'expired 2026-11-20 05:00 UTC (daily), kept: a restore test of it is running' });
+    expect(p.keep[0]).toEqual({
+      target: 'shop',
+      backupId: 'shop-tested',
+      reason: 'expired 2026-11-20 05:00 UTC (daily), kept: a restore test of it is running',
+    });
   });
 
   it('keeps an expired backup a selective restore is reading', () => {
@@ -101,7 +124,9 @@ describe('planRetention', () => {
   });
 
   it('reports what it deleted, or in a dry run would delete, and what it kept past a deadline', () => {
-    const p = plan([backup('shop', 'shop-a', 40, 30), backup('shop', 'shop-b', 1, 30), backup('crm', 'crm-only', 40, 30)], { unfinished: [{ target: 'shop', backupId: 'shop-x', ageMs: 2 * DAY }] });
+    const p = plan([backup('shop', 'shop-a', 40, 30), backup('shop', 'shop-b', 1, 30), backup('crm', 'crm-only', 40, 30)], {
+      unfinished: [{ target: 'shop', backupId: 'shop-x', ageMs: 2 * DAY }],
+    });
     expect(retentionReport(p, true)).toBe(
       [
         'Retention (dry run, nothing deleted): would delete 1 backup and 1 unfinished backup; kept 2.',

@@ -169,7 +169,10 @@ describe('runRetention on one storage', () => {
       await backingUp.active;
       const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log, now: () => now });
       expect(run.storages[0]?.plan?.cleanUnfinished.map((u) => `${u.backupId}: ${u.reason}`).sort()).toEqual(
-        [`${stuck}: unfinished (no manifest), last written 31 h ago`, `${halfDeleted.backupId}: half-deleted (manifest left, artifacts gone), last written 31 h ago`].sort(),
+        [
+          `${stuck}: unfinished (no manifest), last written 31 h ago`,
+          `${halfDeleted.backupId}: half-deleted (manifest left, artifacts gone), last written 31 h ago`,
+        ].sort(),
       );
       expect((await readdir(join(root, 'shop'))).sort()).toEqual(['_records', keep.backupId, running, young].sort());
       expect(await readdir(join(root, '_audit'))).toEqual(['audit.jsonl']);
@@ -216,18 +219,28 @@ describe('runRetention on one storage', () => {
     const c = await store(local, 'shop', now, 1, 30);
     // A small fake of our own interface: the local storage, except that one delete fails the way a disk does.
     const deleteBackup = (target: string, id: string) =>
-      id === a.backupId ? Promise.reject(new BotError('storage_failed', `Could not delete backup ${id} in ${local.describe()} (EIO).`)) : local.deleteBackup(target, id);
+      id === a.backupId
+        ? Promise.reject(new BotError('storage_failed', `Could not delete backup ${id} in ${local.describe()} (EIO).`))
+        : local.deleteBackup(target, id);
     const flaky = new Proxy(local, {
       get: (t, key) => (key === 'deleteBackup' ? deleteBackup : typeof Reflect.get(t, key) === 'function' ? Reflect.get(t, key).bind(t) : Reflect.get(t, key)),
     }) as Storage;
     const seen: string[] = [];
-    const run = await runRetention({ primary: flaky, dryRun: false, inUse: () => backupsInUse(queues), log, onOutcome: async (o) => void seen.push(`${o.backupId} ${o.error ?? 'deleted'}`) });
+    const run = await runRetention({
+      primary: flaky,
+      dryRun: false,
+      inUse: () => backupsInUse(queues),
+      log,
+      onOutcome: async (o) => void seen.push(`${o.backupId} ${o.error ?? 'deleted'}`),
+    });
     expect(ids(await local.list())).toEqual(ids([a, c]));
     expect(seen).toEqual([`${a.backupId} Could not delete backup ${a.backupId} in ${local.describe()} (EIO).`, `${b.backupId} deleted`]);
     expect(retentionSummary(run)).toMatchObject({ deleted: 1, failed: 1 });
     const report = retentionRunReport(run).split('\n');
     expect(report[0]).toBe(`Retention on ${local.describe()}: deleted 1 backup and 0 unfinished backups; kept 1. 1 could NOT be deleted.`);
-    expect(report[1]).toMatch(new RegExp(`^• Could NOT delete ${a.backupId} \\(expired .*\\): Could not delete backup ${a.backupId} in local:.* \\(EIO\\)\\.$`));
+    expect(report[1]).toMatch(
+      new RegExp(`^• Could NOT delete ${a.backupId} \\(expired .*\\): Could not delete backup ${a.backupId} in local:.* \\(EIO\\)\\.$`),
+    );
     expect(report[2]).toMatch(new RegExp(`^• Deleted ${b.backupId}: expired`));
   });
 });
@@ -271,7 +284,9 @@ describe('runRetention with copies', () => {
       const run = await runRetention({ primary: local, copies: [gone], dryRun: false, inUse: () => backupsInUse(queues), log });
       expect(ids(await local.list())).toEqual([b.backupId]);
       expect(retentionSummary(run)).toMatchObject({ deleted: 1, unreadable: [gone.describe()] });
-      expect(retentionRunReport(run).split('\n').at(-1)).toMatch(/^Retention on s3:\/\/no-such-bucket\/pgbb \(copy\): could not read it, nothing deleted there: /);
+      expect(retentionRunReport(run).split('\n').at(-1)).toMatch(
+        /^Retention on s3:\/\/no-such-bucket\/pgbb \(copy\): could not read it, nothing deleted there: /,
+      );
     } finally {
       gone.destroy();
     }

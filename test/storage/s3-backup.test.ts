@@ -39,7 +39,10 @@ describe('runBackup straight into S3 (primary storage)', () => {
     source = await createTestDatabase(inject('pgUrl'), 's3src');
     await runSql(source.url, schema);
     // Random bytes do not compress: about 13 MiB of dump, so the artifact is a multipart upload of 5 MiB parts.
-    await runSql(source.url, `CREATE TABLE public.noise AS SELECT g AS id, decode(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 'hex') AS b FROM generate_series(1, 200000) g`);
+    await runSql(
+      source.url,
+      `CREATE TABLE public.noise AS SELECT g AS id, decode(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 'hex') AS b FROM generate_series(1, 200000) g`,
+    );
     work = await mkdtemp(join(tmpdir(), 'pgbb-s3e2e-'));
   });
   afterAll(async () => {
@@ -64,7 +67,9 @@ describe('runBackup straight into S3 (primary storage)', () => {
       ]);
       const db = m.artifacts.find((a) => a.role === 'database');
       expect(db?.bytes).toBeGreaterThan(10 * MiB);
-      expect(server.requests.slice(seen).filter((r) => /^PUT \/pgbb-test\/e2e\/app\/.*database\.pgdump\.zst\?.*partNumber=/.test(r)).length).toBeGreaterThanOrEqual(3);
+      expect(
+        server.requests.slice(seen).filter((r) => /^PUT \/pgbb-test\/e2e\/app\/.*database\.pgdump\.zst\?.*partNumber=/.test(r)).length,
+      ).toBeGreaterThanOrEqual(3);
 
       const got = await download(s3, m, db?.file ?? '', work);
       expect({ sha256: got.sha256, bytes: got.bytes }).toEqual({ sha256: db?.sha256, bytes: db?.bytes });
@@ -124,7 +129,9 @@ describe('runBackup straight into S3 (primary storage)', () => {
     it('says in the verdict that S3 could not be reached, naming the bucket', () => {
       expect(failure).toMatchObject({
         code: 'storage_failed',
-        userMessage: expect.stringMatching(/^Could not reach S3 to upload database\.pgdump\.zst of backup app-\S+ in s3:\/\/outage-bucket\/e2e \(ECONN(REFUSED|RESET)\)/),
+        userMessage: expect.stringMatching(
+          /^Could not reach S3 to upload database\.pgdump\.zst of backup app-\S+ in s3:\/\/outage-bucket\/e2e \(ECONN(REFUSED|RESET)\)/,
+        ),
       });
     });
   });

@@ -66,7 +66,9 @@ describe('copyBackup between local storage and S3', () => {
     await expect(copyBackup(local, s3, m, { log })).rejects.toMatchObject({
       code: 'storage_failed',
       userMessage: expect.stringMatching(
-        new RegExp(`^Copying backup ${m.backupId} to s3://${server.bucket}/copy${n} failed: database\\.pgdump\\.zst read from local:.* has sha256 [0-9a-f]{12}…, not ${m.artifacts[0]?.sha256.slice(0, 12)}…`),
+        new RegExp(
+          `^Copying backup ${m.backupId} to s3://${server.bucket}/copy${n} failed: database\\.pgdump\\.zst read from local:.* has sha256 [0-9a-f]{12}…, not ${m.artifacts[0]?.sha256.slice(0, 12)}…`,
+        ),
       ),
     });
     expect(await raw.keys(`copy${n}/`)).toEqual([]);

@@ -52,7 +52,9 @@ describe('S3Storage uploads', () => {
         bytes += (chunk as Buffer).length;
       }
       expect({ bytes, sha256: back.digest('hex') }).toEqual({ bytes: data.length, sha256: sha256(data) });
-      await storage.writeManifest(makeManifest({ target: 'app', backupId: id, startedAt: '2026-01-01T00:00:00Z', artifacts: [{ bytes: data.length, sha256: sha256(data) }] }));
+      await storage.writeManifest(
+        makeManifest({ target: 'app', backupId: id, startedAt: '2026-01-01T00:00:00Z', artifacts: [{ bytes: data.length, sha256: sha256(data) }] }),
+      );
       expect((await storage.list()).map((m) => m.backupId)).toEqual([id]);
     } finally {
       storage.destroy();
@@ -97,19 +99,29 @@ describe('S3Storage uploads', () => {
       const source = chunked(data, async (sent) => {
         if (sent === 6 * MiB) await own.stop();
       });
-      const failure = await pipeline(source, w.stream).then(
-        () => w.commit(),
-        (err: unknown) => Promise.reject(err),
-      ).then(() => null, (err: unknown) => err);
+      const failure = await pipeline(source, w.stream)
+        .then(
+          () => w.commit(),
+          (err: unknown) => Promise.reject(err),
+        )
+        .then(
+          () => null,
+          (err: unknown) => err,
+        );
       expect(failure).toMatchObject({
         code: 'storage_failed',
-        userMessage: expect.stringMatching(/^Could not reach S3 to upload database\.pgdump\.zst of backup app-20260101T000000Z in s3:\/\/outage-bucket\/p \((ECONNREFUSED|ECONNRESET)\)/),
+        userMessage: expect.stringMatching(
+          /^Could not reach S3 to upload database\.pgdump\.zst of backup app-20260101T000000Z in s3:\/\/outage-bucket\/p \((ECONNREFUSED|ECONNRESET)\)/,
+        ),
       });
       await w.abort();
       const m = makeManifest({ target: 'app', backupId: id, startedAt: '2026-01-01T00:00:00Z', artifacts: [{ bytes: data.length, sha256: sha256(data) }] });
       await expect(storage.writeManifest(m)).rejects.toMatchObject({ code: 'storage_failed', userMessage: expect.stringContaining('s3://outage-bucket/p') });
       // While S3 is away the listing fails loudly, never an empty list that would read as "no backups".
-      await expect(storage.list()).rejects.toMatchObject({ code: 'storage_failed', userMessage: expect.stringContaining('list backups in s3://outage-bucket/p') });
+      await expect(storage.list()).rejects.toMatchObject({
+        code: 'storage_failed',
+        userMessage: expect.stringContaining('list backups in s3://outage-bucket/p'),
+      });
       await own.restart();
       await expect(storage.writeManifest(m)).rejects.toMatchObject({ code: 'storage_failed', userMessage: expect.stringContaining('has no bytes') });
       expect(await storage.list()).toEqual([]);

@@ -156,7 +156,12 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       fw.stream.end('whole');
       await finished(fw.stream);
       await fw.commit();
-      const m = makeManifest({ target: 'app', backupId: kept, startedAt: '2026-01-01T00:00:00Z', artifacts: [{ bytes: 5, sha256: createHash('sha256').update('whole').digest('hex') }] });
+      const m = makeManifest({
+        target: 'app',
+        backupId: kept,
+        startedAt: '2026-01-01T00:00:00Z',
+        artifacts: [{ bytes: 5, sha256: createHash('sha256').update('whole').digest('hex') }],
+      });
       await storage.writeManifest(m);
 
       const reserved = (await storage.listReserved()).sort((x, y) => x.backupId.localeCompare(y.backupId));
@@ -195,7 +200,9 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
         const mid = makeRecord({ startedAt: '2026-02-01T00:00:00.000Z', target: 'billing', backupId: 'billing-20260201T000000Z' });
         for (const r of [mid, old, newest]) await storage.writeRecord(r);
 
-        expect(await b.files(records('restore-test'))).toEqual([`${records('restore-test')}${old.id}.json`, `${records('restore-test')}${newest.id}.json`].sort());
+        expect(await b.files(records('restore-test'))).toEqual(
+          [`${records('restore-test')}${old.id}.json`, `${records('restore-test')}${newest.id}.json`].sort(),
+        );
         expect(JSON.parse(await b.read(`${records('restore-test')}${old.id}.json`))).toEqual(old);
         expect(await storage.listRecords('restore-test')).toEqual([newest, mid, old]);
         expect(await storage.listRecords('restore-test', 'app')).toEqual([newest, old]);
@@ -232,8 +239,12 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       });
 
       it('refuses an invalid record and skips an unreadable file', async () => {
-        await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), id: '../../etc' })).rejects.toMatchObject({ code: 'internal' });
-        await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), target: 'Bad/Target' })).rejects.toMatchObject({ code: 'internal' });
+        await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), id: '../../etc' })).rejects.toMatchObject({
+          code: 'internal',
+        });
+        await expect(storage.writeRecord({ ...makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' }), target: 'Bad/Target' })).rejects.toMatchObject({
+          code: 'internal',
+        });
         const good = makeRecord({ startedAt: '2026-01-01T00:00:00.000Z' });
         await storage.writeRecord(good);
         await b.put(`${records('restore-test')}${newRecordId(new Date('2026-02-01T00:00:00Z'))}.json`, '{"formatVersion": 1');

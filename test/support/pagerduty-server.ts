@@ -71,8 +71,21 @@ function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
       const key = join(dir, 'key.pem');
       const cert = join(dir, 'cert.pem');
       await run('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1',
-        '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1', '-keyout', key, '-out', cert,
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-days',
+        '1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
       ]);
       return { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8') };
     } finally {
@@ -133,9 +146,10 @@ export async function startPagerDutyServer(options: { routingKey: string }): Pro
     if (failures.n > 0) {
       failures.n -= 1;
       const { status } = failures;
-      const reply = status === 429
-        ? { status: 'throttle event', message: 'Requests for this service are arriving too quickly. Please retry later.' }
-        : { status: 'error', message: 'Internal Server Error' };
+      const reply =
+        status === 429
+          ? { status: 'throttle event', message: 'Requests for this service are arriving too quickly. Please retry later.' }
+          : { status: 'error', message: 'Internal Server Error' };
       return reject(status, `injected ${status}`, reply);
     }
     if (text === null) return reject(413, 'body over 512 KB', { status: 'invalid event', message: 'Request entity too large' });

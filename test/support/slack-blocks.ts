@@ -6,12 +6,22 @@
  * (`[ERROR] … [json-pointer:/blocks/0/text/text]`) so web-api logs them the same way.
  */
 
-const BLOCK_TYPES = new Set([
-  'section', 'divider', 'header', 'context', 'actions', 'image', 'input', 'rich_text', 'file', 'video', 'markdown',
-]);
+const BLOCK_TYPES = new Set(['section', 'divider', 'header', 'context', 'actions', 'image', 'input', 'rich_text', 'file', 'video', 'markdown']);
 const ACTION_ELEMENTS = new Set([
-  'button', 'checkboxes', 'radio_buttons', 'static_select', 'multi_static_select', 'external_select', 'users_select',
-  'conversations_select', 'channels_select', 'overflow', 'datepicker', 'timepicker', 'datetimepicker', 'workflow_button',
+  'button',
+  'checkboxes',
+  'radio_buttons',
+  'static_select',
+  'multi_static_select',
+  'external_select',
+  'users_select',
+  'conversations_select',
+  'channels_select',
+  'overflow',
+  'datepicker',
+  'timepicker',
+  'datetimepicker',
+  'workflow_button',
 ]);
 
 type Obj = Record<string, unknown>;

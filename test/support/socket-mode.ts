@@ -30,7 +30,14 @@ export function attachSocketMode(server: Server, origin: string): { side: Socket
         const msg = JSON.parse(String(data)) as { envelope_id?: string; payload?: unknown };
         if (msg.envelope_id) pending.get(msg.envelope_id)?.(msg.payload);
       });
-      ws.send(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'stand-in', approximate_connection_time: 3600 }, connection_info: { app_id: 'A0PGBBAPP' } }));
+      ws.send(
+        JSON.stringify({
+          type: 'hello',
+          num_connections: 1,
+          debug_info: { host: 'stand-in', approximate_connection_time: 3600 },
+          connection_info: { app_id: 'A0PGBBAPP' },
+        }),
+      );
       greeted?.();
     });
   });

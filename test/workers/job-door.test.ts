@@ -56,7 +56,11 @@ describe('job data checked at every worker’s door', () => {
 
   it('a restore job missing its selection fails before pg_restore is ever started', async () => {
     const q = h.service.deps.queues.restore as unknown as Queue;
-    const job = await q.add('restore', { target: 'shop', backupId: 'shop-20261204T000000Z', requestedBy: { source: 'slack' } }, { jobId: 'restore-no-selection' });
+    const job = await q.add(
+      'restore',
+      { target: 'shop', backupId: 'shop-20261204T000000Z', requestedBy: { source: 'slack' } },
+      { jobId: 'restore-no-selection' },
+    );
     const reason = await failedReason(q, job.id ?? '');
     expect(reason).toMatch(/^The restore job restore-no-selection was not run: its data does not fit/);
     expect(reason).toMatch(/into|tables/);

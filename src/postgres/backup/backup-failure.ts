@@ -12,7 +12,11 @@ export function toBotError(err: unknown, ctx: FailureContext, signal: AbortSigna
     if (err.stage === 'canceled') return new BotError('canceled', BACKUP_CANCELED, { cause: err });
     if (err.stage === 'tool') return toolFailure(err.toolStderr, ctx, err, err.exit);
     if (err.stage === 'encryptor') {
-      return new BotError('internal', `Encrypting the backup failed (${String(err.cause instanceof Error ? err.cause.message : err.cause).slice(0, 160)}); nothing was kept.`, { cause: err });
+      return new BotError(
+        'internal',
+        `Encrypting the backup failed (${String(err.cause instanceof Error ? err.cause.message : err.cause).slice(0, 160)}); nothing was kept.`,
+        { cause: err },
+      );
     }
     if (err.stage === 'compressor') {
       const line = firstErrorLine(err.compressorStderr) || err.message;

@@ -73,7 +73,10 @@ export async function dumpGlobals(o: {
         err instanceof ToolPipeError && err.stage === 'tool'
           ? firstErrorLine(err.toolStderr).replace(/^[\w-]+:\s*(error:\s*)?/, '')
           : String(err instanceof Error ? err.message : err);
-      o.log.warn({ err, rolePasswords: attempt.rolePasswords, stderr: err instanceof ToolPipeError ? err.toolStderr : undefined }, 'pg_dumpall --globals-only failed');
+      o.log.warn(
+        { err, rolePasswords: attempt.rolePasswords, stderr: err instanceof ToolPipeError ? err.toolStderr : undefined },
+        'pg_dumpall --globals-only failed',
+      );
     }
   }
   return { dumped: null, globals: { included: false, rolePasswords: false, note: `globals skipped: ${lastError || 'pg_dumpall failed'}` } };

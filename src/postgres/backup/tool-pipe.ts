@@ -104,27 +104,40 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
   const common = childOptions(o.signal);
   // Spawned first: its stdin becomes zstd's stdout, as zstd's stdin becomes the tool's.
   const age = o.encryptCommand
-    ? yieldCpu(execa(o.encryptCommand.command, o.encryptCommand.args, { ...common, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }))
+    ? yieldCpu(
+        execa(o.encryptCommand.command, o.encryptCommand.args, {
+          ...common,
+          env: { PATH: process.env.PATH ?? '' },
+          extendEnv: false,
+          stdin: 'pipe',
+          stdout: 'pipe',
+          stderr: 'pipe',
+        }),
+      )
     : undefined;
   const ageStderr = age ? collectOutput(age.stderr) : undefined;
-  const zstd = yieldCpu(execa(o.zstd, ['-T0', `-${o.level}`, '-c', ...(mode === 'zstd' ? ['-vv'] : ['-q'])], {
-    ...common,
-    stdin: 'pipe',
-    stdout: age ? age.stdin : 'pipe',
-    stderr: 'pipe',
-  }));
+  const zstd = yieldCpu(
+    execa(o.zstd, ['-T0', `-${o.level}`, '-c', ...(mode === 'zstd' ? ['-vv'] : ['-q'])], {
+      ...common,
+      stdin: 'pipe',
+      stdout: age ? age.stdin : 'pipe',
+      stderr: 'pipe',
+    }),
+  );
   const zstdStderr = collectOutput(zstd.stderr);
   // Our copy of age's stdin must close too once zstd is gone, or age never sees end-of-file.
   if (age) closeWhenGone(zstd, age.stdin);
   // The URL and password live in env (libpq variables + PGPASSFILE), never in args.
-  const tool = yieldCpu(execa(o.command, o.args, {
-    ...common,
-    env: o.env,
-    extendEnv: false,
-    stdin: 'ignore',
-    stdout: mode === 'zstd' ? zstd.stdin : 'pipe',
-    stderr: 'pipe',
-  }));
+  const tool = yieldCpu(
+    execa(o.command, o.args, {
+      ...common,
+      env: o.env,
+      extendEnv: false,
+      stdin: 'ignore',
+      stdout: mode === 'zstd' ? zstd.stdin : 'pipe',
+      stderr: 'pipe',
+    }),
+  );
   const toolStderr = collectOutput(tool.stderr);
   // The tool holds its own copy of zstd's stdin. In 'node' mode the input pipeline ends it, unless the tool never
   // started.
@@ -171,7 +184,11 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
   });
   const input =
     mode === 'node' && tool.stdout
-      ? pipeline(tool.stdout, counter((n) => (rawSeen += n)), zstd.stdin).catch((err: unknown) => {
+      ? pipeline(
+          tool.stdout,
+          counter((n) => (rawSeen += n)),
+          zstd.stdin,
+        ).catch((err: unknown) => {
           killAll();
           throw err;
         })
@@ -185,7 +202,8 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
   const fail = (stage: ToolPipeError['stage'], detail: string, cause?: unknown, exit?: string) =>
     new ToolPipeError(stage, toolStderr.text(), zstdStderr.text(), { detail, cause, ...(exit ? { exit } : {}) });
 
-  if (o.signal?.aborted || toolResult?.isCanceled || zstdResult?.isCanceled || ageResult?.isCanceled) throw fail('canceled', 'canceled by request', o.signal?.reason);
+  if (o.signal?.aborted || toolResult?.isCanceled || zstdResult?.isCanceled || ageResult?.isCanceled)
+    throw fail('canceled', 'canceled by request', o.signal?.reason);
   if (outRes.status === 'rejected' && encryptFailedFirst) throw fail('encryptor', `encrypting the artifact failed: ${String(outRes.reason)}`, outRes.reason);
   // A full disk shows up here first; zstd and the tool then die of a broken pipe, which is not the cause.
   if (outRes.status === 'rejected') throw fail('write', `writing the artifact failed: ${String(outRes.reason)}`, outRes.reason);
@@ -197,7 +215,12 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
   // An encryptor that dies takes zstd with it (a broken pipe): then the encryptor is the cause.
   if (ageFailed && (!zstdResult?.failed || zstdResult.signal === 'SIGPIPE' || /broken pipe/i.test(zstdStderr.text()))) {
     const exit = ageResult ? describeExit(ageResult) : 'it did not start';
-    throw fail('encryptor', `${o.encryptCommand?.command ?? 'age'} failed (${exit}): ${ageStderr?.text().trim().split('\n')[0] ?? ''}`, ageResult ?? ageRes, exit);
+    throw fail(
+      'encryptor',
+      `${o.encryptCommand?.command ?? 'age'} failed (${exit}): ${ageStderr?.text().trim().split('\n')[0] ?? ''}`,
+      ageResult ?? ageRes,
+      exit,
+    );
   }
   if (!zstdResult || zstdResult.failed) {
     const exit = zstdResult ? describeExit(zstdResult) : 'it did not start';
@@ -222,8 +245,7 @@ let nativeTools: Promise<Hasher | null> | undefined;
  * artifact, and on 2 cores that CPU comes out of pg_dump's share.
  */
 export function findNativeTools(): Promise<Hasher | null> {
-  const works = (command: string, args: string[]) =>
-    execa(command, args, { reject: false, stdin: 'ignore', timeout: 10_000 }).then((r) => !r.failed);
+  const works = (command: string, args: string[]) => execa(command, args, { reject: false, stdin: 'ignore', timeout: 10_000 }).then((r) => !r.failed);
   nativeTools ??= (async () => {
     if (!(await works('tee', ['--version']))) return null;
     if (await works('openssl', ['dgst', '-sha256', '-r', '/dev/null'])) return { command: 'openssl', args: ['dgst', '-sha256', '-r'] };
@@ -266,7 +288,13 @@ async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher): Prom
   let settled = false;
   const ticker = setInterval(() => {
     if (!o.onProgress) return;
-    void Promise.all([stat(path).then((st) => st.size, () => 0), readProcRead(zstd.pid)]).then(([bytes, raw]) => {
+    void Promise.all([
+      stat(path).then(
+        (st) => st.size,
+        () => 0,
+      ),
+      readProcRead(zstd.pid),
+    ]).then(([bytes, raw]) => {
       if (!settled) o.onProgress?.(raw === null ? { bytes } : { bytes, rawBytes: raw });
     });
   }, 1_000);
@@ -293,7 +321,10 @@ async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher): Prom
   }
   const sha256 = /^([0-9a-f]{64})\b/.exec(sumOut.text())?.[1];
   const hashFailed = () =>
-    fail('write', `hashing the artifact failed: ${sumStderr.text().trim().split('\n')[0] || (sumResult ? describeExit(sumResult) : `${hasher.command} did not start`)}`);
+    fail(
+      'write',
+      `hashing the artifact failed: ${sumStderr.text().trim().split('\n')[0] || (sumResult ? describeExit(sumResult) : `${hasher.command} did not start`)}`,
+    );
   // A hasher that dies takes tee with it (a broken pipe): then the hasher is the cause.
   if (sumResult?.failed && teeResult?.failed && (teeResult.signal === 'SIGPIPE' || /broken pipe/i.test(teeStderr.text()))) throw hashFailed();
   // A full disk shows up in tee first; the stages before it then die of a broken pipe, which is not the cause.
@@ -309,7 +340,12 @@ async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher): Prom
   }
   if (age && (!ageResult || ageResult.failed)) {
     const exit = ageResult ? describeExit(ageResult) : 'it did not start';
-    throw fail('encryptor', `${o.encryptCommand?.command ?? 'age'} failed (${exit}): ${ageStderr?.text().trim().split('\n')[0] ?? ''}`, ageResult ?? ageRes, exit);
+    throw fail(
+      'encryptor',
+      `${o.encryptCommand?.command ?? 'age'} failed (${exit}): ${ageStderr?.text().trim().split('\n')[0] ?? ''}`,
+      ageResult ?? ageRes,
+      exit,
+    );
   }
   if (!zstdResult || zstdResult.failed) {
     const exit = zstdResult ? describeExit(zstdResult) : 'it did not start';

@@ -98,7 +98,6 @@ export interface OpenArchiveOptions {
   log: Logger;
 }
 
-
 function describeExit(r: { signal?: string | undefined; exitCode?: number | undefined }): string {
   if (r.signal) return `killed by ${r.signal}`;
   return r.exitCode !== undefined ? `exit code ${r.exitCode}` : 'it did not start';
@@ -128,7 +127,9 @@ async function decompressToFile(o: OpenArchiveOptions, file: string, tempRoot: s
     out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
     await once(out, 'open').catch((err: unknown) => {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new BotError(code === 'ENOSPC' ? 'disk_full' : 'storage_failed', `Could not create the decompressed backup in ${tempRoot} (${code ?? 'error'}).`, { cause: err });
+      throw new BotError(code === 'ENOSPC' ? 'disk_full' : 'storage_failed', `Could not create the decompressed backup in ${tempRoot} (${code ?? 'error'}).`, {
+        cause: err,
+      });
     });
     if (toolReadsFile) stored.destroy();
     // The library decrypts in node; a wrong or missing identity fails here, before zstd starts.
@@ -169,10 +170,15 @@ async function decompressToFile(o: OpenArchiveOptions, file: string, tempRoot: s
     if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled while decompressing the backup.');
     const err = stderr.text();
     if (/No space left on device/i.test(err)) {
-      throw new BotError('disk_full', `The temp directory ${tempRoot} filled up while decompressing the backup; free space there or set another temp directory.`);
+      throw new BotError(
+        'disk_full',
+        `The temp directory ${tempRoot} filled up while decompressing the backup; free space there or set another temp directory.`,
+      );
     }
     if (ageResult?.failed) {
-      throw new UnreadableArchive(`the database artifact does not decrypt: ${firstErrorLine(ageStderr?.text() ?? '').replace(/^age:\s*(error:\s*)?/, '') || describeExit(ageResult)}`);
+      throw new UnreadableArchive(
+        `the database artifact does not decrypt: ${firstErrorLine(ageStderr?.text() ?? '').replace(/^age:\s*(error:\s*)?/, '') || describeExit(ageResult)}`,
+      );
     }
     if (decryptError !== undefined) {
       throw new UnreadableArchive(`the database artifact does not decrypt: ${decryptError instanceof Error ? decryptError.message : String(decryptError)}`);
@@ -222,7 +228,9 @@ async function decompressor(o: OpenArchiveOptions) {
   // Once the reader stops (a listing read only the TOC), zstd and the source get EPIPE: expected, not news.
   const feed = pipeline(source, zstd.stdin).catch(() => undefined);
   const why = (fallback: string) =>
-    decryptError === undefined ? `does not decompress: ${fallback}` : `does not decrypt: ${decryptError instanceof Error ? decryptError.message : String(decryptError)}`;
+    decryptError === undefined
+      ? `does not decompress: ${fallback}`
+      : `does not decrypt: ${decryptError instanceof Error ? decryptError.message : String(decryptError)}`;
   return {
     zstd,
     stderr,

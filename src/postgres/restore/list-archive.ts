@@ -37,7 +37,16 @@ export async function listStoredBackup(o: {
   const zstd = await findZstd();
   let archive: Awaited<ReturnType<typeof openArchive>> | undefined;
   try {
-    archive = await openArchive({ manifest: o.manifest, storage: o.storage, zstd, pgRestore: tools.pgRestore, input: 'stream', signal: o.signal, identity, log: o.log });
+    archive = await openArchive({
+      manifest: o.manifest,
+      storage: o.storage,
+      zstd,
+      pgRestore: tools.pgRestore,
+      input: 'stream',
+      signal: o.signal,
+      identity,
+      log: o.log,
+    });
     const run = await archive.pgRestore(['--list'], { env: cleanBaseEnv(), captureStdout: true, partialRead: true });
     if (!run.ok) return fail(`pg_restore --list failed (${run.exit}): ${firstErrorLine(run.stderr) || 'no error message'}`);
     const tocEntries = tocEntryCount(run.stdout);

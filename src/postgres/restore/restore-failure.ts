@@ -15,13 +15,24 @@ export function restoreFailure(run: PgRestoreRun, ctx: FailureContext, database:
   const lines = run.stderr.split('\n').map((l) => l.trim());
   const at = lines.indexOf(first);
   const detail = lines.slice(at + 1, at + 4).find((l) => l.startsWith('DETAIL:'));
-  const problem = `${tool} failed: ${line || run.exit}${detail ? ` (${detail.replace(/^DETAIL:\s*/, '').replace(/\s+/g, ' ').replace(/\.$/, '')})` : ''}`;
+  const problem = `${tool} failed: ${line || run.exit}${
+    detail
+      ? ` (${detail
+          .replace(/^DETAIL:\s*/, '')
+          .replace(/\s+/g, ' ')
+          .replace(/\.$/, '')})`
+      : ''
+  }`;
   if (/No space left on device|could not extend file/.test(run.stderr)) {
     return {
       problem,
-      infrastructure: new BotError('disk_full', `The database server at ${ctx.server} ran out of disk space while restoring into ${database}; free space there and run it again.`, {
-        detail: run.stderr.trim(),
-      }),
+      infrastructure: new BotError(
+        'disk_full',
+        `The database server at ${ctx.server} ran out of disk space while restoring into ${database}; free space there and run it again.`,
+        {
+          detail: run.stderr.trim(),
+        },
+      ),
     };
   }
   const known = classifyFailure(run.stderr, ctx);

@@ -101,7 +101,18 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
     const zstd = await findZstd(o.zstdPath);
     // A wrong key fails here with one sentence; a damaged header too, but then the checksums speak first (below).
     await checkIdentityOpensBackup(m, o.storage, identity);
-    return openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: early.signal, identity, agePath: o.agePath, log });
+    return openArchive({
+      manifest: m,
+      storage: o.storage,
+      zstd,
+      pgRestore: tools.pgRestore,
+      tempDir: o.tempDir,
+      input: o.input,
+      signal: early.signal,
+      identity,
+      agePath: o.agePath,
+      log,
+    });
   })();
   opening.catch(() => undefined);
   // The checksums decided against restoring (or could not be read): stop and remove the decompression.

@@ -75,9 +75,13 @@ export async function createDatabase(serverUrl: string, name: string): Promise<v
     } catch (err) {
       const state = sqlState(err);
       if (state === '42P04') {
-        throw new BotError('already_running', `The database "${name}" already exists on ${server}; it was left untouched. Pick another name, or drop it if it is a leftover.`, {
-          cause: err,
-        });
+        throw new BotError(
+          'already_running',
+          `The database "${name}" already exists on ${server}; it was left untouched. Pick another name, or drop it if it is a leftover.`,
+          {
+            cause: err,
+          },
+        );
       }
       if (state === '42501') {
         throw new BotError(
@@ -127,7 +131,9 @@ export async function dropLeftoverScratchDatabases(serverUrl: string, keep: Set<
   const mine = scratchScopePrefix(scope);
   const names = await withMaintenanceClient(serverUrl, async (c) => {
     // A regex, not LIKE: `_` is a LIKE wildcard, and only names scratchName() makes are ours to drop.
-    const { rows } = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^pgbb_rt_[0-9a-f]{6}_[0-9a-f]{12}$' ORDER BY datname`);
+    const { rows } = await c.query<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname ~ '^pgbb_rt_[0-9a-f]{6}_[0-9a-f]{12}$' ORDER BY datname`,
+    );
     return rows.map((r) => r.datname);
   });
   const dropped: string[] = [];

@@ -159,7 +159,9 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
         .sort((a, b) => b.tag.length - a.tag.length)[0];
       // Only a restored table's own key is news; a key of a table left out naturally goes with it.
       if (owner && selected.has(owner.id)) {
-        notes.push(`foreign key ${e.tag.slice(owner.tag.length + 1)} of ${owner.schema}.${owner.tag} was not restored: it refers to a table that was not restored`);
+        notes.push(
+          `foreign key ${e.tag.slice(owner.tag.length + 1)} of ${owner.schema}.${owner.tag} was not restored: it refers to a table that was not restored`,
+        );
       }
     }
   }

@@ -108,7 +108,18 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   let failure: unknown;
   try {
     progress('planning');
-    archive = await openArchive({ manifest: m, storage: o.storage, zstd, pgRestore: tools.pgRestore, tempDir: o.tempDir, input: o.input, signal: o.signal, identity, agePath: o.agePath, log });
+    archive = await openArchive({
+      manifest: m,
+      storage: o.storage,
+      zstd,
+      pgRestore: tools.pgRestore,
+      tempDir: o.tempDir,
+      input: o.input,
+      signal: o.signal,
+      identity,
+      agePath: o.agePath,
+      log,
+    });
     const a = archive;
     // Reading the TOC needs no connection: a clean environment, no credentials.
     const env = cleanBaseEnv();
@@ -142,7 +153,11 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
       return { run: await runPgRestorePasses(a, args, jobs, childEnv), tool: 'pg_restore' };
     });
     restoreMs = Date.now() - tRestore + a.decompressMs;
-    if (run.canceled) throw new BotError('canceled', `The restore into ${db} was canceled; ${o.into.create ? 'the new database was dropped' : 'its transaction was rolled back'}.`);
+    if (run.canceled)
+      throw new BotError(
+        'canceled',
+        `The restore into ${db} was canceled; ${o.into.create ? 'the new database was dropped' : 'its transaction was rolled back'}.`,
+      );
     if (!run.ok) {
       const f = restoreFailure(run, ctx, db, tool);
       if (f.infrastructure) throw f.infrastructure;
@@ -160,8 +175,7 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
     if (err instanceof UnreadableArchive) {
       restoreFailed = true;
       problems.push(err.problem, 'nothing was restored');
-    }
-    else failure = o.signal?.aborted ? new BotError('canceled', `The restore into ${db} was canceled; nothing was kept.`, { cause: err }) : err;
+    } else failure = o.signal?.aborted ? new BotError('canceled', `The restore into ${db} was canceled; nothing was kept.`, { cause: err }) : err;
   } finally {
     await archive?.close().catch((err: unknown) => log.warn({ err }, 'could not remove the decompressed archive'));
     await rm(work, { recursive: true, force: true });

@@ -39,7 +39,15 @@ describe('encrypted backups (age)', () => {
   const encrypted = () => ({ encryption: { recipients: keys.map((k) => k.recipient) } });
   const keyFile = (i: number) => keys[i]?.file ?? '';
   const restoreTest = (extra: { identityFile?: string; input?: 'file' | 'stream'; agePath?: string | null | undefined; manifest?: Manifest } = {}) =>
-    runRestoreTest({ manifest, storage: store.storage, serverUrl: server.url, scratchKey: `job:enc-${process.pid}-${++n}`, tempDir: dir, log: silentLog, ...extra });
+    runRestoreTest({
+      manifest,
+      storage: store.storage,
+      serverUrl: server.url,
+      scratchKey: `job:enc-${process.pid}-${++n}`,
+      tempDir: dir,
+      log: silentLog,
+      ...extra,
+    });
 
   beforeAll(async () => {
     server = await startEphemeralPostgres();
@@ -76,7 +84,10 @@ describe('encrypted backups (age)', () => {
     const stanzas = async (f: string) => {
       const text = (await readFile(join(store.root, 'app', manifest.backupId, f))).toString('latin1');
       expect(text.startsWith('age-encryption.org/v1\n')).toBe(true);
-      return text.slice(0, text.indexOf('\n---')).split('\n').filter((l) => l.startsWith('-> X25519 ')).length;
+      return text
+        .slice(0, text.indexOf('\n---'))
+        .split('\n')
+        .filter((l) => l.startsWith('-> X25519 ')).length;
     };
     // The database artifact also names the backup's own read-back key (dropped after the backup), the globals do not.
     expect(await stanzas('database.pgdump.zst.age')).toBe(3);
@@ -168,7 +179,14 @@ describe('encrypted backups (age)', () => {
     expect(inProcess.artifacts.map((a) => a.file)).toEqual(['database.pgdump.zst.age', 'globals.sql.zst.age']);
     // 'full' verification fed from the tap counts the raw bytes zstd reported.
     expect(inProcess.artifacts[0]?.rawBytes).toBeGreaterThan(0);
-    const outcome = await runRestoreTest({ manifest: inProcess, storage: store.storage, serverUrl: server.url, scratchKey: `job:enc-lib-${process.pid}`, identityFile: keyFile(0), log: silentLog });
+    const outcome = await runRestoreTest({
+      manifest: inProcess,
+      storage: store.storage,
+      serverUrl: server.url,
+      scratchKey: `job:enc-lib-${process.pid}`,
+      identityFile: keyFile(0),
+      log: silentLog,
+    });
     expect(outcome.problems).toEqual([]);
   });
 
@@ -178,7 +196,14 @@ describe('encrypted backups (age)', () => {
     const bytes = await readFile(path);
     bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
     await writeFile(path, bytes);
-    const outcome = await runRestoreTest({ manifest: copy, storage: store.storage, serverUrl: server.url, scratchKey: `job:enc-bad-${process.pid}`, identityFile: keyFile(2), log: silentLog });
+    const outcome = await runRestoreTest({
+      manifest: copy,
+      storage: store.storage,
+      serverUrl: server.url,
+      scratchKey: `job:enc-bad-${process.pid}`,
+      identityFile: keyFile(2),
+      log: silentLog,
+    });
     expect(outcome.passed).toBe(false);
     expect(outcome.problems[0]).toMatch(/^artifact corrupted: database\.pgdump\.zst\.age/);
   });
@@ -231,10 +256,12 @@ describe('the encryption policy', () => {
 
   it('takes it with `encryption: none`, and for a staging target', async () => {
     const optedOut = await runBackup(backupOptions(source.url, store.storage, { encryption: { recipients: [], optedOut: true } }));
-    const staging = await runBackup(
-      backupOptions(source.url, store.storage, { target: defaultTarget('stage', source.url, 'staging'), encryption: null }),
-    );
-    for (const m of [optedOut, staging]) expect(m.artifacts.map((a) => [a.file, a.encryption])).toEqual([['database.pgdump.zst', null], ['globals.sql.zst', null]]);
+    const staging = await runBackup(backupOptions(source.url, store.storage, { target: defaultTarget('stage', source.url, 'staging'), encryption: null }));
+    for (const m of [optedOut, staging])
+      expect(m.artifacts.map((a) => [a.file, a.encryption])).toEqual([
+        ['database.pgdump.zst', null],
+        ['globals.sql.zst', null],
+      ]);
   });
 
   it('is canceled mid-dump like any backup: nothing kept, no age (or pg_dump, zstd) left running', async () => {

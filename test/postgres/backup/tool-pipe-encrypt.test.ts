@@ -40,7 +40,10 @@ describe('runToolIntoZstd with encryption', () => {
     runToolIntoZstd({ command: 'sh', args: ['-c', PATTERN], env: { PATH: process.env.PATH ?? '' }, zstd: 'zstd', level: 1, ...extra });
 
   it.each([
-    ['the age CLI chained by file descriptor', async (): Promise<Partial<ToolPipeOptions>> => ({ encryptCommand: { command: 'age', args: ['-r', keys.recipient] } })],
+    [
+      'the age CLI chained by file descriptor',
+      async (): Promise<Partial<ToolPipeOptions>> => ({ encryptCommand: { command: 'age', args: ['-r', keys.recipient] } }),
+    ],
     ['age-encryption in this process', async (): Promise<Partial<ToolPipeOptions>> => ({ encrypt: await createEncryptStream([keys.recipient]) })],
   ])('hashes and stores the encrypted bytes, which decrypt and decompress to the raw dump (%s)', async (_name, engine) => {
     const stored = collector();

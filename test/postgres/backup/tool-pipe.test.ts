@@ -16,16 +16,30 @@ const sink = () =>
 
 describe('runToolIntoZstd', () => {
   it.each(['zstd', 'node'] as const)('fails instead of hanging when the tool cannot start (%s counting)', async (rawCounting) => {
-    const err = await runToolIntoZstd({ command: '/nonexistent/pg_dumpall', args: [], env: {}, zstd: 'zstd', level: 1, destination: sink(), rawCounting }).catch(
-      (e: unknown) => e,
-    );
+    const err = await runToolIntoZstd({
+      command: '/nonexistent/pg_dumpall',
+      args: [],
+      env: {},
+      zstd: 'zstd',
+      level: 1,
+      destination: sink(),
+      rawCounting,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ToolPipeError);
     expect((err as ToolPipeError).stage).toBe('tool');
     expect((err as ToolPipeError).exit).toMatch(/ENOENT/);
   });
 
   it.each(['zstd', 'node'] as const)('counts raw and stored bytes and hashes what it stored (%s counting)', async (rawCounting) => {
-    const r = await runToolIntoZstd({ command: 'head', args: ['-c', '3000000', '/dev/zero'], env: {}, zstd: 'zstd', level: 3, destination: sink(), rawCounting });
+    const r = await runToolIntoZstd({
+      command: 'head',
+      args: ['-c', '3000000', '/dev/zero'],
+      env: {},
+      zstd: 'zstd',
+      level: 3,
+      destination: sink(),
+      rawCounting,
+    });
     expect(r.rawBytes).toBe(3_000_000);
     expect(r.bytes).toBeGreaterThan(0);
     expect(r.bytes).toBeLessThan(10_000);
@@ -53,7 +67,15 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
     const path = join(dir, 'ok.zst.partial');
     await writeFile(path, '', { mode: 0o600 });
     const w = unused();
-    const r = await runToolIntoZstd({ command: 'head', args: ['-c', '3000000', '/dev/urandom'], env: {}, zstd: 'zstd', level: 1, destination: w.s, destinationPath: path });
+    const r = await runToolIntoZstd({
+      command: 'head',
+      args: ['-c', '3000000', '/dev/urandom'],
+      env: {},
+      zstd: 'zstd',
+      level: 1,
+      destination: w.s,
+      destinationPath: path,
+    });
     const stored = await readFile(path);
     expect(r.bytes).toBe(stored.length);
     expect(r.sha256).toBe(createHash('sha256').update(stored).digest('hex'));
@@ -66,12 +88,28 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
     // .ci/run installs openssl; sha256sum is the fallback where it is missing.
     expect(await findNativeTools()).toEqual({ command: 'openssl', args: ['dgst', '-sha256', '-r'] });
     const digests: string[] = [];
-    for (const hasher of [{ command: 'openssl', args: ['dgst', '-sha256', '-r'] }, { command: 'sha256sum', args: ['-b'] }]) {
+    for (const hasher of [
+      { command: 'openssl', args: ['dgst', '-sha256', '-r'] },
+      { command: 'sha256sum', args: ['-b'] },
+    ]) {
       const path = join(dir, `${hasher.command}.zst.partial`);
       await writeFile(path, '', { mode: 0o600 });
       // Deterministic input: the same bytes go to both chains, so the stored files and digests must agree.
-      const r = await runToolIntoZstd({ command: 'head', args: ['-c', '2000000', '/dev/zero'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: path, hasher });
-      expect(r.sha256).toBe(createHash('sha256').update(await readFile(path)).digest('hex'));
+      const r = await runToolIntoZstd({
+        command: 'head',
+        args: ['-c', '2000000', '/dev/zero'],
+        env: {},
+        zstd: 'zstd',
+        level: 1,
+        destination: unused().s,
+        destinationPath: path,
+        hasher,
+      });
+      expect(r.sha256).toBe(
+        createHash('sha256')
+          .update(await readFile(path))
+          .digest('hex'),
+      );
       digests.push(r.sha256);
     }
     expect(digests[0]).toBe(digests[1]);
@@ -96,9 +134,15 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
   });
 
   it('reports a full disk as a write failure with ENOSPC as its cause', async () => {
-    const err = await runToolIntoZstd({ command: 'head', args: ['-c', '3000000', '/dev/urandom'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: '/dev/full' }).catch(
-      (e: unknown) => e,
-    );
+    const err = await runToolIntoZstd({
+      command: 'head',
+      args: ['-c', '3000000', '/dev/urandom'],
+      env: {},
+      zstd: 'zstd',
+      level: 1,
+      destination: unused().s,
+      destinationPath: '/dev/full',
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ToolPipeError);
     expect((err as ToolPipeError).stage).toBe('write');
     expect(((err as ToolPipeError).cause as NodeJS.ErrnoException).code).toBe('ENOSPC');
@@ -107,9 +151,15 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
   it('fails when the tool fails, even though zstd ends a well-formed stream', async () => {
     const path = join(dir, 'tool.zst.partial');
     await writeFile(path, '', { mode: 0o600 });
-    const err = await runToolIntoZstd({ command: 'sh', args: ['-c', 'head -c 100000 /dev/urandom; exit 3'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: path }).catch(
-      (e: unknown) => e,
-    );
+    const err = await runToolIntoZstd({
+      command: 'sh',
+      args: ['-c', 'head -c 100000 /dev/urandom; exit 3'],
+      env: {},
+      zstd: 'zstd',
+      level: 1,
+      destination: unused().s,
+      destinationPath: path,
+    }).catch((e: unknown) => e);
     expect((err as ToolPipeError).stage).toBe('tool');
     expect((err as ToolPipeError).exit).toBe('exit code 3');
   });
@@ -119,9 +169,16 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
     await writeFile(path, '', { mode: 0o600 });
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 200);
-    const err = await runToolIntoZstd({ command: 'cat', args: ['/dev/urandom'], env: {}, zstd: 'zstd', level: 1, destination: unused().s, destinationPath: path, signal: ac.signal }).catch(
-      (e: unknown) => e,
-    );
+    const err = await runToolIntoZstd({
+      command: 'cat',
+      args: ['/dev/urandom'],
+      env: {},
+      zstd: 'zstd',
+      level: 1,
+      destination: unused().s,
+      destinationPath: path,
+      signal: ac.signal,
+    }).catch((e: unknown) => e);
     expect((err as ToolPipeError).stage).toBe('canceled');
   });
 });

@@ -139,7 +139,7 @@ describe('dropLeftoverScratchDatabases', () => {
     expect(await dropLeftoverScratchDatabases(pg.url, new Set())).toEqual([running]);
   });
 
-  it('never drops another deployment\'s scratch databases (another queue prefix on the same server)', async () => {
+  it("never drops another deployment's scratch databases (another queue prefix on the same server)", async () => {
     const theirs = scratchName('job:theirs', '{other}');
     await createDatabase(pg.url, theirs);
     expect(await dropLeftoverScratchDatabases(pg.url, new Set(), '{pgbb}')).toEqual([]);

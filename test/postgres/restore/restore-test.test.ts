@@ -153,7 +153,9 @@ describe('runRestoreTest', () => {
     const db = corrupt.artifacts.find((a) => a.file === DATABASE_FILE);
     expect(outcome.passed).toBe(false);
     expect(outcome.problems).toHaveLength(1);
-    expect(outcome.problems[0]).toMatch(new RegExp(`^artifact corrupted: database\\.pgdump\\.zst \\(sha256 ${db?.sha256.slice(0, 12)}… expected, [0-9a-f]{12}… found\\)$`));
+    expect(outcome.problems[0]).toMatch(
+      new RegExp(`^artifact corrupted: database\\.pgdump\\.zst \\(sha256 ${db?.sha256.slice(0, 12)}… expected, [0-9a-f]{12}… found\\)$`),
+    );
     expect(outcome.checked.checksums).toEqual([
       { file: DATABASE_FILE, ok: false },
       { file: 'globals.sql.zst', ok: true },

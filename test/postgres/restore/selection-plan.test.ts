@@ -51,7 +51,11 @@ const ids = (plan: { ids: number[] }) => plan.ids;
 
 describe('parseToc', () => {
   it('reads every entry in restore order and ties data entries to their table or sequence', () => {
-    expect(toc.map((e) => e.id)).toEqual(LIST.split('\n').filter((l) => /^\d/.test(l)).map((l) => Number(l.split(';')[0])));
+    expect(toc.map((e) => e.id)).toEqual(
+      LIST.split('\n')
+        .filter((l) => /^\d/.test(l))
+        .map((l) => Number(l.split(';')[0])),
+    );
     expect(toc.find((e) => e.id === 3758)).toMatchObject({ desc: 'TABLE DATA', schema: 'public', tag: 'Mixed Case', deps: [233] });
     expect(toc.find((e) => e.id === 3767)).toMatchObject({ desc: 'SEQUENCE SET', schema: 'shop', tag: 'customers_id_seq', deps: [217] });
     expect(toc.find((e) => e.id === 3597)).toMatchObject({ desc: 'FK CONSTRAINT', tag: 'sessions sessions_customer_id_fkey', deps: [3565, 232, 218] });
@@ -86,7 +90,9 @@ describe('planSelection', () => {
   });
 
   it('refuses what the backup does not have, all at once', () => {
-    expect(() => planSelection(toc, { tables: ['nope'], schemas: ['ghost'], mode: 'new' })).toThrow('The backup has no table "nope"; no schema "ghost". Nothing was restored.');
+    expect(() => planSelection(toc, { tables: ['nope'], schemas: ['ghost'], mode: 'new' })).toThrow(
+      'The backup has no table "nope"; no schema "ghost". Nothing was restored.',
+    );
     expect(() => planSelection(toc, { tables: [], schemas: [], mode: 'new' })).toThrow('Name at least one table or schema');
   });
 });

@@ -113,7 +113,10 @@ describe('runSelectiveRestore', () => {
 
     it('replaces only the named table and leaves every other table untouched', async () => {
       await restoreInto(join(store.root, 'app', manifest.backupId, DATABASE_FILE), copy.url);
-      await runSql(copy.url, `DELETE FROM shop.order_log WHERE order_id > 10; UPDATE shop.customers SET name = 'changed' WHERE id = 1; DELETE FROM shop.room_bookings WHERE id > 40`);
+      await runSql(
+        copy.url,
+        `DELETE FROM shop.order_log WHERE order_id > 10; UPDATE shop.customers SET name = 'changed' WHERE id = 1; DELETE FROM shop.room_bookings WHERE id > 40`,
+      );
       const outcome = await runSelectiveRestore(options({ tables: ['shop.order_log'], into: { database: copy.name, create: false } }));
       expect(outcome.problems).toEqual([]);
       expect(outcome.selection).toEqual({ tables: ['shop.order_log'], schemas: [], into: copy.name, created: false });
@@ -132,7 +135,10 @@ describe('runSelectiveRestore', () => {
       expect(await queryRows(copy.url, 'SELECT name FROM shop.customers WHERE id = 2')).toEqual([{ name: 'Customer 2' }]);
       // The keys pointing at it are back, each partition's copy included, exactly as in the source.
       const fks = (url: string) =>
-        queryRows(url, `SELECT conrelid::regclass::text AS t, conname FROM pg_constraint WHERE contype = 'f' AND confrelid = 'shop.customers'::regclass ORDER BY 1, 2`);
+        queryRows(
+          url,
+          `SELECT conrelid::regclass::text AS t, conname FROM pg_constraint WHERE contype = 'f' AND confrelid = 'shop.customers'::regclass ORDER BY 1, 2`,
+        );
       expect(await fks(copy.url)).toEqual(await fks(source.url));
       expect((await fks(copy.url)).map((f) => f.t)).toContain('sessions');
     });
@@ -159,7 +165,10 @@ describe('runSelectiveRestore', () => {
 
     it('stops at a view that depends on the table, without hanging on the data still to come', async () => {
       // order_log's data (~150 kB) is more than a pipe holds: pg_restore must be stopped once psql gives up.
-      await runSql(copy.url, `CREATE VIEW public.recent_log AS SELECT * FROM shop.order_log WHERE order_id > 2990; DELETE FROM shop.order_log WHERE order_id < 100`);
+      await runSql(
+        copy.url,
+        `CREATE VIEW public.recent_log AS SELECT * FROM shop.order_log WHERE order_id > 2990; DELETE FROM shop.order_log WHERE order_id < 100`,
+      );
       const before = await countsOf(copy.url);
       const outcome = await runSelectiveRestore(options({ tables: ['shop.order_log'], into: { database: copy.name, create: false } }));
       expect(outcome.problems).toEqual([
