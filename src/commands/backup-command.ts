@@ -34,6 +34,8 @@ export interface Reply {
   blocks?: Block[];
   /** Nothing to tell the clicker (a checklist tick: the updated message is the answer); the text is for the audit. */
   quiet?: boolean;
+  /** The job this answer started or points at, for the audit trail (never read back out of the prose). */
+  jobId?: string;
 }
 
 export interface BackupCommandDeps {
@@ -98,6 +100,7 @@ export function backupCommand(deps: BackupCommandDeps) {
           });
           log.info({ jobId, duplicate, target: target.name }, duplicate ? 'backup already running' : 'backup queued');
           return {
+            jobId,
             text: duplicate
               ? `A backup of *${target.name}* is already queued or running: job \`${jobId}\`. Its result will be posted in ${deps.config.slack.channel}; no second dump was started.`
               : `Backup of *${target.name}* queued: job \`${jobId}\`. Progress and the result will be posted in ${deps.config.slack.channel}.`,
@@ -113,8 +116,9 @@ export function backupCommand(deps: BackupCommandDeps) {
             keepDays: target.policy.preMigration.keepDays,
           });
           log.info({ jobId, duplicate, target: target.name, label: req.label }, duplicate ? 'backup already running' : 'pre-migration backup queued');
-          if (duplicate) return { text: await preMigrationBusy(deps, target.name, req.label, jobId) };
+          if (duplicate) return { jobId, text: await preMigrationBusy(deps, target.name, req.label, jobId) };
           return {
+            jobId,
             text:
               `Pre-migration backup *${escapeMrkdwn(req.label)}* of *${target.name}* queued: job \`${jobId}\`, kept ${target.policy.preMigration.keepDays} days. ` +
               `A restore test of it follows, then the pre-migration checklist with both results is posted in ${deps.config.slack.channel}.`,
@@ -125,6 +129,7 @@ export function backupCommand(deps: BackupCommandDeps) {
           const { jobId, duplicate } = await enqueueChecklist(deps.checklist, req.kind);
           log.info({ jobId, duplicate, kind: req.kind }, duplicate ? 'checklist already queued' : 'checklist queued');
           return {
+            jobId,
             text: duplicate
               ? `A ${req.kind} checklist is already being prepared: job \`${jobId}\`. It will be posted in ${deps.config.slack.channel}; no second one was started.`
               : `The ${req.kind} checklist is being prepared (job \`${jobId}\`): the bot runs its checks and posts it in ${deps.config.slack.channel}.`,

@@ -36,8 +36,6 @@ export function requiredRole(command: string, text: string): { role: Role; what:
   return { role: 'admin', what: command, valid: false };
 }
 
-const jobIdIn = (text: string) => /job `([^`]+)`/.exec(text)?.[1] ?? null;
-
 /**
  * Every command and click passes here: the user's role is checked against what the request needs (a refusal says
  * which role and who grants it), and the request, the decision, the job id and the answer go to the audit trail.
@@ -67,7 +65,7 @@ export function guardCommand(command: string, inner: Handler, deps: { config: Co
         args: input.text.slice(0, 500),
         decision: !decision.allowed ? 'refused' : need.valid ? 'allowed' : 'invalid',
         role,
-        jobId: jobIdIn(reply.text),
+        jobId: reply.jobId ?? null,
         result: reply.text.split('\n')[0]?.slice(0, 300) ?? null,
       })
       .catch((err: unknown) => deps.log.error({ err }, 'could not append to the audit trail (the entry is in the log line before)'));
@@ -96,7 +94,7 @@ export function guardAction<C extends Click>(
         args: click.value,
         decision: decision.allowed ? 'allowed' : 'refused',
         role,
-        jobId: jobIdIn(reply.text),
+        jobId: reply.jobId ?? null,
         result: reply.text.split('\n')[0]?.slice(0, 300) ?? null,
       })
       .catch((err: unknown) => deps.log.error({ err }, 'could not append to the audit trail'));

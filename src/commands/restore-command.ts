@@ -71,6 +71,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         });
         log.info({ jobId, database }, 'restore into a new database queued');
         return {
+          jobId,
           text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\`: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
         };
       }
@@ -141,6 +142,7 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
       });
       log.info({ jobId, database: pending.database }, 'restore into an existing database confirmed and queued');
       return {
+        jobId,
         text: `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
       };
     } catch (err) {

@@ -50,6 +50,7 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
       });
       log.info({ jobId, duplicate, backupId }, duplicate ? 'restore test already running' : 'restore test queued');
       return {
+        jobId,
         text: duplicate
           ? `A restore test of \`${backupId}\` is already queued or running: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.`
           : `Restore test of \`${backupId}\` queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.`,

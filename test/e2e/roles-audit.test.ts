@@ -51,6 +51,9 @@ describe('roles and the audit trail', () => {
     expect(trail).toMatch(/Audit trail/);
     expect(trail).toContain(allowedNow?.jobId ?? 'missing');
     expect(trail).toMatch(/refused/);
+    // The audit command's own line starts no job, although its answer lists job ids.
+    const auditOwn = (await auditLines(h)).find((l) => l.userId === 'U0ADMIN' && l.args === 'audit 50');
+    expect(auditOwn).toMatchObject({ decision: 'allowed', jobId: null });
     // Job outcomes are appended too, once the worker is done.
     const end = Date.now() + 30_000;
     while (!(await auditLines(h)).some((l) => l.kind === 'job' && l.jobId === allowedNow?.jobId) && Date.now() < end)
