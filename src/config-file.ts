@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import { z } from 'zod';
-import { SCHEDULE_SECTION_SHAPE } from './schedules/config-schema.ts';
+import { SCHEDULE_SECTION_SHAPE } from './schedules/index.ts';
 
 /**
  * The optional YAML file (BOT_CONFIG, default ./pg-backup-bot.yml when present). Unknown keys are errors, so a

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { BotError } from './errors.ts';
 import { readFileConfig, type FileConfig } from './config-file.ts';
+// The health room's leaf of types, not its door: the door's modules read the config (a cycle through index.ts).
 import type { HealthThresholds } from './health/types.ts';
-import { resolvePolicy, type TargetPolicy } from './schedules/policy.ts';
+import { resolvePolicy, type TargetPolicy } from './schedules/index.ts';
 
 // Its own module: the file schema (schedules/config-schema.ts) needs it while this module is still loading.
 import { TargetName } from './target-name.ts';

@@ -10,12 +10,12 @@ import { createPagerDutyClient, type PagerDutyClient } from './notifications/pag
 import { SlackNotifier } from './notifications/slack-notifier.ts';
 import type { Notifier } from './notifications/types.ts';
 import { createStorageFromConfig } from './storage/index.ts';
-import { createRunLog, type RunLog } from './health/last-runs.ts';
-import { createHealthState, type HealthState } from './health/state.ts';
-import { createMetrics, type HealthMetrics } from './health/metrics.ts';
+import { createRunLog, type RunLog } from './health/index.ts';
+import { createHealthState, type HealthState } from './health/index.ts';
+import { createMetrics, type HealthMetrics } from './health/index.ts';
 import { createAuditLog, type AuditLog } from './audit.ts';
 import { cachedGroups, type GroupResolver } from './commands/roles.ts';
-import type { Storage } from './storage/types.ts';
+import type { Storage } from './storage/index.ts';
 
 /** Everything with a connection, built in one place and handed down: no module-level singletons. */
 export interface Deps {

@@ -2,8 +2,8 @@ import type { TargetConfig } from '../config.ts';
 import type { PreMigrationBackupResult, PreMigrationRestoreResult } from '../jobs/checklist-data.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import type { Verification } from '../notifications/checklists.ts';
-import { formatInZone, zonedParts } from '../schedules/time.ts';
-import { totalBytes, type Manifest } from '../storage/manifest.ts';
+import { formatInZone, zonedParts } from '../schedules/index.ts';
+import { totalBytes, type Manifest } from '../storage/index.ts';
 
 /** Evidence sentences for checklist items, pure: what a person on call reads next to a box the bot ticked. */
 

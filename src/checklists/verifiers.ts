@@ -1,18 +1,18 @@
 import type { Config, TargetConfig } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
-import { checkTarget, encryptionRequired } from '../health/collect.ts';
-import { firstBackupDue, targetThresholds } from '../health/target-thresholds.ts';
-import { resolveThresholds } from '../health/conditions.ts';
-import type { RunLog } from '../health/last-runs.ts';
-import type { ConditionResult } from '../health/types.ts';
+import { checkTarget, encryptionRequired } from '../health/index.ts';
+import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import { resolveThresholds } from '../health/index.ts';
+import type { RunLog } from '../health/index.ts';
+import type { ConditionResult } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
 import type { Verification, VerifierId } from '../notifications/checklists.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { listStoredBackup } from '../postgres/restore/index.ts';
-import { formatInZone } from '../schedules/time.ts';
-import type { Manifest } from '../storage/manifest.ts';
-import { failedRestoreTestIds, planRetention } from '../storage/retention-plan.ts';
-import type { Storage } from '../storage/types.ts';
+import { formatInZone } from '../schedules/index.ts';
+import type { Manifest } from '../storage/index.ts';
+import { failedRestoreTestIds, planRetention } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import { clock, periodStart, restoreTestPeriod, samePeriod, sizeAgainstWeek } from './evidence.ts';
 import type { RetentionRuns } from './retention-runs.ts';
 

@@ -5,9 +5,9 @@ import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import { runBackup } from '../postgres/backup/index.ts';
-import { makeBackupId, totalBytes, totalRows } from '../storage/manifest.ts';
-import { retentionFor } from '../storage/retention.ts';
-import type { Storage } from '../storage/types.ts';
+import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
+import { retentionFor } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
 
 export interface CliIo {

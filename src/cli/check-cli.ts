@@ -3,12 +3,12 @@ import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
-import { checkTarget, encryptionRequired } from '../health/collect.ts';
-import { firstBackupDue, targetThresholds } from '../health/target-thresholds.ts';
-import { createRunLog } from '../health/last-runs.ts';
-import { nagiosReport } from '../health/nagios.ts';
+import { checkTarget, encryptionRequired } from '../health/index.ts';
+import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import { createRunLog } from '../health/index.ts';
+import { nagiosReport } from '../health/index.ts';
 import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
-import type { Storage } from '../storage/types.ts';
+import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
 
 /**

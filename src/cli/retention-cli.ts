@@ -7,8 +7,8 @@ import { backupsInUse } from '../jobs/backups-in-use.ts';
 import { QUEUE, type BackupJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { retentionRunReport, retentionSummary } from '../notifications/retention-messages.ts';
-import { runRetention, type BackupsInUse } from '../storage/retention-run.ts';
-import type { Storage } from '../storage/types.ts';
+import { runRetention, type BackupsInUse } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
 
 const USAGE = 'usage: pg-backup-bot retention [--dry-run]';

@@ -1,8 +1,8 @@
 import type { Job, Queue } from 'bullmq';
 import type { BackupJobData } from '../jobs/queues.ts';
 import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
-import type { Manifest } from '../storage/manifest.ts';
-import { totalBytes, totalRows } from '../storage/manifest.ts';
+import type { Manifest } from '../storage/index.ts';
+import { totalBytes, totalRows } from '../storage/index.ts';
 
 /**
  * `scheduled (frequent)`, `pre-migration JIRA-1234`, `manual`: at 3 a.m. the backup to restore is found by its

@@ -7,8 +7,8 @@ import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import { restoreTestHistory } from '../notifications/restore-messages.ts';
-import { findBackup, latestBackup } from '../storage/catalog.ts';
-import type { Storage } from '../storage/types.ts';
+import { findBackup, latestBackup } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { RESTORE_TEST_USAGE, parseRestoreTestText } from './restore-text.ts';
 

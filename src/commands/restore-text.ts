@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
-import { BackupIdSchema } from '../storage/manifest.ts';
+import { BackupIdSchema } from '../storage/index.ts';
 
 /** What `/restore-test …` can ask for. */
 export type RestoreTestRequest =

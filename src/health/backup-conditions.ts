@@ -1,5 +1,5 @@
 import { formatBytes, formatDuration, formatTime } from '../format.ts';
-import { type Manifest, type RetentionClass, totalBytes } from '../storage/manifest.ts';
+import { type Manifest, type RetentionClass, totalBytes } from '../storage/index.ts';
 import { type ConditionResult, type HealthThresholds, MIN_SIZE_HISTORY } from './types.ts';
 
 /** Conditions read from the finished backups themselves. Each takes the backups sorted newest first. */

@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import type { Queue } from 'bullmq';
 import type { BackupJobData } from '../jobs/queues.ts';
-import type { Storage } from '../storage/types.ts';
+import type { Storage } from '../storage/index.ts';
 import { evaluateHealth } from './conditions.ts';
 import type { RunLog } from './last-runs.ts';
 import type { ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';

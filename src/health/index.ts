@@ -17,3 +17,6 @@ export {
   type HealthThresholds,
   type RestoreTestSummary,
 } from './types.ts';
+export { checkTarget, encryptionRequired } from './collect.ts';
+export { type RunLog, createRunLog } from './last-runs.ts';
+export { firstBackupDue, targetThresholds } from './target-thresholds.ts';

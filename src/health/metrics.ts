@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { type Manifest, totalBytes } from '../storage/manifest.ts';
+import { type Manifest, totalBytes } from '../storage/index.ts';
 import type { BackupRunSummary, ConditionResult, RestoreTestSummary } from './types.ts';
 
 export type QueueState = 'waiting' | 'active' | 'failed' | 'delayed';

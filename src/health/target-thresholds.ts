@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
-import { nextRuns } from '../schedules/cron.ts';
-import type { TargetPolicy } from '../schedules/policy.ts';
+import { nextRuns } from '../schedules/index.ts';
+import type { TargetPolicy } from '../schedules/index.ts';
 import { DEFAULT_THRESHOLDS, type HealthThresholds } from './types.ts';
 
 /**

@@ -1,3 +1,4 @@
+// The storage room's leaf of schemas, not its door: config.ts reads these types, and the door's copy.ts reads the config.
 import type { Manifest, RetentionClass } from '../storage/manifest.ts';
 
 /** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */

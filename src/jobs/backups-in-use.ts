@@ -1,5 +1,5 @@
 import type { Queues } from './queues.ts';
-import type { BackupsInUse } from '../storage/retention-run.ts';
+import type { BackupsInUse } from '../storage/index.ts';
 
 /** Jobs that will read their backup: running, or queued to run (a restore test queued at 04:59 reads its backup at 05:01). */
 const PENDING = ['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'] as const;

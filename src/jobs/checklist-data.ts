@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { ChecklistJobData } from '../schedules/job-data.ts';
-import { BackupIdSchema, RequestedBy } from '../storage/manifest.ts';
+import { ChecklistJobData } from '../schedules/index.ts';
+import { BackupIdSchema, RequestedBy } from '../storage/index.ts';
 import { TargetName } from '../target-name.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
-import { BackupIdSchema, BackupKind, RequestedBy } from '../storage/manifest.ts';
-import { type RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/job-data.ts';
+import { BackupIdSchema, BackupKind, RequestedBy } from '../storage/index.ts';
+import { type RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/index.ts';
 import { Anchor, type ChecklistJob, PreMigrationContext } from './checklist-data.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */

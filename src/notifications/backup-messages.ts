@@ -1,5 +1,5 @@
-import type { Manifest } from '../storage/manifest.ts';
-import { totalBytes, totalRows } from '../storage/manifest.ts';
+import type { Manifest } from '../storage/index.ts';
+import { totalBytes, totalRows } from '../storage/index.ts';
 import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 

@@ -1,4 +1,4 @@
-import { formatInZone } from '../schedules/time.ts';
+import { formatInZone } from '../schedules/index.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 

@@ -1,5 +1,5 @@
-import type { ConditionResult } from '../health/types.ts';
-import type { StoredCondition } from '../health/state.ts';
+import type { ConditionResult } from '../health/index.ts';
+import type { StoredCondition } from '../health/index.ts';
 import { escapeMrkdwn, formatTime } from '../format.ts';
 import type { ChannelMessage } from './types.ts';
 

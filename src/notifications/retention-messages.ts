@@ -1,5 +1,5 @@
-import { retentionReport } from '../storage/retention-plan.ts';
-import type { RetentionRun, StorageRetention } from '../storage/retention-run.ts';
+import { retentionReport } from '../storage/index.ts';
+import type { RetentionRun, StorageRetention } from '../storage/index.ts';
 import { escapeMrkdwn } from '../format.ts';
 
 /** What a retention run did, as counts: the worker's job result (for the weekly checklist) and the "say it?" rule. */

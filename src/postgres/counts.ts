@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { escapeIdentifier } from 'pg';
-import type { ObjectCounts, TableCount } from '../storage/manifest.ts';
+import type { ObjectCounts, TableCount } from '../storage/index.ts';
 import { scopeParams, type DumpScope } from './dump-scope.ts';
 
 /**

@@ -23,3 +23,11 @@ export { RecordIdSchema, RecordKind, RestoreRecordSchema, newRecordId, type Rest
 // Types only: the S3 module (and the AWS SDK) loads when S3 is configured (createStorageFromConfig).
 export type { S3Storage, S3StorageOptions } from './s3-storage.ts';
 export { copyBackup, copyToAll, createStorageFromConfig, type CopyOutcome, type CopyResult } from './copy.ts';
+export { reserveBackupId } from './catalog.ts';
+export { statfsNearest } from './fs-util.ts';
+export { RequestedBy } from './manifest.ts';
+export { recordHead, restoreRecord } from './restore-record.ts';
+export { retentionFor } from './retention.ts';
+export { failedRestoreTestIds, planRetention, retentionReport } from './retention-plan.ts';
+export { type BackupsInUse, type RetentionRun, type StorageRetention, runRetention } from './retention-run.ts';
+export { type BackupOwner } from './types.ts';

@@ -2,7 +2,7 @@ import type { Job, Queue } from 'bullmq';
 import { isBotError } from '../errors.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import type { BackupOwner, Storage } from '../storage/types.ts';
+import type { BackupOwner, Storage } from '../storage/index.ts';
 
 /**
  * A worker killed mid-dump (SIGKILL, OOM, host lost) never reaches runBackup's catch, so the directory it was

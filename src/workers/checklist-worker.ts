@@ -4,13 +4,13 @@ import type { RetentionRuns } from '../checklists/retention-runs.ts';
 import { initialState, type ChecklistStore } from '../checklists/state.ts';
 import { runVerifiers } from '../checklists/verifiers.ts';
 import type { Config } from '../config.ts';
-import type { RunLog } from '../health/last-runs.ts';
+import type { RunLog } from '../health/index.ts';
 import { ChecklistJob } from '../jobs/checklist-data.ts';
 import type { Logger } from '../logger.ts';
 import { checklistItems, checklistMessage, DEFAULT_CHECKLISTS, type Verification, type VerifierId } from '../notifications/checklists.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { formatInZone } from '../schedules/time.ts';
-import type { Storage } from '../storage/types.ts';
+import { formatInZone } from '../schedules/index.ts';
+import type { Storage } from '../storage/index.ts';
 
 export interface ChecklistWorkerDeps {
   config: Config;

@@ -3,7 +3,7 @@ import type { Config, TargetConfig } from '../config.ts';
 import { backupEnqueuer } from '../jobs/producers.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import type { Storage } from '../storage/types.ts';
+import type { Storage } from '../storage/index.ts';
 
 /** The label the channel message and the manifest carry: people see why a backup ran at an odd hour. */
 export const FIRST_BACKUP_LABEL = 'first backup';

@@ -1,7 +1,7 @@
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
-import type { RetentionJobData } from '../schedules/job-data.ts';
+import type { RetentionJobData } from '../schedules/index.ts';
 import { dropLeftoverScratchDatabases } from '../postgres/restore/index.ts';
 import { backupProcessor, lostBackupHandler } from './backup-worker.ts';
 import { watchLostJobs } from './lost-jobs.ts';

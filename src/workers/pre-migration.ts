@@ -3,8 +3,8 @@ import { toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { MigrationLabel, type ChecklistJob, type PreMigrationContext, type PreMigrationRestoreResult } from '../jobs/checklist-data.ts';
 import type { BackupJobData, RestoreTestJobData } from '../jobs/queues.ts';
-import { totalBytes, type Manifest } from '../storage/manifest.ts';
-import type { RestoreRecord } from '../storage/restore-record.ts';
+import { totalBytes, type Manifest } from '../storage/index.ts';
+import type { RestoreRecord } from '../storage/index.ts';
 
 /**
  * `/backup pre-migration`: backup → restore test of that backup → the pre-migration checklist with both results.

@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import type { Queues } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { plannedSchedulers, syncSchedulers } from '../schedules/sync.ts';
+import { plannedSchedulers, syncSchedulers } from '../schedules/index.ts';
 
 /**
  * What the worker processes keep in Redis, and nothing else holds: the job schedulers (the health check's and the

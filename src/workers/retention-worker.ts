@@ -7,9 +7,9 @@ import type { Logger } from '../logger.ts';
 import { retentionMessage, retentionSummary, retentionWorthSaying, type RetentionSummary } from '../notifications/retention-messages.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Notifier } from '../notifications/types.ts';
-import { RetentionJobData } from '../schedules/job-data.ts';
-import { runRetention } from '../storage/retention-run.ts';
-import type { Storage } from '../storage/types.ts';
+import { RetentionJobData } from '../schedules/index.ts';
+import { runRetention } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 
 export interface RetentionWorkerDeps {

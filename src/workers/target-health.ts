@@ -1,17 +1,17 @@
 import type { Job, Queue, Worker } from 'bullmq';
 import type { Config } from '../config.ts';
-import { checkTarget, encryptionRequired } from '../health/collect.ts';
-import { pagerCondition } from '../health/conditions.ts';
-import type { RunLog } from '../health/last-runs.ts';
-import type { AppliedResult, HealthState } from '../health/state.ts';
-import { firstBackupDue, targetThresholds } from '../health/target-thresholds.ts';
-import type { ConditionResult } from '../health/types.ts';
+import { checkTarget, encryptionRequired } from '../health/index.ts';
+import { pagerCondition } from '../health/index.ts';
+import type { RunLog } from '../health/index.ts';
+import type { AppliedResult, HealthState } from '../health/index.ts';
+import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import type { ConditionResult } from '../health/index.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import { conditionCleared, conditionFailing } from '../notifications/health-messages.ts';
 import type { Notifier } from '../notifications/types.ts';
-import type { Storage } from '../storage/types.ts';
+import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 
 export interface TargetHealthDeps {

@@ -1,7 +1,7 @@
 import { AGE_SUFFIX, checkRecipients, createEncryptStream } from '../../crypto/age.ts';
 import type { AgeEngine } from '../../crypto/age-cli.ts';
-import type { Artifact } from '../../storage/manifest.ts';
-import type { ArtifactWriter, Storage } from '../../storage/types.ts';
+import type { Artifact } from '../../storage/index.ts';
+import type { ArtifactWriter, Storage } from '../../storage/index.ts';
 import { runToolIntoZstd, type ToolPipeOptions } from './tool-pipe.ts';
 
 export interface DumpToArtifactOptions {

@@ -1,7 +1,7 @@
 import type { TargetConfig } from '../../config.ts';
 import { checkRecipients, createDecryptStream, generateEphemeralKey, type AgeIdentity } from '../../crypto/age.ts';
 import { BotError, isBotError } from '../../errors.ts';
-import type { Storage } from '../../storage/types.ts';
+import type { Storage } from '../../storage/index.ts';
 import { verifyArtifact, type VerifyMode, type VerifyResult } from './verify.ts';
 
 /** What a backup is told about encryption: the recipients, and whether the config opted out (`encryption: none`). */

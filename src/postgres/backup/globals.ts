@@ -1,7 +1,7 @@
 import type { AgeEngine } from '../../crypto/age-cli.ts';
 import type { Logger } from '../../logger.ts';
-import type { Manifest } from '../../storage/manifest.ts';
-import type { Storage } from '../../storage/types.ts';
+import type { Manifest } from '../../storage/index.ts';
+import type { Storage } from '../../storage/index.ts';
 import { dumpToArtifact, type DumpedArtifact } from './artifact.ts';
 import { firstErrorLine } from '../failures.ts';
 import { ToolPipeError } from './tool-pipe.ts';

@@ -3,8 +3,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BotError } from '../../errors.ts';
 import { formatCount } from '../../format.ts';
-import type { Manifest } from '../../storage/manifest.ts';
-import type { Storage } from '../../storage/types.ts';
+import type { Manifest } from '../../storage/index.ts';
+import type { Storage } from '../../storage/index.ts';
 
 export interface ChecksumResult {
   checksums: Array<{ file: string; ok: boolean }>;

@@ -1,5 +1,5 @@
 import { formatCount } from '../../format.ts';
-import type { ObjectCounts, TableCount } from '../../storage/manifest.ts';
+import type { ObjectCounts, TableCount } from '../../storage/index.ts';
 
 /** What a backup held (its manifest) against what a restore produced, as sentences people can act on. */
 

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import { type AgeIdentity, checkIdentityOpens, createDecryptStream, IDENTITY_VAR, loadIdentity } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
-import type { Artifact, Manifest } from '../../storage/manifest.ts';
-import type { Storage } from '../../storage/types.ts';
+import type { Artifact, Manifest } from '../../storage/index.ts';
+import type { Storage } from '../../storage/index.ts';
 
 /**
  * Restores of encrypted backups: the identity (secret key) file is read only here, on the restoring side, and

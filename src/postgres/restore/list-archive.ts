@@ -1,6 +1,6 @@
 import type { Logger } from '../../logger.ts';
-import type { Manifest } from '../../storage/manifest.ts';
-import type { Storage } from '../../storage/types.ts';
+import type { Manifest } from '../../storage/index.ts';
+import type { Storage } from '../../storage/index.ts';
 import { openArchive, UnreadableArchive } from './archive.ts';
 import { cleanBaseEnv } from '../connection.ts';
 import { identityFor } from './decryption.ts';

@@ -1,7 +1,7 @@
 import { BotError, toUserMessage } from '../../errors.ts';
 import { safeProgress } from '../progress.ts';
-import type { Manifest } from '../../storage/manifest.ts';
-import { newRecordId, recordHead, type RestoreRecord } from '../../storage/restore-record.ts';
+import type { Manifest } from '../../storage/index.ts';
+import { newRecordId, recordHead, type RestoreRecord } from '../../storage/index.ts';
 import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';

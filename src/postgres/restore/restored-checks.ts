@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Manifest } from '../../storage/manifest.ts';
+import type { Manifest } from '../../storage/index.ts';
 import { compareCounts, type Comparison } from './compare.ts';
 import { pgClientConfig } from '../connection.ts';
 import { countObjects, countRows } from '../counts.ts';

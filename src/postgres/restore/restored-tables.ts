@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { formatCount } from '../../format.ts';
-import type { TableCount } from '../../storage/manifest.ts';
+import type { TableCount } from '../../storage/index.ts';
 import { tableName } from './compare.ts';
 import { pgClientConfig } from '../connection.ts';
 

@@ -3,7 +3,7 @@ import { safeProgress } from '../progress.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
-import { recordHead, type RestoreRecord } from '../../storage/restore-record.ts';
+import { recordHead, type RestoreRecord } from '../../storage/index.ts';
 import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
 import { verifyChecksums } from './checksums.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
