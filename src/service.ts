@@ -26,23 +26,12 @@ export async function startService(
     if (mode !== 'worker') {
       // Loaded only where Slack is served: a `worker` process never loads Bolt, its HTTP server and Socket Mode
       // client (about 300 files and 25 MiB of a worker's resident memory).
-      const [{ startSlackApp }, { actionTable, checkboxTable, commandTable }, { renderMetrics }] = await Promise.all([
+      const [{ startSlackApp }, { actionTable, checkboxTable, commandDepsFrom, commandTable }, { renderMetrics }] = await Promise.all([
         import('./slack-app.ts'),
         import('./commands/index.ts'),
         import('./health/scrape.ts'),
       ]);
-      const commandDeps = {
-        config,
-        queues: deps.queues,
-        schedulers: deps.queues,
-        storage: deps.storage,
-        redis: deps.redis,
-        log,
-        health: { runs: deps.runs, state: deps.healthState },
-        audit: deps.audit,
-        notifier: deps.notifier,
-        ...(deps.groups ? { groups: deps.groups } : {}),
-      };
+      const commandDeps = commandDepsFrom(deps);
       const running = workers;
       slack = await startSlackApp({
         config,

@@ -10,6 +10,7 @@ import type { RunLog } from '../health/index.ts';
 import type { HealthState } from '../health/index.ts';
 import { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 import type { SchedulerQueues } from '../schedules/index.ts';
+import type { Deps } from '../deps.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
 import { restoreTestCommand } from './restore-test-command.ts';
 import { guardAction, guardCommand } from './guard.ts';
@@ -129,4 +130,20 @@ export function registerCommands(
       if (!reply.quiet) await respond({ replace_original: false, response_type: 'ephemeral', text: reply.text });
     });
   }
+}
+
+/** The commands' dependencies as the running bot has them (service.ts) and the demo too: one list, so neither lacks one. */
+export function commandDepsFrom(deps: Deps, opts: { notifier?: boolean } = {}): CommandDeps {
+  return {
+    config: deps.config,
+    queues: deps.queues,
+    schedulers: deps.queues,
+    storage: deps.storage,
+    redis: deps.redis,
+    log: deps.log,
+    health: { runs: deps.runs, state: deps.healthState },
+    audit: deps.audit,
+    ...(opts.notifier === false ? {} : { notifier: deps.notifier }),
+    ...(deps.groups ? { groups: deps.groups } : {}),
+  };
 }

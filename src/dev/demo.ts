@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { pino } from 'pino';
-import { commandTable, type CommandHandler } from '../commands/index.ts';
+import { commandDepsFrom, commandTable, type CommandHandler } from '../commands/index.ts';
 import { loadConfig } from '../config.ts';
 import { generateKeyPair } from '../crypto/age.ts';
 import { createDeps, type Deps } from '../deps.ts';
@@ -93,16 +93,8 @@ export async function runDemo(args: string[]): Promise<number> {
     deps = await createDeps(config, log, { notifier: new ConsoleNotifier(print, config.slack.channel) });
     workers = await startWorkers(deps, { progressIntervalMs: 1000 });
     // The same dependencies as the real bot's (service.ts): without `health`, `/backup health` never saw a run.
-    const handlers = commandTable({
-      config,
-      queues: deps.queues,
-      schedulers: deps.queues,
-      storage: deps.storage,
-      redis: deps.redis,
-      log,
-      audit: deps.audit,
-      health: { runs: deps.runs, state: deps.healthState },
-    });
+    // The demo has no checkboxes to tick (its messages are printed), so its commands get no notifier.
+    const handlers = commandTable(commandDepsFrom(deps, { notifier: false }));
     print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
     print(`Backups are encrypted with age to ${keys.recipient}; restore tests read the identity ${identityFile}.`);
     print(
