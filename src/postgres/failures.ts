@@ -142,3 +142,10 @@ export function clientFailure(err: unknown, ctx: FailureContext): BotError {
 export function tocEntryCount(listing: string): number {
   return Number(/TOC Entries:\s*(\d+)/.exec(listing)?.[1] ?? 0);
 }
+
+/** How a child process ended, for a sentence: `killed by SIGKILL`, `exit code 1`, or why it never started. */
+export function describeExit(r: { signal?: string | undefined; exitCode?: number | undefined; originalMessage?: string | undefined }): string {
+  if (r.signal) return `killed by ${r.signal}`;
+  if (r.exitCode !== undefined) return `exit code ${r.exitCode}`;
+  return r.originalMessage || 'it did not start';
+}

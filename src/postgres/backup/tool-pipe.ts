@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { describeExit } from '../failures.ts';
 import { readFile, stat } from 'node:fs/promises';
 import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -89,12 +90,6 @@ function counter(onChunk: (n: number) => void, hash?: ReturnType<typeof createHa
       done(null, chunk);
     },
   });
-}
-
-function describeExit(r: { signal?: string | undefined; exitCode?: number | undefined; originalMessage?: string | undefined }): string {
-  if (r.signal) return `killed by ${r.signal}`;
-  if (r.exitCode !== undefined) return `exit code ${r.exitCode}`;
-  return r.originalMessage || 'it did not start';
 }
 
 export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResult> {

@@ -13,7 +13,7 @@ import type { Logger } from '../../logger.ts';
 import { statfsNearest } from '../../storage/index.ts';
 import type { Manifest } from '../../storage/index.ts';
 import type { Storage } from '../../storage/index.ts';
-import { firstErrorLine } from '../failures.ts';
+import { describeExit, firstErrorLine } from '../failures.ts';
 import { plaintextOf } from './decryption.ts';
 import { childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
 import { collectOutput } from '../output-tail.ts';
@@ -96,11 +96,6 @@ export interface OpenArchiveOptions {
   /** The age CLI for decryption: undefined finds `age` on PATH (else the library decrypts), null always the library. */
   agePath?: string | null | undefined;
   log: Logger;
-}
-
-function describeExit(r: { signal?: string | undefined; exitCode?: number | undefined }): string {
-  if (r.signal) return `killed by ${r.signal}`;
-  return r.exitCode !== undefined ? `exit code ${r.exitCode}` : 'it did not start';
 }
 
 /**
