@@ -1,6 +1,6 @@
 /** The storage room's door: where backups live and how to find them. */
-export type { ArtifactWriter, Storage } from './types.ts';
-export { LocalStorage, type UnfinishedBackup } from './local-storage.ts';
+export type { ArtifactWriter, Storage, UnfinishedBackup } from './types.ts';
+export { LocalStorage } from './local-storage.ts';
 export { findBackup, formatBytes, latestBackup, summarizeBackup, targetOfBackupId } from './catalog.ts';
 export {
   ArtifactSchema,

@@ -19,8 +19,6 @@ const MANIFEST = 'manifest.json';
 /** Artifact names: no path separators, no dot files, none of our own temporary suffixes. */
 const FILE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 
-export type { UnfinishedBackup } from './types.ts';
-
 /**
  * Backups in a local directory: `<root>/<target>/<backupId>/<artifacts>` + `manifest.json`. Files are written
  * under a temporary name, fsynced and renamed; the manifest goes last, so a directory without one is an
