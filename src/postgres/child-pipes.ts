@@ -41,17 +41,25 @@ export const TOOL_NICENESS = 10;
 export function yieldCpu<T extends { pid?: number | undefined }>(child: T): T {
   const { pid } = child;
   if (pid === undefined) return child;
-  let tasks: number[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`).map(Number);
-  } catch {
-    tasks = [pid]; // no /proc (not Linux), or gone already
-  }
-  for (const tid of tasks) {
+  // A thread the tool was creating while the list was read appears only afterwards, at the old priority: read the
+  // list again until it holds no thread not yet lowered (threads made after the main one was lowered inherit it).
+  const lowered = new Set<number>();
+  for (let pass = 0; pass < 5; pass++) {
+    let tasks: number[];
     try {
-      setPriority(tid, TOOL_NICENESS);
+      tasks = readdirSync(`/proc/${pid}/task`).map(Number);
     } catch {
-      // exited already (ESRCH) or not permitted: that thread runs at normal priority
+      tasks = [pid]; // no /proc (not Linux), or gone already
+    }
+    const fresh = tasks.filter((tid) => !lowered.has(tid));
+    if (fresh.length === 0) break;
+    for (const tid of fresh) {
+      lowered.add(tid);
+      try {
+        setPriority(tid, TOOL_NICENESS);
+      } catch {
+        // exited already (ESRCH) or not permitted: that thread runs at normal priority
+      }
     }
   }
   return child;
