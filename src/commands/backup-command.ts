@@ -10,7 +10,7 @@ import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import type { Storage } from '../storage/index.ts';
-import { BACKUP_USAGE, parseBackupText } from './backup-text.ts';
+import { BACKUP_USAGE, parseBackupText, type BackupRequest } from './backup-text.ts';
 import { formatBackupList, formatQueueStatus } from './replies.ts';
 import { formatScheduleStatus, scheduleStatus } from '../schedules/index.ts';
 import { plannedSchedulers, type SchedulerQueues } from '../schedules/index.ts';
@@ -82,9 +82,9 @@ export function backupCommand(deps: BackupCommandDeps) {
   // `/backup list` during an incident costs two listings of storage, not one each.
   const listBackups = coalesceFresh((target: string | undefined) => deps.storage.list(target));
   const enqueueBackup = backupEnqueuer(deps.queue);
-  return async (input: CommandInput): Promise<Reply> => {
+  // `req` is the request the guard parsed (commands/guard.ts); parsed here only when the handler is called directly.
+  return async (input: CommandInput, req: BackupRequest = parseBackupText(input.text)): Promise<Reply> => {
     const log = deps.log.child({ command: '/backup', userId: input.userId });
-    const req = parseBackupText(input.text);
     log.info({ verb: req.verb }, 'command received');
     try {
       switch (req.verb) {

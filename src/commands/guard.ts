@@ -1,38 +1,52 @@
 import type { AuditLog } from '../audit.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { parseBackupText } from './backup-text.ts';
+import { parseBackupText, type BackupRequest } from './backup-text.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, whoMayRestoreInto } from './restore-command.ts';
-import { parseRestoreTestText, parseRestoreText } from './restore-text.ts';
+import { parseRestoreTestText, parseRestoreText, type RestoreRequest, type RestoreTestRequest } from './restore-text.ts';
 import { decide, roleOf, type GroupResolver, type Role } from './roles.ts';
 import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
 
 type Handler = (input: CommandInput) => Promise<Reply>;
+/** What a request needs: the role, how the refusal names it, and whether the text made sense (for the audit). */
+type Need = { role: Role; what: string; valid: boolean };
 type Click = { userId: string; userName: string; actionId: string; value: string };
 
-/** The role each request needs, from its parsed text: reading is for viewers, running for operators. */
-export function requiredRole(command: string, text: string): { role: Role; what: string; valid: boolean } {
-  if (command === '/backup') {
-    const r = parseBackupText(text);
-    if (r.verb === 'now') return { role: 'operator', what: '`/backup now`', valid: true };
-    if (r.verb === 'pre-migration') return { role: 'operator', what: '`/backup pre-migration`', valid: true };
-    // Posts in the channel and runs checks (pg_restore --list): on-call work, like ticking a checklist's boxes.
-    if (r.verb === 'checklist') return { role: 'operator', what: '`/backup checklist`', valid: true };
-    if (r.verb === 'audit') return { role: 'admin', what: '`/backup audit`', valid: true };
-    return { role: 'viewer', what: `\`/backup ${r.verb}\``, valid: r.verb !== 'help' || !('problem' in r && r.problem) };
-  }
-  if (command === '/restore-test') {
-    const r = parseRestoreTestText(text);
-    return { role: r.verb === 'run' ? 'operator' : 'viewer', what: '`/restore-test`', valid: r.verb !== 'help' || !r.problem };
-  }
-  if (command === '/restore') {
-    const r = parseRestoreText(text);
-    if (r.verb === 'help') return { role: 'viewer', what: '`/restore`', valid: !r.problem };
-    return r.into === null
-      ? { role: 'operator', what: '`/restore` into a new database', valid: true }
-      : { role: 'admin', what: 'a restore into an existing database', valid: true };
-  }
+/** The role each request needs, from the parsed request: reading is for viewers, running for operators. */
+export function backupNeed(r: BackupRequest): Need {
+  if (r.verb === 'now') return { role: 'operator', what: '`/backup now`', valid: true };
+  if (r.verb === 'pre-migration') return { role: 'operator', what: '`/backup pre-migration`', valid: true };
+  // Posts in the channel and runs checks (pg_restore --list): on-call work, like ticking a checklist's boxes.
+  if (r.verb === 'checklist') return { role: 'operator', what: '`/backup checklist`', valid: true };
+  if (r.verb === 'audit') return { role: 'admin', what: '`/backup audit`', valid: true };
+  return { role: 'viewer', what: `\`/backup ${r.verb}\``, valid: r.verb !== 'help' || !('problem' in r && r.problem) };
+}
+
+export function restoreTestNeed(r: RestoreTestRequest): Need {
+  return { role: r.verb === 'run' ? 'operator' : 'viewer', what: '`/restore-test`', valid: r.verb !== 'help' || !r.problem };
+}
+
+export function restoreNeed(r: RestoreRequest): Need {
+  if (r.verb === 'help') return { role: 'viewer', what: '`/restore`', valid: !r.problem };
+  return r.into === null
+    ? { role: 'operator', what: '`/restore` into a new database', valid: true }
+    : { role: 'admin', what: 'a restore into an existing database', valid: true };
+}
+
+/** A slash command as the guard serves it: its text parsed once, the role derived from that, the handler given it. */
+export interface CommandSpec<R> {
+  command: string;
+  parse(text: string): R;
+  need(req: R): Need;
+  handle(input: CommandInput, req: R): Promise<Reply>;
+}
+
+/** The role a command's text needs (what `roles` tests and `/backup help` reason about). */
+export function requiredRole(command: string, text: string): Need {
+  if (command === '/backup') return backupNeed(parseBackupText(text));
+  if (command === '/restore-test') return restoreTestNeed(parseRestoreTestText(text));
+  if (command === '/restore') return restoreNeed(parseRestoreText(text));
   return { role: 'admin', what: command, valid: false };
 }
 
@@ -40,14 +54,16 @@ export function requiredRole(command: string, text: string): { role: Role; what:
  * Every command and click passes here: the user's role is checked against what the request needs (a refusal says
  * which role and who grants it), and the request, the decision, the job id and the answer go to the audit trail.
  */
-export function guardCommand(command: string, inner: Handler, deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger }): Handler {
+export function guardCommand<R>(spec: CommandSpec<R>, deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger }): Handler {
+  const { command } = spec;
   return async (input) => {
-    const need = requiredRole(command, input.text);
+    const req = spec.parse(input.text);
+    const need = spec.need(req);
     const role = await roleOf(deps.config, input.userId, deps.groups);
     const decision = decide(role, need.role, need.what, deps.config);
     let reply: Reply;
     if (decision.allowed) {
-      reply = await inner(input);
+      reply = await spec.handle(input, req);
     } else {
       const intoExisting = command === '/restore' && need.role === 'admin';
       reply = { text: `:no_entry: Refused: ${intoExisting ? whoMayRestoreInto(deps.config) : decision.reason} Nothing was started.` };

@@ -13,7 +13,9 @@ import type { SchedulerQueues } from '../schedules/index.ts';
 import type { Deps } from '../deps.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
 import { restoreTestCommand } from './restore-test-command.ts';
-import { guardAction, guardCommand } from './guard.ts';
+import { backupNeed, guardAction, guardCommand, restoreNeed, restoreTestNeed } from './guard.ts';
+import { parseBackupText } from './backup-text.ts';
+import { parseRestoreTestText, parseRestoreText } from './restore-text.ts';
 import type { GroupResolver } from './roles.ts';
 import type { AuditLog } from '../audit.ts';
 import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
@@ -49,20 +51,36 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
   const common = { config: deps.config, storage: deps.storage, log: deps.log };
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   return {
+    // Each command's text is parsed once: the guard derives the role from the request and hands it to the handler.
     '/backup': guardCommand(
-      '/backup',
-      backupCommand({
-        ...common,
-        queue: deps.queues.backup,
-        audit: deps.audit,
-        ...(deps.health ? { health: deps.health } : {}),
-        ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}),
-        ...(deps.schedulers ? { schedulers: deps.schedulers } : {}),
-      }),
+      {
+        command: '/backup',
+        parse: parseBackupText,
+        need: backupNeed,
+        handle: backupCommand({
+          ...common,
+          queue: deps.queues.backup,
+          audit: deps.audit,
+          ...(deps.health ? { health: deps.health } : {}),
+          ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}),
+          ...(deps.schedulers ? { schedulers: deps.schedulers } : {}),
+        }),
+      },
       guard,
     ),
-    '/restore-test': guardCommand('/restore-test', restoreTestCommand({ ...common, queue: deps.queues.restoreTest }), guard),
-    '/restore': guardCommand('/restore', restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }), guard),
+    '/restore-test': guardCommand(
+      {
+        command: '/restore-test',
+        parse: parseRestoreTestText,
+        need: restoreTestNeed,
+        handle: restoreTestCommand({ ...common, queue: deps.queues.restoreTest }),
+      },
+      guard,
+    ),
+    '/restore': guardCommand(
+      { command: '/restore', parse: parseRestoreText, need: restoreNeed, handle: restoreCommand({ ...common, queue: deps.queues.restore, redis: deps.redis }) },
+      guard,
+    ),
   };
 }
 

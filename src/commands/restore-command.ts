@@ -13,7 +13,7 @@ import { findBackup } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
-import { RESTORE_USAGE, parseRestoreText } from './restore-text.ts';
+import { RESTORE_USAGE, parseRestoreText, type RestoreRequest } from './restore-text.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -50,9 +50,8 @@ function what(tables: string[], schemas: string[]): string {
  * existing one: only allowed users, and only after they click a confirmation that names what will be overwritten.
  */
 export function restoreCommand(deps: RestoreCommandDeps) {
-  return async (input: CommandInput): Promise<Reply> => {
+  return async (input: CommandInput, req: RestoreRequest = parseRestoreText(input.text)): Promise<Reply> => {
     const log = deps.log.child({ command: '/restore', userId: input.userId });
-    const req = parseRestoreText(input.text);
     try {
       if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_USAGE}` : RESTORE_USAGE };
       const m = await withDeadline(2500, findBackup(deps.storage, req.backupId), 'finding the backup');

@@ -10,7 +10,7 @@ import { restoreTestHistory } from '../notifications/restore-messages.ts';
 import { findBackup, latestBackup } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
-import { RESTORE_TEST_USAGE, parseRestoreTestText } from './restore-text.ts';
+import { RESTORE_TEST_USAGE, parseRestoreTestText, type RestoreTestRequest } from './restore-text.ts';
 
 export interface RestoreTestCommandDeps {
   config: Config;
@@ -21,9 +21,8 @@ export interface RestoreTestCommandDeps {
 
 /** `/restore-test latest [target] | <backup-id> | history [target]`. */
 export function restoreTestCommand(deps: RestoreTestCommandDeps) {
-  return async (input: CommandInput): Promise<Reply> => {
+  return async (input: CommandInput, req: RestoreTestRequest = parseRestoreTestText(input.text)): Promise<Reply> => {
     const log = deps.log.child({ command: '/restore-test', userId: input.userId });
-    const req = parseRestoreTestText(input.text);
     try {
       if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_TEST_USAGE}` : RESTORE_TEST_USAGE };
       if (req.verb === 'history') {

@@ -1,6 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { requiredRole } from '../../src/commands/guard.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAuditLog } from '../../src/audit.ts';
+import { parseBackupText } from '../../src/commands/backup-text.ts';
+import { backupNeed, guardCommand, requiredRole } from '../../src/commands/guard.ts';
+import { createLogger } from '../../src/logger.ts';
 import { cachedGroups, decide, roleOf } from '../../src/commands/roles.ts';
 
 const base = loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', DATABASE_URL: 'postgres://h/shop' });
@@ -78,5 +84,47 @@ describe('roles', () => {
     ['/restore', 'shop-20261124T000000Z --table=t --into=prod', 'admin'],
   ])('%s %s needs %s', (command, text, role) => {
     expect(requiredRole(command, text).role).toBe(role);
+  });
+});
+
+describe('guardCommand', () => {
+  it('parses the text once: the role comes from the request the handler then receives', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pgbb-guard-'));
+    try {
+      const log = createLogger({ level: 'silent' });
+      const audit = createAuditLog(dir, log);
+      let parses = 0;
+      const received: unknown[] = [];
+      const handler = guardCommand(
+        {
+          command: '/backup',
+          parse: (text) => {
+            parses++;
+            return parseBackupText(text);
+          },
+          need: backupNeed,
+          handle: async (_input, req) => {
+            received.push(req);
+            return { text: 'queued', jobId: 'backup-shop-1' };
+          },
+        },
+        { config: withRoles, audit, log },
+      );
+      expect((await handler({ text: 'now shop', userId: 'U0OPS', userName: 'ops' })).text).toBe('queued');
+      expect(parses).toBe(1);
+      expect(received).toEqual([parseBackupText('now shop')]);
+      // A viewer is refused from the same single parse, and the handler never runs.
+      expect((await handler({ text: 'now shop', userId: 'U0VIEW', userName: 'view' })).text).toMatch(/Refused: .*operator/);
+      expect(parses).toBe(2);
+      expect(received).toHaveLength(1);
+      await audit.flush();
+      const lines = await audit.tail(10);
+      expect(lines.map((l) => [l.userId, l.decision, l.jobId])).toEqual([
+        ['U0OPS', 'allowed', 'backup-shop-1'],
+        ['U0VIEW', 'refused', null],
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
