@@ -92,6 +92,25 @@ function counter(onChunk: (n: number) => void, hash?: ReturnType<typeof createHa
   });
 }
 
+type FailFn = (stage: ToolPipeError['stage'], detail: string, cause?: unknown, exit?: string) => ToolPipeError;
+
+/**
+ * The error for a stage of the chain that failed: `<command> failed (<how it ended>)`, plus the first line it said
+ * on stderr when given (the encryptor's), with its result — or, when it never ran, why — as the cause.
+ */
+function stageFailed(
+  fail: FailFn,
+  stage: 'tool' | 'encryptor' | 'compressor',
+  command: string,
+  result: Parameters<typeof describeExit>[0] | null,
+  settled: unknown,
+  stderr?: string,
+): ToolPipeError {
+  const exit = result ? describeExit(result) : 'it did not start';
+  const said = stderr === undefined ? '' : `: ${stderr.trim().split('\n')[0] ?? ''}`;
+  return fail(stage, `${command} failed (${exit})${said}`, result ?? settled, exit);
+}
+
 export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResult> {
   const mode = o.rawCounting ?? 'zstd';
   const hasher = o.destinationPath && !o.encrypt && mode === 'zstd' ? (o.hasher ?? (await findNativeTools())) : null;
@@ -203,24 +222,11 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
   // A full disk shows up here first; zstd and the tool then die of a broken pipe, which is not the cause.
   if (outRes.status === 'rejected') throw fail('write', `writing the artifact failed: ${String(outRes.reason)}`, outRes.reason);
   // A tool killed by a signal fails the backup even when zstd exited 0 with a well-formed, truncated stream.
-  if (!toolResult || toolResult.failed) {
-    const exit = toolResult ? describeExit(toolResult) : 'it did not start';
-    throw fail('tool', `${o.command} failed (${exit})`, toolResult ?? toolRes, exit);
-  }
+  if (!toolResult || toolResult.failed) throw stageFailed(fail, 'tool', o.command, toolResult, toolRes);
   // An encryptor that dies takes zstd with it (a broken pipe): then the encryptor is the cause.
-  if (ageFailed && (!zstdResult?.failed || zstdResult.signal === 'SIGPIPE' || /broken pipe/i.test(zstdStderr.text()))) {
-    const exit = ageResult ? describeExit(ageResult) : 'it did not start';
-    throw fail(
-      'encryptor',
-      `${o.encryptCommand?.command ?? 'age'} failed (${exit}): ${ageStderr?.text().trim().split('\n')[0] ?? ''}`,
-      ageResult ?? ageRes,
-      exit,
-    );
-  }
-  if (!zstdResult || zstdResult.failed) {
-    const exit = zstdResult ? describeExit(zstdResult) : 'it did not start';
-    throw fail('compressor', `zstd failed (${exit})`, zstdResult ?? zstdRes, exit);
-  }
+  if (ageFailed && (!zstdResult?.failed || zstdResult.signal === 'SIGPIPE' || /broken pipe/i.test(zstdStderr.text())))
+    throw stageFailed(fail, 'encryptor', o.encryptCommand?.command ?? 'age', ageResult, ageRes, ageStderr?.text());
+  if (!zstdResult || zstdResult.failed) throw stageFailed(fail, 'compressor', 'zstd', zstdResult, zstdRes);
   if (inRes.status === 'rejected') throw fail('compressor', `feeding zstd failed: ${String(inRes.reason)}`, inRes.reason);
   const rawBytes = mode === 'node' ? rawSeen : parseZstdSummary(zstdStderr.text());
   return { rawBytes, bytes, sha256: hash.digest('hex'), toolStderr: toolStderr.text() };
@@ -329,23 +335,9 @@ async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher): Prom
     throw fail('write', `writing the artifact failed: ${said || (teeResult ? describeExit(teeResult) : 'tee did not start')}`, cause);
   }
   // A tool killed by a signal fails the backup even when zstd exited 0 with a well-formed, truncated stream.
-  if (!toolResult || toolResult.failed) {
-    const exit = toolResult ? describeExit(toolResult) : 'it did not start';
-    throw fail('tool', `${o.command} failed (${exit})`, toolResult ?? toolRes, exit);
-  }
-  if (age && (!ageResult || ageResult.failed)) {
-    const exit = ageResult ? describeExit(ageResult) : 'it did not start';
-    throw fail(
-      'encryptor',
-      `${o.encryptCommand?.command ?? 'age'} failed (${exit}): ${ageStderr?.text().trim().split('\n')[0] ?? ''}`,
-      ageResult ?? ageRes,
-      exit,
-    );
-  }
-  if (!zstdResult || zstdResult.failed) {
-    const exit = zstdResult ? describeExit(zstdResult) : 'it did not start';
-    throw fail('compressor', `zstd failed (${exit})`, zstdResult ?? zstdRes, exit);
-  }
+  if (!toolResult || toolResult.failed) throw stageFailed(fail, 'tool', o.command, toolResult, toolRes);
+  if (age && (!ageResult || ageResult.failed)) throw stageFailed(fail, 'encryptor', o.encryptCommand?.command ?? 'age', ageResult, ageRes, ageStderr?.text());
+  if (!zstdResult || zstdResult.failed) throw stageFailed(fail, 'compressor', 'zstd', zstdResult, zstdRes);
   if (!sumResult || sumResult.failed || !sha256) throw hashFailed();
   return { rawBytes: parseZstdSummary(zstdStderr.text()), bytes: (await stat(path)).size, sha256, toolStderr: toolStderr.text() };
 }
