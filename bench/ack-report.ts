@@ -1,17 +1,11 @@
 import type { AckResult, BurstStats } from './ack.ts';
 import { FILLER_MB } from './ack.ts';
+import type { MachineFacts } from './report.ts';
 
 /** The machine and the moment of a leg K run, for its section of docs/benchmarks.md. */
-export interface AckFacts {
-  date: string;
+export interface AckFacts extends MachineFacts {
   /** `git describe` of the checkout the bot ran from (what was measured). */
   commit: string;
-  nproc: number;
-  cpu: string;
-  memGiB: number;
-  kernel: string;
-  node: string;
-  pgVersion: string;
   /** 1-minute load average before the leg and after it. */
   load: [number, number];
   seconds: number;

@@ -1,3 +1,4 @@
+import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import type { Leg, LegResult } from './legs.ts';
 import { median } from './measure.ts';
 
@@ -26,7 +27,8 @@ export interface LegSummary {
   parts?: Record<string, { runsMs: number[]; medianMs: number }>;
 }
 
-export interface Facts {
+/** The machine and the moment of a run: every section of docs/benchmarks.md starts with them. */
+export interface MachineFacts {
   date: string;
   nproc: number;
   cpu: string;
@@ -34,6 +36,22 @@ export interface Facts {
   kernel: string;
   node: string;
   pgVersion: string;
+}
+
+/** Read now, from this process's machine; the PostgreSQL version is the server's the legs ran against. */
+export function machineFacts(pgVersion: string): MachineFacts {
+  return {
+    date: new Date().toISOString(),
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    memGiB: totalmem() / 2 ** 30,
+    kernel: release(),
+    node: process.version,
+    pgVersion,
+  };
+}
+
+export interface Facts extends MachineFacts {
   pgDump: string;
   zstd: string;
   database: string;

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -44,6 +44,7 @@ import {
   type Facts,
   type RestoreFacts,
   type RunRecord,
+  machineFacts,
 } from './report.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -192,14 +193,8 @@ async function ackLeg(): Promise<void> {
   });
   const describe = await execa('git', ['describe', '--always', '--dirty'], { cwd: repoRoot, reject: false });
   const facts: AckFacts = {
-    date: new Date().toISOString(),
+    ...machineFacts(result.pgVersion),
     commit: describe.exitCode === 0 ? describe.stdout.trim() : 'unknown',
-    nproc: availableParallelism(),
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    memGiB: totalmem() / 2 ** 30,
-    kernel: release(),
-    node: process.version,
-    pgVersion: result.pgVersion,
     load: [loadBefore, loadavg()[0] ?? 0],
     seconds: (performance.now() - started) / 1000,
   };
@@ -405,13 +400,7 @@ async function backupLegs(): Promise<void> {
   const restoreRows = restoreTargets(restoreSummaries);
   const u = new URL(dbUrl);
   const facts: Facts = {
-    date: new Date().toISOString(),
-    nproc: availableParallelism(),
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    memGiB: totalmem() / 2 ** 30,
-    kernel: release(),
-    node: process.version,
-    pgVersion: row.version.split(' on ')[0] ?? row.version,
+    ...machineFacts(row.version.split(' on ')[0] ?? row.version),
     pgDump: await firstLine(join(binDir, 'pg_dump'), ['--version']),
     zstd: await firstLine('zstd', ['--version']),
     database: `${u.hostname}:${u.port}${u.pathname}`, // never the password

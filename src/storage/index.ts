@@ -30,4 +30,4 @@ export { recordHead, restoreRecord } from './restore-record.ts';
 export { retentionFor } from './retention.ts';
 export { failedRestoreTestIds, planRetention, retentionReport } from './retention-plan.ts';
 export { type BackupsInUse, type RetentionRun, type StorageRetention, runRetention } from './retention-run.ts';
-export { type BackupOwner } from './types.ts';
+export type { BackupOwner } from './types.ts';
