@@ -9,7 +9,7 @@ import { generateKeyPair } from '../src/crypto/age.ts';
 import { freePort, startEphemeralPostgres, startEphemeralRedis } from '../src/dev/ephemeral.ts';
 import { client as pgClient } from './dataset.ts';
 import type { StopHow, Tracked } from './legs.ts';
-import { burstRequests, cpuMs, fire, hasChild, percentile, redisCalls, slackStandIn, until, type Burst } from './ack-support.ts';
+import { BOT_BURSTS, FLOOR_BURSTS, burstRequests, cpuMs, fire, hasChild, percentile, redisCalls, slackStandIn, until, type Burst } from './ack-support.ts';
 
 /**
  * Leg K (issue 11, item 5): acknowledgements under a burst. The bot runs as `npm start` runs it (`node
@@ -163,6 +163,29 @@ function startBot(ctx: AckContext, env: Record<string, string>, verb: 'all' | 'b
   return out;
 }
 
+/** A floor server (bench/ack-floor.mjs) on a free port: the same burst, answered by no code of ours. */
+async function startFloor(ctx: AckContext, kind: 'http' | 'bolt', signingSecret: string): Promise<{ url: string; pid: number | undefined }> {
+  const port = await freePort();
+  const child = execa(process.execPath, [join(ctx.repoRoot, 'bench', 'ack-floor.mjs'), kind, String(port)], {
+    cwd: ctx.repoRoot,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SLACK_SIGNING_SECRET: signingSecret },
+    extendEnv: false,
+    stdin: 'ignore',
+    buffer: false,
+    reject: false,
+  });
+  ctx.track(child, { signal: 'SIGTERM', graceMs: 5000 });
+  let out = '';
+  child.stderr?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-2000)));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (c: Buffer) => {
+      if (c.toString().includes('listening')) resolve();
+    });
+    void child.then((r) => reject(new Error(`floor server ${kind} exited (${r.exitCode}): ${out}`)));
+  });
+  return { url: `http://127.0.0.1:${port}${kind === 'bolt' ? '/slack/events' : '/'}`, pid: child.pid };
+}
+
 async function peakRssMiB(pid: number | undefined): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) / 1024;
@@ -184,10 +207,11 @@ async function finishedBackups(dir: string): Promise<number> {
 
 /** Latencies and costs per kind of burst, and the correctness checks, over all rounds. */
 class Tally {
-  readonly samples: Record<Burst, number[][]> = { now: [], list: [], 'now+': [] };
-  readonly redis: Record<Burst, number> = { now: 0, list: 0, 'now+': 0 };
-  readonly cpu: Record<Burst, number> = { now: 0, list: 0, 'now+': 0 };
-  readonly slack: Record<Burst, Record<string, number>> = { now: {}, list: {}, 'now+': {} };
+  readonly samples: Record<Burst, number[][]> = { now: [], list: [], 'now+': [], 'floor-http': [], 'floor-bolt': [] };
+  readonly redis: Record<Burst, number> = { now: 0, list: 0, 'now+': 0, 'floor-http': 0, 'floor-bolt': 0 };
+  /** The CPU of the process that answered: the bot's, or the floor server's. */
+  readonly cpu: Record<Burst, number> = { now: 0, list: 0, 'now+': 0, 'floor-http': 0, 'floor-bolt': 0 };
+  readonly slack: Record<Burst, Record<string, number>> = { now: {}, list: {}, 'now+': {}, 'floor-http': {}, 'floor-bolt': {} };
   readonly #checks = new Map<string, { passed: number; of: number; note?: string }>();
   commands = 0;
 
@@ -293,8 +317,10 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     log(`  ${SEEDED_BACKUPS} backups in ${seedSeconds.toFixed(1)} s; loading a ${FILLER_MB} MB filler table…`);
     const filler = await loadFiller(database.db);
     log(`  database ${(filler.bytes / 1e6).toFixed(0)} MB`);
+    const floors = { 'floor-http': await startFloor(ctx, 'http', signingSecret), 'floor-bolt': await startFloor(ctx, 'bolt', signingSecret) } as const;
     // Warm-up, untimed: a deployed bot has answered commands before (JIT, connections, the user group's members).
     await send('list', ENGINEERS.slice(0, WARM_UP));
+    for (const f of Object.values(floors)) await fire(f.url, burstRequests(signingSecret, 'list', ENGINEERS.slice(0, WARM_UP)));
 
     const tally = new Tally();
     const backupMs: number[] = [];
@@ -318,6 +344,17 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       tally.check(`${kind}: every request answered 200`, !bad, `HTTP ${bad?.status}: ${bad?.text.slice(0, 200)}`);
       const created = [...(await jobIds())].filter((id): id is string => id !== undefined && !before.has(id));
       return { texts: answers.map((a) => a.text), created };
+    };
+
+    /** The same burst at a floor server, beside the same dump: its latency and its server's CPU. */
+    const floorBurst = async (kind: (typeof FLOOR_BURSTS)[number]) => {
+      const floor = floors[kind];
+      const cpu0 = await cpuMs(floor.pid);
+      const answers = await fire(floor.url, burstRequests(signingSecret, 'list', ENGINEERS));
+      tally.cpu[kind] += (await cpuMs(floor.pid)) - cpu0;
+      tally.samples[kind].push(answers.map((a) => a.ms));
+      const bad = answers.find((a) => a.status !== 200);
+      tally.check(`${kind}: every request answered 200`, !bad, `HTTP ${bad?.status}: ${bad?.text.slice(0, 200)}`);
     };
 
     for (let round = 0; round < ctx.rounds; round++) {
@@ -355,13 +392,16 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
           );
         }
       }
+      for (const kind of round % 2 === 0 ? FLOOR_BURSTS : ([...FLOOR_BURSTS].reverse() as Array<(typeof FLOOR_BURSTS)[number]>)) await floorBurst(kind);
       const through = await dumping();
       dumpThrough.push(through);
-      tally.check('the dump ran through list and now+', through, 'the dump had ended before the last burst did: raise BENCH_ACK_MB');
+      tally.check('the dump ran through list, now+ and the floors', through, 'the dump had ended before the last burst did: raise BENCH_ACK_MB');
       await finished(jobId);
       backupMs.push(performance.now() - t0);
       const p99 = (kind: Burst) => percentile(tally.samples[kind].at(-1) ?? [], 0.99).toFixed(0);
-      log(`round ${round + 1} K  p99: now ${p99('now')} ms, list ${p99('list')} ms, now+ ${p99('now+')} ms; dump through: ${through ? 'yes' : 'NO'}`);
+      log(
+        `round ${round + 1} K  p99: now ${p99('now')} ms, list ${p99('list')} ms, now+ ${p99('now+')} ms; floors: node:http ${p99('floor-http')} ms, Bolt ${p99('floor-bolt')} ms; dump through: ${through ? 'yes' : 'NO'}`,
+      );
     }
 
     // Every command must be in the trail. Appends may land just after their ack: a moment is allowed for them.
@@ -372,7 +412,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     tally.check('audit: one line per command', found === expected, `${found} command lines, ${expected} expected`);
 
     return {
-      bursts: (['now', 'list', 'now+'] as const).map((kind) => tally.stats(kind)),
+      bursts: [...BOT_BURSTS, ...FLOOR_BURSTS].map((kind) => tally.stats(kind)),
       rounds: ctx.rounds,
       burst: BURST,
       checks: tally.checks(),
