@@ -17,6 +17,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot check [target]   health conditions as a Nagios plugin (exit 0 OK, 1 warning, 2 critical)
   pg-backup-bot restore-test [target|backup-id]   restore into a scratch database and compare (exit 0 pass, 1 fail)
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
+  pg-backup-bot fetch <backup-id> [--globals] [-o FILE|-]   the plain pg_dump archive (or roles SQL), checked, for a hand-run pg_restore
   pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report
 
 Configuration is by environment variables: see README.md.`;
@@ -61,8 +62,10 @@ async function main(argv: string[]): Promise<number> {
     case 'list':
     case 'restore-test':
     case 'restore':
+    case 'fetch':
     case 'check': {
-      const config = loadConfig(env, verb === 'list' ? 'offline' : 'cli');
+      // list and fetch read storage only: no DATABASE_URL needed (the database may be the thing that is gone).
+      const config = loadConfig(env, verb === 'list' || verb === 'fetch' ? 'offline' : 'cli');
       // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
       const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
       const [{ createStorageFromConfig }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
@@ -83,6 +86,10 @@ async function main(argv: string[]): Promise<number> {
         ignoreOutputErrors();
         abort.abort();
       });
+      if (verb === 'fetch') {
+        const { cliFetch } = await import('./cli/fetch-cli.ts');
+        return cliFetch(args, { config, storage, log, io, signal: abort.signal });
+      }
       if (verb === 'backup') return cliBackup(args, { config, storage, log, io, signal: abort.signal });
       const { cliRestore, cliRestoreTest } = await import('./cli/restore-cli.ts');
       if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });

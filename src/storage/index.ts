@@ -24,7 +24,7 @@ export { RecordIdSchema, RecordKind, RestoreRecordSchema, newRecordId, type Rest
 export type { S3Storage, S3StorageOptions } from './s3-storage.ts';
 export { copyBackup, copyToAll, createStorageFromConfig, type CopyOutcome, type CopyResult } from './copy.ts';
 export { reserveBackupId } from './catalog.ts';
-export { statfsNearest } from './fs-util.ts';
+export { fsyncDir, statfsNearest } from './fs-util.ts';
 export { RequestedBy } from './manifest.ts';
 export { recordHead, restoreRecord } from './restore-record.ts';
 export { retentionFor } from './retention.ts';

@@ -15,3 +15,5 @@ export { compareCounts, type Comparison } from './compare.ts';
 export { listStoredBackup } from './list-archive.ts';
 export type { SmokeQuery } from './restored-checks.ts';
 export type { RestoredTable } from './restored-tables.ts';
+export { fetchArtifact, type FetchArtifactOptions, type FetchedArtifact } from './fetch.ts';
+export { identityFor } from './decryption.ts';
