@@ -24,36 +24,11 @@ Configuration is by environment variables: see README.md.`;
 
 async function main(argv: string[]): Promise<number> {
   const [verb = 'all', ...args] = argv;
-  const env = process.env;
   switch (verb) {
     case 'all':
     case 'bot':
-    case 'worker': {
-      const config = loadConfig(env, verb);
-      const log = createLogger({ level: config.logLevel });
-      const { startService } = await import('./service.ts');
-      const service = await startService(config, log, verb);
-      await new Promise<void>((resolve) => {
-        const shutdown = (signal: string) => {
-          log.info({ signal }, 'shutting down');
-          // worker.close() waits for running jobs; bound it so a deploy is not held for hours by a dump.
-          const force = setTimeout(() => {
-            log.warn('shutdown took too long; exiting with jobs still running (they will be retried as stalled)');
-            resolve();
-          }, 30_000);
-          force.unref();
-          service.stop().finally(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        };
-        // `on`, not `once`: execa's signal-exit re-raises a signal no other listener is left to handle, which
-        // would kill the process in the middle of its graceful stop. stop() is idempotent.
-        process.on('SIGTERM', () => shutdown('SIGTERM'));
-        process.on('SIGINT', () => shutdown('SIGINT'));
-      });
-      return 0;
-    }
+    case 'worker':
+      return runService(verb);
     case 'demo': {
       const { runDemo } = await import('./dev/demo.ts');
       return runDemo(args);
@@ -63,47 +38,10 @@ async function main(argv: string[]): Promise<number> {
     case 'restore-test':
     case 'restore':
     case 'fetch':
-    case 'check': {
-      // list and fetch read storage only: no DATABASE_URL needed (the database may be the thing that is gone).
-      const config = loadConfig(env, verb === 'list' || verb === 'fetch' ? 'offline' : 'cli');
-      // CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
-      const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
-      const [{ createStorageFromConfig }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
-      const { primary: storage } = await createStorageFromConfig(config, log);
-      const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
-      if (verb === 'list') return cliList(args, { config, storage, io });
-      if (verb === 'check') {
-        const { cliCheck } = await import('./cli/check-cli.ts');
-        return cliCheck(args, { config, storage, io });
-      }
-      const abort = new AbortController();
-      // `on`, not `once` (see above): a re-raised signal would kill the CLI before it removed the partial backup.
-      // SIGHUP (the terminal closed) too: hangup.ts.
-      process.on('SIGINT', () => abort.abort());
-      process.on('SIGTERM', () => abort.abort());
-      process.on('SIGHUP', () => {
-        hungUp = true;
-        ignoreOutputErrors();
-        abort.abort();
-      });
-      if (verb === 'fetch') {
-        const { cliFetch } = await import('./cli/fetch-cli.ts');
-        return cliFetch(args, { config, storage, log, io, signal: abort.signal });
-      }
-      if (verb === 'backup') return cliBackup(args, { config, storage, log, io, signal: abort.signal });
-      const { cliRestore, cliRestoreTest } = await import('./cli/restore-cli.ts');
-      if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
-      return cliRestore(args, { config, storage, log, io, signal: abort.signal });
-    }
-    case 'retention': {
-      // Storage and Redis only: no Slack, no DATABASE_URL (a backup is deleted by what its manifest says).
-      const config = loadConfig(env, 'offline');
-      const log = createLogger({ level: env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
-      const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
-      const { primary, copies } = await createStorageFromConfig(config, log);
-      const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`), tty: Boolean(process.stderr.isTTY) };
-      return cliRetention(args, { config, primary, copies, log, io });
-    }
+    case 'check':
+      return runCli(verb, args);
+    case 'retention':
+      return runRetention(args);
     case 'help':
     case '--help':
     case '-h':
@@ -113,6 +51,84 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`Unknown command "${verb}".\n\n${USAGE}\n`);
       return 2;
   }
+}
+
+/** `all`, `bot`, `worker`: runs until SIGTERM or SIGINT, then stops gracefully. */
+async function runService(verb: 'all' | 'bot' | 'worker'): Promise<number> {
+  const config = loadConfig(process.env, verb);
+  const log = createLogger({ level: config.logLevel });
+  const { startService } = await import('./service.ts');
+  const service = await startService(config, log, verb);
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'shutting down');
+      // worker.close() waits for running jobs; bound it so a deploy is not held for hours by a dump.
+      const force = setTimeout(() => {
+        log.warn('shutdown took too long; exiting with jobs still running (they will be retried as stalled)');
+        resolve();
+      }, 30_000);
+      force.unref();
+      service.stop().finally(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    };
+    // `on`, not `once`: execa's signal-exit re-raises a signal no other listener is left to handle, which
+    // would kill the process in the middle of its graceful stop. stop() is idempotent.
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+  return 0;
+}
+
+// CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
+const cliLog = () => createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
+const cliIo = () => ({
+  out: (l: string) => process.stdout.write(`${l}\n`),
+  err: (l: string) => process.stderr.write(`${l}\n`),
+  tty: Boolean(process.stderr.isTTY),
+});
+
+/** The verbs that read or write backups in the foreground; those that run pg tools stop them on a signal. */
+async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fetch' | 'check', args: string[]): Promise<number> {
+  // list and fetch read storage only: no DATABASE_URL needed (the database may be the thing that is gone).
+  const config = loadConfig(process.env, verb === 'list' || verb === 'fetch' ? 'offline' : 'cli');
+  const log = cliLog();
+  const [{ createStorageFromConfig }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
+  const { primary: storage } = await createStorageFromConfig(config, log);
+  const io = cliIo();
+  if (verb === 'list') return cliList(args, { config, storage, io });
+  if (verb === 'check') {
+    const { cliCheck } = await import('./cli/check-cli.ts');
+    return cliCheck(args, { config, storage, io });
+  }
+  const abort = new AbortController();
+  // `on`, not `once` (see runService): a re-raised signal would kill the CLI before it removed the partial backup.
+  // SIGHUP (the terminal closed) too: hangup.ts.
+  process.on('SIGINT', () => abort.abort());
+  process.on('SIGTERM', () => abort.abort());
+  process.on('SIGHUP', () => {
+    hungUp = true;
+    ignoreOutputErrors();
+    abort.abort();
+  });
+  if (verb === 'fetch') {
+    const { cliFetch } = await import('./cli/fetch-cli.ts');
+    return cliFetch(args, { config, storage, log, io, signal: abort.signal });
+  }
+  if (verb === 'backup') return cliBackup(args, { config, storage, log, io, signal: abort.signal });
+  const { cliRestore, cliRestoreTest } = await import('./cli/restore-cli.ts');
+  if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
+  return cliRestore(args, { config, storage, log, io, signal: abort.signal });
+}
+
+/** Storage and Redis only: no Slack, no DATABASE_URL (a backup is deleted by what its manifest says). */
+async function runRetention(args: string[]): Promise<number> {
+  const config = loadConfig(process.env, 'offline');
+  const log = cliLog();
+  const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
+  const { primary, copies } = await createStorageFromConfig(config, log);
+  return cliRetention(args, { config, primary, copies, log, io: cliIo() });
 }
 
 /** Set on SIGHUP: once the work is cleaned up, the process ends by that signal, as it would have without a handler. */

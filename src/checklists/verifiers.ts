@@ -1,7 +1,6 @@
 import type { Config, TargetConfig } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
-import { checkTarget, encryptionRequired } from '../health/index.ts';
-import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import { checkTarget, healthSources } from '../health/index.ts';
 import { resolveThresholds } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
@@ -51,21 +50,20 @@ async function eachTarget(ctx: VerifierContext, check: (t: TargetConfig) => Prom
   return { ok: results.every((r) => r.ok), evidence: results.map((r, i) => (named ? `${targets[i]?.name}: ${r.evidence}` : r.evidence)).join('; ') };
 }
 
+/** A target's backups (newest first) and its health conditions. */
+interface TargetHealth {
+  backups: Manifest[];
+  results: ConditionResult[];
+}
+type HealthOf = (target: string) => Promise<TargetHealth>;
+
 /** The health conditions of one target, computed once per checklist. */
-function healthOf(ctx: VerifierContext) {
-  const cache = new Map<string, Promise<{ backups: Manifest[]; results: ConditionResult[] }>>();
+function healthOf(ctx: VerifierContext): HealthOf {
+  const cache = new Map<string, Promise<TargetHealth>>();
   return (target: string) => {
     let hit = cache.get(target);
     if (!hit) {
-      const sources = {
-        storage: ctx.storage,
-        runs: ctx.runs,
-        backupQueue: null,
-        thresholds: ctx.config.health.thresholds,
-        thresholdsFor: targetThresholds(ctx.config),
-        firstBackupDue: firstBackupDue(ctx.config),
-        encryptionRequired: encryptionRequired(ctx.config),
-      };
+      const sources = healthSources(ctx.config, { storage: ctx.storage, runs: ctx.runs, backupQueue: null });
       hit = checkTarget(sources, target, ctx.now).then(({ input, results }) => ({
         backups: [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt)),
         results,
@@ -87,99 +85,110 @@ async function pastDeadline(ctx: VerifierContext, asOf: Date, target?: string): 
 
 const list = (items: string[], max = 3) => `${items.slice(0, max).join(', ')}${items.length > max ? ` and ${items.length - max} more` : ''}`;
 
+/** The checks by id: the per-target ones run on every target (eachTarget), the others once. */
 export function verifiers(ctx: VerifierContext): Partial<Record<VerifierId, () => Promise<Result | undefined>>> {
   const health = healthOf(ctx);
-  const tz = ctx.config.timezone;
   return {
-    'backup-ran': () =>
-      eachTarget(ctx, async (t) => {
-        const { backups, results } = await health(t.name);
-        const newest = backups[0];
-        if (!newest) return { ok: false, evidence: `no backup of ${t.name} yet` };
-        const shown = `${clock(newest.startedAt, ctx.now, tz)} backup ${newest.backupId}: ${sizeAgainstWeek(newest, backups)}`;
-        const stale = condition(results, 'stale');
-        if (stale?.status === 'failing') return { ok: false, evidence: `${stale.evidence}; newest: ${shown}` };
-        const run = ctx.runs ? await ctx.runs.last(t.name) : null;
-        if (run && !run.ok && run.at.getTime() > Date.parse(newest.startedAt)) {
-          return { ok: false, evidence: `last run FAILED at ${clock(run.at, ctx.now, tz)}: ${run.reason ?? 'no reason recorded'}; newest good: ${shown}` };
-        }
-        return { ok: true, evidence: shown };
-      }),
-    'size-normal': () =>
-      eachTarget(ctx, async (t) => {
-        const size = condition((await health(t.name)).results, 'size');
-        if (!size) return { ok: false, evidence: 'size not judged' };
-        // "Cannot judge yet" is not "normal": the box stays open for a person to look.
-        const judged = size.value !== undefined && !size.evidence.includes('not enough history');
-        return { ok: judged && size.status === 'ok', evidence: size.evidence };
-      }),
-    'disk-space': async () => {
-      if (!ctx.storage.freeSpace) return undefined;
-      const disk = await ctx.storage.freeSpace();
-      const min = resolveThresholds(ctx.config.health.thresholds).diskFreeMinRatio;
-      const pct = (r: number) => `${Math.round(r * 100)} %`;
-      if (disk.totalBytes <= 0) return { ok: false, evidence: 'free space unknown' };
-      const ratio = disk.freeBytes / disk.totalBytes;
-      return { ok: ratio >= min, evidence: `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(min)}` };
-    },
-    'retention-applied': async () => {
-      const run = ctx.retention ? await ctx.retention.last(ctx.now) : null;
-      // Retention runs daily: what expired more than a day ago should be gone, whatever is due since.
-      const asOf = run?.ok ? new Date(Math.min(run.startedAt.getTime(), ctx.now.getTime())) : new Date(ctx.now.getTime() - 25 * HOUR_MS);
-      const left = await pastDeadline(ctx, asOf);
-      const leftText = left.length > 0 ? `; still there past their deadline: ${list(left)}` : '; nothing past its deadline is left';
-      // The job records every run, a quiet one too: none in 8 days means retention is not running, and "applied"
-      // would be a tick without anything behind it, however little has expired so far.
-      if (!run) {
-        const why = ctx.config.schedules.retention.enabled
-          ? 'it is scheduled daily: are the workers running?'
-          : 'the retention job is turned off: `retention.enabled: false`';
-        return { ok: false, evidence: `no retention run recorded in the last 8 days (${why})${leftText}` };
-      }
-      const when = formatInZone(run.finishedAt, tz);
-      if (!run.ok) return { ok: false, evidence: `last retention run (${when}) FAILED: ${run.problem}${leftText}` };
-      return { ok: left.length === 0 && !run.dryRun, evidence: `last retention run ${when}: ${run.said}${leftText}` };
-    },
-    'newest-lists': () =>
-      eachTarget(ctx, async (t) => {
-        const [newest] = await ctx.storage.list(t.name);
-        if (!newest) return { ok: false, evidence: `no backup of ${t.name} yet` };
-        const r = await listStoredBackup({
-          manifest: newest,
-          storage: ctx.storage,
-          pgBinDir: ctx.config.pgBinDir,
-          identityFile: ctx.config.encryption.identityFile,
-          signal: ctx.signal,
-          log: ctx.log,
-        });
-        const what = `${newest.backupId} (${clock(newest.startedAt, ctx.now, tz)})`;
-        return r.ok
-          ? { ok: true, evidence: `${what}: pg_restore --list read ${r.tocEntries} TOC entries in ${formatDuration(r.ms)}` }
-          : { ok: false, evidence: `${what}: ${r.problem ?? 'unreadable'}` };
-      }),
-    'restore-test-documented': () =>
-      eachTarget(ctx, async (t) => {
-        const period = restoreTestPeriod(t);
-        const records = (await ctx.storage.listRecords('restore-test', t.name)).filter((r) => samePeriod(new Date(r.startedAt), ctx.now, tz, period));
-        const latest = records[0];
-        if (!latest) return { ok: false, evidence: `no restore test recorded since ${periodStart(ctx.now, tz, period)}` };
-        const what = `restore test of ${latest.backupId} on ${formatInZone(new Date(latest.startedAt), tz)}`;
-        if (latest.passed !== true) return { ok: false, evidence: `${what} FAILED: ${latest.problems[0] ?? 'no problem recorded'}` };
-        return { ok: true, evidence: `${what} passed, restore time (RTO) ${formatDuration(latest.restoreMs)}, record ${latest.id}` };
-      }),
-    'retention-compliant': () =>
-      eachTarget(ctx, async (t) => {
-        const [backups, left] = await Promise.all([ctx.storage.list(t.name), pastDeadline(ctx, new Date(ctx.now.getTime() - 25 * HOUR_MS), t.name)]);
-        const count = (cls: string) => backups.filter((b) => b.retentionClass === cls).length;
-        const classes = [...new Set(t.policy.backups.map((b) => b.retentionClass))];
-        const missing = classes.filter((c) => count(c) === 0);
-        const present = classes.filter((c) => count(c) > 0).map((c) => `${c} ×${count(c)}`);
-        const parts = [left.length > 0 ? `past their deadline: ${list(left)}` : 'nothing past its deadline'];
-        if (present.length > 0) parts.push(`present: ${present.join(', ')}`);
-        if (missing.length > 0) parts.push(`no ${missing.join(', ')} backup`);
-        return { ok: left.length === 0 && missing.length === 0, evidence: parts.join('; ') };
-      }),
+    'backup-ran': () => eachTarget(ctx, (t) => backupRan(ctx, health, t)),
+    'size-normal': () => eachTarget(ctx, (t) => sizeNormal(health, t)),
+    'disk-space': () => diskSpace(ctx),
+    'retention-applied': () => retentionApplied(ctx),
+    'newest-lists': () => eachTarget(ctx, (t) => newestLists(ctx, t)),
+    'restore-test-documented': () => eachTarget(ctx, (t) => restoreTestDocumented(ctx, t)),
+    'retention-compliant': () => eachTarget(ctx, (t) => retentionCompliant(ctx, t)),
   };
+}
+
+async function backupRan(ctx: VerifierContext, health: HealthOf, t: TargetConfig): Promise<Result> {
+  const tz = ctx.config.timezone;
+  const { backups, results } = await health(t.name);
+  const newest = backups[0];
+  if (!newest) return { ok: false, evidence: `no backup of ${t.name} yet` };
+  const shown = `${clock(newest.startedAt, ctx.now, tz)} backup ${newest.backupId}: ${sizeAgainstWeek(newest, backups)}`;
+  const stale = condition(results, 'stale');
+  if (stale?.status === 'failing') return { ok: false, evidence: `${stale.evidence}; newest: ${shown}` };
+  const run = ctx.runs ? await ctx.runs.last(t.name) : null;
+  if (run && !run.ok && run.at.getTime() > Date.parse(newest.startedAt)) {
+    return { ok: false, evidence: `last run FAILED at ${clock(run.at, ctx.now, tz)}: ${run.reason ?? 'no reason recorded'}; newest good: ${shown}` };
+  }
+  return { ok: true, evidence: shown };
+}
+
+async function sizeNormal(health: HealthOf, t: TargetConfig): Promise<Result> {
+  const size = condition((await health(t.name)).results, 'size');
+  if (!size) return { ok: false, evidence: 'size not judged' };
+  // "Cannot judge yet" is not "normal": the box stays open for a person to look.
+  const judged = size.value !== undefined && !size.evidence.includes('not enough history');
+  return { ok: judged && size.status === 'ok', evidence: size.evidence };
+}
+
+async function diskSpace(ctx: VerifierContext): Promise<Result | undefined> {
+  if (!ctx.storage.freeSpace) return undefined;
+  const disk = await ctx.storage.freeSpace();
+  const min = resolveThresholds(ctx.config.health.thresholds).diskFreeMinRatio;
+  const pct = (r: number) => `${Math.round(r * 100)} %`;
+  if (disk.totalBytes <= 0) return { ok: false, evidence: 'free space unknown' };
+  const ratio = disk.freeBytes / disk.totalBytes;
+  return { ok: ratio >= min, evidence: `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(min)}` };
+}
+
+async function retentionApplied(ctx: VerifierContext): Promise<Result> {
+  const run = ctx.retention ? await ctx.retention.last(ctx.now) : null;
+  // Retention runs daily: what expired more than a day ago should be gone, whatever is due since.
+  const asOf = run?.ok ? new Date(Math.min(run.startedAt.getTime(), ctx.now.getTime())) : new Date(ctx.now.getTime() - 25 * HOUR_MS);
+  const left = await pastDeadline(ctx, asOf);
+  const leftText = left.length > 0 ? `; still there past their deadline: ${list(left)}` : '; nothing past its deadline is left';
+  // The job records every run, a quiet one too: none in 8 days means retention is not running, and "applied"
+  // would be a tick without anything behind it, however little has expired so far.
+  if (!run) {
+    const why = ctx.config.schedules.retention.enabled
+      ? 'it is scheduled daily: are the workers running?'
+      : 'the retention job is turned off: `retention.enabled: false`';
+    return { ok: false, evidence: `no retention run recorded in the last 8 days (${why})${leftText}` };
+  }
+  const when = formatInZone(run.finishedAt, ctx.config.timezone);
+  if (!run.ok) return { ok: false, evidence: `last retention run (${when}) FAILED: ${run.problem}${leftText}` };
+  return { ok: left.length === 0 && !run.dryRun, evidence: `last retention run ${when}: ${run.said}${leftText}` };
+}
+
+async function newestLists(ctx: VerifierContext, t: TargetConfig): Promise<Result> {
+  const [newest] = await ctx.storage.list(t.name);
+  if (!newest) return { ok: false, evidence: `no backup of ${t.name} yet` };
+  const r = await listStoredBackup({
+    manifest: newest,
+    storage: ctx.storage,
+    pgBinDir: ctx.config.pgBinDir,
+    identityFile: ctx.config.encryption.identityFile,
+    signal: ctx.signal,
+    log: ctx.log,
+  });
+  const what = `${newest.backupId} (${clock(newest.startedAt, ctx.now, ctx.config.timezone)})`;
+  return r.ok
+    ? { ok: true, evidence: `${what}: pg_restore --list read ${r.tocEntries} TOC entries in ${formatDuration(r.ms)}` }
+    : { ok: false, evidence: `${what}: ${r.problem ?? 'unreadable'}` };
+}
+
+async function restoreTestDocumented(ctx: VerifierContext, t: TargetConfig): Promise<Result> {
+  const tz = ctx.config.timezone;
+  const period = restoreTestPeriod(t);
+  const records = (await ctx.storage.listRecords('restore-test', t.name)).filter((r) => samePeriod(new Date(r.startedAt), ctx.now, tz, period));
+  const latest = records[0];
+  if (!latest) return { ok: false, evidence: `no restore test recorded since ${periodStart(ctx.now, tz, period)}` };
+  const what = `restore test of ${latest.backupId} on ${formatInZone(new Date(latest.startedAt), tz)}`;
+  if (latest.passed !== true) return { ok: false, evidence: `${what} FAILED: ${latest.problems[0] ?? 'no problem recorded'}` };
+  return { ok: true, evidence: `${what} passed, restore time (RTO) ${formatDuration(latest.restoreMs)}, record ${latest.id}` };
+}
+
+async function retentionCompliant(ctx: VerifierContext, t: TargetConfig): Promise<Result> {
+  const [backups, left] = await Promise.all([ctx.storage.list(t.name), pastDeadline(ctx, new Date(ctx.now.getTime() - 25 * HOUR_MS), t.name)]);
+  const count = (cls: string) => backups.filter((b) => b.retentionClass === cls).length;
+  const classes = [...new Set(t.policy.backups.map((b) => b.retentionClass))];
+  const missing = classes.filter((c) => count(c) === 0);
+  const present = classes.filter((c) => count(c) > 0).map((c) => `${c} ×${count(c)}`);
+  const parts = [left.length > 0 ? `past their deadline: ${list(left)}` : 'nothing past its deadline'];
+  if (present.length > 0) parts.push(`present: ${present.join(', ')}`);
+  if (missing.length > 0) parts.push(`no ${missing.join(', ')} backup`);
+  return { ok: left.length === 0 && missing.length === 0, evidence: parts.join('; ') };
 }
 
 /** Runs the named checks, each on its own (one failing to run never hides the others' results). */

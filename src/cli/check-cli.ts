@@ -3,8 +3,7 @@ import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
-import { checkTarget, encryptionRequired } from '../health/index.ts';
-import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import { checkTarget, healthSources } from '../health/index.ts';
 import { createRunLog } from '../health/index.ts';
 import { nagiosReport } from '../health/index.ts';
 import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
@@ -40,15 +39,7 @@ export async function cliCheck(args: string[], deps: { config: Config; storage: 
   const queue = redis ? new Queue<BackupJobData>(QUEUE.backup, { connection: redis, prefix: config.queuePrefix }) : null;
   try {
     const targets = args[0] ? [findTarget(config, args[0])] : config.targets;
-    const sources = {
-      storage: deps.storage,
-      runs: redis ? createRunLog(redis, config.queuePrefix) : null,
-      backupQueue: queue,
-      thresholds: config.health.thresholds,
-      thresholdsFor: targetThresholds(config),
-      firstBackupDue: firstBackupDue(config),
-      encryptionRequired: encryptionRequired(config),
-    };
+    const sources = healthSources(config, { storage: deps.storage, runs: redis ? createRunLog(redis, config.queuePrefix) : null, backupQueue: queue });
     const now = new Date();
     const perTarget = await Promise.all(targets.map(async (t) => ({ target: t.name, results: (await checkTarget(sources, t.name, now)).results })));
     const report = nagiosReport(perTarget);

@@ -9,13 +9,12 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
-import type { Storage } from '../storage/index.ts';
+import type { Manifest, Storage } from '../storage/index.ts';
 import { BACKUP_USAGE, parseBackupText, type BackupRequest } from './backup-text.ts';
 import { formatBackupList, formatQueueStatus } from './replies.ts';
 import { formatScheduleStatus, scheduleStatus } from '../schedules/index.ts';
 import { plannedSchedulers, type SchedulerQueues } from '../schedules/index.ts';
-import { checkTarget, encryptionRequired } from '../health/index.ts';
-import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import { checkTarget, healthSources } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { HealthState } from '../health/index.ts';
 import { healthOverview } from '../notifications/health-messages.ts';
@@ -76,6 +75,17 @@ async function preMigrationBusy(deps: BackupCommandDeps, target: string, label: 
   return `${what} of *${target}* is already queued or running (job \`${jobId}\`), so no pre-migration backup *${escapeMrkdwn(label)}* was started. Run \`/backup pre-migration ${escapeMrkdwn(label)}\` again when it has finished.`;
 }
 
+/** One `/backup` request as its verb's handler sees it: the command's dependencies and shared reads, who asked, a logger. */
+interface Ask {
+  deps: BackupCommandDeps;
+  input: CommandInput;
+  log: Logger;
+  listBackups: (target: string | undefined) => Promise<Manifest[]>;
+  enqueueBackup: ReturnType<typeof backupEnqueuer>;
+}
+
+type Request<V extends BackupRequest['verb']> = Extract<BackupRequest, { verb: V }>;
+
 /** `/backup …`: parse, check, enqueue or read, and answer — all fast, so the ack carries the answer. */
 export function backupCommand(deps: BackupCommandDeps) {
   // Shared by concurrent requests, never older than the request (coalesce.ts): a channel full of engineers typing
@@ -87,103 +97,119 @@ export function backupCommand(deps: BackupCommandDeps) {
     const log = deps.log.child({ command: '/backup', userId: input.userId });
     log.info({ verb: req.verb }, 'command received');
     try {
-      switch (req.verb) {
-        case 'help':
-          return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${BACKUP_USAGE}` : BACKUP_USAGE };
-        case 'now': {
-          const target = findTarget(deps.config, req.target);
-          const { jobId, duplicate } = await enqueueBackup({
-            target: target.name,
-            kind: 'manual',
-            label: null,
-            requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
-          });
-          log.info({ jobId, duplicate, target: target.name }, duplicate ? 'backup already running' : 'backup queued');
-          return {
-            jobId,
-            text: duplicate
-              ? `A backup of *${target.name}* is already queued or running: job \`${jobId}\`. Its result will be posted in ${deps.config.slack.channel}; no second dump was started.`
-              : `Backup of *${target.name}* queued: job \`${jobId}\`. Progress and the result will be posted in ${deps.config.slack.channel}.`,
-          };
-        }
-        case 'pre-migration': {
-          const target = findTarget(deps.config, req.target);
-          const { jobId, duplicate } = await enqueueBackup({
-            target: target.name,
-            kind: 'pre-migration',
-            label: req.label,
-            requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
-            keepDays: target.policy.preMigration.keepDays,
-          });
-          log.info({ jobId, duplicate, target: target.name, label: req.label }, duplicate ? 'backup already running' : 'pre-migration backup queued');
-          if (duplicate) return { jobId, text: await preMigrationBusy(deps, target.name, req.label, jobId) };
-          return {
-            jobId,
-            text:
-              `Pre-migration backup *${escapeMrkdwn(req.label)}* of *${target.name}* queued: job \`${jobId}\`, kept ${target.policy.preMigration.keepDays} days. ` +
-              `A restore test of it follows, then the pre-migration checklist with both results is posted in ${deps.config.slack.channel}.`,
-          };
-        }
-        case 'checklist': {
-          if (!deps.checklist) return { text: 'Checklists cannot be posted from here (no checklist queue). Nothing was started.' };
-          const { jobId, duplicate } = await enqueueChecklist(deps.checklist, req.kind);
-          log.info({ jobId, duplicate, kind: req.kind }, duplicate ? 'checklist already queued' : 'checklist queued');
-          return {
-            jobId,
-            text: duplicate
-              ? `A ${req.kind} checklist is already being prepared: job \`${jobId}\`. It will be posted in ${deps.config.slack.channel}; no second one was started.`
-              : `The ${req.kind} checklist is being prepared (job \`${jobId}\`): the bot runs its checks and posts it in ${deps.config.slack.channel}.`,
-          };
-        }
-        case 'list': {
-          if (req.target) findTarget(deps.config, req.target);
-          const backups = await withDeadline(2500, listBackups(req.target), 'listing backups');
-          return { text: formatBackupList(backups, req.target) };
-        }
-        case 'health': {
-          const targets = req.target ? [findTarget(deps.config, req.target)] : deps.config.targets;
-          const now = new Date();
-          const sources = {
-            storage: deps.storage,
-            runs: deps.health?.runs ?? null,
-            backupQueue: deps.queue,
-            thresholds: deps.config.health.thresholds,
-            thresholdsFor: targetThresholds(deps.config),
-            firstBackupDue: firstBackupDue(deps.config),
-            encryptionRequired: encryptionRequired(deps.config),
-          };
-          const perTarget = await withDeadline(
-            2500,
-            Promise.all(
-              targets.map(async (t) => ({
-                target: t.name,
-                results: (await checkTarget(sources, t.name, now)).results,
-                stored: deps.health ? await deps.health.state.read(t.name) : {},
-              })),
-            ),
-            'checking health',
-          );
-          return { text: healthOverview(perTarget) || 'No targets are configured.' };
-        }
-        case 'audit': {
-          const entries = deps.audit ? await withDeadline(2500, deps.audit.tail(req.count), 'reading the audit trail') : [];
-          if (entries.length === 0) return { text: 'The audit trail is empty.' };
-          const lines = entries.map(
-            (e) =>
-              `• ${e.at.slice(0, 19).replace('T', ' ')} · ${e.userId ? `<@${e.userId}>` : e.kind} · ${escapeMrkdwn(`${e.what} ${e.args}`.trim())} · ${e.decision}${e.jobId ? ` · job \`${e.jobId}\`` : ''}${e.result ? ` · ${escapeMrkdwn(e.result.slice(0, 120))}` : ''}`,
-          );
-          return { text: `*Audit trail* (last ${entries.length}, oldest first):\n${lines.join('\n')}`.slice(0, 3900) };
-        }
-        case 'status': {
-          const [jobs, held] = await withDeadline(2500, Promise.all([formatQueueStatus(deps.queue), heldSchedulers(deps.schedulers)]), 'reading the job queue');
-          // The plan from the config against what Redis holds (workers keep them in step: workers/plan-keeper.ts).
-          const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone);
-          return { text: `${jobs}\n\n${schedules}`.slice(0, 3900) };
-        }
-      }
+      return await answer({ deps, input, log, listBackups, enqueueBackup }, req);
     } catch (err) {
       log.warn({ err }, 'command failed');
       return { text: `:warning: ${toUserMessage(err)}` };
     }
   };
+}
+
+type Handler<V extends BackupRequest['verb']> = (ask: Ask, req: Request<V>) => Promise<Reply>;
+
+/** One handler per verb; any of them failing is answered by the caller with the reason. */
+const HANDLERS: { [V in BackupRequest['verb']]: Handler<V> } = {
+  help: async (_ask, req) => ({ text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${BACKUP_USAGE}` : BACKUP_USAGE }),
+  now: backupNow,
+  'pre-migration': preMigrationBackup,
+  checklist: postChecklist,
+  list: listReply,
+  health: healthReply,
+  audit: auditReply,
+  status: statusReply,
+};
+
+function answer(ask: Ask, req: BackupRequest): Promise<Reply> {
+  // The table is keyed by the request's own verb, so its handler takes this request; TypeScript cannot follow that link.
+  const handle = HANDLERS[req.verb] as Handler<BackupRequest['verb']>;
+  return handle(ask, req);
+}
+
+async function backupNow({ deps, input, log, enqueueBackup }: Ask, req: Request<'now'>): Promise<Reply> {
+  const target = findTarget(deps.config, req.target);
+  const { jobId, duplicate } = await enqueueBackup({
+    target: target.name,
+    kind: 'manual',
+    label: null,
+    requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
+  });
+  log.info({ jobId, duplicate, target: target.name }, duplicate ? 'backup already running' : 'backup queued');
+  return {
+    jobId,
+    text: duplicate
+      ? `A backup of *${target.name}* is already queued or running: job \`${jobId}\`. Its result will be posted in ${deps.config.slack.channel}; no second dump was started.`
+      : `Backup of *${target.name}* queued: job \`${jobId}\`. Progress and the result will be posted in ${deps.config.slack.channel}.`,
+  };
+}
+
+async function preMigrationBackup({ deps, input, log, enqueueBackup }: Ask, req: Request<'pre-migration'>): Promise<Reply> {
+  const target = findTarget(deps.config, req.target);
+  const { jobId, duplicate } = await enqueueBackup({
+    target: target.name,
+    kind: 'pre-migration',
+    label: req.label,
+    requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
+    keepDays: target.policy.preMigration.keepDays,
+  });
+  log.info({ jobId, duplicate, target: target.name, label: req.label }, duplicate ? 'backup already running' : 'pre-migration backup queued');
+  if (duplicate) return { jobId, text: await preMigrationBusy(deps, target.name, req.label, jobId) };
+  return {
+    jobId,
+    text:
+      `Pre-migration backup *${escapeMrkdwn(req.label)}* of *${target.name}* queued: job \`${jobId}\`, kept ${target.policy.preMigration.keepDays} days. ` +
+      `A restore test of it follows, then the pre-migration checklist with both results is posted in ${deps.config.slack.channel}.`,
+  };
+}
+
+async function postChecklist({ deps, log }: Ask, req: Request<'checklist'>): Promise<Reply> {
+  if (!deps.checklist) return { text: 'Checklists cannot be posted from here (no checklist queue). Nothing was started.' };
+  const { jobId, duplicate } = await enqueueChecklist(deps.checklist, req.kind);
+  log.info({ jobId, duplicate, kind: req.kind }, duplicate ? 'checklist already queued' : 'checklist queued');
+  return {
+    jobId,
+    text: duplicate
+      ? `A ${req.kind} checklist is already being prepared: job \`${jobId}\`. It will be posted in ${deps.config.slack.channel}; no second one was started.`
+      : `The ${req.kind} checklist is being prepared (job \`${jobId}\`): the bot runs its checks and posts it in ${deps.config.slack.channel}.`,
+  };
+}
+
+async function listReply({ deps, listBackups }: Ask, req: Request<'list'>): Promise<Reply> {
+  if (req.target) findTarget(deps.config, req.target);
+  const backups = await withDeadline(2500, listBackups(req.target), 'listing backups');
+  return { text: formatBackupList(backups, req.target) };
+}
+
+async function healthReply({ deps }: Ask, req: Request<'health'>): Promise<Reply> {
+  const targets = req.target ? [findTarget(deps.config, req.target)] : deps.config.targets;
+  const now = new Date();
+  const sources = healthSources(deps.config, { storage: deps.storage, runs: deps.health?.runs ?? null, backupQueue: deps.queue });
+  const perTarget = await withDeadline(
+    2500,
+    Promise.all(
+      targets.map(async (t) => ({
+        target: t.name,
+        results: (await checkTarget(sources, t.name, now)).results,
+        stored: deps.health ? await deps.health.state.read(t.name) : {},
+      })),
+    ),
+    'checking health',
+  );
+  return { text: healthOverview(perTarget) || 'No targets are configured.' };
+}
+
+async function auditReply({ deps }: Ask, req: Request<'audit'>): Promise<Reply> {
+  const entries = deps.audit ? await withDeadline(2500, deps.audit.tail(req.count), 'reading the audit trail') : [];
+  if (entries.length === 0) return { text: 'The audit trail is empty.' };
+  const lines = entries.map(
+    (e) =>
+      `• ${e.at.slice(0, 19).replace('T', ' ')} · ${e.userId ? `<@${e.userId}>` : e.kind} · ${escapeMrkdwn(`${e.what} ${e.args}`.trim())} · ${e.decision}${e.jobId ? ` · job \`${e.jobId}\`` : ''}${e.result ? ` · ${escapeMrkdwn(e.result.slice(0, 120))}` : ''}`,
+  );
+  return { text: `*Audit trail* (last ${entries.length}, oldest first):\n${lines.join('\n')}`.slice(0, 3900) };
+}
+
+async function statusReply({ deps }: Ask): Promise<Reply> {
+  const [jobs, held] = await withDeadline(2500, Promise.all([formatQueueStatus(deps.queue), heldSchedulers(deps.schedulers)]), 'reading the job queue');
+  // The plan from the config against what Redis holds (workers keep them in step: workers/plan-keeper.ts).
+  const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone);
+  return { text: `${jobs}\n\n${schedules}`.slice(0, 3900) };
 }

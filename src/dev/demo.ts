@@ -17,32 +17,30 @@ import { startEphemeralPostgres, startEphemeralRedis, type EphemeralPostgres, ty
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
+/** What the demo has started so far: cleanup removes whatever is set, also when start-up failed half-way. */
+interface DemoParts {
+  pgServer?: EphemeralPostgres;
+  redis?: EphemeralRedis;
+  backupDir?: string;
+  keyDir?: string;
+  deps?: Deps;
+  workers?: Workers;
+}
+
 /**
  * `npm run demo`: the whole bot on a throwaway PostgreSQL (with a sample database) and Redis, with this terminal
  * standing in for Slack. Type slash commands at the prompt; channel messages are printed as they are posted and
  * updated. Commands can also be given as arguments or piped in; then the demo waits for the jobs and exits.
  */
 export async function runDemo(args: string[]): Promise<number> {
-  let pgServer: EphemeralPostgres | undefined;
-  let redis: EphemeralRedis | undefined;
-  let backupDir: string | undefined;
-  let keyDir: string | undefined;
-  let deps: Deps | undefined;
-  let workers: Workers | undefined;
+  const parts: DemoParts = {};
   let cleaning: Promise<void> | undefined;
   // Interrupted, running jobs are cancelled rather than waited for: a backup must not run on and report "succeeded"
   // after the person asked to stop (the CLI cancels its backup the same way). A second Ctrl-C during a normal exit,
   // which waits for them, cancels them too.
   const cleanup = (cancel: boolean) => {
-    if (cancel) workers?.cancelRunning('the demo was interrupted');
-    cleaning ??= (async () => {
-      await workers?.close().catch(() => undefined);
-      await deps?.close().catch(() => undefined);
-      await redis?.stop().catch(() => undefined);
-      await pgServer?.stop().catch(() => undefined);
-      if (backupDir) await rm(backupDir, { recursive: true, force: true });
-      if (keyDir) await rm(keyDir, { recursive: true, force: true });
-    })();
+    if (cancel) parts.workers?.cancelRunning('the demo was interrupted');
+    cleaning ??= removeParts(parts);
     return cleaning;
   };
   // Ctrl-C (at the prompt or while a job runs), a SIGTERM or a closed terminal (SIGHUP) still removes the throwaway
@@ -59,47 +57,7 @@ export async function runDemo(args: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
   try {
-    print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
-    [pgServer, redis] = await Promise.all([startEphemeralPostgres(), startEphemeralRedis()]);
-    const dbUrl = await createSampleDatabase(pgServer.url);
-    backupDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-backups-'));
-    // Backups are encrypted as in production: a throwaway age key pair whose secret half sits in its own 0700 temp
-    // dir, removed on exit. In a real deployment the identity file lives only where restores run.
-    keyDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-key-'));
-    const keys = await generateKeyPair();
-    const identityFile = join(keyDir, 'identity.key');
-    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
-    // The demo's own (empty) config file. Without one, a pg-backup-bot.yml in the current directory would be read,
-    // and its targets — real databases — would replace the sample one: `/backup now` would dump them, and start-up
-    // would drop their servers' leftover restore-test databases, those of the real bot's running tests included.
-    const configFile = join(keyDir, 'demo.yml');
-    // No first backup at start: backups run when the person at the prompt asks, so a scripted run's output is theirs.
-    await writeFile(configFile, '# npm run demo: defaults only; the sample database is the one target\nfirstBackupAtStart: false\n');
-    const config = loadConfig(
-      {
-        BOT_CONFIG: configFile,
-        DATABASE_URL: dbUrl,
-        TARGET_NAME: 'shop',
-        REDIS_URL: redis.url,
-        BACKUP_DIR: backupDir,
-        BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-        BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
-        SLACK_CHANNEL: '#incidents',
-        LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-      },
-      'offline',
-    );
-    const log = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 2, sync: true }) });
-    deps = await createDeps(config, log, { notifier: new ConsoleNotifier(print, config.slack.channel) });
-    workers = await startWorkers(deps, { progressIntervalMs: 1000 });
-    // The same dependencies as the real bot's (service.ts): without `health`, `/backup health` never saw a run.
-    // The demo has no checkboxes to tick (its messages are printed), so its commands get no notifier.
-    const handlers = commandTable(commandDepsFrom(deps, { notifier: false }));
-    print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
-    print(`Backups are encrypted with age to ${keys.recipient}; restore tests read the identity ${identityFile}.`);
-    print(
-      'Type a slash command: /backup now · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)',
-    );
+    const { deps, handlers } = await startDemo(parts);
     const scripted = args.length > 0 || !process.stdin.isTTY;
     if (args.length > 0) {
       // One command at a time, each job finished before the next, so `/backup now` then `/backup list` reads naturally.
@@ -122,6 +80,73 @@ export async function runDemo(args: string[]): Promise<number> {
     print('Cleaning up the throwaway servers and backups…');
     await cleanup(false);
   }
+}
+
+/** Stops what was started (workers before the connections and servers they use), then removes its files. */
+async function removeParts(parts: DemoParts): Promise<void> {
+  await parts.workers?.close().catch(() => undefined);
+  await parts.deps?.close().catch(() => undefined);
+  await parts.redis?.stop().catch(() => undefined);
+  await parts.pgServer?.stop().catch(() => undefined);
+  if (parts.backupDir) await rm(parts.backupDir, { recursive: true, force: true });
+  if (parts.keyDir) await rm(parts.keyDir, { recursive: true, force: true });
+}
+
+/** Starts the servers, the sample database, the bot's dependencies and workers; records each in `parts` as it goes. */
+async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Record<string, CommandHandler> }> {
+  print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
+  const [pgServer, redis] = await Promise.all([startEphemeralPostgres(), startEphemeralRedis()]);
+  parts.pgServer = pgServer;
+  parts.redis = redis;
+  const dbUrl = await createSampleDatabase(pgServer.url);
+  const backupDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-backups-'));
+  parts.backupDir = backupDir;
+  const { recipient, identityFile, configFile } = await writeDemoFiles(parts);
+  const config = loadConfig(
+    {
+      BOT_CONFIG: configFile,
+      DATABASE_URL: dbUrl,
+      TARGET_NAME: 'shop',
+      REDIS_URL: redis.url,
+      BACKUP_DIR: backupDir,
+      BACKUP_ENCRYPTION_RECIPIENT: recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+      SLACK_CHANNEL: '#incidents',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    },
+    'offline',
+  );
+  const log = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 2, sync: true }) });
+  const deps = await createDeps(config, log, { notifier: new ConsoleNotifier(print, config.slack.channel) });
+  parts.deps = deps;
+  parts.workers = await startWorkers(deps, { progressIntervalMs: 1000 });
+  // The same dependencies as the real bot's (service.ts): without `health`, `/backup health` never saw a run.
+  // The demo has no checkboxes to tick (its messages are printed), so its commands get no notifier.
+  const handlers = commandTable(commandDepsFrom(deps, { notifier: false }));
+  print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
+  print(`Backups are encrypted with age to ${recipient}; restore tests read the identity ${identityFile}.`);
+  print(
+    'Type a slash command: /backup now · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)',
+  );
+  return { deps, handlers };
+}
+
+/** The demo's age key pair and config file, in their own temp dir (recorded in `parts.keyDir` for cleanup). */
+async function writeDemoFiles(parts: DemoParts): Promise<{ recipient: string; identityFile: string; configFile: string }> {
+  // Backups are encrypted as in production: a throwaway age key pair whose secret half sits in its own 0700 temp
+  // dir, removed on exit. In a real deployment the identity file lives only where restores run.
+  const keyDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-key-'));
+  parts.keyDir = keyDir;
+  const keys = await generateKeyPair();
+  const identityFile = join(keyDir, 'identity.key');
+  await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+  // The demo's own (empty) config file. Without one, a pg-backup-bot.yml in the current directory would be read,
+  // and its targets — real databases — would replace the sample one: `/backup now` would dump them, and start-up
+  // would drop their servers' leftover restore-test databases, those of the real bot's running tests included.
+  const configFile = join(keyDir, 'demo.yml');
+  // No first backup at start: backups run when the person at the prompt asks, so a scripted run's output is theirs.
+  await writeFile(configFile, '# npm run demo: defaults only; the sample database is the one target\nfirstBackupAtStart: false\n');
+  return { recipient: keys.recipient, identityFile, configFile };
 }
 
 async function createSampleDatabase(serverUrl: string): Promise<string> {

@@ -18,5 +18,6 @@ export {
   type RestoreTestSummary,
 } from './types.ts';
 export { checkTarget, encryptionRequired } from './collect.ts';
+export { healthSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';
 export { firstBackupDue, targetThresholds } from './target-thresholds.ts';

@@ -1,6 +1,6 @@
 import type { Deps } from '../deps.ts';
-import { checkTarget, encryptionRequired } from './collect.ts';
-import { firstBackupDue, targetThresholds } from './target-thresholds.ts';
+import { checkTarget } from './collect.ts';
+import { healthSources } from './sources.ts';
 import { QUEUE_STATES, type QueueState } from './metrics.ts';
 
 /**
@@ -24,15 +24,7 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
     const counts = await q.getJobCounts(...QUEUE_STATES);
     queueDepths[name] = Object.fromEntries(QUEUE_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueState, number>;
   }
-  const sources = {
-    storage: deps.storage,
-    runs: deps.runs,
-    backupQueue: deps.queues.backup,
-    thresholds: deps.config.health.thresholds,
-    thresholdsFor: targetThresholds(deps.config),
-    firstBackupDue: firstBackupDue(deps.config),
-    encryptionRequired: encryptionRequired(deps.config),
-  };
+  const sources = healthSources(deps.config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.queues.backup });
   for (const target of deps.config.targets) {
     const { input, results } = await checkTarget(sources, target.name, now);
     const seen = failuresSeen.get(deps.metrics) ?? new Map<string, number>();

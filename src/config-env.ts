@@ -1,0 +1,82 @@
+import { z } from 'zod';
+// Its own module: the file schema (schedules/config-schema.ts) needs it while config.ts is still loading.
+import { TargetName } from './target-name.ts';
+
+/** The environment as given: unset and empty variables alike are dropped before anything reads it. */
+export type RawEnv = Record<string, string | undefined>;
+
+const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+export type LogLevel = z.infer<typeof LogLevel>;
+
+/** Also checks a target's `urlEnv` variable, which the file names and the schema below cannot know. */
+export const PostgresUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+  } catch {
+    return false;
+  }
+}, 'must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)');
+
+/** The env contract (README.md's table): every variable the bot reads, with its default. */
+const EnvSchema = z.object({
+  SLACK_BOT_TOKEN: z.string().startsWith('xoxb-', 'must be a bot token starting with xoxb-').optional(),
+  SLACK_SIGNING_SECRET: z.string().min(1).optional(),
+  SLACK_APP_TOKEN: z.string().startsWith('xapp-', 'must be an app-level token starting with xapp-').optional(),
+  SLACK_API_URL: z.url({ protocol: /^https?$/ }).default('https://slack.com/api/'),
+  SLACK_CHANNEL: z.string().min(1).default('#incidents'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z.string().min(1).default('{pgbb}'),
+  DATABASE_URL: PostgresUrl.optional(),
+  TARGET_NAME: TargetName.optional(),
+  BACKUP_DIR: z.string().min(1).default('./backups'),
+  BACKUP_COMPRESSION_LEVEL: z.coerce.number().int().min(1).max(19).default(2),
+  PG_BIN_DIR: z.string().min(1).optional(),
+  PAGERDUTY_ROUTING_KEY: z.string().length(32, 'must be the 32-character Events API v2 integration key').optional(),
+  PAGERDUTY_EVENTS_URL: z
+    .url({ protocol: /^https$/ })
+    .default('https://events.pagerduty.com/v2/enqueue')
+    .refine((s) => new URL(s).pathname === '/v2/enqueue', 'must end in /v2/enqueue (the Events API v2 endpoint)'),
+  LOG_LEVEL: LogLevel.default('info'),
+  BOT_CONFIG: z.string().min(1).optional(),
+  BACKUP_ENCRYPTION_RECIPIENT: z
+    .string()
+    .regex(/^\s*age1[0-9a-z]{58}(\s*,\s*age1[0-9a-z]{58})*\s*$/, 'one or more age public keys (age1…), comma separated')
+    .optional(),
+  BACKUP_ENCRYPTION_IDENTITY_FILE: z.string().min(1).optional(),
+  S3_BUCKET: z.string().min(3).optional(),
+  S3_PREFIX: z.string().default(''),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
+  S3_MODE: z.enum(['primary', 'copy']).default('copy'),
+  RESTORE_TEST_DATABASE_URL: PostgresUrl.optional(),
+  FIRST_BACKUP_AT_START: z.enum(['true', 'false']).optional(),
+  RESTORE_ALLOWED_USERS: z
+    .string()
+    .regex(/^\s*[UW][A-Z0-9]{2,}(\s*,\s*[UW][A-Z0-9]{2,})*\s*$/, 'a comma-separated list of Slack user IDs (U012ABCDEF)')
+    .optional(),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+/** Drops unset and empty variables: an empty `FOO=` means "not set", so its default applies. */
+export function withoutEmpty(env: RawEnv): RawEnv {
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+}
+
+/** The parsed env, or undefined with one problem per bad variable (named, never its value). */
+export function parseEnv(cleaned: RawEnv): { env: Env | undefined; problems: string[] } {
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (parsed.success) return { env: parsed.data, problems: [] };
+  return { env: undefined, problems: parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`) };
+}
+
+/** A comma-separated variable as a list, blanks dropped. */
+export function commaList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}

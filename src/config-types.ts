@@ -1,0 +1,72 @@
+import type { FileConfig } from './config-file.ts';
+import type { LogLevel } from './config-env.ts';
+// The health room's leaf of types, not its door: the door's modules read the config (a cycle through index.ts).
+import type { HealthThresholds } from './health/types.ts';
+import type { TargetPolicy } from './schedules/index.ts';
+
+/** What is being started decides what is required: `offline` (demo, listing) needs neither Slack nor a target. */
+export type Mode = 'all' | 'bot' | 'worker' | 'cli' | 'offline';
+
+export interface TargetConfig {
+  name: string;
+  /** libpq connection URL; may hold a password, so it never goes to logs, argv or job data. */
+  url: string;
+  environment: 'production' | 'staging';
+  /** pg_dump `--exclude-table` patterns (validated to a safe alphabet by the file schema). */
+  excludeTables: string[];
+  /** pg_dump `--schema` patterns; empty: every schema. */
+  schemas: string[];
+  /** Effective schedules and retention: the environment's defaults with the file's overrides. */
+  policy: TargetPolicy;
+}
+
+export interface Config {
+  slack: {
+    botToken?: string;
+    signingSecret?: string;
+    appToken?: string;
+    apiUrl: string;
+    channel: string;
+  };
+  port: number;
+  redisUrl: string;
+  queuePrefix: string;
+  backupDir: string;
+  compressionLevel: number;
+  pgBinDir?: string;
+  pagerduty: { routingKey?: string; eventsUrl: string };
+  logLevel: LogLevel;
+  targets: TargetConfig[];
+  /** IANA zone every schedule, reminder and `/backup status` time is in. */
+  timezone: string;
+  /** Bot-wide scheduled jobs (the targets' own schedules are in `targets[].policy`). */
+  schedules: Pick<FileConfig, 'retention' | 'reminders'>;
+  restoreTest: {
+    /** Server where scratch databases are created; by default each target's own server. */
+    serverUrl?: string;
+    smokeQueries: Array<{ name: string; sql: string }>;
+    jobs: number;
+  };
+  restore: {
+    /** Slack user IDs allowed to restore into an existing database. Nobody, by default. */
+    allowedUsers: string[];
+  };
+  health: {
+    intervalMinutes: number;
+    thresholds: Partial<HealthThresholds>;
+  };
+  encryption: {
+    /** age public keys: backups are encrypted to all of them. Workers need no secret key. */
+    recipients: string[];
+    /** age identity (secret key) file: only restore tests and restores read it. */
+    identityFile?: string;
+    /** The config said `encryption: none`: production targets may take unencrypted backups. */
+    optedOut: boolean;
+  };
+  /** Workers take a target's first backup when they start and it has none (health then never waits on a schedule). */
+  firstBackupAtStart: boolean;
+  /** S3-compatible storage: the primary store, or a copy target each finished backup is copied to. */
+  s3?: { bucket: string; prefix: string; region: string; endpoint?: string; forcePathStyle: boolean; mode: 'primary' | 'copy' };
+  /** Slack user/group IDs per role; null = no role config (everyone may list and back up, nobody restore into existing). */
+  roles: { viewer: string[]; operator: string[]; admin: string[] } | null;
+}
