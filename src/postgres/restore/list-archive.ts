@@ -1,12 +1,12 @@
 import type { Logger } from '../../logger.ts';
 import type { Manifest } from '../../storage/index.ts';
 import type { Storage } from '../../storage/index.ts';
-import { openArchive, UnreadableArchive } from './archive.ts';
+import { UnreadableArchive } from './archive.ts';
 import { cleanBaseEnv } from '../connection.ts';
 import { identityFor } from './decryption.ts';
 import { firstErrorLine, tocEntryCount } from '../failures.ts';
-import { dumpMajor } from './restore-test.ts';
-import { findPgTools, findZstd } from '../tools.ts';
+import { openArchive } from './open-archive.ts';
+import { restoreTools } from './stored-archive.ts';
 
 export interface ListOutcome {
   ok: boolean;
@@ -33,14 +33,13 @@ export async function listStoredBackup(o: {
   const started = Date.now();
   const fail = (problem: string): ListOutcome => ({ ok: false, tocEntries: 0, ms: Date.now() - started, problem });
   const identity = await identityFor(o.manifest, o.identityFile);
-  const tools = await findPgTools({ serverMajor: dumpMajor(o.manifest), pgBinDir: o.pgBinDir });
-  const zstd = await findZstd();
+  const tools = await restoreTools({ manifest: o.manifest, pgBinDir: o.pgBinDir });
   let archive: Awaited<ReturnType<typeof openArchive>> | undefined;
   try {
     archive = await openArchive({
       manifest: o.manifest,
       storage: o.storage,
-      zstd,
+      zstd: tools.zstd,
       pgRestore: tools.pgRestore,
       input: 'stream',
       signal: o.signal,

@@ -42,6 +42,18 @@ export function restoreFailure(run: PgRestoreRun, ctx: FailureContext, database:
   return { problem };
 }
 
+/**
+ * A finished restore run: null when it restored, the backup's problem when it failed on the backup. A cancel
+ * (`canceled` says what was undone) and an infrastructure failure throw.
+ */
+export function judgeRestore(run: PgRestoreRun, ctx: FailureContext, database: string, canceled: () => BotError, tool = 'pg_restore'): string | null {
+  if (run.canceled) throw canceled();
+  if (run.ok) return null;
+  const f = restoreFailure(run, ctx, database, tool);
+  if (f.infrastructure) throw f.infrastructure;
+  return f.problem;
+}
+
 /** `--dbname` as a conninfo string: a bare name containing `=` would be parsed as one. */
 export function dbnameArg(name: string): string {
   return `--dbname=dbname='${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;

@@ -85,12 +85,40 @@ function findTables(entries: TocEntry[], text: string): TocEntry[] {
   return exact.length > 0 || ref.quoted ? exact : match(true);
 }
 
-export function planSelection(entries: TocEntry[], request: { tables: string[]; schemas: string[]; mode: 'new' | 'existing' }): SelectionPlan {
+type Mode = 'new' | 'existing';
+
+/** The tables asked for (`selected`) and every entry included so far; a step returns new sets, never changes its input's. */
+interface Picked {
+  selected: Set<number>;
+  included: Set<number>;
+}
+
+export function planSelection(entries: TocEntry[], request: { tables: string[]; schemas: string[]; mode: Mode }): SelectionPlan {
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  const picked = withDependencies(entries, byId, requested(entries, request), request.mode);
+  const notes = leftOutForeignKeys(entries, byId, picked);
+  const ordered = entries.filter((e) => picked.included.has(e.id));
+  const dataTables = ordered
+    .filter((e) => e.desc === 'TABLE DATA')
+    .map((e) => byId.get(e.deps[0] ?? -1))
+    .filter((t): t is TocEntry => t !== undefined)
+    .map((t) => ({ schema: t.schema, table: t.tag }));
+  // What to drop before restoring into an existing database: tables (their indexes, constraints, triggers,
+  // defaults and owned sequences go with them: dropping those one by one is what fails on partitions), the
+  // foreign keys that point at them, and a selected schema's other objects.
+  const isTable = (id: number) => byId.get(id)?.desc === 'TABLE';
+  const dropped = ordered.filter(
+    (e) => !DATA.has(e.desc) && !ATTACHED.has(e.desc) && !(OWNED.has(e.desc) && e.desc !== 'TABLE' && e.desc !== 'FK CONSTRAINT' && e.deps.some(isTable)),
+  );
+  const list = (es: TocEntry[]) => `${es.map((e) => e.line).join('\n')}\n`;
+  return { ids: ordered.map((e) => e.id), listFile: list(ordered), dropListFile: list(dropped), dataTables, notes };
+}
+
+/** The named tables and every entry of the named schemas; any name the backup lacks refuses the whole request. */
+function requested(entries: TocEntry[], request: { tables: string[]; schemas: string[] }): Picked {
   if (request.tables.length === 0 && request.schemas.length === 0) {
     throw new BotError('bad_request', 'Name at least one table or schema to restore.');
   }
-  const byId = new Map(entries.map((e) => [e.id, e]));
-  const isTable = (id: number) => byId.get(id)?.desc === 'TABLE';
   const selected = new Set<number>();
   const included = new Set<number>();
   const unknown: string[] = [];
@@ -110,7 +138,17 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
   }
   if (unknown.length > 0) throw new BotError('bad_request', `The backup has ${unknown.join('; ')}. Nothing was restored.`);
   for (const id of selected) included.add(id);
+  return { selected, included };
+}
 
+/**
+ * Adds what belongs to the selection (data, owned and attached entries; in a new database also every extension
+ * and whatever the included entries depend on) until a pass adds nothing: one addition can make another belong.
+ */
+function withDependencies(entries: TocEntry[], byId: Map<number, TocEntry>, from: Picked, mode: Mode): Picked {
+  const selected = new Set(from.selected);
+  const included = new Set(from.included);
+  const isTable = (id: number) => byId.get(id)?.desc === 'TABLE';
   for (let changed = true; changed; ) {
     changed = false;
     const add = (e: TocEntry) => {
@@ -129,14 +167,14 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
         const tables = e.deps.filter(isTable);
         if (!tables.some((d) => selected.has(d))) continue;
         // Into a new database a foreign key can only point at a table that is there.
-        if (request.mode === 'existing' || tables.every((d) => included.has(d))) add(e);
+        if (mode === 'existing' || tables.every((d) => included.has(d))) add(e);
       } else if (ATTACHED.has(e.desc)) {
         if (e.deps.length > 0 && e.deps.every((d) => included.has(d))) add(e);
-      } else if (request.mode === 'new' && e.desc === 'EXTENSION') {
+      } else if (mode === 'new' && e.desc === 'EXTENSION') {
         add(e);
       }
     }
-    if (request.mode === 'new') {
+    if (mode === 'new') {
       for (const id of [...included]) {
         for (const d of byId.get(id)?.deps ?? []) {
           const dep = byId.get(d);
@@ -148,7 +186,11 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
       }
     }
   }
+  return { selected, included };
+}
 
+/** A sentence for each foreign key of a restored table that was left out because its target table was. */
+function leftOutForeignKeys(entries: TocEntry[], byId: Map<number, TocEntry>, { selected, included }: Picked): string[] {
   const notes: string[] = [];
   for (const e of entries) {
     if (e.desc === 'FK CONSTRAINT' && !included.has(e.id) && e.deps.some((d) => selected.has(d))) {
@@ -165,18 +207,5 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
       }
     }
   }
-  const ordered = entries.filter((e) => included.has(e.id));
-  const dataTables = ordered
-    .filter((e) => e.desc === 'TABLE DATA')
-    .map((e) => byId.get(e.deps[0] ?? -1))
-    .filter((t): t is TocEntry => t !== undefined)
-    .map((t) => ({ schema: t.schema, table: t.tag }));
-  // What to drop before restoring into an existing database: tables (their indexes, constraints, triggers,
-  // defaults and owned sequences go with them: dropping those one by one is what fails on partitions), the
-  // foreign keys that point at them, and a selected schema's other objects.
-  const dropped = ordered.filter(
-    (e) => !DATA.has(e.desc) && !ATTACHED.has(e.desc) && !(OWNED.has(e.desc) && e.desc !== 'TABLE' && e.desc !== 'FK CONSTRAINT' && e.deps.some(isTable)),
-  );
-  const list = (es: TocEntry[]) => `${es.map((e) => e.line).join('\n')}\n`;
-  return { ids: ordered.map((e) => e.id), listFile: list(ordered), dropListFile: list(dropped), dataTables, notes };
+  return notes;
 }

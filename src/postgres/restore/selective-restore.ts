@@ -1,23 +1,25 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { safeProgress } from '../progress.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
 import { recordHead, type RestoreRecord } from '../../storage/index.ts';
-import { openArchive, UnreadableArchive, type Archive, type ArchiveReadOptions } from './archive.ts';
-import { verifyChecksums } from './checksums.ts';
+import type { ArchiveReadOptions } from './archive.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
-import { cleanBaseEnv, serverLabel, withPgEnv } from '../connection.ts';
-import { clientFailure, type FailureContext } from '../failures.ts';
-import { runPgRestorePasses } from './parallel-restore.ts';
-import { dbnameArg, restoreFailure } from './restore-failure.ts';
-import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
-import { dumpMajor } from './restore-test.ts';
-import { createDatabase, databaseExists, databaseUrl, dropDatabase, isScratchName } from './scratch.ts';
-import { replaceInPlace } from './replace-in-place.ts';
-import { planSelection } from './selection-plan.ts';
-import { parseToc } from './toc.ts';
-import { findPgTools, findZstd } from '../tools.ts';
+import { asBotError, type Step, startRun, step } from './restore-run.ts';
+import type { RestoredTable } from './restored-tables.ts';
+import { dropDatabase, isScratchName } from './scratch.ts';
+import {
+  type Counted,
+  countRestored,
+  type Planned,
+  planRestore,
+  prepareTarget,
+  type Restored,
+  restoreSelection,
+  type SelectiveRun,
+  type Target,
+} from './selective-steps.ts';
+import { type Checksums, closeArchive, openStoredArchive, restoreTools, timedChecksums } from './stored-archive.ts';
 
 export type SelectiveRestorePhase = 'verifying-checksums' | 'planning' | 'restoring' | 'counting';
 
@@ -47,148 +49,103 @@ export type SelectiveRestoreOutcome = Omit<RestoreRecord, 'requestedBy' | 'jobId
  * one transaction (replace-in-place.ts), so a failure anywhere leaves that database as it was.
  */
 export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<SelectiveRestoreOutcome> {
-  const now = o.now ?? (() => new Date());
-  const startedAt = now();
-  const m = o.manifest;
-  const db = o.into.database;
-  const log = o.log.child({ backupId: m.backupId, into: db, create: o.into.create });
-  const ctx: FailureContext = { tool: 'pg_restore', server: serverLabel(o.serverUrl) };
-  const report = safeProgress(o.onProgress, log);
-  const progress = (phase: SelectiveRestorePhase) => report({ phase });
-  if (!db || Buffer.byteLength(db) > 63 || isScratchName(db)) {
-    throw new BotError('bad_request', `"${db}" cannot be restored into: a database name has 1–63 bytes and must not be a restore-test scratch name.`);
-  }
-  const problems: string[] = [];
-  const notes: string[] = [];
-  let restoredTables: RestoredTable[] = [];
-  let restoreMs = 0;
-  let verifyMs = 0;
-  let created = false;
-  let dropped = false;
-  let restoreFailed = false;
-  let restoreMethod: SelectiveRestoreOutcome['restoreMethod'] = null;
-  let checksums: SelectiveRestoreOutcome['checked']['checksums'] = [];
-  const outcome = (): SelectiveRestoreOutcome => {
-    return {
-      ...recordHead(m, startedAt, now()),
-      restoreMs,
-      verifyMs,
-      restoredBytes: null,
-      passed: null,
-      checked: { checksums, tables: restoredTables.length, objects: [], smokeQueries: [] },
-      problems,
-      database: db,
-      dropped,
-      selection: { tables: o.tables, schemas: o.schemas, into: o.into.create ? null : db, created },
-      correctiveActions: null,
-      restoreMethod,
-      restoredTables,
-      notes,
-    };
-  };
-
+  const r = startRestore(o);
   if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled before it started; nothing was changed.');
-  const identity = await identityFor(m, o.identityFile);
-  progress('verifying-checksums');
-  const t0 = Date.now();
-  const sums = await verifyChecksums({ manifest: m, storage: o.storage, signal: o.signal });
-  verifyMs += Date.now() - t0;
-  checksums = sums.checksums;
+  const identity = await identityFor(o.manifest, o.identityFile);
+  r.progress('verifying-checksums');
+  const sums = await timedChecksums(o);
   if (sums.problems.length > 0) {
-    problems.push(...sums.problems, 'nothing was restored');
-    return outcome();
+    const problems = [...sums.problems, 'nothing was restored'];
+    return outcome(o, r, { sums, notes: [], target: null, restoreMs: 0, counted: null, problems, dropped: false });
   }
 
   // Checksums passed, so the stored header is intact: a failure to open it now means the key is wrong.
-  await checkIdentityOpensBackup(m, o.storage, identity);
-  const tools = await findPgTools({ serverMajor: dumpMajor(m), pgBinDir: o.pgBinDir });
-  const zstd = await findZstd(o.zstdPath);
+  await checkIdentityOpensBackup(o.manifest, o.storage, identity);
+  const tools = await restoreTools(o);
   const work = await mkdtemp(join(o.tempDir ?? tmpdir(), 'pgbb-select-'));
-  let archive: Archive | undefined;
-  let failure: unknown;
-  try {
-    progress('planning');
-    archive = await openArchive({
-      manifest: m,
-      storage: o.storage,
-      zstd,
-      pgRestore: tools.pgRestore,
-      tempDir: o.tempDir,
-      input: o.input,
-      signal: o.signal,
-      identity,
-      agePath: o.agePath,
-      log,
-    });
-    const a = archive;
-    // Reading the TOC needs no connection: a clean environment, no credentials.
-    const env = cleanBaseEnv();
-    const [list, verbose] = [
-      await a.pgRestore(['--list'], { env, captureStdout: true, partialRead: true }),
-      await a.pgRestore(['--schema-only', '--verbose', '--file=-'], { env, captureStdout: true, partialRead: true }),
-    ];
-    if (!list.ok || !verbose.ok) throw new UnreadableArchive(restoreFailure(list.ok ? verbose : list, ctx, db).problem);
-    const plan = planSelection(parseToc(list.stdout, verbose.stdout), { tables: o.tables, schemas: o.schemas, mode: o.into.create ? 'new' : 'existing' });
-    notes.push(...plan.notes);
-    log.info({ entries: plan.ids.length, tables: plan.dataTables.length, input: a.input }, 'selective restore planned');
+  r.progress('planning');
+  // Each step runs only if the one before it succeeded; what stopped it is thrown or reported after the cleanup.
+  const canceled = (err: unknown) => new BotError('canceled', `The restore into ${r.database} was canceled; nothing was kept.`, { cause: err });
+  const attempt = <T>(fn: () => Promise<T>) => step(fn, (err) => (o.signal?.aborted ? canceled(err) : err));
+  const archive = await attempt(() => openStoredArchive(o, tools, { identity, signal: o.signal, log: r.log }));
+  const planned = archive.ok ? await attempt(() => planRestore(o, r, archive.value)) : archive;
+  const target = planned.ok ? await attempt(() => prepareTarget(o, r, planned.value)) : planned;
+  const restored = target.ok ? await attempt(() => restoreSelection(o, r, target.value, tools.psql, work)) : target;
+  const counted = restored.ok && restored.value.problem === null ? await attempt(() => countRestored(o, r, restored.value.plan)) : null;
+  await closeArchive(archive.ok ? archive.value : undefined, r.log);
+  await rm(work, { recursive: true, force: true });
+  const failed = !restored.ok || restored.value.problem !== null || counted?.ok === false;
+  const dropped = target.ok && target.value.created && failed ? await dropNewDatabase(o, r) : false;
+  return verdict(o, r, { sums, planned, target, restored, counted, dropped });
+}
 
-    if (o.into.create) {
-      await createDatabase(o.serverUrl, db);
-      created = true;
-    } else if (!(await databaseExists(o.serverUrl, db))) {
-      throw new BotError('pg_database_missing', `The database "${db}" does not exist on ${ctx.server}; restore into a new database instead.`);
-    }
-    if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled.');
-    progress('restoring');
-    const jobs = o.into.create && a.input === 'file' ? Math.max(1, Math.floor(o.jobs ?? 2)) : 1;
-    restoreMethod = { input: a.input, jobs };
-    const tRestore = Date.now();
-    const { run, tool } = await withPgEnv(databaseUrl(o.serverUrl, db), async (childEnv) => {
-      // Into an existing database: drop and recreate only the listed objects, all or nothing.
-      if (!o.into.create) return replaceInPlace({ archive: a, psql: tools.psql, plan, database: db, work, env: childEnv, signal: o.signal });
-      const listFile = join(work, 'restore.list');
-      await writeFile(listFile, plan.listFile, { mode: 0o600 });
-      // --no-owner/--no-acl: the restoring role owns what it restores; GRANTs to roles missing here cannot fail it.
-      const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', `--use-list=${listFile}`, dbnameArg(db)];
-      return { run: await runPgRestorePasses(a, args, jobs, childEnv), tool: 'pg_restore' };
-    });
-    restoreMs = Date.now() - tRestore + a.decompressMs;
-    if (run.canceled)
-      throw new BotError(
-        'canceled',
-        `The restore into ${db} was canceled; ${o.into.create ? 'the new database was dropped' : 'its transaction was rolled back'}.`,
-      );
-    if (!run.ok) {
-      const f = restoreFailure(run, ctx, db, tool);
-      if (f.infrastructure) throw f.infrastructure;
-      restoreFailed = true;
-      problems.push(o.into.create ? f.problem : `${f.problem}; ${db} was left as it was`);
-    } else {
-      progress('counting');
-      const tCount = Date.now();
-      const counted = await countRestoredTables(databaseUrl(o.serverUrl, db), plan.dataTables, m.verification.tables);
-      verifyMs += Date.now() - tCount;
-      restoredTables = counted.tables;
-      problems.push(...counted.problems);
-    }
-  } catch (err) {
-    if (err instanceof UnreadableArchive) {
-      restoreFailed = true;
-      problems.push(err.problem, 'nothing was restored');
-    } else failure = o.signal?.aborted ? new BotError('canceled', `The restore into ${db} was canceled; nothing was kept.`, { cause: err }) : err;
-  } finally {
-    await archive?.close().catch((err: unknown) => log.warn({ err }, 'could not remove the decompressed archive'));
-    await rm(work, { recursive: true, force: true });
-    // A half-restored new database only confuses: it is ours, so it goes. One restored with a count that
-    // differs from the manifest stays: its data may still be what someone needs, and the problem says so.
-    if (created && (failure !== undefined || restoreFailed)) {
-      await dropDatabase(o.serverUrl, db).then(
-        () => (dropped = true),
-        (err: unknown) => log.error({ err }, 'could not drop the database of a failed restore'),
-      );
-    }
+function startRestore(o: SelectiveRestoreOptions): SelectiveRun {
+  const db = o.into.database;
+  const run = startRun<SelectiveRestorePhase>(o, db, { into: db, create: o.into.create });
+  if (!db || Buffer.byteLength(db) > 63 || isScratchName(db)) {
+    throw new BotError('bad_request', `"${db}" cannot be restored into: a database name has 1–63 bytes and must not be a restore-test scratch name.`);
   }
-  if (failure !== undefined) throw failure instanceof BotError ? failure : clientFailure(failure, ctx);
-  log.info({ restoreMs, tables: restoredTables.length, problems: problems.length }, 'selective restore finished');
-  return outcome();
+  return run;
+}
+
+/**
+ * A half-restored new database only confuses: it is ours, so it goes. One restored with a count that differs from
+ * the manifest stays: its data may still be what someone needs, and the problem says so.
+ */
+async function dropNewDatabase(o: SelectiveRestoreOptions, r: SelectiveRun): Promise<boolean> {
+  return dropDatabase(o.serverUrl, r.database).then(
+    () => true,
+    (err: unknown) => {
+      r.log.error({ err }, 'could not drop the database of a failed restore');
+      return false;
+    },
+  );
+}
+
+/** The outcome once the cleanup is done, or the failure that stopped the restore, thrown. */
+function verdict(
+  o: SelectiveRestoreOptions,
+  r: SelectiveRun,
+  s: { sums: Checksums; planned: Step<Planned>; target: Step<Target>; restored: Step<Restored>; counted: Step<Counted> | null; dropped: boolean },
+): SelectiveRestoreOutcome {
+  const stop = !s.restored.ok ? s.restored : s.counted !== null && !s.counted.ok ? s.counted : null;
+  if (stop && stop.failure !== undefined) throw asBotError(stop.failure, r.ctx);
+  const restored = s.restored.ok ? s.restored.value : null;
+  const counted = s.counted?.ok ? s.counted.value : null;
+  const problems = [...(stop && stop.problem !== null ? [stop.problem, 'nothing was restored'] : []), ...(restored?.problem ? [restored.problem] : [])];
+  const result = outcome(o, r, {
+    sums: s.sums,
+    notes: s.planned.ok ? s.planned.value.plan.notes : [],
+    target: s.target.ok ? s.target.value : null,
+    restoreMs: restored?.restoreMs ?? 0,
+    counted,
+    problems: [...problems, ...(counted?.problems ?? [])],
+    dropped: s.dropped,
+  });
+  r.log.info({ restoreMs: result.restoreMs, tables: result.restoredTables.length, problems: result.problems.length }, 'selective restore finished');
+  return result;
+}
+
+function outcome(
+  o: SelectiveRestoreOptions,
+  r: SelectiveRun,
+  s: { sums: Checksums; notes: string[]; target: Target | null; restoreMs: number; counted: Counted | null; problems: string[]; dropped: boolean },
+): SelectiveRestoreOutcome {
+  const restoredTables = s.counted?.tables ?? [];
+  return {
+    ...recordHead(r.manifest, r.startedAt, r.now()),
+    restoreMs: s.restoreMs,
+    verifyMs: s.sums.ms + (s.counted?.verifyMs ?? 0),
+    restoredBytes: null,
+    passed: null,
+    checked: { checksums: s.sums.checksums, tables: restoredTables.length, objects: [], smokeQueries: [] },
+    problems: s.problems,
+    database: r.database,
+    dropped: s.dropped,
+    selection: { tables: o.tables, schemas: o.schemas, into: o.into.create ? null : r.database, created: s.target?.created ?? false },
+    correctiveActions: null,
+    restoreMethod: s.target?.method ?? null,
+    restoredTables,
+    notes: [...s.notes],
+  };
 }

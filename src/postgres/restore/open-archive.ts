@@ -1,0 +1,119 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { execa } from 'execa';
+import { statfsNearest } from '../../storage/index.ts';
+import { childOptions, yieldCpu } from '../child-pipes.ts';
+import { describeExit, firstErrorLine } from '../failures.ts';
+import { collectOutput } from '../output-tail.ts';
+import { type Archive, type ArchiveInput, databaseArtifact, decryptionMessage, type OpenArchiveOptions, UnreadableArchive } from './archive.ts';
+import { decompressToFile } from './decompress-to-file.ts';
+import { plaintextOf } from './decryption.ts';
+import { pgRestoreRunOf, runPgRestore } from './pg-restore-child.ts';
+
+/**
+ * Opens a stored backup's database archive for pg_restore: decompressed into a private temp file when the temp
+ * directory has room for it (see ArchiveInput), else streamed from storage through zstd for every run.
+ */
+export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
+  const tempRoot = o.tempDir ?? tmpdir();
+  const input = await chooseInput(o, tempRoot);
+  if (input === 'stream') return streamedArchive(o);
+
+  // mkdtemp makes the directory 0700 and the file is 0600: a database's contents must not be readable by others.
+  const dir = await mkdtemp(join(tempRoot, 'pgbb-restore-'));
+  const file = join(dir, 'database.pgdump');
+  const close = () => rm(dir, { recursive: true, force: true });
+  try {
+    const started = Date.now();
+    await decompressToFile(o, file, tempRoot);
+    return {
+      input,
+      decompressMs: Date.now() - started,
+      async pgRestore(args, r) {
+        const { child, stderr, drained } = await runPgRestore(o, [...args, file], { ...r, stdin: 'ignore' });
+        const res = await child;
+        await drained;
+        return pgRestoreRunOf(o, res, stderr);
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function chooseInput(o: OpenArchiveOptions, tempRoot: string): Promise<ArchiveInput> {
+  const a = databaseArtifact(o.manifest);
+  if (o.input === 'file' || o.input === 'stream') return o.input;
+  const need = Math.ceil(a.rawBytes * 1.1);
+  const { freeBytes } = await statfsNearest(tempRoot);
+  const input = freeBytes >= need ? 'file' : 'stream';
+  if (input === 'stream') o.log.info({ tempRoot, freeBytes, need }, 'not enough temp space for the archive: streaming it into a single pg_restore');
+  return input;
+}
+
+/** Every pg_restore reads its own `[age -d |] zstd -dc` of the stored artifact on stdin. */
+function streamedArchive(o: OpenArchiveOptions): Archive {
+  return {
+    input: 'stream',
+    decompressMs: 0,
+    async pgRestore(args, r) {
+      const d = await decompressor(o);
+      const { child, stderr, drained } = await runPgRestore(o, args, { ...r, stdin: 'pipe' });
+      const drain = child.stdin ? pipeline(d.zstd.stdout, child.stdin).catch(() => undefined) : Promise.resolve();
+      const res = await child;
+      await drained;
+      // A listing stops after the TOC and a failed restore stops anywhere: the rest of the stream is not needed.
+      if (r.partialRead || res.failed) {
+        d.zstd.kill('SIGTERM');
+        d.destroy();
+      }
+      const [z] = await Promise.all([d.zstd, d.feed, drain]);
+      const run = pgRestoreRunOf(o, res, stderr);
+      // zstd checks the frame checksum at the very end: a failure there means pg_restore read bad data.
+      if (!r.partialRead && !run.canceled && (d.decryptFailed() || (!res.failed && z.failed))) {
+        throw new UnreadableArchive(`the database artifact ${d.why(firstErrorLine(d.stderr.text()) || describeExit(z))}`);
+      }
+      return run;
+    },
+    close: async () => undefined,
+  };
+}
+
+/** `[age -d |] zstd -dc` of the stored artifact, with stdout left for the caller. */
+async function decompressor(o: OpenArchiveOptions) {
+  const a = databaseArtifact(o.manifest);
+  const stored = await o.storage.openArtifact(o.manifest.target, o.manifest.backupId, a.file);
+  // A wrong or missing identity fails here, before zstd or pg_restore start.
+  const source = await plaintextOf(o.manifest, a, stored, o.identity);
+  const zstd = yieldCpu(execa(o.zstd, ['-dc', '-q'], { ...childOptions(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }));
+  const stderr = collectOutput(zstd.stderr);
+  // A chunk that fails authentication errors the decrypting stream first; pipeline() then destroys the rest with
+  // that error, so the first to report it is the cause. zstd then sees a short stream: the cause is the decryption.
+  let first: 'decrypt' | 'zstd' | undefined;
+  let decryptError: unknown;
+  if (source !== stored) {
+    source.once('error', (err) => {
+      first ??= 'decrypt';
+      if (first === 'decrypt') decryptError = err;
+    });
+  }
+  zstd.stdin.once('error', () => (first ??= 'zstd'));
+  // Once the reader stops (a listing read only the TOC), zstd and the source get EPIPE: expected, not news.
+  const feed = pipeline(source, zstd.stdin).catch(() => undefined);
+  const why = (fallback: string) => (decryptError === undefined ? `does not decompress: ${fallback}` : `does not decrypt: ${decryptionMessage(decryptError)}`);
+  return {
+    zstd,
+    stderr,
+    feed,
+    why,
+    decryptFailed: () => decryptError !== undefined,
+    destroy: () => {
+      source.destroy();
+      stored.destroy();
+    },
+  };
+}

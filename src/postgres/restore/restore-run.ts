@@ -1,0 +1,54 @@
+import { BotError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { Manifest } from '../../storage/index.ts';
+import { serverLabel } from '../connection.ts';
+import { clientFailure, type FailureContext } from '../failures.ts';
+import { safeProgress } from '../progress.ts';
+import { type ArchiveReadOptions, UnreadableArchive } from './archive.ts';
+
+/** What every step of one restore (a restore test, a selective restore) knows. */
+export interface RestoreRun<Phase> {
+  manifest: Manifest;
+  startedAt: Date;
+  now: () => Date;
+  /** The database restored into: a restore test's scratch database, or a selective restore's target. */
+  database: string;
+  log: Logger;
+  ctx: FailureContext;
+  progress: (phase: Phase) => void;
+}
+
+export function startRun<Phase>(
+  o: ArchiveReadOptions & { serverUrl: string; onProgress?: ((p: { phase: Phase }) => void) | undefined },
+  database: string,
+  logFields: Record<string, unknown>,
+): RestoreRun<Phase> {
+  const now = o.now ?? (() => new Date());
+  const startedAt = now();
+  const log = o.log.child({ backupId: o.manifest.backupId, ...logFields });
+  const report = safeProgress(o.onProgress, log);
+  const ctx = { tool: 'pg_restore', server: serverLabel(o.serverUrl) };
+  return { manifest: o.manifest, startedAt, now, database, log, ctx, progress: (phase) => report({ phase }) };
+}
+
+/**
+ * One step of a restore, settled rather than thrown, so that the cleanup after the last step (the archive removed,
+ * a database dropped) runs whatever happened. A stop carries either a problem (the archive shows the backup to be
+ * bad: a verdict) or a failure (the restore itself could not run), which the caller throws once it has cleaned up.
+ */
+export type Step<T> = { ok: true; value: T } | { ok: false; problem: string | null; failure: unknown };
+
+/** Runs `fn` as a step; `failure` decides what a thrown error becomes, at the moment it is thrown (a cancel, say). */
+export async function step<T>(fn: () => Promise<T>, failure: (err: unknown) => unknown): Promise<Step<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (err) {
+    if (err instanceof UnreadableArchive) return { ok: false, problem: err.problem, failure: undefined };
+    return { ok: false, problem: null, failure: failure(err) };
+  }
+}
+
+/** A failure as it reaches the user: our own errors as they are, anything else (a driver's) mapped to a sentence. */
+export function asBotError(failure: unknown, ctx: FailureContext): BotError {
+  return failure instanceof BotError ? failure : clientFailure(failure, ctx);
+}

@@ -1,0 +1,156 @@
+import type { AgeIdentity } from '../../crypto/age.ts';
+import { type BotError, toUserMessage } from '../../errors.ts';
+import { withPgEnv } from '../connection.ts';
+import { clientFailure } from '../failures.ts';
+import type { Archive, ArchiveInput } from './archive.ts';
+import { checkIdentityOpensBackup } from './decryption.ts';
+import { runPgRestorePasses } from './parallel-restore.ts';
+import { dbnameArg, judgeRestore } from './restore-failure.ts';
+import type { RestoreRun } from './restore-run.ts';
+import type { RestoreTestOptions, RestoreTestPhase } from './restore-test.ts';
+import { checkRestored, type SmokeResult } from './restored-checks.ts';
+import { createDatabase, databaseUrl, dropDatabase } from './scratch.ts';
+import { type Checksums, closeArchive, openStoredArchive, restoreJobs, restoreTools } from './stored-archive.ts';
+
+/** The phases of a restore test (restore-test.ts runs them): each takes what the one before it gave. */
+
+/** What every phase of one test knows; its database is the scratch database. */
+export type TestRun = RestoreRun<RestoreTestPhase> & { canceled: (cause?: unknown) => BotError };
+
+/** The archive being decompressed beside the checksums, and the two ways it ends. */
+export interface Decompression {
+  archive: Promise<Archive>;
+  /** Stops the decompression and removes what it wrote: the checksums decided against restoring, or failed. */
+  abandon(): Promise<void>;
+  /** Unlinks the caller's signal and removes the decompressed archive: pg_restore is done with it. */
+  close(): Promise<void>;
+}
+
+/**
+ * While the checksums are computed, the archive is decompressed into the private temp file: both read the stored
+ * file, from disk once, and the checksums cost almost no wall time. `early` stops the decompression when a
+ * checksum fails, and follows our caller's signal for all the archive's runs (pg_restore's too).
+ */
+export function decompress(o: RestoreTestOptions, t: TestRun, identity: AgeIdentity | undefined): Decompression {
+  const early = new AbortController();
+  const stopEarly = () => early.abort();
+  o.signal?.addEventListener('abort', stopEarly, { once: true });
+  const opening = (async () => {
+    const tools = await restoreTools(o);
+    // A wrong key fails here with one sentence; a damaged header too, but then the checksums speak first.
+    await checkIdentityOpensBackup(o.manifest, o.storage, identity);
+    return openStoredArchive(o, tools, { identity, signal: early.signal, log: t.log });
+  })();
+  opening.catch(() => undefined); // awaited by a later phase; never unhandled meanwhile
+  const opened = () => opening.catch(() => undefined);
+  return {
+    archive: opening,
+    abandon: async () => {
+      early.abort();
+      o.signal?.removeEventListener('abort', stopEarly);
+      await (await opened())?.close().catch(() => undefined);
+    },
+    close: async () => {
+      o.signal?.removeEventListener('abort', stopEarly);
+      await closeArchive(await opened(), t.log);
+    },
+  };
+}
+
+/**
+ * Nothing is restored — no scratch database even exists — before every checksum matches. A mismatch is the
+ * verdict (restoring a corrupted artifact would only produce a more confusing one), so it stops the decompression.
+ */
+export async function checksumsFirst(checking: Promise<Checksums>, decompression: Decompression): Promise<Checksums> {
+  let sums: Checksums;
+  try {
+    sums = await checking;
+  } catch (err) {
+    await decompression.abandon();
+    throw err;
+  }
+  if (sums.problems.length > 0) await decompression.abandon();
+  return sums;
+}
+
+/** The archive with a scratch database created to restore it into: from here on, that database must be dropped. */
+export interface Scratch {
+  archive: Archive;
+  method: { input: ArchiveInput; jobs: number };
+}
+
+export async function createScratch(o: RestoreTestOptions, t: TestRun, archive: Archive): Promise<Scratch> {
+  await createDatabase(o.serverUrl, t.database);
+  return { archive, method: { input: archive.input, jobs: restoreJobs(archive, o.jobs) } };
+}
+
+export interface Restored {
+  /** The RTO: decompression (overlapped with the checksums here, but part of any real restore) and pg_restore. */
+  restoreMs: number;
+  /** pg_restore's failure, when it says the backup is bad; null when it restored. */
+  problem: string | null;
+}
+
+export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Promise<Restored> {
+  const started = Date.now();
+  // --no-owner and --no-acl: the scratch server need not have the source's roles (they live in globals.sql,
+  // which a test must not apply to a shared server), and a GRANT to a missing role would fail the test for a
+  // reason that says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
+  const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', dbnameArg(t.database)];
+  const run = await withPgEnv(databaseUrl(o.serverUrl, t.database), (env) => runPgRestorePasses(s.archive, args, s.method.jobs, env));
+  const restoreMs = s.archive.decompressMs + (Date.now() - started);
+  t.log.info({ ...s.method, restoreMs, decompressMs: s.archive.decompressMs, ok: run.ok }, 'pg_restore finished');
+  return { restoreMs, problem: judgeRestore(run, t.ctx, t.database, () => t.canceled()) };
+}
+
+export interface Compared {
+  verifyMs: number;
+  restoredBytes: number;
+  tables: number;
+  objects: string[];
+  smokeQueries: SmokeResult[];
+  /** Differences from the manifest's counts, then failed smoke queries. */
+  problems: string[];
+}
+
+/** The scratch database's counts against the manifest's, the smoke queries, its size. */
+export async function compare(o: RestoreTestOptions, t: TestRun): Promise<Compared> {
+  const started = Date.now();
+  const c = await checkRestored({
+    url: databaseUrl(o.serverUrl, t.database),
+    manifest: o.manifest,
+    smokeQueries: o.smokeQueries ?? [],
+    signal: o.signal,
+    onPhase: t.progress,
+  }).catch((err: unknown) => {
+    throw o.signal?.aborted ? t.canceled(err) : clientFailure(err, t.ctx);
+  });
+  return {
+    verifyMs: Date.now() - started,
+    restoredBytes: c.restoredBytes,
+    tables: c.comparison.tables,
+    objects: c.comparison.objects,
+    smokeQueries: c.smokeQueries,
+    problems: [...c.comparison.problems, ...c.smokeProblems],
+  };
+}
+
+export interface Dropped {
+  /** True while nothing is left on the server: nothing was created, or the drop succeeded. */
+  dropped: boolean;
+  problems: string[];
+}
+
+export const NOTHING_CREATED: Readonly<Dropped> = Object.freeze({ dropped: true, problems: [] });
+
+export async function dropScratch(o: RestoreTestOptions, t: TestRun): Promise<Dropped> {
+  t.progress('dropping');
+  try {
+    await dropDatabase(o.serverUrl, t.database);
+    return { dropped: true, problems: [] };
+  } catch (err) {
+    t.log.error({ err }, 'could not drop the scratch database');
+    // The verdict is final only after the drop: a scratch copy left on the server is a problem to fix.
+    return { dropped: false, problems: [`scratch database ${t.database} could not be dropped (${toUserMessage(err)}); drop it by hand`] };
+  }
+}

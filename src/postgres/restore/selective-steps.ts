@@ -1,0 +1,90 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BotError } from '../../errors.ts';
+import { cleanBaseEnv, withPgEnv } from '../connection.ts';
+import { type Archive, type ArchiveInput, UnreadableArchive } from './archive.ts';
+import { runPgRestorePasses } from './parallel-restore.ts';
+import { replaceInPlace } from './replace-in-place.ts';
+import type { RestoreRun } from './restore-run.ts';
+import { dbnameArg, judgeRestore, restoreFailure } from './restore-failure.ts';
+import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
+import { createDatabase, databaseExists, databaseUrl } from './scratch.ts';
+import { planSelection, type SelectionPlan } from './selection-plan.ts';
+import type { SelectiveRestoreOptions, SelectiveRestorePhase } from './selective-restore.ts';
+import { restoreJobs } from './stored-archive.ts';
+import { parseToc } from './toc.ts';
+
+/** The steps of a selective restore (selective-restore.ts runs them): each takes what the one before it gave. */
+
+export type SelectiveRun = RestoreRun<SelectiveRestorePhase>;
+
+export interface Planned {
+  archive: Archive;
+  plan: SelectionPlan;
+}
+
+/** Reads the archive's table of contents and plans exactly the entries to restore (selection-plan.ts). */
+export async function planRestore(o: SelectiveRestoreOptions, r: SelectiveRun, archive: Archive): Promise<Planned> {
+  // Reading the TOC needs no connection: a clean environment, no credentials.
+  const env = cleanBaseEnv();
+  const list = await archive.pgRestore(['--list'], { env, captureStdout: true, partialRead: true });
+  const verbose = await archive.pgRestore(['--schema-only', '--verbose', '--file=-'], { env, captureStdout: true, partialRead: true });
+  if (!list.ok || !verbose.ok) throw new UnreadableArchive(restoreFailure(list.ok ? verbose : list, r.ctx, r.database).problem);
+  const plan = planSelection(parseToc(list.stdout, verbose.stdout), { tables: o.tables, schemas: o.schemas, mode: o.into.create ? 'new' : 'existing' });
+  r.log.info({ entries: plan.ids.length, tables: plan.dataTables.length, input: archive.input }, 'selective restore planned');
+  return { archive, plan };
+}
+
+/** The database restored into, created or found; `created` says whether it is ours to drop. */
+export interface Target extends Planned {
+  created: boolean;
+  method: { input: ArchiveInput; jobs: number };
+}
+
+export async function prepareTarget(o: SelectiveRestoreOptions, r: SelectiveRun, p: Planned): Promise<Target> {
+  if (o.into.create) {
+    await createDatabase(o.serverUrl, r.database);
+  } else if (!(await databaseExists(o.serverUrl, r.database))) {
+    throw new BotError('pg_database_missing', `The database "${r.database}" does not exist on ${r.ctx.server}; restore into a new database instead.`);
+  }
+  return { ...p, created: o.into.create, method: { input: p.archive.input, jobs: o.into.create ? restoreJobs(p.archive, o.jobs) : 1 } };
+}
+
+export interface Restored extends Target {
+  restoreMs: number;
+  /** Why the restore failed on the backup; null when it restored. */
+  problem: string | null;
+}
+
+/** Into a new database: `pg_restore -L`; into an existing one: drop and recreate only the listed objects, all or nothing. */
+export async function restoreSelection(o: SelectiveRestoreOptions, r: SelectiveRun, t: Target, psql: string, work: string): Promise<Restored> {
+  if (o.signal?.aborted) throw new BotError('canceled', 'The restore was canceled.');
+  r.progress('restoring');
+  const started = Date.now();
+  const { run, tool } = await withPgEnv(databaseUrl(o.serverUrl, r.database), async (env) => {
+    if (!o.into.create) return replaceInPlace({ archive: t.archive, psql, plan: t.plan, database: r.database, work, env, signal: o.signal });
+    const listFile = join(work, 'restore.list');
+    await writeFile(listFile, t.plan.listFile, { mode: 0o600 });
+    // --no-owner/--no-acl: the restoring role owns what it restores; GRANTs to roles missing here cannot fail it.
+    const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', `--use-list=${listFile}`, dbnameArg(r.database)];
+    return { run: await runPgRestorePasses(t.archive, args, t.method.jobs, env), tool: 'pg_restore' as const };
+  });
+  const restoreMs = Date.now() - started + t.archive.decompressMs;
+  const undone = o.into.create ? 'the new database was dropped' : 'its transaction was rolled back';
+  const problem = judgeRestore(run, r.ctx, r.database, () => new BotError('canceled', `The restore into ${r.database} was canceled; ${undone}.`), tool);
+  return { ...t, restoreMs, problem: problem === null || o.into.create ? problem : `${problem}; ${r.database} was left as it was` };
+}
+
+export interface Counted {
+  verifyMs: number;
+  tables: RestoredTable[];
+  /** Tables whose count differs from the one taken in the dump's snapshot. */
+  problems: string[];
+}
+
+export async function countRestored(o: SelectiveRestoreOptions, r: SelectiveRun, plan: SelectionPlan): Promise<Counted> {
+  r.progress('counting');
+  const started = Date.now();
+  const counted = await countRestoredTables(databaseUrl(o.serverUrl, r.database), plan.dataTables, o.manifest.verification.tables);
+  return { verifyMs: Date.now() - started, ...counted };
+}
