@@ -44,7 +44,10 @@ export async function step<T>(fn: () => Promise<T>, failure: (err: unknown) => u
     return { ok: true, value: await fn() };
   } catch (err) {
     if (err instanceof UnreadableArchive) return { ok: false, problem: err.problem, failure: undefined };
-    return { ok: false, problem: null, failure: failure(err) };
+    // `undefined` marks "no failure" to the callers: a step that threw nothing nameable must still fail the run,
+    // never let it pass.
+    const f = failure(err);
+    return { ok: false, problem: null, failure: f === undefined ? new BotError('internal', 'A restore step stopped without saying why.') : f };
   }
 }
 
