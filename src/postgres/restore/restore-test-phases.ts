@@ -3,6 +3,7 @@ import { type BotError, toUserMessage } from '../../errors.ts';
 import { withPgEnv } from '../connection.ts';
 import { clientFailure } from '../failures.ts';
 import type { Archive, ArchiveInput } from './archive.ts';
+import { applyDatabaseProperties, type DatabaseProperties, readDatabaseProperties } from './db-properties.ts';
 import { checkIdentityOpensBackup } from './decryption.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
 import { dbnameArg, judgeRestore } from './restore-failure.ts';
@@ -77,11 +78,14 @@ export async function checksumsFirst(checking: Promise<Checksums>, decompression
 export interface Scratch {
   archive: Archive;
   method: { input: ArchiveInput; jobs: number };
+  /** The source database's locale, settings and comment, as the archive has them (null: it has none). */
+  properties: DatabaseProperties | null;
 }
 
 export async function createScratch(o: RestoreTestOptions, t: TestRun, archive: Archive): Promise<Scratch> {
-  await createDatabase(o.serverUrl, t.database);
-  return { archive, method: { input: archive.input, jobs: restoreJobs(archive, o.jobs) } };
+  const properties = await readDatabaseProperties(archive, t.log);
+  await createDatabase(o.serverUrl, t.database, properties?.createOptions);
+  return { archive, method: { input: archive.input, jobs: restoreJobs(archive, o.jobs) }, properties };
 }
 
 export interface Restored {
@@ -89,6 +93,8 @@ export interface Restored {
   restoreMs: number;
   /** pg_restore's failure, when it says the backup is bad; null when it restored. */
   problem: string | null;
+  /** Database settings that could not be applied to the restored copy (db-properties.ts). */
+  settingProblems: string[];
 }
 
 export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Promise<Restored> {
@@ -100,7 +106,11 @@ export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
   const run = await withPgEnv(databaseUrl(o.serverUrl, t.database), (env) => runPgRestorePasses(s.archive, args, s.method.jobs, env));
   const restoreMs = s.archive.decompressMs + (Date.now() - started);
   t.log.info({ ...s.method, restoreMs, decompressMs: s.archive.decompressMs, ok: run.ok }, 'pg_restore finished');
-  return { restoreMs, problem: judgeRestore(run, t.ctx, t.database, () => t.canceled()) };
+  const problem = judgeRestore(run, t.ctx, t.database, () => t.canceled());
+  // Before the comparison and the smoke queries: their connections start with the database's settings.
+  const settingProblems =
+    problem === null && s.properties ? await applyDatabaseProperties(databaseUrl(o.serverUrl, t.database), t.database, s.properties, t.log) : [];
+  return { restoreMs, problem, settingProblems };
 }
 
 export interface Compared {

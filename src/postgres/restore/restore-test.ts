@@ -91,7 +91,9 @@ function verdict(
   }
   const restored = r.restored.ok ? r.restored.value : null;
   const compared = r.compared?.ok ? r.compared.value : null;
-  const problems = [stop?.problem, restored?.problem, ...(compared?.problems ?? []), ...r.dropped.problems].filter((p) => typeof p === 'string');
+  const problems = [stop?.problem, restored?.problem, ...(restored?.settingProblems ?? []), ...(compared?.problems ?? []), ...r.dropped.problems].filter(
+    (p) => typeof p === 'string',
+  );
   const result = outcome(t, {
     sums: r.sums,
     method: r.scratch.ok ? r.scratch.value.method : null,

@@ -65,13 +65,15 @@ function sqlState(err: unknown): string | undefined {
 
 /**
  * `CREATE DATABASE … TEMPLATE template0`: whatever someone added to template1 (extensions, tables) would
- * otherwise collide with the restore and show up as extra objects in the comparison.
+ * otherwise collide with the restore and show up as extra objects in the comparison. `localeOptions`: the
+ * source's encoding and collation (db-properties.ts), so text sorts in the copy as it did in the source.
  */
-export async function createDatabase(serverUrl: string, name: string): Promise<void> {
+export async function createDatabase(serverUrl: string, name: string, localeOptions = ''): Promise<void> {
   const server = serverLabel(serverUrl);
   await withMaintenanceClient(serverUrl, async (c) => {
     try {
-      await c.query(`CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE template0`);
+      // The options come from parseDatabaseScript, which keeps only known `KEY = literal` locale options.
+      await c.query(`CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE template0${localeOptions ? ` ${localeOptions}` : ''}`);
     } catch (err) {
       const state = sqlState(err);
       if (state === '42P04') {
