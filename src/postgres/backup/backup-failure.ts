@@ -1,6 +1,6 @@
 import { BotError } from '../../errors.ts';
 import { firstErrorLine, toolFailure, type FailureContext } from '../failures.ts';
-import { ToolPipeError } from './tool-pipe.ts';
+import { ToolPipeError } from './tool-chain.ts';
 
 export const BACKUP_CANCELED = 'The backup was canceled before it finished; nothing was kept.';
 

@@ -17,7 +17,7 @@ import { clientFailure, type FailureContext } from '../failures.ts';
 import { dumpGlobals } from './globals.ts';
 import { openSnapshot, serverMajor, type Snapshot } from './snapshot.ts';
 import { findPgTools, findZstd } from '../tools.ts';
-import { findNativeTools } from './tool-pipe.ts';
+import { findNativeTools } from './native-pipe.ts';
 import { verifyArtifact, type VerifyMode } from './verify.ts';
 
 /** The database artifact's name; `database.pgdump.zst.age` when encrypted (the manifest names the file). */
