@@ -4,6 +4,11 @@ import { ToolPipeError } from './tool-chain.ts';
 
 export const BACKUP_CANCELED = 'The backup was canceled before it finished; nothing was kept.';
 
+/** Between a backup's steps: once the caller has canceled, nothing more is started. */
+export function throwIfCanceled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new BotError('canceled', BACKUP_CANCELED);
+}
+
 /** Any failure → one BotError with a sentence for people; stderr tails go into its detail for logs. */
 export function toBotError(err: unknown, ctx: FailureContext, signal: AbortSignal | undefined): BotError {
   if (signal?.aborted) return new BotError('canceled', BACKUP_CANCELED, { cause: err });
