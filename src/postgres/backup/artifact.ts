@@ -2,7 +2,8 @@ import { AGE_SUFFIX, checkRecipients, createEncryptStream } from '../../crypto/a
 import type { AgeEngine } from '../../crypto/age-cli.ts';
 import type { Artifact } from '../../storage/index.ts';
 import type { ArtifactWriter, Storage } from '../../storage/index.ts';
-import { runToolIntoZstd, type ToolPipeOptions } from './tool-pipe.ts';
+import type { ToolPipeOptions } from './tool-chain.ts';
+import { runToolIntoZstd } from './tool-pipe.ts';
 
 export interface DumpToArtifactOptions {
   storage: Storage;

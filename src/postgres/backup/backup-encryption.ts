@@ -67,3 +67,28 @@ export async function readBackEncrypted(o: {
     stored.destroy();
   }
 }
+
+/**
+ * Reads the stored database artifact back before its manifest is written: through the backup's read-back key when
+ * it is encrypted (`identity`), as it is otherwise. Without zstd's summary the raw size comes from reading everything
+ * back ('full'); else `mode`, by default 'list' (verify.ts).
+ */
+export async function readBack(o: {
+  storage: Storage;
+  target: string;
+  backupId: string;
+  artifact: { file: string; rawBytes: number | null };
+  identity: AgeIdentity | undefined;
+  zstd: string;
+  pgRestore: string;
+  mode: VerifyMode | undefined;
+  signal?: AbortSignal | undefined;
+}): Promise<VerifyResult> {
+  const { storage, target, backupId, identity } = o;
+  const { file } = o.artifact;
+  const mode: VerifyMode = o.artifact.rawBytes === null ? 'full' : (o.mode ?? 'list');
+  const verify = { zstd: o.zstd, pgRestore: o.pgRestore, mode, signal: o.signal };
+  return identity
+    ? await readBackEncrypted({ ...verify, storage, target, backupId, file, identity })
+    : await verifyArtifact({ ...verify, source: await storage.openArtifact(target, backupId, file) });
+}

@@ -1,8 +1,13 @@
 import { BotError } from '../../errors.ts';
 import { firstErrorLine, toolFailure, type FailureContext } from '../failures.ts';
-import { ToolPipeError } from './tool-pipe.ts';
+import { ToolPipeError } from './tool-chain.ts';
 
 export const BACKUP_CANCELED = 'The backup was canceled before it finished; nothing was kept.';
+
+/** Between a backup's steps: once the caller has canceled, nothing more is started. */
+export function throwIfCanceled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new BotError('canceled', BACKUP_CANCELED);
+}
 
 /** Any failure → one BotError with a sentence for people; stderr tails go into its detail for logs. */
 export function toBotError(err: unknown, ctx: FailureContext, signal: AbortSignal | undefined): BotError {

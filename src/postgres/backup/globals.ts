@@ -4,7 +4,7 @@ import type { Manifest } from '../../storage/index.ts';
 import type { Storage } from '../../storage/index.ts';
 import { dumpToArtifact, type DumpedArtifact } from './artifact.ts';
 import { firstErrorLine } from '../failures.ts';
-import { ToolPipeError } from './tool-pipe.ts';
+import { ToolPipeError } from './tool-chain.ts';
 
 export const GLOBALS_FILE = 'globals.sql.zst';
 

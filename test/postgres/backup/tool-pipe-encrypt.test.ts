@@ -6,7 +6,8 @@ import { Transform, Writable } from 'node:stream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEncryptStream, generateKeyPair } from '../../../src/crypto/age.ts';
-import { runToolIntoZstd, ToolPipeError, type ToolPipeOptions } from '../../../src/postgres/backup/tool-pipe.ts';
+import { ToolPipeError, type ToolPipeOptions } from '../../../src/postgres/backup/tool-chain.ts';
+import { runToolIntoZstd } from '../../../src/postgres/backup/tool-pipe.ts';
 
 function collector() {
   const chunks: Buffer[] = [];

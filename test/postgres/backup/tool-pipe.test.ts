@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findNativeTools, parseZstdSummary, runToolIntoZstd, ToolPipeError } from '../../../src/postgres/backup/tool-pipe.ts';
+import { findNativeTools } from '../../../src/postgres/backup/native-pipe.ts';
+import { parseZstdSummary, ToolPipeError } from '../../../src/postgres/backup/tool-chain.ts';
+import { runToolIntoZstd } from '../../../src/postgres/backup/tool-pipe.ts';
 
 const sink = () =>
   new Writable({
