@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createChecklistStore, type ChecklistStore } from '../../src/checklists/state.ts';
+import type { ChecklistJob } from '../../src/jobs/checklist-data.ts';
+import type { MessageRef } from '../../src/notifications/types.ts';
+import { checklistProcessor, type ChecklistWorkerDeps } from '../../src/workers/checklist-worker.ts';
+import type { SlackMessage } from '../support/slack-server.ts';
+import { CHANNEL_ID, requestedBy, startWorkerKit, type WorkerKit } from './worker-kit.ts';
+
+/**
+ * The checklist processor: posting is the job, so a Slack error fails it (and BullMQ retries it); a retry after the
+ * post never posts a second checklist; a job whose data does not fit is refused in the channel, not in silence.
+ */
+
+let kit: WorkerKit;
+let store: ChecklistStore;
+
+beforeAll(async () => {
+  kit = await startWorkerKit({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl') });
+  store = createChecklistStore(kit.redis, kit.prefix);
+});
+
+afterAll(async () => {
+  await kit?.stop();
+});
+
+const deps = (over: Partial<ChecklistWorkerDeps> = {}): ChecklistWorkerDeps => ({
+  config: kit.config,
+  storage: kit.storage,
+  runs: kit.runs,
+  retention: null,
+  notifier: kit.notifier,
+  store,
+  log: kit.log,
+  ...over,
+});
+
+/** The pre-migration checklist of a backup that failed: its items need no verifier, only the results handed on. */
+const failedBackupChecklist = (label: string): ChecklistJob => ({
+  kind: 'pre-migration',
+  target: 'shop',
+  label,
+  requestedBy,
+  backup: { ok: false, jobId: `pm-${label}`, reason: 'Could not connect to the database server' },
+  restoreTest: null,
+});
+
+const checklistsAbout = (label: string): SlackMessage[] =>
+  [...kit.slack.messages.values()].filter((m) => !m.thread_ts && JSON.stringify(m.blocks ?? '').includes(label));
+
+describe('checklistProcessor', () => {
+  describe('when the job data does not fit', () => {
+    it('fails at once with a sentence, said in the channel, and posts no checklist', async () => {
+      const job = await kit.runJob(
+        checklistProcessor(deps()),
+        { kind: 'pre-migration', target: 'shop', label: 'JIRA 1; drop' },
+        { jobId: 'cl-bad-data', attempts: 3 },
+      );
+      expect(await job.getState()).toBe('failed');
+      expect(job.attemptsMade).toBe(1);
+      expect(job.failedReason).toMatch(/^The checklist job cl-bad-data was not run: its data does not fit this version of pg-backup-bot/);
+      const said = [...kit.slack.messages.values()].filter((m) => (m.text ?? '').includes('checklist job cl-bad-data was not run'));
+      expect(said).toHaveLength(1);
+      expect(checklistsAbout('JIRA 1; drop')).toEqual([]);
+    });
+  });
+
+  describe('when Slack refuses the post', () => {
+    it('fails with Slack’s error after its retries, and keeps no checklist state', async () => {
+      const job = await kit.runJob(checklistProcessor(deps({ notifier: kit.notifierFor('#deleted') })), failedBackupChecklist('JIRA-404'), {
+        jobId: 'cl-no-channel',
+        attempts: 2,
+        backoffMs: 10,
+      });
+      expect(await job.getState()).toBe('failed');
+      expect(job.attemptsMade).toBe(2);
+      expect(job.failedReason).toMatch(/channel_not_found/);
+      expect(job.data.anchor).toBeUndefined();
+      // The store's keys (`<prefix>:checklist:<channel>:<ts>`), not the checklist queue's own.
+      expect(await kit.redis.keys(`${kit.prefix}:checklist:C*`)).toEqual([]);
+    });
+  });
+
+  describe('when Redis refuses the checklist state after the post', () => {
+    it('the retry updates the message it posted instead of posting a second checklist, and keeps the state', async () => {
+      let refusals = 1;
+      const flaky: ChecklistStore = {
+        ...store,
+        async create(ref: MessageRef, state) {
+          if (refusals-- > 0) throw new Error('OOM command not allowed when used memory > maxmemory');
+          await store.create(ref, state);
+        },
+      };
+      const job = await kit.runJob(checklistProcessor(deps({ store: flaky })), failedBackupChecklist('JIRA-500'), {
+        jobId: 'cl-flaky-redis',
+        attempts: 2,
+        backoffMs: 10,
+      });
+      expect(await job.getState()).toBe('completed');
+      expect(job.attemptsMade).toBe(2);
+      const posted = checklistsAbout('JIRA-500');
+      expect(posted).toHaveLength(1);
+      const [message] = posted as [SlackMessage];
+      expect(message.channel).toBe(CHANNEL_ID);
+      expect(message.updates).toBe(1);
+      expect(job.returnvalue).toMatchObject({ ts: message.ts });
+      expect(await store.load({ channel: message.channel, ts: message.ts })).toMatchObject({ kind: 'pre-migration' });
+    });
+  });
+});
