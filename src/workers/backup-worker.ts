@@ -138,14 +138,7 @@ function runBackupJob(deps: BackupWorkerDeps) {
     const say = quietNotifier(deps.notifier, log);
 
     const anchor = await openAnchor(job, say.post, backupStarted(req, 'starting'));
-    let lastEdit = 0;
-    const interval = deps.progressIntervalMs ?? 5000;
-    const progress = (text: string, force = false) => {
-      const t = Date.now();
-      if (!anchor || (!force && t - lastEdit < interval)) return;
-      lastEdit = t;
-      void say.update(anchor, backupStarted(req, text));
-    };
+    const progress = progressEdits(say, anchor, req, deps.progressIntervalMs ?? 5000);
 
     const startedAt = now();
     const backupId = makeBackupId(data.target, startedAt);
@@ -183,24 +176,7 @@ function runBackupJob(deps: BackupWorkerDeps) {
         // retainUntil = startedAt + keepDays, exactly, in the manifest.
         startedAt,
       });
-      log.info({ backupId: manifest.backupId, bytes: manifest.artifacts.map((a) => a.bytes), ms: manifest.durationMs }, 'backup succeeded');
-      await deps.runs.record(data.target, { ok: true, at: now(), reason: null, jobId }).catch((err: unknown) => log.warn({ err }, 'could not record the run'));
-      const copyNote = await copyOffsite(deps, data.target, manifest, log, signal);
-      const resolved = await deps.escalation
-        .passed(data.target, 'backup', {
-          summary: `Backup of ${data.target} succeeded again: ${manifest.backupId}`,
-          details: { jobId, backupId: manifest.backupId },
-        })
-        .catch((err: unknown) => {
-          log.error({ err }, 'could not queue the PagerDuty resolve');
-          return 'PagerDuty resolve could not be queued (see logs)';
-        });
-      const ref = await say.finish(anchor, backupSucceeded(req, manifest));
-      await say.reply(ref, backupDetails(manifest));
-      if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
-      if (copyNote) await say.reply(ref, { text: copyNote });
-      const handedOn = await handOffPreMigration(deps.preMigration, data, jobId, { manifest }, log);
-      if (handedOn) await say.reply(ref, { text: handedOn });
+      await reportBackupSuccess(deps, job, { anchor, req, manifest, log, ...(signal ? { signal } : {}) });
       return { backupId: manifest.backupId };
     } catch (err) {
       const reason = toUserMessage(err);
@@ -216,6 +192,51 @@ function runBackupJob(deps: BackupWorkerDeps) {
       throw new UnrecoverableError(reason);
     }
   };
+}
+
+/** Progress edits of the channel message, at most one per `intervalMs` unless forced (a phase change). */
+function progressEdits(say: ReturnType<typeof quietNotifier>, anchor: MessageRef | undefined, req: BackupRequestInfo, intervalMs: number) {
+  let lastEdit = 0;
+  return (text: string, force = false) => {
+    const t = Date.now();
+    if (!anchor || (!force && t - lastEdit < intervalMs)) return;
+    lastEdit = t;
+    void say.update(anchor, backupStarted(req, text));
+  };
+}
+
+/**
+ * A finished backup, said everywhere it must be: the run log, off-site copies, the resolve of an open page, the
+ * channel message with its details in the thread, and a pre-migration backup's restore test.
+ */
+async function reportBackupSuccess(
+  deps: BackupWorkerDeps,
+  job: Job<BackupJobData>,
+  o: { anchor: MessageRef | undefined; req: BackupRequestInfo; manifest: Manifest; log: Logger; signal?: AbortSignal },
+): Promise<void> {
+  const { manifest, log } = o;
+  const data = job.data;
+  const jobId = job.id ?? 'unknown';
+  const now = deps.now ?? (() => new Date());
+  const say = quietNotifier(deps.notifier, log);
+  log.info({ backupId: manifest.backupId, bytes: manifest.artifacts.map((a) => a.bytes), ms: manifest.durationMs }, 'backup succeeded');
+  await deps.runs.record(data.target, { ok: true, at: now(), reason: null, jobId }).catch((err: unknown) => log.warn({ err }, 'could not record the run'));
+  const copyNote = await copyOffsite(deps, data.target, manifest, log, o.signal);
+  const resolved = await deps.escalation
+    .passed(data.target, 'backup', {
+      summary: `Backup of ${data.target} succeeded again: ${manifest.backupId}`,
+      details: { jobId, backupId: manifest.backupId },
+    })
+    .catch((err: unknown) => {
+      log.error({ err }, 'could not queue the PagerDuty resolve');
+      return 'PagerDuty resolve could not be queued (see logs)';
+    });
+  const ref = await say.finish(o.anchor, backupSucceeded(o.req, manifest));
+  await say.reply(ref, backupDetails(manifest));
+  if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
+  if (copyNote) await say.reply(ref, { text: copyNote });
+  const handedOn = await handOffPreMigration(deps.preMigration, data, jobId, { manifest }, log);
+  if (handedOn) await say.reply(ref, { text: handedOn });
 }
 
 /**

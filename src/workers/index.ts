@@ -55,44 +55,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const prefix = config.queuePrefix;
   // How long a dead worker's job waits before the stalled-job check finds it, and how often it may be retried then.
   const stall = stallOptions(options);
-  const backupDeps = {
-    config,
-    storage: deps.storage,
-    notifier: deps.notifier,
-    escalation: deps.escalation,
-    runs: deps.runs,
-    copies: deps.copies,
-    preMigration: { restoreTest: deps.queues.restoreTest, checklist: deps.queues.checklist },
-    lock: { redis: deps.workerRedis, prefix, ...(options.backupLockRetryMs !== undefined ? { retryMs: options.backupLockRetryMs } : {}) },
-    log: log.child({ worker: 'backup' }),
-    ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
-  };
-  const backup = new Worker<BackupJobData>(
-    QUEUE.backup,
-    backupProcessor(backupDeps),
-    // A dump holds a lock renewed while the event loop runs; hours-long children are fine.
-    { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? 2, ...stall },
-  );
-  const restoreTestDeps = {
-    config,
-    storage: deps.storage,
-    notifier: deps.notifier,
-    escalation: deps.escalation,
-    checklist: deps.queues.checklist,
-    log: log.child({ worker: 'restore-test' }),
-  };
-  const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {
-    connection: deps.workerRedis,
-    prefix,
-    concurrency: options.restoreConcurrency ?? 2,
-    ...stall,
-  });
-  // Jobs whose worker died (twice) are reported like failures: the processor never got to its catch.
-  watchLostJobs(backup, lostBackupHandler(backupDeps), log);
-  watchLostJobs(restoreTest, lostRestoreTestHandler(restoreTestDeps), log);
-  const restoreDeps = { config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, log: log.child({ worker: 'restore' }) };
-  const restore = new Worker<RestoreJobData>(QUEUE.restore, restoreProcessor(restoreDeps), { connection: deps.workerRedis, prefix, concurrency: 1, ...stall });
-  watchLostJobs(restore, lostRestoreHandler(restoreDeps), log);
+  const { backup, restoreTest, restore } = startJobWorkers(deps, options, stall);
   const healthDeps = {
     config,
     storage: deps.storage,
@@ -141,43 +104,9 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );
   const all = [backup, restoreTest, restore, health, pager, retention, checklist];
-  const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
-  const auditJob = (queue: string, jobId: string | undefined, result: string) => {
-    if (!audited.has(queue)) return;
-    void deps.audit
-      .append({ kind: 'job', userId: null, userName: null, what: queue, args: '', decision: 'n/a', role: null, jobId: jobId ?? null, result })
-      .catch(() => undefined);
-  };
-  for (const w of all) {
-    w.on('error', (err) => log.error({ err, worker: w.name }, 'worker error'));
-    w.on('failed', (job, err) => {
-      log.warn({ jobId: job?.id, worker: w.name, reason: err.message }, 'job failed');
-      auditJob(w.name, job?.id, `failed: ${err.message.slice(0, 300)}`);
-    });
-    w.on('completed', (job, value: unknown) => auditJob(w.name, job.id, `completed: ${JSON.stringify(value ?? null).slice(0, 300)}`));
-  }
+  logAndAuditJobs(all, deps);
   await Promise.all(all.map((w) => w.waitUntilReady()));
-  // The plan in Redis: the health check's and the config's schedulers (removed schedules leave Redis), and one
-  // PagerDuty delivery (events of one dedup key leave in order) and one retention run at a time across every host.
-  // Idempotent: any number of workers starting at once leave exactly one scheduler. Kept while we run: Redis can
-  // lose it (restarted empty, FLUSHALL, failover) and BullMQ would not put it back (plan-keeper.ts).
-  let keeper: PlanKeeper | null = null;
-  if (options.schedules !== false) {
-    keeper = await startPlanKeeper({
-      config,
-      queues: deps.queues,
-      log: log.child({ component: 'schedules' }),
-      redis: deps.workerRedis,
-      watch: [deps.workerRedis, deps.redis],
-      escalation: deps.escalation,
-      pagerDuty: deps.pagerDuty,
-      notifier: deps.notifier,
-      ...(options.planCheckMs !== undefined ? { intervalMs: options.planCheckMs } : {}),
-    });
-  } else {
-    await deps.queues.pagerduty.setGlobalConcurrency(1);
-    await deps.queues.retention.setGlobalConcurrency(1);
-  }
+  const keeper = await keepThePlan(deps, options);
   await dropLeftovers(deps);
   // Backups a killed worker left half written, whose job is no longer running anywhere (backup-attempts.ts).
   await removeAbandonedBackups(deps.storage, deps.queues.backup, log.child({ worker: 'backup' }));
@@ -195,6 +124,99 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       await Promise.all(all.map((w) => w.close()));
     },
   };
+}
+
+/** The backup, restore-test and restore workers; a job whose worker died (twice) is reported like a failure. */
+function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<typeof stallOptions>) {
+  const { config, log } = deps;
+  const prefix = config.queuePrefix;
+  const backupDeps = {
+    config,
+    storage: deps.storage,
+    notifier: deps.notifier,
+    escalation: deps.escalation,
+    runs: deps.runs,
+    copies: deps.copies,
+    preMigration: { restoreTest: deps.queues.restoreTest, checklist: deps.queues.checklist },
+    lock: { redis: deps.workerRedis, prefix, ...(options.backupLockRetryMs !== undefined ? { retryMs: options.backupLockRetryMs } : {}) },
+    log: log.child({ worker: 'backup' }),
+    ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
+  };
+  const backup = new Worker<BackupJobData>(
+    QUEUE.backup,
+    backupProcessor(backupDeps),
+    // A dump holds a lock renewed while the event loop runs; hours-long children are fine.
+    { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? 2, ...stall },
+  );
+  const restoreTestDeps = {
+    config,
+    storage: deps.storage,
+    notifier: deps.notifier,
+    escalation: deps.escalation,
+    checklist: deps.queues.checklist,
+    log: log.child({ worker: 'restore-test' }),
+  };
+  const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {
+    connection: deps.workerRedis,
+    prefix,
+    concurrency: options.restoreConcurrency ?? 2,
+    ...stall,
+  });
+  // Jobs whose worker died (twice) are reported like failures: the processor never got to its catch.
+  watchLostJobs(backup, lostBackupHandler(backupDeps), log);
+  watchLostJobs(restoreTest, lostRestoreTestHandler(restoreTestDeps), log);
+  const restoreDeps = { config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, log: log.child({ worker: 'restore' }) };
+  const restore = new Worker<RestoreJobData>(QUEUE.restore, restoreProcessor(restoreDeps), { connection: deps.workerRedis, prefix, concurrency: 1, ...stall });
+  watchLostJobs(restore, lostRestoreHandler(restoreDeps), log);
+  return { backup, restoreTest, restore };
+}
+
+/** Every worker's errors and failed jobs logged; backup, restore-test and restore jobs' ends in the audit trail. */
+function logAndAuditJobs(all: Worker[], deps: Deps): void {
+  const { log } = deps;
+  const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
+  const auditJob = (queue: string, jobId: string | undefined, result: string) => {
+    if (!audited.has(queue)) return;
+    void deps.audit
+      .append({ kind: 'job', userId: null, userName: null, what: queue, args: '', decision: 'n/a', role: null, jobId: jobId ?? null, result })
+      .catch(() => undefined);
+  };
+  for (const w of all) {
+    w.on('error', (err) => log.error({ err, worker: w.name }, 'worker error'));
+    w.on('failed', (job, err) => {
+      log.warn({ jobId: job?.id, worker: w.name, reason: err.message }, 'job failed');
+      auditJob(w.name, job?.id, `failed: ${err.message.slice(0, 300)}`);
+    });
+    w.on('completed', (job, value: unknown) => auditJob(w.name, job.id, `completed: ${JSON.stringify(value ?? null).slice(0, 300)}`));
+  }
+}
+
+/**
+ * The plan in Redis: the health check's and the config's schedulers (removed schedules leave Redis), and one
+ * PagerDuty delivery (events of one dedup key leave in order) and one retention run at a time across every host.
+ * Idempotent: any number of workers starting at once leave exactly one scheduler. Kept while we run: Redis can
+ * lose it (restarted empty, FLUSHALL, failover) and BullMQ would not put it back (plan-keeper.ts).
+ */
+async function keepThePlan(deps: Deps, options: WorkerOptions): Promise<PlanKeeper | null> {
+  const { config, log } = deps;
+  let keeper: PlanKeeper | null = null;
+  if (options.schedules !== false) {
+    keeper = await startPlanKeeper({
+      config,
+      queues: deps.queues,
+      log: log.child({ component: 'schedules' }),
+      redis: deps.workerRedis,
+      watch: [deps.workerRedis, deps.redis],
+      escalation: deps.escalation,
+      pagerDuty: deps.pagerDuty,
+      notifier: deps.notifier,
+      ...(options.planCheckMs !== undefined ? { intervalMs: options.planCheckMs } : {}),
+    });
+  } else {
+    await deps.queues.pagerduty.setGlobalConcurrency(1);
+    await deps.queues.retention.setGlobalConcurrency(1);
+  }
+  return keeper;
 }
 
 /**

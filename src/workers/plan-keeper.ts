@@ -43,6 +43,7 @@ export interface PlanKeeper {
 /** The bot's own conditions are not a target's: `_bot` can never be a target name (they start with a letter). */
 export const PLAN_DEDUP_KEY = dedupKey('_bot', 'schedules');
 
+// One factory, not split: page, resolvePage, announceLoss and checkOnce share the snapshot, the open page and the running check.
 export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper> {
   const now = deps.now ?? (() => new Date());
   const log = deps.log.child({ component: 'plan-keeper' });

@@ -97,25 +97,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
           selection: null,
           correctiveActions: null,
         };
-        await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore-test record'));
-        log.info({ passed: record.passed, restoreMs: record.restoreMs, problems: record.problems.length }, 'restore test finished');
-        const escalation = record.passed
-          ? await deps.escalation
-              .passed(data.target, 'restore-test', { summary: `Restore test of ${req.backupId} passed again`, details: { jobId } })
-              .catch(() => null)
-          : await deps.escalation
-              .failed(data.target, 'restore-test', {
-                summary: `Restore test of ${data.target} FAILED (${req.backupId}): ${record.problems[0] ?? 'see Slack'}`,
-                severity: 'critical',
-                details: { jobId, backupId: req.backupId, problems: record.problems.slice(0, 20) },
-              })
-              .catch((err: unknown) => {
-                log.error({ err }, 'could not queue the PagerDuty trigger');
-                return 'PagerDuty could NOT be paged (Redis error, see logs)';
-              });
-        const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
-        if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
-        await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
+        await reportTestFinished(deps, data, req, anchor, record, log);
         if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
         return { passed: true };
       } catch (err) {
@@ -128,6 +110,41 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       }
     },
   );
+}
+
+/**
+ * A test that ran, passed or not: its record beside the backups, a resolve (passed) or a critical page (failed), the
+ * channel message with the problems in its thread, and a pre-migration test's checklist.
+ */
+async function reportTestFinished(
+  deps: RestoreTestWorkerDeps,
+  data: RestoreTestJobData,
+  req: RestoreJobInfo,
+  anchor: MessageRef | undefined,
+  record: RestoreRecord,
+  log: Logger,
+): Promise<void> {
+  const { jobId } = req;
+  const say = quietNotifier(deps.notifier, log);
+  await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore-test record'));
+  log.info({ passed: record.passed, restoreMs: record.restoreMs, problems: record.problems.length }, 'restore test finished');
+  const escalation = record.passed
+    ? await deps.escalation
+        .passed(data.target, 'restore-test', { summary: `Restore test of ${req.backupId} passed again`, details: { jobId } })
+        .catch(() => null)
+    : await deps.escalation
+        .failed(data.target, 'restore-test', {
+          summary: `Restore test of ${data.target} FAILED (${req.backupId}): ${record.problems[0] ?? 'see Slack'}`,
+          severity: 'critical',
+          details: { jobId, backupId: req.backupId, problems: record.problems.slice(0, 20) },
+        })
+        .catch((err: unknown) => {
+          log.error({ err }, 'could not queue the PagerDuty trigger');
+          return 'PagerDuty could NOT be paged (Redis error, see logs)';
+        });
+  const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
+  if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
+  await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
 }
 
 /** A test that could not run: a critical page, the channel message, and a pre-migration checklist that says so. */

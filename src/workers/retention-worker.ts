@@ -11,6 +11,7 @@ import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { checkedAtTheDoor } from './job-door.ts';
 
 export interface RetentionWorkerDeps {
   storage: Storage;
@@ -28,10 +29,10 @@ export interface RetentionWorkerDeps {
  * A failed deletion fails the job, after the report, so it shows in the queue; the next day's run tries again.
  */
 export function retentionProcessor(deps: RetentionWorkerDeps) {
-  return async (job: Job<RetentionJobData>): Promise<RetentionSummary> => {
-    const parsed = RetentionJobData.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`bad retention job data: ${parsed.error.message}`);
-    const { dryRun } = parsed.data;
+  // Checked at the door like every job (job-door.ts): retention that does not run lets the disk fill up, so a job whose
+  // data does not fit is said in the channel.
+  return checkedAtTheDoor(RetentionJobData, 'retention', deps, async (job: Job<RetentionJobData>): Promise<RetentionSummary> => {
+    const { dryRun } = job.data;
     const jobId = job.id ?? null;
     const log = deps.log.child({ jobId, dryRun });
     const say = quietNotifier(deps.notifier, log);
@@ -72,5 +73,5 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
       );
     }
     return summary;
-  };
+  });
 }

@@ -7,7 +7,6 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createAuditLog } from '../../src/audit.ts';
 import { retentionRunsFromQueue } from '../../src/checklists/retention-runs.ts';
-import { createChecklistStore } from '../../src/checklists/state.ts';
 import { runVerifiers, type VerifierContext } from '../../src/checklists/verifiers.ts';
 import { defaultTarget, loadConfig, type Config, type TargetConfig } from '../../src/config.ts';
 import { createRunLog } from '../../src/health/last-runs.ts';
@@ -16,7 +15,6 @@ import { runBackup } from '../../src/postgres/backup/index.ts';
 import { resolvePolicy } from '../../src/schedules/policy.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import type { LocalStorage } from '../../src/storage/index.ts';
-import { checklistProcessor } from '../../src/workers/checklist-worker.ts';
 import { retentionProcessor } from '../../src/workers/retention-worker.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { backupOptions, silentLog } from '../support/postgres-helpers.ts';
@@ -245,46 +243,5 @@ describe('newest-lists: pg_restore --list of the newest backup', () => {
     const bad = await runVerifiers(['newest-lists'], ctx);
     expect(bad['newest-lists']).toMatchObject({ ok: false, evidence: expect.stringContaining(`${m.backupId} (`) });
     expect(bad['newest-lists']?.evidence).toMatch(/pg_restore --list failed|does not decompress|lists no entries/);
-  });
-});
-
-describe('checklistProcessor', () => {
-  it('posts the weekly checklist with the bot’s evidence and keeps its state under the message for 35 days', async () => {
-    const { storage, cleanup } = await tempRoot();
-    const prefix = `{cl-${randomUUID().slice(0, 8)}}`;
-    const notifier = recordingNotifier();
-    const checklists = createChecklistStore(redis, prefix);
-    const queue = new Queue(`checklist-${randomUUID()}`, { connection: redis, prefix });
-    const events = new QueueEvents(queue.name, { connection: redis, prefix });
-    const worker = new Worker(
-      queue.name,
-      checklistProcessor({ config: configWith([shop]), storage, runs: null, retention: null, notifier, store: checklists, log: silentLog, now: () => NOW }),
-      { connection: redis, prefix },
-    );
-    try {
-      await events.waitUntilReady();
-      const job = await queue.add('checklist', { kind: 'weekly' });
-      const result = (await job.waitUntilFinished(events, 30_000)) as { ts: string; passed: number; failed: number };
-      const [posted] = notifier.posted;
-      // Nothing has expired, but no retention run is recorded either: nothing backs a tick, so neither item passes.
-      expect(posted?.text).toBe('Weekly backup checklist — Wed 2026-11-18: 0 of 3 done');
-      expect(JSON.stringify(posted?.blocks)).toContain(
-        'no retention run recorded in the last 8 days (it is scheduled daily: are the workers running?); nothing past its deadline is left',
-      );
-      expect(JSON.stringify(posted?.blocks)).toContain('no backup of shop yet');
-      const ref = { channel: 'C0INCIDENTS', ts: result.ts };
-      const state = await checklists.load(ref);
-      expect(state).toMatchObject({ kind: 'weekly', version: 1, subtitle: 'Wed 2026-11-18', shown: { '1': [] } });
-      expect(state?.items.map((i) => i.id)).toEqual(['retention-applied', 'newest-lists', 'failures-investigated']);
-      const ttl = await redis.ttl(`${prefix}:checklist:C0INCIDENTS:${result.ts}`);
-      expect(ttl).toBeGreaterThan(34 * 24 * 3600);
-      expect(ttl).toBeLessThanOrEqual(35 * 24 * 3600);
-    } finally {
-      await worker.close();
-      await events.close();
-      await queue.obliterate({ force: true });
-      await queue.close();
-      await cleanup();
-    }
   });
 });

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair } from '../src/crypto/age.ts';
-import { startEphemeralPostgres, type EphemeralPostgres } from '../src/dev/ephemeral.ts';
-import { createTestDatabase } from './support/databases.ts';
-import { loadSampleSchema } from './e2e/harness.ts';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { createTestDatabase } from '../support/databases.ts';
+import { loadSampleSchema } from '../e2e/harness.ts';
 
 const cli = (args: string[], env: Record<string, string>) =>
   execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });

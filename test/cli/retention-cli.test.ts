@@ -5,14 +5,14 @@ import { Queue } from 'bullmq';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../src/dev/ephemeral.ts';
-import { QUEUE } from '../src/jobs/queues.ts';
-import type { LocalStorage, Manifest } from '../src/storage/index.ts';
-import { createLogger } from '../src/logger.ts';
-import { copyBackup } from '../src/storage/copy.ts';
-import { startS3Server, testS3Storage, type TestS3Server } from './support/s3-server.ts';
-import { tempRoot } from './storage/fixtures.ts';
-import { store } from './storage/retention-fixtures.ts';
+import { freePort } from '../../src/dev/ephemeral.ts';
+import { QUEUE } from '../../src/jobs/queues.ts';
+import type { LocalStorage, Manifest } from '../../src/storage/index.ts';
+import { createLogger } from '../../src/logger.ts';
+import { copyBackup } from '../../src/storage/copy.ts';
+import { startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
+import { tempRoot } from '../storage/fixtures.ts';
+import { store } from '../storage/retention-fixtures.ts';
 
 const cli = (args: string[], env: Record<string, string>) =>
   execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', USER: 'oncall', ...env }, extendEnv: false, reject: false });

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { outboxKey } from '../../src/notifications/escalation.ts';
+import type { PagerDutyClient, PagerEvent } from '../../src/notifications/pagerduty-client.ts';
+import { pagerDutyProcessor } from '../../src/workers/pagerduty-worker.ts';
+import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
+
+/**
+ * The PagerDuty delivery processor against the strict PagerDuty stand-in: what it does when PagerDuty fails, refuses
+ * an event, is not configured, or the job's data does not fit. An event leaves the outbox only once PagerDuty took it
+ * or refused it for good.
+ */
+
+let kit: WorkerKit;
+
+beforeAll(async () => {
+  kit = await startWorkerKit({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl') });
+});
+
+afterAll(async () => {
+  await kit?.stop();
+});
+
+const processor = (client: PagerDutyClient | null = kit.pagerDuty) => pagerDutyProcessor({ redis: kit.redis, prefix: kit.prefix, client, log: kit.log });
+
+/** A fresh dedup key with `events` waiting in its outbox, as the escalation leaves them. */
+async function outbox(...events: Array<Partial<PagerEvent>>): Promise<string> {
+  const key = `pg-backup-bot/shop/test-${randomUUID().slice(0, 8)}`;
+  for (const e of events) {
+    const event: PagerEvent = {
+      action: 'trigger',
+      dedupKey: key,
+      summary: 'Backup of shop failed',
+      severity: 'error',
+      source: 'pg-backup-bot',
+      timestamp: new Date().toISOString(),
+      ...e,
+    };
+    await kit.redis.rpush(outboxKey(kit.prefix, key), JSON.stringify(event));
+  }
+  return key;
+}
+
+const waiting = (key: string) => kit.redis.llen(outboxKey(kit.prefix, key));
+const accepted = (key: string) => kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action);
+
+describe('pagerDutyProcessor', () => {
+  describe('when PagerDuty answers 500', () => {
+    it('keeps the event and fails the attempt; the retry delivers it once', async () => {
+      const key = await outbox({ action: 'trigger' }, { action: 'resolve', severity: 'info' });
+      kit.pd.failNext(1, 500);
+      const job = await kit.runJob(processor(), { dedupKey: key }, { attempts: 2, backoffMs: 10 });
+      expect(await job.getState()).toBe('completed');
+      expect(job.attemptsMade).toBe(2);
+      expect(job.returnvalue).toEqual({ delivered: 2 });
+      expect(accepted(key)).toEqual(['trigger', 'resolve']);
+      expect(await waiting(key)).toBe(0);
+    });
+
+    it('with no attempt left the job fails with PagerDuty’s answer and the event stays for the next delivery', async () => {
+      const key = await outbox({ action: 'trigger' });
+      kit.pd.failNext(1, 503);
+      const job = await kit.runJob(processor(), { dedupKey: key }, { attempts: 1 });
+      expect(job.failedReason).toBe('PagerDuty answered 503');
+      expect(accepted(key)).toEqual([]);
+      expect(await waiting(key)).toBe(1);
+    });
+  });
+
+  describe('when PagerDuty refuses an event (400)', () => {
+    it('drops that event, logs it, and still delivers the events after it', async () => {
+      const key = await outbox({ severity: 'fatal' as PagerEvent['severity'] }, { action: 'resolve', severity: 'info' });
+      const job = await kit.runJob(processor(), { dedupKey: key });
+      expect(job.returnvalue).toEqual({ delivered: 2 });
+      expect(accepted(key)).toEqual(['resolve']);
+      expect(kit.pd.rejected.some((r) => r.status === 400 && JSON.stringify(r.body).includes(key))).toBe(true);
+      expect(kit.logs.some((l) => l.includes('PagerDuty rejected an event') && l.includes(key))).toBe(true);
+      expect(await waiting(key)).toBe(0);
+    });
+  });
+
+  describe('when PagerDuty is not configured', () => {
+    it('fails for good and leaves the outbox as it was', async () => {
+      const key = await outbox({ action: 'trigger' });
+      const job = await kit.runJob(processor(null), { dedupKey: key }, { attempts: 3 });
+      expect(job.failedReason).toBe('PagerDuty is not configured');
+      expect(job.attemptsMade).toBe(1);
+      expect(await waiting(key)).toBe(1);
+    });
+  });
+
+  describe('when the job data does not fit', () => {
+    it('fails for good with a sentence and sends nothing', async () => {
+      const before = kit.pd.requests.length;
+      const job = await kit.runJob(processor(), { key: 'pg-backup-bot/shop/backup' }, { jobId: 'pd-bad-data', attempts: 3 });
+      expect(job.failedReason).toBe('The pagerduty job pd-bad-data was not run: its data does not fit this version of pg-backup-bot.');
+      expect(job.attemptsMade).toBe(1);
+      expect(kit.pd.requests.length).toBe(before);
+    });
+  });
+});
