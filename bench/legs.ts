@@ -510,7 +510,7 @@ export const ENCRYPTION_LEGS: Leg[] = [
 // ---------------------------------------------------------------------------------------------------------
 // Restore legs: the same CLI backup restored three ways, each into a database of its own.
 
-/** The flags the CLI's restore test uses (src/postgres/restore/restore-test.ts), so every leg does the same work. */
+/** The flags the CLI's restore test uses (src/postgres/restore/restore-test-phases.ts, restore), so every leg does the same work. */
 const RESTORE_FLAGS = ['--no-owner', '--no-acl', '--exit-on-error'];
 const SCRATCH_PREFIX = 'pgbb_rt_'; // the CLI's scratch databases (src/postgres/restore/scratch.ts)
 

@@ -8,7 +8,7 @@ import { BotError } from '../errors.ts';
  * age-encryption in this process. Both write the same age v1 format, and either decrypts it. Why two: the
  * library's pure-JS ChaCha20-Poly1305 runs at about 95 MB/s on the Node thread, which made a backup of a 527 MB
  * database (123 MB compressed, 2 cores, cold caches) about 30–40 % slower; the CLI encrypts 123 MB in under
- * 0.1 s of CPU, and chained by file descriptor after zstd (tool-pipe.ts) it costs a few percent. Encryption
+ * 0.1 s of CPU, and chained by file descriptor after zstd (postgres/backup/tool-chain.ts) it costs a few percent. Encryption
  * needs public keys only, so no secret ever reaches the CLI.
  */
 export type AgeEngine = { kind: 'cli'; path: string } | { kind: 'library' };

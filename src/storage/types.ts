@@ -6,7 +6,7 @@ import type { RecordKind, RestoreRecord } from './restore-record.ts';
 export interface ArtifactWriter {
   stream: Writable;
   /**
-   * The local file `stream` writes, when there is one: a tool may write it directly instead (tool-pipe.ts), and
+   * The local file `stream` writes, when there is one: a tool may write it directly instead (postgres/backup/native-pipe.ts), and
    * then `stream` is only ended, empty, before `commit()`.
    */
   path?: string;

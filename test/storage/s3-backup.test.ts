@@ -124,8 +124,7 @@ describe('runBackup straight into S3 (primary storage)', () => {
       expect(left).toHaveLength(1);
     });
 
-    // Fails today: src/postgres/backup-failure.ts unwraps a ToolPipeError's cause but does not return a BotError
-    // found there, so the storage's sentence becomes "The backup failed unexpectedly". Flip to it() once it does.
+    // backup-failure.ts returns a BotError found in a ToolPipeError's cause: the storage's own sentence reaches the verdict.
     it('says in the verdict that S3 could not be reached, naming the bucket', () => {
       expect(failure).toMatchObject({
         code: 'storage_failed',

@@ -93,7 +93,7 @@ function startTools(o: OpenArchiveOptions, route: Route, out: WriteStream) {
     }),
   );
   const zstdErr = collectOutput(zstd.stderr);
-  // `age -d -i FILE [INPUT]` writes straight into zstd's stdin (its descriptor handed over, as in tool-pipe.ts).
+  // `age -d -i FILE [INPUT]` writes straight into zstd's stdin (its descriptor handed over, as in backup/tool-chain.ts).
   // The identity file's path is no secret; its contents never leave the file. No environment of ours reaches age.
   const age =
     ageCmd && zstd.stdin

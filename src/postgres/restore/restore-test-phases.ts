@@ -1,3 +1,6 @@
+import type { RestoreRecord } from '../../storage/index.ts';
+import type { ArchiveReadOptions } from './archive.ts';
+import type { SmokeQuery } from './restored-checks.ts';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import { type BotError, toUserMessage } from '../../errors.ts';
 import { withPgEnv } from '../connection.ts';
@@ -8,10 +11,27 @@ import { checkIdentityOpensBackup } from './decryption.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
 import { dbnameArg, judgeRestore } from './restore-failure.ts';
 import type { RestoreRun } from './restore-run.ts';
-import type { RestoreTestOptions, RestoreTestPhase } from './restore-test.ts';
 import { checkRestored, type SmokeResult } from './restored-checks.ts';
 import { createDatabase, databaseUrl, dropDatabase } from './scratch.ts';
 import { type Checksums, closeArchive, openStoredArchive, restoreJobs, restoreTools } from './stored-archive.ts';
+
+export type RestoreTestPhase = 'verifying-checksums' | 'restoring' | 'verifying' | 'smoke-queries' | 'dropping';
+
+export interface RestoreTestOptions extends ArchiveReadOptions {
+  /** Where scratch databases are created: a role with CREATEDB; its own database is the maintenance db. */
+  serverUrl: string;
+  /** Names the scratch database (`pgbb_rt_` + sha256(key)); a job id, so leftovers can be told from live tests. */
+  scratchKey: string;
+  /** Whose scratch databases these are (the queue prefix): cleanup never touches another deployment's. */
+  scratchScope?: string;
+  /** pg_restore -j (default 2); only when the archive could be decompressed to a file. */
+  jobs?: number;
+  smokeQueries?: SmokeQuery[];
+  onProgress?: (p: { phase: RestoreTestPhase }) => void;
+}
+
+/** The record without what only the caller knows (who asked, the job) and the kind. */
+export type RestoreTestOutcome = Omit<RestoreRecord, 'requestedBy' | 'jobId' | 'kind'>;
 
 /** The phases of a restore test (restore-test.ts runs them): each takes what the one before it gave. */
 

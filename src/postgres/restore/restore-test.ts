@@ -1,6 +1,5 @@
 import { BotError } from '../../errors.ts';
-import { newRecordId, recordHead, type RestoreRecord } from '../../storage/index.ts';
-import type { ArchiveReadOptions } from './archive.ts';
+import { newRecordId, recordHead } from '../../storage/index.ts';
 import { identityFor } from './decryption.ts';
 import { asBotError, type Step, startRun, step } from './restore-run.ts';
 import {
@@ -17,27 +16,11 @@ import {
   type Scratch,
   type TestRun,
 } from './restore-test-phases.ts';
-import type { SmokeQuery } from './restored-checks.ts';
 import { scratchName } from './scratch.ts';
 import { type Checksums, timedChecksums } from './stored-archive.ts';
 
-export type RestoreTestPhase = 'verifying-checksums' | 'restoring' | 'verifying' | 'smoke-queries' | 'dropping';
-
-export interface RestoreTestOptions extends ArchiveReadOptions {
-  /** Where scratch databases are created: a role with CREATEDB; its own database is the maintenance db. */
-  serverUrl: string;
-  /** Names the scratch database (`pgbb_rt_` + sha256(key)); a job id, so leftovers can be told from live tests. */
-  scratchKey: string;
-  /** Whose scratch databases these are (the queue prefix): cleanup never touches another deployment's. */
-  scratchScope?: string;
-  /** pg_restore -j (default 2); only when the archive could be decompressed to a file. */
-  jobs?: number;
-  smokeQueries?: SmokeQuery[];
-  onProgress?: (p: { phase: RestoreTestPhase }) => void;
-}
-
-/** The record without what only the caller knows (who asked, the job) and the kind. */
-export type RestoreTestOutcome = Omit<RestoreRecord, 'requestedBy' | 'jobId' | 'kind'>;
+export type { RestoreTestOptions, RestoreTestOutcome, RestoreTestPhase } from './restore-test-phases.ts';
+import type { RestoreTestOptions, RestoreTestOutcome, RestoreTestPhase } from './restore-test-phases.ts';
 
 /**
  * Proves a backup restores: checksums first, then a full restore into a fresh scratch database, an exact

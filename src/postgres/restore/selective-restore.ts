@@ -2,11 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
-import { recordHead, type RestoreRecord } from '../../storage/index.ts';
-import type { ArchiveReadOptions } from './archive.ts';
+import { recordHead } from '../../storage/index.ts';
 import { checkIdentityOpensBackup, identityFor } from './decryption.ts';
 import { asBotError, type Step, startRun, step } from './restore-run.ts';
-import type { RestoredTable } from './restored-tables.ts';
 import { dropDatabase, isScratchName } from './scratch.ts';
 import {
   type Counted,
@@ -21,26 +19,8 @@ import {
 } from './selective-steps.ts';
 import { type Checksums, closeArchive, openStoredArchive, restoreTools, timedChecksums } from './stored-archive.ts';
 
-export type SelectiveRestorePhase = 'verifying-checksums' | 'planning' | 'restoring' | 'counting';
-
-export interface SelectiveRestoreOptions extends ArchiveReadOptions {
-  /** The server to restore on; its own database is the maintenance db for CREATE DATABASE. */
-  serverUrl: string;
-  /** `name` or `schema.name` (quote names with dots or capitals). */
-  tables: string[];
-  schemas: string[];
-  /** create: a new database (must not exist); else an existing one whose selected objects are replaced. */
-  into: { database: string; create: boolean };
-  /** pg_restore -j into a new database (default 2); a restore into an existing one is one transaction, one job. */
-  jobs?: number;
-  onProgress?: (p: { phase: SelectiveRestorePhase }) => void;
-}
-
-/** Record-like: what the caller stores, plus the restored tables and notes on what was left out on purpose. */
-export type SelectiveRestoreOutcome = Omit<RestoreRecord, 'requestedBy' | 'jobId' | 'kind' | 'id'> & {
-  restoredTables: RestoredTable[];
-  notes: string[];
-};
+export type { SelectiveRestoreOptions, SelectiveRestoreOutcome, SelectiveRestorePhase } from './selective-steps.ts';
+import type { SelectiveRestoreOptions, SelectiveRestoreOutcome, SelectiveRestorePhase } from './selective-steps.ts';
 
 /**
  * Restores chosen tables or schemas of a backup: checksums first, then exactly the planned archive entries

@@ -1,3 +1,5 @@
+import type { RestoreRecord } from '../../storage/index.ts';
+import type { ArchiveReadOptions } from './archive.ts';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
@@ -10,9 +12,29 @@ import { dbnameArg, judgeRestore, restoreFailure } from './restore-failure.ts';
 import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
 import { createDatabase, databaseExists, databaseUrl } from './scratch.ts';
 import { planSelection, type SelectionPlan } from './selection-plan.ts';
-import type { SelectiveRestoreOptions, SelectiveRestorePhase } from './selective-restore.ts';
 import { restoreJobs } from './stored-archive.ts';
 import { parseToc } from './toc.ts';
+
+export type SelectiveRestorePhase = 'verifying-checksums' | 'planning' | 'restoring' | 'counting';
+
+export interface SelectiveRestoreOptions extends ArchiveReadOptions {
+  /** The server to restore on; its own database is the maintenance db for CREATE DATABASE. */
+  serverUrl: string;
+  /** `name` or `schema.name` (quote names with dots or capitals). */
+  tables: string[];
+  schemas: string[];
+  /** create: a new database (must not exist); else an existing one whose selected objects are replaced. */
+  into: { database: string; create: boolean };
+  /** pg_restore -j into a new database (default 2); a restore into an existing one is one transaction, one job. */
+  jobs?: number;
+  onProgress?: (p: { phase: SelectiveRestorePhase }) => void;
+}
+
+/** Record-like: what the caller stores, plus the restored tables and notes on what was left out on purpose. */
+export type SelectiveRestoreOutcome = Omit<RestoreRecord, 'requestedBy' | 'jobId' | 'kind' | 'id'> & {
+  restoredTables: RestoredTable[];
+  notes: string[];
+};
 
 /** The steps of a selective restore (selective-restore.ts runs them): each takes what the one before it gave. */
 
