@@ -70,7 +70,14 @@ describe('runRestoreTest', () => {
     expect(outcome.durationMs).toBeGreaterThanOrEqual(outcome.restoreMs);
 
     // Two pg_restore passes with -j 2 (see parallel-restore.ts), reading a file, connecting to the scratch db.
-    const calls = (await bin.calls()).slice(before);
+    const all = (await bin.calls()).slice(before);
+    // First the database's own entries (locale, settings, comment) as SQL, no connection: db-properties.ts.
+    expect(all.slice(0, 2).map((a) => a.slice(0, 2))).toEqual([
+      ['--create', '--list'],
+      ['--create', '--use-list'],
+    ]);
+    expect(all[1]).toEqual(expect.arrayContaining(['--file', '-']));
+    const calls = all.slice(2);
     expect(calls).toHaveLength(2);
     for (const args of calls) {
       expect(args).toContain('--jobs=2');
@@ -88,7 +95,9 @@ describe('runRestoreTest', () => {
     expect(outcome.problems).toEqual([]);
     expect(outcome.passed).toBe(true);
     expect(outcome.restoreMethod).toEqual({ input: 'stream', jobs: 1 });
-    const calls = (await bin.calls()).slice(before);
+    const all = (await bin.calls()).slice(before);
+    expect(all.slice(0, 2).map((a) => a[0])).toEqual(['--create', '--create']); // the database's entries (db-properties.ts)
+    const calls = all.slice(2);
     expect(calls).toHaveLength(1);
     expect(calls[0]?.some((a) => a.startsWith('--jobs'))).toBe(false);
     expect(await databaseExists(serverUrl(), outcome.database)).toBe(false);
