@@ -16,6 +16,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot list [target]    list finished backups, newest first
   pg-backup-bot check [target]   health conditions as a Nagios plugin (exit 0 OK, 1 warning, 2 critical)
   pg-backup-bot restore-test [target|backup-id]   restore into a scratch database and compare (exit 0 pass, 1 fail)
+  pg-backup-bot restore <backup-id>   the whole database into a new database, verified like a restore test
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
   pg-backup-bot fetch <backup-id> [--globals] [-o FILE|-]   the plain pg_dump archive (or roles SQL), checked, for a hand-run pg_restore
   pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report

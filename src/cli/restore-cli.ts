@@ -13,6 +13,8 @@ import type { Storage } from '../storage/index.ts';
 import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { parseRestoreText } from '../commands/restore-text.ts';
 import { scratchServerUrl } from '../workers/restore-test-worker.ts';
+import { isFullRestore, runFullRestore } from '../workers/full-restore.ts';
+import { serverLabel } from '../postgres/index.ts';
 import type { CliIo } from './backup-cli.ts';
 
 interface CliDeps {
@@ -87,7 +89,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
   }
 }
 
-/** `pg-backup-bot restore <backup-id> --table=… --schema=… [--into=<db> --yes]`. */
+/** `pg-backup-bot restore <backup-id> [--table=… --schema=… [--into=<db> --yes]]`; no selection: the whole database, into a new one. */
 export async function cliRestore(args: string[], deps: CliDeps): Promise<number> {
   const { io } = deps;
   const yes = args.includes('--yes');
@@ -105,18 +107,25 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     const target = findTarget(deps.config, manifest.target);
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
     const startedAt = new Date();
-    const outcome = await runSelectiveRestore({
+    const full = isFullRestore({ tables: req.tables, schemas: req.schemas, into });
+    if (full) io.err(`Restoring the whole database of ${manifest.backupId} into a new database ${into.database} on ${serverLabel(target.url)} …`);
+    const run = {
       manifest,
       storage: deps.storage,
       serverUrl: target.url,
-      tables: req.tables,
-      schemas: req.schemas,
-      into,
       ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
       identityFile: deps.config.encryption.identityFile,
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
-    });
+    };
+    const outcome = full
+      ? await runFullRestore(deps, {
+          ...run,
+          database: into.database,
+          jobId: `cli:${randomUUID()}`,
+          progress: (p) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
+        })
+      : await runSelectiveRestore({ ...run, tables: req.tables, schemas: req.schemas, into });
     await deps.storage.writeRecord(
       restoreRecord({
         outcome,
@@ -132,11 +141,15 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       }),
     );
     if (outcome.problems.length > 0) {
-      io.err(`Restore FAILED: ${outcome.problems.join('; ')}`);
+      io.err(`Restore FAILED: ${outcome.problems.join('; ')}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}`);
       return 1;
     }
     io.out(
-      `Restored into ${into.database} in ${formatDuration(outcome.restoreMs)}:\n${outcome.restoredTables.map((t) => `  ${t.name}  ${t.rows} rows`).join('\n')}`,
+      [
+        `Restored ${full ? 'the whole database ' : ''}into ${into.database} in ${formatDuration(outcome.restoreMs)}:`,
+        ...outcome.restoredTables.map((t) => `  ${t.name}  ${t.rows} rows`),
+        ...outcome.notes.map((n) => `  note  ${n}`),
+      ].join('\n'),
     );
     return 0;
   } catch (err) {

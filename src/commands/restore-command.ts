@@ -9,6 +9,7 @@ import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
+import { serverLabel } from '../postgres/index.ts';
 import { findBackup } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
@@ -42,6 +43,7 @@ export function newRestoreDatabaseName(backupId: string): string {
 }
 
 function what(tables: string[], schemas: string[]): string {
+  if (tables.length === 0 && schemas.length === 0) return 'the whole database';
   return [...tables.map((t) => `table \`${t}\``), ...schemas.map((s) => `schema \`${s}\``)].join(', ');
 }
 
@@ -55,7 +57,8 @@ export function restoreCommand(deps: RestoreCommandDeps) {
     try {
       if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_USAGE}` : RESTORE_USAGE };
       const m = await withDeadline(2500, findBackup(deps.storage, req.backupId), 'finding the backup');
-      const target = findTarget(deps.config, m.target).name;
+      const targetConfig = findTarget(deps.config, m.target);
+      const target = targetConfig.name;
       const requestedBy = { source: 'slack' as const, userId: input.userId, userName: input.userName };
       if (req.into === null) {
         const database = newRestoreDatabaseName(m.backupId);
@@ -71,7 +74,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         log.info({ jobId, database }, 'restore into a new database queued');
         return {
           jobId,
-          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\`: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(targetConfig.url)}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
         };
       }
       // Who may do this was decided before this handler ran (commands/guard.ts: admin role).

@@ -8,7 +8,7 @@ export type RestoreTestRequest =
   | { verb: 'history'; target?: string }
   | { verb: 'help'; problem?: string };
 
-/** What `/restore <backup-id> …` asks for: tables and/or schemas, into a new database or an existing one. */
+/** What `/restore <backup-id> …` asks for: the whole database (no tables, no schemas) into a new database, or tables and/or schemas into a new or an existing one. */
 export type RestoreRequest =
   | { verb: 'restore'; backupId: string; tables: string[]; schemas: string[]; into: string | null }
   | { verb: 'help'; problem?: string };
@@ -28,6 +28,7 @@ export const RESTORE_TEST_USAGE = [
 
 export const RESTORE_USAGE = [
   '*Usage:* `/restore <backup-id> [--table=<[schema.]table>]… [--schema=<schema>]… [--into=<database>]`',
+  '• `/restore <backup-id>` alone restores the whole database into a new database on the target’s server, verified like a restore test, named in the reply.',
   '• Without `--into`, the objects are restored into a new database, named in the reply.',
   '• `--into=<database>` overwrites the named objects in an existing database: only allowed users, after a confirmation.',
 ].join('\n');
@@ -81,6 +82,11 @@ export function parseRestoreText(raw: string): RestoreRequest {
       into = value;
     }
   }
-  if (tables.length === 0 && schemas.length === 0) return { verb: 'help', problem: 'Name what to restore with `--table=` or `--schema=`.' };
+  if (tables.length === 0 && schemas.length === 0 && into !== null) {
+    return {
+      verb: 'help',
+      problem: `Replacing a whole database is not available yet: restore it into a new database with \`/restore ${id}\`, check it, then swap it in by hand; or name what to overwrite with \`--table=\` or \`--schema=\`.`,
+    };
+  }
   return { verb: 'restore', backupId: id, tables, schemas, into };
 }

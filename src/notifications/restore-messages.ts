@@ -121,13 +121,14 @@ export interface RestoreSelectionInfo extends RestoreJobInfo {
 }
 
 function selection(s: RestoreSelectionInfo): string {
+  if (s.tables.length === 0 && s.schemas.length === 0) return 'the whole database';
   return [...s.tables.map((t) => `\`${t}\``), ...s.schemas.map((x) => `schema \`${x}\``)].join(', ');
 }
 
 export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelMessage {
   const where = s.create ? `a new database \`${s.database}\`` : `the existing database \`${s.database}\``;
   return {
-    text: `Restore of ${s.tables.concat(s.schemas).join(', ')} from ${s.backupId} into ${s.database} running`,
+    text: `Restore of ${s.tables.length + s.schemas.length === 0 ? 'the whole database' : s.tables.concat(s.schemas).join(', ')} from ${s.backupId} into ${s.database} running`,
     blocks: [
       {
         type: 'section',
@@ -141,7 +142,7 @@ export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelM
 /** `lost`: the worker died mid-restore, so what the database holds is not known (the reason says so). */
 export function restoreFinished(
   s: RestoreSelectionInfo,
-  r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }>; lost?: boolean },
+  r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }>; notes?: string[]; lost?: boolean },
 ): ChannelMessage {
   const ok = r.problems.length === 0;
   const rows = r.tables.map((t) => `\`${t.name}\` ${formatCount(t.rows)} rows`).join(', ');
@@ -149,9 +150,26 @@ export function restoreFinished(
     ? `:white_check_mark: Restored ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` in ${formatDuration(r.restoreMs)}${rows ? `: ${rows}` : ''}`
     : `:x: Restore of ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` FAILED: ${escapeMrkdwn(r.problems[0] ?? '')}${s.create || r.lost ? '' : ' The database was left as it was (one transaction).'}`;
   return {
-    text: ok ? `Restored into ${s.database} from ${s.backupId}` : `Restore into ${s.database} FAILED: ${r.problems[0] ?? ''}`,
+    text: ok
+      ? `Restored ${s.tables.length + s.schemas.length === 0 ? 'the whole database ' : ''}into ${s.database} from ${s.backupId}`
+      : `Restore into ${s.database} FAILED: ${r.problems[0] ?? ''}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: head.slice(0, 2900) } },
+      // What the restore left out or the reader must do next (the planner's and the full restore's notes).
+      ...(r.notes?.length
+        ? [
+            {
+              type: 'section' as const,
+              text: {
+                type: 'mrkdwn' as const,
+                text: r.notes
+                  .map((n) => `• ${escapeMrkdwn(n)}`)
+                  .join('\n')
+                  .slice(0, 2900),
+              },
+            },
+          ]
+        : []),
       context(`job \`${s.jobId}\` · requested by ${who(s.requestedBy)}${s.confirmedBy ? ` · overwrite confirmed by <@${s.confirmedBy}>` : ''} · recorded`),
     ],
   };

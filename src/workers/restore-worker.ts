@@ -15,6 +15,7 @@ import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
+import { isFullRestore, runFullRestore } from './full-restore.ts';
 
 export interface RestoreWorkerDeps {
   config: Config;
@@ -49,21 +50,24 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
           throw new BotError('bad_request', 'A restore into an existing database needs a confirmation by an allowed user; nothing was changed.');
         const target = findTarget(deps.config, data.target);
         const manifest = await findBackup(deps.storage, data.backupId);
-        outcome = await runSelectiveRestore({
-          manifest,
-          storage: deps.storage,
-          serverUrl: target.url,
-          tables: data.tables,
-          schemas: data.schemas,
-          into: data.into,
-          ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
-          identityFile: deps.config.encryption.identityFile,
-          ...(signal ? { signal } : {}),
-          log,
-          onProgress: (p) => {
-            if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
-          },
-        });
+        const progress = (p: { phase: string }) => {
+          if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
+        };
+        outcome = isFullRestore(data)
+          ? await runFullRestore(deps, { manifest, serverUrl: target.url, database: data.into.database, jobId, signal, log, progress })
+          : await runSelectiveRestore({
+              manifest,
+              storage: deps.storage,
+              serverUrl: target.url,
+              tables: data.tables,
+              schemas: data.schemas,
+              into: data.into,
+              ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+              identityFile: deps.config.encryption.identityFile,
+              ...(signal ? { signal } : {}),
+              log,
+              onProgress: progress,
+            });
       } catch (err) {
         failure = toUserMessage(err);
         log.error({ err }, 'restore failed');
@@ -121,7 +125,13 @@ async function finishRestore(
   const problems = record.problems;
   const restored = o.outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
   await deps.storage.writeRecord(record).catch((err: unknown) => o.log.error({ err }, 'could not write the restore record'));
-  const verdict = restoreFinished(selectionInfo(job), { problems, restoreMs: record.restoreMs, tables: restored, ...(o.lost ? { lost: true } : {}) });
+  const verdict = restoreFinished(selectionInfo(job), {
+    problems,
+    restoreMs: record.restoreMs,
+    tables: restored,
+    notes: o.outcome?.notes ?? [],
+    ...(o.lost ? { lost: true } : {}),
+  });
   await say.finish(o.anchor, verdict);
   return problems;
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { scratchScopePrefix } from '../../src/postgres/restore/scratch.ts';
 import { runSql } from '../support/databases.ts';
+import { fingerprint } from '../support/fingerprint.ts';
 import { channelMessage, click, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 import { artifactPath } from './restore-check.ts';
 
@@ -119,6 +120,35 @@ describe('/restore', () => {
     expect(await count(url, 'select count(*) as n from shop.customers')).toBe(500);
     expect(await count(url, "select count(*) as n from pg_tables where schemaname = 'shop'")).toBe(1);
     await runSql(inject('pgUrl'), `DROP DATABASE "${database}" WITH (FORCE)`);
+  });
+
+  it('restores the whole database into a new one on the target’s server, verified, named with its server, and recorded', async () => {
+    const { text } = await slash(h, '/restore', good.backupId);
+    const database = /new database `([^`]+)`/.exec(text)?.[1] ?? '';
+    expect(database).toMatch(/^pgbb_restore_/);
+    const server = new URL(inject('pgUrl'));
+    expect(text).toContain(`on ${server.hostname}:${server.port}`);
+    expect(text).not.toMatch(/password|postgres:\/\//i);
+    const msg = await channelMessage(h, jobIdOf(text) ?? '', /Restored the whole database/);
+    const shown = JSON.stringify(msg.blocks);
+    expect(shown).toMatch(/9 tables and 11,446 rows, equal to the backup's counts/);
+    expect(shown).toMatch(/Owners and grants were not restored/);
+    const url = inject('pgUrl').replace(/\/[^/]*$/, `/${database}`);
+    // Compared with its source by plain SQL, not by the bot's own checks.
+    const [source, copy] = await Promise.all([fingerprint(h.source.url), fingerprint(url)]);
+    expect(copy.tables).toEqual(source.tables);
+    expect(copy.definitions).toEqual(source.definitions);
+    const [record] = await h.service.deps.storage.listRecords('restore', 'shop');
+    expect(record).toMatchObject({ database, passed: true, selection: { tables: [], schemas: [], into: null, created: true } });
+    expect(record?.restoreMs).toBeGreaterThan(0);
+    await runSql(inject('pgUrl'), `DROP DATABASE "${database}" WITH (FORCE)`);
+  });
+
+  it('does not yet replace a whole existing database: says so, and what to do instead, starting nothing', async () => {
+    const before = await h.service.deps.queues.restore.count();
+    const { text } = await slash(h, '/restore', `${good.backupId} --into=${h.source.name}`, { userId: ADMIN });
+    expect(text).toMatch(/Replacing a whole database is not available yet: restore it into a new database/);
+    expect(await h.service.deps.queues.restore.count()).toBe(before);
   });
 
   describe('into an existing database', () => {

@@ -28,6 +28,11 @@ export interface RestoreTestOptions extends ArchiveReadOptions {
   jobs?: number;
   smokeQueries?: SmokeQuery[];
   onProgress?: (p: { phase: RestoreTestPhase }) => void;
+  /**
+   * A full restore (`/restore <backup-id>`): the same steps and checks into this new database, which is kept when
+   * everything passed and dropped when anything failed, so a database the bot leaves behind is one it verified.
+   */
+  keep?: { database: string } | undefined;
 }
 
 /** The record without what only the caller knows (who asked, the job) and the kind. */

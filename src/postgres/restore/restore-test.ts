@@ -50,15 +50,31 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   const restored = scratch.ok ? await attempt(() => restore(o, t, scratch.value)) : scratch;
   const compared = restored.ok && restored.value.problem === null ? await attempt(() => compare(o, t)) : null;
   await decompression.close();
-  const dropped = scratch.ok ? await dropScratch(o, t) : NOTHING_CREATED;
+  const keep = o.keep !== undefined && verified(restored, compared);
+  const dropped = !scratch.ok ? NOTHING_CREATED : keep ? KEPT : await dropScratch(o, t);
   return verdict(t, { sums, scratch, restored, compared, dropped });
 }
 
+/** A database kept by a full restore: not dropped, on purpose, so nothing to say about it. */
+const KEPT: Readonly<Dropped> = Object.freeze({ dropped: false, problems: [] });
+
+/** Restored without a problem and equal to the backup's counts, its settings applied and its smoke queries run. */
+function verified(restored: Step<Restored>, compared: Step<Compared> | null): boolean {
+  return (
+    restored.ok &&
+    restored.value.problem === null &&
+    restored.value.settingProblems.length === 0 &&
+    compared?.ok === true &&
+    compared.value.problems.length === 0
+  );
+}
+
 function startTest(o: RestoreTestOptions): TestRun {
-  const name = scratchName(o.scratchKey, o.scratchScope);
+  const name = o.keep?.database ?? scratchName(o.scratchKey, o.scratchScope);
   const run = startRun<RestoreTestPhase>(o, name, { scratch: name });
+  const what = o.keep ? `The restore of ${o.manifest.backupId}` : `The restore test of ${o.manifest.backupId}`;
   const canceled = (cause?: unknown) =>
-    new BotError('canceled', `The restore test of ${o.manifest.backupId} was canceled; its scratch database ${name} was dropped.`, { cause });
+    new BotError('canceled', `${what} was canceled; its ${o.keep ? 'new' : 'scratch'} database ${name} was dropped.`, { cause });
   return { ...run, canceled };
 }
 
