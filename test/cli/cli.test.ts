@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
 import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
-import { createTestDatabase } from '../support/databases.ts';
+import { createTestDatabase, runSql } from '../support/databases.ts';
 import { loadSampleSchema } from '../e2e/harness.ts';
 
 const cli = (args: string[], env: Record<string, string>) =>
@@ -53,6 +53,22 @@ describe('the CLI, for when Slack is down', () => {
     expect(test.stderr).not.toMatch(/could not run/);
     expect(test.stdout).toMatch(new RegExp(`Restore test of ${id} PASSED`));
     expect(test.exitCode).toBe(0);
+    // With no selection, `restore` brings the whole database back into a new one beside it, verified, and keeps it.
+    const full = await cli(['restore', id], env);
+    expect(full.stderr).toMatch(/Restoring the whole database of .* into a new database pgbb_restore_\S+ on /);
+    expect(full.exitCode, full.stderr).toBe(0);
+    const restored = /Restored the whole database into (\S+) in /.exec(full.stdout)?.[1] ?? '';
+    expect(full.stdout).toMatch(/9 tables and 11,446 rows, equal to the backup's counts/);
+    const copy = new URL(db.url);
+    copy.pathname = `/${restored}`;
+    const c = new pg.Client({ connectionString: copy.toString() });
+    await c.connect();
+    try {
+      expect((await c.query<{ n: string }>('select count(*) as n from shop.customers')).rows[0]?.n).toBe('500');
+    } finally {
+      await c.end();
+      await runSql(db.url, `DROP DATABASE "${restored}" WITH (FORCE)`);
+    }
   });
 
   it('Ctrl-C, or a closed terminal (SIGHUP), stops a running backup, keeps nothing and leaves no pg_dump behind', async () => {
