@@ -8,11 +8,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 import { createAuditLog } from '../../src/audit.ts';
 import { retentionRunsFromQueue } from '../../src/checklists/retention-runs.ts';
 import { runVerifiers, type VerifierContext } from '../../src/checklists/verifiers.ts';
-import { defaultTarget, loadConfig, type Config, type TargetConfig } from '../../src/config.ts';
+import { defaultTarget, type TargetConfig } from '../../src/config.ts';
 import { createRunLog } from '../../src/health/last-runs.ts';
-import type { ChannelMessage, MessageRef, Notifier } from '../../src/notifications/types.ts';
 import { runBackup } from '../../src/postgres/backup/index.ts';
-import { resolvePolicy } from '../../src/schedules/policy.ts';
+import { configWith, recordingNotifier, shop } from '../support/checklist-kit.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import type { LocalStorage } from '../../src/storage/index.ts';
 import { retentionProcessor } from '../../src/workers/retention-worker.ts';
@@ -25,34 +24,6 @@ import { restoreTestRecord, store } from '../storage/retention-fixtures.ts';
 const NOW = new Date('2026-11-18T09:00:00Z');
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
-
-/** Records what the bot would post, as our Notifier interface (the Slack side is covered by the e2e tests). */
-function recordingNotifier(): Notifier & { posted: ChannelMessage[] } {
-  const posted: ChannelMessage[] = [];
-  let n = 0;
-  return {
-    posted,
-    async post(m): Promise<MessageRef> {
-      posted.push(m);
-      n += 1;
-      return { channel: 'C0INCIDENTS', ts: `1700000000.${String(n).padStart(6, '0')}` };
-    },
-    async update() {},
-    async reply() {},
-  };
-}
-
-const shop: TargetConfig = {
-  ...defaultTarget('shop', 'postgres://pgbb@127.0.0.1:1/shop'),
-  // Only the daily class: the fixtures make daily backups.
-  policy: resolvePolicy({ name: 'shop', environment: 'production', schedules: { backups: { frequent: { enabled: false } } } }),
-};
-
-function configWith(targets: TargetConfig[]): Config {
-  const base = loadConfig({}, 'offline');
-  // A full disk on the test machine must not decide these tests: the disk check's own figure is asserted instead.
-  return { ...base, timezone: 'Europe/Paris', targets, health: { ...base.health, thresholds: { diskFreeMinRatio: 0 } } };
-}
 
 let redis: Redis;
 beforeAll(() => {

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, Worker } from 'bullmq';
-import { defaultTarget, loadConfig, type Config, type TargetConfig } from '../../src/config.ts';
-import { resolvePolicy } from '../../src/schedules/policy.ts';
+import { configWith, recordingNotifier, shop } from '../support/checklist-kit.ts';
 import { silentLog } from '../support/postgres-helpers.ts';
 import { tempRoot } from '../storage/fixtures.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createChecklistStore, type ChecklistStore } from '../../src/checklists/state.ts';
 import type { ChecklistJob } from '../../src/jobs/checklist-data.ts';
-import type { ChannelMessage, MessageRef, Notifier } from '../../src/notifications/types.ts';
+import type { MessageRef } from '../../src/notifications/types.ts';
 import { checklistProcessor, type ChecklistWorkerDeps } from '../../src/workers/checklist-worker.ts';
 import type { SlackMessage } from '../support/slack-server.ts';
 import { CHANNEL_ID, requestedBy, startWorkerKit, type WorkerKit } from './worker-kit.ts';
@@ -116,34 +115,6 @@ describe('checklistProcessor', () => {
 
 /** 09:00 UTC on a Wednesday in November: 10:00 in Paris (UTC+01:00), when the morning checklist is read. */
 const NOW = new Date('2026-11-18T09:00:00Z');
-
-/** Records what the bot would post, as our Notifier interface (the Slack side is covered by the e2e tests). */
-function recordingNotifier(): Notifier & { posted: ChannelMessage[] } {
-  const posted: ChannelMessage[] = [];
-  let n = 0;
-  return {
-    posted,
-    async post(m): Promise<MessageRef> {
-      posted.push(m);
-      n += 1;
-      return { channel: 'C0INCIDENTS', ts: `1700000000.${String(n).padStart(6, '0')}` };
-    },
-    async update() {},
-    async reply() {},
-  };
-}
-
-const shop: TargetConfig = {
-  ...defaultTarget('shop', 'postgres://pgbb@127.0.0.1:1/shop'),
-  // Only the daily class: the fixtures make daily backups.
-  policy: resolvePolicy({ name: 'shop', environment: 'production', schedules: { backups: { frequent: { enabled: false } } } }),
-};
-
-function configWith(targets: TargetConfig[]): Config {
-  const base = loadConfig({}, 'offline');
-  // A full disk on the test machine must not decide these tests: the disk check's own figure is asserted instead.
-  return { ...base, timezone: 'Europe/Paris', targets, health: { ...base.health, thresholds: { diskFreeMinRatio: 0 } } };
-}
 
 describe('checklistProcessor, a scheduled checklist', () => {
   it('posts the weekly checklist with the bot’s evidence and keeps its state under the message for 35 days', async () => {
