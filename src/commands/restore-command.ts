@@ -10,7 +10,8 @@ import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
-import { findBackup } from '../storage/index.ts';
+import { findBackup, formatBytes, type Manifest } from '../storage/index.ts';
+import { describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
@@ -86,7 +87,15 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         database: req.into,
         requestedBy: { userId: input.userId, userName: input.userName },
       });
-      const warning = `:warning: This will *overwrite* ${what(req.tables, req.schemas)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
+      const whole = req.tables.length === 0 && req.schemas.length === 0;
+      const warning = whole
+        ? await replacementWarning(targetConfig.url, req.into, m)
+        : `:warning: This will *overwrite* ${what(req.tables, req.schemas)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
+      if (warning === null) {
+        return {
+          text: `There is no database \`${req.into}\` on ${serverLabel(targetConfig.url)}, so nothing to replace; nothing was started. To restore into a new database: \`/restore ${m.backupId}\`.`,
+        };
+      }
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },
         {
@@ -97,12 +106,18 @@ export function restoreCommand(deps: RestoreCommandDeps) {
               type: 'button',
               action_id: CONFIRM_ACTION,
               style: 'danger',
-              text: { type: 'plain_text', text: `Overwrite ${req.into}`.slice(0, 75) },
+              text: { type: 'plain_text', text: `${whole ? 'Replace' : 'Overwrite'} ${req.into}`.slice(0, 75) },
               value: id,
               confirm: {
-                title: { type: 'plain_text', text: 'Overwrite data?' },
-                text: { type: 'mrkdwn', text: `Overwrite ${what(req.tables, req.schemas)} in \`${req.into}\` from \`${m.backupId}\`?`.slice(0, 300) },
-                confirm: { type: 'plain_text', text: 'Overwrite' },
+                title: { type: 'plain_text', text: whole ? 'Replace the database?' : 'Overwrite data?' },
+                text: {
+                  type: 'mrkdwn',
+                  text: (whole
+                    ? `Replace \`${req.into}\` with backup \`${m.backupId}\`?`
+                    : `Overwrite ${what(req.tables, req.schemas)} in \`${req.into}\` from \`${m.backupId}\`?`
+                  ).slice(0, 300),
+                },
+                confirm: { type: 'plain_text', text: whole ? 'Replace' : 'Overwrite' },
                 deny: { type: 'plain_text', text: 'Keep it' },
               },
             },
@@ -116,6 +131,19 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       return { text: `:warning: ${toUserMessage(err)}` };
     }
   };
+}
+
+/**
+ * What replacing a whole database costs, said before anyone clicks: its size, the sessions that will be ended, and
+ * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
+ * 3 s: the server must answer within 2 s.
+ */
+async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<string | null> {
+  const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up');
+  if (!inUse) return null;
+  const at = `${m.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
+  const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;
+  return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.* The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.`;
 }
 
 /**
@@ -145,7 +173,10 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
       log.info({ jobId, database: pending.database }, 'restore into an existing database confirmed and queued');
       return {
         jobId,
-        text: `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+        text:
+          pending.tables.length + pending.schemas.length === 0
+            ? `Confirmed by <@${click.userId}>: replacing \`${pending.database}\` with \`${pending.backupId}\` (restored and verified beside it first), job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`
+            : `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
       };
     } catch (err) {
       log.warn({ err }, 'confirmation failed');

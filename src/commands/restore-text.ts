@@ -29,6 +29,7 @@ export const RESTORE_TEST_USAGE = [
 export const RESTORE_USAGE = [
   '*Usage:* `/restore <backup-id> [--table=<[schema.]table>]… [--schema=<schema>]… [--into=<database>]`',
   '• `/restore <backup-id>` alone restores the whole database into a new database on the target’s server, verified like a restore test, named in the reply.',
+  '• `/restore <backup-id> --into=<database>` replaces that database with the backup (admins, after a confirmation): restored and verified beside it, then swapped by name; the old one is kept.',
   '• Without `--into`, the objects are restored into a new database, named in the reply.',
   '• `--into=<database>` overwrites the named objects in an existing database: only allowed users, after a confirmation.',
 ].join('\n');
@@ -81,12 +82,6 @@ export function parseRestoreText(raw: string): RestoreRequest {
       if (!DatabaseName.safeParse(value).success) return { verb: 'help', problem: `"${cut(value)}" is not a database name.` };
       into = value;
     }
-  }
-  if (tables.length === 0 && schemas.length === 0 && into !== null) {
-    return {
-      verb: 'help',
-      problem: `Replacing a whole database is not available yet: restore it into a new database with \`/restore ${id}\`, check it, then swap it in by hand; or name what to overwrite with \`--table=\` or \`--schema=\`.`,
-    };
   }
   return { verb: 'restore', backupId: id, tables, schemas, into };
 }

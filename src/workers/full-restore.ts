@@ -1,7 +1,8 @@
 import type { Logger } from '../logger.ts';
 import { formatCount } from '../format.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
-import { runRestoreTest, type SelectiveRestoreOutcome } from '../postgres/restore/index.ts';
+import { BotError, toUserMessage } from '../errors.ts';
+import { describeDatabase, replacedName, runRestoreTest, stagingName, swapDatabases, type SelectiveRestoreOutcome } from '../postgres/restore/index.ts';
 import { serverLabel } from '../postgres/index.ts';
 import { totalRows, type Manifest } from '../storage/index.ts';
 import type { Config } from '../config.ts';
@@ -12,6 +13,11 @@ export function isFullRestore(data: Pick<RestoreJobData, 'tables' | 'schemas' | 
   return data.tables.length === 0 && data.schemas.length === 0 && data.into.create;
 }
 
+/** `/restore <backup-id> --into=<database>` with nothing selected: that database replaced by the backup. */
+export function isReplacement(data: Pick<RestoreJobData, 'tables' | 'schemas' | 'into'>): boolean {
+  return data.tables.length === 0 && data.schemas.length === 0 && !data.into.create;
+}
+
 /**
  * A full restore is a restore test that keeps its database (postgres/restore `keep`): checksums, the source's
  * locale and settings, pg_restore, the counts of every table and object against the manifest, the smoke queries.
@@ -20,6 +26,8 @@ export function isFullRestore(data: Pick<RestoreJobData, 'tables' | 'schemas' | 
 export async function runFullRestore(
   deps: { config: Config; storage: Storage },
   o: {
+    /** Restore owners and grants too (a replacement, on the server whose roles they are). */
+    owners?: boolean;
     manifest: Manifest;
     serverUrl: string;
     database: string;
@@ -36,6 +44,7 @@ export async function runFullRestore(
     scratchKey: `restore:${o.jobId}`,
     scratchScope: deps.config.queuePrefix,
     keep: { database: o.database },
+    owners: o.owners,
     jobs: deps.config.restoreTest.jobs,
     smokeQueries: deps.config.restoreTest.smokeQueries,
     ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
@@ -49,8 +58,52 @@ export async function runFullRestore(
     ? [
         `${where}: ${formatCount(outcome.checked.tables)} tables and ${formatCount(totalRows(o.manifest))} rows, equal to the backup's counts; ${outcome.checked.objects.length} kinds of objects compared.`,
         // Restored as restore tests restore (--no-owner --no-acl): the roles of the source need not exist here.
-        `Owners and grants were not restored: every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
+        ...(o.owners
+          ? []
+          : [
+              `Owners and grants were not restored: every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
+            ]),
       ]
     : [`${where} was dropped: a database the bot leaves behind is one it verified.`];
   return { ...outcome, selection: { tables: [], schemas: [], into: null, created: true }, restoredTables: [], notes };
+}
+
+/**
+ * Replaces a database with the backup: a full restore into a staging database beside it (owners and grants
+ * included: the roles are the server's own), verified; only then the swap by name (postgres/restore swap.ts).
+ * A restore or check that fails drops the staging copy and leaves the database untouched.
+ */
+export async function runReplacement(
+  deps: { config: Config; storage: Storage },
+  o: Parameters<typeof runFullRestore>[1] & { now: Date },
+): Promise<SelectiveRestoreOutcome> {
+  const before = await describeDatabase(o.serverUrl, o.database);
+  if (!before) throw new BotError('pg_database_missing', `There is no database ${o.database} on ${serverLabel(o.serverUrl)} to replace; nothing was changed.`);
+  const staging = stagingName(o.jobId);
+  const restored = await runFullRestore(deps, { ...o, database: staging, owners: true });
+  const selection = { tables: [], schemas: [], into: o.database, created: false };
+  if (!restored.passed) return { ...restored, selection, database: o.database, notes: [...restored.notes, `${o.database} was not touched.`] };
+  const keepAs = replacedName(o.database, o.now);
+  o.progress({ phase: 'swapping' });
+  try {
+    const notes = await swapDatabases(o.serverUrl, { name: o.database, staging, keepAs, owner: before.owner });
+    return {
+      ...restored,
+      selection,
+      database: o.database,
+      notes: [
+        `${o.database} now holds the backup, verified (${(restored.notes[0] ?? '').replace(staging, o.database)}); the database it replaced is kept as ${keepAs} until an admin drops it.`,
+        ...notes,
+      ],
+    };
+  } catch (err) {
+    return {
+      ...restored,
+      selection,
+      database: o.database,
+      passed: false,
+      problems: [toUserMessage(err)],
+      notes: [`The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)}.`],
+    };
+  }
 }

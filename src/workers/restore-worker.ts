@@ -15,7 +15,7 @@ import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
-import { isFullRestore, runFullRestore } from './full-restore.ts';
+import { isFullRestore, isReplacement, runFullRestore, runReplacement } from './full-restore.ts';
 
 export interface RestoreWorkerDeps {
   config: Config;
@@ -53,21 +53,24 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
         const progress = (p: { phase: string }) => {
           if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
         };
+        const whole = { manifest, serverUrl: target.url, database: data.into.database, jobId, signal, log, progress };
         outcome = isFullRestore(data)
-          ? await runFullRestore(deps, { manifest, serverUrl: target.url, database: data.into.database, jobId, signal, log, progress })
-          : await runSelectiveRestore({
-              manifest,
-              storage: deps.storage,
-              serverUrl: target.url,
-              tables: data.tables,
-              schemas: data.schemas,
-              into: data.into,
-              ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
-              identityFile: deps.config.encryption.identityFile,
-              ...(signal ? { signal } : {}),
-              log,
-              onProgress: progress,
-            });
+          ? await runFullRestore(deps, whole)
+          : isReplacement(data)
+            ? await runReplacement(deps, { ...whole, now: now() })
+            : await runSelectiveRestore({
+                manifest,
+                storage: deps.storage,
+                serverUrl: target.url,
+                tables: data.tables,
+                schemas: data.schemas,
+                into: data.into,
+                ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
+                identityFile: deps.config.encryption.identityFile,
+                ...(signal ? { signal } : {}),
+                log,
+                onProgress: progress,
+              });
       } catch (err) {
         failure = toUserMessage(err);
         log.error({ err }, 'restore failed');
@@ -148,7 +151,9 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
     const db = data.into.database;
     const state = data.into.create
       ? `${db} may hold part of the restore, or all of it: check it, or drop it, before anyone uses it`
-      : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
+      : isReplacement(data)
+        ? `the backup was being restored beside ${db} (pgbb_swap_…), which is replaced only at the very end by renaming: check whether ${db} or a ${db}_replaced_… database is the one you expect before anyone uses it`
+        : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
     await finishRestore(deps, job, {
       anchor: data.anchor,
       outcome: null,

@@ -144,13 +144,6 @@ describe('/restore', () => {
     await runSql(inject('pgUrl'), `DROP DATABASE "${database}" WITH (FORCE)`);
   });
 
-  it('does not yet replace a whole existing database: says so, and what to do instead, starting nothing', async () => {
-    const before = await h.service.deps.queues.restore.count();
-    const { text } = await slash(h, '/restore', `${good.backupId} --into=${h.source.name}`, { userId: ADMIN });
-    expect(text).toMatch(/Replacing a whole database is not available yet: restore it into a new database/);
-    expect(await h.service.deps.queues.restore.count()).toBe(before);
-  });
-
   describe('into an existing database', () => {
     it('refuses users not allowed, naming who may', async () => {
       const before = await h.service.deps.queues.restore.count();
@@ -198,5 +191,85 @@ describe('/restore', () => {
       const records = await h.service.deps.storage.listRecords('restore', 'shop');
       expect(records[0]).toMatchObject({ database: h.source.name, requestedBy: { userId: ADMIN } });
     });
+
+    /** `/restore <id> --into=<source>` by the admin, then the confirmation clicked: the job's id. */
+    async function replaceSource(backupId: string, responseId: string): Promise<{ warning: string; jobId: string }> {
+      const reply = await slash(h, '/restore', `${backupId} --into=${h.source.name}`, { userId: ADMIN });
+      const button = ((reply.body as { blocks?: Array<Record<string, unknown>> }).blocks ?? [])
+        .flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? [])
+        .find((e) => e.action_id === 'restore_into_confirm');
+      await click(h, {
+        userId: ADMIN,
+        messageTs: '1700000000.000200',
+        responseId,
+        action: { type: 'button', action_id: 'restore_into_confirm', value: String(button?.value) },
+      });
+      const confirmed = await h.slack.waitForResponse((r) => r.id === responseId);
+      return { warning: reply.text, jobId: jobIdOf((confirmed.body as { text?: string }).text) ?? '' };
+    }
+
+    const swapLeftovers = async () =>
+      await count(
+        inject('pgUrl'),
+        `select count(*) as n from pg_database where datname like 'pgbb\\_swap\\_%' or datname like '${h.source.name}\\_replaced\\_%'`,
+      );
+
+    it('replaces the whole database after a confirmation that says what is lost: restored and verified beside it, swapped, the old one kept', async () => {
+      const backup = await takeBackup();
+      const atBackup = await fingerprint(h.source.url);
+      await runSql(h.source.url, "DELETE FROM shop.order_items WHERE line_no = 2; UPDATE shop.customers SET full_name = 'changed after the backup'");
+      const changed = await fingerprint(h.source.url);
+      expect(changed.tables).not.toEqual(atBackup.tables);
+      // An application still connected: its session is ended by the swap.
+      const app = new pg.Client({ connectionString: h.source.url });
+      app.on('error', () => undefined);
+      await app.connect();
+
+      const { warning, jobId } = await replaceSource(backup.backupId, 'replace');
+      const server = new URL(inject('pgUrl'));
+      expect(warning).toMatch(
+        new RegExp(
+          `replace\\* the database \`${h.source.name}\` on ${server.hostname}:${server.port} \\([\\d.]+ [KMG]iB, 1 open connection, which will be ended\\)`,
+        ),
+      );
+      expect(warning).toMatch(new RegExp(`everything written to ${h.source.name} after ${backup.startedAt.slice(0, 16).replace('T', ' ')} UTC is lost`));
+      const msg = await channelMessage(h, jobId, /Restored the whole database/, 120_000);
+      const shown = JSON.stringify(msg.blocks);
+      expect(shown).toMatch(new RegExp(`${h.source.name} now holds the backup, verified`));
+      const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(shown)?.[1] ?? '';
+      expect(keptAs).not.toBe('');
+
+      // By plain SQL, not the bot's checks: the name now holds the backup, owners and grants included, and the
+      // database it replaced holds what was written after it.
+      const now = await fingerprint(h.source.url);
+      expect(now.tables).toEqual(atBackup.tables);
+      expect(now.definitions).toEqual(atBackup.definitions);
+      expect(now.settings).toEqual(atBackup.settings);
+      const keptUrl = inject('pgUrl').replace(/\/[^/]*$/, `/${keptAs}`);
+      expect((await fingerprint(keptUrl)).tables).toEqual(changed.tables);
+      await expect(app.query('select 1')).rejects.toThrow();
+      await app.end().catch(() => undefined);
+      const [record] = await h.service.deps.storage.listRecords('restore', 'shop');
+      expect(record).toMatchObject({ passed: true, database: h.source.name, selection: { into: h.source.name, created: false } });
+      await runSql(inject('pgUrl'), `DROP DATABASE "${keptAs}" WITH (FORCE)`);
+      expect(await swapLeftovers()).toBe(0);
+    }, 180_000);
+
+    it('a replacement whose backup fails its checks leaves the database exactly as it was', async () => {
+      const bad = await takeBackup();
+      await runSql(h.source.url, "UPDATE shop.customers SET full_name = 'written after the bad backup' WHERE id < 10");
+      const before = await fingerprint(h.source.url);
+      const file = await open(artifactPath(h.backupDir, bad), 'r+');
+      const { size } = await file.stat();
+      await file.write(Buffer.from([0x00, 0xff, 0x00, 0xff]), 0, 4, Math.floor(size / 2));
+      await file.close();
+
+      const { jobId } = await replaceSource(bad.backupId, 'replace-bad');
+      const msg = await channelMessage(h, jobId, /FAILED/, 120_000);
+      expect(msg.text).toMatch(/artifact corrupted/);
+      expect(await fingerprint(h.source.url)).toEqual(before);
+      expect(await swapLeftovers()).toBe(0);
+      await h.service.deps.storage.deleteBackup('shop', bad.backupId);
+    }, 180_000);
   });
 });

@@ -17,3 +17,4 @@ export type { SmokeQuery } from './restored-checks.ts';
 export type { RestoredTable } from './restored-tables.ts';
 export { fetchArtifact, type FetchArtifactOptions, type FetchedArtifact } from './fetch.ts';
 export { identityFor } from './decryption.ts';
+export { describeDatabase, replacedName, stagingName, swapDatabases, type DatabaseInUse } from './swap.ts';

@@ -33,6 +33,8 @@ export interface RestoreTestOptions extends ArchiveReadOptions {
    * everything passed and dropped when anything failed, so a database the bot leaves behind is one it verified.
    */
   keep?: { database: string } | undefined;
+  /** Restore owners and grants (a replacement on the source's own server, whose roles exist); default: neither. */
+  owners?: boolean | undefined;
 }
 
 /** The record without what only the caller knows (who asked, the job) and the kind. */
@@ -127,7 +129,7 @@ export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
   // --no-owner and --no-acl: the scratch server need not have the source's roles (they live in globals.sql,
   // which a test must not apply to a shared server), and a GRANT to a missing role would fail the test for a
   // reason that says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
-  const args = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', dbnameArg(t.database)];
+  const args = [...(o.owners ? [] : ['--no-owner', '--no-acl']), '--exit-on-error', '--no-password', dbnameArg(t.database)];
   const run = await withPgEnv(databaseUrl(o.serverUrl, t.database), (env) => runPgRestorePasses(s.archive, args, s.method.jobs, env));
   const restoreMs = s.archive.decompressMs + (Date.now() - started);
   t.log.info({ ...s.method, restoreMs, decompressMs: s.archive.decompressMs, ok: run.ok }, 'pg_restore finished');

@@ -42,7 +42,7 @@ export function databaseUrl(serverUrl: string, database: string): string {
   return u.toString();
 }
 
-async function withMaintenanceClient<T>(serverUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+export async function withMaintenanceClient<T>(serverUrl: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client(pgClientConfig(serverUrl));
   // A dropped connection emits 'error'; without a listener Node would crash the whole bot.
   client.on('error', () => undefined);

@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { escapeIdentifier } from 'pg';
+import { BotError } from '../../errors.ts';
+import { serverLabel } from '../connection.ts';
+import { databaseUrl, withMaintenanceClient } from './scratch.ts';
+
+/**
+ * Replacing a database with a restored copy (`/restore <id> --into=<db>` with nothing selected): the copy is
+ * restored and verified beside it under a staging name first; only then are the names swapped, in one
+ * transaction, after the current database stops taking connections and its sessions are ended. The current
+ * database is kept under `<name>_replaced_<stamp>` until an admin drops it. Any failure before the swap leaves
+ * the current database as it was.
+ */
+
+/** What the confirmation shows about the database to be replaced; null when there is none of that name. */
+export interface DatabaseInUse {
+  bytes: number;
+  connections: number;
+  owner: string;
+}
+
+export async function describeDatabase(serverUrl: string, name: string): Promise<DatabaseInUse | null> {
+  return withMaintenanceClient(serverUrl, async (c) => {
+    const { rows } = await c.query<{ bytes: string; connections: string; owner: string }>(
+      `SELECT pg_database_size(d.oid)::text AS bytes, pg_get_userbyid(d.datdba) AS owner,
+              (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname AND a.pid <> pg_backend_pid())::text AS connections
+       FROM pg_database d WHERE d.datname = $1`,
+      [name],
+    );
+    const row = rows[0];
+    return row ? { bytes: Number(row.bytes), connections: Number(row.connections), owner: row.owner } : null;
+  });
+}
+
+/** The staging database a replacement is restored into: short, ours, and the same for the same job. */
+export function stagingName(jobId: string): string {
+  return `pgbb_swap_${createHash('sha256').update(jobId).digest('hex').slice(0, 12)}`;
+}
+
+/** `<name>_replaced_<YYYYMMDDTHHMMSS>`, cut so the whole stays within PostgreSQL's 63 bytes. */
+export function replacedName(name: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').slice(0, 15).toLowerCase();
+  const suffix = `_replaced_${stamp}`;
+  return `${Buffer.from(name)
+    .subarray(0, 63 - suffix.length)
+    .toString()
+    .replace(/\uFFFD+$/, '')}${suffix}`;
+}
+
+/**
+ * The swap itself. Returns sentences for what did not go as planned after the swap (the owner could not be set
+ * back): the swap stands, the reader should know. Throws when the swap did not happen; then `name` is the
+ * database it was, taking connections again, and the staging copy is still there to look at.
+ */
+export async function swapDatabases(targetUrl: string, o: { name: string; staging: string; keepAs: string; owner: string }): Promise<string[]> {
+  const server = serverLabel(targetUrl);
+  // Not from the database being replaced (a target's URL names it): ALTER DATABASE refuses the current database.
+  const serverUrl = databaseUrl(targetUrl, o.name === 'postgres' ? 'template1' : 'postgres');
+  const [name, staging, keepAs] = [o.name, o.staging, o.keepAs].map((n) => escapeIdentifier(n));
+  return withMaintenanceClient(serverUrl, async (c) => {
+    await c.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`).catch((err: unknown) => {
+      throw new BotError('pg_auth_failed', `Could not stop new connections to ${o.name} on ${server} (${(err as Error).message}); it was left as it was.`, {
+        cause: err,
+      });
+    });
+    try {
+      await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [o.name]);
+      await waitForNoSessions(c, o.name);
+      await c.query('BEGIN');
+      await c.query(`ALTER DATABASE ${name} RENAME TO ${keepAs}`);
+      await c.query(`ALTER DATABASE ${staging} RENAME TO ${name}`);
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      await c.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => undefined);
+      throw new BotError(
+        'storage_failed',
+        `The swap on ${server} did not happen (${(err as Error).message}); ${o.name} is as it was and takes connections again.`,
+        {
+          cause: err,
+        },
+      );
+    }
+    const notes: string[] = [];
+    // The kept database may be looked at (and dropped) by an admin; the new one belongs to whom the old one did.
+    await c
+      .query(`ALTER DATABASE ${keepAs} ALLOW_CONNECTIONS true`)
+      .catch((err: unknown) => notes.push(`${o.keepAs} still refuses connections (${(err as Error).message}).`));
+    await c
+      .query(`ALTER DATABASE ${name} OWNER TO ${escapeIdentifier(o.owner)}`)
+      .catch((err: unknown) => notes.push(`${o.name} is owned by the bot's role, not ${o.owner} as before (${(err as Error).message}).`));
+    return notes;
+  });
+}
+
+/** pg_terminate_backend only signals: wait (up to 10 s) for the sessions to be gone, or RENAME fails. */
+async function waitForNoSessions(c: pg.Client, name: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const { rows } = await c.query<{ n: string }>('SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    if (rows[0]?.n === '0') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`sessions of ${name} did not end within 10 s`);
+}
