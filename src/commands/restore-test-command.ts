@@ -27,7 +27,14 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
       if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_TEST_USAGE}` : RESTORE_TEST_USAGE };
       if (req.verb === 'history') {
         if (req.target) findTarget(deps.config, req.target);
-        const records = await withDeadline(2500, deps.storage.listRecords('restore-test', req.target), 'reading restore-test history');
+        const [tests, restores] = await withDeadline(
+          2500,
+          Promise.all([deps.storage.listRecords('restore-test', req.target), deps.storage.listRecords('restore', req.target)]),
+          'reading restore-test history',
+        );
+        // Full restores beside the tests: each is a measured RTO of the whole database. Selective ones are not.
+        const whole = restores.filter((r) => r.selection !== null && r.selection.tables.length === 0 && r.selection.schemas.length === 0);
+        const records = [...tests, ...whole].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
         return { text: restoreTestHistory(records, req.target) };
       }
       let backupId: string;

@@ -92,6 +92,9 @@ export function restoreTestError(req: RestoreJobInfo, reason: string, escalation
 }
 
 export interface HistoryLine {
+  /** Full restores (`restore`, nothing selected) are listed beside the tests: their restore time is a measured RTO too. */
+  kind?: 'restore' | 'restore-test';
+  database?: string | null;
   startedAt: string;
   backupId: string;
   passed: boolean | null;
@@ -107,9 +110,9 @@ export function restoreTestHistory(records: HistoryLine[], target?: string, limi
     .slice(0, limit)
     .map(
       (r) =>
-        `• ${formatTime(r.startedAt)} · \`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${formatDuration(r.restoreMs)} · by ${who(r.requestedBy)}`,
+        `• ${formatTime(r.startedAt)} · ${r.kind === 'restore' ? `*full restore* into \`${r.database ?? '?'}\` · ` : ''}\`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${formatDuration(r.restoreMs)} · by ${who(r.requestedBy)}`,
     );
-  return `*Restore tests${target ? ` of ${target}` : ''}* (newest first, ${records.length} on record):\n${lines.join('\n')}`;
+  return `*Restore tests and full restores${target ? ` of ${target}` : ''}* (newest first, ${records.length} on record):\n${lines.join('\n')}`;
 }
 
 export interface RestoreSelectionInfo extends RestoreJobInfo {

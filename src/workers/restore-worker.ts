@@ -128,15 +128,36 @@ async function finishRestore(
   const problems = record.problems;
   const restored = o.outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
   await deps.storage.writeRecord(record).catch((err: unknown) => o.log.error({ err }, 'could not write the restore record'));
+  const page = await pageWholeRestore(deps, job, problems, o.log);
   const verdict = restoreFinished(selectionInfo(job), {
     problems,
     restoreMs: record.restoreMs,
     tables: restored,
-    notes: o.outcome?.notes ?? [],
+    notes: [...(o.outcome?.notes ?? []), ...(page ? [page] : [])],
     ...(o.lost ? { lost: true } : {}),
   });
   await say.finish(o.anchor, verdict);
   return problems;
+}
+
+/**
+ * A whole-database restore or replacement is recovery work during an incident: when it fails, PagerDuty hears of
+ * it (critical, `pg-backup-bot/<target>/restore`), and the next one that works resolves the page. Selective
+ * restores are an engineer's own errand and page nobody. Returns the line for the verdict, if any.
+ */
+async function pageWholeRestore(deps: RestoreWorkerDeps, job: Job<RestoreJobData>, problems: string[], log: Logger): Promise<string | null> {
+  const data = job.data;
+  if (!deps.escalation || !(isFullRestore(data) || isReplacement(data))) return null;
+  const what = isReplacement(data) ? `Replacing ${data.into.database}` : `Full restore of ${data.target}`;
+  const details = { jobId: job.id ?? 'unknown', backupId: data.backupId, database: data.into.database };
+  return problems.length === 0
+    ? deps.escalation.passed(data.target, 'restore', { summary: `${what} from ${data.backupId} worked`, details }).catch(() => null)
+    : deps.escalation
+        .failed(data.target, 'restore', { summary: `${what} from ${data.backupId} FAILED: ${problems[0] ?? ''}`, severity: 'critical', details })
+        .catch((err: unknown) => {
+          log.error({ err }, 'could not queue the PagerDuty trigger');
+          return 'PagerDuty could NOT be paged (Redis error, see logs)';
+        });
 }
 
 /**

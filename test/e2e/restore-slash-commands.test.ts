@@ -141,6 +141,8 @@ describe('/restore', () => {
     const [record] = await h.service.deps.storage.listRecords('restore', 'shop');
     expect(record).toMatchObject({ database, passed: true, selection: { tables: [], schemas: [], into: null, created: true } });
     expect(record?.restoreMs).toBeGreaterThan(0);
+    // Its restore time is a measured RTO: shown beside the restore tests.
+    expect((await slash(h, '/restore-test', 'history')).text).toMatch(new RegExp(`full restore\\* into \`${database}\` · \`${good.backupId}\` · passed`));
     await runSql(inject('pgUrl'), `DROP DATABASE "${database}" WITH (FORCE)`);
   });
 
@@ -267,6 +269,9 @@ describe('/restore', () => {
       const { jobId } = await replaceSource(bad.backupId, 'replace-bad');
       const msg = await channelMessage(h, jobId, /FAILED/, 120_000);
       expect(msg.text).toMatch(/artifact corrupted/);
+      // Recovery work that fails during an incident pages, critical, under its own key.
+      const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/restore', 30_000);
+      expect(trigger.payload?.severity).toBe('critical');
       expect(await fingerprint(h.source.url)).toEqual(before);
       expect(await swapLeftovers()).toBe(0);
       await h.service.deps.storage.deleteBackup('shop', bad.backupId);
