@@ -12,6 +12,7 @@ import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/index
 import type { Storage } from '../storage/index.ts';
 import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { parseRestoreText } from '../commands/restore-text.ts';
+import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../commands/restored-databases.ts';
 import { scratchServerUrl } from '../workers/restore-test-worker.ts';
 import { isFullRestore, runFullRestore } from '../workers/full-restore.ts';
 import { serverLabel } from '../postgres/index.ts';
@@ -97,6 +98,19 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   if (req.verb === 'help') {
     io.err(`${req.problem ?? ''}\nusage: pg-backup-bot restore <backup-id> [--table=[schema.]table]… [--schema=name]… [--into=<database> --yes]`.trim());
     return 2;
+  }
+  if (req.verb === 'list') {
+    io.out(restoredDatabasesText(await restoredDatabases(deps, req.target), req.target).replace(/[*`]/g, ''));
+    return 0;
+  }
+  if (req.verb === 'drop') {
+    try {
+      io.out((await dropRestoredDatabase(deps, req.database)).replace(/`/g, ''));
+      return 0;
+    } catch (err) {
+      io.err(toUserMessage(err).replace(/`/g, ''));
+      return 1;
+    }
   }
   if (req.into !== null && !yes) {
     io.err(`Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`);

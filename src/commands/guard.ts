@@ -4,7 +4,7 @@ import type { Logger } from '../logger.ts';
 import { parseBackupText, type BackupRequest } from './backup-text.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, whoMayRestoreInto } from './restore-command.ts';
-import { parseRestoreTestText, parseRestoreText, type RestoreRequest, type RestoreTestRequest } from './restore-text.ts';
+import { parseRestoreTestText, parseRestoreText, REPLACED_NAME, type RestoreRequest, type RestoreTestRequest } from './restore-text.ts';
 import { decide, roleOf, type GroupResolver, type Role } from './roles.ts';
 import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
 
@@ -29,6 +29,12 @@ export function restoreTestNeed(r: RestoreTestRequest): Need {
 
 export function restoreNeed(r: RestoreRequest): Need {
   if (r.verb === 'help') return { role: 'viewer', what: '`/restore`', valid: !r.problem };
+  if (r.verb === 'list') return { role: 'viewer', what: '`/restore list`', valid: true };
+  // The role that may restore into it: a new database's is an operator's; a database a replacement kept, an admin's.
+  if (r.verb === 'drop')
+    return REPLACED_NAME.test(r.database)
+      ? { role: 'admin', what: 'dropping a replaced database', valid: true }
+      : { role: 'operator', what: '`/restore drop`', valid: true };
   return r.into === null
     ? { role: 'operator', what: '`/restore` into a new database', valid: true }
     : { role: 'admin', what: 'a restore into an existing database', valid: true };
@@ -65,7 +71,7 @@ export function guardCommand<R>(spec: CommandSpec<R>, deps: { config: Config; au
     if (decision.allowed) {
       reply = await spec.handle(input, req);
     } else {
-      const intoExisting = command === '/restore' && need.role === 'admin';
+      const intoExisting = command === '/restore' && need.role === 'admin' && need.what !== 'dropping a replaced database';
       reply = { text: `:no_entry: Refused: ${intoExisting ? whoMayRestoreInto(deps.config) : decision.reason} Nothing was started.` };
     }
     // Written after the ack, not before it: awaiting the file cost a burst of commands up to ~100 ms of its p99

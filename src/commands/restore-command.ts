@@ -15,6 +15,7 @@ import { describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
+import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from './restored-databases.ts';
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest } from './restore-text.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
@@ -57,6 +58,9 @@ export function restoreCommand(deps: RestoreCommandDeps) {
     const log = deps.log.child({ command: '/restore', userId: input.userId });
     try {
       if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_USAGE}` : RESTORE_USAGE };
+      if (req.verb === 'list')
+        return { text: restoredDatabasesText(await withDeadline(2500, restoredDatabases(deps, req.target), 'listing restored databases'), req.target) };
+      if (req.verb === 'drop') return { text: await withDeadline(2500, dropRestoredDatabase(deps, req.database), 'dropping the database') };
       const m = await withDeadline(2500, findBackup(deps.storage, req.backupId), 'finding the backup');
       const targetConfig = findTarget(deps.config, m.target);
       const target = targetConfig.name;

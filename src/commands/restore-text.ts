@@ -11,6 +11,8 @@ export type RestoreTestRequest =
 /** What `/restore <backup-id> …` asks for: the whole database (no tables, no schemas) into a new database, or tables and/or schemas into a new or an existing one. */
 export type RestoreRequest =
   | { verb: 'restore'; backupId: string; tables: string[]; schemas: string[]; into: string | null }
+  | { verb: 'list'; target?: string }
+  | { verb: 'drop'; database: string }
   | { verb: 'help'; problem?: string };
 
 const Word = /^[A-Za-z0-9_.=-]{1,128}$/;
@@ -30,6 +32,8 @@ export const RESTORE_USAGE = [
   '*Usage:* `/restore <backup-id> [--table=<[schema.]table>]… [--schema=<schema>]… [--into=<database>]`',
   '• `/restore <backup-id>` alone restores the whole database into a new database on the target’s server, verified like a restore test, named in the reply.',
   '• `/restore <backup-id> --into=<database>` replaces that database with the backup (admins, after a confirmation): restored and verified beside it, then swapped by name; the old one is kept.',
+  '• `/restore list [target]` — the databases restores made and replacements kept (who, when, from which backup, size)',
+  '• `/restore drop <database>` — drop one of them (a kept `…_replaced_…` database: admins)',
   '• Without `--into`, the objects are restored into a new database, named in the reply.',
   '• `--into=<database>` overwrites the named objects in an existing database: only allowed users, after a confirmation.',
 ].join('\n');
@@ -63,6 +67,7 @@ export function parseRestoreText(raw: string): RestoreRequest {
   if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something /restore understands.` };
   const [id, ...opts] = w;
   if (id === undefined || id === 'help') return { verb: 'help' };
+  if (id === 'list' || id === 'drop') return listOrDrop(id, opts);
   if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see \`/backup list\`).` };
   const tables: string[] = [];
   const schemas: string[] = [];
@@ -85,3 +90,19 @@ export function parseRestoreText(raw: string): RestoreRequest {
   }
   return { verb: 'restore', backupId: id, tables, schemas, into };
 }
+
+/** `/restore list [target]` and `/restore drop <database>`: the databases restores made. */
+function listOrDrop(verb: 'list' | 'drop', rest: string[]): RestoreRequest {
+  const [arg, ...extra] = rest;
+  if (extra.length > 0) return { verb: 'help', problem: 'Too many words.' };
+  if (verb === 'list') {
+    if (arg === undefined) return { verb: 'list' };
+    return TargetName.safeParse(arg).success ? { verb: 'list', target: arg } : { verb: 'help', problem: `"${cut(arg)}" is not a valid target name.` };
+  }
+  if (arg === undefined) return { verb: 'help', problem: 'Name the database to drop: `/restore list` shows them.' };
+  if (!DatabaseName.safeParse(arg).success) return { verb: 'help', problem: `"${cut(arg)}" is not a database name.` };
+  return { verb: 'drop', database: arg };
+}
+
+/** A database a replacement kept (`<name>_replaced_<stamp>`): dropping it is the admins' call. */
+export const REPLACED_NAME = /_replaced_\d{8}t\d{6}$/;

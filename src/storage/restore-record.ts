@@ -66,6 +66,8 @@ export const RestoreRecordSchema = z.object({
       created: z.boolean(),
     })
     .nullable(),
+  /** A replacement (`/restore <id> --into=<db>`, nothing selected): the name the replaced database is kept under. */
+  keptAs: z.string().nullable().optional(),
   /** What people did about a failure, added later by hand or by a command. */
   correctiveActions: z.string().nullable(),
   /** How pg_restore read the archive: a decompressed file with `-j` workers, or a single-job stream. */

@@ -91,6 +91,7 @@ export async function runReplacement(
       ...restored,
       selection,
       database: o.database,
+      keptAs: keepAs,
       notes: [
         `${o.database} now holds the backup, verified (${(restored.notes[0] ?? '').replace(staging, o.database)}); the database it replaced is kept as ${keepAs} until an admin drops it.`,
         ...notes,

@@ -143,7 +143,15 @@ describe('/restore', () => {
     expect(record?.restoreMs).toBeGreaterThan(0);
     // Its restore time is a measured RTO: shown beside the restore tests.
     expect((await slash(h, '/restore-test', 'history')).text).toMatch(new RegExp(`full restore\\* into \`${database}\` · \`${good.backupId}\` · passed`));
-    await runSql(inject('pgUrl'), `DROP DATABASE "${database}" WITH (FORCE)`);
+    // Restored databases do not pile up: listed with what made them, dropped by the role that may make them.
+    const listed = (await slash(h, '/restore', 'list')).text;
+    expect(listed).toMatch(new RegExp(`\`${database}\` on ${server.hostname}:${server.port} · [\\d.]+ [KMG]i?B · restored from \`${good.backupId}\` · by <@`));
+    const notOurs = await slash(h, '/restore', `drop ${h.source.name}`);
+    expect(notOurs.text).toMatch(/is not a database a restore made.*Nothing was dropped/);
+    expect(await count(inject('pgUrl'), `select count(*) as n from pg_database where datname = '${h.source.name}'`)).toBe(1);
+    expect((await slash(h, '/restore', `drop ${database}`)).text).toMatch(new RegExp(`Dropped \`${database}\``));
+    expect(await count(inject('pgUrl'), `select count(*) as n from pg_database where datname = '${database}'`)).toBe(0);
+    expect((await slash(h, '/restore', 'list')).text).not.toContain(database);
   });
 
   describe('into an existing database', () => {
@@ -253,7 +261,12 @@ describe('/restore', () => {
       await app.end().catch(() => undefined);
       const [record] = await h.service.deps.storage.listRecords('restore', 'shop');
       expect(record).toMatchObject({ passed: true, database: h.source.name, selection: { into: h.source.name, created: false } });
-      await runSql(inject('pgUrl'), `DROP DATABASE "${keptAs}" WITH (FORCE)`);
+      // The kept database is listed as what the database was; only an admin may drop it.
+      expect((await slash(h, '/restore', 'list')).text).toMatch(
+        new RegExp(`\`${keptAs}\` on .* what ${h.source.name} was before it was replaced by \`${backup.backupId}\``),
+      );
+      expect((await slash(h, '/restore', `drop ${keptAs}`)).text).toMatch(/Refused/);
+      expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
       expect(await swapLeftovers()).toBe(0);
     }, 180_000);
 

@@ -9,7 +9,16 @@ export {
   type SelectiveRestoreOutcome,
   type SelectiveRestorePhase,
 } from './selective-restore.ts';
-export { createDatabase, databaseUrl, dropDatabase, dropLeftoverScratchDatabases, isScratchName, scratchName, SCRATCH_PREFIX } from './scratch.ts';
+export {
+  createDatabase,
+  databaseExists,
+  databaseUrl,
+  dropDatabase,
+  dropLeftoverScratchDatabases,
+  isScratchName,
+  scratchName,
+  SCRATCH_PREFIX,
+} from './scratch.ts';
 export { verifyChecksums, type ChecksumResult } from './checksums.ts';
 export { compareCounts, type Comparison } from './compare.ts';
 export { listStoredBackup } from './list-archive.ts';

@@ -1,0 +1,66 @@
+import type { Config } from '../config.ts';
+import { findTarget } from '../config.ts';
+import { BotError } from '../errors.ts';
+import { formatBytes, formatTime } from '../format.ts';
+import { serverLabel } from '../postgres/index.ts';
+import { databaseExists, describeDatabase, dropDatabase } from '../postgres/restore/index.ts';
+import type { RestoreRecord, Storage } from '../storage/index.ts';
+
+/**
+ * The databases restores left on the targets' servers, so they do not pile up: a restore into a new database
+ * that was kept (a full restore that passed, a selective one into a new database), and the database a
+ * replacement kept under `<name>_replaced_<stamp>`. Known from the restore records, checked live on the server:
+ * one dropped by hand is not listed, and only a database a record names may be dropped by the bot.
+ */
+export interface RestoredDatabase {
+  name: string;
+  target: string;
+  server: string;
+  serverUrl: string;
+  bytes: number;
+  record: RestoreRecord;
+  /** `made`: a restore created it; `replaced`: a replacement kept it (the database as it was before). */
+  how: 'made' | 'replaced';
+}
+
+function candidates(records: RestoreRecord[]): Array<{ name: string; how: RestoredDatabase['how']; record: RestoreRecord }> {
+  const out: Array<{ name: string; how: RestoredDatabase['how']; record: RestoreRecord }> = [];
+  for (const r of records) {
+    if (r.selection?.created && !r.dropped) out.push({ name: r.database, how: 'made', record: r });
+    if (r.keptAs) out.push({ name: r.keptAs, how: 'replaced', record: r });
+  }
+  return out;
+}
+
+export async function restoredDatabases(deps: { config: Config; storage: Storage }, target?: string): Promise<RestoredDatabase[]> {
+  if (target !== undefined) findTarget(deps.config, target);
+  const records = await deps.storage.listRecords('restore', target);
+  const out: RestoredDatabase[] = [];
+  for (const c of candidates(records)) {
+    const serverUrl = findTarget(deps.config, c.record.target).url;
+    const inUse = await describeDatabase(serverUrl, c.name);
+    if (inUse) out.push({ name: c.name, target: c.record.target, server: serverLabel(serverUrl), serverUrl, bytes: inUse.bytes, record: c.record, how: c.how });
+  }
+  return out.sort((a, b) => Date.parse(b.record.startedAt) - Date.parse(a.record.startedAt));
+}
+
+export function restoredDatabasesText(list: RestoredDatabase[], target?: string): string {
+  if (list.length === 0) return `No databases made by restores are left${target ? ` on the server of *${target}*` : ''}.`;
+  const who = (r: RestoreRecord) => (r.requestedBy.userId ? `<@${r.requestedBy.userId}>` : (r.requestedBy.userName ?? r.requestedBy.source));
+  const lines = list.map(
+    (d) =>
+      `• \`${d.name}\` on ${d.server} · ${formatBytes(d.bytes)} · ${d.how === 'replaced' ? `what ${d.record.database} was before it was replaced by` : 'restored from'} \`${d.record.backupId}\` · by ${who(d.record)} · ${formatTime(d.record.startedAt)}`,
+  );
+  return `*Databases made by restores* (newest first; \`/restore drop <database>\` removes one):\n${lines.join('\n')}`;
+}
+
+/** Drops a database a restore made; refuses any other name, whatever it looks like. */
+export async function dropRestoredDatabase(deps: { config: Config; storage: Storage }, name: string): Promise<string> {
+  const found = (await restoredDatabases(deps)).find((d) => d.name === name);
+  if (!found) {
+    throw new BotError('bad_request', `\`${name}\` is not a database a restore made (see \`/restore list\`); the bot drops only those. Nothing was dropped.`);
+  }
+  await dropDatabase(found.serverUrl, name);
+  if (await databaseExists(found.serverUrl, name)) throw new BotError('storage_failed', `\`${name}\` is still on ${found.server} after DROP DATABASE.`);
+  return `Dropped \`${name}\` (${formatBytes(found.bytes)}) on ${found.server}.`;
+}
