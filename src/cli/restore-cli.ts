@@ -14,7 +14,8 @@ import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { parseRestoreText } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../commands/restored-databases.ts';
 import { scratchServerUrl } from '../workers/restore-test-worker.ts';
-import { isFullRestore, runFullRestore } from '../workers/full-restore.ts';
+import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
+import { newServerArgs, restoreGlobals, type NewServer } from './new-server.ts';
 import { serverLabel } from '../postgres/index.ts';
 import type { CliIo } from './backup-cli.ts';
 
@@ -90,13 +91,31 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
   }
 }
 
-/** `pg-backup-bot restore <backup-id> [--table=… --schema=… [--into=<db> --yes]]`; no selection: the whole database, into a new one. */
+const RESTORE_CLI_USAGE = [
+  'usage: pg-backup-bot restore <backup-id> [--to-url=URL | --to-url-env=NAME] [--with-globals]   the whole database, into a new one',
+  '       pg-backup-bot restore <backup-id> --into=<database> --yes                              replace a database (kept, renamed)',
+  '       pg-backup-bot restore <backup-id> --table=[schema.]table… --schema=name… [--into=<database> --yes]',
+  '       pg-backup-bot restore list [target] | drop <database>',
+].join('\n');
+
+/** `pg-backup-bot restore …`: see RESTORE_CLI_USAGE. No selection: the whole database (into a new one, or replacing one). */
 export async function cliRestore(args: string[], deps: CliDeps): Promise<number> {
   const { io } = deps;
   const yes = args.includes('--yes');
-  const req = parseRestoreText(args.filter((a) => a !== '--yes').join(' '));
+  let server: NewServer;
+  try {
+    server = newServerArgs(args.filter((a) => a !== '--yes'));
+  } catch (err) {
+    io.err(toUserMessage(err));
+    return 2;
+  }
+  const req = parseRestoreText(server.rest.join(' '));
   if (req.verb === 'help') {
-    io.err(`${req.problem ?? ''}\nusage: pg-backup-bot restore <backup-id> [--table=[schema.]table]… [--schema=name]… [--into=<database> --yes]`.trim());
+    io.err(`${req.problem ?? ''}\n${RESTORE_CLI_USAGE}`.trim());
+    return 2;
+  }
+  if (server.url !== null && (req.verb !== 'restore' || req.into !== null || req.tables.length + req.schemas.length > 0)) {
+    io.err(`--to-url restores the whole database into a new database on that server: give it a backup id alone.\n${RESTORE_CLI_USAGE}`);
     return 2;
   }
   if (req.verb === 'list') {
@@ -113,12 +132,28 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     }
   }
   if (req.into !== null && !yes) {
-    io.err(`Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`);
+    io.err(
+      req.tables.length + req.schemas.length === 0
+        ? `Replacing the database "${req.into}" loses everything written to it after the backup (it is kept, renamed). Add --yes to confirm.`
+        : `Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`,
+    );
     return 2;
   }
   try {
     const manifest = await findBackup(deps.storage, req.backupId);
-    const target = findTarget(deps.config, manifest.target);
+    const found = findTarget(deps.config, manifest.target);
+    const target = server.url === null ? found : { ...found, url: server.url };
+    if (server.withGlobals) {
+      const g = await restoreGlobals({
+        manifest,
+        storage: deps.storage,
+        serverUrl: target.url,
+        identityFile: deps.config.encryption.identityFile,
+        log: deps.log,
+      });
+      io.err(`Roles on ${serverLabel(target.url)}: kept ${g.kept.join(', ') || 'none'}; created ${g.created.join(', ') || 'none'}.`);
+      for (const n of g.notes) io.err(`  note  ${n}`);
+    }
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
     const startedAt = new Date();
     const full = isFullRestore({ tables: req.tables, schemas: req.schemas, into });
@@ -132,14 +167,19 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
     };
+    const whole = {
+      ...run,
+      database: into.database,
+      jobId: `cli:${randomUUID()}`,
+      // With the roles restored first, owners and grants come back too.
+      owners: server.withGlobals,
+      progress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
+    };
     const outcome = full
-      ? await runFullRestore(deps, {
-          ...run,
-          database: into.database,
-          jobId: `cli:${randomUUID()}`,
-          progress: (p) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
-        })
-      : await runSelectiveRestore({ ...run, tables: req.tables, schemas: req.schemas, into });
+      ? await runFullRestore(deps, whole)
+      : isReplacement({ tables: req.tables, schemas: req.schemas, into })
+        ? await runReplacement(deps, { ...whole, now: startedAt })
+        : await runSelectiveRestore({ ...run, tables: req.tables, schemas: req.schemas, into });
     await deps.storage.writeRecord(
       restoreRecord({
         outcome,

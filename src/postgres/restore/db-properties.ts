@@ -82,7 +82,7 @@ function localeOptions(text: string): string {
 }
 
 /** Statements of a psql script: `;` ends one outside quotes; psql meta-commands and comment lines are skipped. */
-function sqlStatements(script: string): string[] {
+export function sqlStatements(script: string): string[] {
   const body = script
     .split('\n')
     .filter((l) => !l.startsWith('\\') && !l.startsWith('--'))

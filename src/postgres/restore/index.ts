@@ -27,3 +27,4 @@ export type { RestoredTable } from './restored-tables.ts';
 export { fetchArtifact, type FetchArtifactOptions, type FetchedArtifact } from './fetch.ts';
 export { identityFor } from './decryption.ts';
 export { describeDatabase, replacedName, stagingName, swapDatabases, type DatabaseInUse } from './swap.ts';
+export { applyGlobals, type GlobalsApplied } from './globals-apply.ts';
