@@ -173,7 +173,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       jobId: `cli:${randomUUID()}`,
       // With the roles restored first, owners and grants come back too.
       owners: server.withGlobals,
-      progress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
+      progress: (p: { phase: string; detail?: string }) =>
+        io.err(`  ${p.phase}${p.detail ? ` — ${p.detail}` : ''} · ${formatDuration(Date.now() - startedAt.getTime())}`),
     };
     const outcome = full
       ? await runFullRestore(deps, whole)

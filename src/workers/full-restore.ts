@@ -34,7 +34,7 @@ export async function runFullRestore(
     jobId: string;
     signal?: AbortSignal | undefined;
     log: Logger;
-    progress: (p: { phase: string }) => void;
+    progress: (p: { phase: string; detail?: string }) => void;
   },
 ): Promise<SelectiveRestoreOutcome> {
   const { id: _id, ...outcome } = await runRestoreTest({

@@ -83,7 +83,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
           log,
           onProgress: (p) => {
             job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
-            if (anchor) void say.update(anchor, restoreTestRunning(req, p.phase.replace(/-/g, ' ')));
+            if (anchor) void say.update(anchor, restoreTestRunning(req, `${p.phase.replace(/-/g, ' ')}${p.detail ? ` — ${p.detail}` : ''}`));
           },
           now,
         });

@@ -50,8 +50,8 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
           throw new BotError('bad_request', 'A restore into an existing database needs a confirmation by an allowed user; nothing was changed.');
         const target = findTarget(deps.config, data.target);
         const manifest = await findBackup(deps.storage, data.backupId);
-        const progress = (p: { phase: string }) => {
-          if (anchor) void say.update(anchor, restoreRunning(info, p.phase.replace(/-/g, ' ')));
+        const progress = (p: { phase: string; detail?: string }) => {
+          if (anchor) void say.update(anchor, restoreRunning(info, `${p.phase.replace(/-/g, ' ')}${p.detail ? ` — ${p.detail}` : ''}`));
         };
         const whole = { manifest, serverUrl: target.url, database: data.into.database, jobId, signal, log, progress };
         outcome = isFullRestore(data)

@@ -15,11 +15,12 @@ export interface RestoreRun<Phase> {
   database: string;
   log: Logger;
   ctx: FailureContext;
-  progress: (phase: Phase) => void;
+  /** `detail`: how far the phase has come, in words ("12 of 40 tables, …"). */
+  progress: (phase: Phase, detail?: string) => void;
 }
 
 export function startRun<Phase>(
-  o: ArchiveReadOptions & { serverUrl: string; onProgress?: ((p: { phase: Phase }) => void) | undefined },
+  o: ArchiveReadOptions & { serverUrl: string; onProgress?: ((p: { phase: Phase; detail?: string }) => void) | undefined },
   database: string,
   logFields: Record<string, unknown>,
 ): RestoreRun<Phase> {
@@ -28,7 +29,15 @@ export function startRun<Phase>(
   const log = o.log.child({ backupId: o.manifest.backupId, ...logFields });
   const report = safeProgress(o.onProgress, log);
   const ctx = { tool: 'pg_restore', server: serverLabel(o.serverUrl) };
-  return { manifest: o.manifest, startedAt, now, database, log, ctx, progress: (phase) => report({ phase }) };
+  return {
+    manifest: o.manifest,
+    startedAt,
+    now,
+    database,
+    log,
+    ctx,
+    progress: (phase, detail) => report(detail === undefined ? { phase } : { phase, detail }),
+  };
 }
 
 /**

@@ -9,6 +9,7 @@ import type { Archive, ArchiveInput } from './archive.ts';
 import { applyDatabaseProperties, type DatabaseProperties, readDatabaseProperties } from './db-properties.ts';
 import { checkIdentityOpensBackup } from './decryption.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
+import { describeProgress, watchRestore } from './restore-progress.ts';
 import { dbnameArg, judgeRestore } from './restore-failure.ts';
 import type { RestoreRun } from './restore-run.ts';
 import { checkRestored, type SmokeResult } from './restored-checks.ts';
@@ -27,7 +28,9 @@ export interface RestoreTestOptions extends ArchiveReadOptions {
   /** pg_restore -j (default 2); only when the archive could be decompressed to a file. */
   jobs?: number;
   smokeQueries?: SmokeQuery[];
-  onProgress?: (p: { phase: RestoreTestPhase }) => void;
+  onProgress?: (p: { phase: RestoreTestPhase; detail?: string }) => void;
+  /** How often the restoring phase reports how far it has come (default 5 s). */
+  progressEveryMs?: number;
   /**
    * A full restore (`/restore <backup-id>`): the same steps and checks into this new database, which is kept when
    * everything passed and dropped when anything failed, so a database the bot leaves behind is one it verified.
@@ -130,7 +133,9 @@ export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
   // which a test must not apply to a shared server), and a GRANT to a missing role would fail the test for a
   // reason that says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
   const args = [...(o.owners ? [] : ['--no-owner', '--no-acl']), '--exit-on-error', '--no-password', dbnameArg(t.database)];
-  const run = await withPgEnv(databaseUrl(o.serverUrl, t.database), (env) => runPgRestorePasses(s.archive, args, s.method.jobs, env));
+  const url = databaseUrl(o.serverUrl, t.database);
+  const watch = watchRestore(url, o.manifest, o.progressEveryMs ?? 5000, (p) => t.progress('restoring', describeProgress(p)), t.log);
+  const run = await withPgEnv(url, (env) => runPgRestorePasses(s.archive, args, s.method.jobs, env)).finally(() => watch.stop());
   const restoreMs = s.archive.decompressMs + (Date.now() - started);
   t.log.info({ ...s.method, restoreMs, decompressMs: s.archive.decompressMs, ok: run.ok }, 'pg_restore finished');
   const problem = judgeRestore(run, t.ctx, t.database, () => t.canceled());
