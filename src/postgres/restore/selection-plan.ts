@@ -95,9 +95,9 @@ interface Picked {
 
 export function planSelection(entries: TocEntry[], request: { tables: string[]; schemas: string[]; mode: Mode }): SelectionPlan {
   const byId = new Map(entries.map((e) => [e.id, e]));
-  const picked = withDependencies(entries, byId, requested(entries, request), request.mode);
-  const notes = leftOutForeignKeys(entries, byId, picked);
+  const picked = withoutDanglingKeys(withDependencies(entries, byId, requested(entries, request), request.mode), entries, byId, request.mode);
   const ordered = entries.filter((e) => picked.included.has(e.id));
+  const notes = [...leftOutForeignKeys(entries, byId, picked), ...leftOutOnPurpose(entries, ordered, picked.selected)];
   const dataTables = ordered
     .filter((e) => e.desc === 'TABLE DATA')
     .map((e) => byId.get(e.deps[0] ?? -1))
@@ -166,8 +166,9 @@ function withDependencies(entries: TocEntry[], byId: Map<number, TocEntry>, from
       } else if (OWNED.has(e.desc)) {
         const tables = e.deps.filter(isTable);
         if (!tables.some((d) => selected.has(d))) continue;
-        // Into a new database a foreign key can only point at a table that is there.
-        if (mode === 'existing' || tables.every((d) => included.has(d))) add(e);
+        // Into a new database a foreign key can only point at a table that is there, with its rows: a table pulled
+        // in only because a view needs it comes without them, and the key would fail on the first row.
+        if (mode === 'existing' || tables.every((d) => (e.desc === 'FK CONSTRAINT' ? selected.has(d) : included.has(d)))) add(e);
       } else if (ATTACHED.has(e.desc)) {
         if (e.deps.length > 0 && e.deps.every((d) => included.has(d))) add(e);
       } else if (mode === 'new' && e.desc === 'EXTENSION') {
@@ -187,6 +188,38 @@ function withDependencies(entries: TocEntry[], byId: Map<number, TocEntry>, from
     }
   }
   return { selected, included };
+}
+
+/**
+ * What a selective restore never brings back, said plainly rather than reported as success: large objects (they
+ * belong to no table; a row's oid pointing at one would dangle), and materialized views, which pg_restore fills by
+ * refreshing them from the restored tables, so a view that was stale when dumped comes back with other contents.
+ */
+function leftOutOnPurpose(entries: TocEntry[], ordered: TocEntry[], selected: Set<number>): string[] {
+  const notes: string[] = [];
+  for (const t of ordered.filter((e) => e.desc === 'TABLE' && !selected.has(e.id))) {
+    const needers = ordered.filter((e) => e.deps.includes(t.id) && !OWNED.has(e.desc) && !ATTACHED.has(e.desc) && !DATA.has(e.desc));
+    const why = needers.length > 0 ? `: ${needers.map((e) => `${e.schema}.${e.tag}`).join(', ')} need${needers.length === 1 ? 's' : ''} it` : '';
+    notes.push(`${t.schema}.${t.tag} was created without its rows${why}; add --table=${t.schema}.${t.tag} to restore them too`);
+  }
+  const blobs = entries.filter((e) => e.desc === 'BLOB' || e.desc === 'LARGE OBJECT' || e.desc === 'BLOBS').length;
+  if (blobs > 0) notes.push('large objects are not included in a selective restore: restore the whole database (`/restore <backup-id>`) to get them back');
+  const refreshed = ordered.filter((e) => e.desc === 'MATERIALIZED VIEW DATA').map((e) => `${e.schema}.${e.tag}`);
+  if (refreshed.length > 0) notes.push(`materialized views refreshed from the restored tables, not restored as dumped: ${refreshed.join(', ')}`);
+  return notes;
+}
+
+/**
+ * Into a new database, a foreign key that points at a table restored without its rows (pulled in because a view
+ * needs it, or named with its schema) would fail on the first row: it is left out, and leftOutForeignKeys says so.
+ */
+function withoutDanglingKeys(p: Picked, entries: TocEntry[], byId: Map<number, TocEntry>, mode: Mode): Picked {
+  if (mode !== 'new') return p;
+  const included = new Set(p.included);
+  for (const e of entries) {
+    if (e.desc === 'FK CONSTRAINT' && included.has(e.id) && e.deps.some((d) => byId.get(d)?.desc === 'TABLE' && !p.selected.has(d))) included.delete(e.id);
+  }
+  return { selected: p.selected, included };
 }
 
 /** A sentence for each foreign key of a restored table that was left out because its target table was. */
