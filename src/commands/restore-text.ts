@@ -16,9 +16,14 @@ export type RestoreRequest =
   | { verb: 'help'; problem?: string };
 
 const Word = /^[A-Za-z0-9_.=-]{1,128}$/;
-// A table is `name` or `schema.name`, each part an unquoted SQL identifier; nothing else reaches pg_restore.
-const Ident = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/);
-const TableRef = z.string().regex(/^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/);
+// A table is `name` or `schema.name`, each part an SQL identifier, unquoted or in double quotes (Prisma's
+// "User", a table named "Audit Log"). Nothing of it reaches a shell or SQL: it is matched against the archive's
+// table of contents, and only the archive's own entries go to pg_restore.
+const IDENT = String.raw`(?:[A-Za-z_][A-Za-z0-9_$]{0,62}|"(?:[^"\u0000-\u001f]|""){1,63}")`;
+const Ident = z.string().regex(new RegExp(`^${IDENT}$`));
+const TableRef = z.string().regex(new RegExp(`^(?:${IDENT}\\.)?${IDENT}$`));
+/** `--table=`/`--schema=` values may hold quotes and spaces; their own check is Ident/TableRef. */
+const NamedOption = /^--(table|schema)=/;
 const DatabaseName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/);
 
 export const RESTORE_TEST_USAGE = [
@@ -39,9 +44,32 @@ export const RESTORE_USAGE = [
 ].join('\n');
 
 function words(raw: string): string[] | { bad: string } {
-  const list = raw.trim().split(/\s+/).filter(Boolean);
-  const bad = list.find((w) => !Word.test(w));
+  const list = tokens(raw);
+  if (list === null) return { bad: raw.trim() };
+  const bad = list.find((w) => !Word.test(w) && !NamedOption.test(w));
   return bad === undefined ? list : { bad };
+}
+
+/**
+ * Words split on spaces outside double quotes, so `--table="Audit Log"` is one. Slack's curly quotes count as
+ * straight ones, and a value in single quotes (`--table='"Audit Log"'`, as a shell wants it) is unwrapped.
+ * Null when a double quote is left open.
+ */
+function tokens(raw: string): string[] | null {
+  const text = raw.replace(/[\u201C\u201D]/g, '"').replace(/[\u2018\u2019]/g, "'");
+  const out: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const ch of text.trim()) {
+    if (ch === '"') quoted = !quoted;
+    if (!quoted && /\s/.test(ch)) {
+      if (current) out.push(current);
+      current = '';
+    } else current += ch;
+  }
+  if (quoted) return null;
+  if (current) out.push(current);
+  return out.map((w) => w.replace(/^(--(?:table|schema)=)'(.*)'$/, '$1$2'));
 }
 
 const cut = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);

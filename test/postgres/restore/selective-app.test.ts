@@ -7,6 +7,14 @@ import { runSelectiveRestore } from '../../../src/postgres/restore/index.ts';
 import type { Manifest } from '../../../src/storage/index.ts';
 import { type AppDatabase, createAppDatabase } from '../../support/app-database.ts';
 import { runSql } from '../../support/databases.ts';
+import { parseRestoreText } from '../../../src/commands/restore-text.ts';
+
+/** The table as /restore's text gives it to the restore (the way Slack and the CLI reach it). */
+function parseRestoreTextTables(option: string): string {
+  const r = parseRestoreText(`app-20261204T020000Z ${option}`);
+  if (r.verb !== 'restore' || r.tables.length !== 1) throw new Error(`not parsed: ${JSON.stringify(r)}`);
+  return r.tables[0] as string;
+}
 import { backupOptions, silentLog, tempStorage } from '../../support/postgres-helpers.ts';
 
 /** Selective restores of an application-shaped database: what they leave out is said, never reported as restored. */
@@ -26,6 +34,26 @@ describe('a selective restore of an application database', () => {
     await app?.drop();
     await store?.cleanup();
     await rm(tempDir, { recursive: true, force: true });
+  });
+
+  it('of a table named as the application names it: public."Audit Log", a space and capitals', async () => {
+    const database = `${app.name}_audit`;
+    try {
+      const outcome = await runSelectiveRestore({
+        manifest,
+        storage: store.storage,
+        serverUrl: inject('pgUrl'),
+        tables: [parseRestoreTextTables('--table=public."Audit Log"')],
+        schemas: [],
+        into: { database, create: true },
+        tempDir,
+        log: silentLog,
+      });
+      expect(outcome.problems).toEqual([]);
+      expect(outcome.restoredTables.map((t) => [t.name, t.rows])).toEqual([['public.Audit Log', 400]]);
+    } finally {
+      await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    }
   });
 
   it('of a schema with a view across schemas: restores it, and says what it left out and why (no raw foreign-key error)', async () => {
