@@ -66,6 +66,8 @@ export const RestoreRecordSchema = z.object({
       created: z.boolean(),
     })
     .nullable(),
+  /** What a restore left out on purpose or the reader must do next (the planner's and the full restore's notes). */
+  notes: z.array(z.string()).optional(),
   /** A replacement (`/restore <id> --into=<db>`, nothing selected): the name the replaced database is kept under. */
   keptAs: z.string().nullable().optional(),
   /** What people did about a failure, added later by hand or by a command. */
@@ -80,7 +82,7 @@ export type RestoreRecord = z.infer<typeof RestoreRecordSchema>;
 
 /** The record of a selective restore: the engine's outcome when it ran, else a failure record built from the request. */
 export function restoreRecord(o: {
-  outcome: (Omit<RestoreRecord, 'requestedBy' | 'jobId' | 'kind' | 'id'> & { restoredTables?: unknown; notes?: unknown }) | null;
+  outcome: (Omit<RestoreRecord, 'requestedBy' | 'jobId' | 'kind' | 'id'> & { restoredTables?: unknown }) | null;
   failure: string | null;
   target: string;
   backupId: string;
@@ -93,7 +95,7 @@ export function restoreRecord(o: {
 }): RestoreRecord {
   const base = { formatVersion: 1 as const, kind: 'restore' as const, id: newRecordId(o.startedAt), requestedBy: o.requestedBy, jobId: o.jobId };
   if (o.outcome) {
-    const { restoredTables: _tables, notes: _notes, ...fields } = o.outcome;
+    const { restoredTables: _tables, ...fields } = o.outcome;
     return { ...fields, ...base, problems: [...fields.problems, ...(o.failure ? [o.failure] : [])] };
   }
   return {

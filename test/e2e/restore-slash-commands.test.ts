@@ -141,6 +141,7 @@ describe('/restore', () => {
     const [record] = await h.service.deps.storage.listRecords('restore', 'shop');
     expect(record).toMatchObject({ database, passed: true, selection: { tables: [], schemas: [], into: null, created: true } });
     expect(record?.restoreMs).toBeGreaterThan(0);
+    expect(record?.notes?.[0]).toMatch(/9 tables and 11,446 rows, equal to the backup's counts/);
     // Its restore time is a measured RTO: shown beside the restore tests.
     expect((await slash(h, '/restore-test', 'history')).text).toMatch(new RegExp(`full restore\\* into \`${database}\` · \`${good.backupId}\` · passed`));
     // Restored databases do not pile up: listed with what made them, dropped by the role that may make them.
