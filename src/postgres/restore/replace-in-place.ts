@@ -33,8 +33,8 @@ export async function replaceInPlace(o: {
   const fullList = join(o.work, 'restore.list');
   await writeFile(dropList, o.plan.dropListFile, { mode: 0o600 });
   await writeFile(fullList, o.plan.listFile, { mode: 0o600 });
-  const common = ['--no-owner', '--no-acl', '--file=-'];
-  const drops = await o.archive.pgRestore(['--clean', '--if-exists', '--schema-only', `--use-list=${dropList}`, ...common], {
+  const common = ['--file=-'];
+  const drops = await o.archive.pgRestore(['--clean', '--if-exists', '--schema-only', `--use-list=${dropList}`, '--no-owner', '--no-acl', ...common], {
     env: o.env,
     captureStdout: true,
     partialRead: true,
@@ -58,6 +58,9 @@ export async function replaceInPlace(o: {
   // psql stops reading at its first error; what we still send then only meets a closed pipe.
   psql.stdin.on('error', () => undefined);
   psql.stdin.write(`BEGIN;\n${cleanStatements(drops.stdout)}`);
+  // With owners and grants: the objects come back into the database they were taken from, whose roles exist, and
+  // an application role must not lose access to a table it could read before (a missing role fails the whole
+  // transaction, leaving the database as it was).
   const restore = await o.archive.pgRestore([`--use-list=${fullList}`, ...common], { env: o.env, stdoutTo: psql.stdin });
   psql.stdin.end(restore.ok && !restore.canceled ? 'COMMIT;\n' : '');
   const p = await psql;

@@ -32,6 +32,8 @@ export interface SelectionPlan {
   dataTables: TableRef[];
   /** Things deliberately left out, as sentences. */
   notes: string[];
+  /** Tables, views and materialized views the plan (re)creates, as `schema.name`. */
+  relations: string[];
 }
 
 /** Entries that belong to the table(s) they depend on. */
@@ -111,7 +113,8 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
     (e) => !DATA.has(e.desc) && !ATTACHED.has(e.desc) && !(OWNED.has(e.desc) && e.desc !== 'TABLE' && e.desc !== 'FK CONSTRAINT' && e.deps.some(isTable)),
   );
   const list = (es: TocEntry[]) => `${es.map((e) => e.line).join('\n')}\n`;
-  return { ids: ordered.map((e) => e.id), listFile: list(ordered), dropListFile: list(dropped), dataTables, notes };
+  const relations = ordered.filter((e) => /^(TABLE|VIEW|MATERIALIZED VIEW)$/.test(e.desc)).map((e) => `${e.schema}.${e.tag}`);
+  return { ids: ordered.map((e) => e.id), listFile: list(ordered), dropListFile: list(dropped), dataTables, notes, relations };
 }
 
 /** The named tables and every entry of the named schemas; any name the backup lacks refuses the whole request. */

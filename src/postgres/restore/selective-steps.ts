@@ -10,7 +10,7 @@ import { replaceInPlace } from './replace-in-place.ts';
 import type { RestoreRun } from './restore-run.ts';
 import { dbnameArg, judgeRestore, restoreFailure } from './restore-failure.ts';
 import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
-import { createDatabase, databaseExists, databaseUrl } from './scratch.ts';
+import { createDatabase, databaseExists, databaseUrl, withMaintenanceClient as withClient } from './scratch.ts';
 import { planSelection, type SelectionPlan } from './selection-plan.ts';
 import { restoreJobs } from './stored-archive.ts';
 import { parseToc } from './toc.ts';
@@ -68,6 +68,8 @@ export async function prepareTarget(o: SelectiveRestoreOptions, r: SelectiveRun,
     await createDatabase(o.serverUrl, r.database);
   } else if (!(await databaseExists(o.serverUrl, r.database))) {
     throw new BotError('pg_database_missing', `The database "${r.database}" does not exist on ${r.ctx.server}; restore into a new database instead.`);
+  } else {
+    await refuseDependents(databaseUrl(o.serverUrl, r.database), p.plan, r.database);
   }
   return { ...p, created: o.into.create, method: { input: p.archive.input, jobs: o.into.create ? restoreJobs(p.archive, o.jobs) : 1 } };
 }
@@ -109,4 +111,33 @@ export async function countRestored(o: SelectiveRestoreOptions, r: SelectiveRun,
   const started = Date.now();
   const counted = await countRestoredTables(databaseUrl(o.serverUrl, r.database), plan.dataTables, o.manifest.verification.tables);
   return { verifyMs: Date.now() - started, ...counted };
+}
+
+/**
+ * Replacing a table drops it first, and PostgreSQL refuses to drop a table a view or materialized view depends on
+ * ("other objects depend on it") halfway through the transaction. Said before anything starts, with the list:
+ * the views the restore does not recreate itself.
+ */
+async function refuseDependents(url: string, plan: SelectionPlan, database: string): Promise<void> {
+  const replaced = plan.dataTables;
+  const dependents = await withClient(url, async (c) => {
+    const { rows } = await c.query<{ dependent: string; on: string }>(
+      `SELECT DISTINCT vn.nspname || '.' || v.relname AS dependent, tn.nspname || '.' || t.relname AS on
+       FROM pg_depend d
+       JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
+       JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+       JOIN unnest($1::text[], $2::text[]) AS sel(s, n) ON sel.s = tn.nspname AND sel.n = t.relname
+       WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND v.oid <> t.oid
+       ORDER BY 1`,
+      [replaced.map((t) => t.schema), replaced.map((t) => t.table)],
+    );
+    return rows.filter((r) => !plan.relations.includes(r.dependent));
+  });
+  if (dependents.length > 0) {
+    const list = dependents.map((d) => `${d.dependent} (on ${d.on})`).join(', ');
+    throw new BotError(
+      'bad_request',
+      `Replacing those tables in ${database} would drop what depends on them: ${list}. Restore the views too (their --table= or --schema=), or restore into a new database; nothing was changed.`,
+    );
+  }
 }

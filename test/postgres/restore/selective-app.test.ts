@@ -7,6 +7,7 @@ import { runSelectiveRestore } from '../../../src/postgres/restore/index.ts';
 import type { Manifest } from '../../../src/storage/index.ts';
 import { type AppDatabase, createAppDatabase } from '../../support/app-database.ts';
 import { runSql } from '../../support/databases.ts';
+import { fingerprint } from '../../support/fingerprint.ts';
 import { parseRestoreText } from '../../../src/commands/restore-text.ts';
 
 /** The table as /restore's text gives it to the restore (the way Slack and the CLI reach it). */
@@ -82,5 +83,37 @@ describe('a selective restore of an application database', () => {
     } finally {
       await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
     }
+  });
+
+  describe('into the existing database', () => {
+    const into = (tables: string[]) =>
+      runSelectiveRestore({
+        manifest,
+        storage: store.storage,
+        serverUrl: inject('pgUrl'),
+        tables,
+        schemas: [],
+        into: { database: app.name, create: false },
+        tempDir,
+        log: silentLog,
+      });
+
+    it('refuses before starting to replace a table a view depends on, naming the view; nothing changes', async () => {
+      const before = await fingerprint(app.url);
+      await expect(into(['public."User"'])).rejects.toThrow(
+        /would drop what depends on them: billing\.UserBalance \(on public\.User\)\. Restore the views too .* nothing was changed/,
+      );
+      expect(await fingerprint(app.url)).toEqual(before);
+    });
+
+    it('keeps owners and grants of a replaced table: the application role can still read it', async () => {
+      const before = await fingerprint(app.url);
+      await runSql(app.url, 'DELETE FROM public."Post" WHERE id % 2 = 0');
+      const outcome = await into(['public."Post"']);
+      expect(outcome.problems).toEqual([]);
+      const after = await fingerprint(app.url);
+      expect(after.tables['public."Post"']).toEqual(before.tables['public."Post"']);
+      expect(after.tables['public."Post"']?.acl).toContain(`${app.role}=arw/`);
+    });
   });
 });
