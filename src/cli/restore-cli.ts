@@ -13,7 +13,7 @@ import type { Storage } from '../storage/index.ts';
 import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { parseRestoreText } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../commands/restored-databases.ts';
-import { scratchServerUrl } from '../workers/restore-test-worker.ts';
+import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
 import { newServerArgs, restoreGlobals, type NewServer } from './new-server.ts';
 import { serverLabel } from '../postgres/index.ts';
@@ -54,11 +54,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       storage: deps.storage,
       serverUrl: scratchServerUrl(deps.config, target.url),
       scratchKey: `cli:${randomUUID()}`,
-      scratchScope: deps.config.queuePrefix,
-      jobs: deps.config.restoreTest.jobs,
-      smokeQueries: deps.config.restoreTest.smokeQueries,
-      ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
-      identityFile: deps.config.encryption.identityFile,
+      ...restoreTestSettings(deps.config),
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
       onProgress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),

@@ -7,6 +7,7 @@ import { serverLabel } from '../postgres/index.ts';
 import { totalRows, type Manifest } from '../storage/index.ts';
 import type { Config } from '../config.ts';
 import type { Storage } from '../storage/index.ts';
+import { restoreTestSettings } from './restore-test-worker.ts';
 
 /** `/restore <backup-id>` with nothing selected: the whole database, into a new one. */
 export function isFullRestore(data: Pick<RestoreJobData, 'tables' | 'schemas' | 'into'>): boolean {
@@ -42,13 +43,9 @@ export async function runFullRestore(
     storage: deps.storage,
     serverUrl: o.serverUrl,
     scratchKey: `restore:${o.jobId}`,
-    scratchScope: deps.config.queuePrefix,
+    ...restoreTestSettings(deps.config),
     keep: { database: o.database },
     owners: o.owners,
-    jobs: deps.config.restoreTest.jobs,
-    smokeQueries: deps.config.restoreTest.smokeQueries,
-    ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
-    identityFile: deps.config.encryption.identityFile,
     ...(o.signal ? { signal: o.signal } : {}),
     log: o.log,
     onProgress: o.progress,

@@ -39,6 +39,18 @@ export function scratchServerUrl(config: Config, targetUrl: string): string {
   return config.restoreTest.serverUrl ?? targetUrl;
 }
 
+/** What every restore test and full restore takes from the config: one list, for the worker, the CLI and full restores. */
+export function restoreTestSettings(config: Config) {
+  return {
+    scratchScope: config.queuePrefix,
+    jobs: config.restoreTest.jobs,
+    smokeQueries: config.restoreTest.smokeQueries,
+    ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}),
+    // Only restores read the secret key; the backup workers never do.
+    identityFile: config.encryption.identityFile,
+  };
+}
+
 /**
  * One restore test: a channel message updated through checksum → restore → verify → verdict, a record kept
  * beside the backups, a critical page when a backup does not restore, a resolve when the next one does.
@@ -73,12 +85,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
           storage: deps.storage,
           serverUrl: scratchServerUrl(deps.config, target.url),
           scratchKey: `job:${jobId}`,
-          scratchScope: deps.config.queuePrefix,
-          jobs: deps.config.restoreTest.jobs,
-          smokeQueries: deps.config.restoreTest.smokeQueries,
-          ...(deps.config.pgBinDir ? { pgBinDir: deps.config.pgBinDir } : {}),
-          // Only restores read the secret key; the backup workers never do.
-          identityFile: deps.config.encryption.identityFile,
+          ...restoreTestSettings(deps.config),
           ...(signal ? { signal } : {}),
           log,
           onProgress: (p) => {
