@@ -33,6 +33,18 @@ export async function describeDatabase(serverUrl: string, name: string): Promise
   });
 }
 
+/** The size of each of `names` that exists on the server, in one query. */
+export async function databaseSizes(serverUrl: string, names: string[]): Promise<Map<string, number>> {
+  if (names.length === 0) return new Map();
+  return withMaintenanceClient(serverUrl, async (c) => {
+    const { rows } = await c.query<{ name: string; bytes: string }>(
+      'SELECT datname AS name, pg_database_size(oid)::text AS bytes FROM pg_database WHERE datname = ANY($1::text[])',
+      [names],
+    );
+    return new Map(rows.map((r) => [r.name, Number(r.bytes)]));
+  });
+}
+
 /** The staging database a replacement is restored into: short, ours, and the same for the same job. */
 export function stagingName(jobId: string): string {
   return `pgbb_swap_${createHash('sha256').update(jobId).digest('hex').slice(0, 12)}`;
