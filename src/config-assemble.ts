@@ -40,7 +40,10 @@ export function assembleConfig(e: Env, file: FileConfig, targets: TargetConfig[]
     ...(e.S3_BUCKET ? { s3: s3Settings(e, e.S3_BUCKET) } : {}),
     roles: file.roles ?? null,
     // Both lists count: the file's and the variable's users, each once.
-    restore: { allowedUsers: [...new Set([...file.restore.allowedUsers, ...commaList(e.RESTORE_ALLOWED_USERS)])] },
+    restore: {
+      allowedUsers: [...new Set([...file.restore.allowedUsers, ...commaList(e.RESTORE_ALLOWED_USERS)])],
+      expireAfterDays: file.restore.expireAfterDays ?? null,
+    },
   };
 }
 

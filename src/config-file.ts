@@ -65,6 +65,8 @@ export const FileConfigSchema = z
       .object({
         /** Slack user IDs allowed to restore into an existing database (after a confirmation). */
         allowedUsers: z.array(z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user ID like U012ABCDEF')).default([]),
+        /** Databases restores made (and those replacements kept) are dropped this many days after; none by default. */
+        expireAfterDays: z.number().int().positive().optional(),
       })
       .strict()
       .default({ allowedUsers: [] }),

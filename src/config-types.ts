@@ -50,6 +50,8 @@ export interface Config {
   restore: {
     /** Slack user IDs allowed to restore into an existing database. Nobody, by default. */
     allowedUsers: string[];
+    /** Days after which the daily retention run drops databases restores made; null: never. */
+    expireAfterDays: number | null;
   };
   health: {
     intervalMinutes: number;

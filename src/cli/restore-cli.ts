@@ -12,7 +12,7 @@ import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/index
 import type { Storage } from '../storage/index.ts';
 import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { parseRestoreText } from '../commands/restore-text.ts';
-import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../commands/restored-databases.ts';
+import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
 import { newServerArgs, restoreGlobals, type NewServer } from './new-server.ts';

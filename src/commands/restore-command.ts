@@ -15,7 +15,7 @@ import { describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
-import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from './restored-databases.ts';
+import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest } from './restore-text.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';

@@ -86,6 +86,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       notifier: deps.notifier,
       audit: deps.audit,
       log: log.child({ worker: 'retention' }),
+      config: deps.config,
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

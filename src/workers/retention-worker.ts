@@ -12,6 +12,8 @@ import { runRetention } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { checkedAtTheDoor } from './job-door.ts';
+import type { Config } from '../config.ts';
+import { expireRestoredDatabases } from '../restored-databases.ts';
 
 export interface RetentionWorkerDeps {
   storage: Storage;
@@ -21,6 +23,8 @@ export interface RetentionWorkerDeps {
   audit: AuditLog;
   log: Logger;
   now?: () => Date;
+  /** For `restore.expireAfterDays`: databases restores made are dropped with the backups (restored-databases.ts). */
+  config?: Config;
 }
 
 /**
@@ -66,6 +70,7 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     }
     const summary = retentionSummary(run);
     log.info({ ...summary }, 'retention finished');
+    await expireRestored(deps, dryRun, say);
     if (retentionWorthSaying(summary)) await say.post(retentionMessage(run));
     if (summary.failed > 0 || summary.unreadable.length > 0) {
       throw new UnrecoverableError(
@@ -74,4 +79,15 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     }
     return summary;
   });
+}
+
+/** Restored databases past `restore.expireAfterDays`, dropped (or, dry, named) and said in one post. */
+async function expireRestored(deps: RetentionWorkerDeps, dryRun: boolean, say: ReturnType<typeof quietNotifier>): Promise<void> {
+  const days = deps.config?.restore.expireAfterDays;
+  if (!deps.config || !days) return;
+  const lines = await expireRestoredDatabases({ config: deps.config, storage: deps.storage }, { days, now: (deps.now ?? (() => new Date()))(), dryRun }).catch(
+    (err: unknown) => [`could not look at the restored databases: ${toUserMessage(err)}`],
+  );
+  if (lines.length > 0)
+    await say.post({ text: `Restored databases older than ${days} days (restore.expireAfterDays):\n${lines.map((l) => `• ${l}`).join('\n')}` });
 }

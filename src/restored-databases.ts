@@ -1,10 +1,10 @@
-import type { Config } from '../config.ts';
-import { findTarget } from '../config.ts';
-import { BotError } from '../errors.ts';
-import { formatBytes, formatTime } from '../format.ts';
-import { serverLabel } from '../postgres/index.ts';
-import { databaseExists, databaseSizes, dropDatabase } from '../postgres/restore/index.ts';
-import type { RestoreRecord, Storage } from '../storage/index.ts';
+import type { Config } from './config.ts';
+import { findTarget } from './config.ts';
+import { BotError } from './errors.ts';
+import { formatBytes, formatTime } from './format.ts';
+import { serverLabel } from './postgres/index.ts';
+import { databaseExists, databaseSizes, dropDatabase } from './postgres/restore/index.ts';
+import type { RestoreRecord, Storage } from './storage/index.ts';
 
 /**
  * The databases restores left on the targets' servers, so they do not pile up: a restore into a new database
@@ -73,4 +73,27 @@ export async function dropRestoredDatabase(deps: { config: Config; storage: Stor
   await dropDatabase(found.serverUrl, name);
   if (await databaseExists(found.serverUrl, name)) throw new BotError('storage_failed', `\`${name}\` is still on ${found.server} after DROP DATABASE.`);
   return `Dropped \`${name}\` (${formatBytes(found.bytes)}) on ${found.server}.`;
+}
+
+/**
+ * `restore.expireAfterDays` in the config: databases restores made, and databases replacements kept, are dropped
+ * this many days after their restore by the daily retention run (which says so in the channel). Returns a sentence
+ * per database dropped, or that would be with `dryRun`, or that could not be.
+ */
+export async function expireRestoredDatabases(deps: { config: Config; storage: Storage }, o: { days: number; now: Date; dryRun: boolean }): Promise<string[]> {
+  const cutoff = o.now.getTime() - o.days * 86_400_000;
+  const lines: string[] = [];
+  for (const d of await restoredDatabases(deps)) {
+    if (Date.parse(d.record.finishedAt) > cutoff) continue;
+    const what = `\`${d.name}\` on ${d.server} (${formatBytes(d.bytes)}, ${d.how === 'replaced' ? `kept when ${d.record.database} was replaced` : 'restored'} ${formatTime(d.record.finishedAt)})`;
+    if (o.dryRun) {
+      lines.push(`would drop ${what}`);
+      continue;
+    }
+    await dropDatabase(d.serverUrl, d.name).then(
+      () => lines.push(`dropped ${what}`),
+      (err: unknown) => lines.push(`could not drop ${what}: ${(err as Error).message}`),
+    );
+  }
+  return lines;
 }
