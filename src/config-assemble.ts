@@ -43,6 +43,7 @@ export function assembleConfig(e: Env, file: FileConfig, targets: TargetConfig[]
     restore: {
       allowedUsers: [...new Set([...file.restore.allowedUsers, ...commaList(e.RESTORE_ALLOWED_USERS)])],
       expireAfterDays: file.restore.expireAfterDays ?? null,
+      serverUrl: e.RESTORE_SERVER_URL ?? null,
     },
   };
 }

@@ -52,6 +52,8 @@ const EnvSchema = z.object({
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('false'),
   S3_MODE: z.enum(['primary', 'copy']).default('copy'),
   RESTORE_TEST_DATABASE_URL: PostgresUrl.optional(),
+  /** A server to restore onto when a target's own is gone (`/restore <id> --to=restore-server`). */
+  RESTORE_SERVER_URL: PostgresUrl.optional(),
   FIRST_BACKUP_AT_START: z.enum(['true', 'false']).optional(),
   RESTORE_ALLOWED_USERS: z
     .string()

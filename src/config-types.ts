@@ -52,6 +52,8 @@ export interface Config {
     allowedUsers: string[];
     /** Days after which the daily retention run drops databases restores made; null: never. */
     expireAfterDays: number | null;
+    /** RESTORE_SERVER_URL: where `/restore <id> --to=restore-server` restores when the target's server is gone. */
+    serverUrl: string | null;
   };
   health: {
     intervalMinutes: number;

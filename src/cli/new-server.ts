@@ -1,8 +1,7 @@
-import { Writable } from 'node:stream';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { findZstd, parsePgUrl } from '../postgres/index.ts';
-import { applyGlobals, fetchArtifact, identityFor, type GlobalsApplied } from '../postgres/restore/index.ts';
+import { parsePgUrl } from '../postgres/index.ts';
+import { identityFor, restoreGlobalsOf, type GlobalsApplied } from '../postgres/restore/index.ts';
 import type { Manifest, Storage } from '../storage/index.ts';
 
 /**
@@ -50,20 +49,5 @@ export async function restoreGlobals(o: {
   identityFile: string | undefined;
   log: Logger;
 }): Promise<GlobalsApplied> {
-  let sql = '';
-  const out = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      sql += chunk.toString('utf8');
-      done();
-    },
-  });
-  await fetchArtifact({
-    manifest: o.manifest,
-    storage: o.storage,
-    role: 'globals',
-    out,
-    zstd: await findZstd(),
-    identity: await identityFor(o.manifest, o.identityFile),
-  });
-  return applyGlobals(o.serverUrl, sql, o.log);
+  return restoreGlobalsOf({ ...o, identity: await identityFor(o.manifest, o.identityFile) });
 }

@@ -1,4 +1,9 @@
+import { Writable } from 'node:stream';
+import type { AgeIdentity } from '../../crypto/age.ts';
 import type { Logger } from '../../logger.ts';
+import type { Manifest, Storage } from '../../storage/index.ts';
+import { findZstd } from '../tools.ts';
+import { fetchArtifact } from './fetch.ts';
 import { sqlStatements } from './db-properties.ts';
 import { withMaintenanceClient } from './scratch.ts';
 
@@ -60,4 +65,23 @@ export async function applyGlobals(serverUrl: string, sql: string, log: Logger):
     log.info({ kept: kept.length, created: created.length, notes: notes.length }, 'globals applied');
     return { kept, created, notes };
   });
+}
+
+/** The backup's globals artifact, fetched (checked against the manifest) and applied to `serverUrl`. */
+export async function restoreGlobalsOf(o: {
+  manifest: Manifest;
+  storage: Storage;
+  serverUrl: string;
+  identity: AgeIdentity | undefined;
+  log: Logger;
+}): Promise<GlobalsApplied> {
+  let sql = '';
+  const out = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      sql += chunk.toString('utf8');
+      done();
+    },
+  });
+  await fetchArtifact({ manifest: o.manifest, storage: o.storage, role: 'globals', out, zstd: await findZstd(), identity: o.identity });
+  return applyGlobals(o.serverUrl, sql, o.log);
 }
