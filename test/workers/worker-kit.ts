@@ -16,7 +16,7 @@ import { createPagerDutyClient, type PagerDutyClient } from '../../src/notificat
 import { SlackNotifier } from '../../src/notifications/slack-notifier.ts';
 import type { Notifier } from '../../src/notifications/types.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
-import { pagerDutyProcessor } from '../../src/workers/pagerduty-worker.ts';
+import { cappedBackoff, pagerDutyProcessor } from '../../src/workers/pagerduty-worker.ts';
 import { startPagerDutyServer, type PagerDutyServer } from '../support/pagerduty-server.ts';
 import { startSlackServer, type SlackMessage, type SlackServer } from '../support/slack-server.ts';
 
@@ -107,6 +107,8 @@ export async function startWorkerKit(o: { pgUrl: string; redisUrl: string; datab
     connection: redis,
     prefix,
     concurrency: 1,
+    // As workers/index.ts: the outbox's jobs back off by the `capped` strategy, which only the worker knows.
+    settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
   });
   const started: Array<{ worker: Worker; queue: Queue }> = [];
 

@@ -1,0 +1,224 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import { createQueues, type Queues } from '../../src/jobs/queues.ts';
+import { createEscalation, pageStateKey } from '../../src/notifications/escalation.ts';
+import { plannedSchedulers } from '../../src/schedules/sync.ts';
+import { PLAN_DEDUP_KEY, startPlanKeeper, type PlanKeeper, type PlanKeeperDeps } from '../../src/workers/plan-keeper.ts';
+import { gapSize, planGap } from '../../src/workers/redis-plan.ts';
+import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
+
+/**
+ * The plan keeper (plan-keeper.ts) called directly: what it puts back when schedulers leave Redis, what it leaves
+ * alone, what the channel hears when Redis lost its data, and the `_bot/schedules` page when Redis refuses the plan.
+ * Each test keeps the plan under a queue prefix of its own; the periodic check is pushed out of the way (an hour),
+ * so every check is one the test makes.
+ */
+
+let kit: WorkerKit;
+const opened: Array<{ close(): Promise<void> | void }> = [];
+
+beforeAll(async () => {
+  kit = await startWorkerKit({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl') });
+});
+
+afterEach(async () => {
+  for (const o of opened.splice(0).reverse()) await o.close();
+});
+
+afterAll(async () => {
+  await kit?.stop();
+});
+
+/** A config and queues under a fresh prefix, as one deployment of the bot on the shared Redis. */
+function deployment(connection: Redis = kit.redis): { config: Config; queues: Queues } {
+  const prefix = `{pk-${randomUUID().slice(0, 8)}}`;
+  const queues = createQueues(connection, prefix);
+  opened.push({ close: () => queues.close() });
+  return { config: { ...kit.config, queuePrefix: prefix }, queues };
+}
+
+async function keeper(d: { config: Config; queues: Queues }, over: Partial<PlanKeeperDeps> = {}): Promise<PlanKeeper> {
+  const k = await startPlanKeeper({
+    config: d.config,
+    queues: d.queues,
+    log: kit.log,
+    redis: kit.redis,
+    watch: [],
+    escalation: kit.escalation,
+    pagerDuty: kit.pagerDuty,
+    notifier: kit.notifier,
+    intervalMs: 3_600_000,
+    ...over,
+  });
+  opened.push({ close: () => k.stop() });
+  return k;
+}
+
+/** Every scheduler the deployment holds, with its next run and the pending job BullMQ made for it. */
+async function schedulersOf(queues: Queues): Promise<Map<string, { next: number | undefined; job: string | undefined; createdAt: number | undefined }>> {
+  const out = new Map<string, { next: number | undefined; job: string | undefined; createdAt: number | undefined }>();
+  for (const q of [queues.backup, queues.restoreTest, queues.retention, queues.checklist, queues.health] as const) {
+    const pending = await q.getJobs(['delayed', 'waiting', 'prioritized']);
+    for (const s of await q.getJobSchedulers()) {
+      const job = pending.find((j) => j.repeatJobKey === s.key);
+      out.set(s.key, { next: s.next, job: job?.id, createdAt: job?.timestamp });
+    }
+  }
+  return out;
+}
+
+/** Every key under the deployment's prefix deleted: what a FLUSHALL (or a Redis restarted empty) does to it. */
+async function flushDeployment(config: Config): Promise<number> {
+  const pattern = `${config.queuePrefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await kit.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length > 0) deleted += await kit.redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return deleted;
+}
+
+const posts = (re: RegExp) => [...kit.slack.messages.values()].filter((m) => !m.thread_ts && re.test(m.text ?? ''));
+const planPages = () => kit.pd.events.filter((e) => e.dedup_key === PLAN_DEDUP_KEY);
+
+describe('startPlanKeeper', () => {
+  describe('when a scheduler is removed from Redis', () => {
+    it('puts it back, and leaves every unchanged scheduler (its next run, its pending job) as it was', async () => {
+      const d = deployment();
+      const k = await keeper(d);
+      const planned = plannedSchedulers(d.config).map((p) => p.id);
+      const removed = planned.find((id) => id.startsWith('pgbb:backup:'));
+      if (!removed) throw new Error(`no backup scheduler planned: ${planned.join(', ')}`);
+      const before = await schedulersOf(d.queues);
+      expect([...before.keys()].sort()).toEqual([...planned, 'health'].sort());
+      // Each pending job is known, so "not re-upserted" below compares something (an upsert replaces the job).
+      for (const s of before.values()) expect(s.job).toBeDefined();
+
+      const lossPosts = posts(/Redis lost its data/).length;
+      expect(await d.queues.backup.removeJobScheduler(removed)).toBe(true);
+      const outcome = await k.check('periodic check');
+      expect(outcome.lost).toBe(false);
+      expect(outcome.before.schedulers.map((s) => s.id)).toEqual([removed]);
+      expect(outcome.before.limits).toEqual([]);
+      expect(outcome.after && gapSize(outcome.after)).toBe(0);
+
+      const after = await schedulersOf(d.queues);
+      expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+      for (const [id, s] of before) if (id !== removed) expect({ id, ...after.get(id) }).toEqual({ id, ...s });
+      expect(after.get(removed)?.job).toBeDefined();
+      expect(kit.logs.some((l) => l.includes('planned schedules were missing from Redis; restored') && l.includes(removed))).toBe(true);
+      // The marker is still there: a removed scheduler is not a lost Redis, and the channel hears nothing.
+      expect(posts(/Redis lost its data/)).toHaveLength(lossPosts);
+    });
+
+    it('with nothing missing, a check changes nothing', async () => {
+      const d = deployment();
+      const k = await keeper(d);
+      const before = await schedulersOf(d.queues);
+      const outcome = await k.check('periodic check');
+      expect(outcome).toMatchObject({ lost: false, before: { schedulers: [], limits: [] } });
+      expect(await schedulersOf(d.queues)).toEqual(before);
+    });
+  });
+
+  describe('when Redis lost its data (every key of the deployment gone)', () => {
+    it('restores the plan and the open-page marks, queues a health run, and of two workers noticing, one tells the channel once', async () => {
+      const d = deployment();
+      const openPage = 'pg-backup-bot/shop/stale';
+      await kit.redis.set(pageStateKey(d.config.queuePrefix, openPage), 'triggered');
+      // Two worker processes: each took its snapshot of the intact Redis at start.
+      const [a, b] = [await keeper(d), await keeper(d)];
+      const postsBefore = posts(/Redis lost its data/).length;
+
+      expect(await flushDeployment(d.config)).toBeGreaterThan(0);
+      const outcomes = await Promise.all([a.check('reconnect'), b.check('periodic check')]);
+      expect(outcomes.some((o) => o.lost)).toBe(true);
+      expect(gapSize(await planGap({ config: d.config, queues: d.queues, log: kit.log }))).toBe(0);
+      expect(await kit.redis.exists(`${d.config.queuePrefix}:plan:marker`)).toBe(1);
+      expect(await kit.redis.get(pageStateKey(d.config.queuePrefix, openPage))).toBe('triggered');
+      const healthRuns = (await d.queues.health.getJobs(['waiting'])).filter((j) => !j.repeatJobKey);
+      expect(healthRuns).toHaveLength(1);
+
+      // Later checks, by either worker, see the marker: nothing more is said.
+      expect((await a.check('periodic check')).lost).toBe(false);
+      expect((await b.check('reconnect')).lost).toBe(false);
+      const told = posts(/Redis lost its data/).slice(postsBefore);
+      expect(told).toHaveLength(1);
+      const text = told[0]?.text ?? '';
+      // The shared test Redis kept running (a FLUSHALL, not a restart): its uptime is older than the snapshots.
+      expect(text).toMatch(/\(FLUSHALL, or a failover to a replica without the keys\)/);
+      expect(text).toMatch(/schedules restored: \d+ job schedulers and the queue limits \(pagerduty, retention: one at a time\)/);
+      expect(text).toContain(`1 open page remembered (${openPage}): resolved when the condition clears`);
+      expect(text).toMatch(/Noticed by the (reconnect|periodic check)\./);
+    });
+  });
+
+  describe('when Redis refuses the plan (an ACL user without write permission)', () => {
+    it('pages pg-backup-bot/_bot/schedules directly once and says so once; resolves and says so once the plan is whole', async () => {
+      const user = `pgbb-pk-${randomBytes(4).toString('hex')}`;
+      const password = randomBytes(12).toString('hex');
+      await kit.redis.acl('SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all');
+      const bot = new Redis(inject('redisUrl'), { username: user, password, maxRetriesPerRequest: null });
+      opened.push({
+        close: async () => {
+          bot.disconnect();
+          await kit.redis.acl('DELUSER', user);
+        },
+      });
+      const d = deployment(bot);
+      // The outbox lives in the same Redis: it refuses the page too, so the keeper pages straight to PagerDuty.
+      const escalation = createEscalation({ redis: bot, queue: d.queues.pagerduty, prefix: d.config.queuePrefix, enabled: true, source: 'pg-backup-bot' });
+      const k = await keeper(d, { redis: bot, escalation });
+      const removed = plannedSchedulers(d.config).find((p) => p.id.startsWith('pgbb:restore-test:'))?.id ?? 'health';
+      const admin = createQueues(kit.redis, d.config.queuePrefix);
+      opened.push({ close: () => admin.close() });
+      if (removed === 'health') await admin.health.removeJobScheduler('health');
+      else await admin.restoreTest.removeJobScheduler(removed);
+      const [pagesBefore, refusedBefore, restoredBefore] = [planPages().length, posts(/could not be restored/).length, posts(/in Redis again/).length];
+
+      await kit.redis.acl('SETUSER', user, '-@write');
+      const refused = await k.check('periodic check');
+      expect(refused.after).toBeNull();
+      expect(refused.before.schedulers.map((s) => s.id)).toEqual([removed]);
+      // Sent within the check (no outbox): the stand-in holds it when the check returns.
+      const trigger = planPages().slice(pagesBefore);
+      expect(trigger.map((e) => e.event_action)).toEqual(['trigger']);
+      expect(trigger[0]?.payload?.severity).toBe('critical');
+      expect(trigger[0]?.payload?.summary).toMatch(
+        /^pg-backup-bot: 1 planned schedule\(s\) missing from Redis and not restorable: Redis refused them: .*can't run this command/,
+      );
+      const said = posts(/could not be restored/).slice(refusedBefore);
+      expect(said).toHaveLength(1);
+      expect(said[0]?.text).toContain(`Planned schedules are missing from Redis and could not be restored: ${removed}.`);
+      expect(JSON.stringify(said[0]?.blocks)).toContain(`PagerDuty paged directly (critical, dedup key ${PLAN_DEDUP_KEY})`);
+
+      // Still refused: the page is open, nothing is sent or said again.
+      expect((await k.check('reconnect')).after).toBeNull();
+      expect(planPages().length).toBe(pagesBefore + 1);
+      expect(posts(/could not be restored/).length).toBe(refusedBefore + 1);
+
+      await kit.redis.acl('SETUSER', user, '+@write');
+      const whole = await k.check('periodic check');
+      expect(whole.after && gapSize(whole.after)).toBe(0);
+      expect(
+        planPages()
+          .slice(pagesBefore)
+          .map((e) => e.event_action),
+      ).toEqual(['trigger', 'resolve']);
+      expect(kit.pd.alerts.get(PLAN_DEDUP_KEY)?.status).toBe('resolved');
+      expect(
+        posts(/in Redis again/)
+          .slice(restoredBefore)
+          .map((m) => m.text),
+      ).toEqual([`:white_check_mark: Every planned schedule is in Redis again. PagerDuty page resolved (${PLAN_DEDUP_KEY})`]);
+      // Whole and resolved: a further check says nothing more.
+      await k.check('periodic check');
+      expect(planPages().length).toBe(pagesBefore + 2);
+      expect(posts(/in Redis again/).length).toBe(restoredBefore + 1);
+    });
+  });
+});
