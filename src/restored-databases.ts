@@ -38,9 +38,9 @@ export async function restoredDatabases(deps: { config: Config; storage: Storage
   // One query per server, however many restores the records hold: this runs inside Slack's 3 s.
   const byServer = new Map<string, Array<ReturnType<typeof candidates>[number]>>();
   for (const c of candidates(records)) {
-    const t = deps.config.targets.find((x) => x.name === c.record.target);
-    if (!t) continue; // a target since removed from the config: its server is not known any more
-    byServer.set(t.url, [...(byServer.get(t.url) ?? []), c]);
+    const url = c.record.restoreServer ? deps.config.restore.serverUrl : deps.config.targets.find((x) => x.name === c.record.target)?.url;
+    if (!url) continue; // a target (or restore server) since removed from the config: where it lives is not known any more
+    byServer.set(url, [...(byServer.get(url) ?? []), c]);
   }
   const out: RestoredDatabase[] = [];
   for (const [serverUrl, list] of byServer) {

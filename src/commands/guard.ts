@@ -35,6 +35,8 @@ export function restoreNeed(r: RestoreRequest): Need {
     return REPLACED_NAME.test(r.database)
       ? { role: 'admin', what: 'dropping a replaced database', valid: true }
       : { role: 'operator', what: '`/restore drop`', valid: true };
+  // Creating roles on a server is an admin's call, like overwriting a database.
+  if (r.withGlobals) return { role: 'admin', what: '`/restore … --with-globals`', valid: true };
   return r.into === null
     ? { role: 'operator', what: '`/restore` into a new database', valid: true }
     : { role: 'admin', what: 'a restore into an existing database', valid: true };
@@ -71,7 +73,7 @@ export function guardCommand<R>(spec: CommandSpec<R>, deps: { config: Config; au
     if (decision.allowed) {
       reply = await spec.handle(input, req);
     } else {
-      const intoExisting = command === '/restore' && need.role === 'admin' && need.what !== 'dropping a replaced database';
+      const intoExisting = command === '/restore' && need.role === 'admin' && need.what === 'a restore into an existing database';
       reply = { text: `:no_entry: Refused: ${intoExisting ? whoMayRestoreInto(deps.config) : decision.reason} Nothing was started.` };
     }
     // Written after the ack, not before it: awaiting the file cost a burst of commands up to ~100 ms of its p99

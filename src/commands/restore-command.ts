@@ -66,6 +66,10 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       const target = targetConfig.name;
       const requestedBy = { source: 'slack' as const, userId: input.userId, userName: input.userName };
       if (req.into === null) {
+        const serverUrl = req.toRestoreServer ? deps.config.restore.serverUrl : targetConfig.url;
+        if (serverUrl === null) {
+          return { text: 'No restore server is configured (RESTORE_SERVER_URL), so there is nowhere else to restore to; nothing was started.' };
+        }
         const database = newRestoreDatabaseName(m.backupId);
         const { jobId } = await enqueueRestore(deps.queue, {
           target,
@@ -75,11 +79,13 @@ export function restoreCommand(deps: RestoreCommandDeps) {
           into: { database, create: true },
           requestedBy,
           confirmedBy: null,
+          ...(req.toRestoreServer ? { onto: { restoreServer: true as const, withGlobals: req.withGlobals === true } } : {}),
         });
         log.info({ jobId, database }, 'restore into a new database queued');
+        const roles = req.withGlobals ? ', the backup’s roles applied there first' : '';
         return {
           jobId,
-          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(targetConfig.url)}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(serverUrl)}${roles}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
         };
       }
       // Who may do this was decided before this handler ran (commands/guard.ts: admin role).

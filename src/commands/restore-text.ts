@@ -10,7 +10,17 @@ export type RestoreTestRequest =
 
 /** What `/restore <backup-id> …` asks for: the whole database (no tables, no schemas) into a new database, or tables and/or schemas into a new or an existing one. */
 export type RestoreRequest =
-  | { verb: 'restore'; backupId: string; tables: string[]; schemas: string[]; into: string | null }
+  | {
+      verb: 'restore';
+      backupId: string;
+      tables: string[];
+      schemas: string[];
+      into: string | null;
+      /** `--to=restore-server`: onto RESTORE_SERVER_URL, for when the target's own server is gone. */
+      toRestoreServer?: true;
+      /** `--with-globals` (admins): the backup's roles applied there first, so owners and grants come back. */
+      withGlobals?: true;
+    }
   | { verb: 'list'; target?: string }
   | { verb: 'drop'; database: string }
   | { verb: 'help'; problem?: string };
@@ -37,6 +47,7 @@ export const RESTORE_USAGE = [
   '*Usage:* `/restore <backup-id> [--table=<[schema.]table>]… [--schema=<schema>]… [--into=<database>]`',
   '• `/restore <backup-id>` alone restores the whole database into a new database on the target’s server, verified like a restore test, named in the reply.',
   '• `/restore <backup-id> --into=<database>` replaces that database with the backup (admins, after a confirmation): restored and verified beside it, then swapped by name; the old one is kept.',
+  '• `/restore <backup-id> --to=restore-server [--with-globals]` — the whole database onto RESTORE_SERVER_URL, for when the target’s server is gone; `--with-globals` (admins) applies the backup’s roles there first',
   '• `/restore list [target]` — the databases restores made and replacements kept (who, when, from which backup, size)',
   '• `/restore drop <database>` — drop one of them (a kept `…_replaced_…` database: admins)',
   '• Without `--into`, the objects are restored into a new database, named in the reply.',
@@ -100,7 +111,16 @@ export function parseRestoreText(raw: string): RestoreRequest {
   const tables: string[] = [];
   const schemas: string[] = [];
   let into: string | null = null;
+  const onto: { toRestoreServer?: true; withGlobals?: true } = {};
   for (const opt of opts) {
+    if (opt === '--to=restore-server') {
+      onto.toRestoreServer = true;
+      continue;
+    }
+    if (opt === '--with-globals') {
+      onto.withGlobals = true;
+      continue;
+    }
     const m = /^--(table|schema|into)=(.+)$/.exec(opt);
     if (!m) return { verb: 'help', problem: `"${cut(opt)}" is not an option of /restore.` };
     const [, key, value = ''] = m;
@@ -116,7 +136,12 @@ export function parseRestoreText(raw: string): RestoreRequest {
       into = value;
     }
   }
-  return { verb: 'restore', backupId: id, tables, schemas, into };
+  if ((onto.toRestoreServer || onto.withGlobals) && (into !== null || tables.length + schemas.length > 0)) {
+    return { verb: 'help', problem: '`--to=restore-server` and `--with-globals` restore the whole database into a new one: give them a backup id alone.' };
+  }
+  if (onto.withGlobals && !onto.toRestoreServer)
+    return { verb: 'help', problem: '`--with-globals` goes with `--to=restore-server`: the target’s own server already has its roles.' };
+  return { verb: 'restore', backupId: id, tables, schemas, into, ...onto };
 }
 
 /** `/restore list [target]` and `/restore drop <database>`: the databases restores made. */

@@ -60,6 +60,8 @@ export const RestoreJobData = z.object({
   requestedBy: RequestedBy,
   /** Who confirmed an overwrite of an existing database (the confirmation button's clicker). */
   confirmedBy: z.string().nullable(),
+  /** A whole-database restore onto RESTORE_SERVER_URL instead of the target's server, its roles applied first or not. */
+  onto: z.object({ restoreServer: z.literal(true), withGlobals: z.boolean() }).optional(),
   anchor: Anchor.optional(),
 });
 export type RestoreJobData = z.infer<typeof RestoreJobData>;

@@ -68,6 +68,8 @@ export const RestoreRecordSchema = z.object({
     .nullable(),
   /** What a restore left out on purpose or the reader must do next (the planner's and the full restore's notes). */
   notes: z.array(z.string()).optional(),
+  /** Restored onto RESTORE_SERVER_URL (`--to=restore-server`), not the target's own server. */
+  restoreServer: z.boolean().optional(),
   /** A replacement (`/restore <id> --into=<db>`, nothing selected): the name the replaced database is kept under. */
   keptAs: z.string().nullable().optional(),
   /** What people did about a failure, added later by hand or by a command. */

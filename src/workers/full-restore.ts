@@ -2,7 +2,16 @@ import type { Logger } from '../logger.ts';
 import { formatCount } from '../format.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import { BotError, toUserMessage } from '../errors.ts';
-import { describeDatabase, replacedName, runRestoreTest, stagingName, swapDatabases, type SelectiveRestoreOutcome } from '../postgres/restore/index.ts';
+import {
+  describeDatabase,
+  identityFor,
+  replacedName,
+  restoreGlobalsOf,
+  runRestoreTest,
+  stagingName,
+  swapDatabases,
+  type SelectiveRestoreOutcome,
+} from '../postgres/restore/index.ts';
 import { serverLabel } from '../postgres/index.ts';
 import { totalRows, type Manifest } from '../storage/index.ts';
 import type { Config } from '../config.ts';
@@ -108,4 +117,32 @@ export async function runReplacement(
       notes: [`The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)}.`],
     };
   }
+}
+
+/**
+ * `/restore <id> --to=restore-server [--with-globals]`: the server to restore onto is RESTORE_SERVER_URL, and with
+ * `--with-globals` the backup's roles are applied there first, so owners and grants come back too.
+ */
+export async function ontoRestoreServer(
+  deps: { config: Config; storage: Storage },
+  onto: { withGlobals: boolean },
+  manifest: Manifest,
+  log: Logger,
+): Promise<{ serverUrl: string; owners: boolean; rolesNote?: string }> {
+  const serverUrl = deps.config.restore.serverUrl;
+  if (!serverUrl) throw new BotError('config_invalid', 'No restore server is configured (RESTORE_SERVER_URL); nothing was restored.');
+  if (!onto.withGlobals) return { serverUrl, owners: false };
+  const g = await restoreGlobalsOf({
+    manifest,
+    storage: deps.storage,
+    serverUrl,
+    identity: await identityFor(manifest, deps.config.encryption.identityFile),
+    log,
+  });
+  log.info({ kept: g.kept, created: g.created }, 'roles applied on the restore server');
+  return {
+    serverUrl,
+    owners: true,
+    rolesNote: `Roles on ${serverLabel(serverUrl)}: kept ${g.kept.join(', ') || 'none'}; created ${g.created.join(', ') || 'none'}.${g.notes.length ? ` ${g.notes.join(' ')}` : ''}`,
+  };
 }

@@ -9,13 +9,13 @@ import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../n
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runSelectiveRestore } from '../postgres/restore/index.ts';
 import { findBackup } from '../storage/index.ts';
-import { restoreRecord } from '../storage/index.ts';
+import { restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
-import { isFullRestore, isReplacement, runFullRestore, runReplacement } from './full-restore.ts';
+import { isFullRestore, isReplacement, ontoRestoreServer, runFullRestore, runReplacement } from './full-restore.ts';
 
 export interface RestoreWorkerDeps {
   config: Config;
@@ -53,9 +53,19 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
         const progress = (p: { phase: string; detail?: string }) => {
           if (anchor) void say.update(anchor, restoreRunning(info, `${p.phase.replace(/-/g, ' ')}${p.detail ? ` — ${p.detail}` : ''}`));
         };
-        const whole = { manifest, serverUrl: target.url, database: data.into.database, jobId, signal, log, progress };
+        const onto = data.onto ? await ontoRestoreServer(deps, data.onto, manifest, log) : null;
+        const whole = {
+          manifest,
+          serverUrl: onto?.serverUrl ?? target.url,
+          owners: onto?.owners ?? false,
+          database: data.into.database,
+          jobId,
+          signal,
+          log,
+          progress,
+        };
         outcome = isFullRestore(data)
-          ? await runFullRestore(deps, whole)
+          ? withNote(await runFullRestore(deps, whole), onto?.rolesNote)
           : isReplacement(data)
             ? await runReplacement(deps, { ...whole, now: now() })
             : await runSelectiveRestore({
@@ -113,18 +123,21 @@ async function finishRestore(
   const data = job.data;
   const now = deps.now ?? (() => new Date());
   const say = quietNotifier(deps.notifier, o.log);
-  const record = restoreRecord({
-    outcome: o.outcome,
-    failure: o.failure,
-    target: data.target,
-    backupId: data.backupId,
-    startedAt: o.startedAt,
-    finishedAt: now(),
-    requestedBy: data.requestedBy,
-    jobId: job.id ?? 'unknown',
-    selection: { tables: data.tables, schemas: data.schemas, into: data.into.create ? null : data.into.database, created: data.into.create },
-    database: data.into.database,
-  });
+  const record: RestoreRecord = {
+    ...(data.onto ? { restoreServer: true } : {}),
+    ...restoreRecord({
+      outcome: o.outcome,
+      failure: o.failure,
+      target: data.target,
+      backupId: data.backupId,
+      startedAt: o.startedAt,
+      finishedAt: now(),
+      requestedBy: data.requestedBy,
+      jobId: job.id ?? 'unknown',
+      selection: { tables: data.tables, schemas: data.schemas, into: data.into.create ? null : data.into.database, created: data.into.create },
+      database: data.into.database,
+    }),
+  };
   const problems = record.problems;
   const restored = o.outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
   await deps.storage.writeRecord(record).catch((err: unknown) => o.log.error({ err }, 'could not write the restore record'));
@@ -184,4 +197,9 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
       log,
     });
   };
+}
+
+/** The outcome with a line in front of its notes (the roles a restore onto the restore server applied). */
+function withNote<T extends { notes: string[] }>(outcome: T, note: string | undefined): T {
+  return note ? { ...outcome, notes: [note, ...outcome.notes] } : outcome;
 }
