@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { toUserMessage } from '../errors.ts';
 import { createTargetEvaluator, type TargetEvaluator, type TargetHealthDeps } from './target-health.ts';
 
 export interface HealthWorkerDeps extends TargetHealthDeps {
@@ -15,10 +16,19 @@ export function healthProcessor(deps: HealthWorkerDeps) {
   return async (job: Job): Promise<{ failing: string[] }> => {
     const log = deps.log.child({ jobId: job.id });
     const failing: string[] = [];
+    const couldNot: string[] = [];
     for (const target of deps.config.targets) {
-      const results = await evaluate(target.name, log);
-      for (const r of results) if (r.status === 'failing') failing.push(`${target.name}/${r.condition}`);
+      // One target whose check cannot run (its storage unreadable, say) must not leave the others unchecked:
+      // their pages would never come. The run still fails, naming it, after every other target was checked.
+      try {
+        const results = await evaluate(target.name, log);
+        for (const r of results) if (r.status === 'failing') failing.push(`${target.name}/${r.condition}`);
+      } catch (err) {
+        log.error({ err, target: target.name }, 'health check of a target could not run');
+        couldNot.push(`${target.name}: ${toUserMessage(err)}`);
+      }
     }
+    if (couldNot.length > 0) throw new Error(`health checks could not run for ${couldNot.join('; ')}`);
     return { failing };
   };
 }
