@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, writeFile, open as openFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -7,12 +6,10 @@ import { generateKeyPair } from '../../src/crypto/age.ts';
 import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { findPgTools } from '../../src/postgres/index.ts';
 import { ManifestSchema } from '../../src/storage/index.ts';
-import { createAppDatabase, type AppDatabase } from '../support/app-database.ts';
+import type { AppDatabase } from '../support/app-database.ts';
+import { appBackedUpByCli, cli } from '../support/app-backups.ts';
 import { fingerprint } from '../support/fingerprint.ts';
 import { withClient } from '../support/postgres-helpers.ts';
-
-const cli = (args: string[], env: Record<string, string>) =>
-  execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
 
 /**
  * `pg-backup-bot fetch` as it is used when the bot's database server is gone: the roles SQL and the archive of an
@@ -25,32 +22,18 @@ describe('pg-backup-bot fetch: the archive for a restore by hand', () => {
   let newServer: EphemeralPostgres;
   let env: Record<string, string>;
   let backupId: string;
+  let cleanup: () => Promise<void>;
   const out = () => join(dir, 'out');
 
   beforeAll(async () => {
     newServer = await startEphemeralPostgres();
-    dir = await mkdtemp(join(tmpdir(), 'pgbb-fetch-'));
-    const keys = await generateKeyPair();
-    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
-    app = await createAppDatabase(inject('pgUrl'));
-    env = {
-      DATABASE_URL: app.url,
-      TARGET_NAME: 'app',
-      BACKUP_DIR: join(dir, 'backups'),
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
-    };
-    const run = await cli(['backup'], env);
-    expect(run.exitCode, run.stderr).toBe(0);
-    backupId = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
-    expect(backupId).toMatch(/^app-/);
+    ({ dir, app, env, backupId, cleanup } = await appBackedUpByCli(inject('pgUrl'), 'fetch'));
     await execa('mkdir', [out()]);
   });
 
   afterAll(async () => {
     await newServer?.stop();
-    await app?.drop();
-    await rm(dir, { recursive: true, force: true });
+    await cleanup?.();
   });
 
   // Storage and the identity are all fetch needs: the database it came from may be the thing that is gone.

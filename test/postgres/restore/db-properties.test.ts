@@ -1,13 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runBackup } from '../../../src/postgres/backup/index.ts';
 import { parseDatabaseScript } from '../../../src/postgres/restore/db-properties.ts';
 import { runRestoreTest } from '../../../src/postgres/restore/index.ts';
 import type { Manifest } from '../../../src/storage/index.ts';
-import { type AppDatabase, createAppDatabase } from '../../support/app-database.ts';
-import { backupOptions, silentLog, tempStorage } from '../../support/postgres-helpers.ts';
+import { appBackedUp } from '../../support/app-backups.ts';
+import { silentLog, type tempStorage } from '../../support/postgres-helpers.ts';
 
 describe('database properties from the archive', () => {
   it('reads the locale options, settings, per-role settings and comment of pg_restore --create, and nothing else', () => {
@@ -37,22 +33,15 @@ spanning two lines';`,
   });
 
   describe('a restore test of an application database', () => {
-    let app: AppDatabase;
     let store: Awaited<ReturnType<typeof tempStorage>>;
     let manifest: Manifest;
     let tempDir: string;
+    let cleanup: () => Promise<void>;
 
     beforeAll(async () => {
-      app = await createAppDatabase(inject('pgUrl'), 'props');
-      store = await tempStorage();
-      tempDir = await mkdtemp(join(tmpdir(), 'pgbb-props-'));
-      manifest = await runBackup(backupOptions(app.url, store.storage));
+      ({ store, manifest, tempDir, cleanup } = await appBackedUp(inject('pgUrl'), 'props'));
     });
-    afterAll(async () => {
-      await app?.drop();
-      await store?.cleanup();
-      await rm(tempDir, { recursive: true, force: true });
-    });
+    afterAll(async () => cleanup?.());
 
     // Each query fails (division by zero, or an unknown relation) unless the scratch copy behaves as its source.
     const asTheSource = [

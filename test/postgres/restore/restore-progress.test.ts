@@ -1,32 +1,23 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runBackup } from '../../../src/postgres/backup/index.ts';
 import { runRestoreTest } from '../../../src/postgres/restore/index.ts';
 import { describeProgress, readProgress } from '../../../src/postgres/restore/restore-progress.ts';
 import type { Manifest } from '../../../src/storage/index.ts';
-import { type AppDatabase, createAppDatabase } from '../../support/app-database.ts';
-import { backupOptions, silentLog, tempStorage, withClient } from '../../support/postgres-helpers.ts';
+import type { AppDatabase } from '../../support/app-database.ts';
+import { appBackedUp } from '../../support/app-backups.ts';
+import { silentLog, type tempStorage, withClient } from '../../support/postgres-helpers.ts';
 
 describe('restore progress against the manifest’s totals', () => {
   let app: AppDatabase;
   let store: Awaited<ReturnType<typeof tempStorage>>;
   let manifest: Manifest;
   let tempDir: string;
+  let cleanup: () => Promise<void>;
 
   beforeAll(async () => {
-    app = await createAppDatabase(inject('pgUrl'), 'progress');
-    store = await tempStorage();
-    tempDir = await mkdtemp(join(tmpdir(), 'pgbb-progress-'));
-    manifest = await runBackup(backupOptions(app.url, store.storage));
+    ({ app, store, manifest, tempDir, cleanup } = await appBackedUp(inject('pgUrl'), 'progress'));
   });
-  afterAll(async () => {
-    await app?.drop();
-    await store?.cleanup();
-    await rm(tempDir, { recursive: true, force: true });
-  });
+  afterAll(async () => cleanup?.());
 
   it('counts a database with every row in as done, and one with a single table loaded as one of them', async () => {
     const whole = await withClient(app.url, (c) => readProgress(c, manifest));

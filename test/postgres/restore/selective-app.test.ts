@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runBackup } from '../../../src/postgres/backup/index.ts';
 import { runSelectiveRestore } from '../../../src/postgres/restore/index.ts';
 import type { Manifest } from '../../../src/storage/index.ts';
-import { type AppDatabase, createAppDatabase } from '../../support/app-database.ts';
+import type { AppDatabase } from '../../support/app-database.ts';
+import { appBackedUp } from '../../support/app-backups.ts';
 import { runSql } from '../../support/databases.ts';
 import { fingerprint } from '../../support/fingerprint.ts';
 import { parseRestoreText } from '../../../src/commands/restore-text.ts';
@@ -16,7 +13,7 @@ function parseRestoreTextTables(option: string): string {
   if (r.verb !== 'restore' || r.tables.length !== 1) throw new Error(`not parsed: ${JSON.stringify(r)}`);
   return r.tables[0] as string;
 }
-import { backupOptions, silentLog, tempStorage } from '../../support/postgres-helpers.ts';
+import { silentLog, type tempStorage } from '../../support/postgres-helpers.ts';
 
 /** Selective restores of an application-shaped database: what they leave out is said, never reported as restored. */
 describe('a selective restore of an application database', () => {
@@ -24,18 +21,12 @@ describe('a selective restore of an application database', () => {
   let store: Awaited<ReturnType<typeof tempStorage>>;
   let manifest: Manifest;
   let tempDir: string;
+  let cleanup: () => Promise<void>;
 
   beforeAll(async () => {
-    app = await createAppDatabase(inject('pgUrl'), 'sel');
-    store = await tempStorage();
-    tempDir = await mkdtemp(join(tmpdir(), 'pgbb-sel-'));
-    manifest = await runBackup(backupOptions(app.url, store.storage));
+    ({ app, store, manifest, tempDir, cleanup } = await appBackedUp(inject('pgUrl'), 'sel'));
   });
-  afterAll(async () => {
-    await app?.drop();
-    await store?.cleanup();
-    await rm(tempDir, { recursive: true, force: true });
-  });
+  afterAll(async () => cleanup?.());
 
   it('of a table named as the application names it: public."Audit Log", a space and capitals', async () => {
     const database = `${app.name}_audit`;
