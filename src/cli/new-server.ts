@@ -1,8 +1,5 @@
 import { BotError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import { parsePgUrl } from '../postgres/index.ts';
-import { identityFor, restoreGlobalsOf, type GlobalsApplied } from '../postgres/restore/index.ts';
-import type { Manifest, Storage } from '../storage/index.ts';
 
 /**
  * `pg-backup-bot restore <backup-id> --to-url=… | --to-url-env=NAME [--with-globals]`: the server to restore onto
@@ -39,15 +36,4 @@ export function newServerArgs(args: string[], env: NodeJS.ProcessEnv = process.e
   if (withGlobals && url === null)
     throw new BotError('bad_request', '--with-globals goes with --to-url or --to-url-env: the roles of a server that still has them need no restoring.');
   return { url, withGlobals, rest };
-}
-
-/** The backup's roles applied to the new server first (postgres/restore globals-apply.ts). */
-export async function restoreGlobals(o: {
-  manifest: Manifest;
-  storage: Storage;
-  serverUrl: string;
-  identityFile: string | undefined;
-  log: Logger;
-}): Promise<GlobalsApplied> {
-  return restoreGlobalsOf({ ...o, identity: await identityFor(o.manifest, o.identityFile) });
 }

@@ -5,7 +5,7 @@ import { TargetName } from '../target-name.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatDuration } from '../format.ts';
-import { runRestoreTest, runSelectiveRestore } from '../postgres/restore/index.ts';
+import { restoreGlobalsOf, rolesLine, runRestoreTest, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { findBackup, latestBackup } from '../storage/index.ts';
 import { BackupIdSchema } from '../storage/index.ts';
 import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/index.ts';
@@ -15,7 +15,7 @@ import { parseRestoreText } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
-import { newServerArgs, restoreGlobals, type NewServer } from './new-server.ts';
+import { newServerArgs, type NewServer } from './new-server.ts';
 import { serverLabel } from '../postgres/index.ts';
 import type { CliIo } from './backup-cli.ts';
 
@@ -140,14 +140,14 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     const found = findTarget(deps.config, manifest.target);
     const target = server.url === null ? found : { ...found, url: server.url };
     if (server.withGlobals) {
-      const g = await restoreGlobals({
+      const g = await restoreGlobalsOf({
         manifest,
         storage: deps.storage,
         serverUrl: target.url,
         identityFile: deps.config.encryption.identityFile,
         log: deps.log,
       });
-      io.err(`Roles on ${serverLabel(target.url)}: kept ${g.kept.join(', ') || 'none'}; created ${g.created.join(', ') || 'none'}.`);
+      io.err(rolesLine(target.url, g));
       for (const n of g.notes) io.err(`  note  ${n}`);
     }
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };

@@ -4,9 +4,9 @@ import type { RestoreJobData } from '../jobs/queues.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import {
   describeDatabase,
-  identityFor,
   replacedName,
   restoreGlobalsOf,
+  rolesLine,
   runRestoreTest,
   stagingName,
   swapDatabases,
@@ -132,17 +132,7 @@ export async function ontoRestoreServer(
   const serverUrl = deps.config.restore.serverUrl;
   if (!serverUrl) throw new BotError('config_invalid', 'No restore server is configured (RESTORE_SERVER_URL); nothing was restored.');
   if (!onto.withGlobals) return { serverUrl, owners: false };
-  const g = await restoreGlobalsOf({
-    manifest,
-    storage: deps.storage,
-    serverUrl,
-    identity: await identityFor(manifest, deps.config.encryption.identityFile),
-    log,
-  });
+  const g = await restoreGlobalsOf({ manifest, storage: deps.storage, serverUrl, identityFile: deps.config.encryption.identityFile, log });
   log.info({ kept: g.kept, created: g.created }, 'roles applied on the restore server');
-  return {
-    serverUrl,
-    owners: true,
-    rolesNote: `Roles on ${serverLabel(serverUrl)}: kept ${g.kept.join(', ') || 'none'}; created ${g.created.join(', ') || 'none'}.${g.notes.length ? ` ${g.notes.join(' ')}` : ''}`,
-  };
+  return { serverUrl, owners: true, rolesNote: rolesLine(serverUrl, g) };
 }

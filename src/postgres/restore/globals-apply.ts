@@ -1,9 +1,10 @@
 import { Writable } from 'node:stream';
-import type { AgeIdentity } from '../../crypto/age.ts';
 import type { Logger } from '../../logger.ts';
 import type { Manifest, Storage } from '../../storage/index.ts';
 import { findZstd } from '../tools.ts';
+import { identityFor } from './decryption.ts';
 import { fetchArtifact } from './fetch.ts';
+import { serverLabel } from '../connection.ts';
 import { sqlStatements } from './db-properties.ts';
 import { withMaintenanceClient } from './scratch.ts';
 
@@ -72,9 +73,11 @@ export async function restoreGlobalsOf(o: {
   manifest: Manifest;
   storage: Storage;
   serverUrl: string;
-  identity: AgeIdentity | undefined;
+  /** BACKUP_ENCRYPTION_IDENTITY_FILE: read only when the backup is encrypted. */
+  identityFile: string | undefined;
   log: Logger;
 }): Promise<GlobalsApplied> {
+  const identity = await identityFor(o.manifest, o.identityFile);
   let sql = '';
   const out = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -82,6 +85,11 @@ export async function restoreGlobalsOf(o: {
       done();
     },
   });
-  await fetchArtifact({ manifest: o.manifest, storage: o.storage, role: 'globals', out, zstd: await findZstd(), identity: o.identity });
+  await fetchArtifact({ manifest: o.manifest, storage: o.storage, role: 'globals', out, zstd: await findZstd(), identity });
   return applyGlobals(o.serverUrl, sql, o.log);
+}
+
+/** "Roles on host:port: kept …; created …." and the notes: what the verdict and the CLI say of applied globals. */
+export function rolesLine(serverUrl: string, g: GlobalsApplied): string {
+  return `Roles on ${serverLabel(serverUrl)}: kept ${g.kept.join(', ') || 'none'}; created ${g.created.join(', ') || 'none'}.${g.notes.length ? ` ${g.notes.join(' ')}` : ''}`;
 }

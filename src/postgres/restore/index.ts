@@ -27,4 +27,4 @@ export type { RestoredTable } from './restored-tables.ts';
 export { fetchArtifact, type FetchArtifactOptions, type FetchedArtifact } from './fetch.ts';
 export { identityFor } from './decryption.ts';
 export { databaseSizes, describeDatabase, replacedName, stagingName, swapDatabases, type DatabaseInUse } from './swap.ts';
-export { applyGlobals, restoreGlobalsOf, type GlobalsApplied } from './globals-apply.ts';
+export { applyGlobals, restoreGlobalsOf, rolesLine, type GlobalsApplied } from './globals-apply.ts';
