@@ -3,7 +3,9 @@ import { formatCount } from '../format.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import {
+  databaseExists,
   describeDatabase,
+  dropDatabase,
   replacedName,
   restoreGlobalsOf,
   rolesLine,
@@ -90,6 +92,12 @@ export async function runReplacement(
   const before = await describeDatabase(o.serverUrl, o.database);
   if (!before) throw new BotError('pg_database_missing', `There is no database ${o.database} on ${serverLabel(o.serverUrl)} to replace; nothing was changed.`);
   const staging = stagingName(o.jobId);
+  // Named after the job: one that is there is what an earlier attempt of this job left when its worker was killed
+  // (before the swap, or the swap's transaction rolled back). Ours by construction, never the live database.
+  if (await databaseExists(o.serverUrl, staging)) {
+    o.log.warn({ staging }, 'dropping the staging database an earlier attempt of this job left');
+    await dropDatabase(o.serverUrl, staging);
+  }
   const restored = await runFullRestore(deps, { ...o, database: staging, owners: true });
   const selection = { tables: [], schemas: [], into: o.database, created: false };
   if (!restored.passed) return { ...restored, selection, database: o.database, notes: [...restored.notes, `${o.database} was not touched.`] };

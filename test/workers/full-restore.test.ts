@@ -1,0 +1,42 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { stagingName } from '../../src/postgres/restore/index.ts';
+import { runReplacement } from '../../src/workers/full-restore.ts';
+import { appBackedUp } from '../support/app-backups.ts';
+import { runSql } from '../support/databases.ts';
+import { fingerprint } from '../support/fingerprint.ts';
+import { silentLog, withClient } from '../support/postgres-helpers.ts';
+
+/** A replacement whose earlier attempt was killed mid-restore: the staging database it left does not block the retry. */
+describe('runReplacement after a killed attempt', () => {
+  let setup: Awaited<ReturnType<typeof appBackedUp>>;
+  beforeAll(async () => {
+    setup = await appBackedUp(inject('pgUrl'), 'retry');
+  });
+  afterAll(async () => setup?.cleanup());
+
+  it('drops the staging database the dead attempt left, then replaces and keeps the old one', async () => {
+    const { app, store, manifest } = setup;
+    const jobId = `retry-${Date.now()}`;
+    // What a worker killed in the middle of the restore leaves: the job's staging database, half filled.
+    await runSql(inject('pgUrl'), `CREATE DATABASE "${stagingName(jobId)}"`);
+    await runSql(app.url.replace(app.name, stagingName(jobId)), 'CREATE TABLE half_done (x int)');
+    const atBackup = await fingerprint(app.url);
+    await runSql(app.url, 'DELETE FROM public."Audit Log"');
+    const now = new Date();
+    const outcome = await runReplacement(
+      { config: loadConfig({}, 'offline'), storage: store.storage },
+      { manifest, serverUrl: app.url, database: app.name, jobId, log: silentLog, progress: () => undefined, now },
+    );
+    expect(outcome.problems).toEqual([]);
+    expect(outcome.passed).toBe(true);
+    expect((await fingerprint(app.url)).tables).toEqual(atBackup.tables);
+    const kept = outcome.keptAs ?? '';
+    expect(kept).toMatch(new RegExp(`^${app.name}_replaced_`));
+    const names = await withClient(inject('pgUrl'), async (c) =>
+      (await c.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((r) => r.datname),
+    );
+    expect(names).not.toContain(stagingName(jobId));
+    await runSql(inject('pgUrl'), `DROP DATABASE "${kept}" WITH (FORCE)`);
+  });
+});
