@@ -18,6 +18,7 @@ import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '..
 import { newServerArgs, type NewServer } from './new-server.ts';
 import { serverLabel } from '../postgres/index.ts';
 import type { CliIo } from './backup-cli.ts';
+import { isWholeDatabase } from '../restore-scope.ts';
 
 interface CliDeps {
   config: Config;
@@ -110,7 +111,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     io.err(`${req.problem ?? ''}\n${RESTORE_CLI_USAGE}`.trim());
     return 2;
   }
-  if (server.url !== null && (req.verb !== 'restore' || req.into !== null || req.tables.length + req.schemas.length > 0)) {
+  if (server.url !== null && (req.verb !== 'restore' || req.into !== null || !isWholeDatabase(req))) {
     io.err(`--to-url restores the whole database into a new database on that server: give it a backup id alone.\n${RESTORE_CLI_USAGE}`);
     return 2;
   }
@@ -129,7 +130,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   }
   if (req.into !== null && !yes) {
     io.err(
-      req.tables.length + req.schemas.length === 0
+      isWholeDatabase(req)
         ? `Replacing the database "${req.into}" loses everything written to it after the backup (it is kept, renamed). Add --yes to confirm.`
         : `Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`,
     );

@@ -17,6 +17,7 @@ import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest } from './restore-text.ts';
+import { isWholeDatabase } from '../restore-scope.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -45,7 +46,7 @@ export function newRestoreDatabaseName(backupId: string): string {
 }
 
 function what(tables: string[], schemas: string[]): string {
-  if (tables.length === 0 && schemas.length === 0) return 'the whole database';
+  if (isWholeDatabase({ tables, schemas })) return 'the whole database';
   return [...tables.map((t) => `table \`${t}\``), ...schemas.map((s) => `schema \`${s}\``)].join(', ');
 }
 
@@ -97,7 +98,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         database: req.into,
         requestedBy: { userId: input.userId, userName: input.userName },
       });
-      const whole = req.tables.length === 0 && req.schemas.length === 0;
+      const whole = isWholeDatabase(req);
       const warning = whole
         ? await replacementWarning(targetConfig.url, req.into, m)
         : `:warning: This will *overwrite* ${what(req.tables, req.schemas)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
@@ -183,10 +184,9 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
       log.info({ jobId, database: pending.database }, 'restore into an existing database confirmed and queued');
       return {
         jobId,
-        text:
-          pending.tables.length + pending.schemas.length === 0
-            ? `Confirmed by <@${click.userId}>: replacing \`${pending.database}\` with \`${pending.backupId}\` (restored and verified beside it first), job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`
-            : `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+        text: isWholeDatabase(pending)
+          ? `Confirmed by <@${click.userId}>: replacing \`${pending.database}\` with \`${pending.backupId}\` (restored and verified beside it first), job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`
+          : `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
       };
     } catch (err) {
       log.warn({ err }, 'confirmation failed');

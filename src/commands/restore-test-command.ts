@@ -11,6 +11,7 @@ import { findBackup, latestBackup } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { RESTORE_TEST_USAGE, parseRestoreTestText, type RestoreTestRequest } from './restore-text.ts';
+import { isWholeDatabase } from '../restore-scope.ts';
 
 export interface RestoreTestCommandDeps {
   config: Config;
@@ -33,7 +34,7 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
           'reading restore-test history',
         );
         // Full restores beside the tests: each is a measured RTO of the whole database. Selective ones are not.
-        const whole = restores.filter((r) => r.selection !== null && r.selection.tables.length === 0 && r.selection.schemas.length === 0);
+        const whole = restores.filter((r) => r.selection !== null && isWholeDatabase(r.selection));
         const records = [...tests, ...whole].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
         return { text: restoreTestHistory(records, req.target) };
       }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { BackupIdSchema } from '../storage/index.ts';
+import { isWholeDatabase } from '../restore-scope.ts';
 
 /** What `/restore-test …` can ask for. */
 export type RestoreTestRequest =
@@ -136,7 +137,7 @@ export function parseRestoreText(raw: string): RestoreRequest {
       into = value;
     }
   }
-  if ((onto.toRestoreServer || onto.withGlobals) && (into !== null || tables.length + schemas.length > 0)) {
+  if ((onto.toRestoreServer || onto.withGlobals) && (into !== null || !isWholeDatabase({ tables, schemas }))) {
     return { verb: 'help', problem: '`--to=restore-server` and `--with-globals` restore the whole database into a new one: give them a backup id alone.' };
   }
   if (onto.withGlobals && !onto.toRestoreServer)

@@ -1,5 +1,6 @@
 import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
+import { isWholeDatabase } from '../restore-scope.ts';
 
 /** Pure builders for restore tests and restores: outcome → `{ text, blocks }`. */
 
@@ -124,14 +125,14 @@ export interface RestoreSelectionInfo extends RestoreJobInfo {
 }
 
 function selection(s: RestoreSelectionInfo): string {
-  if (s.tables.length === 0 && s.schemas.length === 0) return 'the whole database';
+  if (isWholeDatabase(s)) return 'the whole database';
   return [...s.tables.map((t) => `\`${t}\``), ...s.schemas.map((x) => `schema \`${x}\``)].join(', ');
 }
 
 export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelMessage {
   const where = s.create ? `a new database \`${s.database}\`` : `the existing database \`${s.database}\``;
   return {
-    text: `Restore of ${s.tables.length + s.schemas.length === 0 ? 'the whole database' : s.tables.concat(s.schemas).join(', ')} from ${s.backupId} into ${s.database} running`,
+    text: `Restore of ${isWholeDatabase(s) ? 'the whole database' : s.tables.concat(s.schemas).join(', ')} from ${s.backupId} into ${s.database} running`,
     blocks: [
       {
         type: 'section',
@@ -154,7 +155,7 @@ export function restoreFinished(
     : `:x: Restore of ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` FAILED: ${escapeMrkdwn(r.problems[0] ?? '')}${s.create || r.lost ? '' : ' The database was left as it was (one transaction).'}`;
   return {
     text: ok
-      ? `Restored ${s.tables.length + s.schemas.length === 0 ? 'the whole database ' : ''}into ${s.database} from ${s.backupId}`
+      ? `Restored ${isWholeDatabase(s) ? 'the whole database ' : ''}into ${s.database} from ${s.backupId}`
       : `Restore into ${s.database} FAILED: ${r.problems[0] ?? ''}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: head.slice(0, 2900) } },

@@ -19,15 +19,16 @@ import { totalRows, type Manifest } from '../storage/index.ts';
 import type { Config } from '../config.ts';
 import type { Storage } from '../storage/index.ts';
 import { restoreTestSettings } from './restore-test-worker.ts';
+import { isWholeDatabase } from '../restore-scope.ts';
 
 /** `/restore <backup-id>` with nothing selected: the whole database, into a new one. */
 export function isFullRestore(data: Pick<RestoreJobData, 'tables' | 'schemas' | 'into'>): boolean {
-  return data.tables.length === 0 && data.schemas.length === 0 && data.into.create;
+  return isWholeDatabase(data) && data.into.create;
 }
 
 /** `/restore <backup-id> --into=<database>` with nothing selected: that database replaced by the backup. */
 export function isReplacement(data: Pick<RestoreJobData, 'tables' | 'schemas' | 'into'>): boolean {
-  return data.tables.length === 0 && data.schemas.length === 0 && !data.into.create;
+  return isWholeDatabase(data) && !data.into.create;
 }
 
 /**
