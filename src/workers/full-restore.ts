@@ -66,11 +66,11 @@ export async function runFullRestore(
   const notes = outcome.passed
     ? [
         `${where}: ${formatCount(outcome.checked.tables)} tables and ${formatCount(totalRows(o.manifest))} rows, equal to the backup's counts; ${outcome.checked.objects.length} kinds of objects compared.`,
-        // Restored as restore tests restore (--no-owner --no-acl): the roles of the source need not exist here.
         // pg_restore fills materialized views by refreshing them: contents as of the restored data, not as dumped.
         ...(o.manifest.verification.objects.materializedViews > 0
           ? [`${o.manifest.verification.objects.materializedViews} materialized view(s) were refreshed from the restored tables, not restored as dumped.`]
           : []),
+        // Without owners, restored as restore tests restore (--no-owner --no-acl): the source's roles need not exist here.
         ...(o.owners
           ? []
           : [
