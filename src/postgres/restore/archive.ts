@@ -63,6 +63,8 @@ export interface Archive {
    * pg_restore stops early (listings), so zstd dying of a broken pipe is expected, not a failure.
    */
   pgRestore(args: string[], o: PgRestoreIo): Promise<PgRestoreRun>;
+  /** The furthest byte of the decompressed archive a pg_restore over it has read so far (0 when unknown). */
+  bytesRead(): Promise<number>;
   close(): Promise<void>;
 }
 

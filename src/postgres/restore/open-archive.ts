@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +7,7 @@ import { statfsNearest } from '../../storage/index.ts';
 import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
+import { furthestOffset } from './archive-position.ts';
 import { type Archive, type ArchiveInput, databaseArtifact, decryptionMessage, type OpenArchiveOptions, UnreadableArchive } from './archive.ts';
 import { decompressToFile } from './decompress-to-file.ts';
 import { plaintextOf } from './decryption.ts';
@@ -28,14 +29,25 @@ export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
   try {
     const started = Date.now();
     await decompressToFile(o, file, tempRoot);
+    const decompressMs = Date.now() - started;
+    // /proc names the file by its resolved path.
+    const resolved = await realpath(file);
+    let running: number | undefined;
+    let furthest = 0;
     return {
       input,
-      decompressMs: Date.now() - started,
+      decompressMs,
       async pgRestore(args, r) {
         const { child, stderr, drained } = await runPgRestore(o, [...args, file], { ...r, stdin: 'ignore' });
-        const res = await child;
+        running = child.pid;
+        const res = await child.finally(() => (running = undefined));
         await drained;
         return pgRestoreRunOf(o, res, stderr);
+      },
+      // The furthest so far: a second pass (post-data) starts from the top again, and progress never goes back.
+      async bytesRead() {
+        if (running !== undefined) furthest = Math.max(furthest, await furthestOffset(running, resolved));
+        return furthest;
       },
       close,
     };
@@ -57,11 +69,18 @@ async function chooseInput(o: OpenArchiveOptions, tempRoot: string): Promise<Arc
 
 /** Every pg_restore reads its own `[age -d |] zstd -dc` of the stored artifact on stdin. */
 function streamedArchive(o: OpenArchiveOptions): Archive {
+  let fed = 0;
+  let furthest = 0;
   return {
     input: 'stream',
     decompressMs: 0,
     async pgRestore(args, r) {
       const d = await decompressor(o);
+      fed = 0;
+      d.zstd.stdout.on('data', (chunk: Buffer) => {
+        fed += chunk.length;
+        if (fed > furthest) furthest = fed;
+      });
       const { child, stderr, drained } = await runPgRestore(o, args, { ...r, stdin: 'pipe' });
       const drain = child.stdin ? pipeline(d.zstd.stdout, child.stdin).catch(() => undefined) : Promise.resolve();
       const res = await child;
@@ -79,6 +98,7 @@ function streamedArchive(o: OpenArchiveOptions): Archive {
       }
       return run;
     },
+    bytesRead: async () => furthest,
     close: async () => undefined,
   };
 }

@@ -5,7 +5,7 @@ import type { AgeIdentity } from '../../crypto/age.ts';
 import { type BotError, toUserMessage } from '../../errors.ts';
 import { withPgEnv } from '../connection.ts';
 import { clientFailure } from '../failures.ts';
-import type { Archive, ArchiveInput } from './archive.ts';
+import { type Archive, type ArchiveInput, databaseArtifact } from './archive.ts';
 import { applyDatabaseProperties, type DatabaseProperties, readDatabaseProperties } from './db-properties.ts';
 import { checkIdentityOpensBackup } from './decryption.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
@@ -134,7 +134,8 @@ export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
   // reason that says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
   const args = [...(o.owners ? [] : ['--no-owner', '--no-acl']), '--exit-on-error', '--no-password', dbnameArg(t.database)];
   const url = databaseUrl(o.serverUrl, t.database);
-  const watch = watchRestore(url, o.manifest, o.progressEveryMs ?? 5000, (p) => t.progress('restoring', describeProgress(p)), t.log);
+  const reading = { bytesRead: () => s.archive.bytesRead(), total: databaseArtifact(o.manifest).rawBytes };
+  const watch = watchRestore(url, o.manifest, reading, o.progressEveryMs ?? 5000, (p) => t.progress('restoring', describeProgress(p)), t.log);
   const run = await withPgEnv(url, (env) => runPgRestorePasses(s.archive, args, s.method.jobs, env)).finally(() => watch.stop());
   const restoreMs = s.archive.decompressMs + (Date.now() - started);
   t.log.info({ ...s.method, restoreMs, decompressMs: s.archive.decompressMs, ok: run.ok }, 'pg_restore finished');

@@ -6,6 +6,9 @@ import type { Manifest } from '../../../src/storage/index.ts';
 import type { AppDatabase } from '../../support/app-database.ts';
 import { appBackedUp } from '../../support/app-backups.ts';
 import { silentLog, type tempStorage, withClient } from '../../support/postgres-helpers.ts';
+import { findPgTools } from '../../../src/postgres/tools.ts';
+import { withPgEnv } from '../../../src/postgres/connection.ts';
+import { execa } from 'execa';
 
 describe('restore progress against the manifest’s totals', () => {
   let app: AppDatabase;
@@ -45,7 +48,51 @@ describe('restore progress against the manifest’s totals', () => {
       }
     });
     expect(partial).toMatchObject({ tablesDone: 1, rowsDone: 400 });
-    expect(describeProgress(partial)).toMatch(new RegExp(`^1 of ${manifest.verification.tables.length} tables, 400 of [\\d,]+ rows, .+ of .+$`));
+    expect(partial.archive).toBeNull();
+    expect(describeProgress(partial)).toMatch(new RegExp(`^1 of ${manifest.verification.tables.length} tables, 400 of [\\d,]+ rows, database .+ of .+$`));
+    const reading = { bytesRead: async () => 3 * 1024 * 1024, total: 8 * 1024 * 1024 };
+    const read = await withClient(app.url, (c) => readProgress(c, manifest, reading));
+    expect(read.archive).toEqual({ read: 3 * 1024 * 1024, total: 8 * 1024 * 1024 });
+    expect(describeProgress(read)).toMatch(/^archive reached 3(\.0)? MB of 8(\.0)? MB, /);
+  });
+
+  // pg_restore loads each table with one COPY, counted in pg_stat_user_tables only once it commits: a large
+  // table would show 0 rows for its whole load. psql's COPY here is left open after 300 rows, as a COPY of a big
+  // table is halfway through.
+  it('counts the rows of a COPY still running', async () => {
+    const tools = await findPgTools({ serverMajor: 12 });
+    const audit = manifest.verification.tables.find((t) => t.table === 'Audit Log');
+    expect(audit).toBeDefined();
+    await withClient(app.url, (c) => c.query('TRUNCATE public."Audit Log" CASCADE; SELECT pg_stat_reset()'));
+    const rows = Array.from({ length: 300 }, (_, i) => `2026-03-01 00:00:00+00\tcopied ${i}\n`).join('');
+    // libpq sends COPY data in 8 kB messages, so the server has some of the 300 rows, not all: what it has
+    // taken (pg_stat_progress_copy) is what the progress must count, since the COPY is waiting for more.
+    const { seen, server, exitCode } = await withPgEnv(app.url, async (env) => {
+      const copy = execa(tools.psql, ['-X', '-v', 'ON_ERROR_STOP=1', '-c', 'COPY public."Audit Log" ("at", "what") FROM STDIN'], {
+        env,
+        extendEnv: false,
+        stdin: 'pipe',
+        reject: false,
+      });
+      copy.stdin?.write(rows);
+      let n = 0;
+      let taken = 0;
+      try {
+        for (let i = 0; i < 100 && (n === 0 || n !== taken); i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          n = (await withClient(app.url, (c) => readProgress(c, manifest))).rowsDone;
+          taken = await withClient(app.url, async (c) =>
+            Number((await c.query('SELECT sum(tuples_processed) AS n FROM pg_stat_progress_copy')).rows[0].n ?? 0),
+          );
+        }
+      } finally {
+        copy.stdin?.end();
+      }
+      return { seen: n, server: taken, exitCode: (await copy).exitCode };
+    });
+    expect(seen).toBeGreaterThan(0);
+    expect(seen).toBe(server);
+    expect(exitCode).toBe(0);
   });
 
   it('reports it while pg_restore runs, as the restore test’s progress', async () => {
@@ -64,6 +111,8 @@ describe('restore progress against the manifest’s totals', () => {
     });
     expect(outcome.passed).toBe(true);
     expect(details.length).toBeGreaterThan(0);
-    for (const d of details) expect(d).toMatch(new RegExp(`^\\d+ of ${manifest.verification.tables.length} tables, [\\d,]+ of [\\d,]+ rows, .+ of .+$`));
+    const archive = '(?:archive reached [\\d.]+ [KMG]?B of [\\d.]+ [KMG]?B, )?';
+    for (const d of details)
+      expect(d).toMatch(new RegExp(`^${archive}\\d+ of ${manifest.verification.tables.length} tables, [\\d,]+ of [\\d,]+ rows, database .+ of .+$`));
   });
 });
