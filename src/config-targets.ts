@@ -16,7 +16,7 @@ export function targetNameFromUrl(url: string): string {
 
 /** A production target on the default policy, as DATABASE_URL alone describes it. */
 export function defaultTarget(name: string, url: string, environment: 'production' | 'staging' = 'production'): TargetConfig {
-  return { name, url, environment, excludeTables: [], schemas: [], policy: resolvePolicy({ name, environment }) };
+  return { name, url, environment, excludeTables: [], schemas: [], policy: resolvePolicy({ name, environment }), verify: 'content' };
 }
 
 /**
@@ -32,6 +32,7 @@ export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawE
       excludeTables: t.excludeTables,
       schemas: t.schemas,
       policy: resolvePolicy(t),
+      verify: t.verify,
     }));
   }
   return env.DATABASE_URL ? [defaultTarget(env.TARGET_NAME ?? targetNameFromUrl(env.DATABASE_URL), env.DATABASE_URL)] : [];

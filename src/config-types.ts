@@ -18,6 +18,8 @@ export interface TargetConfig {
   schemas: string[];
   /** Effective schedules and retention: the environment's defaults with the file's overrides. */
   policy: TargetPolicy;
+  /** How deeply restore tests and full restores check the restored copy (postgres/verify). */
+  verify: 'counts' | 'content' | 'full';
 }
 
 export interface Config {

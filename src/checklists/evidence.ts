@@ -77,7 +77,7 @@ export function preMigrationVerifications(
   let tested: Verification;
   if (test === null) tested = { ok: false, evidence: 'not run: there is no backup to test' };
   else if (test.passed === true) {
-    const tables = test.tables !== null ? `, ${test.tables} tables compared row for row` : '';
+    const tables = test.checked ? `; ${test.checked}` : test.tables !== null ? `, row counts of ${test.tables} tables equal` : '';
     const whole = test.durationMs !== null ? ` (whole test ${formatDuration(test.durationMs)})` : '';
     tested = { ok: true, evidence: `restore test passed: restore time (RTO) ${formatDuration(test.restoreMs ?? 0)}${whole}${tables}` };
   } else if (test.passed === false) {

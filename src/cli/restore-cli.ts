@@ -1,3 +1,4 @@
+import { checkedSummary } from '../notifications/restore-messages.ts';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
@@ -56,6 +57,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       serverUrl: scratchServerUrl(deps.config, target.url),
       scratchKey: `cli:${randomUUID()}`,
       ...restoreTestSettings(deps.config),
+      verify: target.verify,
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
       onProgress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
@@ -77,7 +79,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
         `  restore (RTO)  ${formatDuration(record.restoreMs)}`,
         `  whole test     ${formatDuration(record.durationMs)}`,
         `  restored size  ${record.restoredBytes === null ? 'n/a' : formatBytes(record.restoredBytes)}`,
-        `  checked        ${record.checked.tables} tables row for row, ${record.checked.objects.length} kinds of objects, ${record.checked.smokeQueries.length} smoke queries, ${record.checked.checksums.length} checksums`,
+        `  checked        ${checkedSummary(record)}`,
         ...record.problems.map((p) => `  problem        ${p}`),
       ].join('\n'),
     );

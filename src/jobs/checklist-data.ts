@@ -35,6 +35,8 @@ export const PreMigrationRestoreResult = z.object({
   restoreMs: z.number().int().nonnegative().nullable(),
   durationMs: z.number().int().nonnegative().nullable(),
   tables: z.number().int().nonnegative().nullable(),
+  /** What the test compared, as its verdict says it ("4 tables: content identical; …"); absent in older jobs. */
+  checked: z.string().max(1000).optional(),
   problems: z.array(z.string().max(500)).max(5),
 });
 export type PreMigrationRestoreResult = z.infer<typeof PreMigrationRestoreResult>;

@@ -1,6 +1,7 @@
 import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
+import type { RestoreRecord } from '../storage/index.ts';
 
 /** Pure builders for restore tests and restores: outcome → `{ text, blocks }`. */
 
@@ -22,7 +23,12 @@ export interface RestoreTestVerdict {
   restoredBytes: number | null;
   database: string;
   dropped: boolean;
-  checked: { checksums: Array<{ file: string; ok: boolean }>; tables: number; objects: string[]; smokeQueries: Array<{ name: string; ok: boolean }> };
+  checked: Pick<RestoreRecord['checked'], 'level' | 'archive' | 'amcheck'> & {
+    checksums: Array<{ file: string; ok: boolean }>;
+    tables: number;
+    objects: string[];
+    smokeQueries: Array<{ name: string; ok: boolean }>;
+  };
 }
 
 function who(r: RestoreJobInfo['requestedBy']): string {
@@ -45,20 +51,46 @@ export function restoreTestRunning(req: RestoreJobInfo, phase: string): ChannelM
   };
 }
 
-/** "9 tables compared row for row, 12 kinds of objects, 2 smoke queries, checksums of 2 files". */
-function checkedSummary(v: RestoreTestVerdict): string {
-  const parts = [`checksums of ${v.checked.checksums.length} file${v.checked.checksums.length === 1 ? '' : 's'}`];
-  if (v.checked.tables) parts.push(`${formatCount(v.checked.tables)} tables compared row for row`);
-  if (v.checked.objects.length) parts.push(`${v.checked.objects.length} kinds of objects counted`);
-  if (v.checked.smokeQueries.length) parts.push(`${v.checked.smokeQueries.length} smoke quer${v.checked.smokeQueries.length === 1 ? 'y' : 'ies'}`);
-  return parts.join(', ');
+const plural = (n: number, one: string, many = `${one}s`) => `${formatCount(n)} ${n === 1 ? one : many}`;
+
+/**
+ * What was checked, in the words of the level that ran: "checksums of 2 files; 12 tables: content identical; 214
+ * definitions identical; 2 large objects identical; amcheck clean (level content)". "Row for row" is never said:
+ * rows are compared by content, or their counts are.
+ */
+export function checkedSummary(v: Pick<RestoreTestVerdict, 'checked'>): string {
+  const c = v.checked;
+  const parts = [`checksums of ${plural(c.checksums.length, 'file')}`];
+  const a = c.archive;
+  if (a?.compared && a.tables !== undefined) {
+    const d = a.differing ?? { tables: 0, definitions: 0, largeObjects: 0 };
+    parts.push(`${plural(a.tables, 'table')}: ${d.tables ? `content of ${formatCount(d.tables)} differs` : 'content identical'}`);
+    parts.push(`${plural(a.definitions ?? 0, 'definition')} ${d.definitions ? `(${formatCount(d.definitions)} differ)` : 'identical'}`);
+    if (a.largeObjects) parts.push(`${plural(a.largeObjects, 'large object')} ${d.largeObjects ? `(${formatCount(d.largeObjects)} differ)` : 'identical'}`);
+  } else if (c.tables) {
+    parts.push(`row counts of ${plural(c.tables, 'table')}`);
+    if (a && !a.compared) parts.push(`content NOT compared (${a.why ?? 'unknown'})`);
+  }
+  if (c.objects.length) parts.push(`${c.objects.length} kinds of objects counted`);
+  if (c.amcheck)
+    parts.push(
+      c.amcheck.ran
+        ? `amcheck${c.amcheck.heapallindexed ? ' (heapallindexed)' : ''} ${c.amcheck.corrupt ? `found ${plural(c.amcheck.corrupt, 'corrupt object')}` : 'clean'}`
+        : `amcheck NOT run (${c.amcheck.why ?? 'unknown'})`,
+    );
+  if (c.smokeQueries.length) parts.push(plural(c.smokeQueries.length, 'smoke query', 'smoke queries'));
+  return `${parts.join('; ')} (level ${c.level ?? 'counts'})`;
 }
+
+/** The first few problems, by name, in the verdict itself; all of them go in the thread. */
+const FIRST_PROBLEMS = 3;
 
 export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, escalation: string | null): ChannelMessage {
   const ok = v.passed === true;
   const head = ok
     ? `:white_check_mark: Restore test of \`${req.backupId}\` passed`
-    : `:x: Restore test of \`${req.backupId}\` FAILED: ${escapeMrkdwn(v.problems[0] ?? 'see the thread')}${v.problems.length > 1 ? ` (+${v.problems.length - 1} more in the thread)` : ''}`;
+    : `:x: Restore test of \`${req.backupId}\` FAILED: ${escapeMrkdwn(v.problems[0] ?? 'see the thread')}${v.problems.length > FIRST_PROBLEMS ? ` (+${v.problems.length - FIRST_PROBLEMS} more in the thread)` : ''}`;
+  const next = v.problems.slice(1, FIRST_PROBLEMS).map((p) => `• ${escapeMrkdwn(p)}`);
   const fields = [
     `*Restore time (RTO)*\n${formatDuration(v.restoreMs)}`,
     `*Whole test*\n${formatDuration(v.durationMs)}`,
@@ -68,7 +100,8 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
   return {
     text: ok ? `Restore test of ${req.backupId} passed in ${formatDuration(v.durationMs)}` : `Restore test of ${req.backupId} FAILED: ${v.problems[0] ?? ''}`,
     blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: head } },
+      { type: 'section', text: { type: 'mrkdwn', text: head.slice(0, 2900) } },
+      ...(next.length ? [{ type: 'section', text: { type: 'mrkdwn', text: next.join('\n').slice(0, 2900) } } as Block] : []),
       { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
       context(`Checked: ${checkedSummary(v)} · job \`${req.jobId}\` · ${requested(req)}${escalation ? ` · ${escalation}` : ''}`),
     ],

@@ -79,6 +79,11 @@ export const ManifestSchema = z.object({
     serverVersion: z.string(),
     serverVersionNum: z.number().int(),
     pgDumpVersion: z.string(),
+    /**
+     * The TimeZone pg_dump's session had (PGTZ), which decides how timestamptz values are written: a restore test
+     * reads the copy back in the same one to compare contents. Absent in backups made before it was set.
+     */
+    dumpTimeZone: z.string().optional(),
     sizeBytes: z.number().int().nonnegative(),
   }),
   /** The snapshot pg_dump ran in (`pg_dump --snapshot`), so the counts below describe exactly what was dumped. */

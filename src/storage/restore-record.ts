@@ -40,11 +40,27 @@ export const RestoreRecordSchema = z.object({
   passed: z.boolean().nullable(),
   checked: z.object({
     checksums: z.array(z.object({ file: z.string(), ok: z.boolean() })),
-    /** Tables compared row for row. */
+    /** Tables whose row counts were compared with the backup's. */
     tables: z.number().int().nonnegative(),
     /** Kinds of objects compared, e.g. `indexes`, `constraints (f)`. */
     objects: z.array(z.string()),
     smokeQueries: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().nullable() })),
+    /** How deep the check went (the target's `verify`); absent in records made before levels existed: counts. */
+    level: z.enum(['counts', 'content', 'full']).optional(),
+    /** The copy compared with its archive entry by entry (content, definitions, large objects), or why not. */
+    archive: z
+      .object({
+        compared: z.boolean(),
+        why: z.string().optional(),
+        tables: z.number().int().nonnegative().optional(),
+        definitions: z.number().int().nonnegative().optional(),
+        largeObjects: z.number().int().nonnegative().optional(),
+        /** How many of each differed (each difference is also a problem, by name). */
+        differing: z.object({ tables: z.number().int(), definitions: z.number().int(), largeObjects: z.number().int() }).optional(),
+      })
+      .optional(),
+    /** pg_amcheck on the copy: the number of corrupt objects it reported, or why it did not run. */
+    amcheck: z.object({ ran: z.boolean(), why: z.string().optional(), corrupt: z.number().int().optional(), heapallindexed: z.boolean() }).optional(),
   }),
   /** Sentences people read, one per problem; empty when all went well. */
   problems: z.array(z.string()),

@@ -1,3 +1,4 @@
+import { checkedSummary } from '../notifications/restore-messages.ts';
 import type { Logger } from '../logger.ts';
 import { formatCount } from '../format.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
@@ -33,7 +34,8 @@ export function isReplacement(data: Pick<RestoreJobData, 'tables' | 'schemas' | 
 
 /**
  * A full restore is a restore test that keeps its database (postgres/restore `keep`): checksums, the source's
- * locale and settings, pg_restore, the counts of every table and object against the manifest, the smoke queries.
+ * locale and settings, pg_restore, the comparison with the archive at the target's `verify` level (content,
+ * definitions, large objects, pg_amcheck), the counts of every table and object, the smoke queries.
  * The new database stays only when all of that passed; otherwise it is dropped and the verdict says why.
  */
 export async function runFullRestore(
@@ -55,6 +57,8 @@ export async function runFullRestore(
     storage: deps.storage,
     serverUrl: o.serverUrl,
     scratchKey: `restore:${o.jobId}`,
+    // A full restore checks its copy as the target's restore tests do (the config's `verify`).
+    verify: deps.config.targets.find((t) => t.name === o.manifest.target)?.verify ?? 'content',
     ...restoreTestSettings(deps.config),
     keep: { database: o.database },
     owners: o.owners,
@@ -65,7 +69,7 @@ export async function runFullRestore(
   const where = `${o.database} on ${serverLabel(o.serverUrl)}`;
   const notes = outcome.passed
     ? [
-        `${where}: ${formatCount(outcome.checked.tables)} tables and ${formatCount(totalRows(o.manifest))} rows, equal to the backup's counts; ${outcome.checked.objects.length} kinds of objects compared.`,
+        `${where}: ${formatCount(totalRows(o.manifest))} rows; checked: ${checkedSummary(outcome)}.`,
         // pg_restore fills materialized views by refreshing them: contents as of the restored data, not as dumped.
         ...(o.manifest.verification.objects.materializedViews > 0
           ? [`${o.manifest.verification.objects.materializedViews} materialized view(s) were refreshed from the restored tables, not restored as dumped.`]

@@ -1,3 +1,4 @@
+import { checkedSummary } from '../notifications/restore-messages.ts';
 import type { Queue } from 'bullmq';
 import { toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -81,6 +82,7 @@ export function restoreResultOf(record: RestoreRecord, jobId: string): PreMigrat
     restoreMs: record.restoreMs,
     durationMs: record.durationMs,
     tables: record.checked.tables,
+    checked: checkedSummary(record).slice(0, 1000),
     problems: record.problems.slice(0, 5).map((p) => p.slice(0, 500)),
   };
 }

@@ -86,6 +86,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
           serverUrl: scratchServerUrl(deps.config, target.url),
           scratchKey: `job:${jobId}`,
           ...restoreTestSettings(deps.config),
+          verify: target.verify,
           ...(signal ? { signal } : {}),
           log,
           onProgress: (p) => {

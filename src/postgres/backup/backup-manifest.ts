@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Manifest } from '../../storage/index.ts';
 import { isWholeDatabase, type DumpScope } from '../dump-scope.ts';
 import type { PgTools } from '../tools.ts';
-import type { Dumped } from './dump-in-snapshot.ts';
+import { DUMP_TIME_ZONE, type Dumped } from './dump-in-snapshot.ts';
 import type { DatabaseInfo } from './snapshot.ts';
 import type { VerifyResult } from './verify.ts';
 
@@ -74,6 +74,7 @@ export function backupManifest(m: {
       serverVersion: database.serverVersion,
       serverVersionNum: database.serverVersionNum,
       pgDumpVersion: m.source.tools.version,
+      dumpTimeZone: DUMP_TIME_ZONE,
       sizeBytes: database.sizeBytes,
     },
     snapshotId: m.source.snapshot.snapshotId,

@@ -13,6 +13,8 @@ import type { Snapshot } from './snapshot.ts';
 
 /** The database artifact's name; `database.pgdump.zst.age` when encrypted (the manifest names the file). */
 export const DATABASE_FILE = 'database.pgdump.zst';
+/** pg_dump's session time zone (PGTZ): timestamptz values in the archive are written in it. */
+export const DUMP_TIME_ZONE = 'UTC';
 
 /** The counts being taken in the snapshot, and the signal that stops the dump when they fail or the caller cancels. */
 export interface Counting {
@@ -88,7 +90,8 @@ export async function dumpInSnapshot(d: {
         command: tools.pgDump,
         // -Z0: zstd compresses (pg_dump ≤ 15 has only gzip, far slower). The database comes from PGDATABASE.
         args: ['-Fc', '-Z0', `--snapshot=${snapshot.snapshotId}`, `--lock-wait-timeout=${d.lockWaitMs}`, '--no-password', ...dumpScopeArgs(d.scope)],
-        env,
+        // One known time zone for timestamptz values, so a restore test can read the copy back alike (manifest).
+        env: { ...env, PGTZ: DUMP_TIME_ZONE },
         zstd,
         encryption,
         ageEngine,

@@ -10,7 +10,7 @@ export interface Counts {
 
 export interface Comparison {
   problems: string[];
-  /** Tables compared row for row. */
+  /** Tables whose row counts were compared. */
   tables: number;
   /** The object kinds compared, as named in the sentences. */
   objects: string[];

@@ -14,6 +14,7 @@ import { dbnameArg, judgeRestore } from './restore-failure.ts';
 import type { RestoreRun } from './restore-run.ts';
 import { checkRestored, type SmokeResult } from './restored-checks.ts';
 import { createDatabase, databaseUrl, dropDatabase } from './scratch.ts';
+import { amcheckRestored, compareWithArchive, type DeepCheck, deepProblems, type VerifyLevel } from '../verify/index.ts';
 import { type Checksums, closeArchive, openStoredArchive, restoreJobs, restoreTools } from './stored-archive.ts';
 
 export type RestoreTestPhase = 'verifying-checksums' | 'restoring' | 'verifying' | 'smoke-queries' | 'dropping';
@@ -38,6 +39,8 @@ export interface RestoreTestOptions extends ArchiveReadOptions {
   keep?: { database: string } | undefined;
   /** Restore owners and grants (a replacement on the source's own server, whose roles exist); default: neither. */
   owners?: boolean | undefined;
+  /** How deeply the restored copy is checked (verify/index.ts); default `content`. */
+  verify?: VerifyLevel | undefined;
 }
 
 /** The record without what only the caller knows (who asked, the job) and the kind. */
@@ -148,6 +151,8 @@ export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
 
 export interface Compared {
   verifyMs: number;
+  /** The comparison with the archive and pg_amcheck; null at level `counts`. */
+  deep: DeepCheck | null;
   restoredBytes: number;
   tables: number;
   objects: string[];
@@ -156,20 +161,52 @@ export interface Compared {
   problems: string[];
 }
 
-/** The scratch database's counts against the manifest's, the smoke queries, its size. */
-export async function compare(o: RestoreTestOptions, t: TestRun): Promise<Compared> {
+/**
+ * The scratch database against its archive (content, definitions, large objects: before anything can write to
+ * it), against the manifest's counts, the smoke queries, then pg_amcheck; and its size.
+ */
+export async function compare(o: RestoreTestOptions, t: TestRun, s: Scratch): Promise<Compared> {
   const started = Date.now();
-  const c = await checkRestored({
-    url: databaseUrl(o.serverUrl, t.database),
-    manifest: o.manifest,
-    smokeQueries: o.smokeQueries ?? [],
-    signal: o.signal,
-    onPhase: t.progress,
-  }).catch((err: unknown) => {
+  const url = databaseUrl(o.serverUrl, t.database);
+  const level = o.verify ?? 'content';
+  const failed = (err: unknown) => {
     throw o.signal?.aborted ? t.canceled(err) : clientFailure(err, t.ctx);
-  });
+  };
+  let deep: DeepCheck | null = null;
+  let rendering: string | null = null;
+  if (level !== 'counts') {
+    const tools = await restoreTools(o);
+    const v = {
+      archive: s.archive,
+      manifest: o.manifest,
+      url,
+      database: t.database,
+      pgDump: tools.pgDump,
+      pgDumpMajor: tools.major,
+      owners: o.owners === true,
+      signal: o.signal,
+      log: t.log,
+    };
+    t.progress('verifying', 'comparing content and definitions with the archive');
+    const archive = await compareWithArchive(v).catch((err: unknown) => {
+      if (o.signal?.aborted) throw t.canceled(err);
+      // The copy could not be read back: nothing may be claimed about it, and that is the verdict's to say.
+      rendering = `content and definitions could not be compared with the backup: ${toUserMessage(err)}`;
+      return { compared: false as const, why: rendering, ms: 0 };
+    });
+    deep = { level, archive, amcheck: { ran: false, why: 'not run yet' } };
+    const c = await counted(o, t, url).catch(failed);
+    t.progress('verifying', `pg_amcheck${level === 'full' ? ' --heapallindexed' : ''}`);
+    deep.amcheck = await amcheckRestored({ ...v, level, keep: o.keep !== undefined });
+    return { ...c, deep, verifyMs: Date.now() - started, problems: [...c.problems, ...(rendering ? [rendering] : []), ...deepProblems(deep)] };
+  }
+  const c = await counted(o, t, url).catch(failed);
+  return { ...c, deep, verifyMs: Date.now() - started };
+}
+
+async function counted(o: RestoreTestOptions, t: TestRun, url: string) {
+  const c = await checkRestored({ url, manifest: o.manifest, smokeQueries: o.smokeQueries ?? [], signal: o.signal, onPhase: t.progress });
   return {
-    verifyMs: Date.now() - started,
     restoredBytes: c.restoredBytes,
     tables: c.comparison.tables,
     objects: c.comparison.objects,

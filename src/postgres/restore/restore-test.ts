@@ -17,6 +17,7 @@ import {
   type TestRun,
 } from './restore-test-phases.ts';
 import { scratchName } from './scratch.ts';
+import { deepRecord } from '../verify/index.ts';
 import { type Checksums, timedChecksums } from './stored-archive.ts';
 
 export type { RestoreTestOptions, RestoreTestOutcome, RestoreTestPhase } from './restore-test-phases.ts';
@@ -48,7 +49,7 @@ export async function runRestoreTest(o: RestoreTestOptions): Promise<RestoreTest
   const archive = await attempt(() => decompression.archive);
   const scratch = archive.ok ? await attempt(() => createScratch(o, t, archive.value)) : archive;
   const restored = scratch.ok ? await attempt(() => restore(o, t, scratch.value)) : scratch;
-  const compared = restored.ok && restored.value.problem === null ? await attempt(() => compare(o, t)) : null;
+  const compared = scratch.ok && restored.ok && restored.value.problem === null ? await attempt(() => compare(o, t, scratch.value)) : null;
   await decompression.close();
   const keep = o.keep !== undefined && verified(restored, compared);
   const dropped = !scratch.ok ? NOTHING_CREATED : keep ? KEPT : await dropScratch(o, t);
@@ -122,6 +123,7 @@ function outcome(
       tables: r.compared?.tables ?? 0,
       objects: r.compared?.objects ?? [],
       smokeQueries: r.compared?.smokeQueries ?? [],
+      ...(r.compared ? deepRecord(r.compared.deep) : {}),
     },
     problems: r.problems,
     database: t.database,
