@@ -23,6 +23,8 @@ export interface RestoreTestVerdict {
   database: string;
   dropped: boolean;
   checked: { checksums: Array<{ file: string; ok: boolean }>; tables: number; objects: string[]; smokeQueries: Array<{ name: string; ok: boolean }> };
+  /** What was done before the restore (the backup's roles applied on another server), said under the verdict. */
+  notes?: string[] | undefined;
 }
 
 function who(r: RestoreJobInfo['requestedBy']): string {
@@ -70,6 +72,7 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: head } },
       { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
+      ...(v.notes?.length ? [context(escapeMrkdwn(v.notes.join(' ')).slice(0, 2900))] : []),
       context(`Checked: ${checkedSummary(v)} · job \`${req.jobId}\` · ${requested(req)}${escalation ? ` · ${escalation}` : ''}`),
     ],
   };

@@ -38,6 +38,8 @@ export interface RestoreTestOptions extends ArchiveReadOptions {
   keep?: { database: string } | undefined;
   /** Restore owners and grants (a replacement on the source's own server, whose roles exist); default: neither. */
   owners?: boolean | undefined;
+  /** What a problem says of a role the backup's objects name that the server lacks (workers/restore-test-roles.ts). */
+  missingRole?: { server: string; fix: string } | undefined;
 }
 
 /** The record without what only the caller knows (who asked, the job) and the kind. */
