@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'pg_auth_failed'
   | 'pg_database_missing'
   | 'pg_version_mismatch'
+  /** Restored objects name a role the server lacks (a verdict on where it was restored, not a connection failure). */
+  | 'pg_role_missing'
   | 'pg_dump_failed'
   | 'pg_tool_missing'
   | 'compressor_failed'

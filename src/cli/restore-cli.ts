@@ -15,6 +15,7 @@ import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { parseRestoreText } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
+import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
 import { newServerArgs, type NewServer } from './new-server.ts';
 import { serverLabel } from '../postgres/index.ts';
@@ -51,13 +52,18 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
     const target = findTarget(deps.config, manifest.target);
     io.err(`Restore test of ${manifest.backupId} …`);
     const startedAt = new Date();
+    const serverUrl = scratchServerUrl(deps.config, target.url);
+    // On another server than the target's, the backup's roles first: those its policies name must exist there.
+    const roles = await rolesForRestoreTest({ ...deps, manifest, serverUrl, targetUrl: target.url });
+    for (const n of roles.notes) io.err(n);
     const outcome = await runRestoreTest({
       manifest,
       storage: deps.storage,
-      serverUrl: scratchServerUrl(deps.config, target.url),
+      serverUrl,
       scratchKey: `cli:${randomUUID()}`,
       ...restoreTestSettings(deps.config),
       verify: target.verify,
+      missingRole: roles.missingRole,
       ...(deps.signal ? { signal: deps.signal } : {}),
       log: deps.log,
       onProgress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
@@ -71,6 +77,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       jobId: null,
       selection: null,
       correctiveActions: null,
+      ...(roles.notes.length ? { notes: roles.notes } : {}),
     };
     await deps.storage.writeRecord(record);
     io.out(

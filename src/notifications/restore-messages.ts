@@ -29,6 +29,8 @@ export interface RestoreTestVerdict {
     objects: string[];
     smokeQueries: Array<{ name: string; ok: boolean }>;
   };
+  /** What was done before the restore (the backup's roles applied on another server), said under the verdict. */
+  notes?: string[] | undefined;
 }
 
 function who(r: RestoreJobInfo['requestedBy']): string {
@@ -103,6 +105,7 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
       { type: 'section', text: { type: 'mrkdwn', text: head.slice(0, 2900) } },
       ...(next.length ? [{ type: 'section', text: { type: 'mrkdwn', text: next.join('\n').slice(0, 2900) } } as Block] : []),
       { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
+      ...(v.notes?.length ? [context(escapeMrkdwn(v.notes.join(' ')).slice(0, 2900))] : []),
       context(`Checked: ${checkedSummary(v)} · job \`${req.jobId}\` · ${requested(req)}${escalation ? ` · ${escalation}` : ''}`),
     ],
   };

@@ -13,6 +13,11 @@ export interface FailureContext {
   server: string;
   /** `local:/var/backups/…`, for the disk-full sentence. */
   storage?: string;
+  /**
+   * A role the restored objects name that the server lacks: how to name that server ("the restore-test server
+   * host:port") and what to do. Without it: the server at `server`, and create the role or apply the globals.
+   */
+  missingRole?: { server: string; fix: string } | undefined;
 }
 
 /** The line that names the cause: the first `error:`/`FATAL` line, else the first non-empty one. */
@@ -62,6 +67,17 @@ const RULES: Rule[] = [
       `The database server at ${c.server} does not let user "${m[2]}" connect from ${m[1]} (no pg_hba.conf entry); ask its administrator to allow the backup host.`,
   },
   {
+    // Said while running SQL (pg_restore's `could not execute query: ERROR:`, SQLSTATE 42704), not while connecting
+    // (FATAL, 28000): an object of the backup (a policy, a grant, an owner) names a role this server lacks.
+    test: /\bERROR:\s+role "([^"]*)" does not exist|role "([^"]*)" does not exist 42704\b/,
+    code: 'pg_role_missing',
+    say: (m, c) =>
+      `The backup's objects name the role "${m[1] ?? m[2]}", which does not exist on ${c.missingRole?.server ?? `the server at ${c.server}`}; ${
+        c.missingRole?.fix ?? "create the role there, or apply the backup's globals first"
+      }.`,
+  },
+  {
+    // Connecting as a role the server does not have: the URL's user.
     test: /role "([^"]*)" does not exist/,
     code: 'pg_auth_failed',
     say: (m, c) => `The role "${m[1]}" does not exist on the database server at ${c.server}; check the user name in the target's URL.`,

@@ -19,6 +19,7 @@ import { handOffRestoreTest, restoreNotRun, restoreResultOf } from './pre-migrat
 import { formatInZone, shouldRunToday } from '../schedules/index.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
+import { rolesForRestoreTest } from './restore-test-roles.ts';
 
 export interface RestoreTestWorkerDeps {
   config: Config;
@@ -80,13 +81,17 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
         if (newest?.error) throw newest.error;
         const target = findTarget(deps.config, data.target);
         const manifest = await findBackup(deps.storage, req.backupId);
+        const serverUrl = scratchServerUrl(deps.config, target.url);
+        // On another server than the target's, the backup's roles first: those its policies name must exist there.
+        const roles = await rolesForRestoreTest({ ...deps, manifest, serverUrl, targetUrl: target.url, log });
         const outcome = await runRestoreTest({
           manifest,
           storage: deps.storage,
-          serverUrl: scratchServerUrl(deps.config, target.url),
+          serverUrl,
           scratchKey: `job:${jobId}`,
           ...restoreTestSettings(deps.config),
           verify: target.verify,
+          missingRole: roles.missingRole,
           ...(signal ? { signal } : {}),
           log,
           onProgress: (p) => {
@@ -104,6 +109,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
           jobId,
           selection: null,
           correctiveActions: null,
+          ...(roles.notes.length ? { notes: roles.notes } : {}),
         };
         await reportTestFinished(deps, data, req, anchor, record, log);
         if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);

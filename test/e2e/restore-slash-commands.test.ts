@@ -70,7 +70,7 @@ describe('/restore-test', () => {
     expect(history).toMatch(/restoring/);
     const shown = JSON.stringify(msg.blocks);
     expect(shown).toMatch(/Restore time \(RTO\)/);
-    expect(shown).toMatch(/9 tables compared row for row/);
+    expect(shown).toMatch(/9 tables: content identical; \d+ definitions identical; .*amcheck clean.*\(level content\)/);
     expect(shown).toMatch(/1 smoke query/);
     expect(shown).toMatch(/dropped/);
     expect(await scratchDatabases()).toEqual([]);
@@ -131,7 +131,7 @@ describe('/restore', () => {
     expect(text).not.toMatch(/password|postgres:\/\//i);
     const msg = await channelMessage(h, jobIdOf(text) ?? '', /Restored the whole database/);
     const shown = JSON.stringify(msg.blocks);
-    expect(shown).toMatch(/9 tables and 11,446 rows, equal to the backup's counts/);
+    expect(shown).toMatch(/11,446 rows; checked: .*9 tables: content identical; \d+ definitions identical/);
     expect(shown).toMatch(/Owners and grants were not restored/);
     const url = inject('pgUrl').replace(/\/[^/]*$/, `/${database}`);
     // Compared with its source by plain SQL, not by the bot's own checks.
@@ -141,7 +141,7 @@ describe('/restore', () => {
     const [record] = await h.service.deps.storage.listRecords('restore', 'shop');
     expect(record).toMatchObject({ database, passed: true, selection: { tables: [], schemas: [], into: null, created: true } });
     expect(record?.restoreMs).toBeGreaterThan(0);
-    expect(record?.notes?.[0]).toMatch(/9 tables and 11,446 rows, equal to the backup's counts/);
+    expect(record?.notes?.[0]).toMatch(/11,446 rows; checked: .*9 tables: content identical; \d+ definitions identical/);
     // Its restore time is a measured RTO: shown beside the restore tests.
     expect((await slash(h, '/restore-test', 'history')).text).toMatch(new RegExp(`full restore\\* into \`${database}\` · \`${good.backupId}\` · passed`));
     // Restored databases do not pile up: listed with what made them, dropped by the role that may make them.

@@ -41,8 +41,22 @@ export function parseGlobals(sql: string): Statement[] {
   });
 }
 
-export async function applyGlobals(serverUrl: string, sql: string, log: Logger): Promise<GlobalsApplied> {
-  const statements = parseGlobals(sql);
+/**
+ * A role as a restore test needs it, and no more: a name that policies, grants and owners can refer to. No
+ * password, no LOGIN, no SUPERUSER, REPLICATION, BYPASSRLS, CREATEROLE or CREATEDB: production's credentials and
+ * powers are not copied onto a test server.
+ */
+export function disarmed(s: Statement): Statement {
+  if (s.kind !== 'alter') return s;
+  const sql = s.sql
+    .replace(/ PASSWORD '(?:[^']|'')*'/g, '')
+    .replace(/ VALID UNTIL '(?:[^']|'')*'/g, '')
+    .replace(/ (SUPERUSER|LOGIN|REPLICATION|BYPASSRLS|CREATEROLE|CREATEDB)(?=[ ;]|$)/g, ' NO$1');
+  return { ...s, sql };
+}
+
+export async function applyGlobals(serverUrl: string, sql: string, log: Logger, o: { disarm?: boolean } = {}): Promise<GlobalsApplied> {
+  const statements = parseGlobals(sql).map((s) => (o.disarm ? disarmed(s) : s));
   return withMaintenanceClient(serverUrl, async (c) => {
     const { rows } = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
     const existing = new Set(rows.map((r) => r.rolname));
@@ -76,6 +90,8 @@ export async function restoreGlobalsOf(o: {
   /** BACKUP_ENCRYPTION_IDENTITY_FILE: read only when the backup is encrypted. */
   identityFile: string | undefined;
   log: Logger;
+  /** Create roles as names only (disarmed): for restore tests. */
+  disarm?: boolean;
 }): Promise<GlobalsApplied> {
   const identity = await identityFor(o.manifest, o.identityFile);
   let sql = '';
@@ -86,7 +102,7 @@ export async function restoreGlobalsOf(o: {
     },
   });
   await fetchArtifact({ manifest: o.manifest, storage: o.storage, role: 'globals', out, zstd: await findZstd(), identity });
-  return applyGlobals(o.serverUrl, sql, o.log);
+  return applyGlobals(o.serverUrl, sql, o.log, { disarm: o.disarm === true });
 }
 
 /** "Roles on host:port: kept …; created …." and the notes: what the verdict and the CLI say of applied globals. */

@@ -36,6 +36,9 @@ export function restoreFailure(run: PgRestoreRun, ctx: FailureContext, database:
     };
   }
   const known = classifyFailure(run.stderr, ctx);
+  // The backup's objects name a role this server lacks: a verdict that names the role and what to do, not a
+  // connection failure ("check the user name in the URL"), and not pg_restore's bare words.
+  if (known?.code === 'pg_role_missing') return { problem: known.userMessage };
   if (known && (known.code === 'pg_unreachable' || known.code === 'pg_auth_failed' || known.code === 'pg_version_mismatch')) {
     return { problem, infrastructure: new BotError(known.code, known.userMessage, { detail: run.stderr.trim() }) };
   }

@@ -20,7 +20,11 @@ export interface RestoreRun<Phase> {
 }
 
 export function startRun<Phase>(
-  o: ArchiveReadOptions & { serverUrl: string; onProgress?: ((p: { phase: Phase; detail?: string }) => void) | undefined },
+  o: ArchiveReadOptions & {
+    serverUrl: string;
+    onProgress?: ((p: { phase: Phase; detail?: string }) => void) | undefined;
+    missingRole?: FailureContext['missingRole'];
+  },
   database: string,
   logFields: Record<string, unknown>,
 ): RestoreRun<Phase> {
@@ -28,7 +32,7 @@ export function startRun<Phase>(
   const startedAt = now();
   const log = o.log.child({ backupId: o.manifest.backupId, ...logFields });
   const report = safeProgress(o.onProgress, log);
-  const ctx = { tool: 'pg_restore', server: serverLabel(o.serverUrl) };
+  const ctx: FailureContext = { tool: 'pg_restore', server: serverLabel(o.serverUrl), ...(o.missingRole ? { missingRole: o.missingRole } : {}) };
   return {
     manifest: o.manifest,
     startedAt,

@@ -41,6 +41,8 @@ export interface RestoreTestOptions extends ArchiveReadOptions {
   owners?: boolean | undefined;
   /** How deeply the restored copy is checked (verify/index.ts); default `content`. */
   verify?: VerifyLevel | undefined;
+  /** What a problem says of a role the backup's objects name that the server lacks (workers/restore-test-roles.ts). */
+  missingRole?: { server: string; fix: string } | undefined;
 }
 
 /** The record without what only the caller knows (who asked, the job) and the kind. */
