@@ -659,9 +659,21 @@ async function recordFiles(src: RestoreSource): Promise<Set<string>> {
   return new Set(names.filter((n) => n.endsWith('.json')).map((n) => join(dir, n)));
 }
 
-const restoreTest: Leg = {
-  id: 'R3',
-  title: "this project's restore test",
+/** BOT_CONFIG of a restore-test leg: the CLI legs' config with `restoreTest.verify` set to the leg's level. */
+async function verifyConfig(ctx: LegContext, verify: 'counts' | 'content' | 'full'): Promise<string> {
+  const file = join(ctx.tempDir, `cli-bench-verify-${verify}.yml`);
+  await writeFile(file, `${CLI_BENCH_CONFIG}  verify: ${verify}\n`);
+  return file;
+}
+
+/**
+ * The restore test at one of its levels (issue 14): R3 `counts` (what it was before: rows and objects counted),
+ * R3c `content` (the default: the copy compared with its archive entry by entry, and pg_amcheck), R3f `full`
+ * (also `--heapallindexed`). Same backup, same -j 2, same server: the difference is the checks.
+ */
+const restoreTestLeg = (id: string, verify: 'counts' | 'content' | 'full'): Leg => ({
+  id,
+  title: `this project's restore test, verify: ${verify}`,
   command: 'node bin/pg-backup-bot.js restore-test BACKUP_ID',
   usesCli: true,
   unavailable: cliMissing,
@@ -694,6 +706,7 @@ const restoreTest: Leg = {
             PG_BIN_DIR: ctx.binDir,
             TMPDIR: tmp,
             RESTORE_TEST_DATABASE_URL: undefined,
+            BOT_CONFIG: await verifyConfig(ctx, verify),
           };
           const sub = execa(process.execPath, [join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), 'restore-test', src.backupId], {
             cwd: ctx.repoRoot,
@@ -746,7 +759,7 @@ const restoreTest: Leg = {
       await rm(tmp, { recursive: true, force: true });
     }
   },
-};
+});
 
 /** The fields of the CLI's restore-test record the bench reads (src/storage/restore-record.ts). */
 interface CliRecord {
@@ -778,4 +791,4 @@ restoreTest:
   smokeQueries: []
 `;
 
-export const RESTORE_LEGS: Leg[] = [restorePipe, restoreFile, restoreTest];
+export const RESTORE_LEGS: Leg[] = [restorePipe, restoreFile, restoreTestLeg('R3', 'counts'), restoreTestLeg('R3c', 'content'), restoreTestLeg('R3f', 'full')];

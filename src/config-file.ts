@@ -38,9 +38,11 @@ export const FileConfigSchema = z
         smokeQueries: z.array(z.object({ name: z.string().min(1).max(80), sql: z.string().min(1) }).strict()).default([]),
         /** pg_restore -j for restore tests. */
         jobs: z.number().int().min(1).max(16).default(2),
+        /** How deeply every target's restore tests check the copy, unless the target says otherwise. */
+        verify: z.enum(['counts', 'content', 'full']).default('content'),
       })
       .strict()
-      .default({ smokeQueries: [], jobs: 2 }),
+      .default({ smokeQueries: [], jobs: 2, verify: 'content' }),
     health: z
       .object({
         /** How often the health job checks every target. */

@@ -23,7 +23,7 @@ export function defaultTarget(name: string, url: string, environment: 'productio
  * The file's targets win; without any, one production target from DATABASE_URL on the default policy. Called once
  * the config was found valid, so every `urlEnv` variable is set.
  */
-export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawEnv, env: Env): TargetConfig[] {
+export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawEnv, env: Env, verify: TargetConfig['verify'] = 'content'): TargetConfig[] {
   if (fileTargets.length > 0) {
     return fileTargets.map((t) => ({
       name: t.name,
@@ -32,10 +32,10 @@ export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawE
       excludeTables: t.excludeTables,
       schemas: t.schemas,
       policy: resolvePolicy(t),
-      verify: t.verify,
+      verify: t.verify ?? verify,
     }));
   }
-  return env.DATABASE_URL ? [defaultTarget(env.TARGET_NAME ?? targetNameFromUrl(env.DATABASE_URL), env.DATABASE_URL)] : [];
+  return env.DATABASE_URL ? [{ ...defaultTarget(env.TARGET_NAME ?? targetNameFromUrl(env.DATABASE_URL), env.DATABASE_URL), verify }] : [];
 }
 
 export function findTarget(config: Config, name: string | undefined): TargetConfig {

@@ -28,7 +28,7 @@ export function loadConfig(env: RawEnv, mode: Mode = 'all'): Config {
       `pg-backup-bot cannot start; fix these settings (environment variables and the config file):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
   }
-  return assembleConfig(parsed.env, file.config, resolveTargets(file.config.targets, cleaned, parsed.env));
+  return assembleConfig(parsed.env, file.config, resolveTargets(file.config.targets, cleaned, parsed.env, file.config.restoreTest.verify));
 }
 
 /** The bot and the workers post to Slack; only the bot receives from it (HTTP or Socket Mode). */

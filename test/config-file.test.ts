@@ -82,6 +82,25 @@ describe('BOT_CONFIG file', () => {
     );
   });
 
+  it('sets how deeply restore tests check: content by default, restoreTest.verify for all, a target’s own verify first', async () => {
+    expect(loadConfig(base).targets[0]?.verify).toBe('content');
+    const all = join(dir, 'verify-all.yml');
+    await writeFile(all, 'restoreTest:\n  verify: counts\n');
+    expect(loadConfig({ ...base, BOT_CONFIG: all }).targets[0]?.verify).toBe('counts');
+    const per = join(dir, 'verify-target.yml');
+    await writeFile(
+      per,
+      'restoreTest:\n  verify: counts\ntargets:\n  - name: shop\n    url: postgres://h/shop\n    environment: production\n    verify: full\n  - name: blog\n    url: postgres://h/blog\n    environment: staging\n',
+    );
+    expect(loadConfig({ ...base, BOT_CONFIG: per }).targets.map((t) => [t.name, t.verify])).toEqual([
+      ['shop', 'full'],
+      ['blog', 'counts'],
+    ]);
+    const bad = join(dir, 'verify-bad.yml');
+    await writeFile(bad, 'restoreTest:\n  verify: rows\n');
+    expect(() => loadConfig({ ...base, BOT_CONFIG: bad })).toThrow(/verify/);
+  });
+
   it('defaults to nobody allowed to restore into an existing database', () => {
     expect(loadConfig(base).restore.allowedUsers).toEqual([]);
   });

@@ -34,6 +34,7 @@ describe('loadConfig', () => {
           restoreTest: { cadence: 'monthly', at: '03:00' },
           preMigration: { keepDays: 90 },
         },
+        verify: 'content',
       },
     ]);
     expect(c.timezone).toBe('UTC');

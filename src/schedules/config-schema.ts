@@ -17,7 +17,7 @@ import { canonicalTimeZone } from './time.ts';
  *     environment: production
  *     excludeTables: [public.audit_log_*]
  *     schemas: [public, shop]
- *     verify: content                  # restore tests: counts | content (default) | full
+ *     verify: full                     # restore tests: counts | content | full (default: restoreTest.verify)
  *     schedules:
  *       backups:
  *         daily: { cron: '30 1 * * *' }     # change a default: only the fields given
@@ -93,8 +93,8 @@ export const ScheduleTargetSchema = z
     excludeTables: z.array(TablePattern).default([]),
     /** Empty: every schema. */
     schemas: z.array(SchemaPattern).default([]),
-    /** How deeply restore tests check a restored copy: counts, content (default) or full (verify/index.ts). */
-    verify: z.enum(['counts', 'content', 'full']).default('content'),
+    /** How deeply restore tests check a restored copy: counts, content or full; default: restoreTest.verify. */
+    verify: z.enum(['counts', 'content', 'full']).optional(),
     schedules: ScheduleOverrides.optional(),
   })
   .strict()
