@@ -57,6 +57,11 @@ const DAMAGES: Array<{ name: string; sql: string; named: RegExp[] }> = [
     named: [/^TABLE billing\.Invoice: the backup has .*>= 0.*, the restored copy .*>= '?-100/],
   },
   {
+    name: 'a database setting reset',
+    sql: `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET timezone', current_database()); END $$`,
+    named: [/^DATABASE PROPERTIES :database: the backup has `ALTER DATABASE :database SET "?(timezone|TimeZone)"? TO 'America\/New_York';`/],
+  },
+  {
     name: 'a column dropped',
     sql: 'ALTER TABLE public."Audit Log" DROP COLUMN "what"',
     named: [
@@ -130,6 +135,33 @@ describe('a restored copy damaged after the restore, compared with its archive',
       for (const re of d.named) expect(compared.differences, `${re}`).toContainEqual(expect.stringMatching(re));
     });
   }
+
+  it('passes an undamaged restore at every level, and says which level ran', async () => {
+    for (const verify of ['counts', 'content', 'full'] as const) {
+      const outcome = await runRestoreTest({
+        manifest,
+        storage: store.storage,
+        serverUrl: server(),
+        scratchKey: `job:levels-${verify}-${app.name}`,
+        tempDir,
+        verify,
+        log: silentLog,
+      });
+      expect(outcome.problems, verify).toEqual([]);
+      expect(outcome.passed).toBe(true);
+      expect(outcome.checked.level).toBe(verify);
+      if (verify === 'counts') expect(outcome.checked.archive).toBeUndefined();
+      else {
+        expect(outcome.checked.archive).toMatchObject({
+          compared: true,
+          tables: 4,
+          largeObjects: 50,
+          differing: { tables: 0, definitions: 0, largeObjects: 0 },
+        });
+        expect(outcome.checked.amcheck).toEqual({ ran: true, corrupt: 0, heapallindexed: verify === 'full' });
+      }
+    }
+  });
 
   it('puts the first differences in the verdict by name and all of them in the thread', async () => {
     const { compared } = await damaged('verdict', 'DROP POLICY "tenant_isolation" ON public."Post"; UPDATE public."Audit Log" SET "what" = \'x\'');
