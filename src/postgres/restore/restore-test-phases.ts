@@ -134,9 +134,10 @@ export interface Restored {
 
 export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Promise<Restored> {
   const started = Date.now();
-  // --no-owner and --no-acl: the scratch server need not have the source's roles (they live in globals.sql,
-  // which a test must not apply to a shared server), and a GRANT to a missing role would fail the test for a
-  // reason that says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
+  // --no-owner and --no-acl: restoring owners needs a superuser or a member of every owning role, and the scratch
+  // server's roles are not the source's (on another server they are created as names only,
+  // workers/restore-test-roles.ts); an ALTER OWNER or GRANT that failed would fail the test for a reason that
+  // says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
   const args = [...(o.owners ? [] : ['--no-owner', '--no-acl']), '--exit-on-error', '--no-password', dbnameArg(t.database)];
   const url = databaseUrl(o.serverUrl, t.database);
   const reading = { bytesRead: () => s.archive.bytesRead(), total: databaseArtifact(o.manifest).rawBytes };
