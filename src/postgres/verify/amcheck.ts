@@ -1,8 +1,8 @@
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
-import pg from 'pg';
 import { childOptions, yieldCpu } from '../child-pipes.ts';
-import { pgClientConfig, withPgEnv } from '../connection.ts';
+import { withPgEnv } from '../connection.ts';
+import { withMaintenanceClient } from '../restore/scratch.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { isExecutable } from '../tools.ts';
 
@@ -63,23 +63,7 @@ function reports(out: string): string[] {
   return (objects.length > 0 ? objects : lines).map((l) => `amcheck: ${l}`);
 }
 
-async function hasAmcheck(url: string): Promise<boolean> {
-  const c = new pg.Client(pgClientConfig(url));
-  await c.connect();
-  try {
-    const { rows } = await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'amcheck'`);
-    return rows.length > 0;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
+const hasAmcheck = (url: string) =>
+  withMaintenanceClient(url, async (c) => (await c.query(`SELECT 1 FROM pg_extension WHERE extname = 'amcheck'`)).rows.length > 0);
 
-async function dropAmcheck(url: string): Promise<void> {
-  const c = new pg.Client(pgClientConfig(url));
-  await c.connect();
-  try {
-    await c.query('DROP EXTENSION IF EXISTS amcheck');
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
+const dropAmcheck = (url: string) => withMaintenanceClient(url, (c) => c.query('DROP EXTENSION IF EXISTS amcheck'));

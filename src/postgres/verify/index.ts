@@ -1,8 +1,7 @@
-import pg from 'pg';
 import type { Logger } from '../../logger.ts';
 import type { Manifest } from '../../storage/index.ts';
 import type { Archive } from '../restore/archive.ts';
-import { pgClientConfig } from '../connection.ts';
+import { withMaintenanceClient } from '../restore/scratch.ts';
 import { dumpMajor } from '../restore/stored-archive.ts';
 import { type Amcheck, runAmcheck } from './amcheck.ts';
 import { compareEntries, type EntryComparison } from './compare-entries.ts';
@@ -74,16 +73,11 @@ async function incomparable(o: VerifyOptions): Promise<string | null> {
   return null;
 }
 
-async function serverMajor(url: string): Promise<number> {
-  const c = new pg.Client(pgClientConfig(url));
-  await c.connect();
-  try {
+const serverMajor = (url: string) =>
+  withMaintenanceClient(url, async (c) => {
     const { rows } = await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
     return Math.floor(Number(rows[0]?.v ?? 0) / 10000);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
+  });
 
 /** pg_amcheck on the copy at the level's depth (`full`: with `--heapallindexed`). */
 export function amcheckRestored(o: VerifyOptions & { level: Exclude<VerifyLevel, 'counts'>; keep: boolean }): Promise<Amcheck> {
