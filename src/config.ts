@@ -2,7 +2,8 @@ import { assembleConfig } from './config-assemble.ts';
 import { parseEnv, PostgresUrl, withoutEmpty, type RawEnv } from './config-env.ts';
 import { readFileConfig } from './config-file.ts';
 import { resolveTargets } from './config-targets.ts';
-import type { Config, Mode } from './config-types.ts';
+import type { Config, Mode, TargetConfig } from './config-types.ts';
+import { ENCRYPTION_ADVICE } from './crypto/advice.ts';
 import { BotError } from './errors.ts';
 
 // The module everyone imports: the env contract (config-env.ts), the Config type (config-types.ts), targets
@@ -22,13 +23,27 @@ export function loadConfig(env: RawEnv, mode: Mode = 'all'): Config {
   const problems = [...parsed.problems, ...slackProblems(cleaned, mode)];
   const file = readFileConfig(cleaned.BOT_CONFIG);
   problems.push(...file.problems, ...targetProblems(cleaned, file, mode), ...encryptionProblems(cleaned, file));
+  const targets = problems.length > 0 || !parsed.env ? [] : resolveTargets(file.config.targets, cleaned, parsed.env, file.config.restoreTest.verify);
+  problems.push(...unencryptedProduction(targets, cleaned, file, mode));
   if (problems.length > 0 || !parsed.env) {
     throw new BotError(
       'config_invalid',
       `pg-backup-bot cannot start; fix these settings (environment variables and the config file):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
   }
-  return assembleConfig(parsed.env, file.config, resolveTargets(file.config.targets, cleaned, parsed.env, file.config.restoreTest.verify));
+  return assembleConfig(parsed.env, file.config, targets);
+}
+
+/**
+ * A service whose production targets have no key to encrypt to would refuse every scheduled backup
+ * (backup-encryption.ts): it does not start. The CLI still starts, and its backup says the same sentence.
+ */
+function unencryptedProduction(targets: TargetConfig[], cleaned: RawEnv, file: Pick<FileRead, 'config'>, mode: Mode): string[] {
+  if (mode !== 'all' && mode !== 'bot' && mode !== 'worker') return [];
+  if (cleaned.BACKUP_ENCRYPTION_RECIPIENT || file.config.encryption === 'none') return [];
+  const production = targets.filter((t) => t.environment === 'production').map((t) => t.name);
+  if (production.length === 0) return [];
+  return [`BACKUP_ENCRYPTION_RECIPIENT: required, or every backup of ${production.join(', ')} (production) would be refused: ${ENCRYPTION_ADVICE}`];
 }
 
 /** The bot and the workers post to Slack; only the bot receives from it (HTTP or Socket Mode). */

@@ -7,7 +7,12 @@ import { BotError } from '../src/errors.ts';
 
 describe('BOT_CONFIG file', () => {
   let dir: string;
-  const base = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', DATABASE_URL: 'postgres://h/shop' };
+  const base = {
+    SLACK_BOT_TOKEN: 'xoxb-1',
+    SLACK_SIGNING_SECRET: 's',
+    DATABASE_URL: 'postgres://h/shop',
+    BACKUP_ENCRYPTION_RECIPIENT: 'age1vnjlceecrz4x0hj6agpan0yfrvnr33uz9lyx0hqfmzjxlye8ev7qa7grrh',
+  };
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-cfg-'));
   });

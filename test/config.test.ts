@@ -6,6 +6,7 @@ const good = {
   SLACK_BOT_TOKEN: 'xoxb-test-token',
   SLACK_SIGNING_SECRET: 'secret-value-123',
   DATABASE_URL: 'postgres://backup:hunter2@db.internal:5432/Pagila_Prod',
+  BACKUP_ENCRYPTION_RECIPIENT: 'age1vnjlceecrz4x0hj6agpan0yfrvnr33uz9lyx0hqfmzjxlye8ev7qa7grrh',
 };
 
 describe('loadConfig', () => {
@@ -53,6 +54,17 @@ describe('loadConfig', () => {
     expect(msg).not.toContain('hunter2');
   });
 
+  it('will not start a service whose production targets have no key to encrypt to; the CLI, staging and `encryption: none` may', () => {
+    const { BACKUP_ENCRYPTION_RECIPIENT: _r, ...plain } = good;
+    for (const mode of ['all', 'bot', 'worker'] as const) {
+      expect(() => loadConfig(plain, mode)).toThrow(
+        /BACKUP_ENCRYPTION_RECIPIENT: required, or every backup of pagila_prod \(production\) would be refused: run `npx pg-backup-bot init`.*age-keygen/,
+      );
+    }
+    expect(loadConfig(plain, 'cli').targets).toHaveLength(1);
+    expect(loadConfig(good, 'all').encryption.recipients).toEqual([good.BACKUP_ENCRYPTION_RECIPIENT]);
+  });
+
   it('requires Slack credentials for the bot but not for the CLI', () => {
     expect(() => loadConfig({ DATABASE_URL: good.DATABASE_URL }, 'all')).toThrow(/SLACK_BOT_TOKEN/);
     expect(loadConfig({ DATABASE_URL: good.DATABASE_URL }, 'cli').targets).toHaveLength(1);
@@ -60,7 +72,12 @@ describe('loadConfig', () => {
   });
 
   it('accepts Socket Mode without a signing secret', () => {
-    const c = loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', DATABASE_URL: good.DATABASE_URL });
+    const c = loadConfig({
+      SLACK_BOT_TOKEN: 'xoxb-1',
+      SLACK_APP_TOKEN: 'xapp-1',
+      DATABASE_URL: good.DATABASE_URL,
+      BACKUP_ENCRYPTION_RECIPIENT: good.BACKUP_ENCRYPTION_RECIPIENT,
+    });
     expect(c.slack.appToken).toBe('xapp-1');
   });
 

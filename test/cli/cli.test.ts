@@ -110,7 +110,9 @@ describe('the CLI, for when Slack is down', () => {
     const env = { DATABASE_URL: db.url, TARGET_NAME: 'plain', BACKUP_DIR: dir };
     const refused = await cli(['backup'], env);
     expect(refused.exitCode).toBe(1);
-    expect(refused.stderr).toMatch(/Backup FAILED: Refusing an unencrypted backup of plain \(production\): set BACKUP_ENCRYPTION_RECIPIENT/);
+    expect(refused.stderr).toMatch(
+      /Backup FAILED: Refusing an unencrypted backup of plain \(production\): run `npx pg-backup-bot init` .*age-keygen -o backup\.key.* set BACKUP_ENCRYPTION_RECIPIENT/,
+    );
     expect(await readdir(dir)).not.toContain('plain');
     await writeFile(join(dir, 'none.yml'), 'encryption: none\n');
     const optedOut = await cli(['backup'], { ...env, BOT_CONFIG: join(dir, 'none.yml') });

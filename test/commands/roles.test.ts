@@ -9,7 +9,7 @@ import { backupNeed, guardCommand, requiredRole } from '../../src/commands/guard
 import { createLogger } from '../../src/logger.ts';
 import { cachedGroups, decide, roleOf } from '../../src/commands/roles.ts';
 
-const base = loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', DATABASE_URL: 'postgres://h/shop' });
+const base = loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', DATABASE_URL: 'postgres://h/shop' }, 'offline');
 const withRoles: Config = { ...base, roles: { viewer: ['U0VIEW'], operator: ['U0OPS', 'S0ONCALL'], admin: ['U0ADMIN'] } };
 
 describe('roles', () => {

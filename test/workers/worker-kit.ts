@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +69,11 @@ export async function startWorkerKit(o: { pgUrl: string; redisUrl: string; datab
   const pd = await startPagerDutyServer({ routingKey: ROUTING_KEY });
   const backupDir = await mkdtemp(join(tmpdir(), 'pgbb-workers-'));
   const prefix = `{w-${randomUUID().slice(0, 8)}}`;
-  const loaded = loadConfig(
+  // As a deployment with `encryption: none` in its config file: these tests are about failures, not age.
+  const configDir = await mkdtemp(join(tmpdir(), 'pgbb-workers-config-'));
+  const botConfig = join(configDir, 'pg-backup-bot.yml');
+  await writeFile(botConfig, 'encryption: none\n');
+  const config = loadConfig(
     {
       SLACK_BOT_TOKEN: BOT_TOKEN,
       SLACK_API_URL: slack.url,
@@ -81,12 +85,11 @@ export async function startWorkerKit(o: { pgUrl: string; redisUrl: string; datab
       BACKUP_DIR: backupDir,
       PAGERDUTY_ROUTING_KEY: ROUTING_KEY,
       PAGERDUTY_EVENTS_URL: pd.eventsUrl,
+      BOT_CONFIG: botConfig,
       ...o.env,
     },
     'worker',
   );
-  // As a deployment with `encryption: none` in its config file: these tests are about failures, not age.
-  const config: Config = { ...loaded, encryption: { recipients: [], optedOut: true } };
   const logs: string[] = [];
   const log = createLogger({
     level: 'debug',
@@ -166,6 +169,7 @@ export async function startWorkerKit(o: { pgUrl: string; redisUrl: string; datab
       redis.disconnect();
       await Promise.allSettled([slack.close(), pd.close()]);
       await rm(backupDir, { recursive: true, force: true });
+      await rm(configDir, { recursive: true, force: true });
     },
   };
   return kit;

@@ -1,5 +1,6 @@
 import type { TargetConfig } from '../../config.ts';
 import { checkRecipients, createDecryptStream, generateEphemeralKey, type AgeIdentity } from '../../crypto/age.ts';
+import { ENCRYPTION_ADVICE } from '../../crypto/advice.ts';
 import { BotError, isBotError } from '../../errors.ts';
 import type { Storage } from '../../storage/index.ts';
 import { verifyArtifact, type VerifyMode, type VerifyResult } from './verify.ts';
@@ -19,10 +20,7 @@ export function backupEncryption(target: TargetConfig, e: BackupEncryptionOption
     return { recipients: [...recipients] };
   }
   if (target.environment === 'production' && !e?.optedOut) {
-    throw new BotError(
-      'encryption_required',
-      `Refusing an unencrypted backup of ${target.name} (production): set BACKUP_ENCRYPTION_RECIPIENT to an age public key, or say \`encryption: none\` in the config file.`,
-    );
+    throw new BotError('encryption_required', `Refusing an unencrypted backup of ${target.name} (production): ${ENCRYPTION_ADVICE}.`);
   }
   return null;
 }

@@ -248,7 +248,7 @@ describe('the encryption policy', () => {
       const err = await failure(runBackup(backupOptions(source.url, store.storage, { encryption })));
       expect(err.code).toBe('encryption_required');
       expect(err.userMessage).toBe(
-        'Refusing an unencrypted backup of app (production): set BACKUP_ENCRYPTION_RECIPIENT to an age public key, or say `encryption: none` in the config file.',
+        'Refusing an unencrypted backup of app (production): run `npx pg-backup-bot init` (it makes an age key pair), or make one with `age-keygen -o backup.key` and set BACKUP_ENCRYPTION_RECIPIENT to its public key (age1…), or say `encryption: none` in the config file to keep backups unencrypted.',
       );
     }
     expect(await readdir(store.root)).toEqual([]);
