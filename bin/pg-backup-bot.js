@@ -1,16 +1,31 @@
 #!/usr/bin/env node
 // `npx pg-backup-bot …`: the bundled build (npm ci builds it through `prepare`; scripts/bundle.mjs says why), else
 // the compiled modules, else — from a checkout that was never built — the TypeScript sources through tsx: slower
-// to start, same behaviour.
-import { existsSync } from 'node:fs';
+// to start, same behaviour. A build older than the checkout's sources (a `git pull` without `npm run build`) is
+// not run: the sources are, with a line saying so, so `npm start` never runs stale code and never rebuilds.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 const bundled = new URL('../dist/bundle/main.js', import.meta.url);
 const compiled = new URL('../dist/main.js', import.meta.url);
-if (existsSync(bundled)) {
-  await import(bundled.href);
-} else if (existsSync(compiled)) {
-  await import(compiled.href);
+const sources = new URL('../src/', import.meta.url);
+
+/** The newest modification time under a directory (0 when it does not exist: an installed package has no src/). */
+function newest(dir) {
+  if (!existsSync(dir)) return 0;
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) latest = Math.max(latest, statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs);
+  }
+  return latest;
+}
+
+const build = existsSync(bundled) ? bundled : existsSync(compiled) ? compiled : null;
+const stale = build !== null && newest(fileURLToPath(sources)) > statSync(build).mtimeMs;
+if (build && !stale) {
+  await import(build.href);
 } else {
+  if (stale) process.stderr.write('pg-backup-bot: the build is older than src/ (run `npm run build`); running the sources instead.\n');
   const { register } = await import('tsx/esm/api');
   register();
   await import('../src/main.ts');
