@@ -8,6 +8,7 @@ import { exitByHangup, ignoreOutputErrors } from './hangup.ts';
 
 const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
 
+  pg-backup-bot init           first run: writes pg-backup-bot.yml and an age key pair, prints what to set next
   pg-backup-bot all            bot + workers in one process (what \`npm start\` runs)
   pg-backup-bot bot            only the Slack side (commands, acks)
   pg-backup-bot worker         only the workers (backups, pages); run more on other hosts
@@ -43,6 +44,11 @@ async function main(argv: string[]): Promise<number> {
       return runCli(verb, args);
     case 'retention':
       return runRetention(args);
+    case 'init': {
+      // No config yet: init is what writes it.
+      const { cliInit } = await import('./cli/init-cli.ts');
+      return cliInit(args, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), stdin: process.stdin });
+    }
     case 'help':
     case '--help':
     case '-h':
