@@ -21,6 +21,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
   pg-backup-bot fetch <backup-id> [--globals] [-o FILE|-]   the plain pg_dump archive (or roles SQL), checked, for a hand-run pg_restore
   pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report
+  pg-backup-bot --version      the version
 
 Configuration is by environment variables: see README.md.`;
 
@@ -49,6 +50,11 @@ async function main(argv: string[]): Promise<number> {
       const { cliInit } = await import('./cli/init-cli.ts');
       return cliInit(args, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), stdin: process.stdin });
     }
+    case '--version':
+    case '-V':
+    case 'version':
+      process.stdout.write(`pg-backup-bot ${await packageVersion()}\n`);
+      return 0;
     case 'help':
     case '--help':
     case '-h':
@@ -136,6 +142,21 @@ async function runRetention(args: string[]): Promise<number> {
   const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
   const { primary, copies } = await createStorageFromConfig(config, log);
   return cliRetention(args, { config, primary, copies, log, io: cliIo() });
+}
+
+/**
+ * The version in the package.json this code came with: found by walking up from this module, which is
+ * src/main.ts in a checkout, dist/main.js or dist/bundle/main.js once built, the same in an installed package.
+ */
+async function packageVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  let dir = new URL('.', import.meta.url);
+  for (let up = 0; up < 4; up++, dir = new URL('..', dir)) {
+    const text = await readFile(new URL('package.json', dir), 'utf8').catch(() => null);
+    const pkg = text === null ? null : (JSON.parse(text) as { name?: string; version?: string });
+    if (pkg?.name === 'pg-backup-bot' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
 }
 
 /** Set on SIGHUP: once the work is cleaned up, the process ends by that signal, as it would have without a handler. */

@@ -90,7 +90,9 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
       return 2;
     }
     const backups = await deps.storage.list(args[0]);
-    deps.io.out(formatBackupList(backups, args[0], 50).replace(/[*`]/g, ''));
+    // A target the config does not know and the storage has nothing of is a typo: said, and not a success.
+    if (args[0] !== undefined && backups.length === 0) findTarget(deps.config, args[0]);
+    deps.io.out(formatBackupList(backups, args[0], 50, 'pg-backup-bot backup').replace(/[*`]/g, ''));
     return 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));

@@ -115,7 +115,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     io.err(toUserMessage(err));
     return 2;
   }
-  const req = parseRestoreText(server.rest.join(' '));
+  const req = parseRestoreText(server.rest.join(' '), 'cli');
   if (req.verb === 'help') {
     io.err(`${req.problem ?? ''}\n${RESTORE_CLI_USAGE}`.trim());
     return 2;

@@ -13,8 +13,9 @@ export function kindLabel(m: Pick<Manifest, 'kind' | 'retentionClass' | 'label'>
   return m.label ? `${kind} ${escapeMrkdwn(m.label)}` : kind;
 }
 
-export function formatBackupList(backups: Manifest[], target?: string, limit = 10): string {
-  if (backups.length === 0) return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`/backup now${target ? ` ${target}` : ''}\`.`;
+/** `takeOne`: the command that takes a first backup where the list is read (Slack's, or the CLI's). */
+export function formatBackupList(backups: Manifest[], target?: string, limit = 10, takeOne = '/backup now'): string {
+  if (backups.length === 0) return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`${takeOne}${target ? ` ${target}` : ''}\`.`;
   const shown = backups.slice(0, limit);
   const lines = shown.map(
     (m) =>

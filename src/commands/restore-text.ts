@@ -102,13 +102,20 @@ export function parseRestoreTestText(raw: string): RestoreTestRequest {
   return { verb: 'help', problem: `"${cut(first)}" is neither \`latest\`, \`history\` nor a backup id.` };
 }
 
-export function parseRestoreText(raw: string): RestoreRequest {
+/** Where the words came from, so a problem points at the command the user can type there. */
+const SURFACES = {
+  slack: { restore: '/restore', list: '`/backup list`' },
+  cli: { restore: '`pg-backup-bot restore`', list: '`pg-backup-bot list`' },
+} as const;
+
+export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = 'slack'): RestoreRequest {
+  const said = SURFACES[surface];
   const w = words(raw);
-  if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something /restore understands.` };
+  if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something ${said.restore} understands.` };
   const [id, ...opts] = w;
   if (id === undefined || id === 'help') return { verb: 'help' };
   if (id === 'list' || id === 'drop') return listOrDrop(id, opts);
-  if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see \`/backup list\`).` };
+  if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see ${said.list}).` };
   const tables: string[] = [];
   const schemas: string[] = [];
   let into: string | null = null;

@@ -1,0 +1,40 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from '../support/app-backups.ts';
+
+/** What the CLI says points at the CLI: its own verbs, not slash commands; a typo is not a success. */
+describe('the CLI’s own words', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-cli-words-'));
+    env = { DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', BACKUP_DIR: dir };
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('--version prints the package’s version', async () => {
+    const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await cli([flag], {});
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toBe(`pg-backup-bot ${version}`);
+    }
+  });
+
+  it('list: an empty known target points at `pg-backup-bot backup`; an unknown one fails and names the known ones', async () => {
+    const empty = await cli(['list', 'shop'], env);
+    expect(empty.exitCode).toBe(0);
+    expect(empty.stdout).toBe('No finished backups of shop yet. Take one with pg-backup-bot backup shop.');
+    const typo = await cli(['list', 'shpo'], env);
+    expect(typo.exitCode).toBe(1);
+    expect(typo.stderr).toBe('There is no target named "shpo". Known targets: shop.');
+  });
+
+  it('restore of something that is not a backup id points at `pg-backup-bot list`', async () => {
+    const r = await cli(['restore', 'bogus'], env);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe('"bogus" is not a backup id (see `pg-backup-bot list`).');
+  });
+});
