@@ -142,7 +142,8 @@ function startBot(ctx: AckContext, env: Record<string, string>, verb: 'all' | 'b
   const profile = process.env.BENCH_ACK_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_ACK_PROFILE}`] : [];
   const child = execa(process.execPath, [...profile, join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), verb], {
     cwd: ctx.repoRoot,
-    env,
+    // The worker of a split run serves its own /healthz and /metrics: a port of its own (the bot's is env's).
+    env: verb === 'worker' ? { ...env, METRICS_PORT: '0' } : env,
     extendEnv: false,
     stdin: 'ignore',
     buffer: false,
@@ -258,6 +259,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
   await writeFile(configFile, CONFIG);
   const signingSecret = randomBytes(24).toString('hex');
   const port = await freePort();
+  const metricsPort = await freePort();
   // The environment contract and nothing else of ours (a DATABASE_URL or S3_* of the shell must not leak in);
   // secrets reach the bot through its environment, never argv.
   const env = {
@@ -268,6 +270,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     SLACK_API_URL: slack.url,
     SLACK_CHANNEL: '#incidents',
     PORT: String(port),
+    METRICS_PORT: String(metricsPort),
     REDIS_URL: redisServer.url,
     DATABASE_URL: database.url,
     BACKUP_DIR: backupDir,
@@ -293,7 +296,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
   try {
     await until('the bot to answer /healthz', 60_000, async () => {
       for (const p of new Set([bot, worker])) if (p.child.exitCode !== null) throw new Error(`the bot exited (${p.child.exitCode}):\n${p.tail}`);
-      return fetch(`http://127.0.0.1:${port}/healthz`).then(
+      return fetch(`http://127.0.0.1:${metricsPort}/healthz`).then(
         (r) => r.status === 200,
         () => false,
       );

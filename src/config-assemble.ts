@@ -11,6 +11,7 @@ export function assembleConfig(e: Env, file: FileConfig, targets: TargetConfig[]
   return {
     slack: slackSettings(e),
     port: e.PORT,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,
     backupDir: e.BACKUP_DIR,

@@ -18,6 +18,13 @@ export const PostgresUrl = z.string().refine((s) => {
   }
 }, 'must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)');
 
+/** A TCP port, said as such when it is not one (zod's own words would be "expected number, received NaN"). */
+const Port = z.coerce
+  .number({ error: 'a port number from 0 to 65535' })
+  .int('a port number from 0 to 65535')
+  .min(0, 'a port number from 0 to 65535')
+  .max(65535, 'a port number from 0 to 65535');
+
 /** The env contract (README.md's table): every variable the bot reads, with its default. */
 const EnvSchema = z.object({
   SLACK_BOT_TOKEN: z.string().startsWith('xoxb-', 'must be a bot token starting with xoxb-').optional(),
@@ -25,7 +32,10 @@ const EnvSchema = z.object({
   SLACK_APP_TOKEN: z.string().startsWith('xapp-', 'must be an app-level token starting with xapp-').optional(),
   SLACK_API_URL: z.url({ protocol: /^https?$/ }).default('https://slack.com/api/'),
   SLACK_CHANNEL: z.string().min(1).default('#incidents'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: Port.default(3000),
+  /** /healthz and /metrics: a listener of their own, off the port Slack must reach from the internet. */
+  METRICS_PORT: Port.default(9464),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   QUEUE_PREFIX: z.string().min(1).default('{pgbb}'),
   DATABASE_URL: PostgresUrl.optional(),

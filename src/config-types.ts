@@ -30,7 +30,10 @@ export interface Config {
     apiUrl: string;
     channel: string;
   };
+  /** Slack's HTTP endpoint (HTTP mode only). */
   port: number;
+  /** Where /healthz and /metrics are served, in every mode: a listener of their own, 127.0.0.1 by default. */
+  metrics: { port: number; host: string };
   redisUrl: string;
   queuePrefix: string;
   backupDir: string;

@@ -1,6 +1,7 @@
 import type { Config, Mode } from './config.ts';
 import { createDeps, type Deps, type DepsOverrides } from './deps.ts';
 import type { Logger } from './logger.ts';
+import type { HealthServer } from './health/http.ts';
 import type { SlackApp } from './slack-app.ts';
 import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
 
@@ -8,6 +9,8 @@ export interface Service {
   deps: Deps;
   slack: SlackApp | null;
   workers: Workers | null;
+  /** /healthz and /metrics (METRICS_HOST:METRICS_PORT). */
+  http: HealthServer;
   stop(): Promise<void>;
 }
 
@@ -21,42 +24,51 @@ export async function startService(
   const deps = await createDeps(config, log, overrides);
   let workers: Workers | null = null;
   let slack: SlackApp | null = null;
+  let http: HealthServer | null = null;
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
+    const running = workers;
+    const [{ startHealthServer }, { renderMetrics }] = await Promise.all([import('./health/http.ts'), import('./health/scrape.ts')]);
+    http = await startHealthServer({
+      ...config.metrics,
+      // Healthy = Redis answers and, where this process runs workers, every worker is running.
+      healthy: async () => (await deps.redis.ping()) === 'PONG' && (running === null || running.running()),
+      metrics: () => renderMetrics(deps),
+      log,
+    });
     if (mode !== 'worker') {
       // Loaded only where Slack is served: a `worker` process never loads Bolt, its HTTP server and Socket Mode
       // client (about 300 files and 25 MiB of a worker's resident memory).
-      const [{ startSlackApp }, { actionTable, checkboxTable, commandDepsFrom, commandTable }, { renderMetrics }] = await Promise.all([
+      const [{ startSlackApp }, { actionTable, checkboxTable, commandDepsFrom, commandTable }] = await Promise.all([
         import('./slack-app.ts'),
         import('./commands/index.ts'),
-        import('./health/scrape.ts'),
       ]);
       const commandDeps = commandDepsFrom(deps);
-      const running = workers;
       slack = await startSlackApp({
         config,
         log,
         handlers: commandTable(commandDeps),
         actions: actionTable(commandDeps),
         checkboxes: checkboxTable(commandDeps),
-        // Healthy = Redis answers and, where this process runs workers, every worker is running.
-        healthy: async () => (await deps.redis.ping()) === 'PONG' && (running === null || running.running()),
-        metrics: () => renderMetrics(deps),
       });
     }
   } catch (err) {
+    await http?.stop();
     await workers?.close();
     await deps.close();
     throw err;
   }
+  const served = http;
   let stopping: Promise<void> | undefined;
   return {
     deps,
     slack,
     workers,
+    http: served,
     stop() {
       stopping ??= (async () => {
         await slack?.stop();
+        await served.stop();
         await workers?.close();
         await deps.close();
       })();

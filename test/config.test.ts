@@ -65,6 +65,14 @@ describe('loadConfig', () => {
     expect(loadConfig(good, 'all').encryption.recipients).toEqual([good.BACKUP_ENCRYPTION_RECIPIENT]);
   });
 
+  it('says what a port is when PORT or METRICS_PORT is not one (not zod’s "expected number, received NaN")', () => {
+    expect(() => loadConfig({ ...good, PORT: 'abc', METRICS_PORT: '70000' })).toThrow(
+      /\n {2}- PORT: a port number from 0 to 65535\n {2}- METRICS_PORT: a port number from 0 to 65535$/,
+    );
+    expect(loadConfig({ ...good, METRICS_PORT: '9100', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({ port: 9100, host: '0.0.0.0' });
+    expect(loadConfig(good).metrics).toEqual({ port: 9464, host: '127.0.0.1' });
+  });
+
   it('requires Slack credentials for the bot but not for the CLI', () => {
     expect(() => loadConfig({ DATABASE_URL: good.DATABASE_URL }, 'all')).toThrow(/SLACK_BOT_TOKEN/);
     expect(loadConfig({ DATABASE_URL: good.DATABASE_URL }, 'cli').targets).toHaveLength(1);

@@ -32,6 +32,7 @@ export interface Harness {
   /** The age identity file restores read (BACKUP_ENCRYPTION_IDENTITY_FILE); backups are encrypted to its key. */
   identityFile: string;
   eventsUrl: string;
+  metricsUrl: string;
   /** Everything the bot logged, for secret scans. */
   logs: string[];
   stop(): Promise<void>;
@@ -72,6 +73,7 @@ export async function startHarness(opts: {
     SLACK_API_URL: slack.url,
     SLACK_CHANNEL: '#incidents',
     PORT: opts.socketMode ? String(await freePort()) : '0',
+    METRICS_PORT: '0',
     ...(opts.socketMode ? { SLACK_APP_TOKEN: APP_TOKEN } : {}),
     REDIS_URL: opts.redisUrl,
     QUEUE_PREFIX: `{t-${randomUUID().slice(0, 8)}}`,
@@ -107,6 +109,8 @@ export async function startHarness(opts: {
     backupDir,
     identityFile,
     eventsUrl: `http://127.0.0.1:${service.slack?.port}/slack/events`,
+    /** /healthz and /metrics: their own listener (METRICS_PORT). */
+    metricsUrl: `http://127.0.0.1:${service.http.port}`,
     logs,
     async stop() {
       await service.stop();

@@ -127,7 +127,7 @@ describe('health conditions and the PagerDuty lifecycle', () => {
   });
 
   it('serves /metrics that a Prometheus text-format parser reads', async () => {
-    const res = await fetch(h.eventsUrl.replace('/slack/events', '/metrics'));
+    const res = await fetch(`${h.metricsUrl}/metrics`);
     expect(res.status).toBe(200);
     const families = parsePrometheusTextFormat(await res.text());
     const byName = new Map(families.map((f) => [f.name, f]));
@@ -136,7 +136,18 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     expect(byName.get('pgbb_last_backup_size_bytes')?.type).toBe('GAUGE');
     expect(byName.get('pgbb_queue_jobs')?.metrics.some((m) => m.labels?.queue === 'backup')).toBe(true);
     expect(byName.get('pgbb_condition_failing')?.metrics.some((m) => m.labels?.condition === 'stale')).toBe(true);
-    expect((await fetch(h.eventsUrl.replace('/slack/events', '/healthz'))).status).toBe(200);
+    expect((await fetch(`${h.metricsUrl}/healthz`)).status).toBe(200);
+  });
+
+  it('serves them on a listener of their own, on 127.0.0.1 by default: the port Slack reaches answers neither', async () => {
+    expect(h.config.metrics.host).toBe('127.0.0.1');
+    for (const path of ['/metrics', '/healthz']) {
+      const onSlackPort = await fetch(h.eventsUrl.replace('/slack/events', path));
+      expect(onSlackPort.status, path).toBe(404);
+      expect(await onSlackPort.text()).not.toContain('pgbb_');
+    }
+    const other = await fetch(`${h.metricsUrl}/slack/events`, { method: 'POST' });
+    expect(other.status).toBe(404);
   });
 
   it('check CLI speaks Nagios: exit 2 with a critical condition, 0 when all is well', async () => {

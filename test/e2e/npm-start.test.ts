@@ -22,6 +22,7 @@ describe('pg-backup-bot all (what npm start runs)', () => {
   let dir: string;
   let child: ReturnType<typeof startBot>;
   let port: number;
+  let metricsPort: number;
   let dbDrop: () => Promise<void>;
   let output = '';
 
@@ -36,12 +37,14 @@ describe('pg-backup-bot all (what npm start runs)', () => {
     // Production targets refuse unencrypted backups: the deployer sets a public key (the secret stays elsewhere).
     const keys = await generateKeyPair();
     port = await freePort();
+    metricsPort = await freePort();
     child = startBot({
       SLACK_BOT_TOKEN: BOT_TOKEN,
       SLACK_SIGNING_SECRET: SIGNING_SECRET,
       SLACK_API_URL: slack.url,
       SLACK_CHANNEL: '#incidents',
       PORT: String(port),
+      METRICS_PORT: String(metricsPort),
       REDIS_URL: inject('redisUrl'),
       QUEUE_PREFIX: `{start-${port}}`,
       DATABASE_URL: db.url,
@@ -55,7 +58,7 @@ describe('pg-backup-bot all (what npm start runs)', () => {
     child.all?.on('data', (c: Buffer) => (output += c.toString()));
     const end = Date.now() + 30_000;
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      const ok = await fetch(`http://127.0.0.1:${metricsPort}/healthz`).then(
         (r) => r.status === 200,
         () => false,
       );

@@ -36,7 +36,7 @@ describe('Socket Mode (SLACK_APP_TOKEN set)', () => {
       (c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(jobId ?? '') && /succeeded|FAILED/.test(String(c.body.text)),
       60_000,
     );
-    const health = await fetch(`http://127.0.0.1:${h.config.port}/healthz`);
+    const health = await fetch(`${h.metricsUrl}/healthz`);
     expect(health.status).toBe(200);
   });
 });
