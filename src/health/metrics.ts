@@ -14,6 +14,8 @@ export interface TargetMetricsInput {
   results: ConditionResult[];
   /** Queue name → job counts. Queues are shared by all targets, so any one update may carry them. */
   queueDepths?: Record<string, Record<QueueState, number>>;
+  /** The scrape's time, for the ages (default: now). */
+  now?: Date;
 }
 
 export interface HealthMetrics {
@@ -38,6 +40,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     labelNames: target,
     registers,
   });
+  // Ages beside the timestamps: an agent without time() (Datadog's, say) can alert on them as they are.
+  const lastGoodAge = new Gauge({
+    name: 'pgbb_last_good_backup_age_seconds',
+    help: 'Seconds since the start (snapshot) of the newest finished backup',
+    labelNames: target,
+    registers,
+  });
   const duration = new Gauge({ name: 'pgbb_last_backup_duration_seconds', help: 'Duration of the newest finished backup', labelNames: target, registers });
   const size = new Gauge({
     name: 'pgbb_last_backup_size_bytes',
@@ -58,6 +67,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     labelNames: target,
     registers,
   });
+  const restoreAt = new Gauge({
+    name: 'pgbb_last_restore_test_timestamp_seconds',
+    help: 'When the last restore test ran (passed or not), Unix seconds',
+    labelNames: target,
+    registers,
+  });
+  const restoreAge = new Gauge({
+    name: 'pgbb_last_restore_test_age_seconds',
+    help: 'Seconds since the last restore test ran (passed or not)',
+    labelNames: target,
+    registers,
+  });
   const failing = new Gauge({
     name: 'pgbb_condition_failing',
     help: '1 while a health condition is failing, else 0',
@@ -71,21 +92,30 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     registry,
     update(name, input) {
       const labels = { target: name };
+      const now = (input.now ?? new Date()).getTime() / 1000;
       // Counters start at 0 so rate() and increase() see the first failure of a target.
       failures.inc(labels, 0);
       const newest = input.backups.reduce<Manifest | undefined>((a, b) => (!a || Date.parse(b.startedAt) > Date.parse(a.startedAt) ? b : a), undefined);
       if (newest) {
         lastGood.set(labels, Date.parse(newest.startedAt) / 1000);
+        lastGoodAge.set(labels, Math.max(0, now - Date.parse(newest.startedAt) / 1000));
         duration.set(labels, newest.durationMs / 1000);
         size.set(labels, totalBytes(newest));
       } else {
         // No series rather than 0: a timestamp of 0 would read as "last backup in 1970".
         lastGood.remove(labels);
+        lastGoodAge.remove(labels);
         duration.remove(labels);
         size.remove(labels);
       }
-      if (input.lastRestoreTest) restorePassed.set(labels, input.lastRestoreTest.passed ? 1 : 0);
-      else restorePassed.remove(labels);
+      const test = input.lastRestoreTest;
+      if (test) {
+        restorePassed.set(labels, test.passed ? 1 : 0);
+        restoreAt.set(labels, test.at.getTime() / 1000);
+        restoreAge.set(labels, Math.max(0, now - test.at.getTime() / 1000));
+      } else {
+        for (const g of [restorePassed, restoreAt, restoreAge]) g.remove(labels);
+      }
       if (input.lastRestoreTest?.durationMs !== undefined) restoreDuration.set(labels, input.lastRestoreTest.durationMs / 1000);
       else restoreDuration.remove(labels);
       for (const r of input.results) failing.set({ target: name, condition: r.condition }, r.status === 'failing' ? 1 : 0);

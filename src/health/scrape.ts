@@ -38,6 +38,7 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
       lastRestoreTest: input.lastRestoreTest,
       results,
       queueDepths,
+      now,
     });
   }
   return { contentType: deps.metrics.registry.contentType, body: await deps.metrics.registry.metrics() };

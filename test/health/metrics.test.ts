@@ -78,6 +78,26 @@ describe('createMetrics', () => {
     expect(families.get('pgbb_restore_test_passed')?.samples).toEqual([]);
   });
 
+  it('exports ages beside the timestamps, for agents without time(): the newest backup and the last restore test', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const now = new Date('2026-12-04T12:00:00Z');
+    const started = new Date(now.getTime() - HOUR);
+    const tested = new Date(now.getTime() - 2 * 24 * HOUR);
+    metrics.update('shop', {
+      backups: [makeManifest({ startedAt: started })],
+      lastBackupRun: null,
+      lastRestoreTest: { passed: true, at: tested, problems: [], backupId: 'shop-20261202T120000Z', durationMs: 4200 },
+      results: [],
+      now,
+    });
+    const families = parseExposition(await metrics.registry.metrics());
+    expect(sampleValue(families, 'pgbb_last_good_backup_age_seconds', { target: 'shop' })).toBe(3600);
+    expect(sampleValue(families, 'pgbb_last_good_backup_timestamp_seconds', { target: 'shop' })).toBe(started.getTime() / 1000);
+    expect(sampleValue(families, 'pgbb_last_restore_test_age_seconds', { target: 'shop' })).toBe(172800);
+    expect(sampleValue(families, 'pgbb_last_restore_test_timestamp_seconds', { target: 'shop' })).toBe(tested.getTime() / 1000);
+    expect(sampleValue(families, 'pgbb_restore_test_duration_seconds', { target: 'shop' })).toBe(4.2);
+  });
+
   it('uses a registry of its own, so two instances and the global registry never collide', async () => {
     const a = updatedMetrics({ defaultMetrics: true });
     const b = updatedMetrics({ defaultMetrics: true });
@@ -98,7 +118,7 @@ describe('createMetrics', () => {
     const lines = text.split('\n').filter((line) => line !== '' && !meta.test(line));
     expect(lines.filter((line) => !any.test(line))).toEqual([]);
     const pgbb = lines.filter((line) => line.startsWith('pgbb_'));
-    expect(pgbb).toHaveLength(21); // 3 backup gauges, 1 counter, 2 restore-test, 7 conditions, 2 queues × 4 states
+    expect(pgbb).toHaveLength(24); // 4 backup gauges, 1 counter, 4 restore-test, 7 conditions, 2 queues × 4 states
     expect(pgbb.filter((line) => !ours.test(line))).toEqual([]);
   });
 });
