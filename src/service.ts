@@ -50,6 +50,12 @@ export async function startService(
         handlers: commandTable(commandDeps),
         actions: actionTable(commandDeps),
         checkboxes: checkboxTable(commandDeps),
+        home: {
+          deps: { config, storage: deps.storage, queue: deps.queues.backup, runs: deps.runs },
+          redis: deps.redis,
+          queuePrefix: config.queuePrefix,
+          log,
+        },
       });
     }
   } catch (err) {

@@ -5,6 +5,7 @@ import type { Config } from './config.ts';
 import { BotError } from './errors.ts';
 import { boltLogger, type Logger } from './logger.ts';
 import { registerCommands, type ActionHandler, type CheckboxHandler, type CommandHandler } from './commands/index.ts';
+import { type HomeSurfaceOptions, registerHome } from './commands/home-surface.ts';
 
 export interface SlackApp {
   /** The HTTP port of `POST /slack/events` (HTTP mode); null in Socket Mode, which opens no port. */
@@ -24,6 +25,8 @@ export async function startSlackApp(options: {
   actions?: Record<string, ActionHandler>;
   /** Checkboxes in channel messages (checklist ticks). */
   checkboxes?: Record<string, CheckboxHandler>;
+  /** The App Home dashboard (its buttons answer through `handlers`). */
+  home?: Omit<HomeSurfaceOptions, 'handlers'>;
 }): Promise<SlackApp> {
   const { config, log } = options;
   const socketMode = Boolean(config.slack.appToken);
@@ -54,6 +57,7 @@ export async function startSlackApp(options: {
     });
   }
   registerCommands(app, options.handlers, options.actions, options.checkboxes);
+  const home = options.home ? registerHome(app, { ...options.home, handlers: options.handlers }) : null;
   app.error(async (err) => {
     log.error({ err }, 'slack handler error');
   });
@@ -63,6 +67,7 @@ export async function startSlackApp(options: {
   return {
     port,
     async stop() {
+      await home?.stop();
       await app.stop();
     },
   };

@@ -19,7 +19,8 @@ interface SlashCommand {
 describe('manifest.yml', async () => {
   const manifest = parse(await readFile('manifest.yml', 'utf8')) as {
     display_information: { name: string; description: string };
-    features: { slash_commands: SlashCommand[] };
+    features: { slash_commands: SlashCommand[]; app_home: { home_tab_enabled: boolean } };
+    settings: { event_subscriptions: { bot_events: string[] } };
     oauth_config: { scopes: { bot: string[] } };
   };
   const commands = new Map(manifest.features.slash_commands.map((c) => [c.command, c]));
@@ -57,6 +58,11 @@ describe('manifest.yml', async () => {
   it.each(examples)('%s %s: named in the usage hint and understood by the bot', (command, text, parse, word, verb) => {
     expect(commands.get(command)?.usage_hint).toContain(word);
     expect(parse(text).verb).toBe(verb ?? word);
+  });
+
+  it('turns on the App Home and subscribes to its opening (the dashboard is published then)', () => {
+    expect(manifest.features.app_home.home_tab_enabled).toBe(true);
+    expect(manifest.settings.event_subscriptions.bot_events).toEqual(['app_home_opened']);
   });
 
   it('names every option of /restore in its hint', () => {

@@ -137,10 +137,11 @@ function checkBlock(e: BlockErrors, p: string, b: unknown, blockIds: Set<string>
 }
 
 /** Slack's error code and messages for `blocks` as received (already JSON-parsed), or null when valid. */
-export function validateBlocks(blocks: unknown): { error: 'invalid_blocks' | 'invalid_blocks_format'; messages: string[] } | null {
+/** `maxBlocks`: 50 in a message, 100 in a modal or the App Home. */
+export function validateBlocks(blocks: unknown, maxBlocks = 50): { error: 'invalid_blocks' | 'invalid_blocks_format'; messages: string[] } | null {
   if (!Array.isArray(blocks)) return { error: 'invalid_blocks_format', messages: ['[ERROR] must be an array [json-pointer:/blocks]'] };
   const e = new BlockErrors();
-  if (blocks.length > 50) e.add('/blocks', 'must provide no more than 50 items');
+  if (blocks.length > maxBlocks) e.add('/blocks', `must provide no more than ${maxBlocks} items`);
   const blockIds = new Set<string>();
   blocks.forEach((b, i) => checkBlock(e, `/blocks/${i}`, b, blockIds));
   return e.list.length ? { error: 'invalid_blocks', messages: e.list } : null;

@@ -34,10 +34,19 @@ export interface SlackEphemeral {
 type Args = Record<string, unknown>;
 type Reply = Record<string, unknown>;
 
+/** An App Home view as `views.publish` stored it for one user. */
+export interface SlackHomeView {
+  user: string;
+  blocks: unknown[];
+  at: number;
+}
+
 export interface Api {
   methods: Record<string, (args: Args) => Reply>;
   messages: Map<string, SlackMessage>;
   ephemerals: SlackEphemeral[];
+  /** Every `views.publish`, oldest first. */
+  homes: SlackHomeView[];
 }
 
 export const TEAM = { id: 'T0TESTTEAM', domain: 'pgbb-test', name: 'pgbb test' } as const;
@@ -63,6 +72,7 @@ export function createSlackMethods(options: { channels?: Record<string, string>;
   }
   const messages = new Map<string, SlackMessage>();
   const ephemerals: SlackEphemeral[] = [];
+  const homes: SlackHomeView[] = [];
   let seq = 0;
   // Real ts values are "<unix seconds>.<6 digits>", unique per channel; a counter keeps them unique and ordered.
   const newTs = () => `${Math.floor(Date.now() / 1000)}.${String(++seq * 100).padStart(6, '0')}`;
@@ -182,6 +192,28 @@ export function createSlackMethods(options: { channels?: Record<string, string>;
       };
     },
 
+    // Slack's rules for a Home tab: a view of type `home`, up to 100 blocks, each checked as in messages; the
+    // view is given as an object by web-api (JSON body) or a JSON string (form body).
+    'views.publish': (args) => {
+      const user = str(args.user_id);
+      if (!user || !/^[UW][A-Z0-9]{2,}$/.test(user) || (options.users && !(user in options.users))) return fail('user_not_found');
+      let view: unknown = args.view;
+      if (typeof view === 'string') {
+        try {
+          view = JSON.parse(view);
+        } catch {
+          return fail('invalid_arguments');
+        }
+      }
+      if (typeof view !== 'object' || view === null) return fail('invalid_arguments');
+      const v = view as Record<string, unknown>;
+      if (v.type !== 'home') return fail('invalid_arguments', { response_metadata: { messages: ['[ERROR] must be home [json-pointer:/view/type]'] } });
+      const invalid = validateBlocks(v.blocks, 100);
+      if (invalid) return fail(invalid.error, { response_metadata: { messages: invalid.messages } });
+      homes.push({ user, blocks: v.blocks as unknown[], at: Date.now() });
+      return { ok: true, view: { id: `V${homes.length}`, type: 'home', blocks: v.blocks } };
+    },
+
     'users.info': (args) => {
       const user = str(args.user);
       if (!user || !/^[UW][A-Z0-9]{2,}$/.test(user) || (options.users && !(user in options.users))) return fail('user_not_found');
@@ -192,5 +224,5 @@ export function createSlackMethods(options: { channels?: Record<string, string>;
       };
     },
   };
-  return { methods, messages, ephemerals };
+  return { methods, messages, ephemerals, homes };
 }

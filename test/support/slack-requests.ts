@@ -40,9 +40,9 @@ interface Signing {
   timestamp?: number;
 }
 
-async function postSigned(opts: Signing, body: string): Promise<SlackReply> {
+async function postSigned(opts: Signing, body: string, contentType?: string): Promise<SlackReply> {
   const secret = opts.forge ? `${opts.signingSecret}-forged` : opts.signingSecret;
-  const headers = signSlackRequest(secret, body, opts.timestamp);
+  const headers = { ...signSlackRequest(secret, body, opts.timestamp), ...(contentType ? { 'content-type': contentType } : {}) };
   const started = performance.now();
   const res = await fetch(opts.url, { method: 'POST', headers: { ...headers }, body });
   const text = await res.text();
@@ -121,6 +121,46 @@ export function sendBlockAction(req: BlockActionRequest): Promise<SlackReply> {
     state: { values: req.stateValues ?? {} },
     response_url: req.responseUrl,
     actions: [{ type: 'button', block_id: 'actions', ...req.action, action_ts: actionTs }],
+  };
+  return postSigned(req, new URLSearchParams({ payload: JSON.stringify(payload) }).toString());
+}
+
+/** An Events API callback as Slack sends it: JSON, signed like the rest. */
+export function sendEvent(req: Signing & { event: Record<string, unknown> & { type: string }; teamId?: string }): Promise<SlackReply> {
+  const body = JSON.stringify({
+    token: 'legacy-verification-token',
+    team_id: req.teamId ?? TEAM.id,
+    api_app_id: 'A0PGBBAPP',
+    event: { event_ts: (Date.now() / 1000).toFixed(6), ...req.event },
+    type: 'event_callback',
+    event_id: `Ev${randomBytes(5).toString('hex').toUpperCase()}`,
+    event_time: Math.floor(Date.now() / 1000),
+    authorizations: [{ team_id: req.teamId ?? TEAM.id, user_id: BOT.userId, is_bot: true, is_enterprise_install: false }],
+  });
+  return postSigned(req, body, 'application/json');
+}
+
+/** `app_home_opened` on the Home tab, as Slack sends it when a user opens the app. */
+export function openHome(req: Signing & { userId: string }): Promise<SlackReply> {
+  return sendEvent({ ...req, event: { type: 'app_home_opened', user: req.userId, channel: `D${req.userId.slice(1)}`, tab: 'home' } });
+}
+
+/** A button clicked in the App Home: a `block_actions` payload whose container is the view (no channel, no response_url). */
+export function clickInHome(
+  req: Signing & { userId: string; userName?: string; action: Record<string, unknown> & { action_id: string } },
+): Promise<SlackReply> {
+  const payload = {
+    type: 'block_actions',
+    user: { id: req.userId, username: req.userName ?? req.userId.toLowerCase(), name: req.userName ?? req.userId.toLowerCase(), team_id: TEAM.id },
+    api_app_id: 'A0PGBBAPP',
+    token: 'legacy-verification-token',
+    container: { type: 'view', view_id: 'V0HOME' },
+    trigger_id: triggerId(),
+    team: { id: TEAM.id, domain: TEAM.domain },
+    enterprise: null,
+    is_enterprise_install: false,
+    view: { id: 'V0HOME', type: 'home', blocks: [], state: { values: {} } },
+    actions: [{ type: 'button', block_id: 'home', ...req.action, action_ts: (Date.now() / 1000).toFixed(6) }],
   };
   return postSigned(req, new URLSearchParams({ payload: JSON.stringify(payload) }).toString());
 }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { attachSocketMode, type SocketModeSide } from './socket-mode.ts';
 import { closeServer, listenLocal, readBody, watchedList } from './http-util.ts';
 import { validateBlocks } from './slack-blocks.ts';
-import { createSlackMethods, type SlackEphemeral, type SlackMessage } from './slack-methods.ts';
+import { createSlackMethods, type SlackEphemeral, type SlackHomeView, type SlackMessage } from './slack-methods.ts';
 
 export { BOT, fakeChannelId, TEAM, type SlackEphemeral, type SlackMessage } from './slack-methods.ts';
 
@@ -48,6 +48,8 @@ export interface SlackServer {
   /** Messages by ts (replies included; `thread_ts` names their root). */
   messages: Map<string, SlackMessage>;
   ephemerals: SlackEphemeral[];
+  /** Every App Home view published (`views.publish`), oldest first. */
+  homes: SlackHomeView[];
   responses: SlackResponsePost[];
   waitFor(predicate: (call: SlackCall) => boolean, timeoutMs?: number): Promise<SlackCall>;
   waitForResponse(predicate: (post: SlackResponsePost) => boolean, timeoutMs?: number): Promise<SlackResponsePost>;
@@ -183,6 +185,7 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
     calls: calls.items,
     messages: api.messages,
     ephemerals: api.ephemerals,
+    homes: api.homes,
     responses: responses.items,
     waitFor: (predicate, timeoutMs) => calls.waitFor(predicate, timeoutMs),
     waitForResponse: (predicate, timeoutMs) => responses.waitFor(predicate, timeoutMs),

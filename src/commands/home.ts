@@ -1,0 +1,102 @@
+import type { Queue } from 'bullmq';
+import type { Config } from '../config.ts';
+import { escapeMrkdwn, formatBytes, formatDuration } from '../format.ts';
+import { checkTarget, healthSources, type RunLog } from '../health/index.ts';
+import type { BackupJobData } from '../jobs/queues.ts';
+import { conditionLabel } from '../notifications/health-messages.ts';
+import type { Block } from '../notifications/types.ts';
+import { plannedSchedulers, scheduleStatus } from '../schedules/index.ts';
+import { formatInZone } from '../schedules/time.ts';
+import { type Manifest, totalBytes } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
+
+/**
+ * The bot's App Home: a live dashboard, one section per target — the newest backup and its age, the last restore
+ * test and its RTO, every health condition, the next scheduled runs — with buttons that do what `/backup now` and
+ * `/restore-test latest` do, checked by role as those are (home-surface.ts runs them through the same guard).
+ */
+
+export const HOME_BACKUP_ACTION = 'home_backup_now';
+export const HOME_RESTORE_TEST_ACTION = 'home_restore_test';
+
+export interface HomeDeps {
+  config: Config;
+  storage: Storage;
+  queue: Queue<BackupJobData>;
+  runs: RunLog | null;
+}
+
+export interface HomeView {
+  type: 'home';
+  blocks: Block[];
+}
+
+/** Slack's limit for a Home tab is 100 blocks: a header, a notice, then five per target; the rest are counted. */
+const MAX_TARGETS = 18;
+
+const ago = (at: Date, now: Date) => `${formatDuration(Math.max(0, now.getTime() - at.getTime()))} ago`;
+const section = (text: string): Block => ({ type: 'section', text: { type: 'mrkdwn', text: text.slice(0, 3000) } });
+const context = (text: string): Block => ({ type: 'context', elements: [{ type: 'mrkdwn', text: text.slice(0, 3000) }] });
+
+function newestOf(backups: Manifest[]): Manifest | undefined {
+  return backups.reduce<Manifest | undefined>((a, b) => (!a || Date.parse(b.startedAt) > Date.parse(a.startedAt) ? b : a), undefined);
+}
+
+/** The view, read now: `notice` goes on top (what a button click just did, or why it was refused). */
+export async function buildHome(deps: HomeDeps, notice?: string, now = new Date()): Promise<HomeView> {
+  const sources = healthSources(deps.config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.queue });
+  const rows = scheduleStatus(plannedSchedulers(deps.config), now);
+  const targets = deps.config.targets.slice(0, MAX_TARGETS);
+  const parts = await Promise.all(targets.map(async (t) => ({ target: t, ...(await checkTarget(sources, t.name, now)) })));
+  const blocks: Block[] = [
+    { type: 'header', text: { type: 'plain_text', text: 'PostgreSQL backups' } },
+    context(`Updated ${formatInZone(now, deps.config.timezone)} · results go to ${escapeMrkdwn(deps.config.slack.channel)}`),
+  ];
+  if (notice) blocks.push(section(`:point_right: ${notice}`));
+  for (const { target, input, results } of parts) {
+    const newest = newestOf(input.backups);
+    const test = input.lastRestoreTest;
+    const failing = results.filter((r) => r.status === 'failing');
+    const next = rows
+      .filter((r) => r.target === target.name && r.next[0])
+      .map((r) => `${escapeMrkdwn(r.label)} ${formatInZone(r.next[0] as Date, deps.config.timezone)}`);
+    blocks.push({ type: 'divider' });
+    blocks.push(
+      section(
+        [
+          `*${escapeMrkdwn(target.name)}* (${target.environment})`,
+          newest
+            ? `Newest backup: \`${newest.backupId}\`, ${ago(new Date(newest.startedAt), now)} · ${formatBytes(totalBytes(newest))} in ${formatDuration(newest.durationMs)}`
+            : 'Newest backup: none yet',
+          test
+            ? `Last restore test: ${test.passed ? ':white_check_mark: passed' : ':x: FAILED'}, ${ago(test.at, now)}${test.durationMs !== undefined ? ` · restore time (RTO) ${formatDuration(test.durationMs)}` : ''}`
+            : 'Last restore test: none yet',
+        ].join('\n'),
+      ),
+    );
+    blocks.push(
+      section(
+        failing.length === 0
+          ? `:white_check_mark: All ${results.length} health checks pass`
+          : failing
+              .map(
+                (r) => `${r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:'} ${conditionLabel(r.condition)}: ${escapeMrkdwn(r.evidence)}`,
+              )
+              .join('\n'),
+      ),
+    );
+    blocks.push(context(next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'));
+    blocks.push({
+      type: 'actions',
+      block_id: `home-${target.name}`,
+      elements: [
+        { type: 'button', action_id: HOME_BACKUP_ACTION, text: { type: 'plain_text', text: 'Back up now' }, value: target.name },
+        { type: 'button', action_id: HOME_RESTORE_TEST_ACTION, text: { type: 'plain_text', text: 'Restore test' }, value: target.name },
+      ],
+    });
+  }
+  const more = deps.config.targets.length - targets.length;
+  if (more > 0) blocks.push(context(`… and ${more} more targets: \`/backup health\` lists them all.`));
+  if (deps.config.targets.length === 0) blocks.push(section('No targets are configured.'));
+  return { type: 'home', blocks };
+}
