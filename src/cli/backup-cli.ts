@@ -4,7 +4,7 @@ import { TargetName } from '../target-name.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
-import { runBackup } from '../postgres/backup/index.ts';
+import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
 import { retentionFor } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -31,6 +31,7 @@ export async function cliBackup(args: string[], deps: { config: Config; storage:
     const user = process.env.USER ?? process.env.LOGNAME;
     io.err(`Backing up ${target.name} to ${deps.storage.describe()} …`);
     let lastPrint = 0;
+    const estimate = await dumpEstimate(deps.storage, target.name);
     const manifest = await runBackup({
       target,
       storage: deps.storage,
@@ -51,7 +52,8 @@ export async function cliBackup(args: string[], deps: { config: Config; storage:
         const now = Date.now();
         if (p.phase === 'dumping' && now - lastPrint < 1000) return;
         lastPrint = now;
-        const line = `  ${p.phase}${p.rawBytes ? ` · ${formatBytes(p.rawBytes)} read` : ''} · ${formatDuration(now - startedAt.getTime())}`;
+        const elapsed = now - startedAt.getTime();
+        const line = `  ${p.phase}${p.rawBytes ? ` · ${describeDumpProgress(p.rawBytes, elapsed, estimate)}` : ''} · ${formatDuration(elapsed)}`;
         if (io.tty) io.err(`\x1b[1A\x1b[2K${line}`);
         else io.err(line);
       },

@@ -8,9 +8,8 @@ import { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
-import { formatBytes } from '../format.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { runBackup } from '../postgres/backup/index.ts';
+import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, type Manifest } from '../storage/index.ts';
 import { retentionFor } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -149,6 +148,7 @@ function runBackupJob(deps: BackupWorkerDeps) {
       // An earlier attempt whose worker died left its directory: removed first; this one's id is recorded before its dump.
       const attempt = await startBackupAttempt(deps.storage, job, log);
       log.info({ backupId }, 'backup started');
+      const estimate = await dumpEstimate(deps.storage, target.name);
       const manifest: Manifest = await runBackup({
         target,
         storage: deps.storage,
@@ -170,7 +170,11 @@ function runBackupJob(deps: BackupWorkerDeps) {
         onProgress: (p) => {
           // Redis may have lost the job (restarted empty): the backup goes on, so must the process (no unhandled rejection).
           job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
-          progress(p.phase === 'dumping' && p.rawBytes ? `dumping, ${formatBytes(p.rawBytes)} read` : p.phase, p.phase !== 'dumping');
+          const dumping = p.phase === 'dumping' && p.rawBytes;
+          progress(
+            dumping ? `dumping, ${describeDumpProgress(p.rawBytes ?? 0, now().getTime() - startedAt.getTime(), estimate)}` : p.phase,
+            p.phase !== 'dumping',
+          );
         },
         now,
         // retainUntil = startedAt + keepDays, exactly, in the manifest.

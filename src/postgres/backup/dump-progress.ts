@@ -1,0 +1,32 @@
+import { formatBytes, formatDuration } from '../../format.ts';
+import type { Manifest, Storage } from '../../storage/index.ts';
+
+/**
+ * How far a dump has come, said with a total and the time left. The total is the size pg_dump wrote for the
+ * target's newest backup (a dump is not the database's size: indexes are not in it), so it is an estimate, said
+ * with "~"; with no earlier backup there is no total and no time left, only what has been read.
+ */
+export interface DumpEstimate {
+  /** The newest earlier backup's archive size as pg_dump wrote it (raw bytes), or null. */
+  expectedRawBytes: number | null;
+}
+
+export async function dumpEstimate(storage: Storage, target: string): Promise<DumpEstimate> {
+  const backups = await storage.list(target).catch(() => [] as Manifest[]);
+  const newest = backups.reduce<Manifest | undefined>((a, b) => (!a || b.startedAt > a.startedAt ? b : a), undefined);
+  const raw = newest?.artifacts.find((a) => a.role === 'database')?.rawBytes;
+  return { expectedRawBytes: raw && raw > 0 ? raw : null };
+}
+
+/** "1.2 GB of ~3.4 GB read (35 %), about 2 min left", or "1.2 GB read" without an estimate. */
+export function describeDumpProgress(readBytes: number, elapsedMs: number, e: DumpEstimate): string {
+  const expected = e.expectedRawBytes;
+  if (expected === null) return `${formatBytes(readBytes)} read`;
+  const share = Math.min(99, Math.floor((readBytes / expected) * 100));
+  const base = `${formatBytes(readBytes)} of ~${formatBytes(expected)} read (${share} %)`;
+  // Past the estimate, or too early to tell a rate: no time left is promised.
+  if (readBytes >= expected) return `${base}, more than the last backup`;
+  if (readBytes <= 0 || elapsedMs < 2000) return base;
+  const leftMs = ((expected - readBytes) / readBytes) * elapsedMs;
+  return `${base}, about ${formatDuration(Math.max(1000, Math.round(leftMs / 1000) * 1000))} left`;
+}
