@@ -1,3 +1,4 @@
+import { formatInZone } from '../schedules/time.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { TargetName } from '../target-name.ts';
@@ -94,7 +95,8 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     const backups = await deps.storage.list(args[0]);
     // A target the config does not know and the storage has nothing of is a typo: said, and not a success.
     if (args[0] !== undefined && backups.length === 0) findTarget(deps.config, args[0]);
-    deps.io.out(formatBackupList(backups, args[0], 50, 'pg-backup-bot backup').replace(/[*`]/g, ''));
+    const time = (at: Date) => formatInZone(at, deps.config.timezone);
+    deps.io.out(formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup' }).replace(/[*`]/g, ''));
     return 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));

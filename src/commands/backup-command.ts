@@ -1,3 +1,4 @@
+import { slackDate } from '../notifications/slack-time.ts';
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
@@ -176,7 +177,7 @@ async function postChecklist({ deps, log }: Ask, req: Request<'checklist'>): Pro
 async function listReply({ deps, listBackups }: Ask, req: Request<'list'>): Promise<Reply> {
   if (req.target) findTarget(deps.config, req.target);
   const backups = await withDeadline(2500, listBackups(req.target), 'listing backups');
-  return { text: formatBackupList(backups, req.target) };
+  return { text: formatBackupList(backups, req.target, { time: (at) => slackDate(at, deps.config.timezone) }) };
 }
 
 async function healthReply({ deps }: Ask, req: Request<'health'>): Promise<Reply> {

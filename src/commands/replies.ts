@@ -13,13 +13,17 @@ export function kindLabel(m: Pick<Manifest, 'kind' | 'retentionClass' | 'label'>
   return m.label ? `${kind} ${escapeMrkdwn(m.label)}` : kind;
 }
 
-/** `takeOne`: the command that takes a first backup where the list is read (Slack's, or the CLI's). */
-export function formatBackupList(backups: Manifest[], target?: string, limit = 10, takeOne = '/backup now'): string {
+/**
+ * `takeOne`: the command that takes a first backup where the list is read (Slack's, or the CLI's); `time`: how a
+ * time is written there (Slack's per-reader date token, or the configured zone in a terminal).
+ */
+export function formatBackupList(backups: Manifest[], target: string | undefined, o: { time: (at: Date) => string; limit?: number; takeOne?: string }): string {
+  const { limit = 10, takeOne = '/backup now' } = o;
   if (backups.length === 0) return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`${takeOne}${target ? ` ${target}` : ''}\`.`;
   const shown = backups.slice(0, limit);
   const lines = shown.map(
     (m) =>
-      `• \`${m.backupId}\` · ${formatTime(m.startedAt)} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${kindLabel(m)} · kept until ${m.retainUntil ? formatTime(m.retainUntil).slice(0, 10) : '—'}`,
+      `• \`${m.backupId}\` · ${o.time(new Date(m.startedAt))} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${kindLabel(m)} · kept until ${m.retainUntil ? o.time(new Date(m.retainUntil)) : '—'}`,
   );
   const more = backups.length > limit ? `\n… and ${backups.length - limit} older` : '';
   return `*Backups${target ? ` of ${target}` : ''}* (newest first, ${backups.length} in all):\n${lines.join('\n')}${more}`;

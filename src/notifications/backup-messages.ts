@@ -1,6 +1,7 @@
+import { slackDate } from './slack-time.ts';
 import type { Manifest } from '../storage/index.ts';
 import { totalBytes, totalRows } from '../storage/index.ts';
-import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 
 /** Pure builders: job state → `{ text, blocks }`. I/O lives in the notifiers. */
@@ -45,7 +46,8 @@ export function backupStarted(req: BackupRequestInfo, progress?: string): Channe
   };
 }
 
-export function backupSucceeded(req: BackupRequestInfo, m: Manifest): ChannelMessage {
+/** `tz`: the configured zone, the fallback of the per-reader date token. */
+export function backupSucceeded(req: BackupRequestInfo, m: Manifest, tz = 'UTC'): ChannelMessage {
   const db = m.artifacts.find((a) => a.role === 'database');
   const tables = m.verification.tables.length;
   const fields = [
@@ -55,7 +57,7 @@ export function backupSucceeded(req: BackupRequestInfo, m: Manifest): ChannelMes
     `*Compression*\n${db ? `${db.compression}${db.compressionLevel ? ` level ${db.compressionLevel}` : ''}, ${ratio(db.rawBytes, db.bytes)}` : 'n/a'}`,
     `*Tables / rows*\n${formatCount(tables)} / ${formatCount(totalRows(m))}`,
     `*sha256*\n\`${db?.sha256.slice(0, 12) ?? 'n/a'}…\``,
-    `*Kept until*\n${m.retainUntil ? formatTime(m.retainUntil) : 'until deleted by hand'}`,
+    `*Kept until*\n${m.retainUntil ? slackDate(m.retainUntil, tz) : 'until deleted by hand'}`,
     `*Globals (roles)*\n${m.globals.included ? (m.globals.rolePasswords ? 'included' : 'included, without role passwords') : 'skipped'}`,
   ];
   return {

@@ -235,7 +235,7 @@ async function reportBackupSuccess(
       log.error({ err }, 'could not queue the PagerDuty resolve');
       return 'PagerDuty resolve could not be queued (see logs)';
     });
-  const ref = await say.finish(o.anchor, backupSucceeded(o.req, manifest));
+  const ref = await say.finish(o.anchor, backupSucceeded(o.req, manifest, deps.config.timezone));
   await say.reply(ref, backupDetails(manifest));
   if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
   if (copyNote) await say.reply(ref, { text: copyNote });
