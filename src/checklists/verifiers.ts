@@ -1,7 +1,7 @@
 import type { Config, TargetConfig } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { checkTarget, healthSources } from '../health/index.ts';
-import { resolveThresholds } from '../health/index.ts';
+import { resolveThresholds, targetThresholds } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
@@ -99,14 +99,25 @@ export function verifiers(ctx: VerifierContext): Partial<Record<VerifierId, () =
   };
 }
 
+/**
+ * "Last night's backups ran": the schedule's backups, not a pre-migration or manual one somebody took during
+ * the day (which keeps the stale condition quiet, and would have ticked this box over a missed night).
+ */
 async function backupRan(ctx: VerifierContext, health: HealthOf, t: TargetConfig): Promise<Result> {
   const tz = ctx.config.timezone;
   const { backups, results } = await health(t.name);
-  const newest = backups[0];
-  if (!newest) return { ok: false, evidence: `no backup of ${t.name} yet` };
+  if (backups.length === 0) return { ok: false, evidence: `no backup of ${t.name} yet` };
+  const newest = backups.find((b) => b.kind === 'scheduled');
+  if (!newest) return { ok: false, evidence: `no scheduled backup of ${t.name} yet (newest: ${backups[0]?.kind} ${backups[0]?.backupId})` };
   const shown = `${clock(newest.startedAt, ctx.now, tz)} backup ${newest.backupId}: ${sizeAgainstWeek(newest, backups)}`;
   const stale = condition(results, 'stale');
   if (stale?.status === 'failing') return { ok: false, evidence: `${stale.evidence}; newest: ${shown}` };
+  const limitHours = targetThresholds(ctx.config, () => ctx.now)(t.name).staleHours ?? 25;
+  const ageMs = ctx.now.getTime() - Date.parse(newest.startedAt);
+  if (ageMs > limitHours * 3_600_000) {
+    const other = backups[0] && backups[0] !== newest ? `; a ${backups[0].kind} backup since does not count` : '';
+    return { ok: false, evidence: `the newest scheduled backup is ${formatDuration(ageMs)} old, over ${limitHours} h: ${shown}${other}` };
+  }
   const run = ctx.runs ? await ctx.runs.last(t.name) : null;
   if (run && !run.ok && run.at.getTime() > Date.parse(newest.startedAt)) {
     return { ok: false, evidence: `last run FAILED at ${clock(run.at, ctx.now, tz)}: ${run.reason ?? 'no reason recorded'}; newest good: ${shown}` };

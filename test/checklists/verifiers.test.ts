@@ -19,6 +19,8 @@ import { createTestDatabase, runSql } from '../support/databases.ts';
 import { backupOptions, silentLog } from '../support/postgres-helpers.ts';
 import { tempRoot } from '../storage/fixtures.ts';
 import { restoreTestRecord, store } from '../storage/retention-fixtures.ts';
+import { storeBackup } from '../fixtures/backups.ts';
+import { makeBackupId } from '../../src/storage/index.ts';
 
 /** 09:00 UTC on a Wednesday in November: 10:00 in Paris (UTC+01:00), when the morning checklist is read. */
 const NOW = new Date('2026-11-18T09:00:00Z');
@@ -81,6 +83,27 @@ describe('the scheduled checklists’ checks on real storage', () => {
       ok: false,
       evidence: expect.stringMatching(/^last run FAILED at 09:00: pg_dump: connection refused; newest good: 02:00 backup/),
     });
+  });
+
+  it('daily: a pre-migration backup taken during the day does not stand in for a missed night', async () => {
+    const empty = await tempRoot();
+    try {
+      await store(empty.storage, 'shop', new Date(NOW.getTime() - 8 * HOUR - 2 * DAY), 0, 30);
+      const at = new Date(NOW.getTime() - 2 * HOUR);
+      const pre = await storeBackup(empty.storage, 'shop', makeBackupId('shop', at), at.toISOString(), undefined, {
+        kind: 'pre-migration',
+        retentionClass: 'pre-migration',
+        label: 'JIRA-1',
+      });
+      const r = await runVerifiers(['backup-ran'], ctx({ storage: empty.storage }));
+      expect(r['backup-ran']).toMatchObject({
+        ok: false,
+        evidence: expect.stringMatching(/^the newest scheduled backup is 56 h 0 min old, over 25 h: .*; a pre-migration backup since does not count$/),
+      });
+      expect(pre.kind).toBe('pre-migration');
+    } finally {
+      await empty.cleanup();
+    }
   });
 
   it('daily: no backup at all is not "ran", and "size" cannot be judged, so neither is ticked', async () => {
