@@ -39,6 +39,7 @@ const EMOJI: Record<string, string> = {
   no_entry: '⛔',
   rotating_light: '🚨',
   arrow_right: '➡️',
+  point_right: '👉',
   wastebasket: '🗑️',
 };
 
@@ -70,8 +71,9 @@ function checkboxLines(element: unknown): string[] {
 }
 
 /**
- * Slack mrkdwn to terminal text: no asterisks or backticks, user mentions and emoji shown readably. Code is left
- * as it is: the asterisks of a cron pattern (`15 * * * *`) are not bold marks.
+ * Slack mrkdwn to terminal text: no asterisks, underscores of italics or backticks; user mentions, links, date
+ * tokens (their fallback text) and emoji shown readably; Slack's escapes undone. Code is left as it is: the
+ * asterisks of a cron pattern (`15 * * * *`) are not bold marks, nor the underscores of `pgbb_rt_…`.
  */
 export function plainText(mrkdwn: string): string {
   return mrkdwn
@@ -82,8 +84,15 @@ export function plainText(mrkdwn: string): string {
         ? part.slice(1, -1)
         : part
             .replace(/\*([^*\n]+)\*/g, '$1')
+            // Italics only as Slack reads them: an underscore after a space or bracket, and one before a space or punctuation.
+            .replace(/(^|[\s(])_([^_\n]+)_(?=$|[\s.,;:!?)])/gm, '$1$2')
+            .replace(/<!date\^\d+\^[^|>]*\|([^>]*)>/g, '$1')
             .replace(/<@(U[A-Z0-9]+)>/g, '@$1')
-            .replace(/:([a-z_]+):/g, (all, name: string) => EMOJI[name] ?? all),
+            .replace(/<(https?:[^|>]+)\|([^>]+)>/g, '$2 ($1)')
+            .replace(/:([a-z_]+):/g, (all, name: string) => EMOJI[name] ?? all)
+            .replace(/&lt;/g, '<')
+            .replace(/&gt;/g, '>')
+            .replace(/&amp;/g, '&'),
     )
     .join('');
 }

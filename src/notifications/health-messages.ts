@@ -17,6 +17,21 @@ const LABEL: Record<string, string> = {
 
 export const conditionLabel = (c: string) => LABEL[c] ?? c;
 
+/** What each condition watches, said neutrally: the overview's passing lines ("✅ last backup: last run succeeded"). */
+const NAME: Record<string, string> = {
+  stale: 'backup age',
+  size: 'backup size',
+  slow: 'backup duration',
+  disk: 'backup disk',
+  'backup-failing': 'last backup',
+  'restore-test-failing': 'last restore test',
+  unencrypted: 'encryption',
+};
+
+/** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */
+export const conditionHeading = (r: Pick<ConditionResult, 'condition' | 'status'>) =>
+  r.status === 'ok' ? (NAME[r.condition] ?? r.condition) : conditionLabel(r.condition);
+
 export function conditionFailing(target: string, r: ConditionResult, escalation: string): ChannelMessage {
   const icon = r.severity === 'warning' ? ':warning:' : ':rotating_light:';
   const text = `${icon} *${target}*: ${conditionLabel(r.condition)} — ${escapeMrkdwn(r.evidence)}`;
@@ -47,7 +62,7 @@ export function healthOverview(perTarget: Array<{ target: string; results: Condi
       const lines = results.map((r) => {
         const since = stored[r.condition]?.status === r.status ? stored[r.condition]?.since : undefined;
         const icon = r.status === 'ok' ? ':white_check_mark:' : r.severity === 'warning' ? ':warning:' : ':rotating_light:';
-        return `${icon} ${conditionLabel(r.condition)}: ${escapeMrkdwn(r.evidence)}${since ? ` _(since ${formatTime(since)})_` : ''}`;
+        return `${icon} ${conditionHeading(r)}: ${escapeMrkdwn(r.evidence)}${since ? ` _(since ${formatTime(since)})_` : ''}`;
       });
       return `*${target}*\n${lines.join('\n')}`;
     })

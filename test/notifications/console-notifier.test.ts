@@ -29,4 +29,15 @@ describe('the demo’s console notifier', () => {
     expect(plainText('Rows:\n```a  1\nb  2```')).toBe('Rows:\na  1\nb  2');
     expect(plainText(':no_entry: *No tested restore point* <@U0ANA>')).toBe('⛔ No tested restore point @U0ANA');
   });
+
+  it('renders what Slack renders: italics, date tokens by their fallback, links, escapes; not the underscores of names', () => {
+    expect(plainText('✅ last backup: ok _(since 2026-12-04 18:34 UTC)_')).toBe('✅ last backup: ok (since 2026-12-04 18:34 UTC)');
+    expect(plainText('Kept until <!date^1799001265^{date_short_pretty} {time}|Sun 2027-01-03 18:34 UTC+00:00>')).toBe(
+      'Kept until Sun 2027-01-03 18:34 UTC+00:00',
+    );
+    expect(plainText('see <https://example.com/runbook|the runbook>')).toBe('see the runbook (https://example.com/runbook)');
+    expect(plainText('dropped pgbb_rt_0a1b and app_owner_1 &lt;ok&gt; &amp; done :arrow_right: :point_right:')).toBe(
+      'dropped pgbb_rt_0a1b and app_owner_1 <ok> & done ➡️ 👉',
+    );
+  });
 });
