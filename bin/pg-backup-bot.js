@@ -24,6 +24,10 @@ const build = existsSync(bundled) ? bundled : existsSync(compiled) ? compiled : 
 const stale = build !== null && newest(fileURLToPath(sources)) > statSync(build).mtimeMs;
 if (build && !stale) {
   await import(build.href);
+} else if (!existsSync(sources)) {
+  // An installed package without its build: packed with --ignore-scripts and never built.
+  process.stderr.write('pg-backup-bot: this installation has neither its build (dist/) nor its sources (src/): reinstall it from a package made by `npm pack`.\n');
+  process.exitCode = 1;
 } else {
   if (stale) process.stderr.write('pg-backup-bot: the build is older than src/ (run `npm run build`); running the sources instead.\n');
   const { register } = await import('tsx/esm/api');

@@ -73,6 +73,9 @@ const EnvSchema = z.object({
 
 export type Env = z.infer<typeof EnvSchema>;
 
+/** Every variable of the contract, by name (deploy/systemd/pg-backup-bot.env is held to it by a test). */
+export const ENV_VARIABLES = Object.keys(EnvSchema.shape) as Array<keyof Env>;
+
 /** Drops unset and empty variables: an empty `FOO=` means "not set", so its default applies. */
 export function withoutEmpty(env: RawEnv): RawEnv {
   return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));

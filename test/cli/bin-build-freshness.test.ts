@@ -42,4 +42,13 @@ describe('bin/pg-backup-bot.js picks the build, or the sources when the build is
     expect(r.stdout).toBe('the sources ran');
     expect(r.stderr).toBe('pg-backup-bot: the build is older than src/ (run `npm run build`); running the sources instead.');
   });
+
+  it('says so, and exits 1, when an installed package has neither a build nor sources', async () => {
+    await rm(join(dir, 'dist'), { recursive: true });
+    await rm(join(dir, 'src'), { recursive: true });
+    const r = await run();
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^pg-backup-bot: this installation has neither its build \(dist\/\) nor its sources \(src\/\)/);
+  });
 });
