@@ -165,14 +165,17 @@ Made an age key pair. The secret key is ${f.keyFile} (mode 0600); its public key
   KEEP A SECOND COPY OF THIS KEY SOMEWHERE SAFE (a password manager, a safe), away from this machine and
   from the backups. Every backup is encrypted to it: without it, no backup can ever be read, by anyone.
 
-Set these where the bot and its workers run (a systemd EnvironmentFile, your secrets manager):
+Set these where the bot and its workers run (a systemd EnvironmentFile, your secrets manager; each line as it
+is: an EnvironmentFile keeps anything after the = as the value):
   BOT_CONFIG=${f.configFile}
   ${a.urlEnv}=postgres://USER:PASSWORD@HOST:5432/DBNAME
   BACKUP_ENCRYPTION_RECIPIENT=${f.recipient}
-  BACKUP_ENCRYPTION_IDENTITY_FILE=${f.keyFile}   # read by restore tests and restores only
-  BACKUP_DIR=/var/lib/pg-backup-bot/backups      # or S3_BUCKET=… (README.md, "Environment")
+  BACKUP_ENCRYPTION_IDENTITY_FILE=${f.keyFile}
+  BACKUP_DIR=/var/lib/pg-backup-bot/backups
   REDIS_URL=redis://127.0.0.1:6379
-  SLACK_BOT_TOKEN=xoxb-…  and SLACK_SIGNING_SECRET=… (or SLACK_APP_TOKEN=xapp-… for Socket Mode): docs/slack-install.md
+and the Slack tokens: SLACK_BOT_TOKEN=xoxb-… with SLACK_SIGNING_SECRET=… (or SLACK_APP_TOKEN=xapp-… for Socket
+Mode), docs/slack-install.md. Every worker reads the identity file (restore tests run there); backups can go to
+S3 instead of BACKUP_DIR (README.md, "Environment"); deploy/systemd/ has units and an example environment file.
 
 Then:
 ${[
