@@ -113,7 +113,7 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   if (verb === 'list') return cliList(args, { config, storage, io });
   if (verb === 'check') {
     const { cliCheck } = await import('./cli/check-cli.ts');
-    return cliCheck(args, { config, storage, io });
+    return cliCheck(args, { config, redisUrl: redisUrlIfSet(config), storage, io });
   }
   const abort = new AbortController();
   // `on`, not `once` (see runService): a re-raised signal would kill the CLI before it removed the partial backup.
@@ -141,8 +141,11 @@ async function runRetention(args: string[]): Promise<number> {
   const log = cliLog();
   const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
   const { primary, copies } = await createStorageFromConfig(config, log);
-  return cliRetention(args, { config, primary, copies, log, io: cliIo() });
+  return cliRetention(args, { config, redisUrl: redisUrlIfSet(config), primary, copies, log, io: cliIo() });
 }
+
+/** The CLI asks Redis only when REDIS_URL says which: the default, 127.0.0.1:6379, may be another application's. */
+const redisUrlIfSet = (config: { redisUrl: string }) => (process.env.REDIS_URL ? config.redisUrl : null);
 
 /**
  * The version in the package.json this code came with: found by walking up from this module, which is
