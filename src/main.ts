@@ -1,7 +1,7 @@
 import { loadConfig } from './config.ts';
 import { isBotError, toUserMessage } from './errors.ts';
 import { createLogger } from './logger.ts';
-import { pino } from 'pino';
+import { stderrLogDestination } from './log-lines.ts';
 import { exitByHangup, ignoreOutputErrors } from './hangup.ts';
 
 // Each verb imports what it needs: the CLI should not pay for loading Bolt and BullMQ (time and memory).
@@ -94,8 +94,9 @@ async function runService(verb: 'all' | 'bot' | 'worker'): Promise<number> {
   return 0;
 }
 
-// CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
-const cliLog = () => createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
+// CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead. On a
+// terminal they are lines, not JSON (log-lines.ts).
+const cliLog = () => createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: stderrLogDestination() });
 const cliIo = () => ({
   out: (l: string) => process.stdout.write(`${l}\n`),
   err: (l: string) => process.stderr.write(`${l}\n`),
