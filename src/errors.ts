@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'already_running'
   | 'pagerduty_rejected'
   | 'pagerduty_unavailable'
+  /** Slack's Web API could not be reached, or answered with an HTTP error instead of an API answer. */
+  | 'slack_unreachable'
   | 'internal';
 
 export class BotError extends Error {

@@ -1,7 +1,7 @@
 import { loadConfig } from './config.ts';
 import { isBotError, toUserMessage } from './errors.ts';
 import { createLogger } from './logger.ts';
-import { pino } from 'pino';
+import { stderrLogDestination } from './log-lines.ts';
 import { exitByHangup, ignoreOutputErrors } from './hangup.ts';
 
 // Each verb imports what it needs: the CLI should not pay for loading Bolt and BullMQ (time and memory).
@@ -94,8 +94,9 @@ async function runService(verb: 'all' | 'bot' | 'worker'): Promise<number> {
   return 0;
 }
 
-// CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead.
-const cliLog = () => createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: pino.destination({ dest: 2, sync: true }) });
+// CLI logs go to stderr, errors only by default: the person at the terminal reads the progress lines instead. On a
+// terminal they are lines, not JSON (log-lines.ts).
+const cliLog = () => createLogger({ level: process.env.LOG_LEVEL ?? 'error', destination: stderrLogDestination() });
 const cliIo = () => ({
   out: (l: string) => process.stdout.write(`${l}\n`),
   err: (l: string) => process.stderr.write(`${l}\n`),
@@ -113,7 +114,7 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   if (verb === 'list') return cliList(args, { config, storage, io });
   if (verb === 'check') {
     const { cliCheck } = await import('./cli/check-cli.ts');
-    return cliCheck(args, { config, storage, io });
+    return cliCheck(args, { config, redisUrl: redisUrlIfSet(config), storage, io });
   }
   const abort = new AbortController();
   // `on`, not `once` (see runService): a re-raised signal would kill the CLI before it removed the partial backup.
@@ -141,8 +142,11 @@ async function runRetention(args: string[]): Promise<number> {
   const log = cliLog();
   const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
   const { primary, copies } = await createStorageFromConfig(config, log);
-  return cliRetention(args, { config, primary, copies, log, io: cliIo() });
+  return cliRetention(args, { config, redisUrl: redisUrlIfSet(config), primary, copies, log, io: cliIo() });
 }
+
+/** The CLI asks Redis only when REDIS_URL says which: the default, 127.0.0.1:6379, may be another application's. */
+const redisUrlIfSet = (config: { redisUrl: string }) => (process.env.REDIS_URL ? config.redisUrl : null);
 
 /**
  * The version in the package.json this code came with: found by walking up from this module, which is

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { App, LogLevel } from '@slack/bolt';
 import type { Config } from './config.ts';
-import { BotError } from './errors.ts';
+import { slackInitError } from './slack-init-error.ts';
 import { boltLogger, type Logger } from './logger.ts';
 import { registerCommands, type ActionHandler, type CheckboxHandler, type CommandHandler } from './commands/index.ts';
 import { type HomeSurfaceOptions, registerHome } from './commands/home-surface.ts';
@@ -52,9 +52,7 @@ export async function startSlackApp(options: {
   try {
     await app.init();
   } catch (err) {
-    throw new BotError('config_invalid', `Slack did not accept SLACK_BOT_TOKEN (auth.test at ${config.slack.apiUrl}): ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw slackInitError(err, config.slack.apiUrl);
   }
   registerCommands(app, options.handlers, options.actions, options.checkboxes);
   const home = options.home ? registerHome(app, { ...options.home, handlers: options.handlers }) : null;

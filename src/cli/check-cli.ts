@@ -1,5 +1,3 @@
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
@@ -9,34 +7,24 @@ import { nagiosReport } from '../health/index.ts';
 import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
+import { connectRedis, readOnlyQueue } from './cli-redis.ts';
 
 /**
  * `pg-backup-bot check [target]`: the health conditions as a Nagios plugin — one line per condition, exit 0 OK,
  * 1 warning, 2 critical. Without Redis it still judges everything storage shows, and says what it could not see.
  */
-export async function cliCheck(args: string[], deps: { config: Config; storage: Storage; io: CliIo }): Promise<number> {
+export async function cliCheck(args: string[], deps: { config: Config; redisUrl: string | null; storage: Storage; io: CliIo }): Promise<number> {
   const { io, config } = deps;
   if (args.length > 1) {
     io.err('usage: pg-backup-bot check [target]');
     return 3; // Nagios UNKNOWN
   }
-  let redis: Redis | null = new Redis(config.redisUrl, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 3000,
-    retryStrategy: () => null,
-  });
-  redis.on('error', () => undefined);
-  const extra: string[] = [];
-  try {
-    await redis.connect();
-  } catch {
-    redis.disconnect();
-    redis = null;
-    extra.push('WARNING redis: cannot reach Redis at REDIS_URL; the last backup run and running jobs are unknown');
-  }
-  const queue = redis ? new Queue<BackupJobData>(QUEUE.backup, { connection: redis, prefix: config.queuePrefix }) : null;
+  // Without REDIS_URL, by choice: said on stderr, and not a warning. Set but not answering: a warning.
+  if (deps.redisUrl === null)
+    io.err("no REDIS_URL: judging from storage alone; the last backup run and running jobs are not checked (set REDIS_URL to the bot's Redis)");
+  const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl);
+  const extra = redis || deps.redisUrl === null ? [] : ['WARNING redis: cannot reach Redis at REDIS_URL; the last backup run and running jobs are unknown'];
+  const queue = redis ? readOnlyQueue<BackupJobData>(QUEUE.backup, redis, config.queuePrefix) : null;
   try {
     const targets = args[0] ? [findTarget(config, args[0])] : config.targets;
     const sources = healthSources(config, { storage: deps.storage, runs: redis ? createRunLog(redis, config.queuePrefix) : null, backupQueue: queue });

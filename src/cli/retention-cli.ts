@@ -1,5 +1,3 @@
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { createAuditLog } from '../audit.ts';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
@@ -10,29 +8,19 @@ import { retentionRunReport, retentionSummary } from '../notifications/retention
 import { runRetention, type BackupsInUse } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
+import { connectRedis, readOnlyQueue } from './cli-redis.ts';
 
 const USAGE = 'usage: pg-backup-bot retention [--dry-run]';
 const NOTHING_KNOWN: BackupsInUse = { restoreTests: new Set(), restores: new Set(), runningBackups: [] };
 
 export interface RetentionCliDeps {
   config: Config;
+  /** REDIS_URL when it is set; null when it is not (cli-redis.ts: no default Redis is asked). */
+  redisUrl: string | null;
   primary: Storage;
   copies: readonly Storage[];
   log: Logger;
   io: CliIo;
-}
-
-/** Redis the way `check` asks it: one quick try, no retries, no queueing while it is down. */
-async function connectRedis(url: string): Promise<Redis | null> {
-  const redis = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    return redis;
-  } catch {
-    redis.disconnect();
-    return null;
-  }
 }
 
 /**
@@ -47,21 +35,21 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
     return 2;
   }
   const dryRun = args.includes('--dry-run');
-  const redis = await connectRedis(config.redisUrl);
+  const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl);
+  const why = deps.redisUrl === null ? 'no REDIS_URL' : 'Redis at REDIS_URL does not answer';
   if (!redis && !dryRun) {
     io.err(
-      `Refusing to delete: Redis at REDIS_URL does not answer, so the restore tests running now cannot be seen. ` +
-        '`pg-backup-bot retention --dry-run` shows what would be deleted.',
+      `Refusing to delete: ${why}, so the restore tests running now cannot be seen` +
+        `${deps.redisUrl === null ? "; set REDIS_URL to the bot's Redis" : ''}. \`pg-backup-bot retention --dry-run\` shows what would be deleted.`,
     );
     return 1;
   }
-  if (!redis) io.err(`Redis at REDIS_URL does not answer: restore tests and backups running now are unknown, so a real run would refuse.`);
-  const opts = { connection: redis as Redis, prefix: config.queuePrefix };
+  if (!redis) io.err(`${why}: restore tests and backups running now are unknown, so a real run would refuse.`);
   const queues = redis
     ? {
-        backup: new Queue<BackupJobData>(QUEUE.backup, opts),
-        restoreTest: new Queue<RestoreTestJobData>(QUEUE.restoreTest, opts),
-        restore: new Queue<RestoreJobData>(QUEUE.restore, opts),
+        backup: readOnlyQueue<BackupJobData>(QUEUE.backup, redis, config.queuePrefix),
+        restoreTest: readOnlyQueue<RestoreTestJobData>(QUEUE.restoreTest, redis, config.queuePrefix),
+        restore: readOnlyQueue<RestoreJobData>(QUEUE.restore, redis, config.queuePrefix),
       }
     : null;
   const audit = createAuditLog(config.backupDir, deps.log.child({ component: 'audit' }));

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { pino } from 'pino';
 import { commandDepsFrom, commandTable, type CommandHandler } from '../commands/index.ts';
 import { loadConfig } from '../config.ts';
 import { generateKeyPair } from '../crypto/age.ts';
 import { createDeps, type Deps } from '../deps.ts';
 import { toUserMessage } from '../errors.ts';
 import { createLogger } from '../logger.ts';
+import { stderrLogDestination } from '../log-lines.ts';
 import { ConsoleNotifier, plainText } from '../notifications/console-notifier.ts';
 import { startWorkers, type Workers } from '../workers/index.ts';
 import { exitByHangup, ignoreOutputErrors, isHangupError } from '../hangup.ts';
@@ -116,7 +116,8 @@ async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Reco
     },
     'offline',
   );
-  const log = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 2, sync: true }) });
+  // In a terminal, `warn: …` lines beside the replies instead of JSON with stack traces (log-lines.ts).
+  const log = createLogger({ level: config.logLevel, destination: stderrLogDestination() });
   const deps = await createDeps(config, log, { notifier: new ConsoleNotifier(print, config.slack.channel) });
   parts.deps = deps;
   parts.workers = await startWorkers(deps, { progressIntervalMs: 1000 });

@@ -1,12 +1,13 @@
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TargetName } from '../target-name.ts';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
+import { BackupDirs } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
@@ -28,6 +29,7 @@ export class LocalStorage implements Storage {
   readonly root: string;
   readonly #log: Logger | undefined;
   readonly #manifests = new ManifestCache();
+  readonly #dirs = new BackupDirs();
 
   constructor(root: string, log?: Logger) {
     this.root = resolve(root);
@@ -56,13 +58,11 @@ export class LocalStorage implements Storage {
   async beginBackup(target: string, backupId: string, owner?: BackupOwner): Promise<void> {
     const dir = this.#dir(target, backupId);
     try {
-      await mkdir(dirname(dir), { recursive: true });
-      // Not recursive: mkdir fails if the directory exists, which makes the reservation exclusive.
-      await mkdir(dir);
+      await this.#dirs.create(dir); // exclusive; the parents it makes go again with a failed backup (backup-dirs.ts)
       // Not fsynced: a marker lost to a power cut only leaves the directory to retention's age rule.
       if (owner)
         await writeFile(join(dir, RESERVATION), reservationBody(backupId, owner), { mode: 0o640 }).catch(async (err: unknown) => {
-          await rm(dir, { recursive: true, force: true });
+          await this.#dirs.remove(dir);
           throw err;
         });
     } catch (err) {
@@ -93,6 +93,7 @@ export class LocalStorage implements Storage {
       }
       await writeFileAtomically(join(dir, MANIFEST), `${JSON.stringify(m, null, 2)}\n`);
       await fsyncDir(dirname(dir));
+      this.#dirs.keep(dir);
     } catch (err) {
       throw storageError(err, this.describe(), 'write the manifest');
     }
@@ -103,7 +104,7 @@ export class LocalStorage implements Storage {
     if (await exists(join(dir, MANIFEST))) {
       throw new BotError('storage_failed', `Backup ${backupId} is finished; it is deleted through retention, not discarded.`);
     }
-    await rm(dir, { recursive: true, force: true });
+    await this.#dirs.remove(dir);
   }
 
   async readManifest(target: string, backupId: string): Promise<Manifest> {

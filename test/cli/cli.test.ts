@@ -127,6 +127,8 @@ describe('the CLI, for when Slack is down', () => {
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toMatch(/Backup FAILED: The database "no_such_db" does not exist/);
     expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    // Not even the target's directory, which this first backup of it created.
+    expect(await readdir(dir)).not.toContain('gone');
     const list = await cli(['list', 'gone'], { DATABASE_URL: db.url.replace(/\/[^/]+$/, '/no_such_db'), TARGET_NAME: 'gone', BACKUP_DIR: dir });
     expect(list.stdout).toMatch(/No finished backups of gone/);
     // Where no config names it and nothing of it is stored, `gone` is a typo: said, and not a success.

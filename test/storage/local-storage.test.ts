@@ -1,9 +1,9 @@
-import { readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LocalStorage } from '../../src/storage/index.ts';
+import { LocalStorage } from '../../src/storage/index.ts';
 import { storeBackup } from '../fixtures/backups.ts';
 import { tempRoot } from './fixtures.ts';
 import { storageContract, type StorageBackend } from './storage-contract.ts';
@@ -87,5 +87,27 @@ describe('LocalStorage on disk', () => {
     expect(s.totalBytes).toBe(size);
     expect(Math.abs(s.freeBytes - (avail ?? 0))).toBeLessThan(64 * 1024 * 1024);
     expect(s.freeBytes).toBeLessThanOrEqual(s.totalBytes);
+  });
+
+  it('a failed first backup leaves nothing: the directories its reservation made go, those that were there stay', async () => {
+    const [a, b] = ['app-20260101T000000Z', 'app-20260102T000000Z'];
+    // A root and a target directory the reservation created: both go with the discarded backup.
+    const fresh = new LocalStorage(join(root, 'backups'));
+    await fresh.beginBackup('app', a, { queue: 'backup', jobId: '1' });
+    await fresh.discardUnfinished('app', a);
+    expect(await readdir(root)).toEqual([]);
+    // A target directory that was there before stays, empty or not; so does one another backup is using.
+    await mkdir(join(root, 'backups', 'app'), { recursive: true });
+    await fresh.beginBackup('app', a);
+    await fresh.discardUnfinished('app', a);
+    expect(await readdir(join(root, 'backups'))).toEqual(['app']);
+    await rm(join(root, 'backups'), { recursive: true });
+    await fresh.beginBackup('app', a);
+    await fresh.beginBackup('app', b);
+    await fresh.discardUnfinished('app', a);
+    expect(await readdir(join(root, 'backups', 'app'))).toEqual([b]);
+    // Another process (retention) discarding an unfinished backup removes only that backup's directory.
+    await new LocalStorage(join(root, 'backups')).discardUnfinished('app', b);
+    expect(await readdir(join(root, 'backups', 'app'))).toEqual([]);
   });
 });

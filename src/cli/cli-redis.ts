@@ -1,0 +1,25 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+
+/**
+ * Redis as the CLI uses it (`check`, `retention`): only when REDIS_URL is set — the bot's default, 127.0.0.1:6379,
+ * could be any application's Redis — and then only to read the bot's queues and run log.
+ */
+
+/** One quick try, no retries, no queueing while it is down: null when it does not answer. */
+export async function connectRedis(url: string): Promise<Redis | null> {
+  const redis = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    return redis;
+  } catch {
+    redis.disconnect();
+    return null;
+  }
+}
+
+/** A queue to read: without skipMetasUpdate, BullMQ's Queue writes its `meta` hash as soon as it connects. */
+export function readOnlyQueue<T>(name: string, redis: Redis, prefix: string): Queue<T> {
+  return new Queue<T>(name, { connection: redis, prefix, skipMetasUpdate: true });
+}

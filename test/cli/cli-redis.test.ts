@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { cli } from '../support/app-backups.ts';
+
+const WATCH = pathToFileURL(resolve('test/support/watch-connects.mjs')).href;
+
+/**
+ * The CLI asks Redis only when REDIS_URL is set (the default, 127.0.0.1:6379, may be another application's), and
+ * then only reads the bot's queues.
+ */
+describe('the CLI and Redis', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-cli-redis-'));
+    env = { DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', TARGET_NAME: 'shop', BACKUP_DIR: join(dir, 'backups') };
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('without REDIS_URL, check and retention connect to no Redis, and say so in one line', async () => {
+    const connects = join(dir, 'connects.log');
+    const watched = { ...env, NODE_OPTIONS: `--import=${WATCH}`, PGBB_TEST_CONNECTS: connects };
+    const check = await cli(['check'], watched);
+    expect(check.stderr).toBe(
+      "no REDIS_URL: judging from storage alone; the last backup run and running jobs are not checked (set REDIS_URL to the bot's Redis)",
+    );
+    expect(check.stdout).toMatch(/^CRITICAL shop stale/);
+    expect(check.stdout).not.toMatch(/redis/i);
+    const refused = await cli(['retention'], watched);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/^Refusing to delete: no REDIS_URL, so the restore tests running now cannot be seen; set REDIS_URL to the bot's Redis\. /);
+    const dry = await cli(['retention', '--dry-run'], watched);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stderr).toBe('no REDIS_URL: restore tests and backups running now are unknown, so a real run would refuse.');
+    expect(dry.stdout).toMatch(/^Retention on local:.* \(dry run, nothing deleted\)/);
+    // The watch works (a run with REDIS_URL records its connection), and saw nothing of the runs above.
+    expect(await readFile(connects, 'utf8').catch(() => '')).toBe('');
+    const port = new URL(inject('redisUrl')).port;
+    await cli(['check'], { ...watched, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: `{watch-${randomUUID().slice(0, 8)}}` });
+    expect(await readFile(connects, 'utf8')).toMatch(new RegExp(`^127\\.0\\.0\\.1:${port}$`, 'm'));
+  });
+
+  it('with REDIS_URL, check and retention read the queues and write no queue keys', async () => {
+    const prefix = `{cli-redis-${randomUUID().slice(0, 8)}}`;
+    const withRedis = { ...env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix };
+    const check = await cli(['check'], withRedis);
+    expect(check.stderr).toBe('');
+    expect(check.stdout).not.toMatch(/redis/i);
+    const retention = await cli(['retention'], withRedis);
+    expect(retention.stderr).toBe('');
+    expect(retention.exitCode).toBe(0);
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      // The run log's first sighting of the target is health's own state; BullMQ's `meta` hashes are not.
+      expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}:first-seen:shop`]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
