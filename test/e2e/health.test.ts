@@ -121,8 +121,20 @@ describe('health conditions and the PagerDuty lifecycle', () => {
 
   it('/backup health shows every condition with its evidence', async () => {
     const { text } = await slash(h, '/backup', 'health');
-    for (const label of ['backup too old', 'backup size anomaly', 'backup too slow', 'backup disk', 'last backup failed', 'last restore test failed'])
-      expect(text).toContain(label);
+    // Each condition by the heading of its state: the failure's label when failing, what it watches when passing.
+    for (const [failing, passing] of [
+      ['backup too old', 'backup age'],
+      ['backup size anomaly', 'backup size'],
+      ['backup too slow', 'backup duration'],
+      ['backup disk filling up', 'backup disk'],
+      ['last backup failed', 'last backup'],
+      ['last restore test failed', 'last restore test'],
+    ])
+      expect(text.includes(`${failing}:`) || text.includes(`${passing}:`), failing).toBe(true);
+    // Never the wrong way round: a passing line does not carry a failure's label.
+    expect(text).not.toMatch(
+      /:white_check_mark: (backup too old|backup size anomaly|backup too slow|backup disk filling up|last backup failed|last restore test failed):/,
+    );
     expect(text).toMatch(/since/);
   });
 
