@@ -15,7 +15,16 @@ import { startWorkers, type Workers } from '../workers/index.ts';
 import { exitByHangup, ignoreOutputErrors, isHangupError } from '../hangup.ts';
 import { startEphemeralPostgres, startEphemeralRedis, type EphemeralPostgres, type EphemeralRedis } from './ephemeral.ts';
 
-const print = (line: string) => process.stdout.write(`${line}\n`);
+/**
+ * At an interactive prompt, channel messages arrive while the user types: the line being typed is cleared, the
+ * message printed, and the prompt redrawn with what was typed (readline's `prompt(true)`). Null otherwise.
+ */
+let atPrompt: { clear(): void; redraw(): void } | null = null;
+const print = (line: string) => {
+  atPrompt?.clear();
+  process.stdout.write(`${line}\n`);
+  atPrompt?.redraw();
+};
 
 /** What the demo has started so far: cleanup removes whatever is set, also when start-up failed half-way. */
 interface DemoParts {
@@ -163,12 +172,13 @@ async function createSampleDatabase(serverUrl: string): Promise<string> {
   return url;
 }
 
-async function dispatch(handlers: Record<string, CommandHandler>, line: string): Promise<void> {
+/** `echo`: print the command as typed (arguments and piped input); a terminal has already shown it. */
+async function dispatch(handlers: Record<string, CommandHandler>, line: string, echo = true): Promise<void> {
   const trimmed = line.trim();
   if (!trimmed) return;
   const [command = '', ...rest] = trimmed.split(/\s+/);
   const handler = handlers[command];
-  print(`\nyou> ${trimmed}`);
+  if (echo) print(`\nyou> ${trimmed}`);
   if (!handler) {
     print(`  (only visible to you) Unknown command ${command}. Try ${Object.keys(handlers).join(', ')}.`);
     return;
@@ -182,11 +192,23 @@ async function prompt(handlers: Record<string, CommandHandler>, scripted: boolea
   // In a terminal, readline reads Ctrl-C as a key (raw mode: no signal is sent, and it would only pause): it is the
   // same interrupt as a SIGINT, running jobs cancelled. Ctrl-D and `exit` end the demo after its running jobs.
   rl.on('SIGINT', () => interrupt('SIGINT'));
+  // While waiting for input (not while a command runs: its reply ends with a fresh prompt), output redraws the prompt.
+  const waiting = scripted
+    ? null
+    : {
+        clear: () => {
+          process.stdout.write('\r\x1b[2K');
+        },
+        redraw: () => rl.prompt(true),
+      };
+  atPrompt = waiting;
   rl.prompt();
   try {
     for await (const line of rl) {
       if (/^(exit|quit)$/i.test(line.trim())) break;
-      await dispatch(handlers, line);
+      atPrompt = null;
+      await dispatch(handlers, line, scripted);
+      atPrompt = waiting;
       rl.prompt();
     }
   } catch (err) {
@@ -196,6 +218,7 @@ async function prompt(handlers: Record<string, CommandHandler>, scripted: boolea
     interrupt('SIGHUP');
     await new Promise<never>(() => undefined);
   }
+  atPrompt = null;
   rl.close();
 }
 
