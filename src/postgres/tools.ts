@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { access, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { BotError } from '../errors.ts';
 
@@ -25,6 +25,18 @@ export async function isExecutable(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * A PostgreSQL program that is not among PgTools (pg_amcheck, pg_receivewal, pg_basebackup…): beside the pg_dump
+ * in use, else in the Debian layout of that major; null when neither has it.
+ */
+export async function findPgProgram(name: string, pgDump: string, major: number): Promise<string | null> {
+  for (const dir of [dirname(pgDump), join(DEBIAN_ROOT, String(major), 'bin')]) {
+    const bin = join(dir, name);
+    if (await isExecutable(bin)) return bin;
+  }
+  return null;
 }
 
 /** Major version from `pg_dump (PostgreSQL) 15.20 …` or `… 9.6.24`; pre-10 majors count as their first digit. */

@@ -1,22 +1,12 @@
-import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { withMaintenanceClient } from '../restore/scratch.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
-import { isExecutable } from '../tools.ts';
+import { findPgProgram } from '../tools.ts';
 
 /** What pg_amcheck found: `clean`, the corruption it reported, or why it did not run (then nothing is claimed). */
 export type Amcheck = { ran: true; corruption: string[] } | { ran: false; why: string };
-
-/** pg_amcheck beside the pg_dump in use, else in the Debian layout of that major. */
-async function findAmcheck(pgDump: string, major: number): Promise<string | null> {
-  for (const dir of [dirname(pgDump), `/usr/lib/postgresql/${major}/bin`]) {
-    const bin = join(dir, 'pg_amcheck');
-    if (await isExecutable(bin)) return bin;
-  }
-  return null;
-}
 
 /**
  * pg_amcheck on a restored copy: every table's heap and every btree index (`heapallindexed`: and every heap
@@ -28,7 +18,7 @@ export async function runAmcheck(
   database: string,
   o: { pgDump: string; major: number; heapallindexed: boolean; keep: boolean; signal?: AbortSignal | undefined },
 ): Promise<Amcheck> {
-  const bin = await findAmcheck(o.pgDump, o.major);
+  const bin = await findPgProgram('pg_amcheck', o.pgDump, o.major);
   if (!bin) return { ran: false, why: `pg_amcheck is not installed (postgresql-client-${o.major}, PostgreSQL 14 or later)` };
   const had = await hasAmcheck(url);
   try {

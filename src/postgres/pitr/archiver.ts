@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { execa } from 'execa';
+import type { AgeEngine } from '../../crypto/age-cli.ts';
+import { createEncryptStream } from '../../crypto/age.ts';
+import { readdirIfExists } from '../../storage/fs-util.ts';
+import { childOptions, yieldCpu } from '../child-pipes.ts';
+import { describeExit, firstErrorLine } from '../failures.ts';
+import { collectOutput } from '../output-tail.ts';
+import type { LocalWalStore, WalEntry } from './wal-store.ts';
+
+/** A completed WAL file in pg_receivewal's directory: a whole segment, or a timeline history file. */
+export const COMPLETE_WAL = /^([0-9A-F]{24}|[0-9A-F]{8}\.history)$/;
+
+export interface ArchiveOptions {
+  store: LocalWalStore;
+  zstd: string;
+  level: number;
+  /** age recipients: every file is encrypted to them; none (a target that opted out) leaves it compressed only. */
+  recipients: string[];
+  ageEngine: AgeEngine | undefined;
+  now?: () => Date;
+}
+
+/**
+ * One WAL file into the archive: `zstd` (the bytes of a 16 MB segment that is mostly empty after a switch
+ * compress to almost nothing), `age`, sha256 and the size counted on the way, the file committed (fsynced,
+ * renamed), then its index entry. Only then is it archived; the caller removes it from the spool after that.
+ */
+export async function archiveWalFile(path: string, name: string, o: ArchiveOptions): Promise<WalEntry> {
+  const encrypted = o.recipients.length > 0;
+  const rawBytes = (await stat(path)).size;
+  const writer = await o.store.writer(name, encrypted);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const counting = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const zstd = yieldCpu(execa(o.zstd, ['-c', '-q', `-${o.level}`, path], { ...childOptions(undefined), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }));
+  const stderr = collectOutput(zstd.stderr);
+  try {
+    const flow = encrypted
+      ? pipeline(zstd.stdout, await createEncryptStream(o.recipients, o.ageEngine), counting, writer.stream)
+      : pipeline(zstd.stdout, counting, writer.stream);
+    await Promise.all([flow, zstd]);
+    const res = await zstd;
+    if (res.failed) throw new Error(`zstd failed on WAL ${name}: ${firstErrorLine(stderr.text()) || describeExit(res)}`);
+    await writer.commit();
+  } catch (err) {
+    zstd.kill('SIGTERM');
+    await writer.abort();
+    throw err;
+  }
+  const entry: WalEntry = {
+    name,
+    file: o.store.fileName(name, encrypted),
+    bytes,
+    sha256: hash.digest('hex'),
+    rawBytes,
+    compression: 'zstd',
+    encryption: encrypted ? 'age' : 'none',
+    archivedAt: (o.now?.() ?? new Date()).toISOString(),
+  };
+  await o.store.index(entry);
+  return entry;
+}
+
+/**
+ * Archives every completed WAL file in the spool, oldest first, removing each once archived. A file already in
+ * the archive (the process died between its index entry and its removal) is only removed. Stops at the first
+ * failure: WAL must stay in order, and the next pass retries from there.
+ */
+export async function archiveSpool(spool: string, o: ArchiveOptions): Promise<{ archived: WalEntry[]; failure: Error | null }> {
+  const ready = (await readdirIfExists(spool)).filter((n) => COMPLETE_WAL.test(n)).sort();
+  const archived: WalEntry[] = [];
+  for (const name of ready) {
+    try {
+      const known = await o.store.entry(name);
+      if (!known) archived.push(await archiveWalFile(join(spool, name), name, o));
+      await unlink(join(spool, name));
+    } catch (err) {
+      return { archived, failure: err instanceof Error ? err : new Error(String(err)) };
+    }
+  }
+  return { archived, failure: null };
+}

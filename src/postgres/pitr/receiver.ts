@@ -1,0 +1,92 @@
+import { mkdir } from 'node:fs/promises';
+import { execa } from 'execa';
+import type { Logger } from '../../logger.ts';
+import { withPgEnv } from '../connection.ts';
+import { describeExit, firstErrorLine } from '../failures.ts';
+import { collectOutput } from '../output-tail.ts';
+
+export interface ReceiverState {
+  up: boolean;
+  /** Why it is down: pg_receivewal's own first error line. */
+  error?: string;
+  since: Date;
+}
+
+export interface ReceiverOptions {
+  pgReceivewal: string;
+  /** The replication connection (a role with REPLICATION); its password reaches pg_receivewal through a passfile. */
+  url: string;
+  slot: string;
+  /** pg_receivewal's directory: segments being written (`.partial`) and completed ones until they are archived. */
+  spool: string;
+  log: Logger;
+  onState(state: ReceiverState): void;
+  backoff?: { minMs: number; maxMs: number };
+}
+
+/**
+ * pg_receivewal, supervised: it streams WAL over a replication connection into the spool, through a physical
+ * replication slot (created if missing), so the server keeps every segment the receiver has not confirmed, also
+ * while it is down. `--synchronous` flushes what it receives at once: a partial segment on the worker's disk is
+ * durable there. When it dies (the server restarted, the network broke), it is started again after a backoff
+ * that doubles up to a minute and starts over after a minute of running.
+ */
+export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> } {
+  const { minMs, maxMs } = o.backoff ?? { minMs: 1000, maxMs: 60_000 };
+  let stopping = false;
+  let child: { kill(signal: NodeJS.Signals): unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  const once = () =>
+    withPgEnv(o.url, async (env) => {
+      const opts = { env, extendEnv: false, stdin: 'ignore', reject: false } as const;
+      const slot = await execa(o.pgReceivewal, ['--create-slot', '--if-not-exists', `--slot=${o.slot}`, '--no-password'], { ...opts, all: true });
+      if (slot.failed) return `could not create the replication slot ${o.slot}: ${firstErrorLine(String(slot.all ?? '')) || describeExit(slot)}`;
+      if (stopping) return null;
+      const running = execa(o.pgReceivewal, [`--directory=${o.spool}`, `--slot=${o.slot}`, '--synchronous', '--no-loop', '--no-password'], {
+        ...opts,
+        stdout: 'ignore',
+        stderr: 'pipe',
+        buffer: false,
+      });
+      child = running;
+      const stderr = collectOutput(running.stderr);
+      o.onState({ up: true, since: new Date() });
+      const res = await running;
+      child = undefined;
+      return stopping ? null : `pg_receivewal stopped: ${firstErrorLine(stderr.text()) || describeExit(res)}`;
+    });
+
+  const loop = (async () => {
+    await mkdir(o.spool, { recursive: true, mode: 0o700 });
+    let delay = minMs;
+    while (!stopping) {
+      const started = Date.now();
+      const why = await once().catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+      if (stopping) break;
+      o.onState({ up: false, since: new Date(), ...(why ? { error: why } : {}) });
+      o.log.warn({ slot: o.slot, why, retryInMs: delay }, 'WAL receiver down; restarting');
+      if (Date.now() - started > 60_000) delay = minMs;
+      await sleep(delay);
+      delay = Math.min(delay * 2, maxMs);
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping = true;
+      wake?.();
+      // SIGTERM: pg_receivewal flushes what it has and exits; the partial segment stays for the next start.
+      child?.kill('SIGTERM');
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import type { Logger } from '../../logger.ts';
+import { type ArchiveOptions, archiveSpool } from './archiver.ts';
+import { type ReceiverState, superviseReceiver } from './receiver.ts';
+import type { WalEntry } from './wal-store.ts';
+
+/** What the archive of one target knows about itself, for `/backup status` and health. */
+export interface WalArchiveState {
+  receiver: ReceiverState;
+  /** The newest WAL file archived (stored and indexed), and when. */
+  lastArchived: { name: string; at: Date } | null;
+  /** Why the last archiving pass stopped short, if it did. */
+  archiveError: string | null;
+}
+
+export interface WalArchiveOptions extends ArchiveOptions {
+  target: string;
+  pgReceivewal: string;
+  replicationUrl: string;
+  slot: string;
+  spool: string;
+  log: Logger;
+  /** How often the spool is swept for completed segments (default 1 s). */
+  sweepMs?: number;
+  onState?: (s: WalArchiveState) => void;
+  backoff?: { minMs: number; maxMs: number };
+}
+
+/**
+ * A continuous WAL archive for one target, with no agent on the database host: pg_receivewal supervised
+ * (receiver.ts) writes the spool, and every completed segment is compressed, encrypted, hashed, stored and
+ * indexed (archiver.ts) before it is removed from there.
+ */
+export function startWalArchive(o: WalArchiveOptions): { state(): WalArchiveState; sweep(): Promise<WalEntry[]>; stop(): Promise<void> } {
+  const state: WalArchiveState = { receiver: { up: false, since: new Date() }, lastArchived: null, archiveError: null };
+  const changed = () => o.onState?.({ ...state });
+  const receiver = superviseReceiver({
+    pgReceivewal: o.pgReceivewal,
+    url: o.replicationUrl,
+    slot: o.slot,
+    spool: o.spool,
+    log: o.log,
+    ...(o.backoff ? { backoff: o.backoff } : {}),
+    onState: (r) => {
+      state.receiver = r;
+      changed();
+    },
+  });
+  let sweeping: Promise<WalEntry[]> | null = null;
+  const sweep = () => {
+    sweeping ??= (async () => {
+      try {
+        const { archived, failure } = await archiveSpool(o.spool, o);
+        const last = archived.at(-1);
+        if (last) state.lastArchived = { name: last.name, at: new Date(last.archivedAt) };
+        state.archiveError = failure ? failure.message : null;
+        if (failure) o.log.error({ err: failure, target: o.target }, 'WAL archiving stopped short; retrying');
+        if (last || failure) changed();
+        return archived;
+      } finally {
+        sweeping = null;
+      }
+    })();
+    return sweeping;
+  };
+  const timer = setInterval(() => void sweep().catch(() => undefined), o.sweepMs ?? 1000);
+  return {
+    state: () => ({ ...state }),
+    sweep,
+    async stop() {
+      clearInterval(timer);
+      await receiver.stop();
+      // What pg_receivewal completed before it stopped is archived now, not at the next start.
+      await (sweeping ?? Promise.resolve());
+      await sweep().catch(() => undefined);
+    },
+  };
+}

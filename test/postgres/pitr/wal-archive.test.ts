@@ -1,0 +1,136 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
+import { createDecryptStream, generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
+import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+import { childProcesses, silentLog, withClient } from '../../support/postgres-helpers.ts';
+
+/** A segment's position in the WAL of its timeline (16 MB segments: 256 per log file). */
+const segmentNumber = (name: string) => Number.parseInt(name.slice(8, 16), 16) * 0x100 + Number.parseInt(name.slice(16, 24), 16);
+
+/**
+ * The continuous WAL archive on a real server (wal_level=replica, the test setup's): pg_receivewal through a
+ * slot of its own, each completed segment stored compressed and encrypted with its sha256 and index entry, the
+ * stored bytes equal to the server's own segment, and no segment lost when the receiver is killed.
+ */
+describe('the WAL archive', () => {
+  let dir: string;
+  let store: LocalWalStore;
+  let identityFile: string;
+  const slot = `pgbb_test_${randomBytes(4).toString('hex')}`;
+  let archive: ReturnType<typeof startWalArchive>;
+  const server = () => inject('pgUrl');
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-wal-'));
+    const keys = await generateKeyPair();
+    identityFile = join(dir, 'key.txt');
+    await import('node:fs/promises').then((fs) => fs.writeFile(identityFile, keys.identityFileText, { mode: 0o600 }));
+    store = new LocalWalStore(join(dir, 'backups'), 'app');
+    const tools = await findPgTools({ serverMajor: 15 });
+    const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
+    if (!pgReceivewal) throw new Error('pg_receivewal is not installed');
+    archive = startWalArchive({
+      target: 'app',
+      pgReceivewal,
+      replicationUrl: server(),
+      slot,
+      spool: join(dir, 'spool'),
+      store,
+      zstd: 'zstd',
+      level: 2,
+      recipients: [keys.recipient],
+      ageEngine: await findAgeEngine(),
+      log: silentLog,
+      sweepMs: 100,
+      backoff: { minMs: 100, maxMs: 500 },
+    });
+  });
+  afterAll(async () => {
+    await archive?.stop();
+    await withClient(server(), (c) => c.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [slot])).catch(
+      () => undefined,
+    );
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await f();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  /** Writes a little, switches to a new segment, and returns the name of the one just completed. */
+  const completeSegment = () =>
+    withClient(server(), async (c) => {
+      await c.query(`CREATE TABLE IF NOT EXISTS pgbb_wal_probe (at timestamptz DEFAULT now(), n int)`);
+      await c.query('INSERT INTO pgbb_wal_probe (n) SELECT generate_series(1, 100)');
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+      await c.query('SELECT pg_switch_wal()');
+      return rows[0]?.name as string;
+    });
+
+  const archived = (name: string) => until(`WAL ${name} archived`, async () => (await store.list()).find((e) => e.name === name));
+
+  /** The stored file, checked against its entry, decrypted and decompressed. */
+  async function storedSegment(e: WalEntry): Promise<Buffer> {
+    const stored = await buffer(store.open(e));
+    expect(stored.length).toBe(e.bytes);
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(e.sha256);
+    const identity = await loadIdentity(identityFile, 'test');
+    const plain = await buffer(await createDecryptStream(Readable.from(stored), identity, []));
+    return (await execa('zstd', ['-dc'], { input: plain, encoding: 'buffer' })).stdout as unknown as Buffer;
+  }
+
+  it('stores each completed segment compressed, encrypted and indexed, byte for byte the server’s own', async () => {
+    await until('the receiver', async () => (archive.state().receiver.up ? true : undefined));
+    const name = await completeSegment();
+    const entry = await archived(name);
+    expect(entry).toMatchObject({ name, compression: 'zstd', encryption: 'age', rawBytes: 16 * 1024 * 1024, file: `${name}.zst.age` });
+    expect(entry.bytes).toBeLessThan(entry.rawBytes);
+    const segment = await storedSegment(entry);
+    expect(segment.length).toBe(16 * 1024 * 1024);
+    // The server still holds it (the slot keeps what the receiver had not confirmed; it was read just now).
+    const onServer = await withClient(
+      server(),
+      async (c) => (await c.query<{ h: string }>(`SELECT encode(sha256(pg_read_binary_file('pg_wal/' || $1)), 'hex') AS h`, [name])).rows[0]?.h,
+    );
+    expect(createHash('sha256').update(segment).digest('hex')).toBe(onServer);
+    // Nothing completed is left in the spool once archived.
+    expect((await readFile(join(dir, 'spool', name)).catch(() => null)) === null).toBe(true);
+  });
+
+  it('loses nothing when pg_receivewal is killed: restarted, and the archive has every segment in order', async () => {
+    const first = await completeSegment();
+    await archived(first);
+    const receiver = (await childProcesses()).find(
+      (p) => p.cmdline.includes('pg_receivewal') && p.cmdline.includes(`--slot=${slot}`) && !p.cmdline.includes('--create-slot'),
+    );
+    expect(receiver).toBeDefined();
+    process.kill(receiver?.pid as number, 'SIGKILL');
+    await until('the receiver down', async () => (archive.state().receiver.up ? undefined : true), 10_000);
+    // Written while it is down: the slot keeps it on the server until the receiver is back.
+    const during = await completeSegment();
+    await until('the receiver back up', async () => (archive.state().receiver.up ? true : undefined));
+    const last = await completeSegment();
+    await archived(during);
+    await archived(last);
+    const names = (await store.list()).map((e) => e.name).filter((n) => !n.endsWith('.history'));
+    const from = names.indexOf(first);
+    const run = names.slice(from, names.indexOf(last) + 1).map(segmentNumber);
+    expect(run.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < run.length; i++) expect(run[i]).toBe((run[i - 1] as number) + 1);
+  });
+});
