@@ -33,6 +33,16 @@ export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawE
       schemas: t.schemas,
       policy: resolvePolicy(t),
       verify: t.verify ?? verify,
+      ...(t.pitr
+        ? {
+            pitr: {
+              url: cleaned[t.pitr.urlEnv] ?? '',
+              slot: t.pitr.slot ?? `pgbb_${t.name.replace(/-/g, '_')}`,
+              walRetentionDays: t.pitr.walRetentionDays,
+              rpoSeconds: t.pitr.rpoSeconds,
+            },
+          }
+        : {}),
     }));
   }
   return env.DATABASE_URL ? [{ ...defaultTarget(env.TARGET_NAME ?? targetNameFromUrl(env.DATABASE_URL), env.DATABASE_URL), verify }] : [];

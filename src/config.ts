@@ -68,11 +68,16 @@ function targetProblems(cleaned: RawEnv, file: FileRead, mode: Mode): string[] {
     problems.push('DATABASE_URL: required (postgres://user@host:port/dbname of the database to back up), unless the config file lists targets');
   }
   for (const t of fileTargets) {
-    if (t.urlEnv === undefined) continue;
-    const value = cleaned[t.urlEnv];
-    if (value === undefined) problems.push(`${t.urlEnv}: required by target ${t.name} in ${file.path} (urlEnv)`);
-    else if (!PostgresUrl.safeParse(value).success)
-      problems.push(`${t.urlEnv} (target ${t.name}): must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)`);
+    for (const [name, what] of [
+      [t.urlEnv, 'urlEnv'],
+      [t.pitr?.urlEnv, 'pitr.urlEnv'],
+    ] as const) {
+      if (name === undefined) continue;
+      const value = cleaned[name];
+      if (value === undefined) problems.push(`${name}: required by target ${t.name} in ${file.path} (${what})`);
+      else if (!PostgresUrl.safeParse(value).success)
+        problems.push(`${name} (target ${t.name}): must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)`);
+    }
   }
   return problems;
 }

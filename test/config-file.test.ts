@@ -106,6 +106,25 @@ describe('BOT_CONFIG file', () => {
     expect(() => loadConfig({ ...base, BOT_CONFIG: bad })).toThrow(/verify/);
   });
 
+  it('reads a target’s pitr section: the replication URL from its variable, the slot pgbb_<target> by default, the policy', async () => {
+    const file = join(dir, 'pitr.yml');
+    await writeFile(
+      file,
+      'targets:\n  - name: shop-eu\n    url: postgres://h/shop\n    environment: production\n    pitr: { urlEnv: SHOP_REPLICATION_URL, rpoSeconds: 60 }\n',
+    );
+    const c = loadConfig({ ...base, BOT_CONFIG: file, SHOP_REPLICATION_URL: 'postgres://replicator:secret@h/shop' });
+    expect(c.targets[0]?.pitr).toEqual({ url: 'postgres://replicator:secret@h/shop', slot: 'pgbb_shop_eu', walRetentionDays: 7, rpoSeconds: 60 });
+    let message = '';
+    try {
+      loadConfig({ ...base, BOT_CONFIG: file });
+    } catch (err) {
+      message = (err as BotError).userMessage;
+    }
+    expect(message).toContain('SHOP_REPLICATION_URL: required by target shop-eu');
+    expect(message).toContain('(pitr.urlEnv)');
+    expect(message).not.toContain('secret');
+  });
+
   it('defaults to nobody allowed to restore into an existing database', () => {
     expect(loadConfig(base).restore.allowedUsers).toEqual([]);
   });

@@ -1,3 +1,5 @@
+import type { Redis } from 'ioredis';
+import { walStatusLines } from './wal-status.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
@@ -50,6 +52,8 @@ export interface BackupCommandDeps {
   checklist?: Queue<ChecklistJob>;
   /** For `/backup status`: the queues whose job schedulers Redis holds (next runs as BullMQ has them). */
   schedulers?: SchedulerQueues;
+  /** For `/backup status`: the WAL streams' state, as the workers write it. */
+  redis?: Redis;
 }
 
 /** Scheduler id → next run (ms), as Redis holds them; undefined when there are no scheduler queues to read. */
@@ -212,5 +216,6 @@ async function statusReply({ deps }: Ask): Promise<Reply> {
   const [jobs, held] = await withDeadline(2500, Promise.all([formatQueueStatus(deps.queue), heldSchedulers(deps.schedulers)]), 'reading the job queue');
   // The plan from the config against what Redis holds (workers keep them in step: workers/plan-keeper.ts).
   const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone);
-  return { text: `${jobs}\n\n${schedules}`.slice(0, 3900) };
+  const wal = deps.redis ? await withDeadline(1000, walStatusLines(deps.config, deps.redis), 'reading the WAL streams') : [];
+  return { text: `${jobs}\n\n${schedules}${wal.length ? `\n\n${wal.join('\n')}` : ''}`.slice(0, 3900) };
 }

@@ -64,6 +64,7 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
           ...(deps.health ? { health: deps.health } : {}),
           ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}),
           ...(deps.schedulers ? { schedulers: deps.schedulers } : {}),
+          redis: deps.redis,
         }),
       },
       guard,

@@ -18,6 +18,7 @@ import { canonicalTimeZone } from './time.ts';
  *     excludeTables: [public.audit_log_*]
  *     schemas: [public, shop]
  *     verify: full                     # restore tests: counts | content | full (default: restoreTest.verify)
+ *     pitr: { urlEnv: SHOP_REPLICATION_URL, walRetentionDays: 7, rpoSeconds: 3600 }   # a continuous WAL archive
  *     schedules:
  *       backups:
  *         daily: { cron: '30 1 * * *' }     # change a default: only the fields given
@@ -93,6 +94,22 @@ export const ScheduleTargetSchema = z
     excludeTables: z.array(TablePattern).default([]),
     /** Empty: every schema. */
     schemas: z.array(SchemaPattern).default([]),
+    /**
+     * Point-in-time recovery: a continuous WAL archive streamed over a replication connection (a role with
+     * REPLICATION), through a physical slot of its own.
+     */
+    pitr: z
+      .object({
+        urlEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'the name of an environment variable, e.g. SHOP_REPLICATION_URL'),
+        slot: z
+          .string()
+          .regex(/^[a-z0-9_]{1,63}$/, 'a replication slot name: lowercase letters, digits and _, at most 63')
+          .optional(),
+        walRetentionDays: z.number().int().min(1).max(366).default(7),
+        rpoSeconds: z.number().int().min(10).max(86_400).default(3600),
+      })
+      .strict()
+      .optional(),
     /** How deeply restore tests check a restored copy: counts, content or full; default: restoreTest.verify. */
     verify: z.enum(['counts', 'content', 'full']).optional(),
     schedules: ScheduleOverrides.optional(),

@@ -1,3 +1,4 @@
+import { startWalArchives } from './wal-archives.ts';
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
@@ -115,6 +116,8 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   if (options.schedules !== false && config.firstBackupAtStart) {
     await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });
   }
+  // Targets with point-in-time recovery: their WAL streams into the archive from now on (wal-archives.ts).
+  const wal = await startWalArchives({ config, redis: deps.redis, log });
   return {
     running: () => all.every((w) => w.isRunning()),
     cancelRunning: (reason) => {
@@ -122,7 +125,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     },
     async close() {
       keeper?.stop();
-      await Promise.all(all.map((w) => w.close()));
+      await Promise.all([...all.map((w) => w.close()), wal.stop()]);
     },
   };
 }

@@ -1,0 +1,98 @@
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Config, TargetConfig } from '../config.ts';
+import { findAgeEngine } from '../crypto/age-cli.ts';
+import type { Logger } from '../logger.ts';
+import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
+import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
+import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
+
+/**
+ * The WAL archives of the targets that have a `pitr` section, started by a worker. Their state goes to Redis
+ * (`<prefix>:wal:<target>`), where `/backup status` reads it in the bot's process.
+ *
+ * Not yet: a lease, so exactly one worker host receives each target's WAL. Until then a second worker's
+ * pg_receivewal finds the slot in use ("replication slot … is active"), stays down and retries with its backoff:
+ * the slot itself keeps it to one receiver, and the state each writes says which one is up. Local storage only
+ * (BACKUP_DIR) in this version: with S3 as the primary store the archive is not started, and the state says so.
+ */
+export interface WalArchives {
+  stop(): Promise<void>;
+}
+
+async function writeState(redis: Redis, key: string, s: StoredWalState, log: Logger): Promise<void> {
+  await redis
+    .multi()
+    .del(key)
+    .hset(key, Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Record<string, string>)
+    .exec()
+    .catch((err: unknown) => log.debug({ err }, 'WAL state not written'));
+}
+
+const stored = (s: WalArchiveState): StoredWalState => ({
+  receiver: s.receiver.up ? 'up' : 'down',
+  since: s.receiver.since.toISOString(),
+  ...((s.receiver.error ?? s.archiveError) ? { error: s.archiveError ?? s.receiver.error } : {}),
+  ...(s.lastArchived ? { lastArchived: s.lastArchived.name, lastArchivedAt: s.lastArchived.at.toISOString() } : {}),
+});
+
+export async function startWalArchives(o: { config: Config; redis: Redis; log: Logger }): Promise<WalArchives> {
+  const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
+  if (targets.length === 0) return { stop: async () => undefined };
+  const prefix = o.config.queuePrefix;
+  if (o.config.s3?.mode === 'primary') {
+    for (const t of targets) {
+      await writeState(
+        o.redis,
+        walStateKey(prefix, t.name),
+        {
+          receiver: 'not started',
+          since: new Date().toISOString(),
+          error: 'the WAL archive needs local storage (BACKUP_DIR) in this version; S3 as the primary store is not supported yet',
+        },
+        o.log,
+      );
+    }
+    return { stop: async () => undefined };
+  }
+  const encrypted = o.config.encryption.recipients.length > 0;
+  const [zstd, ageEngine] = await Promise.all([findZstd(), encrypted ? findAgeEngine() : Promise.resolve(undefined)]);
+  const archives: Array<ReturnType<typeof startWalArchive>> = [];
+  for (const t of targets) {
+    const log = o.log.child({ target: t.name, component: 'wal' });
+    const tools = await findPgTools({ serverMajor: 10, ...(o.config.pgBinDir ? { pgBinDir: o.config.pgBinDir } : {}) });
+    const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
+    const key = walStateKey(prefix, t.name);
+    if (!pgReceivewal) {
+      await writeState(
+        o.redis,
+        key,
+        { receiver: 'not started', since: new Date().toISOString(), error: `pg_receivewal is not installed (postgresql-client-${tools.major})` },
+        log,
+      );
+      continue;
+    }
+    archives.push(
+      startWalArchive({
+        target: t.name,
+        pgReceivewal,
+        replicationUrl: t.pitr.url,
+        slot: t.pitr.slot,
+        spool: join(o.config.backupDir, '_wal-spool', t.name),
+        store: new LocalWalStore(o.config.backupDir, t.name),
+        zstd,
+        level: o.config.compressionLevel,
+        recipients: o.config.encryption.recipients,
+        ageEngine,
+        log,
+        onState: (s) => void writeState(o.redis, key, stored(s), log),
+      }),
+    );
+  }
+  return {
+    async stop() {
+      await Promise.all(archives.map((a) => a.stop()));
+    },
+  };
+}

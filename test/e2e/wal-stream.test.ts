@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { access, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { withClient } from '../support/postgres-helpers.ts';
+import { slash, startHarness, type Harness } from './harness.ts';
+
+let h: Harness;
+let cfg: string;
+const slot = `pgbb_e2e_${randomBytes(4).toString('hex')}`;
+
+beforeAll(async () => {
+  cfg = join(tmpdir(), `pgbb-wal-${process.pid}-${Date.now()}.yml`);
+  await writeFile(
+    cfg,
+    `encryption: age\ntargets:\n  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    pitr: { urlEnv: SHOP_REPLICATION_URL, slot: ${slot} }\n`,
+  );
+  h = await startHarness({
+    pgUrl: inject('pgUrl'),
+    redisUrl: inject('redisUrl'),
+    env: { BOT_CONFIG: cfg, SHOP_URL: inject('pgUrl'), SHOP_REPLICATION_URL: inject('pgUrl') },
+  });
+});
+
+afterAll(async () => {
+  await h?.stop();
+  await withClient(inject('pgUrl'), (c) => c.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [slot])).catch(
+    () => undefined,
+  );
+  await rm(cfg, { force: true });
+});
+
+async function statusUntil(match: RegExp, timeoutMs = 30_000): Promise<string> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const { text } = await slash(h, '/backup', 'status');
+    if (match.test(text)) return text;
+    if (Date.now() > end) throw new Error(`/backup status never matched ${match}:\n${text}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('a target with point-in-time recovery, as the bot runs it', () => {
+  it('streams its WAL from the moment a worker starts, archives each completed segment, and /backup status says so', async () => {
+    await statusUntil(new RegExp(`\\*shop\\* \\(slot \`${slot}\`\\): :white_check_mark: streaming since`));
+    const name = await withClient(inject('pgUrl'), async (c) => {
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+      await c.query('SELECT pg_switch_wal()');
+      return rows[0]?.name as string;
+    });
+    // A segment completed before this test's switch may be archived first: wait for this one.
+    await statusUntil(new RegExp(`newest archived ${name}|newest archived [0-9A-F]{24}`));
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const stored = await access(join(h.backupDir, 'shop', '_wal', `${name}.zst.age`)).then(
+        () => true,
+        () => false,
+      );
+      if (stored) break;
+      if (Date.now() > end) throw new Error(`WAL ${name} was never archived`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(await access(join(h.backupDir, 'shop', '_wal', `${name}.json`)).then(() => true)).toBe(true);
+  });
+});
