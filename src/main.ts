@@ -21,6 +21,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
   pg-backup-bot fetch <backup-id> [--globals] [-o FILE|-]   the plain pg_dump archive (or roles SQL), checked, for a hand-run pg_restore
   pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report
+  pg-backup-bot base-backup [target]   a base backup for point-in-time recovery (targets with a pitr section)
   pg-backup-bot --version      the version
 
 Configuration is by environment variables: see README.md.`;
@@ -45,6 +46,14 @@ async function main(argv: string[]): Promise<number> {
       return runCli(verb, args);
     case 'retention':
       return runRetention(args);
+    case 'base-backup': {
+      const config = loadConfig(process.env, 'cli');
+      const { cliBaseBackup } = await import('./cli/base-backup-cli.ts');
+      const abort = new AbortController();
+      process.on('SIGINT', () => abort.abort());
+      process.on('SIGTERM', () => abort.abort());
+      return cliBaseBackup(args, { config, io: cliIo(), signal: abort.signal });
+    }
     case 'init': {
       // No config yet: init is what writes it.
       const { cliInit } = await import('./cli/init-cli.ts');
