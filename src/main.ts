@@ -22,6 +22,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot fetch <backup-id> [--globals] [-o FILE|-]   the plain pg_dump archive (or roles SQL), checked, for a hand-run pg_restore
   pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report
   pg-backup-bot base-backup [target]   a base backup for point-in-time recovery (targets with a pitr section)
+  pg-backup-bot restore-pitr <target> --time="…+01" --data-dir=DIR   lay out a cluster recovering to that moment
   pg-backup-bot --version      the version
 
 Configuration is by environment variables: see README.md.`;
@@ -46,6 +47,13 @@ async function main(argv: string[]): Promise<number> {
       return runCli(verb, args);
     case 'retention':
       return runRetention(args);
+    case 'restore-pitr':
+    case 'wal-fetch': {
+      // No DATABASE_URL: the server being recovered is not reachable yet, and may be the thing that is gone.
+      const config = loadConfig(process.env, 'offline');
+      const { cliRestorePitr, cliWalFetch } = await import('./cli/pitr-cli.ts');
+      return (verb === 'wal-fetch' ? cliWalFetch : cliRestorePitr)(args, { config, io: cliIo() });
+    }
     case 'base-backup': {
       const config = loadConfig(process.env, 'cli');
       const { cliBaseBackup } = await import('./cli/base-backup-cli.ts');

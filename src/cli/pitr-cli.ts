@@ -1,0 +1,79 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findTarget, type Config } from '../config.ts';
+import { loadIdentity } from '../crypto/age.ts';
+import { toUserMessage } from '../errors.ts';
+import { chooseBase, fetchWal, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
+import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+
+type Io = { out(l: string): void; err(l: string): void };
+
+const USAGE = 'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01" --data-dir=DIR [--action=promote|pause|shutdown]';
+
+/** Shell-quoted for restore_command, which PostgreSQL runs through /bin/sh. */
+const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * `pg-backup-bot restore-pitr <target> --time=… --data-dir=DIR`: the real recovery, on a new host. The base
+ * backup that ended before the time is laid out in DIR with `recovery.signal`, a restore_command that fetches
+ * each WAL file through `pg-backup-bot wal-fetch` (sha256 checked, decrypted), the target time and its action;
+ * then it says how to start the server.
+ */
+export async function cliRestorePitr(args: string[], deps: { config: Config; io: Io }): Promise<number> {
+  const { config, io } = deps;
+  const [targetName, ...opts] = args;
+  const flag = (name: string) => opts.find((o) => o.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const time = flag('time');
+  const dataDir = flag('data-dir');
+  const action = (flag('action') ?? 'promote') as 'promote' | 'pause' | 'shutdown';
+  if (!targetName || !time || !dataDir || !['promote', 'pause', 'shutdown'].includes(action) || opts.some((o) => !/^--(time|data-dir|action)=/.test(o))) {
+    io.err(USAGE);
+    return 2;
+  }
+  try {
+    const target = findTarget(config, targetName);
+    const at = parseRecoveryTime(time);
+    const store = new LocalWalStore(config.backupDir, target.name);
+    const base = chooseBase(await listBaseBackups(config.backupDir, target.name), await store.list(), at);
+    const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
+    const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
+    // What wal-fetch needs, said in the command itself (the server runs it with its own environment): where the
+    // archive is and the key, nothing else — no config file, whose targets' variables the server would not have.
+    const env = [
+      ['BACKUP_DIR', resolve(config.backupDir)],
+      ...(config.encryption.identityFile ? [['BACKUP_ENCRYPTION_IDENTITY_FILE', resolve(config.encryption.identityFile)]] : []),
+    ].map(([k, v]) => `${k}=${sh(v as string)}`);
+    const restoreCommand = `${env.join(' ')} ${sh(process.execPath)} ${sh(bin)} wal-fetch ${sh(target.name)} %f "%p"`;
+    await layOutRecovery({ root: config.backupDir, base, dataDir: resolve(dataDir), identity, at, action, restoreCommand });
+    io.out(
+      [
+        `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, to recover to ${at.toISOString()} (${action} there).`,
+        'Start it as the user who will own the cluster (who must be able to read BACKUP_DIR and the identity file):',
+        `  chown -R postgres: ${resolve(dataDir)} && runuser -u postgres -- pg_ctl -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
+        `Then check the log for "recovery stopping before … ${at.toISOString().slice(0, 10)}" and "archive recovery complete";`,
+        '"recovery ended before configured recovery target was reached" means the archive ends before the time: the recovery is incomplete.',
+      ].join('\n'),
+    );
+    return 0;
+  } catch (err) {
+    io.err(`Point-in-time restore FAILED: ${toUserMessage(err)}`);
+    return 1;
+  }
+}
+
+/** `pg-backup-bot wal-fetch <target> <file> <dest>`: restore_command's half; exit 1 when the file is not archived. */
+export async function cliWalFetch(args: string[], deps: { config: Config; io: Io }): Promise<number> {
+  const [targetName, name, dest] = args;
+  if (!targetName || !name || !dest || args.length !== 3) {
+    deps.io.err('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination>');
+    return 2;
+  }
+  try {
+    const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
+    // Not archived is not an error: recovery asks for the next file until there is none.
+    return (await fetchWal(new LocalWalStore(deps.config.backupDir, targetName), name, dest, identity)) ? 0 : 1;
+  } catch (err) {
+    deps.io.err(`wal-fetch of ${name} FAILED: ${toUserMessage(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { pipeline } from 'node:stream/promises';
+import { execa } from 'execa';
+import { type AgeIdentity, createDecryptStream } from '../../crypto/age.ts';
+import { BotError } from '../../errors.ts';
+import { readdirIfExists } from '../../storage/fs-util.ts';
+import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
+import type { LocalWalStore, WalEntry } from './wal-store.ts';
+
+/** The base backups of a target, oldest first. */
+export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
+  const dir = join(root, target, '_base');
+  const found: BaseBackup[] = [];
+  for (const id of await readdirIfExists(dir)) {
+    const text = await readFile(join(dir, id, 'base.json'), 'utf8').catch(() => null);
+    if (text) found.push(BaseBackupSchema.parse(JSON.parse(text)));
+  }
+  return found.sort((a, b) => Date.parse(a.finishedAt) - Date.parse(b.finishedAt));
+}
+
+/** "2026-12-03 14:30:00+01": a time with its offset; anything without one is refused (whose 14:30?). */
+export function parseRecoveryTime(text: string): Date {
+  if (!/(Z|[+-]\d{2}(:?\d{2})?)$/.test(text.trim())) {
+    throw new BotError('bad_request', `"${text}" has no UTC offset: say "2026-12-03 14:30:00+01" or "…Z", so the moment is not a guess.`);
+  }
+  const d = new Date(
+    text
+      .trim()
+      .replace(' ', 'T')
+      .replace(/([+-]\d{2})$/, '$1:00'),
+  );
+  if (Number.isNaN(d.getTime())) throw new BotError('bad_request', `"${text}" is not a time PostgreSQL and the bot read alike (e.g. 2026-12-03 14:30:00+01).`);
+  return d;
+}
+
+/**
+ * The base backup to start from: the newest that finished before the time. The time must lie in the window
+ * from the oldest base backup's end to the newest archived WAL's archiving; outside it, the window is said.
+ */
+export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): BaseBackup {
+  const oldest = bases[0];
+  const newestWal = wal.filter((e) => !e.name.endsWith('.history')).at(-1);
+  if (!oldest || !newestWal)
+    throw new BotError('backup_not_found', 'There is no base backup with archived WAL after it yet: no point in time can be recovered.');
+  const window = `the recoverable window is ${oldest.finishedAt} to ${newestWal.archivedAt}`;
+  if (at.getTime() < Date.parse(oldest.finishedAt) || at.getTime() > Date.parse(newestWal.archivedAt)) {
+    throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.`);
+  }
+  return bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1) as BaseBackup;
+}
+
+/** Reads a stored file back: its sha256 checked against the record on the way, decrypted when it is. */
+async function plaintext(stream: Readable, expected: { sha256: string; encryption: 'age' | 'none' }, identity: AgeIdentity | undefined, what: string) {
+  const hash = createHash('sha256');
+  const hashing = new Transform({
+    transform(c: Buffer, _e, done) {
+      hash.update(c);
+      done(null, c);
+    },
+  });
+  const stored = await buffer(stream.pipe(hashing));
+  if (hash.digest('hex') !== expected.sha256) throw new BotError('storage_failed', `${what} does not match its sha256: the stored file is damaged.`);
+  if (expected.encryption === 'none') return stored;
+  if (!identity) throw new BotError('decryption_failed', `${what} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
+  return buffer(await createDecryptStream(Readable.from(stored), identity, []));
+}
+
+/** One archived WAL file to `dest` (restore_command's %p), checked, decrypted and decompressed; false when not archived. */
+export async function fetchWal(store: LocalWalStore, name: string, dest: string, identity: AgeIdentity | undefined): Promise<boolean> {
+  const entry = await store.entry(name);
+  if (!entry) return false;
+  const compressed = await plaintext(store.open(entry), entry, identity, `WAL ${name}`);
+  const raw = (await execa('zstd', ['-dc'], { input: compressed, encoding: 'buffer', stripFinalNewline: false })).stdout as unknown as Buffer;
+  if (raw.length !== entry.rawBytes) throw new BotError('storage_failed', `WAL ${name} decompressed to ${raw.length} bytes, not ${entry.rawBytes}.`);
+  await writeFile(`${dest}.pgbb`, raw, { mode: 0o600 });
+  await rename(`${dest}.pgbb`, dest);
+  return true;
+}
+
+/**
+ * Lays a base backup out in an empty data directory and sets it to recover to `at`: the tar unpacked, then
+ * `recovery.signal`, and in postgresql.auto.conf a `restore_command` fetching WAL through the bot, the target
+ * time, the action at the target, and no archiving of its own.
+ */
+export async function layOutRecovery(o: {
+  root: string;
+  base: BaseBackup;
+  dataDir: string;
+  identity: AgeIdentity | undefined;
+  at: Date;
+  action: 'promote' | 'pause' | 'shutdown';
+  restoreCommand: string;
+}): Promise<void> {
+  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  if ((await readdir(o.dataDir)).length > 0)
+    throw new BotError('bad_request', `${o.dataDir} is not empty: restore-pitr lays a cluster out only in an empty directory.`);
+  const dir = join(o.root, o.base.target, '_base', o.base.id);
+  // Streamed, never held whole (a base backup is the size of the cluster): hashed as read, checked at the end.
+  const hash = createHash('sha256');
+  const hashing = new Transform({
+    transform(c: Buffer, _e, done) {
+      hash.update(c);
+      done(null, c);
+    },
+  });
+  const source = createReadStream(join(dir, o.base.file)).pipe(hashing);
+  if (o.base.encryption === 'age' && !o.identity)
+    throw new BotError('decryption_failed', `Base backup ${o.base.id} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
+  const plain = o.base.encryption === 'age' && o.identity ? await createDecryptStream(source, o.identity, []) : source;
+  const zstd = execa('zstd', ['-dc'], { stdin: 'pipe', stdout: 'pipe', buffer: false });
+  const tar = execa('tar', ['-xf', '-', '-C', o.dataDir], { stdin: 'pipe' });
+  await Promise.all([pipeline(plain, zstd.stdin), pipeline(zstd.stdout, tar.stdin), zstd, tar]);
+  if (hash.digest('hex') !== o.base.sha256) {
+    throw new BotError('storage_failed', `Base backup ${o.base.id} does not match its sha256: the stored file is damaged; discard ${o.dataDir}.`);
+  }
+  await writeFile(join(o.dataDir, 'recovery.signal'), '');
+  const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
+  await appendFile(
+    join(o.dataDir, 'postgresql.auto.conf'),
+    [
+      '',
+      `# written by pg-backup-bot restore-pitr from ${o.base.id}`,
+      `restore_command = ${q(o.restoreCommand)}`,
+      // PostgreSQL's own timestamptz input: "2026-12-04 18:55:33.003+00" (it refuses the ISO "T…Z" form).
+      `recovery_target_time = ${q(o.at.toISOString().replace('T', ' ').replace('Z', '+00'))}`,
+      `recovery_target_action = ${q(o.action)}`,
+      `recovery_target_timeline = ${q('current')}`,
+      "archive_mode = 'off'",
+      '',
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,153 @@
+import { appendFile, chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
+import { generateKeyPair } from '../../../src/crypto/age.ts';
+import { type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+import { cli } from '../../support/app-backups.ts';
+import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** As root, the server and its restore_command run as `postgres` (initdb and postgres refuse root). */
+async function serverUser(): Promise<{ prefix: string[]; uid?: number; gid?: number }> {
+  if (process.getuid?.() !== 0) return { prefix: [] };
+  const uid = Number((await execa('id', ['-u', 'postgres'])).stdout);
+  const gid = Number((await execa('id', ['-g', 'postgres'])).stdout);
+  return { prefix: ['runuser', '-u', 'postgres', '--'], uid, gid };
+}
+
+/**
+ * Point-in-time recovery end to end on real clusters: a source with the WAL archive streaming and a base backup,
+ * rows written before and after a moment, `pg-backup-bot restore-pitr` to that moment into a new data directory,
+ * a server started on it: the rows before are there, the row after is not.
+ */
+describe('restore-pitr', () => {
+  let source: EphemeralPostgres;
+  let dir: string;
+  let archive: ReturnType<typeof startWalArchive>;
+  let env: Record<string, string>;
+  const slot = 'pgbb_pitr_test';
+
+  beforeAll(async () => {
+    source = await startEphemeralPostgres({ settings: { full_page_writes: 'on' } });
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-pitr-'));
+    const keys = await generateKeyPair();
+    const identityFile = join(dir, 'key.txt');
+    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+    const root = join(dir, 'backups');
+    const tools = await findPgTools({ serverMajor: 15 });
+    const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
+    const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
+    archive = startWalArchive({
+      ...common,
+      target: 'app',
+      pgReceivewal: pgReceivewal as string,
+      replicationUrl: source.url,
+      slot,
+      spool: join(dir, 'spool'),
+      store: new LocalWalStore(root, 'app'),
+      log: silentLog,
+      sweepMs: 100,
+    });
+    await withClient(source.url, (c) =>
+      c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-1')"),
+    );
+    await runBaseBackup({ ...common, target: 'app', root, replicationUrl: source.url, pgBasebackup: pgBasebackup as string });
+    const config = join(dir, 'pg-backup-bot.yml');
+    await writeFile(config, 'encryption: age\ntargets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n');
+    env = {
+      BOT_CONFIG: config,
+      APP_URL: source.url,
+      BACKUP_DIR: root,
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+    };
+    // The restored server runs restore_command as its own user: it must read the archive and the key.
+    const user = await serverUser();
+    if (user.uid !== undefined) {
+      await execa('chmod', ['-R', 'a+rX', dir]);
+      await chown(identityFile, user.uid, user.gid as number);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await archive?.stop();
+    await source?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('recovers to the moment asked: what was committed before it is there, what came after is not', async () => {
+    await withClient(source.url, (c) => c.query("INSERT INTO markers VALUES ('before-2')"));
+    await sleep(1100);
+    const target = new Date();
+    await sleep(1100);
+    const last = await withClient(source.url, async (c) => {
+      await c.query("INSERT INTO markers VALUES ('after')");
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+      await c.query('SELECT pg_switch_wal()');
+      return rows[0]?.name as string;
+    });
+    const store = new LocalWalStore(env.BACKUP_DIR as string, 'app');
+    for (let i = 0; !(await store.entry(last)); i++) {
+      if (i > 600) throw new Error(`WAL ${last} never archived: ${JSON.stringify(archive.state())}`);
+      await sleep(100);
+    }
+    // The user's words: a time with its offset. Without one it is refused.
+    const noOffset = await cli(['restore-pitr', 'app', `--time=${target.toISOString().slice(0, 19).replace('T', ' ')}`, `--data-dir=${join(dir, 'x')}`], env);
+    expect(noOffset.exitCode).toBe(1);
+    expect(noOffset.stderr).toMatch(/has no UTC offset/);
+    const outside = await cli(['restore-pitr', 'app', '--time=2020-01-01 00:00:00+00', `--data-dir=${join(dir, 'x')}`], env);
+    expect(outside.stderr).toMatch(/is outside what the archive holds: the recoverable window is /);
+
+    const dataDir = join(dir, 'restored');
+    const run = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^Laid out base backup app-base-/);
+
+    const user = await serverUser();
+    const port = await freePort();
+    await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
+    if (user.uid !== undefined) {
+      await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
+      // The WAL archived since the setup, readable by the server's user too.
+      await execa('chmod', ['-R', 'a+rX', join(dir, 'backups')]);
+    }
+    await chmod(dataDir, 0o700);
+    const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
+    const ctl = (args: string[]) =>
+      execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
+    const started = await ctl(['-D', dataDir, '-l', join(dataDir, 'restored.log'), '-w', '-t', '120', 'start']);
+    try {
+      // When it does not start, the server's own log says why: shown with the failure.
+      const why =
+        started.exitCode === 0
+          ? ''
+          : await execa('cat', [join(dataDir, 'restored.log')]).then(
+              (r) => r.stdout,
+              () => 'no log',
+            );
+      expect(started.exitCode, `${started.stderr}\n${why}`).toBe(0);
+      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      for (let i = 0; ; i++) {
+        const inRecovery = await withClient(url, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r).catch(() => true);
+        if (!inRecovery) break;
+        if (i > 600) throw new Error('recovery never finished');
+        await sleep(100);
+      }
+      const labels = await withClient(url, async (c) => (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label));
+      expect(labels).toEqual(['before-1', 'before-2']);
+      const log = await execa('cat', [join(dataDir, 'restored.log')]);
+      expect(log.stdout).toMatch(/recovery stopping before commit of transaction \d+, time /);
+      expect(log.stdout).not.toMatch(/recovery ended before configured recovery target was reached/);
+    } finally {
+      await ctl(['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+    }
+  }, 180_000);
+});
