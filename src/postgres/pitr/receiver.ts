@@ -4,6 +4,7 @@ import type { Logger } from '../../logger.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
+import { streamProblem } from './stream-problems.ts';
 
 export interface ReceiverState {
   up: boolean;
@@ -49,7 +50,10 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
     withPgEnv(o.url, async (env) => {
       const opts = { env, extendEnv: false, stdin: 'ignore', reject: false } as const;
       const slot = await execa(o.pgReceivewal, ['--create-slot', '--if-not-exists', `--slot=${o.slot}`, '--no-password'], { ...opts, all: true });
-      if (slot.failed) return `could not create the replication slot ${o.slot}: ${firstErrorLine(String(slot.all ?? '')) || describeExit(slot)}`;
+      if (slot.failed) {
+        const said = String(slot.all ?? '');
+        return `cannot stream: ${streamProblem(said) ?? `could not create the replication slot ${o.slot} (${firstErrorLine(said) || describeExit(slot)})`}`;
+      }
       if (stopping) return null;
       const running = execa(o.pgReceivewal, [`--directory=${o.spool}`, `--slot=${o.slot}`, '--synchronous', '--no-loop', '--no-password'], {
         ...opts,
@@ -62,7 +66,8 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       o.onState({ up: true, since: new Date() });
       const res = await running;
       child = undefined;
-      return stopping ? null : `pg_receivewal stopped: ${firstErrorLine(stderr.text()) || describeExit(res)}`;
+      const said = stderr.text();
+      return stopping ? null : `pg_receivewal stopped: ${streamProblem(said) ?? (firstErrorLine(said) || describeExit(res))}`;
     });
 
   const loop = (async () => {
