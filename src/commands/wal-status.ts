@@ -3,11 +3,29 @@ import type { Config } from '../config.ts';
 import { formatDuration } from '../format.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
+import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
+import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { recoverableWindow } from '../postgres/pitr/window.ts';
 
 /**
  * `/backup status`'s lines for point-in-time recovery: each `pitr` target's WAL stream as its worker last wrote
  * it — up or down and since when, the newest segment archived and how long ago, or why it is not running.
  */
+/** "recoverable to any moment from … to …", the gap that ends it, or why nothing is recoverable yet. */
+async function windowLine(config: Config, target: string): Promise<string> {
+  if (config.s3?.mode === 'primary') return 'recoverable window: not known (the WAL archive needs local storage in this version)';
+  const [bases, wal] = await Promise.all([listBaseBackups(config.backupDir, target), new LocalWalStore(config.backupDir, target).list()]);
+  const w = recoverableWindow(bases, wal);
+  if (!w)
+    return bases.length === 0
+      ? `nothing recoverable yet: no base backup (\`pg-backup-bot base-backup ${target}\`)`
+      : 'nothing recoverable yet: no WAL archived after the base backup';
+  const range = `recoverable to any moment from ${slackDate(w.from, config.timezone)} to ${slackDate(w.to, config.timezone)}`;
+  return w.gaps.length
+    ? `${range} — :rotating_light: a gap ends it: segment ${w.gaps[0]} is missing${w.gaps.length > 1 ? ` (+${w.gaps.length - 1} more)` : ''}`
+    : range;
+}
+
 export async function walStatusLines(config: Config, redis: Redis, now = new Date()): Promise<string[]> {
   const targets = config.targets.filter((t) => t.pitr);
   const lines: string[] = [];
@@ -23,6 +41,7 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
       : 'nothing archived yet';
     const head = s.receiver === 'up' ? `:white_check_mark: streaming since ${since}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}`;
     lines.push(`• *${t.name}* (slot \`${t.pitr?.slot}\`): ${head}; ${last}${s.error ? `; ${s.error}` : ''}`);
+    lines.push(`   ${await windowLine(config, t.name)}`);
   }
   return lines.length ? ['*Point-in-time recovery (WAL archive)*', ...lines] : [];
 }

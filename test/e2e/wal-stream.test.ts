@@ -62,5 +62,7 @@ describe('a target with point-in-time recovery, as the bot runs it', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(await access(join(h.backupDir, 'shop', '_wal', `${name}.json`)).then(() => true)).toBe(true);
+    // WAL alone recovers nothing: the status says what is missing and how to take it.
+    expect(await statusUntil(/newest archived/)).toContain('nothing recoverable yet: no base backup (`pg-backup-bot base-backup shop`)');
   });
 });

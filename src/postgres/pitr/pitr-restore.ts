@@ -11,6 +11,7 @@ import { BotError } from '../../errors.ts';
 import { readdirIfExists } from '../../storage/fs-util.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
+import { recoverableWindow } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -43,12 +44,11 @@ export function parseRecoveryTime(text: string): Date {
  * from the oldest base backup's end to the newest archived WAL's archiving; outside it, the window is said.
  */
 export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): BaseBackup {
-  const oldest = bases[0];
-  const newestWal = wal.filter((e) => !e.name.endsWith('.history')).at(-1);
-  if (!oldest || !newestWal)
-    throw new BotError('backup_not_found', 'There is no base backup with archived WAL after it yet: no point in time can be recovered.');
-  const window = `the recoverable window is ${oldest.finishedAt} to ${newestWal.archivedAt}`;
-  if (at.getTime() < Date.parse(oldest.finishedAt) || at.getTime() > Date.parse(newestWal.archivedAt)) {
+  const w = recoverableWindow(bases, wal);
+  if (!w) throw new BotError('backup_not_found', 'There is no base backup with archived WAL after it yet: no point in time can be recovered.');
+  const gap = w.gaps.length ? ` (it ends at a gap: segment ${w.gaps[0]} is missing)` : '';
+  const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}`;
+  if (at.getTime() < w.from.getTime() || at.getTime() > w.to.getTime()) {
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.`);
   }
   return bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1) as BaseBackup;
