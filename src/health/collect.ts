@@ -19,6 +19,8 @@ export interface HealthSources {
    * Default: every target, since every target configured from DATABASE_URL is production.
    */
   encryptionRequired?: (target: string) => boolean;
+  /** Whether a target has point-in-time recovery (a `pitr` section): its WAL stream is then judged too. */
+  pitr?: (target: string) => boolean;
   /**
    * When a target that was never backed up is due its first backup (target-thresholds.ts firstBackupDue), counted
    * from when the bot first watched it (the run log, in Redis). Without it, or without Redis, a target with no
@@ -29,7 +31,7 @@ export interface HealthSources {
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
 export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
-  const [backups, lastBackupRun, records, active, disk, firstSeen] = await Promise.all([
+  const [backups, lastBackupRun, records, active, disk, firstSeen, wal] = await Promise.all([
     sources.storage.list(target),
     sources.runs ? sources.runs.last(target) : Promise.resolve(null),
     sources.storage.listRecords('restore-test', target),
@@ -37,6 +39,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     sources.storage.freeSpace ? sources.storage.freeSpace() : Promise.resolve(null),
     // Asked on every check, not only without backups: a target whose backups all vanish later is long past its due.
     sources.runs && sources.firstBackupDue ? sources.runs.firstSeen(target, now) : Promise.resolve(null),
+    sources.runs && sources.pitr?.(target) ? sources.runs.walState(target).then((state) => ({ state })) : Promise.resolve(undefined),
   ]);
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
@@ -66,6 +69,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     encrypted: required && newest ? newest.artifacts.every((a) => a.encryption !== null) : null,
     ...(thresholds ? { thresholds } : {}),
     ...(firstBackupDueAt ? { firstBackupDueAt } : {}),
+    ...(wal ? { wal } : {}),
   };
 }
 

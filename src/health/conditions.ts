@@ -81,6 +81,35 @@ function unencryptedCondition(target: string, encrypted: boolean | null | undefi
   };
 }
 
+/** A WAL stream restarting is normal for a few minutes (the server restarted, a deploy); longer, WAL is at risk. */
+const WAL_GRACE_MS = 5 * 60_000;
+
+/**
+ * The WAL stream of a target with point-in-time recovery: down for longer than the grace, or never started by any
+ * worker, is critical — every minute of it is data a recovery cannot reach, and the slot fills the server's disk.
+ */
+function walStreamCondition(target: string, now: Date, s: NonNullable<HealthInput['wal']>['state']): ConditionResult {
+  const base = { condition: 'wal-stream', severity: 'critical' } as const;
+  if (!s) {
+    const evidence = `no worker has started the WAL stream of ${target}: is a worker running, with this target's pitr section?`;
+    return { ...base, status: 'failing', summary: `The WAL stream of ${target} is not running`, evidence };
+  }
+  const last = s.lastArchived ? `; newest archived ${s.lastArchived}` : '; nothing archived yet';
+  if (s.receiver === 'up')
+    return { ...base, status: 'ok', summary: `The WAL stream of ${target} is up`, evidence: `streaming since ${formatTime(s.since)}${last}` };
+  const downMs = now.getTime() - Date.parse(s.since);
+  const evidence = `${s.receiver} since ${formatTime(s.since)}${s.error ? `: ${s.error}` : ''}${last}`;
+  if (s.receiver === 'down' && downMs < WAL_GRACE_MS) {
+    return {
+      ...base,
+      status: 'ok',
+      summary: `The WAL stream of ${target} is restarting`,
+      evidence: `${evidence} (restarting, within the ${WAL_GRACE_MS / 60_000}-minute grace)`,
+    };
+  }
+  return { ...base, status: 'failing', summary: `The WAL stream of ${target} is down`, evidence };
+}
+
 /**
  * Every health condition of one target, in HEALTH_CONDITIONS order, ok or failing. Pure: the caller gathers
  * manifests, jobs, disk figures and the clock, so the verdicts are testable without I/O.
@@ -96,6 +125,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     backupFailingCondition(input.target, input.lastBackupRun),
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
+    ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
   ];
 }
 

@@ -1,3 +1,4 @@
+import { readWalState, type StoredWalState } from '../jobs/wal-state.ts';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { BackupRunSummary } from './types.ts';
@@ -18,11 +19,14 @@ export interface RunLog {
    * until its first scheduled backup after this moment, which a restart must not push back.
    */
   firstSeen(target: string, now: Date): Promise<Date>;
+  /** The WAL stream of a target with point-in-time recovery, as its worker last wrote it (jobs/wal-state.ts). */
+  walState(target: string): Promise<StoredWalState | null>;
 }
 
 export function createRunLog(redis: Redis, prefix: string): RunLog {
   const key = (target: string) => `${prefix}:last-run:backup:${target}`;
   return {
+    walState: (target) => readWalState(redis, prefix, target),
     async record(target, run) {
       await redis.set(key(target), JSON.stringify({ ...run, at: run.at.toISOString() }));
       if (!run.ok) await redis.incr(`${key(target)}:failures`);

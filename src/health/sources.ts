@@ -16,5 +16,6 @@ export function healthSources(config: Config, from: Pick<HealthSources, 'storage
     thresholdsFor: targetThresholds(config),
     firstBackupDue: firstBackupDue(config),
     encryptionRequired: encryptionRequired(config),
+    pitr: (target) => config.targets.some((t) => t.name === target && t.pitr !== undefined),
   };
 }

@@ -2,7 +2,7 @@
 import type { Manifest, RetentionClass } from '../storage/manifest.ts';
 
 /** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */
-export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing', 'unencrypted'] as const;
+export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing', 'unencrypted', 'wal-stream'] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
 
 export type HealthStatus = 'ok' | 'failing';
@@ -96,4 +96,9 @@ export interface HealthInput {
    * warning, not a page. Absent: judged as any target without a backup, critical.
    */
   firstBackupDueAt?: Date;
+  /**
+   * A target with point-in-time recovery: its WAL stream as the worker last wrote it (`state` null: no worker has
+   * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` is not judged.
+   */
+  wal?: { state: { receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } | null };
 }

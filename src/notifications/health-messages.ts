@@ -13,6 +13,7 @@ const LABEL: Record<string, string> = {
   'backup-failing': 'last backup failed',
   'restore-test-failing': 'last restore test failed',
   unencrypted: 'backup not encrypted',
+  'wal-stream': 'WAL stream down',
 };
 
 export const conditionLabel = (c: string) => LABEL[c] ?? c;
@@ -26,6 +27,7 @@ const NAME: Record<string, string> = {
   'backup-failing': 'last backup',
   'restore-test-failing': 'last restore test',
   unencrypted: 'encryption',
+  'wal-stream': 'WAL stream',
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */

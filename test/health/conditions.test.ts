@@ -5,9 +5,11 @@ import { HOUR, ago, healthyInput, pick } from './fixtures.ts';
 const GB = 1024 ** 3;
 
 describe('evaluateHealth', () => {
-  it('reports every condition, in a fixed order, all ok for a healthy target', () => {
+  it('reports every condition, in a fixed order, all ok for a healthy target (the WAL stream only where there is one)', () => {
     const results = evaluateHealth(healthyInput());
-    expect(results.map((r) => r.condition)).toEqual([...HEALTH_CONDITIONS]);
+    expect(results.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => c !== 'wal-stream'));
+    const withPitr = evaluateHealth({ ...healthyInput(), wal: { state: { receiver: 'up', since: ago(HOUR).toISOString() } } });
+    expect(withPitr.map((r) => r.condition)).toEqual([...HEALTH_CONDITIONS]);
     for (const r of results) {
       expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
       expect(r.summary).toContain('shop');
@@ -15,7 +17,8 @@ describe('evaluateHealth', () => {
   });
 
   it('gives each condition its fixed severity', () => {
-    const severities = Object.fromEntries(evaluateHealth(healthyInput()).map((r) => [r.condition, r.severity]));
+    const input = { ...healthyInput(), wal: { state: { receiver: 'up' as const, since: ago(HOUR).toISOString() } } };
+    const severities = Object.fromEntries(evaluateHealth(input).map((r) => [r.condition, r.severity]));
     expect(severities).toEqual({
       stale: 'critical',
       size: 'warning',
@@ -24,7 +27,27 @@ describe('evaluateHealth', () => {
       'backup-failing': 'error',
       'restore-test-failing': 'critical',
       unencrypted: 'warning',
+      'wal-stream': 'critical',
     });
+  });
+
+  it('judges the WAL stream: up is ok, a restart within five minutes is ok, longer is failing with why, never started is failing', () => {
+    const wal = (state: NonNullable<Parameters<typeof evaluateHealth>[0]['wal']>['state']) =>
+      pick(evaluateHealth({ ...healthyInput(), wal: { state } }), 'wal-stream');
+    expect(wal({ receiver: 'up', since: ago(HOUR).toISOString(), lastArchived: '000000010000000000000009' })).toMatchObject({
+      status: 'ok',
+      evidence: expect.stringMatching(/^streaming since .*; newest archived 000000010000000000000009$/),
+    });
+    expect(wal({ receiver: 'down', since: ago(60_000).toISOString(), error: 'pg_receivewal stopped: the server is not reachable' })).toMatchObject({
+      status: 'ok',
+      evidence: expect.stringMatching(/within the 5-minute grace\)$/),
+    });
+    expect(wal({ receiver: 'down', since: ago(10 * 60_000).toISOString(), error: 'cannot stream: the role has no REPLICATION attribute' })).toMatchObject({
+      status: 'failing',
+      summary: 'The WAL stream of shop is down',
+      evidence: expect.stringMatching(/^down since .*: cannot stream: the role has no REPLICATION attribute; nothing archived yet$/),
+    });
+    expect(wal(null)).toMatchObject({ status: 'failing', summary: 'The WAL stream of shop is not running' });
   });
 });
 
