@@ -1,5 +1,6 @@
+import { counter } from '../stream-counter.ts';
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { findNativeTools, runNative } from './native-pipe.ts';
 import { chainFailure, parseZstdSummary, reportWithRawEstimate, spawnChain, wasCanceled, type ToolPipeOptions, type ToolPipeResult } from './tool-chain.ts';
@@ -25,16 +26,6 @@ export async function runToolIntoZstd(o: ToolPipeOptions): Promise<ToolPipeResul
   const hasher = o.destinationPath && !o.encrypt && mode === 'zstd' ? (o.hasher ?? (await findNativeTools())) : null;
   if (o.destinationPath && hasher) return runNative(o, o.destinationPath, hasher);
   return runThroughNode(o, mode === 'node');
-}
-
-function counter(onChunk: (n: number) => void, hash?: ReturnType<typeof createHash>): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash?.update(chunk);
-      onChunk(chunk.length);
-      done(null, chunk);
-    },
-  });
 }
 
 /** Node reads the chain's output: [in-process encryption →] hash and count → destination. */

@@ -1,7 +1,7 @@
+import { counter } from '../stream-counter.ts';
 import { createHash } from 'node:crypto';
 import { stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import type { AgeEngine } from '../../crypto/age-cli.ts';
@@ -36,13 +36,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
   const writer = await o.store.writer(name, encrypted);
   const hash = createHash('sha256');
   let bytes = 0;
-  const counting = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const counting = counter((n) => (bytes += n), hash);
   const zstd = yieldCpu(execa(o.zstd, ['-c', '-q', `-${o.level}`, path], { ...childOptions(undefined), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }));
   const stderr = collectOutput(zstd.stderr);
   try {

@@ -1,7 +1,8 @@
+import { counter } from '../stream-counter.ts';
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { z } from 'zod';
@@ -73,13 +74,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const writer = await openFileWriter(join(dir, `${file}.partial`), join(dir, file), (err, action) => storageError(err, dir, `${action} the base backup`));
   const hash = createHash('sha256');
   let bytes = 0;
-  const counting = new Transform({
-    transform(chunk: Buffer, _e, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const counting = counter((n) => (bytes += n), hash);
   return withPgEnv(o.replicationUrl, async (env) => {
     const opts = { ...childOptions(o.signal), env, extendEnv: false } as const;
     const base = yieldCpu(

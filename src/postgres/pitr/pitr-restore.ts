@@ -1,8 +1,9 @@
+import { counter } from '../stream-counter.ts';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
@@ -57,12 +58,7 @@ export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): Base
 /** Reads a stored file back: its sha256 checked against the record on the way, decrypted when it is. */
 async function plaintext(stream: Readable, expected: { sha256: string; encryption: 'age' | 'none' }, identity: AgeIdentity | undefined, what: string) {
   const hash = createHash('sha256');
-  const hashing = new Transform({
-    transform(c: Buffer, _e, done) {
-      hash.update(c);
-      done(null, c);
-    },
-  });
+  const hashing = counter(() => undefined, hash);
   const stored = await buffer(stream.pipe(hashing));
   if (hash.digest('hex') !== expected.sha256) throw new BotError('storage_failed', `${what} does not match its sha256: the stored file is damaged.`);
   if (expected.encryption === 'none') return stored;
@@ -102,12 +98,7 @@ export async function layOutRecovery(o: {
   const dir = join(o.root, o.base.target, '_base', o.base.id);
   // Streamed, never held whole (a base backup is the size of the cluster): hashed as read, checked at the end.
   const hash = createHash('sha256');
-  const hashing = new Transform({
-    transform(c: Buffer, _e, done) {
-      hash.update(c);
-      done(null, c);
-    },
-  });
+  const hashing = counter(() => undefined, hash);
   const source = createReadStream(join(dir, o.base.file)).pipe(hashing);
   if (o.base.encryption === 'age' && !o.identity)
     throw new BotError('decryption_failed', `Base backup ${o.base.id} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
