@@ -59,10 +59,11 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
   const encrypted = o.config.encryption.recipients.length > 0;
   const [zstd, ageEngine] = await Promise.all([findZstd(), encrypted ? findAgeEngine() : Promise.resolve(undefined)]);
   const archives: Array<ReturnType<typeof startWalArchive>> = [];
+  // Found once for every target: the same pg_receivewal streams each of them.
+  const tools = await findPgTools({ serverMajor: 10, ...(o.config.pgBinDir ? { pgBinDir: o.config.pgBinDir } : {}) });
+  const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
   for (const t of targets) {
     const log = o.log.child({ target: t.name, component: 'wal' });
-    const tools = await findPgTools({ serverMajor: 10, ...(o.config.pgBinDir ? { pgBinDir: o.config.pgBinDir } : {}) });
-    const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
     const key = walStateKey(prefix, t.name);
     if (!pgReceivewal) {
       await writeState(
