@@ -12,7 +12,7 @@ import { BotError } from '../../errors.ts';
 import { readdirIfExists } from '../../storage/fs-util.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
-import { recoverableWindow } from './window.ts';
+import { inWindow, recoverableWindow } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -47,9 +47,12 @@ export function parseRecoveryTime(text: string): Date {
 export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): BaseBackup {
   const w = recoverableWindow(bases, wal);
   if (!w) throw new BotError('backup_not_found', 'There is no base backup with archived WAL after it yet: no point in time can be recovered.');
-  const gap = w.gaps.length ? ` (it ends at a gap: segment ${w.gaps[0]} is missing)` : '';
-  const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}`;
-  if (at.getTime() < w.from.getTime() || at.getTime() > w.to.getTime()) {
+  const gap = w.gaps.length
+    ? ` (segment ${w.gaps[0]} is missing: ${w.reachesNewest ? 'the window starts after a base backup taken since' : 'it ends at that gap'})`
+    : '';
+  const earlier = w.earlier ? `, and ${w.earlier.from.toISOString()} to ${w.earlier.to.toISOString()} before the gap` : '';
+  const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}${earlier}`;
+  if (!inWindow(w, at)) {
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.`);
   }
   return bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1) as BaseBackup;
