@@ -45,8 +45,11 @@ export function walGapCondition(target: string, a: WalArchiveFacts): ConditionRe
       value: a.gaps.length,
     };
   }
-  const history = first ? `; an older gap (segment ${first} missing${more(a.gaps)}) lies before the base backup the window starts from` : '';
-  return { ...base, status: 'ok', summary: `The WAL archive of ${target} has no gap`, evidence: `${window}${history}`, value: a.gaps.length };
+  // The check mark is about gaps only: the evidence says plainly when nothing is recoverable (no base backup yet).
+  const evidence = first
+    ? `no segment missing since the base backup the window starts from; ${window}; an older gap (segment ${first} missing${more(a.gaps)}) lies before it`
+    : `no segment missing; ${window}`;
+  return { ...base, status: 'ok', summary: `The WAL archive of ${target} has no gap`, evidence, value: a.gaps.length };
 }
 
 /** A value for max_slot_wal_keep_size: four times the alert limit, so the alert comes well before the server gives up. */

@@ -30,7 +30,7 @@ const NAME: Record<string, string> = {
   'restore-test-failing': 'last restore test',
   unencrypted: 'encryption',
   'wal-stream': 'WAL stream',
-  'wal-gap': 'recoverable window',
+  'wal-gap': 'WAL archive',
   'wal-slot': 'replication slot',
 };
 

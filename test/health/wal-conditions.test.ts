@@ -29,7 +29,7 @@ describe('wal-gap', () => {
   it('is ok with the window, to the second, when no segment is missing', () => {
     const r = walGapCondition('shop', archive());
     expect(r).toMatchObject({ condition: 'wal-gap', status: 'ok', severity: 'critical' });
-    expect(r.evidence).toBe('recoverable to any moment from 2026-12-04 10:00:00 UTC to 2026-12-04 14:00:05 UTC');
+    expect(r.evidence).toBe('no segment missing; recoverable to any moment from 2026-12-04 10:00:00 UTC to 2026-12-04 14:00:05 UTC');
   });
 
   it('fails critically on a gap no base backup has started after, naming the first missing segment and what to do', () => {
@@ -61,9 +61,17 @@ describe('wal-gap', () => {
     );
     expect(r.status).toBe('ok');
     expect(r.evidence).toBe(
-      'recoverable to any moment from 2026-12-04 13:00:00 UTC to 2026-12-04 14:00:00 UTC, and from 2026-12-04 10:00:00 UTC to 2026-12-04 10:01:00 UTC before the gap; ' +
-        'an older gap (segment 000000010000000000000003 missing) lies before the base backup the window starts from',
+      'no segment missing since the base backup the window starts from; recoverable to any moment from 2026-12-04 13:00:00 UTC to 2026-12-04 14:00:00 UTC, ' +
+        'and from 2026-12-04 10:00:00 UTC to 2026-12-04 10:01:00 UTC before the gap; an older gap (segment 000000010000000000000003 missing) lies before it',
     );
+  });
+
+  it('says plainly that nothing is recoverable without a base backup, though no segment is missing', () => {
+    const r = walGapCondition('shop', archive({ baseBackups: 0, window: null }));
+    expect(r).toMatchObject({
+      status: 'ok',
+      evidence: 'no segment missing; nothing recoverable yet: no base backup (take one: `pg-backup-bot base-backup shop`)',
+    });
   });
 
   it('fails on an index it cannot read, and is not judged where the archive is not kept', () => {
