@@ -80,13 +80,15 @@ function keepSizeNote(s: WalSlotFacts): string {
 export function walSlotCondition(target: string, s: WalSlotFacts): ConditionResult {
   const base = { condition: 'wal-slot', severity: 'critical' } as const;
   const slot = `slot ${s.name}`;
+  // The server named: the slot is read through the target's own connection, which may not be the replication URL's.
+  const where = s.server ? `the server (${s.server})` : 'the server';
   if (s.error) {
     return {
       ...base,
       status: 'failing',
       quiet: true,
       summary: `The replication slot of ${target} could not be checked`,
-      evidence: `could not read ${slot} on the server: ${s.error}`,
+      evidence: `could not read ${slot} on ${where}: ${s.error}`,
     };
   }
   const note = keepSizeNote(s);
@@ -100,7 +102,7 @@ export function walSlotCondition(target: string, s: WalSlotFacts): ConditionResu
   if (!s.exists) {
     return fail(
       `The replication slot ${s.name} of ${target} does not exist`,
-      `${slot} does not exist on the server, so it keeps no WAL for the archive. A worker creates it when its receiver starts (see the WAL stream); ` +
+      `${slot} does not exist on ${where}, so it keeps no WAL for the archive. A worker creates it when its receiver starts (see the WAL stream); ` +
         'if it was dropped while the stream was down, the WAL in between is gone: take a new base backup once the stream is up',
     );
   }
@@ -125,7 +127,7 @@ export function walSlotCondition(target: string, s: WalSlotFacts): ConditionResu
   if (retained > s.limitBytes) {
     return fail(
       `The replication slot ${s.name} of ${target} holds ${held} of WAL on the server`,
-      `${slot} holds ${held} of WAL on the server, over the limit of ${formatBytes(s.limitBytes)} (pitr.slotMaxBytes); ${receiver}. ` +
+      `${slot} holds ${held} of WAL on ${where}, over the limit of ${formatBytes(s.limitBytes)} (pitr.slotMaxBytes); ${receiver}. ` +
         'The server keeps every segment the archive has not received, until its disk is full: get the WAL stream running (see the WAL stream), or drop the slot if the archive is abandoned',
     );
   }

@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
+import { serverLabel } from '../postgres/connection.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';
 import { archivedBases, archivedWal } from '../postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
@@ -37,10 +38,11 @@ export async function readSlotFacts(config: Config, target: string): Promise<Wal
   const name = t?.pitr?.slot ?? `pgbb_${target}`;
   const limitBytes = t?.pitr?.slotMaxBytes ?? DEFAULT_SLOT_MAX_BYTES;
   if (!t) return { name, limitBytes, error: `no target named ${target} is configured` };
+  const server = serverLabel(t.url);
   try {
-    return { name, limitBytes, ...(await readSlot(t.url, name)) };
+    return { name, limitBytes, server, ...(await readSlot(t.url, name)) };
   } catch (err) {
-    return { name, limitBytes, error: messageOf(err) };
+    return { name, limitBytes, server, error: messageOf(err) };
   }
 }
 

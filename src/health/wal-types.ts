@@ -22,6 +22,8 @@ export interface WalSlotFacts {
   name: string;
   /** The target's `pitr.slotMaxBytes`: retained WAL above it fails `wal-slot`. */
   limitBytes: number;
+  /** host:port of the server asked (the target's own connection), for the sentences. */
+  server?: string;
   /** Why the server could not be asked; the figures below are not set then. */
   error?: string;
   exists?: boolean;

@@ -182,7 +182,7 @@ describe('the recoverable window and the WAL archive’s health', () => {
     const health = (await slash(h, '/backup', 'health idle')).text;
     expect(health).toMatch(
       new RegExp(
-        `:rotating_light: replication slot holding WAL: slot ${idleSlot} holds [\\d.]+ MB of WAL on the server, over the limit of 32\\.0 MB \\(pitr\\.slotMaxBytes\\); no receiver is connected`,
+        `:rotating_light: replication slot holding WAL: slot ${idleSlot} holds [\\d.]+ MB of WAL on the server \\(127\\.0\\.0\\.1:${pg.port}\\), over the limit of 32\\.0 MB \\(pitr\\.slotMaxBytes\\); no receiver is connected`,
       ),
     );
     expect(health).toContain(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateHealth, HEALTH_CONDITIONS } from '../../src/health/index.ts';
+import { evaluateHealth, HEALTH_CONDITIONS, nagiosReport } from '../../src/health/index.ts';
 import { keepSizeAdvice, walGapCondition, walSlotCondition } from '../../src/health/wal-conditions.ts';
 import type { WalArchiveFacts, WalSlotFacts } from '../../src/health/wal-types.ts';
 
@@ -105,10 +105,14 @@ describe('wal-slot', () => {
     expect(walSlotCondition('shop', slot({ exists: false, retainedBytes: null })).summary).toBe('The replication slot pgbb_shop of shop does not exist');
   });
 
-  it('shows a server it could not ask without paging for it', () => {
+  it('shows a server it could not ask without paging for it (a warning to Nagios too)', () => {
     const r = walSlotCondition('shop', { name: 'pgbb_shop', limitBytes: MB * 64, error: 'connect ECONNREFUSED 127.0.0.1:1' });
     expect(r).toMatchObject({ status: 'failing', quiet: true });
     expect(r.evidence).toBe('could not read slot pgbb_shop on the server: connect ECONNREFUSED 127.0.0.1:1');
+    expect(nagiosReport([{ target: 'shop', results: [r] }])).toEqual({
+      exitCode: 1,
+      lines: ['WARNING shop wal-slot: could not read slot pgbb_shop on the server: connect ECONNREFUSED 127.0.0.1:1'],
+    });
   });
 
   it('advises four times the limit', () => {
