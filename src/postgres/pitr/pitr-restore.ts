@@ -13,7 +13,7 @@ import { readdirIfExists } from '../../storage/fs-util.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
-import { recoverableWindow } from './window.ts';
+import { inWindow, recoverableWindow } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -42,8 +42,8 @@ export function parseRecoveryTime(text: string): Date {
 }
 
 /**
- * The base backup to start from: the newest that finished before the time and whose unbroken WAL reaches it. A
- * time no base backup reaches is refused with the window (and the first missing segment, if one is why).
+ * The base backup to start from: the newest that finished before the time. A time the window does not reach
+ * (window.ts: a gap ends it, a base backup after the gap opens it again) is refused with the window.
  */
 export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): BaseBackup {
   const w = recoverableWindow(bases, wal);
@@ -53,11 +53,15 @@ export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): Base
       'There is no base backup with all of its WAL archived after it yet: no point in time can be recovered. Take a base backup while the WAL stream is up.',
     );
   }
-  const gap = w.gaps.length ? ` (segment ${w.gaps[0]} is missing from the archive)` : '';
-  const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}`;
-  const reach = w.usable.filter((u) => u.from.getTime() <= at.getTime() && at.getTime() <= u.to.getTime()).at(-1);
-  if (!reach) throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.`);
-  return bases.find((b) => b.id === reach.id) as BaseBackup;
+  const gap = w.gaps.length
+    ? ` (segment ${w.gaps[0]} is missing: ${w.reachesNewest ? 'the window starts after a base backup taken since' : 'it ends at that gap'})`
+    : '';
+  const earlier = w.earlier ? `, and ${w.earlier.from.toISOString()} to ${w.earlier.to.toISOString()} before the gap` : '';
+  const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}${earlier}`;
+  if (!inWindow(w, at)) {
+    throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.`);
+  }
+  return bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1) as BaseBackup;
 }
 
 /** Reads a stored file back: its sha256 checked against the record on the way, decrypted when it is. */

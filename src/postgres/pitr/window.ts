@@ -10,63 +10,79 @@ export function segmentPosition(name: string): { timeline: number; n: number } {
 export function segmentOf(lsn: string, timeline: number): string {
   const [hi, lo] = lsn.split('/').map((h) => Number.parseInt(h, 16)) as [number, number];
   const seg = Math.floor(lo / 0x1000000);
-  const hex = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
-  return `${hex(timeline)}${hex(hi)}${hex(seg)}`;
-}
-
-export interface RecoverableWindow {
-  /**
-   * The newest stretch that recovery can reach: from the end of the oldest base backup whose WAL runs unbroken into
-   * it, to the newest segment archived in that run of WAL.
-   */
-  from: Date;
-  to: Date;
-  /** Segments missing between the oldest base backup's start and the newest archived one: recovery cannot cross them. */
-  gaps: string[];
-  /** Each base backup that can be recovered from, and how far its unbroken WAL reaches. */
-  usable: Array<{ id: string; from: Date; to: Date }>;
+  return segmentName(timeline, hi * 0x100 + seg);
 }
 
 const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
 const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
 
+export interface RecoverableWindow {
+  /** From the end of a base backup whose WAL is all archived, to the newest segment archived before any gap. */
+  from: Date;
+  to: Date;
+  /** Segments missing between the oldest base backup's start and the newest archived one: recovery cannot cross them. */
+  gaps: string[];
+  /**
+   * Whether the window reaches the newest archived segment: no gap, or a base backup started after the last gap.
+   * False: recovery ends at the first gap, and every moment after it is out of reach until a new base backup.
+   */
+  reachesNewest: boolean;
+  /** A stretch before a gap that an older base backup still reaches, when the window itself starts after the gap. */
+  earlier?: { from: Date; to: Date };
+}
+
+/** Segments missing (on the newest segment's timeline) from the oldest base backup's start to the newest archived. */
+export function walGaps(bases: BaseBackup[], wal: WalEntry[]): string[] {
+  const segments = wal.filter((e) => !e.name.endsWith('.history'));
+  const oldest = bases[0];
+  const newest = segments.at(-1);
+  if (!oldest || !newest) return [];
+  const first = segmentPosition(segmentOf(oldest.startLsn, oldest.timeline));
+  const last = segmentPosition(newest.name);
+  // A timeline switch since the base backup is not followed here: no gap is claimed across it.
+  if (first.timeline !== last.timeline) return [];
+  const have = new Set(segments.map((e) => segmentPosition(e.name)).flatMap((p) => (p.timeline === last.timeline ? [p.n] : [])));
+  const gaps: string[] = [];
+  for (let n = first.n; n <= last.n; n++) if (!have.has(n)) gaps.push(segmentName(last.timeline, n));
+  return gaps;
+}
+
 /**
- * What point-in-time recovery can reach now: null without a base backup whose WAL is archived from its start to its
- * end. A base backup is recovered from its start segment onwards, in order, so its reach ends at the first missing
- * segment after it; a base backup whose own start or end segment is missing (the stream began after it) is no use.
- * Several base backups with gaps between them make separate stretches: the newest is the window, and every missing
- * segment is named.
+ * What point-in-time recovery can reach now: null without a base backup and WAL after it. Recovery replays WAL in
+ * order from a base backup's start, so a gap ends the window before it; a base backup started after the last gap
+ * opens a window again, from its end to the newest segment archived. Gaps are named either way.
  */
 export function recoverableWindow(bases: BaseBackup[], wal: WalEntry[]): RecoverableWindow | null {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
+  const oldest = bases[0];
   const newest = segments.at(-1);
-  if (bases.length === 0 || !newest) return null;
-  const byPos = new Map(segments.map((e) => [`${segmentPosition(e.name).timeline}:${segmentPosition(e.name).n}`, e]));
-  const usable: RecoverableWindow['usable'] = [];
-  for (const b of [...bases].sort((x, y) => Date.parse(x.finishedAt) - Date.parse(y.finishedAt))) {
-    const first = segmentPosition(segmentOf(b.startLsn, b.timeline)).n;
-    const end = segmentPosition(segmentOf(b.endLsn ?? b.startLsn, b.timeline)).n;
-    let last: WalEntry | undefined;
-    let n = first;
-    for (; byPos.has(`${b.timeline}:${n}`); n++) last = byPos.get(`${b.timeline}:${n}`);
-    if (!last || n <= end) continue;
-    const to = new Date(Math.max(Date.parse(last.archivedAt), Date.parse(b.finishedAt)));
-    usable.push({ id: b.id, from: new Date(b.finishedAt), to });
+  if (!oldest || !newest) return null;
+  const gaps = walGaps(bases, wal);
+  const end = new Date(newest.archivedAt);
+  const lastGap = gaps.at(-1);
+  const resume = lastGap
+    ? bases.find((b) => {
+        const p = segmentPosition(segmentOf(b.startLsn, b.timeline));
+        const g = segmentPosition(lastGap);
+        return p.timeline === g.timeline && p.n > g.n;
+      })
+    : oldest;
+  const tail = resume && Date.parse(resume.finishedAt) <= end.getTime() ? { from: new Date(resume.finishedAt), to: end } : null;
+  const firstGap = gaps[0];
+  let head: { from: Date; to: Date } | null = null;
+  if (firstGap) {
+    // The stretch before the first gap ends with the last segment archived before it.
+    const g = segmentPosition(firstGap).n;
+    const before = segments.filter((e) => segmentPosition(e.name).n < g).at(-1);
+    if (before && Date.parse(oldest.finishedAt) <= Date.parse(before.archivedAt)) head = { from: new Date(oldest.finishedAt), to: new Date(before.archivedAt) };
   }
-  const gaps: string[] = [];
-  const oldest = bases.reduce((a, b) => (segmentPosition(segmentOf(b.startLsn, b.timeline)).n < segmentPosition(segmentOf(a.startLsn, a.timeline)).n ? b : a));
-  const from = segmentPosition(segmentOf(oldest.startLsn, oldest.timeline));
-  const last = segmentPosition(newest.name);
-  for (let n = from.n; n <= last.n && from.timeline === last.timeline; n++) {
-    if (!byPos.has(`${from.timeline}:${n}`)) gaps.push(segmentName(from.timeline, n));
-  }
-  if (usable.length === 0) return null;
-  // The stretch that ends last, grown backwards over every usable base backup whose reach overlaps it.
-  const sorted = [...usable].sort((a, b) => b.to.getTime() - a.to.getTime());
-  const head = sorted[0] as (typeof usable)[number];
-  let start = head.from;
-  for (const u of [...usable].sort((a, b) => b.from.getTime() - a.from.getTime())) {
-    if (u.to.getTime() >= start.getTime() && u.from.getTime() < start.getTime()) start = u.from;
-  }
-  return { from: start, to: head.to, gaps, usable };
+  if (tail) return { ...tail, gaps, reachesNewest: true, ...(head && resume !== oldest ? { earlier: head } : {}) };
+  if (head) return { ...head, gaps, reachesNewest: false };
+  return null;
+}
+
+/** Whether a moment lies in the window, or in the stretch before a gap an older base backup still reaches. */
+export function inWindow(w: RecoverableWindow, at: Date): boolean {
+  const t = at.getTime();
+  return [w, w.earlier].some((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
 }
