@@ -1,5 +1,6 @@
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
+import { baseBackupCondition } from './base-backup-condition.ts';
 import {
   type BackupRunSummary,
   type ConditionResult,
@@ -126,6 +127,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
+    ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
   ];
 }
 

@@ -14,6 +14,7 @@ const LABEL: Record<string, string> = {
   'restore-test-failing': 'last restore test failed',
   unencrypted: 'backup not encrypted',
   'wal-stream': 'WAL stream down',
+  'base-backup': 'base backup failed or too old',
 };
 
 export const conditionLabel = (c: string) => LABEL[c] ?? c;
@@ -28,6 +29,7 @@ const NAME: Record<string, string> = {
   'restore-test-failing': 'last restore test',
   unencrypted: 'encryption',
   'wal-stream': 'WAL stream',
+  'base-backup': 'base backup',
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */

@@ -4,7 +4,7 @@ import { checkTarget, encryptionRequired } from '../health/index.ts';
 import { pagerCondition } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { AppliedResult, HealthState } from '../health/index.ts';
-import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import { firstBackupDue, pitrSources, targetThresholds } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
@@ -63,6 +63,7 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
     thresholdsFor: targetThresholds(config, () => at),
     encryptionRequired: encryptionRequired(config),
     firstBackupDue: firstBackupDue(config),
+    ...pitrSources(config),
   };
   const { results } = await checkTarget(sources, target, at);
   const applied = await deps.state.apply(target, results, at);
