@@ -29,11 +29,12 @@ function context(text: string): Block {
   return { type: 'context', elements: [{ type: 'mrkdwn', text }] };
 }
 
+/** `job … · base backup (point-in-time recovery), scheduled by \`base-backup\` · <label> · requested by …`. */
 function origin(req: BaseBackupRequestInfo): string {
   const r = req.requestedBy;
-  const who = r.userId ? `<@${r.userId}>` : r.source === 'schedule' ? 'the schedule' : r.userName ? escapeMrkdwn(r.userName) : r.source;
-  const kind = req.scheduled ? 'scheduled by `base-backup`' : 'on demand';
-  return `job \`${req.jobId}\` · base backup (point-in-time recovery), ${kind}${req.label ? ` · ${escapeMrkdwn(req.label)}` : ''} · requested by ${who}`;
+  const who = r.userId ? `<@${r.userId}>` : req.scheduled ? 'the schedule' : r.userName ? escapeMrkdwn(r.userName) : r.source;
+  const kind = req.scheduled ? ', scheduled by `base-backup`' : r.userId ? ', on demand' : '';
+  return `job \`${req.jobId}\` · base backup (point-in-time recovery)${kind}${req.label ? ` · ${escapeMrkdwn(req.label)}` : ''} · requested by ${who}`;
 }
 
 export function baseBackupStarted(req: BaseBackupRequestInfo, progress?: string): ChannelMessage {

@@ -60,6 +60,8 @@ beforeAll(async () => {
     pgUrl: inject('pgUrl'),
     redisUrl: inject('redisUrl'),
     env: { BOT_CONFIG: cfg, APP_URL: pg.url, APP_REPLICATION_URL: pg.url, FLAKY_REPLICATION_URL: flaky.toString() },
+    // A job that finds its target's base backup running tries again this soon (30 s in production).
+    workerOptions: { backupLockRetryMs: 500 },
   });
 }, 60_000);
 
@@ -123,6 +125,17 @@ describe('/backup now --physical, end to end', () => {
     expect(audit.find((e) => e.kind === 'job' && e.jobId === jobId)?.result).toMatch(/^completed: \{"baseBackupId":"app-base-/);
   }, 180_000);
 
+  it('answers a second request while one runs with the running job id: two base backups of a target never overlap', async () => {
+    const [a, b] = await Promise.all([slash(h, '/backup', 'now --physical app'), slash(h, '/backup', 'now app --physical', { userId: 'U0OTHER' })]);
+    const id = jobIdOf(a.text);
+    expect(id).toMatch(/^base-backup-app-/);
+    expect(jobIdOf(b.text)).toBe(id);
+    expect(a.text + b.text).toMatch(
+      /A base backup of \*app\* is already queued or running: job `base-backup-app-[^`]+`\. Its result will be posted in #incidents; no second one was started\./,
+    );
+    await channelMessage(h, id ?? '', /succeeded/, 120_000);
+  }, 180_000);
+
   it('answers a target without point-in-time recovery with one sentence, starting nothing', async () => {
     const res = await slash(h, '/backup', 'now --physical plain');
     expect(res.text).toBe(
@@ -158,6 +171,10 @@ describe('/backup now --physical, end to end', () => {
     if (!b) throw new Error('no base backup of flaky after the good run');
     await checkStored(b);
     expect((await slash(h, '/backup', 'health flaky')).text).toMatch(/:white_check_mark: base backup: newest flaky-base-/);
+    // And /metrics carries the verdict the PgBaseBackupFailing rule reads.
+    const metrics = await (await fetch(`${h.metricsUrl}/metrics`)).text();
+    expect(metrics).toContain('pgbb_condition_failing{target="flaky",condition="base-backup"} 0');
+    expect(metrics).not.toContain('target="plain",condition="base-backup"');
   }, 240_000);
 
   it('plans the weekly schedule into Redis, shows it in /backup status, and its job runs through the worker', async () => {
@@ -175,12 +192,19 @@ describe('/backup now --physical, end to end', () => {
     const pending = (await queue.getDelayed()).find((j) => j.repeatJobKey === 'pgbb:base-backup:app');
     if (!pending?.id) throw new Error('the base-backup scheduler has no pending job');
     const before = (await listBaseBackups(h.backupDir, 'app')).length;
+    // A manual one runs when Sunday comes: the schedule's job waits for it (the per-target lock), never beside it.
+    const manual = jobIdOf((await slash(h, '/backup', 'now --physical app')).text) ?? '';
+    await channelMessage(h, manual, /running/, 30_000);
     await pending.promote();
     const msg = await channelMessage(h, pending.id, /succeeded/, 120_000);
+    await channelMessage(h, manual, /succeeded/, 120_000);
     expect(fieldsOf(msg)).toContain('scheduled by `base-backup`');
     expect(fieldsOf(msg)).toContain('requested by the schedule');
     const after = await listBaseBackups(h.backupDir, 'app');
-    expect(after).toHaveLength(before + 1);
-    await checkStored(after.at(-1) as BaseBackup);
+    expect(after).toHaveLength(before + 2);
+    const [first, second] = after.slice(-2) as [BaseBackup, BaseBackup];
+    expect(Date.parse(second.startedAt)).toBeGreaterThanOrEqual(Date.parse(first.finishedAt));
+    expect(fieldsOf(msg)).toContain(second.id);
+    await checkStored(second);
   }, 180_000);
 });
