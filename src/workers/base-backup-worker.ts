@@ -78,7 +78,7 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
   const req = requestInfo(job);
   const anchor = await openAnchor(job, say.post, baseBackupStarted(req, 'pg_basebackup streaming the cluster'));
   try {
-    const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now });
+    const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now, reserveWal: true });
     log.info({ baseBackupId: b.id, bytes: b.bytes, startLsn: b.startLsn, endLsn: b.endLsn }, 'base backup succeeded');
     await recordBaseBackupRun(deps.redis, deps.config.queuePrefix, req.target, { ok: true, at: now(), reason: null, jobId: req.jobId }).catch((err: unknown) =>
       log.warn({ err }, 'could not record the base-backup run'),

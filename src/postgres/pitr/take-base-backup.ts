@@ -2,9 +2,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import type { Config, TargetConfig } from '../../config-types.ts';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
 import { BotError, isBotError } from '../../errors.ts';
+import { childOptions } from '../child-pipes.ts';
+import { withPgEnv } from '../connection.ts';
+import { describeExit, firstErrorLine } from '../failures.ts';
 import { findPgProgram, findPgTools, findZstd } from '../tools.ts';
 import { type BaseBackup, BaseBackupSchema, runBaseBackup } from './base-backup.ts';
 import { streamProblem } from './stream-problems.ts';
@@ -52,11 +56,37 @@ export async function verifyStoredBaseBackup(root: string, b: BaseBackup): Promi
   }
 }
 
-/** The tools, the run, the read-back. Throws a BotError whose sentence says what failed and what to change. */
+/**
+ * The target's slot, created if it does not exist yet, reserving WAL from now (`RESERVE_WAL`, over a replication
+ * connection: pg_receivewal's own --create-slot reserves nothing until it first streams). A base backup taken before a
+ * new target's receiver first connected would otherwise start at WAL the archive never receives, and recover nothing.
+ */
+async function reserveWal(psql: string, pitr: NonNullable<TargetConfig['pitr']>, signal: AbortSignal | undefined): Promise<void> {
+  await withPgEnv(pitr.url, async (env) => {
+    // The slot name is checked by the config schema ([a-z0-9_]); it reaches psql as one argv word, never a shell.
+    const r = await execa(psql, ['-X', '-q', '-d', 'replication=true', '-c', `CREATE_REPLICATION_SLOT ${pitr.slot} PHYSICAL RESERVE_WAL`], {
+      ...childOptions(signal),
+      env,
+      extendEnv: false,
+      stdin: 'ignore',
+      all: true,
+      buffer: true,
+    });
+    if (r.failed && !/already exists/.test(String(r.all ?? ''))) {
+      throw new BotError('pg_dump_failed', `Could not create the replication slot ${pitr.slot}: ${firstErrorLine(String(r.all ?? '')) || describeExit(r)}`);
+    }
+  });
+}
+
+/**
+ * The tools, the run, the read-back. Throws a BotError whose sentence says what failed and what to change.
+ * `reserveWal`: make sure the target's slot exists first (the workers, which stream that slot; not the CLI, whose
+ * slot nobody might ever read again).
+ */
 export async function takeBaseBackup(
   config: PitrConfig,
   target: TargetConfig,
-  o: { signal?: AbortSignal | undefined; now?: () => Date } = {},
+  o: { signal?: AbortSignal | undefined; now?: () => Date; reserveWal?: boolean } = {},
 ): Promise<BaseBackup> {
   const refused = baseBackupUnsupported(config, target) ?? unencryptedRefusal(config, target);
   if (refused || !target.pitr) throw new BotError(refused?.startsWith('Refusing') ? 'encryption_required' : 'bad_request', refused ?? '');
@@ -65,6 +95,11 @@ export async function takeBaseBackup(
   if (!pgBasebackup) throw new BotError('pg_tool_missing', `pg_basebackup is not installed: install postgresql-client-${tools.major}.`);
   const encrypted = config.encryption.recipients.length > 0;
   try {
+    if (o.reserveWal) {
+      const psql = await findPgProgram('psql', tools.pgDump, tools.major);
+      if (!psql) throw new BotError('pg_tool_missing', `psql is not installed: install postgresql-client-${tools.major}.`);
+      await reserveWal(psql, target.pitr, o.signal);
+    }
     const b = await runBaseBackup({
       target: target.name,
       root: config.backupDir,

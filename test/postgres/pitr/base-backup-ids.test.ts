@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
-import { verifyStoredBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
+import { takeBaseBackup, verifyStoredBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
+import { withClient } from '../../support/postgres-helpers.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 
 /** Two base backups started in the same second (one waited for the other's lock) keep a directory each. */
@@ -46,5 +47,27 @@ describe('base backup ids', () => {
     await verifyStoredBaseBackup(dir, b);
     // A record that does not match what is on disk is refused, with a sentence.
     await expect(verifyStoredBaseBackup(dir, { ...a, sha256: '0'.repeat(64) })).rejects.toThrow(/does not match what was written/);
+  }, 120_000);
+
+  it('taken by a worker, first reserves WAL in the target’s slot, so the archive can receive everything from its start', async () => {
+    const slot = 'pgbb_reserve_test';
+    const config = { backupDir: dir, compressionLevel: 1, encryption: { recipients: [], optedOut: true }, pgBinDir: undefined, s3: undefined };
+    const target = {
+      name: 'fresh',
+      url: pg.url,
+      environment: 'staging' as const,
+      excludeTables: [],
+      schemas: [],
+      verify: 'counts' as const,
+      policy: { name: 'fresh', environment: 'staging' as const, backups: [], restoreTest: null, preMigration: { keepDays: 30 } },
+      pitr: { url: pg.url, slot, walRetentionDays: 7, rpoSeconds: 3600 },
+    };
+    const b = await takeBaseBackup(config as never, target, { reserveWal: true });
+    const rows = await withClient(pg.url, (c) =>
+      c.query<{ reserved: boolean }>('SELECT restart_lsn <= $2::pg_lsn AS reserved FROM pg_replication_slots WHERE slot_name = $1', [slot, b.startLsn]),
+    );
+    expect(rows.rows).toEqual([{ reserved: true }]);
+    // Idempotent: the slot is already there the next time.
+    await expect(takeBaseBackup(config as never, target, { reserveWal: true })).resolves.toMatchObject({ target: 'fresh' });
   }, 120_000);
 });
