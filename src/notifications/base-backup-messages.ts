@@ -23,6 +23,8 @@ export interface BaseBackupShown {
   startLsn: string;
   endLsn: string;
   timeline: number;
+  file: string;
+  pgBasebackupVersion: string;
 }
 
 function context(text: string): Block {
@@ -74,4 +76,16 @@ export function baseBackupFailed(req: BaseBackupRequestInfo, reason: string, esc
       context(`${origin(req)} · no base backup was stored · ${escalation}`),
     ],
   };
+}
+
+/** Thread detail under the verdict: where it is, its whole sha256, the tool, and how a restore uses it. */
+export function baseBackupDetails(root: string, b: BaseBackupShown & { target: string }): ChannelMessage {
+  const text = [
+    `\`\`\`${root}/${b.target}/_base/${b.id}/${b.file}`,
+    `sha256 ${b.sha256} (${b.bytes} bytes, read back after writing)`,
+    `WAL ${b.startLsn} to ${b.endLsn} on timeline ${b.timeline}, from the WAL archive`,
+    `${b.pgBasebackupVersion}\`\`\``,
+    `Restore to a point in time after ${b.finishedAt}: \`pg-backup-bot restore-pitr ${b.target} --time=… --data-dir=…\` on the new host.`,
+  ].join('\n');
+  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
 }

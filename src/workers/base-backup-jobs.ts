@@ -13,14 +13,19 @@ import type { stallOptions } from './stall-settings.ts';
 export const FIRST_BASE_BACKUP_LABEL = 'first base backup';
 
 /** The `base-backup` worker: one job at a time per process (a base backup reads the whole cluster); lost jobs reported. */
-export function startBaseBackupWorker(deps: Deps, stall: ReturnType<typeof stallOptions>, lockRetryMs?: number): Worker<BaseBackupJobData> {
+export function startBaseBackupWorker(
+  deps: Deps,
+  stall: ReturnType<typeof stallOptions>,
+  o: { backupLockRetryMs?: number; progressIntervalMs?: number },
+): Worker<BaseBackupJobData> {
   const workerDeps = {
     config: deps.config,
     notifier: deps.notifier,
     escalation: deps.escalation,
     redis: deps.workerRedis,
     log: deps.log.child({ worker: 'base-backup' }),
-    ...(lockRetryMs !== undefined ? { lockRetryMs } : {}),
+    ...(o.backupLockRetryMs !== undefined ? { lockRetryMs: o.backupLockRetryMs } : {}),
+    ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
   };
   const worker = new Worker<BaseBackupJobData>(QUEUE.baseBackup, baseBackupProcessor(workerDeps), {
     connection: deps.workerRedis,

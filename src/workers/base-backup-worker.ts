@@ -7,7 +7,14 @@ import { BaseBackupJobData, baseBackupLockKey } from '../jobs/base-backup-data.t
 import { recordBaseBackupRun } from '../jobs/base-backup-runs.ts';
 import { tryRedisLock } from '../jobs/redis-lock.ts';
 import type { Logger } from '../logger.ts';
-import { type BaseBackupRequestInfo, baseBackupFailed, baseBackupStarted, baseBackupSucceeded } from '../notifications/base-backup-messages.ts';
+import {
+  type BaseBackupRequestInfo,
+  baseBackupDetails,
+  baseBackupFailed,
+  baseBackupStarted,
+  baseBackupSucceeded,
+} from '../notifications/base-backup-messages.ts';
+import { formatBytes } from '../format.ts';
 import { failureDetails } from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
@@ -29,6 +36,8 @@ export interface BaseBackupWorkerDeps {
   log: Logger;
   /** How long a job waits before trying again when another base backup of its target runs (default 30 s). */
   lockRetryMs?: number;
+  /** Minimum time between progress edits of the channel message (default 5 s). */
+  progressIntervalMs?: number;
   now?: () => Date;
 }
 
@@ -78,7 +87,13 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
   const req = requestInfo(job);
   const anchor = await openAnchor(job, say.post, baseBackupStarted(req, 'pg_basebackup streaming the cluster'));
   try {
-    const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now, reserveWal: true });
+    let lastEdit = Date.now();
+    const onProgress = (raw: number) => {
+      if (!anchor || Date.now() - lastEdit < (deps.progressIntervalMs ?? 5000)) return;
+      lastEdit = Date.now();
+      void say.update(anchor, baseBackupStarted(req, `${formatBytes(raw)} of the cluster streamed`));
+    };
+    const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now, reserveWal: true, onProgress });
     log.info({ baseBackupId: b.id, bytes: b.bytes, startLsn: b.startLsn, endLsn: b.endLsn }, 'base backup succeeded');
     await recordBaseBackupRun(deps.redis, deps.config.queuePrefix, req.target, { ok: true, at: now(), reason: null, jobId: req.jobId }).catch((err: unknown) =>
       log.warn({ err }, 'could not record the base-backup run'),
@@ -93,6 +108,7 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
         return 'PagerDuty resolve could not be queued (see logs)';
       });
     const ref = await say.finish(anchor, baseBackupSucceeded(req, b));
+    await say.reply(ref, baseBackupDetails(deps.config.backupDir, b));
     if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
     return { baseBackupId: b.id };
   } catch (err) {

@@ -58,7 +58,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   // How long a dead worker's job waits before the stalled-job check finds it, and how often it may be retried then.
   const stall = stallOptions(options);
   const { backup, restoreTest, restore } = startJobWorkers(deps, options, stall);
-  const baseBackup = startBaseBackupWorker(deps, stall, options.backupLockRetryMs);
+  const baseBackup = startBaseBackupWorker(deps, stall, options);
   const healthDeps = {
     config,
     storage: deps.storage,

@@ -117,6 +117,11 @@ describe('/backup now --physical, end to end', () => {
     expect(shown).toContain('requested by <@U0ONCALL>');
     expect(msg.text).toMatch(new RegExp(`^Base backup of app succeeded: ${b.id}, .* WAL ${b.startLsn} to ${b.endLsn}, encrypted$`));
     await checkStored(b);
+    // While it ran, the message said how much of the cluster had been streamed; the details are in its thread.
+    expect(msg.history.map((v) => v.text)).toContain(`Base backup of app running (job ${jobId})`);
+    expect(msg.history.some((v) => /of the cluster streamed/.test(JSON.stringify(v.blocks)))).toBe(true);
+    const thread = [...h.slack.messages.values()].filter((m) => m.thread_ts === msg.ts).map((m) => m.text ?? '');
+    expect(thread.join('\n')).toContain(`sha256 ${b.sha256}`);
 
     // The command and the finished job are in the audit trail.
     await new Promise((r) => setTimeout(r, 200));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { baseBackupFailed, baseBackupStarted, baseBackupSucceeded } from '../../src/notifications/base-backup-messages.ts';
+import { baseBackupDetails, baseBackupFailed, baseBackupStarted, baseBackupSucceeded } from '../../src/notifications/base-backup-messages.ts';
 import { baseBackupUnsupported, unencryptedRefusal } from '../../src/postgres/pitr/take-base-backup.ts';
 
 const req = { target: 'app', jobId: 'base-backup-app-1', requestedBy: { source: 'slack', userId: 'U1', userName: 'ann' }, label: null };
@@ -14,6 +14,8 @@ const b = {
   startLsn: '0/2000028',
   endLsn: '0/2000138',
   timeline: 1,
+  file: 'base.tar.zst',
+  pgBasebackupVersion: 'pg_basebackup (PostgreSQL) 15.10',
 };
 
 describe('base backup channel messages', () => {
@@ -28,6 +30,14 @@ describe('base backup channel messages', () => {
     expect(JSON.stringify(baseBackupSucceeded({ ...req, scheduled: true, requestedBy: { source: 'schedule' } }, { ...b, encryption: 'age' }).blocks)).toMatch(
       /encrypted with age.*scheduled by `base-backup` · requested by the schedule/,
     );
+  });
+
+  it('put where it is, its whole sha256, the tool and how to restore from it in the thread', () => {
+    const t = baseBackupDetails('/var/backups', { ...b, target: 'app' }).text;
+    expect(t).toContain('/var/backups/app/_base/app-base-20261206T010000Z/base.tar.zst');
+    expect(t).toContain(`sha256 ${'f'.repeat(64)} (3145728 bytes, read back after writing)`);
+    expect(t).toContain('pg_basebackup (PostgreSQL) 15.10');
+    expect(t).toContain('`pg-backup-bot restore-pitr app --time=… --data-dir=…`');
   });
 
   it('say what failed, that nothing was stored, and who was paged', () => {

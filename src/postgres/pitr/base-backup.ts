@@ -51,6 +51,8 @@ export interface BaseBackupOptions {
   ageEngine: AgeEngine | undefined;
   signal?: AbortSignal | undefined;
   now?: () => Date;
+  /** Bytes of the cluster read from pg_basebackup so far, on every chunk (the caller throttles). */
+  onProgress?: (rawBytes: number) => void;
 }
 
 /** How much of the tar's end is kept to find the manifest's WAL-Ranges (they follow every file's line). */
@@ -119,6 +121,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
     let kept = 0;
     base.stdout.on('data', (c: Buffer) => {
       rawBytes += c.length;
+      o.onProgress?.(rawBytes);
       last.push(c);
       kept += c.length;
       while (last.length > 1 && kept - (last[0] as Buffer).length >= MANIFEST_TAIL) kept -= (last.shift() as Buffer).length;

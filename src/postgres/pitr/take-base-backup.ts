@@ -86,7 +86,7 @@ async function reserveWal(psql: string, pitr: NonNullable<TargetConfig['pitr']>,
 export async function takeBaseBackup(
   config: PitrConfig,
   target: TargetConfig,
-  o: { signal?: AbortSignal | undefined; now?: () => Date; reserveWal?: boolean } = {},
+  o: { signal?: AbortSignal | undefined; now?: () => Date; reserveWal?: boolean; onProgress?: (rawBytes: number) => void } = {},
 ): Promise<BaseBackup> {
   const refused = baseBackupUnsupported(config, target) ?? unencryptedRefusal(config, target);
   if (refused || !target.pitr) throw new BotError(refused?.startsWith('Refusing') ? 'encryption_required' : 'bad_request', refused ?? '');
@@ -111,6 +111,7 @@ export async function takeBaseBackup(
       ageEngine: encrypted ? await findAgeEngine() : undefined,
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.now ? { now: o.now } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
     await verifyStoredBaseBackup(config.backupDir, b);
     return b;
