@@ -1,6 +1,7 @@
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import { walConditions } from './wal-conditions.ts';
+import { baseBackupCondition } from './base-backup-condition.ts';
 import {
   type BackupRunSummary,
   type ConditionResult,
@@ -128,6 +129,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
     ...walConditions(input.target, input.walHealth),
+    ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
   ];
 }
 

@@ -16,6 +16,7 @@ const LABEL: Record<string, string> = {
   'wal-stream': 'WAL stream down',
   'wal-gap': 'gap in the WAL archive',
   'wal-slot': 'replication slot holding WAL',
+  'base-backup': 'base backup failed or too old',
 };
 
 export const conditionLabel = (c: string) => LABEL[c] ?? c;
@@ -32,6 +33,7 @@ const NAME: Record<string, string> = {
   'wal-stream': 'WAL stream',
   'wal-gap': 'WAL archive',
   'wal-slot': 'replication slot',
+  'base-backup': 'base backup',
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */
