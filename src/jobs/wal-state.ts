@@ -6,6 +6,8 @@ export const walStateKey = (prefix: string, target: string) => `${prefix}:wal:${
 /** What `/backup status` shows of one target's WAL stream, as the worker last wrote it. */
 export interface StoredWalState {
   receiver: 'up' | 'down' | 'not started';
+  /** The worker holding the target's WAL lease ("host pid 1234"), which wrote this state. */
+  holder?: string;
   since: string;
   error?: string;
   lastArchived?: string;
