@@ -8,7 +8,7 @@ import { generateKeyPair } from '../../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { formatTime } from '../../../src/format.ts';
 import { type BaseBackup, runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
-import { reservePitrBase } from '../../../src/postgres/pitr/pitr-readers.ts';
+import { forgetPitrReader, type PitrReader, pitrReaders, reservePitrBase } from '../../../src/postgres/pitr/pitr-readers.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
@@ -54,6 +54,7 @@ describe('PITR retention', () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-pitr-ret-'));
     root = join(dir, 'backups');
     const keys = await generateKeyPair();
+    await writeFile(join(dir, 'key.txt'), keys.identityFileText, { mode: 0o600 });
     const tools = await findPgTools({ serverMajor: 15 });
     const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
     const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
@@ -104,6 +105,7 @@ describe('PITR retention', () => {
       APP_URL: source.url,
       BACKUP_DIR: root,
       BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'key.txt'),
       REDIS_URL: inject('redisUrl'),
       QUEUE_PREFIX: `{pgbbt${randomBytes(3).toString('hex')}}`,
     };
@@ -148,6 +150,36 @@ describe('PITR retention', () => {
       expect(run.stdout).toContain(`– kept ${b1().id}: older than the window, kept: a restore is reading it`);
     } finally {
       await reading.release();
+    }
+  });
+
+  it('restore-pitr holds the base backup it lays out against retention, and each wal-fetch renews the hold', { timeout: 120_000 }, async () => {
+    // A moment just after the oldest base backup (backdated): restore-pitr chooses it.
+    const at = new Date(Date.parse(b1().finishedAt) + 60_000).toISOString();
+    const laid = await cli(['restore-pitr', 'app', `--time=${at}`, `--data-dir=${join(dir, 'restored')}`], env);
+    expect(laid.exitCode, laid.stderr).toBe(0);
+    expect(laid.stdout).toContain(`Laid out base backup ${b1().id}`);
+    const readers = await pitrReaders(root, 'app');
+    expect(readers.active.map((r) => r.baseId)).toEqual([b1().id]);
+    const reader = readers.active[0] as PitrReader;
+    try {
+      expect(Date.parse(reader.until) - Date.now()).toBeGreaterThan(23 * 3_600_000);
+      // The restore_command the server will run names the hold.
+      const conf = await readFile(join(dir, 'restored', 'postgresql.auto.conf'), 'utf8');
+      expect(conf).toContain(`wal-fetch ''app'' %f "%p" --reader=${reader.token}'`);
+      await new Promise((r) => setTimeout(r, 1100));
+      const fetched = await cli(['wal-fetch', 'app', startSegment.get(b1().id) as string, join(dir, 'seg'), `--reader=${reader.token}`], env);
+      expect(fetched.exitCode, fetched.stderr).toBe(0);
+      const renewed = (await pitrReaders(root, 'app')).active[0] as PitrReader;
+      expect(Date.parse(renewed.until)).toBeGreaterThan(Date.parse(reader.until));
+      const before = await files();
+      const run = await cli(['retention'], env);
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect((await files()).bases).toEqual(before.bases);
+    } finally {
+      // The recovery is over: its hold goes (otherwise it expires a day after the last wal-fetch).
+      await forgetPitrReader(root, 'app', reader.token);
+      await rm(join(dir, 'restored'), { recursive: true, force: true });
     }
   });
 
