@@ -1,21 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
-import { generateKeyPair } from '../../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { formatTime } from '../../../src/format.ts';
-import { type BaseBackup, runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { forgetPitrReader, type PitrReader, pitrReaders, reservePitrBase } from '../../../src/postgres/pitr/pitr-readers.ts';
-import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
-import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 import { cli } from '../../support/app-backups.ts';
-import { silentLog, withClient } from '../../support/postgres-helpers.ts';
-
-const DAY = 86_400_000;
+import { backdateBase, backdateWal, pitrArchiveWithBases } from '../../support/pitr-archive.ts';
 
 /**
  * PITR retention on a real cluster: three real base backups with the WAL archive streaming between them, then
@@ -32,70 +26,25 @@ describe('PITR retention', () => {
   const startSegment = new Map<string, string>();
 
   const store = () => new LocalWalStore(root, 'app');
-  const switchWal = () => withClient(source.url, (c) => c.query('CREATE TABLE IF NOT EXISTS t (n int); INSERT INTO t VALUES (1); SELECT pg_switch_wal()'));
   const files = async () => ({
     bases: (await readdir(join(root, 'app', '_base'))).sort(),
     wal: (await readdir(join(root, 'app', '_wal'))).sort(),
   });
-  const backdate = async (b: BaseBackup, daysAgo: number) => {
-    const file = join(root, 'app', '_base', b.id, 'base.json');
-    const rec = JSON.parse(await readFile(file, 'utf8')) as BaseBackup;
-    const finished = new Date(Date.now() - daysAgo * DAY);
-    rec.finishedAt = finished.toISOString();
-    rec.startedAt = new Date(finished.getTime() - 60_000).toISOString();
-    await writeFile(file, JSON.stringify(rec));
-    return rec;
-  };
-  const backdateWal = async (e: WalEntry, daysAgo: number) =>
-    writeFile(join(root, 'app', '_wal', `${e.name}.json`), JSON.stringify({ ...e, archivedAt: new Date(Date.now() - daysAgo * DAY).toISOString() }));
+  const backdate = (b: BaseBackup, daysAgo: number) => backdateBase(root, b, daysAgo);
 
   beforeAll(async () => {
     source = await startEphemeralPostgres();
     dir = await mkdtemp(join(tmpdir(), 'pgbb-pitr-ret-'));
     root = join(dir, 'backups');
-    const keys = await generateKeyPair();
+    await mkdir(dir, { recursive: true });
+    const made = await pitrArchiveWithBases({ url: source.url, root, spool: join(dir, 'spool'), target: 'app', slot: 'pgbb_ret', count: 3 });
+    const keys = made.keys;
     await writeFile(join(dir, 'key.txt'), keys.identityFileText, { mode: 0o600 });
-    const tools = await findPgTools({ serverMajor: 15 });
-    const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
-    const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
-    const archive = startWalArchive({
-      ...common,
-      target: 'app',
-      pgReceivewal: pgReceivewal as string,
-      replicationUrl: source.url,
-      slot: 'pgbb_ret',
-      spool: join(dir, 'spool'),
-      store: new LocalWalStore(root, 'app'),
-      log: silentLog,
-      sweepMs: 100,
-      backoff: { minMs: 100, maxMs: 500 },
-    });
-    try {
-      for (let i = 0; !archive.state().receiver.up; i++) {
-        if (i > 300) throw new Error('the WAL receiver never came up');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      for (let i = 0; i < 3; i++) {
-        await switchWal();
-        const b = await runBaseBackup({ ...common, target: 'app', root, replicationUrl: source.url, pgBasebackup: pgBasebackup as string });
-        bases.push(b);
-        startSegment.set(b.id, await withClient(source.url, async (c) => (await c.query('SELECT pg_walfile_name($1) AS n', [b.startLsn])).rows[0].n));
-        await switchWal();
-        // Distinct second-stamped ids.
-        await new Promise((r) => setTimeout(r, 1100));
-      }
-      const last = await withClient(source.url, async (c) => (await c.query('SELECT pg_walfile_name(pg_current_wal_lsn()) AS n')).rows[0].n as string);
-      await switchWal();
-      for (let i = 0; !(await store().entry(last)); i++) {
-        if (i > 600) throw new Error(`WAL ${last} never archived`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    } finally {
-      await archive.stop();
-    }
+    bases.push(...made.bases);
+    for (const [k, v] of made.startSegment) startSegment.set(k, v);
     // 20, 10 and 1 days ago; the WAL before the second base backup archived 15 days ago.
     bases.splice(0, 3, await backdate(bases[0] as BaseBackup, 20), await backdate(bases[1] as BaseBackup, 10), await backdate(bases[2] as BaseBackup, 1));
-    for (const e of await store().list()) if (e.name < (startSegment.get(bases[1]?.id as string) as string)) await backdateWal(e, 15);
+    for (const e of await store().list()) if (e.name < (startSegment.get(bases[1]?.id as string) as string)) await backdateWal(store(), e, 15);
     await writeFile(
       join(dir, 'bot.yml'),
       'targets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n    pitr: { urlEnv: APP_URL, walRetentionDays: 7 }\n',
