@@ -9,6 +9,8 @@ import { generateKeyPair } from '../../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { walLeaseKey } from '../../../src/jobs/wal-lease.ts';
 import { readWalState } from '../../../src/jobs/wal-state.ts';
+import { walStatusLines } from '../../../src/commands/wal-status.ts';
+import { loadConfig } from '../../../src/config.ts';
 import { segmentPosition } from '../../../src/postgres/pitr/window.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
@@ -141,6 +143,9 @@ describe('the WAL lease', () => {
     expect(await redis.get(walLeaseKey(prefix, 'app'))).toContain(`pid ${other.pid} `);
     // TTL 3 s + retry 0.5 s + the slot freed and pg_receivewal started: well under 10 s.
     expect(takenAt - killedAt).toBeLessThan(10_000);
+    expect((await walStatusLines(loadConfig(env, 'cli'), redis)).join('\n')).toMatch(
+      new RegExp(`:white_check_mark: streaming since .* \\(worker \\S+ pid ${other.pid}, which holds the WAL lease\\)`),
+    );
     // The dead holder's orphan was ended through its walsender: one receiver again, the new holder's.
     await until('one receiver', async () => {
       const running = await receivers(slot);
@@ -160,5 +165,9 @@ describe('the WAL lease', () => {
     await other.proc;
     expect(await redis.get(walLeaseKey(prefix, 'app'))).toBeNull();
     expect(await receivers(slot)).toEqual([]);
+    // /backup status does not repeat the last holder's "up": nobody holds the lease, and it says so.
+    const status = (await walStatusLines(loadConfig(env, 'cli'), redis)).join('\n');
+    expect(status).toContain(`WAL stream DOWN: no worker holds the WAL lease; the last holder (`);
+    expect(status).toMatch(new RegExp(` pid ${other.pid}\\) stopped or died after `));
   });
 });
