@@ -3,7 +3,6 @@ import type { Config } from '../config.ts';
 import { formatDuration } from '../format.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
-import { walLeaseKey } from '../jobs/wal-lease.ts';
 import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { recoverableWindow } from '../postgres/pitr/window.ts';
@@ -40,14 +39,9 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
     const last = s.lastArchived
       ? `newest archived ${s.lastArchived}, ${formatDuration(Math.max(0, now.getTime() - Date.parse(s.lastArchivedAt ?? s.since)))} ago`
       : 'nothing archived yet';
-    const on = s.holder ? ` (worker ${s.holder}, which holds the WAL lease)` : '';
-    // The state is the last holder's word; a holder that died cannot take it back, but its lease expires.
-    const leased = s.holder ? (await redis.get(walLeaseKey(config.queuePrefix, t.name))) !== null : true;
-    const head = !leased
-      ? `:rotating_light: WAL stream DOWN: no worker holds the WAL lease; the last holder (${s.holder}) stopped or died after ${since}. Start a worker, or check the workers' logs`
-      : s.receiver === 'up'
-        ? `:white_check_mark: streaming since ${since}${on}`
-        : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}${on}`;
+    const on = s.holder ? ` on ${s.holder}` : '';
+    const head =
+      s.receiver === 'up' ? `:white_check_mark: streaming since ${since}${on}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}${on}`;
     lines.push(`• *${t.name}* (slot \`${t.pitr?.slot}\`): ${head}; ${last}${s.error ? `; ${s.error}` : ''}`);
     lines.push(`   ${await windowLine(config, t.name)}`);
   }

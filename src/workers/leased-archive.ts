@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { holdLease, type LeaseTiming } from '../jobs/wal-lease.ts';
 import type { Logger } from '../logger.ts';
 import { freeSlot } from '../postgres/pitr/slot-takeover.ts';
-import type { startWalArchive } from '../postgres/pitr/wal-archive.ts';
+import type { startWalArchive, WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 
 type Archive = ReturnType<typeof startWalArchive>;
 
@@ -22,6 +22,8 @@ export function leasedArchive(o: {
   slot: string;
   log: Logger;
   start(): Archive;
+  /** After a clean stop of the archive, before the lease is released: say the stream is down (it is, until another takes it). */
+  onStopped?(last: WalArchiveState): Promise<void>;
 }): { stop(): Promise<void>; holding(): boolean } {
   let archive: Archive | null = null;
   let chain: Promise<void> = Promise.resolve();
@@ -58,11 +60,15 @@ export function leasedArchive(o: {
     const a = archive;
     archive = null;
     await a?.stop();
+    return a;
   };
   return {
     holding: () => lease.holding(),
     async stop() {
-      await lease.stop(stopArchive);
+      await lease.stop(async () => {
+        const a = await stopArchive();
+        if (a) await o.onStopped?.(a.state()).catch((err: unknown) => o.log.debug({ err }, 'WAL state not written'));
+      });
       await stopArchive();
     },
   };

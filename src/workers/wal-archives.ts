@@ -101,7 +101,31 @@ export async function startWalArchives(o: {
         log,
         onState: (s) => void writeState(o.redis, key, stored(s, holder), log),
       });
-    archives.push(leasedArchive({ redis: o.redis, key: walLeaseKey(prefix, t.name), token, timing: o.lease, url: t.pitr.url, slot: t.pitr.slot, log, start }));
+    archives.push(
+      leasedArchive({
+        redis: o.redis,
+        key: walLeaseKey(prefix, t.name),
+        token,
+        timing: o.lease,
+        url: t.pitr.url,
+        slot: t.pitr.slot,
+        log,
+        start,
+        // Down from now until another worker takes the lease: the health condition's grace counts from here.
+        onStopped: (last) =>
+          writeState(
+            o.redis,
+            key,
+            {
+              ...stored(last, holder),
+              receiver: 'down',
+              since: new Date().toISOString(),
+              error: 'the worker receiving this WAL stopped (restart or shutdown); another worker takes the WAL lease within seconds, if one runs',
+            },
+            log,
+          ),
+      }),
+    );
   }
   return {
     async stop() {
