@@ -97,7 +97,7 @@ describe('the WAL lease', () => {
       if (w.exitCode !== null) throw new Error(`the worker exited: ${logs[i]}`);
       return /^started$/m.test(logs[i] ?? '') ? true : undefined;
     });
-    return { proc: w, pid: w.pid as number };
+    return { proc: w, pid: w.pid as number, said: () => logs[i] ?? '' };
   };
 
   const switchSegment = () =>
@@ -132,6 +132,14 @@ describe('the WAL lease', () => {
     process.kill(holder.pid, 'SIGKILL');
     // Written while nobody archives: the slot (and the dead holder's orphaned pg_receivewal) keeps it.
     const during = await switchSegment();
+    const leaseTakenAt = await until(
+      'the lease taken over',
+      async () => ((await redis.get(walLeaseKey(prefix, 'app')))?.includes(`pid ${other.pid} `) ? Date.now() : undefined),
+      60_000,
+    );
+    // The lease expires 3 s after the dead holder's last renewal (sent up to 1 s before the kill); the other asks
+    // every 0.5 s: taken within 3 s + 0.5 s, plus this poll's own step.
+    expect(leaseTakenAt - killedAt).toBeLessThan(3000 + 500 + 1000);
     const takenAt = await until(
       'the other worker streaming',
       async () => {
@@ -141,8 +149,8 @@ describe('the WAL lease', () => {
       60_000,
     );
     expect(await redis.get(walLeaseKey(prefix, 'app'))).toContain(`pid ${other.pid} `);
-    // TTL 3 s + retry 0.5 s + the slot freed and pg_receivewal started: well under 10 s.
-    expect(takenAt - killedAt).toBeLessThan(10_000);
+    // Then the slot freed of the dead holder's connection and pg_receivewal started: seconds, not wal_sender_timeout.
+    expect(takenAt - leaseTakenAt).toBeLessThan(10_000);
     expect((await walStatusLines(loadConfig(env, 'cli'), redis)).join('\n')).toMatch(
       new RegExp(`:white_check_mark: streaming since .* on \\S+ pid ${other.pid};`),
     );
@@ -151,6 +159,9 @@ describe('the WAL lease', () => {
       const running = await receivers(slot);
       return running.length === 1 && running[0]?.ppid === other.pid ? true : undefined;
     });
+    // Not waited out: the new holder ended the slot's connection (a SIGKILLed worker's orphaned pg_receivewal would
+    // otherwise keep it for as long as it lives).
+    expect(other.said()).toMatch(/"msg":"ended the previous receiver’s connection to the slot"/);
     const last = await switchSegment();
     await archived(during);
     await archived(last);
