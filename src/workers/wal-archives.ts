@@ -7,15 +7,19 @@ import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-arch
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
+import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
+import { leasedArchive } from './leased-archive.ts';
 
 /**
  * The WAL archives of the targets that have a `pitr` section, started by a worker. Their state goes to Redis
  * (`<prefix>:wal:<target>`), where `/backup status` reads it in the bot's process.
  *
- * Not yet: a lease, so exactly one worker host receives each target's WAL. Until then a second worker's
- * pg_receivewal finds the slot in use ("replication slot … is active"), stays down and retries with its backoff:
- * the slot itself keeps it to one receiver, and the state each writes says which one is up. Local storage only
- * (BACKUP_DIR) in this version: with S3 as the primary store the archive is not started, and the state says so.
+ * Exactly one worker, on any host, receives a target's WAL: the one holding its WAL lease in Redis
+ * (`<prefix>:wal-lease:<target>`, jobs/wal-lease.ts, run by leased-archive.ts). The others wait and take over
+ * when the holder stops (it releases the lease) or dies (the lease expires). The state says which host holds it.
+ * The spool is under BACKUP_DIR, which every worker host shares, so a new holder resumes from the same partial
+ * segment. Local storage only (BACKUP_DIR) in this version: with S3 as the primary store the archive is not
+ * started, and the state says so.
  */
 export interface WalArchives {
   stop(): Promise<void>;
@@ -30,14 +34,21 @@ async function writeState(redis: Redis, key: string, s: StoredWalState, log: Log
     .catch((err: unknown) => log.debug({ err }, 'WAL state not written'));
 }
 
-const stored = (s: WalArchiveState): StoredWalState => ({
+const stored = (s: WalArchiveState, holder: string): StoredWalState => ({
+  holder,
   receiver: s.receiver.up ? 'up' : 'down',
   since: s.receiver.since.toISOString(),
   ...((s.receiver.error ?? s.archiveError) ? { error: s.archiveError ?? s.receiver.error } : {}),
   ...(s.lastArchived ? { lastArchived: s.lastArchived.name, lastArchivedAt: s.lastArchived.at.toISOString() } : {}),
 });
 
-export async function startWalArchives(o: { config: Config; redis: Redis; log: Logger }): Promise<WalArchives> {
+export async function startWalArchives(o: {
+  config: Config;
+  redis: Redis;
+  log: Logger;
+  /** The lease's TTL, renewal and retry (jobs/wal-lease.ts DEFAULT_LEASE: 30 s, 10 s, 5 s); tests shorten them. */
+  lease?: Partial<LeaseTiming>;
+}): Promise<WalArchives> {
   const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
   if (targets.length === 0) return { stop: async () => undefined };
   const prefix = o.config.queuePrefix;
@@ -58,7 +69,8 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
   }
   const encrypted = o.config.encryption.recipients.length > 0;
   const [zstd, ageEngine] = await Promise.all([findZstd(), encrypted ? findAgeEngine() : Promise.resolve(undefined)]);
-  const archives: Array<ReturnType<typeof startWalArchive>> = [];
+  const archives: Array<{ stop(): Promise<void> }> = [];
+  const { token, holder } = leaseToken();
   // Found once for every target: the same pg_receivewal streams each of them.
   const tools = await findPgTools({ serverMajor: 10, ...(o.config.pgBinDir ? { pgBinDir: o.config.pgBinDir } : {}) });
   const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
@@ -74,7 +86,7 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
       );
       continue;
     }
-    archives.push(
+    const start = () =>
       startWalArchive({
         target: t.name,
         pgReceivewal,
@@ -87,7 +99,31 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
         recipients: o.config.encryption.recipients,
         ageEngine,
         log,
-        onState: (s) => void writeState(o.redis, key, stored(s), log),
+        onState: (s) => void writeState(o.redis, key, stored(s, holder), log),
+      });
+    archives.push(
+      leasedArchive({
+        redis: o.redis,
+        key: walLeaseKey(prefix, t.name),
+        token,
+        timing: o.lease,
+        url: t.pitr.url,
+        slot: t.pitr.slot,
+        log,
+        start,
+        // Down from now until another worker takes the lease: the health condition's grace counts from here.
+        onStopped: (last) =>
+          writeState(
+            o.redis,
+            key,
+            {
+              ...stored(last, holder),
+              receiver: 'down',
+              since: new Date().toISOString(),
+              error: 'the worker receiving this WAL stopped (restart or shutdown); another worker takes the WAL lease within seconds, if one runs',
+            },
+            log,
+          ),
       }),
     );
   }
