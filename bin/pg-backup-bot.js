@@ -8,9 +8,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // restore_command's fast path: a segment the prefetcher already fetched and checked (src/postgres/pitr/
-// wal-prefetch.ts) is handed over by a rename, before anything else is loaded. Recovery runs this once per segment.
+// wal-prefetch.ts) is handed over by a rename, before anything else is loaded. Recovery runs this once per segment;
+// the prefetcher renews restore-pitr's hold (--reader) while it reads.
 const [verb, , walName, walDest] = process.argv.slice(2);
-if (verb === 'wal-fetch' && process.argv.length === 6 && /^[0-9A-F]{24}$/.test(walName ?? '')) {
+const walReader = process.argv[6];
+if (verb === 'wal-fetch' && (process.argv.length === 6 || (process.argv.length === 7 && walReader?.startsWith('--reader='))) && /^[0-9A-F]{24}$/.test(walName ?? '')) {
   try {
     renameSync(join(dirname(resolve(walDest)), '.pgbb-prefetch', walName), walDest);
     process.exit(0);

@@ -100,9 +100,8 @@ export async function cliWalFetch(args: string[], deps: { config: Config; io: Io
     if (!(await fetchWal(new LocalWalStore(deps.config.backupDir, targetName), name, dest, identity))) return 1;
     // The next segments are read ahead from here on, by one detached process per data directory (wal-prefetch.ts).
     await notePrefetchTaken(dest, name);
-    await startPrefetch({ bin: fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url)), target: targetName, name, dest, env: process.env }).catch(
-      () => undefined,
-    );
+    const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
+    await startPrefetch({ bin, target: targetName, name, dest, env: process.env, reader: token }).catch(() => undefined);
     return 0;
   } catch (err) {
     deps.io.err(`wal-fetch of ${name} FAILED: ${toUserMessage(err)}`);
@@ -112,12 +111,21 @@ export async function cliWalFetch(args: string[], deps: { config: Config; io: Io
 
 /** `pg-backup-bot wal-prefetch <target> <after> <dir>`: started by wal-fetch, never by hand (wal-prefetch.ts). */
 export async function cliWalPrefetch(args: string[], deps: { config: Config; io: Io }): Promise<number> {
-  const [targetName, after, dir] = args;
-  if (!targetName || !after || !dir || args.length !== 3) {
-    deps.io.err('usage: pg-backup-bot wal-prefetch <target> <segment> <directory> (started by wal-fetch)');
+  const [targetName, after, dir, reader] = args;
+  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
+  if (!targetName || !after || !dir || args.length > 4 || (reader !== undefined && !token)) {
+    deps.io.err('usage: pg-backup-bot wal-prefetch <target> <segment> <directory> [--reader=TOKEN] (started by wal-fetch)');
     return 2;
   }
   const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
-  await runPrefetch({ store: new LocalWalStore(deps.config.backupDir, targetName), identity, dir, after, depth: prefetchDepth(process.env) });
+  const { backupDir } = deps.config;
+  await runPrefetch({
+    store: new LocalWalStore(backupDir, targetName),
+    identity,
+    dir,
+    after,
+    depth: prefetchDepth(process.env),
+    ...(token ? { renew: () => renewPitrReservation(backupDir, targetName, token, READER_TTL_MS) } : {}),
+  });
   return 0;
 }

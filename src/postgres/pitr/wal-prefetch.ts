@@ -65,12 +65,20 @@ async function lock(dir: string): Promise<boolean> {
 }
 
 /** Starts the prefetcher for this destination unless one runs already (or read-ahead is off). */
-export async function startPrefetch(o: { bin: string; target: string; name: string; dest: string; env: NodeJS.ProcessEnv }): Promise<void> {
+export async function startPrefetch(o: {
+  bin: string;
+  target: string;
+  name: string;
+  dest: string;
+  env: NodeJS.ProcessEnv;
+  reader?: string | undefined;
+}): Promise<void> {
   if (!SEGMENT.test(o.name) || prefetchDepth(o.env) === 0) return;
   const dir = prefetchDirFor(o.dest);
   const pid = Number(await readFile(join(dir, '.lock'), 'utf8').catch(() => ''));
   if (pid > 0 && alive(pid)) return;
-  const child = spawn(process.execPath, [o.bin, 'wal-prefetch', o.target, o.name, dir], { detached: true, stdio: 'ignore', env: o.env });
+  const args = [o.bin, 'wal-prefetch', o.target, o.name, dir, ...(o.reader ? [`--reader=${o.reader}`] : [])];
+  const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore', env: o.env });
   child.unref();
 }
 
@@ -86,6 +94,8 @@ export interface PrefetchOptions {
   /** How long recovery may take nothing before the prefetcher leaves (default 60 s). */
   idleMs?: number;
   pollMs?: number;
+  /** Called about once a minute while reading: restore-pitr's hold on the base backup and its WAL is renewed. */
+  renew?: () => Promise<unknown>;
 }
 
 /**
@@ -105,8 +115,13 @@ export async function runPrefetch(o: PrefetchOptions): Promise<{ fetched: number
   let lastProgress = Date.now();
   // Segments we put here: one that has gone was taken by recovery (the fast path renames it away).
   const placed = new Set<string>();
+  let renewed = 0;
   try {
     for (;;) {
+      if (o.renew && Date.now() - renewed > 60_000) {
+        renewed = Date.now();
+        await o.renew().catch(() => undefined);
+      }
       const ready = (await readdir(o.dir)).filter((n) => SEGMENT.test(n)).sort();
       const here = new Set(ready);
       // A segment wal-fetch had to fetch itself (we were behind) is named in .last.

@@ -80,9 +80,10 @@ describe('WAL prefetch', () => {
       for (let i = 0; i < 1500 && !existsSync(join(ahead, SEGMENTS[1] as string)); i++) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 300));
       expect(existsSync(join(ahead, SEGMENTS[2] as string))).toBe(false);
-      // The bin's fast path: no config, no key, no BACKUP_DIR needed for a segment already checked.
+      // The bin's fast path (as restore-pitr's restore_command calls it, with its hold's token): no config, no key, no
+      // BACKUP_DIR needed for a segment already checked.
       const dest = join(pgWal, 'RECOVERYXLOG');
-      const fast = await execa(process.execPath, [bin, 'wal-fetch', 'app', SEGMENTS[1] as string, dest], {
+      const fast = await execa(process.execPath, [bin, 'wal-fetch', 'app', SEGMENTS[1] as string, dest, '--reader=restore-pitr-token'], {
         env: { PATH: process.env.PATH ?? '' },
         extendEnv: false,
       });
