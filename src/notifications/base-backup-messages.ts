@@ -1,4 +1,5 @@
 import { escapeMrkdwn, formatBytes, formatDuration } from '../format.ts';
+import type { BaseWal } from '../postgres/pitr/base-wal.ts';
 import type { Block, ChannelMessage } from './types.ts';
 
 /** Pure builders for a base backup's channel message: running, then the verdict (notifications/backup-messages.ts's twin). */
@@ -47,7 +48,7 @@ export function baseBackupStarted(req: BaseBackupRequestInfo, progress?: string)
   };
 }
 
-export function baseBackupSucceeded(req: BaseBackupRequestInfo, b: BaseBackupShown): ChannelMessage {
+export function baseBackupSucceeded(req: BaseBackupRequestInfo, b: BaseBackupShown, wal?: BaseWal): ChannelMessage {
   const ms = Date.parse(b.finishedAt) - Date.parse(b.startedAt);
   const encryption = b.encryption === 'age' ? 'encrypted with age' : ':warning: NOT encrypted (no BACKUP_ENCRYPTION_RECIPIENT)';
   const fields = [
@@ -57,9 +58,14 @@ export function baseBackupSucceeded(req: BaseBackupRequestInfo, b: BaseBackupSho
     `*WAL start → end*\n\`${b.startLsn}\` → \`${b.endLsn}\` (timeline ${b.timeline})`,
     `*Encryption*\n${encryption}`,
     `*sha256*\n\`${b.sha256.slice(0, 12)}…\` read back and matched`,
+    ...(wal === undefined
+      ? []
+      : wal.state === 'archived'
+        ? ['*Recoverable*\nto any moment after it ended: its WAL is archived']
+        : [`*Recoverable*\n:warning: not yet: WAL segment \`${wal.missing}\` is not archived (is the WAL stream up? \`/backup status\`)`]),
   ];
   return {
-    text: `Base backup of ${req.target} succeeded: ${b.id}, ${formatBytes(b.bytes)} in ${formatDuration(ms)}, WAL ${b.startLsn} to ${b.endLsn}, ${b.encryption === 'age' ? 'encrypted' : 'NOT encrypted'}`,
+    text: `Base backup of ${req.target} succeeded: ${b.id}, ${formatBytes(b.bytes)} in ${formatDuration(ms)}, WAL ${b.startLsn} to ${b.endLsn}, ${b.encryption === 'age' ? 'encrypted' : 'NOT encrypted'}${wal && wal.state !== 'archived' ? `; NOT recoverable yet: WAL segment ${wal.missing} is not archived` : ''}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `:white_check_mark: Base backup of *${req.target}* succeeded` } },
       { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },

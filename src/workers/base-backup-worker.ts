@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { isBotError, toUserMessage } from '../errors.ts';
+import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import { BaseBackupJobData, baseBackupLockKey } from '../jobs/base-backup-data.ts';
 import { recordBaseBackupRun } from '../jobs/base-backup-runs.ts';
 import { tryRedisLock } from '../jobs/redis-lock.ts';
@@ -18,7 +18,9 @@ import { formatBytes } from '../format.ts';
 import { failureDetails } from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
+import { awaitBaseWal } from '../postgres/pitr/base-wal.ts';
 import { takeBaseBackup } from '../postgres/pitr/take-base-backup.ts';
+import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { openAnchor } from './anchor.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
@@ -36,6 +38,8 @@ export interface BaseBackupWorkerDeps {
   log: Logger;
   /** How long a job waits before trying again when another base backup of its target runs (default 30 s). */
   lockRetryMs?: number;
+  /** How long the verdict waits for the archive to hold the base backup's WAL (default 2 min). */
+  walWaitMs?: number;
   /** Minimum time between progress edits of the channel message (default 5 s). */
   progressIntervalMs?: number;
   now?: () => Date;
@@ -94,7 +98,15 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
       void say.update(anchor, baseBackupStarted(req, `${formatBytes(raw)} of the cluster streamed`));
     };
     const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now, reserveWal: true, onProgress });
-    log.info({ baseBackupId: b.id, bytes: b.bytes, startLsn: b.startLsn, endLsn: b.endLsn }, 'base backup succeeded');
+    // Stored and read back is not yet recoverable: its WAL must be in the archive too (base-wal.ts).
+    const wal = await awaitBaseWal(new LocalWalStore(deps.config.backupDir, req.target), b, { timeoutMs: deps.walWaitMs ?? 120_000 });
+    if (wal.state === 'lost') {
+      throw new BotError(
+        'pg_dump_failed',
+        `base backup ${b.id} was stored, but WAL segment ${wal.missing} that it needs is not in the archive and never will be (newer ones are): it cannot be recovered from. Take another base backup while the WAL stream is up.`,
+      );
+    }
+    log.info({ baseBackupId: b.id, bytes: b.bytes, startLsn: b.startLsn, endLsn: b.endLsn, wal: wal.state }, 'base backup succeeded');
     await recordBaseBackupRun(deps.redis, deps.config.queuePrefix, req.target, { ok: true, at: now(), reason: null, jobId: req.jobId }).catch((err: unknown) =>
       log.warn({ err }, 'could not record the base-backup run'),
     );
@@ -107,7 +119,7 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
         log.error({ err }, 'could not queue the PagerDuty resolve');
         return 'PagerDuty resolve could not be queued (see logs)';
       });
-    const ref = await say.finish(anchor, baseBackupSucceeded(req, b));
+    const ref = await say.finish(anchor, baseBackupSucceeded(req, b, wal));
     await say.reply(ref, baseBackupDetails(deps.config.backupDir, b));
     if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
     return { baseBackupId: b.id };

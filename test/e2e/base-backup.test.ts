@@ -116,6 +116,8 @@ describe('/backup now --physical, end to end', () => {
     }
     expect(shown).toContain('requested by <@U0ONCALL>');
     expect(msg.text).toMatch(new RegExp(`^Base backup of app succeeded: ${b.id}, .* WAL ${b.startLsn} to ${b.endLsn}, encrypted$`));
+    // Called recoverable only once the archive holds its WAL (the test's worker streams it).
+    expect(fieldsOf(msg)).toContain('to any moment after it ended: its WAL is archived');
     await checkStored(b);
     // While it ran, the message said how much of the cluster had been streamed; the details are in its thread.
     expect(msg.history.map((v) => v.text)).toContain(`Base backup of app running (job ${jobId})`);

@@ -32,6 +32,13 @@ describe('base backup channel messages', () => {
     );
   });
 
+  it('call it recoverable only once its WAL is archived', () => {
+    expect(JSON.stringify(baseBackupSucceeded(req, b, { state: 'archived' }).blocks)).toContain('to any moment after it ended: its WAL is archived');
+    const pending = baseBackupSucceeded(req, b, { state: 'pending', missing: '000000010000000000000002' });
+    expect(pending.text).toMatch(/; NOT recoverable yet: WAL segment 000000010000000000000002 is not archived$/);
+    expect(JSON.stringify(pending.blocks)).toContain(':warning: not yet: WAL segment `000000010000000000000002` is not archived');
+  });
+
   it('put where it is, its whole sha256, the tool and how to restore from it in the thread', () => {
     const t = baseBackupDetails('/var/backups', { ...b, target: 'app' }).text;
     expect(t).toContain('/var/backups/app/_base/app-base-20261206T010000Z/base.tar.zst');
