@@ -21,7 +21,14 @@ export interface TargetConfig {
   /** How deeply restore tests and full restores check the restored copy (postgres/verify). */
   verify: 'counts' | 'content' | 'full';
   /** A continuous WAL archive (postgres/pitr): the replication URL (may hold a password), the slot, the policy. */
-  pitr?: { url: string; slot: string; walRetentionDays: number; rpoSeconds: number };
+  pitr?: {
+    url: string;
+    slot: string;
+    walRetentionDays: number;
+    rpoSeconds: number;
+    /** Exact-point markers written on the source (postgres/pitr/markers.ts), or false: off. */
+    markers?: { everySeconds: number } | false;
+  };
 }
 
 export interface Config {

@@ -1,4 +1,5 @@
 import { startWalArchives } from './wal-archives.ts';
+import { startPitrMarkers } from './pitr-markers.ts';
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
@@ -118,6 +119,8 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   }
   // Targets with point-in-time recovery: their WAL streams into the archive from now on (wal-archives.ts).
   const wal = await startWalArchives({ config, redis: deps.redis, log });
+  // And their exact-point markers, for the PITR restore tests (pitr-markers.ts).
+  const markers = startPitrMarkers({ config, log });
   return {
     running: () => all.every((w) => w.isRunning()),
     cancelRunning: (reason) => {
@@ -125,7 +128,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     },
     async close() {
       keeper?.stop();
-      await Promise.all([...all.map((w) => w.close()), wal.stop()]);
+      await Promise.all([...all.map((w) => w.close()), wal.stop(), markers.stop()]);
     },
   };
 }
@@ -158,6 +161,7 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
     notifier: deps.notifier,
     escalation: deps.escalation,
     checklist: deps.queues.checklist,
+    pitrQueue: deps.queues.restoreTest,
     log: log.child({ worker: 'restore-test' }),
   };
   const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {

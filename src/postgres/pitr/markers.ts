@@ -78,7 +78,12 @@ export async function checkMarkers(o: {
   } finally {
     await c.end().catch(() => undefined);
   }
-  if (!source) return { name, ok: null, detail: `not run: the source has no ${MARKER_TABLE} (markers are off, or the bot may not create them)` };
+  if (!source)
+    return {
+      name,
+      ok: null,
+      detail: `not run: the source has no ${MARKER_TABLE}: markers are off (pitr.markers: false), no worker has written one yet, or the bot's role may not create the schema (create it once as an owner: CREATE SCHEMA pgbb_pitr AUTHORIZATION <the bot's role>)`,
+    };
   const cut = o.at.getTime();
   const before = source.filter((m) => m.at.getTime() < cut - MARGIN_MS && m.at.getTime() >= o.since.getTime());
   const after = source.filter((m) => m.at.getTime() > cut);
