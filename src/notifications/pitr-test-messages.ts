@@ -44,8 +44,11 @@ const mark = (ok: boolean | null) => (ok === true ? ':white_check_mark:' : ok ==
 /** The verdict: each check by name with what it found, the RTO by phase, and where the scratch cluster went. */
 export function pitrTestFinished(req: PitrTestInfo, v: PitrTestVerdict, escalation: string | null): ChannelMessage {
   const failed = v.checks.find((c) => c.ok === false) ?? v.checks.find((c) => c.ok === null && !v.passed);
+  const notRun = v.checks.find((c) => c.ok === null);
   const head = v.passed
-    ? `:white_check_mark: ${what(req)} passed: recovered to ${v.at} from \`${v.baseId}\``
+    ? notRun
+      ? `:warning: ${what(req)} passed, but one check did not run (${notRun.name}: ${escapeMrkdwn(notRun.detail.replace(/^not run: /, ''))}): recovered to ${v.at} from \`${v.baseId}\``
+      : `:white_check_mark: ${what(req)} passed: recovered to ${v.at} from \`${v.baseId}\``
     : `:x: ${what(req)} FAILED: ${failed ? `${failed.name}: ${escapeMrkdwn(failed.detail)}` : 'see the checks below'}`;
   const checks = v.checks.map((c) => `${mark(c.ok)} *${c.name}*${c.ok === null ? '' : ':'} ${escapeMrkdwn(c.detail.replace(/^not run: /, ''))}`);
   const fields = [

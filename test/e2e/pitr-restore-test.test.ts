@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Job, Queue, UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { RestoreTestJobData } from '../../src/jobs/queues.ts';
+import { restoreTestProcessor } from '../../src/workers/restore-test-worker.ts';
 import { findAgeEngine } from '../../src/crypto/age-cli.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../../src/postgres/pitr/base-backup.ts';
@@ -53,7 +57,7 @@ async function switchAndWait(): Promise<void> {
 }
 
 describe('/restore-test pitr, as the bot runs it', () => {
-  it('refuses a time without an offset or outside the window, naming the window', async () => {
+  it('refuses at once while nothing is recoverable, saying how to take a base backup', async () => {
     // Nothing recoverable yet: no base backup.
     expect((await slash(h, '/restore-test', 'pitr shop latest')).text).toMatch(/shop has no base backup yet: take one with `pg-backup-bot base-backup shop`/);
   });
@@ -107,4 +111,55 @@ describe('/restore-test pitr, as the bot runs it', () => {
       userName: 'oncall',
     });
   }, 240_000);
+
+  it('a segment missing from the archive fails the test, naming it, and pages pg-backup-bot/shop/pitr-restore-test', async () => {
+    await switchAndWait();
+    await withClient(source.url, (c) => c.query('INSERT INTO orders SELECT generate_series(101, 200)'));
+    await switchAndWait();
+    const store = new LocalWalStore(h.backupDir, 'shop');
+    const victim = (await store.list()).filter((e) => !e.name.endsWith('.history')).at(-2);
+    if (!victim) throw new Error('fewer than two segments archived');
+    await unlink(join(store.dir, victim.file));
+    await unlink(join(store.dir, `${victim.name}.json`));
+    const jobId = jobIdOf((await slash(h, '/restore-test', 'pitr shop latest')).text) as string;
+    const verdict = await channelMessage(h, jobId, /PITR restore test of shop (passed|FAILED)/, 180_000);
+    expect(verdict.text).toMatch(
+      new RegExp(
+        `^PITR restore test of shop FAILED: WAL archive: segment ${victim.name} is missing from the archive \\(the last one before it, [0-9A-F]{24}, was archived `,
+      ),
+    );
+    const page = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/pitr-restore-test', 30_000);
+    expect(page.payload?.severity).toBe('critical');
+    expect(String(page.payload?.summary)).toContain(`segment ${victim.name} is missing`);
+  }, 240_000);
+
+  it('the first-Saturday restore test of a PITR target also queues a PITR test of it, to a random moment', async () => {
+    const d = h.service.deps;
+    const scratch = new Queue<RestoreTestJobData>(`test-${randomUUID()}`, { connection: d.workerRedis, prefix: h.config.queuePrefix });
+    try {
+      const run = restoreTestProcessor({
+        config: d.config,
+        storage: d.storage,
+        notifier: d.notifier,
+        escalation: d.escalation,
+        log: d.log,
+        pitrQueue: scratch,
+      });
+      const data: RestoreTestJobData = {
+        target: 'shop',
+        requestedBy: { source: 'schedule', userName: 'schedule restore-test' },
+        schedule: { rule: 'first-saturday' },
+      };
+      const job = await Job.create(scratch, 'scheduled-restore-test', data, { prevMillis: new Date('2026-12-05T02:00:00Z').getTime() });
+      // No logical backup of shop here: that test cannot run (said and paged), the PITR one is queued all the same.
+      await expect(run(job)).rejects.toBeInstanceOf(UnrecoverableError);
+      const queued = (await scratch.getWaiting()).filter((j) => j.data.pitr);
+      expect(queued.map((j) => j.data)).toEqual([
+        { target: 'shop', requestedBy: { source: 'schedule', userName: 'schedule restore-test' }, pitr: { at: 'random' } },
+      ]);
+    } finally {
+      await scratch.obliterate({ force: true }).catch(() => undefined);
+      await scratch.close();
+    }
+  }, 60_000);
 });

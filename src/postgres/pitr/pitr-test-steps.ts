@@ -4,7 +4,6 @@ import { firstErrorLine } from '../failures.ts';
 import type { CheckResult } from './markers.ts';
 import { pgCtl, recoveryEnding, type ScratchDir, serverLog, withScratchClient } from './scratch-cluster.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const env = { PATH: process.env.PATH ?? '', LANG: 'C', TZ: 'UTC' };
 
 /** pg_verifybackup of the laid-out base backup against its own backup_manifest, parsing the WAL it needs from the fetched WAL. */
@@ -38,40 +37,50 @@ async function startAndReplay(o: {
   signal: AbortSignal | undefined;
 }): Promise<{ check: CheckResult; user: string | null }> {
   const name = 'recovery reached its target';
-  const started = await pgCtl(o.s, o.binDir, ['-D', o.s.dataDir, '-l', o.s.log, '-W', 'start']);
-  if (started.exitCode !== 0)
-    return { check: { name, ok: false, detail: `the scratch server did not start: ${firstErrorLine(started.stderr) || started.stdout}` }, user: null };
+  // With hot_standby off, pg_ctl -w returns once the server accepts connections: after promotion, or when it stopped.
+  const started = await pgCtl(o.s, o.binDir, ['-D', o.s.dataDir, '-l', o.s.log, '-w', '-t', String(Math.ceil(o.timeoutMs / 1000)), 'start'], o.signal);
+  o.signal?.throwIfAborted();
+  const ending = recoveryEnding(await serverLog(o.s));
+  if (started.exitCode !== 0) {
+    const detail = ending.reached
+      ? `the server stopped after "${ending.said}" without promoting`
+      : ending.said.startsWith('recovery ended before')
+        ? `PostgreSQL: "${ending.said}": the archive does not reach the moment asked`
+        : `the scratch server stopped during recovery: ${ending.said}${/timed out|did not start in time/i.test(started.stdout + started.stderr) ? ` (not finished after ${Math.round(o.timeoutMs / 60_000)} minutes)` : ''}`;
+    return { check: { name, ok: false, detail }, user: null };
+  }
+  // pg_ctl may return while the server still refuses connections: poll until it has promoted, or is gone.
   const end = Date.now() + o.timeoutMs;
   for (;;) {
     o.signal?.throwIfAborted();
     for (const user of o.users) {
-      const promoted = await withScratchClient(
+      const inRecovery = await withScratchClient(
         o.s,
         o.port,
         user,
         o.database,
-        async (c) => !(await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r,
-      ).catch(() => false);
-      if (promoted) {
-        const ending = recoveryEnding(await serverLog(o.s));
-        return ending.reached
-          ? { check: { name, ok: true, detail: `the server says: "${ending.said}"` }, user }
-          : { check: { name, ok: false, detail: `the server promoted but its log never says it stopped at the target: ${ending.said}` }, user };
-      }
+        async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r,
+      ).catch(() => null);
+      if (inRecovery === null || inRecovery) continue;
+      const said = recoveryEnding(await serverLog(o.s));
+      return said.reached
+        ? { check: { name, ok: true, detail: `the server says: "${said.said}"` }, user }
+        : { check: { name, ok: false, detail: `the server promoted but its log never says it stopped at the target: ${said.said}` }, user };
     }
-    const status = await pgCtl(o.s, o.binDir, ['-D', o.s.dataDir, 'status']);
-    if (status.exitCode === 3) {
-      const ending = recoveryEnding(await serverLog(o.s));
-      const detail = ending.reached
-        ? `the server stopped after "${ending.said}" without promoting`
-        : ending.said.startsWith('recovery ended before')
-          ? `PostgreSQL: "${ending.said}": the archive does not reach the moment asked`
-          : `the scratch server stopped during recovery: ${ending.said}`;
-      return { check: { name, ok: false, detail }, user: null };
+    if ((await pgCtl(o.s, o.binDir, ['-D', o.s.dataDir, 'status'])).exitCode === 3) {
+      const said = recoveryEnding(await serverLog(o.s));
+      return { check: { name, ok: false, detail: `the scratch server stopped: ${said.said}` }, user: null };
     }
     if (Date.now() > end)
-      return { check: { name, ok: false, detail: `recovery had not finished after ${Math.round(o.timeoutMs / 60_000)} minutes` }, user: null };
-    await sleep(250);
+      return {
+        check: {
+          name,
+          ok: false,
+          detail: `the recovered server accepted none of the roles ${o.users.join(', ')}, or never promoted, in ${Math.round(o.timeoutMs / 60_000)} minutes`,
+        },
+        user: null,
+      };
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

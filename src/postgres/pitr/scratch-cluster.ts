@@ -103,9 +103,15 @@ export async function configureScratch(s: ScratchDir, port: number): Promise<voi
 }
 
 /** pg_ctl of that major, as the server's user. */
-export function pgCtl(s: ScratchDir, binDir: string, args: string[]) {
+export function pgCtl(s: ScratchDir, binDir: string, args: string[], signal?: AbortSignal) {
   const [cmd, ...rest] = [...s.user.prefix, join(binDir, 'pg_ctl'), ...args];
-  return execa(cmd as string, rest, { stdin: 'ignore', reject: false, env: { PATH: process.env.PATH ?? '', LANG: 'C' }, extendEnv: false });
+  return execa(cmd as string, rest, {
+    stdin: 'ignore',
+    reject: false,
+    env: { PATH: process.env.PATH ?? '', LANG: 'C' },
+    extendEnv: false,
+    ...(signal ? { cancelSignal: signal } : {}),
+  });
 }
 
 /** A client of the scratch server, through its private socket. */

@@ -6,7 +6,7 @@ import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
 import { type AgeIdentity, generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
-import { writeMarker } from '../../../src/postgres/pitr/markers.ts';
+import { checkMarkers, markerProblem, writeMarker } from '../../../src/postgres/pitr/markers.ts';
 import { type PitrTestOptions, runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
@@ -133,6 +133,44 @@ describe('runPitrTest', () => {
     expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
     expect(out.checks.find((c) => c.name === 'exact point (markers)')?.ok).toBe(true);
     expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
+  it('removes the scratch cluster when the job is cancelled mid-replay', async () => {
+    const stop = new AbortController();
+    const run = runPitrTest({
+      ...options('latest'),
+      signal: stop.signal,
+      onPhase: (p) => {
+        if (p.startsWith('replaying WAL')) stop.abort(new Error('cancelled by the test'));
+      },
+    });
+    await expect(run).rejects.toThrow(/cancelled by the test/);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
+  it('a role that may not create the markers gets one sentence with the fix, and the check is then not run, never passed', async () => {
+    await withClient(source.url, (c) => c.query('CREATE ROLE limited LOGIN; REVOKE ALL ON SCHEMA pgbb_pitr FROM limited'));
+    const limitedUrl = source.url.replace('postgres://postgres@', 'postgres://limited@');
+    const err = await writeMarker(limitedUrl, 7).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(markerProblem(err, 'app')).toMatch(
+      /^Markers for app cannot be written: the bot's role may not create the schema pgbb_pitr or its table \(permission denied.*set `pitr.markers: false`/,
+    );
+    const check = await checkMarkers({
+      sourceUrl: source.url.replace(/\/postgres$/, '/template1'),
+      restored: () => Promise.reject(new Error('not reached')),
+      at: new Date(),
+      since: new Date(0),
+    });
+    expect(check).toMatchObject({ ok: null, detail: expect.stringMatching(/^not run: the source has no pgbb_pitr.markers/) });
+    const off = await runPitrTest({ ...options('latest'), markers: false });
+    expect(off.checks.find((c) => c.name === 'exact point (markers)')).toEqual({
+      name: 'exact point (markers)',
+      ok: null,
+      detail: 'not run: markers are off for this target (pitr.markers: false)',
+    });
   }, 180_000);
 
   it('fails, naming the gap, when a segment is missing from the archive', async () => {
