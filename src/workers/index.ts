@@ -1,5 +1,6 @@
 import { startWalArchives } from './wal-archives.ts';
 import { startPitrMarkers } from './pitr-markers.ts';
+import { removeAbandonedPitrScratch } from './pitr-test-worker.ts';
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
@@ -111,6 +112,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   await Promise.all(all.map((w) => w.waitUntilReady()));
   const keeper = await keepThePlan(deps, options);
   await dropLeftovers(deps);
+  await removeAbandonedPitrScratch(deps.queues.restoreTest, log.child({ worker: 'restore-test' }));
   // Backups a killed worker left half written, whose job is no longer running anywhere (backup-attempts.ts).
   await removeAbandonedBackups(deps.storage, deps.queues.backup, log.child({ worker: 'backup' }));
   // A new install is backed up now, not at the first scheduled run (FIRST_BACKUP_AT_START, workers/first-backups.ts).

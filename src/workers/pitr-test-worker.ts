@@ -10,6 +10,7 @@ import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import { type PitrTestInfo, pitrTestError, pitrTestFinished, pitrTestRunning } from '../notifications/pitr-test-messages.ts';
 import { runPitrTest } from '../postgres/pitr/pitr-test.ts';
+import { removeLeftoverScratch } from '../postgres/pitr/scratch-cluster.ts';
 import { openAnchor } from './anchor.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import type { Notifier } from '../notifications/types.ts';
@@ -25,6 +26,20 @@ export interface PitrTestDeps {
 
 /** PagerDuty's dedup key of a failed PITR restore test: `pg-backup-bot/<target>/pitr-restore-test`, apart from logical restore tests. */
 export const PITR_TEST_CONDITION = 'pitr-restore-test';
+
+/** The scratch cluster's label: from the job id, so a starting worker knows whose a leftover one is. */
+export const pitrScratchLabel = (jobId: string) => createHash('sha256').update(jobId).digest('hex').slice(0, 12);
+
+/** Scratch clusters of PITR tests whose worker was killed (their job no longer active): stopped and removed. */
+export async function removeAbandonedPitrScratch(queue: Queue<RestoreTestJobData>, log: Logger): Promise<void> {
+  try {
+    const keep = new Set((await queue.getJobs(['active'])).filter((j) => j.data.pitr).map((j) => pitrScratchLabel(j.id ?? '')));
+    const removed = await removeLeftoverScratch(keep);
+    if (removed.length) log.warn({ removed }, 'removed scratch clusters left behind by an interrupted PITR restore test');
+  } catch (err) {
+    log.warn({ err }, 'could not look for leftover PITR scratch clusters');
+  }
+}
 
 const infoOf = (job: Job<RestoreTestJobData>): PitrTestInfo => ({
   target: job.data.target,
@@ -57,7 +72,7 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
       sourceUrl: target.url,
       markers: target.pitr.markers !== false,
       heapallindexed: target.verify === 'full',
-      label: createHash('sha256').update(req.jobId).digest('hex').slice(0, 12),
+      label: pitrScratchLabel(req.jobId),
       log,
       signal,
       onPhase: (p) => {

@@ -1,4 +1,4 @@
-import { access, appendFile, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, appendFile, chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -139,4 +139,36 @@ export function recoveryEnding(log: string): { reached: boolean; said: string } 
     .filter((l) => !/not yet accepting connections|is starting up|role "[^"]*" does not exist|is in recovery mode/.test(l))
     .at(-1);
   return { reached: false, said: fatal ?? 'the server log says nowhere where recovery stopped' };
+}
+
+/**
+ * Scratch clusters a killed worker left in the temp dir (`pgbb-pitr-test-<label>-…`) whose label is not among
+ * `keep` (the labels of PITR tests still active): the server stopped if it still runs, the directory removed.
+ */
+export async function removeLeftoverScratch(keep: ReadonlySet<string>): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const m = /^pgbb-pitr-test-(.+)-[A-Za-z0-9]{6}$/.exec(name);
+    if (!m || keep.has(m[1] as string)) continue;
+    const dir = join(tmpdir(), name);
+    const s: ScratchDir = {
+      dir,
+      dataDir: join(dir, 'data'),
+      walDir: join(dir, 'wal'),
+      log: join(dir, 'server.log'),
+      user: await asServerUser(),
+      remove: () => rm(dir, { recursive: true, force: true }),
+    };
+    const running = await access(join(s.dataDir, 'postmaster.pid')).then(
+      () => true,
+      () => false,
+    );
+    if (running) {
+      const binDir = await clusterMajor(s.dataDir).then(serverBinDir, () => null);
+      if (binDir) await pgCtl(s, binDir, ['-D', s.dataDir, '-m', 'immediate', '-w', 'stop']);
+    }
+    await s.remove();
+    removed.push(name);
+  }
+  return removed;
 }
