@@ -139,7 +139,9 @@ async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Reco
   print(await prepareDemoPitr(config));
   print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
   print(`Backups are encrypted with age to ${recipient}; restore tests read the identity ${identityFile}.`);
-  print('Type a slash command: /backup now · /restore-test pitr · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)');
+  print(
+    'Type a slash command: /backup now · /restore-test pitr · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)',
+  );
   return { deps, handlers };
 }
 
