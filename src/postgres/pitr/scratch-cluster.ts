@@ -89,6 +89,11 @@ export async function configureScratch(s: ScratchDir, port: number): Promise<voi
     shared_buffers: '128MB',
     huge_pages: 'off',
     shared_preload_libraries: '',
+    session_preload_libraries: '',
+    local_preload_libraries: '',
+    // How recovery ended is read from the log in English: the source's own language and log level do not apply.
+    lc_messages: 'C',
+    log_min_messages: 'warning',
     logging_collector: 'off',
     log_destination: 'stderr',
     hot_standby: 'off',
