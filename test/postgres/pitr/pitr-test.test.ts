@@ -8,6 +8,7 @@ import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev
 import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { checkMarkers, markerProblem, writeMarker } from '../../../src/postgres/pitr/markers.ts';
 import { type PitrTestOptions, runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
+import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
@@ -133,6 +134,14 @@ describe('runPitrTest', () => {
     expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
     expect(out.checks.find((c) => c.name === 'exact point (markers)')?.ok).toBe(true);
     expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
+  it('`random` (the first-Saturday test) recovers to a moment of the window no later than the newest commit, and passes', async () => {
+    const out = await runPitrTest({ ...options('random'), random: () => 0.999 });
+    expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
+    const base = (await listBaseBackups(root, 'app')).find((b) => b.id === out.baseId);
+    expect(Date.parse(out.at as string)).toBeGreaterThan(Date.parse(base?.finishedAt ?? ''));
+    expect(out.checks.find((c) => c.name === 'recovery reached its target')?.detail).toMatch(/recovery stopping before commit/);
   }, 180_000);
 
   it('removes the scratch cluster when the job is cancelled mid-replay', async () => {
