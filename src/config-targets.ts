@@ -41,6 +41,8 @@ export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawE
               walRetentionDays: t.pitr.walRetentionDays,
               rpoSeconds: t.pitr.rpoSeconds,
               markers: t.pitr.markers,
+              ...(t.pitr.slotMaxBytes !== undefined ? { slotMaxBytes: t.pitr.slotMaxBytes } : {}),
+              baseBackup: t.pitr.baseBackup,
             },
           }
         : {}),

@@ -28,6 +28,10 @@ export interface TargetConfig {
     rpoSeconds: number;
     /** Exact-point markers written on the source (postgres/pitr/markers.ts), or false: off. */
     markers?: { everySeconds: number } | false;
+    /** WAL the slot may hold on the server before `wal-slot` fails (bytes; default 8 GiB). */
+    slotMaxBytes?: number;
+    /** Scheduled base backups (their scheduler is in policy.baseBackup) and the age health allows the newest. */
+    baseBackup?: { enabled: boolean; cron: string; maxAgeHours: number };
   };
 }
 

@@ -9,6 +9,7 @@ import { plannedSchedulers, scheduleStatus } from '../schedules/index.ts';
 import { formatInZone } from '../schedules/time.ts';
 import { type Manifest, totalBytes } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
+import { windowText } from './wal-status.ts';
 
 /**
  * The bot's App Home: a live dashboard, one section per target — the newest backup and its age, the last restore
@@ -68,6 +69,7 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
           newest
             ? `Newest backup: \`${newest.backupId}\`, ${ago(new Date(newest.startedAt), now)} · ${formatBytes(totalBytes(newest))} in ${formatDuration(newest.durationMs)}`
             : 'Newest backup: none yet',
+          ...(input.walHealth ? [`Point-in-time recovery: ${windowText(deps.config, target.name, input.walHealth.archive)}`] : []),
           test
             ? `Last restore test: ${test.passed ? ':white_check_mark: passed' : ':x: FAILED'}, ${ago(test.at, now)}${test.durationMs !== undefined ? ` · restore time (RTO) ${formatDuration(test.durationMs)}` : ''}`
             : 'Last restore test: none yet',

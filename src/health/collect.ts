@@ -4,7 +4,8 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import { evaluateHealth } from './conditions.ts';
 import type { RunLog } from './last-runs.ts';
-import type { ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
+import type { BaseBackupHealth, ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
+import type { WalHealthFacts } from './wal-types.ts';
 
 export interface HealthSources {
   storage: Storage;
@@ -21,17 +22,31 @@ export interface HealthSources {
   encryptionRequired?: (target: string) => boolean;
   /** Whether a target has point-in-time recovery (a `pitr` section): its WAL stream is then judged too. */
   pitr?: (target: string) => boolean;
+  /** A point-in-time-recovery target's archive (window, gaps) and slot on the server, read once per check. */
+  walHealth?: (target: string) => Promise<WalHealthFacts>;
   /**
    * When a target that was never backed up is due its first backup (target-thresholds.ts firstBackupDue), counted
    * from when the bot first watched it (the run log, in Redis). Without it, or without Redis, a target with no
    * backup is critical at once.
    */
   firstBackupDue?: (target: string, since: Date) => Date;
+  /** A target with point-in-time recovery: its newest base backup and the age allowed (sources.ts); else undefined. */
+  baseBackups?: (target: string) => Promise<Pick<BaseBackupHealth, 'newest' | 'maxAgeHours'> | undefined>;
+}
+
+/** The base-backup condition's input: storage's newest, and from Redis (when it can be asked) the last run. */
+async function baseBackupHealth(sources: HealthSources, target: string, now: Date): Promise<BaseBackupHealth | undefined> {
+  const found = await sources.baseBackups?.(target);
+  if (!found) return undefined;
+  const [lastRun, watchedSince] = sources.runs
+    ? await Promise.all([sources.runs.baseBackupRun(target), sources.runs.baseBackupsWatchedSince(target, now)])
+    : [null, null];
+  return { ...found, lastRun, watchedSince };
 }
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
 export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
-  const [backups, lastBackupRun, records, active, disk, firstSeen, wal] = await Promise.all([
+  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth, baseBackup] = await Promise.all([
     sources.storage.list(target),
     sources.runs ? sources.runs.last(target) : Promise.resolve(null),
     sources.storage.listRecords('restore-test', target),
@@ -40,6 +55,8 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     // Asked on every check, not only without backups: a target whose backups all vanish later is long past its due.
     sources.runs && sources.firstBackupDue ? sources.runs.firstSeen(target, now) : Promise.resolve(null),
     sources.runs && sources.pitr?.(target) ? sources.runs.walState(target).then((state) => ({ state })) : Promise.resolve(undefined),
+    sources.walHealth && sources.pitr?.(target) ? sources.walHealth(target) : Promise.resolve(undefined),
+    baseBackupHealth(sources, target, now),
   ]);
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
@@ -70,6 +87,8 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     ...(thresholds ? { thresholds } : {}),
     ...(firstBackupDueAt ? { firstBackupDueAt } : {}),
     ...(wal ? { wal } : {}),
+    ...(walHealth ? { walHealth } : {}),
+    ...(baseBackup ? { baseBackup } : {}),
   };
 }
 

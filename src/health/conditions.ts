@@ -1,5 +1,7 @@
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
+import { walConditions } from './wal-conditions.ts';
+import { baseBackupCondition } from './base-backup-condition.ts';
 import {
   type BackupRunSummary,
   type ConditionResult,
@@ -126,6 +128,8 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
+    ...walConditions(input.target, input.walHealth),
+    ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
   ];
 }
 

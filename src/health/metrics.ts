@@ -1,6 +1,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { type Manifest, totalBytes } from '../storage/index.ts';
 import type { BackupRunSummary, ConditionResult, RestoreTestSummary } from './types.ts';
+import { createWalMetrics } from './wal-metrics.ts';
+import type { WalHealthFacts } from './wal-types.ts';
 
 export type QueueState = 'waiting' | 'active' | 'failed' | 'delayed';
 export const QUEUE_STATES: readonly QueueState[] = ['waiting', 'active', 'failed', 'delayed'];
@@ -16,6 +18,8 @@ export interface TargetMetricsInput {
   queueDepths?: Record<string, Record<QueueState, number>>;
   /** The scrape's time, for the ages (default: now). */
   now?: Date;
+  /** A point-in-time-recovery target's archive and slot (wal-metrics.ts); absent for other targets. */
+  walHealth?: WalHealthFacts;
 }
 
 export interface HealthMetrics {
@@ -86,6 +90,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     registers,
   });
   const queueJobs = new Gauge({ name: 'pgbb_queue_jobs', help: 'BullMQ jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
+  const wal = createWalMetrics(registers);
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   return {
@@ -118,6 +123,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
       }
       if (input.lastRestoreTest?.durationMs !== undefined) restoreDuration.set(labels, input.lastRestoreTest.durationMs / 1000);
       else restoreDuration.remove(labels);
+      wal.update(name, input.walHealth);
       for (const r of input.results) failing.set({ target: name, condition: r.condition }, r.status === 'failing' ? 1 : 0);
       for (const [queue, depths] of Object.entries(input.queueDepths ?? {})) {
         for (const state of QUEUE_STATES) queueJobs.set({ queue, state }, depths[state]);

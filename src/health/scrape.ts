@@ -39,6 +39,7 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
       results,
       queueDepths,
       now,
+      ...(input.walHealth ? { walHealth: input.walHealth } : {}),
     });
   }
   return { contentType: deps.metrics.registry.contentType, body: await deps.metrics.registry.metrics() };

@@ -1,8 +1,21 @@
 // The storage room's leaf of schemas, not its door: config.ts reads these types, and the door's copy.ts reads the config.
 import type { Manifest, RetentionClass } from '../storage/manifest.ts';
+import type { WalHealthFacts } from './wal-types.ts';
 
 /** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */
-export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing', 'unencrypted', 'wal-stream'] as const;
+export const HEALTH_CONDITIONS = [
+  'stale',
+  'size',
+  'slow',
+  'disk',
+  'backup-failing',
+  'restore-test-failing',
+  'unencrypted',
+  'wal-stream',
+  'wal-gap',
+  'wal-slot',
+  'base-backup',
+] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
 
 export type HealthStatus = 'ok' | 'failing';
@@ -101,4 +114,19 @@ export interface HealthInput {
    * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` is not judged.
    */
   wal?: { state: { receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } | null };
+  /** A target with point-in-time recovery: its archive's window and gaps, and its slot on the server (wal-gap, wal-slot). */
+  walHealth?: WalHealthFacts;
+  /** A target with point-in-time recovery: its base backups (health/base-backup-condition.ts). Absent: not judged. */
+  baseBackup?: BaseBackupHealth;
+}
+
+export interface BaseBackupHealth {
+  /** The newest finished base backup, or null when there is none. */
+  newest: { id: string; finishedAt: string } | null;
+  /** The last base-backup run (the worker's run log in Redis); null: none recorded, or Redis not asked. */
+  lastRun: BackupRunSummary | null;
+  /** When the bot first watched this target's base backups; null: unknown (no Redis), judged as long ago. */
+  watchedSince: Date | null;
+  /** The newest may be this old (config `pitr.baseBackup.maxAgeHours`, 192 by default: weekly plus a day). */
+  maxAgeHours: number;
 }

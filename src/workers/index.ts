@@ -1,6 +1,5 @@
 import { startWalArchives } from './wal-archives.ts';
-import { startPitrMarkers } from './pitr-markers.ts';
-import { removeAbandonedPitrScratch } from './pitr-test-worker.ts';
+import { startPitrUpkeep } from './pitr-markers.ts';
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
@@ -22,6 +21,7 @@ import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { createChecklistStore } from '../checklists/state.ts';
 import { retentionRunsFromQueue } from '../checklists/retention-runs.ts';
 import { startPlanKeeper, type PlanKeeper } from './plan-keeper.ts';
+import { startBaseBackupWorker, takeFirstBaseBackups } from './base-backup-jobs.ts';
 
 export interface Workers {
   /** All workers are running (for /healthz). */
@@ -59,6 +59,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   // How long a dead worker's job waits before the stalled-job check finds it, and how often it may be retried then.
   const stall = stallOptions(options);
   const { backup, restoreTest, restore } = startJobWorkers(deps, options, stall);
+  const baseBackup = startBaseBackupWorker(deps, stall, options);
   const healthDeps = {
     config,
     storage: deps.storage,
@@ -73,7 +74,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const evaluate = createTargetEvaluator(healthDeps);
   const health = new Worker(QUEUE.health, healthProcessor({ ...healthDeps, evaluate }), { connection: deps.workerRedis, prefix, concurrency: 1 });
   // A page resolves seconds after the backup (restore test, restore) that fixed it, not at the next health run.
-  reevaluateAfterJobs([backup, restoreTest, restore], evaluate, healthDeps.log);
+  reevaluateAfterJobs([backup, restoreTest, restore, baseBackup], evaluate, healthDeps.log);
   const pager = new Worker<PagerJobData>(
     QUEUE.pagerduty,
     pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, log: log.child({ worker: 'pagerduty' }) }),
@@ -107,22 +108,22 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );
-  const all = [backup, restoreTest, restore, health, pager, retention, checklist];
+  const all = [backup, restoreTest, restore, health, pager, retention, checklist, baseBackup];
   logAndAuditJobs(all, deps);
   await Promise.all(all.map((w) => w.waitUntilReady()));
   const keeper = await keepThePlan(deps, options);
   await dropLeftovers(deps);
-  await removeAbandonedPitrScratch(deps.queues.restoreTest, log.child({ worker: 'restore-test' }));
   // Backups a killed worker left half written, whose job is no longer running anywhere (backup-attempts.ts).
   await removeAbandonedBackups(deps.storage, deps.queues.backup, log.child({ worker: 'backup' }));
   // A new install is backed up now, not at the first scheduled run (FIRST_BACKUP_AT_START, workers/first-backups.ts).
   if (options.schedules !== false && config.firstBackupAtStart) {
     await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });
+    await takeFirstBaseBackups(deps);
   }
   // Targets with point-in-time recovery: their WAL streams into the archive from now on (wal-archives.ts).
   const wal = await startWalArchives({ config, redis: deps.redis, log });
-  // And their exact-point markers, for the PITR restore tests (pitr-markers.ts).
-  const markers = startPitrMarkers({ config, log });
+  // Their exact-point markers, and scratch clusters a killed PITR restore test left removed (pitr-markers.ts).
+  const markers = await startPitrUpkeep({ config, log, queue: deps.queues.restoreTest });
   return {
     running: () => all.every((w) => w.isRunning()),
     cancelRunning: (reason) => {
@@ -184,7 +185,7 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
 /** Every worker's errors and failed jobs logged; backup, restore-test and restore jobs' ends in the audit trail. */
 function logAndAuditJobs(all: Worker[], deps: Deps): void {
   const { log } = deps;
-  const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
+  const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore, QUEUE.baseBackup]);
   const auditJob = (queue: string, jobId: string | undefined, result: string) => {
     if (!audited.has(queue)) return;
     void deps.audit

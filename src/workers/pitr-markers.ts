@@ -1,6 +1,15 @@
+import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
+import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { markerProblem, writeMarker } from '../postgres/pitr/markers.ts';
+import { removeAbandonedPitrScratch } from './pitr-test-worker.ts';
+
+/** What a starting worker does for PITR restore tests: leftover scratch clusters removed, then the markers started. */
+export async function startPitrUpkeep(o: { config: Config; log: Logger; queue: Queue<RestoreTestJobData> }): Promise<{ stop(): Promise<void> }> {
+  await removeAbandonedPitrScratch(o.queue, o.config.queuePrefix, o.log.child({ worker: 'restore-test' }));
+  return startPitrMarkers(o);
+}
 
 /**
  * Exact-point markers for the PITR restore tests: for each target with a `pitr` section and markers on (the default),

@@ -27,14 +27,17 @@ export interface PitrTestDeps {
 /** PagerDuty's dedup key of a failed PITR restore test: `pg-backup-bot/<target>/pitr-restore-test`, apart from logical restore tests. */
 export const PITR_TEST_CONDITION = 'pitr-restore-test';
 
-/** The scratch cluster's label: from the job id, so a starting worker knows whose a leftover one is. */
-export const pitrScratchLabel = (jobId: string) => createHash('sha256').update(jobId).digest('hex').slice(0, 12);
+const hash = (v: string, n: number) => createHash('sha256').update(v).digest('hex').slice(0, n);
+/** Whose scratch clusters these are: this bot's queues (another bot on the host, another prefix, is never touched). */
+const scratchOwner = (queuePrefix: string) => `q${hash(queuePrefix, 6)}`;
+/** The scratch cluster's label: the owner and the job id, so a starting worker knows whose a leftover one is. */
+export const pitrScratchLabel = (queuePrefix: string, jobId: string) => `${scratchOwner(queuePrefix)}-${hash(jobId, 12)}`;
 
 /** Scratch clusters of PITR tests whose worker was killed (their job no longer active): stopped and removed. */
-export async function removeAbandonedPitrScratch(queue: Queue<RestoreTestJobData>, log: Logger): Promise<void> {
+export async function removeAbandonedPitrScratch(queue: Queue<RestoreTestJobData>, queuePrefix: string, log: Logger): Promise<void> {
   try {
-    const keep = new Set((await queue.getJobs(['active'])).filter((j) => j.data.pitr).map((j) => pitrScratchLabel(j.id ?? '')));
-    const removed = await removeLeftoverScratch(keep);
+    const keep = new Set((await queue.getJobs(['active'])).filter((j) => j.data.pitr).map((j) => pitrScratchLabel(queuePrefix, j.id ?? '')));
+    const removed = await removeLeftoverScratch(scratchOwner(queuePrefix), keep);
     if (removed.length) log.warn({ removed }, 'removed scratch clusters left behind by an interrupted PITR restore test');
   } catch (err) {
     log.warn({ err }, 'could not look for leftover PITR scratch clusters');
@@ -72,7 +75,7 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
       sourceUrl: target.url,
       markers: target.pitr.markers !== false,
       heapallindexed: target.verify === 'full',
-      label: pitrScratchLabel(req.jobId),
+      label: pitrScratchLabel(deps.config.queuePrefix, req.jobId),
       log,
       signal,
       onPhase: (p) => {

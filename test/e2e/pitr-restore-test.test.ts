@@ -102,7 +102,7 @@ describe('/restore-test pitr, as the bot runs it', () => {
     expect(blocks).toMatch(/RTO \(fetch \+ replay \+ checks\)/);
     expect(blocks).toContain('scratch cluster removed');
     const label = createHash('sha256').update(jobId).digest('hex').slice(0, 12);
-    expect((await readdir(tmpdir())).filter((n) => n.startsWith(`pgbb-pitr-test-${label}-`))).toEqual([]);
+    expect((await readdir(tmpdir())).filter((n) => n.startsWith('pgbb-pitr-test-') && n.includes(`-${label}-`))).toEqual([]);
     // Nothing paged for a pass; the request is in the audit trail with who asked.
     expect(h.pd.events.filter((e) => String(e.dedup_key).endsWith('/pitr-restore-test'))).toEqual([]);
     const audit = await auditLines(h);

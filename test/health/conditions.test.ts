@@ -7,9 +7,14 @@ const GB = 1024 ** 3;
 describe('evaluateHealth', () => {
   it('reports every condition, in a fixed order, all ok for a healthy target (the WAL stream only where there is one)', () => {
     const results = evaluateHealth(healthyInput());
-    expect(results.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => c !== 'wal-stream'));
-    const withPitr = evaluateHealth({ ...healthyInput(), wal: { state: { receiver: 'up', since: ago(HOUR).toISOString() } } });
-    expect(withPitr.map((r) => r.condition)).toEqual([...HEALTH_CONDITIONS]);
+    expect(results.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => !c.startsWith('wal-') && c !== 'base-backup'));
+    const withPitr = evaluateHealth({
+      ...healthyInput(),
+      wal: { state: { receiver: 'up', since: ago(HOUR).toISOString() } },
+      baseBackup: { newest: { id: 'shop-base-x', finishedAt: ago(HOUR).toISOString() }, lastRun: null, watchedSince: null, maxAgeHours: 192 },
+    });
+    // wal-gap and wal-slot come with the archive's facts (test/health/wal-conditions.test.ts).
+    expect(withPitr.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => c !== 'wal-gap' && c !== 'wal-slot'));
     for (const r of results) {
       expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
       expect(r.summary).toContain('shop');
@@ -28,6 +33,7 @@ describe('evaluateHealth', () => {
       'restore-test-failing': 'critical',
       unencrypted: 'warning',
       'wal-stream': 'critical',
+      ...(severities['base-backup'] ? { 'base-backup': 'error' } : {}),
     });
   });
 

@@ -147,13 +147,14 @@ export function recoveryEnding(log: string): { reached: boolean; said: string } 
 }
 
 /**
- * Scratch clusters a killed worker left in the temp dir (`pgbb-pitr-test-<label>-…`) whose label is not among
- * `keep` (the labels of PITR tests still active): the server stopped if it still runs, the directory removed.
+ * Scratch clusters a killed worker left in the temp dir (`pgbb-pitr-test-<owner>-<job>-…`) of this owner (one bot's
+ * queues) whose label is not among `keep` (PITR tests still active): the server stopped if it runs, the directory removed.
  */
-export async function removeLeftoverScratch(keep: ReadonlySet<string>): Promise<string[]> {
+export async function removeLeftoverScratch(owner: string, keep: ReadonlySet<string>): Promise<string[]> {
   const removed: string[] = [];
+  const mine = new RegExp(`^pgbb-pitr-test-(${owner.replace(/[^A-Za-z0-9]/g, '')}-[0-9a-f]{12})-[A-Za-z0-9]{6}$`);
   for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
-    const m = /^pgbb-pitr-test-(.+)-[A-Za-z0-9]{6}$/.exec(name);
+    const m = mine.exec(name);
     if (!m || keep.has(m[1] as string)) continue;
     const dir = join(tmpdir(), name);
     const s: ScratchDir = {

@@ -15,8 +15,11 @@ const exists = (p: string) =>
 describe('removeLeftoverScratch', () => {
   it('stops a leftover scratch server and removes its directory, and keeps the scratch of a test still running', async () => {
     const bin = await findPostgresBinDir();
-    const left = await makeScratchDir(`left${process.pid}`);
-    const kept = await makeScratchDir(`kept${process.pid}`);
+    const owner = `q${String(process.pid).padStart(6, '0').slice(-6)}`;
+    const left = await makeScratchDir(`${owner}-${'a'.repeat(12)}`);
+    const kept = await makeScratchDir(`${owner}-${'b'.repeat(12)}`);
+    // Another bot's (another owner's) scratch on the same host is never touched.
+    const other = await makeScratchDir(`qother0-${'a'.repeat(12)}`);
     try {
       const as = (cmd: string, args: string[]) =>
         execa(left.user.prefix[0] ?? cmd, [...left.user.prefix.slice(1), ...(left.user.prefix.length ? [cmd] : []), ...args]);
@@ -26,14 +29,16 @@ describe('removeLeftoverScratch', () => {
       if (left.user.uid !== undefined) await execa('chown', [`${left.user.uid}:${left.user.gid}`, join(left.dataDir, 'postgresql.auto.conf')]);
       await as(join(bin, 'pg_ctl'), ['-D', left.dataDir, '-l', left.log, '-w', 'start']);
       const pid = Number((await execa('head', ['-1', join(left.dataDir, 'postmaster.pid')])).stdout);
-      const removed = await removeLeftoverScratch(new Set([`kept${process.pid}`]));
-      expect(removed.some((n) => n.startsWith(`pgbb-pitr-test-left${process.pid}-`))).toBe(true);
+      const removed = await removeLeftoverScratch(owner, new Set([`${owner}-${'b'.repeat(12)}`]));
+      expect(removed).toEqual([left.dir.split('/').at(-1)]);
       expect(await exists(left.dir)).toBe(false);
       // Gone, or a zombie no one has reaped yet: not running either way.
       const state = await execa('ps', ['-o', 'stat=', '-p', String(pid)], { reject: false });
       expect(state.stdout.trim(), `postmaster ${pid} still runs`).toMatch(/^(Z.*)?$/);
       expect(await exists(kept.dir)).toBe(true);
+      expect(await exists(other.dir)).toBe(true);
     } finally {
+      await other.remove();
       await kept.remove();
       await left.remove();
     }
