@@ -26,6 +26,8 @@ export interface TargetConfig {
     slot: string;
     walRetentionDays: number;
     rpoSeconds: number;
+    /** Exact-point markers written on the source (postgres/pitr/markers.ts), or false: off. */
+    markers?: { everySeconds: number } | false;
     /** WAL the slot may hold on the server before `wal-slot` fails (bytes; default 8 GiB). */
     slotMaxBytes?: number;
     /** Scheduled base backups (their scheduler is in policy.baseBackup) and the age health allows the newest. */

@@ -118,6 +118,7 @@ describe('BOT_CONFIG file', () => {
       slot: 'pgbb_shop_eu',
       walRetentionDays: 7,
       rpoSeconds: 60,
+      markers: { everySeconds: 60 },
       baseBackup: { enabled: true, cron: '0 1 * * 0', maxAgeHours: 192 },
     });
     let message = '';

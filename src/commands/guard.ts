@@ -24,6 +24,7 @@ export function backupNeed(r: BackupRequest): Need {
 }
 
 export function restoreTestNeed(r: RestoreTestRequest): Need {
+  if (r.verb === 'pitr') return { role: 'operator', what: '`/restore-test pitr`', valid: true };
   return { role: r.verb === 'run' ? 'operator' : 'viewer', what: '`/restore-test`', valid: r.verb !== 'help' || !r.problem };
 }
 

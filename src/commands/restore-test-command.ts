@@ -12,6 +12,7 @@ import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { RESTORE_TEST_USAGE, parseRestoreTestText, type RestoreTestRequest } from './restore-text.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
+import { queuePitrTest } from './pitr-test-command.ts';
 
 export interface RestoreTestCommandDeps {
   config: Config;
@@ -20,7 +21,7 @@ export interface RestoreTestCommandDeps {
   log: Logger;
 }
 
-/** `/restore-test latest [target] | <backup-id> | history [target]`. */
+/** `/restore-test latest [target] | <backup-id> | history [target] | pitr [target] [time|latest]`. */
 export function restoreTestCommand(deps: RestoreTestCommandDeps) {
   return async (input: CommandInput, req: RestoreTestRequest = parseRestoreTestText(input.text)): Promise<Reply> => {
     const log = deps.log.child({ command: '/restore-test', userId: input.userId });
@@ -38,6 +39,7 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
         const records = [...tests, ...whole].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
         return { text: restoreTestHistory(records, req.target) };
       }
+      if (req.verb === 'pitr') return await queuePitrTest(deps, input, req);
       let backupId: string;
       let target: string;
       if (req.which.latest) {

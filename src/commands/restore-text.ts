@@ -7,6 +7,8 @@ import { isWholeDatabase } from '../restore-scope.ts';
 export type RestoreTestRequest =
   | { verb: 'run'; which: { latest: true; target?: string } | { latest: false; backupId: string } }
   | { verb: 'history'; target?: string }
+  /** `/restore-test pitr [target] [time|latest|random]`: a point-in-time restore test; `at` is checked by the handler. */
+  | { verb: 'pitr'; target?: string; at: string }
   | { verb: 'help'; problem?: string };
 
 /** What `/restore <backup-id> …` asks for: the whole database (no tables, no schemas) into a new database, or tables and/or schemas into a new or an existing one. */
@@ -42,6 +44,7 @@ export const RESTORE_TEST_USAGE = [
   '• `/restore-test latest [target]` — restore the newest backup into a scratch database and compare it with its manifest',
   '• `/restore-test <backup-id>` — the same for one backup (ids from `/backup list`)',
   '• `/restore-test history [target]` — past restore tests, newest first',
+  '• `/restore-test pitr [target] [latest|random|<time>]` — point-in-time recovery into a scratch cluster, to a time with its offset (e.g. `2026-12-03 14:30:00+01`), checked to the exact point',
 ].join('\n');
 
 export const RESTORE_USAGE = [
@@ -86,7 +89,28 @@ function tokens(raw: string): string[] | null {
 
 const cut = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
 
+/** A time as typed: date, time, optional fraction and offset (checked for its offset and the window by the handler). */
+const TIME_WORDS = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?$/i;
+
+function parsePitrText(rest: string): RestoreTestRequest {
+  const w = rest.trim().split(/\s+/).filter(Boolean);
+  let target: string | undefined;
+  const first = w[0];
+  if (first !== undefined && !/^\d/.test(first) && !/^(latest|random)$/i.test(first)) {
+    if (!TargetName.safeParse(first).success) return { verb: 'help', problem: `"${cut(first)}" is not a valid target name.` };
+    target = first;
+    w.shift();
+  }
+  const when = w.join(' ');
+  const at = when === '' ? 'latest' : /^(latest|random)$/i.test(when) ? when.toLowerCase() : when.toUpperCase().replace(/\s+(?=[Z+-])/, '');
+  if (at !== 'latest' && at !== 'random' && !TIME_WORDS.test(at))
+    return { verb: 'help', problem: `"${cut(when)}" is not a time: say \`latest\` or a time with its offset, e.g. \`2026-12-03 14:30:00+01\`.` };
+  return target === undefined ? { verb: 'pitr', at } : { verb: 'pitr', target, at };
+}
+
 export function parseRestoreTestText(raw: string): RestoreTestRequest {
+  const pitr = /^\s*pitr(?:\s+([\s\S]*))?$/i.exec(raw.replace(/[\u201C\u201D\u2018\u2019"']/g, ''));
+  if (pitr) return parsePitrText(pitr[1] ?? '');
   const w = words(raw);
   if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something /restore-test understands.` };
   const [first, second, ...rest] = w;

@@ -14,6 +14,7 @@ import { ConsoleNotifier, plainText } from '../notifications/console-notifier.ts
 import { startWorkers, type Workers } from '../workers/index.ts';
 import { exitByHangup, ignoreOutputErrors, isHangupError } from '../hangup.ts';
 import { startEphemeralPostgres, startEphemeralRedis, type EphemeralPostgres, type EphemeralRedis } from './ephemeral.ts';
+import { prepareDemoPitr } from './demo-pitr.ts';
 
 /**
  * At an interactive prompt, channel messages arrive while the user types: the line being typed is cleared, the
@@ -104,7 +105,8 @@ async function removeParts(parts: DemoParts): Promise<void> {
 /** Starts the servers, the sample database, the bot's dependencies and workers; records each in `parts` as it goes. */
 async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Record<string, CommandHandler> }> {
   print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
-  const [pgServer, redis] = await Promise.all([startEphemeralPostgres(), startEphemeralRedis()]);
+  // Full-page writes on: the demo's cluster streams its WAL for point-in-time recovery (demo-pitr.ts).
+  const [pgServer, redis] = await Promise.all([startEphemeralPostgres({ settings: { full_page_writes: 'on' } }), startEphemeralRedis()]);
   parts.pgServer = pgServer;
   parts.redis = redis;
   const dbUrl = await createSampleDatabase(pgServer.url);
@@ -114,8 +116,9 @@ async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Reco
   const config = loadConfig(
     {
       BOT_CONFIG: configFile,
-      DATABASE_URL: dbUrl,
-      TARGET_NAME: 'shop',
+      SHOP_URL: dbUrl,
+      // initdb's pg_hba.conf allows replication from 127.0.0.1: the superuser streams the WAL.
+      SHOP_REPLICATION_URL: pgServer.url,
       REDIS_URL: redis.url,
       BACKUP_DIR: backupDir,
       BACKUP_ENCRYPTION_RECIPIENT: recipient,
@@ -133,10 +136,11 @@ async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Reco
   // The same dependencies as the real bot's (service.ts): without `health`, `/backup health` never saw a run.
   // The demo has no checkboxes to tick (its messages are printed), so its commands get no notifier.
   const handlers = commandTable(commandDepsFrom(deps, { notifier: false }));
+  print(await prepareDemoPitr(config));
   print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
   print(`Backups are encrypted with age to ${recipient}; restore tests read the identity ${identityFile}.`);
   print(
-    'Type a slash command: /backup now · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)',
+    'Type a slash command: /backup now · /restore-test pitr · /backup pre-migration JIRA-1 · /backup checklist daily · /backup status · /backup help · (exit or Ctrl-D to quit)',
   );
   return { deps, handlers };
 }
@@ -155,7 +159,9 @@ async function writeDemoFiles(parts: DemoParts): Promise<{ recipient: string; id
   // would drop their servers' leftover restore-test databases, those of the real bot's running tests included.
   const configFile = join(keyDir, 'demo.yml');
   // No first backup at start: backups run when the person at the prompt asks, so a scripted run's output is theirs.
-  await writeFile(configFile, '# npm run demo: defaults only; the sample database is the one target\nfirstBackupAtStart: false\n');
+  const target =
+    '  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    pitr: { urlEnv: SHOP_REPLICATION_URL, markers: { everySeconds: 10 } }\n';
+  await writeFile(configFile, `# npm run demo: the sample database is the one target, with PITR\nfirstBackupAtStart: false\ntargets:\n${target}`);
   return { recipient: keys.recipient, identityFile, configFile };
 }
 

@@ -59,7 +59,7 @@ export async function findPostgresBinDir(): Promise<string> {
 }
 
 /** initdb and postgres refuse to run as root; as root we run them as the `postgres` system user. */
-async function asServerUser(): Promise<{ prefix: string[]; uid?: number; gid?: number }> {
+export async function asServerUser(): Promise<{ prefix: string[]; uid?: number; gid?: number }> {
   if (process.getuid?.() !== 0) return { prefix: [] };
   const { stdout } = await execa('id', ['-u', 'postgres'], { reject: false });
   const { stdout: gid } = await execa('id', ['-g', 'postgres'], { reject: false });

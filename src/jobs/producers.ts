@@ -79,6 +79,18 @@ export function enqueueRestoreTest(queue: Queue<RestoreTestJobData>, data: Resto
   return enqueueOnce(queue, 'restore-test', data, `restore-test-${data.target}-${randomUUID()}`, `restore-test-${data.backupId}`, 'queueing the restore test');
 }
 
+/** One PITR restore test per target at a time: each lays out a whole cluster. */
+export function enqueuePitrTest(queue: Queue<RestoreTestJobData>, data: RestoreTestJobData & { pitr: { at: string } }): Promise<Enqueued> {
+  return enqueueOnce(
+    queue,
+    'pitr-restore-test',
+    data,
+    `pitr-test-${data.target}-${randomUUID()}`,
+    `pitr-restore-test-${data.target}`,
+    'queueing the PITR restore test',
+  );
+}
+
 /** One restore into a given database at a time: two overwriting the same tables would race. */
 export function enqueueRestore(queue: Queue<RestoreJobData>, data: RestoreJobData): Promise<Enqueued> {
   return enqueueOnce(queue, 'restore', data, `restore-${data.target}-${randomUUID()}`, `restore-into-${data.into.database}`, 'queueing the restore');

@@ -38,6 +38,9 @@ export const BackupJobData = z.object({
 });
 export type BackupJobData = z.infer<typeof BackupJobData>;
 
+/** What a PITR restore test recovers to: `latest`, `random`, or a time with its offset (checked again by the worker). */
+export const PitrMoment = z.string().regex(/^(latest|random|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?))$/);
+
 /** A restore test of one backup; `latest` is resolved to a backup id when the request is made. */
 export const RestoreTestJobData = z.object({
   target: TargetName,
@@ -49,6 +52,8 @@ export const RestoreTestJobData = z.object({
   anchor: Anchor.optional(),
   /** Set when a pre-migration backup started this test: its result then goes on to the pre-migration checklist. */
   preMigration: PreMigrationContext.optional(),
+  /** A point-in-time restore test (workers/pitr-test-worker.ts): to `latest`, a `random` moment of the window, or a time with its offset. */
+  pitr: z.object({ at: PitrMoment }).optional(),
 });
 export type RestoreTestJobData = z.infer<typeof RestoreTestJobData>;
 

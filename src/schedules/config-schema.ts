@@ -108,6 +108,8 @@ export const ScheduleTargetSchema = z
           .optional(),
         walRetentionDays: z.number().int().min(1).max(366).default(7),
         rpoSeconds: z.number().int().min(10).max(86_400).default(3600),
+        /** Exact-point markers for PITR restore tests: a row in pgbb_pitr.markers every everySeconds; false turns them off. */
+        markers: z.union([z.literal(false), z.object({ everySeconds: z.number().int().min(5).max(3600).default(60) }).strict()]).default({ everySeconds: 60 }),
         /** WAL the slot may hold on the server before `wal-slot` fails (bytes; default 8 GiB, health/wal-types.ts). */
         slotMaxBytes: z
           .number()

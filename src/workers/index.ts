@@ -1,4 +1,5 @@
 import { startWalArchives } from './wal-archives.ts';
+import { startPitrUpkeep } from './pitr-markers.ts';
 import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
@@ -121,6 +122,8 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   }
   // Targets with point-in-time recovery: their WAL streams into the archive from now on (wal-archives.ts).
   const wal = await startWalArchives({ config, redis: deps.redis, log });
+  // Their exact-point markers, and scratch clusters a killed PITR restore test left removed (pitr-markers.ts).
+  const markers = await startPitrUpkeep({ config, log, queue: deps.queues.restoreTest });
   return {
     running: () => all.every((w) => w.isRunning()),
     cancelRunning: (reason) => {
@@ -128,7 +131,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     },
     async close() {
       keeper?.stop();
-      await Promise.all([...all.map((w) => w.close()), wal.stop()]);
+      await Promise.all([...all.map((w) => w.close()), wal.stop(), markers.stop()]);
     },
   };
 }
@@ -161,6 +164,7 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
     notifier: deps.notifier,
     escalation: deps.escalation,
     checklist: deps.queues.checklist,
+    pitrQueue: deps.queues.restoreTest,
     log: log.child({ worker: 'restore-test' }),
   };
   const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {

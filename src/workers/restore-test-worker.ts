@@ -20,6 +20,7 @@ import { formatInZone, shouldRunToday } from '../schedules/index.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { rolesForRestoreTest } from './restore-test-roles.ts';
+import { lostPitrTest, queueScheduledPitrTest, runPitrTestJob } from './pitr-test-worker.ts';
 
 export interface RestoreTestWorkerDeps {
   config: Config;
@@ -30,6 +31,8 @@ export interface RestoreTestWorkerDeps {
   now?: () => Date;
   /** Where a pre-migration backup's test hands its result on: the pre-migration checklist. */
   checklist?: Queue<ChecklistJob>;
+  /** The restore-test queue itself: the first-Saturday test queues a PITR test of a target with point-in-time recovery. */
+  pitrQueue?: Queue<RestoreTestJobData>;
 }
 
 /** The scratch database of a restore-test job: derived from the job id, so a starting worker knows whose it is. */
@@ -64,11 +67,13 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
     deps,
     async (job: Job<RestoreTestJobData>, _token?: string, signal?: AbortSignal): Promise<{ passed: boolean } | { skipped: string }> => {
       const jobId = job.id ?? 'unknown';
+      if (job.data.pitr) return runPitrTestJob(deps, job, signal);
       const skipped = notItsDay(job, deps.config.timezone);
       if (skipped) {
         deps.log.info({ jobId, target: job.data.target, rule: job.data.schedule?.rule }, `scheduled restore test skipped: ${skipped}`);
         return { skipped };
       }
+      if (job.data.schedule) await queueScheduledPitrTest(deps, job.data.target, deps.log.child({ jobId }));
       // A scheduled test names no backup: the newest one is tested, chosen now and kept in the job for a re-run.
       const newest = job.data.backupId === undefined ? await newestBackup(deps.storage, job.data.target) : null;
       const data = newest?.backupId ? { ...job.data, backupId: newest.backupId } : job.data;
@@ -190,6 +195,7 @@ async function reportNotRun(
 export function lostRestoreTestHandler(deps: RestoreTestWorkerDeps) {
   return async (job: Job<RestoreTestJobData>): Promise<void> => {
     const data = job.data;
+    if (data.pitr) return lostPitrTest(deps, job, LOST_JOB_REASON);
     const jobId = job.id ?? 'unknown';
     const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId });
     const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };

@@ -1,0 +1,56 @@
+import pg from 'pg';
+import type { Config } from '../config.ts';
+import { findAgeEngine } from '../crypto/age-cli.ts';
+import { pgClientConfig } from '../postgres/connection.ts';
+import { runBaseBackup } from '../postgres/pitr/base-backup.ts';
+import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function query<T extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client(pgClientConfig(url));
+  await c.connect();
+  try {
+    return (await c.query<T>(sql, values)).rows;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The demo's point-in-time recovery, ready before the prompt: once the workers' WAL stream holds its slot, a base
+ * backup is taken, one row written and the segment switched, and the bot waits until that segment is archived.
+ * Then `/restore-test pitr` has a window to test at once. Returns a line for the demo to print.
+ */
+export async function prepareDemoPitr(config: Config, timeoutMs = 60_000): Promise<string> {
+  const target = config.targets.find((t) => t.pitr);
+  if (!target?.pitr) return 'Point-in-time recovery is off in this demo.';
+  const end = Date.now() + timeoutMs;
+  // The base backup's first segment must be in the archive: pg_receivewal must be streaming before it starts.
+  while (!(await query<{ a: boolean }>(target.url, 'SELECT active AS a FROM pg_replication_slots WHERE slot_name = $1', [target.pitr.slot]))[0]?.a) {
+    if (Date.now() > end) return 'Point-in-time recovery: the WAL stream did not start (see the log above); `/restore-test pitr` will say why.';
+    await sleep(200);
+  }
+  const tools = await findPgTools({ serverMajor: 10, ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}) });
+  const pgBasebackup = await findPgProgram('pg_basebackup', tools.pgDump, tools.major);
+  if (!pgBasebackup) return `Point-in-time recovery: pg_basebackup is not installed (postgresql-client-${tools.major}), so there is no base backup to test.`;
+  const base = await runBaseBackup({
+    target: target.name,
+    root: config.backupDir,
+    replicationUrl: target.pitr.url,
+    pgBasebackup,
+    zstd: await findZstd(),
+    level: config.compressionLevel,
+    recipients: config.encryption.recipients,
+    ageEngine: config.encryption.recipients.length ? await findAgeEngine() : undefined,
+  });
+  await query(target.url, 'CREATE TABLE IF NOT EXISTS demo_pitr_note (at timestamptz DEFAULT clock_timestamp()); INSERT INTO demo_pitr_note DEFAULT VALUES');
+  const [seg] = await query<{ name: string }>(target.url, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS name, pg_switch_wal()');
+  const store = new LocalWalStore(config.backupDir, target.name);
+  while (seg && !(await store.entry(seg.name))) {
+    if (Date.now() > end) return `Point-in-time recovery: base backup ${base.id} taken, but WAL ${seg.name} is not archived yet.`;
+    await sleep(200);
+  }
+  return `Point-in-time recovery is on: WAL streams into ${config.backupDir}/${target.name}/_wal, base backup ${base.id} taken, markers every ${target.pitr.markers ? target.pitr.markers.everySeconds : '—'} s. Try /restore-test pitr.`;
+}

@@ -1,0 +1,197 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgeIdentity } from '../../crypto/age.ts';
+import { freePort } from '../../dev/ephemeral.ts';
+import { BotError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import { parsePgUrl } from '../connection.ts';
+import type { BaseBackup } from './base-backup.ts';
+import { checkMarkers, type CheckResult } from './markers.ts';
+import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
+import { runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
+import { clusterMajor, configureScratch, makeScratchDir, pgCtl, serverBinDir, withScratchClient } from './scratch-cluster.ts';
+import { fetchWalForTest, newestCommit } from './test-wal.ts';
+import { LocalWalStore } from './wal-store.ts';
+import { recoverableWindow } from './window.ts';
+
+export type { CheckResult } from './markers.ts';
+
+export interface PitrTestOptions {
+  target: string;
+  root: string;
+  /** `latest`, `random` (a moment of the window, as the first-Saturday test asks), or a time with its offset. */
+  asked: string;
+  identity: AgeIdentity | undefined;
+  /** The target's own connection: the database to check markers in, read on the source too. */
+  sourceUrl: string;
+  /** Markers are written for this target (pitr.markers): without them the exact-point check is said not run. */
+  markers: boolean;
+  heapallindexed: boolean;
+  label: string;
+  log: Logger;
+  signal?: AbortSignal | undefined;
+  onPhase?: (phase: string) => void;
+  random?: () => number;
+  replayTimeoutMs?: number;
+}
+
+export interface PitrTestOutcome {
+  target: string;
+  asked: string;
+  at: string | null;
+  baseId: string | null;
+  passed: boolean;
+  checks: CheckResult[];
+  /** RTO by phase: fetch (base backup and WAL), replay (server start to promotion), checks. */
+  phasesMs: { fetch: number; replay: number; checks: number };
+  rtoMs: number;
+  wal: { segments: number; bytes: number };
+  scratchRemoved: boolean;
+}
+
+/**
+ * The moment to recover to, and the base backup to start from. A time without an offset, or outside the
+ * window, is refused with the window named (BotError bad_request), before anything is fetched.
+ */
+export async function planPitrTest(
+  root: string,
+  target: string,
+  asked: string,
+  random = Math.random,
+): Promise<{ at: Date; base: BaseBackup; explicit: boolean }> {
+  const bases = await listBaseBackups(root, target);
+  const wal = await new LocalWalStore(root, target).list();
+  const w = recoverableWindow(bases, wal);
+  if (!w)
+    throw new BotError(
+      'backup_not_found',
+      bases.length === 0
+        ? `${target} has no base backup yet: take one with \`pg-backup-bot base-backup ${target}\`, then test.`
+        : `${target} has no WAL archived after its base backup yet: nothing can be recovered to a point in time.`,
+    );
+  const explicit = asked !== 'latest' && asked !== 'random';
+  const at = explicit ? parseRecoveryTime(asked) : asked === 'latest' ? w.to : new Date(w.from.getTime() + random() * (w.to.getTime() - w.from.getTime()));
+  return { at, base: chooseBase(bases, wal, at), explicit };
+}
+
+const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+const pgTime = (d: Date) => d.toISOString().replace('T', ' ').replace('Z', '+00');
+
+/**
+ * A PITR restore test into a scratch cluster: the base backup laid out and the WAL fetched (phase fetch), the server
+ * started to replay to the moment and promote (phase replay), then pg_verifybackup's verdict on the base backup
+ * (run before the start, timed with the checks), how recovery ended in the server's own log, pg_amcheck on every
+ * database, and the exact-point check with markers (phase checks). The scratch cluster is stopped and removed on
+ * every path, also when the job is cancelled.
+ */
+export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> {
+  const plan = await planPitrTest(o.root, o.target, o.asked, o.random);
+  let at = plan.at;
+  const checks: CheckResult[] = [];
+  const phasesMs = { fetch: 0, replay: 0, checks: 0 };
+  const outcome = (): PitrTestOutcome => ({
+    target: o.target,
+    asked: o.asked,
+    at: at.toISOString(),
+    baseId: plan.base.id,
+    passed: checks.length > 0 && checks.every((c) => c.ok !== false) && !checks.some((c) => c.ok === null && c.name !== 'exact point (markers)'),
+    checks,
+    phasesMs,
+    rtoMs: phasesMs.fetch + phasesMs.replay + phasesMs.checks,
+    wal: { segments: 0, bytes: 0 },
+    scratchRemoved: false,
+  });
+  const s = await makeScratchDir(o.label);
+  let binDir: string | null = null;
+  let result: PitrTestOutcome | undefined;
+  try {
+    o.onPhase?.(`fetching base backup ${plan.base.id}`);
+    let t = Date.now();
+    await layOutRecovery({
+      root: o.root,
+      base: plan.base,
+      dataDir: s.dataDir,
+      identity: o.identity,
+      at,
+      action: 'promote',
+      restoreCommand: `cp ${sh(s.walDir)}/%f "%p"`,
+    });
+    o.onPhase?.('fetching WAL');
+    await mkdir(s.walDir, { mode: 0o700 });
+    const wal = await fetchWalForTest({
+      store: new LocalWalStore(o.root, o.target),
+      base: plan.base,
+      walDir: s.walDir,
+      identity: o.identity,
+      signal: o.signal,
+    });
+    phasesMs.fetch = Date.now() - t;
+    const walInfo = { segments: wal.segments.length, bytes: wal.bytes };
+    if (wal.gap) {
+      const last = wal.segments.at(-1);
+      checks.push({
+        name: 'WAL archive',
+        ok: false,
+        detail: `segment ${wal.gap} is missing from the archive${last ? ` (the last one before it, ${last.name}, was archived ${last.archivedAt})` : ''}: recovery cannot replay past it; look for it in the server's pg_wal or take a new base backup`,
+      });
+      result = { ...outcome(), wal: walInfo };
+      return result;
+    }
+    checks.push({ name: 'WAL archive', ok: true, detail: `${wal.segments.length} segment(s) fetched from ${plan.base.id}'s start on, every sha256 matching` });
+    binDir = await serverBinDir(await clusterMajor(s.dataDir));
+    if (!plan.explicit) {
+      const newest = await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments);
+      const floor = Date.parse(plan.base.finishedAt);
+      if (!newest || newest.getTime() <= floor) {
+        checks.push({
+          name: 'recovery target',
+          ok: false,
+          detail: `no transaction committed after base backup ${plan.base.id} ended: there is no later moment to recover to`,
+        });
+        result = { ...outcome(), wal: walInfo };
+        return result;
+      }
+      const ceiling = Math.floor(newest.getTime()) - 1;
+      // Recovery stops at the first commit after the target: `latest` is just before the newest commit archived.
+      if (o.asked === 'latest' || at.getTime() > ceiling)
+        at = new Date(o.asked === 'latest' ? ceiling : floor + (o.random ?? Math.random)() * (ceiling - floor));
+      const conf = join(s.dataDir, 'postgresql.auto.conf');
+      const text = await readFile(conf, 'utf8');
+      await writeFile(conf, text.replace(/^recovery_target_time = .*$/m, `recovery_target_time = '${pgTime(at)}'`));
+    }
+    t = Date.now();
+    o.onPhase?.('verifying the base backup (pg_verifybackup)');
+    const verify = await runScratchChecks.verifyBackup(binDir, s, o.signal);
+    checks.push(verify);
+    phasesMs.checks += Date.now() - t;
+    const port = await freePort();
+    await configureScratch(s, port);
+    o.onPhase?.(`replaying WAL to ${at.toISOString()}`);
+    t = Date.now();
+    const users = [...new Set(['postgres', parsePgUrl(o.sourceUrl).env.PGUSER].filter((u): u is string => !!u))];
+    const database = parsePgUrl(o.sourceUrl).env.PGDATABASE ?? 'postgres';
+    const replay = await startAndReplay({ s, binDir, port, users, database, timeoutMs: o.replayTimeoutMs ?? 6 * 3600_000, signal: o.signal });
+    phasesMs.replay = Date.now() - t;
+    checks.push(replay.check);
+    if (!replay.user) {
+      result = { ...outcome(), wal: walInfo };
+      return result;
+    }
+    t = Date.now();
+    o.onPhase?.('checking the recovered cluster (pg_amcheck, markers)');
+    checks.push(await runScratchChecks.amcheck(binDir, s, port, replay.user, o.heapallindexed, o.signal));
+    const user = replay.user;
+    checks.push(
+      o.markers
+        ? await checkMarkers({ sourceUrl: o.sourceUrl, restored: (fn) => withScratchClient(s, port, user, database, fn), at, since: new Date(0) })
+        : { name: 'exact point (markers)', ok: null, detail: 'not run: markers are off for this target (pitr.markers: false)' },
+    );
+    phasesMs.checks += Date.now() - t;
+    result = { ...outcome(), wal: walInfo };
+    return result;
+  } finally {
+    if (binDir) await pgCtl(s, binDir, ['-D', s.dataDir, '-m', 'immediate', '-w', 'stop']);
+    await s.remove();
+    if (result) result.scratchRemoved = true;
+  }
+}

@@ -1,0 +1,73 @@
+import { join } from 'node:path';
+import { execa } from 'execa';
+import type { AgeIdentity } from '../../crypto/age.ts';
+import type { BaseBackup } from './base-backup.ts';
+import { fetchWal } from './pitr-restore.ts';
+import type { LocalWalStore, WalEntry } from './wal-store.ts';
+import { segmentOf, segmentPosition } from './window.ts';
+
+const hex = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
+const nameAt = (timeline: number, n: number) => `${hex(timeline)}${hex(Math.floor(n / 0x100))}${hex(n % 0x100)}`;
+
+export interface FetchedWal {
+  /** Segments fetched, in order, from the base backup's first to the newest archived (or to the gap). */
+  segments: WalEntry[];
+  bytes: number;
+  /** The first segment missing between the base backup's start and the newest archived one, if any. */
+  gap: string | null;
+}
+
+/**
+ * For a restore test, the worker fetches the WAL itself, before the server starts: every segment from the base
+ * backup's start to the newest archived one, each checked against its sha256, decrypted and decompressed into the
+ * scratch cluster's `wal/` directory. The server's restore_command is then a plain copy from there: the fetch is
+ * timed on its own, the whole archive tail is proven readable, and the server's user needs no key.
+ */
+export async function fetchWalForTest(o: {
+  store: LocalWalStore;
+  base: BaseBackup;
+  walDir: string;
+  identity: AgeIdentity | undefined;
+  signal?: AbortSignal | undefined;
+}): Promise<FetchedWal> {
+  const all = await o.store.list();
+  const first = segmentPosition(segmentOf(o.base.startLsn, o.base.timeline));
+  const onTimeline = all.filter((e) => !e.name.endsWith('.history') && segmentPosition(e.name).timeline === first.timeline);
+  const newest = onTimeline.at(-1);
+  const byName = new Map(onTimeline.map((e) => [e.name, e]));
+  const out: FetchedWal = { segments: [], bytes: 0, gap: null };
+  for (const h of all.filter((e) => e.name.endsWith('.history'))) await fetchWal(o.store, h.name, join(o.walDir, h.name), o.identity);
+  if (!newest) return { ...out, gap: nameAt(first.timeline, first.n) };
+  for (let n = first.n; n <= segmentPosition(newest.name).n; n++) {
+    o.signal?.throwIfAborted();
+    const entry = byName.get(nameAt(first.timeline, n));
+    if (!entry) return { ...out, gap: nameAt(first.timeline, n) };
+    if (!(await fetchWal(o.store, entry.name, join(o.walDir, entry.name), o.identity))) return { ...out, gap: entry.name };
+    out.segments.push(entry);
+    out.bytes += entry.rawBytes;
+  }
+  return out;
+}
+
+const COMMIT = /desc: COMMIT (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC/g;
+
+/**
+ * The newest commit's time in the fetched WAL, read with pg_waldump (of the cluster's major, in UTC), searching
+ * from the newest segment back. Recovery to a time stops at the first commit after it: a target later than the
+ * newest commit the archive holds can never be reached, so `latest` is just before it.
+ */
+export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<Date | null> {
+  for (const seg of [...segments].reverse().slice(0, 64)) {
+    // pg_waldump ends with an error at the segment's unused tail; what it printed before is what counts.
+    const res = await execa(pgWaldump, ['-p', walDir, '-r', 'Transaction', seg.name], {
+      reject: false,
+      stdin: 'ignore',
+      env: { PATH: process.env.PATH ?? '', TZ: 'UTC' },
+      extendEnv: false,
+    });
+    let last: Date | null = null;
+    for (const m of String(res.stdout).matchAll(COMMIT)) last = new Date(`${m[1]}T${m[2]}.${(m[3] ?? '0').padEnd(3, '0').slice(0, 3)}Z`);
+    if (last) return last;
+  }
+  return null;
+}

@@ -1,0 +1,202 @@
+import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
+import { type AgeIdentity, generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
+import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { checkMarkers, markerProblem, writeMarker } from '../../../src/postgres/pitr/markers.ts';
+import { type PitrTestOptions, runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
+import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The PITR restore test on real clusters: a source streaming its WAL into the archive, a base backup, markers
+ * written before and after a moment; runPitrTest recovers a scratch cluster to that moment and judges it.
+ */
+describe('runPitrTest', () => {
+  let source: EphemeralPostgres;
+  let dir: string;
+  let root: string;
+  let identity: AgeIdentity;
+  let archive: ReturnType<typeof startWalArchive>;
+  const label = `t${process.pid}`;
+
+  /** Ends the current segment and waits until the archive holds it. */
+  async function switchAndWait(): Promise<void> {
+    const name = await withClient(source.url, async (c) => {
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+      await c.query('SELECT pg_switch_wal()');
+      return rows[0]?.name as string;
+    });
+    const store = new LocalWalStore(root, 'app');
+    for (let i = 0; !(await store.entry(name)); i++) {
+      if (i > 600) throw new Error(`WAL ${name} never archived: ${JSON.stringify(archive.state())}`);
+      await sleep(100);
+    }
+  }
+
+  const options = (asked: string): PitrTestOptions => ({
+    target: 'app',
+    root,
+    asked,
+    identity,
+    sourceUrl: source.url,
+    markers: true,
+    heapallindexed: false,
+    label,
+    log: silentLog,
+  });
+
+  const leftovers = async () => (await readdir(tmpdir())).filter((n) => n.startsWith(`pgbb-pitr-test-${label}-`));
+
+  beforeAll(async () => {
+    source = await startEphemeralPostgres({ settings: { full_page_writes: 'on' } });
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-pitrtest-'));
+    root = join(dir, 'backups');
+    const keys = await generateKeyPair();
+    await writeFile(join(dir, 'key.txt'), keys.identityFileText, { mode: 0o600 });
+    identity = await loadIdentity(join(dir, 'key.txt'), 'test');
+    const tools = await findPgTools({ serverMajor: 15 });
+    const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
+    const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
+    archive = startWalArchive({
+      ...common,
+      target: 'app',
+      pgReceivewal: pgReceivewal as string,
+      replicationUrl: source.url,
+      slot: 'pgbb_pitrtest',
+      spool: join(dir, 'spool'),
+      store: new LocalWalStore(root, 'app'),
+      log: silentLog,
+      sweepMs: 100,
+    });
+    await writeMarker(source.url, 7);
+    await withClient(source.url, (c) =>
+      c.query('CREATE TABLE orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 500) g'),
+    );
+    await runBaseBackup({ ...common, target: 'app', root, replicationUrl: source.url, pgBasebackup: pgBasebackup as string });
+  }, 120_000);
+
+  afterAll(async () => {
+    await archive?.stop();
+    await source?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('recovers to a moment between two markers: those before are there, the one after is not, every check named', async () => {
+    await writeMarker(source.url, 7);
+    await sleep(2600);
+    const target = new Date();
+    await sleep(1000);
+    await writeMarker(source.url, 7);
+    await switchAndWait();
+    const phases: string[] = [];
+    const out = await runPitrTest({ ...options(target.toISOString()), onPhase: (p) => phases.push(p) });
+    expect(
+      out.checks.map((c) => [c.name, c.ok]),
+      JSON.stringify(out.checks, null, 1),
+    ).toEqual([
+      ['WAL archive', true],
+      ['base backup (pg_verifybackup)', true],
+      ['recovery reached its target', true],
+      ['pg_amcheck, every database', true],
+      ['exact point (markers)', true],
+    ]);
+    expect(out.passed).toBe(true);
+    expect(out.at).toBe(target.toISOString());
+    expect(out.checks[2]?.detail).toMatch(/recovery stopping before commit of transaction \d+, time /);
+    expect(out.checks[4]?.detail).toMatch(/^2 marker\(s\) written before the target present, 1 written after it absent/);
+    expect(out.rtoMs).toBe(out.phasesMs.fetch + out.phasesMs.replay + out.phasesMs.checks);
+    expect(out.phasesMs.fetch).toBeGreaterThan(0);
+    expect(out.phasesMs.replay).toBeGreaterThan(0);
+    expect(phases).toContain('fetching WAL');
+    expect(out.scratchRemoved).toBe(true);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
+  it('refuses a time beyond the window, naming it, and a time without an offset', async () => {
+    await expect(runPitrTest(options('2099-01-01 00:00:00+00'))).rejects.toThrow(/is outside what the archive holds: the recoverable window is \S+ to \S+/);
+    await expect(runPitrTest(options('2026-12-03 14:30:00'))).rejects.toThrow(/has no UTC offset/);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it('`latest` recovers to just before the newest commit archived, and passes', async () => {
+    await writeMarker(source.url, 7);
+    await switchAndWait();
+    const out = await runPitrTest(options('latest'));
+    expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
+    expect(out.checks.find((c) => c.name === 'exact point (markers)')?.ok).toBe(true);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
+  it('`random` (the first-Saturday test) recovers to a moment of the window no later than the newest commit, and passes', async () => {
+    const out = await runPitrTest({ ...options('random'), random: () => 0.999 });
+    expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
+    const base = (await listBaseBackups(root, 'app')).find((b) => b.id === out.baseId);
+    expect(Date.parse(out.at as string)).toBeGreaterThan(Date.parse(base?.finishedAt ?? ''));
+    expect(out.checks.find((c) => c.name === 'recovery reached its target')?.detail).toMatch(/recovery stopping before commit/);
+  }, 180_000);
+
+  it('removes the scratch cluster when the job is cancelled mid-replay', async () => {
+    const stop = new AbortController();
+    const run = runPitrTest({
+      ...options('latest'),
+      signal: stop.signal,
+      onPhase: (p) => {
+        if (p.startsWith('replaying WAL')) stop.abort(new Error('cancelled by the test'));
+      },
+    });
+    await expect(run).rejects.toThrow(/cancelled by the test/);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
+  it('a role that may not create the markers gets one sentence with the fix, and the check is then not run, never passed', async () => {
+    await withClient(source.url, (c) => c.query('CREATE ROLE limited LOGIN; REVOKE ALL ON SCHEMA pgbb_pitr FROM limited'));
+    const limitedUrl = source.url.replace('postgres://postgres@', 'postgres://limited@');
+    const err = await writeMarker(limitedUrl, 7).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(markerProblem(err, 'app')).toMatch(
+      /^Markers for app cannot be written: the bot's role may not create the schema pgbb_pitr or its table \(permission denied.*set `pitr.markers: false`/,
+    );
+    const check = await checkMarkers({
+      sourceUrl: source.url.replace(/\/postgres$/, '/template1'),
+      restored: () => Promise.reject(new Error('not reached')),
+      at: new Date(),
+      since: new Date(0),
+    });
+    expect(check).toMatchObject({ ok: null, detail: expect.stringMatching(/^not run: the source has no pgbb_pitr.markers/) });
+    const off = await runPitrTest({ ...options('latest'), markers: false });
+    expect(off.checks.find((c) => c.name === 'exact point (markers)')).toEqual({
+      name: 'exact point (markers)',
+      ok: null,
+      detail: 'not run: markers are off for this target (pitr.markers: false)',
+    });
+  }, 180_000);
+
+  it('fails, naming the gap, when a segment is missing from the archive', async () => {
+    await writeMarker(source.url, 7);
+    await switchAndWait();
+    await writeMarker(source.url, 7);
+    await switchAndWait();
+    const store = new LocalWalStore(root, 'app');
+    const segments = (await store.list()).filter((e) => !e.name.endsWith('.history'));
+    const victim = segments.at(-2);
+    if (!victim) throw new Error('fewer than two segments archived');
+    await unlink(join(store.dir, victim.file));
+    await unlink(join(store.dir, `${victim.name}.json`));
+    const out = await runPitrTest(options('latest'));
+    expect(out.passed).toBe(false);
+    expect(out.checks[0]).toMatchObject({ name: 'WAL archive', ok: false });
+    expect(out.checks[0]?.detail).toContain(`segment ${victim.name} is missing from the archive`);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+});
