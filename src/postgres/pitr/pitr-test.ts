@@ -7,6 +7,7 @@ import type { Logger } from '../../logger.ts';
 import { parsePgUrl } from '../connection.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { checkMarkers, type CheckResult } from './markers.ts';
+import { reservePitrBase } from './pitr-readers.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
 import { runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
 import { clusterMajor, configureScratch, makeScratchDir, pgCtl, serverBinDir, withScratchClient } from './scratch-cluster.ts';
@@ -101,7 +102,16 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     wal: { segments: 0, bytes: 0 },
     scratchRemoved: false,
   });
-  const s = await makeScratchDir(o.label);
+  // Retention leaves the base backup and the WAL after it alone while this test reads them (pitr-readers.ts).
+  const hold = await reservePitrBase(o.root, o.target, plan.base.id, { reader: `PITR restore test ${o.label}` });
+  if (!(await listBaseBackups(o.root, o.target)).some((b) => b.id === plan.base.id)) {
+    await hold.release();
+    throw new BotError('backup_not_found', `Base backup ${plan.base.id} was deleted by retention as the test began: run the test again.`);
+  }
+  const s = await makeScratchDir(o.label).catch(async (err: unknown) => {
+    await hold.release();
+    throw err;
+  });
   let binDir: string | null = null;
   let result: PitrTestOutcome | undefined;
   try {
@@ -190,6 +200,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     result = { ...outcome(), wal: walInfo };
     return result;
   } finally {
+    await hold.release();
     if (binDir) await pgCtl(s, binDir, ['-D', s.dataDir, '-m', 'immediate', '-w', 'stop']);
     await s.remove();
     if (result) result.scratchRemoved = true;

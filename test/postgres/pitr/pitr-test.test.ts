@@ -7,6 +7,7 @@ import { type AgeIdentity, generateKeyPair, loadIdentity } from '../../../src/cr
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { checkMarkers, markerProblem, writeMarker } from '../../../src/postgres/pitr/markers.ts';
+import { pitrReaders } from '../../../src/postgres/pitr/pitr-readers.ts';
 import { type PitrTestOptions, runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
@@ -98,7 +99,17 @@ describe('runPitrTest', () => {
     await writeMarker(source.url, 7);
     await switchAndWait();
     const phases: string[] = [];
-    const out = await runPitrTest({ ...options(target.toISOString()), onPhase: (p) => phases.push(p) });
+    // While it reads the base backup and its WAL, retention is told to leave them alone (pitr-readers.ts).
+    const holds: string[][] = [];
+    const out = await runPitrTest({
+      ...options(target.toISOString()),
+      onPhase: (p) => {
+        phases.push(p);
+        if (p === 'fetching WAL') void pitrReaders(root, 'app').then((r) => holds.push(r.active.map((h) => h.baseId)));
+      },
+    });
+    expect(holds).toEqual([[out.baseId]]);
+    expect((await pitrReaders(root, 'app')).active).toEqual([]);
     expect(
       out.checks.map((c) => [c.name, c.ok]),
       JSON.stringify(out.checks, null, 1),
