@@ -85,7 +85,9 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
               .join('\n'),
       ),
     );
-    blocks.push(context(next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'));
+    const rpo = results.find((r) => r.condition === 'rpo');
+    const measured = rpo ? ` · point-in-time recovery: ${rpo.status === 'ok' ? '' : ':rotating_light: '}${escapeMrkdwn(rpo.summary)}` : '';
+    blocks.push(context(`${next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'}${measured}`));
     blocks.push({
       type: 'actions',
       block_id: `home-${target.name}`,

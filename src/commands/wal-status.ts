@@ -1,10 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
-import { formatDuration } from '../format.ts';
+import { escapeMrkdwn, formatDuration } from '../format.ts';
+import { rpoCondition } from '../health/index.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
 import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
-import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { recoverableWindow } from '../postgres/pitr/window.ts';
 
 /**
@@ -14,7 +15,7 @@ import { recoverableWindow } from '../postgres/pitr/window.ts';
 /** "recoverable to any moment from … to …", the gap that ends it, or why nothing is recoverable yet. */
 async function windowLine(config: Config, target: string): Promise<string> {
   if (config.s3?.mode === 'primary') return 'recoverable window: not known (the WAL archive needs local storage in this version)';
-  const [bases, wal] = await Promise.all([listBaseBackups(config.backupDir, target), new LocalWalStore(config.backupDir, target).list()]);
+  const [bases, wal] = await Promise.all([listBaseBackups(config.backupDir, target), recoverableWal(config.backupDir, target)]);
   const w = recoverableWindow(bases, wal);
   if (!w)
     return bases.length === 0
@@ -42,6 +43,9 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
     const head = s.receiver === 'up' ? `:white_check_mark: streaming since ${since}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}`;
     lines.push(`• *${t.name}* (slot \`${t.pitr?.slot}\`): ${head}; ${last}${s.error ? `; ${s.error}` : ''}`);
     lines.push(`   ${await windowLine(config, t.name)}`);
+    // The RPO as the health check judges it: measured against the archive, not the worker's disk.
+    const rpo = rpoCondition(t.name, now, s);
+    lines.push(`   ${rpo.status === 'ok' ? '' : ':rotating_light: '}RPO: ${escapeMrkdwn(rpo.evidence)}`);
   }
   return lines.length ? ['*Point-in-time recovery (WAL archive)*', ...lines] : [];
 }

@@ -1,5 +1,6 @@
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
+import { rpoCondition } from './rpo-condition.ts';
 import {
   type BackupRunSummary,
   type ConditionResult,
@@ -126,6 +127,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
+    ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];
 }
 

@@ -39,6 +39,7 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
       results,
       queueDepths,
       now,
+      ...(target.pitr ? { rpoObjectiveSeconds: target.pitr.rpoSeconds } : {}),
     });
   }
   return { contentType: deps.metrics.registry.contentType, body: await deps.metrics.registry.metrics() };

@@ -2,7 +2,7 @@
 import type { Manifest, RetentionClass } from '../storage/manifest.ts';
 
 /** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */
-export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing', 'unencrypted', 'wal-stream'] as const;
+export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing', 'unencrypted', 'wal-stream', 'rpo'] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
 
 export type HealthStatus = 'ok' | 'failing';
@@ -20,7 +20,7 @@ export interface ConditionResult {
   summary: string;
   /** The numbers behind the verdict, for people: "146 MB, −62 % vs median 384 MB of the previous 7". */
   evidence: string;
-  /** stale: age in ms; size: bytes of the newest backup; slow: longest duration in ms; disk: free ratio (0–1). */
+  /** stale: age in ms; size: bytes of the newest backup; slow: longest duration in ms; disk: free ratio (0–1); rpo: seconds. */
   value?: number;
   /**
    * Failing, but not worth waking anyone: shown by `/backup health`, `check` and /metrics, never paged or posted.
@@ -98,7 +98,12 @@ export interface HealthInput {
   firstBackupDueAt?: Date;
   /**
    * A target with point-in-time recovery: its WAL stream as the worker last wrote it (`state` null: no worker has
-   * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` is not judged.
+   * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` and `rpo` are not judged.
    */
-  wal?: { state: { receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } | null };
+  wal?: { state: ({ receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } & WalRpoFields) | null };
 }
+
+/** The measured RPO as the worker writes it beside the WAL stream's state (jobs/wal-state.ts StoredWalState). */
+export type WalRpoFields = Partial<
+  Record<'rpoObjectiveSeconds' | 'rpoMeasuredAt' | 'rpoBehindSince' | 'rpoError' | 'currentLsn' | 'archivedLsn' | 'flushedLsn' | 'partialError', string>
+>;

@@ -14,6 +14,7 @@ const LABEL: Record<string, string> = {
   'restore-test-failing': 'last restore test failed',
   unencrypted: 'backup not encrypted',
   'wal-stream': 'WAL stream down',
+  rpo: 'RPO not within its objective',
 };
 
 export const conditionLabel = (c: string) => LABEL[c] ?? c;
@@ -28,6 +29,7 @@ const NAME: Record<string, string> = {
   'restore-test-failing': 'last restore test',
   unencrypted: 'encryption',
   'wal-stream': 'WAL stream',
+  rpo: 'RPO',
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */

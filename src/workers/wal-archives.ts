@@ -5,6 +5,8 @@ import { findAgeEngine } from '../crypto/age-cli.ts';
 import type { Logger } from '../logger.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
+import { type RpoState, startRpoMonitor } from '../postgres/pitr/rpo-monitor.ts';
 import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 
@@ -30,11 +32,24 @@ async function writeState(redis: Redis, key: string, s: StoredWalState, log: Log
     .catch((err: unknown) => log.debug({ err }, 'WAL state not written'));
 }
 
-const stored = (s: WalArchiveState): StoredWalState => ({
+/** What goes to Redis: the archive's state and the measured RPO beside it. */
+export const storedWalState = (s: WalArchiveState, r: RpoState | null): StoredWalState => ({
   receiver: s.receiver.up ? 'up' : 'down',
   since: s.receiver.since.toISOString(),
   ...((s.receiver.error ?? s.archiveError) ? { error: s.archiveError ?? s.receiver.error } : {}),
   ...(s.lastArchived ? { lastArchived: s.lastArchived.name, lastArchivedAt: s.lastArchived.at.toISOString() } : {}),
+  ...(r ? storedRpo(r) : {}),
+});
+
+const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
+  rpoObjectiveSeconds: String(r.objectiveSeconds),
+  ...(r.measuredAt ? { rpoMeasuredAt: r.measuredAt.toISOString() } : {}),
+  ...(r.behindSince ? { rpoBehindSince: r.behindSince.toISOString() } : {}),
+  ...(r.error ? { rpoError: r.error } : {}),
+  ...(r.currentLsn ? { currentLsn: r.currentLsn } : {}),
+  ...(r.archivedLsn ? { archivedLsn: r.archivedLsn } : {}),
+  ...(r.flushedLsn ? { flushedLsn: r.flushedLsn } : {}),
+  ...(r.partialError ? { partialError: r.partialError } : {}),
 });
 
 export async function startWalArchives(o: { config: Config; redis: Redis; log: Logger }): Promise<WalArchives> {
@@ -58,7 +73,7 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
   }
   const encrypted = o.config.encryption.recipients.length > 0;
   const [zstd, ageEngine] = await Promise.all([findZstd(), encrypted ? findAgeEngine() : Promise.resolve(undefined)]);
-  const archives: Array<ReturnType<typeof startWalArchive>> = [];
+  const archives: Array<{ stop(): Promise<void> }> = [];
   // Found once for every target: the same pg_receivewal streams each of them.
   const tools = await findPgTools({ serverMajor: 10, ...(o.config.pgBinDir ? { pgBinDir: o.config.pgBinDir } : {}) });
   const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
@@ -74,22 +89,49 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
       );
       continue;
     }
-    archives.push(
-      startWalArchive({
-        target: t.name,
-        pgReceivewal,
-        replicationUrl: t.pitr.url,
-        slot: t.pitr.slot,
-        spool: join(o.config.backupDir, '_wal-spool', t.name),
-        store: new LocalWalStore(o.config.backupDir, t.name),
-        zstd,
-        level: o.config.compressionLevel,
-        recipients: o.config.encryption.recipients,
-        ageEngine,
-        log,
-        onState: (s) => void writeState(o.redis, key, stored(s), log),
-      }),
-    );
+    const common = {
+      store: new LocalWalStore(o.config.backupDir, t.name),
+      zstd,
+      level: o.config.compressionLevel,
+      recipients: o.config.encryption.recipients,
+      ageEngine,
+      log,
+    };
+    const spool = join(o.config.backupDir, '_wal-spool', t.name);
+    // Both write the one state hash: each with the other's latest part.
+    let rpo: RpoState | null = null;
+    let walState: WalArchiveState | null = null;
+    const write = () => (walState ? void writeState(o.redis, key, storedWalState(walState, rpo), log) : undefined);
+    const archive = startWalArchive({
+      ...common,
+      target: t.name,
+      pgReceivewal,
+      replicationUrl: t.pitr.url,
+      slot: t.pitr.slot,
+      spool,
+      onState: (s) => {
+        walState = s;
+        write();
+      },
+    });
+    walState = archive.state();
+    const monitor = startRpoMonitor({
+      ...common,
+      target: t.name,
+      url: t.url,
+      slot: t.pitr.slot,
+      spool,
+      partials: new PartialWalStore(o.config.backupDir, t.name),
+      objectiveSeconds: t.pitr.rpoSeconds,
+      newestArchived: () => archive.state().lastArchived?.name ?? null,
+      receiverUp: () => archive.state().receiver.up,
+      onState: (r) => {
+        rpo = r;
+        walState = archive.state();
+        write();
+      },
+    });
+    archives.push({ stop: async () => void (await Promise.all([monitor.stop(), archive.stop()])) });
   }
   return {
     async stop() {
