@@ -50,12 +50,20 @@ export class PartialWalStore {
     return openFileWriter(`${final}.tmp`, final, (err, action) => storageError(err, this.describe(), `${action} partial WAL ${file}`));
   }
 
-  /** The new snapshot's entry replaces the old one; then the old file goes. */
+  /**
+   * The new snapshot's entry replaces the old one; then older files go. The one just replaced stays until the next
+   * snapshot: a wal-fetch that read the old entry a moment ago still finds its file.
+   */
   async index(entry: PartialEntry): Promise<void> {
     const old = await this.entry(entry.name);
     await writeFileAtomically(join(this.dir, `${entry.name}.json`), `${JSON.stringify(PartialEntrySchema.parse(entry), null, 2)}\n`);
     await fsyncDir(this.dir);
-    if (old && old.file !== entry.file) await rm(join(this.dir, old.file), { force: true });
+    await this.removeFiles(entry.name, [entry.file, old?.file]);
+  }
+
+  private async removeFiles(name: string, keep: Array<string | undefined>): Promise<void> {
+    const files = (await readdirIfExists(this.dir)).filter((f) => f.startsWith(`${name}.`) && !f.endsWith('.json') && !f.endsWith('.tmp'));
+    await Promise.all(files.filter((f) => !keep.includes(f)).map((f) => rm(join(this.dir, f), { force: true })));
   }
 
   async entry(name: string): Promise<PartialEntry | null> {
@@ -75,11 +83,9 @@ export class PartialWalStore {
 
   /** The completed segment is archived: its snapshot is no longer needed (entry first, then the file). */
   async remove(name: string): Promise<void> {
-    const old = await this.entry(name);
-    if (!old) return;
     await rm(join(this.dir, `${name}.json`), { force: true });
     await fsyncDir(this.dir);
-    await rm(join(this.dir, old.file), { force: true });
+    await this.removeFiles(name, []);
   }
 
   open(entry: WalEntry): Readable {
