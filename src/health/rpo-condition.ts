@@ -6,6 +6,12 @@ export const RPO_STALE_MS = 60_000;
 
 type WalState = NonNullable<NonNullable<HealthInput['wal']>['state']>;
 
+/** `0/3000148` as a number, to compare two positions (postgres/pitr/lsn.ts has the full version). */
+const lsn = (text: string) => {
+  const [hi = '0', lo = '0'] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+};
+
 const seconds = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : formatDuration(ms));
 
 /**
@@ -31,11 +37,14 @@ export function rpoCondition(target: string, now: Date, s: WalState | null): Con
   if (fresh) {
     const rpoMs = behindMs ?? 0;
     const worker =
-      s.flushedLsn && s.archivedLsn && s.flushedLsn !== s.archivedLsn ? `; the worker's disk alone holds up to ${s.flushedLsn} (not off-site yet)` : '';
+      s.flushedLsn && s.archivedLsn && s.flushedLsn !== s.archivedLsn
+        ? `; the receiver's spool on the worker holds up to ${s.flushedLsn}, not archived yet`
+        : '';
+    const holds = s.archivedLsn && s.archivedLsn !== '0/0' ? `the archive holds up to ${s.archivedLsn}` : 'the archive holds none of its WAL yet';
     const evidence =
       behindMs === null
         ? `${seconds(0)} (${objective}): the archive holds everything the server has written (up to ${s.archivedLsn ?? 'its position'})${partial}`
-        : `${seconds(rpoMs)} (${objective}): the server is at ${s.currentLsn}, the archive holds up to ${s.archivedLsn}, WAL missing from it since ${formatTime(s.rpoBehindSince as string)}${worker}${partial}`;
+        : `${seconds(rpoMs)} (${objective}): the server is at ${s.currentLsn}, ${holds}, WAL missing from it since ${formatTime(s.rpoBehindSince as string)}${worker}${partial}`;
     const failing = rpoMs > objectiveMs;
     return {
       ...base,

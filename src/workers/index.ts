@@ -117,7 +117,13 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });
   }
   // Targets with point-in-time recovery: their WAL streams into the archive from now on (wal-archives.ts).
-  const wal = await startWalArchives({ config, redis: deps.redis, log });
+  const wal = await startWalArchives({
+    config,
+    redis: deps.redis,
+    log,
+    // The RPO crossing its objective is judged (and paged) at once, not at the next health run.
+    onRpoVerdict: (target) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'health check after an RPO change failed')),
+  });
   return {
     running: () => all.every((w) => w.isRunning()),
     cancelRunning: (reason) => {

@@ -63,6 +63,8 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
     thresholdsFor: targetThresholds(config, () => at),
     encryptionRequired: encryptionRequired(config),
     firstBackupDue: firstBackupDue(config),
+    // Targets with point-in-time recovery: their WAL stream and RPO are judged (and paged) too.
+    pitr: (name: string) => config.targets.some((t) => t.name === name && t.pitr !== undefined),
   };
   const { results } = await checkTarget(sources, target, at);
   const applied = await deps.state.apply(target, results, at);

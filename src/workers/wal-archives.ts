@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Config, TargetConfig } from '../config.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
+import { rpoCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
@@ -52,7 +53,12 @@ const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
   ...(r.partialError ? { partialError: r.partialError } : {}),
 });
 
-export async function startWalArchives(o: { config: Config; redis: Redis; log: Logger }): Promise<WalArchives> {
+/**
+ * `onRpoVerdict`: called when the RPO's verdict (the `rpo` condition) changes as the worker measures it, after the
+ * state is in Redis, so the health check runs then rather than at its next interval (15 min by default): an
+ * objective of a minute must not page a quarter of an hour late.
+ */
+export async function startWalArchives(o: { config: Config; redis: Redis; log: Logger; onRpoVerdict?: (target: string) => void }): Promise<WalArchives> {
   const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
   if (targets.length === 0) return { stop: async () => undefined };
   const prefix = o.config.queuePrefix;
@@ -101,7 +107,17 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
     // Both write the one state hash: each with the other's latest part.
     let rpo: RpoState | null = null;
     let walState: WalArchiveState | null = null;
-    const write = () => (walState ? void writeState(o.redis, key, storedWalState(walState, rpo), log) : undefined);
+    let verdict: string | null = null;
+    const write = () => {
+      if (!walState) return;
+      const state = storedWalState(walState, rpo);
+      const now = rpo ? rpoCondition(t.name, new Date(), state).status : verdict;
+      void writeState(o.redis, key, state, log).then(() => {
+        if (now === verdict) return;
+        verdict = now;
+        o.onRpoVerdict?.(t.name);
+      });
+    };
     const archive = startWalArchive({
       ...common,
       target: t.name,

@@ -24,7 +24,7 @@ describe('rpoCondition', () => {
     const r = rpoCondition('shop', NOW, s);
     expect(r).toMatchObject({ status: 'ok', value: 20, summary: 'The RPO of shop is 20 s, within its objective 60 s' });
     expect(r.evidence).toMatch(
-      /^20 s \(objective 60 s\): the server is at 0\/3000200, the archive holds up to 0\/3000148, WAL missing from it since .*; the worker's disk alone holds up to 0\/3000200 \(not off-site yet\)$/,
+      /^20 s \(objective 60 s\): the server is at 0\/3000200, the archive holds up to 0\/3000148, WAL missing from it since .*; the receiver's spool on the worker holds up to 0\/3000200, not archived yet$/,
     );
     const over = rpoCondition('shop', NOW, { ...s, rpoBehindSince: ago(61_000).toISOString() });
     expect(over).toMatchObject({ status: 'failing', value: 61 });
