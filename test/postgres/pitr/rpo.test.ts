@@ -62,8 +62,9 @@ describe('RpoTracker', () => {
 });
 
 describe('partialInterval', () => {
-  it('is a quarter of the objective, at most a minute, at least a second', () => {
-    expect(partialInterval(3600)).toBe(60_000);
+  it('is a quarter of the objective, at most 30 s, at least a second', () => {
+    expect(partialInterval(3600)).toBe(30_000);
+    expect(partialInterval(120)).toBe(30_000);
     expect(partialInterval(60)).toBe(15_000);
     expect(partialInterval(10)).toBe(2500);
     expect(partialInterval(2)).toBe(1000);
