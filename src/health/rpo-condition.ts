@@ -25,7 +25,10 @@ export function rpoCondition(target: string, now: Date, s: WalState | null): Con
   const base = { condition: 'rpo', severity: 'critical' } as const;
   const objectiveS = Number(s?.rpoObjectiveSeconds);
   if (!s || !Number.isFinite(objectiveS) || objectiveS <= 0) {
-    const evidence = `unknown: no worker measures the RPO of ${target}; is a worker running, with this target's pitr section?`;
+    const evidence =
+      s?.receiver === 'not started' && s.error
+        ? `unknown: the WAL archive of ${target} is not running (${s.error})`
+        : `unknown: no worker measures the RPO of ${target}; is a worker running, with this target's pitr section?`;
     return { ...base, status: 'failing', summary: `The RPO of ${target} cannot be measured`, evidence };
   }
   const objectiveMs = objectiveS * 1000;

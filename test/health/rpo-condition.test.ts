@@ -53,6 +53,11 @@ describe('rpoCondition', () => {
     const known = rpoCondition('shop', NOW, state({ rpoMeasuredAt: ago(5000).toISOString(), rpoBehindSince: ago(90_000).toISOString(), rpoError: 'timeout' }));
     expect(known).toMatchObject({ status: 'failing', summary: 'The RPO of shop is at least 90 s, over its objective 60 s' });
     expect(rpoCondition('shop', NOW, null)).toMatchObject({ status: 'failing', summary: 'The RPO of shop cannot be measured' });
+    const notStarted = { receiver: 'not started' as const, since: ago(HOUR).toISOString(), error: 'pg_receivewal is not installed (postgresql-client-15)' };
+    expect(rpoCondition('shop', NOW, notStarted)).toMatchObject({
+      status: 'failing',
+      evidence: 'unknown: the WAL archive of shop is not running (pg_receivewal is not installed (postgresql-client-15))',
+    });
   });
 
   it('reaches evaluateHealth and the metrics: the RPO and its objective, no RPO series while unknown', async () => {
