@@ -3,8 +3,21 @@
 // the compiled modules, else — from a checkout that was never built — the TypeScript sources through tsx: slower
 // to start, same behaviour. A build older than the checkout's sources (a `git pull` without `npm run build`) is
 // not run: the sources are, with a line saying so, so `npm start` never runs stale code and never rebuilds.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// restore_command's fast path: a segment the prefetcher already fetched and checked (src/postgres/pitr/
+// wal-prefetch.ts) is handed over by a rename, before anything else is loaded. Recovery runs this once per segment.
+const [verb, , walName, walDest] = process.argv.slice(2);
+if (verb === 'wal-fetch' && process.argv.length === 6 && /^[0-9A-F]{24}$/.test(walName ?? '')) {
+  try {
+    renameSync(join(dirname(resolve(walDest)), '.pgbb-prefetch', walName), walDest);
+    process.exit(0);
+  } catch {
+    // Not read ahead (yet): the full wal-fetch below fetches it.
+  }
+}
 
 const bundled = new URL('../dist/bundle/main.js', import.meta.url);
 const compiled = new URL('../dist/main.js', import.meta.url);

@@ -40,6 +40,7 @@ export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawE
               slot: t.pitr.slot ?? `pgbb_${t.name.replace(/-/g, '_')}`,
               walRetentionDays: t.pitr.walRetentionDays,
               rpoSeconds: t.pitr.rpoSeconds,
+              ...(t.pitr.slotMaxBytes !== undefined ? { slotMaxBytes: t.pitr.slotMaxBytes } : {}),
             },
           }
         : {}),

@@ -21,7 +21,7 @@ export interface TargetConfig {
   /** How deeply restore tests and full restores check the restored copy (postgres/verify). */
   verify: 'counts' | 'content' | 'full';
   /** A continuous WAL archive (postgres/pitr): the replication URL (may hold a password), the slot, the policy. */
-  pitr?: { url: string; slot: string; walRetentionDays: number; rpoSeconds: number };
+  pitr?: { url: string; slot: string; walRetentionDays: number; rpoSeconds: number; slotMaxBytes?: number };
 }
 
 export interface Config {

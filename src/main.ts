@@ -48,11 +48,12 @@ async function main(argv: string[]): Promise<number> {
     case 'retention':
       return runRetention(args);
     case 'restore-pitr':
-    case 'wal-fetch': {
+    case 'wal-fetch':
+    case 'wal-prefetch': {
       // No DATABASE_URL: the server being recovered is not reachable yet, and may be the thing that is gone.
       const config = loadConfig(process.env, 'offline');
-      const { cliRestorePitr, cliWalFetch } = await import('./cli/pitr-cli.ts');
-      return (verb === 'wal-fetch' ? cliWalFetch : cliRestorePitr)(args, { config, io: cliIo() });
+      const { cliRestorePitr, cliWalFetch, cliWalPrefetch } = await import('./cli/pitr-cli.ts');
+      return { 'restore-pitr': cliRestorePitr, 'wal-fetch': cliWalFetch, 'wal-prefetch': cliWalPrefetch }[verb](args, { config, io: cliIo() });
     }
     case 'base-backup': {
       const config = loadConfig(process.env, 'cli');

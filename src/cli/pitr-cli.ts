@@ -5,6 +5,7 @@ import { loadIdentity } from '../crypto/age.ts';
 import { toUserMessage } from '../errors.ts';
 import { chooseBase, fetchWal, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
 import { PartialWalStore, recoverableWal } from '../postgres/pitr/partial-store.ts';
+import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 
 type Io = { out(l: string): void; err(l: string): void };
@@ -72,11 +73,32 @@ export async function cliWalFetch(args: string[], deps: { config: Config; io: Io
     const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
     // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
     // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
-    if (await fetchWal(new LocalWalStore(deps.config.backupDir, targetName), name, dest, identity)) return 0;
-    if (!/^[0-9A-F]{24}$/.test(name)) return 1;
-    return (await fetchWal(new PartialWalStore(deps.config.backupDir, targetName), name, dest, identity)) ? 0 : 1;
+    if (!(await fetchWal(new LocalWalStore(deps.config.backupDir, targetName), name, dest, identity))) {
+      if (!/^[0-9A-F]{24}$/.test(name) || !(await fetchWal(new PartialWalStore(deps.config.backupDir, targetName), name, dest, identity))) return 1;
+      // The newest WAL there is: nothing after it to read ahead.
+      await notePrefetchTaken(dest, name);
+      return 0;
+    }
+    // The next segments are read ahead from here on, by one detached process per data directory (wal-prefetch.ts).
+    await notePrefetchTaken(dest, name);
+    await startPrefetch({ bin: fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url)), target: targetName, name, dest, env: process.env }).catch(
+      () => undefined,
+    );
+    return 0;
   } catch (err) {
     deps.io.err(`wal-fetch of ${name} FAILED: ${toUserMessage(err)}`);
     return 1;
   }
+}
+
+/** `pg-backup-bot wal-prefetch <target> <after> <dir>`: started by wal-fetch, never by hand (wal-prefetch.ts). */
+export async function cliWalPrefetch(args: string[], deps: { config: Config; io: Io }): Promise<number> {
+  const [targetName, after, dir] = args;
+  if (!targetName || !after || !dir || args.length !== 3) {
+    deps.io.err('usage: pg-backup-bot wal-prefetch <target> <segment> <directory> (started by wal-fetch)');
+    return 2;
+  }
+  const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
+  await runPrefetch({ store: new LocalWalStore(deps.config.backupDir, targetName), identity, dir, after, depth: prefetchDepth(process.env) });
+  return 0;
 }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { walStatusLines } from './wal-status.ts';
+import { walStatusLines, walWindowLines } from './wal-status.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
@@ -180,8 +180,9 @@ async function postChecklist({ deps, log }: Ask, req: Request<'checklist'>): Pro
 
 async function listReply({ deps, listBackups }: Ask, req: Request<'list'>): Promise<Reply> {
   if (req.target) findTarget(deps.config, req.target);
-  const backups = await withDeadline(2500, listBackups(req.target), 'listing backups');
-  return { text: formatBackupList(backups, req.target, { time: (at) => slackDate(at, deps.config.timezone) }) };
+  const [backups, windows] = await withDeadline(2500, Promise.all([listBackups(req.target), walWindowLines(deps.config, req.target)]), 'listing backups');
+  const list = formatBackupList(backups, req.target, { time: (at) => slackDate(at, deps.config.timezone) });
+  return { text: windows.length ? `${list}\n\n${windows.join('\n')}`.slice(0, 3900) : list };
 }
 
 async function healthReply({ deps }: Ask, req: Request<'health'>): Promise<Reply> {

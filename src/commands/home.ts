@@ -9,6 +9,7 @@ import { plannedSchedulers, scheduleStatus } from '../schedules/index.ts';
 import { formatInZone } from '../schedules/time.ts';
 import { type Manifest, totalBytes } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
+import { windowText } from './wal-status.ts';
 
 /**
  * The bot's App Home: a live dashboard, one section per target — the newest backup and its age, the last restore
@@ -55,6 +56,8 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
   if (notice) blocks.push(section(`:point_right: ${notice}`));
   for (const { target, input, results } of parts) {
     const newest = newestOf(input.backups);
+    // The RPO as measured (the `rpo` condition), beside the window: what a loss of the server now would cost.
+    const rpo = results.find((r) => r.condition === 'rpo');
     const test = input.lastRestoreTest;
     const failing = results.filter((r) => r.status === 'failing');
     const next = rows
@@ -68,6 +71,8 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
           newest
             ? `Newest backup: \`${newest.backupId}\`, ${ago(new Date(newest.startedAt), now)} · ${formatBytes(totalBytes(newest))} in ${formatDuration(newest.durationMs)}`
             : 'Newest backup: none yet',
+          ...(input.walHealth ? [`Point-in-time recovery: ${windowText(deps.config, target.name, input.walHealth.archive)}`] : []),
+          ...(rpo ? [`${rpo.status === 'ok' ? '' : ':rotating_light: '}Measured RPO: ${escapeMrkdwn(rpo.summary)}`] : []),
           test
             ? `Last restore test: ${test.passed ? ':white_check_mark: passed' : ':x: FAILED'}, ${ago(test.at, now)}${test.durationMs !== undefined ? ` · restore time (RTO) ${formatDuration(test.durationMs)}` : ''}`
             : 'Last restore test: none yet',
@@ -85,9 +90,7 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
               .join('\n'),
       ),
     );
-    const rpo = results.find((r) => r.condition === 'rpo');
-    const measured = rpo ? ` · point-in-time recovery: ${rpo.status === 'ok' ? '' : ':rotating_light: '}${escapeMrkdwn(rpo.summary)}` : '';
-    blocks.push(context(`${next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'}${measured}`));
+    blocks.push(context(next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'));
     blocks.push({
       type: 'actions',
       block_id: `home-${target.name}`,

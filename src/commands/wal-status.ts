@@ -1,32 +1,40 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { escapeMrkdwn, formatDuration } from '../format.ts';
-import { rpoCondition } from '../health/index.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
-import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
-import { recoverableWal } from '../postgres/pitr/partial-store.ts';
-import { recoverableWindow } from '../postgres/pitr/window.ts';
+import { readArchiveFacts, rpoCondition, type WalArchiveFacts } from '../health/index.ts';
+
+/** The window as Slack shows it: each reader's own time zone, to the second (a recovery target is a second). */
+const when = (config: Config, d: Date) => slackDate(d, config.timezone, '{date_short_pretty} {time_secs}');
+
+/**
+ * "recoverable to any moment from … to …", with the gap that ends it or an older one it starts after; or why
+ * nothing is recoverable yet. Shared by `/backup status`, `/backup list` and the App Home.
+ */
+export function windowText(config: Config, target: string, a: WalArchiveFacts): string {
+  if (a.notKept) return `recoverable window: not known (${a.notKept})`;
+  if (a.unreadable) return `:rotating_light: the WAL archive could not be read: ${a.unreadable}`;
+  const first = a.gaps[0];
+  const more = a.gaps.length > 1 ? ` (+${a.gaps.length - 1} more)` : '';
+  const retake = `take a new base backup (\`pg-backup-bot base-backup ${target}\`): the window starts again after it`;
+  if (!a.window) {
+    if (first) return `:rotating_light: nothing recoverable: segment ${first} is missing${more}; ${retake}`;
+    return a.baseBackups === 0
+      ? `nothing recoverable yet: no base backup (\`pg-backup-bot base-backup ${target}\`)`
+      : 'nothing recoverable yet: no WAL archived after the base backup';
+  }
+  const range = `recoverable to any moment from ${when(config, a.window.from)} to ${when(config, a.window.to)}`;
+  if (!first) return range;
+  if (!a.reachesNewest) return `${range} — :rotating_light: a gap ends it: segment ${first} is missing${more}; ${retake}`;
+  const before = a.earlier ? `, and from ${when(config, a.earlier.from)} to ${when(config, a.earlier.to)} before it` : '';
+  return `${range} (after a gap: segment ${first} is missing${more}${before})`;
+}
 
 /**
  * `/backup status`'s lines for point-in-time recovery: each `pitr` target's WAL stream as its worker last wrote
  * it — up or down and since when, the newest segment archived and how long ago, or why it is not running.
  */
-/** "recoverable to any moment from … to …", the gap that ends it, or why nothing is recoverable yet. */
-async function windowLine(config: Config, target: string): Promise<string> {
-  if (config.s3?.mode === 'primary') return 'recoverable window: not known (the WAL archive needs local storage in this version)';
-  const [bases, wal] = await Promise.all([listBaseBackups(config.backupDir, target), recoverableWal(config.backupDir, target)]);
-  const w = recoverableWindow(bases, wal);
-  if (!w)
-    return bases.length === 0
-      ? `nothing recoverable yet: no base backup (\`pg-backup-bot base-backup ${target}\`)`
-      : 'nothing recoverable yet: no WAL archived after the base backup';
-  const range = `recoverable to any moment from ${slackDate(w.from, config.timezone)} to ${slackDate(w.to, config.timezone)}`;
-  return w.gaps.length
-    ? `${range} — :rotating_light: a gap ends it: segment ${w.gaps[0]} is missing${w.gaps.length > 1 ? ` (+${w.gaps.length - 1} more)` : ''}`
-    : range;
-}
-
 export async function walStatusLines(config: Config, redis: Redis, now = new Date()): Promise<string[]> {
   const targets = config.targets.filter((t) => t.pitr);
   const lines: string[] = [];
@@ -42,10 +50,17 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
       : 'nothing archived yet';
     const head = s.receiver === 'up' ? `:white_check_mark: streaming since ${since}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}`;
     lines.push(`• *${t.name}* (slot \`${t.pitr?.slot}\`): ${head}; ${last}${s.error ? `; ${s.error}` : ''}`);
-    lines.push(`   ${await windowLine(config, t.name)}`);
-    // The RPO as the health check judges it: measured against the archive, not the worker's disk.
+    lines.push(`   ${windowText(config, t.name, await readArchiveFacts(config, t.name))}`);
+    // The RPO as the health check judges it: measured against the archive, not the receiver's spool.
     const rpo = rpoCondition(t.name, now, s);
     lines.push(`   ${rpo.status === 'ok' ? '' : ':rotating_light: '}RPO: ${escapeMrkdwn(rpo.evidence)}`);
   }
   return lines.length ? ['*Point-in-time recovery (WAL archive)*', ...lines] : [];
+}
+
+/** `/backup list`'s lines for point-in-time recovery: each `pitr` target's window (of one target when named). */
+export async function walWindowLines(config: Config, only?: string): Promise<string[]> {
+  const targets = config.targets.filter((t) => t.pitr && (only === undefined || t.name === only));
+  const lines = await Promise.all(targets.map(async (t) => `• *${t.name}*: ${windowText(config, t.name, await readArchiveFacts(config, t.name))}`));
+  return lines.length ? ['*Point-in-time recovery*', ...lines] : [];
 }

@@ -15,6 +15,9 @@ export interface EphemeralPostgres {
   url: string;
   port: number;
   binDir: string;
+  /** The cluster's data directory, and the directory holding it, its log (server.log) and its socket. */
+  dataDir: string;
+  dir: string;
   stop(): Promise<void>;
 }
 
@@ -99,6 +102,8 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     binDir,
+    dataDir,
+    dir,
     async stop() {
       if (stopped) return;
       stopped = true;

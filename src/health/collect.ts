@@ -5,6 +5,7 @@ import type { Storage } from '../storage/index.ts';
 import { evaluateHealth } from './conditions.ts';
 import type { RunLog } from './last-runs.ts';
 import type { ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
+import type { WalHealthFacts } from './wal-types.ts';
 
 export interface HealthSources {
   storage: Storage;
@@ -21,6 +22,8 @@ export interface HealthSources {
   encryptionRequired?: (target: string) => boolean;
   /** Whether a target has point-in-time recovery (a `pitr` section): its WAL stream is then judged too. */
   pitr?: (target: string) => boolean;
+  /** A point-in-time-recovery target's archive (window, gaps) and slot on the server, read once per check. */
+  walHealth?: (target: string) => Promise<WalHealthFacts>;
   /**
    * When a target that was never backed up is due its first backup (target-thresholds.ts firstBackupDue), counted
    * from when the bot first watched it (the run log, in Redis). Without it, or without Redis, a target with no
@@ -31,7 +34,7 @@ export interface HealthSources {
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
 export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
-  const [backups, lastBackupRun, records, active, disk, firstSeen, wal] = await Promise.all([
+  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth] = await Promise.all([
     sources.storage.list(target),
     sources.runs ? sources.runs.last(target) : Promise.resolve(null),
     sources.storage.listRecords('restore-test', target),
@@ -40,6 +43,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     // Asked on every check, not only without backups: a target whose backups all vanish later is long past its due.
     sources.runs && sources.firstBackupDue ? sources.runs.firstSeen(target, now) : Promise.resolve(null),
     sources.runs && sources.pitr?.(target) ? sources.runs.walState(target).then((state) => ({ state })) : Promise.resolve(undefined),
+    sources.walHealth && sources.pitr?.(target) ? sources.walHealth(target) : Promise.resolve(undefined),
   ]);
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
@@ -70,6 +74,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     ...(thresholds ? { thresholds } : {}),
     ...(firstBackupDueAt ? { firstBackupDueAt } : {}),
     ...(wal ? { wal } : {}),
+    ...(walHealth ? { walHealth } : {}),
   };
 }
 

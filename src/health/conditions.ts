@@ -1,6 +1,7 @@
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import { rpoCondition } from './rpo-condition.ts';
+import { walConditions } from './wal-conditions.ts';
 import {
   type BackupRunSummary,
   type ConditionResult,
@@ -127,6 +128,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
+    ...walConditions(input.target, input.walHealth),
     ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];
 }

@@ -22,3 +22,5 @@ export { checkTarget, encryptionRequired } from './collect.ts';
 export { healthSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';
 export { firstBackupDue, targetThresholds } from './target-thresholds.ts';
+export { readArchiveFacts } from './wal-facts.ts';
+export { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';

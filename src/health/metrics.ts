@@ -1,6 +1,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { type Manifest, totalBytes } from '../storage/index.ts';
 import type { BackupRunSummary, ConditionResult, RestoreTestSummary } from './types.ts';
+import { createWalMetrics } from './wal-metrics.ts';
+import type { WalHealthFacts } from './wal-types.ts';
 
 export type QueueState = 'waiting' | 'active' | 'failed' | 'delayed';
 export const QUEUE_STATES: readonly QueueState[] = ['waiting', 'active', 'failed', 'delayed'];
@@ -18,6 +20,8 @@ export interface TargetMetricsInput {
   rpoObjectiveSeconds?: number;
   /** The scrape's time, for the ages (default: now). */
   now?: Date;
+  /** A point-in-time-recovery target's archive and slot (wal-metrics.ts); absent for other targets. */
+  walHealth?: WalHealthFacts;
 }
 
 export interface HealthMetrics {
@@ -95,6 +99,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
   });
   const rpoObjective = new Gauge({ name: 'pgbb_wal_rpo_objective_seconds', help: 'The RPO objective (pitr.rpoSeconds)', labelNames: target, registers });
   const queueJobs = new Gauge({ name: 'pgbb_queue_jobs', help: 'BullMQ jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
+  const wal = createWalMetrics(registers);
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   return {
@@ -127,6 +132,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
       }
       if (input.lastRestoreTest?.durationMs !== undefined) restoreDuration.set(labels, input.lastRestoreTest.durationMs / 1000);
       else restoreDuration.remove(labels);
+      wal.update(name, input.walHealth);
       // No series while unknown, never 0: 0 would say the archive holds everything.
       const measured = input.results.find((r) => r.condition === 'rpo')?.value;
       if (measured !== undefined) rpo.set(labels, measured);

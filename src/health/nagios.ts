@@ -4,8 +4,9 @@ export type NagiosExitCode = 0 | 1 | 2;
 
 function exitCodeOf(r: ConditionResult): NagiosExitCode {
   if (r.status === 'ok') return 0;
-  // Nagios has no "error" state: a failing backup must not look milder than a full disk.
-  return r.severity === 'warning' ? 1 : 2;
+  // Nagios has no "error" state: a failing backup must not look milder than a full disk. A quiet failure (nothing
+  // paged: a first backup not yet due, a slot the bot could not read) is a warning, as /backup health shows it.
+  return r.severity === 'warning' || r.quiet ? 1 : 2;
 }
 
 const WORDS: Record<NagiosExitCode, string> = { 0: 'OK', 1: 'WARNING', 2: 'CRITICAL' };

@@ -40,7 +40,7 @@ export function rpoCondition(target: string, now: Date, s: WalState | null): Con
   if (fresh) {
     const rpoMs = behindMs ?? 0;
     const worker =
-      s.flushedLsn && s.archivedLsn && s.flushedLsn !== s.archivedLsn
+      s.flushedLsn && s.archivedLsn && lsn(s.flushedLsn) > lsn(s.archivedLsn)
         ? `; the receiver's spool on the worker holds up to ${s.flushedLsn}, not archived yet`
         : '';
     const holds = s.archivedLsn && s.archivedLsn !== '0/0' ? `the archive holds up to ${s.archivedLsn}` : 'the archive holds none of its WAL yet';

@@ -39,6 +39,7 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
       results,
       queueDepths,
       now,
+      ...(input.walHealth ? { walHealth: input.walHealth } : {}),
       ...(target.pitr ? { rpoObjectiveSeconds: target.pitr.rpoSeconds } : {}),
     });
   }

@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import { encryptionRequired, type HealthSources } from './collect.ts';
 import { firstBackupDue, targetThresholds } from './target-thresholds.ts';
+import { readWalHealthFacts } from './wal-facts.ts';
 
 /**
  * Health sources judged by the config's rules (thresholds per target, first-backup due dates, which targets must be
@@ -17,5 +18,6 @@ export function healthSources(config: Config, from: Pick<HealthSources, 'storage
     firstBackupDue: firstBackupDue(config),
     encryptionRequired: encryptionRequired(config),
     pitr: (target) => config.targets.some((t) => t.name === target && t.pitr !== undefined),
+    walHealth: (target) => readWalHealthFacts(config, target),
   };
 }

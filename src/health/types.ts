@@ -1,8 +1,21 @@
 // The storage room's leaf of schemas, not its door: config.ts reads these types, and the door's copy.ts reads the config.
 import type { Manifest, RetentionClass } from '../storage/manifest.ts';
+import type { WalHealthFacts } from './wal-types.ts';
 
 /** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */
-export const HEALTH_CONDITIONS = ['stale', 'size', 'slow', 'disk', 'backup-failing', 'restore-test-failing', 'unencrypted', 'wal-stream', 'rpo'] as const;
+export const HEALTH_CONDITIONS = [
+  'stale',
+  'size',
+  'slow',
+  'disk',
+  'backup-failing',
+  'restore-test-failing',
+  'unencrypted',
+  'wal-stream',
+  'wal-gap',
+  'wal-slot',
+  'rpo',
+] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
 
 export type HealthStatus = 'ok' | 'failing';
@@ -101,6 +114,8 @@ export interface HealthInput {
    * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` and `rpo` are not judged.
    */
   wal?: { state: ({ receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } & WalRpoFields) | null };
+  /** A target with point-in-time recovery: its archive's window and gaps, and its slot on the server (wal-gap, wal-slot). */
+  walHealth?: WalHealthFacts;
 }
 
 /** The measured RPO as the worker writes it beside the WAL stream's state (jobs/wal-state.ts StoredWalState). */

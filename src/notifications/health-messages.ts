@@ -14,6 +14,8 @@ const LABEL: Record<string, string> = {
   'restore-test-failing': 'last restore test failed',
   unencrypted: 'backup not encrypted',
   'wal-stream': 'WAL stream down',
+  'wal-gap': 'gap in the WAL archive',
+  'wal-slot': 'replication slot holding WAL',
   rpo: 'RPO not within its objective',
 };
 
@@ -29,6 +31,8 @@ const NAME: Record<string, string> = {
   'restore-test-failing': 'last restore test',
   unencrypted: 'encryption',
   'wal-stream': 'WAL stream',
+  'wal-gap': 'WAL archive',
+  'wal-slot': 'replication slot',
   rpo: 'RPO',
 };
 
@@ -65,7 +69,8 @@ export function healthOverview(perTarget: Array<{ target: string; results: Condi
     .map(({ target, results, stored }) => {
       const lines = results.map((r) => {
         const since = stored[r.condition]?.status === r.status ? stored[r.condition]?.since : undefined;
-        const icon = r.status === 'ok' ? ':white_check_mark:' : r.severity === 'warning' ? ':warning:' : ':rotating_light:';
+        // A quiet failure (nothing paged: a first backup not yet due, a slot that could not be read) is a warning to read.
+        const icon = r.status === 'ok' ? ':white_check_mark:' : r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:';
         return `${icon} ${conditionHeading(r)}: ${escapeMrkdwn(r.evidence)}${since ? ` _(since ${formatTime(since)})_` : ''}`;
       });
       return `*${target}*\n${lines.join('\n')}`;

@@ -107,6 +107,12 @@ export const ScheduleTargetSchema = z
           .optional(),
         walRetentionDays: z.number().int().min(1).max(366).default(7),
         rpoSeconds: z.number().int().min(10).max(86_400).default(3600),
+        /** WAL the slot may hold on the server before `wal-slot` fails (bytes; default 8 GiB, health/wal-types.ts). */
+        slotMaxBytes: z
+          .number()
+          .int()
+          .min(16 * 1024 * 1024, 'at least one WAL segment (16777216 bytes)')
+          .optional(),
       })
       .strict()
       .optional(),

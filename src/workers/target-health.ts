@@ -1,10 +1,10 @@
 import type { Job, Queue, Worker } from 'bullmq';
 import type { Config } from '../config.ts';
-import { checkTarget, encryptionRequired } from '../health/index.ts';
+import { checkTarget, healthSources } from '../health/index.ts';
 import { pagerCondition } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { AppliedResult, HealthState } from '../health/index.ts';
-import { firstBackupDue, targetThresholds } from '../health/index.ts';
+import { targetThresholds } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
@@ -55,16 +55,10 @@ export function createTargetEvaluator(deps: TargetHealthDeps): TargetEvaluator {
 
 async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, log: Logger): Promise<ConditionResult[]> {
   const { config } = deps;
+  // The same sources as /backup health (pitr targets' WAL stream, archive and slot included), judged at `at`.
   const sources = {
-    storage: deps.storage,
-    runs: deps.runs,
-    backupQueue: deps.backupQueue,
-    thresholds: config.health.thresholds,
+    ...healthSources(config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue }),
     thresholdsFor: targetThresholds(config, () => at),
-    encryptionRequired: encryptionRequired(config),
-    firstBackupDue: firstBackupDue(config),
-    // Targets with point-in-time recovery: their WAL stream and RPO are judged (and paged) too.
-    pitr: (name: string) => config.targets.some((t) => t.name === name && t.pitr !== undefined),
   };
   const { results } = await checkTarget(sources, target, at);
   const applied = await deps.state.apply(target, results, at);

@@ -81,7 +81,7 @@ describe('a target with point-in-time recovery, as the bot runs it', () => {
     expect((await openHome({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, userId: 'U0OPS' })).status).toBe(200);
     const view = await until(async () => h.slack.homes.slice(since).find((v) => v.user === 'U0OPS'), undefined);
     expect(validateBlocks(view.blocks, 100)).toBeNull();
-    expect(JSON.stringify(view.blocks)).toMatch(/point-in-time recovery: The RPO of shop is \d+ s, within its objective 1 h 0 min/);
+    expect(JSON.stringify(view.blocks)).toMatch(/Measured RPO: The RPO of shop is \d+ s, within its objective 1 h 0 min/);
   });
 });
 

@@ -7,6 +7,7 @@ import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { errnoCode, fsyncDir, readdirIfExists, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import type { ArtifactWriter } from '../../storage/index.ts';
+import { archivedWal } from './wal-index.ts';
 import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
 
 /**
@@ -94,11 +95,11 @@ export class PartialWalStore {
 }
 
 /**
- * Every WAL file a recovery can fetch: the archived ones, and for a segment not archived whole, its newest partial
+ * Every WAL file a recovery can fetch: the archived ones (the cached index, wal-index.ts), and for a segment not archived whole, its newest partial
  * snapshot, whose `archivedAt` is the time its WAL reaches (for the recoverable window).
  */
 export async function recoverableWal(root: string, target: string): Promise<WalEntry[]> {
-  const [full, partial] = await Promise.all([new LocalWalStore(root, target).list(), new PartialWalStore(root, target).list()]);
+  const [full, partial] = await Promise.all([archivedWal(new LocalWalStore(root, target)), new PartialWalStore(root, target).list()]);
   const have = new Set(full.map((e) => e.name));
   const extra = partial.filter((p) => !have.has(p.name)).map((p): WalEntry => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt }));
   return [...full, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

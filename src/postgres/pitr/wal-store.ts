@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -62,7 +63,16 @@ export class LocalWalStore {
     try {
       return WalEntrySchema.parse(JSON.parse(await readFile(join(this.dir, `${name}.json`), 'utf8')));
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return null;
+      const code = errnoCode(err);
+      if (code === 'ENOENT') return null;
+      if (code === 'EACCES') {
+        const user = process.getuid?.() === undefined ? 'this user' : `user ${userInfo().username}`;
+        throw new BotError(
+          'storage_failed',
+          `WAL ${name} in ${this.describe()} may not be read by ${user} (permission denied): the user who runs the restore (or the recovering server, through restore_command) must be able to read BACKUP_DIR.`,
+          { cause: err },
+        );
+      }
       throw new BotError('storage_failed', `The index entry of WAL ${name} in ${this.describe()} is unreadable.`, { cause: err });
     }
   }

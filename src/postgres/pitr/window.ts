@@ -10,45 +10,79 @@ export function segmentPosition(name: string): { timeline: number; n: number } {
 export function segmentOf(lsn: string, timeline: number): string {
   const [hi, lo] = lsn.split('/').map((h) => Number.parseInt(h, 16)) as [number, number];
   const seg = Math.floor(lo / 0x1000000);
-  const hex = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
-  return `${hex(timeline)}${hex(hi)}${hex(seg)}`;
+  return segmentName(timeline, hi * 0x100 + seg);
 }
 
+const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
+const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
+
 export interface RecoverableWindow {
-  /** From the end of the oldest base backup whose WAL is all archived, to the newest segment archived. */
+  /** From the end of a base backup whose WAL is all archived, to the newest segment archived before any gap. */
   from: Date;
   to: Date;
-  /** Segments missing between a base backup's start and the newest archived one: recovery cannot cross them. */
+  /** Segments missing between the oldest base backup's start and the newest archived one: recovery cannot cross them. */
   gaps: string[];
+  /**
+   * Whether the window reaches the newest archived segment: no gap, or a base backup started after the last gap.
+   * False: recovery ends at the first gap, and every moment after it is out of reach until a new base backup.
+   */
+  reachesNewest: boolean;
+  /** A stretch before a gap that an older base backup still reaches, when the window itself starts after the gap. */
+  earlier?: { from: Date; to: Date };
+}
+
+/** Segments missing (on the newest segment's timeline) from the oldest base backup's start to the newest archived. */
+export function walGaps(bases: BaseBackup[], wal: WalEntry[]): string[] {
+  const segments = wal.filter((e) => !e.name.endsWith('.history'));
+  const oldest = bases[0];
+  const newest = segments.at(-1);
+  if (!oldest || !newest) return [];
+  const first = segmentPosition(segmentOf(oldest.startLsn, oldest.timeline));
+  const last = segmentPosition(newest.name);
+  // A timeline switch since the base backup is not followed here: no gap is claimed across it.
+  if (first.timeline !== last.timeline) return [];
+  const have = new Set(segments.map((e) => segmentPosition(e.name)).flatMap((p) => (p.timeline === last.timeline ? [p.n] : [])));
+  const gaps: string[] = [];
+  for (let n = first.n; n <= last.n; n++) if (!have.has(n)) gaps.push(segmentName(last.timeline, n));
+  return gaps;
 }
 
 /**
- * What point-in-time recovery can reach now: null without a base backup and WAL after it. A gap ends the
- * window before it (recovery replays in order), and is named.
+ * What point-in-time recovery can reach now: null without a base backup and WAL after it. Recovery replays WAL in
+ * order from a base backup's start, so a gap ends the window before it; a base backup started after the last gap
+ * opens a window again, from its end to the newest segment archived. Gaps are named either way.
  */
 export function recoverableWindow(bases: BaseBackup[], wal: WalEntry[]): RecoverableWindow | null {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
   const oldest = bases[0];
   const newest = segments.at(-1);
   if (!oldest || !newest) return null;
-  const first = segmentPosition(segmentOf(oldest.startLsn, oldest.timeline));
-  const have = new Set(segments.map((e) => `${segmentPosition(e.name).timeline}:${segmentPosition(e.name).n}`));
-  const last = segmentPosition(newest.name);
-  const gaps: string[] = [];
-  let to = new Date(newest.archivedAt);
-  for (let n = first.n; n <= last.n && first.timeline === last.timeline; n++) {
-    if (have.has(`${first.timeline}:${n}`)) continue;
-    const name = `${first.timeline.toString(16).toUpperCase().padStart(8, '0')}${Math.floor(n / 0x100)
-      .toString(16)
-      .toUpperCase()
-      .padStart(8, '0')}${(n % 0x100).toString(16).toUpperCase().padStart(8, '0')}`;
-    if (gaps.length === 0) {
-      // The window ends with the last segment archived before the first gap.
-      const before = segments.filter((e) => segmentPosition(e.name).n < n).at(-1);
-      if (before) to = new Date(before.archivedAt);
-    }
-    gaps.push(name);
+  const gaps = walGaps(bases, wal);
+  const end = new Date(newest.archivedAt);
+  const lastGap = gaps.at(-1);
+  const resume = lastGap
+    ? bases.find((b) => {
+        const p = segmentPosition(segmentOf(b.startLsn, b.timeline));
+        const g = segmentPosition(lastGap);
+        return p.timeline === g.timeline && p.n > g.n;
+      })
+    : oldest;
+  const tail = resume && Date.parse(resume.finishedAt) <= end.getTime() ? { from: new Date(resume.finishedAt), to: end } : null;
+  const firstGap = gaps[0];
+  let head: { from: Date; to: Date } | null = null;
+  if (firstGap) {
+    // The stretch before the first gap ends with the last segment archived before it.
+    const g = segmentPosition(firstGap).n;
+    const before = segments.filter((e) => segmentPosition(e.name).n < g).at(-1);
+    if (before && Date.parse(oldest.finishedAt) <= Date.parse(before.archivedAt)) head = { from: new Date(oldest.finishedAt), to: new Date(before.archivedAt) };
   }
-  if (Date.parse(oldest.finishedAt) > to.getTime()) return null;
-  return { from: new Date(oldest.finishedAt), to, gaps };
+  if (tail) return { ...tail, gaps, reachesNewest: true, ...(head && resume !== oldest ? { earlier: head } : {}) };
+  if (head) return { ...head, gaps, reachesNewest: false };
+  return null;
+}
+
+/** Whether a moment lies in the window, or in the stretch before a gap an older base backup still reaches. */
+export function inWindow(w: RecoverableWindow, at: Date): boolean {
+  const t = at.getTime();
+  return [w, w.earlier].some((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
 }

@@ -1,0 +1,53 @@
+import type { Config } from '../config.ts';
+import { isBotError, toUserMessage } from '../errors.ts';
+import { serverLabel } from '../postgres/connection.ts';
+import { readSlot } from '../postgres/pitr/slot-state.ts';
+import { recoverableWal } from '../postgres/pitr/partial-store.ts';
+import { archivedBases } from '../postgres/pitr/wal-index.ts';
+import { recoverableWindow, walGaps } from '../postgres/pitr/window.ts';
+import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
+
+// The server's or the file system's own words (a refused connection, a timeout, a bad index file): they name no secret.
+const messageOf = (err: unknown) =>
+  isBotError(err) ? toUserMessage(err) : err instanceof Error ? (err.message.split('\n')[0] ?? '').slice(0, 200) : String(err).slice(0, 200);
+
+/** The archive's window and gaps, from the cached index (postgres/pitr/wal-index.ts). */
+export async function readArchiveFacts(config: Config, target: string): Promise<WalArchiveFacts> {
+  const none = { baseBackups: 0, newestSegment: null, gaps: [], reachesNewest: true, window: null, earlier: null };
+  if (config.s3?.mode === 'primary') return { ...none, notKept: 'the WAL archive needs local storage (BACKUP_DIR) in this version' };
+  try {
+    const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), recoverableWal(config.backupDir, target)]);
+    const w = recoverableWindow(bases, wal);
+    const gaps = w?.gaps ?? walGaps(bases, wal);
+    return {
+      baseBackups: bases.length,
+      newestSegment: wal.filter((e) => !e.name.endsWith('.history')).at(-1)?.name ?? null,
+      gaps,
+      reachesNewest: w ? w.reachesNewest : gaps.length === 0,
+      window: w ? { from: w.from, to: w.to } : null,
+      earlier: w?.earlier ?? null,
+    };
+  } catch (err) {
+    return { ...none, unreadable: messageOf(err) };
+  }
+}
+
+/** The slot on the source server, asked once through the target's normal connection. */
+export async function readSlotFacts(config: Config, target: string): Promise<WalSlotFacts> {
+  const t = config.targets.find((x) => x.name === target);
+  const name = t?.pitr?.slot ?? `pgbb_${target}`;
+  const limitBytes = t?.pitr?.slotMaxBytes ?? DEFAULT_SLOT_MAX_BYTES;
+  if (!t) return { name, limitBytes, error: `no target named ${target} is configured` };
+  const server = serverLabel(t.url);
+  try {
+    return { name, limitBytes, server, ...(await readSlot(t.url, name)) };
+  } catch (err) {
+    return { name, limitBytes, server, error: messageOf(err) };
+  }
+}
+
+/** What `wal-gap` and `wal-slot` judge, read in parallel. */
+export async function readWalHealthFacts(config: Config, target: string): Promise<WalHealthFacts> {
+  const [archive, slot] = await Promise.all([readArchiveFacts(config, target), readSlotFacts(config, target)]);
+  return { archive, slot };
+}

@@ -1,0 +1,89 @@
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
+import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
+import type { LocalWalStore, WalEntry } from './wal-store.ts';
+
+/**
+ * The WAL index and the base backups of a target, read cheaply enough for every `/backup status`, `/backup list`,
+ * `/backup health`, App Home view and /metrics scrape. An index entry is written once (tmp + rename) and never
+ * changed, so a listing parses only the entries it has not seen; and while the `_wal` directory's mtime is the one
+ * of the last listing, the listing itself is reused. A directory modified within the last two seconds is listed
+ * again next time whatever its mtime says: a file added in the same clock tick as the listing leaves the mtime as
+ * it was (coarse file-system timestamps), and would otherwise stay unseen.
+ */
+interface WalListing {
+  mtimeNs: bigint;
+  racy: boolean;
+  entries: Map<string, WalEntry>;
+  list: WalEntry[];
+}
+
+const RACY_MS = 2000;
+/** Index entries parsed at once on a first listing (a week of WAL can be thousands of files). */
+const BATCH = 64;
+const walListings = new Map<string, WalListing>();
+const baseRecords = new Map<string, { sig: string; record: BaseBackup }>();
+
+const byName = (a: WalEntry, b: WalEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/**
+ * Every archived WAL file whose index entry and stored file are both there, in name order. An entry whose file is
+ * gone (removed from storage by hand, a disk error) is left out: recovery could not fetch it, so it is a gap.
+ */
+export async function archivedWal(store: LocalWalStore): Promise<WalEntry[]> {
+  const st = await stat(store.dir, { bigint: true }).catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') return null;
+    throw err;
+  });
+  if (!st) {
+    walListings.delete(store.dir);
+    return [];
+  }
+  const known = walListings.get(store.dir);
+  if (known && known.mtimeNs === st.mtimeNs && !known.racy) return known.list;
+  const names = await readdir(store.dir);
+  const present = new Set(names);
+  const indexed = names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length));
+  const entries = new Map<string, WalEntry>();
+  const unseen: string[] = [];
+  for (const name of indexed) {
+    const e = known?.entries.get(name);
+    if (e) entries.set(name, e);
+    else unseen.push(name);
+  }
+  for (let i = 0; i < unseen.length; i += BATCH) {
+    const read = await Promise.all(unseen.slice(i, i + BATCH).map((n) => store.entry(n)));
+    for (const e of read) if (e) entries.set(e.name, e);
+  }
+  const list = [...entries.values()].filter((e) => present.has(e.file)).sort(byName);
+  const racy = Date.now() - Number(st.mtimeNs / 1_000_000n) < RACY_MS;
+  walListings.set(store.dir, { mtimeNs: st.mtimeNs, racy, entries, list });
+  return list;
+}
+
+/**
+ * The base backups of a target, oldest (by end) first: those whose `base.json` exists (written last). A record is
+ * parsed again only when its file changed (inode, size, mtime).
+ */
+export async function archivedBases(root: string, target: string): Promise<BaseBackup[]> {
+  const dir = join(root, target, '_base');
+  const found: BaseBackup[] = [];
+  for (const id of await readdirIfExists(dir)) {
+    const path = join(dir, id, 'base.json');
+    // One stat per base backup (there are a handful): a record removed or replaced is never served from memory.
+    const st = await stat(path, { bigint: true }).catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return null;
+      throw err;
+    });
+    if (!st) continue;
+    const sig = `${st.ino}:${st.size}:${st.mtimeNs}`;
+    let known = baseRecords.get(path);
+    if (known?.sig !== sig) {
+      known = { sig, record: BaseBackupSchema.parse(JSON.parse(await readFile(path, 'utf8'))) };
+      baseRecords.set(path, known);
+    }
+    found.push(known.record);
+  }
+  return found.sort((a, b) => Date.parse(a.finishedAt) - Date.parse(b.finishedAt));
+}

@@ -1,0 +1,201 @@
+import { randomBytes } from 'node:crypto';
+import { rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Job } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildHome } from '../../src/commands/home.ts';
+import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { createHealthState } from '../../src/health/state.ts';
+import { runBaseBackup } from '../../src/postgres/pitr/base-backup.ts';
+import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
+import { segmentOf } from '../../src/postgres/pitr/window.ts';
+import { findPgProgram, findPgTools } from '../../src/postgres/tools.ts';
+import { healthProcessor } from '../../src/workers/health-worker.ts';
+import { withClient } from '../support/postgres-helpers.ts';
+import { type Harness, slash, startHarness } from './harness.ts';
+
+/**
+ * The recoverable window and the archive's two health conditions, as people see them through Slack (the strict
+ * stand-in) and PagerDuty, on a server of their own: `shop` streams its WAL, and loses a segment from storage;
+ * `idle` has a slot nobody consumes (its receiver cannot log in) while the server writes past its small limit.
+ */
+let h: Harness;
+let pg: EphemeralPostgres;
+let cfg: string;
+const tag = randomBytes(3).toString('hex');
+const shopSlot = `pgbb_shop_${tag}`;
+const idleSlot = `pgbb_idle_${tag}`;
+const LIMIT = 32 * 1024 * 1024;
+
+beforeAll(async () => {
+  pg = await startEphemeralPostgres();
+  cfg = join(tmpdir(), `pgbb-walhealth-${process.pid}-${tag}.yml`);
+  await writeFile(
+    cfg,
+    [
+      'encryption: age',
+      'targets:',
+      '  - name: shop',
+      '    urlEnv: SHOP_URL',
+      '    environment: production',
+      `    pitr: { urlEnv: SHOP_REPLICATION_URL, slot: ${shopSlot} }`,
+      '  - name: idle',
+      '    urlEnv: SHOP_URL',
+      '    environment: production',
+      `    pitr: { urlEnv: IDLE_REPLICATION_URL, slot: ${idleSlot}, slotMaxBytes: ${LIMIT} }`,
+      '',
+    ].join('\n'),
+  );
+  // The idle slot reserves WAL from now on; its receiver logs in as a role the server does not have.
+  await withClient(pg.url, (c) => c.query('SELECT pg_create_physical_replication_slot($1, true)', [idleSlot]));
+  h = await startHarness({
+    pgUrl: inject('pgUrl'),
+    redisUrl: inject('redisUrl'),
+    env: {
+      BOT_CONFIG: cfg,
+      SHOP_URL: pg.url,
+      SHOP_REPLICATION_URL: pg.url,
+      IDLE_REPLICATION_URL: pg.url.replace('postgres://postgres@', 'postgres://pgbb_no_such_role@'),
+    },
+  });
+});
+
+afterAll(async () => {
+  await h?.stop();
+  await pg?.stop();
+  await rm(cfg, { force: true });
+});
+
+const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+/** Writes a little and switches WAL: the segment just completed, by name. */
+const completeSegment = () =>
+  withClient(pg.url, async (c) => {
+    await c.query('CREATE TABLE IF NOT EXISTS probe (n int)');
+    await c.query('INSERT INTO probe SELECT generate_series(1, 1000)');
+    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+    await c.query('SELECT pg_switch_wal()');
+    return rows[0]?.name as string;
+  });
+
+const store = () => new LocalWalStore(h.backupDir, 'shop');
+const archived = (name: string) => until(`WAL ${name} archived`, async () => ((await store().list()).some((e) => e.name === name) ? true : undefined));
+
+async function baseBackup() {
+  const tools = await findPgTools({ serverMajor: 15 });
+  const pgBasebackup = await findPgProgram('pg_basebackup', tools.pgDump, tools.major);
+  if (!pgBasebackup) throw new Error('pg_basebackup is not installed');
+  return runBaseBackup({
+    target: 'shop',
+    root: h.backupDir,
+    replicationUrl: pg.url,
+    pgBasebackup,
+    zstd: 'zstd',
+    level: 2,
+    recipients: h.config.encryption.recipients,
+    ageEngine: undefined,
+  });
+}
+
+function runHealth() {
+  const d = h.service.deps;
+  return healthProcessor({
+    config: d.config,
+    storage: d.storage,
+    runs: d.runs,
+    state: createHealthState(d.workerRedis, d.config.queuePrefix),
+    backupQueue: d.queues.backup,
+    notifier: d.notifier,
+    escalation: d.escalation,
+    log: d.log,
+  })({ id: `health-${Date.now()}` } as Job);
+}
+
+const pages = (target: string, condition: string, action: string) =>
+  h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${target}/${condition}` && e.event_action === action);
+const settle = (target: string, condition: string, action: string) =>
+  until(`a ${action} of ${target}/${condition}`, async () => pages(target, condition, action)[0], 30_000);
+
+describe('the recoverable window and the WAL archive’s health', () => {
+  let missing: string;
+
+  it('shows the window in /backup list, /backup health and the App Home once a base backup and WAL after it are archived', async () => {
+    await until('the shop stream', async () =>
+      (await slash(h, '/backup', 'status')).text.includes(`(slot \`${shopSlot}\`): :white_check_mark:`) ? true : undefined,
+    );
+    const base = await baseBackup();
+    const segments = [await completeSegment(), await completeSegment(), await completeSegment()];
+    for (const s of segments) await archived(s);
+    const list = (await slash(h, '/backup', 'list shop')).text;
+    expect(list).toMatch(/\*Point-in-time recovery\*\n• \*shop\*: recoverable to any moment from <!date\^\d+\^[^|]+\|[^>]+> to <!date\^\d+\^[^|]+\|[^>]+>$/m);
+    const health = (await slash(h, '/backup', 'health shop')).text;
+    expect(health).toMatch(/:white_check_mark: WAL archive: no segment missing; recoverable to any moment from \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to /);
+    expect(health).toMatch(/:white_check_mark: replication slot: slot pgbb_shop_\w+ holds [\d.]+ (B|KB|MB) of WAL \(limit 8\.0 GB\); a receiver is connected/);
+    const d = h.service.deps;
+    const home = JSON.stringify((await buildHome({ config: d.config, storage: d.storage, queue: d.queues.backup, runs: d.runs })).blocks);
+    expect(home).toContain('Point-in-time recovery: recoverable to any moment from <!date^');
+    // The segment to lose: after the base backup's start, with a newer one archived behind it.
+    const first = segmentOf(base.startLsn, base.timeline);
+    const after = (await store().list()).map((e) => e.name).filter((n) => n > first && !n.endsWith('.history'));
+    missing = after[0] as string;
+    expect(after.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('names a segment removed from storage as a gap in /backup list and /backup health, and pages wal-gap once', async () => {
+    const entry = (await store().list()).find((e) => e.name === missing);
+    await unlink(join(store().dir, entry?.file as string));
+    const list = (await slash(h, '/backup', 'list shop')).text;
+    expect(list).toContain(`:rotating_light: a gap ends it: segment ${missing} is missing; take a new base backup (\`pg-backup-bot base-backup shop\`)`);
+    const health = (await slash(h, '/backup', 'health shop')).text;
+    expect(health).toContain(`:rotating_light: gap in the WAL archive: segment ${missing} is missing from the WAL archive: recovery cannot cross it`);
+    expect((await runHealth()).failing).toContain('shop/wal-gap');
+    await runHealth();
+    const page = await settle('shop', 'wal-gap', 'trigger');
+    expect(pages('shop', 'wal-gap', 'trigger')).toHaveLength(1);
+    expect(page.payload?.severity).toBe('critical');
+    expect(page.payload?.summary).toBe(`The WAL archive of shop has a gap: segment ${missing} is missing`);
+    expect([...h.slack.messages.values()].filter((m) => (m.text ?? '').startsWith('shop: gap in the WAL archive'))).toHaveLength(1);
+  });
+
+  it('clears the gap once a new base backup and WAL after it are archived: the window starts again after it', async () => {
+    await baseBackup();
+    await archived(await completeSegment());
+    expect((await runHealth()).failing).not.toContain('shop/wal-gap');
+    await settle('shop', 'wal-gap', 'resolve');
+    const list = (await slash(h, '/backup', 'list shop')).text;
+    expect(list).toMatch(
+      new RegExp(`recoverable to any moment from <!date[^>]+> to <!date[^>]+> \\(after a gap: segment ${missing} is missing, and from <!date`),
+    );
+  });
+
+  it('fails wal-slot for a slot nobody consumes once the server writes past its limit, recommending max_slot_wal_keep_size', async () => {
+    for (let i = 0; i < 3; i++) await completeSegment();
+    const health = (await slash(h, '/backup', 'health idle')).text;
+    expect(health).toMatch(
+      new RegExp(
+        `:rotating_light: replication slot holding WAL: slot ${idleSlot} holds [\\d.]+ MB of WAL on the server \\(127\\.0\\.0\\.1:${pg.port}\\), over the limit of 32\\.0 MB \\(pitr\\.slotMaxBytes\\); no receiver is connected`,
+      ),
+    );
+    expect(health).toContain(
+      "max_slot_wal_keep_size is unlimited (-1) on the server, so an abandoned slot fills its disk: set it, e.g. `ALTER SYSTEM SET max_slot_wal_keep_size = '128MB'; SELECT pg_reload_conf();`",
+    );
+    expect((await runHealth()).failing).toContain('idle/wal-slot');
+    const page = await settle('idle', 'wal-slot', 'trigger');
+    expect(page.payload?.severity).toBe('critical');
+    const metrics = await (await fetch(`${h.metricsUrl}/metrics`)).text();
+    const retained = Number(/^pgbb_wal_slot_retained_bytes\{target="idle"\} (\d+)$/m.exec(metrics)?.[1]);
+    expect(retained).toBeGreaterThan(LIMIT);
+    expect(metrics).toMatch(/^pgbb_wal_slot_keep_size_unlimited\{target="idle"\} 1$/m);
+    expect(metrics).toMatch(/^pgbb_wal_gaps\{target="shop"\} 1$/m);
+    expect(metrics).toMatch(/^pgbb_wal_window_end_timestamp_seconds\{target="shop"\} \d+/m);
+  });
+});

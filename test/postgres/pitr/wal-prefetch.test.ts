@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
+import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
+import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
+import { nextSegment, PREFETCH_DIR, runPrefetch } from '../../../src/postgres/pitr/wal-prefetch.ts';
+import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
+
+const SEGMENTS = ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003', '000000010000000000000004', '000000010000000000000005'];
+const bin = join(import.meta.dirname, '../../../bin/pg-backup-bot.js');
+
+/**
+ * WAL read ahead of recovery: the prefetcher fetches the next segments with the same checks as wal-fetch, keeps
+ * only `depth` ready, notices what recovery took, and removes its directory once recovery stops asking; the bin's
+ * fast path hands a ready segment over by a rename; a segment that fails its checks is never handed over.
+ */
+describe('WAL prefetch', () => {
+  let dir: string;
+  let store: LocalWalStore;
+  let identityFile: string;
+  const raw = new Map<string, Buffer>();
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-prefetch-'));
+    const keys = await generateKeyPair();
+    identityFile = join(dir, 'key.txt');
+    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+    store = new LocalWalStore(join(dir, 'backups'), 'app');
+    const ageEngine = await findAgeEngine();
+    for (const name of SEGMENTS) {
+      // 16 MB like a real segment: a random head, the rest zeros (a segment switched early looks so).
+      const bytes = Buffer.concat([randomBytes(256 * 1024), Buffer.alloc(16 * 1024 * 1024 - 256 * 1024)]);
+      raw.set(name, bytes);
+      const file = join(dir, name);
+      await writeFile(file, bytes);
+      await archiveWalFile(file, name, { store, zstd: 'zstd', level: 1, recipients: [keys.recipient], ageEngine });
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the next segments ready, checked, follows recovery, and leaves no directory behind', async () => {
+    const pgWal = join(dir, 'data1', 'pg_wal');
+    await mkdir(pgWal, { recursive: true });
+    const ahead = join(pgWal, PREFETCH_DIR);
+    const identity = await loadIdentity(identityFile, 'test');
+    const running = runPrefetch({ store, identity, dir: ahead, after: SEGMENTS[0] as string, depth: 2, idleMs: 1500, pollMs: 20 });
+    // Recovery as the fast path does it: each segment taken by a rename, in order, as soon as it is there.
+    for (const name of SEGMENTS.slice(1)) {
+      const ready = join(ahead, name);
+      for (let i = 0; i < 1500 && !existsSync(ready); i++) await new Promise((r) => setTimeout(r, 20));
+      // Never more than `depth` segments ahead of what recovery took.
+      const waiting = (await import('node:fs/promises').then((fs) => fs.readdir(ahead))).filter((n) => /^[0-9A-F]{24}$/.test(n));
+      expect(waiting.length).toBeLessThanOrEqual(2);
+      await rename(ready, join(pgWal, 'RECOVERYXLOG'));
+      expect((await readFile(join(pgWal, 'RECOVERYXLOG'))).equals(raw.get(name) as Buffer)).toBe(true);
+    }
+    expect(await running).toEqual({ fetched: 4 });
+    expect(existsSync(ahead)).toBe(false);
+  }, 60_000);
+
+  it('hands a ready segment over through the bin before loading the bot, and never one that failed its checks', async () => {
+    const pgWal = join(dir, 'data2', 'pg_wal');
+    const ahead = join(pgWal, PREFETCH_DIR);
+    await mkdir(ahead, { recursive: true });
+    // The stored copy of segment 3 is damaged: the prefetcher must stop short of it.
+    const damaged = join(store.dir, store.fileName(SEGMENTS[2] as string, true));
+    const good = await readFile(damaged);
+    await writeFile(damaged, Buffer.concat([good.subarray(0, 100), Buffer.from('x'), good.subarray(101)]));
+    try {
+      const identity = await loadIdentity(identityFile, 'test');
+      const fetched = runPrefetch({ store, identity, dir: ahead, after: SEGMENTS[0] as string, depth: 3, idleMs: 800, pollMs: 20 });
+      for (let i = 0; i < 1500 && !existsSync(join(ahead, SEGMENTS[1] as string)); i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(existsSync(join(ahead, SEGMENTS[2] as string))).toBe(false);
+      // The bin's fast path: no config, no key, no BACKUP_DIR needed for a segment already checked.
+      const dest = join(pgWal, 'RECOVERYXLOG');
+      const fast = await execa(process.execPath, [bin, 'wal-fetch', 'app', SEGMENTS[1] as string, dest], {
+        env: { PATH: process.env.PATH ?? '' },
+        extendEnv: false,
+      });
+      expect(fast.exitCode).toBe(0);
+      expect((await readFile(dest)).equals(raw.get(SEGMENTS[1] as string) as Buffer)).toBe(true);
+      // The damaged one goes the full way, which checks it and says why it fails.
+      const slow = await execa(process.execPath, [bin, 'wal-fetch', 'app', SEGMENTS[2] as string, dest], {
+        env: { PATH: process.env.PATH ?? '', BACKUP_DIR: join(dir, 'backups'), BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile },
+        extendEnv: false,
+        reject: false,
+      });
+      expect(slow.exitCode).toBe(1);
+      expect(slow.stderr).toMatch(/does not match its sha256/);
+      await fetched;
+    } finally {
+      await writeFile(damaged, good);
+    }
+    expect(nextSegment('0000000100000001000000FF')).toBe('000000010000000200000000');
+  }, 60_000);
+});
