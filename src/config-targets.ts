@@ -41,6 +41,7 @@ export function resolveTargets(fileTargets: FileConfig['targets'], cleaned: RawE
               walRetentionDays: t.pitr.walRetentionDays,
               rpoSeconds: t.pitr.rpoSeconds,
               ...(t.pitr.slotMaxBytes !== undefined ? { slotMaxBytes: t.pitr.slotMaxBytes } : {}),
+              baseBackup: t.pitr.baseBackup,
             },
           }
         : {}),

@@ -21,7 +21,16 @@ export interface TargetConfig {
   /** How deeply restore tests and full restores check the restored copy (postgres/verify). */
   verify: 'counts' | 'content' | 'full';
   /** A continuous WAL archive (postgres/pitr): the replication URL (may hold a password), the slot, the policy. */
-  pitr?: { url: string; slot: string; walRetentionDays: number; rpoSeconds: number; slotMaxBytes?: number };
+  pitr?: {
+    url: string;
+    slot: string;
+    walRetentionDays: number;
+    rpoSeconds: number;
+    /** WAL the slot may hold on the server before `wal-slot` fails (bytes; default 8 GiB). */
+    slotMaxBytes?: number;
+    /** Scheduled base backups (their scheduler is in policy.baseBackup) and the age health allows the newest. */
+    baseBackup?: { enabled: boolean; cron: string; maxAgeHours: number };
+  };
 }
 
 export interface Config {

@@ -113,7 +113,13 @@ describe('BOT_CONFIG file', () => {
       'targets:\n  - name: shop-eu\n    url: postgres://h/shop\n    environment: production\n    pitr: { urlEnv: SHOP_REPLICATION_URL, rpoSeconds: 60 }\n',
     );
     const c = loadConfig({ ...base, BOT_CONFIG: file, SHOP_REPLICATION_URL: 'postgres://replicator:secret@h/shop' });
-    expect(c.targets[0]?.pitr).toEqual({ url: 'postgres://replicator:secret@h/shop', slot: 'pgbb_shop_eu', walRetentionDays: 7, rpoSeconds: 60 });
+    expect(c.targets[0]?.pitr).toEqual({
+      url: 'postgres://replicator:secret@h/shop',
+      slot: 'pgbb_shop_eu',
+      walRetentionDays: 7,
+      rpoSeconds: 60,
+      baseBackup: { enabled: true, cron: '0 1 * * 0', maxAgeHours: 192 },
+    });
     let message = '';
     try {
       loadConfig({ ...base, BOT_CONFIG: file });

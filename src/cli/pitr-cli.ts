@@ -7,6 +7,13 @@ import { chooseBase, fetchWal, layOutRecovery, listBaseBackups, parseRecoveryTim
 import { PartialWalStore, recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
+
+/**
+ * How long restore-pitr's hold on its base backup lasts without a wal-fetch (the server not started yet), and how far
+ * each wal-fetch pushes it: retention keeps the base backup and the WAL after it for as long as it lasts.
+ */
+const READER_TTL_MS = 24 * 3_600_000;
 
 type Io = { out(l: string): void; err(l: string): void };
 
@@ -44,8 +51,23 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       ['BACKUP_DIR', resolve(config.backupDir)],
       ...(config.encryption.identityFile ? [['BACKUP_ENCRYPTION_IDENTITY_FILE', resolve(config.encryption.identityFile)]] : []),
     ].map(([k, v]) => `${k}=${sh(v as string)}`);
-    const restoreCommand = `${env.join(' ')} ${sh(process.execPath)} ${sh(bin)} wal-fetch ${sh(target.name)} %f "%p"`;
-    await layOutRecovery({ root: config.backupDir, base, dataDir: resolve(dataDir), identity, at, action, restoreCommand });
+    // Retention must not delete the base backup or its WAL while the recovery reads them: reserved here, renewed by
+    // every wal-fetch, expiring a day after the last one (pitr-readers.ts). Checked again after reserving: a retention
+    // run that decided before the reservation may just have deleted it.
+    const reading = await reservePitrBase(config.backupDir, target.name, base.id, {
+      reader: `restore-pitr to ${at.toISOString()} into ${resolve(dataDir)}`,
+      ttlMs: READER_TTL_MS,
+      renewEveryMs: 0,
+    });
+    if (!(await listBaseBackups(config.backupDir, target.name)).some((b) => b.id === base.id)) {
+      await reading.release();
+      throw new Error(`base backup ${base.id} was deleted by retention just now; run restore-pitr again`);
+    }
+    const restoreCommand = `${env.join(' ')} ${sh(process.execPath)} ${sh(bin)} wal-fetch ${sh(target.name)} %f "%p" --reader=${reading.token}`;
+    await layOutRecovery({ root: config.backupDir, base, dataDir: resolve(dataDir), identity, at, action, restoreCommand }).catch(async (err: unknown) => {
+      await reading.release();
+      throw err;
+    });
     io.out(
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, to recover to ${at.toISOString()} (${action} there).`,
@@ -64,12 +86,15 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
 
 /** `pg-backup-bot wal-fetch <target> <file> <dest>`: restore_command's half; exit 1 when the file is not archived. */
 export async function cliWalFetch(args: string[], deps: { config: Config; io: Io }): Promise<number> {
-  const [targetName, name, dest] = args;
-  if (!targetName || !name || !dest || args.length !== 3) {
-    deps.io.err('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination>');
+  const [targetName, name, dest, reader] = args;
+  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
+  if (!targetName || !name || !dest || args.length > 4 || (reader !== undefined && !token)) {
+    deps.io.err('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination> [--reader=TOKEN]');
     return 2;
   }
   try {
+    // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day.
+    if (token) await renewPitrReservation(deps.config.backupDir, targetName, token, READER_TTL_MS).catch(() => false);
     const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
     // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
     // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.

@@ -5,6 +5,8 @@ import { backupsInUse } from '../jobs/backups-in-use.ts';
 import { QUEUE, type BackupJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { retentionRunReport, retentionSummary } from '../notifications/retention-messages.ts';
+import { pitrRetentionFailed, pitrRetentionReport } from '../notifications/pitr-retention-messages.ts';
+import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../postgres/pitr/pitr-retention.ts';
 import { runRetention, type BackupsInUse } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
@@ -75,8 +77,28 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
         }),
     });
     io.out(retentionRunReport(run));
+    // Point-in-time recovery's base backups and WAL (targets with a `pitr` section): their window before and after.
+    const pitr = await runPitrRetention({
+      root: config.backupDir,
+      targets: pitrRetentionTargets(config),
+      dryRun,
+      log: deps.log,
+      onOutcome: (o) =>
+        audit.append({
+          kind: 'job',
+          userId: null,
+          userName: user,
+          what: 'retention',
+          args: `cli pitr ${o.target} ${o.what} ${o.name}`,
+          decision: 'n/a',
+          role: null,
+          jobId: null,
+          result: pitrAuditResult(o),
+        }),
+    });
+    if (pitr.targets.length) io.out(pitrRetentionReport(pitr));
     const sum = retentionSummary(run);
-    return sum.failed > 0 || sum.unreadable.length > 0 ? 1 : 0;
+    return sum.failed > 0 || sum.unreadable.length > 0 || pitrRetentionFailed(pitr) ? 1 : 0;
   } catch (err) {
     io.err(`Retention did not run, nothing was deleted: ${toUserMessage(err)}`);
     deps.log.debug({ err }, 'retention failed');

@@ -22,6 +22,8 @@ import type { RunLog } from '../health/index.ts';
 import type { HealthState } from '../health/index.ts';
 import { healthOverview } from '../notifications/health-messages.ts';
 import type { AuditLog } from '../audit.ts';
+import type { BaseBackupJobData } from '../jobs/base-backup-data.ts';
+import { baseBackupNow } from './base-backup-now.ts';
 
 export interface CommandInput {
   text: string;
@@ -54,12 +56,15 @@ export interface BackupCommandDeps {
   schedulers?: SchedulerQueues;
   /** For `/backup status`: the WAL streams' state, as the workers write it. */
   redis?: Redis;
+  /** For `/backup now --physical`: the queue the base-backup worker takes its jobs from. */
+  baseBackup?: Queue<BaseBackupJobData>;
 }
 
 /** Scheduler id → next run (ms), as Redis holds them; undefined when there are no scheduler queues to read. */
 async function heldSchedulers(queues: SchedulerQueues | undefined): Promise<Map<string, number | undefined> | undefined> {
   if (!queues) return undefined;
-  const lists = await Promise.all([queues.backup, queues.restoreTest, queues.retention, queues.checklist].map((q) => q.getJobSchedulers()));
+  const held = [queues.backup, queues.restoreTest, queues.retention, queues.checklist, ...(queues.baseBackup ? [queues.baseBackup] : [])];
+  const lists = await Promise.all(held.map((q) => q.getJobSchedulers()));
   return new Map(lists.flat().map((s) => [s.key, s.next]));
 }
 
@@ -87,6 +92,7 @@ interface Ask {
   log: Logger;
   listBackups: (target: string | undefined) => Promise<Manifest[]>;
   enqueueBackup: ReturnType<typeof backupEnqueuer>;
+  enqueueBaseBackup: ReturnType<typeof baseBackupNow>;
 }
 
 type Request<V extends BackupRequest['verb']> = Extract<BackupRequest, { verb: V }>;
@@ -97,12 +103,13 @@ export function backupCommand(deps: BackupCommandDeps) {
   // `/backup list` during an incident costs two listings of storage, not one each.
   const listBackups = coalesceFresh((target: string | undefined) => deps.storage.list(target));
   const enqueueBackup = backupEnqueuer(deps.queue);
+  const enqueueBaseBackup = baseBackupNow({ config: deps.config, queue: deps.baseBackup, log: deps.log });
   // `req` is the request the guard parsed (commands/guard.ts); parsed here only when the handler is called directly.
   return async (input: CommandInput, req: BackupRequest = parseBackupText(input.text)): Promise<Reply> => {
     const log = deps.log.child({ command: '/backup', userId: input.userId });
     log.info({ verb: req.verb }, 'command received');
     try {
-      return await answer({ deps, input, log, listBackups, enqueueBackup }, req);
+      return await answer({ deps, input, log, listBackups, enqueueBackup, enqueueBaseBackup }, req);
     } catch (err) {
       log.warn({ err }, 'command failed');
       return { text: `:warning: ${toUserMessage(err)}` };
@@ -130,7 +137,8 @@ function answer(ask: Ask, req: BackupRequest): Promise<Reply> {
   return handle(ask, req);
 }
 
-async function backupNow({ deps, input, log, enqueueBackup }: Ask, req: Request<'now'>): Promise<Reply> {
+async function backupNow({ deps, input, log, enqueueBackup, enqueueBaseBackup }: Ask, req: Request<'now'>): Promise<Reply> {
+  if (req.physical) return enqueueBaseBackup(input, req.target);
   const target = findTarget(deps.config, req.target);
   const { jobId, duplicate } = await enqueueBackup({
     target: target.name,

@@ -4,7 +4,7 @@ import { MigrationLabel } from '../jobs/checklist-data.ts';
 
 /** What `/backup …` can ask for, after parsing. Anything else becomes `help` with the problem named. */
 export type BackupRequest =
-  | { verb: 'now'; target?: string }
+  | { verb: 'now'; target?: string; physical?: true }
   | { verb: 'pre-migration'; label: string; target?: string }
   | { verb: 'list'; target?: string }
   | { verb: 'status' }
@@ -22,6 +22,7 @@ const Word = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 export const BACKUP_USAGE = [
   '*Usage:* `/backup <command>`',
   '• `/backup now [target]` — take a backup now (custom-format pg_dump, zstd, sha256, verified readable)',
+  '• `/backup now --physical [target]` — a base backup for point-in-time recovery now (pg_basebackup; targets with a `pitr` section)',
   '• `/backup pre-migration <label> [target]` — a backup kept for the pre-migration period, restore-tested, then the pre-migration checklist (label: letters, digits, . _ -, e.g. `JIRA-1234`)',
   '• `/backup list [target]` — the most recent backups, newest first',
   '• `/backup status` — running, waiting and failed backup jobs, and every schedule with its next run',
@@ -40,6 +41,7 @@ export function parseBackupText(raw: string): BackupRequest {
   const words = raw.trim().split(/\s+/).filter(Boolean);
   if (words.length === 0) return { verb: 'help' };
   if (words[0]?.toLowerCase() === 'pre-migration') return parsePreMigration(words.slice(1));
+  if (words[0]?.toLowerCase() === 'now' && words.some((w) => w.toLowerCase() === '--physical')) return parsePhysical(words.slice(1));
   const bad = words.find((w) => !Word.safeParse(w).success);
   if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not something /backup understands.` };
   const [verb, arg, ...rest] = words.map((w) => w.toLowerCase()) as [string, string | undefined, ...string[]];
@@ -93,6 +95,18 @@ function parsePreMigration(args: string[]): BackupRequest {
   const t = TargetName.safeParse(target.toLowerCase());
   if (!t.success) return { verb: 'help', problem: `"${truncate(target)}" is not a valid target name.` };
   return { verb: 'pre-migration', label, target: t.data };
+}
+
+/** `now --physical [target]`, the flag before or after the target. */
+function parsePhysical(args: string[]): BackupRequest {
+  const rest = args.filter((w) => w.toLowerCase() !== '--physical');
+  if (rest.length > 1 || args.length - rest.length > 1)
+    return { verb: 'help', problem: 'Too many words after "/backup now --physical": give at most one target.' };
+  const [target] = rest;
+  if (target === undefined) return { verb: 'now', physical: true };
+  const t = TargetName.safeParse(target.toLowerCase());
+  if (!t.success) return { verb: 'help', problem: `"${truncate(target)}" is not a valid target name.` };
+  return { verb: 'now', target: t.data, physical: true };
 }
 
 function truncate(s: string): string {

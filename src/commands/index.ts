@@ -10,6 +10,7 @@ import type { RunLog } from '../health/index.ts';
 import type { HealthState } from '../health/index.ts';
 import { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 import type { SchedulerQueues } from '../schedules/index.ts';
+import type { BaseBackupJobData } from '../jobs/base-backup-data.ts';
 import type { Deps } from '../deps.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
 import { restoreTestCommand } from './restore-test-command.ts';
@@ -32,7 +33,13 @@ export type CheckboxHandler = (click: CheckboxClick) => Promise<Reply>;
 
 export interface CommandDeps {
   config: Config;
-  queues: { backup: Queue<BackupJobData>; restoreTest: Queue<RestoreTestJobData>; restore: Queue<RestoreJobData>; checklist?: Queue<ChecklistJob> };
+  queues: {
+    backup: Queue<BackupJobData>;
+    restoreTest: Queue<RestoreTestJobData>;
+    restore: Queue<RestoreJobData>;
+    checklist?: Queue<ChecklistJob>;
+    baseBackup?: Queue<BaseBackupJobData>;
+  };
   storage: Storage;
   redis: Redis;
   log: Logger;
@@ -64,6 +71,7 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
           ...(deps.health ? { health: deps.health } : {}),
           ...(deps.queues.checklist ? { checklist: deps.queues.checklist } : {}),
           ...(deps.schedulers ? { schedulers: deps.schedulers } : {}),
+          ...(deps.queues.baseBackup ? { baseBackup: deps.queues.baseBackup } : {}),
           redis: deps.redis,
         }),
       },

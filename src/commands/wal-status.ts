@@ -48,7 +48,9 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
     const last = s.lastArchived
       ? `newest archived ${s.lastArchived}, ${formatDuration(Math.max(0, now.getTime() - Date.parse(s.lastArchivedAt ?? s.since)))} ago`
       : 'nothing archived yet';
-    const head = s.receiver === 'up' ? `:white_check_mark: streaming since ${since}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}`;
+    const on = s.holder ? ` on ${s.holder}` : '';
+    const head =
+      s.receiver === 'up' ? `:white_check_mark: streaming since ${since}${on}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}${on}`;
     lines.push(`• *${t.name}* (slot \`${t.pitr?.slot}\`): ${head}; ${last}${s.error ? `; ${s.error}` : ''}`);
     lines.push(`   ${windowText(config, t.name, await readArchiveFacts(config, t.name))}`);
     // The RPO as the health check judges it: measured against the archive, not the receiver's spool.

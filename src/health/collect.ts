@@ -4,7 +4,7 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import { evaluateHealth } from './conditions.ts';
 import type { RunLog } from './last-runs.ts';
-import type { ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
+import type { BaseBackupHealth, ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
 import type { WalHealthFacts } from './wal-types.ts';
 
 export interface HealthSources {
@@ -30,11 +30,23 @@ export interface HealthSources {
    * backup is critical at once.
    */
   firstBackupDue?: (target: string, since: Date) => Date;
+  /** A target with point-in-time recovery: its newest base backup and the age allowed (sources.ts); else undefined. */
+  baseBackups?: (target: string) => Promise<Pick<BaseBackupHealth, 'newest' | 'maxAgeHours'> | undefined>;
+}
+
+/** The base-backup condition's input: storage's newest, and from Redis (when it can be asked) the last run. */
+async function baseBackupHealth(sources: HealthSources, target: string, now: Date): Promise<BaseBackupHealth | undefined> {
+  const found = await sources.baseBackups?.(target);
+  if (!found) return undefined;
+  const [lastRun, watchedSince] = sources.runs
+    ? await Promise.all([sources.runs.baseBackupRun(target), sources.runs.baseBackupsWatchedSince(target, now)])
+    : [null, null];
+  return { ...found, lastRun, watchedSince };
 }
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
 export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
-  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth] = await Promise.all([
+  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth, baseBackup] = await Promise.all([
     sources.storage.list(target),
     sources.runs ? sources.runs.last(target) : Promise.resolve(null),
     sources.storage.listRecords('restore-test', target),
@@ -44,6 +56,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     sources.runs && sources.firstBackupDue ? sources.runs.firstSeen(target, now) : Promise.resolve(null),
     sources.runs && sources.pitr?.(target) ? sources.runs.walState(target).then((state) => ({ state })) : Promise.resolve(undefined),
     sources.walHealth && sources.pitr?.(target) ? sources.walHealth(target) : Promise.resolve(undefined),
+    baseBackupHealth(sources, target, now),
   ]);
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
@@ -75,6 +88,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     ...(firstBackupDueAt ? { firstBackupDueAt } : {}),
     ...(wal ? { wal } : {}),
     ...(walHealth ? { walHealth } : {}),
+    ...(baseBackup ? { baseBackup } : {}),
   };
 }
 

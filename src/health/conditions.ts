@@ -2,6 +2,7 @@ import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import { rpoCondition } from './rpo-condition.ts';
 import { walConditions } from './wal-conditions.ts';
+import { baseBackupCondition } from './base-backup-condition.ts';
 import {
   type BackupRunSummary,
   type ConditionResult,
@@ -129,6 +130,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
     ...walConditions(input.target, input.walHealth),
+    ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
     ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];
 }

@@ -10,6 +10,7 @@ export {
   HEALTH_CONDITIONS,
   MIN_SIZE_HISTORY,
   type BackupRunSummary,
+  type BaseBackupHealth,
   type ConditionResult,
   type HealthCondition,
   type HealthInput,
@@ -19,7 +20,7 @@ export {
   type RestoreTestSummary,
 } from './types.ts';
 export { checkTarget, encryptionRequired } from './collect.ts';
-export { healthSources } from './sources.ts';
+export { healthSources, pitrSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';
 export { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 export { readArchiveFacts } from './wal-facts.ts';

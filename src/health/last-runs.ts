@@ -1,4 +1,5 @@
 import { readWalState, type StoredWalState } from '../jobs/wal-state.ts';
+import { baseBackupsWatchedSince, lastBaseBackupRun } from '../jobs/base-backup-runs.ts';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { BackupRunSummary } from './types.ts';
@@ -21,12 +22,18 @@ export interface RunLog {
   firstSeen(target: string, now: Date): Promise<Date>;
   /** The WAL stream of a target with point-in-time recovery, as its worker last wrote it (jobs/wal-state.ts). */
   walState(target: string): Promise<StoredWalState | null>;
+  /** The last base-backup run of a target with point-in-time recovery (jobs/base-backup-runs.ts). */
+  baseBackupRun(target: string): Promise<BackupRunSummary | null>;
+  /** When the bot first watched that target's base backups (set by the first call). */
+  baseBackupsWatchedSince(target: string, now: Date): Promise<Date>;
 }
 
 export function createRunLog(redis: Redis, prefix: string): RunLog {
   const key = (target: string) => `${prefix}:last-run:backup:${target}`;
   return {
     walState: (target) => readWalState(redis, prefix, target),
+    baseBackupRun: (target) => lastBaseBackupRun(redis, prefix, target),
+    baseBackupsWatchedSince: (target, now) => baseBackupsWatchedSince(redis, prefix, target, now),
     async record(target, run) {
       await redis.set(key(target), JSON.stringify({ ...run, at: run.at.toISOString() }));
       if (!run.ok) await redis.incr(`${key(target)}:failures`);

@@ -2,6 +2,7 @@ import type { Config } from '../config.ts';
 import { encryptionRequired, type HealthSources } from './collect.ts';
 import { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 import { readWalHealthFacts } from './wal-facts.ts';
+import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
 
 /**
  * Health sources judged by the config's rules (thresholds per target, first-backup due dates, which targets must be
@@ -17,7 +18,24 @@ export function healthSources(config: Config, from: Pick<HealthSources, 'storage
     thresholdsFor: targetThresholds(config),
     firstBackupDue: firstBackupDue(config),
     encryptionRequired: encryptionRequired(config),
-    pitr: (target) => config.targets.some((t) => t.name === target && t.pitr !== undefined),
     walHealth: (target) => readWalHealthFacts(config, target),
+    ...pitrSources(config),
+  };
+}
+
+/**
+ * What point-in-time recovery adds to a target's health: its WAL stream, and its base backups (local storage,
+ * BACKUP_DIR, in this version) with the age the config allows the newest (`pitr.baseBackup.maxAgeHours`).
+ */
+export function pitrSources(config: Pick<Config, 'targets' | 'backupDir'>): Pick<HealthSources, 'pitr' | 'baseBackups'> {
+  const pitrOf = (target: string) => config.targets.find((t) => t.name === target)?.pitr;
+  return {
+    pitr: (target) => pitrOf(target) !== undefined,
+    baseBackups: async (target) => {
+      const pitr = pitrOf(target);
+      if (!pitr) return undefined;
+      const newest = (await listBaseBackups(config.backupDir, target)).at(-1);
+      return { newest: newest ? { id: newest.id, finishedAt: newest.finishedAt } : null, maxAgeHours: pitr.baseBackup?.maxAgeHours ?? 192 };
+    },
   };
 }

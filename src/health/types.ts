@@ -14,6 +14,7 @@ export const HEALTH_CONDITIONS = [
   'wal-stream',
   'wal-gap',
   'wal-slot',
+  'base-backup',
   'rpo',
 ] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
@@ -116,6 +117,19 @@ export interface HealthInput {
   wal?: { state: ({ receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } & WalRpoFields) | null };
   /** A target with point-in-time recovery: its archive's window and gaps, and its slot on the server (wal-gap, wal-slot). */
   walHealth?: WalHealthFacts;
+  /** A target with point-in-time recovery: its base backups (health/base-backup-condition.ts). Absent: not judged. */
+  baseBackup?: BaseBackupHealth;
+}
+
+export interface BaseBackupHealth {
+  /** The newest finished base backup, or null when there is none. */
+  newest: { id: string; finishedAt: string } | null;
+  /** The last base-backup run (the worker's run log in Redis); null: none recorded, or Redis not asked. */
+  lastRun: BackupRunSummary | null;
+  /** When the bot first watched this target's base backups; null: unknown (no Redis), judged as long ago. */
+  watchedSince: Date | null;
+  /** The newest may be this old (config `pitr.baseBackup.maxAgeHours`, 192 by default: weekly plus a day). */
+  maxAgeHours: number;
 }
 
 /** The measured RPO as the worker writes it beside the WAL stream's state (jobs/wal-state.ts StoredWalState). */

@@ -42,7 +42,7 @@ export async function withDeadline<T>(ms: number, work: Promise<T>, what: string
  * Adds a job unless one with the same deduplication id is still waiting or running: BullMQ keeps the key until
  * the job finishes and returns the id of the job already there instead of creating a second one.
  */
-async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, jobId: string, dedupId: string, what: string): Promise<Enqueued> {
+export async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, jobId: string, dedupId: string, what: string): Promise<Enqueued> {
   // Queue<T>.add's name/data types are generic over the queue's declared names; the cast keeps call sites typed.
   const job = await withDeadline(2000, (queue as unknown as Queue).add(name, data, { jobId, deduplication: { id: dedupId } }), what);
   const id = job.id ?? jobId;

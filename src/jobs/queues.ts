@@ -4,6 +4,7 @@ import { TargetName } from '../target-name.ts';
 import { BackupIdSchema, BackupKind, RequestedBy } from '../storage/index.ts';
 import { type RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from '../schedules/index.ts';
 import { Anchor, type ChecklistJob, PreMigrationContext } from './checklist-data.ts';
+import type { BaseBackupJobData } from './base-backup-data.ts';
 
 /** Queue names: one per job kind. The hash-tagged prefix keeps every key of a queue in one Redis Cluster slot. */
 export const QUEUE = {
@@ -14,6 +15,7 @@ export const QUEUE = {
   pagerduty: 'pagerduty',
   retention: 'retention',
   checklist: 'checklist',
+  baseBackup: 'base-backup',
 } as const;
 
 /** Job data sits in Redis in clear text: names and ids only, never a secret or a connection URL. */
@@ -79,6 +81,8 @@ export interface Queues {
   retention: Queue<RetentionJobData>;
   /** Checklist reminders posted to the channel (`pgbb:checklist:*`, and the pre-migration checklist). */
   checklist: Queue<ChecklistJob>;
+  /** Base backups for point-in-time recovery (`/backup now --physical`, `pgbb:base-backup:<target>`). */
+  baseBackup: Queue<BaseBackupJobData>;
   close(): Promise<void>;
 }
 
@@ -114,6 +118,7 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     prefix,
     defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } },
   });
+  const baseBackup = new Queue<BaseBackupJobData>(QUEUE.baseBackup, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   return {
     backup,
     restoreTest,
@@ -122,8 +127,10 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     pagerduty,
     retention,
     checklist,
+    baseBackup,
     async close() {
-      await Promise.all([backup.close(), restoreTest.close(), restore.close(), health.close(), pagerduty.close(), retention.close(), checklist.close()]);
+      const all = [backup, restoreTest, restore, health, pagerduty, retention, checklist, baseBackup];
+      await Promise.all(all.map((q) => q.close()));
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { walLeaseKey } from './wal-lease.ts';
 
 /** Where a worker writes the state of one target's WAL stream (workers/wal-archives.ts), for `/backup status`. */
 export const walStateKey = (prefix: string, target: string) => `${prefix}:wal:${target}`;
@@ -6,6 +7,8 @@ export const walStateKey = (prefix: string, target: string) => `${prefix}:wal:${
 /** What `/backup status` shows of one target's WAL stream, as the worker last wrote it. */
 export interface StoredWalState {
   receiver: 'up' | 'down' | 'not started';
+  /** The worker holding the target's WAL lease ("host pid 1234"), which wrote this state. */
+  holder?: string;
   since: string;
   error?: string;
   lastArchived?: string;
@@ -25,8 +28,21 @@ export interface StoredWalState {
   partialError?: string;
 }
 
+/**
+ * The state as the lease holder last wrote it — except that a holder that died cannot take its "up" back: when the
+ * state names a holder and nobody holds the lease any more, the stream is down (since it came up: when it died is
+ * not known). Health and `/backup status` both read it here.
+ */
 export async function readWalState(redis: Redis, prefix: string, target: string): Promise<StoredWalState | null> {
-  const h = await redis.hgetall(walStateKey(prefix, target));
+  const [h, lease] = await Promise.all([redis.hgetall(walStateKey(prefix, target)), redis.get(walLeaseKey(prefix, target))]);
   if (!h.receiver) return null;
-  return h as unknown as StoredWalState;
+  const s = h as unknown as StoredWalState;
+  if (s.holder && s.receiver === 'up' && lease === null) {
+    return {
+      ...s,
+      receiver: 'down',
+      error: `no worker holds the WAL lease: its last holder (${s.holder}) died or lost Redis; start a worker, or check the workers' logs`,
+    };
+  }
+  return s;
 }

@@ -19,6 +19,7 @@ import { canonicalTimeZone } from './time.ts';
  *     schemas: [public, shop]
  *     verify: full                     # restore tests: counts | content | full (default: restoreTest.verify)
  *     pitr: { urlEnv: SHOP_REPLICATION_URL, walRetentionDays: 7, rpoSeconds: 3600 }   # a continuous WAL archive
+ *     # pitr.baseBackup: { cron: '0 1 * * 0', maxAgeHours: 192 }   # weekly base backups (default), or { enabled: false }
  *     schedules:
  *       backups:
  *         daily: { cron: '30 1 * * *' }     # change a default: only the fields given
@@ -113,6 +114,20 @@ export const ScheduleTargetSchema = z
           .int()
           .min(16 * 1024 * 1024, 'at least one WAL segment (16777216 bytes)')
           .optional(),
+        /** Base backups on a schedule (weekly by default), and how old the newest may get before health fails. */
+        baseBackup: z
+          .object({
+            enabled: z.boolean().default(true),
+            cron: CronPattern.default('0 1 * * 0'),
+            maxAgeHours: z
+              .number()
+              .int()
+              .min(1)
+              .max(24 * 366)
+              .default(192),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .optional(),

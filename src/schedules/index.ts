@@ -8,7 +8,7 @@ export {
   type ScheduleTarget,
 } from './config-schema.ts';
 export { cronProblem, describeCron, nextRuns } from './cron.ts';
-export { ChecklistJobData, RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from './job-data.ts';
+export { ChecklistJobData, RetentionJobData, ScheduledBackupData, ScheduledBaseBackupData, ScheduledRestoreTestData } from './job-data.ts';
 export { SCHEDULER_PREFIX, diffSchedulers, planSchedulers, upsertArgs, type PlannedScheduler, type SchedulerQueue } from './plan.ts';
 export {
   DEFAULT_POLICY,

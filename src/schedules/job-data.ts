@@ -18,6 +18,15 @@ export const ScheduledBackupData = z.object({
 });
 export type ScheduledBackupData = z.infer<typeof ScheduledBackupData>;
 
+/** A base backup for point-in-time recovery, made by the target's `pgbb:base-backup:<target>` scheduler. */
+export const ScheduledBaseBackupData = z.object({
+  target: TargetName,
+  label: z.null(),
+  requestedBy: z.object({ source: z.literal('schedule'), userName: z.string() }),
+  schedule: z.object({ id: z.literal('base-backup') }),
+});
+export type ScheduledBaseBackupData = z.infer<typeof ScheduledBaseBackupData>;
+
 /** The worker tests the target's newest good backup, after checking `rule` at the scheduled time. */
 export const ScheduledRestoreTestData = z.object({
   target: TargetName,

@@ -1,5 +1,5 @@
 import type { ScheduleConfig } from './config-schema.ts';
-import type { ChecklistJobData, RetentionJobData, ScheduledBackupData, ScheduledRestoreTestData } from './job-data.ts';
+import type { ChecklistJobData, RetentionJobData, ScheduledBackupData, ScheduledBaseBackupData, ScheduledRestoreTestData } from './job-data.ts';
 import type { TargetPolicy } from './policy.ts';
 import { type RunRule, parseTimeOfDay } from './time.ts';
 
@@ -12,7 +12,7 @@ import { type RunRule, parseTimeOfDay } from './time.ts';
 /** Every scheduler id we create starts with this; ids without it (e.g. the health job's `health`) are never touched. */
 export const SCHEDULER_PREFIX = 'pgbb:';
 
-export type SchedulerQueue = 'backup' | 'restore-test' | 'retention' | 'checklist';
+export type SchedulerQueue = 'backup' | 'restore-test' | 'retention' | 'checklist' | 'base-backup';
 
 interface Base<Q extends SchedulerQueue, D> {
   /** Stable and unique across queues: `pgbb:backup:shop:daily`. BullMQ accepts `:` in scheduler ids. */
@@ -35,7 +35,8 @@ export type PlannedScheduler =
   | Base<'backup', ScheduledBackupData>
   | Base<'restore-test', ScheduledRestoreTestData>
   | Base<'retention', RetentionJobData>
-  | Base<'checklist', ChecklistJobData>;
+  | Base<'checklist', ChecklistJobData>
+  | Base<'base-backup', ScheduledBaseBackupData>;
 
 const DOW: Record<ScheduleConfig['reminders']['weekly']['day'], number> = {
   sunday: 0,
@@ -73,6 +74,20 @@ export function planSchedulers(config: Pick<ScheduleConfig, 'timezone' | 'retent
         },
         target: t.name,
         label: `${b.id} backup (${b.retentionClass}, kept ${b.keepDays} days)`,
+        rule: null,
+      });
+    }
+    if (t.baseBackup) {
+      // Point-in-time recovery replays WAL from a base backup: a newer one shortens the replay and lets old WAL go.
+      out.push({
+        id: `${SCHEDULER_PREFIX}base-backup:${t.name}`,
+        queue: 'base-backup',
+        pattern: t.baseBackup.cron,
+        tz,
+        name: 'scheduled-base-backup',
+        data: { target: t.name, label: null, requestedBy: { source: 'schedule', userName: 'schedule base-backup' }, schedule: { id: 'base-backup' } },
+        target: t.name,
+        label: 'base backup (point-in-time recovery)',
         rule: null,
       });
     }

@@ -57,6 +57,8 @@ export interface TargetPolicy {
   backups: BackupSchedule[];
   restoreTest: RestoreTestSchedule | null;
   preMigration: { keepDays: number };
+  /** Point-in-time recovery's base backups (a target with a `pitr` section): 5-field cron; absent or null: none. */
+  baseBackup?: { cron: string } | null;
 }
 
 /** A target's schedule overrides as the config file gives them (config-schema.ts's ScheduleTarget fits this shape). */
@@ -75,6 +77,7 @@ export interface PolicyOverrides {
         preMigration?: { keepDays: number } | undefined;
       }
     | undefined;
+  pitr?: { baseBackup?: { enabled: boolean; cron: string } | undefined } | undefined;
 }
 
 /**
@@ -115,5 +118,6 @@ export function resolvePolicy(target: PolicyOverrides): TargetPolicy {
     backups,
     restoreTest,
     preMigration: { keepDays: target.schedules?.preMigration?.keepDays ?? base.preMigration.keepDays },
+    ...(target.pitr?.baseBackup?.enabled ? { baseBackup: { cron: target.pitr.baseBackup.cron } } : {}),
   };
 }

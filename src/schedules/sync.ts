@@ -45,10 +45,9 @@ export function plannedSchedulers(config: ScheduleSource): PlannedScheduler[] {
 }
 
 /** The queues that carry job schedulers; any Queue will do (the job data types differ per queue). */
-export type SchedulerQueues = Record<
-  'backup' | 'restoreTest' | 'retention' | 'checklist',
-  Pick<Queue, 'getJobSchedulers' | 'getJobScheduler' | 'upsertJobScheduler' | 'removeJobScheduler' | 'defaultJobOptions' | 'name'>
->;
+type SchedulerQueueHandle = Pick<Queue, 'getJobSchedulers' | 'getJobScheduler' | 'upsertJobScheduler' | 'removeJobScheduler' | 'defaultJobOptions' | 'name'>;
+/** `baseBackup` may be absent (a caller without that queue): its schedulers are then neither upserted nor removed. */
+export type SchedulerQueues = Record<'backup' | 'restoreTest' | 'retention' | 'checklist', SchedulerQueueHandle> & { baseBackup?: SchedulerQueueHandle };
 
 export interface SyncResult {
   /** Created or changed. */
@@ -62,6 +61,7 @@ const QUEUE_KEYS: Record<SchedulerQueue, keyof SchedulerQueues> = {
   'restore-test': 'restoreTest',
   retention: 'retention',
   checklist: 'checklist',
+  'base-backup': 'baseBackup',
 };
 
 /** Whether the stored scheduler already is what `p` asks for (the template options are the queue's defaults). */
@@ -82,6 +82,7 @@ export async function syncSchedulers(queues: SchedulerQueues, config: ScheduleSo
   const result: SyncResult = { upserted: [], unchanged: [], removed: [] };
   for (const [queueName, key] of Object.entries(QUEUE_KEYS) as Array<[SchedulerQueue, keyof SchedulerQueues]>) {
     const queue = queues[key];
+    if (!queue) continue;
     const existing = await queue.getJobSchedulers();
     const byId = new Map(existing.map((s) => [s.key, s]));
     const { upsert, remove } = diffSchedulers(

@@ -20,6 +20,7 @@ import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { createChecklistStore } from '../checklists/state.ts';
 import { retentionRunsFromQueue } from '../checklists/retention-runs.ts';
 import { startPlanKeeper, type PlanKeeper } from './plan-keeper.ts';
+import { startBaseBackupWorker, takeFirstBaseBackups } from './base-backup-jobs.ts';
 
 export interface Workers {
   /** All workers are running (for /healthz). */
@@ -57,6 +58,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   // How long a dead worker's job waits before the stalled-job check finds it, and how often it may be retried then.
   const stall = stallOptions(options);
   const { backup, restoreTest, restore } = startJobWorkers(deps, options, stall);
+  const baseBackup = startBaseBackupWorker(deps, stall, options);
   const healthDeps = {
     config,
     storage: deps.storage,
@@ -71,7 +73,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const evaluate = createTargetEvaluator(healthDeps);
   const health = new Worker(QUEUE.health, healthProcessor({ ...healthDeps, evaluate }), { connection: deps.workerRedis, prefix, concurrency: 1 });
   // A page resolves seconds after the backup (restore test, restore) that fixed it, not at the next health run.
-  reevaluateAfterJobs([backup, restoreTest, restore], evaluate, healthDeps.log);
+  reevaluateAfterJobs([backup, restoreTest, restore, baseBackup], evaluate, healthDeps.log);
   const pager = new Worker<PagerJobData>(
     QUEUE.pagerduty,
     pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, log: log.child({ worker: 'pagerduty' }) }),
@@ -105,7 +107,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );
-  const all = [backup, restoreTest, restore, health, pager, retention, checklist];
+  const all = [backup, restoreTest, restore, health, pager, retention, checklist, baseBackup];
   logAndAuditJobs(all, deps);
   await Promise.all(all.map((w) => w.waitUntilReady()));
   const keeper = await keepThePlan(deps, options);
@@ -115,15 +117,12 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   // A new install is backed up now, not at the first scheduled run (FIRST_BACKUP_AT_START, workers/first-backups.ts).
   if (options.schedules !== false && config.firstBackupAtStart) {
     await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });
+    await takeFirstBaseBackups(deps);
   }
   // Targets with point-in-time recovery: their WAL streams into the archive from now on (wal-archives.ts).
-  const wal = await startWalArchives({
-    config,
-    redis: deps.redis,
-    log,
-    // The RPO crossing its objective is judged (and paged) at once, not at the next health run.
-    onRpoVerdict: (target) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'health check after an RPO change failed')),
-  });
+  // The RPO crossing its objective is judged (and paged) at once, not at the next health run.
+  const onRpoVerdict = (target: string) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'health check after an RPO change failed'));
+  const wal = await startWalArchives({ config, redis: deps.redis, log, onRpoVerdict });
   return {
     running: () => all.every((w) => w.isRunning()),
     cancelRunning: (reason) => {
@@ -184,7 +183,7 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
 /** Every worker's errors and failed jobs logged; backup, restore-test and restore jobs' ends in the audit trail. */
 function logAndAuditJobs(all: Worker[], deps: Deps): void {
   const { log } = deps;
-  const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore]);
+  const audited = new Set<string>([QUEUE.backup, QUEUE.restoreTest, QUEUE.restore, QUEUE.baseBackup]);
   const auditJob = (queue: string, jobId: string | undefined, result: string) => {
     if (!audited.has(queue)) return;
     void deps.audit

@@ -33,15 +33,16 @@ const healthEvery = (config: Config) => config.health.intervalMinutes * 60_000;
 /** Reads Redis against the plan: what is missing. Reads only. */
 export async function planGap(deps: PlanDeps): Promise<PlanGap> {
   const { queues, config } = deps;
-  const [backup, restoreTest, retention, checklist, health, ...limits] = await Promise.all([
+  const [backup, restoreTest, retention, checklist, baseBackup, health, ...limits] = await Promise.all([
     queues.backup.getJobSchedulers(),
     queues.restoreTest.getJobSchedulers(),
     queues.retention.getJobSchedulers(),
     queues.checklist.getJobSchedulers(),
+    queues.baseBackup.getJobSchedulers(),
     queues.health.getJobScheduler(HEALTH_SCHEDULER),
     ...GLOBAL_LIMITS.map((q) => queues[q].getGlobalConcurrency()),
   ]);
-  const held = new Set([...backup, ...restoreTest, ...retention, ...checklist].map((s) => s.key));
+  const held = new Set([...backup, ...restoreTest, ...retention, ...checklist, ...baseBackup].map((s) => s.key));
   const schedulers = plannedSchedulers(config)
     .filter((p) => !held.has(p.id))
     .map((p) => ({ id: p.id, target: p.target, label: p.label }));

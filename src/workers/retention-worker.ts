@@ -14,6 +14,8 @@ import { quietNotifier } from './quiet-notifier.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
 import { expireRestoredDatabases } from '../restored-databases.ts';
+import { pitrRetentionFailed, pitrRetentionReport, pitrRetentionWorthSaying } from '../notifications/pitr-retention-messages.ts';
+import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../postgres/pitr/pitr-retention.ts';
 
 export interface RetentionWorkerDeps {
   storage: Storage;
@@ -71,10 +73,16 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     const summary = retentionSummary(run);
     log.info({ ...summary }, 'retention finished');
     await expireRestored(deps, dryRun, say);
-    if (retentionWorthSaying(summary)) await say.post(retentionMessage(run));
-    if (summary.failed > 0 || summary.unreadable.length > 0) {
+    const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
+    // One message: the logical backups' report, then point-in-time recovery's (each only when worth saying).
+    const parts = [
+      ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
+      ...(pitr && pitrRetentionWorthSaying(pitr) ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr))}`] : []),
+    ];
+    if (parts.length) await say.post({ text: parts.join('\n') });
+    if (summary.failed > 0 || summary.unreadable.length > 0 || (pitr && pitrRetentionFailed(pitr))) {
       throw new UnrecoverableError(
-        `retention: ${summary.failed} deletion(s) failed, ${summary.unreadable.length} storage(s) unreadable (reported in the channel)`,
+        `retention: ${summary.failed} deletion(s) failed, ${summary.unreadable.length} storage(s) unreadable${pitr && pitrRetentionFailed(pitr) ? ', point-in-time recovery retention failed' : ''} (reported in the channel)`,
       );
     }
     return summary;
@@ -90,4 +98,27 @@ async function expireRestored(deps: RetentionWorkerDeps, dryRun: boolean, say: R
   );
   if (lines.length > 0)
     await say.post({ text: `Restored databases older than ${days} days (restore.expireAfterDays):\n${lines.map((l) => `• ${l}`).join('\n')}` });
+}
+
+/** Point-in-time recovery's base backups and WAL, for every target with a `pitr` section; each deletion audited. */
+function pitrRetention(deps: RetentionWorkerDeps, config: Config, dryRun: boolean, jobId: string | null, log: Logger) {
+  return runPitrRetention({
+    root: config.backupDir,
+    targets: pitrRetentionTargets(config),
+    dryRun,
+    log,
+    ...(deps.now ? { now: deps.now } : {}),
+    onOutcome: (o) =>
+      deps.audit.append({
+        kind: 'job',
+        userId: null,
+        userName: null,
+        what: 'retention',
+        args: `pitr ${o.target} ${o.what} ${o.name}`,
+        decision: 'n/a',
+        role: null,
+        jobId,
+        result: pitrAuditResult(o),
+      }),
+  });
 }

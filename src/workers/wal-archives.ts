@@ -10,15 +10,19 @@ import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
 import { type RpoState, startRpoMonitor } from '../postgres/pitr/rpo-monitor.ts';
 import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
+import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
+import { leasedArchive } from './leased-archive.ts';
 
 /**
  * The WAL archives of the targets that have a `pitr` section, started by a worker. Their state goes to Redis
  * (`<prefix>:wal:<target>`), where `/backup status` reads it in the bot's process.
  *
- * Not yet: a lease, so exactly one worker host receives each target's WAL. Until then a second worker's
- * pg_receivewal finds the slot in use ("replication slot … is active"), stays down and retries with its backoff:
- * the slot itself keeps it to one receiver, and the state each writes says which one is up. Local storage only
- * (BACKUP_DIR) in this version: with S3 as the primary store the archive is not started, and the state says so.
+ * Exactly one worker, on any host, receives a target's WAL: the one holding its WAL lease in Redis
+ * (`<prefix>:wal-lease:<target>`, jobs/wal-lease.ts, run by leased-archive.ts). The others wait and take over
+ * when the holder stops (it releases the lease) or dies (the lease expires). The state says which host holds it.
+ * The spool is under BACKUP_DIR, which every worker host shares, so a new holder resumes from the same partial
+ * segment. Local storage only (BACKUP_DIR) in this version: with S3 as the primary store the archive is not
+ * started, and the state says so.
  */
 export interface WalArchives {
   stop(): Promise<void>;
@@ -33,17 +37,18 @@ async function writeState(redis: Redis, key: string, s: StoredWalState, log: Log
     .catch((err: unknown) => log.debug({ err }, 'WAL state not written'));
 }
 
-/** What goes to Redis: the archive's state and the measured RPO beside it. */
-export const storedWalState = (s: WalArchiveState, r: RpoState | null): StoredWalState => ({
+/** What goes to Redis: the archive's state, and the RPO measured beside it (its objective even before the first measurement). */
+export const storedWalState = (s: WalArchiveState, holder: string, rpo: RpoState | null, objectiveSeconds: number): StoredWalState => ({
+  holder,
   receiver: s.receiver.up ? 'up' : 'down',
   since: s.receiver.since.toISOString(),
   ...((s.receiver.error ?? s.archiveError) ? { error: s.archiveError ?? s.receiver.error } : {}),
   ...(s.lastArchived ? { lastArchived: s.lastArchived.name, lastArchivedAt: s.lastArchived.at.toISOString() } : {}),
-  ...(r ? storedRpo(r) : {}),
+  rpoObjectiveSeconds: String(objectiveSeconds),
+  ...(rpo ? storedRpo(rpo) : {}),
 });
 
 const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
-  rpoObjectiveSeconds: String(r.objectiveSeconds),
   ...(r.measuredAt ? { rpoMeasuredAt: r.measuredAt.toISOString() } : {}),
   ...(r.behindSince ? { rpoBehindSince: r.behindSince.toISOString() } : {}),
   ...(r.error ? { rpoError: r.error } : {}),
@@ -53,12 +58,19 @@ const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
   ...(r.partialError ? { partialError: r.partialError } : {}),
 });
 
-/**
- * `onRpoVerdict`: called when the RPO's verdict (the `rpo` condition) changes as the worker measures it, after the
- * state is in Redis, so the health check runs then rather than at its next interval (15 min by default): an
- * objective of a minute must not page a quarter of an hour late.
- */
-export async function startWalArchives(o: { config: Config; redis: Redis; log: Logger; onRpoVerdict?: (target: string) => void }): Promise<WalArchives> {
+export async function startWalArchives(o: {
+  config: Config;
+  redis: Redis;
+  log: Logger;
+  /** The lease's TTL, renewal and retry (jobs/wal-lease.ts DEFAULT_LEASE: 30 s, 10 s, 5 s); tests shorten them. */
+  lease?: Partial<LeaseTiming>;
+  /**
+   * Called when the RPO's verdict (the `rpo` condition) changes as the worker measures it, after the state is in
+   * Redis, so the health check runs then rather than at its next interval (15 min by default): an objective of a
+   * minute must not page a quarter of an hour late.
+   */
+  onRpoVerdict?: (target: string) => void;
+}): Promise<WalArchives> {
   const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
   if (targets.length === 0) return { stop: async () => undefined };
   const prefix = o.config.queuePrefix;
@@ -80,6 +92,7 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
   const encrypted = o.config.encryption.recipients.length > 0;
   const [zstd, ageEngine] = await Promise.all([findZstd(), encrypted ? findAgeEngine() : Promise.resolve(undefined)]);
   const archives: Array<{ stop(): Promise<void> }> = [];
+  const { token, holder } = leaseToken();
   // Found once for every target: the same pg_receivewal streams each of them.
   const tools = await findPgTools({ serverMajor: 10, ...(o.config.pgBinDir ? { pgBinDir: o.config.pgBinDir } : {}) });
   const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
@@ -104,13 +117,12 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
       log,
     };
     const spool = join(o.config.backupDir, '_wal-spool', t.name);
-    // Both write the one state hash: each with the other's latest part.
+    const objective = t.pitr.rpoSeconds;
+    // The archive and the RPO monitor write the one state hash, each with the other's latest part.
     let rpo: RpoState | null = null;
-    let walState: WalArchiveState | null = null;
     let verdict: string | null = null;
-    const write = () => {
-      if (!walState) return;
-      const state = storedWalState(walState, rpo);
+    const write = (s: WalArchiveState) => {
+      const state = storedWalState(s, holder, rpo, objective);
       const now = rpo ? rpoCondition(t.name, new Date(), state).status : verdict;
       void writeState(o.redis, key, state, log).then(() => {
         if (now === verdict) return;
@@ -118,36 +130,58 @@ export async function startWalArchives(o: { config: Config; redis: Redis; log: L
         o.onRpoVerdict?.(t.name);
       });
     };
-    const archive = startWalArchive({
-      ...common,
-      target: t.name,
-      pgReceivewal,
-      replicationUrl: t.pitr.url,
-      slot: t.pitr.slot,
-      spool,
-      onState: (s) => {
-        walState = s;
-        write();
-      },
-    });
-    walState = archive.state();
-    const monitor = startRpoMonitor({
-      ...common,
-      target: t.name,
-      url: t.url,
-      slot: t.pitr.slot,
-      spool,
-      partials: new PartialWalStore(o.config.backupDir, t.name),
-      objectiveSeconds: t.pitr.rpoSeconds,
-      newestArchived: () => archive.state().lastArchived?.name ?? null,
-      receiverUp: () => archive.state().receiver.up,
-      onState: (r) => {
-        rpo = r;
-        walState = archive.state();
-        write();
-      },
-    });
-    archives.push({ stop: async () => void (await Promise.all([monitor.stop(), archive.stop()])) });
+    // While this worker holds the lease: the archive, and beside it the RPO monitor (its partial snapshots need the
+    // spool this worker's receiver writes).
+    const start = () => {
+      const archive = startWalArchive({ ...common, target: t.name, pgReceivewal, replicationUrl: t.pitr.url, slot: t.pitr.slot, spool, onState: write });
+      const monitor = startRpoMonitor({
+        ...common,
+        target: t.name,
+        url: t.url,
+        slot: t.pitr.slot,
+        spool,
+        partials: new PartialWalStore(o.config.backupDir, t.name),
+        objectiveSeconds: objective,
+        newestArchived: () => archive.state().lastArchived?.name ?? null,
+        receiverUp: () => archive.state().receiver.up,
+        onState: (r) => {
+          rpo = r;
+          write(archive.state());
+        },
+      });
+      return {
+        ...archive,
+        async stop(opts?: Parameters<typeof archive.stop>[0]) {
+          await monitor.stop();
+          await archive.stop(opts);
+        },
+      };
+    };
+    archives.push(
+      leasedArchive({
+        redis: o.redis,
+        key: walLeaseKey(prefix, t.name),
+        token,
+        timing: o.lease,
+        url: t.pitr.url,
+        slot: t.pitr.slot,
+        log,
+        start,
+        // Down from now until another worker takes the lease: the health condition's grace counts from here.
+        onStopped: (last) =>
+          writeState(
+            o.redis,
+            key,
+            {
+              ...storedWalState(last, holder, rpo, objective),
+              receiver: 'down',
+              since: new Date().toISOString(),
+              error: 'the worker receiving this WAL stopped (restart or shutdown); another worker takes the WAL lease within seconds, if one runs',
+            },
+            log,
+          ),
+      }),
+    );
   }
   return {
     async stop() {

@@ -7,6 +7,7 @@ import {
   RetentionJobData,
   ScheduleConfigSchema,
   ScheduledBackupData,
+  ScheduledBaseBackupData,
   ScheduledRestoreTestData,
   diffSchedulers,
   formatScheduleStatus,
@@ -58,7 +59,13 @@ describe('planSchedulers', () => {
       requestedBy: { source: 'schedule', userName: 'schedule daily' },
       schedule: { id: 'daily', retentionClass: 'daily', keepDays: 30 },
     });
-    const schema = { backup: ScheduledBackupData, 'restore-test': ScheduledRestoreTestData, retention: RetentionJobData, checklist: ChecklistJobData };
+    const schema = {
+      backup: ScheduledBackupData,
+      'restore-test': ScheduledRestoreTestData,
+      retention: RetentionJobData,
+      checklist: ChecklistJobData,
+      'base-backup': ScheduledBaseBackupData,
+    };
     for (const p of plan) expect(schema[p.queue].safeParse(p.data).success, p.id).toBe(true);
     expect(JSON.stringify(plan)).not.toMatch(/hunter2|postgres:\/\//);
     expect(plan.find((p) => p.queue === 'restore-test')?.rule).toBe('first-saturday');

@@ -10,7 +10,7 @@ import type { AgeEngine } from '../../crypto/age-cli.ts';
 import { createEncryptStream } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
-import { storageError, writeFileAtomically } from '../../storage/fs-util.ts';
+import { errnoCode, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
@@ -51,6 +51,8 @@ export interface BaseBackupOptions {
   ageEngine: AgeEngine | undefined;
   signal?: AbortSignal | undefined;
   now?: () => Date;
+  /** Bytes of the cluster read from pg_basebackup so far, on every chunk (the caller throttles). */
+  onProgress?: (rawBytes: number) => void;
 }
 
 /** How much of the tar's end is kept to find the manifest's WAL-Ranges (they follow every file's line). */
@@ -63,12 +65,28 @@ const stamp = (d: Date) =>
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
 
+/**
+ * The base backup's own directory, made exclusively: two base backups started in the same second (one waited for the
+ * other's lock) get `…Z` and `…Z-2`, never one directory between them.
+ */
+async function reserve(root: string, target: string, at: string): Promise<{ id: string; dir: string }> {
+  await mkdir(join(root, target, '_base'), { recursive: true, mode: 0o750 });
+  for (let n = 1; ; n++) {
+    const id = `${target}-base-${at}${n > 1 ? `-${n}` : ''}`;
+    const dir = join(root, target, '_base', id);
+    try {
+      await mkdir(dir, { mode: 0o750 });
+      return { id, dir };
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST' || n >= 100) throw storageError(err, dir, 'create the base backup directory');
+    }
+  }
+}
+
 export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const now = o.now ?? (() => new Date());
   const started = now();
-  const id = `${o.target}-base-${stamp(started)}`;
-  const dir = join(o.root, o.target, '_base', id);
-  await mkdir(dir, { recursive: true, mode: 0o750 });
+  const { id, dir } = await reserve(o.root, o.target, stamp(started));
   const encrypted = o.recipients.length > 0;
   const file = `base.tar.zst${encrypted ? '.age' : ''}`;
   const writer = await openFileWriter(join(dir, `${file}.partial`), join(dir, file), (err, action) => storageError(err, dir, `${action} the base backup`));
@@ -103,6 +121,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
     let kept = 0;
     base.stdout.on('data', (c: Buffer) => {
       rawBytes += c.length;
+      o.onProgress?.(rawBytes);
       last.push(c);
       kept += c.length;
       while (last.length > 1 && kept - (last[0] as Buffer).length >= MANIFEST_TAIL) kept -= (last.shift() as Buffer).length;

@@ -30,7 +30,12 @@ export interface WalArchiveOptions extends ArchiveOptions {
  * (receiver.ts) writes the spool, and every completed segment is compressed, encrypted, hashed, stored and
  * indexed (archiver.ts) before it is removed from there.
  */
-export function startWalArchive(o: WalArchiveOptions): { state(): WalArchiveState; sweep(): Promise<WalEntry[]>; stop(): Promise<void> } {
+export function startWalArchive(o: WalArchiveOptions): {
+  state(): WalArchiveState;
+  sweep(): Promise<WalEntry[]>;
+  /** `sweep: false` (a lost WAL lease): the spool is left to the new holder, which archives it; default true. */
+  stop(options?: { sweep?: boolean }): Promise<void>;
+} {
   const state: WalArchiveState = { receiver: { up: false, since: new Date() }, lastArchived: null, archiveError: null };
   const changed = () => o.onState?.({ ...state });
   const receiver = superviseReceiver({
@@ -66,12 +71,12 @@ export function startWalArchive(o: WalArchiveOptions): { state(): WalArchiveStat
   return {
     state: () => ({ ...state }),
     sweep,
-    async stop() {
+    async stop(options) {
       clearInterval(timer);
       await receiver.stop();
-      // What pg_receivewal completed before it stopped is archived now, not at the next start.
       await (sweeping ?? Promise.resolve());
-      await sweep().catch(() => undefined);
+      // What pg_receivewal completed before it stopped is archived now, not at the next start.
+      if (options?.sweep !== false) await sweep().catch(() => undefined);
     },
   };
 }

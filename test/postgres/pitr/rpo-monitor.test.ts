@@ -99,7 +99,7 @@ describe('the RPO monitor', () => {
       const s = monitor.state();
       return s.archivedLsn && parseLsn(s.archivedLsn) >= parseLsn(lsn) && s.rpoMs === 0 ? s : undefined;
     });
-  const judged = (s: RpoState) => rpoCondition('app', new Date(), storedWalState(archive.state(), s));
+  const judged = (s: RpoState) => rpoCondition('app', new Date(), storedWalState(archive.state(), 'test-host', s, 10));
 
   it('stores the segment being written as a partial snapshot, byte for byte the server’s WAL, and is 0 on an idle server', async () => {
     await until('the receiver', () => (archive.state().receiver.up ? true : undefined));

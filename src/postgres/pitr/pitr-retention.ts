@@ -1,0 +1,188 @@
+import { rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { toUserMessage } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
+import type { BaseBackup } from './base-backup.ts';
+import { listBaseBackups } from './pitr-restore.ts';
+import { forgetPitrReader, pitrReaders } from './pitr-readers.ts';
+import { type PitrRetentionPlan, planPitrRetention } from './pitr-retention-plan.ts';
+import { LocalWalStore, type WalEntry } from './wal-store.ts';
+import { segmentOf, segmentPosition } from './window.ts';
+
+/**
+ * PITR retention's executor, for every target with a `pitr` section (local storage): plans each target on what is
+ * in its `_base/` and `_wal/` now (pitr-retention-plan.ts), then deletes — base backups first (their base.json,
+ * then the tar), oldest first, each only if no restore started reading it since the plan; then the WAL before the
+ * oldest base backup still there (each index entry, then its file: a segment is archived exactly while its entry
+ * exists). Bases before WAL: a run that stops half way leaves WAL nothing needs, never a base backup without its WAL.
+ */
+export interface PitrOutcome {
+  target: string;
+  what: 'base backup' | 'WAL';
+  /** The base backup's id, or for WAL "<first> … <last>". */
+  name: string;
+  files: number;
+  bytes: number;
+  reason: string;
+  /** null: deleted. */
+  error: string | null;
+}
+
+export interface PitrTargetRetention {
+  target: string;
+  /** null when its base backups or WAL could not be read (error says why): nothing was deleted. */
+  plan: PitrRetentionPlan | null;
+  error: string | null;
+  deleted: { bases: number; baseBytes: number; wal: number; walBytes: number };
+  /** Deletions that failed, as sentences. */
+  failures: string[];
+  /** Base backups the plan would delete, kept because a restore started reading them during the run. */
+  keptLate: string[];
+}
+
+export interface PitrRetentionRun {
+  dryRun: boolean;
+  targets: PitrTargetRetention[];
+}
+
+const isSegment = (name: string) => /^[0-9A-F]{24}/.test(name);
+
+async function deleteBase(root: string, b: BaseBackup): Promise<void> {
+  const dir = join(root, b.target, '_base', b.id);
+  // The record first: a base backup exists exactly while its base.json does, so a half-deleted one is never chosen.
+  await unlink(join(dir, 'base.json')).catch((err: unknown) => {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  });
+  await fsyncDir(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+async function deleteWal(store: LocalWalStore, e: WalEntry): Promise<void> {
+  await unlink(join(store.dir, `${e.name}.json`)).catch((err: unknown) => {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  });
+  await fsyncDir(store.dir);
+  await rm(join(store.dir, e.file), { force: true });
+}
+
+/** The targets PITR retention looks at: those with a `pitr` section, when the archive is local (BACKUP_DIR). */
+export function pitrRetentionTargets(config: {
+  s3?: { mode: string } | undefined;
+  targets: ReadonlyArray<{ name: string; pitr?: { walRetentionDays: number } | undefined }>;
+}): Array<{ name: string; walRetentionDays: number }> {
+  if (config.s3?.mode === 'primary') return [];
+  return config.targets.flatMap((t) => (t.pitr ? [{ name: t.name, walRetentionDays: t.pitr.walRetentionDays }] : []));
+}
+
+/** The audit line of one PITR deletion, in the shape of the logical backups' lines. */
+export function pitrAuditResult(out: PitrOutcome): string {
+  const what = `${out.files} file(s), ${out.bytes} bytes`;
+  return out.error === null ? `deleted ${out.what} (${what}): ${out.reason}` : `delete of ${out.what} failed: ${out.error}`;
+}
+
+export async function runPitrRetention(o: {
+  root: string;
+  targets: ReadonlyArray<{ name: string; walRetentionDays: number }>;
+  dryRun: boolean;
+  log: Logger;
+  now?: () => Date;
+  /** After each deletion tried (the audit trail): one per base backup, one per target's WAL. Failures logged. */
+  onOutcome?: (o: PitrOutcome) => Promise<void>;
+}): Promise<PitrRetentionRun> {
+  const now = o.now ?? (() => new Date());
+  const run: PitrRetentionRun = { dryRun: o.dryRun, targets: [] };
+  for (const t of o.targets) {
+    const log = o.log.child({ target: t.name, component: 'pitr-retention' });
+    const result: PitrTargetRetention = {
+      target: t.name,
+      plan: null,
+      error: null,
+      deleted: { bases: 0, baseBytes: 0, wal: 0, walBytes: 0 },
+      failures: [],
+      keptLate: [],
+    };
+    run.targets.push(result);
+    const store = new LocalWalStore(o.root, t.name);
+    try {
+      const [bases, wal, readers] = await Promise.all([listBaseBackups(o.root, t.name), store.list(), pitrReaders(o.root, t.name, now())]);
+      result.plan = planPitrRetention({
+        target: t.name,
+        bases,
+        wal,
+        now: now(),
+        retentionDays: t.walRetentionDays,
+        reserved: new Set(readers.active.map((r) => r.baseId)),
+      });
+      if (o.dryRun) continue;
+      for (const r of readers.expired) await forgetPitrReader(o.root, t.name, r.token).catch(() => undefined);
+    } catch (err) {
+      log.error({ err }, 'PITR retention could not read the archive');
+      result.error = toUserMessage(err);
+      continue;
+    }
+    const say = async (out: PitrOutcome) => {
+      if (out.error) result.failures.push(`could NOT delete ${out.what} ${out.name}: ${out.error}`);
+      await o.onOutcome?.(out).catch((err: unknown) => log.error({ err }, 'could not record the deletion'));
+    };
+    for (const d of result.plan.deleteBases) {
+      // Asked again right before: a restore that started since the plan wins, and its WAL stays with it.
+      const reading = await pitrReaders(o.root, t.name, now()).catch(() => null);
+      if (reading === null || reading.active.some((r) => r.baseId === d.base.id)) {
+        result.keptLate.push(d.base.id);
+        continue;
+      }
+      const out: PitrOutcome = { target: t.name, what: 'base backup', name: d.base.id, files: 1, bytes: d.base.bytes, reason: d.reason, error: null };
+      try {
+        await deleteBase(o.root, d.base);
+        result.deleted.bases++;
+        result.deleted.baseBytes += d.base.bytes;
+        log.info({ baseId: d.base.id, reason: d.reason }, 'retention deleted a base backup');
+      } catch (err) {
+        out.error = toUserMessage(err);
+        log.error({ err, baseId: d.base.id }, 'retention could not delete a base backup');
+      }
+      await say(out);
+    }
+    // WAL only before the oldest base backup that is still there now (a base kept late keeps its WAL too).
+    const remaining = await listBaseBackups(o.root, t.name).catch(() => null);
+    const oldest = remaining?.[0];
+    if (!oldest) {
+      if (result.plan.deleteWal.length) result.failures.push('WAL not deleted: the base backups could not be listed again before it');
+      continue;
+    }
+    const start = segmentPosition(segmentOf(oldest.startLsn, oldest.timeline));
+    const doomed = result.plan.deleteWal.filter((e) => {
+      if (!isSegment(e.name)) return Number.parseInt(e.name.slice(0, 8), 16) < start.timeline;
+      const p = segmentPosition(e.name.slice(0, 24));
+      return p.timeline <= start.timeline && p.n < start.n;
+    });
+    if (doomed.length === 0) continue;
+    let bytes = 0;
+    let files = 0;
+    const errors: string[] = [];
+    for (const e of doomed) {
+      try {
+        await deleteWal(store, e);
+        files++;
+        bytes += e.bytes;
+      } catch (err) {
+        errors.push(`${e.name}: ${toUserMessage(err)}`);
+        log.error({ err, wal: e.name }, 'retention could not delete a WAL file');
+      }
+    }
+    result.deleted.wal += files;
+    result.deleted.walBytes += bytes;
+    log.info({ files, bytes, from: doomed[0]?.name, to: doomed.at(-1)?.name }, 'retention deleted WAL');
+    await say({
+      target: t.name,
+      what: 'WAL',
+      name: `${doomed[0]?.name} … ${doomed.at(-1)?.name}`,
+      files,
+      bytes,
+      reason: `before ${result.plan.walFrom}, where the oldest kept base backup starts`,
+      error: errors.length ? `${errors.length} file(s): ${errors.slice(0, 3).join('; ')}` : null,
+    });
+  }
+  return run;
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { baseBackupDetails, baseBackupFailed, baseBackupStarted, baseBackupSucceeded } from '../../src/notifications/base-backup-messages.ts';
+import { baseBackupUnsupported, unencryptedRefusal } from '../../src/postgres/pitr/take-base-backup.ts';
+
+const req = { target: 'app', jobId: 'base-backup-app-1', requestedBy: { source: 'slack', userId: 'U1', userName: 'ann' }, label: null };
+const b = {
+  id: 'app-base-20261206T010000Z',
+  bytes: 3 * 1024 * 1024,
+  rawBytes: 30 * 1024 * 1024,
+  sha256: 'f'.repeat(64),
+  encryption: 'none' as const,
+  startedAt: '2026-12-06T01:00:00.000Z',
+  finishedAt: '2026-12-06T01:00:07.500Z',
+  startLsn: '0/2000028',
+  endLsn: '0/2000138',
+  timeline: 1,
+  file: 'base.tar.zst',
+  pgBasebackupVersion: 'pg_basebackup (PostgreSQL) 15.10',
+};
+
+describe('base backup channel messages', () => {
+  it('say running, then the verdict with size, duration, the WAL range and whether it is encrypted', () => {
+    expect(baseBackupStarted(req).text).toBe('Base backup of app running (job base-backup-app-1)');
+    const ok = baseBackupSucceeded(req, b);
+    expect(ok.text).toBe('Base backup of app succeeded: app-base-20261206T010000Z, 3.0 MB in 7.5 s, WAL 0/2000028 to 0/2000138, NOT encrypted');
+    const shown = JSON.stringify(ok.blocks);
+    expect(shown).toContain('3.0 MB stored (cluster 30.0 MB)');
+    expect(shown).toContain(':warning: NOT encrypted (no BACKUP_ENCRYPTION_RECIPIENT)');
+    expect(shown).toContain('base backup (point-in-time recovery), on demand · requested by <@U1>');
+    expect(JSON.stringify(baseBackupSucceeded({ ...req, scheduled: true, requestedBy: { source: 'schedule' } }, { ...b, encryption: 'age' }).blocks)).toMatch(
+      /encrypted with age.*scheduled by `base-backup` · requested by the schedule/,
+    );
+  });
+
+  it('put where it is, its whole sha256, the tool and how to restore from it in the thread', () => {
+    const t = baseBackupDetails('/var/backups', { ...b, target: 'app' }).text;
+    expect(t).toContain('/var/backups/app/_base/app-base-20261206T010000Z/base.tar.zst');
+    expect(t).toContain(`sha256 ${'f'.repeat(64)} (3145728 bytes, read back after writing)`);
+    expect(t).toContain('pg_basebackup (PostgreSQL) 15.10');
+    expect(t).toContain('`pg-backup-bot restore-pitr app --time=… --data-dir=…`');
+  });
+
+  it('say what failed, that nothing was stored, and who was paged', () => {
+    const m = baseBackupFailed(
+      req,
+      'pg_basebackup is not installed: install postgresql-client-15.',
+      'PagerDuty paged (error, dedup key pg-backup-bot/app/base-backup)',
+    );
+    expect(m.text).toBe('Base backup of app FAILED: pg_basebackup is not installed: install postgresql-client-15.');
+    expect(JSON.stringify(m.blocks)).toContain('no base backup was stored · PagerDuty paged (error, dedup key pg-backup-bot/app/base-backup)');
+  });
+});
+
+describe('base backup refusals, shared by the CLI and the worker', () => {
+  const target = { name: 'app', environment: 'production' as const, pitr: { url: 'postgres://x', slot: 's', walRetentionDays: 7, rpoSeconds: 3600 } };
+  it('refuses a production target without a key to encrypt to, unless the config opted out', () => {
+    const none = { recipients: [], optedOut: false };
+    expect(unencryptedRefusal({ encryption: none } as never, target)).toBe(
+      'Refusing an unencrypted base backup of app (production): set BACKUP_ENCRYPTION_RECIPIENT.',
+    );
+    expect(unencryptedRefusal({ encryption: { ...none, optedOut: true } } as never, target)).toBeNull();
+    expect(unencryptedRefusal({ encryption: none } as never, { ...target, environment: 'staging' })).toBeNull();
+    expect(unencryptedRefusal({ encryption: { ...none, recipients: ['age1x'] } } as never, target)).toBeNull();
+  });
+
+  it('says why a target cannot have one: no pitr section, or S3 as the primary store', () => {
+    expect(baseBackupUnsupported({}, { name: 'plain' })).toMatch(/^Target plain has no pitr section/);
+    expect(baseBackupUnsupported({ s3: { mode: 'primary' } } as never, target)).toMatch(/S3 as the primary store is not supported/);
+    expect(baseBackupUnsupported({}, target)).toBeNull();
+  });
+});

@@ -1,0 +1,73 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { takeBaseBackup, verifyStoredBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
+import { withClient } from '../../support/postgres-helpers.ts';
+import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+
+/** Two base backups started in the same second (one waited for the other's lock) keep a directory each. */
+describe('base backup ids', () => {
+  let pg: EphemeralPostgres;
+  let dir: string;
+  beforeAll(async () => {
+    pg = await startEphemeralPostgres();
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-base-ids-'));
+  });
+  afterAll(async () => {
+    await pg?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('are unique per target even within one second, and each reads back as written', async () => {
+    const tools = await findPgTools({ serverMajor: 15 });
+    const pgBasebackup = (await findPgProgram('pg_basebackup', tools.pgDump, tools.major)) as string;
+    const at = new Date('2026-12-06T01:00:00.000Z');
+    const run = () =>
+      runBaseBackup({
+        target: 'app',
+        root: dir,
+        replicationUrl: pg.url,
+        pgBasebackup,
+        zstd: 'zstd',
+        level: 1,
+        recipients: [],
+        ageEngine: undefined,
+        now: () => at,
+      });
+    const a = await run();
+    const b = await run();
+    expect([a.id, b.id]).toEqual(['app-base-20261206T010000Z', 'app-base-20261206T010000Z-2']);
+    expect((await readdir(join(dir, 'app', '_base'))).sort()).toEqual([a.id, b.id]);
+    expect((await listBaseBackups(dir, 'app')).map((x) => x.id).sort()).toEqual([a.id, b.id]);
+    await verifyStoredBaseBackup(dir, a);
+    await verifyStoredBaseBackup(dir, b);
+    // A record that does not match what is on disk is refused, with a sentence.
+    await expect(verifyStoredBaseBackup(dir, { ...a, sha256: '0'.repeat(64) })).rejects.toThrow(/does not match what was written/);
+  }, 120_000);
+
+  it('taken by a worker, first reserves WAL in the target’s slot, so the archive can receive everything from its start', async () => {
+    const slot = 'pgbb_reserve_test';
+    const config = { backupDir: dir, compressionLevel: 1, encryption: { recipients: [], optedOut: true }, pgBinDir: undefined, s3: undefined };
+    const target = {
+      name: 'fresh',
+      url: pg.url,
+      environment: 'staging' as const,
+      excludeTables: [],
+      schemas: [],
+      verify: 'counts' as const,
+      policy: { name: 'fresh', environment: 'staging' as const, backups: [], restoreTest: null, preMigration: { keepDays: 30 } },
+      pitr: { url: pg.url, slot, walRetentionDays: 7, rpoSeconds: 3600 },
+    };
+    const b = await takeBaseBackup(config as never, target, { reserveWal: true });
+    const rows = await withClient(pg.url, (c) =>
+      c.query<{ reserved: boolean }>('SELECT restart_lsn <= $2::pg_lsn AS reserved FROM pg_replication_slots WHERE slot_name = $1', [slot, b.startLsn]),
+    );
+    expect(rows.rows).toEqual([{ reserved: true }]);
+    // Idempotent: the slot is already there the next time.
+    await expect(takeBaseBackup(config as never, target, { reserveWal: true })).resolves.toMatchObject({ target: 'fresh' });
+  }, 120_000);
+});

@@ -1,0 +1,82 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { findAgeEngine } from '../../src/crypto/age-cli.ts';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { type BaseBackup, runBaseBackup } from '../../src/postgres/pitr/base-backup.ts';
+import { startWalArchive } from '../../src/postgres/pitr/wal-archive.ts';
+import { LocalWalStore, type WalEntry } from '../../src/postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools } from '../../src/postgres/tools.ts';
+import { silentLog, withClient } from './postgres-helpers.ts';
+
+const DAY = 86_400_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A real PITR archive of `target` under `root`: the WAL archive streaming from `url` while `count` real base
+ * backups are taken, a segment switched before and after each; stopped once the last segment is archived. Each
+ * base backup's start segment is asked of the server (pg_walfile_name), not of the bot.
+ */
+export async function pitrArchiveWithBases(o: { url: string; root: string; spool: string; target: string; slot: string; count: number }) {
+  const keys = await generateKeyPair();
+  const tools = await findPgTools({ serverMajor: 15 });
+  const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
+  const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
+  const store = new LocalWalStore(o.root, o.target);
+  const switchWal = () => withClient(o.url, (c) => c.query('CREATE TABLE IF NOT EXISTS t (n int); INSERT INTO t VALUES (1); SELECT pg_switch_wal()'));
+  const walfile = (lsn: string | null) =>
+    withClient(o.url, async (c) => (await c.query('SELECT pg_walfile_name(coalesce($1::pg_lsn, pg_current_wal_lsn())) AS n', [lsn])).rows[0].n as string);
+  const archive = startWalArchive({
+    ...common,
+    target: o.target,
+    pgReceivewal: pgReceivewal as string,
+    replicationUrl: o.url,
+    slot: o.slot,
+    spool: o.spool,
+    store,
+    log: silentLog,
+    sweepMs: 100,
+    backoff: { minMs: 100, maxMs: 500 },
+  });
+  const bases: BaseBackup[] = [];
+  const startSegment = new Map<string, string>();
+  try {
+    for (let i = 0; !archive.state().receiver.up; i++) {
+      if (i > 300) throw new Error('the WAL receiver never came up');
+      await sleep(100);
+    }
+    for (let i = 0; i < o.count; i++) {
+      await switchWal();
+      const b = await runBaseBackup({ ...common, target: o.target, root: o.root, replicationUrl: o.url, pgBasebackup: pgBasebackup as string });
+      bases.push(b);
+      startSegment.set(b.id, await walfile(b.startLsn));
+      await switchWal();
+      // Base backup ids are stamped to the second.
+      await sleep(1100);
+    }
+    const last = await walfile(null);
+    await switchWal();
+    for (let i = 0; !(await store.entry(last)); i++) {
+      if (i > 600) throw new Error(`WAL ${last} never archived`);
+      await sleep(100);
+    }
+  } finally {
+    await archive.stop();
+  }
+  return { keys, bases, startSegment, store };
+}
+
+/** Moves a base backup's finishedAt (and startedAt) `daysAgo` days back, in the test's own storage. */
+export async function backdateBase(root: string, b: BaseBackup, daysAgo: number): Promise<BaseBackup> {
+  const file = join(root, b.target, '_base', b.id, 'base.json');
+  const rec = JSON.parse(await readFile(file, 'utf8')) as BaseBackup;
+  const finished = new Date(Date.now() - daysAgo * DAY);
+  rec.finishedAt = finished.toISOString();
+  rec.startedAt = new Date(finished.getTime() - 60_000).toISOString();
+  await writeFile(file, JSON.stringify(rec));
+  return rec;
+}
+
+/** Moves a WAL file's archivedAt `daysAgo` days back. */
+export async function backdateWal(store: LocalWalStore, e: WalEntry, daysAgo: number): Promise<void> {
+  await writeFile(join(store.dir, `${e.name}.json`), JSON.stringify({ ...e, archivedAt: new Date(Date.now() - daysAgo * DAY).toISOString() }));
+}
