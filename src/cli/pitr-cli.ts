@@ -4,6 +4,7 @@ import { findTarget, type Config } from '../config.ts';
 import { loadIdentity } from '../crypto/age.ts';
 import { toUserMessage } from '../errors.ts';
 import { chooseBase, fetchWal, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
+import { PartialWalStore, recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
@@ -41,8 +42,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
   try {
     const target = findTarget(config, targetName);
     const at = parseRecoveryTime(time);
-    const store = new LocalWalStore(config.backupDir, target.name);
-    const base = chooseBase(await listBaseBackups(config.backupDir, target.name), await store.list(), at);
+    const base = chooseBase(await listBaseBackups(config.backupDir, target.name), await recoverableWal(config.backupDir, target.name), at);
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     // What wal-fetch needs, said in the command itself (the server runs it with its own environment): where the
@@ -96,8 +96,14 @@ export async function cliWalFetch(args: string[], deps: { config: Config; io: Io
     // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day.
     if (token) await renewPitrReservation(deps.config.backupDir, targetName, token, READER_TTL_MS).catch(() => false);
     const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
-    // Not archived is not an error: recovery asks for the next file until there is none.
-    if (!(await fetchWal(new LocalWalStore(deps.config.backupDir, targetName), name, dest, identity))) return 1;
+    // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
+    // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
+    if (!(await fetchWal(new LocalWalStore(deps.config.backupDir, targetName), name, dest, identity))) {
+      if (!/^[0-9A-F]{24}$/.test(name) || !(await fetchWal(new PartialWalStore(deps.config.backupDir, targetName), name, dest, identity))) return 1;
+      // The newest WAL there is: nothing after it to read ahead.
+      await notePrefetchTaken(dest, name);
+      return 0;
+    }
     // The next segments are read ahead from here on, by one detached process per data directory (wal-prefetch.ts).
     await notePrefetchTaken(dest, name);
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));

@@ -56,6 +56,8 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
   if (notice) blocks.push(section(`:point_right: ${notice}`));
   for (const { target, input, results } of parts) {
     const newest = newestOf(input.backups);
+    // The RPO as measured (the `rpo` condition), beside the window: what a loss of the server now would cost.
+    const rpo = results.find((r) => r.condition === 'rpo');
     const test = input.lastRestoreTest;
     const failing = results.filter((r) => r.status === 'failing');
     const next = rows
@@ -70,6 +72,7 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
             ? `Newest backup: \`${newest.backupId}\`, ${ago(new Date(newest.startedAt), now)} · ${formatBytes(totalBytes(newest))} in ${formatDuration(newest.durationMs)}`
             : 'Newest backup: none yet',
           ...(input.walHealth ? [`Point-in-time recovery: ${windowText(deps.config, target.name, input.walHealth.archive)}`] : []),
+          ...(rpo ? [`${rpo.status === 'ok' ? '' : ':rotating_light: '}Measured RPO: ${escapeMrkdwn(rpo.summary)}`] : []),
           test
             ? `Last restore test: ${test.passed ? ':white_check_mark: passed' : ':x: FAILED'}, ${ago(test.at, now)}${test.durationMs !== undefined ? ` · restore time (RTO) ${formatDuration(test.durationMs)}` : ''}`
             : 'Last restore test: none yet',

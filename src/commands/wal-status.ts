@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
-import { formatDuration } from '../format.ts';
+import { escapeMrkdwn, formatDuration } from '../format.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
-import { readArchiveFacts, type WalArchiveFacts } from '../health/index.ts';
+import { readArchiveFacts, rpoCondition, type WalArchiveFacts } from '../health/index.ts';
 
 /** The window as Slack shows it: each reader's own time zone, to the second (a recovery target is a second). */
 const when = (config: Config, d: Date) => slackDate(d, config.timezone, '{date_short_pretty} {time_secs}');
@@ -53,6 +53,9 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
       s.receiver === 'up' ? `:white_check_mark: streaming since ${since}${on}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}${on}`;
     lines.push(`• *${t.name}* (slot \`${t.pitr?.slot}\`): ${head}; ${last}${s.error ? `; ${s.error}` : ''}`);
     lines.push(`   ${windowText(config, t.name, await readArchiveFacts(config, t.name))}`);
+    // The RPO as the health check judges it: measured against the archive, not the receiver's spool.
+    const rpo = rpoCondition(t.name, now, s);
+    lines.push(`   ${rpo.status === 'ok' ? '' : ':rotating_light: '}RPO: ${escapeMrkdwn(rpo.evidence)}`);
   }
   return lines.length ? ['*Point-in-time recovery (WAL archive)*', ...lines] : [];
 }

@@ -1,5 +1,6 @@
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
+import { rpoCondition } from './rpo-condition.ts';
 import { walConditions } from './wal-conditions.ts';
 import { baseBackupCondition } from './base-backup-condition.ts';
 import {
@@ -130,6 +131,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
     ...walConditions(input.target, input.walHealth),
     ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
+    ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];
 }
 

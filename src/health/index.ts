@@ -1,5 +1,6 @@
 // The health folder's one door: pure verdicts, their memory in Redis, and their two outward views.
 export { evaluateHealth, pagerCondition, resolveThresholds } from './conditions.ts';
+export { rpoCondition } from './rpo-condition.ts';
 export { median } from './backup-conditions.ts';
 export { createHealthState, StoredConditionSchema, type AppliedResult, type HealthState, type StoredCondition } from './state.ts';
 export { nagiosReport, type NagiosExitCode } from './nagios.ts';

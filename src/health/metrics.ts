@@ -16,6 +16,8 @@ export interface TargetMetricsInput {
   results: ConditionResult[];
   /** Queue name → job counts. Queues are shared by all targets, so any one update may carry them. */
   queueDepths?: Record<string, Record<QueueState, number>>;
+  /** A target with point-in-time recovery: its RPO objective (`pitr.rpoSeconds`); the RPO is the `rpo` condition's value. */
+  rpoObjectiveSeconds?: number;
   /** The scrape's time, for the ages (default: now). */
   now?: Date;
   /** A point-in-time-recovery target's archive and slot (wal-metrics.ts); absent for other targets. */
@@ -89,6 +91,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     labelNames: ['target', 'condition'] as const,
     registers,
   });
+  const rpo = new Gauge({
+    name: 'pgbb_wal_rpo_seconds',
+    help: 'Measured RPO: seconds since the oldest committed WAL not yet in the archive was written (0: the archive holds everything); no series while unknown',
+    labelNames: target,
+    registers,
+  });
+  const rpoObjective = new Gauge({ name: 'pgbb_wal_rpo_objective_seconds', help: 'The RPO objective (pitr.rpoSeconds)', labelNames: target, registers });
   const queueJobs = new Gauge({ name: 'pgbb_queue_jobs', help: 'BullMQ jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
   const wal = createWalMetrics(registers);
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
@@ -124,6 +133,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
       if (input.lastRestoreTest?.durationMs !== undefined) restoreDuration.set(labels, input.lastRestoreTest.durationMs / 1000);
       else restoreDuration.remove(labels);
       wal.update(name, input.walHealth);
+      // No series while unknown, never 0: 0 would say the archive holds everything.
+      const measured = input.results.find((r) => r.condition === 'rpo')?.value;
+      if (measured !== undefined) rpo.set(labels, measured);
+      else rpo.remove(labels);
+      if (input.rpoObjectiveSeconds !== undefined) rpoObjective.set(labels, input.rpoObjectiveSeconds);
+      else rpoObjective.remove(labels);
       for (const r of input.results) failing.set({ target: name, condition: r.condition }, r.status === 'failing' ? 1 : 0);
       for (const [queue, depths] of Object.entries(input.queueDepths ?? {})) {
         for (const state of QUEUE_STATES) queueJobs.set({ queue, state }, depths[state]);

@@ -40,6 +40,7 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
       queueDepths,
       now,
       ...(input.walHealth ? { walHealth: input.walHealth } : {}),
+      ...(target.pitr ? { rpoObjectiveSeconds: target.pitr.rpoSeconds } : {}),
     });
   }
   return { contentType: deps.metrics.registry.contentType, body: await deps.metrics.registry.metrics() };

@@ -15,6 +15,7 @@ export const HEALTH_CONDITIONS = [
   'wal-gap',
   'wal-slot',
   'base-backup',
+  'rpo',
 ] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
 
@@ -33,7 +34,7 @@ export interface ConditionResult {
   summary: string;
   /** The numbers behind the verdict, for people: "146 MB, −62 % vs median 384 MB of the previous 7". */
   evidence: string;
-  /** stale: age in ms; size: bytes of the newest backup; slow: longest duration in ms; disk: free ratio (0–1). */
+  /** stale: age in ms; size: bytes of the newest backup; slow: longest duration in ms; disk: free ratio (0–1); rpo: seconds. */
   value?: number;
   /**
    * Failing, but not worth waking anyone: shown by `/backup health`, `check` and /metrics, never paged or posted.
@@ -111,9 +112,9 @@ export interface HealthInput {
   firstBackupDueAt?: Date;
   /**
    * A target with point-in-time recovery: its WAL stream as the worker last wrote it (`state` null: no worker has
-   * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` is not judged.
+   * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` and `rpo` are not judged.
    */
-  wal?: { state: { receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } | null };
+  wal?: { state: ({ receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } & WalRpoFields) | null };
   /** A target with point-in-time recovery: its archive's window and gaps, and its slot on the server (wal-gap, wal-slot). */
   walHealth?: WalHealthFacts;
   /** A target with point-in-time recovery: its base backups (health/base-backup-condition.ts). Absent: not judged. */
@@ -130,3 +131,8 @@ export interface BaseBackupHealth {
   /** The newest may be this old (config `pitr.baseBackup.maxAgeHours`, 192 by default: weekly plus a day). */
   maxAgeHours: number;
 }
+
+/** The measured RPO as the worker writes it beside the WAL stream's state (jobs/wal-state.ts StoredWalState). */
+export type WalRpoFields = Partial<
+  Record<'rpoObjectiveSeconds' | 'rpoMeasuredAt' | 'rpoBehindSince' | 'rpoError' | 'currentLsn' | 'archivedLsn' | 'flushedLsn' | 'partialError', string>
+>;

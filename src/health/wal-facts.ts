@@ -2,8 +2,8 @@ import type { Config } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import { serverLabel } from '../postgres/connection.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';
-import { archivedBases, archivedWal } from '../postgres/pitr/wal-index.ts';
-import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { recoverableWal } from '../postgres/pitr/partial-store.ts';
+import { archivedBases } from '../postgres/pitr/wal-index.ts';
 import { recoverableWindow, walGaps } from '../postgres/pitr/window.ts';
 import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
 
@@ -16,7 +16,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
   const none = { baseBackups: 0, newestSegment: null, gaps: [], reachesNewest: true, window: null, earlier: null };
   if (config.s3?.mode === 'primary') return { ...none, notKept: 'the WAL archive needs local storage (BACKUP_DIR) in this version' };
   try {
-    const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), archivedWal(new LocalWalStore(config.backupDir, target))]);
+    const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), recoverableWal(config.backupDir, target)]);
     const w = recoverableWindow(bases, wal);
     const gaps = w?.gaps ?? walGaps(bases, wal);
     return {

@@ -13,6 +13,19 @@ export interface StoredWalState {
   error?: string;
   lastArchived?: string;
   lastArchivedAt?: string;
+  /** The measured RPO (postgres/pitr/rpo-monitor.ts): the objective in seconds, and when it was last measured. */
+  rpoObjectiveSeconds?: string;
+  rpoMeasuredAt?: string;
+  /** Since when committed WAL has been missing from the archive; absent at the last measurement: the archive held everything. */
+  rpoBehindSince?: string;
+  /** Why the server could not be asked: the RPO is unknown. */
+  rpoError?: string;
+  /** The server's WAL position, the archive's, and the worker disk's (flushed by the receiver, not yet archived). */
+  currentLsn?: string;
+  archivedLsn?: string;
+  flushedLsn?: string;
+  /** Why the last snapshot of the partial segment failed. */
+  partialError?: string;
 }
 
 /**

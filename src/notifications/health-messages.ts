@@ -17,6 +17,7 @@ const LABEL: Record<string, string> = {
   'wal-gap': 'gap in the WAL archive',
   'wal-slot': 'replication slot holding WAL',
   'base-backup': 'base backup failed or too old',
+  rpo: 'RPO not within its objective',
 };
 
 export const conditionLabel = (c: string) => LABEL[c] ?? c;
@@ -34,6 +35,7 @@ const NAME: Record<string, string> = {
   'wal-gap': 'WAL archive',
   'wal-slot': 'replication slot',
   'base-backup': 'base backup',
+  rpo: 'RPO',
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */

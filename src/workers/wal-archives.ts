@@ -2,9 +2,12 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Config, TargetConfig } from '../config.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
+import { rpoCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
+import { type RpoState, startRpoMonitor } from '../postgres/pitr/rpo-monitor.ts';
 import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
@@ -34,12 +37,25 @@ async function writeState(redis: Redis, key: string, s: StoredWalState, log: Log
     .catch((err: unknown) => log.debug({ err }, 'WAL state not written'));
 }
 
-const stored = (s: WalArchiveState, holder: string): StoredWalState => ({
+/** What goes to Redis: the archive's state, and the RPO measured beside it (its objective even before the first measurement). */
+export const storedWalState = (s: WalArchiveState, holder: string, rpo: RpoState | null, objectiveSeconds: number): StoredWalState => ({
   holder,
   receiver: s.receiver.up ? 'up' : 'down',
   since: s.receiver.since.toISOString(),
   ...((s.receiver.error ?? s.archiveError) ? { error: s.archiveError ?? s.receiver.error } : {}),
   ...(s.lastArchived ? { lastArchived: s.lastArchived.name, lastArchivedAt: s.lastArchived.at.toISOString() } : {}),
+  rpoObjectiveSeconds: String(objectiveSeconds),
+  ...(rpo ? storedRpo(rpo) : {}),
+});
+
+const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
+  ...(r.measuredAt ? { rpoMeasuredAt: r.measuredAt.toISOString() } : {}),
+  ...(r.behindSince ? { rpoBehindSince: r.behindSince.toISOString() } : {}),
+  ...(r.error ? { rpoError: r.error } : {}),
+  ...(r.currentLsn ? { currentLsn: r.currentLsn } : {}),
+  ...(r.archivedLsn ? { archivedLsn: r.archivedLsn } : {}),
+  ...(r.flushedLsn ? { flushedLsn: r.flushedLsn } : {}),
+  ...(r.partialError ? { partialError: r.partialError } : {}),
 });
 
 export async function startWalArchives(o: {
@@ -48,6 +64,12 @@ export async function startWalArchives(o: {
   log: Logger;
   /** The lease's TTL, renewal and retry (jobs/wal-lease.ts DEFAULT_LEASE: 30 s, 10 s, 5 s); tests shorten them. */
   lease?: Partial<LeaseTiming>;
+  /**
+   * Called when the RPO's verdict (the `rpo` condition) changes as the worker measures it, after the state is in
+   * Redis, so the health check runs then rather than at its next interval (15 min by default): an objective of a
+   * minute must not page a quarter of an hour late.
+   */
+  onRpoVerdict?: (target: string) => void;
 }): Promise<WalArchives> {
   const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
   if (targets.length === 0) return { stop: async () => undefined };
@@ -86,21 +108,55 @@ export async function startWalArchives(o: {
       );
       continue;
     }
-    const start = () =>
-      startWalArchive({
-        target: t.name,
-        pgReceivewal,
-        replicationUrl: t.pitr.url,
-        slot: t.pitr.slot,
-        spool: join(o.config.backupDir, '_wal-spool', t.name),
-        store: new LocalWalStore(o.config.backupDir, t.name),
-        zstd,
-        level: o.config.compressionLevel,
-        recipients: o.config.encryption.recipients,
-        ageEngine,
-        log,
-        onState: (s) => void writeState(o.redis, key, stored(s, holder), log),
+    const common = {
+      store: new LocalWalStore(o.config.backupDir, t.name),
+      zstd,
+      level: o.config.compressionLevel,
+      recipients: o.config.encryption.recipients,
+      ageEngine,
+      log,
+    };
+    const spool = join(o.config.backupDir, '_wal-spool', t.name);
+    const objective = t.pitr.rpoSeconds;
+    // The archive and the RPO monitor write the one state hash, each with the other's latest part.
+    let rpo: RpoState | null = null;
+    let verdict: string | null = null;
+    const write = (s: WalArchiveState) => {
+      const state = storedWalState(s, holder, rpo, objective);
+      const now = rpo ? rpoCondition(t.name, new Date(), state).status : verdict;
+      void writeState(o.redis, key, state, log).then(() => {
+        if (now === verdict) return;
+        verdict = now;
+        o.onRpoVerdict?.(t.name);
       });
+    };
+    // While this worker holds the lease: the archive, and beside it the RPO monitor (its partial snapshots need the
+    // spool this worker's receiver writes).
+    const start = () => {
+      const archive = startWalArchive({ ...common, target: t.name, pgReceivewal, replicationUrl: t.pitr.url, slot: t.pitr.slot, spool, onState: write });
+      const monitor = startRpoMonitor({
+        ...common,
+        target: t.name,
+        url: t.url,
+        slot: t.pitr.slot,
+        spool,
+        partials: new PartialWalStore(o.config.backupDir, t.name),
+        objectiveSeconds: objective,
+        newestArchived: () => archive.state().lastArchived?.name ?? null,
+        receiverUp: () => archive.state().receiver.up,
+        onState: (r) => {
+          rpo = r;
+          write(archive.state());
+        },
+      });
+      return {
+        ...archive,
+        async stop(opts?: Parameters<typeof archive.stop>[0]) {
+          await monitor.stop();
+          await archive.stop(opts);
+        },
+      };
+    };
     archives.push(
       leasedArchive({
         redis: o.redis,
@@ -117,7 +173,7 @@ export async function startWalArchives(o: {
             o.redis,
             key,
             {
-              ...stored(last, holder),
+              ...storedWalState(last, holder, rpo, objective),
               receiver: 'down',
               since: new Date().toISOString(),
               error: 'the worker receiving this WAL stopped (restart or shutdown); another worker takes the WAL lease within seconds, if one runs',

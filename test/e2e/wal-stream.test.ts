@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withClient } from '../support/postgres-helpers.ts';
-import { slash, startHarness, type Harness } from './harness.ts';
+import { validateBlocks } from '../support/slack-blocks.ts';
+import { openHome } from '../support/slack-requests.ts';
+import { SIGNING_SECRET, slash, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 let cfg: string;
@@ -67,4 +69,29 @@ describe('a target with point-in-time recovery, as the bot runs it', () => {
     // Health judges the stream too (its own condition and page, pg-backup-bot/shop/wal-stream).
     expect((await slash(h, '/backup', 'health shop')).text).toMatch(/:white_check_mark: WAL stream: streaming since [^;]+; newest archived [0-9A-F]{24}/);
   });
+
+  it('measures the RPO: /backup health judges it, /backup status and the App Home show it', async () => {
+    // The objective is the default hour; the server is shared with other tests, so the RPO is small, not always 0.
+    const health = await until(() => slash(h, '/backup', 'health shop').then((r) => r.text), /RPO: \d+ s/);
+    expect(health).toMatch(
+      /:white_check_mark: RPO: \d+ s \(objective 1 h 0 min\): (the archive holds everything the server has written \(up to [0-9A-F]+\/[0-9A-F]+\)|the server is at )/,
+    );
+    expect(await statusUntil(/RPO: /)).toMatch(/\n {3}RPO: \d+ s \(objective 1 h 0 min\): /);
+    const since = h.slack.homes.length;
+    expect((await openHome({ url: h.eventsUrl, signingSecret: SIGNING_SECRET, userId: 'U0OPS' })).status).toBe(200);
+    const view = await until(async () => h.slack.homes.slice(since).find((v) => v.user === 'U0OPS'), undefined);
+    expect(validateBlocks(view.blocks, 100)).toBeNull();
+    expect(JSON.stringify(view.blocks)).toMatch(/Measured RPO: The RPO of shop is \d+ s, within its objective 1 h 0 min/);
+  });
 });
+
+/** f() until it gives something (matching `match`, for text). */
+async function until<T>(f: () => Promise<T | undefined>, match: RegExp | undefined, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && (!match || match.test(String(v)))) return v;
+    if (Date.now() > end) throw new Error(`timed out: last ${String(v)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

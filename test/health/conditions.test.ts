@@ -7,12 +7,14 @@ const GB = 1024 ** 3;
 describe('evaluateHealth', () => {
   it('reports every condition, in a fixed order, all ok for a healthy target (the WAL stream only where there is one)', () => {
     const results = evaluateHealth(healthyInput());
-    expect(results.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => !c.startsWith('wal-') && c !== 'base-backup'));
+    expect(results.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => !c.startsWith('wal-') && c !== 'base-backup' && c !== 'rpo'));
+    const measured = { rpoObjectiveSeconds: '3600', rpoMeasuredAt: ago(2000).toISOString(), currentLsn: '0/3000148', archivedLsn: '0/3000148' };
     const withPitr = evaluateHealth({
       ...healthyInput(),
-      wal: { state: { receiver: 'up', since: ago(HOUR).toISOString() } },
+      wal: { state: { receiver: 'up', since: ago(HOUR).toISOString(), ...measured } },
       baseBackup: { newest: { id: 'shop-base-x', finishedAt: ago(HOUR).toISOString() }, lastRun: null, watchedSince: null, maxAgeHours: 192 },
     });
+    for (const r of withPitr) expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
     // wal-gap and wal-slot come with the archive's facts (test/health/wal-conditions.test.ts).
     expect(withPitr.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => c !== 'wal-gap' && c !== 'wal-slot'));
     for (const r of results) {
@@ -34,6 +36,7 @@ describe('evaluateHealth', () => {
       unencrypted: 'warning',
       'wal-stream': 'critical',
       ...(severities['base-backup'] ? { 'base-backup': 'error' } : {}),
+      rpo: 'critical',
     });
   });
 

@@ -135,7 +135,7 @@ describe('evaluateHealth with a pitr target', () => {
       walHealth: { archive: archive(), slot: slot() },
     });
     const names = results.map((r) => r.condition);
-    expect(names.slice(-3)).toEqual(['wal-stream', 'wal-gap', 'wal-slot']);
+    expect(names.slice(-4)).toEqual(['wal-stream', 'wal-gap', 'wal-slot', 'rpo']);
     expect([...names].sort((a, b) => HEALTH_CONDITIONS.indexOf(a) - HEALTH_CONDITIONS.indexOf(b))).toEqual(names);
   });
 });

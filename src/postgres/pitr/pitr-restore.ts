@@ -76,7 +76,7 @@ async function plaintext(stream: Readable, expected: { sha256: string; encryptio
 }
 
 /** One archived WAL file to `dest` (restore_command's %p), checked, decrypted and decompressed; false when not archived. */
-export async function fetchWal(store: LocalWalStore, name: string, dest: string, identity: AgeIdentity | undefined): Promise<boolean> {
+export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, name: string, dest: string, identity: AgeIdentity | undefined): Promise<boolean> {
   const entry = await store.entry(name);
   if (!entry) return false;
   const compressed = await plaintext(store.open(entry), entry, identity, `WAL ${name}`);

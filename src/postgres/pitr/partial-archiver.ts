@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { execa } from 'execa';
+import { createEncryptStream } from '../../crypto/age.ts';
+import { childOptions, yieldCpu } from '../child-pipes.ts';
+import { describeExit, firstErrorLine } from '../failures.ts';
+import { collectOutput } from '../output-tail.ts';
+import { counter } from '../stream-counter.ts';
+import type { ArchiveOptions } from './archiver.ts';
+import { formatLsn, SEGMENT_BYTES, segmentStartLsn } from './lsn.ts';
+import type { PartialEntry, PartialWalStore } from './partial-store.ts';
+
+/** pg_receivewal's name for the segment it is writing. */
+export const PARTIAL_WAL = /^([0-9A-F]{24})\.partial$/;
+const PAGE = 8192;
+
+/** The first `walBytes` of pg_receivewal's `.partial` file, or null when it is gone (completed and renamed meanwhile). */
+async function readHead(path: string, walBytes: number): Promise<Buffer | null> {
+  const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (!fh) return null;
+  try {
+    const buf = Buffer.alloc(SEGMENT_BYTES);
+    const { bytesRead } = await fh.read(buf, 0, walBytes, 0);
+    if (bytesRead < walBytes) throw new Error(`the partial WAL file ${path} holds ${bytesRead} bytes, fewer than the ${walBytes} the server says were flushed`);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * One snapshot of the segment being received, holding `walBytes` of WAL: the receiver had flushed (and told the
+ * server so) up to `walEnd` at `coversAt`, so the file holds at least that much. Only those bytes are stored, the
+ * rest of the 16 MB zeroed as pg_receivewal pads it, so the snapshot never holds a page being written at that
+ * moment; PostgreSQL replays it under the segment's own name and stops at its end. Compressed, encrypted, hashed,
+ * committed, then indexed in place of the previous snapshot of that segment.
+ */
+export async function snapshotPartial(
+  path: string,
+  name: string,
+  flushed: bigint,
+  coversAt: Date,
+  o: ArchiveOptions & { partials: PartialWalStore },
+): Promise<PartialEntry | null> {
+  const walBytes = Number(flushed - segmentStartLsn(name));
+  if (walBytes <= 0 || walBytes >= SEGMENT_BYTES) return null;
+  const segment = await readHead(path, walBytes);
+  if (!segment) return null;
+  // The page holding the last byte claimed must be a WAL page of this segment (the same magic as its first page):
+  // a flushed position that is not in this file (another receiver's) must never be claimed as archived.
+  const magic = segment.readUInt16LE(0);
+  const last = Math.floor((walBytes - 1) / PAGE) * PAGE;
+  if (magic === 0 || segment.readUInt16LE(last) !== magic) {
+    throw new Error(`the partial WAL file ${name} does not hold WAL up to ${formatLsn(flushed)}, where the server says the receiver flushed`);
+  }
+  const encrypted = o.recipients.length > 0;
+  const file = o.partials.fileName(name, walBytes, encrypted);
+  const writer = await o.partials.writer(file);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const counting = counter((n) => (bytes += n), hash);
+  const zstd = yieldCpu(execa(o.zstd, ['-c', '-q', `-${o.level}`], { ...childOptions(undefined), input: segment, stdout: 'pipe', stderr: 'pipe' }));
+  const stderr = collectOutput(zstd.stderr);
+  try {
+    const flow = encrypted
+      ? pipeline(zstd.stdout, await createEncryptStream(o.recipients, o.ageEngine), counting, writer.stream)
+      : pipeline(zstd.stdout, counting, writer.stream);
+    const [, res] = await Promise.all([flow, zstd]);
+    if (res.failed) throw new Error(`zstd failed on partial WAL ${name}: ${firstErrorLine(stderr.text()) || describeExit(res)}`);
+    await writer.commit();
+  } catch (err) {
+    zstd.kill('SIGTERM');
+    await writer.abort();
+    throw err;
+  }
+  const entry: PartialEntry = {
+    name,
+    file,
+    bytes,
+    sha256: hash.digest('hex'),
+    rawBytes: SEGMENT_BYTES,
+    compression: 'zstd',
+    encryption: encrypted ? 'age' : 'none',
+    archivedAt: (o.now?.() ?? new Date()).toISOString(),
+    partial: true,
+    walBytes,
+    walEnd: formatLsn(flushed),
+    coversAt: coversAt.toISOString(),
+  };
+  await o.partials.index(entry);
+  return entry;
+}

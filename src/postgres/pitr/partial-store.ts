@@ -1,0 +1,106 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { BotError } from '../../errors.ts';
+import { openFileWriter } from '../../storage/file-writer.ts';
+import { errnoCode, fsyncDir, readdirIfExists, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
+import type { ArtifactWriter } from '../../storage/index.ts';
+import { archivedWal } from './wal-index.ts';
+import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
+
+/**
+ * Snapshots of the segment pg_receivewal is still writing, in `<BACKUP_DIR>/<target>/_wal/_partial/`: at most one
+ * per segment, `<segment>.json` naming its file `<segment>.<bytes of WAL, hex>.zst[.age]`. A newer snapshot is a
+ * new file; the index entry switches to it, then the older file is removed, so a reader never sees an entry whose
+ * file is being replaced. The completed segment, once archived, supersedes the snapshot (it is removed).
+ */
+export const PartialEntrySchema = WalEntrySchema.extend({
+  name: z.string().regex(/^[0-9A-F]{24}$/),
+  partial: z.literal(true),
+  /** Bytes of WAL it holds from the segment's start (the rest, to 16 MB, is zeros, as pg_receivewal pads it). */
+  walBytes: z.number().int().positive(),
+  /** The position it reaches, and when the server reported the receiver had flushed that far. */
+  walEnd: z.string(),
+  coversAt: z.string().datetime(),
+});
+export type PartialEntry = z.infer<typeof PartialEntrySchema>;
+
+export class PartialWalStore {
+  readonly dir: string;
+
+  constructor(
+    root: string,
+    readonly target: string,
+  ) {
+    this.dir = join(root, target, '_wal', '_partial');
+  }
+
+  describe(): string {
+    return `local:${this.dir}`;
+  }
+
+  fileName(name: string, walBytes: number, encrypted: boolean): string {
+    return `${name}.${walBytes.toString(16).toUpperCase()}.zst${encrypted ? '.age' : ''}`;
+  }
+
+  async writer(file: string): Promise<ArtifactWriter> {
+    await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    const final = join(this.dir, file);
+    return openFileWriter(`${final}.tmp`, final, (err, action) => storageError(err, this.describe(), `${action} partial WAL ${file}`));
+  }
+
+  /**
+   * The new snapshot's entry replaces the old one; then older files go. The one just replaced stays until the next
+   * snapshot: a wal-fetch that read the old entry a moment ago still finds its file.
+   */
+  async index(entry: PartialEntry): Promise<void> {
+    const old = await this.entry(entry.name);
+    await writeFileAtomically(join(this.dir, `${entry.name}.json`), `${JSON.stringify(PartialEntrySchema.parse(entry), null, 2)}\n`);
+    await fsyncDir(this.dir);
+    await this.removeFiles(entry.name, [entry.file, old?.file]);
+  }
+
+  private async removeFiles(name: string, keep: Array<string | undefined>): Promise<void> {
+    const files = (await readdirIfExists(this.dir)).filter((f) => f.startsWith(`${name}.`) && !f.endsWith('.json') && !f.endsWith('.tmp'));
+    await Promise.all(files.filter((f) => !keep.includes(f)).map((f) => rm(join(this.dir, f), { force: true })));
+  }
+
+  async entry(name: string): Promise<PartialEntry | null> {
+    try {
+      return PartialEntrySchema.parse(JSON.parse(await readFile(join(this.dir, `${name}.json`), 'utf8')));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw new BotError('storage_failed', `The index entry of the partial WAL snapshot ${name} in ${this.describe()} is unreadable.`, { cause: err });
+    }
+  }
+
+  async list(): Promise<PartialEntry[]> {
+    const names = (await readdirIfExists(this.dir)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length));
+    const entries = await Promise.all(names.map((n) => this.entry(n)));
+    return entries.filter((e): e is PartialEntry => e !== null).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The completed segment is archived: its snapshot is no longer needed (entry first, then the file). */
+  async remove(name: string): Promise<void> {
+    await rm(join(this.dir, `${name}.json`), { force: true });
+    await fsyncDir(this.dir);
+    await this.removeFiles(name, []);
+  }
+
+  open(entry: WalEntry): Readable {
+    return createReadStream(join(this.dir, entry.file));
+  }
+}
+
+/**
+ * Every WAL file a recovery can fetch: the archived ones (the cached index, wal-index.ts), and for a segment not archived whole, its newest partial
+ * snapshot, whose `archivedAt` is the time its WAL reaches (for the recoverable window).
+ */
+export async function recoverableWal(root: string, target: string): Promise<WalEntry[]> {
+  const [full, partial] = await Promise.all([archivedWal(new LocalWalStore(root, target)), new PartialWalStore(root, target).list()]);
+  const have = new Set(full.map((e) => e.name));
+  const extra = partial.filter((p) => !have.has(p.name)).map((p): WalEntry => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt }));
+  return [...full, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -1,0 +1,172 @@
+import { join } from 'node:path';
+import type { Logger } from '../../logger.ts';
+import { readdirIfExists } from '../../storage/fs-util.ts';
+import type { ArchiveOptions } from './archiver.ts';
+import { formatLsn, parseLsn, segmentEndLsn } from './lsn.ts';
+import { PARTIAL_WAL, snapshotPartial } from './partial-archiver.ts';
+import type { PartialWalStore } from './partial-store.ts';
+import { positionSampler, type ServerPosition } from './position-sampler.ts';
+import { RpoTracker } from './rpo.ts';
+
+/** The measured RPO of one target, and the positions behind it. */
+export interface RpoState {
+  objectiveSeconds: number;
+  /** When the RPO was last measured; absent until the first sample. */
+  measuredAt?: Date;
+  rpoMs?: number;
+  /** Since when committed WAL has been missing from the archive; absent when the archive holds everything. */
+  behindSince?: Date;
+  /** Why the server could not be asked at the last attempt: the RPO is unknown now (never 0). */
+  error?: string;
+  /** The server's position, the archive's (durable off the database host), and the worker disk's (durable there only). */
+  currentLsn?: string;
+  archivedLsn?: string;
+  flushedLsn?: string;
+  /** Why the last snapshot of the partial segment failed, if it did. */
+  partialError?: string;
+}
+
+export interface RpoMonitorOptions extends ArchiveOptions {
+  target: string;
+  /** The target's ordinary connection (its backups'), for pg_current_wal_lsn(). */
+  url: string;
+  slot: string;
+  spool: string;
+  partials: PartialWalStore;
+  objectiveSeconds: number;
+  /** The newest completed segment archived by this process (wal-archive.ts), if any yet. */
+  newestArchived(): string | null;
+  /** Whether this process's receiver is up: only then is the spool's partial segment its own and current. */
+  receiverUp(): boolean;
+  log: Logger;
+  onState?: (s: RpoState) => void;
+  /** How often the server is asked (default 2 s). */
+  sampleMs?: number;
+  /** The most often the partial segment is stored (default min(objective / 4, 30 s), at least 1 s). */
+  partialEveryMs?: number;
+}
+
+/**
+ * At most every N seconds, N from the objective: a quarter of it, at least a second, and at most 30 s, so that even
+ * the default objective of an hour keeps the RPO of a quiet server under a minute (a snapshot costs one read of at
+ * most 16 MB, compressed and encrypted).
+ */
+export const partialInterval = (objectiveSeconds: number) => Math.max(1000, Math.min((objectiveSeconds * 1000) / 4, 30_000));
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Measures the RPO of one target while its WAL archive runs: every few seconds the server's position is sampled
+ * (position-sampler.ts), the segment pg_receivewal is writing is stored when it has grown and its interval has
+ * passed (partial-archiver.ts), snapshots superseded by their completed segment are removed, and the RPO is read
+ * against the end of the newest WAL in the archive (rpo.ts).
+ */
+export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick(): Promise<void>; stop(): Promise<void> } {
+  const sampler = positionSampler(o.url, o.slot);
+  const tracker = new RpoTracker();
+  const every = o.partialEveryMs ?? partialInterval(o.objectiveSeconds);
+  let state: RpoState = { objectiveSeconds: o.objectiveSeconds };
+  let fullEnd = 0n;
+  let partialEnd = 0n;
+  let lastSnapshot = 0;
+  let cleaned: string | null = null;
+  let started: Promise<void> | null = null;
+
+  // What an earlier run archived counts from the start: the newest segment and snapshot in the store.
+  const init = async () => {
+    const [full, partial] = await Promise.all([o.store.list(), o.partials.list()]);
+    const newest = full.filter((e) => !e.name.endsWith('.history')).at(-1);
+    if (newest) fullEnd = segmentEndLsn(newest.name);
+    for (const p of partial) if (parseLsn(p.walEnd) > partialEnd) partialEnd = parseLsn(p.walEnd);
+  };
+
+  const snapshot = async (pos: ServerPosition) => {
+    const flushed = pos.flushed;
+    if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd || Date.now() - lastSnapshot < every) return;
+    const name = (await readdirIfExists(o.spool)).find((n) => PARTIAL_WAL.test(n));
+    if (!name) return;
+    try {
+      const entry = await snapshotPartial(join(o.spool, name), name.slice(0, 24), flushed, pos.at, { ...o, partials: o.partials });
+      if (entry) {
+        partialEnd = flushed;
+        lastSnapshot = Date.now();
+      }
+      delete state.partialError;
+    } catch (err) {
+      state.partialError = `the partial segment ${name.slice(0, 24)} could not be archived: ${message(err)}`;
+      o.log.error({ err, target: o.target }, 'partial WAL snapshot failed; retrying');
+    }
+  };
+
+  // A snapshot whose completed segment is archived is superseded: removed, oldest first.
+  const cleanUp = async () => {
+    const newest = o.newestArchived();
+    if (!newest || newest === cleaned) return;
+    fullEnd = fullEnd > segmentEndLsn(newest) ? fullEnd : segmentEndLsn(newest);
+    for (const p of await o.partials.list()) if (p.name <= newest) await o.partials.remove(p.name);
+    cleaned = newest;
+  };
+
+  let chain: Promise<void> = Promise.resolve();
+  // One tick at a time, whoever asks (the timer, a test, stop()).
+  const tick = () => {
+    const next = chain.then(measure);
+    chain = next.catch(() => undefined);
+    return next;
+  };
+
+  const measure = async () => {
+    started ??= init().catch((err: unknown) => {
+      started = null;
+      throw err;
+    });
+    await started;
+    await cleanUp().catch((err: unknown) => o.log.warn({ err, target: o.target }, 'superseded partial WAL not removed'));
+    let pos: ServerPosition;
+    try {
+      pos = await sampler.sample();
+    } catch (err) {
+      state = { ...state, error: `the server could not be asked for its WAL position: ${message(err)}` };
+      o.onState?.({ ...state });
+      return;
+    }
+    tracker.add({ at: pos.at, lsn: pos.current });
+    await snapshot(pos);
+    const archived = fullEnd > partialEnd ? fullEnd : partialEnd;
+    const now = new Date();
+    const reading = tracker.read(now, archived);
+    const { error: _gone, behindSince: _was, ...rest } = state;
+    state = {
+      ...rest,
+      measuredAt: now,
+      rpoMs: reading.rpoMs,
+      ...(reading.behindSince ? { behindSince: reading.behindSince } : {}),
+      currentLsn: formatLsn(pos.current),
+      archivedLsn: formatLsn(archived),
+      ...(pos.flushed !== null ? { flushedLsn: formatLsn(pos.flushed) } : {}),
+    };
+    o.onState?.({ ...state });
+  };
+
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const loop = () => {
+    running = tick()
+      .catch((err: unknown) => o.log.error({ err, target: o.target }, 'RPO measurement failed'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, o.sampleMs ?? 2000);
+      });
+  };
+  loop();
+  return {
+    state: () => ({ ...state }),
+    tick,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+      await sampler.close();
+    },
+  };
+}

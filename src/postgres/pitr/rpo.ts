@@ -1,0 +1,57 @@
+/**
+ * The RPO, measured: how long ago the oldest committed change that the archive does not hold yet was made. The
+ * worker samples the server's current WAL position with the time every few seconds; the archive's position is the
+ * end of the newest WAL it holds (a completed segment, or a snapshot of the partial one). Pure: the caller samples.
+ */
+export interface PositionSample {
+  at: Date;
+  /** The server's current WAL position (pg_current_wal_lsn()) at that time. */
+  lsn: bigint;
+}
+
+export interface RpoReading {
+  /** 0 when the archive holds everything the server had written at the newest sample. */
+  rpoMs: number;
+  /**
+   * Since when WAL beyond the archive has existed: the newest sample still at or below the archived position (the
+   * change came after it), or, when every sample kept is beyond, the oldest of them. Absent when caught up.
+   */
+  behindSince?: Date;
+}
+
+/** At most this many samples: ~2 h 15 min at 2 s, then thinned (every other one between the first and last). */
+export const MAX_SAMPLES = 4096;
+
+export class RpoTracker {
+  private samples: PositionSample[] = [];
+
+  add(s: PositionSample): void {
+    this.samples.push(s);
+    if (this.samples.length > MAX_SAMPLES) {
+      // The oldest sample decides the RPO and the newest the present: both stay, the ones between lose resolution.
+      this.samples = this.samples.filter((_, i, all) => i === 0 || i === all.length - 1 || i % 2 === 0);
+    }
+  }
+
+  get size(): number {
+    return this.samples.length;
+  }
+
+  /**
+   * The reading against the archived position. A change beyond it was made after the last sample at or below it,
+   * so that sample's time is used (an upper bound, off by at most one sampling interval), not the first sample
+   * beyond (a lower bound). Samples older than that one can never matter again (the archive only moves on) and
+   * are dropped.
+   */
+  read(now: Date, archived: bigint): RpoReading {
+    const firstBeyond = this.samples.findIndex((s) => s.lsn > archived);
+    if (firstBeyond === -1) {
+      // Caught up: only the newest sample is kept, as the anchor of the next change.
+      this.samples = this.samples.slice(-1);
+      return { rpoMs: 0 };
+    }
+    const anchor = this.samples[firstBeyond - 1] ?? (this.samples[firstBeyond] as PositionSample);
+    this.samples = this.samples.slice(Math.max(0, firstBeyond - 1));
+    return { rpoMs: Math.max(0, now.getTime() - anchor.at.getTime()), behindSince: anchor.at };
+  }
+}

@@ -1,0 +1,66 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { snapshotPartial } from '../../../src/postgres/pitr/partial-archiver.ts';
+import { PartialWalStore, recoverableWal } from '../../../src/postgres/pitr/partial-store.ts';
+import { fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
+
+const SEG = '000000010000000000000007';
+const MB16 = 16 * 1024 * 1024;
+
+/**
+ * A partial snapshot of a segment file laid out as pg_receivewal leaves it (16 MB, written pages then zeros), for a
+ * target that opted out of encryption: only the bytes the server says were flushed are stored, the rest zeroed;
+ * a claim beyond what the file holds is refused; wal-fetch serves it whole under the segment's name.
+ */
+describe('snapshotPartial', () => {
+  let dir: string;
+  let file: Buffer;
+  const o = () => ({
+    store: new LocalWalStore(join(dir, 'b'), 'app'),
+    partials: new PartialWalStore(join(dir, 'b'), 'app'),
+    zstd: 'zstd',
+    level: 2,
+    recipients: [],
+    ageEngine: undefined,
+  });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-partial-unit-'));
+    // Three written 8 kB pages (a page's magic first, then bytes), the rest as pg_receivewal pre-pads it.
+    file = Buffer.alloc(MB16);
+    for (let p = 0; p < 3; p++) {
+      file.writeUInt16LE(0xd110, p * 8192);
+      file.fill(0x41 + p, p * 8192 + 24, (p + 1) * 8192);
+    }
+    await writeFile(join(dir, `${SEG}.partial`), file);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('stores the flushed bytes and zeros, indexed, and wal-fetch serves them as the segment', async () => {
+    const flushed = segmentStartLsn(SEG) + 20_000n;
+    const entry = await snapshotPartial(join(dir, `${SEG}.partial`), SEG, flushed, new Date('2026-12-04T12:00:00Z'), o());
+    expect(entry).toMatchObject({ name: SEG, walBytes: 20_000, walEnd: '0/7004E20', encryption: 'none', rawBytes: MB16, coversAt: '2026-12-04T12:00:00.000Z' });
+    const dest = join(dir, 'fetched');
+    expect(await fetchWal(o().partials, SEG, dest, undefined)).toBe(true);
+    const got = await readFile(dest);
+    expect(got.length).toBe(MB16);
+    expect(got.subarray(0, 20_000).equals(file.subarray(0, 20_000))).toBe(true);
+    // Bytes past the flushed position (being written at that moment) are never stored.
+    expect(got.subarray(20_000).every((b) => b === 0)).toBe(true);
+    // The window reaches it through recoverableWal, at the time the server reported the flush.
+    expect((await recoverableWal(join(dir, 'b'), 'app')).map((e) => [e.name, e.archivedAt])).toEqual([[SEG, '2026-12-04T12:00:00.000Z']]);
+  });
+
+  it('refuses to claim WAL the file does not hold (a position on a page never written)', async () => {
+    const beyond = segmentStartLsn(SEG) + BigInt(5 * 8192 + 100);
+    await expect(snapshotPartial(join(dir, `${SEG}.partial`), SEG, beyond, new Date(), o())).rejects.toThrow(/does not hold WAL up to 0\/700A064/);
+    // The earlier snapshot stays the one indexed.
+    expect((await o().partials.entry(SEG))?.walBytes).toBe(20_000);
+    // A file gone (completed and renamed meanwhile) is no snapshot and no error.
+    expect(await snapshotPartial(join(dir, 'gone.partial'), SEG, segmentStartLsn(SEG) + 100n, new Date(), o())).toBeNull();
+  });
+});

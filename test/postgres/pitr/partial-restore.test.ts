@@ -1,0 +1,156 @@
+import { appendFile, chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
+import { generateKeyPair } from '../../../src/crypto/age.ts';
+import { type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { parseLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { PartialWalStore } from '../../../src/postgres/pitr/partial-store.ts';
+import { startRpoMonitor } from '../../../src/postgres/pitr/rpo-monitor.ts';
+import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+import { cli } from '../../support/app-backups.ts';
+import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** As root, the server and its restore_command run as `postgres` (initdb and postgres refuse root). */
+async function serverUser(): Promise<{ prefix: string[]; uid?: number; gid?: number }> {
+  if (process.getuid?.() !== 0) return { prefix: [] };
+  const uid = Number((await execa('id', ['-u', 'postgres'])).stdout);
+  const gid = Number((await execa('id', ['-g', 'postgres'])).stdout);
+  return { prefix: ['runuser', '-u', 'postgres', '--'], uid, gid };
+}
+
+/**
+ * A row committed into a segment the server has not finished (no switch, nothing fills 16 MB) is recovered by
+ * restore-pitr: the archive holds it only as a partial snapshot, wal-fetch serves that under the segment's name,
+ * and the recoverable window reaches its time.
+ */
+describe('restore-pitr from a partial segment', () => {
+  let source: EphemeralPostgres;
+  let dir: string;
+  let archive: ReturnType<typeof startWalArchive>;
+  let monitor: ReturnType<typeof startRpoMonitor>;
+  let env: Record<string, string>;
+  const slot = 'pgbb_partial_test';
+
+  beforeAll(async () => {
+    // synchronous_commit on: a commit has reached the server's WAL, and pg_current_wal_lsn(), when INSERT returns.
+    source = await startEphemeralPostgres({ settings: { full_page_writes: 'on', synchronous_commit: 'on' } });
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-partial-'));
+    const keys = await generateKeyPair();
+    const identityFile = join(dir, 'key.txt');
+    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+    const root = join(dir, 'backups');
+    const tools = await findPgTools({ serverMajor: 15 });
+    const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
+    const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine(), log: silentLog };
+    const store = new LocalWalStore(root, 'app');
+    const spool = join(dir, 'spool');
+    archive = startWalArchive({ ...common, store, target: 'app', pgReceivewal: pgReceivewal as string, replicationUrl: source.url, slot, spool, sweepMs: 100 });
+    monitor = startRpoMonitor({
+      ...common,
+      store,
+      target: 'app',
+      url: source.url,
+      slot,
+      spool,
+      partials: new PartialWalStore(root, 'app'),
+      objectiveSeconds: 60,
+      sampleMs: 200,
+      partialEveryMs: 500,
+      newestArchived: () => archive.state().lastArchived?.name ?? null,
+      receiverUp: () => archive.state().receiver.up,
+    });
+    await withClient(source.url, (c) =>
+      c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-base')"),
+    );
+    await runBaseBackup({ ...common, target: 'app', root, replicationUrl: source.url, pgBasebackup: pgBasebackup as string });
+    const config = join(dir, 'pg-backup-bot.yml');
+    await writeFile(config, 'encryption: age\ntargets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n');
+    env = {
+      BOT_CONFIG: config,
+      APP_URL: source.url,
+      BACKUP_DIR: root,
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+    };
+    const user = await serverUser();
+    if (user.uid !== undefined) await chown(identityFile, user.uid, user.gid as number);
+  }, 120_000);
+
+  afterAll(async () => {
+    await monitor?.stop();
+    await archive?.stop();
+    await source?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('recovers a row that only a partial snapshot holds', async () => {
+    await withClient(source.url, (c) => c.query("INSERT INTO markers VALUES ('in-partial')"));
+    await sleep(1100);
+    const target = new Date();
+    await sleep(1100);
+    const { lsn, segment } = await withClient(source.url, async (c) => {
+      await c.query("INSERT INTO markers VALUES ('after')");
+      const { rows } = await c.query<{ lsn: string; segment: string }>(
+        'SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS segment',
+      );
+      return rows[0] as { lsn: string; segment: string };
+    });
+    const partials = new PartialWalStore(env.BACKUP_DIR as string, 'app');
+    for (let i = 0; ; i++) {
+      const p = await partials.entry(segment);
+      if (p && parseLsn(p.walEnd) >= parseLsn(lsn)) break;
+      if (i > 300) throw new Error(`no partial snapshot of ${segment} reached ${lsn}: ${JSON.stringify(monitor.state())}`);
+      await sleep(100);
+    }
+    // Only the snapshot holds it: the segment itself is not complete, so not archived whole.
+    expect(await new LocalWalStore(env.BACKUP_DIR as string, 'app').entry(segment)).toBeNull();
+
+    // The archive stops here, so what the server's user is given to read below is all there is.
+    await monitor.stop();
+    await archive.stop();
+    const dataDir = join(dir, 'restored');
+    const user = await serverUser();
+    if (user.uid !== undefined) await execa('chmod', ['-R', 'a+rX', dir]);
+    const run = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const port = await freePort();
+    await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
+    if (user.uid !== undefined) await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
+    await chmod(dataDir, 0o700);
+    const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
+    const ctl = (args: string[]) =>
+      execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
+    const started = await ctl(['-D', dataDir, '-l', join(dataDir, 'restored.log'), '-w', '-t', '120', 'start']);
+    try {
+      const log = () =>
+        execa('cat', [join(dataDir, 'restored.log')]).then(
+          (r) => r.stdout,
+          () => 'no log',
+        );
+      expect(started.exitCode, `${started.stderr}\n${await log()}`).toBe(0);
+      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      for (let i = 0; ; i++) {
+        const inRecovery = await withClient(url, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r).catch(() => true);
+        if (!inRecovery) break;
+        if (i > 600) throw new Error(`recovery never finished:\n${await log()}`);
+        await sleep(100);
+      }
+      const labels = await withClient(url, async (c) => (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label));
+      expect(labels).toEqual(['before-base', 'in-partial']);
+      const text = await log();
+      // The segment came from the snapshot, and recovery stopped at the commit after the time, found in it.
+      expect(text).toMatch(new RegExp(`restored log file "${segment}" from archive`));
+      expect(text).toMatch(/recovery stopping before commit of transaction \d+, time /);
+    } finally {
+      await ctl(['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+    }
+  }, 180_000);
+});

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { formatLsn, parseLsn, segmentEndLsn, segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { partialInterval } from '../../../src/postgres/pitr/rpo-monitor.ts';
+import { MAX_SAMPLES, RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
+
+const T0 = Date.parse('2026-12-04T12:00:00Z');
+const at = (s: number) => new Date(T0 + s * 1000);
+
+describe('WAL positions', () => {
+  it('reads and writes LSNs as PostgreSQL does, and places segments on them', () => {
+    expect(parseLsn('0/3000148')).toBe(0x3000148n);
+    expect(parseLsn('1A/FF000000')).toBe((0x1an << 32n) | 0xff000000n);
+    expect(formatLsn(parseLsn('1A/FF000028'))).toBe('1A/FF000028');
+    expect(() => parseLsn('3000148')).toThrow(/not a WAL position/);
+    // Segment 3 of log file 0 on timeline 1 holds 0/3000000 … 0/3FFFFFF; timelines do not move positions.
+    expect(formatLsn(segmentStartLsn('000000010000000000000003'))).toBe('0/3000000');
+    expect(formatLsn(segmentEndLsn('0000000200000000000000FF'))).toBe('1/0');
+    expect(formatLsn(segmentStartLsn('00000001000000020000000A'))).toBe('2/A000000');
+  });
+});
+
+describe('RpoTracker', () => {
+  it('is 0 when the archive holds every position sampled, and keeps only the newest sample then', () => {
+    const t = new RpoTracker();
+    for (let i = 0; i < 5; i++) t.add({ at: at(i * 2), lsn: 100n + BigInt(i) });
+    expect(t.read(at(10), 104n)).toEqual({ rpoMs: 0 });
+    expect(t.size).toBe(1);
+  });
+
+  it('counts from the last sample the archive covers: the change beyond it came after that sample', () => {
+    const t = new RpoTracker();
+    t.add({ at: at(0), lsn: 100n });
+    t.add({ at: at(2), lsn: 100n });
+    t.add({ at: at(4), lsn: 200n });
+    t.add({ at: at(6), lsn: 300n });
+    // The archive holds up to 100: the write to 200 happened after 2 s, so at 10 s up to 8 s of it would be lost.
+    expect(t.read(at(10), 100n)).toEqual({ rpoMs: 8000, behindSince: at(2) });
+    // The archive reaches 200: the write to 300 came after the 4 s sample.
+    expect(t.read(at(11), 250n)).toEqual({ rpoMs: 7000, behindSince: at(4) });
+    expect(t.read(at(12), 300n)).toEqual({ rpoMs: 0 });
+  });
+
+  it('with every sample beyond the archive, counts from the oldest (all it knows)', () => {
+    const t = new RpoTracker();
+    t.add({ at: at(0), lsn: 500n });
+    t.add({ at: at(2), lsn: 600n });
+    expect(t.read(at(5), 100n)).toEqual({ rpoMs: 5000, behindSince: at(0) });
+  });
+
+  it('stays bounded while the archive is stopped for days, keeping the oldest sample that decides the RPO', () => {
+    const t = new RpoTracker();
+    const n = MAX_SAMPLES * 3;
+    for (let i = 0; i < n; i++) t.add({ at: at(i * 2), lsn: 1000n + BigInt(i) });
+    expect(t.size).toBeLessThanOrEqual(MAX_SAMPLES);
+    expect(t.read(at(n * 2), 999n)).toEqual({ rpoMs: n * 2000, behindSince: at(0) });
+    // Once the archive catches up part way, the RPO counts from a sample at or below it, never after it.
+    const half = 1000n + BigInt(n / 2);
+    const r = t.read(at(n * 2), half);
+    expect(r.behindSince?.getTime()).toBeLessThanOrEqual(at(n).getTime());
+    expect(r.rpoMs).toBeGreaterThanOrEqual(n * 1000);
+  });
+});
+
+describe('partialInterval', () => {
+  it('is a quarter of the objective, at most 30 s, at least a second', () => {
+    expect(partialInterval(3600)).toBe(30_000);
+    expect(partialInterval(120)).toBe(30_000);
+    expect(partialInterval(60)).toBe(15_000);
+    expect(partialInterval(10)).toBe(2500);
+    expect(partialInterval(2)).toBe(1000);
+  });
+});
