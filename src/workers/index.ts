@@ -120,9 +120,8 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });
     await takeFirstBaseBackups(deps);
   }
-  // Targets with point-in-time recovery: their WAL streams into the archive from now on (wal-archives.ts); the RPO
-  // crossing its objective is judged (and paged) at once. Their markers, and leftover scratch clusters (pitr-markers.ts).
-  const onRpoVerdict = (target: string) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'health check after an RPO change failed'));
+  // PITR targets: WAL streamed (wal-archives.ts; an RPO verdict judged at once), markers written (pitr-markers.ts).
+  const onRpoVerdict = (target: string) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'RPO health check failed'));
   const wal = await startWalArchives({ config, redis: deps.redis, log, onRpoVerdict });
   const markers = await startPitrUpkeep({ config, log, queue: deps.queues.restoreTest });
   return {
