@@ -19,7 +19,7 @@ import { startEphemeralPostgres } from '../src/dev/ephemeral.ts';
 import { buildDataset, client } from './dataset.ts';
 import { median } from './measure.ts';
 import { bareBase, botBase, botRestore, type PitrBench, pgbackrest, pgbrBase, pgbrRestore, type Timed } from './pitr-legs.ts';
-import { measureRpo } from './pitr-rpo.ts';
+import { collectRpo, summarizeRpo } from './pitr-rpo.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
@@ -104,12 +104,13 @@ try {
     LOG_LEVEL: 'warn',
   };
   archiver = execa(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench/pitr-archiver.ts')], {
-    env: { ...b.botEnv, BENCH_TARGET: 'bench', BENCH_REPLICATION_URL: source.url, BENCH_SLOT: 'pgbb_bench', BENCH_SPOOL: join(dir, 'spool') },
+    env: { ...b.botEnv, BENCH_TARGET: 'bench', BENCH_REPLICATION_URL: source.url, BENCH_URL: dbUrl, BENCH_SLOT: 'pgbb_bench', BENCH_SPOOL: join(dir, 'spool') },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'inherit',
     buffer: false,
   });
+  const rpoReadings = collectRpo(archiver.stdout as NodeJS.ReadableStream as import('node:stream').Readable);
   const sampler = setInterval(() => {
     void readFile(`/proc/${archiver?.pid}/status`, 'utf8')
       .then((s) => archiverRss.push(Number(/^VmRSS:\s+(\d+) kB/m.exec(s)?.[1] ?? 0) / 1024))
@@ -151,8 +152,9 @@ try {
       (LOAD_S * 1000 * 3) / 4,
     ),
   );
-  const rpo = await measureRpo({ url: dbUrl, backupDir, target: 'bench', seconds: LOAD_S });
+  const loadStart = Date.now();
   await load;
+  const rpo = summarizeRpo(rpoReadings.since(loadStart));
   const at = await midpoint;
   // Both archives must hold the WAL past the moment: a switch, then pgBackRest's own check (it waits for the push).
   const c = client(dbUrl);
