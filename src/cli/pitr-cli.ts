@@ -64,7 +64,16 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       throw new Error(`base backup ${base.id} was deleted by retention just now; run restore-pitr again`);
     }
     const restoreCommand = `${env.join(' ')} ${sh(process.execPath)} ${sh(bin)} wal-fetch ${sh(target.name)} %f "%p" --reader=${reading.token}`;
-    await layOutRecovery({ root: config.backupDir, base, dataDir: resolve(dataDir), identity, at, action, restoreCommand }).catch(async (err: unknown) => {
+    await layOutRecovery({
+      root: config.backupDir,
+      base,
+      dataDir: resolve(dataDir),
+      identity,
+      identityFile: config.encryption.identityFile,
+      at,
+      action,
+      restoreCommand,
+    }).catch(async (err: unknown) => {
       await reading.release();
       throw err;
     });

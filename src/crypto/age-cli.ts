@@ -44,20 +44,32 @@ export async function findAgeEngine(agePath?: string | null): Promise<AgeEngine>
  * taken for a whole one.
  */
 export function cliEncryptStream(path: string, recipients: readonly string[]): Duplex {
-  const child = execa(
+  return cliAgeStream(
     path,
     recipients.flatMap((r) => ['-r', r]),
-    {
-      stdin: 'pipe',
-      stdout: 'pipe',
-      stderr: 'pipe',
-      buffer: false,
-      reject: false,
-      // Nothing of the bot's environment (tokens, URLs) is the child's business.
-      env: { PATH: process.env.PATH ?? '' },
-      extendEnv: false,
-    },
   );
+}
+
+/**
+ * `age -d -i <identity file>` as a Duplex: the reference implementation decrypts a base backup several times faster
+ * than the library's pure-JS cipher (about 95 MB/s on the Node thread). The identity stays in its file; only its
+ * path is on the command line.
+ */
+export function cliDecryptStream(path: string, identityFile: string): Duplex {
+  return cliAgeStream(path, ['-d', '-i', identityFile]);
+}
+
+function cliAgeStream(path: string, args: string[]): Duplex {
+  const child = execa(path, args, {
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    // Nothing of the bot's environment (tokens, URLs) is the child's business.
+    env: { PATH: process.env.PATH ?? '' },
+    extendEnv: false,
+  });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   const guard = new Transform({

@@ -104,7 +104,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
       }),
     );
     const zstd = yieldCpu(
-      execa(o.zstd, ['-c', '-q', `-${o.level}`], {
+      execa(o.zstd, ['-c', '-q', '-T0', `-${o.level}`], {
         ...opts,
         env: { PATH: process.env.PATH ?? '' },
         stdin: 'pipe',

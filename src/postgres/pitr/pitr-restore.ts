@@ -3,10 +3,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { appendFile, chmod, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
+import { cliDecryptStream, findAgeEngine } from '../../crypto/age-cli.ts';
 import { type AgeIdentity, createDecryptStream } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { readdirIfExists } from '../../storage/fs-util.ts';
@@ -64,6 +65,12 @@ export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): Base
   return bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1) as BaseBackup;
 }
 
+/** `source` through the age CLI; a read error of the source fails the decrypted stream too. */
+function viaCli(source: Readable, decrypt: Duplex): Duplex {
+  pipeline(source, decrypt).catch((err: unknown) => decrypt.destroy(err instanceof Error ? err : new Error(String(err))));
+  return decrypt;
+}
+
 /** Reads a stored file back: its sha256 checked against the record on the way, decrypted when it is. */
 async function plaintext(stream: Readable, expected: { sha256: string; encryption: 'age' | 'none' }, identity: AgeIdentity | undefined, what: string) {
   const hash = createHash('sha256');
@@ -102,6 +109,8 @@ export async function layOutRecovery(o: {
   base: BaseBackup;
   dataDir: string;
   identity: AgeIdentity | undefined;
+  /** The identity's file: with the age CLI installed, it decrypts (several times faster than the library). */
+  identityFile?: string | undefined;
   at: Date;
   action: 'promote' | 'pause' | 'shutdown';
   restoreCommand: string;
@@ -116,7 +125,13 @@ export async function layOutRecovery(o: {
   const source = createReadStream(join(dir, o.base.file)).pipe(hashing);
   if (o.base.encryption === 'age' && !o.identity)
     throw new BotError('decryption_failed', `Base backup ${o.base.id} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
-  const plain = o.base.encryption === 'age' && o.identity ? await createDecryptStream(source, o.identity, []) : source;
+  const engine = o.base.encryption === 'age' && o.identityFile ? await findAgeEngine() : undefined;
+  const plain =
+    o.base.encryption !== 'age' || !o.identity
+      ? source
+      : engine?.kind === 'cli' && o.identityFile
+        ? viaCli(source, cliDecryptStream(engine.path, o.identityFile))
+        : await createDecryptStream(source, o.identity, []);
   const zstd = execa('zstd', ['-dc'], { stdin: 'pipe', stdout: 'pipe', buffer: false });
   const tar = execa('tar', ['-xf', '-', '-C', o.dataDir], { stdin: 'pipe' });
   await Promise.all([pipeline(plain, zstd.stdin), pipeline(zstd.stdout, tar.stdin), zstd, tar]);
