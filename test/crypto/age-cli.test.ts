@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDecryptStream, createEncryptStream, generateKeyPair, loadIdentity } from '../../src/crypto/age.ts';
-import { findAgeEngine } from '../../src/crypto/age-cli.ts';
+import { cliDecryptStream, findAgeEngine } from '../../src/crypto/age-cli.ts';
 
 function collector() {
   const chunks: Buffer[] = [];
@@ -88,5 +88,19 @@ describe('the age CLI engine (src/crypto/age-cli.ts)', () => {
     }
     const { stdout } = await execa('cat', [join(dir, 'env.txt')]);
     expect(stdout).not.toContain('should-not-leak');
+  });
+
+  it('decrypts with the CLI what either engine encrypted, and fails loudly with a key that does not open it', async () => {
+    const engine = await findAgeEngine();
+    expect(engine.kind).toBe('cli');
+    if (engine.kind !== 'cli') return;
+    const sealed = collector();
+    await pipeline(Readable.from([data]), await createEncryptStream([keys[0]?.recipient as string], { kind: 'library' }), sealed.stream);
+    const opened = collector();
+    await pipeline(Readable.from([sealed.bytes()]), cliDecryptStream(engine.path, keys[0]?.file as string), opened.stream);
+    expect(opened.bytes().equals(data)).toBe(true);
+    await expect(pipeline(Readable.from([sealed.bytes()]), cliDecryptStream(engine.path, keys[1]?.file as string), collector().stream)).rejects.toThrow(
+      /age failed \(exit code 1\)/,
+    );
   });
 });
