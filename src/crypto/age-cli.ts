@@ -1,4 +1,4 @@
-import { Duplex, Transform } from 'node:stream';
+import { Duplex, PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { BotError } from '../errors.ts';
@@ -85,7 +85,15 @@ function cliAgeStream(path: string, args: string[]): Duplex {
     },
   });
   void pipeline(child.stdout, guard).catch(() => undefined);
-  const duplex = Duplex.from({ writable: child.stdin, readable: guard });
+  // age that gives up early (a key that does not open the file) closes its stdin: the write fails with EPIPE, which
+  // would hide age's own reason. The reason comes through the readable side (flush above) instead.
+  const input = new PassThrough();
+  input.pipe(child.stdin);
+  child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') input.unpipe(child.stdin).resume();
+    else input.destroy(err);
+  });
+  const duplex = Duplex.from({ writable: input, readable: guard });
   // Whatever ends the duplex early (the pipe broke elsewhere) must not leave age running.
   duplex.once('close', () => {
     if (child.exitCode === null) child.kill('SIGTERM');

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
 import { generateKeyPair } from '../../../src/crypto/age.ts';
-import { type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { asServerUser, type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { parseLsn } from '../../../src/postgres/pitr/lsn.ts';
 import { PartialWalStore } from '../../../src/postgres/pitr/partial-store.ts';
@@ -17,14 +17,6 @@ import { cli } from '../../support/app-backups.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** As root, the server and its restore_command run as `postgres` (initdb and postgres refuse root). */
-async function serverUser(): Promise<{ prefix: string[]; uid?: number; gid?: number }> {
-  if (process.getuid?.() !== 0) return { prefix: [] };
-  const uid = Number((await execa('id', ['-u', 'postgres'])).stdout);
-  const gid = Number((await execa('id', ['-g', 'postgres'])).stdout);
-  return { prefix: ['runuser', '-u', 'postgres', '--'], uid, gid };
-}
 
 /**
  * A row committed into a segment the server has not finished (no switch, nothing fills 16 MB) is recovered by
@@ -80,7 +72,7 @@ describe('restore-pitr from a partial segment', () => {
       BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
       BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
     };
-    const user = await serverUser();
+    const user = await asServerUser();
     if (user.uid !== undefined) await chown(identityFile, user.uid, user.gid as number);
   }, 120_000);
 
@@ -117,7 +109,7 @@ describe('restore-pitr from a partial segment', () => {
     await monitor.stop();
     await archive.stop();
     const dataDir = join(dir, 'restored');
-    const user = await serverUser();
+    const user = await asServerUser();
     if (user.uid !== undefined) await execa('chmod', ['-R', 'a+rX', dir]);
     const run = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);

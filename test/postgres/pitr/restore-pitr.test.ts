@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
 import { generateKeyPair } from '../../../src/crypto/age.ts';
-import { type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { asServerUser, type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
@@ -14,14 +14,6 @@ import { cli } from '../../support/app-backups.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** As root, the server and its restore_command run as `postgres` (initdb and postgres refuse root). */
-async function serverUser(): Promise<{ prefix: string[]; uid?: number; gid?: number }> {
-  if (process.getuid?.() !== 0) return { prefix: [] };
-  const uid = Number((await execa('id', ['-u', 'postgres'])).stdout);
-  const gid = Number((await execa('id', ['-g', 'postgres'])).stdout);
-  return { prefix: ['runuser', '-u', 'postgres', '--'], uid, gid };
-}
 
 /**
  * Point-in-time recovery end to end on real clusters: a source with the WAL archive streaming and a base backup,
@@ -70,7 +62,7 @@ describe('restore-pitr', () => {
       BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
     };
     // The restored server runs restore_command as its own user: it must read the archive and the key.
-    const user = await serverUser();
+    const user = await asServerUser();
     if (user.uid !== undefined) {
       await execa('chmod', ['-R', 'a+rX', dir]);
       await chown(identityFile, user.uid, user.gid as number);
@@ -111,7 +103,7 @@ describe('restore-pitr', () => {
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Laid out base backup app-base-/);
 
-    const user = await serverUser();
+    const user = await asServerUser();
     const port = await freePort();
     await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
     if (user.uid !== undefined) {
