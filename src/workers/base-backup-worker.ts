@@ -99,7 +99,7 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
     };
     const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now, reserveWal: true, onProgress });
     // Stored and read back is not yet recoverable: its WAL must be in the archive too (base-wal.ts).
-    const wal = await awaitBaseWal(new LocalWalStore(deps.config.backupDir, req.target), b, { timeoutMs: deps.walWaitMs ?? 120_000 });
+    const wal = await awaitBaseWal(new LocalWalStore(deps.config.backupDir, req.target), b, { timeoutMs: deps.walWaitMs ?? 120_000, signal });
     if (wal.state === 'lost') {
       throw new BotError(
         'pg_dump_failed',

@@ -15,7 +15,7 @@ export type BaseWal = { state: 'archived' } | { state: 'pending' | 'lost'; missi
 export async function awaitBaseWal(
   store: Pick<LocalWalStore, 'list'>,
   b: Pick<BaseBackup, 'startLsn' | 'endLsn' | 'timeline'>,
-  o: { timeoutMs: number; pollMs?: number },
+  o: { timeoutMs: number; pollMs?: number; signal?: AbortSignal | undefined },
 ): Promise<BaseWal> {
   const first = segmentPosition(segmentOf(b.startLsn, b.timeline)).n;
   const last = segmentPosition(segmentOf(b.endLsn, b.timeline)).n;
@@ -32,7 +32,16 @@ export async function awaitBaseWal(
     const m = missing;
     const name = segmentOf(`${Math.floor(m / 0x100).toString(16)}/${((m % 0x100) * 0x1000000).toString(16)}`, b.timeline);
     if ([...have.keys()].some((n) => n > m)) return { state: 'lost', missing: name };
-    if (Date.now() >= deadline) return { state: 'pending', missing: name };
-    await new Promise((r) => setTimeout(r, o.pollMs ?? 1000));
+    // Cancelled (the worker is stopping, the demo was interrupted): say what is known now rather than hold the job.
+    if (Date.now() >= deadline || o.signal?.aborted) return { state: 'pending', missing: name };
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, o.pollMs ?? 1000);
+      function done() {
+        clearTimeout(t);
+        o.signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      o.signal?.addEventListener('abort', done, { once: true });
+    });
   }
 }

@@ -29,4 +29,15 @@ describe('whether a base backup’s WAL is in the archive', () => {
     setTimeout(() => names.push('000000010000000000000004'), 50);
     expect(await awaitBaseWal(store(names), { ...base, startLsn: '0/3000028' }, { timeoutMs: 2000, pollMs: 10 })).toEqual({ state: 'archived' });
   });
+
+  it('stops waiting at once when the job is cancelled, and says what is missing', async () => {
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 30);
+    const t0 = Date.now();
+    expect(await awaitBaseWal(store(['000000010000000000000003']), base, { timeoutMs: 60_000, pollMs: 10_000, signal: abort.signal })).toEqual({
+      state: 'pending',
+      missing: '000000010000000000000004',
+    });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
 });
