@@ -1,10 +1,9 @@
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import { findAgeEngine } from '../crypto/age-cli.ts';
+import { toUserMessage } from '../errors.ts';
 import { pgClientConfig } from '../postgres/connection.ts';
-import { runBaseBackup } from '../postgres/pitr/base-backup.ts';
+import { takeBaseBackup } from '../postgres/pitr/take-base-backup.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
-import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,19 +31,9 @@ export async function prepareDemoPitr(config: Config, timeoutMs = 60_000): Promi
     if (Date.now() > end) return 'Point-in-time recovery: the WAL stream did not start (see the log above); `/restore-test pitr` will say why.';
     await sleep(200);
   }
-  const tools = await findPgTools({ serverMajor: 10, ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}) });
-  const pgBasebackup = await findPgProgram('pg_basebackup', tools.pgDump, tools.major);
-  if (!pgBasebackup) return `Point-in-time recovery: pg_basebackup is not installed (postgresql-client-${tools.major}), so there is no base backup to test.`;
-  const base = await runBaseBackup({
-    target: target.name,
-    root: config.backupDir,
-    replicationUrl: target.pitr.url,
-    pgBasebackup,
-    zstd: await findZstd(),
-    level: config.compressionLevel,
-    recipients: config.encryption.recipients,
-    ageEngine: config.encryption.recipients.length ? await findAgeEngine() : undefined,
-  });
+  // The same base backup as `/backup now --physical` and the CLI take (refusals, tools, read-back).
+  const base = await takeBaseBackup(config, target).catch((err: unknown) => err as Error);
+  if (base instanceof Error) return `Point-in-time recovery: no base backup to test (${toUserMessage(base)}).`;
   await query(target.url, 'CREATE TABLE IF NOT EXISTS demo_pitr_note (at timestamptz DEFAULT clock_timestamp()); INSERT INTO demo_pitr_note DEFAULT VALUES');
   const [seg] = await query<{ name: string }>(target.url, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS name, pg_switch_wal()');
   const store = new LocalWalStore(config.backupDir, target.name);

@@ -51,18 +51,7 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
         inUse: () => backupsInUse(deps.queues),
         log,
         ...(deps.now ? { now: deps.now } : {}),
-        onOutcome: (o) =>
-          deps.audit.append({
-            kind: 'job',
-            userId: null,
-            userName: null,
-            what: 'retention',
-            args: `${o.storage} ${o.backupId}`,
-            decision: 'n/a',
-            role: null,
-            jobId,
-            result: o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`,
-          }),
+        onOutcome: (o) => auditDeletion(deps, jobId, `${o.storage} ${o.backupId}`, o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`),
       });
     } catch (err) {
       // Retention not running lets the disk fill up unnoticed: say so once per run, in one line.
@@ -108,17 +97,11 @@ function pitrRetention(deps: RetentionWorkerDeps, config: Config, dryRun: boolea
     dryRun,
     log,
     ...(deps.now ? { now: deps.now } : {}),
-    onOutcome: (o) =>
-      deps.audit.append({
-        kind: 'job',
-        userId: null,
-        userName: null,
-        what: 'retention',
-        args: `pitr ${o.target} ${o.what} ${o.name}`,
-        decision: 'n/a',
-        role: null,
-        jobId,
-        result: pitrAuditResult(o),
-      }),
+    onOutcome: (o) => auditDeletion(deps, jobId, `pitr ${o.target} ${o.what} ${o.name}`, pitrAuditResult(o)),
   });
+}
+
+/** One deletion (or failed deletion) of a retention run in the audit trail: what, and how it went. */
+function auditDeletion(deps: RetentionWorkerDeps, jobId: string | null, args: string, result: string) {
+  return deps.audit.append({ kind: 'job', userId: null, userName: null, what: 'retention', args, decision: 'n/a', role: null, jobId, result });
 }
