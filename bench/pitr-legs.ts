@@ -145,15 +145,12 @@ async function inspect(port: number, log: string): Promise<string> {
   return `${rows.rows[0].n} ${/recovery stopping before/.test(text) && !/recovery ended before configured recovery target/.test(text)}`;
 }
 
-/** The bot's restore-pitr and recovery to `at`, timed from the command to a promoted server. */
-export async function botRestore(b: PitrBench, at: string): Promise<Restored> {
-  const data = await emptyDir(b, 'bot-restore');
+/** A restore leg: `lay` fills an empty data directory, then recovery runs; timed from `lay` to a promoted server. */
+async function restoreLeg(b: PitrBench, name: string, lay: (data: string) => Promise<unknown>): Promise<Restored> {
+  const data = await emptyDir(b, name);
   await dropCaches();
   const t0 = performance.now();
-  await execa(process.execPath, [join(b.repoRoot, 'bin/pg-backup-bot.js'), 'restore-pitr', 'bench', `--time=${at}`, `--data-dir=${data}`], {
-    env: b.botEnv,
-    stdin: 'ignore',
-  });
+  await lay(data);
   const server = await recover(b, data);
   const seconds = (performance.now() - t0) / 1000;
   const check = await inspect(server.port, server.log);
@@ -163,17 +160,17 @@ export async function botRestore(b: PitrBench, at: string): Promise<Restored> {
   return out;
 }
 
+/** The bot's restore-pitr and recovery to `at`. */
+export function botRestore(b: PitrBench, at: string): Promise<Restored> {
+  return restoreLeg(b, 'bot-restore', (data) =>
+    execa(process.execPath, [join(b.repoRoot, 'bin/pg-backup-bot.js'), 'restore-pitr', 'bench', `--time=${at}`, `--data-dir=${data}`], {
+      env: b.botEnv,
+      stdin: 'ignore',
+    }),
+  );
+}
+
 /** pgBackRest's restore --type=time and recovery to `at`, timed the same way. */
-export async function pgbrRestore(b: PitrBench, at: string): Promise<Restored> {
-  const data = await emptyDir(b, 'pgbr-restore');
-  await dropCaches();
-  const t0 = performance.now();
-  await pgbackrest(b, ['--type=time', `--target=${at}`, '--target-action=promote', `--pg1-path=${data}`, 'restore']);
-  const server = await recover(b, data);
-  const seconds = (performance.now() - t0) / 1000;
-  const check = await inspect(server.port, server.log);
-  await server.stop();
-  const out = await finish(data, seconds, check);
-  await rm(join(data, '..'), { recursive: true, force: true });
-  return out;
+export function pgbrRestore(b: PitrBench, at: string): Promise<Restored> {
+  return restoreLeg(b, 'pgbr-restore', (data) => pgbackrest(b, ['--type=time', `--target=${at}`, '--target-action=promote', `--pg1-path=${data}`, 'restore']));
 }

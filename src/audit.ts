@@ -26,6 +26,11 @@ export interface AuditLog {
   tail(n: number): Promise<AuditEntry[]>;
 }
 
+/** One deletion (or failed one) of a retention run, by the scheduled job (its id) or the CLI (its user). */
+export function retentionDeletion(args: string, result: string, by: { jobId: string | null; userName: string | null }): Omit<AuditEntry, 'at'> {
+  return { kind: 'job', userId: null, userName: by.userName, what: 'retention', args, decision: 'n/a', role: null, jobId: by.jobId, result };
+}
+
 /**
  * Append-only JSON lines in `<BACKUP_DIR>/_audit/audit.jsonl` (O_APPEND: concurrent writers interleave whole
  * lines), mirrored to the logs. Arguments are the command text, which never holds a secret (targets, ids, names).

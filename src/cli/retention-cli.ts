@@ -1,4 +1,4 @@
-import { createAuditLog } from '../audit.ts';
+import { createAuditLog, retentionDeletion } from '../audit.ts';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { backupsInUse } from '../jobs/backups-in-use.ts';
@@ -55,7 +55,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       }
     : null;
   const audit = createAuditLog(config.backupDir, deps.log.child({ component: 'audit' }));
-  const user = process.env.USER ?? process.env.LOGNAME ?? null;
+  const by = { jobId: null, userName: process.env.USER ?? process.env.LOGNAME ?? null };
   try {
     const run = await runRetention({
       primary: deps.primary,
@@ -64,17 +64,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       inUse: () => (queues ? backupsInUse(queues) : Promise.resolve(NOTHING_KNOWN)),
       log: deps.log,
       onOutcome: (o) =>
-        audit.append({
-          kind: 'job',
-          userId: null,
-          userName: user,
-          what: 'retention',
-          args: `cli ${o.storage} ${o.backupId}`,
-          decision: 'n/a',
-          role: null,
-          jobId: null,
-          result: o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`,
-        }),
+        audit.append(retentionDeletion(`cli ${o.storage} ${o.backupId}`, o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`, by)),
     });
     io.out(retentionRunReport(run));
     // Point-in-time recovery's base backups and WAL (targets with a `pitr` section): their window before and after.
@@ -83,18 +73,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       targets: pitrRetentionTargets(config),
       dryRun,
       log: deps.log,
-      onOutcome: (o) =>
-        audit.append({
-          kind: 'job',
-          userId: null,
-          userName: user,
-          what: 'retention',
-          args: `cli pitr ${o.target} ${o.what} ${o.name}`,
-          decision: 'n/a',
-          role: null,
-          jobId: null,
-          result: pitrAuditResult(o),
-        }),
+      onOutcome: (o) => audit.append(retentionDeletion(`cli pitr ${o.target} ${o.what} ${o.name}`, pitrAuditResult(o), by)),
     });
     if (pitr.targets.length) io.out(pitrRetentionReport(pitr));
     const sum = retentionSummary(run);

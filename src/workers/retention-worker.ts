@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import type { AuditLog } from '../audit.ts';
+import { type AuditLog, retentionDeletion } from '../audit.ts';
 import { toUserMessage } from '../errors.ts';
 import { backupsInUse } from '../jobs/backups-in-use.ts';
 import type { Queues } from '../jobs/queues.ts';
@@ -103,5 +103,5 @@ function pitrRetention(deps: RetentionWorkerDeps, config: Config, dryRun: boolea
 
 /** One deletion (or failed deletion) of a retention run in the audit trail: what, and how it went. */
 function auditDeletion(deps: RetentionWorkerDeps, jobId: string | null, args: string, result: string) {
-  return deps.audit.append({ kind: 'job', userId: null, userName: null, what: 'retention', args, decision: 'n/a', role: null, jobId, result });
+  return deps.audit.append(retentionDeletion(args, result, { jobId, userName: null }));
 }
