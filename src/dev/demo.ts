@@ -1,4 +1,4 @@
-import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,31 +11,25 @@ import { toUserMessage } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { stderrLogDestination } from '../log-lines.ts';
 import { ConsoleNotifier, plainText } from '../notifications/console-notifier.ts';
-import { startWorkers, type Workers } from '../workers/index.ts';
+import { startWorkers } from '../workers/index.ts';
 import { exitByHangup, ignoreOutputErrors, isHangupError } from '../hangup.ts';
-import { startEphemeralPostgres, startEphemeralRedis, type EphemeralPostgres, type EphemeralRedis } from './ephemeral.ts';
+import { startEphemeralPostgres, startEphemeralRedis } from './ephemeral.ts';
+import { deadline, removeParts, type DemoParts } from './demo-parts.ts';
 import { prepareDemoPitr } from './demo-pitr.ts';
 
 /**
  * At an interactive prompt, channel messages arrive while the user types: the line being typed is cleared, the
  * message printed, and the prompt redrawn with what was typed (readline's `prompt(true)`). Null otherwise.
  */
+/** How long an interrupted demo waits for its jobs and connections to close before it stops its servers anyway. */
+const INTERRUPT_GRACE_MS = 15_000;
+
 let atPrompt: { clear(): void; redraw(): void } | null = null;
 const print = (line: string) => {
   atPrompt?.clear();
   process.stdout.write(`${line}\n`);
   atPrompt?.redraw();
 };
-
-/** What the demo has started so far: cleanup removes whatever is set, also when start-up failed half-way. */
-interface DemoParts {
-  pgServer?: EphemeralPostgres;
-  redis?: EphemeralRedis;
-  backupDir?: string;
-  keyDir?: string;
-  deps?: Deps;
-  workers?: Workers;
-}
 
 /**
  * `npm run demo`: the whole bot on a throwaway PostgreSQL (with a sample database) and Redis, with this terminal
@@ -45,12 +39,17 @@ interface DemoParts {
 export async function runDemo(args: string[]): Promise<number> {
   const parts: DemoParts = {};
   let cleaning: Promise<void> | undefined;
+  // Once interrupted, jobs and connections get INTERRUPT_GRACE_MS to close; then the servers are stopped regardless.
+  const hurry = deadline(INTERRUPT_GRACE_MS);
   // Interrupted, running jobs are cancelled rather than waited for: a backup must not run on and report "succeeded"
   // after the person asked to stop (the CLI cancels its backup the same way). A second Ctrl-C during a normal exit,
   // which waits for them, cancels them too.
   const cleanup = (cancel: boolean) => {
-    if (cancel) parts.workers?.cancelRunning('the demo was interrupted');
-    cleaning ??= removeParts(parts);
+    if (cancel) {
+      parts.workers?.cancelRunning('the demo was interrupted');
+      hurry.start();
+    }
+    cleaning ??= removeParts(parts, hurry.reached);
     return cleaning;
   };
   // Ctrl-C (at the prompt or while a job runs), a SIGTERM or a closed terminal (SIGHUP) still removes the throwaway
@@ -90,16 +89,6 @@ export async function runDemo(args: string[]): Promise<number> {
     print('Cleaning up the throwaway servers and backups…');
     await cleanup(false);
   }
-}
-
-/** Stops what was started (workers before the connections and servers they use), then removes its files. */
-async function removeParts(parts: DemoParts): Promise<void> {
-  await parts.workers?.close().catch(() => undefined);
-  await parts.deps?.close().catch(() => undefined);
-  await parts.redis?.stop().catch(() => undefined);
-  await parts.pgServer?.stop().catch(() => undefined);
-  if (parts.backupDir) await rm(parts.backupDir, { recursive: true, force: true });
-  if (parts.keyDir) await rm(parts.keyDir, { recursive: true, force: true });
 }
 
 /** Starts the servers, the sample database, the bot's dependencies and workers; records each in `parts` as it goes. */

@@ -1,0 +1,47 @@
+import { rm } from 'node:fs/promises';
+import type { Deps } from '../deps.ts';
+import type { Workers } from '../workers/index.ts';
+import type { EphemeralPostgres, EphemeralRedis } from './ephemeral.ts';
+
+/** What the demo has started so far: cleanup removes whatever is set, also when start-up failed half-way. */
+export interface DemoParts {
+  pgServer?: EphemeralPostgres;
+  redis?: EphemeralRedis;
+  backupDir?: string;
+  keyDir?: string;
+  deps?: Deps;
+  workers?: Workers;
+}
+
+/**
+ * Stops what was started (workers before the connections and servers they use), then removes its files. The
+ * workers and connections get until `hurry` settles to close; after that the servers are stopped and the files
+ * removed regardless: an interrupted demo must never leave a PostgreSQL running or its age identity on disk
+ * because a job or a connection did not let go.
+ */
+export async function removeParts(parts: DemoParts, hurry: Promise<void>): Promise<void> {
+  const graceful = (async () => {
+    await parts.workers?.close().catch(() => undefined);
+    await parts.deps?.close().catch(() => undefined);
+  })();
+  await Promise.race([graceful, hurry]);
+  await parts.redis?.stop().catch(() => undefined);
+  await parts.pgServer?.stop().catch(() => undefined);
+  if (parts.backupDir) await rm(parts.backupDir, { recursive: true, force: true });
+  if (parts.keyDir) await rm(parts.keyDir, { recursive: true, force: true });
+}
+
+/** A promise that settles `ms` after `start()` is called (never before); the timer does not keep the process alive. */
+export function deadline(ms: number): { start(): void; reached: Promise<void> } {
+  let settle: () => void = () => undefined;
+  const reached = new Promise<void>((resolve) => (settle = resolve));
+  let started = false;
+  return {
+    start() {
+      if (started) return;
+      started = true;
+      setTimeout(settle, ms).unref();
+    },
+    reached,
+  };
+}
