@@ -7,6 +7,9 @@ import { chooseBase, fetchWal, layOutRecovery, listBaseBackups, parseRecoveryTim
 import { PartialWalStore, recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { formatBytes } from '../format.ts';
+import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
+import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 
 /**
@@ -17,7 +20,7 @@ const READER_TTL_MS = 24 * 3_600_000;
 
 type Io = { out(l: string): void; err(l: string): void };
 
-const USAGE = 'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01" --data-dir=DIR [--action=promote|pause|shutdown]';
+const USAGE = 'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01" --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3]';
 
 /** Shell-quoted for restore_command, which PostgreSQL runs through /bin/sh. */
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
@@ -35,13 +38,16 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
   const time = flag('time');
   const dataDir = flag('data-dir');
   const action = (flag('action') ?? 'promote') as 'promote' | 'pause' | 'shutdown';
-  if (!targetName || !time || !dataDir || !['promote', 'pause', 'shutdown'].includes(action) || opts.some((o) => !/^--(time|data-dir|action)=/.test(o))) {
+  const from = flag('from');
+  const badFlag = opts.some((o) => !/^--(time|data-dir|action|from)=/.test(o)) || (from !== undefined && from !== 's3');
+  if (!targetName || !time || !dataDir || !['promote', 'pause', 'shutdown'].includes(action) || badFlag) {
     io.err(USAGE);
     return 2;
   }
   try {
     const target = findTarget(config, targetName);
     const at = parseRecoveryTime(time);
+    if (from === 's3') io.out(await downloadFromS3(config, target.name, at));
     const base = chooseBase(await listBaseBackups(config.backupDir, target.name), await recoverableWal(config.backupDir, target.name), at);
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
@@ -90,6 +96,18 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
   } catch (err) {
     io.err(`Point-in-time restore FAILED: ${toUserMessage(err)}`);
     return 1;
+  }
+}
+
+/** `--from=s3`: the base backup and WAL the time needs, from the archive's copy in S3 into BACKUP_DIR (offsite-fetch.ts). */
+async function downloadFromS3(config: Config, target: string, at: Date): Promise<string> {
+  const remote = s3PitrStore(config, target);
+  if (!remote) throw new Error('--from=s3 reads the copy of the WAL archive in S3: set S3_BUCKET (and S3_MODE=copy, the default) as the workers have it');
+  try {
+    const got = await fetchFromOffsite({ root: config.backupDir, remote, at });
+    return `Fetched base backup ${got.base.id} and ${got.segments} WAL file(s) (${formatBytes(got.bytes)} new) from ${remote.describe()} into ${resolve(config.backupDir)}.`;
+  } finally {
+    remote.client.destroy();
   }
 }
 

@@ -71,6 +71,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
     const pitr = await runPitrRetention({
       root: config.backupDir,
       targets: pitrRetentionTargets(config),
+      offsite: config,
       dryRun,
       log: deps.log,
       onOutcome: (o) => audit.append(retentionDeletion(`cli pitr ${o.target} ${o.what} ${o.name}`, pitrAuditResult(o), by)),

@@ -1,3 +1,4 @@
+import { walOffsiteCondition } from '../health/offsite-condition.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { escapeMrkdwn, formatDuration } from '../format.ts';
@@ -56,6 +57,9 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
     // The RPO as the health check judges it: measured against the archive, not the receiver's spool.
     const rpo = rpoCondition(t.name, now, s);
     lines.push(`   ${rpo.status === 'ok' ? '' : ':rotating_light: '}RPO: ${escapeMrkdwn(rpo.evidence)}`);
+    // The copy in S3 (S3_MODE=copy): what a restore on a new server reaches if the worker's disk is lost.
+    const offsite = walOffsiteCondition(t.name, now, s);
+    if (offsite) lines.push(`   ${offsite.status === 'ok' ? '' : ':warning: '}Off-site: ${escapeMrkdwn(offsite.evidence)}`);
   }
   return lines.length ? ['*Point-in-time recovery (WAL archive)*', ...lines] : [];
 }

@@ -1,3 +1,4 @@
+import { walOffsiteCondition } from './offsite-condition.ts';
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import { rpoCondition } from './rpo-condition.ts';
@@ -130,6 +131,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
     ...walConditions(input.target, input.walHealth),
+    ...(input.wal ? [walOffsiteCondition(input.target, input.now, input.wal.state)].filter((c): c is ConditionResult => c !== null) : []),
     ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
     ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];

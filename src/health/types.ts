@@ -14,6 +14,7 @@ export const HEALTH_CONDITIONS = [
   'wal-stream',
   'wal-gap',
   'wal-slot',
+  'wal-offsite',
   'base-backup',
   'rpo',
 ] as const;
@@ -132,7 +133,23 @@ export interface BaseBackupHealth {
   maxAgeHours: number;
 }
 
-/** The measured RPO as the worker writes it beside the WAL stream's state (jobs/wal-state.ts StoredWalState). */
+/** The measured RPO and the off-site copy, as the worker writes them beside the WAL stream's state (jobs/wal-state.ts StoredWalState). */
 export type WalRpoFields = Partial<
-  Record<'rpoObjectiveSeconds' | 'rpoMeasuredAt' | 'rpoBehindSince' | 'rpoError' | 'currentLsn' | 'archivedLsn' | 'flushedLsn' | 'partialError', string>
+  Record<
+    | 'rpoObjectiveSeconds'
+    | 'rpoMeasuredAt'
+    | 'rpoBehindSince'
+    | 'rpoError'
+    | 'currentLsn'
+    | 'archivedLsn'
+    | 'flushedLsn'
+    | 'partialError'
+    | 'offsiteWhere'
+    | 'offsiteNewest'
+    | 'offsitePending'
+    | 'offsiteCheckedAt'
+    | 'offsiteError'
+    | 'offsiteFailingSince',
+    string
+  >
 >;

@@ -26,6 +26,16 @@ export interface StoredWalState {
   flushedLsn?: string;
   /** Why the last snapshot of the partial segment failed. */
   partialError?: string;
+  /**
+   * The off-site copy of the archive (S3_MODE=copy; postgres/pitr/offsite-mirror.ts): where, the newest segment
+   * there, how many archived segments are not there yet, when it was last checked, and since when copies fail.
+   */
+  offsiteWhere?: string;
+  offsiteNewest?: string;
+  offsitePending?: string;
+  offsiteCheckedAt?: string;
+  offsiteError?: string;
+  offsiteFailingSince?: string;
 }
 
 /**

@@ -16,6 +16,7 @@ const LABEL: Record<string, string> = {
   'wal-stream': 'WAL stream down',
   'wal-gap': 'gap in the WAL archive',
   'wal-slot': 'replication slot holding WAL',
+  'wal-offsite': 'WAL archive not copied off-site',
   'base-backup': 'base backup failed or too old',
   rpo: 'RPO not within its objective',
 };
@@ -34,6 +35,7 @@ const NAME: Record<string, string> = {
   'wal-stream': 'WAL stream',
   'wal-gap': 'WAL archive',
   'wal-slot': 'replication slot',
+  'wal-offsite': 'off-site WAL copy',
   'base-backup': 'base backup',
   rpo: 'RPO',
 };

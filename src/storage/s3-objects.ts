@@ -7,10 +7,36 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  type S3Client,
+  S3Client,
 } from '@aws-sdk/client-s3';
 import type { Logger } from '../logger.ts';
 import { isS3NotFound, isS3PreconditionFailed, s3Error, s3ErrorName } from './s3-errors.ts';
+
+/** Where and how to reach the bucket: the SDK's default credential chain unless `credentials` (tests) is given. */
+export interface S3ClientOptions {
+  region: string;
+  endpoint?: string | undefined;
+  forcePathStyle?: boolean | undefined;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
+  /** SDK attempts per request (default 3: retries with backoff on throttling, 5xx and network errors). */
+  maxAttempts?: number | undefined;
+}
+
+export function createS3Client(o: S3ClientOptions): S3Client {
+  return new S3Client({
+    region: o.region,
+    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+    forcePathStyle: o.forcePathStyle ?? false,
+    ...(o.credentials ? { credentials: o.credentials } : {}),
+    // The SDK's default adds flexible checksums to streamed bodies; S3-compatible servers that do not know
+    // them store the aws-chunked framing as data (silently corrupt). Checksums only where S3 requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: o.maxAttempts ?? 3,
+    // A dead endpoint must fail the work, not hang it: connect within 10 s, no socket idle for 5 minutes.
+    requestHandler: { connectionTimeout: 10_000, socketTimeout: 5 * 60_000 },
+  });
+}
 
 /** The few S3 calls S3Storage makes, each turning failures into a sentence that names the bucket and the action. */
 

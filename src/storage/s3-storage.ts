@@ -1,11 +1,11 @@
 import type { Readable } from 'node:stream';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseManifest, validManifest, type Manifest } from './manifest.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
-import { S3Bucket, mapLimit, type ObjectInfo } from './s3-objects.ts';
+import { S3Bucket, createS3Client, mapLimit, type ObjectInfo } from './s3-objects.ts';
 import { MANIFEST, RESERVATION, S3Keys } from './s3-keys.ts';
 import { s3Error } from './s3-errors.ts';
 import { openS3Writer } from './s3-writer.ts';
@@ -60,19 +60,7 @@ export class S3Storage implements Storage {
     this.#log = o.log;
     this.#partSize = Math.max(5 * MiB, o.partSizeBytes ?? 16 * MiB);
     this.#queueSize = Math.max(1, o.queueSize ?? 3);
-    this.#client = new S3Client({
-      region: o.region,
-      ...(o.endpoint ? { endpoint: o.endpoint } : {}),
-      forcePathStyle: o.forcePathStyle ?? false,
-      ...(o.credentials ? { credentials: o.credentials } : {}),
-      // The SDK's default adds flexible checksums to streamed bodies; S3-compatible servers that do not know
-      // them store the aws-chunked framing as data (silently corrupt). Checksums only where S3 requires them.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: o.maxAttempts ?? 3,
-      // A dead endpoint must fail the backup, not hang it: connect within 10 s, no socket idle for 5 minutes.
-      requestHandler: { connectionTimeout: 10_000, socketTimeout: 5 * 60_000 },
-    });
+    this.#client = createS3Client(o);
     this.#s3 = new S3Bucket(this.#client, o.bucket, this.describe(), o.log);
   }
 

@@ -94,6 +94,7 @@ function pitrRetention(deps: RetentionWorkerDeps, config: Config, dryRun: boolea
   return runPitrRetention({
     root: config.backupDir,
     targets: pitrRetentionTargets(config),
+    offsite: config,
     dryRun,
     log,
     ...(deps.now ? { now: deps.now } : {}),

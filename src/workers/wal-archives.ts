@@ -12,6 +12,8 @@ import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
 import { leasedArchive } from './leased-archive.ts';
+import { type OffsiteState, startOffsiteMirror } from './offsite-loop.ts';
+import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 
 /**
  * The WAL archives of the targets that have a `pitr` section, started by a worker. Their state goes to Redis
@@ -70,6 +72,8 @@ export async function startWalArchives(o: {
    * minute must not page a quarter of an hour late.
    */
   onRpoVerdict?: (target: string) => void;
+  /** How often the archive is copied to S3 (S3_MODE=copy; offsite-loop.ts): default every 10 s. */
+  offsiteEveryMs?: number;
 }): Promise<WalArchives> {
   const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
   if (targets.length === 0) return { stop: async () => undefined };
@@ -120,9 +124,10 @@ export async function startWalArchives(o: {
     const objective = t.pitr.rpoSeconds;
     // The archive and the RPO monitor write the one state hash, each with the other's latest part.
     let rpo: RpoState | null = null;
+    let offsite: OffsiteState = {};
     let verdict: string | null = null;
     const write = (s: WalArchiveState) => {
-      const state = storedWalState(s, holder, rpo, objective);
+      const state = { ...storedWalState(s, holder, rpo, objective), ...offsite };
       const now = rpo ? rpoCondition(t.name, new Date(), state).status : verdict;
       void writeState(o.redis, key, state, log).then(() => {
         if (now === verdict) return;
@@ -149,11 +154,28 @@ export async function startWalArchives(o: {
           write(archive.state());
         },
       });
+      // The copy to S3 (S3_MODE=copy) runs beside them, by the same one worker per target.
+      const remote = s3PitrStore(o.config, t.name, { log });
+      const copier = remote
+        ? startOffsiteMirror({
+            root: o.config.backupDir,
+            local: common.store,
+            remote,
+            everyMs: o.offsiteEveryMs ?? 10_000,
+            log,
+            onState: (s) => {
+              offsite = s;
+              write(archive.state());
+            },
+          })
+        : null;
       return {
         ...archive,
         async stop(opts?: Parameters<typeof archive.stop>[0]) {
           await monitor.stop();
           await archive.stop(opts);
+          await copier?.stop();
+          remote?.client.destroy();
         },
       };
     };
@@ -174,6 +196,7 @@ export async function startWalArchives(o: {
             key,
             {
               ...storedWalState(last, holder, rpo, objective),
+              ...offsite,
               receiver: 'down',
               since: new Date().toISOString(),
               error: 'the worker receiving this WAL stopped (restart or shutdown); another worker takes the WAL lease within seconds, if one runs',

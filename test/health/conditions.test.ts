@@ -11,11 +11,21 @@ describe('evaluateHealth', () => {
     const measured = { rpoObjectiveSeconds: '3600', rpoMeasuredAt: ago(2000).toISOString(), currentLsn: '0/3000148', archivedLsn: '0/3000148' };
     const withPitr = evaluateHealth({
       ...healthyInput(),
-      wal: { state: { receiver: 'up', since: ago(HOUR).toISOString(), ...measured } },
+      wal: {
+        state: {
+          receiver: 'up',
+          since: ago(HOUR).toISOString(),
+          ...measured,
+          offsiteWhere: 's3://b/p/shop',
+          offsitePending: '0',
+          offsiteNewest: '000000010000000000000003',
+        },
+      },
       baseBackup: { newest: { id: 'shop-base-x', finishedAt: ago(HOUR).toISOString() }, lastRun: null, watchedSince: null, maxAgeHours: 192 },
     });
     for (const r of withPitr) expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
-    // wal-gap and wal-slot come with the archive's facts (test/health/wal-conditions.test.ts).
+    // wal-gap and wal-slot come with the archive's facts (test/health/wal-conditions.test.ts); wal-offsite only where
+    // the archive is copied to S3 (test/postgres/pitr/offsite.test.ts).
     expect(withPitr.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => c !== 'wal-gap' && c !== 'wal-slot'));
     for (const r of results) {
       expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');

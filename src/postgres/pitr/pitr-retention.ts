@@ -1,3 +1,5 @@
+import type { Config } from '../../config-types.ts';
+import { type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
 import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toUserMessage } from '../../errors.ts';
@@ -89,9 +91,12 @@ export async function runPitrRetention(o: {
   now?: () => Date;
   /** After each deletion tried (the audit trail): one per base backup, one per target's WAL. Failures logged. */
   onOutcome?: (o: PitrOutcome) => Promise<void>;
+  /** With S3 as a copy (S3_MODE=copy), what is deleted on disk is deleted from the copy too (s3-pitr-store.ts). */
+  offsite?: Pick<Config, 's3'>;
 }): Promise<PitrRetentionRun> {
   const now = o.now ?? (() => new Date());
   const run: PitrRetentionRun = { dryRun: o.dryRun, targets: [] };
+  const clients: Array<{ destroy(): void }> = [];
   for (const t of o.targets) {
     const log = o.log.child({ target: t.name, component: 'pitr-retention' });
     const result: PitrTargetRetention = {
@@ -104,6 +109,15 @@ export async function runPitrRetention(o: {
     };
     run.targets.push(result);
     const store = new LocalWalStore(o.root, t.name);
+    const remote = o.dryRun || !o.offsite ? null : s3PitrStore(o.offsite, t.name, { log });
+    if (remote) clients.push(remote.client);
+    // A copy not deleted is said, never fatal: the bucket's lifecycle rule is the safety net (docs/pitr.md).
+    const alsoOffsite = async (what: string, remove: (r: S3PitrStore) => Promise<void>) => {
+      if (!remote) return;
+      await remove(remote).catch((err: unknown) =>
+        result.failures.push(`could NOT delete the off-site copy of ${what} in ${remote.describe()}: ${toUserMessage(err)}`),
+      );
+    };
     try {
       const [bases, wal, readers] = await Promise.all([listBaseBackups(o.root, t.name), store.list(), pitrReaders(o.root, t.name, now())]);
       result.plan = planPitrRetention({
@@ -135,6 +149,7 @@ export async function runPitrRetention(o: {
       const out: PitrOutcome = { target: t.name, what: 'base backup', name: d.base.id, files: 1, bytes: d.base.bytes, reason: d.reason, error: null };
       try {
         await deleteBase(o.root, d.base);
+        await alsoOffsite(`base backup ${d.base.id}`, (r) => r.removeBase(d.base));
         result.deleted.bases++;
         result.deleted.baseBytes += d.base.bytes;
         log.info({ baseId: d.base.id, reason: d.reason }, 'retention deleted a base backup');
@@ -164,6 +179,7 @@ export async function runPitrRetention(o: {
     for (const e of doomed) {
       try {
         await deleteWal(store, e);
+        await alsoOffsite(`WAL ${e.name}`, (r) => r.removeWal(e));
         files++;
         bytes += e.bytes;
       } catch (err) {
@@ -184,5 +200,6 @@ export async function runPitrRetention(o: {
       error: errors.length ? `${errors.length} file(s): ${errors.slice(0, 3).join('; ')}` : null,
     });
   }
+  for (const c of clients) c.destroy();
   return run;
 }

@@ -1,0 +1,35 @@
+import { formatTime } from '../format.ts';
+import type { StoredWalState } from '../jobs/wal-state.ts';
+import type { ConditionResult } from './types.ts';
+
+type OffsiteField = 'offsiteWhere' | 'offsiteNewest' | 'offsitePending' | 'offsiteCheckedAt' | 'offsiteError' | 'offsiteFailingSince';
+
+/** Copies that fail for this long (S3 down, credentials expired) are a warning: a lost worker disk would take that WAL with it. */
+export const OFFSITE_GRACE_MS = 15 * 60_000;
+
+/**
+ * `wal-offsite`, warning: the WAL archive's copy in S3 (S3_MODE=copy) falling behind because copies fail. The archive
+ * on the worker's disk is complete (the other WAL conditions judge it); what is at risk is a restore on a new server
+ * after that disk is lost, which reaches only the newest segment copied. Judged only where a copy is configured.
+ */
+export function walOffsiteCondition(target: string, now: Date, s: Pick<StoredWalState, OffsiteField> | null): ConditionResult | null {
+  if (!s?.offsiteWhere) return null;
+  const base = { condition: 'wal-offsite', severity: 'warning' } as const;
+  const pending = Number(s.offsitePending ?? 0);
+  const newest = s.offsiteNewest ? `newest segment there ${s.offsiteNewest}` : 'no segment there yet';
+  const behind = pending > 0 ? `; ${pending} archived segment${pending === 1 ? '' : 's'} not copied yet` : '';
+  const checked = s.offsiteCheckedAt ? ` (checked ${formatTime(s.offsiteCheckedAt)})` : '';
+  const evidence = `copied to ${s.offsiteWhere}: ${newest}${behind}${checked}`;
+  const failingMs = s.offsiteFailingSince ? now.getTime() - Date.parse(s.offsiteFailingSince) : 0;
+  if (s.offsiteError && failingMs >= OFFSITE_GRACE_MS) {
+    return {
+      ...base,
+      status: 'failing',
+      summary: `The WAL archive of ${target} is not being copied off-site`,
+      evidence: `copies to ${s.offsiteWhere} fail since ${formatTime(s.offsiteFailingSince ?? '')}: ${s.offsiteError}. ${evidence}. A restore on a new server reaches only what is there`,
+      value: pending,
+    };
+  }
+  const retrying = s.offsiteError ? `; the last copy failed (${s.offsiteError}), retrying` : '';
+  return { ...base, status: 'ok', summary: `The WAL archive of ${target} is copied off-site`, evidence: `${evidence}${retrying}`, value: pending };
+}

@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BotError } from '../../errors.ts';
+import { openFileWriter } from '../../storage/file-writer.ts';
+import { storageError, writeFileAtomically } from '../../storage/fs-util.ts';
+import { mapLimit } from '../../storage/s3-objects.ts';
+import type { ArtifactWriter } from '../../storage/types.ts';
+import { counter } from '../stream-counter.ts';
+import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
+import type { S3PitrStore } from './s3-pitr-store.ts';
+import { archivedBases } from './wal-index.ts';
+import { LocalWalStore, type WalEntry } from './wal-store.ts';
+import { segmentOf } from './window.ts';
+
+/**
+ * `restore-pitr --from=s3`: the worker's disk is gone, the archive's copy in S3 is what is left. The base backup that
+ * ended before the time and the WAL from its start to past the time are downloaded into BACKUP_DIR, in the layout the
+ * worker writes, each file checked against the sha256 it was archived with; from there the restore is the local one
+ * (window checked, restore_command reading BACKUP_DIR), so the recovering server needs no S3 credentials of its own.
+ * Files already on disk are not downloaded again.
+ */
+
+export interface OffsiteFetch {
+  base: BaseBackup;
+  segments: number;
+  bytes: number;
+}
+
+/** WAL this far past the time is fetched too: recovery stops at the first commit after the time, which it must see. */
+const PAST_TIME_MS = 60_000;
+/** Segments fetched after the first one archived past the time (a margin: that one may end just after it). */
+const EXTRA_SEGMENTS = 1;
+
+async function download(source: Readable, writer: ArtifactWriter, expected: { bytes: number; sha256: string }, what: string, where: string): Promise<void> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    await pipeline(
+      source,
+      counter((n) => (bytes += n), hash),
+      writer.stream,
+    );
+    if (bytes !== expected.bytes || hash.digest('hex') !== expected.sha256) {
+      throw new BotError('storage_failed', `${what} in ${where} does not match its sha256 (${bytes} bytes, ${expected.bytes} recorded): the copy is damaged.`);
+    }
+    await writer.commit();
+  } catch (err) {
+    source.destroy();
+    await writer.abort();
+    throw err;
+  }
+}
+
+/** The newest base backup in S3 that finished by `at`; refused with what S3 holds when there is none. */
+function chooseRemoteBase(bases: BaseBackup[], at: Date, where: string): BaseBackup {
+  const base = bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1);
+  if (base) return base;
+  const oldest = bases[0];
+  throw new BotError(
+    'backup_not_found',
+    oldest
+      ? `No base backup in ${where} finished by ${at.toISOString()}: the oldest there finished at ${oldest.finishedAt}.`
+      : `There is no base backup in ${where}: nothing can be recovered from it.`,
+  );
+}
+
+export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; at: Date }): Promise<OffsiteFetch> {
+  const target = o.remote.target;
+  const where = o.remote.describe();
+  const base = chooseRemoteBase(await o.remote.listBases(), o.at, where);
+  let bytes = 0;
+  if (!(await archivedBases(o.root, target)).some((b) => b.id === base.id)) {
+    const dir = join(o.root, target, '_base', base.id);
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    const file = join(dir, base.file);
+    const writer = await openFileWriter(`${file}.partial`, file, (err, action) => storageError(err, dir, `${action} the base backup`));
+    await download(await o.remote.openBase(base), writer, base, `Base backup ${base.id}`, where);
+    await writeFileAtomically(join(dir, 'base.json'), `${JSON.stringify(BaseBackupSchema.parse(base), null, 2)}\n`);
+    bytes += base.bytes;
+  }
+  const local = new LocalWalStore(o.root, target);
+  const start = segmentOf(base.startLsn, base.timeline).slice(8);
+  // History files all (they are tiny and recovery asks for them); segments from the base's start, by position.
+  const listed = (await o.remote.listWal()).filter((w) => w.file !== null && (w.name.endsWith('.history') || w.name.slice(8) >= start));
+  const wanted: WalEntry[] = [];
+  let past = 0;
+  for (let i = 0; i < listed.length && past <= EXTRA_SEGMENTS; i += 8) {
+    const entries = await mapLimit(listed.slice(i, i + 8), 8, (w) => o.remote.walEntry(w.name));
+    for (const [k, e] of entries.entries()) {
+      if (!e || past > EXTRA_SEGMENTS) continue;
+      if (e.bytes !== listed[i + k]?.fileBytes) continue; // a copy cut short: left out, so the window shows the gap
+      wanted.push(e);
+      if (!e.name.endsWith('.history') && Date.parse(e.archivedAt) > o.at.getTime() + PAST_TIME_MS) past++;
+    }
+  }
+  const fresh = await mapLimit(wanted, 4, async (e) => {
+    if (await local.entry(e.name)) return 0;
+    await download(await o.remote.openWal(e), await local.writer(e.name, e.encryption === 'age'), e, `WAL ${e.name}`, where);
+    await local.index(e);
+    return e.bytes;
+  });
+  return { base, segments: fresh.filter((b) => b > 0).length, bytes: bytes + fresh.reduce((a, b) => a + b, 0) };
+}

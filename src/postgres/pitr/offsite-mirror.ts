@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { BotError } from '../../errors.ts';
+import type { ArtifactWriter } from '../../storage/types.ts';
+import { counter } from '../stream-counter.ts';
+import type { BaseBackup } from './base-backup.ts';
+import type { S3PitrStore } from './s3-pitr-store.ts';
+import { archivedBases, archivedWal } from './wal-index.ts';
+import type { LocalWalStore, WalEntry } from './wal-store.ts';
+
+/**
+ * The off-site half of the PITR archive (S3_MODE=copy): every segment and base backup archived on the worker's disk
+ * is copied to the bucket, file first and its `.json` last, each file hashed on the way and compared with the sha256
+ * it was archived with, so a file that rotted on disk is not copied as good. Deletions are not mirrored: retention
+ * deletes in both places (pitr-retention.ts), and a wiped local disk never empties the bucket.
+ */
+
+export interface MirrorPass {
+  copiedWal: number;
+  copiedBases: number;
+  /** The newest segment in the bucket after this pass, and how many archived on disk are not there yet. */
+  newestWal: string | null;
+  pendingWal: number;
+  pendingBases: number;
+  failure: Error | null;
+}
+
+/** What is known to be in the bucket: read by one listing at the first pass, then kept up to date by the copies. */
+export interface MirrorMemory {
+  wal: Set<string> | null;
+  bases: Set<string> | null;
+}
+
+export const newMirrorMemory = (): MirrorMemory => ({ wal: null, bases: null });
+
+/** Streams a local file into `writer`, failing when its bytes are not the ones archived (size and sha256). */
+async function copyChecked(path: string, expected: { bytes: number; sha256: string }, writer: ArtifactWriter, what: string): Promise<void> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    await pipeline(
+      createReadStream(path),
+      counter((n) => (bytes += n), hash),
+      writer.stream,
+    );
+    const sha256 = hash.digest('hex');
+    if (bytes !== expected.bytes || sha256 !== expected.sha256) {
+      throw new BotError('storage_failed', `${what} on the worker's disk no longer matches its sha256 (${bytes} bytes): it was not copied off-site.`);
+    }
+    await writer.commit();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}
+
+/** One pass: the base backups first (few, and a copy is useless without them), then the segments, oldest first. */
+export async function mirrorOnce(o: {
+  root: string;
+  local: LocalWalStore;
+  remote: S3PitrStore;
+  memory: MirrorMemory;
+  signal?: AbortSignal;
+}): Promise<MirrorPass> {
+  const m = o.memory;
+  const pass: MirrorPass = { copiedWal: 0, copiedBases: 0, newestWal: null, pendingWal: 0, pendingBases: 0, failure: null };
+  const [bases, wal] = await Promise.all([archivedBases(o.root, o.remote.target), archivedWal(o.local)]);
+  try {
+    m.bases ??= new Set((await o.remote.listBases()).map((b) => b.id));
+    m.wal ??= new Set((await o.remote.listWal()).filter((w) => w.file !== null).map((w) => w.name));
+  } catch (err) {
+    return { ...pass, pendingWal: wal.length, pendingBases: bases.length, failure: err instanceof Error ? err : new Error(String(err)) };
+  }
+  const missingBases = bases.filter((b) => !m.bases?.has(b.id));
+  const missingWal = wal.filter((e) => !m.wal?.has(e.name));
+  try {
+    for (const b of missingBases) {
+      if (o.signal?.aborted) break;
+      await copyBase(o.root, o.remote, b);
+      m.bases.add(b.id);
+      pass.copiedBases++;
+    }
+    for (const e of missingWal) {
+      if (o.signal?.aborted) break;
+      await copyWal(o.local, o.remote, e);
+      m.wal.add(e.name);
+      pass.copiedWal++;
+    }
+  } catch (err) {
+    pass.failure = err instanceof Error ? err : new Error(String(err));
+  }
+  pass.pendingBases = missingBases.length - pass.copiedBases;
+  pass.pendingWal = missingWal.length - pass.copiedWal;
+  pass.newestWal =
+    [...m.wal]
+      .filter((n) => /^[0-9A-F]{24}$/.test(n))
+      .sort()
+      .at(-1) ?? null;
+  return pass;
+}
+
+async function copyBase(root: string, remote: S3PitrStore, b: BaseBackup): Promise<void> {
+  const path = join(root, b.target, '_base', b.id, b.file);
+  await remote.putBase(b, (w) => copyChecked(path, b, w, `Base backup ${b.id}`));
+}
+
+async function copyWal(local: LocalWalStore, remote: S3PitrStore, e: WalEntry): Promise<void> {
+  await remote.putWal(e, (w) => copyChecked(join(local.dir, e.file), e, w, `WAL ${e.name}`));
+}

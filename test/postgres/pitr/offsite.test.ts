@@ -1,0 +1,223 @@
+import { randomBytes } from 'node:crypto';
+import { appendFile, chmod, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig, type Config } from '../../../src/config.ts';
+import { generateKeyPair } from '../../../src/crypto/age.ts';
+import { asServerUser, type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { walOffsiteCondition } from '../../../src/health/offsite-condition.ts';
+import { readWalState } from '../../../src/jobs/wal-state.ts';
+import { pitrRetentionTargets, runPitrRetention } from '../../../src/postgres/pitr/pitr-retention.ts';
+import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
+import { takeBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
+import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
+import { cli } from '../../support/app-backups.ts';
+import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { TEST_CREDENTIALS, startS3Server, type TestS3Server } from '../../support/s3-server.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The PITR archive copied to S3 (S3_MODE=copy) by the worker holding the WAL lease, and recovered from there alone:
+ * the worker's disk lost, `restore-pitr --from=s3` into an empty BACKUP_DIR, the server started on it. Real cluster,
+ * real worker component, the S3 stand-in; encrypted with age throughout.
+ */
+describe('the PITR archive off-site (S3_MODE=copy)', () => {
+  let source: EphemeralPostgres;
+  let s3: TestS3Server;
+  let dir: string;
+  let redis: Redis;
+  let config: Config;
+  let archives: WalArchives;
+  let env: Record<string, string>;
+  const prefix = `{pgbbt${randomBytes(3).toString('hex')}}`;
+
+  beforeAll(async () => {
+    [source, s3] = await Promise.all([startEphemeralPostgres({ settings: { full_page_writes: 'on' } }), startS3Server('pgbb-pitr')]);
+    // The SDK's default credential chain, as in production; the restore's CLI inherits it.
+    process.env.AWS_ACCESS_KEY_ID = TEST_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = TEST_CREDENTIALS.secretAccessKey;
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-offsite-'));
+    const keys = await generateKeyPair();
+    const identityFile = join(dir, 'key.txt');
+    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+    await writeFile(
+      join(dir, 'bot.yml'),
+      'targets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n    pitr: { urlEnv: APP_URL, slot: pgbb_offsite }\n',
+    );
+    env = {
+      BOT_CONFIG: join(dir, 'bot.yml'),
+      APP_URL: source.url,
+      BACKUP_DIR: join(dir, 'worker-disk'),
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: prefix,
+      S3_BUCKET: s3.bucket,
+      S3_ENDPOINT: s3.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_MODE: 'copy',
+      S3_PREFIX: 'pgbb',
+      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    };
+    config = loadConfig(env, 'offline');
+    redis = new Redis(inject('redisUrl'));
+    archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 200 });
+    await withClient(source.url, (c) =>
+      c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-1')"),
+    );
+    await takeBaseBackup(config, config.targets[0] as Config['targets'][number], { reserveWal: true });
+    const user = await asServerUser();
+    // The restored server runs restore_command as its own user: it must reach the new host's archive and the key.
+    if (user.uid !== undefined) {
+      await chmod(dir, 0o755);
+      await chown(identityFile, user.uid, user.gid as number);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await archives?.stop();
+    redis?.disconnect();
+    await source?.stop();
+    await s3?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const switchSegment = (label: string) =>
+    withClient(source.url, async (c) => {
+      await c.query('INSERT INTO markers VALUES ($1)', [label]);
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+      await c.query('SELECT pg_switch_wal()');
+      return rows[0]?.name as string;
+    });
+
+  const offsiteUntil = async (ok: (s: NonNullable<Awaited<ReturnType<typeof readWalState>>>) => boolean, what: string) => {
+    for (let i = 0; ; i++) {
+      const s = await readWalState(redis, prefix, 'app');
+      if (s && ok(s)) return s;
+      if (i > 600) throw new Error(`never ${what}: ${JSON.stringify(s)}`);
+      await sleep(100);
+    }
+  };
+
+  it('copies every archived segment and the base backup, and says how far the copy is', async () => {
+    const name = await switchSegment('copied');
+    const s = await offsiteUntil((x) => (x.offsiteNewest ?? '') >= name && x.offsitePending === '0', `copied ${name}`);
+    expect(s.offsiteWhere).toBe(`s3://${s3.bucket}/pgbb/app`);
+    const remote = s3PitrStore(config, 'app', { credentials: TEST_CREDENTIALS });
+    const [bases, wal] = await Promise.all([remote?.listBases(), remote?.listWal()]);
+    remote?.client.destroy();
+    expect(bases?.length).toBe(1);
+    expect(wal?.map((w) => w.name)).toContain(name);
+    // Encrypted off-site as on disk: the same bytes, never a plaintext copy.
+    expect(wal?.every((w) => w.file?.endsWith('.zst.age'))).toBe(true);
+    expect(walOffsiteCondition('app', new Date(), s)).toMatchObject({
+      status: 'ok',
+      evidence: expect.stringMatching(/^copied to s3:\/\/pgbb-pitr\/pgbb\/app: newest segment there /),
+    });
+  }, 120_000);
+
+  it('keeps archiving while S3 is down, says so, and catches up when it is back', async () => {
+    await s3.stop();
+    try {
+      const name = await switchSegment('while-s3-down');
+      const s = await offsiteUntil((x) => x.lastArchived !== undefined && x.lastArchived >= name && x.offsiteError !== undefined, 'saw the copy fail');
+      expect(s.offsiteFailingSince).toBeDefined();
+      // Within the grace it is said, not paged; past it, the warning names what fails.
+      expect(walOffsiteCondition('app', new Date(), s)?.status).toBe('ok');
+      const later = new Date(Date.parse(s.offsiteFailingSince ?? '') + 16 * 60_000);
+      expect(walOffsiteCondition('app', later, s)).toMatchObject({
+        status: 'failing',
+        severity: 'warning',
+        summary: 'The WAL archive of app is not being copied off-site',
+      });
+    } finally {
+      await s3.restart();
+    }
+    await offsiteUntil((x) => x.offsiteError === undefined && x.offsitePending === '0', 'caught up');
+  }, 120_000);
+
+  it('recovers to a moment from S3 alone: the worker disk gone, restore-pitr --from=s3 into an empty BACKUP_DIR', async () => {
+    await switchSegment('before-2');
+    await sleep(1100);
+    const target = new Date();
+    await sleep(1100);
+    const last = await switchSegment('after');
+    await offsiteUntil((x) => (x.offsiteNewest ?? '') >= last && x.offsitePending === '0', `copied ${last}`);
+    // A new host: nothing of the worker's disk, only the bucket and the key.
+    const fresh = { ...env, BACKUP_DIR: join(dir, 'new-host') };
+    const dataDir = join(dir, 'restored');
+    const local = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${dataDir}`], fresh);
+    expect(local.stderr).toMatch(/no point in time can be recovered/);
+    const run = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${dataDir}`, '--from=s3'], fresh);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^Fetched base backup app-base-\S+ and \d+ WAL file\(s\) \([^)]+ new\) from s3:\/\/pgbb-pitr\/pgbb\/app into /);
+    expect(run.stdout).toMatch(/\nLaid out base backup app-base-/);
+    expect((await readdir(join(dir, 'new-host', 'app', '_wal'))).length).toBeGreaterThan(0);
+
+    const user = await asServerUser();
+    const port = await freePort();
+    await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
+    if (user.uid !== undefined) {
+      await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
+      await execa('chmod', ['-R', 'a+rX', join(dir, 'new-host')]);
+    }
+    await chmod(dataDir, 0o700);
+    const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
+    const ctl = (args: string[]) =>
+      execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
+    const started = await ctl(['-D', dataDir, '-l', join(dataDir, 'restored.log'), '-w', '-t', '120', 'start']);
+    try {
+      const log = async () => (await execa('cat', [join(dataDir, 'restored.log')], { reject: false })).stdout;
+      expect(started.exitCode, `${started.stderr}\n${await log()}`).toBe(0);
+      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+      for (let i = 0; ; i++) {
+        const inRecovery = await withClient(url, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r).catch(() => true);
+        if (!inRecovery) break;
+        if (i > 600) throw new Error(`recovery never finished:\n${await log()}`);
+        await sleep(100);
+      }
+      const labels = await withClient(url, async (c) => (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label));
+      expect(labels).toEqual(['before-1', 'copied', 'while-s3-down', 'before-2']);
+    } finally {
+      await ctl(['-D', dataDir, '-m', 'immediate', 'stop']);
+    }
+  }, 180_000);
+
+  it('retention deletes from the copy what it deletes on disk, and nothing the disk keeps', async () => {
+    await takeBaseBackup(config, config.targets[0] as Config['targets'][number], { reserveWal: true });
+    const last = await switchSegment('after-second-base');
+    await offsiteUntil((x) => (x.offsiteNewest ?? '') >= last && x.offsitePending === '0', `copied ${last}`);
+    const remote = s3PitrStore(config, 'app', { credentials: TEST_CREDENTIALS });
+    if (!remote) throw new Error('no S3 copy configured');
+    try {
+      const [basesBefore, walBefore] = await Promise.all([remote.listBases(), remote.listWal()]);
+      expect(basesBefore.length).toBe(2);
+      // A month on, the WAL before the newest base backup is past its 7 days: it and the older base backup go.
+      const run = await runPitrRetention({
+        root: env.BACKUP_DIR as string,
+        targets: pitrRetentionTargets(config),
+        dryRun: false,
+        log: silentLog,
+        offsite: config,
+        now: () => new Date(Date.now() + 30 * 86_400_000),
+      });
+      expect(run.targets[0]?.failures).toEqual([]);
+      expect(run.targets[0]?.deleted.bases).toBe(1);
+      const [basesAfter, walAfter] = await Promise.all([remote.listBases(), remote.listWal()]);
+      expect(basesAfter.map((b) => b.id)).toEqual([basesBefore[1]?.id]);
+      const localWal = (await readdir(join(env.BACKUP_DIR as string, 'app', '_wal')))
+        .filter((n) => n.endsWith('.json'))
+        .map((n) => n.slice(0, -5))
+        .sort();
+      expect(walAfter.map((w) => w.name)).toEqual(localWal);
+      expect(walAfter.length).toBeLessThan(walBefore.length);
+    } finally {
+      remote.client.destroy();
+    }
+  }, 120_000);
+});
