@@ -10,6 +10,7 @@ import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import { type PitrTestInfo, pitrTestError, pitrTestFinished, pitrTestRunning } from '../notifications/pitr-test-messages.ts';
 import { runPitrTest } from '../postgres/pitr/pitr-test.ts';
+import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { removeLeftoverScratch } from '../postgres/pitr/scratch-cluster.ts';
 import { openAnchor } from './anchor.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -67,7 +68,10 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
     if (!target.pitr) throw new BotError('bad_request', `${target.name} has no pitr section in the config file: it has no WAL archive to test.`);
     if (deps.config.s3?.mode === 'primary') throw new BotError('bad_request', 'The WAL archive needs local storage (BACKUP_DIR) in this version.');
     const identityFile = deps.config.encryption.identityFile;
+    // With S3 as the copy, the test recovers from the bucket: the path a new server takes after losing this disk.
+    const offsite = s3PitrStore(deps.config, target.name, { log });
     const outcome = await runPitrTest({
+      offsite,
       target: target.name,
       root: deps.config.backupDir,
       asked: req.asked,
@@ -81,7 +85,7 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
       onPhase: (p) => {
         if (anchor) void say.update(anchor, pitrTestRunning(req, p));
       },
-    });
+    }).finally(() => offsite?.client.destroy());
     log.info({ passed: outcome.passed, rtoMs: outcome.rtoMs, checks: outcome.checks }, 'PITR restore test finished');
     const failed = outcome.checks.find((c) => c.ok === false) ?? outcome.checks.find((c) => c.ok === null);
     const escalation = outcome.passed

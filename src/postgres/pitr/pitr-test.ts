@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import { freePort } from '../../dev/ephemeral.ts';
-import { BotError } from '../../errors.ts';
+import { BotError, toUserMessage } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { parsePgUrl } from '../connection.ts';
 import type { BaseBackup } from './base-backup.ts';
@@ -11,6 +11,8 @@ import { reservePitrBase } from './pitr-readers.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
 import { runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
 import { clusterMajor, configureScratch, makeScratchDir, pgCtl, serverBinDir, withScratchClient } from './scratch-cluster.ts';
+import { fetchFromOffsite } from './offsite-fetch.ts';
+import type { S3PitrStore } from './s3-pitr-store.ts';
 import { fetchWalForTest, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { recoverableWindow } from './window.ts';
@@ -34,6 +36,8 @@ export interface PitrTestOptions {
   onPhase?: (phase: string) => void;
   random?: () => number;
   replayTimeoutMs?: number;
+  /** The archive's copy in S3 (S3_MODE=copy): the test recovers from it, as a new server would after losing the worker's disk. */
+  offsite?: S3PitrStore | null;
 }
 
 export interface PitrTestOutcome {
@@ -78,6 +82,22 @@ export async function planPitrTest(
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
 const pgTime = (d: Date) => d.toISOString().replace('T', ' ').replace('Z', '+00');
 
+/** The copy in S3 into `root` (offsite-fetch.ts), said as a check; null (and a failed check) when it cannot be fetched. */
+async function fetchOffsite(remote: S3PitrStore, root: string, at: Date, checks: CheckResult[]): Promise<{ root: string; base: BaseBackup } | null> {
+  try {
+    const got = await fetchFromOffsite({ root, remote, at });
+    checks.push({
+      name: 'off-site copy',
+      ok: true,
+      detail: `base backup ${got.base.id} and ${got.segments} WAL file(s) fetched from ${remote.describe()}, every sha256 matching`,
+    });
+    return { root, base: got.base };
+  } catch (err) {
+    checks.push({ name: 'off-site copy', ok: false, detail: `could not be fetched from ${remote.describe()}: ${toUserMessage(err)}` });
+    return null;
+  }
+}
+
 /**
  * A PITR restore test into a scratch cluster: the base backup laid out and the WAL fetched (phase fetch), the server
  * started to replay to the moment and promote (phase replay), then pg_verifybackup's verdict on the base backup
@@ -115,11 +135,19 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
   let binDir: string | null = null;
   let result: PitrTestOutcome | undefined;
   try {
-    o.onPhase?.(`fetching base backup ${plan.base.id}`);
     let t = Date.now();
+    // From S3, what a new server would get: the base backup and WAL fetched from the copy into the scratch dir.
+    const from = o.offsite ? await fetchOffsite(o.offsite, join(s.dir, 'offsite-archive'), at, checks) : { root: o.root, base: plan.base };
+    if (!from) {
+      result = outcome();
+      return result;
+    }
+    const base = from.base;
+    plan.base = base;
+    o.onPhase?.(`fetching base backup ${base.id}`);
     await layOutRecovery({
-      root: o.root,
-      base: plan.base,
+      root: from.root,
+      base,
       dataDir: s.dataDir,
       identity: o.identity,
       at,
@@ -129,8 +157,8 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     o.onPhase?.('fetching WAL');
     await mkdir(s.walDir, { mode: 0o700 });
     const wal = await fetchWalForTest({
-      store: new LocalWalStore(o.root, o.target),
-      base: plan.base,
+      store: new LocalWalStore(from.root, o.target),
+      base,
       walDir: s.walDir,
       identity: o.identity,
       signal: o.signal,

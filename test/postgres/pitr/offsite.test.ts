@@ -6,11 +6,12 @@ import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../../../src/config.ts';
-import { generateKeyPair } from '../../../src/crypto/age.ts';
+import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
 import { asServerUser, type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { walOffsiteCondition } from '../../../src/health/offsite-condition.ts';
 import { readWalState } from '../../../src/jobs/wal-state.ts';
 import { pitrRetentionTargets, runPitrRetention } from '../../../src/postgres/pitr/pitr-retention.ts';
+import { runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
 import { takeBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
 import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
@@ -185,6 +186,42 @@ describe('the PITR archive off-site (S3_MODE=copy)', () => {
       expect(labels).toEqual(['before-1', 'copied', 'while-s3-down', 'before-2']);
     } finally {
       await ctl(['-D', dataDir, '-m', 'immediate', 'stop']);
+    }
+  }, 180_000);
+
+  it('the PITR restore test recovers from the copy in S3, says so, and fails when the copy cannot be read', async () => {
+    await switchSegment('for-the-test');
+    const remote = s3PitrStore(config, 'app', { credentials: TEST_CREDENTIALS });
+    const identity = await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE as string, 'test');
+    const options = {
+      target: 'app',
+      root: env.BACKUP_DIR as string,
+      asked: 'latest',
+      identity,
+      sourceUrl: source.url,
+      markers: false,
+      heapallindexed: false,
+      log: silentLog,
+      offsite: remote,
+    };
+    try {
+      await offsiteUntil((x) => x.offsitePending === '0' && x.offsiteError === undefined, 'caught up');
+      const out = await runPitrTest({ ...options, label: 'offsite1' });
+      expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
+      expect(out.checks[0]).toEqual({
+        name: 'off-site copy',
+        ok: true,
+        detail: expect.stringMatching(/^base backup app-base-\S+ and \d+ WAL file\(s\) fetched from s3:\/\/pgbb-pitr\/pgbb\/app, every sha256 matching$/),
+      });
+      expect(out.scratchRemoved).toBe(true);
+      await s3.stop();
+      const down = await runPitrTest({ ...options, label: 'offsite2' }).finally(() => s3.restart());
+      expect(down.passed).toBe(false);
+      expect(down.checks).toEqual([
+        { name: 'off-site copy', ok: false, detail: expect.stringMatching(/^could not be fetched from s3:\/\/pgbb-pitr\/pgbb\/app: /) },
+      ]);
+    } finally {
+      remote?.client.destroy();
     }
   }, 180_000);
 
