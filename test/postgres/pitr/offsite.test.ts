@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { appendFile, chmod, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../../../src/config.ts';
 import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
-import { asServerUser, type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { walOffsiteCondition } from '../../../src/health/offsite-condition.ts';
 import { readWalState } from '../../../src/jobs/wal-state.ts';
 import { pitrRetentionTargets, runPitrRetention } from '../../../src/postgres/pitr/pitr-retention.ts';
@@ -17,6 +16,7 @@ import { takeBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
 import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
 import { cli } from '../../support/app-backups.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { startRecovered } from '../../support/recovered-server.ts';
 import { TEST_CREDENTIALS, startS3Server, type TestS3Server } from '../../support/s3-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -91,8 +91,9 @@ describe('the PITR archive off-site (S3_MODE=copy)', () => {
   const switchSegment = (label: string) =>
     withClient(source.url, async (c) => {
       await c.query('INSERT INTO markers VALUES ($1)', [label]);
-      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
-      await c.query('SELECT pg_switch_wal()');
+      // The segment the switch completed, which holds the row: pg_current_wal_lsn() may still be at the segment's
+      // start while the commit is unwritten (synchronous_commit off), and a boundary names the segment before.
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
       return rows[0]?.name as string;
     });
 
@@ -160,32 +161,16 @@ describe('the PITR archive off-site (S3_MODE=copy)', () => {
     expect(run.stdout).toMatch(/\nLaid out base backup app-base-/);
     expect((await readdir(join(dir, 'new-host', 'app', '_wal'))).length).toBeGreaterThan(0);
 
-    const user = await asServerUser();
-    const port = await freePort();
-    await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
-    if (user.uid !== undefined) {
-      await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
-      await execa('chmod', ['-R', 'a+rX', join(dir, 'new-host')]);
-    }
-    await chmod(dataDir, 0o700);
-    const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
-    const ctl = (args: string[]) =>
-      execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
-    const started = await ctl(['-D', dataDir, '-l', join(dataDir, 'restored.log'), '-w', '-t', '120', 'start']);
+    const server = await startRecovered(dataDir, [join(dir, 'new-host')]);
     try {
-      const log = async () => (await execa('cat', [join(dataDir, 'restored.log')], { reject: false })).stdout;
-      expect(started.exitCode, `${started.stderr}\n${await log()}`).toBe(0);
-      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-      for (let i = 0; ; i++) {
-        const inRecovery = await withClient(url, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r).catch(() => true);
-        if (!inRecovery) break;
-        if (i > 600) throw new Error(`recovery never finished:\n${await log()}`);
-        await sleep(100);
-      }
-      const labels = await withClient(url, async (c) => (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label));
+      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
+      await server.outOfRecovery();
+      const labels = await withClient(server.url, async (c) =>
+        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
+      );
       expect(labels).toEqual(['before-1', 'copied', 'while-s3-down', 'before-2']);
     } finally {
-      await ctl(['-D', dataDir, '-m', 'immediate', 'stop']);
+      await server.stop();
     }
   }, 180_000);
 

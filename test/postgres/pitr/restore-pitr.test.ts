@@ -1,17 +1,18 @@
-import { appendFile, chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
 import { generateKeyPair } from '../../../src/crypto/age.ts';
-import { asServerUser, type EphemeralPostgres, findPostgresBinDir, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 import { cli } from '../../support/app-backups.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { startRecovered } from '../../support/recovered-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -103,43 +104,21 @@ describe('restore-pitr', () => {
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Laid out base backup app-base-/);
 
-    const user = await asServerUser();
-    const port = await freePort();
-    await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
-    if (user.uid !== undefined) {
-      await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
-      // The WAL archived since the setup, readable by the server's user too.
-      await execa('chmod', ['-R', 'a+rX', join(dir, 'backups')]);
-    }
-    await chmod(dataDir, 0o700);
-    const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
-    const ctl = (args: string[]) =>
-      execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
-    const started = await ctl(['-D', dataDir, '-l', join(dataDir, 'restored.log'), '-w', '-t', '120', 'start']);
+    // The WAL archived since the setup, readable by the server's user too.
+    const server = await startRecovered(dataDir, [join(dir, 'backups')]);
     try {
       // When it does not start, the server's own log says why: shown with the failure.
-      const why =
-        started.exitCode === 0
-          ? ''
-          : await execa('cat', [join(dataDir, 'restored.log')]).then(
-              (r) => r.stdout,
-              () => 'no log',
-            );
-      expect(started.exitCode, `${started.stderr}\n${why}`).toBe(0);
-      const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-      for (let i = 0; ; i++) {
-        const inRecovery = await withClient(url, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r).catch(() => true);
-        if (!inRecovery) break;
-        if (i > 600) throw new Error('recovery never finished');
-        await sleep(100);
-      }
-      const labels = await withClient(url, async (c) => (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label));
+      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
+      await server.outOfRecovery();
+      const labels = await withClient(server.url, async (c) =>
+        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
+      );
       expect(labels).toEqual(['before-1', 'before-2']);
-      const log = await execa('cat', [join(dataDir, 'restored.log')]);
-      expect(log.stdout).toMatch(/recovery stopping before commit of transaction \d+, time /);
-      expect(log.stdout).not.toMatch(/recovery ended before configured recovery target was reached/);
+      const log = await server.log();
+      expect(log).toMatch(/recovery stopping before commit of transaction \d+, time /);
+      expect(log).not.toMatch(/recovery ended before configured recovery target was reached/);
     } finally {
-      await ctl(['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+      await server.stop();
     }
   }, 180_000);
 });

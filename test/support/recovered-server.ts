@@ -1,0 +1,57 @@
+import { appendFile, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { asServerUser, findPostgresBinDir, freePort } from '../../src/dev/ephemeral.ts';
+import { withClient } from './postgres-helpers.ts';
+
+export interface RecoveredServer {
+  /** pg_ctl start's exit code and stderr: 0 when the server came up. */
+  started: { exitCode: number | undefined; stderr: string };
+  url: string;
+  /** The server's own log (restored.log in the data directory). */
+  log(): Promise<string>;
+  /** Resolves once recovery has ended (promoted); fails with the log after a minute. */
+  outOfRecovery(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a server on a data directory restore-pitr laid out, as the server's own user (postgres when the tests run
+ * as root): a free port, its socket in the data directory. `readable` are directories that user must read (the
+ * archive restore_command fetches from).
+ */
+export async function startRecovered(dataDir: string, readable: string[] = []): Promise<RecoveredServer> {
+  const user = await asServerUser();
+  const port = await freePort();
+  await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
+  if (user.uid !== undefined) {
+    await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
+    for (const dir of readable) await execa('chmod', ['-R', 'a+rX', dir]);
+  }
+  await chmod(dataDir, 0o700);
+  const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
+  const ctl = (args: string[]) => execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
+  const started = await ctl(['-D', dataDir, '-l', join(dataDir, 'restored.log'), '-w', '-t', '120', 'start']);
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const log = () =>
+    execa('cat', [join(dataDir, 'restored.log')]).then(
+      (r) => r.stdout,
+      () => 'no log',
+    );
+  return {
+    started: { exitCode: started.exitCode, stderr: String(started.stderr) },
+    url,
+    log,
+    async outOfRecovery() {
+      for (let i = 0; ; i++) {
+        const inRecovery = await withClient(url, async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r).catch(() => true);
+        if (!inRecovery) return;
+        if (i > 600) throw new Error(`recovery never finished:\n${await log()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      await ctl(['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+    },
+  };
+}
