@@ -82,7 +82,7 @@ const completeSegment = () =>
   withClient(pg.url, async (c) => {
     await c.query('CREATE TABLE IF NOT EXISTS probe (n int)');
     await c.query('INSERT INTO probe SELECT generate_series(1, 1000)');
-    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name');
     await c.query('SELECT pg_switch_wal()');
     return rows[0]?.name as string;
   });

@@ -32,7 +32,7 @@ describe('runPitrTest', () => {
   /** Ends the current segment and waits until the archive holds it. */
   async function switchAndWait(): Promise<void> {
     const name = await withClient(source.url, async (c) => {
-      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name');
       await c.query('SELECT pg_switch_wal()');
       return rows[0]?.name as string;
     });

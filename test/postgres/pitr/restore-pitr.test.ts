@@ -83,7 +83,7 @@ describe('restore-pitr', () => {
     await sleep(1100);
     const last = await withClient(source.url, async (c) => {
       await c.query("INSERT INTO markers VALUES ('after')");
-      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS name');
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name');
       await c.query('SELECT pg_switch_wal()');
       return rows[0]?.name as string;
     });
