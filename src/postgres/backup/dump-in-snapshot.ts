@@ -1,8 +1,9 @@
 import { BotError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import type { ArtifactWriter, ObjectCounts, Storage, TableCount } from '../../storage/index.ts';
+import type { ArtifactWriter, Definitions, ObjectCounts, Storage, TableCount } from '../../storage/index.ts';
 import { withPgEnv } from '../connection.ts';
 import { countObjects, countRows } from '../counts.ts';
+import { readDefinitions } from '../definitions.ts';
 import { dumpScopeArgs, type DumpScope } from '../dump-scope.ts';
 import { clientFailure, type FailureContext } from '../failures.ts';
 import { dumpToArtifact, type DumpedArtifact } from './artifact.ts';
@@ -18,7 +19,7 @@ export const DUMP_TIME_ZONE = 'UTC';
 
 /** The counts being taken in the snapshot, and the signal that stops the dump when they fail or the caller cancels. */
 export interface Counting {
-  counts: Promise<[TableCount[], ObjectCounts]>;
+  counts: Promise<[TableCount[], ObjectCounts, Definitions | undefined]>;
   dumpSignal: AbortSignal;
   /** Stops passing the caller's cancel on to `dumpSignal`, once the dump has ended. */
   stopForwarding(): void;
@@ -35,12 +36,18 @@ export function startCounts(c: {
   ctx: FailureContext;
   signal?: AbortSignal | undefined;
   progress: (p: { phase: 'counting' }) => void;
+  log?: Logger;
 }): Counting {
   c.progress({ phase: 'counting' });
   const dumpAbort = new AbortController();
   const forwardAbort = () => dumpAbort.abort();
   c.signal?.addEventListener('abort', forwardAbort, { once: true });
-  const counts = Promise.all([countRows(c.snapshot.client, c.scope), countObjects(c.snapshot.client, c.scope)]).catch((err: unknown) => {
+  // The definitions summary only serves drift reports: a catalog it cannot read (an older server) never fails a backup.
+  const definitions = readDefinitions(c.snapshot.client, c.scope).catch((err: unknown) => {
+    c.log?.warn({ err }, 'could not read the definitions summary; this backup will not show schema drift');
+    return undefined;
+  });
+  const counts = Promise.all([countRows(c.snapshot.client, c.scope), countObjects(c.snapshot.client, c.scope), definitions]).catch((err: unknown) => {
     dumpAbort.abort();
     throw c.signal?.aborted ? new BotError('canceled', BACKUP_CANCELED) : clientFailure(err, c.ctx);
   });
@@ -54,6 +61,8 @@ export interface Dumped {
   globals: GlobalsOutcome;
   tables: TableCount[];
   objects: ObjectCounts;
+  /** Absent when the catalogs could not be read (the backup goes on without a summary). */
+  definitions: Definitions | undefined;
   writers: ArtifactWriter[];
 }
 
@@ -129,7 +138,7 @@ export async function dumpInSnapshot(d: {
  * failed count stops the dump (through the dump signal) and is the error reported.
  */
 async function dumpedOrAborted(
-  [c, db, g]: [PromiseSettledResult<[TableCount[], ObjectCounts]>, PromiseSettledResult<DumpedArtifact>, PromiseSettledResult<GlobalsOutcome>],
+  [c, db, g]: [PromiseSettledResult<[TableCount[], ObjectCounts, Definitions | undefined]>, PromiseSettledResult<DumpedArtifact>, PromiseSettledResult<GlobalsOutcome>],
   signal: AbortSignal | undefined,
 ): Promise<Dumped> {
   const writers = [db.status === 'fulfilled' ? db.value.writer : null, g.status === 'fulfilled' ? g.value.dumped?.writer : null].filter(
@@ -140,7 +149,7 @@ async function dumpedOrAborted(
     if (c.status === 'rejected') throw c.reason;
     if (db.status === 'rejected') throw db.reason;
     if (g.status === 'rejected') throw g.reason;
-    return { database: db.value, globals: g.value, tables: c.value[0], objects: c.value[1], writers };
+    return { database: db.value, globals: g.value, tables: c.value[0], objects: c.value[1], definitions: c.value[2], writers };
   } catch (err) {
     await abortAll(writers);
     throw err;
