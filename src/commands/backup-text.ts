@@ -105,7 +105,7 @@ function parsePreMigration(args: string[]): BackupRequest {
 function parseDiff(args: string[]): BackupRequest {
   const usage = '`/backup diff` takes two backup ids of one target, e.g. `/backup diff shop-20261201T020000Z shop-20261202T020000Z`.';
   if (args.length !== 2) return { verb: 'help', problem: usage };
-  const [a, b] = args.map((w) => w.toLowerCase()) as [string, string];
+  const [a, b] = args as [string, string];
   const bad = [a, b].find((id) => !BackupIdSchema.safeParse(id).success);
   if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not a backup id. ${usage}` };
   return { verb: 'diff', a, b };

@@ -107,8 +107,7 @@ export function guardAction<C extends Click>(
     // Ticking a checklist or acknowledging a data drift is on-call work (operator); an unknown action needs the highest role.
     const checklist = click.actionId === CHECKLIST_ACTION_ID;
     const drift = click.actionId === DRIFT_ACK_ACTION;
-    const need: Role =
-      click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : checklist || drift ? 'operator' : 'admin';
+    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : checklist || drift ? 'operator' : 'admin';
     const role = await roleOf(deps.config, click.userId, deps.groups);
     const what = checklist ? 'Ticking a checklist item' : drift ? 'Acknowledging a data drift' : 'Confirming this restore';
     const decision = decide(role, need, what, deps.config);

@@ -127,7 +127,9 @@ export function buttonTable(deps: CommandDeps): Record<string, ButtonHandler> {
   if (!deps.notifier) return {};
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   const health = deps.queues.health ? { health: deps.queues.health } : {};
-  return { [DRIFT_ACK_ACTION]: guardAction(driftAckAction({ config: deps.config, redis: deps.redis, notifier: deps.notifier, log: deps.log, ...health }), guard) };
+  return {
+    [DRIFT_ACK_ACTION]: guardAction(driftAckAction({ config: deps.config, redis: deps.redis, notifier: deps.notifier, log: deps.log, ...health }), guard),
+  };
 }
 
 export function registerCommands(

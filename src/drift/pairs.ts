@@ -12,7 +12,12 @@ export interface DriftPair {
 }
 
 export function driftPair(t: DriftThresholds, earlier: Manifest, later: Manifest): DriftPair {
-  return { earlier: earlier.backupId, later: later.backupId, schema: schemaDrift(earlier, later, incomparable(earlier, later)), data: dataDrift(earlier, later, t) };
+  return {
+    earlier: earlier.backupId,
+    later: later.backupId,
+    schema: schemaDrift(earlier, later, incomparable(earlier, later)),
+    data: dataDrift(earlier, later, t),
+  };
 }
 
 /**

@@ -66,6 +66,7 @@ export function compareDefinitions(before: Definitions, after: Definitions): Sch
 export function schemaDrift(before: Manifest, after: Manifest, incomparable: string | null): SchemaDrift {
   if (incomparable) return { comparable: false, reason: incomparable };
   const missing = [before, after].filter((m) => !m.definitions).map((m) => m.backupId);
-  if (missing.length > 0) return { comparable: false, reason: `${missing.join(' and ')} ${missing.length === 1 ? 'predates' : 'predate'} definition summaries` };
+  if (missing.length > 0)
+    return { comparable: false, reason: `${missing.join(' and ')} ${missing.length === 1 ? 'predates' : 'predate'} definition summaries` };
   return { comparable: true, changes: compareDefinitions(before.definitions as Definitions, after.definitions as Definitions) };
 }

@@ -28,7 +28,13 @@ export function dataDriftCondition(target: string, newestFirst: Manifest[], t: H
   const [newest, ...older] = newestFirst;
   const earlier = newest ? previousBackup(older, newest) : undefined;
   if (!newest || !earlier) {
-    return { ...base, status: 'ok', summary: `Data drift of ${target}: fewer than two backups to compare`, evidence: 'fewer than two backups to compare', value: 0 };
+    return {
+      ...base,
+      status: 'ok',
+      summary: `Data drift of ${target}: fewer than two backups to compare`,
+      evidence: 'fewer than two backups to compare',
+      value: 0,
+    };
   }
   const pair = `${earlier.backupId} → ${newest.backupId}`;
   const d = dataDrift(earlier, newest, driftThresholds(t));
@@ -48,7 +54,10 @@ export function dataDriftCondition(target: string, newestFirst: Manifest[], t: H
   return {
     ...base,
     status: 'failing',
-    summary: `Data drift in ${target}: ${tables} lost rows since ${earlier.backupId} (${d.lost.map((l) => `${l.schema}.${l.table}`).join(', ').slice(0, 300)})`,
+    summary: `Data drift in ${target}: ${tables} lost rows since ${earlier.backupId} (${d.lost
+      .map((l) => `${l.schema}.${l.table}`)
+      .join(', ')
+      .slice(0, 300)})`,
     evidence,
     value: n,
     acknowledge: newest.backupId,

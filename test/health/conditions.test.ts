@@ -29,6 +29,7 @@ describe('evaluateHealth', () => {
     expect(severities).toEqual({
       stale: 'critical',
       size: 'warning',
+      'data-drift': 'warning',
       slow: 'warning',
       disk: 'warning',
       'backup-failing': 'error',

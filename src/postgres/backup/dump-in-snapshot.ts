@@ -138,7 +138,11 @@ export async function dumpInSnapshot(d: {
  * failed count stops the dump (through the dump signal) and is the error reported.
  */
 async function dumpedOrAborted(
-  [c, db, g]: [PromiseSettledResult<[TableCount[], ObjectCounts, Definitions | undefined]>, PromiseSettledResult<DumpedArtifact>, PromiseSettledResult<GlobalsOutcome>],
+  [c, db, g]: [
+    PromiseSettledResult<[TableCount[], ObjectCounts, Definitions | undefined]>,
+    PromiseSettledResult<DumpedArtifact>,
+    PromiseSettledResult<GlobalsOutcome>,
+  ],
   signal: AbortSignal | undefined,
 ): Promise<Dumped> {
   const writers = [db.status === 'fulfilled' ? db.value.writer : null, g.status === 'fulfilled' ? g.value.dumped?.writer : null].filter(
