@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Logger } from '../logger.ts';
 import type { Definitions, TableDefinition, TablePart } from '../storage/index.ts';
 import { IN_SCHEMAS, IN_SCOPE, notExtensionMember, SYSTEM } from './counts.ts';
 import { scopeParams, type DumpScope } from './dump-scope.ts';
@@ -35,7 +36,7 @@ const PARTS_SQL = `
   SELECT 'indexes', i.indrelid, ic.relname, ${hash('pg_get_indexdef(i.indexrelid)')}
   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ANY ($1::oid[])
   UNION ALL
-  SELECT 'constraints', co.conrelid, co.conname, ${hash(`co.contype || pg_get_constraintdef(co.oid)`)}
+  SELECT 'constraints', co.conrelid, co.conname, ${hash(`concat_ws('|', co.contype, pg_get_constraintdef(co.oid))`)}
   FROM pg_constraint co WHERE co.conrelid = ANY ($1::oid[])
   UNION ALL
   SELECT 'policies', p.polrelid, p.polname,
@@ -44,7 +45,7 @@ const PARTS_SQL = `
       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))`)}
   FROM pg_policy p WHERE p.polrelid = ANY ($1::oid[])
   UNION ALL
-  SELECT 'triggers', tg.tgrelid, tg.tgname, ${hash(`pg_get_triggerdef(tg.oid) || tg.tgenabled`)}
+  SELECT 'triggers', tg.tgrelid, tg.tgname, ${hash(`concat_ws('|', pg_get_triggerdef(tg.oid), tg.tgenabled)`)}
   FROM pg_trigger tg WHERE tg.tgrelid = ANY ($1::oid[]) AND NOT tg.tgisinternal`;
 
 const FUNCTIONS_SQL = `
@@ -56,7 +57,7 @@ const FUNCTIONS_SQL = `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')`;
 
 const VIEWS_SQL = `
-  SELECT format('%s.%s', n.nspname, c.relname) AS name, ${hash(`c.relkind || pg_get_viewdef(c.oid)`)} AS hash
+  SELECT format('%s.%s', n.nspname, c.relname) AS name, ${hash(`concat_ws('|', c.relkind, pg_get_viewdef(c.oid))`)} AS hash
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('v', 'm') AND ${SYSTEM} AND ${notExtensionMember('pg_class', 'c.oid')} AND ${IN_SCOPE}`;
 
@@ -78,4 +79,22 @@ export async function readDefinitions(client: pg.ClientBase, scope?: DumpScope):
     if (table) table[p.part][p.name] = p.hash;
   }
   return { tables: [...byOid.values()], functions: named(functions), views: named(views) };
+}
+
+/**
+ * readDefinitions inside the backup's snapshot transaction, under a savepoint: the summary only serves drift reports,
+ * and a catalog it cannot read (an older server, a function it does not have) must neither fail the backup nor leave
+ * the transaction aborted for the counts. Called after the counts, never beside them on the same connection.
+ */
+export async function summarizeDefinitions(client: pg.ClientBase, scope: DumpScope | undefined, log?: Logger): Promise<Definitions | undefined> {
+  await client.query('SAVEPOINT pgbb_definitions');
+  try {
+    const definitions = await readDefinitions(client, scope);
+    await client.query('RELEASE SAVEPOINT pgbb_definitions');
+    return definitions;
+  } catch (err) {
+    log?.warn({ err }, 'could not read the definitions summary; this backup will not show schema drift');
+    await client.query('ROLLBACK TO SAVEPOINT pgbb_definitions');
+    return undefined;
+  }
 }

@@ -112,7 +112,10 @@ describe('compareDefinitions', () => {
     const old = backup(0, {});
     const now = { ...backup(1, {}), definitions: before };
     expect(schemaLines(schemaDrift(old, now, null))).toEqual([`not compared: ${old.backupId} predates definition summaries`]);
-    const many: Definitions = { ...before, functions: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`shop.f${String(i).padStart(2, '0')}()`, h('1')])) };
+    const many: Definitions = {
+      ...before,
+      functions: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`shop.f${String(i).padStart(2, '0')}()`, h('1')])),
+    };
     const lines = schemaLines(schemaDrift({ ...old, definitions: { ...before, functions: {} } }, { ...now, definitions: many }, null));
     expect(lines).toHaveLength(26);
     expect(lines.at(-1)).toBe('… and 15 more');
@@ -165,7 +168,11 @@ describe('dataDriftCondition', () => {
 
 describe('/backup diff', () => {
   it('takes two backup ids', () => {
-    expect(parseBackupText('diff shop-20261201T020000Z shop-20261202T020000Z')).toEqual({ verb: 'diff', a: 'shop-20261201T020000Z', b: 'shop-20261202T020000Z' });
+    expect(parseBackupText('diff shop-20261201T020000Z shop-20261202T020000Z')).toEqual({
+      verb: 'diff',
+      a: 'shop-20261201T020000Z',
+      b: 'shop-20261202T020000Z',
+    });
     expect(parseBackupText('diff shop-20261201T020000Z')).toMatchObject({ verb: 'help', problem: expect.stringMatching(/two backup ids/) });
     expect(parseBackupText('diff shop nope')).toMatchObject({ verb: 'help', problem: expect.stringMatching(/not a backup id/) });
   });

@@ -3,7 +3,7 @@ import type { Logger } from '../../logger.ts';
 import type { ArtifactWriter, Definitions, ObjectCounts, Storage, TableCount } from '../../storage/index.ts';
 import { withPgEnv } from '../connection.ts';
 import { countObjects, countRows } from '../counts.ts';
-import { readDefinitions } from '../definitions.ts';
+import { summarizeDefinitions } from '../definitions.ts';
 import { dumpScopeArgs, type DumpScope } from '../dump-scope.ts';
 import { clientFailure, type FailureContext } from '../failures.ts';
 import { dumpToArtifact, type DumpedArtifact } from './artifact.ts';
@@ -42,15 +42,20 @@ export function startCounts(c: {
   const dumpAbort = new AbortController();
   const forwardAbort = () => dumpAbort.abort();
   c.signal?.addEventListener('abort', forwardAbort, { once: true });
-  // The definitions summary only serves drift reports: a catalog it cannot read (an older server) never fails a backup.
-  const definitions = readDefinitions(c.snapshot.client, c.scope).catch((err: unknown) => {
-    c.log?.warn({ err }, 'could not read the definitions summary; this backup will not show schema drift');
-    return undefined;
-  });
-  const counts = Promise.all([countRows(c.snapshot.client, c.scope), countObjects(c.snapshot.client, c.scope), definitions]).catch((err: unknown) => {
-    dumpAbort.abort();
-    throw c.signal?.aborted ? new BotError('canceled', BACKUP_CANCELED) : clientFailure(err, c.ctx);
-  });
+  const { client } = c.snapshot;
+  // The definitions summary after the counts (one query at a time on this connection: see summarizeDefinitions).
+  const counts = Promise.all([countRows(client, c.scope), countObjects(client, c.scope)])
+    .then(
+      async ([tables, objects]): Promise<[TableCount[], ObjectCounts, Definitions | undefined]> => [
+        tables,
+        objects,
+        await summarizeDefinitions(client, c.scope, c.log),
+      ],
+    )
+    .catch((err: unknown) => {
+      dumpAbort.abort();
+      throw c.signal?.aborted ? new BotError('canceled', BACKUP_CANCELED) : clientFailure(err, c.ctx);
+    });
   counts.catch(() => undefined); // awaited with the dump; never an unhandled rejection while the dump runs
   return { counts, dumpSignal: dumpAbort.signal, stopForwarding: () => c.signal?.removeEventListener('abort', forwardAbort) };
 }
