@@ -36,10 +36,12 @@ async function backup(): Promise<{ manifest: Manifest; verdict: SlackMessage }> 
   const jobId = jobIdOf((await slash(h, '/backup', 'now')).text);
   if (!jobId) throw new Error('no job id');
   const verdict = await channelMessage(h, jobId, /succeeded/);
+  // Read again once completed: a Job fetched before that holds no return value.
   const job = await waitFor('the finished job', async () => {
     const j = await h.service.deps.queues.backup.getJob(jobId);
-    return (await j?.isCompleted()) ? j : undefined;
+    return (await j?.isCompleted()) ? h.service.deps.queues.backup.getJob(jobId) : undefined;
   });
+  if (!job) throw new Error(`job ${jobId} is gone`);
   const manifest = await h.service.deps.storage.readManifest('shop', (job.returnvalue as { backupId: string }).backupId);
   // The health check runs after the job has left the active list; a health job queued now runs after it.
   await runHealth();
