@@ -30,7 +30,7 @@ export function assembleConfig(e: Env, file: FileConfig, targets: TargetConfig[]
       smokeQueries: file.restoreTest.smokeQueries,
       jobs: file.restoreTest.jobs,
     },
-    health: { intervalMinutes: file.health.intervalMinutes, thresholds: healthThresholds(file.health) },
+    health: { intervalMinutes: file.health.intervalMinutes, thresholds: { ...healthThresholds(file.health), ...driftThresholds(file.drift) } },
     encryption: {
       recipients: commaList(e.BACKUP_ENCRYPTION_RECIPIENT),
       ...(e.BACKUP_ENCRYPTION_IDENTITY_FILE ? { identityFile: e.BACKUP_ENCRYPTION_IDENTITY_FILE } : {}),
@@ -83,4 +83,9 @@ function healthThresholds(h: FileConfig['health']): Partial<HealthThresholds> {
     ...(h.slowMinutes !== undefined ? { slowMs: h.slowMinutes * 60_000 } : {}),
     ...(h.diskFreeMinPercent !== undefined ? { diskFreeMinRatio: h.diskFreeMinPercent / 100 } : {}),
   };
+}
+
+/** The file's `drift` section, as the health thresholds the data-drift condition reads. */
+function driftThresholds(d: FileConfig['drift']): Partial<HealthThresholds> {
+  return { driftLossRatio: d.lossPercent / 100, driftMinRows: d.minRows, driftGrowthFactor: d.growthFactor, driftPages: d.page };
 }

@@ -63,6 +63,20 @@ export const FileConfigSchema = z
       })
       .strict()
       .default({ intervalMinutes: 15 }),
+    /** Data drift between consecutive backups (drift/, health/drift-condition.ts). */
+    drift: z
+      .object({
+        /** A table that lost more than this percentage of its rows… */
+        lossPercent: z.number().min(0).max(100).default(50),
+        /** …and at least this many is in drift; a table must also grow by this many rows to be named. */
+        minRows: z.number().int().nonnegative().default(1000),
+        /** A table that grew more than this factor is named in the size-anomaly evidence. */
+        growthFactor: z.number().min(1).default(10),
+        /** true: data drift pages (severity error); by default it is a warning posted in the channel. */
+        page: z.boolean().default(false),
+      })
+      .strict()
+      .default({ lossPercent: 50, minRows: 1000, growthFactor: 10, page: false }),
     restore: z
       .object({
         /** Slack user IDs allowed to restore into an existing database (after a confirmation). */

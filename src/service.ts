@@ -39,7 +39,7 @@ export async function startService(
     if (mode !== 'worker') {
       // Loaded only where Slack is served: a `worker` process never loads Bolt, its HTTP server and Socket Mode
       // client (about 300 files and 25 MiB of a worker's resident memory).
-      const [{ startSlackApp }, { actionTable, checkboxTable, commandDepsFrom, commandTable }] = await Promise.all([
+      const [{ startSlackApp }, { actionTable, buttonTable, checkboxTable, commandDepsFrom, commandTable }] = await Promise.all([
         import('./slack-app.ts'),
         import('./commands/index.ts'),
       ]);
@@ -50,6 +50,7 @@ export async function startService(
         handlers: commandTable(commandDeps),
         actions: actionTable(commandDeps),
         checkboxes: checkboxTable(commandDeps),
+        buttons: buttonTable(commandDeps),
         home: {
           deps: { config, storage: deps.storage, queue: deps.queues.backup, runs: deps.runs },
           redis: deps.redis,

@@ -4,7 +4,7 @@ import { App, LogLevel } from '@slack/bolt';
 import type { Config } from './config.ts';
 import { slackInitError } from './slack-init-error.ts';
 import { boltLogger, type Logger } from './logger.ts';
-import { registerCommands, type ActionHandler, type CheckboxHandler, type CommandHandler } from './commands/index.ts';
+import { registerCommands, type ActionHandler, type ButtonHandler, type CheckboxHandler, type CommandHandler } from './commands/index.ts';
 import { type HomeSurfaceOptions, registerHome } from './commands/home-surface.ts';
 
 export interface SlackApp {
@@ -25,6 +25,8 @@ export async function startSlackApp(options: {
   actions?: Record<string, ActionHandler>;
   /** Checkboxes in channel messages (checklist ticks). */
   checkboxes?: Record<string, CheckboxHandler>;
+  /** Buttons in channel messages (a data drift's Acknowledge). */
+  buttons?: Record<string, ButtonHandler>;
   /** The App Home dashboard (its buttons answer through `handlers`). */
   home?: Omit<HomeSurfaceOptions, 'handlers'>;
 }): Promise<SlackApp> {
@@ -54,7 +56,7 @@ export async function startSlackApp(options: {
   } catch (err) {
     throw slackInitError(err, config.slack.apiUrl);
   }
-  registerCommands(app, options.handlers, options.actions, options.checkboxes);
+  registerCommands(app, options.handlers, options.actions, options.checkboxes, options.buttons);
   const home = options.home ? registerHome(app, { ...options.home, handlers: options.handlers }) : null;
   app.error(async (err) => {
     log.error({ err }, 'slack handler error');

@@ -24,6 +24,7 @@ import { healthOverview } from '../notifications/health-messages.ts';
 import type { AuditLog } from '../audit.ts';
 import type { BaseBackupJobData } from '../jobs/base-backup-data.ts';
 import { baseBackupNow } from './base-backup-now.ts';
+import { diffReply } from './backup-diff.ts';
 
 export interface CommandInput {
   text: string;
@@ -127,6 +128,7 @@ const HANDLERS: { [V in BackupRequest['verb']]: Handler<V> } = {
   checklist: postChecklist,
   list: listReply,
   health: healthReply,
+  diff: diffReply,
   audit: auditReply,
   status: statusReply,
 };

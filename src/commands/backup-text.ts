@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { MigrationLabel } from '../jobs/checklist-data.ts';
+import { BackupIdSchema } from '../storage/index.ts';
 
 /** What `/backup …` can ask for, after parsing. Anything else becomes `help` with the problem named. */
 export type BackupRequest =
@@ -11,6 +12,7 @@ export type BackupRequest =
   | { verb: 'health'; target?: string }
   | { verb: 'audit'; count: number }
   | { verb: 'checklist'; kind: ChecklistReminderKind }
+  | { verb: 'diff'; a: string; b: string }
   | { verb: 'help'; problem?: string };
 
 /** The checklists a schedule posts; `/backup checklist <kind>` posts one now. */
@@ -27,6 +29,7 @@ export const BACKUP_USAGE = [
   '• `/backup list [target]` — the most recent backups, newest first',
   '• `/backup status` — running, waiting and failed backup jobs, and every schedule with its next run',
   '• `/backup health [target]` — every health condition with its evidence and since when',
+  '• `/backup diff <backup-id> <backup-id>` — what changed between two backups of a target: tables, columns, indexes, constraints, functions, policies; tables that lost or gained rows',
   "• `/backup checklist daily|weekly|monthly` — run the bot's checks now and post that checklist (as its reminder does)",
   '• `/backup audit [n]` — the last n entries of the audit trail (admins)',
   '• `/backup help` — this text',
@@ -42,6 +45,7 @@ export function parseBackupText(raw: string): BackupRequest {
   if (words.length === 0) return { verb: 'help' };
   if (words[0]?.toLowerCase() === 'pre-migration') return parsePreMigration(words.slice(1));
   if (words[0]?.toLowerCase() === 'now' && words.some((w) => w.toLowerCase() === '--physical')) return parsePhysical(words.slice(1));
+  if (words[0]?.toLowerCase() === 'diff') return parseDiff(words.slice(1));
   const bad = words.find((w) => !Word.safeParse(w).success);
   if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not something /backup understands.` };
   const [verb, arg, ...rest] = words.map((w) => w.toLowerCase()) as [string, string | undefined, ...string[]];
@@ -95,6 +99,16 @@ function parsePreMigration(args: string[]): BackupRequest {
   const t = TargetName.safeParse(target.toLowerCase());
   if (!t.success) return { verb: 'help', problem: `"${truncate(target)}" is not a valid target name.` };
   return { verb: 'pre-migration', label, target: t.data };
+}
+
+/** `diff <id-a> <id-b>`: two backup ids (from `/backup list`), in either order. */
+function parseDiff(args: string[]): BackupRequest {
+  const usage = '`/backup diff` takes two backup ids of one target, e.g. `/backup diff shop-20261201T020000Z shop-20261202T020000Z`.';
+  if (args.length !== 2) return { verb: 'help', problem: usage };
+  const [a, b] = args as [string, string];
+  const bad = [a, b].find((id) => !BackupIdSchema.safeParse(id).success);
+  if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not a backup id. ${usage}` };
+  return { verb: 'diff', a, b };
 }
 
 /** `now --physical [target]`, the flag before or after the target. */

@@ -7,6 +7,7 @@ import { CANCEL_ACTION, CONFIRM_ACTION, whoMayRestoreInto } from './restore-comm
 import { parseRestoreTestText, parseRestoreText, REPLACED_NAME, type RestoreRequest, type RestoreTestRequest } from './restore-text.ts';
 import { decide, roleOf, type GroupResolver, type Role } from './roles.ts';
 import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
+import { DRIFT_ACK_ACTION } from '../notifications/health-messages.ts';
 
 type Handler = (input: CommandInput) => Promise<Reply>;
 /** What a request needs: the role, how the refusal names it, and whether the text made sense (for the audit). */
@@ -103,12 +104,14 @@ export function guardAction<C extends Click>(
   deps: { config: Config; audit: AuditLog; groups?: GroupResolver; log: Logger },
 ): (click: C) => Promise<Reply> {
   return async (click) => {
-    // Ticking a checklist is on-call work (operator); an unknown action needs the highest role.
+    // Ticking a checklist or acknowledging a data drift is on-call work (operator); an unknown action needs the highest role.
     const checklist = click.actionId === CHECKLIST_ACTION_ID;
-    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : checklist ? 'operator' : 'admin';
+    const drift = click.actionId === DRIFT_ACK_ACTION;
+    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : checklist || drift ? 'operator' : 'admin';
     const role = await roleOf(deps.config, click.userId, deps.groups);
-    const decision = decide(role, need, checklist ? 'Ticking a checklist item' : 'Confirming this restore', deps.config);
-    const refusal = checklist ? (decision.reason ?? '') : whoMayRestoreInto(deps.config);
+    const what = checklist ? 'Ticking a checklist item' : drift ? 'Acknowledging a data drift' : 'Confirming this restore';
+    const decision = decide(role, need, what, deps.config);
+    const refusal = checklist || drift ? (decision.reason ?? '') : whoMayRestoreInto(deps.config);
     const reply = decision.allowed ? await inner(click) : { text: `:no_entry: Refused: ${refusal} Nothing was changed.` };
     await deps.audit
       .append({

@@ -23,6 +23,9 @@ import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { createChecklistStore } from '../checklists/state.ts';
 import { checklistTickAction, type CheckboxClick } from './checklist-action.ts';
+import { driftAckAction, type ButtonClick } from './drift-ack.ts';
+import { DRIFT_ACK_ACTION } from '../notifications/health-messages.ts';
+import type { Block } from '../notifications/types.ts';
 
 export { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
 export { parseBackupText, BACKUP_USAGE } from './backup-text.ts';
@@ -30,6 +33,7 @@ export { parseBackupText, BACKUP_USAGE } from './backup-text.ts';
 export type CommandHandler = (input: CommandInput) => Promise<Reply>;
 export type ActionHandler = (click: { userId: string; userName: string; actionId: string; value: string }) => Promise<Reply>;
 export type CheckboxHandler = (click: CheckboxClick) => Promise<Reply>;
+export type ButtonHandler = (click: ButtonClick) => Promise<Reply>;
 
 export interface CommandDeps {
   config: Config;
@@ -39,6 +43,8 @@ export interface CommandDeps {
     restore: Queue<RestoreJobData>;
     checklist?: Queue<ChecklistJob>;
     baseBackup?: Queue<BaseBackupJobData>;
+    /** A health check after an acknowledged data drift. */
+    health?: Queue;
   };
   storage: Storage;
   redis: Redis;
@@ -116,12 +122,39 @@ export function checkboxTable(deps: CommandDeps): Record<string, CheckboxHandler
   };
 }
 
+/** Buttons in channel messages (a data drift's Acknowledge), by action_id. */
+export function buttonTable(deps: CommandDeps): Record<string, ButtonHandler> {
+  if (!deps.notifier) return {};
+  const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
+  const health = deps.queues.health ? { health: deps.queues.health } : {};
+  return {
+    [DRIFT_ACK_ACTION]: guardAction(driftAckAction({ config: deps.config, redis: deps.redis, notifier: deps.notifier, log: deps.log, ...health }), guard),
+  };
+}
+
 export function registerCommands(
   app: App,
   handlers: Record<string, CommandHandler>,
   actions: Record<string, ActionHandler> = {},
   checkboxes: Record<string, CheckboxHandler> = {},
+  buttons: Record<string, ButtonHandler> = {},
 ): void {
+  for (const [actionId, handle] of Object.entries(buttons)) {
+    app.action<BlockButtonAction>({ type: 'block_actions', action_id: actionId }, async ({ ack, body, action, respond }) => {
+      await ack();
+      const reply = await handle({
+        userId: body.user.id,
+        userName: body.user.name ?? body.user.id,
+        actionId,
+        value: action.value ?? '',
+        channel: body.channel?.id ?? String(body.container.channel_id ?? ''),
+        messageTs: body.message?.ts ?? String(body.container.message_ts ?? ''),
+        blocks: (body.message?.blocks ?? []) as Block[],
+      });
+      // The updated channel message is the answer; a refusal or a problem goes to the clicker alone.
+      if (!reply.quiet) await respond({ replace_original: false, response_type: 'ephemeral', text: reply.text });
+    });
+  }
   for (const [name, handle] of Object.entries(handlers)) {
     app.command(name, async ({ command, ack }) => {
       // Slack allows 3 s to ack; handlers only parse, enqueue or read, so the ack carries the answer itself.

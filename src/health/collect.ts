@@ -46,7 +46,7 @@ async function baseBackupHealth(sources: HealthSources, target: string, now: Dat
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
 export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
-  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth, baseBackup] = await Promise.all([
+  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth, baseBackup, driftAck] = await Promise.all([
     sources.storage.list(target),
     sources.runs ? sources.runs.last(target) : Promise.resolve(null),
     sources.storage.listRecords('restore-test', target),
@@ -57,6 +57,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     sources.runs && sources.pitr?.(target) ? sources.runs.walState(target).then((state) => ({ state })) : Promise.resolve(undefined),
     sources.walHealth && sources.pitr?.(target) ? sources.walHealth(target) : Promise.resolve(undefined),
     baseBackupHealth(sources, target, now),
+    sources.runs ? sources.runs.driftAck(target) : Promise.resolve(null),
   ]);
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
@@ -89,6 +90,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     ...(wal ? { wal } : {}),
     ...(walHealth ? { walHealth } : {}),
     ...(baseBackup ? { baseBackup } : {}),
+    driftAck,
   };
 }
 

@@ -4,6 +4,7 @@ import { sizeCondition, slowCondition, staleCondition } from './backup-condition
 import { rpoCondition } from './rpo-condition.ts';
 import { walConditions } from './wal-conditions.ts';
 import { baseBackupCondition } from './base-backup-condition.ts';
+import { dataDriftCondition, withGrowth } from './drift-condition.ts';
 import {
   type BackupRunSummary,
   type ConditionResult,
@@ -123,7 +124,8 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
   return [
     staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt),
-    sizeCondition(input.target, newestFirst, t),
+    withGrowth(sizeCondition(input.target, newestFirst, t), newestFirst, t),
+    dataDriftCondition(input.target, newestFirst, t, input.driftAck),
     slowCondition(input.target, input.now, newestFirst, input.running, t),
     diskCondition(input.target, input.disk, t),
     backupFailingCondition(input.target, input.lastBackupRun),

@@ -11,6 +11,7 @@ export {
   MIN_SIZE_HISTORY,
   type BackupRunSummary,
   type BaseBackupHealth,
+  type DriftAck,
   type ConditionResult,
   type HealthCondition,
   type HealthInput,
@@ -24,4 +25,6 @@ export { healthSources, pitrSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';
 export { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 export { readArchiveFacts } from './wal-facts.ts';
+export { readDriftAck, writeDriftAck } from './drift-ack.ts';
+export { configuredDrift } from './drift-condition.ts';
 export { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';

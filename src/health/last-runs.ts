@@ -2,7 +2,8 @@ import { readWalState, type StoredWalState } from '../jobs/wal-state.ts';
 import { baseBackupsWatchedSince, lastBaseBackupRun } from '../jobs/base-backup-runs.ts';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { BackupRunSummary } from './types.ts';
+import { readDriftAck } from './drift-ack.ts';
+import type { BackupRunSummary, DriftAck } from './types.ts';
 
 const Stored = z.object({ ok: z.boolean(), at: z.string(), reason: z.string().nullable(), jobId: z.string().nullable() });
 
@@ -26,6 +27,8 @@ export interface RunLog {
   baseBackupRun(target: string): Promise<BackupRunSummary | null>;
   /** When the bot first watched that target's base backups (set by the first call). */
   baseBackupsWatchedSince(target: string, now: Date): Promise<Date>;
+  /** The data drift an operator acknowledged last (health/drift-ack.ts), or null. */
+  driftAck(target: string): Promise<DriftAck | null>;
 }
 
 export function createRunLog(redis: Redis, prefix: string): RunLog {
@@ -34,6 +37,7 @@ export function createRunLog(redis: Redis, prefix: string): RunLog {
     walState: (target) => readWalState(redis, prefix, target),
     baseBackupRun: (target) => lastBaseBackupRun(redis, prefix, target),
     baseBackupsWatchedSince: (target, now) => baseBackupsWatchedSince(redis, prefix, target, now),
+    driftAck: (target) => readDriftAck(redis, prefix, target),
     async record(target, run) {
       await redis.set(key(target), JSON.stringify({ ...run, at: run.at.toISOString() }));
       if (!run.ok) await redis.incr(`${key(target)}:failures`);

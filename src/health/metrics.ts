@@ -98,6 +98,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     registers,
   });
   const rpoObjective = new Gauge({ name: 'pgbb_wal_rpo_objective_seconds', help: 'The RPO objective (pitr.rpoSeconds)', labelNames: target, registers });
+  // The count only: rows per table per backup would be a series per table (cardinality); /backup diff has them.
+  const driftTables = new Gauge({
+    name: 'pgbb_data_drift_tables',
+    help: 'Tables of the newest backup in data drift against the one before it (lost rows, emptied, dropped)',
+    labelNames: target,
+    registers,
+  });
   const queueJobs = new Gauge({ name: 'pgbb_queue_jobs', help: 'BullMQ jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
   const wal = createWalMetrics(registers);
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
@@ -139,6 +146,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
       else rpo.remove(labels);
       if (input.rpoObjectiveSeconds !== undefined) rpoObjective.set(labels, input.rpoObjectiveSeconds);
       else rpoObjective.remove(labels);
+      const drift = input.results.find((r) => r.condition === 'data-drift')?.value;
+      if (drift !== undefined) driftTables.set(labels, drift);
+      else driftTables.remove(labels);
       for (const r of input.results) failing.set({ target: name, condition: r.condition }, r.status === 'failing' ? 1 : 0);
       for (const [queue, depths] of Object.entries(input.queueDepths ?? {})) {
         for (const state of QUEUE_STATES) queueJobs.set({ queue, state }, depths[state]);

@@ -6,6 +6,7 @@ import type { WalHealthFacts } from './wal-types.ts';
 export const HEALTH_CONDITIONS = [
   'stale',
   'size',
+  'data-drift',
   'slow',
   'disk',
   'backup-failing',
@@ -42,6 +43,10 @@ export interface ConditionResult {
    * Only a target waiting for its first scheduled backup is judged so (backup-conditions.ts staleCondition).
    */
   quiet?: true;
+  /** Posted in the channel but never paged (data-drift unless the config's `drift.page` is true). */
+  unpaged?: true;
+  /** What an Acknowledge button on the posted failure carries (data-drift: the newer backup's id); absent: no button. */
+  acknowledge?: string;
 }
 
 export interface HealthThresholds {
@@ -57,6 +62,13 @@ export interface HealthThresholds {
   minBytes: number | null;
   slowMs: number;
   diskFreeMinRatio: number;
+  /** data-drift: a table that lost more than this share of its rows (0–1), and at least driftMinRows of them. */
+  driftLossRatio: number;
+  driftMinRows: number;
+  /** A table that grew more than this factor (by at least driftMinRows rows) is named in the size evidence. */
+  driftGrowthFactor: number;
+  /** data-drift pages (severity error) instead of being posted as a warning. */
+  driftPages: boolean;
 }
 
 export const DEFAULT_THRESHOLDS: HealthThresholds = {
@@ -68,6 +80,10 @@ export const DEFAULT_THRESHOLDS: HealthThresholds = {
   minBytes: null,
   slowMs: 2 * 60 * 60 * 1000,
   diskFreeMinRatio: 0.2,
+  driftLossRatio: 0.5,
+  driftMinRows: 1000,
+  driftGrowthFactor: 10,
+  driftPages: false,
 };
 
 /** Median needs at least this many earlier backups: with one or two, a single odd backup would set the norm. */
@@ -120,6 +136,15 @@ export interface HealthInput {
   walHealth?: WalHealthFacts;
   /** A target with point-in-time recovery: its base backups (health/base-backup-condition.ts). Absent: not judged. */
   baseBackup?: BaseBackupHealth;
+  /** The data drift an operator acknowledged (its newer backup), from Redis; absent or null: none. */
+  driftAck?: DriftAck | null;
+}
+
+/** An acknowledged data drift: the newer backup of the pair, who clicked and when. */
+export interface DriftAck {
+  backupId: string;
+  by: string;
+  at: string;
 }
 
 export interface BaseBackupHealth {

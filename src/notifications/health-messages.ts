@@ -1,13 +1,14 @@
 import type { ConditionResult } from '../health/index.ts';
 import type { StoredCondition } from '../health/index.ts';
 import { escapeMrkdwn, formatTime } from '../format.ts';
-import type { ChannelMessage } from './types.ts';
+import type { Block, ChannelMessage } from './types.ts';
 
 /** Pure builders for health conditions: a condition that starts failing, one that clears, and the overview. */
 
 const LABEL: Record<string, string> = {
   stale: 'backup too old',
   size: 'backup size anomaly',
+  'data-drift': 'data drift: tables lost rows',
   slow: 'backup too slow',
   disk: 'backup disk filling up',
   'backup-failing': 'last backup failed',
@@ -27,6 +28,7 @@ export const conditionLabel = (c: string) => LABEL[c] ?? c;
 const NAME: Record<string, string> = {
   stale: 'backup age',
   size: 'backup size',
+  'data-drift': 'data drift',
   slow: 'backup duration',
   disk: 'backup disk',
   'backup-failing': 'last backup',
@@ -52,6 +54,31 @@ export function conditionFailing(target: string, r: ConditionResult, escalation:
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text } },
       { type: 'context', elements: [{ type: 'mrkdwn', text: `${r.severity} · ${escalation}` }] },
+      ...(r.acknowledge ? [acknowledgeBlock(target, r.acknowledge)] : []),
+    ],
+  };
+}
+
+/** The button that acknowledges a data drift (commands/drift-ack.ts); its value names the target and the newer backup. */
+export const DRIFT_ACK_ACTION = 'data-drift-ack';
+
+function acknowledgeBlock(target: string, backupId: string): Block {
+  return {
+    type: 'actions',
+    block_id: `drift-ack:${backupId}`,
+    elements: [
+      {
+        type: 'button',
+        action_id: DRIFT_ACK_ACTION,
+        text: { type: 'plain_text', text: 'Acknowledge' },
+        value: `${target} ${backupId}`,
+        confirm: {
+          title: { type: 'plain_text', text: 'Acknowledge this drift?' },
+          text: { type: 'plain_text', text: 'The drift clears now and is not posted again for this backup.' },
+          confirm: { type: 'plain_text', text: 'Acknowledge' },
+          deny: { type: 'plain_text', text: 'Cancel' },
+        },
+      },
     ],
   };
 }

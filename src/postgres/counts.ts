@@ -28,8 +28,9 @@ import { scopeParams, type DumpScope } from './dump-scope.ts';
  * - Only what the backup's scope covers (`--schema`, `--exclude-table`; see dump-scope.ts) is counted.
  */
 
-const SYSTEM = `n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`;
-const notExtensionMember = (catalog: string, oid: string) =>
+/** SQL fragments shared with definitions.ts, which reads definitions within the same scope. */
+export const SYSTEM = `n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`;
+export const notExtensionMember = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${oid} AND d.deptype = 'e')`;
 
 /**
@@ -37,10 +38,10 @@ const notExtensionMember = (catalog: string, oid: string) =>
  * schema regex (null: any) and name regex. pg_dump's `--exclude-table` applies to tables, sequences, views,
  * materialized views, foreign and partitioned tables; an identity sequence goes with its table, a serial one does not.
  */
-const IN_SCHEMAS = `(cardinality($1::text[]) = 0 OR n.nspname ~ ANY ($1::text[]))`;
+export const IN_SCHEMAS = `(cardinality($1::text[]) = 0 OR n.nspname ~ ANY ($1::text[]))`;
 const excludedRelation = (nsp: string, rel: string) =>
   `EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS x(sch, tbl) WHERE (x.sch IS NULL OR ${nsp} ~ x.sch) AND ${rel} ~ x.tbl)`;
-const IN_SCOPE = `${IN_SCHEMAS}
+export const IN_SCOPE = `${IN_SCHEMAS}
     AND NOT (c.relkind IN ('r', 'S', 'v', 'm', 'f', 'p') AND ${excludedRelation('n.nspname', 'c.relname')})
     AND NOT (c.relkind = 'S' AND EXISTS (
       SELECT 1 FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace

@@ -26,6 +26,7 @@ export { copyBackup, copyToAll, createStorageFromConfig, type CopyOutcome, type 
 export { reserveBackupId } from './catalog.ts';
 export { fsyncDir, statfsNearest } from './fs-util.ts';
 export { RequestedBy } from './manifest.ts';
+export { TABLE_PARTS, type Definitions, type TableDefinition, type TablePart } from './manifest-definitions.ts';
 export { recordHead, restoreRecord } from './restore-record.ts';
 export { retentionFor } from './retention.ts';
 export { failedRestoreTestIds, planRetention, retentionReport } from './retention-plan.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BotError } from '../errors.ts';
 import { TargetName } from '../target-name.ts';
+import { DefinitionsSchema } from './manifest-definitions.ts';
 
 /**
  * manifest.json: the source of truth for one backup, written last. A backup directory without it is an
@@ -104,6 +105,8 @@ export const ManifestSchema = z.object({
    * database. The counts above cover only this scope, and a restore test recounts the restored copy within it.
    */
   scope: z.object({ schemas: z.array(z.string()), excludeTables: z.array(z.string()) }).optional(),
+  /** Definitions by name, read in the dump's snapshot within the same scope (drift between backups); absent in older ones. */
+  definitions: DefinitionsSchema.optional(),
   tool: z.object({ name: z.literal('pg-backup-bot'), version: z.string() }),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;

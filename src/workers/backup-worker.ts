@@ -15,12 +15,14 @@ import { retentionFor } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import { copyOffsite } from './offsite-copy.ts';
-import type { RunLog } from '../health/index.ts';
+import { configuredDrift, type RunLog } from '../health/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { discardEarlierAttempts, startBackupAttempt } from './backup-attempts.ts';
+import { driftSincePrevious } from '../drift/index.ts';
+import { driftSinceMessage } from '../notifications/drift-messages.ts';
 
 export interface BackupWorkerDeps {
   config: Config;
@@ -237,6 +239,8 @@ async function reportBackupSuccess(
     });
   const ref = await say.finish(o.anchor, backupSucceeded(o.req, manifest, deps.config.timezone));
   await say.reply(ref, backupDetails(manifest));
+  const drift = await driftSincePrevious({ storage: deps.storage, thresholds: configuredDrift(deps.config.health.thresholds), log }, manifest);
+  if (drift) await say.reply(ref, driftSinceMessage(drift));
   if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
   if (copyNote) await say.reply(ref, { text: copyNote });
   const handedOn = await handOffPreMigration(deps.preMigration, data, jobId, { manifest }, log);

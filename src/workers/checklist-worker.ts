@@ -12,6 +12,7 @@ import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { formatInZone } from '../schedules/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { checkedAtTheDoor } from './job-door.ts';
+import { replyPreMigrationDrift } from './pre-migration-drift.ts';
 
 export interface ChecklistWorkerDeps {
   config: Config;
@@ -75,6 +76,7 @@ export function checklistProcessor(deps: ChecklistWorkerDeps) {
         await job.updateData({ ...data, anchor });
       }
       await deps.store.create(anchor, initialState(data.kind, items, subtitle));
+      if (data.kind === 'pre-migration') await replyPreMigrationDrift(deps, data, anchor, log);
       log.info({ ts: anchor.ts, passed, failed }, 'checklist posted');
       return { ts: anchor.ts, passed, failed };
     },

@@ -32,6 +32,7 @@ export type TargetEvaluator = (target: string, log?: Logger) => Promise<Conditio
 // The backup and restore-test workers already post and page their own failures; the health checks track these two
 // (for /backup health, `check` and /metrics) but leave the talking to them, so nobody hears of a failure twice.
 const REPORTED_BY_WORKERS = new Set(['backup-failing', 'restore-test-failing']);
+const UNPAGED = 'posted here, not paged (the config can make it page)';
 
 /**
  * A condition that starts failing pages once and posts once; when it clears, the page is resolved and the channel
@@ -76,11 +77,14 @@ async function report(deps: TargetHealthDeps, target: string, a: AppliedResult, 
       log.info({ target, condition: result.condition, evidence: result.evidence }, 'health condition failing, not paged');
       return;
     }
-    const escalation = await deps.escalation.failed(target, condition, {
-      summary: result.summary,
-      severity: result.severity,
-      details: { condition: result.condition, evidence: result.evidence },
-    });
+    // A warning posted for people to read, not worth waking anyone (data-drift unless the config says page).
+    const escalation = result.unpaged
+      ? UNPAGED
+      : await deps.escalation.failed(target, condition, {
+          summary: result.summary,
+          severity: result.severity,
+          details: { condition: result.condition, evidence: result.evidence },
+        });
     log.warn({ target, condition: result.condition, evidence: result.evidence }, 'health condition failing');
     await say.post(conditionFailing(target, result, escalation));
   } else if (previous === 'failing') {

@@ -39,6 +39,7 @@ describe('evaluateHealth', () => {
     expect(severities).toEqual({
       stale: 'critical',
       size: 'warning',
+      'data-drift': 'warning',
       slow: 'warning',
       disk: 'warning',
       'backup-failing': 'error',

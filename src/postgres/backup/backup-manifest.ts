@@ -82,6 +82,7 @@ export function backupManifest(m: {
     globals: dumped.globals.globals,
     verification: { tables: dumped.tables, objects: dumped.objects },
     ...(isWholeDatabase(m.scope) ? {} : { scope: m.scope }),
+    ...(dumped.definitions ? { definitions: dumped.definitions } : {}),
     tool: { name: 'pg-backup-bot', version: toolVersion() },
   };
 }

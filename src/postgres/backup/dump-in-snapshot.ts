@@ -1,8 +1,9 @@
 import { BotError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import type { ArtifactWriter, ObjectCounts, Storage, TableCount } from '../../storage/index.ts';
+import type { ArtifactWriter, Definitions, ObjectCounts, Storage, TableCount } from '../../storage/index.ts';
 import { withPgEnv } from '../connection.ts';
 import { countObjects, countRows } from '../counts.ts';
+import { summarizeDefinitions } from '../definitions.ts';
 import { dumpScopeArgs, type DumpScope } from '../dump-scope.ts';
 import { clientFailure, type FailureContext } from '../failures.ts';
 import { dumpToArtifact, type DumpedArtifact } from './artifact.ts';
@@ -18,7 +19,7 @@ export const DUMP_TIME_ZONE = 'UTC';
 
 /** The counts being taken in the snapshot, and the signal that stops the dump when they fail or the caller cancels. */
 export interface Counting {
-  counts: Promise<[TableCount[], ObjectCounts]>;
+  counts: Promise<[TableCount[], ObjectCounts, Definitions | undefined]>;
   dumpSignal: AbortSignal;
   /** Stops passing the caller's cancel on to `dumpSignal`, once the dump has ended. */
   stopForwarding(): void;
@@ -35,15 +36,26 @@ export function startCounts(c: {
   ctx: FailureContext;
   signal?: AbortSignal | undefined;
   progress: (p: { phase: 'counting' }) => void;
+  log?: Logger;
 }): Counting {
   c.progress({ phase: 'counting' });
   const dumpAbort = new AbortController();
   const forwardAbort = () => dumpAbort.abort();
   c.signal?.addEventListener('abort', forwardAbort, { once: true });
-  const counts = Promise.all([countRows(c.snapshot.client, c.scope), countObjects(c.snapshot.client, c.scope)]).catch((err: unknown) => {
-    dumpAbort.abort();
-    throw c.signal?.aborted ? new BotError('canceled', BACKUP_CANCELED) : clientFailure(err, c.ctx);
-  });
+  const { client } = c.snapshot;
+  // The definitions summary after the counts (one query at a time on this connection: see summarizeDefinitions).
+  const counts = Promise.all([countRows(client, c.scope), countObjects(client, c.scope)])
+    .then(
+      async ([tables, objects]): Promise<[TableCount[], ObjectCounts, Definitions | undefined]> => [
+        tables,
+        objects,
+        await summarizeDefinitions(client, c.scope, c.log),
+      ],
+    )
+    .catch((err: unknown) => {
+      dumpAbort.abort();
+      throw c.signal?.aborted ? new BotError('canceled', BACKUP_CANCELED) : clientFailure(err, c.ctx);
+    });
   counts.catch(() => undefined); // awaited with the dump; never an unhandled rejection while the dump runs
   return { counts, dumpSignal: dumpAbort.signal, stopForwarding: () => c.signal?.removeEventListener('abort', forwardAbort) };
 }
@@ -54,6 +66,8 @@ export interface Dumped {
   globals: GlobalsOutcome;
   tables: TableCount[];
   objects: ObjectCounts;
+  /** Absent when the catalogs could not be read (the backup goes on without a summary). */
+  definitions: Definitions | undefined;
   writers: ArtifactWriter[];
 }
 
@@ -129,7 +143,11 @@ export async function dumpInSnapshot(d: {
  * failed count stops the dump (through the dump signal) and is the error reported.
  */
 async function dumpedOrAborted(
-  [c, db, g]: [PromiseSettledResult<[TableCount[], ObjectCounts]>, PromiseSettledResult<DumpedArtifact>, PromiseSettledResult<GlobalsOutcome>],
+  [c, db, g]: [
+    PromiseSettledResult<[TableCount[], ObjectCounts, Definitions | undefined]>,
+    PromiseSettledResult<DumpedArtifact>,
+    PromiseSettledResult<GlobalsOutcome>,
+  ],
   signal: AbortSignal | undefined,
 ): Promise<Dumped> {
   const writers = [db.status === 'fulfilled' ? db.value.writer : null, g.status === 'fulfilled' ? g.value.dumped?.writer : null].filter(
@@ -140,7 +158,7 @@ async function dumpedOrAborted(
     if (c.status === 'rejected') throw c.reason;
     if (db.status === 'rejected') throw db.reason;
     if (g.status === 'rejected') throw g.reason;
-    return { database: db.value, globals: g.value, tables: c.value[0], objects: c.value[1], writers };
+    return { database: db.value, globals: g.value, tables: c.value[0], objects: c.value[1], definitions: c.value[2], writers };
   } catch (err) {
     await abortAll(writers);
     throw err;

@@ -80,7 +80,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
     const source = await openSource({ url: o.target.url, lockWaitMs, pgBinDir: o.pgBinDir, preparing, ctx, signal, progress, log });
     timing.mark('snapshot');
     const scope: DumpScope = { schemas: o.target.schemas, excludeTables: o.target.excludeTables };
-    const counting = startCounts({ snapshot: source.snapshot, scope, ctx, signal, progress });
+    const counting = startCounts({ snapshot: source.snapshot, scope, ctx, signal, progress, log });
     const level = o.compressionLevel;
     const dumped = await dumpInSnapshot({ to, url: o.target.url, source, counting, scope, encryption, level, lockWaitMs, signal, progress, log });
     timing.mark('dumped');
