@@ -45,6 +45,7 @@ describe('manifest.yml', async () => {
     ['/backup', 'now shop', parseBackupText, 'now'],
     ['/backup', 'pre-migration JIRA-1 shop', parseBackupText, 'pre-migration'],
     ['/backup', 'list shop', parseBackupText, 'list'],
+    ['/backup', 'diff shop-20261201T020000Z shop-20261202T020000Z', parseBackupText, 'diff'],
     ['/backup', 'status', parseBackupText, 'status'],
     ['/backup', 'health shop', parseBackupText, 'health'],
     ['/backup', 'checklist weekly', parseBackupText, 'checklist'],

@@ -35,7 +35,7 @@ export async function prepareDemoPitr(config: Config, timeoutMs = 60_000): Promi
   const base = await takeBaseBackup(config, target).catch((err: unknown) => err as Error);
   if (base instanceof Error) return `Point-in-time recovery: no base backup to test (${toUserMessage(base)}).`;
   await query(target.url, 'CREATE TABLE IF NOT EXISTS demo_pitr_note (at timestamptz DEFAULT clock_timestamp()); INSERT INTO demo_pitr_note DEFAULT VALUES');
-  const [seg] = await query<{ name: string }>(target.url, 'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name, pg_switch_wal()');
+  const [seg] = await query<{ name: string }>(target.url, 'SELECT pg_walfile_name(pg_switch_wal()) AS name');
   const store = new LocalWalStore(config.backupDir, target.name);
   while (seg && !(await store.entry(seg.name))) {
     if (Date.now() > end) return `Point-in-time recovery: base backup ${base.id} taken, but WAL ${seg.name} is not archived yet.`;

@@ -45,8 +45,8 @@ afterAll(async () => {
 /** Ends the current segment and waits until the bot's archive holds it. */
 async function switchAndWait(): Promise<void> {
   const name = await withClient(source.url, async (c) => {
-    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name');
-    await c.query('SELECT pg_switch_wal()');
+    // The segment the switch completed (or, with nothing written since the last switch, the one before).
+    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
     return rows[0]?.name as string;
   });
   const store = new LocalWalStore(h.backupDir, 'shop');

@@ -82,8 +82,8 @@ const completeSegment = () =>
   withClient(pg.url, async (c) => {
     await c.query('CREATE TABLE IF NOT EXISTS probe (n int)');
     await c.query('INSERT INTO probe SELECT generate_series(1, 1000)');
-    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name');
-    await c.query('SELECT pg_switch_wal()');
+    // The segment the switch completed (or, with nothing written since the last switch, the one before).
+    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
     return rows[0]?.name as string;
   });
 

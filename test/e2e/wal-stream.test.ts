@@ -47,8 +47,8 @@ describe('a target with point-in-time recovery, as the bot runs it', () => {
   it('streams its WAL from the moment a worker starts, archives each completed segment, and /backup status says so', async () => {
     await statusUntil(new RegExp(`\\*shop\\* \\(slot \`${slot}\`\\): :white_check_mark: streaming since`));
     const name = await withClient(inject('pgUrl'), async (c) => {
-      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name');
-      await c.query('SELECT pg_switch_wal()');
+      // The segment the switch completed (or, with nothing written since the last switch, the one before).
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
       return rows[0]?.name as string;
     });
     // A segment completed before this test's switch may be archived first: wait for this one.

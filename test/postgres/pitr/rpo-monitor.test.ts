@@ -172,7 +172,7 @@ describe('the RPO monitor', () => {
   it('removes a partial snapshot once its completed segment is archived', async () => {
     const seg = await withClient(source.url, async (c) => {
       await c.query("INSERT INTO t VALUES (2, 'before the switch')");
-      const { rows } = await c.query<{ n: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS n');
+      const { rows } = await c.query<{ n: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS n');
       return rows[0]?.n as string;
     });
     await until(`a partial snapshot of ${seg}`, async () => (await partials.entry(seg)) ?? undefined);

@@ -77,8 +77,8 @@ describe('the WAL archive', () => {
     withClient(server(), async (c) => {
       await c.query(`CREATE TABLE IF NOT EXISTS pgbb_wal_probe (at timestamptz DEFAULT now(), n int)`);
       await c.query('INSERT INTO pgbb_wal_probe (n) SELECT generate_series(1, 100)');
-      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name');
-      await c.query('SELECT pg_switch_wal()');
+      // The segment the switch completed (or, with nothing written since the last switch, the one before).
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
       return rows[0]?.name as string;
     });
 
