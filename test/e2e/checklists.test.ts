@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CHECKLIST_ACTION_ID } from '../../src/notifications/checklists.ts';
+import { withClient } from '../support/postgres-helpers.ts';
 import type { SlackMessage } from '../support/slack-server.ts';
 import { auditLines, click, slash, startHarness, type Harness } from './harness.ts';
 
@@ -175,6 +176,20 @@ describe('ticking a checklist in Slack', () => {
 
 describe('/backup pre-migration', () => {
   it('backs up, restore-tests that backup, then posts the pre-migration checklist with both results', async () => {
+    // The last scheduled backup, then a column added: the checklist's thread shows the drift between the two.
+    await h.service.deps.queues.backup.add('scheduled-backup', {
+      target: 'shop',
+      kind: 'scheduled',
+      label: null,
+      requestedBy: { source: 'schedule', userName: 'schedule daily' },
+      schedule: { id: 'daily', retentionClass: 'daily', keepDays: 30 },
+    });
+    const scheduled = await waitFor(
+      'the scheduled backup',
+      async () => (await h.service.deps.storage.list('shop')).find((b) => b.kind === 'scheduled'),
+      120_000,
+    );
+    await withClient(h.source.url, (c) => c.query('ALTER TABLE shop.customers ADD COLUMN migration_note text'));
     const reply = (await slash(h, '/backup', 'pre-migration JIRA-42', { userId: OPS[0] })).text;
     expect(reply).toMatch(/Pre-migration backup \*JIRA-42\* of \*shop\* queued: job `backup-shop-[^`]+`, kept 90 days/);
     const m = await waitFor('the pre-migration checklist', () => topLevel('Pre-migration checklist — JIRA-42 (shop)')[0], 120_000);
@@ -191,6 +206,12 @@ describe('/backup pre-migration', () => {
     const [copy] = checkboxes(m);
     if (!copy) throw new Error('no checkboxes');
     expect(shownIds(copy)).toEqual(['pre-migration-backup', 'pre-migration-restore-tested']);
+    // What the database looked like before the migration: the drift since the last scheduled backup, in the thread.
+    const drift = await waitFor('the drift under the checklist', () =>
+      [...h.slack.messages.values()].find((x) => x.thread_ts === m.ts && (x.text ?? '').includes('Drift from the last scheduled backup')),
+    );
+    expect(drift.text).toContain(`Drift from the last scheduled backup \`${scheduled.backupId}\` to the pre-migration backup \`${backup.backupId}\``);
+    expect(drift.text).toMatch(/migration_note/);
     // The restore test ran on that very backup.
     const [record] = await h.service.deps.storage.listRecords('restore-test', 'shop');
     expect(record).toMatchObject({ backupId: backup.backupId, passed: true });
