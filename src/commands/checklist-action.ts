@@ -6,15 +6,19 @@ import { applyTick, checklistMessage, chunkItems, parseChecklistBlockId, type Ti
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import type { Reply } from './backup-command.ts';
 
-/** A click on a checklist's checkboxes: the element's whole selection as the clicker's client showed it. */
-export interface CheckboxClick {
+/** Who clicked what on a channel message (checkboxes, a button). */
+export interface ChannelClick {
   userId: string;
   userName: string;
   actionId: string;
-  /** For the audit trail: message, block and selection in one line. */
+  /** For the audit trail: what was clicked, in one line. */
   value: string;
   channel: string;
   messageTs: string;
+}
+
+/** A click on a checklist's checkboxes: the element's whole selection as the clicker's client showed it. */
+export interface CheckboxClick extends ChannelClick {
   blockId: string;
   selected: string[];
 }

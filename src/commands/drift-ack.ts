@@ -8,16 +8,10 @@ import { slackDate } from '../notifications/slack-time.ts';
 import type { Block, Notifier } from '../notifications/types.ts';
 import { BackupIdSchema } from '../storage/index.ts';
 import type { Reply } from './backup-command.ts';
+import type { ChannelClick } from './checklist-action.ts';
 
-/** A click on a button in a channel message, with the message as the clicker's client showed it. */
-export interface ButtonClick {
-  userId: string;
-  userName: string;
-  actionId: string;
-  /** The button's value (for the audit trail too). */
-  value: string;
-  channel: string;
-  messageTs: string;
+/** A click on a button in a channel message (its value in `value`), with the message as the clicker's client showed it. */
+export interface ButtonClick extends ChannelClick {
   blocks: Block[];
 }
 
