@@ -1,6 +1,3 @@
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -9,6 +6,7 @@ import type { Artifact, Manifest } from './manifest.ts';
 import type { S3StorageOptions } from './s3-storage.ts';
 import { s3ErrorName } from './s3-errors.ts';
 import type { ArtifactWriter, Storage } from './types.ts';
+import { streamVerified } from './verified-stream.ts';
 
 export interface CopyResult {
   destination: string;
@@ -53,26 +51,12 @@ async function copyArtifact(from: Storage, to: Storage, m: Manifest, a: Artifact
     throw err;
   });
   writers.push(writer);
-  const hash = createHash('sha256');
-  let bytes = 0;
   const mismatch = (what: string) =>
     new BotError(
       'storage_failed',
       `Copying backup ${m.backupId} to ${to.describe()} failed: ${a.file} read from ${from.describe()} ${what}; that copy of the backup may be corrupt, and the partial copy was removed.`,
     );
-  const verify = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      bytes += chunk.length;
-      // Fail as soon as the source is longer than it should be, not after sending all of it.
-      if (bytes > a.bytes) return done(mismatch(`has more than the ${a.bytes} bytes the manifest records`));
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  await pipeline(source, verify, writer.stream, ...(signal ? [{ signal }] : []));
-  if (bytes !== a.bytes) throw mismatch(`has ${bytes} bytes, not the ${a.bytes} the manifest records`);
-  const sha256 = hash.digest('hex');
-  if (sha256 !== a.sha256) throw mismatch(`has sha256 ${sha256.slice(0, 12)}…, not ${a.sha256.slice(0, 12)}… as the manifest records`);
+  await streamVerified(source, writer.stream, a, 'the manifest records', mismatch, signal);
   await writer.commit();
 }
 

@@ -1,14 +1,12 @@
-import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import { mapLimit } from '../../storage/s3-objects.ts';
 import type { ArtifactWriter } from '../../storage/types.ts';
-import { counter } from '../stream-counter.ts';
+import { streamVerified } from '../../storage/verified-stream.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { archivedBases } from './wal-index.ts';
@@ -35,17 +33,9 @@ const PAST_TIME_MS = 60_000;
 const EXTRA_SEGMENTS = 1;
 
 async function download(source: Readable, writer: ArtifactWriter, expected: { bytes: number; sha256: string }, what: string, where: string): Promise<void> {
-  const hash = createHash('sha256');
-  let bytes = 0;
+  const mismatch = (how: string) => new BotError('storage_failed', `${what} in ${where} ${how}: the copy is damaged.`);
   try {
-    await pipeline(
-      source,
-      counter((n) => (bytes += n), hash),
-      writer.stream,
-    );
-    if (bytes !== expected.bytes || hash.digest('hex') !== expected.sha256) {
-      throw new BotError('storage_failed', `${what} in ${where} does not match its sha256 (${bytes} bytes, ${expected.bytes} recorded): the copy is damaged.`);
-    }
+    await streamVerified(source, writer.stream, expected, 'its record says', mismatch);
     await writer.commit();
   } catch (err) {
     source.destroy();

@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { BotError } from '../../errors.ts';
 import type { ArtifactWriter } from '../../storage/types.ts';
-import { counter } from '../stream-counter.ts';
+import { streamVerified } from '../../storage/verified-stream.ts';
 import type { BaseBackup } from './base-backup.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { archivedBases, archivedWal } from './wal-index.ts';
@@ -35,20 +33,11 @@ export interface MirrorMemory {
 
 export const newMirrorMemory = (): MirrorMemory => ({ wal: null, bases: null });
 
-/** Streams a local file into `writer`, failing when its bytes are not the ones archived (size and sha256). */
+/** A local file into `writer`, committed only when its bytes are the ones archived (size and sha256). */
 async function copyChecked(path: string, expected: { bytes: number; sha256: string }, writer: ArtifactWriter, what: string): Promise<void> {
-  const hash = createHash('sha256');
-  let bytes = 0;
+  const mismatch = (how: string) => new BotError('storage_failed', `${what} on the worker's disk ${how}: it was not copied off-site.`);
   try {
-    await pipeline(
-      createReadStream(path),
-      counter((n) => (bytes += n), hash),
-      writer.stream,
-    );
-    const sha256 = hash.digest('hex');
-    if (bytes !== expected.bytes || sha256 !== expected.sha256) {
-      throw new BotError('storage_failed', `${what} on the worker's disk no longer matches its sha256 (${bytes} bytes): it was not copied off-site.`);
-    }
+    await streamVerified(createReadStream(path), writer.stream, expected, 'its record says', mismatch);
     await writer.commit();
   } catch (err) {
     await writer.abort();
