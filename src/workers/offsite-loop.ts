@@ -30,14 +30,7 @@ export function startOffsiteMirror(o: {
   o.onState({ offsiteWhere: where, offsiteCheckedAt: new Date().toISOString() });
   const loop = (async () => {
     while (!stop.signal.aborted) {
-      const pass = await mirrorOnce({ root: o.root, local: o.local, remote: o.remote, memory, signal: stop.signal }).catch((err: unknown) => ({
-        failure: err instanceof Error ? err : new Error(String(err)),
-        newestWal: null,
-        pendingWal: 0,
-        copiedWal: 0,
-        copiedBases: 0,
-        pendingBases: 0,
-      }));
+      const pass = await mirrorOnce({ root: o.root, local: o.local, remote: o.remote, memory, signal: stop.signal });
       const now = new Date().toISOString();
       if (pass.failure) {
         failingSince ??= now;

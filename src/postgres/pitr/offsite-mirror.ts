@@ -45,7 +45,7 @@ async function copyChecked(path: string, expected: { bytes: number; sha256: stri
   }
 }
 
-/** One pass: the base backups first (few, and a copy is useless without them), then the segments, oldest first. */
+/** One pass, which never throws (its failure is in `failure`): the base backups first (few, and a copy is useless without them), then the segments, oldest first. */
 export async function mirrorOnce(o: {
   root: string;
   local: LocalWalStore;
@@ -55,12 +55,25 @@ export async function mirrorOnce(o: {
 }): Promise<MirrorPass> {
   const m = o.memory;
   const pass: MirrorPass = { copiedWal: 0, copiedBases: 0, newestWal: null, pendingWal: 0, pendingBases: 0, failure: null };
-  const [bases, wal] = await Promise.all([archivedBases(o.root, o.remote.target), archivedWal(o.local)]);
+  const failed = (err: unknown, pending: { wal: number; bases: number }): MirrorPass => ({
+    ...pass,
+    pendingWal: pending.wal,
+    pendingBases: pending.bases,
+    failure: err instanceof Error ? err : new Error(String(err)),
+  });
+  // The disk's archive (an unreadable index is a failed pass, said and retried like S3's), then what S3 holds.
+  let bases: BaseBackup[];
+  let wal: WalEntry[];
+  try {
+    [bases, wal] = await Promise.all([archivedBases(o.root, o.remote.target), archivedWal(o.local)]);
+  } catch (err) {
+    return failed(err, { wal: 0, bases: 0 });
+  }
   try {
     m.bases ??= new Set((await o.remote.listBases()).map((b) => b.id));
     m.wal ??= new Set((await o.remote.listWal()).filter((w) => w.file !== null).map((w) => w.name));
   } catch (err) {
-    return { ...pass, pendingWal: wal.length, pendingBases: bases.length, failure: err instanceof Error ? err : new Error(String(err)) };
+    return failed(err, { wal: wal.length, bases: bases.length });
   }
   const missingBases = bases.filter((b) => !m.bases?.has(b.id));
   const missingWal = wal.filter((e) => !m.wal?.has(e.name));

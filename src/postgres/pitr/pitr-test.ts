@@ -108,13 +108,15 @@ async function fetchOffsite(remote: S3PitrStore, root: string, at: Date, checks:
 export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> {
   const plan = await planPitrTest(o.root, o.target, o.asked, o.random);
   let at = plan.at;
+  // The base backup recovered from: the plan's, or the one the off-site copy holds for that moment.
+  let base = plan.base;
   const checks: CheckResult[] = [];
   const phasesMs = { fetch: 0, replay: 0, checks: 0 };
   const outcome = (): PitrTestOutcome => ({
     target: o.target,
     asked: o.asked,
     at: at.toISOString(),
-    baseId: plan.base.id,
+    baseId: base.id,
     passed: checks.length > 0 && checks.every((c) => c.ok !== false) && !checks.some((c) => c.ok === null && c.name !== 'exact point (markers)'),
     checks,
     phasesMs,
@@ -142,8 +144,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       result = outcome();
       return result;
     }
-    const base = from.base;
-    plan.base = base;
+    base = from.base;
     o.onPhase?.(`fetching base backup ${base.id}`);
     await layOutRecovery({
       root: from.root,
@@ -175,16 +176,16 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       result = { ...outcome(), wal: walInfo };
       return result;
     }
-    checks.push({ name: 'WAL archive', ok: true, detail: `${wal.segments.length} segment(s) fetched from ${plan.base.id}'s start on, every sha256 matching` });
+    checks.push({ name: 'WAL archive', ok: true, detail: `${wal.segments.length} segment(s) fetched from ${base.id}'s start on, every sha256 matching` });
     binDir = await serverBinDir(await clusterMajor(s.dataDir));
     if (!plan.explicit) {
       const newest = await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments);
-      const floor = Date.parse(plan.base.finishedAt);
+      const floor = Date.parse(base.finishedAt);
       if (!newest || newest.getTime() <= floor) {
         checks.push({
           name: 'recovery target',
           ok: false,
-          detail: `no transaction committed after base backup ${plan.base.id} ended: there is no later moment to recover to`,
+          detail: `no transaction committed after base backup ${base.id} ended: there is no later moment to recover to`,
         });
         result = { ...outcome(), wal: walInfo };
         return result;
