@@ -12,19 +12,22 @@ const DAY = 86_400_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A real PITR archive of `target` under `root`: the WAL archive streaming from `url` while `count` real base
- * backups are taken, a segment switched before and after each; stopped once the last segment is archived. Each
- * base backup's start segment is asked of the server (pg_walfile_name), not of the bot.
+ * The WAL archive of `target` streaming from `url` into `root` (encrypted to a fresh age key), as the worker runs it,
+ * and the base backup the CLI takes: the setup every PITR test starts from.
  */
-export async function pitrArchiveWithBases(o: { url: string; root: string; spool: string; target: string; slot: string; count: number }) {
+export async function startTestArchive(o: {
+  url: string;
+  root: string;
+  spool: string;
+  target: string;
+  slot: string;
+  backoff?: { minMs: number; maxMs: number };
+}) {
   const keys = await generateKeyPair();
   const tools = await findPgTools({ serverMajor: 15 });
   const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
   const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
   const store = new LocalWalStore(o.root, o.target);
-  const switchWal = () => withClient(o.url, (c) => c.query('CREATE TABLE IF NOT EXISTS t (n int); INSERT INTO t VALUES (1); SELECT pg_switch_wal()'));
-  const walfile = (lsn: string | null) =>
-    withClient(o.url, async (c) => (await c.query('SELECT pg_walfile_name(coalesce($1::pg_lsn, pg_current_wal_lsn())) AS n', [lsn])).rows[0].n as string);
   const archive = startWalArchive({
     ...common,
     target: o.target,
@@ -35,8 +38,22 @@ export async function pitrArchiveWithBases(o: { url: string; root: string; spool
     store,
     log: silentLog,
     sweepMs: 100,
-    backoff: { minMs: 100, maxMs: 500 },
+    ...(o.backoff ? { backoff: o.backoff } : {}),
   });
+  const baseBackup = () => runBaseBackup({ ...common, target: o.target, root: o.root, replicationUrl: o.url, pgBasebackup: pgBasebackup as string });
+  return { keys, common, store, archive, baseBackup };
+}
+
+/**
+ * A real PITR archive of `target` under `root`: the WAL archive streaming from `url` while `count` real base
+ * backups are taken, a segment switched before and after each; stopped once the last segment is archived. Each
+ * base backup's start segment is asked of the server (pg_walfile_name), not of the bot.
+ */
+export async function pitrArchiveWithBases(o: { url: string; root: string; spool: string; target: string; slot: string; count: number }) {
+  const { keys, store, archive, baseBackup } = await startTestArchive({ ...o, backoff: { minMs: 100, maxMs: 500 } });
+  const switchWal = () => withClient(o.url, (c) => c.query('CREATE TABLE IF NOT EXISTS t (n int); INSERT INTO t VALUES (1); SELECT pg_switch_wal()'));
+  const walfile = (lsn: string | null) =>
+    withClient(o.url, async (c) => (await c.query('SELECT pg_walfile_name(coalesce($1::pg_lsn, pg_current_wal_lsn())) AS n', [lsn])).rows[0].n as string);
   const bases: BaseBackup[] = [];
   const startSegment = new Map<string, string>();
   try {
@@ -46,7 +63,7 @@ export async function pitrArchiveWithBases(o: { url: string; root: string; spool
     }
     for (let i = 0; i < o.count; i++) {
       await switchWal();
-      const b = await runBaseBackup({ ...common, target: o.target, root: o.root, replicationUrl: o.url, pgBasebackup: pgBasebackup as string });
+      const b = await baseBackup();
       bases.push(b);
       startSegment.set(b.id, await walfile(b.startLsn));
       await switchWal();

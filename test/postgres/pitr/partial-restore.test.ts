@@ -3,17 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
-import { generateKeyPair } from '../../../src/crypto/age.ts';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { parseLsn } from '../../../src/postgres/pitr/lsn.ts';
 import { PartialWalStore } from '../../../src/postgres/pitr/partial-store.ts';
 import { startRpoMonitor } from '../../../src/postgres/pitr/rpo-monitor.ts';
-import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
-import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 import { cli } from '../../support/app-backups.ts';
+import { startTestArchive } from '../../support/pitr-archive.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 import { startRecovered } from '../../support/recovered-server.ts';
 
@@ -36,16 +33,14 @@ describe('restore-pitr from a partial segment', () => {
     // synchronous_commit on: a commit has reached the server's WAL, and pg_current_wal_lsn(), when INSERT returns.
     source = await startEphemeralPostgres({ settings: { full_page_writes: 'on', synchronous_commit: 'on' } });
     dir = await mkdtemp(join(tmpdir(), 'pgbb-partial-'));
-    const keys = await generateKeyPair();
+    const root = join(dir, 'backups');
+    const spool = join(dir, 'spool');
+    const test = await startTestArchive({ url: source.url, root, spool, target: 'app', slot });
+    const { keys, store } = test;
+    archive = test.archive;
     const identityFile = join(dir, 'key.txt');
     await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
-    const root = join(dir, 'backups');
-    const tools = await findPgTools({ serverMajor: 15 });
-    const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
-    const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine(), log: silentLog };
-    const store = new LocalWalStore(root, 'app');
-    const spool = join(dir, 'spool');
-    archive = startWalArchive({ ...common, store, target: 'app', pgReceivewal: pgReceivewal as string, replicationUrl: source.url, slot, spool, sweepMs: 100 });
+    const common = { ...test.common, log: silentLog };
     monitor = startRpoMonitor({
       ...common,
       store,
@@ -63,7 +58,7 @@ describe('restore-pitr from a partial segment', () => {
     await withClient(source.url, (c) =>
       c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-base')"),
     );
-    await runBaseBackup({ ...common, target: 'app', root, replicationUrl: source.url, pgBasebackup: pgBasebackup as string });
+    await test.baseBackup();
     const config = join(dir, 'pg-backup-bot.yml');
     await writeFile(config, 'encryption: age\ntargets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n');
     env = {

@@ -2,17 +2,15 @@ import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
-import { type AgeIdentity, generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
+import { type AgeIdentity, loadIdentity } from '../../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { checkMarkers, markerProblem, writeMarker } from '../../../src/postgres/pitr/markers.ts';
 import { pitrReaders } from '../../../src/postgres/pitr/pitr-readers.ts';
 import { type PitrTestOptions, runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
-import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
-import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+import { startTestArchive } from '../../support/pitr-archive.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -61,28 +59,15 @@ describe('runPitrTest', () => {
     source = await startEphemeralPostgres({ settings: { full_page_writes: 'on' } });
     dir = await mkdtemp(join(tmpdir(), 'pgbb-pitrtest-'));
     root = join(dir, 'backups');
-    const keys = await generateKeyPair();
-    await writeFile(join(dir, 'key.txt'), keys.identityFileText, { mode: 0o600 });
+    const test = await startTestArchive({ url: source.url, root, spool: join(dir, 'spool'), target: 'app', slot: 'pgbb_pitrtest' });
+    archive = test.archive;
+    await writeFile(join(dir, 'key.txt'), test.keys.identityFileText, { mode: 0o600 });
     identity = await loadIdentity(join(dir, 'key.txt'), 'test');
-    const tools = await findPgTools({ serverMajor: 15 });
-    const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
-    const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
-    archive = startWalArchive({
-      ...common,
-      target: 'app',
-      pgReceivewal: pgReceivewal as string,
-      replicationUrl: source.url,
-      slot: 'pgbb_pitrtest',
-      spool: join(dir, 'spool'),
-      store: new LocalWalStore(root, 'app'),
-      log: silentLog,
-      sweepMs: 100,
-    });
     await writeMarker(source.url, 7);
     await withClient(source.url, (c) =>
       c.query('CREATE TABLE orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 500) g'),
     );
-    await runBaseBackup({ ...common, target: 'app', root, replicationUrl: source.url, pgBasebackup: pgBasebackup as string });
+    await test.baseBackup();
   }, 120_000);
 
   afterAll(async () => {

@@ -3,15 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
-import { generateKeyPair } from '../../../src/crypto/age.ts';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
-import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
-import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 import { cli } from '../../support/app-backups.ts';
-import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { startTestArchive } from '../../support/pitr-archive.ts';
+import { withClient } from '../../support/postgres-helpers.ts';
 import { startRecovered } from '../../support/recovered-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -31,28 +28,16 @@ describe('restore-pitr', () => {
   beforeAll(async () => {
     source = await startEphemeralPostgres({ settings: { full_page_writes: 'on' } });
     dir = await mkdtemp(join(tmpdir(), 'pgbb-pitr-'));
-    const keys = await generateKeyPair();
+    const root = join(dir, 'backups');
+    const test = await startTestArchive({ url: source.url, root, spool: join(dir, 'spool'), target: 'app', slot });
+    const keys = test.keys;
+    archive = test.archive;
     const identityFile = join(dir, 'key.txt');
     await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
-    const root = join(dir, 'backups');
-    const tools = await findPgTools({ serverMajor: 15 });
-    const [pgReceivewal, pgBasebackup] = await Promise.all(['pg_receivewal', 'pg_basebackup'].map((n) => findPgProgram(n, tools.pgDump, tools.major)));
-    const common = { zstd: 'zstd', level: 2, recipients: [keys.recipient], ageEngine: await findAgeEngine() };
-    archive = startWalArchive({
-      ...common,
-      target: 'app',
-      pgReceivewal: pgReceivewal as string,
-      replicationUrl: source.url,
-      slot,
-      spool: join(dir, 'spool'),
-      store: new LocalWalStore(root, 'app'),
-      log: silentLog,
-      sweepMs: 100,
-    });
     await withClient(source.url, (c) =>
       c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-1')"),
     );
-    await runBaseBackup({ ...common, target: 'app', root, replicationUrl: source.url, pgBasebackup: pgBasebackup as string });
+    await test.baseBackup();
     const config = join(dir, 'pg-backup-bot.yml');
     await writeFile(config, 'encryption: age\ntargets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n');
     env = {
