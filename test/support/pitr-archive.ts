@@ -1,7 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { chown, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findAgeEngine } from '../../src/crypto/age-cli.ts';
 import { generateKeyPair } from '../../src/crypto/age.ts';
+import { asServerUser } from '../../src/dev/ephemeral.ts';
 import { type BaseBackup, runBaseBackup } from '../../src/postgres/pitr/base-backup.ts';
 import { startWalArchive } from '../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore, type WalEntry } from '../../src/postgres/pitr/wal-store.ts';
@@ -41,7 +42,27 @@ export async function startTestArchive(o: {
     ...(o.backoff ? { backoff: o.backoff } : {}),
   });
   const baseBackup = () => runBaseBackup({ ...common, target: o.target, root: o.root, replicationUrl: o.url, pgBasebackup: pgBasebackup as string });
-  return { keys, common, store, archive, baseBackup };
+  /**
+   * What `pg-backup-bot restore-pitr` needs, in `dir`: the identity file (owned by the server's user, who runs
+   * restore_command), a config file naming the target, and the environment pointing at both and at the archive.
+   */
+  const restoreEnv = async (dir: string) => {
+    const identityFile = join(dir, 'key.txt');
+    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+    const config = join(dir, 'pg-backup-bot.yml');
+    await writeFile(config, `encryption: age\ntargets:\n  - name: ${o.target}\n    urlEnv: APP_URL\n    environment: production\n`);
+    const user = await asServerUser();
+    if (user.uid !== undefined) await chown(identityFile, user.uid, user.gid as number);
+    const env: Record<string, string> = {
+      BOT_CONFIG: config,
+      APP_URL: o.url,
+      BACKUP_DIR: o.root,
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+    };
+    return { env, identityFile };
+  };
+  return { keys, common, store, archive, baseBackup, restoreEnv };
 }
 
 /**

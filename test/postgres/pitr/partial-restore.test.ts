@@ -1,4 +1,4 @@
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -36,10 +36,8 @@ describe('restore-pitr from a partial segment', () => {
     const root = join(dir, 'backups');
     const spool = join(dir, 'spool');
     const test = await startTestArchive({ url: source.url, root, spool, target: 'app', slot });
-    const { keys, store } = test;
+    const { store } = test;
     archive = test.archive;
-    const identityFile = join(dir, 'key.txt');
-    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
     const common = { ...test.common, log: silentLog };
     monitor = startRpoMonitor({
       ...common,
@@ -59,17 +57,7 @@ describe('restore-pitr from a partial segment', () => {
       c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-base')"),
     );
     await test.baseBackup();
-    const config = join(dir, 'pg-backup-bot.yml');
-    await writeFile(config, 'encryption: age\ntargets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n');
-    env = {
-      BOT_CONFIG: config,
-      APP_URL: source.url,
-      BACKUP_DIR: root,
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
-    };
-    const user = await asServerUser();
-    if (user.uid !== undefined) await chown(identityFile, user.uid, user.gid as number);
+    env = (await test.restoreEnv(dir)).env;
   }, 120_000);
 
   afterAll(async () => {

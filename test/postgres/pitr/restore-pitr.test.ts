@@ -1,4 +1,4 @@
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -30,29 +30,14 @@ describe('restore-pitr', () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-pitr-'));
     const root = join(dir, 'backups');
     const test = await startTestArchive({ url: source.url, root, spool: join(dir, 'spool'), target: 'app', slot });
-    const keys = test.keys;
     archive = test.archive;
-    const identityFile = join(dir, 'key.txt');
-    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
     await withClient(source.url, (c) =>
       c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-1')"),
     );
     await test.baseBackup();
-    const config = join(dir, 'pg-backup-bot.yml');
-    await writeFile(config, 'encryption: age\ntargets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n');
-    env = {
-      BOT_CONFIG: config,
-      APP_URL: source.url,
-      BACKUP_DIR: root,
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
-    };
-    // The restored server runs restore_command as its own user: it must read the archive and the key.
-    const user = await asServerUser();
-    if (user.uid !== undefined) {
-      await execa('chmod', ['-R', 'a+rX', dir]);
-      await chown(identityFile, user.uid, user.gid as number);
-    }
+    env = (await test.restoreEnv(dir)).env;
+    // The restored server runs restore_command as its own user: it must read the archive.
+    if ((await asServerUser()).uid !== undefined) await execa('chmod', ['-R', 'a+rX', dir]);
   }, 120_000);
 
   afterAll(async () => {
