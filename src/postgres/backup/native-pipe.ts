@@ -7,6 +7,7 @@ import {
   bareEnv,
   chainFailure,
   parseZstdSummary,
+  rawTailOf,
   reportWithRawEstimate,
   resultOf,
   spawnChain,
@@ -89,5 +90,5 @@ export async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher
   const failed = chainFailure(o, chain, r, false);
   if (failed) throw failed;
   if (!sumResult || sumResult.failed || !sha256) throw hashFailed();
-  return { rawBytes: parseZstdSummary(chain.zstdStderr.text()), bytes: (await stat(path)).size, sha256, toolStderr: chain.toolStderr.text() };
+  return { rawBytes: parseZstdSummary(chain.zstdStderr.text()), bytes: (await stat(path)).size, sha256, toolStderr: chain.toolStderr.text(), ...rawTailOf(r) };
 }

@@ -34,6 +34,13 @@ export interface ToolPipeOptions {
   destinationPath?: string | undefined;
   /** The native chain's SHA-256 command; found on PATH when omitted (findNativeTools). */
   hasher?: Hasher | undefined;
+  /**
+   * Keep the last `bytes` bytes of the tool's raw output (a base backup's manifest, at the end of its tar): the tool
+   * writes into `tee`, which hands the stream on to zstd and a copy through `fifo` (a named pipe the caller made, in
+   * a private directory) to `tail -c N`, so the raw bytes still never pass through Node. Not with `rawCounting:
+   * 'node'`. (A named pipe, because Node's pipes to a child are sockets, which `tee /dev/fd/3` cannot open.)
+   */
+  rawTail?: { bytes: number; fifo: string } | undefined;
 }
 
 export interface ToolPipeResult {
@@ -41,6 +48,8 @@ export interface ToolPipeResult {
   bytes: number;
   sha256: string;
   toolStderr: string;
+  /** The raw output's last `rawTailBytes` bytes, when asked for. */
+  rawTail?: Buffer;
 }
 
 /** How the native chain hashes: the command and its arguments (stdin in, `<64 hex> …` out). */
@@ -115,14 +124,14 @@ export function spawnChain(o: ToolPipeOptions, into: Writable | undefined, rawTh
     execa(o.zstd, ['-T0', `-${o.level}`, '-c', rawThroughNode ? '-q' : '-vv'], { ...common, stdin: 'pipe', stdout: zstdInto ?? 'pipe', stderr: 'pipe' }),
   );
   const zstdStderr = collectOutput(zstd.stderr);
+  const tap = o.rawTail && !rawThroughNode ? spawnTap(o.rawTail, zstd.stdin, common) : undefined;
   // The URL and password live in env (libpq variables + PGPASSFILE), never in args.
-  const tool = yieldCpu(
-    execa(o.command, o.args, { ...common, env: o.env, extendEnv: false, stdin: 'ignore', stdout: rawThroughNode ? 'pipe' : zstd.stdin, stderr: 'pipe' }),
-  );
+  const toolOut = rawThroughNode ? 'pipe' : (tap?.tee.stdin ?? zstd.stdin);
+  const tool = yieldCpu(execa(o.command, o.args, { ...common, env: o.env, extendEnv: false, stdin: 'ignore', stdout: toolOut, stderr: 'pipe' }));
   const toolStderr = collectOutput(tool.stderr);
   // Each pipe's writer holds its own copy; ours closes once that writer has exited. When the raw bytes go through
   // Node, the caller's pipeline ends zstd's stdin, unless the tool never started.
-  closeWhenGone(tool, zstd.stdin, rawThroughNode ? ['error'] : ['exit', 'error']);
+  closeWhenGone(tool, tap?.tee.stdin ?? zstd.stdin, rawThroughNode ? ['error'] : ['exit', 'error']);
   if (zstdInto) closeWhenGone(zstd, zstdInto);
   if (age && into) closeWhenGone(age, into);
   return {
@@ -135,15 +144,54 @@ export function spawnChain(o: ToolPipeOptions, into: Writable | undefined, rawTh
     /** A ToolPipeError for `stage`, carrying the tool's and zstd's stderr. */
     fail: (stage: ToolPipeError['stage'], detail: string, cause?: unknown, exit?: string) =>
       new ToolPipeError(stage, toolStderr.text(), zstdStderr.text(), { detail, cause, ...(exit ? { exit } : {}) }),
+    tap,
     kill() {
-      for (const c of [tool, zstd, age]) c?.kill('SIGTERM');
+      for (const c of [tool, zstd, age, tap?.tee, tap?.tail]) c?.kill('SIGTERM');
     },
-    /** Every process's result, null for one that never produced one; resolves once all three have ended. */
+    /** Every process's result, null for one that never produced one; resolves once all of them have ended. */
     async settle() {
-      const [toolRes, zstdRes, ageRes] = await Promise.allSettled([tool, zstd, age ?? Promise.resolve(null)]);
-      return { toolRes, zstdRes, ageRes, tool: resultOf(toolRes), zstd: resultOf(zstdRes), age: resultOf(ageRes) };
+      const [toolRes, zstdRes, ageRes, teeRes, tailRes] = await Promise.allSettled([tool, zstd, age ?? null, tap?.tee ?? null, tap?.tail ?? null]);
+      return {
+        toolRes,
+        zstdRes,
+        ageRes,
+        teeRes,
+        tailRes,
+        tool: resultOf(toolRes),
+        zstd: resultOf(zstdRes),
+        age: resultOf(ageRes),
+        tee: resultOf(teeRes),
+        tail: resultOf(tailRes),
+      };
     },
   };
+}
+
+/** `tee -- FIFO`: its stdout into `into` (zstd), a copy through the named pipe to `tail -c N`, whose output Node keeps. */
+function spawnTap(t: { bytes: number; fifo: string }, into: Writable, common: ReturnType<typeof childOptions>) {
+  const tail = yieldCpu(
+    execa('tail', ['-c', String(t.bytes), '--', t.fifo], {
+      ...common,
+      ...bareEnv(),
+      buffer: true,
+      stripFinalNewline: false,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      encoding: 'buffer',
+    }),
+  );
+  const tee = yieldCpu(execa('tee', ['--', t.fifo], { ...common, ...bareEnv(), stdin: 'pipe', stdout: into, stderr: 'pipe' }));
+  closeWhenGone(tee, into);
+  // A tee that failed may never have opened the named pipe: tail would wait on it for ever.
+  tee.once('exit', (code) => code !== 0 && tail.kill('SIGTERM'));
+  tee.once('error', () => tail.kill('SIGTERM'));
+  return { tee, tail };
+}
+
+/** The tap's bytes, when the chain has one and it ran to the end. */
+export function rawTailOf(r: ChainResults): { rawTail: Buffer } | Record<string, never> {
+  return r.tail ? { rawTail: Buffer.from(r.tail.stdout ?? new Uint8Array()) } : {};
 }
 
 export type ToolChain = ReturnType<typeof spawnChain>;
@@ -167,6 +215,9 @@ export function wasCanceled(signal: AbortSignal | undefined, results: ReadonlyAr
  */
 export function chainFailure(o: ToolPipeOptions, chain: ToolChain, r: ChainResults, ownZstdFailureFirst: boolean): ToolPipeError | undefined {
   if (!r.tool || r.tool.failed) return stageFailed(chain, 'tool', o.command, r.tool, r.toolRes);
+  // The tap (tee and tail) carries the raw stream to zstd: one that failed may have cut it short.
+  if (chain.tap && (!r.tee || r.tee.failed)) return stageFailed(chain, 'tool', 'tee', r.tee, r.teeRes);
+  if (chain.tap && (!r.tail || r.tail.failed)) return stageFailed(chain, 'tool', 'tail', r.tail, r.tailRes);
   const zstdBrokeOnAge = !r.zstd?.failed || r.zstd.signal === 'SIGPIPE' || /broken pipe/i.test(chain.zstdStderr.text());
   if (chain.age && (!r.age || r.age.failed) && (zstdBrokeOnAge || !ownZstdFailureFirst))
     return stageFailed(chain, 'encryptor', o.encryptCommand?.command ?? 'age', r.age, r.ageRes, chain.ageStderr?.text());

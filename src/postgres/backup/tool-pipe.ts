@@ -3,7 +3,16 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { findNativeTools, runNative } from './native-pipe.ts';
-import { chainFailure, parseZstdSummary, reportWithRawEstimate, spawnChain, wasCanceled, type ToolPipeOptions, type ToolPipeResult } from './tool-chain.ts';
+import {
+  chainFailure,
+  parseZstdSummary,
+  rawTailOf,
+  reportWithRawEstimate,
+  spawnChain,
+  wasCanceled,
+  type ToolPipeOptions,
+  type ToolPipeResult,
+} from './tool-chain.ts';
 
 /**
  * `<pg tool> | zstd [| age] | sha256+count | destination`, streaming with back-pressure; nothing is buffered.
@@ -83,5 +92,5 @@ async function runThroughNode(o: ToolPipeOptions, rawThroughNode: boolean): Prom
   if (failed) throw failed;
   if (inRes.status === 'rejected') throw chain.fail('compressor', `feeding zstd failed: ${String(inRes.reason)}`, inRes.reason);
   const rawBytes = rawThroughNode ? rawSeen : parseZstdSummary(chain.zstdStderr.text());
-  return { rawBytes, bytes, sha256: hash.digest('hex'), toolStderr: chain.toolStderr.text() };
+  return { rawBytes, bytes, sha256: hash.digest('hex'), toolStderr: chain.toolStderr.text(), ...rawTailOf(r) };
 }

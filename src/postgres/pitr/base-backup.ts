@@ -1,9 +1,5 @@
-import { counter } from '../stream-counter.ts';
-import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { z } from 'zod';
 import type { AgeEngine } from '../../crypto/age-cli.ts';
@@ -11,10 +7,10 @@ import { createEncryptStream } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { errnoCode, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
-import { childOptions, yieldCpu } from '../child-pipes.ts';
+import { ToolPipeError, type ToolPipeResult } from '../backup/tool-chain.ts';
+import { runToolIntoZstd } from '../backup/tool-pipe.ts';
 import { withPgEnv } from '../connection.ts';
-import { describeExit, firstErrorLine } from '../failures.ts';
-import { collectOutput } from '../output-tail.ts';
+import { firstErrorLine } from '../failures.ts';
 
 /**
  * A base backup for point-in-time recovery: `pg_basebackup -D - -Ft -X none` over a replication connection,
@@ -83,6 +79,16 @@ async function reserve(root: string, target: string, at: string): Promise<{ id: 
   }
 }
 
+/** What pg_basebackup said, without the server's NOTICE ("WAL archiving is not enabled …"), which is never the error. */
+const whyFailed = (stderr: string) => firstErrorLine(stderr.replace(/^NOTICE: .*$/gm, ''));
+
+/**
+ * The run: `pg_basebackup -D - -Ft -X none | tee | zstd -T0 | age | tee FILE | sha256`, each pipe handed from one
+ * process to the next (postgres/backup/tool-pipe.ts, the logical dump's own chain): the cluster's bytes never pass
+ * through Node. The tap keeps the tar's last bytes, where backup_manifest says where the backup starts and ends in
+ * the WAL (pg_basebackup prints neither with -X none). Measured on the bench database (bench/base-phases.ts): with
+ * the bytes through Node, the run took 1.8× the bare `pg_basebackup | zstd` pipe.
+ */
 export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const now = o.now ?? (() => new Date());
   const started = now();
@@ -90,68 +96,50 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const encrypted = o.recipients.length > 0;
   const file = `base.tar.zst${encrypted ? '.age' : ''}`;
   const writer = await openFileWriter(join(dir, `${file}.partial`), join(dir, file), (err, action) => storageError(err, dir, `${action} the base backup`));
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const counting = counter((n) => (bytes += n), hash);
+  const cli = encrypted && o.ageEngine?.kind === 'cli' ? { command: o.ageEngine.path, args: o.recipients.flatMap((r) => ['-r', r]) } : undefined;
+  const encrypt = encrypted && !cli ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
+  // The tap's named pipe, in the base backup's own (0750, the bot's) directory; removed after the run.
+  const fifo = join(dir, '.manifest-tail');
+  await execa('mkfifo', ['-m', '0600', '--', fifo]);
   return withPgEnv(o.replicationUrl, async (env) => {
-    const opts = { ...childOptions(o.signal), env, extendEnv: false } as const;
-    const base = yieldCpu(
-      execa(o.pgBasebackup, ['-D', '-', '-Ft', '-X', 'none', '--checkpoint=fast', '--no-password'], {
-        ...opts,
-        stdin: 'ignore',
-        stdout: 'pipe',
-        stderr: 'pipe',
-      }),
-    );
-    const zstd = yieldCpu(
-      execa(o.zstd, ['-c', '-q', '-T0', `-${o.level}`], {
-        ...opts,
-        env: { PATH: process.env.PATH ?? '' },
-        stdin: 'pipe',
-        stdout: 'pipe',
-        stderr: 'pipe',
-        lines: false,
-      }),
-    );
-    const baseErr = collectOutput(base.stderr);
-    let rawBytes = 0;
-    // backup_manifest is the tar's last member: its WAL-Ranges (where the backup starts and ends in the WAL) are in
-    // the stream's last bytes, kept as they pass.
-    const last: Buffer[] = [];
-    let kept = 0;
-    base.stdout.on('data', (c: Buffer) => {
-      rawBytes += c.length;
-      o.onProgress?.(rawBytes);
-      last.push(c);
-      kept += c.length;
-      while (last.length > 1 && kept - (last[0] as Buffer).length >= MANIFEST_TAIL) kept -= (last.shift() as Buffer).length;
-    });
+    let r: ToolPipeResult;
     try {
-      const toZstd = pipeline(base.stdout, zstd.stdin);
-      const encrypt = encrypted ? [await createEncryptStream(o.recipients, o.ageEngine)] : [];
-      const out = encrypt.length ? pipeline(zstd.stdout, encrypt[0] as Transform, counting, writer.stream) : pipeline(zstd.stdout, counting, writer.stream);
-      const [b, z] = await Promise.all([base, zstd, toZstd, out]);
-      if (b.failed) throw new BotError('pg_dump_failed', `The base backup of ${o.target} failed: ${firstErrorLine(baseErr.text()) || describeExit(b)}`);
-      if (z.failed) throw new BotError('pg_dump_failed', `The base backup of ${o.target} failed: zstd ${describeExit(z)}`);
+      r = await runToolIntoZstd({
+        command: o.pgBasebackup,
+        args: ['-D', '-', '-Ft', '-X', 'none', '--checkpoint=fast', '--no-password'],
+        env,
+        zstd: o.zstd,
+        level: o.level,
+        destination: writer.stream,
+        destinationPath: writer.path,
+        encryptCommand: cli,
+        encrypt,
+        signal: o.signal,
+        rawTail: { bytes: MANIFEST_TAIL, fifo },
+        onProgress: (p) => p.rawBytes !== undefined && o.onProgress?.(p.rawBytes),
+      });
       await writer.commit();
     } catch (err) {
-      base.kill('SIGTERM');
-      zstd.kill('SIGTERM');
       await writer.abort();
-      throw err instanceof BotError
-        ? err
-        : new BotError('pg_dump_failed', `The base backup of ${o.target} failed: ${firstErrorLine(baseErr.text()) || String(err)}`, { cause: err });
+      await rm(fifo, { force: true });
+      if (err instanceof BotError) throw err;
+      const said = err instanceof ToolPipeError ? whyFailed(err.toolStderr) || err.message : String(err);
+      const code = err instanceof ToolPipeError && err.stage === 'canceled' ? 'canceled' : 'pg_dump_failed';
+      throw new BotError(code, `The base backup of ${o.target} failed: ${said}`, { cause: err });
     }
-    const range = WAL_RANGE.exec(Buffer.concat(last).toString('latin1'));
+    await rm(fifo, { force: true });
+    // The whole cluster read: said once more, so even a backup shorter than the chain's 1-second ticks reports it.
+    if (r.rawBytes !== null) o.onProgress?.(r.rawBytes);
+    const range = WAL_RANGE.exec(r.rawTail?.toString('latin1') ?? '');
     if (!range) throw new BotError('pg_dump_failed', `The base backup of ${o.target} has no WAL range in its backup_manifest: it cannot be recovered.`);
     const version = (await execa(o.pgBasebackup, ['--version'], { reject: false })).stdout.trim();
     const record: BaseBackup = {
       id,
       target: o.target,
       file,
-      bytes,
-      rawBytes,
-      sha256: hash.digest('hex'),
+      bytes: r.bytes,
+      rawBytes: r.rawBytes ?? 0,
+      sha256: r.sha256,
       encryption: encrypted ? 'age' : 'none',
       startedAt: started.toISOString(),
       finishedAt: now().toISOString(),

@@ -1,0 +1,115 @@
+/**
+ * `npm run bench:base-phases`: where the bot's base backup spends its time beyond the floor (issue 15). On the
+ * ≥ 500 MB bench database, alternating over BENCH_ROUNDS rounds (default 2), each leg after a checkpoint and with
+ * caches dropped:
+ *   - the floor: `pg_basebackup -Ft -X none -D - | zstd -T0 -2 > file`;
+ *   - the floor encrypted: the same `| age -r … > file`;
+ *   - the bot's run alone (runBaseBackup, in this process), then its read-back alone (verifyStoredBaseBackup);
+ *   - the bot's CLI (`pg-backup-bot base-backup`): start-up, run and read-back together.
+ * Never run it beside the test suite or another benchmark.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { findAgeEngine } from '../src/crypto/age-cli.ts';
+import { generateKeyPair } from '../src/crypto/age.ts';
+import { startEphemeralPostgres } from '../src/dev/ephemeral.ts';
+import { runBaseBackup } from '../src/postgres/pitr/base-backup.ts';
+import { verifyStoredBaseBackup } from '../src/postgres/pitr/take-base-backup.ts';
+import { findPgProgram, findPgTools } from '../src/postgres/tools.ts';
+import { buildDataset, client } from './dataset.ts';
+import { dropCaches, fsyncAll, median } from './measure.ts';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const log = (m: string) => console.error(m);
+
+const dir = await mkdtemp(join(tmpdir(), 'pgbb-bench-base-'));
+const source = await startEphemeralPostgres({ settings: { full_page_writes: 'on', max_wal_size: '2GB', shared_buffers: '256MB' } });
+try {
+  log(`building the bench database (scale ${SCALE}) …`);
+  const dbUrl = await buildDataset(source.url, 'bench', SCALE, log);
+  const keys = await generateKeyPair();
+  await writeFile(join(dir, 'key.txt'), keys.identityFileText, { mode: 0o600 });
+  const root = join(dir, 'bot');
+  await mkdir(root);
+  await writeFile(
+    join(dir, 'bot.yml'),
+    'encryption: age\ntargets:\n  - name: bench\n    urlEnv: BENCH_URL\n    environment: production\n    pitr:\n      urlEnv: BENCH_REPL_URL\n',
+  );
+  const botEnv = {
+    PATH: process.env.PATH ?? '',
+    BOT_CONFIG: join(dir, 'bot.yml'),
+    BACKUP_DIR: root,
+    BENCH_URL: dbUrl,
+    BENCH_REPL_URL: source.url,
+    BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+    LOG_LEVEL: 'warn',
+  };
+  const tools = await findPgTools({ serverMajor: 15 });
+  const pgBasebackup = (await findPgProgram('pg_basebackup', tools.pgDump, tools.major)) as string;
+  const ageEngine = await findAgeEngine();
+  const agePath = ageEngine?.kind === 'cli' ? ageEngine.path : 'age';
+  const pgEnv = { PGHOST: source.dir, PGPORT: String(source.port), PGUSER: 'postgres', PATH: process.env.PATH ?? '' };
+  const prepare = async () => {
+    const c = client(source.url);
+    await c.connect();
+    await c.query('checkpoint').finally(() => c.end());
+    await dropCaches();
+  };
+  const timed = async (run: () => Promise<unknown>) => {
+    await prepare();
+    const t0 = performance.now();
+    await run();
+    return (performance.now() - t0) / 1000;
+  };
+  const pipe = async (withAge: boolean, round: number) => {
+    const file = join(dir, `bare-${round}.tar.zst${withAge ? '.age' : ''}`);
+    const age = withAge ? ` | "${agePath}" -r "${keys.recipient}"` : '';
+    const s = await timed(async () => {
+      await execa('bash', ['-o', 'pipefail', '-c', `"${pgBasebackup}" -Ft -X none -D - --checkpoint=fast | zstd -T0 -2 -q${age} > "${file}"`], { env: pgEnv });
+      await fsyncAll([file]);
+    });
+    await rm(file, { force: true });
+    return s;
+  };
+  const legs: Record<string, number[]> = { floor: [], 'floor + age': [], 'bot run': [], 'bot read-back': [], 'bot CLI': [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    legs.floor?.push(await pipe(false, round));
+    legs['floor + age']?.push(await pipe(true, round));
+    let made: Awaited<ReturnType<typeof runBaseBackup>> | undefined;
+    legs['bot run']?.push(
+      await timed(async () => {
+        made = await runBaseBackup({
+          target: 'bench',
+          root,
+          replicationUrl: source.url,
+          pgBasebackup,
+          zstd: 'zstd',
+          level: 2,
+          recipients: [keys.recipient],
+          ageEngine,
+        });
+      }),
+    );
+    await dropCaches();
+    const t0 = performance.now();
+    if (made) await verifyStoredBaseBackup(root, made);
+    legs['bot read-back']?.push((performance.now() - t0) / 1000);
+    legs['bot CLI']?.push(await timed(() => execa(process.execPath, [join(repoRoot, 'bin/pg-backup-bot.js'), 'base-backup', 'bench'], { env: botEnv })));
+    await rm(join(root, 'bench', '_base'), { recursive: true, force: true });
+    log(
+      `  round ${round + 1}: ${Object.entries(legs)
+        .map(([k, v]) => `${k} ${v.at(-1)?.toFixed(2)} s`)
+        .join(', ')}`,
+    );
+  }
+  console.log('| Leg | Median time |\n|---|---|');
+  for (const [k, v] of Object.entries(legs)) console.log(`| ${k} | ${median(v).toFixed(2)} s |`);
+} finally {
+  await source.stop();
+  await rm(dir, { recursive: true, force: true });
+}
