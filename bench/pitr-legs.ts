@@ -129,11 +129,14 @@ async function emptyDir(b: PitrBench, name: string): Promise<string> {
 export interface Restored extends Timed {
   rows: number;
   stoppedBefore: boolean;
+  /** Of `seconds`: laying the base backup out (restore-pitr, pgBackRest restore), then recovery to a promoted server. */
+  laySeconds: number;
+  recoverySeconds: number;
 }
 
-async function finish(dataDir: string, seconds: number, check: string): Promise<Restored> {
+async function finish(dataDir: string, laySeconds: number, seconds: number, check: string): Promise<Restored> {
   const bytes = await totalBytes(await filesUnder(dataDir));
-  return { seconds, bytes, rows: Number(check.split(' ')[0]), stoppedBefore: check.endsWith('true') };
+  return { seconds, laySeconds, recoverySeconds: seconds - laySeconds, bytes, rows: Number(check.split(' ')[0]), stoppedBefore: check.endsWith('true') };
 }
 
 /** What the recovered server holds: rows of pgbench_history, and whether its log says recovery stopped at the target. */
@@ -151,11 +154,12 @@ async function restoreLeg(b: PitrBench, name: string, lay: (data: string) => Pro
   await dropCaches();
   const t0 = performance.now();
   await lay(data);
+  const laySeconds = (performance.now() - t0) / 1000;
   const server = await recover(b, data);
   const seconds = (performance.now() - t0) / 1000;
   const check = await inspect(server.port, server.log);
   await server.stop();
-  const out = await finish(data, seconds, check);
+  const out = await finish(data, laySeconds, seconds, check);
   await rm(join(data, '..'), { recursive: true, force: true });
   return out;
 }

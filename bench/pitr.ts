@@ -172,7 +172,9 @@ try {
     for (const leg of order) {
       const r = leg === 'bot' ? await botRestore(b, at) : await pgbrRestore(b, at);
       restores[leg as 'bot' | 'pgbr'].push(r);
-      log(`  round ${round + 1} ${leg} restore: ${r.seconds.toFixed(1)} s, ${r.rows} rows, stopped at target: ${r.stoppedBefore}`);
+      log(
+        `  round ${round + 1} ${leg} restore: ${r.seconds.toFixed(1)} s (lay out ${r.laySeconds.toFixed(1)} s, recovery ${r.recoverySeconds.toFixed(1)} s), ${r.rows} rows, stopped at target: ${r.stoppedBefore}`,
+      );
     }
   }
   clearInterval(sampler);
@@ -196,6 +198,11 @@ try {
     }),
     `| bot restore-pitr + recovery | ${median(restores.bot.map((r) => r.seconds)).toFixed(1)} s | | | ${(median(restores.bot.map((r) => r.seconds)) / pgbrR).toFixed(2)}× |`,
     `| pgBackRest restore --type=time + recovery | ${pgbrR.toFixed(1)} s | | | 1.00× |`,
+    '',
+    ...(['bot', 'pgbr'] as const).map(
+      (k) =>
+        `Restore phases, ${k}: lay out ${median(restores[k].map((r) => r.laySeconds)).toFixed(1)} s, recovery ${median(restores[k].map((r) => r.recoverySeconds)).toFixed(1)} s.`,
+    ),
     '',
     `Restored rows of pgbench_history: ${[...rows].join(', ')} (${rows.size === 1 ? 'the same in every restore' : 'DIFFERENT: the restores disagree'}); stopped at the target: ${[...restores.bot, ...restores.pgbr].every((r) => r.stoppedBefore)}.`,
     `RPO under load as the bot measures it: ${rpo}`,
