@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { BotError } from '../../errors.ts';
 import { findNativeTools } from '../backup/native-pipe.ts';
@@ -19,33 +20,28 @@ export async function unpackNative(o: {
   /** The age CLI and the identity file, for an encrypted base backup. */
   decrypt?: { agePath: string; identityFile: string } | undefined;
 }): Promise<{ sha256: string }> {
-  const tar = execa('tar', ['-xf', '-', '-C', o.dataDir], { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
-  const zstd = execa('zstd', ['-dc', '-q', ...(o.decrypt ? [] : ['--', o.path])], {
-    ...bareEnv(),
-    stdin: 'pipe',
-    stdout: tar.stdin,
-    stderr: 'pipe',
-    reject: false,
-  });
+  // --ignore-zeros: tar reads to the end of its input instead of stopping at the end-of-archive blocks, so it never
+  // exits (closing its stdin) while zstd's last bytes are still on their way: execa would call that a premature close.
+  const tar = execa('tar', ['-xf', '-', '--ignore-zeros', '-C', o.dataDir], { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
+  const zstdArgs = ['-dc', '-q', ...(o.decrypt ? [] : ['--', o.path])];
+  // Without age, zstd reads the file itself and has no stdin.
+  const zstd = o.decrypt
+    ? execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'pipe', stdout: tar.stdin, stderr: 'pipe', reject: false })
+    : execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'ignore', stdout: tar.stdin, stderr: 'pipe', reject: false });
   closeWhenGone(zstd, tar.stdin);
-  const age = o.decrypt
-    ? execa(o.decrypt.agePath, ['-d', '-i', o.decrypt.identityFile, '--', o.path], {
-        ...bareEnv(),
-        stdin: 'ignore',
-        stdout: zstd.stdin,
-        stderr: 'pipe',
-        reject: false,
-      })
-    : undefined;
-  // Ours of zstd's stdin: age holds its own; without age, zstd reads the file and its stdin only needs closing.
+  const age = o.decrypt && zstd.stdin ? ageDecrypt(o.decrypt, o.path, zstd.stdin) : undefined;
   if (age) closeWhenGone(age, zstd.stdin);
-  else zstd.stdin.end();
   const [a, z, t, sha256] = await Promise.all([age, zstd, tar, hashFile(o.path)]);
   if (a?.failed) throw new BotError('decryption_failed', `The base backup does not decrypt: ${firstErrorLine(String(a.stderr)) || describeExit(a)}.`);
   if (z.failed) throw new BotError('storage_failed', `The base backup does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
   if (t.failed)
     throw new BotError('storage_failed', `The base backup does not unpack into ${o.dataDir}: ${firstErrorLine(String(t.stderr)) || describeExit(t)}.`);
   return { sha256 };
+}
+
+/** `age -d -i ID FILE`, its output into `into` (zstd's stdin). */
+function ageDecrypt(d: { agePath: string; identityFile: string }, path: string, into: Writable) {
+  return execa(d.agePath, ['-d', '-i', d.identityFile, '--', path], { ...bareEnv(), stdin: 'ignore', stdout: into, stderr: 'pipe', reject: false });
 }
 
 /** sha256 of a file: the native hasher where there is one, else Node's. */
