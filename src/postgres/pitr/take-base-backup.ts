@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Config, TargetConfig } from '../../config-types.ts';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
 import { BotError, isBotError } from '../../errors.ts';
+import { hashFile } from '../backup/native-pipe.ts';
 import { childOptions } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
@@ -40,13 +39,7 @@ export function unencryptedRefusal(config: Pick<Config, 'encryption'>, target: P
  */
 export async function verifyStoredBaseBackup(root: string, b: BaseBackup): Promise<void> {
   const dir = join(root, b.target, '_base', b.id);
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(join(dir, b.file))) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  const sha256 = hash.digest('hex');
+  const [sha256, bytes] = await Promise.all([hashFile(join(dir, b.file)), stat(join(dir, b.file)).then((st) => st.size)]);
   const record = BaseBackupSchema.parse(JSON.parse(await readFile(join(dir, 'base.json'), 'utf8')));
   if (bytes !== b.bytes || sha256 !== b.sha256 || record.sha256 !== b.sha256 || record.bytes !== b.bytes) {
     throw new BotError(

@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { BotError } from '../../errors.ts';
-import { findNativeTools } from '../backup/native-pipe.ts';
+import { hashFile } from '../backup/native-pipe.ts';
 import { bareEnv } from '../backup/tool-chain.ts';
 import { closeWhenGone } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
@@ -42,17 +40,4 @@ export async function unpackNative(o: {
 /** `age -d -i ID FILE`, its output into `into` (zstd's stdin). */
 function ageDecrypt(d: { agePath: string; identityFile: string }, path: string, into: Writable) {
   return execa(d.agePath, ['-d', '-i', d.identityFile, '--', path], { ...bareEnv(), stdin: 'ignore', stdout: into, stderr: 'pipe', reject: false });
-}
-
-/** sha256 of a file: the native hasher where there is one, else Node's. */
-async function hashFile(path: string): Promise<string> {
-  const hasher = await findNativeTools();
-  if (hasher) {
-    const r = await execa(hasher.command, [...hasher.args, path], { ...bareEnv(), stdin: 'ignore', reject: false });
-    const sha = /^([0-9a-f]{64})\b/.exec(String(r.stdout))?.[1];
-    if (!r.failed && sha) return sha;
-  }
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
