@@ -50,15 +50,6 @@ export function cliEncryptStream(path: string, recipients: readonly string[]): D
   );
 }
 
-/**
- * `age -d -i <identity file>` as a Duplex: the reference implementation decrypts a base backup several times faster
- * than the library's pure-JS cipher (about 95 MB/s on the Node thread). The identity stays in its file; only its
- * path is on the command line.
- */
-export function cliDecryptStream(path: string, identityFile: string): Duplex {
-  return cliAgeStream(path, ['-d', '-i', identityFile]);
-}
-
 function cliAgeStream(path: string, args: string[]): Duplex {
   const child = execa(path, args, {
     stdin: 'pipe',

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDecryptStream, createEncryptStream, generateKeyPair, loadIdentity } from '../../src/crypto/age.ts';
-import { cliDecryptStream, findAgeEngine } from '../../src/crypto/age-cli.ts';
+import { findAgeEngine } from '../../src/crypto/age-cli.ts';
 
 function collector() {
   const chunks: Buffer[] = [];
@@ -96,11 +96,11 @@ describe('the age CLI engine (src/crypto/age-cli.ts)', () => {
     if (engine.kind !== 'cli') return;
     const sealed = collector();
     await pipeline(Readable.from([data]), await createEncryptStream([keys[0]?.recipient as string], { kind: 'library' }), sealed.stream);
-    const opened = collector();
-    await pipeline(Readable.from([sealed.bytes()]), cliDecryptStream(engine.path, keys[0]?.file as string), opened.stream);
-    expect(opened.bytes().equals(data)).toBe(true);
-    await expect(pipeline(Readable.from([sealed.bytes()]), cliDecryptStream(engine.path, keys[1]?.file as string), collector().stream)).rejects.toThrow(
-      /age failed \(exit code 1\)/,
-    );
+    // As restore-pitr's unpack runs it (postgres/pitr/unpack-base.ts): age -d -i <identity file>.
+    const opened = await execa(engine.path, ['-d', '-i', keys[0]?.file as string], { input: sealed.bytes(), encoding: 'buffer' });
+    expect(Buffer.from(opened.stdout).equals(data)).toBe(true);
+    const refused = await execa(engine.path, ['-d', '-i', keys[1]?.file as string], { input: sealed.bytes(), reject: false });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/no identity matched any of the recipients/);
   });
 });
