@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
 import { loadIdentity } from '../crypto/age.ts';
@@ -72,7 +72,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // A segment the prefetcher has ready (fetched, checked, renamed into place whole) is taken by the shell's own mv:
     // starting Node for it cost recovery ~60 ms a segment, most of the bench's gap to pgBackRest's C archive-get.
     const fetch = `${env.join(' ')} ${sh(process.execPath)} ${sh(bin)} wal-fetch ${sh(target.name)} %f "%p" --reader=${reading.token}`;
-    const restoreCommand = `mv -f -- pg_wal/.pgbb-prefetch/%f "%p" 2>/dev/null || ${fetch}`;
+    // And a file the archive does not hold (recovery asks for the segment after the last and for history files it
+    // probes) is answered "not archived" by the shell too: no index entry, whole or partial, means wal-fetch's answer.
+    const wal = join(resolve(config.backupDir), target.name, '_wal');
+    const held = `{ test -e ${sh(wal)}/%f.json || test -e ${sh(wal)}/_partial/%f.json; }`;
+    const restoreCommand = `mv -f -- pg_wal/.pgbb-prefetch/%f "%p" 2>/dev/null || { ${held} && ${fetch}; }`;
     await layOutRecovery({
       root: config.backupDir,
       base,

@@ -115,7 +115,7 @@ describe('PITR retention', () => {
       expect(Date.parse(reader.until) - Date.now()).toBeGreaterThan(23 * 3_600_000);
       // The restore_command the server will run names the hold.
       const conf = await readFile(join(dir, 'restored', 'postgresql.auto.conf'), 'utf8');
-      expect(conf).toContain(`wal-fetch ''app'' %f "%p" --reader=${reader.token}'`);
+      expect(conf).toContain(`wal-fetch ''app'' %f "%p" --reader=${reader.token}; }'`);
       await new Promise((r) => setTimeout(r, 1100));
       const fetched = await cli(['wal-fetch', 'app', startSegment.get(b1().id) as string, join(dir, 'seg'), `--reader=${reader.token}`], env);
       expect(fetched.exitCode, fetched.stderr).toBe(0);
