@@ -24,8 +24,15 @@ export function humanLogLine(json: string): string {
   return `${level}: ${msg}${detail}\n`;
 }
 
-/** stderr, synchronously (a CLI exits right after its last line): human lines on a terminal, JSON elsewhere. */
+/**
+ * stderr, synchronously (a CLI exits right after its last line): human lines on a terminal, JSON elsewhere.
+ * A line that cannot be written is dropped. Once the terminal has closed every write fails with EIO, and pino
+ * re-throws any failure but EPIPE out of the log call itself: a warning logged while the demo or the CLI cleans up
+ * after a hangup would then end the process before its throwaway PostgreSQL is stopped. Unwritten lines are held
+ * up to 1 MiB, then dropped.
+ */
 export function stderrLogDestination(tty = Boolean(process.stderr.isTTY)): DestinationStream {
-  const stderr = pino.destination({ dest: 2, sync: true });
+  const stderr = pino.destination({ dest: 2, sync: true, maxLength: 1024 * 1024 });
+  stderr.on('error', () => undefined);
   return tty ? { write: (line: string) => stderr.write(humanLogLine(line)) } : stderr;
 }

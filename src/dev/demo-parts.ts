@@ -25,8 +25,9 @@ export async function removeParts(parts: DemoParts, hurry: Promise<void>): Promi
     await parts.deps?.close().catch(() => undefined);
   })();
   await Promise.race([graceful, hurry]);
-  await parts.redis?.stop().catch(() => undefined);
+  // PostgreSQL first: it is what must never be left running (pg_ctl's immediate stop takes well under a second).
   await parts.pgServer?.stop().catch(() => undefined);
+  await parts.redis?.stop().catch(() => undefined);
   if (parts.backupDir) await rm(parts.backupDir, { recursive: true, force: true });
   if (parts.keyDir) await rm(parts.keyDir, { recursive: true, force: true });
 }

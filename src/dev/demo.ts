@@ -17,13 +17,13 @@ import { startEphemeralPostgres, startEphemeralRedis } from './ephemeral.ts';
 import { deadline, removeParts, type DemoParts } from './demo-parts.ts';
 import { prepareDemoPitr } from './demo-pitr.ts';
 
+/** How long an interrupted demo waits for its jobs and connections to close before it stops its servers anyway. */
+const INTERRUPT_GRACE_MS = 15_000;
+
 /**
  * At an interactive prompt, channel messages arrive while the user types: the line being typed is cleared, the
  * message printed, and the prompt redrawn with what was typed (readline's `prompt(true)`). Null otherwise.
  */
-/** How long an interrupted demo waits for its jobs and connections to close before it stops its servers anyway. */
-const INTERRUPT_GRACE_MS = 15_000;
-
 let atPrompt: { clear(): void; redraw(): void } | null = null;
 const print = (line: string) => {
   atPrompt?.clear();
@@ -59,12 +59,18 @@ export async function runDemo(args: string[]): Promise<number> {
     print(`\n${signal}: cleaning up the throwaway servers and backups…`);
     void cleanup(true).finally(() => (signal === 'SIGHUP' ? exitByHangup() : process.exit(130)));
   };
+  // A fault nothing caught still stops the servers and removes the files before the demo ends.
+  const onCrash = (err: unknown) => {
+    print(`Demo failed: ${toUserMessage(err)}. Cleaning up the throwaway servers and backups…`);
+    void cleanup(true).finally(() => process.exit(1));
+  };
   // What the demo prints is best effort: a closed terminal (EIO) or pipe must not stop it before it has cleaned up.
   ignoreOutputErrors();
   // `on`, not `once`: execa's signal-exit re-raises a signal that no other listener is left to handle.
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
+  process.on('uncaughtException', onCrash);
   try {
     const { deps, handlers } = await startDemo(parts);
     const scripted = args.length > 0 || !process.stdin.isTTY;
@@ -86,6 +92,7 @@ export async function runDemo(args: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
+    process.off('uncaughtException', onCrash);
     print('Cleaning up the throwaway servers and backups…');
     await cleanup(false);
   }

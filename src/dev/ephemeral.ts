@@ -147,6 +147,7 @@ export async function startEphemeralRedis(options: { port?: number } = {}): Prom
     port,
     async stop() {
       if (child.exitCode !== null) return;
+      // execa follows with SIGKILL if redis-server has not exited 5 s later (forceKillAfterDelay's default).
       child.kill('SIGTERM');
       await child;
     },

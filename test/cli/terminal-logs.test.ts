@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -31,6 +31,32 @@ describe('log lines on a terminal', () => {
     expect(lines).toEqual(['warn: backup failed (connect ECONNREFUSED 127.0.0.1:1)\n', 'info: listening\n', 'error: only an error\n', 'warn: already said\n']);
     expect(humanLogLine('not json')).toBe('not json\n');
   });
+});
+
+describe('log lines after the terminal has closed', () => {
+  it('are dropped: the log call neither throws nor ends the process (the demo and the CLI clean up after a hangup)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pgbb-hup-'));
+    const record = join(dir, 'record');
+    try {
+      const terminal = execa('script', ['-qefc', `node --import tsx test/fixtures/log-after-hangup.ts ${record}`, '/dev/null'], { reject: false, stdin: 'pipe' });
+      let out = '';
+      terminal.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+      const end = Date.now() + 30_000;
+      while (!out.includes('ready') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toMatch(/warn: on the terminal/);
+      // The terminal goes away: `script` dies, its pty closes, and the kernel hangs up the session.
+      terminal.kill('SIGKILL');
+      await terminal;
+      let said = '';
+      while (!said && Date.now() < end) {
+        said = await readFile(record, 'utf8').catch(() => '');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(said).toBe('logged\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('the CLI and the demo on a terminal', () => {

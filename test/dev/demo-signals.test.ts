@@ -10,11 +10,12 @@ import { describe, expect, it } from 'vitest';
  */
 
 const demoOptions = { reject: false, stdin: 'pipe' } as const;
-const spawnDemo = (inTerminal: boolean) =>
+/** `logLevel`: debug makes the demo log while it cleans up, after its terminal has gone (every write failing). */
+const spawnDemo = (inTerminal: boolean, logLevel = 'warn') =>
   // -e: script exits with the demo's code; -f: output as it comes; -q: no "Script started" lines.
   inTerminal
-    ? execa('script', ['-qefc', 'node bin/pg-backup-bot.js demo', '/dev/null'], demoOptions)
-    : execa('node', ['bin/pg-backup-bot.js', 'demo'], demoOptions);
+    ? execa('script', ['-qefc', 'node bin/pg-backup-bot.js demo', '/dev/null'], { ...demoOptions, env: { LOG_LEVEL: logLevel } })
+    : execa('node', ['bin/pg-backup-bot.js', 'demo'], { ...demoOptions, env: { LOG_LEVEL: logLevel } });
 
 interface Demo {
   child: ReturnType<typeof spawnDemo>;
@@ -25,8 +26,8 @@ interface Demo {
   files: string[];
 }
 
-async function startDemo(inTerminal: boolean): Promise<Demo> {
-  const child = spawnDemo(inTerminal);
+async function startDemo(inTerminal: boolean, logLevel?: string): Promise<Demo> {
+  const child = spawnDemo(inTerminal, logLevel);
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   const waitFor = async (pattern: RegExp, timeoutMs = 60_000) => {
@@ -117,7 +118,8 @@ describe('npm run demo and signals', () => {
   }, 120_000);
 
   it('closing the terminal (SIGHUP, every later write failing) stops PostgreSQL and removes the identity file', async () => {
-    const demo = await startDemo(true);
+    // Logging at debug, the demo writes log lines while it cleans up: each fails (EIO) and must not end it first.
+    const demo = await startDemo(true, 'debug');
     const scriptPid = demo.child.pid ?? 0;
     // The terminal goes away: `script` dies, its pty master closes, and the kernel hangs up the demo's session.
     demo.child.kill('SIGKILL');

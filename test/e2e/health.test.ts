@@ -7,22 +7,33 @@ import { createHealthState } from '../../src/health/state.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { healthProcessor } from '../../src/workers/health-worker.ts';
 import { runSql } from '../support/databases.ts';
-import { slash, startHarness, type Harness } from './harness.ts';
+import { jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 let clock = new Date();
 const HOUR = 3600_000;
 
+/**
+ * `/backup now`, waited for until its job has finished. The previous backup's manifest is listed a moment before its
+ * job ends (the verdict is posted after it): a `/backup now` in that moment is answered as a duplicate of it, so it is
+ * asked again until a new job is queued.
+ */
 async function backup(): Promise<Manifest> {
-  const before = (await h.service.deps.storage.list('shop')).length;
-  await slash(h, '/backup', 'now');
-  const end = Date.now() + 60_000;
+  const end = Date.now() + 90_000;
+  let reply = await slash(h, '/backup', 'now');
+  while (/already queued or running/.test(reply.text) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 200));
+    reply = await slash(h, '/backup', 'now');
+  }
+  expect(reply.text).toMatch(/^Backup of \*shop\* queued/);
+  const job = await h.service.deps.queues.backup.getJob(jobIdOf(reply.text) ?? '');
   while (Date.now() < end) {
-    const list = await h.service.deps.storage.list('shop');
-    if (list.length > before && list[0]) return list[0];
+    const state = await job?.getState();
+    if (state === 'completed') return (await h.service.deps.storage.list('shop'))[0] as Manifest;
+    if (state === 'failed' || state === undefined) throw new Error(`the backup job ended ${state ?? 'missing'}: ${job?.failedReason}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error('backup did not finish');
+  throw new Error('backup did not finish in 90 s');
 }
 
 /** The health job as the scheduler runs it, with a controllable clock and, optionally, other thresholds. */
