@@ -38,7 +38,10 @@ describe('log lines after the terminal has closed', () => {
     const dir = await mkdtemp(join(tmpdir(), 'pgbb-hup-'));
     const record = join(dir, 'record');
     try {
-      const terminal = execa('script', ['-qefc', `node --import tsx test/fixtures/log-after-hangup.ts ${record}`, '/dev/null'], { reject: false, stdin: 'pipe' });
+      const terminal = execa('script', ['-qefc', `node --import tsx test/fixtures/log-after-hangup.ts ${record}`, '/dev/null'], {
+        reject: false,
+        stdin: 'pipe',
+      });
       let out = '';
       terminal.stdout?.on('data', (c: Buffer) => (out += c.toString()));
       const end = Date.now() + 30_000;
