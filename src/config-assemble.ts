@@ -1,4 +1,4 @@
-import { commaList, type Env } from './config-env.ts';
+import { commaList, isRedisCluster, type Env } from './config-env.ts';
 import type { FileConfig } from './config-file.ts';
 import type { Config, TargetConfig } from './config-types.ts';
 import type { HealthThresholds } from './health/types.ts';
@@ -13,6 +13,7 @@ export function assembleConfig(e: Env, file: FileConfig, targets: TargetConfig[]
     port: e.PORT,
     metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
     redisUrl: e.REDIS_URL,
+    redisCluster: isRedisCluster(e),
     queuePrefix: e.QUEUE_PREFIX,
     backupDir: e.BACKUP_DIR,
     compressionLevel: e.BACKUP_COMPRESSION_LEVEL,

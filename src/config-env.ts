@@ -25,6 +25,20 @@ const Port = z.coerce
   .min(0, 'a port number from 0 to 65535')
   .max(65535, 'a port number from 0 to 65535');
 
+/** One redis:// URL, or the seed nodes of a Redis Cluster separated by commas. */
+const RedisUrl = z.string().refine(
+  (s) =>
+    commaList(s).length > 0 &&
+    commaList(s).every((u) => {
+      try {
+        return /^rediss?:$/.test(new URL(u).protocol);
+      } catch {
+        return false;
+      }
+    }),
+  'must be a redis:// or rediss:// URL, or the seed nodes of a Redis Cluster separated by commas (the value is not shown, it may hold a password)',
+);
+
 /** The env contract (README.md's table): every variable the bot reads, with its default. */
 const EnvSchema = z.object({
   SLACK_BOT_TOKEN: z.string().startsWith('xoxb-', 'must be a bot token starting with xoxb-').optional(),
@@ -36,7 +50,9 @@ const EnvSchema = z.object({
   /** /healthz and /metrics: a listener of their own, off the port Slack must reach from the internet. */
   METRICS_PORT: Port.default(9464),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_URL: RedisUrl.default('redis://127.0.0.1:6379'),
+  /** A single REDIS_URL that is one node of a Redis Cluster (several URLs always mean a cluster). */
+  REDIS_CLUSTER: z.enum(['true', 'false']).default('false'),
   QUEUE_PREFIX: z.string().min(1).default('{pgbb}'),
   DATABASE_URL: PostgresUrl.optional(),
   TARGET_NAME: TargetName.optional(),
@@ -84,7 +100,10 @@ export function withoutEmpty(env: RawEnv): RawEnv {
 /** The parsed env, or undefined with one problem per bad variable (named, never its value). */
 export function parseEnv(cleaned: RawEnv): { env: Env | undefined; problems: string[] } {
   const parsed = EnvSchema.safeParse(cleaned);
-  if (parsed.success) return { env: parsed.data, problems: [] };
+  if (parsed.success) {
+    const problems = clusterPrefixProblems(parsed.data);
+    return problems.length > 0 ? { env: undefined, problems } : { env: parsed.data, problems: [] };
+  }
   return { env: undefined, problems: parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`) };
 }
 
@@ -94,4 +113,16 @@ export function commaList(value: string | undefined): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+/** Whether REDIS_URL and REDIS_CLUSTER select a Redis Cluster. */
+export const isRedisCluster = (e: Pick<Env, 'REDIS_URL' | 'REDIS_CLUSTER'>) => e.REDIS_CLUSTER === 'true' || commaList(e.REDIS_URL).length > 1;
+
+/**
+ * On a Redis Cluster every key of the bot must live in one slot (BullMQ's scripts and ours touch several keys at
+ * once): the queue prefix starts every key, so its hash tag decides the slot.
+ */
+function clusterPrefixProblems(e: Env): string[] {
+  if (!isRedisCluster(e) || /\{[^}]+\}/.test(e.QUEUE_PREFIX)) return [];
+  return [`QUEUE_PREFIX: must hold a hash tag such as {pgbb} on a Redis Cluster (it is "${e.QUEUE_PREFIX}"), so that every key of the bot lands in one slot`];
 }

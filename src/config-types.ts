@@ -47,7 +47,10 @@ export interface Config {
   port: number;
   /** Where /healthz and /metrics are served, in every mode: a listener of their own, 127.0.0.1 by default. */
   metrics: { port: number; host: string };
+  /** One redis:// URL, or the seed nodes of a Redis Cluster separated by commas (redis-client.ts). */
   redisUrl: string;
+  /** REDIS_URL lists several nodes, or REDIS_CLUSTER=true. */
+  redisCluster: boolean;
   queuePrefix: string;
   backupDir: string;
   compressionLevel: number;

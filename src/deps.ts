@@ -1,6 +1,5 @@
 import { Agent } from 'node:https';
 import { WebClient } from '@slack/web-api';
-import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { BotError } from './errors.ts';
 import { createQueues, type Queues } from './jobs/queues.ts';
@@ -16,15 +15,16 @@ import { createMetrics, type HealthMetrics } from './health/index.ts';
 import { createAuditLog, type AuditLog } from './audit.ts';
 import { cachedGroups, type GroupResolver } from './commands/roles.ts';
 import type { Storage } from './storage/index.ts';
+import { createRedis, redisEndpoint, type RedisConnection } from './redis-client.ts';
 
 /** Everything with a connection, built in one place and handed down: no module-level singletons. */
 export interface Deps {
   config: Config;
   log: Logger;
   /** Producer connection: fails fast (no offline queue) so a Slack ack never waits on a dead Redis. */
-  redis: Redis;
+  redis: RedisConnection;
   /** Worker connection: BullMQ needs `maxRetriesPerRequest: null` to block and to ride out restarts. */
-  workerRedis: Redis;
+  workerRedis: RedisConnection;
   queues: Queues;
   storage: Storage;
   /** Copy targets (off-site): every finished backup is copied to each. */
@@ -69,9 +69,10 @@ export function slackWebClient(config: Config, log: Logger): WebClient {
 }
 
 export async function createDeps(config: Config, log: Logger, overrides: DepsOverrides = {}): Promise<Deps> {
-  const redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
-  const workerRedis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
-  for (const r of [redis, workerRedis]) r.on('error', (err) => log.warn({ err: { message: err.message } }, 'redis connection error'));
+  const endpoint = redisEndpoint(config.redisUrl, config.redisCluster);
+  const redis = createRedis(endpoint, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+  const workerRedis = createRedis(endpoint, { maxRetriesPerRequest: null, lazyConnect: true });
+  for (const r of [redis, workerRedis]) r.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis connection error'));
   try {
     await Promise.all([redis.connect(), workerRedis.connect()]);
   } catch (err) {
@@ -132,8 +133,13 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   };
 }
 
-/** redis://user:secret@host:6379 → redis://host:6379, for messages. */
+/** redis://user:secret@host:6379 → redis://host:6379 (each of a comma-separated list), for messages. */
 export function redactUrl(url: string): string {
+  if (url.includes(','))
+    return url
+      .split(',')
+      .map((u) => redactUrl(u.trim()))
+      .join(',');
   try {
     const u = new URL(url);
     u.username = '';

@@ -89,6 +89,21 @@ describe('loadConfig', () => {
     expect(c.slack.appToken).toBe('xapp-1');
   });
 
+  it('reads a Redis Cluster from REDIS_URL (seed nodes) or REDIS_CLUSTER, and requires a hash-tagged prefix there', () => {
+    expect(loadConfig(good).redisCluster).toBe(false);
+    const seeds = 'redis://10.0.0.5:6379,redis://10.0.0.6:6379';
+    expect(loadConfig({ ...good, REDIS_URL: seeds })).toMatchObject({ redisUrl: seeds, redisCluster: true });
+    expect(loadConfig({ ...good, REDIS_URL: 'rediss://u:p@10.0.0.5:6379', REDIS_CLUSTER: 'true' }).redisCluster).toBe(true);
+    expect(() => loadConfig({ ...good, REDIS_URL: seeds, QUEUE_PREFIX: 'pgbb' })).toThrow(
+      /QUEUE_PREFIX: must hold a hash tag such as \{pgbb\} on a Redis Cluster \(it is "pgbb"\)/,
+    );
+    // Without a cluster any prefix goes (one server has no slots).
+    expect(loadConfig({ ...good, QUEUE_PREFIX: 'pgbb' }).queuePrefix).toBe('pgbb');
+    const bad = () => loadConfig({ ...good, REDIS_URL: 'redis://u:hunter2@10.0.0.5:6379,http://10.0.0.6' });
+    expect(bad).toThrow(/REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL, or the seed nodes of a Redis Cluster/);
+    expect(bad).not.toThrow(/hunter2/);
+  });
+
   it('refuses a PagerDuty endpoint that is not an HTTPS Events v2 URL', () => {
     expect(() => loadConfig({ ...good, PAGERDUTY_EVENTS_URL: 'http://127.0.0.1:9/v2/enqueue' })).toThrow(/PAGERDUTY_EVENTS_URL/);
     expect(() => loadConfig({ ...good, PAGERDUTY_EVENTS_URL: 'https://127.0.0.1:9/other' })).toThrow(/v2\/enqueue/);

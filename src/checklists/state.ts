@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
 import { tryRedisLock } from '../jobs/redis-lock.ts';
 import { selectedIds, type ChecklistItem, type ChecklistKind } from '../notifications/checklists.ts';
@@ -73,7 +73,11 @@ export interface ChecklistStore {
   withLock<T>(ref: MessageRef, work: () => Promise<T>): Promise<T>;
 }
 
-export function createChecklistStore(redis: Redis, prefix: string, opts: { ttlSeconds?: number; lockMs?: number; waitMs?: number } = {}): ChecklistStore {
+export function createChecklistStore(
+  redis: RedisConnection,
+  prefix: string,
+  opts: { ttlSeconds?: number; lockMs?: number; waitMs?: number } = {},
+): ChecklistStore {
   const key = (ref: MessageRef) => `${prefix}:checklist:${ref.channel}:${ref.ts}`;
   const ttl = opts.ttlSeconds ?? CHECKLIST_TTL_SECONDS;
   const lockMs = opts.lockMs ?? 30_000;

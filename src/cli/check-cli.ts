@@ -22,7 +22,7 @@ export async function cliCheck(args: string[], deps: { config: Config; redisUrl:
   // Without REDIS_URL, by choice: said on stderr, and not a warning. Set but not answering: a warning.
   if (deps.redisUrl === null)
     io.err("no REDIS_URL: judging from storage alone; the last backup run and running jobs are not checked (set REDIS_URL to the bot's Redis)");
-  const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl);
+  const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl, deps.config.redisCluster);
   const extra = redis || deps.redisUrl === null ? [] : ['WARNING redis: cannot reach Redis at REDIS_URL; the last backup run and running jobs are unknown'];
   const queue = redis ? readOnlyQueue<BackupJobData>(QUEUE.backup, redis, config.queuePrefix) : null;
   try {

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { createRedis, redisEndpoint, type RedisConnection } from '../redis-client.ts';
 
 /**
  * Redis as the CLI uses it (`check`, `retention`): only when REDIS_URL is set — the bot's default, 127.0.0.1:6379,
@@ -7,8 +7,14 @@ import { Redis } from 'ioredis';
  */
 
 /** One quick try, no retries, no queueing while it is down: null when it does not answer. */
-export async function connectRedis(url: string): Promise<Redis | null> {
-  const redis = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+export async function connectRedis(url: string, cluster: boolean): Promise<RedisConnection | null> {
+  const redis = createRedis(redisEndpoint(url, cluster), {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 3000,
+    retryStrategy: () => null,
+  });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
@@ -20,6 +26,6 @@ export async function connectRedis(url: string): Promise<Redis | null> {
 }
 
 /** A queue to read: without skipMetasUpdate, BullMQ's Queue writes its `meta` hash as soon as it connects. */
-export function readOnlyQueue<T>(name: string, redis: Redis, prefix: string): Queue<T> {
+export function readOnlyQueue<T>(name: string, redis: RedisConnection, prefix: string): Queue<T> {
   return new Queue<T>(name, { connection: redis, prefix, skipMetasUpdate: true });
 }

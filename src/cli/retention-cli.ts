@@ -37,7 +37,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
     return 2;
   }
   const dryRun = args.includes('--dry-run');
-  const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl);
+  const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl, deps.config.redisCluster);
   const why = deps.redisUrl === null ? 'no REDIS_URL' : 'Redis at REDIS_URL does not answer';
   if (!redis && !dryRun) {
     io.err(

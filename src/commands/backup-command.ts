@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { walStatusLines, walWindowLines } from './wal-status.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import type { Queue } from 'bullmq';
@@ -56,7 +56,7 @@ export interface BackupCommandDeps {
   /** For `/backup status`: the queues whose job schedulers Redis holds (next runs as BullMQ has them). */
   schedulers?: SchedulerQueues;
   /** For `/backup status`: the WAL streams' state, as the workers write it. */
-  redis?: Redis;
+  redis?: RedisConnection;
   /** For `/backup now --physical`: the queue the base-backup worker takes its jobs from. */
   baseBackup?: Queue<BaseBackupJobData>;
 }

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { writeDriftAck } from '../health/index.ts';
@@ -17,7 +17,7 @@ export interface ButtonClick extends ChannelClick {
 
 export interface DriftAckDeps {
   config: Config;
-  redis: Redis;
+  redis: RedisConnection;
   notifier: Pick<Notifier, 'update'>;
   /** The health queue: a check right after the click clears the condition now, not at the next scheduled run. */
   health?: Queue;

@@ -1,6 +1,6 @@
 import type { App, BlockButtonAction } from '@slack/bolt';
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { duplicateRedis, type RedisConnection } from '../redis-client.ts';
 import { QUEUE } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { buildHome, HOME_BACKUP_ACTION, HOME_RESTORE_TEST_ACTION, type HomeDeps, type HomeView } from './home.ts';
@@ -16,7 +16,7 @@ export interface HomeSurfaceOptions {
   deps: HomeDeps;
   /** The slash commands as the bot serves them (commandTable): `/backup` and `/restore-test` answer the buttons. */
   handlers: Record<string, CommandHandler>;
-  redis: Redis;
+  redis: RedisConnection;
   queuePrefix: string;
   log: Logger;
 }
@@ -69,7 +69,7 @@ export function registerHome(app: App, o: HomeSurfaceOptions): { stop(): Promise
   };
   const listeners = [QUEUE.backup, QUEUE.restoreTest, QUEUE.restore].map((name) => {
     // Its own blocking connection, which QueueEvents closes (BullMQ wants maxRetriesPerRequest null there).
-    const events = new QueueEvents(name, { connection: o.redis.duplicate({ maxRetriesPerRequest: null }), prefix: o.queuePrefix });
+    const events = new QueueEvents(name, { connection: duplicateRedis(o.redis, { maxRetriesPerRequest: null }), prefix: o.queuePrefix });
     events.on('completed', refresh);
     events.on('failed', refresh);
     events.on('error', (err) => o.log.debug({ err, queue: name }, 'queue events'));

@@ -1,6 +1,6 @@
 import type { App, BlockAction, BlockButtonAction, CheckboxesAction } from '@slack/bolt';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { Config } from '../config.ts';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import type { BackupJobData, RestoreJobData, RestoreTestJobData } from '../jobs/queues.ts';
@@ -47,7 +47,7 @@ export interface CommandDeps {
     health?: Queue;
   };
   storage: Storage;
-  redis: Redis;
+  redis: RedisConnection;
   log: Logger;
   health?: { runs: RunLog; state: HealthState };
   audit: AuditLog;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
 
 /**
@@ -21,13 +21,13 @@ const TTL_SECONDS = 10 * 60;
 
 const key = (prefix: string, id: string) => `${prefix}:pending-restore:${id}`;
 
-export async function savePendingRestore(redis: Redis, prefix: string, req: PendingRestore): Promise<string> {
+export async function savePendingRestore(redis: RedisConnection, prefix: string, req: PendingRestore): Promise<string> {
   const id = randomBytes(12).toString('hex');
   await redis.set(key(prefix, id), JSON.stringify(req), 'EX', TTL_SECONDS);
   return id;
 }
 
-export async function takePendingRestore(redis: Redis, prefix: string, id: string): Promise<PendingRestore | null> {
+export async function takePendingRestore(redis: RedisConnection, prefix: string, id: string): Promise<PendingRestore | null> {
   if (!/^[0-9a-f]{24}$/.test(id)) return null;
   const raw = await redis.getdel(key(prefix, id));
   if (raw === null) return null;

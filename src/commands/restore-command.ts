@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
@@ -26,7 +26,7 @@ export interface RestoreCommandDeps {
   config: Config;
   queue: Queue<RestoreJobData>;
   storage: Storage;
-  redis: Redis;
+  redis: RedisConnection;
   log: Logger;
 }
 

@@ -1,5 +1,5 @@
 import { walOffsiteCondition } from '../health/offsite-condition.ts';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { Config } from '../config.ts';
 import { escapeMrkdwn, formatDuration } from '../format.ts';
 import { slackDate } from '../notifications/slack-time.ts';
@@ -36,7 +36,7 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts): 
  * `/backup status`'s lines for point-in-time recovery: each `pitr` target's WAL stream as its worker last wrote
  * it — up or down and since when, the newest segment archived and how long ago, or why it is not running.
  */
-export async function walStatusLines(config: Config, redis: Redis, now = new Date()): Promise<string[]> {
+export async function walStatusLines(config: Config, redis: RedisConnection, now = new Date()): Promise<string[]> {
   const targets = config.targets.filter((t) => t.pitr);
   const lines: string[] = [];
   for (const t of targets) {

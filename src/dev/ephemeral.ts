@@ -113,10 +113,14 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
   };
 }
 
-/** `port`: start on that port (a test restarting Redis empty where the bot expects it); a free one otherwise. */
-export async function startEphemeralRedis(options: { port?: number } = {}): Promise<EphemeralRedis> {
+/**
+ * `port`: start on that port (a test restarting Redis empty where the bot expects it); a free one otherwise.
+ * `args`: more redis-server options (a cluster node's `--cluster-enabled yes …`).
+ */
+export async function startEphemeralRedis(options: { port?: number; args?: string[] } = {}): Promise<EphemeralRedis> {
   const port = options.port ?? (await freePort());
-  const child = execa('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
+  const child = execa('redis-server', [...args, ...(options.args ?? [])], {
     stdin: 'ignore',
     buffer: false,
     reject: false,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
 import type { DriftAck } from './types.ts';
 
@@ -11,7 +11,7 @@ const TTL_SECONDS = 90 * 24 * 3600;
 
 export const driftAckKey = (prefix: string, target: string) => `${prefix}:drift-ack:${target}`;
 
-export async function readDriftAck(redis: Redis, prefix: string, target: string): Promise<DriftAck | null> {
+export async function readDriftAck(redis: RedisConnection, prefix: string, target: string): Promise<DriftAck | null> {
   const raw = await redis.get(driftAckKey(prefix, target));
   if (raw === null) return null;
   try {
@@ -23,6 +23,6 @@ export async function readDriftAck(redis: Redis, prefix: string, target: string)
   }
 }
 
-export async function writeDriftAck(redis: Redis, prefix: string, target: string, ack: DriftAck): Promise<void> {
+export async function writeDriftAck(redis: RedisConnection, prefix: string, target: string, ack: DriftAck): Promise<void> {
   await redis.set(driftAckKey(prefix, target), JSON.stringify(ack), 'EX', TTL_SECONDS);
 }

@@ -1,6 +1,6 @@
 import { readWalState, type StoredWalState } from '../jobs/wal-state.ts';
 import { baseBackupsWatchedSince, lastBaseBackupRun } from '../jobs/base-backup-runs.ts';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
 import { readDriftAck } from './drift-ack.ts';
 import type { BackupRunSummary, DriftAck } from './types.ts';
@@ -31,7 +31,7 @@ export interface RunLog {
   driftAck(target: string): Promise<DriftAck | null>;
 }
 
-export function createRunLog(redis: Redis, prefix: string): RunLog {
+export function createRunLog(redis: RedisConnection, prefix: string): RunLog {
   const key = (target: string) => `${prefix}:last-run:backup:${target}`;
   return {
     walState: (target) => readWalState(redis, prefix, target),

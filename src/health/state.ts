@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
 import type { ConditionResult, HealthStatus } from './types.ts';
 
@@ -57,7 +57,7 @@ function parseStored(raw: string | null): StoredCondition | null {
 }
 
 /** Health verdicts per target in the Redis hash `${prefix}:health:<target>`, one field per condition. */
-export function createHealthState(redis: Redis, prefix: string): HealthState {
+export function createHealthState(redis: RedisConnection, prefix: string): HealthState {
   const key = (target: string) => `${prefix}:health:${target}`;
   return {
     async apply(target, results, now) {

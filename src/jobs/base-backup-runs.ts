@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
 
 /**
@@ -16,11 +16,11 @@ export interface BaseBackupRun {
 const Stored = z.object({ ok: z.boolean(), at: z.string(), reason: z.string().nullable(), jobId: z.string().nullable() });
 const runKey = (prefix: string, target: string) => `${prefix}:last-run:base-backup:${target}`;
 
-export async function recordBaseBackupRun(redis: Redis, prefix: string, target: string, run: BaseBackupRun): Promise<void> {
+export async function recordBaseBackupRun(redis: RedisConnection, prefix: string, target: string, run: BaseBackupRun): Promise<void> {
   await redis.set(runKey(prefix, target), JSON.stringify({ ...run, at: run.at.toISOString() }));
 }
 
-export async function lastBaseBackupRun(redis: Redis, prefix: string, target: string): Promise<BaseBackupRun | null> {
+export async function lastBaseBackupRun(redis: RedisConnection, prefix: string, target: string): Promise<BaseBackupRun | null> {
   const raw = await redis.get(runKey(prefix, target));
   if (raw === null) return null;
   const parsed = Stored.safeParse(JSON.parse(raw));
@@ -28,7 +28,7 @@ export async function lastBaseBackupRun(redis: Redis, prefix: string, target: st
 }
 
 /** When the bot first looked at this target's base backups (set by the first call): a restart never pushes it back. */
-export async function baseBackupsWatchedSince(redis: Redis, prefix: string, target: string, now: Date): Promise<Date> {
+export async function baseBackupsWatchedSince(redis: RedisConnection, prefix: string, target: string, now: Date): Promise<Date> {
   const key = `${prefix}:first-seen:base-backup:${target}`;
   await redis.set(key, now.toISOString(), 'NX');
   const at = Date.parse((await redis.get(key)) ?? '');

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 
 /**
  * A Redis lock: a key owned by a token, with a TTL renewed while it is held, so a holder that dies frees it within
@@ -20,7 +20,7 @@ export interface RedisLock {
 export const backupLockKey = (prefix: string, target: string) => `${prefix}:lock:backup:${target}`;
 
 /** The lock, or null when another owner holds it (its token is then the key's value). */
-export async function tryRedisLock(redis: Redis, key: string, owner: string, ttlMs = 60_000): Promise<RedisLock | null> {
+export async function tryRedisLock(redis: RedisConnection, key: string, owner: string, ttlMs = 60_000): Promise<RedisLock | null> {
   const taken = (await redis.set(key, owner, 'PX', ttlMs, 'NX')) === 'OK' || Number(await redis.eval(RENEW, 1, key, owner, String(ttlMs))) === 1;
   if (!taken) return null;
   const timer = setInterval(() => void redis.eval(RENEW, 1, key, owner, String(ttlMs)).catch(() => undefined), Math.floor(ttlMs / 3));

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { Logger } from '../logger.ts';
 
 /**
@@ -34,7 +34,7 @@ export function leaseToken(): { token: string; holder: string } {
 }
 
 export interface LeaseOptions {
-  redis: Redis;
+  redis: RedisConnection;
   key: string;
   token: string;
   timing?: Partial<LeaseTiming>;

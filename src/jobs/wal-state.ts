@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { walLeaseKey } from './wal-lease.ts';
 
 /** Where a worker writes the state of one target's WAL stream (workers/wal-archives.ts), for `/backup status`. */
@@ -43,7 +43,7 @@ export interface StoredWalState {
  * state names a holder and nobody holds the lease any more, the stream is down (since it came up: when it died is
  * not known). Health and `/backup status` both read it here.
  */
-export async function readWalState(redis: Redis, prefix: string, target: string): Promise<StoredWalState | null> {
+export async function readWalState(redis: RedisConnection, prefix: string, target: string): Promise<StoredWalState | null> {
   const [h, lease] = await Promise.all([redis.hgetall(walStateKey(prefix, target)), redis.get(walLeaseKey(prefix, target))]);
   if (!h.receiver) return null;
   const s = h as unknown as StoredWalState;

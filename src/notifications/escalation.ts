@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { PagerJobData } from '../jobs/queues.ts';
 import type { PagerEvent, Severity } from './pagerduty-client.ts';
 
@@ -22,7 +22,7 @@ export const NOT_CONFIGURED = 'PagerDuty escalation is not configured (PAGERDUTY
  * resolve never overtakes its trigger and an outage of PagerDuty delays a page without losing it.
  */
 export function createEscalation(deps: {
-  redis: Redis;
+  redis: RedisConnection;
   queue: Queue<PagerJobData>;
   prefix: string;
   enabled: boolean;

@@ -1,5 +1,5 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
@@ -35,7 +35,7 @@ export interface BackupWorkerDeps {
   log: Logger;
   now?: () => Date;
   /** One backup per target across every worker (jobs/redis-lock.ts); without it (unit tests) no lock is taken. */
-  lock?: { redis: Redis; prefix: string; retryMs?: number };
+  lock?: { redis: RedisConnection; prefix: string; retryMs?: number };
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
   progressIntervalMs?: number;
   /** Where a pre-migration backup hands on: its restore test, or (failed) its checklist. */

@@ -1,5 +1,5 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { BotError, isBotError, toUserMessage } from '../errors.ts';
@@ -34,7 +34,7 @@ export interface BaseBackupWorkerDeps {
   notifier: Notifier;
   escalation: Escalation;
   /** The run log and the per-target lock (one base backup of a target at a time across every worker). */
-  redis: Redis;
+  redis: RedisConnection;
   log: Logger;
   /** How long a job waits before trying again when another base backup of its target runs (default 30 s). */
   lockRetryMs?: number;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { holdLease, type LeaseTiming } from '../jobs/wal-lease.ts';
 import type { Logger } from '../logger.ts';
 import { freeSlot } from '../postgres/pitr/slot-takeover.ts';
@@ -14,7 +14,7 @@ type Archive = ReturnType<typeof startWalArchive>;
  * Starts and stops run one after the other, so a stop never overtakes the start it undoes.
  */
 export function leasedArchive(o: {
-  redis: Redis;
+  redis: RedisConnection;
   key: string;
   token: string;
   timing?: Partial<LeaseTiming> | undefined;

@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { PagerJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { outboxKey } from '../notifications/escalation.ts';
@@ -14,7 +14,7 @@ export function cappedBackoff(attemptsMade: number): number {
 }
 
 /** Delivers one dedup key's outbox, oldest first. Throws (so BullMQ retries with backoff) while PagerDuty is unavailable. */
-export function pagerDutyProcessor(deps: { redis: Redis; prefix: string; client: PagerDutyClient | null; log: Logger }) {
+export function pagerDutyProcessor(deps: { redis: RedisConnection; prefix: string; client: PagerDutyClient | null; log: Logger }) {
   return async (job: Job<PagerJobData>): Promise<{ delivered: number }> => {
     // Checked at the door like every job's data (job-door.ts); no page can say that a page job is broken.
     const parsed = PagerJobData.safeParse(job.data);

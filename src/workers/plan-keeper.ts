@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import { dedupKey, type Escalation } from '../notifications/escalation.ts';
 import type { PagerDutyClient } from '../notifications/pagerduty-client.ts';
 import { planNotRestored, planRestored, redisDataLost } from '../notifications/redis-messages.ts';
@@ -17,9 +17,9 @@ import { restoreSnapshot, takeSnapshot, type RedisSnapshot } from './redis-snaps
 
 export interface PlanKeeperDeps extends PlanDeps {
   /** The worker connection: marker, snapshot, restores. */
-  redis: Redis;
+  redis: RedisConnection;
   /** Connections whose reconnect (a `ready` after the first) triggers a check. */
-  watch: Redis[];
+  watch: RedisConnection[];
   escalation: Escalation;
   /** Direct delivery, for when Redis refuses writes and the outbox cannot take the page. */
   pagerDuty: PagerDutyClient | null;

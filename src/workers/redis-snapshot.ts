@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { scanKeys, type RedisConnection } from '../redis-client.ts';
 import type { Queues } from '../jobs/queues.ts';
 import { outboxKey, pageStateKey } from '../notifications/escalation.ts';
 
@@ -21,18 +21,7 @@ export interface RedisSnapshot {
 /** Redis glob patterns treat * ? [ ] \ specially; a configured prefix is matched literally. */
 const literal = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
-  return keys;
-}
-
-export async function takeSnapshot(redis: Redis, queues: Queues, prefix: string, at: Date): Promise<RedisSnapshot> {
+export async function takeSnapshot(redis: RedisConnection, queues: Queues, prefix: string, at: Date): Promise<RedisSnapshot> {
   const running = await Promise.all(
     (['backup', 'restoreTest', 'restore'] as const).map(async (q) =>
       (await queues[q].getJobs(['active'])).map((j) => ({
@@ -52,7 +41,7 @@ export async function takeSnapshot(redis: Redis, queues: Queues, prefix: string,
 }
 
 /** Puts back the open-page marks and the waiting PagerDuty events of a snapshot. Returns how many of each. */
-export async function restoreSnapshot(redis: Redis, queues: Queues, prefix: string, snap: RedisSnapshot): Promise<{ paged: number; events: number }> {
+export async function restoreSnapshot(redis: RedisConnection, queues: Queues, prefix: string, snap: RedisSnapshot): Promise<{ paged: number; events: number }> {
   let paged = 0;
   for (const key of snap.paged) {
     if ((await redis.set(pageStateKey(prefix, key), 'triggered', 'NX')) === 'OK') paged++;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis-client.ts';
 import type { Config, TargetConfig } from '../config.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
 import { rpoCondition } from '../health/index.ts';
@@ -30,7 +30,7 @@ export interface WalArchives {
   stop(): Promise<void>;
 }
 
-async function writeState(redis: Redis, key: string, s: StoredWalState, log: Logger): Promise<void> {
+async function writeState(redis: RedisConnection, key: string, s: StoredWalState, log: Logger): Promise<void> {
   await redis
     .multi()
     .del(key)
@@ -62,7 +62,7 @@ const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
 
 export async function startWalArchives(o: {
   config: Config;
-  redis: Redis;
+  redis: RedisConnection;
   log: Logger;
   /** The lease's TTL, renewal and retry (jobs/wal-lease.ts DEFAULT_LEASE: 30 s, 10 s, 5 s); tests shorten them. */
   lease?: Partial<LeaseTiming>;

@@ -2,6 +2,7 @@ import { QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
 import { jobIdOf, slash, startHarness, type Harness } from './harness.ts';
+import { duplicateRedis } from '../../src/redis-client.ts';
 
 /**
  * A schedule's backup job carries no deduplication id (BullMQ ignores it for scheduler jobs), so without the
@@ -13,7 +14,7 @@ let events: QueueEvents;
 beforeAll(async () => {
   h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), workerOptions: { backupConcurrency: 2, backupLockRetryMs: 200 } });
   const q = h.service.deps.queues.backup;
-  events = new QueueEvents(q.name, { connection: h.service.deps.workerRedis.duplicate(), prefix: h.config.queuePrefix });
+  events = new QueueEvents(q.name, { connection: duplicateRedis(h.service.deps.workerRedis, { maxRetriesPerRequest: null }), prefix: h.config.queuePrefix });
   await events.waitUntilReady();
 });
 
