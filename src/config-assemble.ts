@@ -15,6 +15,8 @@ export function assembleConfig(e: Env, file: FileConfig, targets: TargetConfig[]
     redisUrl: e.REDIS_URL,
     redisCluster: isRedisCluster(e),
     queuePrefix: e.QUEUE_PREFIX,
+    backupConcurrency: e.BACKUP_CONCURRENCY,
+    dumpsPerServer: e.DUMPS_PER_SERVER,
     backupDir: e.BACKUP_DIR,
     compressionLevel: e.BACKUP_COMPRESSION_LEVEL,
     ...(e.PG_BIN_DIR ? { pgBinDir: e.PG_BIN_DIR } : {}),

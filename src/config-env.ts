@@ -54,6 +54,10 @@ const EnvSchema = z.object({
   /** A single REDIS_URL that is one node of a Redis Cluster (several URLs always mean a cluster). */
   REDIS_CLUSTER: z.enum(['true', 'false']).default('false'),
   QUEUE_PREFIX: z.string().min(1).default('{pgbb}'),
+  /** Backups a worker process runs at once. */
+  BACKUP_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** Dumps at once against one database server, across every worker (0: no limit). */
+  DUMPS_PER_SERVER: z.coerce.number().int().min(0).max(64).default(1),
   DATABASE_URL: PostgresUrl.optional(),
   TARGET_NAME: TargetName.optional(),
   BACKUP_DIR: z.string().min(1).default('./backups'),

@@ -52,6 +52,10 @@ export interface Config {
   /** REDIS_URL lists several nodes, or REDIS_CLUSTER=true. */
   redisCluster: boolean;
   queuePrefix: string;
+  /** Backups one worker process runs at once (BACKUP_CONCURRENCY). */
+  backupConcurrency: number;
+  /** Dumps at once against one database server across the fleet (DUMPS_PER_SERVER; 0: no limit; workers/backup-gates.ts). */
+  dumpsPerServer: number;
   backupDir: string;
   compressionLevel: number;
   pgBinDir?: string;

@@ -1,6 +1,4 @@
-import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import type { RedisConnection } from '../redis-client.ts';
-import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
+import { UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
@@ -20,6 +18,7 @@ import type { Storage } from '../storage/index.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
+import { throughBackupGates, type BackupGates } from './backup-gates.ts';
 import { discardEarlierAttempts, startBackupAttempt } from './backup-attempts.ts';
 import { driftSincePrevious } from '../drift/index.ts';
 import { driftSinceMessage } from '../notifications/drift-messages.ts';
@@ -34,8 +33,8 @@ export interface BackupWorkerDeps {
   copies?: Storage[];
   log: Logger;
   now?: () => Date;
-  /** One backup per target across every worker (jobs/redis-lock.ts); without it (unit tests) no lock is taken. */
-  lock?: { redis: RedisConnection; prefix: string; retryMs?: number };
+  /** One backup per target, and a limit per database server, across every worker (backup-gates.ts); without it (unit tests) neither. */
+  lock?: BackupGates;
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
   progressIntervalMs?: number;
   /** Where a pre-migration backup hands on: its restore test, or (failed) its checklist. */
@@ -54,20 +53,7 @@ export function backupProcessor(deps: BackupWorkerDeps) {
     deps,
     async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
       if (!deps.lock) return run(job, signal);
-      const key = backupLockKey(deps.lock.prefix, job.data.target);
-      const lock = await tryRedisLock(deps.lock.redis, key, job.id ?? 'unknown');
-      if (!lock) {
-        // Another backup of this target is running (a schedule's beside a manual one): wait for it, quietly.
-        const holder = await deps.lock.redis.get(key);
-        deps.log.info({ jobId: job.id, target: job.data.target, holder }, 'another backup of this target is running; this one waits');
-        await job.moveToDelayed(Date.now() + (deps.lock.retryMs ?? 30_000), token);
-        throw new DelayedError();
-      }
-      try {
-        return await run(job, signal);
-      } finally {
-        await lock.release();
-      }
+      return throughBackupGates(deps.lock, { config: deps.config, job, token, log: deps.log }, () => run(job, signal));
     },
   );
 }

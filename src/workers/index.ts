@@ -8,7 +8,7 @@ import { dropLeftoverScratchDatabases } from '../postgres/restore/index.ts';
 import { backupProcessor, lostBackupHandler } from './backup-worker.ts';
 import { watchLostJobs } from './lost-jobs.ts';
 import { removeAbandonedBackups } from './backup-attempts.ts';
-import { stallOptions } from './stall-settings.ts';
+import { stallOptions, workerName } from './stall-settings.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
@@ -156,7 +156,7 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
     QUEUE.backup,
     backupProcessor(backupDeps),
     // A dump holds a lock renewed while the event loop runs; hours-long children are fine.
-    { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? 2, ...stall },
+    { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? config.backupConcurrency, name: workerName(), ...stall },
   );
   const restoreTestDeps = {
     config,

@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+
 /**
  * How soon a job whose worker died (SIGKILL, OOM, host lost) is retried: BullMQ's lock on a running job and its
  * stalled-job check. Measured here (BullMQ 6.7, 2026-12, 2 busy cores): a worker process that holds a job is
@@ -36,3 +38,6 @@ export function stallOptions(o: { lockDurationMs?: number | undefined; stalledIn
     maxStalledCount: o.maxStalledCount ?? 1,
   };
 }
+
+/** The name a worker gives BullMQ, which records it on each job it runs (`processedBy`): which host and process ran what. */
+export const workerName = () => `${hostname()}:${process.pid}`;
