@@ -61,3 +61,13 @@ export async function startBotProcess(verb: 'bot' | 'worker' | 'all', env: Recor
     },
   };
 }
+
+/**
+ * A cron pattern (UTC) that fires once in the next minutes: the first whole minute at least `leadMs` away, daily.
+ * A test that needs a scheduled job to fire sees it once, and no second round loads the machine after it.
+ */
+export function nextMinuteCron(leadMs = 20_000, now = Date.now()): { cron: string; at: number } {
+  const at = Math.ceil((now + leadMs) / 60_000) * 60_000;
+  const d = new Date(at);
+  return { cron: `${d.getUTCMinutes()} ${d.getUTCHours()} * * *`, at };
+}
