@@ -117,7 +117,18 @@ async function main(): Promise<void> {
         () => false,
       ),
     );
+    let botOut = '';
+    bot.all?.on('data', (c: Buffer) => (botOut += c.toString()).length > 100_000 && (botOut = botOut.slice(-50_000)));
     const url = `http://127.0.0.1:${port}/slack/events`;
+    // Slack's port opens after /healthz's: the first answered command is the warm-up.
+    await until('the Slack port', 60_000, async () =>
+      fire(url, burstRequests(SIGNING_SECRET, 'help', ['U0ONCALL'])).then(
+        () => true,
+        () => false,
+      ),
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}; the bot said:\n${botOut.slice(-3000)}`);
+    });
     const rows: string[] = [];
     for (const text of ['status', 'list', 'health']) {
       await fire(url, burstRequests(SIGNING_SECRET, text, ['U0ONCALL'])); // warm-up

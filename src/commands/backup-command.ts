@@ -226,7 +226,10 @@ async function auditReply({ deps }: Ask, req: Request<'audit'>): Promise<Reply> 
 async function statusReply({ deps }: Ask): Promise<Reply> {
   const [jobs, held] = await withDeadline(2500, Promise.all([formatQueueStatus(deps.queue), heldSchedulers(deps.schedulers)]), 'reading the job queue');
   // The plan from the config against what Redis holds (workers keep them in step: workers/plan-keeper.ts).
-  const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone);
   const wal = deps.redis ? await withDeadline(1000, walStatusLines(deps.config, deps.redis), 'reading the WAL streams') : [];
-  return { text: `${jobs}\n\n${schedules}${wal.length ? `\n\n${wal.join('\n')}` : ''}`.slice(0, 3900) };
+  const walText = wal.length ? `\n\n${wal.join('\n')}` : '';
+  // The schedules get what the jobs and WAL streams leave of one answer: a fleet's are summed up, not cut off.
+  const room = 3900 - jobs.length - walText.length - 2;
+  const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone, Math.max(room, 600));
+  return { text: `${jobs}\n\n${schedules}${walText}`.slice(0, 3900) };
 }

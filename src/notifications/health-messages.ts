@@ -95,16 +95,46 @@ export function conditionCleared(target: string, r: ConditionResult, since: stri
 }
 
 /** `/backup health`: every condition of every target, with its evidence and since when it is in that state. */
-export function healthOverview(perTarget: Array<{ target: string; results: ConditionResult[]; stored: Record<string, StoredCondition> }>): string {
-  return perTarget
-    .map(({ target, results, stored }) => {
-      const lines = results.map((r) => {
-        const since = stored[r.condition]?.status === r.status ? stored[r.condition]?.since : undefined;
-        // A quiet failure (nothing paged: a first backup not yet due, a slot that could not be read) is a warning to read.
-        const icon = r.status === 'ok' ? ':white_check_mark:' : r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:';
-        return `${icon} ${conditionHeading(r)}: ${escapeMrkdwn(r.evidence)}${since ? ` _(since ${formatTime(since)})_` : ''}`;
-      });
-      return `*${target}*\n${lines.join('\n')}`;
-    })
-    .join('\n\n');
+/** What one Slack answer holds comfortably (its text is cut at 40,000 characters; the bot's answers stay near 4,000). */
+const ANSWER_CHARS = 3900;
+
+type TargetHealth = { target: string; results: ConditionResult[]; stored: Record<string, StoredCondition> };
+
+/**
+ * `/backup health`: every condition of every target with its evidence, while that fits one answer. A fleet's does
+ * not (200 targets made 190,000 characters): then the healthy targets are counted, and only the conditions that
+ * fail are shown, target by target, as many as fit; the rest are named. `/backup health <target>` shows one in full.
+ */
+export function healthOverview(perTarget: TargetHealth[], limit = ANSWER_CHARS): string {
+  const full = perTarget.map((t) => `*${t.target}*\n${t.results.map((r) => conditionLine(r, t.stored)).join('\n')}`).join('\n\n');
+  if (full.length <= limit) return full;
+  const troubled = perTarget.filter((t) => t.results.some((r) => r.status !== 'ok'));
+  const head = `*${perTarget.length} targets:* ${perTarget.length - troubled.length} healthy, ${troubled.length} with problems. Every condition of one target: \`/backup health <target>\`.`;
+  const blocks: string[] = [];
+  let used = head.length;
+  for (const [i, t] of troubled.entries()) {
+    const block = `*${t.target}*\n${t.results
+      .filter((r) => r.status !== 'ok')
+      .map((r) => conditionLine(r, t.stored))
+      .join('\n')}`;
+    const rest = troubled.slice(i + 1);
+    // Room is kept for the line naming the targets not shown.
+    if (used + block.length + 2 > limit - 300) {
+      const names = troubled.slice(i).map((x) => x.target);
+      const shown = names.join(', ').slice(0, 250);
+      blocks.push(`_…and ${names.length} more with problems: ${shown}${shown.length < names.join(', ').length ? '…' : ''}_`);
+      break;
+    }
+    blocks.push(block);
+    used += block.length + 2;
+    if (rest.length === 0) break;
+  }
+  return [head, ...blocks].join('\n\n');
+}
+
+function conditionLine(r: ConditionResult, stored: Record<string, StoredCondition>): string {
+  const since = stored[r.condition]?.status === r.status ? stored[r.condition]?.since : undefined;
+  // A quiet failure (nothing paged: a first backup not yet due, a slot that could not be read) is a warning to read.
+  const icon = r.status === 'ok' ? ':white_check_mark:' : r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:';
+  return `${icon} ${conditionHeading(r)}: ${escapeMrkdwn(r.evidence)}${since ? ` _(since ${formatTime(since)})_` : ''}`;
 }

@@ -29,8 +29,41 @@ export function scheduleStatus(plan: readonly PlannedScheduler[], now: Date, cou
   });
 }
 
-/** Plain mrkdwn lines grouped by target, bot-wide jobs last; times carry their UTC offset (DST-proof). */
-export function formatScheduleStatus(rows: readonly ScheduleStatusRow[], tz: string): string {
+/**
+ * Plain mrkdwn lines grouped by target, bot-wide jobs last; times carry their UTC offset (DST-proof). Longer than
+ * `limit` (a fleet's hundreds of schedules), a summary instead: how many, the soonest runs, and every schedule
+ * Redis lacks, as many as fit.
+ */
+export function formatScheduleStatus(rows: readonly ScheduleStatusRow[], tz: string, limit = Number.POSITIVE_INFINITY): string {
+  const full = fullScheduleStatus(rows, tz);
+  return full.length <= limit ? full : scheduleSummary(rows, tz, limit);
+}
+
+function scheduleSummary(rows: readonly ScheduleStatusRow[], tz: string, limit: number): string {
+  const targets = new Set(rows.map((r) => r.target).filter((t) => t !== null)).size;
+  const missing = rows.filter((r) => r.inRedis === false);
+  const line = (r: ScheduleStatusRow, verb: string) => {
+    const next = r.next[0] ? formatInZone(r.next[0], tz) : 'no next run';
+    return `• ${r.target ?? 'all targets'}: ${r.label} — ${verb} ${next}`;
+  };
+  const soonest = rows
+    .filter((r) => r.inRedis !== false && r.next[0])
+    .sort((a, b) => (a.next[0]?.getTime() ?? 0) - (b.next[0]?.getTime() ?? 0))
+    .slice(0, 5);
+  const parts = [
+    `Schedules (times in ${tz}): ${rows.length} for ${targets} targets, ${missing.length === 0 ? 'all in Redis' : `:warning: *${missing.length} missing from Redis: they will not run* until a worker restores them`}.`,
+    `Next:\n${soonest.map((r) => line(r, 'next')).join('\n')}`,
+  ];
+  let text = parts.join('\n');
+  for (const [i, r] of missing.entries()) {
+    const add = `\n${line(r, 'not in Redis; planned next')}`;
+    if (text.length + add.length > limit - 80) return `${text}\n_…and ${missing.length - i} more missing from Redis._`;
+    text += add;
+  }
+  return text;
+}
+
+function fullScheduleStatus(rows: readonly ScheduleStatusRow[], tz: string): string {
   const groups = new Map<string, ScheduleStatusRow[]>();
   for (const row of rows) {
     const key = row.target ?? '';
