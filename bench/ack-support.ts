@@ -32,7 +32,7 @@ export interface Answer {
  * `/backup <text>` from each user, form-encoded with the fields Slack sends and signed with Slack's v0 scheme:
  * HMAC-SHA256 of `v0:{timestamp}:{body}` (test/support/slack-requests.ts does the same for the tests).
  */
-export function burstRequests(signingSecret: string, text: string, users: string[]): SignedRequest[] {
+export function burstRequests(signingSecret: string, text: string, users: string[], responseUrl?: string): SignedRequest[] {
   const timestamp = String(Math.floor(Date.now() / 1000));
   return users.map((user) => {
     const body = new URLSearchParams({
@@ -47,7 +47,7 @@ export function burstRequests(signingSecret: string, text: string, users: string
       text,
       api_app_id: 'A0PGBBAPP',
       is_enterprise_install: 'false',
-      response_url: `https://hooks.slack.invalid/commands/T0BENCH/${randomBytes(6).toString('hex')}`,
+      response_url: responseUrl ?? `https://hooks.slack.invalid/commands/T0BENCH/${randomBytes(6).toString('hex')}`,
       trigger_id: `${Date.now()}.${randomBytes(8).toString('hex')}`,
     }).toString();
     const signature = `v0=${createHmac('sha256', signingSecret).update(`v0:${timestamp}:${body}`).digest('hex')}`;

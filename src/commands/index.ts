@@ -1,3 +1,4 @@
+import { toUserMessage } from '../errors.ts';
 import type { App, BlockAction, BlockButtonAction, CheckboxesAction } from '@slack/bolt';
 import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis-client.ts';
@@ -156,10 +157,14 @@ export function registerCommands(
     });
   }
   for (const [name, handle] of Object.entries(handlers)) {
-    app.command(name, async ({ command, ack }) => {
-      // Slack allows 3 s to ack; handlers only parse, enqueue or read, so the ack carries the answer itself.
+    app.command(name, async ({ command, ack, respond }) => {
+      // Slack allows 3 s to ack; handlers only parse, enqueue or read, so the ack carries the answer itself, or
+      // (a fleet's health) says it is coming and the answer replaces it through response_url.
       const reply = await handle({ text: command.text, userId: command.user_id, userName: command.user_name, channelId: command.channel_id });
       await ack({ response_type: 'ephemeral', text: reply.text, ...(reply.blocks ? { blocks: reply.blocks } : {}) });
+      if (!reply.later) return;
+      const full = await reply.later.catch((err: unknown) => ({ text: `:warning: ${toUserMessage(err)}` }));
+      await respond({ replace_original: true, response_type: 'ephemeral', text: full.text });
     });
   }
   for (const [actionId, handle] of Object.entries(actions)) {
