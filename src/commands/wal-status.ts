@@ -57,9 +57,11 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
     // The RPO as the health check judges it: measured against the archive, not the receiver's spool.
     const rpo = rpoCondition(t.name, now, s);
     lines.push(`   ${rpo.status === 'ok' ? '' : ':rotating_light: '}RPO: ${escapeMrkdwn(rpo.evidence)}`);
-    // The copy in S3 (S3_MODE=copy): what a restore on a new server reaches if the worker's disk is lost.
+    // The copy in S3 (S3_MODE=copy): what a restore on a new server reaches if the worker's disk is lost; or, with S3
+    // as the primary store, the spool's uploads, which are the archive itself.
     const offsite = walOffsiteCondition(t.name, now, s);
-    if (offsite) lines.push(`   ${offsite.status === 'ok' ? '' : ':warning: '}Off-site: ${escapeMrkdwn(offsite.evidence)}`);
+    const label = s.offsiteRole === 'primary' ? 'S3' : 'Off-site';
+    if (offsite) lines.push(`   ${offsite.status === 'ok' ? '' : ':warning: '}${label}: ${escapeMrkdwn(offsite.evidence)}`);
   }
   return lines.length ? ['*Point-in-time recovery (WAL archive)*', ...lines] : [];
 }

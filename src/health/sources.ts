@@ -2,7 +2,7 @@ import type { Config } from '../config.ts';
 import { encryptionRequired, type HealthSources } from './collect.ts';
 import { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 import { readWalHealthFacts } from './wal-facts.ts';
-import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
+import { archiveBases } from '../postgres/pitr/s3-archive.ts';
 
 /**
  * Health sources judged by the config's rules (thresholds per target, first-backup due dates, which targets must be
@@ -34,7 +34,7 @@ export function pitrSources(config: Pick<Config, 'targets' | 'backupDir'>): Pick
     baseBackups: async (target) => {
       const pitr = pitrOf(target);
       if (!pitr) return undefined;
-      const newest = (await listBaseBackups(config.backupDir, target)).at(-1);
+      const newest = (await archiveBases(config, target)).at(-1);
       return { newest: newest ? { id: newest.id, finishedAt: newest.finishedAt } : null, maxAgeHours: pitr.baseBackup?.maxAgeHours ?? 192 };
     },
   };

@@ -88,7 +88,8 @@ export function baseBackupFailed(req: BaseBackupRequestInfo, reason: string, esc
 export function baseBackupDetails(root: string, b: BaseBackupShown & { target: string }): ChannelMessage {
   const text = [
     `\`\`\`${root}/${b.target}/_base/${b.id}/${b.file}`,
-    `sha256 ${b.sha256} (${b.bytes} bytes, read back after writing)`,
+    // In S3 (S3_MODE=primary) the bytes are hashed on their way up and the object's size checked, not read back.
+    `sha256 ${b.sha256} (${b.bytes} bytes, ${root.startsWith('s3://') ? 'hashed as uploaded, size checked in S3' : 'read back after writing'})`,
     `WAL ${b.startLsn} to ${b.endLsn} on timeline ${b.timeline}, from the WAL archive`,
     `${b.pgBasebackupVersion}\`\`\``,
     `Restore to a point in time after ${b.finishedAt}: \`pg-backup-bot restore-pitr ${b.target} --time=… --data-dir=…\` on the new host.`,

@@ -7,8 +7,11 @@ import type { StoredWalState } from '../jobs/wal-state.ts';
 /** The off-site copy's part of the WAL state (jobs/wal-state.ts), as the last pass left it. */
 export type OffsiteState = Pick<
   StoredWalState,
-  'offsiteWhere' | 'offsiteNewest' | 'offsitePending' | 'offsiteCheckedAt' | 'offsiteError' | 'offsiteFailingSince'
->;
+  'offsiteWhere' | 'offsiteNewest' | 'offsitePending' | 'offsiteCheckedAt' | 'offsiteError' | 'offsiteFailingSince' | 'offsiteRole'
+> & {
+  /** S3_MODE=primary: when this worker first saw `offsiteNewest` in the bucket (its `lastArchivedAt`). */
+  newestSeenAt?: string;
+};
 
 /**
  * Copies the target's PITR archive to S3 every `everyMs` while this worker holds the WAL lease (one copier per
@@ -22,22 +25,30 @@ export function startOffsiteMirror(o: {
   everyMs: number;
   log: Logger;
   onState: (s: OffsiteState) => void;
+  /** S3_MODE=primary: the bucket is the archive, each local copy removed once its file is there (offsite-mirror.ts). */
+  primary?: boolean;
 }): { stop(): Promise<void> } {
   const stop = new AbortController();
   const memory = newMirrorMemory();
   let failingSince: string | undefined;
+  let newest: { name: string; at: string } | undefined;
   const where = o.remote.describe();
-  o.onState({ offsiteWhere: where, offsiteCheckedAt: new Date().toISOString() });
+  const role = o.primary ? { offsiteRole: 'primary' as const } : {};
+  o.onState({ offsiteWhere: where, offsiteCheckedAt: new Date().toISOString(), ...role });
   const loop = (async () => {
     while (!stop.signal.aborted) {
-      const pass = await mirrorOnce({ root: o.root, local: o.local, remote: o.remote, memory, signal: stop.signal });
+      const pass = await mirrorOnce({ root: o.root, local: o.local, remote: o.remote, memory, signal: stop.signal, primary: o.primary ?? false });
       const now = new Date().toISOString();
+      if (pass.newestWal && pass.newestWal !== newest?.name) newest = { name: pass.newestWal, at: now };
       if (pass.failure) {
         failingSince ??= now;
         o.log.warn({ err: pass.failure.message }, 'copying the WAL archive off-site failed; retrying');
       } else failingSince = undefined;
       if (pass.copiedWal + pass.copiedBases > 0) o.log.debug({ wal: pass.copiedWal, bases: pass.copiedBases, where }, 'copied PITR archive off-site');
+      if (pass.spoolRemoved > 0) o.log.debug({ removed: pass.spoolRemoved }, 'removed spooled files the bucket holds');
       o.onState({
+        ...role,
+        ...(newest ? { newestSeenAt: newest.at } : {}),
         offsiteWhere: where,
         ...(pass.newestWal ? { offsiteNewest: pass.newestWal } : {}),
         offsitePending: String(pass.pendingWal),

@@ -1,9 +1,12 @@
 import { createReadStream } from 'node:fs';
+import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
 import type { ArtifactWriter } from '../../storage/types.ts';
+import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import { streamVerified } from '../../storage/verified-stream.ts';
 import type { BaseBackup } from './base-backup.ts';
+import { rememberRemoteEntry } from './s3-archive.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { archivedBases, archivedWal } from './wal-index.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
@@ -13,6 +16,11 @@ import type { LocalWalStore, WalEntry } from './wal-store.ts';
  * is copied to the bucket, file first and its `.json` last, each file hashed on the way and compared with the sha256
  * it was archived with, so a file that rotted on disk is not copied as good. Deletions are not mirrored: retention
  * deletes in both places (pitr-retention.ts), and a wiped local disk never empties the bucket.
+ *
+ * With S3 as the primary store (S3_MODE=primary) the worker's disk is a spool: the same copy, and then the local
+ * file goes — its index entry first, then the file, so the local index names only what is still on disk — for every
+ * segment and base backup the bucket holds (copied now, or found there: a pass that died between the copy and the
+ * removal). What is not in the bucket is never removed; the receiver's `.partial` is not in `_wal/` at all.
  */
 
 export interface MirrorPass {
@@ -22,6 +30,8 @@ export interface MirrorPass {
   newestWal: string | null;
   pendingWal: number;
   pendingBases: number;
+  /** S3_MODE=primary: local copies removed in this pass, their files being in the bucket. */
+  spoolRemoved: number;
   failure: Error | null;
 }
 
@@ -52,9 +62,11 @@ export async function mirrorOnce(o: {
   remote: S3PitrStore;
   memory: MirrorMemory;
   signal?: AbortSignal;
+  /** S3_MODE=primary: remove each local copy once its file is in the bucket. */
+  primary?: boolean;
 }): Promise<MirrorPass> {
   const m = o.memory;
-  const pass: MirrorPass = { copiedWal: 0, copiedBases: 0, newestWal: null, pendingWal: 0, pendingBases: 0, failure: null };
+  const pass: MirrorPass = { copiedWal: 0, copiedBases: 0, newestWal: null, pendingWal: 0, pendingBases: 0, spoolRemoved: 0, failure: null };
   const failed = (err: unknown, pending: { wal: number; bases: number }): MirrorPass => ({
     ...pass,
     pendingWal: pending.wal,
@@ -77,18 +89,26 @@ export async function mirrorOnce(o: {
   }
   const missingBases = bases.filter((b) => !m.bases?.has(b.id));
   const missingWal = wal.filter((e) => !m.wal?.has(e.name));
+  // In the bucket already (memory says so), yet still on disk: a pass that died before removing them.
+  const spoolBases = o.primary ? bases.filter((b) => m.bases?.has(b.id)) : [];
+  const spoolWal = o.primary ? wal.filter((e) => m.wal?.has(e.name)) : [];
   try {
+    for (const b of spoolBases) pass.spoolRemoved += await removeLocalBase(o.root, b);
+    for (const e of spoolWal) pass.spoolRemoved += await removeLocalWal(o.local, e);
     for (const b of missingBases) {
       if (o.signal?.aborted) break;
       await copyBase(o.root, o.remote, b);
       m.bases.add(b.id);
       pass.copiedBases++;
+      if (o.primary) pass.spoolRemoved += await removeLocalBase(o.root, b);
     }
     for (const e of missingWal) {
       if (o.signal?.aborted) break;
       await copyWal(o.local, o.remote, e);
       m.wal.add(e.name);
+      rememberRemoteEntry(o.remote, e);
       pass.copiedWal++;
+      if (o.primary) pass.spoolRemoved += await removeLocalWal(o.local, e);
     }
   } catch (err) {
     pass.failure = err instanceof Error ? err : new Error(String(err));
@@ -110,4 +130,24 @@ async function copyBase(root: string, remote: S3PitrStore, b: BaseBackup): Promi
 
 async function copyWal(local: LocalWalStore, remote: S3PitrStore, e: WalEntry): Promise<void> {
   await remote.putWal(e, (w) => copyChecked(join(local.dir, e.file), e, w, `WAL ${e.name}`));
+}
+
+const ignoreGone = (err: unknown) => {
+  if (errnoCode(err) !== 'ENOENT') throw err;
+};
+
+/** The spool's copy of a segment in the bucket: entry, then file (the local index never names a file that is gone). */
+async function removeLocalWal(local: LocalWalStore, e: WalEntry): Promise<number> {
+  await unlink(join(local.dir, `${e.name}.json`)).catch(ignoreGone);
+  await fsyncDir(local.dir);
+  await rm(join(local.dir, e.file), { force: true });
+  return 1;
+}
+
+/** The spool's copy of a base backup in the bucket: its base.json first, then the directory. */
+async function removeLocalBase(root: string, b: BaseBackup): Promise<number> {
+  const dir = join(root, b.target, '_base', b.id);
+  await unlink(join(dir, 'base.json')).catch(ignoreGone);
+  await rm(dir, { recursive: true, force: true });
+  return 1;
 }

@@ -44,6 +44,12 @@ export interface RpoMonitorOptions extends ArchiveOptions {
   sampleMs?: number;
   /** The most often the partial segment is stored (default min(objective / 4, 30 s), at least 1 s). */
   partialEveryMs?: number;
+  /**
+   * S3_MODE=primary: the archive is the bucket and `store` only the spool, so the archived position is the newest
+   * segment there (`newestArchived`, and `newestAtStart` for what earlier runs uploaded); the partial segment is not
+   * snapshotted, because a snapshot on the worker's disk is not in the archive.
+   */
+  inS3?: { newestAtStart(): Promise<string | null> };
 }
 
 /**
@@ -74,6 +80,11 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
 
   // What an earlier run archived counts from the start: the newest segment and snapshot in the store.
   const init = async () => {
+    if (o.inS3) {
+      const newest = await o.inS3.newestAtStart();
+      if (newest) fullEnd = segmentEndLsn(newest);
+      return;
+    }
     const [full, partial] = await Promise.all([o.store.list(), o.partials.list()]);
     const newest = full.filter((e) => !e.name.endsWith('.history')).at(-1);
     if (newest) fullEnd = segmentEndLsn(newest.name);
@@ -82,7 +93,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
 
   const snapshot = async (pos: ServerPosition) => {
     const flushed = pos.flushed;
-    if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd || Date.now() - lastSnapshot < every) return;
+    if (o.inS3 || flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd || Date.now() - lastSnapshot < every) return;
     const name = (await readdirIfExists(o.spool)).find((n) => PARTIAL_WAL.test(n));
     if (!name) return;
     try {

@@ -72,7 +72,8 @@ export class S3PitrStore {
     const objects = await this.#s3.list(`${this.#root}_wal/`, 'list the WAL archive');
     const files = new Map(objects.map((o) => [o.key.slice(`${this.#root}_wal/`.length), o.size]));
     const out: RemoteWal[] = [];
-    for (const name of [...files.keys()].filter((k) => k.endsWith('.json')).map((k) => k.slice(0, -'.json'.length))) {
+    // Only the archive's own files: nothing under a deeper prefix is a segment.
+    for (const name of [...files.keys()].filter((k) => k.endsWith('.json') && !k.includes('/')).map((k) => k.slice(0, -'.json'.length))) {
       const file = [`${name}.zst.age`, `${name}.zst`].find((f) => files.has(f)) ?? null;
       out.push({ name, file, fileBytes: file === null ? null : (files.get(file) ?? null) });
     }
@@ -118,8 +119,17 @@ export class S3PitrStore {
   }
 
   async putBase(b: BaseBackup, write: (w: ArtifactWriter) => Promise<void>): Promise<void> {
-    const writer = this.#writer(this.#key('_base', b.id, b.file), `base backup ${b.id}`);
-    await write(writer);
+    await write(this.baseWriter(b.id, b.file));
+    await this.recordBase(b);
+  }
+
+  /** A multipart upload of a base backup's file (16 MiB parts, two at once): nothing the size of the cluster on disk. */
+  baseWriter(id: string, file: string): ArtifactWriter {
+    return this.#writer(this.#key('_base', id, file), `base backup ${id}`);
+  }
+
+  /** The record, once S3 says the file has the recorded size: from then on the base backup is in S3. */
+  async recordBase(b: BaseBackup): Promise<void> {
     const size = await this.#s3.size(this.#key('_base', b.id, b.file), `check base backup ${b.id}`);
     if (size !== b.bytes) throw new BotError('storage_failed', `Base backup ${b.id} has ${size ?? 'no'} bytes in ${this.describe()}, not ${b.bytes}.`);
     await this.#s3.writeText(this.#key('_base', b.id, 'base.json'), `${JSON.stringify(b, null, 2)}\n`, `record base backup ${b.id}`);
@@ -138,14 +148,20 @@ export class S3PitrStore {
   }
 }
 
-/** The S3 copy of a target's PITR archive when S3 is configured as a copy (S3_MODE=copy); null otherwise. */
+/**
+ * A target's PITR archive in S3, when S3 is configured: its copy (S3_MODE=copy, the archive itself on the worker's
+ * disk) or the archive itself (S3_MODE=primary, the worker's disk only a spool). Null without S3.
+ */
 export function s3PitrStore(
   config: Pick<Config, 's3'>,
   target: string,
   o: { log?: Logger | undefined; client?: S3Client; credentials?: S3ClientOptions['credentials'] } = {},
 ): S3PitrStore | null {
   const s3 = config.s3;
-  if (s3?.mode !== 'copy') return null;
+  if (!s3) return null;
   const client = o.client ?? createS3Client({ region: s3.region, endpoint: s3.endpoint, forcePathStyle: s3.forcePathStyle, credentials: o.credentials });
   return new S3PitrStore(client, s3.bucket, s3.prefix, target, o.log);
 }
+
+/** Whether S3 is the PITR archive itself (S3_MODE=primary): what is only on the worker's disk is not archived. */
+export const pitrInS3 = (config: Pick<Config, 's3'>): boolean => config.s3?.mode === 'primary';

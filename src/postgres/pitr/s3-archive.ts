@@ -1,0 +1,76 @@
+import type { Config } from '../../config-types.ts';
+import type { Logger } from '../../logger.ts';
+import { mapLimit } from '../../storage/s3-objects.ts';
+import type { BaseBackup } from './base-backup.ts';
+import { pitrInS3, type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
+import { listBaseBackups } from './pitr-restore.ts';
+import { LocalWalStore, type WalEntry } from './wal-store.ts';
+
+/**
+ * The PITR archive as S3 holds it, for the readers that judge it (window, gaps, `/backup list`, health, restores,
+ * retention) when S3 is the primary store (S3_MODE=primary): one listing says which segments are there (entry and
+ * file both, the file of the size its entry records), and their entries are read from S3. An entry is written once
+ * and never changed, so each process reads it once and keeps it (by bucket, prefix, name and its object's size):
+ * the first reading in a process costs one GET per segment (32 at a time), later ones a listing and the new entries.
+ */
+
+const known = new Map<string, WalEntry>();
+const keyOf = (remote: S3PitrStore, name: string) => `${remote.describe()}/${name}`;
+
+/** What this process uploaded itself (offsite-mirror.ts) need not be read back to be known. */
+export function rememberRemoteEntry(remote: S3PitrStore, entry: WalEntry): void {
+  known.set(keyOf(remote, entry.name), entry);
+}
+
+export interface RemoteArchive {
+  bases: BaseBackup[];
+  wal: WalEntry[];
+}
+
+/** Every WAL file and base backup in S3 that a recovery could use, in the shapes the local archive's readers take. */
+export async function remoteArchive(remote: S3PitrStore): Promise<RemoteArchive> {
+  const [bases, listed] = await Promise.all([remote.listBases(), remote.listWal()]);
+  const present = listed.filter((w) => w.file !== null);
+  const unread = present.filter((w) => !known.has(keyOf(remote, w.name)));
+  await mapLimit(unread, 32, async (w) => {
+    const e = await remote.walEntry(w.name);
+    if (e) known.set(keyOf(remote, w.name), e);
+  });
+  const wal = present.flatMap((w) => {
+    const e = known.get(keyOf(remote, w.name));
+    // A file cut short, or another file than the entry names, cannot be fetched as recorded: a gap.
+    return e && e.file === w.file && e.bytes === w.fileBytes ? [e] : [];
+  });
+  return { bases, wal };
+}
+
+/** The S3 store when S3 is the PITR archive itself (S3_MODE=primary), else null: the archive is BACKUP_DIR. */
+export function primaryPitrStore(config: Pick<Config, 's3'>, target: string, o: { log?: Logger | undefined } = {}): S3PitrStore | null {
+  return pitrInS3(config) ? s3PitrStore(config, target, o) : null;
+}
+
+/** `fn` with the primary store of a target, its client closed after. */
+export async function withPrimaryStore<T>(config: Pick<Config, 's3'>, target: string, fn: (remote: S3PitrStore) => Promise<T>): Promise<T | null> {
+  const remote = primaryPitrStore(config, target);
+  if (!remote) return null;
+  try {
+    return await fn(remote);
+  } finally {
+    remote.client.destroy();
+  }
+}
+
+/** The base backups of a target where the archive is: the bucket (S3_MODE=primary) or BACKUP_DIR. Oldest first. */
+export async function archiveBases(config: Pick<Config, 's3' | 'backupDir'>, target: string): Promise<BaseBackup[]> {
+  return (await withPrimaryStore(config, target, (r) => r.listBases())) ?? (await listBaseBackups(config.backupDir, target));
+}
+
+/** The WAL a base backup's check waits for (base-wal.ts), where the archive is: only what the bucket holds counts there. */
+export function archiveWalList(config: Pick<Config, 's3' | 'backupDir'>, target: string): { list(): Promise<WalEntry[]>; close(): void } {
+  const remote = primaryPitrStore(config, target);
+  if (!remote) {
+    const local = new LocalWalStore(config.backupDir, target);
+    return { list: () => local.list(), close: () => undefined };
+  }
+  return { list: async () => (await remoteArchive(remote)).wal, close: () => remote.client.destroy() };
+}
