@@ -21,6 +21,7 @@ import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { awaitBaseWal } from '../postgres/pitr/base-wal.ts';
 import { takeBaseBackup } from '../postgres/pitr/take-base-backup.ts';
 import { archiveWalList } from '../postgres/pitr/s3-archive.ts';
+import { pitrArchiveRoot } from '../postgres/pitr/s3-pitr-store.ts';
 import { openAnchor } from './anchor.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
@@ -123,10 +124,7 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
       });
     const ref = await say.finish(anchor, baseBackupSucceeded(req, b, wal));
     // Where it is stored: the bucket when S3 is the primary store, else BACKUP_DIR.
-    const s3 = deps.config.s3;
-    const where =
-      s3?.mode === 'primary' ? `s3://${s3.bucket}${s3.prefix.replace(/^\/*(.*?)\/*$/, (_m, p: string) => (p ? `/${p}` : ''))}` : deps.config.backupDir;
-    await say.reply(ref, baseBackupDetails(where, b));
+    await say.reply(ref, baseBackupDetails(pitrArchiveRoot(deps.config), b));
     if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
     return { baseBackupId: b.id };
   } catch (err) {

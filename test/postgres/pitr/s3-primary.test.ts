@@ -11,7 +11,9 @@ import { walOffsiteCondition } from '../../../src/health/offsite-condition.ts';
 import { rpoCondition } from '../../../src/health/rpo-condition.ts';
 import { readArchiveFacts } from '../../../src/health/wal-facts.ts';
 import { readWalState } from '../../../src/jobs/wal-state.ts';
+import { awaitBaseWal } from '../../../src/postgres/pitr/base-wal.ts';
 import { parseLsn, segmentEndLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { archiveWalList } from '../../../src/postgres/pitr/s3-archive.ts';
 import { pitrRetentionTargets, runPitrRetention } from '../../../src/postgres/pitr/pitr-retention.ts';
 import { runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
@@ -118,6 +120,10 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
       expect(bases.map((b) => b.id)).toEqual([expect.stringMatching(/^app-base-/)]);
       expect(bases[0]?.encryption).toBe('age');
       expect(await readdir(join(dir, 'worker-disk', 'app', '_base')).catch(() => [])).toEqual([]);
+      // Recoverable once its WAL is in the bucket, as the base-backup worker judges it before calling it good.
+      const archived = archiveWalList(config, 'app');
+      const wal = await awaitBaseWal(archived, bases[0] as NonNullable<(typeof bases)[0]>, { timeoutMs: 60_000, pollMs: 200 }).finally(() => archived.close());
+      expect(wal).toEqual({ state: 'archived' });
     } finally {
       remote.client.destroy();
     }
@@ -270,7 +276,11 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
   }, 180_000);
 
   it('retention plans on the bucket and deletes there', async () => {
-    await takeBaseBackup(config, target(), { reserveWal: true });
+    // The CLI, as an operator runs it: straight into the bucket.
+    const taken = await cli(['base-backup', 'app'], env);
+    expect(taken.exitCode, taken.stderr).toBe(0);
+    expect(taken.stderr).toContain('Base backup of app to s3://pgbb-primary/pgbb …');
+    expect(taken.stdout).toMatch(/sha256 +[0-9a-f]{64} \(hashed as uploaded, size checked in S3\)/);
     await inS3(await switchSegment('after-second-base'));
     const remote = bucket();
     try {
