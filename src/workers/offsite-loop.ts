@@ -11,6 +11,8 @@ export type OffsiteState = Pick<
 > & {
   /** S3_MODE=primary: when this worker first saw `offsiteNewest` in the bucket (its `lastArchivedAt`). */
   newestSeenAt?: string;
+  /** S3_MODE=primary: where the newest partial snapshot uploaded reaches (for the RPO; not stored in Redis). */
+  partialEnd?: string;
 };
 
 /**
@@ -32,6 +34,7 @@ export function startOffsiteMirror(o: {
   const memory = newMirrorMemory();
   let failingSince: string | undefined;
   let newest: { name: string; at: string } | undefined;
+  let partialEnd: string | undefined;
   const where = o.remote.describe();
   const role = o.primary ? { offsiteRole: 'primary' as const } : {};
   o.onState({ offsiteWhere: where, offsiteCheckedAt: new Date().toISOString(), ...role });
@@ -40,6 +43,8 @@ export function startOffsiteMirror(o: {
       const pass = await mirrorOnce({ root: o.root, local: o.local, remote: o.remote, memory, signal: stop.signal, primary: o.primary ?? false });
       const now = new Date().toISOString();
       if (pass.newestWal && pass.newestWal !== newest?.name) newest = { name: pass.newestWal, at: now };
+      // Kept through a failed pass: what was uploaded is still in the bucket.
+      partialEnd = pass.partialEnd ?? partialEnd;
       if (pass.failure) {
         failingSince ??= now;
         o.log.warn({ err: pass.failure.message }, 'copying the WAL archive off-site failed; retrying');
@@ -49,6 +54,7 @@ export function startOffsiteMirror(o: {
       o.onState({
         ...role,
         ...(newest ? { newestSeenAt: newest.at } : {}),
+        ...(partialEnd ? { partialEnd } : {}),
         offsiteWhere: where,
         ...(pass.newestWal ? { offsiteNewest: pass.newestWal } : {}),
         offsitePending: String(pass.pendingWal),

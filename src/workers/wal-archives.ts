@@ -4,6 +4,7 @@ import type { Config, TargetConfig } from '../config.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
 import { rpoCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
+import { parseLsn } from '../postgres/pitr/lsn.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
@@ -119,7 +120,7 @@ export async function startWalArchives(o: {
     const inS3 = pitrInS3(o.config);
     // S3_MODE=primary: archived means in the bucket, so the newest segment there is the archive's newest.
     const stored = (s: WalArchiveState): StoredWalState => {
-      const { newestSeenAt, ...rest } = offsite;
+      const { newestSeenAt, partialEnd: _inBucket, ...rest } = offsite;
       const base = { ...storedWalState(s, holder, rpo, objective), ...rest };
       if (!inS3) return base;
       const { lastArchived: _spooled, lastArchivedAt: _at, ...others } = base;
@@ -148,7 +149,7 @@ export async function startWalArchives(o: {
         partials: new PartialWalStore(o.config.backupDir, t.name),
         objectiveSeconds: objective,
         newestArchived: () => (inS3 ? (offsite.offsiteNewest ?? null) : (archive.state().lastArchived?.name ?? null)),
-        ...(inS3 && remote ? { inS3: { newestAtStart: () => newestInBucket(remote) } } : {}),
+        ...(inS3 && remote ? { inS3: { newestAtStart: () => newestInBucket(remote), partialEnd: () => parseLsn(offsite.partialEnd ?? '0/0') } } : {}),
         receiverUp: () => archive.state().receiver.up,
         onState: (r) => {
           rpo = r;

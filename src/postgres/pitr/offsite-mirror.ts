@@ -6,6 +6,8 @@ import type { ArtifactWriter } from '../../storage/types.ts';
 import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import { streamVerified } from '../../storage/verified-stream.ts';
 import type { BaseBackup } from './base-backup.ts';
+import { mirrorPartials } from './offsite-partials.ts';
+import { type PartialEntry, PartialWalStore } from './partial-store.ts';
 import { rememberRemoteEntry } from './s3-archive.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { archivedBases, archivedWal } from './wal-index.ts';
@@ -21,6 +23,7 @@ import type { LocalWalStore, WalEntry } from './wal-store.ts';
  * file goes — its index entry first, then the file, so the local index names only what is still on disk — for every
  * segment and base backup the bucket holds (copied now, or found there: a pass that died between the copy and the
  * removal). What is not in the bucket is never removed; the receiver's `.partial` is not in `_wal/` at all.
+ * The partial segment's newest snapshot is uploaded after the whole segments (offsite-partials.ts).
  */
 
 export interface MirrorPass {
@@ -32,6 +35,8 @@ export interface MirrorPass {
   pendingBases: number;
   /** S3_MODE=primary: local copies removed in this pass, their files being in the bucket. */
   spoolRemoved: number;
+  /** S3_MODE=primary: where the newest partial snapshot in the bucket reaches (offsite-partials.ts), if any. */
+  partialEnd: string | null;
   failure: Error | null;
 }
 
@@ -39,9 +44,10 @@ export interface MirrorPass {
 export interface MirrorMemory {
   wal: Set<string> | null;
   bases: Set<string> | null;
+  partials: Map<string, PartialEntry> | null;
 }
 
-export const newMirrorMemory = (): MirrorMemory => ({ wal: null, bases: null });
+export const newMirrorMemory = (): MirrorMemory => ({ wal: null, bases: null, partials: null });
 
 /** A local file into `writer`, committed only when its bytes are the ones archived (size and sha256). */
 async function copyChecked(path: string, expected: { bytes: number; sha256: string }, writer: ArtifactWriter, what: string): Promise<void> {
@@ -66,7 +72,7 @@ export async function mirrorOnce(o: {
   primary?: boolean;
 }): Promise<MirrorPass> {
   const m = o.memory;
-  const pass: MirrorPass = { copiedWal: 0, copiedBases: 0, newestWal: null, pendingWal: 0, pendingBases: 0, spoolRemoved: 0, failure: null };
+  const pass: MirrorPass = { copiedWal: 0, copiedBases: 0, newestWal: null, pendingWal: 0, pendingBases: 0, spoolRemoved: 0, partialEnd: null, failure: null };
   const failed = (err: unknown, pending: { wal: number; bases: number }): MirrorPass => ({
     ...pass,
     pendingWal: pending.wal,
@@ -109,6 +115,11 @@ export async function mirrorOnce(o: {
       rememberRemoteEntry(o.remote, e);
       pass.copiedWal++;
       if (o.primary) pass.spoolRemoved += await removeLocalWal(o.local, e);
+    }
+    // After every whole segment is up (a failure above skips this): the snapshot of the one being written.
+    if (o.primary && !o.signal?.aborted) {
+      const partials = new PartialWalStore(o.root, o.remote.target);
+      pass.partialEnd = (await mirrorPartials({ local: partials, remote: o.remote, wholeInBucket: m.wal, memory: m, signal: o.signal })).walEnd;
     }
   } catch (err) {
     pass.failure = err instanceof Error ? err : new Error(String(err));

@@ -100,6 +100,11 @@ export class PartialWalStore {
  */
 export async function recoverableWal(root: string, target: string): Promise<WalEntry[]> {
   const [full, partial] = await Promise.all([archivedWal(new LocalWalStore(root, target)), new PartialWalStore(root, target).list()]);
+  return withPartials(full, partial);
+}
+
+/** Whole segments, and the partial snapshot of each segment not archived whole, as of the time its WAL reaches. */
+export function withPartials(full: WalEntry[], partial: PartialEntry[]): WalEntry[] {
   const have = new Set(full.map((e) => e.name));
   const extra = partial.filter((p) => !have.has(p.name)).map((p): WalEntry => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt }));
   return [...full, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

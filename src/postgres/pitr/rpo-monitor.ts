@@ -46,10 +46,10 @@ export interface RpoMonitorOptions extends ArchiveOptions {
   partialEveryMs?: number;
   /**
    * S3_MODE=primary: the archive is the bucket and `store` only the spool, so the archived position is the newest
-   * segment there (`newestArchived`, and `newestAtStart` for what earlier runs uploaded); the partial segment is not
-   * snapshotted, because a snapshot on the worker's disk is not in the archive.
+   * segment there (`newestArchived`, and `newestAtStart` for what earlier runs uploaded) or the newest snapshot of the
+   * partial segment there (`partialEnd`: snapshots are still taken on the worker's disk, but count once uploaded).
    */
-  inS3?: { newestAtStart(): Promise<string | null> };
+  inS3?: { newestAtStart(): Promise<string | null>; partialEnd(): bigint };
 }
 
 /**
@@ -80,12 +80,9 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
 
   // What an earlier run archived counts from the start: the newest segment and snapshot in the store.
   const init = async () => {
-    if (o.inS3) {
-      const newest = await o.inS3.newestAtStart();
-      if (newest) fullEnd = segmentEndLsn(newest);
-      return;
-    }
-    const [full, partial] = await Promise.all([o.store.list(), o.partials.list()]);
+    const newestInS3 = o.inS3 ? await o.inS3.newestAtStart() : null;
+    if (newestInS3) fullEnd = segmentEndLsn(newestInS3);
+    const [full, partial] = await Promise.all([o.inS3 ? [] : o.store.list(), o.partials.list()]);
     const newest = full.filter((e) => !e.name.endsWith('.history')).at(-1);
     if (newest) fullEnd = segmentEndLsn(newest.name);
     for (const p of partial) if (parseLsn(p.walEnd) > partialEnd) partialEnd = parseLsn(p.walEnd);
@@ -93,7 +90,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
 
   const snapshot = async (pos: ServerPosition) => {
     const flushed = pos.flushed;
-    if (o.inS3 || flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd || Date.now() - lastSnapshot < every) return;
+    if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd || Date.now() - lastSnapshot < every) return;
     const name = (await readdirIfExists(o.spool)).find((n) => PARTIAL_WAL.test(n));
     if (!name) return;
     try {
@@ -143,7 +140,9 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
     }
     tracker.add({ at: pos.at, lsn: pos.current });
     await snapshot(pos);
-    const archived = fullEnd > partialEnd ? fullEnd : partialEnd;
+    // S3_MODE=primary: a snapshot counts once it is in the bucket, not when it is on the worker's disk.
+    const counted = o.inS3 ? o.inS3.partialEnd() : partialEnd;
+    const archived = fullEnd > counted ? fullEnd : counted;
     const now = new Date();
     const reading = tracker.read(now, archived);
     const { error: _gone, behindSince: _was, ...rest } = state;

@@ -9,6 +9,7 @@ import { openS3Writer } from '../../storage/s3-writer.ts';
 import type { ArtifactWriter } from '../../storage/types.ts';
 import { TargetName } from '../../target-name.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
+import { type PartialEntry, PartialEntrySchema } from './partial-store.ts';
 import { type WalEntry, WalEntrySchema } from './wal-store.ts';
 
 /**
@@ -102,6 +103,44 @@ export class S3PitrStore {
   async removeWal(entry: Pick<WalEntry, 'name' | 'file'>): Promise<void> {
     await this.#s3.delete(this.#key('_wal', `${entry.name}.json`), `delete WAL ${entry.name}`);
     await this.#s3.delete(this.#key('_wal', entry.file), `delete WAL ${entry.name}`);
+  }
+
+  /**
+   * Snapshots of segments not archived whole (partial-store.ts), under `_wal/_partial/` (S3_MODE=primary): each
+   * `<segment>.json` names its file, uploaded first; only those whose file has the recorded size.
+   */
+  async listPartials(): Promise<PartialEntry[]> {
+    const objects = await this.#s3.list(`${this.#root}_wal/_partial/`, 'list the partial WAL snapshots');
+    const sizes = new Map(objects.map((o) => [o.key, o.size]));
+    const read = await mapLimit(
+      objects.filter((o) => o.key.endsWith('.json')),
+      8,
+      async (o) => {
+        const text = await this.#s3.readText(o.key, 'read a partial WAL snapshot entry');
+        return text === null ? null : PartialEntrySchema.parse(JSON.parse(text));
+      },
+    );
+    return read
+      .filter((p): p is PartialEntry => p !== null && sizes.get(this.#key('_wal', '_partial', p.file)) === p.bytes)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The snapshot's file, then its entry (replacing the segment's older one, whose file the caller removes after). */
+  async putPartial(p: PartialEntry, write: (w: ArtifactWriter) => Promise<void>): Promise<void> {
+    await write(this.#writer(this.#key('_wal', '_partial', p.file), `partial WAL ${p.name}`));
+    await this.#s3.writeText(this.#key('_wal', '_partial', `${p.name}.json`), `${JSON.stringify(p, null, 2)}\n`, `index partial WAL ${p.name}`);
+  }
+
+  async openPartial(p: Pick<PartialEntry, 'name' | 'file'>): Promise<Readable> {
+    const body = await this.#s3.read(this.#key('_wal', '_partial', p.file), `read partial WAL ${p.name}`);
+    if (!body) throw new BotError('storage_failed', `Partial WAL ${p.name} is indexed in ${this.describe()} but its file is gone.`);
+    return body;
+  }
+
+  /** A snapshot's file alone (one its entry no longer names), or with `entry` the entry first, then the file. */
+  async removePartial(p: Pick<PartialEntry, 'name' | 'file'>, entry: boolean): Promise<void> {
+    if (entry) await this.#s3.delete(this.#key('_wal', '_partial', `${p.name}.json`), `delete partial WAL ${p.name}`);
+    await this.#s3.delete(this.#key('_wal', '_partial', p.file), `delete partial WAL ${p.name}`);
   }
 
   /** The base backups whose record is in the bucket and whose file has the recorded size, oldest (by end) first. */

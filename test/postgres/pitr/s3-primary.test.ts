@@ -247,10 +247,62 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     }
   }, 180_000);
 
-  it('the PITR restore test plans on the bucket and recovers from it', async () => {
-    await inS3(await switchSegment('for-the-test'));
+  it('a quiet server: the snapshot of the segment being written is uploaded and counted, and recovery reaches into it', async () => {
+    await inS3(await switchSegment('quiet-start'));
+    const write = (label: string) => withClient(source.url, (c) => c.query('INSERT INTO markers VALUES ($1)', [label]));
+    await write('quiet-before');
+    await sleep(1100);
+    const at = new Date();
+    await sleep(1100);
+    await write('quiet-after');
+    const wrote = Date.now();
+    // No segment switch: caught up (nothing the server had written missing from the bucket) at a sample taken a
+    // second after the write, only through the snapshot of the segment being written.
+    const s = await stateUntil(
+      (x) => Date.parse(x.rpoMeasuredAt ?? '') > wrote + 1000 && x.rpoBehindSince === undefined && x.currentLsn !== undefined,
+      'caught up through the snapshot in the bucket',
+    );
+    const last = {
+      name: await withClient(
+        source.url,
+        async (c) => (await c.query<{ n: string }>('SELECT pg_walfile_name($1::pg_lsn) AS n', [s.currentLsn])).rows[0]?.n as string,
+      ),
+    };
+    expect((s.lastArchived ?? '') < last.name).toBe(true);
+    expect(parseLsn(s.archivedLsn ?? '0/0')).toBeGreaterThanOrEqual(parseLsn(s.currentLsn ?? ''));
     const remote = bucket();
     try {
+      expect((await remote.listPartials()).map((p) => p.name)).toEqual([last.name]);
+    } finally {
+      remote.client.destroy();
+    }
+    const facts = await readArchiveFacts(config, 'app');
+    expect(facts.newestSegment).toBe(last.name);
+    expect(facts.window?.to.getTime()).toBeGreaterThan(at.getTime());
+    const dataDir = join(dir, 'restored-quiet');
+    const run = await cli(['restore-pitr', 'app', `--time=${at.toISOString()}`, `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const server = await startRecovered(dataDir, [join(dir, 'worker-disk')]);
+    try {
+      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
+      await server.outOfRecovery();
+      const labels = await withClient(server.url, async (c) =>
+        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
+      );
+      expect(labels).toContain('quiet-before');
+      expect(labels).not.toContain('quiet-after');
+    } finally {
+      await server.stop();
+    }
+  }, 180_000);
+
+  it('the PITR restore test plans on the bucket and recovers from it', async () => {
+    const whole = await switchSegment('for-the-test');
+    await inS3(whole);
+    const remote = bucket();
+    try {
+      // The quiet test's snapshot is superseded by its whole segment: gone from the bucket.
+      expect((await remote.listPartials()).filter((p) => p.name <= whole)).toEqual([]);
       const out = await runPitrTest({
         target: 'app',
         root: env.BACKUP_DIR as string,
