@@ -2,10 +2,9 @@ import type { Config } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import { serverLabel } from '../postgres/connection.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';
-import { recoverableWal, withPartials } from '../postgres/pitr/partial-store.ts';
-import type { S3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { archivedBases } from '../postgres/pitr/wal-index.ts';
-import { remoteArchive, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
+import { remoteWindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
 import { recoverableWindow, walGaps } from '../postgres/pitr/window.ts';
 import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
 
@@ -25,11 +24,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       return { bases, wal };
     };
     // In the bucket: whole segments, and the partial segment's newest snapshot there, as recoverableWal has them.
-    const inBucket = async (r: S3PitrStore) => {
-      const [a, partials] = await Promise.all([remoteArchive(r), r.listPartials()]);
-      return { bases: a.bases, wal: withPartials(a.wal, partials) };
-    };
-    const { bases, wal } = (await withPrimaryStore(config, target, inBucket)) ?? (await local());
+    const { bases, wal } = (await withPrimaryStore(config, target, remoteWindowWal)) ?? (await local());
     const w = recoverableWindow(bases, wal);
     const gaps = w?.gaps ?? walGaps(bases, wal);
     return {

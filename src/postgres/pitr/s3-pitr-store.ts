@@ -28,6 +28,8 @@ export interface RemoteWal {
   name: string;
   file: string | null;
   fileBytes: number | null;
+  /** When the bucket received the entry (its LastModified): the moment the file became archived there. */
+  indexedAt: Date;
 }
 
 export class S3PitrStore {
@@ -72,11 +74,12 @@ export class S3PitrStore {
   async listWal(): Promise<RemoteWal[]> {
     const objects = await this.#s3.list(`${this.#root}_wal/`, 'list the WAL archive');
     const files = new Map(objects.map((o) => [o.key.slice(`${this.#root}_wal/`.length), o.size]));
+    const modified = new Map(objects.map((o) => [o.key.slice(`${this.#root}_wal/`.length), o.modified]));
     const out: RemoteWal[] = [];
     // Only the archive's own files: nothing under a deeper prefix is a segment.
     for (const name of [...files.keys()].filter((k) => k.endsWith('.json') && !k.includes('/')).map((k) => k.slice(0, -'.json'.length))) {
       const file = [`${name}.zst.age`, `${name}.zst`].find((f) => files.has(f)) ?? null;
-      out.push({ name, file, fileBytes: file === null ? null : (files.get(file) ?? null) });
+      out.push({ name, file, fileBytes: file === null ? null : (files.get(file) ?? null), indexedAt: modified.get(`${name}.json`) ?? new Date(0) });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }

@@ -13,7 +13,7 @@ import { readArchiveFacts } from '../../../src/health/wal-facts.ts';
 import { readWalState } from '../../../src/jobs/wal-state.ts';
 import { awaitBaseWal } from '../../../src/postgres/pitr/base-wal.ts';
 import { parseLsn, segmentEndLsn } from '../../../src/postgres/pitr/lsn.ts';
-import { archiveWalList } from '../../../src/postgres/pitr/s3-archive.ts';
+import { archiveWalList, forgetRemoteEntries } from '../../../src/postgres/pitr/s3-archive.ts';
 import { pitrRetentionTargets, runPitrRetention } from '../../../src/postgres/pitr/pitr-retention.ts';
 import { runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
@@ -146,7 +146,12 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     const local = await spooled();
     expect(local).not.toContain(`${name}.json`);
     expect(local.filter((n) => n.endsWith('.zst.age')).map((n) => n.slice(0, 24))).toEqual(local.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, 24)));
+    // A fresh process's reading: one listing, and of the entries only the newest segment's (not one GET per segment).
+    forgetRemoteEntries();
+    const before = s3.requests.length;
     const facts = await readArchiveFacts(config, 'app');
+    const entryReads = s3.requests.slice(before).filter((r) => /^GET \/pgbb-primary\/pgbb\/app\/_wal\/[0-9A-F]{24}\.json/.test(r));
+    expect(entryReads.length).toBe(1);
     expect(facts).toMatchObject({ baseBackups: 1, gaps: [], reachesNewest: true });
     expect(facts.unreadable).toBeUndefined();
     expect(facts.newestSegment && facts.newestSegment >= name).toBe(true);
