@@ -11,7 +11,7 @@ import { reservePitrBase } from './pitr-readers.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
 import { fetchOffsite, runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
 import { clusterMajor, configureScratch, makeScratchDir, pgCtl, serverBinDir, withScratchClient } from './scratch-cluster.ts';
-import { remoteArchive } from './s3-archive.ts';
+import { remoteWindowWal } from './s3-archive.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { fetchWalForTest, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
@@ -68,8 +68,9 @@ export async function planPitrTest(
   /** S3 as the primary store: the bucket's archive, not BACKUP_DIR (the worker's spool). */
   remote?: S3PitrStore | null,
 ): Promise<{ at: Date; base: BaseBackup; explicit: boolean }> {
+  // From the bucket: whole segments only, as from BACKUP_DIR (the test replays whole segments).
   const { bases, wal } = remote
-    ? await remoteArchive(remote)
+    ? await remoteWindowWal(remote, { partials: false })
     : { bases: await listBaseBackups(root, target), wal: await new LocalWalStore(root, target).list() };
   const w = recoverableWindow(bases, wal);
   if (!w)

@@ -62,8 +62,8 @@ export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt'>;
  * reads. A segment counts when its entry and file are both listed, as on disk (sizes are checked when it is read).
  * With the newest snapshot of the partial segment there (offsite-partials.ts), as of the time it reaches.
  */
-export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: BaseBackup[]; wal: WindowWal[] }> {
-  const [bases, listed, partials] = await Promise.all([remote.listBases(), remote.listWal(), remote.listPartials()]);
+export async function remoteWindowWal(remote: S3PitrStore, o: { partials?: boolean } = {}): Promise<{ bases: BaseBackup[]; wal: WindowWal[] }> {
+  const [bases, listed, partials] = await Promise.all([remote.listBases(), remote.listWal(), o.partials === false ? [] : remote.listPartials()]);
   const present = listed.filter((w) => w.file !== null);
   const segments = present.filter((w) => !w.name.endsWith('.history'));
   const needed = [segments.at(-1)];
@@ -108,11 +108,15 @@ export async function archiveBases(config: Pick<Config, 's3' | 'backupDir'>, tar
 }
 
 /** The WAL a base backup's check waits for (base-wal.ts), where the archive is: only what the bucket holds counts there. */
-export function archiveWalList(config: Pick<Config, 's3' | 'backupDir'>, target: string): { list(): Promise<WalEntry[]>; close(): void } {
+export function archiveWalList(
+  config: Pick<Config, 's3' | 'backupDir'>,
+  target: string,
+): { list(): Promise<ReadonlyArray<Pick<WalEntry, 'name'>>>; close(): void } {
   const remote = primaryPitrStore(config, target);
   if (!remote) {
     const local = new LocalWalStore(config.backupDir, target);
     return { list: () => local.list(), close: () => undefined };
   }
-  return { list: async () => (await remoteArchive(remote)).wal, close: () => remote.client.destroy() };
+  // Names are all it needs: a segment is in the bucket when its entry and file are both listed.
+  return { list: async () => (await remote.listWal()).filter((w) => w.file !== null), close: () => remote.client.destroy() };
 }
