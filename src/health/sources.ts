@@ -24,10 +24,10 @@ export function healthSources(config: Config, from: Pick<HealthSources, 'storage
 }
 
 /**
- * What point-in-time recovery adds to a target's health: its WAL stream, and its base backups (local storage,
- * BACKUP_DIR, in this version) with the age the config allows the newest (`pitr.baseBackup.maxAgeHours`).
+ * What point-in-time recovery adds to a target's health: its WAL stream, and its base backups (where the archive is:
+ * BACKUP_DIR, or the bucket with S3_MODE=primary) with the age the config allows the newest (`pitr.baseBackup.maxAgeHours`).
  */
-export function pitrSources(config: Pick<Config, 'targets' | 'backupDir'>): Pick<HealthSources, 'pitr' | 'baseBackups'> {
+export function pitrSources(config: Pick<Config, 'targets' | 'backupDir' | 's3'>): Pick<HealthSources, 'pitr' | 'baseBackups'> {
   const pitrOf = (target: string) => config.targets.find((t) => t.name === target)?.pitr;
   return {
     pitr: (target) => pitrOf(target) !== undefined,
