@@ -48,7 +48,9 @@ export async function walStatusLines(config: Config, redis: Redis, now = new Dat
     const since = slackDate(s.since, config.timezone);
     const last = s.lastArchived
       ? `newest archived ${s.lastArchived}, ${formatDuration(Math.max(0, now.getTime() - Date.parse(s.lastArchivedAt ?? s.since)))} ago`
-      : 'nothing archived yet';
+      : s.offsiteRole === 'primary' && s.offsiteError
+        ? 'newest archived: not known, the bucket cannot be read'
+        : 'nothing archived yet';
     const on = s.holder ? ` on ${s.holder}` : '';
     const head =
       s.receiver === 'up' ? `:white_check_mark: streaming since ${since}${on}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}${on}`;

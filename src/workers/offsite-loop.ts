@@ -9,7 +9,7 @@ export type OffsiteState = Pick<
   StoredWalState,
   'offsiteWhere' | 'offsiteNewest' | 'offsitePending' | 'offsiteCheckedAt' | 'offsiteError' | 'offsiteFailingSince' | 'offsiteRole'
 > & {
-  /** S3_MODE=primary: when this worker first saw `offsiteNewest` in the bucket (its `lastArchivedAt`). */
+  /** S3_MODE=primary: when `offsiteNewest` reached the bucket (its `lastArchivedAt`). */
   newestSeenAt?: string;
   /** S3_MODE=primary: where the newest partial snapshot uploaded reaches (for the RPO; not stored in Redis). */
   partialEnd?: string;
@@ -33,7 +33,6 @@ export function startOffsiteMirror(o: {
   const stop = new AbortController();
   const memory = newMirrorMemory();
   let failingSince: string | undefined;
-  let newest: { name: string; at: string } | undefined;
   let partialEnd: string | undefined;
   const where = o.remote.describe();
   const role = o.primary ? { offsiteRole: 'primary' as const } : {};
@@ -42,7 +41,6 @@ export function startOffsiteMirror(o: {
     while (!stop.signal.aborted) {
       const pass = await mirrorOnce({ root: o.root, local: o.local, remote: o.remote, memory, signal: stop.signal, primary: o.primary ?? false });
       const now = new Date().toISOString();
-      if (pass.newestWal && pass.newestWal !== newest?.name) newest = { name: pass.newestWal, at: now };
       // Kept through a failed pass: what was uploaded is still in the bucket.
       partialEnd = pass.partialEnd ?? partialEnd;
       if (pass.failure) {
@@ -53,7 +51,7 @@ export function startOffsiteMirror(o: {
       if (pass.spoolRemoved > 0) o.log.debug({ removed: pass.spoolRemoved }, 'removed spooled files the bucket holds');
       o.onState({
         ...role,
-        ...(newest ? { newestSeenAt: newest.at } : {}),
+        ...(pass.newestWalAt ? { newestSeenAt: pass.newestWalAt.toISOString() } : {}),
         ...(partialEnd ? { partialEnd } : {}),
         offsiteWhere: where,
         ...(pass.newestWal ? { offsiteNewest: pass.newestWal } : {}),

@@ -31,6 +31,8 @@ export interface MirrorPass {
   copiedBases: number;
   /** The newest segment in the bucket after this pass, and how many archived on disk are not there yet. */
   newestWal: string | null;
+  /** When the newest segment reached the bucket: copied in this process (then), or as the first listing said. */
+  newestWalAt: Date | null;
   pendingWal: number;
   pendingBases: number;
   /** S3_MODE=primary: local copies removed in this pass, their files being in the bucket. */
@@ -43,6 +45,8 @@ export interface MirrorPass {
 /** What is known to be in the bucket: read by one listing at the first pass, then kept up to date by the copies. */
 export interface MirrorMemory {
   wal: Set<string> | null;
+  /** When each segment found at the first listing reached the bucket (its entry's LastModified). */
+  indexedAt?: Map<string, Date>;
   bases: Set<string> | null;
   partials: Map<string, PartialEntry> | null;
 }
@@ -72,7 +76,17 @@ export async function mirrorOnce(o: {
   primary?: boolean;
 }): Promise<MirrorPass> {
   const m = o.memory;
-  const pass: MirrorPass = { copiedWal: 0, copiedBases: 0, newestWal: null, pendingWal: 0, pendingBases: 0, spoolRemoved: 0, partialEnd: null, failure: null };
+  const pass: MirrorPass = {
+    copiedWal: 0,
+    copiedBases: 0,
+    newestWal: null,
+    newestWalAt: null,
+    pendingWal: 0,
+    pendingBases: 0,
+    spoolRemoved: 0,
+    partialEnd: null,
+    failure: null,
+  };
   const failed = (err: unknown, pending: { wal: number; bases: number }): MirrorPass => ({
     ...pass,
     pendingWal: pending.wal,
@@ -89,7 +103,11 @@ export async function mirrorOnce(o: {
   }
   try {
     m.bases ??= new Set((await o.remote.listBases()).map((b) => b.id));
-    m.wal ??= new Set((await o.remote.listWal()).filter((w) => w.file !== null).map((w) => w.name));
+    if (!m.wal) {
+      const listed = (await o.remote.listWal()).filter((w) => w.file !== null);
+      m.wal = new Set(listed.map((w) => w.name));
+      m.indexedAt = new Map(listed.map((w) => [w.name, w.indexedAt]));
+    }
   } catch (err) {
     return failed(err, { wal: wal.length, bases: bases.length });
   }
@@ -112,6 +130,7 @@ export async function mirrorOnce(o: {
       if (o.signal?.aborted) break;
       await copyWal(o.local, o.remote, e);
       m.wal.add(e.name);
+      m.indexedAt?.set(e.name, new Date());
       rememberRemoteEntry(o.remote, e);
       pass.copiedWal++;
       if (o.primary) pass.spoolRemoved += await removeLocalWal(o.local, e);
@@ -131,6 +150,7 @@ export async function mirrorOnce(o: {
       .filter((n) => /^[0-9A-F]{24}$/.test(n))
       .sort()
       .at(-1) ?? null;
+  pass.newestWalAt = pass.newestWal ? (m.indexedAt?.get(pass.newestWal) ?? null) : null;
   return pass;
 }
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../../../src/config.ts';
 import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { walStatusLines } from '../../../src/commands/wal-status.ts';
 import { walOffsiteCondition } from '../../../src/health/offsite-condition.ts';
 import { rpoCondition } from '../../../src/health/rpo-condition.ts';
 import { readArchiveFacts } from '../../../src/health/wal-facts.ts';
@@ -156,6 +157,11 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     expect(facts.unreadable).toBeUndefined();
     expect(facts.newestSegment && facts.newestSegment >= name).toBe(true);
     expect(facts.window?.to.getTime()).toBeGreaterThan(facts.window?.from.getTime() ?? Number.POSITIVE_INFINITY);
+    // /backup status as a user reads it: the newest segment in the bucket, the window from it, the uploads.
+    const status = (await walStatusLines(config, redis)).join('\n');
+    expect(status).toMatch(/newest archived [0-9A-F]{24}, [\d.]+ m?s ago/);
+    expect(status).toContain('recoverable to any moment from');
+    expect(status).toContain('S3: archived in s3://pgbb-primary/pgbb/app (the primary store): newest segment there');
     expect(walOffsiteCondition('app', new Date(), s)).toMatchObject({
       status: 'ok',
       severity: 'error',
@@ -206,6 +212,11 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
       const facts = await readArchiveFacts(config, 'app');
       expect(facts.window).toBeNull();
       expect(facts.unreadable).toMatch(/s3:\/\/pgbb-primary\/pgbb\/app/);
+      const status = (await walStatusLines(config, redis)).join('\n');
+      expect(status).toContain(':rotating_light: the WAL archive could not be read: ');
+      expect(status).toMatch(
+        /S3: archived in s3:\/\/pgbb-primary\/pgbb\/app \(the primary store\): .*segments? on the worker's disk, not archived until uploaded.*the last upload failed/,
+      );
       const later = new Date(Date.parse(s.offsiteFailingSince ?? '') + 6 * 60_000);
       expect(walOffsiteCondition('app', later, now)).toMatchObject({
         status: 'failing',
