@@ -21,7 +21,7 @@ import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { awaitBaseWal } from '../postgres/pitr/base-wal.ts';
 import { takeBaseBackup } from '../postgres/pitr/take-base-backup.ts';
 import { archiveWalList } from '../postgres/pitr/s3-archive.ts';
-import { pitrArchiveRoot } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
 import { openAnchor } from './anchor.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
@@ -122,7 +122,7 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
         log.error({ err }, 'could not queue the PagerDuty resolve');
         return 'PagerDuty resolve could not be queued (see logs)';
       });
-    const ref = await say.finish(anchor, baseBackupSucceeded(req, b, wal));
+    const ref = await say.finish(anchor, baseBackupSucceeded(req, b, wal, pitrInS3(deps.config)));
     // Where it is stored: the bucket when S3 is the primary store, else BACKUP_DIR.
     await say.reply(ref, baseBackupDetails(pitrArchiveRoot(deps.config), b));
     if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });

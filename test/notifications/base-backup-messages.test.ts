@@ -34,6 +34,7 @@ describe('base backup channel messages', () => {
 
   it('call it recoverable only once its WAL is archived', () => {
     expect(JSON.stringify(baseBackupSucceeded(req, b, { state: 'archived' }).blocks)).toContain('to any moment after it ended: its WAL is archived');
+    expect(JSON.stringify(baseBackupSucceeded(req, b, { state: 'archived' }, true).blocks)).toContain('hashed as uploaded to S3, size checked there');
     const pending = baseBackupSucceeded(req, b, { state: 'pending', missing: '000000010000000000000002' });
     expect(pending.text).toMatch(/; NOT recoverable yet: WAL segment 000000010000000000000002 is not archived$/);
     expect(JSON.stringify(pending.blocks)).toContain(':warning: not yet: WAL segment `000000010000000000000002` is not archived');
