@@ -12,8 +12,9 @@ import { segmentPosition, walGaps } from './window.ts';
  * The PITR archive as S3 holds it, for the readers that judge it (window, gaps, `/backup list`, health, restores,
  * retention) when S3 is the primary store (S3_MODE=primary): one listing says which segments are there (entry and
  * file both, the file of the size its entry records), and their entries are read from S3. An entry is written once
- * and never changed, so each process reads it once and keeps it (by bucket, prefix, name and its object's size):
- * the first reading in a process costs one GET per segment (32 at a time), later ones a listing and the new entries.
+ * and never changed, so each process reads it once and keeps it (by bucket, prefix and name; a few hundred bytes a
+ * segment): remoteArchive's first reading in a process costs one GET per segment (32 at a time), later ones a
+ * listing and the new entries; remoteWindowWal reads only the entries the window's times come from.
  */
 
 const known = new Map<string, WalEntry>();
