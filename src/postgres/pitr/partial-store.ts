@@ -18,6 +18,8 @@ import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
  */
 export const PartialEntrySchema = WalEntrySchema.extend({
   name: z.string().regex(/^[0-9A-F]{24}$/),
+  /** A name of its own directory only (an entry read from the bucket names the file written beside it). */
+  file: z.string().regex(/^[0-9A-F]{24}\.[0-9A-F]+\.zst(\.age)?$/),
   partial: z.literal(true),
   /** Bytes of WAL it holds from the segment's start (the rest, to 16 MB, is zeros, as pg_receivewal pads it). */
   walBytes: z.number().int().positive(),
