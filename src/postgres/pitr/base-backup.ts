@@ -16,8 +16,9 @@ import type { ArtifactWriter } from '../../storage/types.ts';
 /**
  * A base backup for point-in-time recovery: `pg_basebackup -D - -Ft -X none` over a replication connection,
  * streamed (no temporary copy of the cluster) through zstd and age into `<BACKUP_DIR>/<target>/_base/<id>/`, or
- * with S3 as the primary store into the bucket's `_base/<id>/` (multipart), hashed on the way. The tar holds PostgreSQL's own `backup_label` and `backup_manifest`; the WAL it needs comes
- * from the WAL archive (-X none), from its start point to its end point, both recorded here.
+ * with S3 as the primary store into the bucket's `_base/<id>/` (multipart), hashed on the way. The tar holds
+ * PostgreSQL's own `backup_label` and `backup_manifest`; the WAL it needs comes from the WAL archive (-X none), from
+ * its start point to its end point, both recorded here.
  */
 export const BaseBackupSchema = z.object({
   id: z.string(),
