@@ -9,7 +9,7 @@ import { TEST_CREDENTIALS, startS3Server, type TestS3Server } from '../support/s
 import { channelMessage, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
 
 /**
- * `/backup now --physical` with S3 as the primary store (S3_MODE=primary), as the bot runs it: Bolt's HTTP receiver,
+ * Point-in-time recovery with S3 as the primary store (S3_MODE=primary), as the bot runs it: Bolt's HTTP receiver,
  * the base-backup worker and the WAL archive of the same service, the Slack stand-in, the S3 stand-in. The base
  * backup goes straight into the bucket, and is called recoverable once its WAL is there too.
  */
@@ -49,7 +49,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-describe('/backup now --physical with S3 as the primary store', () => {
+describe('PITR with S3 as the primary store, through Slack', () => {
   it('streams the base backup into the bucket, calls it recoverable once its WAL is there, and /backup list shows the window', async () => {
     const res = await slash(h, '/backup', 'now --physical app');
     expect(res.status).toBe(200);
@@ -80,5 +80,31 @@ describe('/backup now --physical with S3 as the primary store', () => {
     const list = await slash(h, '/backup', 'list app');
     expect(list.ms).toBeLessThan(3000);
     expect(list.text).toContain('recoverable to any moment from');
+  }, 240_000);
+
+  it('/restore-test pitr plans on the bucket and recovers from it', async () => {
+    const name = await withClient(pg.url, async (c) => {
+      await c.query("INSERT INTO t VALUES (0, 'after the base backup')");
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
+      return rows[0]?.name as string;
+    });
+    const remote = s3PitrStore(h.config, 'app', { credentials: TEST_CREDENTIALS });
+    if (!remote) throw new Error('no S3 store configured');
+    try {
+      for (let i = 0; !(await remote.listWal()).some((w) => w.name === name && w.file !== null); i++) {
+        if (i > 120) throw new Error(`WAL ${name} never reached the bucket`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    } finally {
+      remote.client.destroy();
+    }
+    const reply = await slash(h, '/restore-test', 'pitr app latest');
+    expect(reply.ms).toBeLessThan(3000);
+    expect(reply.text).toMatch(/^PITR restore test of \*app\* to the latest moment queued: job `/);
+    const verdict = await channelMessage(h, jobIdOf(reply.text) as string, /PITR restore test of app (passed|FAILED)/, 180_000);
+    const blocks = JSON.stringify(verdict.blocks);
+    expect(verdict.text, blocks).toMatch(/^PITR restore test of app passed \(recovered to \d{4}-/);
+    expect(blocks).toContain(':white_check_mark: *archive in S3*:');
+    expect(blocks).toContain('fetched from s3://pgbb-e2e-primary/pgbb/app, every sha256 matching');
   }, 240_000);
 });
