@@ -128,7 +128,14 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
       started = null;
       throw err;
     });
-    await started;
+    try {
+      await started;
+    } catch (err) {
+      // Where the archive stands is not known (S3_MODE=primary: the bucket cannot be listed): the RPO is unknown, said.
+      state = { ...state, error: `the archive could not be read: ${message(err).split('\n')[0]}` };
+      o.onState?.({ ...state });
+      throw err;
+    }
     await cleanUp().catch((err: unknown) => o.log.warn({ err, target: o.target }, 'superseded partial WAL not removed'));
     let pos: ServerPosition;
     try {

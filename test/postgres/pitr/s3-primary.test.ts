@@ -235,6 +235,20 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     expect((await readArchiveFacts(config, 'app')).newestSegment && ((await readArchiveFacts(config, 'app')).newestSegment ?? '') >= name).toBe(true);
   }, 180_000);
 
+  it('a worker that starts while S3 is unreachable says the RPO is unknown and why, and measures it once S3 is back', async () => {
+    await archives.stop();
+    await s3.stop();
+    try {
+      archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 200 });
+      const s = await stateUntil((x) => /^the archive could not be read: /.test(x.rpoError ?? ''), 'said the RPO is unknown');
+      expect(rpoCondition('app', new Date(), s).evidence).toMatch(/^unknown since .*: the archive could not be read: /);
+      expect(walOffsiteCondition('app', new Date(), s)?.evidence).toMatch(/the last upload failed/);
+    } finally {
+      await s3.restart();
+    }
+    await stateUntil((x) => x.rpoError === undefined && x.rpoMeasuredAt !== undefined && x.offsiteError === undefined, 'measured again');
+  }, 120_000);
+
   it('restore-pitr recovers to a time from S3 without --from: the earlier write present, the later absent', async () => {
     await switchSegment('before-2');
     await sleep(1100);
