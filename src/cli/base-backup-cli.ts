@@ -1,6 +1,7 @@
 import { findTarget, type Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
+import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
 import { baseBackupUnsupported, takeBaseBackup, unencryptedRefusal } from '../postgres/pitr/take-base-backup.ts';
 
 /**
@@ -29,7 +30,7 @@ export async function cliBaseBackup(
       io.err(refused);
       return 1;
     }
-    io.err(`Base backup of ${target.name} to ${config.backupDir} …`);
+    io.err(`Base backup of ${target.name} to ${pitrArchiveRoot(config)} …`);
     const b = await takeBaseBackup(config, target, { signal: deps.signal });
     io.out(
       [
@@ -37,7 +38,7 @@ export async function cliBaseBackup(
         `  size        ${formatBytes(b.bytes)} stored (${formatBytes(b.rawBytes)} of cluster), ${b.encryption === 'age' ? 'encrypted with age' : 'not encrypted'}`,
         `  duration    ${formatDuration(Date.parse(b.finishedAt) - Date.parse(b.startedAt))}`,
         `  WAL         from ${b.startLsn} to ${b.endLsn} on timeline ${b.timeline} (from the WAL archive)`,
-        `  sha256      ${b.sha256} (read back and matched)`,
+        `  sha256      ${b.sha256} (${pitrInS3(config) ? 'hashed as uploaded, size checked in S3' : 'read back and matched'})`,
       ].join('\n'),
     );
     return 0;

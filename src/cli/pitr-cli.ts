@@ -9,7 +9,7 @@ import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '..
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { formatBytes } from '../format.ts';
 import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
-import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 
 /**
@@ -47,25 +47,30 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
   try {
     const target = findTarget(config, targetName);
     const at = parseRecoveryTime(time);
-    if (from === 's3') io.out(await downloadFromS3(config, target.name, at));
-    const base = chooseBase(await listBaseBackups(config.backupDir, target.name), await recoverableWal(config.backupDir, target.name), at);
+    // With S3 as the primary store the bucket is the archive: what the time needs is always fetched from it, into a
+    // directory of its own beside the worker's spool (BACKUP_DIR/_restore-pitr), which the recovery then reads.
+    const inS3 = pitrInS3(config);
+    const root = inS3 ? join(config.backupDir, '_restore-pitr') : config.backupDir;
+    if (from === 's3' || inS3) io.out(await downloadFromS3(config, root, target.name, at));
+    const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at);
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     // What wal-fetch needs, said in the command itself (the server runs it with its own environment): where the
     // archive is and the key, nothing else — no config file, whose targets' variables the server would not have.
     const env = [
-      ['BACKUP_DIR', resolve(config.backupDir)],
+      ['BACKUP_DIR', resolve(root)],
       ...(config.encryption.identityFile ? [['BACKUP_ENCRYPTION_IDENTITY_FILE', resolve(config.encryption.identityFile)]] : []),
     ].map(([k, v]) => `${k}=${sh(v as string)}`);
     // Retention must not delete the base backup or its WAL while the recovery reads them: reserved here, renewed by
     // every wal-fetch, expiring a day after the last one (pitr-readers.ts). Checked again after reserving: a retention
-    // run that decided before the reservation may just have deleted it.
-    const reading = await reservePitrBase(config.backupDir, target.name, base.id, {
+    // run that decided before the reservation may just have deleted it. (S3 as the primary store: the hold is on the
+    // fetched copy, which no retention deletes; a deletion in the bucket during the download fails the download.)
+    const reading = await reservePitrBase(root, target.name, base.id, {
       reader: `restore-pitr to ${at.toISOString()} into ${resolve(dataDir)}`,
       ttlMs: READER_TTL_MS,
       renewEveryMs: 0,
     });
-    if (!(await listBaseBackups(config.backupDir, target.name)).some((b) => b.id === base.id)) {
+    if (!(await listBaseBackups(root, target.name)).some((b) => b.id === base.id)) {
       await reading.release();
       throw new Error(`base backup ${base.id} was deleted by retention just now; run restore-pitr again`);
     }
@@ -74,11 +79,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const fetch = `${env.join(' ')} ${sh(process.execPath)} ${sh(bin)} wal-fetch ${sh(target.name)} %f "%p" --reader=${reading.token}`;
     // And a file the archive does not hold (recovery asks for the segment after the last and for history files it
     // probes) is answered "not archived" by the shell too: no index entry, whole or partial, means wal-fetch's answer.
-    const wal = join(resolve(config.backupDir), target.name, '_wal');
+    const wal = join(resolve(root), target.name, '_wal');
     const held = `{ test -e ${sh(wal)}/%f.json || test -e ${sh(wal)}/_partial/%f.json; }`;
     const restoreCommand = `mv -f -- pg_wal/.pgbb-prefetch/%f "%p" 2>/dev/null || { ${held} && ${fetch}; }`;
     await layOutRecovery({
-      root: config.backupDir,
+      root,
       base,
       dataDir: resolve(dataDir),
       identity,
@@ -106,13 +111,16 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
   }
 }
 
-/** `--from=s3`: the base backup and WAL the time needs, from the archive's copy in S3 into BACKUP_DIR (offsite-fetch.ts). */
-async function downloadFromS3(config: Config, target: string, at: Date): Promise<string> {
+/**
+ * The base backup and WAL the time needs, from S3 into `root` (offsite-fetch.ts): `--from=s3` from the archive's copy
+ * (S3_MODE=copy), and always with S3 as the primary store.
+ */
+async function downloadFromS3(config: Config, root: string, target: string, at: Date): Promise<string> {
   const remote = s3PitrStore(config, target);
-  if (!remote) throw new Error('--from=s3 reads the copy of the WAL archive in S3: set S3_BUCKET (and S3_MODE=copy, the default) as the workers have it');
+  if (!remote) throw new Error('--from=s3 reads the WAL archive in S3: set S3_BUCKET (and S3_MODE) as the workers have it');
   try {
-    const got = await fetchFromOffsite({ root: config.backupDir, remote, at });
-    return `Fetched base backup ${got.base.id} and ${got.segments} WAL file(s) (${formatBytes(got.bytes)} new) from ${remote.describe()} into ${resolve(config.backupDir)}.`;
+    const got = await fetchFromOffsite({ root, remote, at });
+    return `Fetched base backup ${got.base.id} and ${got.segments} WAL file(s) (${formatBytes(got.bytes)} new) from ${remote.describe()} into ${resolve(root)}.`;
   } finally {
     remote.client.destroy();
   }

@@ -4,6 +4,7 @@ import { BotError } from '../errors.ts';
 import { enqueuePitrTest, withDeadline } from '../jobs/producers.ts';
 import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
+import { primaryPitrStore } from '../postgres/pitr/s3-archive.ts';
 import { planPitrTest } from '../postgres/pitr/pitr-test.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 
@@ -25,9 +26,11 @@ export async function queuePitrTest(
       `*${target.name}* has no point-in-time recovery (no \`pitr\` section in the config file)${withPitr.length ? `; targets with it: ${withPitr.join(', ')}` : ''}.`,
     );
   }
-  if (deps.config.s3?.mode === 'primary')
-    throw new BotError('bad_request', 'The WAL archive needs local storage (BACKUP_DIR) in this version: there is nothing to test.');
-  await withDeadline(2500, planPitrTest(deps.config.backupDir, target.name, req.at), 'reading the WAL archive');
+  // Planned where the archive is (the bucket, with S3 as the primary store), so a time outside the window is refused now.
+  const remote = primaryPitrStore(deps.config, target.name);
+  await withDeadline(2500, planPitrTest(deps.config.backupDir, target.name, req.at, Math.random, remote), 'reading the WAL archive').finally(() =>
+    remote?.client.destroy(),
+  );
   const { jobId, duplicate } = await enqueuePitrTest(deps.queue, {
     target: target.name,
     requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },

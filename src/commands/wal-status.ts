@@ -48,7 +48,9 @@ export async function walStatusLines(config: Config, redis: RedisConnection, now
     const since = slackDate(s.since, config.timezone);
     const last = s.lastArchived
       ? `newest archived ${s.lastArchived}, ${formatDuration(Math.max(0, now.getTime() - Date.parse(s.lastArchivedAt ?? s.since)))} ago`
-      : 'nothing archived yet';
+      : s.offsiteRole === 'primary' && s.offsiteError
+        ? 'newest archived: not known, the bucket cannot be read'
+        : 'nothing archived yet';
     const on = s.holder ? ` on ${s.holder}` : '';
     const head =
       s.receiver === 'up' ? `:white_check_mark: streaming since ${since}${on}` : `:rotating_light: WAL stream ${s.receiver.toUpperCase()} since ${since}${on}`;
@@ -57,9 +59,11 @@ export async function walStatusLines(config: Config, redis: RedisConnection, now
     // The RPO as the health check judges it: measured against the archive, not the receiver's spool.
     const rpo = rpoCondition(t.name, now, s);
     lines.push(`   ${rpo.status === 'ok' ? '' : ':rotating_light: '}RPO: ${escapeMrkdwn(rpo.evidence)}`);
-    // The copy in S3 (S3_MODE=copy): what a restore on a new server reaches if the worker's disk is lost.
+    // The copy in S3 (S3_MODE=copy): what a restore on a new server reaches if the worker's disk is lost; or, with S3
+    // as the primary store, the spool's uploads, which are the archive itself.
     const offsite = walOffsiteCondition(t.name, now, s);
-    if (offsite) lines.push(`   ${offsite.status === 'ok' ? '' : ':warning: '}Off-site: ${escapeMrkdwn(offsite.evidence)}`);
+    const label = s.offsiteRole === 'primary' ? 'S3' : 'Off-site';
+    if (offsite) lines.push(`   ${offsite.status === 'ok' ? '' : ':warning: '}${label}: ${escapeMrkdwn(offsite.evidence)}`);
   }
   return lines.length ? ['*Point-in-time recovery (WAL archive)*', ...lines] : [];
 }

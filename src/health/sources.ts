@@ -2,7 +2,7 @@ import type { Config } from '../config.ts';
 import { encryptionRequired, type HealthSources } from './collect.ts';
 import { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 import { readWalHealthFacts } from './wal-facts.ts';
-import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
+import { archiveBases } from '../postgres/pitr/s3-archive.ts';
 
 /**
  * Health sources judged by the config's rules (thresholds per target, first-backup due dates, which targets must be
@@ -24,17 +24,17 @@ export function healthSources(config: Config, from: Pick<HealthSources, 'storage
 }
 
 /**
- * What point-in-time recovery adds to a target's health: its WAL stream, and its base backups (local storage,
- * BACKUP_DIR, in this version) with the age the config allows the newest (`pitr.baseBackup.maxAgeHours`).
+ * What point-in-time recovery adds to a target's health: its WAL stream, and its base backups (where the archive is:
+ * BACKUP_DIR, or the bucket with S3_MODE=primary) with the age the config allows the newest (`pitr.baseBackup.maxAgeHours`).
  */
-export function pitrSources(config: Pick<Config, 'targets' | 'backupDir'>): Pick<HealthSources, 'pitr' | 'baseBackups'> {
+export function pitrSources(config: Pick<Config, 'targets' | 'backupDir' | 's3'>): Pick<HealthSources, 'pitr' | 'baseBackups'> {
   const pitrOf = (target: string) => config.targets.find((t) => t.name === target)?.pitr;
   return {
     pitr: (target) => pitrOf(target) !== undefined,
     baseBackups: async (target) => {
       const pitr = pitrOf(target);
       if (!pitr) return undefined;
-      const newest = (await listBaseBackups(config.backupDir, target)).at(-1);
+      const newest = (await archiveBases(config, target)).at(-1);
       return { newest: newest ? { id: newest.id, finishedAt: newest.finishedAt } : null, maxAgeHours: pitr.baseBackup?.maxAgeHours ?? 192 };
     },
   };

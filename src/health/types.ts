@@ -174,7 +174,8 @@ export type WalRpoFields = Partial<
     | 'offsitePending'
     | 'offsiteCheckedAt'
     | 'offsiteError'
-    | 'offsiteFailingSince',
+    | 'offsiteFailingSince'
+    | 'offsiteRole',
     string
   >
 >;

@@ -4,6 +4,7 @@ import { serverLabel } from '../postgres/connection.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { archivedBases } from '../postgres/pitr/wal-index.ts';
+import { remoteWindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
 import { recoverableWindow, walGaps } from '../postgres/pitr/window.ts';
 import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
 
@@ -11,12 +12,19 @@ import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type
 const messageOf = (err: unknown) =>
   isBotError(err) ? toUserMessage(err) : err instanceof Error ? (err.message.split('\n')[0] ?? '').slice(0, 200) : String(err).slice(0, 200);
 
-/** The archive's window and gaps, from the cached index (postgres/pitr/wal-index.ts). */
+/**
+ * The archive's window and gaps, from the cached index (postgres/pitr/wal-index.ts); with S3 as the primary store,
+ * from the bucket (s3-archive.ts): the worker's spool is not the archive and counts for nothing here.
+ */
 export async function readArchiveFacts(config: Config, target: string): Promise<WalArchiveFacts> {
   const none = { baseBackups: 0, newestSegment: null, gaps: [], reachesNewest: true, window: null, earlier: null };
-  if (config.s3?.mode === 'primary') return { ...none, notKept: 'the WAL archive needs local storage (BACKUP_DIR) in this version' };
   try {
-    const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), recoverableWal(config.backupDir, target)]);
+    const local = async () => {
+      const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), recoverableWal(config.backupDir, target)]);
+      return { bases, wal };
+    };
+    // In the bucket: whole segments, and the partial segment's newest snapshot there, as recoverableWal has them.
+    const { bases, wal } = (await withPrimaryStore(config, target, remoteWindowWal)) ?? (await local());
     const w = recoverableWindow(bases, wal);
     const gaps = w?.gaps ?? walGaps(bases, wal);
     return {

@@ -36,6 +36,11 @@ export interface StoredWalState {
   offsiteCheckedAt?: string;
   offsiteError?: string;
   offsiteFailingSince?: string;
+  /**
+   * `primary` (S3_MODE=primary): the bucket is the archive itself and the worker's disk a spool, so `lastArchived`
+   * is the newest segment in the bucket and `offsitePending` the spooled ones not archived yet. Absent: a copy.
+   */
+  offsiteRole?: string;
 }
 
 /**

@@ -48,7 +48,8 @@ export function baseBackupStarted(req: BaseBackupRequestInfo, progress?: string)
   };
 }
 
-export function baseBackupSucceeded(req: BaseBackupRequestInfo, b: BaseBackupShown, wal?: BaseWal): ChannelMessage {
+/** `inS3`: streamed into the bucket (S3_MODE=primary), where it is size-checked, not read back. */
+export function baseBackupSucceeded(req: BaseBackupRequestInfo, b: BaseBackupShown, wal?: BaseWal, inS3 = false): ChannelMessage {
   const ms = Date.parse(b.finishedAt) - Date.parse(b.startedAt);
   const encryption = b.encryption === 'age' ? 'encrypted with age' : ':warning: NOT encrypted (no BACKUP_ENCRYPTION_RECIPIENT)';
   const fields = [
@@ -57,7 +58,7 @@ export function baseBackupSucceeded(req: BaseBackupRequestInfo, b: BaseBackupSho
     `*Duration*\n${formatDuration(ms)}`,
     `*WAL start → end*\n\`${b.startLsn}\` → \`${b.endLsn}\` (timeline ${b.timeline})`,
     `*Encryption*\n${encryption}`,
-    `*sha256*\n\`${b.sha256.slice(0, 12)}…\` read back and matched`,
+    `*sha256*\n\`${b.sha256.slice(0, 12)}…\` ${inS3 ? 'hashed as uploaded to S3, size checked there' : 'read back and matched'}`,
     ...(wal === undefined
       ? []
       : wal.state === 'archived'
@@ -88,7 +89,8 @@ export function baseBackupFailed(req: BaseBackupRequestInfo, reason: string, esc
 export function baseBackupDetails(root: string, b: BaseBackupShown & { target: string }): ChannelMessage {
   const text = [
     `\`\`\`${root}/${b.target}/_base/${b.id}/${b.file}`,
-    `sha256 ${b.sha256} (${b.bytes} bytes, read back after writing)`,
+    // In S3 (S3_MODE=primary) the bytes are hashed on their way up and the object's size checked, not read back.
+    `sha256 ${b.sha256} (${b.bytes} bytes, ${root.startsWith('s3://') ? 'hashed as uploaded, size checked in S3' : 'read back after writing'})`,
     `WAL ${b.startLsn} to ${b.endLsn} on timeline ${b.timeline}, from the WAL archive`,
     `${b.pgBasebackupVersion}\`\`\``,
     `Restore to a point in time after ${b.finishedAt}: \`pg-backup-bot restore-pitr ${b.target} --time=… --data-dir=…\` on the new host.`,

@@ -17,7 +17,7 @@ const LABEL: Record<string, string> = {
   'wal-stream': 'WAL stream down',
   'wal-gap': 'gap in the WAL archive',
   'wal-slot': 'replication slot holding WAL',
-  'wal-offsite': 'WAL archive not copied off-site',
+  'wal-offsite': 'WAL archive not reaching S3',
   'base-backup': 'base backup failed or too old',
   rpo: 'RPO not within its objective',
 };
@@ -37,7 +37,7 @@ const NAME: Record<string, string> = {
   'wal-stream': 'WAL stream',
   'wal-gap': 'WAL archive',
   'wal-slot': 'replication slot',
-  'wal-offsite': 'off-site WAL copy',
+  'wal-offsite': 'WAL archive in S3',
   'base-backup': 'base backup',
   rpo: 'RPO',
 };

@@ -3,7 +3,7 @@ import type { Deps } from '../deps.ts';
 import { baseBackupEnqueuer } from '../jobs/base-backup-enqueue.ts';
 import type { BaseBackupJobData } from '../jobs/base-backup-data.ts';
 import { QUEUE } from '../jobs/queues.ts';
-import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
+import { archiveBases } from '../postgres/pitr/s3-archive.ts';
 import { baseBackupUnsupported } from '../postgres/pitr/take-base-backup.ts';
 import { baseBackupProcessor, lostBaseBackupHandler } from './base-backup-worker.ts';
 import { watchLostJobs } from './lost-jobs.ts';
@@ -61,7 +61,7 @@ export async function takeFirstBaseBackups(deps: Pick<Deps, 'config' | 'queues' 
   for (const t of targets) {
     if (pending.has(t.name)) continue;
     try {
-      if ((await listBaseBackups(deps.config.backupDir, t.name)).length > 0) continue;
+      if ((await archiveBases(deps.config, t.name)).length > 0) continue;
       const { jobId, duplicate } = await enqueue({
         target: t.name,
         label: FIRST_BASE_BACKUP_LABEL,

@@ -20,7 +20,8 @@ import type { Escalation } from '../notifications/escalation.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { awaitBaseWal } from '../postgres/pitr/base-wal.ts';
 import { takeBaseBackup } from '../postgres/pitr/take-base-backup.ts';
-import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { archiveWalList } from '../postgres/pitr/s3-archive.ts';
+import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
 import { openAnchor } from './anchor.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
@@ -99,7 +100,9 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
     };
     const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now, reserveWal: true, onProgress });
     // Stored and read back is not yet recoverable: its WAL must be in the archive too (base-wal.ts).
-    const wal = await awaitBaseWal(new LocalWalStore(deps.config.backupDir, req.target), b, { timeoutMs: deps.walWaitMs ?? 120_000, signal });
+    // Where the archive is: with S3 as the primary store, only WAL the bucket holds counts.
+    const archived = archiveWalList(deps.config, req.target);
+    const wal = await awaitBaseWal(archived, b, { timeoutMs: deps.walWaitMs ?? 120_000, signal }).finally(() => archived.close());
     if (wal.state === 'lost') {
       throw new BotError(
         'pg_dump_failed',
@@ -119,8 +122,9 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
         log.error({ err }, 'could not queue the PagerDuty resolve');
         return 'PagerDuty resolve could not be queued (see logs)';
       });
-    const ref = await say.finish(anchor, baseBackupSucceeded(req, b, wal));
-    await say.reply(ref, baseBackupDetails(deps.config.backupDir, b));
+    const ref = await say.finish(anchor, baseBackupSucceeded(req, b, wal, pitrInS3(deps.config)));
+    // Where it is stored: the bucket when S3 is the primary store, else BACKUP_DIR.
+    await say.reply(ref, baseBackupDetails(pitrArchiveRoot(deps.config), b));
     if (resolved) await say.reply(ref, { text: `:white_check_mark: ${resolved}` });
     return { baseBackupId: b.id };
   } catch (err) {

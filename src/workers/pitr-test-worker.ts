@@ -10,7 +10,7 @@ import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import { type PitrTestInfo, pitrTestError, pitrTestFinished, pitrTestRunning } from '../notifications/pitr-test-messages.ts';
 import { runPitrTest } from '../postgres/pitr/pitr-test.ts';
-import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { removeLeftoverScratch } from '../postgres/pitr/scratch-cluster.ts';
 import { openAnchor } from './anchor.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -66,12 +66,13 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
   try {
     const target = findTarget(deps.config, req.target);
     if (!target.pitr) throw new BotError('bad_request', `${target.name} has no pitr section in the config file: it has no WAL archive to test.`);
-    if (deps.config.s3?.mode === 'primary') throw new BotError('bad_request', 'The WAL archive needs local storage (BACKUP_DIR) in this version.');
     const identityFile = deps.config.encryption.identityFile;
     // With S3 as the copy, the test recovers from the bucket: the path a new server takes after losing this disk.
+    // With S3 as the primary store, the bucket is the archive: planned on it and recovered from it.
     const offsite = s3PitrStore(deps.config, target.name, { log });
     const outcome = await runPitrTest({
       offsite,
+      primary: pitrInS3(deps.config),
       target: target.name,
       root: deps.config.backupDir,
       asked: req.asked,

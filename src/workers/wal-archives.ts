@@ -4,6 +4,7 @@ import type { Config, TargetConfig } from '../config.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
 import { rpoCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
+import { parseLsn } from '../postgres/pitr/lsn.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
@@ -13,7 +14,11 @@ import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
 import { leasedArchive } from './leased-archive.ts';
 import { type OffsiteState, startOffsiteMirror } from './offsite-loop.ts';
-import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3, type S3PitrStore, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+
+/** The newest segment (not history file) in the bucket, for the RPO of a worker that starts on an S3 archive. */
+const newestInBucket = async (remote: S3PitrStore) =>
+  (await remote.listWal()).filter((w) => w.file !== null && !w.name.endsWith('.history')).at(-1)?.name ?? null;
 
 /**
  * The WAL archives of the targets that have a `pitr` section, started by a worker. Their state goes to Redis
@@ -23,8 +28,9 @@ import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
  * (`<prefix>:wal-lease:<target>`, jobs/wal-lease.ts, run by leased-archive.ts). The others wait and take over
  * when the holder stops (it releases the lease) or dies (the lease expires). The state says which host holds it.
  * The spool is under BACKUP_DIR, which every worker host shares, so a new holder resumes from the same partial
- * segment. Local storage only (BACKUP_DIR) in this version: with S3 as the primary store the archive is not
- * started, and the state says so.
+ * segment. With S3 as the primary store (S3_MODE=primary) that directory is a spool: the same worker uploads what
+ * is archived there and removes it once the bucket holds it (offsite-loop.ts), and the state's `lastArchived` and the
+ * RPO count only what the bucket holds.
  */
 export interface WalArchives {
   stop(): Promise<void>;
@@ -72,27 +78,12 @@ export async function startWalArchives(o: {
    * minute must not page a quarter of an hour late.
    */
   onRpoVerdict?: (target: string) => void;
-  /** How often the archive is copied to S3 (S3_MODE=copy; offsite-loop.ts): default every 10 s. */
+  /** How often the archive is copied (S3_MODE=copy) or the spool uploaded (S3_MODE=primary) to S3 (offsite-loop.ts): default every 10 s. */
   offsiteEveryMs?: number;
 }): Promise<WalArchives> {
   const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
   if (targets.length === 0) return { stop: async () => undefined };
   const prefix = o.config.queuePrefix;
-  if (o.config.s3?.mode === 'primary') {
-    for (const t of targets) {
-      await writeState(
-        o.redis,
-        walStateKey(prefix, t.name),
-        {
-          receiver: 'not started',
-          since: new Date().toISOString(),
-          error: 'the WAL archive needs local storage (BACKUP_DIR) in this version; S3 as the primary store is not supported yet',
-        },
-        o.log,
-      );
-    }
-    return { stop: async () => undefined };
-  }
   const encrypted = o.config.encryption.recipients.length > 0;
   const [zstd, ageEngine] = await Promise.all([findZstd(), encrypted ? findAgeEngine() : Promise.resolve(undefined)]);
   const archives: Array<{ stop(): Promise<void> }> = [];
@@ -126,8 +117,17 @@ export async function startWalArchives(o: {
     let rpo: RpoState | null = null;
     let offsite: OffsiteState = {};
     let verdict: string | null = null;
+    const inS3 = pitrInS3(o.config);
+    // S3_MODE=primary: archived means in the bucket, so the newest segment there is the archive's newest.
+    const stored = (s: WalArchiveState): StoredWalState => {
+      const { newestSeenAt, partialEnd: _inBucket, ...rest } = offsite;
+      const base = { ...storedWalState(s, holder, rpo, objective), ...rest };
+      if (!inS3) return base;
+      const { lastArchived: _spooled, lastArchivedAt: _at, ...others } = base;
+      return { ...others, ...(rest.offsiteNewest ? { lastArchived: rest.offsiteNewest, lastArchivedAt: newestSeenAt ?? new Date().toISOString() } : {}) };
+    };
     const write = (s: WalArchiveState) => {
-      const state = { ...storedWalState(s, holder, rpo, objective), ...offsite };
+      const state = stored(s);
       const now = rpo ? rpoCondition(t.name, new Date(), state).status : verdict;
       void writeState(o.redis, key, state, log).then(() => {
         if (now === verdict) return;
@@ -138,6 +138,7 @@ export async function startWalArchives(o: {
     // While this worker holds the lease: the archive, and beside it the RPO monitor (its partial snapshots need the
     // spool this worker's receiver writes).
     const start = () => {
+      const remote = s3PitrStore(o.config, t.name, { log });
       const archive = startWalArchive({ ...common, target: t.name, pgReceivewal, replicationUrl: t.pitr.url, slot: t.pitr.slot, spool, onState: write });
       const monitor = startRpoMonitor({
         ...common,
@@ -147,21 +148,22 @@ export async function startWalArchives(o: {
         spool,
         partials: new PartialWalStore(o.config.backupDir, t.name),
         objectiveSeconds: objective,
-        newestArchived: () => archive.state().lastArchived?.name ?? null,
+        newestArchived: () => (inS3 ? (offsite.offsiteNewest ?? null) : (archive.state().lastArchived?.name ?? null)),
+        ...(inS3 && remote ? { inS3: { newestAtStart: () => newestInBucket(remote), partialEnd: () => parseLsn(offsite.partialEnd ?? '0/0') } } : {}),
         receiverUp: () => archive.state().receiver.up,
         onState: (r) => {
           rpo = r;
           write(archive.state());
         },
       });
-      // The copy to S3 (S3_MODE=copy) runs beside them, by the same one worker per target.
-      const remote = s3PitrStore(o.config, t.name, { log });
+      // The copy to S3 (S3_MODE=copy), or the spool's upload (S3_MODE=primary), beside them by the same one worker.
       const copier = remote
         ? startOffsiteMirror({
             root: o.config.backupDir,
             local: common.store,
             remote,
             everyMs: o.offsiteEveryMs ?? 10_000,
+            primary: inS3,
             log,
             onState: (s) => {
               offsite = s;
@@ -195,8 +197,7 @@ export async function startWalArchives(o: {
             o.redis,
             key,
             {
-              ...storedWalState(last, holder, rpo, objective),
-              ...offsite,
+              ...stored(last),
               receiver: 'down',
               since: new Date().toISOString(),
               error: 'the worker receiving this WAL stopped (restart or shutdown); another worker takes the WAL lease within seconds, if one runs',

@@ -34,6 +34,7 @@ describe('base backup channel messages', () => {
 
   it('call it recoverable only once its WAL is archived', () => {
     expect(JSON.stringify(baseBackupSucceeded(req, b, { state: 'archived' }).blocks)).toContain('to any moment after it ended: its WAL is archived');
+    expect(JSON.stringify(baseBackupSucceeded(req, b, { state: 'archived' }, true).blocks)).toContain('hashed as uploaded to S3, size checked there');
     const pending = baseBackupSucceeded(req, b, { state: 'pending', missing: '000000010000000000000002' });
     expect(pending.text).toMatch(/; NOT recoverable yet: WAL segment 000000010000000000000002 is not archived$/);
     expect(JSON.stringify(pending.blocks)).toContain(':warning: not yet: WAL segment `000000010000000000000002` is not archived');
@@ -45,6 +46,9 @@ describe('base backup channel messages', () => {
     expect(t).toContain(`sha256 ${'f'.repeat(64)} (3145728 bytes, read back after writing)`);
     expect(t).toContain('pg_basebackup (PostgreSQL) 15.10');
     expect(t).toContain('`pg-backup-bot restore-pitr app --time=… --data-dir=…`');
+    const inS3 = baseBackupDetails('s3://bucket/pgbb', { ...b, target: 'app' }).text;
+    expect(inS3).toContain('s3://bucket/pgbb/app/_base/app-base-20261206T010000Z/base.tar.zst');
+    expect(inS3).toContain(`sha256 ${'f'.repeat(64)} (3145728 bytes, hashed as uploaded, size checked in S3)`);
   });
 
   it('say what failed, that nothing was stored, and who was paged', () => {
@@ -70,9 +74,9 @@ describe('base backup refusals, shared by the CLI and the worker', () => {
     expect(unencryptedRefusal({ encryption: { ...none, recipients: ['age1x'] } } as never, target)).toBeNull();
   });
 
-  it('says why a target cannot have one: no pitr section, or S3 as the primary store', () => {
+  it('says why a target cannot have one (no pitr section), and takes one with S3 as the primary store', () => {
     expect(baseBackupUnsupported({}, { name: 'plain' })).toMatch(/^Target plain has no pitr section/);
-    expect(baseBackupUnsupported({ s3: { mode: 'primary' } } as never, target)).toMatch(/S3 as the primary store is not supported/);
+    expect(baseBackupUnsupported({ s3: { mode: 'primary' } } as never, target)).toBeNull();
     expect(baseBackupUnsupported({}, target)).toBeNull();
   });
 });

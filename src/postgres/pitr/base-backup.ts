@@ -11,12 +11,14 @@ import { ToolPipeError, type ToolPipeResult } from '../backup/tool-chain.ts';
 import { runToolIntoZstd } from '../backup/tool-pipe.ts';
 import { withPgEnv } from '../connection.ts';
 import { firstErrorLine } from '../failures.ts';
+import type { ArtifactWriter } from '../../storage/types.ts';
 
 /**
  * A base backup for point-in-time recovery: `pg_basebackup -D - -Ft -X none` over a replication connection,
- * streamed (no temporary copy of the cluster) through zstd and age into `<BACKUP_DIR>/<target>/_base/<id>/`,
- * hashed on the way. The tar holds PostgreSQL's own `backup_label` and `backup_manifest`; the WAL it needs comes
- * from the WAL archive (-X none), from its start point to its end point, both recorded here.
+ * streamed (no temporary copy of the cluster) through zstd and age into `<BACKUP_DIR>/<target>/_base/<id>/`, or
+ * with S3 as the primary store into the bucket's `_base/<id>/` (multipart), hashed on the way. The tar holds
+ * PostgreSQL's own `backup_label` and `backup_manifest`; the WAL it needs comes from the WAL archive (-X none), from
+ * its start point to its end point, both recorded here.
  */
 export const BaseBackupSchema = z.object({
   id: z.string(),
@@ -49,6 +51,19 @@ export interface BaseBackupOptions {
   now?: () => Date;
   /** Bytes of the cluster read from pg_basebackup so far, on every chunk (the caller throttles). */
   onProgress?: (rawBytes: number) => void;
+  /**
+   * S3 as the primary store (S3_MODE=primary): the file is streamed into the bucket (multipart, hashed on the way)
+   * and its base.json written there once S3 reports the recorded size. The local directory only reserves the id and
+   * holds the tap's named pipe; it is removed after.
+   */
+  remote?: BaseBackupBucket | undefined;
+}
+
+/** What a base backup needs of the bucket (s3-pitr-store.ts S3PitrStore). */
+export interface BaseBackupBucket {
+  baseWriter(id: string, file: string): ArtifactWriter;
+  recordBase(b: BaseBackup): Promise<void>;
+  removeBase(b: Pick<BaseBackup, 'id' | 'file'>): Promise<void>;
 }
 
 /** How much of the tar's end is kept to find the manifest's WAL-Ranges (they follow every file's line). */
@@ -95,7 +110,9 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const { id, dir } = await reserve(o.root, o.target, stamp(started));
   const encrypted = o.recipients.length > 0;
   const file = `base.tar.zst${encrypted ? '.age' : ''}`;
-  const writer = await openFileWriter(join(dir, `${file}.partial`), join(dir, file), (err, action) => storageError(err, dir, `${action} the base backup`));
+  const writer = o.remote
+    ? o.remote.baseWriter(id, file)
+    : await openFileWriter(join(dir, `${file}.partial`), join(dir, file), (err, action) => storageError(err, dir, `${action} the base backup`));
   const cli = encrypted && o.ageEngine?.kind === 'cli' ? { command: o.ageEngine.path, args: o.recipients.flatMap((r) => ['-r', r]) } : undefined;
   const encrypt = encrypted && !cli ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
   // The tap's named pipe, in the base backup's own (0750, the bot's) directory; removed after the run.
@@ -111,7 +128,8 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
         zstd: o.zstd,
         level: o.level,
         destination: writer.stream,
-        destinationPath: writer.path,
+        // A local file is written by tee, outside Node; S3's upload reads the chain's end in Node.
+        ...(o.remote ? {} : { destinationPath: writer.path }),
         encryptCommand: cli,
         encrypt,
         signal: o.signal,
@@ -121,7 +139,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
       await writer.commit();
     } catch (err) {
       await writer.abort();
-      await rm(fifo, { force: true });
+      await rm(o.remote ? dir : fifo, { recursive: true, force: true });
       if (err instanceof BotError) throw err;
       const said = err instanceof ToolPipeError ? whyFailed(err.toolStderr) || err.message : String(err);
       const code = err instanceof ToolPipeError && err.stage === 'canceled' ? 'canceled' : 'pg_dump_failed';
@@ -131,6 +149,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
     // The whole cluster read: said once more, so even a backup shorter than the chain's 1-second ticks reports it.
     if (r.rawBytes !== null) o.onProgress?.(r.rawBytes);
     const range = WAL_RANGE.exec(r.rawTail?.toString('latin1') ?? '');
+    if (!range && o.remote) await Promise.all([o.remote.removeBase({ id, file }).catch(() => undefined), rm(dir, { recursive: true, force: true })]);
     if (!range) throw new BotError('pg_dump_failed', `The base backup of ${o.target} has no WAL range in its backup_manifest: it cannot be recovered.`);
     const version = (await execa(o.pgBasebackup, ['--version'], { reject: false })).stdout.trim();
     const record: BaseBackup = {
@@ -149,6 +168,10 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
       pgBasebackupVersion: version,
     };
     // The record last: a base backup exists once its base.json does.
+    if (o.remote) {
+      await o.remote.recordBase(BaseBackupSchema.parse(record)).finally(() => rm(dir, { recursive: true, force: true }));
+      return record;
+    }
     await writeFileAtomically(join(dir, 'base.json'), `${JSON.stringify(BaseBackupSchema.parse(record), null, 2)}\n`);
     return record;
   });

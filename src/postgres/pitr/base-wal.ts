@@ -1,5 +1,5 @@
 import type { BaseBackup } from './base-backup.ts';
-import type { LocalWalStore } from './wal-store.ts';
+import type { WalEntry } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
 /**
@@ -13,7 +13,7 @@ import { segmentOf, segmentPosition } from './window.ts';
 export type BaseWal = { state: 'archived' } | { state: 'pending' | 'lost'; missing: string };
 
 export async function awaitBaseWal(
-  store: Pick<LocalWalStore, 'list'>,
+  store: { list(): Promise<ReadonlyArray<Pick<WalEntry, 'name'>>> },
   b: Pick<BaseBackup, 'startLsn' | 'endLsn' | 'timeline'>,
   o: { timeoutMs: number; pollMs?: number; signal?: AbortSignal | undefined },
 ): Promise<BaseWal> {

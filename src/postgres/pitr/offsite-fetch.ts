@@ -10,6 +10,7 @@ import { streamVerified } from '../../storage/verified-stream.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { archivedBases } from './wal-index.ts';
+import { PartialWalStore } from './partial-store.ts';
 import { LocalWalStore, type WalEntry } from './wal-store.ts';
 import { segmentOf } from './window.ts';
 
@@ -92,5 +93,16 @@ export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; a
     await local.index(e);
     return e.bytes;
   });
+  // S3_MODE=primary: the snapshot of a segment not in the bucket whole (offsite-partials.ts), which wal-fetch serves.
+  const whole = new Set(listed.map((w) => w.name));
+  const partials = new PartialWalStore(o.root, target);
+  // Only when the time needs the WAL to its end (no segment was left out after it): else it would sit past a gap.
+  const toTheEnd = past <= EXTRA_SEGMENTS;
+  for (const p of toTheEnd ? (await o.remote.listPartials()).filter((x) => !whole.has(x.name) && x.name.slice(8) >= start) : []) {
+    if ((await partials.entry(p.name))?.file === p.file) continue;
+    await download(await o.remote.openPartial(p), await partials.writer(p.file), p, `Partial WAL ${p.name}`, where);
+    await partials.index(p);
+    fresh.push(p.bytes);
+  }
   return { base, segments: fresh.filter((b) => b > 0).length, bytes: bytes + fresh.reduce((a, b) => a + b, 0) };
 }

@@ -18,6 +18,8 @@ import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
  */
 export const PartialEntrySchema = WalEntrySchema.extend({
   name: z.string().regex(/^[0-9A-F]{24}$/),
+  /** A name of its own directory only (an entry read from the bucket names the file written beside it). */
+  file: z.string().regex(/^[0-9A-F]{24}\.[0-9A-F]+\.zst(\.age)?$/),
   partial: z.literal(true),
   /** Bytes of WAL it holds from the segment's start (the rest, to 16 MB, is zeros, as pg_receivewal pads it). */
   walBytes: z.number().int().positive(),
@@ -100,6 +102,11 @@ export class PartialWalStore {
  */
 export async function recoverableWal(root: string, target: string): Promise<WalEntry[]> {
   const [full, partial] = await Promise.all([archivedWal(new LocalWalStore(root, target)), new PartialWalStore(root, target).list()]);
+  return withPartials(full, partial);
+}
+
+/** Whole segments, and the partial snapshot of each segment not archived whole, as of the time its WAL reaches. */
+export function withPartials(full: WalEntry[], partial: PartialEntry[]): WalEntry[] {
   const have = new Set(full.map((e) => e.name));
   const extra = partial.filter((p) => !have.has(p.name)).map((p): WalEntry => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt }));
   return [...full, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

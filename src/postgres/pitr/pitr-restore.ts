@@ -47,7 +47,7 @@ export function parseRecoveryTime(text: string): Date {
  * The base backup to start from: the newest that finished before the time. A time the window does not reach
  * (window.ts: a gap ends it, a base backup after the gap opens it again) is refused with the window.
  */
-export function chooseBase(bases: BaseBackup[], wal: WalEntry[], at: Date): BaseBackup {
+export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, 'name' | 'archivedAt'>>, at: Date): BaseBackup {
   const w = recoverableWindow(bases, wal);
   if (!w) {
     throw new BotError(

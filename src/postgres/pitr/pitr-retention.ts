@@ -1,20 +1,15 @@
 import type { Config } from '../../config-types.ts';
-import { type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
-import { rm, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import { toUserMessage } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
-import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
-import type { BaseBackup } from './base-backup.ts';
-import { listBaseBackups } from './pitr-restore.ts';
 import { forgetPitrReader, pitrReaders } from './pitr-readers.ts';
+import { pitrArchiveOps } from './pitr-retention-ops.ts';
 import { type PitrRetentionPlan, planPitrRetention } from './pitr-retention-plan.ts';
-import { LocalWalStore, type WalEntry } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
 /**
- * PITR retention's executor, for every target with a `pitr` section (local storage): plans each target on what is
- * in its `_base/` and `_wal/` now (pitr-retention-plan.ts), then deletes — base backups first (their base.json,
+ * PITR retention's executor, for every target with a `pitr` section (BACKUP_DIR, or the bucket with S3 as the primary
+ * store: pitr-retention-ops.ts): plans each target on what is in its `_base/` and `_wal/` now
+ * (pitr-retention-plan.ts), then deletes — base backups first (their base.json,
  * then the tar), oldest first, each only if no restore started reading it since the plan; then the WAL before the
  * oldest base backup still there (each index entry, then its file: a segment is archived exactly while its entry
  * exists). Bases before WAL: a run that stops half way leaves WAL nothing needs, never a base backup without its WAL.
@@ -50,30 +45,10 @@ export interface PitrRetentionRun {
 
 const isSegment = (name: string) => /^[0-9A-F]{24}/.test(name);
 
-async function deleteBase(root: string, b: BaseBackup): Promise<void> {
-  const dir = join(root, b.target, '_base', b.id);
-  // The record first: a base backup exists exactly while its base.json does, so a half-deleted one is never chosen.
-  await unlink(join(dir, 'base.json')).catch((err: unknown) => {
-    if (errnoCode(err) !== 'ENOENT') throw err;
-  });
-  await fsyncDir(dir);
-  await rm(dir, { recursive: true, force: true });
-}
-
-async function deleteWal(store: LocalWalStore, e: WalEntry): Promise<void> {
-  await unlink(join(store.dir, `${e.name}.json`)).catch((err: unknown) => {
-    if (errnoCode(err) !== 'ENOENT') throw err;
-  });
-  await fsyncDir(store.dir);
-  await rm(join(store.dir, e.file), { force: true });
-}
-
-/** The targets PITR retention looks at: those with a `pitr` section, when the archive is local (BACKUP_DIR). */
+/** The targets PITR retention looks at: those with a `pitr` section, wherever the archive is (pitr-retention-ops.ts). */
 export function pitrRetentionTargets(config: {
-  s3?: { mode: string } | undefined;
   targets: ReadonlyArray<{ name: string; pitr?: { walRetentionDays: number } | undefined }>;
 }): Array<{ name: string; walRetentionDays: number }> {
-  if (config.s3?.mode === 'primary') return [];
   return config.targets.flatMap((t) => (t.pitr ? [{ name: t.name, walRetentionDays: t.pitr.walRetentionDays }] : []));
 }
 
@@ -91,12 +66,15 @@ export async function runPitrRetention(o: {
   now?: () => Date;
   /** After each deletion tried (the audit trail): one per base backup, one per target's WAL. Failures logged. */
   onOutcome?: (o: PitrOutcome) => Promise<void>;
-  /** With S3 as a copy (S3_MODE=copy), what is deleted on disk is deleted from the copy too (s3-pitr-store.ts). */
+  /**
+   * The config's S3 section: as a copy (S3_MODE=copy), what is deleted on disk is deleted from the copy too; as the
+   * primary store, the archive planned and deleted is the bucket's (pitr-retention-ops.ts). Holds stay in `root`.
+   */
   offsite?: Pick<Config, 's3'>;
 }): Promise<PitrRetentionRun> {
   const now = o.now ?? (() => new Date());
   const run: PitrRetentionRun = { dryRun: o.dryRun, targets: [] };
-  const clients: Array<{ destroy(): void }> = [];
+  const clients: Array<{ close(): void }> = [];
   for (const t of o.targets) {
     const log = o.log.child({ target: t.name, component: 'pitr-retention' });
     const result: PitrTargetRetention = {
@@ -108,18 +86,17 @@ export async function runPitrRetention(o: {
       keptLate: [],
     };
     run.targets.push(result);
-    const store = new LocalWalStore(o.root, t.name);
-    const remote = o.dryRun || !o.offsite ? null : s3PitrStore(o.offsite, t.name, { log });
-    if (remote) clients.push(remote.client);
-    // A copy not deleted is said, never fatal: the bucket's lifecycle rule is the safety net (docs/pitr.md).
-    const alsoOffsite = async (what: string, remove: (r: S3PitrStore) => Promise<void>) => {
-      if (!remote) return;
-      await remove(remote).catch((err: unknown) =>
-        result.failures.push(`could NOT delete the off-site copy of ${what} in ${remote.describe()}: ${toUserMessage(err)}`),
-      );
-    };
+    const archive = pitrArchiveOps({
+      root: o.root,
+      target: t.name,
+      dryRun: o.dryRun,
+      s3: o.offsite,
+      log,
+      onCopyFailure: (sentence) => result.failures.push(sentence),
+    });
+    clients.push(archive);
     try {
-      const [bases, wal, readers] = await Promise.all([listBaseBackups(o.root, t.name), store.list(), pitrReaders(o.root, t.name, now())]);
+      const [{ bases, wal }, readers] = await Promise.all([archive.list(), pitrReaders(o.root, t.name, now())]);
       result.plan = planPitrRetention({
         target: t.name,
         bases,
@@ -148,8 +125,7 @@ export async function runPitrRetention(o: {
       }
       const out: PitrOutcome = { target: t.name, what: 'base backup', name: d.base.id, files: 1, bytes: d.base.bytes, reason: d.reason, error: null };
       try {
-        await deleteBase(o.root, d.base);
-        await alsoOffsite(`base backup ${d.base.id}`, (r) => r.removeBase(d.base));
+        await archive.deleteBase(d.base);
         result.deleted.bases++;
         result.deleted.baseBytes += d.base.bytes;
         log.info({ baseId: d.base.id, reason: d.reason }, 'retention deleted a base backup');
@@ -160,7 +136,7 @@ export async function runPitrRetention(o: {
       await say(out);
     }
     // WAL only before the oldest base backup that is still there now (a base kept late keeps its WAL too).
-    const remaining = await listBaseBackups(o.root, t.name).catch(() => null);
+    const remaining = await archive.bases().catch(() => null);
     const oldest = remaining?.[0];
     if (!oldest) {
       if (result.plan.deleteWal.length) result.failures.push('WAL not deleted: the base backups could not be listed again before it');
@@ -178,8 +154,7 @@ export async function runPitrRetention(o: {
     const errors: string[] = [];
     for (const e of doomed) {
       try {
-        await deleteWal(store, e);
-        await alsoOffsite(`WAL ${e.name}`, (r) => r.removeWal(e));
+        await archive.deleteWal(e);
         files++;
         bytes += e.bytes;
       } catch (err) {
@@ -200,6 +175,6 @@ export async function runPitrRetention(o: {
       error: errors.length ? `${errors.length} file(s): ${errors.slice(0, 3).join('; ')}` : null,
     });
   }
-  for (const c of clients) c.destroy();
+  for (const c of clients) c.close();
   return run;
 }

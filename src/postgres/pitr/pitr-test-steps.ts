@@ -1,6 +1,10 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { toUserMessage } from '../../errors.ts';
 import { firstErrorLine } from '../failures.ts';
+import type { BaseBackup } from './base-backup.ts';
+import { fetchFromOffsite } from './offsite-fetch.ts';
+import type { S3PitrStore } from './s3-pitr-store.ts';
 import type { CheckResult } from './markers.ts';
 import { pgCtl, recoveryEnding, type ScratchDir, serverLog, withScratchClient } from './scratch-cluster.ts';
 
@@ -113,3 +117,29 @@ async function amcheck(
 
 export const runScratchChecks = { verifyBackup, amcheck };
 export { startAndReplay };
+
+/**
+ * The archive in S3 (its copy, or with `primary` the archive itself) into `root` (offsite-fetch.ts), said as a check;
+ * null (and a failed check) when it cannot be fetched.
+ */
+export async function fetchOffsite(
+  remote: S3PitrStore,
+  root: string,
+  at: Date,
+  checks: CheckResult[],
+  primary: boolean,
+): Promise<{ root: string; base: BaseBackup } | null> {
+  const name = primary ? 'archive in S3' : 'off-site copy';
+  try {
+    const got = await fetchFromOffsite({ root, remote, at });
+    checks.push({
+      name,
+      ok: true,
+      detail: `base backup ${got.base.id} and ${got.segments} WAL file(s) fetched from ${remote.describe()}, every sha256 matching`,
+    });
+    return { root, base: got.base };
+  } catch (err) {
+    checks.push({ name, ok: false, detail: `could not be fetched from ${remote.describe()}: ${toUserMessage(err)}` });
+    return null;
+  }
+}

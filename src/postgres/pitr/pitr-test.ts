@@ -2,16 +2,16 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import { freePort } from '../../dev/ephemeral.ts';
-import { BotError, toUserMessage } from '../../errors.ts';
+import { BotError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import { parsePgUrl } from '../connection.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { checkMarkers, type CheckResult } from './markers.ts';
 import { reservePitrBase } from './pitr-readers.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
-import { runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
+import { fetchOffsite, runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
 import { clusterMajor, configureScratch, makeScratchDir, pgCtl, serverBinDir, withScratchClient } from './scratch-cluster.ts';
-import { fetchFromOffsite } from './offsite-fetch.ts';
+import { remoteWindowWal } from './s3-archive.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { fetchWalForTest, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
@@ -38,6 +38,8 @@ export interface PitrTestOptions {
   replayTimeoutMs?: number;
   /** The archive's copy in S3 (S3_MODE=copy): the test recovers from it, as a new server would after losing the worker's disk. */
   offsite?: S3PitrStore | null;
+  /** `offsite` is the archive itself (S3_MODE=primary): the test is planned on what the bucket holds, too. */
+  primary?: boolean;
 }
 
 export interface PitrTestOutcome {
@@ -63,9 +65,13 @@ export async function planPitrTest(
   target: string,
   asked: string,
   random = Math.random,
+  /** S3 as the primary store: the bucket's archive, not BACKUP_DIR (the worker's spool). */
+  remote?: S3PitrStore | null,
 ): Promise<{ at: Date; base: BaseBackup; explicit: boolean }> {
-  const bases = await listBaseBackups(root, target);
-  const wal = await new LocalWalStore(root, target).list();
+  // From the bucket: whole segments only, as from BACKUP_DIR (the test replays whole segments).
+  const { bases, wal } = remote
+    ? await remoteWindowWal(remote, { partials: false })
+    : { bases: await listBaseBackups(root, target), wal: await new LocalWalStore(root, target).list() };
   const w = recoverableWindow(bases, wal);
   if (!w)
     throw new BotError(
@@ -82,22 +88,6 @@ export async function planPitrTest(
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
 const pgTime = (d: Date) => d.toISOString().replace('T', ' ').replace('Z', '+00');
 
-/** The copy in S3 into `root` (offsite-fetch.ts), said as a check; null (and a failed check) when it cannot be fetched. */
-async function fetchOffsite(remote: S3PitrStore, root: string, at: Date, checks: CheckResult[]): Promise<{ root: string; base: BaseBackup } | null> {
-  try {
-    const got = await fetchFromOffsite({ root, remote, at });
-    checks.push({
-      name: 'off-site copy',
-      ok: true,
-      detail: `base backup ${got.base.id} and ${got.segments} WAL file(s) fetched from ${remote.describe()}, every sha256 matching`,
-    });
-    return { root, base: got.base };
-  } catch (err) {
-    checks.push({ name: 'off-site copy', ok: false, detail: `could not be fetched from ${remote.describe()}: ${toUserMessage(err)}` });
-    return null;
-  }
-}
-
 /**
  * A PITR restore test into a scratch cluster: the base backup laid out and the WAL fetched (phase fetch), the server
  * started to replay to the moment and promote (phase replay), then pg_verifybackup's verdict on the base backup
@@ -106,7 +96,8 @@ async function fetchOffsite(remote: S3PitrStore, root: string, at: Date, checks:
  * every path, also when the job is cancelled.
  */
 export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> {
-  const plan = await planPitrTest(o.root, o.target, o.asked, o.random);
+  const remote = o.primary ? o.offsite : null;
+  const plan = await planPitrTest(o.root, o.target, o.asked, o.random, remote);
   let at = plan.at;
   // The base backup recovered from: the plan's, or the one the off-site copy holds for that moment.
   let base = plan.base;
@@ -126,7 +117,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
   });
   // Retention leaves the base backup and the WAL after it alone while this test reads them (pitr-readers.ts).
   const hold = await reservePitrBase(o.root, o.target, plan.base.id, { reader: `PITR restore test ${o.label}` });
-  if (!(await listBaseBackups(o.root, o.target)).some((b) => b.id === plan.base.id)) {
+  if (!(await (remote ? remote.listBases() : listBaseBackups(o.root, o.target))).some((b) => b.id === plan.base.id)) {
     await hold.release();
     throw new BotError('backup_not_found', `Base backup ${plan.base.id} was deleted by retention as the test began: run the test again.`);
   }
@@ -139,7 +130,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
   try {
     let t = Date.now();
     // From S3, what a new server would get: the base backup and WAL fetched from the copy into the scratch dir.
-    const from = o.offsite ? await fetchOffsite(o.offsite, join(s.dir, 'offsite-archive'), at, checks) : { root: o.root, base: plan.base };
+    const from = o.offsite ? await fetchOffsite(o.offsite, join(s.dir, 'offsite-archive'), at, checks, !!remote) : { root: o.root, base: plan.base };
     if (!from) {
       result = outcome();
       return result;

@@ -44,6 +44,12 @@ export interface RpoMonitorOptions extends ArchiveOptions {
   sampleMs?: number;
   /** The most often the partial segment is stored (default min(objective / 4, 30 s), at least 1 s). */
   partialEveryMs?: number;
+  /**
+   * S3_MODE=primary: the archive is the bucket and `store` only the spool, so the archived position is the newest
+   * segment there (`newestArchived`, and `newestAtStart` for what earlier runs uploaded) or the newest snapshot of the
+   * partial segment there (`partialEnd`: snapshots are still taken on the worker's disk, but count once uploaded).
+   */
+  inS3?: { newestAtStart(): Promise<string | null>; partialEnd(): bigint };
 }
 
 /**
@@ -74,7 +80,9 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
 
   // What an earlier run archived counts from the start: the newest segment and snapshot in the store.
   const init = async () => {
-    const [full, partial] = await Promise.all([o.store.list(), o.partials.list()]);
+    const newestInS3 = o.inS3 ? await o.inS3.newestAtStart() : null;
+    if (newestInS3) fullEnd = segmentEndLsn(newestInS3);
+    const [full, partial] = await Promise.all([o.inS3 ? [] : o.store.list(), o.partials.list()]);
     const newest = full.filter((e) => !e.name.endsWith('.history')).at(-1);
     if (newest) fullEnd = segmentEndLsn(newest.name);
     for (const p of partial) if (parseLsn(p.walEnd) > partialEnd) partialEnd = parseLsn(p.walEnd);
@@ -120,7 +128,14 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
       started = null;
       throw err;
     });
-    await started;
+    try {
+      await started;
+    } catch (err) {
+      // Where the archive stands is not known (S3_MODE=primary: the bucket cannot be listed): the RPO is unknown, said.
+      state = { ...state, error: `the archive could not be read: ${message(err).split('\n')[0]}` };
+      o.onState?.({ ...state });
+      throw err;
+    }
     await cleanUp().catch((err: unknown) => o.log.warn({ err, target: o.target }, 'superseded partial WAL not removed'));
     let pos: ServerPosition;
     try {
@@ -132,7 +147,9 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
     }
     tracker.add({ at: pos.at, lsn: pos.current });
     await snapshot(pos);
-    const archived = fullEnd > partialEnd ? fullEnd : partialEnd;
+    // S3_MODE=primary: a snapshot counts once it is in the bucket, not when it is on the worker's disk.
+    const counted = o.inS3 ? o.inS3.partialEnd() : partialEnd;
+    const archived = fullEnd > counted ? fullEnd : counted;
     const now = new Date();
     const reading = tracker.read(now, archived);
     const { error: _gone, behindSince: _was, ...rest } = state;

@@ -9,6 +9,7 @@ import { openS3Writer } from '../../storage/s3-writer.ts';
 import type { ArtifactWriter } from '../../storage/types.ts';
 import { TargetName } from '../../target-name.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
+import { type PartialEntry, PartialEntrySchema } from './partial-store.ts';
 import { type WalEntry, WalEntrySchema } from './wal-store.ts';
 
 /**
@@ -27,6 +28,8 @@ export interface RemoteWal {
   name: string;
   file: string | null;
   fileBytes: number | null;
+  /** When the bucket received the entry (its LastModified): the moment the file became archived there. */
+  indexedAt: Date;
 }
 
 export class S3PitrStore {
@@ -71,10 +74,12 @@ export class S3PitrStore {
   async listWal(): Promise<RemoteWal[]> {
     const objects = await this.#s3.list(`${this.#root}_wal/`, 'list the WAL archive');
     const files = new Map(objects.map((o) => [o.key.slice(`${this.#root}_wal/`.length), o.size]));
+    const modified = new Map(objects.map((o) => [o.key.slice(`${this.#root}_wal/`.length), o.modified]));
     const out: RemoteWal[] = [];
-    for (const name of [...files.keys()].filter((k) => k.endsWith('.json')).map((k) => k.slice(0, -'.json'.length))) {
+    // Only the archive's own files: nothing under a deeper prefix is a segment.
+    for (const name of [...files.keys()].filter((k) => k.endsWith('.json') && !k.includes('/')).map((k) => k.slice(0, -'.json'.length))) {
       const file = [`${name}.zst.age`, `${name}.zst`].find((f) => files.has(f)) ?? null;
-      out.push({ name, file, fileBytes: file === null ? null : (files.get(file) ?? null) });
+      out.push({ name, file, fileBytes: file === null ? null : (files.get(file) ?? null), indexedAt: modified.get(`${name}.json`) ?? new Date(0) });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -103,6 +108,44 @@ export class S3PitrStore {
     await this.#s3.delete(this.#key('_wal', entry.file), `delete WAL ${entry.name}`);
   }
 
+  /**
+   * Snapshots of segments not archived whole (partial-store.ts), under `_wal/_partial/` (S3_MODE=primary): each
+   * `<segment>.json` names its file, uploaded first; only those whose file has the recorded size.
+   */
+  async listPartials(): Promise<PartialEntry[]> {
+    const objects = await this.#s3.list(`${this.#root}_wal/_partial/`, 'list the partial WAL snapshots');
+    const sizes = new Map(objects.map((o) => [o.key, o.size]));
+    const read = await mapLimit(
+      objects.filter((o) => o.key.endsWith('.json')),
+      8,
+      async (o) => {
+        const text = await this.#s3.readText(o.key, 'read a partial WAL snapshot entry');
+        return text === null ? null : PartialEntrySchema.parse(JSON.parse(text));
+      },
+    );
+    return read
+      .filter((p): p is PartialEntry => p !== null && sizes.get(this.#key('_wal', '_partial', p.file)) === p.bytes)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The snapshot's file, then its entry (replacing the segment's older one, whose file the caller removes after). */
+  async putPartial(p: PartialEntry, write: (w: ArtifactWriter) => Promise<void>): Promise<void> {
+    await write(this.#writer(this.#key('_wal', '_partial', p.file), `partial WAL ${p.name}`));
+    await this.#s3.writeText(this.#key('_wal', '_partial', `${p.name}.json`), `${JSON.stringify(p, null, 2)}\n`, `index partial WAL ${p.name}`);
+  }
+
+  async openPartial(p: Pick<PartialEntry, 'name' | 'file'>): Promise<Readable> {
+    const body = await this.#s3.read(this.#key('_wal', '_partial', p.file), `read partial WAL ${p.name}`);
+    if (!body) throw new BotError('storage_failed', `Partial WAL ${p.name} is indexed in ${this.describe()} but its file is gone.`);
+    return body;
+  }
+
+  /** A snapshot's file alone (one its entry no longer names), or with `entry` the entry first, then the file. */
+  async removePartial(p: Pick<PartialEntry, 'name' | 'file'>, entry: boolean): Promise<void> {
+    if (entry) await this.#s3.delete(this.#key('_wal', '_partial', `${p.name}.json`), `delete partial WAL ${p.name}`);
+    await this.#s3.delete(this.#key('_wal', '_partial', p.file), `delete partial WAL ${p.name}`);
+  }
+
   /** The base backups whose record is in the bucket and whose file has the recorded size, oldest (by end) first. */
   async listBases(): Promise<BaseBackup[]> {
     const objects = await this.#s3.list(`${this.#root}_base/`, 'list the base backups');
@@ -118,8 +161,17 @@ export class S3PitrStore {
   }
 
   async putBase(b: BaseBackup, write: (w: ArtifactWriter) => Promise<void>): Promise<void> {
-    const writer = this.#writer(this.#key('_base', b.id, b.file), `base backup ${b.id}`);
-    await write(writer);
+    await write(this.baseWriter(b.id, b.file));
+    await this.recordBase(b);
+  }
+
+  /** A multipart upload of a base backup's file (16 MiB parts, two at once): nothing the size of the cluster on disk. */
+  baseWriter(id: string, file: string): ArtifactWriter {
+    return this.#writer(this.#key('_base', id, file), `base backup ${id}`);
+  }
+
+  /** The record, once S3 says the file has the recorded size: from then on the base backup is in S3. */
+  async recordBase(b: BaseBackup): Promise<void> {
     const size = await this.#s3.size(this.#key('_base', b.id, b.file), `check base backup ${b.id}`);
     if (size !== b.bytes) throw new BotError('storage_failed', `Base backup ${b.id} has ${size ?? 'no'} bytes in ${this.describe()}, not ${b.bytes}.`);
     await this.#s3.writeText(this.#key('_base', b.id, 'base.json'), `${JSON.stringify(b, null, 2)}\n`, `record base backup ${b.id}`);
@@ -138,14 +190,28 @@ export class S3PitrStore {
   }
 }
 
-/** The S3 copy of a target's PITR archive when S3 is configured as a copy (S3_MODE=copy); null otherwise. */
+/**
+ * A target's PITR archive in S3, when S3 is configured: its copy (S3_MODE=copy, the archive itself on the worker's
+ * disk) or the archive itself (S3_MODE=primary, the worker's disk only a spool). Null without S3.
+ */
 export function s3PitrStore(
   config: Pick<Config, 's3'>,
   target: string,
   o: { log?: Logger | undefined; client?: S3Client; credentials?: S3ClientOptions['credentials'] } = {},
 ): S3PitrStore | null {
   const s3 = config.s3;
-  if (s3?.mode !== 'copy') return null;
+  if (!s3) return null;
   const client = o.client ?? createS3Client({ region: s3.region, endpoint: s3.endpoint, forcePathStyle: s3.forcePathStyle, credentials: o.credentials });
   return new S3PitrStore(client, s3.bucket, s3.prefix, target, o.log);
+}
+
+/** Whether S3 is the PITR archive itself (S3_MODE=primary): what is only on the worker's disk is not archived. */
+export const pitrInS3 = (config: Pick<Config, 's3'>): boolean => config.s3?.mode === 'primary';
+
+/** Where the PITR archive of every target is, for messages: `s3://bucket[/prefix]` (S3_MODE=primary) or BACKUP_DIR. */
+export function pitrArchiveRoot(config: Pick<Config, 's3' | 'backupDir'>): string {
+  const s3 = config.s3;
+  if (s3?.mode !== 'primary') return config.backupDir;
+  const p = s3.prefix.replace(/^\/+|\/+$/g, '');
+  return `s3://${s3.bucket}${p ? `/${p}` : ''}`;
 }

@@ -10,6 +10,7 @@ import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { findPgProgram, findPgTools, findZstd } from '../tools.ts';
 import { type BaseBackup, BaseBackupSchema, runBaseBackup } from './base-backup.ts';
+import { primaryPitrStore } from './s3-archive.ts';
 import { streamProblem } from './stream-problems.ts';
 
 /**
@@ -19,11 +20,9 @@ import { streamProblem } from './stream-problems.ts';
 
 type PitrConfig = Pick<Config, 'backupDir' | 'compressionLevel' | 'encryption' | 'pgBinDir' | 's3'>;
 
-/** Why this target cannot have a base backup here, in one sentence; null when it can. */
-export function baseBackupUnsupported(config: Pick<Config, 's3'>, target: Pick<TargetConfig, 'name' | 'pitr'>): string | null {
+/** Why this target cannot have a base backup here, in one sentence; null when it can (on either store, S3 or BACKUP_DIR). */
+export function baseBackupUnsupported(_config: Pick<Config, 's3'>, target: Pick<TargetConfig, 'name' | 'pitr'>): string | null {
   if (!target.pitr) return `Target ${target.name} has no pitr section in the config file: a base backup needs its replication connection (pitr.urlEnv).`;
-  if (config.s3?.mode === 'primary')
-    return 'Base backups go to local storage (BACKUP_DIR) in this version; S3 as the primary store is not supported for them yet.';
   return null;
 }
 
@@ -87,6 +86,8 @@ export async function takeBaseBackup(
   const pgBasebackup = await findPgProgram('pg_basebackup', tools.pgDump, tools.major);
   if (!pgBasebackup) throw new BotError('pg_tool_missing', `pg_basebackup is not installed: install postgresql-client-${tools.major}.`);
   const encrypted = config.encryption.recipients.length > 0;
+  // S3 as the primary store: streamed into the bucket, its size there checked before its record is written.
+  const remote = primaryPitrStore(config, target.name);
   try {
     if (o.reserveWal) {
       const psql = await findPgProgram('psql', tools.pgDump, tools.major);
@@ -105,8 +106,9 @@ export async function takeBaseBackup(
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.now ? { now: o.now } : {}),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      remote: remote ?? undefined,
     });
-    await verifyStoredBaseBackup(config.backupDir, b);
+    if (!remote) await verifyStoredBaseBackup(config.backupDir, b);
     return b;
   } catch (err) {
     // What the server refused, said as what to change there (the same sentences as the WAL stream's).
@@ -114,5 +116,7 @@ export async function takeBaseBackup(
     const fix = streamProblem(said);
     if (!fix) throw err;
     throw new BotError('pg_dump_failed', `The base backup of ${target.name} failed: ${fix}.`, { cause: err, detail: said });
+  } finally {
+    remote?.client.destroy();
   }
 }

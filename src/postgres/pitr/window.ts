@@ -32,7 +32,7 @@ export interface RecoverableWindow {
 }
 
 /** Segments missing (on the newest segment's timeline) from the oldest base backup's start to the newest archived. */
-export function walGaps(bases: BaseBackup[], wal: WalEntry[]): string[] {
+export function walGaps(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, 'name'>>): string[] {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
   const oldest = bases[0];
   const newest = segments.at(-1);
@@ -50,9 +50,10 @@ export function walGaps(bases: BaseBackup[], wal: WalEntry[]): string[] {
 /**
  * What point-in-time recovery can reach now: null without a base backup and WAL after it. Recovery replays WAL in
  * order from a base backup's start, so a gap ends the window before it; a base backup started after the last gap
- * opens a window again, from its end to the newest segment archived. Gaps are named either way.
+ * opens a window again, from its end to the newest segment archived. Gaps are named either way. Of the WAL files it
+ * reads every name, and the time of two only: the newest segment's, and with a gap the last one's before it.
  */
-export function recoverableWindow(bases: BaseBackup[], wal: WalEntry[]): RecoverableWindow | null {
+export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, 'name' | 'archivedAt'>>): RecoverableWindow | null {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
   const oldest = bases[0];
   const newest = segments.at(-1);

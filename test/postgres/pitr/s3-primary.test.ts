@@ -1,0 +1,390 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig, type Config } from '../../../src/config.ts';
+import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
+import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { walStatusLines } from '../../../src/commands/wal-status.ts';
+import { walOffsiteCondition } from '../../../src/health/offsite-condition.ts';
+import { rpoCondition } from '../../../src/health/rpo-condition.ts';
+import { readArchiveFacts } from '../../../src/health/wal-facts.ts';
+import { readWalState } from '../../../src/jobs/wal-state.ts';
+import { awaitBaseWal } from '../../../src/postgres/pitr/base-wal.ts';
+import { parseLsn, segmentEndLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { archiveWalList, forgetRemoteEntries } from '../../../src/postgres/pitr/s3-archive.ts';
+import { pitrRetentionTargets, runPitrRetention } from '../../../src/postgres/pitr/pitr-retention.ts';
+import { runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
+import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
+import { takeBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
+import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
+import { cli } from '../../support/app-backups.ts';
+import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { startRecovered } from '../../support/recovered-server.ts';
+import { TEST_CREDENTIALS, startS3Server, type TestS3Server } from '../../support/s3-server.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * S3 as the primary store of the PITR archive (S3_MODE=primary): the worker's disk is a spool. Real cluster, the
+ * real worker component (startWalArchives), the S3 stand-in; encrypted with age throughout.
+ */
+describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () => {
+  let source: EphemeralPostgres;
+  let s3: TestS3Server;
+  let dir: string;
+  let redis: Redis;
+  let config: Config;
+  let archives: WalArchives;
+  let env: Record<string, string>;
+  const prefix = `{pgbbt${randomBytes(3).toString('hex')}}`;
+  const target = () => config.targets[0] as Config['targets'][number];
+  const bucket = () => s3PitrStore(config, 'app', { credentials: TEST_CREDENTIALS }) as NonNullable<ReturnType<typeof s3PitrStore>>;
+  const spool = () => join(dir, 'worker-disk', 'app', '_wal');
+  const spooled = async () => (await readdir(spool()).catch(() => [] as string[])).filter((n) => n !== '_partial');
+
+  beforeAll(async () => {
+    [source, s3] = await Promise.all([startEphemeralPostgres({ settings: { full_page_writes: 'on' } }), startS3Server('pgbb-primary')]);
+    // The SDK's default credential chain, as in production; the restore's CLI inherits it.
+    process.env.AWS_ACCESS_KEY_ID = TEST_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = TEST_CREDENTIALS.secretAccessKey;
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-s3primary-'));
+    const keys = await generateKeyPair();
+    const identityFile = join(dir, 'key.txt');
+    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
+    await writeFile(
+      join(dir, 'bot.yml'),
+      'targets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n    pitr: { urlEnv: APP_URL, slot: pgbb_primary, rpoSeconds: 10 }\n',
+    );
+    env = {
+      BOT_CONFIG: join(dir, 'bot.yml'),
+      APP_URL: source.url,
+      BACKUP_DIR: join(dir, 'worker-disk'),
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: prefix,
+      S3_BUCKET: s3.bucket,
+      S3_ENDPOINT: s3.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_MODE: 'primary',
+      S3_PREFIX: 'pgbb',
+      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    };
+    config = loadConfig(env, 'offline');
+    redis = new Redis(inject('redisUrl'));
+    archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 200 });
+    await withClient(source.url, (c) =>
+      c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-1')"),
+    );
+    await takeBaseBackup(config, target(), { reserveWal: true });
+    const user = await asServerUser();
+    // The restored server runs restore_command as its own user: it must reach the fetched archive and the key.
+    if (user.uid !== undefined) {
+      await chmod(dir, 0o755);
+      await chown(identityFile, user.uid, user.gid as number);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await archives?.stop();
+    redis?.disconnect();
+    await source?.stop();
+    await s3?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const switchSegment = (label: string) =>
+    withClient(source.url, async (c) => {
+      await c.query('INSERT INTO markers VALUES ($1)', [label]);
+      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
+      return rows[0]?.name as string;
+    });
+
+  const stateUntil = async (ok: (s: NonNullable<Awaited<ReturnType<typeof readWalState>>>) => boolean, what: string) => {
+    for (let i = 0; ; i++) {
+      const s = await readWalState(redis, prefix, 'app');
+      if (s && ok(s)) return s;
+      if (i > 600) throw new Error(`never ${what}: ${JSON.stringify(s)}`);
+      await sleep(100);
+    }
+  };
+  const inS3 = (name: string) => stateUntil((x) => (x.lastArchived ?? '') >= name && x.offsitePending === '0', `archived ${name} in S3`);
+
+  it('streams the base backup into the bucket: nothing of it is left on the worker disk', async () => {
+    const remote = bucket();
+    try {
+      const bases = await remote.listBases();
+      expect(bases.map((b) => b.id)).toEqual([expect.stringMatching(/^app-base-/)]);
+      expect(bases[0]?.encryption).toBe('age');
+      expect(await readdir(join(dir, 'worker-disk', 'app', '_base')).catch(() => [])).toEqual([]);
+      // Recoverable once its WAL is in the bucket, as the base-backup worker judges it before calling it good.
+      const archived = archiveWalList(config, 'app');
+      const wal = await awaitBaseWal(archived, bases[0] as NonNullable<(typeof bases)[0]>, { timeoutMs: 60_000, pollMs: 200 }).finally(() => archived.close());
+      expect(wal).toEqual({ state: 'archived' });
+    } finally {
+      remote.client.destroy();
+    }
+  });
+
+  it('archives each segment to S3, removes it from the spool, and reads the window from S3', async () => {
+    const name = await switchSegment('archived');
+    const s = await inS3(name);
+    expect(s.offsiteRole).toBe('primary');
+    expect(s.offsiteWhere).toBe(`s3://${s3.bucket}/pgbb/app`);
+    const remote = bucket();
+    try {
+      const wal = await remote.listWal();
+      expect(wal.map((w) => w.name)).toContain(name);
+      expect(wal.every((w) => w.file?.endsWith('.zst.age'))).toBe(true);
+    } finally {
+      remote.client.destroy();
+    }
+    // The spool holds nothing the bucket has: no entry for the segment, and no file without its entry.
+    const local = await spooled();
+    expect(local).not.toContain(`${name}.json`);
+    expect(local.filter((n) => n.endsWith('.zst.age')).map((n) => n.slice(0, 24))).toEqual(local.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, 24)));
+    // A fresh process's reading: one listing, and of the entries only the newest segment's (not one GET per segment).
+    forgetRemoteEntries();
+    const before = s3.requests.length;
+    const facts = await readArchiveFacts(config, 'app');
+    const entryReads = s3.requests.slice(before).filter((r) => /^GET \/pgbb-primary\/pgbb\/app\/_wal\/[0-9A-F]{24}\.json/.test(r));
+    expect(entryReads.length).toBe(1);
+    expect(facts).toMatchObject({ baseBackups: 1, gaps: [], reachesNewest: true });
+    expect(facts.unreadable).toBeUndefined();
+    expect(facts.newestSegment && facts.newestSegment >= name).toBe(true);
+    expect(facts.window?.to.getTime()).toBeGreaterThan(facts.window?.from.getTime() ?? Number.POSITIVE_INFINITY);
+    // /backup status as a user reads it: the newest segment in the bucket, the window from it, the uploads.
+    const status = (await walStatusLines(config, redis)).join('\n');
+    expect(status).toMatch(/newest archived [0-9A-F]{24}, [\d.]+ m?s ago/);
+    expect(status).toContain('recoverable to any moment from');
+    expect(status).toContain('S3: archived in s3://pgbb-primary/pgbb/app (the primary store): newest segment there');
+    expect(walOffsiteCondition('app', new Date(), s)).toMatchObject({
+      status: 'ok',
+      severity: 'error',
+      evidence: expect.stringMatching(/^archived in s3:\/\/pgbb-primary\/pgbb\/app \(the primary store\): newest segment there /),
+    });
+  }, 120_000);
+
+  it('does not count a segment that is only in the spool', async () => {
+    // A worker whose next upload is a minute away: the segment is archived on its disk, not yet in the bucket.
+    await archives.stop();
+    archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 60_000 });
+    try {
+      await stateUntil((x) => x.receiver === 'up' && x.offsiteCheckedAt !== undefined, 'restarted');
+      await sleep(1000);
+      const name = await switchSegment('spooled-only');
+      for (let i = 0; !(await spooled()).includes(`${name}.json`); i++) {
+        if (i > 300) throw new Error(`${name} never archived into the spool`);
+        await sleep(100);
+      }
+      const facts = await readArchiveFacts(config, 'app');
+      expect(facts.newestSegment !== null && facts.newestSegment < name).toBe(true);
+      const s = await readWalState(redis, prefix, 'app');
+      expect((s?.lastArchived ?? '') < name).toBe(true);
+    } finally {
+      await archives.stop();
+      archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 200 });
+    }
+  }, 120_000);
+
+  it('S3 unreachable: nothing counted, the spool kept, the RPO grows and the condition pages; caught up when S3 is back', async () => {
+    await inS3(await switchSegment('before-outage'));
+    await s3.stop();
+    let name = '';
+    try {
+      name = await switchSegment('during-outage');
+      const s = await stateUntil((x) => x.offsiteError !== undefined && x.offsiteFailingSince !== undefined, 'saw the upload fail');
+      // Archived into the spool, and kept there through failing passes.
+      for (let i = 0; !(await spooled()).includes(`${name}.json`); i++) {
+        if (i > 300) throw new Error(`${name} never archived into the spool`);
+        await sleep(100);
+      }
+      await sleep(1500);
+      expect(await spooled()).toEqual(expect.arrayContaining([`${name}.json`, `${name}.zst.age`]));
+      const now = await stateUntil((x) => x.archivedLsn !== undefined && x.rpoMeasuredAt !== undefined && x.offsiteError !== undefined, 'measured');
+      expect((now.lastArchived ?? '') < name).toBe(true);
+      expect(parseLsn(now.archivedLsn ?? '0/0') < segmentEndLsn(name)).toBe(true);
+      // The window cannot be read, so it is not reported good.
+      const facts = await readArchiveFacts(config, 'app');
+      expect(facts.window).toBeNull();
+      expect(facts.unreadable).toMatch(/s3:\/\/pgbb-primary\/pgbb\/app/);
+      const status = (await walStatusLines(config, redis)).join('\n');
+      expect(status).toContain(':rotating_light: the WAL archive could not be read: ');
+      expect(status).toMatch(
+        /S3: archived in s3:\/\/pgbb-primary\/pgbb\/app \(the primary store\): .*segments? on the worker's disk, not archived until uploaded.*the last upload failed/,
+      );
+      const later = new Date(Date.parse(s.offsiteFailingSince ?? '') + 6 * 60_000);
+      expect(walOffsiteCondition('app', later, now)).toMatchObject({
+        status: 'failing',
+        severity: 'error',
+        summary: 'The WAL archive of app is not reaching S3, its primary store',
+        evidence: expect.stringMatching(/the spool is kept until it is uploaded$/),
+      });
+      // Behind for as long as the bucket lacks the commit: the 10 s objective fails while the outage lasts.
+      const behind = await stateUntil((x) => rpoCondition('app', new Date(), x).status === 'failing', 'judged the RPO over its objective');
+      expect(rpoCondition('app', new Date(), behind).evidence).toMatch(/WAL missing from it since/);
+    } finally {
+      await s3.restart();
+    }
+    await inS3(name);
+    expect(await spooled()).not.toContain(`${name}.json`);
+    expect((await readArchiveFacts(config, 'app')).newestSegment && ((await readArchiveFacts(config, 'app')).newestSegment ?? '') >= name).toBe(true);
+  }, 180_000);
+
+  it('a worker that starts while S3 is unreachable says the RPO is unknown and why, and measures it once S3 is back', async () => {
+    await archives.stop();
+    await s3.stop();
+    try {
+      archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 200 });
+      const s = await stateUntil((x) => /^the archive could not be read: /.test(x.rpoError ?? ''), 'said the RPO is unknown');
+      expect(rpoCondition('app', new Date(), s).evidence).toMatch(/^unknown since .*: the archive could not be read: /);
+      expect(walOffsiteCondition('app', new Date(), s)?.evidence).toMatch(/the last upload failed/);
+    } finally {
+      await s3.restart();
+    }
+    await stateUntil((x) => x.rpoError === undefined && x.rpoMeasuredAt !== undefined && x.offsiteError === undefined, 'measured again');
+  }, 120_000);
+
+  it('restore-pitr recovers to a time from S3 without --from: the earlier write present, the later absent', async () => {
+    await switchSegment('before-2');
+    await sleep(1100);
+    const at = new Date();
+    await sleep(1100);
+    await inS3(await switchSegment('after'));
+    const dataDir = join(dir, 'restored');
+    const run = await cli(['restore-pitr', 'app', `--time=${at.toISOString()}`, `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      /^Fetched base backup app-base-\S+ and \d+ WAL file\(s\) \([^)]+ new\) from s3:\/\/pgbb-primary\/pgbb\/app into .*_restore-pitr\./,
+    );
+    // The server's user reads the fetched archive under BACKUP_DIR (docs: it must be able to read BACKUP_DIR).
+    const server = await startRecovered(dataDir, [join(dir, 'worker-disk')]);
+    try {
+      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
+      await server.outOfRecovery();
+      const labels = await withClient(server.url, async (c) =>
+        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
+      );
+      expect(labels).toContain('before-2');
+      expect(labels).toContain('during-outage');
+      expect(labels).not.toContain('after');
+    } finally {
+      await server.stop();
+    }
+  }, 180_000);
+
+  it('a quiet server: the snapshot of the segment being written is uploaded and counted, and recovery reaches into it', async () => {
+    await inS3(await switchSegment('quiet-start'));
+    const write = (label: string) => withClient(source.url, (c) => c.query('INSERT INTO markers VALUES ($1)', [label]));
+    await write('quiet-before');
+    await sleep(1100);
+    const at = new Date();
+    await sleep(1100);
+    await write('quiet-after');
+    const wrote = Date.now();
+    // No segment switch: caught up (nothing the server had written missing from the bucket) at a sample taken a
+    // second after the write, only through the snapshot of the segment being written.
+    const s = await stateUntil(
+      (x) => Date.parse(x.rpoMeasuredAt ?? '') > wrote + 1000 && x.rpoBehindSince === undefined && x.currentLsn !== undefined,
+      'caught up through the snapshot in the bucket',
+    );
+    const last = {
+      name: await withClient(
+        source.url,
+        async (c) => (await c.query<{ n: string }>('SELECT pg_walfile_name($1::pg_lsn) AS n', [s.currentLsn])).rows[0]?.n as string,
+      ),
+    };
+    expect((s.lastArchived ?? '') < last.name).toBe(true);
+    expect(parseLsn(s.archivedLsn ?? '0/0')).toBeGreaterThanOrEqual(parseLsn(s.currentLsn ?? ''));
+    const remote = bucket();
+    try {
+      expect((await remote.listPartials()).map((p) => p.name)).toEqual([last.name]);
+    } finally {
+      remote.client.destroy();
+    }
+    const facts = await readArchiveFacts(config, 'app');
+    expect(facts.newestSegment).toBe(last.name);
+    expect(facts.window?.to.getTime()).toBeGreaterThan(at.getTime());
+    const dataDir = join(dir, 'restored-quiet');
+    const run = await cli(['restore-pitr', 'app', `--time=${at.toISOString()}`, `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const server = await startRecovered(dataDir, [join(dir, 'worker-disk')]);
+    try {
+      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
+      await server.outOfRecovery();
+      const labels = await withClient(server.url, async (c) =>
+        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
+      );
+      expect(labels).toContain('quiet-before');
+      expect(labels).not.toContain('quiet-after');
+    } finally {
+      await server.stop();
+    }
+  }, 180_000);
+
+  it('the PITR restore test plans on the bucket and recovers from it', async () => {
+    const whole = await switchSegment('for-the-test');
+    await inS3(whole);
+    const remote = bucket();
+    try {
+      // The quiet test's snapshot is superseded by its whole segment: gone from the bucket.
+      expect((await remote.listPartials()).filter((p) => p.name <= whole)).toEqual([]);
+      const out = await runPitrTest({
+        target: 'app',
+        root: env.BACKUP_DIR as string,
+        asked: 'latest',
+        identity: await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE as string, 'test'),
+        sourceUrl: source.url,
+        markers: false,
+        heapallindexed: false,
+        log: silentLog,
+        label: 's3primary',
+        offsite: remote,
+        primary: true,
+      });
+      expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
+      expect(out.checks[0]).toEqual({
+        name: 'archive in S3',
+        ok: true,
+        detail: expect.stringMatching(/^base backup app-base-\S+ and \d+ WAL file\(s\) fetched from s3:\/\/pgbb-primary\/pgbb\/app, every sha256 matching$/),
+      });
+    } finally {
+      remote.client.destroy();
+    }
+  }, 180_000);
+
+  it('retention plans on the bucket and deletes there', async () => {
+    // The CLI, as an operator runs it: straight into the bucket.
+    const taken = await cli(['base-backup', 'app'], env);
+    expect(taken.exitCode, taken.stderr).toBe(0);
+    expect(taken.stderr).toContain('Base backup of app to s3://pgbb-primary/pgbb …');
+    expect(taken.stdout).toMatch(/sha256 +[0-9a-f]{64} \(hashed as uploaded, size checked in S3\)/);
+    await inS3(await switchSegment('after-second-base'));
+    const remote = bucket();
+    try {
+      const [basesBefore, walBefore] = await Promise.all([remote.listBases(), remote.listWal()]);
+      expect(basesBefore.length).toBe(2);
+      const run = await runPitrRetention({
+        root: env.BACKUP_DIR as string,
+        targets: pitrRetentionTargets(config),
+        dryRun: false,
+        log: silentLog,
+        offsite: config,
+        now: () => new Date(Date.now() + 30 * 86_400_000),
+      });
+      expect(run.targets[0]?.failures).toEqual([]);
+      expect(run.targets[0]?.deleted.bases).toBe(1);
+      expect(run.targets[0]?.deleted.wal).toBeGreaterThan(0);
+      const [basesAfter, walAfter] = await Promise.all([remote.listBases(), remote.listWal()]);
+      expect(basesAfter.map((b) => b.id)).toEqual([basesBefore[1]?.id]);
+      expect(walAfter.length).toBe(walBefore.length - (run.targets[0]?.deleted.wal ?? 0));
+      expect((await readArchiveFacts(config, 'app')).window).not.toBeNull();
+    } finally {
+      remote.client.destroy();
+    }
+  }, 120_000);
+});
