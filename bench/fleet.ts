@@ -57,6 +57,16 @@ async function responseStandIn(): Promise<{ url: string; got: Map<string, { at: 
   return { url: `http://127.0.0.1:${port}/response`, got, close: () => new Promise((r) => server.close(() => r())) };
 }
 
+/** The last output of a child, read when something fails. */
+function tail(stream: NodeJS.ReadableStream | undefined): () => string {
+  let out = '';
+  stream?.on('data', (c: Buffer) => {
+    out += c.toString();
+    if (out.length > 100_000) out = out.slice(-50_000);
+  });
+  return () => out.slice(-3000);
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgbb-bench-fleet-'));
   const [pgServer, redisServer] = await Promise.all([startEphemeralPostgres({ settings: { max_connections: '100' } }), startEphemeralRedis()]);
@@ -112,8 +122,7 @@ async function main(): Promise<void> {
       buffer: false,
     });
     children.push(worker);
-    let workerOut = '';
-    worker.all?.on('data', (c: Buffer) => (workerOut += c.toString()).length > 100_000 && (workerOut = workerOut.slice(-50_000)));
+    tail(worker.all);
     const planMs = await until('the plan in Redis', 120_000, async () => gapSize(await planGap(planDeps)) === 0 && performance.now() - t0);
     const schedulers = (
       await Promise.all([queues.backup, queues.restoreTest, queues.retention, queues.checklist, queues.health].map((q) => q.getJobSchedulersCount()))
@@ -139,8 +148,7 @@ async function main(): Promise<void> {
         () => false,
       ),
     );
-    let botOut = '';
-    bot.all?.on('data', (c: Buffer) => (botOut += c.toString()).length > 100_000 && (botOut = botOut.slice(-50_000)));
+    const botOut = tail(bot.all);
     const url = `http://127.0.0.1:${port}/slack/events`;
     // Slack's port opens after /healthz's: the first answered command is the warm-up.
     await until('the Slack port', 60_000, async () =>
@@ -149,7 +157,7 @@ async function main(): Promise<void> {
         () => false,
       ),
     ).catch((err: unknown) => {
-      throw new Error(`${String(err)}; the bot said:\n${botOut.slice(-3000)}`);
+      throw new Error(`${String(err)}; the bot said:\n${botOut()}`);
     });
     const rows: string[] = [];
     for (const text of ['status', 'list', 'health']) {
