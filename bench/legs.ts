@@ -193,6 +193,43 @@ const rawPipeline: Leg = {
     }),
 };
 
+/**
+ * Leg L (issue 17): the floor of a compressed backup at the project's level, `pg_dump -Fc -Z0 | zstd -T0 -2 > FILE`
+ * through a shell-free pipe. What C, E and W add over it is the bot's own work (counts, fingerprints, hashing,
+ * encryption, read-back, manifest).
+ */
+const compressedFloor: Leg = {
+  id: 'L',
+  title: 'compressed floor',
+  command: 'pg_dump -Fc -Z0 | zstd -T0 -2 > FILE',
+  run: (ctx) =>
+    measured(ctx, false, async (w) => {
+      const env = ctx.pgEnv;
+      const dump = execa(join(ctx.binDir, 'pg_dump'), ['-Fc', '-Z0'], { env, extendEnv: false, stdin: 'ignore', buffer: { stdout: false } });
+      const zstd = execa('zstd', ['-T0', '-2', '-q', '-o', join(ctx.outDir, 'db.pgdump.zst')], { env, extendEnv: false });
+      ctx.track(dump);
+      ctx.track(zstd);
+      w.watch(dump.pid);
+      w.watch(zstd.pid);
+      await dump.pipe(zstd);
+      return undefined;
+    }),
+};
+
+/** Leg D (issue 17): what a user would run instead of the bot, `pg_dump -Fc` with its default compression. */
+const pgDumpDefault: Leg = {
+  id: 'D',
+  title: 'pg_dump -Fc, default compression',
+  command: 'pg_dump -Fc -f FILE',
+  run: (ctx) =>
+    measured(ctx, false, async (w) => {
+      const dump = tool(ctx, join(ctx.binDir, 'pg_dump'), ['-Fc', '-f', join(ctx.outDir, 'db.pgdump')]);
+      w.watch(dump.pid);
+      await dump;
+      return undefined;
+    }),
+};
+
 /** Bytes every age v1 file starts with (https://age-encryption.org/v1): the header's first line. */
 export const AGE_HEADER = 'age-encryption.org/v1\n';
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
@@ -490,7 +527,7 @@ const worker: Leg = {
 const cli = cliBackupLeg({ id: 'C', title: "this project's CLI", command: 'node bin/pg-backup-bot.js backup', storage: 'local', encrypted: false });
 
 /** Order matters only for display; rounds rotate it so no leg always runs first. */
-export const LEGS: Leg[] = [bare, seed, cli, worker, rawPipeline];
+export const LEGS: Leg[] = [bare, seed, cli, worker, rawPipeline, compressedFloor, pgDumpDefault];
 
 /**
  * The encryption legs (issue 6), timed in the same alternating rounds as the legs above, against C (the

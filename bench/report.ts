@@ -427,11 +427,13 @@ export interface DocSections {
   acks?: string;
   /** Leg K before the fixes of issue 11 item 5: written by hand, carried over by every run. */
   acksBefore?: string;
+  /** Every section as the page had them, in its order: sections no bench writes (PITR, the fleet) are kept as they are. */
+  page?: Array<{ title: string; body: string }>;
 }
 
 export const ACK_HEADING = 'Acknowledgements under a burst';
 
-const HEADINGS: Array<[keyof DocSections, string]> = [
+const HEADINGS: Array<[Exclude<keyof DocSections, 'page'>, string]> = [
   ['throughput', 'Backup throughput'],
   ['restore', 'Restore test'],
   ['encryption', 'Encryption'],
@@ -441,20 +443,31 @@ const HEADINGS: Array<[keyof DocSections, string]> = [
 
 /** The sections of a page benchmarksDoc wrote, as it wrote them (text between its heading and the next). */
 export function parseDoc(page: string): DocSections {
-  const out: DocSections = {};
+  const out: DocSections = { page: [] };
   const parts = page.split(/^## /m);
   for (const part of parts.slice(1)) {
     const nl = part.indexOf('\n');
     const title = (nl < 0 ? part : part.slice(0, nl)).trim();
+    const body = part.slice(nl + 1).trim();
     const key = HEADINGS.find(([, t]) => t === title)?.[0];
-    if (key) out[key] = part.slice(nl + 1).trim();
+    if (key) out[key] = body;
+    out.page?.push({ title, body });
   }
   return out;
 }
 
 export function benchmarksDoc(sections: DocSections): string {
-  const body = HEADINGS.filter(([key]) => sections[key] !== undefined)
-    .map(([key, title]) => `## ${title}\n\n${sections[key] ?? ''}\n`)
+  // The page's sections in its order, the bench's own as this run has them; a bench section new to the page after them.
+  const known = (title: string) => HEADINGS.find(([, t]) => t === title)?.[0];
+  const listed = (sections.page ?? []).map((p) => p.title);
+  const fresh = HEADINGS.filter(([, t]) => !listed.includes(t)).map(([, title]) => ({ title, body: '' }));
+  const body = [...(sections.page ?? []), ...fresh]
+    .map(({ title, body: kept }) => {
+      const key = known(title);
+      const text = key ? sections[key] : kept;
+      return text === undefined ? '' : `## ${title}\n\n${text}\n`;
+    })
+    .filter(Boolean)
     .join('\n');
   return `# Benchmarks
 
@@ -502,4 +515,34 @@ throughput and Restore test together: A, B, C, C', R1, R2, R3; Encryption: C, E,
 as they were.
 
 ${body}`;
+}
+
+/**
+ * Issue 17's comparison: the bot's backups against the compressed floor L and against what a user would run
+ * instead (D, `pg_dump -Fc`). Lines for the console and the run's JSON; docs/benchmarks.md's section is written by hand.
+ */
+export function floorLines(summaries: LegSummary[]): string[] {
+  const by = (id: string) => summaries.find((s) => s.id === id);
+  const l = by('L');
+  const d = by('D');
+  const out: string[] = [];
+  for (const [id, goal] of [
+    ['E', 1.1],
+    ['C', undefined],
+    ['W', 1.05],
+  ] as const) {
+    const x = by(id);
+    if (!x?.medianMs || !l?.medianMs) continue;
+    const r = x.medianMs / l.medianMs;
+    out.push(
+      `${id} / L wall time: ${r.toFixed(2)}× (${(x.medianMs / 1000).toFixed(1)} s vs ${(l.medianMs / 1000).toFixed(1)} s)${goal ? `, goal ≤ ${goal.toFixed(2)}×: ${r <= goal ? 'met' : 'NOT met'}` : ''}`,
+    );
+    if (d?.medianMs && x.bytes !== undefined && d.bytes !== undefined) {
+      const faster = d.medianMs / x.medianMs;
+      out.push(
+        `D / ${id}: ${faster.toFixed(2)}× (goal ≥ 2×: ${faster >= 2 ? 'met' : 'NOT met'}); size ${mb(x.bytes)} vs D ${mb(d.bytes)} (${((x.bytes / d.bytes) * 100).toFixed(0)} %, goal ≤ 100 %)`,
+      );
+    }
+  }
+  return out;
 }

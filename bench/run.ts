@@ -33,6 +33,7 @@ import {
   encryptionMarkdown,
   encryptionTargets,
   parseDoc,
+  floorLines,
   restoreMarkdown,
   restoreTargets,
   resultsMarkdown,
@@ -465,6 +466,8 @@ async function backupLegs(): Promise<void> {
     encryptionMd ? `## Encryption\n\n${encryptionMd}\n` : '',
   ].filter(Boolean);
   console.log(`\n${shown.join('\n')}`);
+  const floor = floorLines(summarize(legs, records, notes));
+  if (floor.length > 0) console.log(`## The backup's cost against its floor (issue 17)\n\n${floor.map((f) => `- ${f}`).join('\n')}\n`);
   log(
     `Wrote ${json.slice(repoRoot.length)}` +
       (rewritten.length > 0

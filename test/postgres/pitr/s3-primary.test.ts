@@ -240,7 +240,11 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     await s3.stop();
     try {
       archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 200 });
-      const s = await stateUntil((x) => /^the archive could not be read: /.test(x.rpoError ?? ''), 'said the RPO is unknown');
+      // The RPO monitor and the upload loop each find S3 gone on their own pass: both are waited for.
+      const s = await stateUntil(
+        (x) => /^the archive could not be read: /.test(x.rpoError ?? '') && x.offsiteError !== undefined,
+        'said the RPO is unknown and the upload failed',
+      );
       expect(rpoCondition('app', new Date(), s).evidence).toMatch(/^unknown since .*: the archive could not be read: /);
       expect(walOffsiteCondition('app', new Date(), s)?.evidence).toMatch(/the last upload failed/);
     } finally {
