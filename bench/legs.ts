@@ -173,17 +173,18 @@ const seed: Leg = {
     }),
 };
 
-const rawPipeline: Leg = {
-  id: "C'",
-  title: 'raw pipeline (reference)',
-  command: 'pg_dump -Fc -Z0 | zstd -T0 -1 > FILE (execa pipe)',
+/** `pg_dump -Fc -Z0 | zstd -T0 -<level> > FILE` through execa: no shell, no Node in the data path. */
+const zstdPipeLeg = (id: string, title: string, level: number): Leg => ({
+  id,
+  title,
+  command: `pg_dump -Fc -Z0 | zstd -T0 -${level} > FILE${id === "C'" ? ' (execa pipe)' : ''}`,
   run: (ctx) =>
     measured(ctx, false, async (w) => {
       // buffer:false on the source: execa would otherwise also keep every byte of the dump in memory.
       // Literal options (not tool()) so execa's types keep both ends pipeable.
       const env = ctx.pgEnv;
       const dump = execa(join(ctx.binDir, 'pg_dump'), ['-Fc', '-Z0'], { env, extendEnv: false, stdin: 'ignore', buffer: { stdout: false } });
-      const zstd = execa('zstd', ['-T0', '-1', '-q', '-o', join(ctx.outDir, 'db.pgdump.zst')], { env, extendEnv: false });
+      const zstd = execa('zstd', ['-T0', `-${level}`, '-q', '-o', join(ctx.outDir, 'db.pgdump.zst')], { env, extendEnv: false });
       ctx.track(dump);
       ctx.track(zstd);
       w.watch(dump.pid);
@@ -191,30 +192,15 @@ const rawPipeline: Leg = {
       await dump.pipe(zstd);
       return undefined;
     }),
-};
+});
+
+const rawPipeline = zstdPipeLeg("C'", 'raw pipeline (reference)', 1);
 
 /**
- * Leg L (issue 17): the floor of a compressed backup at the project's level, `pg_dump -Fc -Z0 | zstd -T0 -2 > FILE`
- * through a shell-free pipe. What C, E and W add over it is the bot's own work (counts, fingerprints, hashing,
- * encryption, read-back, manifest).
+ * Leg L (issue 17): the floor of a compressed backup at the project's level. What C, E and W add over it is the
+ * bot's own work (counts, fingerprints, hashing, encryption, read-back, manifest).
  */
-const compressedFloor: Leg = {
-  id: 'L',
-  title: 'compressed floor',
-  command: 'pg_dump -Fc -Z0 | zstd -T0 -2 > FILE',
-  run: (ctx) =>
-    measured(ctx, false, async (w) => {
-      const env = ctx.pgEnv;
-      const dump = execa(join(ctx.binDir, 'pg_dump'), ['-Fc', '-Z0'], { env, extendEnv: false, stdin: 'ignore', buffer: { stdout: false } });
-      const zstd = execa('zstd', ['-T0', '-2', '-q', '-o', join(ctx.outDir, 'db.pgdump.zst')], { env, extendEnv: false });
-      ctx.track(dump);
-      ctx.track(zstd);
-      w.watch(dump.pid);
-      w.watch(zstd.pid);
-      await dump.pipe(zstd);
-      return undefined;
-    }),
-};
+const compressedFloor = zstdPipeLeg('L', 'compressed floor', 2);
 
 /** Leg D (issue 17): what a user would run instead of the bot, `pg_dump -Fc` with its default compression. */
 const pgDumpDefault: Leg = {

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig, type Config } from '../../../src/config.ts';
-import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
-import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import type { Config } from '../../../src/config.ts';
+import { loadIdentity } from '../../../src/crypto/age.ts';
+import type { EphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { walStatusLines } from '../../../src/commands/wal-status.ts';
 import { walOffsiteCondition } from '../../../src/health/offsite-condition.ts';
 import { rpoCondition } from '../../../src/health/rpo-condition.ts';
@@ -18,12 +17,13 @@ import { archiveWalList, forgetRemoteEntries } from '../../../src/postgres/pitr/
 import { pitrRetentionTargets, runPitrRetention } from '../../../src/postgres/pitr/pitr-retention.ts';
 import { runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
-import { takeBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
 import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
 import { cli } from '../../support/app-backups.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 import { startRecovered } from '../../support/recovered-server.ts';
-import { TEST_CREDENTIALS, startS3Server, type TestS3Server } from '../../support/s3-server.ts';
+import type { TestS3Server } from '../../support/s3-server.ts';
+import { seedForRecovery, setUpS3Pitr, switchSegment as switchAt, tearDownS3Pitr, walStateUntil } from '../../support/s3-pitr-setup.ts';
+import { TEST_CREDENTIALS } from '../../support/s3-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -40,78 +40,29 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
   let archives: WalArchives;
   let env: Record<string, string>;
   const prefix = `{pgbbt${randomBytes(3).toString('hex')}}`;
-  const target = () => config.targets[0] as Config['targets'][number];
+  const _target = () => config.targets[0] as Config['targets'][number];
   const bucket = () => s3PitrStore(config, 'app', { credentials: TEST_CREDENTIALS }) as NonNullable<ReturnType<typeof s3PitrStore>>;
   const spool = () => join(dir, 'worker-disk', 'app', '_wal');
   const spooled = async () => (await readdir(spool()).catch(() => [] as string[])).filter((n) => n !== '_partial');
 
   beforeAll(async () => {
-    [source, s3] = await Promise.all([startEphemeralPostgres({ settings: { full_page_writes: 'on' } }), startS3Server('pgbb-primary')]);
-    // The SDK's default credential chain, as in production; the restore's CLI inherits it.
-    process.env.AWS_ACCESS_KEY_ID = TEST_CREDENTIALS.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = TEST_CREDENTIALS.secretAccessKey;
-    dir = await mkdtemp(join(tmpdir(), 'pgbb-s3primary-'));
-    const keys = await generateKeyPair();
-    const identityFile = join(dir, 'key.txt');
-    await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
-    await writeFile(
-      join(dir, 'bot.yml'),
-      'targets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n    pitr: { urlEnv: APP_URL, slot: pgbb_primary, rpoSeconds: 10 }\n',
-    );
-    env = {
-      BOT_CONFIG: join(dir, 'bot.yml'),
-      APP_URL: source.url,
-      BACKUP_DIR: join(dir, 'worker-disk'),
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
-      REDIS_URL: inject('redisUrl'),
-      QUEUE_PREFIX: prefix,
-      S3_BUCKET: s3.bucket,
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      S3_MODE: 'primary',
-      S3_PREFIX: 'pgbb',
-      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-    };
-    config = loadConfig(env, 'offline');
-    redis = new Redis(inject('redisUrl'));
+    ({ source, s3, dir, env, config, redis } = await setUpS3Pitr({
+      mode: 'primary',
+      bucket: 'pgbb-primary',
+      slot: 'pgbb_primary',
+      pitrExtra: 'rpoSeconds: 10',
+      prefix,
+      redisUrl: inject('redisUrl'),
+    }));
     archives = await startWalArchives({ config, redis, log: silentLog, offsiteEveryMs: 200 });
-    await withClient(source.url, (c) =>
-      c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-1')"),
-    );
-    await takeBaseBackup(config, target(), { reserveWal: true });
-    const user = await asServerUser();
-    // The restored server runs restore_command as its own user: it must reach the fetched archive and the key.
-    if (user.uid !== undefined) {
-      await chmod(dir, 0o755);
-      await chown(identityFile, user.uid, user.gid as number);
-    }
+    await seedForRecovery({ source, s3, dir, env, config, redis });
   }, 120_000);
 
-  afterAll(async () => {
-    await archives?.stop();
-    redis?.disconnect();
-    await source?.stop();
-    await s3?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDownS3Pitr({ source, s3, dir, redis }, archives));
 
-  const switchSegment = (label: string) =>
-    withClient(source.url, async (c) => {
-      await c.query('INSERT INTO markers VALUES ($1)', [label]);
-      const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
-      return rows[0]?.name as string;
-    });
+  const switchSegment = (label: string) => switchAt(source.url, label);
 
-  const stateUntil = async (ok: (s: NonNullable<Awaited<ReturnType<typeof readWalState>>>) => boolean, what: string) => {
-    for (let i = 0; ; i++) {
-      const s = await readWalState(redis, prefix, 'app');
-      if (s && ok(s)) return s;
-      if (i > 600) throw new Error(`never ${what}: ${JSON.stringify(s)}`);
-      await sleep(100);
-    }
-  };
+  const stateUntil = (ok: Parameters<typeof walStateUntil>[2], what: string) => walStateUntil(redis, prefix, ok, what);
   const inS3 = (name: string) => stateUntil((x) => (x.lastArchived ?? '') >= name && x.offsitePending === '0', `archived ${name} in S3`);
 
   it('streams the base backup into the bucket: nothing of it is left on the worker disk', async () => {
