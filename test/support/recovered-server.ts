@@ -55,3 +55,21 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
     },
   };
 }
+
+/**
+ * A recovery seen from the outside: the server started on `dataDir`, out of recovery, the marker labels it holds
+ * (oldest first) and its log; stopped again. A server that does not start fails with its own log.
+ */
+export async function recoveredMarkers(dataDir: string, readable: string[] = []): Promise<{ labels: string[]; log: string }> {
+  const server = await startRecovered(dataDir, readable);
+  try {
+    if (server.started.exitCode !== 0) throw new Error(`the recovered server did not start: ${server.started.stderr}\n${await server.log()}`);
+    await server.outOfRecovery();
+    const labels = await withClient(server.url, async (c) =>
+      (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
+    );
+    return { labels, log: await server.log() };
+  } finally {
+    await server.stop();
+  }
+}

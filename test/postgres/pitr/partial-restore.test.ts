@@ -12,7 +12,7 @@ import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
-import { startRecovered } from '../../support/recovered-server.ts';
+import { recoveredMarkers } from '../../support/recovered-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,20 +97,10 @@ describe('restore-pitr from a partial segment', () => {
     if (user.uid !== undefined) await execa('chmod', ['-R', 'a+rX', dir]);
     const run = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
-    const server = await startRecovered(dataDir);
-    try {
-      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
-      await server.outOfRecovery();
-      const labels = await withClient(server.url, async (c) =>
-        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
-      );
-      expect(labels).toEqual(['before-base', 'in-partial']);
-      const text = await server.log();
-      // The segment came from the snapshot, and recovery stopped at the commit after the time, found in it.
-      expect(text).toMatch(new RegExp(`restored log file "${segment}" from archive`));
-      expect(text).toMatch(/recovery stopping before commit of transaction \d+, time /);
-    } finally {
-      await server.stop();
-    }
+    const { labels, log: text } = await recoveredMarkers(dataDir);
+    expect(labels).toEqual(['before-base', 'in-partial']);
+    // The segment came from the snapshot, and recovery stopped at the commit after the time, found in it.
+    expect(text).toMatch(new RegExp(`restored log file "${segment}" from archive`));
+    expect(text).toMatch(/recovery stopping before commit of transaction \d+, time /);
   }, 180_000);
 });

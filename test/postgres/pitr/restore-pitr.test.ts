@@ -9,7 +9,7 @@ import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
-import { startRecovered } from '../../support/recovered-server.ts';
+import { recoveredMarkers } from '../../support/recovered-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,20 +75,9 @@ describe('restore-pitr', () => {
     expect(run.stdout).toMatch(/^Laid out base backup app-base-/);
 
     // The WAL archived since the setup, readable by the server's user too.
-    const server = await startRecovered(dataDir, [join(dir, 'backups')]);
-    try {
-      // When it does not start, the server's own log says why: shown with the failure.
-      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
-      await server.outOfRecovery();
-      const labels = await withClient(server.url, async (c) =>
-        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
-      );
-      expect(labels).toEqual(['before-1', 'before-2']);
-      const log = await server.log();
-      expect(log).toMatch(/recovery stopping before commit of transaction \d+, time /);
-      expect(log).not.toMatch(/recovery ended before configured recovery target was reached/);
-    } finally {
-      await server.stop();
-    }
+    const { labels, log } = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
+    expect(labels).toEqual(['before-1', 'before-2']);
+    expect(log).toMatch(/recovery stopping before commit of transaction \d+, time /);
+    expect(log).not.toMatch(/recovery ended before configured recovery target was reached/);
   }, 180_000);
 });

@@ -20,7 +20,7 @@ import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
 import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
 import { cli } from '../../support/app-backups.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
-import { startRecovered } from '../../support/recovered-server.ts';
+import { recoveredMarkers } from '../../support/recovered-server.ts';
 import type { TestS3Server } from '../../support/s3-server.ts';
 import { seedForRecovery, setUpS3Pitr, switchSegment as switchAt, tearDownS3Pitr, walStateUntil } from '../../support/s3-pitr-setup.ts';
 import { TEST_CREDENTIALS } from '../../support/s3-server.ts';
@@ -217,19 +217,10 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
       /^Fetched base backup app-base-\S+ and \d+ WAL file\(s\) \([^)]+ new\) from s3:\/\/pgbb-primary\/pgbb\/app into .*_restore-pitr\./,
     );
     // The server's user reads the fetched archive under BACKUP_DIR (docs: it must be able to read BACKUP_DIR).
-    const server = await startRecovered(dataDir, [join(dir, 'worker-disk')]);
-    try {
-      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
-      await server.outOfRecovery();
-      const labels = await withClient(server.url, async (c) =>
-        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
-      );
-      expect(labels).toContain('before-2');
-      expect(labels).toContain('during-outage');
-      expect(labels).not.toContain('after');
-    } finally {
-      await server.stop();
-    }
+    const { labels } = await recoveredMarkers(dataDir, [join(dir, 'worker-disk')]);
+    expect(labels).toContain('before-2');
+    expect(labels).toContain('during-outage');
+    expect(labels).not.toContain('after');
   }, 180_000);
 
   it('a quiet server: the snapshot of the segment being written is uploaded and counted, and recovery reaches into it', async () => {
@@ -267,18 +258,9 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     const dataDir = join(dir, 'restored-quiet');
     const run = await cli(['restore-pitr', 'app', `--time=${at.toISOString()}`, `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
-    const server = await startRecovered(dataDir, [join(dir, 'worker-disk')]);
-    try {
-      expect(server.started.exitCode, `${server.started.stderr}\n${await server.log()}`).toBe(0);
-      await server.outOfRecovery();
-      const labels = await withClient(server.url, async (c) =>
-        (await c.query<{ label: string }>('SELECT label FROM markers ORDER BY at')).rows.map((r) => r.label),
-      );
-      expect(labels).toContain('quiet-before');
-      expect(labels).not.toContain('quiet-after');
-    } finally {
-      await server.stop();
-    }
+    const { labels } = await recoveredMarkers(dataDir, [join(dir, 'worker-disk')]);
+    expect(labels).toContain('quiet-before');
+    expect(labels).not.toContain('quiet-after');
   }, 180_000);
 
   it('the PITR restore test plans on the bucket and recovers from it', async () => {
