@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BotError } from '../errors.ts';
+import type { ArtifactWriter } from './types.ts';
 
 /**
  * Streams `source` into `destination`, counting and hashing on the way; fails (with `mismatch(what)`) as soon as
@@ -31,4 +33,23 @@ export async function streamVerified(
   if (bytes !== expected.bytes) throw mismatch(`has ${bytes} bytes, not the ${expected.bytes} ${recorded}`);
   const sha256 = hash.digest('hex');
   if (sha256 !== expected.sha256) throw mismatch(`has sha256 ${sha256.slice(0, 12)}…, not ${expected.sha256.slice(0, 12)}… as ${recorded}`);
+}
+
+/**
+ * A local file into `writer`, committed only when its bytes are the ones recorded (`streamVerified`, "its record
+ * says"); aborted otherwise, so a file that rotted on disk is never stored as good.
+ */
+export async function commitFileVerified(
+  path: string,
+  expected: { bytes: number; sha256: string },
+  writer: ArtifactWriter,
+  mismatch: (what: string) => BotError,
+): Promise<void> {
+  try {
+    await streamVerified(createReadStream(path), writer.stream, expected, 'its record says', mismatch);
+    await writer.commit();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
 }

@@ -1,10 +1,9 @@
-import { createReadStream } from 'node:fs';
 import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
 import type { ArtifactWriter } from '../../storage/types.ts';
 import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
-import { streamVerified } from '../../storage/verified-stream.ts';
+import { commitFileVerified } from '../../storage/verified-stream.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { mirrorPartials } from './offsite-partials.ts';
 import { type PartialEntry, PartialWalStore } from './partial-store.ts';
@@ -54,16 +53,8 @@ export interface MirrorMemory {
 export const newMirrorMemory = (): MirrorMemory => ({ wal: null, bases: null, partials: null });
 
 /** A local file into `writer`, committed only when its bytes are the ones archived (size and sha256). */
-async function copyChecked(path: string, expected: { bytes: number; sha256: string }, writer: ArtifactWriter, what: string): Promise<void> {
-  const mismatch = (how: string) => new BotError('storage_failed', `${what} on the worker's disk ${how}: it was not copied off-site.`);
-  try {
-    await streamVerified(createReadStream(path), writer.stream, expected, 'its record says', mismatch);
-    await writer.commit();
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
-}
+const copyChecked = (path: string, expected: { bytes: number; sha256: string }, writer: ArtifactWriter, what: string) =>
+  commitFileVerified(path, expected, writer, (how) => new BotError('storage_failed', `${what} on the worker's disk ${how}: it was not copied off-site.`));
 
 /** One pass, which never throws (its failure is in `failure`): the base backups first (few, and a copy is useless without them), then the segments, oldest first. */
 export async function mirrorOnce(o: {

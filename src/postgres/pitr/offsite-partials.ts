@@ -1,9 +1,8 @@
-import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { BotError } from '../../errors.ts';
 import { errnoCode } from '../../storage/fs-util.ts';
 import type { ArtifactWriter } from '../../storage/types.ts';
-import { streamVerified } from '../../storage/verified-stream.ts';
+import { commitFileVerified } from '../../storage/verified-stream.ts';
 import { parseLsn } from './lsn.ts';
 import type { PartialEntry, PartialWalStore } from './partial-store.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
@@ -52,13 +51,5 @@ export async function mirrorPartials(o: {
   return { copied, walEnd: newest?.walEnd ?? null };
 }
 
-async function copyChecked(path: string, p: PartialEntry, writer: ArtifactWriter): Promise<void> {
-  const mismatch = (how: string) => new BotError('storage_failed', `Partial WAL ${p.name} on the worker's disk ${how}: it was not uploaded.`);
-  try {
-    await streamVerified(createReadStream(path), writer.stream, p, 'its record says', mismatch);
-    await writer.commit();
-  } catch (err) {
-    await writer.abort();
-    throw err;
-  }
-}
+const copyChecked = (path: string, p: PartialEntry, writer: ArtifactWriter) =>
+  commitFileVerified(path, p, writer, (how) => new BotError('storage_failed', `Partial WAL ${p.name} on the worker's disk ${how}: it was not uploaded.`));
