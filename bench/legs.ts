@@ -143,18 +143,21 @@ async function measured(ctx: LegContext, descendants: boolean, body: (watcher: R
   };
 }
 
-const bare: Leg = {
-  id: 'A',
-  title: 'bare pg_dump (floor)',
-  command: 'pg_dump -Fc -Z0 -f FILE',
+/** One `pg_dump -Fc <options> -f FILE`, nothing after it. */
+const pgDumpLeg = (id: string, title: string, options: string[]): Leg => ({
+  id,
+  title,
+  command: `pg_dump -Fc ${options.map((o) => `${o} `).join('')}-f FILE`,
   run: (ctx) =>
     measured(ctx, false, async (w) => {
-      const dump = tool(ctx, join(ctx.binDir, 'pg_dump'), ['-Fc', '-Z0', '-f', join(ctx.outDir, 'db.pgdump')]);
+      const dump = tool(ctx, join(ctx.binDir, 'pg_dump'), ['-Fc', ...options, '-f', join(ctx.outDir, 'db.pgdump')]);
       w.watch(dump.pid);
       await dump;
       return undefined;
     }),
-};
+});
+
+const bare = pgDumpLeg('A', 'bare pg_dump (floor)', ['-Z0']);
 
 const seed: Leg = {
   id: 'B',
@@ -203,18 +206,7 @@ const rawPipeline = zstdPipeLeg("C'", 'raw pipeline (reference)', 1);
 const compressedFloor = zstdPipeLeg('L', 'compressed floor', 2);
 
 /** Leg D (issue 17): what a user would run instead of the bot, `pg_dump -Fc` with its default compression. */
-const pgDumpDefault: Leg = {
-  id: 'D',
-  title: 'pg_dump -Fc, default compression',
-  command: 'pg_dump -Fc -f FILE',
-  run: (ctx) =>
-    measured(ctx, false, async (w) => {
-      const dump = tool(ctx, join(ctx.binDir, 'pg_dump'), ['-Fc', '-f', join(ctx.outDir, 'db.pgdump')]);
-      w.watch(dump.pid);
-      await dump;
-      return undefined;
-    }),
-};
+const pgDumpDefault = pgDumpLeg('D', 'pg_dump -Fc, default compression', []);
 
 /** Bytes every age v1 file starts with (https://age-encryption.org/v1): the header's first line. */
 export const AGE_HEADER = 'age-encryption.org/v1\n';
