@@ -20,8 +20,9 @@ const LISTED = 10;
 /**
  * data-drift: a table of the newest backup that lost more than the configured share of its rows (and at least the
  * configured number), became empty or disappeared since the backup before it. Each table comes with the command that
- * brings it back from the earlier backup. A warning posted once per episode, unless the config makes it page; it
- * clears when a newer backup no longer shows it, or when an operator acknowledges that backup's drift.
+ * brings it back from the earlier backup. A warning posted once per episode (one newer backup), unless the config makes
+ * it page; it clears when a newer backup no longer shows it, or when an operator acknowledges that backup's drift. A
+ * newer backup that shows losses again is a new episode, posted again even though the condition never cleared.
  */
 export function dataDriftCondition(target: string, newestFirst: Manifest[], t: HealthThresholds, ack?: DriftAck | null): ConditionResult {
   const base = { condition: 'data-drift', severity: t.driftPages ? 'error' : 'warning', ...(t.driftPages ? {} : { unpaged: true as const }) } as const;
@@ -61,6 +62,9 @@ export function dataDriftCondition(target: string, newestFirst: Manifest[], t: H
     evidence,
     value: n,
     acknowledge: newest.backupId,
+    // Each backup that shows losses is news of its own: the same losses are not shown twice (the backup after this one
+    // compares with this one), so a failure about a newer backup is another table's loss.
+    episode: newest.backupId,
   };
 }
 

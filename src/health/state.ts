@@ -11,6 +11,8 @@ export const StoredConditionSchema = z.object({
   evidence: z.string(),
   /** Failing without a page (ConditionResult.quiet); absent in state written before it existed. */
   quiet: z.boolean().optional(),
+  /** ConditionResult.episode of a failure; absent for conditions without episodes and in older state. */
+  episode: z.string().optional(),
 });
 export type StoredCondition = z.infer<typeof StoredConditionSchema>;
 
@@ -21,8 +23,8 @@ export interface AppliedResult {
   previousQuiet: boolean;
   since: string;
   /**
-   * Status differs from the stored one, or a failure turned from quiet to loud (or back); a first observation counts
-   * only when it is failing.
+   * Status differs from the stored one, a failure turned from quiet to loud (or back), or a failure is about another
+   * episode than the stored one; a first observation counts only when it is failing.
    */
   changed: boolean;
 }
@@ -33,16 +35,19 @@ export interface HealthState {
 }
 
 // Read and write one field in one step: two health jobs checking at once cannot both see a change and both post.
-// `since` is kept while the status stays the same; the previous value is returned for the caller to compare.
-// `quiet` is written only when set (a nil field is left out), so other conditions' state reads as before.
+// `since` is kept while the status (and the episode, ARGV[6], '' for none) stays the same; the previous value is
+// returned for the caller to compare. `quiet` and `episode` are written only when set (a nil field is left out), so
+// other conditions' state reads as before.
 const APPLY_FIELD = `
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
 local since = ARGV[3]
 if prev then
   local ok, p = pcall(cjson.decode, prev)
-  if ok and type(p) == 'table' and p.status == ARGV[2] and type(p.since) == 'string' then since = p.since end
+  if ok and type(p) == 'table' and p.status == ARGV[2] and type(p.since) == 'string' and (p.episode or '') == ARGV[6] then since = p.since end
 end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ status = ARGV[2], since = since, lastChecked = ARGV[3], evidence = ARGV[4], quiet = (ARGV[5] == '1') or nil }))
+local episode = nil
+if ARGV[6] ~= '' then episode = ARGV[6] end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ status = ARGV[2], since = since, lastChecked = ARGV[3], evidence = ARGV[4], quiet = (ARGV[5] == '1') or nil, episode = episode }))
 return prev`;
 
 function parseStored(raw: string | null): StoredCondition | null {
@@ -65,19 +70,24 @@ export function createHealthState(redis: RedisConnection, prefix: string): Healt
       return Promise.all(
         results.map(async (result): Promise<AppliedResult> => {
           const quiet = result.quiet === true;
-          const raw = (await redis.eval(APPLY_FIELD, 1, key(target), result.condition, result.status, at, result.evidence, quiet ? '1' : '0')) as string | null;
+          const episode = result.status === 'failing' ? (result.episode ?? '') : '';
+          const raw = (await redis.eval(APPLY_FIELD, 1, key(target), result.condition, result.status, at, result.evidence, quiet ? '1' : '0', episode)) as
+            | string
+            | null;
           const stored = parseStored(raw);
           const previous = stored?.status ?? null;
           const previousQuiet = stored?.quiet === true;
           const same = previous === result.status;
           // Quiet → loud is the moment a never-backed-up target's first backup becomes overdue: that must page.
           const loudness = result.status === 'failing' && same && previousQuiet !== quiet;
+          // Another failure of the same condition (data-drift: a second table lost in the next backup) is news too.
+          const newEpisode = result.status === 'failing' && same && episode !== (stored?.episode ?? '');
           return {
             result,
             previous,
             previousQuiet,
-            since: same && stored ? stored.since : at,
-            changed: previous === null ? result.status === 'failing' : !same || loudness,
+            since: same && stored && !newEpisode ? stored.since : at,
+            changed: previous === null ? result.status === 'failing' : !same || loudness || newEpisode,
           };
         }),
       );

@@ -47,6 +47,12 @@ export interface ConditionResult {
   unpaged?: true;
   /** What an Acknowledge button on the posted failure carries (data-drift: the newer backup's id); absent: no button. */
   acknowledge?: string;
+  /**
+   * What this failure is about, when one condition can fail for one thing after another without clearing between
+   * them (data-drift: the newer backup's id). A failing result with another episode than the remembered one is new:
+   * posted (and paged) again, so a second table's loss in the next backup is never folded into the first's.
+   */
+  episode?: string;
 }
 
 export interface HealthThresholds {

@@ -189,6 +189,35 @@ describe('acknowledging a data drift', () => {
   }, 120_000);
 });
 
+describe('a second loss before the first has cleared', () => {
+  it('is posted on its own, naming only the newly lost table', async () => {
+    await runSql(
+      h.source.url,
+      `CREATE TABLE shop.ledger_a (id int PRIMARY KEY);
+       INSERT INTO shop.ledger_a SELECT generate_series(1, 2000);
+       CREATE TABLE shop.ledger_b (id int PRIMARY KEY);
+       INSERT INTO shop.ledger_b SELECT generate_series(1, 3000);`,
+    );
+    await backup();
+    const before = posts(DRIFT_POST).length;
+    await runSql(h.source.url, 'DELETE FROM shop.ledger_a');
+    await backup();
+    const first = await waitFor('the ledger_a post', () => posts(DRIFT_POST)[before]);
+    expect(first.text).toContain('shop.ledger_a: 2,000 rows → 0 (emptied)');
+    // The condition is still failing (nobody acknowledged, no backup without losses) when the next table goes.
+    await runSql(h.source.url, 'DELETE FROM shop.ledger_b');
+    const { manifest } = await backup();
+    const second = await waitFor('the ledger_b post', () => posts(DRIFT_POST)[before + 1]);
+    expect(second.text).toContain('shop.ledger_b: 3,000 rows → 0 (emptied)');
+    expect(second.text).toContain(`and ${manifest.backupId}`);
+    expect(second.text).not.toContain('ledger_a');
+    // Still once per episode: more checks of the same backup add nothing.
+    await runHealth();
+    expect(posts(DRIFT_POST)).toHaveLength(before + 2);
+    expect(posts(CLEARED_POST).filter((m) => Number(m.ts) > Number(first.ts))).toEqual([]);
+  }, 180_000);
+});
+
 describe('counts from different scopes', () => {
   it('are not compared: a target whose schemas changed in the config', async () => {
     const target = h.config.targets.find((t) => t.name === 'shop');
