@@ -77,7 +77,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   reevaluateAfterJobs([backup, restoreTest, restore, baseBackup], evaluate, healthDeps.log);
   const pager = new Worker<PagerJobData>(
     QUEUE.pagerduty,
-    pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, log: log.child({ worker: 'pagerduty' }) }),
+    pagerDutyProcessor({ redis: deps.workerRedis, prefix, client: deps.pagerDuty, notifier: deps.notifier, log: log.child({ worker: 'pagerduty' }) }),
     { connection: deps.workerRedis, prefix, concurrency: 1, settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) } },
   );
   // One retention run at a time across every worker host (global concurrency below): two runs would race on deletes.

@@ -2,8 +2,11 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import type { RedisConnection } from '../redis-client.ts';
 import { PagerJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { outboxKey } from '../notifications/escalation.ts';
+import { outboxKey, pageStateKey } from '../notifications/escalation.ts';
 import type { PagerDutyClient, PagerEvent } from '../notifications/pagerduty-client.ts';
+import { pagerRefusedMessage } from '../notifications/pager-refused.ts';
+import type { Notifier } from '../notifications/types.ts';
+import { quietNotifier } from './quiet-notifier.ts';
 
 // Pops the head only if it is still the event we sent: a concurrent delivery of the same key cannot drop an unsent event.
 const POP_IF_HEAD = `if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then return redis.call('LPOP', KEYS[1]) end return false`;
@@ -14,7 +17,7 @@ export function cappedBackoff(attemptsMade: number): number {
 }
 
 /** Delivers one dedup key's outbox, oldest first. Throws (so BullMQ retries with backoff) while PagerDuty is unavailable. */
-export function pagerDutyProcessor(deps: { redis: RedisConnection; prefix: string; client: PagerDutyClient | null; log: Logger }) {
+export function pagerDutyProcessor(deps: { redis: RedisConnection; prefix: string; client: PagerDutyClient | null; notifier: Notifier; log: Logger }) {
   return async (job: Job<PagerJobData>): Promise<{ delivered: number }> => {
     // Checked at the door like every job's data (job-door.ts); no page can say that a page job is broken.
     const parsed = PagerJobData.safeParse(job.data);
@@ -36,8 +39,11 @@ export function pagerDutyProcessor(deps: { redis: RedisConnection; prefix: strin
         throw new Error(outcome.reason);
       }
       if (outcome.kind === 'rejected') {
-        // Retrying cannot heal a 400: log loudly and move on so later events for this key still go out.
+        // Retrying cannot heal a 400: say so where people look and move on, so later events for this key still go out.
         log.error({ status: outcome.status, message: outcome.message, action: event.action }, 'PagerDuty rejected an event');
+        // No page is open: a later pass must not claim to resolve one, and the next failure must page again.
+        if (event.action === 'trigger') await deps.redis.del(pageStateKey(deps.prefix, event.dedupKey));
+        await quietNotifier(deps.notifier, log).post(pagerRefusedMessage(event, outcome.status, outcome.message));
       } else {
         log.info({ action: event.action }, 'PagerDuty event delivered');
       }

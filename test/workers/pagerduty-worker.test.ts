@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { outboxKey } from '../../src/notifications/escalation.ts';
+import { outboxKey, pageStateKey } from '../../src/notifications/escalation.ts';
 import type { PagerDutyClient, PagerEvent } from '../../src/notifications/pagerduty-client.ts';
 import { pagerDutyProcessor } from '../../src/workers/pagerduty-worker.ts';
 import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
@@ -21,7 +21,8 @@ afterAll(async () => {
   await kit?.stop();
 });
 
-const processor = (client: PagerDutyClient | null = kit.pagerDuty) => pagerDutyProcessor({ redis: kit.redis, prefix: kit.prefix, client, log: kit.log });
+const processor = (client: PagerDutyClient | null = kit.pagerDuty) =>
+  pagerDutyProcessor({ redis: kit.redis, prefix: kit.prefix, client, notifier: kit.notifier, log: kit.log });
 
 /** A fresh dedup key with `events` waiting in its outbox, as the escalation leaves them. */
 async function outbox(...events: Array<Partial<PagerEvent>>): Promise<string> {
@@ -68,14 +69,22 @@ describe('pagerDutyProcessor', () => {
   });
 
   describe('when PagerDuty refuses an event (400)', () => {
-    it('drops that event, logs it, and still delivers the events after it', async () => {
+    it('drops that event, says so in the channel, forgets the page, and still delivers the events after it', async () => {
       const key = await outbox({ severity: 'fatal' as PagerEvent['severity'] }, { action: 'resolve', severity: 'info' });
+      // As the escalation leaves it when it enqueues a trigger.
+      await kit.redis.set(pageStateKey(kit.prefix, key), 'triggered');
       const job = await kit.runJob(processor(), { dedupKey: key });
       expect(job.returnvalue).toEqual({ delivered: 2 });
       expect(accepted(key)).toEqual(['resolve']);
       expect(kit.pd.rejected.some((r) => r.status === 400 && JSON.stringify(r.body).includes(key))).toBe(true);
       expect(kit.logs.some((l) => l.includes('PagerDuty rejected an event') && l.includes(key))).toBe(true);
       expect(await waiting(key)).toBe(0);
+      expect(await kit.redis.get(pageStateKey(kit.prefix, key))).toBeNull();
+      const said = [...kit.slack.messages.values()].find((m) => m.text?.includes(key));
+      expect(said?.text).toMatch(
+        /^:rotating_light: PagerDuty refused a page: nobody was paged for `[^`]+` \(Backup of shop failed\)\. PagerDuty answered 400: /,
+      );
+      expect(said?.text).toContain('Check PAGERDUTY_ROUTING_KEY');
     });
   });
 

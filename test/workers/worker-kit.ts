@@ -106,13 +106,17 @@ export async function startWorkerKit(o: { pgUrl: string; redisUrl: string; datab
   const notifier = new SlackNotifier(web, config.slack.channel);
   const pagerDuty = createPagerDutyClient({ eventsUrl: pd.eventsUrl, routingKey: ROUTING_KEY, agent: new Agent({ ca: pd.ca }) });
   const escalation = createEscalation({ redis, queue: queues.pagerduty, prefix, enabled: true, source: 'pg-backup-bot' });
-  const delivery = new Worker(queues.pagerduty.name, pagerDutyProcessor({ redis, prefix, client: pagerDuty, log: log.child({ worker: 'pagerduty' }) }), {
-    connection: redis,
-    prefix,
-    concurrency: 1,
-    // As workers/index.ts: the outbox's jobs back off by the `capped` strategy, which only the worker knows.
-    settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
-  });
+  const delivery = new Worker(
+    queues.pagerduty.name,
+    pagerDutyProcessor({ redis, prefix, client: pagerDuty, notifier, log: log.child({ worker: 'pagerduty' }) }),
+    {
+      connection: redis,
+      prefix,
+      concurrency: 1,
+      // As workers/index.ts: the outbox's jobs back off by the `capped` strategy, which only the worker knows.
+      settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
+    },
+  );
   const started: Array<{ worker: Worker; queue: Queue }> = [];
 
   const kit: WorkerKit = {
