@@ -10,6 +10,7 @@ import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
 import { retentionFor } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
+import { cliBackupLock, describeHolder } from './backup-lock.ts';
 
 export interface CliIo {
   out: (line: string) => void;
@@ -19,14 +20,25 @@ export interface CliIo {
 }
 
 /** `pg-backup-bot backup [target]`: the same backup as `/backup now`, in the foreground, for when Slack is down. */
-export async function cliBackup(args: string[], deps: { config: Config; storage: Storage; log: Logger; io: CliIo; signal?: AbortSignal }): Promise<number> {
+export async function cliBackup(
+  args: string[],
+  deps: { config: Config; redisUrl: string | null; storage: Storage; log: Logger; io: CliIo; signal?: AbortSignal },
+): Promise<number> {
   const { io } = deps;
   if (args.length > 1) {
     io.err('usage: pg-backup-bot backup [target]');
     return 2;
   }
+  let release: () => Promise<void> = () => Promise.resolve();
   try {
     const target = findTarget(deps.config, args[0]);
+    const gate = await cliBackupLock(deps.config, deps.redisUrl, target.name);
+    if (gate.kind === 'busy') {
+      io.err(`A backup of ${target.name} is already running: ${describeHolder(gate.holder)}. Nothing was started; run this again when it has ended.`);
+      return 1;
+    }
+    if (gate.kind === 'held') release = gate.release;
+    if (gate.kind === 'unguarded' && gate.why) io.err(`Note: ${gate.why}; this backup cannot tell whether the bot is backing up ${target.name} right now.`);
     const startedAt = new Date();
     const retention = retentionFor('manual', startedAt);
     const user = process.env.USER ?? process.env.LOGNAME;
@@ -78,6 +90,8 @@ export async function cliBackup(args: string[], deps: { config: Config; storage:
     if (isBotError(err) && err.message !== err.userMessage) io.err(err.message.split('\n').slice(-8).join('\n'));
     deps.log.debug({ err }, 'backup failed');
     return 1;
+  } finally {
+    await release();
   }
 }
 

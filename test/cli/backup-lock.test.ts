@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { loadSampleSchema } from '../e2e/harness.ts';
+import { createTestDatabase } from '../support/databases.ts';
+
+const cli = (args: string[], env: Record<string, string>) =>
+  execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
+
+/**
+ * `pg-backup-bot backup` takes the workers' lock of its target when REDIS_URL names the bot's Redis: never a second
+ * dump beside a scheduled one, and a scheduled one waits for it. Without Redis (Slack and Redis both down) it still runs.
+ */
+describe('the CLI backup and the bot’s lock on its target', () => {
+  let dir: string;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let redis: Redis;
+  let env: Record<string, string>;
+  const prefix = `{cli-lock-${randomUUID().slice(0, 8)}}`;
+  const lockKey = `${prefix}:lock:backup:shop`;
+  const backups = async () => (await readdir(join(dir, 'backups', 'shop')).catch(() => [] as string[])).filter((n) => n.startsWith('shop-'));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-cli-lock-'));
+    const keys = await generateKeyPair();
+    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
+    db = await createTestDatabase(inject('pgUrl'), 'clilock');
+    await loadSampleSchema(db.url);
+    redis = new Redis(inject('redisUrl'));
+    env = {
+      DATABASE_URL: db.url,
+      TARGET_NAME: 'shop',
+      BACKUP_DIR: join(dir, 'backups'),
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      REDIS_URL: inject('redisUrl'),
+      QUEUE_PREFIX: prefix,
+    };
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to start beside a backup of the same target that a worker runs, and names its job', async () => {
+    await redis.set(lockKey, '42', 'PX', 60_000);
+    try {
+      const run = await cli(['backup'], env);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toBe("A backup of shop is already running: job 42 of the bot's workers. Nothing was started; run this again when it has ended.");
+      expect(await backups()).toEqual([]);
+      expect(await redis.get(lockKey)).toBe('42');
+    } finally {
+      await redis.del(lockKey);
+    }
+  });
+
+  it('holds the lock while it dumps, so a worker’s backup waits, and releases it at the end', async () => {
+    const running = cli(['backup'], env);
+    const holders = new Set<string>();
+    while (running.exitCode === undefined || running.exitCode === null) {
+      const holder = await redis.get(lockKey);
+      if (holder) holders.add(holder);
+      if (await Promise.race([running.then(() => true), new Promise((r) => setTimeout(() => r(false), 10))])) break;
+    }
+    const run = await running;
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect([...holders]).toEqual([expect.stringMatching(new RegExp(`^cli:${hostname()}:\\d+$`))]);
+    expect(await redis.get(lockKey)).toBeNull();
+    expect(await backups()).toHaveLength(1);
+  }, 60_000);
+
+  it('says so, and still backs up, when Redis does not answer', async () => {
+    const run = await cli(['backup'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stderr).toContain('Note: Redis at REDIS_URL does not answer; this backup cannot tell whether the bot is backing up shop right now.');
+    expect(run.stdout).toMatch(/^Backup shop-\d{8}T\d{6}Z OK/);
+  }, 60_000);
+});
