@@ -25,6 +25,7 @@ import { client } from './dataset.ts';
  *     ROUNDS sequential requests each, p50/p99/max, and the answer's length;
  *   - a health run over all targets, as the worker runs it (a job on the health queue): BullMQ's processedOn → finishedOn;
  *   - the peak RSS (VmHWM) of the bot and the worker.
+ * BENCH_FLEET_TARGETS, BENCH_FLEET_DATABASES, BENCH_FLEET_ROUNDS change the shape; BENCH_FLEET_PROFILE=DIR profiles the bot.
  */
 
 const TARGETS = Number(process.env.BENCH_FLEET_TARGETS ?? 200);
@@ -135,7 +136,9 @@ async function main(): Promise<void> {
       return c + f >= TARGETS && { c, f };
     }).then(({ c, f }) => log(`first backups: ${c} succeeded, ${f} failed, in ${((performance.now() - firstStart) / 1000).toFixed(0)} s`));
 
-    const bot = execa('node', ['bin/pg-backup-bot.js', 'bot'], {
+    // BENCH_FLEET_PROFILE=DIR: a V8 CPU profile of the bot, written to DIR when it stops (where an ack's time goes).
+    const profile = process.env.BENCH_FLEET_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_FLEET_PROFILE}`] : [];
+    const bot = execa('node', [...profile, 'bin/pg-backup-bot.js', 'bot'], {
       env: { ...env, PORT: String(port), METRICS_PORT: String(botMetrics) },
       reject: false,
       all: true,

@@ -41,8 +41,11 @@ export interface Reply {
   quiet?: boolean;
   /** The job this answer started or points at, for the audit trail (never read back out of the prose). */
   jobId?: string;
-  /** The full answer, when it takes longer than an ack should: `text` acks at once, this replaces it (response_url). */
-  later?: Promise<Reply>;
+  /**
+   * The full answer, when it takes longer than an ack should: `text` acks at once, this replaces it (response_url).
+   * Started only once the ack has gone out: begun earlier, its reads (a fleet's 200 health checks) delayed the ack.
+   */
+  later?: () => Promise<Reply>;
 }
 
 export interface BackupCommandDeps {
@@ -203,7 +206,7 @@ const HEALTH_IN_ACK_TARGETS = 20;
 async function healthReply(ask: Ask, req: Request<'health'>): Promise<Reply> {
   const targets = req.target ? [findTarget(ask.deps.config, req.target)] : ask.deps.config.targets;
   if (targets.length <= HEALTH_IN_ACK_TARGETS) return healthOf(ask, targets);
-  return { text: `Checking the health of ${targets.length} targets…`, later: healthOf(ask, targets) };
+  return { text: `Checking the health of ${targets.length} targets…`, later: () => healthOf(ask, targets) };
 }
 
 async function healthOf({ deps }: Ask, targets: Config['targets']): Promise<Reply> {

@@ -163,7 +163,7 @@ export function registerCommands(
       const reply = await handle({ text: command.text, userId: command.user_id, userName: command.user_name, channelId: command.channel_id });
       await ack({ response_type: 'ephemeral', text: reply.text, ...(reply.blocks ? { blocks: reply.blocks } : {}) });
       if (!reply.later) return;
-      const full = await reply.later.catch((err: unknown) => ({ text: `:warning: ${toUserMessage(err)}` }));
+      const full = await reply.later().catch((err: unknown) => ({ text: `:warning: ${toUserMessage(err)}` }));
       await respond({ replace_original: true, response_type: 'ephemeral', text: full.text });
     });
   }

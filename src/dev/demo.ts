@@ -187,7 +187,7 @@ async function dispatch(handlers: Record<string, CommandHandler>, line: string, 
   }
   const reply = await handler({ text: rest.join(' '), userId: 'UDEMO', userName: process.env.USER ?? 'demo' });
   print(`  (only visible to you) ${plainText(reply.text).replace(/\n/g, '\n  ')}`);
-  const later = await reply.later?.catch((err: unknown) => ({ text: toUserMessage(err) }));
+  const later = await reply.later?.().catch((err: unknown) => ({ text: toUserMessage(err) }));
   if (later) print(`  (only visible to you) ${plainText(later.text).replace(/\n/g, '\n  ')}`);
 }
 
