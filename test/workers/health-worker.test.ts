@@ -205,10 +205,9 @@ describe('healthProcessor', () => {
   });
 
   describe('when PagerDuty refuses the page (400)', () => {
-    // Finding: a 400 is dropped by the delivery (retrying cannot heal it), but the health state already says
-    // "triggered": the channel was told "PagerDuty paged", PagerDuty holds no alert, and later runs of the same
-    // episode do not page again. Only the delivery's `PagerDuty rejected an event` log line tells.
-    it('the channel says paged, PagerDuty holds no alert, and the next run does not page again', async () => {
+    // A 400 is dropped by the delivery (retrying cannot heal it). The channel, told "PagerDuty paged", is told that
+    // nobody was; the page's state is forgotten, so nothing claims to resolve it, and the next episode pages again.
+    it('the channel hears that nobody was paged; later runs of the same episode stay quiet', async () => {
       const rejectedBefore = kit.pd.rejected.length;
       kit.pd.failNext(1, 400);
       const processor = healthProcessor(deps({ config: configWith('h-pd400'), storage: testStorage({ free: 0.05 }) }));
@@ -216,14 +215,20 @@ describe('healthProcessor', () => {
       expect(await job.getState()).toBe('completed');
       expect(contextOf(diskPosts('h-pd400')[0])).toContain('PagerDuty paged (warning, dedup key pg-backup-bot/h-pd400/disk)');
       await until('the PagerDuty outbox of h-pd400 drained', async () => (await kit.redis.llen(outboxKey(kit.prefix, diskKey('h-pd400')))) === 0);
-      await until('the rejection logged', () => kit.logs.some((l) => l.includes('PagerDuty rejected an event') && l.includes(diskKey('h-pd400'))));
+      await until('the refusal posted', () =>
+        [...kit.slack.messages.values()].some((m) =>
+          m.text?.startsWith(`:rotating_light: PagerDuty refused a page: nobody was paged for \`${diskKey('h-pd400')}\``),
+        ),
+      );
       expect(kit.pd.rejected.slice(rejectedBefore).map((r) => r.status)).toEqual([400]);
       expect(kit.pd.alerts.has(diskKey('h-pd400'))).toBe(false);
+      expect(await pageOpen('h-pd400')).toBeNull();
 
+      const requests = kit.pd.requests.length;
       const again = await kit.runJob(processor, {});
       expect((again.returnvalue as { failing: string[] }).failing).toContain('h-pd400/disk');
-      expect(await pageOpen('h-pd400')).toBe('triggered');
       expect(await kit.redis.llen(outboxKey(kit.prefix, diskKey('h-pd400')))).toBe(0);
+      expect(kit.pd.requests.length).toBe(requests);
       expect(diskPosts('h-pd400')).toHaveLength(1);
     });
   });
