@@ -102,6 +102,12 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
         `  chown -R postgres: ${resolve(dataDir)} && runuser -u postgres -- pg_ctl -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
         `Then check the log for "recovery stopping before … ${at.toISOString().slice(0, 10)}" and "archive recovery complete";`,
         '"recovery ended before configured recovery target was reached" means the archive ends before the time: the recovery is incomplete.',
+        // With S3 as the primary store, what was fetched stays beside the spool (a later restore fetches only what is new).
+        ...(inS3
+          ? [
+              `The base backup and WAL fetched for it stay in ${resolve(root, target.name)}, which the recovery reads until it has left recovery; no retention run deletes them. Then \`rm -rf ${resolve(root, target.name)}\` frees that space.`,
+            ]
+          : []),
       ].join('\n'),
     );
     return 0;

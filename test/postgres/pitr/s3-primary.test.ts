@@ -216,6 +216,10 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     expect(run.stdout).toMatch(
       /^Fetched base backup app-base-\S+ and \d+ WAL file\(s\) \([^)]+ new\) from s3:\/\/pgbb-primary\/pgbb\/app into .*_restore-pitr\./,
     );
+    // What was fetched is not cleaned up behind the recovery's back; the output says where it is and when it can go.
+    expect(run.stdout).toContain(
+      `The base backup and WAL fetched for it stay in ${join(dir, 'worker-disk', '_restore-pitr', 'app')}, which the recovery reads`,
+    );
     // The server's user reads the fetched archive under BACKUP_DIR (docs: it must be able to read BACKUP_DIR).
     const { labels } = await recoveredMarkers(dataDir, [join(dir, 'worker-disk')]);
     expect(labels).toContain('before-2');
