@@ -20,20 +20,17 @@ export async function cliBackupLock(config: Config, redisUrl: string | null, tar
   if (redisUrl === null) return { kind: 'unguarded', why: null };
   const redis = await connectRedis(redisUrl, config.redisCluster);
   if (!redis) return { kind: 'unguarded', why: 'Redis at REDIS_URL does not answer' };
-  const close = () =>
-    redis.quit().then(
-      () => undefined,
-      () => redis.disconnect(),
-    );
+  // As check and retention end theirs: every reply this needs has been awaited by then.
+  const close = () => redis.disconnect();
   const key = backupLockKey(config.queuePrefix, target);
   try {
     const lock = await tryRedisLock(redis, key, `cli:${hostname()}:${process.pid}`);
     if (lock) return { kind: 'held', release: () => lock.release().finally(close) };
     const holder = (await redis.get(key)) ?? 'unknown';
-    await close();
+    close();
     return { kind: 'busy', holder };
   } catch (err) {
-    await close();
+    close();
     return { kind: 'unguarded', why: `Redis at REDIS_URL failed: ${(err as Error).message}` };
   }
 }
