@@ -41,8 +41,9 @@ export function pagerDutyProcessor(deps: { redis: RedisConnection; prefix: strin
       if (outcome.kind === 'rejected') {
         // Retrying cannot heal a 400: say so where people look and move on, so later events for this key still go out.
         log.error({ status: outcome.status, message: outcome.message, action: event.action }, 'PagerDuty rejected an event');
-        // No page is open: a later pass must not claim to resolve one, and the next failure must page again.
-        if (event.action === 'trigger') await deps.redis.del(pageStateKey(deps.prefix, event.dedupKey));
+        // No page is open: a later pass must not claim to resolve one, and the next failure must page again. Unless a
+        // later trigger of this key waits behind it (the condition cleared and failed again meanwhile): that one's.
+        if (event.action === 'trigger' && !(await triggerWaiting(deps.redis, key))) await deps.redis.del(pageStateKey(deps.prefix, event.dedupKey));
         await quietNotifier(deps.notifier, log).post(pagerRefusedMessage(event, outcome.status, outcome.message));
       } else {
         log.info({ action: event.action }, 'PagerDuty event delivered');
@@ -51,4 +52,9 @@ export function pagerDutyProcessor(deps: { redis: RedisConnection; prefix: strin
       delivered++;
     }
   };
+}
+
+/** Whether a trigger waits in the outbox behind its head. */
+async function triggerWaiting(redis: RedisConnection, key: string): Promise<boolean> {
+  return (await redis.lrange(key, 1, -1)).some((raw) => (JSON.parse(raw) as PagerEvent).action === 'trigger');
 }

@@ -86,6 +86,16 @@ describe('pagerDutyProcessor', () => {
       );
       expect(said?.text).toContain('Check PAGERDUTY_ROUTING_KEY');
     });
+
+    it('keeps the page state when a later trigger of the same key waits behind the refused one', async () => {
+      // The condition cleared and failed again before the first trigger went out: the state is the second one's.
+      const key = await outbox({ severity: 'fatal' as PagerEvent['severity'] }, { action: 'resolve', severity: 'info' }, { action: 'trigger' });
+      await kit.redis.set(pageStateKey(kit.prefix, key), 'triggered');
+      const job = await kit.runJob(processor(), { dedupKey: key });
+      expect(job.returnvalue).toEqual({ delivered: 3 });
+      expect(accepted(key)).toEqual(['resolve', 'trigger']);
+      expect(await kit.redis.get(pageStateKey(kit.prefix, key))).toBe('triggered');
+    });
   });
 
   describe('when PagerDuty is not configured', () => {
