@@ -9,7 +9,7 @@ import { generateKeyPair } from '../src/crypto/age.ts';
 import { freePort, startEphemeralPostgres, startEphemeralRedis } from '../src/dev/ephemeral.ts';
 import { client as pgClient } from './dataset.ts';
 import type { StopHow, Tracked } from './legs.ts';
-import { BOT_BURSTS, FLOOR_BURSTS, burstRequests, cpuMs, fire, hasChild, percentile, redisCalls, slackStandIn, until, type Burst } from './ack-support.ts';
+import { BOT_BURSTS, FLOOR_BURSTS, burstRequests, cpuMs, fire, hasDescendant, percentile, redisCalls, slackStandIn, until, type Burst } from './ack-support.ts';
 
 /**
  * Leg K (issue 11, item 5): acknowledgements under a burst. The bot runs as `npm start` runs it (`node
@@ -329,7 +329,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     const backupMs: number[] = [];
     const dumpThrough: boolean[] = [];
     const quietCpu: number[] = [];
-    const dumping = () => hasChild(worker.child.pid, 'pg_dump');
+    const dumping = () => hasDescendant(worker.child.pid, 'pg_dump');
     const jobIds = async () => new Set((await queue.getJobs(['active', 'waiting', 'delayed', 'prioritized', 'completed', 'failed'])).map((j) => j.id));
     /** One burst, measured; returns the answers' texts and the jobs it created. */
     const burst = async (kind: Burst): Promise<{ texts: string[]; created: string[] }> => {

@@ -9,7 +9,7 @@ import { exitByHangup, ignoreOutputErrors } from './hangup.ts';
 const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
 
   pg-backup-bot init           first run: writes pg-backup-bot.yml and an age key pair, prints what to set next
-  pg-backup-bot all            bot + workers in one process (what \`npm start\` runs)
+  pg-backup-bot all            bot + workers (what \`npm start\` runs; the workers in a child process it restarts)
   pg-backup-bot bot            only the Slack side (commands, acks)
   pg-backup-bot worker         only the workers (backups, pages); run more on other hosts
   pg-backup-bot demo           everything on a throwaway PostgreSQL and Redis, Slack replaced by this terminal
@@ -88,27 +88,13 @@ async function main(argv: string[]): Promise<number> {
 async function runService(verb: 'all' | 'bot' | 'worker'): Promise<number> {
   const config = loadConfig(process.env, verb);
   const log = createLogger({ level: config.logLevel });
+  const { runSupervised, runSupervisedChild, untilStopSignal } = await import('./service-run.ts');
+  // `all` = this process answers Slack and supervises a worker child (worker-supervisor.ts says why).
+  if (verb === 'all') return runSupervised(config, log);
+  if (verb === 'worker' && process.env.PGBB_SUPERVISED === '1' && process.send) return runSupervisedChild(config, log);
   const { startService } = await import('./service.ts');
   const service = await startService(config, log, verb);
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'shutting down');
-      // worker.close() waits for running jobs; bound it so a deploy is not held for hours by a dump.
-      const force = setTimeout(() => {
-        log.warn('shutdown took too long; exiting with jobs still running (they will be retried as stalled)');
-        resolve();
-      }, 30_000);
-      force.unref();
-      service.stop().finally(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    };
-    // `on`, not `once`: execa's signal-exit re-raises a signal no other listener is left to handle, which
-    // would kill the process in the middle of its graceful stop. stop() is idempotent.
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGINT', () => shutdown('SIGINT'));
-  });
+  await untilStopSignal(log, () => service.stop());
   return 0;
 }
 

@@ -9,8 +9,8 @@ export interface Service {
   deps: Deps;
   slack: SlackApp | null;
   workers: Workers | null;
-  /** /healthz and /metrics (METRICS_HOST:METRICS_PORT). */
-  http: HealthServer;
+  /** /healthz and /metrics (METRICS_HOST:METRICS_PORT); null in a supervised worker child. */
+  http: HealthServer | null;
   stop(): Promise<void>;
 }
 
@@ -19,7 +19,13 @@ export async function startService(
   config: Config,
   log: Logger,
   mode: Extract<Mode, 'all' | 'bot' | 'worker'>,
-  overrides: DepsOverrides & { workerOptions?: WorkerOptions } = {},
+  overrides: DepsOverrides & {
+    workerOptions?: WorkerOptions;
+    /** A supervised worker child serves no /healthz of its own: its parent answers for it (worker-supervisor.ts). */
+    serveHttp?: boolean;
+    /** `all` with its workers in a child process: that child's health, part of this process's /healthz. */
+    workerChildHealthy?: () => boolean;
+  } = {},
 ): Promise<Service> {
   const deps = await createDeps(config, log, overrides);
   let workers: Workers | null = null;
@@ -28,14 +34,19 @@ export async function startService(
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
     const running = workers;
+    // Ready once everything this process serves is up: a deploy's probe must not send Slack to a port not open yet.
+    let slackUp = mode === 'worker';
     const [{ startHealthServer }, { renderMetrics }] = await Promise.all([import('./health/http.ts'), import('./health/scrape.ts')]);
-    http = await startHealthServer({
-      ...config.metrics,
-      // Healthy = Redis answers and, where this process runs workers, every worker is running.
-      healthy: async () => (await deps.redis.ping()) === 'PONG' && (running === null || running.running()),
-      metrics: () => renderMetrics(deps),
-      log,
-    });
+    const child = overrides.workerChildHealthy ?? (() => true);
+    if (overrides.serveHttp !== false)
+      http = await startHealthServer({
+        ...config.metrics,
+        // Healthy = Slack is served (where this process serves it), Redis answers and every worker is running: this
+        // process's, or those of the worker child it supervises (`all`).
+        healthy: async () => slackUp && child() && (await deps.redis.ping()) === 'PONG' && (running === null || running.running()),
+        metrics: () => renderMetrics(deps),
+        log,
+      });
     if (mode !== 'worker') {
       // Loaded only where Slack is served: a `worker` process never loads Bolt, its HTTP server and Socket Mode
       // client (about 300 files and 25 MiB of a worker's resident memory).
@@ -58,6 +69,7 @@ export async function startService(
           log,
         },
       });
+      slackUp = true;
     }
   } catch (err) {
     await http?.stop();
@@ -75,7 +87,7 @@ export async function startService(
     stop() {
       stopping ??= (async () => {
         await slack?.stop();
-        await served.stop();
+        await served?.stop();
         await workers?.close();
         await deps.close();
       })();

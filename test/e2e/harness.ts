@@ -110,7 +110,7 @@ export async function startHarness(opts: {
     identityFile,
     eventsUrl: `http://127.0.0.1:${service.slack?.port}/slack/events`,
     /** /healthz and /metrics: their own listener (METRICS_PORT). */
-    metricsUrl: `http://127.0.0.1:${service.http.port}`,
+    metricsUrl: `http://127.0.0.1:${service.http?.port}`,
     logs,
     async stop() {
       await service.stop();

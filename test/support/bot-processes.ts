@@ -43,7 +43,13 @@ export async function startBotProcess(verb: 'bot' | 'worker' | 'all', env: Recor
     await new Promise((r) => setTimeout(r, 100));
   }
   const kill = () => {
-    if (child.pid && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+    if (!child.pid || child.exitCode !== null) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch (err) {
+      // The group is gone already (its exit not yet seen here): nothing is left to kill.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
   };
   return {
     verb,
