@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { App, LogLevel } from '@slack/bolt';
 import type { Config } from './config.ts';
 import { slackInitError } from './slack-init-error.ts';
+import { SlackEventsReceiver } from './slack-receiver.ts';
 import { boltLogger, type Logger } from './logger.ts';
 import { registerCommands, type ActionHandler, type ButtonHandler, type CheckboxHandler, type CommandHandler } from './commands/index.ts';
 import { type HomeSurfaceOptions, registerHome } from './commands/home-surface.ts';
@@ -14,8 +15,8 @@ export interface SlackApp {
 }
 
 /**
- * The Bolt app: HTTP receiver (signatures verified by Bolt: forged or stale requests get 401) or Socket Mode when
- * SLACK_APP_TOKEN is set. Its port answers Slack only: /healthz and /metrics have a listener of their own
+ * The Bolt app: over HTTP (slack-receiver.ts; signatures verified by Bolt's check: forged or stale requests get 401)
+ * or Socket Mode when SLACK_APP_TOKEN is set. Its port answers Slack only: /healthz and /metrics have a listener of their own
  * (health/http.ts).
  */
 export async function startSlackApp(options: {
@@ -41,7 +42,7 @@ export async function startSlackApp(options: {
           // Its socket client talks to the same API URL. No port: nothing is served over HTTP in Socket Mode.
           installerOptions: { clientOptions: { slackApiUrl: config.slack.apiUrl } },
         }
-      : { signingSecret: config.slack.signingSecret as string }),
+      : { receiver: new SlackEventsReceiver({ signingSecret: config.slack.signingSecret as string, log: log.child({ component: 'bolt' }) }) }),
     clientOptions: { slackApiUrl: config.slack.apiUrl, retryConfig: { retries: 2 } },
     logger: boltLogger(log.child({ component: 'bolt' })) as never,
     logLevel: LogLevel.WARN,
