@@ -56,16 +56,28 @@ export async function enqueueOnce<T>(queue: Queue<T>, name: string, data: T, job
  *
  * Made once per queue: concurrent requests share the look-up of running jobs (coalesceFresh), so fifty `/backup
  * now` at once read the active list twice instead of fifty times (each read is a range plus one HGETALL per active
- * job), and each request still sees the queue as it was after it arrived. The add itself stays per request:
- * BullMQ's deduplication decides, atomically in Redis, which single request creates the job.
+ * job), and each request still sees the queue as it was after it arrived. BullMQ's deduplication decides,
+ * atomically in Redis, which single request creates the job; a request that comes while an add for its target is
+ * on its way waits for that add and is answered with its job, which deduplication would have returned to it anyway
+ * (one add for a burst, not fifty). When that add fails, the request makes its own.
  */
 export function backupEnqueuer(queue: Queue<BackupJobData>): (data: BackupJobData) => Promise<Enqueued> {
   const activeJobs = coalesceFresh(() => queue.getJobs(['active']));
+  const adding = new Map<string, Promise<Enqueued>>();
   return async (data) => {
     const active = await withDeadline(1000, activeJobs(undefined), 'looking for a running backup');
     const running = active.find((j) => j?.data?.target === data.target);
     if (running?.id) return { jobId: running.id, duplicate: true };
-    return enqueueOnce(queue, 'backup', data, `backup-${data.target}-${randomUUID()}`, `backup-${data.target}`, 'queueing the backup');
+    const pending = adding.get(data.target);
+    const first = pending ? await pending.catch(() => null) : null;
+    if (first) return { jobId: first.jobId, duplicate: true };
+    const add = enqueueOnce(queue, 'backup', data, `backup-${data.target}-${randomUUID()}`, `backup-${data.target}`, 'queueing the backup');
+    adding.set(data.target, add);
+    try {
+      return await add;
+    } finally {
+      if (adding.get(data.target) === add) adding.delete(data.target);
+    }
   };
 }
 

@@ -69,10 +69,23 @@ export function zonedParts(at: Date, tz: string): ZonedParts {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
+/**
+ * One answer per zone and UTC minute (the text has minutes, and today's offsets are whole minutes): `/backup list`
+ * formats the same few dozen times for every request of a burst, and formatToParts costs tens of µs each.
+ */
+const formatted = new Map<string, string>();
+
 /** `Sat 2026-12-05 03:00 UTC+01:00`: local wall time plus the offset, so a time near a DST change is unambiguous. */
 export function formatInZone(at: Date, tz: string): string {
-  const p = zonedParts(at, tz);
-  return `${WEEKDAYS[p.weekday]} ${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)} ${p.offset}`;
+  const key = `${tz} ${Math.floor(at.getTime() / 60_000)}`;
+  let text = formatted.get(key);
+  if (text === undefined) {
+    const p = zonedParts(at, tz);
+    text = `${WEEKDAYS[p.weekday]} ${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)} ${p.offset}`;
+    if (formatted.size >= 4096) formatted.clear();
+    formatted.set(key, text);
+  }
+  return text;
 }
 
 /** `HH:MM` (24 h) → the minute and hour fields of a cron pattern. */

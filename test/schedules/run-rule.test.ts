@@ -59,6 +59,31 @@ describe('time helpers', () => {
     expect(formatInZone(new Date('2026-11-25T00:00:00Z'), 'Asia/Kolkata')).toBe('Wed 2026-11-25 05:30 UTC+05:30');
   });
 
+  it('formats a remembered minute as it formats a new one, across both DST changes and any second of the minute', () => {
+    const fresh = (d: Date, tz: string) => {
+      const p = zonedParts(d, tz);
+      const two = (n: number) => String(n).padStart(2, '0');
+      return `${['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][p.weekday]} ${p.year}-${two(p.month)}-${two(p.day)} ${two(p.hour)}:${two(p.minute)} ${p.offset}`;
+    };
+    let compared = 0;
+    for (const [tz, around] of [
+      ['Europe/Paris', '2026-03-29T01:00:00Z'],
+      ['Europe/Paris', '2026-10-25T01:00:00Z'],
+      ['America/New_York', '2026-11-01T06:00:00Z'],
+      ['Australia/Lord_Howe', '2026-04-04T15:00:00Z'],
+    ] as const) {
+      for (let m = -90; m <= 90; m++) {
+        for (const s of [0, 17, 59.999]) {
+          const d = new Date(Date.parse(around) + m * 60_000 + s * 1000);
+          // Twice: the first call may fill the memory, the second reads it.
+          expect([formatInZone(d, tz), formatInZone(d, tz)]).toEqual([fresh(d, tz), fresh(d, tz)]);
+          compared++;
+        }
+      }
+    }
+    expect(compared).toBe(4 * 181 * 3);
+  });
+
   it('describes the patterns the plan produces', () => {
     expect(describeCron('0 2 * * *')).toBe('every day at 02:00');
     expect(describeCron('0 */6 * * *')).toBe('every 6 hours at :00 (00:00, 06:00, 12:00, 18:00)');
