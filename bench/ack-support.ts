@@ -151,6 +151,17 @@ export async function hasDescendant(ancestor: number | undefined, name: string):
   return false;
 }
 
+/** The pid of `parent`'s child process named `name` (the worker child of `all`: `node`), if it has one. */
+export async function childNamed(parent: number | undefined, name: string): Promise<number | undefined> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(')');
+    if (stat.slice(stat.indexOf('(') + 1, close) === name && Number(stat.slice(close + 2).split(' ')[1]) === parent) return Number(pid);
+  }
+  return undefined;
+}
+
 /** Commands the Redis server has run since it started, every client's. */
 export async function redisCalls(redis: Redis): Promise<number> {
   const info = await redis.info('commandstats');

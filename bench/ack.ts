@@ -9,7 +9,20 @@ import { generateKeyPair } from '../src/crypto/age.ts';
 import { freePort, startEphemeralPostgres, startEphemeralRedis } from '../src/dev/ephemeral.ts';
 import { client as pgClient } from './dataset.ts';
 import type { StopHow, Tracked } from './legs.ts';
-import { BOT_BURSTS, FLOOR_BURSTS, burstRequests, cpuMs, fire, hasDescendant, percentile, redisCalls, slackStandIn, until, type Burst } from './ack-support.ts';
+import {
+  BOT_BURSTS,
+  FLOOR_BURSTS,
+  burstRequests,
+  cpuMs,
+  fire,
+  childNamed,
+  hasDescendant,
+  percentile,
+  redisCalls,
+  slackStandIn,
+  until,
+  type Burst,
+} from './ack-support.ts';
 
 /**
  * Leg K (issue 11, item 5): acknowledgements under a burst. The bot runs as `npm start` runs it (`node
@@ -100,6 +113,8 @@ export interface AckResult {
   quietCpuMsPerSecond: number[];
   /** The bot's peak resident memory (VmHWM, MiB): what every spawn() of a backup tool has to fork. */
   botPeakRssMiB: number;
+  /** The worker process's: `all`'s child, or the `worker` of a split run. */
+  workerPeakRssMiB: number;
   seedSeconds: number;
 }
 
@@ -429,6 +444,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       botLogLines: bot.lines + (SPLIT ? worker.lines : 0),
       botErrors: SPLIT ? [...bot.errors, ...worker.errors] : bot.errors,
       botPeakRssMiB: await peakRssMiB(bot.child.pid),
+      workerPeakRssMiB: await peakRssMiB(SPLIT ? worker.child.pid : await childNamed(bot.child.pid, 'node')),
       quietCpuMsPerSecond: quietCpu,
       seedSeconds,
     };

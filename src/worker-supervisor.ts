@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { hostname } from 'node:os';
 import { formatDuration } from './format.ts';
 import type { Logger } from './logger.ts';
+import { yieldCpu } from './postgres/index.ts';
 
 /**
  * `all` (what `npm start` runs): the bot answers Slack in this process and the workers run in a child process it
@@ -44,12 +45,19 @@ export interface SupervisorOptions {
   restartBaseMs?: number;
 }
 
+/**
+ * The child runs at the backup tools' niceness (10), every thread of it: its own work (streams through hashing and
+ * encryption, progress, health runs) yields the CPU to the acks of this process, as its tools already do. On an
+ * idle machine that costs it nothing.
+ */
 export const forkWorker = (): ChildProcess =>
-  fork(process.argv[1] as string, ['worker'], {
-    env: { ...process.env, PGBB_SUPERVISED: '1' },
-    // Its log lines go where this process's go.
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  yieldCpu(
+    fork(process.argv[1] as string, ['worker'], {
+      env: { ...process.env, PGBB_SUPERVISED: '1' },
+      // Its log lines go where this process's go.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    }),
+  );
 
 /** Starts the child and resolves once it reports ready; rejects when the first one dies before that. */
 export async function superviseWorker(options: SupervisorOptions): Promise<WorkerSupervisor> {

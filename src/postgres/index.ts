@@ -7,4 +7,5 @@
 export { cleanBaseEnv, parsePgUrl, pgClientConfig, serverLabel, withPgEnv } from './connection.ts';
 export { countObjects, countRows } from './counts.ts';
 export { findPgTools, findZstd, isExecutable, type PgTools } from './tools.ts';
+export { TOOL_NICENESS, yieldCpu } from './child-pipes.ts';
 export { classifyFailure, clientFailure, firstErrorLine, toolFailure } from './failures.ts';

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -69,6 +69,12 @@ describe('pg-backup-bot all: its worker child', () => {
       await new Promise((r) => setTimeout(r, 25));
     }
   };
+  /** The distinct niceness values of a process's threads (field 19 of /proc/<pid>/task/<tid>/stat). */
+  const niceness = async (pid: number) => {
+    const tids = await readdir(`/proc/${pid}/task`);
+    const values = await Promise.all(tids.map(async (t) => Number((await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8')).split(') ')[1]?.split(' ')[16])));
+    return { threads: tids.length, values: [...new Set(values)] };
+  };
   const healthz = (b: BotProcess) =>
     fetch(`${b.metricsUrl}/healthz`).then(
       (r) => r.status,
@@ -80,6 +86,9 @@ describe('pg-backup-bot all: its worker child', () => {
     const [first] = workerPids(b);
     expect(first).toBeGreaterThan(0);
     expect(first).not.toBe(b.child.pid);
+    // The child and every thread of it run at the tools' niceness, so the acks of the parent (niceness 0) go first.
+    expect(await niceness(first as number)).toEqual({ threads: expect.any(Number), values: [10] });
+    expect((await niceness(b.child.pid as number)).values).toEqual([0]);
     process.kill(first as number, 'SIGKILL');
     const statuses: number[] = [];
     await until('a second worker child', async () => {
