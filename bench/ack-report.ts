@@ -20,6 +20,7 @@ const TITLES: Record<BurstStats['kind'], string> = {
   'now+': '`/backup now` × 50 while that backup dumps (≥ 1.5 s into its pg_dump)',
   'floor-http': 'floor: the same 50 requests to a bare node:http server (fixed answer), beside the same dump',
   'floor-bolt': 'floor: the same 50 requests to a bare Bolt app (its HTTPReceiver, signatures checked, `/backup` acks a fixed text), beside the same dump',
+  'floor-receiver': "the same bare Bolt app on the bot's receiver (src/slack-receiver.ts) instead of Bolt's HTTPReceiver, beside the same dump",
 };
 const isFloor = (b: BurstStats) => b.kind.startsWith('floor-');
 
@@ -50,7 +51,7 @@ with a Slack Web API stand-in that answers ok; roles from a user group (\`roles.
 Database ${(r.databaseBytes / 1e6).toFixed(0)} MB (the sample schema and a ${FILLER_MB} MB filler table); ${r.storedAtStart} finished backups stored before the rounds (taken by the bot, ${r.seedSeconds.toFixed(0)} s), one more after each round.
 ${r.rounds} rounds of bursts of ${r.burst} concurrent signed requests from ${r.burst} different users: three to the bot (\`list\` and \`now+\` swap places every other round), then the same burst to each floor; each round's backup ended ${(meanBackup / 1000).toFixed(1)} s after its \`now\` burst on average, and its pg_dump was still running when the last burst ended in ${r.dumpThrough.filter(Boolean).length} of ${r.rounds} rounds.
 Latency is the client's: from sending the request to the last byte of the HTTP response, which is the ack carrying the answer. Redis commands (every client's, the workers' included) and the CPU of the process that answered are per request, over the bursts; for a floor, the CPU is its server's.
-The floors run no code of ours: they show what the machine, Node's HTTP server and Bolt cost a burst while the same dump runs, the part of the bot's figures no change in our handlers can remove. While its backup dumped and no request came, the bot used ${r.quietCpuMsPerSecond.map((v) => v.toFixed(0)).join(', ')} ms of CPU per second (per round); its peak RSS was ${r.botPeakRssMiB.toFixed(0)} MiB${r.workerPeakRssMiB ? `, its worker process's ${r.workerPeakRssMiB.toFixed(0)} MiB` : ''}.
+The first two floors run no code of ours: they show what the machine, Node's HTTP server and Bolt cost a burst while the same dump runs, the part of the bot's figures no change in our handlers can remove; the third is that Bolt app on the bot's own receiver, the floor of the bot as it is built. While its backup dumped and no request came, the bot used ${r.quietCpuMsPerSecond.map((v) => v.toFixed(0)).join(', ')} ms of CPU per second (per round); its peak RSS was ${r.botPeakRssMiB.toFixed(0)} MiB${r.workerPeakRssMiB ? `, its worker process's ${r.workerPeakRssMiB.toFixed(0)} MiB` : ''}.
 
 | burst | what | requests | p50 | p99 | max | p99 per round (ms) | Redis commands / request | bot CPU / request | Slack API calls |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |

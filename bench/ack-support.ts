@@ -11,9 +11,9 @@ import type { Redis } from 'ioredis';
  * The bursts of leg K: `now` starts a backup, `list` and `now+` run while it dumps, and so do the floors: the same
  * burst sent to a bare node:http server and to a bare Bolt app (bench/ack-floor.mjs), which run no code of ours.
  */
-export type Burst = 'now' | 'list' | 'now+' | 'floor-http' | 'floor-bolt';
+export type Burst = 'now' | 'list' | 'now+' | 'floor-http' | 'floor-bolt' | 'floor-receiver';
 export const BOT_BURSTS = ['now', 'list', 'now+'] as const;
-export const FLOOR_BURSTS = ['floor-http', 'floor-bolt'] as const;
+export const FLOOR_BURSTS = ['floor-http', 'floor-bolt', 'floor-receiver'] as const;
 
 /** A slash command as Slack sends it, signed ahead of the burst so signing is not inside anyone's time. */
 export interface SignedRequest {

@@ -180,7 +180,7 @@ function startBot(ctx: AckContext, env: Record<string, string>, verb: 'all' | 'b
 }
 
 /** A floor server (bench/ack-floor.mjs) on a free port: the same burst, answered by no code of ours. */
-async function startFloor(ctx: AckContext, kind: 'http' | 'bolt', signingSecret: string): Promise<{ url: string; pid: number | undefined }> {
+async function startFloor(ctx: AckContext, kind: 'http' | 'bolt' | 'receiver', signingSecret: string): Promise<{ url: string; pid: number | undefined }> {
   const port = await freePort();
   const child = execa(process.execPath, [join(ctx.repoRoot, 'bench', 'ack-floor.mjs'), kind, String(port)], {
     cwd: ctx.repoRoot,
@@ -199,7 +199,7 @@ async function startFloor(ctx: AckContext, kind: 'http' | 'bolt', signingSecret:
     });
     void child.then((r) => reject(new Error(`floor server ${kind} exited (${r.exitCode}): ${out}`)));
   });
-  return { url: `http://127.0.0.1:${port}${kind === 'bolt' ? '/slack/events' : '/'}`, pid: child.pid };
+  return { url: `http://127.0.0.1:${port}${kind === 'http' ? '/' : '/slack/events'}`, pid: child.pid };
 }
 
 async function peakRssMiB(pid: number | undefined): Promise<number> {
@@ -223,11 +223,11 @@ async function finishedBackups(dir: string): Promise<number> {
 
 /** Latencies and costs per kind of burst, and the correctness checks, over all rounds. */
 class Tally {
-  readonly samples: Record<Burst, number[][]> = { now: [], list: [], 'now+': [], 'floor-http': [], 'floor-bolt': [] };
-  readonly redis: Record<Burst, number> = { now: 0, list: 0, 'now+': 0, 'floor-http': 0, 'floor-bolt': 0 };
+  readonly samples: Record<Burst, number[][]> = { now: [], list: [], 'now+': [], 'floor-http': [], 'floor-bolt': [], 'floor-receiver': [] };
+  readonly redis: Record<Burst, number> = { now: 0, list: 0, 'now+': 0, 'floor-http': 0, 'floor-bolt': 0, 'floor-receiver': 0 };
   /** The CPU of the process that answered: the bot's, or the floor server's. */
-  readonly cpu: Record<Burst, number> = { now: 0, list: 0, 'now+': 0, 'floor-http': 0, 'floor-bolt': 0 };
-  readonly slack: Record<Burst, Record<string, number>> = { now: {}, list: {}, 'now+': {}, 'floor-http': {}, 'floor-bolt': {} };
+  readonly cpu: Record<Burst, number> = { now: 0, list: 0, 'now+': 0, 'floor-http': 0, 'floor-bolt': 0, 'floor-receiver': 0 };
+  readonly slack: Record<Burst, Record<string, number>> = { now: {}, list: {}, 'now+': {}, 'floor-http': {}, 'floor-bolt': {}, 'floor-receiver': {} };
   readonly #checks = new Map<string, { passed: number; of: number; note?: string }>();
   commands = 0;
 
@@ -335,7 +335,11 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     log(`  ${SEEDED_BACKUPS} backups in ${seedSeconds.toFixed(1)} s; loading a ${FILLER_MB} MB filler table…`);
     const filler = await loadFiller(database.db);
     log(`  database ${(filler.bytes / 1e6).toFixed(0)} MB`);
-    const floors = { 'floor-http': await startFloor(ctx, 'http', signingSecret), 'floor-bolt': await startFloor(ctx, 'bolt', signingSecret) } as const;
+    const floors = {
+      'floor-http': await startFloor(ctx, 'http', signingSecret),
+      'floor-bolt': await startFloor(ctx, 'bolt', signingSecret),
+      'floor-receiver': await startFloor(ctx, 'receiver', signingSecret),
+    } as const;
     // Warm-up, untimed: a deployed bot has answered commands before (JIT, connections, the user group's members).
     await send('list', ENGINEERS.slice(0, WARM_UP));
     for (const f of Object.values(floors)) await fire(f.url, burstRequests(signingSecret, 'list', ENGINEERS.slice(0, WARM_UP)));
@@ -418,7 +422,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       backupMs.push(performance.now() - t0);
       const p99 = (kind: Burst) => percentile(tally.samples[kind].at(-1) ?? [], 0.99).toFixed(0);
       log(
-        `round ${round + 1} K  p99: now ${p99('now')} ms, list ${p99('list')} ms, now+ ${p99('now+')} ms; floors: node:http ${p99('floor-http')} ms, Bolt ${p99('floor-bolt')} ms; dump through: ${through ? 'yes' : 'NO'}`,
+        `round ${round + 1} K  p99: now ${p99('now')} ms, list ${p99('list')} ms, now+ ${p99('now+')} ms; floors: node:http ${p99('floor-http')} ms, Bolt ${p99('floor-bolt')} ms, Bolt on our receiver ${p99('floor-receiver')} ms; dump through: ${through ? 'yes' : 'NO'}`,
       );
     }
 

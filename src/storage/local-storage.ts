@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { ManifestCache } from './manifest-cache.ts';
+import { ManifestCache, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -29,6 +29,7 @@ export class LocalStorage implements Storage {
   readonly root: string;
   readonly #log: Logger | undefined;
   readonly #manifests = new ManifestCache();
+  readonly #verified = new VerifiedBackups();
   readonly #dirs = new BackupDirs();
 
   constructor(root: string, log?: Logger) {
@@ -119,29 +120,27 @@ export class LocalStorage implements Storage {
     return parseManifest(text, target, backupId);
   }
 
-  /** A manifest counts only while its artifacts are all there with their recorded sizes. */
+  /** A manifest counts only while its artifacts are all there with their recorded sizes (re-read: VerifiedBackups). */
   async #readListable(target: string, backupId: string): Promise<Manifest | null> {
     const dir = this.#dir(target, backupId);
+    const checkedAt = Date.now();
+    // The directory first: a change after this stat gives it a new signature, so the next listing checks again.
+    const dirSt = await stat(dir).catch(() => null);
+    const known = dirSt && this.#verified.get(dir, dirSt, checkedAt);
+    if (known) return known;
+    this.#verified.forget(dir);
     const st = await stat(join(dir, MANIFEST)).catch((err: unknown) => {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return null;
       throw err;
     });
-    if (!st) return null; // unfinished: never listed, not worth a warning
+    if (!st || !dirSt) return null; // unfinished: never listed, not worth a warning
     try {
       // Written once and renamed into place: the same inode, size and mtime are the same manifest, already checked.
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
-      // All at once: under a burst each sequential step waits its turn in a busy event loop.
-      const sizes = await Promise.all(
-        m.artifacts.map((a) =>
-          stat(join(dir, a.file)).then(
-            (s) => s.size,
-            () => null,
-          ),
-        ),
-      );
-      const bad = m.artifacts.find((a, i) => sizes[i] !== a.bytes);
-      if (bad) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
+      const bad = await wrongArtifact(dir, m);
+      if (bad) throw new Error(`artifact ${bad} is missing or has the wrong size`);
+      this.#verified.remember(dir, dirSt, checkedAt, m);
       return m;
     } catch (err) {
       this.#log?.warn({ err, target, backupId }, 'skipping a backup whose manifest or artifacts are broken');
@@ -164,7 +163,8 @@ export class LocalStorage implements Storage {
     if (target !== undefined && !TargetName.safeParse(target).success) throw new BotError('bad_request', `"${target}" is not a valid target name.`);
     const ids = await this.#backupIds(target);
     const found = await Promise.all(ids.map(({ target: t, backupId }) => this.#readListable(t, backupId)));
-    this.#manifests.keepOnly(target === undefined ? this.root : join(this.root, target, sep), new Set(ids.map((i) => join(this.root, i.target, i.backupId))));
+    const [under, seen] = [target === undefined ? this.root : join(this.root, target, sep), new Set(ids.map((i) => join(this.root, i.target, i.backupId)))];
+    for (const cache of [this.#manifests, this.#verified]) cache.keepOnly(under, seen);
     // Newest first by start time, never by name alone: names of different targets do not sort by time.
     return found
       .filter((m): m is Manifest => m !== null)

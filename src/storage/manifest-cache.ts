@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Manifest } from './manifest.ts';
 
 /**
@@ -23,8 +25,12 @@ export class ManifestCache {
 
   /** After a listing of everything under `prefix`: forgets the entries it did not see (deleted backups). */
   keepOnly(prefix: string, seen: ReadonlySet<string>): void {
-    for (const where of this.#entries.keys()) if (where.startsWith(prefix) && !seen.has(where)) this.#entries.delete(where);
+    dropUnseen(this.#entries, prefix, seen);
   }
+}
+
+function dropUnseen(entries: Map<string, unknown>, prefix: string, seen: ReadonlySet<string>): void {
+  for (const where of entries.keys()) if (where.startsWith(prefix) && !seen.has(where)) entries.delete(where);
 }
 
 function deepFreeze<T>(value: T): T {
@@ -33,4 +39,58 @@ function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
+}
+
+/**
+ * Finished backups whose artifacts were last found whole, by directory and a signature of that directory (inode,
+ * mtime, ctime). A file added to, removed from or renamed in a directory moves its mtime, and every write and delete
+ * of the bot does one of those: while the signature holds, the listing skips re-reading the artifacts' sizes, for at
+ * most `recheckMs` (a file damaged in place by something else shows within that). A directory is remembered only
+ * when its contents had been quiet (mtime) for `quietMs` before its check: file times come from a clock that moves
+ * in ticks of a few milliseconds, so a change within the tick of a check could leave the time as it was.
+ */
+export class VerifiedBackups {
+  readonly #entries = new Map<string, { sig: string; checkedAt: number; manifest: Manifest }>();
+
+  constructor(
+    readonly recheckMs = 10_000,
+    readonly quietMs = 1_000,
+  ) {}
+
+  get(dir: string, st: DirStat, now: number): Manifest | undefined {
+    const hit = this.#entries.get(dir);
+    return hit && hit.sig === dirSig(st) && now - hit.checkedAt < this.recheckMs ? hit.manifest : undefined;
+  }
+
+  /** After a check that began at `checkedAt` (with `st` read before it) found the backup whole. */
+  remember(dir: string, st: DirStat, checkedAt: number, manifest: Manifest): void {
+    if (checkedAt - st.mtimeMs >= this.quietMs) this.#entries.set(dir, { sig: dirSig(st), checkedAt, manifest });
+    else this.#entries.delete(dir);
+  }
+
+  forget(dir: string): void {
+    this.#entries.delete(dir);
+  }
+
+  /** As ManifestCache.keepOnly. */
+  keepOnly(prefix: string, seen: ReadonlySet<string>): void {
+    dropUnseen(this.#entries, prefix, seen);
+  }
+}
+
+type DirStat = { ino: number; mtimeMs: number; ctimeMs: number };
+const dirSig = (st: DirStat) => `${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
+
+/** The first artifact of a backup in `dir` that is missing or not of its recorded size, if any. */
+export async function wrongArtifact(dir: string, m: Manifest): Promise<string | undefined> {
+  // All at once: under a burst each sequential step waits its turn in a busy event loop.
+  const sizes = await Promise.all(
+    m.artifacts.map((a) =>
+      stat(join(dir, a.file)).then(
+        (s) => s.size,
+        () => null,
+      ),
+    ),
+  );
+  return m.artifacts.find((a, i) => sizes[i] !== a.bytes)?.file;
 }

@@ -4,6 +4,8 @@ import { finished } from 'node:stream/promises';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalStorage } from '../../src/storage/index.ts';
+import type { Manifest } from '../../src/storage/manifest.ts';
+import { VerifiedBackups } from '../../src/storage/manifest-cache.ts';
 import { storeBackup } from '../fixtures/backups.ts';
 import { tempRoot } from './fixtures.ts';
 import { storageContract, type StorageBackend } from './storage-contract.ts';
@@ -67,6 +69,41 @@ describe('LocalStorage on disk', () => {
     expect(await storage.list('app')).toEqual([]);
     await rm(dir, { recursive: true });
     expect(await storage.list()).toEqual([]);
+  });
+
+  it('re-reads the sizes of a quiet backup only when its directory changed, or after 10 s', async () => {
+    const id = 'app-20260101T000000Z';
+    const dir = join(root, 'app', id);
+    await storeBackup(storage, 'app', id, '2026-01-01T00:00:00Z');
+    const quiet = async () => {
+      const past = new Date(Date.now() - 60_000);
+      await utimes(dir, past, past);
+    };
+    await quiet();
+    expect(await storage.list('app')).toHaveLength(1); // checked whole, and remembered
+    // Damaged in place (the directory does not move): still listed until the next re-read, at most 10 s later…
+    const dump = join(dir, 'database.pgdump.zst');
+    const bytes = await readFile(dump);
+    await writeFile(dump, '');
+    expect(await storage.list('app')).toHaveLength(1);
+    // A fresh look (nothing remembered) sees the damage at once; a remembered check holds for 10 s at most.
+    expect(await new LocalStorage(root).list('app')).toEqual([]);
+    const verified = new VerifiedBackups();
+    const st = await stat(dir);
+    const manifest = {} as Manifest;
+    verified.remember(dir, st, Date.now(), manifest);
+    expect(verified.get(dir, st, Date.now() + 9_000)).toBe(manifest);
+    expect(verified.get(dir, st, Date.now() + 10_001)).toBeUndefined();
+    // A file renamed into, added to or removed from the directory moves it: seen at once, however recent the check.
+    await writeFile(dump, bytes);
+    expect(await storage.list('app')).toHaveLength(1);
+    await writeFile(`${dump}.tmp`, '');
+    await rename(`${dump}.tmp`, dump);
+    expect(await storage.list('app')).toEqual([]);
+    // A directory that changed within the last second is never remembered (file times move in coarse ticks).
+    const fresh = await stat(dir);
+    verified.remember(dir, fresh, fresh.mtimeMs + 500, manifest);
+    expect(verified.get(dir, fresh, fresh.mtimeMs + 600)).toBeUndefined();
   });
 
   it('ages an unfinished backup by its modification time', async () => {
