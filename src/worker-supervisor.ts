@@ -12,7 +12,7 @@ import { yieldCpu } from './postgres/index.ts';
  * The child is `pg-backup-bot worker` with PGBB_SUPERVISED=1: no HTTP server of its own, a heartbeat over the IPC
  * channel every 2 s, and it stops gracefully when that channel closes (this process died, even by SIGKILL).
  * A child that dies is started again (1 s, doubling to 60 s while it keeps dying) and the channel is told; while it
- * is down, or silent for 10 s, /healthz answers 503.
+ * is down, or silent for 10 s, /healthz answers 503; silent for 60 s (hung, stopped), it is killed and started again.
  */
 
 /** What the child sends up the IPC channel. */
@@ -43,6 +43,8 @@ export interface SupervisorOptions {
   now?: () => number;
   /** The first restart's delay (default 1 s), doubled for each death in a crash loop up to 60 s. */
   restartBaseMs?: number;
+  /** A child silent this long (no heartbeat: hung, or stopped) is killed and started again (default 60 s). */
+  hungMs?: number;
 }
 
 /**
@@ -65,6 +67,9 @@ export async function superviseWorker(options: SupervisorOptions): Promise<Worke
   const spawn = options.spawn ?? forkWorker;
   const now = options.now ?? Date.now;
   const base = options.restartBaseMs ?? 1_000;
+  const hungMs = options.hungMs ?? 60_000;
+  /** The child the watchdog killed for its silence: its exit is told as that, not as a kill from outside. */
+  let hung: ChildProcess | null = null;
   let child: ChildProcess | null = null;
   let ready = false;
   let lastBeat = 0;
@@ -104,7 +109,12 @@ export async function superviseWorker(options: SupervisorOptions): Promise<Worke
       if (child === proc) child = null;
       ready = false;
       if (stopping) return;
-      const how = signal ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}` : `exited with code ${code}`;
+      const how =
+        hung === proc
+          ? `sent no heartbeat for ${formatDuration(hungMs)} (hung or stopped) and was killed`
+          : signal
+            ? `killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory, or killed by hand)' : ''}`
+            : `exited with code ${code}`;
       if (firstReady) {
         firstReady.reject(new Error(`the worker process ${how} before it was ready: its log lines above say why`));
         firstReady = null;
@@ -139,14 +149,32 @@ export async function superviseWorker(options: SupervisorOptions): Promise<Worke
     restartTimer = setTimeout(start, delay);
   };
 
+  // The watchdog: a child that stopped sending heartbeats (event loop blocked, SIGSTOP) is killed, so the exit
+  // handler tells the channel and starts another; /healthz has said 503 since its 10th silent second.
+  const watchdog = setInterval(
+    () => {
+      const proc = child;
+      if (stopping || !proc || !ready || now() - lastBeat <= hungMs || hung === proc) return;
+      hung = proc;
+      log.error({ workerPid: proc.pid, silentMs: now() - lastBeat }, 'worker process sends no heartbeat; killing it');
+      proc.kill('SIGKILL');
+    },
+    Math.min(5_000, hungMs / 2),
+  );
+  watchdog.unref();
+
   start();
-  await firstStart;
+  await firstStart.catch((err: unknown) => {
+    clearInterval(watchdog);
+    throw err;
+  });
 
   return {
     healthy: () => child !== null && ready && beatOk && now() - lastBeat <= SILENT_MS,
     pid: () => child?.pid ?? null,
     async stop(graceMs = 35_000) {
       stopping = true;
+      clearInterval(watchdog);
       clearTimeout(restartTimer);
       const proc = child;
       if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;

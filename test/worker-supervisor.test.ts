@@ -66,6 +66,19 @@ describe('superviseWorker', () => {
     expect(told[0]).toMatch(/exited with code 0 after/);
   });
 
+  it('kills a child that sends no heartbeat, tells the channel so, and starts another', async () => {
+    const { log, lines } = capture();
+    const told: string[] = [];
+    const supervisor = await superviseWorker({ log, spawn: child('hang'), hungMs: 300, restartBaseMs: 40, announce: async (t) => told.push(t) });
+    const first = supervisor.pid();
+    await until(() => told.length === 1 && supervisor.pid() !== null && supervisor.pid() !== first, 5_000);
+    await supervisor.stop();
+    expect(told[0]).toMatch(
+      /worker process of pg-backup-bot on .+ sent no heartbeat for 300 ms \(hung or stopped\) and was killed after .*; starting it again in 0\.04 s/,
+    );
+    expect(lines.some((l) => l.msg === 'worker process sends no heartbeat; killing it' && l.workerPid === first)).toBe(true);
+  });
+
   it('fails the start when the first child dies before it is ready', async () => {
     const { log } = capture();
     await expect(superviseWorker({ log, spawn: child('exit', '78'), announce: async () => {} })).rejects.toThrow(
