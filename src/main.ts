@@ -91,7 +91,9 @@ async function runService(verb: 'all' | 'bot' | 'worker'): Promise<number> {
   const { runSupervised, runSupervisedChild, untilStopSignal } = await import('./service-run.ts');
   // `all` = this process answers Slack and supervises a worker child (worker-supervisor.ts says why).
   if (verb === 'all') return runSupervised(config, log);
-  if (verb === 'worker' && process.env.PGBB_SUPERVISED === '1' && process.send) return runSupervisedChild(config, log);
+  // PGBB_SUPERVISED alone decides: a child whose parent died before it got here has no IPC channel left, and must
+  // stop rather than run on as a plain worker.
+  if (verb === 'worker' && process.env.PGBB_SUPERVISED === '1') return runSupervisedChild(config, log);
   const { startService } = await import('./service.ts');
   const service = await startService(config, log, verb);
   await untilStopSignal(log, () => service.stop());

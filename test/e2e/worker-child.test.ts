@@ -1,7 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from '../../src/dev/ephemeral.ts';
 import { generateKeyPair } from '../../src/crypto/age.ts';
 import { createTestDatabase } from '../support/databases.ts';
 import { type BotProcess, startBotProcess } from '../support/bot-processes.ts';
@@ -54,10 +58,10 @@ describe('pg-backup-bot all: its worker child', () => {
   };
   /** The pids the parent logged for its worker children, in order. */
   const workerPids = (b: BotProcess) => [...b.output().matchAll(/"workerPid":(\d+)[^\n]*worker process started/g)].map((m) => Number(m[1]));
+  /** Running: there, and not a zombie waiting for whoever adopted it to reap it. */
   const alive = (pid: number) => {
     try {
-      process.kill(pid, 0);
-      return true;
+      return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
     } catch {
       return false;
     }
@@ -97,8 +101,10 @@ describe('pg-backup-bot all: its worker child', () => {
     });
     expect(statuses).toContain(503);
     const told = await slack.waitFor((c) => c.method === 'chat.postMessage' && /worker process/.test(String(c.body.text)), 10_000);
-    expect(String(told.body.text)).toMatch(/The worker process of pg-backup-bot on .+ killed by SIGKILL .*after .*starting it again in 1 s/);
+    expect(String(told.body.text)).toMatch(/The worker process of pg-backup-bot on .+ killed by SIGKILL .*after running for .*; starting it again in 1\.0 s/);
     expect(String(told.body.text)).toContain('/healthz answers 503');
+    const back = await slack.waitFor((c) => c.method === 'chat.postMessage' && /is running again/.test(String(c.body.text)), 10_000);
+    expect(String(back.body.text)).toContain(`(pid ${workerPids(b)[1]})`);
     // The new child runs the jobs: a /backup now asked of the parent is taken and reported.
     const reply = await slash({ eventsUrl: b.eventsUrl, slack }, '/backup', 'now');
     expect(JSON.stringify(reply.body)).toMatch(/queued: job/);
@@ -110,9 +116,100 @@ describe('pg-backup-bot all: its worker child', () => {
     const result = await b.child;
     expect(result.exitCode).toBe(0);
     await until('the worker child to be gone', () => !alive(second), 5_000);
-    // One message for the one death: a clean stop is not reported as one.
-    expect(slack.calls.filter((c) => c.method === 'chat.postMessage' && /worker process/.test(String(c.body.text)))).toHaveLength(1);
+    // One message for the one death and one for the return: a clean stop is not reported as a death.
+    expect(slack.calls.filter((c) => c.method === 'chat.postMessage' && /worker process/.test(String(c.body.text)))).toHaveLength(2);
   }, 120_000);
+
+  /** Pids and names of every process below `ancestor`. */
+  const descendants = async (ancestor: number) => {
+    const procs: Array<{ pid: number; name: string; parent: number }> = [];
+    for (const pid of await readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      const close = stat.lastIndexOf(')');
+      if (close > 0) procs.push({ pid: Number(pid), name: stat.slice(stat.indexOf('(') + 1, close), parent: Number(stat.slice(close + 2).split(' ')[1]) });
+    }
+    const below = new Set([ancestor]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const p of procs) if (below.has(p.parent) && !below.has(p.pid)) [grew] = [true, below.add(p.pid)];
+    }
+    return procs.filter((p) => p.pid !== ancestor && below.has(p.pid));
+  };
+  /** Holds a lock on a table the backup reads, so its pg_dump waits while the test acts. */
+  const holdLock = async () => {
+    const holder = new pg.Client({ connectionString: env.DATABASE_URL });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE shop.customers IN ACCESS EXCLUSIVE MODE');
+    return async () => {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    };
+  };
+  const untilDumping = async (b: BotProcess) => {
+    const [child] = workerPids(b);
+    await slash({ eventsUrl: b.eventsUrl, slack }, '/backup', 'now');
+    let tools: Array<{ pid: number; name: string }> = [];
+    await until('pg_dump and its pipeline under the worker child', async () => {
+      tools = await descendants(child as number);
+      return ['pg_dump', 'zstd', 'tee'].every((name) => tools.some((t) => t.name === name));
+    });
+    return { child: child as number, tools };
+  };
+
+  it('kills the dump tools a killed worker child leaves behind', async () => {
+    const b = await start();
+    const release = await holdLock();
+    try {
+      const { child, tools } = await untilDumping(b);
+      process.kill(child, 'SIGKILL');
+      // pg_dump and the pipes after it were the child's: they go with it at once, not later when the retry finds
+      // them (the stalled-job check takes seconds to hand the job on), and none is left beside the retry.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(tools.filter((t) => alive(t.pid)).map((t) => t.name)).toEqual([]);
+    } finally {
+      await release();
+    }
+  }, 90_000);
+
+  it('Ctrl-C (SIGINT to the terminal’s group) during a backup stops both, and the backup finishes, not FAILED', async () => {
+    const b = await start();
+    const release = await holdLock();
+    const seen = slack.calls.length;
+    try {
+      const { child } = await untilDumping(b);
+      // The child is a group of its own: the terminal's Ctrl-C reaches the bot alone, which stops the child gently.
+      process.kill(-(b.child.pid as number), 'SIGINT');
+      setTimeout(() => void release(), 1_000);
+      const result = await b.child;
+      expect(result.exitCode).toBe(0);
+      expect(alive(child)).toBe(false);
+      const verdicts = slack.calls.slice(seen).map((c) => String(c.body.text));
+      expect(verdicts.some((t) => /^Backup of .* succeeded/.test(t))).toBe(true);
+      expect(verdicts.filter((t) => /FAILED|worker process/.test(t))).toEqual([]);
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }, 90_000);
+
+  it('a worker child whose parent is killed while it starts stops by itself', async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const raw = execa('node', ['bin/pg-backup-bot.js', 'all'], {
+      env: { ...env, QUEUE_PREFIX: `{child-${process.pid}-${n++}}`, PORT: String(port), METRICS_PORT: String(metricsPort) },
+      reject: false,
+      all: true,
+      buffer: false,
+    });
+    let out = '';
+    raw.all?.on('data', (c: Buffer) => (out += c.toString()));
+    await until('the worker child to be forked', () => /"workerPid":\d+[^\n]*worker process started/.test(out));
+    const pid = Number(/"workerPid":(\d+)/.exec(out)?.[1]);
+    raw.kill('SIGKILL');
+    await raw;
+    expect(pid).toBeGreaterThan(0);
+    await until('the orphaned worker child to stop', () => !alive(pid), 40_000);
+  }, 60_000);
 
   it('a worker child whose parent is killed stops by itself', async () => {
     const b = await start();
