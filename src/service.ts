@@ -38,6 +38,11 @@ export async function startService(
     let slackUp = mode === 'worker';
     const [{ startHealthServer }, { renderMetrics }] = await Promise.all([import('./health/http.ts'), import('./health/scrape.ts')]);
     const child = overrides.workerChildHealthy ?? (() => true);
+    if (overrides.workerChildHealthy) {
+      // Prometheus sees the worker child too: /metrics answers while the child is dead, so `up` alone would not.
+      const { registerWorkerProcessGauge } = await import('./health/index.ts');
+      registerWorkerProcessGauge(deps.metrics.registry, child);
+    }
     if (overrides.serveHttp !== false)
       http = await startHealthServer({
         ...config.metrics,

@@ -4,7 +4,7 @@ export { rpoCondition } from './rpo-condition.ts';
 export { median } from './backup-conditions.ts';
 export { createHealthState, StoredConditionSchema, type AppliedResult, type HealthState, type StoredCondition } from './state.ts';
 export { nagiosReport, type NagiosExitCode } from './nagios.ts';
-export { createMetrics, QUEUE_STATES, type HealthMetrics, type QueueState, type TargetMetricsInput } from './metrics.ts';
+export { createMetrics, registerWorkerProcessGauge, QUEUE_STATES, type HealthMetrics, type QueueState, type TargetMetricsInput } from './metrics.ts';
 export {
   DEFAULT_THRESHOLDS,
   HEALTH_CONDITIONS,

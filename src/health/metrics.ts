@@ -159,3 +159,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     },
   };
 }
+
+/** `all` only (service.ts): 1 while its worker child runs and its heartbeat is fresh, else 0. */
+export function registerWorkerProcessGauge(registry: Registry, up: () => boolean): void {
+  new Gauge({
+    name: 'pgbb_worker_process_up',
+    help: "1 while npm start's worker child runs and its heartbeat is fresh, else 0",
+    registers: [registry],
+    collect() {
+      this.set(up() ? 1 : 0);
+    },
+  });
+}

@@ -93,13 +93,24 @@ describe('pg-backup-bot all: its worker child', () => {
     // The child and every thread of it run at the tools' niceness, so the acks of the parent (niceness 0) go first.
     expect(await niceness(first as number)).toEqual({ threads: expect.any(Number), values: [10] });
     expect((await niceness(b.child.pid as number)).values).toEqual([0]);
+    const gauge = () =>
+      fetch(`${b.metricsUrl}/metrics`).then(
+        async (r) => /^pgbb_worker_process_up (\d)$/m.exec(await r.text())?.[1],
+        () => undefined,
+      );
+    expect(await gauge()).toBe('1');
     process.kill(first as number, 'SIGKILL');
     const statuses: number[] = [];
+    const gauges = new Set<string | undefined>();
     await until('a second worker child', async () => {
       statuses.push(await healthz(b));
+      gauges.add(await gauge());
       return workerPids(b).length === 2 && statuses.at(-1) === 200;
     });
     expect(statuses).toContain(503);
+    // Prometheus sees it too (PgBackupWorkerProcessDown, deploy/prometheus/alerts.yml), while /metrics itself answers.
+    expect(gauges).toContain('0');
+    expect(await gauge()).toBe('1');
     const told = await slack.waitFor((c) => c.method === 'chat.postMessage' && /worker process/.test(String(c.body.text)), 10_000);
     expect(String(told.body.text)).toMatch(/The worker process of pg-backup-bot on .+ killed by SIGKILL .*after running for .*; starting it again in 1\.0 s/);
     expect(String(told.body.text)).toContain('/healthz answers 503');

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { createMetrics } from '../../src/health/index.ts';
+import { createMetrics, registerWorkerProcessGauge } from '../../src/health/index.ts';
 import { HEALTH_CONDITIONS } from '../../src/health/types.ts';
 
 const RULES = 'deploy/prometheus/alerts.yml';
@@ -28,7 +28,10 @@ describe('the Prometheus alerting rules', async () => {
   });
 
   it('name only metrics and conditions the bot exports', async () => {
-    const exported = new Set((await createMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name));
+    const { registry } = createMetrics({ defaultMetrics: false });
+    // `all` adds its worker child's gauge (service.ts).
+    registerWorkerProcessGauge(registry, () => true);
+    const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
     for (const rule of rules) {
       for (const name of metricNames(rule.expr)) expect(exported, `${rule.alert}: ${name}`).toContain(name);
       for (const m of rule.expr.matchAll(/condition="([^"]+)"/g)) expect(HEALTH_CONDITIONS, rule.alert).toContain(m[1]);
