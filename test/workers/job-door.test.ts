@@ -22,7 +22,8 @@ async function failedReason(queue: Queue, id: string): Promise<string> {
   const end = Date.now() + 30_000;
   while (Date.now() < end) {
     const job = await queue.getJob(id);
-    if ((await job?.getState()) === 'failed') return job?.failedReason ?? '';
+    // Read again once failed: the job read before its state may predate the failure (no failedReason yet).
+    if ((await job?.getState()) === 'failed') return (await queue.getJob(id))?.failedReason ?? '';
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`job ${id} did not fail`);
