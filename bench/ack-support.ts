@@ -132,11 +132,8 @@ export async function cpuMs(pid: number | undefined): Promise<number> {
   return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10;
 }
 
-/**
- * Whether `ancestor` has a process named `name` below it (the bot's pg_dump: the dump itself, not the counts before
- * it); under `all` the dump is a grandchild, the worker child's.
- */
-export async function hasDescendant(ancestor: number | undefined, name: string): Promise<boolean> {
+/** Every process on the machine: its name and its parent's pid, from /proc/<pid>/stat. */
+async function processTable(): Promise<Map<number, { name: string; parent: number }>> {
   const procs = new Map<number, { name: string; parent: number }>();
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid)) continue;
@@ -144,6 +141,15 @@ export async function hasDescendant(ancestor: number | undefined, name: string):
     const close = stat.lastIndexOf(')');
     if (close > 0) procs.set(Number(pid), { name: stat.slice(stat.indexOf('(') + 1, close), parent: Number(stat.slice(close + 2).split(' ')[1]) });
   }
+  return procs;
+}
+
+/**
+ * Whether `ancestor` has a process named `name` below it (the bot's pg_dump: the dump itself, not the counts before
+ * it); under `all` the dump is a grandchild, the worker child's.
+ */
+export async function hasDescendant(ancestor: number | undefined, name: string): Promise<boolean> {
+  const procs = await processTable();
   for (const p of procs.values()) {
     if (p.name !== name) continue;
     for (let up = p.parent, hops = 0; up > 1 && hops < 10; up = procs.get(up)?.parent ?? 0, hops++) if (up === ancestor) return true;
@@ -153,12 +159,7 @@ export async function hasDescendant(ancestor: number | undefined, name: string):
 
 /** The pid of `parent`'s child process named `name` (the worker child of `all`: `node`), if it has one. */
 export async function childNamed(parent: number | undefined, name: string): Promise<number | undefined> {
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const close = stat.lastIndexOf(')');
-    if (stat.slice(stat.indexOf('(') + 1, close) === name && Number(stat.slice(close + 2).split(' ')[1]) === parent) return Number(pid);
-  }
+  for (const [pid, p] of await processTable()) if (p.name === name && p.parent === parent) return pid;
   return undefined;
 }
 
