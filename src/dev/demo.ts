@@ -89,12 +89,15 @@ export async function runDemo(args: string[]): Promise<number> {
     process.stderr.write(`Demo failed: ${toUserMessage(err)}\n`);
     return 1;
   } finally {
+    print('Cleaning up the throwaway servers and backups…');
+    // The handlers stay until the servers are stopped: a signal now (the terminal's SIGHUP often comes just after its
+    // read ended) hurries this same cleanup. Without a handler of ours, execa's signal-exit re-raises the signal and
+    // the process dies on the spot, its PostgreSQL left running and its age identity on disk.
+    await cleanup(false);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
     process.off('uncaughtException', onCrash);
-    print('Cleaning up the throwaway servers and backups…');
-    await cleanup(false);
   }
 }
 

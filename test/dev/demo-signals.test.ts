@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -54,6 +54,28 @@ const exists = (path: string) =>
     () => false,
   );
 const postgresUp = async (port: string) => (await execa('pg_isready', ['-h', '127.0.0.1', '-p', port], { reject: false })).exitCode === 0;
+
+/** The pid of the demo's own node process, which runs under `script` (and its shell) in a terminal. */
+async function demoNodePid(scriptPid: number): Promise<number> {
+  const parents = new Map<number, number>();
+  const commands = new Map<number, string>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    // The parent pid is the second field after the command name, which is in parentheses and may hold spaces.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    parents.set(Number(entry), ppid);
+    commands.set(Number(entry), cmdline.split('\0').join(' '));
+  }
+  const descends = (pid: number): boolean => {
+    for (let p = parents.get(pid); p !== undefined && p > 1; p = parents.get(p)) if (p === scriptPid) return true;
+    return false;
+  };
+  const pid = [...commands].find(([p, cmd]) => cmd.startsWith('node bin/pg-backup-bot.js demo') && descends(p))?.[0];
+  if (pid === undefined) throw new Error(`no demo process under script (pid ${scriptPid})`);
+  return pid;
+}
 
 /** The demo is gone: its PostgreSQL no longer answers and its backups and identity file are removed. */
 async function expectCleanedUp(demo: Demo) {
@@ -129,6 +151,25 @@ describe('npm run demo and signals', () => {
     while ((await postgresUp(demo.port)) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
     while ((await exists(demo.files[1] ?? '')) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
     expect(scriptPid).toBeGreaterThan(0);
+    await expectCleanedUp(demo);
+  }, 120_000);
+
+  it('a hangup while `exit` waits for a running backup cancels it and still cleans up', async () => {
+    // The read can end (EOF) before the hangup's signal arrives: the demo is then already on its way out, waiting
+    // for its jobs, when the SIGHUP comes. That signal once found no handler of ours left and killed the demo on the
+    // spot, its PostgreSQL left running (a CI run saw it). Here the order is made certain: `exit`, then SIGHUP.
+    const demo = await startDemo(true);
+    const pid = await demoNodePid(demo.child.pid ?? 0);
+    await stopped(demo, () =>
+      backupBehindLock(demo, () => {
+        demo.child.stdin?.write('exit\n');
+        void demo.waitFor(/Cleaning up the throwaway/, 10_000).then(() => process.kill(pid, 'SIGHUP'));
+      }),
+    );
+    await demo.child;
+    expect(demo.output()).toMatch(/SIGHUP: cleaning up/);
+    expect(demo.output()).toMatch(/Backup of shop FAILED.*cancel/i);
+    expect(demo.output()).not.toMatch(/Backup of shop succeeded/);
     await expectCleanedUp(demo);
   }, 120_000);
 });
