@@ -1,6 +1,7 @@
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { type Service, startService } from './service.ts';
+import { createWorkerPager, type WorkerPager } from './worker-pager.ts';
 import { HEARTBEAT_MS, superviseWorker, type WorkerReport } from './worker-supervisor.ts';
 
 /** How `all`, `bot` and `worker` run until a signal stops them (main.ts). */
@@ -48,9 +49,15 @@ export function untilStopSignal(
 export async function runSupervised(config: Config, parentLog: Logger): Promise<number> {
   const log = parentLog.child({ process: 'bot' });
   let service: Service | null = null;
+  let pager: WorkerPager | null = null;
   const supervisor = superviseWorker({
     log,
     announce: (text) => (service ? service.deps.notifier.post({ text }) : Promise.reject(new Error('the bot is not up yet'))),
+    // A child dying in a loop is paged by this process: the worker that delivers every other page is what is down.
+    pager: {
+      down: (summary, details) => pager?.down(summary, details) ?? Promise.resolve('PagerDuty could not be paged: the bot was still starting'),
+      up: (summary) => pager?.up(summary) ?? Promise.resolve(null),
+    },
   });
   const starting = startService(config, log, 'bot', { workerChildHealthy: () => supervisor.healthy() });
   // Longer than the supervisor's wait for the child (STOP_GRACE_MS), so no child outlives this process.
@@ -72,8 +79,13 @@ export async function runSupervised(config: Config, parentLog: Logger): Promise<
     await Promise.allSettled([supervisor.stop(), bot.status === 'fulfilled' && bot.value.stop()]);
     throw child.status === 'rejected' ? child.reason : (bot as PromiseRejectedResult).reason;
   }
-  if (bot.status === 'fulfilled') service = bot.value;
+  if (bot.status === 'fulfilled') {
+    service = bot.value;
+    const { deps } = service;
+    pager = createWorkerPager({ ...deps, prefix: config.queuePrefix, client: deps.pagerDuty, log });
+  }
   await done;
+  pager?.stop();
   return 0;
 }
 

@@ -17,3 +17,16 @@ export function workerBack(pid: number | undefined, deathsSinceMessage: number):
   const more = deathsSinceMessage > 0 ? ` (it died ${deathsSinceMessage} more time${deathsSinceMessage === 1 ? '' : 's'} since the last message)` : '';
   return `:white_check_mark: The worker process of pg-backup-bot on ${hostname()} is running again (pid ${pid ?? '?'})${more}.`;
 }
+
+/** The page's summary when the child keeps dying. */
+export function workerLoopSummary(how: string, deaths: number): string {
+  return `pg-backup-bot: the worker process on ${hostname()} keeps dying (${deaths} times in 10 minutes, the last ${how}): no backup, restore test or health check runs`;
+}
+
+export function workerCalm(pid: number | undefined, calmMs: number): string {
+  return `:white_check_mark: The worker process of pg-backup-bot on ${hostname()} has run for ${formatDuration(calmMs)} (pid ${pid ?? '?'}).`;
+}
+
+export function workerCalmSummary(calmMs: number): string {
+  return `pg-backup-bot: the worker process on ${hostname()} has run for ${formatDuration(calmMs)} again`;
+}

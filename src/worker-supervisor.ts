@@ -3,7 +3,8 @@ import { BotError } from './errors.ts';
 import { formatDuration } from './format.ts';
 import type { Logger } from './logger.ts';
 import { yieldCpu } from './postgres/index.ts';
-import { workerBack, workerDied } from './worker-messages.ts';
+import type { WorkerPager } from './worker-pager.ts';
+import { workerBack, workerCalm, workerCalmSummary, workerDied, workerLoopSummary } from './worker-messages.ts';
 
 /**
  * `all` (what `npm start` runs): the bot answers Slack in this process and the workers run in a child process it
@@ -60,6 +61,12 @@ export interface SupervisorOptions {
   /** A child silent this long (no heartbeat: hung, or stopped) is killed and started again (default 60 s); one not
    * ready twice this long after its start, too. */
   hungMs?: number;
+  /**
+   * Pages when the child keeps dying (the wait between restarts reaches its longest: 7 deaths in 10 minutes), and
+   * resolves the page once a child has run for `calmMs` (10 minutes). Without it, the channel alone hears.
+   */
+  pager?: Pick<WorkerPager, 'down' | 'up'>;
+  calmMs?: number;
 }
 
 /**
@@ -85,6 +92,9 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
   const base = options.restartBaseMs ?? 1_000;
   const hungMs = options.hungMs ?? 60_000;
   const maxDelay = options.maxRestartMs ?? MAX_DELAY_MS;
+  const calmMs = options.calmMs ?? CALM_MS;
+  const pager = options.pager;
+  let calmTimer: NodeJS.Timeout | undefined;
   let child: ChildProcess | null = null;
   let startedAt = 0;
   let ready = false;
@@ -116,6 +126,14 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
       if (m?.type === 'heartbeat' || m?.type === 'ready') [lastBeat, beatOk] = [now(), m.type === 'ready' || m.ok];
       if (m?.type !== 'ready' || ready) return;
       ready = true;
+      // A child that has run this long ends an episode: its page (also one an earlier process left) is resolved.
+      if (pager) {
+        clearTimeout(calmTimer);
+        calmTimer = setTimeout(() => {
+          if (child !== proc) return;
+          void pager.up(workerCalmSummary(calmMs)).then((sentence) => sentence && say(`${workerCalm(proc.pid, calmMs)} ${sentence}.`));
+        }, calmMs);
+      }
       first?.resolve();
       first = null;
       if (told.open) say(workerBack(proc.pid, told.since));
@@ -125,6 +143,7 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
     proc.on('exit', (code, signal) => {
       if (child === proc) child = null;
       ready = false;
+      clearTimeout(calmTimer);
       // Whatever it left running (a dump and its pipes) goes with its group.
       killGroup(proc.pid);
       if (stopping) return;
@@ -160,7 +179,15 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
     // wait between restarts reaches its longest.
     const loopNow = delay === maxDelay && !told.loop;
     if (at - told.at >= CALM_MS || loopNow) {
-      say(workerDied({ how, upForMs, times: told.since, delayMs: delay, longest: delay === maxDelay }));
+      const text = workerDied({ how, upForMs, times: told.since, delayMs: delay, longest: delay === maxDelay });
+      // The loop is what pages: no backup, restore test or health check runs, and the worker's own pages neither.
+      if (loopNow && pager) {
+        void pager
+          .down(workerLoopSummary(how, deaths.length), { how, deaths: deaths.length, restartEveryMs: delay, workerPid: pid })
+          .then((sentence) => say(`${text} ${sentence}.`));
+      } else {
+        say(text);
+      }
       Object.assign(told, { at, since: 0, open: true, loop: told.loop || loopNow });
     }
     restartTimer = setTimeout(start, delay);
@@ -195,6 +222,7 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
       stopping = true;
       clearInterval(watchdog);
       clearTimeout(restartTimer);
+      clearTimeout(calmTimer);
       first?.reject(new BotError('canceled', 'Stopped before the worker process was ready.'));
       first = null;
       const proc = child;

@@ -25,33 +25,46 @@ export function pagerDutyProcessor(deps: { redis: RedisConnection; prefix: strin
       deps.log.error({ jobId: job.id, data: job.data }, 'PagerDuty delivery job data does not fit its schema; not run');
       throw new UnrecoverableError(`The pagerduty job ${job.id ?? '?'} was not run: its data does not fit this version of pg-backup-bot.`);
     }
-    const key = outboxKey(deps.prefix, parsed.data.dedupKey);
-    const log = deps.log.child({ jobId: job.id, dedupKey: parsed.data.dedupKey, attempt: job.attemptsMade + 1 });
     if (!deps.client) throw new UnrecoverableError('PagerDuty is not configured');
-    let delivered = 0;
-    for (;;) {
-      const head = await deps.redis.lindex(key, 0);
-      if (head === null) return { delivered };
-      const event = JSON.parse(head) as PagerEvent;
-      const outcome = await deps.client.send(event);
-      if (outcome.kind === 'retry') {
-        log.warn({ reason: outcome.reason, action: event.action }, 'PagerDuty delivery postponed; will retry');
-        throw new Error(outcome.reason);
-      }
-      if (outcome.kind === 'rejected') {
-        // Retrying cannot heal a 400: say so where people look and move on, so later events for this key still go out.
-        log.error({ status: outcome.status, message: outcome.message, action: event.action }, 'PagerDuty rejected an event');
-        // No page is open: a later pass must not claim to resolve one, and the next failure must page again. Unless a
-        // later trigger of this key waits behind it (the condition cleared and failed again meanwhile): that one's.
-        if (event.action === 'trigger' && !(await triggerWaiting(deps.redis, key))) await deps.redis.del(pageStateKey(deps.prefix, event.dedupKey));
-        await quietNotifier(deps.notifier, log).post(pagerRefusedMessage(event, outcome.status, outcome.message));
-      } else {
-        log.info({ action: event.action }, 'PagerDuty event delivered');
-      }
-      await deps.redis.eval(POP_IF_HEAD, 1, key, head);
-      delivered++;
-    }
+    const log = deps.log.child({ jobId: job.id, dedupKey: parsed.data.dedupKey, attempt: job.attemptsMade + 1 });
+    return deliverOutbox({ ...deps, client: deps.client, log }, parsed.data.dedupKey);
   };
+}
+
+export type OutboxDeps = { redis: RedisConnection; prefix: string; client: PagerDutyClient; notifier: Notifier; log: Logger };
+
+/**
+ * Sends one dedup key's outbox, head first, each event popped once PagerDuty has answered for it. Throws while
+ * PagerDuty is unavailable (the event stays at the head). The pagerduty queue's jobs run it; so does the bot itself
+ * for the one page it raises while no worker runs (worker-pager.ts). Two deliveries of one key at once may send its
+ * head twice, which PagerDuty folds into one alert by its dedup key; neither drops an unsent event.
+ */
+export async function deliverOutbox(deps: OutboxDeps, dedupKey: string): Promise<{ delivered: number }> {
+  const { log } = deps;
+  const key = outboxKey(deps.prefix, dedupKey);
+  let delivered = 0;
+  for (;;) {
+    const head = await deps.redis.lindex(key, 0);
+    if (head === null) return { delivered };
+    const event = JSON.parse(head) as PagerEvent;
+    const outcome = await deps.client.send(event);
+    if (outcome.kind === 'retry') {
+      log.warn({ reason: outcome.reason, action: event.action }, 'PagerDuty delivery postponed; will retry');
+      throw new Error(outcome.reason);
+    }
+    if (outcome.kind === 'rejected') {
+      // Retrying cannot heal a 400: say so where people look and move on, so later events for this key still go out.
+      log.error({ status: outcome.status, message: outcome.message, action: event.action }, 'PagerDuty rejected an event');
+      // No page is open: a later pass must not claim to resolve one, and the next failure must page again. Unless a
+      // later trigger of this key waits behind it (the condition cleared and failed again meanwhile): that one's.
+      if (event.action === 'trigger' && !(await triggerWaiting(deps.redis, key))) await deps.redis.del(pageStateKey(deps.prefix, event.dedupKey));
+      await quietNotifier(deps.notifier, log).post(pagerRefusedMessage(event, outcome.status, outcome.message));
+    } else {
+      log.info({ action: event.action }, 'PagerDuty event delivered');
+    }
+    await deps.redis.eval(POP_IF_HEAD, 1, key, head);
+    delivered++;
+  }
 }
 
 /** Whether a trigger waits in the outbox behind its head. */
