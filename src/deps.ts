@@ -5,6 +5,7 @@ import { BotError } from './errors.ts';
 import { createQueues, type Queues } from './jobs/queues.ts';
 import type { Logger } from './logger.ts';
 import { createEscalation, type Escalation } from './notifications/escalation.ts';
+import { repeatedErrors } from './repeated-errors.ts';
 import { createPagerDutyClient, type PagerDutyClient } from './notifications/pagerduty-client.ts';
 import { SlackNotifier } from './notifications/slack-notifier.ts';
 import type { Notifier } from './notifications/types.ts';
@@ -72,7 +73,9 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   const endpoint = redisEndpoint(config.redisUrl, config.redisCluster);
   const redis = createRedis(endpoint, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
   const workerRedis = createRedis(endpoint, { maxRetriesPerRequest: null, lazyConnect: true });
-  for (const r of [redis, workerRedis]) r.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis connection error'));
+  // Once per minute for each distinct error: while Redis is down each connection reports every reconnect attempt.
+  const redisError = repeatedErrors(log, 'redis connection error', { level: 'warn' });
+  for (const r of [redis, workerRedis]) r.on('error', (err: Error) => redisError(err));
   try {
     await Promise.all([redis.connect(), workerRedis.connect()]);
   } catch (err) {
@@ -80,7 +83,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     workerRedis.disconnect();
     throw new BotError('config_invalid', `Cannot connect to Redis at REDIS_URL (${redactUrl(config.redisUrl)}): ${(err as Error).message}`, { cause: err });
   }
-  const queues = createQueues(redis, config.queuePrefix);
+  const queues = createQueues(redis, config.queuePrefix, repeatedErrors(log, 'queue error', { level: 'warn' }));
   // S3_MODE=primary: S3 holds the backups; S3_MODE=copy: local primary, each finished backup copied to S3.
   const { primary: storage, copies } = overrides.storage ? { primary: overrides.storage, copies: [] as Storage[] } : await createStorageFromConfig(config, log);
   const slack = overrides.notifier ? null : slackWebClient(config, log);

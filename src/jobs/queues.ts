@@ -97,7 +97,12 @@ const keepFinished: Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> = {
   removeOnFail: { age: 30 * 24 * 3600, count: 1000 },
 };
 
-export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+/**
+ * `onError` hears every queue's errors: BullMQ writes a queue's error with console.error (a stack, not a log line)
+ * when nobody listens, once per queue for each failed reconnect while Redis is down. The connection's own error
+ * listener (deps.ts) already says Redis is unreachable; by default these are dropped.
+ */
+export function createQueues(connection: ConnectionOptions, prefix: string, onError: (err: Error) => void = () => undefined): Queues {
   const backup = new Queue<BackupJobData>(QUEUE.backup, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   const restoreTest = new Queue<RestoreTestJobData>(QUEUE.restoreTest, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
   const restore = new Queue<RestoreJobData>(QUEUE.restore, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
@@ -124,6 +129,7 @@ export function createQueues(connection: ConnectionOptions, prefix: string): Que
     defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } },
   });
   const baseBackup = new Queue<BaseBackupJobData>(QUEUE.baseBackup, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
+  for (const q of [backup, restoreTest, restore, health, pagerduty, retention, checklist, baseBackup]) q.on('error', onError);
   return {
     backup,
     restoreTest,

@@ -22,6 +22,7 @@ import { createChecklistStore } from '../checklists/state.ts';
 import { retentionRunsFromQueue } from '../checklists/retention-runs.ts';
 import { startPlanKeeper, type PlanKeeper } from './plan-keeper.ts';
 import { startBaseBackupWorker, takeFirstBaseBackups } from './base-backup-jobs.ts';
+import { repeatedErrors } from '../repeated-errors.ts';
 
 export interface Workers {
   /** All workers are running (for /healthz). */
@@ -192,8 +193,9 @@ function logAndAuditJobs(all: Worker[], deps: Deps): void {
       .append({ kind: 'job', userId: null, userName: null, what: queue, args: '', decision: 'n/a', role: null, jobId: jobId ?? null, result })
       .catch(() => undefined);
   };
+  const workerError = repeatedErrors(log, 'worker error'); // a Redis outage: every worker, each reconnect attempt
   for (const w of all) {
-    w.on('error', (err) => log.error({ err, worker: w.name }, 'worker error'));
+    w.on('error', (err) => workerError(err, { worker: w.name }));
     w.on('failed', (job, err) => {
       log.warn({ jobId: job?.id, worker: w.name, reason: err.message }, 'job failed');
       auditJob(w.name, job?.id, `failed: ${err.message.slice(0, 300)}`);
@@ -210,9 +212,8 @@ function logAndAuditJobs(all: Worker[], deps: Deps): void {
  */
 async function keepThePlan(deps: Deps, options: WorkerOptions): Promise<PlanKeeper | null> {
   const { config, log } = deps;
-  let keeper: PlanKeeper | null = null;
   if (options.schedules !== false) {
-    keeper = await startPlanKeeper({
+    return startPlanKeeper({
       config,
       queues: deps.queues,
       log: log.child({ component: 'schedules' }),
@@ -223,11 +224,10 @@ async function keepThePlan(deps: Deps, options: WorkerOptions): Promise<PlanKeep
       notifier: deps.notifier,
       ...(options.planCheckMs !== undefined ? { intervalMs: options.planCheckMs } : {}),
     });
-  } else {
-    await deps.queues.pagerduty.setGlobalConcurrency(1);
-    await deps.queues.retention.setGlobalConcurrency(1);
   }
-  return keeper;
+  await deps.queues.pagerduty.setGlobalConcurrency(1);
+  await deps.queues.retention.setGlobalConcurrency(1);
+  return null;
 }
 
 /**
