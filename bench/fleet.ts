@@ -171,7 +171,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < ROUNDS; i++) {
         const t0 = performance.now();
         const [answer] = await fire(url, burstRequests(SIGNING_SECRET, text, ['U0ONCALL'], `${responses.url}/${text}-${i}`));
-        if (!answer || answer.status !== 200) throw new Error(`/backup ${text}: ${answer?.status} ${answer?.text.slice(0, 300)}`);
+        if (answer?.status !== 200) throw new Error(`/backup ${text}: ${answer?.status} ${answer?.text.slice(0, 300)}`);
         ms.push(answer.ms);
         chars = answer.text.length;
         // A fleet's health acks first and answers through response_url: the full answer is that post.

@@ -26,8 +26,8 @@ export function repeatedErrors(
 ): (err: Error, fields?: Record<string, unknown>) => void {
   const { level = 'error', windowMs = WINDOW_MS, now = Date.now } = options;
   return (err, fields = {}) => {
-    let seen = byLogger.get(log);
-    if (!seen) byLogger.set(log, (seen = new Map()));
+    const seen = byLogger.get(log) ?? new Map<string, Seen>();
+    byLogger.set(log, seen);
     const key = `${msg}\0${err?.message}`;
     const last = seen.get(key);
     const at = now();
