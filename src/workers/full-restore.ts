@@ -11,6 +11,7 @@ import {
   restoreGlobalsOf,
   rolesLine,
   runRestoreTest,
+  reopenAfterDeadSwap,
   stagingName,
   swapDatabases,
   type SelectiveRestoreOutcome,
@@ -94,9 +95,13 @@ export async function runReplacement(
   deps: { config: Config; storage: Storage },
   o: Parameters<typeof runFullRestore>[1] & { now: Date },
 ): Promise<SelectiveRestoreOutcome> {
+  const staging = stagingName(o.jobId);
+  // First: an earlier attempt killed mid-swap left the live database refusing connections; it must not stay so.
+  const reopened = await reopenAfterDeadSwap(o.serverUrl, o.database, staging);
+  if (reopened) o.log.warn({ staging }, reopened);
+  const earlier = reopened ? [`${reopened}.`] : [];
   const before = await describeDatabase(o.serverUrl, o.database);
   if (!before) throw new BotError('pg_database_missing', `There is no database ${o.database} on ${serverLabel(o.serverUrl)} to replace; nothing was changed.`);
-  const staging = stagingName(o.jobId);
   // Named after the job: one that is there is what an earlier attempt of this job left when its worker was killed
   // (before the swap, or the swap's transaction rolled back). Ours by construction, never the live database.
   if (await databaseExists(o.serverUrl, staging)) {
@@ -105,7 +110,7 @@ export async function runReplacement(
   }
   const restored = await runFullRestore(deps, { ...o, database: staging, owners: true });
   const selection = { tables: [], schemas: [], into: o.database, created: false };
-  if (!restored.passed) return { ...restored, selection, database: o.database, notes: [...restored.notes, `${o.database} was not touched.`] };
+  if (!restored.passed) return { ...restored, selection, database: o.database, notes: [...restored.notes, `${o.database} was not touched.`, ...earlier] };
   const keepAs = replacedName(o.database, o.now);
   o.progress({ phase: 'swapping' });
   try {
@@ -118,6 +123,7 @@ export async function runReplacement(
       notes: [
         `${o.database} now holds the backup, verified (${(restored.notes[0] ?? '').replace(staging, o.database)}); the database it replaced is kept as ${keepAs} until an admin drops it.`,
         ...notes,
+        ...earlier,
       ],
     };
   } catch (err) {
@@ -127,7 +133,7 @@ export async function runReplacement(
       database: o.database,
       passed: false,
       problems: [toUserMessage(err)],
-      notes: [`The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)}.`],
+      notes: [`The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)}.`, ...earlier],
     };
   }
 }

@@ -7,7 +7,7 @@ import type { Escalation } from '../notifications/escalation.ts';
 import type { Logger } from '../logger.ts';
 import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { runSelectiveRestore } from '../postgres/restore/index.ts';
+import { reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
 import { findBackup } from '../storage/index.ts';
 import { restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -188,10 +188,12 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
       : isReplacement(data)
         ? `the backup was being restored beside ${db} (pgbb_swap_…), which is replaced only at the very end by renaming: check whether ${db} or a ${db}_replaced_… database is the one you expect before anyone uses it`
         : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
+    // Killed mid-swap, it left the live database refusing connections: that is undone here, not left to be found.
+    const reopened = isReplacement(data) && !data.onto ? await reopenLive(deps, data, job.id ?? '', log) : null;
     await finishRestore(deps, job, {
       anchor: data.anchor,
       outcome: null,
-      failure: `${LOST_JOB_REASON}; ${state}`,
+      failure: `${LOST_JOB_REASON}; ${state}${reopened ? `. ${reopened}` : ''}`,
       lost: true,
       startedAt: new Date(job.processedOn ?? job.timestamp),
       log,
@@ -202,4 +204,14 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
 /** The outcome with a line in front of its notes (the roles a restore onto the restore server applied). */
 function withNote<T extends { notes: string[] }>(outcome: T, note: string | undefined): T {
   return note ? { ...outcome, notes: [note, ...outcome.notes] } : outcome;
+}
+
+/** reopenAfterDeadSwap for a lost replacement; a failure to look is said, never thrown. */
+async function reopenLive(deps: RestoreWorkerDeps, data: RestoreJobData, jobId: string, log: Logger): Promise<string | null> {
+  try {
+    return await reopenAfterDeadSwap(findTarget(deps.config, data.target).url, data.into.database, stagingName(jobId));
+  } catch (err) {
+    log.warn({ err }, 'could not check whether the database still refuses connections');
+    return `Could not check whether ${data.into.database} still refuses new connections (${toUserMessage(err)}): if it does, ALTER DATABASE … ALLOW_CONNECTIONS true`;
+  }
 }

@@ -7,7 +7,10 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QUEUE, type BackupJobData, type RestoreJobData, type RestoreTestJobData } from '../../src/jobs/queues.ts';
+import { stagingName } from '../../src/postgres/restore/index.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
+import { runSql } from '../support/databases.ts';
+import { withClient } from '../support/postgres-helpers.ts';
 import { channelMessage, startHarness, type Harness } from './harness.ts';
 
 /**
@@ -25,6 +28,9 @@ let redis: Redis;
 let backupDir: string;
 const halfWritten = 'shop-20261125T020000Z';
 const prefix = `{t-lost-${randomUUID().slice(0, 8)}}`;
+/** A database being replaced when its worker died mid-swap: closed to new sessions, this job's staging copy beside it. */
+const replaceJob = `lost-replace-${randomUUID().slice(0, 8)}`;
+const replaced = `lost_swap_${randomUUID().slice(0, 8)}`;
 
 const requestedBy = { source: 'slack' as const, userId: 'U0ONCALL', userName: 'oncall' };
 
@@ -94,6 +100,23 @@ beforeAll(async () => {
     },
     'lost-restore-1',
   );
+  await runSql(inject('pgUrl'), `CREATE DATABASE ${replaced}`);
+  await runSql(inject('pgUrl'), `CREATE DATABASE ${stagingName(replaceJob)}`);
+  await runSql(inject('pgUrl'), `ALTER DATABASE ${replaced} ALLOW_CONNECTIONS false`);
+  await loseJob<RestoreJobData>(
+    QUEUE.restore,
+    'restore',
+    {
+      target: 'shop',
+      backupId: 'shop-20261125T010000Z',
+      tables: [],
+      schemas: [],
+      into: { database: replaced, create: false },
+      requestedBy,
+      confirmedBy: 'U0OPS1',
+    },
+    replaceJob,
+  );
   h = await startHarness({
     pgUrl: inject('pgUrl'),
     redisUrl: inject('redisUrl'),
@@ -105,6 +128,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.stop();
   redis?.disconnect();
+  for (const db of [replaced, stagingName(replaceJob)]) await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
   if (backupDir) await rm(backupDir, { recursive: true, force: true });
 });
 
@@ -154,5 +178,21 @@ describe('a job whose worker died', () => {
     // Not known to have worked, not known to have failed: null, as for a restore that could not run.
     expect(record?.passed).toBeNull();
     expect(record?.problems[0]).toMatch(/the worker running it stopped before it finished/);
+  });
+
+  it('a replacement lost mid-swap opens the database it had closed to new sessions again, and says so', async () => {
+    const harness = h as Harness;
+    const m = await channelMessage(harness, replaceJob, /FAILED: the worker running it stopped/, 30_000);
+    const shown = JSON.stringify(m.blocks);
+    expect(shown).toMatch(
+      new RegExp(
+        `${replaced} refused connections: an earlier attempt of this job was stopped during its swap, after closing ${replaced} to new sessions; it takes connections again`,
+      ),
+    );
+    const allowed = await withClient(
+      inject('pgUrl'),
+      async (c) => (await c.query('SELECT datallowconn FROM pg_database WHERE datname = $1', [replaced])).rows[0]?.datallowconn,
+    );
+    expect(allowed).toBe(true);
   });
 });

@@ -39,4 +39,33 @@ describe('runReplacement after a killed attempt', () => {
     expect(names).not.toContain(stagingName(jobId));
     await runSql(inject('pgUrl'), `DROP DATABASE "${kept}" WITH (FORCE)`);
   });
+
+  it('opens the database first when the dead attempt was killed in its swap, after closing it to new sessions', async () => {
+    const { app, store, manifest } = setup;
+    const jobId = `swap-${Date.now()}`;
+    // Killed between ALTER DATABASE … ALLOW_CONNECTIONS false and the renames: the rollback does not undo the first.
+    await runSql(inject('pgUrl'), `CREATE DATABASE "${stagingName(jobId)}"`);
+    await runSql(inject('pgUrl'), `ALTER DATABASE "${app.name}" ALLOW_CONNECTIONS false`);
+    const outcome = await runReplacement(
+      { config: loadConfig({}, 'offline'), storage: store.storage },
+      { manifest, serverUrl: app.url, database: app.name, jobId, log: silentLog, progress: () => undefined, now: new Date() },
+    );
+    expect(outcome.problems).toEqual([]);
+    expect(outcome.passed).toBe(true);
+    expect(outcome.notes).toContain(
+      `${app.name} refused connections: an earlier attempt of this job was stopped during its swap, after closing ${app.name} to new sessions; it takes connections again.`,
+    );
+    const allowed = await withClient(
+      inject('pgUrl'),
+      async (c) =>
+        (
+          await c.query<{ datname: string; datallowconn: boolean }>('SELECT datname, datallowconn FROM pg_database WHERE datname = $1 OR datname = $2', [
+            app.name,
+            outcome.keptAs,
+          ])
+        ).rows,
+    );
+    expect(allowed.map((r) => r.datallowconn)).toEqual([true, true]);
+    await runSql(inject('pgUrl'), `DROP DATABASE "${outcome.keptAs}" WITH (FORCE)`);
+  });
 });

@@ -67,8 +67,7 @@ export function replacedName(name: string, at: Date): string {
  */
 export async function swapDatabases(targetUrl: string, o: { name: string; staging: string; keepAs: string; owner: string }): Promise<string[]> {
   const server = serverLabel(targetUrl);
-  // Not from the database being replaced (a target's URL names it): ALTER DATABASE refuses the current database.
-  const serverUrl = databaseUrl(targetUrl, o.name === 'postgres' ? 'template1' : 'postgres');
+  const serverUrl = maintenanceUrl(targetUrl, o.name);
   const [name, staging, keepAs] = [o.name, o.staging, o.keepAs].map((n) => escapeIdentifier(n));
   return withMaintenanceClient(serverUrl, async (c) => {
     await c.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`).catch((err: unknown) => {
@@ -103,6 +102,30 @@ export async function swapDatabases(targetUrl: string, o: { name: string; stagin
       .query(`ALTER DATABASE ${name} OWNER TO ${escapeIdentifier(o.owner)}`)
       .catch((err: unknown) => notes.push(`${o.name} is owned by the bot's role, not ${o.owner} as before (${(err as Error).message}).`));
     return notes;
+  });
+}
+
+/**
+ * Where to ALTER or RENAME `name` from: not the database itself (a target's URL names it), which ALTER DATABASE
+ * refuses as the current one, and which takes no session while it refuses connections.
+ */
+const maintenanceUrl = (targetUrl: string, name: string) => databaseUrl(targetUrl, name === 'postgres' ? 'template1' : 'postgres');
+
+/**
+ * A worker killed during a swap, after `name` stopped taking connections and before the renames committed, leaves
+ * the live database refusing every new session (ALLOW_CONNECTIONS is not undone by the rollback) and this job's
+ * staging database beside it. Found that way, `name` is opened again: the sentence says so. Null otherwise.
+ */
+export async function reopenAfterDeadSwap(targetUrl: string, name: string, staging: string): Promise<string | null> {
+  return withMaintenanceClient(maintenanceUrl(targetUrl, name), async (c) => {
+    const { rows } = await c.query<{ datname: string; datallowconn: boolean }>(
+      'SELECT datname, datallowconn FROM pg_database WHERE datname = ANY($1::text[])',
+      [[name, staging]],
+    );
+    const live = rows.find((r) => r.datname === name);
+    if (!live || live.datallowconn || !rows.some((r) => r.datname === staging)) return null;
+    await c.query(`ALTER DATABASE ${escapeIdentifier(name)} ALLOW_CONNECTIONS true`);
+    return `${name} refused connections: an earlier attempt of this job was stopped during its swap, after closing ${name} to new sessions; it takes connections again`;
   });
 }
 
