@@ -48,7 +48,13 @@ export async function formatQueueStatus(queue: Queue<BackupJobData>): Promise<st
   const waiting = [...queued, ...delayed.filter((j) => !j.repeatJobKey)];
   const section = (title: string, jobs: Job<BackupJobData>[], extra?: (j: Job<BackupJobData>) => string) =>
     `*${title}* (${jobs.length})${jobs.length ? `\n${jobs.map((j) => `• ${describeJob(j)}${extra ? extra(j) : ''}`).join('\n')}` : ''}`;
-  return [section('Running', active), section('Waiting', waiting), section('Recently failed', failed, (j) => ` — ${j.failedReason ?? 'unknown reason'}`)].join(
-    '\n',
-  );
+  return [section('Running', active), section('Waiting', waiting), section('Recently failed', failed, (j) => ` — ${failureText(j)}`)].join('\n');
+}
+
+/** BullMQ's own words for a job whose worker died ("job stalled more than allowable limit") said as the channel says it. */
+function failureText(job: Job<BackupJobData>): string {
+  if (job.deferredFailure || /stalled more than allowable limit/.test(job.failedReason ?? '')) {
+    return 'the worker running it stopped before it finished (its process crashed, was killed or lost Redis)';
+  }
+  return job.failedReason || 'unknown reason';
 }

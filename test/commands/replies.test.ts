@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { formatQueueStatus, kindLabel } from '../../src/commands/replies.ts';
@@ -39,5 +39,48 @@ describe('formatQueueStatus', () => {
     const text = await formatQueueStatus(queue);
     expect(text).toMatch(/• `backup-shop-1` · shop · pre-migration JIRA-1234 · by <@U0ANA> · since /);
     expect(text).toMatch(/• `backup-shop-2` · shop · scheduled by `daily` · by schedule · since /);
+  });
+
+  it('says a job lost with its worker in the channel’s words, not BullMQ’s', async () => {
+    // A queue of its own: the dying worker must take this job, not the ones the test above left waiting.
+    const prefix = `{replies-lost-${randomUUID().slice(0, 8)}}`;
+    const queue = new Queue<BackupJobData>('backup', { connection: redis, prefix });
+    await queue.add(
+      'backup',
+      { target: 'shop', kind: 'manual', label: null, requestedBy: { source: 'slack', userId: 'U0ANA' } },
+      { jobId: 'backup-shop-lost' },
+    );
+    // A worker takes it and dies (closed by force: its lock is no longer renewed, as when its process is killed).
+    let taken!: () => void;
+    const took = new Promise<void>((resolve) => (taken = resolve));
+    const dying = new Worker('backup', () => (taken(), new Promise<never>(() => undefined)), {
+      connection: redis.duplicate(),
+      prefix,
+      lockDuration: 500,
+      stalledInterval: 300,
+    });
+    await took;
+    await dying.close(true);
+    // The next worker's stalled-job check gives it up (no retry here) and fails it without running it.
+    const next = new Worker('backup', async () => undefined, {
+      connection: redis.duplicate(),
+      prefix,
+      lockDuration: 500,
+      stalledInterval: 300,
+      maxStalledCount: 0,
+    });
+    try {
+      const end = Date.now() + 10_000;
+      while ((await queue.getJobState('backup-shop-lost')) !== 'failed' && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      const text = await formatQueueStatus(queue);
+      expect(text).toMatch(
+        /\*Recently failed\* \(1\)\n• `backup-shop-lost` · shop · manual · by <@U0ANA> · since .+ — the worker running it stopped before it finished \(its process crashed, was killed or lost Redis\)/,
+      );
+      expect(text).not.toMatch(/allowable limit/);
+    } finally {
+      await next.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 });
