@@ -63,18 +63,24 @@ export class SlackEventsReceiver implements Receiver {
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    // Refused as soon as it is known to be too big (its declared length, or the bytes so far), and the connection
+    // closed after the answer: the rest of a body of gigabytes is never read.
+    const tooLarge = () => {
+      this.#log.warn(`Request body exceeded the maximum allowed size (limit: ${BODY_LIMIT} bytes)`);
+      res.setHeader('connection', 'close');
+      finish(res, 413);
+      req.removeAllListeners('data');
+      res.once('finish', () => req.socket.destroy());
+    };
+    if (Number(req.headers['content-length'] ?? 0) > BODY_LIMIT) return tooLarge();
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= BODY_LIMIT) chunks.push(chunk);
+      if (size > BODY_LIMIT) tooLarge();
+      else chunks.push(chunk);
     });
     req.on('error', (err) => this.#log.warn({ err }, 'Slack request stream failed'));
     req.on('end', () => {
-      if (size > BODY_LIMIT) {
-        this.#log.warn(`Request body exceeded the maximum allowed size (limit: ${BODY_LIMIT} bytes)`);
-        finish(res, 413);
-        return;
-      }
-      void this.#event(req, res, Buffer.concat(chunks).toString('utf8'));
+      if (size <= BODY_LIMIT) void this.#event(req, res, Buffer.concat(chunks).toString('utf8'));
     });
   }
 

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { App, LogLevel } from '@slack/bolt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -109,6 +109,30 @@ describe('SlackEventsReceiver', () => {
     expect(malformed.status).toBe(400);
     expect((await fetch(url)).status).toBe(404);
     expect((await fetch(`${base}/other`, { method: 'POST', body: 'x' })).status).toBe(404);
+  });
+
+  it('refuses a body too big before it ends, by its declared length or by the bytes so far, and closes the connection', async () => {
+    /** A POST whose body is never finished: the answer can only come from the refusal. */
+    const endless = (headers: Record<string, string>, firstBytes: number) =>
+      new Promise<{ status: number; closed: Promise<void> }>((resolve, reject) => {
+        const req = request(url, { method: 'POST', headers }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, closed: new Promise((done) => req.socket?.once('close', () => done())) });
+        });
+        req.on('error', () => undefined); // the server closes mid-body: expected
+        setTimeout(() => {
+          req.destroy();
+          reject(new Error('no answer before the body ended'));
+        }, 5_000).unref();
+        if (firstBytes > 0) req.write(Buffer.alloc(firstBytes, 0x61));
+        else req.flushHeaders();
+      });
+    const declared = await endless({ 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(10 * 1024 ** 3) }, 0);
+    expect(declared.status).toBe(413);
+    await declared.closed;
+    const streamed = await endless({ 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' }, 4 * 1024 * 1024 + 10);
+    expect(streamed.status).toBe(413);
+    await streamed.closed;
   });
 
   it("answers Slack's SSL check unsigned and its URL verification with the challenge", async () => {
