@@ -72,7 +72,10 @@ export class SlackEventsReceiver implements Receiver {
       req.removeAllListeners('data');
       res.once('finish', () => req.socket.destroy());
     };
-    if (Number(req.headers['content-length'] ?? 0) > BODY_LIMIT) return tooLarge();
+    if (Number(req.headers['content-length'] ?? 0) > BODY_LIMIT) {
+      tooLarge();
+      return;
+    }
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > BODY_LIMIT) tooLarge();

@@ -53,7 +53,11 @@ describe('formatQueueStatus', () => {
     // A worker takes it and dies (closed by force: its lock is no longer renewed, as when its process is killed).
     let taken!: () => void;
     const took = new Promise<void>((resolve) => (taken = resolve));
-    const dying = new Worker('backup', () => (taken(), new Promise<never>(() => undefined)), {
+    const hang = () => {
+      taken();
+      return new Promise<never>(() => undefined);
+    };
+    const dying = new Worker('backup', hang, {
       connection: redis.duplicate(),
       prefix,
       lockDuration: 500,
