@@ -4,6 +4,8 @@ import type { Logger } from './logger.ts';
 import type { HealthServer } from './health/http.ts';
 import type { SlackApp } from './slack-app.ts';
 import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
+import { createWorkerPager } from './worker-pager.ts';
+import { startPresence, watchWorkers } from './worker-presence.ts';
 
 export interface Service {
   deps: Deps;
@@ -31,9 +33,24 @@ export async function startService(
   let workers: Workers | null = null;
   let slack: SlackApp | null = null;
   let http: HealthServer | null = null;
+  let presence: { stop(): Promise<void> } | null = null;
+  let watch: { stop(): void } | null = null;
   try {
     if (mode !== 'bot') workers = await startWorkers(deps, overrides.workerOptions);
     const running = workers;
+    // Workers say they run; the Slack side pages when none has for 5 minutes (worker-presence.ts).
+    const prefix = config.queuePrefix;
+    if (running) presence = startPresence({ redis: deps.redis, prefix, running: () => running.running(), log });
+    if (mode !== 'worker') {
+      const pager = createWorkerPager({ ...deps, prefix, client: deps.pagerDuty, log, condition: 'workers' });
+      const watching = watchWorkers({ redis: deps.redis, prefix, pager, announce: (text) => deps.notifier.post({ text }), log });
+      watch = {
+        stop() {
+          watching.stop();
+          pager.stop();
+        },
+      };
+    }
     // Ready once everything this process serves is up: a deploy's probe must not send Slack to a port not open yet.
     let slackUp = mode === 'worker';
     const [{ startHealthServer }, { renderMetrics }] = await Promise.all([import('./health/http.ts'), import('./health/scrape.ts')]);
@@ -77,6 +94,8 @@ export async function startService(
       slackUp = true;
     }
   } catch (err) {
+    watch?.stop();
+    await presence?.stop();
     await http?.stop();
     await workers?.close();
     await deps.close();
@@ -91,8 +110,10 @@ export async function startService(
     http: served,
     stop() {
       stopping ??= (async () => {
+        watch?.stop();
         await slack?.stop();
         await served?.stop();
+        await presence?.stop();
         await workers?.close();
         await deps.close();
       })();

@@ -7,7 +7,8 @@ import type { RedisConnection } from './redis-client.ts';
 import { deliverOutbox } from './workers/pagerduty-worker.ts';
 
 /**
- * The page for `all`'s worker child that keeps dying (worker-supervisor.ts). Every other page goes through the
+ * The pages about the workers themselves: `all`'s worker child that keeps dying (worker-supervisor.ts), and no
+ * worker process running anywhere (worker-presence.ts). Every other page goes through the
  * pagerduty queue, which the worker delivers: with the worker down, this one would wait in Redis until the worker is
  * back, which is when it is no longer needed. So the bot records it the usual way (escalation: one page per episode,
  * its state in Redis, the event in the key's outbox) and then delivers that outbox itself, trying again every
@@ -31,6 +32,8 @@ export interface WorkerPagerDeps {
   notifier: Notifier;
   log: Logger;
   host?: string;
+  /** The condition paged (target `_bot`): by default this host's worker child, `worker-process:<host>`. */
+  condition?: string;
   retryMs?: number;
 }
 
@@ -38,7 +41,7 @@ export interface WorkerPagerDeps {
 export const workerProcessCondition = (host: string) => `worker-process:${host}`;
 
 export function createWorkerPager(deps: WorkerPagerDeps): WorkerPager {
-  const condition = workerProcessCondition(deps.host ?? hostname());
+  const condition = deps.condition ?? workerProcessCondition(deps.host ?? hostname());
   const key = dedupKey('_bot', condition);
   const log = deps.log.child({ dedupKey: key });
   const retryMs = deps.retryMs ?? 30_000;
@@ -56,7 +59,7 @@ export function createWorkerPager(deps: WorkerPagerDeps): WorkerPager {
         () => undefined,
         (err: unknown) => {
           log.warn({ err: { message: (err as Error).message }, retryInMs: retryMs }, 'could not deliver the worker-process page yet; trying again');
-          if (!stopped) timer = setTimeout(() => void flush(), retryMs);
+          if (!stopped) timer = setTimeout(() => void flush(), retryMs).unref();
         },
       )
       .finally(() => {
