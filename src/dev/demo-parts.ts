@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { Deps } from '../deps.ts';
 import type { Workers } from '../workers/index.ts';
 import type { EphemeralPostgres, EphemeralRedis } from './ephemeral.ts';
+import type { Reaper } from './reaper.ts';
 
 /** What the demo has started so far: cleanup removes whatever is set, also when start-up failed half-way. */
 export interface DemoParts {
@@ -11,6 +12,8 @@ export interface DemoParts {
   keyDir?: string;
   deps?: Deps;
   workers?: Workers;
+  /** Remove the directories even if the demo is killed (SIGKILL) before it can (reaper.ts). */
+  reapers: Reaper[];
 }
 
 /**
@@ -30,6 +33,7 @@ export async function removeParts(parts: DemoParts, hurry: Promise<void>): Promi
   await parts.redis?.stop().catch(() => undefined);
   if (parts.backupDir) await rm(parts.backupDir, { recursive: true, force: true });
   if (parts.keyDir) await rm(parts.keyDir, { recursive: true, force: true });
+  for (const r of parts.reapers) r.cancel();
 }
 
 /** A promise that settles `ms` after `start()` is called (never before); the timer does not keep the process alive. */

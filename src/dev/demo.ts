@@ -16,6 +16,7 @@ import { exitByHangup, ignoreOutputErrors, isHangupError } from '../hangup.ts';
 import { startEphemeralPostgres, startEphemeralRedis } from './ephemeral.ts';
 import { deadline, removeParts, type DemoParts } from './demo-parts.ts';
 import { prepareDemoPitr } from './demo-pitr.ts';
+import { reapAfterDeath } from './reaper.ts';
 
 /** How long an interrupted demo waits for its jobs and connections to close before it stops its servers anyway. */
 const INTERRUPT_GRACE_MS = 15_000;
@@ -37,7 +38,7 @@ const print = (line: string) => {
  * updated. Commands can also be given as arguments or piped in; then the demo waits for the jobs and exits.
  */
 export async function runDemo(args: string[]): Promise<number> {
-  const parts: DemoParts = {};
+  const parts: DemoParts = { reapers: [] };
   let cleaning: Promise<void> | undefined;
   // Once interrupted, jobs and connections get INTERRUPT_GRACE_MS to close; then the servers are stopped regardless.
   const hurry = deadline(INTERRUPT_GRACE_MS);
@@ -111,6 +112,7 @@ async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Reco
   const dbUrl = await createSampleDatabase(pgServer.url);
   const backupDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-backups-'));
   parts.backupDir = backupDir;
+  parts.reapers.push(reapAfterDeath(['rm', '-rf', backupDir]));
   const { recipient, identityFile, configFile } = await writeDemoFiles(parts);
   const config = loadConfig(
     {
@@ -150,6 +152,7 @@ async function writeDemoFiles(parts: DemoParts): Promise<{ recipient: string; id
   // dir, removed on exit. In a real deployment the identity file lives only where restores run.
   const keyDir = await mkdtemp(join(tmpdir(), 'pgbb-demo-key-'));
   parts.keyDir = keyDir;
+  parts.reapers.push(reapAfterDeath(['rm', '-rf', keyDir]));
   const keys = await generateKeyPair();
   const identityFile = join(keyDir, 'identity.key');
   await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });

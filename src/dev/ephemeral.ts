@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../errors.ts';
 import { isExecutable } from '../postgres/index.ts';
+import { reapAfterDeath } from './reaper.ts';
 
 /**
  * Throwaway PostgreSQL and Redis servers for the demo, the tests and the benchmarks. They never touch the
@@ -97,6 +98,16 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
   await writeFile(join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
   if (user.uid !== undefined && user.gid !== undefined) await chown(join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
   await run('pg_ctl', ['-D', dataDir, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  // Stopped and removed even if this process is killed before stop() (reaper.ts); as the server's user.
+  const reaper = reapAfterDeath([
+    ...user.prefix,
+    'sh',
+    '-c',
+    '"$0" -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2"',
+    join(binDir, 'pg_ctl'),
+    dataDir,
+    dir,
+  ]);
   let stopped = false;
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -109,6 +120,7 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
       stopped = true;
       await run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
+      reaper.cancel();
     },
   };
 }
@@ -146,6 +158,7 @@ export async function startEphemeralRedis(options: { port?: number; args?: strin
   });
   await Promise.race([ready, spawnFailed]);
   child.stdout?.resume();
+  const reaper = reapAfterDeath(['kill', '-TERM', String(child.pid)]);
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -154,6 +167,7 @@ export async function startEphemeralRedis(options: { port?: number; args?: strin
       // execa follows with SIGKILL if redis-server has not exited 5 s later (forceKillAfterDelay's default).
       child.kill('SIGTERM');
       await child;
+      reaper.cancel();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pg from 'pg';
@@ -75,6 +76,24 @@ async function demoNodePid(scriptPid: number): Promise<number> {
   const pid = [...commands].find(([p, cmd]) => cmd.startsWith('node bin/pg-backup-bot.js demo') && descends(p))?.[0];
   if (pid === undefined) throw new Error(`no demo process under script (pid ${scriptPid})`);
   return pid;
+}
+
+/** The redis-server the demo (pid) started: its child. */
+async function redisChildOf(pid: number): Promise<number> {
+  for (const entry of await readdir('/proc')) {
+    const stat = /^\d+$/.test(entry) ? await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '') : '';
+    if (stat.includes('(redis-server)') && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(entry);
+  }
+  throw new Error(`no redis-server under the demo (pid ${pid})`);
+}
+
+/** Running: there, and not a zombie. */
+function running(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** The demo is gone: its PostgreSQL no longer answers and its backups and identity file are removed. */
@@ -171,5 +190,19 @@ describe('npm run demo and signals', () => {
     expect(demo.output()).toMatch(/Backup of shop FAILED.*cancel/i);
     expect(demo.output()).not.toMatch(/Backup of shop succeeded/);
     await expectCleanedUp(demo);
+  }, 120_000);
+
+  it('killed outright (SIGKILL: nothing of it can run), its servers and files still go', async () => {
+    const demo = await startDemo(false);
+    const redis = await redisChildOf(demo.child.pid ?? 0);
+    demo.child.kill('SIGKILL');
+    await demo.child;
+    // The reapers notice within a second or so that the demo is gone.
+    const end = Date.now() + 30_000;
+    while ((await postgresUp(demo.port)) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    while ((await Promise.all(demo.files.map(exists))).some(Boolean) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    await expectCleanedUp(demo);
+    while (running(redis) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    expect(running(redis)).toBe(false);
   }, 120_000);
 });
