@@ -59,7 +59,7 @@ export async function runSupervised(config: Config, parentLog: Logger): Promise<
       up: (summary) => pager?.up(summary) ?? Promise.resolve(null),
     },
   });
-  const starting = startService(config, log, 'bot', { workerChildHealthy: () => supervisor.healthy() });
+  const starting = startService(config, log, 'bot', { workerChild: supervisor });
   // Longer than the supervisor's wait for the child (STOP_GRACE_MS), so no child outlives this process.
   const done = untilStopSignal(
     log,
@@ -105,7 +105,7 @@ export async function runSupervisedChild(config: Config, log: Logger): Promise<n
   const report = (m: WorkerReport) => {
     if (process.connected) process.send?.(m, () => undefined);
   };
-  const beat = setInterval(() => report({ type: 'heartbeat', ok: service.workers?.running() ?? false }), HEARTBEAT_MS);
+  const beat = setInterval(() => report({ type: 'heartbeat', ok: service.workers?.running() ?? false, usage: processUsage() }), HEARTBEAT_MS);
   const stop = () => {
     clearInterval(beat);
     return service.stop();
@@ -117,4 +117,10 @@ export async function runSupervisedChild(config: Config, log: Logger): Promise<n
   report({ type: 'ready' });
   await done;
   return 0;
+}
+
+/** This process's memory and CPU, for the parent's /metrics. */
+function processUsage() {
+  const [cpu, memory] = [process.cpuUsage(), process.memoryUsage()];
+  return { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }

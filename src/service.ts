@@ -6,6 +6,7 @@ import type { SlackApp } from './slack-app.ts';
 import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
 import { createWorkerPager } from './worker-pager.ts';
 import { startPresence, watchWorkers } from './worker-presence.ts';
+import type { WorkerSupervisor } from './worker-supervisor.ts';
 
 export interface Service {
   deps: Deps;
@@ -25,8 +26,8 @@ export async function startService(
     workerOptions?: WorkerOptions;
     /** A supervised worker child serves no /healthz of its own: its parent answers for it (worker-supervisor.ts). */
     serveHttp?: boolean;
-    /** `all` with its workers in a child process: that child's health, part of this process's /healthz. */
-    workerChildHealthy?: () => boolean;
+    /** `all` with its workers in a child process: its health (part of this process's /healthz) and /metrics. */
+    workerChild?: Pick<WorkerSupervisor, 'healthy' | 'usage' | 'restarts'>;
   } = {},
 ): Promise<Service> {
   const deps = await createDeps(config, log, overrides);
@@ -54,11 +55,12 @@ export async function startService(
     // Ready once everything this process serves is up: a deploy's probe must not send Slack to a port not open yet.
     let slackUp = mode === 'worker';
     const [{ startHealthServer }, { renderMetrics }] = await Promise.all([import('./health/http.ts'), import('./health/scrape.ts')]);
-    const child = overrides.workerChildHealthy ?? (() => true);
-    if (overrides.workerChildHealthy) {
+    const supervised = overrides.workerChild;
+    const child = () => supervised?.healthy() ?? true;
+    if (supervised) {
       // Prometheus sees the worker child too: /metrics answers while the child is dead, so `up` alone would not.
       const { registerWorkerProcessGauge } = await import('./health/index.ts');
-      registerWorkerProcessGauge(deps.metrics.registry, child);
+      registerWorkerProcessGauge(deps.metrics.registry, supervised);
     }
     if (overrides.serveHttp !== false)
       http = await startHealthServer({

@@ -2,7 +2,9 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { BotError } from './errors.ts';
 import { formatDuration } from './format.ts';
 import type { Logger } from './logger.ts';
+import type { WorkerChildUsage } from './health/metrics.ts';
 import { yieldCpu } from './postgres/index.ts';
+import { killGroup } from './process-group.ts';
 import type { WorkerPager } from './worker-pager.ts';
 import { workerBack, workerCalm, workerCalmSummary, workerDied, workerLoopSummary } from './worker-messages.ts';
 
@@ -22,7 +24,7 @@ import { workerBack, workerCalm, workerCalmSummary, workerDied, workerLoopSummar
  */
 
 /** What the child sends up the IPC channel. */
-export type WorkerReport = { type: 'ready' } | { type: 'heartbeat'; ok: boolean };
+export type WorkerReport = { type: 'ready' } | { type: 'heartbeat'; ok: boolean; usage?: WorkerChildUsage };
 
 export const HEARTBEAT_MS = 2_000;
 const SILENT_MS = 10_000;
@@ -44,6 +46,9 @@ export interface WorkerSupervisor {
   healthy(): boolean;
   /** The child's pid while one runs. */
   pid(): number | null;
+  /** Its memory and CPU as its last heartbeat said (null before the first), and its deaths so far (for /metrics). */
+  usage(): WorkerChildUsage | null;
+  restarts(): number;
   /** SIGTERM to the child (its graceful stop: running jobs get up to 30 s), no restart; SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -98,8 +103,8 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
   let child: ChildProcess | null = null;
   let startedAt = 0;
   let ready = false;
-  let lastBeat = 0;
-  let beatOk = false;
+  let [lastBeat, beatOk, restarts] = [0, false, 0];
+  let usage: WorkerChildUsage | null = null;
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
   /** The child the watchdog killed, and why: its exit is told as that, not as a kill from outside. */
@@ -119,11 +124,11 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
     startedAt = now();
     const proc = spawn();
     child = proc;
-    ready = false;
-    beatOk = false;
+    [ready, beatOk, usage] = [false, false, null];
     log.info({ workerPid: proc.pid }, 'worker process started');
     proc.on('message', (m: WorkerReport) => {
       if (m?.type === 'heartbeat' || m?.type === 'ready') [lastBeat, beatOk] = [now(), m.type === 'ready' || m.ok];
+      if (m?.type === 'heartbeat' && m.usage) usage = m.usage;
       if (m?.type !== 'ready' || ready) return;
       ready = true;
       // A child that has run this long ends an episode: its page (also one an earlier process left) is resolved.
@@ -170,6 +175,7 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
     if (stopping) return;
     const at = now();
     deaths.push(at);
+    restarts++;
     while (deaths.length > 0 && (deaths[0] as number) < at - CALM_MS) deaths.shift();
     if (deaths.length === 1) told.loop = false; // calm since the last death: a new story
     const delay = Math.min(maxDelay, base * 2 ** (deaths.length - 1));
@@ -218,6 +224,8 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
     ready: readyPromise,
     healthy: () => child !== null && ready && beatOk && now() - lastBeat <= SILENT_MS,
     pid: () => child?.pid ?? null,
+    usage: () => (child ? usage : null),
+    restarts: () => restarts,
     async stop(graceMs = STOP_GRACE_MS) {
       stopping = true;
       clearInterval(watchdog);
@@ -235,14 +243,4 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
       clearTimeout(force);
     },
   };
-}
-
-/** SIGKILL to a dead child's process group: the tools it had started. Nothing there (ESRCH), or not ours: nothing. */
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // no such group: nothing was left
-  }
 }

@@ -161,13 +161,50 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
 }
 
 /** `all` only (service.ts): 1 while its worker child runs and its heartbeat is fresh, else 0. */
-export function registerWorkerProcessGauge(registry: Registry, up: () => boolean): void {
+/** What `all`'s worker child reports of itself with each heartbeat (worker-supervisor.ts). */
+export interface WorkerChildUsage {
+  rssBytes: number;
+  heapUsedBytes: number;
+  cpuSeconds: number;
+}
+
+/**
+ * `all`'s worker child on the parent's /metrics: whether it is up, its deaths since the parent started, and its own
+ * memory and CPU as it last reported them (Node's process metrics above are the Slack side's alone).
+ */
+export function registerWorkerProcessGauge(
+  registry: Registry,
+  child: { healthy: () => boolean; usage?: () => WorkerChildUsage | null; restarts?: () => number },
+): void {
   new Gauge({
     name: 'pgbb_worker_process_up',
     help: "1 while npm start's worker child runs and its heartbeat is fresh, else 0",
     registers: [registry],
     collect() {
-      this.set(up() ? 1 : 0);
+      this.set(child.healthy() ? 1 : 0);
     },
   });
+  new Counter({
+    name: 'pgbb_worker_process_restarts_total',
+    help: "Deaths of npm start's worker child since this process started (each is followed by a restart)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(child.restarts?.() ?? 0);
+    },
+  });
+  const reported = (name: string, help: string, pick: (u: WorkerChildUsage) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const u = child.usage?.();
+        this.reset();
+        if (u) this.set(pick(u));
+      },
+    });
+  reported('pgbb_worker_process_resident_memory_bytes', "Resident memory of npm start's worker child, as it last reported", (u) => u.rssBytes);
+  reported('pgbb_worker_process_heap_used_bytes', "V8 heap in use in npm start's worker child, as it last reported", (u) => u.heapUsedBytes);
+  reported('pgbb_worker_process_cpu_seconds', "CPU time (user + system) of npm start's worker child since its start, as it last reported", (u) => u.cpuSeconds);
 }

@@ -99,6 +99,12 @@ describe('pg-backup-bot all: its worker child', () => {
         () => undefined,
       );
     expect(await gauge()).toBe('1');
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${b.metricsUrl}/metrics`)).text())?.[1]);
+    // The child's own memory and CPU, from its heartbeats (the process metrics beside them are the parent's).
+    await until('the child reporting its usage', async () => (await metric('pgbb_worker_process_resident_memory_bytes')) > 50e6);
+    expect(await metric('pgbb_worker_process_heap_used_bytes')).toBeGreaterThan(1e6);
+    expect(await metric('pgbb_worker_process_cpu_seconds')).toBeGreaterThan(0);
+    expect(await metric('pgbb_worker_process_restarts_total')).toBe(0);
     process.kill(first as number, 'SIGKILL');
     const statuses: number[] = [];
     const gauges = new Set<string | undefined>();
@@ -111,6 +117,7 @@ describe('pg-backup-bot all: its worker child', () => {
     // Prometheus sees it too (PgBackupWorkerProcessDown, deploy/prometheus/alerts.yml), while /metrics itself answers.
     expect(gauges).toContain('0');
     expect(await gauge()).toBe('1');
+    expect(await metric('pgbb_worker_process_restarts_total')).toBe(1);
     const told = await slack.waitFor((c) => c.method === 'chat.postMessage' && /worker process/.test(String(c.body.text)), 10_000);
     expect(String(told.body.text)).toMatch(/The worker process of pg-backup-bot on .+ killed by SIGKILL .*after running for .*; starting it again in 1\.0 s/);
     expect(String(told.body.text)).toContain('/healthz answers 503');

@@ -30,7 +30,7 @@ describe('the Prometheus alerting rules', async () => {
   it('name only metrics and conditions the bot exports', async () => {
     const { registry } = createMetrics({ defaultMetrics: false });
     // `all` adds its worker child's gauge (service.ts).
-    registerWorkerProcessGauge(registry, () => true);
+    registerWorkerProcessGauge(registry, { healthy: () => true });
     const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
     for (const rule of rules) {
       for (const name of metricNames(rule.expr)) expect(exported, `${rule.alert}: ${name}`).toContain(name);
