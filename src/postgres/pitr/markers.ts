@@ -107,5 +107,12 @@ export async function checkMarkers(o: {
     ].filter(Boolean);
     return { name, ok: false, detail: `${why.join('; ')} (${around})` };
   }
+  // Markers after the target absent show only that replay did not go past it: that it got there takes one before it.
+  if (before.length === 0)
+    return {
+      name,
+      ok: null,
+      detail: `not proven: no marker was written between ${fmt(o.since)} and the target, so nothing shows that replay reached it (${after.length} written after it absent)`,
+    };
   return { name, ok: true, detail: `${before.length} marker(s) written before the target present, ${after.length} written after it absent (${around})` };
 }

@@ -15,6 +15,7 @@ import { remoteWindowWal } from './s3-archive.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
 import { fetchWalForTest, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
+import { PartialWalStore, recoverableWal } from './partial-store.ts';
 import { recoverableWindow } from './window.ts';
 
 export type { CheckResult } from './markers.ts';
@@ -68,10 +69,9 @@ export async function planPitrTest(
   /** S3 as the primary store: the bucket's archive, not BACKUP_DIR (the worker's spool). */
   remote?: S3PitrStore | null,
 ): Promise<{ at: Date; base: BaseBackup; explicit: boolean }> {
-  // From the bucket: whole segments only, as from BACKUP_DIR (the test replays whole segments).
-  const { bases, wal } = remote
-    ? await remoteWindowWal(remote, { partials: false })
-    : { bases: await listBaseBackups(root, target), wal: await new LocalWalStore(root, target).list() };
+  // The window as `/backup list` and restore-pitr have it: whole segments and the snapshot of the one still being
+  // written (fetchWalForTest replays it too).
+  const { bases, wal } = remote ? await remoteWindowWal(remote) : { bases: await listBaseBackups(root, target), wal: await recoverableWal(root, target) };
   const w = recoverableWindow(bases, wal);
   if (!w)
     throw new BotError(
@@ -150,6 +150,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     await mkdir(s.walDir, { mode: 0o700 });
     const wal = await fetchWalForTest({
       store: new LocalWalStore(from.root, o.target),
+      partials: new PartialWalStore(from.root, o.target),
       base,
       walDir: s.walDir,
       identity: o.identity,
@@ -167,7 +168,12 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       result = { ...outcome(), wal: walInfo };
       return result;
     }
-    checks.push({ name: 'WAL archive', ok: true, detail: `${wal.segments.length} segment(s) fetched from ${base.id}'s start on, every sha256 matching` });
+    const upTo = wal.partial ? `, the last the segment still being written, as far as it reached at ${wal.partial.coversAt}` : '';
+    checks.push({
+      name: 'WAL archive',
+      ok: true,
+      detail: `${wal.segments.length} segment(s) fetched from ${base.id}'s start on, every sha256 matching${upTo}`,
+    });
     binDir = await serverBinDir(await clusterMajor(s.dataDir));
     if (!plan.explicit) {
       const newest = await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments);

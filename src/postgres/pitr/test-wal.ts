@@ -3,6 +3,7 @@ import { execa } from 'execa';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { fetchWal } from './pitr-restore.ts';
+import type { PartialWalStore } from './partial-store.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
@@ -15,6 +16,8 @@ export interface FetchedWal {
   bytes: number;
   /** The first segment missing between the base backup's start and the newest archived one, if any. */
   gap: string | null;
+  /** The segment still being written, fetched as its newest snapshot after the whole ones: how far it reaches. */
+  partial: { name: string; coversAt: string } | null;
 }
 
 /**
@@ -25,6 +28,8 @@ export interface FetchedWal {
  */
 export async function fetchWalForTest(o: {
   store: LocalWalStore;
+  /** Snapshots of the segment pg_receivewal is still writing: the newest WAL, which `latest` must reach. */
+  partials?: PartialWalStore | undefined;
   base: BaseBackup;
   walDir: string;
   identity: AgeIdentity | undefined;
@@ -35,10 +40,10 @@ export async function fetchWalForTest(o: {
   const onTimeline = all.filter((e) => !e.name.endsWith('.history') && segmentPosition(e.name).timeline === first.timeline);
   const newest = onTimeline.at(-1);
   const byName = new Map(onTimeline.map((e) => [e.name, e]));
-  const out: FetchedWal = { segments: [], bytes: 0, gap: null };
+  const out: FetchedWal = { segments: [], bytes: 0, gap: null, partial: null };
   for (const h of all.filter((e) => e.name.endsWith('.history'))) await fetchWal(o.store, h.name, join(o.walDir, h.name), o.identity);
-  if (!newest) return { ...out, gap: nameAt(first.timeline, first.n) };
-  for (let n = first.n; n <= segmentPosition(newest.name).n; n++) {
+  const last = newest ? segmentPosition(newest.name).n : first.n - 1;
+  for (let n = first.n; n <= last; n++) {
     o.signal?.throwIfAborted();
     const entry = byName.get(nameAt(first.timeline, n));
     if (!entry) return { ...out, gap: nameAt(first.timeline, n) };
@@ -46,6 +51,17 @@ export async function fetchWalForTest(o: {
     out.segments.push(entry);
     out.bytes += entry.rawBytes;
   }
+  // The segment after the newest whole one, as far as its newest snapshot reaches: the window's end, as `/backup
+  // list` and restore-pitr have it. Without it the test stopped where the last whole segment ended (a quiet server
+  // fills a segment in hours), and called that the latest moment.
+  const next = nameAt(first.timeline, Math.max(first.n, last + 1));
+  const partial = await o.partials?.entry(next);
+  if (partial && o.partials && (await fetchWal(o.partials, next, join(o.walDir, next), o.identity))) {
+    out.segments.push(partial);
+    out.bytes += partial.walBytes;
+    out.partial = { name: next, coversAt: partial.coversAt };
+  }
+  if (out.segments.length === 0) return { ...out, gap: nameAt(first.timeline, first.n) };
   return out;
 }
 

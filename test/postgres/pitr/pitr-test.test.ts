@@ -10,6 +10,8 @@ import { type PitrTestOptions, runPitrTest } from '../../../src/postgres/pitr/pi
 import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
 import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
+import { PartialWalStore } from '../../../src/postgres/pitr/partial-store.ts';
+import { startRpoMonitor } from '../../../src/postgres/pitr/rpo-monitor.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 
@@ -25,6 +27,7 @@ describe('runPitrTest', () => {
   let root: string;
   let identity: AgeIdentity;
   let archive: ReturnType<typeof startWalArchive>;
+  let test: Awaited<ReturnType<typeof startTestArchive>>;
   const label = `t${process.pid}`;
 
   /** Ends the current segment and waits until the archive holds it. */
@@ -59,7 +62,7 @@ describe('runPitrTest', () => {
     source = await startEphemeralPostgres({ settings: { full_page_writes: 'on' } });
     dir = await mkdtemp(join(tmpdir(), 'pgbb-pitrtest-'));
     root = join(dir, 'backups');
-    const test = await startTestArchive({ url: source.url, root, spool: join(dir, 'spool'), target: 'app', slot: 'pgbb_pitrtest' });
+    test = await startTestArchive({ url: source.url, root, spool: join(dir, 'spool'), target: 'app', slot: 'pgbb_pitrtest' });
     archive = test.archive;
     await writeFile(join(dir, 'key.txt'), test.keys.identityFileText, { mode: 0o600 });
     identity = await loadIdentity(join(dir, 'key.txt'), 'test');
@@ -132,6 +135,50 @@ describe('runPitrTest', () => {
     expect(await leftovers()).toEqual([]);
   }, 180_000);
 
+  it('`latest` reaches into the segment still being written, as far as its newest snapshot, as `/backup list` shows', async () => {
+    await switchAndWait();
+    // The worker's RPO monitor stores snapshots of the segment pg_receivewal is writing (partial-archiver.ts).
+    const partials = new PartialWalStore(root, 'app');
+    const monitor = startRpoMonitor({
+      ...test.common,
+      store: test.store,
+      target: 'app',
+      url: source.url,
+      slot: 'pgbb_pitrtest',
+      spool: join(dir, 'spool'),
+      partials,
+      objectiveSeconds: 4,
+      newestArchived: () => archive.state().lastArchived?.name ?? null,
+      receiverUp: () => archive.state().receiver.up,
+      log: silentLog,
+      sampleMs: 200,
+      partialEveryMs: 500,
+    });
+    let written = new Date();
+    try {
+      await writeMarker(source.url, 7);
+      await sleep(1500);
+      written = new Date();
+      await writeMarker(source.url, 7);
+      // No switch: this WAL is only in the segment being written, and in its snapshot once taken.
+      for (let i = 0; !(await partials.list()).some((p) => Date.parse(p.coversAt) > written.getTime() + 200); i++) {
+        if (i > 300) throw new Error(`no snapshot of the partial segment: ${JSON.stringify(monitor.state())}`);
+        await sleep(100);
+      }
+    } finally {
+      await monitor.stop();
+    }
+    const newestWhole = (await new LocalWalStore(root, 'app').list()).filter((e) => !e.name.endsWith('.history')).at(-1);
+    const out = await runPitrTest(options('latest'));
+    expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
+    // Past the newest whole segment, up to the last marker written (it is the newest commit: `latest` stops before it).
+    expect(Date.parse(out.at as string)).toBeGreaterThan(written.getTime());
+    expect(Date.parse(out.at as string)).toBeGreaterThan(Date.parse(newestWhole?.archivedAt ?? ''));
+    expect(out.checks[0]?.detail).toMatch(/, the last the segment still being written, as far as it reached at /);
+    expect(out.checks.find((c) => c.name === 'exact point (markers)')?.ok).toBe(true);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
   it('`random` (the first-Saturday test) recovers to a moment of the window no later than the newest commit, and passes', async () => {
     const out = await runPitrTest({ ...options('random'), random: () => 0.999 });
     expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
@@ -177,6 +224,22 @@ describe('runPitrTest', () => {
       detail: 'not run: markers are off for this target (pitr.markers: false)',
     });
   }, 180_000);
+
+  it('markers only after the target prove nothing about reaching it: the check is then not passed', async () => {
+    await writeMarker(source.url, 7);
+    const at = new Date(Date.now() - 5_000);
+    const check = await checkMarkers({
+      sourceUrl: source.url,
+      // A copy that holds none of them: nothing went past the target, and nothing shows it got there either.
+      restored: (fn) => withClient(source.url.replace(/\/postgres$/, '/template1'), fn),
+      at,
+      since: at,
+    });
+    expect(check.ok).toBeNull();
+    expect(check.detail).toMatch(
+      /^not proven: no marker was written between .+ and the target, so nothing shows that replay reached it \(\d+ written after it absent\)$/,
+    );
+  });
 
   it('fails, naming the gap, when a segment is missing from the archive', async () => {
     await writeMarker(source.url, 7);
