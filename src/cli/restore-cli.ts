@@ -12,7 +12,7 @@ import { BackupIdSchema } from '../storage/index.ts';
 import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { newRestoreDatabaseName } from '../commands/restore-command.ts';
-import { parseRestoreText } from '../commands/restore-text.ts';
+import { parseRestoreText, REPLACED_NAME } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
@@ -101,7 +101,7 @@ const RESTORE_CLI_USAGE = [
   'usage: pg-backup-bot restore <backup-id> [--to-url=URL | --to-url-env=NAME] [--with-globals]   the whole database, into a new one',
   '       pg-backup-bot restore <backup-id> --into=<database> --yes                              replace a database (kept, renamed)',
   '       pg-backup-bot restore <backup-id> --table=[schema.]table… --schema=name… [--into=<database> --yes]',
-  '       pg-backup-bot restore list [target] | drop <database>',
+  '       pg-backup-bot restore list [target] | drop <database> (a kept …_replaced_… one: --yes)',
 ].join('\n');
 
 /** `pg-backup-bot restore …`: see RESTORE_CLI_USAGE. No selection: the whole database (into a new one, or replacing one). */
@@ -129,6 +129,13 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 0;
   }
   if (req.verb === 'drop') {
+    // A kept `…_replaced_…` database is the only copy of what was written after the backup (Slack: admins only).
+    if (REPLACED_NAME.test(req.database) && !yes) {
+      io.err(
+        `"${req.database}" is a database as it was before a replacement: the only copy of whatever was written to it after the backup. Add --yes to drop it.`,
+      );
+      return 2;
+    }
     try {
       io.out((await dropRestoredDatabase(deps, req.database)).replace(/`/g, ''));
       return 0;

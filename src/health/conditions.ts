@@ -122,7 +122,7 @@ function walStreamCondition(target: string, now: Date, s: NonNullable<HealthInpu
 export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const t = resolveThresholds(input.thresholds);
   const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
-  return [
+  const results = [
     staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt),
     withGrowth(sizeCondition(input.target, newestFirst, t), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),
@@ -137,6 +137,22 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
     ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];
+  return walStarting(input) ? results.map((r) => startingGrace(r, input.wal?.firstSeen as Date)) : results;
+}
+
+/**
+ * A target whose WAL stream no worker has started yet, first seen less than the grace ago (a fresh install, a
+ * target just added, a Redis that lost its data): the worker is about to start the stream and create the slot.
+ * Judged at once, its stream, missing slot and unmeasured RPO paged critical and cleared a second later.
+ */
+const walStarting = (input: HealthInput) =>
+  !!input.wal && input.wal.state === null && !!input.wal.firstSeen && input.now.getTime() - input.wal.firstSeen.getTime() < WAL_GRACE_MS;
+
+function startingGrace(r: ConditionResult, firstSeen: Date): ConditionResult {
+  const waiting = r.condition === 'wal-stream' || r.condition === 'rpo' || (r.condition === 'wal-slot' && / does not exist$/.test(r.summary));
+  if (!waiting || r.status !== 'failing') return r;
+  const grace = `not judged yet: no worker has started the WAL stream, and the target was first seen ${formatTime(firstSeen)}, within the ${WAL_GRACE_MS / 60_000}-minute start-up grace`;
+  return { ...r, status: 'ok', summary: `${r.summary} (starting)`, evidence: `${r.evidence} (${grace})` };
 }
 
 /**

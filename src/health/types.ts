@@ -137,7 +137,11 @@ export interface HealthInput {
    * A target with point-in-time recovery: its WAL stream as the worker last wrote it (`state` null: no worker has
    * written one). Absent for other targets, or when Redis cannot be asked: then `wal-stream` and `rpo` are not judged.
    */
-  wal?: { state: ({ receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } & WalRpoFields) | null };
+  wal?: {
+    state: ({ receiver: 'up' | 'down' | 'not started'; since: string; error?: string; lastArchived?: string } & WalRpoFields) | null;
+    /** When the bot first saw the target: with no state yet, its stream, slot and RPO get a start-up grace from then. */
+    firstSeen?: Date;
+  };
   /** A target with point-in-time recovery: its archive's window and gaps, and its slot on the server (wal-gap, wal-slot). */
   walHealth?: WalHealthFacts;
   /** A target with point-in-time recovery: its base backups (health/base-backup-condition.ts). Absent: not judged. */

@@ -106,7 +106,7 @@ export function walSlotCondition(target: string, s: WalSlotFacts): ConditionResu
         'if it was dropped while the stream was down, the WAL in between is gone: take a new base backup once the stream is up',
     );
   }
-  const held = typeof s.retainedBytes === 'number' ? formatBytes(s.retainedBytes) : 'an unknown amount of';
+  const held = typeof s.retainedBytes === 'number' ? formatBytes(s.retainedBytes) : 'an unknown amount';
   const receiver = s.active ? 'a receiver is connected' : 'no receiver is connected';
   if (s.walStatus === 'lost') {
     return fail(

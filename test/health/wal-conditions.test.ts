@@ -139,3 +139,44 @@ describe('evaluateHealth with a pitr target', () => {
     expect([...names].sort((a, b) => HEALTH_CONDITIONS.indexOf(a) - HEALTH_CONDITIONS.indexOf(b))).toEqual(names);
   });
 });
+
+describe('a PITR target whose WAL stream no worker has started yet', () => {
+  const now = new Date('2026-12-04T14:00:00Z');
+  const judge = (firstSeenAgoMs: number) =>
+    evaluateHealth({
+      target: 'shop',
+      now,
+      backups: [],
+      running: [],
+      lastBackupRun: null,
+      lastRestoreTest: null,
+      disk: null,
+      encrypted: null,
+      driftAck: null,
+      wal: { state: null, firstSeen: new Date(now.getTime() - firstSeenAgoMs) },
+      walHealth: { archive: archive({ newestSegment: null, window: null, baseBackups: 0 }), slot: slot({ exists: false, retainedBytes: null, active: false }) },
+    }).filter((r) => r.condition === 'wal-stream' || r.condition === 'wal-slot' || r.condition === 'rpo');
+
+  it('is not paged in its first five minutes (a fresh install, a target just added): stream, missing slot and RPO wait', () => {
+    const results = judge(60_000);
+    expect(results.map((r) => [r.condition, r.status])).toEqual([
+      ['wal-stream', 'ok'],
+      ['wal-slot', 'ok'],
+      ['rpo', 'ok'],
+    ]);
+    for (const r of results) {
+      expect(r.summary).toMatch(/ \(starting\)$/);
+      expect(r.evidence).toMatch(
+        /\(not judged yet: no worker has started the WAL stream, and the target was first seen .+, within the 5-minute start-up grace\)$/,
+      );
+    }
+  });
+
+  it('is judged after them: all three fail, critical', () => {
+    expect(judge(6 * 60_000).map((r) => [r.condition, r.status, r.severity])).toEqual([
+      ['wal-stream', 'failing', 'critical'],
+      ['wal-slot', 'failing', 'critical'],
+      ['rpo', 'failing', 'critical'],
+    ]);
+  });
+});
