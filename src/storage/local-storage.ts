@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { ManifestCache, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
+import { ManifestCache, missingBackup, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -114,7 +114,7 @@ export class LocalStorage implements Storage {
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new BotError('backup_not_found', `There is no finished backup ${backupId} of ${target}.`, { cause: err });
+      if (errnoCode(err) === 'ENOENT') throw await missingBackup(this.root, dirname(path), target, backupId, err);
       throw storageError(err, this.describe(), 'read a manifest');
     }
     return parseManifest(text, target, backupId);

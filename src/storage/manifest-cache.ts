@@ -1,5 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BotError } from '../errors.ts';
 import type { Manifest } from './manifest.ts';
 
 /**
@@ -93,4 +94,24 @@ export async function wrongArtifact(dir: string, m: Manifest): Promise<string | 
     ),
   );
   return m.artifacts.find((a, i) => sizes[i] !== a.bytes)?.file;
+}
+
+/**
+ * A backup whose manifest is not there, said for what it is: no BACKUP_DIR at all (the wrong one set, at 3 a.m. on
+ * a new host, must not read as "no such backup"), a directory with files but no manifest, or nothing of that id.
+ */
+export async function missingBackup(root: string, dir: string, target: string, backupId: string, cause: unknown): Promise<BotError> {
+  const none = `There is no finished backup ${backupId} of ${target}`;
+  if (!(await stat(root).catch(() => null)))
+    return new BotError('backup_not_found', `${none}: BACKUP_DIR ${root} does not exist. If the backups are elsewhere, set BACKUP_DIR to that directory.`, {
+      cause,
+    });
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => !f.startsWith('.'));
+  if (files.length > 0)
+    return new BotError(
+      'backup_not_found',
+      `Backup ${backupId} of ${target} is not finished: ${dir} holds ${files.join(', ')} but no manifest.json (a backup still running, one that was interrupted, or its manifest lost). The bot restores only finished backups; README "Disaster recovery" says how to restore its files by hand.`,
+      { cause },
+    );
+  return new BotError('backup_not_found', `${none}.`, { cause });
 }

@@ -30,6 +30,9 @@ export async function listBaseBackups(root: string, target: string): Promise<Bas
 
 /** "2026-12-03 14:30:00+01": a time with its offset; anything without one is refused (whose 14:30?). */
 export function parseRecoveryTime(text: string): Date {
+  // Something that is not a date and time at all is said so, not blamed on a missing offset.
+  if (!/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/.test(text.trim()))
+    throw new BotError('bad_request', `"${text}" is not a time: say "2026-12-03 14:30:00+01" (date, time and UTC offset).`);
   if (!/(Z|[+-]\d{2}(:?\d{2})?)$/.test(text.trim())) {
     throw new BotError('bad_request', `"${text}" has no UTC offset: say "2026-12-03 14:30:00+01" or "…Z", so the moment is not a guess.`);
   }

@@ -123,6 +123,7 @@ describe('runPitrTest', () => {
   it('refuses a time beyond the window, naming it, and a time without an offset', async () => {
     await expect(runPitrTest(options('2099-01-01 00:00:00+00'))).rejects.toThrow(/is outside what the archive holds: the recoverable window is \S+ to \S+/);
     await expect(runPitrTest(options('2026-12-03 14:30:00'))).rejects.toThrow(/has no UTC offset/);
+    await expect(runPitrTest(options('garbage'))).rejects.toThrow('"garbage" is not a time: say "2026-12-03 14:30:00+01" (date, time and UTC offset).');
     expect(await leftovers()).toEqual([]);
   });
 
