@@ -74,8 +74,10 @@ function targetProblems(cleaned: RawEnv, file: FileRead, mode: Mode): string[] {
     ] as const) {
       if (name === undefined) continue;
       const value = cleaned[name];
-      if (value === undefined) problems.push(`${name}: required by target ${t.name} in ${file.path} (${what})`);
-      else if (!PostgresUrl.safeParse(value).success)
+      // Offline verbs (list, fetch, restore-pitr on a new host) never connect to the source: its URL may be gone.
+      if (value === undefined) {
+        if (mode !== 'offline') problems.push(`${name}: required by target ${t.name} in ${file.path} (${what})`);
+      } else if (!PostgresUrl.safeParse(value).success)
         problems.push(`${name} (target ${t.name}): must be a postgres:// or postgresql:// URL (the value is not shown, it may hold a password)`);
     }
   }

@@ -85,6 +85,10 @@ describe('BOT_CONFIG file', () => {
     expect(() => loadConfig({ ...noDatabaseUrl, BOT_CONFIG: file, SHOP_DATABASE_URL: 'mysql://u:hunter2@h/x' })).toThrow(
       expect.objectContaining({ message: expect.not.stringContaining('hunter2') as unknown }),
     );
+    // Offline verbs (list, fetch, restore-pitr on a new host while the source is down) never connect to it: its URL
+    // need not be set. One that is set must still be a postgres URL.
+    expect(loadConfig({ ...noDatabaseUrl, BOT_CONFIG: file }, 'offline').targets.map((t) => t.name)).toEqual(['shop']);
+    expect(() => loadConfig({ ...noDatabaseUrl, BOT_CONFIG: file, SHOP_DATABASE_URL: 'mysql://u:hunter2@h/x' }, 'offline')).toThrow(/must be a postgres/);
   });
 
   it('sets how deeply restore tests check: content by default, restoreTest.verify for all, a target’s own verify first', async () => {

@@ -62,7 +62,8 @@ const plural = (n: number, one: string, many = `${one}s`) => `${formatCount(n)} 
  */
 export function checkedSummary(v: Pick<RestoreTestVerdict, 'checked'>): string {
   const c = v.checked;
-  const parts = [`checksums of ${plural(c.checksums.length, 'file')}`];
+  const failedSums = c.checksums.filter((x) => !x.ok).length;
+  const parts = [`checksums of ${plural(c.checksums.length, 'file')}${failedSums ? `: ${formatCount(failedSums)} FAILED` : ''}`];
   const a = c.archive;
   if (a?.compared && a.tables !== undefined) {
     const d = a.differing ?? { tables: 0, definitions: 0, largeObjects: 0 };
@@ -81,7 +82,9 @@ export function checkedSummary(v: Pick<RestoreTestVerdict, 'checked'>): string {
         : `amcheck NOT run (${c.amcheck.why ?? 'unknown'})`,
     );
   if (c.smokeQueries.length) parts.push(plural(c.smokeQueries.length, 'smoke query', 'smoke queries'));
-  return `${parts.join('; ')} (level ${c.level ?? 'counts'})`;
+  // A test that stopped at its checksums compared nothing: no level is claimed for it.
+  const ranLevel = c.level !== undefined || c.tables > 0 || c.objects.length > 0;
+  return ranLevel ? `${parts.join('; ')} (level ${c.level ?? 'counts'})` : `${parts.join('; ')}; nothing restored, nothing compared`;
 }
 
 /** The first few problems, by name, in the verdict itself; all of them go in the thread. */
@@ -94,10 +97,11 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
     : `:x: Restore test of \`${req.backupId}\` FAILED: ${escapeMrkdwn(v.problems[0] ?? 'see the thread')}${v.problems.length > FIRST_PROBLEMS ? ` (+${v.problems.length - FIRST_PROBLEMS} more in the thread)` : ''}`;
   const next = v.problems.slice(1, FIRST_PROBLEMS).map((p) => `• ${escapeMrkdwn(p)}`);
   const fields = [
-    `*Restore time (RTO)*\n${formatDuration(v.restoreMs)}`,
+    // Nothing restored (checksums failed, the restore failed): no restore time is claimed.
+    `*Restore time (RTO)*\n${v.restoredBytes === null && !ok ? 'n/a (nothing restored)' : formatDuration(v.restoreMs)}`,
     `*Whole test*\n${formatDuration(v.durationMs)}`,
     `*Restored size*\n${v.restoredBytes === null ? 'n/a' : formatBytes(v.restoredBytes)}`,
-    `*Scratch database*\n\`${v.database}\` ${v.dropped ? 'dropped' : '*NOT dropped*'}`,
+    `*Scratch database*\n\`${v.database}\` ${v.dropped ? (v.restoredBytes === null ? 'not left behind' : 'dropped') : '*NOT dropped*'}`,
   ];
   return {
     text: ok ? `Restore test of ${req.backupId} passed in ${formatDuration(v.durationMs)}` : `Restore test of ${req.backupId} FAILED: ${v.problems[0] ?? ''}`,

@@ -82,7 +82,9 @@ export async function runFullRestore(
               `Owners and grants were not restored: every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
             ]),
       ]
-    : [`${where} was dropped: a database the bot leaves behind is one it verified.`];
+    : outcome.restoredBytes === null && outcome.checked.tables === 0
+      ? [`No database was left on ${serverLabel(o.serverUrl)}: the restore stopped before ${o.database} held anything.`]
+      : [`${where} was dropped: a database the bot leaves behind is one it verified.`];
   return { ...outcome, selection: { tables: [], schemas: [], into: null, created: true }, restoredTables: [], notes };
 }
 
