@@ -119,7 +119,8 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     // A target the config does not know and the storage has nothing of is a typo: said, and not a success.
     if (args[0] !== undefined && backups.length === 0) findTarget(deps.config, args[0]);
     const time = (at: Date) => formatInZone(at, deps.config.timezone);
-    deps.io.out(formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup' }).replace(/[*`]/g, ''));
+    const damaged = deps.storage.damaged?.(args[0]) ?? [];
+    deps.io.out(formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged }).replace(/[*`]|:warning: /g, ''));
     return 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));

@@ -196,7 +196,7 @@ async function postChecklist({ deps, log }: Ask, req: Request<'checklist'>): Pro
 async function listReply({ deps, listBackups }: Ask, req: Request<'list'>): Promise<Reply> {
   if (req.target) findTarget(deps.config, req.target);
   const [backups, windows] = await withDeadline(2500, Promise.all([listBackups(req.target), walWindowLines(deps.config, req.target)]), 'listing backups');
-  const list = formatBackupList(backups, req.target, { time: (at) => slackDate(at, deps.config.timezone) });
+  const list = formatBackupList(backups, req.target, { time: (at) => slackDate(at, deps.config.timezone), damaged: deps.storage.damaged?.(req.target) ?? [] });
   return { text: windows.length ? `${list}\n\n${windows.join('\n')}`.slice(0, 3900) : list };
 }
 

@@ -17,16 +17,28 @@ export function kindLabel(m: Pick<Manifest, 'kind' | 'retentionClass' | 'label'>
  * `takeOne`: the command that takes a first backup where the list is read (Slack's, or the CLI's); `time`: how a
  * time is written there (Slack's per-reader date token, or the configured zone in a terminal).
  */
-export function formatBackupList(backups: Manifest[], target: string | undefined, o: { time: (at: Date) => string; limit?: number; takeOne?: string }): string {
+export function formatBackupList(
+  backups: Manifest[],
+  target: string | undefined,
+  o: { time: (at: Date) => string; limit?: number; takeOne?: string; damaged?: Array<{ backupId: string; why: string }> },
+): string {
   const { limit = 10, takeOne = '/backup now' } = o;
-  if (backups.length === 0) return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`${takeOne}${target ? ` ${target}` : ''}\`.`;
+  // Left out of the list because a file is missing or wrong: said, never silently gone.
+  const damaged = o.damaged?.length
+    ? `\n:warning: ${o.damaged.length} backup${o.damaged.length === 1 ? ' is' : 's are'} not listed, damaged (the bot cannot restore ${o.damaged.length === 1 ? 'it' : 'them'}): ${o.damaged
+        .slice(0, 5)
+        .map((d) => `\`${d.backupId}\` (${escapeMrkdwn(d.why)})`)
+        .join('; ')}${o.damaged.length > 5 ? `; and ${o.damaged.length - 5} more` : ''}`
+    : '';
+  if (backups.length === 0)
+    return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`${takeOne}${target ? ` ${target}` : ''}\`.${damaged}`;
   const shown = backups.slice(0, limit);
   const lines = shown.map(
     (m) =>
       `• \`${m.backupId}\` · ${o.time(new Date(m.startedAt))} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${kindLabel(m)} · kept until ${m.retainUntil ? o.time(new Date(m.retainUntil)) : '—'}`,
   );
   const more = backups.length > limit ? `\n… and ${backups.length - limit} older` : '';
-  return `*Backups${target ? ` of ${target}` : ''}* (newest first, ${backups.length} in all):\n${lines.join('\n')}${more}`;
+  return `*Backups${target ? ` of ${target}` : ''}* (newest first, ${backups.length} in all):\n${lines.join('\n')}${more}${damaged}`;
 }
 
 function describeJob(job: Job<BackupJobData>): string {

@@ -1,6 +1,20 @@
 import { mkdir, rm, rmdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { errnoCode } from './fs-util.ts';
+import { dirname, join } from 'node:path';
+import { TargetName } from '../target-name.ts';
+import { errnoCode, readdirIfExists } from './fs-util.ts';
+import { BackupIdSchema } from './manifest.ts';
+
+/** The backup directories under `root` (`<target>/<backupId>`), of one target or all, finished or not. */
+export async function backupIdsUnder(root: string, target?: string): Promise<Array<{ target: string; backupId: string }>> {
+  const targets = target !== undefined ? [target] : (await readdirIfExists(root)).filter((t) => TargetName.safeParse(t).success);
+  const out: Array<{ target: string; backupId: string }> = [];
+  for (const t of targets) {
+    for (const id of await readdirIfExists(join(root, t))) {
+      if (id.startsWith(`${t}-`) && BackupIdSchema.safeParse(id).success) out.push({ target: t, backupId: id });
+    }
+  }
+  return out;
+}
 
 /**
  * Backup directories on a local disk, and the parents made for them: a failed first backup of a target leaves

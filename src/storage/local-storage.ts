@@ -4,10 +4,10 @@ import { readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TargetName } from '../target-name.ts';
-import { BotError } from '../errors.ts';
+import { BotError, isBotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
-import { BackupDirs } from './backup-dirs.ts';
+import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
 import { ManifestCache, missingBackup, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
@@ -31,6 +31,7 @@ export class LocalStorage implements Storage {
   readonly #manifests = new ManifestCache();
   readonly #verified = new VerifiedBackups();
   readonly #dirs = new BackupDirs();
+  readonly #damaged = new Map<string, { target: string; backupId: string; why: string }>();
 
   constructor(root: string, log?: Logger) {
     this.root = resolve(root);
@@ -141,30 +142,28 @@ export class LocalStorage implements Storage {
       const bad = await wrongArtifact(dir, m);
       if (bad) throw new Error(`artifact ${bad} is missing or has the wrong size`);
       this.#verified.remember(dir, dirSt, checkedAt, m);
+      this.#damaged.delete(dir);
       return m;
     } catch (err) {
       this.#log?.warn({ err, target, backupId }, 'skipping a backup whose manifest or artifacts are broken');
+      this.#damaged.set(dir, { target, backupId, why: isBotError(err) ? err.userMessage : (err as Error).message });
       return null;
     }
   }
 
-  async #backupIds(target?: string): Promise<Array<{ target: string; backupId: string }>> {
-    const targets = target !== undefined ? [target] : (await readdirIfExists(this.root)).filter((t) => TargetName.safeParse(t).success);
-    const out: Array<{ target: string; backupId: string }> = [];
-    for (const t of targets) {
-      for (const id of await readdirIfExists(join(this.root, t))) {
-        if (id.startsWith(`${t}-`) && BackupIdSchema.safeParse(id).success) out.push({ target: t, backupId: id });
-      }
-    }
-    return out;
+  /** Backups skipped by the last listing for a broken manifest or artifact, and why (list and /backup list say so). */
+  damaged(target?: string): Array<{ backupId: string; why: string }> {
+    const found = [...this.#damaged.values()].filter((d) => target === undefined || d.target === target);
+    return found.sort((a, b) => (a.backupId < b.backupId ? 1 : -1)).map(({ backupId, why }) => ({ backupId, why }));
   }
 
   async list(target?: string): Promise<Manifest[]> {
     if (target !== undefined && !TargetName.safeParse(target).success) throw new BotError('bad_request', `"${target}" is not a valid target name.`);
-    const ids = await this.#backupIds(target);
+    const ids = await backupIdsUnder(this.root, target);
     const found = await Promise.all(ids.map(({ target: t, backupId }) => this.#readListable(t, backupId)));
     const [under, seen] = [target === undefined ? this.root : join(this.root, target, sep), new Set(ids.map((i) => join(this.root, i.target, i.backupId)))];
     for (const cache of [this.#manifests, this.#verified]) cache.keepOnly(under, seen);
+    for (const dir of this.#damaged.keys()) if (dir.startsWith(under) && !seen.has(dir)) this.#damaged.delete(dir);
     // Newest first by start time, never by name alone: names of different targets do not sort by time.
     return found
       .filter((m): m is Manifest => m !== null)
@@ -205,7 +204,7 @@ export class LocalStorage implements Storage {
    */
   async listUnfinished(olderThanMs: number, now: Date = new Date()): Promise<UnfinishedBackup[]> {
     const out: UnfinishedBackup[] = [];
-    for (const { target, backupId } of await this.#backupIds()) {
+    for (const { target, backupId } of await backupIdsUnder(this.root)) {
       const path = this.#dir(target, backupId);
       const state = await this.#unfinishedState(target, backupId);
       if (state === null) continue;
@@ -217,7 +216,7 @@ export class LocalStorage implements Storage {
 
   async listReserved(): Promise<ReservedBackup[]> {
     const out: ReservedBackup[] = [];
-    for (const { target, backupId } of await this.#backupIds()) {
+    for (const { target, backupId } of await backupIdsUnder(this.root)) {
       const path = this.#dir(target, backupId);
       if (await exists(join(path, MANIFEST))) continue;
       out.push({ target, backupId, path, owner: reservationOwner(await readFile(join(path, RESERVATION), 'utf8').catch(() => null)) });

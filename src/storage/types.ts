@@ -65,6 +65,8 @@ export interface Storage {
   readManifest(target: string, backupId: string): Promise<Manifest>;
   /** Finished backups (valid manifest), newest first by start time, for one target or all. */
   list(target?: string): Promise<Manifest[]>;
+  /** Backups the last list() left out because a manifest or artifact is broken, and why (local storage). */
+  damaged?(target?: string): Array<{ backupId: string; why: string }>;
   openArtifact(target: string, backupId: string, file: string): Promise<Readable>;
   /** Deletes artifacts first, then the manifest, so a half-deleted backup is never listed as good. */
   deleteBackup(target: string, backupId: string): Promise<void>;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { formatQueueStatus, kindLabel } from '../../src/commands/replies.ts';
+import { formatBackupList, formatQueueStatus, kindLabel } from '../../src/commands/replies.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
 
 describe('kindLabel (the kind column of /backup list)', () => {
@@ -12,6 +12,16 @@ describe('kindLabel (the kind column of /backup list)', () => {
     expect(kindLabel({ kind: 'pre-migration', retentionClass: 'pre-migration', label: 'JIRA-1234' })).toBe('pre-migration JIRA-1234');
     expect(kindLabel({ kind: 'manual', retentionClass: 'manual', label: null })).toBe('manual');
     expect(kindLabel({ kind: 'pre-migration', retentionClass: 'pre-migration', label: '<!here>' })).toBe('pre-migration &lt;!here&gt;');
+  });
+});
+
+describe('formatBackupList', () => {
+  it('names the backups it leaves out as damaged, and why, also when none is left to list', () => {
+    const damaged = [{ backupId: 'shop-20261205T094959Z', why: 'artifact database.pgdump.zst.age is missing or has the wrong size' }];
+    expect(formatBackupList([], 'shop', { time: (at) => at.toISOString(), damaged })).toBe(
+      'No finished backups of *shop* yet. Take one with `/backup now shop`.\n:warning: 1 backup is not listed, damaged (the bot cannot restore it): `shop-20261205T094959Z` (artifact database.pgdump.zst.age is missing or has the wrong size)',
+    );
+    expect(formatBackupList([], 'shop', { time: (at) => at.toISOString() })).not.toContain('damaged');
   });
 });
 

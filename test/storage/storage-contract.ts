@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
+import { LocalStorage, newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
 import { makeManifest, storeBackup } from '../fixtures/backups.ts';
 import { makeRecord } from '../fixtures/records.ts';
 
@@ -92,6 +92,16 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       await b.put('stray-file', 'x');
       await b.put('app/stray-file', 'x');
       expect(await storage.list()).toEqual([good]);
+      // Local storage says which finished backups it left out, and why: /backup list and `list` show them.
+      if (storage instanceof LocalStorage) {
+        expect(storage.damaged('app').map((d) => d.backupId)).toEqual([short.backupId, lost.backupId, broken.backupId]);
+        expect(storage.damaged('app')[1]?.why).toBe('artifact database.pgdump.zst is missing or has the wrong size');
+        expect(storage.damaged('other')).toEqual([]);
+        // Removed, it is no longer named.
+        await storage.deleteBackup('app', lost.backupId);
+        await storage.list();
+        expect(storage.damaged().map((d) => d.backupId)).toEqual([short.backupId, broken.backupId]);
+      }
     });
 
     it('reserves a backup name exclusively', async () => {
