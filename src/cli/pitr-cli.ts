@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
@@ -95,9 +96,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       await reading.release();
       throw err;
     });
+    const port = await laidOutPort(dataDir);
     io.out(
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, to recover to ${at.toISOString()} (${action} there).`,
+        `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         'Start it as the user who will own the cluster (who must be able to read BACKUP_DIR and the identity file):',
         `  chown -R postgres: ${resolve(dataDir)} && runuser -u postgres -- pg_ctl -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
         `Then check the log for "recovery stopping before … ${at.toISOString().slice(0, 10)}" and "archive recovery complete";`,
@@ -183,3 +186,14 @@ export async function cliWalPrefetch(args: string[], deps: { config: Config; io:
   });
   return 0;
 }
+
+/** The port the laid-out cluster will listen on: the last `port` its config files set (auto.conf read last, as the server does). */
+async function laidOutPort(dataDir: string): Promise<string | null> {
+  let port: string | null = null;
+  for (const file of ['postgresql.conf', 'postgresql.auto.conf']) {
+    const text = await readFile(join(dataDir, file), 'utf8').catch(() => '');
+    for (const m of text.matchAll(/^\s*port\s*=\s*'?(\d+)'?/gm)) port = m[1] ?? port;
+  }
+  return port;
+}
+
