@@ -196,4 +196,3 @@ async function laidOutPort(dataDir: string): Promise<string | null> {
   }
   return port;
 }
-

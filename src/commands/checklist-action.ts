@@ -70,6 +70,9 @@ export function checklistTickAction(deps: ChecklistActionDeps) {
         for (let attempt = 0; attempt < 3; attempt++) {
           const state = await deps.store.load(ref);
           if (!state || state.kind !== block.kind) {
+            // Its state is stored just after the post: a message under a minute old is not one that expired.
+            if (!state && now().getTime() / 1000 - Number(ref.ts) < 60)
+              return { text: `This checklist is still being set up; tick again in a moment. ${nothing}` };
             return { text: `This checklist is no longer tracked (they are kept 35 days), so ticks on it cannot be recorded. ${nothing}` };
           }
           const shown = state.shown[String(block.version)];

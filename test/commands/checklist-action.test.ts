@@ -109,6 +109,11 @@ describe('checklistTickAction', () => {
   it('says so when the checklist is no longer tracked, or the copy is older than the versions remembered', async () => {
     const act = checklistTickAction({ store, notifier: { update: async () => undefined }, audit: auditLog(), log: silentLog });
     expect((await act({ ...click('U1', ['alerts-reviewed']), messageTs: '1600000000.000001' })).text).toMatch(/no longer tracked.*Nothing was changed/);
+    // A message just posted whose state is not stored yet is not one that expired.
+    const fresh = `${Math.floor(Date.now() / 1000) - 2}.000100`;
+    expect((await act({ ...click('U1', ['alerts-reviewed']), messageTs: fresh })).text).toMatch(
+      /^This checklist is still being set up; tick again in a moment\. Nothing was changed/,
+    );
     expect((await act(click('U1', ['alerts-reviewed'], 99))).text).toMatch(/out-of-date copy.*Nothing was changed/);
     expect((await act({ ...click('U1', []), blockId: 'restore:v1' })).text).toMatch(/not a checklist/);
   });

@@ -191,6 +191,9 @@ describe('a bot and three workers on a three-primary Redis Cluster', () => {
     const m = await until('the daily checklist', async () =>
       [...slack.messages.values()].find((x) => !x.thread_ts && /^Daily backup checklist/.test(x.text ?? '')),
     );
+    // Its state is stored in the cluster just after the post: a click in between would find nothing to tick (a CI run
+    // under load clicked there). People take longer than that; the test waits for it.
+    await until('the checklist tracked', async () => ((await redis.exists(`${prefix}:checklist:${m.channel}:${m.ts}`)) === 1 ? true : undefined));
     const element = JSON.stringify(m.blocks).match(/"block_id":"(checklist:daily:v1:0)"/)?.[1] ?? '';
     const options = (m.blocks ?? []).flatMap((b) =>
       ((b as { elements?: Array<{ options?: Array<{ value: string }> }> }).elements ?? []).flatMap((e) => e.options ?? []),
