@@ -177,7 +177,7 @@ describe('ticking a checklist in Slack', () => {
 describe('/backup pre-migration', () => {
   it('backs up, restore-tests that backup, then posts the pre-migration checklist with both results', async () => {
     // The last scheduled backup, then a column added: the checklist's thread shows the drift between the two.
-    await h.service.deps.queues.backup.add('scheduled-backup', {
+    const job = await h.service.deps.queues.backup.add('scheduled-backup', {
       target: 'shop',
       kind: 'scheduled',
       label: null,
@@ -189,6 +189,9 @@ describe('/backup pre-migration', () => {
       async () => (await h.service.deps.storage.list('shop')).find((b) => b.kind === 'scheduled'),
       120_000,
     );
+    // Finished, not only written: a backup job still posting its verdict is running, and a pre-migration backup
+    // asked meanwhile is refused as a second backup of the target (a CI run under load met it).
+    await waitFor('the scheduled backup job done', async () => ((await job.getState()) === 'completed' ? true : undefined), 60_000);
     await withClient(h.source.url, (c) => c.query('ALTER TABLE shop.customers ADD COLUMN migration_note text'));
     const reply = (await slash(h, '/backup', 'pre-migration JIRA-42', { userId: OPS[0] })).text;
     expect(reply).toMatch(/Pre-migration backup \*JIRA-42\* of \*shop\* queued: job `backup-shop-[^`]+`, kept 90 days/);
