@@ -48,3 +48,15 @@ export function toUserMessage(err: unknown): string {
   if (isBotError(err)) return err.userMessage;
   return 'Something unexpected went wrong inside the bot; the details are in its logs.';
 }
+
+/** What the person asked for cannot be: a typo, an unknown id or target, a refused request. Not the bot's fault. */
+const ASKED_WRONG: ReadonlySet<ErrorCode> = new Set(['bad_request', 'unknown_target', 'backup_not_found', 'already_running', 'backup_exists']);
+
+/**
+ * The log fields for an error a command answered with: a request that could not be (a typo, an unknown backup
+ * id) is logged as its code and sentence, since a stack says nothing more about it and a screen of one per typo
+ * hides what matters; anything else with its stack.
+ */
+export function errorLogFields(err: unknown): Record<string, unknown> {
+  return isBotError(err) && ASKED_WRONG.has(err.code) ? { code: err.code, reason: err.userMessage } : { err };
+}

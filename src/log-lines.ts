@@ -10,7 +10,7 @@ const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 4
 
 /** One pino JSON line as a person reads it: `warn: backup failed; discarding what was written (connect ECONNREFUSED …)`. */
 export function humanLogLine(json: string): string {
-  let entry: { level?: unknown; msg?: unknown; err?: { message?: unknown } | null };
+  let entry: { level?: unknown; msg?: unknown; err?: { message?: unknown } | null; reason?: unknown };
   try {
     entry = JSON.parse(json) as typeof entry;
   } catch {
@@ -19,7 +19,9 @@ export function humanLogLine(json: string): string {
   const level = LEVELS[Number(entry.level)] ?? String(entry.level ?? 'log');
   const msg = typeof entry.msg === 'string' ? entry.msg : '';
   // The first line of the error's message: a tool's output tail or a stack is for the JSON logs.
-  const err = typeof entry.err?.message === 'string' ? (entry.err.message.split('\n')[0] ?? '') : '';
+  // `reason`: a request that could not be, logged as its sentence (errors.ts errorLogFields).
+  const message = typeof entry.err?.message === 'string' ? entry.err.message : typeof entry.reason === 'string' ? entry.reason : '';
+  const err = message.split('\n')[0] ?? '';
   const detail = err && !msg.includes(err) ? (msg ? ` (${err})` : err) : '';
   return `${level}: ${msg}${detail}\n`;
 }

@@ -4,7 +4,7 @@ import { slackDate } from '../notifications/slack-time.ts';
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { toUserMessage } from '../errors.ts';
+import { errorLogFields, toUserMessage } from '../errors.ts';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { backupEnqueuer, enqueueChecklist, withDeadline } from '../jobs/producers.ts';
 import { coalesceFresh } from '../coalesce.ts';
@@ -117,7 +117,7 @@ export function backupCommand(deps: BackupCommandDeps) {
     try {
       return await answer({ deps, input, log, listBackups, enqueueBackup, enqueueBaseBackup }, req);
     } catch (err) {
-      log.warn({ err }, 'command failed');
+      log.warn(errorLogFields(err), 'command failed');
       return { text: `:warning: ${toUserMessage(err)}` };
     }
   };

@@ -3,7 +3,7 @@ import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis-client.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { toUserMessage } from '../errors.ts';
+import { errorLogFields, toUserMessage } from '../errors.ts';
 import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
@@ -138,7 +138,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       ];
       return { text: warning, blocks };
     } catch (err) {
-      log.warn({ err }, 'command failed');
+      log.warn(errorLogFields(err), 'command failed');
       return { text: `:warning: ${toUserMessage(err)}` };
     }
   };

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { BotError, toUserMessage } from '../errors.ts';
+import { BotError, errorLogFields, toUserMessage } from '../errors.ts';
 import { enqueueRestoreTest, withDeadline } from '../jobs/producers.ts';
 import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
@@ -65,7 +65,7 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
           : `Restore test of \`${backupId}\` queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.`,
       };
     } catch (err) {
-      log.warn({ err }, 'command failed');
+      log.warn(errorLogFields(err), 'command failed');
       return { text: `:warning: ${toUserMessage(err)}` };
     }
   };
