@@ -127,7 +127,8 @@ function requested(entries: TocEntry[], request: { tables: string[]; schemas: st
   const unknown: string[] = [];
   for (const t of request.tables) {
     const found = findTables(entries, t);
-    if (found.length === 0) unknown.push(`no table "${t}"`);
+    // Named as typed: a name that already holds quotes (public."Nope") is not wrapped in more of them.
+    if (found.length === 0) unknown.push(`no table ${t.includes('"') ? t : `"${t}"`}`);
     else if (found.length > 1) unknown.push(`"${t}" is in several schemas (${found.map((e) => e.schema).join(', ')}): write schema.table`);
     else selected.add((found[0] as TocEntry).id);
   }

@@ -93,6 +93,10 @@ describe('planSelection', () => {
     expect(() => planSelection(toc, { tables: ['nope'], schemas: ['ghost'], mode: 'new' })).toThrow(
       'The backup has no table "nope"; no schema "ghost". Nothing was restored.',
     );
+    // A name typed with its own quotes is shown as typed, not wrapped in more.
+    expect(() => planSelection(toc, { tables: ['public."Nope"'], schemas: [], mode: 'new' })).toThrow(
+      'The backup has no table public."Nope". Nothing was restored.',
+    );
     expect(() => planSelection(toc, { tables: [], schemas: [], mode: 'new' })).toThrow('Name at least one table or schema');
   });
 });
