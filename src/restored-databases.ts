@@ -68,7 +68,10 @@ export function restoredDatabasesText(list: RestoredDatabase[], target?: string)
 export async function dropRestoredDatabase(deps: { config: Config; storage: Storage }, name: string): Promise<string> {
   const found = (await restoredDatabases(deps)).find((d) => d.name === name);
   if (!found) {
-    throw new BotError('bad_request', `\`${name}\` is not a database a restore made (see \`/restore list\`); the bot drops only those. Nothing was dropped.`);
+    throw new BotError(
+      'bad_request',
+      `\`${name}\` is not a database a restore made (\`/restore list\` or \`pg-backup-bot restore list\` shows those); the bot drops only those. Nothing was dropped.`,
+    );
   }
   await dropDatabase(found.serverUrl, name);
   if (await databaseExists(found.serverUrl, name)) throw new BotError('storage_failed', `\`${name}\` is still on ${found.server} after DROP DATABASE.`);

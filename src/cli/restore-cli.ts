@@ -125,7 +125,12 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 2;
   }
   if (req.verb === 'list') {
-    io.out(restoredDatabasesText(await restoredDatabases(deps, req.target), req.target).replace(/[*`]/g, ''));
+    // Slack's mentions (<@U0ANA>) as plain ids in a terminal.
+    io.out(
+      restoredDatabasesText(await restoredDatabases(deps, req.target), req.target)
+        .replace(/[*`]/g, '')
+        .replace(/<@(\w+)>/g, '@$1'),
+    );
     return 0;
   }
   if (req.verb === 'drop') {

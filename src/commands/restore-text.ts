@@ -128,8 +128,8 @@ export function parseRestoreTestText(raw: string): RestoreTestRequest {
 
 /** Where the words came from, so a problem points at the command the user can type there. */
 const SURFACES = {
-  slack: { restore: '/restore', list: '`/backup list`' },
-  cli: { restore: '`pg-backup-bot restore`', list: '`pg-backup-bot list`' },
+  slack: { restore: '/restore', list: '`/backup list`', restoreList: '`/restore list`' },
+  cli: { restore: '`pg-backup-bot restore`', list: '`pg-backup-bot list`', restoreList: '`pg-backup-bot restore list`' },
 } as const;
 
 export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = 'slack'): RestoreRequest {
@@ -138,7 +138,7 @@ export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = '
   if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something ${said.restore} understands.` };
   const [id, ...opts] = w;
   if (id === undefined || id === 'help') return { verb: 'help' };
-  if (id === 'list' || id === 'drop') return listOrDrop(id, opts);
+  if (id === 'list' || id === 'drop') return listOrDrop(id, opts, said);
   if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see ${said.list}).` };
   const tables: string[] = [];
   const schemas: string[] = [];
@@ -154,7 +154,7 @@ export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = '
       continue;
     }
     const m = /^--(table|schema|into)=(.+)$/.exec(opt);
-    if (!m) return { verb: 'help', problem: `"${cut(opt)}" is not an option of /restore.` };
+    if (!m) return { verb: 'help', problem: `"${cut(opt)}" is not an option of ${said.restore}.` };
     const [, key, value = ''] = m;
     if (key === 'table') {
       if (!TableRef.safeParse(value).success) return { verb: 'help', problem: `"${cut(value)}" is not a table name.` };
@@ -177,14 +177,14 @@ export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = '
 }
 
 /** `/restore list [target]` and `/restore drop <database>`: the databases restores made. */
-function listOrDrop(verb: 'list' | 'drop', rest: string[]): RestoreRequest {
+function listOrDrop(verb: 'list' | 'drop', rest: string[], said: (typeof SURFACES)[keyof typeof SURFACES]): RestoreRequest {
   const [arg, ...extra] = rest;
   if (extra.length > 0) return { verb: 'help', problem: 'Too many words.' };
   if (verb === 'list') {
     if (arg === undefined) return { verb: 'list' };
     return TargetName.safeParse(arg).success ? { verb: 'list', target: arg } : { verb: 'help', problem: `"${cut(arg)}" is not a valid target name.` };
   }
-  if (arg === undefined) return { verb: 'help', problem: 'Name the database to drop: `/restore list` shows them.' };
+  if (arg === undefined) return { verb: 'help', problem: `Name the database to drop: ${said.restoreList} shows them.` };
   if (!DatabaseName.safeParse(arg).success) return { verb: 'help', problem: `"${cut(arg)}" is not a database name.` };
   return { verb: 'drop', database: arg };
 }

@@ -41,4 +41,13 @@ describe('pg-backup-bot restore drop', () => {
     expect(confirmed.code).toBe(1);
     expect(confirmed.err.join('\n')).not.toMatch(/Add --yes/);
   });
+
+  it('speaks of its own commands, not Slack’s, in what it refuses', async () => {
+    const option = await run(['shop-20261205T095011Z', '--intoo=shop']);
+    expect(option.code).toBe(2);
+    expect(option.err.join('\n')).toMatch(/^"--intoo=shop" is not an option of `pg-backup-bot restore`\./);
+    const drop = await run(['drop']);
+    expect(drop.err.join('\n')).toMatch(/^Name the database to drop: `pg-backup-bot restore list` shows them\./);
+    expect([...option.err, ...drop.err].join('\n')).not.toMatch(/\/restore/);
+  });
 });
