@@ -11,7 +11,7 @@ import { findBackup, latestBackup } from '../storage/index.ts';
 import { BackupIdSchema } from '../storage/index.ts';
 import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
-import { newRestoreDatabaseName } from '../commands/restore-command.ts';
+import { newRestoreDatabaseName, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
@@ -150,10 +150,13 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     }
   }
   if (req.into !== null && !yes) {
+    // What Slack's confirmation shows: the database's size, its sessions, the backup's time and what is lost.
+    const said = isWholeDatabase(req) ? await replacementSaid(deps, req.backupId, req.into).catch(() => null) : null;
     io.err(
-      isWholeDatabase(req)
-        ? `Replacing the database "${req.into}" loses everything written to it after the backup (it is kept, renamed). Add --yes to confirm.`
-        : `Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`,
+      said ??
+        (isWholeDatabase(req)
+          ? `Replacing the database "${req.into}" loses everything written to it after the backup (it is kept, renamed). Add --yes to confirm.`
+          : `Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`),
     );
     return 2;
   }
@@ -229,4 +232,11 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     io.err(`Restore FAILED: ${toUserMessage(err)}`);
     return 1;
   }
+}
+
+/** Slack's replacement warning as plain text, with how to confirm; null when it cannot be said (no backup, no server). */
+async function replacementSaid(deps: CliDeps, backupId: string, into: string): Promise<string | null> {
+  const manifest = await findBackup(deps.storage, backupId);
+  const warning = await replacementWarning(findTarget(deps.config, manifest.target).url, into, manifest);
+  return warning ? `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.` : null;
 }

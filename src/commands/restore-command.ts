@@ -149,7 +149,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
  * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
  * 3 s: the server must answer within 2 s.
  */
-async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<string | null> {
+export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<string | null> {
   const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up');
   if (!inUse) return null;
   const at = `${m.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
