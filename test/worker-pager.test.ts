@@ -1,53 +1,21 @@
 import { fork } from 'node:child_process';
-import { Agent } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createQueues, type Queues } from '../src/jobs/queues.ts';
-import { createLogger } from '../src/logger.ts';
-import { ConsoleNotifier } from '../src/notifications/console-notifier.ts';
-import { createEscalation, pageStateKey } from '../src/notifications/escalation.ts';
-import { createPagerDutyClient } from '../src/notifications/pagerduty-client.ts';
-import { Redis } from 'ioredis';
-import { createWorkerPager } from '../src/worker-pager.ts';
+import { describe, expect, it } from 'vitest';
+import { pageStateKey } from '../src/notifications/escalation.ts';
 import { superviseWorker } from '../src/worker-supervisor.ts';
-import { type PagerDutyServer, startPagerDutyServer } from './support/pagerduty-server.ts';
+import { botPagerKit } from './support/bot-pager.ts';
 
 /**
  * `all`'s worker child in a crash loop is paged by the bot process itself: the worker that delivers every other page
  * is the one that is down. Real Redis, the real escalation and PagerDuty client against the strict Events API stand-in,
  * the real supervisor with stand-in children (test/fixtures/worker-child.mjs); no BullMQ worker runs anywhere here.
  */
-const ROUTING_KEY = 'R0UTINGKEY0000000000000000000000';
 const fixture = join(import.meta.dirname, 'fixtures', 'worker-child.mjs');
 const key = `pg-backup-bot/_bot/worker-process:${hostname()}`;
 
 describe('the worker-process page', () => {
-  let pd: PagerDutyServer;
-  let redis: Redis;
-  const opened: Queues[] = [];
-  let n = 0;
-
-  beforeAll(async () => {
-    pd = await startPagerDutyServer({ routingKey: ROUTING_KEY });
-    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
-  });
-  afterAll(async () => {
-    await Promise.allSettled(opened.map((q) => q.close()));
-    await Promise.allSettled([pd?.close(), redis?.quit()]);
-  });
-
-  function kit(prefix = `{wpager-${process.pid}-${n++}}`) {
-    const queues = createQueues(redis, prefix);
-    opened.push(queues);
-    const told: string[] = [];
-    const log = createLogger({ level: 'silent' });
-    const client = createPagerDutyClient({ eventsUrl: pd.eventsUrl, routingKey: ROUTING_KEY, agent: new Agent({ ca: pd.ca }) });
-    const escalation = createEscalation({ redis, queue: queues.pagerduty, prefix, enabled: true, source: 'pg-backup-bot' });
-    const notifier = new ConsoleNotifier((line) => told.push(line));
-    const pager = createWorkerPager({ escalation, redis, prefix, client, notifier, log, retryMs: 100 });
-    return { prefix, queues, told, log, pager };
-  }
+  const { ctx, pager: kit } = botPagerKit('wpager');
 
   it('pages when the child keeps dying, without any worker, and resolves once a child has run calmly', async () => {
     const { prefix, queues, log, pager } = kit();
@@ -58,19 +26,19 @@ describe('the worker-process page', () => {
     const supervisor = superviseWorker({ log, spawn, restartBaseMs: 20, maxRestartMs: 80, calmMs: 400, pager, announce: async (t) => told.push(t) });
     await supervisor.ready;
     try {
-      const trigger = await pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger', 10_000);
+      const trigger = await ctx.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger', 10_000);
       expect(trigger.payload?.severity).toBe('critical');
       expect(trigger.payload?.summary).toMatch(/the worker process on .+ keeps dying \(3 times in 10 minutes, the last exited with code 3\)/);
-      const resolve = await pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 10_000);
+      const resolve = await ctx.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 10_000);
       expect(resolve.payload?.summary).toMatch(/has run for 400 ms again/);
-      expect(pd.alerts.get(key)?.status).toBe('resolved');
+      expect(ctx.pd.alerts.get(key)?.status).toBe('resolved');
       // The channel heard the loop with the page, and the end with its resolve.
       const loop = told.find((t) => /it keeps dying/.test(t));
       expect(loop).toMatch(new RegExp(`PagerDuty paged \\(critical, dedup key ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)\\.$`));
       expect(told.at(-1)).toMatch(/has run for 400 ms \(pid \d+\)\. PagerDuty page resolved \(.+\)\.$/);
       // Delivered by the bot: the queue's jobs for both events are still waiting for a worker, which finds an empty outbox.
       expect(await queues.pagerduty.getJobCountByTypes('waiting')).toBe(2);
-      expect(await redis.exists(pageStateKey(prefix, key))).toBe(0);
+      expect(await ctx.redis.exists(pageStateKey(prefix, key))).toBe(0);
     } finally {
       await supervisor.stop();
     }
@@ -78,19 +46,19 @@ describe('the worker-process page', () => {
 
   it('tries again while PagerDuty is down, and resolves a page an earlier process left', async () => {
     const { prefix, pager } = kit();
-    const before = pd.events.length;
-    pd.failNext(2, 503);
+    const before = ctx.pd.events.length;
+    ctx.pd.failNext(2, 503);
     expect(await pager.down('pg-backup-bot: the worker process keeps dying', { deaths: 7 })).toBe(`PagerDuty paged (critical, dedup key ${key})`);
-    await pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger' && pd.events.indexOf(e) >= before, 5_000);
-    expect(pd.requests.filter((r) => r.status === 503).length).toBeGreaterThanOrEqual(2);
+    await ctx.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger' && ctx.pd.events.indexOf(e) >= before, 5_000);
+    expect(ctx.pd.requests.filter((r) => r.status === 503).length).toBeGreaterThanOrEqual(2);
     // Paged once per episode: a second loop while it is open adds nothing.
     expect(await pager.down('again', {})).toMatch(/already paged/);
     pager.stop();
 
     // A new process (a restart of the bot) finds the open page in Redis and resolves it once its child is calm.
-    const later = kit(prefix).pager;
+    const later = kit({ prefix }).pager;
     expect(await later.up('calm again')).toBe(`PagerDuty page resolved (${key})`);
-    await pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve' && e.payload?.summary === 'calm again', 5_000);
+    await ctx.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve' && e.payload?.summary === 'calm again', 5_000);
     // Nothing open: no resolve is sent for a page that never was.
     expect(await later.up('calm again')).toBeNull();
     later.stop();

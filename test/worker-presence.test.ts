@@ -1,59 +1,24 @@
-import { Agent } from 'node:https';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createQueues, type Queues } from '../src/jobs/queues.ts';
-import { createLogger } from '../src/logger.ts';
-import { ConsoleNotifier } from '../src/notifications/console-notifier.ts';
-import { createEscalation } from '../src/notifications/escalation.ts';
-import { createPagerDutyClient } from '../src/notifications/pagerduty-client.ts';
-import { createWorkerPager } from '../src/worker-pager.ts';
+import { describe, expect, it } from 'vitest';
 import { startPresence, watchWorkers } from '../src/worker-presence.ts';
-import { type PagerDutyServer, startPagerDutyServer } from './support/pagerduty-server.ts';
+import { botPagerKit } from './support/bot-pager.ts';
 
 /**
  * With no worker process running anywhere, nothing would ever be backed up, checked or paged, and the bot would say
  * nothing: the bot watches the workers' beats in Redis and pages itself. Real Redis, the real escalation and PagerDuty
  * client against the strict Events API stand-in; the waits are shortened, the logic is the one `npm start` runs.
  */
-const ROUTING_KEY = 'R0UTINGKEY0000000000000000000000';
 const KEY = 'pg-backup-bot/_bot/workers';
 
 describe('watching for running workers', () => {
-  let pd: PagerDutyServer;
-  let redis: Redis;
-  const opened: Queues[] = [];
-  let n = 0;
-
-  beforeAll(async () => {
-    pd = await startPagerDutyServer({ routingKey: ROUTING_KEY });
-    redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: 1 });
-  });
-  afterAll(async () => {
-    await Promise.allSettled(opened.map((q) => q.close()));
-    await Promise.allSettled([pd?.close(), redis?.quit()]);
-  });
+  const { ctx, pager: pagerOn } = botPagerKit('presence');
 
   /** One bot process's watch, on a prefix of its own unless given. */
-  function bot(prefix = `{presence-${process.pid}-${n++}}`) {
-    const queues = createQueues(redis, prefix);
-    opened.push(queues);
+  function bot(prefix?: string) {
+    const { prefix: p, log, pager } = pagerOn({ condition: 'workers', ...(prefix ? { prefix } : {}) });
     const told: string[] = [];
-    const log = createLogger({ level: 'silent' });
-    const client = createPagerDutyClient({ eventsUrl: pd.eventsUrl, routingKey: ROUTING_KEY, agent: new Agent({ ca: pd.ca }) });
-    const escalation = createEscalation({ redis, queue: queues.pagerduty, prefix, enabled: true, source: 'pg-backup-bot' });
-    const pager = createWorkerPager({
-      escalation,
-      redis,
-      prefix,
-      client,
-      notifier: new ConsoleNotifier(() => undefined),
-      log,
-      condition: 'workers',
-      retryMs: 100,
-    });
-    const watch = watchWorkers({ redis, prefix, pager, announce: async (t) => told.push(t), log, intervalMs: 60_000, missingMs: 300 });
-    return { prefix, told, log, watch, pager };
+    const watch = watchWorkers({ redis: ctx.redis, prefix: p, pager, announce: async (t) => told.push(t), log, intervalMs: 60_000, missingMs: 300 });
+    return { prefix: p, told, log, watch, pager };
   }
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -66,7 +31,7 @@ describe('watching for running workers', () => {
     await sleep(350);
     await a.watch.check();
     await b.watch.check();
-    const trigger = await pd.waitFor((e) => e.dedup_key === KEY && e.event_action === 'trigger', 5_000);
+    const trigger = await ctx.pd.waitFor((e) => e.dedup_key === KEY && e.event_action === 'trigger', 5_000);
     expect(trigger.payload?.severity).toBe('critical');
     expect(trigger.payload?.summary).toMatch(
       /^pg-backup-bot: no worker process has run for \d+ ms \(none since this bot started at .+\): no backup, restore test, health check or page runs$/,
@@ -81,12 +46,12 @@ describe('watching for running workers', () => {
     expect(a.told).toHaveLength(1);
 
     // A worker starts: its beat resolves the page, and the channel hears which worker is back, once.
-    const worker = startPresence({ redis, prefix: a.prefix, running: () => true, log: a.log });
+    const worker = startPresence({ redis: ctx.redis, prefix: a.prefix, running: () => true, log: a.log });
     try {
       await sleep(50);
       await b.watch.check();
       await a.watch.check();
-      const resolve = await pd.waitFor((e) => e.dedup_key === KEY && e.event_action === 'resolve', 5_000);
+      const resolve = await ctx.pd.waitFor((e) => e.dedup_key === KEY && e.event_action === 'resolve', 5_000);
       expect(resolve.payload?.summary).toBe(`pg-backup-bot: a worker process runs again (${hostname()}:${process.pid})`);
       const back = [...a.told, ...b.told].filter((t) => t.startsWith(':white_check_mark:'));
       expect(back).toEqual([
@@ -108,7 +73,7 @@ describe('watching for running workers', () => {
   it('does not page while a worker beats, nor for a worker whose workers stopped beating only briefly', async () => {
     const a = bot();
     let running = true;
-    const worker = startPresence({ redis, prefix: a.prefix, running: () => running, log: a.log, intervalMs: 100 });
+    const worker = startPresence({ redis: ctx.redis, prefix: a.prefix, running: () => running, log: a.log, intervalMs: 100 });
     try {
       await sleep(400);
       await a.watch.check();
@@ -116,7 +81,7 @@ describe('watching for running workers', () => {
       await sleep(200);
       await a.watch.check();
       expect(a.told).toEqual([]);
-      expect(pd.events.filter((e) => e.dedup_key === KEY && e.payload?.summary?.includes(a.prefix))).toEqual([]);
+      expect(ctx.pd.events.filter((e) => e.dedup_key === KEY && e.payload?.summary?.includes(a.prefix))).toEqual([]);
     } finally {
       await worker.stop();
       a.watch.stop();
