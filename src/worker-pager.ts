@@ -38,7 +38,7 @@ export interface WorkerPagerDeps {
 }
 
 /** `_bot` is the target of the bot's own conditions (as the schedules' page); one condition per host. */
-export const workerProcessCondition = (host: string) => `worker-process:${host}`;
+const workerProcessCondition = (host: string) => `worker-process:${host}`;
 
 export function createWorkerPager(deps: WorkerPagerDeps): WorkerPager {
   const condition = deps.condition ?? workerProcessCondition(deps.host ?? hostname());
@@ -58,7 +58,7 @@ export function createWorkerPager(deps: WorkerPagerDeps): WorkerPager {
       .then(
         () => undefined,
         (err: unknown) => {
-          log.warn({ err: { message: (err as Error).message }, retryInMs: retryMs }, 'could not deliver the worker-process page yet; trying again');
+          log.warn({ err: { message: (err as Error).message }, retryInMs: retryMs }, 'could not deliver the page about the workers yet; trying again');
           if (!stopped) timer = setTimeout(() => void flush(), retryMs).unref();
         },
       )
@@ -75,7 +75,7 @@ export function createWorkerPager(deps: WorkerPagerDeps): WorkerPager {
       void flush();
       return sentence;
     } catch (err) {
-      log.error({ err: { message: (err as Error).message } }, 'could not record the worker-process page');
+      log.error({ err: { message: (err as Error).message } }, 'could not record the page about the workers');
       return failed(err as Error);
     }
   };

@@ -137,7 +137,8 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
     ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];
-  return walStarting(input) ? results.map((r) => startingGrace(r, input.wal?.firstSeen as Date)) : results;
+  const slotMissing = input.walHealth?.slot.exists === false;
+  return walStarting(input) ? results.map((r) => startingGrace(r, input.wal?.firstSeen as Date, slotMissing)) : results;
 }
 
 /**
@@ -148,8 +149,9 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
 const walStarting = (input: HealthInput) =>
   !!input.wal && input.wal.state === null && !!input.wal.firstSeen && input.now.getTime() - input.wal.firstSeen.getTime() < WAL_GRACE_MS;
 
-function startingGrace(r: ConditionResult, firstSeen: Date): ConditionResult {
-  const waiting = r.condition === 'wal-stream' || r.condition === 'rpo' || (r.condition === 'wal-slot' && / does not exist$/.test(r.summary));
+/** The stream, the RPO and a slot not created yet wait; anything else about the slot (too much WAL held) does not. */
+function startingGrace(r: ConditionResult, firstSeen: Date, slotMissing: boolean): ConditionResult {
+  const waiting = r.condition === 'wal-stream' || r.condition === 'rpo' || (r.condition === 'wal-slot' && slotMissing);
   if (!waiting || r.status !== 'failing') return r;
   const grace = `not judged yet: no worker has started the WAL stream, and the target was first seen ${formatTime(firstSeen)}, within the ${WAL_GRACE_MS / 60_000}-minute start-up grace`;
   return { ...r, status: 'ok', summary: `${r.summary} (starting)`, evidence: `${r.evidence} (${grace})` };
