@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { alive } from '../support/proc.ts';
 
 /**
  * `npm run demo` as people run it, in a terminal: `script` gives it a pseudo-terminal, so readline is in raw mode
@@ -85,15 +85,6 @@ async function redisChildOf(pid: number): Promise<number> {
     if (stat.includes('(redis-server)') && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(entry);
   }
   throw new Error(`no redis-server under the demo (pid ${pid})`);
-}
-
-/** Running: there, and not a zombie. */
-function running(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 /** The demo is gone: its PostgreSQL no longer answers and its backups and identity file are removed. */
@@ -202,7 +193,7 @@ describe('npm run demo and signals', () => {
     while ((await postgresUp(demo.port)) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
     while ((await Promise.all(demo.files.map(exists))).some(Boolean) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
     await expectCleanedUp(demo);
-    while (running(redis) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
-    expect(running(redis)).toBe(false);
+    while (alive(redis) && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+    expect(alive(redis)).toBe(false);
   }, 120_000);
 });

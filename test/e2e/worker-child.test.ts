@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { createTestDatabase } from '../support/databases.ts';
 import { type BotProcess, startBotProcess } from '../support/bot-processes.ts';
 import { startSlackServer, type SlackServer } from '../support/slack-server.ts';
 import { BOT_TOKEN, SIGNING_SECRET, loadSampleSchema, slash } from './harness.ts';
+import { alive } from '../support/proc.ts';
 
 /**
  * `pg-backup-bot all` (npm start) answers Slack in its own process and runs the workers in a child it supervises:
@@ -58,14 +58,6 @@ describe('pg-backup-bot all: its worker child', () => {
   };
   /** The pids the parent logged for its worker children, in order. */
   const workerPids = (b: BotProcess) => [...b.output().matchAll(/"workerPid":(\d+)[^\n]*worker process started/g)].map((m) => Number(m[1]));
-  /** Running: there, and not a zombie waiting for whoever adopted it to reap it. */
-  const alive = (pid: number) => {
-    try {
-      return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-    } catch {
-      return false;
-    }
-  };
   const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
     const end = Date.now() + timeoutMs;
     while (!(await check())) {
