@@ -160,7 +160,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
   };
 }
 
-/** `all` only (service.ts): 1 while its worker child runs and its heartbeat is fresh, else 0. */
 /** What `all`'s worker child reports of itself with each heartbeat (worker-supervisor.ts). */
 export interface WorkerChildUsage {
   rssBytes: number;

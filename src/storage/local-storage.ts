@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { ManifestCache, missingBackup, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
+import { dropUnseen, ManifestCache, missingBackup, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -163,7 +163,7 @@ export class LocalStorage implements Storage {
     const found = await Promise.all(ids.map(({ target: t, backupId }) => this.#readListable(t, backupId)));
     const [under, seen] = [target === undefined ? this.root : join(this.root, target, sep), new Set(ids.map((i) => join(this.root, i.target, i.backupId)))];
     for (const cache of [this.#manifests, this.#verified]) cache.keepOnly(under, seen);
-    for (const dir of this.#damaged.keys()) if (dir.startsWith(under) && !seen.has(dir)) this.#damaged.delete(dir);
+    dropUnseen(this.#damaged, under, seen);
     // Newest first by start time, never by name alone: names of different targets do not sort by time.
     return found
       .filter((m): m is Manifest => m !== null)

@@ -30,7 +30,8 @@ export class ManifestCache {
   }
 }
 
-function dropUnseen(entries: Map<string, unknown>, prefix: string, seen: ReadonlySet<string>): void {
+/** Drops the entries under `prefix` whose directory a listing no longer saw. */
+export function dropUnseen(entries: Map<string, unknown>, prefix: string, seen: ReadonlySet<string>): void {
   for (const where of entries.keys()) if (where.startsWith(prefix) && !seen.has(where)) entries.delete(where);
 }
 
