@@ -44,13 +44,7 @@ export async function startService(
     if (running) presence = startPresence({ redis: deps.redis, prefix, running: () => running.running(), log });
     if (mode !== 'worker') {
       const pager = createWorkerPager({ ...deps, prefix, client: deps.pagerDuty, log, condition: 'workers' });
-      const watching = watchWorkers({ redis: deps.redis, prefix, pager, announce: (text) => deps.notifier.post({ text }), log });
-      watch = {
-        stop() {
-          watching.stop();
-          pager.stop();
-        },
-      };
+      watch = watchWorkers({ redis: deps.redis, prefix, pager, announce: (text) => deps.notifier.post({ text }), log });
     }
     // Ready once everything this process serves is up: a deploy's probe must not send Slack to a port not open yet.
     let slackUp = mode === 'worker';

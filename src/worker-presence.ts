@@ -47,7 +47,8 @@ export function startPresence(o: { redis: RedisConnection; prefix: string; runni
 export interface WorkerWatchOptions {
   redis: RedisConnection;
   prefix: string;
-  pager: Pick<WorkerPager, 'down' | 'up'>;
+  /** Its page; stopped (no more retries) with the watch. */
+  pager: WorkerPager;
   /** Posts to the channel; a failure is logged by the caller's notifier, never thrown here. */
   announce: (text: string) => Promise<unknown>;
   log: Logger;
@@ -117,5 +118,11 @@ export function watchWorkers(o: WorkerWatchOptions): { stop(): void; check(): Pr
   };
   const timer = setInterval(() => void run(), o.intervalMs ?? 30_000);
   timer.unref();
-  return { stop: () => clearInterval(timer), check: run };
+  return {
+    stop() {
+      clearInterval(timer);
+      o.pager.stop();
+    },
+    check: run,
+  };
 }
