@@ -129,7 +129,8 @@ export function createQueues(connection: ConnectionOptions, prefix: string, onEr
     defaultJobOptions: { ...keepFinished, attempts: 3, backoff: { type: 'exponential', delay: 5000 } },
   });
   const baseBackup = new Queue<BaseBackupJobData>(QUEUE.baseBackup, { connection, prefix, defaultJobOptions: { ...keepFinished, attempts: 1 } });
-  for (const q of [backup, restoreTest, restore, health, pagerduty, retention, checklist, baseBackup]) q.on('error', onError);
+  const all = [backup, restoreTest, restore, health, pagerduty, retention, checklist, baseBackup];
+  for (const q of all) q.on('error', onError);
   return {
     backup,
     restoreTest,
@@ -140,7 +141,6 @@ export function createQueues(connection: ConnectionOptions, prefix: string, onEr
     checklist,
     baseBackup,
     async close() {
-      const all = [backup, restoreTest, restore, health, pagerduty, retention, checklist, baseBackup];
       await Promise.all(all.map((q) => q.close()));
     },
   };

@@ -63,8 +63,8 @@ export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt'>;
  * reads. A segment counts when its entry and file are both listed, as on disk (sizes are checked when it is read).
  * With the newest snapshot of the partial segment there (offsite-partials.ts), as of the time it reaches.
  */
-export async function remoteWindowWal(remote: S3PitrStore, o: { partials?: boolean } = {}): Promise<{ bases: BaseBackup[]; wal: WindowWal[] }> {
-  const [bases, listed, partials] = await Promise.all([remote.listBases(), remote.listWal(), o.partials === false ? [] : remote.listPartials()]);
+export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: BaseBackup[]; wal: WindowWal[] }> {
+  const [bases, listed, partials] = await Promise.all([remote.listBases(), remote.listWal(), remote.listPartials()]);
   const present = listed.filter((w) => w.file !== null);
   const segments = present.filter((w) => !w.name.endsWith('.history'));
   const needed = [segments.at(-1)];
