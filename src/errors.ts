@@ -39,6 +39,17 @@ export class BotError extends Error {
   }
 }
 
+/** No finished backup has that id: the commands that name one add where to see the backups there are (findBackup). */
+export class NoSuchBackupError extends BotError {
+  constructor(
+    readonly target: string,
+    readonly backupId: string,
+    options?: { cause?: unknown },
+  ) {
+    super('backup_not_found', `There is no finished backup ${backupId} of ${target}.`, options);
+  }
+}
+
 export function isBotError(err: unknown): err is BotError {
   return err instanceof BotError;
 }

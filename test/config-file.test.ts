@@ -136,6 +136,22 @@ describe('BOT_CONFIG file', () => {
     expect(message).not.toContain('secret');
   });
 
+  it('reads the drift section into the data-drift thresholds: 50 %, 1,000 rows, 10× and a warning by default', async () => {
+    const drift = (c: ReturnType<typeof loadConfig>) => {
+      const t = c.health.thresholds;
+      return [t.driftLossRatio, t.driftMinRows, t.driftGrowthFactor, t.driftPages];
+    };
+    expect(drift(loadConfig(base))).toEqual([0.5, 1000, 10, false]);
+    const file = join(dir, 'drift.yml');
+    await writeFile(file, 'drift:\n  lossPercent: 20\n  minRows: 10\n  growthFactor: 3\n  page: true\n');
+    expect(drift(loadConfig({ ...base, BOT_CONFIG: file }))).toEqual([0.2, 10, 3, true]);
+    // Only what is set changes; the rest keeps its default.
+    await writeFile(file, 'drift:\n  page: true\n');
+    expect(drift(loadConfig({ ...base, BOT_CONFIG: file }))).toEqual([0.5, 1000, 10, true]);
+    await writeFile(file, 'drift:\n  lossPercent: 150\n  growthFactor: 0.5\n');
+    expect(() => loadConfig({ ...base, BOT_CONFIG: file })).toThrow(/drift\.yml line 2, drift\.lossPercent[\s\S]*drift\.yml line 3, drift\.growthFactor/);
+  });
+
   it('defaults to nobody allowed to restore into an existing database', () => {
     expect(loadConfig(base).restore.allowedUsers).toEqual([]);
   });

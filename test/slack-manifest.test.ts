@@ -43,6 +43,7 @@ describe('manifest.yml', async () => {
   // [command, text, parser, the word the hint names, the verb the parser gives]
   const examples: Array<[string, string, (text: string) => { verb: string }, string, string?]> = [
     ['/backup', 'now shop', parseBackupText, 'now'],
+    ['/backup', 'now --physical shop', parseBackupText, 'now --physical', 'now'],
     ['/backup', 'pre-migration JIRA-1 shop', parseBackupText, 'pre-migration'],
     ['/backup', 'list shop', parseBackupText, 'list'],
     ['/backup', 'diff shop-20261201T020000Z shop-20261202T020000Z', parseBackupText, 'diff'],
@@ -53,6 +54,8 @@ describe('manifest.yml', async () => {
     ['/backup', 'help', parseBackupText, 'help'],
     ['/restore-test', 'latest shop', parseRestoreTestText, 'latest', 'run'],
     ['/restore-test', 'history shop', parseRestoreTestText, 'history'],
+    ['/restore-test', 'pitr shop latest', parseRestoreTestText, 'pitr'],
+    ['/restore-test', 'pitr shop 2026-12-03T14:30:00+01:00', parseRestoreTestText, 'pitr'],
     ['/restore', 'list shop', parseRestoreText, 'list'],
     ['/restore', 'drop shop_restored', parseRestoreText, 'drop'],
   ];

@@ -46,6 +46,7 @@ export async function cliBackup(
     const user = process.env.USER ?? process.env.LOGNAME;
     io.err(`Backing up ${target.name} to ${deps.storage.describe()} …`);
     let lastPrint = 0;
+    let lastPhase = '';
     const estimate = await dumpEstimate(deps.storage, target.name);
     const manifest = await runBackup({
       target,
@@ -65,10 +66,12 @@ export async function cliBackup(
       log: deps.log,
       onProgress: (p) => {
         const now = Date.now();
-        if (p.phase === 'dumping' && now - lastPrint < 1000) return;
+        // Each phase said when it starts (the dump's first report with its total); the dump's reports once a second.
+        if (p.phase === lastPhase && now - lastPrint < 1000) return;
         lastPrint = now;
+        lastPhase = p.phase;
         const elapsed = now - startedAt.getTime();
-        const line = `  ${p.phase}${p.rawBytes ? ` · ${describeDumpProgress(p.rawBytes, elapsed, estimate)}` : ''} · ${formatDuration(elapsed)}`;
+        const line = `  ${p.phase}${p.rawBytes !== undefined ? ` · ${describeDumpProgress(p.rawBytes, elapsed, estimate, p.tablesBytes)}` : ''} · ${formatDuration(elapsed)}`;
         if (io.tty) io.err(`\x1b[1A\x1b[2K${line}`);
         else io.err(line);
       },

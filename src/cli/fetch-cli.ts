@@ -10,7 +10,7 @@ import { formatBytes, formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { findZstd } from '../postgres/index.ts';
 import { fetchArtifact, identityFor } from '../postgres/restore/index.ts';
-import { findBackup, fsyncDir, type Manifest, type Storage } from '../storage/index.ts';
+import { findBackup, SEE_LIST, fsyncDir, type Manifest, type Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
 
 export const FETCH_USAGE = 'usage: pg-backup-bot fetch <backup-id> [--globals] [-o FILE | -o -]';
@@ -67,7 +67,7 @@ export async function cliFetch(
   let result: string;
   let code: number;
   try {
-    const manifest = await findBackup(deps.storage, parsed.backupId);
+    const manifest = await findBackup(deps.storage, parsed.backupId, SEE_LIST.cli);
     const role = parsed.globals ? 'globals' : 'database';
     const fetched = await fetchTo(parsed, manifest, deps, stdout);
     result = `fetched ${role} of ${manifest.backupId} to ${fetched.where} (${fetched.bytes} bytes, sha256 checked)`;

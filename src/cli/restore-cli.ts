@@ -7,7 +7,7 @@ import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { restoreGlobalsOf, rolesLine, runRestoreTest, runSelectiveRestore } from '../postgres/restore/index.ts';
-import { findBackup, latestBackup } from '../storage/index.ts';
+import { findBackup, SEE_LIST, latestBackup } from '../storage/index.ts';
 import { BackupIdSchema } from '../storage/index.ts';
 import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -46,7 +46,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
   try {
     const manifest =
       arg !== undefined && BackupIdSchema.safeParse(arg).success
-        ? await findBackup(deps.storage, arg)
+        ? await findBackup(deps.storage, arg, SEE_LIST.cli)
         : await latestBackup(deps.storage, findTarget(deps.config, arg !== undefined && TargetName.safeParse(arg).success ? arg : undefined).name);
     if (!manifest) throw new BotError('backup_not_found', 'There is no finished backup to test yet; take one with `pg-backup-bot backup`.');
     const target = findTarget(deps.config, manifest.target);
@@ -161,7 +161,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 2;
   }
   try {
-    const manifest = await findBackup(deps.storage, req.backupId);
+    const manifest = await findBackup(deps.storage, req.backupId, SEE_LIST.cli);
     const found = findTarget(deps.config, manifest.target);
     const target = server.url === null ? found : { ...found, url: server.url };
     if (server.withGlobals) {
@@ -236,7 +236,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
 
 /** Slack's replacement warning as plain text, with how to confirm; null when it cannot be said (no backup, no server). */
 async function replacementSaid(deps: CliDeps, backupId: string, into: string): Promise<string | null> {
-  const manifest = await findBackup(deps.storage, backupId);
+  const manifest = await findBackup(deps.storage, backupId, SEE_LIST.cli);
   const warning = await replacementWarning(findTarget(deps.config, manifest.target).url, into, manifest);
   return warning ? `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.` : null;
 }

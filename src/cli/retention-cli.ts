@@ -61,6 +61,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       primary: deps.primary,
       copies: deps.copies,
       dryRun,
+      timezone: config.timezone,
       inUse: () => (queues ? backupsInUse(queues) : Promise.resolve(NOTHING_KNOWN)),
       log: deps.log,
       onOutcome: (o) =>
@@ -76,7 +77,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       log: deps.log,
       onOutcome: (o) => audit.append(retentionDeletion(`cli pitr ${o.target} ${o.what} ${o.name}`, pitrAuditResult(o), by)),
     });
-    if (pitr.targets.length) io.out(pitrRetentionReport(pitr));
+    if (pitr.targets.length) io.out(pitrRetentionReport(pitr, config.timezone));
     const sum = retentionSummary(run);
     return sum.failed > 0 || sum.unreadable.length > 0 || pitrRetentionFailed(pitr) ? 1 : 0;
   } catch (err) {

@@ -2,7 +2,7 @@ import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { withDeadline } from '../jobs/producers.ts';
 import { diffText } from '../notifications/drift-messages.ts';
-import { findBackup, targetOfBackupId, type Storage } from '../storage/index.ts';
+import { findBackup, SEE_LIST, targetOfBackupId, type Storage } from '../storage/index.ts';
 import { driftPair } from '../drift/index.ts';
 import { configuredDrift } from '../health/index.ts';
 
@@ -18,7 +18,11 @@ export async function diffReply(ask: { deps: { config: Config; storage: Storage 
   }
   if (req.a === req.b) return { text: 'Those are the same backup: give two different backup ids (from `/backup list`).' };
   findTarget(config, target);
-  const [a, b] = await withDeadline(2500, Promise.all([findBackup(storage, req.a), findBackup(storage, req.b)]), 'reading the two manifests');
+  const [a, b] = await withDeadline(
+    2500,
+    Promise.all([findBackup(storage, req.a, SEE_LIST.slack), findBackup(storage, req.b, SEE_LIST.slack)]),
+    'reading the two manifests',
+  );
   const [earlier, later] = Date.parse(a.startedAt) <= Date.parse(b.startedAt) ? [a, b] : [b, a];
   return { text: diffText(driftPair(configuredDrift(config.health.thresholds), earlier, later)) };
 }

@@ -137,6 +137,8 @@ export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = '
   const w = words(raw);
   if (!Array.isArray(w)) return { verb: 'help', problem: `"${cut(w.bad)}" is not something ${said.restore} understands.` };
   const [id, ...opts] = w;
+  // A terminal has no help text beside the usage: there, name where the ids are.
+  if (id === undefined && surface === 'cli') return { verb: 'help', problem: `Name the backup to restore: ${said.list} shows their ids.` };
   if (id === undefined || id === 'help') return { verb: 'help' };
   if (id === 'list' || id === 'drop') return listOrDrop(id, opts, said);
   if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see ${said.list}).` };

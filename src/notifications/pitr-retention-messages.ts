@@ -1,4 +1,5 @@
-import { formatBytes, formatTime } from '../format.ts';
+import { formatBytes } from '../format.ts';
+import { formatInZone } from '../schedules/time.ts';
 import type { RecoverableWindow } from '../postgres/pitr/window.ts';
 import type { PitrRetentionRun, PitrTargetRetention } from '../postgres/pitr/pitr-retention.ts';
 
@@ -6,10 +7,11 @@ import type { PitrRetentionRun, PitrTargetRetention } from '../postgres/pitr/pit
  * PITR retention's part of the retention report (CLI and channel): per target, the recoverable window before and
  * after, the base backups and WAL files deleted (or, dry, that would be), with counts and bytes, and what failed.
  */
-const windowText = (w: RecoverableWindow | null) =>
+type Time = (at: string | Date) => string;
+const windowText = (w: RecoverableWindow | null, formatTime: Time) =>
   w ? `${formatTime(w.from)} to ${formatTime(w.to)}${w.gaps.length ? ` (ends at a gap: segment ${w.gaps[0]} is missing)` : ''}` : 'nothing recoverable';
 
-function targetLines(t: PitrTargetRetention, dryRun: boolean): string[] {
+function targetLines(t: PitrTargetRetention, dryRun: boolean, formatTime: Time): string[] {
   const head = `Point-in-time recovery of ${t.target}`;
   if (!t.plan) return [`${head}: could not read its archive, nothing deleted: ${t.error ?? 'unknown error'}`];
   const p = t.plan;
@@ -20,8 +22,8 @@ function targetLines(t: PitrTargetRetention, dryRun: boolean): string[] {
   const walBytes = dryRun ? p.deleteWal.reduce((n, e) => n + e.bytes, 0) : t.deleted.walBytes;
   const lines = [
     `${head} (WAL kept ${p.retentionDays} days, so every moment since ${formatTime(p.cutoff)} stays recoverable):`,
-    `• window before: ${windowText(p.before)}`,
-    `• window after: ${windowText(dryRun || t.failures.length === 0 ? p.after : null)}${!dryRun && t.failures.length ? ' (not known: some deletions failed)' : ''}`,
+    `• window before: ${windowText(p.before, formatTime)}`,
+    `• window after: ${windowText(dryRun || t.failures.length === 0 ? p.after : null, formatTime)}${!dryRun && t.failures.length ? ' (not known: some deletions failed)' : ''}`,
     `• base backups: ${will} ${bases} (${formatBytes(baseBytes)}), kept ${p.keepBases.length + t.keptLate.length}`,
   ];
   for (const d of p.deleteBases) if (!t.keptLate.includes(d.base.id)) lines.push(`   – ${d.base.id}, finished ${formatTime(d.base.finishedAt)}: ${d.reason}`);
@@ -33,8 +35,10 @@ function targetLines(t: PitrTargetRetention, dryRun: boolean): string[] {
   return lines;
 }
 
-export function pitrRetentionReport(run: PitrRetentionRun): string {
-  return run.targets.flatMap((t) => targetLines(t, run.dryRun)).join('\n');
+/** Times in `timezone`, the configured zone (as the schedules and the logical backups' report use). */
+export function pitrRetentionReport(run: PitrRetentionRun, timezone = 'UTC'): string {
+  const time: Time = (at) => formatInZone(typeof at === 'string' ? new Date(at) : at, timezone);
+  return run.targets.flatMap((t) => targetLines(t, run.dryRun, time)).join('\n');
 }
 
 /** Worth a channel post: something was (or would be) deleted, kept late, or failed; a quiet day stays in the logs. */

@@ -139,6 +139,21 @@ export async function countObjects(client: pg.ClientBase, scope?: DumpScope): Pr
 }
 
 /**
+ * The size on disk (heap and TOAST, no indexes) of the tables countRows counts: what pg_dump will read, roughly,
+ * and so the total a first backup's progress is said against (dump-progress.ts). One catalog query, no scan.
+ */
+export async function tablesOnDisk(client: pg.ClientBase, scope?: DumpScope): Promise<number> {
+  const { rows } = await client.query<{ bytes: string }>(
+    `
+    SELECT coalesce(sum(pg_table_size(c.oid)), 0)::text AS bytes
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND ${SYSTEM} AND ${notExtensionMember('pg_class', 'c.oid')} AND ${IN_SCOPE}`,
+    scopeParams(scope),
+  );
+  return Number(rows[0]?.bytes ?? 0);
+}
+
+/**
  * Exact `count(*)` of every table that holds rows (relkind 'r': ordinary tables and leaf partitions; a
  * partitioned parent has none of its own), sorted by schema then table in byte order. Unlogged tables are
  * included because pg_dump dumps their data.

@@ -1,4 +1,4 @@
-import { BotError } from '../errors.ts';
+import { BotError, NoSuchBackupError } from '../errors.ts';
 import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
 import type { BackupOwner, Storage } from './types.ts';
 
@@ -16,14 +16,29 @@ export async function latestBackup(storage: Storage, target: string): Promise<Ma
   return newest ?? null;
 }
 
-/** The finished backup with this id; the target is part of the id. */
-export async function findBackup(storage: Storage, backupId: string): Promise<Manifest> {
+/**
+ * The finished backup with this id; the target is part of the id. `seeList` names, for an id with no backup, the
+ * command of the asker's surface that lists the target's backups (`/backup list shop`, `pg-backup-bot list shop`).
+ */
+export async function findBackup(storage: Storage, backupId: string, seeList?: (target: string) => string): Promise<Manifest> {
   const target = targetOfBackupId(backupId);
   if (target === null) {
     throw new BotError('bad_request', `"${backupId}" is not a backup id; they look like <target>-YYYYMMDDTHHMMSSZ.`);
   }
-  return storage.readManifest(target, backupId);
+  try {
+    return await storage.readManifest(target, backupId);
+  } catch (err) {
+    if (seeList && err instanceof NoSuchBackupError)
+      throw new BotError('backup_not_found', `${err.userMessage} ${seeList(err.target)} shows its backups.`, { cause: err });
+    throw err;
+  }
 }
+
+/** Where a Slack user and a CLI user see a target's backups (findBackup's `seeList`). */
+export const SEE_LIST = {
+  slack: (target: string) => `\`/backup list ${target}\``,
+  cli: (target: string) => `\`pg-backup-bot list ${target}\``,
+} as const;
 
 /** 1536 → "1.5 KiB". */
 export function formatBytes(n: number): string {

@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BotError } from '../errors.ts';
+import { BotError, NoSuchBackupError } from '../errors.ts';
 import type { Manifest } from './manifest.ts';
 
 /**
@@ -114,5 +114,5 @@ export async function missingBackup(root: string, dir: string, target: string, b
       `Backup ${backupId} of ${target} is not finished: ${dir} holds ${files.join(', ')} but no manifest.json (a backup still running, one that was interrupted, or its manifest lost). The bot restores only finished backups; README "Disaster recovery" says how to restore its files by hand.`,
       { cause },
     );
-  return new BotError('backup_not_found', `${none}.`, { cause });
+  return new NoSuchBackupError(target, backupId, { cause });
 }

@@ -1,3 +1,4 @@
+import { formatInZone } from '../schedules/time.ts';
 import type { Manifest } from './manifest.ts';
 
 /**
@@ -29,6 +30,8 @@ export interface RetentionInput {
   failedRestoreTests?: ReadonlySet<string>;
   /** Backups being written now: a dump running over a day must not lose its directory. */
   runningBackups?: ReadonlySet<string>;
+  /** The zone the report's deadlines are written in (the configured one, as the schedules use); default UTC. */
+  timezone?: string;
 }
 
 export interface RetentionDecision {
@@ -42,8 +45,6 @@ export interface RetentionPlan {
   keep: RetentionDecision[];
   cleanUnfinished: RetentionDecision[];
 }
-
-const time = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
 
 /** Newest first by startedAt — never by id: ids that sort wrongly by name deleted the newest backups (WAL-G #636). */
 function newestFirst(a: RetentionBackup, b: RetentionBackup): number {
@@ -69,6 +70,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const now = input.now.getTime();
   const failed = input.failedRestoreTests ?? new Set<string>();
   const newest = protectedNewest(input.backups, failed);
+  const time = (iso: string) => formatInZone(new Date(iso), input.timezone ?? 'UTC');
   const plan: RetentionPlan = { delete: [], keep: [], cleanUnfinished: [] };
   for (const b of [...input.backups].sort((x, y) => x.target.localeCompare(y.target) || -newestFirst(x, y))) {
     const base = { target: b.target, backupId: b.backupId };

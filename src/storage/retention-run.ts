@@ -53,6 +53,8 @@ export interface RetentionRunOptions {
   inUse: () => Promise<BackupsInUse>;
   log: Logger;
   now?: () => Date;
+  /** The configured zone, for the deadlines in the report (the schedules' and checklists' zone); default UTC. */
+  timezone?: string;
   /** After each deletion tried (the audit trail). Its failures are logged, never fatal. */
   onOutcome?: (o: RetentionOutcome) => Promise<void>;
 }
@@ -77,7 +79,7 @@ const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
   'artifacts-missing': 'half-deleted (manifest left, artifacts gone)',
 };
 
-async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date) {
+async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date, timezone?: string) {
   const [backups, unfinished] = await Promise.all([
     storage.list(),
     storage.listUnfinished ? storage.listUnfinished(UNFINISHED_MAX_AGE_MS, now) : Promise.resolve([]),
@@ -85,6 +87,7 @@ async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, i
   const plan = planRetention({
     backups,
     now,
+    ...(timezone ? { timezone } : {}),
     runningRestoreTests: inUse.restoreTests,
     runningRestores: inUse.restores,
     failedRestoreTests: failedTests,
@@ -113,7 +116,7 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
     const inUse = await o.inUse();
     let planned: Awaited<ReturnType<typeof planStorage>>;
     try {
-      planned = await planStorage(storage, failedTests, inUse, now());
+      planned = await planStorage(storage, failedTests, inUse, now(), o.timezone);
     } catch (err) {
       // One storage that cannot be listed (an S3 outage) must not keep retention from the others.
       log.error({ err }, 'retention could not read a storage');

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { BotError } from '../errors.ts';
+import { BotError, NoSuchBackupError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseManifest, validManifest, type Manifest } from './manifest.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
@@ -128,7 +128,7 @@ export class S3Storage implements Storage {
 
   async readManifest(target: string, backupId: string): Promise<Manifest> {
     const text = await this.#s3.readText(this.#keys.manifest(target, backupId), `read the manifest of ${backupId}`);
-    if (text === null) throw new BotError('backup_not_found', `There is no finished backup ${backupId} of ${target}.`);
+    if (text === null) throw new NoSuchBackupError(target, backupId);
     return parseManifest(text, target, backupId);
   }
 

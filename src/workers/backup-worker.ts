@@ -158,9 +158,10 @@ function runBackupJob(deps: BackupWorkerDeps) {
         onProgress: (p) => {
           // Redis may have lost the job (restarted empty): the backup goes on, so must the process (no unhandled rejection).
           job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
-          const dumping = p.phase === 'dumping' && p.rawBytes;
+          // From the dump's first report on, with its total (the last backup's size, or a first one's tables on disk).
+          const dumping = p.phase === 'dumping' && p.rawBytes !== undefined;
           progress(
-            dumping ? `dumping, ${describeDumpProgress(p.rawBytes ?? 0, now().getTime() - startedAt.getTime(), estimate)}` : p.phase,
+            dumping ? `dumping, ${describeDumpProgress(p.rawBytes ?? 0, now().getTime() - startedAt.getTime(), estimate, p.tablesBytes)}` : p.phase,
             p.phase !== 'dumping',
           );
         },

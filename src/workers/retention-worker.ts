@@ -48,6 +48,7 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
         primary: deps.storage,
         copies: deps.copies,
         dryRun,
+        ...(deps.config ? { timezone: deps.config.timezone } : {}),
         inUse: () => backupsInUse(deps.queues),
         log,
         ...(deps.now ? { now: deps.now } : {}),
@@ -66,7 +67,9 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     // One message: the logical backups' report, then point-in-time recovery's (each only when worth saying).
     const parts = [
       ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
-      ...(pitr && pitrRetentionWorthSaying(pitr) ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr))}`] : []),
+      ...(pitr && pitrRetentionWorthSaying(pitr)
+        ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
+        : []),
     ];
     if (parts.length) await say.post({ text: parts.join('\n') });
     if (summary.failed > 0 || summary.unreadable.length > 0 || (pitr && pitrRetentionFailed(pitr))) {

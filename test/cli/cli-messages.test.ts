@@ -36,5 +36,21 @@ describe('the CLI’s own words', () => {
     const r = await cli(['restore', 'bogus'], env);
     expect(r.exitCode).toBe(2);
     expect(r.stderr.split('\n')[0]).toBe('"bogus" is not a backup id (see `pg-backup-bot list`).');
+    const none = await cli(['restore'], env);
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr.split('\n')[0]).toBe('Name the backup to restore: `pg-backup-bot list` shows their ids.');
+  });
+
+  it('a backup id with no backup, to restore, restore-test or fetch, points at `pg-backup-bot list <target>`', async () => {
+    const id = 'shop-20261205T090000Z';
+    for (const args of [
+      ['restore', id],
+      ['restore-test', id],
+      ['fetch', id, '-o', join(dir, 'out.dump')],
+    ]) {
+      const r = await cli(args, env);
+      expect(r.exitCode, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain(`There is no finished backup ${id} of shop. \`pg-backup-bot list shop\` shows its backups.`);
+    }
   });
 });

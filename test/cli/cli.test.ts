@@ -44,6 +44,8 @@ describe('the CLI, for when Slack is down', () => {
     expect(run.stdout).toMatch(/tables\s+9, 11,446 rows/);
     expect(run.stdout).toMatch(/encryption\s+age, 1 recipient/);
     expect(run.stderr).toMatch(/dumping|counting/);
+    // A first backup: its progress is said against the tables' size on disk, from the dump's first report on.
+    expect(run.stderr).toMatch(/ {2}dumping · 0 B of ~\d[\d.]* (B|KB|MB|GB) of tables on disk read \(0 %\) · /);
     const id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
     const list = await cli(['list'], { BACKUP_DIR: dir });
     expect(list.exitCode).toBe(0);

@@ -76,6 +76,7 @@ describe('roles', () => {
     ['/backup', 'now', 'operator'],
     ['/backup', 'list', 'viewer'],
     ['/backup', 'health', 'viewer'],
+    ['/backup', 'diff shop-20261124T000000Z shop-20261125T000000Z', 'viewer'],
     ['/backup', 'audit 5', 'admin'],
     ['/backup', 'checklist daily', 'operator'],
     ['/restore-test', 'latest', 'operator'],

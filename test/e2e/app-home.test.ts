@@ -70,6 +70,8 @@ describe('the App Home: a live dashboard in Slack', () => {
     // Refreshed for everyone who opened it when the job ends, without anyone opening it again.
     const after = h.slack.homes.length;
     const refreshed = await published('U0OPS', after, /Newest backup: `shop-\d{8}T\d{6}Z`/, 120_000);
+    // Its age, its size and how long it took.
+    expect(refreshed).toMatch(/Newest backup: `shop-\d{8}T\d{6}Z`, [^·]* ago · \d[\d.]* (B|KB|MB) in /);
     expect(refreshed).not.toContain('queued: job');
     expect(h.slack.homes.slice(after).some((v) => v.user === 'U0VIEW')).toBe(true);
 

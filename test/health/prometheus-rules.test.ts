@@ -38,7 +38,7 @@ describe('the Prometheus alerting rules', async () => {
     }
   });
 
-  it('cover the seed’s conditions: stale, size anomaly, slow, disk, failures, restore test failing or too old', () => {
+  it('cover the seed’s conditions: stale, size anomaly, slow, disk, failures, restore test failing or too old, RPO over objective', () => {
     const alerts = rules.map((r) => r.alert);
     for (const a of [
       'PgBackupStale',
@@ -48,8 +48,27 @@ describe('the Prometheus alerting rules', async () => {
       'PgBackupFailed',
       'PgRestoreTestFailing',
       'PgRestoreTestTooOld',
+      'PgWalRpoOverObjective',
     ]) {
       expect(alerts).toContain(a);
+    }
+  });
+
+  it('each have a unit test in which they fire, and one in which they do not', async () => {
+    type Case = { alertname: string; exp_alerts: unknown[] };
+    const tests = (parse(await readFile('deploy/prometheus/alerts.test.yml', 'utf8')) as { tests: Array<{ alert_rule_test: Case[] }> }).tests.flatMap(
+      (t) => t.alert_rule_test,
+    );
+    for (const { alert } of rules) {
+      const cases = tests.filter((c) => c.alertname === alert);
+      expect(
+        cases.some((c) => c.exp_alerts.length > 0),
+        `${alert} fires in some case`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => c.exp_alerts.length === 0),
+        `${alert} is quiet in some case`,
+      ).toBe(true);
     }
   });
 });

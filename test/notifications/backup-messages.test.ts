@@ -40,6 +40,12 @@ describe('backup messages of a pre-migration backup', () => {
     }
   });
 
+  it('say the deadline as a Slack date, each reader in their own zone, the configured zone as its fallback', () => {
+    const fields = JSON.stringify(backupSucceeded(req, manifest, 'Europe/Paris').blocks);
+    // 2027-02-23T01:00:00Z is 02:00 in Paris (UTC+01:00).
+    expect(fields).toContain('*Kept until*\\n<!date^1803344400^{date_short_pretty} {time}|Tue 2027-02-23 02:00 UTC+01:00>');
+  });
+
   it('escape a label and say nothing of one a backup does not have', () => {
     expect(contextOf(backupFailed({ ...req, label: 'a<b' }, 'x', 'paged'))).toContain('pre-migration · a&lt;b ·');
     expect(contextOf(backupStarted({ ...req, kind: 'manual', label: null }))).toBe('job `backup-shop-1` · manual · requested by <@U0ANA>');

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ENCRYPTION_ADVICE } from '../../src/crypto/advice.ts';
 import { baseBackupDetails, baseBackupFailed, baseBackupStarted, baseBackupSucceeded } from '../../src/notifications/base-backup-messages.ts';
 import { baseBackupUnsupported, unencryptedRefusal } from '../../src/postgres/pitr/take-base-backup.ts';
 
@@ -66,9 +67,7 @@ describe('base backup refusals, shared by the CLI and the worker', () => {
   const target = { name: 'app', environment: 'production' as const, pitr: { url: 'postgres://x', slot: 's', walRetentionDays: 7, rpoSeconds: 3600 } };
   it('refuses a production target without a key to encrypt to, unless the config opted out', () => {
     const none = { recipients: [], optedOut: false };
-    expect(unencryptedRefusal({ encryption: none } as never, target)).toBe(
-      'Refusing an unencrypted base backup of app (production): set BACKUP_ENCRYPTION_RECIPIENT.',
-    );
+    expect(unencryptedRefusal({ encryption: none } as never, target)).toBe(`Refusing an unencrypted base backup of app (production): ${ENCRYPTION_ADVICE}.`);
     expect(unencryptedRefusal({ encryption: { ...none, optedOut: true } } as never, target)).toBeNull();
     expect(unencryptedRefusal({ encryption: none } as never, { ...target, environment: 'staging' })).toBeNull();
     expect(unencryptedRefusal({ encryption: { ...none, recipients: ['age1x'] } } as never, target)).toBeNull();

@@ -38,8 +38,14 @@ describe('planRetention', () => {
       backup('shop', 'shop-f', 8, 7, 'frequent'),
     ]);
     expect(ids(p.delete)).toEqual(['shop-a', 'shop-b', 'shop-f']);
-    expect(p.delete[0]).toEqual({ target: 'shop', backupId: 'shop-a', retentionClass: 'daily', reason: 'expired 2026-11-15 05:00 UTC (daily)' });
-    expect(p.keep).toEqual([{ target: 'shop', backupId: 'shop-c', reason: 'retained until 2026-12-23 05:00 UTC (daily)' }]);
+    expect(p.delete[0]).toEqual({ target: 'shop', backupId: 'shop-a', retentionClass: 'daily', reason: 'expired Sun 2026-11-15 05:00 UTC+00:00 (daily)' });
+    expect(p.keep).toEqual([{ target: 'shop', backupId: 'shop-c', reason: 'retained until Wed 2026-12-23 05:00 UTC+00:00 (daily)' }]);
+  });
+
+  it('writes deadlines in the configured zone, the one the schedules use, with its offset', () => {
+    const p = plan([backup('shop', 'shop-a', 40, 30), backup('shop', 'shop-c', 2, 30)], { timezone: 'America/New_York' });
+    expect(p.delete[0]?.reason).toBe('expired Sun 2026-11-15 00:00 UTC-05:00 (daily)');
+    expect(retentionReport(p, true).split('\n')[1]).toBe('• Would delete shop-a: expired Sun 2026-11-15 00:00 UTC-05:00 (daily)');
   });
 
   it('keeps a backup exactly at its deadline and deletes it one millisecond later', () => {
@@ -54,7 +60,9 @@ describe('planRetention', () => {
   it('never deletes the only backup of a target, even long expired', () => {
     const p = plan([backup('shop', 'shop-only', 400, 30)]);
     expect(p.delete).toEqual([]);
-    expect(p.keep).toEqual([{ target: 'shop', backupId: 'shop-only', reason: 'expired 2025-11-20 05:00 UTC (daily), kept: the newest good backup of shop' }]);
+    expect(p.keep).toEqual([
+      { target: 'shop', backupId: 'shop-only', reason: 'expired Thu 2025-11-20 05:00 UTC+00:00 (daily), kept: the newest good backup of shop' },
+    ]);
   });
 
   it('finds the newest by startedAt, not by id (WAL-G #636)', () => {
@@ -84,14 +92,18 @@ describe('planRetention', () => {
     expect(p.keep[0]).toEqual({
       target: 'shop',
       backupId: 'shop-tested',
-      reason: 'expired 2026-11-20 05:00 UTC (daily), kept: a restore test of it is running',
+      reason: 'expired Fri 2026-11-20 05:00 UTC+00:00 (daily), kept: a restore test of it is running',
     });
   });
 
   it('keeps an expired backup a selective restore is reading', () => {
     const p = plan([backup('shop', 'shop-read', 35, 30), backup('shop', 'shop-new', 1, 30)], { runningRestores: new Set(['shop-read']) });
     expect(p.delete).toEqual([]);
-    expect(p.keep[0]).toEqual({ target: 'shop', backupId: 'shop-read', reason: 'expired 2026-11-20 05:00 UTC (daily), kept: a restore from it is running' });
+    expect(p.keep[0]).toEqual({
+      target: 'shop',
+      backupId: 'shop-read',
+      reason: 'expired Fri 2026-11-20 05:00 UTC+00:00 (daily), kept: a restore from it is running',
+    });
   });
 
   it('honours each manifest’s own deadline: pre-migration 90 days outlives daily 30, none means keep', () => {
@@ -103,7 +115,7 @@ describe('planRetention', () => {
       backup('shop', 'shop-new', 0, 30),
     ]);
     expect(ids(p.delete).sort()).toEqual(['shop-daily', 'shop-premig-old']);
-    expect(p.keep.find((k) => k.backupId === 'shop-premig')?.reason).toBe('retained until 2026-12-25 05:00 UTC (pre-migration)');
+    expect(p.keep.find((k) => k.backupId === 'shop-premig')?.reason).toBe('retained until Fri 2026-12-25 05:00 UTC+00:00 (pre-migration)');
     expect(p.keep.find((k) => k.backupId === 'shop-forever')?.reason).toBe('no deadline (manual): kept until deleted by hand');
   });
 
@@ -130,9 +142,9 @@ describe('planRetention', () => {
     expect(retentionReport(p, true)).toBe(
       [
         'Retention (dry run, nothing deleted): would delete 1 backup and 1 unfinished backup; kept 2.',
-        '• Would delete shop-a: expired 2026-11-15 05:00 UTC (daily)',
+        '• Would delete shop-a: expired Sun 2026-11-15 05:00 UTC+00:00 (daily)',
         '• Would delete shop-x: unfinished (no manifest), last written 48 h ago',
-        '• Kept crm-only: expired 2026-11-15 05:00 UTC (daily), kept: the newest good backup of crm',
+        '• Kept crm-only: expired Sun 2026-11-15 05:00 UTC+00:00 (daily), kept: the newest good backup of crm',
       ].join('\n'),
     );
     expect(retentionReport(p, false).split('\n')[0]).toBe('Retention: deleted 1 backup and 1 unfinished backup; kept 2.');

@@ -129,6 +129,17 @@ describe('backupProcessor', () => {
     });
   });
 
+  describe('while it dumps', () => {
+    it('the channel message says what was read of a total (the last backup, or the tables on disk) before the verdict', async () => {
+      const job = await kit.runJob(backupProcessor(deps()), backupData(), { jobId: 'bk-progress' });
+      expect(await job.getState()).toBe('completed');
+      const m = [...kit.slack.messages.values()].find((x) => !x.thread_ts && JSON.stringify(x.blocks ?? '').includes('bk-progress'));
+      const versions = [...(m?.history ?? []), ...(m ? [m] : [])].map((v) => JSON.stringify(v.blocks ?? ''));
+      expect(versions.some((v) => /running — dumping, \d[\d.]* (B|KB|MB) of ~\d[\d.]* (B|KB|MB)( of tables on disk)? read \(\d+ %\)/.test(v))).toBe(true);
+      expect(m?.text).toMatch(/^Backup of shop succeeded: /);
+    });
+  });
+
   describe('when the job names a target the config does not have', () => {
     it('fails with a sentence naming it, said and paged for that target', async () => {
       const job = await kit.runJob(backupProcessor(deps()), backupData({ target: 'billing' }), { jobId: 'bk-no-target' });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AuditLog, createAuditLog } from '../../src/audit.ts';
 import type { Config } from '../../src/config.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
-import { formatTime } from '../../src/format.ts';
+import { formatInZone } from '../../src/schedules/time.ts';
 import type { BaseBackup } from '../../src/postgres/pitr/base-backup.ts';
 import { retentionProcessor } from '../../src/workers/retention-worker.ts';
 import { backdateBase, pitrArchiveWithBases } from '../support/pitr-archive.ts';
@@ -55,7 +55,7 @@ describe('the retention job, with point-in-time recovery', () => {
     expect(walAfter.length).toBeLessThan(walBefore.length);
     const post = [...kit.slack.messages.values()].map((m) => m.text ?? '').find((t) => t.includes('Point-in-time recovery of shop'));
     expect(post).toBeDefined();
-    expect(post).toContain(`• window after: ${formatTime((bases[1] as BaseBackup).finishedAt)} to `);
+    expect(post).toContain(`• window after: ${formatInZone(new Date((bases[1] as BaseBackup).finishedAt), 'UTC')} to `);
     expect(post).toMatch(/• base backups: deleted 1 \([^)]+\), kept 1/);
     expect(post).toContain(`• WAL files: deleted ${(walBefore.length - walAfter.length) / 2} (`);
     await audit.flush();

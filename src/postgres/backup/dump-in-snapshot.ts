@@ -2,7 +2,7 @@ import { BotError } from '../../errors.ts';
 import type { Logger } from '../../logger.ts';
 import type { ArtifactWriter, Definitions, ObjectCounts, Storage, TableCount } from '../../storage/index.ts';
 import { withPgEnv } from '../connection.ts';
-import { countObjects, countRows } from '../counts.ts';
+import { countObjects, countRows, tablesOnDisk } from '../counts.ts';
 import { summarizeDefinitions } from '../definitions.ts';
 import { dumpScopeArgs, type DumpScope } from '../dump-scope.ts';
 import { clientFailure, type FailureContext } from '../failures.ts';
@@ -20,6 +20,8 @@ export const DUMP_TIME_ZONE = 'UTC';
 /** The counts being taken in the snapshot, and the signal that stops the dump when they fail or the caller cancels. */
 export interface Counting {
   counts: Promise<[TableCount[], ObjectCounts, Definitions | undefined]>;
+  /** The dumped tables' size on disk (counts.ts tablesOnDisk), asked first on the connection; null if it failed. */
+  tablesBytes: Promise<number | null>;
   dumpSignal: AbortSignal;
   /** Stops passing the caller's cancel on to `dumpSignal`, once the dump has ended. */
   stopForwarding(): void;
@@ -43,21 +45,24 @@ export function startCounts(c: {
   const forwardAbort = () => dumpAbort.abort();
   c.signal?.addEventListener('abort', forwardAbort, { once: true });
   const { client } = c.snapshot;
-  // The definitions summary after the counts (one query at a time on this connection: see summarizeDefinitions).
-  const counts = Promise.all([countRows(client, c.scope), countObjects(client, c.scope)])
-    .then(
-      async ([tables, objects]): Promise<[TableCount[], ObjectCounts, Definitions | undefined]> => [
-        tables,
-        objects,
-        await summarizeDefinitions(client, c.scope, c.log),
-      ],
-    )
+  // First on the connection, so it answers in a round trip. If it fails, only the estimate is lost here, and the
+  // counts fail with its error (a lock timeout, say, which aborts the transaction), not with a later one.
+  const size = tablesOnDisk(client, c.scope);
+  const tablesBytes = size.catch(() => null);
+  // One query at a time on this connection, each after the one before (see summarizeDefinitions): a second query
+  // sent while one runs only waits in pg's queue, and pg prints a deprecation warning for it on the user's terminal.
+  const counts = size
+    .then(async (): Promise<[TableCount[], ObjectCounts, Definitions | undefined]> => {
+      const tables = await countRows(client, c.scope);
+      const objects = await countObjects(client, c.scope);
+      return [tables, objects, await summarizeDefinitions(client, c.scope, c.log)];
+    })
     .catch((err: unknown) => {
       dumpAbort.abort();
       throw c.signal?.aborted ? new BotError('canceled', BACKUP_CANCELED) : clientFailure(err, c.ctx);
     });
   counts.catch(() => undefined); // awaited with the dump; never an unhandled rejection while the dump runs
-  return { counts, dumpSignal: dumpAbort.signal, stopForwarding: () => c.signal?.removeEventListener('abort', forwardAbort) };
+  return { counts, tablesBytes, dumpSignal: dumpAbort.signal, stopForwarding: () => c.signal?.removeEventListener('abort', forwardAbort) };
 }
 
 /** What the snapshot gave: both artifacts written but not committed (`writers`), and the counts. */
@@ -85,7 +90,7 @@ export async function dumpInSnapshot(d: {
   level: number;
   lockWaitMs: number;
   signal?: AbortSignal | undefined;
-  progress: (p: { phase: 'dumping'; rawBytes?: number; bytes?: number }) => void;
+  progress: (p: { phase: 'dumping'; rawBytes?: number; bytes?: number; tablesBytes?: number }) => void;
   log: Logger;
 }): Promise<Dumped> {
   const { snapshot, tools, zstd, ageEngine, readBack } = d.source;
@@ -94,7 +99,14 @@ export async function dumpInSnapshot(d: {
   const dumpSignal = d.counting.dumpSignal;
   try {
     return await withPgEnv(d.url, async (env) => {
-      d.progress({ phase: 'dumping', rawBytes: 0, bytes: 0 });
+      // Every progress of the dump carries the tables' size once known (a first backup has no earlier one to say its
+      // total by). Waited for briefly: a table locked by someone else holds the query, and the dump must not wait on it.
+      let sized: { tablesBytes?: number } = {};
+      const known = d.counting.tablesBytes.then((b) => {
+        if (b !== null) sized = { tablesBytes: b };
+      });
+      await Promise.race([known, new Promise((r) => setTimeout(r, 250).unref())]);
+      d.progress({ phase: 'dumping', rawBytes: 0, bytes: 0, ...sized });
       const dumping = dumpToArtifact({
         ...d.to,
         file: DATABASE_FILE,
@@ -111,7 +123,7 @@ export async function dumpInSnapshot(d: {
         ageEngine,
         readBackRecipient: readBack?.recipient,
         signal: dumpSignal,
-        onProgress: (p) => d.progress({ phase: 'dumping', ...p }),
+        onProgress: (p) => d.progress({ phase: 'dumping', ...p, ...sized }),
       });
       // Roles and tablespaces beside the dump, not after it: pg_dumpall needs no snapshot, and its fraction of a
       // second would otherwise be added to every backup's wall time. Globals never fail a backup (globals.ts);

@@ -20,6 +20,8 @@ export interface BackupProgress {
   rawBytes?: number;
   /** Compressed bytes stored so far. */
   bytes?: number;
+  /** While dumping: the dumped tables' size on disk (heap and TOAST), read in the snapshot; the first backup's total. */
+  tablesBytes?: number;
 }
 
 export interface RunBackupOptions {

@@ -65,7 +65,7 @@ export function planPitrRetention(o: {
     if (i === first)
       plan.keepBases.push({
         base,
-        reason: i === bases.length - 1 ? 'the newest base backup' : `the newest that finished before ${cutoff.toISOString()}: the window starts with it`,
+        reason: i === bases.length - 1 ? 'the newest base backup' : 'the newest that finished before the cutoff: the window starts with it',
       });
     else if (i > first) plan.keepBases.push({ base, reason: i === bases.length - 1 ? 'the newest base backup' : 'within the window' });
     else if (o.reserved.has(base.id)) plan.keepBases.push({ base, reason: 'older than the window, kept: a restore is reading it' });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Config, TargetConfig } from '../../config-types.ts';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
+import { ENCRYPTION_ADVICE } from '../../crypto/advice.ts';
 import { BotError, isBotError } from '../../errors.ts';
 import { hashFile } from '../backup/native-pipe.ts';
 import { childOptions } from '../child-pipes.ts';
@@ -29,7 +30,7 @@ export function baseBackupUnsupported(_config: Pick<Config, 's3'>, target: Pick<
 /** A production target without a key to encrypt to is refused, as every backup is (crypto/advice.ts). */
 export function unencryptedRefusal(config: Pick<Config, 'encryption'>, target: Pick<TargetConfig, 'name' | 'environment'>): string | null {
   if (config.encryption.recipients.length > 0 || target.environment !== 'production' || config.encryption.optedOut) return null;
-  return `Refusing an unencrypted base backup of ${target.name} (production): set BACKUP_ENCRYPTION_RECIPIENT.`;
+  return `Refusing an unencrypted base backup of ${target.name} (production): ${ENCRYPTION_ADVICE}.`;
 }
 
 /**

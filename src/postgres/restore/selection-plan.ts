@@ -207,7 +207,7 @@ function leftOutOnPurpose(entries: TocEntry[], ordered: TocEntry[], selected: Se
     notes.push(`${t.schema}.${t.tag} was created without its rows${why}; add --table=${t.schema}.${t.tag} to restore them too`);
   }
   const blobs = entries.filter((e) => e.desc === 'BLOB' || e.desc === 'LARGE OBJECT' || e.desc === 'BLOBS').length;
-  if (blobs > 0) notes.push('large objects are not included in a selective restore: restore the whole database (`/restore <backup-id>`) to get them back');
+  if (blobs > 0) notes.push('large objects are not in a selective restore: restore the whole database (no --table or --schema) to get them back');
   const refreshed = ordered.filter((e) => e.desc === 'MATERIALIZED VIEW DATA').map((e) => `${e.schema}.${e.tag}`);
   if (refreshed.length > 0) notes.push(`materialized views refreshed from the restored tables, not restored as dumped: ${refreshed.join(', ')}`);
   return notes;

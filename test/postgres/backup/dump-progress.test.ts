@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../../../src/postgres/backup/index.ts';
 import { createTestDatabase, runSql } from '../../support/databases.ts';
@@ -13,7 +14,15 @@ describe('backup progress with a total and the time left', () => {
     expect(describeDumpProgress(5 * MB, 1000, e)).toBe('5.0 MB of ~400 MB read (1 %)');
     // Past the estimate: never "0 s left", never over 100 %.
     expect(describeDumpProgress(450 * MB, 60_000, e)).toBe('450 MB of ~400 MB read (99 %), more than the last backup');
-    // A first backup has nothing to compare with.
+    // A first backup is said against its tables' size on disk, when known; the last backup's size wins over it.
+    expect(describeDumpProgress(100 * MB, 30_000, { expectedRawBytes: null }, 400 * MB)).toBe(
+      '100 MB of ~400 MB of tables on disk read (25 %), about 1 min 30 s left',
+    );
+    expect(describeDumpProgress(250 * MB, 30_000, { expectedRawBytes: null }, 200 * MB)).toBe(
+      '250 MB of ~200 MB of tables on disk read (99 %), more than the tables take on disk',
+    );
+    expect(describeDumpProgress(100 * MB, 30_000, e, 200 * MB)).toBe('100 MB of ~400 MB read (25 %), about 1 min 30 s left');
+    // With neither, only what was read.
     expect(describeDumpProgress(100 * MB, 30_000, { expectedRawBytes: null })).toBe('100 MB read');
   });
 });
@@ -34,7 +43,15 @@ describe('dumpEstimate', () => {
   it('takes the newest backup’s archive size as pg_dump wrote it, and none before the first backup', async () => {
     const options = backupOptions(db.url, store.storage);
     expect(await dumpEstimate(store.storage, options.target.name)).toEqual({ expectedRawBytes: null });
-    const m = await runBackup(options);
+    const sizes: Array<number | undefined> = [];
+    const m = await runBackup({ ...options, onProgress: (p) => p.phase === 'dumping' && sizes.push(p.tablesBytes) });
+    // The dump's reports carry the tables' size on disk from its first on: the first backup's total.
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    const { rows } = await c.query<{ bytes: string }>("SELECT pg_table_size('t')::text AS bytes").finally(() => c.end());
+    expect(sizes.length).toBeGreaterThan(0);
+    expect(sizes[0]).toBe(Number(rows[0]?.bytes));
+    expect(sizes[0]).toBeGreaterThan(0);
     const raw = m.artifacts.find((a) => a.role === 'database')?.rawBytes;
     expect(raw).toBeGreaterThan(0);
     expect(await dumpEstimate(store.storage, options.target.name)).toEqual({ expectedRawBytes: raw });

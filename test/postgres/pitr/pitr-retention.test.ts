@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { formatTime } from '../../../src/format.ts';
+import { formatInZone } from '../../../src/schedules/time.ts';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { forgetPitrReader, type PitrReader, pitrReaders, reservePitrBase } from '../../../src/postgres/pitr/pitr-readers.ts';
 import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
@@ -47,7 +47,7 @@ describe('PITR retention', () => {
     for (const e of await store().list()) if (e.name < (startSegment.get(bases[1]?.id as string) as string)) await backdateWal(store(), e, 15);
     await writeFile(
       join(dir, 'bot.yml'),
-      'targets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n    pitr: { urlEnv: APP_URL, walRetentionDays: 7 }\n',
+      'timezone: Europe/Paris\ntargets:\n  - name: app\n    urlEnv: APP_URL\n    environment: production\n    pitr: { urlEnv: APP_URL, walRetentionDays: 7 }\n',
     );
     env = {
       BOT_CONFIG: join(dir, 'bot.yml'),
@@ -78,6 +78,8 @@ describe('PITR retention', () => {
     expect(await files()).toEqual(before);
     const doomedWal = walBefore(startSegment.get(b2().id) as string, before.wal).filter((n) => n.endsWith('.json'));
     expect(doomedWal.length).toBeGreaterThan(0);
+    // In the configured zone, as the schedules are.
+    const formatTime = (iso: string) => formatInZone(new Date(iso), 'Europe/Paris');
     expect(run.stdout).toContain(`• window before: ${formatTime(b1().finishedAt)} to ${formatTime(newest.archivedAt)}`);
     expect(run.stdout).toContain(`• window after: ${formatTime(b2().finishedAt)} to ${formatTime(newest.archivedAt)}`);
     expect(run.stdout).toMatch(new RegExp(`• base backups: would delete 1 \\([^)]+\\), kept 2\\n   – ${b1().id}, finished `));

@@ -61,9 +61,7 @@ describe('a selective restore of an application database', () => {
         tempDir,
         log: silentLog,
       });
-      expect(outcome.notes).toContain(
-        'large objects are not included in a selective restore: restore the whole database (`/restore <backup-id>`) to get them back',
-      );
+      expect(outcome.notes).toContain('large objects are not in a selective restore: restore the whole database (no --table or --schema) to get them back');
       expect(outcome.notes).toContain('materialized views refreshed from the restored tables, not restored as dumped: billing.MonthlyTotals');
       // billing's view over public."User" pulls that table in, without its rows: said, with what to add, and the
       // foreign key that would have failed on the first invoice is left out and named (it once failed the restore).
