@@ -94,7 +94,12 @@ export function watchRestore(
 ): { stop(): Promise<void> } {
   let stopped = false;
   let client: pg.Client | null = null;
+  // A tick still reading when the next is due (a server busy with the restore answers slowly) lets that one pass:
+  // queries would only pile up on the one connection.
+  let busy = false;
   const tick = async () => {
+    if (busy) return;
+    busy = true;
     try {
       if (!client) {
         client = new pg.Client(pgClientConfig(url));
@@ -105,6 +110,8 @@ export function watchRestore(
       if (!stopped) report(p);
     } catch (err) {
       log.debug({ err }, 'restore progress not read');
+    } finally {
+      busy = false;
     }
   };
   const timer = setInterval(() => void tick(), everyMs);

@@ -22,9 +22,13 @@ export interface DumpEntry {
 const HEADER = /^-- (Data for )?Name: (.*); Type: (.*?); Schema: (.*?); Owner: (.*)$/;
 const COPY_START = /^COPY .* FROM stdin;$/;
 const LO_OPEN = /^SELECT pg_catalog\.lo_open\('(\d+)'/;
-/** Session lines pg_dump writes where the previous entry left a different setting: not part of any object. */
+/**
+ * Session lines pg_dump writes where the previous entry left a different setting: not part of any object. Among
+ * them `\encoding SQL_ASCII`, which pg_dump puts before `\connect` only when the database's name needs quoting
+ * (`my-app`, `Weird DB`): the scratch copy's name never does, so the line is on one side only.
+ */
 const SESSION_LINE =
-  /^(SET (default_tablespace|default_table_access_method|default_with_oids|statement_timeout|lock_timeout|idle_in_transaction_session_timeout|client_encoding|standard_conforming_strings|check_function_bodies|xmloption|client_min_messages|row_security) = .*;|SELECT pg_catalog\.set_config\('search_path', '', false\);|\\connect .*|\\(un)?restrict .*|BEGIN;|COMMIT;)$/;
+  /^(SET (default_tablespace|default_table_access_method|default_with_oids|statement_timeout|lock_timeout|idle_in_transaction_session_timeout|client_encoding|standard_conforming_strings|check_function_bodies|xmloption|client_min_messages|row_security) = .*;|SELECT pg_catalog\.set_config\('search_path', '', false\);|\\connect .*|\\encoding .*|\\(un)?restrict .*|BEGIN;|COMMIT;)$/;
 /** Definitions longer than this are compared by hash alone. */
 const KEEP_LINES = 4000;
 /** Entries holding large objects' data (BLOBS up to PostgreSQL 16, LARGE OBJECTS after), and ours for each. */

@@ -209,3 +209,21 @@ describe('runRestoreTest', () => {
     expect(await readdir(tempDir)).toEqual([]);
   });
 });
+
+describe('runRestoreTest of a database whose name needs quoting', () => {
+  it.each(['my-app', 'Weird DB'])('passes for "%s": pg_dump’s \\encoding line before \\connect is not a difference', async (prefix) => {
+    const source = await createTestDatabase(inject('pgUrl'), prefix);
+    const store = await tempStorage();
+    try {
+      await runSql(source.url, 'CREATE TABLE "Post" (id int PRIMARY KEY, "Title" text); INSERT INTO "Post" VALUES (1, \'a\'), (2, \'b\');');
+      const manifest = await runBackup(backupOptions(source.url, store.storage));
+      expect(manifest.database.name).toBe(source.name);
+      const outcome = await runRestoreTest({ manifest, storage: store.storage, serverUrl: inject('pgUrl'), scratchKey: `job:quoted-${prefix}`, log: silentLog });
+      expect(outcome.problems).toEqual([]);
+      expect(outcome.passed).toBe(true);
+    } finally {
+      await source.drop();
+      await store.cleanup();
+    }
+  });
+});
