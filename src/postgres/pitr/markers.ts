@@ -66,7 +66,8 @@ export async function checkMarkers(o: {
   const read = async (c: pg.Client): Promise<Marker[] | null> => {
     const e = await c.query(`SELECT to_regclass('${MARKER_TABLE}') IS NOT NULL AS e`);
     if (!e.rows[0]?.e) return null;
-    return (await c.query<Marker>(`SELECT id::text AS id, at FROM ${MARKER_TABLE} ORDER BY id`)).rows;
+    // In the order they were written: by time, then by the id as a number (ordering by the text alias put 10 before 9).
+    return (await c.query<Marker>(`SELECT m.id::text AS id, m.at FROM ${MARKER_TABLE} m ORDER BY m.at, m.id`)).rows;
   };
   let source: Marker[] | null;
   const c = new pg.Client(pgClientConfig(o.sourceUrl));

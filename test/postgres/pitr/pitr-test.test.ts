@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgeIdentity, loadIdentity } from '../../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { checkMarkers, markerProblem, writeMarker } from '../../../src/postgres/pitr/markers.ts';
+import { checkMarkers, MARGIN_MS, markerProblem, writeMarker } from '../../../src/postgres/pitr/markers.ts';
 import { pitrReaders } from '../../../src/postgres/pitr/pitr-readers.ts';
 import { type PitrTestOptions, runPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
@@ -225,6 +225,15 @@ describe('runPitrTest', () => {
       detail: 'not run: markers are off for this target (pitr.markers: false)',
     });
   }, 180_000);
+
+  it('names the newest marker before the target, past ten of them (by time, not by the id as text)', async () => {
+    for (let i = 0; i < 12; i++) await writeMarker(source.url, 7);
+    const newest = await withClient(source.url, async (c) => (await c.query<{ at: Date }>('SELECT max(at) AS at FROM pgbb_pitr.markers')).rows[0]?.at);
+    const at = new Date(Date.now() + MARGIN_MS + 1000);
+    const check = await checkMarkers({ sourceUrl: source.url, restored: (fn) => withClient(source.url, fn), at, since: new Date(0) });
+    expect(check.ok).toBe(true);
+    expect(check.detail).toContain(`newest expected written ${(newest as Date).toISOString()}`);
+  });
 
   it('markers only after the target prove nothing about reaching it: the check is then not passed', async () => {
     await writeMarker(source.url, 7);

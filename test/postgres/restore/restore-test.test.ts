@@ -218,7 +218,13 @@ describe('runRestoreTest of a database whose name needs quoting', () => {
       await runSql(source.url, 'CREATE TABLE "Post" (id int PRIMARY KEY, "Title" text); INSERT INTO "Post" VALUES (1, \'a\'), (2, \'b\');');
       const manifest = await runBackup(backupOptions(source.url, store.storage));
       expect(manifest.database.name).toBe(source.name);
-      const outcome = await runRestoreTest({ manifest, storage: store.storage, serverUrl: inject('pgUrl'), scratchKey: `job:quoted-${prefix}`, log: silentLog });
+      const outcome = await runRestoreTest({
+        manifest,
+        storage: store.storage,
+        serverUrl: inject('pgUrl'),
+        scratchKey: `job:quoted-${prefix}`,
+        log: silentLog,
+      });
       expect(outcome.problems).toEqual([]);
       expect(outcome.passed).toBe(true);
     } finally {
