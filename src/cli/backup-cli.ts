@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
-import { retentionFor } from '../storage/index.ts';
+import { failedRestoreTestIds, retentionFor } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
 import { cliBackupLock, describeHolder } from './backup-lock.ts';
@@ -123,7 +123,9 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     if (args[0] !== undefined && backups.length === 0) findTarget(deps.config, args[0]);
     const time = (at: Date) => formatInZone(at, deps.config.timezone);
     const damaged = deps.storage.damaged?.(args[0]) ?? [];
-    deps.io.out(formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged }).replace(/[*`]|:warning: /g, ''));
+    const failedTests = failedRestoreTestIds(await deps.storage.listRecords('restore-test', args[0]));
+    const list = formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged, failedTests });
+    deps.io.out(list.replace(/[*`]|:warning: /g, '').replace(/:x: /g, ''));
     return 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));

@@ -1,20 +1,19 @@
 import type { RedisConnection } from '../redis-client.ts';
-import { walStatusLines, walWindowLines } from './wal-status.ts';
-import { slackDate } from '../notifications/slack-time.ts';
+import { walStatusLines } from './wal-status.ts';
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { errorLogFields, toUserMessage } from '../errors.ts';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { backupEnqueuer, enqueueChecklist, withDeadline } from '../jobs/producers.ts';
-import { coalesceFresh } from '../coalesce.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
-import type { Manifest, Storage } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import { BACKUP_USAGE, parseBackupText, type BackupRequest } from './backup-text.ts';
-import { formatBackupList, formatQueueStatus } from './replies.ts';
+import { formatQueueStatus } from './replies.ts';
+import { type BackupLister, backupLister, listReply } from './backup-list.ts';
 import { formatScheduleStatus, scheduleStatus } from '../schedules/index.ts';
 import { plannedSchedulers, type SchedulerQueues } from '../schedules/index.ts';
 import { checkTarget, healthSources } from '../health/index.ts';
@@ -96,7 +95,7 @@ interface Ask {
   deps: BackupCommandDeps;
   input: CommandInput;
   log: Logger;
-  listBackups: (target: string | undefined) => Promise<Manifest[]>;
+  listBackups: BackupLister;
   enqueueBackup: ReturnType<typeof backupEnqueuer>;
   enqueueBaseBackup: ReturnType<typeof baseBackupNow>;
 }
@@ -105,9 +104,7 @@ type Request<V extends BackupRequest['verb']> = Extract<BackupRequest, { verb: V
 
 /** `/backup …`: parse, check, enqueue or read, and answer — all fast, so the ack carries the answer. */
 export function backupCommand(deps: BackupCommandDeps) {
-  // Shared by concurrent requests, never older than the request (coalesce.ts): a channel full of engineers typing
-  // `/backup list` during an incident costs two listings of storage, not one each.
-  const listBackups = coalesceFresh((target: string | undefined) => deps.storage.list(target));
+  const listBackups = backupLister(deps.storage);
   const enqueueBackup = backupEnqueuer(deps.queue);
   const enqueueBaseBackup = baseBackupNow({ config: deps.config, queue: deps.baseBackup, log: deps.log });
   // `req` is the request the guard parsed (commands/guard.ts); parsed here only when the handler is called directly.
@@ -131,7 +128,7 @@ const HANDLERS: { [V in BackupRequest['verb']]: Handler<V> } = {
   now: backupNow,
   'pre-migration': preMigrationBackup,
   checklist: postChecklist,
-  list: listReply,
+  list: ({ deps, listBackups }, req) => listReply(deps, listBackups, req.target),
   health: healthReply,
   diff: diffReply,
   audit: auditReply,
@@ -191,13 +188,6 @@ async function postChecklist({ deps, log }: Ask, req: Request<'checklist'>): Pro
       ? `A ${req.kind} checklist is already being prepared: job \`${jobId}\`. It will be posted in ${deps.config.slack.channel}; no second one was started.`
       : `The ${req.kind} checklist is being prepared (job \`${jobId}\`): the bot runs its checks and posts it in ${deps.config.slack.channel}.`,
   };
-}
-
-async function listReply({ deps, listBackups }: Ask, req: Request<'list'>): Promise<Reply> {
-  if (req.target) findTarget(deps.config, req.target);
-  const [backups, windows] = await withDeadline(2500, Promise.all([listBackups(req.target), walWindowLines(deps.config, req.target)]), 'listing backups');
-  const list = formatBackupList(backups, req.target, { time: (at) => slackDate(at, deps.config.timezone), damaged: deps.storage.damaged?.(req.target) ?? [] });
-  return { text: windows.length ? `${list}\n\n${windows.join('\n')}`.slice(0, 3900) : list };
 }
 
 /** Past this many targets `/backup health` acks at once and answers through response_url (200 took 0.4–0.7 s here). */

@@ -20,7 +20,14 @@ export function kindLabel(m: Pick<Manifest, 'kind' | 'retentionClass' | 'label'>
 export function formatBackupList(
   backups: Manifest[],
   target: string | undefined,
-  o: { time: (at: Date) => string; limit?: number; takeOne?: string; damaged?: Array<{ backupId: string; why: string }> },
+  o: {
+    time: (at: Date) => string;
+    limit?: number;
+    takeOne?: string;
+    damaged?: Array<{ backupId: string; why: string }>;
+    /** Backups whose latest restore test failed (retention-plan.ts failedRestoreTestIds): listed, but not good. */
+    failedTests?: ReadonlySet<string>;
+  },
 ): string {
   const { limit = 10, takeOne = '/backup now' } = o;
   // Left out of the list because a file is missing or wrong: said, never silently gone.
@@ -30,12 +37,14 @@ export function formatBackupList(
         .map((d) => `\`${d.backupId}\` (${escapeMrkdwn(d.why)})`)
         .join('; ')}${o.damaged.length > 5 ? `; and ${o.damaged.length - 5} more` : ''}`
     : '';
+  if (backups.length === 0 && o.damaged?.length)
+    return `No restorable backups${target ? ` of *${target}*` : ''}. Take a new one with \`${takeOne}${target ? ` ${target}` : ''}\`, and check the storage.${damaged}`;
   if (backups.length === 0)
     return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`${takeOne}${target ? ` ${target}` : ''}\`.${damaged}`;
   const shown = backups.slice(0, limit);
   const lines = shown.map(
     (m) =>
-      `• \`${m.backupId}\` · ${o.time(new Date(m.startedAt))} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${kindLabel(m)} · kept until ${m.retainUntil ? o.time(new Date(m.retainUntil)) : '—'}`,
+      `• \`${m.backupId}\` · ${o.time(new Date(m.startedAt))} · ${formatBytes(totalBytes(m))} · ${formatDuration(m.durationMs)} · ${formatCount(totalRows(m))} rows · ${kindLabel(m)} · kept until ${m.retainUntil ? o.time(new Date(m.retainUntil)) : '—'}${o.failedTests?.has(m.backupId) ? ' · :x: its restore test FAILED' : ''}`,
   );
   const more = backups.length > limit ? `\n… and ${backups.length - limit} older` : '';
   return `*Backups${target ? ` of ${target}` : ''}* (newest first, ${backups.length} in all):\n${lines.join('\n')}${more}${damaged}`;

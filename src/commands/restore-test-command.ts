@@ -22,6 +22,12 @@ export interface RestoreTestCommandDeps {
 }
 
 /** `/restore-test latest [target] | <backup-id> | history [target] | pitr [target] [time|latest]`. */
+/** No good backup to test: none taken yet, or every stored one damaged (a different problem, said as such). */
+function noBackupToTest(target: string, damaged: number): string {
+  if (damaged === 0) return `There is no finished backup of *${target}* to test yet. Take one with \`/backup now ${target}\`.`;
+  return `There is no restorable backup of *${target}* to test: ${damaged} stored ${damaged === 1 ? 'is' : 'are'} damaged (\`/backup list ${target}\` says why). Take a new one with \`/backup now ${target}\`, and check the storage.`;
+}
+
 export function restoreTestCommand(deps: RestoreTestCommandDeps) {
   return async (input: CommandInput, req: RestoreTestRequest = parseRestoreTestText(input.text)): Promise<Reply> => {
     const log = deps.log.child({ command: '/restore-test', userId: input.userId });
@@ -45,7 +51,7 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
       if (req.which.latest) {
         target = findTarget(deps.config, req.which.target).name;
         const latest = await withDeadline(2500, latestBackup(deps.storage, target), 'finding the latest backup');
-        if (!latest) throw new BotError('backup_not_found', `There is no finished backup of *${target}* to test yet. Take one with \`/backup now ${target}\`.`);
+        if (!latest) throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0));
         backupId = latest.backupId;
       } else {
         const m = await withDeadline(2500, findBackup(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup');

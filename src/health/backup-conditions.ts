@@ -42,8 +42,12 @@ function awaitingFirstBackup(target: string, now: Date, dueAt: Date): ConditionR
   };
 }
 
-export function staleCondition(target: string, now: Date, newestFirst: Manifest[], t: HealthThresholds, firstBackupDueAt?: Date): ConditionResult {
-  const waiting = newestFirst.length === 0 && firstBackupDueAt ? awaitingFirstBackup(target, now, firstBackupDueAt) : null;
+/**
+ * `damaged`: how many stored backups listing left out as damaged. With none good left, "no backup yet" would send
+ * the on-call engineer after a backup that never ran: it says they are damaged instead (the `damaged` condition).
+ */
+export function staleCondition(target: string, now: Date, newestFirst: Manifest[], t: HealthThresholds, firstBackupDueAt?: Date, damaged = 0): ConditionResult {
+  const waiting = newestFirst.length === 0 && firstBackupDueAt && damaged === 0 ? awaitingFirstBackup(target, now, firstBackupDueAt) : null;
   if (waiting) return waiting;
   const overrides = Object.entries(t.staleHoursByClass).filter((e): e is [RetentionClass, number] => e[1] !== undefined);
   const wanted: Array<[RetentionClass | null, number]> = overrides.length > 0 ? overrides : [[null, t.staleHours]];
@@ -55,14 +59,14 @@ export function staleCondition(target: string, now: Date, newestFirst: Manifest[
   const worst = checks.reduce((a, b) => (overBy(b) > overBy(a) ? b : a));
   const failing = worst.ageMs > worst.limitHours * HOUR_MS;
   const what = (c: StaleCheck) => (c.cls === null ? 'backup' : `${c.cls} backup`);
-  const describe = (c: StaleCheck) =>
-    c.newest
-      ? `newest ${what(c)} ${formatDuration(c.ageMs)} old (${formatTime(c.newest.startedAt)}), limit ${c.limitHours} h`
+  const none = (c: StaleCheck) =>
+    damaged > 0 && newestFirst.length === 0
+      ? `no restorable ${what(c)} of ${target}: ${damaged} stored ${damaged === 1 ? 'is' : 'are'} damaged`
       : `no ${what(c)} of ${target} yet`;
+  const describe = (c: StaleCheck) =>
+    c.newest ? `newest ${what(c)} ${formatDuration(c.ageMs)} old (${formatTime(c.newest.startedAt)}), limit ${c.limitHours} h` : none(c);
   const late = newestFirst.length === 0 && firstBackupDueAt ? ` (the first was due at ${formatTime(firstBackupDueAt)})` : '';
-  const headline = worst.newest
-    ? `the newest ${what(worst)} is ${formatDuration(worst.ageMs)} old (limit ${worst.limitHours} h)`
-    : `no ${what(worst)} of ${target} yet${late}`;
+  const headline = worst.newest ? `the newest ${what(worst)} is ${formatDuration(worst.ageMs)} old (limit ${worst.limitHours} h)` : `${none(worst)}${late}`;
   return {
     condition: 'stale',
     status: failing ? 'failing' : 'ok',

@@ -59,6 +59,8 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     baseBackupHealth(sources, target, now),
     sources.runs ? sources.runs.driftAck(target) : Promise.resolve(null),
   ]);
+  // Known once list() has read them: it sets them aside as it goes.
+  const damaged = sources.storage.damaged?.(target) ?? [];
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
   const firstBackupDueAt = neverBackedUp && firstSeen && sources.firstBackupDue ? sources.firstBackupDue(target, firstSeen) : null;
@@ -79,6 +81,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     target,
     now,
     backups,
+    damaged: damaged.map(({ backupId, why }) => ({ backupId, why })),
     running: active.filter((j) => j.data.target === target).map((j) => ({ jobId: j.id ?? '', startedAt: new Date(j.processedOn ?? j.timestamp) })),
     lastBackupRun,
     lastRestoreTest,

@@ -1,6 +1,7 @@
 import { walOffsiteCondition } from './offsite-condition.ts';
 import { formatBytes, formatTime } from '../format.ts';
 import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
+import { damagedCondition } from './damaged-condition.ts';
 import { rpoCondition } from './rpo-condition.ts';
 import { walConditions } from './wal-conditions.ts';
 import { baseBackupCondition } from './base-backup-condition.ts';
@@ -123,7 +124,8 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const t = resolveThresholds(input.thresholds);
   const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
   const results = [
-    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt),
+    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, input.damaged?.length),
+    damagedCondition(input.target, input.damaged ?? []),
     withGrowth(sizeCondition(input.target, newestFirst, t), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),
     slowCondition(input.target, input.now, newestFirst, input.running, t),

@@ -5,6 +5,7 @@ import type { WalHealthFacts } from './wal-types.ts';
 /** The checks, in the order they are reported. Each name is the last part of its dedup key `pg-backup-bot/<target>/<condition>`. */
 export const HEALTH_CONDITIONS = [
   'stale',
+  'damaged',
   'size',
   'data-drift',
   'slow',
@@ -116,6 +117,8 @@ export interface HealthInput {
   now: Date;
   /** Finished backups of this target, any order. */
   backups: Manifest[];
+  /** Stored backups of this target that listing found damaged (left out of `backups`); absent: not known. */
+  damaged?: Array<{ backupId: string; why: string }>;
   /** Backup jobs of this target running now. */
   running: Array<{ jobId: string; startedAt: Date }>;
   lastBackupRun: BackupRunSummary | null;

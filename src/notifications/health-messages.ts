@@ -1,12 +1,14 @@
-import type { ConditionResult } from '../health/index.ts';
+import type { ConditionResult, HealthCondition } from '../health/index.ts';
 import type { StoredCondition } from '../health/index.ts';
 import { escapeMrkdwn, formatTime } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 
 /** Pure builders for health conditions: a condition that starts failing, one that clears, and the overview. */
 
-const LABEL: Record<string, string> = {
+// Every condition has both (Record over HealthCondition): a new one without them does not compile.
+const LABEL: Record<HealthCondition, string> = {
   stale: 'backup too old',
+  damaged: 'stored backups damaged',
   size: 'backup size anomaly',
   'data-drift': 'data drift: tables lost rows',
   slow: 'backup too slow',
@@ -22,11 +24,12 @@ const LABEL: Record<string, string> = {
   rpo: 'RPO not within its objective',
 };
 
-export const conditionLabel = (c: string) => LABEL[c] ?? c;
+export const conditionLabel = (c: string) => LABEL[c as HealthCondition] ?? c;
 
 /** What each condition watches, said neutrally: the overview's passing lines ("✅ last backup: last run succeeded"). */
-const NAME: Record<string, string> = {
+const NAME: Record<HealthCondition, string> = {
   stale: 'backup age',
+  damaged: 'stored backups',
   size: 'backup size',
   'data-drift': 'data drift',
   slow: 'backup duration',
@@ -43,8 +46,7 @@ const NAME: Record<string, string> = {
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */
-export const conditionHeading = (r: Pick<ConditionResult, 'condition' | 'status'>) =>
-  r.status === 'ok' ? (NAME[r.condition] ?? r.condition) : conditionLabel(r.condition);
+export const conditionHeading = (r: Pick<ConditionResult, 'condition' | 'status'>) => (r.status === 'ok' ? NAME[r.condition] : conditionLabel(r.condition));
 
 export function conditionFailing(target: string, r: ConditionResult, escalation: string): ChannelMessage {
   const icon = r.severity === 'warning' ? ':warning:' : ':rotating_light:';

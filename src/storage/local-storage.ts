@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { dropUnseen, ManifestCache, missingBackup, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
+import { dropUnseen, ManifestCache, missingBackup, pastDeadline, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -140,6 +140,8 @@ export class LocalStorage implements Storage {
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
       const bad = await wrongArtifact(dir, m);
+      // Past its deadline, it is retention's to finish deleting (it deletes artifacts first): not damage to report.
+      if (bad && pastDeadline(m)) return null;
       if (bad) throw new Error(`artifact ${bad} is missing or has the wrong size`);
       this.#verified.remember(dir, dirSt, checkedAt, m);
       this.#damaged.delete(dir);
@@ -152,9 +154,9 @@ export class LocalStorage implements Storage {
   }
 
   /** Backups skipped by the last listing for a broken manifest or artifact, and why (list and /backup list say so). */
-  damaged(target?: string): Array<{ backupId: string; why: string }> {
+  damaged(target?: string): Array<{ target: string; backupId: string; why: string }> {
     const found = [...this.#damaged.values()].filter((d) => target === undefined || d.target === target);
-    return found.sort((a, b) => (a.backupId < b.backupId ? 1 : -1)).map(({ backupId, why }) => ({ backupId, why }));
+    return found.sort((a, b) => (a.backupId < b.backupId ? 1 : -1)).map((d) => ({ ...d }));
   }
 
   async list(target?: string): Promise<Manifest[]> {
@@ -209,7 +211,7 @@ export class LocalStorage implements Storage {
       const state = await this.#unfinishedState(target, backupId);
       if (state === null) continue;
       const modifiedAt = await newestMtime(path);
-      if (modifiedAt && now.getTime() - modifiedAt.getTime() >= olderThanMs) out.push({ target, backupId, path, modifiedAt, state });
+      if (modifiedAt && now.getTime() - modifiedAt.getTime() >= olderThanMs) out.push({ target, backupId, path, modifiedAt, ...state });
     }
     return out;
   }
@@ -224,14 +226,12 @@ export class LocalStorage implements Storage {
     return out;
   }
 
-  /** Only a missing manifest or a missing artifact (ENOENT) counts: a manifest that does not parse or a file of the wrong size is damage for a person to look at, not ours to delete. */
-  async #unfinishedState(target: string, backupId: string): Promise<UnfinishedBackup['state'] | null> {
+  /** No manifest; or a file missing or cut short, with the deadline (cleaned only past it). An unparsable manifest: ours to report. */
+  async #unfinishedState(target: string, backupId: string): Promise<Pick<UnfinishedBackup, 'state' | 'retainUntil'> | null> {
     const dir = this.#dir(target, backupId);
-    if (!(await exists(join(dir, MANIFEST)))) return 'no-manifest';
+    if (!(await exists(join(dir, MANIFEST)))) return { state: 'no-manifest' };
     const m = await this.readManifest(target, backupId).catch(() => null);
-    if (!m) return null;
-    for (const a of m.artifacts) if (!(await exists(join(dir, a.file)))) return 'artifacts-missing';
-    return null;
+    return m && (await wrongArtifact(dir, m)) ? { state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
   }
 
   async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {

@@ -83,6 +83,9 @@ export class VerifiedBackups {
 type DirStat = { ino: number; mtimeMs: number; ctimeMs: number };
 const dirSig = (st: DirStat) => `${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
 
+/** Past its retention deadline: retention may delete it (strictly later than the deadline, as retention-plan.ts). */
+export const pastDeadline = (m: Pick<Manifest, 'retainUntil'>, now = Date.now()): boolean => m.retainUntil !== null && Date.parse(m.retainUntil) < now;
+
 /** The first artifact of a backup in `dir` that is missing or not of its recorded size, if any. */
 export async function wrongArtifact(dir: string, m: Manifest): Promise<string | undefined> {
   // All at once: under a burst each sequential step waits its turn in a busy event loop.

@@ -23,7 +23,12 @@ export interface RetentionInput {
    * Backup directories that are not finished backups, with how long ago they were last written; `what` says what
    * is wrong (default: no manifest).
    */
-  unfinished: ReadonlyArray<{ target: string; backupId: string; ageMs: number; what?: string }>;
+  unfinished: ReadonlyArray<{ target: string; backupId: string; ageMs: number; what?: string; retainUntil?: string | null }>;
+  /**
+   * Finished backups the storage found damaged (a manifest that does not parse, an artifact missing or of the wrong
+   * size) within their deadline: never deleted here, named in the report for a person to look at.
+   */
+  damaged?: ReadonlyArray<{ target: string; backupId: string; why: string }>;
   /** Backups a selective restore (`/restore`) is reading right now. */
   runningRestores?: ReadonlySet<string>;
   /** Backups whose last restore test failed: not "good", so they do not count as a target's newest good backup. */
@@ -44,6 +49,8 @@ export interface RetentionPlan {
   delete: Array<RetentionDecision & { retentionClass: string }>;
   keep: RetentionDecision[];
   cleanUnfinished: RetentionDecision[];
+  /** Damaged backups, kept: what is wrong with each (the health check's `damaged` condition pages for them). */
+  damaged: RetentionDecision[];
 }
 
 /** Newest first by startedAt — never by id: ids that sort wrongly by name deleted the newest backups (WAL-G #636). */
@@ -71,7 +78,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const failed = input.failedRestoreTests ?? new Set<string>();
   const newest = protectedNewest(input.backups, failed);
   const time = (iso: string) => formatInZone(new Date(iso), input.timezone ?? 'UTC');
-  const plan: RetentionPlan = { delete: [], keep: [], cleanUnfinished: [] };
+  const plan: RetentionPlan = { delete: [], keep: [], cleanUnfinished: [], damaged: [] };
   for (const b of [...input.backups].sort((x, y) => x.target.localeCompare(y.target) || -newestFirst(x, y))) {
     const base = { target: b.target, backupId: b.backupId };
     if (b.retainUntil === null) {
@@ -98,11 +105,16 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const finished = new Set(input.backups.map((b) => b.backupId));
   for (const u of input.unfinished) {
     if (finished.has(u.backupId) || input.runningBackups?.has(u.backupId) || u.ageMs <= UNFINISHED_MAX_AGE_MS) continue;
+    // Files lost before the deadline were not lost to retention (it deletes only past it): damage, never cleaned.
+    if (u.retainUntil !== undefined && (u.retainUntil === null || Date.parse(u.retainUntil) >= now)) continue;
     plan.cleanUnfinished.push({
       target: u.target,
       backupId: u.backupId,
       reason: `${u.what ?? 'unfinished (no manifest)'}, last written ${Math.floor(u.ageMs / HOUR)} h ago`,
     });
+  }
+  for (const d of input.damaged ?? []) {
+    plan.damaged.push({ target: d.target, backupId: d.backupId, reason: `damaged (${d.why}): not deleted; look at it, then delete it by hand` });
   }
   return plan;
 }
@@ -129,5 +141,6 @@ export function retentionReport(plan: RetentionPlan, dryRun: boolean): string {
   for (const d of plan.delete) lines.push(`• ${verb} ${d.backupId}: ${d.reason}`);
   for (const u of plan.cleanUnfinished) lines.push(`• ${verb} ${u.backupId}: ${u.reason}`);
   for (const k of plan.keep.filter((k) => k.reason.startsWith('expired'))) lines.push(`• Kept ${k.backupId}: ${k.reason}`);
+  for (const d of plan.damaged ?? []) lines.push(`• Kept ${d.backupId}: ${d.reason}`);
   return lines.join('\n');
 }

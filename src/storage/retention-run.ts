@@ -76,7 +76,7 @@ export function beingWritten(inUse: BackupsInUse, u: { target: string; backupId:
 
 const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
   'no-manifest': 'unfinished (no manifest)',
-  'artifacts-missing': 'half-deleted (manifest left, artifacts gone)',
+  'artifacts-missing': 'half-deleted (manifest left, an artifact gone or cut short)',
 };
 
 async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date, timezone?: string) {
@@ -96,7 +96,10 @@ async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, i
       backupId: u.backupId,
       ageMs: now.getTime() - u.modifiedAt.getTime(),
       what: UNFINISHED_WHAT[u.state],
+      ...(u.retainUntil !== undefined ? { retainUntil: u.retainUntil } : {}),
     })),
+    // Read after list(), which finds them.
+    damaged: storage.damaged?.() ?? [],
     runningBackups: new Set(unfinished.filter((u) => beingWritten(inUse, u)).map((u) => u.backupId)),
   });
   return { plan, states: new Map(unfinished.map((u) => [u.backupId, u.state])) };

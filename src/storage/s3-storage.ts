@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { BotError, NoSuchBackupError } from '../errors.ts';
+import { BotError, isBotError, NoSuchBackupError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseManifest, validManifest, type Manifest } from './manifest.ts';
+import { pastDeadline } from './manifest-cache.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
 import { S3Bucket, createS3Client, mapLimit, type ObjectInfo } from './s3-objects.ts';
@@ -53,6 +54,8 @@ export class S3Storage implements Storage {
   readonly #log: Logger | undefined;
   readonly #partSize: number;
   readonly #queueSize: number;
+  /** Backups the last listing left out as damaged, by `<target>/<backupId>` (local-storage.ts keeps the same). */
+  readonly #damaged = new Map<string, { target: string; backupId: string; why: string }>();
 
   constructor(o: S3StorageOptions) {
     this.bucket = o.bucket;
@@ -149,6 +152,7 @@ export class S3Storage implements Storage {
 
   async list(target?: string): Promise<Manifest[]> {
     const finished = [...(await this.#backups(target)).values()].filter((g) => g.objects.some((o) => o.key.endsWith(`/${MANIFEST}`)));
+    for (const [k, d] of this.#damaged) if (target === undefined || d.target === target) this.#damaged.delete(k);
     const found = await mapLimit(finished, READ_CONCURRENCY, async (g) => {
       // S3 failing to answer fails the listing: a backup silently missing from it would look like no backup.
       const text = await this.#s3.readText(this.#keys.manifest(g.target, g.backupId), 'list backups');
@@ -156,13 +160,15 @@ export class S3Storage implements Storage {
       try {
         const m = parseManifest(text, g.target, g.backupId);
         // A manifest counts only while its artifacts are all there with their recorded sizes.
-        for (const a of m.artifacts) {
-          const o = g.objects.find((x) => x.key.endsWith(`/${a.file}`));
-          if (o?.size !== a.bytes) throw new Error(`artifact ${a.file} is missing or has the wrong size`);
-        }
+        const bad = m.artifacts.find((a) => g.objects.find((x) => x.key.endsWith(`/${a.file}`))?.size !== a.bytes);
+        // Past its deadline, it is retention's to finish deleting (it deletes artifacts first): not damage to report.
+        if (bad && pastDeadline(m)) return null;
+        if (bad) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
         return m;
       } catch (err) {
         this.#log?.warn({ err, target: g.target, backupId: g.backupId }, 'skipping a backup whose manifest or artifacts are broken');
+        const why = isBotError(err) ? err.userMessage : (err as Error).message;
+        this.#damaged.set(`${g.target}/${g.backupId}`, { target: g.target, backupId: g.backupId, why });
         return null;
       }
     });
@@ -170,6 +176,11 @@ export class S3Storage implements Storage {
     return found
       .filter((m): m is Manifest => m !== null)
       .sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || (a.backupId < b.backupId ? 1 : a.backupId > b.backupId ? -1 : 0));
+  }
+
+  /** Backups the last listing left out for a broken manifest or artifact, and why. */
+  damaged(target?: string): Array<{ target: string; backupId: string; why: string }> {
+    return [...this.#damaged.values()].filter((d) => target === undefined || d.target === target).sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
   }
 
   async openArtifact(target: string, backupId: string, file: string): Promise<Readable> {
@@ -211,7 +222,7 @@ export class S3Storage implements Storage {
         return null;
       }
       const missing = m.artifacts.some((a) => !g.objects.some((o) => o.key.endsWith(`/${a.file}`)));
-      return missing ? { ...at, state: 'artifacts-missing' } : null;
+      return missing ? { ...at, state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
     });
     return found.filter((u): u is UnfinishedBackup => u !== null);
   }

@@ -26,6 +26,12 @@ export interface UnfinishedBackup {
   modifiedAt: Date;
   /** `no-manifest`: discarded with discardUnfinished; `artifacts-missing`: the manifest is left, deleteBackup finishes the job. */
   state: 'no-manifest' | 'artifacts-missing';
+  /**
+   * `artifacts-missing`: the manifest's deadline. Retention deletes artifacts first and the manifest last, so only a
+   * backup past its deadline can be one it left half-deleted; one still within it lost its files some other way
+   * (damage: reported, never deleted; retention-plan.ts).
+   */
+  retainUntil?: string | null;
 }
 
 /** A backup directory without a manifest, and the job its reservation names (see Storage.listReserved). */
@@ -66,7 +72,7 @@ export interface Storage {
   /** Finished backups (valid manifest), newest first by start time, for one target or all. */
   list(target?: string): Promise<Manifest[]>;
   /** Backups the last list() left out because a manifest or artifact is broken, and why (local storage). */
-  damaged?(target?: string): Array<{ backupId: string; why: string }>;
+  damaged?(target?: string): Array<{ target: string; backupId: string; why: string }>;
   openArtifact(target: string, backupId: string, file: string): Promise<Readable>;
   /** Deletes artifacts first, then the manifest, so a half-deleted backup is never listed as good. */
   deleteBackup(target: string, backupId: string): Promise<void>;

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { formatBackupList, formatQueueStatus, kindLabel } from '../../src/commands/replies.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
+import { makeManifest } from '../fixtures/backups.ts';
 
 describe('kindLabel (the kind column of /backup list)', () => {
   it('tells scheduled classes apart and shows a pre-migration backup’s ticket', () => {
@@ -19,9 +20,19 @@ describe('formatBackupList', () => {
   it('names the backups it leaves out as damaged, and why, also when none is left to list', () => {
     const damaged = [{ backupId: 'shop-20261205T094959Z', why: 'artifact database.pgdump.zst.age is missing or has the wrong size' }];
     expect(formatBackupList([], 'shop', { time: (at) => at.toISOString(), damaged })).toBe(
-      'No finished backups of *shop* yet. Take one with `/backup now shop`.\n:warning: 1 backup is not listed, damaged (the bot cannot restore it): `shop-20261205T094959Z` (artifact database.pgdump.zst.age is missing or has the wrong size)',
+      'No restorable backups of *shop*. Take a new one with `/backup now shop`, and check the storage.\n:warning: 1 backup is not listed, damaged (the bot cannot restore it): `shop-20261205T094959Z` (artifact database.pgdump.zst.age is missing or has the wrong size)',
     );
-    expect(formatBackupList([], 'shop', { time: (at) => at.toISOString() })).not.toContain('damaged');
+    expect(formatBackupList([], 'shop', { time: (at) => at.toISOString() })).toBe('No finished backups of *shop* yet. Take one with `/backup now shop`.');
+  });
+
+  it('marks a backup whose latest restore test failed: listed, but not good', () => {
+    const m = (id: string, at: string) => makeManifest({ target: 'shop', backupId: id, startedAt: at });
+    const list = formatBackupList([m('shop-20261205T020000Z', '2026-12-05T02:00:00Z'), m('shop-20261204T020000Z', '2026-12-04T02:00:00Z')], 'shop', {
+      time: (at) => at.toISOString(),
+      failedTests: new Set(['shop-20261205T020000Z']),
+    }).split('\n');
+    expect(list[1]).toMatch(/^• `shop-20261205T020000Z` .* · :x: its restore test FAILED$/);
+    expect(list[2]).not.toContain('FAILED');
   });
 });
 

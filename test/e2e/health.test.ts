@@ -1,3 +1,5 @@
+import { rm, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { execa } from 'execa';
@@ -109,6 +111,27 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     await settle('size', 'resolve', 1);
     expect(pages('size', 'resolve')).toHaveLength(1);
   }, 120_000);
+
+  it('damaged: a stored backup cut short pages (error) with its id and why, is named by /backup health and list, and clears once removed', async () => {
+    const [, older] = await h.service.deps.storage.list('shop');
+    if (!older) throw new Error('no second backup');
+    const dir = join(h.service.deps.config.backupDir, 'shop', older.backupId);
+    const artifact = older.artifacts.find((a) => a.role === 'database')?.file ?? '';
+    await truncate(join(dir, artifact), 10);
+    const r = await runHealth();
+    expect(r.failing).toContain('shop/damaged');
+    await settle('damaged', 'trigger', 1);
+    const page = pages('damaged', 'trigger')[0];
+    expect(page?.payload?.severity).toBe('error');
+    expect(page?.payload?.summary).toBe('1 stored backup of shop is damaged and cannot be restored');
+    expect(posts(/shop: stored backups damaged/)[0]?.text).toContain(`${older.backupId} (artifact ${artifact} is missing or has the wrong size)`);
+    expect((await slash(h, '/backup', 'health shop')).text).toContain(`stored backups damaged: ${older.backupId}`);
+    expect((await slash(h, '/backup', 'list shop')).text).toMatch(new RegExp(`1 backup is not listed, damaged .*${older.backupId}`));
+    await rm(dir, { recursive: true, force: true });
+    expect((await runHealth()).failing).not.toContain('shop/damaged');
+    await settle('damaged', 'resolve', 1);
+    expect(pages('damaged', 'resolve')).toHaveLength(1);
+  });
 
   it('disk and slow cross their thresholds both ways', async () => {
     expect((await runHealth({ diskFreeMinRatio: 1.01, slowMs: 1 })).failing).toEqual(expect.arrayContaining(['shop/disk', 'shop/slow']));

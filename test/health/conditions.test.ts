@@ -38,6 +38,7 @@ describe('evaluateHealth', () => {
     const severities = Object.fromEntries(evaluateHealth(input).map((r) => [r.condition, r.severity]));
     expect(severities).toEqual({
       stale: 'critical',
+      damaged: 'error',
       size: 'warning',
       'data-drift': 'warning',
       slow: 'warning',
@@ -49,6 +50,23 @@ describe('evaluateHealth', () => {
       ...(severities['base-backup'] ? { 'base-backup': 'error' } : {}),
       rpo: 'critical',
     });
+  });
+
+  it('damaged: fails naming the first three and counting the rest; with no good backup left, stale says they are damaged, not "none yet"', () => {
+    const damaged = ['a', 'b', 'c', 'd'].map((x) => ({
+      backupId: `shop-2026120${x === 'a' ? 1 : 2}T000000Z-${x}`,
+      why: 'artifact database.pgdump.zst is missing or has the wrong size',
+    }));
+    const some = pick(evaluateHealth({ ...healthyInput(), damaged }), 'damaged');
+    expect(some).toMatchObject({ status: 'failing', severity: 'error', summary: '4 stored backups of shop are damaged and cannot be restored', value: 4 });
+    expect(some.evidence).toContain(
+      `${damaged[2]?.backupId} (artifact database.pgdump.zst is missing or has the wrong size); and 1 more (\`/backup list shop\`)`,
+    );
+    expect(pick(evaluateHealth({ ...healthyInput(), damaged: [] }), 'damaged').status).toBe('ok');
+    const none = evaluateHealth({ ...healthyInput(), backups: [], damaged: damaged.slice(0, 1) });
+    expect(pick(none, 'stale')).toMatchObject({ status: 'failing', summary: 'Backups of shop are stale: no restorable backup of shop: 1 stored is damaged' });
+    // A target never backed up at all is still "none yet".
+    expect(pick(evaluateHealth({ ...healthyInput(), backups: [], damaged: [] }), 'stale').summary).toBe('Backups of shop are stale: no backup of shop yet');
   });
 
   it('judges the WAL stream: up is ok, a restart within five minutes is ok, longer is failing with why, never started is failing', () => {

@@ -31,7 +31,7 @@ describe('createMetrics', () => {
     expect(sampleValue(families, 'pgbb_restore_test_duration_seconds', shop)).toBe(95.5);
     expect(sampleValue(families, 'pgbb_condition_failing', { target: 'shop', condition: 'disk' })).toBe(1);
     expect(sampleValue(families, 'pgbb_condition_failing', { target: 'shop', condition: 'stale' })).toBe(0);
-    expect(families.get('pgbb_condition_failing')?.samples).toHaveLength(8);
+    expect(families.get('pgbb_condition_failing')?.samples).toHaveLength(9);
     expect(sampleValue(families, 'pgbb_queue_jobs', { queue: 'backup', state: 'failed' })).toBe(3);
     expect(sampleValue(families, 'pgbb_queue_jobs', { queue: 'restore-test', state: 'delayed' })).toBe(4);
     expect(families.get('pgbb_queue_jobs')?.samples).toHaveLength(8);
@@ -118,7 +118,7 @@ describe('createMetrics', () => {
     const lines = text.split('\n').filter((line) => line !== '' && !meta.test(line));
     expect(lines.filter((line) => !any.test(line))).toEqual([]);
     const pgbb = lines.filter((line) => line.startsWith('pgbb_'));
-    expect(pgbb).toHaveLength(26); // 4 backup gauges, 1 counter, 4 restore-test, 8 conditions, 1 data-drift gauge, 2 queues × 4 states
+    expect(pgbb).toHaveLength(27); // 4 backup gauges, 1 counter, 4 restore-test, 9 conditions, 1 data-drift gauge, 2 queues × 4 states
     expect(pgbb.filter((line) => !ours.test(line))).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@ describe('nagiosReport', () => {
   it('exits 0 with one OK line per condition when all is well', () => {
     const report = nagiosReport([{ target: 'shop', results: evaluateHealth(healthyInput()) }]);
     expect(report.exitCode).toBe(0);
-    expect(report.lines).toHaveLength(8);
+    expect(report.lines).toHaveLength(9);
     expect(report.lines[0]).toBe('OK shop stale: newest backup 3 h 0 min old (2026-11-24 09:00 UTC), limit 25 h');
     for (const line of report.lines) expect(line).toMatch(/^OK shop [a-z-]+: \S/);
   });

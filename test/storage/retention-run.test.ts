@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -156,6 +156,13 @@ describe('runRetention on one storage', () => {
     // Manifest left, artifact gone: a delete interrupted between the two.
     const halfDeleted = await store(local, 'shop', now, 60, 30);
     await rm(join(root, 'shop', halfDeleted.backupId, 'database.pgdump.zst'));
+    // Past its deadline too, an artifact cut short: damaged, and retention's to delete.
+    const cutShort = await store(local, 'shop', now, 50, 30);
+    await truncate(join(root, 'shop', cutShort.backupId, 'database.pgdump.zst'), 3);
+    // Within its deadline, a file lost (not to retention, which deletes only past it): damage, kept and named.
+    const lostFile = await store(local, 'shop', now, 3, 30);
+    await rm(join(root, 'shop', lostFile.backupId, 'database.pgdump.zst'));
+    await age(join(root, 'shop', lostFile.backupId), new Date(now.getTime() - 40 * HOUR));
     // A backup job of shop is running: a directory named after its start may be its own.
     await queues.backup.add('backup', { target: 'shop', kind: 'scheduled', label: null, requestedBy: { source: 'schedule' } });
     const running = makeBackupId('shop', realNow);
@@ -171,10 +178,19 @@ describe('runRetention on one storage', () => {
       expect(run.storages[0]?.plan?.cleanUnfinished.map((u) => `${u.backupId}: ${u.reason}`).sort()).toEqual(
         [
           `${stuck}: unfinished (no manifest), last written 31 h ago`,
-          `${halfDeleted.backupId}: half-deleted (manifest left, artifacts gone), last written 31 h ago`,
+          `${halfDeleted.backupId}: half-deleted (manifest left, an artifact gone or cut short), last written 31 h ago`,
+          `${cutShort.backupId}: half-deleted (manifest left, an artifact gone or cut short), last written 31 h ago`,
         ].sort(),
       );
-      expect((await readdir(join(root, 'shop'))).sort()).toEqual(['_records', keep.backupId, running, young].sort());
+      expect(run.storages[0]?.plan?.damaged).toEqual([
+        {
+          target: 'shop',
+          backupId: lostFile.backupId,
+          reason: 'damaged (artifact database.pgdump.zst is missing or has the wrong size): not deleted; look at it, then delete it by hand',
+        },
+      ]);
+      expect(retentionRunReport(run)).toContain(`• Kept ${lostFile.backupId}: damaged (artifact database.pgdump.zst is missing`);
+      expect((await readdir(join(root, 'shop'))).sort()).toEqual(['_records', keep.backupId, running, young, lostFile.backupId].sort());
       expect(await readdir(join(root, '_audit'))).toEqual(['audit.jsonl']);
       expect(await local.listRecords('restore-test')).toHaveLength(1);
       expect(run.storages[0]?.outcomes.every((o) => o.error === null)).toBe(true);

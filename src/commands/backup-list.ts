@@ -1,0 +1,34 @@
+import { coalesceFresh } from '../coalesce.ts';
+import { type Config, findTarget } from '../config.ts';
+import { withDeadline } from '../jobs/producers.ts';
+import { slackDate } from '../notifications/slack-time.ts';
+import { failedRestoreTestIds, type Manifest, type Storage } from '../storage/index.ts';
+import { formatBackupList } from './replies.ts';
+import { walWindowLines } from './wal-status.ts';
+
+/** The finished backups, and which of them failed their latest restore test (listed, marked: not good). */
+export type BackupLister = (target: string | undefined) => Promise<{ backups: Manifest[]; failedTests: ReadonlySet<string> }>;
+
+/**
+ * Shared by concurrent requests, never older than the request (coalesce.ts): a channel full of engineers typing
+ * `/backup list` during an incident costs two listings of storage, not one each.
+ */
+export function backupLister(storage: Storage): BackupLister {
+  return coalesceFresh(async (target: string | undefined) => {
+    const [backups, tests] = await Promise.all([storage.list(target), storage.listRecords('restore-test', target)]);
+    return { backups, failedTests: failedRestoreTestIds(tests) };
+  });
+}
+
+/** `/backup list [target]`: the newest backups, those left out as damaged, and each PITR target's window. */
+export async function listReply(deps: { config: Config; storage: Storage }, listBackups: BackupLister, target: string | undefined): Promise<{ text: string }> {
+  if (target) findTarget(deps.config, target);
+  const [{ backups, failedTests }, windows] = await withDeadline(
+    2500,
+    Promise.all([listBackups(target), walWindowLines(deps.config, target)]),
+    'listing backups',
+  );
+  const time = (at: Date) => slackDate(at, deps.config.timezone);
+  const list = formatBackupList(backups, target, { time, damaged: deps.storage.damaged?.(target) ?? [], failedTests });
+  return { text: windows.length ? `${list}\n\n${windows.join('\n')}`.slice(0, 3900) : list };
+}

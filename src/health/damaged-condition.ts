@@ -1,0 +1,34 @@
+import type { ConditionResult } from './types.ts';
+
+/** A stored backup the storage found damaged, as listing it found it (storage/types.ts `damaged`). */
+export interface DamagedBackup {
+  backupId: string;
+  why: string;
+}
+
+/** How many are named in the evidence; the rest are counted. `/backup list` names them all. */
+const NAMED = 3;
+
+/**
+ * Finished backups that can no longer be restored: a manifest that does not parse, an artifact missing or of the
+ * wrong size, within the backup's deadline (past it, the files are retention's to finish deleting). Nothing else
+ * says so: listing leaves them out, so every other condition judges the backups still good, and a newest backup
+ * lost this way reads as an older newest one. It pages (error): a disk or bucket that loses files loses the next
+ * ones too. Bit rot that keeps a file's size shows in the restore test's checksums, not here.
+ */
+export function damagedCondition(target: string, damaged: readonly DamagedBackup[]): ConditionResult {
+  if (damaged.length === 0) {
+    return { condition: 'damaged', status: 'ok', severity: 'error', summary: `No damaged backup of ${target}`, evidence: 'every stored backup is whole' };
+  }
+  const n = damaged.length;
+  const named = damaged.slice(0, NAMED).map((d) => `${d.backupId} (${d.why})`);
+  const more = n > NAMED ? `; and ${n - NAMED} more (\`/backup list ${target}\`)` : '';
+  return {
+    condition: 'damaged',
+    status: 'failing',
+    severity: 'error',
+    summary: `${n} stored backup${n === 1 ? '' : 's'} of ${target} ${n === 1 ? 'is' : 'are'} damaged and cannot be restored`,
+    evidence: `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket); once looked at, delete each by hand`,
+    value: n,
+  };
+}
