@@ -64,7 +64,8 @@ function targetProblems(cleaned: RawEnv, file: FileRead, mode: Mode): string[] {
   const problems: string[] = [];
   const fileTargets = file.config.targets;
   const needsTarget = mode !== 'bot' && mode !== 'offline';
-  if (needsTarget && !cleaned.DATABASE_URL && fileTargets.length === 0) {
+  // A file with mistakes was not read (its targets unknown): asking for DATABASE_URL then would point the wrong way.
+  if (needsTarget && !cleaned.DATABASE_URL && fileTargets.length === 0 && file.problems.length === 0) {
     problems.push('DATABASE_URL: required (postgres://user@host:port/dbname of the database to back up), unless the config file lists targets');
   }
   for (const t of fileTargets) {

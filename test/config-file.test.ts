@@ -171,6 +171,19 @@ describe('BOT_CONFIG file', () => {
     expect(msg).toMatch(/bad\.yml line 4, restoreTest\.smokeQueries\.0\.sql/);
     // An unknown key is named where it is typed, once.
     expect(msg).toContain('bad.yml line 5, restor: unknown key');
+    // The file's targets are unknown when it has mistakes: DATABASE_URL is not asked for in their place.
+    const { DATABASE_URL: _none, ...noUrl } = base;
+    await writeFile(file, 'targets:\n  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    encryption: none\n');
+    const targetTypo = (() => {
+      try {
+        loadConfig({ ...noUrl, BOT_CONFIG: file, SHOP_URL: 'postgres://h/shop' });
+      } catch (e) {
+        return (e as BotError).userMessage;
+      }
+      return '';
+    })();
+    expect(targetTypo).toContain('bad.yml line 5, targets.0.encryption: unknown key');
+    expect(targetTypo).not.toContain('DATABASE_URL');
   });
 
   it('names a misspelt key nested in a mapping by its own line, not the line where the mapping starts', async () => {

@@ -4,12 +4,13 @@ import { readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TargetName } from '../target-name.ts';
-import { BotError, isBotError } from '../errors.ts';
+import { BotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { dropUnseen, ManifestCache, missingBackup, pastDeadline, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
+import { type DamagedBackup, DamagedBackups } from './damaged-backups.ts';
+import { ManifestCache, missingBackup, pastDeadline, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -31,11 +32,12 @@ export class LocalStorage implements Storage {
   readonly #manifests = new ManifestCache();
   readonly #verified = new VerifiedBackups();
   readonly #dirs = new BackupDirs();
-  readonly #damaged = new Map<string, { target: string; backupId: string; why: string }>();
+  readonly #damaged: DamagedBackups;
 
   constructor(root: string, log?: Logger) {
     this.root = resolve(root);
     this.#log = log;
+    this.#damaged = new DamagedBackups(log);
   }
 
   describe(): string {
@@ -144,19 +146,17 @@ export class LocalStorage implements Storage {
       if (bad && pastDeadline(m)) return null;
       if (bad) throw new Error(`artifact ${bad} is missing or has the wrong size`);
       this.#verified.remember(dir, dirSt, checkedAt, m);
-      this.#damaged.delete(dir);
+      this.#damaged.forget(dir);
       return m;
     } catch (err) {
-      this.#log?.warn({ err, target, backupId }, 'skipping a backup whose manifest or artifacts are broken');
-      this.#damaged.set(dir, { target, backupId, why: isBotError(err) ? err.userMessage : (err as Error).message });
+      this.#damaged.note(dir, target, backupId, err);
       return null;
     }
   }
 
   /** Backups skipped by the last listing for a broken manifest or artifact, and why (list and /backup list say so). */
-  damaged(target?: string): Array<{ target: string; backupId: string; why: string }> {
-    const found = [...this.#damaged.values()].filter((d) => target === undefined || d.target === target);
-    return found.sort((a, b) => (a.backupId < b.backupId ? 1 : -1)).map((d) => ({ ...d }));
+  damaged(target?: string): DamagedBackup[] {
+    return this.#damaged.list(target);
   }
 
   async list(target?: string): Promise<Manifest[]> {
@@ -165,7 +165,7 @@ export class LocalStorage implements Storage {
     const found = await Promise.all(ids.map(({ target: t, backupId }) => this.#readListable(t, backupId)));
     const [under, seen] = [target === undefined ? this.root : join(this.root, target, sep), new Set(ids.map((i) => join(this.root, i.target, i.backupId)))];
     for (const cache of [this.#manifests, this.#verified]) cache.keepOnly(under, seen);
-    dropUnseen(this.#damaged, under, seen);
+    this.#damaged.keepOnly(under, seen);
     // Newest first by start time, never by name alone: names of different targets do not sort by time.
     return found
       .filter((m): m is Manifest => m !== null)

@@ -138,12 +138,18 @@ export function validManifest(manifest: Manifest): Manifest {
 }
 
 /** A stored manifest's text → the manifest of exactly that backup; anything else is an unusable backup. */
+const zodWhy = (err: z.ZodError) => err.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+
 export function parseManifest(text: string, target: string, backupId: string): Manifest {
   try {
     const m = ManifestSchema.parse(JSON.parse(text));
     if (m.backupId !== backupId || m.target !== target) throw new Error(`manifest names ${m.target}/${m.backupId}`);
     return m;
   } catch (err) {
-    throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable, so that backup cannot be used.`, { cause: err });
+    // Why, in a few words (a JSON syntax error, a missing field): the first thing a person looking at it needs.
+    const why = err instanceof SyntaxError ? err.message : err instanceof z.ZodError ? zodWhy(err) : (err as Error).message;
+    throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable (${why.slice(0, 160)}), so that backup cannot be used.`, {
+      cause: err,
+    });
   }
 }

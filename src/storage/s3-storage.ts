@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { BotError, isBotError, NoSuchBackupError } from '../errors.ts';
+import { BotError, NoSuchBackupError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { pastDeadline } from './manifest-cache.ts';
+import { type DamagedBackup, DamagedBackups } from './damaged-backups.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
 import { S3Bucket, createS3Client, mapLimit, type ObjectInfo } from './s3-objects.ts';
@@ -54,13 +55,14 @@ export class S3Storage implements Storage {
   readonly #log: Logger | undefined;
   readonly #partSize: number;
   readonly #queueSize: number;
-  /** Backups the last listing left out as damaged, by `<target>/<backupId>` (local-storage.ts keeps the same). */
-  readonly #damaged = new Map<string, { target: string; backupId: string; why: string }>();
+  /** Backups the last listing left out as damaged, by `<target>/<backupId>`. */
+  readonly #damaged: DamagedBackups;
 
   constructor(o: S3StorageOptions) {
     this.bucket = o.bucket;
     this.#keys = new S3Keys(o.prefix ?? '');
     this.#log = o.log;
+    this.#damaged = new DamagedBackups(o.log);
     this.#partSize = Math.max(5 * MiB, o.partSizeBytes ?? 16 * MiB);
     this.#queueSize = Math.max(1, o.queueSize ?? 3);
     this.#client = createS3Client(o);
@@ -152,7 +154,7 @@ export class S3Storage implements Storage {
 
   async list(target?: string): Promise<Manifest[]> {
     const finished = [...(await this.#backups(target)).values()].filter((g) => g.objects.some((o) => o.key.endsWith(`/${MANIFEST}`)));
-    for (const [k, d] of this.#damaged) if (target === undefined || d.target === target) this.#damaged.delete(k);
+    this.#damaged.keepOnly(target === undefined ? '' : `${target}/`, new Set(finished.map((g) => `${g.target}/${g.backupId}`)));
     const found = await mapLimit(finished, READ_CONCURRENCY, async (g) => {
       // S3 failing to answer fails the listing: a backup silently missing from it would look like no backup.
       const text = await this.#s3.readText(this.#keys.manifest(g.target, g.backupId), 'list backups');
@@ -164,11 +166,10 @@ export class S3Storage implements Storage {
         // Past its deadline, it is retention's to finish deleting (it deletes artifacts first): not damage to report.
         if (bad && pastDeadline(m)) return null;
         if (bad) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
+        this.#damaged.forget(`${g.target}/${g.backupId}`);
         return m;
       } catch (err) {
-        this.#log?.warn({ err, target: g.target, backupId: g.backupId }, 'skipping a backup whose manifest or artifacts are broken');
-        const why = isBotError(err) ? err.userMessage : (err as Error).message;
-        this.#damaged.set(`${g.target}/${g.backupId}`, { target: g.target, backupId: g.backupId, why });
+        this.#damaged.note(`${g.target}/${g.backupId}`, g.target, g.backupId, err);
         return null;
       }
     });
@@ -179,8 +180,8 @@ export class S3Storage implements Storage {
   }
 
   /** Backups the last listing left out for a broken manifest or artifact, and why. */
-  damaged(target?: string): Array<{ target: string; backupId: string; why: string }> {
-    return [...this.#damaged.values()].filter((d) => target === undefined || d.target === target).sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
+  damaged(target?: string): DamagedBackup[] {
+    return this.#damaged.list(target);
   }
 
   async openArtifact(target: string, backupId: string, file: string): Promise<Readable> {

@@ -118,6 +118,12 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     const dir = join(h.service.deps.config.backupDir, 'shop', older.backupId);
     const artifact = older.artifacts.find((a) => a.role === 'database')?.file ?? '';
     await truncate(join(dir, artifact), 10);
+    // Damage in place (the directory unchanged) shows within the listing's recheck interval (10 s).
+    const end = Date.now() + 20_000;
+    while (!h.service.deps.storage.damaged?.('shop').length && Date.now() < end) {
+      await h.service.deps.storage.list('shop');
+      await new Promise((r) => setTimeout(r, 250));
+    }
     const r = await runHealth();
     expect(r.failing).toContain('shop/damaged');
     await settle('damaged', 'trigger', 1);

@@ -100,6 +100,8 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       expect(damagedOf('app').map((d) => d.backupId)).toEqual([short.backupId, lost.backupId, broken.backupId]);
       expect(damagedOf('app')[1]?.why).toBe('artifact database.pgdump.zst is missing or has the wrong size');
       expect(damagedOf('other')).toEqual([]);
+      // Why a manifest cannot be read, in its own words: here, JSON cut short.
+      expect(damagedOf('app')[2]?.why).toMatch(/^The manifest of backup app-20260103T000000Z is unreadable \(.*JSON.*\), so that backup cannot be used\.$/);
       // Removed, it is no longer named.
       await storage.deleteBackup('app', lost.backupId);
       await storage.list();

@@ -1,0 +1,42 @@
+import { isBotError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+
+export interface DamagedBackup {
+  target: string;
+  backupId: string;
+  why: string;
+}
+
+/**
+ * The finished backups a storage's listing left out as damaged (a manifest that does not parse, an artifact missing
+ * or of the wrong size), keyed by where they are: `/backup list`, `list`, retention and the `damaged` health
+ * condition read them. Each is logged once when first found, not on every listing (a burst of `/backup list` would
+ * repeat it by the dozen), as a reason rather than a stack.
+ */
+export class DamagedBackups {
+  readonly #found = new Map<string, DamagedBackup>();
+
+  constructor(private readonly log: Logger | undefined) {}
+
+  note(where: string, target: string, backupId: string, err: unknown): void {
+    const why = isBotError(err) ? err.userMessage : (err as Error).message;
+    if (!this.#found.has(where)) this.log?.warn({ target, backupId, reason: why }, 'skipping a backup whose manifest or artifacts are broken');
+    this.#found.set(where, { target, backupId, why });
+  }
+
+  /** Whole again, or gone. */
+  forget(where: string): void {
+    this.#found.delete(where);
+  }
+
+  /** After a listing of everything under `prefix`: forgets what it did not see. */
+  keepOnly(prefix: string, seen: ReadonlySet<string>): void {
+    for (const where of this.#found.keys()) if (where.startsWith(prefix) && !seen.has(where)) this.#found.delete(where);
+  }
+
+  /** Newest id first. */
+  list(target?: string): DamagedBackup[] {
+    const found = [...this.#found.values()].filter((d) => target === undefined || d.target === target);
+    return found.sort((a, b) => (a.backupId < b.backupId ? 1 : -1)).map((d) => ({ ...d }));
+  }
+}
