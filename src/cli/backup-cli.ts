@@ -32,6 +32,8 @@ export async function cliBackup(
     return 2;
   }
   let release: () => Promise<void> = () => Promise.resolve();
+  // With the bot's Redis (REDIS_URL), the run goes into its run log like a worker's: `check` and health see it.
+  let record: (run: { ok: boolean; reason: string | null }) => Promise<void> = () => Promise.resolve();
   try {
     const target = findTarget(deps.config, args[0]);
     const gate = await cliBackupLock(deps.config, deps.redisUrl, target.name);
@@ -39,7 +41,7 @@ export async function cliBackup(
       io.err(`A backup of ${target.name} is already running: ${describeHolder(gate.holder)}. Nothing was started; run this again when it has ended.`);
       return 1;
     }
-    if (gate.kind === 'held') release = gate.release;
+    if (gate.kind === 'held') ({ release, record } = gate);
     if (gate.kind === 'unguarded' && gate.why) io.err(`Note: ${gate.why}; this backup cannot tell whether the bot is backing up ${target.name} right now.`);
     const startedAt = new Date();
     const retention = retentionFor('manual', startedAt);
@@ -89,9 +91,11 @@ export async function cliBackup(
         `  globals     ${manifest.globals.included ? 'included' : 'skipped'}${manifest.globals.note ? ` (${manifest.globals.note})` : ''}`,
       ].join('\n'),
     );
+    await record({ ok: true, reason: null }).catch((err: unknown) => deps.log.warn({ err }, 'could not record the run'));
     return 0;
   } catch (err) {
     io.err(`Backup FAILED: ${toUserMessage(err)}`);
+    await record({ ok: false, reason: toUserMessage(err) }).catch((e: unknown) => deps.log.warn({ err: e }, 'could not record the run'));
     if (isBotError(err) && err.message !== err.userMessage) io.err(err.message.split('\n').slice(-8).join('\n'));
     deps.log.debug({ err }, 'backup failed');
     return 1;

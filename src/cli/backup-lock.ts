@@ -1,11 +1,17 @@
 import { hostname } from 'node:os';
 import type { Config } from '../config.ts';
 import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
+import { createRunLog } from '../health/last-runs.ts';
 import { connectRedis } from './cli-redis.ts';
 
 /** What `pg-backup-bot backup` found at the target's lock. */
 export type CliBackupGate =
-  | { kind: 'held'; release: () => Promise<void> }
+  | {
+      kind: 'held';
+      release: () => Promise<void>;
+      /** The run in the bot's run log, as a worker's is: health and `check` then judge the last backup by it. */
+      record: (run: { ok: boolean; reason: string | null }) => Promise<void>;
+    }
   /** Another backup of the target runs: a worker's job (its id) or another CLI (`cli:host:pid`). */
   | { kind: 'busy'; holder: string }
   /** No REDIS_URL, or Redis does not answer: the backup runs unguarded (the case of Slack and Redis both down). */
@@ -25,7 +31,11 @@ export async function cliBackupLock(config: Config, redisUrl: string | null, tar
   const key = backupLockKey(config.queuePrefix, target);
   try {
     const lock = await tryRedisLock(redis, key, `cli:${hostname()}:${process.pid}`);
-    if (lock) return { kind: 'held', release: () => lock.release().finally(close) };
+    if (lock) {
+      const runs = createRunLog(redis, config.queuePrefix);
+      const record = (run: { ok: boolean; reason: string | null }) => runs.record(target, { ...run, at: new Date(), jobId: `cli:${hostname()}` });
+      return { kind: 'held', release: () => lock.release().finally(close), record };
+    }
     const holder = (await redis.get(key)) ?? 'unknown';
     close();
     return { kind: 'busy', holder };

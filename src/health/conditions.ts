@@ -45,7 +45,8 @@ function diskCondition(target: string, disk: HealthInput['disk'], t: HealthThres
 function backupFailingCondition(target: string, run: BackupRunSummary | null): ConditionResult {
   const base = { condition: 'backup-failing', severity: 'error' } as const;
   if (!run) return { ...base, status: 'ok', summary: `No backup run of ${target} recorded yet`, evidence: 'no backup run recorded' };
-  const job = run.jobId ? ` (job ${run.jobId})` : '';
+  // A CLI backup run with the bot's Redis is recorded as `cli:<host>` (cli/backup-lock.ts).
+  const job = run.jobId?.startsWith('cli:') ? ` (\`pg-backup-bot backup\` on ${run.jobId.slice(4)})` : run.jobId ? ` (job ${run.jobId})` : '';
   if (run.ok) {
     const evidence = `last run succeeded at ${formatTime(run.at)}${job}`;
     return { ...base, status: 'ok', summary: `The last backup of ${target} succeeded`, evidence };

@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
+import { createRunLog } from '../../src/health/last-runs.ts';
 import { loadSampleSchema } from '../e2e/harness.ts';
 import { createTestDatabase } from '../support/databases.ts';
 
@@ -74,6 +75,18 @@ describe('the CLI backup and the bot’s lock on its target', () => {
     expect([...holders]).toEqual([expect.stringMatching(new RegExp(`^cli:${hostname()}:\\d+$`))]);
     expect(await redis.get(lockKey)).toBeNull();
     expect(await backups()).toHaveLength(1);
+  }, 60_000);
+
+  it('records each run in the bot’s run log, as a worker does: `check` judges the last backup by it', async () => {
+    const runs = createRunLog(redis, prefix);
+    const failed = await cli(['backup'], { ...env, DATABASE_URL: `${db.url}_gone` });
+    expect(failed.exitCode).toBe(1);
+    const bad = await runs.last('shop');
+    expect(bad).toMatchObject({ ok: false, jobId: `cli:${hostname()}`, reason: expect.stringMatching(/does not exist/) });
+    const check = await cli(['check'], env);
+    expect(check.stdout).toMatch(/backup-failing: last run failed at .* \(`pg-backup-bot backup` on [^)]+\): .*does not exist/);
+    expect((await cli(['backup'], env)).exitCode).toBe(0);
+    expect(await runs.last('shop')).toMatchObject({ ok: true, reason: null, jobId: `cli:${hostname()}` });
   }, 60_000);
 
   it('says so, and still backs up, when Redis does not answer', async () => {
