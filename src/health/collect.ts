@@ -59,8 +59,12 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     baseBackupHealth(sources, target, now),
     sources.runs ? sources.runs.driftAck(target) : Promise.resolve(null),
   ]);
-  // Known once list() has read them: it sets them aside as it goes.
-  const damaged = sources.storage.damaged?.(target) ?? [];
+  // Known once list() has read them: it sets them aside as it goes. WAL lost from the archive is damage too.
+  const lostWal = (walHealth?.archive.lost ?? []).map((name) => ({
+    backupId: `WAL ${name}`,
+    why: 'indexed as archived, its file is gone from the archive: the recoverable window has a hole there until retention passes it',
+  }));
+  const damaged = [...(sources.storage.damaged?.(target) ?? []), ...lostWal];
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
   const firstBackupDueAt = neverBackedUp && firstSeen && sources.firstBackupDue ? sources.firstBackupDue(target, firstSeen) : null;

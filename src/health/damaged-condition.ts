@@ -23,11 +23,18 @@ export function damagedCondition(target: string, damaged: readonly DamagedBackup
   const n = damaged.length;
   const named = damaged.slice(0, NAMED).map((d) => `${d.backupId} (${d.why})`);
   const more = n > NAMED ? `; and ${n - NAMED} more (\`/backup list ${target}\`)` : '';
+  // WAL lost from a point-in-time archive comes as `WAL <segment>` (health/collect.ts).
+  const wal = damaged.filter((d) => d.backupId.startsWith('WAL ')).length;
+  const backups = n - wal;
+  const said = [
+    backups ? `${backups} stored backup${backups === 1 ? '' : 's'} of ${target} ${backups === 1 ? 'is' : 'are'} damaged and cannot be restored` : '',
+    wal ? `${wal} WAL file${wal === 1 ? '' : 's'}${backups ? '' : ` of ${target}`} ${wal === 1 ? 'is' : 'are'} lost from the archive` : '',
+  ].filter(Boolean);
   return {
     condition: 'damaged',
     status: 'failing',
     severity: 'error',
-    summary: `${n} stored backup${n === 1 ? '' : 's'} of ${target} ${n === 1 ? 'is' : 'are'} damaged and cannot be restored`,
+    summary: said.join('; '),
     evidence: `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket); once looked at, delete each by hand`,
     value: n,
   };

@@ -3,8 +3,10 @@ import { isBotError, toUserMessage } from '../errors.ts';
 import { serverLabel } from '../postgres/connection.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
-import { archivedBases } from '../postgres/pitr/wal-index.ts';
-import { remoteWindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
+import { archivedBases, lostWal } from '../postgres/pitr/wal-index.ts';
+import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { remoteWindowWal, type WindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
+import type { BaseBackup } from '../postgres/pitr/base-backup.ts';
 import { recoverableWindow, walGaps } from '../postgres/pitr/window.ts';
 import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
 
@@ -21,10 +23,11 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
   try {
     const local = async () => {
       const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), recoverableWal(config.backupDir, target)]);
-      return { bases, wal };
+      return { bases, wal, lost: lostWal(new LocalWalStore(config.backupDir, target)) };
     };
     // In the bucket: whole segments, and the partial segment's newest snapshot there, as recoverableWal has them.
-    const { bases, wal } = (await withPrimaryStore(config, target, remoteWindowWal)) ?? (await local());
+    const read: { bases: BaseBackup[]; wal: WindowWal[]; lost?: string[] } = (await withPrimaryStore(config, target, remoteWindowWal)) ?? (await local());
+    const { bases, wal, lost } = read;
     const w = recoverableWindow(bases, wal);
     const gaps = w?.gaps ?? walGaps(bases, wal);
     return {
@@ -34,6 +37,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       reachesNewest: w ? w.reachesNewest : gaps.length === 0,
       window: w ? { from: w.from, to: w.to } : null,
       earlier: w?.earlier ?? null,
+      ...(lost?.length ? { lost } : {}),
     };
   } catch (err) {
     return { ...none, unreadable: messageOf(err) };

@@ -16,6 +16,8 @@ export interface WalArchiveFacts {
   window: { from: Date; to: Date } | null;
   /** Before a gap, what an older base backup still reaches (when the window itself starts after the gap). */
   earlier: { from: Date; to: Date } | null;
+  /** WAL files indexed as archived whose file is gone (wal-index.ts lostWal): damage, said by `damaged`. Local only. */
+  lost?: string[];
 }
 
 export interface WalSlotFacts {

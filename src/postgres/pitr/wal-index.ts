@@ -17,6 +17,8 @@ interface WalListing {
   racy: boolean;
   entries: Map<string, WalEntry>;
   list: WalEntry[];
+  /** Indexed, file gone (lostWal). */
+  lost: string[];
 }
 
 const RACY_MS = 2000;
@@ -57,9 +59,22 @@ export async function archivedWal(store: LocalWalStore): Promise<WalEntry[]> {
     for (const e of read) if (e) entries.set(e.name, e);
   }
   const list = [...entries.values()].filter((e) => present.has(e.file)).sort(byName);
+  const lost = [...entries.values()]
+    .filter((e) => !present.has(e.file))
+    .map((e) => e.name)
+    .sort();
   const racy = Date.now() - Number(st.mtimeNs / 1_000_000n) < RACY_MS;
-  walListings.set(store.dir, { mtimeNs: st.mtimeNs, racy, entries, list });
+  walListings.set(store.dir, { mtimeNs: st.mtimeNs, racy, entries, list, lost });
   return list;
+}
+
+/**
+ * WAL files the index says were archived whose stored file is gone: damage, never retention (which deletes the
+ * entry first, the file after) nor the archiver (which writes the file first, the entry after). As of the last
+ * archivedWal listing of that store.
+ */
+export function lostWal(store: LocalWalStore): string[] {
+  return walListings.get(store.dir)?.lost ?? [];
 }
 
 /**

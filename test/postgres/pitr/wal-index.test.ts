@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, unlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { archivedBases, archivedWal } from '../../../src/postgres/pitr/wal-index.ts';
+import { archivedBases, archivedWal, lostWal } from '../../../src/postgres/pitr/wal-index.ts';
 import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 
 let root: string;
@@ -44,8 +44,11 @@ describe('the cached WAL index', () => {
     // Added in the same clock tick as the listing above: still seen (a directory this fresh is listed again).
     await archive('000000010000000000000004');
     expect(await names()).toEqual(['000000010000000000000002', '000000010000000000000003', '000000010000000000000004']);
+    expect(lostWal(store)).toEqual([]);
     await unlink(join(store.dir, store.fileName('000000010000000000000003', false)));
     expect(await names()).toEqual(['000000010000000000000002', '000000010000000000000004']);
+    // Indexed as archived, its file gone: lost (damage), named for the health check.
+    expect(lostWal(store)).toEqual(['000000010000000000000003']);
   });
 
   it('reuses its listing while the directory is unchanged, and reads it again once it changes', async () => {
