@@ -143,10 +143,10 @@ export class LocalStorage implements Storage {
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
       const bad = await wrongArtifact(dir, m);
       // Past its deadline, it is retention's to finish deleting (it deletes artifacts first): not damage to report.
-      if (bad && pastDeadline(m)) return null;
-      if (bad) throw new Error(`artifact ${bad} is missing or has the wrong size`);
-      this.#verified.remember(dir, dirSt, checkedAt, m);
+      if (bad && !pastDeadline(m)) throw new Error(`artifact ${bad} is missing or has the wrong size`);
       this.#damaged.forget(dir);
+      if (bad) return null;
+      this.#verified.remember(dir, dirSt, checkedAt, m);
       return m;
     } catch (err) {
       this.#damaged.note(dir, target, backupId, err);
@@ -231,7 +231,7 @@ export class LocalStorage implements Storage {
     const dir = this.#dir(target, backupId);
     if (!(await exists(join(dir, MANIFEST)))) return { state: 'no-manifest' };
     const m = await this.readManifest(target, backupId).catch(() => null);
-    return m && (await wrongArtifact(dir, m)) ? { state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
+    return m && (await wrongArtifact(dir, m, { strict: true })) ? { state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
   }
 
   async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {

@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BotError, NoSuchBackupError } from '../errors.ts';
+import { errnoCode } from './fs-util.ts';
 import type { Manifest } from './manifest.ts';
 
 /**
@@ -86,14 +87,21 @@ const dirSig = (st: DirStat) => `${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
 /** Past its retention deadline: retention may delete it (strictly later than the deadline, as retention-plan.ts). */
 export const pastDeadline = (m: Pick<Manifest, 'retainUntil'>, now = Date.now()): boolean => m.retainUntil !== null && Date.parse(m.retainUntil) < now;
 
-/** The first artifact of a backup in `dir` that is missing or not of its recorded size, if any. */
-export async function wrongArtifact(dir: string, m: Manifest): Promise<string | undefined> {
+/**
+ * The first artifact of a backup in `dir` that is missing or not of its recorded size, if any. `strict` (what
+ * retention deletes by): only a file that is not there counts as missing; any other error reading it (EIO, ESTALE on
+ * a network mount) is thrown, so nothing is deleted on a storage that cannot be read.
+ */
+export async function wrongArtifact(dir: string, m: Manifest, o: { strict?: boolean } = {}): Promise<string | undefined> {
   // All at once: under a burst each sequential step waits its turn in a busy event loop.
   const sizes = await Promise.all(
     m.artifacts.map((a) =>
       stat(join(dir, a.file)).then(
         (s) => s.size,
-        () => null,
+        (err: unknown) => {
+          if (o.strict && errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw err;
+          return null;
+        },
       ),
     ),
   );

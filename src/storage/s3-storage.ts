@@ -164,10 +164,9 @@ export class S3Storage implements Storage {
         // A manifest counts only while its artifacts are all there with their recorded sizes.
         const bad = m.artifacts.find((a) => g.objects.find((x) => x.key.endsWith(`/${a.file}`))?.size !== a.bytes);
         // Past its deadline, it is retention's to finish deleting (it deletes artifacts first): not damage to report.
-        if (bad && pastDeadline(m)) return null;
-        if (bad) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
+        if (bad && !pastDeadline(m)) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
         this.#damaged.forget(`${g.target}/${g.backupId}`);
-        return m;
+        return bad ? null : m;
       } catch (err) {
         this.#damaged.note(`${g.target}/${g.backupId}`, g.target, g.backupId, err);
         return null;
@@ -203,8 +202,9 @@ export class S3Storage implements Storage {
 
   /**
    * Backups that are not finished, whose newest object is older than `olderThanMs`: crashed runs (no manifest) and
-   * deletes interrupted after the artifacts (a manifest naming objects that are gone). A manifest that does not
-   * parse or an object of the wrong size is damage for a person to look at, not ours to delete. Multipart uploads
+   * deletes interrupted after the artifacts (a manifest naming objects that are gone or of the wrong size, with its
+   * deadline: the plan cleans only one past it). A manifest that does not parse is damage for a person to look at,
+   * not ours to delete. Multipart uploads
    * in progress are invisible here: a dump streaming to S3 for over a day shows only its reservation's age.
    */
   async listUnfinished(olderThanMs: number, now: Date = new Date()): Promise<UnfinishedBackup[]> {
@@ -222,8 +222,8 @@ export class S3Storage implements Storage {
       } catch {
         return null;
       }
-      const missing = m.artifacts.some((a) => !g.objects.some((o) => o.key.endsWith(`/${a.file}`)));
-      return missing ? { ...at, state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
+      const broken = m.artifacts.some((a) => g.objects.find((o) => o.key.endsWith(`/${a.file}`))?.size !== a.bytes);
+      return broken ? { ...at, state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
     });
     return found.filter((u): u is UnfinishedBackup => u !== null);
   }

@@ -71,6 +71,9 @@ describe('evaluateHealth', () => {
     );
     const none = evaluateHealth({ ...healthyInput(), backups: [], damaged: damaged.slice(0, 1) });
     expect(pick(none, 'stale')).toMatchObject({ status: 'failing', summary: 'Backups of shop are stale: no restorable backup of shop: 1 stored is damaged' });
+    // WAL lost from the archive is no backup: a target waiting for its first backup still waits, quietly.
+    const waiting = evaluateHealth({ ...healthyInput(), backups: [], damaged: [wal], firstBackupDueAt: new Date(Date.now() + HOUR) });
+    expect(pick(waiting, 'stale')).toMatchObject({ status: 'failing', severity: 'warning', quiet: true });
     // A target never backed up at all is still "none yet".
     expect(pick(evaluateHealth({ ...healthyInput(), backups: [], damaged: [] }), 'stale').summary).toBe('Backups of shop are stale: no backup of shop yet');
   });

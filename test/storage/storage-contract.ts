@@ -106,6 +106,37 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       await storage.deleteBackup('app', lost.backupId);
       await storage.list();
       expect(damagedOf().map((d) => d.backupId)).toEqual([short.backupId, broken.backupId]);
+      // What retention may finish deleting: every file gone or cut short, with its deadline (the plan cleans only
+      // one past it); never a manifest that does not parse.
+      const expiredShort = await storeBackup(storage, 'app', 'app-20260107T000000Z', '2026-01-07T00:00:00Z', 'xyz', {
+        retainUntil: '2026-02-06T00:00:00.000Z',
+      });
+      await b.put(`app/${expiredShort.backupId}/database.pgdump.zst`, 'x');
+      const unfinished = (await storage.listUnfinished?.(0, new Date(Date.now() + 60_000))) ?? [];
+      expect(
+        unfinished
+          .filter((u) => u.state === 'artifacts-missing')
+          .map((u) => [u.backupId, u.retainUntil])
+          .sort(),
+      ).toEqual(
+        [
+          [short.backupId, null],
+          [expired.backupId, '2026-02-05T00:00:00.000Z'],
+          [expiredShort.backupId, '2026-02-06T00:00:00.000Z'],
+        ].sort(),
+      );
+      expect(damagedOf().map((d) => d.backupId)).not.toContain(expiredShort.backupId);
+    });
+
+    it('stops naming a damaged backup once its deadline has passed: it is then retention’s to delete', async () => {
+      const soon = new Date(Date.now() + 1500).toISOString();
+      const m = await storeBackup(storage, 'app', 'app-20260108T000000Z', '2026-01-08T00:00:00Z', 'abc', { retainUntil: soon });
+      await b.put(`app/${m.backupId}/database.pgdump.zst`, 'x');
+      await storage.list();
+      expect((storage.damaged?.() ?? []).map((d) => d.backupId)).toEqual([m.backupId]);
+      await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() + 50));
+      await storage.list();
+      expect(storage.damaged?.() ?? []).toEqual([]);
     });
 
     it('reserves a backup name exclusively', async () => {

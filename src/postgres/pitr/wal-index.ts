@@ -1,6 +1,6 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
+import { errnoCode, exists, readdirIfExists } from '../../storage/fs-util.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
 
@@ -59,10 +59,15 @@ export async function archivedWal(store: LocalWalStore): Promise<WalEntry[]> {
     for (const e of read) if (e) entries.set(e.name, e);
   }
   const list = [...entries.values()].filter((e) => present.has(e.file)).sort(byName);
-  const lost = [...entries.values()]
-    .filter((e) => !present.has(e.file))
-    .map((e) => e.name)
-    .sort();
+  // One readdir is not a snapshot of a large directory: retention (entry, then file) or the archiver (file, then
+  // entry) may have moved on while it ran. A file seen missing is lost only if, asked again, its entry is still
+  // there and it is not.
+  const lost: string[] = [];
+  for (const e of [...entries.values()].filter((x) => !present.has(x.file))) {
+    const [file, entry] = await Promise.all([exists(join(store.dir, e.file)), exists(join(store.dir, `${e.name}.json`))]);
+    if (!file && entry) lost.push(e.name);
+  }
+  lost.sort();
   const racy = Date.now() - Number(st.mtimeNs / 1_000_000n) < RACY_MS;
   walListings.set(store.dir, { mtimeNs: st.mtimeNs, racy, entries, list, lost });
   return list;
