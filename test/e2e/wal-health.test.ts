@@ -143,9 +143,10 @@ describe('the recoverable window and the WAL archive’s health', () => {
     const d = h.service.deps;
     const home = JSON.stringify((await buildHome({ config: d.config, storage: d.storage, queue: d.queues.backup, runs: d.runs })).blocks);
     expect(home).toContain('Point-in-time recovery: recoverable to any moment from <!date^');
-    // The segment to lose: after the base backup's start, with a newer one archived behind it.
-    const first = segmentOf(base.startLsn, base.timeline);
-    const after = (await store().list()).map((e) => e.name).filter((n) => n > first && !n.endsWith('.history'));
+    // The segment to lose: after the base backup's end (recovery needs every segment up to it just to be consistent;
+    // one lost before it leaves nothing recoverable, not a window cut short), with a newer one archived behind it.
+    const last = segmentOf(base.endLsn, base.timeline);
+    const after = (await store().list()).map((e) => e.name).filter((n) => n > last && !n.endsWith('.history'));
     missing = after[0] as string;
     expect(after.length).toBeGreaterThanOrEqual(2);
   });
