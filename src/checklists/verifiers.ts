@@ -106,9 +106,15 @@ export function verifiers(ctx: VerifierContext): Partial<Record<VerifierId, () =
 async function backupRan(ctx: VerifierContext, health: HealthOf, t: TargetConfig): Promise<Result> {
   const tz = ctx.config.timezone;
   const { backups, results } = await health(t.name);
-  if (backups.length === 0) return { ok: false, evidence: `no backup of ${t.name} yet` };
+  // A failed run is said whatever else is: it is what the on-call engineer must look at first.
+  const run = ctx.runs ? await ctx.runs.last(t.name) : null;
+  const failed = run && !run.ok ? `last run FAILED at ${clock(run.at, ctx.now, tz)}: ${run.reason ?? 'no reason recorded'}` : null;
+  if (backups.length === 0) return { ok: false, evidence: `no backup of ${t.name} yet${failed ? `; ${failed}` : ''}` };
   const newest = backups.find((b) => b.kind === 'scheduled');
-  if (!newest) return { ok: false, evidence: `no scheduled backup of ${t.name} yet (newest: ${backups[0]?.kind} ${backups[0]?.backupId})` };
+  if (!newest) {
+    const also = failed && run && run.at.getTime() > Date.parse(backups[0]?.startedAt ?? '') ? `; ${failed}` : '';
+    return { ok: false, evidence: `no scheduled backup of ${t.name} yet (newest: ${backups[0]?.kind} ${backups[0]?.backupId})${also}` };
+  }
   const shown = `${clock(newest.startedAt, ctx.now, tz)} backup ${newest.backupId}: ${sizeAgainstWeek(newest, backups)}`;
   const stale = condition(results, 'stale');
   if (stale?.status === 'failing') return { ok: false, evidence: `${stale.evidence}; newest: ${shown}` };
@@ -118,10 +124,7 @@ async function backupRan(ctx: VerifierContext, health: HealthOf, t: TargetConfig
     const other = backups[0] && backups[0] !== newest ? `; a ${backups[0].kind} backup since does not count` : '';
     return { ok: false, evidence: `the newest scheduled backup is ${formatDuration(ageMs)} old, over ${limitHours} h: ${shown}${other}` };
   }
-  const run = ctx.runs ? await ctx.runs.last(t.name) : null;
-  if (run && !run.ok && run.at.getTime() > Date.parse(newest.startedAt)) {
-    return { ok: false, evidence: `last run FAILED at ${clock(run.at, ctx.now, tz)}: ${run.reason ?? 'no reason recorded'}; newest good: ${shown}` };
-  }
+  if (failed && run && run.at.getTime() > Date.parse(newest.startedAt)) return { ok: false, evidence: `${failed}; newest good: ${shown}` };
   return { ok: true, evidence: shown };
 }
 
@@ -152,9 +155,14 @@ async function retentionApplied(ctx: VerifierContext): Promise<Result> {
   // The job records every run, a quiet one too: none in 8 days means retention is not running, and "applied"
   // would be a tick without anything behind it, however little has expired so far.
   if (!run) {
-    const why = ctx.config.schedules.retention.enabled
-      ? 'it is scheduled daily: are the workers running?'
-      : 'the retention job is turned off: `retention.enabled: false`';
+    // A bot watching for less than a day has had no retention run to record yet: that is no fault of the workers.
+    const first = ctx.runs && ctx.config.targets[0] ? await ctx.runs.firstSeen(ctx.config.targets[0].name, ctx.now) : null;
+    const young = first !== null && ctx.now.getTime() - first.getTime() < 25 * HOUR_MS;
+    const why = !ctx.config.schedules.retention.enabled
+      ? 'the retention job is turned off: `retention.enabled: false`'
+      : young
+        ? `the bot has watched since ${formatInZone(first, ctx.config.timezone)}, and its first daily run (at ${ctx.config.schedules.retention.at}) is still to come`
+        : 'it is scheduled daily: are the workers running?';
     return { ok: false, evidence: `no retention run recorded in the last 8 days (${why})${leftText}` };
   }
   const when = formatInZone(run.finishedAt, ctx.config.timezone);
@@ -198,7 +206,7 @@ async function retentionCompliant(ctx: VerifierContext, t: TargetConfig): Promis
   const present = classes.filter((c) => count(c) > 0).map((c) => `${c} ×${count(c)}`);
   const parts = [left.length > 0 ? `past their deadline: ${list(left)}` : 'nothing past its deadline'];
   if (present.length > 0) parts.push(`present: ${present.join(', ')}`);
-  if (missing.length > 0) parts.push(`no ${missing.join(', ')} backup`);
+  if (missing.length > 0) parts.push(`no ${missing.length > 1 ? `${missing.slice(0, -1).join(', ')} or ${missing.at(-1)}` : missing[0]} backup stored yet`);
   return { ok: left.length === 0 && missing.length === 0, evidence: parts.join('; ') };
 }
 

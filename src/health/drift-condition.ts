@@ -41,7 +41,8 @@ export function dataDriftCondition(target: string, newestFirst: Manifest[], t: H
   const d = dataDrift(earlier, newest, driftThresholds(t));
   if (!d.comparable) return { ...base, status: 'ok', summary: `Data drift of ${target} not judged: ${d.reason}`, evidence: `${pair}: ${d.reason}`, value: 0 };
   const n = d.lost.length;
-  if (n === 0) return { ...base, status: 'ok', summary: `No table of ${target} lost rows`, evidence: `no table lost rows (${pair})`, value: 0 };
+  if (n === 0)
+    return { ...base, status: 'ok', summary: `No table of ${target} lost rows`, evidence: `no table lost rows since the backup before (${pair})`, value: 0 };
   const tables = `${n} ${n === 1 ? 'table' : 'tables'}`;
   const lines = capped(
     d.lost.map((l) => `${lossText(l)}, restore with \`${restoreCommand(earlier.backupId, l)}\``),

@@ -85,8 +85,16 @@ function acknowledgeBlock(target: string, backupId: string): Block {
   };
 }
 
+/**
+ * Data drift compares each backup with the one before: it clears when the newest shows no new loss, not when the
+ * rows come back. Said so, or a green "cleared" would read as the data restored and the restore commands be dropped.
+ */
+const NOT_BACK: Partial<Record<string, string>> = {
+  'data-drift': ' Rows lost earlier are not back: restore them with the commands posted when the loss was found.',
+};
+
 export function conditionCleared(target: string, r: ConditionResult, since: string | null, resolved: string | null): ChannelMessage {
-  const text = `:white_check_mark: *${target}*: ${conditionLabel(r.condition)} cleared — ${escapeMrkdwn(r.evidence)}`;
+  const text = `:white_check_mark: *${target}*: ${conditionLabel(r.condition)} cleared — ${escapeMrkdwn(r.evidence)}${NOT_BACK[r.condition] ?? ''}`;
   return {
     text: `${target}: ${conditionLabel(r.condition)} cleared`,
     blocks: [

@@ -111,6 +111,10 @@ describe('the scheduled checklists’ checks on real storage', () => {
     try {
       const r = await runVerifiers(['backup-ran', 'size-normal'], ctx({ storage: empty.storage }));
       expect(r['backup-ran']).toEqual({ ok: false, evidence: 'no backup of shop yet' });
+      // A failed run is said even then: it is what to look at first.
+      await createRunLog(redis, prefix).record('shop', { ok: false, at: new Date(NOW.getTime() - HOUR), reason: 'pg_dump: connection refused', jobId: 'j1' });
+      const failed = await runVerifiers(['backup-ran'], ctx({ storage: empty.storage }));
+      expect(failed['backup-ran']?.evidence).toMatch(/^no backup of shop yet; last run FAILED at \d\d:\d\d: pg_dump: connection refused$/);
       expect(r['size-normal']?.ok).toBe(false);
     } finally {
       await empty.cleanup();
@@ -128,7 +132,18 @@ describe('the scheduled checklists’ checks on real storage', () => {
     });
   });
 
+  it('weekly: a bot watching for less than a day says its first retention run is still to come, not that the workers are down', async () => {
+    await createRunLog(redis, prefix).firstSeen('shop', new Date(NOW.getTime() - 2 * HOUR));
+    const r = await runVerifiers(['retention-applied'], ctx());
+    expect(r['retention-applied']?.ok).toBe(false);
+    expect(r['retention-applied']?.evidence).toMatch(
+      /^no retention run recorded in the last 8 days \(the bot has watched since .*, and its first daily run \(at \d\d:\d\d\) is still to come\)/,
+    );
+  });
+
   it('weekly and monthly: a backup past its deadline fails retention until the retention worker has run', async () => {
+    // Watched for a month: a retention run was due long ago.
+    await createRunLog(redis, prefix).firstSeen('shop', new Date(NOW.getTime() - 30 * DAY));
     const before = await runVerifiers(['retention-applied', 'retention-compliant'], ctx());
     expect(before['retention-applied']).toMatchObject({
       ok: false,
@@ -184,7 +199,7 @@ describe('the scheduled checklists’ checks on real storage', () => {
     const r = await runVerifiers(['retention-compliant'], ctx({ config: configWith([shop, stage]), now: new Date(NOW.getTime() + 2 * DAY) }));
     expect(r['retention-compliant']).toMatchObject({
       ok: false,
-      evidence: expect.stringMatching(/^shop: past their deadline: .*; stage: nothing past its deadline; no weekly backup$/),
+      evidence: expect.stringMatching(/^shop: past their deadline: .*; stage: nothing past its deadline; no weekly backup stored yet$/),
     });
   });
 

@@ -158,8 +158,11 @@ describe('drift between two backups', () => {
 
   it('clears with a third backup that no longer shows it', async () => {
     await backup();
-    await waitFor('the cleared post', () => posts(CLEARED_POST)[0]);
+    const cleared = await waitFor('the cleared post', () => posts(CLEARED_POST)[0]);
     expect(posts(DRIFT_POST)).toHaveLength(1);
+    // Cleared means no new loss, not the rows back: said, so the restore commands are not dropped.
+    expect(JSON.stringify(cleared.blocks)).toContain('no table lost rows since the backup before');
+    expect(JSON.stringify(cleared.blocks)).toContain('Rows lost earlier are not back: restore them with the commands posted when the loss was found.');
   }, 120_000);
 });
 
