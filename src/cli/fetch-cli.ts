@@ -10,8 +10,9 @@ import { formatBytes, formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { findZstd } from '../postgres/index.ts';
 import { fetchArtifact, identityFor } from '../postgres/restore/index.ts';
-import { findBackup, SEE_LIST, fsyncDir, type Manifest, type Storage } from '../storage/index.ts';
+import { findBackup, fsyncDir, type Manifest, type Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
+import { SEE_LIST } from '../commands/restore-text.ts';
 
 export const FETCH_USAGE = 'usage: pg-backup-bot fetch <backup-id> [--globals] [-o FILE | -o -]';
 

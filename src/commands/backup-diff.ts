@@ -2,9 +2,10 @@ import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { withDeadline } from '../jobs/producers.ts';
 import { diffText } from '../notifications/drift-messages.ts';
-import { findBackup, SEE_LIST, targetOfBackupId, type Storage } from '../storage/index.ts';
+import { findBackup, targetOfBackupId, type Storage } from '../storage/index.ts';
 import { driftPair } from '../drift/index.ts';
 import { configuredDrift } from '../health/index.ts';
+import { SEE_LIST } from './restore-text.ts';
 
 /**
  * `/backup diff <id-a> <id-b>` (viewers): both drifts between two backups of one target, read from their manifests

@@ -10,13 +10,13 @@ import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
-import { findBackup, SEE_LIST, formatBytes, type Manifest } from '../storage/index.ts';
+import { findBackup, formatBytes, type Manifest } from '../storage/index.ts';
 import { describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
-import { RESTORE_USAGE, parseRestoreText, type RestoreRequest } from './restore-text.ts';
+import { RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';

@@ -7,10 +7,10 @@ import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import { restoreTestHistory } from '../notifications/restore-messages.ts';
-import { findBackup, SEE_LIST, latestBackup } from '../storage/index.ts';
+import { findBackup, latestBackup } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
-import { RESTORE_TEST_USAGE, parseRestoreTestText, type RestoreTestRequest } from './restore-text.ts';
+import { RESTORE_TEST_USAGE, parseRestoreTestText, type RestoreTestRequest, SEE_LIST } from './restore-text.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
 import { queuePitrTest } from './pitr-test-command.ts';
 

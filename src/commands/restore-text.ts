@@ -126,10 +126,19 @@ export function parseRestoreTestText(raw: string): RestoreTestRequest {
   return { verb: 'help', problem: `"${cut(first)}" is neither \`latest\`, \`history\` nor a backup id.` };
 }
 
+/** The command that lists backups where the user types: Slack's, or the CLI's. */
+const LIST = { slack: '/backup list', cli: 'pg-backup-bot list' } as const;
+
 /** Where the words came from, so a problem points at the command the user can type there. */
 const SURFACES = {
-  slack: { restore: '/restore', list: '`/backup list`', restoreList: '`/restore list`' },
-  cli: { restore: '`pg-backup-bot restore`', list: '`pg-backup-bot list`', restoreList: '`pg-backup-bot restore list`' },
+  slack: { restore: '/restore', list: `\`${LIST.slack}\``, restoreList: '`/restore list`' },
+  cli: { restore: '`pg-backup-bot restore`', list: `\`${LIST.cli}\``, restoreList: '`pg-backup-bot restore list`' },
+} as const;
+
+/** The same command for one target, for a backup id with no backup (storage/catalog.ts findBackup's `seeList`). */
+export const SEE_LIST = {
+  slack: (target: string) => `\`${LIST.slack} ${target}\``,
+  cli: (target: string) => `\`${LIST.cli} ${target}\``,
 } as const;
 
 export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = 'slack'): RestoreRequest {

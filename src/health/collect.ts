@@ -4,7 +4,7 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import { evaluateHealth } from './conditions.ts';
 import type { RunLog } from './last-runs.ts';
-import type { BaseBackupHealth, ConditionResult, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
+import type { BaseBackupHealth, ConditionResult, DamagedItem, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
 import type { WalHealthFacts } from './wal-types.ts';
 
 export interface HealthSources {
@@ -60,11 +60,14 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     sources.runs ? sources.runs.driftAck(target) : Promise.resolve(null),
   ]);
   // Known once list() has read them: it sets them aside as it goes. WAL lost from the archive is damage too.
-  const lostWal = (walHealth?.archive.lost ?? []).map((name) => ({
-    backupId: `WAL ${name}`,
-    why: 'indexed as archived, its file is gone from the archive: the recoverable window has a hole there until retention passes it',
-  }));
-  const damaged = [...(sources.storage.damaged?.(target) ?? []), ...lostWal];
+  const lostWal = (walHealth?.archive.lost ?? []).map(
+    (name): DamagedItem => ({
+      wal: true,
+      backupId: `WAL ${name}`,
+      why: 'indexed as archived, its file is gone from the archive: the recoverable window has a hole there until retention passes it',
+    }),
+  );
+  const damaged = [...(sources.storage.damaged?.(target) ?? []).map(({ backupId, why }): DamagedItem => ({ backupId, why })), ...lostWal];
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
   const firstBackupDueAt = neverBackedUp && firstSeen && sources.firstBackupDue ? sources.firstBackupDue(target, firstSeen) : null;
@@ -85,7 +88,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     target,
     now,
     backups,
-    damaged: damaged.map(({ backupId, why }) => ({ backupId, why })),
+    damaged,
     running: active.filter((j) => j.data.target === target).map((j) => ({ jobId: j.id ?? '', startedAt: new Date(j.processedOn ?? j.timestamp) })),
     lastBackupRun,
     lastRestoreTest,

@@ -126,7 +126,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
   const results = [
     // Damaged backups only: WAL lost from the archive is no backup (`WAL <segment>`, health/collect.ts).
-    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, input.damaged?.filter((d) => !d.backupId.startsWith('WAL ')).length),
+    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, input.damaged?.filter((d) => !d.wal).length),
     damagedCondition(input.target, input.damaged ?? []),
     withGrowth(sizeCondition(input.target, newestFirst, t), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),

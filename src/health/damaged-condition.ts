@@ -1,10 +1,4 @@
-import type { ConditionResult } from './types.ts';
-
-/** A stored backup the storage found damaged, as listing it found it (storage/types.ts `damaged`). */
-export interface DamagedBackup {
-  backupId: string;
-  why: string;
-}
+import type { ConditionResult, DamagedItem } from './types.ts';
 
 /** How many are named in the evidence; the rest are counted. `/backup list` names them all. */
 const NAMED = 3;
@@ -16,15 +10,14 @@ const NAMED = 3;
  * lost this way reads as an older newest one. It pages (error): a disk or bucket that loses files loses the next
  * ones too. Bit rot that keeps a file's size shows in the restore test's checksums, not here.
  */
-export function damagedCondition(target: string, damaged: readonly DamagedBackup[]): ConditionResult {
+export function damagedCondition(target: string, damaged: readonly DamagedItem[]): ConditionResult {
   if (damaged.length === 0) {
     return { condition: 'damaged', status: 'ok', severity: 'error', summary: `No damaged backup of ${target}`, evidence: 'every stored backup is whole' };
   }
   const n = damaged.length;
   const named = damaged.slice(0, NAMED).map((d) => `${d.backupId} (${d.why})`);
   const more = n > NAMED ? `; and ${n - NAMED} more (\`/backup list ${target}\`)` : '';
-  // WAL lost from a point-in-time archive comes as `WAL <segment>` (health/collect.ts).
-  const wal = damaged.filter((d) => d.backupId.startsWith('WAL ')).length;
+  const wal = damaged.filter((d) => d.wal).length;
   const backups = n - wal;
   const said = [
     backups ? `${backups} stored backup${backups === 1 ? '' : 's'} of ${target} ${backups === 1 ? 'is' : 'are'} damaged and cannot be restored` : '',

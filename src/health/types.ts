@@ -112,13 +112,22 @@ export interface RestoreTestSummary {
   durationMs?: number;
 }
 
+/** What the `damaged` condition names: a backup listing left out (storage damaged()), or a WAL file lost (`wal`). */
+export interface DamagedItem {
+  /** A backup id, or `WAL <segment>`. */
+  backupId: string;
+  why: string;
+  /** A WAL file indexed as archived whose file is gone (wal-index.ts lostWal), not a backup. */
+  wal?: true;
+}
+
 export interface HealthInput {
   target: string;
   now: Date;
   /** Finished backups of this target, any order. */
   backups: Manifest[];
-  /** Stored backups of this target that listing found damaged (left out of `backups`); absent: not known. */
-  damaged?: Array<{ backupId: string; why: string }>;
+  /** Stored backups of this target that listing found damaged (left out of `backups`), and WAL lost; absent: not known. */
+  damaged?: DamagedItem[];
   /** Backup jobs of this target running now. */
   running: Array<{ jobId: string; startedAt: Date }>;
   lastBackupRun: BackupRunSummary | null;

@@ -34,12 +34,6 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
   }
 }
 
-/** Where a Slack user and a CLI user see a target's backups (findBackup's `seeList`). */
-export const SEE_LIST = {
-  slack: (target: string) => `\`/backup list ${target}\``,
-  cli: (target: string) => `\`pg-backup-bot list ${target}\``,
-} as const;
-
 /** 1536 → "1.5 KiB". */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

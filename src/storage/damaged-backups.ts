@@ -1,5 +1,6 @@
 import { isBotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { dropUnseen } from './manifest-cache.ts';
 
 export interface DamagedBackup {
   target: string;
@@ -31,7 +32,7 @@ export class DamagedBackups {
 
   /** After a listing of everything under `prefix`: forgets what it did not see. */
   keepOnly(prefix: string, seen: ReadonlySet<string>): void {
-    for (const where of this.#found.keys()) if (where.startsWith(prefix) && !seen.has(where)) this.#found.delete(where);
+    dropUnseen(this.#found, prefix, seen);
   }
 
   /** Newest id first. */

@@ -63,8 +63,8 @@ describe('evaluateHealth', () => {
       `${damaged[2]?.backupId} (artifact database.pgdump.zst is missing or has the wrong size); and 1 more (\`/backup list shop\`)`,
     );
     expect(pick(evaluateHealth({ ...healthyInput(), damaged: [] }), 'damaged').status).toBe('ok');
-    // WAL lost from a PITR archive (health/collect.ts names it `WAL <segment>`) is said apart from backups.
-    const wal = { backupId: 'WAL 000000010000000000000004', why: 'indexed as archived, its file is gone from the archive' };
+    // WAL lost from a PITR archive (health/collect.ts) is said apart from backups.
+    const wal = { backupId: 'WAL 000000010000000000000004', why: 'indexed as archived, its file is gone from the archive', wal: true as const };
     expect(pick(evaluateHealth({ ...healthyInput(), damaged: [wal] }), 'damaged').summary).toBe('1 WAL file of shop is lost from the archive');
     expect(pick(evaluateHealth({ ...healthyInput(), damaged: [...damaged.slice(0, 2), wal] }), 'damaged').summary).toBe(
       '2 stored backups of shop are damaged and cannot be restored; 1 WAL file is lost from the archive',
