@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
-import { failedRestoreTestIds, retentionFor } from '../storage/index.ts';
+import { listWithTestVerdicts, retentionFor } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
 import { cliBackupLock, describeHolder } from './backup-lock.ts';
@@ -115,7 +115,7 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
       deps.io.err(`"${args[0]}" is not a valid target name.`);
       return 2;
     }
-    const backups = await deps.storage.list(args[0]);
+    const { backups, failedTests } = await listWithTestVerdicts(deps.storage, args[0]);
     // No BACKUP_DIR at all is not "no backups yet": a wrong one set, or a new host without the backups.
     if (backups.length === 0 && deps.config.s3?.mode !== 'primary' && !existsSync(deps.config.backupDir)) {
       deps.io.err(
@@ -127,9 +127,8 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     if (args[0] !== undefined && backups.length === 0) findTarget(deps.config, args[0]);
     const time = (at: Date) => formatInZone(at, deps.config.timezone);
     const damaged = deps.storage.damaged?.(args[0]) ?? [];
-    const failedTests = failedRestoreTestIds(await deps.storage.listRecords('restore-test', args[0]));
     const list = formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged, failedTests });
-    deps.io.out(list.replace(/[*`]|:warning: /g, '').replace(/:x: /g, ''));
+    deps.io.out(list.replace(/[*`]|:warning: |:x: /g, ''));
     return 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));

@@ -2,7 +2,7 @@ import { coalesceFresh } from '../coalesce.ts';
 import { type Config, findTarget } from '../config.ts';
 import { withDeadline } from '../jobs/producers.ts';
 import { slackDate } from '../notifications/slack-time.ts';
-import { failedRestoreTestIds, type Manifest, type Storage } from '../storage/index.ts';
+import { listWithTestVerdicts, type Manifest, type Storage } from '../storage/index.ts';
 import { formatBackupList } from './replies.ts';
 import { walWindowLines } from './wal-status.ts';
 
@@ -14,10 +14,7 @@ export type BackupLister = (target: string | undefined) => Promise<{ backups: Ma
  * `/backup list` during an incident costs two listings of storage, not one each.
  */
 export function backupLister(storage: Storage): BackupLister {
-  return coalesceFresh(async (target: string | undefined) => {
-    const [backups, tests] = await Promise.all([storage.list(target), storage.listRecords('restore-test', target)]);
-    return { backups, failedTests: failedRestoreTestIds(tests) };
-  });
+  return coalesceFresh((target: string | undefined) => listWithTestVerdicts(storage, target));
 }
 
 /** `/backup list [target]`: the newest backups, those left out as damaged, and each PITR target's window. */

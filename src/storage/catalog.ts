@@ -1,5 +1,6 @@
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
+import { failedRestoreTestIds } from './retention-plan.ts';
 import type { BackupOwner, Storage } from './types.ts';
 
 /** Questions people ask about backups, answered from the manifests (the source of truth). */
@@ -8,6 +9,15 @@ import type { BackupOwner, Storage } from './types.ts';
 export function targetOfBackupId(backupId: string): string | null {
   if (!BackupIdSchema.safeParse(backupId).success) return null;
   return backupId.replace(/-\d{8}T\d{6}Z(-\d+)?$/, '');
+}
+
+/**
+ * The finished backups (newest first), and which of them failed their latest restore test: listed, but not good.
+ * What `/backup list` and `pg-backup-bot list` show.
+ */
+export async function listWithTestVerdicts(storage: Storage, target?: string): Promise<{ backups: Manifest[]; failedTests: ReadonlySet<string> }> {
+  const [backups, tests] = await Promise.all([storage.list(target), storage.listRecords('restore-test', target)]);
+  return { backups, failedTests: failedRestoreTestIds(tests) };
 }
 
 /** The newest finished backup of `target` by start time, or null when it has none. */
