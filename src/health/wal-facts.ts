@@ -5,9 +5,9 @@ import { readSlot } from '../postgres/pitr/slot-state.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { archivedBases, lostWal } from '../postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
-import { remoteWindowWal, type WindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
+import { remoteWindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
 import type { BaseBackup } from '../postgres/pitr/base-backup.ts';
-import { recoverableWindow, walGaps } from '../postgres/pitr/window.ts';
+import { recoverableWindow, type WindowWal, walGaps } from '../postgres/pitr/window.ts';
 import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
 
 // The server's or the file system's own words (a refused connection, a timeout, a bad index file): they name no secret.

@@ -15,7 +15,7 @@ import { describeExit, firstErrorLine } from '../failures.ts';
 import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
-import { inWindow, recoverableWindow } from './window.ts';
+import { rangeAt, recoverableWindow, type WindowWal } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -50,7 +50,7 @@ export function parseRecoveryTime(text: string): Date {
  * The base backup to start from: the newest that finished before the time. A time the window does not reach
  * (window.ts: a gap ends it, a base backup after the gap opens it again) is refused with the window.
  */
-export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, 'name' | 'archivedAt'>>, at: Date): BaseBackup {
+export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date): BaseBackup {
   const w = recoverableWindow(bases, wal);
   if (!w) {
     throw new BotError(
@@ -63,10 +63,14 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry
     : '';
   const earlier = w.earlier ? `, and ${w.earlier.from.toISOString()} to ${w.earlier.to.toISOString()} before the gap` : '';
   const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}${earlier}`;
-  if (!inWindow(w, at)) {
+  const range = rangeAt(w, at);
+  if (!range) {
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.`);
   }
-  return bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1) as BaseBackup;
+  // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
+  // the stretch starts at its end segment's archiving, a moment before the bot stamped it finished (window.ts).
+  const from = bases.indexOf(range.opens);
+  return bases.filter((b, i) => i >= from && Date.parse(b.finishedAt) <= at.getTime()).at(-1) ?? range.opens;
 }
 
 /** Reads a stored file back: its sha256 checked against the record on the way, decrypted when it is. */

@@ -6,7 +6,7 @@ import { pitrInS3, type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
 import { listBaseBackups } from './pitr-restore.ts';
 import { withPartials } from './partial-store.ts';
 import { LocalWalStore, type WalEntry } from './wal-store.ts';
-import { segmentPosition, walGaps } from './window.ts';
+import { segmentPosition, type WindowWal, walGaps } from './window.ts';
 
 /**
  * The PITR archive as S3 holds it, for the readers that judge it (window, gaps, `/backup list`, health, restores,
@@ -52,9 +52,6 @@ export async function remoteArchive(remote: S3PitrStore): Promise<RemoteArchive>
   return { bases, wal };
 }
 
-/** A WAL file as the window reads it (window.ts): its name, and the time the WAL it holds reaches. */
-export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt'>;
-
 /**
  * The window's reading (health/wal-facts.ts: `/backup list`, `/backup status`, health, /metrics — the first two on
  * Slack's 3 s): the same listing, but of the index entries only those whose time the window reads (window.ts: the
@@ -83,7 +80,7 @@ export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: Bas
   if (read.some((e) => e === null)) return remoteArchive(remote).then((a) => ({ bases: a.bases, wal: withPartials(a.wal, partials) }));
   const whole = present.map((w): WindowWal => ({ name: w.name, archivedAt: known.get(keyOf(remote, w.name))?.archivedAt ?? w.indexedAt.toISOString() }));
   const have = new Set(present.map((w) => w.name));
-  const extra = partials.filter((p) => !have.has(p.name)).map((p): WindowWal => ({ name: p.name, archivedAt: p.coversAt }));
+  const extra = partials.filter((p) => !have.has(p.name)).map((p): WindowWal => ({ name: p.name, archivedAt: p.coversAt, partial: true }));
   return { bases, wal: [...whole, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 

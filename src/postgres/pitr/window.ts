@@ -16,10 +16,18 @@ export function segmentOf(lsn: string, timeline: number): string {
 const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
 const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
 
+/**
+ * A WAL file as the window reads it: its name, and the time the WAL it holds reaches (when it was archived, or for a
+ * partial snapshot of the segment being written, the time of that snapshot). `partial`: a snapshot, not the whole segment.
+ */
+export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt'> & { partial?: boolean };
+
 export interface RecoverableWindow {
   /** From the end of a base backup whose WAL is all archived, to the newest segment archived before any gap. */
   from: Date;
   to: Date;
+  /** The base backup the window starts from (the oldest one, or the first taken after the last gap). */
+  opens: BaseBackup;
   /** Segments missing between the oldest base backup's start and the newest archived one: recovery cannot cross them. */
   gaps: string[];
   /**
@@ -28,7 +36,25 @@ export interface RecoverableWindow {
    */
   reachesNewest: boolean;
   /** A stretch before a gap that an older base backup still reaches, when the window itself starts after the gap. */
-  earlier?: { from: Date; to: Date };
+  earlier?: { from: Date; to: Date; opens: BaseBackup };
+}
+
+/**
+ * Whether a WAL file reaches past a base backup's end, so that recovery from it becomes consistent, and from when.
+ * A whole segment at or after the one holding the end LSN does, whatever the clocks say: the archiver can stamp the
+ * segment that pg_backup_stop's switch completes before the bot stamps the base backup finished (seen on a loaded
+ * machine: the window stayed empty until the next segment). A partial snapshot of that segment is judged by time.
+ * The window then starts at the earlier of the two times, both at or after the backup's real end.
+ */
+function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
+  const finished = Date.parse(b.finishedAt);
+  const archived = Date.parse(w.archivedAt);
+  if (finished <= archived) return new Date(finished);
+  if (!b.endLsn) return null;
+  const end = segmentPosition(segmentOf(b.endLsn, b.timeline));
+  const at = segmentPosition(w.name);
+  const past = at.timeline === end.timeline && (at.n > end.n || (at.n === end.n && !w.partial));
+  return past ? new Date(archived) : null;
 }
 
 /** Segments missing (on the newest segment's timeline) from the oldest base backup's start to the newest archived. */
@@ -53,7 +79,7 @@ export function walGaps(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, '
  * opens a window again, from its end to the newest segment archived. Gaps are named either way. Of the WAL files it
  * reads every name, and the time of two only: the newest segment's, and with a gap the last one's before it.
  */
-export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, 'name' | 'archivedAt'>>): RecoverableWindow | null {
+export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>): RecoverableWindow | null {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
   const oldest = bases[0];
   const newest = segments.at(-1);
@@ -68,22 +94,27 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Pick<W
         return p.timeline === g.timeline && p.n > g.n;
       })
     : oldest;
-  const tail = resume && Date.parse(resume.finishedAt) <= end.getTime() ? { from: new Date(resume.finishedAt), to: end } : null;
+  const tailFrom = resume ? reachedFrom(resume, newest) : null;
+  const tail = resume && tailFrom ? { from: tailFrom, to: end, opens: resume } : null;
   const firstGap = gaps[0];
-  let head: { from: Date; to: Date } | null = null;
+  let head: { from: Date; to: Date; opens: BaseBackup } | null = null;
   if (firstGap) {
     // The stretch before the first gap ends with the last segment archived before it.
     const g = segmentPosition(firstGap).n;
     const before = segments.filter((e) => segmentPosition(e.name).n < g).at(-1);
-    if (before && Date.parse(oldest.finishedAt) <= Date.parse(before.archivedAt)) head = { from: new Date(oldest.finishedAt), to: new Date(before.archivedAt) };
+    const from = before ? reachedFrom(oldest, before) : null;
+    if (before && from) head = { from, to: new Date(before.archivedAt), opens: oldest };
   }
   if (tail) return { ...tail, gaps, reachesNewest: true, ...(head && resume !== oldest ? { earlier: head } : {}) };
   if (head) return { ...head, gaps, reachesNewest: false };
   return null;
 }
 
-/** Whether a moment lies in the window, or in the stretch before a gap an older base backup still reaches. */
-export function inWindow(w: RecoverableWindow, at: Date): boolean {
+/** The stretch of the window a moment lies in (the window itself, or the stretch before a gap), or undefined. */
+export function rangeAt(w: RecoverableWindow, at: Date): { from: Date; to: Date; opens: BaseBackup } | undefined {
   const t = at.getTime();
-  return [w, w.earlier].some((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
+  return [w, w.earlier].find((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
 }
+
+/** Whether a moment lies in the window, or in the stretch before a gap an older base backup still reaches. */
+export const inWindow = (w: RecoverableWindow, at: Date): boolean => rangeAt(w, at) !== undefined;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
+import { chooseBase } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { inWindow, recoverableWindow, segmentOf, segmentPosition, walGaps } from '../../../src/postgres/pitr/window.ts';
 
 const base = (startLsn: string, finishedAt: string, id = 'b') => ({ id, startLsn, timeline: 1, finishedAt }) as BaseBackup;
@@ -22,7 +23,13 @@ describe('the recoverable window', () => {
         seg('00000002.history', '2026-12-04T11:30:00Z'),
       ],
     );
-    expect(w).toEqual({ from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T11:00:00Z'), gaps: [], reachesNewest: true });
+    expect(w).toEqual({
+      from: new Date('2026-12-04T10:00:00Z'),
+      to: new Date('2026-12-04T11:00:00Z'),
+      opens: expect.objectContaining({ id: 'b' }),
+      gaps: [],
+      reachesNewest: true,
+    });
   });
 
   it('ends before a missing segment, and names it', () => {
@@ -33,6 +40,7 @@ describe('the recoverable window', () => {
     expect(w).toEqual({
       from: new Date('2026-12-04T10:00:00Z'),
       to: new Date('2026-12-04T10:01:00Z'),
+      opens: expect.objectContaining({ id: 'b' }),
       gaps: ['000000010000000000000003'],
       reachesNewest: false,
     });
@@ -55,9 +63,10 @@ describe('the recoverable window', () => {
     expect(w).toEqual({
       from: new Date('2026-12-04T13:00:00Z'),
       to: new Date('2026-12-04T14:00:00Z'),
+      opens: bases[1],
       gaps: ['000000010000000000000003'],
       reachesNewest: true,
-      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z') },
+      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0] },
     });
     // A moment inside the gap's shadow is not recoverable; either side of it is.
     expect(inWindow(w as NonNullable<typeof w>, new Date('2026-12-04T11:00:00Z'))).toBe(false);
@@ -83,5 +92,37 @@ describe('the recoverable window', () => {
       ],
     );
     expect(w).toBeNull();
+  });
+
+  describe('a base backup whose end segment was archived before the bot stamped it finished', () => {
+    // pg_backup_stop switches segments: the archiver can store the segment holding the end LSN a moment before
+    // pg_basebackup exits and the bot writes finishedAt. Seen under load: the window stayed empty until the next segment.
+    const b = { id: 'late', startLsn: '0/2000028', endLsn: '0/2000138', timeline: 1, finishedAt: '2026-12-04T10:00:01.500Z' } as BaseBackup;
+    const endSegment = '000000010000000000000002';
+
+    it('opens the window once that whole segment is archived, from the segment’s time', () => {
+      const w = recoverableWindow([b], [seg(endSegment, '2026-12-04T10:00:01.200Z')]);
+      expect(w).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z'), to: new Date('2026-12-04T10:00:01.200Z'), opens: b, reachesNewest: true });
+      // A restore to that moment starts from that base backup, though its finishedAt is later.
+      expect(chooseBase([b], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toBe(b);
+    });
+
+    it('is not opened by a partial snapshot of that segment taken before the bot stamped the backup finished', () => {
+      // The snapshot may stop short of the end LSN: only its time can say it reaches the end.
+      expect(recoverableWindow([b], [{ name: endSegment, archivedAt: '2026-12-04T10:00:01.200Z', partial: true }])).toBeNull();
+      expect(recoverableWindow([b], [{ name: endSegment, archivedAt: '2026-12-04T10:00:02Z', partial: true }])).toMatchObject({
+        from: new Date('2026-12-04T10:00:01.500Z'),
+      });
+    });
+
+    it('is opened by a partial snapshot of a later segment, and not by an earlier segment', () => {
+      const later = { name: '000000010000000000000003', archivedAt: '2026-12-04T10:00:01.400Z', partial: true };
+      expect(recoverableWindow([b], [seg(endSegment, '2026-12-04T10:00:01.200Z'), later])).toMatchObject({ from: new Date('2026-12-04T10:00:01.400Z') });
+      const ending = { ...b, endLsn: '0/3000138' };
+      expect(recoverableWindow([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')])).toBeNull();
+      expect(() => chooseBase([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toThrow(
+        /no base backup with all of its WAL/,
+      );
+    });
   });
 });
