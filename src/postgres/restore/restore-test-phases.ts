@@ -191,14 +191,22 @@ export async function compare(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
       log: t.log,
     };
     t.progress('verifying', 'comparing content and definitions with the archive');
-    const archive = await compareWithArchive(v).catch((err: unknown) => {
+    const comparing = compareWithArchive(v).catch((err: unknown) => {
       if (o.signal?.aborted) throw t.canceled(err);
       // The copy could not be read back: nothing may be claimed about it, and that is the verdict's to say.
       rendering = `content and definitions could not be compared with the backup: ${toUserMessage(err)}`;
       return { compared: false as const, why: rendering, ms: 0 };
     });
+    // The counts read the copy beside the comparison (both only read it; the smoke queries, which may write, wait for
+    // the comparison). pg_amcheck does not: it installs its extension, which the comparison would see.
+    const [c, archive] = await Promise.all([
+      counted(o, t, url, comparing).catch(async (err: unknown) => {
+        await comparing.catch(() => undefined);
+        return failed(err);
+      }),
+      comparing,
+    ]);
     deep = { level, archive, amcheck: { ran: false, why: 'not run yet' } };
-    const c = await counted(o, t, url).catch(failed);
     t.progress('verifying', `pg_amcheck${level === 'full' ? ' --heapallindexed' : ''}`);
     deep.amcheck = await amcheckRestored({ ...v, level, keep: o.keep !== undefined });
     return { ...c, deep, verifyMs: Date.now() - started, problems: [...c.problems, ...(rendering ? [rendering] : []), ...deepProblems(deep)] };
@@ -207,8 +215,10 @@ export async function compare(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
   return { ...c, deep, verifyMs: Date.now() - started };
 }
 
-async function counted(o: RestoreTestOptions, t: TestRun, url: string) {
-  const c = await checkRestored({ url, manifest: o.manifest, smokeQueries: o.smokeQueries ?? [], signal: o.signal, onPhase: t.progress });
+async function counted(o: RestoreTestOptions, t: TestRun, url: string, readOnlyUntil?: Promise<unknown>) {
+  // Beside the comparison, its progress line ("comparing content …") stays: the counts say nothing of their own.
+  const onPhase = (p: 'verifying' | 'smoke-queries') => (readOnlyUntil && p === 'verifying' ? undefined : t.progress(p));
+  const c = await checkRestored({ url, manifest: o.manifest, smokeQueries: o.smokeQueries ?? [], signal: o.signal, onPhase, readOnlyUntil });
   return {
     restoredBytes: c.restoredBytes,
     tables: c.comparison.tables,

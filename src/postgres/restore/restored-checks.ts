@@ -37,6 +37,8 @@ export async function checkRestored(o: {
   smokeQueries: SmokeQuery[];
   signal?: AbortSignal | undefined;
   onPhase: (phase: 'verifying' | 'smoke-queries') => void;
+  /** Settles when the copy may be written to: the smoke queries wait for it (a comparison reading the copy meanwhile). */
+  readOnlyUntil?: Promise<unknown> | undefined;
 }): Promise<RestoredChecks> {
   const client = new pg.Client(pgClientConfig(o.url));
   client.on('error', () => undefined);
@@ -54,6 +56,7 @@ export async function checkRestored(o: {
     const scope = o.manifest.scope;
     const comparison = compareCounts(o.manifest.verification, { tables: await countRows(client, scope), objects: await countObjects(client, scope) });
 
+    await o.readOnlyUntil;
     o.onPhase('smoke-queries');
     const smokeQueries: SmokeResult[] = [];
     const smokeProblems: string[] = [];

@@ -128,6 +128,17 @@ describe('runRestoreTest', () => {
     expect(await databaseExists(serverUrl(), outcome.database)).toBe(false);
   });
 
+  it('runs the smoke queries after the content comparison, so one that writes to the copy is no difference', async () => {
+    // The counts read the copy beside the comparison; a smoke query may write, and waits for the comparison to end.
+    const outcome = await runRestoreTest(
+      options({ smokeQueries: [{ name: 'touch every customer', sql: "UPDATE shop.customers SET email = email || '.smoke'" }] }),
+    );
+    expect(outcome.problems).toEqual([]);
+    expect(outcome.passed).toBe(true);
+    expect(outcome.checked.smokeQueries).toEqual([{ name: 'touch every customer', ok: true, error: null }]);
+    expect(outcome.checked).toMatchObject({ level: 'content', archive: { compared: true, differing: { tables: 0, definitions: 0, largeObjects: 0 } } });
+  });
+
   it('fails when a smoke query fails, naming the query, and still runs the others', async () => {
     const outcome = await runRestoreTest(
       options({
