@@ -46,7 +46,7 @@ async function baseBackupHealth(sources: HealthSources, target: string, now: Dat
 
 /** Gathers what the health conditions need for one target, from storage, Redis and the queue. */
 export async function collectHealthInput(sources: HealthSources, target: string, now: Date): Promise<HealthInput> {
-  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth, baseBackup, driftAck] = await Promise.all([
+  const [backups, lastBackupRun, records, active, disk, firstSeen, wal, walHealth, baseBackup, driftAck, pitrTest] = await Promise.all([
     sources.storage.list(target),
     sources.runs ? sources.runs.last(target) : Promise.resolve(null),
     sources.storage.listRecords('restore-test', target),
@@ -58,6 +58,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     sources.walHealth && sources.pitr?.(target) ? sources.walHealth(target) : Promise.resolve(undefined),
     baseBackupHealth(sources, target, now),
     sources.runs ? sources.runs.driftAck(target) : Promise.resolve(null),
+    sources.runs && sources.pitr?.(target) ? sources.runs.pitrTestRun(target) : Promise.resolve(undefined),
   ]);
   // Known once list() has read them: it sets them aside as it goes. WAL lost from the archive is damage too.
   const lostWal = (walHealth?.archive.lost ?? []).map(
@@ -100,6 +101,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     ...(wal ? { wal: { ...wal, ...(firstSeen ? { firstSeen } : {}) } } : {}),
     ...(walHealth ? { walHealth } : {}),
     ...(baseBackup ? { baseBackup } : {}),
+    ...(pitrTest !== undefined ? { pitrTest } : {}),
     driftAck,
   };
 }

@@ -71,6 +71,25 @@ function restoreTestFailingCondition(target: string, test: RestoreTestSummary | 
   };
 }
 
+/**
+ * `pitr-test-failing` (critical, paged by the restore-test worker as `pitr-restore-test`): the last PITR restore test
+ * failed or could not run. Shown here so `/backup health`, `check` and /metrics do not call the target healthy while
+ * that page is open; never having tested is not a failure, as for the logical restore test.
+ */
+function pitrTestCondition(target: string, run: BackupRunSummary | null): ConditionResult {
+  const base = { condition: 'pitr-test-failing', severity: 'critical' } as const;
+  if (!run) return { ...base, status: 'ok', summary: `No PITR restore test of ${target} recorded yet`, evidence: 'no PITR restore test recorded' };
+  const job = run.jobId ? ` (job ${run.jobId})` : '';
+  if (run.ok) return { ...base, status: 'ok', summary: `The last PITR restore test of ${target} passed`, evidence: `passed at ${formatTime(run.at)}${job}` };
+  const reason = run.reason ?? 'no reason recorded';
+  return {
+    ...base,
+    status: 'failing',
+    summary: `The last PITR restore test of ${target} failed: ${reason}`,
+    evidence: `failed at ${formatTime(run.at)}${job}: ${reason}; \`/restore-test pitr ${target}\` runs it again`,
+  };
+}
+
 function unencryptedCondition(target: string, encrypted: boolean | null | undefined, newest: HealthInput['backups'][number] | undefined): ConditionResult {
   const base = { condition: 'unencrypted', severity: 'warning' } as const;
   const id = newest?.backupId ?? 'the newest backup';
@@ -139,6 +158,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     ...walConditions(input.target, input.walHealth),
     ...(input.wal ? [walOffsiteCondition(input.target, input.now, input.wal.state)].filter((c): c is ConditionResult => c !== null) : []),
     ...(input.baseBackup ? [baseBackupCondition(input.target, input.now, input.baseBackup)] : []),
+    ...(input.pitrTest !== undefined ? [pitrTestCondition(input.target, input.pitrTest)] : []),
     ...(input.wal ? [rpoCondition(input.target, input.now, input.wal.state)] : []),
   ];
   const slotMissing = input.walHealth?.slot.exists === false;
@@ -168,5 +188,6 @@ function startingGrace(r: ConditionResult, firstSeen: Date, slotMissing: boolean
 export function pagerCondition(condition: HealthCondition): string {
   if (condition === 'backup-failing') return 'backup';
   if (condition === 'restore-test-failing') return 'restore-test';
+  if (condition === 'pitr-test-failing') return 'pitr-restore-test';
   return condition;
 }

@@ -1,5 +1,5 @@
 import { readWalState, type StoredWalState } from '../jobs/wal-state.ts';
-import { baseBackupsWatchedSince, lastBaseBackupRun } from '../jobs/base-backup-runs.ts';
+import { baseBackupsWatchedSince, lastBaseBackupRun, lastPitrTestRun } from '../jobs/base-backup-runs.ts';
 import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
 import { readDriftAck } from './drift-ack.ts';
@@ -27,6 +27,8 @@ export interface RunLog {
   baseBackupRun(target: string): Promise<BackupRunSummary | null>;
   /** When the bot first watched that target's base backups (set by the first call). */
   baseBackupsWatchedSince(target: string, now: Date): Promise<Date>;
+  /** The last PITR restore test of a target with point-in-time recovery (workers/pitr-test-worker.ts). */
+  pitrTestRun(target: string): Promise<BackupRunSummary | null>;
   /** The data drift an operator acknowledged last (health/drift-ack.ts), or null. */
   driftAck(target: string): Promise<DriftAck | null>;
 }
@@ -37,6 +39,7 @@ export function createRunLog(redis: RedisConnection, prefix: string): RunLog {
     walState: (target) => readWalState(redis, prefix, target),
     baseBackupRun: (target) => lastBaseBackupRun(redis, prefix, target),
     baseBackupsWatchedSince: (target, now) => baseBackupsWatchedSince(redis, prefix, target, now),
+    pitrTestRun: (target) => lastPitrTestRun(redis, prefix, target),
     driftAck: (target) => readDriftAck(redis, prefix, target),
     async record(target, run) {
       await redis.set(key(target), JSON.stringify({ ...run, at: run.at.toISOString() }));

@@ -18,6 +18,7 @@ export const HEALTH_CONDITIONS = [
   'wal-slot',
   'wal-offsite',
   'base-backup',
+  'pitr-test-failing',
   'rpo',
 ] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
@@ -158,6 +159,11 @@ export interface HealthInput {
   walHealth?: WalHealthFacts;
   /** A target with point-in-time recovery: its base backups (health/base-backup-condition.ts). Absent: not judged. */
   baseBackup?: BaseBackupHealth;
+  /**
+   * A target with point-in-time recovery: its last PITR restore test (the worker's run log in Redis), null when none
+   * is recorded; absent for other targets, or when Redis cannot be asked.
+   */
+  pitrTest?: BackupRunSummary | null;
   /** The data drift an operator acknowledged (its newer backup), from Redis; absent or null: none. */
   driftAck?: DriftAck | null;
 }

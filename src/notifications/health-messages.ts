@@ -21,6 +21,7 @@ const LABEL: Record<HealthCondition, string> = {
   'wal-slot': 'replication slot holding WAL',
   'wal-offsite': 'WAL archive not reaching S3',
   'base-backup': 'base backup failed or too old',
+  'pitr-test-failing': 'last PITR restore test failed',
   rpo: 'RPO not within its objective',
 };
 
@@ -42,6 +43,7 @@ const NAME: Record<HealthCondition, string> = {
   'wal-slot': 'replication slot',
   'wal-offsite': 'WAL archive in S3',
   'base-backup': 'base backup',
+  'pitr-test-failing': 'last PITR restore test',
   rpo: 'RPO',
 };
 

@@ -166,6 +166,7 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
     escalation: deps.escalation,
     checklist: deps.queues.checklist,
     pitrQueue: deps.queues.restoreTest,
+    redis: deps.workerRedis,
     log: log.child({ worker: 'restore-test' }),
   };
   const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {

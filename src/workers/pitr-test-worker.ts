@@ -10,6 +10,8 @@ import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import { type PitrTestInfo, pitrTestError, pitrTestFinished, pitrTestRunning } from '../notifications/pitr-test-messages.ts';
 import { runPitrTest } from '../postgres/pitr/pitr-test.ts';
+import { recordPitrTestRun } from '../jobs/base-backup-runs.ts';
+import type { RedisConnection } from '../redis-client.ts';
 import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { removeLeftoverScratch } from '../postgres/pitr/scratch-cluster.ts';
 import { openAnchor } from './anchor.ts';
@@ -23,6 +25,16 @@ export interface PitrTestDeps {
   escalation: Escalation;
   log: Logger;
   pitrQueue?: Queue<RestoreTestJobData> | undefined;
+  /** Where the last test's outcome is kept for health (`pitr-test-failing`); without it, health does not see it. */
+  redis?: RedisConnection | undefined;
+}
+
+/** The outcome kept for `/backup health`, `check` and /metrics; a Redis error is logged, never the test's failure. */
+async function rememberOutcome(deps: PitrTestDeps, req: PitrTestInfo, ok: boolean, reason: string | null, log: Logger): Promise<void> {
+  if (!deps.redis) return;
+  await recordPitrTestRun(deps.redis, deps.config.queuePrefix, req.target, { ok, at: new Date(), reason, jobId: req.jobId }).catch((err: unknown) =>
+    log.warn({ err }, 'could not record the PITR restore test for health'),
+  );
 }
 
 /** PagerDuty's dedup key of a failed PITR restore test: `pg-backup-bot/<target>/pitr-restore-test`, apart from logical restore tests. */
@@ -103,6 +115,7 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
             log.error({ err }, 'could not queue the PagerDuty trigger');
             return 'PagerDuty could NOT be paged (Redis error, see logs)';
           });
+    await rememberOutcome(deps, req, outcome.passed, outcome.passed ? null : failed ? `${failed.name}: ${failed.detail}` : 'see Slack', log);
     await say.finish(anchor, pitrTestFinished(req, outcome, escalation));
     if (!outcome.passed) throw new UnrecoverableError(`PITR restore test failed: ${failed?.name ?? ''}`);
     return { passed: true };
@@ -125,6 +138,7 @@ export async function reportPitrNotRun(
   reason: string,
   log: Logger,
 ): Promise<void> {
+  await rememberOutcome(deps, req, false, `could not run: ${reason}`, log);
   const escalation = await deps.escalation
     .failed(req.target, PITR_TEST_CONDITION, {
       summary: `PITR restore test of ${req.target} could not run: ${reason}`.slice(0, 1000),

@@ -20,6 +20,7 @@ import { formatInZone, shouldRunToday } from '../schedules/index.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { rolesForRestoreTest } from './restore-test-roles.ts';
+import type { RedisConnection } from '../redis-client.ts';
 import { lostPitrTest, queueScheduledPitrTest, runPitrTestJob } from './pitr-test-worker.ts';
 
 export interface RestoreTestWorkerDeps {
@@ -33,6 +34,8 @@ export interface RestoreTestWorkerDeps {
   checklist?: Queue<ChecklistJob>;
   /** The restore-test queue itself: the first-Saturday test queues a PITR test of a target with point-in-time recovery. */
   pitrQueue?: Queue<RestoreTestJobData>;
+  /** Where a PITR test's outcome is kept for health (pitr-test-worker.ts). */
+  redis?: RedisConnection;
 }
 
 /** The scratch database of a restore-test job: derived from the job id, so a starting worker knows whose it is. */

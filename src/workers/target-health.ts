@@ -29,9 +29,10 @@ export interface TargetHealthDeps {
 /** Checks one target's conditions, remembers them, and says what changed; resolves to the conditions. */
 export type TargetEvaluator = (target: string, log?: Logger) => Promise<ConditionResult[]>;
 
-// The backup and restore-test workers already post and page their own failures; the health checks track these two
-// (for /backup health, `check` and /metrics) but leave the talking to them, so nobody hears of a failure twice.
-const REPORTED_BY_WORKERS = new Set(['backup-failing', 'restore-test-failing']);
+// The backup and restore-test workers already post and page their own failures (PITR restore tests too); the health
+// checks track these (for /backup health, `check` and /metrics) but leave the talking to them, so nobody hears of a
+// failure twice.
+const REPORTED_BY_WORKERS = new Set(['backup-failing', 'restore-test-failing', 'pitr-test-failing']);
 const UNPAGED = 'posted here, not paged (the config can make it page)';
 
 /**

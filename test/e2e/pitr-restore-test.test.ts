@@ -105,6 +105,7 @@ describe('/restore-test pitr, as the bot runs it', () => {
     expect((await readdir(tmpdir())).filter((n) => n.startsWith('pgbb-pitr-test-') && n.includes(`-${label}-`))).toEqual([]);
     // Nothing paged for a pass; the request is in the audit trail with who asked.
     expect(h.pd.events.filter((e) => String(e.dedup_key).endsWith('/pitr-restore-test'))).toEqual([]);
+    expect((await slash(h, '/backup', 'health shop')).text).toMatch(/:white_check_mark: last PITR restore test: passed at .*\(job /);
     const audit = await auditLines(h);
     expect(audit.find((a) => a.what === '/restore-test' && a.args === 'pitr shop latest' && a.jobId === jobId)).toMatchObject({
       decision: 'allowed',
@@ -131,6 +132,21 @@ describe('/restore-test pitr, as the bot runs it', () => {
     const page = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/pitr-restore-test', 30_000);
     expect(page.payload?.severity).toBe('critical');
     expect(String(page.payload?.summary)).toContain(`segment ${victim.name} is missing`);
+    // /backup health does not call the target healthy while that page is open, and /metrics carries the verdict.
+    const health = (await slash(h, '/backup', 'health shop')).text;
+    expect(health).toMatch(new RegExp(`last PITR restore test failed: failed at .*: WAL archive: segment ${victim.name} is missing`));
+    expect(health).toContain('`/restore-test pitr shop` runs it again');
+    const metrics = await (await fetch(`${h.metricsUrl}/metrics`)).text();
+    expect(metrics).toContain('pgbb_condition_failing{target="shop",condition="pitr-test-failing"} 1');
+    // Told once, by the worker: a health run does not page it a second time, under this key or another.
+    const run = await h.service.deps.queues.health.add('health', {});
+    for (let i = 0; !((await run.isCompleted()) || (await run.isFailed())); i++) {
+      if (i > 300) throw new Error('the health job never finished');
+      await sleep(100);
+    }
+    expect(h.pd.events.filter((e) => e.event_action === 'trigger' && String(e.dedup_key).includes('/shop/pitr-')).map((e) => e.dedup_key)).toEqual([
+      'pg-backup-bot/shop/pitr-restore-test',
+    ]);
   }, 240_000);
 
   it('the first-Saturday restore test of a PITR target also queues a PITR test of it, to a random moment', async () => {

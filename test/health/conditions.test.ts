@@ -7,7 +7,9 @@ const GB = 1024 ** 3;
 describe('evaluateHealth', () => {
   it('reports every condition, in a fixed order, all ok for a healthy target (the WAL stream only where there is one)', () => {
     const results = evaluateHealth(healthyInput());
-    expect(results.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => !c.startsWith('wal-') && c !== 'base-backup' && c !== 'rpo'));
+    expect(results.map((r) => r.condition)).toEqual(
+      HEALTH_CONDITIONS.filter((c) => !c.startsWith('wal-') && c !== 'base-backup' && c !== 'pitr-test-failing' && c !== 'rpo'),
+    );
     const measured = { rpoObjectiveSeconds: '3600', rpoMeasuredAt: ago(2000).toISOString(), currentLsn: '0/3000148', archivedLsn: '0/3000148' };
     const withPitr = evaluateHealth({
       ...healthyInput(),
@@ -22,6 +24,7 @@ describe('evaluateHealth', () => {
         },
       },
       baseBackup: { newest: { id: 'shop-base-x', finishedAt: ago(HOUR).toISOString() }, lastRun: null, watchedSince: null, maxAgeHours: 192 },
+      pitrTest: null,
     });
     for (const r of withPitr) expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
     // wal-gap and wal-slot come with the archive's facts (test/health/wal-conditions.test.ts); wal-offsite only where
@@ -31,6 +34,25 @@ describe('evaluateHealth', () => {
       expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
       expect(r.summary).toContain('shop');
     }
+  });
+
+  it('pitr-test-failing: the last PITR restore test, failed or could not run; none yet is no failure; paged under the worker’s key', () => {
+    const pitr = { ...healthyInput(), wal: { state: { receiver: 'up' as const, since: ago(HOUR).toISOString() } } };
+    expect(pick(evaluateHealth({ ...pitr, pitrTest: null }), 'pitr-test-failing')).toMatchObject({
+      status: 'ok',
+      summary: 'No PITR restore test of shop recorded yet',
+    });
+    const passed = pick(evaluateHealth({ ...pitr, pitrTest: { ok: true, at: ago(HOUR), reason: null, jobId: '7' } }), 'pitr-test-failing');
+    expect(passed).toMatchObject({ status: 'ok', severity: 'critical', summary: 'The last PITR restore test of shop passed' });
+    expect(passed.evidence).toMatch(/^passed at .* \(job 7\)$/);
+    const reason = 'WAL archive: segment 000000010000000000000004 is missing from the archive';
+    const failed = pick(evaluateHealth({ ...pitr, pitrTest: { ok: false, at: ago(HOUR), reason, jobId: '8' } }), 'pitr-test-failing');
+    expect(failed).toMatchObject({ status: 'failing', severity: 'critical', summary: `The last PITR restore test of shop failed: ${reason}` });
+    expect(failed.evidence).toContain(`(job 8): ${reason}; \`/restore-test pitr shop\` runs it again`);
+    // The worker pages it as pitr-restore-test: health must not open a second incident under another key.
+    expect(pagerCondition('pitr-test-failing')).toBe('pitr-restore-test');
+    // A target without point-in-time recovery has no such condition.
+    expect(evaluateHealth(healthyInput()).map((r) => r.condition)).not.toContain('pitr-test-failing');
   });
 
   it('gives each condition its fixed severity', () => {
