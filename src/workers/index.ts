@@ -159,14 +159,9 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
     // A dump holds a lock renewed while the event loop runs; hours-long children are fine.
     { connection: deps.workerRedis, prefix, concurrency: options.backupConcurrency ?? config.backupConcurrency, name: workerName(), ...stall },
   );
+  const { storage, notifier, escalation } = deps;
   const restoreTestDeps = {
-    config,
-    storage: deps.storage,
-    notifier: deps.notifier,
-    escalation: deps.escalation,
-    checklist: deps.queues.checklist,
-    pitrQueue: deps.queues.restoreTest,
-    redis: deps.workerRedis,
+    ...{ config, storage, notifier, escalation, checklist: deps.queues.checklist, pitrQueue: deps.queues.restoreTest, redis: deps.workerRedis },
     log: log.child({ worker: 'restore-test' }),
   };
   const restoreTest = new Worker<RestoreTestJobData>(QUEUE.restoreTest, restoreTestProcessor(restoreTestDeps), {
