@@ -6,7 +6,12 @@ export interface DamagedBackup {
   target: string;
   backupId: string;
   why: string;
+  /** Marked so by the checksum scrub: retention deletes it at its deadline (not left for a person to delete). */
+  marked?: true;
 }
+
+/** The listing's reason to leave out a backup the checksum scrub marked damaged. */
+class MarkedDamaged extends Error {}
 
 /**
  * The finished backups a storage's listing left out as damaged (a manifest that does not parse, an artifact missing
@@ -22,7 +27,7 @@ export class DamagedBackups {
   note(where: string, target: string, backupId: string, err: unknown): void {
     const why = isBotError(err) ? err.userMessage : (err as Error).message;
     if (!this.#found.has(where)) this.log?.warn({ target, backupId, reason: why }, 'skipping a backup whose manifest or artifacts are broken');
-    this.#found.set(where, { target, backupId, why });
+    this.#found.set(where, { target, backupId, why, ...(err instanceof MarkedDamaged ? { marked: true as const } : {}) });
   }
 
   /** Whole again, or gone. */
@@ -39,5 +44,25 @@ export class DamagedBackups {
   list(target?: string): DamagedBackup[] {
     const found = [...this.#found.values()].filter((d) => target === undefined || d.target === target);
     return found.sort((a, b) => (a.backupId < b.backupId ? 1 : -1)).map((d) => ({ ...d }));
+  }
+}
+
+/**
+ * A finished backup found damaged after it was listed good (the checksum scrub, storage/scrub.ts): a marker beside
+ * its manifest, so every listing (`/backup list`, `list`, health's `damaged`, retention) leaves it out and says why,
+ * in every process, until retention deletes it with the rest of the backup.
+ */
+export const DAMAGED_MARKER = 'damaged.json';
+
+export const damagedMarkerText = (why: string, at: Date) => `${JSON.stringify({ why, at: at.toISOString() }, null, 2)}\n`;
+
+/** The marker's text (null: none) as the listing's reason to leave the backup out, or null. */
+export function markedDamaged(text: string | null): Error | null {
+  if (text === null) return null;
+  try {
+    const m = JSON.parse(text) as { why?: unknown; at?: unknown };
+    return new MarkedDamaged(`${String(m.why ?? 'marked damaged')} (found ${String(m.at ?? 'at an unknown time')})`);
+  } catch {
+    return new MarkedDamaged(`marked damaged (its ${DAMAGED_MARKER} does not parse)`);
   }
 }

@@ -9,12 +9,12 @@ import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { type DamagedBackup, DamagedBackups } from './damaged-backups.ts';
+import { DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damagedMarkerText, markedDamaged } from './damaged-backups.ts';
 import { ManifestCache, missingBackup, pastDeadline, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
-import { RESERVATION, reservationBody, reservationOwner } from './reservation.ts';
+import { RESERVATION, reservationBody, reservedUnder } from './reservation.ts';
 import type { ArtifactWriter, BackupOwner, ReservedBackup, Storage, UnfinishedBackup } from './types.ts';
 
 const MANIFEST = 'manifest.json';
@@ -141,9 +141,10 @@ export class LocalStorage implements Storage {
       // Written once and renamed into place: the same inode, size and mtime are the same manifest, already checked.
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
-      const bad = await wrongArtifact(dir, m);
-      // Past its deadline, it is retention's to finish deleting (it deletes artifacts first): not damage to report.
-      if (bad && !pastDeadline(m)) throw new Error(`artifact ${bad} is missing or has the wrong size`);
+      const marked = markedDamaged(await readFile(join(dir, DAMAGED_MARKER), 'utf8').catch(() => null));
+      const bad = marked ? DAMAGED_MARKER : await wrongArtifact(dir, m);
+      // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
+      if (bad && !pastDeadline(m)) throw marked ?? new Error(`artifact ${bad} is missing or has the wrong size`);
       this.#damaged.forget(dir);
       if (bad) return null;
       this.#verified.remember(dir, dirSt, checkedAt, m);
@@ -217,13 +218,7 @@ export class LocalStorage implements Storage {
   }
 
   async listReserved(): Promise<ReservedBackup[]> {
-    const out: ReservedBackup[] = [];
-    for (const { target, backupId } of await backupIdsUnder(this.root)) {
-      const path = this.#dir(target, backupId);
-      if (await exists(join(path, MANIFEST))) continue;
-      out.push({ target, backupId, path, owner: reservationOwner(await readFile(join(path, RESERVATION), 'utf8').catch(() => null)) });
-    }
-    return out;
+    return reservedUnder(this.root, (t, id) => this.#dir(t, id), MANIFEST);
   }
 
   /** No manifest; or a file missing or cut short, with the deadline (cleaned only past it). An unparsable manifest: ours to report. */
@@ -231,11 +226,16 @@ export class LocalStorage implements Storage {
     const dir = this.#dir(target, backupId);
     if (!(await exists(join(dir, MANIFEST)))) return { state: 'no-manifest' };
     const m = await this.readManifest(target, backupId).catch(() => null);
+    if (m && (await exists(join(dir, DAMAGED_MARKER)))) return { state: 'marked-damaged', retainUntil: m.retainUntil };
     return m && (await wrongArtifact(dir, m, { strict: true })) ? { state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
   }
 
   async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {
     return statfsNearest(this.root);
+  }
+
+  async markDamaged(target: string, backupId: string, why: string, at: Date = new Date()): Promise<void> {
+    await writeFileAtomically(join(this.#dir(target, backupId), DAMAGED_MARKER), damagedMarkerText(why, at));
   }
 
   async writeRecord(record: RestoreRecord): Promise<void> {

@@ -1,5 +1,9 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
-import type { BackupOwner } from './types.ts';
+import { backupIdsUnder } from './backup-dirs.ts';
+import { exists } from './fs-util.ts';
+import type { BackupOwner, ReservedBackup } from './types.ts';
 
 /**
  * The reservation marker, `<target>/<backupId>/.reserved`: written by beginBackup before any artifact, it names the
@@ -28,4 +32,15 @@ export function reservationOwner(text: string | null): BackupOwner | null {
   } catch {
     return null;
   }
+}
+
+/** Local backup directories without a manifest (`manifestName`) under `root`, with who reserved each (storage listReserved). */
+export async function reservedUnder(root: string, dirOf: (target: string, backupId: string) => string, manifestName: string): Promise<ReservedBackup[]> {
+  const out: ReservedBackup[] = [];
+  for (const { target, backupId } of await backupIdsUnder(root)) {
+    const path = dirOf(target, backupId);
+    if (await exists(join(path, manifestName))) continue;
+    out.push({ target, backupId, path, owner: reservationOwner(await readFile(join(path, RESERVATION), 'utf8').catch(() => null)) });
+  }
+  return out;
 }

@@ -28,7 +28,7 @@ export interface RetentionInput {
    * Finished backups the storage found damaged (a manifest that does not parse, an artifact missing or of the wrong
    * size) within their deadline: never deleted here, named in the report for a person to look at.
    */
-  damaged?: ReadonlyArray<{ target: string; backupId: string; why: string }>;
+  damaged?: ReadonlyArray<{ target: string; backupId: string; why: string; marked?: true }>;
   /** Backups a selective restore (`/restore`) is reading right now. */
   runningRestores?: ReadonlySet<string>;
   /** Backups whose last restore test failed: not "good", so they do not count as a target's newest good backup. */
@@ -114,7 +114,8 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     });
   }
   for (const d of input.damaged ?? []) {
-    plan.damaged.push({ target: d.target, backupId: d.backupId, reason: `damaged (${d.why}): not deleted; look at it, then delete it by hand` });
+    const then = d.marked ? 'kept until its deadline, then deleted' : 'not deleted; look at it, then delete it by hand';
+    plan.damaged.push({ target: d.target, backupId: d.backupId, reason: `damaged (${d.why}): ${then}` });
   }
   return plan;
 }

@@ -77,6 +77,7 @@ export function beingWritten(inUse: BackupsInUse, u: { target: string; backupId:
 const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
   'no-manifest': 'unfinished (no manifest)',
   'artifacts-missing': 'half-deleted (manifest left, an artifact gone or cut short)',
+  'marked-damaged': 'found damaged by the checksum scrub, and past its deadline',
 };
 
 async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date, timezone?: string) {
@@ -153,9 +154,7 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
       const base = { storage: where, target: u.target, backupId: u.backupId, what: 'unfinished' as const, reason: u.reason };
       // A half-deleted backup still has its manifest, which discardUnfinished refuses to touch: finish the delete.
       const clean =
-        states.get(u.backupId) === 'artifacts-missing'
-          ? () => storage.deleteBackup(u.target, u.backupId)
-          : () => storage.discardUnfinished(u.target, u.backupId);
+        states.get(u.backupId) !== 'no-manifest' ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
       result.outcomes.push(await attempt(o, log, base, clean));
     }
   }

@@ -4,37 +4,17 @@ import { BotError, NoSuchBackupError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { pastDeadline } from './manifest-cache.ts';
-import { type DamagedBackup, DamagedBackups } from './damaged-backups.ts';
+import { DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damagedMarkerText, markedDamaged } from './damaged-backups.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
-import { S3Bucket, createS3Client, mapLimit, type ObjectInfo } from './s3-objects.ts';
+import { S3Bucket, type S3StorageOptions, createS3Client, mapLimit, type ObjectInfo } from './s3-objects.ts';
 import { MANIFEST, RESERVATION, S3Keys } from './s3-keys.ts';
 import { s3Error } from './s3-errors.ts';
 import { openS3Writer } from './s3-writer.ts';
 import { reservationBody, reservationOwner } from './reservation.ts';
 import type { ArtifactWriter, BackupOwner, ReservedBackup, Storage, UnfinishedBackup } from './types.ts';
 
-export interface S3StorageOptions {
-  bucket: string;
-  /** Key prefix without slashes at either end, e.g. `pgbb/prod`; '' for the bucket's root. */
-  prefix?: string;
-  region: string;
-  /** S3-compatible endpoint (MinIO, Ceph, a test server); AWS when absent. */
-  endpoint?: string;
-  forcePathStyle?: boolean;
-  /** Tests only: production takes credentials from the SDK's default chain (env, profile, instance role). */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Multipart part size; default 16 MiB (10,000 parts → objects up to 160 GiB). */
-  partSizeBytes?: number;
-  /**
-   * Parts in flight per artifact; default 3. Memory is bounded by the parts, not the dump: measured here with
-   * the defaults, RSS grew by about 180 MiB for a 1 GiB and a 2 GiB artifact alike (8 MiB × 4: about 120 MiB).
-   */
-  queueSize?: number;
-  /** SDK attempts per request (default 3: retries with backoff on throttling, 5xx and network errors). */
-  maxAttempts?: number;
-  log?: Logger;
-}
+export type { S3StorageOptions } from './s3-objects.ts';
 
 const MiB = 1024 * 1024;
 
@@ -81,10 +61,9 @@ export class S3Storage implements Storage {
   async beginBackup(target: string, backupId: string, owner?: BackupOwner): Promise<void> {
     const dir = this.#keys.backup(target, backupId);
     const exists = () => new BotError('backup_exists', `A backup named ${backupId} already exists in ${this.describe()}; it was left untouched.`);
-    // No mkdir on S3: a reservation object makes the claim visible at once, and If-None-Match makes it exclusive
-    // where the server supports conditional writes.
-    // A whole listing, not MaxKeys=1: a backup holds a handful of objects, and some S3-compatible servers
-    // (s3rver on OpenSSL 3) fail on truncated listings.
+    // No mkdir on S3: a reservation object makes the claim visible at once, If-None-Match exclusive where the server
+    // supports conditional writes. A whole listing, not MaxKeys=1: a backup holds a handful of objects, and some
+    // S3-compatible servers (s3rver on OpenSSL 3) fail on truncated listings.
     if ((await this.#s3.list(dir, `reserve backup ${backupId}`)).length > 0) throw exists();
     const body = reservationBody(backupId, owner);
     if (!(await this.#s3.writeText(`${dir}${RESERVATION}`, body, `reserve backup ${backupId}`, true))) throw exists();
@@ -159,12 +138,13 @@ export class S3Storage implements Storage {
       // S3 failing to answer fails the listing: a backup silently missing from it would look like no backup.
       const text = await this.#s3.readText(this.#keys.manifest(g.target, g.backupId), 'list backups');
       if (text === null) return null; // deleted since the listing
+      const marked = g.objects.some((o) => o.key.endsWith(`/${DAMAGED_MARKER}`)) ? ((await this.#marker(g.target, g.backupId)) ?? '{}') : null;
       try {
         const m = parseManifest(text, g.target, g.backupId);
-        // A manifest counts only while its artifacts are all there with their recorded sizes.
-        const bad = m.artifacts.find((a) => g.objects.find((x) => x.key.endsWith(`/${a.file}`))?.size !== a.bytes);
-        // Past its deadline, it is retention's to finish deleting (it deletes artifacts first): not damage to report.
-        if (bad && !pastDeadline(m)) throw new Error(`artifact ${bad.file} is missing or has the wrong size`);
+        // A manifest counts only while its artifacts are all there with their recorded sizes, and not marked damaged.
+        const bad = marked !== null ? DAMAGED_MARKER : m.artifacts.find((a) => g.objects.find((x) => x.key.endsWith(`/${a.file}`))?.size !== a.bytes)?.file;
+        // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
+        if (bad && !pastDeadline(m)) throw marked !== null ? markedDamaged(marked) : new Error(`artifact ${bad} is missing or has the wrong size`);
         this.#damaged.forget(`${g.target}/${g.backupId}`);
         return bad ? null : m;
       } catch (err) {
@@ -189,6 +169,12 @@ export class S3Storage implements Storage {
     return stream;
   }
 
+  #marker = (target: string, backupId: string) => this.#s3.readText(`${this.#keys.backup(target, backupId)}${DAMAGED_MARKER}`, 'list backups');
+
+  async markDamaged(target: string, backupId: string, why: string, at: Date = new Date()): Promise<void> {
+    await this.#s3.writeText(`${this.#keys.backup(target, backupId)}${DAMAGED_MARKER}`, damagedMarkerText(why, at), `mark backup ${backupId} damaged`);
+  }
+
   async deleteBackup(target: string, backupId: string): Promise<void> {
     const manifest = await this.readManifest(target, backupId);
     const action = `delete backup ${backupId}`;
@@ -201,11 +187,9 @@ export class S3Storage implements Storage {
   }
 
   /**
-   * Backups that are not finished, whose newest object is older than `olderThanMs`: crashed runs (no manifest) and
-   * deletes interrupted after the artifacts (a manifest naming objects that are gone or of the wrong size, with its
-   * deadline: the plan cleans only one past it). A manifest that does not parse is damage for a person to look at,
-   * not ours to delete. Multipart uploads
-   * in progress are invisible here: a dump streaming to S3 for over a day shows only its reservation's age.
+   * Backups not finished whose newest object is older than `olderThanMs`: crashed runs (no manifest), deletes cut
+   * short after the artifacts (objects gone or short, with the deadline the plan cleans past). An unparsable manifest
+   * is damage for a person, not ours to delete. Uploads in progress are invisible: only the reservation's age shows.
    */
   async listUnfinished(olderThanMs: number, now: Date = new Date()): Promise<UnfinishedBackup[]> {
     const old = [...(await this.#backups()).values()]
@@ -222,6 +206,7 @@ export class S3Storage implements Storage {
       } catch {
         return null;
       }
+      if (g.objects.some((o) => o.key.endsWith(`/${DAMAGED_MARKER}`))) return { ...at, state: 'marked-damaged', retainUntil: m.retainUntil };
       const broken = m.artifacts.some((a) => g.objects.find((o) => o.key.endsWith(`/${a.file}`))?.size !== a.bytes);
       return broken ? { ...at, state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
     });

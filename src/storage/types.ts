@@ -24,10 +24,13 @@ export interface UnfinishedBackup {
   path: string;
   /** When anything in it was last written: a dump still streaming keeps this fresh. */
   modifiedAt: Date;
-  /** `no-manifest`: discarded with discardUnfinished; `artifacts-missing`: the manifest is left, deleteBackup finishes the job. */
-  state: 'no-manifest' | 'artifacts-missing';
   /**
-   * `artifacts-missing`: the manifest's deadline. Retention deletes artifacts first and the manifest last, so only a
+   * `no-manifest`: discarded with discardUnfinished; `artifacts-missing`: the manifest is left, deleteBackup finishes
+   * the job; `marked-damaged`: the checksum scrub found it damaged (storage/scrub.ts), deleted like an expired backup.
+   */
+  state: 'no-manifest' | 'artifacts-missing' | 'marked-damaged';
+  /**
+   * `artifacts-missing`, `marked-damaged`: the manifest's deadline. Retention deletes artifacts first and the manifest last, so only a
    * backup past its deadline can be one it left half-deleted; one still within it lost its files some other way
    * (damage: reported, never deleted; retention-plan.ts).
    */
@@ -73,6 +76,8 @@ export interface Storage {
   list(target?: string): Promise<Manifest[]>;
   /** Backups the last list() left out because a manifest or artifact is broken, and why (local storage). */
   damaged?(target?: string): Array<{ target: string; backupId: string; why: string }>;
+  /** Marks a finished backup damaged (the checksum scrub found it so): listings leave it out from then on, saying why. */
+  markDamaged?(target: string, backupId: string, why: string, at?: Date): Promise<void>;
   openArtifact(target: string, backupId: string, file: string): Promise<Readable>;
   /** Deletes artifacts first, then the manifest, so a half-deleted backup is never listed as good. */
   deleteBackup(target: string, backupId: string): Promise<void>;

@@ -13,6 +13,7 @@ import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
 import { createTargetEvaluator, reevaluateAfterJobs } from './target-health.ts';
+import { redisScrubState } from '../storage/scrub.ts';
 import { takeFirstBackups } from './first-backups.ts';
 import { lostRestoreTestHandler, restoreTestProcessor, scratchDatabaseFor, scratchServerUrl } from './restore-test-worker.ts';
 import { retentionProcessor } from './retention-worker.ts';
@@ -85,13 +86,10 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const retention = new Worker<RetentionJobData>(
     QUEUE.retention,
     retentionProcessor({
-      storage: deps.storage,
-      copies: deps.copies,
-      queues: deps.queues,
-      notifier: deps.notifier,
-      audit: deps.audit,
+      ...{ storage: deps.storage, copies: deps.copies, queues: deps.queues, notifier: deps.notifier, audit: deps.audit, config: deps.config },
       log: log.child({ worker: 'retention' }),
-      config: deps.config,
+      // The checksum scrub runs after each retention run (storage/scrub.ts).
+      scrub: redisScrubState(deps.workerRedis, prefix),
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

@@ -11,6 +11,7 @@ import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
 import { expireRestoredDatabases } from '../restored-databases.ts';
@@ -27,6 +28,8 @@ export interface RetentionWorkerDeps {
   now?: () => Date;
   /** For `restore.expireAfterDays`: databases restores made are dropped with the backups (restored-databases.ts). */
   config?: Config;
+  /** The checksum scrub's memory (storage/scrub.ts); without it, no scrub runs. */
+  scrub?: ScrubState;
 }
 
 /**
@@ -64,9 +67,11 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     log.info({ ...summary }, 'retention finished');
     await expireRestored(deps, dryRun, say);
     const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
-    // One message: the logical backups' report, then point-in-time recovery's (each only when worth saying).
+    const scrub = await scrubAfter(deps, dryRun, log);
+    // One message: the logical backups' report, point-in-time recovery's, then the scrub's (each only when worth saying).
     const parts = [
       ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
+      ...scrubLines(scrub),
       ...(pitr && pitrRetentionWorthSaying(pitr)
         ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
         : []),
@@ -79,6 +84,34 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     }
     return summary;
   });
+}
+
+/** The checksum scrub, after the deletions (nothing is read that is about to go); a dry run only plans, so it reads nothing. */
+async function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger): Promise<ScrubReport | string | null> {
+  if (dryRun || !deps.scrub) return null;
+  try {
+    const report = await scrubBackups({ storage: deps.storage, state: deps.scrub, now: (deps.now ?? (() => new Date()))(), log });
+    log.info({ ...report, damaged: report.damaged.length, unreadable: report.unreadable.length }, 'checksum scrub finished');
+    return report;
+  } catch (err) {
+    log.error({ err }, 'the checksum scrub could not run');
+    return toUserMessage(err);
+  }
+}
+
+/** What the channel hears of a scrub: damage, and backups it could not read; a clean scrub is only logged. */
+function scrubLines(scrub: ScrubReport | string | null): string[] {
+  if (scrub === null) return [];
+  if (typeof scrub === 'string') return [`:warning: The checksum scrub could not run: ${escapeMrkdwn(scrub)}`];
+  return [
+    ...scrub.damaged.map(
+      (d) =>
+        `:rotating_light: Backup ${d.backupId} of ${d.target} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged and left out of \`/backup list\`; take a new backup (\`/backup now ${d.target}\`) if you counted on it.`,
+    ),
+    ...scrub.unreadable.map(
+      (d) => `:warning: The checksum scrub could not read backup ${d.backupId} of ${d.target}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
+    ),
+  ];
 }
 
 /** Restored databases past `restore.expireAfterDays`, dropped (or, dry, named) and said in one post. */

@@ -1,11 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RetentionSummary } from '../../src/notifications/retention-messages.ts';
 import type { RetentionJobData } from '../../src/schedules/job-data.ts';
 import { store } from '../storage/retention-fixtures.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { slash, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;
 
@@ -70,5 +70,34 @@ describe('the retention worker', () => {
     const quiet = await retention(false);
     expect(quiet.returnvalue).toMatchObject({ deleted: 0, cleaned: 0, failed: 0 });
     expect(posts()).toHaveLength(2);
+  });
+
+  it('after retention, the checksum scrub finds a backup that rotted on disk: said in the channel, left out of /backup list, damaged in /backup health', async () => {
+    const storage = h.service.deps.storage;
+    const now = new Date();
+    const good = await store(storage, 'shop', now, 2, 30);
+    const rotted = await store(storage, 'shop', now, 3, 30);
+    // One bit flipped, the size unchanged: every listing still calls it good; only reading it back can tell.
+    const file = join(h.backupDir, 'shop', rotted.backupId, 'database.pgdump.zst');
+    const bytes = await readFile(file);
+    bytes[0] = (bytes[0] ?? 0) ^ 0x01;
+    await writeFile(file, bytes);
+    expect((await storage.list('shop')).map((m) => m.backupId)).toContain(rotted.backupId);
+
+    await retention(false);
+    const said = [...h.slack.messages.values()].filter((m) => m.text?.includes(rotted.backupId));
+    expect(said.map((m) => m.text)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^:rotating_light: Backup ${rotted.backupId} of shop is damaged: the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(sha256 [0-9a-f]{12}… expected, [0-9a-f]{12}… found\\)\\. It is marked damaged and left out of \`/backup list\`; take a new backup \\(\`/backup now shop\`\\) if you counted on it\\.$`,
+        ),
+      ),
+    ]);
+    expect((await storage.list('shop')).map((m) => m.backupId)).toEqual(expect.arrayContaining([good.backupId]));
+    expect((await storage.list('shop')).map((m) => m.backupId)).not.toContain(rotted.backupId);
+    const list = (await slash(h, '/backup', 'list shop')).text;
+    expect(list).toContain(rotted.backupId);
+    expect(list).toMatch(/the checksum scrub found artifact corrupted/);
+    expect((await slash(h, '/backup', 'health shop')).text).toMatch(new RegExp(`stored backups damaged: .*${rotted.backupId}.*checksum scrub`));
   });
 });

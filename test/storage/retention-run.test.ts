@@ -228,6 +228,29 @@ describe('runRetention on one storage', () => {
     expect(run.storages[0]?.plan?.keep[0]?.reason).toMatch(/kept: the newest good backup of shop$/);
   });
 
+  it('a backup the checksum scrub marked damaged is kept and named within its deadline, and deleted past it', async () => {
+    const now = new Date();
+    const fresh = await store(local, 'shop', now, 1, 30);
+    const kept = await store(local, 'shop', now, 5, 30);
+    const expired = await store(local, 'shop', now, 40, 30);
+    await local.markDamaged('shop', kept.backupId, 'the checksum scrub found artifact corrupted: database.pgdump.zst', now);
+    await local.markDamaged('shop', expired.backupId, 'the checksum scrub found artifact corrupted: database.pgdump.zst', now);
+    // Unfinished and damaged directories are cleaned once untouched for a day: the marker was written a day ago.
+    await age(join(local.root, 'shop', expired.backupId), new Date(now.getTime() - 25 * HOUR));
+    const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log, now: () => now });
+    expect(ids(await local.list())).toEqual([fresh.backupId]);
+    expect((local.damaged() ?? []).map((d) => d.backupId)).toEqual([kept.backupId]);
+    const report = retentionRunReport(run);
+    expect(report).toMatch(
+      new RegExp(
+        `Kept ${kept.backupId}: damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(found .*\\)\\): kept until its deadline, then deleted$`,
+        'm',
+      ),
+    );
+    expect(report).toMatch(new RegExp(`${expired.backupId}.*found damaged by the checksum scrub, and past its deadline`));
+    expect(await readdir(join(local.root, 'shop'))).not.toContain(expired.backupId);
+  });
+
   it('a delete that fails is reported, and the others still go', async () => {
     const now = new Date();
     const a = await store(local, 'shop', now, 50, 30);

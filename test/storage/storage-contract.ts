@@ -5,6 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
 import { makeManifest, storeBackup } from '../fixtures/backups.ts';
 import { makeRecord } from '../fixtures/records.ts';
+import { scrubBackups } from '../../src/storage/scrub.ts';
+import { silentLog } from '../support/postgres-helpers.ts';
+import { memoryScrubState } from './scrub-state.ts';
 
 /** A storage under test, with a look behind its back at what it really holds. Paths are relative to its root. */
 export interface StorageBackend {
@@ -137,6 +140,41 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() + 50));
       await storage.list();
       expect(storage.damaged?.() ?? []).toEqual([]);
+    });
+
+    it('a backup the checksum scrub marks damaged is left out of every listing, saying why, until its deadline; then retention deletes it', async () => {
+      const soon = new Date(Date.now() + 1500).toISOString();
+      const rotted = await storeBackup(storage, 'app', 'app-20260109T000000Z', '2026-01-09T00:00:00Z', 'abcdef', { retainUntil: soon });
+      const good = await storeBackup(storage, 'app', 'app-20260110T000000Z', '2026-01-10T00:00:00Z', 'abcdef');
+      // Same size, other bytes: the listing, which checks sizes, still calls it good; only reading it back tells.
+      await b.put(`app/${rotted.backupId}/database.pgdump.zst`, 'abcdeX');
+      expect((await storage.list()).map((m) => m.backupId)).toEqual([good.backupId, rotted.backupId]);
+      // A seventh of what is stored, at least one backup: this run reads the one written longest ago, the rotted one.
+      const state = memoryScrubState();
+      const report = await scrubBackups({ storage, state, now: new Date('2026-01-11T03:00:00Z'), log: silentLog });
+      expect(report).toMatchObject({ verified: 0, stored: 2, unreadable: [] });
+      expect(report.damaged.map((d) => d.backupId)).toEqual([rotted.backupId]);
+      expect(report.damaged[0]?.why).toMatch(
+        /^the checksum scrub found artifact corrupted: database\.pgdump\.zst \(sha256 [0-9a-f]{12}… expected, [0-9a-f]{12}… found\)$/,
+      );
+      expect((await storage.list()).map((m) => m.backupId)).toEqual([good.backupId]);
+      expect(storage.damaged?.('app')).toEqual([
+        { target: 'app', backupId: rotted.backupId, why: `${report.damaged[0]?.why} (found 2026-01-11T03:00:00.000Z)`, marked: true },
+      ]);
+      // Retention sees it with its deadline, and leaves it until then (retention-plan.ts: damage within it is kept).
+      expect((await storage.listUnfinished(0)).map((u) => [u.backupId, u.state, u.retainUntil])).toEqual([[rotted.backupId, 'marked-damaged', soon]]);
+      // The next run reads the other one, and finds it whole.
+      expect(await scrubBackups({ storage, state, now: new Date('2026-01-12T03:00:00Z'), log: silentLog })).toMatchObject({
+        verified: 1,
+        damaged: [],
+        stored: 1,
+      });
+      // Past its deadline it is no longer damage to report but retention's to delete, like any expired backup.
+      await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() + 50));
+      await storage.list();
+      expect(storage.damaged?.() ?? []).toEqual([]);
+      await storage.deleteBackup('app', rotted.backupId);
+      expect(await b.files(`app/${rotted.backupId}/`)).toEqual([]);
     });
 
     it('reserves a backup name exclusively', async () => {
