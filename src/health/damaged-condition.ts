@@ -8,7 +8,8 @@ const NAMED = 3;
  * wrong size, within the backup's deadline (past it, the files are retention's to finish deleting). Nothing else
  * says so: listing leaves them out, so every other condition judges the backups still good, and a newest backup
  * lost this way reads as an older newest one. It pages (error): a disk or bucket that loses files loses the next
- * ones too. Bit rot that keeps a file's size shows in the restore test's checksums, not here.
+ * ones too. Bit rot that keeps a file's size shows here once the checksum scrub has read the backup (storage/scrub.ts
+ * marks it), and in the restore test's checksums.
  */
 export function damagedCondition(target: string, damaged: readonly DamagedItem[]): ConditionResult {
   if (damaged.length === 0) {
@@ -28,7 +29,7 @@ export function damagedCondition(target: string, damaged: readonly DamagedItem[]
     status: 'failing',
     severity: 'error',
     summary: said.join('; '),
-    evidence: `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket); once looked at, delete each by hand`,
+    evidence: `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket) and take a new backup; retention deletes one the checksum scrub marked at its deadline, any other once looked at is yours to delete`,
     value: n,
   };
 }

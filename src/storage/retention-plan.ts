@@ -114,7 +114,9 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     });
   }
   for (const d of input.damaged ?? []) {
-    const then = d.marked ? 'kept until its deadline, then deleted' : 'not deleted; look at it, then delete it by hand';
+    const then = d.marked
+      ? 'kept until its retention deadline, then deleted (one kept without a deadline stays until deleted by hand)'
+      : 'not deleted; look at it, then delete it by hand';
     plan.damaged.push({ target: d.target, backupId: d.backupId, reason: `damaged (${d.why}): ${then}` });
   }
   return plan;

@@ -17,7 +17,7 @@ import type { Storage } from './types.ts';
  * and no run reads the whole store.
  */
 export interface ScrubState {
-  /** When each backup (`<target>/<backupId>`) was last read back whole and found matching, epoch ms. */
+  /** When the scrub last read (or tried to read) each backup (`<target>/<backupId>`), epoch ms: its order, never a verdict. */
   verifiedAt(): Promise<Map<string, number>>;
   remember(key: string, at: number): Promise<void>;
   /** Forgets backups no longer stored. */
@@ -30,7 +30,7 @@ export interface ScrubReport {
   verifiedBytes: number;
   /** Found damaged in this run, and marked so. */
   damaged: Array<{ target: string; backupId: string; why: string }>;
-  /** Backups that could not be read (storage errors): not called damaged, tried again next run. */
+  /** Backups that could not be read (storage errors, or changed while read): not called damaged, tried again next run. */
   unreadable: Array<{ target: string; backupId: string; why: string }>;
   /** Stored backups in all, and their bytes: what one cycle covers. */
   stored: number;
@@ -52,27 +52,56 @@ export async function scrubBackups(o: { storage: Storage; state: ScrubState; now
   let read = 0;
   for (const m of due) {
     if (o.signal?.aborted || (read > 0 && read >= budget)) break;
-    read += bytesOf(m);
+    const id = { target: m.target, backupId: m.backupId };
+    let verdict: Verdict;
     try {
-      const r = await verifyChecksums({ manifest: m, storage: o.storage, signal: o.signal });
-      if (r.problems.length === 0) {
-        report.verified++;
-        report.verifiedBytes += bytesOf(m);
-        await o.state.remember(keyOf(m), o.now.getTime());
-        continue;
-      }
-      const why = `the checksum scrub found ${r.problems.join('; ')}`;
-      o.log.error({ target: m.target, backupId: m.backupId, problems: r.problems }, 'checksum scrub: a stored backup is damaged');
-      await o.storage.markDamaged?.(m.target, m.backupId, why, o.now);
-      report.damaged.push({ target: m.target, backupId: m.backupId, why });
+      verdict = await readBack(o.storage, m, o.signal);
     } catch (err) {
       if (o.signal?.aborted) break;
-      o.log.warn({ err, target: m.target, backupId: m.backupId }, 'checksum scrub: could not read a stored backup');
-      report.unreadable.push({ target: m.target, backupId: m.backupId, why: toUserMessage(err) });
+      verdict = { unreadable: toUserMessage(err) };
     }
+    // Tried now, whatever came of it: a backup that cannot be read goes to the back of the line, not the front.
+    await o.state.remember(keyOf(m), o.now.getTime()).catch((err: unknown) => o.log.warn({ err }, 'checksum scrub: could not record a read in Redis'));
+    if ('unreadable' in verdict) {
+      o.log.warn({ ...id, why: verdict.unreadable }, 'checksum scrub: could not read a stored backup');
+      report.unreadable.push({ ...id, why: verdict.unreadable });
+      continue;
+    }
+    read += bytesOf(m);
+    if (verdict.problems.length === 0) {
+      report.verified++;
+      report.verifiedBytes += bytesOf(m);
+      continue;
+    }
+    const why = `the checksum scrub found ${verdict.problems.join('; ')}`;
+    o.log.error({ ...id, problems: verdict.problems }, 'checksum scrub: a stored backup is damaged');
+    // Said even when the mark cannot be written: the damage is real either way.
+    const marked = await (o.storage.markDamaged?.(m.target, m.backupId, why, o.now) ?? Promise.resolve()).then(
+      () => '',
+      (err: unknown) => ` (it could not be marked damaged: ${toUserMessage(err)})`,
+    );
+    report.damaged.push({ ...id, why: `${why}${marked}` });
   }
-  await o.state.keepOnly(new Set(backups.map(keyOf)));
+  await o.state.keepOnly(new Set(backups.map(keyOf))).catch((err: unknown) => o.log.warn({ err }, 'checksum scrub: could not tidy its record in Redis'));
   return report;
+}
+
+type Verdict = { problems: string[] } | { unreadable: string };
+
+/**
+ * A backup read back, twice when it does not match: damage is what two reads agree on, as a sha256 that differs from
+ * the manifest's. An artifact missing or of another size is not: the listing that chose it had just found every
+ * artifact there with its size, so the file changed while being read (a delete, a store whose listing lags, a read
+ * cut short) and is tried again next run.
+ */
+async function readBack(storage: Storage, m: Manifest, signal: AbortSignal | undefined): Promise<Verdict> {
+  const first = await verifyChecksums({ manifest: m, storage, signal });
+  if (first.problems.length === 0) return first;
+  const again = await verifyChecksums({ manifest: m, storage, signal });
+  if (again.problems.length === 0) return again;
+  const changed = again.problems.find((p) => !/^artifact corrupted: .* \(sha256 /.test(p));
+  if (changed || again.problems.join() !== first.problems.join()) return { unreadable: `it changed while being read (${changed ?? again.problems[0]})` };
+  return again;
 }
 
 /** The scrub's memory in Redis: one hash per bot, `<prefix>:scrub:verified`, field `<target>/<backupId>`. */

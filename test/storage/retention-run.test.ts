@@ -243,7 +243,7 @@ describe('runRetention on one storage', () => {
     const report = retentionRunReport(run);
     expect(report).toMatch(
       new RegExp(
-        `Kept ${kept.backupId}: damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(found .*\\)\\): kept until its deadline, then deleted$`,
+        `Kept ${kept.backupId}: damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(found .*\\)\\): kept until its retention deadline, then deleted \\(`,
         'm',
       ),
     );

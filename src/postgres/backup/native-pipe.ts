@@ -81,8 +81,10 @@ export async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher
       'write',
       `hashing the artifact failed: ${sumStderr.text().trim().split('\n')[0] || (sumResult ? describeExit(sumResult) : `${hasher.command} did not start`)}`,
     );
-  // A hasher that dies takes tee with it (a broken pipe): then the hasher is the cause.
-  if (sumResult?.failed && teeResult?.failed && (teeResult.signal === 'SIGPIPE' || /broken pipe/i.test(teeStderr.text()))) throw hashFailed();
+  // A hasher that dies takes tee with it (a broken pipe, or under load the pipe between them erroring while tee itself
+  // exits 0: seen in CI as "writing the artifact failed: exit code 0"): then the hasher is the cause, unless tee said
+  // the disk is full.
+  if (sumResult?.failed && teeResult?.failed && !/No space left on device/i.test(teeStderr.text())) throw hashFailed();
   // A full disk shows up in tee first; the stages before it then die of a broken pipe, which is not the cause.
   if (!teeResult || teeResult.failed) {
     const said = teeStderr.text().trim().split('\n')[0] ?? '';

@@ -45,9 +45,22 @@ async function download(source: Readable, writer: ArtifactWriter, expected: { by
   }
 }
 
-/** The newest base backup in S3 that finished by `at`; refused with what S3 holds when there is none. */
-function chooseRemoteBase(bases: BaseBackup[], at: Date, where: string): BaseBackup {
-  const base = bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1);
+/** How long after a moment the bot may stamp a base backup finished whose end segment was archived by then. */
+const FINISH_STAMP_MARGIN_MS = 60_000;
+
+/**
+ * The base backup in S3 to recover from: the one already chosen from the window (`baseId`, the PITR test), else the
+ * newest that finished by `at`, else one that finished within a minute after it: the window may start at its end
+ * segment's archiving, a moment before the bot stamped it finished (window.ts), and the recovery's own check of the
+ * time against the fetched archive (pitr-restore.ts chooseBase) refuses a time it does not reach. Refused with what
+ * S3 holds when there is none.
+ */
+function chooseRemoteBase(bases: BaseBackup[], at: Date, where: string, baseId?: string): BaseBackup {
+  const chosen = baseId === undefined ? undefined : bases.find((b) => b.id === baseId);
+  const base =
+    chosen ??
+    bases.filter((b) => Date.parse(b.finishedAt) <= at.getTime()).at(-1) ??
+    bases.find((b) => Date.parse(b.finishedAt) - at.getTime() <= FINISH_STAMP_MARGIN_MS);
   if (base) return base;
   const oldest = bases[0];
   throw new BotError(
@@ -58,10 +71,10 @@ function chooseRemoteBase(bases: BaseBackup[], at: Date, where: string): BaseBac
   );
 }
 
-export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; at: Date }): Promise<OffsiteFetch> {
+export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; at: Date; baseId?: string | undefined }): Promise<OffsiteFetch> {
   const target = o.remote.target;
   const where = o.remote.describe();
-  const base = chooseRemoteBase(await o.remote.listBases(), o.at, where);
+  const base = chooseRemoteBase(await o.remote.listBases(), o.at, where, o.baseId);
   let bytes = 0;
   if (!(await archivedBases(o.root, target)).some((b) => b.id === base.id)) {
     const dir = join(o.root, target, '_base', base.id);

@@ -128,10 +128,11 @@ export async function fetchOffsite(
   at: Date,
   checks: CheckResult[],
   primary: boolean,
+  baseId?: string,
 ): Promise<{ root: string; base: BaseBackup } | null> {
   const name = primary ? 'archive in S3' : 'off-site copy';
   try {
-    const got = await fetchFromOffsite({ root, remote, at });
+    const got = await fetchFromOffsite({ root, remote, at, baseId });
     checks.push({
       name,
       ok: true,

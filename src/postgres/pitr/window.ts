@@ -49,12 +49,13 @@ export interface RecoverableWindow {
 function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   const finished = Date.parse(b.finishedAt);
   const archived = Date.parse(w.archivedAt);
-  if (finished <= archived) return new Date(finished);
-  if (!b.endLsn) return null;
-  const end = segmentPosition(segmentOf(b.endLsn, b.timeline));
+  const end = b.endLsn ? segmentPosition(segmentOf(b.endLsn, b.timeline)) : null;
   const at = segmentPosition(w.name);
-  const past = at.timeline === end.timeline && (at.n > end.n || (at.n === end.n && !w.partial));
-  return past ? new Date(archived) : null;
+  const sameTimeline = end !== null && at.timeline === end.timeline;
+  // A segment before the end LSN's cannot make the backup consistent, whatever its time says.
+  if (sameTimeline && at.n < end.n) return null;
+  if (finished <= archived) return new Date(finished);
+  return sameTimeline && (at.n > end.n || !w.partial) ? new Date(archived) : null;
 }
 
 /** Segments missing (on the newest segment's timeline) from the oldest base backup's start to the newest archived. */

@@ -115,7 +115,15 @@ describe('the recoverable window', () => {
       });
     });
 
-    it('is opened by a partial snapshot of a later segment, and not by an earlier segment', () => {
+    it('is not opened by a segment before the end LSN’s, however late it was archived', () => {
+      // The end segment is missing: recovery would never become consistent, so no stretch before the gap is whole.
+      const ending = { ...b, endLsn: '0/3000138' };
+      const wal = [seg(endSegment, '2026-12-04T10:05:00Z'), seg('000000010000000000000004', '2026-12-04T10:10:00Z')];
+      expect(walGaps([ending], wal)).toEqual(['000000010000000000000003']);
+      expect(recoverableWindow([ending], wal)).toBeNull();
+    });
+
+    it('is opened by a partial snapshot of a later segment, and not by an earlier segment', async () => {
       const later = { name: '000000010000000000000003', archivedAt: '2026-12-04T10:00:01.400Z', partial: true };
       expect(recoverableWindow([b], [seg(endSegment, '2026-12-04T10:00:01.200Z'), later])).toMatchObject({ from: new Date('2026-12-04T10:00:01.400Z') });
       const ending = { ...b, endLsn: '0/3000138' };
