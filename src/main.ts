@@ -21,6 +21,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
   pg-backup-bot fetch <backup-id> [--globals] [-o FILE|-]   the plain pg_dump archive (or roles SQL), checked, for a hand-run pg_restore
   pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report
+  pg-backup-bot scrub [--all]   read stored backups back against their checksums (what the daily run reads, or all)
   pg-backup-bot base-backup [target]   a base backup for point-in-time recovery (targets with a pitr section)
   pg-backup-bot restore-pitr <target> --time="…+01" --data-dir=DIR   lay out a cluster recovering to that moment
   pg-backup-bot --version      the version
@@ -46,7 +47,8 @@ async function main(argv: string[]): Promise<number> {
     case 'check':
       return runCli(verb, args);
     case 'retention':
-      return runRetention(args);
+    case 'scrub':
+      return runRetention(args, verb);
     case 'restore-pitr':
     case 'wal-fetch':
     case 'wal-prefetch': {
@@ -142,13 +144,18 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   return cliRestore(args, { config, storage, log, io, signal: abort.signal });
 }
 
-/** Storage and Redis only: no Slack, no DATABASE_URL (a backup is deleted by what its manifest says). */
-async function runRetention(args: string[]): Promise<number> {
+/** Storage and Redis only: no Slack, no DATABASE_URL (a backup is deleted, or read back, by what its manifest says). */
+async function runRetention(args: string[], verb: 'retention' | 'scrub'): Promise<number> {
   const config = loadConfig(process.env, 'offline');
   const log = cliLog();
-  const [{ createStorageFromConfig }, { cliRetention }] = await Promise.all([import('./storage/index.ts'), import('./cli/retention-cli.ts')]);
+  const [{ createStorageFromConfig }, { cliRetention }, { cliScrub }] = await Promise.all([
+    import('./storage/index.ts'),
+    import('./cli/retention-cli.ts'),
+    import('./cli/scrub-cli.ts'),
+  ]);
   const { primary, copies } = await createStorageFromConfig(config, log);
-  return cliRetention(args, { config, redisUrl: redisUrlIfSet(config), primary, copies, log, io: cliIo() });
+  const deps = { config, redisUrl: redisUrlIfSet(config), log, io: cliIo() };
+  return verb === 'scrub' ? cliScrub(args, { ...deps, storage: primary }) : cliRetention(args, { ...deps, primary, copies });
 }
 
 /** The CLI asks Redis only when REDIS_URL says which: the default, 127.0.0.1:6379, may be another application's. */

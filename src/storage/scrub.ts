@@ -41,13 +41,21 @@ const keyOf = (m: Pick<Manifest, 'target' | 'backupId'>) => `${m.target}/${m.bac
 const bytesOf = (m: Manifest) => m.artifacts.reduce((n, a) => n + a.bytes, 0);
 
 /** One scrub run over every target's backups in `storage` (see above); `signal` stops it between backups. */
-export async function scrubBackups(o: { storage: Storage; state: ScrubState; now: Date; log: Logger; signal?: AbortSignal }): Promise<ScrubReport> {
+export async function scrubBackups(o: {
+  storage: Storage;
+  state: ScrubState;
+  now: Date;
+  log: Logger;
+  signal?: AbortSignal | undefined;
+  /** Every stored backup in this run (`pg-backup-bot scrub --all`), not a seventh. */
+  all?: boolean;
+}): Promise<ScrubReport> {
   const backups = await o.storage.list();
   const seen = await o.state.verifiedAt();
   const lastRead = (m: Manifest) => seen.get(keyOf(m)) ?? Date.parse(m.finishedAt);
   const due = [...backups].sort((a, b) => lastRead(a) - lastRead(b));
   const storedBytes = backups.reduce((n, m) => n + bytesOf(m), 0);
-  const budget = Math.ceil(storedBytes / 7);
+  const budget = o.all ? Number.POSITIVE_INFINITY : Math.ceil(storedBytes / 7);
   const report: ScrubReport = { verified: 0, verifiedBytes: 0, damaged: [], unreadable: [], stored: backups.length, storedBytes };
   let read = 0;
   for (const m of due) {
@@ -102,6 +110,19 @@ async function readBack(storage: Storage, m: Manifest, signal: AbortSignal | und
   const changed = again.problems.find((p) => !/^artifact corrupted: .* \(sha256 /.test(p));
   if (changed || again.problems.join() !== first.problems.join()) return { unreadable: `it changed while being read (${changed ?? again.problems[0]})` };
   return again;
+}
+
+/** The scrub's memory in a Map, for a run without Redis (`pg-backup-bot scrub` with no REDIS_URL). */
+export function memoryScrubState(): ScrubState & { seen: Map<string, number> } {
+  const seen = new Map<string, number>();
+  return {
+    seen,
+    verifiedAt: async () => new Map(seen),
+    remember: async (key, at) => void seen.set(key, at),
+    keepOnly: async (keys) => {
+      for (const k of [...seen.keys()]) if (!keys.has(k)) seen.delete(k);
+    },
+  };
 }
 
 /** The scrub's memory in Redis: one hash per bot, `<prefix>:scrub:verified`, field `<target>/<backupId>`. */

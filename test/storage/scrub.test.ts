@@ -1,9 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ScrubReport, scrubBackups } from '../../src/storage/scrub.ts';
+import { memoryScrubState, type ScrubReport, scrubBackups } from '../../src/storage/scrub.ts';
 import { storeBackup } from '../fixtures/backups.ts';
 import { silentLog } from '../support/postgres-helpers.ts';
 import { tempRoot } from './fixtures.ts';
-import { memoryScrubState } from './scrub-state.ts';
 
 describe('the checksum scrub', () => {
   let t: Awaited<ReturnType<typeof tempRoot>>;

@@ -5,9 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
 import { makeManifest, storeBackup } from '../fixtures/backups.ts';
 import { makeRecord } from '../fixtures/records.ts';
-import { scrubBackups } from '../../src/storage/scrub.ts';
+import { memoryScrubState, scrubBackups } from '../../src/storage/scrub.ts';
 import { silentLog } from '../support/postgres-helpers.ts';
-import { memoryScrubState } from './scrub-state.ts';
 
 /** A storage under test, with a look behind its back at what it really holds. Paths are relative to its root. */
 export interface StorageBackend {
