@@ -48,7 +48,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       arg !== undefined && BackupIdSchema.safeParse(arg).success
         ? await findBackup(deps.storage, arg, SEE_LIST.cli)
         : await latestBackup(deps.storage, findTarget(deps.config, arg !== undefined && TargetName.safeParse(arg).success ? arg : undefined).name);
-    if (!manifest) throw new BotError('backup_not_found', 'There is no finished backup to test yet; take one with `pg-backup-bot backup`.');
+    if (!manifest) throw new BotError('backup_not_found', noBackupToTest(deps.storage.damaged?.() ?? []));
     const target = findTarget(deps.config, manifest.target);
     io.err(`Restore test of ${manifest.backupId} …`);
     const startedAt = new Date();
@@ -239,4 +239,10 @@ async function replacementSaid(deps: CliDeps, backupId: string, into: string): P
   const manifest = await findBackup(deps.storage, backupId, SEE_LIST.cli);
   const warning = await replacementWarning(findTarget(deps.config, manifest.target).url, into, manifest);
   return warning ? `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.` : null;
+}
+
+/** Why there is nothing to test: none taken yet, or every one stored is damaged (`list` names them and why). */
+function noBackupToTest(damaged: ReadonlyArray<unknown>): string {
+  if (damaged.length === 0) return 'There is no finished backup to test yet; take one with `pg-backup-bot backup`.';
+  return `There is no good backup to test: the ${damaged.length} stored ${damaged.length === 1 ? 'is' : 'are'} damaged (\`pg-backup-bot list\` says why); take a new one with \`pg-backup-bot backup\`.`;
 }

@@ -18,8 +18,9 @@ const USAGE = 'usage: pg-backup-bot scrub [--all]';
  */
 export async function cliScrub(args: string[], deps: { config: Config; redisUrl: string | null; storage: Storage; log: Logger; io: CliIo }): Promise<number> {
   const { io } = deps;
-  if (args.some((a) => a !== '--all')) {
-    io.err(USAGE);
+  const unknown = args.find((a) => a !== '--all');
+  if (unknown !== undefined) {
+    io.err(`"${unknown.slice(0, 40)}" is not an argument of scrub. ${USAGE}`);
     return 2;
   }
   const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl, deps.config.redisCluster);
@@ -27,13 +28,21 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
   try {
     const state = redis ? redisScrubState(redis, deps.config.queuePrefix) : memoryScrubState();
     const r = await scrubBackups({ storage: deps.storage, state, now: new Date(), log: deps.log, all: args.includes('--all') });
-    for (const d of r.damaged) io.out(`DAMAGED ${d.backupId}: ${d.why}`);
+    const where = deps.storage.describe();
+    if (r.stored === 0 && r.alreadyDamaged.length === 0) {
+      io.err(`No backup is stored on ${where}: nothing to read back. Is BACKUP_DIR (or the bucket) the bot's, and the disk mounted?`);
+      return 1;
+    }
+    for (const id of r.verifiedIds) io.out(`OK ${id}`);
+    for (const d of r.damaged)
+      io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
+    for (const d of r.alreadyDamaged) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
     io.out(
-      `Read back ${r.verified + r.damaged.length} of ${r.stored} stored backups on ${deps.storage.describe()} (${formatBytes(r.verifiedBytes)} matching): ` +
-        `${r.damaged.length} damaged, ${r.unreadable.length} unreadable.`,
+      `Read back ${r.verified + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
+        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read).`,
     );
-    return r.damaged.length > 0 || r.unreadable.length > 0 ? 1 : 0;
+    return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);
     return 1;

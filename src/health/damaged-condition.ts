@@ -29,7 +29,10 @@ export function damagedCondition(target: string, damaged: readonly DamagedItem[]
     status: 'failing',
     severity: 'error',
     summary: said.join('; '),
-    evidence: `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket) and take a new backup; retention deletes one the checksum scrub marked at its deadline, any other once looked at is yours to delete`,
+    evidence:
+      `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket), take a new backup, and read the others ` +
+      'back now with `pg-backup-bot scrub --all`. Retention deletes a backup the checksum scrub marked once its deadline passes; ' +
+      'any other damaged one stays until you delete its directory (or prefix) by hand, after looking at it',
     value: n,
   };
 }

@@ -61,7 +61,8 @@ export function markedDamaged(text: string | null): Error | null {
   if (text === null) return null;
   try {
     const m = JSON.parse(text) as { why?: unknown; at?: unknown };
-    return new MarkedDamaged(`${String(m.why ?? 'marked damaged')} (found ${String(m.at ?? 'at an unknown time')})`);
+    const at = typeof m.at === 'string' && !Number.isNaN(Date.parse(m.at)) ? `${m.at.slice(0, 16).replace('T', ' ')} UTC` : 'at an unknown time';
+    return new MarkedDamaged(`${String(m.why ?? 'marked damaged')}; marked ${at}`);
   } catch {
     return new MarkedDamaged(`marked damaged (its ${DAMAGED_MARKER} does not parse)`);
   }

@@ -35,6 +35,10 @@ export interface ScrubReport {
   /** Stored backups in all, and their bytes: what one cycle covers. */
   stored: number;
   storedBytes: number;
+  /** The backups read back whole and matching, by id. */
+  verifiedIds: string[];
+  /** Stored backups the listing already leaves out as damaged (marked before, or a file missing or short): not read. */
+  alreadyDamaged: Array<{ target: string; backupId: string; why: string }>;
 }
 
 const keyOf = (m: Pick<Manifest, 'target' | 'backupId'>) => `${m.target}/${m.backupId}`;
@@ -56,7 +60,17 @@ export async function scrubBackups(o: {
   const due = [...backups].sort((a, b) => lastRead(a) - lastRead(b));
   const storedBytes = backups.reduce((n, m) => n + bytesOf(m), 0);
   const budget = o.all ? Number.POSITIVE_INFINITY : Math.ceil(storedBytes / 7);
-  const report: ScrubReport = { verified: 0, verifiedBytes: 0, damaged: [], unreadable: [], stored: backups.length, storedBytes };
+  const alreadyDamaged = (o.storage.damaged?.() ?? []).map(({ target, backupId, why }) => ({ target, backupId, why }));
+  const report: ScrubReport = {
+    verified: 0,
+    verifiedBytes: 0,
+    damaged: [],
+    unreadable: [],
+    stored: backups.length,
+    storedBytes,
+    verifiedIds: [],
+    alreadyDamaged,
+  };
   let read = 0;
   for (const m of due) {
     if (o.signal?.aborted || (read > 0 && read >= budget)) break;
@@ -79,6 +93,7 @@ export async function scrubBackups(o: {
     if (verdict.problems.length === 0) {
       report.verified++;
       report.verifiedBytes += bytesOf(m);
+      report.verifiedIds.push(m.backupId);
       continue;
     }
     const why = `the checksum scrub found ${verdict.problems.join('; ')}`;

@@ -31,25 +31,51 @@ describe('pg-backup-bot scrub', () => {
   });
   afterEach(() => cleanup());
 
-  it('--all reads every backup back, marks the damaged one, exits 1; `list` then shows it as damaged; a second run exits 0', async () => {
+  it('--all reads every backup back, marks the damaged one, exits 1; `list` then shows it as damaged, and so does the next run', async () => {
     const env = { BACKUP_DIR: root };
     expect((await cli(['list', 'shop'], env)).stdout).not.toMatch(/damaged/i);
     const run = await cli(['scrub', '--all'], env);
     expect(run.exitCode).toBe(1);
+    const bytes = good.artifacts[0]?.bytes;
     expect(run.stdout.split('\n')).toEqual([
+      `OK ${good.backupId}`,
       expect.stringMatching(
         new RegExp(
-          `^DAMAGED ${rotted.backupId}: the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(sha256 [0-9a-f]{12}… expected, [0-9a-f]{12}… found\\)$`,
+          `^DAMAGED ${rotted.backupId}: the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(sha256 [0-9a-f]{12}… expected, [0-9a-f]{12}… found\\)\\. Marked damaged; take a new backup \\(\`pg-backup-bot backup shop\`\\) if you counted on it\\.$`,
         ),
       ),
-      `Read back 2 of 2 stored backups on local:${root} (${good.artifacts[0]?.bytes} B matching): 1 damaged, 0 unreadable.`,
+      `Read back 2 of 2 stored backups on local:${root} (${bytes} B matching): 1 found damaged, 0 unreadable, 0 already damaged (not read).`,
     ]);
     const list = await cli(['list', 'shop'], env);
     expect(list.stdout).toContain(good.backupId);
-    expect(list.stdout).toMatch(new RegExp(`${rotted.backupId}.*the checksum scrub found artifact corrupted`));
+    expect(list.stdout).toMatch(new RegExp(`${rotted.backupId}.*the checksum scrub found artifact corrupted.*; marked \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC`));
+    // The damaged one is not read again, but still counts: the run is not all well while it is stored.
     const again = await cli(['scrub', '--all'], env);
-    expect(again.stdout).toBe(`Read back 1 of 1 stored backups on local:${root} (${good.artifacts[0]?.bytes} B matching): 0 damaged, 0 unreadable.`);
-    expect(again.exitCode).toBe(0);
+    expect(again.stdout.split('\n')).toEqual([
+      `OK ${good.backupId}`,
+      expect.stringMatching(new RegExp(`^ALREADY DAMAGED ${rotted.backupId}: the checksum scrub found artifact corrupted: .*; marked `)),
+      `Read back 1 of 1 stored backups on local:${root} (${bytes} B matching): 0 found damaged, 0 unreadable, 1 already damaged (not read).`,
+    ]);
+    expect(again.exitCode).toBe(1);
+  });
+
+  it('once every stored backup is damaged, restore-test says so rather than "no backup yet"', async () => {
+    await storage.deleteBackup('shop', good.backupId);
+    const env = { BACKUP_DIR: root, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop' };
+    expect((await cli(['scrub', '--all'], env)).exitCode).toBe(1);
+    const test = await cli(['restore-test', 'shop'], env);
+    expect(test.stderr).toContain(
+      'There is no good backup to test: the 1 stored is damaged (`pg-backup-bot list` says why); take a new one with `pg-backup-bot backup`.',
+    );
+    expect(test.exitCode).not.toBe(0);
+  });
+
+  it('says so, and exits 1, when no backup is stored where it looks (a wrong BACKUP_DIR, a disk not mounted)', async () => {
+    const run = await cli(['scrub', '--all'], { BACKUP_DIR: join(root, 'not-mounted') });
+    expect(run.stderr).toBe(
+      `No backup is stored on local:${join(root, 'not-mounted')}: nothing to read back. Is BACKUP_DIR (or the bucket) the bot's, and the disk mounted?`,
+    );
+    expect(run.exitCode).toBe(1);
   });
 
   it('without --all reads what the next daily run would, sharing the worker’s memory in Redis', async () => {
@@ -60,7 +86,7 @@ describe('pg-backup-bot scrub', () => {
     expect(first.stdout.split('\n')[0]).toMatch(new RegExp(`^DAMAGED ${rotted.backupId}: `));
     expect(first.exitCode).toBe(1);
     const second = await cli(['scrub'], env);
-    expect(second.stdout).toMatch(/^Read back 1 of 1 stored backups .*: 0 damaged, 0 unreadable\.$/);
+    expect(second.stdout.split('\n')[0]).toBe(`OK ${good.backupId}`);
     const redis = new Redis(inject('redisUrl'));
     try {
       expect(Object.keys(await redis.hgetall(`${prefix}:scrub:verified`))).toEqual([`shop/${good.backupId}`]);
@@ -72,6 +98,6 @@ describe('pg-backup-bot scrub', () => {
   it('refuses other arguments with its usage', async () => {
     const run = await cli(['scrub', '--everything'], { BACKUP_DIR: root });
     expect(run.exitCode).toBe(2);
-    expect(run.stderr).toBe('usage: pg-backup-bot scrub [--all]');
+    expect(run.stderr).toBe('"--everything" is not an argument of scrub. usage: pg-backup-bot scrub [--all]');
   });
 });

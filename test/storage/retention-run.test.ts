@@ -243,7 +243,7 @@ describe('runRetention on one storage', () => {
     const report = retentionRunReport(run);
     expect(report).toMatch(
       new RegExp(
-        `Kept ${kept.backupId}: damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(found .*\\)\\): kept until its retention deadline, then deleted \\(`,
+        `Kept ${kept.backupId}: damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst; marked \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC\\): kept until its retention deadline, then deleted \\(`,
         'm',
       ),
     );

@@ -158,7 +158,7 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       );
       expect((await storage.list()).map((m) => m.backupId)).toEqual([good.backupId]);
       expect(storage.damaged?.('app')).toEqual([
-        { target: 'app', backupId: rotted.backupId, why: `${report.damaged[0]?.why} (found 2026-01-11T03:00:00.000Z)`, marked: true },
+        { target: 'app', backupId: rotted.backupId, why: `${report.damaged[0]?.why}; marked 2026-01-11 03:00 UTC`, marked: true },
       ]);
       // Retention sees it with its deadline, and leaves it until then (retention-plan.ts: damage within it is kept).
       expect((await storage.listUnfinished(0)).map((u) => [u.backupId, u.state, u.retainUntil])).toEqual([[rotted.backupId, 'marked-damaged', soon]]);
