@@ -33,13 +33,13 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
       io.err(`No backup is stored on ${where}: nothing to read back. Is BACKUP_DIR (or the bucket) the bot's, and the disk mounted?`);
       return 1;
     }
-    for (const id of r.verifiedIds) io.out(`OK ${id}`);
+    for (const id of r.verified) io.out(`OK ${id}`);
     for (const d of r.damaged)
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
     for (const d of r.alreadyDamaged) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
     io.out(
-      `Read back ${r.verified + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
+      `Read back ${r.verified.length + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
         `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read).`,
     );
     return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length > 0 ? 1 : 0;

@@ -25,8 +25,8 @@ export interface ScrubState {
 }
 
 export interface ScrubReport {
-  /** Backups read back whole and matching their manifests. */
-  verified: number;
+  /** Backups read back whole and matching their manifests, by id. */
+  verified: string[];
   verifiedBytes: number;
   /** Found damaged in this run, and marked so. */
   damaged: Array<{ target: string; backupId: string; why: string }>;
@@ -35,8 +35,6 @@ export interface ScrubReport {
   /** Stored backups in all, and their bytes: what one cycle covers. */
   stored: number;
   storedBytes: number;
-  /** The backups read back whole and matching, by id. */
-  verifiedIds: string[];
   /** Stored backups the listing already leaves out as damaged (marked before, or a file missing or short): not read. */
   alreadyDamaged: Array<{ target: string; backupId: string; why: string }>;
 }
@@ -62,13 +60,12 @@ export async function scrubBackups(o: {
   const budget = o.all ? Number.POSITIVE_INFINITY : Math.ceil(storedBytes / 7);
   const alreadyDamaged = (o.storage.damaged?.() ?? []).map(({ target, backupId, why }) => ({ target, backupId, why }));
   const report: ScrubReport = {
-    verified: 0,
+    verified: [],
     verifiedBytes: 0,
     damaged: [],
     unreadable: [],
     stored: backups.length,
     storedBytes,
-    verifiedIds: [],
     alreadyDamaged,
   };
   let read = 0;
@@ -91,9 +88,8 @@ export async function scrubBackups(o: {
     }
     read += bytesOf(m);
     if (verdict.problems.length === 0) {
-      report.verified++;
+      report.verified.push(m.backupId);
       report.verifiedBytes += bytesOf(m);
-      report.verifiedIds.push(m.backupId);
       continue;
     }
     const why = `the checksum scrub found ${verdict.problems.join('; ')}`;

@@ -91,7 +91,10 @@ async function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logge
   if (dryRun || !deps.scrub) return null;
   try {
     const report = await scrubBackups({ storage: deps.storage, state: deps.scrub, now: (deps.now ?? (() => new Date()))(), log });
-    log.info({ ...report, damaged: report.damaged.length, unreadable: report.unreadable.length }, 'checksum scrub finished');
+    log.info(
+      { ...report, damaged: report.damaged.length, unreadable: report.unreadable.length, alreadyDamaged: report.alreadyDamaged.length },
+      'checksum scrub finished',
+    );
     return report;
   } catch (err) {
     log.error({ err }, 'the checksum scrub could not run');

@@ -26,7 +26,7 @@ describe('the checksum scrub', () => {
       readIn.push([...state.seen].filter(([k, at]) => before.get(k) !== at).map(([k]) => k.slice(4)));
     }
     // 14 backups of 1000 bytes: 2000 bytes a run. Never scrubbed counts from when it was written: oldest first.
-    expect(runs.map((r) => [r.verified, r.verifiedBytes, r.stored, r.storedBytes])).toEqual(Array(8).fill([2, 2000, 14, 14000]));
+    expect(runs.map((r) => [r.verified.length, r.verifiedBytes, r.stored, r.storedBytes])).toEqual(Array(8).fill([2, 2000, 14, 14000]));
     expect(readIn.slice(0, 7)).toEqual([0, 2, 4, 6, 8, 10, 12].map((i) => [ids[i], ids[i + 1]]));
     // The eighth run starts the cycle again with the backups read longest ago.
     expect(readIn[7]).toEqual([ids[0], ids[1]]);
@@ -39,6 +39,6 @@ describe('the checksum scrub', () => {
   it('reads at least one backup a run, however large', async () => {
     const big = await storeBackup(t.storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z', 'y'.repeat(10_000));
     const report = await scrubBackups({ storage: t.storage, state: memoryScrubState(), now: new Date('2026-01-02T00:00:00Z'), log: silentLog });
-    expect(report).toMatchObject({ verified: 1, verifiedBytes: big.artifacts[0]?.bytes, damaged: [], unreadable: [] });
+    expect(report).toMatchObject({ verified: [big.backupId], verifiedBytes: big.artifacts[0]?.bytes, damaged: [], unreadable: [] });
   });
 });
