@@ -33,7 +33,7 @@ export const BACKUP_USAGE = [
   "• `/backup checklist daily|weekly|monthly` — run the bot's checks now and post that checklist (as its reminder does)",
   '• `/backup audit [n]` — the last n entries of the audit trail (admins)',
   '• `/backup help` — this text',
-  'Also: `/restore-test latest [target]` proves a backup restores, `/restore-test pitr [target]` a point-in-time recovery; `/restore <backup-id>` restores a whole database, a replacement (`--into=`), onto a new server (`--to=restore-server`) or tables (`--table=…`). `/restore-test` and `/restore` alone list their commands.',
+  'Also: `/restore-test latest [target]` proves a backup restores, `/restore-test pitr [target]` a point-in-time recovery; `/restore <backup-id>` restores a whole database, a replacement (`--into=`), onto a new server (`--to=restore-server`) or tables (`--table=…`). `/restore-test` and `/restore` alone list their commands. On a worker host, `pg-backup-bot scrub --all` reads every stored backup back against its checksums.',
 ].join('\n');
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseBackupText } from '../../src/commands/backup-text.ts';
+import { BACKUP_USAGE, parseBackupText } from '../../src/commands/backup-text.ts';
+import { parseRestoreTestText, parseRestoreText } from '../../src/commands/restore-text.ts';
 
 describe('parseBackupText', () => {
   it.each([
@@ -55,5 +56,18 @@ describe('parseBackupText: pre-migration', () => {
     const req = parseBackupText(text);
     expect(req.verb).toBe('help');
     expect(req).toMatchObject({ problem: expect.stringMatching(problem) });
+  });
+});
+
+describe('/backup help', () => {
+  it('names every /backup command it parses, and points at the other commands and the scrub', () => {
+    for (const verb of ['now', 'now --physical', 'pre-migration', 'list', 'status', 'health', 'diff', 'checklist', 'audit', 'help']) {
+      expect(BACKUP_USAGE).toContain(`\`/backup ${verb}`);
+    }
+    expect(BACKUP_USAGE).toContain('`/restore-test pitr [target]`');
+    expect(BACKUP_USAGE).toContain('`pg-backup-bot scrub --all`');
+    // "alone list their commands" holds: both answer an empty text with their usage.
+    expect(parseRestoreTestText('')).toEqual({ verb: 'help' });
+    expect(parseRestoreText('')).toEqual({ verb: 'help' });
   });
 });
