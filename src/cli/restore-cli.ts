@@ -83,7 +83,8 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
     io.out(
       [
         `Restore test of ${manifest.backupId} ${record.passed ? 'PASSED' : 'FAILED'}`,
-        `  restore (RTO)  ${formatDuration(record.restoreMs)}`,
+        // As the channel's verdict says it (restore-messages.ts): a test that failed before restoring has no RTO.
+        `  restore (RTO)  ${record.restoredBytes === null && !record.passed ? 'n/a (nothing restored)' : formatDuration(record.restoreMs)}`,
         `  whole test     ${formatDuration(record.durationMs)}`,
         `  restored size  ${record.restoredBytes === null ? 'n/a' : formatBytes(record.restoredBytes)}`,
         `  checked        ${checkedSummary(record)}`,

@@ -70,6 +70,14 @@ describe('pg-backup-bot scrub', () => {
     expect(test.exitCode).not.toBe(0);
   });
 
+  it('a restore test of the damaged backup fails on its checksums and gives no RTO, since nothing was restored', async () => {
+    const env = { BACKUP_DIR: root, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop' };
+    const test = await cli(['restore-test', rotted.backupId], env);
+    expect(test.stdout.split('\n').slice(0, 2)).toEqual([`Restore test of ${rotted.backupId} FAILED`, '  restore (RTO)  n/a (nothing restored)']);
+    expect(test.stdout).toMatch(/problem {8}artifact corrupted: database\.pgdump\.zst \(sha256 /);
+    expect(test.exitCode).toBe(1);
+  });
+
   it('says so, and exits 1, when no backup is stored where it looks (a wrong BACKUP_DIR, a disk not mounted)', async () => {
     const run = await cli(['scrub', '--all'], { BACKUP_DIR: join(root, 'not-mounted') });
     expect(run.stderr).toBe(
