@@ -18,6 +18,9 @@ export type { S3StorageOptions } from './s3-objects.ts';
 
 const MiB = 1024 * 1024;
 
+/** Whether a backup's objects include the checksum scrub's damage marker. */
+const isMarked = (objects: readonly ObjectInfo[]) => objects.some((o) => o.key.endsWith(`/${DAMAGED_MARKER}`));
+
 /** Reads of manifests and records in parallel: enough to hide latency, few enough to stay polite. */
 const READ_CONCURRENCY = 8;
 
@@ -138,13 +141,13 @@ export class S3Storage implements Storage {
       // S3 failing to answer fails the listing: a backup silently missing from it would look like no backup.
       const text = await this.#s3.readText(this.#keys.manifest(g.target, g.backupId), 'list backups');
       if (text === null) return null; // deleted since the listing
-      const marked = g.objects.some((o) => o.key.endsWith(`/${DAMAGED_MARKER}`)) ? ((await this.#marker(g.target, g.backupId)) ?? '{}') : null;
+      const marked = isMarked(g.objects) ? markedDamaged((await this.#s3.readText(this.#markerKey(g.target, g.backupId), 'list backups')) ?? '{}') : null;
       try {
         const m = parseManifest(text, g.target, g.backupId);
         // A manifest counts only while its artifacts are all there with their recorded sizes, and not marked damaged.
-        const bad = marked !== null ? DAMAGED_MARKER : m.artifacts.find((a) => g.objects.find((x) => x.key.endsWith(`/${a.file}`))?.size !== a.bytes)?.file;
+        const bad = marked ? DAMAGED_MARKER : m.artifacts.find((a) => g.objects.find((x) => x.key.endsWith(`/${a.file}`))?.size !== a.bytes)?.file;
         // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
-        if (bad && !pastDeadline(m)) throw marked !== null ? markedDamaged(marked) : new Error(`artifact ${bad} is missing or has the wrong size`);
+        if (bad && !pastDeadline(m)) throw marked ?? new Error(`artifact ${bad} is missing or has the wrong size`);
         this.#damaged.forget(`${g.target}/${g.backupId}`);
         return bad ? null : m;
       } catch (err) {
@@ -169,10 +172,10 @@ export class S3Storage implements Storage {
     return stream;
   }
 
-  #marker = (target: string, backupId: string) => this.#s3.readText(`${this.#keys.backup(target, backupId)}${DAMAGED_MARKER}`, 'list backups');
+  #markerKey = (target: string, backupId: string) => `${this.#keys.backup(target, backupId)}${DAMAGED_MARKER}`;
 
   async markDamaged(target: string, backupId: string, why: string, at: Date = new Date()): Promise<void> {
-    await this.#s3.writeText(`${this.#keys.backup(target, backupId)}${DAMAGED_MARKER}`, damagedMarkerText(why, at), `mark backup ${backupId} damaged`);
+    await this.#s3.writeText(this.#markerKey(target, backupId), damagedMarkerText(why, at), `mark backup ${backupId} damaged`);
   }
 
   async deleteBackup(target: string, backupId: string): Promise<void> {
@@ -206,7 +209,7 @@ export class S3Storage implements Storage {
       } catch {
         return null;
       }
-      if (g.objects.some((o) => o.key.endsWith(`/${DAMAGED_MARKER}`))) return { ...at, state: 'marked-damaged', retainUntil: m.retainUntil };
+      if (isMarked(g.objects)) return { ...at, state: 'marked-damaged', retainUntil: m.retainUntil };
       const broken = m.artifacts.some((a) => g.objects.find((o) => o.key.endsWith(`/${a.file}`))?.size !== a.bytes);
       return broken ? { ...at, state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
     });

@@ -68,7 +68,7 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
     await expireRestored(deps, dryRun, say);
     const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
     const scrub = await scrubAfter(deps, dryRun, log);
-    // One message: the logical backups' report, point-in-time recovery's, then the scrub's (each only when worth saying).
+    // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
     const parts = [
       ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
       ...scrubLines(scrub),

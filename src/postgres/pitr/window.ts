@@ -22,6 +22,13 @@ const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Ma
  */
 export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt'> & { partial?: boolean };
 
+/** A stretch of time recovery can reach, and the base backup it starts from. */
+export interface WindowRange {
+  from: Date;
+  to: Date;
+  opens: BaseBackup;
+}
+
 export interface RecoverableWindow {
   /** From the end of a base backup whose WAL is all archived, to the newest segment archived before any gap. */
   from: Date;
@@ -36,7 +43,7 @@ export interface RecoverableWindow {
    */
   reachesNewest: boolean;
   /** A stretch before a gap that an older base backup still reaches, when the window itself starts after the gap. */
-  earlier?: { from: Date; to: Date; opens: BaseBackup };
+  earlier?: WindowRange;
 }
 
 /**
@@ -98,7 +105,7 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
   const tailFrom = resume ? reachedFrom(resume, newest) : null;
   const tail = resume && tailFrom ? { from: tailFrom, to: end, opens: resume } : null;
   const firstGap = gaps[0];
-  let head: { from: Date; to: Date; opens: BaseBackup } | null = null;
+  let head: WindowRange | null = null;
   if (firstGap) {
     // The stretch before the first gap ends with the last segment archived before it.
     const g = segmentPosition(firstGap).n;
@@ -112,10 +119,7 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
 }
 
 /** The stretch of the window a moment lies in (the window itself, or the stretch before a gap), or undefined. */
-export function rangeAt(w: RecoverableWindow, at: Date): { from: Date; to: Date; opens: BaseBackup } | undefined {
+export function rangeAt(w: RecoverableWindow, at: Date): WindowRange | undefined {
   const t = at.getTime();
   return [w, w.earlier].find((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
 }
-
-/** Whether a moment lies in the window, or in the stretch before a gap an older base backup still reaches. */
-export const inWindow = (w: RecoverableWindow, at: Date): boolean => rangeAt(w, at) !== undefined;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 import { chooseBase } from '../../../src/postgres/pitr/pitr-restore.ts';
-import { inWindow, recoverableWindow, segmentOf, segmentPosition, walGaps } from '../../../src/postgres/pitr/window.ts';
+import { rangeAt, recoverableWindow, segmentOf, segmentPosition, walGaps } from '../../../src/postgres/pitr/window.ts';
 
 const base = (startLsn: string, finishedAt: string, id = 'b') => ({ id, startLsn, timeline: 1, finishedAt }) as BaseBackup;
 const seg = (name: string, archivedAt: string) => ({ name, archivedAt }) as WalEntry;
@@ -69,9 +69,9 @@ describe('the recoverable window', () => {
       earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0] },
     });
     // A moment inside the gap's shadow is not recoverable; either side of it is.
-    expect(inWindow(w as NonNullable<typeof w>, new Date('2026-12-04T11:00:00Z'))).toBe(false);
-    expect(inWindow(w as NonNullable<typeof w>, new Date('2026-12-04T10:00:30Z'))).toBe(true);
-    expect(inWindow(w as NonNullable<typeof w>, new Date('2026-12-04T13:30:00Z'))).toBe(true);
+    expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T11:00:00Z'))).toBeUndefined();
+    expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T10:00:30Z'))).toBe(w?.earlier);
+    expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T13:30:00Z'))).toBe(w);
   });
 
   it('names every missing segment, across a log file boundary, even when nothing is recoverable', () => {
