@@ -4,6 +4,8 @@ export type ErrorCode =
   | 'bad_request'
   | 'unknown_target'
   | 'backup_not_found'
+  /** A finished backup the listing leaves out: marked damaged, an artifact gone or cut short (catalog.ts findRestorable). */
+  | 'backup_damaged'
   | 'pg_unreachable'
   | 'pg_auth_failed'
   | 'pg_database_missing'
@@ -61,7 +63,14 @@ export function toUserMessage(err: unknown): string {
 }
 
 /** What the person asked for cannot be: a typo, an unknown id or target, a refused request. Not the bot's fault. */
-const ASKED_WRONG: ReadonlySet<ErrorCode> = new Set(['bad_request', 'unknown_target', 'backup_not_found', 'already_running', 'backup_exists']);
+const ASKED_WRONG: ReadonlySet<ErrorCode> = new Set([
+  'bad_request',
+  'unknown_target',
+  'backup_not_found',
+  'backup_damaged',
+  'already_running',
+  'backup_exists',
+]);
 
 /**
  * The log fields for an error a command answered with: a request that could not be (a typo, an unknown backup

@@ -1,16 +1,12 @@
 import { checkedSummary } from '../notifications/restore-messages.ts';
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config.ts';
-import { findTarget } from '../config.ts';
+import { type Config, findTarget } from '../config.ts';
 import { TargetName } from '../target-name.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { restoreGlobalsOf, rolesLine, runRestoreTest, runSelectiveRestore } from '../postgres/restore/index.ts';
-import { findBackup, latestBackup } from '../storage/index.ts';
-import { BackupIdSchema } from '../storage/index.ts';
-import { newRecordId, restoreRecord, type RestoreRecord } from '../storage/index.ts';
-import type { Storage } from '../storage/index.ts';
+import { BackupIdSchema, findRestorable, latestBackup, type Manifest, newRecordId, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { newRestoreDatabaseName, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
@@ -46,7 +42,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
   try {
     const manifest =
       arg !== undefined && BackupIdSchema.safeParse(arg).success
-        ? await findBackup(deps.storage, arg, SEE_LIST.cli)
+        ? await findRestorable(deps.storage, arg, SEE_LIST.cli)
         : await latestBackup(deps.storage, findTarget(deps.config, arg !== undefined && TargetName.safeParse(arg).success ? arg : undefined).name);
     if (!manifest) throw new BotError('backup_not_found', noBackupToTest(deps.storage.damaged?.() ?? []));
     const target = findTarget(deps.config, manifest.target);
@@ -151,8 +147,14 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     }
   }
   if (req.into !== null && !yes) {
-    // What Slack's confirmation shows: the database's size, its sessions, the backup's time and what is lost.
-    const said = isWholeDatabase(req) ? await replacementSaid(deps, req.backupId, req.into).catch(() => null) : null;
+    // As in Slack: a backup that cannot restore (none of that id, damaged) is refused; else the confirmation's warning
+    // (the database's size, its sessions, the backup's time and what is lost).
+    const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli).catch((err: unknown) => new Error(toUserMessage(err)));
+    if (manifest instanceof Error) {
+      io.err(`Restore FAILED: ${manifest.message}`);
+      return 1;
+    }
+    const said = isWholeDatabase(req) ? await replacementSaid(deps, manifest, req.into).catch(() => null) : null;
     io.err(
       said ??
         (isWholeDatabase(req)
@@ -162,7 +164,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 2;
   }
   try {
-    const manifest = await findBackup(deps.storage, req.backupId, SEE_LIST.cli);
+    const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli);
     const found = findTarget(deps.config, manifest.target);
     const target = server.url === null ? found : { ...found, url: server.url };
     if (server.withGlobals) {
@@ -235,9 +237,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   }
 }
 
-/** Slack's replacement warning as plain text, with how to confirm; null when it cannot be said (no backup, no server). */
-async function replacementSaid(deps: CliDeps, backupId: string, into: string): Promise<string | null> {
-  const manifest = await findBackup(deps.storage, backupId, SEE_LIST.cli);
+/** Slack's replacement warning as plain text, with how to confirm; null when it cannot be said (no server). */
+async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string): Promise<string | null> {
   const warning = await replacementWarning(findTarget(deps.config, manifest.target).url, into, manifest);
   return warning ? `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.` : null;
 }

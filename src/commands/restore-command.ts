@@ -10,7 +10,7 @@ import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
-import { findBackup, formatBytes, type Manifest } from '../storage/index.ts';
+import { findRestorable, formatBytes, type Manifest } from '../storage/index.ts';
 import { describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
@@ -62,7 +62,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       if (req.verb === 'list')
         return { text: restoredDatabasesText(await withDeadline(2500, restoredDatabases(deps, req.target), 'listing restored databases'), req.target) };
       if (req.verb === 'drop') return { text: await withDeadline(2500, dropRestoredDatabase(deps, req.database), 'dropping the database') };
-      const m = await withDeadline(2500, findBackup(deps.storage, req.backupId, SEE_LIST.slack), 'finding the backup');
+      const m = await withDeadline(2500, findRestorable(deps.storage, req.backupId, SEE_LIST.slack), 'finding the backup');
       const targetConfig = findTarget(deps.config, m.target);
       const target = targetConfig.name;
       const requestedBy = { source: 'slack' as const, userId: input.userId, userName: input.userName };

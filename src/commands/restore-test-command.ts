@@ -7,7 +7,7 @@ import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import { restoreTestHistory } from '../notifications/restore-messages.ts';
-import { findBackup, latestBackup } from '../storage/index.ts';
+import { findRestorable, latestBackup } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { RESTORE_TEST_USAGE, parseRestoreTestText, type RestoreTestRequest, SEE_LIST } from './restore-text.ts';
@@ -54,7 +54,7 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
         if (!latest) throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0));
         backupId = latest.backupId;
       } else {
-        const m = await withDeadline(2500, findBackup(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup');
+        const m = await withDeadline(2500, findRestorable(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup');
         target = findTarget(deps.config, m.target).name;
         backupId = m.backupId;
       }

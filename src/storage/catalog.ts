@@ -44,6 +44,22 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
   }
 }
 
+/**
+ * findBackup for a restore or a restore test: a backup the listing leaves out (marked damaged by the checksum scrub,
+ * an artifact gone or cut short, or past its deadline and half deleted) is refused with why and the target's newest
+ * good backup, before anything is queued: it cannot restore, and a test of it would page for what is already known.
+ */
+export async function findRestorable(storage: Storage, backupId: string, seeList: (target: string) => string): Promise<Manifest> {
+  const m = await findBackup(storage, backupId, seeList);
+  const listed = await storage.list(m.target);
+  if (listed.some((b) => b.backupId === m.backupId)) return m;
+  const why = storage.damaged?.(m.target).find((d) => d.backupId === m.backupId)?.why ?? 'it is past its retention deadline and partly deleted';
+  const newest = listed[0] ? `The newest good backup of ${m.target} is \`${listed[0].backupId}\`` : `${m.target} has no good backup left`;
+  return Promise.reject(
+    new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}. ${newest}; ${seeList(m.target)} shows them all. Nothing was started.`),
+  );
+}
+
 /** 1536 → "1.5 KiB". */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

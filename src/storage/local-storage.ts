@@ -144,7 +144,7 @@ export class LocalStorage implements Storage {
       const marked = markedDamaged(await readFile(join(dir, DAMAGED_MARKER), 'utf8').catch(() => null));
       const bad = marked ? DAMAGED_MARKER : await wrongArtifact(dir, m);
       // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
-      if (bad && !pastDeadline(m)) throw marked ?? new Error(`artifact ${bad} is missing or has the wrong size`);
+      if (bad && !pastDeadline(m)) throw marked ?? new Error(bad);
       this.#damaged.forget(dir);
       if (bad) return null;
       this.#verified.remember(dir, dirSt, checkedAt, m);

@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BotError, NoSuchBackupError } from '../errors.ts';
+import { formatCount } from '../format.ts';
 import { errnoCode } from './fs-util.ts';
 import type { Manifest } from './manifest.ts';
 
@@ -87,10 +88,25 @@ const dirSig = (st: DirStat) => `${st.ino}:${st.mtimeMs}:${st.ctimeMs}`;
 /** Past its retention deadline: retention may delete it (strictly later than the deadline, as retention-plan.ts). */
 export const pastDeadline = (m: Pick<Manifest, 'retainUntil'>, now = Date.now()): boolean => m.retainUntil !== null && Date.parse(m.retainUntil) < now;
 
+const bytes = (n: number) => `${formatCount(n)} byte${n === 1 ? '' : 's'}`;
+
 /**
- * The first artifact of a backup in `dir` that is missing or not of its recorded size, if any. `strict` (what
- * retention deletes by): only a file that is not there counts as missing; any other error reading it (EIO, ESTALE on
- * a network mount) is thrown, so nothing is deleted on a storage that cannot be read.
+ * What is wrong with the first artifact whose size is not the recorded one (`sizeOf`: its size in storage, null when
+ * it is not there), said as the listing reports it: missing, or which size against which; undefined when all are right.
+ */
+export function artifactProblem(m: Manifest, sizeOf: (file: string, i: number) => number | null | undefined): string | undefined {
+  for (const [i, a] of m.artifacts.entries()) {
+    const size = sizeOf(a.file, i) ?? null;
+    if (size === null) return `artifact ${a.file} is missing`;
+    if (size !== a.bytes) return `artifact ${a.file} is ${bytes(size)} where its manifest records ${bytes(a.bytes)} (cut short or overwritten)`;
+  }
+  return undefined;
+}
+
+/**
+ * What is wrong with the first artifact of a backup in `dir` that is missing or not of its recorded size, if any
+ * (artifactProblem). `strict` (what retention deletes by): only a file that is not there counts as missing; any other
+ * error reading it (EIO, ESTALE on a network mount) is thrown, so nothing is deleted on a storage that cannot be read.
  */
 export async function wrongArtifact(dir: string, m: Manifest, o: { strict?: boolean } = {}): Promise<string | undefined> {
   // All at once: under a burst each sequential step waits its turn in a busy event loop.
@@ -105,7 +121,7 @@ export async function wrongArtifact(dir: string, m: Manifest, o: { strict?: bool
       ),
     ),
   );
-  return m.artifacts.find((a, i) => sizes[i] !== a.bytes)?.file;
+  return artifactProblem(m, (_, i) => sizes[i]);
 }
 
 /**

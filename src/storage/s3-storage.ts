@@ -3,7 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseManifest, validManifest, type Manifest } from './manifest.ts';
-import { pastDeadline } from './manifest-cache.ts';
+import { artifactProblem, pastDeadline } from './manifest-cache.ts';
 import { DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damagedMarkerText, markedDamaged } from './damaged-backups.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
@@ -145,9 +145,9 @@ export class S3Storage implements Storage {
       try {
         const m = parseManifest(text, g.target, g.backupId);
         // A manifest counts only while its artifacts are all there with their recorded sizes, and not marked damaged.
-        const bad = marked ? DAMAGED_MARKER : m.artifacts.find((a) => g.objects.find((x) => x.key.endsWith(`/${a.file}`))?.size !== a.bytes)?.file;
+        const bad = marked ? DAMAGED_MARKER : artifactProblem(m, (file) => g.objects.find((x) => x.key.endsWith(`/${file}`))?.size);
         // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
-        if (bad && !pastDeadline(m)) throw marked ?? new Error(`artifact ${bad} is missing or has the wrong size`);
+        if (bad && !pastDeadline(m)) throw marked ?? new Error(bad);
         this.#damaged.forget(`${g.target}/${g.backupId}`);
         return bad ? null : m;
       } catch (err) {

@@ -78,6 +78,28 @@ describe('pg-backup-bot scrub', () => {
     expect(test.exitCode).toBe(1);
   });
 
+  it('once marked damaged, restore-test and restore of it are refused up front, naming why and the newest good backup', async () => {
+    const env = { BACKUP_DIR: root, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop' };
+    expect((await cli(['scrub', '--all'], env)).exitCode).toBe(1);
+    const refusal = new RegExp(
+      `^Backup ${rotted.backupId} cannot be restored: the checksum scrub found artifact corrupted: database\\.pgdump\\.zst \\(sha256 .*; marked \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC\\. The newest good backup of shop is \`${good.backupId}\`; \`pg-backup-bot list shop\` shows them all\\. Nothing was started\\.$`,
+    );
+    const test = await cli(['restore-test', rotted.backupId], env);
+    expect(
+      test.stderr
+        .split('\n')
+        .at(-1)
+        ?.replace(/^Restore test could not run: /, ''),
+    ).toMatch(refusal);
+    expect(test.exitCode).toBe(1);
+    // A replacement is refused before its confirmation is asked for, and with --yes too; nothing is restored.
+    for (const args of [['--into=shop'], ['--into=shop', '--yes'], []]) {
+      const restore = await cli(['restore', rotted.backupId, ...args], env);
+      expect(restore.stderr.replace(/^Restore FAILED: /, '')).toMatch(refusal);
+      expect(restore.exitCode).toBe(1);
+    }
+  });
+
   it('says so, and exits 1, when no backup is stored where it looks (a wrong BACKUP_DIR, a disk not mounted)', async () => {
     const run = await cli(['scrub', '--all'], { BACKUP_DIR: join(root, 'not-mounted') });
     expect(run.stderr).toBe(

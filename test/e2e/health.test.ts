@@ -5,6 +5,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
+import { formatCount } from '../../src/format.ts';
 import { createHealthState } from '../../src/health/state.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { healthProcessor } from '../../src/workers/health-worker.ts';
@@ -130,7 +131,9 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     const page = pages('damaged', 'trigger')[0];
     expect(page?.payload?.severity).toBe('error');
     expect(page?.payload?.summary).toBe('1 stored backup of shop is damaged and cannot be restored');
-    expect(posts(/shop: stored backups damaged/)[0]?.text).toContain(`${older.backupId} (artifact ${artifact} is missing or has the wrong size)`);
+    expect(posts(/shop: stored backups damaged/)[0]?.text).toContain(
+      `${older.backupId} (artifact ${artifact} is 10 bytes where its manifest records ${formatCount(older.artifacts.find((a) => a.file === artifact)?.bytes ?? 0)} bytes (cut short or overwritten))`,
+    );
     expect((await slash(h, '/backup', 'health shop')).text).toContain(`stored backups damaged: ${older.backupId}`);
     expect((await slash(h, '/backup', 'list shop')).text).toMatch(new RegExp(`1 backup is not listed, damaged .*${older.backupId}`));
     await rm(dir, { recursive: true, force: true });

@@ -102,6 +102,36 @@ describe('/restore-test', () => {
     await h.service.deps.storage.deleteBackup('shop', bad.backupId);
   }, 120_000);
 
+  it('a backup the checksum scrub marked damaged is refused by /restore-test and /restore, naming the newest good one, and nothing is queued or paged', async () => {
+    const marked = await takeBackup();
+    await h.service.deps.storage.markDamaged?.('shop', marked.backupId, 'the checksum scrub found artifact corrupted: database.pgdump.zst');
+    // Every job ever added, in whatever state (one queued and already finished counts too); pages: none triggered
+    // (the backup just taken may still send its resolve).
+    const jobs = async () => {
+      const all = await Promise.all([h.service.deps.queues.restoreTest.getJobCounts(), h.service.deps.queues.restore.getJobCounts()]);
+      return all.map((c) => Object.values(c).reduce((a, b) => a + b, 0));
+    };
+    const [before, pages] = [await jobs(), h.pd.events.length];
+    const refusal = `Backup ${marked.backupId} cannot be restored: the checksum scrub found artifact corrupted: database.pgdump.zst; marked `;
+    for (const [command, text] of [
+      ['/restore-test', marked.backupId],
+      ['/restore', marked.backupId],
+      ['/restore', `${marked.backupId} --table=shop.orders --into=shop`],
+    ] as const) {
+      const reply = (await slash(h, command, text, { userId: ADMIN })).text;
+      expect(reply).toContain(`:warning: ${refusal}`);
+      expect(reply).toContain(`The newest good backup of shop is \`${good.backupId}\`; \`/backup list shop\` shows them all. Nothing was started.`);
+    }
+    expect([
+      await jobs(),
+      h.pd.events
+        .slice(pages)
+        .filter((e) => e.event_action === 'trigger')
+        .map((e) => e.dedup_key),
+    ]).toEqual([before, []]);
+    await h.service.deps.storage.deleteBackup('shop', marked.backupId);
+  }, 120_000);
+
   it('answers bad text with usage and starts nothing', async () => {
     const before = await h.service.deps.queues.restoreTest.count();
     const res = await slash(h, '/restore-test', 'latest; drop database x');

@@ -186,7 +186,7 @@ describe('runRetention on one storage', () => {
         {
           target: 'shop',
           backupId: lostFile.backupId,
-          reason: 'damaged (artifact database.pgdump.zst is missing or has the wrong size): not deleted; look at it, then delete it by hand',
+          reason: 'damaged (artifact database.pgdump.zst is missing): not deleted; look at it, then delete it by hand',
         },
       ]);
       expect(retentionRunReport(run)).toContain(`• Kept ${lostFile.backupId}: damaged (artifact database.pgdump.zst is missing`);

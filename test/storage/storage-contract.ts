@@ -100,7 +100,11 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       // The storage says which finished backups it left out, and why: /backup list, `list` and health show them.
       const damagedOf = (target?: string) => storage.damaged?.(target) ?? [];
       expect(damagedOf('app').map((d) => d.backupId)).toEqual([short.backupId, lost.backupId, broken.backupId]);
-      expect(damagedOf('app')[1]?.why).toBe('artifact database.pgdump.zst is missing or has the wrong size');
+      // Which fault, said: gone, or which size against the recorded one.
+      expect(damagedOf('app')[1]?.why).toBe('artifact database.pgdump.zst is missing');
+      expect(damagedOf('app')[0]?.why).toMatch(
+        /^artifact database\.pgdump\.zst is 1 byte where its manifest records [\d,]+ bytes \(cut short or overwritten\)$/,
+      );
       expect(damagedOf('other')).toEqual([]);
       // Why a manifest cannot be read, in its own words: here, JSON cut short.
       expect(damagedOf('app')[2]?.why).toMatch(/^The manifest of backup app-20260103T000000Z is unreadable \(.*JSON.*\), so that backup cannot be used\.$/);

@@ -14,7 +14,7 @@ import { readdirIfExists } from '../../storage/fs-util.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
-import type { LocalWalStore, WalEntry } from './wal-store.ts';
+import type { LocalWalStore } from './wal-store.ts';
 import { rangeAt, recoverableWindow, type WindowWal } from './window.ts';
 
 /** The base backups of a target, oldest first. */
