@@ -89,10 +89,18 @@ function signedPercent(ratio: number): string {
   return pct < 0 ? `−${-pct} %` : `+${pct} %`;
 }
 
-export function sizeCondition(target: string, newestFirst: Manifest[], t: HealthThresholds): ConditionResult {
+/**
+ * What a condition judged on the newest good backup says when there is none: "no backup yet" only when none is stored
+ * at all; with every one stored damaged, that would send the on-call engineer after a backup that never ran.
+ */
+export const noGoodBackup = (damaged = 0): string =>
+  damaged > 0 ? `no good backup (the ${damaged} stored ${damaged === 1 ? 'is' : 'are'} damaged)` : 'no backup yet';
+
+export function sizeCondition(target: string, newestFirst: Manifest[], t: HealthThresholds, damaged = 0): ConditionResult {
   const base = { condition: 'size', severity: 'warning' } as const;
   const newest = newestFirst[0];
-  if (!newest) return { ...base, status: 'ok', summary: `Backup size of ${target} cannot be judged: no backup yet`, evidence: 'no backup yet' };
+  const none = noGoodBackup(damaged);
+  if (!newest) return { ...base, status: 'ok', summary: `Backup size of ${target} cannot be judged: ${none}`, evidence: none };
   const bytes = totalBytes(newest);
   const problems: string[] = [];
   const parts = [formatBytes(bytes)];
@@ -129,6 +137,7 @@ export function slowCondition(
   newestFirst: Manifest[],
   running: Array<{ jobId: string; startedAt: Date }>,
   t: HealthThresholds,
+  damaged = 0,
 ): ConditionResult {
   const base = { condition: 'slow', severity: 'warning' } as const;
   const limit = `limit ${formatDuration(t.slowMs)}`;
@@ -138,7 +147,8 @@ export function slowCondition(
   });
   const newest = newestFirst[0];
   if (newest) candidates.push({ ms: newest.durationMs, text: `the newest backup took ${formatDuration(newest.durationMs)}` });
-  if (candidates.length === 0) return { ...base, status: 'ok', summary: `Backups of ${target} are not slow: no backup yet`, evidence: 'no backup yet' };
+  if (candidates.length === 0)
+    return { ...base, status: 'ok', summary: `Backups of ${target} are not slow: ${noGoodBackup(damaged)}`, evidence: noGoodBackup(damaged) };
   const worst = candidates.reduce((a, b) => (b.ms > a.ms ? b : a));
   const failing = worst.ms > t.slowMs;
   return {

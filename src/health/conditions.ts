@@ -1,6 +1,6 @@
 import { walOffsiteCondition } from './offsite-condition.ts';
 import { formatBytes, formatTime } from '../format.ts';
-import { sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
+import { noGoodBackup, sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import { damagedCondition } from './damaged-condition.ts';
 import { rpoCondition } from './rpo-condition.ts';
 import { walConditions } from './wal-conditions.ts';
@@ -90,7 +90,12 @@ function pitrTestCondition(target: string, run: BackupRunSummary | null): Condit
   };
 }
 
-function unencryptedCondition(target: string, encrypted: boolean | null | undefined, newest: HealthInput['backups'][number] | undefined): ConditionResult {
+function unencryptedCondition(
+  target: string,
+  encrypted: boolean | null | undefined,
+  newest: HealthInput['backups'][number] | undefined,
+  damaged: number,
+): ConditionResult {
   const base = { condition: 'unencrypted', severity: 'warning' } as const;
   const id = newest?.backupId ?? 'the newest backup';
   if (encrypted === false) {
@@ -103,7 +108,7 @@ function unencryptedCondition(target: string, encrypted: boolean | null | undefi
     ...base,
     status: 'ok',
     summary: `Encryption of ${target} not checked`,
-    evidence: newest ? 'encryption not required for this target' : 'no backup yet',
+    evidence: newest ? 'encryption not required for this target' : noGoodBackup(damaged),
   };
 }
 
@@ -143,17 +148,18 @@ function walStreamCondition(target: string, now: Date, s: NonNullable<HealthInpu
 export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const t = resolveThresholds(input.thresholds);
   const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
+  // Damaged backups only: WAL lost from the archive is no backup (`WAL <segment>`, health/collect.ts).
+  const damaged = input.damaged?.filter((d) => !d.wal).length ?? 0;
   const results = [
-    // Damaged backups only: WAL lost from the archive is no backup (`WAL <segment>`, health/collect.ts).
-    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, input.damaged?.filter((d) => !d.wal).length),
+    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, damaged),
     damagedCondition(input.target, input.damaged ?? []),
-    withGrowth(sizeCondition(input.target, newestFirst, t), newestFirst, t),
+    withGrowth(sizeCondition(input.target, newestFirst, t, damaged), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),
-    slowCondition(input.target, input.now, newestFirst, input.running, t),
+    slowCondition(input.target, input.now, newestFirst, input.running, t, damaged),
     diskCondition(input.target, input.disk, t),
     backupFailingCondition(input.target, input.lastBackupRun),
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
-    unencryptedCondition(input.target, input.encrypted, newestFirst[0]),
+    unencryptedCondition(input.target, input.encrypted, newestFirst[0], damaged),
     ...(input.wal ? [walStreamCondition(input.target, input.now, input.wal.state)] : []),
     ...walConditions(input.target, input.walHealth),
     ...(input.wal ? [walOffsiteCondition(input.target, input.now, input.wal.state)].filter((c): c is ConditionResult => c !== null) : []),

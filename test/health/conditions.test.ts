@@ -93,6 +93,15 @@ describe('evaluateHealth', () => {
     );
     const none = evaluateHealth({ ...healthyInput(), backups: [], damaged: damaged.slice(0, 1) });
     expect(pick(none, 'stale')).toMatchObject({ status: 'failing', summary: 'Backups of shop are stale: no restorable backup of shop: 1 stored is damaged' });
+    // The conditions judged on the newest good backup say the same, not "no backup yet"; WAL lost is not counted.
+    const allDamaged = evaluateHealth({ ...healthyInput(), backups: [], damaged: [...damaged.slice(0, 2), wal], encrypted: null });
+    expect(['size', 'slow', 'unencrypted'].map((c) => pick(allDamaged, c as 'size').evidence)).toEqual(
+      Array(3).fill('no good backup (the 2 stored are damaged)'),
+    );
+    expect(pick(allDamaged, 'size').summary).toBe('Backup size of shop cannot be judged: no good backup (the 2 stored are damaged)');
+    expect(['size', 'slow', 'unencrypted'].map((c) => pick(evaluateHealth({ ...healthyInput(), backups: [], encrypted: null }), c as 'size').evidence)).toEqual(
+      Array(3).fill('no backup yet'),
+    );
     // WAL lost from the archive is no backup: a target waiting for its first backup still waits, quietly.
     const waiting = evaluateHealth({ ...healthyInput(), backups: [], damaged: [wal], firstBackupDueAt: new Date(Date.now() + HOUR) });
     expect(pick(waiting, 'stale')).toMatchObject({ status: 'failing', severity: 'warning', quiet: true });
