@@ -1,3 +1,6 @@
+import { replacedName } from '../../src/postgres/restore/swap.ts';
+import { requiredRole } from '../../src/commands/guard.ts';
+import type { Role } from '../../src/commands/roles.ts';
 import { describe, expect, it } from 'vitest';
 import { BACKUP_USAGE, parseBackupText } from '../../src/commands/backup-text.ts';
 import { parseRestoreTestText, parseRestoreText } from '../../src/commands/restore-text.ts';
@@ -69,5 +72,38 @@ describe('/backup help', () => {
     // "alone list their commands" holds: both answer an empty text with their usage.
     expect(parseRestoreTestText('')).toEqual({ verb: 'help' });
     expect(parseRestoreText('')).toEqual({ verb: 'help' });
+  });
+
+  it('says who may do what as the guard decides it', () => {
+    const id = 'shop-20261205T020000Z';
+    const said: Record<Role, Array<[string, string]>> = {
+      viewer: [
+        ['/backup', 'list'],
+        ['/backup', 'status'],
+        ['/backup', 'health'],
+        ['/backup', `diff ${id} ${id}`],
+        ['/restore-test', 'history shop'],
+      ],
+      operator: [
+        ['/backup', 'now'],
+        ['/backup', 'pre-migration JIRA-1'],
+        ['/backup', 'checklist daily'],
+        ['/restore-test', 'latest'],
+        ['/restore-test', 'pitr shop'],
+        ['/restore', id],
+      ],
+      admin: [
+        ['/restore', `${id} --into=shop`],
+        ['/restore', `${id} --table=shop.orders --into=shop`],
+        ['/restore', `${id} --to=restore-server --with-globals`],
+        ['/restore', `drop ${replacedName('shop', new Date('2026-12-05T02:00:00Z'))}`],
+        ['/backup', 'audit'],
+      ],
+    };
+    for (const [role, asks] of Object.entries(said))
+      for (const [command, text] of asks) expect([command, text, requiredRole(command, text).role]).toEqual([command, text, role]);
+    expect(BACKUP_USAGE).toMatch(
+      /viewers list, see status, health, diffs and restore-test history; operators also back up, run checklists, restore tests and restores into a new database; admins also replace or overwrite a database, restore with `--with-globals`, drop a kept `…_replaced_…` database and read the audit trail\./,
+    );
   });
 });
