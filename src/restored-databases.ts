@@ -19,8 +19,11 @@ export interface RestoredDatabase {
   serverUrl: string;
   bytes: number;
   record: RestoreRecord;
-  /** `made`: a restore created it; `replaced`: a replacement kept it (the database as it was before). */
-  how: 'made' | 'replaced';
+  /**
+   * `made`: a restore created it; `replaced`: a replacement kept it (the database as it was before); `staging`: a
+   * replacement that did not finish left its copy of the backup (never used).
+   */
+  how: 'made' | 'replaced' | 'staging';
 }
 
 function candidates(records: RestoreRecord[]): Array<{ name: string; how: RestoredDatabase['how']; record: RestoreRecord }> {
@@ -28,6 +31,7 @@ function candidates(records: RestoreRecord[]): Array<{ name: string; how: Restor
   for (const r of records) {
     if (r.selection?.created && !r.dropped) out.push({ name: r.database, how: 'made', record: r });
     if (r.keptAs) out.push({ name: r.keptAs, how: 'replaced', record: r });
+    if (r.staging) out.push({ name: r.staging, how: 'staging', record: r });
   }
   return out;
 }
@@ -54,12 +58,18 @@ export async function restoredDatabases(deps: { config: Config; storage: Storage
   return out.sort((a, b) => Date.parse(b.record.startedAt) - Date.parse(a.record.startedAt));
 }
 
+const HOW: Record<RestoredDatabase['how'], (database: string) => string> = {
+  made: () => 'restored from',
+  replaced: (db) => `what ${db} was before it was replaced by`,
+  staging: (db) => `left by a replacement of ${db} that did not finish (never used), a copy of`,
+};
+
 export function restoredDatabasesText(list: RestoredDatabase[], target?: string): string {
   if (list.length === 0) return `No databases made by restores are left${target ? ` on the server of *${target}*` : ''}.`;
   const who = (r: RestoreRecord) => (r.requestedBy.userId ? `<@${r.requestedBy.userId}>` : (r.requestedBy.userName ?? r.requestedBy.source));
   const lines = list.map(
     (d) =>
-      `• \`${d.name}\` on ${d.server} · ${formatBytes(d.bytes)} · ${d.how === 'replaced' ? `what ${d.record.database} was before it was replaced by` : 'restored from'} \`${d.record.backupId}\` · by ${who(d.record)} · ${formatTime(d.record.startedAt)}`,
+      `• \`${d.name}\` on ${d.server} · ${formatBytes(d.bytes)} · ${HOW[d.how](d.record.database)} \`${d.record.backupId}\` · by ${who(d.record)} · ${formatTime(d.record.startedAt)}`,
   );
   return `*Databases made by restores* (newest first; \`/restore drop <database>\` removes one):\n${lines.join('\n')}`;
 }
@@ -79,7 +89,7 @@ export async function dropRestoredDatabase(deps: { config: Config; storage: Stor
 }
 
 /**
- * `restore.expireAfterDays` in the config: databases restores made, and databases replacements kept, are dropped
+ * `restore.expireAfterDays` in the config: databases restores made, and databases replacements kept or left, are dropped
  * this many days after their restore by the daily retention run (which says so in the channel). Returns a sentence
  * per database dropped, or that would be with `dryRun`, or that could not be.
  */
@@ -88,7 +98,8 @@ export async function expireRestoredDatabases(deps: { config: Config; storage: S
   const lines: string[] = [];
   for (const d of await restoredDatabases(deps)) {
     if (Date.parse(d.record.finishedAt) > cutoff) continue;
-    const what = `\`${d.name}\` on ${d.server} (${formatBytes(d.bytes)}, ${d.how === 'replaced' ? `kept when ${d.record.database} was replaced` : 'restored'} ${formatTime(d.record.finishedAt)})`;
+    const when = { made: 'restored', replaced: `kept when ${d.record.database} was replaced`, staging: `left by a replacement of ${d.record.database}` }[d.how];
+    const what = `\`${d.name}\` on ${d.server} (${formatBytes(d.bytes)}, ${when} ${formatTime(d.record.finishedAt)})`;
     if (o.dryRun) {
       lines.push(`would drop ${what}`);
       continue;

@@ -88,6 +88,11 @@ export const RestoreRecordSchema = z.object({
   restoreServer: z.boolean().optional(),
   /** A replacement (`/restore <id> --into=<db>`, nothing selected): the name the replaced database is kept under. */
   keptAs: z.string().nullable().optional(),
+  /**
+   * A replacement that did not finish: its staging database (`pgbb_swap_…`, a copy of the backup) left on the server,
+   * the verified copy a failed swap kept or what a lost job had restored; `/restore list` shows it and `drop` removes it.
+   */
+  staging: z.string().nullable().optional(),
   /** What people did about a failure, added later by hand or by a command. */
   correctiveActions: z.string().nullable(),
   /** How pg_restore read the archive: a decompressed file with `-j` workers, or a single-job stream. */

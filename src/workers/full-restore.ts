@@ -135,7 +135,8 @@ export async function runReplacement(
       database: o.database,
       passed: false,
       problems: [toUserMessage(err)],
-      notes: [`The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)}.`, ...earlier],
+      staging,
+      notes: [`The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)} (\`/restore drop ${staging}\` removes it).`, ...earlier],
     };
   }
 }

@@ -7,7 +7,8 @@ import type { Escalation } from '../notifications/escalation.ts';
 import type { Logger } from '../logger.ts';
 import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
+import { databaseSizes, reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
+import { formatBytes } from '../format.ts';
 import { findBackup } from '../storage/index.ts';
 import { restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -118,6 +119,8 @@ async function finishRestore(
     startedAt: Date;
     log: Logger;
     lost?: boolean;
+    /** A lost replacement's staging database, still on the server (RestoreRecord.staging). */
+    staging?: string;
   },
 ): Promise<string[]> {
   const data = job.data;
@@ -125,6 +128,7 @@ async function finishRestore(
   const say = quietNotifier(deps.notifier, o.log);
   const record: RestoreRecord = {
     ...(data.onto ? { restoreServer: true } : {}),
+    ...(o.staging ? { staging: o.staging } : {}),
     ...restoreRecord({
       outcome: o.outcome,
       failure: o.failure,
@@ -183,20 +187,23 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
     const log = deps.log.child({ jobId: job.id, target: data.target, backupId: data.backupId, into: data.into.database });
     // pg_restore may have outlived its killed worker (a SIGKILL does not reach children), so say what is known.
     const db = data.into.database;
+    // A replacement killed mid-swap left the live database refusing connections: that is undone here, not left to be found.
+    const dead = isReplacement(data) && !data.onto ? await afterLostReplacement(deps, data, job.id ?? '', log) : null;
     const state = data.into.create
       ? `${db} may hold part of the restore, or all of it: check it, or drop it, before anyone uses it`
-      : isReplacement(data)
-        ? `the backup was being restored beside ${db} (pgbb_swap_…), which is replaced only at the very end by renaming: check whether ${db} or a ${db}_replaced_… database is the one you expect before anyone uses it`
-        : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
-    // Killed mid-swap, it left the live database refusing connections: that is undone here, not left to be found.
-    const reopened = isReplacement(data) && !data.onto ? await reopenLive(deps, data, job.id ?? '', log) : null;
+      : dead?.staging
+        ? `${db} was not replaced (the swap renames it only at the very end): it is as it was. The backup was being restored beside it into ${dead.staging.name} (${formatBytes(dead.staging.bytes)}, perhaps part of it), left on the server: \`/restore drop ${dead.staging.name}\` removes it`
+        : isReplacement(data)
+          ? `the backup was being restored beside ${db}, which is replaced only at the very end by renaming: check whether ${db} or a ${db}_replaced_… database is the one you expect before anyone uses it`
+          : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
     await finishRestore(deps, job, {
       anchor: data.anchor,
       outcome: null,
-      failure: `${LOST_JOB_REASON}; ${state}${reopened ? `. ${reopened}` : ''}`,
+      failure: `${LOST_JOB_REASON}; ${state}${dead?.reopened ? `. ${dead.reopened}` : ''}`,
       lost: true,
       startedAt: new Date(job.processedOn ?? job.timestamp),
       log,
+      ...(dead?.staging ? { staging: dead.staging.name } : {}),
     });
   };
 }
@@ -206,12 +213,25 @@ function withNote<T extends { notes: string[] }>(outcome: T, note: string | unde
   return note ? { ...outcome, notes: [note, ...outcome.notes] } : outcome;
 }
 
-/** reopenAfterDeadSwap for a lost replacement; a failure to look is said, never thrown. */
-async function reopenLive(deps: RestoreWorkerDeps, data: RestoreJobData, jobId: string, log: Logger): Promise<string | null> {
+/**
+ * A lost replacement: the live database opened again if it was killed mid-swap (reopenAfterDeadSwap), and the job's
+ * staging database if it is still there (the swap did not happen). A failure to look is said, never thrown.
+ */
+async function afterLostReplacement(
+  deps: RestoreWorkerDeps,
+  data: RestoreJobData,
+  jobId: string,
+  log: Logger,
+): Promise<{ reopened: string | null; staging: { name: string; bytes: number } | null }> {
+  const url = findTarget(deps.config, data.target).url;
+  const staging = stagingName(jobId);
   try {
-    return await reopenAfterDeadSwap(findTarget(deps.config, data.target).url, data.into.database, stagingName(jobId));
+    const reopened = await reopenAfterDeadSwap(url, data.into.database, staging);
+    const bytes = (await databaseSizes(url, [staging])).get(staging);
+    return { reopened, staging: bytes === undefined ? null : { name: staging, bytes } };
   } catch (err) {
     log.warn({ err }, 'could not check whether the database still refuses connections');
-    return `Could not check whether ${data.into.database} still refuses new connections (${toUserMessage(err)}): if it does, ALTER DATABASE … ALLOW_CONNECTIONS true`;
+    const reopened = `Could not check whether ${data.into.database} still refuses new connections (${toUserMessage(err)}): if it does, ALTER DATABASE … ALLOW_CONNECTIONS true`;
+    return { reopened, staging: null };
   }
 }

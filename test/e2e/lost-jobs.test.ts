@@ -11,7 +11,7 @@ import { stagingName } from '../../src/postgres/restore/index.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
 import { runSql } from '../support/databases.ts';
 import { withClient } from '../support/postgres-helpers.ts';
-import { channelMessage, startHarness, type Harness } from './harness.ts';
+import { channelMessage, slash, startHarness, type Harness } from './harness.ts';
 
 /**
  * A worker that dies mid-job (OOM-killed, host lost) never reaches our processor's catch: BullMQ's stalled-job
@@ -194,5 +194,18 @@ describe('a job whose worker died', () => {
       async (c) => (await c.query('SELECT datallowconn FROM pg_database WHERE datname = $1', [replaced])).rows[0]?.datallowconn,
     );
     expect(allowed).toBe(true);
+    // The swap never happened: the database is as it was, and the job's staging copy is named, listed and droppable.
+    const staging = stagingName(replaceJob);
+    expect(shown).toContain(
+      `${replaced} was not replaced (the swap renames it only at the very end): it is as it was. The backup was being restored beside it into ${staging} (`,
+    );
+    expect(shown).toContain(`left on the server: \`/restore drop ${staging}\` removes it`);
+    const listed = (await slash(harness, '/restore', 'list')).text;
+    expect(listed).toMatch(
+      new RegExp(`\`${staging}\` on .* · left by a replacement of ${replaced} that did not finish \\(never used\\), a copy of \`shop-20261125T010000Z\``),
+    );
+    expect((await slash(harness, '/restore', `drop ${staging}`)).text).toMatch(new RegExp(`^Dropped \`${staging}\``));
+    const left = await withClient(inject('pgUrl'), async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [staging])).rowCount);
+    expect(left).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { stagingName } from '../../src/postgres/restore/index.ts';
+import { replacedName, stagingName } from '../../src/postgres/restore/index.ts';
 import { runReplacement } from '../../src/workers/full-restore.ts';
 import { appBackedUp } from '../support/app-backups.ts';
 import { runSql } from '../support/databases.ts';
@@ -67,5 +67,35 @@ describe('runReplacement after a killed attempt', () => {
     );
     expect(allowed.map((r) => r.datallowconn)).toEqual([true, true]);
     await runSql(inject('pgUrl'), `DROP DATABASE "${outcome.keptAs}" WITH (FORCE)`);
+  });
+
+  it('a swap that fails leaves the database as it was and names the verified copy it keeps, for the record and `/restore list`', async () => {
+    const { app, store, manifest } = setup;
+    const jobId = `swapfail-${Date.now()}`;
+    const now = new Date();
+    // The name the old database would be kept under is taken: the rename fails inside the swap's transaction.
+    await runSql(inject('pgUrl'), `CREATE DATABASE "${replacedName(app.name, now)}"`);
+    const before = await fingerprint(app.url);
+    await runSql(app.url, 'CREATE TABLE public.written_after (x int)');
+    try {
+      const outcome = await runReplacement(
+        { config: loadConfig({}, 'offline'), storage: store.storage },
+        { manifest, serverUrl: app.url, database: app.name, jobId, log: silentLog, progress: () => undefined, now },
+      );
+      expect(outcome.passed).toBe(false);
+      expect(outcome.problems).toEqual([
+        expect.stringMatching(new RegExp(`^The swap on .* did not happen \\(.*\\); ${app.name} is as it was and takes connections again\\.$`)),
+      ]);
+      expect(outcome.staging).toBe(stagingName(jobId));
+      expect(outcome.notes[0]).toMatch(
+        new RegExp(`^The verified copy is kept as ${stagingName(jobId)} on .* \\(\`/restore drop ${stagingName(jobId)}\` removes it\\)\\.$`),
+      );
+      expect((await fingerprint(app.url)).tables).toEqual({ ...before.tables, 'public.written_after': expect.anything() });
+      expect((await fingerprint(app.url.replace(app.name, stagingName(jobId)))).tables).toEqual(before.tables);
+    } finally {
+      await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${replacedName(app.name, now)}"`);
+      await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${stagingName(jobId)}" WITH (FORCE)`);
+      await runSql(app.url, 'DROP TABLE IF EXISTS public.written_after');
+    }
   });
 });
