@@ -26,10 +26,7 @@ interface CliDeps {
   signal?: AbortSignal;
 }
 
-function requestedBy(): RestoreRecord['requestedBy'] {
-  const user = process.env.USER ?? process.env.LOGNAME;
-  return { source: 'cli', ...(user ? { userName: user } : {}) };
-}
+const requestedBy = (user = process.env.USER ?? process.env.LOGNAME): RestoreRecord['requestedBy'] => ({ source: 'cli', ...(user ? { userName: user } : {}) });
 
 /** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
 export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<number> {

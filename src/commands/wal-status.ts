@@ -47,7 +47,7 @@ export async function walStatusLines(config: Config, redis: RedisConnection, now
     }
     const since = slackDate(s.since, config.timezone);
     const last = s.lastArchived
-      ? `newest archived ${s.lastArchived}, ${formatDuration(Math.max(0, now.getTime() - Date.parse(s.lastArchivedAt ?? s.since)))} ago`
+      ? `newest whole segment archived ${s.lastArchived}, ${formatDuration(Math.max(0, now.getTime() - Date.parse(s.lastArchivedAt ?? s.since)))} ago`
       : s.offsiteRole === 'primary' && s.offsiteError
         ? 'newest archived: not known, the bucket cannot be read'
         : 'nothing archived yet';

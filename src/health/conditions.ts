@@ -125,7 +125,7 @@ function walStreamCondition(target: string, now: Date, s: NonNullable<HealthInpu
     const evidence = `no worker has started the WAL stream of ${target}: is a worker running, with this target's pitr section?`;
     return { ...base, status: 'failing', summary: `The WAL stream of ${target} is not running`, evidence };
   }
-  const last = s.lastArchived ? `; newest archived ${s.lastArchived}` : '; nothing archived yet';
+  const last = s.lastArchived ? `; newest whole segment archived ${s.lastArchived}` : '; nothing archived yet';
   if (s.receiver === 'up')
     return { ...base, status: 'ok', summary: `The WAL stream of ${target} is up`, evidence: `streaming since ${formatTime(s.since)}${last}` };
   const downMs = now.getTime() - Date.parse(s.since);

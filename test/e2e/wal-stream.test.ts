@@ -52,7 +52,7 @@ describe('a target with point-in-time recovery, as the bot runs it', () => {
       return rows[0]?.name as string;
     });
     // A segment completed before this test's switch may be archived first: wait for this one.
-    await statusUntil(new RegExp(`newest archived ${name}|newest archived [0-9A-F]{24}`));
+    await statusUntil(new RegExp(`newest whole segment archived ${name}|newest whole segment archived [0-9A-F]{24}`));
     const end = Date.now() + 30_000;
     for (;;) {
       const stored = await access(join(h.backupDir, 'shop', '_wal', `${name}.zst.age`)).then(
@@ -65,9 +65,11 @@ describe('a target with point-in-time recovery, as the bot runs it', () => {
     }
     expect(await access(join(h.backupDir, 'shop', '_wal', `${name}.json`)).then(() => true)).toBe(true);
     // WAL alone recovers nothing: the status says what is missing and how to take it.
-    expect(await statusUntil(/newest archived/)).toContain('nothing recoverable yet: no base backup (`pg-backup-bot base-backup shop`)');
+    expect(await statusUntil(/newest whole segment archived/)).toContain('nothing recoverable yet: no base backup (`pg-backup-bot base-backup shop`)');
     // Health judges the stream too (its own condition and page, pg-backup-bot/shop/wal-stream).
-    expect((await slash(h, '/backup', 'health shop')).text).toMatch(/:white_check_mark: WAL stream: streaming since [^;]+; newest archived [0-9A-F]{24}/);
+    expect((await slash(h, '/backup', 'health shop')).text).toMatch(
+      /:white_check_mark: WAL stream: streaming since [^;]+; newest whole segment archived [0-9A-F]{24}/,
+    );
   });
 
   it('measures the RPO: /backup health judges it, /backup status and the App Home show it', async () => {

@@ -114,7 +114,7 @@ describe('evaluateHealth', () => {
       pick(evaluateHealth({ ...healthyInput(), wal: { state } }), 'wal-stream');
     expect(wal({ receiver: 'up', since: ago(HOUR).toISOString(), lastArchived: '000000010000000000000009' })).toMatchObject({
       status: 'ok',
-      evidence: expect.stringMatching(/^streaming since .*; newest archived 000000010000000000000009$/),
+      evidence: expect.stringMatching(/^streaming since .*; newest whole segment archived 000000010000000000000009$/),
     });
     expect(wal({ receiver: 'down', since: ago(60_000).toISOString(), error: 'pg_receivewal stopped: the server is not reachable' })).toMatchObject({
       status: 'ok',

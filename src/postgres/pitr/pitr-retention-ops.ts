@@ -1,3 +1,4 @@
+import { type PartialEntry, PartialWalStore } from './partial-store.ts';
 import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../../config-types.ts';
@@ -18,6 +19,8 @@ import { LocalWalStore, type WalEntry } from './wal-store.ts';
 export interface PitrArchiveOps {
   where: string;
   list(): Promise<{ bases: BaseBackup[]; wal: WalEntry[] }>;
+  /** The partial segment's snapshots: never deleted by retention, but part of the recoverable window it reports. */
+  partials(): Promise<PartialEntry[]>;
   bases(): Promise<BaseBackup[]>;
   deleteBase(b: BaseBackup): Promise<void>;
   deleteWal(e: WalEntry): Promise<void>;
@@ -46,6 +49,7 @@ async function deleteLocalWal(store: LocalWalStore, e: WalEntry): Promise<void> 
 const inBucket = (remote: S3PitrStore): PitrArchiveOps => ({
   where: remote.describe(),
   list: () => remoteArchive(remote),
+  partials: () => remote.listPartials(),
   bases: () => remote.listBases(),
   deleteBase: (b) => remote.removeBase(b),
   deleteWal: (e) => remote.removeWal(e),
@@ -78,6 +82,7 @@ export function pitrArchiveOps(o: {
       const [bases, wal] = await Promise.all([listBaseBackups(o.root, o.target), store.list()]);
       return { bases, wal };
     },
+    partials: () => new PartialWalStore(o.root, o.target).list(),
     bases: () => listBaseBackups(o.root, o.target),
     deleteBase: async (b) => {
       await deleteLocalBase(o.root, b);

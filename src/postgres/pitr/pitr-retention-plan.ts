@@ -1,3 +1,4 @@
+import { type PartialEntry, withPartials } from './partial-store.ts';
 import type { BaseBackup } from './base-backup.ts';
 import type { WalEntry } from './wal-store.ts';
 import { type RecoverableWindow, recoverableWindow, segmentOf, segmentPosition } from './window.ts';
@@ -32,6 +33,8 @@ export function planPitrRetention(o: {
   target: string;
   bases: BaseBackup[];
   wal: WalEntry[];
+  /** The partial segment's snapshots (partial-store.ts): never deleted here, but the window reaches as far as they do. */
+  partials?: PartialEntry[];
   now: Date;
   retentionDays: number;
   /** Base backups a restore is reading now (unexpired readers). */
@@ -39,7 +42,9 @@ export function planPitrRetention(o: {
 }): PitrRetentionPlan {
   const cutoff = new Date(o.now.getTime() - o.retentionDays * 86_400_000);
   const bases = [...o.bases].sort((a, b) => Date.parse(a.finishedAt) - Date.parse(b.finishedAt));
-  const before = recoverableWindow(bases, o.wal);
+  // The window as `/backup list` shows it: whole segments, and the newest snapshot of each segment not archived whole.
+  const windowOf = (b: BaseBackup[], wal: WalEntry[]) => recoverableWindow(b, withPartials(wal, o.partials ?? []));
+  const before = windowOf(bases, o.wal);
   const plan: PitrRetentionPlan = {
     target: o.target,
     retentionDays: o.retentionDays,
@@ -85,7 +90,7 @@ export function planPitrRetention(o: {
     return p.timeline <= start.timeline && p.n < start.n;
   });
   const gone = new Set(plan.deleteWal.map((e) => e.name));
-  plan.after = recoverableWindow(
+  plan.after = windowOf(
     plan.keepBases.map((k) => k.base).sort((a, b) => Date.parse(a.finishedAt) - Date.parse(b.finishedAt)),
     o.wal.filter((e) => !gone.has(e.name)),
   );

@@ -96,11 +96,12 @@ export async function runPitrRetention(o: {
     });
     clients.push(archive);
     try {
-      const [{ bases, wal }, readers] = await Promise.all([archive.list(), pitrReaders(o.root, t.name, now())]);
+      const [{ bases, wal }, partials, readers] = await Promise.all([archive.list(), archive.partials(), pitrReaders(o.root, t.name, now())]);
       result.plan = planPitrRetention({
         target: t.name,
         bases,
         wal,
+        partials,
         now: now(),
         retentionDays: t.walRetentionDays,
         reserved: new Set(readers.active.map((r) => r.baseId)),

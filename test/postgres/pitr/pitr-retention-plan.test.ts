@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import type { PartialEntry } from '../../../src/postgres/pitr/partial-store.ts';
 import { planPitrRetention } from '../../../src/postgres/pitr/pitr-retention-plan.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 
@@ -73,6 +74,25 @@ describe('planPitrRetention', () => {
     const later = planPitrRetention({ target: 'app', bases, wal: entries, now, retentionDays: 0.5, reserved: new Set() });
     expect(later.deleteBases.map((d) => d.base.id)).toEqual(['t2']);
     expect(later.deleteWal.map((e) => e.name)).toEqual(['00000002.history', '000000020000000000000006']);
+  });
+
+  it('reports the window as far as the partial segment’s snapshot reaches, and never deletes the snapshot', () => {
+    const bases = [base('kept', 10, '0/2000028', 1), base('new', 1, '0/6000028', 1)];
+    const entries = ['02', '03', '04', '05', '06'].map((n, i) => wal(`0000000100000000000000${n}`, 10 - i * 2));
+    // A quiet server: the newest whole segment was archived 2 days ago; its successor has been snapshotted since.
+    const partial: PartialEntry = {
+      ...wal('000000010000000000000007', 0.01),
+      file: '000000010000000000000007.4000.zst.age',
+      partial: true,
+      walBytes: 0x4000,
+      walEnd: '0/7004000',
+      coversAt: ago(0.01),
+    };
+    const plan = planPitrRetention({ target: 'app', bases, wal: entries, partials: [partial], now, retentionDays: 7, reserved: new Set() });
+    expect([plan.before?.to.toISOString(), plan.after?.to.toISOString()]).toEqual([ago(0.01), ago(0.01)]);
+    expect(plan.deleteWal.map((e) => e.name)).not.toContain(partial.name);
+    const without = planPitrRetention({ target: 'app', bases, wal: entries, now, retentionDays: 7, reserved: new Set() });
+    expect(without.after?.to.toISOString()).toBe(ago(2));
   });
 
   it('deletes nothing without a base backup, and says why', () => {

@@ -110,7 +110,7 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     expect(facts.window?.to.getTime()).toBeGreaterThan(facts.window?.from.getTime() ?? Number.POSITIVE_INFINITY);
     // /backup status as a user reads it: the newest segment in the bucket, the window from it, the uploads.
     const status = (await walStatusLines(config, redis)).join('\n');
-    expect(status).toMatch(/newest archived [0-9A-F]{24}, [\d.]+ m?s ago/);
+    expect(status).toMatch(/newest whole segment archived [0-9A-F]{24}, [\d.]+ m?s ago/);
     expect(status).toContain('recoverable to any moment from');
     expect(status).toContain('S3: archived in s3://pgbb-primary/pgbb/app (the primary store): newest segment there');
     expect(walOffsiteCondition('app', new Date(), s)).toMatchObject({
