@@ -40,57 +40,62 @@ export interface RetentionWorkerDeps {
 export function retentionProcessor(deps: RetentionWorkerDeps) {
   // Checked at the door like every job (job-door.ts): retention that does not run lets the disk fill up, so a job whose
   // data does not fit is said in the channel.
-  return checkedAtTheDoor(RetentionJobData, 'retention', deps, async (job: Job<RetentionJobData>): Promise<RetentionSummary> => {
-    const { dryRun } = job.data;
-    const jobId = job.id ?? null;
-    const log = deps.log.child({ jobId, dryRun });
-    const say = quietNotifier(deps.notifier, log);
-    let run: Awaited<ReturnType<typeof runRetention>>;
-    try {
-      run = await runRetention({
-        primary: deps.storage,
-        copies: deps.copies,
-        dryRun,
-        ...(deps.config ? { timezone: deps.config.timezone } : {}),
-        inUse: () => backupsInUse(deps.queues),
-        log,
-        ...(deps.now ? { now: deps.now } : {}),
-        onOutcome: (o) => auditDeletion(deps, jobId, `${o.storage} ${o.backupId}`, o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`),
-      });
-    } catch (err) {
-      // Retention not running lets the disk fill up unnoticed: say so once per run, in one line.
-      log.error({ err }, 'retention could not run');
-      await say.post({ text: `:warning: Retention did not run, nothing was deleted: ${escapeMrkdwn(toUserMessage(err))}` });
-      throw new UnrecoverableError(toUserMessage(err));
-    }
-    const summary = retentionSummary(run);
-    log.info({ ...summary }, 'retention finished');
-    await expireRestored(deps, dryRun, say);
-    const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
-    const scrub = await scrubAfter(deps, dryRun, log);
-    // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
-    const parts = [
-      ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
-      ...scrubLines(scrub),
-      ...(pitr && pitrRetentionWorthSaying(pitr)
-        ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
-        : []),
-    ];
-    if (parts.length) await say.post({ text: parts.join('\n') });
-    if (summary.failed > 0 || summary.unreadable.length > 0 || (pitr && pitrRetentionFailed(pitr))) {
-      throw new UnrecoverableError(
-        `retention: ${summary.failed} deletion(s) failed, ${summary.unreadable.length} storage(s) unreadable${pitr && pitrRetentionFailed(pitr) ? ', point-in-time recovery retention failed' : ''} (reported in the channel)`,
-      );
-    }
-    return summary;
-  });
+  return checkedAtTheDoor(
+    RetentionJobData,
+    'retention',
+    deps,
+    async (job: Job<RetentionJobData>, _token?: string, signal?: AbortSignal): Promise<RetentionSummary> => {
+      const { dryRun } = job.data;
+      const jobId = job.id ?? null;
+      const log = deps.log.child({ jobId, dryRun });
+      const say = quietNotifier(deps.notifier, log);
+      let run: Awaited<ReturnType<typeof runRetention>>;
+      try {
+        run = await runRetention({
+          primary: deps.storage,
+          copies: deps.copies,
+          dryRun,
+          ...(deps.config ? { timezone: deps.config.timezone } : {}),
+          inUse: () => backupsInUse(deps.queues),
+          log,
+          ...(deps.now ? { now: deps.now } : {}),
+          onOutcome: (o) => auditDeletion(deps, jobId, `${o.storage} ${o.backupId}`, o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`),
+        });
+      } catch (err) {
+        // Retention not running lets the disk fill up unnoticed: say so once per run, in one line.
+        log.error({ err }, 'retention could not run');
+        await say.post({ text: `:warning: Retention did not run, nothing was deleted: ${escapeMrkdwn(toUserMessage(err))}` });
+        throw new UnrecoverableError(toUserMessage(err));
+      }
+      const summary = retentionSummary(run);
+      log.info({ ...summary }, 'retention finished');
+      await expireRestored(deps, dryRun, say);
+      const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
+      const scrub = await scrubAfter(deps, dryRun, log, signal);
+      // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
+      const parts = [
+        ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
+        ...scrubLines(scrub),
+        ...(pitr && pitrRetentionWorthSaying(pitr)
+          ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
+          : []),
+      ];
+      if (parts.length) await say.post({ text: parts.join('\n') });
+      if (summary.failed > 0 || summary.unreadable.length > 0 || (pitr && pitrRetentionFailed(pitr))) {
+        throw new UnrecoverableError(
+          `retention: ${summary.failed} deletion(s) failed, ${summary.unreadable.length} storage(s) unreadable${pitr && pitrRetentionFailed(pitr) ? ', point-in-time recovery retention failed' : ''} (reported in the channel)`,
+        );
+      }
+      return summary;
+    },
+  );
 }
 
 /** The checksum scrub, after the deletions (nothing is read that is about to go); a dry run only plans, so it reads nothing. */
-async function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger): Promise<ScrubReport | string | null> {
+async function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, signal?: AbortSignal): Promise<ScrubReport | string | null> {
   if (dryRun || !deps.scrub) return null;
   try {
-    const report = await scrubBackups({ storage: deps.storage, state: deps.scrub, now: (deps.now ?? (() => new Date()))(), log });
+    const report = await scrubBackups({ storage: deps.storage, state: deps.scrub, now: (deps.now ?? (() => new Date()))(), log, signal });
     log.info(
       { ...report, damaged: report.damaged.length, unreadable: report.unreadable.length, alreadyDamaged: report.alreadyDamaged.length },
       'checksum scrub finished',
