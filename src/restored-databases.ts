@@ -3,7 +3,7 @@ import { findTarget } from './config.ts';
 import { BotError } from './errors.ts';
 import { formatBytes, formatTime } from './format.ts';
 import { serverLabel } from './postgres/index.ts';
-import { databaseExists, databaseSizes, dropDatabase } from './postgres/restore/index.ts';
+import { databaseExists, databaseSizes, describeDatabase, dropDatabase } from './postgres/restore/index.ts';
 import type { RestoreRecord, Storage } from './storage/index.ts';
 
 /**
@@ -83,6 +83,13 @@ export async function dropRestoredDatabase(deps: { config: Config; storage: Stor
       `\`${name}\` is not a database a restore made (\`/restore list\` or \`pg-backup-bot restore list\` shows those); the bot drops only those. Nothing was dropped.`,
     );
   }
+  // A replacement's copy may still be in use by an attempt of its job that has not given up (a lost lock, a retry).
+  const inUse = found.how === 'staging' ? ((await describeDatabase(found.serverUrl, name))?.connections ?? 0) : 0;
+  if (inUse > 0)
+    throw new BotError(
+      'bad_request',
+      `\`${name}\` has ${inUse} open session(s): a restore may still be running into it. Nothing was dropped; try again once it ends.`,
+    );
   await dropDatabase(found.serverUrl, name);
   if (await databaseExists(found.serverUrl, name)) throw new BotError('storage_failed', `\`${name}\` is still on ${found.server} after DROP DATABASE.`);
   return `Dropped \`${name}\` (${formatBytes(found.bytes)}) on ${found.server}.`;

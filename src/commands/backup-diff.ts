@@ -23,6 +23,7 @@ export async function diffReply(ask: { deps: { config: Config; storage: Storage 
     2500,
     Promise.all([findBackup(storage, req.a, SEE_LIST.slack), findBackup(storage, req.b, SEE_LIST.slack)]),
     'reading the two manifests',
+    'storage',
   );
   const [earlier, later] = Date.parse(a.startedAt) <= Date.parse(b.startedAt) ? [a, b] : [b, a];
   return { text: diffText(driftPair(configuredDrift(config.health.thresholds), earlier, later)) };

@@ -24,6 +24,7 @@ export async function listReply(deps: { config: Config; storage: Storage }, list
     2500,
     Promise.all([listBackups(target), walWindowLines(deps.config, target)]),
     'listing backups',
+    'storage',
   );
   const time = (at: Date) => slackDate(at, deps.config.timezone);
   const list = formatBackupList(backups, target, { time, damaged: deps.storage.damaged?.(target) ?? [], failedTests });

@@ -33,7 +33,7 @@ export const BACKUP_USAGE = [
   "• `/backup checklist daily|weekly|monthly` — run the bot's checks now and post that checklist (as its reminder does)",
   '• `/backup audit [n]` — the last n entries of the audit trail (admins)',
   '• `/backup help` — this text',
-  '*Who may* (the `roles` section of BOT_CONFIG; without it everyone is an operator and only RESTORE_ALLOWED_USERS are admins): viewers list, see status, health, diffs and restore-test history; operators also back up, run checklists, restore tests and restores into a new database; admins also replace or overwrite a database, restore with `--with-globals`, drop a kept `…_replaced_…` database and read the audit trail.',
+  '*Who may* (the `roles` section of BOT_CONFIG; without it everyone is an operator; users in `restore.allowedUsers` or RESTORE_ALLOWED_USERS are admins unless `roles` names them otherwise): viewers list, see status, health, diffs, restore-test history and restored databases; operators also back up, run checklists and tick their boxes, acknowledge a data drift, run restore tests, restore into a new database and drop one a restore made; admins also replace or overwrite a database, restore with `--with-globals`, drop a kept `…_replaced_…` database and read the audit trail.',
   'Also: `/restore-test latest [target]` proves a backup restores, `/restore-test pitr [target]` a point-in-time recovery; `/restore <backup-id>` restores a whole database, a replacement (`--into=`), onto a new server (`--to=restore-server`) or tables (`--table=…`). `/restore-test` and `/restore` alone list their commands. On a worker host, `pg-backup-bot scrub --all` reads every stored backup back against its checksums.',
 ].join('\n');
 

@@ -28,7 +28,7 @@ export async function queuePitrTest(
   }
   // Planned where the archive is (the bucket, with S3 as the primary store), so a time outside the window is refused now.
   const remote = primaryPitrStore(deps.config, target.name);
-  await withDeadline(2500, planPitrTest(deps.config.backupDir, target.name, req.at, Math.random, remote), 'reading the WAL archive').finally(() =>
+  await withDeadline(2500, planPitrTest(deps.config.backupDir, target.name, req.at, Math.random, remote), 'reading the WAL archive', 'storage').finally(() =>
     remote?.client.destroy(),
   );
   const { jobId, duplicate } = await enqueuePitrTest(deps.queue, {

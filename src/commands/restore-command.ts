@@ -61,8 +61,8 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_USAGE}` : RESTORE_USAGE };
       if (req.verb === 'list')
         return { text: restoredDatabasesText(await withDeadline(2500, restoredDatabases(deps, req.target), 'listing restored databases'), req.target) };
-      if (req.verb === 'drop') return { text: await withDeadline(2500, dropRestoredDatabase(deps, req.database), 'dropping the database') };
-      const m = await withDeadline(2500, findRestorable(deps.storage, req.backupId, SEE_LIST.slack), 'finding the backup');
+      if (req.verb === 'drop') return { text: await withDeadline(2500, dropRestoredDatabase(deps, req.database), 'dropping the database', 'postgres') };
+      const m = await withDeadline(2500, findRestorable(deps.storage, req.backupId, SEE_LIST.slack), 'finding the backup', 'storage');
       const targetConfig = findTarget(deps.config, m.target);
       const target = targetConfig.name;
       const requestedBy = { source: 'slack' as const, userId: input.userId, userName: input.userName };
@@ -150,7 +150,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
  * 3 s: the server must answer within 2 s.
  */
 export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<string | null> {
-  const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up');
+  const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
   if (!inUse) return null;
   const at = `${m.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
   const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;

@@ -39,6 +39,7 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
           2500,
           Promise.all([deps.storage.listRecords('restore-test', req.target), deps.storage.listRecords('restore', req.target)]),
           'reading restore-test history',
+          'storage',
         );
         // Full restores beside the tests: each is a measured RTO of the whole database. Selective ones are not.
         const whole = restores.filter((r) => r.selection !== null && isWholeDatabase(r.selection));
@@ -50,11 +51,11 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
       let target: string;
       if (req.which.latest) {
         target = findTarget(deps.config, req.which.target).name;
-        const latest = await withDeadline(2500, latestBackup(deps.storage, target), 'finding the latest backup');
+        const latest = await withDeadline(2500, latestBackup(deps.storage, target), 'finding the latest backup', 'storage');
         if (!latest) throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0));
         backupId = latest.backupId;
       } else {
-        const m = await withDeadline(2500, findRestorable(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup');
+        const m = await withDeadline(2500, findRestorable(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup', 'storage');
         target = findTarget(deps.config, m.target).name;
         backupId = m.backupId;
       }

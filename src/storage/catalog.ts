@@ -1,5 +1,6 @@
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
+import { pastDeadline } from './manifest-cache.ts';
 import { failedRestoreTestIds } from './retention-plan.ts';
 import type { BackupOwner, Storage } from './types.ts';
 
@@ -45,19 +46,42 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
 }
 
 /**
- * findBackup for a restore or a restore test: a backup the listing leaves out (marked damaged by the checksum scrub,
- * an artifact gone or cut short, or past its deadline and half deleted) is refused with why and the target's newest
- * good backup, before anything is queued: it cannot restore, and a test of it would page for what is already known.
+ * findBackup for a restore or a restore test: a backup that cannot be restored as stored (marked damaged by the
+ * checksum scrub, an artifact missing, unreadable or cut short) is refused with why and the target's newest good
+ * backup, before anything is queued: it cannot restore, and a test of it would page for what is already known. Only
+ * that backup is checked (a listing of the target may be slow, or fail on another backup); the newest good one is
+ * looked up for the refusal alone, and left out when the listing does not answer within a second.
  */
 export async function findRestorable(storage: Storage, backupId: string, seeList: (target: string) => string): Promise<Manifest> {
   const m = await findBackup(storage, backupId, seeList);
-  const listed = await storage.list(m.target);
-  if (listed.some((b) => b.backupId === m.backupId)) return m;
-  const why = storage.damaged?.(m.target).find((d) => d.backupId === m.backupId)?.why ?? 'it is past its retention deadline and partly deleted';
-  const newest = listed[0] ? `The newest good backup of ${m.target} is \`${listed[0].backupId}\`` : `${m.target} has no good backup left`;
-  return Promise.reject(
-    new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}. ${newest}; ${seeList(m.target)} shows them all. Nothing was started.`),
-  );
+  const why = await storage.whyUnrestorable?.(m);
+  if (!why) return m;
+  const expired = pastDeadline(m) ? ' (it is past its retention deadline: retention deletes it)' : '';
+  const newest = await withinASecond(newestGood(storage, m));
+  const instead =
+    newest === undefined
+      ? `${seeList(m.target)} shows the good ones`
+      : `${newest ? `The newest good backup of ${m.target} is \`${newest}\`` : `${m.target} has no good backup left`}; ${seeList(m.target)} shows them all`;
+  throw new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}${expired}. ${instead}. Nothing was started.`);
+}
+
+/** The newest listed backup of the target other than `m` whose latest restore test did not fail; null: none. */
+async function newestGood(storage: Storage, m: Manifest): Promise<string | null> {
+  const { backups, failedTests } = await listWithTestVerdicts(storage, m.target);
+  return backups.find((b) => b.backupId !== m.backupId && !failedTests.has(b.backupId))?.backupId ?? null;
+}
+
+/** The answer, or undefined when it fails or takes longer than a second. */
+async function withinASecond<T>(work: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, 1000, undefined);
+  });
+  try {
+    return await Promise.race([work.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** 1536 → "1.5 KiB". */

@@ -1,6 +1,11 @@
 import { isBotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { dropUnseen } from './manifest-cache.ts';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { dropUnseen, wrongArtifact } from './manifest-cache.ts';
+import type { Manifest } from './manifest.ts';
+import { exists } from './fs-util.ts';
+import type { UnfinishedBackup } from './types.ts';
 
 export interface DamagedBackup {
   target: string;
@@ -66,4 +71,26 @@ export function markedDamaged(text: string | null): Error | null {
   } catch {
     return new MarkedDamaged(`marked damaged (its ${DAMAGED_MARKER} does not parse)`);
   }
+}
+
+/** A finished backup's damage as stored in `dir`: its marker (as the listing's reason), or its first faulty artifact. */
+export async function damageIn(dir: string, m: Manifest): Promise<{ marked: Error | null; bad: string | undefined }> {
+  const marked = markedDamaged(await readFile(join(dir, DAMAGED_MARKER), 'utf8').catch(() => null));
+  return { marked, bad: marked ? DAMAGED_MARKER : await wrongArtifact(dir, m) };
+}
+
+/**
+ * Why the finished backup in `dir` cannot be restored as stored, asked of it alone (not a listing of its target):
+ * its damage marker's reason, or its first artifact missing, unreadable or of another size; null when neither.
+ */
+export async function unrestorableIn(dir: string, m: Manifest): Promise<string | null> {
+  const { marked, bad } = await damageIn(dir, m);
+  return marked?.message ?? bad ?? null;
+}
+
+/** Retention's clean-up state of a finished backup (its manifest `m`): marked damaged, or an artifact gone or cut short. */
+export async function brokenStateIn(dir: string, m: Manifest | null): Promise<Pick<UnfinishedBackup, 'state' | 'retainUntil'> | null> {
+  if (!m) return null;
+  if (await exists(join(dir, DAMAGED_MARKER))) return { state: 'marked-damaged', retainUntil: m.retainUntil };
+  return (await wrongArtifact(dir, m, { strict: true })) ? { state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
 }

@@ -9,8 +9,8 @@ import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damagedMarkerText, markedDamaged } from './damaged-backups.ts';
-import { ManifestCache, missingBackup, pastDeadline, VerifiedBackups, wrongArtifact } from './manifest-cache.ts';
+import { brokenStateIn, DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damageIn, damagedMarkerText, unrestorableIn } from './damaged-backups.ts';
+import { ManifestCache, missingBackup, pastDeadline, VerifiedBackups } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -141,8 +141,7 @@ export class LocalStorage implements Storage {
       // Written once and renamed into place: the same inode, size and mtime are the same manifest, already checked.
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
-      const marked = markedDamaged(await readFile(join(dir, DAMAGED_MARKER), 'utf8').catch(() => null));
-      const bad = marked ? DAMAGED_MARKER : await wrongArtifact(dir, m);
+      const { marked, bad } = await damageIn(dir, m);
       // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
       if (bad && !pastDeadline(m)) throw marked ?? new Error(bad);
       this.#damaged.forget(dir);
@@ -225,9 +224,11 @@ export class LocalStorage implements Storage {
   async #unfinishedState(target: string, backupId: string): Promise<Pick<UnfinishedBackup, 'state' | 'retainUntil'> | null> {
     const dir = this.#dir(target, backupId);
     if (!(await exists(join(dir, MANIFEST)))) return { state: 'no-manifest' };
-    const m = await this.readManifest(target, backupId).catch(() => null);
-    if (m && (await exists(join(dir, DAMAGED_MARKER)))) return { state: 'marked-damaged', retainUntil: m.retainUntil };
-    return m && (await wrongArtifact(dir, m, { strict: true })) ? { state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
+    return brokenStateIn(dir, await this.readManifest(target, backupId).catch(() => null));
+  }
+
+  whyUnrestorable(m: Manifest): Promise<string | null> {
+    return unrestorableIn(this.#dir(m.target, m.backupId), m);
   }
 
   async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {

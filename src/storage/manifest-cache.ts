@@ -92,21 +92,24 @@ const bytes = (n: number) => `${formatCount(n)} byte${n === 1 ? '' : 's'}`;
 
 /**
  * What is wrong with the first artifact whose size is not the recorded one (`sizeOf`: its size in storage, null when
- * it is not there), said as the listing reports it: missing, or which size against which; undefined when all are right.
+ * it is not there, `{ unreadable }` when it could not be asked), said as the listing reports it; undefined when all
+ * are right.
  */
-export function artifactProblem(m: Manifest, sizeOf: (file: string, i: number) => number | null | undefined): string | undefined {
+export function artifactProblem(m: Manifest, sizeOf: (file: string, i: number) => number | null | undefined | { unreadable: string }): string | undefined {
   for (const [i, a] of m.artifacts.entries()) {
     const size = sizeOf(a.file, i) ?? null;
     if (size === null) return `artifact ${a.file} is missing`;
+    if (typeof size === 'object') return `artifact ${a.file} cannot be read (${size.unreadable})`;
     if (size !== a.bytes) return `artifact ${a.file} is ${bytes(size)} where its manifest records ${bytes(a.bytes)} (cut short or overwritten)`;
   }
   return undefined;
 }
 
 /**
- * What is wrong with the first artifact of a backup in `dir` that is missing or not of its recorded size, if any
- * (artifactProblem). `strict` (what retention deletes by): only a file that is not there counts as missing; any other
- * error reading it (EIO, ESTALE on a network mount) is thrown, so nothing is deleted on a storage that cannot be read.
+ * What is wrong with the first artifact of a backup in `dir` that is missing, unreadable or not of its recorded size,
+ * if any (artifactProblem). `strict` (what retention deletes by): only a file that is not there counts as missing; any
+ * other error reading it (EIO, ESTALE on a network mount) is thrown, so nothing is deleted on a storage that cannot be
+ * read.
  */
 export async function wrongArtifact(dir: string, m: Manifest, o: { strict?: boolean } = {}): Promise<string | undefined> {
   // All at once: under a burst each sequential step waits its turn in a busy event loop.
@@ -115,8 +118,10 @@ export async function wrongArtifact(dir: string, m: Manifest, o: { strict?: bool
       stat(join(dir, a.file)).then(
         (s) => s.size,
         (err: unknown) => {
-          if (o.strict && errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw err;
-          return null;
+          const code = errnoCode(err);
+          if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+          if (o.strict) throw err;
+          return { unreadable: code ?? (err as Error).message };
         },
       ),
     ),

@@ -20,6 +20,8 @@ const MiB = 1024 * 1024;
 
 /** Whether a backup's objects include the checksum scrub's damage marker. */
 const isMarked = (objects: readonly ObjectInfo[]) => objects.some((o) => o.key.endsWith(`/${DAMAGED_MARKER}`));
+/** An artifact's size among a backup's objects (artifactProblem's `sizeOf`); undefined when it is not there. */
+const sizeIn = (objects: readonly ObjectInfo[]) => (file: string) => objects.find((o) => o.key.endsWith(`/${file}`))?.size;
 
 /** Reads of manifests and records in parallel: enough to hide latency, few enough to stay polite. */
 const READ_CONCURRENCY = 8;
@@ -145,7 +147,7 @@ export class S3Storage implements Storage {
       try {
         const m = parseManifest(text, g.target, g.backupId);
         // A manifest counts only while its artifacts are all there with their recorded sizes, and not marked damaged.
-        const bad = marked ? DAMAGED_MARKER : artifactProblem(m, (file) => g.objects.find((x) => x.key.endsWith(`/${file}`))?.size);
+        const bad = marked ? DAMAGED_MARKER : artifactProblem(m, sizeIn(g.objects));
         // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
         if (bad && !pastDeadline(m)) throw marked ?? new Error(bad);
         this.#damaged.forget(`${g.target}/${g.backupId}`);
@@ -173,6 +175,12 @@ export class S3Storage implements Storage {
   }
 
   #markerKey = (target: string, backupId: string) => `${this.#keys.backup(target, backupId)}${DAMAGED_MARKER}`;
+
+  async whyUnrestorable(m: Manifest): Promise<string | null> {
+    const objects = await this.#s3.list(this.#keys.backup(m.target, m.backupId), `check backup ${m.backupId}`);
+    if (!isMarked(objects)) return artifactProblem(m, sizeIn(objects)) ?? null;
+    return markedDamaged((await this.#s3.readText(this.#markerKey(m.target, m.backupId), `check backup ${m.backupId}`)) ?? '{}')?.message ?? null;
+  }
 
   async markDamaged(target: string, backupId: string, why: string, at: Date = new Date()): Promise<void> {
     await this.#s3.writeText(this.#markerKey(target, backupId), damagedMarkerText(why, at), `mark backup ${backupId} damaged`);
@@ -210,8 +218,7 @@ export class S3Storage implements Storage {
         return null;
       }
       if (isMarked(g.objects)) return { ...at, state: 'marked-damaged', retainUntil: m.retainUntil };
-      const broken = m.artifacts.some((a) => g.objects.find((o) => o.key.endsWith(`/${a.file}`))?.size !== a.bytes);
-      return broken ? { ...at, state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
+      return artifactProblem(m, sizeIn(g.objects)) ? { ...at, state: 'artifacts-missing', retainUntil: m.retainUntil } : null;
     });
     return found.filter((u): u is UnfinishedBackup => u !== null);
   }

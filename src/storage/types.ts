@@ -76,6 +76,11 @@ export interface Storage {
   list(target?: string): Promise<Manifest[]>;
   /** Backups the last list() left out because a manifest or artifact is broken, and why (local storage). */
   damaged?(target?: string): Array<{ target: string; backupId: string; why: string }>;
+  /**
+   * Why this finished backup cannot be restored as stored (marked damaged, an artifact missing, unreadable or of
+   * another size), or null: what a listing would say of it, asked of it alone (catalog.ts findRestorable).
+   */
+  whyUnrestorable?(m: Manifest): Promise<string | null>;
   /** Marks a finished backup damaged (the checksum scrub found it so): listings leave it out from then on, saying why. */
   markDamaged?(target: string, backupId: string, why: string, at?: Date): Promise<void>;
   openArtifact(target: string, backupId: string, file: string): Promise<Readable>;

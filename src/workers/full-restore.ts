@@ -136,7 +136,10 @@ export async function runReplacement(
       passed: false,
       problems: [toUserMessage(err)],
       staging,
-      notes: [`The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)} (\`/restore drop ${staging}\` removes it).`, ...earlier],
+      notes: [
+        `The verified copy is kept as ${staging} on ${serverLabel(o.serverUrl)} (\`restore drop ${staging}\` removes it, in Slack or the CLI).`,
+        ...earlier,
+      ],
     };
   }
 }

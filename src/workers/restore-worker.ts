@@ -191,11 +191,9 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
     const dead = isReplacement(data) && !data.onto ? await afterLostReplacement(deps, data, job.id ?? '', log) : null;
     const state = data.into.create
       ? `${db} may hold part of the restore, or all of it: check it, or drop it, before anyone uses it`
-      : dead?.staging
-        ? `${db} was not replaced (the swap renames it only at the very end): it is as it was. The backup was being restored beside it into ${dead.staging.name} (${formatBytes(dead.staging.bytes)}, perhaps part of it), left on the server: \`/restore drop ${dead.staging.name}\` removes it`
-        : isReplacement(data)
-          ? `the backup was being restored beside ${db}, which is replaced only at the very end by renaming: check whether ${db} or a ${db}_replaced_… database is the one you expect before anyone uses it`
-          : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
+      : isReplacement(data)
+        ? `the backup was being restored beside ${db}${dead?.staging ? ` into ${dead.staging.name} (${formatBytes(dead.staging.bytes)}, perhaps part of it)` : ''}, and ${db} is replaced only at the very end, by renaming: check whether ${db} or a ${db}_replaced_… database is the one you expect before anyone uses it${dead?.staging ? `. ${dead.staging.name} is left on the server; once sure, \`/restore drop ${dead.staging.name}\` removes it` : ''}`
+        : `the restore runs in one transaction, so ${db} holds all of it or none of it: check which before anyone uses it`;
     await finishRestore(deps, job, {
       anchor: data.anchor,
       outcome: null,
@@ -223,15 +221,20 @@ async function afterLostReplacement(
   jobId: string,
   log: Logger,
 ): Promise<{ reopened: string | null; staging: { name: string; bytes: number } | null }> {
-  const url = findTarget(deps.config, data.target).url;
   const staging = stagingName(jobId);
+  let url: string;
+  let reopened: string | null;
   try {
-    const reopened = await reopenAfterDeadSwap(url, data.into.database, staging);
-    const bytes = (await databaseSizes(url, [staging])).get(staging);
-    return { reopened, staging: bytes === undefined ? null : { name: staging, bytes } };
+    url = findTarget(deps.config, data.target).url;
+    reopened = await reopenAfterDeadSwap(url, data.into.database, staging);
   } catch (err) {
     log.warn({ err }, 'could not check whether the database still refuses connections');
-    const reopened = `Could not check whether ${data.into.database} still refuses new connections (${toUserMessage(err)}): if it does, ALTER DATABASE … ALLOW_CONNECTIONS true`;
+    reopened = `Could not check whether ${data.into.database} still refuses new connections (${toUserMessage(err)}): if it does, ALTER DATABASE … ALLOW_CONNECTIONS true`;
     return { reopened, staging: null };
   }
+  const bytes = await databaseSizes(url, [staging]).then(
+    (sizes) => sizes.get(staging),
+    (err: unknown) => log.warn({ err }, 'could not look for the staging database'),
+  );
+  return { reopened, staging: bytes === undefined ? null : { name: staging, bytes } };
 }

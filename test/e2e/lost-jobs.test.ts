@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QUEUE, type BackupJobData, type RestoreJobData, type RestoreTestJobData } from '../../src/jobs/queues.ts';
 import { stagingName } from '../../src/postgres/restore/index.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
 import { runSql } from '../support/databases.ts';
 import { withClient } from '../support/postgres-helpers.ts';
+import { databaseUrl } from '../../src/postgres/restore/scratch.ts';
 import { channelMessage, slash, startHarness, type Harness } from './harness.ts';
 
 /**
@@ -132,6 +134,16 @@ afterAll(async () => {
   if (backupDir) await rm(backupDir, { recursive: true, force: true });
 });
 
+/** A session just ended can stay in pg_stat_activity a moment. */
+async function untilNoSessions(db: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const n = await withClient(inject('pgUrl'), async (c) => (await c.query('SELECT 1 FROM pg_stat_activity WHERE datname = $1', [db])).rowCount);
+    if (n === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`sessions of ${db} did not end`);
+}
+
 describe('a job whose worker died', () => {
   it('a lost backup is reported as failed in the channel and pages PagerDuty', async () => {
     const harness = h as Harness;
@@ -194,16 +206,25 @@ describe('a job whose worker died', () => {
       async (c) => (await c.query('SELECT datallowconn FROM pg_database WHERE datname = $1', [replaced])).rows[0]?.datallowconn,
     );
     expect(allowed).toBe(true);
-    // The swap never happened: the database is as it was, and the job's staging copy is named, listed and droppable.
+    // The job's staging copy is named with its size, listed, and droppable once nothing uses it.
     const staging = stagingName(replaceJob);
-    expect(shown).toContain(
-      `${replaced} was not replaced (the swap renames it only at the very end): it is as it was. The backup was being restored beside it into ${staging} (`,
-    );
-    expect(shown).toContain(`left on the server: \`/restore drop ${staging}\` removes it`);
+    expect(shown).toContain(`the backup was being restored beside ${replaced} into ${staging} (`);
+    expect(shown).toContain(`${staging} is left on the server; once sure, \`/restore drop ${staging}\` removes it`);
     const listed = (await slash(harness, '/restore', 'list')).text;
     expect(listed).toMatch(
       new RegExp(`\`${staging}\` on .* · left by a replacement of ${replaced} that did not finish \\(never used\\), a copy of \`shop-20261125T010000Z\``),
     );
+    // An attempt still restoring into it (a lost lock, not a dead worker) has sessions there: it is not dropped under it.
+    const session = new pg.Client({ connectionString: databaseUrl(inject('pgUrl'), staging) });
+    await session.connect();
+    try {
+      expect((await slash(harness, '/restore', `drop ${staging}`)).text).toContain(
+        `\`${staging}\` has 1 open session(s): a restore may still be running into it. Nothing was dropped; try again once it ends.`,
+      );
+    } finally {
+      await session.end();
+    }
+    await untilNoSessions(staging);
     expect((await slash(harness, '/restore', `drop ${staging}`)).text).toMatch(new RegExp(`^Dropped \`${staging}\``));
     const left = await withClient(inject('pgUrl'), async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [staging])).rowCount);
     expect(left).toBe(0);

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { scratchScopePrefix } from '../../src/postgres/restore/scratch.ts';
+import { stagingName } from '../../src/postgres/restore/index.ts';
 import { runSql } from '../support/databases.ts';
 import { fingerprint } from '../support/fingerprint.ts';
 import { channelMessage, click, jobIdOf, slash, startHarness, type Harness } from './harness.ts';
@@ -249,10 +250,11 @@ describe('/restore', () => {
       return { warning: reply.text, jobId: jobIdOf((confirmed.body as { text?: string }).text) ?? '' };
     }
 
-    const swapLeftovers = async () =>
+    // This job's staging database only: other test files replace databases on the same server meanwhile.
+    const swapLeftovers = async (jobId: string) =>
       await count(
         inject('pgUrl'),
-        `select count(*) as n from pg_database where datname like 'pgbb\\_swap\\_%' or datname like '${h.source.name}\\_replaced\\_%'`,
+        `select count(*) as n from pg_database where datname = '${stagingName(jobId)}' or datname like '${h.source.name}\\_replaced\\_%'`,
       );
 
     it('replaces the whole database after a confirmation that says what is lost: restored and verified beside it, swapped, the old one kept', async () => {
@@ -298,7 +300,7 @@ describe('/restore', () => {
       );
       expect((await slash(h, '/restore', `drop ${keptAs}`)).text).toMatch(/Refused/);
       expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
-      expect(await swapLeftovers()).toBe(0);
+      expect(await swapLeftovers(jobId)).toBe(0);
     }, 180_000);
 
     it('a replacement whose backup fails its checks leaves the database exactly as it was', async () => {
@@ -317,7 +319,7 @@ describe('/restore', () => {
       const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/restore', 30_000);
       expect(trigger.payload?.severity).toBe('critical');
       expect(await fingerprint(h.source.url)).toEqual(before);
-      expect(await swapLeftovers()).toBe(0);
+      expect(await swapLeftovers(jobId)).toBe(0);
       await h.service.deps.storage.deleteBackup('shop', bad.backupId);
     }, 180_000);
   });

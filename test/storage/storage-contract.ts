@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
+import { findRestorable, newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
+import type { BotError } from '../../src/errors.ts';
 import { makeManifest, storeBackup } from '../fixtures/backups.ts';
 import { makeRecord } from '../fixtures/records.ts';
 import { memoryScrubState, scrubBackups } from '../../src/storage/scrub.ts';
@@ -143,6 +144,36 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() + 50));
       await storage.list();
       expect(storage.damaged?.() ?? []).toEqual([]);
+    });
+
+    it('findRestorable checks the one backup asked for: refuses a marked, lost or cut-short one with why and the newest good backup', async () => {
+      const see = (t: string) => `\`list ${t}\``;
+      const tested = await storeBackup(storage, 'app', 'app-20260111T000000Z', '2026-01-11T00:00:00Z', 'abcdef');
+      const good = await storeBackup(storage, 'app', 'app-20260112T000000Z', '2026-01-12T00:00:00Z', 'abcdef');
+      const failedTest = await storeBackup(storage, 'app', 'app-20260113T000000Z', '2026-01-13T00:00:00Z', 'abcdef');
+      await storage.writeRecord(makeRecord({ backupId: failedTest.backupId, startedAt: '2026-01-13T05:00:00.000Z', passed: false, problems: ['rows differ'] }));
+      const [marked, lost, short] = await Promise.all(
+        ['14', '15', '16'].map((d) => storeBackup(storage, 'app', `app-202601${d}T000000Z`, `2026-01-${d}T00:00:00Z`, 'abcdef')),
+      );
+      await storage.markDamaged?.(
+        'app',
+        marked?.backupId ?? '',
+        'the checksum scrub found artifact corrupted: database.pgdump.zst',
+        new Date('2026-01-17T03:00:00Z'),
+      );
+      await b.remove(`app/${lost?.backupId}/database.pgdump.zst`);
+      await b.put(`app/${short?.backupId}/database.pgdump.zst`, 'abc');
+      expect((await findRestorable(storage, good.backupId, see)).backupId).toBe(good.backupId);
+      expect((await findRestorable(storage, tested.backupId, see)).backupId).toBe(tested.backupId);
+      // The newest good: not the one whose restore test failed.
+      const tail = `The newest good backup of app is \`${good.backupId}\`; \`list app\` shows them all. Nothing was started.`;
+      const refusals = await Promise.all([marked, lost, short].map((m) => findRestorable(storage, m?.backupId ?? '', see).catch((err: BotError) => err)));
+      expect(refusals.map((e) => (e as BotError).code)).toEqual(['backup_damaged', 'backup_damaged', 'backup_damaged']);
+      expect(refusals.map((e) => (e as BotError).userMessage)).toEqual([
+        `Backup ${marked?.backupId} cannot be restored: the checksum scrub found artifact corrupted: database.pgdump.zst; marked 2026-01-17 03:00 UTC. ${tail}`,
+        `Backup ${lost?.backupId} cannot be restored: artifact database.pgdump.zst is missing. ${tail}`,
+        `Backup ${short?.backupId} cannot be restored: artifact database.pgdump.zst is 3 bytes where its manifest records 6 bytes (cut short or overwritten). ${tail}`,
+      ]);
     });
 
     it('a backup the checksum scrub marks damaged is left out of every listing, saying why, until its deadline; then retention deletes it', async () => {

@@ -88,7 +88,9 @@ describe('runReplacement after a killed attempt', () => {
       ]);
       expect(outcome.staging).toBe(stagingName(jobId));
       expect(outcome.notes[0]).toMatch(
-        new RegExp(`^The verified copy is kept as ${stagingName(jobId)} on .* \\(\`/restore drop ${stagingName(jobId)}\` removes it\\)\\.$`),
+        new RegExp(
+          `^The verified copy is kept as ${stagingName(jobId)} on .* \\(\`restore drop ${stagingName(jobId)}\` removes it, in Slack or the CLI\\)\\.$`,
+        ),
       );
       expect((await fingerprint(app.url)).tables).toEqual({ ...before.tables, 'public.written_after': expect.anything() });
       expect((await fingerprint(app.url.replace(app.name, stagingName(jobId)))).tables).toEqual(before.tables);

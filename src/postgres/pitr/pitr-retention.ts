@@ -96,7 +96,14 @@ export async function runPitrRetention(o: {
     });
     clients.push(archive);
     try {
-      const [{ bases, wal }, partials, readers] = await Promise.all([archive.list(), archive.partials(), pitrReaders(o.root, t.name, now())]);
+      // The partial snapshots only extend the window the report shows: failing to read them deletes nothing less.
+      let partialsUnread: string | null = null;
+      const partialsRead = archive.partials().catch((err: unknown) => {
+        log.warn({ err }, 'PITR retention could not read the partial snapshots');
+        partialsUnread = toUserMessage(err);
+        return [];
+      });
+      const [{ bases, wal }, partials, readers] = await Promise.all([archive.list(), partialsRead, pitrReaders(o.root, t.name, now())]);
       result.plan = planPitrRetention({
         target: t.name,
         bases,
@@ -106,6 +113,13 @@ export async function runPitrRetention(o: {
         retentionDays: t.walRetentionDays,
         reserved: new Set(readers.active.map((r) => r.baseId)),
       });
+      if (partialsUnread)
+        result.plan.note = [
+          result.plan.note,
+          `the partial segment's snapshots could not be read (${partialsUnread}): the window is shown to the newest whole segment`,
+        ]
+          .filter(Boolean)
+          .join('; ');
       if (o.dryRun) continue;
       for (const r of readers.expired) await forgetPitrReader(o.root, t.name, r.token).catch(() => undefined);
     } catch (err) {

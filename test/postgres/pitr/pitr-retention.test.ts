@@ -135,9 +135,17 @@ describe('PITR retention', () => {
   });
 
   it('deletes exactly the old base backup and the WAL before the next one; the audit trail has each deletion', async () => {
+    // A partial snapshot's index entry that does not parse: the window is said without it, and nothing less is deleted.
+    const badPartial = join(root, 'app', '_wal', '_partial', 'FFFFFFFF0000000000000000.json');
+    await mkdir(join(root, 'app', '_wal', '_partial'), { recursive: true });
+    await writeFile(badPartial, '{"name": ');
     const before = await files();
-    const run = await cli(['retention'], env);
+    const run = await cli(['retention'], env).finally(() => rm(badPartial));
     expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain(
+      `• the partial segment's snapshots could not be read (The index entry of the partial WAL snapshot FFFFFFFF0000000000000000 in `,
+    );
+    expect(run.stdout).toContain('is unreadable.): the window is shown to the newest whole segment');
     const after = await files();
     expect(after.bases).toEqual([b2().id, b3().id].sort());
     const gone = walBefore(startSegment.get(b2().id) as string, before.wal);
