@@ -1,3 +1,5 @@
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { memoryScrubState, type ScrubReport, scrubBackups } from '../../src/storage/scrub.ts';
 import { storeBackup } from '../fixtures/backups.ts';
@@ -34,6 +36,31 @@ describe('the checksum scrub', () => {
     await t.storage.deleteBackup('app', ids[5] as string);
     await scrubBackups({ storage: t.storage, state, now: new Date(Date.UTC(2026, 1, 10)), log: silentLog });
     expect([...state.seen.keys()]).not.toContain(`app/${ids[5]}`);
+  });
+
+  it('a backup it cannot read is said as unreadable, never marked damaged, costs the run nothing, and waits its turn', async () => {
+    // A real fault on the disk: a directory where the artifact was, with the size the manifest records (an empty
+    // directory's size on this file system), so the listing still counts it; reading it fails with EISDIR.
+    await mkdir(join(t.root, 'probe'));
+    const dirSize = (await stat(join(t.root, 'probe'))).size;
+    await rm(join(t.root, 'probe'), { recursive: true });
+    const good = await storeBackup(t.storage, 'app', 'app-20260102T000000Z', '2026-01-02T00:00:00Z', 'z'.repeat(dirSize));
+    const broken = await storeBackup(t.storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z', 'x'.repeat(dirSize));
+    const artifact = join(t.root, 'app', broken.backupId, 'database.pgdump.zst');
+    await rm(artifact);
+    await mkdir(artifact);
+    expect((await t.storage.list('app')).map((m) => m.backupId)).toEqual([good.backupId, broken.backupId]);
+    const state = memoryScrubState();
+    const first = await scrubBackups({ storage: t.storage, state, now: new Date('2026-02-01T00:00:00Z'), log: silentLog });
+    expect(first.unreadable).toEqual([
+      { target: 'app', backupId: broken.backupId, why: `Reading database.pgdump.zst of backup ${broken.backupId} from local:${t.root} failed.` },
+    ]);
+    // An unreadable backup spends none of the run's budget: the run goes on to the next, here the good one.
+    expect([first.damaged, first.verified]).toEqual([[], [good.backupId]]);
+    expect(await readdir(join(t.root, 'app', broken.backupId))).not.toContain('damaged.json');
+    expect((await t.storage.list('app')).map((m) => m.backupId)).toContain(broken.backupId);
+    // Tried, so it waits its turn like one read whole, rather than being tried first again tomorrow.
+    expect(state.seen.get(`app/${broken.backupId}`)).toBe(Date.parse('2026-02-01T00:00:00Z'));
   });
 
   it('reads at least one backup a run, however large', async () => {
