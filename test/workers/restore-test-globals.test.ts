@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { cliRestoreTest } from '../../src/cli/restore-cli.ts';
+import { cliRestoreTest } from '../../src/cli/restore-test-cli.ts';
 import type { Config } from '../../src/config.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { runBackup } from '../../src/postgres/backup/index.ts';

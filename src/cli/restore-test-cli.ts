@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import { checkedSummary } from '../notifications/restore-messages.ts';
+import { findTarget } from '../config.ts';
+import { BotError, toUserMessage } from '../errors.ts';
+import { formatBytes, formatDuration } from '../format.ts';
+import { runRestoreTest } from '../postgres/restore/index.ts';
+import { BackupIdSchema, findRestorable, latestBackup, newRecordId, type RestoreRecord } from '../storage/index.ts';
+import { SEE_LIST } from '../commands/restore-text.ts';
+import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
+import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
+import { type CliDeps, requestedBy } from './restore-cli.ts';
+
+/** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
+export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<number> {
+  const { io } = deps;
+  const [arg, ...extra] = args;
+  if (extra.length > 0) {
+    io.err('usage: pg-backup-bot restore-test [target|backup-id]');
+    return 2;
+  }
+  try {
+    // Neither a backup id nor a target is refused: a mistyped id must not test (and pass) the latest backup instead.
+    if (arg !== undefined && !BackupIdSchema.safeParse(arg).success && !deps.config.targets.some((t) => t.name === arg))
+      throw new BotError(
+        'bad_request',
+        `"${arg}" is neither a backup id nor a target (${deps.config.targets.map((t) => t.name).join(', ')}); \`pg-backup-bot list\` shows the ids. Nothing was tested.`,
+      );
+    const manifest =
+      arg !== undefined && BackupIdSchema.safeParse(arg).success
+        ? await findRestorable(deps.storage, arg, SEE_LIST.cli)
+        : await latestBackup(deps.storage, findTarget(deps.config, arg).name);
+    if (!manifest) throw new BotError('backup_not_found', noBackupToTest(deps.storage.damaged?.() ?? []));
+    const target = findTarget(deps.config, manifest.target);
+    io.err(`Restore test of ${manifest.backupId} …`);
+    const startedAt = new Date();
+    const serverUrl = scratchServerUrl(deps.config, target.url);
+    // On another server than the target's, the backup's roles first: those its policies name must exist there.
+    const roles = await rolesForRestoreTest({ ...deps, manifest, serverUrl, targetUrl: target.url });
+    for (const n of roles.notes) io.err(n);
+    const outcome = await runRestoreTest({
+      manifest,
+      storage: deps.storage,
+      serverUrl,
+      scratchKey: `cli:${randomUUID()}`,
+      ...restoreTestSettings(deps.config),
+      verify: target.verify,
+      missingRole: roles.missingRole,
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      log: deps.log,
+      onProgress: (p: { phase: string }) => io.err(`  ${p.phase} · ${formatDuration(Date.now() - startedAt.getTime())}`),
+    });
+    const record: RestoreRecord = {
+      ...outcome,
+      formatVersion: 1,
+      kind: 'restore-test',
+      id: newRecordId(startedAt),
+      requestedBy: requestedBy(),
+      jobId: null,
+      selection: null,
+      correctiveActions: null,
+      ...(roles.notes.length ? { notes: roles.notes } : {}),
+    };
+    await deps.storage.writeRecord(record);
+    io.out(
+      [
+        `Restore test of ${manifest.backupId} ${record.passed ? 'PASSED' : 'FAILED'}`,
+        // As the channel's verdict says it (restore-messages.ts): a test that failed before restoring has no RTO.
+        `  restore (RTO)  ${record.restoredBytes === null && !record.passed ? 'n/a (nothing restored)' : formatDuration(record.restoreMs)}`,
+        `  whole test     ${formatDuration(record.durationMs)}`,
+        `  restored size  ${record.restoredBytes === null ? 'n/a' : formatBytes(record.restoredBytes)}`,
+        `  checked        ${checkedSummary(record)}`,
+        ...record.problems.map((p) => `  problem        ${p}`),
+      ].join('\n'),
+    );
+    return record.passed ? 0 : 1;
+  } catch (err) {
+    io.err(`Restore test could not run: ${toUserMessage(err)}`);
+    return 1;
+  }
+}
+
+/** Why there is nothing to test: none taken yet, or every one stored is damaged (`list` names them and why). */
+function noBackupToTest(damaged: ReadonlyArray<unknown>): string {
+  if (damaged.length === 0) return 'There is no finished backup to test yet; take one with `pg-backup-bot backup`.';
+  return `There is no good backup to test: the ${damaged.length} stored ${damaged.length === 1 ? 'is' : 'are'} damaged (\`pg-backup-bot list\` says why); take a new one with \`pg-backup-bot backup\`.`;
+}
