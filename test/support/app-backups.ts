@@ -47,8 +47,9 @@ export async function appBackedUpByCli(serverUrl: string, prefix: string) {
 export async function appBackedUp(
   serverUrl: string,
   prefix: string,
+  o: { ownedByRole?: boolean } = {},
 ): Promise<{ app: AppDatabase; store: Awaited<ReturnType<typeof tempStorage>>; manifest: Manifest; tempDir: string; cleanup(): Promise<void> }> {
-  const app = await createAppDatabase(serverUrl, prefix);
+  const app = await createAppDatabase(serverUrl, prefix, o);
   const store = await tempStorage();
   const tempDir = await mkdtemp(join(tmpdir(), `pgbb-${prefix}-`));
   const manifest = await runBackup(backupOptions(app.url, store.storage));

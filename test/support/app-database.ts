@@ -17,13 +17,15 @@ export interface AppDatabase {
 
 const quote = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
 
-export async function createAppDatabase(serverUrl: string, prefix = 'app'): Promise<AppDatabase> {
+/** `ownedByRole`: the database itself owned by the app's role (as most are), not by the role that creates it. */
+export async function createAppDatabase(serverUrl: string, prefix = 'app', o: { ownedByRole?: boolean } = {}): Promise<AppDatabase> {
   const suffix = randomBytes(5).toString('hex');
   const name = `${prefix}_${suffix}`;
   const role = `${prefix}_owner_${suffix}`;
   await withClient(serverUrl, async (c) => {
     await c.query(`CREATE ROLE ${quote(role)} NOLOGIN`);
     await c.query(`CREATE DATABASE ${quote(name)} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`);
+    if (o.ownedByRole) await c.query(`ALTER DATABASE ${quote(name)} OWNER TO ${quote(role)}`);
     await c.query(`ALTER DATABASE ${quote(name)} SET search_path = billing, public`);
     await c.query(`ALTER DATABASE ${quote(name)} SET timezone = 'America/New_York'`);
     await c.query(`ALTER ROLE ${quote(role)} IN DATABASE ${quote(name)} SET work_mem = '8MB'`);

@@ -100,4 +100,33 @@ describe('runReplacement after a killed attempt', () => {
       await runSql(app.url, 'DROP TABLE IF EXISTS public.written_after');
     }
   });
+
+  it('replaces a database owned by its application role (not the bot’s): verified with that owner, and kept so', async () => {
+    const owned = await appBackedUp(inject('pgUrl'), 'owned', { ownedByRole: true });
+    try {
+      const { app, store, manifest } = owned;
+      const jobId = `owned-${Date.now()}`;
+      const atBackup = await fingerprint(app.url);
+      await runSql(app.url, 'DELETE FROM public."Audit Log"');
+      const outcome = await runReplacement(
+        { config: loadConfig({}, 'offline'), storage: store.storage },
+        { manifest, serverUrl: app.url, database: app.name, jobId, log: silentLog, progress: () => undefined, now: new Date() },
+      );
+      expect(outcome.problems).toEqual([]);
+      expect(outcome.passed).toBe(true);
+      expect((await fingerprint(app.url)).tables).toEqual(atBackup.tables);
+      const owners = await withClient(inject('pgUrl'), async (c) =>
+        (
+          await c.query<{ datname: string; owner: string }>(
+            'SELECT datname, pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = ANY($1) ORDER BY datname',
+            [[app.name, outcome.keptAs]],
+          )
+        ).rows.map((r) => r.owner),
+      );
+      expect(owners).toEqual([app.role, app.role]);
+      await runSql(inject('pgUrl'), `DROP DATABASE "${outcome.keptAs}" WITH (FORCE)`);
+    } finally {
+      await owned.cleanup();
+    }
+  });
 });

@@ -20,6 +20,8 @@ export interface DatabaseProperties {
   createOptions: string;
   /** Statements for the restored database, `{{db}}` standing for its quoted name; role-scoped ones name the role. */
   statements: Array<{ sql: string; role: string | null }>;
+  /** Its owner (`ALTER DATABASE … OWNER TO`), quoted as the archive has it; given to the copy only when owners are kept. */
+  owner?: string;
 }
 
 const DATABASE_ENTRY = /^\d+; \d+ \d+ (DATABASE - |COMMENT - DATABASE |DATABASE PROPERTIES - )/;
@@ -53,6 +55,7 @@ export function parseDatabaseScript(script: string): DatabaseProperties | null {
   let source: string | null = null;
   let createOptions = '';
   const statements: DatabaseProperties['statements'] = [];
+  let owner: string | undefined;
   for (const stmt of sqlStatements(script)) {
     const create = new RegExp(`^CREATE DATABASE (${IDENT}) WITH (.*)$`, 's').exec(stmt);
     if (create) {
@@ -67,9 +70,11 @@ export function parseDatabaseScript(script: string): DatabaseProperties | null {
     }
     const roleIn = new RegExp(`^ALTER ROLE (${IDENT}) IN DATABASE (${IDENT})( (?:SET|RESET) .*)$`, 's').exec(stmt);
     if (roleIn) statements.push({ sql: `ALTER ROLE ${roleIn[1]} IN DATABASE {{db}}${roleIn[3]}`, role: unquote(roleIn[1] ?? '') });
-    // ALTER DATABASE … OWNER TO is left out: restores do not take the source's owners (--no-owner).
+    // The owner is kept apart: only a restore that keeps owners (a replacement, --with-globals) gives it to the copy.
+    const ownedBy = new RegExp(`^ALTER DATABASE ${IDENT} OWNER TO (${IDENT})$`, 's').exec(stmt);
+    if (ownedBy) owner = ownedBy[1];
   }
-  return source === null ? null : { source, createOptions, statements };
+  return source === null ? null : { source, createOptions, statements, ...(owner ? { owner } : {}) };
 }
 
 /** Only `KEY = value` pairs of known locale options; anything else in the text is dropped, never run. */
@@ -113,13 +118,21 @@ function unquote(ident: string): string {
  * have is skipped (a scratch server need not have the source's roles); any other statement that fails is returned
  * as a sentence, for the verdict: a restored database without its search_path does not behave as the source did.
  */
-export async function applyDatabaseProperties(serverUrl: string, name: string, props: DatabaseProperties, log: Logger): Promise<string[]> {
+export async function applyDatabaseProperties(
+  serverUrl: string,
+  name: string,
+  props: DatabaseProperties,
+  log: Logger,
+  o: { owners: boolean },
+): Promise<string[]> {
   const problems: string[] = [];
+  // Owners kept: the copy is the source's owner's, as its objects are (compared with the archive's `OWNER TO`).
+  const owner = o.owners && props.owner ? [{ sql: `ALTER DATABASE {{db}} OWNER TO ${props.owner}`, role: unquote(props.owner) }] : [];
   const client = new pg.Client(pgClientConfig(serverUrl));
   client.on('error', () => undefined);
   await client.connect();
   try {
-    for (const s of props.statements) {
+    for (const s of [...owner, ...props.statements]) {
       if (s.role !== null) {
         const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [s.role]);
         if (!rowCount) {

@@ -148,7 +148,7 @@ export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
   const problem = judgeRestore(run, t.ctx, t.database, () => t.canceled());
   // Before the comparison and the smoke queries: their connections start with the database's settings.
   const settingProblems =
-    problem === null && s.properties ? await applyDatabaseProperties(databaseUrl(o.serverUrl, t.database), t.database, s.properties, t.log) : [];
+    problem === null && s.properties ? await applyDatabaseProperties(url, t.database, s.properties, t.log, { owners: o.owners === true }) : [];
   return { restoreMs, problem, settingProblems };
 }
 

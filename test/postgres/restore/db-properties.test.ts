@@ -6,7 +6,7 @@ import { appBackedUp } from '../../support/app-backups.ts';
 import { silentLog, type tempStorage } from '../../support/postgres-helpers.ts';
 
 describe('database properties from the archive', () => {
-  it('reads the locale options, settings, per-role settings and comment of pg_restore --create, and nothing else', () => {
+  it('reads the locale options, settings, per-role settings, comment and owner of pg_restore --create, and nothing else', () => {
     const script = [
       '--',
       '-- Name: Shop DB; Type: DATABASE; Schema: -; Owner: postgres',
@@ -28,6 +28,8 @@ spanning two lines';`,
         { sql: `ALTER DATABASE {{db}} SET search_path TO 'billing', 'public'`, role: null },
         { sql: `ALTER ROLE "App Owner" IN DATABASE {{db}} SET work_mem TO '8MB'`, role: 'App Owner' },
       ],
+      // Kept apart: given to the copy only by a restore that keeps owners.
+      owner: 'postgres',
     });
     expect(parseDatabaseScript('-- nothing here\n')).toBeNull();
   });
