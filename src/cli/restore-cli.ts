@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { type Config, findTarget } from '../config.ts';
-import { toUserMessage } from '../errors.ts';
+import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
 import { restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { findRestorable, type Manifest, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
-import { newRestoreDatabaseName, replacementWarning } from '../commands/restore-command.ts';
+import { newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
 import { newServerArgs, type NewServer } from './new-server.ts';
 import { serverLabel } from '../postgres/index.ts';
+import { CANNOT_CONNECT } from '../postgres/failures.ts';
 import type { CliIo } from './backup-cli.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
 
@@ -98,6 +99,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   }
   try {
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli);
+    const other = req.into !== null && isWholeDatabase(req) ? otherDatabase(manifest, req.into) : '';
+    if (other) io.err(`note: ${other.replace(/[*`]/g, '').trim()}`);
     const found = findTarget(deps.config, manifest.target);
     const target = server.url === null ? found : { ...found, url: server.url };
     if (server.withGlobals) {
@@ -153,7 +156,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       }),
     );
     if (outcome.problems.length > 0) {
-      io.err(`Restore FAILED: ${outcome.problems.join('; ')}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}`);
+      const gone = server.url === null && outcome.problems.some((p) => p.startsWith(CANNOT_CONNECT)) ? serverGone(req.backupId) : '';
+      io.err(`Restore FAILED: ${outcome.problems.join('; ')}${gone}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}`);
       return 1;
     }
     io.out(
@@ -165,13 +169,21 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     );
     return 0;
   } catch (err) {
-    io.err(`Restore FAILED: ${toUserMessage(err)}`);
+    const gone = isBotError(err) && err.code === 'pg_unreachable' && server.url === null ? serverGone(req.backupId) : '';
+    io.err(`Restore FAILED: ${toUserMessage(err)}${gone}`);
     return 1;
   }
 }
 
-/** Slack's replacement warning as plain text, with how to confirm; null when it cannot be said (no server). */
+/** The target's server gone is the disaster this command is for: how to restore onto another one. */
+const serverGone = (backupId: string) =>
+  ` If that server is gone: pg-backup-bot restore ${backupId} --to-url-env=NAME --with-globals restores onto another one (README "Disaster recovery").`;
+
+/** Slack's replacement warning as plain text, with how to confirm (or that there is nothing to replace); null: no server. */
 async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string): Promise<string | null> {
-  const warning = await replacementWarning(findTarget(deps.config, manifest.target).url, into, manifest);
-  return warning ? `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.` : null;
+  const url = findTarget(deps.config, manifest.target).url;
+  const warning = await replacementWarning(url, into, manifest);
+  if (warning === null)
+    return `There is no database "${into}" on ${serverLabel(url)}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${manifest.backupId} (then rename it).`;
+  return `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;
 }

@@ -149,12 +149,18 @@ export function restoreCommand(deps: RestoreCommandDeps) {
  * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
  * 3 s: the server must answer within 2 s.
  */
+/** A replacement by a backup of another database than the one replaced: said, since it is rarely what is meant. */
+export const otherDatabase = (m: Manifest, database: string): string =>
+  m.database.name === database
+    ? ''
+    : ` *This backup is of the database \`${m.database.name}\`, not \`${database}\`:* ${database} would hold ${m.database.name}'s contents.`;
+
 export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<string | null> {
   const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
   if (!inUse) return null;
   const at = `${m.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
   const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;
-  return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.* The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.`;
+  return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.*${otherDatabase(m, database)} The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.`;
 }
 
 /**

@@ -40,8 +40,11 @@ interface Rule {
   say: (m: RegExpExecArray, c: FailureContext) => string;
 }
 
+/** How every "the server cannot be reached" sentence starts (a verdict's problems are sentences, not codes). */
+export const CANNOT_CONNECT = 'Could not connect to the database server at ';
+
 const unreachable = (reason: string) => (_m: RegExpExecArray, c: FailureContext) =>
-  `Could not connect to the database server at ${c.server} (${reason}); check that PostgreSQL is running and reachable from the backup host.`;
+  `${CANNOT_CONNECT}${c.server} (${reason}); check that PostgreSQL is running and reachable from the backup host.`;
 
 /** First match wins, so the specific causes (a FATAL inside a "connection … failed" line) come before the network ones. */
 const RULES: Rule[] = [

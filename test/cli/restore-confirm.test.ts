@@ -33,4 +33,38 @@ describe('pg-backup-bot restore --into without --yes', () => {
       ),
     );
   });
+
+  const run = async (args: string[], env = setup.env) => {
+    const err: string[] = [];
+    const code = await cliRestore(args, {
+      config: loadConfig(env, 'cli'),
+      storage: new LocalStorage(join(env.BACKUP_DIR as string)),
+      log: createLogger({ level: 'silent' }),
+      io: { out: () => undefined, err: (l) => err.push(l), tty: false },
+    });
+    return { code, err: err.join('\n') };
+  };
+
+  it('says when the backup is of another database than the one replaced, and when there is none to replace', async () => {
+    const { app, backupId } = setup;
+    // `postgres` is there on every server: a replacement of it by this backup is almost surely a slip.
+    const other = await run([backupId, '--into=postgres']);
+    expect(other.code).toBe(2);
+    expect(other.err).toContain(`This backup is of the database ${app.name}, not postgres: postgres would hold ${app.name}'s contents.`);
+    const none = await run([backupId, '--into=no_such_db']);
+    expect(none).toEqual({
+      code: 2,
+      err: `There is no database "no_such_db" on ${new URL(app.url).host}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${backupId} (then rename it).`,
+    });
+  });
+
+  it('with the target’s server down, a failed restore says how to restore onto another server', async () => {
+    const { env, backupId } = setup;
+    const down = await run([backupId], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/app' });
+    expect(down.code).toBe(1);
+    expect(down.err).toMatch(/Restore FAILED: Could not connect to the database server at 127\.0\.0\.1:1 \(connection refused\)/);
+    expect(down.err).toContain(
+      `If that server is gone: pg-backup-bot restore ${backupId} --to-url-env=NAME --with-globals restores onto another one (README "Disaster recovery").`,
+    );
+  });
 });
