@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { missingBackupDir } from './backup-dir.ts';
 import { formatInZone } from '../schedules/time.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
@@ -116,11 +115,9 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
       return 2;
     }
     const { backups, failedTests } = await listWithTestVerdicts(deps.storage, args[0]);
-    // No BACKUP_DIR at all is not "no backups yet": a wrong one set, or a new host without the backups.
-    if (backups.length === 0 && deps.config.s3?.mode !== 'primary' && !existsSync(deps.config.backupDir)) {
-      deps.io.err(
-        `BACKUP_DIR ${resolve(deps.config.backupDir)} does not exist: no backup was ever written there. If the backups are elsewhere, set BACKUP_DIR to that directory.`,
-      );
+    const noDir = backups.length === 0 ? missingBackupDir(deps.config) : null;
+    if (noDir) {
+      deps.io.err(noDir);
       return 1;
     }
     // A target the config does not know and the storage has nothing of is a typo: said, and not a success.

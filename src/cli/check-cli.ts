@@ -8,6 +8,7 @@ import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
 import { connectRedis, readOnlyQueue } from './cli-redis.ts';
+import { missingBackupDir } from './backup-dir.ts';
 
 /**
  * `pg-backup-bot check [target]`: the health conditions as a Nagios plugin — one line per condition, exit 0 OK,
@@ -24,6 +25,8 @@ export async function cliCheck(args: string[], deps: { config: Config; redisUrl:
     io.err("no REDIS_URL: judging from storage alone; the last backup run and running jobs are not checked (set REDIS_URL to the bot's Redis)");
   const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl, deps.config.redisCluster);
   const extra = redis || deps.redisUrl === null ? [] : ['WARNING redis: cannot reach Redis at REDIS_URL; the last backup run and running jobs are unknown'];
+  // Judged against a directory that is not there, every condition would read as a target never backed up.
+  const noDir = missingBackupDir(config);
   const queue = redis ? readOnlyQueue<BackupJobData>(QUEUE.backup, redis, config.queuePrefix) : null;
   try {
     const targets = args[0] ? [findTarget(config, args[0])] : config.targets;
@@ -31,8 +34,9 @@ export async function cliCheck(args: string[], deps: { config: Config; redisUrl:
     const now = new Date();
     const perTarget = await Promise.all(targets.map(async (t) => ({ target: t.name, results: (await checkTarget(sources, t.name, now)).results })));
     const report = nagiosReport(perTarget);
-    for (const line of [...report.lines, ...extra]) io.out(line);
-    return Math.max(report.exitCode, extra.length > 0 ? 1 : 0);
+    // The cause first: Nagios shows the first line.
+    for (const line of [...(noDir ? [`CRITICAL storage: ${noDir}`] : []), ...report.lines, ...extra]) io.out(line);
+    return Math.max(report.exitCode, noDir ? 2 : extra.length > 0 ? 1 : 0);
   } catch (err) {
     io.out(`UNKNOWN check: ${toUserMessage(err)}`);
     return 3;

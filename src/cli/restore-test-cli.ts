@@ -9,6 +9,7 @@ import { SEE_LIST } from '../commands/restore-text.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
 import { type CliDeps, requestedBy } from './restore-cli.ts';
+import { missingBackupDir } from './backup-dir.ts';
 
 /** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
 export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<number> {
@@ -29,7 +30,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       arg !== undefined && BackupIdSchema.safeParse(arg).success
         ? await findRestorable(deps.storage, arg, SEE_LIST.cli)
         : await latestBackup(deps.storage, findTarget(deps.config, arg).name);
-    if (!manifest) throw new BotError('backup_not_found', noBackupToTest(deps.storage.damaged?.() ?? []));
+    if (!manifest) throw new BotError('backup_not_found', missingBackupDir(deps.config) ?? noBackupToTest(deps.storage.damaged?.() ?? []));
     const target = findTarget(deps.config, manifest.target);
     io.err(`Restore test of ${manifest.backupId} …`);
     const startedAt = new Date();

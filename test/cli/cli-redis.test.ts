@@ -17,7 +17,8 @@ describe('the CLI and Redis', () => {
   let dir: string;
   let env: Record<string, string>;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pgbb-cli-redis-'));
+    // A name without "redis" in it: the output is searched for that word.
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-cli-queue-'));
     env = { DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', TARGET_NAME: 'shop', BACKUP_DIR: join(dir, 'backups') };
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -29,7 +30,12 @@ describe('the CLI and Redis', () => {
     expect(check.stderr).toBe(
       "no REDIS_URL: judging from storage alone; the last backup run and running jobs are not checked (set REDIS_URL to the bot's Redis)",
     );
-    expect(check.stdout).toMatch(/^CRITICAL shop stale/);
+    // BACKUP_DIR was never written: that is said first, and every condition after it (here the target is "never backed up").
+    expect(check.stdout.split('\n').slice(0, 2)).toEqual([
+      `CRITICAL storage: BACKUP_DIR ${join(dir, 'backups')} does not exist: no backup was ever written there. If the backups are elsewhere, set BACKUP_DIR to that directory.`,
+      expect.stringMatching(/^CRITICAL shop stale/),
+    ]);
+    expect(check.exitCode).toBe(2);
     expect(check.stdout).not.toMatch(/redis/i);
     const refused = await cli(['retention'], watched);
     expect(refused.exitCode).toBe(1);

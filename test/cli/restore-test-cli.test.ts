@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/storage/index.ts';
@@ -30,5 +31,14 @@ describe('pg-backup-bot restore-test with a mistyped argument', () => {
       expect(run.stdout).toBe('');
       expect(run.exitCode).toBe(1);
     }
+  });
+
+  it('with a BACKUP_DIR that does not exist, says so rather than "no backup yet"', async () => {
+    const env = { BACKUP_DIR: join(t.root, 'not-mounted'), DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop' };
+    const run = await cli(['restore-test'], env);
+    expect(run.stderr).toBe(
+      `Restore test could not run: BACKUP_DIR ${join(t.root, 'not-mounted')} does not exist: no backup was ever written there. If the backups are elsewhere, set BACKUP_DIR to that directory.`,
+    );
+    expect(run.exitCode).toBe(1);
   });
 });
