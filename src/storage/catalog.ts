@@ -62,7 +62,13 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
     newest === undefined
       ? `${seeList(m.target)} shows the good ones`
       : `${newest ? `The newest good backup of ${m.target} is \`${newest}\`` : `${m.target} has no good backup left`}; ${seeList(m.target)} shows them all`;
-  throw new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}${expired}. ${instead}. Nothing was started.`);
+  // Only the roles file at fault: the database archive itself can still be had by hand.
+  const database = m.artifacts.find((a) => a.role === 'database')?.file;
+  const byHand =
+    database && !why.includes(database)
+      ? ` Its database archive is intact: \`pg-backup-bot fetch ${m.backupId} -o FILE\` then pg_restore (README "Disaster recovery").`
+      : '';
+  throw new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}${expired}. ${instead}. Nothing was started.${byHand}`);
 }
 
 /** The newest listed backup of the target other than `m` whose latest restore test did not fail; null: none. */

@@ -176,6 +176,31 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       ]);
     });
 
+    it('findRestorable: a backup whose roles file alone is lost is refused, saying its database archive can still be fetched', async () => {
+      const good = await storeBackup(storage, 'app', 'app-20260120T000000Z', '2026-01-20T00:00:00Z', 'abcdef');
+      const id = 'app-20260121T000000Z';
+      await storage.beginBackup('app', id);
+      const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+      for (const [file, body] of [
+        ['database.pgdump.zst', 'abcdef'],
+        ['globals.sql.zst', 'roles'],
+      ] as const) {
+        const w = await storage.createArtifactWriter('app', id, file);
+        w.stream.end(body);
+        await finished(w.stream);
+        await w.commit();
+      }
+      const artifacts = [
+        { bytes: 6, sha256: sha('abcdef') },
+        { file: 'globals.sql.zst', bytes: 5, sha256: sha('roles') },
+      ];
+      await storage.writeManifest(makeManifest({ target: 'app', startedAt: '2026-01-21T00:00:00Z', artifacts }));
+      await b.remove(`app/${id}/globals.sql.zst`);
+      await expect(findRestorable(storage, id, (t) => `\`list ${t}\``)).rejects.toThrow(
+        `Backup ${id} cannot be restored: artifact globals.sql.zst is missing. The newest good backup of app is \`${good.backupId}\`; \`list app\` shows them all. Nothing was started. Its database archive is intact: \`pg-backup-bot fetch ${id} -o FILE\` then pg_restore (README "Disaster recovery").`,
+      );
+    });
+
     it('a backup the checksum scrub marks damaged is left out of every listing, saying why, until its deadline; then retention deletes it', async () => {
       const soon = new Date(Date.now() + 1500).toISOString();
       const rotted = await storeBackup(storage, 'app', 'app-20260109T000000Z', '2026-01-09T00:00:00Z', 'abcdef', { retainUntil: soon });

@@ -121,8 +121,8 @@ export async function countRestored(o: SelectiveRestoreOptions, r: SelectiveRun,
 async function refuseDependents(url: string, plan: SelectionPlan, database: string): Promise<void> {
   const replaced = plan.dataTables;
   const dependents = await withClient(url, async (c) => {
-    const { rows } = await c.query<{ dependent: string; on: string }>(
-      `SELECT DISTINCT vn.nspname || '.' || v.relname AS dependent, tn.nspname || '.' || t.relname AS on
+    const { rows } = await c.query<{ dependent: string; schema: string; on: string }>(
+      `SELECT DISTINCT vn.nspname || '.' || v.relname AS dependent, vn.nspname AS schema, tn.nspname || '.' || t.relname AS on
        FROM pg_depend d
        JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace vn ON vn.oid = v.relnamespace
        JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
@@ -135,9 +135,13 @@ async function refuseDependents(url: string, plan: SelectionPlan, database: stri
   });
   if (dependents.length > 0) {
     const list = dependents.map((d) => `${d.dependent} (on ${d.on})`).join(', ');
+    // The views' schemas, as the option takes them: a name that is not a plain lower-case one in double quotes.
+    const schemas = [...new Set(dependents.map((d) => d.schema))]
+      .map((n) => `--schema=${/^[a-z_][a-z0-9_$]*$/.test(n) ? n : `"${n.replace(/"/g, '""')}"`}`)
+      .join(' ');
     throw new BotError(
       'bad_request',
-      `Replacing those tables in ${database} would drop what depends on them: ${list}. Restore the views too (their --table= or --schema=), or restore into a new database; nothing was changed.`,
+      `Replacing those tables in ${database} would drop what depends on them: ${list}. Restore the views with them (add ${schemas}: --table= names tables only), or restore into a new database; nothing was changed.`,
     );
   }
 }

@@ -75,13 +75,13 @@ describe('a selective restore of an application database', () => {
   });
 
   describe('into the existing database', () => {
-    const into = (tables: string[]) =>
+    const into = (tables: string[], schemas: string[] = []) =>
       runSelectiveRestore({
         manifest,
         storage: store.storage,
         serverUrl: inject('pgUrl'),
         tables,
-        schemas: [],
+        schemas,
         into: { database: app.name, create: false },
         tempDir,
         log: silentLog,
@@ -90,9 +90,13 @@ describe('a selective restore of an application database', () => {
     it('refuses before starting to replace a table a view depends on, naming the view; nothing changes', async () => {
       const before = await fingerprint(app.url);
       await expect(into(['public."User"'])).rejects.toThrow(
-        /would drop what depends on them: billing\.UserBalance \(on public\.User\)\. Restore the views too .* nothing was changed/,
+        'would drop what depends on them: billing.UserBalance (on public.User). Restore the views with them (add --schema=billing: --table= names tables only), or restore into a new database; nothing was changed.',
       );
       expect(await fingerprint(app.url)).toEqual(before);
+      // The advice works as given: the view's schema with the table, both as they were at the backup.
+      const followed = await into(['public."User"'], ['billing']);
+      expect(followed.problems).toEqual([]);
+      expect(followed.restoredTables.map((t) => t.name)).toEqual(expect.arrayContaining(['public.User', 'billing.Invoice']));
     });
 
     it('keeps owners and grants of a replaced table: the application role can still read it', async () => {
