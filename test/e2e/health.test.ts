@@ -223,6 +223,10 @@ describe('health conditions and the PagerDuty lifecycle', () => {
       reject: false,
     });
     expect(gone.exitCode).toBe(2);
-    expect(gone.stdout.split('\n')[0]).toMatch(/^CRITICAL shop stale/);
+    // The cause first (no such BACKUP_DIR), then what it makes of the target.
+    expect(gone.stdout.split('\n').slice(0, 2)).toEqual([
+      expect.stringMatching(/^CRITICAL storage: BACKUP_DIR .*-empty does not exist/),
+      expect.stringMatching(/^CRITICAL shop stale/),
+    ]);
   });
 });
