@@ -5,3 +5,7 @@
 export function isWholeDatabase(s: { tables: readonly string[]; schemas: readonly string[] }): boolean {
   return s.tables.length === 0 && s.schemas.length === 0;
 }
+
+/** A confirmed replacement whose database is no longer the one the confirmation described. */
+export const changedSinceShown = (database: string, backupId: string) =>
+  `\`${database}\` is not the database this confirmation described: it was replaced or recreated since (another replacement ran first, or by hand). Nothing was changed; run \`/restore ${backupId} --into=${database}\` again to see what it holds now.`;

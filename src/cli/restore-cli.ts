@@ -182,7 +182,7 @@ const serverGone = (backupId: string) =>
 /** Slack's replacement warning as plain text, with how to confirm (or that there is nothing to replace); null: no server. */
 async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string): Promise<string | null> {
   const url = findTarget(deps.config, manifest.target).url;
-  const warning = await replacementWarning(url, into, manifest);
+  const warning = (await replacementWarning(url, into, manifest))?.text ?? null;
   if (warning === null)
     return `There is no database "${into}" on ${serverLabel(url)}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${manifest.backupId} (then rename it).`;
   return `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;

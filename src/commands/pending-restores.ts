@@ -13,6 +13,8 @@ export const PendingRestore = z.object({
   tables: z.array(z.string()),
   schemas: z.array(z.string()),
   database: z.string(),
+  /** A replacement: the database's oid when the confirmation was shown, so a click on it replaces that one or none. */
+  oid: z.number().int().optional(),
   requestedBy: z.object({ userId: z.string(), userName: z.string() }),
 });
 export type PendingRestore = z.infer<typeof PendingRestore>;

@@ -11,13 +11,13 @@ import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
 import { findRestorable, formatBytes, type Manifest } from '../storage/index.ts';
-import { describeDatabase, replacedName } from '../postgres/restore/index.ts';
+import { type DatabaseInUse, describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
-import { isWholeDatabase } from '../restore-scope.ts';
+import { changedSinceShown, isWholeDatabase } from '../restore-scope.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -89,6 +89,13 @@ export function restoreCommand(deps: RestoreCommandDeps) {
           text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(serverUrl)}${roles}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
         };
       }
+      const whole = isWholeDatabase(req);
+      const shown = whole ? await replacementWarning(targetConfig.url, req.into, m) : null;
+      if (whole && shown === null) {
+        return {
+          text: `There is no database \`${req.into}\` on ${serverLabel(targetConfig.url)}, so nothing to replace; nothing was started. To restore into a new database: \`/restore ${m.backupId}\`.`,
+        };
+      }
       // Who may do this was decided before this handler ran (commands/guard.ts: admin role).
       const id = await savePendingRestore(deps.redis, deps.config.queuePrefix, {
         target,
@@ -96,17 +103,12 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         tables: req.tables,
         schemas: req.schemas,
         database: req.into,
+        ...(shown ? { oid: shown.oid } : {}),
         requestedBy: { userId: input.userId, userName: input.userName },
       });
-      const whole = isWholeDatabase(req);
-      const warning = whole
-        ? await replacementWarning(targetConfig.url, req.into, m)
-        : `:warning: This will *overwrite* ${what(req.tables, req.schemas)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
-      if (warning === null) {
-        return {
-          text: `There is no database \`${req.into}\` on ${serverLabel(targetConfig.url)}, so nothing to replace; nothing was started. To restore into a new database: \`/restore ${m.backupId}\`.`,
-        };
-      }
+      const warning =
+        shown?.text ??
+        `:warning: This will *overwrite* ${what(req.tables, req.schemas)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },
         {
@@ -155,9 +157,13 @@ export const otherDatabase = (m: Manifest, database: string): string =>
     ? ''
     : ` *This backup is of the database \`${m.database.name}\`, not \`${database}\`:* ${database} would hold ${m.database.name}'s contents.`;
 
-export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<string | null> {
+export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<{ text: string; oid: number } | null> {
   const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
   if (!inUse) return null;
+  return { text: replacementText(serverUrl, database, m, inUse), oid: inUse.oid };
+}
+
+function replacementText(serverUrl: string, database: string, m: Manifest, inUse: DatabaseInUse): string {
   const at = `${m.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
   const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;
   return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.*${otherDatabase(m, database)} The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.`;
@@ -178,12 +184,19 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
       // The clicker's role was checked again before this ran (commands/guard.ts): a confirm dialog is only UX.
       const pending = await takePendingRestore(deps.redis, deps.config.queuePrefix, click.value);
       if (!pending) return { text: 'This confirmation has expired or was already used; nothing was changed. Run `/restore` again.' };
+      // What the confirmation described must still be there: a replacement clicked after another one (or after the
+      // database was recreated by hand) would move a database nobody was shown aside.
+      if (pending.oid !== undefined) {
+        const url = findTarget(deps.config, pending.target).url;
+        const now = await withDeadline(2000, describeDatabase(url, pending.database), 'looking the database up', 'postgres');
+        if (now?.oid !== pending.oid) return { text: changedSinceShown(pending.database, pending.backupId) };
+      }
       const { jobId } = await enqueueRestore(deps.queue, {
         target: pending.target,
         backupId: pending.backupId,
         tables: pending.tables,
         schemas: pending.schemas,
-        into: { database: pending.database, create: false },
+        into: { database: pending.database, create: false, ...(pending.oid !== undefined ? { oid: pending.oid } : {}) },
         requestedBy: { source: 'slack', userId: pending.requestedBy.userId, userName: pending.requestedBy.userName },
         confirmedBy: click.userId,
       });

@@ -63,7 +63,8 @@ export const RestoreJobData = z.object({
   backupId: BackupIdSchema,
   tables: z.array(z.string()),
   schemas: z.array(z.string()),
-  into: z.object({ database: z.string(), create: z.boolean() }),
+  /** `oid`: a confirmed replacement's database as confirmed; one replaced or recreated since is not replaced again. */
+  into: z.object({ database: z.string(), create: z.boolean(), oid: z.number().int().optional() }),
   requestedBy: RequestedBy,
   /** Who confirmed an overwrite of an existing database (the confirmation button's clicker). */
   confirmedBy: z.string().nullable(),

@@ -1,3 +1,4 @@
+import { changedSinceShown } from '../restore-scope.ts';
 import { checkedSummary } from '../notifications/restore-messages.ts';
 import type { Logger } from '../logger.ts';
 import { formatCount } from '../format.ts';
@@ -95,7 +96,7 @@ export async function runFullRestore(
  */
 export async function runReplacement(
   deps: { config: Config; storage: Storage },
-  o: Parameters<typeof runFullRestore>[1] & { now: Date },
+  o: Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined },
 ): Promise<SelectiveRestoreOutcome> {
   const staging = stagingName(o.jobId);
   // First: an earlier attempt killed mid-swap left the live database refusing connections; it must not stay so.
@@ -104,6 +105,9 @@ export async function runReplacement(
   const earlier = reopened ? [`${reopened}.`] : [];
   const before = await describeDatabase(o.serverUrl, o.database);
   if (!before) throw new BotError('pg_database_missing', `There is no database ${o.database} on ${serverLabel(o.serverUrl)} to replace; nothing was changed.`);
+  // Confirmed in Slack for the database of that oid: another replacement (or an earlier attempt of this job) that
+  // swapped it since must not be followed by a second one that moves the fresh copy aside.
+  if (o.expectedOid !== undefined && before.oid !== o.expectedOid) throw new BotError('bad_request', changedSinceShown(o.database, o.manifest.backupId));
   // Named after the job: one that is there is what an earlier attempt of this job left when its worker was killed
   // (before the swap, or the swap's transaction rolled back). Ours by construction, never the live database.
   if (await databaseExists(o.serverUrl, staging)) {

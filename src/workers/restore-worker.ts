@@ -68,7 +68,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
         outcome = isFullRestore(data)
           ? withNote(await runFullRestore(deps, whole), onto?.rolesNote)
           : isReplacement(data)
-            ? await runReplacement(deps, { ...whole, now: now() })
+            ? await runReplacement(deps, { ...whole, now: now(), expectedOid: data.into.oid })
             : await runSelectiveRestore({
                 manifest,
                 storage: deps.storage,

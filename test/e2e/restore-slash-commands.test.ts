@@ -235,19 +235,24 @@ describe('/restore', () => {
     });
 
     /** `/restore <id> --into=<source>` by the admin, then the confirmation clicked: the job's id. */
-    async function replaceSource(backupId: string, responseId: string): Promise<{ warning: string; jobId: string }> {
+    /** The confirmation `/restore <id> --into=<source>` answers: its text and its Replace button's value. */
+    async function askToReplace(backupId: string): Promise<{ warning: string; value: string }> {
       const reply = await slash(h, '/restore', `${backupId} --into=${h.source.name}`, { userId: ADMIN });
       const button = ((reply.body as { blocks?: Array<Record<string, unknown>> }).blocks ?? [])
         .flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? [])
         .find((e) => e.action_id === 'restore_into_confirm');
-      await click(h, {
-        userId: ADMIN,
-        messageTs: '1700000000.000200',
-        responseId,
-        action: { type: 'button', action_id: 'restore_into_confirm', value: String(button?.value) },
-      });
+      return { warning: reply.text, value: String(button?.value) };
+    }
+
+    async function clickReplace(value: string, responseId: string): Promise<string> {
+      await click(h, { userId: ADMIN, messageTs: '1700000000.000200', responseId, action: { type: 'button', action_id: 'restore_into_confirm', value } });
       const confirmed = await h.slack.waitForResponse((r) => r.id === responseId);
-      return { warning: reply.text, jobId: jobIdOf((confirmed.body as { text?: string }).text) ?? '' };
+      return (confirmed.body as { text?: string }).text ?? '';
+    }
+
+    async function replaceSource(backupId: string, responseId: string): Promise<{ warning: string; jobId: string }> {
+      const { warning, value } = await askToReplace(backupId);
+      return { warning, jobId: jobIdOf(await clickReplace(value, responseId)) ?? '' };
     }
 
     // This job's staging database only: other test files replace databases on the same server meanwhile.
@@ -268,6 +273,8 @@ describe('/restore', () => {
       app.on('error', () => undefined);
       await app.connect();
 
+      // A confirmation shown first and left unclicked: it describes the database as it is now.
+      const stale = await askToReplace(backup.backupId);
       const { warning, jobId } = await replaceSource(backup.backupId, 'replace');
       const server = new URL(inject('pgUrl'));
       expect(warning).toMatch(
@@ -280,6 +287,12 @@ describe('/restore', () => {
       const shown = JSON.stringify(msg.blocks);
       expect(shown).toMatch(new RegExp(`${h.source.name} now holds the backup, verified`));
       const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(shown)?.[1] ?? '';
+      // Clicked after the replacement, the older confirmation replaces nothing: the fresh copy is not moved aside.
+      const jobs = await h.service.deps.queues.restore.getJobCounts();
+      expect(await clickReplace(stale.value, 'replace-stale')).toBe(
+        `\`${h.source.name}\` is not the database this confirmation described: it was replaced or recreated since (another replacement ran first, or by hand). Nothing was changed; run \`/restore ${backup.backupId} --into=${h.source.name}\` again to see what it holds now.`,
+      );
+      expect(await h.service.deps.queues.restore.getJobCounts()).toEqual(jobs);
       expect(keptAs).not.toBe('');
 
       // By plain SQL, not the bot's checks: the name now holds the backup, owners and grants included, and the

@@ -129,4 +129,25 @@ describe('runReplacement after a killed attempt', () => {
       await owned.cleanup();
     }
   });
+
+  it('a replacement confirmed for another database of that name (replaced or recreated since) changes nothing', async () => {
+    const { app, store, manifest } = setup;
+    const before = await fingerprint(app.url);
+    await expect(
+      runReplacement(
+        { config: loadConfig({}, 'offline'), storage: store.storage },
+        {
+          manifest,
+          serverUrl: app.url,
+          database: app.name,
+          jobId: `stale-${Date.now()}`,
+          log: silentLog,
+          progress: () => undefined,
+          now: new Date(),
+          expectedOid: 1,
+        },
+      ),
+    ).rejects.toThrow(`\`${app.name}\` is not the database this confirmation described: it was replaced or recreated since`);
+    expect(await fingerprint(app.url)).toEqual(before);
+  });
 });

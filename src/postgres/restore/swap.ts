@@ -18,18 +18,20 @@ export interface DatabaseInUse {
   bytes: number;
   connections: number;
   owner: string;
+  /** Which database this is: a swap or a DROP and CREATE under the same name gives another one. */
+  oid: number;
 }
 
 export async function describeDatabase(serverUrl: string, name: string): Promise<DatabaseInUse | null> {
   return withMaintenanceClient(serverUrl, async (c) => {
-    const { rows } = await c.query<{ bytes: string; connections: string; owner: string }>(
-      `SELECT pg_database_size(d.oid)::text AS bytes, pg_get_userbyid(d.datdba) AS owner,
+    const { rows } = await c.query<{ bytes: string; connections: string; owner: string; oid: string }>(
+      `SELECT pg_database_size(d.oid)::text AS bytes, pg_get_userbyid(d.datdba) AS owner, d.oid::text AS oid,
               (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname AND a.pid <> pg_backend_pid())::text AS connections
        FROM pg_database d WHERE d.datname = $1`,
       [name],
     );
     const row = rows[0];
-    return row ? { bytes: Number(row.bytes), connections: Number(row.connections), owner: row.owner } : null;
+    return row ? { bytes: Number(row.bytes), connections: Number(row.connections), owner: row.owner, oid: Number(row.oid) } : null;
   });
 }
 
