@@ -115,6 +115,12 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
   };
 }
 
+/** A backup a restore test found corrupted, read back and marked damaged (storage/scrub.ts confirmDamage). */
+export function backupMarkedDamaged(backupId: string, why: string): ChannelMessage {
+  const text = `:rotating_light: Backup \`${backupId}\` is marked damaged (${escapeMrkdwn(why)}; read back twice more, the same): listings leave it out, \`/restore\` and restore tests refuse it, and the next health check pages it.`;
+  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
+}
+
 export function restoreTestProblems(problems: string[]): ChannelMessage {
   const shown = problems.slice(0, 40).map((p) => `• ${escapeMrkdwn(p)}`);
   const more = problems.length > shown.length ? `\n… and ${problems.length - shown.length} more` : '';

@@ -5,12 +5,18 @@ import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
-import { restoreTestError, restoreTestFinished, restoreTestProblems, restoreTestRunning, type RestoreJobInfo } from '../notifications/restore-messages.ts';
+import {
+  backupMarkedDamaged,
+  restoreTestError,
+  restoreTestFinished,
+  restoreTestProblems,
+  restoreTestRunning,
+  type RestoreJobInfo,
+} from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runRestoreTest, scratchName } from '../postgres/restore/index.ts';
-import { findBackup, latestBackup } from '../storage/index.ts';
-import { newRecordId, type RestoreRecord } from '../storage/index.ts';
-import type { Storage } from '../storage/index.ts';
+import { findBackup, latestBackup, newRecordId, type RestoreRecord, type Storage } from '../storage/index.ts';
+import { confirmDamage } from '../storage/scrub.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import type { Queue } from 'bullmq';
@@ -166,6 +172,9 @@ async function reportTestFinished(
         });
   const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
   if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
+  // A sha256 that does not match is damage, once read again: marked, so nothing offers this backup any more.
+  const marked = record.checked.checksums.some((c) => !c.ok) ? await confirmDamage(deps.storage, data.target, req.backupId, 'a restore test', log) : null;
+  if (marked) await say.reply(ref, backupMarkedDamaged(req.backupId, marked));
   await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
 }
 

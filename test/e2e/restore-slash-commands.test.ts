@@ -92,6 +92,16 @@ describe('/restore-test', () => {
     const jobId = jobIdOf((await slash(h, '/restore-test', bad.backupId)).text) ?? '';
     const msg = await channelMessage(h, jobId, /FAILED/);
     expect(msg.text).toMatch(/artifact corrupted/);
+    // Read back twice more, the same: marked damaged, said in the thread, and refused from then on.
+    const end = Date.now() + 30_000;
+    const markedReply = () => [...h.slack.messages.values()].find((m) => m.thread_ts === msg.ts && /is marked damaged/.test(m.text ?? ''));
+    while (!markedReply() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    expect(markedReply()?.text).toMatch(
+      new RegExp(
+        `^:rotating_light: Backup \`${bad.backupId}\` is marked damaged \\(a restore test found artifact corrupted: database\\.pgdump\\.zst(\\.age)? \\(sha256 `,
+      ),
+    );
+    expect((await slash(h, '/restore', bad.backupId)).text).toContain(`Backup ${bad.backupId} cannot be restored: a restore test found artifact corrupted`);
     const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/restore-test', 30_000);
     expect(trigger.payload?.severity).toBe('critical');
     expect(await scratchDatabases()).toEqual([]);
