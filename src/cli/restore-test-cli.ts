@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { checkedSummary } from '../notifications/restore-messages.ts';
+import { checkedSummary, rtoText } from '../notifications/restore-messages.ts';
 import { findTarget } from '../config.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
@@ -66,7 +66,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       [
         `Restore test of ${manifest.backupId} ${record.passed ? 'PASSED' : 'FAILED'}`,
         // As the channel's verdict says it (restore-messages.ts): a test that failed before restoring has no RTO.
-        `  restore (RTO)  ${record.restoredBytes === null && !record.passed ? 'n/a (nothing restored)' : formatDuration(record.restoreMs)}`,
+        `  restore (RTO)  ${rtoText(record)}`,
         `  whole test     ${formatDuration(record.durationMs)}`,
         `  restored size  ${record.restoredBytes === null ? 'n/a' : formatBytes(record.restoredBytes)}`,
         `  checked        ${checkedSummary(record)}`,

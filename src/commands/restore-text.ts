@@ -122,7 +122,10 @@ export function parseRestoreTestText(raw: string): RestoreTestRequest {
     if (verb === 'history') return second === undefined ? { verb: 'history' } : { verb: 'history', target: second };
     return { verb: 'run', which: second === undefined ? { latest: true } : { latest: true, target: second } };
   }
-  if (BackupIdSchema.safeParse(first).success && second === undefined) return { verb: 'run', which: { latest: false, backupId: first } };
+  if (BackupIdSchema.safeParse(first).success) {
+    if (second !== undefined) return { verb: 'help', problem: `Too many words: \`/restore-test ${cut(first)}\` takes the backup id alone.` };
+    return { verb: 'run', which: { latest: false, backupId: first } };
+  }
   return { verb: 'help', problem: `"${cut(first)}" is neither \`latest\`, \`history\` nor a backup id.` };
 }
 

@@ -98,7 +98,7 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
   const next = v.problems.slice(1, FIRST_PROBLEMS).map((p) => `• ${escapeMrkdwn(p)}`);
   const fields = [
     // Nothing restored (checksums failed, the restore failed): no restore time is claimed.
-    `*Restore time (RTO)*\n${v.restoredBytes === null && !ok ? 'n/a (nothing restored)' : formatDuration(v.restoreMs)}`,
+    `*Restore time (RTO)*\n${rtoText(v)}`,
     `*Whole test*\n${formatDuration(v.durationMs)}`,
     `*Restored size*\n${v.restoredBytes === null ? 'n/a' : formatBytes(v.restoredBytes)}`,
     `*Scratch database*\n\`${v.database}\` ${v.dropped ? (v.restoredBytes === null ? 'not left behind' : 'dropped') : '*NOT dropped*'}`,
@@ -120,6 +120,10 @@ export function backupMarkedDamaged(backupId: string, why: string): ChannelMessa
   const text = `:rotating_light: Backup \`${backupId}\` is marked damaged (${escapeMrkdwn(why)}; read back twice more, the same): listings leave it out, \`/restore\` and restore tests refuse it, and the next health check pages it.`;
   return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
 }
+
+/** The restore time a verdict claims: none when nothing was restored (the checksums or the restore failed). */
+export const rtoText = (r: { restoredBytes: number | null; passed: boolean | null; restoreMs: number }): string =>
+  r.restoredBytes === null && !r.passed ? 'n/a (nothing restored)' : formatDuration(r.restoreMs);
 
 export function restoreTestProblems(problems: string[]): ChannelMessage {
   const shown = problems.slice(0, 40).map((p) => `• ${escapeMrkdwn(p)}`);
@@ -146,6 +150,8 @@ export interface HistoryLine {
   backupId: string;
   passed: boolean | null;
   restoreMs: number;
+  /** Null when nothing was restored (its checksums or the restore failed): no restore time is claimed. */
+  restoredBytes: number | null;
   problems: string[];
   requestedBy: RestoreJobInfo['requestedBy'];
 }
@@ -157,7 +163,7 @@ export function restoreTestHistory(records: HistoryLine[], target?: string, limi
     .slice(0, limit)
     .map(
       (r) =>
-        `• ${formatTime(r.startedAt)} · ${r.kind === 'restore' ? `*full restore* into \`${r.database ?? '?'}\` · ` : ''}\`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${formatDuration(r.restoreMs)} · by ${who(r.requestedBy)}`,
+        `• ${formatTime(r.startedAt)} · ${r.kind === 'restore' ? `*full restore* into \`${r.database ?? '?'}\` · ` : ''}\`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${rtoText(r)} · by ${who(r.requestedBy)}`,
     );
   return `*Restore tests and full restores${target ? ` of ${target}` : ''}* (newest first, ${records.length} on record):\n${lines.join('\n')}`;
 }

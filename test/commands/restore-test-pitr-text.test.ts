@@ -32,4 +32,12 @@ describe('/restore-test pitr [target] [time|latest]', () => {
     expect(PitrMoment.safeParse('2026-12-03 14:30').success).toBe(false);
     expect(PitrMoment.safeParse("latest'; DROP").success).toBe(false);
   });
+
+  it('a backup id with a word after it is "too many words", not "not a backup id"', () => {
+    expect(parseRestoreTestText('shop-20261205T183428Z now')).toEqual({
+      verb: 'help',
+      problem: 'Too many words: `/restore-test shop-20261205T183428Z` takes the backup id alone.',
+    });
+    expect(parseRestoreTestText('shop-20261205T183428Z')).toEqual({ verb: 'run', which: { latest: false, backupId: 'shop-20261205T183428Z' } });
+  });
 });

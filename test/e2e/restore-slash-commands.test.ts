@@ -102,6 +102,9 @@ describe('/restore-test', () => {
       ),
     );
     expect((await slash(h, '/restore', bad.backupId)).text).toContain(`Backup ${bad.backupId} cannot be restored: a restore test found artifact corrupted`);
+    // The history claims no restore time for it either: nothing was restored.
+    const history = (await slash(h, '/restore-test', 'history')).text.split('\n').find((l) => l.includes(bad.backupId));
+    expect(history).toMatch(/\*FAILED\* \(artifact corrupted: .*\) · restore n\/a \(nothing restored\) · by /);
     const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/restore-test', 30_000);
     expect(trigger.payload?.severity).toBe('critical');
     expect(await scratchDatabases()).toEqual([]);
