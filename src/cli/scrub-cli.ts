@@ -42,6 +42,11 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
       `Read back ${r.verified.length + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
         `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read).`,
     );
+    // The worker's scrub posts damage at once; this command has no Slack: the bot's next health check pages it.
+    if (r.damaged.length > 0)
+      io.err(
+        `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages the damaged backups as \`damaged\`.`,
+      );
     return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);

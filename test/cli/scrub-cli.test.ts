@@ -46,6 +46,7 @@ describe('pg-backup-bot scrub', () => {
       ),
       `Read back 2 of 2 stored backups on local:${root} (${bytes} B matching): 1 found damaged, 0 unreadable, 0 already damaged (not read).`,
     ]);
+    expect(run.stderr).toContain('The channel is not told by this command: the bot’s next health check (every 15 min) pages the damaged backups as `damaged`.');
     const list = await cli(['list', 'shop'], env);
     expect(list.stdout).toContain(good.backupId);
     expect(list.stdout).toMatch(new RegExp(`${rotted.backupId}.*the checksum scrub found artifact corrupted.*; marked \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC`));
