@@ -77,6 +77,9 @@ export function restoredDatabasesText(list: RestoredDatabase[], target?: string)
 /** Drops a database a restore made; refuses any other name, whatever it looks like. */
 export async function dropRestoredDatabase(deps: { config: Config; storage: Storage }, name: string): Promise<string> {
   const found = (await restoredDatabases(deps)).find((d) => d.name === name);
+  // A record names it, but the server has it no more: dropped already (by this command, retention or by hand).
+  if (!found && candidates(await deps.storage.listRecords('restore')).some((c) => c.name === name))
+    throw new BotError('bad_request', `\`${name}\` is not on its server any more (dropped already?); nothing was dropped.`);
   if (!found) {
     throw new BotError(
       'bad_request',

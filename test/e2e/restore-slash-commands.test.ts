@@ -326,6 +326,10 @@ describe('/restore', () => {
       );
       expect((await slash(h, '/restore', `drop ${keptAs}`)).text).toMatch(/Refused/);
       expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
+      // Asked again, it is said to be gone, not "not a database a restore made".
+      expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toBe(
+        `:warning: \`${keptAs}\` is not on its server any more (dropped already?); nothing was dropped.`,
+      );
       expect(await swapLeftovers(jobId)).toBe(0);
     }, 180_000);
 
