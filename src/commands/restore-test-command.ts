@@ -21,13 +21,18 @@ export interface RestoreTestCommandDeps {
   log: Logger;
 }
 
-/** `/restore-test latest [target] | <backup-id> | history [target] | pitr [target] [time|latest]`. */
 /** No good backup to test: none taken yet, or every stored one damaged (a different problem, said as such). */
-function noBackupToTest(target: string, damaged: number): string {
+function noBackupToTest(target: string, damaged: number, pitr: boolean): string {
   if (damaged === 0) return `There is no finished backup of *${target}* to test yet. Take one with \`/backup now ${target}\`.`;
-  return `There is no restorable backup of *${target}* to test: ${damaged} stored ${damaged === 1 ? 'is' : 'are'} damaged (\`/backup list ${target}\` says why). Take a new one with \`/backup now ${target}\`, and check the storage.`;
+  // With a WAL archive there is another way back, which does not need these backups: said, since a new one is no
+  // help when the database itself is what broke.
+  const archive = pitr
+    ? ` Point-in-time recovery does not need them: \`/backup list ${target}\` shows its window, \`/restore-test pitr ${target}\` tests it, and \`pg-backup-bot restore-pitr\` restores (README "Point-in-time recovery").`
+    : '';
+  return `There is no restorable backup of *${target}* to test: ${damaged} stored ${damaged === 1 ? 'is' : 'are'} damaged (\`/backup list ${target}\` says why). Take a new one with \`/backup now ${target}\`, and check the storage.${archive}`;
 }
 
+/** `/restore-test latest [target] | <backup-id> | history [target] | pitr [target] [time|latest]`. */
 export function restoreTestCommand(deps: RestoreTestCommandDeps) {
   return async (input: CommandInput, req: RestoreTestRequest = parseRestoreTestText(input.text)): Promise<Reply> => {
     const log = deps.log.child({ command: '/restore-test', userId: input.userId });
@@ -52,7 +57,8 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
       if (req.which.latest) {
         target = findTarget(deps.config, req.which.target).name;
         const latest = await withDeadline(2500, latestBackup(deps.storage, target), 'finding the latest backup', 'storage');
-        if (!latest) throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0));
+        if (!latest)
+          throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0, !!findTarget(deps.config, target).pitr));
         backupId = latest.backupId;
       } else {
         const m = await withDeadline(2500, findRestorable(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup', 'storage');
