@@ -62,10 +62,10 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
     newest === undefined
       ? `${seeList(m.target)} shows the good ones`
       : `${newest ? `The newest good backup of ${m.target} is \`${newest}\`` : `${m.target} has no good backup left`}; ${seeList(m.target)} shows them all`;
-  // Only the roles file at fault: the database archive itself can still be had by hand.
-  const database = m.artifacts.find((a) => a.role === 'database')?.file;
+  // The fault named is the roles file's (not the archive's, nor a marker that names no file): the archive can be had.
+  const faulty = m.artifacts.filter((a) => why.includes(a.file));
   const byHand =
-    database && !why.includes(database)
+    faulty.length > 0 && faulty.every((a) => a.role !== 'database')
       ? ` Its database archive is intact: \`pg-backup-bot fetch ${m.backupId} -o FILE\` then pg_restore (README "Disaster recovery").`
       : '';
   throw new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}${expired}. ${instead}. Nothing was started.${byHand}`);
