@@ -6,6 +6,9 @@ export function isWholeDatabase(s: { tables: readonly string[]; schemas: readonl
   return s.tables.length === 0 && s.schemas.length === 0;
 }
 
-/** A confirmed replacement whose database is no longer the one the confirmation described. */
-export const changedSinceShown = (database: string, backupId: string) =>
-  `\`${database}\` is not the database this confirmation described: it was replaced or recreated since (another replacement ran first, or by hand). Nothing was changed; run \`/restore ${backupId} --into=${database}\` again to see what it holds now.`;
+/**
+ * A confirmed replacement whose database is no longer the one the confirmation described. `byJob`: said by the job,
+ * which may find the swap of an earlier attempt of its own (its worker stopped right after), so names that case too.
+ */
+export const changedSinceShown = (database: string, backupId: string, byJob = false) =>
+  `\`${database}\` is not the database this confirmation described: it was replaced or recreated since (another replacement ran first, or by hand${byJob ? `, or an earlier attempt of this job swapped it before its worker stopped: then it holds this backup already, and the database it replaced is kept beside it as ${database}_replaced_…` : ''}). Nothing was changed; run \`/restore ${backupId} --into=${database}\` again to see what it holds now.`;

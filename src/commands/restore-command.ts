@@ -146,17 +146,17 @@ export function restoreCommand(deps: RestoreCommandDeps) {
   };
 }
 
-/**
- * What replacing a whole database costs, said before anyone clicks: its size, the sessions that will be ended, and
- * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
- * 3 s: the server must answer within 2 s.
- */
 /** A replacement by a backup of another database than the one replaced: said, since it is rarely what is meant. */
 export const otherDatabase = (m: Manifest, database: string): string =>
   m.database.name === database
     ? ''
     : ` *This backup is of the database \`${m.database.name}\`, not \`${database}\`:* ${database} would hold ${m.database.name}'s contents.`;
 
+/**
+ * What replacing a whole database costs, said before anyone clicks: its size, the sessions that will be ended, and
+ * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
+ * 3 s: the server must answer within 2 s.
+ */
 export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<{ text: string; oid: number } | null> {
   const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
   if (!inUse) return null;

@@ -107,7 +107,7 @@ export async function runReplacement(
   if (!before) throw new BotError('pg_database_missing', `There is no database ${o.database} on ${serverLabel(o.serverUrl)} to replace; nothing was changed.`);
   // Confirmed in Slack for the database of that oid: another replacement (or an earlier attempt of this job) that
   // swapped it since must not be followed by a second one that moves the fresh copy aside.
-  if (o.expectedOid !== undefined && before.oid !== o.expectedOid) throw new BotError('bad_request', changedSinceShown(o.database, o.manifest.backupId));
+  if (o.expectedOid !== undefined && before.oid !== o.expectedOid) throw new BotError('bad_request', changedSinceShown(o.database, o.manifest.backupId, true));
   // Named after the job: one that is there is what an earlier attempt of this job left when its worker was killed
   // (before the swap, or the swap's transaction rolled back). Ours by construction, never the live database.
   if (await databaseExists(o.serverUrl, staging)) {
