@@ -1,3 +1,4 @@
+import { withDeadline } from '../deadline.ts';
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
 import { pastDeadline } from './manifest-cache.ts';
@@ -57,7 +58,7 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
   const why = await storage.whyUnrestorable?.(m);
   if (!why) return m;
   const expired = pastDeadline(m) ? ' (it is past its retention deadline: retention deletes it)' : '';
-  const newest = await withinASecond(newestGood(storage, m));
+  const newest = await withDeadline(1000, newestGood(storage, m), 'naming the newest good backup', 'storage').catch(() => undefined);
   const instead =
     newest === undefined
       ? `${seeList(m.target)} shows the good ones`
@@ -75,19 +76,6 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
 async function newestGood(storage: Storage, m: Manifest): Promise<string | null> {
   const { backups, failedTests } = await listWithTestVerdicts(storage, m.target);
   return backups.find((b) => b.backupId !== m.backupId && !failedTests.has(b.backupId))?.backupId ?? null;
-}
-
-/** The answer, or undefined when it fails or takes longer than a second. */
-async function withinASecond<T>(work: Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, 1000, undefined);
-  });
-  try {
-    return await Promise.race([work.catch(() => undefined), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** 1536 → "1.5 KiB". */
