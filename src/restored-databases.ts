@@ -36,9 +36,14 @@ function candidates(records: RestoreRecord[]): Array<{ name: string; how: Restor
   return out;
 }
 
-export async function restoredDatabases(deps: { config: Config; storage: Storage }, target?: string): Promise<RestoredDatabase[]> {
+export async function restoredDatabases(
+  deps: { config: Config; storage: Storage },
+  target?: string,
+  /** The restore records, when the caller has read them already. */
+  read?: RestoreRecord[],
+): Promise<RestoredDatabase[]> {
   if (target !== undefined) findTarget(deps.config, target);
-  const records = await deps.storage.listRecords('restore', target);
+  const records = read ?? (await deps.storage.listRecords('restore', target));
   // One query per server, however many restores the records hold: this runs inside Slack's 3 s.
   const byServer = new Map<string, Array<ReturnType<typeof candidates>[number]>>();
   for (const c of candidates(records)) {
@@ -76,9 +81,10 @@ export function restoredDatabasesText(list: RestoredDatabase[], target?: string)
 
 /** Drops a database a restore made; refuses any other name, whatever it looks like. */
 export async function dropRestoredDatabase(deps: { config: Config; storage: Storage }, name: string): Promise<string> {
-  const found = (await restoredDatabases(deps)).find((d) => d.name === name);
+  const records = await deps.storage.listRecords('restore');
+  const found = (await restoredDatabases(deps, undefined, records)).find((d) => d.name === name);
   // A record names it, but the server has it no more: dropped already (by this command, retention or by hand).
-  if (!found && candidates(await deps.storage.listRecords('restore')).some((c) => c.name === name))
+  if (!found && candidates(records).some((c) => c.name === name))
     throw new BotError('bad_request', `\`${name}\` is not on its server any more (dropped already?); nothing was dropped.`);
   if (!found) {
     throw new BotError(

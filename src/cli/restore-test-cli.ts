@@ -20,16 +20,15 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
     return 2;
   }
   try {
+    const isId = arg !== undefined && BackupIdSchema.safeParse(arg).success;
     // Neither a backup id nor a target is refused: a mistyped id must not test (and pass) the latest backup instead.
-    if (arg !== undefined && !BackupIdSchema.safeParse(arg).success && !deps.config.targets.some((t) => t.name === arg))
+    if (arg !== undefined && !isId && !deps.config.targets.some((t) => t.name === arg))
       throw new BotError(
         'bad_request',
         `"${arg}" is neither a backup id nor a target (${deps.config.targets.map((t) => t.name).join(', ')}); \`pg-backup-bot list\` shows the ids. Nothing was tested.`,
       );
     const manifest =
-      arg !== undefined && BackupIdSchema.safeParse(arg).success
-        ? await findRestorable(deps.storage, arg, SEE_LIST.cli)
-        : await latestBackup(deps.storage, findTarget(deps.config, arg).name);
+      isId && arg !== undefined ? await findRestorable(deps.storage, arg, SEE_LIST.cli) : await latestBackup(deps.storage, findTarget(deps.config, arg).name);
     if (!manifest) throw new BotError('backup_not_found', missingBackupDir(deps.config) ?? noBackupToTest(deps.storage.damaged?.() ?? []));
     const target = findTarget(deps.config, manifest.target);
     io.err(`Restore test of ${manifest.backupId} …`);

@@ -55,10 +55,10 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
       let backupId: string;
       let target: string;
       if (req.which.latest) {
-        target = findTarget(deps.config, req.which.target).name;
+        const configured = findTarget(deps.config, req.which.target);
+        target = configured.name;
         const latest = await withDeadline(2500, latestBackup(deps.storage, target), 'finding the latest backup', 'storage');
-        if (!latest)
-          throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0, !!findTarget(deps.config, target).pitr));
+        if (!latest) throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0, !!configured.pitr));
         backupId = latest.backupId;
       } else {
         const m = await withDeadline(2500, findRestorable(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup', 'storage');

@@ -73,19 +73,15 @@ export function markedDamaged(text: string | null): Error | null {
   }
 }
 
-/** A finished backup's damage as stored in `dir`: its marker (as the listing's reason), or its first faulty artifact. */
-export async function damageIn(dir: string, m: Manifest): Promise<{ marked: Error | null; bad: string | undefined }> {
-  const marked = markedDamaged(await readFile(join(dir, DAMAGED_MARKER), 'utf8').catch(() => null));
-  return { marked, bad: marked ? DAMAGED_MARKER : await wrongArtifact(dir, m) };
-}
-
 /**
- * Why the finished backup in `dir` cannot be restored as stored, asked of it alone (not a listing of its target):
- * its damage marker's reason, or its first artifact missing, unreadable or of another size; null when neither.
+ * A finished backup's damage as stored in `dir`, asked of it alone (not a listing of its target): its marker (as the
+ * listing's reason), or its first artifact missing, unreadable or of another size; null when neither.
  */
-export async function unrestorableIn(dir: string, m: Manifest): Promise<string | null> {
-  const { marked, bad } = await damageIn(dir, m);
-  return marked?.message ?? bad ?? null;
+export async function damageIn(dir: string, m: Manifest): Promise<Error | null> {
+  const marked = markedDamaged(await readFile(join(dir, DAMAGED_MARKER), 'utf8').catch(() => null));
+  if (marked) return marked;
+  const bad = await wrongArtifact(dir, m);
+  return bad ? new Error(bad) : null;
 }
 
 /** Retention's clean-up state of a finished backup (its manifest `m`): marked damaged, or an artifact gone or cut short. */

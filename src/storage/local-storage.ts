@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './manifest.ts';
 import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
-import { brokenStateIn, DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damageIn, damagedMarkerText, unrestorableIn } from './damaged-backups.ts';
+import { brokenStateIn, DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damageIn, damagedMarkerText } from './damaged-backups.ts';
 import { ManifestCache, missingBackup, pastDeadline, VerifiedBackups } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
@@ -141,11 +141,11 @@ export class LocalStorage implements Storage {
       // Written once and renamed into place: the same inode, size and mtime are the same manifest, already checked.
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
-      const { marked, bad } = await damageIn(dir, m);
+      const damage = await damageIn(dir, m);
       // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
-      if (bad && !pastDeadline(m)) throw marked ?? new Error(bad);
+      if (damage && !pastDeadline(m)) throw damage;
       this.#damaged.forget(dir);
-      if (bad) return null;
+      if (damage) return null;
       this.#verified.remember(dir, dirSt, checkedAt, m);
       return m;
     } catch (err) {
@@ -228,7 +228,7 @@ export class LocalStorage implements Storage {
   }
 
   whyUnrestorable(m: Manifest): Promise<string | null> {
-    return unrestorableIn(this.#dir(m.target, m.backupId), m);
+    return damageIn(this.#dir(m.target, m.backupId), m).then((d) => d?.message ?? null);
   }
 
   async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {

@@ -110,17 +110,16 @@ export async function scrubBackups(o: {
  * it, and marked damaged when two more reads agree, so listings, `/restore` and restore tests stop offering it and
  * health pages it. Returns the reason marked, or null (not confirmed, no marking on this storage, or it failed).
  */
-export async function confirmDamage(storage: Storage, target: string, backupId: string, by: string, log: Logger): Promise<string | null> {
+export async function confirmDamage(storage: Storage, m: Manifest, by: string, o: { log: Logger; signal?: AbortSignal | undefined }): Promise<string | null> {
   if (!storage.markDamaged) return null;
   try {
-    const m = await storage.readManifest(target, backupId);
-    const v = await readBack(storage, m, undefined);
+    const v = await readBack(storage, m, o.signal);
     if ('unreadable' in v || v.problems.length === 0) return null;
     const why = `${by} found ${v.problems.join('; ')}`;
-    await storage.markDamaged(target, backupId, why);
+    await storage.markDamaged(m.target, m.backupId, why);
     return why;
   } catch (err) {
-    log.warn({ err, target, backupId }, 'could not confirm and mark the damage a restore test found');
+    o.log.warn({ err, target: m.target, backupId: m.backupId }, 'could not confirm and mark the damage a restore test found');
     return null;
   }
 }

@@ -15,7 +15,7 @@ import {
 } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runRestoreTest, scratchName } from '../postgres/restore/index.ts';
-import { findBackup, latestBackup, newRecordId, type RestoreRecord, type Storage } from '../storage/index.ts';
+import { findBackup, latestBackup, type Manifest, newRecordId, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { confirmDamage } from '../storage/scrub.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
@@ -125,7 +125,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
           correctiveActions: null,
           ...(roles.notes.length ? { notes: roles.notes } : {}),
         };
-        await reportTestFinished(deps, data, req, anchor, record, log);
+        await reportTestFinished(deps, data, req, anchor, record, { log, manifest, signal });
         if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
         return { passed: true };
       } catch (err) {
@@ -150,7 +150,7 @@ async function reportTestFinished(
   req: RestoreJobInfo,
   anchor: MessageRef | undefined,
   record: RestoreRecord,
-  log: Logger,
+  { log, manifest, signal }: { log: Logger; manifest: Manifest; signal: AbortSignal | undefined },
 ): Promise<void> {
   const { jobId } = req;
   const say = quietNotifier(deps.notifier, log);
@@ -173,7 +173,7 @@ async function reportTestFinished(
   const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
   if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
   // A sha256 that does not match is damage, once read again: marked, so nothing offers this backup any more.
-  const marked = record.checked.checksums.some((c) => !c.ok) ? await confirmDamage(deps.storage, data.target, req.backupId, 'a restore test', log) : null;
+  const marked = record.checked.checksums.some((c) => !c.ok) ? await confirmDamage(deps.storage, manifest, 'a restore test', { log, signal }) : null;
   if (marked) await say.reply(ref, backupMarkedDamaged(req.backupId, marked));
   await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
 }
