@@ -96,13 +96,25 @@ describe('the WAL archive', () => {
 
   it('stores each completed segment compressed, encrypted and indexed, byte for byte the server’s own', async () => {
     await until('the receiver', async () => (archive.state().receiver.up ? true : undefined));
+    // A slot of the test's own, reserving WAL from now: the server keeps the segment to compare with, however soon
+    // the receiver confirms it and a checkpoint (other test files share this server) would recycle it.
+    const hold = `${slot}_hold`;
+    await withClient(server(), (c) => c.query('SELECT pg_create_physical_replication_slot($1, true)', [hold]));
+    try {
+      await heldSegmentCompared();
+    } finally {
+      await withClient(server(), (c) => c.query('SELECT pg_drop_replication_slot($1)', [hold]));
+    }
+  });
+
+  async function heldSegmentCompared(): Promise<void> {
     const name = await completeSegment();
     const entry = await archived(name);
     expect(entry).toMatchObject({ name, compression: 'zstd', encryption: 'age', rawBytes: 16 * 1024 * 1024, file: `${name}.zst.age` });
     expect(entry.bytes).toBeLessThan(entry.rawBytes);
     const segment = await storedSegment(entry);
     expect(segment.length).toBe(16 * 1024 * 1024);
-    // The server still holds it (the slot keeps what the receiver had not confirmed; it was read just now).
+    // The server still holds it (the test's own slot keeps it).
     const onServer = await withClient(
       server(),
       async (c) => (await c.query<{ h: string }>(`SELECT encode(sha256(pg_read_binary_file('pg_wal/' || $1)), 'hex') AS h`, [name])).rows[0]?.h,
@@ -110,7 +122,7 @@ describe('the WAL archive', () => {
     expect(createHash('sha256').update(segment).digest('hex')).toBe(onServer);
     // Nothing completed is left in the spool once archived.
     expect((await readFile(join(dir, 'spool', name)).catch(() => null)) === null).toBe(true);
-  });
+  }
 
   it('loses nothing when pg_receivewal is killed: restarted, and the archive has every segment in order', { timeout: 180_000 }, async () => {
     const first = await completeSegment();
