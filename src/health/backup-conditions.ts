@@ -100,7 +100,7 @@ export function sizeCondition(target: string, newestFirst: Manifest[], t: Health
   const base = { condition: 'size', severity: 'warning' } as const;
   const newest = newestFirst[0];
   const none = noGoodBackup(damaged);
-  if (!newest) return { ...base, status: 'ok', summary: `Backup size of ${target} cannot be judged: ${none}`, evidence: none };
+  if (!newest) return { ...base, status: 'ok', unjudged: true, summary: `Backup size of ${target} cannot be judged: ${none}`, evidence: none };
   const bytes = totalBytes(newest);
   const problems: string[] = [];
   const parts = [formatBytes(bytes)];
@@ -148,7 +148,7 @@ export function slowCondition(
   const newest = newestFirst[0];
   if (newest) candidates.push({ ms: newest.durationMs, text: `the newest backup took ${formatDuration(newest.durationMs)}` });
   if (candidates.length === 0)
-    return { ...base, status: 'ok', summary: `Backups of ${target} are not slow: ${noGoodBackup(damaged)}`, evidence: noGoodBackup(damaged) };
+    return { ...base, status: 'ok', unjudged: true, summary: `Backups of ${target} are not slow: ${noGoodBackup(damaged)}`, evidence: noGoodBackup(damaged) };
   const worst = candidates.reduce((a, b) => (b.ms > a.ms ? b : a));
   const failing = worst.ms > t.slowMs;
   return {

@@ -28,7 +28,8 @@ export function resolveThresholds(partial: Partial<HealthThresholds> | undefined
 function diskCondition(target: string, disk: HealthInput['disk'], t: HealthThresholds): ConditionResult {
   const base = { condition: 'disk', severity: 'warning' } as const;
   // No figure is not a failure: local storage reports one, remote storage may not have one at all.
-  if (!disk || disk.totalBytes <= 0) return { ...base, status: 'ok', summary: `Backup disk of ${target}: free space unknown`, evidence: 'unknown' };
+  if (!disk || disk.totalBytes <= 0)
+    return { ...base, status: 'ok', unjudged: true, summary: `Backup disk of ${target}: free space unknown`, evidence: 'unknown' };
   const ratio = disk.freeBytes / disk.totalBytes;
   const pct = (r: number) => `${Math.round(r * 100)} %`;
   const evidence = `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(t.diskFreeMinRatio)}`;
@@ -44,7 +45,7 @@ function diskCondition(target: string, disk: HealthInput['disk'], t: HealthThres
 
 function backupFailingCondition(target: string, run: BackupRunSummary | null): ConditionResult {
   const base = { condition: 'backup-failing', severity: 'error' } as const;
-  if (!run) return { ...base, status: 'ok', summary: `No backup run of ${target} recorded yet`, evidence: 'no backup run recorded' };
+  if (!run) return { ...base, status: 'ok', unjudged: true, summary: `No backup run of ${target} recorded yet`, evidence: 'no backup run recorded' };
   // A CLI backup run with the bot's Redis is recorded as `cli:<host>` (cli/backup-lock.ts).
   const job = run.jobId?.startsWith('cli:') ? ` (\`pg-backup-bot backup\` on ${run.jobId.slice(4)})` : run.jobId ? ` (job ${run.jobId})` : '';
   if (run.ok) {
@@ -58,7 +59,7 @@ function backupFailingCondition(target: string, run: BackupRunSummary | null): C
 function restoreTestFailingCondition(target: string, test: RestoreTestSummary | null): ConditionResult {
   const base = { condition: 'restore-test-failing', severity: 'critical' } as const;
   // Never having tested is not reported here: the spec pages only on a test that ran and failed.
-  if (!test) return { ...base, status: 'ok', summary: `No restore test of ${target} recorded yet`, evidence: 'no restore test recorded' };
+  if (!test) return { ...base, status: 'ok', unjudged: true, summary: `No restore test of ${target} recorded yet`, evidence: 'no restore test recorded' };
   const when = `${test.backupId} at ${formatTime(test.at)}`;
   if (test.passed) return { ...base, status: 'ok', summary: `The last restore test of ${target} passed`, evidence: `restore test of ${when} passed` };
   const shown = test.problems.slice(0, 3).join('; ') || 'no problem recorded';
@@ -78,7 +79,8 @@ function restoreTestFailingCondition(target: string, test: RestoreTestSummary | 
  */
 function pitrTestCondition(target: string, run: BackupRunSummary | null): ConditionResult {
   const base = { condition: 'pitr-test-failing', severity: 'critical' } as const;
-  if (!run) return { ...base, status: 'ok', summary: `No PITR restore test of ${target} recorded yet`, evidence: 'no PITR restore test recorded' };
+  if (!run)
+    return { ...base, status: 'ok', unjudged: true, summary: `No PITR restore test of ${target} recorded yet`, evidence: 'no PITR restore test recorded' };
   const job = run.jobId ? ` (job ${run.jobId})` : '';
   if (run.ok) return { ...base, status: 'ok', summary: `The last PITR restore test of ${target} passed`, evidence: `passed at ${formatTime(run.at)}${job}` };
   const reason = run.reason ?? 'no reason recorded';
@@ -107,6 +109,7 @@ function unencryptedCondition(
   return {
     ...base,
     status: 'ok',
+    ...(newest ? {} : { unjudged: true as const }),
     summary: `Encryption of ${target} not checked`,
     evidence: newest ? 'encryption not required for this target' : noGoodBackup(damaged),
   };
@@ -134,6 +137,7 @@ function walStreamCondition(target: string, now: Date, s: NonNullable<HealthInpu
     return {
       ...base,
       status: 'ok',
+      unjudged: true,
       summary: `The WAL stream of ${target} is restarting`,
       evidence: `${evidence} (restarting, within the ${WAL_GRACE_MS / 60_000}-minute grace)`,
     };
@@ -184,7 +188,7 @@ function startingGrace(r: ConditionResult, firstSeen: Date, slotMissing: boolean
   const waiting = r.condition === 'wal-stream' || r.condition === 'rpo' || (r.condition === 'wal-slot' && slotMissing);
   if (!waiting || r.status !== 'failing') return r;
   const grace = `not judged yet: no worker has started the WAL stream, and the target was first seen ${formatTime(firstSeen)}, within the ${WAL_GRACE_MS / 60_000}-minute start-up grace`;
-  return { ...r, status: 'ok', summary: `${r.summary} (starting)`, evidence: `${r.evidence} (${grace})` };
+  return { ...r, status: 'ok', unjudged: true, summary: `${r.summary} (starting)`, evidence: `${r.evidence} (${grace})` };
 }
 
 /**

@@ -32,6 +32,7 @@ export function dataDriftCondition(target: string, newestFirst: Manifest[], t: H
     return {
       ...base,
       status: 'ok',
+      unjudged: true,
       summary: `Data drift of ${target}: fewer than two backups to compare`,
       evidence: 'fewer than two backups to compare',
       value: 0,
@@ -39,7 +40,8 @@ export function dataDriftCondition(target: string, newestFirst: Manifest[], t: H
   }
   const pair = `${earlier.backupId} → ${newest.backupId}`;
   const d = dataDrift(earlier, newest, driftThresholds(t));
-  if (!d.comparable) return { ...base, status: 'ok', summary: `Data drift of ${target} not judged: ${d.reason}`, evidence: `${pair}: ${d.reason}`, value: 0 };
+  if (!d.comparable)
+    return { ...base, status: 'ok', unjudged: true, summary: `Data drift of ${target} not judged: ${d.reason}`, evidence: `${pair}: ${d.reason}`, value: 0 };
   const n = d.lost.length;
   if (n === 0)
     return { ...base, status: 'ok', summary: `No table of ${target} lost rows`, evidence: `no table lost rows since the backup before (${pair})`, value: 0 };

@@ -72,6 +72,7 @@ export function rpoCondition(target: string, now: Date, s: WalState | null): Con
   return {
     ...base,
     status: 'ok',
+    unjudged: true,
     summary: `The RPO of ${target} cannot be measured right now`,
     evidence: `${evidence} (fails when unknown for longer than the objective)`,
   };

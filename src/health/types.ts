@@ -45,6 +45,12 @@ export interface ConditionResult {
    * Only a target waiting for its first scheduled backup is judged so (backup-conditions.ts staleCondition).
    */
   quiet?: true;
+  /**
+   * Passing only because nothing could be judged: no backup, no run or test recorded, a measurement not available yet.
+   * Never paged, as any passing result; `/backup health` shows it ⚪, not ✅, so "no restore test recorded" never reads
+   * as a restore test that passed.
+   */
+  unjudged?: true;
   /** Posted in the channel but never paged (data-drift unless the config's `drift.page` is true). */
   unpaged?: true;
   /** What an Acknowledge button on the posted failure carries (data-drift: the newer backup's id); absent: no button. */

@@ -27,7 +27,8 @@ const more = (gaps: string[]) => (gaps.length > 1 ? ` (and ${gaps.length - 1} mo
  */
 export function walGapCondition(target: string, a: WalArchiveFacts): ConditionResult {
   const base = { condition: 'wal-gap', severity: 'critical' } as const;
-  if (a.notKept) return { ...base, status: 'ok', summary: `The WAL archive of ${target} is not checked for gaps`, evidence: `not checked: ${a.notKept}` };
+  if (a.notKept)
+    return { ...base, status: 'ok', unjudged: true, summary: `The WAL archive of ${target} is not checked for gaps`, evidence: `not checked: ${a.notKept}` };
   if (a.unreadable) {
     const evidence = `the WAL archive could not be read: ${a.unreadable}. Recovery needs it: check the archive's directory and its index files`;
     return { ...base, status: 'failing', summary: `The WAL archive of ${target} could not be read`, evidence };

@@ -41,6 +41,7 @@ const EMOJI: Record<string, string> = {
   arrow_right: '➡️',
   point_right: '👉',
   wastebasket: '🗑️',
+  white_circle: '⚪',
 };
 
 /** Block Kit to terminal text: section/context/header text, fields side by side as "a · b". */

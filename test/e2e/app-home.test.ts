@@ -73,6 +73,11 @@ describe('the App Home: a live dashboard in Slack', () => {
     // Its age, its size and how long it took.
     expect(refreshed).toMatch(/Newest backup: `shop-\d{8}T\d{6}Z`, [^·]* ago · \d[\d.]* (B|KB|MB) in /);
     expect(refreshed).not.toContain('queued: job');
+    // No check passes for want of anything to judge: the restore test never run is named, not counted as passing.
+    expect(refreshed).toMatch(
+      /:white_check_mark: \d+ of \d+ health checks pass; :white_circle: not judged yet: [^"]*last restore test \(no restore test recorded\)/,
+    );
+    expect(refreshed).not.toMatch(/All \d+ health checks pass/);
     expect(h.slack.homes.slice(after).some((v) => v.user === 'U0VIEW')).toBe(true);
 
     const beforeTest = h.slack.homes.length;

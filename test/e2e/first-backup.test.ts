@@ -127,6 +127,8 @@ describe('a fresh install with a first backup at start (the default)', () => {
   it('checks the target again when a restore test ends, too', async () => {
     const deps = h.service.deps;
     expect((await deps.healthState.read('shop'))['restore-test-failing']?.evidence).toBe('no restore test recorded');
+    // Never tested is not paged, and not shown as a check that passed either.
+    expect((await slash(h, '/backup', 'health shop')).text).toContain(':white_circle: last restore test: no restore test recorded');
     const jobId = jobIdOf((await slash(h, '/restore-test', 'latest')).text) ?? '';
     await channelMessage(h, jobId, /passed/, 120_000);
     await until(
@@ -134,6 +136,7 @@ describe('a fresh install with a first backup at start (the default)', () => {
       async () => /^restore test of shop-\S+ at .+ passed$/.test((await deps.healthState.read('shop'))['restore-test-failing']?.evidence ?? ''),
       10_000,
     );
+    expect((await slash(h, '/backup', 'health shop')).text).toMatch(/:white_check_mark: last restore test: restore test of shop-\S+ at .+ passed/);
   }, 150_000);
 });
 

@@ -30,6 +30,13 @@ describe('/backup health for a fleet', () => {
     expect(text).toMatch(/:rotating_light: .*newest backup 31 h old/);
   });
 
+  it('shows a check with nothing to judge as not judged, never as passed', () => {
+    const none: ConditionResult = { ...ok('restore-test-failing'), unjudged: true, evidence: 'no restore test recorded' };
+    const text = healthOverview([{ target: 'shop', results: [ok('stale'), none], stored: {} }]);
+    expect(text).toContain(':white_circle: last restore test: no restore test recorded');
+    expect(text.match(/:white_check_mark:/g)).toHaveLength(1);
+  });
+
   it('for 200 targets: counts the healthy ones and shows each failing condition, within one answer', () => {
     const text = healthOverview(fleet(200, [7, 42, 199]));
     expect(text.length).toBeLessThanOrEqual(3900);
