@@ -14,6 +14,7 @@ import { serverLabel } from '../postgres/index.ts';
 import { CANNOT_CONNECT } from '../postgres/failures.ts';
 import type { CliIo } from './backup-cli.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
+import { confirmDamage } from '../storage/scrub.ts';
 
 export interface CliDeps {
   config: Config;
@@ -157,7 +158,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     );
     if (outcome.problems.length > 0) {
       const gone = server.url === null && outcome.problems.some((p) => p.startsWith(CANNOT_CONNECT)) ? serverGone(req.backupId) : '';
-      io.err(`Restore FAILED: ${outcome.problems.join('; ')}${gone}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}`);
+      const marked = await markedDamaged(deps, manifest, outcome.checked.checksums, 'pg-backup-bot restore');
+      io.err(`Restore FAILED: ${outcome.problems.join('; ')}${gone}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}${marked}`);
       return 1;
     }
     io.out(
@@ -173,6 +175,17 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     io.err(`Restore FAILED: ${toUserMessage(err)}${gone}`);
     return 1;
   }
+}
+
+/**
+ * A sha256 the restore found wrong, read back twice more the same: marked damaged, as the bot's workers mark it, so
+ * `list`, restores and restore tests stop offering it. Returns the line that says so, or '' (nothing confirmed).
+ */
+export async function markedDamaged(deps: CliDeps, manifest: Manifest, checksums: ReadonlyArray<{ ok: boolean }>, by: string): Promise<string> {
+  const why = await confirmDamage(deps.storage, manifest, { by, checksums }, { log: deps.log, signal: deps.signal });
+  return why
+    ? `\nBackup ${manifest.backupId} is now marked damaged (${why}; read back twice more, the same): list leaves it out, restores and restore tests refuse it, and the bot's next health check pages it.`
+    : '';
 }
 
 /** The target's server gone is the disaster this command is for: how to restore onto another one. */

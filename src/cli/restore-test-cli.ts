@@ -8,7 +8,7 @@ import { BackupIdSchema, findRestorable, latestBackup, newRecordId, type Restore
 import { SEE_LIST } from '../commands/restore-text.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
-import { type CliDeps, requestedBy } from './restore-cli.ts';
+import { type CliDeps, markedDamaged, requestedBy } from './restore-cli.ts';
 import { missingBackupDir } from './backup-dir.ts';
 
 /** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
@@ -72,6 +72,8 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
         ...record.problems.map((p) => `  problem        ${p}`),
       ].join('\n'),
     );
+    const marked = await markedDamaged(deps, manifest, record.checked.checksums, 'pg-backup-bot restore-test');
+    if (marked) io.err(marked.trim());
     return record.passed ? 0 : 1;
   } catch (err) {
     io.err(`Restore test could not run: ${toUserMessage(err)}`);

@@ -106,12 +106,19 @@ export async function scrubBackups(o: {
 }
 
 /**
- * A backup a restore test found corrupted (an artifact's sha256 is not its manifest's): read back as the scrub reads
- * it, and marked damaged when two more reads agree, so listings, `/restore` and restore tests stop offering it and
- * health pages it. Returns the reason marked, or null (not confirmed, no marking on this storage, or it failed).
+ * A backup a restore or restore test found corrupted (an artifact's sha256 is not its manifest's): read back as the
+ * scrub reads it, and marked damaged when two more reads agree, so listings, `/restore` and restore tests stop
+ * offering it and health pages it. Returns the reason marked, or null (every checksum matched, not confirmed, no
+ * marking on this storage, or it failed).
  */
-export async function confirmDamage(storage: Storage, m: Manifest, by: string, o: { log: Logger; signal?: AbortSignal | undefined }): Promise<string | null> {
-  if (!storage.markDamaged) return null;
+export async function confirmDamage(
+  storage: Storage,
+  m: Manifest,
+  found: { by: string; checksums: ReadonlyArray<{ ok: boolean }> },
+  o: { log: Logger; signal?: AbortSignal | undefined },
+): Promise<string | null> {
+  if (!storage.markDamaged || found.checksums.every((c) => c.ok)) return null;
+  const by = found.by;
   try {
     const v = await readBack(storage, m, o.signal);
     if ('unreadable' in v || v.problems.length === 0) return null;
@@ -119,7 +126,7 @@ export async function confirmDamage(storage: Storage, m: Manifest, by: string, o
     await storage.markDamaged(m.target, m.backupId, why);
     return why;
   } catch (err) {
-    o.log.warn({ err, target: m.target, backupId: m.backupId }, 'could not confirm and mark the damage a restore test found');
+    o.log.warn({ err, target: m.target, backupId: m.backupId }, `could not confirm and mark the damage ${by} found`);
     return null;
   }
 }

@@ -173,7 +173,7 @@ async function reportTestFinished(
   const ref = await say.finish(anchor, restoreTestFinished(req, record, escalation));
   if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
   // A sha256 that does not match is damage, once read again: marked, so nothing offers this backup any more.
-  const marked = record.checked.checksums.some((c) => !c.ok) ? await confirmDamage(deps.storage, manifest, 'a restore test', { log, signal }) : null;
+  const marked = await confirmDamage(deps.storage, manifest, { by: 'a restore test', checksums: record.checked.checksums }, { log, signal });
   if (marked) await say.reply(ref, backupMarkedDamaged(req.backupId, marked));
   await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
 }

@@ -5,11 +5,12 @@ import { BotError, toUserMessage } from '../errors.ts';
 import { RestoreJobData } from '../jobs/queues.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { Logger } from '../logger.ts';
-import { restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
+import { backupMarkedDamaged, restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { databaseSizes, reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
 import { formatBytes } from '../format.ts';
-import { findBackup } from '../storage/index.ts';
+import { findBackup, type Manifest } from '../storage/index.ts';
+import { confirmDamage } from '../storage/scrub.ts';
 import { restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -45,12 +46,13 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
       const startedAt = now();
       let outcome: Awaited<ReturnType<typeof runSelectiveRestore>> | null = null;
       let failure: string | null = null;
+      let manifest: Manifest | undefined;
       try {
         // The allowed-user check happened at confirmation; an overwrite without a confirmer never runs.
         if (!data.into.create && !data.confirmedBy)
           throw new BotError('bad_request', 'A restore into an existing database needs a confirmation by an allowed user; nothing was changed.');
         const target = findTarget(deps.config, data.target);
-        const manifest = await findBackup(deps.storage, data.backupId);
+        manifest = await findBackup(deps.storage, data.backupId);
         const progress = (p: { phase: string; detail?: string }) => {
           if (anchor) void say.update(anchor, restoreRunning(info, `${p.phase.replace(/-/g, ' ')}${p.detail ? ` — ${p.detail}` : ''}`));
         };
@@ -86,7 +88,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
         failure = toUserMessage(err);
         log.error({ err }, 'restore failed');
       }
-      const problems = await finishRestore(deps, job, { anchor, outcome, failure, startedAt, log });
+      const problems = await finishRestore(deps, job, { anchor, outcome, failure, startedAt, log, manifest, signal });
       if (problems.length > 0) throw new UnrecoverableError(problems[0] ?? 'restore failed');
       return { database: data.into.database };
     },
@@ -121,6 +123,9 @@ async function finishRestore(
     lost?: boolean;
     /** A lost replacement's staging database, still on the server (RestoreRecord.staging). */
     staging?: string;
+    /** The backup restored, read back when its checksums did not match (a lost job has none). */
+    manifest?: Manifest | undefined;
+    signal?: AbortSignal | undefined;
   },
 ): Promise<string[]> {
   const data = job.data;
@@ -153,7 +158,11 @@ async function finishRestore(
     notes: [...(o.outcome?.notes ?? []), ...(page ? [page] : [])],
     ...(o.lost ? { lost: true } : {}),
   });
-  await say.finish(o.anchor, verdict);
+  const ref = await say.finish(o.anchor, verdict);
+  // A sha256 that does not match is damage, once read again, as for a restore test: marked, so nothing offers it again.
+  const checksums = o.outcome?.checked.checksums ?? [];
+  const marked = o.manifest ? await confirmDamage(deps.storage, o.manifest, { by: 'a restore', checksums }, { log: o.log, signal: o.signal }) : null;
+  if (marked) await say.reply(ref, backupMarkedDamaged(data.backupId, marked));
   return problems;
 }
 

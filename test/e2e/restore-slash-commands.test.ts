@@ -350,6 +350,12 @@ describe('/restore', () => {
       expect(trigger.payload?.severity).toBe('critical');
       expect(await fingerprint(h.source.url)).toEqual(before);
       expect(await swapLeftovers(jobId)).toBe(0);
+      // Read back twice more, the same: marked damaged as a restore test would mark it, and refused from then on.
+      const end = Date.now() + 30_000;
+      const markedReply = () => [...h.slack.messages.values()].find((m) => m.thread_ts === msg.ts && /is marked damaged/.test(m.text ?? ''));
+      while (!markedReply() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      expect(markedReply()?.text).toMatch(new RegExp(`^:rotating_light: Backup \`${bad.backupId}\` is marked damaged \\(a restore found artifact corrupted: `));
+      expect((await slash(h, '/restore', bad.backupId)).text).toContain(`Backup ${bad.backupId} cannot be restored: a restore found artifact corrupted`);
       await h.service.deps.storage.deleteBackup('shop', bad.backupId);
     }, 180_000);
   });
