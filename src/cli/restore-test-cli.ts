@@ -10,6 +10,7 @@ import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-w
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
 import { type CliDeps, markedDamaged, requestedBy } from './restore-cli.ts';
 import { missingBackupDir } from './backup-dir.ts';
+import { didYouMean } from '../commands/typed-ids.ts';
 
 /** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
 export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<number> {
@@ -25,7 +26,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
     if (arg !== undefined && !isId && !deps.config.targets.some((t) => t.name === arg))
       throw new BotError(
         'bad_request',
-        `"${arg}" is neither a backup id nor a target (${deps.config.targets.map((t) => t.name).join(', ')}); \`pg-backup-bot list\` shows the ids. Nothing was tested.`,
+        `"${arg}" is neither a backup id nor a target (${deps.config.targets.map((t) => t.name).join(', ')}); \`pg-backup-bot list\` shows the ids.${didYouMean(arg)} Nothing was tested.`,
       );
     const manifest =
       isId && arg !== undefined ? await findRestorable(deps.storage, arg, SEE_LIST.cli) : await latestBackup(deps.storage, findTarget(deps.config, arg).name);

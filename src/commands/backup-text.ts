@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { MigrationLabel } from '../jobs/checklist-data.ts';
 import { BackupIdSchema } from '../storage/index.ts';
+import { didYouMean, unwrapWord } from './typed-ids.ts';
 
 /** What `/backup …` can ask for, after parsing. Anything else becomes `help` with the problem named. */
 export type BackupRequest =
@@ -42,7 +43,7 @@ export const BACKUP_USAGE = [
  * alphabet pass, and target names must also be valid target names.
  */
 export function parseBackupText(raw: string): BackupRequest {
-  const words = raw.trim().split(/\s+/).filter(Boolean);
+  const words = raw.trim().split(/\s+/).filter(Boolean).map(unwrapWord);
   if (words.length === 0) return { verb: 'help' };
   if (words[0]?.toLowerCase() === 'pre-migration') return parsePreMigration(words.slice(1));
   if (words[0]?.toLowerCase() === 'now' && words.some((w) => w.toLowerCase() === '--physical')) return parsePhysical(words.slice(1));
@@ -108,7 +109,7 @@ function parseDiff(args: string[]): BackupRequest {
   if (args.length !== 2) return { verb: 'help', problem: usage };
   const [a, b] = args as [string, string];
   const bad = [a, b].find((id) => !BackupIdSchema.safeParse(id).success);
-  if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not a backup id. ${usage}` };
+  if (bad !== undefined) return { verb: 'help', problem: `"${truncate(bad)}" is not a backup id.${didYouMean(bad)} ${usage}` };
   return { verb: 'diff', a, b };
 }
 

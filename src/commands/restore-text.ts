@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { BackupIdSchema } from '../storage/index.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
+import { didYouMean, unwrapWord } from './typed-ids.ts';
 
 /** What `/restore-test …` can ask for. */
 export type RestoreTestRequest =
@@ -67,7 +68,8 @@ function words(raw: string): string[] | { bad: string } {
 
 /**
  * Words split on spaces outside double quotes, so `--table="Audit Log"` is one. Slack's curly quotes count as
- * straight ones, and a value in single quotes (`--table='"Audit Log"'`, as a shell wants it) is unwrapped.
+ * straight ones, and a value in single quotes (`--table='"Audit Log"'`, as a shell wants it) is unwrapped, as is a
+ * word in backticks or quotes (an id pasted as Slack code).
  * Null when a double quote is left open.
  */
 function tokens(raw: string): string[] | null {
@@ -84,7 +86,7 @@ function tokens(raw: string): string[] | null {
   }
   if (quoted) return null;
   if (current) out.push(current);
-  return out.map((w) => w.replace(/^(--(?:table|schema)=)'(.*)'$/, '$1$2'));
+  return out.map((w) => unwrapWord(w).replace(/^(--(?:table|schema)=)'(.*)'$/, '$1$2'));
 }
 
 const cut = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
@@ -126,7 +128,7 @@ export function parseRestoreTestText(raw: string): RestoreTestRequest {
     if (second !== undefined) return { verb: 'help', problem: `Too many words: \`/restore-test ${cut(first)}\` takes the backup id alone.` };
     return { verb: 'run', which: { latest: false, backupId: first } };
   }
-  return { verb: 'help', problem: `"${cut(first)}" is neither \`latest\`, \`history\` nor a backup id.` };
+  return { verb: 'help', problem: `"${cut(first)}" is neither \`latest\`, \`history\` nor a backup id.${didYouMean(first)}` };
 }
 
 /** The command that lists backups where the user types: Slack's, or the CLI's. */
@@ -153,7 +155,7 @@ export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = '
   if (id === undefined && surface === 'cli') return { verb: 'help', problem: `Name the backup to restore: ${said.list} shows their ids.` };
   if (id === undefined || id === 'help') return { verb: 'help' };
   if (id === 'list' || id === 'drop') return listOrDrop(id, opts, said);
-  if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see ${said.list}).` };
+  if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see ${said.list}).${didYouMean(id)}` };
   const tables: string[] = [];
   const schemas: string[] = [];
   let into: string | null = null;

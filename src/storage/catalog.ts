@@ -1,4 +1,5 @@
 import { withDeadline } from '../deadline.ts';
+import { formatDuration } from '../format.ts';
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
 import { pastDeadline } from './manifest-cache.ts';
@@ -11,6 +12,14 @@ import type { BackupOwner, Storage } from './types.ts';
 export function targetOfBackupId(backupId: string): string | null {
   if (!BackupIdSchema.safeParse(backupId).success) return null;
   return backupId.replace(/-\d{8}T\d{6}Z(-\d+)?$/, '');
+}
+
+const ID_TIME = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-\d+)?$/;
+
+/** When a backup id says its backup started (its worker's clock, UTC), in ms; null for what is not an id. */
+export function timeOfBackupId(backupId: string): number | null {
+  const m = ID_TIME.exec(backupId);
+  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : null;
 }
 
 /**
@@ -40,10 +49,24 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
   try {
     return await storage.readManifest(target, backupId);
   } catch (err) {
-    if (seeList && err instanceof NoSuchBackupError)
-      throw new BotError('backup_not_found', `${err.userMessage} ${seeList(err.target)} shows its backups.`, { cause: err });
-    throw err;
+    if (!seeList || !(err instanceof NoSuchBackupError)) throw err;
+    // A second mistyped or an id from another day: the one nearest in time is most likely the one meant.
+    const near = await withDeadline(1000, nearestBackup(storage, err.target, backupId), 'naming the nearest backup', 'storage').catch(() => '');
+    throw new BotError('backup_not_found', `${err.userMessage}${near} ${seeList(err.target)} shows its backups.`, { cause: err });
   }
+}
+
+/** " The nearest is `shop-…`, 2 s later." among the target's listed backups; '' when it has none. */
+async function nearestBackup(storage: Storage, target: string, backupId: string): Promise<string> {
+  const at = timeOfBackupId(backupId) ?? 0;
+  let best: { id: string; delta: number } | null = null;
+  for (const m of await storage.list(target)) {
+    const delta = (timeOfBackupId(m.backupId) ?? 0) - at;
+    if (!best || Math.abs(delta) < Math.abs(best.delta)) best = { id: m.backupId, delta };
+  }
+  if (!best) return '';
+  const when = best.delta === 0 ? 'same second' : `${formatDuration(Math.abs(best.delta))} ${best.delta > 0 ? 'later' : 'earlier'}`;
+  return ` The nearest is \`${best.id}\` (${when}).`;
 }
 
 /**

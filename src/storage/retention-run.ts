@@ -2,6 +2,7 @@ import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { failedRestoreTestIds, planRetention, UNFINISHED_MAX_AGE_MS, type RetentionPlan } from './retention-plan.ts';
 import type { Storage, UnfinishedBackup } from './types.ts';
+import { timeOfBackupId } from './catalog.ts';
 
 /**
  * The retention job's executor: gathers planRetention's input from each storage, then deletes what the plan says —
@@ -59,18 +60,12 @@ export interface RetentionRunOptions {
   onOutcome?: (o: RetentionOutcome) => Promise<void>;
 }
 
-const ID_TIME = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-\d+)?$/;
 /** A worker names its backup after its own clock when the job starts; a margin covers clocks a little apart. */
 const CLOCK_MARGIN_MS = 5 * 60_000;
 
-function idTime(backupId: string): number | null {
-  const m = ID_TIME.exec(backupId);
-  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : null;
-}
-
 /** An unfinished directory named at or after a running backup job of its target started may be that job's. */
 export function beingWritten(inUse: BackupsInUse, u: { target: string; backupId: string }): boolean {
-  const t = idTime(u.backupId);
+  const t = timeOfBackupId(u.backupId);
   return inUse.runningBackups.some((r) => r.target === u.target && (t === null || t >= r.startedAt.getTime() - CLOCK_MARGIN_MS));
 }
 

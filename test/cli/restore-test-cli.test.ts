@@ -26,8 +26,10 @@ describe('pg-backup-bot restore-test with a mistyped argument', () => {
     const env = { BACKUP_DIR: t.root, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop' };
     for (const arg of [older.backupId.slice(0, -1), older.backupId.toUpperCase(), older.backupId.slice(5), 'shop-2026;rm -rf']) {
       const run = await cli(['restore-test', arg], env);
+      // The Z left off is the one typo that names an id for sure: said, and still not run on a guess.
+      const meant = arg === older.backupId.slice(0, -1) ? ` Did you mean \`${older.backupId}\`?` : '';
       expect(run.stderr).toBe(
-        `Restore test could not run: "${arg}" is neither a backup id nor a target (shop); \`pg-backup-bot list\` shows the ids. Nothing was tested.`,
+        `Restore test could not run: "${arg}" is neither a backup id nor a target (shop); \`pg-backup-bot list\` shows the ids.${meant} Nothing was tested.`,
       );
       expect(run.stdout).toBe('');
       expect(run.exitCode).toBe(1);

@@ -30,11 +30,16 @@ describe('parseBackupText', () => {
     'status please',
     'now 9bad',
     'list ../../etc',
-    'now `id`',
+    'now `id',
+    'now `$(id)`',
   ])('turns %j into help with the problem named', (text) => {
     const req = parseBackupText(text);
     expect(req.verb).toBe('help');
     expect(req).toHaveProperty('problem');
+  });
+
+  it('takes a word in Slack code backticks as the word: it is then checked like any other', () => {
+    expect(parseBackupText('now `shop`')).toEqual({ verb: 'now', target: 'shop' });
   });
 });
 

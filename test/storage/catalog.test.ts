@@ -25,6 +25,18 @@ describe('catalog', () => {
     expect(await latestBackup(storage, 'app')).toEqual(newer);
   });
 
+  it('for an id with no backup, names the one nearest in time and where the list is', async () => {
+    await storeBackup(storage, 'app', 'app-20260101T020000Z', '2026-01-01T02:00:00Z');
+    await storeBackup(storage, 'app', 'app-20260102T020000Z', '2026-01-02T02:00:00Z');
+    const seeList = (t: string) => `\`/backup list ${t}\``;
+    await expect(findBackup(storage, 'app-20260102T020003Z', seeList)).rejects.toThrow(
+      'There is no finished backup app-20260102T020003Z of app. The nearest is `app-20260102T020000Z` (3.0 s earlier). `/backup list app` shows its backups.',
+    );
+    await expect(findBackup(storage, 'other-20260102T020003Z', seeList)).rejects.toThrow(
+      'There is no finished backup other-20260102T020003Z of other. `/backup list other` shows its backups.',
+    );
+  });
+
   it('finds a backup by id alone', async () => {
     const m = await storeBackup(storage, 'my-app', 'my-app-20260101T000000Z', '2026-01-01T00:00:00Z');
     expect(await findBackup(storage, m.backupId)).toEqual(m);

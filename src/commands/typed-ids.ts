@@ -1,0 +1,29 @@
+import { BackupIdSchema } from '../storage/manifest.ts';
+
+/** Words as people paste them into Slack or a terminal. */
+
+/**
+ * A word with Slack's code backticks around it (`shop-20261205T020000Z` copied from a message's source, or typed so)
+ * or in quotes, unwrapped. An option's value keeps its double quotes: `--table="User"` is a quoted identifier.
+ */
+export function unwrapWord(word: string): string {
+  const inner = /^(`+)([^`]+)\1$/.exec(word)?.[2] ?? word;
+  if (inner.startsWith('--')) return inner.replace(/^(--[a-z-]+=)`([^`]+)`$/, '$1$2');
+  return /^(["'])(.+)\1$/.exec(inner)?.[2] ?? inner;
+}
+
+/**
+ * The backup id a word nearly is: its `T` or `Z` in lower case, or the `Z` left off (the id typed from a
+ * timestamp). Null when no such repair makes an id, or the word already is one.
+ */
+export function repairedBackupId(word: string): string | null {
+  if (BackupIdSchema.safeParse(word).success) return null;
+  const fixed = word.replace(/-(\d{8})[tT](\d{6})[zZ]?(-\d+)?$/, (_, d: string, t: string, n: string | undefined) => `-${d}T${t}Z${n ?? ''}`);
+  return fixed !== word && BackupIdSchema.safeParse(fixed).success ? fixed : null;
+}
+
+/** " Did you mean `shop-20261205T020000Z`?" for a word that nearly is a backup id; '' otherwise. */
+export const didYouMean = (word: string): string => {
+  const id = repairedBackupId(word);
+  return id ? ` Did you mean \`${id}\`?` : '';
+};

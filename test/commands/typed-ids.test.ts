@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { parseBackupText } from '../../src/commands/backup-text.ts';
+import { parseRestoreTestText, parseRestoreText } from '../../src/commands/restore-text.ts';
+import { didYouMean, repairedBackupId, unwrapWord } from '../../src/commands/typed-ids.ts';
+
+const ID = 'shop-20261205T020000Z';
+
+describe('ids as people paste and type them', () => {
+  it('unwraps Slack code backticks and quotes, and leaves an option’s quoted identifier alone', () => {
+    expect(unwrapWord(`\`${ID}\``)).toBe(ID);
+    expect(unwrapWord(`\`\`\`${ID}\`\`\``)).toBe(ID);
+    expect(unwrapWord(`'${ID}'`)).toBe(ID);
+    expect(unwrapWord(`"${ID}"`)).toBe(ID);
+    expect(unwrapWord('`--into=shop`')).toBe('--into=shop');
+    expect(unwrapWord('--into=`shop`')).toBe('--into=shop');
+    expect(unwrapWord('--table="User"')).toBe('--table="User"');
+    expect(unwrapWord('`half')).toBe('`half');
+  });
+
+  it('repairs an id whose Z was left off or whose T and Z are in lower case, and nothing else', () => {
+    expect(repairedBackupId(ID.slice(0, -1))).toBe(ID);
+    expect(repairedBackupId('shop-20261205t020000z')).toBe(ID);
+    expect(repairedBackupId('shop-20261205t020000z-2')).toBe(`${ID}-2`);
+    expect(repairedBackupId(ID)).toBeNull();
+    expect(repairedBackupId('shop-2026120T020000')).toBeNull();
+    expect(repairedBackupId('SHOP-20261205T020000Z')).toBeNull();
+    expect(didYouMean('latets')).toBe('');
+  });
+
+  it('/restore, /restore-test and /backup diff take an id in backticks or quotes as the id', () => {
+    expect(parseRestoreText(`\`${ID}\` --into=\`shop\``)).toMatchObject({ verb: 'restore', backupId: ID, into: 'shop' });
+    expect(parseRestoreText(`'${ID}' --table="User"`)).toMatchObject({ verb: 'restore', backupId: ID, tables: ['"User"'] });
+    expect(parseRestoreTestText(`\`${ID}\``)).toEqual({ verb: 'run', which: { latest: false, backupId: ID } });
+    expect(parseRestoreTestText(`\u201C${ID}\u201D`)).toEqual({ verb: 'run', which: { latest: false, backupId: ID } });
+    expect(parseBackupText(`diff \`${ID}\` \`shop-20261206T020000Z\``)).toEqual({ verb: 'diff', a: ID, b: 'shop-20261206T020000Z' });
+  });
+
+  it('says which id a nearly right one must be, and runs nothing on a guess', () => {
+    const typo = ID.slice(0, -1);
+    expect(parseRestoreTestText(typo)).toEqual({
+      verb: 'help',
+      problem: `"${typo}" is neither \`latest\`, \`history\` nor a backup id. Did you mean \`${ID}\`?`,
+    });
+    expect(parseRestoreText('shop-20261205t020000z')).toEqual({
+      verb: 'help',
+      problem: `"shop-20261205t020000z" is not a backup id (see \`/backup list\`). Did you mean \`${ID}\`?`,
+    });
+    expect(parseBackupText(`diff ${typo} ${ID}`)).toMatchObject({ verb: 'help', problem: expect.stringContaining(`Did you mean \`${ID}\`?`) });
+  });
+});
