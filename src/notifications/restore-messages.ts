@@ -115,9 +115,19 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
   };
 }
 
-/** A backup a restore test found corrupted, read back and marked damaged (storage/scrub.ts confirmDamage). */
-export function backupMarkedDamaged(backupId: string, why: string): ChannelMessage {
-  const text = `:rotating_light: Backup \`${backupId}\` is marked damaged (${escapeMrkdwn(why)}; read back twice more, the same): listings leave it out, \`/restore\` and restore tests refuse it, and the next health check pages it.`;
+/**
+ * A backup a restore or restore test found corrupted, read back and marked damaged (storage/scrub.ts confirmDamage),
+ * with the one to use instead: null when none is left, undefined when the listing did not answer in time.
+ */
+export function backupMarkedDamaged(m: { target: string; backupId: string }, why: string, newest: string | null | undefined): ChannelMessage {
+  const list = `\`/backup list ${m.target}\``;
+  const instead =
+    newest === undefined
+      ? `${list} shows the good ones.`
+      : newest === null
+        ? `${m.target} has no good backup left: take one now (\`/backup now ${m.target}\`).`
+        : `The newest good backup of ${m.target} is \`${newest}\` (${list} shows them all).`;
+  const text = `:rotating_light: Backup \`${m.backupId}\` is marked damaged (${escapeMrkdwn(why)}; read back twice more, the same): listings leave it out, \`/restore\` and restore tests refuse it, and the next health check pages it. ${instead}`;
   return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
 }
 

@@ -81,7 +81,7 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
   const why = await storage.whyUnrestorable?.(m);
   if (!why) return m;
   const expired = pastDeadline(m) ? ' (it is past its retention deadline: retention deletes it)' : '';
-  const newest = await withDeadline(1000, newestGood(storage, m), 'naming the newest good backup', 'storage').catch(() => undefined);
+  const newest = await newestGoodWithin(storage, m);
   const instead =
     newest === undefined
       ? `${seeList(m.target)} shows the good ones`
@@ -94,6 +94,13 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
       : '';
   throw new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}${expired}. ${instead}. Nothing was started.${byHand}`);
 }
+
+/**
+ * The newest good backup of `m`'s target other than `m`, for a message that says what to use instead: null when
+ * there is none, undefined when the listing did not answer within a second (the message must not wait on it).
+ */
+export const newestGoodWithin = (storage: Storage, m: Manifest): Promise<string | null | undefined> =>
+  withDeadline(1000, newestGood(storage, m), 'naming the newest good backup', 'storage').catch(() => undefined);
 
 /** The newest listed backup of the target other than `m` whose latest restore test did not fail; null: none. */
 async function newestGood(storage: Storage, m: Manifest): Promise<string | null> {

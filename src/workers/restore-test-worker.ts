@@ -15,7 +15,7 @@ import {
 } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { runRestoreTest, scratchName } from '../postgres/restore/index.ts';
-import { findBackup, latestBackup, type Manifest, newRecordId, type RestoreRecord, type Storage } from '../storage/index.ts';
+import { findBackup, latestBackup, type Manifest, newestGoodWithin, newRecordId, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { confirmDamage } from '../storage/scrub.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
@@ -174,7 +174,7 @@ async function reportTestFinished(
   if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
   // A sha256 that does not match is damage, once read again: marked, so nothing offers this backup any more.
   const marked = await confirmDamage(deps.storage, manifest, { by: 'a restore test', checksums: record.checked.checksums }, { log, signal });
-  if (marked) await say.reply(ref, backupMarkedDamaged(req.backupId, marked));
+  if (marked) await say.reply(ref, backupMarkedDamaged(manifest, marked, await newestGoodWithin(deps.storage, manifest)));
   await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
 }
 

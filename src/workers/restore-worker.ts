@@ -9,7 +9,7 @@ import { backupMarkedDamaged, restoreFinished, restoreRunning, type RestoreSelec
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { databaseSizes, reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
 import { formatBytes } from '../format.ts';
-import { findBackup, type Manifest } from '../storage/index.ts';
+import { findBackup, type Manifest, newestGoodWithin } from '../storage/index.ts';
 import { confirmDamage } from '../storage/scrub.ts';
 import { restoreRecord, type RestoreRecord } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
@@ -162,7 +162,7 @@ async function finishRestore(
   // A sha256 that does not match is damage, once read again, as for a restore test: marked, so nothing offers it again.
   const checksums = o.outcome?.checked.checksums ?? [];
   const marked = o.manifest ? await confirmDamage(deps.storage, o.manifest, { by: 'a restore', checksums }, { log: o.log, signal: o.signal }) : null;
-  if (marked) await say.reply(ref, backupMarkedDamaged(data.backupId, marked));
+  if (marked && o.manifest) await say.reply(ref, backupMarkedDamaged(o.manifest, marked, await newestGoodWithin(deps.storage, o.manifest)));
   return problems;
 }
 

@@ -76,6 +76,7 @@ describe('a corrupted backup found by the CLI', () => {
     expect(run.exitCode).toBe(1);
     expect(run.stdout).toMatch(/^Restore test of \S+ FAILED\n/);
     expect(run.stderr).toMatch(marked('pg-backup-bot restore-test'));
+    expect(run.stderr).toMatch(new RegExp(`health check pages it\\. The newest good backup of shop is ${good.backupId}\\.$`, 'm'));
     const list = await cli(['list', 'shop'], env());
     expect(list.stdout).toContain(good.backupId);
     expect(list.stdout).toMatch(new RegExp(`not listed, damaged .*${rotted.backupId} \\(pg-backup-bot restore-test found artifact corrupted`));

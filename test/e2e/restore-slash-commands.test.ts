@@ -355,6 +355,8 @@ describe('/restore', () => {
       const markedReply = () => [...h.slack.messages.values()].find((m) => m.thread_ts === msg.ts && /is marked damaged/.test(m.text ?? ''));
       while (!markedReply() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
       expect(markedReply()?.text).toMatch(new RegExp(`^:rotating_light: Backup \`${bad.backupId}\` is marked damaged \\(a restore found artifact corrupted: `));
+      // What to use instead, at once: the newest backup not known to be bad.
+      expect(markedReply()?.text).toMatch(/ The newest good backup of shop is `shop-\d{8}T\d{6}Z` \(`\/backup list shop` shows them all\)\.$/);
       expect((await slash(h, '/restore', bad.backupId)).text).toContain(`Backup ${bad.backupId} cannot be restored: a restore found artifact corrupted`);
       await h.service.deps.storage.deleteBackup('shop', bad.backupId);
     }, 180_000);
