@@ -1,7 +1,7 @@
 import { changedSinceShown } from '../restore-scope.ts';
 import { checkedSummary } from '../notifications/restore-messages.ts';
 import type { Logger } from '../logger.ts';
-import { formatCount } from '../format.ts';
+import { formatCount, formatTime } from '../format.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import {
@@ -127,7 +127,7 @@ export async function runReplacement(
       database: o.database,
       keptAs: keepAs,
       notes: [
-        `${o.database} now holds the backup, verified (${(restored.notes[0] ?? '').replace(staging, o.database)}); the database it replaced is kept as ${keepAs} until an admin drops it.`,
+        `${o.database} now holds the backup, verified (${(restored.notes[0] ?? '').replace(staging, o.database)}); the database it replaced is kept as ${keepAs} until an admin drops it: whatever was written after the backup (taken ${formatTime(o.manifest.startedAt)}) is there, not in ${o.database}.`,
         ...notes,
         ...earlier,
       ],

@@ -33,6 +33,12 @@ describe('runReplacement after a killed attempt', () => {
     expect((await fingerprint(app.url)).tables).toEqual(atBackup.tables);
     const kept = outcome.keptAs ?? '';
     expect(kept).toMatch(new RegExp(`^${app.name}_replaced_`));
+    // Where the rows written after the backup are: in the kept database, named, with the backup's time.
+    expect(outcome.notes[0]).toMatch(
+      new RegExp(
+        `kept as ${kept} until an admin drops it: whatever was written after the backup \\(taken \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC\\) is there, not in ${app.name}\\.$`,
+      ),
+    );
     const names = await withClient(inject('pgUrl'), async (c) =>
       (await c.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((r) => r.datname),
     );
