@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBackupText } from '../../src/commands/backup-text.ts';
 import { parseRestoreTestText, parseRestoreText } from '../../src/commands/restore-text.ts';
 import { didYouMean, repairedBackupId, unwrapWord } from '../../src/commands/typed-ids.ts';
+import { asOption } from '../../src/postgres/restore/selection-plan.ts';
 
 const ID = 'shop-20261205T020000Z';
 
@@ -46,5 +47,14 @@ describe('ids as people paste and type them', () => {
       problem: `"shop-20261205t020000z" is not a backup id (see \`/backup list\`). Did you mean \`${ID}\`?`,
     });
     expect(parseBackupText(`diff ${typo} ${ID}`)).toMatchObject({ verb: 'help', problem: expect.stringContaining(`Did you mean \`${ID}\`?`) });
+  });
+
+  it('an option the bot suggests (--table=…, --schema=…) is one /restore takes back as it is', () => {
+    expect(asOption('orders')).toBe('orders');
+    expect(asOption('User')).toBe('"User"');
+    expect(asOption('Audit Log')).toBe('"Audit Log"');
+    expect(asOption('say "hi"')).toBe('"say ""hi"""');
+    const suggested = `--table=${asOption('my schema')}.${asOption('Audit Log')}`;
+    expect(parseRestoreText(`${ID} ${suggested}`)).toMatchObject({ verb: 'restore', tables: ['"my schema"."Audit Log"'] });
   });
 });

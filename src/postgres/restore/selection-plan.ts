@@ -194,6 +194,9 @@ function withDependencies(entries: TocEntry[], byId: Map<number, TocEntry>, from
   return { selected, included };
 }
 
+/** A name as --table= and --schema= take it, as SQL would: a plain lower-case word as it is, else (`User`, `Audit Log`) quoted. */
+export const asOption = (name: string) => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`);
+
 /**
  * What a selective restore never brings back, said plainly rather than reported as success: large objects (they
  * belong to no table; a row's oid pointing at one would dangle), and materialized views, which pg_restore fills by
@@ -204,7 +207,7 @@ function leftOutOnPurpose(entries: TocEntry[], ordered: TocEntry[], selected: Se
   for (const t of ordered.filter((e) => e.desc === 'TABLE' && !selected.has(e.id))) {
     const needers = ordered.filter((e) => e.deps.includes(t.id) && !OWNED.has(e.desc) && !ATTACHED.has(e.desc) && !DATA.has(e.desc));
     const why = needers.length > 0 ? `: ${needers.map((e) => `${e.schema}.${e.tag}`).join(', ')} need${needers.length === 1 ? 's' : ''} it` : '';
-    notes.push(`${t.schema}.${t.tag} was created without its rows${why}; add --table=${t.schema}.${t.tag} to restore them too`);
+    notes.push(`${t.schema}.${t.tag} was created without its rows${why}; add --table=${asOption(t.schema)}.${asOption(t.tag)} to restore them too`);
   }
   const blobs = entries.filter((e) => e.desc === 'BLOB' || e.desc === 'LARGE OBJECT' || e.desc === 'BLOBS').length;
   if (blobs > 0) notes.push('large objects are not in a selective restore: restore the whole database (no --table or --schema) to get them back');

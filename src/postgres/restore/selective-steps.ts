@@ -11,7 +11,7 @@ import type { RestoreRun } from './restore-run.ts';
 import { dbnameArg, judgeRestore, restoreFailure } from './restore-failure.ts';
 import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
 import { createDatabase, databaseExists, databaseUrl, withMaintenanceClient as withClient } from './scratch.ts';
-import { planSelection, type SelectionPlan } from './selection-plan.ts';
+import { asOption, planSelection, type SelectionPlan } from './selection-plan.ts';
 import { restoreJobs } from './stored-archive.ts';
 import { parseToc } from './toc.ts';
 
@@ -136,9 +136,7 @@ async function refuseDependents(url: string, plan: SelectionPlan, database: stri
   if (dependents.length > 0) {
     const list = dependents.map((d) => `${d.dependent} (on ${d.on})`).join(', ');
     // The views' schemas, as the option takes them: a name that is not a plain lower-case one in double quotes.
-    const schemas = [...new Set(dependents.map((d) => d.schema))]
-      .map((n) => `--schema=${/^[a-z_][a-z0-9_$]*$/.test(n) ? n : `"${n.replace(/"/g, '""')}"`}`)
-      .join(' ');
+    const schemas = [...new Set(dependents.map((d) => d.schema))].map((n) => `--schema=${asOption(n)}`).join(' ');
     throw new BotError(
       'bad_request',
       `Replacing those tables in ${database} would drop what depends on them: ${list}. Restore the views with them (add ${schemas}: --table= names tables only), or restore into a new database; nothing was changed.`,

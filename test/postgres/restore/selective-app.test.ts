@@ -65,7 +65,7 @@ describe('a selective restore of an application database', () => {
       expect(outcome.notes).toContain('materialized views refreshed from the restored tables, not restored as dumped: billing.MonthlyTotals');
       // billing's view over public."User" pulls that table in, without its rows: said, with what to add, and the
       // foreign key that would have failed on the first invoice is left out and named (it once failed the restore).
-      expect(outcome.notes).toContain('public.User was created without its rows: billing.UserBalance needs it; add --table=public.User to restore them too');
+      expect(outcome.notes).toContain('public.User was created without its rows: billing.UserBalance needs it; add --table=public."User" to restore them too');
       expect(outcome.notes).toContain('foreign key Invoice_userId_fkey of billing.Invoice was not restored: it refers to a table that was not restored');
       expect(outcome.problems).toEqual([]);
       expect(outcome.restoredTables.map((t) => [t.name, t.rows])).toEqual(expect.arrayContaining([['billing.Invoice', 250]]));
