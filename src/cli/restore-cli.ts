@@ -5,7 +5,7 @@ import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
 import { restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { findRestorable, type Manifest, newestGoodWithin, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
-import { newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
+import { diskNeeded, newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
@@ -118,7 +118,10 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
     const startedAt = new Date();
     const full = isFullRestore({ tables: req.tables, schemas: req.schemas, into });
-    if (full) io.err(`Restoring the whole database of ${manifest.backupId} into a new database ${into.database} on ${serverLabel(target.url)} …`);
+    if (full)
+      io.err(
+        `Restoring the whole database of ${manifest.backupId} into a new database ${into.database} on ${serverLabel(target.url)} …${diskNeeded(manifest).replace(/\*/g, '')}`,
+      );
     const run = {
       manifest,
       storage: deps.storage,

@@ -10,7 +10,8 @@ import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
-import { findRestorable, formatBytes, type Manifest } from '../storage/index.ts';
+import { findRestorable, type Manifest } from '../storage/index.ts';
+import { formatBytes } from '../format.ts';
 import { type DatabaseInUse, describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
@@ -86,7 +87,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         const roles = req.withGlobals ? ', the backup’s roles applied there first' : '';
         return {
           jobId,
-          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(serverUrl)}${roles}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(serverUrl)}${roles}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.${isWholeDatabase(req) ? diskNeeded(m) : ''}`,
         };
       }
       const whole = isWholeDatabase(req);
@@ -166,7 +167,15 @@ export async function replacementWarning(serverUrl: string, database: string, m:
 function replacementText(serverUrl: string, database: string, m: Manifest, inUse: DatabaseInUse): string {
   const at = `${m.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
   const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;
-  return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.*${otherDatabase(m, database)} The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.`;
+  return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.*${otherDatabase(m, database)} The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.${diskNeeded(m)}`;
+}
+
+/**
+ * A whole database restored beside a live one takes that much disk on its server again, and both stay after a swap:
+ * PostgreSQL cannot say how much is free, so it is said for whoever can look, before the server's disk fills.
+ */
+export function diskNeeded(m: Manifest): string {
+  return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken).`;
 }
 
 /**

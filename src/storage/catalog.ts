@@ -1,7 +1,7 @@
 import { withDeadline } from '../deadline.ts';
 import { formatDuration } from '../format.ts';
 import { BotError, NoSuchBackupError } from '../errors.ts';
-import { BackupIdSchema, totalBytes, totalRows, type Manifest } from './manifest.ts';
+import { BackupIdSchema, type Manifest } from './manifest.ts';
 import { pastDeadline } from './manifest-cache.ts';
 import { failedRestoreTestIds } from './retention-plan.ts';
 import type { BackupOwner, Storage } from './types.ts';
@@ -106,25 +106,6 @@ export const newestGoodWithin = (storage: Storage, m: Manifest): Promise<string 
 async function newestGood(storage: Storage, m: Manifest): Promise<string | null> {
   const { backups, failedTests } = await listWithTestVerdicts(storage, m.target);
   return backups.find((b) => b.backupId !== m.backupId && !failedTests.has(b.backupId))?.backupId ?? null;
-}
-
-/** 1536 → "1.5 KiB". */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
-
-/** One line for lists and logs: `app-20261124T232411Z · 157 MiB · 12 tables, 1,204,311 rows · 3.4 s`. */
-export function summarizeBackup(m: Manifest): string {
-  const secs = m.durationMs / 1000;
-  const duration = secs < 60 ? `${secs.toFixed(1)} s` : `${Math.round(secs / 60)} min`;
-  return `${m.backupId} · ${formatBytes(totalBytes(m))} · ${m.verification.tables.length} tables, ${totalRows(m).toLocaleString('en-US')} rows · ${duration}`;
 }
 
 /**

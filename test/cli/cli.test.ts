@@ -57,7 +57,9 @@ describe('the CLI, for when Slack is down', () => {
     expect(test.exitCode).toBe(0);
     // With no selection, `restore` brings the whole database back into a new one beside it, verified, and keeps it.
     const full = await cli(['restore', id], env);
-    expect(full.stderr).toMatch(/Restoring the whole database of .* into a new database pgbb_restore_\S+ on /);
+    expect(full.stderr).toMatch(
+      /Restoring the whole database of .* into a new database pgbb_restore_\S+ on .* … Disk: the copy needs about [\d.]+ [KMG]i?B free on that server/,
+    );
     expect(full.exitCode, full.stderr).toBe(0);
     const restored = /Restored the whole database into (\S+) in /.exec(full.stdout)?.[1] ?? '';
     expect(full.stdout).toMatch(/11,446 rows; checked: .*9 tables: content identical; \d+ definitions identical/);

@@ -29,7 +29,7 @@ describe('pg-backup-bot restore --into without --yes', () => {
     expect(code).toBe(2);
     expect(err.join('\n')).toMatch(
       new RegExp(
-        `^This will replace the database ${app.name} on 127\\.0\\.0\\.1:\\d+ \\([\\d.]+ [KM]iB, 1 open connection, which will be ended\\) with backup ${backupId}, taken \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC: everything written to ${app.name} after .+ is lost\\. .+ Add --yes to confirm\\.$`,
+        `^This will replace the database ${app.name} on 127\\.0\\.0\\.1:\\d+ \\([\\d.]+ [KM]B, 1 open connection, which will be ended\\) with backup ${backupId}, taken \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC: everything written to ${app.name} after .+ is lost\\. .+ Add --yes to confirm\\.$`,
       ),
     );
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Manifest } from '../../src/storage/manifest.ts';
+import { formatBytes } from '../../src/format.ts';
 import { scratchScopePrefix } from '../../src/postgres/restore/scratch.ts';
 import { stagingName } from '../../src/postgres/restore/index.ts';
 import { runSql } from '../support/databases.ts';
@@ -292,10 +293,12 @@ describe('/restore', () => {
       const server = new URL(inject('pgUrl'));
       expect(warning).toMatch(
         new RegExp(
-          `replace\\* the database \`${h.source.name}\` on ${server.hostname}:${server.port} \\([\\d.]+ [KMG]iB, 1 open connection, which will be ended\\)`,
+          `replace\\* the database \`${h.source.name}\` on ${server.hostname}:${server.port} \\([\\d.]+ [KMG]B, 1 open connection, which will be ended\\)`,
         ),
       );
       expect(warning).toMatch(new RegExp(`everything written to ${h.source.name} after ${backup.startedAt.slice(0, 16).replace('T', ' ')} UTC is lost`));
+      // The copy is restored beside the live database: the disk it needs on that server, said before anyone clicks.
+      expect(warning).toContain(`*Disk:* the copy needs about ${formatBytes(backup.database.sizeBytes)} free on that server`);
       const msg = await channelMessage(h, jobId, /Restored the whole database/, 120_000);
       const shown = JSON.stringify(msg.blocks);
       expect(shown).toMatch(new RegExp(`${h.source.name} now holds the backup, verified`));

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { findBackup, formatBytes, latestBackup, summarizeBackup, targetOfBackupId, type LocalStorage } from '../../src/storage/index.ts';
+import { findBackup, latestBackup, targetOfBackupId, type LocalStorage } from '../../src/storage/index.ts';
 import { storeBackup } from '../fixtures/backups.ts';
 import { tempRoot } from './fixtures.ts';
 
@@ -42,11 +42,5 @@ describe('catalog', () => {
     expect(await findBackup(storage, m.backupId)).toEqual(m);
     await expect(findBackup(storage, 'my-app-20990101T000000Z')).rejects.toMatchObject({ code: 'backup_not_found' });
     await expect(findBackup(storage, '../../etc/passwd')).rejects.toMatchObject({ code: 'bad_request' });
-  });
-
-  it('summarizes a backup in one line', async () => {
-    const m = await storeBackup(storage, 'app', 'app-20260101T000000Z', '2026-01-01T00:00:00Z', 'x'.repeat(2048));
-    expect(summarizeBackup(m)).toBe('app-20260101T000000Z · 2.0 KiB · 0 tables, 0 rows · 0.0 s');
-    expect(formatBytes(157 * 1024 * 1024)).toBe('157 MiB');
   });
 });
