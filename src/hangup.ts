@@ -23,3 +23,20 @@ export function exitByHangup(): void {
   process.removeAllListeners('SIGHUP');
   process.kill(process.pid, 'SIGHUP');
 }
+
+/**
+ * The reader of stdout or stderr went away (`restore … 2>&1 | head -3`, a pager quit, a `tee` killed): every later
+ * write fails with EPIPE, and unhandled that error killed the process mid-restore, leaving its database and the
+ * decrypted archive behind. Now `stop` is called once (the verbs abort their work, which cleans up as on Ctrl-C) and
+ * later writes are dropped.
+ */
+export function onOutputGone(stop: () => void): void {
+  let stopped = false;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (stopped || (err.code !== 'EPIPE' && err.code !== 'EIO')) return;
+      stopped = true;
+      stop();
+    });
+  }
+}

@@ -2,7 +2,7 @@ import { loadConfig } from './config.ts';
 import { isBotError, toUserMessage } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { stderrLogDestination } from './log-lines.ts';
-import { exitByHangup, ignoreOutputErrors } from './hangup.ts';
+import { exitByHangup, ignoreOutputErrors, onOutputGone } from './hangup.ts';
 
 // Each verb imports what it needs: the CLI should not pay for loading Bolt and BullMQ (time and memory).
 
@@ -28,8 +28,12 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
 
 Configuration is by environment variables: see README.md.`;
 
+/** Aborted when nobody reads the output any more (hangup.ts onOutputGone): the foreground verbs stop and clean up. */
+const outputGone = new AbortController();
+
 async function main(argv: string[]): Promise<number> {
   const [verb = 'all', ...args] = argv;
+  onOutputGone(() => outputGone.abort());
   switch (verb) {
     case 'all':
     case 'bot':
@@ -63,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
       const abort = new AbortController();
       process.on('SIGINT', () => abort.abort());
       process.on('SIGTERM', () => abort.abort());
+      outputGone.signal.addEventListener('abort', () => abort.abort());
       return cliBaseBackup(args, { config, io: cliIo(), signal: abort.signal });
     }
     case 'init': {
@@ -129,6 +134,7 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   // SIGHUP (the terminal closed) too: hangup.ts.
   process.on('SIGINT', () => abort.abort());
   process.on('SIGTERM', () => abort.abort());
+  outputGone.signal.addEventListener('abort', () => abort.abort());
   process.on('SIGHUP', () => {
     hungUp = true;
     ignoreOutputErrors();

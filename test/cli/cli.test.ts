@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
 import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
+import { withClient } from '../support/postgres-helpers.ts';
 import { loadSampleSchema } from '../e2e/harness.ts';
 
 const cli = (args: string[], env: Record<string, string>) =>
@@ -72,6 +73,43 @@ describe('the CLI, for when Slack is down', () => {
     } finally {
       await c.end();
       await runSql(db.url, `DROP DATABASE "${restored}" WITH (FORCE)`);
+    }
+  });
+
+  it('a reader that goes away (`restore … 2>&1 | head -3`) stops the restore as Ctrl-C does: no database and no decrypted archive left', async () => {
+    const env = { DATABASE_URL: db.url, TARGET_NAME: 'shop', BACKUP_DIR: dir, ...enc };
+    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const temp = await mkdtemp(join(tmpdir(), 'pgbb-cli-tmp-'));
+    try {
+      const child = execa('node', ['bin/pg-backup-bot.js', 'restore', id], {
+        env: { PATH: process.env.PATH ?? '', TMPDIR: temp, ...env },
+        extendEnv: false,
+        reject: false,
+        stdout: 'ignore',
+      });
+      // Read until the restore has begun (the database exists), then the pipe closed: every later write to stderr
+      // fails with EPIPE, as after `| head -3`.
+      let first = '';
+      await new Promise<void>((resolve) => {
+        child.stderr?.on('data', (c: Buffer) => {
+          first += c.toString();
+          if (/ {2}restoring · /.test(first)) {
+            child.stderr?.destroy();
+            resolve();
+          }
+        });
+      });
+      expect(first).toMatch(/^Restoring the whole database of /);
+      const database = /into a new database (pgbb_restore_\S+) on /.exec(first)?.[1] ?? '';
+      const run = await child;
+      // Stopped and cleaned up, not killed by the unhandled EPIPE (exit 7 with a stack trace) nor left running.
+      expect(run.exitCode).toBe(1);
+      const names = await withClient(db.url, async (c) => (await c.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((r) => r.datname));
+      expect(names).not.toContain(database);
+      expect(await readdir(temp)).toEqual([]);
+    } finally {
+      await rm(temp, { recursive: true, force: true });
     }
   });
 
