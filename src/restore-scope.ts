@@ -12,3 +12,6 @@ export function isWholeDatabase(s: { tables: readonly string[]; schemas: readonl
  */
 export const changedSinceShown = (database: string, backupId: string, byJob = false) =>
   `\`${database}\` is not the database this confirmation described: it was replaced or recreated since (another replacement ran first, or by hand${byJob ? `, or an earlier attempt of this job swapped it before its worker stopped: then it holds this backup already, and the database it replaced is kept beside it as ${database}_replaced_…` : ''}). Nothing was changed; run \`/restore ${backupId} --into=${database}\` again to see what it holds now.`;
+
+/** A name as --table= and --schema= take it, as SQL would: a plain lower-case word as it is, else (`User`, `Audit Log`) quoted. */
+export const asOption = (name: string) => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`);

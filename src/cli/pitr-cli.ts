@@ -12,6 +12,8 @@ import { formatBytes } from '../format.ts';
 import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
 import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
+import { settleRecoveryTarget } from '../postgres/pitr/last-commit.ts';
+import { recoverableWindow } from '../postgres/pitr/window.ts';
 
 /**
  * How long restore-pitr's hold on its base backup lasts without a wal-fetch (the server not started yet), and how far
@@ -21,7 +23,7 @@ const READER_TTL_MS = 24 * 3_600_000;
 
 type Io = { out(l: string): void; err(l: string): void };
 
-const USAGE = 'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01" --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3]';
+const USAGE = 'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01"|latest --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3]';
 
 /** Shell-quoted for restore_command, which PostgreSQL runs through /bin/sh. */
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
@@ -47,12 +49,16 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
   }
   try {
     const target = findTarget(config, targetName);
-    const at = parseRecoveryTime(time);
+    // `latest`: as late as the archive reaches, its window's end (the base backup chosen for it), then its newest commit.
+    const latest = time.trim().toLowerCase() === 'latest';
     // With S3 as the primary store the bucket is the archive: what the time needs is always fetched from it, into a
     // directory of its own beside the worker's spool (BACKUP_DIR/_restore-pitr), which the recovery then reads.
     const inS3 = pitrInS3(config);
     const root = inS3 ? join(config.backupDir, '_restore-pitr') : config.backupDir;
-    if (from === 's3' || inS3) io.out(await downloadFromS3(config, root, target.name, at));
+    const asked = latest ? null : parseRecoveryTime(time);
+    // For `latest`, everything the bucket holds after its newest base backup.
+    if (from === 's3' || inS3) io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000)));
+    const at = asked ?? (await windowEnd(root, target.name));
     const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at);
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
@@ -96,15 +102,16 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       await reading.release();
       throw err;
     });
+    const settled = await settleRecoveryTarget({ root, target: target.name, base, dataDir: resolve(dataDir), identity, at: latest ? null : at });
     const port = await laidOutPort(dataDir);
     io.out(
       [
-        `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, to recover to ${at.toISOString()} (${action} there).`,
+        `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, ${action} at the target. ${settled.said}`,
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         'Start it as the user who will own the cluster (who must be able to read BACKUP_DIR and the identity file):',
         `  chown -R postgres: ${resolve(dataDir)} && runuser -u postgres -- pg_ctl -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
-        `Then check the log for "recovery stopping before … ${at.toISOString().slice(0, 10)}" and "archive recovery complete";`,
-        '"recovery ended before configured recovery target was reached" means the archive ends before the time: the recovery is incomplete.',
+        `Then check the log for ${settled.logSays} and "archive recovery complete";`,
+        '"recovery ended before configured recovery target was reached" means WAL the target needs could not be fetched (see the wal-fetch lines before it): the recovery is incomplete.',
         // With S3 as the primary store, what was fetched stays beside the spool (a later restore fetches only what is new).
         ...(inS3
           ? [
@@ -185,6 +192,11 @@ export async function cliWalPrefetch(args: string[], deps: { config: Config; io:
     ...(token ? { renew: () => renewPitrReservation(backupDir, targetName, token, READER_TTL_MS) } : {}),
   });
   return 0;
+}
+
+/** Where the recoverable window ends (now when there is none: chooseBase then says why nothing can be recovered). */
+async function windowEnd(root: string, target: string): Promise<Date> {
+  return recoverableWindow(await listBaseBackups(root, target), await recoverableWal(root, target))?.to ?? new Date();
 }
 
 /** The port the laid-out cluster will listen on: the last `port` its config files set (auto.conf read last, as the server does). */

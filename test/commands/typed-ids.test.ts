@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBackupText } from '../../src/commands/backup-text.ts';
 import { parseRestoreTestText, parseRestoreText } from '../../src/commands/restore-text.ts';
 import { didYouMean, repairedBackupId, unwrapWord } from '../../src/commands/typed-ids.ts';
-import { asOption } from '../../src/postgres/restore/selection-plan.ts';
+import { asOption } from '../../src/restore-scope.ts';
 
 const ID = 'shop-20261205T020000Z';
 

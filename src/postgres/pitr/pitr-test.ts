@@ -178,7 +178,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     });
     binDir = await serverBinDir(await clusterMajor(s.dataDir));
     if (!plan.explicit) {
-      const newest = await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments);
+      const newest = (await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments))?.at;
       const floor = Date.parse(base.finishedAt);
       if (!newest || newest.getTime() <= floor) {
         checks.push({

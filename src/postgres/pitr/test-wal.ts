@@ -65,14 +65,14 @@ export async function fetchWalForTest(o: {
   return out;
 }
 
-const COMMIT = /desc: COMMIT (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC/g;
+const COMMIT = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC/g;
 
 /**
  * The newest commit's time in the fetched WAL, read with pg_waldump (of the cluster's major, in UTC), searching
- * from the newest segment back. Recovery to a time stops at the first commit after it: a target later than the
- * newest commit the archive holds can never be reached, so `latest` is just before it.
+ * from the newest segment back, with its record's LSN. Recovery to a time stops at the first commit after it: a
+ * target later than the newest commit the archive holds can never be reached, so `latest` is just before it.
  */
-export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<Date | null> {
+export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<{ at: Date; lsn: string } | null> {
   for (const seg of [...segments].reverse().slice(0, 64)) {
     // pg_waldump ends with an error at the segment's unused tail; what it printed before is what counts.
     const res = await execa(pgWaldump, ['-p', walDir, '-r', 'Transaction', seg.name], {
@@ -81,8 +81,10 @@ export async function newestCommit(pgWaldump: string, walDir: string, segments: 
       env: { PATH: process.env.PATH ?? '', TZ: 'UTC' },
       extendEnv: false,
     });
-    let last: Date | null = null;
-    for (const m of String(res.stdout).matchAll(COMMIT)) last = new Date(`${m[1]}T${m[2]}.${(m[3] ?? '0').padEnd(3, '0').slice(0, 3)}Z`);
+    let last: { at: Date; lsn: string } | null = null;
+    // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
+    for (const m of String(res.stdout).matchAll(COMMIT))
+      last = { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(`${m[2]}T${m[3]}.${(m[4] ?? '0').padEnd(3, '0').slice(0, 3)}Z`) };
     if (last) return last;
   }
   return null;

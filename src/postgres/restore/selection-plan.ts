@@ -1,5 +1,6 @@
 import { BotError } from '../../errors.ts';
 import type { TocEntry } from './toc.ts';
+import { asOption } from '../../restore-scope.ts';
 
 /**
  * Which archive entries a selective restore runs, as a `pg_restore -L` list. Why not `-n`/`-t`: pg_restore 15
@@ -193,9 +194,6 @@ function withDependencies(entries: TocEntry[], byId: Map<number, TocEntry>, from
   }
   return { selected, included };
 }
-
-/** A name as --table= and --schema= take it, as SQL would: a plain lower-case word as it is, else (`User`, `Audit Log`) quoted. */
-export const asOption = (name: string) => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`);
 
 /**
  * What a selective restore never brings back, said plainly rather than reported as success: large objects (they

@@ -11,7 +11,8 @@ import type { RestoreRun } from './restore-run.ts';
 import { dbnameArg, judgeRestore, restoreFailure } from './restore-failure.ts';
 import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
 import { createDatabase, databaseExists, databaseUrl, withMaintenanceClient as withClient } from './scratch.ts';
-import { asOption, planSelection, type SelectionPlan } from './selection-plan.ts';
+import { planSelection, type SelectionPlan } from './selection-plan.ts';
+import { asOption } from '../../restore-scope.ts';
 import { restoreJobs } from './stored-archive.ts';
 import { parseToc } from './toc.ts';
 

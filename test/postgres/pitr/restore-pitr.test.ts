@@ -82,4 +82,46 @@ describe('restore-pitr', () => {
     expect(log).toMatch(/recovery stopping before commit of transaction \d+, time /);
     expect(log).not.toMatch(/recovery ended before configured recovery target was reached/);
   }, 180_000);
+
+  it('a time no commit follows, and `latest`, recover to the newest commit instead of failing "before the target" (QA)', async () => {
+    await withClient(source.url, (c) => c.query("INSERT INTO markers VALUES ('late')"));
+    await sleep(1100);
+    // After the newest commit, inside the window (the segment switched below is archived after it).
+    const quiet = new Date();
+    await sleep(300);
+    const last = await withClient(
+      source.url,
+      async (c) => (await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name')).rows[0]?.name as string,
+    );
+    const store = new LocalWalStore(env.BACKUP_DIR as string, 'app');
+    for (let i = 0; !(await store.entry(last)); i++) {
+      if (i > 600) throw new Error(`WAL ${last} never archived: ${JSON.stringify(archive.state())}`);
+      await sleep(100);
+    }
+    // Before: laid out with recovery_target_time, PostgreSQL replayed everything and then stopped with "FATAL: recovery
+    // ended before configured recovery target was reached", and the output blamed an incomplete archive.
+    const dataDir = join(dir, 'quiet');
+    const run = await cli(['restore-pitr', 'app', `--time=${quiet.toISOString()}`, `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `No commit in the archive follows ${quiet.toISOString()}, so PostgreSQL could never stop "at" it: it recovers to the archive's newest commit, at \\S+ \\(LSN [0-9A-F]+/[0-9A-F]+\\), which holds exactly what the database held at ${quiet.toISOString()}\\.`,
+      ),
+    );
+    const lsn = /\(LSN ([0-9A-F]+\/[0-9A-F]+)\)/.exec(run.stdout)?.[1] ?? '';
+    expect(run.stdout).toContain(`Then check the log for "recovery stopping after WAL location (LSN) \\"${lsn}\\""`);
+    const quietRecovered = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
+    expect(quietRecovered.labels).toEqual(['before-1', 'before-2', 'after', 'late']);
+    expect(quietRecovered.log).toContain(`recovery stopping after WAL location (LSN) "${lsn}"`);
+    expect(quietRecovered.log).not.toMatch(/recovery ended before configured recovery target was reached/);
+
+    // `latest`: as late as the archive reaches, the same way.
+    const latestDir = join(dir, 'latest');
+    const latest = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${latestDir}`], env);
+    expect(latest.exitCode, latest.stderr).toBe(0);
+    expect(latest.stdout).toMatch(
+      /it recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\), which holds exactly what the database held\./,
+    );
+    expect((await recoveredMarkers(latestDir, [join(dir, 'backups')])).labels).toEqual(['before-1', 'before-2', 'after', 'late']);
+  }, 180_000);
 });

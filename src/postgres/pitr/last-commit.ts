@@ -1,0 +1,125 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AgeIdentity } from '../../crypto/age.ts';
+import type { BaseBackup } from './base-backup.ts';
+import { fetchWal } from './pitr-restore.ts';
+import { PartialWalStore, recoverableWal } from './partial-store.ts';
+import { clusterMajor, serverBinDir } from './scratch-cluster.ts';
+import { newestCommit } from './test-wal.ts';
+import { LocalWalStore } from './wal-store.ts';
+import { segmentOf, segmentPosition } from './window.ts';
+
+/** How far back from the newest WAL the search goes (64 segments: 1 GB of WAL); beyond it the answer is "not known". */
+const MAX_SEGMENTS = 64;
+
+/**
+ * The newest commit the archive holds on the base backup's timeline after its start, searched from the newest WAL
+ * back (the segment still being written first, as far as its newest snapshot reaches), one segment at a time, each
+ * checked, decrypted and read with pg_waldump in a private directory that is removed again.
+ * - that commit's time and its record's LSN. Recovery to a time stops at the first commit after it, so a time at or after this one
+ *   is never "reached" (PostgreSQL ends with "recovery ended before configured recovery target was reached"), though
+ *   the database at that time is exactly what the archive ends with;
+ * - null: no commit at all after the base backup's start;
+ * - undefined: not known (none in the newest MAX_SEGMENTS, or pg_waldump could not read them).
+ */
+export async function newestArchivedCommit(o: {
+  root: string;
+  target: string;
+  base: BaseBackup;
+  pgWaldump: string;
+  identity: AgeIdentity | undefined;
+}): Promise<{ at: Date; lsn: string } | null | undefined> {
+  const first = segmentPosition(segmentOf(o.base.startLsn, o.base.timeline));
+  const wal = (await recoverableWal(o.root, o.target)).filter((e) => {
+    if (e.name.endsWith('.history')) return false;
+    const p = segmentPosition(e.name);
+    return p.timeline === first.timeline && p.n >= first.n;
+  });
+  const whole = new LocalWalStore(o.root, o.target);
+  const partials = new PartialWalStore(o.root, o.target);
+  const dir = await mkdtemp(join(tmpdir(), 'pgbb-last-commit-'));
+  try {
+    const searched = wal.slice(-MAX_SEGMENTS).reverse();
+    let newer: string | undefined;
+    for (const entry of searched) {
+      const store = 'partial' in entry ? partials : whole;
+      if (!(await fetchWal(store, entry.name, join(dir, entry.name), o.identity))) return undefined;
+      // The newer segment stays beside it: a commit record that starts here and ends there is read whole.
+      const found = await newestCommit(o.pgWaldump, dir, [entry]);
+      if (found) return found;
+      if (newer) await rm(join(dir, newer), { force: true });
+      newer = entry.name;
+    }
+    return searched.length === wal.length ? null : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** What restore-pitr set the cluster to recover to, and what its log then says when it got there. */
+export interface SettledTarget {
+  /** The sentence for the person at the terminal. */
+  said: string;
+  /** The log line that proves the target was reached. */
+  logSays: string;
+}
+
+/**
+ * After layOutRecovery: a time no commit in the archive follows can never be "reached" (PostgreSQL replays to the end,
+ * then fails with "recovery ended before configured recovery target was reached"), though the database at that time
+ * is what the archive ends with. Such a time, and `latest` (at null), become the newest commit's LSN (inclusive:
+ * recovery stops right after it, and the action at the target still applies), or the base backup's own consistent
+ * point when nothing was committed after it. When the newest commit cannot be read, the time stays as asked.
+ */
+export async function settleRecoveryTarget(o: {
+  root: string;
+  target: string;
+  base: BaseBackup;
+  dataDir: string;
+  identity: AgeIdentity | undefined;
+  at: Date | null;
+}): Promise<SettledTarget> {
+  const pgWaldump = await clusterMajor(o.dataDir)
+    .then(serverBinDir)
+    .then((bin) => join(bin, 'pg_waldump'))
+    .catch(() => null);
+  const newest = pgWaldump ? await newestArchivedCommit({ ...o, pgWaldump }) : undefined;
+  const iso = (d: Date) => d.toISOString();
+  if (o.at && (newest === undefined || (newest !== null && newest.at.getTime() > o.at.getTime()))) {
+    const unknown =
+      newest === undefined
+        ? ` (the archive's newest commit could not be read${pgWaldump ? '' : ': no pg_waldump of this major'}; if the log ends with "recovery ended before configured recovery target was reached", nothing was committed after ${iso(o.at)}: lay it out again with --time=latest)`
+        : '';
+    return { said: `It recovers to ${iso(o.at)}${unknown}.`, logSays: `"recovery stopping before commit of transaction …, time ${iso(o.at).slice(0, 10)} …"` };
+  }
+  const why = o.at ? `No commit in the archive follows ${iso(o.at)}, so PostgreSQL could never stop "at" it: ` : '';
+  if (newest === undefined) {
+    await setTarget(o.dataDir, null);
+    return {
+      said: `${why}it recovers to the end of the archive (its newest commit could not be read${pgWaldump ? '' : ': no pg_waldump of this major'}), and promotes there whatever --action says.`,
+      logSays: '"archive recovery complete"',
+    };
+  }
+  if (newest === null) {
+    await setTarget(o.dataDir, "recovery_target = 'immediate'");
+    return {
+      said: `${why}nothing was committed after base backup ${o.base.id}: it recovers to the end of that base backup, which holds the same data.`,
+      logSays: '"recovery stopping after reaching consistency"',
+    };
+  }
+  await setTarget(o.dataDir, `recovery_target_lsn = '${newest.lsn}'`);
+  return {
+    said: `${why}it recovers to the archive's newest commit, at ${iso(newest.at)} (LSN ${newest.lsn}), which holds exactly what the database held${o.at ? ` at ${iso(o.at)}` : ''}.`,
+    logSays: `"recovery stopping after WAL location (LSN) \\"${newest.lsn}\\""`,
+  };
+}
+
+/** The recovery_target_time line layOutRecovery wrote, replaced (or, with null, removed: recover to the end). */
+async function setTarget(dataDir: string, line: string | null): Promise<void> {
+  const conf = join(dataDir, 'postgresql.auto.conf');
+  const text = await readFile(conf, 'utf8');
+  await writeFile(conf, text.replace(/^recovery_target_time = .*\n/m, line === null ? '' : `${line}\n`));
+}
