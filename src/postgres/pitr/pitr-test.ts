@@ -177,8 +177,16 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       detail: `${wal.segments.length} segment(s) fetched from ${base.id}'s start on, every sha256 matching${upTo}`,
     });
     binDir = await serverBinDir(await clusterMajor(s.dataDir));
+    const newestCommitted = await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments);
+    const conf = join(s.dataDir, 'postgresql.auto.conf');
+    if (plan.explicit && newestCommitted && newestCommitted.at.getTime() <= at.getTime()) {
+      // No commit follows the time asked: PostgreSQL would never stop "at" it. The newest commit holds what the
+      // database held then, as restore-pitr does it (last-commit.ts).
+      const text = await readFile(conf, 'utf8');
+      await writeFile(conf, text.replace(/^recovery_target_time = .*$/m, `recovery_target_lsn = '${newestCommitted.lsn}'`));
+    }
     if (!plan.explicit) {
-      const newest = (await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments))?.at;
+      const newest = newestCommitted?.at;
       const floor = Date.parse(base.finishedAt);
       if (!newest || newest.getTime() <= floor) {
         checks.push({
@@ -193,7 +201,6 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       // Recovery stops at the first commit after the target: `latest` is just before the newest commit archived.
       if (o.asked === 'latest' || at.getTime() > ceiling)
         at = new Date(o.asked === 'latest' ? ceiling : floor + (o.random ?? Math.random)() * (ceiling - floor));
-      const conf = join(s.dataDir, 'postgresql.auto.conf');
       const text = await readFile(conf, 'utf8');
       await writeFile(conf, text.replace(/^recovery_target_time = .*$/m, `recovery_target_time = '${pgTime(at)}'`));
     }

@@ -136,6 +136,20 @@ describe('runPitrTest', () => {
     expect(await leftovers()).toEqual([]);
   }, 180_000);
 
+  it('a time no commit follows recovers to the newest commit, and passes (it failed "the archive does not reach the moment asked")', async () => {
+    await writeMarker(source.url, 7);
+    await sleep(2600);
+    const quiet = new Date();
+    await sleep(300);
+    await switchAndWait();
+    const out = await runPitrTest(options(quiet.toISOString()));
+    expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
+    expect(out.at).toBe(quiet.toISOString());
+    expect(out.checks.find((c) => c.name === 'recovery reached its target')?.detail).toMatch(/recovery stopping after WAL location \(LSN\) /);
+    expect(out.checks.find((c) => c.name === 'exact point (markers)')?.ok).toBe(true);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
   it('`latest` reaches into the segment still being written, as far as its newest snapshot, as `/backup list` shows', async () => {
     await switchAndWait();
     // The worker's RPO monitor stores snapshots of the segment pg_receivewal is writing (partial-archiver.ts).
