@@ -14,6 +14,7 @@ import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { settleRecoveryTarget } from '../postgres/pitr/last-commit.ts';
 import { recoverableWindow } from '../postgres/pitr/window.ts';
+import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
 
 /**
  * How long restore-pitr's hold on its base backup lasts without a wal-fetch (the server not started yet), and how far
@@ -23,7 +24,8 @@ const READER_TTL_MS = 24 * 3_600_000;
 
 type Io = { out(l: string): void; err(l: string): void };
 
-const USAGE = 'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01"|latest --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3]';
+const USAGE =
+  'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01"|latest --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3] [--run-as=USER]';
 
 /** Shell-quoted for restore_command, which PostgreSQL runs through /bin/sh. */
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
@@ -42,7 +44,10 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
   const dataDir = flag('data-dir');
   const action = (flag('action') ?? 'promote') as 'promote' | 'pause' | 'shutdown';
   const from = flag('from');
-  const badFlag = opts.some((o) => !/^--(time|data-dir|action|from)=/.test(o)) || (from !== undefined && from !== 's3');
+  // Who will run the recovered server (and so restore_command): checked to read what it needs before anything is laid out.
+  const runAs = flag('run-as') ?? 'postgres';
+  const badFlag =
+    opts.some((o) => !/^--(time|data-dir|action|from|run-as)=/.test(o)) || (from !== undefined && from !== 's3') || !/^[a-z_][a-z0-9_-]*$/i.test(runAs);
   if (!targetName || !time || !dataDir || !['promote', 'pause', 'shutdown'].includes(action) || badFlag) {
     io.err(USAGE);
     return 2;
@@ -57,11 +62,16 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const root = inS3 ? join(config.backupDir, '_restore-pitr') : config.backupDir;
     const asked = latest ? null : parseRecoveryTime(time);
     // For `latest`, everything the bucket holds after its newest base backup.
-    if (from === 's3' || inS3) io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000)));
+    if (from === 's3' || inS3) {
+      io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000)));
+      await shareFetchedWal(root, target.name, runAs);
+    }
     const at = asked ?? (await windowEnd(root, target.name));
     const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at);
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
+    const unchecked = await checkServerAccess(runAs, { root, target: target.name, identityFile: config.encryption.identityFile, node: process.execPath, bin });
+    if (unchecked) io.err(unchecked);
     // What wal-fetch needs, said in the command itself (the server runs it with its own environment): where the
     // archive is and the key, nothing else — no config file, whose targets' variables the server would not have.
     const env = [
@@ -87,7 +97,8 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // And a file the archive does not hold (recovery asks for the segment after the last and for history files it
     // probes) is answered "not archived" by the shell too: no index entry, whole or partial, means wal-fetch's answer.
     const wal = join(resolve(root), target.name, '_wal');
-    const held = `{ test -e ${sh(wal)}/%f.json || test -e ${sh(wal)}/_partial/%f.json; }`;
+    // An archive the server's user may not enter is not "not archived": then wal-fetch runs, and says why in the log.
+    const held = `{ test -e ${sh(wal)}/%f.json || test -e ${sh(wal)}/_partial/%f.json || ! test -x ${sh(wal)}; }`;
     const restoreCommand = `mv -f -- pg_wal/.pgbb-prefetch/%f "%p" 2>/dev/null || { ${held} && ${fetch}; }`;
     await layOutRecovery({
       root,
@@ -108,8 +119,8 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, ${action} at the target. ${settled.said}`,
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
-        'Start it as the user who will own the cluster (who must be able to read BACKUP_DIR and the identity file):',
-        `  chown -R postgres: ${resolve(dataDir)} && runuser -u postgres -- pg_ctl -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
+        `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
+        `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${await pgCtlPath(dataDir)} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
         `Then check the log for ${settled.logSays} and "archive recovery complete";`,
         '"recovery ended before configured recovery target was reached" means WAL the target needs could not be fetched (see the wal-fetch lines before it): the recovery is incomplete.',
         // With S3 as the primary store, what was fetched stays beside the spool (a later restore fetches only what is new).

@@ -16,6 +16,16 @@ export interface RecoveredServer {
 }
 
 /**
+ * What an operator does before restore-pitr when the archive is root's and the server will run as postgres (the
+ * tests run as root): those directories made readable by others, the WAL archived since included. Without it
+ * restore-pitr refuses, naming what postgres may not read (pitr/server-access.ts).
+ */
+export async function readableByServer(dirs: string[]): Promise<void> {
+  if ((await asServerUser()).uid === undefined) return;
+  for (const dir of dirs) await execa('chmod', ['-R', 'a+rX', dir]);
+}
+
+/**
  * Starts a server on a data directory restore-pitr laid out, as the server's own user (postgres when the tests run
  * as root): a free port, its socket in the data directory. `readable` are directories that user must read (the
  * archive restore_command fetches from).
@@ -24,10 +34,8 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
   const user = await asServerUser();
   const port = await freePort();
   await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
-  if (user.uid !== undefined) {
-    await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
-    for (const dir of readable) await execa('chmod', ['-R', 'a+rX', dir]);
-  }
+  if (user.uid !== undefined) await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
+  await readableByServer(readable);
   await chmod(dataDir, 0o700);
   const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
   const ctl = (args: string[]) => execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });

@@ -9,6 +9,7 @@ import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { forgetPitrReader, type PitrReader, pitrReaders, reservePitrBase } from '../../../src/postgres/pitr/pitr-readers.ts';
 import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 import { cli } from '../../support/app-backups.ts';
+import { readableByServer } from '../../support/recovered-server.ts';
 import { backdateBase, backdateWal, pitrArchiveWithBases } from '../../support/pitr-archive.ts';
 
 /**
@@ -107,6 +108,7 @@ describe('PITR retention', () => {
   it('restore-pitr holds the base backup it lays out against retention, and each wal-fetch renews the hold', { timeout: 120_000 }, async () => {
     // A moment just after the oldest base backup (backdated): restore-pitr chooses it.
     const at = new Date(Date.parse(b1().finishedAt) + 60_000).toISOString();
+    await readableByServer([dir]);
     const laid = await cli(['restore-pitr', 'app', `--time=${at}`, `--data-dir=${join(dir, 'restored')}`], env);
     expect(laid.exitCode, laid.stderr).toBe(0);
     expect(laid.stdout).toContain(`Laid out base backup ${b1().id}`);

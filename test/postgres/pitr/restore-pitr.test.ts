@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -9,7 +9,7 @@ import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
-import { recoveredMarkers } from '../../support/recovered-server.ts';
+import { readableByServer, recoveredMarkers } from '../../support/recovered-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -69,7 +69,21 @@ describe('restore-pitr', () => {
     const outside = await cli(['restore-pitr', 'app', '--time=2020-01-01 00:00:00+00', `--data-dir=${join(dir, 'x')}`], env);
     expect(outside.stderr).toMatch(/is outside what the archive holds: the recoverable window is /);
 
+    // The server will run as postgres (these tests run as root): WAL archived since the setup is root's, 0640. Laid
+    // out anyway, PostgreSQL said only "invalid checkpoint record" and hinted to remove backup_label (QA).
+    if ((await asServerUser()).uid !== undefined) {
+      const refused = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${join(dir, 'refused')}`], env);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toMatch(
+        /^Point-in-time restore FAILED: The recovered server will run as postgres \(--run-as\), who may not read what its restore_command needs: \S+\/_wal\/[0-9A-F]{24}\.json \(to read; mode 0640, owner 0:0\);.* Nothing was laid out\.$/m,
+      );
+      expect(await readdir(join(dir, 'refused')).catch(() => [])).toEqual([]);
+      // A user that is not there is named as such.
+      const nobody = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${join(dir, 'refused')}`, '--run-as=pgbb_nobody'], env);
+      expect(nobody.stderr).toContain('There is no user pgbb_nobody on this host to run the recovered server: name the one who will with --run-as=USER.');
+    }
     const dataDir = join(dir, 'restored');
+    await readableByServer([dir]);
     const run = await cli(['restore-pitr', 'app', `--time=${target.toISOString()}`, `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Laid out base backup app-base-/);
@@ -101,6 +115,7 @@ describe('restore-pitr', () => {
     // Before: laid out with recovery_target_time, PostgreSQL replayed everything and then stopped with "FATAL: recovery
     // ended before configured recovery target was reached", and the output blamed an incomplete archive.
     const dataDir = join(dir, 'quiet');
+    await readableByServer([dir]);
     const run = await cli(['restore-pitr', 'app', `--time=${quiet.toISOString()}`, `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(

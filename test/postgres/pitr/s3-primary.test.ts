@@ -20,7 +20,7 @@ import { s3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
 import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
 import { cli } from '../../support/app-backups.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
-import { recoveredMarkers } from '../../support/recovered-server.ts';
+import { readableByServer, recoveredMarkers } from '../../support/recovered-server.ts';
 import type { TestS3Server } from '../../support/s3-server.ts';
 import { seedForRecovery, setUpS3Pitr, switchSegment as switchAt, tearDownS3Pitr, walStateUntil } from '../../support/s3-pitr-setup.ts';
 import { TEST_CREDENTIALS } from '../../support/s3-server.ts';
@@ -211,6 +211,9 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     await sleep(1100);
     await inS3(await switchSegment('after'));
     const dataDir = join(dir, 'restored');
+    // The worker's disk must let the server's user through (postgres: these tests run as root); what restore-pitr
+    // fetches from the bucket it then shares with that user itself.
+    await readableByServer([dir]);
     const run = await cli(['restore-pitr', 'app', `--time=${at.toISOString()}`, `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(
@@ -260,6 +263,9 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     expect(facts.newestSegment).toBe(last.name);
     expect(facts.window?.to.getTime()).toBeGreaterThan(at.getTime());
     const dataDir = join(dir, 'restored-quiet');
+    // The worker's disk must let the server's user through (postgres: these tests run as root); what restore-pitr
+    // fetches from the bucket it then shares with that user itself.
+    await readableByServer([dir]);
     const run = await cli(['restore-pitr', 'app', `--time=${at.toISOString()}`, `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
     const { labels } = await recoveredMarkers(dataDir, [join(dir, 'worker-disk')]);

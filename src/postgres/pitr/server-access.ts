@@ -1,0 +1,128 @@
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { BotError } from '../../errors.ts';
+import { PartialWalStore } from './partial-store.ts';
+import { clusterMajor, serverBinDir } from './scratch-cluster.ts';
+import { LocalWalStore } from './wal-store.ts';
+
+type Need = { path: string; mode: 'enter' | 'read' | 'run' };
+
+const TEST_FLAG = { enter: '-x', read: '-r', run: '-x' } as const;
+const ACCESS = { enter: constants.X_OK, read: constants.R_OK, run: constants.X_OK } as const;
+
+/**
+ * What the recovering server's user needs, since it runs restore_command: to enter the WAL archive's directories and
+ * read an index entry and its file in each (the newest: what recovery ends with), to read the identity file, and to
+ * run node on the bot's entry point. Any of them denied, PostgreSQL hears "not archived" from the shell's own check
+ * or a failed wal-fetch, and says only "invalid checkpoint record", with a hint (remove backup_label) that corrupts
+ * the cluster. So checked before anything is laid out.
+ */
+export async function serverAccessNeeds(o: { root: string; target: string; identityFile?: string | undefined; node: string; bin: string }): Promise<Need[]> {
+  const whole = new LocalWalStore(o.root, o.target);
+  const partial = new PartialWalStore(o.root, o.target);
+  const needs: Need[] = [{ path: whole.dir, mode: 'enter' }];
+  const newest = (await whole.list().catch(() => [])).at(-1);
+  if (newest) needs.push({ path: join(whole.dir, `${newest.name}.json`), mode: 'read' }, { path: join(whole.dir, newest.file), mode: 'read' });
+  if (await stat(partial.dir).catch(() => null)) {
+    needs.push({ path: partial.dir, mode: 'enter' });
+    const last = (await partial.list().catch(() => [])).at(-1);
+    if (last) needs.push({ path: join(partial.dir, last.file), mode: 'read' });
+  }
+  if (o.identityFile) needs.push({ path: o.identityFile, mode: 'read' });
+  needs.push({ path: o.node, mode: 'run' }, { path: o.bin, mode: 'read' });
+  return needs;
+}
+
+/**
+ * The needs `user` is denied, each as "path (mode 0750, owner 0:0)"; null when they cannot be checked from here
+ * (neither root, who checks as that user with runuser, nor that user).
+ */
+export async function deniedTo(user: string, needs: Need[]): Promise<string[] | null> {
+  const me = process.getuid?.();
+  const check =
+    me === 0
+      ? async (n: Need) => (await execa('runuser', ['-u', user, '--', 'test', TEST_FLAG[n.mode], n.path], { reject: false, stdin: 'ignore' })).exitCode === 0
+      : userInfo().username === user
+        ? (n: Need) =>
+            access(n.path, ACCESS[n.mode]).then(
+              () => true,
+              () => false,
+            )
+        : null;
+  if (!check) return null;
+  const denied: string[] = [];
+  const said = new Set<string>();
+  for (const n of needs) {
+    if (await check(n)) continue;
+    // A directory above it that may not be entered is what to fix: named, once, instead of everything below it.
+    const parts = n.path.split('/').filter(Boolean);
+    let blocked: Need = n;
+    for (let i = 1; i < parts.length; i++) {
+      const up = `/${parts.slice(0, i).join('/')}`;
+      if (!(await check({ path: up, mode: 'enter' }))) {
+        blocked = { path: up, mode: 'enter' };
+        break;
+      }
+    }
+    if (said.has(blocked.path)) continue;
+    said.add(blocked.path);
+    const s = await stat(blocked.path).catch(() => null);
+    const how = blocked.mode === 'enter' ? 'to enter' : `to ${blocked.mode}`;
+    denied.push(`${blocked.path} (${how}${s ? `; mode ${(s.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${s.uid}:${s.gid}` : ''})`);
+  }
+  return denied;
+}
+
+/** Whether a system user of that name exists. */
+export async function userExists(user: string): Promise<boolean> {
+  return (await execa('id', ['-u', user], { reject: false, stdin: 'ignore' })).exitCode === 0;
+}
+
+/**
+ * Refuses, before anything is laid out, when `user` may not read what restore_command needs (server-access.ts);
+ * returns a note when that cannot be checked from here, else null.
+ */
+export async function checkServerAccess(user: string, o: Parameters<typeof serverAccessNeeds>[0]): Promise<string | null> {
+  if (!(await userExists(user)))
+    throw new BotError(
+      'bad_request',
+      `There is no user ${user} on this host to run the recovered server: name the one who will with --run-as=USER. Nothing was laid out.`,
+    );
+  const denied = await deniedTo(user, await serverAccessNeeds(o));
+  if (denied === null) return `note: whether ${user} may read the archive and the identity file was not checked (run restore-pitr as root or as ${user}).`;
+  if (denied.length === 0) return null;
+  throw new BotError(
+    'bad_request',
+    `The recovered server will run as ${user} (--run-as), who may not read what its restore_command needs: ${denied.join('; ')}. Give ${user} access (e.g. \`setfacl -R -m u:${user}:rX DIR\`, and \`setfacl -R -d -m u:${user}:rX DIR\` so WAL archived later is readable too; the identity file: a copy ${user} may read, named by BACKUP_ENCRYPTION_IDENTITY_FILE), or name the user who will run it with --run-as. Nothing was laid out.`,
+  );
+}
+
+/** pg_ctl of the laid-out cluster's major by its full path (Debian keeps it off PATH), or plain pg_ctl. */
+export async function pgCtlPath(dataDir: string): Promise<string> {
+  return clusterMajor(resolve(dataDir))
+    .then(serverBinDir)
+    .then((bin) => join(bin, 'pg_ctl'))
+    .catch(() => 'pg_ctl');
+}
+
+/**
+ * WAL restore-pitr fetched from S3 (run as root) is root's, 0640 in 0750 directories: the server's user could read
+ * none of it. Its group becomes that user's and may read and enter, so the recovery it was fetched for can run;
+ * owners and other bits stay. Nothing happens unless run as root.
+ */
+export async function shareFetchedWal(root: string, target: string, user: string): Promise<void> {
+  if (process.getuid?.() !== 0 || !(await userExists(user))) return;
+  const dir = join(root, target, '_wal');
+  if (!(await stat(dir).catch(() => null))) return;
+  const group = (await execa('id', ['-gn', user])).stdout.trim();
+  await execa('chgrp', ['-R', '--', group, dir]);
+  await execa('chmod', ['-R', 'g+rX', '--', dir]);
+  // The two directories above it (the bot made them) must let that group through too.
+  for (const up of [join(root, target), root]) {
+    await execa('chgrp', ['--', group, up], { reject: false });
+    await execa('chmod', ['g+x', '--', up], { reject: false });
+  }
+}
