@@ -63,8 +63,9 @@ export async function restoredDatabases(
   return out.sort((a, b) => Date.parse(b.record.startedAt) - Date.parse(a.record.startedAt));
 }
 
-const HOW: Record<RestoredDatabase['how'], (database: string) => string> = {
-  made: () => 'restored from',
+const HOW: Record<RestoredDatabase['how'], (database: string, r: RestoreRecord) => string> = {
+  // A restore that failed with its database left (the server went away, and the drop with it; counts that differ): not a good copy.
+  made: (_db, r) => (r.problems.length === 0 ? 'restored from' : '*left by a restore that failed* (perhaps part of it: check before use), from'),
   replaced: (db) => `what ${db} was before it was replaced by`,
   staging: (db) => `left by a replacement of ${db} that did not finish (never used), a copy of`,
 };
@@ -74,7 +75,7 @@ export function restoredDatabasesText(list: RestoredDatabase[], target?: string)
   const who = (r: RestoreRecord) => (r.requestedBy.userId ? `<@${r.requestedBy.userId}>` : (r.requestedBy.userName ?? r.requestedBy.source));
   const lines = list.map(
     (d) =>
-      `• \`${d.name}\` on ${d.server} · ${formatBytes(d.bytes)} · ${HOW[d.how](d.record.database)} \`${d.record.backupId}\` · by ${who(d.record)} · ${formatTime(d.record.startedAt)}`,
+      `• \`${d.name}\` on ${d.server} · ${formatBytes(d.bytes)} · ${HOW[d.how](d.record.database, d.record)} \`${d.record.backupId}\` · by ${who(d.record)} · ${formatTime(d.record.startedAt)}`,
   );
   return `*Databases made by restores* (newest first; \`/restore drop <database>\` removes one):\n${lines.join('\n')}`;
 }

@@ -98,6 +98,9 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     );
     return 2;
   }
+  // A restore that fails by an error (the server gone mid-way) is recorded too, as the worker records it: `restore
+  // list` and `restore drop` then know the database it may have left.
+  let begun: { manifest: Manifest; target: string; into: { database: string; create: boolean }; startedAt: Date } | null = null;
   try {
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli);
     const other = req.into !== null && isWholeDatabase(req) ? otherDatabase(manifest, req.into) : '';
@@ -117,6 +120,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     }
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
     const startedAt = new Date();
+    if (server.url === null) begun = { manifest, target: target.name, into, startedAt };
     const full = isFullRestore({ tables: req.tables, schemas: req.schemas, into });
     if (full)
       io.err(
@@ -176,6 +180,14 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   } catch (err) {
     const gone = isBotError(err) && err.code === 'pg_unreachable' && server.url === null ? serverGone(req.backupId) : '';
     io.err(`Restore FAILED: ${toUserMessage(err)}${gone}`);
+    if (begun) {
+      const { manifest, target, into, startedAt } = begun;
+      const selection = { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create };
+      const failed = { outcome: null, failure: toUserMessage(err), target, backupId: manifest.backupId, startedAt, finishedAt: new Date() };
+      await deps.storage
+        .writeRecord(restoreRecord({ ...failed, requestedBy: requestedBy(), jobId: null, selection, database: into.database }))
+        .catch((e: unknown) => deps.log.error({ err: e }, 'could not write the restore record'));
+    }
     return 1;
   }
 }

@@ -43,15 +43,21 @@ interface Rule {
 /** How every "the server cannot be reached" sentence starts (a verdict's problems are sentences, not codes). */
 export const CANNOT_CONNECT = 'Could not connect to the database server at ';
 
+/** What the tool was doing, for the sentences that say it: pg_dump's work is a backup, anything else a restore. */
+const workOf = (c: FailureContext) => (/^(pg_dump|pg_dumpall|pg_basebackup)$/.test(c.tool) ? 'backup' : 'restore');
+
 const unreachable = (reason: string) => (_m: RegExpExecArray, c: FailureContext) =>
-  `${CANNOT_CONNECT}${c.server} (${reason}); check that PostgreSQL is running and reachable from the backup host.`;
+  `${CANNOT_CONNECT}${c.server} (${reason}); check that PostgreSQL is running and reachable from the ${workOf(c) === 'backup' ? 'backup host' : 'host running the restore'}.`;
 
 /** First match wins, so the specific causes (a FATAL inside a "connection … failed" line) come before the network ones. */
 const RULES: Rule[] = [
   {
     test: /No space left on device|ENOSPC/,
     code: 'disk_full',
-    say: (_m, c) => `The backup disk is full${c.storage ? ` (${c.storage})` : ''}; free space or delete old backups, then run the backup again.`,
+    say: (_m, c) =>
+      workOf(c) === 'backup'
+        ? `The backup disk is full${c.storage ? ` (${c.storage})` : ''}; free space or delete old backups, then run the backup again.`
+        : `A disk filled up during the restore: the database server's at ${c.server} when PostgreSQL says so ("could not extend file"), else this host's temp directory; free space, then run the restore again.`,
   },
   {
     test: /password authentication failed for user "([^"]*)"/,
@@ -113,7 +119,7 @@ const RULES: Rule[] = [
   {
     test: /server closed the connection unexpectedly|Connection terminated unexpectedly|ECONNRESET|terminating connection due to administrator command/,
     code: 'pg_unreachable',
-    say: (_m, c) => `The connection to the database server at ${c.server} was lost during the backup; check the server's log, then run the backup again.`,
+    say: (_m, c) => `The connection to the database server at ${c.server} was lost during the ${workOf(c)}; check the server's log, then run the ${workOf(c)} again.`,
   },
   {
     test: /canceling statement due to lock timeout/,

@@ -47,6 +47,22 @@ describe('toolFailure', () => {
     expect(err.message).toBe(stderr); // the detail, for logs and the thread
   });
 
+  it('says a restore’s failures as a restore’s: never "run the backup again", nor the backup disk for a full server disk', () => {
+    const restore = { tool: 'pg_restore', server: '127.0.0.1:5' };
+    expect(toolFailure('pg_restore: error: connection to server lost: server closed the connection unexpectedly', restore).userMessage).toBe(
+      "The connection to the database server at 127.0.0.1:5 was lost during the restore; check the server's log, then run the restore again.",
+    );
+    expect(toolFailure('pg_restore: error: connection to server at "127.0.0.1", port 5 failed: Connection refused', restore).userMessage).toBe(
+      'Could not connect to the database server at 127.0.0.1:5 (connection refused); check that PostgreSQL is running and reachable from the host running the restore.',
+    );
+    expect(toolFailure('pg_restore: error: could not extend file "base/16384/16390": No space left on device', restore).userMessage).toBe(
+      'A disk filled up during the restore: the database server\'s at 127.0.0.1:5 when PostgreSQL says so ("could not extend file"), else this host\'s temp directory; free space, then run the restore again.',
+    );
+    expect(toolFailure('pg_dump: error: server closed the connection unexpectedly', ctx).userMessage).toMatch(
+      /lost during the backup; .* run the backup again\.$/,
+    );
+  });
+
   it('falls back to how the tool ended when it said nothing', () => {
     expect(toolFailure('', ctx, undefined, 'killed by SIGKILL').userMessage).toBe('pg_dump failed: killed by SIGKILL.');
   });

@@ -86,8 +86,15 @@ function verdict(
 ): RestoreTestOutcome {
   const stop = !r.restored.ok ? r.restored : r.compared !== null && !r.compared.ok ? r.compared : null;
   if (stop && stop.failure !== undefined) {
-    if (!r.dropped.dropped) t.log.error({ scratch: t.database }, 'scratch database left behind after a failure');
-    throw asBotError(stop.failure, t.ctx);
+    const err = asBotError(stop.failure, t.ctx);
+    if (r.dropped.dropped) throw err;
+    t.log.error({ scratch: t.database }, 'scratch database left behind after a failure');
+    // Said where the person reads it (the server went away mid-restore, most often), not only in the log.
+    throw new BotError(
+      err.code,
+      `${err.userMessage} ${t.database} could not be dropped and may be left on ${t.ctx.server}, part-restored: drop it once the server answers (\`DROP DATABASE "${t.database}"\`).`,
+      { cause: err },
+    );
   }
   const restored = r.restored.ok ? r.restored.value : null;
   const compared = r.compared?.ok ? r.compared.value : null;

@@ -1,0 +1,86 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { runSql } from '../support/databases.ts';
+
+const cli = (args: string[], env: Record<string, string>) =>
+  execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
+
+/**
+ * The target's server going away in the middle of a CLI restore (QA): said as a restore's failure, not "during the
+ * backup; run the backup again"; the database it could not drop named, and known to `restore list` and `restore
+ * drop` once the server is back.
+ */
+describe('a restore whose server goes away mid-way', () => {
+  let server: EphemeralPostgres;
+  let dir: string;
+  let env: Record<string, string>;
+  const ctl = async (action: 'start' | 'stop') => {
+    const user = await asServerUser();
+    const pgCtl = join(server.binDir, 'pg_ctl');
+    const args =
+      action === 'stop' ? ['-D', server.dataDir, '-m', 'immediate', '-w', 'stop'] : ['-D', server.dataDir, '-l', join(server.dir, 'server.log'), '-w', 'start'];
+    await execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args]);
+  };
+
+  beforeAll(async () => {
+    server = await startEphemeralPostgres();
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-gone-'));
+    const keys = await generateKeyPair();
+    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
+    const url = server.url.replace(/\/postgres$/, '/shop');
+    await runSql(server.url, 'CREATE DATABASE shop');
+    // Big enough that its restore takes a few seconds: the server is stopped while it runs.
+    await runSql(
+      url,
+      'CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 1500000) g; ALTER TABLE orders ADD PRIMARY KEY (id)',
+    );
+    env = {
+      DATABASE_URL: url,
+      TARGET_NAME: 'shop',
+      BACKUP_DIR: dir,
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
+    };
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fails as a restore, names the database it may have left, and `restore list` / `restore drop` know it once the server is back', async () => {
+    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const child = execa('node', ['bin/pg-backup-bot.js', 'restore', id], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
+    let err = '';
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const end = Date.now() + 60_000;
+    while (!/ {2}restoring · /.test(err) && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 500));
+    await ctl('stop');
+    const run = await child;
+    await ctl('start');
+    expect(run.exitCode).toBe(1);
+    const database = /into a new database (pgbb_restore_\S+) on /.exec(err)?.[1] ?? '';
+    expect(database).not.toBe('');
+    expect(run.stderr).not.toMatch(/backup again|during the backup/);
+    expect(run.stderr).toMatch(
+      /^Restore FAILED: .*(was lost during the restore; check the server's log, then run the restore again|Could not connect to the database server)/m,
+    );
+    expect(run.stderr).toContain(
+      `${database} could not be dropped and may be left on 127.0.0.1:${server.port}, part-restored: drop it once the server answers`,
+    );
+    // Back up, the database is there, listed as what it is, and the bot may drop it.
+    const list = await cli(['restore', 'list'], env);
+    expect(list.stdout).toMatch(
+      new RegExp(`${database} on 127\\.0\\.0\\.1:${server.port} · .* · left by a restore that failed \\(perhaps part of it: check before use\\), from ${id}`),
+    );
+    const drop = await cli(['restore', 'drop', database], env);
+    expect(drop.stdout).toMatch(new RegExp(`^Dropped ${database} `));
+  }, 180_000);
+});
