@@ -31,11 +31,15 @@ export function retentionDeletion(args: string, result: string, by: { jobId: str
   return { kind: 'job', userId: null, userName: by.userName, what: 'retention', args, decision: 'n/a', role: null, jobId: by.jobId, result };
 }
 
+const existsIsFine = (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EEXIST') throw err;
+};
+
 /**
  * Append-only JSON lines in `<BACKUP_DIR>/_audit/audit.jsonl` (O_APPEND: concurrent writers interleave whole
  * lines), mirrored to the logs. Arguments are the command text, which never holds a secret (targets, ids, names).
  */
-export function createAuditLog(dir: string, log: Logger): AuditLog {
+export function createAuditLog(dir: string, log: Logger, o: { createDir?: boolean } = {}): AuditLog {
   const folder = join(dir, '_audit');
   const file = join(folder, 'audit.jsonl');
   let ready: Promise<unknown> | undefined;
@@ -45,7 +49,9 @@ export function createAuditLog(dir: string, log: Logger): AuditLog {
   let batch: { lines: string[]; written: Promise<void> } | undefined;
   let writing: Promise<unknown> = Promise.resolve();
   const write = async (lines: string[]) => {
-    ready ??= mkdir(folder, { recursive: true, mode: 0o750 });
+    // The CLI never creates BACKUP_DIR (o.createDir false): on a disk not mounted, that would put an audit trail on
+    // the root filesystem, and make every later `list` there say "no backups yet" instead of "does not exist".
+    ready ??= o.createDir === false ? mkdir(folder, { mode: 0o750 }).catch(existsIsFine) : mkdir(folder, { recursive: true, mode: 0o750 });
     await ready;
     await appendFile(file, lines.join(''), { flag: 'a', mode: 0o640 });
   };

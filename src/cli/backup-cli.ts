@@ -115,7 +115,7 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
       return 2;
     }
     const { backups, failedTests } = await listWithTestVerdicts(deps.storage, args[0]);
-    const noDir = backups.length === 0 ? missingBackupDir(deps.config) : null;
+    const noDir = backups.length === 0 ? await missingBackupDir(deps.config) : null;
     if (noDir) {
       deps.io.err(noDir);
       return 1;

@@ -1,12 +1,12 @@
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config.ts';
+import { backupDirProblem } from '../storage/fs-util.ts';
 
 /**
- * No BACKUP_DIR at all is not "no backups yet": a wrong one set, or a new host without the backups (with S3 as the
- * primary store the directory is not where backups are). The sentence that says so, or null.
+ * No BACKUP_DIR at all, or an empty one, is not "no backups yet": a wrong one set, a new host without the backups, or
+ * a disk not mounted (with S3 as the primary store the directory is not where backups are). The sentence, or null.
  */
-export function missingBackupDir(config: Pick<Config, 'backupDir' | 's3'>): string | null {
-  if (config.s3?.mode === 'primary' || existsSync(config.backupDir)) return null;
-  return `BACKUP_DIR ${resolve(config.backupDir)} does not exist: no backup was ever written there. If the backups are elsewhere, set BACKUP_DIR to that directory.`;
+export async function missingBackupDir(config: Pick<Config, 'backupDir' | 's3'>): Promise<string | null> {
+  if (config.s3?.mode === 'primary') return null;
+  return backupDirProblem(resolve(config.backupDir));
 }

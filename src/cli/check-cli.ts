@@ -26,7 +26,7 @@ export async function cliCheck(args: string[], deps: { config: Config; redisUrl:
   const redis = deps.redisUrl === null ? null : await connectRedis(deps.redisUrl, deps.config.redisCluster);
   const extra = redis || deps.redisUrl === null ? [] : ['WARNING redis: cannot reach Redis at REDIS_URL; the last backup run and running jobs are unknown'];
   // Judged against a directory that is not there, every condition would read as a target never backed up.
-  const noDir = missingBackupDir(config);
+  const noDir = await missingBackupDir(config);
   const queue = redis ? readOnlyQueue<BackupJobData>(QUEUE.backup, redis, config.queuePrefix) : null;
   try {
     const targets = args[0] ? [findTarget(config, args[0])] : config.targets;

@@ -64,7 +64,7 @@ export async function cliFetch(
     io.err('Standard output is a terminal: redirect it (> FILE, | pg_restore …) or name a file with -o FILE.');
     return 2;
   }
-  const audit = createAuditLog(deps.config.backupDir, deps.log.child({ component: 'audit' }));
+  const audit = createAuditLog(deps.config.backupDir, deps.log.child({ component: 'audit' }), { createDir: false });
   let result: string;
   let code: number;
   try {

@@ -30,7 +30,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       );
     const manifest =
       isId && arg !== undefined ? await findRestorable(deps.storage, arg, SEE_LIST.cli) : await latestBackup(deps.storage, findTarget(deps.config, arg).name);
-    if (!manifest) throw new BotError('backup_not_found', missingBackupDir(deps.config) ?? noBackupToTest(deps.storage.damaged?.() ?? []));
+    if (!manifest) throw new BotError('backup_not_found', (await missingBackupDir(deps.config)) ?? noBackupToTest(deps.storage.damaged?.() ?? []));
     const target = findTarget(deps.config, manifest.target);
     io.err(`Restore test of ${manifest.backupId} …`);
     const startedAt = new Date();

@@ -54,7 +54,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
         restore: readOnlyQueue<RestoreJobData>(QUEUE.restore, redis, config.queuePrefix),
       }
     : null;
-  const audit = createAuditLog(config.backupDir, deps.log.child({ component: 'audit' }));
+  const audit = createAuditLog(config.backupDir, deps.log.child({ component: 'audit' }), { createDir: false });
   const by = { jobId: null, userName: process.env.USER ?? process.env.LOGNAME ?? null };
   try {
     const run = await runRetention({

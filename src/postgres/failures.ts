@@ -119,7 +119,8 @@ const RULES: Rule[] = [
   {
     test: /server closed the connection unexpectedly|Connection terminated unexpectedly|ECONNRESET|terminating connection due to administrator command/,
     code: 'pg_unreachable',
-    say: (_m, c) => `The connection to the database server at ${c.server} was lost during the ${workOf(c)}; check the server's log, then run the ${workOf(c)} again.`,
+    say: (_m, c) =>
+      `The connection to the database server at ${c.server} was lost during the ${workOf(c)}; check the server's log, then run the ${workOf(c)} again.`,
   },
   {
     test: /canceling statement due to lock timeout/,

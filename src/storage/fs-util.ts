@@ -107,3 +107,16 @@ export async function writeFileAtomically(file: string, text: string): Promise<v
     throw err;
   }
 }
+
+/**
+ * Why a BACKUP_DIR holds no backup, when that is not "none taken yet" to be trusted: it does not exist (a wrong one
+ * set, a new host), or it is empty (a disk or share not mounted there: the mount point is an empty directory). The
+ * sentence for people, or null. `_audit` and dot files alone count as empty: the bot writes those before any backup.
+ */
+export async function backupDirProblem(root: string): Promise<string | null> {
+  const entries = await readdir(root).catch((err: unknown) => (errnoCode(err) === 'ENOENT' ? null : []));
+  const elsewhere = 'If the backups are elsewhere, set BACKUP_DIR to that directory.';
+  if (entries === null) return `BACKUP_DIR ${root} does not exist: no backup was ever written there. ${elsewhere}`;
+  if (entries.some((e) => !e.startsWith('.') && e !== '_audit')) return null;
+  return `BACKUP_DIR ${root} is empty: no backup was ever written there, or the disk or share that holds them is not mounted (\`findmnt ${root}\`). ${elsewhere}`;
+}

@@ -2,7 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import { formatCount } from '../format.ts';
-import { errnoCode } from './fs-util.ts';
+import { backupDirProblem, errnoCode } from './fs-util.ts';
 import type { Manifest } from './manifest.ts';
 
 /**
@@ -135,10 +135,8 @@ export async function wrongArtifact(dir: string, m: Manifest, o: { strict?: bool
  */
 export async function missingBackup(root: string, dir: string, target: string, backupId: string, cause: unknown): Promise<BotError> {
   const none = `There is no finished backup ${backupId} of ${target}`;
-  if (!(await stat(root).catch(() => null)))
-    return new BotError('backup_not_found', `${none}: BACKUP_DIR ${root} does not exist. If the backups are elsewhere, set BACKUP_DIR to that directory.`, {
-      cause,
-    });
+  const emptyRoot = await backupDirProblem(root);
+  if (emptyRoot) return new BotError('backup_not_found', `${none}: ${emptyRoot}`, { cause });
   const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => !f.startsWith('.'));
   if (files.length > 0)
     return new BotError(

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,8 @@ describe('the CLI’s own words', () => {
   let env: Record<string, string>;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-cli-words-'));
+    // Another target's backups are there: an empty BACKUP_DIR is a problem of its own (missing-backups.test.ts).
+    await mkdir(join(dir, 'other'));
     env = { DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', BACKUP_DIR: dir };
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));

@@ -206,12 +206,15 @@ describe('npm run demo', () => {
       // stdin stays open, as at a prompt: the demo waits for commands until the signal.
       const child = execa('node', ['bin/pg-backup-bot.js', 'demo'], { reject: false, stdin: 'pipe' });
       let out = '';
+      let err = '';
       child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
       while (!/Ready\./.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
       const dir = /backups in (\S+)\./.exec(out)?.[1];
       const port = /on postgres:\/\/[^@]*@?[^:]+:(\d+)\//.exec(out)?.[1];
       const identity = /read the identity (\S+)\./.exec(out)?.[1];
-      expect(dir).toBeDefined();
+      // Should the demo end before it is ready, what it said.
+      expect(dir, `${out}\n${err}`).toBeDefined();
       expect(port).toBeDefined();
       expect(identity).toBeDefined();
       child.kill(signal);

@@ -126,6 +126,14 @@ describe('pg-backup-bot fetch: the archive for a restore by hand', () => {
     expect(usage.stderr).toContain('usage: pg-backup-bot fetch <backup-id>');
   });
 
+  it('with a BACKUP_DIR that does not exist (a disk not mounted), says so and creates nothing there: no audit trail on the root filesystem', async () => {
+    const gone = join(dir, 'not-mounted');
+    const run = await cli(['fetch', backupId, '-o', join(out(), 'z.pgdump')], { ...fetchEnv(), BACKUP_DIR: gone });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toContain(`BACKUP_DIR ${gone} does not exist: no backup was ever written there.`);
+    await expect(readdir(gone)).rejects.toThrow(/ENOENT/);
+  });
+
   it('every fetch is in the audit trail, with who ran it and how it ended', async () => {
     const lines = (await readFile(join(env.BACKUP_DIR ?? '', '_audit', 'audit.jsonl'), 'utf8'))
       .split('\n')

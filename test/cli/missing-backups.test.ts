@@ -44,7 +44,21 @@ describe('backups that are not where the CLI looks', () => {
     ]);
     const restore = deps(gone);
     expect(await cliRestore(['shop-20261205T095011Z'], restore.deps)).toBe(1);
-    expect(restore.err.join('\n')).toContain(`There is no finished backup shop-20261205T095011Z of shop: BACKUP_DIR ${gone} does not exist.`);
+    expect(restore.err.join('\n')).toContain(
+      `There is no finished backup shop-20261205T095011Z of shop: BACKUP_DIR ${gone} does not exist: no backup was ever written there.`,
+    );
+  });
+
+  it('an empty BACKUP_DIR (a disk not mounted on its mount point) is said to be empty, not "no backups yet"', async () => {
+    const mountPoint = join(dir, 'mnt');
+    await mkdir(mountPoint);
+    const said = `BACKUP_DIR ${mountPoint} is empty: no backup was ever written there, or the disk or share that holds them is not mounted (\`findmnt ${mountPoint}\`). If the backups are elsewhere, set BACKUP_DIR to that directory.`;
+    const list = deps(mountPoint);
+    expect(await cliList([], list.deps)).toBe(1);
+    expect(list.err).toEqual([said]);
+    const restore = deps(mountPoint);
+    expect(await cliRestore(['shop-20261205T095011Z'], restore.deps)).toBe(1);
+    expect(restore.err.join('\n')).toContain(`There is no finished backup shop-20261205T095011Z of shop: ${said}`);
   });
 
   it('a backup directory with its files but no manifest is called unfinished, with what it holds', async () => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { runSql } from '../support/databases.ts';
+import { withClient } from '../support/postgres-helpers.ts';
 
 const cli = (args: string[], env: Record<string, string>) =>
   execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
@@ -60,14 +61,22 @@ describe('a restore whose server goes away mid-way', () => {
     let err = '';
     child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
     const end = Date.now() + 60_000;
-    while (!/ {2}restoring · /.test(err) && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    await new Promise((r) => setTimeout(r, 500));
+    const named = () => /into a new database (pgbb_restore_\S+) on /.exec(err)?.[1];
+    while (!named() && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const database = named() ?? '';
+    expect(database).not.toBe('');
+    // Stopped once the restore is writing into its database (on a loaded machine the phase line comes earlier).
+    const rows = async () =>
+      withClient(env.DATABASE_URL as string, async (c) => (await c.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [database])).rowCount ?? 0).catch(
+        () => 0,
+      );
+    while ((await rows()) === 0 && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(child.exitCode).toBeNull();
     await ctl('stop');
     const run = await child;
     await ctl('start');
     expect(run.exitCode).toBe(1);
-    const database = /into a new database (pgbb_restore_\S+) on /.exec(err)?.[1] ?? '';
-    expect(database).not.toBe('');
     expect(run.stderr).not.toMatch(/backup again|during the backup/);
     expect(run.stderr).toMatch(
       /^Restore FAILED: .*(was lost during the restore; check the server's log, then run the restore again|Could not connect to the database server)/m,
