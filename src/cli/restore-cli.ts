@@ -30,7 +30,7 @@ export const requestedBy = (user = process.env.USER ?? process.env.LOGNAME): Res
 });
 
 const RESTORE_CLI_USAGE = [
-  'usage: pg-backup-bot restore <backup-id> [--to-url=URL | --to-url-env=NAME] [--with-globals]   the whole database, into a new one',
+  'usage: pg-backup-bot restore <backup-id> [--to-url-env=NAME | --to-url=URL-without-password] [--with-globals]   the whole database, into a new one',
   '       pg-backup-bot restore <backup-id> --into=<database> --yes                              replace a database (kept, renamed)',
   '       pg-backup-bot restore <backup-id> --table=[schema.]table… --schema=name… [--into=<database> --yes]',
   '       pg-backup-bot restore list [target] | drop <database> (a kept …_replaced_… one: --yes)',
@@ -101,6 +101,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   // A restore that fails by an error (the server gone mid-way) is recorded too, as the worker records it: `restore
   // list` and `restore drop` then know the database it may have left.
   let begun: { manifest: Manifest; target: string; into: { database: string; create: boolean }; startedAt: Date } | null = null;
+  // Onto another server: the roles applied, in the summary too (stdout), not only among the progress lines.
+  let rolesSaid: string | null = null;
   try {
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli);
     const other = req.into !== null && isWholeDatabase(req) ? otherDatabase(manifest, req.into) : '';
@@ -117,6 +119,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       });
       io.err(rolesLine(target.url, g));
       for (const n of g.notes) io.err(`  note  ${n}`);
+      rolesSaid = rolesLine(target.url, g);
     }
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
     const startedAt = new Date();
@@ -174,6 +177,13 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
         `Restored ${full ? 'the whole database ' : ''}into ${into.database} in ${formatDuration(outcome.restoreMs)}:`,
         ...outcome.restoredTables.map((t) => `  ${t.name}  ${t.rows} rows`),
         ...outcome.notes.map((n) => `  note  ${n}`),
+        ...(rolesSaid ? [`  roles  ${rolesSaid}`] : []),
+        // On the server that replaces a lost one, the applications want the database under its own name.
+        ...(server.url !== null && full
+          ? [
+              `  name   to give it the source's name: ALTER DATABASE "${into.database}" RENAME TO "${manifest.database.name.replace(/"/g, '""')}" (with nobody connected to it; ${manifest.database.name} must not exist there)`,
+            ]
+          : []),
       ].join('\n'),
     );
     return 0;

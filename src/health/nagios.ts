@@ -22,7 +22,11 @@ function clean(text: string): string {
  */
 export function nagiosReport(perTarget: Array<{ target: string; results: ConditionResult[] }>): { lines: string[]; exitCode: NagiosExitCode } {
   const rows = perTarget.flatMap(({ target, results }) =>
-    results.map((r) => ({ code: exitCodeOf(r), line: `${WORDS[exitCodeOf(r)]} ${target} ${r.condition}: ${clean(r.evidence)}` })),
+    results.map((r) => ({
+      code: exitCodeOf(r),
+      // OK for want of anything to judge says so: it is not a check that passed.
+      line: `${WORDS[exitCodeOf(r)]} ${target} ${r.condition}: ${r.unjudged ? 'not judged: ' : ''}${clean(r.evidence)}`,
+    })),
   );
   // Array.prototype.sort is stable: within one state the lines keep target and condition order.
   rows.sort((a, b) => b.code - a.code);

@@ -209,7 +209,8 @@ describe('npm run demo', () => {
       let err = '';
       child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-      while (!/Ready\./.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      // The prompt's line is the last before it waits: the identity's line comes after "Ready.", maybe in another chunk.
+      while (!/Type a slash command/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
       const dir = /backups in (\S+)\./.exec(out)?.[1];
       const port = /on postgres:\/\/[^@]*@?[^:]+:(\d+)\//.exec(out)?.[1];
       const identity = /read the identity (\S+)\./.exec(out)?.[1];

@@ -94,7 +94,10 @@ describe('pg-backup-bot fetch: the archive for a restore by hand', () => {
     try {
       const run = await cli(['fetch', backupId, '-o', join(out(), 'damaged.pgdump')], fetchEnv());
       expect(run.exitCode).toBe(1);
-      expect(run.stderr).toMatch(/Fetch failed: .*(corrupted|does not decrypt|does not decompress).*What was written is not the backup/);
+      // Said as damage (it was "does not decrypt: invalid tag", which reads as a wrong key), with what to do.
+      expect(run.stderr).toMatch(
+        /Fetch failed: database\.pgdump\.zst\.age of backup \S+ is corrupted: [\d,]+ bytes with sha256 [0-9a-f]{12}… read, [\d,]+ bytes with [0-9a-f]{12}… recorded\. What was written is not the backup; fetch another backup \(`pg-backup-bot list app`\)\./,
+      );
       expect(await readdir(out())).not.toContain('damaged.pgdump');
       expect((await readdir(out())).filter((f) => f.endsWith('.partial'))).toEqual([]);
     } finally {

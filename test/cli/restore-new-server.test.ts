@@ -36,6 +36,11 @@ describe('pg-backup-bot restore onto a new server', () => {
     expect(restored).toMatch(/^pgbb_restore_/);
     expect(run.stdout).toMatch(/rows; checked: .*tables: content identical; \d+ definitions identical/);
     expect(run.stdout).not.toMatch(/Owners and grants were not restored/);
+    // The summary names the roles applied and how to give the database its own name back there.
+    expect(run.stdout).toContain(`  roles  Roles on ${server.hostname}:${server.port}: kept postgres; created `);
+    expect(run.stdout).toContain(
+      `  name   to give it the source's name: ALTER DATABASE "${restored}" RENAME TO "${app.name}" (with nobody connected to it; ${app.name} must not exist there)`,
+    );
 
     const copy = new URL(newServer.url);
     copy.pathname = `/${restored}`;

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -17,6 +19,7 @@ describe('/backup on real queues', () => {
   let handle: ReturnType<typeof backupCommand>;
   const config = loadConfig({ DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', SLACK_CHANNEL: '#incidents' }, 'offline');
   const as = (text: string) => handle({ text, userId: 'U0ANA', userName: 'ana' });
+  let root: string;
 
   beforeAll(() => {
     redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
@@ -29,6 +32,7 @@ describe('/backup on real queues', () => {
     queue = new Queue<BackupJobData>('backup', { connection: redis, prefix });
     checklist = new Queue<ChecklistJob>('checklist', { connection: redis, prefix });
     const t = await tempStorage();
+    root = t.root;
     cleanup = t.cleanup;
     handle = backupCommand({ config, queue, storage: t.storage, log: silentLog, checklist });
   });
@@ -120,6 +124,8 @@ describe('/backup on real queues', () => {
   });
 
   it('/backup diff of an id with no backup says so and points at `/backup list <target>`', async () => {
+    // The target has a directory (an empty BACKUP_DIR is said as such: test/cli/missing-backups.test.ts).
+    await mkdir(join(root, 'shop'));
     const r = await as('diff shop-20261205T090000Z shop-20261205T100000Z');
     // Both are missing: whichever is read first is named.
     expect(r.text).toMatch(/There is no finished backup shop-20261205T(09|10)0000Z of shop\. `\/backup list shop` shows its backups\.$/);

@@ -63,6 +63,10 @@ describe('when PagerDuty refuses the pages', () => {
     await bringSourceBack();
     const ok = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
     await channelMessage(h, ok, /succeeded/);
+    // The verdict is posted before BullMQ moves the job to completed: asked at once, `/backup now` would name that job
+    // (already running) instead of starting the failing one (a CI flake under load).
+    const job = await h.service.deps.queues.backup.getJob(ok);
+    for (let i = 0; !(await job?.isCompleted()) && i < 600; i++) await new Promise((r) => setTimeout(r, 50));
     await failedBackup();
     await waitForRefusals(2);
     // Oldest first, one dedup key's outbox in order: a resolve after the success would have come before this trigger.

@@ -41,6 +41,15 @@ describe('nagiosReport', () => {
     expect(report.lines).toEqual(['CRITICAL shop backup-failing: pg_dump: error / detail second line']);
   });
 
+  it('an OK that judged nothing says so (no restore test recorded is not a restore test that passed)', () => {
+    const none = { ...result('restore-test-failing', 'ok', 'critical', 'no restore test recorded'), unjudged: true as const };
+    const report = nagiosReport([{ target: 'shop', results: [result('stale', 'ok', 'critical', 'newest backup 3 h old'), none] }]);
+    expect(report).toEqual({
+      lines: ['OK shop stale: newest backup 3 h old', 'OK shop restore-test-failing: not judged: no restore test recorded'],
+      exitCode: 0,
+    });
+  });
+
   it('exits 0 with no lines when there is nothing to check', () => {
     expect(nagiosReport([])).toEqual({ lines: [], exitCode: 0 });
   });

@@ -65,12 +65,13 @@ export async function fetchArtifact(o: FetchArtifactOptions): Promise<FetchedArt
       : await decompress(o, plain, counted);
   if (o.signal?.aborted) throw new BotError('canceled', 'The fetch was canceled; what was written is incomplete.');
   if (read.error !== undefined) throw new BotError('storage_failed', `Reading ${name} from ${o.storage.describe()} failed.`, { cause: read.error });
-  // The stored bytes are all read when every stage took them; a stage that stopped early left the sum unknown.
-  const sum = read.done() ? read.sum() : null;
+  // The stored bytes are all read when every stage took them; a stage that stopped early left the sum unknown, and is
+  // then read again to the end: age's "invalid tag" on a flipped byte is damage, not a wrong key, and is said so.
+  const sum = read.done() ? read.sum() : decryptError !== undefined || stage !== null ? await storedSum(o.storage, o.manifest, a.file) : null;
   if (sum && (sum.bytes !== a.bytes || sum.sha256 !== a.sha256)) {
     throw new BotError(
       'storage_failed',
-      `${name} is corrupted: ${formatCount(sum.bytes)} bytes with sha256 ${sum.sha256.slice(0, 12)}… read, ${formatCount(a.bytes)} bytes with ${a.sha256.slice(0, 12)}… recorded. What was written is not the backup.`,
+      `${name} is corrupted: ${formatCount(sum.bytes)} bytes with sha256 ${sum.sha256.slice(0, 12)}… read, ${formatCount(a.bytes)} bytes with ${a.sha256.slice(0, 12)}… recorded. What was written is not the backup; fetch another backup (\`pg-backup-bot list ${o.manifest.target}\`).`,
     );
   }
   if (decryptError !== undefined) {
@@ -88,6 +89,21 @@ export async function fetchArtifact(o: FetchArtifactOptions): Promise<FetchedArt
     );
   }
   return { artifact: a, bytes: written };
+}
+
+/** The stored artifact read whole once more for its sha256 and size; null when it cannot be read. */
+async function storedSum(storage: Storage, m: Manifest, file: string): Promise<{ bytes: number; sha256: string } | null> {
+  try {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of await storage.openArtifact(m.target, m.backupId, file)) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+    return { bytes, sha256: hash.digest('hex') };
+  } catch {
+    return null;
+  }
 }
 
 /** The stored bytes as they pass: their sha256 and count, whether they were read to the end, and a read error. */
