@@ -68,6 +68,8 @@ describe('restore-pitr', () => {
     expect(noOffset.stderr).toMatch(/has no UTC offset/);
     const outside = await cli(['restore-pitr', 'app', '--time=2020-01-01 00:00:00+00', `--data-dir=${join(dir, 'x')}`], env);
     expect(outside.stderr).toMatch(/is outside what the archive holds: the recoverable window is /);
+    // Where else to look: the logical backups reach further back than the WAL archive.
+    expect(outside.stderr).toContain('For a moment outside it, a logical backup may serve: `/backup list app` or `pg-backup-bot list app`.');
 
     // The server will run as postgres (these tests run as root): WAL archived since the setup is root's, 0640. Laid
     // out anyway, PostgreSQL said only "invalid checkpoint record" and hinted to remove backup_label (QA).
