@@ -12,7 +12,7 @@ import { formatBytes } from '../format.ts';
 import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
 import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
-import { settleRecoveryTarget } from '../postgres/pitr/last-commit.ts';
+import { newestArchivedCommit, settleRecoveryTarget, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { recoverableWindow } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
 
@@ -100,6 +100,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // An archive the server's user may not enter is not "not archived": then wal-fetch runs, and says why in the log.
     const held = `{ test -e ${sh(wal)}/%f.json || test -e ${sh(wal)}/_partial/%f.json || ! test -x ${sh(wal)}; }`;
     const restoreCommand = `mv -f -- pg_wal/.pgbb-prefetch/%f "%p" 2>/dev/null || { ${held} && ${fetch}; }`;
+    // The newest WAL is fetched while the base backup is unpacked; pg_waldump of its major reads it once that is done.
+    let waldumpFound: (bin: string | null) => void = () => undefined;
+    const pgWaldump = new Promise<string | null>((r) => (waldumpFound = r));
+    // Caught at once: awaited only after the layout, a rejection meanwhile would end the process as unhandled.
+    const newest = newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump }).catch(() => undefined);
     await layOutRecovery({
       root,
       base,
@@ -110,10 +115,13 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       action,
       restoreCommand,
     }).catch(async (err: unknown) => {
-      await reading.release();
+      waldumpFound(null);
+      await Promise.all([reading.release(), newest]);
       throw err;
     });
-    const settled = await settleRecoveryTarget({ root, target: target.name, base, dataDir: resolve(dataDir), identity, at: latest ? null : at });
+    const waldump = await waldumpOf(resolve(dataDir));
+    waldumpFound(waldump);
+    const settled = await settleRecoveryTarget({ base, dataDir: resolve(dataDir), at: latest ? null : at, newest: await newest, pgWaldump: waldump !== null });
     const port = await laidOutPort(dataDir);
     io.out(
       [

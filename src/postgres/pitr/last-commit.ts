@@ -10,6 +10,15 @@ import { newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
+export type NewestCommit = { at: Date; lsn: string };
+
+/** pg_waldump of a laid-out cluster's major, or null when that major's server tools are not installed here. */
+export const waldumpOf = (dataDir: string): Promise<string | null> =>
+  clusterMajor(dataDir)
+    .then(serverBinDir)
+    .then((bin) => join(bin, 'pg_waldump'))
+    .catch(() => null);
+
 /** How far back from the newest WAL the search goes (64 segments: 1 GB of WAL); beyond it the answer is "not known". */
 const MAX_SEGMENTS = 64;
 
@@ -27,9 +36,10 @@ export async function newestArchivedCommit(o: {
   root: string;
   target: string;
   base: BaseBackup;
-  pgWaldump: string;
+  /** pg_waldump of the cluster's major: known once the base backup is laid out, while the newest WAL is fetched. */
+  pgWaldump: Promise<string | null>;
   identity: AgeIdentity | undefined;
-}): Promise<{ at: Date; lsn: string } | null | undefined> {
+}): Promise<NewestCommit | null | undefined> {
   const first = segmentPosition(segmentOf(o.base.startLsn, o.base.timeline));
   const wal = (await recoverableWal(o.root, o.target)).filter((e) => {
     if (e.name.endsWith('.history')) return false;
@@ -45,8 +55,10 @@ export async function newestArchivedCommit(o: {
     for (const entry of searched) {
       const store = 'partial' in entry ? partials : whole;
       if (!(await fetchWal(store, entry.name, join(dir, entry.name), o.identity))) return undefined;
+      const pgWaldump = await o.pgWaldump;
+      if (!pgWaldump) return undefined;
       // The newer segment stays beside it: a commit record that starts here and ends there is read whole.
-      const found = await newestCommit(o.pgWaldump, dir, [entry]);
+      const found = await newestCommit(pgWaldump, dir, [entry]);
       if (found) return found;
       if (newer) await rm(join(dir, newer), { force: true });
       newer = entry.name;
@@ -75,18 +87,15 @@ export interface SettledTarget {
  * point when nothing was committed after it. When the newest commit cannot be read, the time stays as asked.
  */
 export async function settleRecoveryTarget(o: {
-  root: string;
-  target: string;
   base: BaseBackup;
   dataDir: string;
-  identity: AgeIdentity | undefined;
   at: Date | null;
+  /** newestArchivedCommit's answer. */
+  newest: NewestCommit | null | undefined;
+  /** Whether pg_waldump of the cluster's major was there to read it. */
+  pgWaldump: boolean;
 }): Promise<SettledTarget> {
-  const pgWaldump = await clusterMajor(o.dataDir)
-    .then(serverBinDir)
-    .then((bin) => join(bin, 'pg_waldump'))
-    .catch(() => null);
-  const newest = pgWaldump ? await newestArchivedCommit({ ...o, pgWaldump }) : undefined;
+  const { newest, pgWaldump } = o;
   const iso = (d: Date) => d.toISOString();
   if (o.at && (newest === undefined || (newest !== null && newest.at.getTime() > o.at.getTime()))) {
     const unknown =

@@ -66,7 +66,9 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   const range = rangeAt(w, at);
   if (!range) {
     // The logical backups reach further back (30 days, 90 for a pre-migration one) than the WAL archive (7).
-    const logical = bases[0] ? ` For a moment outside it, a logical backup may serve: \`/backup list ${bases[0].target}\` or \`pg-backup-bot list ${bases[0].target}\`.` : '';
+    const logical = bases[0]
+      ? ` For a moment outside it, a logical backup may serve: \`/backup list ${bases[0].target}\` or \`pg-backup-bot list ${bases[0].target}\`.`
+      : '';
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.${logical}`);
   }
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
