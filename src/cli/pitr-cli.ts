@@ -13,7 +13,7 @@ import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
 import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { newestArchivedCommit, settleRecoveryTarget, waldumpOf } from '../postgres/pitr/last-commit.ts';
-import { recoverableWindow } from '../postgres/pitr/window.ts';
+import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
 
 /**
@@ -70,7 +70,15 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at);
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
-    const unchecked = await checkServerAccess(runAs, { root, target: target.name, identityFile: config.encryption.identityFile, node: process.execPath, bin });
+    const firstSegment = segmentOf(base.startLsn, base.timeline);
+    const unchecked = await checkServerAccess(runAs, {
+      root,
+      target: target.name,
+      firstSegment,
+      identityFile: config.encryption.identityFile,
+      node: process.execPath,
+      bin,
+    });
     if (unchecked) io.err(unchecked);
     // What wal-fetch needs, said in the command itself (the server runs it with its own environment): where the
     // archive is and the key, nothing else — no config file, whose targets' variables the server would not have.

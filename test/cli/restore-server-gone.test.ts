@@ -36,10 +36,7 @@ describe('a restore whose server goes away mid-way', () => {
     const url = server.url.replace(/\/postgres$/, '/shop');
     await runSql(server.url, 'CREATE DATABASE shop');
     // Big enough that its restore takes a few seconds: the server is stopped while it runs.
-    await runSql(
-      url,
-      'CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 600000) g; ALTER TABLE orders ADD PRIMARY KEY (id)',
-    );
+    await runSql(url, 'CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 600000) g; ALTER TABLE orders ADD PRIMARY KEY (id)');
     env = {
       DATABASE_URL: url,
       TARGET_NAME: 'shop',

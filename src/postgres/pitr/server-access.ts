@@ -14,23 +14,27 @@ const TEST_FLAG = { enter: '-x', read: '-r', run: '-x' } as const;
 const ACCESS = { enter: constants.X_OK, read: constants.R_OK, run: constants.X_OK } as const;
 
 /**
- * What the recovering server's user needs, since it runs restore_command: to enter the WAL archive's directories and
- * read an index entry and its file in each (the newest: what recovery ends with), to read the identity file, and to
- * run node on the bot's entry point. Any of them denied, PostgreSQL hears "not archived" from the shell's own check
- * or a failed wal-fetch, and says only "invalid checkpoint record", with a hint (remove backup_label) that corrupts
- * the cluster. So checked before anything is laid out.
+ * What the recovering server's user needs, since it runs restore_command: to enter the WAL archive's directories, to
+ * read the first segment the recovery asks for (the base backup's start: its index entry and its file), to read the
+ * identity file, and to run node on the bot's entry point. Any of them denied, PostgreSQL hears "not archived" from
+ * the shell's own check or a failed wal-fetch, and says only "invalid checkpoint record", with a hint (remove
+ * backup_label) that corrupts the cluster. So checked before anything is laid out. A segment archived later and not
+ * readable (a worker still archiving beside the recovery) fails later, in wal-fetch's own words in the server's log.
  */
-export async function serverAccessNeeds(o: { root: string; target: string; identityFile?: string | undefined; node: string; bin: string }): Promise<Need[]> {
+export async function serverAccessNeeds(o: {
+  root: string;
+  target: string;
+  firstSegment: string;
+  identityFile?: string | undefined;
+  node: string;
+  bin: string;
+}): Promise<Need[]> {
   const whole = new LocalWalStore(o.root, o.target);
   const partial = new PartialWalStore(o.root, o.target);
   const needs: Need[] = [{ path: whole.dir, mode: 'enter' }];
-  const newest = (await whole.list().catch(() => [])).at(-1);
-  if (newest) needs.push({ path: join(whole.dir, `${newest.name}.json`), mode: 'read' }, { path: join(whole.dir, newest.file), mode: 'read' });
-  if (await stat(partial.dir).catch(() => null)) {
-    needs.push({ path: partial.dir, mode: 'enter' });
-    const last = (await partial.list().catch(() => [])).at(-1);
-    if (last) needs.push({ path: join(partial.dir, last.file), mode: 'read' });
-  }
+  const first = await whole.entry(o.firstSegment).catch(() => null);
+  if (first) needs.push({ path: join(whole.dir, `${first.name}.json`), mode: 'read' }, { path: join(whole.dir, first.file), mode: 'read' });
+  if (await stat(partial.dir).catch(() => null)) needs.push({ path: partial.dir, mode: 'enter' });
   if (o.identityFile) needs.push({ path: o.identityFile, mode: 'read' });
   needs.push({ path: o.node, mode: 'run' }, { path: o.bin, mode: 'read' });
   return needs;
