@@ -117,9 +117,9 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
         identityFile: deps.config.encryption.identityFile,
         log: deps.log,
       });
-      io.err(rolesLine(target.url, g));
-      for (const n of g.notes) io.err(`  note  ${n}`);
       rolesSaid = rolesLine(target.url, g);
+      io.err(rolesSaid);
+      for (const n of g.notes) io.err(`  note  ${n}`);
     }
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
     const startedAt = new Date();
