@@ -5,13 +5,6 @@
  * restores the terminal's settings at exit and aborts on a terminal that has gone (node::ResetStdio, EIO).
  */
 
-/** Later writes to stdout and stderr that fail (EIO: the terminal is gone) are dropped instead of killing the process. */
-export function ignoreOutputErrors(): void {
-  for (const stream of [process.stdout, process.stderr]) {
-    if (stream.listenerCount('error') === 0) stream.on('error', () => undefined);
-  }
-}
-
 /** Whether a read or write failed because the terminal went away. */
 export function isHangupError(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === 'EIO';
@@ -28,7 +21,8 @@ export function exitByHangup(): void {
  * The reader of stdout or stderr went away (`restore … 2>&1 | head -3`, a pager quit, a `tee` killed): every later
  * write fails with EPIPE, and unhandled that error killed the process mid-restore, leaving its database and the
  * decrypted archive behind. Now `stop` is called once (the verbs abort their work, which cleans up as on Ctrl-C) and
- * later writes are dropped.
+ * later writes are dropped: for every verb, so the demo's and the CLI's clean-up after a hangup (EIO) survive their
+ * own writes too. main.ts registers it before any verb runs.
  */
 export function onOutputGone(stop: () => void): void {
   let stopped = false;

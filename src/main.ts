@@ -2,7 +2,7 @@ import { loadConfig } from './config.ts';
 import { isBotError, toUserMessage } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { stderrLogDestination } from './log-lines.ts';
-import { exitByHangup, ignoreOutputErrors, onOutputGone } from './hangup.ts';
+import { exitByHangup, onOutputGone } from './hangup.ts';
 
 // Each verb imports what it needs: the CLI should not pay for loading Bolt and BullMQ (time and memory).
 
@@ -137,7 +137,6 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   outputGone.signal.addEventListener('abort', () => abort.abort());
   process.on('SIGHUP', () => {
     hungUp = true;
-    ignoreOutputErrors();
     abort.abort();
   });
   if (verb === 'fetch') {

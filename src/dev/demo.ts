@@ -12,7 +12,7 @@ import { createLogger } from '../logger.ts';
 import { stderrLogDestination } from '../log-lines.ts';
 import { ConsoleNotifier, plainText } from '../notifications/console-notifier.ts';
 import { startWorkers } from '../workers/index.ts';
-import { exitByHangup, ignoreOutputErrors, isHangupError } from '../hangup.ts';
+import { exitByHangup, isHangupError } from '../hangup.ts';
 import { startEphemeralPostgres, startEphemeralRedis } from './ephemeral.ts';
 import { deadline, removeParts, type DemoParts } from './demo-parts.ts';
 import { prepareDemoPitr } from './demo-pitr.ts';
@@ -66,7 +66,7 @@ export async function runDemo(args: string[]): Promise<number> {
     void cleanup(true).finally(() => process.exit(1));
   };
   // What the demo prints is best effort: a closed terminal (EIO) or pipe must not stop it before it has cleaned up.
-  ignoreOutputErrors();
+  // main.ts's onOutputGone (hangup.ts), registered before this verb runs, drops the writes that fail.
   // `on`, not `once`: execa's signal-exit re-raises a signal that no other listener is left to handle.
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -5,7 +5,7 @@ import type { AgeIdentity } from '../../crypto/age.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { fetchWal } from './pitr-restore.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
-import { clusterMajor, serverBinDir } from './scratch-cluster.ts';
+import { clusterTool } from './scratch-cluster.ts';
 import { newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
@@ -13,11 +13,7 @@ import { segmentOf, segmentPosition } from './window.ts';
 export type NewestCommit = { at: Date; lsn: string };
 
 /** pg_waldump of a laid-out cluster's major, or null when that major's server tools are not installed here. */
-export const waldumpOf = (dataDir: string): Promise<string | null> =>
-  clusterMajor(dataDir)
-    .then(serverBinDir)
-    .then((bin) => join(bin, 'pg_waldump'))
-    .catch(() => null);
+export const waldumpOf = (dataDir: string): Promise<string | null> => clusterTool(dataDir, 'pg_waldump');
 
 /** How far back from the newest WAL the search goes (64 segments: 1 GB of WAL); beyond it the answer is "not known". */
 const MAX_SEGMENTS = 64;

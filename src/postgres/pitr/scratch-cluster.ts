@@ -51,6 +51,13 @@ export async function serverBinDir(major: number): Promise<string> {
   );
 }
 
+/** A server tool (pg_ctl, pg_waldump) of a laid-out cluster's major, by its full path; null when not installed here. */
+export const clusterTool = (dataDir: string, tool: string): Promise<string | null> =>
+  clusterMajor(dataDir)
+    .then(serverBinDir)
+    .then((bin) => join(bin, tool))
+    .catch(() => null);
+
 /** PG_VERSION of a laid-out cluster: its major version. */
 export async function clusterMajor(dataDir: string): Promise<number> {
   const major = Number.parseInt((await readFile(join(dataDir, 'PG_VERSION'), 'utf8')).trim(), 10);

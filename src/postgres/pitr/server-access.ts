@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { BotError } from '../../errors.ts';
 import { PartialWalStore } from './partial-store.ts';
-import { clusterMajor, serverBinDir } from './scratch-cluster.ts';
+import { clusterTool } from './scratch-cluster.ts';
 import { LocalWalStore } from './wal-store.ts';
 
 type Need = { path: string; mode: 'enter' | 'read' | 'run' };
@@ -106,10 +106,7 @@ export async function checkServerAccess(user: string, o: Parameters<typeof serve
 
 /** pg_ctl of the laid-out cluster's major by its full path (Debian keeps it off PATH), or plain pg_ctl. */
 export async function pgCtlPath(dataDir: string): Promise<string> {
-  return clusterMajor(resolve(dataDir))
-    .then(serverBinDir)
-    .then((bin) => join(bin, 'pg_ctl'))
-    .catch(() => 'pg_ctl');
+  return (await clusterTool(resolve(dataDir), 'pg_ctl')) ?? 'pg_ctl';
 }
 
 /**
