@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
@@ -63,8 +63,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const asked = latest ? null : parseRecoveryTime(time);
     // For `latest`, everything the bucket holds after its newest base backup.
     if (from === 's3' || inS3) {
+      // Shared with the server's user only where restore-pitr made the directory (never a live worker's archive, whose
+      // group would then open the whole store to it): else the access check below says what to grant.
+      const ours = inS3 || !(await stat(join(root, target.name, '_wal')).catch(() => null));
       io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000)));
-      await shareFetchedWal(root, target.name, runAs);
+      if (ours) await shareFetchedWal(root, target.name, runAs);
     }
     const at = asked ?? (await windowEnd(root, target.name));
     const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at);
@@ -138,7 +141,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
         `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${await pgCtlPath(dataDir)} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
         `Then check the log for ${settled.logSays} and "archive recovery complete";`,
-        '"recovery ended before configured recovery target was reached" means WAL the target needs could not be fetched (see the wal-fetch lines before it): the recovery is incomplete.',
+        `"recovery ended before configured recovery target was reached" ${settled.notReached}.`,
         // With S3 as the primary store, what was fetched stays beside the spool (a later restore fetches only what is new).
         ...(inS3
           ? [

@@ -114,9 +114,14 @@ export async function writeFileAtomically(file: string, text: string): Promise<v
  * sentence for people, or null. `_audit` and dot files alone count as empty: the bot writes those before any backup.
  */
 export async function backupDirProblem(root: string): Promise<string | null> {
-  const entries = await readdir(root).catch((err: unknown) => (errnoCode(err) === 'ENOENT' ? null : []));
+  const read = await readdir(root).then(
+    (entries) => ({ entries }),
+    (err: unknown) => ({ code: errnoCode(err) ?? 'error' }),
+  );
   const elsewhere = 'If the backups are elsewhere, set BACKUP_DIR to that directory.';
-  if (entries === null) return `BACKUP_DIR ${root} does not exist: no backup was ever written there. ${elsewhere}`;
+  if ('code' in read && read.code === 'ENOENT') return `BACKUP_DIR ${root} does not exist: no backup was ever written there. ${elsewhere}`;
+  if ('code' in read) return `BACKUP_DIR ${root} cannot be read (${read.code}): check that it is a directory this user may read.`;
+  const { entries } = read;
   if (entries.some((e) => !e.startsWith('.') && e !== '_audit')) return null;
   return `BACKUP_DIR ${root} is empty: no backup was ever written there, or the disk or share that holds them is not mounted (\`findmnt ${root}\`). ${elsewhere}`;
 }

@@ -5,6 +5,7 @@ import type { AgeIdentity } from '../../crypto/age.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { fetchWal } from './pitr-restore.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
+import { parseLsn } from './lsn.ts';
 import { clusterTool } from './scratch-cluster.ts';
 import { newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
@@ -25,7 +26,7 @@ const MAX_SEGMENTS = 64;
  * - that commit's time and its record's LSN. Recovery to a time stops at the first commit after it, so a time at or after this one
  *   is never "reached" (PostgreSQL ends with "recovery ended before configured recovery target was reached"), though
  *   the database at that time is exactly what the archive ends with;
- * - null: no commit at all after the base backup's start;
+ * - null: no commit after the base backup's end (its consistent point);
  * - undefined: not known (none in the newest MAX_SEGMENTS, or pg_waldump could not read them).
  */
 export async function newestArchivedCommit(o: {
@@ -55,7 +56,9 @@ export async function newestArchivedCommit(o: {
       if (!pgWaldump) return undefined;
       // The newer segment stays beside it: a commit record that starts here and ends there is read whole.
       const found = await newestCommit(pgWaldump, dir, [entry]);
-      if (found) return found;
+      // The newest commit of all, found before the base backup's end: none came after it (a target at an LSN before
+      // the consistent point would stop the server: "requested recovery stop point is before consistent recovery point").
+      if (found) return parseLsn(found.lsn) >= parseLsn(o.base.endLsn) ? found : null;
       if (newer) await rm(join(dir, newer), { force: true });
       newer = entry.name;
     }
@@ -73,7 +76,11 @@ export interface SettledTarget {
   said: string;
   /** The log line that proves the target was reached. */
   logSays: string;
+  /** What "recovery ended before configured recovery target was reached" would mean for this target. */
+  notReached: string;
 }
+
+const FETCH_FAILED = 'means WAL the target needs could not be fetched (see the wal-fetch lines before it): the recovery is incomplete';
 
 /**
  * After layOutRecovery: a time no commit in the archive follows can never be "reached" (PostgreSQL replays to the end,
@@ -98,7 +105,14 @@ export async function settleRecoveryTarget(o: {
       newest === undefined
         ? ` (the archive's newest commit could not be read${pgWaldump ? '' : ': no pg_waldump of this major'}; if the log ends with "recovery ended before configured recovery target was reached", nothing was committed after ${iso(o.at)}: lay it out again with --time=latest)`
         : '';
-    return { said: `It recovers to ${iso(o.at)}${unknown}.`, logSays: `"recovery stopping before commit of transaction …, time ${iso(o.at).slice(0, 10)} …"` };
+    return {
+      said: `It recovers to ${iso(o.at)}${unknown}.`,
+      logSays: `"recovery stopping before commit of transaction …, time ${iso(o.at).slice(0, 10)} …"`,
+      notReached:
+        newest === undefined
+          ? `means either that nothing was committed after ${iso(o.at)} (lay it out again with --time=latest) or that WAL it needs could not be fetched (see the wal-fetch lines before it)`
+          : FETCH_FAILED,
+    };
   }
   const why = o.at ? `No commit in the archive follows ${iso(o.at)}, so PostgreSQL could never stop "at" it: ` : '';
   if (newest === undefined) {
@@ -106,6 +120,7 @@ export async function settleRecoveryTarget(o: {
     return {
       said: `${why}it recovers to the end of the archive (its newest commit could not be read${pgWaldump ? '' : ': no pg_waldump of this major'}), and promotes there whatever --action says.`,
       logSays: '"archive recovery complete"',
+      notReached: FETCH_FAILED,
     };
   }
   if (newest === null) {
@@ -113,12 +128,14 @@ export async function settleRecoveryTarget(o: {
     return {
       said: `${why}nothing was committed after base backup ${o.base.id}: it recovers to the end of that base backup, which holds the same data.`,
       logSays: '"recovery stopping after reaching consistency"',
+      notReached: FETCH_FAILED,
     };
   }
   await setTarget(o.dataDir, `recovery_target_lsn = '${newest.lsn}'`);
   return {
     said: `${why}it recovers to the archive's newest commit, at ${iso(newest.at)} (LSN ${newest.lsn}), which holds exactly what the database held${o.at ? ` at ${iso(o.at)}` : ''}.`,
     logSays: `"recovery stopping after WAL location (LSN) \\"${newest.lsn}\\""`,
+    notReached: FETCH_FAILED,
   };
 }
 

@@ -10,6 +10,7 @@ import { checkMarkers, type CheckResult } from './markers.ts';
 import { reservePitrBase } from './pitr-readers.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
 import { fetchOffsite, runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
+import { parseLsn } from './lsn.ts';
 import { clusterMajor, configureScratch, makeScratchDir, pgCtl, serverBinDir, withScratchClient } from './scratch-cluster.ts';
 import { remoteWindowWal } from './s3-archive.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
@@ -182,8 +183,13 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     if (plan.explicit && newestCommitted && newestCommitted.at.getTime() <= at.getTime()) {
       // No commit follows the time asked: PostgreSQL would never stop "at" it. The newest commit holds what the
       // database held then, as restore-pitr does it (last-commit.ts).
+      // A newest commit before the base backup's end (nothing committed after it): its consistent point is that state.
+      const afterBase = parseLsn(newestCommitted.lsn) >= parseLsn(base.endLsn);
       const text = await readFile(conf, 'utf8');
-      await writeFile(conf, text.replace(/^recovery_target_time = .*$/m, `recovery_target_lsn = '${newestCommitted.lsn}'`));
+      await writeFile(
+        conf,
+        text.replace(/^recovery_target_time = .*$/m, afterBase ? `recovery_target_lsn = '${newestCommitted.lsn}'` : "recovery_target = 'immediate'"),
+      );
     }
     if (!plan.explicit) {
       const newest = newestCommitted?.at;

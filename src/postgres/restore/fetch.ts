@@ -67,7 +67,7 @@ export async function fetchArtifact(o: FetchArtifactOptions): Promise<FetchedArt
   if (read.error !== undefined) throw new BotError('storage_failed', `Reading ${name} from ${o.storage.describe()} failed.`, { cause: read.error });
   // The stored bytes are all read when every stage took them; a stage that stopped early left the sum unknown, and is
   // then read again to the end: age's "invalid tag" on a flipped byte is damage, not a wrong key, and is said so.
-  const sum = read.done() ? read.sum() : decryptError !== undefined || stage !== null ? await storedSum(o.storage, o.manifest, a.file) : null;
+  const sum = read.done() ? read.sum() : decryptError !== undefined || stage !== null ? await storedSum(o.storage, o.manifest, a.file, o.signal) : null;
   if (sum && (sum.bytes !== a.bytes || sum.sha256 !== a.sha256)) {
     throw new BotError(
       'storage_failed',
@@ -92,11 +92,12 @@ export async function fetchArtifact(o: FetchArtifactOptions): Promise<FetchedArt
 }
 
 /** The stored artifact read whole once more for its sha256 and size; null when it cannot be read. */
-async function storedSum(storage: Storage, m: Manifest, file: string): Promise<{ bytes: number; sha256: string } | null> {
+async function storedSum(storage: Storage, m: Manifest, file: string, signal?: AbortSignal): Promise<{ bytes: number; sha256: string } | null> {
   try {
     const hash = createHash('sha256');
     let bytes = 0;
     for await (const chunk of await storage.openArtifact(m.target, m.backupId, file)) {
+      if (signal?.aborted) return null;
       hash.update(chunk as Buffer);
       bytes += (chunk as Buffer).length;
     }

@@ -90,9 +90,11 @@ function verdict(
     if (r.dropped.dropped) throw err;
     t.log.error({ scratch: t.database }, 'scratch database left behind after a failure');
     // Said where the person reads it (the server went away mid-restore, most often), not only in the log.
+    // A cancel's own sentence says the database was dropped: not so here.
+    const why = err.code === 'canceled' ? err.userMessage.replace(/; its (new|scratch) database \S+ was dropped\.$/, '.') : err.userMessage;
     throw new BotError(
       err.code,
-      `${err.userMessage} ${t.database} could not be dropped and may be left on ${t.ctx.server}, part-restored: drop it once the server answers (\`DROP DATABASE "${t.database}"\`).`,
+      `${why} ${t.database} could not be dropped and may be left on ${t.ctx.server}, part-restored: drop it once the server answers (\`DROP DATABASE "${t.database}"\`).`,
       { cause: err },
     );
   }

@@ -22,6 +22,7 @@ describe('restore-pitr', () => {
   let source: EphemeralPostgres;
   let dir: string;
   let archive: ReturnType<typeof startWalArchive>;
+  let baseBackup: () => Promise<unknown>;
   let env: Record<string, string>;
   const slot = 'pgbb_pitr_test';
 
@@ -31,6 +32,7 @@ describe('restore-pitr', () => {
     const root = join(dir, 'backups');
     const test = await startTestArchive({ url: source.url, root, spool: join(dir, 'spool'), target: 'app', slot });
     archive = test.archive;
+    baseBackup = test.baseBackup;
     await withClient(source.url, (c) =>
       c.query("CREATE TABLE markers (label text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO markers VALUES ('before-1')"),
     );
@@ -144,5 +146,29 @@ describe('restore-pitr', () => {
       /it recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\), which holds exactly what the database held\./,
     );
     expect((await recoveredMarkers(latestDir, [join(dir, 'backups')])).labels).toEqual(['before-1', 'before-2', 'after', 'late']);
+  }, 180_000);
+
+  it("`latest` with nothing committed after the newest base backup recovers to that backup's end, not to an earlier commit (review)", async () => {
+    await baseBackup();
+    // Its WAL archived (the segment switched to after it too), then readable by the server's user.
+    const last = await withClient(
+      source.url,
+      async (c) => (await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name')).rows[0]?.name as string,
+    );
+    const store = new LocalWalStore(env.BACKUP_DIR as string, 'app');
+    for (let i = 0; !(await store.entry(last)); i++) {
+      if (i > 600) throw new Error(`WAL ${last} never archived`);
+      await sleep(100);
+    }
+    // Before: the newest commit, found back in the base backup's first segment, became a target before its consistent
+    // point, and PostgreSQL refused to start ("requested recovery stop point is before consistent recovery point").
+    const dataDir = join(dir, 'after-base');
+    await readableByServer([dir]);
+    const run = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/nothing was committed after base backup app-base-\S+: it recovers to the end of that base backup, which holds the same data\./);
+    const recovered = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
+    expect(recovered.labels).toEqual(['before-1', 'before-2', 'after', 'late']);
+    expect(recovered.log).toContain('recovery stopping after reaching consistency');
   }, 180_000);
 });
