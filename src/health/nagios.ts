@@ -25,7 +25,7 @@ export function nagiosReport(perTarget: Array<{ target: string; results: Conditi
     results.map((r) => ({
       code: exitCodeOf(r),
       // OK for want of anything to judge says so: it is not a check that passed.
-      line: `${WORDS[exitCodeOf(r)]} ${target} ${r.condition}: ${r.unjudged ? 'not judged: ' : ''}${clean(r.evidence)}`,
+      line: `${WORDS[exitCodeOf(r)]} ${target} ${r.condition}: ${r.unjudged && !/^not (judged|checked)\b/.test(r.evidence) ? 'not judged: ' : ''}${clean(r.evidence)}`,
     })),
   );
   // Array.prototype.sort is stable: within one state the lines keep target and condition order.

@@ -34,6 +34,8 @@ describe('ids as people paste and type them', () => {
     expect(parseRestoreTestText(`\`${ID}\``)).toEqual({ verb: 'run', which: { latest: false, backupId: ID } });
     expect(parseRestoreTestText(`\u201C${ID}\u201D`)).toEqual({ verb: 'run', which: { latest: false, backupId: ID } });
     expect(parseBackupText(`diff \`${ID}\` \`shop-20261206T020000Z\``)).toEqual({ verb: 'diff', a: ID, b: 'shop-20261206T020000Z' });
+    // Slack turns typed quotes into curly ones.
+    expect(parseBackupText('now \u201Cshop\u201D')).toEqual({ verb: 'now', target: 'shop' });
   });
 
   it('says which id a nearly right one must be, and runs nothing on a guess', () => {

@@ -48,6 +48,9 @@ describe('nagiosReport', () => {
       lines: ['OK shop stale: newest backup 3 h old', 'OK shop restore-test-failing: not judged: no restore test recorded'],
       exitCode: 0,
     });
+    // Evidence that says so already is not prefixed twice.
+    const gap = { ...result('wal-gap', 'ok', 'critical', 'not checked: the archive is not kept here'), unjudged: true as const };
+    expect(nagiosReport([{ target: 'shop', results: [gap] }]).lines).toEqual(['OK shop wal-gap: not checked: the archive is not kept here']);
   });
 
   it('exits 0 with no lines when there is nothing to check', () => {

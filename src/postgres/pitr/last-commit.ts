@@ -7,7 +7,7 @@ import { fetchWal } from './pitr-restore.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
 import { parseLsn } from './lsn.ts';
 import { clusterTool } from './scratch-cluster.ts';
-import { newestCommit } from './test-wal.ts';
+import { NEWEST_COMMIT_SEARCH, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
@@ -15,9 +15,6 @@ export type NewestCommit = { at: Date; lsn: string };
 
 /** pg_waldump of a laid-out cluster's major, or null when that major's server tools are not installed here. */
 export const waldumpOf = (dataDir: string): Promise<string | null> => clusterTool(dataDir, 'pg_waldump');
-
-/** How far back from the newest WAL the search goes (64 segments: 1 GB of WAL); beyond it the answer is "not known". */
-const MAX_SEGMENTS = 64;
 
 /**
  * The newest commit the archive holds on the base backup's timeline after its start, searched from the newest WAL
@@ -27,7 +24,7 @@ const MAX_SEGMENTS = 64;
  *   is never "reached" (PostgreSQL ends with "recovery ended before configured recovery target was reached"), though
  *   the database at that time is exactly what the archive ends with;
  * - null: no commit after the base backup's end (its consistent point);
- * - undefined: not known (none in the newest MAX_SEGMENTS, or pg_waldump could not read them).
+ * - undefined: not known (none in the newest NEWEST_COMMIT_SEARCH segments, or pg_waldump could not read them).
  */
 export async function newestArchivedCommit(o: {
   root: string;
@@ -47,7 +44,7 @@ export async function newestArchivedCommit(o: {
   const partials = new PartialWalStore(o.root, o.target);
   const dir = await mkdtemp(join(tmpdir(), 'pgbb-last-commit-'));
   try {
-    const searched = wal.slice(-MAX_SEGMENTS).reverse();
+    const searched = wal.slice(-NEWEST_COMMIT_SEARCH).reverse();
     let newer: string | undefined;
     for (const entry of searched) {
       const store = 'partial' in entry ? partials : whole;

@@ -65,6 +65,9 @@ export async function fetchWalForTest(o: {
   return out;
 }
 
+/** How far back from the newest WAL a search for the newest commit reads (64 segments: 1 GB of WAL). */
+export const NEWEST_COMMIT_SEARCH = 64;
+
 const COMMIT = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC/g;
 
 /**
@@ -73,7 +76,7 @@ const COMMIT = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT (\d{4}-\d{2}-\d{2}) (
  * target later than the newest commit the archive holds can never be reached, so `latest` is just before it.
  */
 export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<{ at: Date; lsn: string } | null> {
-  for (const seg of [...segments].reverse().slice(0, 64)) {
+  for (const seg of [...segments].reverse().slice(0, NEWEST_COMMIT_SEARCH)) {
     // pg_waldump ends with an error at the segment's unused tail; what it printed before is what counts.
     const res = await execa(pgWaldump, ['-p', walDir, '-r', 'Transaction', seg.name], {
       reject: false,
