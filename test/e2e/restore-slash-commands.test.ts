@@ -59,6 +59,14 @@ afterAll(async () => {
   await rm(cfg, { force: true });
 });
 
+/** The thread reply saying a job's backup was read back and marked damaged (its text), waited for up to 30 s. */
+async function markedDamagedReply(msg: { ts?: string }): Promise<string | undefined> {
+  const end = Date.now() + 30_000;
+  const reply = () => [...h.slack.messages.values()].find((m) => m.thread_ts === msg.ts && /is marked damaged/.test(m.text ?? ''));
+  while (!reply() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  return reply()?.text;
+}
+
 describe('/restore-test', () => {
   it('restores the latest backup into a scratch database, compares, reports the RTO and drops the scratch database', async () => {
     const res = await slash(h, '/restore-test', 'latest');
@@ -94,10 +102,8 @@ describe('/restore-test', () => {
     const msg = await channelMessage(h, jobId, /FAILED/);
     expect(msg.text).toMatch(/artifact corrupted/);
     // Read back twice more, the same: marked damaged, said in the thread, and refused from then on.
-    const end = Date.now() + 30_000;
-    const markedReply = () => [...h.slack.messages.values()].find((m) => m.thread_ts === msg.ts && /is marked damaged/.test(m.text ?? ''));
-    while (!markedReply() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-    expect(markedReply()?.text).toMatch(
+    const marked = await markedDamagedReply(msg);
+    expect(marked).toMatch(
       new RegExp(
         `^:rotating_light: Backup \`${bad.backupId}\` is marked damaged \\(a restore test found artifact corrupted: database\\.pgdump\\.zst(\\.age)? \\(sha256 `,
       ),
@@ -354,12 +360,10 @@ describe('/restore', () => {
       expect(await fingerprint(h.source.url)).toEqual(before);
       expect(await swapLeftovers(jobId)).toBe(0);
       // Read back twice more, the same: marked damaged as a restore test would mark it, and refused from then on.
-      const end = Date.now() + 30_000;
-      const markedReply = () => [...h.slack.messages.values()].find((m) => m.thread_ts === msg.ts && /is marked damaged/.test(m.text ?? ''));
-      while (!markedReply() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-      expect(markedReply()?.text).toMatch(new RegExp(`^:rotating_light: Backup \`${bad.backupId}\` is marked damaged \\(a restore found artifact corrupted: `));
+      const marked = await markedDamagedReply(msg);
+      expect(marked).toMatch(new RegExp(`^:rotating_light: Backup \`${bad.backupId}\` is marked damaged \\(a restore found artifact corrupted: `));
       // What to use instead, at once: the newest backup not known to be bad.
-      expect(markedReply()?.text).toMatch(/ The newest good backup of shop is `shop-\d{8}T\d{6}Z` \(`\/backup list shop` shows them all\)\.$/);
+      expect(marked).toMatch(/ The newest good backup of shop is `shop-\d{8}T\d{6}Z` \(`\/backup list shop` shows them all\)\.$/);
       expect((await slash(h, '/restore', bad.backupId)).text).toContain(`Backup ${bad.backupId} cannot be restored: a restore found artifact corrupted`);
       await h.service.deps.storage.deleteBackup('shop', bad.backupId);
     }, 180_000);
