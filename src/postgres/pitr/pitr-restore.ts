@@ -1,16 +1,18 @@
 import { counter } from '../stream-counter.ts';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { appendFile, chmod, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
-import { type AgeIdentity, createDecryptStream } from '../../crypto/age.ts';
+import { type AgeIdentity, createDecryptStream, IDENTITY_VAR } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
-import { readdirIfExists } from '../../storage/fs-util.ts';
+import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
+import { bareEnv } from '../backup/tool-chain.ts';
+import { closeWhenGone } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
@@ -77,29 +79,61 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   return bases.filter((b, i) => i >= from && Date.parse(b.finishedAt) <= at.getTime()).at(-1) ?? range.opens;
 }
 
-/** Reads a stored file back: its sha256 checked against the record on the way, decrypted when it is. */
-async function plaintext(stream: Readable, expected: { sha256: string; encryption: 'age' | 'none' }, identity: AgeIdentity | undefined, what: string) {
+/** A stored WAL file read whole, its sha256 checked against the record before anything else is done with it. */
+async function checkedBytes(stream: Readable, expected: { sha256: string }, what: string): Promise<Buffer> {
   const hash = createHash('sha256');
-  const hashing = counter(() => undefined, hash);
-  const stored = await buffer(stream.pipe(hashing));
+  const stored = await buffer(stream.pipe(counter(() => undefined, hash)));
   if (hash.digest('hex') !== expected.sha256) throw new BotError('storage_failed', `${what} does not match its sha256: the stored file is damaged.`);
-  if (expected.encryption === 'none') return stored;
-  if (!identity) throw new BotError('decryption_failed', `${what} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
-  return buffer(await createDecryptStream(Readable.from(stored), identity, []));
+  return stored;
 }
 
-/** One archived WAL file to `dest` (restore_command's %p), checked, decrypted and decompressed; false when not archived. */
+/**
+ * One archived WAL file to `dest` (restore_command's %p), checked, decrypted and decompressed; false when not archived.
+ * With the age CLI installed and the identity in a file, `age -d` decrypts into zstd's stdin: the library's pure-JS
+ * ChaCha20 costs about 100 ms of the Node thread per 6 MB segment (measured on 2 cores), the CLI under 20 ms.
+ */
 export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, name: string, dest: string, identity: AgeIdentity | undefined): Promise<boolean> {
   const entry = await store.entry(name);
   if (!entry) return false;
-  const compressed = await plaintext(store.open(entry), entry, identity, `WAL ${name}`);
+  const what = `WAL ${name}`;
+  const stored = await checkedBytes(store.open(entry), entry, what).catch((err: unknown) => {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+    throw new BotError(
+      'storage_failed',
+      `${what} is indexed as archived, but its stored file is gone (or was set aside by the checksum scrub as damaged): the archive has a gap here.`,
+    );
+  });
+  if (entry.encryption === 'age' && !identity) throw new BotError('decryption_failed', `${what} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
+  const engine = entry.encryption === 'age' && identity?.path ? await findAgeEngine() : undefined;
   // zstd writes the 16 MB itself: collecting them through a pipe into a Buffer cost 0.6–0.8 s a segment (measured
   // under load), more than recovery takes to replay one.
   const tmp = `${dest}.pgbb`;
-  const z = await execa('zstd', ['-d', '-q', '-f', '-o', tmp], { input: compressed, stdout: 'ignore', reject: false });
-  if (z.failed) throw new BotError('storage_failed', `WAL ${name} does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
+  const zstdArgs = ['-d', '-q', '-f', '-o', tmp];
+  type Ran = Parameters<typeof describeExit>[0] & { failed: boolean; stderr: unknown };
+  let z: Ran;
+  if (engine?.kind === 'cli' && identity?.path) {
+    const zstd = execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
+    const age = execa(engine.path, ['-d', '-i', identity.path], { ...bareEnv(), input: stored, stdout: zstd.stdin, stderr: 'pipe', reject: false });
+    closeWhenGone(age, zstd.stdin);
+    const [a, zr] = await Promise.all([age, zstd]);
+    if (a.failed) {
+      await rm(tmp, { force: true });
+      const said = firstErrorLine(String(a.stderr));
+      if (/no identity matched/i.test(said))
+        throw new BotError(
+          'decryption_failed',
+          `${what} is encrypted for another key: ${IDENTITY_VAR} (${identity.file}) does not match any of its recipients.`,
+        );
+      throw new BotError('decryption_failed', `${what} does not decrypt: ${said || describeExit(a)}.`);
+    }
+    z = zr;
+  } else {
+    const compressed = entry.encryption === 'none' || !identity ? stored : await buffer(await createDecryptStream(Readable.from(stored), identity, []));
+    z = await execa('zstd', zstdArgs, { input: compressed, stdout: 'ignore', reject: false });
+  }
+  if (z.failed) throw new BotError('storage_failed', `${what} does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
   const size = (await stat(tmp)).size;
-  if (size !== entry.rawBytes) throw new BotError('storage_failed', `WAL ${name} decompressed to ${size} bytes, not ${entry.rawBytes}.`);
+  if (size !== entry.rawBytes) throw new BotError('storage_failed', `${what} decompressed to ${size} bytes, not ${entry.rawBytes}.`);
   await chmod(tmp, 0o600);
   await rename(tmp, dest);
   return true;

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
-import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
+import { AgeIdentity, generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
 import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
+import { fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { nextSegment, PREFETCH_DIR, runPrefetch } from '../../../src/postgres/pitr/wal-prefetch.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 
@@ -23,12 +24,14 @@ describe('WAL prefetch', () => {
   let dir: string;
   let store: LocalWalStore;
   let identityFile: string;
+  let secretKey: string;
   const raw = new Map<string, Buffer>();
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-prefetch-'));
     const keys = await generateKeyPair();
     identityFile = join(dir, 'key.txt');
+    secretKey = keys.identityFileText.split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-')) as string;
     await writeFile(identityFile, keys.identityFileText, { mode: 0o600 });
     store = new LocalWalStore(join(dir, 'backups'), 'app');
     const ageEngine = await findAgeEngine();
@@ -44,6 +47,26 @@ describe('WAL prefetch', () => {
 
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fetches a segment whole through the age CLI and through the library alike, and names a key that does not match', async () => {
+    expect((await findAgeEngine()).kind).toBe('cli');
+    const name = SEGMENTS[1] as string;
+    const out = join(dir, 'fetched');
+    await mkdir(out, { recursive: true });
+    // From a file: the age CLI decrypts. Held in memory only (no file for the CLI's -i): the library does.
+    expect(await fetchWal(store, name, join(out, 'by-cli'), await loadIdentity(identityFile, 'test'))).toBe(true);
+    expect(await fetchWal(store, name, join(out, 'by-library'), new AgeIdentity([secretKey], 'in memory'))).toBe(true);
+    expect((await readFile(join(out, 'by-cli'))).equals(raw.get(name) as Buffer)).toBe(true);
+    expect((await readFile(join(out, 'by-library'))).equals(raw.get(name) as Buffer)).toBe(true);
+    const other = join(dir, 'other-key.txt');
+    await writeFile(other, (await generateKeyPair()).identityFileText, { mode: 0o600 });
+    await expect(fetchWal(store, name, join(out, 'wrong'), await loadIdentity(other, 'test'))).rejects.toThrow(
+      `WAL ${name} is encrypted for another key: BACKUP_ENCRYPTION_IDENTITY_FILE (${other}) does not match any of its recipients.`,
+    );
+    // Nothing half-written is left under the name recovery would read, nor beside it.
+    expect(existsSync(join(out, 'wrong'))).toBe(false);
+    expect(existsSync(join(out, 'wrong.pgbb'))).toBe(false);
   });
 
   it('keeps the next segments ready, checked, follows recovery, and leaves no directory behind', async () => {
