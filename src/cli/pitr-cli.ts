@@ -12,7 +12,7 @@ import { formatBytes } from '../format.ts';
 import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
 import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
-import { newestArchivedCommit, settleRecoveryTarget, waldumpOf } from '../postgres/pitr/last-commit.ts';
+import { newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
 
@@ -111,11 +111,14 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // An archive the server's user may not enter is not "not archived": then wal-fetch runs, and says why in the log.
     const held = `{ test -e ${sh(wal)}/%f.json || test -e ${sh(wal)}/_partial/%f.json || ! test -x ${sh(wal)}; }`;
     const restoreCommand = `mv -f -- pg_wal/.pgbb-prefetch/%f "%p" 2>/dev/null || { ${held} && ${fetch}; }`;
-    // The newest WAL is fetched while the base backup is unpacked; pg_waldump of its major reads it once that is done.
+    // The newest WAL is fetched and read while the base backup is unpacked, by pg_waldump of the major pg_basebackup
+    // reported; checked against the laid-out PG_VERSION after, and read again in the rare case they differ.
+    const guess = await waldumpGuess(base);
+    const newestWith = (pgWaldump: Promise<string | null>) =>
+      // Caught at once: awaited only after the layout, a rejection meanwhile would end the process as unhandled.
+      newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump }).catch(() => undefined);
     let waldumpFound: (bin: string | null) => void = () => undefined;
-    const pgWaldump = new Promise<string | null>((r) => (waldumpFound = r));
-    // Caught at once: awaited only after the layout, a rejection meanwhile would end the process as unhandled.
-    const newest = newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump }).catch(() => undefined);
+    const newest = newestWith(guess ? Promise.resolve(guess) : new Promise<string | null>((r) => (waldumpFound = r)));
     await layOutRecovery({
       root,
       base,
@@ -132,7 +135,9 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     });
     const waldump = await waldumpOf(resolve(dataDir));
     waldumpFound(waldump);
-    const settled = await settleRecoveryTarget({ base, dataDir: resolve(dataDir), at: latest ? null : at, newest: await newest, pgWaldump: waldump !== null });
+    const first = await newest;
+    const found = guess && guess !== waldump ? await newestWith(Promise.resolve(waldump)) : first;
+    const settled = await settleRecoveryTarget({ base, dataDir: resolve(dataDir), at: latest ? null : at, newest: found, pgWaldump: waldump !== null });
     const port = await laidOutPort(dataDir);
     io.out(
       [

@@ -6,7 +6,8 @@ import type { BaseBackup } from './base-backup.ts';
 import { fetchWal } from './pitr-restore.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
 import { parseLsn } from './lsn.ts';
-import { clusterTool } from './scratch-cluster.ts';
+import { parsePgDumpVersion } from '../tools.ts';
+import { clusterTool, serverBinDir } from './scratch-cluster.ts';
 import { NEWEST_COMMIT_SEARCH, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
@@ -15,6 +16,19 @@ export type NewestCommit = { at: Date; lsn: string };
 
 /** pg_waldump of a laid-out cluster's major, or null when that major's server tools are not installed here. */
 export const waldumpOf = (dataDir: string): Promise<string | null> => clusterTool(dataDir, 'pg_waldump');
+
+/**
+ * pg_waldump of the major pg_basebackup reported (`pg_basebackup (PostgreSQL) 15.20`), known before the base backup
+ * is unpacked, so the newest commit is read while the unpack runs; null when not installed. The bot takes base
+ * backups with the server's own major, so this is the cluster's; the caller checks against PG_VERSION once laid out.
+ */
+export async function waldumpGuess(base: BaseBackup): Promise<string | null> {
+  const major = parsePgDumpVersion(base.pgBasebackupVersion);
+  if (major === null) return null;
+  return serverBinDir(major)
+    .then((bin) => join(bin, 'pg_waldump'))
+    .catch(() => null);
+}
 
 /**
  * The newest commit the archive holds on the base backup's timeline after its start, searched from the newest WAL

@@ -41,36 +41,58 @@ export async function serverAccessNeeds(o: {
 }
 
 /**
+ * Each need checked as `user` in one `runuser … sh` (root) — a fixed script, the paths its arguments, never part of
+ * it — or with access() when we are that user; null when neither. One process for all: a runuser per path cost
+ * restore-pitr about half a second on 2 cores, ten of them one after the other.
+ */
+async function checkAll(user: string, needs: Need[]): Promise<boolean[] | null> {
+  if (needs.length === 0) return [];
+  if (process.getuid?.() === 0) {
+    const script = 'while [ $# -gt 1 ]; do if test "$1" "$2"; then echo y; else echo n; fi; shift 2; done';
+    const args = needs.flatMap((n) => [TEST_FLAG[n.mode], n.path]);
+    const r = await execa('runuser', ['-u', user, '--', 'sh', '-c', script, 'sh', ...args], { reject: false, stdin: 'ignore' });
+    const said = String(r.stdout).split('\n').filter(Boolean);
+    if (r.failed || said.length !== needs.length)
+      throw new Error(`runuser -u ${user} could not check access: ${String(r.stderr).trim() || `exit code ${r.exitCode}`}`);
+    return said.map((l) => l === 'y');
+  }
+  if (userInfo().username !== user) return null;
+  return Promise.all(
+    needs.map((n) =>
+      access(n.path, ACCESS[n.mode]).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+}
+
+/**
  * The needs `user` is denied, each as "path (mode 0750, owner 0:0)"; null when they cannot be checked from here
  * (neither root, who checks as that user with runuser, nor that user).
  */
 export async function deniedTo(user: string, needs: Need[]): Promise<string[] | null> {
-  const me = process.getuid?.();
-  const check =
-    me === 0
-      ? async (n: Need) => (await execa('runuser', ['-u', user, '--', 'test', TEST_FLAG[n.mode], n.path], { reject: false, stdin: 'ignore' })).exitCode === 0
-      : userInfo().username === user
-        ? (n: Need) =>
-            access(n.path, ACCESS[n.mode]).then(
-              () => true,
-              () => false,
-            )
-        : null;
-  if (!check) return null;
+  const allowed = await checkAll(user, needs);
+  if (!allowed) return null;
+  const refused = needs.filter((_, i) => !allowed[i]);
+  // A directory above one that may not be entered is what to fix: named, once, instead of everything below it.
+  const above = (n: Need) =>
+    n.path
+      .split('/')
+      .filter(Boolean)
+      .slice(0, -1)
+      .map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`);
+  const dirs = [...new Set(refused.flatMap(above))];
+  const enter =
+    (await checkAll(
+      user,
+      dirs.map((path): Need => ({ path, mode: 'enter' })),
+    )) ?? [];
   const denied: string[] = [];
   const said = new Set<string>();
-  for (const n of needs) {
-    if (await check(n)) continue;
-    // A directory above it that may not be entered is what to fix: named, once, instead of everything below it.
-    const parts = n.path.split('/').filter(Boolean);
-    let blocked: Need = n;
-    for (let i = 1; i < parts.length; i++) {
-      const up = `/${parts.slice(0, i).join('/')}`;
-      if (!(await check({ path: up, mode: 'enter' }))) {
-        blocked = { path: up, mode: 'enter' };
-        break;
-      }
-    }
+  for (const n of refused) {
+    const up = above(n).find((d) => enter[dirs.indexOf(d)] === false);
+    const blocked: Need = up ? { path: up, mode: 'enter' } : n;
     if (said.has(blocked.path)) continue;
     said.add(blocked.path);
     const s = await stat(blocked.path).catch(() => null);
