@@ -21,7 +21,7 @@ const USAGE = `pg-backup-bot — PostgreSQL backups run from Slack
   pg-backup-bot restore <backup-id> --table=… [--schema=…] [--into=<db> --yes]   selective restore
   pg-backup-bot fetch <backup-id> [--globals] [-o FILE|-]   the plain pg_dump archive (or roles SQL), checked, for a hand-run pg_restore
   pg-backup-bot retention [--dry-run]   delete expired and unfinished backups (primary and copies) and report
-  pg-backup-bot scrub [--all]   read stored backups back against their checksums (what the daily run reads, or all)
+  pg-backup-bot scrub [--all]   read stored backups and the point-in-time archive back against their checksums (what the daily run reads, or all)
   pg-backup-bot base-backup [target]   a base backup for point-in-time recovery (targets with a pitr section)
   pg-backup-bot restore-pitr <target> --time="…+01" --data-dir=DIR   lay out a cluster recovering to that moment
   pg-backup-bot --version      the version

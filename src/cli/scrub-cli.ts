@@ -3,6 +3,8 @@ import { toUserMessage } from '../errors.ts';
 import { formatBytes } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
+import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
+import { pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
 import { memoryScrubState, redisScrubState, scrubBackups } from '../storage/scrub.ts';
 import type { CliIo } from './backup-cli.ts';
 import { connectRedis } from './cli-redis.ts';
@@ -27,12 +29,26 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
   if (deps.redisUrl !== null && !redis) io.err('Redis at REDIS_URL does not answer: reading without the worker’s memory of what was read when.');
   try {
     const state = redis ? redisScrubState(redis, deps.config.queuePrefix) : memoryScrubState();
-    const r = await scrubBackups({ storage: deps.storage, state, now: new Date(), log: deps.log, all: args.includes('--all') });
+    const all = args.includes('--all');
+    const r = await scrubBackups({ storage: deps.storage, state, now: new Date(), log: deps.log, all });
     const where = deps.storage.describe();
-    if (r.stored === 0 && r.alreadyDamaged.length === 0) {
+    // The point-in-time archive too (pitr-scrub.ts), with its own memory, as the worker reads it after retention.
+    const pitrTargets = scrubbedPitrTargets(deps.config, pitrInS3(deps.config));
+    const archive = pitrTargets.length
+      ? await scrubPitrArchives({
+          root: deps.config.backupDir,
+          targets: pitrTargets,
+          state: redis ? redisScrubState(redis, `${deps.config.queuePrefix}:pitr`) : memoryScrubState(),
+          now: new Date(),
+          log: deps.log,
+          all,
+        })
+      : null;
+    if (r.stored === 0 && r.alreadyDamaged.length === 0 && !archive?.stored) {
       io.err(`No backup is stored on ${where}: nothing to read back. Is BACKUP_DIR (or the bucket) the bot's, and the disk mounted?`);
       return 1;
     }
+    const archiveBad = archive ? printArchiveScrub(archive, io) : 0;
     for (const id of r.verified) io.out(`OK ${id}`);
     for (const d of r.damaged)
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
@@ -43,15 +59,26 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
         `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read).`,
     );
     // The worker's scrub posts damage at once; this command has no Slack: the bot's next health check pages it.
-    if (r.damaged.length > 0)
+    if (r.damaged.length + (archive?.damaged.length ?? 0) > 0)
       io.err(
-        `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages the damaged backups as \`damaged\`.`,
+        `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages ${r.damaged.length ? 'the damaged backups' : 'what it found damaged'} as \`damaged\`.`,
       );
-    return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length > 0 ? 1 : 0;
+    return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length + archiveBad > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);
     return 1;
   } finally {
     redis?.disconnect();
   }
+}
+
+/** The archive scrub's lines (WAL files are many: only what is wrong is named); returns how many files were wrong. */
+function printArchiveScrub(a: PitrScrubReport, io: CliIo): number {
+  for (const d of a.damaged) io.out(`DAMAGED ${d.what} of ${d.target}: ${d.why}. ${archiveDamageAdvice(d, `\`pg-backup-bot base-backup ${d.target}\``)}`);
+  for (const d of a.unreadable) io.out(`UNREADABLE ${d.what} of ${d.target}: ${d.why}`);
+  io.out(
+    `Read back ${a.verified + a.damaged.length} of ${a.stored} files of the point-in-time archive (${formatBytes(a.verifiedBytes)} matching): ` +
+      `${a.damaged.length} found damaged, ${a.unreadable.length} unreadable.`,
+  );
+  return a.damaged.length + a.unreadable.length;
 }

@@ -16,7 +16,7 @@ const when = (config: Config, d: Date) => slackDate(d, config.timezone, '{date_s
 export function windowText(config: Config, target: string, a: WalArchiveFacts): string {
   if (a.notKept) return `recoverable window: not known (${a.notKept})`;
   if (a.unreadable) return `:rotating_light: the WAL archive could not be read: ${a.unreadable}`;
-  const first = a.gaps[0];
+  const first = a.gap ?? a.gaps[0];
   const more = a.gaps.length > 1 ? ` (+${a.gaps.length - 1} more)` : '';
   const retake = `take a new base backup (\`pg-backup-bot base-backup ${target}\`): the window starts again after it`;
   if (!a.window) {

@@ -68,7 +68,26 @@ export async function collectHealthInput(sources: HealthSources, target: string,
       why: 'indexed as archived, its file is gone from the archive: the recoverable window has a hole there until retention passes it',
     }),
   );
-  const damaged = [...(sources.storage.damaged?.(target) ?? []).map(({ backupId, why }): DamagedItem => ({ backupId, why })), ...lostWal];
+  const aside = walHealth?.archive.setAside;
+  const setAside = [
+    ...(aside?.wal ?? []).map(
+      (name): DamagedItem => ({
+        wal: true,
+        setAside: true,
+        backupId: `WAL ${name}`,
+        why: 'the checksum scrub read its stored file three times, never as recorded, and moved it aside (.damaged): the recoverable window has a hole there until retention passes it',
+      }),
+    ),
+    ...(aside?.bases ?? []).map(
+      (id): DamagedItem => ({
+        wal: true,
+        setAside: true,
+        backupId: `base backup ${id}`,
+        why: `the checksum scrub read its stored file three times, never as recorded, and moved its record aside (base.json.damaged): no recovery starts from it; take a base backup (\`/backup now --physical ${target}\`) and delete its directory once looked at`,
+      }),
+    ),
+  ];
+  const damaged = [...(sources.storage.damaged?.(target) ?? []).map(({ backupId, why }): DamagedItem => ({ backupId, why })), ...lostWal, ...setAside];
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
   const firstBackupDueAt = neverBackedUp && firstSeen && sources.firstBackupDue ? sources.firstBackupDue(target, firstSeen) : null;

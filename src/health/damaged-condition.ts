@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ConditionResult, DamagedItem } from './types.ts';
 
 /** How many are named in the evidence; the rest are counted. `/backup list` names them all. */
@@ -9,7 +10,7 @@ const NAMED = 3;
  * says so: listing leaves them out, so every other condition judges the backups still good, and a newest backup
  * lost this way reads as an older newest one. It pages (error): a disk or bucket that loses files loses the next
  * ones too. Bit rot that keeps a file's size shows here once the checksum scrub has read the backup (storage/scrub.ts
- * marks it), and in the restore test's checksums.
+ * marks it) or the point-in-time archive's file (pitr-scrub.ts sets it aside), and in the restore test's checksums.
  */
 export function damagedCondition(target: string, damaged: readonly DamagedItem[]): ConditionResult {
   if (damaged.length === 0) {
@@ -18,11 +19,15 @@ export function damagedCondition(target: string, damaged: readonly DamagedItem[]
   const n = damaged.length;
   const named = damaged.slice(0, NAMED).map((d) => `${d.backupId} (${d.why})`);
   const more = n > NAMED ? `; and ${n - NAMED} more (\`/backup list ${target}\`)` : '';
-  const wal = damaged.filter((d) => d.wal).length;
-  const backups = n - wal;
+  const aside = damaged.filter((d) => d.wal && d.setAside).length;
+  const wal = damaged.filter((d) => d.wal && !d.setAside).length;
+  const backups = n - wal - aside;
   const said = [
     backups ? `${backups} stored backup${backups === 1 ? '' : 's'} of ${target} ${backups === 1 ? 'is' : 'are'} damaged and cannot be restored` : '',
     wal ? `${wal} WAL file${wal === 1 ? '' : 's'}${backups ? '' : ` of ${target}`} ${wal === 1 ? 'is' : 'are'} lost from the archive` : '',
+    aside
+      ? `${aside} file${aside === 1 ? '' : 's'} of ${backups || wal ? 'its' : `${target}'s`} point-in-time archive ${aside === 1 ? 'was' : 'were'} found damaged by the checksum scrub`
+      : '',
   ].filter(Boolean);
   return {
     condition: 'damaged',
@@ -34,5 +39,15 @@ export function damagedCondition(target: string, damaged: readonly DamagedItem[]
       'back now with `pg-backup-bot scrub --all`. Retention deletes a backup the checksum scrub marked once its deadline passes; ' +
       'any other damaged one stays until you delete its directory (or prefix) by hand, after looking at it',
     value: n,
+    // A file found damaged while others already are is news too: each other set of damaged files is its own episode.
+    episode: createHash('sha256')
+      .update(
+        damaged
+          .map((d) => d.backupId)
+          .sort()
+          .join('\n'),
+      )
+      .digest('hex')
+      .slice(0, 16),
   };
 }

@@ -124,8 +124,10 @@ export interface DamagedItem {
   /** A backup id, or `WAL <segment>`. */
   backupId: string;
   why: string;
-  /** A WAL file indexed as archived whose file is gone (wal-index.ts lostWal), not a backup. */
+  /** A file of the point-in-time archive, not a backup: a WAL file indexed as archived whose file is gone (wal-index.ts lostWal), or one set aside. */
   wal?: true;
+  /** Found damaged by the archive's checksum scrub and moved aside (pitr-scrub.ts): a WAL file or a base backup. */
+  setAside?: true;
 }
 
 export interface HealthInput {

@@ -34,7 +34,7 @@ export function walGapCondition(target: string, a: WalArchiveFacts): ConditionRe
     return { ...base, status: 'failing', summary: `The WAL archive of ${target} could not be read`, evidence };
   }
   const window = windowSentence(target, a);
-  const first = a.gaps[0];
+  const first = a.gap ?? a.gaps[0];
   if (first && !a.reachesNewest) {
     return {
       ...base,

@@ -3,7 +3,7 @@ import { isBotError, toUserMessage } from '../errors.ts';
 import { serverLabel } from '../postgres/connection.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
-import { archivedBases, lostWal } from '../postgres/pitr/wal-index.ts';
+import { archivedBases, lostWal, setAsideBases, setAsideWal } from '../postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { remoteWindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
 import type { BaseBackup } from '../postgres/pitr/base-backup.ts';
@@ -22,12 +22,18 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
   const none = { baseBackups: 0, newestSegment: null, gaps: [], reachesNewest: true, window: null, earlier: null };
   try {
     const local = async () => {
-      const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), recoverableWal(config.backupDir, target)]);
-      return { bases, wal, lost: lostWal(new LocalWalStore(config.backupDir, target)) };
+      const [bases, wal, asideBases] = await Promise.all([
+        archivedBases(config.backupDir, target),
+        recoverableWal(config.backupDir, target),
+        setAsideBases(config.backupDir, target),
+      ]);
+      const store = new LocalWalStore(config.backupDir, target);
+      return { bases, wal, lost: lostWal(store), setAside: { wal: setAsideWal(store), bases: asideBases } };
     };
     // In the bucket: whole segments, and the partial segment's newest snapshot there, as recoverableWal has them.
-    const read: { bases: BaseBackup[]; wal: WindowWal[]; lost?: string[] } = (await withPrimaryStore(config, target, remoteWindowWal)) ?? (await local());
-    const { bases, wal, lost } = read;
+    const read: { bases: BaseBackup[]; wal: WindowWal[]; lost?: string[]; setAside?: { wal: string[]; bases: string[] } } =
+      (await withPrimaryStore(config, target, remoteWindowWal)) ?? (await local());
+    const { bases, wal, lost, setAside } = read;
     const w = recoverableWindow(bases, wal);
     const gaps = w?.gaps ?? walGaps(bases, wal);
     return {
@@ -35,9 +41,11 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       newestSegment: wal.filter((e) => !e.name.endsWith('.history')).at(-1)?.name ?? null,
       gaps,
       reachesNewest: w ? w.reachesNewest : gaps.length === 0,
+      ...(w?.gap ? { gap: w.gap } : {}),
       window: w ? { from: w.from, to: w.to } : null,
       earlier: w?.earlier ?? null,
       ...(lost?.length ? { lost } : {}),
+      ...(setAside && setAside.wal.length + setAside.bases.length > 0 ? { setAside } : {}),
     };
   } catch (err) {
     return { ...none, unreadable: messageOf(err) };

@@ -11,6 +11,8 @@ export interface WalArchiveFacts {
   newestSegment: string | null;
   /** Segments missing between the oldest base backup's start and the newest archived segment. */
   gaps: string[];
+  /** The gap that ends the window (reachesNewest false), or the newest one it starts after (window.ts). */
+  gap?: string | undefined;
   /** No gap, or a base backup started after the last one: recovery reaches the newest archived segment. */
   reachesNewest: boolean;
   window: { from: Date; to: Date } | null;
@@ -18,6 +20,8 @@ export interface WalArchiveFacts {
   earlier: { from: Date; to: Date } | null;
   /** WAL files indexed as archived whose file is gone (wal-index.ts lostWal): damage, said by `damaged`. Local only. */
   lost?: string[];
+  /** What the checksum scrub found damaged and moved aside (pitr-scrub.ts): WAL segments and base backup ids. Local only. */
+  setAside?: { wal: string[]; bases: string[] };
 }
 
 export interface WalSlotFacts {

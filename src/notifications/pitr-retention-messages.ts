@@ -9,7 +9,11 @@ import type { PitrRetentionRun, PitrTargetRetention } from '../postgres/pitr/pit
  */
 type Time = (at: string | Date) => string;
 const windowText = (w: RecoverableWindow | null, formatTime: Time) =>
-  w ? `${formatTime(w.from)} to ${formatTime(w.to)}${w.gaps.length ? ` (ends at a gap: segment ${w.gaps[0]} is missing)` : ''}` : 'nothing recoverable';
+  w
+    ? `${formatTime(w.from)} to ${formatTime(w.to)}${
+        !w.reachesNewest ? ` (ends at a gap: segment ${w.gap ?? w.gaps[0]} is missing)` : w.gap ? ` (starts after a gap: segment ${w.gap} is missing)` : ''
+      }`
+    : 'nothing recoverable';
 
 function targetLines(t: PitrTargetRetention, dryRun: boolean, formatTime: Time): string[] {
   const head = `Point-in-time recovery of ${t.target}`;

@@ -90,6 +90,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       log: log.child({ worker: 'retention' }),
       // The checksum scrub runs after each retention run (storage/scrub.ts).
       scrub: redisScrubState(deps.workerRedis, prefix),
+      pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

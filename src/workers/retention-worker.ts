@@ -17,6 +17,8 @@ import type { Config } from '../config.ts';
 import { expireRestoredDatabases } from '../restored-databases.ts';
 import { pitrRetentionFailed, pitrRetentionReport, pitrRetentionWorthSaying } from '../notifications/pitr-retention-messages.ts';
 import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../postgres/pitr/pitr-retention.ts';
+import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
+import { pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
 
 export interface RetentionWorkerDeps {
   storage: Storage;
@@ -30,6 +32,8 @@ export interface RetentionWorkerDeps {
   config?: Config;
   /** The checksum scrub's memory (storage/scrub.ts); without it, no scrub runs. */
   scrub?: ScrubState;
+  /** The point-in-time archive's scrub memory (pitr-scrub.ts), apart from the backups' (each forgets what it does not list). */
+  pitrScrub?: ScrubState;
 }
 
 /**
@@ -72,10 +76,12 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
       await expireRestored(deps, dryRun, say);
       const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
       const scrub = await scrubAfter(deps, dryRun, log, signal);
+      const archiveScrub = await pitrScrubAfter(deps, dryRun, log, signal);
       // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
       const parts = [
         ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
         ...scrubLines(scrub),
+        ...pitrScrubLines(archiveScrub),
         ...(pitr && pitrRetentionWorthSaying(pitr)
           ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
           : []),
@@ -119,6 +125,33 @@ function scrubLines(scrub: ScrubReport | string | null): string[] {
     ...scrub.unreadable.map(
       (d) => `:warning: The checksum scrub could not read backup ${d.backupId} of ${d.target}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
     ),
+  ];
+}
+
+/** The point-in-time archive's checksum scrub (pitr-scrub.ts), after its retention; none in a dry run. */
+async function pitrScrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, signal?: AbortSignal): Promise<PitrScrubReport | string | null> {
+  const targets = deps.config ? scrubbedPitrTargets(deps.config, pitrInS3(deps.config)) : [];
+  if (dryRun || !deps.pitrScrub || !deps.config || targets.length === 0) return null;
+  try {
+    const now = (deps.now ?? (() => new Date()))();
+    const report = await scrubPitrArchives({ root: deps.config.backupDir, targets, state: deps.pitrScrub, now, log, signal });
+    log.info({ ...report, damaged: report.damaged.length, unreadable: report.unreadable.length }, 'archive scrub finished');
+    return report;
+  } catch (err) {
+    log.error({ err }, 'the archive scrub could not run');
+    return toUserMessage(err);
+  }
+}
+
+function pitrScrubLines(scrub: PitrScrubReport | string | null): string[] {
+  if (scrub === null) return [];
+  if (typeof scrub === 'string') return [`:warning: The checksum scrub of the point-in-time archive could not run: ${escapeMrkdwn(scrub)}`];
+  return [
+    ...scrub.damaged.map(
+      (d) =>
+        `:rotating_light: ${d.what} of ${d.target} is damaged: ${escapeMrkdwn(d.why)}. ${archiveDamageAdvice(d, `\`/backup now --physical ${d.target}\``)}`,
+    ),
+    ...scrub.unreadable.map((d) => `:warning: The checksum scrub could not read ${d.what} of ${d.target}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`),
   ];
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { rm, unlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
@@ -205,5 +206,48 @@ describe('the recoverable window and the WAL archive’s health', () => {
     expect(metrics).toMatch(/^pgbb_wal_slot_keep_size_unlimited\{target="idle"\} 1$/m);
     expect(metrics).toMatch(/^pgbb_wal_gaps\{target="shop"\} 1$/m);
     expect(metrics).toMatch(/^pgbb_wal_window_end_timestamp_seconds\{target="shop"\} \d+/m);
+  });
+
+  it('finds a segment rotted in place through the daily retention run’s scrub: said in the channel, set aside, paged as the gap that ends the window', async () => {
+    const rotten = await completeSegment();
+    await archived(rotten);
+    await archived(await completeSegment());
+    const entry = (await store().list()).find((e) => e.name === rotten);
+    const path = join(store().dir, entry?.file as string);
+    const bytes = await readFile(path);
+    bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff;
+    await writeFile(path, bytes);
+    // The same size: no listing sees it.
+    expect((await slash(h, '/backup', 'list shop')).text).not.toContain(rotten);
+    // Each daily run reads a seventh of the archive, longest unread first: the newest segment within a week of runs.
+    const said = (m: { text?: string | undefined }) => (m.text ?? '').includes(`:rotating_light: WAL ${rotten} of shop is damaged`);
+    for (let day = 0; day < 8 && ![...h.slack.messages.values()].some(said); day++) {
+      const job = await h.service.deps.queues.retention.add('retention', { dryRun: false });
+      await until('the retention run', async () => (['completed', 'failed'].includes(await job.getState()) ? true : undefined));
+    }
+    const post = [...h.slack.messages.values()].find(said)?.text ?? '';
+    expect(post).toContain(`is damaged: the checksum scrub found its stored file does not match its sha256 (read `);
+    expect(post).toContain(
+      `three reads alike; moved aside as ${path}.damaged. Point-in-time recovery cannot replay past it: the recoverable window ends there until a base backup taken after it opens a new one (\`/backup now --physical shop\`).`,
+    );
+    expect(existsSync(path)).toBe(false);
+    expect(existsSync(`${path}.damaged`)).toBe(true);
+    // From here on it is a gap, as a segment removed by hand is, and damage of its own kind.
+    expect((await slash(h, '/backup', 'list shop')).text).toContain(`:rotating_light: a gap ends it: segment ${rotten} is missing`);
+    const health = (await slash(h, '/backup', 'health shop')).text;
+    expect(health).toContain(`WAL ${rotten} (the checksum scrub read its stored file three times, never as recorded, and moved it aside (.damaged)`);
+    const r = await runHealth();
+    expect(r.failing).toContain('shop/damaged');
+    expect(r.failing).toContain('shop/wal-gap');
+    // Paged already for the WAL lost earlier (once per episode in PagerDuty: the incident stays open, not resolved), the
+    // channel hears the new set of damaged files at once.
+    const told = await until('the channel told of the set-aside file', async () =>
+      [...h.slack.messages.values()].find((m) => (m.text ?? '').startsWith('shop: stored backups damaged') && (m.text ?? '').includes(`WAL ${rotten} (`)),
+    );
+    expect(told.text).toContain(`WAL ${rotten} (the checksum scrub read its stored file three times, never as recorded, and moved it aside (.damaged)`);
+    expect(pages('shop', 'damaged', 'resolve')).toHaveLength(0);
+    // The gap paged is the one that ends the window now, not the older one behind the newer base backup.
+    const gapPage = await until('a second wal-gap page', async () => pages('shop', 'wal-gap', 'trigger')[1]);
+    expect(gapPage.payload?.summary).toBe(`The WAL archive of shop has a gap: segment ${rotten} is missing`);
   });
 });

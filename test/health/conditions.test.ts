@@ -91,6 +91,19 @@ describe('evaluateHealth', () => {
     expect(pick(evaluateHealth({ ...healthyInput(), damaged: [...damaged.slice(0, 2), wal] }), 'damaged').summary).toBe(
       '2 stored backups of shop are damaged and cannot be restored; 1 WAL file is lost from the archive',
     );
+    // Files of the archive the checksum scrub set aside (pitr-scrub.ts) are said as such; each other set is a new episode.
+    const aside = {
+      backupId: 'base backup shop-base-1',
+      why: 'the checksum scrub read its stored file three times',
+      wal: true as const,
+      setAside: true as const,
+    };
+    const withAside = pick(evaluateHealth({ ...healthyInput(), damaged: [aside] }), 'damaged');
+    expect(withAside.summary).toBe("1 file of shop's point-in-time archive was found damaged by the checksum scrub");
+    const both = pick(evaluateHealth({ ...healthyInput(), damaged: [wal, aside] }), 'damaged');
+    expect(both.summary).toBe('1 WAL file of shop is lost from the archive; 1 file of its point-in-time archive was found damaged by the checksum scrub');
+    expect(both.episode).not.toBe(withAside.episode);
+    expect(pick(evaluateHealth({ ...healthyInput(), damaged: [aside, wal] }), 'damaged').episode).toBe(both.episode);
     const none = evaluateHealth({ ...healthyInput(), backups: [], damaged: damaged.slice(0, 1) });
     expect(pick(none, 'stale')).toMatchObject({ status: 'failing', summary: 'Backups of shop are stale: no restorable backup of shop: 1 stored is damaged' });
     // The conditions judged on the newest good backup say the same, not "no backup yet"; WAL lost is not counted.

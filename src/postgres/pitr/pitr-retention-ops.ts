@@ -9,6 +9,7 @@ import type { BaseBackup } from './base-backup.ts';
 import { listBaseBackups } from './pitr-restore.ts';
 import { remoteArchive } from './s3-archive.ts';
 import { pitrInS3, type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
+import { QUARANTINE } from './wal-index.ts';
 import { LocalWalStore, type WalEntry } from './wal-store.ts';
 
 /**
@@ -44,6 +45,8 @@ async function deleteLocalWal(store: LocalWalStore, e: WalEntry): Promise<void> 
   await unlink(join(store.dir, `${e.name}.json`)).catch(ignoreGone);
   await fsyncDir(store.dir);
   await rm(join(store.dir, e.file), { force: true });
+  // A file the checksum scrub set aside as damaged goes with its entry.
+  await rm(join(store.dir, `${e.file}${QUARANTINE}`), { force: true });
 }
 
 const inBucket = (remote: S3PitrStore): PitrArchiveOps => ({

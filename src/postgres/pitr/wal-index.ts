@@ -19,7 +19,12 @@ interface WalListing {
   list: WalEntry[];
   /** Indexed, file gone (lostWal). */
   lost: string[];
+  /** Indexed, file moved aside by the checksum scrub (pitr-scrub.ts): damaged, not lost. */
+  setAside: string[];
 }
+
+/** What the checksum scrub appends to a damaged file's name (pitr-scrub.ts): kept, but no longer archived. */
+export const QUARANTINE = '.damaged';
 
 const RACY_MS = 2000;
 /** Index entries parsed at once on a first listing (a week of WAL can be thousands of files). */
@@ -63,13 +68,19 @@ export async function archivedWal(store: LocalWalStore): Promise<WalEntry[]> {
   // entry) may have moved on while it ran. A file seen missing is lost only if, asked again, its entry is still
   // there and it is not.
   const lost: string[] = [];
+  const setAside: string[] = [];
   for (const e of [...entries.values()].filter((x) => !present.has(x.file))) {
-    const [file, entry] = await Promise.all([exists(join(store.dir, e.file)), exists(join(store.dir, `${e.name}.json`))]);
-    if (!file && entry) lost.push(e.name);
+    const [file, entry, aside] = await Promise.all([
+      exists(join(store.dir, e.file)),
+      exists(join(store.dir, `${e.name}.json`)),
+      exists(join(store.dir, `${e.file}${QUARANTINE}`)),
+    ]);
+    if (!file && entry) (aside ? setAside : lost).push(e.name);
   }
   lost.sort();
+  setAside.sort();
   const racy = Date.now() - Number(st.mtimeNs / 1_000_000n) < RACY_MS;
-  walListings.set(store.dir, { mtimeNs: st.mtimeNs, racy, entries, list, lost });
+  walListings.set(store.dir, { mtimeNs: st.mtimeNs, racy, entries, list, lost, setAside });
   return list;
 }
 
@@ -80,6 +91,19 @@ export async function archivedWal(store: LocalWalStore): Promise<WalEntry[]> {
  */
 export function lostWal(store: LocalWalStore): string[] {
   return walListings.get(store.dir)?.lost ?? [];
+}
+
+/** WAL files the checksum scrub found damaged and moved aside (still indexed), as of the last archivedWal listing. */
+export function setAsideWal(store: LocalWalStore): string[] {
+  return walListings.get(store.dir)?.setAside ?? [];
+}
+
+/** Base backups whose record the checksum scrub moved aside (`base.json.damaged`): damaged, no longer chosen. */
+export async function setAsideBases(root: string, target: string): Promise<string[]> {
+  const dir = join(root, target, '_base');
+  const ids = await readdirIfExists(dir);
+  const aside = await Promise.all(ids.map((id) => exists(join(dir, id, `base.json${QUARANTINE}`))));
+  return ids.filter((_, i) => aside[i]).sort();
 }
 
 /**

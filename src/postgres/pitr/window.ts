@@ -37,6 +37,8 @@ export interface RecoverableWindow {
   opens: BaseBackup;
   /** Segments missing between the oldest base backup's start and the newest archived one: recovery cannot cross them. */
   gaps: string[];
+  /** The gap that ends the window (reachesNewest false), or the newest one it starts after; absent without gaps. */
+  gap?: string;
   /**
    * Whether the window reaches the newest archived segment: no gap, or a base backup started after the last gap.
    * False: recovery ends at the first gap, and every moment after it is out of reach until a new base backup.
@@ -83,9 +85,10 @@ export function walGaps(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, '
 
 /**
  * What point-in-time recovery can reach now: null without a base backup and WAL after it. Recovery replays WAL in
- * order from a base backup's start, so a gap ends the window before it; a base backup started after the last gap
- * opens a window again, from its end to the newest segment archived. Gaps are named either way. Of the WAL files it
- * reads every name, and the time of two only: the newest segment's, and with a gap the last one's before it.
+ * order from a base backup's start, so a gap ends a stretch; a base backup started after a gap opens a stretch again,
+ * from its end to the last segment before the next gap (or the newest archived). The window is the newest stretch;
+ * `earlier`, the one before it. Gaps are named either way. Of the WAL files it reads every name, and the time of
+ * one per stretch only (its last segment's).
  */
 export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>): RecoverableWindow | null {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
@@ -93,29 +96,56 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
   const newest = segments.at(-1);
   if (!oldest || !newest) return null;
   const gaps = walGaps(bases, wal);
-  const end = new Date(newest.archivedAt);
-  const lastGap = gaps.at(-1);
-  const resume = lastGap
-    ? bases.find((b) => {
-        const p = segmentPosition(segmentOf(b.startLsn, b.timeline));
-        const g = segmentPosition(lastGap);
-        return p.timeline === g.timeline && p.n > g.n;
-      })
-    : oldest;
-  const tailFrom = resume ? reachedFrom(resume, newest) : null;
-  const tail = resume && tailFrom ? { from: tailFrom, to: end, opens: resume } : null;
-  const firstGap = gaps[0];
-  let head: WindowRange | null = null;
-  if (firstGap) {
-    // The stretch before the first gap ends with the last segment archived before it.
-    const g = segmentPosition(firstGap).n;
-    const before = segments.filter((e) => segmentPosition(e.name).n < g).at(-1);
-    const from = before ? reachedFrom(oldest, before) : null;
-    if (before && from) head = { from, to: new Date(before.archivedAt), opens: oldest };
+  const stretches = gaps.length === 0 ? [stretchTo(bases, oldest, newest)].filter((r) => r !== null) : stretchesAround(bases, segments, gaps);
+  const window = stretches.at(-1);
+  if (!window) return null;
+  const earlier = stretches.at(-2);
+  const { from, to, opens } = window;
+  const reachesNewest = window.lastSegment === newest.name;
+  const start = segmentPosition(segmentOf(opens.startLsn, opens.timeline)).n;
+  const gap = reachesNewest ? gaps.filter((g) => segmentPosition(g).n < start).at(-1) : gaps.find((g) => segmentPosition(g).n > start);
+  return {
+    from,
+    to,
+    opens,
+    gaps,
+    ...(gap ? { gap } : {}),
+    reachesNewest,
+    ...(earlier ? { earlier: { from: earlier.from, to: earlier.to, opens: earlier.opens } } : {}),
+  };
+}
+
+type Stretch = WindowRange & { lastSegment: string };
+
+function stretchTo(bases: BaseBackup[], b: BaseBackup, last: WindowWal): Stretch | null {
+  const from = bases.includes(b) ? reachedFrom(b, last) : null;
+  return from ? { from, to: new Date(last.archivedAt), opens: b, lastSegment: last.name } : null;
+}
+
+/**
+ * The stretches between gaps (all on one timeline: walGaps claims none across a switch), oldest first: each run of
+ * archived segments with a base backup starting in it whose end the run reaches, opened by the oldest such one.
+ */
+function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: string[]): Stretch[] {
+  const timeline = segmentPosition(gaps[0] as string).timeline;
+  const gapNs = gaps.map((g) => segmentPosition(g).n);
+  const runOf = (n: number) => gapNs.filter((g) => g < n).length;
+  const lastOfRun = new Map<number, WindowWal>();
+  for (const e of segments) {
+    const p = segmentPosition(e.name);
+    if (p.timeline === timeline) lastOfRun.set(runOf(p.n), e);
   }
-  if (tail) return { ...tail, gaps, reachesNewest: true, ...(head && resume !== oldest ? { earlier: head } : {}) };
-  if (head) return { ...head, gaps, reachesNewest: false };
-  return null;
+  const out = new Map<number, Stretch>();
+  for (const b of bases) {
+    const start = segmentPosition(segmentOf(b.startLsn, b.timeline));
+    if (start.timeline !== timeline || gapNs.includes(start.n)) continue;
+    const run = runOf(start.n);
+    const last = lastOfRun.get(run);
+    if (out.has(run) || !last) continue;
+    const s = stretchTo(bases, b, last);
+    if (s) out.set(run, s);
+  }
+  return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s);
 }
 
 /** The stretch of the window a moment lies in (the window itself, or the stretch before a gap), or undefined. */

@@ -42,6 +42,7 @@ describe('the recoverable window', () => {
       to: new Date('2026-12-04T10:01:00Z'),
       opens: expect.objectContaining({ id: 'b' }),
       gaps: ['000000010000000000000003'],
+      gap: '000000010000000000000003',
       reachesNewest: false,
     });
   });
@@ -65,6 +66,7 @@ describe('the recoverable window', () => {
       to: new Date('2026-12-04T14:00:00Z'),
       opens: bases[1],
       gaps: ['000000010000000000000003'],
+      gap: '000000010000000000000003',
       reachesNewest: true,
       earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0] },
     });
@@ -72,6 +74,33 @@ describe('the recoverable window', () => {
     expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T11:00:00Z'))).toBeUndefined();
     expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T10:00:30Z'))).toBe(w?.earlier);
     expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T13:30:00Z'))).toBe(w);
+  });
+
+  it('with a second gap after a newer base backup, is the stretch between the gaps, not the oldest one (it hid the newer stretch)', () => {
+    const bases = [base('0/2000028', '2026-12-04T10:00:00Z', 'old'), base('0/5000028', '2026-12-04T13:00:00Z', 'new')];
+    const wal = [
+      seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
+      seg('000000010000000000000004', '2026-12-04T12:00:00Z'),
+      seg('000000010000000000000005', '2026-12-04T13:05:00Z'),
+      seg('000000010000000000000006', '2026-12-04T14:00:00Z'),
+      // 7 rotted and set aside (or lost): the stretch opened by `new` ends at 6.
+      seg('000000010000000000000008', '2026-12-04T16:00:00Z'),
+    ];
+    const w = recoverableWindow(bases, wal);
+    expect(w).toEqual({
+      from: new Date('2026-12-04T13:00:00Z'),
+      to: new Date('2026-12-04T14:00:00Z'),
+      opens: bases[1],
+      gaps: ['000000010000000000000003', '000000010000000000000007'],
+      gap: '000000010000000000000007',
+      reachesNewest: false,
+      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0] },
+    });
+    // restore-pitr: a moment of the newer stretch starts from the newer base backup; one after the second gap is refused.
+    expect(chooseBase(bases, wal, new Date('2026-12-04T13:30:00Z'))).toBe(bases[1]);
+    expect(() => chooseBase(bases, wal, new Date('2026-12-04T15:00:00Z'))).toThrow(
+      '2026-12-04T15:00:00.000Z is outside what the archive holds: the recoverable window is 2026-12-04T13:00:00.000Z to 2026-12-04T14:00:00.000Z (segment 000000010000000000000007 is missing: it ends at that gap), and 2026-12-04T10:00:00.000Z to 2026-12-04T10:01:00.000Z before the gap',
+    );
   });
 
   it('names every missing segment, across a log file boundary, even when nothing is recoverable', () => {
