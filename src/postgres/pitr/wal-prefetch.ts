@@ -126,15 +126,8 @@ export async function runPrefetch(o: PrefetchOptions): Promise<{ fetched: number
       const here = new Set(ready);
       // A segment wal-fetch had to fetch itself (we were behind) is named in .last.
       const told = (await readFile(join(o.dir, '.last'), 'utf8').catch(() => '')).trim();
-      // What is here is always a run (this loop and restore-pitr's staging both stop at the first segment they cannot
-      // fetch), and recovery takes in order: the one before the lowest here was taken, even if it was not ours (one
-      // restore-pitr staged, taken before this process had started).
-      const lowest = ready.find((n) => n > lastTaken);
-      const before = lowest && lowest > nextSegment(lastTaken) ? [nextSegment(lowest, -1)] : [];
-      const taken = [...[...placed].filter((n) => !here.has(n)), ...(SEGMENT.test(told) ? [told] : []), ...before].sort().at(-1);
+      const taken = [...[...placed].filter((n) => !here.has(n)), ...(SEGMENT.test(told) ? [told] : [])].sort().at(-1);
       for (const n of placed) if (!here.has(n)) placed.delete(n);
-      // Segments put here by someone else (restore-pitr stages the first ones): followed as ours once seen.
-      for (const n of ready) if (n > lastTaken) placed.add(n);
       if (taken && taken > lastTaken) {
         lastTaken = taken;
         lastProgress = Date.now();
@@ -161,8 +154,7 @@ export async function runPrefetch(o: PrefetchOptions): Promise<{ fetched: number
         lastProgress = Date.now();
       }
       const done = got.findIndex((ok) => !ok);
-      // Fetched here: a segment already in the directory (staged by restore-pitr) is not counted.
-      fetched += batch.slice(0, done === -1 ? batch.length : done).filter((name) => !here.has(name)).length;
+      fetched += done === -1 ? got.length : done;
       next = nextSegment(next, done === -1 ? batch.length : done);
       // The end of the archive (or a segment that failed its checks, which wal-fetch will report): look again later,
       // the archive may still grow while recovery runs.

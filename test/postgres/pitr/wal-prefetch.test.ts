@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -10,7 +10,6 @@ import { AgeIdentity, generateKeyPair, loadIdentity } from '../../../src/crypto/
 import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
 import { fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { nextSegment, PREFETCH_DIR, runPrefetch } from '../../../src/postgres/pitr/wal-prefetch.ts';
-import { stageFirstSegments } from '../../../src/postgres/pitr/wal-stage.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 
 const SEGMENTS = ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003', '000000010000000000000004', '000000010000000000000005'];
@@ -87,37 +86,6 @@ describe('WAL prefetch', () => {
       expect((await readFile(join(pgWal, 'RECOVERYXLOG'))).equals(raw.get(name) as Buffer)).toBe(true);
     }
     expect(await running).toEqual({ fetched: 4 });
-    expect(existsSync(ahead)).toBe(false);
-  }, 60_000);
-
-  it('takes over segments restore-pitr staged: recovery takes them, the prefetcher follows and reads on past them', async () => {
-    const dataDir = join(dir, 'data3');
-    const identity = await loadIdentity(identityFile, 'test');
-    // restore-pitr: the first segments fetched beside the data directory while it unpacks, then moved into place.
-    const staged = await stageFirstSegments({ store, first: SEGMENTS[0] as string, count: 2, identity, dataDir });
-    await mkdir(join(dataDir, 'pg_wal'), { recursive: true });
-    expect(await staged.placeInto(dataDir)).toBe(2);
-    const pgWal = join(dataDir, 'pg_wal');
-    const ahead = join(pgWal, PREFETCH_DIR);
-    expect((await readdir(ahead)).sort()).toEqual(SEGMENTS.slice(0, 2));
-    expect((await readdir(dir)).filter((n) => n.startsWith('.pgbb-wal-stage-'))).toEqual([]);
-    // Recovery takes each by the fast path, which names it in .last (restore-command.ts); the first starts the
-    // prefetcher, which here comes up only after both staged ones were taken.
-    const take = async (name: string) => {
-      await rename(join(ahead, name), join(pgWal, 'RECOVERYXLOG'));
-      await writeFile(join(ahead, '.last'), `${name}\n`);
-    };
-    await take(SEGMENTS[0] as string);
-    await take(SEGMENTS[1] as string);
-    const running = runPrefetch({ store, identity, dir: ahead, after: SEGMENTS[0] as string, depth: 2, idleMs: 1500, pollMs: 20 });
-    for (const name of SEGMENTS.slice(2)) {
-      const ready = join(ahead, name);
-      for (let i = 0; i < 1500 && !existsSync(ready); i++) await new Promise((r) => setTimeout(r, 20));
-      await take(name);
-      expect((await readFile(join(pgWal, 'RECOVERYXLOG'))).equals(raw.get(name) as Buffer)).toBe(true);
-    }
-    // The staged ones were not fetched again: three read ahead after them.
-    expect(await running).toEqual({ fetched: 3 });
     expect(existsSync(ahead)).toBe(false);
   }, 60_000);
 
