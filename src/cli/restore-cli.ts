@@ -4,7 +4,7 @@ import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
 import { restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
-import { findRestorable, type Manifest, newestGoodWithin, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
+import { findRestorable, type Manifest, newestGoodSentence, newestGoodWithin, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { diskNeeded, newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
@@ -209,13 +209,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
 export async function markedDamaged(deps: CliDeps, manifest: Manifest, checksums: ReadonlyArray<{ ok: boolean }>, by: string): Promise<string> {
   const why = await confirmDamage(deps.storage, manifest, { by, checksums }, { log: deps.log, signal: deps.signal });
   if (!why) return '';
-  const newest = await newestGoodWithin(deps.storage, manifest);
-  const instead =
-    newest === undefined
-      ? ''
-      : newest === null
-        ? ` ${manifest.target} has no good backup left.`
-        : ` The newest good backup of ${manifest.target} is ${newest}.`;
+  const good = newestGoodSentence(manifest.target, await newestGoodWithin(deps.storage, manifest), (id) => id);
+  const instead = good ? ` ${good}.` : '';
   return `\nBackup ${manifest.backupId} is now marked damaged (${why}; read back twice more, the same): list leaves it out, restores and restore tests refuse it, and the bot's next health check pages it.${instead}`;
 }
 

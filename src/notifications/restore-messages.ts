@@ -1,7 +1,7 @@
 import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
-import type { RestoreRecord } from '../storage/index.ts';
+import { newestGoodSentence, type RestoreRecord } from '../storage/index.ts';
 
 /** Pure builders for restore tests and restores: outcome → `{ text, blocks }`. */
 
@@ -121,12 +121,13 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
  */
 export function backupMarkedDamaged(m: { target: string; backupId: string }, why: string, newest: string | null | undefined): ChannelMessage {
   const list = `\`/backup list ${m.target}\``;
+  const good = newestGoodSentence(m.target, newest, (id) => `\`${id}\``);
   const instead =
-    newest === undefined
+    good === null
       ? `${list} shows the good ones.`
       : newest === null
-        ? `${m.target} has no good backup left: take one now (\`/backup now ${m.target}\`).`
-        : `The newest good backup of ${m.target} is \`${newest}\` (${list} shows them all).`;
+        ? `${good}: take one now (\`/backup now ${m.target}\`).`
+        : `${good} (${list} shows them all).`;
   const text = `:rotating_light: Backup \`${m.backupId}\` is marked damaged (${escapeMrkdwn(why)}; read back twice more, the same): listings leave it out, \`/restore\` and restore tests refuse it, and the next health check pages it. ${instead}`;
   return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
 }

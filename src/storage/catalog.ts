@@ -82,10 +82,8 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
   if (!why) return m;
   const expired = pastDeadline(m) ? ' (it is past its retention deadline: retention deletes it)' : '';
   const newest = await newestGoodWithin(storage, m);
-  const instead =
-    newest === undefined
-      ? `${seeList(m.target)} shows the good ones`
-      : `${newest ? `The newest good backup of ${m.target} is \`${newest}\`` : `${m.target} has no good backup left`}; ${seeList(m.target)} shows them all`;
+  const good = newestGoodSentence(m.target, newest, (id) => `\`${id}\``);
+  const instead = good ? `${good}; ${seeList(m.target)} shows them all` : `${seeList(m.target)} shows the good ones`;
   // The fault named is the roles file's (not the archive's, nor a marker that names no file): the archive can be had.
   const faulty = m.artifacts.filter((a) => why.includes(a.file));
   const byHand =
@@ -93,6 +91,15 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
       ? ` Its database archive is intact: \`pg-backup-bot fetch ${m.backupId} -o FILE\` then pg_restore (README "Disaster recovery").`
       : '';
   throw new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}${expired}. ${instead}. Nothing was started.${byHand}`);
+}
+
+/**
+ * What to use instead of a damaged backup, in one sentence without its full stop: "The newest good backup of T is X"
+ * or "T has no good backup left"; null when the listing did not say (newestGoodWithin's undefined).
+ */
+export function newestGoodSentence(target: string, newest: string | null | undefined, quote: (id: string) => string): string | null {
+  if (newest === undefined) return null;
+  return newest === null ? `${target} has no good backup left` : `The newest good backup of ${target} is ${quote(newest)}`;
 }
 
 /**
