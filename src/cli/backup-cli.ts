@@ -11,6 +11,9 @@ import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
 import { listWithTestVerdicts, retentionFor } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
+import { windowText } from '../commands/wal-status.ts';
+import { readArchiveFacts } from '../health/index.ts';
+import { windowTime } from '../health/wal-conditions.ts';
 import { cliBackupLock, describeHolder } from './backup-lock.ts';
 
 export interface CliIo {
@@ -126,6 +129,12 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     const damaged = deps.storage.damaged?.(args[0]) ?? [];
     const list = formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged, failedTests });
     deps.io.out(list.replace(/[*`]|:warning: |:x: /g, ''));
+    // Point-in-time recovery's window, as /backup list shows it (restore-pitr's refusals send people here).
+    const pitr = deps.config.targets.filter((t) => t.pitr && (args[0] === undefined || t.name === args[0]));
+    if (pitr.length)
+      deps.io.out(
+        `\nPoint-in-time recovery\n${(await Promise.all(pitr.map(async (t) => `• ${t.name}: ${windowText(deps.config, t.name, await readArchiveFacts(deps.config, t.name), windowTime).replace(/[*`]|:rotating_light: /g, '')}`))).join('\n')}`,
+      );
     return 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));

@@ -76,9 +76,11 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
 function printArchiveScrub(a: PitrScrubReport, io: CliIo): number {
   for (const d of a.damaged) io.out(`DAMAGED ${d.what} of ${d.target}: ${d.why}. ${archiveDamageAdvice(d, `\`pg-backup-bot base-backup ${d.target}\``)}`);
   for (const d of a.unreadable) io.out(`UNREADABLE ${d.what} of ${d.target}: ${d.why}`);
+  for (const d of a.alreadyDamaged)
+    io.out(`ALREADY DAMAGED ${d.what} of ${d.target}: ${d.why}. ${archiveDamageAdvice(d, `\`pg-backup-bot base-backup ${d.target}\``)}`);
   io.out(
     `Read back ${a.verified + a.damaged.length} of ${a.stored} files of the point-in-time archive (${formatBytes(a.verifiedBytes)} matching): ` +
-      `${a.damaged.length} found damaged, ${a.unreadable.length} unreadable.`,
+      `${a.damaged.length} found damaged, ${a.unreadable.length} unreadable, ${a.alreadyDamaged.length} already damaged (not read).`,
   );
-  return a.damaged.length + a.unreadable.length;
+  return a.damaged.length + a.unreadable.length + a.alreadyDamaged.length;
 }

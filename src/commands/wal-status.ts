@@ -13,7 +13,7 @@ const when = (config: Config, d: Date) => slackDate(d, config.timezone, '{date_s
  * "recoverable to any moment from … to …", with the gap that ends it or an older one it starts after; or why
  * nothing is recoverable yet. Shared by `/backup status`, `/backup list` and the App Home.
  */
-export function windowText(config: Config, target: string, a: WalArchiveFacts): string {
+export function windowText(config: Config, target: string, a: WalArchiveFacts, time: (d: Date) => string = (d) => when(config, d)): string {
   if (a.notKept) return `recoverable window: not known (${a.notKept})`;
   if (a.unreadable) return `:rotating_light: the WAL archive could not be read: ${a.unreadable}`;
   const first = a.gap ?? a.gaps[0];
@@ -25,10 +25,10 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts): 
       ? `nothing recoverable yet: no base backup (\`pg-backup-bot base-backup ${target}\`)`
       : 'nothing recoverable yet: no WAL archived after the base backup';
   }
-  const range = `recoverable to any moment from ${when(config, a.window.from)} to ${when(config, a.window.to)}`;
+  const range = `recoverable to any moment from ${time(a.window.from)} to ${time(a.window.to)}`;
   if (!first) return range;
   if (!a.reachesNewest) return `${range} — :rotating_light: a gap ends it: segment ${first} is missing${more}; ${retake}`;
-  const before = a.earlier ? `, and from ${when(config, a.earlier.from)} to ${when(config, a.earlier.to)} before it` : '';
+  const before = a.earlier ? `, and from ${time(a.earlier.from)} to ${time(a.earlier.to)} before it` : '';
   return `${range} (after a gap: segment ${first} is missing${more}${before})`;
 }
 

@@ -83,7 +83,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
         wal: true,
         setAside: true,
         backupId: `base backup ${id}`,
-        why: `the checksum scrub read its stored file three times, never as recorded, and moved its record aside (base.json.damaged): no recovery starts from it; take a base backup (\`/backup now --physical ${target}\`) and delete its directory once looked at`,
+        why: `the checksum scrub read its stored file three times, never as recorded, and moved its record aside (base.json.damaged): no recovery starts from it; take a base backup (\`pg-backup-bot base-backup ${target}\`) and delete its directory once looked at`,
       }),
     ),
   ];

@@ -35,7 +35,7 @@ export function damagedCondition(target: string, damaged: readonly DamagedItem[]
     severity: 'error',
     summary: said.join('; '),
     evidence:
-      `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket), take a new backup, and read the others ` +
+      `${named.join('; ')}${more}. Check the storage under them (disk, mount, bucket), take a new backup${wal + aside ? ` (for the point-in-time archive a base backup: \`pg-backup-bot base-backup ${target}\`)` : ''}, and read the others ` +
       'back now with `pg-backup-bot scrub --all`. Retention deletes a backup the checksum scrub marked once its deadline passes; ' +
       'any other damaged one stays until you delete its directory (or prefix) by hand, after looking at it',
     value: n,

@@ -4,6 +4,7 @@ import { readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildHome } from '../../src/commands/home.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
@@ -236,6 +237,39 @@ describe('the recoverable window and the WAL archive’s health', () => {
     expect((await slash(h, '/backup', 'list shop')).text).toContain(`:rotating_light: a gap ends it: segment ${rotten} is missing`);
     const health = (await slash(h, '/backup', 'health shop')).text;
     expect(health).toContain(`WAL ${rotten} (the checksum scrub read its stored file three times, never as recorded, and moved it aside (.damaged)`);
+    const cliEnv = () => ({
+      PATH: process.env.PATH ?? '',
+      BOT_CONFIG: cfg,
+      BACKUP_DIR: h.backupDir,
+      BACKUP_ENCRYPTION_RECIPIENT: h.config.encryption.recipients.join(','),
+      BACKUP_ENCRYPTION_IDENTITY_FILE: h.identityFile,
+      SHOP_URL: pg.url,
+      SHOP_REPLICATION_URL: pg.url,
+      IDLE_REPLICATION_URL: pg.url,
+    });
+    // And in the terminal, where restore-pitr's refusals send people: the window to the second, the gap that ends it.
+    const listed = await execa('node', ['bin/pg-backup-bot.js', 'list', 'shop'], {
+      env: cliEnv(),
+      extendEnv: false,
+      reject: false,
+    });
+    expect(listed.exitCode, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(
+      new RegExp(
+        `\\nPoint-in-time recovery\\n• shop: recoverable to any moment from \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC to \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC — a gap ends it: segment ${rotten} is missing \\(\\+1 more\\); take a new base backup \\(pg-backup-bot base-backup shop\\)`,
+      ),
+    );
+    // The scrub again from the terminal: nothing newly damaged, and still not an all-clear (exit 1).
+    const again = await execa('node', ['bin/pg-backup-bot.js', 'scrub', '--all'], {
+      env: cliEnv(),
+      extendEnv: false,
+      reject: false,
+    });
+    expect(again.exitCode).toBe(1);
+    expect(again.stdout).toContain(`ALREADY DAMAGED WAL ${rotten} of shop: set aside as damaged (.damaged): the recoverable window has a gap there.`);
+    expect(again.stdout).toMatch(
+      /Read back \d+ of \d+ files of the point-in-time archive \([^)]+ matching\): 0 found damaged, 0 unreadable, \d+ already damaged \(not read\)\./,
+    );
     const r = await runHealth();
     expect(r.failing).toContain('shop/damaged');
     expect(r.failing).toContain('shop/wal-gap');

@@ -49,11 +49,16 @@ export async function newestArchivedCommit(o: {
   identity: AgeIdentity | undefined;
 }): Promise<NewestCommit | null | undefined> {
   const first = segmentPosition(segmentOf(o.base.startLsn, o.base.timeline));
-  const wal = (await recoverableWal(o.root, o.target)).filter((e) => {
+  const after = (await recoverableWal(o.root, o.target)).filter((e) => {
     if (e.name.endsWith('.history')) return false;
     const p = segmentPosition(e.name);
     return p.timeline === first.timeline && p.n >= first.n;
   });
+  // Only as far as recovery from this base backup can replay: up to the first gap (a segment lost or set aside by
+  // the checksum scrub). A commit beyond it cannot be reached; aiming at it ended in "recovery ended before
+  // configured recovery target was reached" (QA).
+  const gapAt = after.findIndex((e, i) => segmentPosition(e.name).n !== first.n + i);
+  const wal = gapAt === -1 ? after : after.slice(0, gapAt);
   const whole = new LocalWalStore(o.root, o.target);
   const partials = new PartialWalStore(o.root, o.target);
   const dir = await mkdtemp(join(tmpdir(), 'pgbb-last-commit-'));

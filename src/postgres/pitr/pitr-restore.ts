@@ -82,7 +82,14 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
 /** A stored WAL file read whole, its sha256 checked against the record before anything else is done with it. */
 async function checkedBytes(stream: Readable, expected: { sha256: string }, what: string): Promise<Buffer> {
   const hash = createHash('sha256');
-  const stored = await buffer(stream.pipe(counter(() => undefined, hash)));
+  // Read directly, not through .pipe(): a file that cannot be opened (gone, set aside) errors this loop, where it
+  // is caught and said; through a pipe its 'error' event had no listener and killed wal-fetch with a stack trace (QA).
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    hash.update(chunk as Buffer);
+    chunks.push(chunk as Buffer);
+  }
+  const stored = Buffer.concat(chunks);
   if (hash.digest('hex') !== expected.sha256) throw new BotError('storage_failed', `${what} does not match its sha256: the stored file is damaged.`);
   return stored;
 }

@@ -9,7 +9,7 @@ import type { BaseBackup } from './base-backup.ts';
 import { listBaseBackups } from './pitr-restore.ts';
 import { remoteArchive } from './s3-archive.ts';
 import { pitrInS3, type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
-import { QUARANTINE } from './wal-index.ts';
+import { archivedWal, QUARANTINE } from './wal-index.ts';
 import { LocalWalStore, type WalEntry } from './wal-store.ts';
 
 /**
@@ -19,7 +19,8 @@ import { LocalWalStore, type WalEntry } from './wal-store.ts';
  */
 export interface PitrArchiveOps {
   where: string;
-  list(): Promise<{ bases: BaseBackup[]; wal: WalEntry[] }>;
+  /** `unusable`: indexed WAL whose stored file is gone or set aside (wal-index.ts): deleted like the rest, no part of a window. */
+  list(): Promise<{ bases: BaseBackup[]; wal: WalEntry[]; unusable?: ReadonlySet<string> }>;
   /** The partial segment's snapshots: never deleted by retention, but part of the recoverable window it reports. */
   partials(): Promise<PartialEntry[]>;
   bases(): Promise<BaseBackup[]>;
@@ -82,8 +83,9 @@ export function pitrArchiveOps(o: {
   return {
     where: store.describe(),
     list: async () => {
-      const [bases, wal] = await Promise.all([listBaseBackups(o.root, o.target), store.list()]);
-      return { bases, wal };
+      const [bases, wal, present] = await Promise.all([listBaseBackups(o.root, o.target), store.list(), archivedWal(store)]);
+      const here = new Set(present.map((e) => e.name));
+      return { bases, wal, unusable: new Set(wal.filter((e) => !here.has(e.name)).map((e) => e.name)) };
     },
     partials: () => new PartialWalStore(o.root, o.target).list(),
     bases: () => listBaseBackups(o.root, o.target),

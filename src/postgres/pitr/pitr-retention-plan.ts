@@ -39,11 +39,20 @@ export function planPitrRetention(o: {
   retentionDays: number;
   /** Base backups a restore is reading now (unexpired readers). */
   reserved: ReadonlySet<string>;
+  /** WAL indexed but not recoverable (its file lost, or set aside by the checksum scrub): deleted by age, never in a window. */
+  unusable?: ReadonlySet<string>;
 }): PitrRetentionPlan {
   const cutoff = new Date(o.now.getTime() - o.retentionDays * 86_400_000);
   const bases = [...o.bases].sort((a, b) => Date.parse(a.finishedAt) - Date.parse(b.finishedAt));
   // The window as `/backup list` shows it: whole segments, and the newest snapshot of each segment not archived whole.
-  const windowOf = (b: BaseBackup[], wal: WalEntry[]) => recoverableWindow(b, withPartials(wal, o.partials ?? []));
+  const windowOf = (b: BaseBackup[], wal: WalEntry[]) =>
+    recoverableWindow(
+      b,
+      withPartials(
+        wal.filter((e) => !o.unusable?.has(e.name)),
+        o.partials ?? [],
+      ),
+    );
   const before = windowOf(bases, o.wal);
   const plan: PitrRetentionPlan = {
     target: o.target,

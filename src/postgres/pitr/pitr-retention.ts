@@ -103,11 +103,12 @@ export async function runPitrRetention(o: {
         partialsUnread = toUserMessage(err);
         return [];
       });
-      const [{ bases, wal }, partials, readers] = await Promise.all([archive.list(), partialsRead, pitrReaders(o.root, t.name, now())]);
+      const [{ bases, wal, unusable }, partials, readers] = await Promise.all([archive.list(), partialsRead, pitrReaders(o.root, t.name, now())]);
       result.plan = planPitrRetention({
         target: t.name,
         bases,
         wal,
+        ...(unusable ? { unusable } : {}),
         partials,
         now: now(),
         retentionDays: t.walRetentionDays,

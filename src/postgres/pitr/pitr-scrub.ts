@@ -5,7 +5,7 @@ import type { Logger } from '../../logger.ts';
 import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import type { ScrubState } from '../../storage/scrub.ts';
 import { hashFile } from '../backup/native-pipe.ts';
-import { archivedBases, archivedWal, QUARANTINE } from './wal-index.ts';
+import { archivedBases, archivedWal, lostWal, QUARANTINE, setAsideBases, setAsideWal } from './wal-index.ts';
 import { LocalWalStore } from './wal-store.ts';
 
 /**
@@ -29,9 +29,26 @@ export interface PitrScrubReport {
   /** `what`: `WAL <segment>` or `base backup <id>`. */
   damaged: Array<{ target: string; what: string; why: string }>;
   unreadable: Array<{ target: string; what: string; why: string }>;
+  /** Set aside by an earlier run, or indexed with their file gone: not read, still damage (the window has a gap). */
+  alreadyDamaged: Array<{ target: string; what: string; why: string }>;
 }
 
 type Item = { target: string; key: string; what: string; path: string; bytes: number; sha256: string; since: number; quarantine: () => Promise<string> };
+
+/** What an earlier run set aside, and WAL whose file is gone: damage still there, named without reading anything. */
+async function alreadyDamaged(root: string, target: string): Promise<PitrScrubReport['alreadyDamaged']> {
+  const store = new LocalWalStore(root, target);
+  await archivedWal(store);
+  return [
+    ...setAsideWal(store).map((n) => ({ target, what: `WAL ${n}`, why: `set aside as damaged (${QUARANTINE}): the recoverable window has a gap there` })),
+    ...lostWal(store).map((n) => ({ target, what: `WAL ${n}`, why: 'indexed as archived, its file is gone: the recoverable window has a gap there' })),
+    ...(await setAsideBases(root, target)).map((id) => ({
+      target,
+      what: `base backup ${id}`,
+      why: `its record set aside as damaged (base.json${QUARANTINE})`,
+    })),
+  ];
+}
 
 /** The archive's files that count as archived (index entry and file there; base.json there), each with how to set it aside. */
 async function itemsOf(root: string, target: string): Promise<Item[]> {
@@ -113,7 +130,7 @@ export async function scrubPitrArchives(o: {
   const due = [...items].sort((a, b) => (seen.get(a.key) ?? a.since) - (seen.get(b.key) ?? b.since));
   const storedBytes = items.reduce((n, i) => n + i.bytes, 0);
   const budget = o.all ? Number.POSITIVE_INFINITY : Math.ceil(storedBytes / 7);
-  const report: PitrScrubReport = { verified: 0, verifiedBytes: 0, stored: items.length, storedBytes, damaged: [], unreadable: [] };
+  const report: PitrScrubReport = { verified: 0, verifiedBytes: 0, stored: items.length, storedBytes, damaged: [], unreadable: [], alreadyDamaged: [] };
   let read = 0;
   for (const item of due) {
     if (o.signal?.aborted || (read > 0 && read >= budget)) break;
@@ -136,6 +153,9 @@ export async function scrubPitrArchives(o: {
       report.damaged.push({ target: item.target, what: item.what, why: `the checksum scrub found ${v.damaged}, three reads alike${aside}` });
     }
   }
+  report.alreadyDamaged = (await Promise.all(o.targets.map((t) => alreadyDamaged(o.root, t))))
+    .flat()
+    .filter((d) => !report.damaged.some((x) => x.target === d.target && x.what === d.what));
   await o.state.keepOnly(new Set(items.map((i) => i.key))).catch((err: unknown) => o.log.warn({ err }, 'archive scrub: could not tidy its record in Redis'));
   return report;
 }

@@ -122,7 +122,7 @@ export async function checkServerAccess(user: string, o: Parameters<typeof serve
   if (denied.length === 0) return null;
   throw new BotError(
     'bad_request',
-    `The recovered server will run as ${user} (--run-as), who may not read what its restore_command needs: ${denied.join('; ')}. Give ${user} access (e.g. \`setfacl -R -m u:${user}:rX DIR\`, and \`setfacl -R -d -m u:${user}:rX DIR\` so WAL archived later is readable too; the identity file: a copy ${user} may read, named by BACKUP_ENCRYPTION_IDENTITY_FILE), or name the user who will run it with --run-as. Nothing was laid out.`,
+    `The recovered server will run as ${user} (--run-as), who may not read what its restore_command needs: ${denied.join('; ')}. Give ${user} access (setfacl, Debian package acl: a directory above the archive needs only to be entered, \`setfacl -m u:${user}:x DIR\`; the archive itself \`setfacl -R -m u:${user}:rX DIR\` and \`setfacl -R -d -m u:${user}:rX DIR\` so WAL archived later is readable too; the identity file: a copy ${user} may read, named by BACKUP_ENCRYPTION_IDENTITY_FILE), or name the user who will run it with --run-as. Nothing was laid out.`,
   );
 }
 

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { execa } from 'execa';
+import { IDENTITY_VAR } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { hashFile } from '../backup/native-pipe.ts';
 import { bareEnv } from '../backup/tool-chain.ts';
@@ -30,7 +31,16 @@ export async function unpackNative(o: {
   const age = o.decrypt && zstd.stdin ? ageDecrypt(o.decrypt, o.path, zstd.stdin) : undefined;
   if (age) closeWhenGone(age, zstd.stdin);
   const [a, z, t, sha256] = await Promise.all([age, zstd, tar, hashFile(o.path)]);
-  if (a?.failed) throw new BotError('decryption_failed', `The base backup does not decrypt: ${firstErrorLine(String(a.stderr)) || describeExit(a)}.`);
+  if (a?.failed) {
+    const said = firstErrorLine(String(a.stderr));
+    // As wal-fetch says it (pitr-restore.ts fetchWal): the key, not the file, is what to look at.
+    if (/no identity matched/i.test(said) && o.decrypt)
+      throw new BotError(
+        'decryption_failed',
+        `The base backup is encrypted for another key: ${IDENTITY_VAR} (${o.decrypt.identityFile}) does not match any of its recipients.`,
+      );
+    throw new BotError('decryption_failed', `The base backup does not decrypt: ${said || describeExit(a)}.`);
+  }
   if (z.failed) throw new BotError('storage_failed', `The base backup does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
   if (t.failed)
     throw new BotError('storage_failed', `The base backup does not unpack into ${o.dataDir}: ${firstErrorLine(String(t.stderr)) || describeExit(t)}.`);

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
+import { fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { planPitrRetention } from '../../../src/postgres/pitr/pitr-retention-plan.ts';
 import { pitrArchiveOps } from '../../../src/postgres/pitr/pitr-retention-ops.ts';
 import { scrubPitrArchives } from '../../../src/postgres/pitr/pitr-scrub.ts';
 import { archivedBases, archivedWal, lostWal, setAsideBases, setAsideWal } from '../../../src/postgres/pitr/wal-index.ts';
@@ -113,8 +115,24 @@ describe('the point-in-time archive scrub', () => {
     expect((await archivedWal(store)).map((e) => e.name)).not.toContain(name);
     expect(setAsideWal(store)).toEqual([name]);
     expect(lostWal(store)).toEqual([]);
-    // Retention: the entry, the file (gone) and the set-aside copy all go.
+    // The next run reads nothing of it and still says it (exit 1 in the CLI), not an all-clear.
+    const again = await scrubPitrArchives({ root, targets: ['shop'], state: memoryScrubState(), now: new Date(), log: silentLog, all: true });
+    expect(again.damaged).toEqual([]);
+    expect(again.alreadyDamaged).toEqual([
+      { target: 'shop', what: `WAL ${name}`, why: 'set aside as damaged (.damaged): the recoverable window has a gap there' },
+    ]);
+    // wal-fetch says the gap in a sentence (it died of an unhandled stream error before).
+    await expect(fetchWal(store, name, join(root, 'fetched-wal'), undefined)).rejects.toThrow(
+      `WAL ${name} is indexed as archived, but its stored file is gone (or was set aside by the checksum scrub as damaged): the archive has a gap here.`,
+    );
+    // Retention's report sees the gap (its listing still holds the entry, to delete it in time).
     const ops = pitrArchiveOps({ root, target: 'shop', dryRun: false, log: silentLog, onCopyFailure: () => undefined });
+    const listed = await ops.list();
+    expect([...(listed.unusable ?? [])]).toEqual([name]);
+    const plan = planPitrRetention({ target: 'shop', ...listed, now: new Date(), retentionDays: 7, reserved: new Set() });
+    expect(plan.before?.gap).toBe(name);
+    expect(plan.before?.reachesNewest).toBe(false);
+    // Retention: the entry, the file (gone) and the set-aside copy all go.
     await ops.deleteWal(entry as NonNullable<typeof entry>);
     expect(existsSync(`${path}.damaged`)).toBe(false);
     expect(existsSync(join(store.dir, `${name}.json`))).toBe(false);

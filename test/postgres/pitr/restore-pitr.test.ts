@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -170,5 +170,32 @@ describe('restore-pitr', () => {
     const recovered = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
     expect(recovered.labels).toEqual(['before-1', 'before-2', 'after', 'late']);
     expect(recovered.log).toContain('recovery stopping after reaching consistency');
+  }, 180_000);
+
+  it('`latest` with a segment set aside as damaged recovers to the last commit before that gap, not to one after it (QA)', async () => {
+    const store = new LocalWalStore(env.BACKUP_DIR as string, 'app');
+    const commitAndSwitch = (label: string) =>
+      withClient(source.url, async (c) => {
+        await c.query('INSERT INTO markers (label) VALUES ($1)', [label]);
+        return (await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name')).rows[0]?.name as string;
+      });
+    const segments = [await commitAndSwitch('pre-gap'), await commitAndSwitch('beyond-gap'), await commitAndSwitch('newest')];
+    for (const name of segments)
+      for (let i = 0; !(await store.entry(name)); i++) {
+        if (i > 600) throw new Error(`WAL ${name} never archived`);
+        await sleep(100);
+      }
+    // The checksum scrub's way of taking a rotted segment out (pitr-scrub.ts): the file moved aside, its entry kept.
+    const rotten = (await store.entry(segments[1] as string)) as NonNullable<Awaited<ReturnType<typeof store.entry>>>;
+    await rename(join(store.dir, rotten.file), join(store.dir, `${rotten.file}.damaged`));
+    const dataDir = join(dir, 'before-gap');
+    await readableByServer([dir]);
+    const run = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/it recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\)/);
+    // Before: the commit of 'newest', beyond the gap, was the target, and recovery ended before reaching it (FATAL).
+    const recovered = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
+    expect(recovered.labels.slice(-2)).toEqual(['late', 'pre-gap']);
+    expect(recovered.log).not.toMatch(/recovery ended before configured recovery target was reached/);
   }, 180_000);
 });
