@@ -97,20 +97,28 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
   );
 }
 
-/** The checksum scrub, after the deletions (nothing is read that is about to go); a dry run only plans, so it reads nothing. */
-async function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, signal?: AbortSignal): Promise<ScrubReport | string | null> {
-  if (dryRun || !deps.scrub) return null;
+/** A scrub run after the deletions (nothing is read that is about to go), logged; its report, or why it could not run. */
+async function runScrub<R extends { damaged: unknown[]; unreadable: unknown[]; alreadyDamaged: unknown[] }>(
+  what: string,
+  log: Logger,
+  run: () => Promise<R>,
+): Promise<R | string> {
   try {
-    const report = await scrubBackups({ storage: deps.storage, state: deps.scrub, now: (deps.now ?? (() => new Date()))(), log, signal });
-    log.info(
-      { ...report, damaged: report.damaged.length, unreadable: report.unreadable.length, alreadyDamaged: report.alreadyDamaged.length },
-      'checksum scrub finished',
-    );
+    const report = await run();
+    const counts = { damaged: report.damaged.length, unreadable: report.unreadable.length, alreadyDamaged: report.alreadyDamaged.length };
+    log.info({ ...(report as object), ...counts } as Record<string, unknown>, `${what} finished`);
     return report;
   } catch (err) {
-    log.error({ err }, 'the checksum scrub could not run');
+    log.error({ err }, `the ${what} could not run`);
     return toUserMessage(err);
   }
+}
+
+/** The checksum scrub of the stored backups; a dry run only plans, so it reads nothing. */
+function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, signal?: AbortSignal): Promise<ScrubReport | string | null> {
+  const state = deps.scrub;
+  if (dryRun || !state) return Promise.resolve(null);
+  return runScrub('checksum scrub', log, () => scrubBackups({ storage: deps.storage, state, now: (deps.now ?? (() => new Date()))(), log, signal }));
 }
 
 /** What the channel hears of a scrub: damage, and backups it could not read; a clean scrub is only logged. */
@@ -129,18 +137,12 @@ function scrubLines(scrub: ScrubReport | string | null): string[] {
 }
 
 /** The point-in-time archive's checksum scrub (pitr-scrub.ts), after its retention; none in a dry run. */
-async function pitrScrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, signal?: AbortSignal): Promise<PitrScrubReport | string | null> {
-  const targets = deps.config ? scrubbedPitrTargets(deps.config, pitrInS3(deps.config)) : [];
-  if (dryRun || !deps.pitrScrub || !deps.config || targets.length === 0) return null;
-  try {
-    const now = (deps.now ?? (() => new Date()))();
-    const report = await scrubPitrArchives({ root: deps.config.backupDir, targets, state: deps.pitrScrub, now, log, signal });
-    log.info({ ...report, damaged: report.damaged.length, unreadable: report.unreadable.length }, 'archive scrub finished');
-    return report;
-  } catch (err) {
-    log.error({ err }, 'the archive scrub could not run');
-    return toUserMessage(err);
-  }
+function pitrScrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, signal?: AbortSignal): Promise<PitrScrubReport | string | null> {
+  const { config, pitrScrub: state } = deps;
+  const targets = config ? scrubbedPitrTargets(config, pitrInS3(config)) : [];
+  if (dryRun || !state || !config || targets.length === 0) return Promise.resolve(null);
+  const now = (deps.now ?? (() => new Date()))();
+  return runScrub('archive scrub', log, () => scrubPitrArchives({ root: config.backupDir, targets, state, now, log, signal }));
 }
 
 function pitrScrubLines(scrub: PitrScrubReport | string | null): string[] {

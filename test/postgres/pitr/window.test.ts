@@ -52,14 +52,19 @@ describe('the recoverable window', () => {
     expect(recoverableWindow([base('0/2000028', '2026-12-04T10:00:00Z')], [])).toBeNull();
   });
 
-  it('starts again after a base backup taken since the gap, and keeps the stretch before it', () => {
-    const bases = [base('0/2000028', '2026-12-04T10:00:00Z', 'old'), base('0/5000028', '2026-12-04T13:00:00Z', 'new')];
-    const wal = [
+  /** An old base backup, a gap at segment 3, a new base backup after it, WAL to segment 6. */
+  const acrossGap = () => ({
+    bases: [base('0/2000028', '2026-12-04T10:00:00Z', 'old'), base('0/5000028', '2026-12-04T13:00:00Z', 'new')],
+    wal: [
       seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
       seg('000000010000000000000004', '2026-12-04T12:00:00Z'),
       seg('000000010000000000000005', '2026-12-04T13:05:00Z'),
       seg('000000010000000000000006', '2026-12-04T14:00:00Z'),
-    ];
+    ],
+  });
+
+  it('starts again after a base backup taken since the gap, and keeps the stretch before it', () => {
+    const { bases, wal } = acrossGap();
     const w = recoverableWindow(bases, wal);
     expect(w).toEqual({
       from: new Date('2026-12-04T13:00:00Z'),
@@ -77,15 +82,9 @@ describe('the recoverable window', () => {
   });
 
   it('with a second gap after a newer base backup, is the stretch between the gaps, not the oldest one (it hid the newer stretch)', () => {
-    const bases = [base('0/2000028', '2026-12-04T10:00:00Z', 'old'), base('0/5000028', '2026-12-04T13:00:00Z', 'new')];
-    const wal = [
-      seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
-      seg('000000010000000000000004', '2026-12-04T12:00:00Z'),
-      seg('000000010000000000000005', '2026-12-04T13:05:00Z'),
-      seg('000000010000000000000006', '2026-12-04T14:00:00Z'),
-      // 7 rotted and set aside (or lost): the stretch opened by `new` ends at 6.
-      seg('000000010000000000000008', '2026-12-04T16:00:00Z'),
-    ];
+    const { bases, wal: toSix } = acrossGap();
+    // 7 rotted and set aside (or lost): the stretch opened by `new` ends at 6.
+    const wal = [...toSix, seg('000000010000000000000008', '2026-12-04T16:00:00Z')];
     const w = recoverableWindow(bases, wal);
     expect(w).toEqual({
       from: new Date('2026-12-04T13:00:00Z'),
