@@ -3,8 +3,7 @@ import { isBotError, toUserMessage } from '../errors.ts';
 import { serverLabel } from '../postgres/connection.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
-import { archivedBases, lostWal, setAsideBases, setAsideWal } from '../postgres/pitr/wal-index.ts';
-import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { archiveDamage, archivedBases } from '../postgres/pitr/wal-index.ts';
 import { remoteWindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
 import type { BaseBackup } from '../postgres/pitr/base-backup.ts';
 import { recoverableWindow, type WindowWal, walGaps } from '../postgres/pitr/window.ts';
@@ -22,13 +21,8 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
   const none = { baseBackups: 0, newestSegment: null, gaps: [], reachesNewest: true, window: null, earlier: null };
   try {
     const local = async () => {
-      const [bases, wal, asideBases] = await Promise.all([
-        archivedBases(config.backupDir, target),
-        recoverableWal(config.backupDir, target),
-        setAsideBases(config.backupDir, target),
-      ]);
-      const store = new LocalWalStore(config.backupDir, target);
-      return { bases, wal, lost: lostWal(store), setAside: { wal: setAsideWal(store), bases: asideBases } };
+      const [bases, wal] = await Promise.all([archivedBases(config.backupDir, target), recoverableWal(config.backupDir, target)]);
+      return { bases, wal, ...(await archiveDamage(config.backupDir, target)) };
     };
     // In the bucket: whole segments, and the partial segment's newest snapshot there, as recoverableWal has them.
     const read: { bases: BaseBackup[]; wal: WindowWal[]; lost?: string[]; setAside?: { wal: string[]; bases: string[] } } =

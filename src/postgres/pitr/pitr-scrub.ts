@@ -5,7 +5,7 @@ import type { Logger } from '../../logger.ts';
 import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import type { ScrubState } from '../../storage/scrub.ts';
 import { hashFile } from '../backup/native-pipe.ts';
-import { archivedBases, archivedWal, lostWal, QUARANTINE, setAsideBases, setAsideWal } from './wal-index.ts';
+import { archiveDamage, archivedBases, archivedWal, QUARANTINE } from './wal-index.ts';
 import { LocalWalStore } from './wal-store.ts';
 
 /**
@@ -37,12 +37,11 @@ type Item = { target: string; key: string; what: string; path: string; bytes: nu
 
 /** What an earlier run set aside, and WAL whose file is gone: damage still there, named without reading anything. */
 async function alreadyDamaged(root: string, target: string): Promise<PitrScrubReport['alreadyDamaged']> {
-  const store = new LocalWalStore(root, target);
-  await archivedWal(store);
+  const { lost, setAside } = await archiveDamage(root, target);
   return [
-    ...setAsideWal(store).map((n) => ({ target, what: `WAL ${n}`, why: `set aside as damaged (${QUARANTINE}): the recoverable window has a gap there` })),
-    ...lostWal(store).map((n) => ({ target, what: `WAL ${n}`, why: 'indexed as archived, its file is gone: the recoverable window has a gap there' })),
-    ...(await setAsideBases(root, target)).map((id) => ({
+    ...setAside.wal.map((n) => ({ target, what: `WAL ${n}`, why: `set aside as damaged (${QUARANTINE}): the recoverable window has a gap there` })),
+    ...lost.map((n) => ({ target, what: `WAL ${n}`, why: 'indexed as archived, its file is gone: the recoverable window has a gap there' })),
+    ...setAside.bases.map((id) => ({
       target,
       what: `base backup ${id}`,
       why: `its record set aside as damaged (base.json${QUARANTINE})`,

@@ -2,7 +2,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, exists, readdirIfExists } from '../../storage/fs-util.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
-import type { LocalWalStore, WalEntry } from './wal-store.ts';
+import { LocalWalStore, type WalEntry } from './wal-store.ts';
 
 /**
  * The WAL index and the base backups of a target, read cheaply enough for every `/backup status`, `/backup list`,
@@ -96,6 +96,16 @@ export function lostWal(store: LocalWalStore): string[] {
 /** WAL files the checksum scrub found damaged and moved aside (still indexed), as of the last archivedWal listing. */
 export function setAsideWal(store: LocalWalStore): string[] {
   return walListings.get(store.dir)?.setAside ?? [];
+}
+
+/**
+ * The damage a target's archive holds, read from the file system alone: WAL indexed with its file gone, WAL and base
+ * backups the checksum scrub set aside. What health's `damaged` and the scrub's "already damaged" both name.
+ */
+export async function archiveDamage(root: string, target: string): Promise<{ lost: string[]; setAside: { wal: string[]; bases: string[] } }> {
+  const store = new LocalWalStore(root, target);
+  const [, bases] = await Promise.all([archivedWal(store), setAsideBases(root, target)]);
+  return { lost: lostWal(store), setAside: { wal: setAsideWal(store), bases } };
 }
 
 /** Base backups whose record the checksum scrub moved aside (`base.json.damaged`): damaged, no longer chosen. */

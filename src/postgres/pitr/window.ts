@@ -96,7 +96,7 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
   const newest = segments.at(-1);
   if (!oldest || !newest) return null;
   const gaps = walGaps(bases, wal);
-  const stretches = gaps.length === 0 ? [stretchTo(bases, oldest, newest)].filter((r) => r !== null) : stretchesAround(bases, segments, gaps);
+  const stretches = gaps.length === 0 ? [stretchTo(oldest, newest)].filter((r) => r !== null) : stretchesAround(bases, segments, gaps);
   const window = stretches.at(-1);
   if (!window) return null;
   const earlier = stretches.at(-2);
@@ -117,8 +117,9 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
 
 type Stretch = WindowRange & { lastSegment: string };
 
-function stretchTo(bases: BaseBackup[], b: BaseBackup, last: WindowWal): Stretch | null {
-  const from = bases.includes(b) ? reachedFrom(b, last) : null;
+/** From base backup `b`'s end to `last`, when `last` reaches past that end. */
+function stretchTo(b: BaseBackup, last: WindowWal): Stretch | null {
+  const from = reachedFrom(b, last);
   return from ? { from, to: new Date(last.archivedAt), opens: b, lastSegment: last.name } : null;
 }
 
@@ -142,7 +143,7 @@ function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: strin
     const run = runOf(start.n);
     const last = lastOfRun.get(run);
     if (out.has(run) || !last) continue;
-    const s = stretchTo(bases, b, last);
+    const s = stretchTo(b, last);
     if (s) out.set(run, s);
   }
   return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s);
