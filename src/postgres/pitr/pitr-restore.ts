@@ -8,13 +8,13 @@ import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
-import { type AgeIdentity, createDecryptStream, IDENTITY_VAR } from '../../crypto/age.ts';
+import { type AgeIdentity, createDecryptStream } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
 import { bareEnv } from '../backup/tool-chain.ts';
 import { closeWhenGone } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
-import { unpackNative } from './unpack-base.ts';
+import { ageCliFailed, unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore } from './wal-store.ts';
 import { rangeAt, recoverableWindow, type WindowWal } from './window.ts';
@@ -125,13 +125,7 @@ export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, nam
     const [a, zr] = await Promise.all([age, zstd]);
     if (a.failed) {
       await rm(tmp, { force: true });
-      const said = firstErrorLine(String(a.stderr));
-      if (/no identity matched/i.test(said))
-        throw new BotError(
-          'decryption_failed',
-          `${what} is encrypted for another key: ${IDENTITY_VAR} (${identity.file}) does not match any of its recipients.`,
-        );
-      throw new BotError('decryption_failed', `${what} does not decrypt: ${said || describeExit(a)}.`);
+      throw ageCliFailed(what, a, identity.path);
     }
     z = zr;
   } else {

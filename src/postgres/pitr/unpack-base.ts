@@ -31,16 +31,7 @@ export async function unpackNative(o: {
   const age = o.decrypt && zstd.stdin ? ageDecrypt(o.decrypt, o.path, zstd.stdin) : undefined;
   if (age) closeWhenGone(age, zstd.stdin);
   const [a, z, t, sha256] = await Promise.all([age, zstd, tar, hashFile(o.path)]);
-  if (a?.failed) {
-    const said = firstErrorLine(String(a.stderr));
-    // As wal-fetch says it (pitr-restore.ts fetchWal): the key, not the file, is what to look at.
-    if (/no identity matched/i.test(said) && o.decrypt)
-      throw new BotError(
-        'decryption_failed',
-        `The base backup is encrypted for another key: ${IDENTITY_VAR} (${o.decrypt.identityFile}) does not match any of its recipients.`,
-      );
-    throw new BotError('decryption_failed', `The base backup does not decrypt: ${said || describeExit(a)}.`);
-  }
+  if (a?.failed && o.decrypt) throw ageCliFailed('The base backup', a, o.decrypt.identityFile);
   if (z.failed) throw new BotError('storage_failed', `The base backup does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
   if (t.failed)
     throw new BotError('storage_failed', `The base backup does not unpack into ${o.dataDir}: ${firstErrorLine(String(t.stderr)) || describeExit(t)}.`);
@@ -50,4 +41,12 @@ export async function unpackNative(o: {
 /** `age -d -i ID FILE`, its output into `into` (zstd's stdin). */
 function ageDecrypt(d: { agePath: string; identityFile: string }, path: string, into: Writable) {
   return execa(d.agePath, ['-d', '-i', d.identityFile, '--', path], { ...bareEnv(), stdin: 'ignore', stdout: into, stderr: 'pipe', reject: false });
+}
+
+/** Why `age -d` failed, for the one who runs it: a key that opens nothing is named as the thing to look at. */
+export function ageCliFailed(what: string, r: Parameters<typeof describeExit>[0] & { stderr: unknown }, identityFile: string): BotError {
+  const said = firstErrorLine(String(r.stderr));
+  if (/no identity matched/i.test(said))
+    return new BotError('decryption_failed', `${what} is encrypted for another key: ${IDENTITY_VAR} (${identityFile}) does not match any of its recipients.`);
+  return new BotError('decryption_failed', `${what} does not decrypt: ${said || describeExit(r)}.`);
 }
