@@ -28,7 +28,9 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts, t
   const range = `recoverable to any moment from ${time(a.window.from)} to ${time(a.window.to)}`;
   if (!first) return range;
   if (!a.reachesNewest) return `${range} — :rotating_light: a gap ends it: segment ${first} is missing${more}; ${retake}`;
-  const before = a.earlier ? `, and from ${time(a.earlier.from)} to ${time(a.earlier.to)} before it` : '';
+  // "before it" when the older stretch ends at the gap just named; with more gaps, the one that ends it.
+  const endsAt = a.earlier?.gap && a.earlier.gap !== first ? ` before segment ${a.earlier.gap}` : ' before it';
+  const before = a.earlier ? `, and from ${time(a.earlier.from)} to ${time(a.earlier.to)}${endsAt}` : '';
   return `${range} (after a gap: segment ${first} is missing${more}${before})`;
 }
 

@@ -13,7 +13,9 @@ export function windowSentence(target: string, a: WalArchiveFacts): string {
       : 'nothing recoverable yet: no WAL archived after the base backup';
   }
   const range = `recoverable to any moment from ${windowTime(a.window.from)} to ${windowTime(a.window.to)}`;
-  const before = a.earlier ? `, and from ${windowTime(a.earlier.from)} to ${windowTime(a.earlier.to)} before the gap` : '';
+  const before = a.earlier
+    ? `, and from ${windowTime(a.earlier.from)} to ${windowTime(a.earlier.to)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}`
+    : '';
   return `${range}${before}`;
 }
 

@@ -37,7 +37,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       reachesNewest: w ? w.reachesNewest : gaps.length === 0,
       ...(w?.gap ? { gap: w.gap } : {}),
       window: w ? { from: w.from, to: w.to } : null,
-      earlier: w?.earlier ?? null,
+      earlier: w?.earlier ? { from: w.earlier.from, to: w.earlier.to, gap: w.earlier.gap } : null,
       ...(lost?.length ? { lost } : {}),
       ...(setAside && setAside.wal.length + setAside.bases.length > 0 ? { setAside } : {}),
     };

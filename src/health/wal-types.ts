@@ -17,7 +17,7 @@ export interface WalArchiveFacts {
   reachesNewest: boolean;
   window: { from: Date; to: Date } | null;
   /** Before a gap, what an older base backup still reaches (when the window itself starts after the gap). */
-  earlier: { from: Date; to: Date } | null;
+  earlier: { from: Date; to: Date; gap?: string | undefined } | null;
   /** WAL files indexed as archived whose file is gone (wal-index.ts lostWal): damage, said by `damaged`. Local only. */
   lost?: string[];
   /** What the checksum scrub found damaged and moved aside (pitr-scrub.ts): WAL segments and base backup ids. Local only. */

@@ -66,6 +66,23 @@ describe('wal-gap', () => {
     );
   });
 
+  it('with two gaps, names the one that ends the window and the one that ends the stretch before it', () => {
+    const r = walGapCondition(
+      'shop',
+      archive({
+        gaps: ['000000010000000000000003', '000000010000000000000007'],
+        gap: '000000010000000000000007',
+        reachesNewest: false,
+        window: { from: new Date('2026-12-04T13:00:00Z'), to: new Date('2026-12-04T14:00:00Z') },
+        earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), gap: '000000010000000000000003' },
+      }),
+    );
+    expect(r.summary).toBe('The WAL archive of shop has a gap: segment 000000010000000000000007 is missing');
+    expect(r.evidence).toContain(
+      'Until then: recoverable to any moment from 2026-12-04 13:00:00 UTC to 2026-12-04 14:00:00 UTC, and from 2026-12-04 10:00:00 UTC to 2026-12-04 10:01:00 UTC before the gap at segment 000000010000000000000003',
+    );
+  });
+
   it('says plainly that nothing is recoverable without a base backup, though no segment is missing', () => {
     const r = walGapCondition('shop', archive({ baseBackups: 0, window: null }));
     expect(r).toMatchObject({

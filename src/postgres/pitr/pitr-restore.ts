@@ -63,7 +63,9 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   const gap = w.gaps.length
     ? ` (segment ${w.gap ?? w.gaps[0]} is missing: ${w.reachesNewest ? 'the window starts after a base backup taken since' : 'it ends at that gap'})`
     : '';
-  const earlier = w.earlier ? `, and ${w.earlier.from.toISOString()} to ${w.earlier.to.toISOString()} before the gap` : '';
+  const earlier = w.earlier
+    ? `, and ${w.earlier.from.toISOString()} to ${w.earlier.to.toISOString()} before the gap${w.earlier.gap ? ` at segment ${w.earlier.gap}` : ''}`
+    : '';
   const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}${earlier}`;
   const range = rangeAt(w, at);
   if (!range) {

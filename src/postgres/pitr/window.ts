@@ -44,8 +44,8 @@ export interface RecoverableWindow {
    * False: recovery ends at the first gap, and every moment after it is out of reach until a new base backup.
    */
   reachesNewest: boolean;
-  /** A stretch before a gap that an older base backup still reaches, when the window itself starts after the gap. */
-  earlier?: WindowRange;
+  /** The stretch before the window that an older base backup still reaches, and the gap that ends it. */
+  earlier?: WindowRange & { gap?: string };
 }
 
 /**
@@ -111,11 +111,12 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
     gaps,
     ...(gap ? { gap } : {}),
     reachesNewest,
-    ...(earlier ? { earlier: { from: earlier.from, to: earlier.to, opens: earlier.opens } } : {}),
+    ...(earlier ? { earlier: { from: earlier.from, to: earlier.to, opens: earlier.opens, ...(earlier.endGap ? { gap: earlier.endGap } : {}) } } : {}),
   };
 }
 
-type Stretch = WindowRange & { lastSegment: string };
+/** `endGap`: the missing segment that ends the stretch (none for the one reaching the newest segment). */
+type Stretch = WindowRange & { lastSegment: string; endGap?: string };
 
 /** From base backup `b`'s end to `last`, when `last` reaches past that end. */
 function stretchTo(b: BaseBackup, last: WindowWal): Stretch | null {
@@ -144,7 +145,8 @@ function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: strin
     const last = lastOfRun.get(run);
     if (out.has(run) || !last) continue;
     const s = stretchTo(b, last);
-    if (s) out.set(run, s);
+    // Run k lies between the k-th gap and the next one, which ends it.
+    if (s) out.set(run, gaps[run] ? { ...s, endGap: gaps[run] } : s);
   }
   return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s);
 }

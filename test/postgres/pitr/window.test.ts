@@ -73,7 +73,7 @@ describe('the recoverable window', () => {
       gaps: ['000000010000000000000003'],
       gap: '000000010000000000000003',
       reachesNewest: true,
-      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0] },
+      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0], gap: '000000010000000000000003' },
     });
     // A moment inside the gap's shadow is not recoverable; either side of it is.
     expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T11:00:00Z'))).toBeUndefined();
@@ -93,12 +93,12 @@ describe('the recoverable window', () => {
       gaps: ['000000010000000000000003', '000000010000000000000007'],
       gap: '000000010000000000000007',
       reachesNewest: false,
-      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0] },
+      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0], gap: '000000010000000000000003' },
     });
     // restore-pitr: a moment of the newer stretch starts from the newer base backup; one after the second gap is refused.
     expect(chooseBase(bases, wal, new Date('2026-12-04T13:30:00Z'))).toBe(bases[1]);
     expect(() => chooseBase(bases, wal, new Date('2026-12-04T15:00:00Z'))).toThrow(
-      '2026-12-04T15:00:00.000Z is outside what the archive holds: the recoverable window is 2026-12-04T13:00:00.000Z to 2026-12-04T14:00:00.000Z (segment 000000010000000000000007 is missing: it ends at that gap), and 2026-12-04T10:00:00.000Z to 2026-12-04T10:01:00.000Z before the gap',
+      '2026-12-04T15:00:00.000Z is outside what the archive holds: the recoverable window is 2026-12-04T13:00:00.000Z to 2026-12-04T14:00:00.000Z (segment 000000010000000000000007 is missing: it ends at that gap), and 2026-12-04T10:00:00.000Z to 2026-12-04T10:01:00.000Z before the gap at segment 000000010000000000000003',
     );
   });
 
