@@ -172,24 +172,12 @@ export async function layOutRecovery(o: {
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   if ((await readdir(o.dataDir)).length > 0)
     throw new BotError('bad_request', `${o.dataDir} is not empty: restore-pitr lays a cluster out only in an empty directory.`);
-  const dir = join(o.root, o.base.target, '_base', o.base.id);
-  if (o.base.encryption === 'age' && !o.identity)
-    throw new BotError('decryption_failed', `Base backup ${o.base.id} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
-  const engine = o.base.encryption === 'age' && o.identityFile ? await findAgeEngine() : undefined;
-  const native = o.base.encryption === 'none' || (engine?.kind === 'cli' && o.identityFile);
-  const sha256 = native
-    ? // The tools chained by descriptor: with the bytes through Node, the unpack took a second more on the bench.
-      (
-        await unpackNative({
-          path: join(dir, o.base.file),
-          dataDir: o.dataDir,
-          decrypt: engine?.kind === 'cli' && o.identityFile ? { agePath: engine.path, identityFile: o.identityFile } : undefined,
-        })
-      ).sha256
-    : await unpackThroughNode(join(dir, o.base.file), o.dataDir, o.identity);
-  if (sha256 !== o.base.sha256) {
-    throw new BotError('storage_failed', `Base backup ${o.base.id} does not match its sha256: the stored file is damaged; discard ${o.dataDir}.`);
-  }
+  // From here on everything in it is ours (it was empty): a lay out that fails leaves it empty again, so running
+  // restore-pitr once more needs no clean-up by hand (QA: a wrong key left the directory behind).
+  await unpackChecked(o).catch(async (err: unknown) => {
+    for (const name of await readdir(o.dataDir).catch(() => [])) await rm(join(o.dataDir, name), { recursive: true, force: true });
+    throw err;
+  });
   await writeFile(join(o.dataDir, 'recovery.signal'), '');
   const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
   await appendFile(
@@ -206,4 +194,29 @@ export async function layOutRecovery(o: {
       '',
     ].join('\n'),
   );
+}
+
+/** The base backup unpacked into `o.dataDir` and its sha256 checked against the record. */
+async function unpackChecked(o: { root: string; base: BaseBackup; dataDir: string; identity: AgeIdentity | undefined; identityFile?: string | undefined }) {
+  const dir = join(o.root, o.base.target, '_base', o.base.id);
+  if (o.base.encryption === 'age' && !o.identity)
+    throw new BotError('decryption_failed', `Base backup ${o.base.id} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
+  const engine = o.base.encryption === 'age' && o.identityFile ? await findAgeEngine() : undefined;
+  const native = o.base.encryption === 'none' || (engine?.kind === 'cli' && o.identityFile);
+  const sha256 = native
+    ? // The tools chained by descriptor: with the bytes through Node, the unpack took a second more on the bench.
+      (
+        await unpackNative({
+          path: join(dir, o.base.file),
+          dataDir: o.dataDir,
+          decrypt: engine?.kind === 'cli' && o.identityFile ? { agePath: engine.path, identityFile: o.identityFile } : undefined,
+        })
+      ).sha256
+    : await unpackThroughNode(join(dir, o.base.file), o.dataDir, o.identity);
+  if (sha256 !== o.base.sha256) {
+    throw new BotError(
+      'storage_failed',
+      `Base backup ${o.base.id} does not match its sha256: the stored file is damaged; nothing of it is left in ${o.dataDir}.`,
+    );
+  }
 }

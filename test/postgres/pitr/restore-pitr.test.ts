@@ -1,10 +1,13 @@
-import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { layOutRecovery, listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
@@ -190,6 +193,29 @@ describe('restore-pitr', () => {
     await rename(join(store.dir, rotten.file), join(store.dir, `${rotten.file}.damaged`));
     const dataDir = join(dir, 'before-gap');
     await readableByServer([dir]);
+    // A key that opens nothing fails the lay out, says which key, and leaves the directory empty for the next try.
+    const otherKey = join(dir, 'other-key.txt');
+    // Readable by the server's user, as the access check asks of the real one.
+    await writeFile(otherKey, (await generateKeyPair()).identityFileText, { mode: 0o644 });
+    const wrong = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`], { ...env, BACKUP_ENCRYPTION_IDENTITY_FILE: otherKey });
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stderr).toContain(`is encrypted for another key: BACKUP_ENCRYPTION_IDENTITY_FILE (${otherKey}) does not match any of its recipients.`);
+    expect(await readdir(dataDir)).toEqual([]);
+    // A base backup that unpacks whole but does not match its record: what was unpacked goes too (it stayed, before).
+    const newestBase = (await listBaseBackups(env.BACKUP_DIR as string, 'app')).at(-1) as BaseBackup;
+    await expect(
+      layOutRecovery({
+        root: env.BACKUP_DIR as string,
+        base: { ...newestBase, sha256: '0'.repeat(64) },
+        dataDir,
+        identity: await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE, 'test'),
+        identityFile: env.BACKUP_ENCRYPTION_IDENTITY_FILE,
+        at: new Date(),
+        action: 'promote',
+        restoreCommand: 'false',
+      }),
+    ).rejects.toThrow(`does not match its sha256: the stored file is damaged; nothing of it is left in ${dataDir}.`);
+    expect(await readdir(dataDir)).toEqual([]);
     const run = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/it recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\)/);
