@@ -17,7 +17,7 @@ import { describeExit, firstErrorLine } from '../failures.ts';
 import { ageCliFailed, unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore } from './wal-store.ts';
-import { rangeAt, recoverableWindow, type WindowWal } from './window.ts';
+import { rangeAt, recoverableWindow, segmentOf, segmentPosition, type WindowWal } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -78,7 +78,18 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
   // the stretch starts at its end segment's archiving, a moment before the bot stamped it finished (window.ts).
   const from = bases.indexOf(range.opens);
-  return bases.filter((b, i) => i >= from && Date.parse(b.finishedAt) <= at.getTime()).at(-1) ?? range.opens;
+  // Finished by then, or its end segment archived by then: the archiver may stamp that segment a moment before the bot
+  // stamps the base backup finished, and `latest` right after a base backup then chose the one before it (CI).
+  const whole = wal.filter((e) => !e.partial && !e.name.endsWith('.history') && Date.parse(e.archivedAt) <= at.getTime());
+  const endArchived = (b: BaseBackup) => {
+    if (!b.endLsn) return false;
+    const end = segmentPosition(segmentOf(b.endLsn, b.timeline));
+    return whole.some((e) => {
+      const p = segmentPosition(e.name);
+      return p.timeline === end.timeline && p.n >= end.n;
+    });
+  };
+  return bases.filter((b, i) => i >= from && (Date.parse(b.finishedAt) <= at.getTime() || endArchived(b))).at(-1) ?? range.opens;
 }
 
 /** A stored WAL file read whole, its sha256 checked against the record before anything else is done with it. */

@@ -102,6 +102,22 @@ describe('the recoverable window', () => {
     );
   });
 
+  it('restore-pitr starts from a base backup whose end segment was archived before the bot stamped it finished (CI)', () => {
+    const old = { id: 'old', startLsn: '0/2000028', endLsn: '0/2000100', timeline: 1, finishedAt: '2026-12-04T10:00:00Z' } as BaseBackup;
+    const fresh = { id: 'fresh', startLsn: '0/4000028', endLsn: '0/4000100', timeline: 1, finishedAt: '2026-12-04T12:00:00.300Z' } as BaseBackup;
+    const wal = [
+      seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
+      seg('000000010000000000000003', '2026-12-04T11:00:00Z'),
+      // pg_backup_stop's switch completed it; the archiver stamped it before the bot stamped `fresh` finished.
+      seg('000000010000000000000004', '2026-12-04T12:00:00.100Z'),
+    ];
+    const at = new Date('2026-12-04T12:00:00.100Z');
+    expect(recoverableWindow([old, fresh], wal)?.to).toEqual(at);
+    // `latest` is that time: the fresh base backup, not the old one and every segment since.
+    expect(chooseBase([old, fresh], wal, at)).toBe(fresh);
+    expect(chooseBase([old, fresh], wal, new Date('2026-12-04T11:30:00Z'))).toBe(old);
+  });
+
   it('names every missing segment, across a log file boundary, even when nothing is recoverable', () => {
     const bases = [base('0/FE000028', '2026-12-04T10:00:00Z')];
     const wal = [seg('0000000100000000000000FE', '2026-12-04T09:59:00Z'), seg('000000010000000100000001', '2026-12-04T12:00:00Z')];
