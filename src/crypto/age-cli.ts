@@ -70,8 +70,7 @@ function cliAgeStream(path: string, args: string[]): Duplex {
     flush(done) {
       void child.then((r) => {
         if (!r.failed) return done();
-        const how = r.signal ? `killed by ${r.signal}` : `exit code ${r.exitCode ?? '?'}`;
-        done(new Error(`age failed (${how}): ${stderr.trim().split('\n')[0] ?? ''}`));
+        done(new Error(`age failed (${ageExit(r)}): ${firstLine(stderr)}`));
       });
     },
   });
@@ -90,4 +89,30 @@ function cliAgeStream(path: string, args: string[]): Duplex {
     if (child.exitCode === null) child.kill('SIGTERM');
   });
   return duplex;
+}
+
+interface AgeRun {
+  stderr: unknown;
+  signal?: string | undefined;
+  exitCode?: number | undefined;
+  originalMessage?: string | undefined;
+}
+
+const firstLine = (text: unknown) =>
+  String(text)
+    .split('\n')
+    .map((l) => l.trim())
+    .find(Boolean) ?? '';
+const ageExit = (r: Omit<AgeRun, 'stderr'>) =>
+  r.signal ? `killed by ${r.signal}` : r.exitCode !== undefined ? `exit code ${r.exitCode}` : r.originalMessage || 'it did not start';
+
+/**
+ * Why `age -d -i FILE` failed, for the one who runs it: a key that opens nothing is named as the thing to look at
+ * (the variable that names the identity file, and the file), anything else in age's own words.
+ */
+export function ageCliFailed(what: string, r: AgeRun, identityFile: string, identityVar: string): BotError {
+  const said = firstLine(r.stderr);
+  if (/no identity matched/i.test(said))
+    return new BotError('decryption_failed', `${what} is encrypted for another key: ${identityVar} (${identityFile}) does not match any of its recipients.`);
+  return new BotError('decryption_failed', `${what} does not decrypt: ${said || ageExit(r)}.`);
 }

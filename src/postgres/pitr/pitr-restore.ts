@@ -7,17 +7,17 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
-import { findAgeEngine } from '../../crypto/age-cli.ts';
-import { type AgeIdentity, createDecryptStream } from '../../crypto/age.ts';
+import { ageCliFailed, findAgeEngine } from '../../crypto/age-cli.ts';
+import { type AgeIdentity, createDecryptStream, IDENTITY_VAR } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
 import { bareEnv } from '../backup/tool-chain.ts';
 import { closeWhenGone } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
-import { ageCliFailed, unpackNative } from './unpack-base.ts';
+import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore } from './wal-store.ts';
-import { rangeAt, recoverableWindow, segmentOf, segmentPosition, type WindowWal } from './window.ts';
+import { consistentBy, rangeAt, recoverableWindow, type WindowWal } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -78,18 +78,7 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
   // the stretch starts at its end segment's archiving, a moment before the bot stamped it finished (window.ts).
   const from = bases.indexOf(range.opens);
-  // Finished by then, or its end segment archived by then: the archiver may stamp that segment a moment before the bot
-  // stamps the base backup finished, and `latest` right after a base backup then chose the one before it (CI).
-  const whole = wal.filter((e) => !e.partial && !e.name.endsWith('.history') && Date.parse(e.archivedAt) <= at.getTime());
-  const endArchived = (b: BaseBackup) => {
-    if (!b.endLsn) return false;
-    const end = segmentPosition(segmentOf(b.endLsn, b.timeline));
-    return whole.some((e) => {
-      const p = segmentPosition(e.name);
-      return p.timeline === end.timeline && p.n >= end.n;
-    });
-  };
-  return bases.filter((b, i) => i >= from && (Date.parse(b.finishedAt) <= at.getTime() || endArchived(b))).at(-1) ?? range.opens;
+  return bases.filter((b, i) => i >= from && consistentBy(b, wal, at)).at(-1) ?? range.opens;
 }
 
 /** A stored WAL file read whole, its sha256 checked against the record before anything else is done with it. */
@@ -138,7 +127,7 @@ export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, nam
     const [a, zr] = await Promise.all([age, zstd]);
     if (a.failed) {
       await rm(tmp, { force: true });
-      throw ageCliFailed(what, a, identity.path);
+      throw ageCliFailed(what, a, identity.path, IDENTITY_VAR);
     }
     z = zr;
   } else {

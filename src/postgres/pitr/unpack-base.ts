@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { IDENTITY_VAR } from '../../crypto/age.ts';
+import { ageCliFailed } from '../../crypto/age-cli.ts';
 import { BotError } from '../../errors.ts';
 import { hashFile } from '../backup/native-pipe.ts';
 import { bareEnv } from '../backup/tool-chain.ts';
@@ -31,7 +32,7 @@ export async function unpackNative(o: {
   const age = o.decrypt && zstd.stdin ? ageDecrypt(o.decrypt, o.path, zstd.stdin) : undefined;
   if (age) closeWhenGone(age, zstd.stdin);
   const [a, z, t, sha256] = await Promise.all([age, zstd, tar, hashFile(o.path)]);
-  if (a?.failed && o.decrypt) throw ageCliFailed('The base backup', a, o.decrypt.identityFile);
+  if (a?.failed && o.decrypt) throw ageCliFailed('The base backup', a, o.decrypt.identityFile, IDENTITY_VAR);
   if (z.failed) throw new BotError('storage_failed', `The base backup does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
   if (t.failed)
     throw new BotError('storage_failed', `The base backup does not unpack into ${o.dataDir}: ${firstErrorLine(String(t.stderr)) || describeExit(t)}.`);
@@ -41,12 +42,4 @@ export async function unpackNative(o: {
 /** `age -d -i ID FILE`, its output into `into` (zstd's stdin). */
 function ageDecrypt(d: { agePath: string; identityFile: string }, path: string, into: Writable) {
   return execa(d.agePath, ['-d', '-i', d.identityFile, '--', path], { ...bareEnv(), stdin: 'ignore', stdout: into, stderr: 'pipe', reject: false });
-}
-
-/** Why `age -d` failed, for the one who runs it: a key that opens nothing is named as the thing to look at. */
-export function ageCliFailed(what: string, r: Parameters<typeof describeExit>[0] & { stderr: unknown }, identityFile: string): BotError {
-  const said = firstErrorLine(String(r.stderr));
-  if (/no identity matched/i.test(said))
-    return new BotError('decryption_failed', `${what} is encrypted for another key: ${IDENTITY_VAR} (${identityFile}) does not match any of its recipients.`);
-  return new BotError('decryption_failed', `${what} does not decrypt: ${said || describeExit(r)}.`);
 }

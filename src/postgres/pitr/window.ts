@@ -67,6 +67,22 @@ function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   return sameTimeline && (at.n > end.n || !w.partial) ? new Date(archived) : null;
 }
 
+/**
+ * Whether recovery from base backup `b` is consistent by `at`: it was stamped finished by then, or a WAL file archived
+ * by then reaches past its end (reachedFrom: the archiver can stamp the end segment a moment before the bot stamps
+ * the base backup finished). The same rule that starts the window, so restore-pitr never refuses a base backup the
+ * window counts from.
+ */
+export function consistentBy(b: BaseBackup, wal: readonly WindowWal[], at: Date): boolean {
+  const t = at.getTime();
+  if (Date.parse(b.finishedAt) <= t) return true;
+  return wal.some((w) => {
+    if (w.name.endsWith('.history') || Date.parse(w.archivedAt) > t) return false;
+    const from = reachedFrom(b, w);
+    return from !== null && from.getTime() <= t;
+  });
+}
+
 /** Segments missing (on the newest segment's timeline) from the oldest base backup's start to the newest archived. */
 export function walGaps(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, 'name'>>): string[] {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
