@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { freePort } from '../src/dev/ephemeral.ts';
 import { client } from './dataset.ts';
 import { dropCaches, filesUnder, fsyncAll, totalBytes } from './measure.ts';
+import { type RecoveryTrace, recoveryTrace } from './recovery-trace.ts';
 
 export interface PitrBench {
   dir: string;
@@ -93,7 +94,11 @@ export async function pgbrBase(b: PitrBench): Promise<Timed> {
 async function recover(b: PitrBench, dataDir: string): Promise<{ port: number; log: string; stop(): Promise<void> }> {
   const port = await freePort();
   const sock = join(dataDir, '..');
-  await writeFile(join(dataDir, 'postgresql.auto.conf'), `\nport = '${port}'\nunix_socket_directories = '${sock}'\narchive_mode = 'off'\n`, { flag: 'a' });
+  await writeFile(
+    join(dataDir, 'postgresql.auto.conf'),
+    `\nport = '${port}'\nunix_socket_directories = '${sock}'\narchive_mode = 'off'\nlog_line_prefix = '%m '\nlog_timezone = 'UTC'\n`,
+    { flag: 'a' },
+  );
   await execa('chown', ['-R', 'postgres:postgres', dataDir]);
   await execa('chmod', ['0700', dataDir]);
   const log = join(sock, `recovery-${port}.log`);
@@ -132,11 +137,14 @@ export interface Restored extends Timed {
   /** Of `seconds`: laying the base backup out (restore-pitr, pgBackRest restore), then recovery to a promoted server. */
   laySeconds: number;
   recoverySeconds: number;
+  /** The recovered server's log, step by step (bench/recovery-trace.ts). */
+  trace: RecoveryTrace | null;
 }
 
-async function finish(dataDir: string, laySeconds: number, seconds: number, check: string): Promise<Restored> {
+async function finish(dataDir: string, laySeconds: number, seconds: number, check: string, log: string): Promise<Restored> {
   const bytes = await totalBytes(await filesUnder(dataDir));
-  return { seconds, laySeconds, recoverySeconds: seconds - laySeconds, bytes, rows: Number(check.split(' ')[0]), stoppedBefore: check.endsWith('true') };
+  const trace = recoveryTrace(await readFile(log, 'utf8'));
+  return { seconds, laySeconds, recoverySeconds: seconds - laySeconds, bytes, rows: Number(check.split(' ')[0]), stoppedBefore: check.endsWith('true'), trace };
 }
 
 /** What the recovered server holds: rows of pgbench_history, and whether its log says recovery stopped at the target. */
@@ -159,7 +167,7 @@ async function restoreLeg(b: PitrBench, name: string, lay: (data: string) => Pro
   const seconds = (performance.now() - t0) / 1000;
   const check = await inspect(server.port, server.log);
   await server.stop();
-  const out = await finish(data, laySeconds, seconds, check);
+  const out = await finish(data, laySeconds, seconds, check, server.log);
   await rm(join(data, '..'), { recursive: true, force: true });
   return out;
 }

@@ -20,6 +20,7 @@ import { buildDataset, client } from './dataset.ts';
 import { median } from './measure.ts';
 import { bareBase, botBase, botRestore, type PitrBench, pgbackrest, pgbrBase, pgbrRestore, type Timed } from './pitr-legs.ts';
 import { collectRpo, summarizeRpo } from './pitr-rpo.ts';
+import { traceText } from './recovery-trace.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
@@ -175,6 +176,7 @@ try {
       log(
         `  round ${round + 1} ${leg} restore: ${r.seconds.toFixed(1)} s (lay out ${r.laySeconds.toFixed(1)} s, recovery ${r.recoverySeconds.toFixed(1)} s), ${r.rows} rows, stopped at target: ${r.stoppedBefore}`,
       );
+      log(`    recovery, from its log: ${traceText(r.trace)}`);
     }
   }
   clearInterval(sampler);
@@ -201,7 +203,7 @@ try {
     '',
     ...(['bot', 'pgbr'] as const).map(
       (k) =>
-        `Restore phases, ${k}: lay out ${median(restores[k].map((r) => r.laySeconds)).toFixed(1)} s, recovery ${median(restores[k].map((r) => r.recoverySeconds)).toFixed(1)} s.`,
+        `Restore phases, ${k}: lay out ${median(restores[k].map((r) => r.laySeconds)).toFixed(1)} s, recovery ${median(restores[k].map((r) => r.recoverySeconds)).toFixed(1)} s; its log, round 1: ${traceText(restores[k][0]?.trace ?? null)}.`,
     ),
     '',
     `Restored rows of pgbench_history: ${[...rows].join(', ')} (${rows.size === 1 ? 'the same in every restore' : 'DIFFERENT: the restores disagree'}); stopped at the target: ${[...restores.bot, ...restores.pgbr].every((r) => r.stoppedBefore)}.`,
