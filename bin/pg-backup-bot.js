@@ -21,8 +21,10 @@ if (verb === 'wal-fetch' && (process.argv.length === 6 || (process.argv.length =
   }
 }
 
-const bundled = new URL('../dist/bundle/main.js', import.meta.url);
-const compiled = new URL('../dist/main.js', import.meta.url);
+// restore_command's verbs load an entry point of their own (src/wal-main.ts): two variables, not the whole config.
+const entry = verb === 'wal-fetch' || verb === 'wal-prefetch' ? 'wal-main' : 'main';
+const bundled = new URL(`../dist/bundle/${entry}.js`, import.meta.url);
+const compiled = new URL(`../dist/${entry}.js`, import.meta.url);
 const sources = new URL('../src/', import.meta.url);
 
 /** The newest modification time under a directory (0 when it does not exist: an installed package has no src/). */
@@ -47,5 +49,5 @@ if (build && !stale) {
   if (stale) process.stderr.write('pg-backup-bot: the build is older than src/ (run `npm run build`); running the sources instead.\n');
   const { register } = await import('tsx/esm/api');
   register();
-  await import('../src/main.ts');
+  await import(`../src/${entry}.ts`);
 }

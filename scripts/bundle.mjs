@@ -8,7 +8,8 @@ import { copyFile, rm, writeFile } from 'node:fs/promises';
 const outdir = 'dist/bundle';
 await rm(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: ['dist/main.js'],
+  // wal-main: restore_command's verbs (src/wal-main.ts), which load none of main's imports.
+  entryPoints: ['dist/main.js', 'dist/wal-main.js'],
   outdir,
   bundle: true,
   splitting: true,

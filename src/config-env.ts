@@ -130,3 +130,12 @@ function clusterPrefixProblems(e: Env): string[] {
   if (!isRedisCluster(e) || /\{[^}]+\}/.test(e.QUEUE_PREFIX)) return [];
   return [`QUEUE_PREFIX: must hold a hash tag such as {pgbb} on a Redis Cluster (it is "${e.QUEUE_PREFIX}"), so that every key of the bot lands in one slot`];
 }
+
+/**
+ * The two variables restore_command's verbs read (cli/wal-fetch-cli.ts), parsed as the full config parses them:
+ * no config file, nothing else.
+ */
+export function walVerbEnv(env: RawEnv): { backupDir: string; identityFile: string | undefined } {
+  const e = EnvSchema.pick({ BACKUP_DIR: true, BACKUP_ENCRYPTION_IDENTITY_FILE: true }).parse(withoutEmpty(env));
+  return { backupDir: e.BACKUP_DIR, identityFile: e.BACKUP_ENCRYPTION_IDENTITY_FILE };
+}

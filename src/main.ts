@@ -53,14 +53,14 @@ async function main(argv: string[]): Promise<number> {
     case 'retention':
     case 'scrub':
       return runRetention(args, verb);
-    case 'restore-pitr':
-    case 'wal-fetch':
-    case 'wal-prefetch': {
+    case 'restore-pitr': {
       // No DATABASE_URL: the server being recovered is not reachable yet, and may be the thing that is gone.
       const config = loadConfig(process.env, 'offline');
-      const { cliRestorePitr, cliWalFetch, cliWalPrefetch } = await import('./cli/pitr-cli.ts');
-      return { 'restore-pitr': cliRestorePitr, 'wal-fetch': cliWalFetch, 'wal-prefetch': cliWalPrefetch }[verb](args, { config, io: cliIo() });
+      const { cliRestorePitr } = await import('./cli/pitr-cli.ts');
+      return cliRestorePitr(args, { config, io: cliIo() });
     }
+    // restore_command's verbs, wal-fetch and wal-prefetch, have an entry point of their own: wal-main.ts, which
+    // bin/pg-backup-bot.js loads instead of this module for them.
     case 'base-backup': {
       const config = loadConfig(process.env, 'cli');
       const { cliBaseBackup } = await import('./cli/base-backup-cli.ts');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { findTarget, loadConfig, targetNameFromUrl } from '../src/config.ts';
+import { walVerbEnv } from '../src/config-env.ts';
 import { BotError } from '../src/errors.ts';
 
 const good = {
@@ -120,5 +121,18 @@ describe('targets', () => {
     const c = loadConfig(good);
     expect(findTarget(c, undefined).name).toBe('pagila_prod');
     expect(() => findTarget(c, 'nope')).toThrow(/Known targets: pagila_prod/);
+  });
+});
+
+describe('walVerbEnv (restore_command’s verbs read two variables, nothing else)', () => {
+  it('reads BACKUP_DIR and the identity file as the full config does, defaults and empty values alike', () => {
+    const full = loadConfig({ ...good, BACKUP_DIR: '/srv/backups', BACKUP_ENCRYPTION_IDENTITY_FILE: '/etc/pgbb/key.txt' }, 'offline');
+    expect(walVerbEnv({ BACKUP_DIR: '/srv/backups', BACKUP_ENCRYPTION_IDENTITY_FILE: '/etc/pgbb/key.txt' })).toEqual({
+      backupDir: full.backupDir,
+      identityFile: full.encryption.identityFile,
+    });
+    const bare = loadConfig({ ...good, BACKUP_DIR: '', BACKUP_ENCRYPTION_IDENTITY_FILE: '' }, 'offline');
+    expect(walVerbEnv({ BACKUP_DIR: '', BACKUP_ENCRYPTION_IDENTITY_FILE: '' })).toEqual({ backupDir: bare.backupDir, identityFile: undefined });
+    expect(walVerbEnv({})).toEqual({ backupDir: './backups', identityFile: undefined });
   });
 });

@@ -4,23 +4,15 @@ import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
 import { loadIdentity } from '../crypto/age.ts';
 import { toUserMessage } from '../errors.ts';
-import { chooseBase, fetchWal, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
-import { PartialWalStore, recoverableWal } from '../postgres/pitr/partial-store.ts';
-import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
-import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
+import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { formatBytes } from '../format.ts';
 import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
 import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
-import { renewPitrReservation, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
+import { READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
-
-/**
- * How long restore-pitr's hold on its base backup lasts without a wal-fetch (the server not started yet), and how far
- * each wal-fetch pushes it: retention keeps the base backup and the WAL after it for as long as it lasts.
- */
-const READER_TTL_MS = 24 * 3_600_000;
 
 type Io = { out(l: string): void; err(l: string): void };
 
@@ -175,58 +167,6 @@ async function downloadFromS3(config: Config, root: string, target: string, at: 
   } finally {
     remote.client.destroy();
   }
-}
-
-/** `pg-backup-bot wal-fetch <target> <file> <dest>`: restore_command's half; exit 1 when the file is not archived. */
-export async function cliWalFetch(args: string[], deps: { config: Config; io: Io }): Promise<number> {
-  const [targetName, name, dest, reader] = args;
-  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
-  if (!targetName || !name || !dest || args.length > 4 || (reader !== undefined && !token)) {
-    deps.io.err('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination> [--reader=TOKEN]');
-    return 2;
-  }
-  try {
-    // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day.
-    if (token) await renewPitrReservation(deps.config.backupDir, targetName, token, READER_TTL_MS).catch(() => false);
-    const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
-    // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
-    // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
-    if (!(await fetchWal(new LocalWalStore(deps.config.backupDir, targetName), name, dest, identity))) {
-      if (!/^[0-9A-F]{24}$/.test(name) || !(await fetchWal(new PartialWalStore(deps.config.backupDir, targetName), name, dest, identity))) return 1;
-      // The newest WAL there is: nothing after it to read ahead.
-      await notePrefetchTaken(dest, name);
-      return 0;
-    }
-    // The next segments are read ahead from here on, by one detached process per data directory (wal-prefetch.ts).
-    await notePrefetchTaken(dest, name);
-    const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
-    await startPrefetch({ bin, target: targetName, name, dest, env: process.env, reader: token }).catch(() => undefined);
-    return 0;
-  } catch (err) {
-    deps.io.err(`wal-fetch of ${name} FAILED: ${toUserMessage(err)}`);
-    return 1;
-  }
-}
-
-/** `pg-backup-bot wal-prefetch <target> <after> <dir>`: started by wal-fetch, never by hand (wal-prefetch.ts). */
-export async function cliWalPrefetch(args: string[], deps: { config: Config; io: Io }): Promise<number> {
-  const [targetName, after, dir, reader] = args;
-  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
-  if (!targetName || !after || !dir || args.length > 4 || (reader !== undefined && !token)) {
-    deps.io.err('usage: pg-backup-bot wal-prefetch <target> <segment> <directory> [--reader=TOKEN] (started by wal-fetch)');
-    return 2;
-  }
-  const identity = deps.config.encryption.identityFile ? await loadIdentity(deps.config.encryption.identityFile, 'wal-fetch') : undefined;
-  const { backupDir } = deps.config;
-  await runPrefetch({
-    store: new LocalWalStore(backupDir, targetName),
-    identity,
-    dir,
-    after,
-    depth: prefetchDepth(process.env),
-    ...(token ? { renew: () => renewPitrReservation(backupDir, targetName, token, READER_TTL_MS) } : {}),
-  });
-  return 0;
 }
 
 /** Where the recoverable window ends (now when there is none: chooseBase then says why nothing can be recovered). */

@@ -114,7 +114,16 @@ describe('the packed package, installed into an empty prefix', () => {
   });
 
   it('holds the launcher, the bundled build, the docs and deploy files, and no sources, tests or benchmarks', () => {
-    for (const f of ['bin/pg-backup-bot.js', 'dist/bundle/main.js', 'dist/bundle/package.json', 'package.json', 'README.md', 'manifest.yml']) {
+    // wal-main.js: restore_command's verbs (wal-fetch, wal-prefetch) start from an entry point of their own.
+    for (const f of [
+      'bin/pg-backup-bot.js',
+      'dist/bundle/main.js',
+      'dist/bundle/wal-main.js',
+      'dist/bundle/package.json',
+      'package.json',
+      'README.md',
+      'manifest.yml',
+    ]) {
       expect(files).toContain(f);
     }
     for (const f of ['docs/deploy.md', 'deploy/systemd/pg-backup-bot-worker.service', 'deploy/systemd/pg-backup-bot.env', 'deploy/prometheus/alerts.yml']) {
@@ -132,6 +141,10 @@ describe('the packed package, installed into an empty prefix', () => {
     expect(r.stdout).toBe(`pg-backup-bot ${version}`);
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
+    // restore_command's entry point resolves in the installed package too: wal-fetch answers, with its usage.
+    const w = await run(['wal-fetch'], {});
+    expect(w.stderr).toContain('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination>');
+    expect(w.exitCode).toBe(2);
   });
 
   it('takes a real, encrypted backup of a database, lists it, and restore-tests it', async () => {

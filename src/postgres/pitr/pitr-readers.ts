@@ -6,6 +6,12 @@ import { z } from 'zod';
 import { readdirIfExists, writeFileAtomically } from '../../storage/fs-util.ts';
 
 /**
+ * How long restore-pitr's hold on its base backup lasts without a wal-fetch (the server not started yet), and how far
+ * each wal-fetch pushes it: retention keeps the base backup and the WAL after it for as long as it lasts.
+ */
+export const READER_TTL_MS = 24 * 3_600_000;
+
+/**
  * Who is reading a base backup (and so the WAL after it): restore-pitr and the server's wal-fetch calls, a PITR
  * restore test. Logical backups are protected by their jobs in the queues (jobs/backups-in-use.ts); a point-in-time
  * restore runs on a new host, often long after restore-pitr exited, with nothing in any queue. So the reader says so

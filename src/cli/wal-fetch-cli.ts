@@ -1,0 +1,72 @@
+import { fileURLToPath } from 'node:url';
+import { loadIdentity } from '../crypto/age.ts';
+import { toUserMessage } from '../errors.ts';
+import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
+import { READER_TTL_MS, renewPitrReservation } from '../postgres/pitr/pitr-readers.ts';
+import { fetchWal } from '../postgres/pitr/pitr-restore.ts';
+import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
+import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+
+/**
+ * restore_command's half of restore-pitr, run by the recovering server once per WAL file it asks for. It reads two
+ * variables, which restore-pitr writes into the command itself (BACKUP_DIR, BACKUP_ENCRYPTION_IDENTITY_FILE): no
+ * config file, whose targets' variables the server would not have. Loaded by wal-main.ts, not main.ts, so a start
+ * pays for nothing else (bench:pitr: the start of recovery waited on it).
+ */
+export interface WalVerbDeps {
+  backupDir: string;
+  identityFile: string | undefined;
+  io: { out(l: string): void; err(l: string): void };
+}
+
+/** `pg-backup-bot wal-fetch <target> <file> <dest>`: restore_command's half; exit 1 when the file is not archived. */
+export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<number> {
+  const [targetName, name, dest, reader] = args;
+  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
+  if (!targetName || !name || !dest || args.length > 4 || (reader !== undefined && !token)) {
+    deps.io.err('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination> [--reader=TOKEN]');
+    return 2;
+  }
+  try {
+    // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day.
+    if (token) await renewPitrReservation(deps.backupDir, targetName, token, READER_TTL_MS).catch(() => false);
+    const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
+    // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
+    // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
+    if (!(await fetchWal(new LocalWalStore(deps.backupDir, targetName), name, dest, identity))) {
+      if (!/^[0-9A-F]{24}$/.test(name) || !(await fetchWal(new PartialWalStore(deps.backupDir, targetName), name, dest, identity))) return 1;
+      // The newest WAL there is: nothing after it to read ahead.
+      await notePrefetchTaken(dest, name);
+      return 0;
+    }
+    // The next segments are read ahead from here on, by one detached process per data directory (wal-prefetch.ts).
+    await notePrefetchTaken(dest, name);
+    const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
+    await startPrefetch({ bin, target: targetName, name, dest, env: process.env, reader: token }).catch(() => undefined);
+    return 0;
+  } catch (err) {
+    deps.io.err(`wal-fetch of ${name} FAILED: ${toUserMessage(err)}`);
+    return 1;
+  }
+}
+
+/** `pg-backup-bot wal-prefetch <target> <after> <dir>`: started by wal-fetch, never by hand (wal-prefetch.ts). */
+export async function cliWalPrefetch(args: string[], deps: WalVerbDeps): Promise<number> {
+  const [targetName, after, dir, reader] = args;
+  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
+  if (!targetName || !after || !dir || args.length > 4 || (reader !== undefined && !token)) {
+    deps.io.err('usage: pg-backup-bot wal-prefetch <target> <segment> <directory> [--reader=TOKEN] (started by wal-fetch)');
+    return 2;
+  }
+  const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
+  const { backupDir } = deps;
+  await runPrefetch({
+    store: new LocalWalStore(backupDir, targetName),
+    identity,
+    dir,
+    after,
+    depth: prefetchDepth(process.env),
+    ...(token ? { renew: () => renewPitrReservation(backupDir, targetName, token, READER_TTL_MS) } : {}),
+  });
+  return 0;
+}
