@@ -1,7 +1,7 @@
 import { findTarget, type Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
-import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { baseBackupUnsupported, takeBaseBackup, unencryptedRefusal } from '../postgres/pitr/take-base-backup.ts';
 
 /**

@@ -7,8 +7,7 @@ import { toUserMessage } from '../errors.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { formatBytes } from '../format.ts';
-import { fetchFromOffsite } from '../postgres/pitr/offsite-fetch.ts';
-import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
@@ -159,6 +158,8 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
  * (S3_MODE=copy), and always with S3 as the primary store.
  */
 async function downloadFromS3(config: Config, root: string, target: string, at: Date): Promise<string> {
+  // Loaded here only: the S3 client costs every restore-pitr ~0.1 s of its start, and most read BACKUP_DIR.
+  const [{ s3PitrStore }, { fetchFromOffsite }] = await Promise.all([import('../postgres/pitr/s3-pitr-store.ts'), import('../postgres/pitr/offsite-fetch.ts')]);
   const remote = s3PitrStore(config, target);
   if (!remote) throw new Error('--from=s3 reads the WAL archive in S3: set S3_BUCKET (and S3_MODE) as the workers have it');
   try {

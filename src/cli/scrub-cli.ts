@@ -4,7 +4,7 @@ import { formatBytes } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
-import { pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { memoryScrubState, redisScrubState, scrubBackups } from '../storage/scrub.ts';
 import type { CliIo } from './backup-cli.ts';
 import { connectRedis } from './cli-redis.ts';

@@ -21,7 +21,7 @@ import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { awaitBaseWal } from '../postgres/pitr/base-wal.ts';
 import { takeBaseBackup } from '../postgres/pitr/take-base-backup.ts';
 import { archiveWalList } from '../postgres/pitr/s3-archive.ts';
-import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { openAnchor } from './anchor.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';

@@ -12,7 +12,8 @@ import { type PitrTestInfo, pitrTestError, pitrTestFinished, pitrTestRunning } f
 import { runPitrTest } from '../postgres/pitr/pitr-test.ts';
 import { recordPitrTestRun } from '../jobs/base-backup-runs.ts';
 import type { RedisConnection } from '../redis-client.ts';
-import { pitrInS3, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { removeLeftoverScratch } from '../postgres/pitr/scratch-cluster.ts';
 import { openAnchor } from './anchor.ts';
 import { quietNotifier } from './quiet-notifier.ts';

@@ -18,7 +18,7 @@ import { expireRestoredDatabases } from '../restored-databases.ts';
 import { pitrRetentionFailed, pitrRetentionReport, pitrRetentionWorthSaying } from '../notifications/pitr-retention-messages.ts';
 import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../postgres/pitr/pitr-retention.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
-import { pitrInS3 } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 
 export interface RetentionWorkerDeps {
   storage: Storage;

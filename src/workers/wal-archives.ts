@@ -14,7 +14,8 @@ import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
 import { leasedArchive } from './leased-archive.ts';
 import { type OffsiteState, startOffsiteMirror } from './offsite-loop.ts';
-import { pitrInS3, type S3PitrStore, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { type S3PitrStore, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 
 /** The newest segment (not history file) in the bucket, for the RPO of a worker that starts on an S3 archive. */
 const newestInBucket = async (remote: S3PitrStore) =>

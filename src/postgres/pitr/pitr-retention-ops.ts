@@ -8,7 +8,8 @@ import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { listBaseBackups } from './pitr-restore.ts';
 import { remoteArchive } from './s3-archive.ts';
-import { pitrInS3, type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
+import { type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
+import { pitrInS3 } from './pitr-location.ts';
 import { archivedWal, QUARANTINE } from './wal-index.ts';
 import { LocalWalStore, type WalEntry } from './wal-store.ts';
 

@@ -204,14 +204,3 @@ export function s3PitrStore(
   const client = o.client ?? createS3Client({ region: s3.region, endpoint: s3.endpoint, forcePathStyle: s3.forcePathStyle, credentials: o.credentials });
   return new S3PitrStore(client, s3.bucket, s3.prefix, target, o.log);
 }
-
-/** Whether S3 is the PITR archive itself (S3_MODE=primary): what is only on the worker's disk is not archived. */
-export const pitrInS3 = (config: Pick<Config, 's3'>): boolean => config.s3?.mode === 'primary';
-
-/** Where the PITR archive of every target is, for messages: `s3://bucket[/prefix]` (S3_MODE=primary) or BACKUP_DIR. */
-export function pitrArchiveRoot(config: Pick<Config, 's3' | 'backupDir'>): string {
-  const s3 = config.s3;
-  if (s3?.mode !== 'primary') return config.backupDir;
-  const p = s3.prefix.replace(/^\/+|\/+$/g, '');
-  return `s3://${s3.bucket}${p ? `/${p}` : ''}`;
-}
