@@ -29,8 +29,10 @@ let nativeTools: Promise<Hasher | null> | undefined;
 export function findNativeTools(): Promise<Hasher | null> {
   const works = (command: string, args: string[]) => execa(command, args, { reject: false, stdin: 'ignore', timeout: 10_000 }).then((r) => !r.failed);
   nativeTools ??= (async () => {
-    if (!(await works('tee', ['--version']))) return null;
-    if (await works('openssl', ['dgst', '-sha256', '-r', '/dev/null'])) return { command: 'openssl', args: ['dgst', '-sha256', '-r'] };
+    // tee and openssl asked at once (each answer is a process start); sha256sum only where openssl is missing.
+    const [tee, openssl] = await Promise.all([works('tee', ['--version']), works('openssl', ['dgst', '-sha256', '-r', '/dev/null'])]);
+    if (!tee) return null;
+    if (openssl) return { command: 'openssl', args: ['dgst', '-sha256', '-r'] };
     if (await works('sha256sum', ['--version'])) return { command: 'sha256sum', args: ['-b'] };
     return null;
   })();

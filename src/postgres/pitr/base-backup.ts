@@ -117,6 +117,8 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const encrypt = encrypted && !cli ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
   // The tap's named pipe, in the base backup's own (0750, the bot's) directory; removed after the run.
   const fifo = join(dir, '.manifest-tail');
+  // pg_basebackup's version (for the record) asked beside the run, not after it.
+  const version = execa(o.pgBasebackup, ['--version'], { reject: false, stdin: 'ignore' }).then((v) => String(v.stdout).trim());
   await execa('mkfifo', ['-m', '0600', '--', fifo]);
   return withPgEnv(o.replicationUrl, async (env) => {
     let r: ToolPipeResult;
@@ -151,7 +153,6 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
     const range = WAL_RANGE.exec(r.rawTail?.toString('latin1') ?? '');
     if (!range && o.remote) await Promise.all([o.remote.removeBase({ id, file }).catch(() => undefined), rm(dir, { recursive: true, force: true })]);
     if (!range) throw new BotError('pg_dump_failed', `The base backup of ${o.target} has no WAL range in its backup_manifest: it cannot be recovered.`);
-    const version = (await execa(o.pgBasebackup, ['--version'], { reject: false })).stdout.trim();
     const record: BaseBackup = {
       id,
       target: o.target,
@@ -165,7 +166,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
       timeline: Number(range[1]),
       startLsn: range[2] as string,
       endLsn: range[3] as string,
-      pgBasebackupVersion: version,
+      pgBasebackupVersion: await version,
     };
     // The record last: a base backup exists once its base.json does.
     if (o.remote) {

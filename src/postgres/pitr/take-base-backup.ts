@@ -5,7 +5,7 @@ import type { Config, TargetConfig } from '../../config-types.ts';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
 import { ENCRYPTION_ADVICE } from '../../crypto/advice.ts';
 import { BotError, isBotError } from '../../errors.ts';
-import { hashFile } from '../backup/native-pipe.ts';
+import { findNativeTools, hashFile } from '../backup/native-pipe.ts';
 import { childOptions } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
@@ -83,10 +83,17 @@ export async function takeBaseBackup(
 ): Promise<BaseBackup> {
   const refused = baseBackupUnsupported(config, target) ?? unencryptedRefusal(config, target);
   if (refused || !target.pitr) throw new BotError(refused?.startsWith('Refusing') ? 'encryption_required' : 'bad_request', refused ?? '');
-  const tools = await findPgTools({ serverMajor: 10, ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}) });
+  const encrypted = config.encryption.recipients.length > 0;
+  // The tools asked at once, not one after the other: each answer is a process start (~0.05 s), and the CLI's
+  // trace showed about 0.3 s of them in a row before pg_basebackup began. The hasher's probe is remembered per process.
+  const [tools, zstd, ageEngine] = await Promise.all([
+    findPgTools({ serverMajor: 10, ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}) }),
+    findZstd(),
+    encrypted ? findAgeEngine() : undefined,
+    findNativeTools(),
+  ]);
   const pgBasebackup = await findPgProgram('pg_basebackup', tools.pgDump, tools.major);
   if (!pgBasebackup) throw new BotError('pg_tool_missing', `pg_basebackup is not installed: install postgresql-client-${tools.major}.`);
-  const encrypted = config.encryption.recipients.length > 0;
   // S3 as the primary store: streamed into the bucket, its size there checked before its record is written.
   // Loaded only then: the S3 client costs every local base backup ~0.1 s of its start.
   const remote = pitrInS3(config) ? (await import('./s3-archive.ts')).primaryPitrStore(config, target.name) : null;
@@ -101,10 +108,10 @@ export async function takeBaseBackup(
       root: config.backupDir,
       replicationUrl: target.pitr.url,
       pgBasebackup,
-      zstd: await findZstd(),
+      zstd,
       level: config.compressionLevel,
       recipients: config.encryption.recipients,
-      ageEngine: encrypted ? await findAgeEngine() : undefined,
+      ageEngine,
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.now ? { now: o.now } : {}),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
