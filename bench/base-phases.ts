@@ -3,7 +3,8 @@
  * ≥ 500 MB bench database, alternating over BENCH_ROUNDS rounds (default 2), each leg after a checkpoint and with
  * caches dropped:
  *   - the floor: `pg_basebackup -Ft -X none -D - | zstd -T0 -2 > file`;
- *   - the floor encrypted: the same `| age -r … > file`;
+ *   - the floor encrypted: the same `| age -r … > file`; then with the tap alone, and with the hash of the stored
+ *     bytes alone, added in the shell (what each piece of the bot's chain costs);
  *   - the bot's run alone (runBaseBackup, in this process), then its read-back alone (verifyStoredBaseBackup);
  *   - the bot's CLI (`pg-backup-bot base-backup`): start-up, run and read-back together.
  * Never run it beside the test suite or another benchmark.
@@ -66,20 +67,43 @@ try {
     await run();
     return (performance.now() - t0) / 1000;
   };
-  const pipe = async (withAge: boolean, round: number) => {
+  // The floor, and the floor with each piece of the bot's chain added in the shell: age; the tap (the raw tar through
+  // `tee` into a named pipe read by `tail -c 64K`, as the bot reads backup_manifest's WAL range); the stored bytes
+  // through `tee FILE | openssl dgst -sha256` (the bot's hash of what it stores). What each costs on its own.
+  const pipe = async (variant: 'bare' | 'age' | 'tap' | 'hash', round: number) => {
+    const withAge = variant !== 'bare';
     const file = join(dir, `bare-${round}.tar.zst${withAge ? '.age' : ''}`);
+    const fifo = join(dir, `tap-${round}`);
     const age = withAge ? ` | "${agePath}" -r "${keys.recipient}"` : '';
+    const base = `"${pgBasebackup}" -Ft -X none -D - --checkpoint=fast`;
+    const script = {
+      bare: `${base} | zstd -T0 -2 -q > "${file}"`,
+      age: `${base} | zstd -T0 -2 -q${age} > "${file}"`,
+      tap: `mkfifo -m 0600 "${fifo}"; tail -c 65536 "${fifo}" > /dev/null & ${base} | tee "${fifo}" | zstd -T0 -2 -q${age} > "${file}"; wait`,
+      hash: `${base} | zstd -T0 -2 -q${age} | tee "${file}" | openssl dgst -sha256 -r > /dev/null`,
+    }[variant];
     const s = await timed(async () => {
-      await execa('bash', ['-o', 'pipefail', '-c', `"${pgBasebackup}" -Ft -X none -D - --checkpoint=fast | zstd -T0 -2 -q${age} > "${file}"`], { env: pgEnv });
+      await execa('bash', ['-o', 'pipefail', '-c', script], { env: pgEnv });
       await fsyncAll([file]);
     });
     await rm(file, { force: true });
+    await rm(fifo, { force: true });
     return s;
   };
-  const legs: Record<string, number[]> = { floor: [], 'floor + age': [], 'bot run': [], 'bot read-back': [], 'bot CLI': [] };
+  const legs: Record<string, number[]> = {
+    floor: [],
+    'floor + age': [],
+    'floor + age + tap': [],
+    'floor + age + tee FILE | openssl': [],
+    'bot run': [],
+    'bot read-back': [],
+    'bot CLI': [],
+  };
   for (let round = 0; round < ROUNDS; round++) {
-    legs.floor?.push(await pipe(false, round));
-    legs['floor + age']?.push(await pipe(true, round));
+    legs.floor?.push(await pipe('bare', round));
+    legs['floor + age']?.push(await pipe('age', round));
+    legs['floor + age + tap']?.push(await pipe('tap', round));
+    legs['floor + age + tee FILE | openssl']?.push(await pipe('hash', round));
     let made: Awaited<ReturnType<typeof runBaseBackup>> | undefined;
     legs['bot run']?.push(
       await timed(async () => {
