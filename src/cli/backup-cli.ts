@@ -11,10 +11,7 @@ import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
 import { listWithTestVerdicts, retentionFor } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
-import { windowText } from '../commands/wal-status.ts';
-import { readArchiveFacts } from '../health/index.ts';
-import { windowTime } from '../health/wal-conditions.ts';
-import { cliBackupLock, describeHolder } from './backup-lock.ts';
+import type { CliBackupGate } from './backup-lock.ts';
 
 export interface CliIo {
   out: (line: string) => void;
@@ -38,9 +35,11 @@ export async function cliBackup(
   let record: (run: { ok: boolean; reason: string | null }) => Promise<void> = () => Promise.resolve();
   try {
     const target = findTarget(deps.config, args[0]);
-    const gate = await cliBackupLock(deps.config, deps.redisUrl, target.name);
+    // The lock's module (BullMQ's and ioredis' client, ~0.3 s to load) only where there is a Redis to ask.
+    const lock = deps.redisUrl === null ? null : await import('./backup-lock.ts');
+    const gate: CliBackupGate = lock ? await lock.cliBackupLock(deps.config, deps.redisUrl, target.name) : { kind: 'unguarded', why: null };
     if (gate.kind === 'busy') {
-      io.err(`A backup of ${target.name} is already running: ${describeHolder(gate.holder)}. Nothing was started; run this again when it has ended.`);
+      io.err(`A backup of ${target.name} is already running: ${lock?.describeHolder(gate.holder)}. Nothing was started; run this again when it has ended.`);
       return 1;
     }
     if (gate.kind === 'held') ({ release, record } = gate);
@@ -131,10 +130,21 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     deps.io.out(list.replace(/[*`]|:warning: |:x: /g, ''));
     // Point-in-time recovery's window, as /backup list shows it (restore-pitr's refusals send people here).
     const pitr = deps.config.targets.filter((t) => t.pitr && (args[0] === undefined || t.name === args[0]));
-    if (pitr.length)
-      deps.io.out(
-        `\nPoint-in-time recovery\n${(await Promise.all(pitr.map(async (t) => `• ${t.name}: ${windowText(deps.config, t.name, await readArchiveFacts(deps.config, t.name), windowTime).replace(/[*`]|:rotating_light: /g, '')}`))).join('\n')}`,
+    if (pitr.length) {
+      // The health room (and through it prom-client and the S3 client) is loaded only for a target with a WAL archive.
+      const [{ readArchiveFacts }, { windowTime }, { windowText }] = await Promise.all([
+        import('../health/index.ts'),
+        import('../health/wal-conditions.ts'),
+        import('../commands/wal-status.ts'),
+      ]);
+      const lines = await Promise.all(
+        pitr.map(
+          async (t) =>
+            `• ${t.name}: ${windowText(deps.config, t.name, await readArchiveFacts(deps.config, t.name), windowTime).replace(/[*`]|:rotating_light: /g, '')}`,
+        ),
       );
+      deps.io.out(`\nPoint-in-time recovery\n${lines.join('\n')}`);
+    }
     return 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));
