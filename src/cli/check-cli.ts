@@ -7,7 +7,8 @@ import { nagiosReport } from '../health/index.ts';
 import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
-import { connectRedis, readOnlyQueue } from './cli-redis.ts';
+import { readOnlyQueue } from './cli-queues.ts';
+import { connectRedis } from './cli-redis.ts';
 import { missingBackupDir } from './backup-dir.ts';
 
 /**

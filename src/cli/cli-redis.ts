@@ -1,9 +1,9 @@
-import { Queue } from 'bullmq';
 import { createRedis, redisEndpoint, type RedisConnection } from '../redis-client.ts';
 
 /**
  * Redis as the CLI uses it (`check`, `retention`): only when REDIS_URL is set — the bot's default, 127.0.0.1:6379,
- * could be any application's Redis — and then only to read the bot's queues and run log.
+ * could be any application's Redis — and then only to read the bot's queues and run log. ioredis alone: BullMQ (~0.15 s
+ * more to load) comes in through cli-queues.ts, for the verbs that read queues (`check`, `retention`), not `backup`.
  */
 
 /** One quick try, no retries, no queueing while it is down: null when it does not answer. */
@@ -23,9 +23,4 @@ export async function connectRedis(url: string, cluster: boolean): Promise<Redis
     redis.disconnect();
     return null;
   }
-}
-
-/** A queue to read: without skipMetasUpdate, BullMQ's Queue writes its `meta` hash as soon as it connects. */
-export function readOnlyQueue<T>(name: string, redis: RedisConnection, prefix: string): Queue<T> {
-  return new Queue<T>(name, { connection: redis, prefix, skipMetasUpdate: true });
 }

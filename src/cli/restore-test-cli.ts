@@ -6,7 +6,7 @@ import { formatBytes, formatDuration } from '../format.ts';
 import { runRestoreTest } from '../postgres/restore/index.ts';
 import { BackupIdSchema, findRestorable, latestBackup, newRecordId, type RestoreRecord } from '../storage/index.ts';
 import { SEE_LIST } from '../commands/restore-text.ts';
-import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-worker.ts';
+import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-settings.ts';
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
 import { type CliDeps, markedDamaged, requestedBy } from './restore-cli.ts';
 import { missingBackupDir } from './backup-dir.ts';

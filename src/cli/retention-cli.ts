@@ -10,7 +10,8 @@ import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../post
 import { runRetention, type BackupsInUse } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
-import { connectRedis, readOnlyQueue } from './cli-redis.ts';
+import { readOnlyQueue } from './cli-queues.ts';
+import { connectRedis } from './cli-redis.ts';
 
 const USAGE = 'usage: pg-backup-bot retention [--dry-run]';
 const NOTHING_KNOWN: BackupsInUse = { restoreTests: new Set(), restores: new Set(), runningBackups: [] };

@@ -21,7 +21,7 @@ import { serverLabel } from '../postgres/index.ts';
 import { totalRows, type Manifest } from '../storage/index.ts';
 import type { Config } from '../config.ts';
 import type { Storage } from '../storage/index.ts';
-import { restoreTestSettings } from './restore-test-worker.ts';
+import { restoreTestSettings } from './restore-test-settings.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
 
 /** `/restore <backup-id>` with nothing selected: the whole database, into a new one. */

@@ -26,6 +26,7 @@ import { formatInZone, shouldRunToday } from '../schedules/index.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { rolesForRestoreTest } from './restore-test-roles.ts';
+import { restoreTestSettings, scratchServerUrl } from './restore-test-settings.ts';
 import type { RedisConnection } from '../redis-client.ts';
 import { lostPitrTest, queueScheduledPitrTest, runPitrTestJob } from './pitr-test-worker.ts';
 
@@ -46,23 +47,6 @@ export interface RestoreTestWorkerDeps {
 
 /** The scratch database of a restore-test job: derived from the job id, so a starting worker knows whose it is. */
 export const scratchDatabaseFor = (jobId: string, scope: string) => scratchName(`job:${jobId}`, scope);
-
-/** Where scratch databases are made for a target: the restore-test server from config, else the target's own. */
-export function scratchServerUrl(config: Config, targetUrl: string): string {
-  return config.restoreTest.serverUrl ?? targetUrl;
-}
-
-/** What every restore test and full restore takes from the config: one list, for the worker, the CLI and full restores. */
-export function restoreTestSettings(config: Config) {
-  return {
-    scratchScope: config.queuePrefix,
-    jobs: config.restoreTest.jobs,
-    smokeQueries: config.restoreTest.smokeQueries,
-    ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}),
-    // Only restores read the secret key; the backup workers never do.
-    identityFile: config.encryption.identityFile,
-  };
-}
 
 /**
  * One restore test: a channel message updated through checksum → restore → verify → verdict, a record kept
