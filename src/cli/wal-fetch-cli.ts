@@ -36,13 +36,13 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
       const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
       await startPrefetch({ bin, target: targetName, name, dest, env: process.env, reader: token }).catch(() => undefined);
     }
+    const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
     // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day.
     const renewed = token ? renewPitrReservation(deps.backupDir, targetName, token, READER_TTL_MS).catch(() => false) : undefined;
-    const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
     // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
     // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
-    const fetched = await fetchWal(store, name, dest, identity);
-    await renewed;
+    // The renewal is awaited on every path: the process exits right after, and a write cut short leaves its temp file.
+    const fetched = await fetchWal(store, name, dest, identity).finally(() => renewed);
     if (!fetched && (!/^[0-9A-F]{24}$/.test(name) || !(await fetchWal(new PartialWalStore(deps.backupDir, targetName), name, dest, identity)))) return 1;
     // What recovery took, for the reader ahead; after a partial snapshot (the newest WAL there is) nothing follows.
     await notePrefetchTaken(dest, name);
