@@ -126,4 +126,27 @@ describe('WAL prefetch', () => {
     }
     expect(nextSegment('0000000100000001000000FF')).toBe('000000010000000200000000');
   }, 60_000);
+
+  it('the full wal-fetch reads BACKUP_DIR and the key only: a config the server cannot read, or a bad variable, does not fail recovery', async () => {
+    // The recovering server runs restore_command with its own environment, which may hold the bot's other variables
+    // (a BOT_CONFIG the server's user may not read, a DATABASE_URL of the server that is gone): none of them is read.
+    const pgWal = join(dir, 'other-cluster', 'pg_wal');
+    await mkdir(pgWal, { recursive: true });
+    const dest = join(pgWal, 'RECOVERYXLOG');
+    const r = await execa(process.execPath, [bin, 'wal-fetch', 'app', SEGMENTS[4] as string, dest], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        BACKUP_DIR: join(dir, 'backups'),
+        BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+        BOT_CONFIG: join(dir, 'no-such-config.yml'),
+        DATABASE_URL: 'not a url',
+        PGBB_WAL_PREFETCH: '0',
+      },
+      extendEnv: false,
+      reject: false,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect((await readFile(dest)).equals(raw.get(SEGMENTS[4] as string) as Buffer)).toBe(true);
+  });
 });
