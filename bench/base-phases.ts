@@ -79,7 +79,7 @@ try {
     const script = {
       bare: `${base} | zstd -T0 -2 -q > "${file}"`,
       age: `${base} | zstd -T0 -2 -q${age} > "${file}"`,
-      tap: `mkfifo -m 0600 "${fifo}"; tail -c 65536 "${fifo}" > /dev/null & ${base} | tee "${fifo}" | zstd -T0 -2 -q${age} > "${file}"; wait`,
+      tap: `mkfifo -m 0600 "${fifo}"; tail -c 65536 "${fifo}" > /dev/null & ${base} | tee "${fifo}" | zstd -T0 -2 -q${age} > "${file}"; s=$?; wait; exit $s`,
       hash: `${base} | zstd -T0 -2 -q${age} | tee "${file}" | openssl dgst -sha256 -r > /dev/null`,
     }[variant];
     const s = await timed(async () => {

@@ -35,7 +35,7 @@ export async function cliBackup(
   let record: (run: { ok: boolean; reason: string | null }) => Promise<void> = () => Promise.resolve();
   try {
     const target = findTarget(deps.config, args[0]);
-    // The lock's module (BullMQ's and ioredis' client, ~0.3 s to load) only where there is a Redis to ask.
+    // The lock's module (ioredis, ~0.15 s to load) only where there is a Redis to ask.
     const lock = deps.redisUrl === null ? null : await import('./backup-lock.ts');
     const gate: CliBackupGate = lock ? await lock.cliBackupLock(deps.config, deps.redisUrl, target.name) : { kind: 'unguarded', why: null };
     if (gate.kind === 'busy') {

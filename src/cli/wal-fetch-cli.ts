@@ -27,6 +27,10 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
     deps.io.err('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination> [--reader=TOKEN]');
     return 2;
   }
+  // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day. Renewed
+  // first, beside everything else, and awaited on every path: the process exits right after, and a write cut short
+  // would leave its temp file.
+  const renewed = token ? renewPitrReservation(deps.backupDir, targetName, token, READER_TTL_MS).catch(() => false) : undefined;
   try {
     const store = new LocalWalStore(deps.backupDir, targetName);
     // A whole segment archived: the next ones are read ahead from here on, by one detached process per data directory
@@ -37,12 +41,9 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
       await startPrefetch({ bin, target: targetName, name, dest, env: process.env, reader: token }).catch(() => undefined);
     }
     const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
-    // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day.
-    const renewed = token ? renewPitrReservation(deps.backupDir, targetName, token, READER_TTL_MS).catch(() => false) : undefined;
     // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
     // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
-    // The renewal is awaited on every path: the process exits right after, and a write cut short leaves its temp file.
-    const fetched = await fetchWal(store, name, dest, identity).finally(() => renewed);
+    const fetched = await fetchWal(store, name, dest, identity);
     if (!fetched && (!/^[0-9A-F]{24}$/.test(name) || !(await fetchWal(new PartialWalStore(deps.backupDir, targetName), name, dest, identity)))) return 1;
     // What recovery took, for the reader ahead; after a partial snapshot (the newest WAL there is) nothing follows.
     await notePrefetchTaken(dest, name);
@@ -50,6 +51,8 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
   } catch (err) {
     deps.io.err(`wal-fetch of ${name} FAILED: ${toUserMessage(err)}`);
     return 1;
+  } finally {
+    await renewed;
   }
 }
 

@@ -98,11 +98,16 @@ interface AgeRun {
   originalMessage?: string | undefined;
 }
 
-const firstLine = (text: unknown) =>
+const lines = (text: unknown) =>
   String(text)
     .split('\n')
     .map((l) => l.trim())
-    .find(Boolean) ?? '';
+    .filter(Boolean);
+/** age's own error line (`age: error: …`), else its first line: a warning printed before it is not the reason. */
+const firstLine = (text: unknown) => {
+  const all = lines(text);
+  return all.find((l) => /\berror:|\bfailed\b/i.test(l)) ?? all[0] ?? '';
+};
 const ageExit = (r: Omit<AgeRun, 'stderr'>) =>
   r.signal ? `killed by ${r.signal}` : r.exitCode !== undefined ? `exit code ${r.exitCode}` : r.originalMessage || 'it did not start';
 
@@ -112,7 +117,7 @@ const ageExit = (r: Omit<AgeRun, 'stderr'>) =>
  */
 export function ageCliFailed(what: string, r: AgeRun, identityFile: string, identityVar: string): BotError {
   const said = firstLine(r.stderr);
-  if (/no identity matched/i.test(said))
+  if (/no identity matched/i.test(String(r.stderr)))
     return new BotError('decryption_failed', `${what} is encrypted for another key: ${identityVar} (${identityFile}) does not match any of its recipients.`);
   return new BotError('decryption_failed', `${what} does not decrypt: ${said || ageExit(r)}.`);
 }

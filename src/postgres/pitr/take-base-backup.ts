@@ -85,15 +85,22 @@ export async function takeBaseBackup(
   if (refused || !target.pitr) throw new BotError(refused?.startsWith('Refusing') ? 'encryption_required' : 'bad_request', refused ?? '');
   const encrypted = config.encryption.recipients.length > 0;
   // The tools asked at once, not one after the other: each answer is a process start (~0.05 s), and the CLI's
-  // trace showed about 0.3 s of them in a row before pg_basebackup began. The hasher's probe is remembered per process.
-  const [tools, zstd, ageEngine] = await Promise.all([
-    findPgTools({ serverMajor: 10, ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}) }),
-    findZstd(),
-    encrypted ? findAgeEngine() : undefined,
-    findNativeTools(),
-  ]);
+  // trace showed about 0.3 s of them in a row before pg_basebackup began. Awaited in a fixed order, so that with
+  // several missing the sentence is always pg_dump's first; the others' failures are held until then. The hasher's
+  // probe is remembered per process.
+  const asked = {
+    tools: findPgTools({ serverMajor: 10, ...(config.pgBinDir ? { pgBinDir: config.pgBinDir } : {}) }),
+    zstd: findZstd(),
+    age: encrypted ? findAgeEngine() : Promise.resolve(undefined),
+    hasher: findNativeTools(),
+  };
+  for (const p of Object.values(asked)) p.catch(() => undefined);
+  const tools = await asked.tools;
   const pgBasebackup = await findPgProgram('pg_basebackup', tools.pgDump, tools.major);
   if (!pgBasebackup) throw new BotError('pg_tool_missing', `pg_basebackup is not installed: install postgresql-client-${tools.major}.`);
+  const zstd = await asked.zstd;
+  const ageEngine = await asked.age;
+  await asked.hasher;
   // S3 as the primary store: streamed into the bucket, its size there checked before its record is written.
   // Loaded only then: the S3 client costs every local base backup ~0.1 s of its start.
   const remote = pitrInS3(config) ? (await import('./s3-archive.ts')).primaryPitrStore(config, target.name) : null;

@@ -79,6 +79,10 @@ export async function startPrefetch(o: {
   if (pid > 0 && alive(pid)) return;
   const args = [o.bin, 'wal-prefetch', o.target, o.name, dir, ...(o.reader ? [`--reader=${o.reader}`] : [])];
   const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore', env: o.env });
+  // A spawn that fails (EAGAIN at the user's process limit, EMFILE) is reported as an 'error' event on a later tick:
+  // without a listener it would kill wal-fetch, which then answers "not archived" for a segment that is (review).
+  // No read-ahead is the only loss: wal-fetch fetches each segment itself.
+  child.on('error', () => undefined);
   child.unref();
 }
 
