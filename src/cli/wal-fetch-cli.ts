@@ -19,14 +19,21 @@ export interface WalVerbDeps {
   io: { out(l: string): void; err(l: string): void };
 }
 
+/** Both verbs' arguments, `<target> <a> <b> [--reader=TOKEN]`; null, with the usage said, when they are not that. */
+function walArgs(args: string[], usage: string, io: WalVerbDeps['io']): { targetName: string; args: [string, string]; token: string | undefined } | null {
+  const [targetName, a, b, reader] = args;
+  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
+  if (targetName && a && b && args.length <= 4 && (reader === undefined || token)) return { targetName, args: [a, b], token };
+  io.err(`usage: pg-backup-bot ${usage}`);
+  return null;
+}
+
 /** `pg-backup-bot wal-fetch <target> <file> <dest>`: restore_command's half; exit 1 when the file is not archived. */
 export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<number> {
-  const [targetName, name, dest, reader] = args;
-  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
-  if (!targetName || !name || !dest || args.length > 4 || (reader !== undefined && !token)) {
-    deps.io.err('usage: pg-backup-bot wal-fetch <target> <wal-file> <destination> [--reader=TOKEN]');
-    return 2;
-  }
+  const parsed = walArgs(args, 'wal-fetch <target> <wal-file> <destination> [--reader=TOKEN]', deps.io);
+  if (!parsed) return 2;
+  const { targetName, token } = parsed;
+  const [name, dest] = parsed.args;
   // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day. Renewed
   // first, beside everything else, and awaited on every path: the process exits right after, and a write cut short
   // would leave its temp file.
@@ -58,12 +65,10 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
 
 /** `pg-backup-bot wal-prefetch <target> <after> <dir>`: started by wal-fetch, never by hand (wal-prefetch.ts). */
 export async function cliWalPrefetch(args: string[], deps: WalVerbDeps): Promise<number> {
-  const [targetName, after, dir, reader] = args;
-  const token = reader?.startsWith('--reader=') ? reader.slice('--reader='.length) : undefined;
-  if (!targetName || !after || !dir || args.length > 4 || (reader !== undefined && !token)) {
-    deps.io.err('usage: pg-backup-bot wal-prefetch <target> <segment> <directory> [--reader=TOKEN] (started by wal-fetch)');
-    return 2;
-  }
+  const parsed = walArgs(args, 'wal-prefetch <target> <segment> <directory> [--reader=TOKEN] (started by wal-fetch)', deps.io);
+  if (!parsed) return 2;
+  const { targetName, token } = parsed;
+  const [after, dir] = parsed.args;
   const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
   const { backupDir } = deps;
   await runPrefetch({
