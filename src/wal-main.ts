@@ -4,7 +4,7 @@ import { isBotError, toUserMessage } from './errors.ts';
 /**
  * The entry point of restore_command's verbs, `wal-fetch` (run by the recovering server once per WAL file) and
  * `wal-prefetch` (the reader ahead that wal-fetch starts). bin/pg-backup-bot.js loads this, not main.ts, for those
- * two: they need two variables, not the config, and main's imports (config schema, YAML, schedules, logger) cost
+ * two: they need BACKUP_DIR and the identity file (and PGBB_WAL_PREFETCH), not the config, and main's imports (config schema, YAML, schedules, logger) cost
  * about 0.25 s of every start, which recovery waits for (bench:pitr: its first segment came 0.5 s after
  * pgBackRest's).
  */

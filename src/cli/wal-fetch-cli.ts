@@ -8,9 +8,9 @@ import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '..
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 
 /**
- * restore_command's half of restore-pitr, run by the recovering server once per WAL file it asks for. It reads two
- * variables, which restore-pitr writes into the command itself (BACKUP_DIR, BACKUP_ENCRYPTION_IDENTITY_FILE): no
- * config file, whose targets' variables the server would not have. Loaded by wal-main.ts, not main.ts, so a start
+ * restore_command's half of restore-pitr, run by the recovering server once per WAL file it asks for. It reads the
+ * two variables restore-pitr writes into the command itself (BACKUP_DIR, BACKUP_ENCRYPTION_IDENTITY_FILE), and
+ * PGBB_WAL_PREFETCH: no config file, whose targets' variables the server would not have. Loaded by wal-main.ts, not main.ts, so a start
  * pays for nothing else (bench:pitr: the start of recovery waited on it).
  */
 export interface WalVerbDeps {

@@ -77,7 +77,7 @@ export function consistentBy(b: BaseBackup, wal: readonly WindowWal[], at: Date)
   const t = at.getTime();
   if (Date.parse(b.finishedAt) <= t) return true;
   return wal.some((w) => {
-    if (w.name.endsWith('.history') || Date.parse(w.archivedAt) > t) return false;
+    if (w.name.endsWith('.history')) return false;
     const from = reachedFrom(b, w);
     return from !== null && from.getTime() <= t;
   });
