@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -8,8 +9,12 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Tests share one throwaway PostgreSQL and Redis; each test uses its own databases and queue names.
     fileParallelism: true,
-    // Three files at once on two cores: many tests spend their time waiting (a schedule's minute, a stall check),
-    // not computing; with two, CI took 14 min of its 15.
-    maxWorkers: 3,
+    // Four files at once on two cores: many tests spend their time waiting (a schedule's minute, a stall check),
+    // not computing. With three the machine's CPU sat idle a quarter of the run (suite 396-417 s here, CI 12-13.5 min
+    // of its 15); with four, 14 % idle and 342 s.
+    maxWorkers: 4,
+    // Longest files first, by test/durations.json (`npm run test:durations` rewrites it): a fresh clone has no
+    // vitest cache, and a long file left to the end kept one worker busy while the others sat idle.
+    sequence: { sequencer: LongestFirst },
   },
 });

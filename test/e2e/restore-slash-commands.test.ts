@@ -282,6 +282,16 @@ describe('/restore', () => {
         `select count(*) as n from pg_database where datname = '${stagingName(jobId)}' or datname like '${h.source.name}\\_replaced\\_%'`,
       );
 
+    async function restoreJobCompleted(jobId: string): Promise<void> {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const state = await (await h.service.deps.queues.restore.getJob(jobId))?.getState();
+        if (state === 'completed') return;
+        if (Date.now() > deadline) throw new Error(`restore job ${jobId} still ${state} after 30 s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+
     it('replaces the whole database after a confirmation that says what is lost: restored and verified beside it, swapped, the old one kept', async () => {
       const backup = await takeBackup();
       const atBackup = await fingerprint(h.source.url);
@@ -310,6 +320,8 @@ describe('/restore', () => {
       expect(shown).toMatch(new RegExp(`${h.source.name} now holds the backup, verified`));
       const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(shown)?.[1] ?? '';
       // Clicked after the replacement, the older confirmation replaces nothing: the fresh copy is not moved aside.
+      // The verdict is posted before its job is marked completed: wait for that, so the counts compared are settled.
+      await restoreJobCompleted(jobId);
       const jobs = await h.service.deps.queues.restore.getJobCounts();
       expect(await clickReplace(stale.value, 'replace-stale')).toBe(
         `\`${h.source.name}\` is not the database this confirmation described: it was replaced or recreated since (another replacement ran first, or by hand). Nothing was changed; run \`/restore ${backup.backupId} --into=${h.source.name}\` again to see what it holds now.`,

@@ -96,7 +96,8 @@ describe('WAL prefetch', () => {
     // The stored copy of segment 3 is damaged: the prefetcher must stop short of it.
     const damaged = join(store.dir, store.fileName(SEGMENTS[2] as string, true));
     const good = await readFile(damaged);
-    await writeFile(damaged, Buffer.concat([good.subarray(0, 100), Buffer.from('x'), good.subarray(101)]));
+    // One byte flipped, never set to a value it may already hold (byte 100 lies in age's base64 header).
+    await writeFile(damaged, Buffer.concat([good.subarray(0, 100), Buffer.from([(good[100] as number) ^ 0xff]), good.subarray(101)]));
     try {
       const identity = await loadIdentity(identityFile, 'test');
       const fetched = runPrefetch({ store, identity, dir: ahead, after: SEGMENTS[0] as string, depth: 3, idleMs: 800, pollMs: 20 });

@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * Longest files first, by the durations a run measured (test/durations.json, written by
+ * `npm run test:durations` from a JSON report). A fresh clone, as in CI, has no vitest cache, and vitest then
+ * runs the largest files first; size says little of time here (a 100 s e2e file is smaller than many 1 s ones),
+ * and a long file started last kept the suite running for a minute on one worker while the others sat idle.
+ * Files the table does not know (new ones) run first, as vitest runs unknown files first, in vitest's own order.
+ */
+export default class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const seconds = durations();
+    const base = await super.sort(files);
+    const known = (f: TestSpecification) => seconds[relative(this.ctx.config.root, f.moduleId)];
+    // Stable: among files the table does not know, vitest's order stands.
+    return base
+      .map((f, i) => ({ f, i, s: known(f) }))
+      .sort((a, b) => (b.s ?? Number.POSITIVE_INFINITY) - (a.s ?? Number.POSITIVE_INFINITY) || a.i - b.i)
+      .map((x) => x.f);
+  }
+}
+
+function durations(): Record<string, number> {
+  try {
+    return JSON.parse(readFileSync(new URL('../durations.json', import.meta.url), 'utf8')) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
