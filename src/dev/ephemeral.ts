@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { createServer } from 'node:net';
-import { chown, mkdtemp, rm, readdir, writeFile } from 'node:fs/promises';
+import { chown, mkdtemp, readFile, rm, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BotError } from '../errors.ts';
@@ -81,7 +81,6 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
     return execa(cmd as string, rest, { stdin: 'ignore' });
   };
   await run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']);
-  const port = await freePort();
   const settings = {
     listen_addresses: '127.0.0.1',
     unix_socket_directories: dir,
@@ -91,13 +90,25 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
     max_connections: '60',
     ...options.settings,
   };
-  // Settings go into postgresql.auto.conf rather than pg_ctl's -o string, so no value is ever shell-parsed.
-  const conf = Object.entries({ port: String(port), ...settings })
-    .map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`)
-    .join('\n');
-  await writeFile(join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
-  if (user.uid !== undefined && user.gid !== undefined) await chown(join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
-  await run('pg_ctl', ['-D', dataDir, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  let port = 0;
+  // A free port can be taken by another process before the server binds it: then another one, twice at most.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    // Settings go into postgresql.auto.conf rather than pg_ctl's -o string, so no value is ever shell-parsed.
+    const conf = Object.entries({ port: String(port), ...settings })
+      .map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`)
+      .join('\n');
+    await writeFile(join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
+    if (user.uid !== undefined && user.gid !== undefined) await chown(join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
+    try {
+      await run('pg_ctl', ['-D', dataDir, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+      break;
+    } catch (err) {
+      const log = await readFile(join(dir, 'server.log'), 'utf8').catch(() => '');
+      if (attempt >= 3 || !/Address already in use/.test(log)) throw err;
+      await rm(join(dir, 'server.log'), { force: true });
+    }
+  }
   // Stopped and removed even if this process is killed before stop() (reaper.ts); as the server's user.
   const reaper = reapAfterDeath([
     ...user.prefix,
@@ -130,9 +141,24 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
  * `args`: more redis-server options (a cluster node's `--cluster-enabled yes …`).
  */
 export async function startEphemeralRedis(options: { port?: number; args?: string[] } = {}): Promise<EphemeralRedis> {
-  const port = options.port ?? (await freePort());
+  if (options.port !== undefined) return await startRedisOn(options.port, options.args ?? []);
+  // A free port can be taken by another process before redis-server binds it (on a busy machine, an outgoing
+  // connection's ephemeral port): then another one, twice at most.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRedisOn(await freePort(), options.args ?? []);
+    } catch (err) {
+      if (attempt >= 3 || !portTaken(err)) throw err;
+    }
+  }
+}
+
+/** redis-server stopped at start because a port it was to listen on (client or cluster bus) was already taken. */
+export const portTaken = (err: unknown): boolean => err instanceof Error && /Address already in use/.test(err.message);
+
+async function startRedisOn(port: number, extra: string[]): Promise<EphemeralRedis> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
-  const child = execa('redis-server', [...args, ...(options.args ?? [])], {
+  const child = execa('redis-server', [...args, ...extra], {
     stdin: 'ignore',
     buffer: false,
     reject: false,

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startEphemeralRedis, type EphemeralRedis } from '../../src/dev/ephemeral.ts';
+import { freePort, portTaken, startEphemeralRedis, type EphemeralRedis } from '../../src/dev/ephemeral.ts';
 
 export interface TestRedisCluster {
   /** The seed nodes as REDIS_URL lists them: `redis://127.0.0.1:p1,redis://127.0.0.1:p2,…`. */
@@ -23,15 +23,12 @@ export async function startRedisCluster(primaries = 3): Promise<TestRedisCluster
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < primaries; i++) {
-      const args = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${i}.conf`), '--dir', dir, '--cluster-node-timeout', '2000'];
-      nodes.push(await startEphemeralRedis({ args }));
-    }
+    for (let i = 0; i < primaries; i++) nodes.push(await startNode(dir, i));
     const clients = nodes.map((n) => new Redis(n.url, { lazyConnect: false }));
     try {
       const per = Math.ceil(16384 / primaries);
       await Promise.all(clients.map((c, i) => c.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(16383, (i + 1) * per - 1)))));
-      for (const n of nodes.slice(1)) await clients[0]?.call('CLUSTER', 'MEET', '127.0.0.1', String(n.port));
+      for (const n of nodes.slice(1)) await clients[0]?.call('CLUSTER', 'MEET', '127.0.0.1', String(n.port), String(busPorts.get(n)));
       const end = Date.now() + 30_000;
       for (;;) {
         const infos = await Promise.all(clients.map((c) => c.call('CLUSTER', 'INFO') as Promise<string>));
@@ -47,4 +44,28 @@ export async function startRedisCluster(primaries = 3): Promise<TestRedisCluster
     throw err;
   }
   return { url: nodes.map((n) => n.url).join(','), nodes, stop };
+}
+
+/** Each node's cluster bus port. */
+const busPorts = new WeakMap<EphemeralRedis, number>();
+
+/**
+ * One node, its cluster bus on a free port of its own: by default Redis takes the client port + 10000, which nothing
+ * checked was free (CI failed once on it, `bind: Address already in use`). A bus port taken between the check and
+ * the bind: another one, twice at most.
+ */
+async function startNode(dir: string, i: number): Promise<EphemeralRedis> {
+  for (let attempt = 1; ; attempt++) {
+    const bus = await freePort();
+    const args = ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', join(dir, `nodes-${i}.conf`)];
+    try {
+      const node = await startEphemeralRedis({ args: [...args, '--dir', dir, '--cluster-node-timeout', '2000'] });
+      busPorts.set(node, bus);
+      return node;
+    } catch (err) {
+      if (attempt >= 3 || !portTaken(err)) throw err;
+      // The failed start may have written its node file: the next one begins without it.
+      await rm(join(dir, `nodes-${i}.conf`), { force: true });
+    }
+  }
 }
