@@ -105,7 +105,12 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
       break;
     } catch (err) {
       const log = await readFile(join(dir, 'server.log'), 'utf8').catch(() => '');
-      if (attempt >= 3 || !/Address already in use/.test(log)) throw err;
+      if (attempt >= 3 || !/Address already in use/.test(log)) {
+        // pg_ctl may have given up waiting on a server still starting: stop it, and leave nothing behind.
+        await run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+        await rm(dir, { recursive: true, force: true });
+        throw err;
+      }
       await rm(join(dir, 'server.log'), { force: true });
     }
   }
@@ -180,7 +185,8 @@ async function startRedisOn(port: number, extra: string[]): Promise<EphemeralRed
       if (seen.includes('Ready to accept connections')) resolve();
       if (seen.length > 100_000) seen = seen.slice(-10_000);
     });
-    child.once('exit', (code) => reject(new Error(`redis-server exited early with code ${code}: ${seen.slice(-500)}`)));
+    // 'close', not 'exit': its output may still be arriving when it exits, and the reason is in its last lines.
+    child.once('close', (code) => reject(new Error(`redis-server exited early with code ${code}: ${seen.slice(-500)}`)));
   });
   await Promise.race([ready, spawnFailed]);
   child.stdout?.resume();

@@ -21,6 +21,18 @@ const spawn = (verb: string, env: Record<string, string>) =>
   execa('node', ['bin/pg-backup-bot.js', verb], { env, extendEnv: true, reject: false, all: true, buffer: false, detached: true });
 
 export async function startBotProcess(verb: 'bot' | 'worker' | 'all', env: Record<string, string>, timeoutMs = 60_000): Promise<BotProcess> {
+  // A free port can be taken by another process before the bot binds it (EADDRINUSE in its output): new ports,
+  // twice at most.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(verb, env, timeoutMs);
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof Error && err.message.includes('EADDRINUSE'))) throw err;
+    }
+  }
+}
+
+async function startOnce(verb: 'bot' | 'worker' | 'all', env: Record<string, string>, timeoutMs: number): Promise<BotProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const child = spawn(verb, { ...env, PORT: String(port), METRICS_PORT: String(metricsPort) });
   let out = '';

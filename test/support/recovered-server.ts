@@ -1,4 +1,4 @@
-import { appendFile, chmod } from 'node:fs/promises';
+import { appendFile, chmod, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { asServerUser, findPostgresBinDir, freePort } from '../../src/dev/ephemeral.ts';
@@ -32,14 +32,26 @@ export async function readableByServer(dirs: string[]): Promise<void> {
  */
 export async function startRecovered(dataDir: string, readable: string[] = []): Promise<RecoveredServer> {
   const user = await asServerUser();
-  const port = await freePort();
-  await appendFile(join(dataDir, 'postgresql.auto.conf'), `port = '${port}'\nunix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
-  if (user.uid !== undefined) await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
-  await readableByServer(readable);
-  await chmod(dataDir, 0o700);
+  const conf = join(dataDir, 'postgresql.auto.conf');
+  await appendFile(conf, `unix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
   const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
   const ctl = (args: string[]) => execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
-  const started = await ctl(['-D', dataDir, '-l', join(dataDir, 'restored.log'), '-w', '-t', '120', 'start']);
+  const logFile = join(dataDir, 'restored.log');
+  let port = 0;
+  let started: Awaited<ReturnType<typeof ctl>>;
+  // A free port can be taken before the server binds it (it then stops before recovery begins): a new port, twice
+  // at most. The last `port` line of the file is the one the server reads.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    await appendFile(conf, `port = '${port}'\n`);
+    if (user.uid !== undefined) await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
+    await readableByServer(readable);
+    await chmod(dataDir, 0o700);
+    started = await ctl(['-D', dataDir, '-l', logFile, '-w', '-t', '120', 'start']);
+    if (started.exitCode === 0 || attempt >= 3) break;
+    if (!/Address already in use/.test(await readFile(logFile, 'utf8').catch(() => ''))) break;
+    await rm(logFile, { force: true });
+  }
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const log = () =>
     execa('cat', [join(dataDir, 'restored.log')]).then(

@@ -59,7 +59,8 @@ async function startNode(dir: string, i: number): Promise<EphemeralRedis> {
     const bus = await freePort();
     const args = ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', join(dir, `nodes-${i}.conf`)];
     try {
-      const node = await startEphemeralRedis({ args: [...args, '--dir', dir, '--cluster-node-timeout', '2000'] });
+      // Both ports chosen here, so this loop is the only retry: a taken bus port needs a new bus port.
+      const node = await startEphemeralRedis({ port: await freePort(), args: [...args, '--dir', dir, '--cluster-node-timeout', '2000'] });
       busPorts.set(node, bus);
       return node;
     } catch (err) {
