@@ -90,29 +90,28 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
     max_connections: '60',
     ...options.settings,
   };
+  const conf = join(dataDir, 'postgresql.auto.conf');
+  const serverLog = join(dir, 'server.log');
   let port = 0;
-  // A free port can be taken by another process before the server binds it: then another one, twice at most.
-  for (let attempt = 1; ; attempt++) {
-    port = await freePort();
-    // Settings go into postgresql.auto.conf rather than pg_ctl's -o string, so no value is ever shell-parsed.
-    const conf = Object.entries({ port: String(port), ...settings })
-      .map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`)
-      .join('\n');
-    await writeFile(join(dataDir, 'postgresql.auto.conf'), `${conf}\n`);
-    if (user.uid !== undefined && user.gid !== undefined) await chown(join(dataDir, 'postgresql.auto.conf'), user.uid, user.gid);
-    try {
-      await run('pg_ctl', ['-D', dataDir, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
-      break;
-    } catch (err) {
-      const log = await readFile(join(dir, 'server.log'), 'utf8').catch(() => '');
-      if (attempt >= 3 || !/Address already in use/.test(log)) {
-        // pg_ctl may have given up waiting on a server still starting: stop it, and leave nothing behind.
-        await run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
-        await rm(dir, { recursive: true, force: true });
-        throw err;
-      }
-      await rm(join(dir, 'server.log'), { force: true });
-    }
+  try {
+    await onFreePorts(async () => {
+      port = await freePort();
+      // Settings go into postgresql.auto.conf rather than pg_ctl's -o string, so no value is ever shell-parsed.
+      const lines = Object.entries({ port: String(port), ...settings }).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`);
+      await writeFile(conf, `${lines.join('\n')}\n`);
+      if (user.uid !== undefined && user.gid !== undefined) await chown(conf, user.uid, user.gid);
+      await run('pg_ctl', ['-D', dataDir, '-l', serverLog, '-w', '-t', '60', 'start']).catch(async (err: unknown) => {
+        // Why the server stopped is in its log, not in pg_ctl's error: a taken port is said so, for the retry.
+        if (!/Address already in use/.test(await readFile(serverLog, 'utf8').catch(() => ''))) throw err;
+        await rm(serverLog, { force: true });
+        throw new Error(`PostgreSQL could not listen on port ${port}: Address already in use`, { cause: err });
+      });
+    });
+  } catch (err) {
+    // pg_ctl may have given up waiting on a server still starting: stop it, and leave nothing behind.
+    await run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
   // Stopped and removed even if this process is killed before stop() (reaper.ts); as the server's user.
   const reaper = reapAfterDeath([
@@ -147,19 +146,26 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
  */
 export async function startEphemeralRedis(options: { port?: number; args?: string[] } = {}): Promise<EphemeralRedis> {
   if (options.port !== undefined) return await startRedisOn(options.port, options.args ?? []);
-  // A free port can be taken by another process before redis-server binds it (on a busy machine, an outgoing
-  // connection's ephemeral port): then another one, twice at most.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startRedisOn(await freePort(), options.args ?? []);
-    } catch (err) {
-      if (attempt >= 3 || !portTaken(err)) throw err;
-    }
-  }
+  return await onFreePorts(async () => await startRedisOn(await freePort(), options.args ?? []));
 }
 
 /** redis-server stopped at start because a port it was to listen on (client or cluster bus) was already taken. */
 export const portTaken = (err: unknown): boolean => err instanceof Error && /Address already in use/.test(err.message);
+
+/**
+ * Starts a server on ports freePort found free, again on new ones (twice at most) when `taken` says one was bound
+ * by another process in between: its ports come from the same range as outgoing connections, so on a busy machine
+ * that happens. `start` chooses its ports afresh on each call.
+ */
+export async function onFreePorts<T>(start: () => Promise<T>, taken: (err: unknown) => boolean = portTaken): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 3 || !taken(err)) throw err;
+    }
+  }
+}
 
 async function startRedisOn(port: number, extra: string[]): Promise<EphemeralRedis> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];

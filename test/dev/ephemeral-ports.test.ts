@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { portTaken, startEphemeralRedis } from '../../src/dev/ephemeral.ts';
+import { onFreePorts, portTaken, startEphemeralRedis } from '../../src/dev/ephemeral.ts';
 
 /** A port held by this process, as another process's socket would hold it. */
 async function holdPort(): Promise<{ port: number; server: Server }> {
@@ -39,5 +39,26 @@ describe('throwaway servers on taken ports', () => {
       held.server.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('onFreePorts starts again on a taken port, three tries in all, and never on another failure', async () => {
+    const taken = () => new Error('redis-server exited early with code 1: bind: Address already in use');
+    let calls = 0;
+    expect(await onFreePorts(async () => (++calls < 3 ? Promise.reject(taken()) : 'up'))).toBe('up');
+    expect(calls).toBe(3);
+    calls = 0;
+    const alwaysTaken = async () => {
+      calls++;
+      throw taken();
+    };
+    await expect(onFreePorts(alwaysTaken)).rejects.toThrow('Address already in use');
+    expect(calls).toBe(3);
+    calls = 0;
+    const otherFailure = async () => {
+      calls++;
+      throw new Error('initdb: could not create directory');
+    };
+    await expect(onFreePorts(otherFailure)).rejects.toThrow('initdb');
+    expect(calls).toBe(1);
   });
 });

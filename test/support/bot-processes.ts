@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { freePort } from '../../src/dev/ephemeral.ts';
+import { freePort, onFreePorts } from '../../src/dev/ephemeral.ts';
 
 /**
  * `pg-backup-bot bot|worker|all` in processes of their own, as a deployer runs them: each configured only through
@@ -21,15 +21,11 @@ const spawn = (verb: string, env: Record<string, string>) =>
   execa('node', ['bin/pg-backup-bot.js', verb], { env, extendEnv: true, reject: false, all: true, buffer: false, detached: true });
 
 export async function startBotProcess(verb: 'bot' | 'worker' | 'all', env: Record<string, string>, timeoutMs = 60_000): Promise<BotProcess> {
-  // A free port can be taken by another process before the bot binds it (EADDRINUSE in its output): new ports,
-  // twice at most.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(verb, env, timeoutMs);
-    } catch (err) {
-      if (attempt >= 3 || !(err instanceof Error && err.message.includes('EADDRINUSE'))) throw err;
-    }
-  }
+  // A port taken before the bot bound it shows as EADDRINUSE in its output, which the error carries.
+  return await onFreePorts(
+    () => startOnce(verb, env, timeoutMs),
+    (err) => err instanceof Error && err.message.includes('EADDRINUSE'),
+  );
 }
 
 async function startOnce(verb: 'bot' | 'worker' | 'all', env: Record<string, string>, timeoutMs: number): Promise<BotProcess> {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, portTaken, startEphemeralRedis, type EphemeralRedis } from '../../src/dev/ephemeral.ts';
+import { freePort, onFreePorts, startEphemeralRedis, type EphemeralRedis } from '../../src/dev/ephemeral.ts';
 
 export interface TestRedisCluster {
   /** The seed nodes as REDIS_URL lists them: `redis://127.0.0.1:p1,redis://127.0.0.1:p2,…`. */
@@ -51,22 +51,16 @@ const busPorts = new WeakMap<EphemeralRedis, number>();
 
 /**
  * One node, its cluster bus on a free port of its own: by default Redis takes the client port + 10000, which nothing
- * checked was free (CI failed once on it, `bind: Address already in use`). A bus port taken between the check and
- * the bind: another one, twice at most.
+ * checked was free (CI failed once on it, `bind: Address already in use`). Both ports are chosen here, so a taken
+ * bus port gets a new bus port; a failed start's node file is removed before the next.
  */
-async function startNode(dir: string, i: number): Promise<EphemeralRedis> {
-  for (let attempt = 1; ; attempt++) {
+const startNode = (dir: string, i: number): Promise<EphemeralRedis> =>
+  onFreePorts(async () => {
     const bus = await freePort();
-    const args = ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', join(dir, `nodes-${i}.conf`)];
-    try {
-      // Both ports chosen here, so this loop is the only retry: a taken bus port needs a new bus port.
-      const node = await startEphemeralRedis({ port: await freePort(), args: [...args, '--dir', dir, '--cluster-node-timeout', '2000'] });
-      busPorts.set(node, bus);
-      return node;
-    } catch (err) {
-      if (attempt >= 3 || !portTaken(err)) throw err;
-      // The failed start may have written its node file: the next one begins without it.
-      await rm(join(dir, `nodes-${i}.conf`), { force: true });
-    }
-  }
-}
+    const conf = join(dir, `nodes-${i}.conf`);
+    await rm(conf, { force: true });
+    const args = ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', conf, '--dir', dir, '--cluster-node-timeout', '2000'];
+    const node = await startEphemeralRedis({ port: await freePort(), args });
+    busPorts.set(node, bus);
+    return node;
+  });
