@@ -14,7 +14,7 @@ export default defineConfig({
     // of its 15); with four, 14 % idle and 342 s.
     maxWorkers: 4,
     // Longest files first, by test/durations.json (`npm run test:durations` rewrites it): a fresh clone has no
-    // vitest cache, and a long file left to the end kept one worker busy while the others sat idle.
+    // vitest cache to order by (test/support/sequencer.ts).
     sequence: { sequencer: LongestFirst },
   },
 });

@@ -6,7 +6,7 @@ import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ep
 import { BotError } from '../../src/errors.ts';
 import { runBackup } from '../../src/postgres/backup/index.ts';
 import { runSql } from '../support/databases.ts';
-import { allCmdlines, backupOptions, childProcesses, hookedStorage, tempStorage } from '../support/postgres-helpers.ts';
+import { allCmdlines, backupOptions, childProcesses, hookedStorage, runsTool, tempStorage } from '../support/postgres-helpers.ts';
 
 // `:` and `\` need escaping in a passfile, `@`, `/` and `%` in a URL: a password with all of them.
 const PASSWORD = 'S3cr:et\\pass@w/rd%';
@@ -66,7 +66,7 @@ describe('credentials', () => {
       onFirstChunk: async () => {
         seen.push(...(await childProcesses()));
         everyCmdline = await allCmdlines();
-        const dump = seen.find((p) => p.cmdline.includes('pg_dump'));
+        const dump = seen.find((p) => runsTool(p, 'pg_dump'));
         passfile = /^PGPASSFILE=(.*)$/m.exec(dump?.environ ?? '')?.[1] ?? '';
         passfileMode = (await stat(passfile)).mode & 0o777;
         expect(await readFile(passfile, 'utf8')).toBe('*:*:*:*:S3cr\\:et\\\\pass@w/rd%\n');
@@ -74,7 +74,7 @@ describe('credentials', () => {
     });
     const manifest = await runBackup(backupOptions(urlWith(PASSWORD), storage));
 
-    expect(seen.some((p) => p.cmdline.includes('pg_dump'))).toBe(true);
+    expect(seen.some((p) => runsTool(p, 'pg_dump'))).toBe(true);
     for (const p of seen) {
       expect(p.cmdline).not.toContain(PASSWORD);
       expect(p.environ).not.toContain(PASSWORD);

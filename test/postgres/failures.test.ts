@@ -6,7 +6,7 @@ import { freePort } from '../../src/dev/ephemeral.ts';
 import { BotError } from '../../src/errors.ts';
 import { runBackup } from '../../src/postgres/backup/index.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
-import { backupOptions, childProcesses, hookedStorage, tempStorage } from '../support/postgres-helpers.ts';
+import { backupOptions, childProcesses, hookedStorage, runsTool, tempStorage } from '../support/postgres-helpers.ts';
 
 async function failure(p: Promise<unknown>): Promise<BotError> {
   try {
@@ -61,7 +61,7 @@ describe('runBackup failures', () => {
     let sawDump = false;
     const storage = hookedStorage(store.storage, {
       onFirstChunk: async () => {
-        sawDump = (await childProcesses()).some((p) => p.cmdline.includes('pg_dump'));
+        sawDump = (await childProcesses()).some((p) => runsTool(p, 'pg_dump'));
         abort.abort();
       },
     });
@@ -73,13 +73,17 @@ describe('runBackup failures', () => {
   });
 
   it('fails when pg_dump is killed, even though zstd ends a well-formed stream', async () => {
+    let killed = false;
     const storage = hookedStorage(store.storage, {
+      // pg_dump itself, not pg_dumpall beside it (whose failure never fails a backup: globals.ts).
       onFirstChunk: async () => {
-        const dump = (await childProcesses()).find((p) => p.cmdline.includes('pg_dump'));
+        const dump = (await childProcesses()).find((p) => runsTool(p, 'pg_dump'));
         if (dump) process.kill(dump.pid, 'SIGKILL');
+        killed = dump !== undefined;
       },
     });
     const err = await failure(runBackup(backupOptions(db.url, storage)));
+    expect(killed).toBe(true);
     expect(err.code).toBe('pg_dump_failed');
     expect(err.userMessage).toBe('pg_dump failed: killed by SIGKILL.');
     await expectNothingLeft();

@@ -98,6 +98,12 @@ export async function childProcesses(): Promise<Array<{ pid: number; cmdline: st
   return out;
 }
 
+/**
+ * Whether a process runs `tool` itself: its program's file name, not a substring of its command line
+ * (`pg_dumpall`, spawned beside pg_dump, contains "pg_dump"; with pids wrapping, either may come first in /proc).
+ */
+export const runsTool = (p: { cmdline: string }, tool: string): boolean => (p.cmdline.split(' ')[0] ?? '').split('/').pop() === tool;
+
 /** Every command line on the machine (any user can read these, which is why a password must never be there). */
 export async function allCmdlines(): Promise<string[]> {
   const out: string[] = [];
