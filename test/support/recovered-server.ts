@@ -1,7 +1,7 @@
 import { appendFile, chmod, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { asServerUser, findPostgresBinDir, freePort } from '../../src/dev/ephemeral.ts';
+import { asServerUser, findPostgresBinDir, freePort, onFreePorts } from '../../src/dev/ephemeral.ts';
 import { withClient } from './postgres-helpers.ts';
 
 export interface RecoveredServer {
@@ -38,23 +38,24 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
   const ctl = (args: string[]) => execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
   const logFile = join(dataDir, 'restored.log');
   let port = 0;
-  let started: Awaited<ReturnType<typeof ctl>>;
-  // A free port can be taken before the server binds it (it then stops before recovery begins): a new port, twice
-  // at most. The last `port` line of the file is the one the server reads.
-  for (let attempt = 1; ; attempt++) {
+  // A free port can be taken before the server binds it (it then stops before recovery begins): a new port. The
+  // last `port` line of the file is the one the server reads.
+  const started = await onFreePorts(async () => {
     port = await freePort();
     await appendFile(conf, `port = '${port}'\n`);
     if (user.uid !== undefined) await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
     await readableByServer(readable);
     await chmod(dataDir, 0o700);
-    started = await ctl(['-D', dataDir, '-l', logFile, '-w', '-t', '120', 'start']);
-    if (started.exitCode === 0 || attempt >= 3) break;
-    if (!/Address already in use/.test(await readFile(logFile, 'utf8').catch(() => ''))) break;
-    await rm(logFile, { force: true });
-  }
+    const r = await ctl(['-D', dataDir, '-l', logFile, '-w', '-t', '120', 'start']);
+    if (r.exitCode !== 0 && /Address already in use/.test(await readFile(logFile, 'utf8').catch(() => ''))) {
+      await rm(logFile, { force: true });
+      throw new Error(`the recovered server could not listen on port ${port}: Address already in use`);
+    }
+    return r;
+  });
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const log = () =>
-    execa('cat', [join(dataDir, 'restored.log')]).then(
+    execa('cat', [logFile]).then(
       (r) => r.stdout,
       () => 'no log',
     );
