@@ -92,20 +92,21 @@ export async function startEphemeralPostgres(options: { settings?: Record<string
   };
   const conf = join(dataDir, 'postgresql.auto.conf');
   const serverLog = join(dir, 'server.log');
-  let port = 0;
+  let port: number;
   try {
-    await onFreePorts(async () => {
-      port = await freePort();
+    port = await onFreePorts(async () => {
+      const free = await freePort();
       // Settings go into postgresql.auto.conf rather than pg_ctl's -o string, so no value is ever shell-parsed.
-      const lines = Object.entries({ port: String(port), ...settings }).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`);
+      const lines = Object.entries({ port: String(free), ...settings }).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`);
       await writeFile(conf, `${lines.join('\n')}\n`);
       if (user.uid !== undefined && user.gid !== undefined) await chown(conf, user.uid, user.gid);
       await run('pg_ctl', ['-D', dataDir, '-l', serverLog, '-w', '-t', '60', 'start']).catch(async (err: unknown) => {
         // Why the server stopped is in its log, not in pg_ctl's error: a taken port is said so, for the retry.
         if (!/Address already in use/.test(await readFile(serverLog, 'utf8').catch(() => ''))) throw err;
         await rm(serverLog, { force: true });
-        throw new Error(`PostgreSQL could not listen on port ${port}: Address already in use`, { cause: err });
+        throw new Error(`PostgreSQL could not listen on port ${free}: Address already in use`, { cause: err });
       });
+      return free;
     });
   } catch (err) {
     // pg_ctl may have given up waiting on a server still starting: stop it, and leave nothing behind.

@@ -37,11 +37,10 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
   const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
   const ctl = (args: string[]) => execa(user.prefix[0] ?? pgCtl, [...user.prefix.slice(1), ...(user.prefix.length ? [pgCtl] : []), ...args], { reject: false });
   const logFile = join(dataDir, 'restored.log');
-  let port = 0;
   // A free port can be taken before the server binds it (it then stops before recovery begins): a new port. The
   // last `port` line of the file is the one the server reads.
-  const started = await onFreePorts(async () => {
-    port = await freePort();
+  const { port, started } = await onFreePorts(async () => {
+    const port = await freePort();
     await appendFile(conf, `port = '${port}'\n`);
     if (user.uid !== undefined) await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
     await readableByServer(readable);
@@ -51,7 +50,7 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
       await rm(logFile, { force: true });
       throw new Error(`the recovered server could not listen on port ${port}: Address already in use`);
     }
-    return r;
+    return { port, started: r };
   });
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const log = () =>
