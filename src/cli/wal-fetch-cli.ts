@@ -4,7 +4,7 @@ import { toUserMessage } from '../errors.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
 import { READER_TTL_MS, renewPitrReservation } from '../postgres/pitr/pitr-readers.ts';
 import { fetchWal } from '../postgres/pitr/pitr-restore.ts';
-import { notePrefetchTaken, prefetchDepth, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
+import { dataDirOfPrefetch, notePrefetchTaken, prefetchDepth, recoveryEnded, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 
 /**
@@ -77,6 +77,7 @@ export async function cliWalPrefetch(args: string[], deps: WalVerbDeps): Promise
     dir,
     after,
     depth: prefetchDepth(process.env),
+    recoveryOver: () => recoveryEnded(dataDirOfPrefetch(dir)),
     ...(token ? { renew: () => renewPitrReservation(backupDir, targetName, token, READER_TTL_MS) } : {}),
   });
   return 0;

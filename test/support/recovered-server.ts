@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import { appendFile, chmod, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { asServerUser, findPostgresBinDir, freePort, onFreePorts } from '../../src/dev/ephemeral.ts';
+import { PREFETCH_DIR } from '../../src/postgres/pitr/wal-prefetch.ts';
 import { withClient } from './postgres-helpers.ts';
 
 export interface RecoveredServer {
@@ -72,6 +74,13 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
     },
     async stop() {
       await ctl(['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+      // restore-pitr's WAL read-ahead leaves once the server has stopped (wal-prefetch.ts: recoveryEnded), removing
+      // its directory; a test that removes the data directory meanwhile would race its writes (ENOTEMPTY).
+      const ahead = join(dataDir, 'pg_wal', PREFETCH_DIR);
+      for (let i = 0; existsSync(ahead); i++) {
+        if (i > 300) throw new Error(`the WAL prefetcher did not leave ${ahead} within 30 s of the server's stop`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
   };
 }

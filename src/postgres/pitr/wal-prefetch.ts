@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import { errnoCode } from '../../storage/fs-util.ts';
@@ -13,7 +13,7 @@ import { segmentPosition } from './window.ts';
  * restore spent most of its time starting processes (measured: 5× pgBackRest's restore on the bench). The first
  * wal-fetch that misses starts one detached prefetcher per data directory: it fetches the next segments with
  * the same checks into `pg_wal/.pgbb-prefetch/` (each complete under its name only after its sha256 and size
- * were checked), keeps `depth` of them ready, and leaves when recovery stops asking. bin/pg-backup-bot.js serves
+ * were checked), keeps `depth` of them ready, and leaves when recovery ends, the server stops, or recovery stops asking. bin/pg-backup-bot.js serves
  * a ready segment by renaming it, before loading anything else. Only whole segments are read ahead, never
  * timeline history files (those are asked for once and may not exist).
  */
@@ -100,15 +100,38 @@ export interface PrefetchOptions {
   pollMs?: number;
   /** Called about once a minute while reading: restore-pitr's hold on the base backup and its WAL is renewed. */
   renew?: () => Promise<unknown>;
+  /** True once recovery cannot ask for more (recoveryEnded): the prefetcher leaves at once, not after `idleMs`. */
+  recoveryOver?: () => Promise<boolean>;
 }
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Whether the recovery in `dataDir` is over: the server stopped (no postmaster.pid; a server started again in
+ * recovery starts a new prefetcher on its first miss) or recovery ended (PostgreSQL removes recovery.signal and
+ * standby.signal once it has chosen its new timeline, after its last restore_command). A prefetcher that stayed on
+ * would write into a directory the operator may be removing, for a server that reads no more.
+ */
+export async function recoveryEnded(dataDir: string): Promise<boolean> {
+  if (!(await exists(join(dataDir, 'postmaster.pid')))) return true;
+  return !(await exists(join(dataDir, 'recovery.signal'))) && !(await exists(join(dataDir, 'standby.signal')));
+}
+
+/** The data directory a prefetch directory (`<data>/pg_wal/.pgbb-prefetch`) belongs to. */
+export const dataDirOfPrefetch = (dir: string) => dirname(dirname(resolve(dir)));
 
 /**
  * The prefetcher's loop: keeps up to `depth` segments after the newest taken ready, stops at the end of the
  * archive or at a segment that fails its checks it waits and looks again (restore_command fetches that one
- * itself and reports the failure to PostgreSQL); once recovery has taken nothing for `idleMs` it removes its
- * directory and leaves.
+ * itself and reports the failure to PostgreSQL); once recovery is over, or has taken nothing for `idleMs`, it
+ * removes its directory and leaves.
  */
 export async function runPrefetch(o: PrefetchOptions): Promise<{ fetched: number }> {
+  if (await o.recoveryOver?.()) return { fetched: 0 };
   await mkdir(o.dir, { recursive: true, mode: 0o700 });
   if (!(await lock(o.dir))) return { fetched: 0 };
   const pollMs = o.pollMs ?? 100;
@@ -141,7 +164,7 @@ export async function runPrefetch(o: PrefetchOptions): Promise<{ fetched: number
         await rm(join(o.dir, stale), { force: true });
         placed.delete(stale);
       }
-      if (Date.now() - lastProgress > idleMs) break;
+      if (Date.now() - lastProgress > idleMs || (await o.recoveryOver?.())) break;
       const room = o.depth - ready.filter((n) => n > lastTaken).length;
       if (room <= 0) {
         await new Promise((r) => setTimeout(r, pollMs));

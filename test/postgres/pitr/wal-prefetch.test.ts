@@ -129,6 +129,32 @@ describe('WAL prefetch', () => {
     expect(nextSegment('0000000100000001000000FF')).toBe('000000010000000200000000');
   }, 60_000);
 
+  it('leaves as soon as recovery is over, not a minute later, and starts nothing for a server that has stopped', async () => {
+    // A data directory as a recovering server has it: postmaster.pid, recovery.signal. The prefetcher runs as
+    // wal-fetch starts it, through the bin, with the idle limit of production (60 s).
+    const data = join(dir, 'data3');
+    const ahead = join(data, 'pg_wal', PREFETCH_DIR);
+    await mkdir(join(data, 'pg_wal'), { recursive: true });
+    await writeFile(join(data, 'postmaster.pid'), `${process.pid}\n`);
+    await writeFile(join(data, 'recovery.signal'), '');
+    const env = { PATH: process.env.PATH ?? '', BACKUP_DIR: join(dir, 'backups'), BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile };
+    const prefetch = () => execa(process.execPath, [bin, 'wal-prefetch', 'app', SEGMENTS[0] as string, ahead], { env, extendEnv: false, reject: false });
+    const running = prefetch();
+    for (let i = 0; i < 1500 && !existsSync(join(ahead, SEGMENTS[1] as string)); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(join(ahead, SEGMENTS[1] as string))).toBe(true);
+    // PostgreSQL removes recovery.signal at the end of recovery, after its last restore_command.
+    await rm(join(data, 'recovery.signal'));
+    const left = await running;
+    expect(left.exitCode, left.stderr).toBe(0);
+    expect(existsSync(ahead)).toBe(false);
+    // The server stopped while still in recovery (no postmaster.pid): nothing is read ahead, no directory made.
+    await writeFile(join(data, 'recovery.signal'), '');
+    await rm(join(data, 'postmaster.pid'));
+    const none = await prefetch();
+    expect(none.exitCode, none.stderr).toBe(0);
+    expect(existsSync(ahead)).toBe(false);
+  }, 30_000);
+
   it('the full wal-fetch reads BACKUP_DIR and the key only: a config the server cannot read, or a bad variable, does not fail recovery', async () => {
     // The recovering server runs restore_command with its own environment, which may hold the bot's other variables
     // (a BOT_CONFIG the server's user may not read, a DATABASE_URL of the server that is gone): none of them is read.
