@@ -10,6 +10,7 @@ import { formatBytes } from '../format.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
+import { setAsideBases } from '../postgres/pitr/wal-index.ts';
 import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
 
@@ -61,7 +62,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       if (ours) await shareFetchedWal(root, target.name, runAs);
     }
     const at = asked ?? (await windowEnd(root, target.name));
-    const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at);
+    const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at, await setAsideBases(root, target.name));
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     const firstSegment = segmentOf(base.startLsn, base.timeline);

@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { escapeMrkdwn, formatDuration } from '../format.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
-import { readArchiveFacts, rpoCondition, type WalArchiveFacts } from '../health/index.ts';
+import { noWindowSentence, readArchiveFacts, rpoCondition, type WalArchiveFacts } from '../health/index.ts';
 
 /** The window as Slack shows it: each reader's own time zone, to the second (a recovery target is a second). */
 const when = (config: Config, d: Date) => slackDate(d, config.timezone, '{date_short_pretty} {time_secs}');
@@ -21,9 +21,7 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts, t
   const retake = `take a new base backup (\`pg-backup-bot base-backup ${target}\`): the window starts again after it`;
   if (!a.window) {
     if (first) return `:rotating_light: nothing recoverable: segment ${first} is missing${more}; ${retake}`;
-    return a.baseBackups === 0
-      ? `nothing recoverable yet: no base backup (\`pg-backup-bot base-backup ${target}\`)`
-      : 'nothing recoverable yet: no WAL archived after the base backup';
+    return noWindowSentence(target, a);
   }
   const range = `recoverable to any moment from ${time(a.window.from)} to ${time(a.window.to)}`;
   if (!first) return range;

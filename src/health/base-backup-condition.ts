@@ -1,4 +1,5 @@
 import { formatDuration, formatTime } from '../format.ts';
+import { setAsideNamed } from '../postgres/pitr/window.ts';
 import type { BaseBackupHealth, ConditionResult } from './types.ts';
 
 const HOUR_MS = 3600_000;
@@ -43,7 +44,18 @@ export function baseBackupCondition(target: string, now: Date, b: BaseBackupHeal
   }
   if (!b.newest) {
     const since = b.watchedSince;
-    const evidence = `no base backup of ${target}: nothing is recoverable to a point in time. Take one: \`/backup now --physical ${target}\``;
+    const take = `Take one: \`/backup now --physical ${target}\``;
+    const aside = b.setAside ?? [];
+    // Taken, then found damaged: not "yet", and no first-backup grace (the `damaged` condition says which file).
+    if (aside.length > 0) {
+      return {
+        ...base,
+        status: 'failing',
+        summary: `${target} has no good base backup: point-in-time recovery has nothing to start from`,
+        evidence: `no good base backup of ${target}: ${setAsideNamed(aside)} set aside as damaged by the checksum scrub, so nothing is recoverable to a point in time. ${take}`,
+      };
+    }
+    const evidence = `no base backup of ${target}: nothing is recoverable to a point in time. ${take}`;
     if (since && now.getTime() - since.getTime() < FIRST_BASE_BACKUP_GRACE_MS) {
       const due = new Date(since.getTime() + FIRST_BASE_BACKUP_GRACE_MS);
       return {

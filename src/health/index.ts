@@ -25,6 +25,7 @@ export { healthSources, pitrSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';
 export { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 export { readArchiveFacts } from './wal-facts.ts';
+export { noWindowSentence } from './wal-conditions.ts';
 export { readDriftAck, writeDriftAck } from './drift-ack.ts';
 export { configuredDrift } from './drift-condition.ts';
 export { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';

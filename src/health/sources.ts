@@ -3,6 +3,7 @@ import { encryptionRequired, type HealthSources } from './collect.ts';
 import { firstBackupDue, targetThresholds } from './target-thresholds.ts';
 import { readWalHealthFacts } from './wal-facts.ts';
 import { archiveBases } from '../postgres/pitr/s3-archive.ts';
+import { setAsideBases } from '../postgres/pitr/wal-index.ts';
 
 /**
  * Health sources judged by the config's rules (thresholds per target, first-backup due dates, which targets must be
@@ -34,8 +35,13 @@ export function pitrSources(config: Pick<Config, 'targets' | 'backupDir' | 's3'>
     baseBackups: async (target) => {
       const pitr = pitrOf(target);
       if (!pitr) return undefined;
-      const newest = (await archiveBases(config, target)).at(-1);
-      return { newest: newest ? { id: newest.id, finishedAt: newest.finishedAt } : null, maxAgeHours: pitr.baseBackup?.maxAgeHours ?? 192 };
+      const [bases, setAside] = await Promise.all([archiveBases(config, target), setAsideBases(config.backupDir, target)]);
+      const newest = bases.at(-1);
+      return {
+        newest: newest ? { id: newest.id, finishedAt: newest.finishedAt } : null,
+        maxAgeHours: pitr.baseBackup?.maxAgeHours ?? 192,
+        ...(setAside.length ? { setAside } : {}),
+      };
     },
   };
 }

@@ -192,6 +192,8 @@ export interface BaseBackupHealth {
   watchedSince: Date | null;
   /** The newest may be this old (config `pitr.baseBackup.maxAgeHours`, 192 by default: weekly plus a day). */
   maxAgeHours: number;
+  /** Base backups the checksum scrub set aside as damaged (ids, oldest first): taken, but no longer chosen. */
+  setAside?: string[];
 }
 
 /** The measured RPO and the off-site copy, as the worker writes them beside the WAL stream's state (jobs/wal-state.ts StoredWalState). */

@@ -1,17 +1,26 @@
 import { formatBytes } from '../format.ts';
+import { setAsideNamed } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
 
 /** To the second: a recovery target is a second, and a minute rounded the wrong way would promise what is not there. */
 export const windowTime = (d: Date) => `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 
+/**
+ * Why nothing is recoverable when no window opens and no gap is to blame: no base backup at all, the only ones set
+ * aside as damaged by the checksum scrub (said, so "yet" does not read as "none was ever taken"), or no WAL after it.
+ */
+export function noWindowSentence(target: string, a: Pick<WalArchiveFacts, 'baseBackups' | 'setAside'>): string {
+  if (a.baseBackups > 0) return 'nothing recoverable yet: no WAL archived after the base backup';
+  const take = `take one: \`pg-backup-bot base-backup ${target}\``;
+  const aside = a.setAside?.bases ?? [];
+  if (aside.length === 0) return `nothing recoverable yet: no base backup (${take})`;
+  return `nothing recoverable: no good base backup (${setAsideNamed(aside)} set aside as damaged by the checksum scrub; ${take})`;
+}
+
 /** "recoverable to any moment from … to …", and what an older gap leaves out; or why nothing is recoverable. */
 export function windowSentence(target: string, a: WalArchiveFacts): string {
-  if (!a.window) {
-    return a.baseBackups === 0
-      ? `nothing recoverable yet: no base backup (take one: \`pg-backup-bot base-backup ${target}\`)`
-      : 'nothing recoverable yet: no WAL archived after the base backup';
-  }
+  if (!a.window) return noWindowSentence(target, a);
   const range = `recoverable to any moment from ${windowTime(a.window.from)} to ${windowTime(a.window.to)}`;
   const before = a.earlier
     ? `, and from ${windowTime(a.earlier.from)} to ${windowTime(a.earlier.to)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}`

@@ -65,7 +65,9 @@ describe('a target with point-in-time recovery, as the bot runs it', () => {
     }
     expect(await access(join(h.backupDir, 'shop', '_wal', `${name}.json`)).then(() => true)).toBe(true);
     // WAL alone recovers nothing: the status says what is missing and how to take it.
-    expect(await statusUntil(/newest whole segment archived/)).toContain('nothing recoverable yet: no base backup (`pg-backup-bot base-backup shop`)');
+    expect(await statusUntil(/newest whole segment archived/)).toContain(
+      'nothing recoverable yet: no base backup (take one: `pg-backup-bot base-backup shop`)',
+    );
     // Health judges the stream too (its own condition and page, pg-backup-bot/shop/wal-stream).
     expect((await slash(h, '/backup', 'health shop')).text).toMatch(
       /:white_check_mark: WAL stream: streaming since [^;]+; newest whole segment archived [0-9A-F]{24}/,

@@ -17,7 +17,7 @@ import { describeExit, firstErrorLine } from '../failures.ts';
 import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import type { LocalWalStore } from './wal-store.ts';
-import { consistentBy, rangeAt, recoverableWindow, type WindowWal } from './window.ts';
+import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, type WindowWal } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -52,12 +52,14 @@ export function parseRecoveryTime(text: string): Date {
  * The base backup to start from: the newest that finished before the time. A time the window does not reach
  * (window.ts: a gap ends it, a base backup after the gap opens it again) is refused with the window.
  */
-export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date): BaseBackup {
+export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date, setAside: readonly string[] = []): BaseBackup {
   const w = recoverableWindow(bases, wal);
   if (!w) {
     throw new BotError(
       'backup_not_found',
-      'There is no base backup with all of its WAL archived after it yet: no point in time can be recovered. Take a base backup while the WAL stream is up.',
+      bases.length === 0 && setAside.length > 0
+        ? `There is no good base backup: ${setAsideNamed(setAside)} set aside as damaged by the checksum scrub, so no point in time can be recovered. Take a base backup while the WAL stream is up.`
+        : 'There is no base backup with all of its WAL archived after it yet: no point in time can be recovered. Take a base backup while the WAL stream is up.',
     );
   }
   const gap = w.gaps.length

@@ -17,7 +17,8 @@ import type { S3PitrStore } from './s3-pitr-store.ts';
 import { fetchWalForTest, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
-import { recoverableWindow } from './window.ts';
+import { setAsideBases } from './wal-index.ts';
+import { recoverableWindow, setAsideNamed } from './window.ts';
 
 export type { CheckResult } from './markers.ts';
 
@@ -74,16 +75,15 @@ export async function planPitrTest(
   // written (fetchWalForTest replays it too).
   const { bases, wal } = remote ? await remoteWindowWal(remote) : { bases: await listBaseBackups(root, target), wal: await recoverableWal(root, target) };
   const w = recoverableWindow(bases, wal);
-  if (!w)
-    throw new BotError(
-      'backup_not_found',
-      bases.length === 0
-        ? `${target} has no base backup yet: take one with \`pg-backup-bot base-backup ${target}\`, then test.`
-        : `${target} has no WAL archived after its base backup yet: nothing can be recovered to a point in time.`,
-    );
+  const setAside = remote ? [] : await setAsideBases(root, target);
+  const none = setAside.length ? `good base backup (${setAsideNamed(setAside)} set aside as damaged by the checksum scrub)` : 'base backup yet';
+  const why = bases.length
+    ? 'WAL archived after its base backup yet: nothing can be recovered to a point in time.'
+    : `${none}: take one with \`pg-backup-bot base-backup ${target}\`, then test.`;
+  if (!w) throw new BotError('backup_not_found', `${target} has no ${why}`);
   const explicit = asked !== 'latest' && asked !== 'random';
   const at = explicit ? parseRecoveryTime(asked) : asked === 'latest' ? w.to : new Date(w.from.getTime() + random() * (w.to.getTime() - w.from.getTime()));
-  return { at, base: chooseBase(bases, wal, at), explicit };
+  return { at, base: chooseBase(bases, wal, at, setAside), explicit };
 }
 
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;

@@ -172,3 +172,6 @@ export function rangeAt(w: RecoverableWindow, at: Date): WindowRange | undefined
   const t = at.getTime();
   return [w, w.earlier].find((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
 }
+
+/** Set-aside base backups (wal-index.ts setAsideBases, oldest first) in a sentence: "X was", "X and 2 older were". */
+export const setAsideNamed = (ids: readonly string[]) => (ids.length > 1 ? `${ids.at(-1)} and ${ids.length - 1} older were` : `${ids.at(-1)} was`);

@@ -5,13 +5,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
-import { fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { chooseBase, fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { planPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { planPitrRetention } from '../../../src/postgres/pitr/pitr-retention-plan.ts';
 import { pitrArchiveOps } from '../../../src/postgres/pitr/pitr-retention-ops.ts';
 import { scrubPitrArchives } from '../../../src/postgres/pitr/pitr-scrub.ts';
 import { archivedBases, archivedWal, lostWal, setAsideBases, setAsideWal } from '../../../src/postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { memoryScrubState } from '../../../src/storage/scrub.ts';
+import { baseBackupCondition } from '../../../src/health/base-backup-condition.ts';
+import { pitrSources, readArchiveFacts } from '../../../src/health/index.ts';
+import type { BaseBackupHealth } from '../../../src/health/types.ts';
+import { windowSentence } from '../../../src/health/wal-conditions.ts';
+import { windowText } from '../../../src/commands/wal-status.ts';
+import { configWith, shop } from '../../support/checklist-kit.ts';
 import { silentLog } from '../../support/postgres-helpers.ts';
 
 const SEGMENTS = Array.from({ length: 6 }, (_, i) => `0000000100000000000000${(i + 1).toString(16).toUpperCase().padStart(2, '0')}`);
@@ -148,6 +155,24 @@ describe('the point-in-time archive scrub', () => {
     expect(await setAsideBases(root, 'shop')).toEqual([BASE]);
     // Its bytes stay for a look.
     expect(existsSync(join(dir, 'base.tar.zst'))).toBe(true);
+    // Health, /backup health and /backup list say the only base backup was found damaged, not "none yet".
+    const config = { ...configWith([{ ...shop, pitr: { url: shop.url, slot: 'pgbb_shop', walRetentionDays: 7, rpoSeconds: 3600 } }]), backupDir: root };
+    const bases = (await pitrSources(config).baseBackups?.('shop')) as BaseBackupHealth;
+    expect(bases.setAside).toEqual([BASE]);
+    const condition = baseBackupCondition('shop', new Date(), { ...bases, lastRun: null, watchedSince: new Date() });
+    expect(condition).toMatchObject({ status: 'failing', summary: 'shop has no good base backup: point-in-time recovery has nothing to start from' });
+    expect(condition.quiet).toBeUndefined();
+    expect(condition.evidence).toContain(`${BASE} was set aside as damaged by the checksum scrub`);
+    const facts = await readArchiveFacts(config, 'shop');
+    expect(windowSentence('shop', facts)).toBe(
+      `nothing recoverable: no good base backup (${BASE} was set aside as damaged by the checksum scrub; take one: \`pg-backup-bot base-backup shop\`)`,
+    );
+    expect(windowText(config, 'shop', facts)).toBe(windowSentence('shop', facts));
+    // restore-pitr and the PITR restore test refuse saying the same.
+    await expect(planPitrTest(root, 'shop', 'latest')).rejects.toThrow(
+      `shop has no good base backup (${BASE} was set aside as damaged by the checksum scrub): take one with \`pg-backup-bot base-backup shop\`, then test.`,
+    );
+    expect(() => chooseBase([], [], new Date(), [BASE])).toThrow(`There is no good base backup: ${BASE} was set aside as damaged by the checksum scrub`);
   });
 
   it('calls a WAL file of another size damaged too, saying the sizes', async () => {
