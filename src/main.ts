@@ -160,7 +160,7 @@ async function runRetention(args: string[], verb: 'retention' | 'scrub'): Promis
   ]);
   const { primary, copies } = await createStorageFromConfig(config, log);
   const deps = { config, redisUrl: redisUrlIfSet(config), log, io: cliIo() };
-  return verb === 'scrub' ? cliScrub(args, { ...deps, storage: primary }) : cliRetention(args, { ...deps, primary, copies });
+  return verb === 'scrub' ? cliScrub(args, { ...deps, storage: primary, copies }) : cliRetention(args, { ...deps, primary, copies });
 }
 
 /** The CLI asks Redis only when REDIS_URL says which: the default, 127.0.0.1:6379, may be another application's. */

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
+import { type CopyScrubOutcome, scrubCopies } from '../storage/copy-scrub.ts';
 import { memoryScrubState, redisScrubState, scrubBackups } from '../storage/scrub.ts';
 import type { CliIo } from './backup-cli.ts';
 import { connectRedis } from './cli-redis.ts';
@@ -18,7 +19,10 @@ const USAGE = 'usage: pg-backup-bot scrub [--all]';
  * as the worker marks it. With REDIS_URL it shares the worker's memory of what was read when. Exit 0 when everything
  * read matched, 1 when a backup is damaged or could not be read.
  */
-export async function cliScrub(args: string[], deps: { config: Config; redisUrl: string | null; storage: Storage; log: Logger; io: CliIo }): Promise<number> {
+export async function cliScrub(
+  args: string[],
+  deps: { config: Config; redisUrl: string | null; storage: Storage; copies?: readonly Storage[]; log: Logger; io: CliIo },
+): Promise<number> {
   const { io } = deps;
   const unknown = args.find((a) => a !== '--all');
   if (unknown !== undefined) {
@@ -44,11 +48,21 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
           all,
         })
       : null;
+    // The off-site copies too (copy-scrub.ts), each with its own memory: a damaged copy is copied again from the primary.
+    const copies = await scrubCopies({
+      primary: deps.storage,
+      copies: deps.copies ?? [],
+      states: (deps.copies ?? []).map((c) => (redis ? redisScrubState(redis, `${deps.config.queuePrefix}:copy:${c.describe()}`) : memoryScrubState())),
+      now: new Date(),
+      log: deps.log,
+      all,
+    });
     if (r.stored === 0 && r.alreadyDamaged.length === 0 && !archive?.stored) {
       io.err(`No backup is stored on ${where}: nothing to read back. Is BACKUP_DIR (or the bucket) the bot's, and the disk mounted?`);
       return 1;
     }
     const archiveBad = archive ? printArchiveScrub(archive, io) : 0;
+    const copiesBad = copies.reduce((n, c) => n + printCopyScrub(c, io), 0);
     for (const id of r.verified) io.out(`OK ${id}`);
     for (const d of r.damaged)
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
@@ -63,7 +77,7 @@ export async function cliScrub(args: string[], deps: { config: Config; redisUrl:
       io.err(
         `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages ${r.damaged.length ? 'the damaged backups' : 'what it found damaged'} as \`damaged\`.`,
       );
-    return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length + archiveBad > 0 ? 1 : 0;
+    return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length + archiveBad + copiesBad > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);
     return 1;
@@ -83,4 +97,22 @@ function printArchiveScrub(a: PitrScrubReport, io: CliIo): number {
       `${a.damaged.length} found damaged, ${a.unreadable.length} unreadable, ${a.alreadyDamaged.length} already damaged (not read).`,
   );
   return a.damaged.length + a.unreadable.length + a.alreadyDamaged.length;
+}
+
+/** A copy's lines: what was copied again, what stays damaged, what could not be read; returns how many are still wrong. */
+function printCopyScrub(c: CopyScrubOutcome, io: CliIo): number {
+  if (typeof c.report === 'string') {
+    io.out(`UNREADABLE the copy in ${c.destination}: the checksum scrub could not run: ${c.report}`);
+    return 1;
+  }
+  for (const d of c.repaired)
+    io.out(`REPAIRED ${d.backupId} in ${c.destination}: it was damaged (${d.why}); copied again from the primary, every byte checked.`);
+  for (const d of c.notRepaired) io.out(`DAMAGED ${d.backupId} in ${c.destination}: ${d.why}. Marked damaged there, not copied again: ${d.because}.`);
+  for (const d of c.report.unreadable) io.out(`UNREADABLE ${d.backupId} in ${c.destination}: ${d.why}`);
+  for (const d of c.report.alreadyDamaged) io.out(`ALREADY DAMAGED ${d.backupId} in ${c.destination}: ${d.why}`);
+  io.out(
+    `Read back ${c.report.verified.length + c.report.damaged.length} of ${c.report.stored} backups in ${c.destination} (${formatBytes(c.report.verifiedBytes)} matching): ` +
+      `${c.repaired.length} copied again, ${c.notRepaired.length} damaged, ${c.report.unreadable.length} unreadable, ${c.report.alreadyDamaged.length} already damaged (not read).`,
+  );
+  return c.notRepaired.length + c.report.unreadable.length + c.report.alreadyDamaged.length;
 }

@@ -92,6 +92,8 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       // The checksum scrub runs after each retention run (storage/scrub.ts).
       scrub: redisScrubState(deps.workerRedis, prefix),
       pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
+      // Each off-site copy keeps its own order, by where it is (a bucket changed in the config starts afresh).
+      copyScrubs: deps.copies.map((c) => redisScrubState(deps.workerRedis, `${prefix}:copy:${c.describe()}`)),
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

@@ -11,6 +11,7 @@ import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { type CopyScrubOutcome, scrubCopies } from '../storage/copy-scrub.ts';
 import { type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
@@ -34,6 +35,8 @@ export interface RetentionWorkerDeps {
   scrub?: ScrubState;
   /** The point-in-time archive's scrub memory (pitr-scrub.ts), apart from the backups' (each forgets what it does not list). */
   pitrScrub?: ScrubState;
+  /** Each copy's scrub memory, in the order of `copies` (storage/copy-scrub.ts); without them, copies are not read back. */
+  copyScrubs?: readonly ScrubState[];
 }
 
 /**
@@ -76,11 +79,13 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
       await expireRestored(deps, dryRun, say);
       const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
       const scrub = await scrubAfter(deps, dryRun, log, signal);
+      const copyScrub = dryRun ? [] : await scrubCopies({ ...copyScrubDeps(deps), now: (deps.now ?? (() => new Date()))(), log, signal });
       const archiveScrub = await pitrScrubAfter(deps, dryRun, log, signal);
       // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
       const parts = [
         ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
         ...scrubLines(scrub),
+        ...copyScrub.flatMap(copyScrubLines),
         ...pitrScrubLines(archiveScrub),
         ...(pitr && pitrRetentionWorthSaying(pitr)
           ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
@@ -132,6 +137,28 @@ function scrubLines(scrub: ScrubReport | string | null): string[] {
     ),
     ...scrub.unreadable.map(
       (d) => `:warning: The checksum scrub could not read backup ${d.backupId} of ${d.target}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
+    ),
+  ];
+}
+
+const copyScrubDeps = (deps: RetentionWorkerDeps) => ({ primary: deps.storage, copies: deps.copies, states: deps.copyScrubs ?? [] });
+
+/** What the channel hears of a copy's scrub: damage and what became of it, copies it could not read; a clean one is only logged. */
+function copyScrubLines(c: CopyScrubOutcome): string[] {
+  const where = escapeMrkdwn(c.destination);
+  if (typeof c.report === 'string') return [`:warning: The checksum scrub of the copy in ${where} could not run: ${escapeMrkdwn(c.report)}`];
+  return [
+    ...c.repaired.map(
+      (d) =>
+        `:warning: The copy of backup ${d.backupId} of ${d.target} in ${where} was damaged (${escapeMrkdwn(d.why)}); it was copied again from the primary, every byte checked.`,
+    ),
+    ...c.notRepaired.map(
+      (d) =>
+        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${where} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged there and not copied again: ${escapeMrkdwn(d.because)}.`,
+    ),
+    ...c.report.unreadable.map(
+      (d) =>
+        `:warning: The checksum scrub could not read the copy of backup ${d.backupId} of ${d.target} in ${where}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
     ),
   ];
 }

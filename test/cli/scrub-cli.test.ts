@@ -5,6 +5,9 @@ import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { LocalStorage, Manifest } from '../../src/storage/index.ts';
+import { createLogger } from '../../src/logger.ts';
+import { copyBackup } from '../../src/storage/index.ts';
+import { testS3Storage, useS3Server, type RawBucket, type TestS3Server } from '../support/s3-server.ts';
 import { tempRoot } from '../storage/fixtures.ts';
 import { store } from '../storage/retention-fixtures.ts';
 
@@ -124,6 +127,56 @@ describe('pg-backup-bot scrub', () => {
     } finally {
       redis.disconnect();
     }
+  });
+
+  describe('with an S3 copy', () => {
+    let server: TestS3Server;
+    let raw: RawBucket;
+    useS3Server((s, r) => {
+      server = s;
+      raw = r;
+    });
+
+    it('reads the copy back too: a copy rotted in the bucket is copied again from the primary, said, and does not fail the run', async () => {
+      const prefix = `scrub-${randomUUID().slice(0, 8)}`;
+      const copy = testS3Storage(server, { prefix });
+      try {
+        await copyBackup(storage, copy, good, { log: createLogger({ level: 'silent' }) });
+        const key = `${prefix}/shop/${good.backupId}/database.pgdump.zst`;
+        const bytes = await raw.get(key);
+        bytes[2] = (bytes[2] as number) ^ 0x01;
+        await raw.put(key, bytes);
+        const env = {
+          BACKUP_DIR: root,
+          S3_BUCKET: server.bucket,
+          S3_MODE: 'copy',
+          S3_ENDPOINT: server.endpoint,
+          S3_FORCE_PATH_STYLE: 'true',
+          S3_PREFIX: prefix,
+          // s3rver checks no signatures; the SDK's default chain reads these.
+          AWS_ACCESS_KEY_ID: 'S3RVER',
+          AWS_SECRET_ACCESS_KEY: 'S3RVER',
+        };
+        const run = await cli(['scrub', '--all'], env);
+        const where = `s3://${server.bucket}/${prefix}`;
+        expect(run.stdout).toMatch(
+          new RegExp(
+            `^REPAIRED ${good.backupId} in ${where}: it was damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst .*\\); copied again from the primary, every byte checked\\.$`,
+            'm',
+          ),
+        );
+        expect(run.stdout).toContain(`Read back 1 of 1 backups in ${where}`);
+        expect(run.stdout).toContain(': 1 copied again, 0 damaged, 0 unreadable, 0 already damaged (not read).');
+        expect((await raw.get(key)).equals(await readFile(join(root, 'shop', good.backupId, 'database.pgdump.zst')))).toBe(true);
+        // The primary's own rotted backup still fails the run; the copy, mended, does not.
+        expect(run.exitCode).toBe(1);
+        const again = await cli(['scrub', '--all'], env);
+        expect(again.stdout).toContain(`Read back 1 of 1 backups in ${where}`);
+        expect(again.stdout).toContain(': 0 copied again, 0 damaged, 0 unreadable, 0 already damaged (not read).');
+      } finally {
+        copy.destroy();
+      }
+    });
   });
 
   it('refuses other arguments with its usage', async () => {
