@@ -5,7 +5,7 @@ import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
-import { type CopyScrubOutcome, scrubCopies } from '../storage/copy-scrub.ts';
+import { type CopyScrubOutcome, healFromCopies, scrubCopies } from '../storage/copy-scrub.ts';
 import { memoryScrubState, redisScrubState, scrubBackups } from '../storage/scrub.ts';
 import type { CliIo } from './backup-cli.ts';
 import { connectRedis } from './cli-redis.ts';
@@ -48,6 +48,11 @@ export async function cliScrub(
           all,
         })
       : null;
+    // What the primary has damaged, copied back from a copy that holds it intact; then the copies themselves.
+    const healed = await healFromCopies(deps.storage, deps.copies ?? [], [...r.damaged, ...r.alreadyDamaged], deps.log);
+    const wasHealed = (d: { target: string; backupId: string }) => healed.get(`${d.target}/${d.backupId}`);
+    const stillDamaged = r.damaged.filter((d) => !wasHealed(d));
+    const stillAlready = r.alreadyDamaged.filter((d) => !wasHealed(d));
     // The off-site copies too (copy-scrub.ts), each with its own memory: a damaged copy is copied again from the primary.
     const copies = await scrubCopies({
       primary: deps.storage,
@@ -64,20 +69,22 @@ export async function cliScrub(
     const archiveBad = archive ? printArchiveScrub(archive, io) : 0;
     const copiesBad = copies.reduce((n, c) => n + printCopyScrub(c, io), 0);
     for (const id of r.verified) io.out(`OK ${id}`);
-    for (const d of r.damaged)
+    for (const d of [...r.damaged, ...r.alreadyDamaged].filter(wasHealed))
+      io.out(`HEALED ${d.backupId}: it was damaged (${d.why}); copied back from the copy in ${wasHealed(d)}, every byte checked.`);
+    for (const d of stillDamaged)
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
-    for (const d of r.alreadyDamaged) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
+    for (const d of stillAlready) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
     io.out(
       `Read back ${r.verified.length + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
-        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read).`,
+        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read)${healed.size ? `; ${healed.size} healed from a copy` : ''}.`,
     );
     // The worker's scrub posts damage at once; this command has no Slack: the bot's next health check pages it.
-    if (r.damaged.length + (archive?.damaged.length ?? 0) > 0)
+    if (stillDamaged.length + (archive?.damaged.length ?? 0) > 0)
       io.err(
-        `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages ${r.damaged.length ? 'the damaged backups' : 'what it found damaged'} as \`damaged\`.`,
+        `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages ${stillDamaged.length ? 'the damaged backups' : 'what it found damaged'} as \`damaged\`.`,
       );
-    return r.damaged.length + r.unreadable.length + r.alreadyDamaged.length + archiveBad + copiesBad > 0 ? 1 : 0;
+    return stillDamaged.length + r.unreadable.length + stillAlready.length + archiveBad + copiesBad > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);
     return 1;

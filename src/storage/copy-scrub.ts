@@ -1,5 +1,6 @@
 import { toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { verifyChecksums } from '../postgres/restore/checksums.ts';
 import { copyBackup } from './copy.ts';
 import { type ScrubReport, type ScrubState, scrubBackups } from './scrub.ts';
 import type { Storage } from './types.ts';
@@ -47,9 +48,9 @@ export async function scrubCopies(o: {
     }
     if (typeof outcome.report !== 'string') {
       for (const d of outcome.report.damaged) {
-        const because = await repair(o.primary, copy, d, log, o.signal);
+        const because = await repair(o.primary, copy, d, { from: 'primary', to: 'copy' }, log, o.signal);
         if (because === null) outcome.repaired.push(d);
-        else outcome.notRepaired.push({ ...d, because });
+        else outcome.notRepaired.push({ ...d, because: `${because}: take a new backup (\`/backup now ${d.target}\`) if you counted on it` });
       }
     }
     out.push(outcome);
@@ -57,28 +58,70 @@ export async function scrubCopies(o: {
   return out;
 }
 
-/** Copies a damaged copy again from the primary; null when done, else why not (the copy stays marked damaged). */
-async function repair(primary: Storage, copy: Storage, d: { target: string; backupId: string }, log: Logger, signal?: AbortSignal): Promise<string | null> {
+/** Which side a repair reads from and writes to, for its sentences. */
+type Sides = { from: 'primary' | 'copy'; to: 'primary' | 'copy' };
+
+/**
+ * Replaces a damaged backup on `to` with the same backup from `from`: null when done, else why not (it stays marked
+ * damaged). Only when `from` lists that very backup (same files, same checksums) and it reads back whole; the
+ * damaged files are deleted then, and every byte is checked against the manifest again on the way (copyBackup).
+ */
+async function repair(
+  from: Storage,
+  to: Storage,
+  d: { target: string; backupId: string },
+  sides: Sides,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<string | null> {
   let deleted = false;
   try {
     const [source, damaged] = await Promise.all([
-      primary.list(d.target).then((all) => all.find((m) => m.backupId === d.backupId)),
-      copy.readManifest(d.target, d.backupId),
+      from.list(d.target).then((all) => all.find((m) => m.backupId === d.backupId)),
+      to.readManifest(d.target, d.backupId),
     ]);
     if (!source) {
-      const alsoDamaged = primary.damaged?.(d.target).some((x) => x.backupId === d.backupId);
-      const state = alsoDamaged ? 'has it damaged too' : 'no longer holds it';
-      return `the primary (${primary.describe()}) ${state}: take a new backup (\`/backup now ${d.target}\`) if you counted on it`;
+      const alsoDamaged = from.damaged?.(d.target).some((x) => x.backupId === d.backupId);
+      return `the ${sides.from} (${from.describe()}) ${alsoDamaged ? 'has it damaged too' : 'does not hold it'}`;
     }
     const files = (m: typeof source) => JSON.stringify(m.artifacts.map((a) => [a.file, a.bytes, a.sha256]).sort());
-    if (files(source) !== files(damaged)) return `the primary's backup of that name has other files or checksums than the copy's manifest`;
-    await copy.deleteBackup(d.target, d.backupId);
+    if (files(source) !== files(damaged)) return `the ${sides.from}'s backup of that name has other files or checksums than the ${sides.to}'s manifest`;
+    // Read whole before anything is deleted: a source that turns out damaged too must not cost the damaged backup its
+    // listing (and health its page).
+    const { problems } = await verifyChecksums({ manifest: source, storage: from, signal });
+    if (problems.length) return `the ${sides.from}'s backup does not match its manifest either (${problems.join('; ')})`;
+    await to.deleteBackup(d.target, d.backupId);
     deleted = true;
-    await copyBackup(primary, copy, source, { log, ...(signal ? { signal } : {}) });
-    log.warn({ target: d.target, backupId: d.backupId }, 'a damaged copy was copied again from the primary');
+    await copyBackup(from, to, source, { log, ...(signal ? { signal } : {}) });
+    log.warn({ target: d.target, backupId: d.backupId, from: from.describe(), to: to.describe() }, 'a damaged backup was copied again');
     return null;
   } catch (err) {
-    log.error({ err, target: d.target, backupId: d.backupId }, 'a damaged copy could not be copied again');
-    return `${deleted ? 'it was removed from the copy, and ' : ''}copying it again failed: ${toUserMessage(err)}`;
+    log.error({ err, target: d.target, backupId: d.backupId, from: from.describe(), to: to.describe() }, 'a damaged backup could not be copied again');
+    return `${deleted ? `its damaged files were removed from the ${sides.to}, and ` : ''}copying it again failed: ${toUserMessage(err)}`;
   }
+}
+
+/**
+ * Backups the primary's scrub found damaged (or already knew damaged), copied back from the first off-site copy that
+ * holds them intact: the primary is whole again and nothing pages. Returns, per backup healed, the copy it came from;
+ * a backup no copy could give stays marked damaged (health's `damaged` pages it).
+ */
+export async function healFromCopies(
+  primary: Storage,
+  copies: readonly Storage[],
+  damaged: ReadonlyArray<{ target: string; backupId: string }>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<Map<string, string>> {
+  const healed = new Map<string, string>();
+  for (const d of damaged) {
+    for (const copy of copies) {
+      if (signal?.aborted) return healed;
+      if ((await repair(copy, primary, d, { from: 'copy', to: 'primary' }, log, signal)) === null) {
+        healed.set(`${d.target}/${d.backupId}`, copy.describe());
+        break;
+      }
+    }
+  }
+  return healed;
 }

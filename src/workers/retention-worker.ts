@@ -11,7 +11,7 @@ import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
-import { type CopyScrubOutcome, scrubCopies } from '../storage/copy-scrub.ts';
+import { type CopyScrubOutcome, healFromCopies, scrubCopies } from '../storage/copy-scrub.ts';
 import { type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
@@ -79,12 +79,17 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
       await expireRestored(deps, dryRun, say);
       const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
       const scrub = await scrubAfter(deps, dryRun, log, signal);
+      // What the primary has damaged, copied back from an off-site copy that holds it intact (copy-scrub.ts).
+      const healed =
+        scrub && typeof scrub !== 'string'
+          ? await healFromCopies(deps.storage, deps.copies, [...scrub.damaged, ...scrub.alreadyDamaged], log, signal)
+          : new Map<string, string>();
       const copyScrub = dryRun ? [] : await scrubCopies({ ...copyScrubDeps(deps), now: (deps.now ?? (() => new Date()))(), log, signal });
       const archiveScrub = await pitrScrubAfter(deps, dryRun, log, signal);
       // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
       const parts = [
         ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
-        ...scrubLines(scrub),
+        ...scrubLines(scrub, healed),
         ...copyScrub.flatMap(copyScrubLines),
         ...pitrScrubLines(archiveScrub),
         ...(pitr && pitrRetentionWorthSaying(pitr)
@@ -127,14 +132,19 @@ function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, sig
 }
 
 /** What the channel hears of a scrub: damage, and backups it could not read; a clean scrub is only logged. */
-function scrubLines(scrub: ScrubReport | string | null): string[] {
+function scrubLines(scrub: ScrubReport | string | null, healed: ReadonlyMap<string, string>): string[] {
   if (scrub === null) return [];
   if (typeof scrub === 'string') return [`:warning: The checksum scrub could not run: ${escapeMrkdwn(scrub)}`];
+  const from = (d: { target: string; backupId: string }) => healed.get(`${d.target}/${d.backupId}`);
+  const wasHealed = (d: { target: string; backupId: string; why: string }) =>
+    `:warning: Backup ${d.backupId} of ${d.target} was damaged on the primary (${escapeMrkdwn(d.why)}); it was copied back from the copy in ${escapeMrkdwn(from(d) ?? '')}, every byte checked.`;
   return [
-    ...scrub.damaged.map(
-      (d) =>
-        `:rotating_light: Backup ${d.backupId} of ${d.target} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged and left out of \`/backup list\`; take a new backup (\`/backup now ${d.target}\`) if you counted on it.`,
+    ...scrub.damaged.map((d) =>
+      from(d)
+        ? wasHealed(d)
+        : `:rotating_light: Backup ${d.backupId} of ${d.target} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged and left out of \`/backup list\`; take a new backup (\`/backup now ${d.target}\`) if you counted on it.`,
     ),
+    ...scrub.alreadyDamaged.filter(from).map(wasHealed),
     ...scrub.unreadable.map(
       (d) => `:warning: The checksum scrub could not read backup ${d.backupId} of ${d.target}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
     ),

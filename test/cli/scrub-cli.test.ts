@@ -137,11 +137,19 @@ describe('pg-backup-bot scrub', () => {
       raw = r;
     });
 
-    it('reads the copy back too: a copy rotted in the bucket is copied again from the primary, said, and does not fail the run', async () => {
+    it('reads the copies back too: a copy rotted in the bucket is copied again from the primary, a backup rotted on the primary is copied back from the copy', async () => {
       const prefix = `scrub-${randomUUID().slice(0, 8)}`;
       const copy = testS3Storage(server, { prefix });
       try {
         await copyBackup(storage, copy, good, { log: createLogger({ level: 'silent' }) });
+        // The backup rotted on the primary went off-site whole, before it rotted.
+        const rottedFile = join(root, 'shop', rotted.backupId, 'database.pgdump.zst');
+        const rottedBytes = await readFile(rottedFile);
+        const original = Buffer.from(rottedBytes);
+        original[3] = (original[3] ?? 0) ^ 0x10;
+        await writeFile(rottedFile, original);
+        await copyBackup(storage, copy, rotted, { log: createLogger({ level: 'silent' }) });
+        await writeFile(rottedFile, rottedBytes);
         const key = `${prefix}/shop/${good.backupId}/database.pgdump.zst`;
         const bytes = await raw.get(key);
         bytes[2] = (bytes[2] as number) ^ 0x01;
@@ -165,14 +173,24 @@ describe('pg-backup-bot scrub', () => {
             'm',
           ),
         );
-        expect(run.stdout).toContain(`Read back 1 of 1 backups in ${where}`);
+        expect(run.stdout).toContain(`Read back 2 of 2 backups in ${where}`);
         expect(run.stdout).toContain(': 1 copied again, 0 damaged, 0 unreadable, 0 already damaged (not read).');
         expect((await raw.get(key)).equals(await readFile(join(root, 'shop', good.backupId, 'database.pgdump.zst')))).toBe(true);
-        // The primary's own rotted backup still fails the run; the copy, mended, does not.
-        expect(run.exitCode).toBe(1);
+        // The primary's rotted backup, copied back from the copy: whole again, and the run is all well.
+        expect(run.stdout).toMatch(
+          new RegExp(
+            `^HEALED ${rotted.backupId}: it was damaged \\(the checksum scrub found .*\\); copied back from the copy in ${where}, every byte checked\\.$`,
+            'm',
+          ),
+        );
+        expect(run.stdout).toContain('1 found damaged, 0 unreadable, 0 already damaged (not read); 1 healed from a copy.');
+        expect((await readFile(rottedFile)).equals(original)).toBe(true);
+        expect(run.exitCode, run.stdout).toBe(0);
         const again = await cli(['scrub', '--all'], env);
-        expect(again.stdout).toContain(`Read back 1 of 1 backups in ${where}`);
+        expect(again.stdout).toContain(`OK ${rotted.backupId}`);
+        expect(again.stdout).toContain(`Read back 2 of 2 backups in ${where}`);
         expect(again.stdout).toContain(': 0 copied again, 0 damaged, 0 unreadable, 0 already damaged (not read).');
+        expect(again.exitCode).toBe(0);
       } finally {
         copy.destroy();
       }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -15,7 +15,8 @@ import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
 /**
  * The off-site copy's checksum scrub, as the daily retention job runs it: a copy that rotted in the bucket (same
  * size, other bytes: only its sha256 tells) is found, deleted there and copied again from the primary, checked; one
- * the primary cannot give again (its own backup damaged) stays marked damaged in the copy. Both said in the channel.
+ * the primary cannot give again (its own backup damaged) stays marked damaged in the copy; a backup rotted on the
+ * primary is copied back from an intact copy. Each said in the channel.
  */
 describe('the checksum scrub of an off-site copy', () => {
   let kit: WorkerKit;
@@ -42,15 +43,21 @@ describe('the checksum scrub of an off-site copy', () => {
     if (auditDir) await rm(auditDir, { recursive: true, force: true });
   });
 
-  it('copies a rotted copy again from the primary, and marks one the primary cannot give again', async () => {
+  it('copies a rotted copy again from the primary, marks one the primary cannot give again, heals the primary from a copy', async () => {
     const day = (d: number) => new Date(Date.now() - d * 86_400_000).toISOString();
-    const bodies = [randomBytes(300_000), randomBytes(200_000)];
-    const [a, b] = [
+    const bodies = [randomBytes(300_000), randomBytes(200_000), randomBytes(100_000)];
+    const [a, b, c] = [
       await storeBackup(kit.storage, 'shop', 'shop-20261201T020000Z', day(2), bodies[0]),
       await storeBackup(kit.storage, 'shop', 'shop-20261202T020000Z', day(1), bodies[1]),
+      await storeBackup(kit.storage, 'shop', 'shop-20261203T020000Z', day(0.5), bodies[2]),
     ];
-    if (!a || !b) throw new Error('fixtures');
-    for (const m of [a, b]) await copyBackup(kit.storage, s3, m, { log: kit.log });
+    if (!a || !b || !c) throw new Error('fixtures');
+    for (const m of [a, b, c]) await copyBackup(kit.storage, s3, m, { log: kit.log });
+    // c rots on the primary's disk instead: its copy is whole.
+    const primaryFile = join(kit.backupDir, 'shop', c.backupId, 'database.pgdump.zst');
+    const rotted = Buffer.from(bodies[2] as Buffer);
+    rotted[500] = (rotted[500] as number) ^ 0xff;
+    await writeFile(primaryFile, rotted);
     // Both copies rot in the bucket: one byte flipped, the size kept.
     const keyOf = (id: string) => `offsite/shop/${id}/database.pgdump.zst`;
     for (const m of [a, b]) {
@@ -68,9 +75,11 @@ describe('the checksum scrub of an off-site copy', () => {
       notifier: kit.notifier,
       audit,
       log: kit.log,
+      scrub: redisScrubState(kit.redis, kit.prefix),
       copyScrubs: [redisScrubState(kit.redis, `${kit.prefix}:copy:${s3.describe()}`)],
     });
-    // A run reads a seventh of the copy's bytes, at least one backup, longest unread first: a, then b the next day.
+    // A run reads a seventh of what each storage holds, at least one backup, longest unread first: on the primary a,
+    // then c (b is known damaged there); in the copy a, then b.
     for (const day of [1, 2]) {
       const job = await kit.runJob(processor, { dryRun: false }, { jobId: `retention-copy-scrub-${day}` });
       expect(job.failedReason).toBeUndefined();
@@ -78,19 +87,27 @@ describe('the checksum scrub of an off-site copy', () => {
 
     // a: whole again in the bucket, byte for byte the primary's, and listed.
     expect((await raw.get(keyOf(a.backupId))).equals(bodies[0] as Buffer)).toBe(true);
-    expect((await s3.list('shop')).map((m) => m.backupId)).toEqual([a.backupId]);
+    expect((await s3.list('shop')).map((m) => m.backupId).sort()).toEqual([a.backupId, c.backupId]);
     // b: marked damaged there, so no listing of the copy offers it.
     expect(s3.damaged('shop').map((d) => d.backupId)).toEqual([b.backupId]);
 
     const said = [...kit.slack.messages.values()]
       .map((m) => m.text ?? '')
-      .filter((t) => t.includes('in s3://'))
+      .filter((t) => t.includes('s3://'))
       .join('\n');
     expect(said).toContain(
       `:warning: The copy of backup ${a.backupId} of shop in s3://${server.bucket}/offsite was damaged (the checksum scrub found artifact corrupted: database.pgdump.zst (sha256`,
     );
     expect(said).toContain('it was copied again from the primary, every byte checked.');
     expect(said).toContain(`:rotating_light: The copy of backup ${b.backupId} of shop in s3://${server.bucket}/offsite is damaged:`);
+    // c: copied back onto the primary from the copy, whole, listed again; no "is damaged" for it.
+    expect((await readFile(primaryFile)).equals(bodies[2] as Buffer)).toBe(true);
+    expect((await kit.storage.list('shop')).map((m) => m.backupId)).toContain(c.backupId);
+    expect(said).toContain(
+      `:warning: Backup ${c.backupId} of shop was damaged on the primary (the checksum scrub found artifact corrupted: database.pgdump.zst (sha256`,
+    );
+    expect(said).toContain(`it was copied back from the copy in s3://${server.bucket}/offsite, every byte checked.`);
+    expect(said).not.toContain(`:rotating_light: Backup ${c.backupId}`);
     expect(said).toContain(
       `not copied again: the primary (${kit.storage.describe()}) has it damaged too: take a new backup (\`/backup now shop\`) if you counted on it.`,
     );
