@@ -49,8 +49,8 @@ export async function cliScrub(
         })
       : null;
     // What the primary has damaged, copied back from a copy that holds it intact; then the copies themselves.
-    const healed = await healFromCopies(deps.storage, deps.copies ?? [], [...r.damaged, ...r.alreadyDamaged], deps.log);
-    const wasHealed = (d: { target: string; backupId: string }) => healed.get(`${d.target}/${d.backupId}`);
+    const healing = await healFromCopies(deps.storage, deps.copies ?? [], [...r.damaged, ...r.alreadyDamaged], deps.log);
+    const wasHealed = (d: { target: string; backupId: string }) => healing.healed.get(`${d.target}/${d.backupId}`);
     const stillDamaged = r.damaged.filter((d) => !wasHealed(d));
     const stillAlready = r.alreadyDamaged.filter((d) => !wasHealed(d));
     // The off-site copies too (copy-scrub.ts), each with its own memory: a damaged copy is copied again from the primary.
@@ -71,20 +71,22 @@ export async function cliScrub(
     for (const id of r.verified) io.out(`OK ${id}`);
     for (const d of [...r.damaged, ...r.alreadyDamaged].filter(wasHealed))
       io.out(`HEALED ${d.backupId}: it was damaged (${d.why}); copied back from the copy in ${wasHealed(d)}, every byte checked.`);
+    for (const d of healing.copiesFoundDamaged) io.out(`DAMAGED ${d.backupId} in ${d.destination}: ${d.why}. Marked damaged there.`);
     for (const d of stillDamaged)
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
     for (const d of stillAlready) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
     io.out(
       `Read back ${r.verified.length + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
-        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read)${healed.size ? `; ${healed.size} healed from a copy` : ''}.`,
+        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read)${healing.healed.size ? `; ${healing.healed.size} healed from a copy` : ''}.`,
     );
     // The worker's scrub posts damage at once; this command has no Slack: the bot's next health check pages it.
     if (stillDamaged.length + (archive?.damaged.length ?? 0) > 0)
       io.err(
         `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages ${stillDamaged.length ? 'the damaged backups' : 'what it found damaged'} as \`damaged\`.`,
       );
-    return stillDamaged.length + r.unreadable.length + stillAlready.length + archiveBad + copiesBad > 0 ? 1 : 0;
+    const bad = stillDamaged.length + r.unreadable.length + stillAlready.length + healing.copiesFoundDamaged.length;
+    return bad + archiveBad + copiesBad > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);
     return 1;
@@ -114,7 +116,10 @@ function printCopyScrub(c: CopyScrubOutcome, io: CliIo): number {
   }
   for (const d of c.repaired)
     io.out(`REPAIRED ${d.backupId} in ${c.destination}: it was damaged (${d.why}); copied again from the primary, every byte checked.`);
-  for (const d of c.notRepaired) io.out(`DAMAGED ${d.backupId} in ${c.destination}: ${d.why}. Marked damaged there, not copied again: ${d.because}.`);
+  for (const d of c.notRepaired)
+    io.out(
+      `DAMAGED ${d.backupId} in ${c.destination}: ${d.why}. Marked damaged there, not copied again: ${d.because}; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`,
+    );
   for (const d of c.report.unreadable) io.out(`UNREADABLE ${d.backupId} in ${c.destination}: ${d.why}`);
   for (const d of c.report.alreadyDamaged) io.out(`ALREADY DAMAGED ${d.backupId} in ${c.destination}: ${d.why}`);
   io.out(

@@ -2,7 +2,7 @@ import { toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { verifyChecksums } from '../postgres/restore/checksums.ts';
 import { copyBackup } from './copy.ts';
-import { type ScrubReport, type ScrubState, scrubBackups } from './scrub.ts';
+import { confirmDamage, type ScrubReport, type ScrubState, scrubBackups } from './scrub.ts';
 import type { Storage } from './types.ts';
 
 /** One copy's scrub: what it found (or why it could not run), and what became of each damaged copy. */
@@ -48,9 +48,9 @@ export async function scrubCopies(o: {
     }
     if (typeof outcome.report !== 'string') {
       for (const d of outcome.report.damaged) {
-        const because = await repair(o.primary, copy, d, { from: 'primary', to: 'copy' }, log, o.signal);
-        if (because === null) outcome.repaired.push(d);
-        else outcome.notRepaired.push({ ...d, because: `${because}: take a new backup (\`/backup now ${d.target}\`) if you counted on it` });
+        const not = await repair(o.primary, copy, d, { from: 'primary', to: 'copy' }, log, o.signal);
+        if (!not) outcome.repaired.push(d);
+        else outcome.notRepaired.push({ ...d, because: not.because });
       }
     }
     out.push(outcome);
@@ -60,6 +60,9 @@ export async function scrubCopies(o: {
 
 /** Which side a repair reads from and writes to, for its sentences. */
 type Sides = { from: 'primary' | 'copy'; to: 'primary' | 'copy' };
+
+/** Why a repair did not happen; `sourceMarked`: the source read back damaged too, and was marked so (why). */
+type NotRepaired = { because: string; sourceMarked?: string };
 
 /**
  * Replaces a damaged backup on `to` with the same backup from `from`: null when done, else why not (it stays marked
@@ -73,7 +76,7 @@ async function repair(
   sides: Sides,
   log: Logger,
   signal?: AbortSignal,
-): Promise<string | null> {
+): Promise<NotRepaired | null> {
   let deleted = false;
   try {
     const [source, damaged] = await Promise.all([
@@ -82,14 +85,21 @@ async function repair(
     ]);
     if (!source) {
       const alsoDamaged = from.damaged?.(d.target).some((x) => x.backupId === d.backupId);
-      return `the ${sides.from} (${from.describe()}) ${alsoDamaged ? 'has it damaged too' : 'does not hold it'}`;
+      return { because: `the ${sides.from} (${from.describe()}) ${alsoDamaged ? 'has it damaged too' : 'does not hold it'}` };
     }
     const files = (m: typeof source) => JSON.stringify(m.artifacts.map((a) => [a.file, a.bytes, a.sha256]).sort());
-    if (files(source) !== files(damaged)) return `the ${sides.from}'s backup of that name has other files or checksums than the ${sides.to}'s manifest`;
+    if (files(source) !== files(damaged))
+      return { because: `the ${sides.from}'s backup of that name has other files or checksums than the ${sides.to}'s manifest` };
     // Read whole before anything is deleted: a source that turns out damaged too must not cost the damaged backup its
-    // listing (and health its page).
-    const { problems } = await verifyChecksums({ manifest: source, storage: from, signal });
-    if (problems.length) return `the ${sides.from}'s backup does not match its manifest either (${problems.join('; ')})`;
+    // listing (and health its page). Marked there once two more reads agree, so no later run reads it for nothing.
+    const read = await verifyChecksums({ manifest: source, storage: from, signal });
+    if (read.problems.length) {
+      const marked = await confirmDamage(from, source, { by: `a repair of the ${sides.to} from it`, checksums: read.checksums }, { log, signal });
+      return {
+        because: `the ${sides.from}'s backup does not match its manifest either (${read.problems.join('; ')})`,
+        ...(marked ? { sourceMarked: marked } : {}),
+      };
+    }
     await to.deleteBackup(d.target, d.backupId);
     deleted = true;
     await copyBackup(from, to, source, { log, ...(signal ? { signal } : {}) });
@@ -97,14 +107,21 @@ async function repair(
     return null;
   } catch (err) {
     log.error({ err, target: d.target, backupId: d.backupId, from: from.describe(), to: to.describe() }, 'a damaged backup could not be copied again');
-    return `${deleted ? `its damaged files were removed from the ${sides.to}, and ` : ''}copying it again failed: ${toUserMessage(err)}`;
+    return { because: `${deleted ? `its damaged files were removed from the ${sides.to}, and ` : ''}copying it again failed: ${toUserMessage(err)}` };
   }
+}
+
+/** What healing the primary from the copies did: the copy each healed backup came from, and copies found damaged on the way. */
+export interface Healing {
+  healed: Map<string, string>;
+  copiesFoundDamaged: Array<{ target: string; backupId: string; destination: string; why: string }>;
 }
 
 /**
  * Backups the primary's scrub found damaged (or already knew damaged), copied back from the first off-site copy that
- * holds them intact: the primary is whole again and nothing pages. Returns, per backup healed, the copy it came from;
- * a backup no copy could give stays marked damaged (health's `damaged` pages it).
+ * holds them intact: the primary is whole again and nothing pages. `healed` maps `<target>/<backupId>` to the copy
+ * it came from; a backup no copy could give stays marked damaged (health's `damaged` pages it). A copy found damaged
+ * on the way is marked so there and named in `copiesFoundDamaged`.
  */
 export async function healFromCopies(
   primary: Storage,
@@ -112,16 +129,17 @@ export async function healFromCopies(
   damaged: ReadonlyArray<{ target: string; backupId: string }>,
   log: Logger,
   signal?: AbortSignal,
-): Promise<Map<string, string>> {
-  const healed = new Map<string, string>();
+): Promise<Healing> {
+  const out: Healing = { healed: new Map(), copiesFoundDamaged: [] };
   for (const d of damaged) {
     for (const copy of copies) {
-      if (signal?.aborted) return healed;
-      if ((await repair(copy, primary, d, { from: 'copy', to: 'primary' }, log, signal)) === null) {
-        healed.set(`${d.target}/${d.backupId}`, copy.describe());
-        break;
-      }
+      if (signal?.aborted) return out;
+      const not = await repair(copy, primary, d, { from: 'copy', to: 'primary' }, log, signal);
+      if (not?.sourceMarked) out.copiesFoundDamaged.push({ ...d, destination: copy.describe(), why: not.sourceMarked });
+      if (not) continue;
+      out.healed.set(`${d.target}/${d.backupId}`, copy.describe());
+      break;
     }
   }
-  return healed;
+  return out;
 }

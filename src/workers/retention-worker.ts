@@ -11,7 +11,7 @@ import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
-import { type CopyScrubOutcome, healFromCopies, scrubCopies } from '../storage/copy-scrub.ts';
+import { type CopyScrubOutcome, type Healing, healFromCopies, scrubCopies } from '../storage/copy-scrub.ts';
 import { type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
@@ -80,16 +80,14 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
       const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
       const scrub = await scrubAfter(deps, dryRun, log, signal);
       // What the primary has damaged, copied back from an off-site copy that holds it intact (copy-scrub.ts).
-      const healed =
-        scrub && typeof scrub !== 'string'
-          ? await healFromCopies(deps.storage, deps.copies, [...scrub.damaged, ...scrub.alreadyDamaged], log, signal)
-          : new Map<string, string>();
+      const healing =
+        scrub && typeof scrub !== 'string' ? await healFromCopies(deps.storage, deps.copies, [...scrub.damaged, ...scrub.alreadyDamaged], log, signal) : null;
       const copyScrub = dryRun ? [] : await scrubCopies({ ...copyScrubDeps(deps), now: (deps.now ?? (() => new Date()))(), log, signal });
       const archiveScrub = await pitrScrubAfter(deps, dryRun, log, signal);
       // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
       const parts = [
         ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
-        ...scrubLines(scrub, healed),
+        ...scrubLines(scrub, healing),
         ...copyScrub.flatMap(copyScrubLines),
         ...pitrScrubLines(archiveScrub),
         ...(pitr && pitrRetentionWorthSaying(pitr)
@@ -132,10 +130,10 @@ function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, sig
 }
 
 /** What the channel hears of a scrub: damage, and backups it could not read; a clean scrub is only logged. */
-function scrubLines(scrub: ScrubReport | string | null, healed: ReadonlyMap<string, string>): string[] {
+function scrubLines(scrub: ScrubReport | string | null, healing: Healing | null): string[] {
   if (scrub === null) return [];
   if (typeof scrub === 'string') return [`:warning: The checksum scrub could not run: ${escapeMrkdwn(scrub)}`];
-  const from = (d: { target: string; backupId: string }) => healed.get(`${d.target}/${d.backupId}`);
+  const from = (d: { target: string; backupId: string }) => healing?.healed.get(`${d.target}/${d.backupId}`);
   const wasHealed = (d: { target: string; backupId: string; why: string }) =>
     `:warning: Backup ${d.backupId} of ${d.target} was damaged on the primary (${escapeMrkdwn(d.why)}); it was copied back from the copy in ${escapeMrkdwn(from(d) ?? '')}, every byte checked.`;
   return [
@@ -145,6 +143,10 @@ function scrubLines(scrub: ScrubReport | string | null, healed: ReadonlyMap<stri
         : `:rotating_light: Backup ${d.backupId} of ${d.target} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged and left out of \`/backup list\`; take a new backup (\`/backup now ${d.target}\`) if you counted on it.`,
     ),
     ...scrub.alreadyDamaged.filter(from).map(wasHealed),
+    ...(healing?.copiesFoundDamaged ?? []).map(
+      (d) =>
+        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${escapeMrkdwn(d.destination)} is damaged too: ${escapeMrkdwn(d.why)}. It is marked damaged there.`,
+    ),
     ...scrub.unreadable.map(
       (d) => `:warning: The checksum scrub could not read backup ${d.backupId} of ${d.target}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
     ),
@@ -164,7 +166,7 @@ function copyScrubLines(c: CopyScrubOutcome): string[] {
     ),
     ...c.notRepaired.map(
       (d) =>
-        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${where} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged there and not copied again: ${escapeMrkdwn(d.because)}.`,
+        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${where} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged there and not copied again: ${escapeMrkdwn(d.because)}; take a new backup (\`/backup now ${d.target}\`) if you counted on it.`,
     ),
     ...c.report.unreadable.map(
       (d) =>

@@ -150,6 +150,12 @@ describe('pg-backup-bot scrub', () => {
         await writeFile(rottedFile, original);
         await copyBackup(storage, copy, rotted, { log: createLogger({ level: 'silent' }) });
         await writeFile(rottedFile, rottedBytes);
+        // And one only the copy holds (the primary lost it), rotted there too: nothing to copy it again from.
+        const only = await store(copy, 'shop', new Date(), 3, 30);
+        const onlyKey = `${prefix}/shop/${only.backupId}/database.pgdump.zst`;
+        const onlyBytes = await raw.get(onlyKey);
+        onlyBytes[1] = (onlyBytes[1] as number) ^ 0x01;
+        await raw.put(onlyKey, onlyBytes);
         const key = `${prefix}/shop/${good.backupId}/database.pgdump.zst`;
         const bytes = await raw.get(key);
         bytes[2] = (bytes[2] as number) ^ 0x01;
@@ -173,8 +179,14 @@ describe('pg-backup-bot scrub', () => {
             'm',
           ),
         );
-        expect(run.stdout).toContain(`Read back 2 of 2 backups in ${where}`);
-        expect(run.stdout).toContain(': 1 copied again, 0 damaged, 0 unreadable, 0 already damaged (not read).');
+        expect(run.stdout).toContain(`Read back 3 of 3 backups in ${where}`);
+        expect(run.stdout).toContain(': 1 copied again, 1 damaged, 0 unreadable, 0 already damaged (not read).');
+        expect(run.stdout).toMatch(
+          new RegExp(
+            `^DAMAGED ${only.backupId} in ${where}: the checksum scrub found .*\\. Marked damaged there, not copied again: the primary \\(local:${root}\\) does not hold it; take a new backup \\(\`pg-backup-bot backup shop\`\\) if you counted on it\\.$`,
+            'm',
+          ),
+        );
         expect((await raw.get(key)).equals(await readFile(join(root, 'shop', good.backupId, 'database.pgdump.zst')))).toBe(true);
         // The primary's rotted backup, copied back from the copy: whole again, and the run is all well.
         expect(run.stdout).toMatch(
@@ -185,12 +197,14 @@ describe('pg-backup-bot scrub', () => {
         );
         expect(run.stdout).toContain('1 found damaged, 0 unreadable, 0 already damaged (not read); 1 healed from a copy.');
         expect((await readFile(rottedFile)).equals(original)).toBe(true);
-        expect(run.exitCode, run.stdout).toBe(0);
+        // The copy left damaged fails the run; once the primary is whole and the copy says what it lacks, only that does.
+        expect(run.exitCode, run.stdout).toBe(1);
         const again = await cli(['scrub', '--all'], env);
         expect(again.stdout).toContain(`OK ${rotted.backupId}`);
         expect(again.stdout).toContain(`Read back 2 of 2 backups in ${where}`);
-        expect(again.stdout).toContain(': 0 copied again, 0 damaged, 0 unreadable, 0 already damaged (not read).');
-        expect(again.exitCode).toBe(0);
+        expect(again.stdout).toContain(': 0 copied again, 0 damaged, 0 unreadable, 1 already damaged (not read).');
+        expect(again.stdout).toMatch(new RegExp(`^ALREADY DAMAGED ${only.backupId} in ${where}: `, 'm'));
+        expect(again.exitCode).toBe(1);
       } finally {
         copy.destroy();
       }
