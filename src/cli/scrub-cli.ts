@@ -49,7 +49,7 @@ export async function cliScrub(
         })
       : null;
     // What the primary has damaged, copied back from a copy that holds it intact; then the copies themselves.
-    const healing = await healFromCopies(deps.storage, deps.copies ?? [], [...r.damaged, ...r.alreadyDamaged], deps.log);
+    const healing = await healFromCopies(deps.storage, deps.copies ?? [], [...r.damaged, ...r.alreadyDamaged], { log: deps.log });
     const wasHealed = (d: { target: string; backupId: string }) => healing.healed.get(`${d.target}/${d.backupId}`);
     const stillDamaged = r.damaged.filter((d) => !wasHealed(d));
     const stillAlready = r.alreadyDamaged.filter((d) => !wasHealed(d));

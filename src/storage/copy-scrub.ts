@@ -32,6 +32,8 @@ export async function scrubCopies(o: {
   log: Logger;
   signal?: AbortSignal | undefined;
   all?: boolean;
+  /** Backups restores and restore tests are reading now (jobs/backups-in-use.ts): not deleted to be copied again. */
+  inUse?: () => Promise<ReadonlySet<string>>;
 }): Promise<CopyScrubOutcome[]> {
   const out: CopyScrubOutcome[] = [];
   for (const [i, copy] of o.copies.entries()) {
@@ -48,7 +50,7 @@ export async function scrubCopies(o: {
     }
     if (typeof outcome.report !== 'string') {
       for (const d of outcome.report.damaged) {
-        const not = await repair(o.primary, copy, d, { from: 'primary', to: 'copy' }, log, o.signal);
+        const not = await repair(o.primary, copy, d, { from: 'primary', to: 'copy' }, log, o.signal ?? undefined, await o.inUse?.());
         if (!not) outcome.repaired.push(d);
         else outcome.notRepaired.push({ ...d, because: not.because });
       }
@@ -76,7 +78,10 @@ async function repair(
   sides: Sides,
   log: Logger,
   signal?: AbortSignal,
+  busy?: ReadonlySet<string>,
 ): Promise<NotRepaired | null> {
+  // Never deleted under a restore or restore test that reads it (as retention spares it): the next run tries again.
+  if (busy?.has(d.backupId)) return { because: `a restore or restore test is reading it now; the next run tries again` };
   let deleted = false;
   try {
     const [source, damaged] = await Promise.all([
@@ -127,14 +132,15 @@ export async function healFromCopies(
   primary: Storage,
   copies: readonly Storage[],
   damaged: ReadonlyArray<{ target: string; backupId: string }>,
-  log: Logger,
-  signal?: AbortSignal,
+  o: { log: Logger; signal?: AbortSignal | undefined; inUse?: () => Promise<ReadonlySet<string>> },
 ): Promise<Healing> {
   const out: Healing = { healed: new Map(), copiesFoundDamaged: [] };
+  if (damaged.length === 0 || copies.length === 0) return out;
+  const busy = await o.inUse?.();
   for (const d of damaged) {
     for (const copy of copies) {
-      if (signal?.aborted) return out;
-      const not = await repair(copy, primary, d, { from: 'copy', to: 'primary' }, log, signal);
+      if (o.signal?.aborted) return out;
+      const not = await repair(copy, primary, d, { from: 'copy', to: 'primary' }, o.log, o.signal ?? undefined, busy);
       if (not?.sourceMarked) out.copiesFoundDamaged.push({ ...d, destination: copy.describe(), why: not.sourceMarked });
       if (not) continue;
       out.healed.set(`${d.target}/${d.backupId}`, copy.describe());

@@ -9,7 +9,7 @@ import { escapeMrkdwn } from '../format.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
-import type { Storage } from '../storage/index.ts';
+import type { BackupsInUse, Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { type CopyScrubOutcome, type Healing, healFromCopies, scrubCopies } from '../storage/copy-scrub.ts';
 import { type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
@@ -80,9 +80,10 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
       const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
       const scrub = await scrubAfter(deps, dryRun, log, signal);
       // What the primary has damaged, copied back from an off-site copy that holds it intact (copy-scrub.ts).
-      const healing =
-        scrub && typeof scrub !== 'string' ? await healFromCopies(deps.storage, deps.copies, [...scrub.damaged, ...scrub.alreadyDamaged], log, signal) : null;
-      const copyScrub = dryRun ? [] : await scrubCopies({ ...copyScrubDeps(deps), now: (deps.now ?? (() => new Date()))(), log, signal });
+      const inUse = async () => readers(await backupsInUse(deps.queues));
+      const damaged = scrub && typeof scrub !== 'string' ? [...scrub.damaged, ...scrub.alreadyDamaged] : [];
+      const healing = dryRun ? null : await healFromCopies(deps.storage, deps.copies, damaged, { log, signal, inUse });
+      const copyScrub = dryRun ? [] : await scrubCopies({ ...copyScrubDeps(deps), now: (deps.now ?? (() => new Date()))(), log, signal, inUse });
       const archiveScrub = await pitrScrubAfter(deps, dryRun, log, signal);
       // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
       const parts = [
@@ -130,6 +131,8 @@ function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, sig
 }
 
 /** What the channel hears of a scrub: damage, and backups it could not read; a clean scrub is only logged. */
+const readers = (u: BackupsInUse): ReadonlySet<string> => new Set([...u.restoreTests, ...u.restores]);
+
 function scrubLines(scrub: ScrubReport | string | null, healing: Healing | null): string[] {
   if (scrub === null) return [];
   if (typeof scrub === 'string') return [`:warning: The checksum scrub could not run: ${escapeMrkdwn(scrub)}`];

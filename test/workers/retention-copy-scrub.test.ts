@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAuditLog, type AuditLog } from '../../src/audit.ts';
+import { healFromCopies } from '../../src/storage/copy-scrub.ts';
 import { copyBackup } from '../../src/storage/index.ts';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
 import { redisScrubState } from '../../src/storage/scrub.ts';
@@ -113,4 +114,20 @@ describe('the checksum scrub of an off-site copy', () => {
     expect(said).toContain(`it was copied back from the copy in s3://${server.bucket}/offsite, every byte checked.`);
     expect(said).not.toContain(`:rotating_light: Backup ${c.backupId}`);
   }, 60_000);
+
+  it('never deletes a backup a restore or restore test is reading to copy it again: the next run does', async () => {
+    const body = randomBytes(50_000);
+    const m = await storeBackup(kit.storage, 'shop', 'shop-20261204T020000Z', new Date().toISOString(), body);
+    await copyBackup(kit.storage, s3, m, { log: kit.log });
+    const file = join(kit.backupDir, 'shop', m.backupId, 'database.pgdump.zst');
+    const rotted = Buffer.from(body);
+    rotted[7] = (rotted[7] as number) ^ 0xff;
+    await writeFile(file, rotted);
+    const busy = await healFromCopies(kit.storage, [s3], [m], { log: kit.log, inUse: async () => new Set([m.backupId]) });
+    expect(busy.healed.size).toBe(0);
+    expect((await readFile(file)).equals(rotted)).toBe(true);
+    const free = await healFromCopies(kit.storage, [s3], [m], { log: kit.log, inUse: async () => new Set() });
+    expect(free.healed.get(`shop/${m.backupId}`)).toBe(s3.describe());
+    expect((await readFile(file)).equals(body)).toBe(true);
+  });
 });
