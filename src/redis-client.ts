@@ -27,6 +27,8 @@ export interface ConnectOptions {
   lazyConnect?: boolean;
   maxRetriesPerRequest?: number | null;
   connectTimeout?: number;
+  /** A command without a reply by then fails (the CLI: a Redis that accepts and never answers). */
+  commandTimeout?: number;
   /** The delay before the next reconnect attempt; null gives up (the CLI's single try). */
   retryStrategy?: (times: number) => number | null;
 }

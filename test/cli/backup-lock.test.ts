@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,5 +95,36 @@ describe('the CLI backup and the bot’s lock on its target', () => {
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stderr).toContain('Note: Redis at REDIS_URL does not answer; this backup cannot tell whether the bot is backing up shop right now.');
     expect(run.stdout).toMatch(/^Backup shop-\d{8}T\d{6}Z OK/);
+  }, 60_000);
+
+  it('treats a Redis that accepts and never replies (stopped, a dead proxy) as not answering, within seconds, for every verb', async () => {
+    // What `kill -STOP` on redis-server looks like from here: the connection is accepted, no reply ever comes.
+    const sockets: Socket[] = [];
+    const hung = createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const url = `redis://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+    try {
+      const withHung = { ...env, REDIS_URL: url };
+      const started = Date.now();
+      const [backup, check, retention, scrub] = await Promise.all([
+        cli(['backup'], withHung),
+        cli(['check'], withHung),
+        cli(['retention', '--dry-run'], withHung),
+        cli(['scrub'], withHung),
+      ]);
+      // Before: each waited until killed, printing nothing (QA). Bounded now by the CLI's Redis timeout (3 s).
+      expect(Date.now() - started).toBeLessThan(45_000);
+      expect(backup.exitCode, backup.stderr).toBe(0);
+      expect(backup.stderr).toContain('Note: Redis at REDIS_URL does not answer; this backup cannot tell whether the bot is backing up shop right now.');
+      expect(check.stdout).toContain('WARNING redis: cannot reach Redis at REDIS_URL; the last backup run and running jobs are unknown');
+      expect(check.exitCode).toBeGreaterThan(0);
+      expect(retention.stderr).toContain('Redis at REDIS_URL does not answer: restore tests and backups running now are unknown, so a real run would refuse.');
+      expect(retention.exitCode).toBe(0);
+      expect(scrub.stderr).toContain('Redis at REDIS_URL does not answer: reading without the worker’s memory of what was read when.');
+      expect(sockets.length).toBeGreaterThan(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => hung.close(r));
+    }
   }, 60_000);
 });
