@@ -82,6 +82,26 @@ describe('pg-backup-bot fetch: the archive for a restore by hand', () => {
     expect(bytes.subarray(0, 5).toString()).toBe('PGDMP');
   });
 
+  it('an output with no space left is said as that, the backup intact, never as a backup that does not decrypt', async () => {
+    // /dev/full answers every write with ENOSPC, as a full disk does.
+    const full = await openFile('/dev/full', 'w');
+    try {
+      const run = await execa('node', ['bin/pg-backup-bot.js', 'fetch', backupId, '-o', '-'], {
+        env: { PATH: process.env.PATH ?? '', ...fetchEnv() },
+        extendEnv: false,
+        stdout: full.fd,
+        reject: false,
+      });
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toMatch(
+        /^Fetch failed: database\.pgdump\.zst\.age of backup \S+ could not be written out: ENOSPC: no space left on device.* \(no space left where the output goes\)\. The backup itself is intact \(its sha256 matches\)\. What was written is incomplete\.$/m,
+      );
+      expect(run.stderr).not.toMatch(/does not decrypt|corrupted/);
+    } finally {
+      await full.close();
+    }
+  });
+
   it('a damaged stored artifact: exit 1, says so, and leaves no file behind', async () => {
     const manifest = ManifestSchema.parse(JSON.parse(await readFile(join(env.BACKUP_DIR ?? '', 'app', backupId, 'manifest.json'), 'utf8')));
     const artifact = manifest.artifacts.find((a) => a.role === 'database');

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { formatCount } from '../../format.ts';
+import { errnoCode } from '../../storage/fs-util.ts';
 import type { Artifact, Manifest, Storage } from '../../storage/index.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { childOptions, yieldCpu } from '../child-pipes.ts';
@@ -56,13 +57,18 @@ export async function fetchArtifact(o: FetchArtifactOptions): Promise<FetchedArt
   const plain = await plaintextOf(o.manifest, a, read.stream, o.identity);
   let decryptError: unknown;
   if (plain !== read.stream) plain.once('error', (err) => (decryptError ??= err));
+  // The output's own failure (a full disk, a reader gone) stops every stage before it: age then fails on a closed
+  // pipe, zstd too. It is the cause, and is said as such, never as "does not decrypt" (QA: a full disk read as a bad
+  // backup or key).
+  let outputError: unknown;
+  const out = endless(o.out, (err) => (outputError ??= err));
   const stage =
     a.compression === 'none'
-      ? await pipeline(plain, counted, endless(o.out)).then(
+      ? await pipeline(plain, counted, out).then(
           () => null,
           (err: unknown) => (err instanceof Error ? err.message : String(err)),
         )
-      : await decompress(o, plain, counted);
+      : await decompress(o, plain, counted, out);
   if (o.signal?.aborted) throw new BotError('canceled', 'The fetch was canceled; what was written is incomplete.');
   if (read.error !== undefined) throw new BotError('storage_failed', `Reading ${name} from ${o.storage.describe()} failed.`, { cause: read.error });
   // The stored bytes are all read when every stage took them; a stage that stopped early left the sum unknown, and is
@@ -72,6 +78,14 @@ export async function fetchArtifact(o: FetchArtifactOptions): Promise<FetchedArt
     throw new BotError(
       'storage_failed',
       `${name} is corrupted: ${formatCount(sum.bytes)} bytes with sha256 ${sum.sha256.slice(0, 12)}… read, ${formatCount(a.bytes)} bytes with ${a.sha256.slice(0, 12)}… recorded. What was written is not the backup; fetch another backup (\`pg-backup-bot list ${o.manifest.target}\`).`,
+    );
+  }
+  if (outputError !== undefined) {
+    const why = (outputError as Error).message ?? String(outputError);
+    const intact = sum ? ' The backup itself is intact (its sha256 matches).' : '';
+    throw new BotError(
+      'storage_failed',
+      `${name} could not be written out: ${why}${errnoCode(outputError) === 'ENOSPC' ? ' (no space left where the output goes)' : ''}.${intact} What was written is incomplete.`,
     );
   }
   if (decryptError !== undefined) {
@@ -139,11 +153,11 @@ function hashing(stored: Readable) {
 }
 
 /** `zstd -dc` between the plaintext and the output: null when it went through, else what went wrong. */
-async function decompress(o: FetchArtifactOptions, plain: Readable, counted: Transform): Promise<string | null> {
+async function decompress(o: FetchArtifactOptions, plain: Readable, counted: Transform, output: Writable): Promise<string | null> {
   const zstd = yieldCpu(execa(o.zstd, ['-dc', '-q'], { ...childOptions(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }));
   const stderr = collectOutput(zstd.stderr);
   const into = pipeline(plain, zstd.stdin).catch(() => undefined);
-  const out = pipeline(zstd.stdout, counted, endless(o.out)).then(
+  const out = pipeline(zstd.stdout, counted, output).then(
     () => null,
     (err: unknown) => `could not be written out: ${err instanceof Error ? err.message : String(err)}`,
   );
@@ -156,14 +170,17 @@ async function decompress(o: FetchArtifactOptions, plain: Readable, counted: Tra
  * Writes into `out` without ending it, with its backpressure: stdout must stay open, and a file is closed by its
  * owner after the checks. An error of `out` (a reader that went away) fails the pipeline it is in.
  */
-function endless(out: Writable): Writable {
+function endless(out: Writable, onError: (err: Error) => void): Writable {
   const w = new Writable({
     write(chunk: Buffer, _enc, done) {
       if (out.write(chunk)) done();
       else out.once('drain', () => done());
     },
   });
-  const fail = (err: Error) => w.destroy(err);
+  const fail = (err: Error) => {
+    onError(err);
+    w.destroy(err);
+  };
   out.once('error', fail);
   w.once('close', () => out.off('error', fail));
   return w;
