@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdir, readFile, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -83,15 +85,17 @@ describe('pg-backup-bot fetch: the archive for a restore by hand', () => {
   });
 
   it('an output with no space left is said as that, the backup intact, never as a backup that does not decrypt', async () => {
-    // /dev/full answers every write with ENOSPC, as a full disk does.
+    // /dev/full answers every write with ENOSPC, as a full disk does: the child's own stdout, not a pipe through us.
     const full = await openFile('/dev/full', 'w');
     try {
-      const run = await execa('node', ['bin/pg-backup-bot.js', 'fetch', backupId, '-o', '-'], {
+      const child = spawn('node', ['bin/pg-backup-bot.js', 'fetch', backupId, '-o', '-'], {
         env: { PATH: process.env.PATH ?? '', ...fetchEnv() },
-        extendEnv: false,
-        stdout: full.fd,
-        reject: false,
+        stdio: ['ignore', full.fd, 'pipe'],
       });
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const [exitCode] = (await once(child, 'close')) as [number];
+      const run = { exitCode, stderr };
       expect(run.exitCode).toBe(1);
       expect(run.stderr).toMatch(
         /^Fetch failed: database\.pgdump\.zst\.age of backup \S+ could not be written out: ENOSPC: no space left on device.* \(no space left where the output goes\)\. The backup itself is intact \(its sha256 matches\)\. What was written is incomplete\.$/m,
