@@ -2,7 +2,6 @@ import { createAuditLog, retentionDeletion } from '../audit.ts';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { backupsInUse } from '../jobs/backups-in-use.ts';
-import { QUEUE, type BackupJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { retentionRunReport, retentionSummary } from '../notifications/retention-messages.ts';
 import { pitrRetentionFailed, pitrRetentionReport } from '../notifications/pitr-retention-messages.ts';
@@ -10,7 +9,7 @@ import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../post
 import { runRetention, type BackupsInUse } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
-import { readOnlyQueue } from './cli-queues.ts';
+import { inUseQueues } from './cli-queues.ts';
 import { connectRedis } from './cli-redis.ts';
 
 const USAGE = 'usage: pg-backup-bot retention [--dry-run]';
@@ -48,13 +47,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
     return 1;
   }
   if (!redis) io.err(`${why}: restore tests and backups running now are unknown, so a real run would refuse.`);
-  const queues = redis
-    ? {
-        backup: readOnlyQueue<BackupJobData>(QUEUE.backup, redis, config.queuePrefix),
-        restoreTest: readOnlyQueue<RestoreTestJobData>(QUEUE.restoreTest, redis, config.queuePrefix),
-        restore: readOnlyQueue<RestoreJobData>(QUEUE.restore, redis, config.queuePrefix),
-      }
-    : null;
+  const queues = redis ? inUseQueues(redis, config.queuePrefix) : null;
   const audit = createAuditLog(config.backupDir, deps.log.child({ component: 'audit' }), { createDir: false });
   const by = { jobId: null, userName: process.env.USER ?? process.env.LOGNAME ?? null };
   try {
@@ -86,7 +79,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
     deps.log.debug({ err }, 'retention failed');
     return 1;
   } finally {
-    if (queues) await Promise.allSettled([queues.backup.close(), queues.restoreTest.close(), queues.restore.close()]);
+    await queues?.close();
     redis?.disconnect();
   }
 }

@@ -5,12 +5,18 @@ import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
-import { type CopyScrubOutcome, healFromCopies, scrubCopies } from '../storage/copy-scrub.ts';
-import { memoryScrubState, redisScrubState, scrubBackups } from '../storage/scrub.ts';
+import { createAuditLog, retentionDeletion } from '../audit.ts';
+import { backupsInUse, readersOf } from '../jobs/backups-in-use.ts';
+import type { RedisConnection } from '../redis-client.ts';
+import { type CopyScrubOutcome, repairFromCopies } from '../storage/copy-scrub.ts';
+import { copyScrubState, memoryScrubState, redisScrubState, type ScrubReport, scrubBackups } from '../storage/scrub.ts';
 import type { CliIo } from './backup-cli.ts';
+import { inUseQueues } from './cli-queues.ts';
 import { connectRedis } from './cli-redis.ts';
 
 const USAGE = 'usage: pg-backup-bot scrub [--all]';
+
+type Deps = { config: Config; redisUrl: string | null; storage: Storage; copies?: readonly Storage[]; log: Logger; io: CliIo };
 
 /**
  * `pg-backup-bot scrub [--all]`: the checksum scrub the worker runs after each retention run (storage/scrub.ts), now
@@ -19,10 +25,7 @@ const USAGE = 'usage: pg-backup-bot scrub [--all]';
  * as the worker marks it. With REDIS_URL it shares the worker's memory of what was read when. Exit 0 when everything
  * read matched, 1 when a backup is damaged or could not be read.
  */
-export async function cliScrub(
-  args: string[],
-  deps: { config: Config; redisUrl: string | null; storage: Storage; copies?: readonly Storage[]; log: Logger; io: CliIo },
-): Promise<number> {
+export async function cliScrub(args: string[], deps: Deps): Promise<number> {
   const { io } = deps;
   const unknown = args.find((a) => a !== '--all');
   if (unknown !== undefined) {
@@ -48,50 +51,70 @@ export async function cliScrub(
           all,
         })
       : null;
-    // What the primary has damaged, copied back from a copy that holds it intact; then the copies themselves.
-    const healing = await healFromCopies(deps.storage, deps.copies ?? [], [...r.damaged, ...r.alreadyDamaged], { log: deps.log });
-    const wasHealed = (d: { target: string; backupId: string }) => healing.healed.get(`${d.target}/${d.backupId}`);
-    const stillDamaged = r.damaged.filter((d) => !wasHealed(d));
-    const stillAlready = r.alreadyDamaged.filter((d) => !wasHealed(d));
-    // The off-site copies too (copy-scrub.ts), each with its own memory: a damaged copy is copied again from the primary.
-    const copies = await scrubCopies({
-      primary: deps.storage,
-      copies: deps.copies ?? [],
-      states: (deps.copies ?? []).map((c) => (redis ? redisScrubState(redis, `${deps.config.queuePrefix}:copy:${c.describe()}`) : memoryScrubState())),
-      now: new Date(),
-      log: deps.log,
-      all,
-    });
     if (r.stored === 0 && r.alreadyDamaged.length === 0 && !archive?.stored) {
       io.err(`No backup is stored on ${where}: nothing to read back. Is BACKUP_DIR (or the bucket) the bot's, and the disk mounted?`);
       return 1;
     }
+    // Damage mended from the off-site copies, then the copies read back (copy-scrub.ts): never under a restore that
+    // reads it, so never without Redis to ask.
+    const repaired = await repairCopies(deps, redis, r, all);
+    const healing = repaired?.healing;
+    const copies = repaired?.copies ?? [];
+    const wasHealed = (d: { target: string; backupId: string }) => healing?.healed.get(`${d.target}/${d.backupId}`);
+    const stillDamaged = r.damaged.filter((d) => !wasHealed(d));
+    const stillAlready = r.alreadyDamaged.filter((d) => !wasHealed(d));
     const archiveBad = archive ? printArchiveScrub(archive, io) : 0;
     const copiesBad = copies.reduce((n, c) => n + printCopyScrub(c, io), 0);
     for (const id of r.verified) io.out(`OK ${id}`);
     for (const d of [...r.damaged, ...r.alreadyDamaged].filter(wasHealed))
-      io.out(`HEALED ${d.backupId}: it was damaged (${d.why}); copied back from the copy in ${wasHealed(d)}, every byte checked.`);
-    for (const d of healing.copiesFoundDamaged) io.out(`DAMAGED ${d.backupId} in ${d.destination}: ${d.why}. Marked damaged there.`);
+      io.out(`HEALED ${d.backupId}: it was damaged (${d.why}); rewritten from the copy in ${wasHealed(d)} and read back whole.`);
+    for (const d of healing?.failed ?? []) io.out(`NOT HEALED ${d.backupId}: could not be rewritten from the copy in ${d.destination}: ${d.because}.`);
+    for (const d of healing?.copiesFoundDamaged ?? []) io.out(`DAMAGED ${d.backupId} in ${d.destination}: ${d.why}. Marked damaged there.`);
     for (const d of stillDamaged)
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
     for (const d of stillAlready) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
     io.out(
       `Read back ${r.verified.length + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
-        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read)${healing.healed.size ? `; ${healing.healed.size} healed from a copy` : ''}.`,
+        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read)${healing?.healed.size ? `; ${healing.healed.size} healed from a copy` : ''}.`,
     );
     // The worker's scrub posts damage at once; this command has no Slack: the bot's next health check pages it.
     if (stillDamaged.length + (archive?.damaged.length ?? 0) > 0)
       io.err(
         `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages ${stillDamaged.length ? 'the damaged backups' : 'what it found damaged'} as \`damaged\`.`,
       );
-    const bad = stillDamaged.length + r.unreadable.length + stillAlready.length + healing.copiesFoundDamaged.length;
+    const bad = stillDamaged.length + r.unreadable.length + stillAlready.length + (healing?.copiesFoundDamaged.length ?? 0);
     return bad + archiveBad + copiesBad > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);
     return 1;
   } finally {
     redis?.disconnect();
+  }
+}
+
+/** The rewrites from the copies and the copies' scrub (copy-scrub.ts), as the worker runs them after its scrub. */
+async function repairCopies(deps: Deps, redis: RedisConnection | null, r: ScrubReport, all: boolean) {
+  if (!deps.copies?.length) return null;
+  const prefix = deps.config.queuePrefix;
+  const queues = redis ? inUseQueues(redis, prefix) : null;
+  const audit = createAuditLog(deps.config.backupDir, deps.log.child({ component: 'audit' }), { createDir: false });
+  const by = { jobId: null, userName: process.env.USER ?? process.env.LOGNAME ?? null };
+  try {
+    return await repairFromCopies(
+      {
+        primary: deps.storage,
+        copies: deps.copies.map((storage) => ({ storage, state: redis ? copyScrubState(redis, prefix, storage) : memoryScrubState() })),
+        now: new Date(),
+        log: deps.log,
+        all,
+        inUse: async () => (queues ? readersOf(await backupsInUse(queues)) : null),
+        onRewritten: (w) => audit.append(retentionDeletion(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, by)),
+      },
+      [...r.damaged.map((d) => ({ ...d, marked: true as const })), ...r.alreadyDamaged],
+    );
+  } finally {
+    await queues?.close();
   }
 }
 
@@ -108,23 +131,24 @@ function printArchiveScrub(a: PitrScrubReport, io: CliIo): number {
   return a.damaged.length + a.unreadable.length + a.alreadyDamaged.length;
 }
 
-/** A copy's lines: what was copied again, what stays damaged, what could not be read; returns how many are still wrong. */
+/** A copy's lines: what was rewritten, what stays damaged, what could not be read; returns how many are still wrong. */
 function printCopyScrub(c: CopyScrubOutcome, io: CliIo): number {
   if (typeof c.report === 'string') {
     io.out(`UNREADABLE the copy in ${c.destination}: the checksum scrub could not run: ${c.report}`);
     return 1;
   }
-  for (const d of c.repaired)
-    io.out(`REPAIRED ${d.backupId} in ${c.destination}: it was damaged (${d.why}); copied again from the primary, every byte checked.`);
-  for (const d of c.notRepaired)
-    io.out(
-      `DAMAGED ${d.backupId} in ${c.destination}: ${d.why}. Marked damaged there, not copied again: ${d.because}; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`,
-    );
+  const said = new Set([...c.repaired, ...c.notRepaired].map((d) => d.backupId));
+  const already = c.report.alreadyDamaged.filter((d) => !said.has(d.backupId));
+  for (const d of c.repaired) io.out(`REPAIRED ${d.backupId} in ${c.destination}: it was damaged (${d.why}); rewritten from the primary and read back whole.`);
+  for (const d of c.notRepaired) {
+    const advice = d.kind === 'unavailable' ? `; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it` : '';
+    io.out(`DAMAGED ${d.backupId} in ${c.destination}: ${d.why}. Marked damaged there, not rewritten: ${d.because}${advice}.`);
+  }
   for (const d of c.report.unreadable) io.out(`UNREADABLE ${d.backupId} in ${c.destination}: ${d.why}`);
-  for (const d of c.report.alreadyDamaged) io.out(`ALREADY DAMAGED ${d.backupId} in ${c.destination}: ${d.why}`);
+  for (const d of already) io.out(`ALREADY DAMAGED ${d.backupId} in ${c.destination}: ${d.why}`);
   io.out(
     `Read back ${c.report.verified.length + c.report.damaged.length} of ${c.report.stored} backups in ${c.destination} (${formatBytes(c.report.verifiedBytes)} matching): ` +
-      `${c.repaired.length} copied again, ${c.notRepaired.length} damaged, ${c.report.unreadable.length} unreadable, ${c.report.alreadyDamaged.length} already damaged (not read).`,
+      `${c.repaired.length} rewritten, ${c.notRepaired.length} damaged, ${c.report.unreadable.length} unreadable, ${already.length} already damaged (not read).`,
   );
-  return c.notRepaired.length + c.report.unreadable.length + c.report.alreadyDamaged.length;
+  return c.notRepaired.length + c.report.unreadable.length + already.length;
 }

@@ -21,3 +21,6 @@ export async function backupsInUse(queues: Pick<Queues, 'backup' | 'restoreTest'
     runningBackups: backups.flatMap((j) => (j?.data?.target ? [{ target: j.data.target, startedAt: new Date(j.processedOn ?? j.timestamp) }] : [])),
   };
 }
+
+/** The backups restores and restore tests are reading (queued or running): what must not be rewritten under them. */
+export const readersOf = (u: BackupsInUse): ReadonlySet<string> => new Set([...u.restoreTests, ...u.restores]);

@@ -1,151 +1,155 @@
 import { toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { verifyChecksums } from '../postgres/restore/checksums.ts';
-import { copyBackup } from './copy.ts';
+import { rewriteDamaged, sameArtifacts } from './copy.ts';
 import { confirmDamage, type ScrubReport, type ScrubState, scrubBackups } from './scrub.ts';
 import type { Storage } from './types.ts';
 
-/** One copy's scrub: what it found (or why it could not run), and what became of each damaged copy. */
+/** A damaged backup; `marked`: its damage mark is written (the scrub's), else only a listing found it (a file missing). */
+type Damaged = { target: string; backupId: string; why: string; marked?: true };
+
+/** One copy's scrub: what it found (or why it could not run), and what became of each damaged backup there. */
 export interface CopyScrubOutcome {
   destination: string;
   report: ScrubReport | string;
-  /** Damaged copies deleted there and copied again from the primary, checked on the way. */
-  repaired: Array<{ target: string; backupId: string; why: string }>;
-  /** Damaged copies left marked damaged (left out of that copy's listings), with why they were not copied again. */
-  notRepaired: Array<{ target: string; backupId: string; why: string; because: string }>;
+  /** Damaged there, rewritten from the primary and read back whole: no longer damaged. */
+  repaired: Damaged[];
+  /** Still marked damaged there (left out of that copy's listings), with why: nothing to rewrite them from, or a rewrite failed. */
+  notRepaired: Array<Damaged & { because: string; kind: 'unavailable' | 'failed' }>;
 }
 
-/**
- * The checksum scrub of the off-site copies (`S3_MODE=copy`), run after the primary's: each copy read back against
- * its manifests as the primary is (scrub.ts: a seventh of its bytes a run, longest unread first, damage being what
- * two more reads agree on), so a copy that rotted or was changed in the bucket is found while the primary still holds
- * the backup, not on the day the primary is lost. A damaged copy is repaired: deleted there and copied again from
- * the primary (every byte checked against the manifest on the way), when the primary holds that very backup
- * (same files, same checksums) and does not know it damaged. Otherwise it stays marked damaged in the copy.
- * `states[i]` is copy i's scrub memory: each copy keeps its own order.
- */
-export async function scrubCopies(o: {
+/** What was mended on the primary from the copies, and what was tried and failed. */
+export interface Healing {
+  /** `<target>/<backupId>` → the copy it was rewritten from. */
+  healed: Map<string, string>;
+  /** Rewrites from a copy that holds the backup that did not end whole: it stays marked damaged on the primary. */
+  failed: Array<Damaged & { destination: string; because: string }>;
+  /** Copies found damaged too on the way, and marked so there. */
+  copiesFoundDamaged: Array<Damaged & { destination: string }>;
+}
+
+export interface RepairOptions {
   primary: Storage;
-  copies: readonly Storage[];
-  states: readonly ScrubState[];
+  /** Each off-site copy with its own scrub memory (its order of reading). */
+  copies: ReadonlyArray<{ storage: Storage; state: ScrubState }>;
   now: Date;
   log: Logger;
   signal?: AbortSignal | undefined;
+  /** Every backup of each copy, not a seventh (`scrub --all`). */
   all?: boolean;
-  /** Backups restores and restore tests are reading now (jobs/backups-in-use.ts): not deleted to be copied again. */
-  inUse?: () => Promise<ReadonlySet<string>>;
-}): Promise<CopyScrubOutcome[]> {
-  const out: CopyScrubOutcome[] = [];
-  for (const [i, copy] of o.copies.entries()) {
-    const state = o.states[i];
-    if (!state || o.signal?.aborted) continue;
+  /** Backups restores and restore tests are reading now (jobs/backups-in-use.ts), asked before each rewrite; null: unknown (no Redis), nothing is rewritten. */
+  inUse: () => Promise<ReadonlySet<string> | null>;
+  /** Said to the audit trail: one line per backup rewritten. */
+  onRewritten?: (what: { target: string; backupId: string; from: string; to: string }) => Promise<unknown>;
+}
+
+/**
+ * What follows the primary's checksum scrub (scrub.ts) where backups are also copied off-site (`S3_MODE=copy`):
+ * 1. the primary's damaged backups (`primaryDamaged`: found now, marked, or known before) rewritten from the first
+ *    copy that holds each whole;
+ * 2. each copy read back as the primary is (a seventh of its bytes a run, longest unread first), and a damaged
+ *    backup there (found now or known before) rewritten from the primary.
+ * A rewrite deletes nothing: each file is replaced in place once its replacement is whole (checked against the
+ * manifest on the way), the result is read back, and only then is the damage mark removed. Until then the backup
+ * stays marked damaged (left out of listings; on the primary, health's `damaged` pages), and the next run tries again.
+ */
+export async function repairFromCopies(o: RepairOptions, primaryDamaged: readonly Damaged[]): Promise<{ healing: Healing; copies: CopyScrubOutcome[] }> {
+  const healing: Healing = { healed: new Map(), failed: [], copiesFoundDamaged: [] };
+  for (const d of primaryDamaged) {
+    for (const { storage: copy } of o.copies) {
+      if (o.signal?.aborted) break;
+      const r = await rewrite(copy, o.primary, d, { from: 'copy', to: 'primary' }, o);
+      if (r.kind === 'done') {
+        healing.healed.set(`${d.target}/${d.backupId}`, copy.describe());
+        break;
+      }
+      if (r.sourceMarked) healing.copiesFoundDamaged.push({ ...d, destination: copy.describe(), why: r.sourceMarked });
+      if (r.kind === 'failed') healing.failed.push({ ...d, destination: copy.describe(), because: r.because });
+    }
+  }
+  const copies: CopyScrubOutcome[] = [];
+  for (const { storage: copy, state } of o.copies) {
+    if (o.signal?.aborted) break;
     const destination = copy.describe();
     const log = o.log.child({ destination });
     const outcome: CopyScrubOutcome = { destination, report: '', repaired: [], notRepaired: [] };
+    copies.push(outcome);
     try {
       outcome.report = await scrubBackups({ storage: copy, state, now: o.now, log, signal: o.signal, all: o.all === true });
     } catch (err) {
       log.error({ err }, 'the checksum scrub of a copy could not run');
       outcome.report = toUserMessage(err);
+      continue;
     }
-    if (typeof outcome.report !== 'string') {
-      for (const d of outcome.report.damaged) {
-        const not = await repair(o.primary, copy, d, { from: 'primary', to: 'copy' }, log, o.signal ?? undefined, await o.inUse?.());
-        if (!not) outcome.repaired.push(d);
-        else outcome.notRepaired.push({ ...d, because: not.because });
-      }
+    // Known damaged before too: a rewrite that could not happen on an earlier run is tried again; one with nothing to
+    // rewrite from was said when it was found.
+    const found = new Set<Damaged>(outcome.report.damaged.map((d) => ({ ...d, marked: true })));
+    for (const d of [...found, ...outcome.report.alreadyDamaged]) {
+      const r = await rewrite(o.primary, copy, d, { from: 'primary', to: 'copy' }, { ...o, log });
+      if (r.kind === 'done') outcome.repaired.push(d);
+      else if (r.kind === 'failed' || found.has(d)) outcome.notRepaired.push({ ...d, because: r.because, kind: r.kind });
     }
-    out.push(outcome);
   }
-  return out;
+  return { healing, copies };
 }
 
-/** Which side a repair reads from and writes to, for its sentences. */
 type Sides = { from: 'primary' | 'copy'; to: 'primary' | 'copy' };
-
-/** Why a repair did not happen; `sourceMarked`: the source read back damaged too, and was marked so (why). */
-type NotRepaired = { because: string; sourceMarked?: string };
+/** `unavailable`: the source has no whole copy to give (said once, where the damage is said); `failed`: a rewrite went wrong. */
+type Rewrite = { kind: 'done' } | { kind: 'unavailable' | 'failed'; because: string; sourceMarked?: string };
 
 /**
- * Replaces a damaged backup on `to` with the same backup from `from`: null when done, else why not (it stays marked
- * damaged). Only when `from` lists that very backup (same files, same checksums) and it reads back whole; the
- * damaged files are deleted then, and every byte is checked against the manifest again on the way (copyBackup).
+ * Rewrites a backup damaged on `to` from the same backup on `from` (same files, sizes and checksums), read whole on
+ * `from` first; then reads `to` back and clears its damage mark. Never while a restore or restore test reads it.
  */
-async function repair(
+async function rewrite(
   from: Storage,
   to: Storage,
-  d: { target: string; backupId: string },
+  d: Damaged,
   sides: Sides,
-  log: Logger,
-  signal?: AbortSignal,
-  busy?: ReadonlySet<string>,
-): Promise<NotRepaired | null> {
-  // Never deleted under a restore or restore test that reads it (as retention spares it): the next run tries again.
-  if (busy?.has(d.backupId)) return { because: `a restore or restore test is reading it now; the next run tries again` };
-  let deleted = false;
+  o: Pick<RepairOptions, 'log' | 'signal' | 'inUse' | 'onRewritten'>,
+): Promise<Rewrite> {
+  const { target, backupId } = d;
+  const busy = async () => {
+    const reading = await o.inUse();
+    if (!reading) return 'the restores and restore tests running now are unknown (no Redis), so it is not rewritten; the worker’s next scrub does it';
+    return reading.has(backupId) ? 'a restore or restore test is reading it now; the next run tries again' : null;
+  };
   try {
-    const [source, damaged] = await Promise.all([
-      from.list(d.target).then((all) => all.find((m) => m.backupId === d.backupId)),
-      to.readManifest(d.target, d.backupId),
-    ]);
+    const [source, damaged] = await Promise.all([from.list(target).then((all) => all.find((m) => m.backupId === backupId)), to.readManifest(target, backupId)]);
     if (!source) {
-      const alsoDamaged = from.damaged?.(d.target).some((x) => x.backupId === d.backupId);
-      return { because: `the ${sides.from} (${from.describe()}) ${alsoDamaged ? 'has it damaged too' : 'does not hold it'}` };
+      const alsoDamaged = from.damaged?.(target).some((x) => x.backupId === backupId);
+      return { kind: 'unavailable', because: `the ${sides.from} (${from.describe()}) ${alsoDamaged ? 'has it damaged too' : 'does not hold it'}` };
     }
-    const files = (m: typeof source) => JSON.stringify(m.artifacts.map((a) => [a.file, a.bytes, a.sha256]).sort());
-    if (files(source) !== files(damaged))
-      return { because: `the ${sides.from}'s backup of that name has other files or checksums than the ${sides.to}'s manifest` };
-    // Read whole before anything is deleted: a source that turns out damaged too must not cost the damaged backup its
-    // listing (and health its page). Marked there once two more reads agree, so no later run reads it for nothing.
-    const read = await verifyChecksums({ manifest: source, storage: from, signal });
+    if (!sameArtifacts(source, damaged)) return { kind: 'unavailable', because: `the ${sides.from}'s backup of that name has other files or checksums` };
+    const reading = await busy();
+    if (reading) return { kind: 'failed', because: reading };
+    const read = await verifyChecksums({ manifest: source, storage: from, signal: o.signal });
     if (read.problems.length) {
-      const marked = await confirmDamage(from, source, { by: `a repair of the ${sides.to} from it`, checksums: read.checksums }, { log, signal });
-      return {
-        because: `the ${sides.from}'s backup does not match its manifest either (${read.problems.join('; ')})`,
-        ...(marked ? { sourceMarked: marked } : {}),
-      };
+      // Marked there once two more reads agree, so no later run reads it for nothing; else it was a bad read.
+      const marked = await confirmDamage(
+        from,
+        source,
+        { by: `a repair of the ${sides.to} from it`, checksums: read.checksums },
+        { log: o.log, signal: o.signal },
+      );
+      return marked
+        ? { kind: 'unavailable', because: `the ${sides.from}'s backup is damaged too (${read.problems.join('; ')})`, sourceMarked: marked }
+        : { kind: 'failed', because: `the ${sides.from}'s backup did not read back the same twice; the next run tries again` };
     }
-    await to.deleteBackup(d.target, d.backupId);
-    deleted = true;
-    await copyBackup(from, to, source, { log, ...(signal ? { signal } : {}) });
-    log.warn({ target: d.target, backupId: d.backupId, from: from.describe(), to: to.describe() }, 'a damaged backup was copied again');
-    return null;
+    const readingNow = await busy();
+    if (readingNow) return { kind: 'failed', because: readingNow };
+    // Marked first where only a listing found it: a rewrite cut short leaves it damaged, never "whole" half new.
+    if (!d.marked) await to.markDamaged?.(target, backupId, d.why);
+    await rewriteDamaged(from, to, source, o.signal);
+    const check = await verifyChecksums({ manifest: source, storage: to, signal: o.signal });
+    if (check.problems.length)
+      return { kind: 'failed', because: `rewritten, it does not read back whole (${check.problems.join('; ')}); the next run tries again` };
+    await to.unmarkDamaged?.(target, backupId);
+    o.log.warn({ target, backupId, from: from.describe(), to: to.describe() }, 'a damaged backup was rewritten from another storage');
+    await o.onRewritten?.({ target, backupId, from: from.describe(), to: to.describe() })?.catch(() => undefined);
+    return { kind: 'done' };
   } catch (err) {
-    log.error({ err, target: d.target, backupId: d.backupId, from: from.describe(), to: to.describe() }, 'a damaged backup could not be copied again');
-    return { because: `${deleted ? `its damaged files were removed from the ${sides.to}, and ` : ''}copying it again failed: ${toUserMessage(err)}` };
+    o.log.error({ err, target, backupId, from: from.describe(), to: to.describe() }, 'a damaged backup could not be rewritten');
+    return { kind: 'failed', because: `rewriting it failed: ${toUserMessage(err)}; it stays marked damaged and the next run tries again` };
   }
-}
-
-/** What healing the primary from the copies did: the copy each healed backup came from, and copies found damaged on the way. */
-export interface Healing {
-  healed: Map<string, string>;
-  copiesFoundDamaged: Array<{ target: string; backupId: string; destination: string; why: string }>;
-}
-
-/**
- * Backups the primary's scrub found damaged (or already knew damaged), copied back from the first off-site copy that
- * holds them intact: the primary is whole again and nothing pages. `healed` maps `<target>/<backupId>` to the copy
- * it came from; a backup no copy could give stays marked damaged (health's `damaged` pages it). A copy found damaged
- * on the way is marked so there and named in `copiesFoundDamaged`.
- */
-export async function healFromCopies(
-  primary: Storage,
-  copies: readonly Storage[],
-  damaged: ReadonlyArray<{ target: string; backupId: string }>,
-  o: { log: Logger; signal?: AbortSignal | undefined; inUse?: () => Promise<ReadonlySet<string>> },
-): Promise<Healing> {
-  const out: Healing = { healed: new Map(), copiesFoundDamaged: [] };
-  if (damaged.length === 0 || copies.length === 0) return out;
-  const busy = await o.inUse?.();
-  for (const d of damaged) {
-    for (const copy of copies) {
-      if (o.signal?.aborted) return out;
-      const not = await repair(copy, primary, d, { from: 'copy', to: 'primary' }, o.log, o.signal ?? undefined, busy);
-      if (not?.sourceMarked) out.copiesFoundDamaged.push({ ...d, destination: copy.describe(), why: not.sourceMarked });
-      if (not) continue;
-      out.healed.set(`${d.target}/${d.backupId}`, copy.describe());
-      break;
-    }
-  }
-  return out;
 }

@@ -19,7 +19,8 @@ export interface CopyResult {
 
 export type CopyOutcome = (CopyResult & { ok: true }) | { ok: false; destination: string; backupId: string; code: string; error: string };
 
-function sameArtifacts(a: Manifest, b: Manifest): boolean {
+/** Same files, sizes and checksums: the same backup, whatever else the manifests say. */
+export function sameArtifacts(a: Manifest, b: Manifest): boolean {
   const key = (m: Manifest) => JSON.stringify(m.artifacts.map((x) => [x.file, x.bytes, x.sha256]).sort());
   return key(a) === key(b);
 }
@@ -43,10 +44,21 @@ async function reserve(to: Storage, m: Manifest): Promise<'reserved' | 'already-
   return 'reserved';
 }
 
-/** Streams one artifact, hashing and counting on the way; any difference from the manifest fails the copy. */
-async function copyArtifact(from: Storage, to: Storage, m: Manifest, a: Artifact, writers: ArtifactWriter[], signal?: AbortSignal): Promise<void> {
+/**
+ * Streams one artifact, hashing and counting on the way; any difference from the manifest fails the copy. `replacing`:
+ * over a damaged backup's file (Storage.createArtifactWriter), which stays until the new one is whole.
+ */
+async function copyArtifact(
+  from: Storage,
+  to: Storage,
+  m: Manifest,
+  a: Artifact,
+  writers: ArtifactWriter[],
+  signal?: AbortSignal,
+  replacing?: boolean,
+): Promise<void> {
   const source = await from.openArtifact(m.target, m.backupId, a.file);
-  const writer = await to.createArtifactWriter(m.target, m.backupId, a.file).catch((err: unknown) => {
+  const writer = await to.createArtifactWriter(m.target, m.backupId, a.file, replacing ? m : undefined).catch((err: unknown) => {
     source.destroy();
     throw err;
   });
@@ -106,6 +118,23 @@ export async function copyBackup(from: Storage, to: Storage, manifest: Manifest,
         cause: err,
       },
     );
+  }
+}
+
+/**
+ * Rewrites the files of a backup damaged on `to` from the same backup on `from`, in place: each verified against the
+ * manifest on the way, the damaged file kept until its replacement is whole, nothing deleted. The manifest and the
+ * damage mark stay: the caller reads the result back and clears the mark (storage/copy-scrub.ts).
+ */
+export async function rewriteDamaged(from: Storage, to: Storage, m: Manifest, signal?: AbortSignal): Promise<void> {
+  for (const a of m.artifacts) {
+    const writers: ArtifactWriter[] = [];
+    try {
+      await copyArtifact(from, to, m, a, writers, signal, true);
+    } catch (err) {
+      for (const w of writers) await w.abort().catch(() => undefined);
+      throw err;
+    }
   }
 }
 

@@ -22,9 +22,8 @@ const MANIFEST = 'manifest.json';
 const FILE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 
 /**
- * Backups in a local directory: `<root>/<target>/<backupId>/<artifacts>` + `manifest.json`. Files are written
- * under a temporary name, fsynced and renamed; the manifest goes last, so a directory without one is an
- * unfinished backup that is never listed.
+ * Backups in a local directory: `<root>/<target>/<backupId>/<artifacts>` + `manifest.json`. Files are written under a
+ * temporary name, fsynced and renamed; the manifest goes last: a directory without one is unfinished, never listed.
  */
 export class LocalStorage implements Storage {
   readonly root: string;
@@ -77,10 +76,10 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async createArtifactWriter(target: string, backupId: string, file: string): Promise<ArtifactWriter> {
+  async createArtifactWriter(target: string, backupId: string, file: string, replacingDamaged?: Manifest): Promise<ArtifactWriter> {
     const final = this.#file(target, backupId, file);
     const partial = `${final}.partial`;
-    if (await exists(join(dirname(final), MANIFEST))) {
+    if ((await exists(join(dirname(final), MANIFEST))) && !(replacingDamaged && (await this.whyUnrestorable(replacingDamaged)))) {
       throw new BotError('storage_failed', `Backup ${backupId} is already finished; its files cannot change.`);
     }
     return openFileWriter(partial, final, (err, action) => storageError(err, this.describe(), `${action} ${file}`));
@@ -231,13 +230,13 @@ export class LocalStorage implements Storage {
     return damageIn(this.#dir(m.target, m.backupId), m).then((d) => d?.message ?? null);
   }
 
-  async freeSpace(): Promise<{ totalBytes: number; freeBytes: number }> {
-    return statfsNearest(this.root);
-  }
+  freeSpace = (): Promise<{ totalBytes: number; freeBytes: number }> => statfsNearest(this.root);
 
   async markDamaged(target: string, backupId: string, why: string, at: Date = new Date()): Promise<void> {
     await writeFileAtomically(join(this.#dir(target, backupId), DAMAGED_MARKER), damagedMarkerText(why, at));
   }
+
+  unmarkDamaged = (target: string, backupId: string) => rm(join(this.#dir(target, backupId), DAMAGED_MARKER), { force: true });
 
   async writeRecord(record: RestoreRecord): Promise<void> {
     await writeRecordFile(this.root, record, this.describe());

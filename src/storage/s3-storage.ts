@@ -74,9 +74,10 @@ export class S3Storage implements Storage {
     if (!(await this.#s3.writeText(`${dir}${RESERVATION}`, body, `reserve backup ${backupId}`, true))) throw exists();
   }
 
-  async createArtifactWriter(target: string, backupId: string, file: string): Promise<ArtifactWriter> {
+  async createArtifactWriter(target: string, backupId: string, file: string, replacingDamaged?: Manifest): Promise<ArtifactWriter> {
     const key = this.#keys.artifact(target, backupId, file);
-    if ((await this.#s3.size(this.#keys.manifest(target, backupId), `check backup ${backupId}`)) !== null) {
+    const finished = (await this.#s3.size(this.#keys.manifest(target, backupId), `check backup ${backupId}`)) !== null;
+    if (finished && !(replacingDamaged && (await this.whyUnrestorable(replacingDamaged)))) {
       throw new BotError('storage_failed', `Backup ${backupId} is already finished; its files cannot change.`);
     }
     return openS3Writer({
@@ -185,6 +186,8 @@ export class S3Storage implements Storage {
   async markDamaged(target: string, backupId: string, why: string, at: Date = new Date()): Promise<void> {
     await this.#s3.writeText(this.#markerKey(target, backupId), damagedMarkerText(why, at), `mark backup ${backupId} damaged`);
   }
+
+  unmarkDamaged = (target: string, backupId: string) => this.#s3.delete(this.#markerKey(target, backupId), `clear the damage mark of backup ${backupId}`);
 
   async deleteBackup(target: string, backupId: string): Promise<void> {
     const manifest = await this.readManifest(target, backupId);

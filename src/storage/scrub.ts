@@ -36,7 +36,7 @@ export interface ScrubReport {
   stored: number;
   storedBytes: number;
   /** Stored backups the listing already leaves out as damaged (marked before, or a file missing or short): not read. */
-  alreadyDamaged: Array<{ target: string; backupId: string; why: string }>;
+  alreadyDamaged: Array<{ target: string; backupId: string; why: string; marked?: true }>;
 }
 
 const keyOf = (m: Pick<Manifest, 'target' | 'backupId'>) => `${m.target}/${m.backupId}`;
@@ -58,7 +58,7 @@ export async function scrubBackups(o: {
   const due = [...backups].sort((a, b) => lastRead(a) - lastRead(b));
   const storedBytes = backups.reduce((n, m) => n + bytesOf(m), 0);
   const budget = o.all ? Number.POSITIVE_INFINITY : Math.ceil(storedBytes / 7);
-  const alreadyDamaged = (o.storage.damaged?.() ?? []).map(({ target, backupId, why }) => ({ target, backupId, why }));
+  const alreadyDamaged = (o.storage.damaged?.() ?? []).map(({ target, backupId, why, marked }) => ({ target, backupId, why, ...(marked ? { marked } : {}) }));
   const report: ScrubReport = {
     verified: [],
     verifiedBytes: 0,
@@ -161,6 +161,10 @@ export function memoryScrubState(): ScrubState & { seen: Map<string, number> } {
     },
   };
 }
+
+/** An off-site copy's scrub memory: its own hash, by where the copy is (a bucket changed in the config starts afresh). */
+export const copyScrubState = (redis: RedisConnection, prefix: string, copy: Pick<Storage, 'describe'>) =>
+  redisScrubState(redis, `${prefix}:copy:${copy.describe()}`);
 
 /** The scrub's memory in Redis: one hash per bot, `<prefix>:scrub:verified`, field `<target>/<backupId>`. */
 export function redisScrubState(redis: RedisConnection, prefix: string): ScrubState {

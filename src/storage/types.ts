@@ -66,7 +66,12 @@ export interface Storage {
    * (a `.reserved` marker) and read back by listReserved.
    */
   beginBackup(target: string, backupId: string, owner?: BackupOwner): Promise<void>;
-  createArtifactWriter(target: string, backupId: string, file: string): Promise<ArtifactWriter>;
+  /**
+   * A writer of one artifact of a backup not finished; or, given `replacingDamaged` (its manifest), of a finished
+   * backup that cannot be restored as stored: the repair's (storage/copy-scrub.ts). The old file stays until the new
+   * one is whole (a rename, an upload's completion).
+   */
+  createArtifactWriter(target: string, backupId: string, file: string, replacingDamaged?: Manifest): Promise<ArtifactWriter>;
   /** Written last and atomically: from this moment on the backup exists. */
   writeManifest(manifest: Manifest): Promise<void>;
   /** Removes a backup that never got its manifest (failed or crashed). */
@@ -75,7 +80,7 @@ export interface Storage {
   /** Finished backups (valid manifest), newest first by start time, for one target or all. */
   list(target?: string): Promise<Manifest[]>;
   /** Backups the last list() left out because a manifest or artifact is broken, and why (local storage). */
-  damaged?(target?: string): Array<{ target: string; backupId: string; why: string }>;
+  damaged?(target?: string): Array<{ target: string; backupId: string; why: string; marked?: true }>;
   /**
    * Why this finished backup cannot be restored as stored (marked damaged, an artifact missing, unreadable or of
    * another size), or null: what a listing would say of it, asked of it alone (catalog.ts findRestorable).
@@ -83,6 +88,8 @@ export interface Storage {
   whyUnrestorable?(m: Manifest): Promise<string | null>;
   /** Marks a finished backup damaged (the checksum scrub found it so): listings leave it out from then on, saying why. */
   markDamaged?(target: string, backupId: string, why: string, at?: Date): Promise<void>;
+  /** Removes that mark, once a repair rewrote the backup's files and read them back whole. */
+  unmarkDamaged?(target: string, backupId: string): Promise<void>;
   openArtifact(target: string, backupId: string, file: string): Promise<Readable>;
   /** Deletes artifacts first, then the manifest, so a half-deleted backup is never listed as good. */
   deleteBackup(target: string, backupId: string): Promise<void>;

@@ -13,7 +13,7 @@ import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
 import { healthProcessor } from './health-worker.ts';
 import { createTargetEvaluator, reevaluateAfterJobs } from './target-health.ts';
-import { redisScrubState } from '../storage/scrub.ts';
+import { copyScrubState, redisScrubState } from '../storage/scrub.ts';
 import { takeFirstBackups } from './first-backups.ts';
 import { lostRestoreTestHandler, restoreTestProcessor, scratchDatabaseFor } from './restore-test-worker.ts';
 import { scratchServerUrl } from './restore-test-settings.ts';
@@ -92,8 +92,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       // The checksum scrub runs after each retention run (storage/scrub.ts).
       scrub: redisScrubState(deps.workerRedis, prefix),
       pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
-      // Each off-site copy keeps its own order, by where it is (a bucket changed in the config starts afresh).
-      copyScrubs: deps.copies.map((c) => redisScrubState(deps.workerRedis, `${prefix}:copy:${c.describe()}`)),
+      copyScrub: (copy) => copyScrubState(deps.workerRedis, prefix, copy),
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

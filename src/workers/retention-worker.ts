@@ -1,7 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { type AuditLog, retentionDeletion } from '../audit.ts';
 import { toUserMessage } from '../errors.ts';
-import { backupsInUse } from '../jobs/backups-in-use.ts';
+import { backupsInUse, readersOf } from '../jobs/backups-in-use.ts';
 import type { Queues } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { retentionMessage, retentionSummary, retentionWorthSaying, type RetentionSummary } from '../notifications/retention-messages.ts';
@@ -9,9 +9,10 @@ import { escapeMrkdwn } from '../format.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
-import type { BackupsInUse, Storage } from '../storage/index.ts';
+import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
-import { type CopyScrubOutcome, type Healing, healFromCopies, scrubCopies } from '../storage/copy-scrub.ts';
+import { repairFromCopies } from '../storage/copy-scrub.ts';
+import { copyScrubLines, scrubLines } from '../notifications/scrub-messages.ts';
 import { type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
@@ -35,8 +36,8 @@ export interface RetentionWorkerDeps {
   scrub?: ScrubState;
   /** The point-in-time archive's scrub memory (pitr-scrub.ts), apart from the backups' (each forgets what it does not list). */
   pitrScrub?: ScrubState;
-  /** Each copy's scrub memory, in the order of `copies` (storage/copy-scrub.ts); without them, copies are not read back. */
-  copyScrubs?: readonly ScrubState[];
+  /** A copy's scrub memory (storage/copy-scrub.ts); without it, copies are neither read back nor used to mend the primary. */
+  copyScrub?: (copy: Storage) => ScrubState;
 }
 
 /**
@@ -79,17 +80,14 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
       await expireRestored(deps, dryRun, say);
       const pitr = deps.config ? await pitrRetention(deps, deps.config, dryRun, jobId, log) : null;
       const scrub = await scrubAfter(deps, dryRun, log, signal);
-      // What the primary has damaged, copied back from an off-site copy that holds it intact (copy-scrub.ts).
-      const inUse = async () => readers(await backupsInUse(deps.queues));
-      const damaged = scrub && typeof scrub !== 'string' ? [...scrub.damaged, ...scrub.alreadyDamaged] : [];
-      const healing = dryRun ? null : await healFromCopies(deps.storage, deps.copies, damaged, { log, signal, inUse });
-      const copyScrub = dryRun ? [] : await scrubCopies({ ...copyScrubDeps(deps), now: (deps.now ?? (() => new Date()))(), log, signal, inUse });
+      // Damage mended from the off-site copies and the copies read back (copy-scrub.ts), never under a reader.
+      const repaired = dryRun ? null : await repairAfterScrub(deps, scrub, jobId, log, signal);
       const archiveScrub = await pitrScrubAfter(deps, dryRun, log, signal);
       // One message: the logical backups' report, the scrub's, then point-in-time recovery's (each only when worth saying).
       const parts = [
         ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
-        ...scrubLines(scrub, healing),
-        ...copyScrub.flatMap(copyScrubLines),
+        ...scrubLines(scrub, repaired?.healing ?? null),
+        ...(repaired?.copies ?? []).flatMap(copyScrubLines),
         ...pitrScrubLines(archiveScrub),
         ...(pitr && pitrRetentionWorthSaying(pitr)
           ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
@@ -130,52 +128,22 @@ function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, sig
   return runScrub('checksum scrub', log, () => scrubBackups({ storage: deps.storage, state, now: (deps.now ?? (() => new Date()))(), log, signal }));
 }
 
-/** What the channel hears of a scrub: damage, and backups it could not read; a clean scrub is only logged. */
-const readers = (u: BackupsInUse): ReadonlySet<string> => new Set([...u.restoreTests, ...u.restores]);
-
-function scrubLines(scrub: ScrubReport | string | null, healing: Healing | null): string[] {
-  if (scrub === null) return [];
-  if (typeof scrub === 'string') return [`:warning: The checksum scrub could not run: ${escapeMrkdwn(scrub)}`];
-  const from = (d: { target: string; backupId: string }) => healing?.healed.get(`${d.target}/${d.backupId}`);
-  const wasHealed = (d: { target: string; backupId: string; why: string }) =>
-    `:warning: Backup ${d.backupId} of ${d.target} was damaged on the primary (${escapeMrkdwn(d.why)}); it was copied back from the copy in ${escapeMrkdwn(from(d) ?? '')}, every byte checked.`;
-  return [
-    ...scrub.damaged.map((d) =>
-      from(d)
-        ? wasHealed(d)
-        : `:rotating_light: Backup ${d.backupId} of ${d.target} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged and left out of \`/backup list\`; take a new backup (\`/backup now ${d.target}\`) if you counted on it.`,
-    ),
-    ...scrub.alreadyDamaged.filter(from).map(wasHealed),
-    ...(healing?.copiesFoundDamaged ?? []).map(
-      (d) =>
-        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${escapeMrkdwn(d.destination)} is damaged too: ${escapeMrkdwn(d.why)}. It is marked damaged there.`,
-    ),
-    ...scrub.unreadable.map(
-      (d) => `:warning: The checksum scrub could not read backup ${d.backupId} of ${d.target}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
-    ),
-  ];
-}
-
-const copyScrubDeps = (deps: RetentionWorkerDeps) => ({ primary: deps.storage, copies: deps.copies, states: deps.copyScrubs ?? [] });
-
-/** What the channel hears of a copy's scrub: damage and what became of it, copies it could not read; a clean one is only logged. */
-function copyScrubLines(c: CopyScrubOutcome): string[] {
-  const where = escapeMrkdwn(c.destination);
-  if (typeof c.report === 'string') return [`:warning: The checksum scrub of the copy in ${where} could not run: ${escapeMrkdwn(c.report)}`];
-  return [
-    ...c.repaired.map(
-      (d) =>
-        `:warning: The copy of backup ${d.backupId} of ${d.target} in ${where} was damaged (${escapeMrkdwn(d.why)}); it was copied again from the primary, every byte checked.`,
-    ),
-    ...c.notRepaired.map(
-      (d) =>
-        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${where} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged there and not copied again: ${escapeMrkdwn(d.because)}; take a new backup (\`/backup now ${d.target}\`) if you counted on it.`,
-    ),
-    ...c.report.unreadable.map(
-      (d) =>
-        `:warning: The checksum scrub could not read the copy of backup ${d.backupId} of ${d.target} in ${where}: ${escapeMrkdwn(d.why)}; it tries again tomorrow.`,
-    ),
-  ];
+/** The rewrites from the copies and the copies' scrub, after the primary's; each rewrite in the audit trail. */
+function repairAfterScrub(deps: RetentionWorkerDeps, scrub: ScrubReport | string | null, jobId: string | null, log: Logger, signal?: AbortSignal) {
+  const { copyScrub } = deps;
+  if (!copyScrub || deps.copies.length === 0) return null;
+  const damaged = scrub && typeof scrub !== 'string' ? [...scrub.damaged.map((d) => ({ ...d, marked: true as const })), ...scrub.alreadyDamaged] : [];
+  const options = {
+    primary: deps.storage,
+    copies: deps.copies.map((storage) => ({ storage, state: copyScrub(storage) })),
+    now: (deps.now ?? (() => new Date()))(),
+    log,
+    signal,
+    inUse: async () => readersOf(await backupsInUse(deps.queues)),
+    onRewritten: (w: { to: string; backupId: string; from: string }) =>
+      auditDeletion(deps, jobId, `${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`),
+  };
+  return repairFromCopies(options, damaged);
 }
 
 /** The point-in-time archive's checksum scrub (pitr-scrub.ts), after its retention; none in a dry run. */

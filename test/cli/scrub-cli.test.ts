@@ -137,7 +137,7 @@ describe('pg-backup-bot scrub', () => {
       raw = r;
     });
 
-    it('reads the copies back too: a copy rotted in the bucket is copied again from the primary, a backup rotted on the primary is copied back from the copy', async () => {
+    it('reads the copies back too: a copy rotted in the bucket is rewritten from the primary, a backup rotted on the primary from the copy; never without Redis', async () => {
       const prefix = `scrub-${randomUUID().slice(0, 8)}`;
       const copy = testS3Storage(server, { prefix });
       try {
@@ -171,39 +171,50 @@ describe('pg-backup-bot scrub', () => {
           AWS_ACCESS_KEY_ID: 'S3RVER',
           AWS_SECRET_ACCESS_KEY: 'S3RVER',
         };
-        const run = await cli(['scrub', '--all'], env);
         const where = `s3://${server.bucket}/${prefix}`;
-        expect(run.stdout).toMatch(
+        // Without Redis the restores running now are unknown: the damage is found and marked, nothing is rewritten.
+        const blind = await cli(['scrub', '--all'], env);
+        expect(blind.stdout).toMatch(
           new RegExp(
-            `^REPAIRED ${good.backupId} in ${where}: it was damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst .*\\); copied again from the primary, every byte checked\\.$`,
+            `^NOT HEALED ${rotted.backupId}: could not be rewritten from the copy in ${where}: the restores and restore tests running now are unknown \\(no Redis\\)`,
             'm',
           ),
         );
-        expect(run.stdout).toContain(`Read back 3 of 3 backups in ${where}`);
-        expect(run.stdout).toContain(': 1 copied again, 1 damaged, 0 unreadable, 0 already damaged (not read).');
+        expect(blind.stdout).toMatch(
+          new RegExp(`^DAMAGED ${good.backupId} in ${where}: .* not rewritten: the restores and restore tests running now are unknown`, 'm'),
+        );
+        expect((await readFile(rottedFile)).equals(rottedBytes)).toBe(true);
+        expect(blind.exitCode).toBe(1);
+        // With the bot's Redis: both rewritten, each from the side that holds it whole, and read back.
+        const withRedis = { ...env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: `{scrub-${randomUUID().slice(0, 8)}}` };
+        const run = await cli(['scrub', '--all'], withRedis);
         expect(run.stdout).toMatch(
           new RegExp(
-            `^DAMAGED ${only.backupId} in ${where}: the checksum scrub found .*\\. Marked damaged there, not copied again: the primary \\(local:${root}\\) does not hold it; take a new backup \\(\`pg-backup-bot backup shop\`\\) if you counted on it\\.$`,
+            `^REPAIRED ${good.backupId} in ${where}: it was damaged \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst .*\\); rewritten from the primary and read back whole\\.$`,
+            'm',
+          ),
+        );
+        expect(run.stdout).toMatch(
+          new RegExp(
+            `^HEALED ${rotted.backupId}: it was damaged \\(the checksum scrub found .*\\); rewritten from the copy in ${where} and read back whole\\.$`,
             'm',
           ),
         );
         expect((await raw.get(key)).equals(await readFile(join(root, 'shop', good.backupId, 'database.pgdump.zst')))).toBe(true);
-        // The primary's rotted backup, copied back from the copy: whole again, and the run is all well.
-        expect(run.stdout).toMatch(
+        expect((await readFile(rottedFile)).equals(original)).toBe(true);
+        // The one only the copy holds was said when found (blind run); it stays damaged there, and fails the run.
+        expect(blind.stdout).toMatch(
           new RegExp(
-            `^HEALED ${rotted.backupId}: it was damaged \\(the checksum scrub found .*\\); copied back from the copy in ${where}, every byte checked\\.$`,
+            `^DAMAGED ${only.backupId} in ${where}: the checksum scrub found .*\\. Marked damaged there, not rewritten: the primary \\(local:${root}\\) does not hold it; take a new backup \\(\`pg-backup-bot backup shop\`\\) if you counted on it\\.$`,
             'm',
           ),
         );
-        expect(run.stdout).toContain('1 found damaged, 0 unreadable, 0 already damaged (not read); 1 healed from a copy.');
-        expect((await readFile(rottedFile)).equals(original)).toBe(true);
-        // The copy left damaged fails the run; once the primary is whole and the copy says what it lacks, only that does.
+        expect(run.stdout).toMatch(new RegExp(`^ALREADY DAMAGED ${only.backupId} in ${where}: `, 'm'));
         expect(run.exitCode, run.stdout).toBe(1);
-        const again = await cli(['scrub', '--all'], env);
+        const again = await cli(['scrub', '--all'], withRedis);
         expect(again.stdout).toContain(`OK ${rotted.backupId}`);
         expect(again.stdout).toContain(`Read back 2 of 2 backups in ${where}`);
-        expect(again.stdout).toContain(': 0 copied again, 0 damaged, 0 unreadable, 1 already damaged (not read).');
-        expect(again.stdout).toMatch(new RegExp(`^ALREADY DAMAGED ${only.backupId} in ${where}: `, 'm'));
+        expect(again.stdout).toContain(': 0 rewritten, 0 damaged, 0 unreadable, 1 already damaged (not read).');
         expect(again.exitCode).toBe(1);
       } finally {
         copy.destroy();

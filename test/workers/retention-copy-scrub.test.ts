@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAuditLog, type AuditLog } from '../../src/audit.ts';
-import { healFromCopies } from '../../src/storage/copy-scrub.ts';
+import { repairFromCopies } from '../../src/storage/copy-scrub.ts';
 import { copyBackup } from '../../src/storage/index.ts';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
-import { redisScrubState } from '../../src/storage/scrub.ts';
+import { copyScrubState, memoryScrubState, redisScrubState } from '../../src/storage/scrub.ts';
 import { retentionProcessor } from '../../src/workers/retention-worker.ts';
 import { storeBackup } from '../fixtures/backups.ts';
 import { testS3Storage, useS3Server, type RawBucket, type TestS3Server } from '../support/s3-server.ts';
@@ -77,7 +77,7 @@ describe('the checksum scrub of an off-site copy', () => {
       audit,
       log: kit.log,
       scrub: redisScrubState(kit.redis, kit.prefix),
-      copyScrubs: [redisScrubState(kit.redis, `${kit.prefix}:copy:${s3.describe()}`)],
+      copyScrub: (copy) => copyScrubState(kit.redis, kit.prefix, copy),
     });
     // A run reads a seventh of what each storage holds, at least one backup, longest unread first: on the primary a,
     // then c (b is known damaged there); in the copy a, then b.
@@ -99,7 +99,7 @@ describe('the checksum scrub of an off-site copy', () => {
     expect(said).toContain(
       `:warning: The copy of backup ${a.backupId} of shop in s3://${server.bucket}/offsite was damaged (the checksum scrub found artifact corrupted: database.pgdump.zst (sha256`,
     );
-    expect(said).toContain('it was copied again from the primary, every byte checked.');
+    expect(said).toContain('it was rewritten from the primary and read back whole.');
     // b, damaged on both sides: found when the primary's b was to be copied back from it, marked there, said once.
     expect(said).toContain(
       `:rotating_light: The copy of backup ${b.backupId} of shop in s3://${server.bucket}/offsite is damaged too: a repair of the primary from it found artifact corrupted: database.pgdump.zst`,
@@ -111,7 +111,7 @@ describe('the checksum scrub of an off-site copy', () => {
     expect(said).toContain(
       `:warning: Backup ${c.backupId} of shop was damaged on the primary (the checksum scrub found artifact corrupted: database.pgdump.zst (sha256`,
     );
-    expect(said).toContain(`it was copied back from the copy in s3://${server.bucket}/offsite, every byte checked.`);
+    expect(said).toContain(`it was rewritten from the copy in s3://${server.bucket}/offsite and read back whole.`);
     expect(said).not.toContain(`:rotating_light: Backup ${c.backupId}`);
   }, 60_000);
 
@@ -123,11 +123,25 @@ describe('the checksum scrub of an off-site copy', () => {
     const rotted = Buffer.from(body);
     rotted[7] = (rotted[7] as number) ^ 0xff;
     await writeFile(file, rotted);
-    const busy = await healFromCopies(kit.storage, [s3], [m], { log: kit.log, inUse: async () => new Set([m.backupId]) });
-    expect(busy.healed.size).toBe(0);
-    expect((await readFile(file)).equals(rotted)).toBe(true);
-    const free = await healFromCopies(kit.storage, [s3], [m], { log: kit.log, inUse: async () => new Set() });
-    expect(free.healed.get(`shop/${m.backupId}`)).toBe(s3.describe());
+    const repair = (reading: ReadonlySet<string> | null) =>
+      repairFromCopies(
+        { primary: kit.storage, copies: [{ storage: s3, state: memoryScrubState() }], now: new Date(), log: kit.log, inUse: async () => reading },
+        [{ target: 'shop', backupId: m.backupId, why: 'found damaged' }],
+      );
+    // Read by a restore now, or not known (no Redis): nothing is rewritten, and it is said why.
+    for (const [reading, why] of [
+      [new Set([m.backupId]), 'a restore or restore test is reading it now; the next run tries again'],
+      [null, 'the restores and restore tests running now are unknown (no Redis)'],
+    ] as const) {
+      const { healing } = await repair(reading);
+      expect(healing.healed.size).toBe(0);
+      expect(healing.failed[0]?.because).toContain(why);
+      expect((await readFile(file)).equals(rotted)).toBe(true);
+    }
+    const { healing } = await repair(new Set());
+    expect(healing.healed.get(`shop/${m.backupId}`)).toBe(s3.describe());
     expect((await readFile(file)).equals(body)).toBe(true);
+    // Whole again, and no longer marked: listed as any good backup.
+    expect((await kit.storage.list('shop')).map((x) => x.backupId)).toContain(m.backupId);
   });
 });
