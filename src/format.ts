@@ -15,9 +15,11 @@ export function formatBytes(bytes: number): string {
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  const rest = Math.round(s - m * 60);
+  // Rounded once, to what is shown: 59.97 s is "1 min 0 s", and 239.6 s "4 min 0 s", never "60.0 s" or "3 min 60 s".
+  if (s < 59.95) return `${s.toFixed(1)} s`;
+  const whole = Math.round(s);
+  const m = Math.floor(whole / 60);
+  const rest = whole % 60;
   if (m < 60) return `${m} min ${rest} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }

@@ -121,11 +121,18 @@ export function sizeCondition(target: string, newestFirst: Manifest[], t: Health
     if (ratio > t.sizeHighRatio) problems.push(`too large`);
   }
   const evidence = parts.join(', ');
+  // Without history (and no minimum broken) nothing was compared: not judged, never a check mark (QA).
+  const unjudged = problems.length === 0 && previous.length < MIN_SIZE_HISTORY;
   return {
     ...base,
     status: problems.length > 0 ? 'failing' : 'ok',
+    ...(unjudged ? { unjudged: true } : {}),
     summary:
-      problems.length > 0 ? `Backup size of ${target} looks wrong (${problems.join(', ')}): ${evidence}` : `Backup size of ${target} looks normal: ${evidence}`,
+      problems.length > 0
+        ? `Backup size of ${target} looks wrong (${problems.join(', ')}): ${evidence}`
+        : unjudged
+          ? `Backup size of ${target} cannot be judged yet: ${evidence}`
+          : `Backup size of ${target} looks normal: ${evidence}`,
     evidence,
     value: bytes,
   };

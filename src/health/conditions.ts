@@ -156,7 +156,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const damaged = input.damaged?.filter((d) => !d.wal).length ?? 0;
   const results = [
     staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, damaged),
-    damagedCondition(input.target, input.damaged ?? []),
+    damagedCondition(input.target, input.damaged ?? [], newestFirst.length),
     withGrowth(sizeCondition(input.target, newestFirst, t, damaged), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),
     slowCondition(input.target, input.now, newestFirst, input.running, t, damaged),

@@ -12,8 +12,18 @@ const NAMED = 3;
  * ones too. Bit rot that keeps a file's size shows here once the checksum scrub has read the backup (storage/scrub.ts
  * marks it) or the point-in-time archive's file (pitr-scrub.ts sets it aside), and in the restore test's checksums.
  */
-export function damagedCondition(target: string, damaged: readonly DamagedItem[]): ConditionResult {
+export function damagedCondition(target: string, damaged: readonly DamagedItem[], stored = 1): ConditionResult {
   if (damaged.length === 0) {
+    // Nothing stored is nothing judged, not "every stored backup is whole" (QA).
+    if (stored === 0)
+      return {
+        condition: 'damaged',
+        status: 'ok',
+        unjudged: true,
+        severity: 'error',
+        summary: `No backup of ${target} is stored to judge`,
+        evidence: 'no backup stored',
+      };
     return { condition: 'damaged', status: 'ok', severity: 'error', summary: `No damaged backup of ${target}`, evidence: 'every stored backup is whole' };
   }
   const n = damaged.length;

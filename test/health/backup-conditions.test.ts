@@ -94,15 +94,26 @@ describe('evaluateHealth: size', () => {
     expect(r.evidence).toContain('of the previous 3');
   });
 
+  it('judges no damage where nothing is stored: not judged, not "every stored backup is whole"', () => {
+    const none = pick(evaluateHealth(healthyInput({ backups: [] })), 'damaged');
+    expect(none).toMatchObject({ status: 'ok', unjudged: true, evidence: 'no backup stored' });
+    const some = pick(evaluateHealth(healthyInput({ backups: dailyBackups([MB]) })), 'damaged');
+    expect(some).toMatchObject({ status: 'ok', evidence: 'every stored backup is whole' });
+    expect(some.unjudged).toBeUndefined();
+  });
+
   it('does not judge with fewer than 3 earlier backups, but still applies minBytes', () => {
     const backups = dailyBackups([MB, 384 * MB, 384 * MB]);
     const r = pick(evaluateHealth(healthyInput({ backups })), 'size');
     expect(r.status).toBe('ok');
+    // Nothing compared: not judged (⚪), never "looks normal" (✅).
+    expect(r).toMatchObject({ unjudged: true, summary: expect.stringMatching(/^Backup size of \S+ cannot be judged yet: /) });
     expect(r.evidence).toContain('not enough history (2 earlier backups, 3 needed)');
     const one = pick(evaluateHealth(healthyInput({ backups: dailyBackups([MB, MB]) })), 'size');
     expect(one.evidence).toContain('not enough history (1 earlier backup, 3 needed)');
     const floor = pick(evaluateHealth(healthyInput({ backups, thresholds: { minBytes: 10 * MB } })), 'size');
     expect(floor.status).toBe('failing');
+    expect(floor.unjudged).toBeUndefined();
     expect(floor.evidence).toContain('minimum 10.0 MB');
   });
 
