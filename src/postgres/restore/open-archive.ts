@@ -1,4 +1,4 @@
-import { mkdtemp, realpath, rm } from 'node:fs/promises';
+import { realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +11,7 @@ import { furthestOffset } from './archive-position.ts';
 import { type Archive, type ArchiveInput, databaseArtifact, decryptionMessage, type OpenArchiveOptions, UnreadableArchive } from './archive.ts';
 import { decompressToFile } from './decompress-to-file.ts';
 import { plaintextOf } from './decryption.ts';
+import { makeRestoreTemp } from './orphaned-temps.ts';
 import { pgRestoreRunOf, runPgRestore } from './pg-restore-child.ts';
 
 /**
@@ -22,8 +23,8 @@ export async function openArchive(o: OpenArchiveOptions): Promise<Archive> {
   const input = await chooseInput(o, tempRoot);
   if (input === 'stream') return streamedArchive(o);
 
-  // mkdtemp makes the directory 0700 and the file is 0600: a database's contents must not be readable by others.
-  const dir = await mkdtemp(join(tempRoot, 'pgbb-restore-'));
+  // 0700, named for this process: one killed outright has its directory removed by the next (orphaned-temps.ts).
+  const dir = await makeRestoreTemp(tempRoot, o.log);
   const file = join(dir, 'database.pgdump');
   const close = () => rm(dir, { recursive: true, force: true });
   try {

@@ -1,0 +1,79 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { makeRestoreTemp, sweepOrphanedTemps } from '../../../src/postgres/restore/orphaned-temps.ts';
+import { appBackedUpByCli, cli } from '../../support/app-backups.ts';
+
+/**
+ * The temp directories that hold a decrypted backup while a restore reads it: one whose process was killed outright
+ * (no chance to remove it) is removed by the next restore on the host; one whose process lives, or of another host,
+ * or too young to tell, is left alone.
+ */
+describe('orphaned restore temp directories', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'pgbb-orphans-'));
+  });
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  const temp = async (name: string, owner: string | null, ageMs = 0) => {
+    const dir = join(root, `pgbb-restore-${name}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'database.pgdump'), 'PGDMP decrypted rows');
+    if (owner !== null) await writeFile(join(dir, 'owner'), owner);
+    const at = new Date(Date.now() - ageMs);
+    await utimes(dir, at, at);
+    return dir;
+  };
+
+  it('removes the directory of a process that is gone, keeps the others, and names itself for the next', async () => {
+    // A pid that was a process and is not any more (a `kill -9`ed restore's).
+    const gone = (await execa('sh', ['-c', 'echo $$'])).stdout.trim();
+    const killed = await temp('killed', `${gone}\n${hostname()}\n`);
+    const living = await temp('living', `${process.pid}\n${hostname()}\n`);
+    const elsewhere = await temp('elsewhere', `${gone}\nanother-host\n`);
+    const unownedOld = await temp('unowned-old', null, 2 * 24 * 3600_000);
+    const unownedNew = await temp('unowned-new', null);
+    const other = join(root, 'pgbb-other-thing');
+    await mkdir(other);
+    const made = await makeRestoreTemp(root);
+    expect(existsSync(killed)).toBe(false);
+    expect(existsSync(unownedOld)).toBe(false);
+    for (const kept of [living, elsewhere, unownedNew, other, made]) expect(existsSync(kept)).toBe(true);
+    expect(await readFile(join(made, 'owner'), 'utf8')).toBe(`${process.pid}\n${hostname()}\n`);
+    // The next sweep finds nothing more to remove: its own directory's process is alive.
+    expect(await sweepOrphanedTemps(root)).toEqual([]);
+  });
+
+  it('a restore test killed outright (kill -9) leaves its decrypted copy only until the next restore test', async () => {
+    const server = await startEphemeralPostgres();
+    const fixture = await appBackedUpByCli(server.url, 'orphan');
+    const tmp = join(root, 'tmp');
+    await mkdir(tmp);
+    const env = { ...fixture.env, TMPDIR: tmp };
+    const temps = async () => (await readdir(tmp)).filter((n) => n.startsWith('pgbb-restore-'));
+    try {
+      const first = execa('node', ['bin/pg-backup-bot.js', 'restore-test', fixture.backupId], {
+        env: { PATH: process.env.PATH ?? '', ...env },
+        extendEnv: false,
+        reject: false,
+      });
+      for (let i = 0; i < 1500 && (await temps()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const [left] = await temps();
+      expect(left).toBeDefined();
+      first.kill('SIGKILL');
+      await first;
+      expect(await temps()).toEqual([left]);
+      const second = await cli(['restore-test', fixture.backupId], env);
+      expect(second.exitCode, second.stderr).toBe(0);
+      expect(await temps()).toEqual([]);
+    } finally {
+      await fixture.cleanup();
+      await server.stop();
+    }
+  }, 120_000);
+});
