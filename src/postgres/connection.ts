@@ -164,3 +164,19 @@ export function pgClientConfig(url: string): ClientConfig {
   }
   return config;
 }
+
+/**
+ * `client.connect()`, where a connection the server accepted and closed at once (a wrong port, a proxy or pgbouncer
+ * with no database behind it) is said as a connection never made, not as one "lost during the backup" (QA): the
+ * failure rules (failures.ts) read this wording.
+ */
+export async function connectClient(client: { connect(): Promise<unknown> }): Promise<void> {
+  try {
+    await client.connect();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (/Connection terminated unexpectedly|server closed the connection unexpectedly|ECONNRESET/.test(message))
+      throw new Error(`the server closed the connection before it was established (${message})`, { cause: err });
+    throw err;
+  }
+}

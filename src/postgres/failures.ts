@@ -117,6 +117,12 @@ const RULES: Rule[] = [
   },
   { test: /too many clients|remaining connection slots/, code: 'pg_unreachable', say: unreachable('too many connections') },
   {
+    // Accepted and closed at once (connection.ts connectClient; libpq says it inside its "connection … failed" line).
+    test: /closed the connection before it was established|connection to server (?:at|on) [^\n]* failed: server closed the connection unexpectedly/,
+    code: 'pg_unreachable',
+    say: unreachable('the server closed the connection before it was established: a wrong port, or a proxy with no database behind it'),
+  },
+  {
     test: /server closed the connection unexpectedly|Connection terminated unexpectedly|ECONNRESET|terminating connection due to administrator command/,
     code: 'pg_unreachable',
     say: (_m, c) =>

@@ -1,7 +1,9 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
 import { cli } from '../support/app-backups.ts';
 
 /** What the CLI says points at the CLI: its own verbs, not slash commands; a typo is not a success. */
@@ -15,6 +17,24 @@ describe('the CLI’s own words', () => {
     env = { DATABASE_URL: 'postgres://pgbb@127.0.0.1:1/shop', BACKUP_DIR: dir };
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('a server that accepts the connection and closes it at once is "could not connect", not a connection lost mid-backup', async () => {
+    // A wrong port, or a proxy (pgbouncer) with no database behind it.
+    const closer = createServer((socket) => socket.destroy());
+    await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));
+    const port = (closer.address() as AddressInfo).port;
+    try {
+      const { recipient } = await generateKeyPair();
+      const r = await cli(['backup'], { ...env, DATABASE_URL: `postgres://pgbb@127.0.0.1:${port}/shop`, BACKUP_ENCRYPTION_RECIPIENT: recipient });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toContain(
+        `Backup FAILED: Could not connect to the database server at 127.0.0.1:${port} (the server closed the connection before it was established: a wrong port, or a proxy with no database behind it)`,
+      );
+      expect(r.stderr).not.toContain('was lost during the backup');
+    } finally {
+      await new Promise((r) => closer.close(r));
+    }
+  });
 
   it('--version prints the package’s version', async () => {
     const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };

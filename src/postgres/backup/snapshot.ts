@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { pgClientConfig } from '../connection.ts';
+import { connectClient, pgClientConfig } from '../connection.ts';
 
 /** Facts about the server and database, read inside the snapshot. */
 export interface DatabaseInfo {
@@ -31,7 +31,7 @@ export async function openSnapshot(url: string, options: { lockTimeoutMs?: numbe
     lost = err;
   });
   try {
-    await client.connect();
+    await connectClient(client);
     // A server-wide idle_in_transaction_session_timeout or statement_timeout would kill the snapshot or the
     // counts halfway through a long dump. The counts run beside pg_dump: parallel workers would only take CPU from
     // it (and each count(*) would start its own), so they scan on this one backend.

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { escapeIdentifier } from 'pg';
 import { BotError } from '../../errors.ts';
-import { pgClientConfig, serverLabel } from '../connection.ts';
+import { connectClient, pgClientConfig, serverLabel } from '../connection.ts';
 import { clientFailure } from '../failures.ts';
 
 /**
@@ -47,7 +47,7 @@ export async function withMaintenanceClient<T>(serverUrl: string, fn: (c: pg.Cli
   // A dropped connection emits 'error'; without a listener Node would crash the whole bot.
   client.on('error', () => undefined);
   try {
-    await client.connect();
+    await connectClient(client);
   } catch (err) {
     await client.end().catch(() => undefined);
     throw clientFailure(err, { tool: 'pg-backup-bot', server: serverLabel(serverUrl) });
