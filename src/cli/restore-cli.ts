@@ -4,6 +4,7 @@ import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
 import { restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
+import { stagingName } from '../postgres/restore/swap.ts';
 import { findRestorable, type Manifest, newestGoodSentence, newestGoodWithin, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { diskNeeded, newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
@@ -100,7 +101,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   }
   // A restore that fails by an error (the server gone mid-way) is recorded too, as the worker records it: `restore
   // list` and `restore drop` then know the database it may have left.
-  let begun: { manifest: Manifest; target: string; into: { database: string; create: boolean }; startedAt: Date } | null = null;
+  let begun: { manifest: Manifest; target: string; into: { database: string; create: boolean }; startedAt: Date; staging?: string } | null = null;
+  const jobId = `cli:${randomUUID()}`;
   // Onto another server: the roles applied, in the summary too (stdout), not only among the progress lines.
   let rolesSaid: string | null = null;
   try {
@@ -123,7 +125,9 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     }
     const into = req.into === null ? { database: newRestoreDatabaseName(manifest.backupId), create: true } : { database: req.into, create: false };
     const startedAt = new Date();
-    if (server.url === null) begun = { manifest, target: target.name, into, startedAt };
+    // A replacement restores into a staging database first (swap.ts stagingName): one that fails leaves it, said so.
+    const replacing = isReplacement({ tables: req.tables, schemas: req.schemas, into });
+    if (server.url === null) begun = { manifest, target: target.name, into, startedAt, ...(replacing ? { staging: stagingName(jobId) } : {}) };
     const full = isFullRestore({ tables: req.tables, schemas: req.schemas, into });
     if (full)
       io.err(
@@ -141,7 +145,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     const whole = {
       ...run,
       database: into.database,
-      jobId: `cli:${randomUUID()}`,
+      jobId,
       // With the roles restored first, owners and grants come back too.
       owners: server.withGlobals,
       progress: (p: { phase: string; detail?: string }) =>
@@ -149,7 +153,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     };
     const outcome = full
       ? await runFullRestore(deps, whole)
-      : isReplacement({ tables: req.tables, schemas: req.schemas, into })
+      : replacing
         ? await runReplacement(deps, { ...whole, now: startedAt })
         : await runSelectiveRestore({ ...run, tables: req.tables, schemas: req.schemas, into });
     await deps.storage.writeRecord(
@@ -194,8 +198,10 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       const { manifest, target, into, startedAt } = begun;
       const selection = { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create };
       const failed = { outcome: null, failure: toUserMessage(err), target, backupId: manifest.backupId, startedAt, finishedAt: new Date() };
+      // The staging copy is named even when its drop failed or was never tried: `restore list` checks it on the server.
+      const record = restoreRecord({ ...failed, requestedBy: requestedBy(), jobId: null, selection, database: into.database });
       await deps.storage
-        .writeRecord(restoreRecord({ ...failed, requestedBy: requestedBy(), jobId: null, selection, database: into.database }))
+        .writeRecord({ ...record, ...(begun.staging ? { staging: begun.staging } : {}) })
         .catch((e: unknown) => deps.log.error({ err: e }, 'could not write the restore record'));
     }
     return 1;

@@ -89,4 +89,37 @@ describe('a restore whose server goes away mid-way', () => {
     const drop = await cli(['restore', 'drop', database], env);
     expect(drop.stdout).toMatch(new RegExp(`^Dropped ${database} `));
   }, 180_000);
+
+  it('a replacement cut short by the server leaves its staging copy known: `restore list` shows it and `restore drop` removes it', async () => {
+    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const child = execa('node', ['bin/pg-backup-bot.js', 'restore', id, '--into=shop', '--yes'], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      extendEnv: false,
+      reject: false,
+    });
+    const staging = async () =>
+      withClient(
+        env.DATABASE_URL as string,
+        async (c) => (await c.query<{ d: string }>(`SELECT datname AS d FROM pg_database WHERE datname LIKE 'pgbb_swap_%'`)).rows[0]?.d,
+      ).catch(() => undefined);
+    const end = Date.now() + 60_000;
+    let name = await staging();
+    while (!name && child.exitCode === null && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+      name = await staging();
+    }
+    expect(name).toMatch(/^pgbb_swap_[0-9a-f]{12}$/);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(child.exitCode).toBeNull();
+    await ctl('stop');
+    const run = await child;
+    await ctl('start');
+    expect(run.exitCode).toBe(1);
+    // Before: the record named no staging database, so `restore list` said none were left and `restore drop` refused it.
+    const list = await cli(['restore', 'list'], env);
+    expect(list.stdout).toMatch(new RegExp(`${name} on 127\\.0\\.0\\.1:${server.port} · .* · left by a replacement of shop that did not finish`));
+    const drop = await cli(['restore', 'drop', name as string], env);
+    expect(drop.stdout, drop.stderr).toMatch(new RegExp(`^Dropped ${name} `));
+  }, 180_000);
 });
