@@ -145,7 +145,8 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
       );
       deps.io.out(`\nPoint-in-time recovery\n${lines.join('\n')}`);
     }
-    return 0;
+    // Every stored backup damaged is no success (QA: a script saw exit 0 beside "No restorable backups").
+    return backups.length === 0 && damaged.length > 0 ? 1 : 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));
     return 1;

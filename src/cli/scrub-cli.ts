@@ -22,8 +22,9 @@ type Deps = { config: Config; redisUrl: string | null; storage: Storage; copies?
  * `pg-backup-bot scrub [--all]`: the checksum scrub the worker runs after each retention run (storage/scrub.ts), now
  * and in the foreground: for when the disk or the bucket is suspect. Without `--all` it reads what the next daily run
  * would (a seventh of what is stored, longest unread first); with it, every backup. A backup found damaged is marked
- * as the worker marks it. With REDIS_URL it shares the worker's memory of what was read when. Exit 0 when everything
- * read matched, 1 when a backup is damaged or could not be read.
+ * as the worker marks it; with S3 copies and REDIS_URL, damage on one side is rewritten from the other (copy-scrub.ts).
+ * With REDIS_URL it shares the worker's memory of what was read when. Exit 0 when everything read matched or was
+ * mended, 1 when a backup is left damaged or could not be read.
  */
 export async function cliScrub(args: string[], deps: Deps): Promise<number> {
   const { io } = deps;
@@ -64,12 +65,16 @@ export async function cliScrub(args: string[], deps: Deps): Promise<number> {
     const stillDamaged = r.damaged.filter((d) => !wasHealed(d));
     const stillAlready = r.alreadyDamaged.filter((d) => !wasHealed(d));
     const archiveBad = archive ? printArchiveScrub(archive, io) : 0;
-    const copiesBad = copies.reduce((n, c) => n + printCopyScrub(c, io), 0);
+    // A copy marked damaged just above (while the primary was mended from it) is listed by its scrub as already damaged.
+    const saidAbove = new Set((healing?.copiesFoundDamaged ?? []).map((d) => `${d.destination} ${d.backupId}`));
+    const copiesBad = copies.reduce((n, c) => n + printCopyScrub(c, io, saidAbove), 0);
     for (const id of r.verified) io.out(`OK ${id}`);
     for (const d of [...r.damaged, ...r.alreadyDamaged].filter(wasHealed))
       io.out(`HEALED ${d.backupId}: it was damaged (${d.why}); rewritten from the copy in ${wasHealed(d)} and read back whole.`);
     for (const d of healing?.failed ?? []) io.out(`NOT HEALED ${d.backupId}: could not be rewritten from the copy in ${d.destination}: ${d.because}.`);
     for (const d of healing?.copiesFoundDamaged ?? []) io.out(`DAMAGED ${d.backupId} in ${d.destination}: ${d.why}. Marked damaged there.`);
+    for (const d of healing?.primaryFoundDamaged ?? [])
+      io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of stillDamaged)
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
@@ -83,7 +88,8 @@ export async function cliScrub(args: string[], deps: Deps): Promise<number> {
       io.err(
         `The channel is not told by this command: the bot’s next health check (every ${deps.config.health.intervalMinutes} min) pages ${stillDamaged.length ? 'the damaged backups' : 'what it found damaged'} as \`damaged\`.`,
       );
-    const bad = stillDamaged.length + r.unreadable.length + stillAlready.length + (healing?.copiesFoundDamaged.length ?? 0);
+    const found = (healing?.copiesFoundDamaged.length ?? 0) + (healing?.primaryFoundDamaged.length ?? 0);
+    const bad = stillDamaged.length + r.unreadable.length + stillAlready.length + found;
     return bad + archiveBad + copiesBad > 0 ? 1 : 0;
   } catch (err) {
     io.err(`The checksum scrub could not run: ${toUserMessage(err)}`);
@@ -132,17 +138,17 @@ function printArchiveScrub(a: PitrScrubReport, io: CliIo): number {
 }
 
 /** A copy's lines: what was rewritten, what stays damaged, what could not be read; returns how many are still wrong. */
-function printCopyScrub(c: CopyScrubOutcome, io: CliIo): number {
+function printCopyScrub(c: CopyScrubOutcome, io: CliIo, saidAbove: ReadonlySet<string>): number {
   if (typeof c.report === 'string') {
     io.out(`UNREADABLE the copy in ${c.destination}: the checksum scrub could not run: ${c.report}`);
     return 1;
   }
   const said = new Set([...c.repaired, ...c.notRepaired].map((d) => d.backupId));
-  const already = c.report.alreadyDamaged.filter((d) => !said.has(d.backupId));
+  const already = c.report.alreadyDamaged.filter((d) => !said.has(d.backupId) && !saidAbove.has(`${c.destination} ${d.backupId}`));
   for (const d of c.repaired) io.out(`REPAIRED ${d.backupId} in ${c.destination}: it was damaged (${d.why}); rewritten from the primary and read back whole.`);
   for (const d of c.notRepaired) {
     const advice = d.kind === 'unavailable' ? `; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it` : '';
-    io.out(`DAMAGED ${d.backupId} in ${c.destination}: ${d.why}. Marked damaged there, not rewritten: ${d.because}${advice}.`);
+    io.out(`DAMAGED ${d.backupId} in ${c.destination}: ${d.why}. Left out of the copy's listings, not rewritten: ${d.because}${advice}.`);
   }
   for (const d of c.report.unreadable) io.out(`UNREADABLE ${d.backupId} in ${c.destination}: ${d.why}`);
   for (const d of already) io.out(`ALREADY DAMAGED ${d.backupId} in ${c.destination}: ${d.why}`);

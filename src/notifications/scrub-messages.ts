@@ -26,6 +26,10 @@ export function scrubLines(scrub: ScrubReport | string | null, healing: Healing 
       (d) =>
         `:rotating_light: Backup ${d.backupId} of ${d.target} is damaged on the primary and could not be rewritten from the copy in ${escapeMrkdwn(d.destination)}: ${escapeMrkdwn(d.because)}.`,
     ),
+    ...(healing?.primaryFoundDamaged ?? []).map(
+      (d) =>
+        `:rotating_light: Backup ${d.backupId} of ${d.target} is damaged on the primary: ${escapeMrkdwn(d.why)}. It is marked damaged and left out of \`/backup list\`; ${takeNew(d.target)}.`,
+    ),
     ...(healing?.copiesFoundDamaged ?? []).map(
       (d) =>
         `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${escapeMrkdwn(d.destination)} is damaged too: ${escapeMrkdwn(d.why)}. It is marked damaged there.`,
@@ -47,7 +51,7 @@ export function copyScrubLines(c: CopyScrubOutcome): string[] {
     ),
     ...c.notRepaired.map(
       (d) =>
-        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${where} is damaged: ${escapeMrkdwn(d.why)}. It is marked damaged there and not rewritten: ${escapeMrkdwn(d.because)}${d.kind === 'unavailable' ? `; ${takeNew(d.target)}` : ''}.`,
+        `:rotating_light: The copy of backup ${d.backupId} of ${d.target} in ${where} is damaged: ${escapeMrkdwn(d.why)}. It is left out of that copy's listings and not rewritten: ${escapeMrkdwn(d.because)}${d.kind === 'unavailable' ? `; ${takeNew(d.target)}` : ''}.`,
     ),
     ...c.report.unreadable.map(
       (d) =>

@@ -26,6 +26,8 @@ export interface Healing {
   failed: Array<Damaged & { destination: string; because: string }>;
   /** Copies found damaged too on the way, and marked so there. */
   copiesFoundDamaged: Array<Damaged & { destination: string }>;
+  /** Primary backups found damaged while a copy was to be rewritten from them, and marked so. */
+  primaryFoundDamaged: Damaged[];
 }
 
 export interface RepairOptions {
@@ -54,7 +56,7 @@ export interface RepairOptions {
  * stays marked damaged (left out of listings; on the primary, health's `damaged` pages), and the next run tries again.
  */
 export async function repairFromCopies(o: RepairOptions, primaryDamaged: readonly Damaged[]): Promise<{ healing: Healing; copies: CopyScrubOutcome[] }> {
-  const healing: Healing = { healed: new Map(), failed: [], copiesFoundDamaged: [] };
+  const healing: Healing = { healed: new Map(), failed: [], copiesFoundDamaged: [], primaryFoundDamaged: [] };
   for (const d of primaryDamaged) {
     for (const { storage: copy } of o.copies) {
       if (o.signal?.aborted) break;
@@ -86,6 +88,7 @@ export async function repairFromCopies(o: RepairOptions, primaryDamaged: readonl
     const found = new Set<Damaged>(outcome.report.damaged.map((d) => ({ ...d, marked: true })));
     for (const d of [...found, ...outcome.report.alreadyDamaged]) {
       const r = await rewrite(o.primary, copy, d, { from: 'primary', to: 'copy' }, { ...o, log });
+      if (r.kind !== 'done' && r.sourceMarked) healing.primaryFoundDamaged.push({ ...d, why: r.sourceMarked });
       if (r.kind === 'done') outcome.repaired.push(d);
       else if (r.kind === 'failed' || found.has(d)) outcome.notRepaired.push({ ...d, because: r.because, kind: r.kind });
     }

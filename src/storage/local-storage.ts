@@ -79,9 +79,11 @@ export class LocalStorage implements Storage {
   async createArtifactWriter(target: string, backupId: string, file: string, replacingDamaged?: Manifest): Promise<ArtifactWriter> {
     const final = this.#file(target, backupId, file);
     const partial = `${final}.partial`;
-    if ((await exists(join(dirname(final), MANIFEST))) && !(replacingDamaged && (await this.whyUnrestorable(replacingDamaged)))) {
+    const finished = await exists(join(dirname(final), MANIFEST));
+    if (finished && !(replacingDamaged && (await this.whyUnrestorable(replacingDamaged)))) {
       throw new BotError('storage_failed', `Backup ${backupId} is already finished; its files cannot change.`);
     }
+    if (finished) await rm(partial, { force: true }); // a repair killed mid-way left it: it would block every later one
     return openFileWriter(partial, final, (err, action) => storageError(err, this.describe(), `${action} ${file}`));
   }
 

@@ -88,6 +88,7 @@ export class S3Storage implements Storage {
       queueSize: this.#queueSize,
       fail: (err, action) => s3Error(err, this.describe(), `${action} ${file} of backup ${backupId}`),
       log: this.#log,
+      replacing: finished,
     });
   }
 

@@ -16,6 +16,11 @@ export interface S3WriterOptions {
   queueSize: number;
   fail: (err: unknown, action: string) => BotError;
   log?: Logger | undefined;
+  /**
+   * Over a damaged backup's object (a repair, copy-scrub.ts): an abort leaves the key alone. An upload cut short left
+   * the old object; one that landed holds bytes the caller found wrong, and the backup stays marked damaged either way.
+   */
+  replacing?: boolean;
 }
 
 /**
@@ -99,7 +104,7 @@ export function openS3Writer(o: S3WriterOptions): ArtifactWriter {
       if (!body.destroyed) body.destroy(new Error('artifact writer aborted'));
       await uploaded.catch(() => undefined);
       // The whole object may have landed before the abort (a small one is a single PutObject).
-      await removeObject();
+      if (!o.replacing) await removeObject();
     },
   };
 }

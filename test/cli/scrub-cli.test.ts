@@ -72,6 +72,10 @@ describe('pg-backup-bot scrub', () => {
       'There is no good backup to test: the 1 stored is damaged (`pg-backup-bot list` says why); take a new one with `pg-backup-bot backup`.',
     );
     expect(test.exitCode).not.toBe(0);
+    // `list` says there is nothing to restore, and does not exit 0 on it.
+    const list = await cli(['list', 'shop'], env);
+    expect(list.stdout).toMatch(/^No restorable backups of shop\./);
+    expect(list.exitCode).toBe(1);
   });
 
   it('a restore test of the damaged backup fails on its checksums and gives no RTO, since nothing was restored', async () => {
@@ -205,7 +209,7 @@ describe('pg-backup-bot scrub', () => {
         // The one only the copy holds was said when found (blind run); it stays damaged there, and fails the run.
         expect(blind.stdout).toMatch(
           new RegExp(
-            `^DAMAGED ${only.backupId} in ${where}: the checksum scrub found .*\\. Marked damaged there, not rewritten: the primary \\(local:${root}\\) does not hold it; take a new backup \\(\`pg-backup-bot backup shop\`\\) if you counted on it\\.$`,
+            `^DAMAGED ${only.backupId} in ${where}: the checksum scrub found .*\\. Left out of the copy.s listings, not rewritten: the primary \\(local:${root}\\) does not hold it; take a new backup \\(\`pg-backup-bot backup shop\`\\) if you counted on it\\.$`,
             'm',
           ),
         );

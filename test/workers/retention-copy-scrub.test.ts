@@ -144,4 +144,25 @@ describe('the checksum scrub of an off-site copy', () => {
     // Whole again, and no longer marked: listed as any good backup.
     expect((await kit.storage.list('shop')).map((x) => x.backupId)).toContain(m.backupId);
   });
+
+  it('a rewrite cut short keeps what was there: the S3 object is not deleted, a local leftover does not block the next', async () => {
+    const body = randomBytes(40_000);
+    const m = await storeBackup(kit.storage, 'shop', 'shop-20261205T020000Z', new Date().toISOString(), body);
+    await copyBackup(kit.storage, s3, m, { log: kit.log });
+    const key = `offsite/shop/${m.backupId}/database.pgdump.zst`;
+    const stored = await raw.get(key);
+    await s3.markDamaged('shop', m.backupId, 'found damaged');
+    const writer = await s3.createArtifactWriter('shop', m.backupId, 'database.pgdump.zst', m);
+    writer.stream.write(Buffer.from('half of a new file'));
+    await writer.abort();
+    // Before: the abort deleted the key, the copy's only (almost whole) file.
+    expect((await raw.get(key)).equals(stored)).toBe(true);
+    // Local: a writer killed mid-way leaves `<file>.partial` in a finished backup; the next rewrite is not refused for it.
+    await kit.storage.markDamaged('shop', m.backupId, 'found damaged');
+    const partial = join(kit.backupDir, 'shop', m.backupId, 'database.pgdump.zst.partial');
+    await writeFile(partial, 'left by a killed repair');
+    const again = await kit.storage.createArtifactWriter('shop', m.backupId, 'database.pgdump.zst', m);
+    await again.abort();
+    expect((await readFile(join(kit.backupDir, 'shop', m.backupId, 'database.pgdump.zst'))).equals(body)).toBe(true);
+  });
 });
