@@ -39,9 +39,7 @@ export class LocalStorage implements Storage {
     this.#damaged = new DamagedBackups(log);
   }
 
-  describe(): string {
-    return `local:${this.root}`;
-  }
+  describe = (): string => `local:${this.root}`;
 
   /** Names reach paths: they are checked here, whatever the caller already checked. */
   #dir(target: string, backupId: string): string {
