@@ -7,3 +7,13 @@ export function killGroup(pid: number | undefined): void {
     // no such group: nothing was left
   }
 }
+
+/** Whether a process of this pid runs (ours or another user's); a pid reused since reads as alive: the safe side. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -10,7 +10,7 @@ import { QUEUE } from '../../src/jobs/queues.ts';
 import type { LocalStorage, Manifest } from '../../src/storage/index.ts';
 import { createLogger } from '../../src/logger.ts';
 import { copyBackup } from '../../src/storage/copy.ts';
-import { startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
+import { s3CopyEnv, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
 import { tempRoot } from '../storage/fixtures.ts';
 import { store } from '../storage/retention-fixtures.ts';
 
@@ -113,16 +113,7 @@ describe('pg-backup-bot retention', () => {
     afterAll(async () => {
       await server?.close();
     });
-    const s3env = (bucket: string, prefix = `cli-${randomUUID().slice(0, 8)}`) => ({
-      S3_BUCKET: bucket,
-      S3_MODE: 'copy',
-      S3_ENDPOINT: server.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      S3_PREFIX: prefix,
-      // s3rver checks no signatures; the SDK's default chain reads these.
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    });
+    const s3env = (bucket: string, prefix = `cli-${randomUUID().slice(0, 8)}`) => s3CopyEnv(server, bucket, prefix);
 
     it('cleans the copy too', async () => {
       const prefix = `cli-${randomUUID().slice(0, 8)}`;

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { LocalStorage, Manifest } from '../../src/storage/index.ts';
 import { createLogger } from '../../src/logger.ts';
 import { copyBackup } from '../../src/storage/index.ts';
-import { testS3Storage, useS3Server, type RawBucket, type TestS3Server } from '../support/s3-server.ts';
+import { s3CopyEnv, testS3Storage, useS3Server, type RawBucket, type TestS3Server } from '../support/s3-server.ts';
 import { tempRoot } from '../storage/fixtures.ts';
 import { store } from '../storage/retention-fixtures.ts';
 
@@ -164,17 +164,7 @@ describe('pg-backup-bot scrub', () => {
         const bytes = await raw.get(key);
         bytes[2] = (bytes[2] as number) ^ 0x01;
         await raw.put(key, bytes);
-        const env = {
-          BACKUP_DIR: root,
-          S3_BUCKET: server.bucket,
-          S3_MODE: 'copy',
-          S3_ENDPOINT: server.endpoint,
-          S3_FORCE_PATH_STYLE: 'true',
-          S3_PREFIX: prefix,
-          // s3rver checks no signatures; the SDK's default chain reads these.
-          AWS_ACCESS_KEY_ID: 'S3RVER',
-          AWS_SECRET_ACCESS_KEY: 'S3RVER',
-        };
+        const env = { BACKUP_DIR: root, ...s3CopyEnv(server, server.bucket, prefix) };
         const where = `s3://${server.bucket}/${prefix}`;
         // Without Redis the restores running now are unknown: the damage is found and marked, nothing is rewritten.
         const blind = await cli(['scrub', '--all'], env);

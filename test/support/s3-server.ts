@@ -28,6 +28,18 @@ const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor;
 /** s3rver checks no signatures: any key pair will do, and none comes from the environment. */
 export const TEST_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
+/** The environment a bot or CLI process needs for an S3 copy (`S3_MODE=copy`) in this server's bucket under `prefix`. */
+export const s3CopyEnv = (server: Pick<TestS3Server, 'endpoint'>, bucket: string, prefix: string) => ({
+  S3_BUCKET: bucket,
+  S3_MODE: 'copy',
+  S3_ENDPOINT: server.endpoint,
+  S3_FORCE_PATH_STYLE: 'true',
+  S3_PREFIX: prefix,
+  // s3rver checks no signatures; the SDK's default chain reads these.
+  AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+});
+
 export interface TestS3Server {
   endpoint: string;
   bucket: string;

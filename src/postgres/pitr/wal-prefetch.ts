@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { access, mkdir, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { AgeIdentity } from '../../crypto/age.ts';
+import { processAlive } from '../../process-group.ts';
 import { errnoCode } from '../../storage/fs-util.ts';
 import { fetchWal } from './pitr-restore.ts';
 import type { LocalWalStore } from './wal-store.ts';
@@ -36,15 +37,6 @@ export function nextSegment(name: string, k = 1): string {
   return `${hex8(timeline)}${hex8(Math.floor(m / 0x100))}${hex8(m % 0x100)}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
-}
-
 /** Takes the directory's lock (a file naming our pid); a lock whose process is gone is taken over. */
 async function lock(dir: string): Promise<boolean> {
   const file = join(dir, '.lock');
@@ -57,7 +49,7 @@ async function lock(dir: string): Promise<boolean> {
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST') throw err;
       const pid = Number(await readFile(file, 'utf8').catch(() => ''));
-      if (pid > 0 && alive(pid)) return false;
+      if (pid > 0 && processAlive(pid)) return false;
       await unlink(file).catch(() => undefined);
     }
   }
@@ -76,7 +68,7 @@ export async function startPrefetch(o: {
   if (!SEGMENT.test(o.name) || prefetchDepth(o.env) === 0) return;
   const dir = prefetchDirFor(o.dest);
   const pid = Number(await readFile(join(dir, '.lock'), 'utf8').catch(() => ''));
-  if (pid > 0 && alive(pid)) return;
+  if (pid > 0 && processAlive(pid)) return;
   const args = [o.bin, 'wal-prefetch', o.target, o.name, dir, ...(o.reader ? [`--reader=${o.reader}`] : [])];
   const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore', env: o.env });
   // A spawn that fails (EAGAIN at the user's process limit, EMFILE) is reported as an 'error' event on a later tick:

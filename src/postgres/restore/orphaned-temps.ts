@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../../logger.ts';
-import { errnoCode } from '../../storage/fs-util.ts';
+import { processAlive } from '../../process-group.ts';
 
 /**
  * The private temp directories that hold a decrypted, decompressed copy of a backup while a restore or restore test
@@ -14,15 +14,6 @@ import { errnoCode } from '../../storage/fs-util.ts';
 const PREFIX = 'pgbb-restore-';
 const OWNER = 'owner';
 const DAY_MS = 24 * 3600_000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
-}
 
 /** Makes a private directory under `tempRoot` named for this process, after removing the orphans of killed ones. */
 export async function makeRestoreTemp(tempRoot: string, log?: Logger): Promise<string> {
@@ -42,7 +33,7 @@ export async function sweepOrphanedTemps(tempRoot: string, log?: Logger, now = D
     const [owner, info] = await Promise.all([readFile(join(dir, OWNER), 'utf8').catch(() => null), stat(dir).catch(() => null)]);
     if (!info?.isDirectory()) continue;
     const [pid, host] = (owner ?? '').split('\n');
-    const orphaned = owner === null ? now - info.mtimeMs > DAY_MS : host === hostname() && Number(pid) > 0 && !alive(Number(pid));
+    const orphaned = owner === null ? now - info.mtimeMs > DAY_MS : host === hostname() && Number(pid) > 0 && !processAlive(Number(pid));
     if (!orphaned) continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
