@@ -117,7 +117,7 @@ async function repairCopies(deps: Deps, redis: RedisConnection | null, r: ScrubR
         inUse: async () => (queues ? readersOf(await backupsInUse(queues)) : null),
         onRewritten: (w) => audit.append(retentionDeletion(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, by)),
       },
-      [...r.damaged.map((d) => ({ ...d, marked: true as const })), ...r.alreadyDamaged],
+      [...r.damaged, ...r.alreadyDamaged],
     );
   } finally {
     await queues?.close();

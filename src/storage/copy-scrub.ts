@@ -5,7 +5,7 @@ import { rewriteDamaged, sameArtifacts } from './copy.ts';
 import { confirmDamage, type ScrubReport, type ScrubState, scrubBackups } from './scrub.ts';
 import type { Storage } from './types.ts';
 
-/** A damaged backup; `marked`: its damage mark is written (the scrub's), else only a listing found it (a file missing). */
+/** A damaged backup; `marked`: its damage mark is written (scrub.ts), else only a listing found it (a file missing) or marking failed. */
 type Damaged = { target: string; backupId: string; why: string; marked?: true };
 
 /** One copy's scrub: what it found (or why it could not run), and what became of each damaged backup there. */
@@ -85,7 +85,7 @@ export async function repairFromCopies(o: RepairOptions, primaryDamaged: readonl
     }
     // Known damaged before too: a rewrite that could not happen on an earlier run is tried again; one with nothing to
     // rewrite from was said when it was found.
-    const found = new Set<Damaged>(outcome.report.damaged.map((d) => ({ ...d, marked: true })));
+    const found = new Set<Damaged>(outcome.report.damaged);
     for (const d of [...found, ...outcome.report.alreadyDamaged]) {
       const r = await rewrite(o.primary, copy, d, { from: 'primary', to: 'copy' }, { ...o, log });
       if (r.kind !== 'done' && r.sourceMarked) healing.primaryFoundDamaged.push({ ...d, why: r.sourceMarked });

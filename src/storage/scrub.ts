@@ -29,7 +29,7 @@ export interface ScrubReport {
   verified: string[];
   verifiedBytes: number;
   /** Found damaged in this run, and marked so. */
-  damaged: Array<{ target: string; backupId: string; why: string }>;
+  damaged: Array<{ target: string; backupId: string; why: string; marked?: true }>;
   /** Backups that could not be read (storage errors, or changed while read): not called damaged, tried again next run. */
   unreadable: Array<{ target: string; backupId: string; why: string }>;
   /** Stored backups in all, and their bytes: what one cycle covers. */
@@ -99,7 +99,7 @@ export async function scrubBackups(o: {
       () => '',
       (err: unknown) => ` (it could not be marked damaged: ${toUserMessage(err)})`,
     );
-    report.damaged.push({ ...id, why: `${why}${marked}` });
+    report.damaged.push({ ...id, why: `${why}${marked}`, ...(marked === '' && o.storage.markDamaged ? { marked: true as const } : {}) });
   }
   await o.state.keepOnly(new Set(backups.map(keyOf))).catch((err: unknown) => o.log.warn({ err }, 'checksum scrub: could not tidy its record in Redis'));
   return report;

@@ -132,7 +132,7 @@ function scrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger, sig
 function repairAfterScrub(deps: RetentionWorkerDeps, scrub: ScrubReport | string | null, jobId: string | null, log: Logger, signal?: AbortSignal) {
   const { copyScrub } = deps;
   if (!copyScrub || deps.copies.length === 0) return null;
-  const damaged = scrub && typeof scrub !== 'string' ? [...scrub.damaged.map((d) => ({ ...d, marked: true as const })), ...scrub.alreadyDamaged] : [];
+  const damaged = scrub && typeof scrub !== 'string' ? [...scrub.damaged, ...scrub.alreadyDamaged] : [];
   const options = {
     primary: deps.storage,
     copies: deps.copies.map((storage) => ({ storage, state: copyScrub(storage) })),
