@@ -73,9 +73,7 @@ export async function cliScrub(args: string[], deps: Deps): Promise<number> {
       io.out(`HEALED ${d.backupId}: it was damaged (${d.why}); rewritten from the copy in ${wasHealed(d)} and read back whole.`);
     for (const d of healing?.failed ?? []) io.out(`NOT HEALED ${d.backupId}: could not be rewritten from the copy in ${d.destination}: ${d.because}.`);
     for (const d of healing?.copiesFoundDamaged ?? []) io.out(`DAMAGED ${d.backupId} in ${d.destination}: ${d.why}. Marked damaged there.`);
-    for (const d of healing?.primaryFoundDamaged ?? [])
-      io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
-    for (const d of stillDamaged)
+    for (const d of [...stillDamaged, ...(healing?.primaryFoundDamaged ?? [])])
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
     for (const d of stillAlready) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
