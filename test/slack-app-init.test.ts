@@ -1,10 +1,10 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { freePort } from '../src/dev/ephemeral.ts';
 import { createLogger } from '../src/logger.ts';
 import { startSlackApp } from '../src/slack-app.ts';
 import { startSlackServer, type SlackServer } from './support/slack-server.ts';
+import { CLOSED_PORT } from './support/closed-port.ts';
 
 const TOKEN = 'xoxb-start-up-test';
 
@@ -45,7 +45,7 @@ describe('Slack at start-up', () => {
   });
 
   it('a closed port is Slack not reachable, naming the host, not the token', async () => {
-    const port = await freePort();
+    const port = CLOSED_PORT;
     const err = await failure(`http://127.0.0.1:${port}/api/`);
     expect(err.code).toBe('slack_unreachable');
     expect(err.userMessage).toMatch(
@@ -69,7 +69,7 @@ describe('Slack at start-up', () => {
   });
 
   it('`pg-backup-bot bot` says it in one line on stderr, without a stack trace', async () => {
-    const port = await freePort();
+    const port = CLOSED_PORT;
     const run = await execa('node', ['bin/pg-backup-bot.js', 'bot'], {
       env: {
         PATH: process.env.PATH ?? '',

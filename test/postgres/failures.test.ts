@@ -2,11 +2,11 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../../src/dev/ephemeral.ts';
 import { BotError } from '../../src/errors.ts';
 import { runBackup } from '../../src/postgres/backup/index.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { backupOptions, childProcesses, hookedStorage, runsTool, tempStorage } from '../support/postgres-helpers.ts';
+import { CLOSED_PORT } from '../support/closed-port.ts';
 
 async function failure(p: Promise<unknown>): Promise<BotError> {
   try {
@@ -40,7 +40,7 @@ describe('runBackup failures', () => {
   }
 
   it('says so in one sentence when the server is unreachable', async () => {
-    const url = `postgres://postgres@127.0.0.1:${await freePort()}/postgres`;
+    const url = `postgres://postgres@127.0.0.1:${CLOSED_PORT}/postgres`;
     const err = await failure(runBackup(backupOptions(url, store.storage)));
     expect(err.code).toBe('pg_unreachable');
     expect(err.userMessage).toMatch(/^Could not connect to the database server at 127\.0\.0\.1:\d+ \(connection refused\); check/);

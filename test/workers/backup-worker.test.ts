@@ -4,7 +4,6 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { freePort } from '../../src/dev/ephemeral.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
 import { createEscalation } from '../../src/notifications/escalation.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
@@ -12,6 +11,7 @@ import { backupProcessor, type BackupWorkerDeps } from '../../src/workers/backup
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { hookedStorage } from '../support/postgres-helpers.ts';
 import { requestedBy, startWorkerKit, type WorkerKit } from './worker-kit.ts';
+import { CLOSED_PORT } from '../support/closed-port.ts';
 
 /**
  * The backup processor's error paths, each as the on-call engineer meets it: the channel message's final text, the
@@ -53,7 +53,7 @@ const backupData = (over: Partial<BackupJobData> = {}): BackupJobData => ({ targ
 /** A config whose target `shop` points at a port where nothing listens. */
 async function unreachableConfig(): Promise<Config> {
   const url = new URL(source.url);
-  url.port = String(await freePort());
+  url.port = String(CLOSED_PORT);
   return { ...kit.config, targets: kit.config.targets.map((t) => ({ ...t, url: url.toString() })) };
 }
 

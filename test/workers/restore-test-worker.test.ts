@@ -2,7 +2,6 @@ import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { freePort } from '../../src/dev/ephemeral.ts';
 import type { RestoreTestJobData } from '../../src/jobs/queues.ts';
 import { runBackup } from '../../src/postgres/backup/index.ts';
 import type { Manifest } from '../../src/storage/index.ts';
@@ -11,6 +10,7 @@ import { storeBackup } from '../fixtures/backups.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { backupOptions } from '../support/postgres-helpers.ts';
 import { requestedBy, startWorkerKit, type WorkerKit } from './worker-kit.ts';
+import { CLOSED_PORT } from '../support/closed-port.ts';
 
 /**
  * The restore-test processor's error paths as the on-call engineer meets them: a test that could not run (nothing to
@@ -104,7 +104,7 @@ describe('restoreTestProcessor', () => {
   describe('when the scratch server is unreachable', () => {
     it('could not run: said and paged critical, no record claims a verdict', async () => {
       const down = new URL(source.url);
-      down.port = String(await freePort());
+      down.port = String(CLOSED_PORT);
       const config: Config = { ...kit.config, restoreTest: { ...kit.config.restoreTest, serverUrl: down.toString() } };
       const job = await kit.runJob(restoreTestProcessor(deps({ config })), testData({ backupId: good.backupId }), { jobId: 'rt-server-down' });
       expect(job.failedReason).toMatch(/^Could not connect to the database server at .*connection refused/);

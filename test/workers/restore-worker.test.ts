@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { freePort } from '../../src/dev/ephemeral.ts';
 import type { RestoreJobData } from '../../src/jobs/queues.ts';
 import { runBackup } from '../../src/postgres/backup/index.ts';
 import type { Manifest } from '../../src/storage/index.ts';
@@ -8,6 +7,7 @@ import { restoreProcessor, type RestoreWorkerDeps } from '../../src/workers/rest
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { backupOptions, withClient } from '../support/postgres-helpers.ts';
 import { requestedBy, startWorkerKit, type WorkerKit } from './worker-kit.ts';
+import { CLOSED_PORT } from '../support/closed-port.ts';
 
 /**
  * The selective-restore processor's error paths: each fails the job with the sentence the channel message shows, and
@@ -80,7 +80,7 @@ describe('restoreProcessor', () => {
   describe('when the target server is unreachable', () => {
     it('fails with the connection sentence, said in the channel and recorded', async () => {
       const down = new URL(source.url);
-      down.port = String(await freePort());
+      down.port = String(CLOSED_PORT);
       const config: Config = { ...kit.config, targets: kit.config.targets.map((t) => ({ ...t, url: down.toString() })) };
       const job = await kit.runJob(restoreProcessor(deps({ config })), restoreData(), { jobId: 'rs-server-down' });
       expect(job.failedReason).toMatch(/^Could not connect to the database server at .*connection refused/);
