@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { access, mkdir, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import { processAlive } from '../../process-group.ts';
-import { errnoCode } from '../../storage/fs-util.ts';
+import { errnoCode, exists } from '../../storage/fs-util.ts';
 import { fetchWal } from './pitr-restore.ts';
 import type { LocalWalStore } from './wal-store.ts';
 import { segmentPosition } from './window.ts';
@@ -14,8 +14,8 @@ import { segmentPosition } from './window.ts';
  * restore spent most of its time starting processes (measured: 5× pgBackRest's restore on the bench). The first
  * wal-fetch that misses starts one detached prefetcher per data directory: it fetches the next segments with
  * the same checks into `pg_wal/.pgbb-prefetch/` (each complete under its name only after its sha256 and size
- * were checked), keeps `depth` of them ready, and leaves when recovery ends, the server stops, or recovery stops asking. bin/pg-backup-bot.js serves
- * a ready segment by renaming it, before loading anything else. Only whole segments are read ahead, never
+ * were checked), keeps `depth` of them ready, and leaves when recovery ends, the server stops, or recovery stops
+ * asking. bin/pg-backup-bot.js serves a ready segment by renaming it, before loading anything else. Only whole segments are read ahead, never
  * timeline history files (those are asked for once and may not exist).
  */
 export const PREFETCH_DIR = '.pgbb-prefetch';
@@ -95,12 +95,6 @@ export interface PrefetchOptions {
   /** True once recovery cannot ask for more (recoveryEnded): the prefetcher leaves at once, not after `idleMs`. */
   recoveryOver?: () => Promise<boolean>;
 }
-
-const exists = (path: string) =>
-  access(path).then(
-    () => true,
-    () => false,
-  );
 
 /**
  * Whether the recovery in `dataDir` is over: the server stopped (no postmaster.pid; a server started again in
