@@ -28,6 +28,9 @@ export type ErrorCode =
   | 'slack_unreachable'
   | 'internal';
 
+/** How a backup that failed on a full disk is said (and recognised in the run log: health/disk-condition.ts). */
+export const BACKUP_DISK_FULL = 'The backup disk is full';
+
 export class BotError extends Error {
   readonly code: ErrorCode;
   /** One sentence for people in Slack: what happened and, where known, what to do. Never a stack trace. */

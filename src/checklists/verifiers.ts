@@ -91,7 +91,7 @@ export function verifiers(ctx: VerifierContext): Partial<Record<VerifierId, () =
   return {
     'backup-ran': () => eachTarget(ctx, (t) => backupRan(ctx, health, t)),
     'size-normal': () => eachTarget(ctx, (t) => sizeNormal(health, t)),
-    'disk-space': () => diskSpace(ctx),
+    'disk-space': () => diskSpace(ctx, health),
     'retention-applied': () => retentionApplied(ctx),
     'newest-lists': () => eachTarget(ctx, (t) => newestLists(ctx, t)),
     'restore-test-documented': () => eachTarget(ctx, (t) => restoreTestDocumented(ctx, t)),
@@ -136,14 +136,19 @@ async function sizeNormal(health: HealthOf, t: TargetConfig): Promise<Result> {
   return { ok: judged && size.status === 'ok', evidence: size.evidence };
 }
 
-async function diskSpace(ctx: VerifierContext): Promise<Result | undefined> {
+async function diskSpace(ctx: VerifierContext, health: HealthOf): Promise<Result | undefined> {
   if (!ctx.storage.freeSpace) return undefined;
   const disk = await ctx.storage.freeSpace();
   const min = resolveThresholds(ctx.config.health.thresholds).diskFreeMinRatio;
   const pct = (r: number) => `${Math.round(r * 100)} %`;
   if (disk.totalBytes <= 0) return { ok: false, evidence: 'free space unknown' };
   const ratio = disk.freeBytes / disk.totalBytes;
-  return { ok: ratio >= min, evidence: `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(min)}` };
+  const free = `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(min)}`;
+  if (ratio < min) return { ok: false, evidence: free };
+  // Above the limit, the disk may still not hold the next backup, or a backup just ran out of space on it.
+  const short = await Promise.all(ctx.config.targets.map(async (t) => condition((await health(t.name)).results, 'disk')));
+  const said = short.filter((d) => d?.status === 'failing').map((d) => d?.summary.replace(/^Backup disk of /, ''));
+  return said.length === 0 ? { ok: true, evidence: free } : { ok: false, evidence: `${free}; ${said.join('; ')}` };
 }
 
 async function retentionApplied(ctx: VerifierContext): Promise<Result> {

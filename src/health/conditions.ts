@@ -1,7 +1,8 @@
 import { walOffsiteCondition } from './offsite-condition.ts';
-import { formatBytes, formatTime } from '../format.ts';
+import { formatTime } from '../format.ts';
 import { noGoodBackup, sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import { damagedCondition } from './damaged-condition.ts';
+import { diskCondition } from './disk-condition.ts';
 import { rpoCondition } from './rpo-condition.ts';
 import { walConditions } from './wal-conditions.ts';
 import { baseBackupCondition } from './base-backup-condition.ts';
@@ -23,24 +24,6 @@ export function resolveThresholds(partial: Partial<HealthThresholds> | undefined
     if (value !== undefined) Object.assign(out, { [key]: value });
   }
   return out;
-}
-
-function diskCondition(target: string, disk: HealthInput['disk'], t: HealthThresholds): ConditionResult {
-  const base = { condition: 'disk', severity: 'warning' } as const;
-  // No figure is not a failure: local storage reports one, remote storage may not have one at all.
-  if (!disk || disk.totalBytes <= 0)
-    return { ...base, status: 'ok', unjudged: true, summary: `Backup disk of ${target}: free space unknown`, evidence: 'unknown' };
-  const ratio = disk.freeBytes / disk.totalBytes;
-  const pct = (r: number) => `${Math.round(r * 100)} %`;
-  const evidence = `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(t.diskFreeMinRatio)}`;
-  const failing = ratio < t.diskFreeMinRatio;
-  return {
-    ...base,
-    status: failing ? 'failing' : 'ok',
-    summary: failing ? `Backup disk of ${target} is nearly full: ${evidence}` : `Backup disk of ${target} has room: ${evidence}`,
-    evidence,
-    value: ratio,
-  };
 }
 
 function backupFailingCondition(target: string, run: BackupRunSummary | null): ConditionResult {
@@ -160,7 +143,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
     withGrowth(sizeCondition(input.target, newestFirst, t, damaged), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),
     slowCondition(input.target, input.now, newestFirst, input.running, t, damaged),
-    diskCondition(input.target, input.disk, t),
+    diskCondition(input.target, input.disk, t, newestFirst, input.lastBackupRun, input.baseBackup?.newest),
     backupFailingCondition(input.target, input.lastBackupRun),
     restoreTestFailingCondition(input.target, input.lastRestoreTest),
     unencryptedCondition(input.target, input.encrypted, newestFirst[0], damaged),

@@ -38,7 +38,7 @@ export function pitrSources(config: Pick<Config, 'targets' | 'backupDir' | 's3'>
       const [bases, setAside] = await Promise.all([archiveBases(config, target), setAsideBases(config.backupDir, target)]);
       const newest = bases.at(-1);
       return {
-        newest: newest ? { id: newest.id, finishedAt: newest.finishedAt } : null,
+        newest: newest ? { id: newest.id, finishedAt: newest.finishedAt, bytes: newest.bytes } : null,
         maxAgeHours: pitr.baseBackup?.maxAgeHours ?? 192,
         ...(setAside.length ? { setAside } : {}),
       };

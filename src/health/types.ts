@@ -185,7 +185,7 @@ export interface DriftAck {
 
 export interface BaseBackupHealth {
   /** The newest finished base backup, or null when there is none. */
-  newest: { id: string; finishedAt: string } | null;
+  newest: { id: string; finishedAt: string; bytes?: number } | null;
   /** The last base-backup run (the worker's run log in Redis); null: none recorded, or Redis not asked. */
   lastRun: BackupRunSummary | null;
   /** When the bot first watched this target's base backups; null: unknown (no Redis), judged as long ago. */

@@ -1,4 +1,4 @@
-import { BotError, type ErrorCode } from '../errors.ts';
+import { BACKUP_DISK_FULL, BotError, type ErrorCode } from '../errors.ts';
 
 /**
  * Turns what PostgreSQL tools and the `pg` library say when they fail into one sentence for Slack (what
@@ -56,7 +56,7 @@ const RULES: Rule[] = [
     code: 'disk_full',
     say: (_m, c) =>
       workOf(c) === 'backup'
-        ? `The backup disk is full${c.storage ? ` (${c.storage})` : ''}; free space or delete old backups, then run the backup again.`
+        ? `${BACKUP_DISK_FULL}${c.storage ? ` (${c.storage})` : ''}; free space or delete old backups, then run the backup again.`
         : `A disk filled up during the restore: the database server's at ${c.server} when PostgreSQL says so ("could not extend file"), else this host's temp directory; free space, then run the restore again.`,
   },
   {

@@ -1,6 +1,6 @@
 import { open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BotError } from '../errors.ts';
+import { BACKUP_DISK_FULL, BotError } from '../errors.ts';
 
 /** Small filesystem helpers for LocalStorage: durability (fsync) and errors people can act on. */
 
@@ -59,7 +59,7 @@ export function storageError(err: unknown, where: string, action: string): BotEr
   if (err instanceof BotError) return err;
   const code = errnoCode(err);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new BotError('disk_full', `The backup disk is full (${where}); free space or delete old backups, then run the backup again.`, {
+    return new BotError('disk_full', `${BACKUP_DISK_FULL} (${where}); free space or delete old backups, then run the backup again.`, {
       cause: err,
     });
   }

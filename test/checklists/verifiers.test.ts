@@ -71,6 +71,16 @@ describe('the scheduled checklists’ checks on real storage', () => {
     expect(r['disk-space']).toMatchObject({ ok: true, evidence: expect.stringMatching(/^\d+ % free \(.+ of .+\), limit 0 %$/) });
   });
 
+  it('daily: "disk has room" fails after a backup ran out of space, though the disk looks roomy again', async () => {
+    const reason = 'The backup disk is full (local:/backups); free space or delete old backups, then run the backup again.';
+    await createRunLog(redis, prefix).record('shop', { ok: false, at: new Date(NOW.getTime() - HOUR), reason, jobId: 'backup-shop-2' });
+    const r = await runVerifiers(['disk-space'], ctx());
+    expect(r['disk-space']).toEqual({
+      ok: false,
+      evidence: expect.stringMatching(/^\d+ % free \(.+ of .+\), limit 0 %; shop is short of space: the last backup ran out of space at .* and none has succeeded since$/),
+    });
+  });
+
   it('daily: a run that failed after the newest backup fails "backup ran", with the reason', async () => {
     await createRunLog(redis, prefix).record('shop', {
       ok: false,

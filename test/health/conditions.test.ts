@@ -144,13 +144,44 @@ describe('evaluateHealth', () => {
 
 describe('evaluateHealth: disk', () => {
   const disk = (free: number) => pick(evaluateHealth(healthyInput({ disk: { totalBytes: 100 * GB, freeBytes: free * GB } })), 'disk');
+  const MB = 1024 ** 2;
 
   it('warns at 19 % free and is ok at 21 %', () => {
     const low = disk(19);
     expect(low).toMatchObject({ status: 'failing', severity: 'warning', value: 0.19 });
-    expect(low.evidence).toBe('19 % free (19.0 GB of 100 GB), limit 20 %');
+    expect(low.evidence).toBe('19 % free (19.0 GB of 100 GB), limit 20 %; the next backup needs about 480 MB (the newest backup (shop-20261124T090000Z) took 384 MB, plus 25 %)');
     expect(low.summary).toBe('Backup disk of shop is nearly full: 19 % free (19.0 GB of 100 GB), limit 20 %');
     expect(disk(21).status).toBe('ok');
+  });
+
+  it('fails when the next backup would not fit, however large the disk (the newest backup plus 25 %)', () => {
+    // 30 % free of a 1.5 GB disk: above the ratio, below what a 384 MB backup plus growth needs.
+    const tight = pick(evaluateHealth(healthyInput({ disk: { totalBytes: 1500 * MB, freeBytes: 450 * MB } })), 'disk');
+    expect(tight).toMatchObject({ status: 'failing', severity: 'warning' });
+    expect(tight.summary).toBe(
+      'Backup disk of shop has too little room for the next backup: 450 MB free, the next backup needs about 480 MB (the newest backup (shop-20261124T090000Z) took 384 MB, plus 25 %)',
+    );
+    expect(pick(evaluateHealth(healthyInput({ disk: { totalBytes: 1500 * MB, freeBytes: 490 * MB } })), 'disk').status).toBe('ok');
+    // A larger newest base backup (point-in-time recovery) is what the disk must hold.
+    const base = { newest: { id: 'shop-base-1', finishedAt: ago(HOUR).toISOString(), bytes: 900 * MB }, lastRun: null, watchedSince: null, maxAgeHours: 192 };
+    const withBase = pick(evaluateHealth({ ...healthyInput({ disk: { totalBytes: 1500 * MB, freeBytes: 900 * MB } }), baseBackup: base }), 'disk');
+    expect(withBase.status).toBe('failing');
+    expect(withBase.summary).toContain('the newest base backup (shop-base-1) took 900 MB');
+  });
+
+  it('fails after a backup ran out of space, until one succeeds, though the failed one left the disk roomy again', () => {
+    const full = { ok: false, at: ago(HOUR), reason: 'The backup disk is full (local:/backups); free space or delete old backups, then run the backup again.', jobId: '9' };
+    const after = pick(evaluateHealth(healthyInput({ lastBackupRun: full })), 'disk');
+    expect(after).toMatchObject({ status: 'failing', severity: 'warning' });
+    expect(after.summary).toBe('Backup disk of shop is short of space: the last backup ran out of space at 2026-11-24 11:00 UTC and none has succeeded since');
+    // With no backup to size it by, and no figure for the disk (a bucket), the failed run still says it.
+    expect(pick(evaluateHealth(healthyInput({ backups: [], lastBackupRun: full, disk: null })), 'disk')).toMatchObject({
+      status: 'failing',
+      evidence: 'the last backup ran out of space at 2026-11-24 11:00 UTC and none has succeeded since; free space unknown',
+    });
+    // A backup that failed for another reason is not the disk's fault; a newer finished backup clears it.
+    expect(pick(evaluateHealth(healthyInput({ lastBackupRun: { ...full, reason: 'pg_dump: error: connection refused' } })), 'disk').status).toBe('ok');
+    expect(pick(evaluateHealth(healthyInput({ lastBackupRun: { ...full, at: ago(30 * HOUR) } })), 'disk').status).toBe('ok');
   });
 
   it('is ok with "unknown" when there is no figure', () => {

@@ -5,6 +5,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
+import { checkTarget } from '../../src/health/collect.ts';
+import { healthSources } from '../../src/health/sources.ts';
 import { createEscalation } from '../../src/notifications/escalation.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
 import { backupProcessor, type BackupWorkerDeps } from '../../src/workers/backup-worker.ts';
@@ -126,6 +128,12 @@ describe('backupProcessor', () => {
       expect(kit.messageAbout('bk-disk-full')?.text).toBe(`Backup of shop FAILED: ${job.failedReason}`);
       expect((await pageFor('backup', 'bk-disk-full')).payload?.summary).toBe(`Backup of shop failed: ${job.failedReason}`);
       expect(await leftOnDisk()).toEqual(before);
+      // The half backup is gone and the disk looks roomy again: health must still say it ran out of space.
+      const { results } = await checkTarget(healthSources(kit.config, { storage: kit.storage, runs: kit.runs, backupQueue: null }), 'shop', new Date());
+      expect(results.find((r) => r.condition === 'disk')).toMatchObject({
+        status: 'failing',
+        summary: expect.stringMatching(/^Backup disk of shop is short of space: the last backup ran out of space at .* and none has succeeded since$/),
+      });
     });
   });
 
