@@ -8,7 +8,7 @@ export interface AuditEntry {
   kind: 'command' | 'action' | 'job';
   userId: string | null;
   userName: string | null;
-  /** `/backup`, `/restore`, `restore_into_confirm`, or the queue name for job results. */
+  /** `/backup`, `/restore`, `restore_into_confirm`, the queue name for job results, or `scrub-repair` for a rewrite. */
   what: string;
   args: string;
   decision: 'allowed' | 'refused' | 'invalid' | 'n/a';
@@ -29,6 +29,11 @@ export interface AuditLog {
 /** One deletion (or failed one) of a retention run, by the scheduled job (its id) or the CLI (its user). */
 export function retentionDeletion(args: string, result: string, by: { jobId: string | null; userName: string | null }): Omit<AuditEntry, 'at'> {
   return { kind: 'job', userId: null, userName: by.userName, what: 'retention', args, decision: 'n/a', role: null, jobId: by.jobId, result };
+}
+
+/** A damaged backup rewritten from another storage by the checksum scrub (storage/copy-scrub.ts): no deletion, its own line. */
+export function scrubRepair(args: string, result: string, by: { jobId: string | null; userName: string | null }): Omit<AuditEntry, 'at'> {
+  return { ...retentionDeletion(args, result, by), what: 'scrub-repair' };
 }
 
 const existsIsFine = (err: NodeJS.ErrnoException) => {

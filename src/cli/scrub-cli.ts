@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { repairClaim } from '../jobs/redis-lock.ts';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { formatBytes } from '../format.ts';
@@ -5,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
-import { createAuditLog, retentionDeletion } from '../audit.ts';
+import { createAuditLog, scrubRepair } from '../audit.ts';
 import { backupsInUse, readersOf } from '../jobs/backups-in-use.ts';
 import type { RedisConnection } from '../redis-client.ts';
 import { type CopyScrubOutcome, repairFromCopies } from '../storage/copy-scrub.ts';
@@ -113,7 +115,9 @@ async function repairCopies(deps: Deps, redis: RedisConnection | null, r: ScrubR
         log: deps.log,
         all,
         inUse: async () => (queues ? readersOf(await backupsInUse(queues)) : null),
-        onRewritten: (w) => audit.append(retentionDeletion(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, by)),
+        // Only reached with Redis (no readers known, nothing is rewritten).
+        claim: redis ? repairClaim(redis, prefix, `cli:${hostname()}:${process.pid}`) : async () => 'no Redis to claim it in',
+        onRewritten: (w) => audit.append(scrubRepair(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, by)),
       },
       [...r.damaged, ...r.alreadyDamaged],
     );

@@ -32,3 +32,20 @@ export async function tryRedisLock(redis: RedisConnection, key: string, owner: s
     },
   };
 }
+
+/** What a rewrite of a damaged backup (storage/copy-scrub.ts) holds: the worker's retention job and the CLI's scrub must not write one file at once. */
+export const repairLockKey = (prefix: string, target: string, backupId: string) => `${prefix}:lock:repair:${target}:${backupId}`;
+
+/**
+ * Claims a damaged backup for one rewrite (the lock), or says who holds it. The owner names the process, so the
+ * sentence tells an operator which scrub to wait for.
+ */
+export function repairClaim(redis: RedisConnection, prefix: string, owner: string) {
+  return async (target: string, backupId: string): Promise<RedisLock | string> => {
+    const key = repairLockKey(prefix, target, backupId);
+    const lock = await tryRedisLock(redis, key, owner);
+    if (lock) return lock;
+    const holder = (await redis.get(key)) ?? 'another process';
+    return `another repair (${holder}) is rewriting it now; the next run tries again`;
+  };
+}

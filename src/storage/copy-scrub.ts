@@ -41,6 +41,11 @@ export interface RepairOptions {
   all?: boolean;
   /** Backups restores and restore tests are reading now (jobs/backups-in-use.ts), asked before each rewrite; null: unknown (no Redis), nothing is rewritten. */
   inUse: () => Promise<ReadonlySet<string> | null>;
+  /**
+   * Claims a backup for its rewrite (jobs/redis-lock.ts repairClaim): the lock to release, or why another process
+   * has it. The worker's retention job and the CLI's `scrub` may meet on the same damaged backup.
+   */
+  claim: (target: string, backupId: string) => Promise<{ release(): Promise<void> } | string>;
   /** Said to the audit trail: one line per backup rewritten. */
   onRewritten?: (what: { target: string; backupId: string; from: string; to: string }) => Promise<unknown>;
 }
@@ -109,7 +114,7 @@ async function rewrite(
   to: Storage,
   d: Damaged,
   sides: Sides,
-  o: Pick<RepairOptions, 'log' | 'signal' | 'inUse' | 'onRewritten'>,
+  o: Pick<RepairOptions, 'log' | 'signal' | 'inUse' | 'onRewritten' | 'claim'>,
 ): Promise<Rewrite> {
   const { target, backupId } = d;
   const busy = async () => {
@@ -141,13 +146,19 @@ async function rewrite(
     }
     const readingNow = await busy();
     if (readingNow) return { kind: 'failed', because: readingNow };
-    // Marked first where only a listing found it: a rewrite cut short leaves it damaged, never "whole" half new.
-    if (!d.marked) await to.markDamaged?.(target, backupId, d.why);
-    await rewriteDamaged(from, to, source, o.signal);
-    const check = await verifyChecksums({ manifest: source, storage: to, signal: o.signal });
-    if (check.problems.length)
-      return { kind: 'failed', because: `rewritten, it does not read back whole (${check.problems.join('; ')}); the next run tries again` };
-    await to.unmarkDamaged?.(target, backupId);
+    const claim = await o.claim(target, backupId);
+    if (typeof claim === 'string') return { kind: 'failed', because: claim };
+    try {
+      // Marked first where only a listing found it: a rewrite cut short leaves it damaged, never "whole" half new.
+      if (!d.marked) await to.markDamaged?.(target, backupId, d.why);
+      await rewriteDamaged(from, to, source, o.signal);
+      const check = await verifyChecksums({ manifest: source, storage: to, signal: o.signal });
+      if (check.problems.length)
+        return { kind: 'failed', because: `rewritten, it does not read back whole (${check.problems.join('; ')}); the next run tries again` };
+      await to.unmarkDamaged?.(target, backupId);
+    } finally {
+      await claim.release();
+    }
     o.log.warn({ target, backupId, from: from.describe(), to: to.describe() }, 'a damaged backup was rewritten from another storage');
     await o.onRewritten?.({ target, backupId, from: from.describe(), to: to.describe() })?.catch(() => undefined);
     return { kind: 'done' };

@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { repairClaim } from '../jobs/redis-lock.ts';
 import { startWalArchives } from './wal-archives.ts';
 import { startPitrUpkeep } from './pitr-markers.ts';
 import { Worker } from 'bullmq';
@@ -92,7 +94,10 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       // The checksum scrub runs after each retention run (storage/scrub.ts).
       scrub: redisScrubState(deps.workerRedis, prefix),
       pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
-      copyScrub: (copy) => copyScrubState(deps.workerRedis, prefix, copy),
+      copyScrub: {
+        state: (copy) => copyScrubState(deps.workerRedis, prefix, copy),
+        claim: repairClaim(deps.workerRedis, prefix, `worker:${hostname()}:${process.pid}`),
+      },
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

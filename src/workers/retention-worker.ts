@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { type AuditLog, retentionDeletion } from '../audit.ts';
+import { type AuditLog, retentionDeletion, scrubRepair } from '../audit.ts';
 import { toUserMessage } from '../errors.ts';
 import { backupsInUse, readersOf } from '../jobs/backups-in-use.ts';
 import type { Queues } from '../jobs/queues.ts';
@@ -11,7 +11,7 @@ import { RetentionJobData } from '../schedules/index.ts';
 import { runRetention } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
-import { repairFromCopies } from '../storage/copy-scrub.ts';
+import { type RepairOptions, repairFromCopies } from '../storage/copy-scrub.ts';
 import { copyScrubLines, scrubLines } from '../notifications/scrub-messages.ts';
 import { type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
@@ -36,8 +36,11 @@ export interface RetentionWorkerDeps {
   scrub?: ScrubState;
   /** The point-in-time archive's scrub memory (pitr-scrub.ts), apart from the backups' (each forgets what it does not list). */
   pitrScrub?: ScrubState;
-  /** A copy's scrub memory (storage/copy-scrub.ts); without it, copies are neither read back nor used to mend the primary. */
-  copyScrub?: (copy: Storage) => ScrubState;
+  /**
+   * A copy's scrub memory and the claim a rewrite takes (storage/copy-scrub.ts, jobs/redis-lock.ts repairClaim);
+   * without them, copies are neither read back nor used to mend the primary.
+   */
+  copyScrub?: { state: (copy: Storage) => ScrubState; claim: RepairOptions['claim'] };
 }
 
 /**
@@ -135,13 +138,14 @@ function repairAfterScrub(deps: RetentionWorkerDeps, scrub: ScrubReport | string
   const damaged = scrub && typeof scrub !== 'string' ? [...scrub.damaged, ...scrub.alreadyDamaged] : [];
   const options = {
     primary: deps.storage,
-    copies: deps.copies.map((storage) => ({ storage, state: copyScrub(storage) })),
+    copies: deps.copies.map((storage) => ({ storage, state: copyScrub.state(storage) })),
     now: (deps.now ?? (() => new Date()))(),
     log,
     signal,
     inUse: async () => readersOf(await backupsInUse(deps.queues)),
+    claim: copyScrub.claim,
     onRewritten: (w: { to: string; backupId: string; from: string }) =>
-      auditDeletion(deps, jobId, `${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`),
+      deps.audit.append(scrubRepair(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, { jobId, userName: null })),
   };
   return repairFromCopies(options, damaged);
 }

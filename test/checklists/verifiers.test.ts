@@ -77,7 +77,9 @@ describe('the scheduled checklists’ checks on real storage', () => {
     const r = await runVerifiers(['disk-space'], ctx());
     expect(r['disk-space']).toEqual({
       ok: false,
-      evidence: expect.stringMatching(/^\d+ % free \(.+ of .+\), limit 0 %; shop is short of space: the last backup ran out of space at .* and none has succeeded since$/),
+      evidence: expect.stringMatching(
+        /^\d+ % free \(.+ of .+\), limit 0 %; shop is short of space: the last backup ran out of space at .* and none has succeeded since$/,
+      ),
     });
   });
 

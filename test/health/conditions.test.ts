@@ -149,7 +149,9 @@ describe('evaluateHealth: disk', () => {
   it('warns at 19 % free and is ok at 21 %', () => {
     const low = disk(19);
     expect(low).toMatchObject({ status: 'failing', severity: 'warning', value: 0.19 });
-    expect(low.evidence).toBe('19 % free (19.0 GB of 100 GB), limit 20 %; the next backup needs about 480 MB (the newest backup (shop-20261124T090000Z) took 384 MB, plus 25 %)');
+    expect(low.evidence).toBe(
+      '19 % free (19.0 GB of 100 GB), limit 20 %; the next backup needs about 480 MB (the newest backup (shop-20261124T090000Z) took 384 MB, plus 25 %)',
+    );
     expect(low.summary).toBe('Backup disk of shop is nearly full: 19 % free (19.0 GB of 100 GB), limit 20 %');
     expect(disk(21).status).toBe('ok');
   });
@@ -170,7 +172,12 @@ describe('evaluateHealth: disk', () => {
   });
 
   it('fails after a backup ran out of space, until one succeeds, though the failed one left the disk roomy again', () => {
-    const full = { ok: false, at: ago(HOUR), reason: 'The backup disk is full (local:/backups); free space or delete old backups, then run the backup again.', jobId: '9' };
+    const full = {
+      ok: false,
+      at: ago(HOUR),
+      reason: 'The backup disk is full (local:/backups); free space or delete old backups, then run the backup again.',
+      jobId: '9',
+    };
     const after = pick(evaluateHealth(healthyInput({ lastBackupRun: full })), 'disk');
     expect(after).toMatchObject({ status: 'failing', severity: 'warning' });
     expect(after.summary).toBe('Backup disk of shop is short of space: the last backup ran out of space at 2026-11-24 11:00 UTC and none has succeeded since');

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAuditLog, type AuditLog } from '../../src/audit.ts';
+import { repairClaim, repairLockKey, tryRedisLock } from '../../src/jobs/redis-lock.ts';
 import { repairFromCopies } from '../../src/storage/copy-scrub.ts';
 import { copyBackup } from '../../src/storage/index.ts';
 import type { S3Storage } from '../../src/storage/s3-storage.ts';
@@ -77,7 +78,7 @@ describe('the checksum scrub of an off-site copy', () => {
       audit,
       log: kit.log,
       scrub: redisScrubState(kit.redis, kit.prefix),
-      copyScrub: (copy) => copyScrubState(kit.redis, kit.prefix, copy),
+      copyScrub: { state: (copy) => copyScrubState(kit.redis, kit.prefix, copy), claim: repairClaim(kit.redis, kit.prefix, 'test-worker') },
     });
     // A run reads a seventh of what each storage holds, at least one backup, longest unread first: on the primary a,
     // then c (b is known damaged there); in the copy a, then b.
@@ -113,6 +114,12 @@ describe('the checksum scrub of an off-site copy', () => {
     );
     expect(said).toContain(`it was rewritten from the copy in s3://${server.bucket}/offsite and read back whole.`);
     expect(said).not.toContain(`:rotating_light: Backup ${c.backupId}`);
+    // Each rewrite has its own line in the audit trail, not a retention deletion's.
+    const repairs = (await audit.tail(100)).filter((e) => e.what === 'scrub-repair').map((e) => `${e.args}: ${e.result}`);
+    expect(repairs).toEqual([
+      `s3://${server.bucket}/offsite ${a.backupId}: rewritten from ${kit.storage.describe()}: it was damaged`,
+      `${kit.storage.describe()} ${c.backupId}: rewritten from s3://${server.bucket}/offsite: it was damaged`,
+    ]);
   }, 60_000);
 
   it('never deletes a backup a restore or restore test is reading to copy it again: the next run does', async () => {
@@ -123,9 +130,10 @@ describe('the checksum scrub of an off-site copy', () => {
     const rotted = Buffer.from(body);
     rotted[7] = (rotted[7] as number) ^ 0xff;
     await writeFile(file, rotted);
+    const claim = repairClaim(kit.redis, kit.prefix, 'cli:host-a:1');
     const repair = (reading: ReadonlySet<string> | null) =>
       repairFromCopies(
-        { primary: kit.storage, copies: [{ storage: s3, state: memoryScrubState() }], now: new Date(), log: kit.log, inUse: async () => reading },
+        { primary: kit.storage, copies: [{ storage: s3, state: memoryScrubState() }], now: new Date(), log: kit.log, inUse: async () => reading, claim },
         [{ target: 'shop', backupId: m.backupId, why: 'found damaged' }],
       );
     // Read by a restore now, or not known (no Redis): nothing is rewritten, and it is said why.
@@ -138,6 +146,12 @@ describe('the checksum scrub of an off-site copy', () => {
       expect(healing.failed[0]?.because).toContain(why);
       expect((await readFile(file)).equals(rotted)).toBe(true);
     }
+    // Another process rewriting it now (the worker's retention job beside the CLI's scrub): left to it, and said who.
+    const held = await tryRedisLock(kit.redis, repairLockKey(kit.prefix, 'shop', m.backupId), 'worker:host-b:7');
+    const other = await repair(new Set());
+    expect(other.healing.failed[0]?.because).toBe('another repair (worker:host-b:7) is rewriting it now; the next run tries again');
+    expect((await readFile(file)).equals(rotted)).toBe(true);
+    await held?.release();
     const { healing } = await repair(new Set());
     expect(healing.healed.get(`shop/${m.backupId}`)).toBe(s3.describe());
     expect((await readFile(file)).equals(body)).toBe(true);
