@@ -74,7 +74,8 @@ export async function cliBackup(
         lastPrint = now;
         lastPhase = p.phase;
         const elapsed = now - startedAt.getTime();
-        const line = `  ${p.phase}${p.rawBytes !== undefined ? ` · ${describeDumpProgress(p.rawBytes, elapsed, estimate, p.tablesBytes)}` : ''} · ${formatDuration(elapsed)}`;
+        const how = p.waiting ?? (p.rawBytes !== undefined ? describeDumpProgress(p.rawBytes, elapsed, estimate, p.tablesBytes) : null);
+        const line = `  ${p.phase}${how ? ` · ${how}` : ''} · ${formatDuration(elapsed)}`;
         if (io.tty) io.err(`\x1b[1A\x1b[2K${line}`);
         else io.err(line);
       },

@@ -43,6 +43,9 @@ interface Rule {
 /** How every "the server cannot be reached" sentence starts (a verdict's problems are sentences, not codes). */
 export const CANNOT_CONNECT = 'Could not connect to the database server at ';
 
+/** How a backup that waited too long for a lock starts its sentence (the backup names the lock and its holder: backup/dump.ts). */
+export const LOCK_GAVE_UP = 'The backup gave up waiting for a table lock';
+
 /** What the tool was doing, for the sentences that say it: pg_dump's work is a backup, anything else a restore. */
 const workOf = (c: FailureContext) => (/^(pg_dump|pg_dumpall|pg_basebackup)$/.test(c.tool) ? 'backup' : 'restore');
 
@@ -131,7 +134,7 @@ const RULES: Rule[] = [
   {
     test: /canceling statement due to lock timeout/,
     code: 'pg_dump_failed',
-    say: () => 'The backup gave up waiting for a table lock held by another session (for example a running ALTER TABLE); run it again once that has finished.',
+    say: () => `${LOCK_GAVE_UP} held by another session (for example a running ALTER TABLE); run it again once that has finished.`,
   },
   {
     test: /permission denied for (\w+) ("?[^"\s]+"?)/,

@@ -37,6 +37,8 @@ export interface BackupWorkerDeps {
   lock?: BackupGates;
   /** Minimum time between progress edits of the channel message (Slack allows about one write per second per channel). */
   progressIntervalMs?: number;
+  /** How often a dump that stands still is checked for a lock wait (runBackup's lockWatchMs; default 5 s). */
+  lockWatchMs?: number;
   /** Where a pre-migration backup hands on: its restore test, or (failed) its checklist. */
   preMigration?: PreMigrationQueues;
 }
@@ -160,12 +162,16 @@ function runBackupJob(deps: BackupWorkerDeps) {
           job.updateProgress(p).catch((err: unknown) => log.debug({ err }, 'could not record progress in Redis'));
           // From the dump's first report on, with its total (the last backup's size, or a first one's tables on disk).
           const dumping = p.phase === 'dumping' && p.rawBytes !== undefined;
-          progress(
-            dumping ? `dumping, ${describeDumpProgress(p.rawBytes ?? 0, now().getTime() - startedAt.getTime(), estimate, p.tablesBytes)}` : p.phase,
-            p.phase !== 'dumping',
-          );
+          // Waiting for a lock, the bytes stand still: what is waited for and who holds it, never a time left.
+          const text = p.waiting
+            ? `${p.phase}, ${p.waiting}`
+            : dumping
+              ? `dumping, ${describeDumpProgress(p.rawBytes ?? 0, now().getTime() - startedAt.getTime(), estimate, p.tablesBytes)}`
+              : p.phase;
+          progress(text, p.phase !== 'dumping' || p.waiting !== undefined);
         },
         now,
+        ...(deps.lockWatchMs !== undefined ? { lockWatchMs: deps.lockWatchMs } : {}),
         // retainUntil = startedAt + keepDays, exactly, in the manifest.
         startedAt,
       });

@@ -113,6 +113,35 @@ describe('runBackup failures', () => {
     }
   });
 
+  it('while it waits for a lock, says on which table and who holds it; giving up, the verdict names both', async () => {
+    await runSql(
+      db.url,
+      `CREATE SCHEMA "Billing"; CREATE TABLE "Billing"."Audit Log" (id int PRIMARY KEY, note text); INSERT INTO "Billing"."Audit Log" VALUES (1, 'x')`,
+    );
+    const locker = new pg.Client({ connectionString: db.url, application_name: 'migrate-42' });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE "Billing"."Audit Log" IN ACCESS EXCLUSIVE MODE');
+      const pid = (await locker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      const waits: string[] = [];
+      const options = backupOptions(db.url, store.storage, { lockWaitTimeoutMs: 4000, lockWatchMs: 250 });
+      const err = await failure(runBackup({ ...options, onProgress: (p) => (p.waiting ? waits.push(p.waiting) : undefined) }));
+      const holder = `held by pid ${pid} \\(user \\w+, migrate-42, idle in transaction for [\\d.]+ s: SELECT pg_backend_pid\\(\\) AS pid\\)`;
+      expect(waits.length).toBeGreaterThan(0);
+      expect(waits.at(-1)).toMatch(new RegExp(`^waiting [\\d.]+ s for a lock on "Billing"\\."Audit Log", ${holder}$`));
+      expect(err.userMessage).toMatch(
+        new RegExp(
+          `^The backup gave up waiting for a table lock on "Billing"\\."Audit Log", ${holder}; run it again once that has finished \\(or end that session: \`SELECT pg_terminate_backend\\(${pid}\\)\`\\)\\.$`,
+        ),
+      );
+      await expectNothingLeft();
+    } finally {
+      await locker.end();
+      await runSql(db.url, 'DROP SCHEMA "Billing" CASCADE');
+    }
+  });
+
   it('gives a backup started in the same second as another a suffixed id, leaving the other untouched', async () => {
     const opts = backupOptions(db.url, store.storage);
     await store.storage.beginBackup('app', opts.backupId);

@@ -1,6 +1,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
@@ -138,6 +139,33 @@ describe('backupProcessor', () => {
   });
 
   describe('while it dumps', () => {
+    it('behind a lock, the channel message says on which table and who holds it, then goes on once it is released', async () => {
+      const locker = new pg.Client({ connectionString: source.url, application_name: 'migrate-7' });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+        const running = kit.runJob(backupProcessor(deps({ lockWatchMs: 200 })), backupData(), { jobId: 'bk-lock-wait' });
+        const versions = () => {
+          const m = kit.messageAbout('bk-lock-wait');
+          return [...(m?.history ?? []), ...(m ? [m] : [])].map((v) => JSON.stringify(v.blocks ?? ''));
+        };
+        const deadline = Date.now() + 30_000;
+        while (!versions().some((v) => v.includes('waiting')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        const said = versions().find((v) => v.includes('waiting')) ?? '';
+        expect(said).toMatch(
+          /running — (counting|dumping), waiting [\d.]+ s for a lock on public\.orders, held by pid \d+ \(user \w+, migrate-7, idle in transaction for [\d.]+ s: LOCK TABLE orders IN ACCESS EXCLUSIVE MODE\)/,
+        );
+        expect(said).not.toMatch(/left/);
+        await locker.query('COMMIT');
+        const job = await running;
+        expect(await job.getState()).toBe('completed');
+        expect(kit.messageAbout('bk-lock-wait')?.text).toMatch(/^Backup of shop succeeded: /);
+      } finally {
+        await locker.end();
+      }
+    });
+
     it('the channel message says what was read of a total (the last backup, or the tables on disk) before the verdict', async () => {
       const job = await kit.runJob(backupProcessor(deps()), backupData(), { jobId: 'bk-progress' });
       expect(await job.getState()).toBe('completed');

@@ -9,6 +9,9 @@ import type { DumpScope } from '../dump-scope.ts';
 import type { FailureContext } from '../failures.ts';
 import { backupEncryption, readBack, type BackupEncryptionOption } from './backup-encryption.ts';
 import { throwIfCanceled, toBotError } from './backup-failure.ts';
+import { type LockWait, lockParts, watchLockWaits } from './lock-wait.ts';
+import { BotError } from '../../errors.ts';
+import { LOCK_GAVE_UP } from '../failures.ts';
 import { backupManifest } from './backup-manifest.ts';
 import { openSource, prepareTools } from './backup-source.ts';
 import { abortAll, commitAll, dumpInSnapshot, startCounts } from './dump-in-snapshot.ts';
@@ -22,6 +25,8 @@ export interface BackupProgress {
   bytes?: number;
   /** While dumping: the dumped tables' size on disk (heap and TOAST), read in the snapshot; the first backup's total. */
   tablesBytes?: number;
+  /** Set while the dump (or the counting) waits for a lock another session holds: what, and who (lock-wait.ts). */
+  waiting?: string;
 }
 
 export interface RunBackupOptions {
@@ -48,6 +53,8 @@ export interface RunBackupOptions {
   startedAt?: Date;
   /** How long pg_dump may wait for a table lock before giving up (default 5 minutes). */
   lockWaitTimeoutMs?: number;
+  /** How often a dump whose progress stands still is checked for a lock wait (default 5 s; lock-wait.ts). */
+  lockWatchMs?: number;
   /** How the stored artifact is read back before the manifest is written (default 'list'; see verify.ts). */
   verify?: VerifyMode;
   /**
@@ -72,7 +79,8 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   const ctx: FailureContext = { tool: 'pg_dump', server: serverLabel(o.target.url), storage: o.storage.describe() };
   const { backupId, encryption } = await reserve(o);
   const log = o.log.child({ backupId });
-  const progress = safeProgress(o.onProgress, log);
+  const watch = watchLockWaits<BackupProgress>({ url: o.target.url, everyMs: o.lockWatchMs ?? 5000, emit: safeProgress(o.onProgress, log), log });
+  const progress = watch.progress;
   const { signal } = o;
   const to = { storage: o.storage, target: o.target.name, backupId };
   const lockWaitMs = o.lockWaitTimeoutMs ?? 5 * 60_000;
@@ -108,11 +116,21 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
       throw err;
     }
   } catch (err) {
-    const failure = toBotError(err, ctx, signal);
+    const failure = withLockHolder(toBotError(err, ctx, signal), watch.last());
     log.warn({ err, code: failure.code }, 'backup failed; discarding what was written');
     await o.storage.discardUnfinished(o.target.name, backupId).catch((e: unknown) => log.error({ err: e }, 'could not discard the unfinished backup'));
     throw failure;
+  } finally {
+    watch.stop();
   }
+}
+
+/** pg_dump gave up waiting for a lock: the verdict names the table and the session the watch saw holding it. */
+function withLockHolder(failure: BotError, seen: LockWait | null): BotError {
+  if (!seen || !failure.userMessage.startsWith(LOCK_GAVE_UP)) return failure;
+  const { on, held } = lockParts(seen);
+  const end = seen.holder ? ` (or end that session: \`SELECT pg_terminate_backend(${seen.holder.pid})\`)` : '';
+  return new BotError(failure.code, `${LOCK_GAVE_UP} ${on}${held}; run it again once that has finished${end}.`, { cause: failure, detail: failure.message });
 }
 
 /**
