@@ -18,6 +18,8 @@ export interface FailureContext {
    * host:port") and what to do. Without it: the server at `server`, and create the role or apply the globals.
    */
   missingRole?: { server: string; fix: string } | undefined;
+  /** What to call the work in "… lost during the restore test; run the restore test again" (default: from `tool`). */
+  work?: 'backup' | 'restore' | 'restore test';
 }
 
 /** The line that names the cause: the first `error:`/`FATAL` line, else the first non-empty one. */
@@ -47,7 +49,7 @@ export const CANNOT_CONNECT = 'Could not connect to the database server at ';
 export const LOCK_GAVE_UP = 'The backup gave up waiting for a table lock';
 
 /** What the tool was doing, for the sentences that say it: pg_dump's work is a backup, anything else a restore. */
-const workOf = (c: FailureContext) => (/^(pg_dump|pg_dumpall|pg_basebackup)$/.test(c.tool) ? 'backup' : 'restore');
+const workOf = (c: FailureContext) => c.work ?? (/^(pg_dump|pg_dumpall|pg_basebackup)$/.test(c.tool) ? 'backup' : 'restore');
 
 const unreachable = (reason: string) => (_m: RegExpExecArray, c: FailureContext) =>
   `${CANNOT_CONNECT}${c.server} (${reason}); check that PostgreSQL is running and reachable from the ${workOf(c) === 'backup' ? 'backup host' : 'host running the restore'}.`;
@@ -60,7 +62,7 @@ const RULES: Rule[] = [
     say: (_m, c) =>
       workOf(c) === 'backup'
         ? `${BACKUP_DISK_FULL}${c.storage ? ` (${c.storage})` : ''}; free space or delete old backups, then run the backup again.`
-        : `A disk filled up during the restore: the database server's at ${c.server} when PostgreSQL says so ("could not extend file"), else this host's temp directory; free space, then run the restore again.`,
+        : `A disk filled up during the ${workOf(c)}: the database server's at ${c.server} when PostgreSQL says so ("could not extend file"), else this host's temp directory; free space, then run the ${workOf(c)} again.`,
   },
   {
     test: /password authentication failed for user "([^"]*)"/,

@@ -61,6 +61,11 @@ describe('toolFailure', () => {
     expect(toolFailure('pg_dump: error: server closed the connection unexpectedly', ctx).userMessage).toMatch(
       /lost during the backup; .* run the backup again\.$/,
     );
+    // A restore test cut short is run again as a restore test (`/restore-test`), not as a restore.
+    const test = { ...restore, work: 'restore test' as const };
+    expect(toolFailure('pg_restore: error: connection to server lost: server closed the connection unexpectedly', test).userMessage).toBe(
+      "The connection to the database server at 127.0.0.1:5 was lost during the restore test; check the server's log, then run the restore test again.",
+    );
   });
 
   it('falls back to how the tool ended when it said nothing', () => {

@@ -27,12 +27,13 @@ export function startRun<Phase>(
   },
   database: string,
   logFields: Record<string, unknown>,
+  work: FailureContext['work'] = 'restore',
 ): RestoreRun<Phase> {
   const now = o.now ?? (() => new Date());
   const startedAt = now();
   const log = o.log.child({ backupId: o.manifest.backupId, ...logFields });
   const report = safeProgress(o.onProgress, log);
-  const ctx: FailureContext = { tool: 'pg_restore', server: serverLabel(o.serverUrl), ...(o.missingRole ? { missingRole: o.missingRole } : {}) };
+  const ctx: FailureContext = { tool: 'pg_restore', work, server: serverLabel(o.serverUrl), ...(o.missingRole ? { missingRole: o.missingRole } : {}) };
   return {
     manifest: o.manifest,
     startedAt,

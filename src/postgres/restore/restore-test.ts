@@ -72,7 +72,7 @@ function verified(restored: Step<Restored>, compared: Step<Compared> | null): bo
 
 function startTest(o: RestoreTestOptions): TestRun {
   const name = o.keep?.database ?? scratchName(o.scratchKey, o.scratchScope);
-  const run = startRun<RestoreTestPhase>(o, name, { scratch: name });
+  const run = startRun<RestoreTestPhase>(o, name, { scratch: name }, o.keep ? 'restore' : 'restore test');
   const what = o.keep ? `The restore of ${o.manifest.backupId}` : `The restore test of ${o.manifest.backupId}`;
   const canceled = (cause?: unknown) =>
     new BotError('canceled', `${what} was canceled; its ${o.keep ? 'new' : 'scratch'} database ${name} was dropped.`, { cause });
