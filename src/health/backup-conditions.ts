@@ -65,7 +65,8 @@ export function staleCondition(target: string, now: Date, newestFirst: Manifest[
       : `no ${what(c)} of ${target} yet`;
   const describe = (c: StaleCheck) =>
     c.newest ? `newest ${what(c)} ${formatDuration(c.ageMs)} old (${formatTime(c.newest.startedAt)}), limit ${c.limitHours} h` : none(c);
-  const late = newestFirst.length === 0 && firstBackupDueAt ? ` (the first was due at ${formatTime(firstBackupDueAt)})` : '';
+  // Damaged backups stored: the first backup ran long ago, whatever the first-seen time says (QA: "was due at" a future time).
+  const late = newestFirst.length === 0 && damaged === 0 && firstBackupDueAt ? ` (the first was due at ${formatTime(firstBackupDueAt)})` : '';
   const headline = worst.newest ? `the newest ${what(worst)} is ${formatDuration(worst.ageMs)} old (limit ${worst.limitHours} h)` : `${none(worst)}${late}`;
   return {
     condition: 'stale',

@@ -35,6 +35,11 @@ describe('evaluateHealth: stale', () => {
     expect(late).toMatchObject({ status: 'failing', severity: 'critical' });
     expect(late.quiet).toBeUndefined();
     expect(late.evidence).toBe('no backup of shop yet (the first was due at 2026-11-24 14:00 UTC)');
+    // Damaged backups stored: backed up before, so no "first was due", least of all at a time still to come (QA).
+    const damaged = [{ backupId: 'shop-20261120T020000Z', why: 'marked damaged by the checksum scrub' }];
+    const aside = pick(evaluateHealth(healthyInput({ backups: [], damaged, firstBackupDueAt: due })), 'stale');
+    expect(aside).toMatchObject({ status: 'failing', severity: 'critical' });
+    expect(aside.evidence).toBe('no restorable backup of shop: 1 stored is damaged');
   });
 
   it('counts the newest backup of any class when no class limit is configured', () => {
