@@ -1,7 +1,7 @@
 import { withDeadline } from '../deadline.ts';
 import { formatDuration } from '../format.ts';
 import { BotError, NoSuchBackupError } from '../errors.ts';
-import { BackupIdSchema, type Manifest } from './manifest.ts';
+import { BackupIdSchema, type Manifest, UnreadableManifest } from './manifest.ts';
 import { pastDeadline } from './manifest-cache.ts';
 import { failedRestoreTestIds } from './retention-plan.ts';
 import type { BackupOwner, Storage } from './types.ts';
@@ -77,7 +77,14 @@ async function nearestBackup(storage: Storage, target: string, backupId: string)
  * looked up for the refusal alone, and left out when the listing does not answer within a second.
  */
 export async function findRestorable(storage: Storage, backupId: string, seeList: (target: string) => string): Promise<Manifest> {
-  const m = await findBackup(storage, backupId, seeList);
+  const m = await findBackup(storage, backupId, seeList).catch(async (err: unknown) => {
+    if (!(err instanceof UnreadableManifest)) throw err;
+    // Its manifest does not parse: refused as damaged, with what to use instead, as a backup the scrub marked.
+    const target = targetOfBackupId(backupId) ?? '';
+    const good = newestGoodSentence(target, await newestGoodWithin(storage, { target, backupId }), (id) => `\`${id}\``);
+    const instead = good ? `${good}; ${seeList(target)} shows them all` : `${seeList(target)} shows the good ones`;
+    throw new BotError('backup_damaged', `${err.userMessage} ${instead}. Nothing was started.`, { cause: err });
+  });
   const why = await storage.whyUnrestorable?.(m);
   if (!why) return m;
   const expired = pastDeadline(m) ? ' (it is past its retention deadline: retention deletes it)' : '';
@@ -106,11 +113,11 @@ export function newestGoodSentence(target: string, newest: string | null | undef
  * The newest good backup of `m`'s target other than `m`, for a message that says what to use instead: null when
  * there is none, undefined when the listing did not answer within a second (the message must not wait on it).
  */
-export const newestGoodWithin = (storage: Storage, m: Manifest): Promise<string | null | undefined> =>
+export const newestGoodWithin = (storage: Storage, m: Pick<Manifest, 'target' | 'backupId'>): Promise<string | null | undefined> =>
   withDeadline(1000, newestGood(storage, m), 'naming the newest good backup', 'storage').catch(() => undefined);
 
 /** The newest listed backup of the target other than `m` whose latest restore test did not fail; null: none. */
-async function newestGood(storage: Storage, m: Manifest): Promise<string | null> {
+async function newestGood(storage: Storage, m: Pick<Manifest, 'target' | 'backupId'>): Promise<string | null> {
   const { backups, failedTests } = await listWithTestVerdicts(storage, m.target);
   return backups.find((b) => b.backupId !== m.backupId && !failedTests.has(b.backupId))?.backupId ?? null;
 }

@@ -140,6 +140,9 @@ export function validManifest(manifest: Manifest): Manifest {
 /** A stored manifest's text → the manifest of exactly that backup; anything else is an unusable backup. */
 const zodWhy = (err: z.ZodError) => err.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
 
+/** A manifest that does not parse: the backup cannot be used, though its files may be there (catalog.ts names another). */
+export class UnreadableManifest extends BotError {}
+
 export function parseManifest(text: string, target: string, backupId: string): Manifest {
   try {
     const m = ManifestSchema.parse(JSON.parse(text));
@@ -148,7 +151,7 @@ export function parseManifest(text: string, target: string, backupId: string): M
   } catch (err) {
     // Why, in a few words (a JSON syntax error, a missing field): the first thing a person looking at it needs.
     const why = err instanceof SyntaxError ? err.message : err instanceof z.ZodError ? zodWhy(err) : (err as Error).message;
-    throw new BotError('storage_failed', `The manifest of backup ${backupId} is unreadable (${why.slice(0, 160)}), so that backup cannot be used.`, {
+    throw new UnreadableManifest('storage_failed', `The manifest of backup ${backupId} is unreadable (${why.slice(0, 160)}), so that backup cannot be used.`, {
       cause: err,
     });
   }

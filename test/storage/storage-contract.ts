@@ -174,6 +174,14 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
         `Backup ${lost?.backupId} cannot be restored: artifact database.pgdump.zst is missing. ${tail}`,
         `Backup ${short?.backupId} cannot be restored: artifact database.pgdump.zst is 3 bytes where its manifest records 6 bytes (cut short or overwritten). ${tail}`,
       ]);
+      // A manifest that does not parse: refused as damaged too, with the same way out (QA: it named no good backup).
+      const unparsed = await storeBackup(storage, 'app', 'app-20260117T000000Z', '2026-01-17T00:00:00Z', 'abcdef');
+      await b.put(`app/${unparsed.backupId}/manifest.json`, '{"backupId": "app-2026');
+      const bad = await findRestorable(storage, unparsed.backupId, see).catch((err: BotError) => err);
+      expect((bad as BotError).code).toBe('backup_damaged');
+      expect((bad as BotError).userMessage).toMatch(
+        new RegExp(`^The manifest of backup ${unparsed.backupId} is unreadable \\(.*JSON.*\\), so that backup cannot be used\\. ${tail.replace(/[.()`]/g, '\\$&')}$`),
+      );
     });
 
     it('findRestorable: a backup whose roles file alone is lost is refused, saying its database archive can still be fetched', async () => {
