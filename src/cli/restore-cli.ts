@@ -85,7 +85,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   if (req.into !== null && !yes) {
     // As in Slack: a backup that cannot restore (none of that id, damaged) is refused; else the confirmation's warning
     // (the database's size, its sessions, the backup's time and what is lost).
-    const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli).catch((err: unknown) => new Error(toUserMessage(err)));
+    const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals).catch((err: unknown) => new Error(toUserMessage(err)));
     if (manifest instanceof Error) {
       io.err(`Restore FAILED: ${manifest.message}`);
       return 1;
@@ -106,7 +106,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   // Onto another server: the roles applied, in the summary too (stdout), not only among the progress lines.
   let rolesSaid: string | null = null;
   try {
-    const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli);
+    // Only a restore that applies the backup's roles reads its roles file: damage there alone stops no other.
+    const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals);
     const other = req.into !== null && isWholeDatabase(req) ? otherDatabase(manifest, req.into) : '';
     if (other) io.err(`note: ${other.replace(/[*`]/g, '').trim()}`);
     const found = findTarget(deps.config, manifest.target);

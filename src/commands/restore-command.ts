@@ -63,7 +63,9 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       if (req.verb === 'list')
         return { text: restoredDatabasesText(await withDeadline(2500, restoredDatabases(deps, req.target), 'listing restored databases'), req.target) };
       if (req.verb === 'drop') return { text: await withDeadline(2500, dropRestoredDatabase(deps, req.database), 'dropping the database', 'postgres') };
-      const m = await withDeadline(2500, findRestorable(deps.storage, req.backupId, SEE_LIST.slack), 'finding the backup', 'storage');
+      // Only a restore that applies the backup's roles (--with-globals) reads its roles file: damage there alone stops no other.
+      const rolesNeeded = req.into === null && req.withGlobals === true;
+      const m = await withDeadline(2500, findRestorable(deps.storage, req.backupId, SEE_LIST.slack, rolesNeeded), 'finding the backup', 'storage');
       const targetConfig = findTarget(deps.config, m.target);
       const target = targetConfig.name;
       const requestedBy = { source: 'slack' as const, userId: input.userId, userName: input.userName };

@@ -119,7 +119,13 @@ export function restoreTestFinished(req: RestoreJobInfo, v: RestoreTestVerdict, 
  * A backup a restore or restore test found corrupted, read back and marked damaged (storage/scrub.ts confirmDamage),
  * with the one to use instead: null when none is left, undefined when the listing did not answer in time.
  */
-export function backupMarkedDamaged(m: { target: string; backupId: string }, why: string, newest: string | null | undefined): ChannelMessage {
+export function backupMarkedDamaged(
+  m: { target: string; backupId: string },
+  why: string,
+  newest: string | null | undefined,
+  /** Only its roles file is damaged: a restore that does not apply roles still takes it (catalog.ts findRestorable). */
+  rolesOnly = false,
+): ChannelMessage {
   const list = `\`/backup list ${m.target}\``;
   const good = newestGoodSentence(m.target, newest, (id) => `\`${id}\``);
   const instead =
@@ -128,7 +134,7 @@ export function backupMarkedDamaged(m: { target: string; backupId: string }, why
       : newest === null
         ? `${good}: take one now (\`/backup now ${m.target}\`).`
         : `${good} (${list} shows them all).`;
-  const text = `:rotating_light: Backup \`${m.backupId}\` is marked damaged (${escapeMrkdwn(why)}; read back twice more, the same): listings leave it out, \`/restore\` and restore tests refuse it, and the next health check pages it. ${instead}`;
+  const text = `:rotating_light: Backup \`${m.backupId}\` is marked damaged (${escapeMrkdwn(why)}; read back twice more, the same): listings leave it out, ${rolesOnly ? 'restore tests and `/restore … --with-globals` refuse it (only its roles file is damaged: other restores still take it)' : '`/restore` and restore tests refuse it'}, and the next health check pages it. ${instead}`;
   return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
 }
 

@@ -76,7 +76,13 @@ async function nearestBackup(storage: Storage, target: string, backupId: string)
  * that backup is checked (a listing of the target may be slow, or fail on another backup); the newest good one is
  * looked up for the refusal alone, and left out when the listing does not answer within a second.
  */
-export async function findRestorable(storage: Storage, backupId: string, seeList: (target: string) => string): Promise<Manifest> {
+export async function findRestorable(
+  storage: Storage,
+  backupId: string,
+  seeList: (target: string) => string,
+  /** false: a restore that does not apply the backup's roles (all but `--with-globals`): damage to the roles file alone is no bar. */
+  rolesNeeded = true,
+): Promise<Manifest> {
   const m = await findBackup(storage, backupId, seeList).catch(async (err: unknown) => {
     if (!(err instanceof UnreadableManifest)) throw err;
     // Its manifest does not parse: refused as damaged, with what to use instead, as a backup the scrub marked.
@@ -93,10 +99,11 @@ export async function findRestorable(storage: Storage, backupId: string, seeList
   const instead = good ? `${good}; ${seeList(m.target)} shows them all` : `${seeList(m.target)} shows the good ones`;
   // The fault named is the roles file's (not the archive's, nor a marker that names no file): the archive can be had.
   const faulty = m.artifacts.filter((a) => why.includes(a.file));
-  const byHand =
-    faulty.length > 0 && faulty.every((a) => a.role !== 'database')
-      ? ` Its database archive is intact: \`pg-backup-bot fetch ${m.backupId} -o FILE\` then pg_restore (README "Disaster recovery").`
-      : '';
+  const rolesOnly = faulty.length > 0 && faulty.every((a) => a.role !== 'database');
+  if (rolesOnly && !rolesNeeded) return m;
+  const byHand = rolesOnly
+    ? ` Its database archive is intact: a restore that does not apply the backup's roles (without --with-globals) goes on, or \`pg-backup-bot fetch ${m.backupId} -o FILE\` then pg_restore (README "Disaster recovery").`
+    : '';
   throw new BotError('backup_damaged', `Backup ${m.backupId} cannot be restored: ${why}${expired}. ${instead}. Nothing was started.${byHand}`);
 }
 

@@ -69,7 +69,7 @@ export async function runFullRestore(
     onProgress: o.progress,
   });
   const where = `${o.database} on ${serverLabel(o.serverUrl)}`;
-  const notes = outcome.passed
+  const verdictNotes = outcome.passed
     ? [
         `${where}: ${formatCount(totalRows(o.manifest))} rows; checked: ${checkedSummary(outcome)}.`,
         // pg_restore fills materialized views by refreshing them: contents as of the restored data, not as dumped.
@@ -86,6 +86,8 @@ export async function runFullRestore(
     : outcome.restoredBytes === null && outcome.checked.tables === 0
       ? [`No database was left on ${serverLabel(o.serverUrl)}: the restore stopped before ${o.database} held anything.`]
       : [`${where} was dropped: a database the bot leaves behind is one it verified.`];
+  // The restore's own notes (a damaged roles file it did not need) after what the verdict says of the database.
+  const notes = [...verdictNotes, ...(outcome.notes ?? [])];
   return { ...outcome, selection: { tables: [], schemas: [], into: null, created: true }, restoredTables: [], notes };
 }
 

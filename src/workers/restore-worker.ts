@@ -7,7 +7,7 @@ import type { Escalation } from '../notifications/escalation.ts';
 import type { Logger } from '../logger.ts';
 import { backupMarkedDamaged, restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { databaseSizes, reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
+import { databaseSizes, onlyRolesFailed, reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
 import { formatBytes } from '../format.ts';
 import { findBackup, type Manifest, newestGoodWithin } from '../storage/index.ts';
 import { confirmDamage } from '../storage/scrub.ts';
@@ -162,7 +162,8 @@ async function finishRestore(
   // A sha256 that does not match is damage, once read again, as for a restore test: marked, so nothing offers it again.
   const checksums = o.outcome?.checked.checksums ?? [];
   const marked = o.manifest ? await confirmDamage(deps.storage, o.manifest, { by: 'a restore', checksums }, { log: o.log, signal: o.signal }) : null;
-  if (marked && o.manifest) await say.reply(ref, backupMarkedDamaged(o.manifest, marked, await newestGoodWithin(deps.storage, o.manifest)));
+  const m = o.manifest;
+  if (marked && m) await say.reply(ref, backupMarkedDamaged(m, marked, await newestGoodWithin(deps.storage, m), onlyRolesFailed(m, checksums)));
   return problems;
 }
 

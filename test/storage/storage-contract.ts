@@ -180,7 +180,9 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       const bad = await findRestorable(storage, unparsed.backupId, see).catch((err: BotError) => err);
       expect((bad as BotError).code).toBe('backup_damaged');
       expect((bad as BotError).userMessage).toMatch(
-        new RegExp(`^The manifest of backup ${unparsed.backupId} is unreadable \\(.*JSON.*\\), so that backup cannot be used\\. ${tail.replace(/[.()`]/g, '\\$&')}$`),
+        new RegExp(
+          `^The manifest of backup ${unparsed.backupId} is unreadable \\(.*JSON.*\\), so that backup cannot be used\\. ${tail.replace(/[.()`]/g, '\\$&')}$`,
+        ),
       );
     });
 
@@ -205,8 +207,10 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       await storage.writeManifest(makeManifest({ target: 'app', startedAt: '2026-01-21T00:00:00Z', artifacts }));
       await b.remove(`app/${id}/globals.sql.zst`);
       await expect(findRestorable(storage, id, (t) => `\`list ${t}\``)).rejects.toThrow(
-        `Backup ${id} cannot be restored: artifact globals.sql.zst is missing. The newest good backup of app is \`${good.backupId}\`; \`list app\` shows them all. Nothing was started. Its database archive is intact: \`pg-backup-bot fetch ${id} -o FILE\` then pg_restore (README "Disaster recovery").`,
+        `Backup ${id} cannot be restored: artifact globals.sql.zst is missing. The newest good backup of app is \`${good.backupId}\`; \`list app\` shows them all. Nothing was started. Its database archive is intact: a restore that does not apply the backup's roles (without --with-globals) goes on, or \`pg-backup-bot fetch ${id} -o FILE\` then pg_restore (README "Disaster recovery").`,
       );
+      // A restore that does not apply the roles never reads that file: it is given the backup.
+      expect((await findRestorable(storage, id, (t) => `\`list ${t}\``, false)).backupId).toBe(id);
     });
 
     it('a backup the checksum scrub marks damaged is left out of every listing, saying why, until its deadline; then retention deletes it', async () => {

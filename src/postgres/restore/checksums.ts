@@ -60,3 +60,27 @@ export async function verifyChecksums(o: { manifest: Manifest; storage: Storage;
   }
   return out;
 }
+
+/**
+ * A restore that does not apply the backup's roles (every one but `--with-globals`: owners and grants come from the
+ * server's own roles, or none are restored) never reads the roles file, so damage there stops nothing: it is said
+ * beside the verdict. Any other artifact that fails stops the restore. A restore test is not such a restore: it
+ * proves the whole backup, so it keeps every problem (restore-test.ts).
+ */
+export function apartFromRoles(m: Pick<Manifest, 'artifacts'>, sums: ChecksumResult): { fatal: string[]; notes: string[] } {
+  if (!onlyRolesFailed(m, sums.checksums)) return { fatal: sums.problems, notes: [] };
+  return {
+    fatal: [],
+    notes: sums.problems.map(
+      (p) =>
+        `The backup's roles file is damaged (${p}): this restore does not read it (owners and grants come from the server's own roles, or none are restored); a restore onto a new server with --with-globals needs another backup.`,
+    ),
+  };
+}
+
+/** Some checksum failed, and only the roles file's (any artifact but the database archive). */
+export function onlyRolesFailed(m: Pick<Manifest, 'artifacts'>, checksums: ReadonlyArray<{ file: string; ok: boolean }>): boolean {
+  const roles = new Set(m.artifacts.filter((a) => a.role !== 'database').map((a) => a.file));
+  const failed = checksums.filter((c) => !c.ok);
+  return failed.length > 0 && failed.every((c) => roles.has(c.file));
+}

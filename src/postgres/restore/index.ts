@@ -19,7 +19,7 @@ export {
   scratchName,
   SCRATCH_PREFIX,
 } from './scratch.ts';
-export { verifyChecksums, type ChecksumResult } from './checksums.ts';
+export { onlyRolesFailed, verifyChecksums, type ChecksumResult } from './checksums.ts';
 export { compareCounts, type Comparison } from './compare.ts';
 export { listStoredBackup } from './list-archive.ts';
 export type { SmokeQuery } from './restored-checks.ts';

@@ -97,7 +97,7 @@ export function decompress(o: RestoreTestOptions, t: TestRun, identity: AgeIdent
  * Nothing is restored — no scratch database even exists — before every checksum matches. A mismatch is the
  * verdict (restoring a corrupted artifact would only produce a more confusing one), so it stops the decompression.
  */
-export async function checksumsFirst(checking: Promise<Checksums>, decompression: Decompression): Promise<Checksums> {
+export async function checksumsFirst(checking: Promise<Checksums>, decompression: Decompression, stops: (sums: Checksums) => boolean): Promise<Checksums> {
   let sums: Checksums;
   try {
     sums = await checking;
@@ -105,7 +105,7 @@ export async function checksumsFirst(checking: Promise<Checksums>, decompression
     await decompression.abandon();
     throw err;
   }
-  if (sums.problems.length > 0) await decompression.abandon();
+  if (stops(sums)) await decompression.abandon();
   return sums;
 }
 

@@ -18,6 +18,7 @@ import {
   type Target,
 } from './selective-steps.ts';
 import { type Checksums, closeArchive, openStoredArchive, restoreTools, timedChecksums } from './stored-archive.ts';
+import { apartFromRoles } from './checksums.ts';
 
 export type { SelectiveRestoreOptions, SelectiveRestoreOutcome, SelectiveRestorePhase } from './selective-steps.ts';
 import type { SelectiveRestoreOptions, SelectiveRestoreOutcome, SelectiveRestorePhase } from './selective-steps.ts';
@@ -34,8 +35,10 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   const identity = await identityFor(o.manifest, o.identityFile);
   r.progress('verifying-checksums');
   const sums = await timedChecksums(o);
-  if (sums.problems.length > 0) {
-    const problems = [...sums.problems, 'nothing was restored'];
+  // Never the roles file's: a selective restore takes no roles from the backup.
+  const { fatal, notes: rolesNotes } = apartFromRoles(o.manifest, sums);
+  if (fatal.length > 0) {
+    const problems = [...fatal, 'nothing was restored'];
     return outcome(o, r, { sums, notes: [], target: null, restoreMs: 0, counted: null, problems, dropped: false });
   }
 
@@ -56,7 +59,7 @@ export async function runSelectiveRestore(o: SelectiveRestoreOptions): Promise<S
   await rm(work, { recursive: true, force: true });
   const failed = !restored.ok || restored.value.problem !== null || counted?.ok === false;
   const dropped = target.ok && target.value.created && failed ? await dropNewDatabase(o, r) : false;
-  return verdict(o, r, { sums, planned, target, restored, counted, dropped });
+  return verdict(o, r, { sums, planned, target, restored, counted, dropped, rolesNotes });
 }
 
 function startRestore(o: SelectiveRestoreOptions): SelectiveRun {
@@ -86,7 +89,15 @@ async function dropNewDatabase(o: SelectiveRestoreOptions, r: SelectiveRun): Pro
 function verdict(
   o: SelectiveRestoreOptions,
   r: SelectiveRun,
-  s: { sums: Checksums; planned: Step<Planned>; target: Step<Target>; restored: Step<Restored>; counted: Step<Counted> | null; dropped: boolean },
+  s: {
+    sums: Checksums;
+    planned: Step<Planned>;
+    target: Step<Target>;
+    restored: Step<Restored>;
+    counted: Step<Counted> | null;
+    dropped: boolean;
+    rolesNotes: string[];
+  },
 ): SelectiveRestoreOutcome {
   const stop = !s.restored.ok ? s.restored : s.counted !== null && !s.counted.ok ? s.counted : null;
   if (stop && stop.failure !== undefined) throw asBotError(stop.failure, r.ctx);
@@ -95,7 +106,7 @@ function verdict(
   const problems = [...(stop && stop.problem !== null ? [stop.problem, 'nothing was restored'] : []), ...(restored?.problem ? [restored.problem] : [])];
   const result = outcome(o, r, {
     sums: s.sums,
-    notes: s.planned.ok ? s.planned.value.plan.notes : [],
+    notes: [...(s.planned.ok ? s.planned.value.plan.notes : []), ...s.rolesNotes],
     target: s.target.ok ? s.target.value : null,
     restoreMs: restored?.restoreMs ?? 0,
     counted,

@@ -1,0 +1,86 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { createTestDatabase, runSql } from '../support/databases.ts';
+import { withClient } from '../support/postgres-helpers.ts';
+
+const cli = (args: string[], env: Record<string, string>) =>
+  execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
+
+/**
+ * One flipped byte in a backup's roles file (globals.sql.zst.age) used to refuse every restore of it, though its
+ * database archive is whole (QA). A restore that does not apply the backup's roles (a new database, a replacement,
+ * tables) never reads that file: it now goes on and says the file is damaged; a restore test, which proves the whole
+ * backup, still fails, and so does a restore that applies the roles (--with-globals).
+ */
+describe('a backup whose roles file alone is damaged', () => {
+  let dir: string;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let env: Record<string, string>;
+  let id: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-roles-'));
+    const keys = await generateKeyPair();
+    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
+    db = await createTestDatabase(inject('pgUrl'), 'roles');
+    await runSql(db.url, `CREATE TABLE "Invoice" (id int PRIMARY KEY, "Total Due" numeric); INSERT INTO "Invoice" SELECT g, g * 1.5 FROM generate_series(1, 300) g`);
+    env = {
+      DATABASE_URL: db.url,
+      TARGET_NAME: 'shop',
+      BACKUP_DIR: dir,
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
+    };
+    const run = await cli(['backup'], env);
+    id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
+    const file = join(dir, 'shop', id, 'globals.sql.zst.age');
+    const bytes = await readFile(file);
+    bytes[bytes.length - 20] = (bytes[bytes.length - 20] as number) ^ 0xff;
+    await writeFile(file, bytes);
+  }, 120_000);
+
+  afterAll(async () => {
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a restore into a new database goes on and says the roles file is damaged; the restore test fails; --with-globals is refused', async () => {
+    expect(id).not.toBe('');
+    const restored = await cli(['restore', id], env);
+    expect(restored.exitCode, restored.stderr).toBe(0);
+    const database = /Restored the whole database into (\S+) in /.exec(restored.stdout)?.[1] ?? '';
+    expect(restored.stdout).toMatch(
+      /note {2}The backup's roles file is damaged \(artifact corrupted: globals\.sql\.zst\.age \(sha256 .*\)\): this restore does not read it/,
+    );
+    const copy = new URL(db.url);
+    copy.pathname = `/${database}`;
+    try {
+      const total = await withClient(copy.toString(), async (c) => (await c.query<{ s: string }>('SELECT sum("Total Due")::text AS s FROM "Invoice"')).rows[0]?.s);
+      expect(total).toBe('67725.0');
+    } finally {
+      await runSql(db.url, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    }
+
+    // A restore test proves the whole backup: the damaged roles file fails it.
+    const test = await cli(['restore-test', id], env);
+    expect(test.exitCode).toBe(1);
+    expect(test.stdout + test.stderr).toMatch(/artifact corrupted: globals\.sql\.zst\.age/);
+
+    // Marked damaged by the restore test's read-back, restores that do not need the roles still take it; one that
+    // applies them does not.
+    expect(test.stdout + test.stderr).toMatch(new RegExp(`Backup ${id} is now marked damaged`));
+    const again = await cli(['restore', id], env);
+    expect(again.exitCode, again.stderr).toBe(0);
+    const second = /Restored the whole database into (\S+) in /.exec(again.stdout)?.[1] ?? '';
+    await runSql(db.url, `DROP DATABASE IF EXISTS "${second}" WITH (FORCE)`);
+    const withRoles = await cli(['restore', id, '--to-url-env=NEW_SERVER_URL', '--with-globals'], { ...env, NEW_SERVER_URL: db.url });
+    expect(withRoles.exitCode).toBe(1);
+    expect(withRoles.stderr).toMatch(
+      new RegExp(`Backup ${id} cannot be restored: pg-backup-bot restore-test found artifact corrupted: globals\\.sql\\.zst\\.age.*Its database archive is intact: a restore that does not apply the backup's roles \\(without --with-globals\\) goes on`),
+    );
+  }, 180_000);
+});
