@@ -14,7 +14,7 @@ import {
   type RestoreJobInfo,
 } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
-import { runRestoreTest, scratchName } from '../postgres/restore/index.ts';
+import { onlyRolesFailed, runRestoreTest, scratchName } from '../postgres/restore/index.ts';
 import { findBackup, latestBackup, type Manifest, newestGoodWithin, newRecordId, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { confirmDamage } from '../storage/scrub.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -158,7 +158,8 @@ async function reportTestFinished(
   if (record.problems.length > 0) await say.reply(ref, restoreTestProblems(record.problems));
   // A sha256 that does not match is damage, once read again: marked, so nothing offers this backup any more.
   const marked = await confirmDamage(deps.storage, manifest, { by: 'a restore test', checksums: record.checked.checksums }, { log, signal });
-  if (marked) await say.reply(ref, backupMarkedDamaged(manifest, marked, await newestGoodWithin(deps.storage, manifest)));
+  const rolesOnly = onlyRolesFailed(manifest, record.checked.checksums);
+  if (marked) await say.reply(ref, backupMarkedDamaged(manifest, marked, await newestGoodWithin(deps.storage, manifest), rolesOnly));
   await handOffRestoreTest(deps.checklist, data, restoreResultOf(record, jobId), log);
 }
 

@@ -27,7 +27,10 @@ describe('a backup whose roles file alone is damaged', () => {
     const keys = await generateKeyPair();
     await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
     db = await createTestDatabase(inject('pgUrl'), 'roles');
-    await runSql(db.url, `CREATE TABLE "Invoice" (id int PRIMARY KEY, "Total Due" numeric); INSERT INTO "Invoice" SELECT g, g * 1.5 FROM generate_series(1, 300) g`);
+    await runSql(
+      db.url,
+      `CREATE TABLE "Invoice" (id int PRIMARY KEY, "Total Due" numeric); INSERT INTO "Invoice" SELECT g, g * 1.5 FROM generate_series(1, 300) g`,
+    );
     env = {
       DATABASE_URL: db.url,
       TARGET_NAME: 'shop',
@@ -59,7 +62,10 @@ describe('a backup whose roles file alone is damaged', () => {
     const copy = new URL(db.url);
     copy.pathname = `/${database}`;
     try {
-      const total = await withClient(copy.toString(), async (c) => (await c.query<{ s: string }>('SELECT sum("Total Due")::text AS s FROM "Invoice"')).rows[0]?.s);
+      const total = await withClient(
+        copy.toString(),
+        async (c) => (await c.query<{ s: string }>('SELECT sum("Total Due")::text AS s FROM "Invoice"')).rows[0]?.s,
+      );
       expect(total).toBe('67725.0');
     } finally {
       await runSql(db.url, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
@@ -80,7 +86,9 @@ describe('a backup whose roles file alone is damaged', () => {
     const withRoles = await cli(['restore', id, '--to-url-env=NEW_SERVER_URL', '--with-globals'], { ...env, NEW_SERVER_URL: db.url });
     expect(withRoles.exitCode).toBe(1);
     expect(withRoles.stderr).toMatch(
-      new RegExp(`Backup ${id} cannot be restored: pg-backup-bot restore-test found artifact corrupted: globals\\.sql\\.zst\\.age.*Its database archive is intact: a restore that does not apply the backup's roles \\(without --with-globals\\) goes on`),
+      new RegExp(
+        `Backup ${id} cannot be restored: pg-backup-bot restore-test found artifact corrupted: globals\\.sql\\.zst\\.age.*Its database archive is intact: a restore that does not apply the backup's roles \\(without --with-globals\\) goes on`,
+      ),
     );
   }, 180_000);
 });

@@ -206,6 +206,32 @@ describe('/restore', () => {
     expect((await slash(h, '/restore', 'list')).text).not.toContain(database);
   });
 
+  it('a backup whose roles file alone is damaged: /restore restores it and says so; /restore-test refuses it', async () => {
+    const rolesBad = await takeBackup();
+    const file = await open(artifactPath(h.backupDir, rolesBad, 'globals'), 'r+');
+    const { size } = await file.stat();
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, size - 10);
+    byte[0] = (byte[0] ?? 0) ^ 0xff;
+    await file.write(byte, 0, 1, size - 10);
+    await file.close();
+    const globals = rolesBad.artifacts.find((a) => a.role === 'globals')?.file ?? '';
+    await h.service.deps.storage.markDamaged?.('shop', rolesBad.backupId, `the checksum scrub found artifact corrupted: ${globals}`);
+    expect((await slash(h, '/restore-test', rolesBad.backupId)).text).toContain(`Backup ${rolesBad.backupId} cannot be restored`);
+    const { text } = await slash(h, '/restore', rolesBad.backupId);
+    const database = /new database `([^`]+)`/.exec(text)?.[1] ?? '';
+    expect(database).toMatch(/^pgbb_restore_/);
+    const msg = await channelMessage(h, jobIdOf(text) ?? '', /Restored the whole database/);
+    const shown = JSON.stringify(msg.blocks);
+    expect(shown).toMatch(
+      /The backup's roles file is damaged \(artifact corrupted: globals\.sql\.zst(\.age)? \(sha256 [^)]*\)\): this restore does not read it/,
+    );
+    const url = inject('pgUrl').replace(/\/[^/]*$/, `/${database}`);
+    expect(await count(url, 'select count(*) as n from shop.customers')).toBe(500);
+    await runSql(inject('pgUrl'), `DROP DATABASE "${database}" WITH (FORCE)`);
+    await h.service.deps.storage.deleteBackup('shop', rolesBad.backupId);
+  }, 120_000);
+
   describe('into an existing database', () => {
     it('refuses users not allowed, naming who may', async () => {
       const before = await h.service.deps.queues.restore.count();
