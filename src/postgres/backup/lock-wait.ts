@@ -124,9 +124,10 @@ export function watchLockWaits<P extends { phase: string; rawBytes?: number; wai
   let waiting: LockWait | null = null;
   let seen: LockWait | null = null;
   let asking = false;
+  let stopped = false;
   const timer = setInterval(() => {
     const still = current;
-    if (!still || asking || !/^(counting|dumping)$/.test(still.phase)) return;
+    if (!still || asking || stopped || !/^(counting|dumping)$/.test(still.phase)) return;
     if (moved) {
       moved = false;
       return;
@@ -136,7 +137,8 @@ export function watchLockWaits<P extends { phase: string; rawBytes?: number; wai
       .then((w) => {
         waiting = w;
         if (w) seen = w;
-        if (w && current === still) o.emit({ ...still, waiting: describeLockWait(w) });
+        // Never after the backup has ended: its verdict is the last word (an answer may come back after it).
+        if (w && current === still && !stopped) o.emit({ ...still, waiting: describeLockWait(w) });
       })
       .catch((err: unknown) => o.log.debug({ err }, 'could not ask the server about lock waits'))
       .finally(() => {
@@ -147,13 +149,18 @@ export function watchLockWaits<P extends { phase: string; rawBytes?: number; wai
   return {
     progress(p: P) {
       if (!current || p.phase !== current.phase || p.rawBytes !== current.rawBytes) {
+        // Moving again: that wait is over, and a later give-up is another wait's (the next look finds it).
         moved = true;
         waiting = null;
+        seen = null;
       }
       current = p;
       o.emit(waiting ? { ...p, waiting: describeLockWait(waiting) } : p);
     },
     last: () => seen,
-    stop: () => clearInterval(timer),
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
   };
 }
