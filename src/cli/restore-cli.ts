@@ -3,7 +3,7 @@ import { type Config, findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
-import { restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
+import { onlyRolesFailed, restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
 import { findRestorable, type Manifest, newestGoodSentence, newestGoodWithin, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { diskNeeded, newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
@@ -177,6 +177,9 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       io.err(`Restore FAILED: ${outcome.problems.join('; ')}${gone}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}${marked}`);
       return 1;
     }
+    // Restored, yet a checksum failed (the roles file, which this restore does not read): marked all the same.
+    const markedToo = await markedDamaged(deps, manifest, outcome.checked.checksums, 'pg-backup-bot restore');
+    if (markedToo) io.err(markedToo.trim());
     io.out(
       [
         `Restored ${full ? 'the whole database ' : ''}into ${into.database} in ${formatDuration(outcome.restoreMs)}:`,
@@ -213,12 +216,15 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
  * A sha256 the restore found wrong, read back twice more the same: marked damaged, as the bot's workers mark it, so
  * `list`, restores and restore tests stop offering it. Returns the line that says so, or '' (nothing confirmed).
  */
-export async function markedDamaged(deps: CliDeps, manifest: Manifest, checksums: ReadonlyArray<{ ok: boolean }>, by: string): Promise<string> {
+export async function markedDamaged(deps: CliDeps, manifest: Manifest, checksums: ReadonlyArray<{ file: string; ok: boolean }>, by: string): Promise<string> {
   const why = await confirmDamage(deps.storage, manifest, { by, checksums }, { log: deps.log, signal: deps.signal });
   if (!why) return '';
   const good = newestGoodSentence(manifest.target, await newestGoodWithin(deps.storage, manifest), (id) => id);
   const instead = good ? ` ${good}.` : '';
-  return `\nBackup ${manifest.backupId} is now marked damaged (${why}; read back twice more, the same): list leaves it out, restores and restore tests refuse it, and the bot's next health check pages it.${instead}`;
+  const refused = onlyRolesFailed(manifest, checksums)
+    ? 'restore tests and restores --with-globals refuse it (only its roles file is damaged: other restores still take it)'
+    : 'restores and restore tests refuse it';
+  return `\nBackup ${manifest.backupId} is now marked damaged (${why}; read back twice more, the same): list leaves it out, ${refused}, and the bot's next health check pages it.${instead}`;
 }
 
 /** The target's server gone is the disaster this command is for: how to restore onto another one. */

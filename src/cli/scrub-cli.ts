@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { repairClaim } from '../jobs/redis-lock.ts';
 import type { Config } from '../config.ts';
@@ -116,7 +117,7 @@ async function repairCopies(deps: Deps, redis: RedisConnection | null, r: ScrubR
         all,
         inUse: async () => (queues ? readersOf(await backupsInUse(queues)) : null),
         // Only reached with Redis (no readers known, nothing is rewritten).
-        claim: redis ? repairClaim(redis, prefix, `cli:${hostname()}:${process.pid}`) : async () => 'no Redis to claim it in',
+        claim: redis ? repairClaim(redis, prefix, `cli:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`) : async () => 'no Redis to claim it in',
         onRewritten: (w) => audit.append(scrubRepair(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, by)),
       },
       [...r.damaged, ...r.alreadyDamaged],

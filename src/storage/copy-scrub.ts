@@ -149,6 +149,9 @@ async function rewrite(
     const claim = await o.claim(target, backupId);
     if (typeof claim === 'string') return { kind: 'failed', because: claim };
     try {
+      // Marked when we found it, and no longer: mended by the process that held the claim before us (it read it back
+      // whole and removed the mark). A damage only a listing found (no mark) cannot be told from whole this way.
+      if (d.marked && to.whyUnrestorable && (await to.whyUnrestorable(damaged)) === null) return { kind: 'done' };
       // Marked first where only a listing found it: a rewrite cut short leaves it damaged, never "whole" half new.
       if (!d.marked) await to.markDamaged?.(target, backupId, d.why);
       await rewriteDamaged(from, to, source, o.signal);

@@ -8,6 +8,7 @@ import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDet
 import type { Escalation } from '../notifications/escalation.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
+import { escapeMrkdwn } from '../format.ts';
 import { makeBackupId, type Manifest } from '../storage/index.ts';
 import { retentionFor } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -128,6 +129,7 @@ function runBackupJob(deps: BackupWorkerDeps) {
 
     const anchor = await openAnchor(job, say.post, backupStarted(req, 'starting'));
     const progress = progressEdits(say, anchor, req, deps.progressIntervalMs ?? 5000);
+    let lastWaiting: string | undefined;
 
     const startedAt = now();
     const backupId = makeBackupId(data.target, startedAt);
@@ -168,7 +170,10 @@ function runBackupJob(deps: BackupWorkerDeps) {
             : dumping
               ? `dumping, ${describeDumpProgress(p.rawBytes ?? 0, now().getTime() - startedAt.getTime(), estimate, p.tablesBytes)}`
               : p.phase;
-          progress(text, p.phase !== 'dumping' || p.waiting !== undefined);
+          // A new wait (or a new look at one, every 5 s) is said at once; the same one waits for the usual interval.
+          const newWait = p.waiting !== undefined && p.waiting !== lastWaiting;
+          lastWaiting = p.waiting;
+          progress(escapeMrkdwn(text), p.phase !== 'dumping' || newWait);
         },
         now,
         ...(deps.lockWatchMs !== undefined ? { lockWatchMs: deps.lockWatchMs } : {}),

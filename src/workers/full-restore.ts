@@ -131,6 +131,8 @@ export async function runReplacement(
       notes: [
         `${o.database} now holds the backup, verified (${(restored.notes[0] ?? '').replace(staging, o.database)}); the database it replaced is kept as ${keepAs} until an admin drops it: whatever was written after the backup (taken ${formatTime(o.manifest.startedAt)}) is there, not in ${o.database}.`,
         ...notes,
+        // What the restore said beyond its summary: materialized views refreshed, a damaged roles file it did not need.
+        ...restored.notes.slice(1),
         ...earlier,
       ],
     };

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { repairClaim } from '../jobs/redis-lock.ts';
 import { startWalArchives } from './wal-archives.ts';
@@ -96,7 +97,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
       copyScrub: {
         state: (copy) => copyScrubState(deps.workerRedis, prefix, copy),
-        claim: repairClaim(deps.workerRedis, prefix, `worker:${hostname()}:${process.pid}`),
+        claim: repairClaim(deps.workerRedis, prefix, `worker:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`),
       },
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },

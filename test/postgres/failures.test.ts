@@ -127,7 +127,7 @@ describe('runBackup failures', () => {
       const waits: string[] = [];
       const options = backupOptions(db.url, store.storage, { lockWaitTimeoutMs: 4000, lockWatchMs: 250 });
       const err = await failure(runBackup({ ...options, onProgress: (p) => (p.waiting ? waits.push(p.waiting) : undefined) }));
-      const holder = `held by pid ${pid} \\(user \\w+, migrate-42, idle in transaction for [\\d.]+ s: SELECT pg_backend_pid\\(\\) AS pid\\)`;
+      const holder = `held by pid ${pid} \\(user \\w+, migrate-42, idle in transaction for [\\d.]+ s: SELECT pg_backend_pid …\\)`;
       expect(waits.length).toBeGreaterThan(0);
       expect(waits.at(-1)).toMatch(new RegExp(`^waiting [\\d.]+ s for a lock on "Billing"\\."Audit Log", ${holder}$`));
       expect(err.userMessage).toMatch(

@@ -21,7 +21,11 @@ export interface LockWait {
     state: string | null;
     /** How long its transaction (or else its statement) has run. */
     forMs: number | null;
-    /** Its current or last statement; null when this role may not read it (pg_read_all_stats). */
+    /**
+     * The first words of its current or last statement (`LOCK TABLE`, `ALTER TABLE`): enough to know it, never its
+     * values (a statement may hold data or a password, and this goes to Slack and PagerDuty). Null when this role may
+     * not read it (pg_read_all_stats).
+     */
     query: string | null;
   } | null;
 }
@@ -36,11 +40,13 @@ SELECT coalesce((SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JO
        (extract(epoch FROM now() - w.state_change) * 1000)::bigint AS waited_ms,
        b.pid AS holder_pid, b.usename AS holder_user, nullif(b.application_name, '') AS holder_app, b.state AS holder_state,
        (extract(epoch FROM now() - coalesce(b.xact_start, b.query_start)) * 1000)::bigint AS holder_ms,
-       left(regexp_replace(b.query, '\\s+', ' ', 'g'), 160) AS holder_query
+       substring(b.query FROM '^\\s*([A-Za-z_]+(\\s+[A-Za-z_]+)?)') AS holder_query
   FROM pg_stat_activity w
   JOIN pg_locks l ON l.pid = w.pid AND NOT l.granted
-  LEFT JOIN LATERAL (SELECT p FROM unnest(pg_blocking_pids(w.pid)) AS p LIMIT 1) bp ON true
-  LEFT JOIN pg_stat_activity b ON b.pid = bp.p
+  -- The holder, not a session queued ahead that waits itself (an ALTER TABLE behind an idle transaction).
+  LEFT JOIN LATERAL (SELECT a.pid FROM unnest(pg_blocking_pids(w.pid)) AS p JOIN pg_stat_activity a ON a.pid = p
+                     ORDER BY a.wait_event_type IS NOT DISTINCT FROM 'Lock', a.xact_start LIMIT 1) bp ON true
+  LEFT JOIN pg_stat_activity b ON b.pid = bp.pid
  WHERE w.datname = current_database() AND w.application_name = current_setting('application_name')
    AND w.pid <> pg_backend_pid() AND w.wait_event_type = 'Lock'
  ORDER BY w.state_change
@@ -59,7 +65,9 @@ type Row = {
 
 /** Asked on a connection of its own: the snapshot's transaction would see pg_stat_activity as it was when it began. */
 export async function findLockWait(url: string): Promise<LockWait | null> {
-  const client = new pg.Client({ ...pgClientConfig(url), connectionTimeoutMillis: 5000, statement_timeout: 5000 });
+  const client = new pg.Client({ ...pgClientConfig(url), connectionTimeoutMillis: 5000, statement_timeout: 5000, query_timeout: 10_000 });
+  // A connection dropped between queries emits 'error': without a listener it would end the process.
+  client.on('error', () => undefined);
   await connectClient(client);
   try {
     const row = (await client.query<Row>(QUERY)).rows[0];
@@ -85,11 +93,11 @@ export async function findLockWait(url: string): Promise<LockWait | null> {
   }
 }
 
-/** "pid 4242 (user migrator, psql, idle in transaction for 12 min: LOCK TABLE orders …)" */
+/** "pid 4242 (user migrator, psql, idle in transaction for 12 min: LOCK TABLE …)" */
 export function describeHolder(h: NonNullable<LockWait['holder']>): string {
   const who = [h.user ? `user ${h.user}` : null, h.app].filter(Boolean).join(', ');
   const state = h.state ? `${h.state}${h.forMs !== null ? ` for ${formatDuration(Math.round(h.forMs / 1000) * 1000)}` : ''}` : null;
-  const query = h.query ? `: ${h.query}` : '';
+  const query = h.query ? `: ${h.query} …` : '';
   const inner = [who, state].filter(Boolean).join(', ');
   return `pid ${h.pid}${inner || query ? ` (${inner}${query})` : ''}`;
 }
@@ -135,10 +143,11 @@ export function watchLockWaits<P extends { phase: string; rawBytes?: number; wai
     asking = true;
     findLockWait(o.url)
       .then((w) => {
+        // An answer about a moment since passed (the dump moved, or ended) says nothing about now.
+        if (current !== still || stopped) return;
         waiting = w;
-        if (w) seen = w;
-        // Never after the backup has ended: its verdict is the last word (an answer may come back after it).
-        if (w && current === still && !stopped) o.emit({ ...still, waiting: describeLockWait(w) });
+        seen = w;
+        if (w) o.emit({ ...still, waiting: describeLockWait(w) });
       })
       .catch((err: unknown) => o.log.debug({ err }, 'could not ask the server about lock waits'))
       .finally(() => {
