@@ -26,7 +26,8 @@ export async function createAppDatabase(serverUrl: string, prefix = 'app', o: { 
     await c.query(`CREATE ROLE ${quote(role)} NOLOGIN`);
     await c.query(`CREATE DATABASE ${quote(name)} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`);
     if (o.ownedByRole) await c.query(`ALTER DATABASE ${quote(name)} OWNER TO ${quote(role)}`);
-    await c.query(`ALTER DATABASE ${quote(name)} SET search_path = billing, public`);
+    // The database's own name inside a setting, as teams name a schema after their database (QA: read as a difference).
+    await c.query(`ALTER DATABASE ${quote(name)} SET search_path = billing, public, ${quote(name)}`);
     await c.query(`ALTER DATABASE ${quote(name)} SET timezone = 'America/New_York'`);
     await c.query(`ALTER ROLE ${quote(role)} IN DATABASE ${quote(name)} SET work_mem = '8MB'`);
     await c.query(`COMMENT ON DATABASE ${quote(name)} IS 'the application''s database'`);

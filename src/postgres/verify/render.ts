@@ -13,11 +13,19 @@ const PLACEHOLDER = ':database';
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Rewrites a database name, bare or double-quoted as pg_dump prints it, to the placeholder. */
+/**
+ * Rewrites the database's name where it names the database (`CREATE DATABASE x`, `ALTER DATABASE x …`, `ON DATABASE
+ * x`, `IN DATABASE x`, `\connect x`, `dbname='x'`, and an entry named just `x`), bare or double-quoted as pg_dump
+ * prints it, to the placeholder. Nowhere else: a setting or a comment that holds the name (`SET search_path TO
+ * 'shop', 'public'` in database shop) is the same text in the restored copy, whose own name differs (QA: every
+ * restore of such a database failed on its properties).
+ */
 export function renamer(name: string): (text: string) => string {
-  const quoted = new RegExp(escapeRegExp(`"${name.replace(/"/g, '""')}"`), 'g');
-  const bare = new RegExp(`(?<![\\w$"])${escapeRegExp(name)}(?![\\w$"])`, 'g');
-  return (text) => text.replace(quoted, PLACEHOLDER).replace(bare, PLACEHOLDER);
+  const quotedName = `"${name.replace(/"/g, '""')}"`;
+  const forms = `(?:${escapeRegExp(quotedName)}|${escapeRegExp(name)}(?![\\w$]))`;
+  const named = new RegExp(`(\\bDATABASE\\s+|^\\\\connect\\s+)${forms}`, 'g');
+  const dbname = new RegExp(`dbname='${escapeRegExp(name.replace(/'/g, "''"))}'`, 'g');
+  return (text) => (text === name || text === quotedName ? PLACEHOLDER : text.replace(named, `$1${PLACEHOLDER}`).replace(dbname, `dbname='${PLACEHOLDER}'`));
 }
 
 /** Flags both renderings share: owners and grants only where the restore kept them. */
