@@ -23,6 +23,8 @@ export interface ReceiverOptions {
   log: Logger;
   onState(state: ReceiverState): void;
   backoff?: { minMs: number; maxMs: number };
+  /** How long pg_receivewal must keep running before a failure after it starts a new down episode (default 10 s). */
+  upAfterMs?: number;
 }
 
 /**
@@ -64,12 +66,19 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       child = running;
       const stderr = collectOutput(running.stderr);
       o.onState({ up: true, since: new Date() });
-      const res = await running;
+      // Only a run that lasted ends a down episode: one that dies at once on every start (the server no longer has
+      // the WAL it asks for) stays down since its first failure, so health's grace runs out and it pages.
+      const lasted = setTimeout(() => {
+        downSince = null;
+      }, o.upAfterMs ?? 10_000);
+      const res = await running.finally(() => clearTimeout(lasted));
       child = undefined;
       const said = stderr.text();
       return stopping ? null : `pg_receivewal stopped: ${streamProblem(said) ?? (firstErrorLine(said) || describeExit(res))}`;
     });
 
+  // Down since the first failure of this episode, kept across restarts: health's grace runs from it, not from the last try.
+  let downSince: Date | null = null;
   const loop = (async () => {
     await mkdir(o.spool, { recursive: true, mode: 0o700 });
     let delay = minMs;
@@ -77,7 +86,8 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       const started = Date.now();
       const why = await once().catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
       if (stopping) break;
-      o.onState({ up: false, since: new Date(), ...(why ? { error: why } : {}) });
+      downSince ??= new Date();
+      o.onState({ up: false, since: downSince, ...(why ? { error: why } : {}) });
       o.log.warn({ slot: o.slot, why, retryInMs: delay }, 'WAL receiver down; restarting');
       if (Date.now() - started > 60_000) delay = minMs;
       await sleep(delay);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -25,6 +25,13 @@ describe('why a server cannot stream, in one sentence that says what to change',
     expect(streamProblem('FATAL:  number of requested standby connections exceeds max_wal_senders (currently 0)')).toMatch(/raise `max_wal_senders`/);
     expect(streamProblem('ERROR:  replication slot "pgbb_shop" is active for PID 4242')).toBe(
       'slot pgbb_shop is in use by another receiver (PID 4242 on the server): another worker streams this target',
+    );
+    expect(
+      streamProblem(
+        'pg_receivewal: error: unexpected termination of replication stream: ERROR:  requested WAL segment 000000010000000000000024 has already been removed',
+      ),
+    ).toMatch(
+      /^the server no longer has WAL segment 000000010000000000000024, which the archive needs next: .* everything after its last segment is a gap\. Move the spool's files .* then take a base backup at once$/,
     );
     expect(streamProblem('something nobody foresaw')).toBeNull();
   });
@@ -62,6 +69,47 @@ describe('why a server cannot stream, in one sentence that says what to change',
         expect(states.find((s) => s.error)?.error).toMatch(/^cannot stream: the role has no REPLICATION attribute: `ALTER ROLE … REPLICATION`/);
       } finally {
         await r.stop();
+      }
+    });
+  });
+
+  describe('a pg_receivewal that dies at once on every start', () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'pgbb-flap-'));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('stays down since its first failure (QA: "down since" reset on every retry, so the grace never ran out and nothing paged)', async () => {
+      const tools = await findPgTools({ serverMajor: 15 });
+      const pgReceivewal = (await findPgProgram('pg_receivewal', tools.pgDump, tools.major)) as string;
+      // A partial segment of a timeline the server never had: each start asks for it and is refused at once.
+      const spool = join(dir, 'spool');
+      await mkdir(spool, { recursive: true });
+      const partial = join(spool, '000000070000000000000003.partial');
+      await writeFile(partial, '');
+      await truncate(partial, 16 * 1024 * 1024);
+      const slot = `pgbb_flap_${randomBytes(3).toString('hex')}`;
+      const states: ReceiverState[] = [];
+      const r = superviseReceiver({
+        pgReceivewal,
+        url: inject('pgUrl'),
+        slot,
+        spool,
+        log: silentLog,
+        onState: (x) => states.push(x),
+        backoff: { minMs: 50, maxMs: 100 },
+      });
+      try {
+        for (let i = 0; i < 200 && states.filter((x) => !x.up).length < 4; i++) await new Promise((res) => setTimeout(res, 50));
+        const downs = states.filter((x) => !x.up);
+        expect(downs.length).toBeGreaterThanOrEqual(4);
+        expect(new Set(downs.map((x) => x.since.getTime())).size).toBe(1);
+      } finally {
+        await r.stop();
+        await withClient(inject('pgUrl'), (c) => c.query('SELECT pg_drop_replication_slot($1)', [slot])).catch(() => undefined);
       }
     });
   });
