@@ -91,10 +91,15 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
   const snapshot = async (pos: ServerPosition) => {
     const flushed = pos.flushed;
     if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd || Date.now() - lastSnapshot < every) return;
+    // What the snapshot holds covers the server up to the last moment it had written nothing beyond it, not up to
+    // now: a receiver that stopped reporting (frozen, or behind) has a flushed position the server left long ago
+    // (QA: the window then reached past WAL the archive did not hold).
+    const covers = tracker.coveredAt(flushed);
+    if (!covers) return;
     const name = (await readdirIfExists(o.spool)).find((n) => PARTIAL_WAL.test(n));
     if (!name) return;
     try {
-      const entry = await snapshotPartial(join(o.spool, name), name.slice(0, 24), flushed, pos.at, { ...o, partials: o.partials });
+      const entry = await snapshotPartial(join(o.spool, name), name.slice(0, 24), flushed, covers, { ...o, partials: o.partials });
       if (entry) {
         partialEnd = flushed;
         lastSnapshot = Date.now();

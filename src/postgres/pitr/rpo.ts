@@ -33,6 +33,19 @@ export class RpoTracker {
     }
   }
 
+  /**
+   * The newest sample at which the server had written no WAL beyond `lsn`: WAL up to `lsn` then held every change
+   * made by that time, and no later time can be claimed for it (a receiver frozen at `lsn` while writes go on).
+   * Null when every sample kept is beyond it.
+   */
+  coveredAt(lsn: bigint): Date | null {
+    for (let i = this.samples.length - 1; i >= 0; i--) {
+      const s = this.samples[i] as PositionSample;
+      if (s.lsn <= lsn) return s.at;
+    }
+    return null;
+  }
+
   get size(): number {
     return this.samples.length;
   }

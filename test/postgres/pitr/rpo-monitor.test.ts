@@ -144,15 +144,20 @@ describe('the RPO monitor', () => {
     const pid = receiver?.pid as number;
     process.kill(pid, 'SIGSTOP');
     const from = readings.length;
+    const firstWrite = Date.now();
+    let snapshots: Awaited<ReturnType<typeof partials.list>> = [];
     try {
       const end = Date.now() + 13_000;
       while (Date.now() < end) {
         await withClient(source.url, (c) => c.query("INSERT INTO t VALUES (1, 'while frozen')"));
         await sleep(300);
       }
+      snapshots = await partials.list();
     } finally {
       process.kill(pid, 'SIGCONT');
     }
+    // No snapshot claims to cover a moment after the writes the receiver never got began (the window ends there).
+    for (const p of snapshots) expect(Date.parse(p.coversAt)).toBeLessThanOrEqual(firstWrite);
     const frozen = readings.slice(from, readings.length);
     const rpos = frozen.map((r) => r.rpoMs ?? -1);
     // The archive holds nothing new: the RPO only grows, past the objective; the worker's disk gets nothing either.

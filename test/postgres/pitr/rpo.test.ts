@@ -70,3 +70,23 @@ describe('partialInterval', () => {
     expect(partialInterval(2)).toBe(1000);
   });
 });
+
+describe('RpoTracker.coveredAt: how far in time WAL up to an LSN holds every change', () => {
+  it('is the newest sample at or below it, never a later one (QA: a frozen receiver’s snapshot stretched the window)', () => {
+    const t = new RpoTracker();
+    const at = (s: number) => new Date(Date.UTC(2026, 11, 6, 10, 4, s));
+    // The server at 100 until 10:04:50, then writes on (the receiver froze having flushed 100).
+    for (const [s, lsn] of [
+      [46, 90n],
+      [48, 100n],
+      [50, 100n],
+      [52, 140n],
+      [54, 180n],
+    ] as const)
+      t.add({ at: at(s), lsn });
+    expect(t.coveredAt(100n)).toEqual(at(50));
+    expect(t.coveredAt(180n)).toEqual(at(54));
+    expect(t.coveredAt(95n)).toEqual(at(46));
+    expect(t.coveredAt(50n)).toBeNull();
+  });
+});
