@@ -1,6 +1,8 @@
 import { BotError } from '../../errors.ts';
 import type { TocEntry } from './toc.ts';
 import { asOption } from '../../restore-scope.ts';
+import { findSchema, findTables } from './selection-names.ts';
+export { parseTableRef } from './selection-names.ts';
 
 /**
  * Which archive entries a selective restore runs, as a `pg_restore -L` list. Why not `-n`/`-t`: pg_restore 15
@@ -59,35 +61,6 @@ const ATTACHED = new Set(['SEQUENCE OWNED BY', 'COMMENT', 'SECURITY LABEL', 'ACL
 /** Never pulled in as a dependency: data comes only with the tables asked for. */
 const DATA = new Set(['TABLE DATA', 'SEQUENCE SET', 'MATERIALIZED VIEW DATA', 'BLOBS', 'BLOB', 'LARGE OBJECT']);
 
-/** `orders`, `shop.orders`, `"Mixed Case"`, `public."Mixed Case"`: quoted parts may hold dots and capitals. */
-export function parseTableRef(text: string): { schema: string | null; table: string; quoted: boolean } {
-  const parts: string[] = [];
-  let quoted = false;
-  const re = /\s*(?:"((?:[^"]|"")*)"|([^."]+))\s*(\.|$)/y;
-  for (let m = re.exec(text); m; m = re.lastIndex < text.length ? re.exec(text) : null) {
-    if (m[1] !== undefined) quoted = true;
-    parts.push(m[1] !== undefined ? m[1].replace(/""/g, '"') : (m[2] ?? '').trim());
-    if (m[3] === '') break;
-  }
-  if (parts.length === 0 || parts.length > 2 || parts.some((p) => p === '')) {
-    throw new BotError('bad_request', `"${text}" is not a table name; write table or schema.table (quote names with dots or capitals).`);
-  }
-  return parts.length === 2 ? { schema: parts[0] as string, table: parts[1] as string, quoted } : { schema: null, table: parts[0] as string, quoted };
-}
-
-function findTables(entries: TocEntry[], text: string): TocEntry[] {
-  const ref = parseTableRef(text);
-  const match = (fold: boolean) =>
-    entries.filter((e) => {
-      if (e.desc !== 'TABLE') return false;
-      const f = (s: string) => (fold ? s.toLowerCase() : s);
-      return f(e.tag) === f(ref.table) && (ref.schema === null || f(e.schema) === f(ref.schema));
-    });
-  const exact = match(false);
-  // Unquoted names fold to lower case in SQL; accept `Shop.Orders` for shop.orders when nothing matches exactly.
-  return exact.length > 0 || ref.quoted ? exact : match(true);
-}
-
 type Mode = 'new' | 'existing';
 
 /** The tables asked for (`selected`) and every entry included so far; a step returns new sets, never changes its input's. */
@@ -130,13 +103,20 @@ function requested(entries: TocEntry[], request: { tables: string[]; schemas: st
     const found = findTables(entries, t);
     // Named as typed: a name that already holds quotes (public."Nope") is not wrapped in more of them.
     if (found.length === 0) unknown.push(`no table ${t.includes('"') ? t : `"${t}"`}`);
-    else if (found.length > 1) unknown.push(`"${t}" is in several schemas (${found.map((e) => e.schema).join(', ')}): write schema.table`);
+    else if (found.length > 1 && new Set(found.map((e) => e.tag)).size === 1)
+      unknown.push(`"${t}" is in several schemas (${found.map((e) => e.schema).join(', ')}): write schema.table`);
+    else if (found.length > 1)
+      unknown.push(
+        `"${t}" matches ${found.map((e) => `${asOption(e.schema)}.${asOption(e.tag)}`).join(' and ')}: name the one you mean as SQL does (quoted: "Name")`,
+      );
     else selected.add((found[0] as TocEntry).id);
   }
   for (const s of request.schemas) {
-    const inSchema = entries.filter((e) => e.schema === s || (e.desc === 'SCHEMA' && e.tag === s));
-    if (inSchema.length === 0) unknown.push(`no schema "${s}"`);
-    for (const e of inSchema) {
+    const named = findSchema(entries, s);
+    if (named.length === 0) unknown.push(`no schema ${s.includes('"') ? s : `"${s}"`}`);
+    else if (named.length > 1) unknown.push(`"${s}" matches schemas ${named.map(asOption).join(' and ')}: name the one you mean as SQL does (quoted: "Name")`);
+    const schema = named.length === 1 ? named[0] : undefined;
+    for (const e of schema === undefined ? [] : entries.filter((x) => x.schema === schema || (x.desc === 'SCHEMA' && x.tag === schema))) {
       included.add(e.id);
       if (e.desc === 'TABLE') selected.add(e.id);
     }

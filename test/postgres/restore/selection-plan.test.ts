@@ -101,11 +101,57 @@ describe('planSelection', () => {
   });
 });
 
+describe('names read as SQL reads them (QA: --table=Account overwrote "Account", not account)', () => {
+  const tables = (specs: Array<[number, string, string]>) =>
+    parseToc(
+      specs.map(([id, schema, name]) => `${id}; 1259 ${17000 + id} TABLE ${schema} ${name} postgres`).join('\n'),
+      specs.map(([id, schema, name]) => header(id, 17000 + id, [], name, 'TABLE', schema)).join(''),
+    );
+  const pick = (toc: ReturnType<typeof parseToc>, request: { tables?: string[]; schemas?: string[] }) =>
+    planSelection(toc, { tables: request.tables ?? [], schemas: request.schemas ?? [], mode: 'existing' }).relations;
+
+  it('an unquoted name is folded to lower case first; a quoted one is taken exactly', () => {
+    const both = tables([
+      [1, 'public', 'account'],
+      [2, 'public', 'Account'],
+    ]);
+    expect(pick(both, { tables: ['Account'] })).toEqual(['public.account']);
+    expect(pick(both, { tables: ['ACCOUNT'] })).toEqual(['public.account']);
+    expect(pick(both, { tables: ['"Account"'] })).toEqual(['public.Account']);
+    expect(pick(both, { tables: ['public."Account"'] })).toEqual(['public.Account']);
+  });
+
+  it('with no table of the folded name, one of any case is taken, and two are refused, naming both', () => {
+    const prisma = tables([
+      [1, 'public', 'User'],
+      [2, 'Billing', 'Invoice'],
+    ]);
+    expect(pick(prisma, { tables: ['user'] })).toEqual(['public.User']);
+    expect(pick(prisma, { tables: ['billing.invoice'] })).toEqual(['Billing.Invoice']);
+    const two = tables([
+      [1, 'public', 'User'],
+      [2, 'public', 'USER'],
+    ]);
+    expect(() => pick(two, { tables: ['user'] })).toThrow('"user" matches public."User" and public."USER": name the one you mean as SQL does');
+  });
+
+  it('--schema= the same way: quoted exactly, unquoted folded, else of any case', () => {
+    const schemas = tables([
+      [1, 'Billing', 'Invoice'],
+      [2, 'audit', 'log'],
+    ]);
+    expect(pick(schemas, { schemas: ['"Billing"'] })).toEqual(['Billing.Invoice']);
+    expect(pick(schemas, { schemas: ['Billing'] })).toEqual(['Billing.Invoice']);
+    expect(pick(schemas, { schemas: ['AUDIT'] })).toEqual(['audit.log']);
+    expect(() => pick(schemas, { schemas: ['"billing"'] })).toThrow('The backup has no schema "billing". Nothing was restored.');
+  });
+});
+
 describe('parseTableRef', () => {
   it('splits schema and table, honouring quotes', () => {
-    expect(parseTableRef('orders')).toEqual({ schema: null, table: 'orders', quoted: false });
-    expect(parseTableRef('shop.orders')).toEqual({ schema: 'shop', table: 'orders', quoted: false });
-    expect(parseTableRef('"my.schema"."Odd ""name"""')).toEqual({ schema: 'my.schema', table: 'Odd "name"', quoted: true });
+    expect(parseTableRef('orders')).toMatchObject({ schema: null, table: 'orders', quoted: false });
+    expect(parseTableRef('shop.orders')).toMatchObject({ schema: 'shop', table: 'orders', quoted: false });
+    expect(parseTableRef('"my.schema"."Odd ""name"""')).toMatchObject({ schema: 'my.schema', table: 'Odd "name"', quoted: true });
     expect(() => parseTableRef('a.b.c')).toThrow('is not a table name');
     expect(() => parseTableRef('')).toThrow('is not a table name');
   });
