@@ -45,6 +45,18 @@ export function parseRecoveryTime(text: string): Date {
       .replace(/([+-]\d{2})$/, '$1:00'),
   );
   if (Number.isNaN(d.getTime())) throw new BotError('bad_request', `"${text}" is not a time PostgreSQL and the bot read alike (e.g. 2026-12-03 14:30:00+01).`);
+  // A day the calendar lacks (2026-02-30) would be moved to another (March 2nd) and recovered to: refused (QA).
+  const [y, m, day] = (/^(\d{4})-(\d{2})-(\d{2})/.exec(text.trim()) ?? []).slice(1).map(Number) as [number, number, number];
+  const calendar = new Date(Date.UTC(y, m - 1, day));
+  if (calendar.getUTCFullYear() !== y || calendar.getUTCMonth() !== m - 1 || calendar.getUTCDate() !== day)
+    throw new BotError('bad_request', `"${text}" names a day the calendar does not have; check the date.`);
+  // The bot keeps milliseconds: a finer time would be cut, and a commit in the part cut off left out (QA).
+  const fraction = /\.(\d+)/.exec(text)?.[1] ?? '';
+  if (fraction.length > 3 && /[1-9]/.test(fraction.slice(3)))
+    throw new BotError(
+      'bad_request',
+      `"${text}" is finer than a millisecond, which the bot keeps: round it up to the next millisecond to include a commit made within it.`,
+    );
   return d;
 }
 

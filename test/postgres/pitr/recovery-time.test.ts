@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { parseRecoveryTime } from '../../../src/postgres/pitr/pitr-restore.ts';
+
+describe('parseRecoveryTime: the moment asked, or a clear refusal', () => {
+  it('reads a time with its offset, to the millisecond', () => {
+    expect(parseRecoveryTime('2026-12-03 14:30:00+01').toISOString()).toBe('2026-12-03T13:30:00.000Z');
+    expect(parseRecoveryTime('2026-12-06T10:03:13.967Z').toISOString()).toBe('2026-12-06T10:03:13.967Z');
+    expect(parseRecoveryTime('2026-12-06 10:03:13.967000+00').toISOString()).toBe('2026-12-06T10:03:13.967Z');
+    expect(parseRecoveryTime('2028-02-29 00:00:00Z').toISOString()).toBe('2028-02-29T00:00:00.000Z');
+  });
+
+  it('refuses a day the calendar lacks, never moving it to another (QA: 2026-02-30 became March 2nd)', () => {
+    expect(() => parseRecoveryTime('2026-02-30 10:00:00+00')).toThrow('names a day the calendar does not have');
+    expect(() => parseRecoveryTime('2026-11-31 10:00:00+00')).toThrow('names a day the calendar does not have');
+    expect(() => parseRecoveryTime('2026-02-29 10:00:00+00')).toThrow('names a day the calendar does not have');
+  });
+
+  it('refuses a time finer than a millisecond rather than cut it (QA: a commit in the cut part was left out)', () => {
+    expect(() => parseRecoveryTime('2026-12-06 10:03:13.967255+00')).toThrow('is finer than a millisecond, which the bot keeps: round it up');
+  });
+});
