@@ -15,6 +15,7 @@ import {
   reopenAfterDeadSwap,
   stagingName,
   swapDatabases,
+  withReplacementLock,
   type SelectiveRestoreOutcome,
 } from '../postgres/restore/index.ts';
 import { serverLabel } from '../postgres/index.ts';
@@ -96,7 +97,15 @@ export async function runFullRestore(
  * included: the roles are the server's own), verified; only then the swap by name (postgres/restore swap.ts).
  * A restore or check that fails drops the staging copy and leaves the database untouched.
  */
-export async function runReplacement(
+export function runReplacement(
+  deps: { config: Config; storage: Storage },
+  o: Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined },
+): Promise<SelectiveRestoreOutcome> {
+  // One at a time per database, across workers and the CLI (swap.ts); the oid check below then sees the first's swap.
+  return withReplacementLock(o.serverUrl, o.database, () => replace(deps, o));
+}
+
+async function replace(
   deps: { config: Config; storage: Storage },
   o: Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined },
 ): Promise<SelectiveRestoreOutcome> {

@@ -156,4 +156,26 @@ describe('runReplacement after a killed attempt', () => {
     ).rejects.toThrow(`\`${app.name}\` is not the database this confirmation described: it was replaced or recreated since`);
     expect(await fingerprint(app.url)).toEqual(before);
   });
+
+  it('two replacements of one database at once: the second is refused at once and changes nothing (QA: both swapped)', async () => {
+    const { app, store, manifest } = setup;
+    const before = await fingerprint(app.url);
+    const replace = (jobId: string) =>
+      runReplacement(
+        { config: loadConfig({}, 'offline'), storage: store.storage },
+        { manifest, serverUrl: app.url, database: app.name, jobId, log: silentLog, progress: () => undefined, now: new Date() },
+      );
+    const first = replace(`first-${Date.now()}`);
+    // The second starts while the first restores into its staging copy (it holds the lock from its first step).
+    await new Promise((r) => setTimeout(r, 300));
+    await expect(replace(`second-${Date.now()}`)).rejects.toThrow(`Another replacement of ${app.name} on `);
+    const outcome = await first;
+    expect(outcome.passed).toBe(true);
+    expect((await fingerprint(app.url)).tables).toEqual(before.tables);
+    const kept = await withClient(inject('pgUrl'), async (c) =>
+      (await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${app.name}_replaced_%`])).rows.map((r) => r.datname),
+    );
+    expect(kept).toEqual([outcome.keptAs]);
+    for (const k of kept) await runSql(inject('pgUrl'), `DROP DATABASE "${k}" WITH (FORCE)`);
+  });
 });

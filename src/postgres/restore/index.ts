@@ -26,5 +26,14 @@ export type { SmokeQuery } from './restored-checks.ts';
 export type { RestoredTable } from './restored-tables.ts';
 export { fetchArtifact, type FetchArtifactOptions, type FetchedArtifact } from './fetch.ts';
 export { identityFor } from './decryption.ts';
-export { databaseSizes, describeDatabase, reopenAfterDeadSwap, replacedName, stagingName, swapDatabases, type DatabaseInUse } from './swap.ts';
+export {
+  databaseSizes,
+  describeDatabase,
+  reopenAfterDeadSwap,
+  replacedName,
+  stagingName,
+  swapDatabases,
+  type DatabaseInUse,
+  withReplacementLock,
+} from './swap.ts';
 export { applyGlobals, restoreGlobalsOf, rolesLine, type GlobalsApplied } from './globals-apply.ts';

@@ -140,3 +140,29 @@ async function waitForNoSessions(c: pg.Client, name: string): Promise<void> {
   }
   throw new Error(`sessions of ${name} did not end within 10 s`);
 }
+
+/** Our advisory lock class ('pgbb'), the first of the two keys: apart from an application's own advisory locks. */
+const LOCK_CLASS = 0x70676262;
+
+/**
+ * One replacement of `name` at a time on its server, whoever runs it (a worker on any host, the CLI): a session
+ * advisory lock on the maintenance database, held for the whole replacement and released with its session (a killed
+ * worker's too). A second is refused at once: run after the first, it would move the fresh copy aside (QA: two
+ * replacements 1.5 s apart both swapped, and the verdict named the wrong kept database).
+ */
+export async function withReplacementLock<T>(targetUrl: string, name: string, fn: () => Promise<T>): Promise<T> {
+  return withMaintenanceClient(maintenanceUrl(targetUrl, name), async (c) => {
+    const { rows } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, name]);
+    if (rows[0]?.ok !== true) {
+      throw new BotError(
+        'already_running',
+        `Another replacement of ${name} on ${serverLabel(targetUrl)} is running; nothing was changed. Its verdict says where the database it replaces is kept; replace again after it, if still needed.`,
+      );
+    }
+    try {
+      return await fn();
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, name]).catch(() => undefined);
+    }
+  });
+}
