@@ -59,6 +59,9 @@ export interface RpoMonitorOptions extends ArchiveOptions {
  */
 export const partialInterval = (objectiveSeconds: number) => Math.max(1000, Math.min((objectiveSeconds * 1000) / 4, 30_000));
 
+/** Whether the spool holds completed segments older than the one being written (`name`, its `.partial`): not archived yet. */
+export const backlogBefore = (spooled: readonly string[], name: string): boolean => spooled.some((n) => /^[0-9A-F]{24}$/.test(n) && n < name.slice(0, 24));
+
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -96,8 +99,12 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
     // (QA: the window then reached past WAL the archive did not hold).
     const covers = tracker.coveredAt(flushed);
     if (!covers) return;
-    const name = (await readdirIfExists(o.spool)).find((n) => PARTIAL_WAL.test(n));
+    const spooled = await readdirIfExists(o.spool);
+    const name = spooled.find((n) => PARTIAL_WAL.test(n));
     if (!name) return;
+    // Completed segments before it still wait to be archived (the stream just came back with a backlog): a snapshot
+    // now would stand in the archive after a run of segments not in it yet, read as a gap (QA: a false gap page).
+    if (backlogBefore(spooled, name)) return;
     try {
       const entry = await snapshotPartial(join(o.spool, name), name.slice(0, 24), flushed, covers, { ...o, partials: o.partials });
       if (entry) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, segmentEndLsn, segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
-import { partialInterval } from '../../../src/postgres/pitr/rpo-monitor.ts';
+import { backlogBefore, partialInterval } from '../../../src/postgres/pitr/rpo-monitor.ts';
 import { MAX_SAMPLES, RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
 
 const T0 = Date.parse('2026-12-04T12:00:00Z');
@@ -88,5 +88,15 @@ describe('RpoTracker.coveredAt: how far in time WAL up to an LSN holds every cha
     expect(t.coveredAt(180n)).toEqual(at(54));
     expect(t.coveredAt(95n)).toEqual(at(46));
     expect(t.coveredAt(50n)).toBeNull();
+  });
+});
+
+describe('backlogBefore: no partial snapshot while completed segments before it wait in the spool', () => {
+  it('is true only for completed segments older than the one being written (QA: a snapshot after a backlog read as a gap)', () => {
+    const partial = '000000010000000000000024.partial';
+    expect(backlogBefore(['000000010000000000000014', '000000010000000000000015', partial], partial)).toBe(true);
+    expect(backlogBefore([partial], partial)).toBe(false);
+    expect(backlogBefore(['00000002.history', partial], partial)).toBe(false);
+    expect(backlogBefore(['000000010000000000000025', partial], partial)).toBe(false);
   });
 });
