@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { RedisConnection } from '../redis-client.ts';
 
 /**
@@ -32,6 +34,9 @@ export async function tryRedisLock(redis: RedisConnection, key: string, owner: s
     },
   };
 }
+
+/** A worker's name as the holder of a repair claim: host and pid, and a token (pids repeat across containers). */
+export const repairOwner = `worker:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
 /** What a rewrite of a damaged backup (storage/copy-scrub.ts) holds: the worker's retention job and the CLI's scrub must not write one file at once. */
 export const repairLockKey = (prefix: string, target: string, backupId: string) => `${prefix}:lock:repair:${target}:${backupId}`;

@@ -1,6 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-import { repairClaim } from '../jobs/redis-lock.ts';
+import { repairClaim, repairOwner } from '../jobs/redis-lock.ts';
 import { startWalArchives } from './wal-archives.ts';
 import { startPitrUpkeep } from './pitr-markers.ts';
 import { Worker } from 'bullmq';
@@ -95,10 +93,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       // The checksum scrub runs after each retention run (storage/scrub.ts).
       scrub: redisScrubState(deps.workerRedis, prefix),
       pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
-      copyScrub: {
-        state: (copy) => copyScrubState(deps.workerRedis, prefix, copy),
-        claim: repairClaim(deps.workerRedis, prefix, `worker:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`),
-      },
+      copyScrub: { state: (copy) => copyScrubState(deps.workerRedis, prefix, copy), claim: repairClaim(deps.workerRedis, prefix, repairOwner) },
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

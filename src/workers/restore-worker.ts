@@ -9,10 +9,8 @@ import { backupMarkedDamaged, restoreFinished, restoreRunning, type RestoreSelec
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { databaseSizes, onlyRolesFailed, reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
 import { formatBytes } from '../format.ts';
-import { findBackup, type Manifest, newestGoodWithin } from '../storage/index.ts';
+import { findBackup, type Manifest, newestGoodWithin, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
 import { confirmDamage } from '../storage/scrub.ts';
-import { restoreRecord, type RestoreRecord } from '../storage/index.ts';
-import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';

@@ -16,7 +16,8 @@ import { closeWhenGone } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
-import type { LocalWalStore } from './wal-store.ts';
+import { LocalWalStore } from './wal-store.ts';
+import { setAsideIfDamaged } from './pitr-scrub.ts';
 import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, type WindowWal } from './window.ts';
 
 /** The base backups of a target, oldest first. */
@@ -119,11 +120,15 @@ export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, nam
   const entry = await store.entry(name);
   if (!entry) return false;
   const what = `WAL ${name}`;
-  const stored = await checkedBytes(store.open(entry), entry, what).catch((err: unknown) => {
+  const stored = await checkedBytes(store.open(entry), entry, what).catch(async (err: unknown) => {
+    if (err instanceof BotError && store instanceof LocalWalStore) {
+      // Damaged on disk: set aside now, as the scrub would, so the window stops claiming it.
+      throw new BotError(err.code, `${err.userMessage}${await setAsideIfDamaged(store, entry).catch(() => '')}`, { cause: err });
+    }
     if (errnoCode(err) !== 'ENOENT') throw err;
     throw new BotError(
       'storage_failed',
-      `${what} is indexed as archived, but its stored file is gone (or was set aside by the checksum scrub as damaged): the archive has a gap here.`,
+      `${what} is indexed as archived, but its stored file is gone (or was set aside as damaged, by the checksum scrub or a fetch that read it three times alike): the archive has a gap here.`,
     );
   });
   if (entry.encryption === 'age' && !identity) throw new BotError('decryption_failed', `${what} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);

@@ -6,7 +6,7 @@ import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import type { ScrubState } from '../../storage/scrub.ts';
 import { hashFile } from '../backup/native-pipe.ts';
 import { archiveDamage, archivedBases, archivedWal, QUARANTINE } from './wal-index.ts';
-import { LocalWalStore } from './wal-store.ts';
+import { LocalWalStore, type WalEntry } from './wal-store.ts';
 
 /**
  * The checksum scrub of the point-in-time archive: stored WAL files and base backups read back against the sha256
@@ -169,4 +169,36 @@ export function archiveDamageAdvice(d: { target: string; what: string }, how: st
 /** The targets whose archive this scrub reads: every `pitr` target, unless S3 is the archive's primary store. */
 export function scrubbedPitrTargets(config: { targets: ReadonlyArray<{ name: string; pitr?: unknown }> }, inS3: boolean): string[] {
   return inS3 ? [] : config.targets.filter((t) => t.pitr).map((t) => t.name);
+}
+
+/**
+ * A WAL file a fetch found not matching its sha256 (pitr-restore.ts fetchWal): read twice more, and moved aside as
+ * the scrub moves it when the reads agree, so the window, health (`damaged` pages it) and the next restore see the
+ * gap at once, not at the next scrub (QA: a PITR test failed on a damaged segment, and the window still claimed it).
+ * Returns the sentence to add; '' when the reads disagree or it could not be moved (wal-fetch may run as a user who
+ * may only read the archive).
+ */
+export async function setAsideIfDamaged(store: LocalWalStore, entry: Pick<WalEntry, 'name' | 'file' | 'bytes' | 'sha256'>): Promise<string> {
+  const path = join(store.dir, entry.file);
+  const item: Item = {
+    target: store.target,
+    key: `${store.target}/wal/${entry.name}`,
+    what: `WAL ${entry.name}`,
+    path,
+    bytes: entry.bytes,
+    sha256: entry.sha256,
+    since: 0,
+    quarantine: async () => {
+      await rename(path, `${path}${QUARANTINE}`);
+      await fsyncDir(store.dir);
+      return `${path}${QUARANTINE}`;
+    },
+  };
+  const v = await readBack(item);
+  if (!('damaged' in v)) return '';
+  return item.quarantine().then(
+    (to) =>
+      ` Read three times alike, it was moved aside as ${to}: the recoverable window ends before it until a base backup taken after it opens a new one, and health pages it.`,
+    () => '',
+  );
 }

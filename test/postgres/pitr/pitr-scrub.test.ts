@@ -130,7 +130,7 @@ describe('the point-in-time archive scrub', () => {
     ]);
     // wal-fetch says the gap in a sentence (it died of an unhandled stream error before).
     await expect(fetchWal(store, name, join(root, 'fetched-wal'), undefined)).rejects.toThrow(
-      `WAL ${name} is indexed as archived, but its stored file is gone (or was set aside by the checksum scrub as damaged): the archive has a gap here.`,
+      `WAL ${name} is indexed as archived, but its stored file is gone (or was set aside as damaged, by the checksum scrub or a fetch that read it three times alike): the archive has a gap here.`,
     );
     // Retention's report sees the gap (its listing still holds the entry, to delete it in time).
     const ops = pitrArchiveOps({ root, target: 'shop', dryRun: false, log: silentLog, onCopyFailure: () => undefined });
@@ -183,5 +183,18 @@ describe('the point-in-time archive scrub', () => {
     const r = await scrubPitrArchives({ root, targets: ['shop'], state: memoryScrubState(), now: new Date(), log: silentLog, all: true });
     expect(r.damaged.map((d) => d.what)).toEqual([`WAL ${name}`]);
     expect(r.damaged[0]?.why).toContain(`found its stored file is 100 bytes, its record says ${entry?.bytes}, three reads alike`);
+  });
+
+  it('a fetch that finds a rotted WAL file sets it aside as the scrub would, so the window stops claiming it at once', async () => {
+    const name = SEGMENTS[4] as string;
+    const entry = (await store.list()).find((e) => e.name === name);
+    const path = join(store.dir, entry?.file as string);
+    await rot(path);
+    await expect(fetchWal(store, name, join(root, 'fetched-rotted'), undefined)).rejects.toThrow(
+      `WAL ${name} does not match its sha256: the stored file is damaged. Read three times alike, it was moved aside as ${path}.damaged: the recoverable window ends before it`,
+    );
+    expect(existsSync(`${path}.damaged`)).toBe(true);
+    expect((await archivedWal(store)).map((e) => e.name)).not.toContain(name);
+    expect(setAsideWal(store)).toContain(name);
   });
 });
