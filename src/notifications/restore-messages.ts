@@ -182,7 +182,10 @@ export function restoreTestHistory(records: HistoryLine[], target?: string, limi
       (r) =>
         `• ${formatTime(r.startedAt)} · ${r.kind === 'restore' ? `*full restore* into \`${r.database ?? '?'}\` · ` : ''}\`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${rtoText(r)} · by ${who(r.requestedBy)}`,
     );
-  return `*Restore tests and full restores${target ? ` of ${target}` : ''}* (newest first, ${records.length} on record):\n${lines.join('\n')}`;
+  // More on record than shown: said, with where the rest are (QA: "21 on record" over 15 lines, nothing more said).
+  const more = records.length > limit ? `\n… and ${records.length - limit} older, kept as records beside the backups (\`<target>/_records/\`)` : '';
+  const shown = records.length > limit ? `the ${limit} newest of ${records.length} on record` : `newest first, ${records.length} on record`;
+  return `*Restore tests and full restores${target ? ` of ${target}` : ''}* (${shown}):\n${lines.join('\n')}${more}\nPoint-in-time restore tests are not listed here: \`/backup health${target ? ` ${target}` : ''}\` shows the last one.`;
 }
 
 export interface RestoreSelectionInfo extends RestoreJobInfo {

@@ -34,12 +34,22 @@ export async function unpackNative(o: {
   const [a, z, t, sha256] = await Promise.all([age, zstd, tar, hashFile(o.path)]);
   if (a?.failed && o.decrypt) throw ageCliFailed('The base backup', a, o.decrypt.identityFile, IDENTITY_VAR);
   if (z.failed) throw new BotError('storage_failed', `The base backup does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
-  if (t.failed)
-    throw new BotError('storage_failed', `The base backup does not unpack into ${o.dataDir}: ${firstErrorLine(String(t.stderr)) || describeExit(t)}.`);
+  if (t.failed) throw unpackFailure(String(t.stderr), o.dataDir, describeExit(t));
   return { sha256 };
 }
 
 /** `age -d -i ID FILE`, its output into `into` (zstd's stdin). */
 function ageDecrypt(d: { agePath: string; identityFile: string }, path: string, into: Writable) {
   return execa(d.agePath, ['-d', '-i', d.identityFile, '--', path], { ...bareEnv(), stdin: 'ignore', stdout: into, stderr: 'pipe', reject: false });
+}
+
+/** tar's failure as a sentence; a full disk it says only as a short write (QA: "Wrote only 8192 of 10240 bytes"). */
+export function unpackFailure(stderr: string, dataDir: string, exit: string): BotError {
+  const said = firstErrorLine(stderr) || exit;
+  if (/No space left on device|Wrote only \d+ of \d+ bytes|Disk quota exceeded/.test(stderr))
+    return new BotError(
+      'disk_full',
+      `The disk under ${dataDir} filled up while the base backup was unpacked (${said}): free space there or choose another --data-dir.`,
+    );
+  return new BotError('storage_failed', `The base backup does not unpack into ${dataDir}: ${said}.`);
 }
