@@ -33,9 +33,9 @@ const asSql = (name: string, quoted: boolean) => (quoted ? name : name.toLowerCa
  * unquoted name matched regardless of case, so `--table=user` still finds Prisma's "User"; two such tables are
  * both returned, and refused as ambiguous.
  */
-export function findTables(entries: TocEntry[], text: string): TocEntry[] {
+export function findTables(entries: TocEntry[], text: string, kinds: readonly string[] = ['TABLE']): TocEntry[] {
   const ref = parseTableRef(text);
-  const tables = entries.filter((e) => e.desc === 'TABLE');
+  const tables = entries.filter((e) => kinds.includes(e.desc));
   const exact = tables.filter((e) => e.tag === asSql(ref.table, ref.tableQuoted) && (ref.schema === null || e.schema === asSql(ref.schema, ref.schemaQuoted)));
   if (exact.length > 0 || ref.quoted) return exact;
   const lower = (s: string) => s.toLowerCase();

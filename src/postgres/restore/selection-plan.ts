@@ -102,7 +102,13 @@ function requested(entries: TocEntry[], request: { tables: string[]; schemas: st
   for (const t of request.tables) {
     const found = findTables(entries, t);
     // Named as typed: a name that already holds quotes (public."Nope") is not wrapped in more of them.
-    if (found.length === 0) unknown.push(`no table ${t.includes('"') ? t : `"${t}"`}`);
+    // A view or materialized view named as a table: said as what it is, with the way to have it (QA: "no table").
+    const view = found.length === 0 ? findTables(entries, t, ['VIEW', 'MATERIALIZED VIEW'])[0] : undefined;
+    if (view)
+      unknown.push(
+        `a ${view.desc.toLowerCase()} ${asOption(view.schema)}.${asOption(view.tag)}, not a table: restore its schema (--schema=${asOption(view.schema)}), or the tables it reads`,
+      );
+    else if (found.length === 0) unknown.push(`no table ${t.includes('"') ? t : `"${t}"`}`);
     else if (found.length > 1 && new Set(found.map((e) => e.tag)).size === 1)
       unknown.push(`"${t}" is in several schemas (${found.map((e) => e.schema).join(', ')}): write schema.table`);
     else if (found.length > 1)

@@ -135,6 +135,16 @@ describe('names read as SQL reads them (QA: --table=Account overwrote "Account",
     expect(() => pick(two, { tables: ['user'] })).toThrow('"user" matches public."User" and public."USER": name the one you mean as SQL does');
   });
 
+  it('a view named as a table is said as a view, with how to have it (QA: "no table "public.recent_audit"")', () => {
+    const toc = parseToc(
+      ['1; 1259 17001 TABLE public audit postgres', '2; 1259 17002 VIEW public recent_audit postgres'].join('\n'),
+      [header(1, 17001, [], 'audit', 'TABLE', 'public'), header(2, 17002, [1], 'recent_audit', 'VIEW', 'public')].join(''),
+    );
+    expect(() => pick(toc, { tables: ['public.recent_audit'] })).toThrow(
+      'The backup has a view public.recent_audit, not a table: restore its schema (--schema=public), or the tables it reads. Nothing was restored.',
+    );
+  });
+
   it('--schema= the same way: quoted exactly, unquoted folded, else of any case', () => {
     const schemas = tables([
       [1, 'Billing', 'Invoice'],
