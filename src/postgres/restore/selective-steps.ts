@@ -121,7 +121,7 @@ export async function countRestored(o: SelectiveRestoreOptions, r: SelectiveRun,
  */
 async function refuseDependents(url: string, plan: SelectionPlan, database: string): Promise<void> {
   const replaced = plan.dataTables;
-  const dependents = await withClient(url, async (c) => {
+  const { dependents, others } = await withClient(url, async (c) => {
     const { rows } = await c.query<{ dependent: string; schema: string; on: string }>(
       `SELECT DISTINCT vn.nspname || '.' || v.relname AS dependent, vn.nspname AS schema, tn.nspname || '.' || t.relname AS on
        FROM pg_depend d
@@ -132,15 +132,29 @@ async function refuseDependents(url: string, plan: SelectionPlan, database: stri
        ORDER BY 1`,
       [replaced.map((t) => t.schema), replaced.map((t) => t.table)],
     );
-    return rows.filter((r) => !plan.relations.includes(r.dependent));
+    const dependents = rows.filter((r) => !plan.relations.includes(r.dependent));
+    // What adding those schemas would overwrite besides: their other tables (QA: the advice, followed, overwrote a
+    // table nobody had named, and what was written to it since the backup was lost).
+    const schemas = [...new Set(dependents.map((d) => d.schema))];
+    const tables = await c.query<{ name: string; schemaname: string; tablename: string }>(
+      `SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) AS name, schemaname, tablename FROM pg_tables WHERE schemaname = ANY($1::text[]) ORDER BY 1`,
+      [schemas],
+    );
+    const chosen = new Set(replaced.map((t) => `${t.schema}\u0000${t.table}`));
+    const others = tables.rows.filter((t) => !chosen.has(`${t.schemaname}\u0000${t.tablename}`)).map((t) => t.name);
+    return { dependents, others };
   });
   if (dependents.length > 0) {
     const list = dependents.map((d) => `${d.dependent} (on ${d.on})`).join(', ');
     // The views' schemas, as the option takes them: a name that is not a plain lower-case one in double quotes.
     const schemas = [...new Set(dependents.map((d) => d.schema))].map((n) => `--schema=${asOption(n)}`).join(' ');
+    const advice = `Replacing those tables in ${database} would drop what depends on them: ${list}. Restore the views with them (add ${schemas}: --table= names tables only)`;
+    const named = `${others.slice(0, 10).join(', ')}${others.length > 10 ? ` and ${others.length - 10} more` : ''}`;
     throw new BotError(
       'bad_request',
-      `Replacing those tables in ${database} would drop what depends on them: ${list}. Restore the views with them (add ${schemas}: --table= names tables only), or restore into a new database; nothing was changed.`,
+      others.length
+        ? `${advice}; that also overwrites ${named} with the backup's rows, losing what was written to them since. Or restore into a new database; nothing was changed.`
+        : `${advice}, or restore into a new database; nothing was changed.`,
     );
   }
 }
