@@ -90,10 +90,23 @@ export async function checkMarkers(o: {
   const after = source.filter((m) => m.at.getTime() > cut);
   if (before.length === 0 && after.length === 0)
     return { name, ok: null, detail: `not run: no marker was written between ${fmt(o.since)} and the target, nor after it` };
-  const restored = await o.restored(read);
-  const have = new Set((restored ?? []).map((m) => m.id));
-  const missing = before.filter((m) => !have.has(m.id));
-  const extra = after.filter((m) => have.has(m.id));
+  const restored = (await o.restored(read)) ?? [];
+  // A marker is its id and its time: the same id written at another time is another marker. Ids the copy and the
+  // source both hold at different times mean the source's table was replaced since (a replacement restored it from
+  // a logical backup, and its sequence started over): the source no longer tells what the copy should hold (QA: a
+  // false "replay went past the target").
+  const atById = new Map(restored.map((m) => [m.id, m.at.getTime()]));
+  const replaced = source.filter((m) => atById.has(m.id) && atById.get(m.id) !== m.at.getTime());
+  if (replaced.length > 0)
+    return {
+      name,
+      ok: null,
+      detail: `not judged: ${replaced.length} marker(s) of the source have another time than the same marker in the copy (first: id ${(replaced[0] as Marker).id}): the source's ${MARKER_TABLE} was replaced since the target (a restore or replacement of the source), so it no longer shows what the copy should hold`,
+    };
+  const key = (m: Marker) => `${m.id}@${m.at.getTime()}`;
+  const have = new Set(restored.map(key));
+  const missing = before.filter((m) => !have.has(key(m)));
+  const extra = after.filter((m) => have.has(key(m)));
   const lastBefore = before.at(-1);
   const firstAfter = after[0];
   const around = `${lastBefore ? `newest expected written ${fmt(lastBefore.at)}` : 'none written before'}; ${firstAfter ? `first after written ${fmt(firstAfter.at)}` : 'none written after yet'}`;

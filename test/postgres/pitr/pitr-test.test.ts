@@ -265,6 +265,36 @@ describe('runPitrTest', () => {
     );
   });
 
+  it('a source whose marker table was replaced since (a replacement restored it, its ids started over) is not judged, never failed (QA)', async () => {
+    for (let i = 0; i < 3; i++) await writeMarker(source.url, 7);
+    const copyDb = `markers_copy_${process.pid}`;
+    await withClient(source.url, (c) => c.query(`CREATE DATABASE ${copyDb}`));
+    const copyUrl = source.url.replace(/\/postgres$/, `/${copyDb}`);
+    try {
+      // The copy as a recovery at an earlier moment has it: the same ids, written at other times than the source's now.
+      const rows = await withClient(
+        source.url,
+        async (c) => (await c.query<{ id: string; at: Date }>('SELECT id::text AS id, at FROM pgbb_pitr.markers')).rows,
+      );
+      await withClient(copyUrl, async (c) => {
+        await c.query('CREATE SCHEMA pgbb_pitr; CREATE TABLE pgbb_pitr.markers (id bigint PRIMARY KEY, at timestamptz NOT NULL)');
+        for (const r of rows) await c.query('INSERT INTO pgbb_pitr.markers VALUES ($1, $2)', [r.id, new Date(r.at.getTime() - 3_600_000)]);
+      });
+      const check = await checkMarkers({
+        sourceUrl: source.url,
+        restored: (fn) => withClient(copyUrl, fn),
+        at: new Date(Date.now() - 10_000),
+        since: new Date(0),
+      });
+      expect(check.ok).toBeNull();
+      expect(check.detail).toMatch(
+        /^not judged: \d+ marker\(s\) of the source have another time than the same marker in the copy .*was replaced since the target/,
+      );
+    } finally {
+      await withClient(source.url, (c) => c.query(`DROP DATABASE ${copyDb} WITH (FORCE)`));
+    }
+  });
+
   it('fails, naming the gap, when a segment is missing from the archive', async () => {
     await writeMarker(source.url, 7);
     await switchAndWait();
