@@ -79,7 +79,9 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   const ctx: FailureContext = { tool: 'pg_dump', server: serverLabel(o.target.url), storage: o.storage.describe() };
   const { backupId, encryption } = await reserve(o);
   const log = o.log.child({ backupId });
-  const watch = watchLockWaits<BackupProgress>({ url: o.target.url, everyMs: o.lockWatchMs ?? 5000, emit: safeProgress(o.onProgress, log), log });
+  let snapshotPid: number | null = null;
+  const emit = safeProgress(o.onProgress, log);
+  const watch = watchLockWaits<BackupProgress>({ url: o.target.url, snapshotPid: () => snapshotPid, everyMs: o.lockWatchMs ?? 5000, emit, log });
   const progress = watch.progress;
   const { signal } = o;
   const to = { storage: o.storage, target: o.target.name, backupId };
@@ -88,6 +90,7 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   try {
     await o.onReserved?.(backupId);
     const source = await openSource({ url: o.target.url, lockWaitMs, pgBinDir: o.pgBinDir, preparing, ctx, signal, progress, log });
+    snapshotPid = source.snapshot.pid;
     timing.mark('snapshot');
     const scope: DumpScope = { schemas: o.target.schemas, excludeTables: o.target.excludeTables };
     const counting = startCounts({ snapshot: source.snapshot, scope, ctx, signal, progress, log });

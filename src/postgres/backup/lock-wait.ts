@@ -49,6 +49,9 @@ SELECT coalesce((SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JO
   LEFT JOIN pg_stat_activity b ON b.pid = bp.pid
  WHERE w.datname = current_database() AND w.application_name = current_setting('application_name')
    AND w.pid <> pg_backend_pid() AND w.wait_event_type = 'Lock'
+   -- This backup's: the snapshot session, or one that imported its snapshot (the same backend_xmin), not another
+   -- session of the bot on this database (a restore's pg_restore waiting on this very dump).
+   AND (w.pid = $1 OR w.backend_xmin = (SELECT backend_xmin FROM pg_stat_activity WHERE pid = $1))
  ORDER BY w.state_change
  LIMIT 1`;
 
@@ -64,13 +67,13 @@ type Row = {
 };
 
 /** Asked on a connection of its own: the snapshot's transaction would see pg_stat_activity as it was when it began. */
-export async function findLockWait(url: string): Promise<LockWait | null> {
+export async function findLockWait(url: string, snapshotPid: number): Promise<LockWait | null> {
   const client = new pg.Client({ ...pgClientConfig(url), connectionTimeoutMillis: 5000, statement_timeout: 5000, query_timeout: 10_000 });
   // A connection dropped between queries emits 'error': without a listener it would end the process.
   client.on('error', () => undefined);
   await connectClient(client);
   try {
-    const row = (await client.query<Row>(QUERY)).rows[0];
+    const row = (await client.query<Row>(QUERY, [snapshotPid])).rows[0];
     if (!row) return null;
     const hidden = row.holder_query === null || row.holder_query.startsWith('<insufficient privilege>');
     return {
@@ -123,6 +126,8 @@ export function describeLockWait(w: LockWait): string {
  */
 export function watchLockWaits<P extends { phase: string; rawBytes?: number; waiting?: string }>(o: {
   url: string;
+  /** The snapshot session's pid, once it is open (null before): whose waits are this backup's. */
+  snapshotPid: () => number | null;
   everyMs: number;
   emit: (p: P) => void;
   log: Logger;
@@ -135,13 +140,14 @@ export function watchLockWaits<P extends { phase: string; rawBytes?: number; wai
   let stopped = false;
   const timer = setInterval(() => {
     const still = current;
-    if (!still || asking || stopped || !/^(counting|dumping)$/.test(still.phase)) return;
+    const pid = o.snapshotPid();
+    if (!still || pid === null || asking || stopped || !/^(counting|dumping)$/.test(still.phase)) return;
     if (moved) {
       moved = false;
       return;
     }
     asking = true;
-    findLockWait(o.url)
+    findLockWait(o.url, pid)
       .then((w) => {
         // An answer about a moment since passed (the dump moved, or ended) says nothing about now.
         if (current !== still || stopped) return;

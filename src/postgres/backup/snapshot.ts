@@ -18,6 +18,8 @@ export interface DatabaseInfo {
 export interface Snapshot {
   client: pg.Client;
   snapshotId: string;
+  /** The snapshot session's backend pid: the sessions that imported its snapshot share its backend_xmin (lock-wait.ts). */
+  pid: number;
   info: DatabaseInfo;
   close(): Promise<void>;
 }
@@ -47,7 +49,8 @@ export async function openSnapshot(url: string, options: { lockTimeoutMs?: numbe
       version_num: string;
       size: string;
       superuser: boolean;
-    }>(`SELECT current_database() AS name, current_setting('server_version') AS version,
+      pid: number;
+    }>(`SELECT pg_backend_pid() AS pid, current_database() AS name, current_setting('server_version') AS version,
               current_setting('server_version_num') AS version_num,
               pg_database_size(current_database())::text AS size,
               (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser`);
@@ -58,6 +61,7 @@ export async function openSnapshot(url: string, options: { lockTimeoutMs?: numbe
     return {
       client,
       snapshotId,
+      pid: i.pid,
       info: {
         name: i.name,
         serverVersion: i.version,
