@@ -101,19 +101,22 @@ export function runReplacement(
   deps: { config: Config; storage: Storage },
   o: Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined },
 ): Promise<SelectiveRestoreOutcome> {
-  // One at a time per database, across workers and the CLI (swap.ts); the oid check below then sees the first's swap.
-  return withReplacementLock(o.serverUrl, o.database, () => replace(deps, o));
+  // First, before any lock: an earlier attempt killed mid-swap left the live database refusing connections; it must
+  // not stay so, even if this attempt is then refused. Then one at a time per database, across workers and the CLI
+  // (swap.ts); the oid check below then sees the first's swap.
+  return reopenAfterDeadSwap(o.serverUrl, o.database, stagingName(o.jobId)).then((reopened) => {
+    if (reopened) o.log.warn({ staging: stagingName(o.jobId) }, reopened);
+    return withReplacementLock(o.serverUrl, o.database, o.jobId, (held) => replace(deps, o, held, reopened ? [`${reopened}.`] : []));
+  });
 }
 
 async function replace(
   deps: { config: Config; storage: Storage },
   o: Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined },
+  held: () => Promise<void>,
+  earlier: string[],
 ): Promise<SelectiveRestoreOutcome> {
   const staging = stagingName(o.jobId);
-  // First: an earlier attempt killed mid-swap left the live database refusing connections; it must not stay so.
-  const reopened = await reopenAfterDeadSwap(o.serverUrl, o.database, staging);
-  if (reopened) o.log.warn({ staging }, reopened);
-  const earlier = reopened ? [`${reopened}.`] : [];
   const before = await describeDatabase(o.serverUrl, o.database);
   if (!before) throw new BotError('pg_database_missing', `There is no database ${o.database} on ${serverLabel(o.serverUrl)} to replace; nothing was changed.`);
   // Confirmed in Slack for the database of that oid: another replacement (or an earlier attempt of this job) that
@@ -131,6 +134,7 @@ async function replace(
   const keepAs = replacedName(o.database, o.now);
   o.progress({ phase: 'swapping' });
   try {
+    await held();
     const notes = await swapDatabases(o.serverUrl, { name: o.database, staging, keepAs, owner: before.owner });
     return {
       ...restored,

@@ -178,4 +178,23 @@ describe('runReplacement after a killed attempt', () => {
     expect(kept).toEqual([outcome.keptAs]);
     for (const k of kept) await runSql(inject('pgUrl'), `DROP DATABASE "${k}" WITH (FORCE)`);
   });
+
+  it('a retry of the same job whose dead attempt still holds the lock (its host gone, its session not yet) ends that session and goes on', async () => {
+    const { app, store, manifest } = setup;
+    const jobId = `retry-lock-${Date.now()}`;
+    // The dead attempt's session, as the lock took it: the job's name, the lock held, never released.
+    const { Client } = (await import('pg')).default;
+    const ghost = new Client({ connectionString: inject('pgUrl'), application_name: `pg-backup-bot replace ${jobId}` });
+    ghost.on('error', () => undefined);
+    await ghost.connect();
+    await ghost.query('SELECT pg_advisory_lock($1, hashtext($2))', [0x70676262, app.name]);
+    const outcome = await runReplacement(
+      { config: loadConfig({}, 'offline'), storage: store.storage },
+      { manifest, serverUrl: app.url, database: app.name, jobId, log: silentLog, progress: () => undefined, now: new Date() },
+    );
+    expect(outcome.problems).toEqual([]);
+    expect(outcome.passed).toBe(true);
+    await ghost.end().catch(() => undefined);
+    await runSql(inject('pgUrl'), `DROP DATABASE "${outcome.keptAs}" WITH (FORCE)`);
+  });
 });

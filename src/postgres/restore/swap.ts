@@ -148,19 +148,51 @@ const LOCK_CLASS = 0x70676262;
  * One replacement of `name` at a time on its server, whoever runs it (a worker on any host, the CLI): a session
  * advisory lock on the maintenance database, held for the whole replacement and released with its session (a killed
  * worker's too). A second is refused at once: run after the first, it would move the fresh copy aside (QA: two
- * replacements 1.5 s apart both swapped, and the verdict named the wrong kept database).
+ * replacements 1.5 s apart both swapped, and the verdict named the wrong kept database). The session carries the job
+ * id: a retry of the same job finds its dead attempt's session still holding the lock (a host lost, its TCP not yet
+ * timed out) and ends it. `held` is asked right before the swap: a lock lost with its session (idle_session_timeout,
+ * a network drop) refuses the swap rather than let a second replacement through unseen.
  */
-export async function withReplacementLock<T>(targetUrl: string, name: string, fn: () => Promise<T>): Promise<T> {
+export async function withReplacementLock<T>(targetUrl: string, name: string, jobId: string, fn: (held: () => Promise<void>) => Promise<T>): Promise<T> {
+  const server = serverLabel(targetUrl);
+  const mine = `pg-backup-bot replace ${jobId}`.slice(0, 63);
   return withMaintenanceClient(maintenanceUrl(targetUrl, name), async (c) => {
-    const { rows } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, name]);
-    if (rows[0]?.ok !== true) {
+    await c.query("SELECT set_config('application_name', $1, false)", [mine]);
+    const take = async () => (await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, name])).rows[0]?.ok === true;
+    const holder = `SELECT l.pid, a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid AND l.objsubid = 2 AND l.granted`;
+    let ok = await take();
+    if (!ok) {
+      const { rows } = await c.query<{ pid: number; app: string }>(holder, [LOCK_CLASS, name]);
+      const own = rows.find((r) => r.app === mine && r.pid !== undefined);
+      if (own) {
+        // This job's own earlier attempt: its worker is gone, its session not yet.
+        await c.query('SELECT pg_terminate_backend($1)', [own.pid]).catch(() => undefined);
+        for (let i = 0; i < 50 && !ok; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          ok = await take();
+        }
+      }
+    }
+    if (!ok) {
       throw new BotError(
         'already_running',
-        `Another replacement of ${name} on ${serverLabel(targetUrl)} is running; nothing was changed. Its verdict says where the database it replaces is kept; replace again after it, if still needed.`,
+        `Another replacement of ${name} on ${server} is running; nothing was changed. Its verdict says where the database it replaces is kept; replace again after it, if still needed.`,
       );
     }
+    const held = async () => {
+      const still = await c
+        .query<{ held: boolean }>(`SELECT EXISTS (${holder} AND l.pid = pg_backend_pid()) AS held`, [LOCK_CLASS, name])
+        .then((r) => r.rows[0]?.held === true)
+        .catch(() => false);
+      if (!still)
+        throw new BotError(
+          'storage_failed',
+          `The replacement's lock on ${name} (${server}) was lost with its session; nothing was swapped, so another replacement cannot have been run over. Replace again.`,
+        );
+    };
     try {
-      return await fn();
+      return await fn(held);
     } finally {
       await c.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, name]).catch(() => undefined);
     }
