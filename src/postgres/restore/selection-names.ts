@@ -36,8 +36,12 @@ const asSql = (name: string, quoted: boolean) => (quoted ? name : name.toLowerCa
 export function findTables(entries: TocEntry[], text: string, kinds: readonly string[] = ['TABLE']): TocEntry[] {
   const ref = parseTableRef(text);
   const tables = entries.filter((e) => kinds.includes(e.desc));
-  const exact = tables.filter((e) => e.tag === asSql(ref.table, ref.tableQuoted) && (ref.schema === null || e.schema === asSql(ref.schema, ref.schemaQuoted)));
+  const named = (e: TocEntry) => e.tag === asSql(ref.table, ref.tableQuoted) && (ref.schema === null || e.schema === asSql(ref.schema, ref.schemaQuoted));
+  const exact = tables.filter(named);
   if (exact.length > 0 || ref.quoted) return exact;
+  // Something else holds the folded name (a view `account` beside a table "Account"): SQL would mean that, so no
+  // table of another case is taken for it (review).
+  if (entries.some((e) => /^(TABLE|VIEW|MATERIALIZED VIEW|FOREIGN TABLE|SEQUENCE)$/.test(e.desc) && named(e))) return [];
   const lower = (s: string) => s.toLowerCase();
   return tables.filter((e) => lower(e.tag) === lower(ref.table) && (ref.schema === null || lower(e.schema) === lower(ref.schema)));
 }

@@ -60,7 +60,7 @@ export class DumpEntries extends Writable {
   private inCopy = false;
   private hold: Buffer = Buffer.alloc(0);
 
-  constructor(private readonly rename: (text: string) => string = (t) => t) {
+  constructor(private readonly rename: ((text: string) => string) & { entryName?: (text: string) => string } = (t) => t) {
     super();
   }
 
@@ -145,7 +145,7 @@ export class DumpEntries extends Writable {
       this.close();
       const [, , name, type, schema] = header as unknown as [string, string, string, string, string];
       const database = type.startsWith('DATABASE') || name.startsWith('DATABASE ');
-      this.start(`${type} ${schema === '-' ? '' : `${schema}.`}${database ? this.rename(name) : name}`, type, database);
+      this.start(`${type} ${schema === '-' ? '' : `${schema}.`}${database ? (this.rename.entryName ?? this.rename)(name) : name}`, type, database);
       return false;
     }
     if (raw === '' || raw.startsWith('--') || SESSION_LINE.test(raw) || !this.open) return false;

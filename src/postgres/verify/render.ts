@@ -15,17 +15,22 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * Rewrites the database's name where it names the database (`CREATE DATABASE x`, `ALTER DATABASE x …`, `ON DATABASE
- * x`, `IN DATABASE x`, `\connect x`, `dbname='x'`, and an entry named just `x`), bare or double-quoted as pg_dump
- * prints it, to the placeholder. Nowhere else: a setting or a comment that holds the name (`SET search_path TO
- * 'shop', 'public'` in database shop) is the same text in the restored copy, whose own name differs (QA: every
- * restore of such a database failed on its properties).
+ * x`, `IN DATABASE x`), bare or double-quoted as pg_dump prints it, to the placeholder; never inside a string literal.
+ * A setting or a comment that holds the name (`SET search_path TO 'shop', 'public'`, `IS 'see DATABASE shop'` in
+ * database shop) is the same text in the restored copy, whose own name differs (QA: every restore of such a database
+ * failed on its properties). `entryName` does the same for an entry's name, which may be the bare name itself.
  */
-export function renamer(name: string): (text: string) => string {
+export function renamer(name: string): ((text: string) => string) & { entryName: (text: string) => string } {
   const quotedName = `"${name.replace(/"/g, '""')}"`;
   const forms = `(?:${escapeRegExp(quotedName)}|${escapeRegExp(name)}(?![\\w$]))`;
-  const named = new RegExp(`(\\bDATABASE\\s+|^\\\\connect\\s+)${forms}`, 'g');
-  const dbname = new RegExp(`dbname='${escapeRegExp(name.replace(/'/g, "''"))}'`, 'g');
-  return (text) => (text === name || text === quotedName ? PLACEHOLDER : text.replace(named, `$1${PLACEHOLDER}`).replace(dbname, `dbname='${PLACEHOLDER}'`));
+  const named = new RegExp(`(\\bDATABASE\\s+)${forms}`, 'g');
+  // Split around single-quoted literals ('' inside one is a quote): only the parts outside them are SQL names.
+  const rename = (text: string) =>
+    text
+      .split(/('(?:[^']|'')*')/)
+      .map((part, i) => (i % 2 === 1 ? part : part.replace(named, `$1${PLACEHOLDER}`)))
+      .join('');
+  return Object.assign(rename, { entryName: (text: string) => (text === name || text === quotedName ? PLACEHOLDER : rename(text)) });
 }
 
 /** Flags both renderings share: owners and grants only where the restore kept them. */

@@ -145,6 +145,15 @@ describe('names read as SQL reads them (QA: --table=Account overwrote "Account",
     );
   });
 
+  it('no table of another case is taken for a name a view holds folded (review: a view account beside a table "Account")', () => {
+    const toc = parseToc(
+      ['1; 1259 17001 TABLE public Account postgres', '2; 1259 17002 VIEW public account postgres'].join('\n'),
+      [header(1, 17001, [], 'Account', 'TABLE', 'public'), header(2, 17002, [1], 'account', 'VIEW', 'public')].join(''),
+    );
+    expect(() => pick(toc, { tables: ['Account'] })).toThrow('The backup has a view public.account, not a table');
+    expect(pick(toc, { tables: ['"Account"'] })).toEqual(['public.Account']);
+  });
+
   it('--schema= the same way: quoted exactly, unquoted folded, else of any case', () => {
     const schemas = tables([
       [1, 'Billing', 'Invoice'],
