@@ -65,10 +65,13 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       });
       child = running;
       const stderr = collectOutput(running.stderr);
-      o.onState({ up: true, since: new Date() });
       // Only a run that lasted ends a down episode: one that dies at once on every start (the server no longer has
-      // the WAL it asks for) stays down since its first failure, so health's grace runs out and it pages.
+      // the WAL it asks for) stays down since its first failure, so health's grace runs out and it pages, and is not
+      // reported up in between (a health run then would resolve the page, and the next trigger it again: review).
+      const startedAt = new Date();
+      if (downSince === null) o.onState({ up: true, since: startedAt });
       const lasted = setTimeout(() => {
+        if (downSince !== null) o.onState({ up: true, since: startedAt });
         downSince = null;
       }, o.upAfterMs ?? 10_000);
       const res = await running.finally(() => clearTimeout(lasted));

@@ -107,6 +107,8 @@ describe('why a server cannot stream, in one sentence that says what to change',
         const downs = states.filter((x) => !x.up);
         expect(downs.length).toBeGreaterThanOrEqual(4);
         expect(new Set(downs.map((x) => x.since.getTime())).size).toBe(1);
+        // Never reported up in between: a health run at that moment would resolve the page.
+        expect(states.slice(states.indexOf(downs[0] as ReceiverState)).some((x) => x.up)).toBe(false);
       } finally {
         await r.stop();
         await withClient(inject('pgUrl'), (c) => c.query('SELECT pg_drop_replication_slot($1)', [slot])).catch(() => undefined);
