@@ -75,7 +75,7 @@ export async function collectHealthInput(sources: HealthSources, target: string,
         wal: true,
         setAside: true,
         backupId: `WAL ${name}`,
-        why: 'the checksum scrub read its stored file three times, never as recorded, and moved it aside (.damaged): the recoverable window has a hole there until retention passes it',
+        why: 'its stored file was read three times, never as recorded (by the checksum scrub, or by a fetch of it), and moved aside (.damaged): the recoverable window has a hole there until retention passes it',
       }),
     ),
     ...(aside?.bases ?? []).map(

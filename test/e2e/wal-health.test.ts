@@ -236,7 +236,9 @@ describe('the recoverable window and the WAL archive’s health', () => {
     // From here on it is a gap, as a segment removed by hand is, and damage of its own kind.
     expect((await slash(h, '/backup', 'list shop')).text).toContain(`:rotating_light: a gap ends it: segment ${rotten} is missing`);
     const health = (await slash(h, '/backup', 'health shop')).text;
-    expect(health).toContain(`WAL ${rotten} (the checksum scrub read its stored file three times, never as recorded, and moved it aside (.damaged)`);
+    expect(health).toContain(
+      `WAL ${rotten} (its stored file was read three times, never as recorded (by the checksum scrub, or by a fetch of it), and moved aside (.damaged)`,
+    );
     const cliEnv = () => ({
       PATH: process.env.PATH ?? '',
       BOT_CONFIG: cfg,
@@ -278,7 +280,9 @@ describe('the recoverable window and the WAL archive’s health', () => {
     const told = await until('the channel told of the set-aside file', async () =>
       [...h.slack.messages.values()].find((m) => (m.text ?? '').startsWith('shop: stored backups damaged') && (m.text ?? '').includes(`WAL ${rotten} (`)),
     );
-    expect(told.text).toContain(`WAL ${rotten} (the checksum scrub read its stored file three times, never as recorded, and moved it aside (.damaged)`);
+    expect(told.text).toContain(
+      `WAL ${rotten} (its stored file was read three times, never as recorded (by the checksum scrub, or by a fetch of it), and moved aside (.damaged)`,
+    );
     expect(pages('shop', 'damaged', 'resolve')).toHaveLength(0);
     // The gap paged is the one that ends the window now, not the older one behind the newer base backup.
     const gapPage = await until('a second wal-gap page', async () => pages('shop', 'wal-gap', 'trigger')[1]);
