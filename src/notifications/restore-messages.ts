@@ -173,16 +173,13 @@ export interface HistoryLine {
   requestedBy: RestoreJobInfo['requestedBy'];
 }
 
+const historyLine = (r: HistoryLine) =>
+  `• ${formatTime(r.startedAt)} · ${r.kind === 'restore' ? `*full restore* into \`${r.database ?? '?'}\` · ` : ''}\`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${rtoText(r)} · by ${who(r.requestedBy)}`;
+
 export function restoreTestHistory(records: HistoryLine[], target?: string, limit = 15): string {
   if (records.length === 0)
     return `No restore tests${target ? ` of *${target}*` : ''} on record yet. Run one with \`/restore-test latest${target ? ` ${target}` : ''}\`.`;
-  const lines = records
-    .slice(0, limit)
-    .map(
-      (r) =>
-        `• ${formatTime(r.startedAt)} · ${r.kind === 'restore' ? `*full restore* into \`${r.database ?? '?'}\` · ` : ''}\`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${rtoText(r)} · by ${who(r.requestedBy)}`,
-    );
-  // More on record than shown: said, with where the rest are (QA: "21 on record" over 15 lines, nothing more said).
+  const lines = records.slice(0, limit).map(historyLine);
   const more = records.length > limit ? `\n… and ${records.length - limit} older, kept as records beside the backups (\`<target>/_records/\`)` : '';
   const shown = records.length > limit ? `the ${limit} newest of ${records.length} on record` : `newest first, ${records.length} on record`;
   return `*Restore tests and full restores${target ? ` of ${target}` : ''}* (${shown}):\n${lines.join('\n')}${more}\nPoint-in-time restore tests are not listed here: \`/backup health${target ? ` ${target}` : ''}\` shows the last one.`;
