@@ -49,15 +49,17 @@ async function alreadyDamaged(root: string, target: string): Promise<PitrScrubRe
   ];
 }
 
+/** A damaged file moved aside beside itself (`<file>.damaged`), the move made durable; returns where it went. */
+async function moved(from: string): Promise<string> {
+  await rename(from, `${from}${QUARANTINE}`);
+  await fsyncDir(join(from, '..'));
+  return `${from}${QUARANTINE}`;
+}
+
 /** The archive's files that count as archived (index entry and file there; base.json there), each with how to set it aside. */
 async function itemsOf(root: string, target: string): Promise<Item[]> {
   const store = new LocalWalStore(root, target);
   const [wal, bases] = await Promise.all([archivedWal(store), archivedBases(root, target)]);
-  const moved = async (from: string) => {
-    await rename(from, `${from}${QUARANTINE}`);
-    await fsyncDir(join(from, '..'));
-    return `${from}${QUARANTINE}`;
-  };
   return [
     ...wal.map((e) => {
       const path = join(store.dir, e.file);
@@ -188,11 +190,7 @@ export async function setAsideIfDamaged(store: LocalWalStore, entry: Pick<WalEnt
     bytes: entry.bytes,
     sha256: entry.sha256,
     since: 0,
-    quarantine: async () => {
-      await rename(path, `${path}${QUARANTINE}`);
-      await fsyncDir(store.dir);
-      return `${path}${QUARANTINE}`;
-    },
+    quarantine: () => moved(path),
   };
   const v = await readBack(item);
   if (!('damaged' in v)) return '';

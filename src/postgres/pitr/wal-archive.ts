@@ -23,6 +23,8 @@ export interface WalArchiveOptions extends ArchiveOptions {
   sweepMs?: number;
   onState?: (s: WalArchiveState) => void;
   backoff?: { minMs: number; maxMs: number };
+  /** receiver.ts upAfterMs: how long a restarted receiver must run to count as up again (default 10 s). */
+  upAfterMs?: number;
 }
 
 /**
@@ -45,6 +47,7 @@ export function startWalArchive(o: WalArchiveOptions): {
     spool: o.spool,
     log: o.log,
     ...(o.backoff ? { backoff: o.backoff } : {}),
+    ...(o.upAfterMs !== undefined ? { upAfterMs: o.upAfterMs } : {}),
     onState: (r) => {
       state.receiver = r;
       changed();

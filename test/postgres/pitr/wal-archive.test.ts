@@ -52,6 +52,7 @@ describe('the WAL archive', () => {
       log: silentLog,
       sweepMs: 100,
       backoff: { minMs: 100, maxMs: 500 },
+      upAfterMs: 1000,
     });
   });
   afterAll(async () => {
