@@ -134,7 +134,8 @@ const RULES: Rule[] = [
       `The connection to the database server at ${c.server} was lost during the ${workOf(c)}; check the server's log, then run the ${workOf(c)} again.`,
   },
   {
-    test: /canceling statement due to lock timeout/,
+    // The snapshot's session waits under lock_timeout; pg_dump ≤ 16 waits under statement_timeout (--lock-wait-timeout).
+    test: /canceling statement due to lock timeout|canceling statement due to statement timeout\n[^\n]*Query was: LOCK TABLE /,
     code: 'pg_dump_failed',
     say: () => `${LOCK_GAVE_UP} held by another session (for example a running ALTER TABLE); run it again once that has finished.`,
   },

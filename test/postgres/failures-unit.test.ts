@@ -36,6 +36,11 @@ describe('toolFailure', () => {
       'pg_dump was refused access to table payroll; grant the backup role read access (e.g. the pg_read_all_data role) or use a superuser.',
     ],
     [
+      'pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: Query was: LOCK TABLE "Billing"."Audit Log" IN ACCESS SHARE MODE',
+      'pg_dump_failed',
+      'The backup gave up waiting for a table lock held by another session (for example a running ALTER TABLE); run it again once that has finished.',
+    ],
+    [
       'pg_dump: warning: something odd\npg_dump: error: invalid snapshot identifier: "0000-1"',
       'pg_dump_failed',
       'pg_dump failed: invalid snapshot identifier: "0000-1".',

@@ -152,7 +152,9 @@ export function watchLockWaits<P extends { phase: string; rawBytes?: number; wai
         // An answer about a moment since passed (the dump moved, or ended) says nothing about now.
         if (current !== still || stopped) return;
         waiting = w;
-        seen = w;
+        // A look that finds no wait keeps the last one seen: it may land just after pg_dump (or the counting) gave up
+        // on that very wait, when the verdict still needs it. Only the dump moving forgets it.
+        if (w) seen = w;
         if (w) o.emit({ ...still, waiting: describeLockWait(w) });
       })
       .catch((err: unknown) => o.log.debug({ err }, 'could not ask the server about lock waits'))
