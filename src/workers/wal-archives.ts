@@ -9,6 +9,8 @@ import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-arch
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
 import { type RpoState, startRpoMonitor } from '../postgres/pitr/rpo-monitor.ts';
+import { RpoTracker } from '../postgres/pitr/rpo.ts';
+import { segmentReach } from '../postgres/pitr/segment-time.ts';
 import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
@@ -92,6 +94,9 @@ export async function startWalArchives(o: {
   // Found once for every target: the same pg_receivewal streams each of them.
   const tools = await findPgTools({ serverMajor: 10, ...(o.config.pgBinDir ? { pgBinDir: o.config.pgBinDir } : {}) });
   const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
+  // Reads a backlog's segments for the time they reach (segment-time.ts); of the client tools' major, which the
+  // server shares as a rule (another major's WAL it cannot read: the segment before's time is used then).
+  const pgWaldump = await findPgProgram('pg_waldump', tools.pgDump, tools.major);
   for (const t of targets) {
     const log = o.log.child({ target: t.name, component: 'wal' });
     const key = walStateKey(prefix, t.name);
@@ -140,7 +145,19 @@ export async function startWalArchives(o: {
     // spool this worker's receiver writes).
     const start = () => {
       const remote = s3PitrStore(o.config, t.name, { log });
-      const archive = startWalArchive({ ...common, target: t.name, pgReceivewal, replicationUrl: t.pitr.url, slot: t.pitr.slot, spool, onState: write });
+      // The RPO monitor's samples of the server's position also stamp each archived segment with the time it reaches.
+      const tracker = new RpoTracker();
+      const reachedAt = segmentReach({ tracker, pgWaldump, store: common.store });
+      const archive = startWalArchive({
+        ...common,
+        target: t.name,
+        pgReceivewal,
+        replicationUrl: t.pitr.url,
+        slot: t.pitr.slot,
+        spool,
+        reachedAt,
+        onState: write,
+      });
       const monitor = startRpoMonitor({
         ...common,
         target: t.name,
@@ -152,6 +169,7 @@ export async function startWalArchives(o: {
         newestArchived: () => (inS3 ? (offsite.offsiteNewest ?? null) : (archive.state().lastArchived?.name ?? null)),
         ...(inS3 && remote ? { inS3: { newestAtStart: () => newestInBucket(remote), partialEnd: () => parseLsn(offsite.partialEnd ?? '0/0') } } : {}),
         receiverUp: () => archive.state().receiver.up,
+        tracker,
         onState: (r) => {
           rpo = r;
           write(archive.state());

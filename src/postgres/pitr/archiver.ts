@@ -10,10 +10,12 @@ import { readdirIfExists } from '../../storage/fs-util.ts';
 import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
+import type { Logger } from '../../logger.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
 
 /** A completed WAL file in pg_receivewal's directory: a whole segment, or a timeline history file. */
 export const COMPLETE_WAL = /^([0-9A-F]{24}|[0-9A-F]{8}\.history)$/;
+const SEGMENT = /^[0-9A-F]{24}$/;
 
 export interface ArchiveOptions {
   store: LocalWalStore;
@@ -23,6 +25,12 @@ export interface ArchiveOptions {
   recipients: string[];
   ageEngine: AgeEngine | undefined;
   now?: () => Date;
+  /**
+   * How far a completed segment reaches in time (segment-time.ts segmentReach), stored as its `archivedAt`; without
+   * it (and for history files), the time it is archived.
+   */
+  reachedAt?: (name: string, path: string, now: Date) => Promise<{ at: Date; source: string }>;
+  log?: Logger;
 }
 
 /**
@@ -52,6 +60,10 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     await writer.abort();
     throw err;
   }
+  const now = o.now?.() ?? new Date();
+  const reached = SEGMENT.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch(() => null) : null;
+  if (reached && reached.source !== 'archived')
+    o.log?.info({ wal: name, reaches: reached.at.toISOString(), by: reached.source }, 'WAL segment archived after the server moved past it');
   const entry: WalEntry = {
     name,
     file: o.store.fileName(name, encrypted),
@@ -60,7 +72,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     rawBytes,
     compression: 'zstd',
     encryption: encrypted ? 'age' : 'none',
-    archivedAt: (o.now?.() ?? new Date()).toISOString(),
+    archivedAt: (reached?.at ?? now).toISOString(),
   };
   await o.store.index(entry);
   return entry;

@@ -50,6 +50,8 @@ export interface RpoMonitorOptions extends ArchiveOptions {
    * partial segment there (`partialEnd`: snapshots are still taken on the worker's disk, but count once uploaded).
    */
   inS3?: { newestAtStart(): Promise<string | null>; partialEnd(): bigint };
+  /** The samples, shared with the archive, which stamps each segment by them (segment-time.ts); default its own. */
+  tracker?: RpoTracker;
 }
 
 /**
@@ -72,7 +74,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  */
 export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick(): Promise<void>; stop(): Promise<void> } {
   const sampler = positionSampler(o.url, o.slot);
-  const tracker = new RpoTracker();
+  const tracker = o.tracker ?? new RpoTracker();
   const every = o.partialEveryMs ?? partialInterval(o.objectiveSeconds);
   let state: RpoState = { objectiveSeconds: o.objectiveSeconds };
   let fullEnd = 0n;

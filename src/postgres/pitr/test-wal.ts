@@ -77,18 +77,28 @@ const COMMIT = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT (\d{4}-\d{2}-\d{2}) (
  */
 export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<{ at: Date; lsn: string } | null> {
   for (const seg of [...segments].reverse().slice(0, NEWEST_COMMIT_SEARCH)) {
-    // pg_waldump ends with an error at the segment's unused tail; what it printed before is what counts.
-    const res = await execa(pgWaldump, ['-p', walDir, '-r', 'Transaction', seg.name], {
-      reject: false,
-      stdin: 'ignore',
-      env: { PATH: process.env.PATH ?? '', TZ: 'UTC' },
-      extendEnv: false,
-    });
-    let last: { at: Date; lsn: string } | null = null;
-    // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
-    for (const m of String(res.stdout).matchAll(COMMIT))
-      last = { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(`${m[2]}T${m[3]}.${(m[4] ?? '0').padEnd(3, '0').slice(0, 3)}Z`) };
+    const last = await lastCommitIn(pgWaldump, walDir, seg.name);
     if (last) return last;
   }
   return null;
+}
+
+/**
+ * The last commit record pg_waldump reads from `segment` on: to the end of the WAL in `walDir`, or only within the
+ * segment (`alone`; a record that ends in the next segment is then not read). Null when it reads no commit, or
+ * cannot read the segment at all (another major's WAL).
+ */
+export async function lastCommitIn(pgWaldump: string, walDir: string, segment: string, alone = false): Promise<{ at: Date; lsn: string } | null> {
+  // pg_waldump ends with an error at the segment's unused tail; what it printed before is what counts.
+  const res = await execa(pgWaldump, ['-p', walDir, '-r', 'Transaction', segment, ...(alone ? [segment] : [])], {
+    reject: false,
+    stdin: 'ignore',
+    env: { PATH: process.env.PATH ?? '', TZ: 'UTC' },
+    extendEnv: false,
+  });
+  let last: { at: Date; lsn: string } | null = null;
+  // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
+  for (const m of String(res.stdout).matchAll(COMMIT))
+    last = { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(`${m[2]}T${m[3]}.${(m[4] ?? '0').padEnd(3, '0').slice(0, 3)}Z`) };
+  return last;
 }

@@ -59,7 +59,8 @@ export function startWalArchive(o: WalArchiveOptions): {
       try {
         const { archived, failure } = await archiveSpool(o.spool, o);
         const last = archived.at(-1);
-        if (last) state.lastArchived = { name: last.name, at: new Date(last.archivedAt) };
+        // When it was archived: its entry's time is how far its WAL reaches, which a backlog puts well before now.
+        if (last) state.lastArchived = { name: last.name, at: new Date() };
         state.archiveError = failure ? failure.message : null;
         if (failure) o.log.error({ err: failure, target: o.target }, 'WAL archiving stopped short; retrying');
         if (last || failure) changed();

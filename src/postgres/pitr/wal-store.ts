@@ -24,6 +24,11 @@ export const WalEntrySchema = z.object({
   rawBytes: z.number().int().nonnegative(),
   compression: z.literal('zstd'),
   encryption: z.enum(['age', 'none']),
+  /**
+   * The time up to which the file holds every change the server made, at or before the moment it was archived
+   * (segment-time.ts: a backlog archived in a minute reaches only as far as the server had written then). The name
+   * is older than that meaning; entries written before it carry the time they were archived.
+   */
   archivedAt: z.string().datetime(),
 });
 export type WalEntry = z.infer<typeof WalEntrySchema>;

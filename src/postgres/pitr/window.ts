@@ -14,7 +14,8 @@ export function segmentOf(lsn: string, timeline: number): string {
 }
 
 const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
-const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
+/** The segment at position `n` (segmentPosition's) on a timeline. */
+export const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
 
 /**
  * A WAL file as the window reads it: its name, and the time the WAL it holds reaches (when it was archived, or for a
@@ -53,7 +54,8 @@ export interface RecoverableWindow {
  * A whole segment at or after the one holding the end LSN does, whatever the clocks say: the archiver can stamp the
  * segment that pg_backup_stop's switch completes before the bot stamps the base backup finished (seen on a loaded
  * machine: the window stayed empty until the next segment). A partial snapshot of that segment is judged by time.
- * The window then starts at the earlier of the two times, both at or after the backup's real end.
+ * The window then starts at the earlier of the two times. A segment's time is how far the WAL in it reaches
+ * (segment-time.ts), at or after the backup's real end but for one sampling interval on a busy server.
  */
 function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   const finished = Date.parse(b.finishedAt);
@@ -64,6 +66,9 @@ function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   // A segment before the end LSN's cannot make the backup consistent, whatever its time says.
   if (sameTimeline && at.n < end.n) return null;
   if (finished <= archived) return new Date(finished);
+  // A time before the backup began cannot be its consistent point: a segment stamped that early (segment-time.ts
+  // stamps a backlog's segments by what they hold) waits for later WAL.
+  if (archived < Date.parse(b.startedAt)) return null;
   return sameTimeline && (at.n > end.n || !w.partial) ? new Date(archived) : null;
 }
 

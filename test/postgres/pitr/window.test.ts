@@ -151,6 +151,12 @@ describe('the recoverable window', () => {
       expect(chooseBase([b], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toBe(b);
     });
 
+    it('is not opened by a whole segment whose WAL reaches only a time before the backup began (a backlog stamped by its commits)', () => {
+      const started = { ...b, startedAt: '2026-12-04T10:00:00Z' };
+      expect(recoverableWindow([started], [seg(endSegment, '2026-12-04T09:59:59Z')])).toBeNull();
+      expect(recoverableWindow([started], [seg(endSegment, '2026-12-04T10:00:00.900Z')])).toMatchObject({ from: new Date('2026-12-04T10:00:00.900Z') });
+    });
+
     it('is not opened by a partial snapshot of that segment taken before the bot stamped the backup finished', () => {
       // The snapshot may stop short of the end LSN: only its time can say it reaches the end.
       expect(recoverableWindow([b], [{ name: endSegment, archivedAt: '2026-12-04T10:00:01.200Z', partial: true }])).toBeNull();

@@ -1,0 +1,217 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
+import { LIVE_MS, segmentReach } from '../../../src/postgres/pitr/segment-time.ts';
+import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
+import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A backlog archived after the server moved on (the receiver was down while the slot kept the WAL) is stamped with
+ * the time its WAL reaches, not the time it was archived: the recoverable window's end is read from these times.
+ * Real server (wal_level=replica, the test setup's), real pg_receivewal and pg_waldump.
+ */
+describe('the time an archived WAL segment reaches', () => {
+  let dir: string;
+  let store: LocalWalStore;
+  let pgReceivewal: string;
+  let pgWaldump: string | null;
+  const slot = `pgbb_test_${randomBytes(4).toString('hex')}`;
+  const server = () => inject('pgUrl');
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-segtime-'));
+    store = new LocalWalStore(join(dir, 'backups'), 'app');
+    const tools = await findPgTools({ serverMajor: 15 });
+    pgReceivewal = (await findPgProgram('pg_receivewal', tools.pgDump, tools.major)) as string;
+    pgWaldump = await findPgProgram('pg_waldump', tools.pgDump, tools.major);
+    await withClient(server(), (c) => c.query('CREATE TABLE IF NOT EXISTS pgbb_segtime (n int)'));
+  });
+  afterAll(async () => {
+    await withClient(server(), (c) => c.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [slot])).catch(
+      () => undefined,
+    );
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const archive = (reachedAt?: ReturnType<typeof segmentReach>) =>
+    startWalArchive({
+      target: 'app',
+      pgReceivewal,
+      replicationUrl: server(),
+      slot,
+      spool: join(dir, 'spool'),
+      store,
+      zstd: 'zstd',
+      level: 1,
+      recipients: [],
+      ageEngine: undefined,
+      log: silentLog,
+      sweepMs: 100,
+      backoff: { minMs: 100, maxMs: 500 },
+      upAfterMs: 500,
+      ...(reachedAt ? { reachedAt } : {}),
+    });
+
+  const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await f();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await sleep(100);
+    }
+  };
+  const archived = (name: string) => until(`WAL ${name} archived`, async () => (await store.list()).find((e) => e.name === name));
+
+  /** A commit, then a switch: the segment that holds the commit, the commit's bounds and the switch's time (server clock). */
+  const commitAndSwitch = () =>
+    withClient(server(), async (c) => {
+      const before = (await c.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]?.t as Date;
+      await c.query('INSERT INTO pgbb_segtime VALUES (1)');
+      const { rows } = await c.query<{ name: string; t: Date }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS name, clock_timestamp() AS t');
+      const switched = (await c.query<{ t: Date }>('SELECT clock_timestamp() AS t FROM pg_switch_wal()')).rows[0]?.t as Date;
+      return { name: rows[0]?.name as string, committedFrom: before, committedBy: rows[0]?.t as Date, switched };
+    });
+
+  /** The slot exists and the receiver confirmed everything so far: what is written next waits in the slot. */
+  async function stoppedArchive(): Promise<void> {
+    const first = archive();
+    await until('the receiver', async () => (first.state().receiver.up ? true : undefined));
+    const seg = await withClient(server(), async (c) => (await c.query<{ n: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS n')).rows[0]?.n);
+    await archived(seg as string);
+    await first.stop();
+  }
+
+  /**
+   * A busy server: a commit every 50 ms on a connection of its own, so the server moves past each switch at once.
+   * (An idle server after a switch stays at the segment's end, and the segment then truly holds every change made
+   * until the next write: sampled, it is stamped up to then.)
+   */
+  const busy = () => {
+    let on = true;
+    const done = withClient(server(), async (c) => {
+      while (on) {
+        await c.query('INSERT INTO pgbb_segtime VALUES (2)');
+        await sleep(50);
+      }
+    });
+    return async () => {
+      on = false;
+      await done;
+    };
+  };
+
+  const samplePosition = async (tracker: RpoTracker) =>
+    tracker.add({
+      at: new Date(),
+      lsn: parseLsn(await withClient(server(), async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn() AS l')).rows[0]?.l as string)),
+    });
+
+  it('a running worker: each backlog segment gets the time the server was last seen before its end, not the time it was archived', async () => {
+    await stoppedArchive();
+    const quiet = busy();
+    // The worker's RPO monitor samples the server's position all along, while its receiver is down.
+    const tracker = new RpoTracker();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        await samplePosition(tracker);
+        await sleep(150);
+      }
+    })();
+    const a = await commitAndSwitch();
+    await sleep(1500);
+    const b = await commitAndSwitch();
+    await sleep(1500);
+    const back = archive(segmentReach({ tracker, pgWaldump: null, store, liveMs: 1000 }));
+    const restarted = Date.now();
+    try {
+      const [ea, eb] = await Promise.all([archived(a.name), archived(b.name)]);
+      for (const [e, w] of [
+        [ea, a],
+        [eb, b],
+      ] as Array<[WalEntry, typeof a]>) {
+        const t = Date.parse(e.archivedAt);
+        // By its switch (but for the server's WAL writer's delay: synchronous_commit is off in the test server), and
+        // after the commit it holds but for one sampling interval.
+        expect(t).toBeLessThanOrEqual(w.switched.getTime() + 400);
+        expect(t).toBeGreaterThan(w.committedFrom.getTime() - 400);
+        expect(t).toBeLessThan(restarted - 1000);
+      }
+      expect(Date.parse(ea.archivedAt)).toBeLessThan(Date.parse(eb.archivedAt) - 1000);
+    } finally {
+      sampling = false;
+      await Promise.all([sampler, quiet()]);
+      await back.stop();
+    }
+  });
+
+  it('a worker started during the backlog: the segment’s newest commit, read with pg_waldump', async () => {
+    expect(pgWaldump).not.toBeNull();
+    await stoppedArchive();
+    const quiet = busy();
+    const a = await commitAndSwitch();
+    await sleep(2000);
+    // A new worker: its first sample is already past the backlog, so the segments' own commits say how far they reach.
+    const tracker = new RpoTracker();
+    await samplePosition(tracker);
+    expect(tracker.coveredAt(parseLsn('0/0'))).toBeNull();
+    const back = archive(segmentReach({ tracker, pgWaldump, store, liveMs: 1000 }));
+    const restarted = Date.now();
+    try {
+      const e = await archived(a.name);
+      const t = Date.parse(e.archivedAt);
+      // Its newest commit: this test's, or another test file's on the shared server, before the switch.
+      expect(t).toBeGreaterThanOrEqual(a.committedFrom.getTime());
+      expect(t).toBeLessThanOrEqual(a.switched.getTime());
+      expect(t).toBeLessThan(restarted - 1500);
+    } finally {
+      await quiet();
+      await back.stop();
+    }
+  });
+});
+
+describe('segmentReach, by its rules', () => {
+  const SEG = '000000010000000000000005';
+  const end = 0x6000000n;
+  const now = new Date('2026-12-06T12:00:00Z');
+  const ago = (s: number) => new Date(now.getTime() - s * 1000);
+  const entries = (m: Record<string, string>) => ({
+    entry: async (name: string) => (m[name] ? ({ name, archivedAt: m[name] } as WalEntry) : null),
+  });
+  const tracker = (...samples: Array<[number, bigint]>) => {
+    const t = new RpoTracker();
+    for (const [s, lsn] of samples) t.add({ at: ago(s), lsn });
+    return t;
+  };
+
+  it('a live segment (its newest sample at most liveMs old): the time it is archived', async () => {
+    for (const t of [tracker([5, end - 10n], [3, end + 10n]), tracker([LIVE_MS / 1000, end])])
+      expect(await segmentReach({ tracker: t, pgWaldump: null, store: entries({}) })(SEG, '/x', now)).toEqual({ at: now, source: 'archived' });
+  });
+
+  it('a backlog: the latest of its newest sample and the segment before; the time it is archived only when nothing is known', async () => {
+    const stale = tracker([3600, end - 10n], [3598, end + 10n]);
+    const before = entries({ '000000010000000000000004': ago(1800).toISOString() });
+    expect(await segmentReach({ tracker: stale, pgWaldump: null, store: before })(SEG, '/x', now)).toEqual({ at: ago(1800), source: 'segment before' });
+    expect(await segmentReach({ tracker: stale, pgWaldump: null, store: entries({}) })(SEG, '/x', now)).toEqual({ at: ago(3600), source: 'sampled' });
+    // Every sample past it (the worker started during the backlog), no pg_waldump: the segment before.
+    expect(await segmentReach({ tracker: tracker([10, end + 1n]), pgWaldump: null, store: before })(SEG, '/x', now)).toEqual({
+      at: ago(1800),
+      source: 'segment before',
+    });
+    expect(await segmentReach({ tracker: new RpoTracker(), pgWaldump: null, store: entries({}) })(SEG, '/x', now)).toEqual({ at: now, source: 'archived' });
+    // Never later than now, whatever a clock said.
+    const ahead = entries({ '000000010000000000000004': new Date(now.getTime() + 5000).toISOString() });
+    expect(await segmentReach({ tracker: new RpoTracker(), pgWaldump: null, store: ahead })(SEG, '/x', now)).toEqual({ at: now, source: 'segment before' });
+  });
+});
