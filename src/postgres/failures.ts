@@ -135,7 +135,7 @@ const RULES: Rule[] = [
   },
   {
     // The snapshot's session waits under lock_timeout; pg_dump ≤ 16 waits under statement_timeout (--lock-wait-timeout).
-    test: /canceling statement due to lock timeout|canceling statement due to statement timeout\n[^\n]*Query was: LOCK TABLE /,
+    test: /canceling statement due to lock timeout|canceling statement due to statement timeout\n[^\n]*query was: LOCK TABLE /i,
     code: 'pg_dump_failed',
     say: () => `${LOCK_GAVE_UP} held by another session (for example a running ALTER TABLE); run it again once that has finished.`,
   },

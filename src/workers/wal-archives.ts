@@ -147,7 +147,9 @@ export async function startWalArchives(o: {
       const remote = s3PitrStore(o.config, t.name, { log });
       // The RPO monitor's samples of the server's position also stamp each archived segment with the time it reaches.
       const tracker = new RpoTracker();
-      const reachedAt = segmentReach({ tracker, pgWaldump, store: common.store });
+      // The segment before's entry: S3_MODE=primary removes the local one once it is in the bucket.
+      const entry = async (n: string) => (await common.store.entry(n)) ?? (inS3 && remote ? await remote.walEntry(n) : null);
+      const reachedAt = segmentReach({ tracker, pgWaldump, entry });
       const archive = startWalArchive({
         ...common,
         target: t.name,

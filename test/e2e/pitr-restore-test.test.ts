@@ -126,7 +126,7 @@ describe('/restore-test pitr, as the bot runs it', () => {
     const verdict = await channelMessage(h, jobId, /PITR restore test of shop (passed|FAILED)/, 180_000);
     expect(verdict.text).toMatch(
       new RegExp(
-        `^PITR restore test of shop FAILED: WAL archive: segment ${victim.name} is missing from the archive \\(the last one before it, [0-9A-F]{24}, was archived `,
+        `^PITR restore test of shop FAILED: WAL archive: segment ${victim.name} is missing from the archive \\(the last one before it, [0-9A-F]{24}, holds WAL up to `,
       ),
     );
     const page = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/pitr-restore-test', 30_000);

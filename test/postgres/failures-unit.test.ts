@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { withLockHolder } from '../../src/postgres/backup/dump.ts';
+import type { LockWait } from '../../src/postgres/backup/lock-wait.ts';
 import { clientFailure, firstErrorLine, toolFailure } from '../../src/postgres/index.ts';
 
 const ctx = { tool: 'pg_dump', server: '127.0.0.1:5', storage: 'local:/var/backups' };
@@ -92,5 +94,42 @@ describe('clientFailure', () => {
 describe('firstErrorLine', () => {
   it('skips warnings and blank lines', () => {
     expect(firstErrorLine('\npg_dump: warning: x\npg_dump: error: the cause\npg_dump: error: later')).toBe('pg_dump: error: the cause');
+  });
+});
+
+describe('withLockHolder: the verdict of a backup that gave up on a lock', () => {
+  const gaveUp = (table: string, query = 'Query was') =>
+    toolFailure(
+      `pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: ${query}: LOCK TABLE ${table} IN ACCESS SHARE MODE`,
+      ctx,
+    );
+  const seen = (what: string): LockWait => ({
+    what,
+    waitedMs: 40_000,
+    holder: { pid: 4242, user: 'migrator', app: 'psql', state: 'idle in transaction', forMs: 60_000, query: 'LOCK TABLE' },
+  });
+
+  it('names the holder the watch saw when it waited on the table pg_dump gave up on', () => {
+    expect(withLockHolder(gaveUp('"Billing"."Audit Log"'), seen('"Billing"."Audit Log"')).userMessage).toBe(
+      'The backup gave up waiting for a table lock on "Billing"."Audit Log", held by pid 4242 (user migrator, psql, idle in transaction for 1 min 0 s: LOCK TABLE …); run it again once that has finished (or end that session: `SELECT pg_terminate_backend(4242)`).',
+    );
+  });
+
+  it('names only the table when the wait the watch saw was on another one (granted since), or none was seen', () => {
+    const said =
+      'The backup gave up waiting for a table lock on public.orders, held by another session (for example a running ALTER TABLE); run it again once that has finished.';
+    expect(withLockHolder(gaveUp('public.orders'), seen('"Billing"."Audit Log"')).userMessage).toBe(said);
+    expect(withLockHolder(gaveUp('public.orders'), null).userMessage).toBe(said);
+    // pg_dump 12-14 write "query was" in lower case.
+    expect(withLockHolder(gaveUp('public.orders', 'query was'), null).userMessage).toBe(said);
+  });
+
+  it('keeps the wait seen when the counting gave up (lock_timeout: no table named), and leaves other failures alone', () => {
+    const counting = clientFailure(Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }), ctx);
+    expect(withLockHolder(counting, seen('public.orders')).userMessage).toMatch(
+      /^The backup gave up waiting for a table lock on public\.orders, held by pid 4242/,
+    );
+    const other = toolFailure('pg_dump: error: invalid snapshot identifier: "0000-1"', ctx);
+    expect(withLockHolder(other, seen('public.orders'))).toBe(other);
   });
 });

@@ -128,9 +128,20 @@ export async function runBackup(o: RunBackupOptions): Promise<Manifest> {
   }
 }
 
-/** pg_dump gave up waiting for a lock: the verdict names the table and the session the watch saw holding it. */
-function withLockHolder(failure: BotError, seen: LockWait | null): BotError {
-  if (!seen || !failure.userMessage.startsWith(LOCK_GAVE_UP)) return failure;
+/**
+ * pg_dump gave up waiting for a lock: the verdict names the table and the session the watch saw holding it. pg_dump
+ * names the table it gave up on ("Query was: LOCK TABLE …"): a wait the watch saw on another table (granted since,
+ * while the dump's progress stood still taking its locks) is not named for it; that table alone is.
+ */
+export function withLockHolder(failure: BotError, seen: LockWait | null): BotError {
+  if (!failure.userMessage.startsWith(LOCK_GAVE_UP)) return failure;
+  const gaveUpOn = /query was: LOCK TABLE (.+) IN ACCESS SHARE MODE/i.exec(failure.message)?.[1];
+  // `includes`: a pg_dump that locks its tables in batches names them all in one statement.
+  if (!seen || (gaveUpOn !== undefined && !gaveUpOn.includes(seen.what))) {
+    if (gaveUpOn === undefined) return failure;
+    const said = `${LOCK_GAVE_UP} on ${gaveUpOn}, held by another session (for example a running ALTER TABLE); run it again once that has finished.`;
+    return new BotError(failure.code, said, { cause: failure, detail: failure.message });
+  }
   const { on, held } = lockParts(seen);
   const end = seen.holder ? ` (or end that session: \`SELECT pg_terminate_backend(${seen.holder.pid})\`)` : '';
   return new BotError(failure.code, `${LOCK_GAVE_UP} ${on}${held}; run it again once that has finished${end}.`, { cause: failure, detail: failure.message });

@@ -11,6 +11,7 @@ import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
 import type { Logger } from '../../logger.ts';
+import type { ReachSource } from './segment-time.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
 
 /** A completed WAL file in pg_receivewal's directory: a whole segment, or a timeline history file. */
@@ -29,7 +30,7 @@ export interface ArchiveOptions {
    * How far a completed segment reaches in time (segment-time.ts segmentReach), stored as its `archivedAt`; without
    * it (and for history files), the time it is archived.
    */
-  reachedAt?: (name: string, path: string, now: Date) => Promise<{ at: Date; source: string }>;
+  reachedAt?: (name: string, path: string, now: Date) => Promise<{ at: Date; source: ReachSource }>;
   log?: Logger;
 }
 
@@ -61,9 +62,8 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     throw err;
   }
   const now = o.now?.() ?? new Date();
-  const reached = SEGMENT.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch(() => null) : null;
-  if (reached && reached.source !== 'archived')
-    o.log?.info({ wal: name, reaches: reached.at.toISOString(), by: reached.source }, 'WAL segment archived after the server moved past it');
+  const reached = SEGMENT.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch((err: unknown) => unknownReach(name, now, o.log, err)) : null;
+  if (reached?.source === 'unknown') unknownReach(name, now, o.log);
   const entry: WalEntry = {
     name,
     file: o.store.fileName(name, encrypted),
@@ -73,6 +73,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     compression: 'zstd',
     encryption: encrypted ? 'age' : 'none',
     archivedAt: (reached?.at ?? now).toISOString(),
+    ...(reached ? { reachedBy: reached.source } : {}),
   };
   await o.store.index(entry);
   return entry;
@@ -92,8 +93,29 @@ export async function archiveSpool(spool: string, o: ArchiveOptions): Promise<{ 
       if (!known) archived.push(await archiveWalFile(join(spool, name), name, o));
       await unlink(join(spool, name));
     } catch (err) {
+      logBacklog(archived, o.log);
       return { archived, failure: err instanceof Error ? err : new Error(String(err)) };
     }
   }
+  logBacklog(archived, o.log);
   return { archived, failure: null };
+}
+
+/** Nothing tells how far the segment reaches: stamped with the time it is archived, which may claim too much. */
+function unknownReach(name: string, now: Date, log: Logger | undefined, err?: unknown) {
+  log?.warn({ wal: name, err }, 'could not tell how far this WAL segment of a backlog reaches; stamped with the time it was archived');
+  return { at: now, source: 'unknown' as const };
+}
+
+/** One line per pass for a backlog's segments (stamped by what they hold, segment-time.ts), however many. */
+function logBacklog(archived: WalEntry[], log: Logger | undefined): void {
+  const behind = archived.filter((e) => e.reachedBy !== undefined && e.reachedBy !== 'archived');
+  const [first, last] = [behind[0], behind.at(-1)];
+  if (!first || !last) return;
+  const by: Record<string, number> = {};
+  for (const e of behind) by[e.reachedBy as string] = (by[e.reachedBy as string] ?? 0) + 1;
+  log?.info(
+    { segments: behind.length, first: first.name, last: last.name, reaches: last.archivedAt, by },
+    'archived a backlog of WAL the server had moved past',
+  );
 }

@@ -166,7 +166,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       checks.push({
         name: 'WAL archive',
         ok: false,
-        detail: `segment ${wal.gap} is missing from the archive${last ? ` (the last one before it, ${last.name}, was archived ${last.archivedAt})` : ''}: recovery cannot replay past it; look for it in the server's pg_wal or take a new base backup`,
+        detail: `segment ${wal.gap} is missing from the archive${last ? ` (the last one before it, ${last.name}, holds WAL up to ${last.archivedAt})` : ''}: recovery cannot replay past it; look for it in the server's pg_wal or take a new base backup`,
       });
       result = { ...outcome(), wal: walInfo };
       return result;

@@ -68,7 +68,8 @@ export async function fetchWalForTest(o: {
 /** How far back from the newest WAL a search for the newest commit reads (64 segments: 1 GB of WAL). */
 export const NEWEST_COMMIT_SEARCH = 64;
 
-const COMMIT = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC/g;
+const COMMIT = /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))? UTC/;
+const COMMIT_DESC = 'desc: COMMIT ';
 
 /**
  * The newest commit's time in the fetched WAL, read with pg_waldump (of the cluster's major, in UTC), searching
@@ -95,10 +96,15 @@ export async function lastCommitIn(pgWaldump: string, walDir: string, segment: s
     stdin: 'ignore',
     env: { PATH: process.env.PATH ?? '', TZ: 'UTC' },
     extendEnv: false,
+    timeout: 60_000,
   });
-  let last: { at: Date; lsn: string } | null = null;
-  // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
-  for (const m of String(res.stdout).matchAll(COMMIT))
-    last = { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(`${m[2]}T${m[3]}.${(m[4] ?? '0').padEnd(3, '0').slice(0, 3)}Z`) };
-  return last;
+  // A busy segment prints some 10⁵ commit lines: only the last matching one is parsed, searched from the end.
+  const out = String(res.stdout);
+  for (let i = out.lastIndexOf(COMMIT_DESC); i >= 0; i = i > 0 ? out.lastIndexOf(COMMIT_DESC, i - 1) : -1) {
+    const end = out.indexOf('\n', i);
+    const m = COMMIT.exec(out.slice(out.lastIndexOf('\n', i) + 1, end === -1 ? undefined : end));
+    // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
+    if (m) return { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(`${m[2]}T${m[3]}.${(m[4] ?? '0').padEnd(3, '0').slice(0, 3)}Z`) };
+  }
+  return null;
 }

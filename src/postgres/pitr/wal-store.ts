@@ -30,6 +30,8 @@ export const WalEntrySchema = z.object({
    * is older than that meaning; entries written before it carry the time they were archived.
    */
   archivedAt: z.string().datetime(),
+  /** How `archivedAt` was found (segment-time.ts ReachSource); absent in entries written before it was recorded. */
+  reachedBy: z.enum(['archived', 'sampled', 'commit', 'segment before', 'unknown']).optional(),
 });
 export type WalEntry = z.infer<typeof WalEntrySchema>;
 

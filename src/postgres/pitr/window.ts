@@ -18,10 +18,11 @@ const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
 export const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
 
 /**
- * A WAL file as the window reads it: its name, and the time the WAL it holds reaches (when it was archived, or for a
- * partial snapshot of the segment being written, the time of that snapshot). `partial`: a snapshot, not the whole segment.
+ * A WAL file as the window reads it: its name, and the time the WAL it holds reaches (segment-time.ts; for a partial
+ * snapshot of the segment being written, its coversAt), and how that time was found (`reachedBy`, absent in entries
+ * older than it: the time it was archived). `partial`: a snapshot, not the whole segment.
  */
-export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt'> & { partial?: boolean };
+export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt' | 'reachedBy'> & { partial?: boolean };
 
 /** A stretch of time recovery can reach, and the base backup it starts from. */
 export interface WindowRange {
@@ -54,8 +55,8 @@ export interface RecoverableWindow {
  * A whole segment at or after the one holding the end LSN does, whatever the clocks say: the archiver can stamp the
  * segment that pg_backup_stop's switch completes before the bot stamps the base backup finished (seen on a loaded
  * machine: the window stayed empty until the next segment). A partial snapshot of that segment is judged by time.
- * The window then starts at the earlier of the two times. A segment's time is how far the WAL in it reaches
- * (segment-time.ts), at or after the backup's real end but for one sampling interval on a busy server.
+ * The window then starts at the earlier of the two times, both at or after the backup's real end (a backlog's
+ * segment, stamped by what it holds, segment-time.ts, counts only from the backup's finish).
  */
 function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   const finished = Date.parse(b.finishedAt);
@@ -66,9 +67,10 @@ function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   // A segment before the end LSN's cannot make the backup consistent, whatever its time says.
   if (sameTimeline && at.n < end.n) return null;
   if (finished <= archived) return new Date(finished);
-  // A time before the backup began cannot be its consistent point: a segment stamped that early (segment-time.ts
-  // stamps a backlog's segments by what they hold) waits for later WAL.
-  if (archived < Date.parse(b.startedAt)) return null;
+  // Only a live segment's time (when it was archived, a second after it filled) is after the backup's real end. A
+  // backlog's is a lower bound of what it holds (its newest commit, say), anywhere after the backup began: a window
+  // from there would offer moments before recovery is consistent. It waits for later WAL.
+  if (w.reachedBy !== undefined && w.reachedBy !== 'archived') return null;
   return sameTimeline && (at.n > end.n || !w.partial) ? new Date(archived) : null;
 }
 

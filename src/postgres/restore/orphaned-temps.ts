@@ -33,7 +33,9 @@ export async function sweepOrphanedTemps(tempRoot: string, log?: Logger, now = D
     const [owner, info] = await Promise.all([readFile(join(dir, OWNER), 'utf8').catch(() => null), stat(dir).catch(() => null)]);
     if (!info?.isDirectory()) continue;
     const [pid, host] = (owner ?? '').split('\n');
-    const orphaned = owner === null ? now - info.mtimeMs > DAY_MS : host === hostname() && Number(pid) > 0 && !processAlive(Number(pid));
+    // No owner, or one cut short (killed while writing it): orphaned once a day old, as nothing else can tell.
+    const named = Number(pid) > 0 && Boolean(host);
+    const orphaned = named ? host === hostname() && !processAlive(Number(pid)) : now - info.mtimeMs > DAY_MS;
     if (!orphaned) continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);

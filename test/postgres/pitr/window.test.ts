@@ -151,10 +151,14 @@ describe('the recoverable window', () => {
       expect(chooseBase([b], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toBe(b);
     });
 
-    it('is not opened by a whole segment whose WAL reaches only a time before the backup began (a backlog stamped by its commits)', () => {
-      const started = { ...b, startedAt: '2026-12-04T10:00:00Z' };
-      expect(recoverableWindow([started], [seg(endSegment, '2026-12-04T09:59:59Z')])).toBeNull();
-      expect(recoverableWindow([started], [seg(endSegment, '2026-12-04T10:00:00.900Z')])).toMatchObject({ from: new Date('2026-12-04T10:00:00.900Z') });
+    it('is opened from a backlog’s segment (stamped by what it holds) only at the backup’s finish', () => {
+      // Its newest commit (or the segment before's time) may lie anywhere after the backup began, before its real end.
+      const backlog = (reachedBy: WalEntry['reachedBy'], at: string) => ({ ...seg(endSegment, at), reachedBy });
+      for (const by of ['commit', 'sampled', 'segment before', 'unknown'] as const)
+        expect(recoverableWindow([b], [backlog(by, '2026-12-04T10:00:01.200Z')])).toBeNull();
+      expect(recoverableWindow([b], [backlog('commit', '2026-12-04T10:00:02Z')])).toMatchObject({ from: new Date('2026-12-04T10:00:01.500Z') });
+      // A live segment's time (archived a second after it filled) still opens it from its own time.
+      expect(recoverableWindow([b], [backlog('archived', '2026-12-04T10:00:01.200Z')])).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z') });
     });
 
     it('is not opened by a partial snapshot of that segment taken before the bot stamped the backup finished', () => {
