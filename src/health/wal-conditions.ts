@@ -1,5 +1,5 @@
 import { formatBytes } from '../format.ts';
-import { setAsideNamed } from '../postgres/pitr/window.ts';
+import { fromSecond, setAsideNamed } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
 
@@ -21,9 +21,9 @@ export function noWindowSentence(target: string, a: Pick<WalArchiveFacts, 'baseB
 /** "recoverable to any moment from … to …", and what an older gap leaves out; or why nothing is recoverable. */
 export function windowSentence(target: string, a: WalArchiveFacts): string {
   if (!a.window) return noWindowSentence(target, a);
-  const range = `recoverable to any moment from ${windowTime(a.window.from)} to ${windowTime(a.window.to)}`;
+  const range = `recoverable to any moment from ${windowTime(fromSecond(a.window.from))} to ${windowTime(a.window.to)}`;
   const before = a.earlier
-    ? `, and from ${windowTime(a.earlier.from)} to ${windowTime(a.earlier.to)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}`
+    ? `, and from ${windowTime(fromSecond(a.earlier.from))} to ${windowTime(a.earlier.to)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}`
     : '';
   return `${range}${before}`;
 }

@@ -12,7 +12,8 @@ import { NEWEST_COMMIT_SEARCH, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
-export type NewestCommit = { at: Date; lsn: string };
+/** `at` to the millisecond (rounded down); `usec`, microseconds since the epoch as pg_waldump wrote it. */
+export type NewestCommit = { at: Date; lsn: string; usec?: number };
 
 /** pg_waldump of a laid-out cluster's major, or null when that major's server tools are not installed here. */
 export const waldumpOf = (dataDir: string): Promise<string | null> => clusterTool(dataDir, 'pg_waldump');
@@ -116,7 +117,10 @@ export async function settleRecoveryTarget(o: {
 }): Promise<SettledTarget> {
   const { newest, pgWaldump } = o;
   const iso = (d: Date) => d.toISOString();
-  if (o.at && (newest === undefined || (newest !== null && newest.at.getTime() > o.at.getTime()))) {
+  // Compared to the microsecond: a commit at .577072 is after a target of .577 (QA: rounded to .577, it was not, and
+  // recovery to its LSN included a commit made after the time asked for).
+  const after = (c: NewestCommit, t: Date) => (c.usec ?? c.at.getTime() * 1000) > t.getTime() * 1000;
+  if (o.at && (newest === undefined || (newest !== null && after(newest, o.at)))) {
     const unknown =
       newest === undefined
         ? ` (the archive's newest commit could not be read${pgWaldump ? '' : ': no pg_waldump of this major'}; if the log ends with "recovery ended before configured recovery target was reached", nothing was committed after ${iso(o.at)}: lay it out again with --time=latest)`

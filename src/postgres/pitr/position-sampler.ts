@@ -15,7 +15,9 @@ export interface ServerPosition {
 
 /**
  * Asks the server where its WAL is, over the target's ordinary connection (the one the logical backups use):
- * `pg_current_wal_lsn()` and the slot's flushed position in one query, which any role may run. Not
+ * `pg_current_wal_insert_lsn()` and the slot's flushed position in one query, which any role may run. The insert
+ * position, not the write position (`pg_current_wal_lsn()`): with synchronous_commit=off a commit is visible before
+ * its WAL is written, and a sample at the write position then claimed a segment held a commit it did not (QA). Not
  * IDENTIFY_SYSTEM on the replication connection: every sample would take one of the server's `max_wal_senders`,
  * and the replication role may have no `pg_hba.conf` line for ordinary connections. One connection, kept open and
  * opened again after a failure; the password reaches `pg` as a config object, never a log.
@@ -43,7 +45,7 @@ export function positionSampler(url: string, slot: string, timeoutMs = 5000): { 
         }
         const at = new Date();
         const { rows } = await client.query<{ current: string; flushed: string | null }>(
-          'SELECT pg_current_wal_lsn()::text AS current, (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed',
+          'SELECT pg_current_wal_insert_lsn()::text AS current, (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed',
           [slot],
         );
         const row = rows[0] as { current: string; flushed: string | null };

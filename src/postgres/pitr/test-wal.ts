@@ -76,7 +76,7 @@ const COMMIT_DESC = 'desc: COMMIT ';
  * from the newest segment back, with its record's LSN. Recovery to a time stops at the first commit after it: a
  * target later than the newest commit the archive holds can never be reached, so `latest` is just before it.
  */
-export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<{ at: Date; lsn: string } | null> {
+export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<{ at: Date; lsn: string; usec: number } | null> {
   for (const seg of [...segments].reverse().slice(0, NEWEST_COMMIT_SEARCH)) {
     const last = await lastCommitIn(pgWaldump, walDir, seg.name);
     if (last) return last;
@@ -89,7 +89,7 @@ export async function newestCommit(pgWaldump: string, walDir: string, segments: 
  * segment (`alone`; a record that ends in the next segment is then not read). Null when it reads no commit, or
  * cannot read the segment at all (another major's WAL).
  */
-export async function lastCommitIn(pgWaldump: string, walDir: string, segment: string, alone = false): Promise<{ at: Date; lsn: string } | null> {
+export async function lastCommitIn(pgWaldump: string, walDir: string, segment: string, alone = false): Promise<{ at: Date; lsn: string; usec: number } | null> {
   // pg_waldump ends with an error at the segment's unused tail; what it printed before is what counts.
   const res = await execa(pgWaldump, ['-p', walDir, '-r', 'Transaction', segment, ...(alone ? [segment] : [])], {
     reject: false,
@@ -104,7 +104,9 @@ export async function lastCommitIn(pgWaldump: string, walDir: string, segment: s
     const end = out.indexOf('\n', i);
     const m = COMMIT.exec(out.slice(out.lastIndexOf('\n', i) + 1, end === -1 ? undefined : end));
     // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
-    if (m) return { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(`${m[2]}T${m[3]}.${(m[4] ?? '0').padEnd(3, '0').slice(0, 3)}Z`) };
+    if (!m) continue;
+    const usec = Date.parse(`${m[2]}T${m[3]}Z`) * 1000 + Number((m[4] ?? '').padEnd(6, '0'));
+    return { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(Math.floor(usec / 1000)), usec };
   }
   return null;
 }

@@ -174,6 +174,12 @@ function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: strin
   return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s);
 }
 
+/**
+ * A window's start as it is shown, to the second: the next whole second, as a time shown rounded down would be one
+ * restore-pitr refuses (the window starts at 13:28:09.463, so "13:28:09" is before it: QA). Its end is rounded down.
+ */
+export const fromSecond = (d: Date) => new Date(Math.ceil(d.getTime() / 1000) * 1000);
+
 /** The stretch of the window a moment lies in (the window itself, or the stretch before a gap), or undefined. */
 export function rangeAt(w: RecoverableWindow, at: Date): WindowRange | undefined {
   const t = at.getTime();
