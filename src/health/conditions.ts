@@ -1,5 +1,6 @@
 import { walOffsiteCondition } from './offsite-condition.ts';
 import { formatTime } from '../format.ts';
+import { parseLsn } from '../postgres/pitr/lsn.ts';
 import { noGoodBackup, sizeCondition, slowCondition, staleCondition } from './backup-conditions.ts';
 import { damagedCondition } from './damaged-condition.ts';
 import { diskCondition } from './disk-condition.ts';
@@ -112,8 +113,18 @@ function walStreamCondition(target: string, now: Date, s: NonNullable<HealthInpu
     return { ...base, status: 'failing', summary: `The WAL stream of ${target} is not running`, evidence };
   }
   const last = s.lastArchived ? `; newest whole segment archived ${s.lastArchived}` : '; nothing archived yet';
-  if (s.receiver === 'up')
+  if (s.receiver === 'up') {
+    // The process lives, but is it receiving? The slot's flushed position standing still while the server moves on.
+    const still = s.flushedMovedAt && s.currentLsn && s.flushedLsn ? now.getTime() - Date.parse(s.flushedMovedAt) : 0;
+    if (still >= WAL_GRACE_MS && parseLsn(s.currentLsn as string) > parseLsn(s.flushedLsn as string)) {
+      const evidence =
+        `pg_receivewal runs (since ${formatTime(s.since)}) but has received nothing since ${formatTime(s.flushedMovedAt as string)}: ` +
+        `the server is at ${s.currentLsn}, the slot at ${s.flushedLsn}${last}. A frozen process or a stream the network dropped without ` +
+        `closing it: restart the worker (the slot keeps the WAL meanwhile)`;
+      return { ...base, status: 'failing', summary: `The WAL stream of ${target} has stalled`, evidence };
+    }
     return { ...base, status: 'ok', summary: `The WAL stream of ${target} is up`, evidence: `streaming since ${formatTime(s.since)}${last}` };
+  }
   const downMs = now.getTime() - Date.parse(s.since);
   const evidence = `${s.receiver} since ${formatTime(s.since)}${s.error ? `: ${s.error}` : ''}${last}`;
   if (s.receiver === 'down' && downMs < WAL_GRACE_MS) {

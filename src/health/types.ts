@@ -206,6 +206,7 @@ export type WalRpoFields = Partial<
     | 'currentLsn'
     | 'archivedLsn'
     | 'flushedLsn'
+    | 'flushedMovedAt'
     | 'partialError'
     | 'offsiteWhere'
     | 'offsiteNewest'

@@ -24,6 +24,8 @@ export interface StoredWalState {
   currentLsn?: string;
   archivedLsn?: string;
   flushedLsn?: string;
+  /** When the receiver's flushed position was last seen to move (rpo-monitor.ts): health's stalled receiver. */
+  flushedMovedAt?: string;
   /** Why the last snapshot of the partial segment failed. */
   partialError?: string;
   /**

@@ -66,6 +66,7 @@ const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
   ...(r.currentLsn ? { currentLsn: r.currentLsn } : {}),
   ...(r.archivedLsn ? { archivedLsn: r.archivedLsn } : {}),
   ...(r.flushedLsn ? { flushedLsn: r.flushedLsn } : {}),
+  ...(r.flushedMovedAt ? { flushedMovedAt: r.flushedMovedAt.toISOString() } : {}),
   ...(r.partialError ? { partialError: r.partialError } : {}),
 });
 

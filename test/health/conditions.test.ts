@@ -140,6 +140,22 @@ describe('evaluateHealth', () => {
     });
     expect(wal(null)).toMatchObject({ status: 'failing', summary: 'The WAL stream of shop is not running' });
   });
+
+  it('judges a receiver that runs but receives nothing (QA: frozen, it read "streaming"): failing once its slot stood still 5 minutes while the server moved on', () => {
+    const wal = (state: NonNullable<Parameters<typeof evaluateHealth>[0]['wal']>['state']) =>
+      pick(evaluateHealth({ ...healthyInput(), wal: { state } }), 'wal-stream');
+    const up = { receiver: 'up' as const, since: ago(HOUR).toISOString(), lastArchived: '000000010000000000000009', currentLsn: '0/C000060' };
+    expect(wal({ ...up, flushedLsn: '0/9A00000', flushedMovedAt: ago(6 * 60_000).toISOString() })).toMatchObject({
+      status: 'failing',
+      summary: 'The WAL stream of shop has stalled',
+      evidence: expect.stringMatching(
+        /^pg_receivewal runs \(since .*\) but has received nothing since .*: the server is at 0\/C000060, the slot at 0\/9A00000; newest whole segment archived 000000010000000000000009\. A frozen process/,
+      ),
+    });
+    // Within the grace, or an idle server the slot has caught up with: up.
+    expect(wal({ ...up, flushedLsn: '0/9A00000', flushedMovedAt: ago(4 * 60_000).toISOString() }).status).toBe('ok');
+    expect(wal({ ...up, flushedLsn: '0/C000060', flushedMovedAt: ago(HOUR).toISOString() }).status).toBe('ok');
+  });
 });
 
 describe('evaluateHealth: disk', () => {

@@ -22,6 +22,11 @@ export interface RpoState {
   currentLsn?: string;
   archivedLsn?: string;
   flushedLsn?: string;
+  /**
+   * When the receiver's flushed position (the slot's) was last seen to move, or first seen: a receiver whose process
+   * lives but receives nothing (frozen, a stream the network dropped silently) keeps it still while the server moves on.
+   */
+  flushedMovedAt?: Date;
   /** Why the last snapshot of the partial segment failed, if it did. */
   partialError?: string;
 }
@@ -82,6 +87,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
   let lastSnapshot = 0;
   let cleaned: string | null = null;
   let started: Promise<void> | null = null;
+  let flushedSeen: { lsn: bigint | null; at: Date } | null = null;
 
   // What an earlier run archived counts from the start: the newest segment and snapshot in the store.
   const init = async () => {
@@ -160,6 +166,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
       return;
     }
     tracker.add({ at: pos.at, lsn: pos.current });
+    if (!flushedSeen || flushedSeen.lsn !== pos.flushed) flushedSeen = { lsn: pos.flushed, at: pos.at };
     await snapshot(pos);
     // S3_MODE=primary: a snapshot counts once it is in the bucket, not when it is on the worker's disk.
     const counted = o.inS3 ? o.inS3.partialEnd() : partialEnd;
@@ -174,7 +181,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
       ...(reading.behindSince ? { behindSince: reading.behindSince } : {}),
       currentLsn: formatLsn(pos.current),
       archivedLsn: formatLsn(archived),
-      ...(pos.flushed !== null ? { flushedLsn: formatLsn(pos.flushed) } : {}),
+      ...(pos.flushed !== null ? { flushedLsn: formatLsn(pos.flushed), flushedMovedAt: flushedSeen.at } : {}),
     };
     o.onState?.({ ...state });
   };

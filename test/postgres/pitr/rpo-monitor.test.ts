@@ -165,6 +165,10 @@ describe('the RPO monitor', () => {
     const worst = frozen.at(-1) as RpoState;
     expect(worst.rpoMs).toBeGreaterThan(10_000);
     expect(parseLsn(worst.currentLsn as string)).toBeGreaterThan(parseLsn(worst.archivedLsn as string));
+    // The slot's flushed position stood still all the while: what health calls a stalled receiver past its grace.
+    const stillSince = worst.flushedMovedAt?.getTime() as number;
+    expect(stillSince).toBeLessThanOrEqual(firstWrite + 2000);
+    expect(storedWalState(archive.state(), 'test-host', worst, 10).flushedMovedAt).toBe(worst.flushedMovedAt?.toISOString());
     const failing = judged(worst);
     expect(failing.status).toBe('failing');
     expect(failing.summary).toMatch(/^The RPO of app is 1\d s, over its objective 10 s: that much committed data would be lost/);
@@ -172,6 +176,7 @@ describe('the RPO monitor', () => {
     const written = await serverLsn();
     const back = await caughtUpTo(written);
     expect(judged(back)).toMatchObject({ status: 'ok', value: 0 });
+    expect(back.flushedMovedAt?.getTime()).toBeGreaterThan(stillSince);
   });
 
   it('removes a partial snapshot once its completed segment is archived', async () => {
