@@ -5,7 +5,7 @@ import { escapeMrkdwn, formatDuration } from '../format.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
 import { noWindowSentence, readArchiveFacts, rpoCondition, type WalArchiveFacts } from '../health/index.ts';
-import { fromSecond } from '../postgres/pitr/window.ts';
+import { shownRange } from '../postgres/pitr/window.ts';
 
 /** The window as Slack shows it: each reader's own time zone, to the second (a recovery target is a second). */
 const when = (config: Config, d: Date) => slackDate(d, config.timezone, '{date_short_pretty} {time_secs}');
@@ -24,12 +24,12 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts, t
     if (first) return `:rotating_light: nothing recoverable: segment ${first} is missing${more}; ${retake}`;
     return noWindowSentence(target, a);
   }
-  const range = `recoverable to any moment from ${time(fromSecond(a.window.from))} to ${time(a.window.to)}`;
+  const range = `recoverable to any moment ${shownRange(a.window, time)}`;
   if (!first) return range;
   if (!a.reachesNewest) return `${range} — :rotating_light: a gap ends it: segment ${first} is missing${more}; ${retake}`;
   // "before it" when the older stretch ends at the gap just named; with more gaps, the one that ends it.
   const endsAt = a.earlier?.gap && a.earlier.gap !== first ? ` before segment ${a.earlier.gap}` : ' before it';
-  const before = a.earlier ? `, and from ${time(fromSecond(a.earlier.from))} to ${time(a.earlier.to)}${endsAt}` : '';
+  const before = a.earlier ? `, and ${shownRange(a.earlier, time)}${endsAt}` : '';
   return `${range} (after a gap: segment ${first} is missing${more}${before})`;
 }
 

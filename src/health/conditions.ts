@@ -115,7 +115,10 @@ function walStreamCondition(target: string, now: Date, s: NonNullable<HealthInpu
   const last = s.lastArchived ? `; newest whole segment archived ${s.lastArchived}` : '; nothing archived yet';
   if (s.receiver === 'up') {
     // The process lives, but is it receiving? The slot's flushed position standing still while the server moves on.
-    const still = s.flushedMovedAt && s.currentLsn && s.flushedLsn ? now.getTime() - Date.parse(s.flushedMovedAt) : 0;
+    // From the last measurement, not now (a sampler that fails keeps its last figures: the RPO condition says that),
+    // and from the receiver's own start at the earliest (the slot stood still while it was down).
+    const moved = s.flushedMovedAt ? Math.max(Date.parse(s.flushedMovedAt), Date.parse(s.since)) : Number.NaN;
+    const still = s.rpoError || !s.rpoMeasuredAt || !s.currentLsn || !s.flushedLsn ? 0 : Date.parse(s.rpoMeasuredAt) - moved;
     if (still >= WAL_GRACE_MS && parseLsn(s.currentLsn as string) > parseLsn(s.flushedLsn as string)) {
       const evidence =
         `pg_receivewal runs (since ${formatTime(s.since)}) but has received nothing since ${formatTime(s.flushedMovedAt as string)}: ` +

@@ -1,5 +1,5 @@
 import { formatBytes } from '../format.ts';
-import { fromSecond, setAsideNamed } from '../postgres/pitr/window.ts';
+import { setAsideNamed, shownRange } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
 
@@ -21,10 +21,8 @@ export function noWindowSentence(target: string, a: Pick<WalArchiveFacts, 'baseB
 /** "recoverable to any moment from … to …", and what an older gap leaves out; or why nothing is recoverable. */
 export function windowSentence(target: string, a: WalArchiveFacts): string {
   if (!a.window) return noWindowSentence(target, a);
-  const range = `recoverable to any moment from ${windowTime(fromSecond(a.window.from))} to ${windowTime(a.window.to)}`;
-  const before = a.earlier
-    ? `, and from ${windowTime(fromSecond(a.earlier.from))} to ${windowTime(a.earlier.to)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}`
-    : '';
+  const range = `recoverable to any moment ${shownRange(a.window, windowTime)}`;
+  const before = a.earlier ? `, and ${shownRange(a.earlier, windowTime)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}` : '';
   return `${range}${before}`;
 }
 

@@ -144,7 +144,13 @@ describe('evaluateHealth', () => {
   it('judges a receiver that runs but receives nothing (QA: frozen, it read "streaming"): failing once its slot stood still 5 minutes while the server moved on', () => {
     const wal = (state: NonNullable<Parameters<typeof evaluateHealth>[0]['wal']>['state']) =>
       pick(evaluateHealth({ ...healthyInput(), wal: { state } }), 'wal-stream');
-    const up = { receiver: 'up' as const, since: ago(HOUR).toISOString(), lastArchived: '000000010000000000000009', currentLsn: '0/C000060' };
+    const up = {
+      receiver: 'up' as const,
+      since: ago(HOUR).toISOString(),
+      lastArchived: '000000010000000000000009',
+      currentLsn: '0/C000060',
+      rpoMeasuredAt: ago(2000).toISOString(),
+    };
     expect(wal({ ...up, flushedLsn: '0/9A00000', flushedMovedAt: ago(6 * 60_000).toISOString() })).toMatchObject({
       status: 'failing',
       summary: 'The WAL stream of shop has stalled',
@@ -155,6 +161,10 @@ describe('evaluateHealth', () => {
     // Within the grace, or an idle server the slot has caught up with: up.
     expect(wal({ ...up, flushedLsn: '0/9A00000', flushedMovedAt: ago(4 * 60_000).toISOString() }).status).toBe('ok');
     expect(wal({ ...up, flushedLsn: '0/C000060', flushedMovedAt: ago(HOUR).toISOString() }).status).toBe('ok');
+    // A sampler that fails keeps its last figures: not judged (the rpo condition says the RPO is unknown).
+    expect(wal({ ...up, flushedLsn: '0/9A00000', flushedMovedAt: ago(HOUR).toISOString(), rpoError: 'the server could not be asked' }).status).toBe('ok');
+    // The receiver just restarted: the slot stood still while it was down, counted from its start.
+    expect(wal({ ...up, since: ago(60_000).toISOString(), flushedLsn: '0/9A00000', flushedMovedAt: ago(HOUR).toISOString() }).status).toBe('ok');
   });
 });
 

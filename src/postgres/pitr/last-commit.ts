@@ -13,7 +13,7 @@ import { LocalWalStore } from './wal-store.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
 /** `at` to the millisecond (rounded down); `usec`, microseconds since the epoch as pg_waldump wrote it. */
-export type NewestCommit = { at: Date; lsn: string; usec?: number };
+export type NewestCommit = { at: Date; lsn: string; usec: number };
 
 /** pg_waldump of a laid-out cluster's major, or null when that major's server tools are not installed here. */
 export const waldumpOf = (dataDir: string): Promise<string | null> => clusterTool(dataDir, 'pg_waldump');
@@ -119,7 +119,7 @@ export async function settleRecoveryTarget(o: {
   const iso = (d: Date) => d.toISOString();
   // Compared to the microsecond: a commit at .577072 is after a target of .577 (QA: rounded to .577, it was not, and
   // recovery to its LSN included a commit made after the time asked for).
-  const after = (c: NewestCommit, t: Date) => (c.usec ?? c.at.getTime() * 1000) > t.getTime() * 1000;
+  const after = (c: NewestCommit, t: Date) => c.usec > t.getTime() * 1000;
   if (o.at && (newest === undefined || (newest !== null && after(newest, o.at)))) {
     const unknown =
       newest === undefined

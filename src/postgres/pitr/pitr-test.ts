@@ -180,9 +180,9 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     binDir = await serverBinDir(await clusterMajor(s.dataDir));
     const newestCommitted = await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments);
     const conf = join(s.dataDir, 'postgresql.auto.conf');
-    if (plan.explicit && newestCommitted && newestCommitted.at.getTime() <= at.getTime()) {
-      // No commit follows the time asked: PostgreSQL would never stop "at" it. The newest commit holds what the
-      // database held then, as restore-pitr does it (last-commit.ts).
+    if (plan.explicit && newestCommitted && newestCommitted.usec <= at.getTime() * 1000) {
+      // No commit follows the time asked (to the microsecond): PostgreSQL would never stop "at" it. The newest commit
+      // holds what the database held then, as restore-pitr does it (last-commit.ts).
       // A newest commit before the base backup's end (nothing committed after it): its consistent point is that state.
       const afterBase = parseLsn(newestCommitted.lsn) >= parseLsn(base.endLsn);
       const text = await readFile(conf, 'utf8');

@@ -22,6 +22,25 @@ export interface ServerPosition {
  * and the replication role may have no `pg_hba.conf` line for ordinary connections. One connection, kept open and
  * opened again after a failure; the password reaches `pg` as a config object, never a log.
  */
+type Row = { current: string; flushed: string | null; block: string; segment: string };
+
+const QUERY = `SELECT pg_current_wal_insert_lsn()::text AS current,
+       (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed,
+       current_setting('wal_block_size') AS block,
+       (SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END
+          FROM pg_settings WHERE name = 'wal_segment_size') AS segment`;
+
+/**
+ * The insert position as the end of the last record: at a page's start PostgreSQL's insert position points past the
+ * page header (24 bytes; 40 at a segment's start), where no record ends. An idle server after a switch then read
+ * `0/3000028` while everything it had written ended at `0/3000000`: never caught up (second reading).
+ */
+export function recordEnd(insert: bigint, block: number, segment: number): bigint {
+  if (segment > 0 && insert % BigInt(segment) === 40n) return insert - 40n;
+  if (block > 0 && insert % BigInt(block) === 24n) return insert - 24n;
+  return insert;
+}
+
 export function positionSampler(url: string, slot: string, timeoutMs = 5000): { sample(): Promise<ServerPosition>; close(): Promise<void> } {
   let client: pg.Client | null = null;
   const drop = async () => {
@@ -44,12 +63,9 @@ export function positionSampler(url: string, slot: string, timeoutMs = 5000): { 
           await c.connect();
         }
         const at = new Date();
-        const { rows } = await client.query<{ current: string; flushed: string | null }>(
-          'SELECT pg_current_wal_insert_lsn()::text AS current, (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed',
-          [slot],
-        );
-        const row = rows[0] as { current: string; flushed: string | null };
-        return { at, current: parseLsn(row.current), flushed: row.flushed ? parseLsn(row.flushed) : null };
+        const { rows } = await client.query<Row>(QUERY, [slot]);
+        const row = rows[0] as Row;
+        return { at, current: recordEnd(parseLsn(row.current), Number(row.block), Number(row.segment)), flushed: row.flushed ? parseLsn(row.flushed) : null };
       } catch (err) {
         await drop();
         throw err;

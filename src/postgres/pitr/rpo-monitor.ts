@@ -33,7 +33,7 @@ export interface RpoState {
 
 export interface RpoMonitorOptions extends ArchiveOptions {
   target: string;
-  /** The target's ordinary connection (its backups'), for pg_current_wal_lsn(). */
+  /** The target's ordinary connection (its backups'), for its WAL position (position-sampler.ts). */
   url: string;
   slot: string;
   spool: string;

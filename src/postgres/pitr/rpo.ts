@@ -5,7 +5,7 @@
  */
 export interface PositionSample {
   at: Date;
-  /** The server's current WAL position (pg_current_wal_lsn()) at that time. */
+  /** The server's current WAL position (position-sampler.ts: the insert position, as the end of the last record) at that time. */
   lsn: bigint;
 }
 

@@ -180,6 +180,16 @@ function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: strin
  */
 export const fromSecond = (d: Date) => new Date(Math.ceil(d.getTime() / 1000) * 1000);
 
+/**
+ * "from X to Y" with `time` (to the second): the start rounded up. A stretch within one second (just after a base
+ * backup) has no whole second in it, so it is said to the millisecond instead.
+ */
+export function shownRange(r: { from: Date; to: Date }, time: (d: Date) => string): string {
+  const from = fromSecond(r.from);
+  if (from.getTime() <= r.to.getTime()) return `from ${time(from)} to ${time(r.to)}`;
+  return `from ${r.from.toISOString()} to ${r.to.toISOString()} (less than a second)`;
+}
+
 /** The stretch of the window a moment lies in (the window itself, or the stretch before a gap), or undefined. */
 export function rangeAt(w: RecoverableWindow, at: Date): WindowRange | undefined {
   const t = at.getTime();

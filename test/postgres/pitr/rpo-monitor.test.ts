@@ -10,7 +10,8 @@ import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
 import { createDecryptStream, generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { rpoCondition } from '../../../src/health/index.ts';
-import { parseLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { formatLsn, parseLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { positionSampler } from '../../../src/postgres/pitr/position-sampler.ts';
 import { PartialWalStore } from '../../../src/postgres/pitr/partial-store.ts';
 import { type RpoState, startRpoMonitor } from '../../../src/postgres/pitr/rpo-monitor.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
@@ -27,6 +28,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * receiver is frozen and writes go on (failing a 10 s objective), falling back to 0 when it thaws, and the
  * snapshot removed once its completed segment is archived.
  */
+const SEGMENT = 16n * 1024n * 1024n;
+
 describe('the RPO monitor', () => {
   let source: EphemeralPostgres;
   let dir: string;
@@ -134,6 +137,25 @@ describe('the RPO monitor', () => {
     const idle = window.slice(1).filter((r, i) => r.currentLsn === window[i]?.currentLsn && window[i]?.rpoMs === 0);
     expect(idle.length).toBeGreaterThan(5);
     for (const r of idle) expect(r.rpoMs).toBe(0);
+  });
+
+  it('reads an idle server standing at a segment’s start as caught up: the insert position is taken as the end of the last record', async () => {
+    const sampler = positionSampler(source.url, slot);
+    try {
+      const [raw, sampled] = await withClient(source.url, async (c) => {
+        await c.query("INSERT INTO t VALUES (2, 'before the switch')");
+        await c.query('SELECT pg_switch_wal()');
+        const row = (await c.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0];
+        return [parseLsn(row?.l as string), await sampler.sample()] as const;
+      });
+      // PostgreSQL's insert position at a segment's start points past its long page header (40 bytes).
+      expect(raw % SEGMENT).toBe(40n);
+      expect(sampled.current).toBe(raw - 40n);
+      const s = await caughtUpTo(formatLsn(sampled.current));
+      expect(judged(s)).toMatchObject({ status: 'ok', value: 0 });
+    } finally {
+      await sampler.close();
+    }
   });
 
   it('grows while the receiver is frozen and writes go on, fails a 10 s objective, and falls back to 0 after', { timeout: 120_000 }, async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, segmentEndLsn, segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
+import { recordEnd } from '../../../src/postgres/pitr/position-sampler.ts';
 import { backlogBefore, partialInterval } from '../../../src/postgres/pitr/rpo-monitor.ts';
 import { MAX_SAMPLES, RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
 
@@ -98,5 +99,15 @@ describe('backlogBefore: no partial snapshot while completed segments before it 
     expect(backlogBefore([partial], partial)).toBe(false);
     expect(backlogBefore(['00000002.history', partial], partial)).toBe(false);
     expect(backlogBefore(['000000010000000000000025', partial], partial)).toBe(false);
+  });
+});
+
+describe('recordEnd: the insert position as the end of the last record', () => {
+  it('steps back over a page header PostgreSQL points past at a page’s or segment’s start, and nowhere else', () => {
+    const seg = 16 * 1024 * 1024;
+    expect(recordEnd(0x3000028n, 8192, seg)).toBe(0x3000000n);
+    expect(recordEnd(0x3002018n, 8192, seg)).toBe(0x3002000n);
+    expect(recordEnd(0x3002060n, 8192, seg)).toBe(0x3002060n);
+    expect(recordEnd(0x3000000n, 8192, seg)).toBe(0x3000000n);
   });
 });

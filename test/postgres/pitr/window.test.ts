@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 import { chooseBase } from '../../../src/postgres/pitr/pitr-restore.ts';
-import { rangeAt, recoverableWindow, segmentOf, segmentPosition, walGaps } from '../../../src/postgres/pitr/window.ts';
+import { rangeAt, recoverableWindow, segmentOf, segmentPosition, shownRange, walGaps } from '../../../src/postgres/pitr/window.ts';
 
 const base = (startLsn: string, finishedAt: string, id = 'b') => ({ id, startLsn, timeline: 1, finishedAt }) as BaseBackup;
 const seg = (name: string, archivedAt: string) => ({ name, archivedAt }) as WalEntry;
@@ -186,5 +186,16 @@ describe('the recoverable window', () => {
         /no base backup with all of its WAL/,
       );
     });
+  });
+});
+
+describe('shownRange: the window as it is shown, to the second', () => {
+  const t = (d: Date) => d.toISOString().slice(11, 19);
+  it('rounds the start up and the end down, so a time typed as shown is inside; within one second, to the millisecond (QA)', () => {
+    expect(shownRange({ from: new Date('2026-12-06T13:28:09.463Z'), to: new Date('2026-12-06T13:30:00.900Z') }, t)).toBe('from 13:28:10 to 13:30:00');
+    expect(shownRange({ from: new Date('2026-12-06T13:28:09.000Z'), to: new Date('2026-12-06T13:28:09.000Z') }, t)).toBe('from 13:28:09 to 13:28:09');
+    expect(shownRange({ from: new Date('2026-12-06T13:28:09.463Z'), to: new Date('2026-12-06T13:28:09.900Z') }, t)).toBe(
+      'from 2026-12-06T13:28:09.463Z to 2026-12-06T13:28:09.900Z (less than a second)',
+    );
   });
 });
