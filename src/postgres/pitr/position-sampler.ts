@@ -13,15 +13,6 @@ export interface ServerPosition {
   flushed: bigint | null;
 }
 
-/**
- * Asks the server where its WAL is, over the target's ordinary connection (the one the logical backups use):
- * `pg_current_wal_insert_lsn()` and the slot's flushed position in one query, which any role may run. The insert
- * position, not the write position (`pg_current_wal_lsn()`): with synchronous_commit=off a commit is visible before
- * its WAL is written, and a sample at the write position then claimed a segment held a commit it did not (QA). Not
- * IDENTIFY_SYSTEM on the replication connection: every sample would take one of the server's `max_wal_senders`,
- * and the replication role may have no `pg_hba.conf` line for ordinary connections. One connection, kept open and
- * opened again after a failure; the password reaches `pg` as a config object, never a log.
- */
 type Row = { current: string; flushed: string | null; block: string; segment: string };
 
 const QUERY = `SELECT pg_current_wal_insert_lsn()::text AS current,
@@ -41,6 +32,15 @@ export function recordEnd(insert: bigint, block: number, segment: number): bigin
   return insert;
 }
 
+/**
+ * Asks the server where its WAL is, over the target's ordinary connection (the one the logical backups use):
+ * `pg_current_wal_insert_lsn()` and the slot's flushed position in one query, which any role may run. The insert
+ * position, not the write position (`pg_current_wal_lsn()`): with synchronous_commit=off a commit is visible before
+ * its WAL is written, and a sample at the write position then claimed a segment held a commit it did not (QA). Not
+ * IDENTIFY_SYSTEM on the replication connection: every sample would take one of the server's `max_wal_senders`,
+ * and the replication role may have no `pg_hba.conf` line for ordinary connections. One connection, kept open and
+ * opened again after a failure; the password reaches `pg` as a config object, never a log.
+ */
 export function positionSampler(url: string, slot: string, timeoutMs = 5000): { sample(): Promise<ServerPosition>; close(): Promise<void> } {
   let client: pg.Client | null = null;
   const drop = async () => {

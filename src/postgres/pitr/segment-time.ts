@@ -22,8 +22,7 @@ export const LIVE_MS = 5000;
  * stamping them "now" made the window reach up to an hour past the WAL it held (a restore aimed inside that hour
  * replays to the archive's end and fails with "recovery ended before configured recovery target was reached").
  * - `archived`: the newest sample of the server's position at or before the segment's end (rpo.ts coveredAt) is at
- *   most `liveMs` old: the segment is live, and the time it is archived counts (or there is nothing else to go by:
- *   the first segment of a new archive, without pg_waldump).
+ *   most `liveMs` old: the segment is live, and the time it is archived counts.
  * Else, a backlog (or samples stopped coming): the latest of these, each a time by which it holds every change:
  * - `sampled`: that newest sample: the server had written nothing beyond the segment then;
  * - `commit`: the segment's newest commit, read with pg_waldump (about 20 ms for a full segment), when the worker

@@ -103,9 +103,9 @@ export async function lastCommitIn(pgWaldump: string, walDir: string, segment: s
   for (let i = out.lastIndexOf(COMMIT_DESC); i >= 0; i = i > 0 ? out.lastIndexOf(COMMIT_DESC, i - 1) : -1) {
     const end = out.indexOf('\n', i);
     const m = COMMIT.exec(out.slice(out.lastIndexOf('\n', i) + 1, end === -1 ? undefined : end));
-    // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
     if (!m) continue;
     const usec = Date.parse(`${m[2]}T${m[3]}Z`) * 1000 + Number((m[4] ?? '').padEnd(6, '0'));
+    // As PostgreSQL writes it in its log and reads it back: pg_waldump's 0/04000070 is 0/4000070.
     return { lsn: (m[1] ?? '').replace(/(^|\/)0+(?=[0-9A-F])/g, '$1'), at: new Date(Math.floor(usec / 1000)), usec };
   }
   return null;

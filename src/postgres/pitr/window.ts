@@ -178,7 +178,7 @@ function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: strin
  * A window's start as it is shown, to the second: the next whole second, as a time shown rounded down would be one
  * restore-pitr refuses (the window starts at 13:28:09.463, so "13:28:09" is before it: QA). Its end is rounded down.
  */
-export const fromSecond = (d: Date) => new Date(Math.ceil(d.getTime() / 1000) * 1000);
+const fromSecond = (d: Date) => new Date(Math.ceil(d.getTime() / 1000) * 1000);
 
 /**
  * "from X to Y" with `time` (to the second): the start rounded up. A stretch within one second (just after a base
