@@ -85,7 +85,16 @@ describe('the time an archived WAL segment reaches', () => {
   async function stoppedArchive(): Promise<void> {
     const first = archive();
     try {
-      await until('the receiver', async () => (first.state().receiver.up ? true : undefined));
+      // Streaming, not only started: pg_receivewal creates its slot without reserving WAL, and a receiver slow to
+      // connect (the start of the suite) begins at the server's position then, past a segment switched before it.
+      const streaming = () =>
+        withClient(server(), async (c) => {
+          const { rows } = await c.query<{ ok: boolean }>('SELECT active AND restart_lsn IS NOT NULL AS ok FROM pg_replication_slots WHERE slot_name = $1', [
+            slot,
+          ]);
+          return rows[0]?.ok ? true : undefined;
+        });
+      await until('the receiver streaming', streaming, 60_000);
       // Written first: with nothing written since the last switch, pg_switch_wal names a segment completed before
       // this slot existed, which the receiver never gets (CI, at the start of the suite).
       const seg = await withClient(server(), async (c) => {
