@@ -7,5 +7,8 @@ import { formatInZone } from '../schedules/time.ts';
  */
 export function slackDate(at: Date | string, tz: string, format = '{date_short_pretty} {time}'): string {
   const d = typeof at === 'string' ? new Date(at) : at;
-  return `<!date^${Math.floor(d.getTime() / 1000)}^${format}|${formatInZone(d, tz)}>`;
+  // A format to the second (the recoverable window: a recovery target is a second) has its fallback to the second
+  // too; zones are whole minutes apart, so the seconds are the UTC ones (QA: the demo's terminal showed minutes).
+  const fallback = formatInZone(d, tz).replace(/ (\d{2}:\d{2}) /, ` $1:${String(d.getUTCSeconds()).padStart(2, '0')} `);
+  return `<!date^${Math.floor(d.getTime() / 1000)}^${format}|${format.includes('{time_secs}') ? fallback : formatInZone(d, tz)}>`;
 }
