@@ -9,6 +9,7 @@ export function slackDate(at: Date | string, tz: string, format = '{date_short_p
   const d = typeof at === 'string' ? new Date(at) : at;
   // A format to the second (the recoverable window: a recovery target is a second) has its fallback to the second
   // too; zones are whole minutes apart, so the seconds are the UTC ones (QA: the demo's terminal showed minutes).
-  const fallback = formatInZone(d, tz).replace(/ (\d{2}:\d{2}) /, ` $1:${String(d.getUTCSeconds()).padStart(2, '0')} `);
-  return `<!date^${Math.floor(d.getTime() / 1000)}^${format}|${format.includes('{time_secs}') ? fallback : formatInZone(d, tz)}>`;
+  const zoned = formatInZone(d, tz);
+  const fallback = format.includes('{time_secs}') ? zoned.replace(/ (\d{2}:\d{2}) /, ` $1:${String(d.getUTCSeconds()).padStart(2, '0')} `) : zoned;
+  return `<!date^${Math.floor(d.getTime() / 1000)}^${format}|${fallback}>`;
 }

@@ -62,8 +62,15 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     throw err;
   }
   const now = o.now?.() ?? new Date();
-  const reached = SEGMENT.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch((err: unknown) => unknownReach(name, now, o.log, err)) : null;
-  if (reached?.source === 'unknown') unknownReach(name, now, o.log);
+  let failed: unknown;
+  const unknown = (err: unknown) => {
+    failed = err;
+    return { at: now, source: 'unknown' as const };
+  };
+  const reached = SEGMENT.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch(unknown) : null;
+  // Nothing tells how far it reaches: stamped with the time it is archived, which may claim too much.
+  if (reached?.source === 'unknown')
+    o.log?.warn({ wal: name, err: failed }, 'could not tell how far this WAL segment of a backlog reaches; stamped with the time it was archived');
   const entry: WalEntry = {
     name,
     file: o.store.fileName(name, encrypted),
@@ -87,24 +94,19 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
 export async function archiveSpool(spool: string, o: ArchiveOptions): Promise<{ archived: WalEntry[]; failure: Error | null }> {
   const ready = (await readdirIfExists(spool)).filter((n) => COMPLETE_WAL.test(n)).sort();
   const archived: WalEntry[] = [];
+  let failure: Error | null = null;
   for (const name of ready) {
     try {
       const known = await o.store.entry(name);
       if (!known) archived.push(await archiveWalFile(join(spool, name), name, o));
       await unlink(join(spool, name));
     } catch (err) {
-      logBacklog(archived, o.log);
-      return { archived, failure: err instanceof Error ? err : new Error(String(err)) };
+      failure = err instanceof Error ? err : new Error(String(err));
+      break;
     }
   }
   logBacklog(archived, o.log);
-  return { archived, failure: null };
-}
-
-/** Nothing tells how far the segment reaches: stamped with the time it is archived, which may claim too much. */
-function unknownReach(name: string, now: Date, log: Logger | undefined, err?: unknown) {
-  log?.warn({ wal: name, err }, 'could not tell how far this WAL segment of a backlog reaches; stamped with the time it was archived');
-  return { at: now, source: 'unknown' as const };
+  return { archived, failure };
 }
 
 /** One line per pass for a backlog's segments (stamped by what they hold, segment-time.ts), however many. */
