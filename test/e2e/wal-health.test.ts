@@ -10,7 +10,7 @@ import { buildHome } from '../../src/commands/home.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { createHealthState } from '../../src/health/state.ts';
 import { runBaseBackup } from '../../src/postgres/pitr/base-backup.ts';
-import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
+import { LocalWalStore, type WalEntry } from '../../src/postgres/pitr/wal-store.ts';
 import { segmentOf } from '../../src/postgres/pitr/window.ts';
 import { findPgProgram, findPgTools } from '../../src/postgres/tools.ts';
 import { healthProcessor } from '../../src/workers/health-worker.ts';
@@ -135,8 +135,19 @@ describe('the recoverable window and the WAL archive’s health', () => {
       (await slash(h, '/backup', 'status')).text.includes(`(slot \`${shopSlot}\`): :white_check_mark:`) ? true : undefined,
     );
     const base = await baseBackup();
-    const segments = [await completeSegment(), await completeSegment(), await completeSegment()];
-    for (const s of segments) await archived(s);
+    // The segment to lose: after one whose WAL reaches past the base backup's finish (segment-time.ts: a segment
+    // archived while the server stands at its end reaches the time it is archived; one the server had passed, its
+    // last sample before that), with a newer one archived behind it. Before it, the window is from the base backup's
+    // end to that one's time; without one, nothing before the gap would be recoverable.
+    const last = segmentOf(base.endLsn, base.timeline);
+    const reaching = (after: WalEntry[]) => after.findIndex((e) => Date.parse(e.archivedAt) >= Date.parse(base.finishedAt));
+    let after: WalEntry[] = [];
+    for (let i = 0; i < 8 && (reaching(after) < 0 || after.length < reaching(after) + 3); i++) {
+      await archived(await completeSegment());
+      after = (await store().list()).filter((e) => e.name > last && !e.name.endsWith('.history'));
+    }
+    missing = after[reaching(after) + 1]?.name as string;
+    expect(after.length).toBeGreaterThanOrEqual(reaching(after) + 3);
     const list = (await slash(h, '/backup', 'list shop')).text;
     expect(list).toMatch(/\*Point-in-time recovery\*\n• \*shop\*: recoverable to any moment from <!date\^\d+\^[^|]+\|[^>]+> to <!date\^\d+\^[^|]+\|[^>]+>$/m);
     const health = (await slash(h, '/backup', 'health shop')).text;
@@ -145,12 +156,6 @@ describe('the recoverable window and the WAL archive’s health', () => {
     const d = h.service.deps;
     const home = JSON.stringify((await buildHome({ config: d.config, storage: d.storage, queue: d.queues.backup, runs: d.runs })).blocks);
     expect(home).toContain('Point-in-time recovery: recoverable to any moment from <!date^');
-    // The segment to lose: after the base backup's end (recovery needs every segment up to it just to be consistent;
-    // one lost before it leaves nothing recoverable, not a window cut short), with a newer one archived behind it.
-    const last = segmentOf(base.endLsn, base.timeline);
-    const after = (await store().list()).map((e) => e.name).filter((n) => n > last && !n.endsWith('.history'));
-    missing = after[0] as string;
-    expect(after.length).toBeGreaterThanOrEqual(2);
   });
 
   it('names a segment removed from storage as a gap in /backup list and /backup health, and pages wal-gap once', async () => {
@@ -172,8 +177,12 @@ describe('the recoverable window and the WAL archive’s health', () => {
   });
 
   it('clears the gap once a new base backup and WAL after it are archived: the window starts again after it', async () => {
-    await baseBackup();
-    await archived(await completeSegment());
+    const base = await baseBackup();
+    // WAL reaching past its finish (as above: at most a few segments, each archived before the next is written).
+    for (let i = 0; i < 8; i++) {
+      await archived(await completeSegment());
+      if ((await store().list()).some((e) => e.name > segmentOf(base.endLsn, base.timeline) && Date.parse(e.archivedAt) >= Date.parse(base.finishedAt))) break;
+    }
     const r = await runHealth();
     expect(r.failing).not.toContain('shop/wal-gap');
     await settle('shop', 'wal-gap', 'resolve');

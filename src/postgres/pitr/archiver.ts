@@ -28,7 +28,7 @@ export interface ArchiveOptions {
   now?: () => Date;
   /**
    * How far a completed segment reaches in time (segment-time.ts segmentReach), stored as its `archivedAt`; without
-   * it (and for history files), the time it is archived.
+   * it (and for history files), the time it is archived. That time is stored too, as `storedAt`.
    */
   reachedAt?: (name: string, path: string, now: Date) => Promise<{ at: Date; source: ReachSource }>;
   log?: Logger;
@@ -81,6 +81,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     encryption: encrypted ? 'age' : 'none',
     archivedAt: (reached?.at ?? now).toISOString(),
     ...(reached ? { reachedBy: reached.source } : {}),
+    storedAt: now.toISOString(),
   };
   await o.store.index(entry);
   return entry;
@@ -111,7 +112,7 @@ export async function archiveSpool(spool: string, o: ArchiveOptions): Promise<{ 
 
 /** One line per pass for a backlog's segments (stamped by what they hold, segment-time.ts), however many. */
 function logBacklog(archived: WalEntry[], log: Logger | undefined): void {
-  const behind = archived.filter((e) => e.reachedBy !== undefined && e.reachedBy !== 'archived');
+  const behind = archived.filter((e) => e.reachedBy !== undefined && e.reachedBy !== 'live' && e.reachedBy !== 'archived');
   const [first, last] = [behind[0], behind.at(-1)];
   if (!first || !last) return;
   const by: Record<string, number> = {};

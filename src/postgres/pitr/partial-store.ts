@@ -108,6 +108,9 @@ export async function recoverableWal(root: string, target: string): Promise<WalE
 /** Whole segments, and the partial snapshot of each segment not archived whole, as of the time its WAL reaches. */
 export function withPartials(full: WalEntry[], partial: PartialEntry[]): (WalEntry & { partial?: true })[] {
   const have = new Set(full.map((e) => e.name));
-  const extra = partial.filter((p) => !have.has(p.name)).map((p) => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt, partial: true as const }));
+  // Its coversAt is how far it reaches; the time it was taken (its own archivedAt), when it was stored.
+  const extra = partial
+    .filter((p) => !have.has(p.name))
+    .map((p) => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt, storedAt: p.archivedAt, partial: true as const }));
   return [...full, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

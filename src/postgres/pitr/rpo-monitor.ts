@@ -136,9 +136,11 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
   };
 
   let chain: Promise<void> = Promise.resolve();
-  // One tick at a time, whoever asks (the timer, a test, stop()).
+  // One tick at a time, whoever asks (the timer, a test, the archive stamping a segment); none once stopped (its
+  // sample would open the connection stop() closed).
   const tick = () => {
-    const next = chain.then(measure);
+    if (stopped) return Promise.resolve();
+    const next = chain.then(() => (stopped ? undefined : measure()));
     chain = next.catch(() => undefined);
     return next;
   };
@@ -204,6 +206,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
       stopped = true;
       clearTimeout(timer);
       await running;
+      await chain;
       await sampler.close();
     },
   };

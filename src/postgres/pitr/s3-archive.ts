@@ -55,10 +55,11 @@ export async function remoteArchive(remote: S3PitrStore): Promise<RemoteArchive>
 
 /**
  * The window's reading (health/wal-facts.ts: `/backup list`, `/backup status`, health, /metrics — the first two on
- * Slack's 3 s): the same listing, but of the index entries only those whose time the window reads (window.ts: the
+ * Slack's 3 s): the same listing, but of the index entries only those whose time ends the window (window.ts: the
  * newest segment's, and with a gap the last one's before it), so a process's first reading costs a handful of GETs,
- * not one per segment. The other segments carry the time the bucket received their entry, which the window never
- * reads. A segment counts when its entry and file are both listed, as on disk (sizes are checked when it is read).
+ * not one per segment. The other segments carry the time the bucket received their entry, as the time they were
+ * stored: later than the truth, so the window's start read from one (a base backup's end segment) is never too
+ * early. A segment counts when its entry and file are both listed, as on disk (sizes are checked when it is read).
  * With the newest snapshot of the partial segment there (offsite-partials.ts), as of the time it reaches.
  */
 export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: BaseBackup[]; wal: WindowWal[] }> {
@@ -79,9 +80,15 @@ export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: Bas
   );
   // A file cut short among them changes which entries the window reads: then every entry is read.
   if (read.some((e) => e === null)) return remoteArchive(remote).then((a) => ({ bases: a.bases, wal: withPartials(a.wal, partials) }));
-  const whole = present.map((w): WindowWal => ({ name: w.name, archivedAt: known.get(keyOf(remote, w.name))?.archivedAt ?? w.indexedAt.toISOString() }));
+  const whole = present.map((w): WindowWal => {
+    const e = known.get(keyOf(remote, w.name));
+    if (!e) return { name: w.name, archivedAt: w.indexedAt.toISOString(), storedAt: w.indexedAt.toISOString() };
+    return { name: w.name, archivedAt: e.archivedAt, ...(e.reachedBy ? { reachedBy: e.reachedBy } : {}), ...(e.storedAt ? { storedAt: e.storedAt } : {}) };
+  });
   const have = new Set(present.map((w) => w.name));
-  const extra = partials.filter((p) => !have.has(p.name)).map((p): WindowWal => ({ name: p.name, archivedAt: p.coversAt, partial: true }));
+  const extra = partials
+    .filter((p) => !have.has(p.name))
+    .map((p): WindowWal => ({ name: p.name, archivedAt: p.coversAt, storedAt: p.archivedAt, partial: true }));
   return { bases, wal: [...whole, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 

@@ -31,7 +31,12 @@ export const WalEntrySchema = z.object({
    */
   archivedAt: z.string().datetime(),
   /** How `archivedAt` was found (segment-time.ts ReachSource); absent in entries written before it was recorded. */
-  reachedBy: z.enum(['archived', 'sampled', 'commit', 'segment before', 'unknown']).optional(),
+  reachedBy: z.enum(['live', 'archived', 'sampled', 'commit', 'segment before', 'unknown']).optional(),
+  /**
+   * When it was archived: the server had passed the segment's end by then, so a base backup whose end it reaches is
+   * consistent by then (window.ts). Absent in entries written before it was recorded (their `archivedAt` is that).
+   */
+  storedAt: z.string().datetime().optional(),
 });
 export type WalEntry = z.infer<typeof WalEntrySchema>;
 

@@ -18,11 +18,12 @@ const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
 export const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
 
 /**
- * A WAL file as the window reads it: its name, and the time the WAL it holds reaches (segment-time.ts; for a partial
- * snapshot of the segment being written, its coversAt), and how that time was found (`reachedBy`, absent in entries
- * older than it: the time it was archived). `partial`: a snapshot, not the whole segment.
+ * A WAL file as the window reads it: its name, the time up to which it holds every change (`archivedAt`:
+ * segment-time.ts; for a partial snapshot of the segment being written, its coversAt) and how that time was found
+ * (`reachedBy`, absent in entries older than it: the time it was archived), and when it was archived (`storedAt`:
+ * the server had passed what it holds by then; absent in older entries). `partial`: a snapshot, not the whole segment.
  */
-export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt' | 'reachedBy'> & { partial?: boolean };
+export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt' | 'reachedBy' | 'storedAt'> & { partial?: boolean };
 
 /** A stretch of time recovery can reach, and the base backup it starts from. */
 export interface WindowRange {
@@ -52,26 +53,26 @@ export interface RecoverableWindow {
 
 /**
  * Whether a WAL file reaches past a base backup's end, so that recovery from it becomes consistent, and from when.
- * A whole segment at or after the one holding the end LSN does, whatever the clocks say: the archiver can stamp the
+ * A whole segment at or after the one holding the end LSN does, whatever the clocks say: the archiver can store the
  * segment that pg_backup_stop's switch completes before the bot stamps the base backup finished (seen on a loaded
  * machine: the window stayed empty until the next segment). A partial snapshot of that segment is judged by time.
- * The window then starts at the earlier of the two times, both at or after the backup's real end (a backlog's
- * segment, stamped by what it holds, segment-time.ts, counts only from the backup's finish).
+ * The window then starts at the earlier of the backup's finish and the time the file was archived (`storedAt`), both
+ * at or after the backup's real end. Not from the time it holds WAL up to (`archivedAt`): that may lie before the
+ * switch, or anywhere after the backup began for a backlog's segment. Entries older than `storedAt` carry the time
+ * they were archived as `archivedAt` (reachedBy absent or `archived`); others without it wait for the backup's finish.
  */
 function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   const finished = Date.parse(b.finishedAt);
-  const archived = Date.parse(w.archivedAt);
+  const reaches = Date.parse(w.archivedAt);
   const end = b.endLsn ? segmentPosition(segmentOf(b.endLsn, b.timeline)) : null;
   const at = segmentPosition(w.name);
   const sameTimeline = end !== null && at.timeline === end.timeline;
   // A segment before the end LSN's cannot make the backup consistent, whatever its time says.
   if (sameTimeline && at.n < end.n) return null;
-  if (finished <= archived) return new Date(finished);
-  // Only a live segment's time (when it was archived, a second after it filled) is after the backup's real end. A
-  // backlog's is a lower bound of what it holds (its newest commit, say), anywhere after the backup began: a window
-  // from there would offer moments before recovery is consistent. It waits for later WAL.
-  if (w.reachedBy !== undefined && w.reachedBy !== 'archived') return null;
-  return sameTimeline && (at.n > end.n || !w.partial) ? new Date(archived) : null;
+  if (finished <= reaches) return new Date(finished);
+  const stored = w.storedAt !== undefined ? Date.parse(w.storedAt) : w.reachedBy === undefined || w.reachedBy === 'archived' ? reaches : null;
+  if (stored === null) return null;
+  return sameTimeline && (at.n > end.n || !w.partial) ? new Date(Math.min(stored, finished)) : null;
 }
 
 /**
@@ -110,8 +111,8 @@ export function walGaps(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, '
  * What point-in-time recovery can reach now: null without a base backup and WAL after it. Recovery replays WAL in
  * order from a base backup's start, so a gap ends a stretch; a base backup started after a gap opens a stretch again,
  * from its end to the last segment before the next gap (or the newest archived). The window is the newest stretch;
- * `earlier`, the one before it. Gaps are named either way. Of the WAL files it reads every name, and the time of
- * one per stretch only (its last segment's).
+ * `earlier`, the one before it. Gaps are named either way. Of the WAL files it reads every name, the time of each
+ * stretch's last one (its end), and the times of the first ones at or after its base backup's end LSN (its start).
  */
 export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>): RecoverableWindow | null {
   const segments = wal.filter((e) => !e.name.endsWith('.history'));
@@ -119,7 +120,7 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
   const newest = segments.at(-1);
   if (!oldest || !newest) return null;
   const gaps = walGaps(bases, wal);
-  const stretches = gaps.length === 0 ? [stretchTo(oldest, newest)].filter((r) => r !== null) : stretchesAround(bases, segments, gaps);
+  const stretches = gaps.length === 0 ? [stretchTo(oldest, segments)].filter((r) => r !== null) : stretchesAround(bases, segments, gaps);
   const window = stretches.at(-1);
   if (!window) return null;
   const earlier = stretches.at(-2);
@@ -141,10 +142,24 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
 /** `endGap`: the missing segment that ends the stretch (none for the one reaching the newest segment). */
 type Stretch = WindowRange & { lastSegment: string; endGap?: string };
 
-/** From base backup `b`'s end to `last`, when `last` reaches past that end. */
-function stretchTo(b: BaseBackup, last: WindowWal): Stretch | null {
-  const from = reachedFrom(b, last);
-  return from ? { from, to: new Date(last.archivedAt), opens: b, lastSegment: last.name } : null;
+/**
+ * From base backup `b`'s end to the last of `run` (a run of segments, in order, with no gap in it): from the earliest
+ * moment one of them makes recovery consistent (reachedFrom; the end LSN's segment, as a rule) to the time the last
+ * one holds WAL up to. None while that time is before the moment: the backup ended after the last segment's newest
+ * sample before its switch, and later WAL opens the stretch.
+ */
+function stretchTo(b: BaseBackup, run: readonly WindowWal[]): Stretch | null {
+  const last = run.at(-1);
+  if (!last) return null;
+  let from: Date | null = null;
+  for (const w of run) {
+    const f = reachedFrom(b, w);
+    if (f && (!from || f < from)) from = f;
+    // Segments are archived in order: a later one was stored no earlier, and opens it no earlier.
+    if (f && !w.partial) break;
+  }
+  const to = new Date(last.archivedAt);
+  return from && from.getTime() <= to.getTime() ? { from, to, opens: b, lastSegment: last.name } : null;
 }
 
 /**
@@ -155,19 +170,22 @@ function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: strin
   const timeline = segmentPosition(gaps[0] as string).timeline;
   const gapNs = gaps.map((g) => segmentPosition(g).n);
   const runOf = (n: number) => gapNs.filter((g) => g < n).length;
-  const lastOfRun = new Map<number, WindowWal>();
+  const runs = new Map<number, WindowWal[]>();
   for (const e of segments) {
     const p = segmentPosition(e.name);
-    if (p.timeline === timeline) lastOfRun.set(runOf(p.n), e);
+    if (p.timeline !== timeline) continue;
+    const run = runs.get(runOf(p.n)) ?? [];
+    run.push(e);
+    runs.set(runOf(p.n), run);
   }
   const out = new Map<number, Stretch>();
   for (const b of bases) {
     const start = segmentPosition(segmentOf(b.startLsn, b.timeline));
     if (start.timeline !== timeline || gapNs.includes(start.n)) continue;
     const run = runOf(start.n);
-    const last = lastOfRun.get(run);
-    if (out.has(run) || !last) continue;
-    const s = stretchTo(b, last);
+    const segs = runs.get(run);
+    if (out.has(run) || !segs) continue;
+    const s = stretchTo(b, segs);
     // Run k lies between the k-th gap and the next one, which ends it.
     if (s) out.set(run, gaps[run] ? { ...s, endGap: gaps[run] } : s);
   }

@@ -212,9 +212,19 @@ describe('segmentReach, by its rules', () => {
     return t;
   };
 
-  it('a live segment (its newest sample at most liveMs old): the time it is archived', async () => {
-    for (const t of [tracker([5, end - 10n], [3, end + 10n]), tracker([LIVE_MS / 1000, end])])
-      expect(await segmentReach({ tracker: t, pgWaldump: null, entry: none })(SEG, '/x', now)).toEqual({ at: now, source: 'archived' });
+  it('a live segment (its newest sample at most liveMs old): that sample, or now when a sample taken as it is archived finds the server at its end', async () => {
+    const reach = (t: RpoTracker, sampleNow?: () => Promise<unknown>) =>
+      segmentReach({ tracker: t, pgWaldump: null, entry: none, ...(sampleNow ? { sampleNow } : {}) })(SEG, '/x', now);
+    // Moved on (a busy server): the newest sample at or before the end, not the time it is archived (QA: up to a second too far).
+    const busy = tracker([5, end - 10n], [3, end + 10n]);
+    expect(await reach(busy, async () => busy.add({ at: new Date(now.getTime() + 50), lsn: end + 99n }))).toEqual({ at: ago(5), source: 'live' });
+    // Standing at its end (idle after a switch): it holds everything up to now.
+    const idle = tracker([LIVE_MS / 1000, end]);
+    expect(await reach(idle, async () => idle.add({ at: new Date(now.getTime() + 50), lsn: end }))).toEqual({ at: now, source: 'live' });
+    // The sample failed, or none is taken: the newest one it has.
+    const failed = tracker([2, end]);
+    expect(await reach(failed, () => Promise.reject(new Error('connection refused')))).toEqual({ at: ago(2), source: 'live' });
+    expect(await reach(tracker([2, end - 1n]))).toEqual({ at: ago(2), source: 'live' });
   });
 
   it('a backlog: the latest of its newest sample and the segment before; the time it is archived only when nothing is known', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 import { chooseBase } from '../../../src/postgres/pitr/pitr-restore.ts';
-import { rangeAt, recoverableWindow, segmentOf, segmentPosition, shownRange, walGaps } from '../../../src/postgres/pitr/window.ts';
+import { consistentBy, rangeAt, recoverableWindow, segmentOf, segmentPosition, shownRange, walGaps } from '../../../src/postgres/pitr/window.ts';
 
 const base = (startLsn: string, finishedAt: string, id = 'b') => ({ id, startLsn, timeline: 1, finishedAt }) as BaseBackup;
 const seg = (name: string, archivedAt: string) => ({ name, archivedAt }) as WalEntry;
@@ -161,6 +161,25 @@ describe('the recoverable window', () => {
       expect(recoverableWindow([b], [backlog('archived', '2026-12-04T10:00:01.200Z')])).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z') });
     });
 
+    it('is opened at the time a segment was stored, not the time it holds WAL up to; none until that is reached (QA: a live segment)', () => {
+      // Live, busy: it holds WAL up to its last sample before the switch (.900), before the backup ended; stored at 1.2 s.
+      const live = { ...seg(endSegment, '2026-12-04T10:00:00.900Z'), reachedBy: 'live' as const, storedAt: '2026-12-04T10:00:01.200Z' };
+      expect(recoverableWindow([b], [live])).toBeNull();
+      expect(consistentBy(b, [live], new Date('2026-12-04T10:00:01.200Z'))).toBe(true);
+      // The next snapshot reaches past it: the window runs from the time the end segment was stored.
+      const next = { name: '000000010000000000000003', archivedAt: '2026-12-04T10:00:01.300Z', storedAt: '2026-12-04T10:00:01.350Z', partial: true };
+      expect(recoverableWindow([b], [live, next])).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z'), to: new Date('2026-12-04T10:00:01.300Z') });
+      // Idle at its end when stored: both times are that one.
+      const idle = { ...live, archivedAt: '2026-12-04T10:00:01.200Z' };
+      expect(recoverableWindow([b], [idle])).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z'), to: new Date('2026-12-04T10:00:01.200Z') });
+      // A backlog's segment, stored after the backup finished: from the finish, once it holds WAL past it.
+      const backlog = { ...seg(endSegment, '2026-12-04T10:00:01.000Z'), reachedBy: 'sampled' as const, storedAt: '2026-12-04T10:05:00Z' };
+      expect(recoverableWindow([b], [backlog])).toBeNull();
+      expect(recoverableWindow([b], [backlog, { ...seg('000000010000000000000003', '2026-12-04T10:04:00Z'), reachedBy: 'sampled' as const }])).toMatchObject({
+        from: new Date('2026-12-04T10:00:01.500Z'),
+      });
+    });
+
     it('is not opened by a partial snapshot of that segment taken before the bot stamped the backup finished', () => {
       // The snapshot may stop short of the end LSN: only its time can say it reaches the end.
       expect(recoverableWindow([b], [{ name: endSegment, archivedAt: '2026-12-04T10:00:01.200Z', partial: true }])).toBeNull();
@@ -179,7 +198,11 @@ describe('the recoverable window', () => {
 
     it('is opened by a partial snapshot of a later segment, and not by an earlier segment', async () => {
       const later = { name: '000000010000000000000003', archivedAt: '2026-12-04T10:00:01.400Z', partial: true };
-      expect(recoverableWindow([b], [seg(endSegment, '2026-12-04T10:00:01.200Z'), later])).toMatchObject({ from: new Date('2026-12-04T10:00:01.400Z') });
+      // The end segment from a backlog (its time a lower bound, before the finish) cannot open it; the later snapshot does.
+      const backlog = { ...seg(endSegment, '2026-12-04T10:00:01.200Z'), reachedBy: 'sampled' as const };
+      expect(recoverableWindow([b], [backlog, later])).toMatchObject({ from: new Date('2026-12-04T10:00:01.400Z') });
+      // The end segment archived live (old entries: the time it was archived) opens it from its own time.
+      expect(recoverableWindow([b], [seg(endSegment, '2026-12-04T10:00:01.200Z'), later])).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z') });
       const ending = { ...b, endLsn: '0/3000138' };
       expect(recoverableWindow([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')])).toBeNull();
       expect(() => chooseBase([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toThrow(
