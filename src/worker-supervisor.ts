@@ -63,9 +63,10 @@ export interface SupervisorOptions {
   /** The first restart's delay (default 1 s), doubled for each death in a crash loop up to `maxRestartMs` (60 s). */
   restartBaseMs?: number;
   maxRestartMs?: number;
-  /** A child silent this long (no heartbeat: hung, or stopped) is killed and started again (default 60 s); one not
-   * ready twice this long after its start, too. */
+  /** A child silent this long (no heartbeat: hung, or stopped) is killed and started again (default 60 s). */
   hungMs?: number;
+  /** A child not ready this long after its start, too (default twice `hungMs`). */
+  readyMs?: number;
   /**
    * Pages when the child keeps dying (the wait between restarts reaches its longest: 7 deaths in 10 minutes), and
    * resolves the page once a child has run for `calmMs` (10 minutes). Without it, the channel alone hears.
@@ -96,6 +97,7 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
   const now = options.now ?? Date.now;
   const base = options.restartBaseMs ?? 1_000;
   const hungMs = options.hungMs ?? 60_000;
+  const readyMs = options.readyMs ?? 2 * hungMs;
   const maxDelay = options.maxRestartMs ?? MAX_DELAY_MS;
   const calmMs = options.calmMs ?? CALM_MS;
   const pager = options.pager;
@@ -205,11 +207,11 @@ export function superviseWorker(options: SupervisorOptions): WorkerSupervisor {
     () => {
       const proc = child;
       if (stopping || !proc || hung?.proc === proc) return;
-      const silent = ready ? now() - lastBeat > hungMs : now() - startedAt > 2 * hungMs;
+      const silent = ready ? now() - lastBeat > hungMs : now() - startedAt > readyMs;
       if (!silent) return;
       const why = ready
         ? `sent no heartbeat for ${formatDuration(hungMs)} (hung or stopped) and was killed`
-        : `was not ready ${formatDuration(2 * hungMs)} after its start and was killed`;
+        : `was not ready ${formatDuration(readyMs)} after its start and was killed`;
       hung = { proc, why };
       log.error({ workerPid: proc.pid }, `worker process ${why}`);
       killGroup(proc.pid);

@@ -90,7 +90,8 @@ describe('superviseWorker', () => {
   it('kills a child that sends no heartbeat, tells the channel so, and starts another', async () => {
     const { log, lines } = capture();
     const told: string[] = [];
-    const supervisor = await started({ log, spawn: child('hang'), hungMs: 300, restartBaseMs: 40, announce: async (t) => told.push(t) });
+    // Its start may take longer than 600 ms on a loaded machine (CI): only the heartbeat is under test here.
+    const supervisor = await started({ log, spawn: child('hang'), hungMs: 300, readyMs: 10_000, restartBaseMs: 40, announce: async (t) => told.push(t) });
     const first = supervisor.pid();
     await until(() => told.length >= 1 && supervisor.pid() !== null && supervisor.pid() !== first, 5_000);
     await supervisor.stop();

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadIdentity } from '../crypto/age.ts';
 import { toUserMessage } from '../errors.ts';
+import { SEGMENT_NAME } from '../postgres/pitr/lsn.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
 import { READER_TTL_MS, renewPitrReservation } from '../postgres/pitr/pitr-readers.ts';
 import { fetchWal } from '../postgres/pitr/pitr-restore.ts';
@@ -43,7 +44,7 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
     // A whole segment archived: the next ones are read ahead from here on, by one detached process per data directory
     // (wal-prefetch.ts). Started before this fetch, so that its own start (a Node process) runs beside it: recovery
     // asks for the next segment as soon as it has replayed this one (bench:pitr's log: 0.6 s waited there).
-    if (/^[0-9A-F]{24}$/.test(name) && (await store.entry(name))) {
+    if (SEGMENT_NAME.test(name) && (await store.entry(name))) {
       const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
       await startPrefetch({ bin, target: targetName, name, dest, env: process.env, reader: token }).catch(() => undefined);
     }
@@ -51,7 +52,7 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
     // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
     // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
     const fetched = await fetchWal(store, name, dest, identity);
-    if (!fetched && (!/^[0-9A-F]{24}$/.test(name) || !(await fetchWal(new PartialWalStore(deps.backupDir, targetName), name, dest, identity)))) return 1;
+    if (!fetched && (!SEGMENT_NAME.test(name) || !(await fetchWal(new PartialWalStore(deps.backupDir, targetName), name, dest, identity)))) return 1;
     // What recovery took, for the reader ahead; after a partial snapshot (the newest WAL there is) nothing follows.
     await notePrefetchTaken(dest, name);
     return 0;

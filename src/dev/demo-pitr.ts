@@ -2,8 +2,10 @@ import pg from 'pg';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { pgClientConfig } from '../postgres/connection.ts';
+import { recoverableWal } from '../postgres/pitr/partial-store.ts';
+import { listBaseBackups } from '../postgres/pitr/pitr-restore.ts';
 import { takeBaseBackup } from '../postgres/pitr/take-base-backup.ts';
-import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { recoverableWindow } from '../postgres/pitr/window.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -19,8 +21,9 @@ async function query<T extends pg.QueryResultRow>(url: string, sql: string, valu
 
 /**
  * The demo's point-in-time recovery, ready before the prompt: once the workers' WAL stream holds its slot, a base
- * backup is taken, one row written and the segment switched, and the bot waits until that segment is archived.
- * Then `/restore-test pitr` has a window to test at once. Returns a line for the demo to print.
+ * backup is taken, one row written and the segment switched, and the bot waits until the recoverable window opens
+ * (that segment archived, or, when the server wrote past it first, a snapshot after it: segment-time.ts). Then
+ * `/restore-test pitr` has a window to test at once. Returns a line for the demo to print.
  */
 export async function prepareDemoPitr(config: Config, timeoutMs = 60_000): Promise<string> {
   const target = config.targets.find((t) => t.pitr);
@@ -35,10 +38,10 @@ export async function prepareDemoPitr(config: Config, timeoutMs = 60_000): Promi
   const base = await takeBaseBackup(config, target).catch((err: unknown) => err as Error);
   if (base instanceof Error) return `Point-in-time recovery: no base backup to test (${toUserMessage(base)}).`;
   await query(target.url, 'CREATE TABLE IF NOT EXISTS demo_pitr_note (at timestamptz DEFAULT clock_timestamp()); INSERT INTO demo_pitr_note DEFAULT VALUES');
-  const [seg] = await query<{ name: string }>(target.url, 'SELECT pg_walfile_name(pg_switch_wal()) AS name');
-  const store = new LocalWalStore(config.backupDir, target.name);
-  while (seg && !(await store.entry(seg.name))) {
-    if (Date.now() > end) return `Point-in-time recovery: base backup ${base.id} taken, but WAL ${seg.name} is not archived yet.`;
+  await query(target.url, 'SELECT pg_switch_wal()');
+  const opened = async () => recoverableWindow(await listBaseBackups(config.backupDir, target.name), await recoverableWal(config.backupDir, target.name));
+  while (!(await opened())) {
+    if (Date.now() > end) return `Point-in-time recovery: base backup ${base.id} taken, but no WAL after it is archived yet.`;
     await sleep(200);
   }
   return `Point-in-time recovery is on: WAL streams into ${config.backupDir}/${target.name}/_wal, base backup ${base.id} taken, markers every ${target.pitr.markers ? target.pitr.markers.everySeconds : '—'} s. Try /restore-test pitr.`;

@@ -11,7 +11,8 @@ export const windowTime = (d: Date) => `${d.toISOString().slice(0, 19).replace('
  * aside as damaged by the checksum scrub (said, so "yet" does not read as "none was ever taken"), or no WAL after it.
  */
 export function noWindowSentence(target: string, a: Pick<WalArchiveFacts, 'baseBackups' | 'setAside'>): string {
-  if (a.baseBackups > 0) return 'nothing recoverable yet: no WAL archived after the base backup';
+  if (a.baseBackups > 0)
+    return 'nothing recoverable yet: no WAL archived reaches past the base backup (the window opens once WAL the server writes after it is archived: a segment, or a snapshot of the one being written, within 30 s of its next write)';
   const take = `take one: \`pg-backup-bot base-backup ${target}\``;
   const aside = a.setAside?.bases ?? [];
   if (aside.length === 0) return `nothing recoverable yet: no base backup (${take})`;

@@ -150,7 +150,7 @@ export async function startWalArchives(o: {
       const tracker = new RpoTracker();
       // The segment before's entry: S3_MODE=primary removes the local one once it is in the bucket.
       const entry = async (n: string) => (await common.store.entry(n)) ?? (inS3 && remote ? await remote.walEntry(n) : null);
-      // A live segment takes one more sample as it is archived (the monitor's tick): idle at its end, or moved on.
+      // A live segment takes one more sample as it is archived (the monitor's): idle at its end, or moved on.
       let sampleNow: (() => Promise<void>) | undefined;
       const reachedAt = segmentReach({ tracker, pgWaldump, entry, sampleNow: async () => sampleNow?.() });
       const archive = startWalArchive({
@@ -181,7 +181,7 @@ export async function startWalArchives(o: {
         },
       });
       // Not once it stops: a tick after stop() would open its connection again, and nothing would close it.
-      sampleNow = () => monitor.tick();
+      sampleNow = () => monitor.sample();
       // The copy to S3 (S3_MODE=copy), or the spool's upload (S3_MODE=primary), beside them by the same one worker.
       const copier = remote
         ? startOffsiteMirror({

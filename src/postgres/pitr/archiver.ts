@@ -11,12 +11,12 @@ import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
 import type { Logger } from '../../logger.ts';
-import type { ReachSource } from './segment-time.ts';
+import { SEGMENT_NAME } from './lsn.ts';
+import { LIVE_MS, type ReachSource } from './segment-time.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
 
 /** A completed WAL file in pg_receivewal's directory: a whole segment, or a timeline history file. */
 export const COMPLETE_WAL = /^([0-9A-F]{24}|[0-9A-F]{8}\.history)$/;
-const SEGMENT = /^[0-9A-F]{24}$/;
 
 export interface ArchiveOptions {
   store: LocalWalStore;
@@ -67,7 +67,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     failed = err;
     return { at: now, source: 'unknown' as const };
   };
-  const reached = SEGMENT.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch(unknown) : null;
+  const reached = SEGMENT_NAME.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch(unknown) : null;
   // Nothing tells how far it reaches: stamped with the time it is archived, which may claim too much.
   if (reached?.source === 'unknown')
     o.log?.warn({ wal: name, err: failed }, 'could not tell how far this WAL segment of a backlog reaches; stamped with the time it was archived');
@@ -112,7 +112,8 @@ export async function archiveSpool(spool: string, o: ArchiveOptions): Promise<{ 
 
 /** One line per pass for a backlog's segments (stamped by what they hold, segment-time.ts), however many. */
 function logBacklog(archived: WalEntry[], log: Logger | undefined): void {
-  const behind = archived.filter((e) => e.reachedBy !== undefined && e.reachedBy !== 'live' && e.reachedBy !== 'archived');
+  // Behind: reaching further back than a live segment can (its newest sample at or before its end is at most LIVE_MS old).
+  const behind = archived.filter((e) => e.storedAt !== undefined && Date.parse(e.storedAt) - Date.parse(e.archivedAt) > LIVE_MS);
   const [first, last] = [behind[0], behind.at(-1)];
   if (!first || !last) return;
   const by: Record<string, number> = {};

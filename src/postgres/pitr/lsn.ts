@@ -5,6 +5,9 @@
 export const SEGMENT_BYTES = 16 * 1024 * 1024;
 const SEGMENTS_PER_XLOGID = 0x1_0000_0000 / SEGMENT_BYTES;
 
+/** A WAL segment's file name, `000000010000000200000003`: timeline, log and segment, eight upper-case hex digits each. */
+export const SEGMENT_NAME = /^[0-9A-F]{24}$/;
+
 /** `0/3000148` → 50331976n. */
 export function parseLsn(text: string): bigint {
   const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text.trim());

@@ -5,6 +5,7 @@ import type { ArtifactWriter } from '../../storage/types.ts';
 import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import { commitFileVerified } from '../../storage/verified-stream.ts';
 import type { BaseBackup } from './base-backup.ts';
+import { SEGMENT_NAME } from './lsn.ts';
 import { mirrorPartials } from './offsite-partials.ts';
 import { type PartialEntry, PartialWalStore } from './partial-store.ts';
 import { rememberRemoteEntry } from './s3-archive.ts';
@@ -138,7 +139,7 @@ export async function mirrorOnce(o: {
   pass.pendingWal = missingWal.length - pass.copiedWal;
   pass.newestWal =
     [...m.wal]
-      .filter((n) => /^[0-9A-F]{24}$/.test(n))
+      .filter((n) => SEGMENT_NAME.test(n))
       .sort()
       .at(-1) ?? null;
   pass.newestWalAt = pass.newestWal ? (m.indexedAt?.get(pass.newestWal) ?? null) : null;

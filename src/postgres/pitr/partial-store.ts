@@ -7,6 +7,7 @@ import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { errnoCode, fsyncDir, readdirIfExists, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import type { ArtifactWriter } from '../../storage/index.ts';
+import { SEGMENT_NAME } from './lsn.ts';
 import { archivedWal } from './wal-index.ts';
 import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
 
@@ -17,7 +18,7 @@ import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
  * file is being replaced. The completed segment, once archived, supersedes the snapshot (it is removed).
  */
 export const PartialEntrySchema = WalEntrySchema.extend({
-  name: z.string().regex(/^[0-9A-F]{24}$/),
+  name: z.string().regex(SEGMENT_NAME),
   /** A name of its own directory only (an entry read from the bucket names the file written beside it). */
   file: z.string().regex(/^[0-9A-F]{24}\.[0-9A-F]+\.zst(\.age)?$/),
   partial: z.literal(true),

@@ -72,7 +72,7 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
       'backup_not_found',
       bases.length === 0 && setAside.length > 0
         ? `There is no good base backup: ${setAsideNamed(setAside)} set aside as damaged by the checksum scrub, so no point in time can be recovered. Take a base backup while the WAL stream is up.`
-        : 'There is no base backup with all of its WAL archived after it yet: no point in time can be recovered. Take a base backup while the WAL stream is up.',
+        : 'There is no base backup with WAL archived that reaches past its end yet: no point in time can be recovered. Take a base backup while the WAL stream is up; once one is taken, the window opens when WAL the server writes after it is archived (within 30 s of its next write).',
     );
   }
   const gap = w.gaps.length

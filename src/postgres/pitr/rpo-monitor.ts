@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../logger.ts';
 import { readdirIfExists } from '../../storage/fs-util.ts';
 import type { ArchiveOptions } from './archiver.ts';
-import { formatLsn, parseLsn, segmentEndLsn } from './lsn.ts';
+import { formatLsn, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentEndLsn } from './lsn.ts';
 import { PARTIAL_WAL, snapshotPartial } from './partial-archiver.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import { positionSampler, type ServerPosition } from './position-sampler.ts';
@@ -66,8 +66,11 @@ export interface RpoMonitorOptions extends ArchiveOptions {
  */
 export const partialInterval = (objectiveSeconds: number) => Math.max(1000, Math.min((objectiveSeconds * 1000) / 4, 30_000));
 
+/** The most WAL a new segment's first snapshot holds to be taken before its interval has passed. */
+const EARLY_BYTES = 1024n * 1024n;
+
 /** Whether the spool holds completed segments older than the one being written (`name`, its `.partial`): not archived yet. */
-export const backlogBefore = (spooled: readonly string[], name: string): boolean => spooled.some((n) => /^[0-9A-F]{24}$/.test(n) && n < name.slice(0, 24));
+export const backlogBefore = (spooled: readonly string[], name: string): boolean => spooled.some((n) => SEGMENT_NAME.test(n) && n < name.slice(0, 24));
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -77,7 +80,13 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  * passed (partial-archiver.ts), snapshots superseded by their completed segment are removed, and the RPO is read
  * against the end of the newest WAL in the archive (rpo.ts).
  */
-export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick(): Promise<void>; stop(): Promise<void> } {
+export function startRpoMonitor(o: RpoMonitorOptions): {
+  state(): RpoState;
+  tick(): Promise<void>;
+  /** One sample of the server's position into the tracker, without the rest of a tick (segment-time.ts sampleNow). */
+  sample(): Promise<void>;
+  stop(): Promise<void>;
+} {
   const sampler = positionSampler(o.url, o.slot);
   const tracker = o.tracker ?? new RpoTracker();
   const every = o.partialEveryMs ?? partialInterval(o.objectiveSeconds);
@@ -99,15 +108,20 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
     for (const p of partial) if (parseLsn(p.walEnd) > partialEnd) partialEnd = parseLsn(p.walEnd);
   };
 
-  const snapshot = async (pos: ServerPosition) => {
+  const snapshot = async (pos: ServerPosition, spooled: string[]) => {
     const flushed = pos.flushed;
-    if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd || Date.now() - lastSnapshot < every) return;
+    if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd) return;
+    // The first snapshot of a new segment is taken at once while it is small (cheap: the rest of the 16 MB is zeros):
+    // a busy server's last segment reaches only its newest sample before the switch (segment-time.ts), and until
+    // WAL after it is archived, a base backup whose end it holds has no window (review: up to the interval, 30 s).
+    const start = flushed - (flushed % BigInt(SEGMENT_BYTES));
+    const early = partialEnd < start && flushed - start <= EARLY_BYTES;
+    if (!early && Date.now() - lastSnapshot < every) return;
     // What the snapshot holds covers the server up to the last moment it had written nothing beyond it, not up to
     // now: a receiver that stopped reporting (frozen, or behind) has a flushed position the server left long ago
     // (QA: the window then reached past WAL the archive did not hold).
     const covers = tracker.coveredAt(flushed);
     if (!covers) return;
-    const spooled = await readdirIfExists(o.spool);
     const name = spooled.find((n) => PARTIAL_WAL.test(n));
     if (!name) return;
     // Completed segments before it still wait to be archived (the stream just came back with a backlog): a snapshot
@@ -135,6 +149,19 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
     cleaned = newest;
   };
 
+  // Samples are added in the order they were taken (coveredAt reads them newest first): one at a time, whoever asks.
+  let sampling: Promise<unknown> = Promise.resolve();
+  const takeSample = (): Promise<ServerPosition> => {
+    const next = sampling.then(async () => {
+      if (stopped) throw new Error('the RPO monitor has stopped');
+      const pos = await sampler.sample();
+      tracker.add({ at: pos.at, lsn: pos.current });
+      return pos;
+    });
+    sampling = next.catch(() => undefined);
+    return next;
+  };
+
   let chain: Promise<void> = Promise.resolve();
   // One tick at a time, whoever asks (the timer, a test, the archive stamping a segment); none once stopped (its
   // sample would open the connection stop() closed).
@@ -159,17 +186,20 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
       throw err;
     }
     await cleanUp().catch((err: unknown) => o.log.warn({ err, target: o.target }, 'superseded partial WAL not removed'));
+    // The spool is listed before the sample: a segment gone from it was archived before the sample was taken, so a
+    // snapshot after it covers up to a time after that segment was stored (window.ts opens a base backup's window
+    // from that time), never one a moment before.
+    const spooled = await readdirIfExists(o.spool).catch(() => [] as string[]);
     let pos: ServerPosition;
     try {
-      pos = await sampler.sample();
+      pos = await takeSample();
     } catch (err) {
       state = { ...state, error: `the server could not be asked for its WAL position: ${message(err)}` };
       o.onState?.({ ...state });
       return;
     }
-    tracker.add({ at: pos.at, lsn: pos.current });
     if (!flushedSeen || flushedSeen.lsn !== pos.flushed) flushedSeen = { lsn: pos.flushed, at: pos.at };
-    await snapshot(pos);
+    await snapshot(pos, spooled);
     // S3_MODE=primary: a snapshot counts once it is in the bucket, not when it is on the worker's disk.
     const counted = o.inS3 ? o.inS3.partialEnd() : partialEnd;
     const archived = fullEnd > counted ? fullEnd : counted;
@@ -202,11 +232,13 @@ export function startRpoMonitor(o: RpoMonitorOptions): { state(): RpoState; tick
   return {
     state: () => ({ ...state }),
     tick,
+    sample: async () => void (await takeSample()),
     async stop() {
       stopped = true;
       clearTimeout(timer);
       await running;
       await chain;
+      await sampling;
       await sampler.close();
     },
   };

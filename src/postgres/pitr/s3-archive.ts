@@ -55,8 +55,8 @@ export async function remoteArchive(remote: S3PitrStore): Promise<RemoteArchive>
 
 /**
  * The window's reading (health/wal-facts.ts: `/backup list`, `/backup status`, health, /metrics — the first two on
- * Slack's 3 s): the same listing, but of the index entries only those whose time ends the window (window.ts: the
- * newest segment's, and with a gap the last one's before it), so a process's first reading costs a handful of GETs,
+ * Slack's 3 s): the same listing, but of the index entries only those whose time can end a stretch (window.ts: the
+ * newest segment's, and the last one's before each gap), so a process's first reading costs a handful of GETs,
  * not one per segment. The other segments carry the time the bucket received their entry, as the time they were
  * stored: later than the truth, so the window's start read from one (a base backup's end segment) is never too
  * early. A segment counts when its entry and file are both listed, as on disk (sizes are checked when it is read).
@@ -66,11 +66,16 @@ export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: Bas
   const [bases, listed, partials] = await Promise.all([remote.listBases(), remote.listWal(), remote.listPartials()]);
   const present = listed.filter((w) => w.file !== null);
   const segments = present.filter((w) => !w.name.endsWith('.history'));
-  const needed = [segments.at(-1)];
-  const gap = walGaps(bases, present)[0];
-  if (gap) needed.push(segments.filter((w) => segmentPosition(w.name).n < segmentPosition(gap).n).at(-1));
+  // The last one before every gap (one per run of missing segments): each can end a stretch (review: with two gaps,
+  // the window between them ended at the time the bucket received its last segment, later than what it holds).
+  const needed = new Set([segments.at(-1)]);
+  const gapNs = new Set(walGaps(bases, present).map((g) => segmentPosition(g).n));
+  segments.forEach((w, i) => {
+    const next = segments[i + 1];
+    if (next && gapNs.has(segmentPosition(w.name).n + 1)) needed.add(w);
+  });
   const read = await Promise.all(
-    needed
+    [...needed]
       .flatMap((w) => (w ? [w] : []))
       .map(async (w) => {
         const e = known.get(keyOf(remote, w.name)) ?? (await remote.walEntry(w.name));

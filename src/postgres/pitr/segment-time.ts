@@ -7,10 +7,10 @@ import { segmentName, segmentPosition } from './window.ts';
 
 /**
  * How a segment's time was found (kept in its index entry as `reachedBy`). `archived`: the time it was archived, in
- * entries written before `live` (they claim up to the second between its switch and its archiving, which a busy
- * server had already written into the next segment: QA).
+ * entries written before a live segment was stamped by its samples (they claim up to the second between its switch
+ * and its archiving, which a busy server had already written into the next segment: QA); never written now.
  */
-export type ReachSource = 'live' | 'archived' | 'sampled' | 'commit' | 'segment before' | 'unknown';
+export type ReachSource = 'archived' | 'sampled' | 'commit' | 'segment before' | 'unknown';
 
 /**
  * A segment whose newest sample at or before its end is at most this old is live: the server passed its end after
@@ -22,8 +22,9 @@ export const LIVE_MS = 5000;
  * The time up to which a completed WAL segment holds every change the server made: what the recoverable window's
  * end is read from (window.ts), stored as its index entry's `archivedAt` (and the time it was archived beside it,
  * as `storedAt`: what opens a base backup's window). Never later than the time it is archived.
- * - `live`: the newest sample of the server's position at or before the segment's end (rpo.ts coveredAt) is at most
- *   `liveMs` old. One more sample is taken then (`sampleNow`, the RPO monitor's tick): a server standing at the
+ * - live (`sampled`, as a backlog's: versions before this one refuse an index entry with a value they do not know):
+ *   the newest sample of the server's position at or before the segment's end (rpo.ts coveredAt) is at most
+ *   `liveMs` old. One more sample is taken then (`sampleNow`, the RPO monitor's): a server standing at the
  *   segment's end (idle after a switch, or pg_backup_stop's) has written nothing beyond it, and the segment holds
  *   everything up to now; a server that went on writing passed the end after the newest sample at or before it,
  *   which is then the time (at most one sampling interval early). Not the time it is archived: a busy server writes
@@ -57,7 +58,7 @@ export function segmentReach(o: {
     const sampled = o.tracker.coveredAt(end);
     if (sampled && now.getTime() - sampled.getTime() <= live) {
       await o.sampleNow?.().catch(() => undefined);
-      return { at: notAfter(o.tracker.coveredAt(end) ?? sampled, now), source: 'live' };
+      return { at: notAfter(o.tracker.coveredAt(end) ?? sampled, now), source: 'sampled' };
     }
     // pg_waldump only when no sample is at or before it (the worker started during the backlog): otherwise the
     // sample is within one sampling interval of the moment the server passed the segment's end.

@@ -5,6 +5,7 @@ import type { AgeIdentity } from '../../crypto/age.ts';
 import { processAlive } from '../../process-group.ts';
 import { errnoCode, exists } from '../../storage/fs-util.ts';
 import { fetchWal } from './pitr-restore.ts';
+import { SEGMENT_NAME } from './lsn.ts';
 import type { LocalWalStore } from './wal-store.ts';
 import { segmentPosition } from './window.ts';
 
@@ -19,7 +20,6 @@ import { segmentPosition } from './window.ts';
  * timeline history files (those are asked for once and may not exist).
  */
 export const PREFETCH_DIR = '.pgbb-prefetch';
-const SEGMENT = /^[0-9A-F]{24}$/;
 
 /** Where the segments for a restore_command destination (`pg_wal/RECOVERYXLOG`) are read ahead. */
 export const prefetchDirFor = (dest: string) => join(dirname(resolve(dest)), PREFETCH_DIR);
@@ -65,7 +65,7 @@ export async function startPrefetch(o: {
   env: NodeJS.ProcessEnv;
   reader?: string | undefined;
 }): Promise<void> {
-  if (!SEGMENT.test(o.name) || prefetchDepth(o.env) === 0) return;
+  if (!SEGMENT_NAME.test(o.name) || prefetchDepth(o.env) === 0) return;
   const dir = prefetchDirFor(o.dest);
   const pid = Number(await readFile(join(dir, '.lock'), 'utf8').catch(() => ''));
   if (pid > 0 && processAlive(pid)) return;
@@ -135,11 +135,11 @@ export async function runPrefetch(o: PrefetchOptions): Promise<{ fetched: number
         renewed = Date.now();
         await o.renew().catch(() => undefined);
       }
-      const ready = (await readdir(o.dir)).filter((n) => SEGMENT.test(n)).sort();
+      const ready = (await readdir(o.dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
       const here = new Set(ready);
       // A segment wal-fetch had to fetch itself (we were behind) is named in .last.
       const told = (await readFile(join(o.dir, '.last'), 'utf8').catch(() => '')).trim();
-      const taken = [...[...placed].filter((n) => !here.has(n)), ...(SEGMENT.test(told) ? [told] : [])].sort().at(-1);
+      const taken = [...[...placed].filter((n) => !here.has(n)), ...(SEGMENT_NAME.test(told) ? [told] : [])].sort().at(-1);
       for (const n of placed) if (!here.has(n)) placed.delete(n);
       if (taken && taken > lastTaken) {
         lastTaken = taken;
@@ -182,6 +182,6 @@ export async function runPrefetch(o: PrefetchOptions): Promise<{ fetched: number
 
 /** Tells a running prefetcher which segment recovery took through wal-fetch itself (it was behind). */
 export async function notePrefetchTaken(dest: string, name: string): Promise<void> {
-  if (!SEGMENT.test(name)) return;
+  if (!SEGMENT_NAME.test(name)) return;
   await writeFile(join(prefetchDirFor(dest), '.last'), name).catch(() => undefined);
 }

@@ -30,8 +30,11 @@ export const WalEntrySchema = z.object({
    * is older than that meaning; entries written before it carry the time they were archived.
    */
   archivedAt: z.string().datetime(),
-  /** How `archivedAt` was found (segment-time.ts ReachSource); absent in entries written before it was recorded. */
-  reachedBy: z.enum(['live', 'archived', 'sampled', 'commit', 'segment before', 'unknown']).optional(),
+  /**
+   * How `archivedAt` was found (segment-time.ts ReachSource); absent in entries written before it was recorded. A value
+   * a later version wrote and this one does not know reads as `unknown` (its time a lower bound), not as unreadable.
+   */
+  reachedBy: z.enum(['archived', 'sampled', 'commit', 'segment before', 'unknown']).optional().catch('unknown'),
   /**
    * When it was archived: the server had passed the segment's end by then, so a base backup whose end it reaches is
    * consistent by then (window.ts). Absent in entries written before it was recorded (their `archivedAt` is that).

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { PartialWalStore } from '../../../src/postgres/pitr/partial-store.ts';
+import { recoverableWal } from '../../../src/postgres/pitr/partial-store.ts';
 import { RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
 import { startRpoMonitor } from '../../../src/postgres/pitr/rpo-monitor.ts';
 import { segmentReach } from '../../../src/postgres/pitr/segment-time.ts';
@@ -23,13 +24,14 @@ describe('the time a live WAL segment reaches', () => {
   let source: EphemeralPostgres;
   let dir: string;
   let store: LocalWalStore;
+  let root: string;
   let archive: ReturnType<typeof startWalArchive>;
   let monitor: ReturnType<typeof startRpoMonitor>;
 
   beforeAll(async () => {
     source = await startEphemeralPostgres({ settings: { autovacuum: 'off' } });
     dir = await mkdtemp(join(tmpdir(), 'pgbb-live-'));
-    const root = join(dir, 'backups');
+    root = join(dir, 'backups');
     store = new LocalWalStore(root, 'app');
     const tools = await findPgTools({ serverMajor: 15 });
     const common = { store, zstd: 'zstd', level: 1, recipients: [], ageEngine: undefined, log: silentLog };
@@ -43,7 +45,7 @@ describe('the time a live WAL segment reaches', () => {
       spool,
       sweepMs: 100,
       backoff: { minMs: 100, maxMs: 500 },
-      reachedAt: segmentReach({ tracker, pgWaldump: null, entry: (n) => store.entry(n), sampleNow: () => monitor.tick() }),
+      reachedAt: segmentReach({ tracker, pgWaldump: null, entry: (n) => store.entry(n), sampleNow: () => monitor.sample() }),
     });
     monitor = startRpoMonitor({
       ...common,
@@ -54,6 +56,8 @@ describe('the time a live WAL segment reaches', () => {
       partials: new PartialWalStore(root, 'app'),
       objectiveSeconds: 3600,
       sampleMs: 200,
+      // Never due again after the first: a snapshot after that is a new segment's first, taken at once.
+      partialEveryMs: 600_000,
       newestArchived: () => archive.state().lastArchived?.name ?? null,
       receiverUp: () => archive.state().receiver.up,
       tracker,
@@ -105,10 +109,30 @@ describe('the time a live WAL segment reaches', () => {
         return (await c.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]?.t as Date;
       });
       const e = await archived(name);
-      expect(e.reachedBy).toBe('live');
+      expect(e.reachedBy).toBe('sampled');
       expect(Date.parse(e.archivedAt)).toBeLessThan(committedBy.getTime());
       // It was archived after that commit: the time it was stored opens a base backup's window, never its end.
       expect(Date.parse(e.storedAt as string)).toBeGreaterThan(committedBy.getTime());
+    }
+  });
+
+  it('a server that wrote a little past a segment: the next one’s first snapshot is taken at once, reaching past the time the segment was stored', async () => {
+    // As after a base backup: PostgreSQL logs a record just after pg_backup_stop's switch, the end segment then reaches
+    // only its last sample before the switch, and the window opens with the WAL archived after it.
+    for (let i = 0; i < 2; i++) {
+      const { name } = await commitAndSwitch();
+      await withClient(source.url, (c) => c.query('INSERT INTO t VALUES (3)'));
+      const e = await archived(name);
+      const next = await until(
+        `a snapshot of the segment after ${name}`,
+        async () => {
+          const wal = await recoverableWal(root, 'app');
+          const newest = wal.at(-1);
+          return newest && 'partial' in newest && newest.name > name && Date.parse(newest.archivedAt) >= Date.parse(e.storedAt as string) ? newest : undefined;
+        },
+        8000,
+      );
+      expect(next.storedAt).toBeDefined();
     }
   });
 
@@ -124,7 +148,7 @@ describe('the time a live WAL segment reaches', () => {
     }
     expect(idle).toBeDefined();
     const { e, switched } = idle as { e: WalEntry; switched: Date };
-    expect(e.reachedBy).toBe('live');
+    expect(e.reachedBy).toBe('sampled');
     expect(Date.parse(e.archivedAt)).toBeGreaterThanOrEqual(switched.getTime());
     expect(e.archivedAt).toBe(e.storedAt);
   });

@@ -7,7 +7,7 @@ import { parseLsn } from '../../../src/postgres/pitr/lsn.ts';
 import { RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
 import { LIVE_MS, segmentReach } from '../../../src/postgres/pitr/segment-time.ts';
 import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
-import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
+import { LocalWalStore, type WalEntry, WalEntrySchema } from '../../../src/postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 
@@ -217,14 +217,22 @@ describe('segmentReach, by its rules', () => {
       segmentReach({ tracker: t, pgWaldump: null, entry: none, ...(sampleNow ? { sampleNow } : {}) })(SEG, '/x', now);
     // Moved on (a busy server): the newest sample at or before the end, not the time it is archived (QA: up to a second too far).
     const busy = tracker([5, end - 10n], [3, end + 10n]);
-    expect(await reach(busy, async () => busy.add({ at: new Date(now.getTime() + 50), lsn: end + 99n }))).toEqual({ at: ago(5), source: 'live' });
+    expect(await reach(busy, async () => busy.add({ at: new Date(now.getTime() + 50), lsn: end + 99n }))).toEqual({ at: ago(5), source: 'sampled' });
     // Standing at its end (idle after a switch): it holds everything up to now.
     const idle = tracker([LIVE_MS / 1000, end]);
-    expect(await reach(idle, async () => idle.add({ at: new Date(now.getTime() + 50), lsn: end }))).toEqual({ at: now, source: 'live' });
+    expect(await reach(idle, async () => idle.add({ at: new Date(now.getTime() + 50), lsn: end }))).toEqual({ at: now, source: 'sampled' });
     // The sample failed, or none is taken: the newest one it has.
     const failed = tracker([2, end]);
-    expect(await reach(failed, () => Promise.reject(new Error('connection refused')))).toEqual({ at: ago(2), source: 'live' });
-    expect(await reach(tracker([2, end - 1n]))).toEqual({ at: ago(2), source: 'live' });
+    expect(await reach(failed, () => Promise.reject(new Error('connection refused')))).toEqual({ at: ago(2), source: 'sampled' });
+    expect(await reach(tracker([2, end - 1n]))).toEqual({ at: ago(2), source: 'sampled' });
+  });
+
+  it('an index entry with a way of finding its time this version does not know reads as unknown, not as unreadable', () => {
+    const entry = { name: SEG, file: `${SEG}.zst`, bytes: 1, sha256: 'a'.repeat(64), rawBytes: 16777216, compression: 'zstd', encryption: 'none' };
+    const at = { archivedAt: now.toISOString(), storedAt: now.toISOString() };
+    expect(WalEntrySchema.parse({ ...entry, ...at, reachedBy: 'from the future' }).reachedBy).toBe('unknown');
+    expect(WalEntrySchema.parse({ ...entry, ...at, reachedBy: 'sampled' }).reachedBy).toBe('sampled');
+    expect(WalEntrySchema.parse({ ...entry, ...at }).reachedBy).toBeUndefined();
   });
 
   it('a backlog: the latest of its newest sample and the segment before; the time it is archived only when nothing is known', async () => {

@@ -163,7 +163,7 @@ describe('the recoverable window', () => {
 
     it('is opened at the time a segment was stored, not the time it holds WAL up to; none until that is reached (QA: a live segment)', () => {
       // Live, busy: it holds WAL up to its last sample before the switch (.900), before the backup ended; stored at 1.2 s.
-      const live = { ...seg(endSegment, '2026-12-04T10:00:00.900Z'), reachedBy: 'live' as const, storedAt: '2026-12-04T10:00:01.200Z' };
+      const live = { ...seg(endSegment, '2026-12-04T10:00:00.900Z'), reachedBy: 'sampled' as const, storedAt: '2026-12-04T10:00:01.200Z' };
       expect(recoverableWindow([b], [live])).toBeNull();
       expect(consistentBy(b, [live], new Date('2026-12-04T10:00:01.200Z'))).toBe(true);
       // The next snapshot reaches past it: the window runs from the time the end segment was stored.
@@ -206,7 +206,7 @@ describe('the recoverable window', () => {
       const ending = { ...b, endLsn: '0/3000138' };
       expect(recoverableWindow([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')])).toBeNull();
       expect(() => chooseBase([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toThrow(
-        /no base backup with all of its WAL/,
+        /no base backup with WAL archived that reaches past its end yet/,
       );
     });
   });

@@ -1,0 +1,89 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { remoteWindowWal } from '../../../src/postgres/pitr/s3-archive.ts';
+import { S3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
+import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
+import { recoverableWindow } from '../../../src/postgres/pitr/window.ts';
+import { TEST_CREDENTIALS, type TestS3Server, useS3Server } from '../../support/s3-server.ts';
+
+/**
+ * The window read from the bucket (S3_MODE=primary: `/backup list`, health, the PITR restore test) reads only the
+ * index entries whose time can end a stretch; the others carry the time the bucket received them, later than the
+ * WAL in them reaches. Review: with two gaps, the stretch between them ended at such a time.
+ */
+describe('the recoverable window read from the bucket', () => {
+  let server: TestS3Server;
+  useS3Server((s) => {
+    server = s;
+  });
+
+  const put = async (store: S3PitrStore, name: string, archivedAt: string) => {
+    const body = Buffer.from(`wal ${name}`);
+    const entry: WalEntry = {
+      name,
+      file: `${name}.zst`,
+      bytes: body.length,
+      sha256: 'a'.repeat(64),
+      rawBytes: 16 * 1024 * 1024,
+      compression: 'zstd',
+      encryption: 'none',
+      archivedAt,
+      reachedBy: 'sampled',
+      storedAt: archivedAt,
+    };
+    await store.putWal(entry, async (w) => {
+      await pipeline(Readable.from([body]), w.stream);
+      await w.commit();
+    });
+  };
+  const base = async (store: S3PitrStore, id: string, startLsn: string, endLsn: string, finishedAt: string): Promise<BaseBackup> => {
+    const body = Buffer.from(`base ${id}`);
+    const b: BaseBackup = {
+      id,
+      target: 'app',
+      file: 'base.tar.zst',
+      bytes: body.length,
+      rawBytes: body.length,
+      sha256: 'b'.repeat(64),
+      encryption: 'none',
+      startedAt: finishedAt,
+      finishedAt,
+      startLsn,
+      endLsn,
+      timeline: 1,
+      pgBasebackupVersion: '15',
+    };
+    await store.putBase(b, async (w) => {
+      await pipeline(Readable.from([body]), w.stream);
+      await w.commit();
+    });
+    return b;
+  };
+
+  it('ends each stretch at the time its last segment holds WAL up to, before every gap, not when the bucket received it', async () => {
+    const client = new S3Client({ region: 'us-east-1', endpoint: server.endpoint, forcePathStyle: true, credentials: TEST_CREDENTIALS });
+    const store = new S3PitrStore(client, server.bucket, 'pgbb-window', 'app');
+    try {
+      // A base backup, segments 2–3, a gap at 4; a base backup in 5, segments 5–6, a gap at 7; segment 8.
+      await base(store, 'b1', '0/2000028', '0/2000100', '2026-12-04T10:00:00Z');
+      await put(store, '000000010000000000000002', '2026-12-04T10:00:05Z');
+      await put(store, '000000010000000000000003', '2026-12-04T10:10:00Z');
+      await base(store, 'b2', '0/5000028', '0/5000100', '2026-12-04T11:00:00Z');
+      await put(store, '000000010000000000000005', '2026-12-04T11:00:05Z');
+      await put(store, '000000010000000000000006', '2026-12-04T11:10:00Z');
+      await put(store, '000000010000000000000008', '2026-12-04T12:00:00Z');
+      const { bases, wal } = await remoteWindowWal(store);
+      const w = recoverableWindow(bases, wal);
+      // No base backup after the second gap: the window is the stretch between the gaps, the one before is `earlier`.
+      expect(w).toMatchObject({ reachesNewest: false, gap: '000000010000000000000007' });
+      expect(w?.from.toISOString()).toBe('2026-12-04T11:00:00.000Z');
+      expect(w?.to.toISOString()).toBe('2026-12-04T11:10:00.000Z');
+      expect(w?.earlier?.to.toISOString()).toBe('2026-12-04T10:10:00.000Z');
+    } finally {
+      client.destroy();
+    }
+  });
+});
