@@ -98,6 +98,10 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     const local = await spooled();
     expect(local).not.toContain(`${name}.json`);
     expect(local.filter((n) => n.endsWith('.zst.age')).map((n) => n.slice(0, 24))).toEqual(local.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, 24)));
+    // The window opens once WAL in the bucket reaches past the base backup's finish: this segment, or when the server
+    // wrote past it before it was archived, the snapshot of the next one (taken at once, uploaded within 200 ms).
+    const opened = async () => (await readArchiveFacts(config, 'app')).window;
+    for (const end = Date.now() + 30_000; !(await opened()) && Date.now() < end; ) await sleep(200);
     // A fresh process's reading: one listing, and of the entries only the newest segment's (not one GET per segment).
     forgetRemoteEntries();
     const before = s3.requests.length;
