@@ -14,6 +14,22 @@ const lsn = (text: string) => {
 
 const seconds = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : formatDuration(ms));
 
+/** Beyond this, the worker's and the server's clocks differ enough to say so (the sample's round trip is far less). */
+export const CLOCK_SKEW_MS = 1000;
+
+/**
+ * The server's clock against the worker's: samples are timed by the server's (position-sampler.ts), but the time a
+ * segment was archived and a base backup's finish, which open the recoverable window, are the worker's, as is the
+ * RPO's "now". A worker behind the server opens the window that much too early (a restore to its first moments fails
+ * "before consistent recovery point") and reads the RPO that much low; ahead, the reverse.
+ */
+function clockSkew(ms: string | undefined): string {
+  const skew = Number(ms);
+  if (!ms || !Number.isFinite(skew) || Math.abs(skew) <= CLOCK_SKEW_MS) return '';
+  const by = seconds(Math.abs(skew));
+  return `; the worker's clock is ${by} ${skew > 0 ? 'behind' : 'ahead of'} the server's: the recoverable window's start and this RPO are off by as much (${skew > 0 ? 'the window may start too early, and the RPO reads low' : 'the window starts late, and the RPO reads high'}); set both hosts' clocks by NTP`;
+}
+
 /**
  * The RPO of a target with point-in-time recovery against its objective (`pitr.rpoSeconds`), critical: over it,
  * more committed data than the team accepted would be lost if the server vanished now. Measured by the worker
@@ -36,7 +52,7 @@ export function rpoCondition(target: string, now: Date, s: WalState | null): Con
   const behindMs = s.rpoBehindSince ? Math.max(0, now.getTime() - Date.parse(s.rpoBehindSince)) : null;
   const measuredAt = s.rpoMeasuredAt ? Date.parse(s.rpoMeasuredAt) : null;
   const fresh = measuredAt !== null && !s.rpoError && now.getTime() - measuredAt <= RPO_STALE_MS;
-  const partial = s.partialError ? `; ${s.partialError}` : '';
+  const partial = `${s.partialError ? `; ${s.partialError}` : ''}${clockSkew(s.clockSkewMs)}`;
   if (fresh) {
     const rpoMs = behindMs ?? 0;
     const worker =

@@ -208,6 +208,7 @@ export type WalRpoFields = Partial<
     | 'flushedLsn'
     | 'flushedMovedAt'
     | 'partialError'
+    | 'clockSkewMs'
     | 'offsiteWhere'
     | 'offsiteNewest'
     | 'offsitePending'

@@ -12,7 +12,7 @@ export const windowTime = (d: Date) => `${d.toISOString().slice(0, 19).replace('
  */
 export function noWindowSentence(target: string, a: Pick<WalArchiveFacts, 'baseBackups' | 'setAside'>): string {
   if (a.baseBackups > 0)
-    return 'nothing recoverable yet: no WAL archived reaches past the base backup (the window opens once WAL the server writes after it is archived: a segment, or a snapshot of the one being written, within 30 s of its next write)';
+    return 'nothing recoverable yet: no WAL archived reaches past the base backup (the window opens once WAL the server writes after it is archived: a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after its next write)';
   const take = `take one: \`pg-backup-bot base-backup ${target}\``;
   const aside = a.setAside?.bases ?? [];
   if (aside.length === 0) return `nothing recoverable yet: no base backup (${take})`;

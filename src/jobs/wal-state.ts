@@ -28,6 +28,8 @@ export interface StoredWalState {
   flushedMovedAt?: string;
   /** Why the last snapshot of the partial segment failed. */
   partialError?: string;
+  /** The server's clock minus the worker's, in whole ms, at the last measurement (position-sampler.ts). */
+  clockSkewMs?: string;
   /**
    * The off-site copy of the archive (S3_MODE=copy; postgres/pitr/offsite-mirror.ts): where, the newest segment
    * there, how many archived segments are not there yet, when it was last checked, and since when copies fail.

@@ -68,6 +68,7 @@ const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
   ...(r.flushedLsn ? { flushedLsn: r.flushedLsn } : {}),
   ...(r.flushedMovedAt ? { flushedMovedAt: r.flushedMovedAt.toISOString() } : {}),
   ...(r.partialError ? { partialError: r.partialError } : {}),
+  ...(r.clockSkewMs !== undefined ? { clockSkewMs: String(Math.round(r.clockSkewMs)) } : {}),
 });
 
 export async function startWalArchives(o: {

@@ -13,6 +13,16 @@ describe('rpoCondition', () => {
     expect(r.evidence).toBe('0 s (objective 60 s): the archive holds everything the server has written (up to 0/3000148)');
   });
 
+  it('says when the worker’s clock and the server’s differ by more than a second, and which way', () => {
+    const at = (skew: string) =>
+      rpoCondition('shop', NOW, state({ rpoMeasuredAt: ago(2000).toISOString(), archivedLsn: '0/3000148', clockSkewMs: skew })).evidence;
+    expect(at('800')).toBe('0 s (objective 60 s): the archive holds everything the server has written (up to 0/3000148)');
+    expect(at('3200')).toContain(
+      "; the worker's clock is 3 s behind the server's: the recoverable window's start and this RPO are off by as much (the window may start too early, and the RPO reads low); set both hosts' clocks by NTP",
+    );
+    expect(at('-2100')).toContain("the worker's clock is 2 s ahead of the server's");
+  });
+
   it('counts from when WAL went missing from the archive, to the check’s own time, and keeps the worker’s disk apart', () => {
     const s = state({
       rpoMeasuredAt: ago(2000).toISOString(),

@@ -135,10 +135,14 @@ export async function settleRecoveryTarget(o: {
     };
   }
   const why = o.at ? `No commit in the archive follows ${iso(o.at)}, so PostgreSQL could never stop "at" it: ` : '';
+  // After `why`, or as a sentence of its own (latest: QA read "…at the target. it recovers to …").
+  const lead = (rest: string) => (why ? `${why}${rest}` : `${rest.charAt(0).toUpperCase()}${rest.slice(1)}`);
   if (newest === undefined) {
     await setTarget(o.dataDir, null);
     return {
-      said: `${why}it recovers to the end of the archive (its newest commit could not be read${pgWaldump ? '' : ': no pg_waldump of this major'}), and promotes there whatever --action says.`,
+      said: lead(
+        `it recovers to the end of the archive (its newest commit could not be read${pgWaldump ? '' : ': no pg_waldump of this major'}), and promotes there whatever --action says.`,
+      ),
       logSays: '"archive recovery complete"',
       notReached: FETCH_FAILED,
     };
@@ -146,14 +150,18 @@ export async function settleRecoveryTarget(o: {
   if (newest === null) {
     await setTarget(o.dataDir, "recovery_target = 'immediate'");
     return {
-      said: `${why}nothing was committed after base backup ${o.base.id}: it recovers to the end of that base backup, which holds the same data.`,
+      said: lead(`nothing was committed after base backup ${o.base.id}: it recovers to the end of that base backup, which holds the same data.`),
       logSays: '"recovery stopping after reaching consistency"',
       notReached: FETCH_FAILED,
     };
   }
   await setTarget(o.dataDir, `recovery_target_lsn = '${newest.lsn}'`);
+  // To the microsecond, as PostgreSQL stamps it: .198Z read as before a commit at .198275 (QA).
+  const micro = `${iso(newest.at).slice(0, 23)}${String(newest.usec % 1000).padStart(3, '0')}Z`;
   return {
-    said: `${why}it recovers to the archive's newest commit, at ${iso(newest.at)} (LSN ${newest.lsn}), which holds exactly what the database held${o.at ? ` at ${iso(o.at)}` : ''}.`,
+    said: lead(
+      `it recovers to the archive's newest commit, at ${micro} (LSN ${newest.lsn}), which holds exactly what the database held${o.at ? ` at ${iso(o.at)}` : ''}.`,
+    ),
     logSays: `"recovery stopping after WAL location (LSN) \\"${newest.lsn}\\""`,
     notReached: FETCH_FAILED,
   };

@@ -72,7 +72,7 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
       'backup_not_found',
       bases.length === 0 && setAside.length > 0
         ? `There is no good base backup: ${setAsideNamed(setAside)} set aside as damaged by the checksum scrub, so no point in time can be recovered. Take a base backup while the WAL stream is up.`
-        : 'There is no base backup with WAL archived that reaches past its end yet: no point in time can be recovered. Take a base backup while the WAL stream is up; once one is taken, the window opens when WAL the server writes after it is archived (within 30 s of its next write).',
+        : 'There is no base backup with WAL archived that reaches past its end yet: no point in time can be recovered. Take a base backup while the WAL stream is up; once one is taken, the window opens when WAL the server writes after it is archived (as a rule seconds, at most 30 s, after its next write).',
     );
   }
   const gap = w.gaps.length
@@ -88,7 +88,12 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
     const logical = bases[0]
       ? ` For a moment outside it, a logical backup may serve: \`/backup list ${bases[0].target}\` or \`pg-backup-bot list ${bases[0].target}\`.`
       : '';
-    throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.${logical}`);
+    // Just past the end of a window no gap ends: the WAL is on its way, not lost (QA: the advice was an old dump).
+    const soon =
+      w.reachesNewest && at > w.to
+        ? ` The window grows as the WAL written since ${w.to.toISOString()} is archived (a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after a write): try again in a minute, or ask for \`latest\`, the newest commit archived now.`
+        : logical;
+    throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.${soon}`);
   }
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
   // the stretch starts at its end segment's archiving, a moment before the bot stamped it finished (window.ts).

@@ -78,7 +78,7 @@ export async function planPitrTest(
   const setAside = remote ? [] : await setAsideBases(root, target);
   const none = setAside.length ? `good base backup (${setAsideNamed(setAside)} set aside as damaged by the checksum scrub)` : 'base backup yet';
   const why = bases.length
-    ? 'WAL archived yet that reaches past its base backup: nothing can be recovered to a point in time; the window opens once WAL the server writes after it is archived: a segment, or a snapshot of the one being written, within 30 s of its next write.'
+    ? 'WAL archived yet that reaches past its base backup: nothing can be recovered to a point in time; the window opens once WAL the server writes after it is archived: a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after its next write.'
     : `${none}: take one with \`pg-backup-bot base-backup ${target}\`, then test.`;
   if (!w) throw new BotError('backup_not_found', `${target} has no ${why}`);
   const explicit = asked !== 'latest' && asked !== 'random';

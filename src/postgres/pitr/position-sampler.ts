@@ -3,7 +3,13 @@ import { pgClientConfig } from '../connection.ts';
 import { parseLsn } from './lsn.ts';
 
 export interface ServerPosition {
+  /**
+   * When, by the server's clock (clock_timestamp(), read before the position): recovery stops by the server's commit
+   * timestamps, so a window's end read from a worker clock ahead of it claimed commits the archive did not hold (QA).
+   */
   at: Date;
+  /** The server's clock minus the worker's (at the query's midpoint), in ms: off by at most half its round trip. */
+  clockSkewMs: number;
   /** The server's current WAL position: everything written and committed is at or below it. */
   current: bigint;
   /**
@@ -13,9 +19,10 @@ export interface ServerPosition {
   flushed: bigint | null;
 }
 
-type Row = { current: string; flushed: string | null; block: string; segment: string };
+type Row = { at: Date; current: string; flushed: string | null; block: string; segment: string };
 
-const QUERY = `SELECT pg_current_wal_insert_lsn()::text AS current,
+// clock_timestamp() first: the target list is evaluated in order, so the position is read after that time.
+const QUERY = `SELECT clock_timestamp() AS at, pg_current_wal_insert_lsn()::text AS current,
        (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed,
        current_setting('wal_block_size') AS block,
        (SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END
@@ -62,10 +69,15 @@ export function positionSampler(url: string, slot: string, timeoutMs = 5000): { 
           client = c;
           await c.connect();
         }
-        const at = new Date();
+        const sent = Date.now();
         const { rows } = await client.query<Row>(QUERY, [slot]);
         const row = rows[0] as Row;
-        return { at, current: recordEnd(parseLsn(row.current), Number(row.block), Number(row.segment)), flushed: row.flushed ? parseLsn(row.flushed) : null };
+        return {
+          at: row.at,
+          clockSkewMs: row.at.getTime() - (sent + Date.now()) / 2,
+          current: recordEnd(parseLsn(row.current), Number(row.block), Number(row.segment)),
+          flushed: row.flushed ? parseLsn(row.flushed) : null,
+        };
       } catch (err) {
         await drop();
         throw err;

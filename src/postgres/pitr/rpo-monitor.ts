@@ -29,6 +29,8 @@ export interface RpoState {
   flushedMovedAt?: Date;
   /** Why the last snapshot of the partial segment failed, if it did. */
   partialError?: string;
+  /** The server's clock minus the worker's at the last sample (position-sampler.ts), in ms. */
+  clockSkewMs?: number;
 }
 
 export interface RpoMonitorOptions extends ArchiveOptions {
@@ -214,6 +216,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
       currentLsn: formatLsn(pos.current),
       archivedLsn: formatLsn(archived),
       ...(pos.flushed !== null ? { flushedLsn: formatLsn(pos.flushed), flushedMovedAt: flushedSeen.at } : {}),
+      clockSkewMs: pos.clockSkewMs,
     };
     o.onState?.({ ...state });
   };

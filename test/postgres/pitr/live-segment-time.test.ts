@@ -12,8 +12,7 @@ import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore, type WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { until } from '../../support/until.ts';
 
 /**
  * A live segment's time, as the worker stamps it (the RPO monitor's samples, shared with the archive, and one more
@@ -80,15 +79,6 @@ describe('the time a live WAL segment reaches', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await sleep(50);
-    }
-  };
   const archived = (name: string) => until(`WAL ${name} archived`, async () => (await store.list()).find((e) => e.name === name));
 
   /** A commit, then a switch: the segment it completes, the switch's time and where the server stands after it. */

@@ -146,7 +146,7 @@ describe('restore-pitr', () => {
     const latest = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${latestDir}`], env);
     expect(latest.exitCode, latest.stderr).toBe(0);
     expect(latest.stdout).toMatch(
-      /it recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\), which holds exactly what the database held\./,
+      /at the target\. It recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\), which holds exactly what the database held\./,
     );
     expect((await recoveredMarkers(latestDir, [join(dir, 'backups')])).labels).toEqual(['before-1', 'before-2', 'after', 'late']);
   }, 180_000);
@@ -169,7 +169,7 @@ describe('restore-pitr', () => {
     await readableByServer([dir]);
     const run = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/nothing was committed after base backup app-base-\S+: it recovers to the end of that base backup, which holds the same data\./);
+    expect(run.stdout).toMatch(/Nothing was committed after base backup app-base-\S+: it recovers to the end of that base backup, which holds the same data\./);
     const recovered = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
     expect(recovered.labels).toEqual(['before-1', 'before-2', 'after', 'late']);
     expect(recovered.log).toContain('recovery stopping after reaching consistency');
@@ -218,7 +218,7 @@ describe('restore-pitr', () => {
     expect(await readdir(dataDir)).toEqual([]);
     const run = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`], env);
     expect(run.exitCode, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/it recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\)/);
+    expect(run.stdout).toMatch(/It recovers to the archive's newest commit, at \S+ \(LSN [0-9A-F]+\/[0-9A-F]+\)/);
     // Before: the commit of 'newest', beyond the gap, was the target, and recovery ended before reaching it (FATAL).
     const recovered = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
     expect(recovered.labels.slice(-2)).toEqual(['late', 'pre-gap']);

@@ -10,6 +10,7 @@ import { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore, type WalEntry, WalEntrySchema } from '../../../src/postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { until } from '../../support/until.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -60,15 +61,6 @@ describe('the time an archived WAL segment reaches', () => {
       ...(reachedAt ? { reachedAt } : {}),
     });
 
-  const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await sleep(100);
-    }
-  };
   const archived = (name: string) => until(`WAL ${name} archived`, async () => (await store.list()).find((e) => e.name === name));
 
   /** A commit, then a switch: the segment that holds the commit, the commit's bounds and the switch's time (server clock). */

@@ -30,7 +30,7 @@ describe('settleRecoveryTarget', () => {
 
   it('recovers to the newest commit’s LSN for a time at or after it', async () => {
     const { out, conf } = await settle('2026-12-06T13:30:09.578Z');
-    expect(out.said).toMatch(/it recovers to the archive's newest commit, at 2026-12-06T13:30:09\.577Z \(LSN 0\/3000F28\)/);
+    expect(out.said).toMatch(/it recovers to the archive's newest commit, at 2026-12-06T13:30:09\.577072Z \(LSN 0\/3000F28\)/);
     expect(conf).toContain("recovery_target_lsn = '0/3000F28'");
     expect(conf).not.toContain('recovery_target_time');
   });
