@@ -18,16 +18,17 @@ const seconds = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : f
 export const CLOCK_SKEW_MS = 1000;
 
 /**
- * The server's clock against the worker's: samples are timed by the server's (position-sampler.ts), but the time a
- * segment was archived and a base backup's finish, which open the recoverable window, are the worker's, as is the
- * RPO's "now". A worker behind the server opens the window that much too early (a restore to its first moments fails
- * "before consistent recovery point") and reads the RPO that much low; ahead, the reverse.
+ * The server's clock against the worker's: what WAL holds is timed by the server's (position-sampler.ts), and the RPO
+ * by the worker's own, but a base backup is stamped finished by the clock of the worker that took it, and that opens
+ * the recoverable window: a worker behind the server opens it that much too early (a restore to its first moments
+ * fails "before consistent recovery point"), one ahead that much late.
  */
 function clockSkew(ms: string | undefined): string {
   const skew = Number(ms);
   if (!ms || !Number.isFinite(skew) || Math.abs(skew) <= CLOCK_SKEW_MS) return '';
   const by = seconds(Math.abs(skew));
-  return `; the worker's clock is ${by} ${skew > 0 ? 'behind' : 'ahead of'} the server's: the recoverable window's start and this RPO are off by as much (${skew > 0 ? 'the window may start too early, and the RPO reads low' : 'the window starts late, and the RPO reads high'}); set both hosts' clocks by NTP`;
+  const effect = skew > 0 ? 'start too early (a restore to its first moments would fail)' : 'start late';
+  return `; the worker's clock is ${by} ${skew > 0 ? 'behind' : 'ahead of'} the server's: base backups are stamped finished by the worker's clock, so the recoverable window may ${effect} by as much; set both hosts' clocks by NTP`;
 }
 
 /**

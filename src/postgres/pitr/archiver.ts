@@ -30,7 +30,7 @@ export interface ArchiveOptions {
    * How far a completed segment reaches in time (segment-time.ts segmentReach), stored as its `archivedAt`; without
    * it (and for history files), the time it is archived. That time is stored too, as `storedAt`.
    */
-  reachedAt?: (name: string, path: string, now: Date) => Promise<{ at: Date; source: ReachSource }>;
+  reachedAt?: (name: string, path: string, now: Date) => Promise<{ at: Date; source: ReachSource; storedAt?: Date }>;
   log?: Logger;
 }
 
@@ -65,7 +65,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
   let failed: unknown;
   const unknown = (err: unknown) => {
     failed = err;
-    return { at: now, source: 'unknown' as const };
+    return { at: now, source: 'unknown' as const, storedAt: now };
   };
   const reached = SEGMENT_NAME.test(name) && o.reachedAt ? await o.reachedAt(name, path, now).catch(unknown) : null;
   // Nothing tells how far it reaches: stamped with the time it is archived, which may claim too much.
@@ -81,7 +81,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     encryption: encrypted ? 'age' : 'none',
     archivedAt: (reached?.at ?? now).toISOString(),
     ...(reached ? { reachedBy: reached.source } : {}),
-    storedAt: now.toISOString(),
+    storedAt: (reached?.storedAt ?? now).toISOString(),
   };
   await o.store.index(entry);
   return entry;

@@ -112,6 +112,6 @@ export function withPartials(full: WalEntry[], partial: PartialEntry[]): (WalEnt
   // Its coversAt is how far it reaches; the time it was taken (its own archivedAt), when it was stored.
   const extra = partial
     .filter((p) => !have.has(p.name))
-    .map((p) => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt, storedAt: p.archivedAt, partial: true as const }));
+    .map((p) => ({ ...WalEntrySchema.parse(p), archivedAt: p.coversAt, storedAt: p.archivedAt, walEnd: p.walEnd, partial: true as const }));
   return [...full, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -8,6 +8,8 @@ export interface ServerPosition {
    * timestamps, so a window's end read from a worker clock ahead of it claimed commits the archive did not hold (QA).
    */
   at: Date;
+  /** When, by the worker's clock (the query sent): what the RPO and a stalled receiver are measured by, against the worker's "now". */
+  seenAt: Date;
   /** The server's clock minus the worker's (at the query's midpoint), in ms: off by at most half its round trip. */
   clockSkewMs: number;
   /** The server's current WAL position: everything written and committed is at or below it. */
@@ -19,10 +21,12 @@ export interface ServerPosition {
   flushed: bigint | null;
 }
 
-type Row = { at: Date; current: string; flushed: string | null; block: string; segment: string };
+type Row = { at_us: string; current: string; flushed: string | null; block: string; segment: string };
 
-// clock_timestamp() first: the target list is evaluated in order, so the position is read after that time.
-const QUERY = `SELECT clock_timestamp() AS at, pg_current_wal_insert_lsn()::text AS current,
+// clock_timestamp() first: the target list is evaluated in order, so the position is read after that time. As
+// microseconds since the epoch, not a timestamptz: node-pg cannot parse one under a DateStyle other than ISO (a
+// role's or a pooler's setting), and the sample would fail.
+const QUERY = `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8::text AS at_us, pg_current_wal_insert_lsn()::text AS current,
        (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed,
        current_setting('wal_block_size') AS block,
        (SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END
@@ -72,9 +76,12 @@ export function positionSampler(url: string, slot: string, timeoutMs = 5000): { 
         const sent = Date.now();
         const { rows } = await client.query<Row>(QUERY, [slot]);
         const row = rows[0] as Row;
+        // Cut to the millisecond: earlier, never later, than the server's time.
+        const at = new Date(Math.floor(Number(row.at_us) / 1000));
         return {
-          at: row.at,
-          clockSkewMs: row.at.getTime() - (sent + Date.now()) / 2,
+          at,
+          seenAt: new Date(sent),
+          clockSkewMs: at.getTime() - (sent + Date.now()) / 2,
           current: recordEnd(parseLsn(row.current), Number(row.block), Number(row.segment)),
           flushed: row.flushed ? parseLsn(row.flushed) : null,
         };

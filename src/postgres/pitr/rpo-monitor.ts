@@ -113,9 +113,8 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
   const snapshot = async (pos: ServerPosition, spooled: string[]) => {
     const flushed = pos.flushed;
     if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd) return;
-    // The first snapshot of a new segment is taken at once while it is small (cheap: the rest of the 16 MB is zeros):
-    // a busy server's last segment reaches only its newest sample before the switch (segment-time.ts), and until
-    // WAL after it is archived, a base backup whose end it holds has no window (review: up to the interval, 30 s).
+    // A new segment's first snapshot at once while small (the rest is zeros): a busy server's last segment reaches only
+    // its sample before the switch, and a base backup it ends has no window until WAL after it is archived (review).
     const start = flushed - (flushed % BigInt(SEGMENT_BYTES));
     const early = partialEnd < start && flushed - start <= EARLY_BYTES;
     if (!early && Date.now() - lastSnapshot < every) return;
@@ -130,7 +129,9 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     // now would stand in the archive after a run of segments not in it yet, read as a gap (QA: a false gap page).
     if (backlogBefore(spooled, name)) return;
     try {
-      const entry = await snapshotPartial(join(o.spool, name), name.slice(0, 24), flushed, covers, { ...o, partials: o.partials });
+      // Stamped by the server's clock, as `covers` is: the time it was stored may open a base backup's window.
+      const now = () => new Date(Date.now() + tracker.skewMs());
+      const entry = await snapshotPartial(join(o.spool, name), name.slice(0, 24), flushed, covers, { ...o, now, partials: o.partials });
       if (entry) {
         partialEnd = flushed;
         lastSnapshot = Date.now();
@@ -157,7 +158,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     const next = sampling.then(async () => {
       if (stopped) throw new Error('the RPO monitor has stopped');
       const pos = await sampler.sample();
-      tracker.add({ at: pos.at, lsn: pos.current });
+      tracker.add({ at: pos.at, seenAt: pos.seenAt, lsn: pos.current });
       return pos;
     });
     sampling = next.catch(() => undefined);
@@ -188,9 +189,8 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
       throw err;
     }
     await cleanUp().catch((err: unknown) => o.log.warn({ err, target: o.target }, 'superseded partial WAL not removed'));
-    // The spool is listed before the sample: a segment gone from it was archived before the sample was taken, so a
-    // snapshot after it covers up to a time after that segment was stored (window.ts opens a base backup's window
-    // from that time), never one a moment before.
+    // Listed before the sample: a segment gone from it was stored before the sample, so a snapshot after it covers
+    // a time after that (window.ts opens a base backup's window from the time a segment was stored).
     const spooled = await readdirIfExists(o.spool).catch(() => [] as string[]);
     let pos: ServerPosition;
     try {
@@ -200,7 +200,8 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
       o.onState?.({ ...state });
       return;
     }
-    if (!flushedSeen || flushedSeen.lsn !== pos.flushed) flushedSeen = { lsn: pos.flushed, at: pos.at };
+    // The worker's clock: health compares it with the measurement's time and its own "now".
+    if (!flushedSeen || flushedSeen.lsn !== pos.flushed) flushedSeen = { lsn: pos.flushed, at: pos.seenAt };
     await snapshot(pos, spooled);
     // S3_MODE=primary: a snapshot counts once it is in the bucket, not when it is on the worker's disk.
     const counted = o.inS3 ? o.inS3.partialEnd() : partialEnd;

@@ -4,7 +4,10 @@
  * end of the newest WAL it holds (a completed segment, or a snapshot of the partial one). Pure: the caller samples.
  */
 export interface PositionSample {
+  /** By the server's clock (position-sampler.ts): what WAL up to a position holds is read in it (coveredAt). */
   at: Date;
+  /** By the worker's clock, when it differs: the RPO is read in it, against the worker's "now" (default `at`). */
+  seenAt?: Date;
   /** The server's current WAL position (position-sampler.ts: the insert position, as the end of the last record) at that time. */
   lsn: bigint;
 }
@@ -46,6 +49,12 @@ export class RpoTracker {
     return null;
   }
 
+  /** The server's clock minus the worker's at the newest sample (0 without one): to read the worker's "now" in the server's. */
+  skewMs(): number {
+    const s = this.samples.at(-1);
+    return s?.seenAt ? s.at.getTime() - s.seenAt.getTime() : 0;
+  }
+
   get size(): number {
     return this.samples.length;
   }
@@ -65,6 +74,7 @@ export class RpoTracker {
     }
     const anchor = this.samples[firstBeyond - 1] ?? (this.samples[firstBeyond] as PositionSample);
     this.samples = this.samples.slice(Math.max(0, firstBeyond - 1));
-    return { rpoMs: Math.max(0, now.getTime() - anchor.at.getTime()), behindSince: anchor.at };
+    const seen = anchor.seenAt ?? anchor.at;
+    return { rpoMs: Math.max(0, now.getTime() - seen.getTime()), behindSince: seen };
   }
 }

@@ -93,7 +93,7 @@ export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: Bas
   const have = new Set(present.map((w) => w.name));
   const extra = partials
     .filter((p) => !have.has(p.name))
-    .map((p): WindowWal => ({ name: p.name, archivedAt: p.coversAt, storedAt: p.archivedAt, partial: true }));
+    .map((p): WindowWal => ({ name: p.name, archivedAt: p.coversAt, storedAt: p.archivedAt, walEnd: p.walEnd, partial: true }));
   return { bases, wal: [...whole, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 

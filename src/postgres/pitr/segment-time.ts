@@ -21,7 +21,8 @@ export const LIVE_MS = 5000;
 /**
  * The time up to which a completed WAL segment holds every change the server made: what the recoverable window's
  * end is read from (window.ts), stored as its index entry's `archivedAt` (and the time it was archived beside it,
- * as `storedAt`: what opens a base backup's window). Never later than the time it is archived.
+ * as `storedAt`: what opens a base backup's window). Never later than the time it is archived. Both by the server's
+ * clock: the worker's, plus the difference its newest sample measured (RpoTracker.skewMs).
  * - live (`sampled`, as a backlog's: versions before this one refuse an index entry with a value they do not know):
  *   the newest sample of the server's position at or before the segment's end (rpo.ts coveredAt) is at most
  *   `liveMs` old. One more sample is taken then (`sampleNow`, the RPO monitor's): a server standing at the
@@ -42,7 +43,7 @@ export const LIVE_MS = 5000;
  * a warning.
  */
 export function segmentReach(o: {
-  tracker: Pick<RpoTracker, 'coveredAt'>;
+  tracker: Pick<RpoTracker, 'coveredAt' | 'skewMs'>;
   /** pg_waldump of the server's major; null when not installed on this host (or another major's: it reads nothing). */
   pgWaldump: string | null;
   /** An archived entry by name: the local index, and under S3_MODE=primary the bucket's (the local one is gone once uploaded). */
@@ -50,15 +51,17 @@ export function segmentReach(o: {
   /** Adds a sample of the server's position to `tracker` now (a failure leaves the samples it has). */
   sampleNow?: () => Promise<unknown>;
   liveMs?: number;
-}): (name: string, path: string, now: Date) => Promise<{ at: Date; source: ReachSource }> {
+}): (name: string, path: string, workerNow: Date) => Promise<{ at: Date; source: ReachSource; storedAt: Date }> {
   const live = o.liveMs ?? LIVE_MS;
   const notAfter = (at: Date, now: Date) => (at.getTime() < now.getTime() ? at : now);
-  return async (name, path, now) => {
+  return async (name, path, workerNow) => {
+    // Every time here is the server's clock, as the samples' and commits' are (position-sampler.ts): "now" too.
+    const now = new Date(workerNow.getTime() + o.tracker.skewMs());
     const end = segmentEndLsn(name);
     const sampled = o.tracker.coveredAt(end);
     if (sampled && now.getTime() - sampled.getTime() <= live) {
       await o.sampleNow?.().catch(() => undefined);
-      return { at: notAfter(o.tracker.coveredAt(end) ?? sampled, now), source: 'sampled' };
+      return { at: notAfter(o.tracker.coveredAt(end) ?? sampled, now), source: 'sampled', storedAt: now };
     }
     // pg_waldump only when no sample is at or before it (the worker started during the backlog): otherwise the
     // sample is within one sampling interval of the moment the server passed the segment's end.
@@ -70,7 +73,7 @@ export function segmentReach(o: {
     if (commit) known.push([commit.at, 'commit']);
     if (before) known.push([new Date(before.archivedAt), 'segment before']);
     const latest = known.sort((a, b) => b[0].getTime() - a[0].getTime())[0];
-    if (latest) return { at: notAfter(latest[0], now), source: latest[1] };
-    return { at: now, source: 'unknown' };
+    if (latest) return { at: notAfter(latest[0], now), source: latest[1], storedAt: now };
+    return { at: now, source: 'unknown', storedAt: now };
   };
 }

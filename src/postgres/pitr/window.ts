@@ -1,4 +1,5 @@
 import type { BaseBackup } from './base-backup.ts';
+import { parseLsn } from './lsn.ts';
 import type { WalEntry } from './wal-store.ts';
 
 /** 000000010000000200000003 → timeline 1, position 2·256 + 3 (16 MB segments: 256 per log file). */
@@ -23,7 +24,11 @@ export const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${
  * (`reachedBy`, absent in entries older than it: the time it was archived), and when it was archived (`storedAt`:
  * the server had passed what it holds by then; absent in older entries). `partial`: a snapshot, not the whole segment.
  */
-export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt' | 'reachedBy' | 'storedAt'> & { partial?: boolean };
+export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt' | 'reachedBy' | 'storedAt'> & {
+  partial?: boolean;
+  /** A partial snapshot's end: how far into its segment it holds WAL. */
+  walEnd?: string;
+};
 
 /** A stretch of time recovery can reach, and the base backup it starts from. */
 export interface WindowRange {
@@ -55,7 +60,9 @@ export interface RecoverableWindow {
  * Whether a WAL file reaches past a base backup's end, so that recovery from it becomes consistent, and from when.
  * A whole segment at or after the one holding the end LSN does, whatever the clocks say: the archiver can store the
  * segment that pg_backup_stop's switch completes before the bot stamps the base backup finished (seen on a loaded
- * machine: the window stayed empty until the next segment). A partial snapshot of that segment is judged by time.
+ * machine: the window stayed empty until the next segment). A partial snapshot of that segment counts when its end
+ * is at or past the backup's end LSN (by position: the backup's finish is the worker's clock, the snapshot's time
+ * the server's; older readers without `walEnd` judge it by time).
  * The window then starts at the earlier of the backup's finish and the time the file was archived (`storedAt`), both
  * at or after the backup's real end. Not from the time it holds WAL up to (`archivedAt`): that may lie before the
  * switch, or anywhere after the backup began for a backlog's segment. Entries older than `storedAt` carry the time
@@ -69,6 +76,11 @@ function reachedFrom(b: BaseBackup, w: WindowWal): Date | null {
   const sameTimeline = end !== null && at.timeline === end.timeline;
   // A segment before the end LSN's cannot make the backup consistent, whatever its time says.
   if (sameTimeline && at.n < end.n) return null;
+  const endSnapshot = sameTimeline && at.n === end.n && w.partial;
+  if (endSnapshot && w.walEnd !== undefined) {
+    if (parseLsn(w.walEnd) < parseLsn(b.endLsn as string)) return null;
+    return new Date(Math.min(finished, w.storedAt !== undefined ? Date.parse(w.storedAt) : reaches));
+  }
   if (finished <= reaches) return new Date(finished);
   const stored = w.storedAt !== undefined ? Date.parse(w.storedAt) : w.reachedBy === undefined || w.reachedBy === 'archived' ? reaches : null;
   if (stored === null) return null;

@@ -28,6 +28,17 @@ describe('RpoTracker', () => {
     expect(t.size).toBe(1);
   });
 
+  it('reads the RPO by the worker’s clock and what WAL holds by the server’s, when the two differ (review)', () => {
+    // The server's clock 60 s ahead of the worker's.
+    const t = new RpoTracker();
+    t.add({ at: at(60), seenAt: at(0), lsn: 100n });
+    t.add({ at: at(62), seenAt: at(2), lsn: 200n });
+    expect(t.coveredAt(150n)).toEqual(at(60));
+    expect(t.skewMs()).toBe(60_000);
+    // The worker's "now" against the worker's times: 10 s behind since 0 s, not 0 (it read -50 s, clamped).
+    expect(t.read(at(10), 100n)).toEqual({ rpoMs: 10_000, behindSince: at(0) });
+  });
+
   it('counts from the last sample the archive covers: the change beyond it came after that sample', () => {
     const t = new RpoTracker();
     t.add({ at: at(0), lsn: 100n });

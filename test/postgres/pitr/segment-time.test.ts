@@ -209,14 +209,33 @@ describe('segmentReach, by its rules', () => {
       segmentReach({ tracker: t, pgWaldump: null, entry: none, ...(sampleNow ? { sampleNow } : {}) })(SEG, '/x', now);
     // Moved on (a busy server): the newest sample at or before the end, not the time it is archived (QA: up to a second too far).
     const busy = tracker([5, end - 10n], [3, end + 10n]);
-    expect(await reach(busy, async () => busy.add({ at: new Date(now.getTime() + 50), lsn: end + 99n }))).toEqual({ at: ago(5), source: 'sampled' });
+    expect(await reach(busy, async () => busy.add({ at: new Date(now.getTime() + 50), lsn: end + 99n }))).toMatchObject({ at: ago(5), source: 'sampled' });
     // Standing at its end (idle after a switch): it holds everything up to now.
     const idle = tracker([LIVE_MS / 1000, end]);
-    expect(await reach(idle, async () => idle.add({ at: new Date(now.getTime() + 50), lsn: end }))).toEqual({ at: now, source: 'sampled' });
+    expect(await reach(idle, async () => idle.add({ at: new Date(now.getTime() + 50), lsn: end }))).toMatchObject({ at: now, source: 'sampled' });
     // The sample failed, or none is taken: the newest one it has.
     const failed = tracker([2, end]);
-    expect(await reach(failed, () => Promise.reject(new Error('connection refused')))).toEqual({ at: ago(2), source: 'sampled' });
-    expect(await reach(tracker([2, end - 1n]))).toEqual({ at: ago(2), source: 'sampled' });
+    expect(await reach(failed, () => Promise.reject(new Error('connection refused')))).toMatchObject({ at: ago(2), source: 'sampled' });
+    expect(await reach(tracker([2, end - 1n]))).toMatchObject({ at: ago(2), source: 'sampled' });
+  });
+
+  it('reads the worker’s “now” in the server’s clock, by the difference the newest sample measured (QA: a worker clock ahead)', async () => {
+    // The server's clock 3 s behind the worker's: samples are timed by the server's.
+    const t = new RpoTracker();
+    t.add({ at: ago(5), seenAt: ago(2), lsn: end - 10n });
+    t.add({ at: ago(4), seenAt: ago(1), lsn: end });
+    const serverNow = ago(3);
+    const r = await segmentReach({ tracker: t, pgWaldump: null, entry: none })(SEG, '/x', now);
+    // Live by the server's clock (1 s old, not 4), reaching its newest sample, stored at the server's "now".
+    expect(r).toEqual({ at: ago(4), source: 'sampled', storedAt: serverNow });
+    // Nothing known: the time it is archived, by the server's clock, not 3 s past it.
+    const unknown = new RpoTracker();
+    unknown.add({ at: ago(3), seenAt: now, lsn: end + 1n });
+    expect(await segmentReach({ tracker: unknown, pgWaldump: null, entry: none })(SEG, '/x', now)).toEqual({
+      at: serverNow,
+      source: 'unknown',
+      storedAt: serverNow,
+    });
   });
 
   it('an index entry with a way of finding its time this version does not know reads as unknown, not as unreadable', () => {
@@ -230,16 +249,19 @@ describe('segmentReach, by its rules', () => {
   it('a backlog: the latest of its newest sample and the segment before; the time it is archived only when nothing is known', async () => {
     const stale = tracker([3600, end - 10n], [3598, end + 10n]);
     const before = entries({ '000000010000000000000004': ago(1800).toISOString() });
-    expect(await segmentReach({ tracker: stale, pgWaldump: null, entry: before })(SEG, '/x', now)).toEqual({ at: ago(1800), source: 'segment before' });
-    expect(await segmentReach({ tracker: stale, pgWaldump: null, entry: none })(SEG, '/x', now)).toEqual({ at: ago(3600), source: 'sampled' });
+    expect(await segmentReach({ tracker: stale, pgWaldump: null, entry: before })(SEG, '/x', now)).toMatchObject({ at: ago(1800), source: 'segment before' });
+    expect(await segmentReach({ tracker: stale, pgWaldump: null, entry: none })(SEG, '/x', now)).toMatchObject({ at: ago(3600), source: 'sampled' });
     // Every sample past it (the worker started during the backlog), no pg_waldump: the segment before.
-    expect(await segmentReach({ tracker: tracker([10, end + 1n]), pgWaldump: null, entry: before })(SEG, '/x', now)).toEqual({
+    expect(await segmentReach({ tracker: tracker([10, end + 1n]), pgWaldump: null, entry: before })(SEG, '/x', now)).toMatchObject({
       at: ago(1800),
       source: 'segment before',
     });
-    expect(await segmentReach({ tracker: new RpoTracker(), pgWaldump: null, entry: none })(SEG, '/x', now)).toEqual({ at: now, source: 'unknown' });
+    expect(await segmentReach({ tracker: new RpoTracker(), pgWaldump: null, entry: none })(SEG, '/x', now)).toMatchObject({ at: now, source: 'unknown' });
     // Never later than now, whatever a clock said.
     const ahead = entries({ '000000010000000000000004': new Date(now.getTime() + 5000).toISOString() });
-    expect(await segmentReach({ tracker: new RpoTracker(), pgWaldump: null, entry: ahead })(SEG, '/x', now)).toEqual({ at: now, source: 'segment before' });
+    expect(await segmentReach({ tracker: new RpoTracker(), pgWaldump: null, entry: ahead })(SEG, '/x', now)).toMatchObject({
+      at: now,
+      source: 'segment before',
+    });
   });
 });

@@ -189,6 +189,15 @@ describe('the recoverable window', () => {
       });
     });
 
+    it('is opened by a partial snapshot of that segment reaching its end LSN, judged by position, whatever the clocks say', () => {
+      // The worker's clock behind the server's: the finish looks earlier than the snapshot's time, though it stops short.
+      const short = { name: endSegment, archivedAt: '2026-12-04T10:00:02Z', storedAt: '2026-12-04T10:00:02Z', walEnd: '0/2000100', partial: true };
+      expect(recoverableWindow([b], [short])).toBeNull();
+      // Ahead: the finish looks later than the snapshot's time, though it holds the end.
+      const past = { ...short, archivedAt: '2026-12-04T10:00:01.100Z', storedAt: '2026-12-04T10:00:01.100Z', walEnd: '0/2000200' };
+      expect(recoverableWindow([b], [past])).toMatchObject({ from: new Date('2026-12-04T10:00:01.100Z'), to: new Date('2026-12-04T10:00:01.100Z') });
+    });
+
     it('is not opened by a partial snapshot of that segment taken before the bot stamped the backup finished', () => {
       // The snapshot may stop short of the end LSN: only its time can say it reaches the end.
       expect(recoverableWindow([b], [{ name: endSegment, archivedAt: '2026-12-04T10:00:01.200Z', partial: true }])).toBeNull();
