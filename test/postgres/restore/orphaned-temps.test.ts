@@ -61,8 +61,18 @@ describe('orphaned restore temp directories', () => {
     const env = { ...fixture.env, TMPDIR: tmp };
     const temps = async () => (await readdir(tmp)).filter((n) => n.startsWith('pgbb-restore-'));
     // Killed once its directory names its process (the moment between mkdtemp and that file holds nothing decrypted;
-    // killed inside it on a loaded machine, the directory is unowned and kept a day: CI).
-    const owned = async () => (await temps()).filter((n) => existsSync(join(tmp, n, 'owner')));
+    // killed inside it on a loaded machine, the directory is unowned and kept a day: CI). Named means the whole file:
+    // it exists, empty, a moment before its pid and host are in it (CI again: killed then, it was kept).
+    const whole = (n: string) =>
+      readFile(join(tmp, n, 'owner'), 'utf8').then(
+        (t) => /^\d+\n.+\n$/.test(t),
+        () => false,
+      );
+    const owned = async () => {
+      const named: string[] = [];
+      for (const n of await temps()) if (await whole(n)) named.push(n);
+      return named;
+    };
     try {
       const first = execa('node', ['bin/pg-backup-bot.js', 'restore-test', fixture.backupId], {
         env: { PATH: process.env.PATH ?? '', ...env },
