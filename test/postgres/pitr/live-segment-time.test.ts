@@ -139,7 +139,9 @@ describe('the time a live WAL segment reaches', () => {
     expect(idle).toBeDefined();
     const { e, switched } = idle as { e: WalEntry; switched: Date };
     expect(e.reachedBy).toBe('sampled');
+    // Past the switch (a sample before it never is): the sample taken as it was archived found the server at its end.
     expect(Date.parse(e.archivedAt)).toBeGreaterThanOrEqual(switched.getTime());
-    expect(e.archivedAt).toBe(e.storedAt);
+    // Never past the time it was stored (by the server's clock, as the worker estimates it: a few ms apart at most).
+    expect(Date.parse(e.archivedAt)).toBeLessThanOrEqual(Date.parse(e.storedAt as string));
   });
 });
