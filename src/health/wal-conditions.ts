@@ -1,5 +1,5 @@
 import { formatBytes } from '../format.ts';
-import { setAsideNamed, shownRange } from '../postgres/pitr/window.ts';
+import { setAsideNamed, shownRange, WAL_ARRIVES } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
 
@@ -12,7 +12,7 @@ export const windowTime = (d: Date) => `${d.toISOString().slice(0, 19).replace('
  */
 export function noWindowSentence(target: string, a: Pick<WalArchiveFacts, 'baseBackups' | 'setAside'>): string {
   if (a.baseBackups > 0)
-    return 'nothing recoverable yet: no WAL archived reaches past the base backup (the window opens once WAL the server writes after it is archived: a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after its next write)';
+    return `nothing recoverable yet: no WAL archived reaches past the base backup (the window opens once WAL the server writes after it is archived: ${WAL_ARRIVES})`;
   const take = `take one: \`pg-backup-bot base-backup ${target}\``;
   const aside = a.setAside?.bases ?? [];
   if (aside.length === 0) return `nothing recoverable yet: no base backup (${take})`;

@@ -18,7 +18,7 @@ import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
-import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, type WindowWal } from './window.ts';
+import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, WAL_ARRIVES, type WindowWal } from './window.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -72,7 +72,7 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
       'backup_not_found',
       bases.length === 0 && setAside.length > 0
         ? `There is no good base backup: ${setAsideNamed(setAside)} set aside as damaged by the checksum scrub, so no point in time can be recovered. Take a base backup while the WAL stream is up.`
-        : 'There is no base backup with WAL archived that reaches past its end yet: no point in time can be recovered. Take a base backup while the WAL stream is up; once one is taken, the window opens when WAL the server writes after it is archived (as a rule seconds, at most 30 s, after its next write).',
+        : `There is no base backup with WAL archived that reaches past its end yet: no point in time can be recovered. Take a base backup while the WAL stream is up; once one is taken, the window opens when WAL the server writes after it is archived (${WAL_ARRIVES}).`,
     );
   }
   const gap = w.gaps.length
@@ -91,7 +91,7 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
     // Just past the end of a window no gap ends: the WAL is on its way, not lost (QA: the advice was an old dump).
     const soon =
       w.reachesNewest && at > w.to
-        ? ` The window grows as the WAL written since ${w.to.toISOString()} is archived (a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after a write): try again in a minute, or ask for \`latest\`, the newest commit archived now.`
+        ? ` The window grows as the WAL written since ${w.to.toISOString()} is archived (${WAL_ARRIVES}): try again in a minute, or ask for \`latest\`, the newest commit archived now.`
         : logical;
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.${soon}`);
   }

@@ -18,7 +18,7 @@ import { fetchWalForTest, newestCommit } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
 import { setAsideBases } from './wal-index.ts';
-import { recoverableWindow, setAsideNamed } from './window.ts';
+import { recoverableWindow, setAsideNamed, WAL_ARRIVES } from './window.ts';
 
 export type { CheckResult } from './markers.ts';
 
@@ -78,7 +78,7 @@ export async function planPitrTest(
   const setAside = remote ? [] : await setAsideBases(root, target);
   const none = setAside.length ? `good base backup (${setAsideNamed(setAside)} set aside as damaged by the checksum scrub)` : 'base backup yet';
   const why = bases.length
-    ? 'WAL archived yet that reaches past its base backup: nothing can be recovered to a point in time; the window opens once WAL the server writes after it is archived: a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after its next write.'
+    ? `WAL archived yet that reaches past its base backup: nothing can be recovered to a point in time; the window opens once WAL the server writes after it is archived: ${WAL_ARRIVES}.`
     : `${none}: take one with \`pg-backup-bot base-backup ${target}\`, then test.`;
   if (!w) throw new BotError('backup_not_found', `${target} has no ${why}`);
   const explicit = asked !== 'latest' && asked !== 'random';

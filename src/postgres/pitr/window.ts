@@ -30,6 +30,9 @@ export type WindowWal = Pick<WalEntry, 'name' | 'archivedAt' | 'reachedBy' | 'st
   walEnd?: string;
 };
 
+/** When a base backup's window opens, or grows (rpo-monitor.ts: a new segment's first snapshot is taken at once). */
+export const WAL_ARRIVES = 'a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after the next write';
+
 /** A stretch of time recovery can reach, and the base backup it starts from. */
 export interface WindowRange {
   from: Date;

@@ -36,7 +36,7 @@ describe('the recoverable window', () => {
     const bases = [{ ...base('0/2000028', '2026-12-04T10:00:00Z'), target: 'shop' }];
     const wal = [seg('000000010000000000000002', '2026-12-04T10:01:00Z'), seg('000000010000000000000003', '2026-12-04T11:00:00Z')];
     expect(() => chooseBase(bases, wal, new Date('2026-12-04T11:00:20Z'))).toThrow(
-      'The window grows as the WAL written since 2026-12-04T11:00:00.000Z is archived (a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after a write): try again in a minute, or ask for `latest`, the newest commit archived now.',
+      'The window grows as the WAL written since 2026-12-04T11:00:00.000Z is archived (a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after the next write): try again in a minute, or ask for `latest`, the newest commit archived now.',
     );
     expect(() => chooseBase(bases, wal, new Date('2026-12-04T09:00:00Z'))).toThrow('For a moment outside it, a logical backup may serve: `/backup list shop`');
   });
