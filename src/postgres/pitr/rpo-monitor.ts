@@ -158,7 +158,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     const next = sampling.then(async () => {
       if (stopped) throw new Error('the RPO monitor has stopped');
       const pos = await sampler.sample();
-      tracker.add({ at: pos.at, seenAt: pos.seenAt, lsn: pos.current });
+      tracker.add({ at: pos.at, seenAt: pos.seenAt, skewMs: pos.clockSkewMs, lsn: pos.current });
       return pos;
     });
     sampling = next.catch(() => undefined);

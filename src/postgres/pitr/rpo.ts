@@ -8,6 +8,8 @@ export interface PositionSample {
   at: Date;
   /** By the worker's clock, when it differs: the RPO is read in it, against the worker's "now" (default `at`). */
   seenAt?: Date;
+  /** The server's clock minus the worker's, measured at the query's midpoint (default `at` − `seenAt`). */
+  skewMs?: number;
   /** The server's current WAL position (position-sampler.ts: the insert position, as the end of the last record) at that time. */
   lsn: bigint;
 }
@@ -52,7 +54,12 @@ export class RpoTracker {
   /** The server's clock minus the worker's at the newest sample (0 without one): to read the worker's "now" in the server's. */
   skewMs(): number {
     const s = this.samples.at(-1);
-    return s?.seenAt ? s.at.getTime() - s.seenAt.getTime() : 0;
+    return s?.skewMs ?? (s?.seenAt ? s.at.getTime() - s.seenAt.getTime() : 0);
+  }
+
+  /** The newest sample, if any. */
+  newest(): PositionSample | undefined {
+    return this.samples.at(-1);
   }
 
   get size(): number {

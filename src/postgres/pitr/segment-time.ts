@@ -43,7 +43,7 @@ export const LIVE_MS = 5000;
  * a warning.
  */
 export function segmentReach(o: {
-  tracker: Pick<RpoTracker, 'coveredAt' | 'skewMs'>;
+  tracker: Pick<RpoTracker, 'coveredAt' | 'skewMs' | 'newest'>;
   /** pg_waldump of the server's major; null when not installed on this host (or another major's: it reads nothing). */
   pgWaldump: string | null;
   /** An archived entry by name: the local index, and under S3_MODE=primary the bucket's (the local one is gone once uploaded). */
@@ -61,7 +61,12 @@ export function segmentReach(o: {
     const sampled = o.tracker.coveredAt(end);
     if (sampled && now.getTime() - sampled.getTime() <= live) {
       await o.sampleNow?.().catch(() => undefined);
-      return { at: notAfter(o.tracker.coveredAt(end) ?? sampled, now), source: 'sampled', storedAt: now };
+      // Taken as it is archived, the server had passed the segment's end by then, by its own clock: the time it was
+      // stored, exactly (the estimate runs up to half a round trip off, and a snapshot right after it could then
+      // cover a time before it, and not open a base backup's window: CI).
+      const fresh = o.tracker.newest();
+      const stored = fresh?.seenAt && fresh.seenAt.getTime() >= workerNow.getTime() ? fresh.at : now;
+      return { at: notAfter(o.tracker.coveredAt(end) ?? sampled, stored), source: 'sampled', storedAt: stored };
     }
     // pg_waldump only when no sample is at or before it (the worker started during the backlog): otherwise the
     // sample is within one sampling interval of the moment the server passed the segment's end.
