@@ -18,17 +18,16 @@ const seconds = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : f
 export const CLOCK_SKEW_MS = 1000;
 
 /**
- * The server's clock against the worker's: what WAL holds is timed by the server's (position-sampler.ts), and the RPO
- * by the worker's own, but a base backup is stamped finished by the clock of the worker that took it, and that opens
- * the recoverable window: a worker behind the server opens it that much too early (a restore to its first moments
- * fails "before consistent recovery point"), one ahead that much late.
+ * The server's clock against the worker's: what WAL holds and when a base backup finished are timed by the server's
+ * (position-sampler.ts, server-clock.ts), a backlog segment's and a snapshot's by the worker's corrected by the last
+ * measured difference, and the RPO and health's ages by the worker's own. A difference this large says a clock is
+ * off: NTP should keep it far below a second, and one that drifts between samples shifts the corrected times.
  */
 function clockSkew(ms: string | undefined): string {
   const skew = Number(ms);
   if (!ms || !Number.isFinite(skew) || Math.abs(skew) <= CLOCK_SKEW_MS) return '';
   const by = seconds(Math.abs(skew));
-  const effect = skew > 0 ? 'start too early (a restore to its first moments would fail)' : 'start late';
-  return `; the worker's clock is ${by} ${skew > 0 ? 'behind' : 'ahead of'} the server's: base backups are stamped finished by the worker's clock, so the recoverable window may ${effect} by as much; set both hosts' clocks by NTP`;
+  return `; the worker's clock is ${by} ${skew > 0 ? 'behind' : 'ahead of'} the server's (the archive's times are read by the server's clock, or corrected by this difference; ages and the RPO by the worker's): set both hosts' clocks by NTP`;
 }
 
 /**

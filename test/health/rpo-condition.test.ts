@@ -18,7 +18,7 @@ describe('rpoCondition', () => {
       rpoCondition('shop', NOW, state({ rpoMeasuredAt: ago(2000).toISOString(), archivedLsn: '0/3000148', clockSkewMs: skew })).evidence;
     expect(at('800')).toBe('0 s (objective 60 s): the archive holds everything the server has written (up to 0/3000148)');
     expect(at('3200')).toContain(
-      "; the worker's clock is 3 s behind the server's: base backups are stamped finished by the worker's clock, so the recoverable window may start too early (a restore to its first moments would fail) by as much; set both hosts' clocks by NTP",
+      "; the worker's clock is 3 s behind the server's (the archive's times are read by the server's clock, or corrected by this difference; ages and the RPO by the worker's): set both hosts' clocks by NTP",
     );
     expect(at('-2100')).toContain("the worker's clock is 2 s ahead of the server's");
   });

@@ -49,6 +49,13 @@ export interface BaseBackupOptions {
   ageEngine: AgeEngine | undefined;
   signal?: AbortSignal | undefined;
   now?: () => Date;
+  /**
+   * The server's clock (take-base-backup.ts: read over the target's ordinary connection), for `startedAt` and
+   * `finishedAt`: the window of recovery opens at the finish, and recovery targets are the server's commit times. A
+   * worker clock behind the server's stamped a backup finished before it was, and the window claimed moments no
+   * recovery from it reaches. Without it, `now`.
+   */
+  clock?: () => Promise<Date>;
   /** Bytes of the cluster read from pg_basebackup so far, on every chunk (the caller throttles). */
   onProgress?: (rawBytes: number) => void;
   /**
@@ -106,7 +113,8 @@ const whyFailed = (stderr: string) => firstErrorLine(stderr.replace(/^NOTICE: .*
  */
 export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const now = o.now ?? (() => new Date());
-  const started = now();
+  const clock = o.clock ?? (async () => now());
+  const started = await clock();
   const { id, dir } = await reserve(o.root, o.target, stamp(started));
   const encrypted = o.recipients.length > 0;
   const file = `base.tar.zst${encrypted ? '.age' : ''}`;
@@ -150,6 +158,8 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
     await rm(fifo, { force: true });
     // The whole cluster read: said once more, so even a backup shorter than the chain's 1-second ticks reports it.
     if (r.rawBytes !== null) o.onProgress?.(r.rawBytes);
+    // Read after pg_basebackup has exited, so after the server ended the backup: never earlier than its real end.
+    const finished = await clock();
     const range = WAL_RANGE.exec(r.rawTail?.toString('latin1') ?? '');
     if (!range && o.remote) await Promise.all([o.remote.removeBase({ id, file }).catch(() => undefined), rm(dir, { recursive: true, force: true })]);
     if (!range) throw new BotError('pg_dump_failed', `The base backup of ${o.target} has no WAL range in its backup_manifest: it cannot be recovered.`);
@@ -162,7 +172,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
       sha256: r.sha256,
       encryption: encrypted ? 'age' : 'none',
       startedAt: started.toISOString(),
-      finishedAt: now().toISOString(),
+      finishedAt: finished.toISOString(),
       timeline: Number(range[1]),
       startLsn: range[2] as string,
       endLsn: range[3] as string,

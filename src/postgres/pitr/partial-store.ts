@@ -106,8 +106,11 @@ export async function recoverableWal(root: string, target: string): Promise<WalE
   return withPartials(full, partial);
 }
 
-/** Whole segments, and the partial snapshot of each segment not archived whole, as of the time its WAL reaches. */
-export function withPartials(full: WalEntry[], partial: PartialEntry[]): (WalEntry & { partial?: true })[] {
+/**
+ * Whole segments (their entries, or what the window reads of them: s3-archive.ts remoteWindowWal), and the partial
+ * snapshot of each segment not archived whole, as of the time its WAL reaches; in name order.
+ */
+export function withPartials<T extends { name: string }>(full: T[], partial: PartialEntry[]): (T | (WalEntry & { partial: true }))[] {
   const have = new Set(full.map((e) => e.name));
   // Its coversAt is how far it reaches; the time it was taken (its own archivedAt), when it was stored.
   const extra = partial

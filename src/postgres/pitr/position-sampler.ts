@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { pgClientConfig } from '../connection.ts';
+import { fromServerMicros, SERVER_CLOCK_US } from '../server-clock.ts';
 import { parseLsn } from './lsn.ts';
 
 export interface ServerPosition {
@@ -23,10 +24,8 @@ export interface ServerPosition {
 
 type Row = { at_us: string; current: string; flushed: string | null; block: string; segment: string };
 
-// clock_timestamp() first: the target list is evaluated in order, so the position is read after that time. As
-// microseconds since the epoch, not a timestamptz: node-pg cannot parse one under a DateStyle other than ISO (a
-// role's or a pooler's setting), and the sample would fail.
-const QUERY = `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8::text AS at_us, pg_current_wal_insert_lsn()::text AS current,
+// clock_timestamp() first: the target list is evaluated in order, so the position is read after that time.
+const QUERY = `SELECT ${SERVER_CLOCK_US} AS at_us, pg_current_wal_insert_lsn()::text AS current,
        (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed,
        current_setting('wal_block_size') AS block,
        (SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END
@@ -76,8 +75,7 @@ export function positionSampler(url: string, slot: string, timeoutMs = 5000): { 
         const sent = Date.now();
         const { rows } = await client.query<Row>(QUERY, [slot]);
         const row = rows[0] as Row;
-        // Cut to the millisecond: earlier, never later, than the server's time.
-        const at = new Date(Math.floor(Number(row.at_us) / 1000));
+        const at = fromServerMicros(row.at_us);
         return {
           at,
           seenAt: new Date(sent),

@@ -90,11 +90,7 @@ export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: Bas
     if (!e) return { name: w.name, archivedAt: w.indexedAt.toISOString(), storedAt: w.indexedAt.toISOString() };
     return { name: w.name, archivedAt: e.archivedAt, ...(e.reachedBy ? { reachedBy: e.reachedBy } : {}), ...(e.storedAt ? { storedAt: e.storedAt } : {}) };
   });
-  const have = new Set(present.map((w) => w.name));
-  const extra = partials
-    .filter((p) => !have.has(p.name))
-    .map((p): WindowWal => ({ name: p.name, archivedAt: p.coversAt, storedAt: p.archivedAt, walEnd: p.walEnd, partial: true }));
-  return { bases, wal: [...whole, ...extra].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
+  return { bases, wal: withPartials(whole, partials) };
 }
 
 /** The S3 store when S3 is the PITR archive itself (S3_MODE=primary), else null: the archive is BACKUP_DIR. */

@@ -9,6 +9,7 @@ import { findNativeTools, hashFile } from '../backup/native-pipe.ts';
 import { childOptions } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
+import { readServerClock } from '../server-clock.ts';
 import { findPgProgram, findPgTools, findZstd } from '../tools.ts';
 import { type BaseBackup, BaseBackupSchema, runBaseBackup } from './base-backup.ts';
 import { pitrInS3 } from './pitr-location.ts';
@@ -121,6 +122,9 @@ export async function takeBaseBackup(
       ageEngine,
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.now ? { now: o.now } : {}),
+      // The server's clock over the target's ordinary connection (the one the RPO monitor samples); the worker's
+      // when the server cannot be asked that way (a replication-only pg_hba line): off by whatever NTP left.
+      clock: () => readServerClock(target.url).catch(() => (o.now ?? (() => new Date()))()),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       remote: remote ?? undefined,
     });

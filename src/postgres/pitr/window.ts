@@ -64,8 +64,8 @@ export interface RecoverableWindow {
  * A whole segment at or after the one holding the end LSN does, whatever the clocks say: the archiver can store the
  * segment that pg_backup_stop's switch completes before the bot stamps the base backup finished (seen on a loaded
  * machine: the window stayed empty until the next segment). A partial snapshot of that segment counts when its end
- * is at or past the backup's end LSN (by position: the backup's finish is the worker's clock, the snapshot's time
- * the server's; older readers without `walEnd` judge it by time).
+ * is at or past the backup's end LSN (by position, not by time: a snapshot's time is the worker's clock corrected by
+ * the measured difference; older entries without `walEnd` are judged by time).
  * The window then starts at the earlier of the backup's finish and the time the file was archived (`storedAt`), both
  * at or after the backup's real end. Not from the time it holds WAL up to (`archivedAt`): that may lie before the
  * switch, or anywhere after the backup began for a backlog's segment. Entries older than `storedAt` carry the time

@@ -70,4 +70,33 @@ describe('base backup ids', () => {
     // Idempotent: the slot is already there the next time.
     await expect(takeBaseBackup(config as never, target, { reserveWal: true })).resolves.toMatchObject({ target: 'fresh' });
   }, 120_000);
+
+  it('is stamped by the server’s clock, not a worker clock behind it; by the worker’s when the server cannot be asked', async () => {
+    const config = { backupDir: dir, compressionLevel: 1, encryption: { recipients: [], optedOut: true }, pgBinDir: undefined, s3: undefined };
+    const target = {
+      name: 'clocked',
+      url: pg.url,
+      environment: 'staging' as const,
+      excludeTables: [],
+      schemas: [],
+      verify: 'counts' as const,
+      policy: { name: 'clocked', environment: 'staging' as const, backups: [], restoreTest: null, preMigration: { keepDays: 30 } },
+      pitr: { url: pg.url, slot: 'pgbb_clock_test', walRetentionDays: 7, rpoSeconds: 3600 },
+    };
+    // The worker's clock an hour behind the server's (this machine's, which the throwaway server shares).
+    const behind = () => new Date(Date.now() - 3_600_000);
+    const before = Date.now();
+    const b = await takeBaseBackup(config as never, target, { now: behind });
+    const after = Date.now();
+    for (const t of [b.startedAt, b.finishedAt]) {
+      expect(Date.parse(t)).toBeGreaterThanOrEqual(before - 1000);
+      expect(Date.parse(t)).toBeLessThanOrEqual(after + 1000);
+    }
+    expect(Date.parse(b.finishedAt)).toBeGreaterThanOrEqual(Date.parse(b.startedAt));
+    // The ordinary connection refused (a closed port): the worker's clock, and the backup is still taken.
+    const closed = { ...target, url: pg.url.replace(/:(\d+)\//, ':1/') };
+    expect(closed.url).not.toBe(pg.url);
+    const c = await takeBaseBackup(config as never, closed, { now: behind });
+    expect(Date.parse(c.finishedAt)).toBeLessThan(Date.now() - 3_500_000);
+  }, 120_000);
 });
