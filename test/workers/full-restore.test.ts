@@ -6,6 +6,7 @@ import { appBackedUp } from '../support/app-backups.ts';
 import { runSql } from '../support/databases.ts';
 import { fingerprint } from '../support/fingerprint.ts';
 import { silentLog, withClient } from '../support/postgres-helpers.ts';
+import { until } from '../support/until.ts';
 
 /** A replacement whose earlier attempt was killed mid-restore: the staging database it left does not block the retry. */
 describe('runReplacement after a killed attempt', () => {
@@ -165,9 +166,19 @@ describe('runReplacement after a killed attempt', () => {
         { config: loadConfig({}, 'offline'), storage: store.storage },
         { manifest, serverUrl: app.url, database: app.name, jobId, log: silentLog, progress: () => undefined, now: new Date() },
       );
-    const first = replace(`first-${Date.now()}`);
-    // The second starts while the first restores into its staging copy (it holds the lock from its first step).
-    await new Promise((r) => setTimeout(r, 300));
+    const firstId = `first-${Date.now()}`;
+    const first = replace(firstId);
+    // The second starts once the first holds the lock (its first step; then it restores into its staging copy). Not
+    // after a fixed pause: on a loaded machine the first had not taken it yet, and the second won (CI, isolate off).
+    await until('the first replacement to hold its lock', () =>
+      withClient(inject('pgUrl'), async (c) => {
+        const { rows } = await c.query(
+          `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1`,
+          [`pg-backup-bot replace ${firstId}`],
+        );
+        return rows.length > 0 ? true : undefined;
+      }),
+    );
     await expect(replace(`second-${Date.now()}`)).rejects.toThrow(`Another replacement of ${app.name} on `);
     const outcome = await first;
     expect(outcome.passed).toBe(true);
