@@ -3,9 +3,10 @@
  * ≥ 500 MB bench database, alternating over BENCH_ROUNDS rounds (default 2), each leg after a checkpoint and with
  * caches dropped:
  *   - the floor: `pg_basebackup -Ft -X none -D - | zstd -T0 -2 > file`;
- *   - the floor encrypted: the same `| age -r … > file`; then with the tap alone, and with the hash of the stored
- *     bytes alone, added in the shell (what each piece of the bot's chain costs);
- *   - the bot's run alone (runBaseBackup, in this process), then its read-back alone (verifyStoredBaseBackup);
+ *   - the floor encrypted: the same `| age -r … > file`; then with the tap alone (coreutils' tee and tail, or the
+ *     bot's perl tap), and with the hash of the stored bytes alone, added in the shell (what each piece costs);
+ *   - the bot's run alone (runBaseBackup, in this process), with its perl tap and with the coreutils one, then its
+ *     read-back alone (verifyStoredBaseBackup);
  *   - the bot's CLI (`pg-backup-bot base-backup`): start-up, run and read-back together.
  * Never run it beside the test suite or another benchmark.
  */
@@ -16,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { findAgeEngine } from '../src/crypto/age-cli.ts';
 import { generateKeyPair } from '../src/crypto/age.ts';
+import { TAP_PROGRAM } from '../src/postgres/backup/raw-tap.ts';
 import { startEphemeralPostgres } from '../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../src/postgres/pitr/base-backup.ts';
 import { verifyStoredBaseBackup } from '../src/postgres/pitr/take-base-backup.ts';
@@ -70,7 +72,7 @@ try {
   // The floor, and the floor with each piece of the bot's chain added in the shell: age; the tap (the raw tar through
   // `tee` into a named pipe read by `tail -c 64K`, as the bot reads backup_manifest's WAL range); the stored bytes
   // through `tee FILE | openssl dgst -sha256` (the bot's hash of what it stores). What each costs on its own.
-  const pipe = async (variant: 'bare' | 'age' | 'tap' | 'hash', round: number) => {
+  const pipe = async (variant: 'bare' | 'age' | 'tap' | 'perl' | 'hash', round: number) => {
     const withAge = variant !== 'bare';
     const file = join(dir, `bare-${round}.tar.zst${withAge ? '.age' : ''}`);
     const fifo = join(dir, `tap-${round}`);
@@ -80,10 +82,12 @@ try {
       bare: `${base} | zstd -T0 -2 -q > "${file}"`,
       age: `${base} | zstd -T0 -2 -q${age} > "${file}"`,
       tap: `mkfifo -m 0600 "${fifo}"; tail -c 65536 "${fifo}" > /dev/null & ${base} | tee "${fifo}" | zstd -T0 -2 -q${age} > "${file}"; s=$?; wait; exit $s`,
+      // The program from the environment: it is not quoted into the script.
+      perl: `${base} | perl -e "$TAP" 65536 3> /dev/null | zstd -T0 -2 -q${age} > "${file}"`,
       hash: `${base} | zstd -T0 -2 -q${age} | tee "${file}" | openssl dgst -sha256 -r > /dev/null`,
     }[variant];
     const s = await timed(async () => {
-      await execa('bash', ['-o', 'pipefail', '-c', script], { env: pgEnv });
+      await execa('bash', ['-o', 'pipefail', '-c', script], { env: { ...pgEnv, TAP: TAP_PROGRAM } });
       await fsyncAll([file]);
     });
     await rm(file, { force: true });
@@ -93,16 +97,19 @@ try {
   const legs: Record<string, number[]> = {
     floor: [],
     'floor + age': [],
-    'floor + age + tap': [],
+    'floor + age + tap (tee, tail)': [],
+    'floor + age + tap (perl)': [],
     'floor + age + tee FILE | openssl': [],
     'bot run': [],
+    'bot run, tap (tee, tail)': [],
     'bot read-back': [],
     'bot CLI': [],
   };
   for (let round = 0; round < ROUNDS; round++) {
     legs.floor?.push(await pipe('bare', round));
     legs['floor + age']?.push(await pipe('age', round));
-    legs['floor + age + tap']?.push(await pipe('tap', round));
+    legs['floor + age + tap (tee, tail)']?.push(await pipe('tap', round));
+    legs['floor + age + tap (perl)']?.push(await pipe('perl', round));
     legs['floor + age + tee FILE | openssl']?.push(await pipe('hash', round));
     let made: Awaited<ReturnType<typeof runBaseBackup>> | undefined;
     legs['bot run']?.push(
@@ -119,6 +126,22 @@ try {
         });
       }),
     );
+    legs['bot run, tap (tee, tail)']?.push(
+      await timed(() =>
+        runBaseBackup({
+          target: 'bench',
+          root: join(dir, 'bot-tee'),
+          replicationUrl: source.url,
+          pgBasebackup,
+          zstd: 'zstd',
+          level: 2,
+          recipients: [keys.recipient],
+          ageEngine,
+          perl: null,
+        }),
+      ),
+    );
+    await rm(join(dir, 'bot-tee'), { recursive: true, force: true });
     await dropCaches();
     const t0 = performance.now();
     if (made) await verifyStoredBaseBackup(root, made);

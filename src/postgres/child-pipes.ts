@@ -64,3 +64,8 @@ export function yieldCpu<T extends { pid?: number | undefined }>(child: T): T {
   }
   return child;
 }
+
+/** An environment of PATH only: age, tee, the hasher and the tap need nothing else (read at each spawn, as a test may change it). */
+export function bareEnv() {
+  return { env: { PATH: process.env.PATH ?? '' }, extendEnv: false } as const;
+}

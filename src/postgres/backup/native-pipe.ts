@@ -96,7 +96,13 @@ export async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher
   const failed = chainFailure(o, chain, r, false);
   if (failed) throw failed;
   if (!sumResult || sumResult.failed || !sha256) throw hashFailed();
-  return { rawBytes: parseZstdSummary(chain.zstdStderr.text()), bytes: (await stat(path)).size, sha256, toolStderr: chain.toolStderr.text(), ...rawTailOf(r) };
+  return {
+    rawBytes: parseZstdSummary(chain.zstdStderr.text()),
+    bytes: (await stat(path)).size,
+    sha256,
+    toolStderr: chain.toolStderr.text(),
+    ...rawTailOf(r, o),
+  };
 }
 
 /** sha256 of a file: the native hasher where there is one (several times less CPU), else Node's. */

@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Duplex, Writable } from 'node:stream';
 import { execa } from 'execa';
-import { childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
+import { bareEnv, childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
 import { describeExit } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
+import { type RawTail, spawnTap, tapBytes, tapStderr } from './raw-tap.ts';
+
+export { bareEnv };
 
 /**
  * `<pg tool> | zstd [| age]`: the three processes every backup artifact goes through, chained by file descriptor.
@@ -36,11 +39,10 @@ export interface ToolPipeOptions {
   hasher?: Hasher | undefined;
   /**
    * Keep the last `bytes` bytes of the tool's raw output (a base backup's manifest, at the end of its tar): the tool
-   * writes into `tee`, which hands the stream on to zstd and a copy through `fifo` (a named pipe the caller made, in
-   * a private directory) to `tail -c N`, so the raw bytes still never pass through Node. Not with `rawCounting:
-   * 'node'`. (A named pipe, because Node's pipes to a child are sockets, which `tee /dev/fd/3` cannot open.)
+   * writes into the tap (raw-tap.ts: perl, or tee and tail), which hands the stream on to zstd, so the raw bytes still
+   * never pass through Node. Not with `rawCounting: 'node'`.
    */
-  rawTail?: { bytes: number; fifo: string } | undefined;
+  rawTail?: RawTail | undefined;
 }
 
 export interface ToolPipeResult {
@@ -100,11 +102,6 @@ async function readProcRead(pid: number | undefined): Promise<number | null> {
   const text = await readFile(`/proc/${pid}/io`, 'utf8').catch(() => '');
   const m = /^rchar:\s*(\d+)/m.exec(text);
   return m ? Number(m[1]) : null;
-}
-
-/** An environment of PATH only: age, tee and the hasher need nothing else (read at each spawn, as a test may change it). */
-export function bareEnv() {
-  return { env: { PATH: process.env.PATH ?? '' }, extendEnv: false } as const;
 }
 
 /**
@@ -167,31 +164,10 @@ export function spawnChain(o: ToolPipeOptions, into: Writable | undefined, rawTh
   };
 }
 
-/** `tee -- FIFO`: its stdout into `into` (zstd), a copy through the named pipe to `tail -c N`, whose output Node keeps. */
-function spawnTap(t: { bytes: number; fifo: string }, into: Writable, common: ReturnType<typeof childOptions>) {
-  const tail = yieldCpu(
-    execa('tail', ['-c', String(t.bytes), '--', t.fifo], {
-      ...common,
-      ...bareEnv(),
-      buffer: true,
-      stripFinalNewline: false,
-      stdin: 'ignore',
-      stdout: 'pipe',
-      stderr: 'pipe',
-      encoding: 'buffer',
-    }),
-  );
-  const tee = yieldCpu(execa('tee', ['--', t.fifo], { ...common, ...bareEnv(), stdin: 'pipe', stdout: into, stderr: 'pipe' }));
-  closeWhenGone(tee, into);
-  // A tee that failed may never have opened the named pipe: tail would wait on it for ever.
-  tee.once('exit', (code) => code !== 0 && tail.kill('SIGTERM'));
-  tee.once('error', () => tail.kill('SIGTERM'));
-  return { tee, tail };
-}
-
 /** The tap's bytes, when the chain has one and it ran to the end. */
-export function rawTailOf(r: ChainResults): { rawTail: Buffer } | Record<string, never> {
-  return r.tail ? { rawTail: Buffer.from(r.tail.stdout ?? new Uint8Array()) } : {};
+export function rawTailOf(r: ChainResults, o: Pick<ToolPipeOptions, 'rawTail'>): { rawTail: Buffer } | Record<string, never> {
+  const bytes = o.rawTail ? tapBytes(r.tee, r.tail, !!o.rawTail.perl) : undefined;
+  return bytes ? { rawTail: bytes } : {};
 }
 
 export type ToolChain = ReturnType<typeof spawnChain>;
@@ -214,10 +190,14 @@ export function wasCanceled(signal: AbortSignal | undefined, results: ReadonlyAr
  * names a failed encryptor first in every case).
  */
 export function chainFailure(o: ToolPipeOptions, chain: ToolChain, r: ChainResults, ownZstdFailureFirst: boolean): ToolPipeError | undefined {
-  if (!r.tool || r.tool.failed) return stageFailed(chain, 'tool', o.command, r.tool, r.toolRes);
-  // The tap (tee and tail) carries the raw stream to zstd: one that failed may have cut it short.
-  if (chain.tap && (!r.tee || r.tee.failed)) return stageFailed(chain, 'tool', 'tee', r.tee, r.teeRes);
-  if (chain.tap && (!r.tail || r.tail.failed)) return stageFailed(chain, 'tool', 'tail', r.tail, r.tailRes);
+  // The tap (perl, or tee and tail) carries the raw stream to zstd: one that failed may have cut it short. A tool
+  // that died of a broken pipe then died of the tap, which is named.
+  const tapName = o.rawTail?.perl ? 'the raw tap (perl)' : 'tee';
+  const tapFailed = () => stageFailed(chain, 'tool', tapName, r.tee, r.teeRes, o.rawTail?.perl ? tapStderr(r.tee) : undefined);
+  if (!r.tool || r.tool.failed)
+    return chain.tap && (!r.tee || r.tee.failed) && r.tool?.signal === 'SIGPIPE' ? tapFailed() : stageFailed(chain, 'tool', o.command, r.tool, r.toolRes);
+  if (chain.tap && (!r.tee || r.tee.failed)) return tapFailed();
+  if (chain.tap?.tail && (!r.tail || r.tail.failed)) return stageFailed(chain, 'tool', 'tail', r.tail, r.tailRes);
   const zstdBrokeOnAge = !r.zstd?.failed || r.zstd.signal === 'SIGPIPE' || /broken pipe/i.test(chain.zstdStderr.text());
   if (chain.age && (!r.age || r.age.failed) && (zstdBrokeOnAge || !ownZstdFailureFirst))
     return stageFailed(chain, 'encryptor', o.encryptCommand?.command ?? 'age', r.age, r.ageRes, chain.ageStderr?.text());

@@ -92,5 +92,5 @@ async function runThroughNode(o: ToolPipeOptions, rawThroughNode: boolean): Prom
   if (failed) throw failed;
   if (inRes.status === 'rejected') throw chain.fail('compressor', `feeding zstd failed: ${String(inRes.reason)}`, inRes.reason);
   const rawBytes = rawThroughNode ? rawSeen : parseZstdSummary(chain.zstdStderr.text());
-  return { rawBytes, bytes, sha256: hash.digest('hex'), toolStderr: chain.toolStderr.text(), ...rawTailOf(r) };
+  return { rawBytes, bytes, sha256: hash.digest('hex'), toolStderr: chain.toolStderr.text(), ...rawTailOf(r, o) };
 }

@@ -8,6 +8,7 @@ import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { errnoCode, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import { ToolPipeError, type ToolPipeResult } from '../backup/tool-chain.ts';
+import { findPerl } from '../backup/raw-tap.ts';
 import { runToolIntoZstd } from '../backup/tool-pipe.ts';
 import { withPgEnv } from '../connection.ts';
 import { firstErrorLine } from '../failures.ts';
@@ -56,6 +57,8 @@ export interface BaseBackupOptions {
    * recovery from it reaches. Without it, `now`.
    */
   clock?: () => Promise<Date>;
+  /** The tap's perl (raw-tap.ts); null: coreutils' tee and tail (the bench compares them). Default: findPerl(). */
+  perl?: string | null;
   /** Bytes of the cluster read from pg_basebackup so far, on every chunk (the caller throttles). */
   onProgress?: (rawBytes: number) => void;
   /**
@@ -105,7 +108,7 @@ async function reserve(root: string, target: string, at: string): Promise<{ id: 
 const whyFailed = (stderr: string) => firstErrorLine(stderr.replace(/^NOTICE: .*$/gm, ''));
 
 /**
- * The run: `pg_basebackup -D - -Ft -X none | tee | zstd -T0 | age | tee FILE | sha256`, each pipe handed from one
+ * The run: `pg_basebackup -D - -Ft -X none | tap | zstd -T0 | age | tee FILE | sha256`, each pipe handed from one
  * process to the next (postgres/backup/tool-pipe.ts, the logical dump's own chain): the cluster's bytes never pass
  * through Node. The tap keeps the tar's last bytes, where backup_manifest says where the backup starts and ends in
  * the WAL (pg_basebackup prints neither with -X none). Measured on the bench database (bench/base-phases.ts): with
@@ -123,11 +126,13 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
     : await openFileWriter(join(dir, `${file}.partial`), join(dir, file), (err, action) => storageError(err, dir, `${action} the base backup`));
   const cli = encrypted && o.ageEngine?.kind === 'cli' ? { command: o.ageEngine.path, args: o.recipients.flatMap((r) => ['-r', r]) } : undefined;
   const encrypt = encrypted && !cli ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
-  // The tap's named pipe, in the base backup's own (0750, the bot's) directory; removed after the run.
-  const fifo = join(dir, '.manifest-tail');
   // pg_basebackup's version (for the record) asked beside the run, not after it.
   const version = execa(o.pgBasebackup, ['--version'], { reject: false, stdin: 'ignore' }).then((v) => String(v.stdout).trim());
-  await execa('mkfifo', ['-m', '0600', '--', fifo]);
+  // The tap (raw-tap.ts): perl where there is one; else tee and tail, through a named pipe in the base backup's own
+  // (0750, the bot's) directory, removed after the run.
+  const perl = o.perl === undefined ? await findPerl() : o.perl;
+  const fifo = perl ? undefined : join(dir, '.manifest-tail');
+  if (fifo) await execa('mkfifo', ['-m', '0600', '--', fifo]);
   return withPgEnv(o.replicationUrl, async (env) => {
     let r: ToolPipeResult;
     try {
@@ -143,19 +148,19 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
         encryptCommand: cli,
         encrypt,
         signal: o.signal,
-        rawTail: { bytes: MANIFEST_TAIL, fifo },
+        rawTail: { bytes: MANIFEST_TAIL, perl: perl ?? undefined, fifo },
         onProgress: (p) => p.rawBytes !== undefined && o.onProgress?.(p.rawBytes),
       });
       await writer.commit();
     } catch (err) {
       await writer.abort();
-      await rm(o.remote ? dir : fifo, { recursive: true, force: true });
+      if (o.remote || fifo) await rm(o.remote ? dir : (fifo as string), { recursive: true, force: true });
       if (err instanceof BotError) throw err;
       const said = err instanceof ToolPipeError ? whyFailed(err.toolStderr) || err.message : String(err);
       const code = err instanceof ToolPipeError && err.stage === 'canceled' ? 'canceled' : 'pg_dump_failed';
       throw new BotError(code, `The base backup of ${o.target} failed: ${said}`, { cause: err });
     }
-    await rm(fifo, { force: true });
+    if (fifo) await rm(fifo, { force: true });
     // The whole cluster read: said once more, so even a backup shorter than the chain's 1-second ticks reports it.
     if (r.rawBytes !== null) o.onProgress?.(r.rawBytes);
     // Read after pg_basebackup has exited, so after the server ended the backup: never earlier than its real end.

@@ -6,6 +6,7 @@ import { findAgeEngine } from '../../crypto/age-cli.ts';
 import { ENCRYPTION_ADVICE } from '../../crypto/advice.ts';
 import { BotError, isBotError } from '../../errors.ts';
 import { findNativeTools, hashFile } from '../backup/native-pipe.ts';
+import { findPerl } from '../backup/raw-tap.ts';
 import { childOptions } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
@@ -94,6 +95,7 @@ export async function takeBaseBackup(
     zstd: findZstd(),
     age: encrypted ? findAgeEngine() : Promise.resolve(undefined),
     hasher: findNativeTools(),
+    tap: findPerl(),
   };
   for (const p of Object.values(asked)) p.catch(() => undefined);
   const tools = await asked.tools;
@@ -102,6 +104,7 @@ export async function takeBaseBackup(
   const zstd = await asked.zstd;
   const ageEngine = await asked.age;
   await asked.hasher;
+  await asked.tap;
   // S3 as the primary store: streamed into the bucket, its size there checked before its record is written.
   // Loaded only then: the S3 client costs every local base backup ~0.1 s of its start.
   const remote = pitrInS3(config) ? (await import('./s3-archive.ts')).primaryPitrStore(config, target.name) : null;
