@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { findAgeEngine } from '../src/crypto/age-cli.ts';
 import { generateKeyPair } from '../src/crypto/age.ts';
-import { TAP_PROGRAM } from '../src/postgres/backup/raw-tap.ts';
+import { TAP_PROGRAM } from '../src/postgres/backup/perl-stages.ts';
 import { startEphemeralPostgres } from '../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../src/postgres/pitr/base-backup.ts';
 import { verifyStoredBaseBackup } from '../src/postgres/pitr/take-base-backup.ts';

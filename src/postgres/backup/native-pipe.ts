@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { execa } from 'execa';
-import { childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
+import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { describeExit } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
+import { findPerl, spawnFileTee } from './perl-stages.ts';
 import {
   bareEnv,
   chainFailure,
@@ -30,7 +31,8 @@ export function findNativeTools(): Promise<Hasher | null> {
   const works = (command: string, args: string[]) => execa(command, args, { reject: false, stdin: 'ignore', timeout: 10_000 }).then((r) => !r.failed);
   nativeTools ??= (async () => {
     // tee and openssl asked at once (each answer is a process start); sha256sum only where openssl is missing.
-    const [tee, openssl] = await Promise.all([works('tee', ['--version']), works('openssl', ['dgst', '-sha256', '-r', '/dev/null'])]);
+    // perl (the writer's, perl-stages.ts) asked beside them, so no backup waits for that answer later.
+    const [tee, openssl] = await Promise.all([works('tee', ['--version']), works('openssl', ['dgst', '-sha256', '-r', '/dev/null']), findPerl()]);
     if (!tee) return null;
     if (openssl) return { command: 'openssl', args: ['dgst', '-sha256', '-r'] };
     if (await works('sha256sum', ['--version'])) return { command: 'sha256sum', args: ['-b'] };
@@ -40,22 +42,22 @@ export function findNativeTools(): Promise<Hasher | null> {
 }
 
 /**
- * `<tool> | zstd [| age] | tee FILE | <sha256>`, every pipe handed from one child to the next as a descriptor:
+ * `<tool> | zstd [| age] | tee FILE | <sha256>` (tee: perl's, perl-stages.ts, or coreutils'), every pipe handed from one child to the next as a descriptor:
  * Node reads only the hasher's one line. Measured on a 654 MB database (2 cores): Node's part of a backup — reading
  * zstd's output, hashing it and writing it — was about 0.5 CPU-s beside pg_dump, and the buffers it allocated on
  * the way raised a worker's peak memory by about 50 MiB, waiting for garbage collection.
  */
 export async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher): Promise<ToolPipeResult> {
   const common = childOptions(o.signal);
+  const perl = o.perl === undefined ? await findPerl() : o.perl;
   // Spawned from the end of the chain, like the chain itself: each one's stdin pipe is the stdout of the one before.
   const sum = yieldCpu(execa(hasher.command, hasher.args, { ...common, ...bareEnv(), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }));
   const sumOut = collectOutput(sum.stdout);
   const sumStderr = collectOutput(sum.stderr);
-  // tee opens the writer's `.partial` (already created, exclusively and private) and writes it; `--` before a path.
-  const tee = yieldCpu(execa('tee', ['--', path], { ...common, ...bareEnv(), stdin: 'pipe', stdout: sum.stdin, stderr: 'pipe' }));
+  // The writer (perl, or tee: perl-stages.ts) opens the `.partial` (already created, exclusively and private) and writes it.
+  const tee = spawnFileTee(perl, path, sum.stdin, common);
   const teeStderr = collectOutput(tee.stderr);
   const chain = spawnChain(o, tee.stdin, false);
-  closeWhenGone(tee, sum.stdin);
   let settled = false;
   const storedSize = () =>
     stat(path).then(
@@ -91,7 +93,11 @@ export async function runNative(o: ToolPipeOptions, path: string, hasher: Hasher
   if (!teeResult || teeResult.failed) {
     const said = teeStderr.text().trim().split('\n')[0] ?? '';
     const cause = /No space left on device/i.test(said) ? Object.assign(new Error(said), { code: 'ENOSPC' }) : new Error(said || 'tee failed');
-    throw chain.fail('write', `writing the artifact failed: ${said || (teeResult ? describeExit(teeResult) : 'tee did not start')}`, cause);
+    throw chain.fail(
+      'write',
+      `writing the artifact failed: ${said || (teeResult ? describeExit(teeResult) : `${perl ? 'perl' : 'tee'} did not start`)}`,
+      cause,
+    );
   }
   const failed = chainFailure(o, chain, r, false);
   if (failed) throw failed;

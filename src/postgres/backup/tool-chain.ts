@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { bareEnv, childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
 import { describeExit } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
-import { type RawTail, spawnTap, tapBytes, tapStderr } from './raw-tap.ts';
+import { type RawTail, spawnTap, tapBytes, tapStderr } from './perl-stages.ts';
 
 export { bareEnv };
 
@@ -35,11 +35,13 @@ export interface ToolPipeOptions {
    * bytes, chained by descriptor (runNative). `destination` is only ended, empty, so its writer can commit.
    */
   destinationPath?: string | undefined;
+  /** perl for the native chain's file writer (perl-stages.ts); null: coreutils' tee; when omitted, findPerl(). */
+  perl?: string | null | undefined;
   /** The native chain's SHA-256 command; found on PATH when omitted (findNativeTools). */
   hasher?: Hasher | undefined;
   /**
    * Keep the last `bytes` bytes of the tool's raw output (a base backup's manifest, at the end of its tar): the tool
-   * writes into the tap (raw-tap.ts: perl, or tee and tail), which hands the stream on to zstd, so the raw bytes still
+   * writes into the tap (perl-stages.ts: perl, or tee and tail), which hands the stream on to zstd, so the raw bytes still
    * never pass through Node. Not with `rawCounting: 'node'`.
    */
   rawTail?: RawTail | undefined;

@@ -8,7 +8,7 @@ import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { errnoCode, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import { ToolPipeError, type ToolPipeResult } from '../backup/tool-chain.ts';
-import { findPerl } from '../backup/raw-tap.ts';
+import { findPerl } from '../backup/perl-stages.ts';
 import { runToolIntoZstd } from '../backup/tool-pipe.ts';
 import { withPgEnv } from '../connection.ts';
 import { firstErrorLine } from '../failures.ts';
@@ -57,7 +57,7 @@ export interface BaseBackupOptions {
    * recovery from it reaches. Without it, `now`.
    */
   clock?: () => Promise<Date>;
-  /** The tap's perl (raw-tap.ts); null: coreutils' tee and tail (the bench compares them). Default: findPerl(). */
+  /** perl for the tap and the file writer (perl-stages.ts); null: coreutils' (the bench compares them). Default: findPerl(). */
   perl?: string | null;
   /** Bytes of the cluster read from pg_basebackup so far, on every chunk (the caller throttles). */
   onProgress?: (rawBytes: number) => void;
@@ -128,7 +128,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
   const encrypt = encrypted && !cli ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
   // pg_basebackup's version (for the record) asked beside the run, not after it.
   const version = execa(o.pgBasebackup, ['--version'], { reject: false, stdin: 'ignore' }).then((v) => String(v.stdout).trim());
-  // The tap (raw-tap.ts): perl where there is one; else tee and tail, through a named pipe in the base backup's own
+  // The tap (perl-stages.ts): perl where there is one; else tee and tail, through a named pipe in the base backup's own
   // (0750, the bot's) directory, removed after the run.
   const perl = o.perl === undefined ? await findPerl() : o.perl;
   const fifo = perl ? undefined : join(dir, '.manifest-tail');
@@ -149,6 +149,7 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
         encrypt,
         signal: o.signal,
         rawTail: { bytes: MANIFEST_TAIL, perl: perl ?? undefined, fifo },
+        perl,
         onProgress: (p) => p.rawBytes !== undefined && o.onProgress?.(p.rawBytes),
       });
       await writer.commit();

@@ -6,7 +6,7 @@ import { findAgeEngine } from '../../crypto/age-cli.ts';
 import { ENCRYPTION_ADVICE } from '../../crypto/advice.ts';
 import { BotError, isBotError } from '../../errors.ts';
 import { findNativeTools, hashFile } from '../backup/native-pipe.ts';
-import { findPerl } from '../backup/raw-tap.ts';
+import { findPerl } from '../backup/perl-stages.ts';
 import { childOptions } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';

@@ -65,8 +65,14 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
     return { s, wrote: () => wrote };
   };
 
-  it('writes the file itself, hashes exactly what it wrote, and ends the writer stream empty', async () => {
-    const path = join(dir, 'ok.zst.partial');
+  // The writer: perl where there is one, coreutils' tee otherwise (perl-stages.ts); both are held to the same.
+  const writers = [
+    ['perl', 'perl'],
+    ['tee', null],
+  ] as const;
+
+  it.each(writers)('writes the file itself, hashes exactly what it wrote, and ends the writer stream empty (%s)', async (name, perl) => {
+    const path = join(dir, `ok-${name}.zst.partial`);
     await writeFile(path, '', { mode: 0o600 });
     const w = unused();
     const r = await runToolIntoZstd({
@@ -77,6 +83,7 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
       level: 1,
       destination: w.s,
       destinationPath: path,
+      perl,
     });
     const stored = await readFile(path);
     expect(r.bytes).toBe(stored.length);
@@ -135,7 +142,7 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
     expect((err as ToolPipeError).message).toMatch(/hashing the artifact failed/);
   });
 
-  it('reports a full disk as a write failure with ENOSPC as its cause', async () => {
+  it.each(writers)('reports a full disk as a write failure with ENOSPC as its cause (%s)', async (_name, perl) => {
     const err = await runToolIntoZstd({
       command: 'head',
       args: ['-c', '3000000', '/dev/urandom'],
@@ -144,9 +151,11 @@ describe('runToolIntoZstd into a local file (tee | openssl or sha256sum, nothing
       level: 1,
       destination: unused().s,
       destinationPath: '/dev/full',
+      perl,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ToolPipeError);
     expect((err as ToolPipeError).stage).toBe('write');
+    expect((err as ToolPipeError).message).toMatch(/^writing the artifact failed: .*No space left on device$/);
     expect(((err as ToolPipeError).cause as NodeJS.ErrnoException).code).toBe('ENOSPC');
   });
 

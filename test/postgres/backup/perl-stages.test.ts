@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findPerl } from '../../../src/postgres/backup/raw-tap.ts';
+import { findPerl } from '../../../src/postgres/backup/perl-stages.ts';
 import { ToolPipeError } from '../../../src/postgres/backup/tool-chain.ts';
 import { runToolIntoZstd } from '../../../src/postgres/backup/tool-pipe.ts';
 

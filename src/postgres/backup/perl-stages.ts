@@ -3,14 +3,21 @@ import { execa } from 'execa';
 import { bareEnv, type childOptions, closeWhenGone, yieldCpu } from '../child-pipes.ts';
 
 /**
- * The tap: the last N bytes of a tool's raw output (a base backup's `backup_manifest`, the tar's last member), kept on
- * the way to zstd without the raw bytes passing through Node.
+ * Two stages of the chains where coreutils cost more than the work: each is one perl process (Debian's perl-base, an
+ * essential package) reading and writing up to 1 MiB at a time, where coreutils' tee moves 8 KiB (its buffer). Without
+ * perl, coreutils do the same work.
  *
- * With perl (Debian's perl-base, an essential package): one process that hands its input on in reads of up to 1 MiB,
- * keeps the last N bytes and writes them to descriptor 3 at the end. Without it, coreutils: `tee FIFO` and
- * `tail -c N FIFO`. Measured on 650 MB of raw tar into `zstd -T0 -2` (2 cores): tee and tail cost 1.4–1.7 s over
- * the bare pipe (1.7–1.9 s), perl 0.0–0.2 s. tee and tail move the whole stream twice more, in 8 KiB reads (coreutils'
- * buffer), through a second pipe: about 250,000 more system calls and a second copy of every byte.
+ * - The tap: the last N bytes of a tool's raw output (a base backup's `backup_manifest`, the tar's last member), kept
+ *   on the way to zstd without the raw bytes passing through Node; written to descriptor 3 at the end. Else `tee FIFO`
+ *   and `tail -c N FIFO`. Measured on 650 MB of raw tar into `zstd -T0 -2` (2 cores): tee and tail cost 1.4–1.7 s
+ *   over the bare pipe (1.7–1.9 s), perl 0.0–0.2 s; tee and tail move the whole stream twice more, through a second
+ *   pipe. In the bot's base backup (bench:base-phases): 3.95 s against 5.24 s, the floor 3.48 s.
+ * - The file tee: the stored bytes into the file and on to the hasher (native-pipe.ts). Else `tee FILE`. On 310 MB
+ *   of zstd output into `openssl dgst -sha256`: 0.68–0.80 s against 1.00–1.23 s (`cat > file`: 0.30–0.41 s).
+ *
+ * Both raise their pipes to 1 MiB where they are pipes (Linux F_SETPIPE_SZ = 1031; Node's are sockets, where it fails
+ * and is ignored). Writes are retried until whole; a read or write error exits non-zero with one line on stderr
+ * (`<path>: No space left on device`, as tee says it); a reader gone is a SIGPIPE, as for tee.
  */
 export interface RawTail {
   bytes: number;
@@ -20,12 +27,7 @@ export interface RawTail {
   fifo?: string | undefined;
 }
 
-/**
- * stdin to stdout, the last N bytes to descriptor 3 once stdin ends. Writes are retried until whole; a read or write
- * error exits non-zero with a line on stderr; a reader gone (zstd died) is a SIGPIPE, as for tee. The pipe's size is
- * raised to 1 MiB where the descriptors are pipes (Linux F_SETPIPE_SZ = 1031; Node's are sockets, where it fails
- * and is ignored).
- */
+/** The tap: stdin to stdout, the last N bytes (argument) to descriptor 3 once stdin ends. */
 export const TAP_PROGRAM = `use strict;
 my $n = $ARGV[0]; my ($buf, $tail) = ('', '');
 open(my $t, '>&=', 3) or die "descriptor 3: $!\\n";
@@ -43,9 +45,26 @@ print $t $tail or die "descriptor 3: $!\\n";
 close($t) or die "descriptor 3: $!\\n";
 `;
 
+/** The file tee: stdin into the file (argument: already created, private) and on to stdout. */
+const FILE_TEE_PROGRAM = `use strict;
+my $path = $ARGV[0]; my $buf;
+open(my $f, '>', $path) or die "$path: $!\\n";
+binmode STDIN; binmode STDOUT; binmode $f;
+fcntl(STDIN, 1031, 1048576); fcntl(STDOUT, 1031, 1048576);
+for (;;) {
+  my $r = sysread(STDIN, $buf, 1048576);
+  die "read: $!\\n" unless defined $r;
+  last if $r == 0;
+  for (my $o = 0; $o < $r;) { my $w = syswrite($f, $buf, $r - $o, $o); die "$path: $!\\n" unless defined $w; $o += $w; }
+  for (my $o = 0; $o < $r;) { my $w = syswrite(STDOUT, $buf, $r - $o, $o); die "write: $!\\n" unless defined $w; $o += $w; }
+}
+close($f) or die "$path: $!\\n";
+close(STDOUT) or die "write: $!\\n";
+`;
+
 let perl: Promise<string | null> | undefined;
 
-/** `perl` when it runs (asked once per process), else null: the tap falls back to tee and tail. */
+/** `perl` when it runs (asked once per process), else null: the stages fall back to coreutils. */
 export function findPerl(): Promise<string | null> {
   perl ??= execa('perl', ['-e', 'exit 0'], { reject: false, stdin: 'ignore', timeout: 10_000 }).then((r) => (r.failed ? null : 'perl'));
   return perl;
@@ -101,4 +120,13 @@ export function tapBytes(tee: { stdio: unknown[] } | null, tail: { stdout: unkno
 export function tapStderr(tee: { stderr: unknown } | null): string {
   const e = tee?.stderr;
   return e instanceof Uint8Array ? Buffer.from(e).toString() : String(e ?? '');
+}
+
+/** The native chain's writer: the stored bytes into `path` (the writer's `.partial`) and on into `into` (the hasher). */
+export function spawnFileTee(perlPath: string | null, path: string, into: Writable, common: ReturnType<typeof childOptions>) {
+  // `--` before a path: neither perl nor tee takes it for an option.
+  const [command, args] = perlPath ? [perlPath, ['-e', FILE_TEE_PROGRAM, '--', path]] : ['tee', ['--', path]];
+  const tee = yieldCpu(execa(command, args, { ...common, ...bareEnv(), stdin: 'pipe', stdout: into, stderr: 'pipe' }));
+  closeWhenGone(tee, into);
+  return tee;
 }
