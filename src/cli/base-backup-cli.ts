@@ -31,7 +31,7 @@ export async function cliBaseBackup(
       return 1;
     }
     io.err(`Base backup of ${target.name} to ${pitrArchiveRoot(config)} …`);
-    const b = await takeBaseBackup(config, target, { signal: deps.signal });
+    const b = await takeBaseBackup(config, target, { signal: deps.signal, warn: (m) => io.err(m) });
     io.out(
       [
         `Base backup ${b.id} OK`,

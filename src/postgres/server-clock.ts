@@ -31,6 +31,35 @@ export async function readServerClock(url: string, timeoutMs = 5000): Promise<Da
     const { rows } = await client.query<{ at_us: string }>(`SELECT ${SERVER_CLOCK_US} AS at_us`);
     return fromServerMicros((rows[0] as { at_us: string }).at_us);
   } finally {
-    await client.end().catch(() => undefined);
+    // Not awaited: a graceful close can wait on a network gone after the answer for as long as TCP takes.
+    void client.end().catch(() => undefined);
   }
+}
+
+/**
+ * A clock for stamps that must never be earlier than the server's time (a base backup's start and finish): each
+ * reading asks the server. When one cannot, the worker's clock plus the difference the first reading measured, taken
+ * at its upper bound (the server's time minus the worker's when the query was sent), so the stamp is never earlier
+ * than the server's; without a first reading, the worker's clock for every stamp, so a start and a finish never mix
+ * the two clocks. `onFallback` hears each time the server could not be asked.
+ */
+export function serverStampClock(url: string, workerNow: () => Date, onFallback?: (why: string) => void, timeoutMs = 5000): () => Promise<Date> {
+  // undefined: not asked yet; null: the first reading failed (the worker's clock from then on).
+  let offsetMs: number | null | undefined;
+  return async () => {
+    if (offsetMs === null) return workerNow();
+    const sent = workerNow().getTime();
+    try {
+      const at = await readServerClock(url, timeoutMs);
+      offsetMs ??= at.getTime() - sent;
+      return at;
+    } catch (err) {
+      onFallback?.(err instanceof Error ? err.message : String(err));
+      if (offsetMs === undefined) {
+        offsetMs = null;
+        return workerNow();
+      }
+      return new Date(workerNow().getTime() + offsetMs);
+    }
+  };
 }

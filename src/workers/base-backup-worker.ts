@@ -98,7 +98,13 @@ async function runJob(deps: BaseBackupWorkerDeps, job: Job<BaseBackupJobData>, s
       lastEdit = Date.now();
       void say.update(anchor, baseBackupStarted(req, `${formatBytes(raw)} of the cluster streamed`));
     };
-    const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), { signal, now, reserveWal: true, onProgress });
+    const b = await takeBaseBackup(deps.config, findTarget(deps.config, job.data.target), {
+      signal,
+      now,
+      reserveWal: true,
+      onProgress,
+      warn: (m) => log.warn(m),
+    });
     // Stored and read back is not yet recoverable: its WAL must be in the archive too (base-wal.ts).
     // Where the archive is: with S3 as the primary store, only WAL the bucket holds counts.
     const archived = archiveWalList(deps.config, req.target);

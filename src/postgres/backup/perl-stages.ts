@@ -38,7 +38,7 @@ for (;;) {
   die "read: $!\\n" unless defined $r;
   last if $r == 0;
   for (my $o = 0; $o < $r;) { my $w = syswrite(STDOUT, $buf, $r - $o, $o); die "write: $!\\n" unless defined $w; $o += $w; }
-  if ($r >= $n) { $tail = substr($buf, $r - $n); } else { $tail .= $buf; $tail = substr($tail, length($tail) - $n) if length($tail) > $n; }
+  if ($r >= $n) { $tail = substr($buf, $r - $n); } else { $tail .= $buf; substr($tail, 0, length($tail) - $n, '') if length($tail) > $n; }
 }
 close(STDOUT) or die "write: $!\\n";
 print $t $tail or die "descriptor 3: $!\\n";
@@ -66,7 +66,7 @@ let perl: Promise<string | null> | undefined;
 
 /** `perl` when it runs (asked once per process), else null: the stages fall back to coreutils. */
 export function findPerl(): Promise<string | null> {
-  perl ??= execa('perl', ['-e', 'exit 0'], { reject: false, stdin: 'ignore', timeout: 10_000 }).then((r) => (r.failed ? null : 'perl'));
+  perl ??= execa('perl', ['-e', 'use strict; exit 0'], { reject: false, stdin: 'ignore', timeout: 10_000 }).then((r) => (r.failed ? null : 'perl'));
   return perl;
 }
 

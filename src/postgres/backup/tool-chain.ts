@@ -184,26 +184,36 @@ export function wasCanceled(signal: AbortSignal | undefined, results: ReadonlyAr
   return signal?.aborted === true || results.some((r) => r?.isCanceled === true);
 }
 
+/** A write into a reader gone: a pipe's EPIPE, or a socket's (Node's pipes to a child are sockets) ECONNRESET. */
+const BROKEN_PIPE = /broken pipe|connection reset by peer/i;
+
 /**
- * The failure of the chain's own three processes, named in cause order, or undefined when all three succeeded. A
- * tool killed by a signal fails the backup even when zstd exited 0 with a well-formed, truncated stream. An encryptor
- * that dies takes zstd with it (a broken pipe), so then the encryptor is the cause. `ownZstdFailureFirst`: a zstd
- * that failed of something else is named before a failed encryptor (the Node reader asks for this; the native one
- * names a failed encryptor first in every case).
+ * The failure of the chain's own processes, named in cause order, or undefined when all succeeded. A stage that died
+ * of a broken pipe died of what reads it, so what comes after it is asked first: an encryptor that dies takes zstd
+ * with it, zstd the tap, the tap the tool. A tool killed by a signal (or a tap) still fails the backup when nothing
+ * after it failed, even when zstd exited 0 with a well-formed, truncated stream. `ownZstdFailureFirst`: a zstd that
+ * failed of something else is named before a failed encryptor (the Node reader asks for this; the native one names a
+ * failed encryptor first in every case).
  */
 export function chainFailure(o: ToolPipeOptions, chain: ToolChain, r: ChainResults, ownZstdFailureFirst: boolean): ToolPipeError | undefined {
-  // The tap (perl, or tee and tail) carries the raw stream to zstd: one that failed may have cut it short. A tool
-  // that died of a broken pipe then died of the tap, which is named.
-  const tapName = o.rawTail?.perl ? 'the raw tap (perl)' : 'tee';
-  const tapFailed = () => stageFailed(chain, 'tool', tapName, r.tee, r.teeRes, o.rawTail?.perl ? tapStderr(r.tee) : undefined);
-  if (!r.tool || r.tool.failed)
-    return chain.tap && (!r.tee || r.tee.failed) && r.tool?.signal === 'SIGPIPE' ? tapFailed() : stageFailed(chain, 'tool', o.command, r.tool, r.toolRes);
-  if (chain.tap && (!r.tee || r.tee.failed)) return tapFailed();
-  if (chain.tap?.tail && (!r.tail || r.tail.failed)) return stageFailed(chain, 'tool', 'tail', r.tail, r.tailRes);
-  const zstdBrokeOnAge = !r.zstd?.failed || r.zstd.signal === 'SIGPIPE' || /broken pipe/i.test(chain.zstdStderr.text());
+  const brokePipe = (res: { signal?: string | undefined } | null, stderr: string) => res?.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr);
+  const toolFailed = !r.tool || r.tool.failed;
+  const toolError = () => stageFailed(chain, 'tool', o.command, r.tool, r.toolRes);
+  if (toolFailed && !brokePipe(r.tool, chain.toolStderr.text())) return toolError();
+  // The tap (perl, or tee and tail) carries the raw stream to zstd: one that failed may have cut it short.
+  const teeSaid = o.rawTail?.perl ? tapStderr(r.tee) : '';
+  const teeFailed = !!chain.tap && (!r.tee || r.tee.failed);
+  const tailFailed = !!chain.tap?.tail && (!r.tail || r.tail.failed);
+  const teeError = () => stageFailed(chain, 'tool', o.rawTail?.perl ? 'the raw tap (perl)' : 'tee', r.tee, r.teeRes, teeSaid);
+  const tapError = () => (teeFailed && (!tailFailed || !brokePipe(r.tee, teeSaid)) ? teeError() : stageFailed(chain, 'tool', 'tail', r.tail, r.tailRes));
+  if (teeFailed && !brokePipe(r.tee, teeSaid)) return teeError();
+  if (tailFailed && !teeFailed) return tapError();
+  const zstdBrokeOnAge = !r.zstd?.failed || brokePipe(r.zstd, chain.zstdStderr.text());
   if (chain.age && (!r.age || r.age.failed) && (zstdBrokeOnAge || !ownZstdFailureFirst))
     return stageFailed(chain, 'encryptor', o.encryptCommand?.command ?? 'age', r.age, r.ageRes, chain.ageStderr?.text());
   if (!r.zstd || r.zstd.failed) return stageFailed(chain, 'compressor', 'zstd', r.zstd, r.zstdRes);
+  if (teeFailed || tailFailed) return tapError();
+  if (toolFailed) return toolError();
   return undefined;
 }
 
@@ -220,6 +230,7 @@ function stageFailed(
   stderr?: string,
 ): ToolPipeError {
   const exit = result ? describeExit(result) : 'it did not start';
-  const said = stderr === undefined ? '' : `: ${stderr.trim().split('\n')[0] ?? ''}`;
+  const first = stderr?.trim().split('\n')[0] ?? '';
+  const said = first ? `: ${first}` : '';
   return chain.fail(stage, `${command} failed (${exit})${said}`, result ?? settled, exit);
 }

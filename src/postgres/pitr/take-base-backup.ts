@@ -10,7 +10,7 @@ import { findPerl } from '../backup/perl-stages.ts';
 import { childOptions } from '../child-pipes.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
-import { readServerClock } from '../server-clock.ts';
+import { serverStampClock } from '../server-clock.ts';
 import { findPgProgram, findPgTools, findZstd } from '../tools.ts';
 import { type BaseBackup, BaseBackupSchema, runBaseBackup } from './base-backup.ts';
 import { pitrInS3 } from './pitr-location.ts';
@@ -81,7 +81,14 @@ async function reserveWal(psql: string, pitr: NonNullable<TargetConfig['pitr']>,
 export async function takeBaseBackup(
   config: PitrConfig,
   target: TargetConfig,
-  o: { signal?: AbortSignal | undefined; now?: () => Date; reserveWal?: boolean; onProgress?: (rawBytes: number) => void } = {},
+  o: {
+    signal?: AbortSignal | undefined;
+    now?: () => Date;
+    reserveWal?: boolean;
+    onProgress?: (rawBytes: number) => void;
+    /** Said when the base backup is stamped by this host's clock rather than the server's (a log line, a CLI warning). */
+    warn?: (message: string) => void;
+  } = {},
 ): Promise<BaseBackup> {
   const refused = baseBackupUnsupported(config, target) ?? unencryptedRefusal(config, target);
   if (refused || !target.pitr) throw new BotError(refused?.startsWith('Refusing') ? 'encryption_required' : 'bad_request', refused ?? '');
@@ -127,7 +134,9 @@ export async function takeBaseBackup(
       ...(o.now ? { now: o.now } : {}),
       // The server's clock over the target's ordinary connection (the one the RPO monitor samples); the worker's
       // when the server cannot be asked that way (a replication-only pg_hba line): off by whatever NTP left.
-      clock: () => readServerClock(target.url).catch(() => (o.now ?? (() => new Date()))()),
+      clock: serverStampClock(target.url, o.now ?? (() => new Date()), (why) =>
+        o.warn?.(`The base backup of ${target.name} is stamped by this host's clock: the server's could not be read over its ordinary connection (${why}).`),
+      ),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       remote: remote ?? undefined,
     });

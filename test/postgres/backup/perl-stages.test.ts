@@ -80,6 +80,24 @@ describe('the raw tap', () => {
     expect(empty.back.length).toBe(0);
   });
 
+  it.each(['perl', 'tee'] as const)('%s: a compressor that dies is named, not the tap nor the tool it took with it (broken pipes)', async (tap) => {
+    // A "zstd" that refuses its arguments at once: the tap and the tool then write into a pipe nobody reads.
+    const fifo = tap === 'tee' ? join(dir, 'dies.fifo') : undefined;
+    if (fifo) await execa('mkfifo', ['-m', '0600', '--', fifo]);
+    const err = await runToolIntoZstd({
+      command: 'head',
+      args: ['-c', '50000000', '/dev/zero'],
+      env: {},
+      zstd: 'sh',
+      level: 1,
+      destination: collector().stream,
+      rawTail: { bytes: TAIL, perl: tap === 'perl' ? (perl ?? undefined) : undefined, fifo },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ToolPipeError);
+    expect((err as ToolPipeError).stage).toBe('compressor');
+    expect((err as ToolPipeError).message).toMatch(/^zstd failed \(exit code 2\)/);
+  });
+
   it('a tap that cannot start fails the run, named, instead of hanging or storing a stream it never saw', async () => {
     const err = await runToolIntoZstd({
       command: 'head',
