@@ -163,7 +163,8 @@ describe('pg-backup-bot all: its worker child', () => {
     let tools: Array<{ pid: number; name: string }> = [];
     await until('pg_dump and its pipeline under the worker child', async () => {
       tools = await descendants(child as number);
-      return ['pg_dump', 'zstd', 'tee'].every((name) => tools.some((t) => t.name === name));
+      // The stored bytes' writer is perl (perl-stages.ts; coreutils' tee where there is none).
+      return ['pg_dump', 'zstd', 'perl'].every((name) => tools.some((t) => t.name === name));
     });
     return { child: child as number, tools };
   };
