@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { findAgeEngine } from '../src/crypto/age-cli.ts';
 import { generateKeyPair } from '../src/crypto/age.ts';
-import { TAP_PROGRAM } from '../src/postgres/backup/perl-stages.ts';
+import { STAGE_PROGRAM } from '../src/postgres/backup/perl-stages.ts';
 import { startEphemeralPostgres } from '../src/dev/ephemeral.ts';
 import { runBaseBackup } from '../src/postgres/pitr/base-backup.ts';
 import { verifyStoredBaseBackup } from '../src/postgres/pitr/take-base-backup.ts';
@@ -83,11 +83,11 @@ try {
       age: `${base} | zstd -T0 -2 -q${age} > "${file}"`,
       tap: `mkfifo -m 0600 "${fifo}"; tail -c 65536 "${fifo}" > /dev/null & ${base} | tee "${fifo}" | zstd -T0 -2 -q${age} > "${file}"; s=$?; wait; exit $s`,
       // The program from the environment: it is not quoted into the script.
-      perl: `${base} | perl -e "$TAP" 65536 3> /dev/null | zstd -T0 -2 -q${age} > "${file}"`,
+      perl: `${base} | perl -e "$TAP" -- 65536 '' 3> /dev/null | zstd -T0 -2 -q${age} > "${file}"`,
       hash: `${base} | zstd -T0 -2 -q${age} | tee "${file}" | openssl dgst -sha256 -r > /dev/null`,
     }[variant];
     const s = await timed(async () => {
-      await execa('bash', ['-o', 'pipefail', '-c', script], { env: { ...pgEnv, TAP: TAP_PROGRAM } });
+      await execa('bash', ['-o', 'pipefail', '-c', script], { env: { ...pgEnv, TAP: STAGE_PROGRAM } });
       await fsyncAll([file]);
     });
     await rm(file, { force: true });
@@ -112,35 +112,24 @@ try {
     legs['floor + age + tap (perl)']?.push(await pipe('perl', round));
     legs['floor + age + tee FILE | openssl']?.push(await pipe('hash', round));
     let made: Awaited<ReturnType<typeof runBaseBackup>> | undefined;
+    const botRun = (into: string, perl?: null) =>
+      runBaseBackup({
+        target: 'bench',
+        root: into,
+        replicationUrl: source.url,
+        pgBasebackup,
+        zstd: 'zstd',
+        level: 2,
+        recipients: [keys.recipient],
+        ageEngine,
+        ...(perl === null ? { perl } : {}),
+      });
     legs['bot run']?.push(
       await timed(async () => {
-        made = await runBaseBackup({
-          target: 'bench',
-          root,
-          replicationUrl: source.url,
-          pgBasebackup,
-          zstd: 'zstd',
-          level: 2,
-          recipients: [keys.recipient],
-          ageEngine,
-        });
+        made = await botRun(root);
       }),
     );
-    legs['bot run, tap (tee, tail)']?.push(
-      await timed(() =>
-        runBaseBackup({
-          target: 'bench',
-          root: join(dir, 'bot-tee'),
-          replicationUrl: source.url,
-          pgBasebackup,
-          zstd: 'zstd',
-          level: 2,
-          recipients: [keys.recipient],
-          ageEngine,
-          perl: null,
-        }),
-      ),
-    );
+    legs['bot run, tap (tee, tail)']?.push(await timed(() => botRun(join(dir, 'bot-tee'), null)));
     await rm(join(dir, 'bot-tee'), { recursive: true, force: true });
     await dropCaches();
     const t0 = performance.now();

@@ -37,7 +37,7 @@ export async function cliBaseBackup(
         `Base backup ${b.id} OK`,
         `  size        ${formatBytes(b.bytes)} stored (${formatBytes(b.rawBytes)} of cluster), ${b.encryption === 'age' ? 'encrypted with age' : 'not encrypted'}`,
         `  duration    ${formatDuration(Date.parse(b.finishedAt) - Date.parse(b.startedAt))}`,
-        `  WAL         from ${b.startLsn} to ${b.endLsn} on timeline ${b.timeline} (from the WAL archive)`,
+        `  WAL         ${b.startLsn} to ${b.endLsn} on timeline ${b.timeline} (its backup_manifest): recovery from it needs that WAL in the archive; \`pg-backup-bot list ${target.name}\` shows when the window opens`,
         `  sha256      ${b.sha256} (${pitrInS3(config) ? 'hashed as uploaded, size checked in S3' : 'read back and matched'})`,
       ].join('\n'),
     );

@@ -27,39 +27,29 @@ export interface RawTail {
   fifo?: string | undefined;
 }
 
-/** The tap: stdin to stdout, the last N bytes (argument) to descriptor 3 once stdin ends. */
-export const TAP_PROGRAM = `use strict;
-my $n = $ARGV[0]; my ($buf, $tail) = ('', '');
-open(my $t, '>&=', 3) or die "descriptor 3: $!\\n";
-binmode STDIN; binmode STDOUT; binmode $t;
+/**
+ * Both stages, one program: stdin to stdout, and with a path (second argument) into that file first (already created,
+ * private), and with N > 0 (first argument) the last N bytes to descriptor 3 once stdin ends.
+ */
+export const STAGE_PROGRAM = `use strict;
+my ($n, $path) = @ARGV; my ($buf, $tail, $f, $t) = ('', '');
+sub put { my ($h, $r, $what) = @_; for (my $o = 0; $o < $r;) { my $w = syswrite($h, $buf, $r - $o, $o); die "$what: $!\\n" unless defined $w; $o += $w; } }
+if ($path ne '') { open($f, '>', $path) or die "$path: $!\\n"; binmode $f; }
+if ($n > 0) { open($t, '>&=', 3) or die "descriptor 3: $!\\n"; binmode $t; }
+binmode STDIN; binmode STDOUT;
 fcntl(STDIN, 1031, 1048576); fcntl(STDOUT, 1031, 1048576);
 for (;;) {
   my $r = sysread(STDIN, $buf, 1048576);
   die "read: $!\\n" unless defined $r;
   last if $r == 0;
-  for (my $o = 0; $o < $r;) { my $w = syswrite(STDOUT, $buf, $r - $o, $o); die "write: $!\\n" unless defined $w; $o += $w; }
+  put($f, $r, $path) if $f;
+  put(\\*STDOUT, $r, 'write');
+  next unless $t;
   if ($r >= $n) { $tail = substr($buf, $r - $n); } else { $tail .= $buf; substr($tail, 0, length($tail) - $n, '') if length($tail) > $n; }
 }
+if ($f) { close($f) or die "$path: $!\\n"; }
 close(STDOUT) or die "write: $!\\n";
-print $t $tail or die "descriptor 3: $!\\n";
-close($t) or die "descriptor 3: $!\\n";
-`;
-
-/** The file tee: stdin into the file (argument: already created, private) and on to stdout. */
-const FILE_TEE_PROGRAM = `use strict;
-my $path = $ARGV[0]; my $buf;
-open(my $f, '>', $path) or die "$path: $!\\n";
-binmode STDIN; binmode STDOUT; binmode $f;
-fcntl(STDIN, 1031, 1048576); fcntl(STDOUT, 1031, 1048576);
-for (;;) {
-  my $r = sysread(STDIN, $buf, 1048576);
-  die "read: $!\\n" unless defined $r;
-  last if $r == 0;
-  for (my $o = 0; $o < $r;) { my $w = syswrite($f, $buf, $r - $o, $o); die "$path: $!\\n" unless defined $w; $o += $w; }
-  for (my $o = 0; $o < $r;) { my $w = syswrite(STDOUT, $buf, $r - $o, $o); die "write: $!\\n" unless defined $w; $o += $w; }
-}
-close($f) or die "$path: $!\\n";
-close(STDOUT) or die "write: $!\\n";
+if ($t) { print $t $tail or die "descriptor 3: $!\\n"; close($t) or die "descriptor 3: $!\\n"; }
 `;
 
 let perl: Promise<string | null> | undefined;
@@ -77,7 +67,7 @@ export function findPerl(): Promise<string | null> {
 export function spawnTap(t: RawTail, into: Writable, common: ReturnType<typeof childOptions>) {
   if (t.perl) {
     const tee = yieldCpu(
-      execa(t.perl, ['-e', TAP_PROGRAM, String(t.bytes)], {
+      execa(t.perl, ['-e', STAGE_PROGRAM, '--', String(t.bytes), ''], {
         ...common,
         ...bareEnv(),
         stdio: ['pipe', into, 'pipe', 'pipe'],
@@ -125,7 +115,7 @@ export function tapStderr(tee: { stderr: unknown } | null): string {
 /** The native chain's writer: the stored bytes into `path` (the writer's `.partial`) and on into `into` (the hasher). */
 export function spawnFileTee(perlPath: string | null, path: string, into: Writable, common: ReturnType<typeof childOptions>) {
   // `--` before a path: neither perl nor tee takes it for an option.
-  const [command, args] = perlPath ? [perlPath, ['-e', FILE_TEE_PROGRAM, '--', path]] : ['tee', ['--', path]];
+  const [command, args] = perlPath ? [perlPath, ['-e', STAGE_PROGRAM, '--', '0', path]] : ['tee', ['--', path]];
   const tee = yieldCpu(execa(command, args, { ...common, ...bareEnv(), stdin: 'pipe', stdout: into, stderr: 'pipe' }));
   closeWhenGone(tee, into);
   return tee;

@@ -201,7 +201,7 @@ export function chainFailure(o: ToolPipeOptions, chain: ToolChain, r: ChainResul
   const toolError = () => stageFailed(chain, 'tool', o.command, r.tool, r.toolRes);
   if (toolFailed && !brokePipe(r.tool, chain.toolStderr.text())) return toolError();
   // The tap (perl, or tee and tail) carries the raw stream to zstd: one that failed may have cut it short.
-  const teeSaid = o.rawTail?.perl ? tapStderr(r.tee) : '';
+  const teeSaid = tapStderr(r.tee);
   const teeFailed = !!chain.tap && (!r.tee || r.tee.failed);
   const tailFailed = !!chain.tap?.tail && (!r.tail || r.tail.failed);
   const teeError = () => stageFailed(chain, 'tool', o.rawTail?.perl ? 'the raw tap (perl)' : 'tee', r.tee, r.teeRes, teeSaid);

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import type { AgeEngine } from '../../crypto/age-cli.ts';
 import { createEncryptStream } from '../../crypto/age.ts';
-import { BotError } from '../../errors.ts';
+import { BotError, type ErrorCode } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { errnoCode, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import { ToolPipeError, type ToolPipeResult } from '../backup/tool-chain.ts';
@@ -108,6 +108,27 @@ async function reserve(root: string, target: string, at: string): Promise<{ id: 
 const whyFailed = (stderr: string) => firstErrorLine(stderr.replace(/^NOTICE: .*$/gm, ''));
 
 /**
+ * The chain's failure as one sentence naming its cause: pg_basebackup's own words only when pg_basebackup is the
+ * stage that failed (QA: a full disk, a dead zstd or a bad key were all said as pg_basebackup's "could not write to
+ * file "-": Connection reset by peer", the broken pipe they left it); a full disk as the disk-full sentence.
+ */
+export function baseBackupFailure(err: unknown, o: Pick<BaseBackupOptions, 'target' | 'pgBasebackup'>, dir: string): BotError {
+  if (err instanceof BotError) return err;
+  const failed = (code: ErrorCode, said: string) => new BotError(code, `The base backup of ${o.target} failed: ${said}`, { cause: err });
+  if (!(err instanceof ToolPipeError)) return failed('pg_dump_failed', String(err));
+  if (err.stage === 'canceled') return failed('canceled', whyFailed(err.toolStderr) || err.message);
+  if (err.stage === 'write') {
+    const code = errnoCode(err.cause);
+    return code === 'ENOSPC' || code === 'EDQUOT' ? storageError(err.cause, dir, 'write the base backup') : failed('storage_failed', err.message);
+  }
+  if (err.stage === 'compressor')
+    return failed('compressor_failed', `zstd failed while compressing it: ${firstErrorLine(err.compressorStderr) || err.message}`);
+  if (err.stage === 'encryptor') return failed('internal', `encrypting it failed: ${err.message}`);
+  // The tool stage: pg_basebackup's own words when it is the one named, else the tap's (chainFailure).
+  return failed('pg_dump_failed', err.message.startsWith(o.pgBasebackup) ? whyFailed(err.toolStderr) || err.message : err.message);
+}
+
+/**
  * The run: `pg_basebackup -D - -Ft -X none | tap | zstd -T0 | age | tee FILE | sha256`, each pipe handed from one
  * process to the next (postgres/backup/tool-pipe.ts, the logical dump's own chain): the cluster's bytes never pass
  * through Node. The tap keeps the tar's last bytes, where backup_manifest says where the backup starts and ends in
@@ -155,11 +176,9 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
       await writer.commit();
     } catch (err) {
       await writer.abort();
-      if (o.remote || fifo) await rm(o.remote ? dir : (fifo as string), { recursive: true, force: true });
-      if (err instanceof BotError) throw err;
-      const said = err instanceof ToolPipeError ? whyFailed(err.toolStderr) || err.message : String(err);
-      const code = err instanceof ToolPipeError && err.stage === 'canceled' ? 'canceled' : 'pg_dump_failed';
-      throw new BotError(code, `The base backup of ${o.target} failed: ${said}`, { cause: err });
+      // Its reserved directory too (QA: every failed or canceled base backup left an empty one behind).
+      await rm(dir, { recursive: true, force: true });
+      throw baseBackupFailure(err, o, dir);
     }
     if (fifo) await rm(fifo, { force: true });
     // The whole cluster read: said once more, so even a backup shorter than the chain's 1-second ticks reports it.
@@ -167,7 +186,8 @@ export async function runBaseBackup(o: BaseBackupOptions): Promise<BaseBackup> {
     // Read after pg_basebackup has exited, so after the server ended the backup: never earlier than its real end.
     const finished = await clock();
     const range = WAL_RANGE.exec(r.rawTail?.toString('latin1') ?? '');
-    if (!range && o.remote) await Promise.all([o.remote.removeBase({ id, file }).catch(() => undefined), rm(dir, { recursive: true, force: true })]);
+    // Without a range nothing can recover from it: neither the stored file nor its directory is kept.
+    if (!range) await Promise.all([o.remote?.removeBase({ id, file }).catch(() => undefined), rm(dir, { recursive: true, force: true })]);
     if (!range) throw new BotError('pg_dump_failed', `The base backup of ${o.target} has no WAL range in its backup_manifest: it cannot be recovered.`);
     const record: BaseBackup = {
       id,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Config, TargetConfig } from '../../config-types.ts';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
+import { checkRecipients } from '../../crypto/age.ts';
 import { ENCRYPTION_ADVICE } from '../../crypto/advice.ts';
 import { BotError, isBotError } from '../../errors.ts';
 import { findNativeTools, hashFile } from '../backup/native-pipe.ts';
@@ -93,6 +94,9 @@ export async function takeBaseBackup(
   const refused = baseBackupUnsupported(config, target) ?? unencryptedRefusal(config, target);
   if (refused || !target.pitr) throw new BotError(refused?.startsWith('Refusing') ? 'encryption_required' : 'bad_request', refused ?? '');
   const encrypted = config.encryption.recipients.length > 0;
+  // A key the age library cannot use is refused before the cluster is read, as a logical backup refuses it (QA: a
+  // key with a bad checksum failed the chain halfway, said as pg_basebackup's broken pipe).
+  if (encrypted) checkRecipients(config.encryption.recipients);
   // The tools asked at once, not one after the other: each answer is a process start (~0.05 s), and the CLI's
   // trace showed about 0.3 s of them in a row before pg_basebackup began. Awaited in a fixed order, so that with
   // several missing the sentence is always pg_dump's first; the others' failures are held until then. The hasher's

@@ -1,13 +1,18 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { BotError } from '../../../src/errors.ts';
+import { ToolPipeError } from '../../../src/postgres/backup/tool-chain.ts';
+import { baseBackupFailure, runBaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import { listBaseBackups } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { takeBaseBackup, verifyStoredBaseBackup } from '../../../src/postgres/pitr/take-base-backup.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
+
+// A key of the right shape whose last character was changed: its bech32 checksum fails.
+const BAD_CHECKSUM_KEY = 'age1dcv6gxt573z39z3wccal4h0ntq9r3p0jx0m7ys85wtduhzevkunsdmpqeq';
 
 /** Two base backups started in the same second (one waited for the other's lock) keep a directory each. */
 describe('base backup ids', () => {
@@ -99,4 +104,57 @@ describe('base backup ids', () => {
     const c = await takeBaseBackup(config as never, closed, { now: behind });
     expect(Date.parse(c.finishedAt)).toBeLessThan(Date.now() - 3_500_000);
   }, 120_000);
+  it('that fails names its cause, not the broken pipe it left pg_basebackup, and leaves no directory behind (QA)', async () => {
+    const tools = await findPgTools({ serverMajor: 15 });
+    const pgBasebackup = (await findPgProgram('pg_basebackup', tools.pgDump, tools.major)) as string;
+    const root = join(dir, 'failing');
+    // A "zstd" that reads a little, says why it fails and exits: pg_basebackup and the tap die of the broken pipe.
+    const bin = join(dir, 'bin');
+    await mkdir(bin, { recursive: true });
+    const fakeZstd = join(bin, 'zstd-dies');
+    await writeFile(fakeZstd, '#!/bin/sh\nhead -c 200000 > /dev/null\necho "zstd: simulated I/O error" >&2\nexit 3\n', { mode: 0o755 });
+    for (const perl of ['perl', null]) {
+      const err = await runBaseBackup({
+        target: 'app',
+        root,
+        replicationUrl: pg.url,
+        pgBasebackup,
+        zstd: fakeZstd,
+        level: 1,
+        recipients: [],
+        ageEngine: undefined,
+        perl,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BotError);
+      expect((err as BotError).userMessage).toBe('The base backup of app failed: zstd failed while compressing it: zstd: simulated I/O error');
+      expect(await readdir(join(root, 'app', '_base'))).toEqual([]);
+    }
+  }, 120_000);
+
+  it('a full disk is said as the disk-full sentence', () => {
+    const enospc = Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' });
+    const err = baseBackupFailure(
+      new ToolPipeError('write', '', '', { detail: 'writing the artifact failed: /d/base.tar.zst.partial: No space left on device', cause: enospc }),
+      { target: 'app', pgBasebackup: '/usr/bin/pg_basebackup' },
+      '/d',
+    );
+    expect(err.code).toBe('disk_full');
+    expect(err.userMessage).toMatch(/^The backup disk is full \(\/d\)/);
+  });
+
+  it('an age key the library cannot use is refused before the cluster is read', async () => {
+    const config = { backupDir: dir, compressionLevel: 1, encryption: { recipients: [BAD_CHECKSUM_KEY], optedOut: false }, pgBinDir: undefined, s3: undefined };
+    const target = {
+      name: 'keyed',
+      url: pg.url,
+      environment: 'staging' as const,
+      excludeTables: [],
+      schemas: [],
+      verify: 'counts' as const,
+      policy: { name: 'keyed', environment: 'staging' as const, backups: [], restoreTest: null, preMigration: { keepDays: 30 } },
+      pitr: { url: pg.url, slot: 'pgbb_key_test', walRetentionDays: 7, rpoSeconds: 3600 },
+    };
+    await expect(takeBaseBackup(config as never, target)).rejects.toThrow('BACKUP_ENCRYPTION_RECIPIENT: key 1 is not a valid age public key');
+    expect(await readdir(join(dir, 'keyed', '_base')).catch(() => [])).toEqual([]);
+  });
 });

@@ -94,7 +94,7 @@ describe('a base backup for point-in-time recovery', () => {
     const ok = await cli(['base-backup', 'app'], env);
     expect(ok.exitCode, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(
-      /^Base backup app-base-\d{8}T\d{6}Z OK\n {2}size .* encrypted with age\n[\s\S]*WAL {9}from [0-9A-F]+\/[0-9A-F]+ to [0-9A-F]+\/[0-9A-F]+ on timeline 1/,
+      /^Base backup app-base-\d{8}T\d{6}Z OK\n {2}size .* encrypted with age\n[\s\S]*WAL {9}[0-9A-F]+\/[0-9A-F]+ to [0-9A-F]+\/[0-9A-F]+ on timeline 1 \(its backup_manifest\): recovery from it needs that WAL in the archive/,
     );
     const none = await cli(['base-backup', 'plain'], env);
     expect(none.exitCode).toBe(2);
