@@ -184,8 +184,11 @@ export function wasCanceled(signal: AbortSignal | undefined, results: ReadonlyAr
   return signal?.aborted === true || results.some((r) => r?.isCanceled === true);
 }
 
-/** A write into a reader gone: a pipe's EPIPE, or a socket's (Node's pipes to a child are sockets) ECONNRESET. */
-const BROKEN_PIPE = /broken pipe|connection reset by peer/i;
+/**
+ * A write into a reader gone: a pipe's EPIPE, a socket's ECONNRESET (Node's pipes to a child are sockets), or, for a
+ * stage whose output is another child's stdin stream, that stream closed under it (execa: ERR_STREAM_PREMATURE_CLOSE).
+ */
+const BROKEN_PIPE = /broken pipe|connection reset by peer|premature close|\bEPIPE\b|\bECONNRESET\b/i;
 
 /**
  * The failure of the chain's own processes, named in cause order, or undefined when all succeeded. A stage that died
@@ -196,7 +199,8 @@ const BROKEN_PIPE = /broken pipe|connection reset by peer/i;
  * failed encryptor first in every case).
  */
 export function chainFailure(o: ToolPipeOptions, chain: ToolChain, r: ChainResults, ownZstdFailureFirst: boolean): ToolPipeError | undefined {
-  const brokePipe = (res: { signal?: string | undefined } | null, stderr: string) => res?.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr);
+  const brokePipe = (res: { signal?: string | undefined; shortMessage?: string | undefined } | null, stderr: string) =>
+    res?.signal === 'SIGPIPE' || BROKEN_PIPE.test(stderr) || BROKEN_PIPE.test(res?.shortMessage ?? '');
   const toolFailed = !r.tool || r.tool.failed;
   const toolError = () => stageFailed(chain, 'tool', o.command, r.tool, r.toolRes);
   if (toolFailed && !brokePipe(r.tool, chain.toolStderr.text())) return toolError();

@@ -125,6 +125,8 @@ export async function takeBaseBackup(
       if (!psql) throw new BotError('pg_tool_missing', `psql is not installed: install postgresql-client-${tools.major}.`);
       await reserveWal(psql, target.pitr, o.signal);
     }
+    // Said once the base backup is taken: before a failure (a server down altogether) it would only be noise (QA).
+    let clockFallback: string | undefined;
     const b = await runBaseBackup({
       target: target.name,
       root: config.backupDir,
@@ -138,13 +140,15 @@ export async function takeBaseBackup(
       ...(o.now ? { now: o.now } : {}),
       // The server's clock over the target's ordinary connection (the one the RPO monitor samples); the worker's
       // when the server cannot be asked that way (a replication-only pg_hba line): off by whatever NTP left.
-      clock: serverStampClock(target.url, o.now ?? (() => new Date()), (why) =>
-        o.warn?.(`The base backup of ${target.name} is stamped by this host's clock: the server's could not be read over its ordinary connection (${why}).`),
-      ),
+      clock: serverStampClock(target.url, o.now ?? (() => new Date()), (why) => (clockFallback ??= why)),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       remote: remote ?? undefined,
     });
     if (!remote) await verifyStoredBaseBackup(config.backupDir, b);
+    if (clockFallback !== undefined)
+      o.warn?.(
+        `The base backup of ${target.name} is stamped by this host's clock: the server's could not be read over its ordinary connection (${clockFallback}).`,
+      );
     return b;
   } catch (err) {
     // What the server refused, said as what to change there (the same sentences as the WAL stream's).

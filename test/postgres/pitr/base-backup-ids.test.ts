@@ -101,8 +101,21 @@ describe('base backup ids', () => {
     // The ordinary connection refused (a closed port): the worker's clock, and the backup is still taken.
     const closed = { ...target, url: pg.url.replace(/:(\d+)\//, ':1/') };
     expect(closed.url).not.toBe(pg.url);
-    const c = await takeBaseBackup(config as never, closed, { now: behind });
+    const warned: string[] = [];
+    const c = await takeBaseBackup(config as never, closed, { now: behind, warn: (m) => warned.push(m) });
     expect(Date.parse(c.finishedAt)).toBeLessThan(Date.now() - 3_500_000);
+    expect(warned).toEqual([
+      expect.stringMatching(
+        /^The base backup of clocked is stamped by this host's clock: the server's could not be read over its ordinary connection \(.*ECONNREFUSED/,
+      ),
+    ]);
+    // The server gone altogether: the failure is said, not the clock.
+    const gone = { ...closed, pitr: { ...closed.pitr, url: closed.url } };
+    const failedWarned: string[] = [];
+    await expect(takeBaseBackup(config as never, gone, { now: behind, warn: (m) => failedWarned.push(m) })).rejects.toMatchObject({
+      userMessage: 'The base backup of clocked failed: the server is not reachable on the replication URL: check its host and port.',
+    });
+    expect(failedWarned).toEqual([]);
   }, 120_000);
   it('that fails names its cause, not the broken pipe it left pg_basebackup, and leaves no directory behind (QA)', async () => {
     const tools = await findPgTools({ serverMajor: 15 });
