@@ -11,7 +11,8 @@ import { bareEnv, type childOptions, closeWhenGone, yieldCpu } from '../child-pi
  *   on the way to zstd without the raw bytes passing through Node; written to descriptor 3 at the end. Else `tee FIFO`
  *   and `tail -c N FIFO`. Measured on 650 MB of raw tar into `zstd -T0 -2` (2 cores): tee and tail cost 1.4–1.7 s
  *   over the bare pipe (1.7–1.9 s), perl 0.0–0.2 s; tee and tail move the whole stream twice more, through a second
- *   pipe. In the bot's base backup (bench:base-phases): 3.95 s against 5.24 s, the floor 3.48 s.
+ *   pipe. The bot's base backup run, both stages in perl (bench:base-phases): 3.38 s against 4.56 s with coreutils'
+ *   stages, the floor 2.72 s.
  * - The file tee: the stored bytes into the file and on to the hasher (native-pipe.ts). Else `tee FILE`. On 310 MB
  *   of zstd output into `openssl dgst -sha256`: 0.68–0.80 s against 1.00–1.23 s (`cat > file`: 0.30–0.41 s).
  *
@@ -106,7 +107,7 @@ export function tapBytes(tee: { stdio: unknown[] } | null, tail: { stdout: unkno
   return tail ? Buffer.from((tail.stdout as Uint8Array | undefined) ?? new Uint8Array()) : undefined;
 }
 
-/** What perl said on stderr (its output is bytes: the tap asks for buffers). */
+/** What the tap said on stderr: bytes from perl (the tap asks for buffers), text from tee, nothing when none was kept. */
 export function tapStderr(tee: { stderr: unknown } | null): string {
   const e = tee?.stderr;
   return e instanceof Uint8Array ? Buffer.from(e).toString() : String(e ?? '');

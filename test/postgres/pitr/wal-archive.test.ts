@@ -97,6 +97,14 @@ describe('the WAL archive', () => {
 
   it('stores each completed segment compressed, encrypted and indexed, byte for byte the server’s own', async () => {
     await until('the receiver', async () => (archive.state().receiver.up ? true : undefined));
+    // Streaming, not only started: its new slot reserves nothing until pg_receivewal first streams, and a segment
+    // completed before that is never received (CI, a loaded machine: the receiver was "up" and the switch came first).
+    await until('the receiver streaming from its slot', () =>
+      withClient(server(), async (c) => {
+        const { rows } = await c.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active AND restart_lsn IS NOT NULL', [slot]);
+        return rows.length > 0 ? true : undefined;
+      }),
+    );
     // A slot of the test's own, reserving WAL from now: the server keeps the segment to compare with, however soon
     // the receiver confirms it and a checkpoint (other test files share this server) would recycle it.
     const hold = `${slot}_hold`;
