@@ -138,8 +138,9 @@ export async function takeBaseBackup(
       ageEngine,
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.now ? { now: o.now } : {}),
-      // The server's clock over the target's ordinary connection (the one the RPO monitor samples); the worker's
-      // when the server cannot be asked that way (a replication-only pg_hba line): off by whatever NTP left.
+      // The server's clock over the target's ordinary connection (the one the RPO monitor samples); when the server
+      // cannot be asked that way (a replication-only pg_hba line), this host's, corrected by the difference the first
+      // reading measured, or as it is when there was none (server-clock.ts serverStampClock).
       clock: serverStampClock(target.url, o.now ?? (() => new Date()), (why) => (clockFallback ??= why)),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       remote: remote ?? undefined,
