@@ -3,6 +3,7 @@ import { access, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { BotError } from '../errors.ts';
+import { describeExit, firstErrorLine } from './failures.ts';
 
 /** The PostgreSQL client programs of one install, all from the same directory so their versions agree. */
 export interface PgTools {
@@ -115,13 +116,22 @@ export async function findPgTools(options: {
   );
 }
 
-/** The zstd CLI (Debian package zstd), which compresses with all cores and streams. */
+/**
+ * The zstd CLI (Debian package zstd), which compresses with all cores and streams. Its failure is one sentence, with
+ * no detail beside it: the CLI prints a BotError's detail after its sentence, and execa's "Command failed with
+ * ENOENT" lines said nothing the sentence had not (QA).
+ */
 export async function findZstd(path = 'zstd'): Promise<string> {
   const result = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
   if (result.failed) {
-    throw new BotError('pg_tool_missing', 'The zstd compressor is not installed on the backup host: `apt-get install zstd` (Debian package zstd).', {
-      detail: result.shortMessage ?? 'zstd --version failed',
-    });
+    if ((result as { code?: string }).code === 'ENOENT') {
+      throw new BotError('pg_tool_missing', 'The zstd compressor is not installed on the backup host: `apt-get install zstd` (Debian package zstd).');
+    }
+    const said = firstErrorLine(String(result.stderr ?? '')) || describeExit(result);
+    throw new BotError(
+      'pg_tool_missing',
+      `The zstd compressor on the backup host does not run (\`${path} --version\`: ${said}): reinstall it (\`apt-get install --reinstall zstd\`).`,
+    );
   }
   return path;
 }

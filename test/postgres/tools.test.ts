@@ -2,6 +2,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BotError } from '../../src/errors.ts';
 import { findPgTools, findZstd } from '../../src/postgres/index.ts';
 
 /** Fake installs: a `pg_dump` that only answers --version, in a Debian-like tree. */
@@ -50,12 +51,41 @@ describe('findPgTools', () => {
   });
 });
 
+/** The BotError a promise rejects with (failing the test when it resolves). */
+const refusal = (p: Promise<unknown>): Promise<BotError> =>
+  p.then(
+    (v) => {
+      throw new Error(`expected a refusal, got ${String(v)}`);
+    },
+    (err: unknown) => err as BotError,
+  );
+
 describe('findZstd', () => {
   it('names the Debian package when zstd is missing', async () => {
     await expect(findZstd('/nonexistent/zstd')).rejects.toMatchObject({
       code: 'pg_tool_missing',
       userMessage: expect.stringContaining('apt-get install zstd'),
     });
+    // No raw detail beside the sentence: the CLI prints a detail that differs from it (QA: two lines of execa's).
+    const missing = await refusal(findZstd('/nonexistent/zstd'));
+    expect(missing.message).toBe(missing.userMessage);
     expect(await findZstd()).toBe('zstd');
+  });
+
+  it('tells a zstd that does not run from a missing one, in its own words', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pgbb-zstd-'));
+    try {
+      const broken = join(dir, 'zstd');
+      await writeFile(broken, '#!/bin/sh\necho "zstd: error while loading shared libraries: libzstd.so.1" >&2\nexit 127\n');
+      await chmod(broken, 0o755);
+      const err = await refusal(findZstd(broken));
+      expect(err.code).toBe('pg_tool_missing');
+      expect(err.userMessage).toBe(
+        `The zstd compressor on the backup host does not run (\`${broken} --version\`: zstd: error while loading shared libraries: libzstd.so.1): reinstall it (\`apt-get install --reinstall zstd\`).`,
+      );
+      expect(err.message).toBe(err.userMessage);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
