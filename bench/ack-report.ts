@@ -38,6 +38,16 @@ export function ackMarkdown(f: AckFacts, r: AckResult): string {
       .join(', ');
     return `| ${b.kind} | ${TITLES[b.kind]} | ${b.samplesMs.length} | ${ms(b.p50)} | **${ms(b.p99)}** | ${ms(b.max)} | ${b.roundP99.map((v) => v.toFixed(0)).join(', ')} | ${b.redisPerRequest.toFixed(1)} | ${b.botCpuMsPerRequest.toFixed(1)} | ${slack || '0'} |`;
   });
+  // Where each burst's time went (bench/ack-support.ts stallWatch): what the bot needed of a CPU against how long it
+  // waited for one, beside garbage collection and the client's own stalls.
+  const stallRows = r.bursts
+    .filter((b) => !isFloor(b))
+    .flatMap((b) =>
+      b.stalls.map(
+        (s, i) =>
+          `| ${b.kind} | ${i + 1} | ${(b.roundP99[i] ?? 0).toFixed(0)} | ${s.fastestMs.toFixed(0)} | ${s.botOnCpuMs?.toFixed(0) ?? '–'} | ${s.botRunDelayMs?.toFixed(0) ?? '–'} | ${s.botGcMs?.toFixed(0) ?? '–'} (${s.botMajorGcMs?.toFixed(0) ?? '–'}) | ${s.botLagMs?.toFixed(0) ?? '–'} | ${s.clientLagMs.toFixed(0)} |`,
+      ),
+    );
   const goals = r.bursts
     .filter((b) => !isFloor(b))
     .map((b) => `| ${b.kind} p99 | < ${ACK_P99_GOAL_MS} ms | ${ms(b.p99)} | ${b.p99 < ACK_P99_GOAL_MS ? 'PASS' : 'FAIL'} |`);
@@ -56,6 +66,13 @@ The first two floors run no code of ours: they show what the machine, Node's HTT
 | burst | what | requests | p50 | p99 | max | p99 per round (ms) | Redis commands / request | bot CPU / request | Slack API calls |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
+
+Where each burst's time went, per round (ms): the bot's main thread on a CPU and waiting for one (the kernel's run delay,
+\`/proc/<pid>/schedstat\`), its garbage collection (of which major), the longest stall of its event loop, and of the client's.
+
+| burst | round | p99 | fastest answer | bot on CPU | bot waiting for a CPU | bot GC (major) | bot loop stall | client loop stall |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+${stallRows.join('\n')}
 
 | check | goal | measured | verdict |
 | --- | --- | --- | --- |

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { readFile, readdir } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 
 /** What leg K (bench/ack.ts) needs besides its flow: signed bursts, a Slack stand-in, and probes of the bot. */
@@ -180,4 +181,66 @@ export async function until<T>(what: string, ms: number, probe: () => Promise<T 
     if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** Where a burst's time went besides the bot's handlers: the longest stall of each event loop while it ran. */
+export interface Stalls {
+  /** The burst's fastest answer: a whole-burst delay shows here, not only in its p99. */
+  fastestMs: number;
+  /** The bench client's longest event-loop stall (monitorEventLoopDelay, 10 ms resolution). */
+  clientLagMs: number;
+  /** The bot's, from its /metrics (prom-client's histogram, reset by each scrape); null for a floor. */
+  botLagMs: number | null;
+  /** Garbage collection in the bot during the burst, all kinds (nodejs_gc_duration_seconds_sum). */
+  botGcMs: number | null;
+  /** Of which major (mark-compact) collections: the pauses that stop every request at once. */
+  botMajorGcMs: number | null;
+  /**
+   * How long the bot's main thread was ready to run but waited for a CPU (the kernel's run delay,
+   * /proc/<pid>/schedstat), and how long it ran: a stall longer than both GC and its own CPU is the machine's.
+   */
+  botRunDelayMs: number | null;
+  botOnCpuMs: number | null;
+}
+
+async function scrapeBot(metricsPort: number): Promise<{ lagMs: number; gcMs: number; majorMs: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const lag = Number(/^nodejs_eventloop_lag_max_seconds\S* (\S+)/m.exec(text)?.[1] ?? Number.NaN);
+  let gc = 0;
+  let major = 0;
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum(\S*) (\S+)/gm)) {
+    gc += Number(m[2]);
+    if (m[1]?.includes('kind="major"')) major += Number(m[2]);
+  }
+  return { lagMs: lag * 1000, gcMs: gc * 1000, majorMs: major * 1000 };
+}
+
+/** A process's main thread: time on a CPU and time waiting for one, in ns (/proc/<pid>/schedstat). */
+async function schedstat(pid: number | undefined): Promise<{ runNs: number; waitNs: number } | null> {
+  if (pid === undefined) return null;
+  const [run, wait] = (await readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => '')).split(' ').map(Number);
+  return run === undefined || wait === undefined || Number.isNaN(wait) ? null : { runNs: run, waitNs: wait };
+}
+
+/**
+ * Starts watching the client's event loop and resets the bot's lag figure (by scraping it); the returned function
+ * stops and reads both. Scrapes happen before and after the burst, never during it.
+ */
+export async function stallWatch(metricsPort: number | null, botPid?: number): Promise<() => Promise<Omit<Stalls, 'fastestMs'>>> {
+  const before = metricsPort === null ? null : await scrapeBot(metricsPort);
+  const sched0 = await schedstat(botPid);
+  const client = monitorEventLoopDelay({ resolution: 10 });
+  client.enable();
+  return async () => {
+    client.disable();
+    const [after, sched1] = await Promise.all([metricsPort === null ? null : scrapeBot(metricsPort), schedstat(botPid)]);
+    return {
+      botRunDelayMs: sched0 && sched1 ? (sched1.waitNs - sched0.waitNs) / 1e6 : null,
+      botOnCpuMs: sched0 && sched1 ? (sched1.runNs - sched0.runNs) / 1e6 : null,
+      clientLagMs: client.max / 1e6,
+      botLagMs: after ? after.lagMs : null,
+      botGcMs: after && before ? after.gcMs - before.gcMs : null,
+      botMajorGcMs: after && before ? after.majorMs - before.majorMs : null,
+    };
+  };
 }

@@ -20,8 +20,10 @@ import {
   percentile,
   redisCalls,
   slackStandIn,
+  stallWatch,
   until,
   type Burst,
+  type Stalls,
 } from './ack-support.ts';
 
 /**
@@ -82,6 +84,8 @@ export interface BurstStats {
   max: number;
   /** Per round: the round's p99, in ms. */
   roundP99: number[];
+  /** Per round: the fastest answer, and the longest stall of the client's and the bot's event loops during it. */
+  stalls: Stalls[];
   /** Redis commands the server ran during the bursts (every client: bot, its workers), per request. */
   redisPerRequest: number;
   /** CPU the bot's process used during the bursts, per request, in ms (10 ms clock ticks, summed over rounds). */
@@ -155,6 +159,8 @@ async function loadFiller(db: pg.Client): Promise<{ bytes: number; version: stri
 function startBot(ctx: AckContext, env: Record<string, string>, verb: 'all' | 'bot' | 'worker') {
   // BENCH_ACK_PROFILE=DIR: a V8 CPU profile of the bot, written to DIR when it stops (to see where its time goes).
   const profile = process.env.BENCH_ACK_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_ACK_PROFILE}`] : [];
+  // BENCH_ACK_NODE_FLAGS: V8 flags for the bot's node (to compare garbage-collector settings).
+  profile.push(...(process.env.BENCH_ACK_NODE_FLAGS?.split(' ').filter(Boolean) ?? []));
   const child = execa(process.execPath, [...profile, join(ctx.repoRoot, 'bin', 'pg-backup-bot.js'), verb], {
     cwd: ctx.repoRoot,
     // The worker of a split run serves its own /healthz and /metrics: a port of its own (the bot's is env's).
@@ -228,6 +234,8 @@ class Tally {
   /** The CPU of the process that answered: the bot's, or the floor server's. */
   readonly cpu: Record<Burst, number> = { now: 0, list: 0, 'now+': 0, 'floor-http': 0, 'floor-bolt': 0, 'floor-receiver': 0 };
   readonly slack: Record<Burst, Record<string, number>> = { now: {}, list: {}, 'now+': {}, 'floor-http': {}, 'floor-bolt': {}, 'floor-receiver': {} };
+  /** Per round: how long the client's and the bot's event loops stalled during the burst (stallWatch). */
+  readonly stalls: Record<Burst, Stalls[]> = { now: [], list: [], 'now+': [], 'floor-http': [], 'floor-bolt': [], 'floor-receiver': [] };
   readonly #checks = new Map<string, { passed: number; of: number; note?: string }>();
   commands = 0;
 
@@ -253,6 +261,7 @@ class Tally {
       p99: percentile(all, 0.99),
       max: Math.max(0, ...all),
       roundP99: this.samples[kind].map((s) => percentile(s, 0.99)),
+      stalls: this.stalls[kind],
       redisPerRequest: this.redis[kind] / n,
       botCpuMsPerRequest: this.cpu[kind] / n,
       slackCalls: this.slack[kind],
@@ -355,7 +364,9 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       const before = await jobIds();
       const slackBefore = new Map(slack.calls);
       const [calls0, cpu0] = await Promise.all([redisCalls(redis), cpuMs(bot.child.pid)]);
+      const stalls = await stallWatch(metricsPort, bot.child.pid);
       const answers = await send(kind === 'list' ? 'list' : 'now', ENGINEERS);
+      tally.stalls[kind].push({ ...(await stalls()), fastestMs: Math.min(...answers.map((a) => a.ms)) });
       const [calls1, cpu1] = await Promise.all([redisCalls(redis), cpuMs(bot.child.pid)]);
       tally.commands += answers.length;
       tally.redis[kind] += calls1 - calls0 - 1; // less our own INFO
@@ -372,7 +383,9 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     const floorBurst = async (kind: (typeof FLOOR_BURSTS)[number]) => {
       const floor = floors[kind];
       const cpu0 = await cpuMs(floor.pid);
+      const stalls = await stallWatch(null);
       const answers = await fire(floor.url, burstRequests(signingSecret, 'list', ENGINEERS));
+      tally.stalls[kind].push({ ...(await stalls()), fastestMs: Math.min(...answers.map((a) => a.ms)) });
       tally.cpu[kind] += (await cpuMs(floor.pid)) - cpu0;
       tally.samples[kind].push(answers.map((a) => a.ms));
       const bad = answers.find((a) => a.status !== 200);
@@ -421,6 +434,13 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       await finished(jobId);
       backupMs.push(performance.now() - t0);
       const p99 = (kind: Burst) => percentile(tally.samples[kind].at(-1) ?? [], 0.99).toFixed(0);
+      const stall = (kind: Burst) => {
+        const s = tally.stalls[kind].at(-1);
+        return s
+          ? `${kind} fastest ${s.fastestMs.toFixed(0)} ms, client stall ${s.clientLagMs.toFixed(0)} ms${s.botLagMs === null ? '' : `, bot stall ${s.botLagMs.toFixed(0)} ms, bot GC ${s.botGcMs?.toFixed(0)} ms (major ${s.botMajorGcMs?.toFixed(0)}), bot on CPU ${s.botOnCpuMs?.toFixed(0)} ms, waiting for one ${s.botRunDelayMs?.toFixed(0)} ms`}`
+          : kind;
+      };
+      log(`  stalls: ${[...BOT_BURSTS, ...FLOOR_BURSTS].map(stall).join('; ')}`);
       log(
         `round ${round + 1} K  p99: now ${p99('now')} ms, list ${p99('list')} ms, now+ ${p99('now+')} ms; floors: node:http ${p99('floor-http')} ms, Bolt ${p99('floor-bolt')} ms, Bolt on our receiver ${p99('floor-receiver')} ms; dump through: ${through ? 'yes' : 'NO'}`,
       );
