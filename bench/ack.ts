@@ -62,6 +62,7 @@ const ADMIN = 'U0ADMIN01';
 const PREFIX = '{pgbb}'; // the bot's default QUEUE_PREFIX
 const WARM_UP = 5;
 const SETTLE_MS = 1000;
+const SCRAPE_SETTLE_MS = 250;
 export const SPLIT = process.env.BENCH_ACK_SPLIT === '1';
 
 /**
@@ -363,11 +364,14 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
     const burst = async (kind: Burst): Promise<{ texts: string[]; created: string[] }> => {
       const before = await jobIds();
       const slackBefore = new Map(slack.calls);
-      const [calls0, cpu0] = await Promise.all([redisCalls(redis), cpuMs(bot.child.pid)]);
+      // The bot's /metrics is read before and after (its event-loop and GC figures), outside the window its CPU and
+      // Redis commands are counted in, and a moment before the burst, so the scrape's own work is over when it comes.
       const stalls = await stallWatch(metricsPort, bot.child.pid);
+      await new Promise((r) => setTimeout(r, SCRAPE_SETTLE_MS));
+      const [calls0, cpu0] = await Promise.all([redisCalls(redis), cpuMs(bot.child.pid)]);
       const answers = await send(kind === 'list' ? 'list' : 'now', ENGINEERS);
-      tally.stalls[kind].push({ ...(await stalls()), fastestMs: Math.min(...answers.map((a) => a.ms)) });
       const [calls1, cpu1] = await Promise.all([redisCalls(redis), cpuMs(bot.child.pid)]);
+      tally.stalls[kind].push({ ...(await stalls()), fastestMs: Math.min(...answers.map((a) => a.ms)) });
       tally.commands += answers.length;
       tally.redis[kind] += calls1 - calls0 - 1; // less our own INFO
       tally.cpu[kind] += cpu1 - cpu0;
