@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -64,6 +65,12 @@ const WARM_UP = 5;
 const SETTLE_MS = 1000;
 const SCRAPE_SETTLE_MS = 250;
 export const SPLIT = process.env.BENCH_ACK_SPLIT === '1';
+/**
+ * BENCH_ACK_DB_NICE=N: the PostgreSQL server's postmaster at niceness N, so the backends it forks for the bot's dumps
+ * (and for nothing else of the bot's) yield the CPU to the bot: a stand-in for production, where the database runs
+ * on another host. Not a standard run: it shows what the co-located server costs the bursts, not the goal's figure.
+ */
+export const DB_NICE = process.env.BENCH_ACK_DB_NICE ? Number(process.env.BENCH_ACK_DB_NICE) : undefined;
 
 /**
  * A team's config: roles through a Slack user group (resolved through the Web API, as `roles.operator: [S…]`
@@ -126,7 +133,7 @@ export interface AckResult {
 const jobIdIn = (text: string) => /job `([^`]+)`/.exec(text)?.[1];
 
 /** The target database: the sample schema (what the seeded backups hold); the filler comes later. */
-async function targetDatabase(ctx: AckContext): Promise<{ url: string; admin: pg.Client; db: pg.Client }> {
+async function targetDatabase(ctx: AckContext): Promise<{ url: string; admin: pg.Client; db: pg.Client; dataDir: string }> {
   // wal_level=minimal: the filler table's create+load transaction skips WAL, so it loads in seconds.
   const server = await startEphemeralPostgres({ settings: { wal_level: 'minimal', max_wal_senders: '0', max_wal_size: '4GB' } });
   ctx.cleanup(() => server.stop());
@@ -140,7 +147,7 @@ async function targetDatabase(ctx: AckContext): Promise<{ url: string; admin: pg
   await db.connect();
   ctx.cleanup(() => db.end());
   await db.query(await readFile(join(ctx.repoRoot, 'src', 'dev', 'sample-schema.sql'), 'utf8'));
-  return { url: url.toString(), admin, db };
+  return { url: url.toString(), admin, db, dataDir: server.dataDir };
 }
 
 /** md5 text: zstd and age get real work, as with production data (half of it incompressible hex). */
@@ -276,6 +283,11 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
   await mkdir(backupDir, { recursive: true });
   log('Leg K: starting a throwaway PostgreSQL and Redis…');
   const database = await targetDatabase(ctx);
+  if (DB_NICE !== undefined) {
+    const postmaster = Number((await readFile(join(database.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    setPriority(postmaster, DB_NICE);
+    log(`  PostgreSQL's postmaster (pid ${postmaster}) at niceness ${DB_NICE}: its new backends inherit it`);
+  }
   const redisServer = await startEphemeralRedis();
   ctx.cleanup(() => redisServer.stop());
   const slack = await slackStandIn(ENGINEERS);

@@ -26,7 +26,7 @@ import {
 } from './legs.ts';
 import { dropCaches, filesUnder } from './measure.ts';
 import { s3rverVersion } from './s3.ts';
-import { ACK_LEG, BURST, SEEDED_BACKUPS, SPLIT, runAckLeg } from './ack.ts';
+import { ACK_LEG, BURST, DB_NICE, SEEDED_BACKUPS, SPLIT, runAckLeg } from './ack.ts';
 import { ackMarkdown, type AckFacts } from './ack-report.ts';
 import {
   benchmarksDoc,
@@ -204,7 +204,7 @@ async function ackLeg(): Promise<void> {
   const json = join(repoRoot, 'bench', 'results', `ack-${facts.date.replace(/[:.]/g, '-')}.json`);
   await writeFile(json, `${JSON.stringify({ facts, result }, null, 2)}\n`);
   // A standard run (`all`, ≥ 3 rounds of 50, 20 stored backups) replaces the section; the others stay as they were.
-  const standard = ACK_ROUNDS >= 3 && BURST === 50 && SEEDED_BACKUPS === 20 && !SPLIT;
+  const standard = ACK_ROUNDS >= 3 && BURST === 50 && SEEDED_BACKUPS === 20 && !SPLIT && DB_NICE === undefined;
   const page = join(repoRoot, 'docs', 'benchmarks.md');
   if (standard) {
     const sections = parseDoc(await readFile(page, 'utf8').catch(() => ''));
