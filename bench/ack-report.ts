@@ -45,7 +45,7 @@ export function ackMarkdown(f: AckFacts, r: AckResult): string {
     .flatMap((b) =>
       b.stalls.map(
         (s, i) =>
-          `| ${b.kind} | ${i + 1} | ${(b.roundP99[i] ?? 0).toFixed(0)} | ${s.fastestMs.toFixed(0)} | ${s.botOnCpuMs?.toFixed(0) ?? '–'} | ${s.botRunDelayMs?.toFixed(0) ?? '–'} | ${s.botGcMs?.toFixed(0) ?? '–'} (${s.botMajorGcMs?.toFixed(0) ?? '–'}) | ${s.botLagMs?.toFixed(0) ?? '–'} | ${s.clientLagMs.toFixed(0)} |`,
+          `| ${b.kind} | ${i + 1} | ${(b.roundP99[i] ?? 0).toFixed(0)} | ${s.fastestMs.toFixed(0)} | ${s.botOnCpuMs?.toFixed(0) ?? '–'} | ${s.botRunDelayMs?.toFixed(0) ?? '–'} | ${s.botGcMs?.toFixed(0) ?? '–'} (${s.botMajorGcMs?.toFixed(0) ?? '–'}) | ${s.botLagMs?.toFixed(0) ?? '–'} | ${s.clientLagMs.toFixed(0)} | ${s.machine ? `${s.machine.normal} / ${s.machine.niced} / ${s.machine.idle} / ${s.machine.steal}` : '–'} |`,
       ),
     );
   const goals = r.bursts
@@ -68,10 +68,12 @@ The first two floors run no code of ours: they show what the machine, Node's HTT
 ${rows.join('\n')}
 
 Where each burst's time went, per round (ms): the bot's main thread on a CPU and waiting for one (the kernel's run delay,
-\`/proc/<pid>/schedstat\`), its garbage collection (of which major), the longest stall of its event loop, and of the client's.
+\`/proc/<pid>/schedstat\`), its garbage collection (of which major), the longest stall of its event loop, and of the client's; and the machine's
+two cores over the same window (\`/proc/stat\`, CPU-ms in 10 ms ticks): busy at normal priority, busy niced (the dump's
+tools run niced with the worker), idle, stolen by the hypervisor.
 
-| burst | round | p99 | fastest answer | bot on CPU | bot waiting for a CPU | bot GC (major) | bot loop stall | client loop stall |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| burst | round | p99 | fastest answer | bot on CPU | bot waiting for a CPU | bot GC (major) | bot loop stall | client loop stall | cores: normal / niced / idle / steal |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${stallRows.join('\n')}
 
 | check | goal | measured | verdict |

@@ -201,6 +201,11 @@ export interface Stalls {
    */
   botRunDelayMs: number | null;
   botOnCpuMs: number | null;
+  /**
+   * The machine's two cores over the same window, in CPU-ms (/proc/stat): at normal priority (user, system, irq),
+   * at lowered priority (nice: the worker's dump tools, niced with it), idle, and stolen by the hypervisor.
+   */
+  machine: { normal: number; niced: number; idle: number; steal: number } | null;
 }
 
 async function scrapeBot(metricsPort: number): Promise<{ lagMs: number; gcMs: number; majorMs: number }> {
@@ -215,6 +220,21 @@ async function scrapeBot(metricsPort: number): Promise<{ lagMs: number; gcMs: nu
   return { lagMs: lag * 1000, gcMs: gc * 1000, majorMs: major * 1000 };
 }
 
+type MachineCpu = { normal: number; niced: number; idle: number; steal: number };
+
+/** The machine's CPU time so far, in ms, from the first line of /proc/stat (USER_HZ ticks of 10 ms). */
+async function machineCpu(): Promise<MachineCpu | null> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? '';
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  if (steal === undefined || Number.isNaN(steal)) return null;
+  return {
+    normal: ((user ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)) * 10,
+    niced: (nice ?? 0) * 10,
+    idle: ((idle ?? 0) + (iowait ?? 0)) * 10,
+    steal: steal * 10,
+  };
+}
+
 /** A process's main thread: time on a CPU and time waiting for one, in ns (/proc/<pid>/schedstat). */
 async function schedstat(pid: number | undefined): Promise<{ runNs: number; waitNs: number } | null> {
   if (pid === undefined) return null;
@@ -223,18 +243,23 @@ async function schedstat(pid: number | undefined): Promise<{ runNs: number; wait
 }
 
 /**
- * Starts watching the client's event loop and resets the bot's lag figure (by scraping it); the returned function
- * stops and reads both. Scrapes happen before and after the burst, never during it.
+ * Resets the bot's lag figure (by scraping it), waits `settleMs` for the scrape's own work to be over, then starts
+ * watching the client's event loop, the bot's scheduling and the machine's cores; the returned function stops and reads
+ * them all. Scrapes happen before and after the burst, never during it.
  */
-export async function stallWatch(metricsPort: number | null, botPid?: number): Promise<() => Promise<Omit<Stalls, 'fastestMs'>>> {
+export async function stallWatch(metricsPort: number | null, botPid?: number, settleMs = 0): Promise<() => Promise<Omit<Stalls, 'fastestMs'>>> {
   const before = metricsPort === null ? null : await scrapeBot(metricsPort);
-  const sched0 = await schedstat(botPid);
+  await new Promise((r) => setTimeout(r, settleMs));
+  const [sched0, cpu0] = await Promise.all([schedstat(botPid), machineCpu()]);
   const client = monitorEventLoopDelay({ resolution: 10 });
   client.enable();
   return async () => {
     client.disable();
-    const [after, sched1] = await Promise.all([metricsPort === null ? null : scrapeBot(metricsPort), schedstat(botPid)]);
+    const [cpu1, sched1] = await Promise.all([machineCpu(), schedstat(botPid)]);
+    const after = metricsPort === null ? null : await scrapeBot(metricsPort);
+    const d = (k: keyof MachineCpu) => (cpu0 && cpu1 ? cpu1[k] - cpu0[k] : 0);
     return {
+      machine: cpu0 && cpu1 ? { normal: d('normal'), niced: d('niced'), idle: d('idle'), steal: d('steal') } : null,
       botRunDelayMs: sched0 && sched1 ? (sched1.waitNs - sched0.waitNs) / 1e6 : null,
       botOnCpuMs: sched0 && sched1 ? (sched1.runNs - sched0.runNs) / 1e6 : null,
       clientLagMs: client.max / 1e6,

@@ -378,8 +378,7 @@ export async function runAckLeg(ctx: AckContext): Promise<AckResult> {
       const slackBefore = new Map(slack.calls);
       // The bot's /metrics is read before and after (its event-loop and GC figures), outside the window its CPU and
       // Redis commands are counted in, and a moment before the burst, so the scrape's own work is over when it comes.
-      const stalls = await stallWatch(metricsPort, bot.child.pid);
-      await new Promise((r) => setTimeout(r, SCRAPE_SETTLE_MS));
+      const stalls = await stallWatch(metricsPort, bot.child.pid, SCRAPE_SETTLE_MS);
       const [calls0, cpu0] = await Promise.all([redisCalls(redis), cpuMs(bot.child.pid)]);
       const answers = await send(kind === 'list' ? 'list' : 'now', ENGINEERS);
       const [calls1, cpu1] = await Promise.all([redisCalls(redis), cpuMs(bot.child.pid)]);
