@@ -4,7 +4,7 @@ import { checkTarget, healthSources } from '../health/index.ts';
 import { pagerCondition } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { AppliedResult, HealthState } from '../health/index.ts';
-import { backupDiskCondition, inputDiskNeed, resolveThresholds, targetThresholds, type TargetDiskNeed } from '../health/index.ts';
+import { targetThresholds } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
@@ -26,37 +26,14 @@ export interface TargetHealthDeps {
   now?: () => Date;
 }
 
-/**
- * Checks one target's conditions, remembers them, and says what changed; resolves to the conditions. `backupDisk`
- * judges the disk all targets write to, once for all of them, from what the targets' last checks in this process saw.
- */
-export type TargetEvaluator = ((target: string, log?: Logger) => Promise<ConditionResult[]>) & {
-  /** The storage-wide disk condition, posted and paged once (null where the storage has no free-space figure). */
-  backupDisk(log?: Logger): Promise<ConditionResult | null>;
-  /**
-   * After a job's check of one target: the disk is judged again when it was failing (so its page resolves seconds
-   * after a backup that fits) or that target's disk now fails, once every target has been checked in this process.
-   */
-  backupDiskAfter(results: readonly ConditionResult[], log?: Logger): Promise<ConditionResult | null>;
-};
+/** Checks one target's conditions, remembers them, and says what changed; resolves to the conditions. */
+export type TargetEvaluator = (target: string, log?: Logger) => Promise<ConditionResult[]>;
 
 // The backup and restore-test workers already post and page their own failures (PITR restore tests too); the health
 // checks track these (for /backup health, `check` and /metrics) but leave the talking to them, so nobody hears of a
-// failure twice. A target's `disk` is quiet on its own: the storage-wide condition talks for every target at once.
+// failure twice.
 const REPORTED_BY_WORKERS = new Set(['backup-failing', 'restore-test-failing', 'pitr-test-failing']);
 const UNPAGED = 'posted here, not paged (the config can make it page)';
-
-/** One after another per key: a check that read storage before a change must not apply its verdict after a newer one. */
-function serialized<T>(): (key: string, run: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<unknown>>();
-  return (key, run) => {
-    const next = (tails.get(key) ?? Promise.resolve()).catch(() => undefined).then(run);
-    tails.set(key, next);
-    const clear = () => tails.get(key) === next && tails.delete(key);
-    next.then(clear, clear);
-    return next;
-  };
-}
 
 /**
  * A condition that starts failing pages once and posts once; when it clears, the page is resolved and the channel
@@ -66,59 +43,29 @@ function serialized<T>(): (key: string, run: () => Promise<T>) => Promise<T> {
  */
 export function createTargetEvaluator(deps: TargetHealthDeps): TargetEvaluator {
   const now = deps.now ?? (() => new Date());
-  const inTurn = serialized<ConditionResult[]>();
-  const diskInTurn = serialized<ConditionResult | null>();
-  const needs = new Map<string, TargetDiskNeed>();
-  let diskFailing = false;
-  const evaluate = (target: string, log = deps.log) =>
-    inTurn(target, async () => {
-      const { input, results } = await evaluateTarget(deps, target, now(), log);
-      needs.set(target, inputDiskNeed(input));
-      return results;
-    });
-  const backupDisk = (log = deps.log) =>
-    diskInTurn('', async () => {
-      const configured = new Set(deps.config.targets.map((t) => t.name));
-      const result = await judgeBackupDisk(
-        deps,
-        [...needs.values()].filter((n) => configured.has(n.target)),
-        now(),
-        log,
-      );
-      diskFailing = result?.status === 'failing';
-      return result;
-    });
-  const backupDiskAfter = async (results: readonly ConditionResult[], log = deps.log) => {
-    const failing = results.some((r) => r.condition === 'disk' && r.status === 'failing');
-    const everyTarget = deps.config.targets.every((t) => needs.has(t.name));
-    return (diskFailing || failing) && everyTarget ? backupDisk(log) : null;
+  const tails = new Map<string, Promise<unknown>>();
+  return (target, log = deps.log) => {
+    const run = (tails.get(target) ?? Promise.resolve()).catch(() => undefined).then(() => evaluateTarget(deps, target, now(), log));
+    tails.set(target, run);
+    run.then(
+      () => tails.get(target) === run && tails.delete(target),
+      () => tails.get(target) === run && tails.delete(target),
+    );
+    return run;
   };
-  return Object.assign(evaluate, { backupDisk, backupDiskAfter });
 }
 
-async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, log: Logger) {
+async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, log: Logger): Promise<ConditionResult[]> {
   const { config } = deps;
   // The same sources as /backup health (pitr targets' WAL stream, archive and slot included), judged at `at`.
   const sources = {
     ...healthSources(config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue }),
     thresholdsFor: targetThresholds(config, () => at),
   };
-  const checked = await checkTarget(sources, target, at);
-  const applied = await deps.state.apply(target, checked.results, at);
+  const { results } = await checkTarget(sources, target, at);
+  const applied = await deps.state.apply(target, results, at);
   for (const a of applied) await report(deps, target, a, log);
-  return checked;
-}
-
-/** The storage as a health subject: its own state, page (dedup key `pg-backup-bot/<where>/disk`) and posts. */
-async function judgeBackupDisk(deps: TargetHealthDeps, needs: TargetDiskNeed[], at: Date, log: Logger): Promise<ConditionResult | null> {
-  if (!deps.storage.freeSpace) return null;
-  // The dedup key holds it: PagerDuty takes 255 characters, so a very long path keeps its end.
-  const described = deps.storage.describe();
-  const where = described.length > 200 ? `…${described.slice(-199)}` : described;
-  const result = backupDiskCondition(where, await deps.storage.freeSpace(), resolveThresholds(deps.config.health.thresholds), needs);
-  if (!result) return null;
-  for (const a of await deps.state.apply(where, [result], at)) await report(deps, where, a, log);
-  return result;
+  return results;
 }
 
 async function report(deps: TargetHealthDeps, target: string, a: AppliedResult, log: Logger): Promise<void> {
@@ -159,10 +106,9 @@ export function reevaluateAfterJobs(workers: readonly Worker[], evaluate: Target
     const after = (job: Job | undefined) => {
       const target: unknown = job?.data?.target;
       if (typeof target !== 'string') return;
-      const l = log.child({ after: job?.id, queue: worker.name });
-      evaluate(target, l)
-        .then((results) => evaluate.backupDiskAfter(results, l))
-        .catch((err: unknown) => log.warn({ err, target, jobId: job?.id, queue: worker.name }, 'could not check health after a job'));
+      evaluate(target, log.child({ after: job?.id, queue: worker.name })).catch((err: unknown) =>
+        log.warn({ err, target, jobId: job?.id, queue: worker.name }, 'could not check health after a job'),
+      );
     };
     worker.on('completed', after);
     worker.on('failed', after);
