@@ -131,6 +131,14 @@ async function replace(
   const restored = await runFullRestore(deps, { ...o, database: staging, owners: true });
   const selection = { tables: [], schemas: [], into: o.database, created: false };
   if (!restored.passed) return { ...restored, selection, database: o.database, notes: [...restored.notes, `${o.database} was not touched.`, ...earlier] };
+  // A cancel that came after the last check of the copy: nothing is swapped, and the verified copy goes too.
+  if (o.signal?.aborted) {
+    const dropped = await dropDatabase(o.serverUrl, staging).then(
+      () => `its verified copy ${staging} was dropped`,
+      () => `its verified copy ${staging} could not be dropped: drop it once the server answers`,
+    );
+    throw new BotError('canceled', `The replacement of ${o.database} was canceled before its swap: ${o.database} was not touched; ${dropped}.`);
+  }
   const keepAs = replacedName(o.database, o.now);
   o.progress({ phase: 'swapping' });
   try {

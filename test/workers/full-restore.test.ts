@@ -47,6 +47,44 @@ describe('runReplacement after a killed attempt', () => {
     await runSql(inject('pgUrl'), `DROP DATABASE "${kept}" WITH (FORCE)`);
   });
 
+  it('a cancel while pg_amcheck checks the copy swaps nothing: the database untouched, the copy dropped (QA)', async () => {
+    const { app, store, manifest } = setup;
+    const jobId = `cancel-${Date.now()}`;
+    await runSql(app.url, 'CREATE TABLE IF NOT EXISTS written_after (x int)');
+    const before = await fingerprint(app.url);
+    const controller = new AbortController();
+    const phases: string[] = [];
+    const err = await runReplacement(
+      { config: loadConfig({}, 'offline'), storage: store.storage },
+      {
+        manifest,
+        serverUrl: app.url,
+        database: app.name,
+        jobId,
+        signal: controller.signal,
+        log: silentLog,
+        // Ctrl-C as pg_amcheck starts: the QA run swapped anyway, "verified (… amcheck NOT run …)".
+        progress: (p) => {
+          phases.push(p.phase);
+          if (p.detail?.startsWith('pg_amcheck')) controller.abort();
+        },
+        now: new Date(),
+      },
+    ).then(
+      (outcome) => ({ code: `not canceled: ${JSON.stringify(outcome.notes)}` }),
+      (e: unknown) => e as { code?: string },
+    );
+    expect(err.code).toBe('canceled');
+    expect(phases).not.toContain('swapping');
+    expect(await fingerprint(app.url)).toEqual(before);
+    const names = await withClient(inject('pgUrl'), async (c) =>
+      (await c.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((r) => r.datname),
+    );
+    expect(names).not.toContain(stagingName(jobId));
+    expect(names.filter((n) => n.startsWith(`${app.name}_replaced_`))).toEqual([]);
+    await runSql(app.url, 'DROP TABLE written_after');
+  });
+
   it('opens the database first when the dead attempt was killed in its swap, after closing it to new sessions', async () => {
     const { app, store, manifest } = setup;
     const jobId = `swap-${Date.now()}`;

@@ -209,9 +209,13 @@ export async function compare(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
     deep = { level, archive, amcheck: { ran: false, why: 'not run yet' } };
     t.progress('verifying', `pg_amcheck${level === 'full' ? ' --heapallindexed' : ''}`);
     deep.amcheck = await amcheckRestored({ ...v, level, keep: o.keep !== undefined });
+    // A cancel during pg_amcheck ends it (killed), which it reports as a check that did not run: that is the person's
+    // cancel, not a verdict (QA: Ctrl-C there let a replacement swap and a restore test pass, "amcheck NOT run").
+    if (o.signal?.aborted) throw t.canceled();
     return { ...c, deep, verifyMs: Date.now() - started, problems: [...c.problems, ...(rendering ? [rendering] : []), ...deepProblems(deep)] };
   }
   const c = await counted(o, t, url).catch(failed);
+  if (o.signal?.aborted) throw t.canceled();
   return { ...c, deep, verifyMs: Date.now() - started };
 }
 

@@ -85,6 +85,23 @@ describe('runRestoreTest lifecycle', () => {
     expect((await allCmdlines()).filter((c) => c.includes(name))).toEqual([]);
   });
 
+  it('a cancel while pg_amcheck runs is a cancel, not "amcheck NOT run" in a passing verdict (QA)', async () => {
+    const controller = new AbortController();
+    const o = options({ signal: controller.signal, verify: 'full' });
+    const name = scratchName(o.scratchKey);
+    const phases: string[] = [];
+    o.onProgress = (p) => {
+      phases.push(p.detail ? `${p.phase}: ${p.detail}` : p.phase);
+      // pg_amcheck starts under a signal already aborted: execa kills it at once, as Ctrl-C did in the QA run.
+      if (p.detail?.startsWith('pg_amcheck')) controller.abort();
+    };
+    const err = await failure(runRestoreTest(o));
+    expect(phases).toContain('verifying: pg_amcheck --heapallindexed');
+    expect(err.code).toBe('canceled');
+    expect(err.userMessage).toBe(`The restore test of ${manifest.backupId} was canceled; its scratch database ${name} was dropped.`);
+    expect(await databaseExists(inject('pgUrl'), name)).toBe(false);
+  });
+
   it('throws a sentence, not a verdict, when the server is unreachable', async () => {
     const err = await failure(runRestoreTest(options({ serverUrl: 'postgres://postgres@127.0.0.1:1/postgres' })));
     expect(err.code).toBe('pg_unreachable');
