@@ -91,6 +91,14 @@ const RULES: Rule[] = [
       }.`,
   },
   {
+    // pg_restore giving an object to its owner (ALTER … OWNER TO), as a role that is neither a superuser nor a member
+    // of that owner: PostgreSQL's rule (SQLSTATE 42501). QA: a restore onto a new server as a CREATEROLE role.
+    test: /\bERROR:\s+must be member of role "([^"]*)"/,
+    code: 'pg_auth_failed',
+    say: (m, c) =>
+      `The backup's objects are owned by the role "${m[1]}", and the role restoring them on the server at ${c.server} may give objects to "${m[1]}" only as a superuser or a member of it (a role that is not a superuser can never join a superuser role); restore as a superuser there, or make the restoring role a member of "${m[1]}" first.`,
+  },
+  {
     // Connecting as a role the server does not have: the URL's user.
     test: /role "([^"]*)" does not exist/,
     code: 'pg_auth_failed',

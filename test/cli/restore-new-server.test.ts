@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import type { AppDatabase } from '../support/app-database.ts';
 import { appBackedUpByCli, cli } from '../support/app-backups.ts';
+import { runSql } from '../support/databases.ts';
 import { fingerprint } from '../support/fingerprint.ts';
+import { withClient } from '../support/postgres-helpers.ts';
 
 /**
  * The server is gone: `pg-backup-bot restore <id> --to-url-env=… --with-globals` brings an application database
@@ -53,6 +55,50 @@ describe('pg-backup-bot restore onto a new server', () => {
     expect(onNew.largeObjects).toEqual(source.largeObjects);
     expect(onNew.collationOrder).toBe(source.collationOrder);
     expect(onNew.settings).toEqual(source.settings);
+  });
+
+  it('as a role with CREATEDB and CREATEROLE, not a superuser: the roles it creates log in as before; objects a superuser owns are named (QA)', async () => {
+    // A login role with a password, in the globals of a backup taken now.
+    const login = `lost_login_${process.pid}_${Date.now() % 100000}`;
+    await runSql(inject('pgUrl'), `CREATE ROLE ${login} LOGIN PASSWORD 'pw-${login}' CONNECTION LIMIT 7`);
+    const other = await startEphemeralPostgres();
+    try {
+      const taken = await cli(['backup'], env);
+      const id = /^Backup (\S+) OK/.exec(taken.stdout)?.[1] ?? '';
+      expect(id, taken.stderr).not.toBe('');
+      await runSql(other.url, 'CREATE ROLE restorer LOGIN CREATEDB CREATEROLE');
+      const u = new URL(other.url);
+      u.username = 'restorer';
+      const run = await cli(['restore', id, '--to-url-env=NEW_SERVER_URL', '--with-globals'], { ...env, NEW_SERVER_URL: u.toString() });
+      // PostgreSQL 15 refuses NOSUPERUSER, NOREPLICATION and NOBYPASSRLS from a role that is not a superuser: they are
+      // left out (a new role has them), so LOGIN, the password and the rest of its ALTER ROLE are applied.
+      expect(run.stderr).not.toMatch(/must be superuser/);
+      const roles = await withClient(
+        other.url,
+        async (c) =>
+          (
+            await c.query<{ rolname: string; rolcanlogin: boolean; has_password: boolean; rolconnlimit: number }>(
+              'SELECT rolname, rolcanlogin, rolpassword IS NOT NULL AS has_password, rolconnlimit FROM pg_authid WHERE rolname = ANY($1)',
+              [[login, app.role]],
+            )
+          ).rows,
+      );
+      expect(roles.find((r) => r.rolname === login)).toEqual({ rolname: login, rolcanlogin: true, has_password: true, rolconnlimit: 7 });
+      expect(roles.find((r) => r.rolname === app.role)?.rolcanlogin).toBe(false);
+      // Giving objects to a role takes membership in it when not a superuser: granted, and said with how to revoke it.
+      expect(run.stderr).toMatch(new RegExp(`restorer \\(not a superuser\\) was made a member of [^:]*${app.role}`));
+      // The fixture's other objects belong to postgres, a superuser, which no other role may give objects to: the
+      // restore fails saying so, not with pg_restore's bare "must be member of role", and leaves no database.
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toContain(
+        `The backup's objects are owned by the role "postgres", and the role restoring them on the server at ${u.hostname}:${u.port} may give objects to "postgres" only as a superuser or a member of it`,
+      );
+      const left = await withClient(other.url, async (c) => (await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'pgbb_restore_%'")).rows);
+      expect(left).toEqual([]);
+    } finally {
+      await other.stop();
+      await runSql(inject('pgUrl'), `DROP ROLE IF EXISTS ${login}`);
+    }
   });
 
   it('refuses a password on the command line, pointing at --to-url-env', async () => {

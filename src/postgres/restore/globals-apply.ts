@@ -55,32 +55,89 @@ export function disarmed(s: Statement): Statement {
   return { ...s, sql };
 }
 
+/** Attributes only a superuser may give or take (PostgreSQL 15 refuses even their NO… forms from anyone else). */
+const SUPERUSER_ONLY = / (NO)?(SUPERUSER|REPLICATION|BYPASSRLS)(?=[ ;]|$)/g;
+
+/**
+ * An ALTER ROLE as a role that is not a superuser may run it: the NO… forms dropped (a new role has them already), and
+ * a SUPERUSER, REPLICATION or BYPASSRLS the old role had dropped too, named so the reader can give it by hand. QA: a
+ * CREATEROLE role's "ALTER ROLE … NOSUPERUSER … LOGIN PASSWORD …" was refused whole, leaving every role created
+ * unable to log in, and said "created".
+ */
+function forNonSuperuser(s: Statement): { statement: Statement; withheld: string[] } {
+  if (s.kind !== 'alter') return { statement: s, withheld: [] };
+  const withheld: string[] = [];
+  const sql = s.sql.replace(SUPERUSER_ONLY, (_m, no: string | undefined, what: string) => {
+    if (!no) withheld.push(what);
+    return '';
+  });
+  // "ALTER ROLE x WITH NOSUPERUSER" alone (nothing else to set) would be left as "ALTER ROLE x WITH": skipped then.
+  return { statement: new RegExp(`^ALTER ROLE ${IDENT} WITH;?$`).test(sql) ? { ...s, kind: 'skip', sql } : { ...s, sql }, withheld };
+}
+
 export async function applyGlobals(serverUrl: string, sql: string, log: Logger, o: { disarm?: boolean } = {}): Promise<GlobalsApplied> {
-  const statements = parseGlobals(sql).map((s) => (o.disarm ? disarmed(s) : s));
+  const parsed = parseGlobals(sql).map((s) => (o.disarm ? disarmed(s) : s));
   return withMaintenanceClient(serverUrl, async (c) => {
     const { rows } = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
+    const me = (await c.query<{ rolsuper: boolean; me: string }>('SELECT rolsuper, current_user AS me FROM pg_roles WHERE rolname = current_user')).rows[0];
+    const superuser = me?.rolsuper === true;
     const existing = new Set(rows.map((r) => r.rolname));
-    const named = [...new Set(statements.filter((s) => s.kind === 'create' && s.role !== null).map((s) => s.role as string))];
+    const named = [...new Set(parsed.filter((s) => s.kind === 'create' && s.role !== null).map((s) => s.role as string))];
     const kept = named.filter((r) => existing.has(r));
-    const created: string[] = [];
+    const made: string[] = [];
+    const failedRoles = new Set<string>();
     const notes: string[] = [];
-    for (const s of statements) {
-      if (s.kind === 'skip') {
-        if (/^CREATE TABLESPACE /i.test(s.sql)) notes.push(`not applied (a path on the old server): ${s.sql.slice(0, 120)}`);
+    for (const original of parsed) {
+      if (original.kind === 'skip') {
+        if (/^CREATE TABLESPACE /i.test(original.sql)) notes.push(`not applied (a path on the old server): ${original.sql.slice(0, 120)}`);
         continue;
       }
-      if (s.role === null || existing.has(s.role)) continue;
+      if (original.role === null || existing.has(original.role)) continue;
+      const { statement: s, withheld } = superuser ? { statement: original, withheld: [] } : forNonSuperuser(original);
+      if (s.kind === 'skip') continue;
+      if (withheld.length > 0) {
+        notes.push(
+          `role ${s.role}: created without ${withheld.join(', ')} (only a superuser may give ${withheld.length > 1 ? 'them' : 'it'}): give it by hand if the role needs it.`,
+        );
+      }
       try {
         await c.query(s.sql);
-        if (s.kind === 'create') created.push(s.role);
+        if (s.kind === 'create') made.push(original.role);
       } catch (err) {
+        if (s.kind !== 'grant') failedRoles.add(original.role);
         notes.push(`role ${s.role}: "${s.sql.replace(/PASSWORD '[^']*'/g, "PASSWORD '…'").slice(0, 120)}" failed: ${(err as Error).message}`);
       }
     }
-    log.info({ kept: kept.length, created: created.length, notes: notes.length }, 'globals applied');
+    // A role whose attributes could not be set is not "created" as the backup has it (no LOGIN, no password).
+    const created = made.filter((r) => !failedRoles.has(r));
+    const incomplete = made.filter((r) => failedRoles.has(r));
+    if (incomplete.length > 0) {
+      notes.push(
+        `Created without the attributes the backup gives them (LOGIN, password, …): ${incomplete.join(', ')}; they may not be able to log in: set them by hand (ALTER ROLE), or drop them and apply the globals as a superuser.`,
+      );
+    }
+    // A role that is not a superuser may give objects to a role only as a member of it (ALTER … OWNER TO): the
+    // restore's owners need it (QA: "must be member of role" failed the restore after the roles were created).
+    if (!superuser && me && created.length > 0) {
+      const joined: string[] = [];
+      for (const r of created) {
+        await c.query(`GRANT ${quoteIdent(r)} TO ${quoteIdent(me.me)}`).then(
+          () => joined.push(r),
+          (err: unknown) => notes.push(`${me.me} could not be made a member of ${r} (${(err as Error).message}): objects it owns may not be restored.`),
+        );
+      }
+      if (joined.length > 0) {
+        notes.push(
+          `${me.me} (not a superuser) was made a member of ${joined.join(', ')}, so it may give them their objects: revoke it once the restore is done (REVOKE ${joined.map(quoteIdent).join(', ')} FROM ${quoteIdent(me.me)}).`,
+        );
+      }
+    }
+    log.info({ kept: kept.length, created: created.length, incomplete: incomplete.length, notes: notes.length, superuser }, 'globals applied');
     return { kept, created, notes };
   });
 }
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** The backup's globals artifact, fetched (checked against the manifest) and applied to `serverUrl`. */
 export async function restoreGlobalsOf(o: {
