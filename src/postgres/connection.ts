@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientConfig } from 'pg';
 import { BotError } from '../errors.ts';
+import { makeOwnedTemp, PASSFILE_TEMP, sweepOrphanedTemps } from './owned-temps.ts';
 
 /**
  * A target URL holds a password, so it never reaches argv (visible in `ps` and /proc/<pid>/cmdline) nor a log.
@@ -102,6 +103,9 @@ function passfileLine(password: string): string {
   return `*:*:*:*:${password.replace(/\\/g, '\\\\').replace(/:/g, '\\:')}\n`;
 }
 
+/** The first passfile of this process removes those of killed processes, once (owned-temps.ts). */
+let sweptPassfiles: Promise<unknown> | undefined;
+
 /**
  * Runs `fn` with a complete child environment (use it with execa's `extendEnv: false`). A password goes into a
  * passfile in a fresh 0700 directory, removed when `fn` settles — even when it throws.
@@ -116,7 +120,11 @@ export async function withPgEnv<T>(url: string, fn: (env: Record<string, string>
     ...env,
   };
   if (password === undefined) return fn(childEnv);
-  const dir = await mkdtemp(join(tmpdir(), 'pgbb-pass-'));
+  // Named for this process, so the next process removes it if this one is killed before its `finally` (QA: a
+  // `kill -9` left the password in /tmp for good); the first passfile of a process sweeps the killed ones' once.
+  sweptPassfiles ??= sweepOrphanedTemps(tmpdir(), undefined, Date.now(), PASSFILE_TEMP).catch(() => []);
+  await sweptPassfiles;
+  const dir = await makeOwnedTemp(tmpdir(), PASSFILE_TEMP, undefined, { sweep: false });
   try {
     const file = join(dir, 'pgpass');
     // libpq ignores a passfile that group or others can read.

@@ -11,7 +11,7 @@ import { furthestOffset } from './archive-position.ts';
 import { type Archive, type ArchiveInput, databaseArtifact, decryptionMessage, type OpenArchiveOptions, UnreadableArchive } from './archive.ts';
 import { decompressToFile } from './decompress-to-file.ts';
 import { plaintextOf } from './decryption.ts';
-import { makeRestoreTemp } from './orphaned-temps.ts';
+import { makeRestoreTemp } from '../owned-temps.ts';
 import { pgRestoreRunOf, runPgRestore } from './pg-restore-child.ts';
 
 /**

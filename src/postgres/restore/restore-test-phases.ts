@@ -1,18 +1,16 @@
 import type { RestoreRecord } from '../../storage/index.ts';
-import type { ArchiveReadOptions } from './archive.ts';
-import type { SmokeQuery } from './restored-checks.ts';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import { type BotError, toUserMessage } from '../../errors.ts';
 import { withPgEnv } from '../connection.ts';
 import { clientFailure } from '../failures.ts';
-import { type Archive, type ArchiveInput, databaseArtifact } from './archive.ts';
+import { type Archive, type ArchiveInput, type ArchiveReadOptions, databaseArtifact } from './archive.ts';
 import { applyDatabaseProperties, type DatabaseProperties, readDatabaseProperties } from './db-properties.ts';
 import { checkIdentityOpensBackup } from './decryption.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
 import { describeProgress, watchRestore } from './restore-progress.ts';
 import { dbnameArg, judgeRestore } from './restore-failure.ts';
 import type { RestoreRun } from './restore-run.ts';
-import { checkRestored, type SmokeResult } from './restored-checks.ts';
+import { checkRestored, type SmokeQuery, type SmokeResult } from './restored-checks.ts';
 import { createDatabase, databaseUrl, dropDatabase } from './scratch.ts';
 import { amcheckRestored, compareWithArchive, type DeepCheck, deepProblems, type VerifyLevel } from '../verify/index.ts';
 import { type Checksums, closeArchive, openStoredArchive, restoreJobs, restoreTools } from './stored-archive.ts';
@@ -209,14 +207,12 @@ export async function compare(o: RestoreTestOptions, t: TestRun, s: Scratch): Pr
     deep = { level, archive, amcheck: { ran: false, why: 'not run yet' } };
     t.progress('verifying', `pg_amcheck${level === 'full' ? ' --heapallindexed' : ''}`);
     deep.amcheck = await amcheckRestored({ ...v, level, keep: o.keep !== undefined });
-    // A cancel during pg_amcheck ends it (killed), which it reports as a check that did not run: that is the person's
-    // cancel, not a verdict (QA: Ctrl-C there let a replacement swap and a restore test pass, "amcheck NOT run").
+    // pg_amcheck killed by a cancel says it did not run: a cancel, not a verdict (QA: a swap and a pass followed).
     if (o.signal?.aborted) throw t.canceled();
     return { ...c, deep, verifyMs: Date.now() - started, problems: [...c.problems, ...(rendering ? [rendering] : []), ...deepProblems(deep)] };
   }
   const c = await counted(o, t, url).catch(failed);
-  if (o.signal?.aborted) throw t.canceled();
-  return { ...c, deep, verifyMs: Date.now() - started };
+  return o.signal?.aborted ? failed(o.signal.reason) : { ...c, deep, verifyMs: Date.now() - started };
 }
 
 async function counted(o: RestoreTestOptions, t: TestRun, url: string, readOnlyUntil?: Promise<unknown>) {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { makeRestoreTemp, sweepOrphanedTemps } from '../../../src/postgres/restore/orphaned-temps.ts';
+import { withPgEnv } from '../../../src/postgres/connection.ts';
+import { makeRestoreTemp, sweepOrphanedTemps } from '../../../src/postgres/owned-temps.ts';
 import { appBackedUpByCli, cli } from '../../support/app-backups.ts';
 
 /**
@@ -29,6 +30,32 @@ describe('orphaned restore temp directories', () => {
     await utimes(dir, at, at);
     return dir;
   };
+
+  it('a passfile left by a killed process goes with the next process’s first passfile; its own names it and goes after (QA)', async () => {
+    const gone = (await execa('sh', ['-c', 'echo $$'])).stdout.trim();
+    const passRoot = await mkdtemp(join(root, 'tmp-'));
+    const killed = join(passRoot, 'pgbb-pass-killed');
+    await mkdir(killed);
+    await writeFile(join(killed, 'pgpass'), '*:*:*:*:S3cret\n', { mode: 0o600 });
+    await writeFile(join(killed, 'owner'), `${gone}\n${hostname()}\n`);
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = passRoot;
+    try {
+      const seen = await withPgEnv('postgres://app:S3cret2@127.0.0.1:5432/db', async (env) => ({
+        file: await readFile(env.PGPASSFILE ?? '', 'utf8'),
+        owner: await readFile(join(env.PGPASSFILE ?? '', '..', 'owner'), 'utf8'),
+        dirs: await readdir(passRoot),
+      }));
+      expect(seen.file).toBe('*:*:*:*:S3cret2\n');
+      expect(seen.owner).toBe(`${process.pid}\n${hostname()}\n`);
+      expect(seen.dirs).toHaveLength(1);
+      expect(existsSync(killed)).toBe(false);
+      expect(await readdir(passRoot)).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
+  });
 
   it('removes the directory of a process that is gone, keeps the others, and names itself for the next', async () => {
     // A pid that was a process and is not any more (a `kill -9`ed restore's).
