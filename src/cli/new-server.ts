@@ -8,6 +8,8 @@ import { parsePgUrl } from '../postgres/index.ts';
  */
 export interface NewServer {
   url: string | null;
+  /** Where the URL came from, for sentences that would say "the target's URL" (QA): `NEW_DB_URL`, `the --to-url URL`. */
+  source: string | null;
   withGlobals: boolean;
   /** The arguments left for the restore request. */
   rest: string[];
@@ -15,13 +17,15 @@ export interface NewServer {
 
 export function newServerArgs(args: string[], env: NodeJS.ProcessEnv = process.env): NewServer {
   let url: string | null = null;
+  let source: string | null = null;
   let withGlobals = false;
   const rest: string[] = [];
   for (const a of args) {
     if (a === '--with-globals') withGlobals = true;
     else if (a.startsWith('--to-url=')) {
       url = a.slice('--to-url='.length);
-      if (parsePgUrl(url).password) {
+      source = 'the --to-url URL';
+      if (parsed(url, source).password) {
         throw new BotError(
           'bad_request',
           'The URL in --to-url has a password, which the command line would show to everyone on this machine: put the URL in an environment variable and pass --to-url-env=NAME.',
@@ -30,10 +34,28 @@ export function newServerArgs(args: string[], env: NodeJS.ProcessEnv = process.e
     } else if (a.startsWith('--to-url-env=')) {
       const name = a.slice('--to-url-env='.length);
       url = env[name] ?? null;
+      source = name;
       if (!url) throw new BotError('bad_request', `--to-url-env=${name}: the environment has no ${name}.`);
+      parsed(url, name);
     } else rest.push(a);
   }
   if (withGlobals && url === null)
     throw new BotError('bad_request', '--with-globals goes with --to-url or --to-url-env: the roles of a server that still has them need no restoring.');
-  return { url, withGlobals, rest };
+  return { url, source, withGlobals, rest };
+}
+
+/** The URL parsed, or a sentence naming where it came from (not "the target's URL", which is fine). */
+function parsed(url: string, source: string) {
+  try {
+    return parsePgUrl(url);
+  } catch (err) {
+    throw new BotError('bad_request', `${source} is not a postgres:// URL (postgres://user@host:port/database, the password from the environment only).`, {
+      cause: err,
+    });
+  }
+}
+
+/** A failure's sentence about the server restored onto: its URL named as given, not as the target's. */
+export function onNewServer(server: Pick<NewServer, 'source'>, said: string): string {
+  return server.source ? said.replaceAll("the target's URL", server.source) : said;
 }

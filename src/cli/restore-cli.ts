@@ -10,7 +10,7 @@ import { diskNeeded, newRestoreDatabaseName, otherDatabase, replacementWarning }
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
-import { newServerArgs, type NewServer } from './new-server.ts';
+import { newServerArgs, type NewServer, onNewServer } from './new-server.ts';
 import { serverLabel } from '../postgres/index.ts';
 import { CANNOT_CONNECT } from '../postgres/failures.ts';
 import type { CliIo } from './backup-cli.ts';
@@ -174,7 +174,9 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     if (outcome.problems.length > 0) {
       const gone = server.url === null && outcome.problems.some((p) => p.startsWith(CANNOT_CONNECT)) ? serverGone(req.backupId) : '';
       const marked = await markedDamaged(deps, manifest, outcome.checked.checksums, 'pg-backup-bot restore');
-      io.err(`Restore FAILED: ${outcome.problems.join('; ')}${gone}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}${marked}`);
+      io.err(
+        `Restore FAILED: ${onNewServer(server, outcome.problems.join('; '))}${gone}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}${marked}`,
+      );
       return 1;
     }
     // Restored, yet a checksum failed (the roles file, which this restore does not read): marked all the same.
@@ -197,7 +199,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 0;
   } catch (err) {
     const gone = isBotError(err) && err.code === 'pg_unreachable' && server.url === null ? serverGone(req.backupId) : '';
-    io.err(`Restore FAILED: ${toUserMessage(err)}${gone}`);
+    io.err(`Restore FAILED: ${onNewServer(server, toUserMessage(err))}${gone}`);
     if (begun) {
       const { manifest, target, into, startedAt } = begun;
       const selection = { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create };

@@ -101,6 +101,18 @@ describe('pg-backup-bot restore onto a new server', () => {
     }
   });
 
+  it('names the variable the URL came from, not "the target\'s URL", which is fine (QA)', async () => {
+    const u = new URL(newServer.url);
+    u.pathname = '/no_such_maintenance_db';
+    const wrongDb = await cli(['restore', backupId, '--to-url-env=NEW_DB_URL'], { ...env, NEW_DB_URL: u.toString() });
+    expect(wrongDb.exitCode).toBe(1);
+    expect(wrongDb.stderr).toContain('check the database name in NEW_DB_URL.');
+    expect(wrongDb.stderr).not.toContain("target's URL");
+    const notUrl = await cli(['restore', backupId, '--to-url-env=NEW_DB_URL'], { ...env, NEW_DB_URL: 'host=db1 user=app' });
+    expect(notUrl.exitCode).toBe(2);
+    expect(notUrl.stderr.trim()).toBe('NEW_DB_URL is not a postgres:// URL (postgres://user@host:port/database, the password from the environment only).');
+  });
+
   it('refuses a password on the command line, pointing at --to-url-env', async () => {
     const u = new URL(newServer.url);
     u.password = 'secret-in-argv';
