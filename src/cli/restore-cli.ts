@@ -5,12 +5,15 @@ import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
 import { onlyRolesFailed, restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
-import { findRestorable, type Manifest, newestGoodSentence, newestGoodWithin, restoreRecord, type RestoreRecord, type Storage } from '../storage/index.ts';
+import { findRestorable, type Manifest, newestGoodSentence, newestGoodWithin, restoreRecord, type Storage } from '../storage/index.ts';
 import { diskNeeded, newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
 import { newServerArgs, type NewServer, onNewServer } from './new-server.ts';
+import { type Begun, requestedBy, withId, writeUnfinished } from './restore-records.ts';
+
+export { requestedBy };
 import { serverLabel } from '../postgres/index.ts';
 import { CANNOT_CONNECT } from '../postgres/failures.ts';
 import type { CliIo } from './backup-cli.ts';
@@ -24,11 +27,6 @@ export interface CliDeps {
   io: CliIo;
   signal?: AbortSignal;
 }
-
-export const requestedBy = (user = process.env.USER ?? process.env.LOGNAME): RestoreRecord['requestedBy'] => ({
-  source: 'cli',
-  ...(user ? { userName: user } : {}),
-});
 
 const RESTORE_CLI_USAGE = [
   'usage: pg-backup-bot restore <backup-id> [--to-url-env=NAME | --to-url=URL-without-password] [--with-globals]   the whole database, into a new one',
@@ -101,7 +99,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   }
   // A restore that fails by an error (the server gone mid-way) is recorded too, as the worker records it: `restore
   // list` and `restore drop` then know the database it may have left.
-  let begun: { manifest: Manifest; target: string; into: { database: string; create: boolean }; startedAt: Date; staging?: string } | null = null;
+  let begun: (Begun & { recordId?: string | undefined }) | null = null;
   const jobId = `cli:${randomUUID()}`;
   // Onto another server: the roles applied, in the summary too (stdout), not only among the progress lines.
   let rolesSaid: string | null = null;
@@ -128,7 +126,12 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     const startedAt = new Date();
     // A replacement restores into a staging database first (swap.ts stagingName): one that fails leaves it, said so.
     const replacing = isReplacement({ tables: req.tables, schemas: req.schemas, into });
-    if (server.url === null) begun = { manifest, target: target.name, into, startedAt, ...(replacing ? { staging: stagingName(jobId) } : {}) };
+    if (server.url === null) {
+      begun = { manifest, target: target.name, into, startedAt, ...(replacing ? { staging: stagingName(jobId) } : {}) };
+      // Recorded before it starts, and overwritten by its verdict: a CLI killed outright (SIGKILL) left a database
+      // `restore list` did not show and `restore drop` refused as not a restore's (QA).
+      begun.recordId = await writeUnfinished(deps, begun, req);
+    }
     const full = isFullRestore({ tables: req.tables, schemas: req.schemas, into });
     if (full)
       io.err(
@@ -158,18 +161,21 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
         ? await runReplacement(deps, { ...whole, now: startedAt })
         : await runSelectiveRestore({ ...run, tables: req.tables, schemas: req.schemas, into });
     await deps.storage.writeRecord(
-      restoreRecord({
-        outcome,
-        failure: null,
-        target: target.name,
-        backupId: manifest.backupId,
-        startedAt,
-        finishedAt: new Date(),
-        requestedBy: requestedBy(),
-        jobId: null,
-        selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create },
-        database: into.database,
-      }),
+      withId(
+        begun?.recordId,
+        restoreRecord({
+          outcome,
+          failure: null,
+          target: target.name,
+          backupId: manifest.backupId,
+          startedAt,
+          finishedAt: new Date(),
+          requestedBy: requestedBy(),
+          jobId: null,
+          selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create },
+          database: into.database,
+        }),
+      ),
     );
     if (outcome.problems.length > 0) {
       const gone = server.url === null && outcome.problems.some((p) => p.startsWith(CANNOT_CONNECT)) ? serverGone(req.backupId) : '';
@@ -207,7 +213,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       // The staging copy is named even when its drop failed or was never tried: `restore list` checks it on the server.
       const record = restoreRecord({ ...failed, requestedBy: requestedBy(), jobId: null, selection, database: into.database });
       await deps.storage
-        .writeRecord({ ...record, ...(begun.staging ? { staging: begun.staging } : {}) })
+        .writeRecord(withId(begun.recordId, { ...record, ...(begun.staging ? { staging: begun.staging } : {}) }))
         .catch((e: unknown) => deps.log.error({ err: e }, 'could not write the restore record'));
     }
     return 1;

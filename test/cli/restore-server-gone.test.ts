@@ -90,6 +90,30 @@ describe('a restore whose server goes away mid-way', () => {
     expect(drop.stdout).toMatch(new RegExp(`^Dropped ${database} `));
   }, 180_000);
 
+  it('a restore killed outright (kill -9) leaves its database known: `restore list` shows it and `restore drop` removes it (QA)', async () => {
+    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const child = execa('node', ['bin/pg-backup-bot.js', 'restore', id], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
+    let err = '';
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const end = Date.now() + 60_000;
+    const named = () => /into a new database (pgbb_restore_\S+) on /.exec(err)?.[1];
+    const exists = async (name: string) =>
+      withClient(env.DATABASE_URL as string, async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount ?? 0);
+    while (!(named() && (await exists(named() ?? ''))) && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const database = named() ?? '';
+    expect(child.exitCode).toBeNull();
+    child.kill('SIGKILL');
+    await child;
+    // Before: the record was written only at the end, so nothing knew the database (list: none; drop: "not a restore's").
+    const list = await cli(['restore', 'list'], env);
+    expect(list.stdout).toContain(`${database} on 127.0.0.1:${server.port}`);
+    expect(list.stdout).toContain(id);
+    const drop = await cli(['restore', 'drop', database], env);
+    expect(drop.stdout, drop.stderr).toMatch(new RegExp(`^Dropped ${database} `));
+    expect(await exists(database)).toBe(0);
+  }, 180_000);
+
   it('a replacement cut short by the server leaves its staging copy known: `restore list` shows it and `restore drop` removes it', async () => {
     const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
     expect(id).not.toBe('');
