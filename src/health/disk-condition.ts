@@ -10,7 +10,7 @@ import type { BackupRunSummary, ConditionResult, HealthInput, HealthThresholds }
 export const NEXT_BACKUP_HEADROOM = 1.25;
 
 /** The largest thing the next run writes to the backup disk: the newest backup, or the newest base backup if larger. */
-interface Newest {
+export interface Newest {
   what: string;
   bytes: number;
 }
@@ -30,11 +30,43 @@ function ranOutOfSpace(run: BackupRunSummary | null, newestFirst: Manifest[]): B
   return newest && Date.parse(newest.finishedAt) >= run.at.getTime() ? null : run;
 }
 
+/** What the disk condition needs of one target: the largest thing its next run writes, and a run that ran out of space. */
+export interface TargetDiskNeed {
+  target: string;
+  next: Newest | null;
+  ranOut: BackupRunSummary | null;
+}
+
+export function targetDiskNeed(
+  target: string,
+  newestFirst: Manifest[],
+  lastRun: BackupRunSummary | null,
+  base?: { id: string; bytes?: number | undefined } | null,
+): TargetDiskNeed {
+  return { target, next: newestWrite(newestFirst, base), ranOut: ranOutOfSpace(lastRun, newestFirst) };
+}
+
+/** A HealthInput's need, for the storage-wide condition (workers/target-health.ts). */
+export function inputDiskNeed(input: HealthInput): TargetDiskNeed {
+  const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
+  return targetDiskNeed(input.target, newestFirst, input.lastBackupRun, input.baseBackup?.newest);
+}
+
+const pct = (r: number) => `${Math.round(r * 100)} %`;
+const need = (n: TargetDiskNeed) => (n.next ? Math.ceil(n.next.bytes * NEXT_BACKUP_HEADROOM) : null);
+const freeSaid = (disk: { totalBytes: number; freeBytes: number }, t: HealthThresholds) =>
+  `${pct(disk.freeBytes / disk.totalBytes)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(t.diskFreeMinRatio)}`;
+const ranOutSaid = (run: BackupRunSummary) => `the last backup ran out of space at ${formatTime(run.at)} and none has succeeded since`;
+
 /**
- * The backup disk: under the free-space limit, too little room for the next backup (the newest's size plus
- * NEXT_BACKUP_HEADROOM), or the last backup ran out of space and none has succeeded since. Right after a backup
- * failed on a full disk its `.partial` files are gone and the disk looks roomy again; without the last two rules
- * it would read "has room" until the next backup fails the same way.
+ * The backup disk as one target sees it: under the free-space limit, too little room for its next backup (the
+ * newest's size plus NEXT_BACKUP_HEADROOM), or its last backup ran out of space and none has succeeded since. Right
+ * after a backup failed on a full disk its `.partial` files are gone and the disk looks roomy again; without the last
+ * two rules it would read "has room" until the next backup fails the same way.
+ *
+ * Failing, it is quiet: every target writes to the same disk, and a disk filling up is one event, posted and paged
+ * once by the storage-wide condition (backupDiskCondition) however many targets it fails. This one says it where a
+ * target is looked at (/backup health, the check CLI, the metrics).
  */
 export function diskCondition(
   target: string,
@@ -45,22 +77,21 @@ export function diskCondition(
   base?: { id: string; bytes?: number | undefined } | null,
 ): ConditionResult {
   const c = { condition: 'disk', severity: 'warning' } as const;
-  const full = ranOutOfSpace(lastRun, newestFirst);
-  const fullSaid = full ? `the last backup ran out of space at ${formatTime(full.at)} and none has succeeded since` : null;
+  const n = targetDiskNeed(target, newestFirst, lastRun, base);
+  const fullSaid = n.ranOut ? ranOutSaid(n.ranOut) : null;
   // No figure is not a failure: local storage reports one, remote storage may not have one at all.
   if (!disk || disk.totalBytes <= 0) {
-    if (fullSaid) return { ...c, status: 'failing', summary: `Backup disk of ${target}: ${fullSaid}`, evidence: `${fullSaid}; free space unknown` };
+    if (fullSaid)
+      return { ...c, status: 'failing', quiet: true, summary: `Backup disk of ${target}: ${fullSaid}`, evidence: `${fullSaid}; free space unknown` };
     return { ...c, status: 'ok', unjudged: true, summary: `Backup disk of ${target}: free space unknown`, evidence: 'unknown' };
   }
   const ratio = disk.freeBytes / disk.totalBytes;
-  const pct = (r: number) => `${Math.round(r * 100)} %`;
-  const free = `${pct(ratio)} free (${formatBytes(disk.freeBytes)} of ${formatBytes(disk.totalBytes)}), limit ${pct(t.diskFreeMinRatio)}`;
-  const next = newestWrite(newestFirst, base);
-  const need = next ? Math.ceil(next.bytes * NEXT_BACKUP_HEADROOM) : null;
-  const short = need !== null && disk.freeBytes < need;
+  const free = freeSaid(disk, t);
+  const bytes = need(n);
+  const short = bytes !== null && disk.freeBytes < bytes;
   const room =
-    next && need !== null
-      ? `the next backup needs about ${formatBytes(need)} (${next.what} took ${formatBytes(next.bytes)}, plus ${pct(NEXT_BACKUP_HEADROOM - 1)})`
+    n.next && bytes !== null
+      ? `the next backup needs about ${formatBytes(bytes)} (${n.next.what} took ${formatBytes(n.next.bytes)}, plus ${pct(NEXT_BACKUP_HEADROOM - 1)})`
       : null;
   const evidence = [free, room, fullSaid].filter(Boolean).join('; ');
   const problems = [
@@ -70,5 +101,72 @@ export function diskCondition(
   ].filter((p): p is string => p !== null);
   if (problems.length === 0) return { ...c, status: 'ok', summary: `Backup disk of ${target} has room: ${evidence}`, evidence, value: ratio };
   const summary = `Backup disk of ${target} ${problems.join('; and ')}`;
-  return { ...c, status: 'failing', summary, evidence, value: ratio };
+  return { ...c, status: 'failing', quiet: true, summary, evidence, value: ratio };
+}
+
+/** "shop, crm and 3 more": the first few names, the rest counted. */
+function someOf(names: string[], shown = 3): string {
+  if (names.length <= shown) return names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : (names[0] ?? '');
+  return `${names.slice(0, shown).join(', ')} and ${names.length - shown} more`;
+}
+
+/**
+ * The disk every target's backups are written to (`where`: the storage, `local:/var/backups/pgbb`), judged once for
+ * all of them by the same rules as diskCondition, target by target, from each target's need as its last check left
+ * it in Redis (workers/disk-health.ts) and the disk's figure now: it fails exactly when some target's disk condition
+ * would, and posts and pages once (one dedup key per storage) where each target used to page on its own, 20 pages for
+ * one full disk with 20 targets. Its episode is what fails for whom, so a disk that fails more later is said again.
+ */
+export function backupDiskCondition(
+  where: string,
+  disk: { totalBytes: number; freeBytes: number } | null,
+  t: HealthThresholds,
+  needs: readonly TargetDiskNeed[],
+  /** Configured targets with no need remembered yet (not checked since they were added). */
+  unchecked = 0,
+): ConditionResult {
+  const c = { condition: 'disk', severity: 'warning' } as const;
+  const ranOut = needs.filter((n) => n.ranOut).sort((a, b) => (b.ranOut?.at.getTime() ?? 0) - (a.ranOut?.at.getTime() ?? 0));
+  const latest = ranOut[0]?.ranOut;
+  const fullSaid = latest
+    ? ranOut.length === 1
+      ? `the last backup of ${ranOut[0]?.target} ran out of space at ${formatTime(latest.at)} and none has succeeded since`
+      : `the last backups of ${someOf(ranOut.map((n) => n.target))} ran out of space (the latest at ${formatTime(latest.at)}) and none has succeeded since`
+    : null;
+  const n = needs.length + unchecked;
+  const targets = `${n} target${n === 1 ? '' : 's'} write${n === 1 ? 's' : ''} to it${unchecked > 0 ? ` (${unchecked} not checked yet)` : ''}`;
+  if (!disk || disk.totalBytes <= 0) {
+    if (!fullSaid)
+      return { ...c, status: 'ok', unjudged: true, summary: `Backup disk ${where}: free space unknown`, evidence: `free space unknown; ${targets}` };
+    const episode = ranOut.map((n) => `full:${n.target}`).join(',');
+    return { ...c, status: 'failing', summary: `Backup disk ${where}: ${fullSaid}`, evidence: `${fullSaid}; free space unknown`, episode };
+  }
+  const ratio = disk.freeBytes / disk.totalBytes;
+  const free = freeSaid(disk, t);
+  // Largest first: the target whose next backup needs the most is the one to make room for.
+  const short = needs
+    .map((n) => ({ n, bytes: need(n) }))
+    .filter((x): x is { n: TargetDiskNeed; bytes: number } => x.bytes !== null && disk.freeBytes < x.bytes)
+    .sort((a, b) => b.bytes - a.bytes);
+  const first = short[0];
+  const room = !first
+    ? null
+    : short.length === 1
+      ? `the next backup of ${first.n.target} needs about ${formatBytes(first.bytes)} (${first.n.next?.what} took ${formatBytes(first.n.next?.bytes ?? 0)}, plus ${pct(NEXT_BACKUP_HEADROOM - 1)})`
+      : `the next backups of ${someOf(short.map((x) => `${x.n.target} (about ${formatBytes(x.bytes)})`))} each need more than that`;
+  const evidence = [free, room, fullSaid].filter(Boolean).join('; ');
+  const problems = [
+    ratio < t.diskFreeMinRatio ? `is nearly full: ${free}` : null,
+    room ? `has too little room: ${formatBytes(disk.freeBytes)} free, ${room}` : null,
+    fullSaid ? `is short of space: ${fullSaid}` : null,
+  ].filter((p): p is string => p !== null);
+  // What fails, and for whom: a disk that fails more targets later (a weekly one ran out on Saturday; on Tuesday it
+  // is nearly full for all) is news, said again.
+  const episode = [ratio < t.diskFreeMinRatio ? 'nearly-full' : '', ...short.map((x) => `room:${x.n.target}`), ...ranOut.map((n) => `full:${n.target}`)]
+    .filter(Boolean)
+    .sort()
+    .join(',');
+  if (problems.length === 0)
+    return { ...c, status: 'ok', summary: `Backup disk ${where} has room: ${evidence}`, evidence: `${evidence}; ${targets}`, value: ratio };
+  return { ...c, status: 'failing', summary: `Backup disk ${where} ${problems.join('; and ')}`, evidence: `${evidence}; ${targets}`, value: ratio, episode };
 }

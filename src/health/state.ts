@@ -1,5 +1,6 @@
 import type { RedisConnection } from '../redis-client.ts';
 import { z } from 'zod';
+import type { TargetDiskNeed } from './disk-condition.ts';
 import type { ConditionResult, HealthStatus } from './types.ts';
 
 /** What is remembered per target and condition, so "since when" and "post once" survive restarts. */
@@ -32,7 +33,22 @@ export interface AppliedResult {
 export interface HealthState {
   apply(target: string, results: ConditionResult[], now: Date): Promise<AppliedResult[]>;
   read(target: string): Promise<Record<string, StoredCondition>>;
+  /**
+   * Subjects other than targets judged under `kind` (the backup disk, one per storage): adds `subject` and returns
+   * the others, so one no longer judged (backups moved to another disk or to S3) can be cleared, not left failing.
+   */
+  otherSubjects(kind: string, subject: string): Promise<string[]>;
+  forgetSubject(kind: string, subject: string): Promise<void>;
+  /** A target's disk need as its check left it, under the storage it writes to: what the disk's condition judges by. */
+  putDiskNeed(subject: string, need: TargetDiskNeed): Promise<void>;
+  diskNeeds(subject: string): Promise<TargetDiskNeed[]>;
 }
+
+const StoredNeedSchema = z.object({
+  target: z.string(),
+  next: z.object({ what: z.string(), bytes: z.number() }).nullable(),
+  ranOut: z.object({ ok: z.boolean(), at: z.string(), reason: z.string().nullable(), jobId: z.string().nullable() }).nullable(),
+});
 
 // Read and write one field in one step: two health jobs checking at once cannot both see a change and both post.
 // `since` is kept while the status (and the episode, ARGV[6], '' for none) stays the same; the previous value is
@@ -91,6 +107,32 @@ export function createHealthState(redis: RedisConnection, prefix: string): Healt
           };
         }),
       );
+    },
+    async otherSubjects(kind, subject) {
+      const set = `${prefix}:health-subjects:${kind}`;
+      await redis.sadd(set, subject);
+      return (await redis.smembers(set)).filter((x) => x !== subject).sort();
+    },
+    async forgetSubject(kind, subject) {
+      await redis.srem(`${prefix}:health-subjects:${kind}`, subject);
+      await redis.del(`${prefix}:health-disk-needs:${subject}`);
+    },
+    async putDiskNeed(subject, need) {
+      const stored = { ...need, ranOut: need.ranOut ? { ...need.ranOut, at: need.ranOut.at.toISOString() } : null };
+      await redis.hset(`${prefix}:health-disk-needs:${subject}`, need.target, JSON.stringify(stored));
+    },
+    async diskNeeds(subject) {
+      const all = await redis.hgetall(`${prefix}:health-disk-needs:${subject}`);
+      const out: TargetDiskNeed[] = [];
+      for (const raw of Object.values(all)) {
+        try {
+          const n = StoredNeedSchema.parse(JSON.parse(raw));
+          out.push({ ...n, ranOut: n.ranOut ? { ...n.ranOut, at: new Date(n.ranOut.at) } : null });
+        } catch {
+          // Unreadable: that target counts as not checked until its next check writes it again.
+        }
+      }
+      return out;
     },
     async read(target) {
       const all = await redis.hgetall(key(target));

@@ -146,7 +146,8 @@ export function healthOverview(perTarget: TargetHealth[], limit = ANSWER_CHARS):
 
 function conditionLine(r: ConditionResult, stored: Record<string, StoredCondition>): string {
   const since = stored[r.condition]?.status === r.status ? stored[r.condition]?.since : undefined;
-  // A quiet failure (nothing paged: a first backup not yet due, a slot that could not be read) is a warning to read.
+  // A quiet failure (nothing paged for the target: a first backup not yet due, a slot that could not be read, a disk
+  // the storage-wide condition pages once for all targets) is a warning to read.
   // Passing for want of anything to judge (no test recorded, no backup yet) is not shown as a check that passed.
   const icon =
     r.status !== 'ok' ? (r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:') : r.unjudged ? ':white_circle:' : ':white_check_mark:';

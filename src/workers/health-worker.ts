@@ -8,8 +8,9 @@ export interface HealthWorkerDeps extends TargetHealthDeps {
 }
 
 /**
- * Every target, every condition (target-health.ts): a condition that starts failing pages once and posts once; when
- * it clears, the page is resolved and the channel told. The remembered state makes this hold across restarts and retries.
+ * Every target, every condition (target-health.ts), then the backup disk they share (disk-health.ts): a condition
+ * that starts failing pages once and posts once; when it clears, the page is resolved and the channel told. The
+ * remembered state makes this hold across restarts and retries.
  */
 export function healthProcessor(deps: HealthWorkerDeps) {
   const evaluate = deps.evaluate ?? createTargetEvaluator(deps);
@@ -27,6 +28,15 @@ export function healthProcessor(deps: HealthWorkerDeps) {
         log.error({ err, target: target.name }, 'health check of a target could not run');
         couldNot.push(`${target.name}: ${toUserMessage(err)}`);
       }
+    }
+    // The disk they all write to, once for all of them (one page for a full disk, not one per target), from every
+    // target's verdict as remembered in Redis: a target whose check failed above counts as last checked.
+    try {
+      const disk = await evaluate.backupDisk(log);
+      if (disk.status === 'failing') failing.push(`${deps.storage.describe()}/disk`);
+    } catch (err) {
+      log.error({ err }, 'health check of the backup disk could not run');
+      couldNot.push(`the backup disk: ${toUserMessage(err)}`);
     }
     if (couldNot.length > 0) throw new Error(`health checks could not run for ${couldNot.join('; ')}`);
     return { failing };

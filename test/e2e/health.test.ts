@@ -58,7 +58,10 @@ function runHealth(health?: Partial<Config['health']['thresholds']>) {
   return process({ id: `health-${Date.now()}` } as Job);
 }
 
-const pages = (condition: string, action: string) => h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/shop/${condition}` && e.event_action === action);
+/** The disk is paged once for every target writing to it, under its storage's name; the other conditions per target. */
+const subject = (condition: string) => (condition === 'disk' ? h.service.deps.storage.describe() : 'shop');
+const pages = (condition: string, action: string) =>
+  h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${subject(condition)}/${condition}` && e.event_action === action);
 const posts = (pattern: RegExp) => [...h.slack.messages.values()].filter((m) => pattern.test(m.text ?? ''));
 
 async function settle(condition: string, action: string, n: number) {
@@ -148,9 +151,11 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     await settle('disk', 'resolve', 1);
     await settle('slow', 'resolve', 1);
     for (const c of ['disk', 'slow']) {
-      const seq = h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/shop/${c}`).map((e) => e.event_action);
+      const seq = h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${subject(c)}/${c}`).map((e) => e.event_action);
       expect(seq).toEqual(['trigger', 'resolve']);
     }
+    // Never under the target's own key: a disk under 20 targets would have been 20 pages.
+    expect(h.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/shop/disk')).toEqual([]);
   });
 
   it('delivers trigger then resolve in order even while PagerDuty answers 500', async () => {
@@ -158,7 +163,7 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     await runHealth({ diskFreeMinRatio: 1.01 });
     await runHealth({ diskFreeMinRatio: 0 });
     await settle('disk', 'resolve', 2);
-    const seq = h.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/shop/disk').map((e) => e.event_action);
+    const seq = h.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${subject('disk')}/disk`).map((e) => e.event_action);
     expect(seq).toEqual(['trigger', 'resolve', 'trigger', 'resolve']);
   }, 60_000);
 

@@ -1,18 +1,21 @@
 import { randomBytes } from 'node:crypto';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { createHealthState } from '../../src/health/index.ts';
 import { outboxKey, pageStateKey } from '../../src/notifications/escalation.ts';
 import type { Storage } from '../../src/storage/index.ts';
 import { healthProcessor, type HealthWorkerDeps } from '../../src/workers/health-worker.ts';
+import { createTargetEvaluator, reevaluateAfterJobs } from '../../src/workers/target-health.ts';
 import { CHANNEL_ID, startWorkerKit, type WorkerKit } from './worker-kit.ts';
 
 /**
  * The health processor's error paths (health-worker.ts → target-health.ts), as the on-call engineer meets them: the
  * job's outcome, the channel posts, the pages PagerDuty holds, and what the health state remembers. The condition
- * driven here is `disk` (a warning that pages): the storage's free space is set by the test; every target is new,
- * so its `stale` is the quiet "first backup not due yet" and says nothing.
+ * driven here is the backup disk (a warning that pages, once for every target writing to it: a target's own `disk` is
+ * quiet): the storage's free space is set by the test, and each test names its storage, so each has its own disk's
+ * state and page; every target is new, so its `stale` is the quiet "first backup not due yet" and says nothing.
  */
 
 let kit: WorkerKit;
@@ -25,16 +28,23 @@ afterAll(async () => {
   await kit?.stop();
 });
 
+// Each test's disk is a storage of its own (testStorage), where a deployment has one: a judgment clears the failures
+// of the disks judged before it (backups moved), so each test starts with none judged.
+beforeEach(async () => {
+  await kit.redis.del(`${kit.prefix}:health-subjects:disk`);
+});
+
 const TOTAL = 100 * 1024 ** 3;
 
 /**
  * The kit's storage with a disk whose free share the test sets (under 20 % is `disk` failing), and targets whose
- * listing fails as an unreadable mount would.
+ * listing fails as an unreadable mount would; `name` makes it another disk than the other tests' (its own state and
+ * page).
  */
-function testStorage(disk: { free: number }, failList: ReadonlySet<string> = new Set()): Storage {
+function testStorage(name: string, disk: { free: number }, failList: ReadonlySet<string> = new Set()): Storage {
   const inner = kit.storage;
   return {
-    describe: () => inner.describe(),
+    describe: () => `${inner.describe()}/${name}`,
     beginBackup: (t, id, owner) => inner.beginBackup(t, id, owner),
     createArtifactWriter: (t, id, f) => inner.createArtifactWriter(t, id, f),
     writeManifest: (m) => inner.writeManifest(m),
@@ -71,12 +81,15 @@ const deps = (over: Partial<HealthWorkerDeps> & Pick<HealthWorkerDeps, 'config' 
   ...over,
 });
 
-const diskKey = (target: string) => `pg-backup-bot/${target}/disk`;
-/** Top-level channel posts about a target's disk, oldest first. */
-const diskPosts = (target: string) =>
-  [...kit.slack.messages.values()].filter((m) => !m.thread_ts && m.channel === CHANNEL_ID && (m.text ?? '').startsWith(`${target}: backup disk filling up`));
+/** The disk of testStorage(name): where its condition is remembered, paged and posted. */
+const where = (name: string) => `${kit.storage.describe()}/${name}`;
+const diskKey = (name: string) => `pg-backup-bot/${where(name)}/disk`;
+/** Top-level channel posts about the disk (or about a target's own disk: there should be none), oldest first. */
+const diskPosts = (subject: string) =>
+  [...kit.slack.messages.values()].filter((m) => !m.thread_ts && m.channel === CHANNEL_ID && (m.text ?? '').startsWith(`${subject}: backup disk filling up`));
 const contextOf = (m: { blocks?: unknown } | undefined) => JSON.stringify(m?.blocks ?? null);
-const pageOpen = (target: string) => kit.redis.get(pageStateKey(kit.prefix, diskKey(target)));
+const pageOpen = (name: string) => kit.redis.get(pageStateKey(kit.prefix, diskKey(name)));
+const FULL = '5 % free (5.0 GB of 100 GB), limit 20 %';
 
 /** Polls until `probe` holds (a wait, not an assertion: the assertions follow it). */
 async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
@@ -88,57 +101,156 @@ async function until(what: string, probe: () => Promise<boolean> | boolean, time
 }
 
 describe('healthProcessor', () => {
-  describe('when a condition fails, then passes', () => {
-    it('pages once and posts once while it fails, then resolves once and says so once', async () => {
+  describe('when the disk fills up under three targets, then has room again', () => {
+    it('pages once and posts once for the disk while it fails, never per target, then resolves once and says so once', async () => {
       const disk = { free: 0.05 };
-      const processor = healthProcessor(deps({ config: configWith('h-flap'), storage: testStorage(disk) }));
+      const targets = ['h-flap-a', 'h-flap-b', 'h-flap-c'];
+      const processor = healthProcessor(deps({ config: configWith(...targets), storage: testStorage('flap', disk) }));
       const failing = [await kit.runJob(processor, {}), await kit.runJob(processor, {})];
-      for (const job of failing) expect((job.returnvalue as { failing: string[] }).failing).toContain('h-flap/disk');
+      for (const job of failing) {
+        expect((job.returnvalue as { failing: string[] }).failing).toEqual(
+          expect.arrayContaining([`${where('flap')}/disk`, ...targets.map((t) => `${t}/disk`)]),
+        );
+      }
+      // Each target's own disk is remembered as failing, quietly: /backup health shows it, the disk's page says it.
+      for (const t of targets) expect((await createHealthState(kit.redis, kit.prefix).read(t)).disk).toMatchObject({ status: 'failing', quiet: true });
       disk.free = 0.5;
       const passing = [await kit.runJob(processor, {}), await kit.runJob(processor, {})];
-      for (const job of passing) expect((job.returnvalue as { failing: string[] }).failing).not.toContain('h-flap/disk');
+      for (const job of passing) expect((job.returnvalue as { failing: string[] }).failing).not.toContain(`${where('flap')}/disk`);
 
       // The resolve leaves the outbox after the trigger: once it is in, everything for this key is.
-      await kit.pd.waitFor((e) => e.dedup_key === diskKey('h-flap') && e.event_action === 'resolve', 30_000);
-      const events = kit.pd.events.filter((e) => e.dedup_key === diskKey('h-flap'));
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('flap') && e.event_action === 'resolve', 30_000);
+      const events = kit.pd.events.filter((e) => e.dedup_key === diskKey('flap'));
       expect(events.map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
       expect(events[0]?.payload?.severity).toBe('warning');
-      expect(events[0]?.payload?.summary).toBe('Backup disk of h-flap is nearly full: 5 % free (5.0 GB of 100 GB), limit 20 %');
-      expect(kit.pd.alerts.get(diskKey('h-flap'))?.status).toBe('resolved');
+      expect(events[0]?.payload?.summary).toBe(`Backup disk ${where('flap')} is nearly full: ${FULL}`);
+      expect(kit.pd.alerts.get(diskKey('flap'))?.status).toBe('resolved');
+      for (const t of targets) expect(kit.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${t}/disk`)).toEqual([]);
 
-      const posts = diskPosts('h-flap');
+      const posts = diskPosts(where('flap'));
       expect(posts.map((m) => m.text)).toEqual([
-        'h-flap: backup disk filling up — 5 % free (5.0 GB of 100 GB), limit 20 %',
-        'h-flap: backup disk filling up cleared',
+        `${where('flap')}: backup disk filling up — ${FULL}; 3 targets write to it`,
+        `${where('flap')}: backup disk filling up cleared`,
       ]);
-      expect(contextOf(posts[0])).toContain('PagerDuty paged (warning, dedup key pg-backup-bot/h-flap/disk)');
-      expect(contextOf(posts[1])).toContain('PagerDuty page resolved (pg-backup-bot/h-flap/disk)');
-      expect(await pageOpen('h-flap')).toBeNull();
+      expect(contextOf(posts[0])).toContain(`PagerDuty paged (warning, dedup key ${diskKey('flap')})`);
+      expect(contextOf(posts[1])).toContain(`PagerDuty page resolved (${diskKey('flap')})`);
+      for (const t of targets) expect(diskPosts(t)).toEqual([]);
+      expect(await pageOpen('flap')).toBeNull();
+    });
+  });
+
+  describe('when a job ends after room was made', () => {
+    // Issue 11's rule, for the disk too: a page resolves seconds after the job that fixed it, not at the next health
+    // run (up to 15 minutes later). The job's own target is checked, then the disk, from every target's last check.
+    it('the disk is judged again after the job, and its page resolves at once', async () => {
+      const disk = { free: 0.05 };
+      const d = deps({ config: configWith('h-after-a', 'h-after-b'), storage: testStorage('after', disk) });
+      const evaluate = createTargetEvaluator(d);
+      expect(await (await kit.runJob(healthProcessor({ ...d, evaluate }), {})).getState()).toBe('completed');
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('after') && e.event_action === 'trigger', 30_000);
+
+      disk.free = 0.5;
+      const queue = new Queue(`after-${randomBytes(4).toString('hex')}`, { connection: kit.redis, prefix: kit.prefix });
+      const worker = new Worker(queue.name, async () => 'done', { connection: kit.redis, prefix: kit.prefix });
+      try {
+        reevaluateAfterJobs([worker], evaluate, kit.log);
+        await queue.add('job', { target: 'h-after-a' });
+        await kit.pd.waitFor((e) => e.dedup_key === diskKey('after') && e.event_action === 'resolve', 10_000);
+        expect(diskPosts(where('after')).map((m) => m.text)).toEqual([
+          `${where('after')}: backup disk filling up — ${FULL}; 2 targets write to it`,
+          `${where('after')}: backup disk filling up cleared`,
+        ]);
+      } finally {
+        await worker.close();
+        await queue.close();
+      }
+    });
+  });
+
+  describe('on two worker hosts', () => {
+    // Each host judges the disk from what Redis remembers of every target, not from its own memory: a host whose own
+    // last look saw the disk full does not reopen a page another host resolved (second reader, on a first version).
+    it('a host that saw the disk full does not reopen the page the other resolved', async () => {
+      const disk = { free: 0.05 };
+      const config = configWith('h-two-a', 'h-two-b');
+      const hostA = createTargetEvaluator(deps({ config, storage: testStorage('two', disk) }));
+      const hostB = createTargetEvaluator(deps({ config, storage: testStorage('two', disk) }));
+      expect(await (await kit.runJob(healthProcessor({ ...deps({ config, storage: testStorage('two', disk) }), evaluate: hostB }), {})).getState()).toBe(
+        'completed',
+      );
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('two') && e.event_action === 'trigger', 30_000);
+      disk.free = 0.5;
+      expect(await (await kit.runJob(healthProcessor({ ...deps({ config, storage: testStorage('two', disk) }), evaluate: hostA }), {})).getState()).toBe(
+        'completed',
+      );
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('two') && e.event_action === 'resolve', 30_000);
+      // Host B, after a job of h-two-a: judged again from Redis, the disk has room.
+      expect((await hostB.backupDiskAfter([], kit.log))?.status).toBeUndefined();
+      expect((await hostB.backupDisk(kit.log)).status).toBe('ok');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(kit.pd.events.filter((e) => e.dedup_key === diskKey('two')).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+      expect(diskPosts(where('two'))).toHaveLength(2);
+    });
+  });
+
+  describe('after an upgrade from per-target disk pages', () => {
+    it('a target’s open disk page is resolved without a post; the disk pages once in its place', async () => {
+      const target = 'h-upgrade';
+      const state = createHealthState(kit.redis, kit.prefix);
+      // What the version before left: the target's own disk failing, loud, and its page open.
+      const loud = { condition: 'disk' as const, status: 'failing' as const, severity: 'warning' as const, summary: 's', evidence: 'e' };
+      await state.apply(target, [loud], new Date());
+      await kit.escalation.failed(target, 'disk', { summary: `Backup disk of ${target} is nearly full`, severity: 'warning', details: {} });
+      await kit.pd.waitFor((e) => e.dedup_key === `pg-backup-bot/${target}/disk` && e.event_action === 'trigger', 30_000);
+      await kit.runJob(healthProcessor(deps({ config: configWith(target), storage: testStorage('upgrade', { free: 0.05 }) })), {});
+      await kit.pd.waitFor((e) => e.dedup_key === `pg-backup-bot/${target}/disk` && e.event_action === 'resolve', 30_000);
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('upgrade') && e.event_action === 'trigger', 30_000);
+      expect(diskPosts(target)).toEqual([]);
+      expect(diskPosts(where('upgrade'))).toHaveLength(1);
+    });
+  });
+
+  describe('when backups move to another disk', () => {
+    it('the old disk’s failure is cleared, its page resolved, not left open for good', async () => {
+      const config = configWith('h-move');
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-old', { free: 0.05 }) })), {});
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('move-old') && e.event_action === 'trigger', 30_000);
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-new', { free: 0.5 }) })), {});
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('move-old') && e.event_action === 'resolve', 30_000);
+      expect(diskPosts(where('move-old')).map((m) => m.text)).toEqual([
+        `${where('move-old')}: backup disk filling up — ${FULL}; 1 target writes to it`,
+        `${where('move-old')}: backup disk filling up cleared`,
+      ]);
+      expect(diskPosts(where('move-new'))).toEqual([]);
     });
   });
 
   describe("when one target's storage fails to list", () => {
     // A target whose check cannot run must not leave the others unchecked (their pages would never come): each
     // other target is checked, and the run fails afterwards, naming the one that could not be.
-    it('the targets after it are still checked, paged and posted; the run fails naming it', async () => {
-      const storage = testStorage({ free: 0.05 }, new Set(['h-list-a']));
+    it('the targets after it are still checked, and the disk paged and posted; the run fails naming it', async () => {
+      const storage = testStorage('list-ab', { free: 0.05 }, new Set(['h-list-a']));
       const job = await kit.runJob(healthProcessor(deps({ config: configWith('h-list-a', 'h-list-b'), storage })), {});
       expect(await job.getState()).toBe('failed');
       expect(job.failedReason).toMatch(/^health checks could not run for h-list-a: /);
       expect(await createHealthState(kit.redis, kit.prefix).read('h-list-a')).toEqual({});
-      expect(diskPosts('h-list-a')).toEqual([]);
-      expect(diskPosts('h-list-b').map((m) => m.text)).toEqual(['h-list-b: backup disk filling up — 5 % free (5.0 GB of 100 GB), limit 20 %']);
-      await kit.pd.waitFor((e) => e.dedup_key === diskKey('h-list-b') && e.event_action === 'trigger', 30_000);
+      expect((await createHealthState(kit.redis, kit.prefix).read('h-list-b')).disk).toMatchObject({ status: 'failing', quiet: true });
+      expect(diskPosts(where('list-ab')).map((m) => m.text)).toEqual([
+        `${where('list-ab')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)`,
+      ]);
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('list-ab') && e.event_action === 'trigger', 30_000);
     });
 
-    it('the targets before it are checked, paged and posted; the run still fails', async () => {
-      const storage = testStorage({ free: 0.05 }, new Set(['h-list-d']));
+    it('the targets before it are checked, and the disk paged and posted; the run still fails', async () => {
+      const storage = testStorage('list-cd', { free: 0.05 }, new Set(['h-list-d']));
       const job = await kit.runJob(healthProcessor(deps({ config: configWith('h-list-c', 'h-list-d'), storage })), {});
       expect(job.failedReason).toMatch(/^health checks could not run for h-list-d: /);
-      expect(diskPosts('h-list-c').map((m) => m.text)).toEqual(['h-list-c: backup disk filling up — 5 % free (5.0 GB of 100 GB), limit 20 %']);
-      await kit.pd.waitFor((e) => e.dedup_key === diskKey('h-list-c') && e.event_action === 'trigger', 30_000);
+      expect((await createHealthState(kit.redis, kit.prefix).read('h-list-c')).disk).toMatchObject({ status: 'failing', quiet: true });
+      expect(diskPosts(where('list-cd')).map((m) => m.text)).toEqual([
+        `${where('list-cd')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)`,
+      ]);
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('list-cd') && e.event_action === 'trigger', 30_000);
       expect(await createHealthState(kit.redis, kit.prefix).read('h-list-d')).toEqual({});
-      expect(diskPosts('h-list-d')).toEqual([]);
     });
   });
 
@@ -149,20 +261,21 @@ describe('healthProcessor', () => {
       await kit.redis.acl('SETUSER', user, 'on', `>${password}`, '~*', '&*', '+@all', '-@write');
       const readOnly = new Redis(inject('redisUrl'), { username: user, password, maxRetriesPerRequest: null });
       try {
-        const storage = testStorage({ free: 0.05 });
+        const storage = testStorage('state', { free: 0.05 });
         const config = configWith('h-state');
         const refused = await kit.runJob(healthProcessor(deps({ config, storage, state: createHealthState(readOnly, kit.prefix) })), {});
         expect(await refused.getState()).toBe('failed');
-        expect(refused.failedReason).toMatch(/^health checks could not run for h-state: /);
+        expect(refused.failedReason).toMatch(/^health checks could not run for h-state: .*; the backup disk: /);
         expect(await createHealthState(kit.redis, kit.prefix).read('h-state')).toEqual({});
-        expect(await pageOpen('h-state')).toBeNull();
-        expect(diskPosts('h-state')).toEqual([]);
+        expect(await createHealthState(kit.redis, kit.prefix).read(where('state'))).toEqual({});
+        expect(await pageOpen('state')).toBeNull();
+        expect(diskPosts(where('state'))).toEqual([]);
 
         // Nothing was remembered, so the episode is not lost: the next run that can write it pages and posts.
         const next = await kit.runJob(healthProcessor(deps({ config, storage })), {});
-        expect((next.returnvalue as { failing: string[] }).failing).toContain('h-state/disk');
-        await kit.pd.waitFor((e) => e.dedup_key === diskKey('h-state') && e.event_action === 'trigger', 30_000);
-        expect(diskPosts('h-state')).toHaveLength(1);
+        expect((next.returnvalue as { failing: string[] }).failing).toEqual(expect.arrayContaining(['h-state/disk', `${where('state')}/disk`]));
+        await kit.pd.waitFor((e) => e.dedup_key === diskKey('state') && e.event_action === 'trigger', 30_000);
+        expect(diskPosts(where('state'))).toHaveLength(1);
       } finally {
         readOnly.disconnect();
         await kit.redis.acl('DELUSER', user);
@@ -174,20 +287,20 @@ describe('healthProcessor', () => {
     // Behaviour: the page goes out and the state is written; the refused post is logged and not tried again at the
     // next run (the condition did not change), so the channel never hears of this episode.
     it('the run completes and pages; the post is logged as failed and not tried again at the next run', async () => {
-      const storage = testStorage({ free: 0.05 });
+      const storage = testStorage('slack', { free: 0.05 });
       const processor = healthProcessor(deps({ config: configWith('h-slack'), storage, notifier: kit.notifierFor('#deleted') }));
       const job = await kit.runJob(processor, {});
       expect(await job.getState()).toBe('completed');
-      expect((job.returnvalue as { failing: string[] }).failing).toContain('h-slack/disk');
-      await kit.pd.waitFor((e) => e.dedup_key === diskKey('h-slack') && e.event_action === 'trigger', 30_000);
-      const refused = () => kit.slack.calls.filter((c) => c.body.channel === '#deleted' && JSON.stringify(c.body).includes('h-slack'));
+      expect((job.returnvalue as { failing: string[] }).failing).toContain(`${where('slack')}/disk`);
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('slack') && e.event_action === 'trigger', 30_000);
+      const refused = () => kit.slack.calls.filter((c) => c.body.channel === '#deleted' && JSON.stringify(c.body).includes(where('slack')));
       expect(refused().map((c) => c.response.error)).toEqual(['channel_not_found']);
       expect(kit.logs.some((l) => l.includes('could not post to the channel') && l.includes('channel_not_found'))).toBe(true);
 
       const again = await kit.runJob(processor, {});
       expect(await again.getState()).toBe('completed');
       expect(refused()).toHaveLength(1);
-      expect(kit.pd.events.filter((e) => e.dedup_key === diskKey('h-slack')).map((e) => e.event_action)).toEqual(['trigger']);
+      expect(kit.pd.events.filter((e) => e.dedup_key === diskKey('slack')).map((e) => e.event_action)).toEqual(['trigger']);
     });
   });
 
@@ -195,12 +308,12 @@ describe('healthProcessor', () => {
     it('the run completes and says paged; the delivery retries and PagerDuty gets the page once', async () => {
       const rejectedBefore = kit.pd.rejected.length;
       kit.pd.failNext(1, 500);
-      const job = await kit.runJob(healthProcessor(deps({ config: configWith('h-pd500'), storage: testStorage({ free: 0.05 }) })), {});
+      const job = await kit.runJob(healthProcessor(deps({ config: configWith('h-pd500'), storage: testStorage('pd500', { free: 0.05 }) })), {});
       expect(await job.getState()).toBe('completed');
-      expect(contextOf(diskPosts('h-pd500')[0])).toContain('PagerDuty paged (warning, dedup key pg-backup-bot/h-pd500/disk)');
-      await kit.pd.waitFor((e) => e.dedup_key === diskKey('h-pd500') && e.event_action === 'trigger', 30_000);
+      expect(contextOf(diskPosts(where('pd500'))[0])).toContain(`PagerDuty paged (warning, dedup key ${diskKey('pd500')})`);
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('pd500') && e.event_action === 'trigger', 30_000);
       expect(kit.pd.rejected.slice(rejectedBefore).map((r) => r.status)).toEqual([500]);
-      expect(kit.pd.alerts.get(diskKey('h-pd500'))?.actions).toEqual(['trigger']);
+      expect(kit.pd.alerts.get(diskKey('pd500'))?.actions).toEqual(['trigger']);
     });
   });
 
@@ -210,26 +323,26 @@ describe('healthProcessor', () => {
     it('the channel hears that nobody was paged; later runs of the same episode stay quiet', async () => {
       const rejectedBefore = kit.pd.rejected.length;
       kit.pd.failNext(1, 400);
-      const processor = healthProcessor(deps({ config: configWith('h-pd400'), storage: testStorage({ free: 0.05 }) }));
+      const processor = healthProcessor(deps({ config: configWith('h-pd400'), storage: testStorage('pd400', { free: 0.05 }) }));
       const job = await kit.runJob(processor, {});
       expect(await job.getState()).toBe('completed');
-      expect(contextOf(diskPosts('h-pd400')[0])).toContain('PagerDuty paged (warning, dedup key pg-backup-bot/h-pd400/disk)');
-      await until('the PagerDuty outbox of h-pd400 drained', async () => (await kit.redis.llen(outboxKey(kit.prefix, diskKey('h-pd400')))) === 0);
+      expect(contextOf(diskPosts(where('pd400'))[0])).toContain(`PagerDuty paged (warning, dedup key ${diskKey('pd400')})`);
+      await until('the PagerDuty outbox of h-pd400 drained', async () => (await kit.redis.llen(outboxKey(kit.prefix, diskKey('pd400')))) === 0);
       await until('the refusal posted', () =>
         [...kit.slack.messages.values()].some((m) =>
-          m.text?.startsWith(`:rotating_light: PagerDuty refused a page: nobody was paged for \`${diskKey('h-pd400')}\``),
+          m.text?.startsWith(`:rotating_light: PagerDuty refused a page: nobody was paged for \`${diskKey('pd400')}\``),
         ),
       );
       expect(kit.pd.rejected.slice(rejectedBefore).map((r) => r.status)).toEqual([400]);
-      expect(kit.pd.alerts.has(diskKey('h-pd400'))).toBe(false);
-      expect(await pageOpen('h-pd400')).toBeNull();
+      expect(kit.pd.alerts.has(diskKey('pd400'))).toBe(false);
+      expect(await pageOpen('pd400')).toBeNull();
 
       const requests = kit.pd.requests.length;
       const again = await kit.runJob(processor, {});
-      expect((again.returnvalue as { failing: string[] }).failing).toContain('h-pd400/disk');
-      expect(await kit.redis.llen(outboxKey(kit.prefix, diskKey('h-pd400')))).toBe(0);
+      expect((again.returnvalue as { failing: string[] }).failing).toContain(`${where('pd400')}/disk`);
+      expect(await kit.redis.llen(outboxKey(kit.prefix, diskKey('pd400')))).toBe(0);
       expect(kit.pd.requests.length).toBe(requests);
-      expect(diskPosts('h-pd400')).toHaveLength(1);
+      expect(diskPosts(where('pd400'))).toHaveLength(1);
     });
   });
 });
