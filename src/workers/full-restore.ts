@@ -85,7 +85,8 @@ export async function runFullRestore(
             ]),
       ]
     : outcome.restoredBytes === null && outcome.checked.tables === 0
-      ? [`No database was left on ${serverLabel(o.serverUrl)}: the restore stopped before ${o.database} held anything.`]
+      ? // Not "before it held anything": a restore refused on a missing role had created objects, then dropped them (QA).
+        [`No database was left on ${serverLabel(o.serverUrl)}: the restore stopped before ${o.database} could be verified, and nothing of it is kept.`]
       : [`${where} was dropped: a database the bot leaves behind is one it verified.`];
   // The restore's own notes (a damaged roles file it did not need) after what the verdict says of the database.
   const notes = [...verdictNotes, ...(outcome.notes ?? [])];
