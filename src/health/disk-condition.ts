@@ -115,7 +115,9 @@ function someOf(names: string[], shown = 3): string {
  * all of them by the same rules as diskCondition, target by target, from each target's need as its last check left
  * it in Redis (workers/disk-health.ts) and the disk's figure now: it fails exactly when some target's disk condition
  * would, and posts and pages once (one dedup key per storage) where each target used to page on its own, 20 pages for
- * one full disk with 20 targets. Its episode is what fails for whom, so a disk that fails more later is said again.
+ * one full disk with 20 targets. One episode while it fails: a disk's free space moves with every backup and every
+ * retention run, and targets crossing their room one by one would post each time (second reader); `/backup health`
+ * shows each target's state as it is.
  */
 export function backupDiskCondition(
   where: string,
@@ -138,8 +140,7 @@ export function backupDiskCondition(
   if (!disk || disk.totalBytes <= 0) {
     if (!fullSaid)
       return { ...c, status: 'ok', unjudged: true, summary: `Backup disk ${where}: free space unknown`, evidence: `free space unknown; ${targets}` };
-    const episode = ranOut.map((n) => `full:${n.target}`).join(',');
-    return { ...c, status: 'failing', summary: `Backup disk ${where}: ${fullSaid}`, evidence: `${fullSaid}; free space unknown`, episode };
+    return { ...c, status: 'failing', summary: `Backup disk ${where}: ${fullSaid}`, evidence: `${fullSaid}; free space unknown` };
   }
   const ratio = disk.freeBytes / disk.totalBytes;
   const free = freeSaid(disk, t);
@@ -160,13 +161,7 @@ export function backupDiskCondition(
     room ? `has too little room: ${formatBytes(disk.freeBytes)} free, ${room}` : null,
     fullSaid ? `is short of space: ${fullSaid}` : null,
   ].filter((p): p is string => p !== null);
-  // What fails, and for whom: a disk that fails more targets later (a weekly one ran out on Saturday; on Tuesday it
-  // is nearly full for all) is news, said again.
-  const episode = [ratio < t.diskFreeMinRatio ? 'nearly-full' : '', ...short.map((x) => `room:${x.n.target}`), ...ranOut.map((n) => `full:${n.target}`)]
-    .filter(Boolean)
-    .sort()
-    .join(',');
   if (problems.length === 0)
     return { ...c, status: 'ok', summary: `Backup disk ${where} has room: ${evidence}`, evidence: `${evidence}; ${targets}`, value: ratio };
-  return { ...c, status: 'failing', summary: `Backup disk ${where} ${problems.join('; and ')}`, evidence: `${evidence}; ${targets}`, value: ratio, episode };
+  return { ...c, status: 'failing', summary: `Backup disk ${where} ${problems.join('; and ')}`, evidence: `${evidence}; ${targets}`, value: ratio };
 }

@@ -34,10 +34,11 @@ export interface HealthState {
   apply(target: string, results: ConditionResult[], now: Date): Promise<AppliedResult[]>;
   read(target: string): Promise<Record<string, StoredCondition>>;
   /**
-   * Subjects other than targets judged under `kind` (the backup disk, one per storage): adds `subject` and returns
-   * the others, so one no longer judged (backups moved to another disk or to S3) can be cleared, not left failing.
+   * Subjects other than targets judged under `kind` (the backup disk, one per storage): notes `subject` as judged at
+   * `at` and returns the others with when they were last judged, so one no longer judged (backups moved to another
+   * disk or to S3) can be cleared, not left failing.
    */
-  otherSubjects(kind: string, subject: string): Promise<string[]>;
+  otherSubjects(kind: string, subject: string, at: Date): Promise<Array<{ subject: string; lastJudged: Date }>>;
   forgetSubject(kind: string, subject: string): Promise<void>;
   /** A target's disk need as its check left it, under the storage it writes to: what the disk's condition judges by. */
   putDiskNeed(subject: string, need: TargetDiskNeed): Promise<void>;
@@ -108,13 +109,16 @@ export function createHealthState(redis: RedisConnection, prefix: string): Healt
         }),
       );
     },
-    async otherSubjects(kind, subject) {
-      const set = `${prefix}:health-subjects:${kind}`;
-      await redis.sadd(set, subject);
-      return (await redis.smembers(set)).filter((x) => x !== subject).sort();
+    async otherSubjects(kind, subject, at) {
+      const judged = `${prefix}:health-judged:${kind}`;
+      await redis.hset(judged, subject, at.toISOString());
+      return Object.entries(await redis.hgetall(judged))
+        .filter(([x, when]) => x !== subject && !Number.isNaN(Date.parse(when)))
+        .map(([x, when]) => ({ subject: x, lastJudged: new Date(when) }))
+        .sort((a, b) => (a.subject < b.subject ? -1 : 1));
     },
     async forgetSubject(kind, subject) {
-      await redis.srem(`${prefix}:health-subjects:${kind}`, subject);
+      await redis.hdel(`${prefix}:health-judged:${kind}`, subject);
       await redis.del(`${prefix}:health-disk-needs:${subject}`);
     },
     async putDiskNeed(subject, need) {

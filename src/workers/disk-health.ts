@@ -1,4 +1,5 @@
 import { backupDiskCondition, type ConditionResult, resolveThresholds } from '../health/index.ts';
+import { formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
 
@@ -10,6 +11,8 @@ import { report, type TargetHealthDeps } from './health-report.ts';
  * failed counts as last checked, a restart forgets nothing, and space freed shows at the next judgment.
  */
 const KIND = 'disk';
+/** A disk no worker has judged for this long is one backups are no longer written to. */
+export const RETIRED_AFTER_MS = 6 * 3600_000;
 
 /** The dedup key holds the subject: PagerDuty takes 255 characters, so a very long path keeps its end. */
 export function diskSubject(deps: Pick<TargetHealthDeps, 'storage'>): string {
@@ -24,20 +27,22 @@ export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Log
   const mine = needs.filter((n) => configured.has(n.target)).sort((a, b) => (a.target < b.target ? -1 : 1));
   const result = backupDiskCondition(where, disk, resolveThresholds(deps.config.health.thresholds), mine, configured.size - mine.length);
   for (const a of await deps.state.apply(where, [result], at)) await report(deps, where, a, log);
-  // A disk judged before and not any more (BACKUP_DIR moved, S3 as the primary storage): its failure is cleared, so
-  // its page does not stay open for good.
-  for (const other of await deps.state.otherSubjects(KIND, where)) {
-    if ((await deps.state.read(other)).disk?.status === 'failing') {
+  // A disk not judged for RETIRED_AFTER_MS (BACKUP_DIR moved, S3 as the primary storage): its failure is cleared, so
+  // its page does not stay open for good. Not sooner: hosts that name one shared disk by two paths (two mount
+  // points) judge both every health run, and clearing each other's would page and resolve by turns (second reader).
+  for (const other of await deps.state.otherSubjects(KIND, where, at)) {
+    if (at.getTime() - other.lastJudged.getTime() < RETIRED_AFTER_MS) continue;
+    if ((await deps.state.read(other.subject)).disk?.status === 'failing') {
       const moved: ConditionResult = {
         condition: 'disk',
         severity: 'warning',
         status: 'ok',
-        summary: `Backup disk ${other}: backups are no longer written there`,
-        evidence: `backups are written to ${where} now`,
+        summary: `Backup disk ${other.subject}: not judged since ${formatTime(other.lastJudged)}`,
+        evidence: `no worker has judged it since ${formatTime(other.lastJudged)}: backups are written to ${where} now`,
       };
-      for (const a of await deps.state.apply(other, [moved], at)) await report(deps, other, a, log);
+      for (const a of await deps.state.apply(other.subject, [moved], at)) await report(deps, other.subject, a, log);
     }
-    await deps.state.forgetSubject(KIND, other);
+    await deps.state.forgetSubject(KIND, other.subject);
   }
   return result;
 }

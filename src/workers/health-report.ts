@@ -39,10 +39,12 @@ export async function report(deps: { notifier: Notifier; escalation: Escalation 
   const condition = pagerCondition(result.condition);
   if (result.status === 'failing') {
     if (result.quiet) {
-      // Loud before (its page open), quiet now: the page is resolved, and nothing posted. A target's disk is quiet
-      // since the storage-wide condition pages for it (disk-health.ts); a version before paged per target.
-      if (previous === 'failing' && !previousQuiet) {
-        await deps.escalation.passed(target, condition, { summary: `${target}: ${result.condition} is not paged here any more (${result.summary})` });
+      // A target's disk, loud before (its page open, from a version that paged per target), quiet now: the storage-
+      // wide condition pages for it (disk-health.ts), so that page is resolved, and nothing posted. The disk alone:
+      // other conditions go quiet while their failure stands (a base backup the worker has just paged as failed, a
+      // slot that could not be read), and their page must stay open (second reader).
+      if (result.condition === 'disk' && previous === 'failing' && !previousQuiet) {
+        await deps.escalation.passed(target, condition, { summary: `${target}: its backup disk is paged once for every target now (${result.summary})` });
       }
       log.info({ target, condition: result.condition, evidence: result.evidence }, 'health condition failing, not paged');
       return;

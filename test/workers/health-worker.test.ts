@@ -7,6 +7,7 @@ import { createHealthState } from '../../src/health/index.ts';
 import { outboxKey, pageStateKey } from '../../src/notifications/escalation.ts';
 import type { Storage } from '../../src/storage/index.ts';
 import { healthProcessor, type HealthWorkerDeps } from '../../src/workers/health-worker.ts';
+import { report } from '../../src/workers/health-report.ts';
 import { createTargetEvaluator, reevaluateAfterJobs } from '../../src/workers/target-health.ts';
 import { CHANNEL_ID, startWorkerKit, type WorkerKit } from './worker-kit.ts';
 
@@ -31,7 +32,7 @@ afterAll(async () => {
 // Each test's disk is a storage of its own (testStorage), where a deployment has one: a judgment clears the failures
 // of the disks judged before it (backups moved), so each test starts with none judged.
 beforeEach(async () => {
-  await kit.redis.del(`${kit.prefix}:health-subjects:disk`);
+  await kit.redis.del(`${kit.prefix}:health-judged:disk`);
 });
 
 const TOTAL = 100 * 1024 ** 3;
@@ -210,12 +211,38 @@ describe('healthProcessor', () => {
     });
   });
 
+  describe('a condition other than the disk going quiet while it fails', () => {
+    // Only a target's disk hands its page over; a base backup paged as failed and then judged quiet (the worker that
+    // ran it has the word) keeps its page open (second reader: a first version resolved every loud → quiet page).
+    it('keeps its page open', async () => {
+      const target = 'h-quiet';
+      const state = createHealthState(kit.redis, kit.prefix);
+      const loud = { condition: 'base-backup' as const, status: 'failing' as const, severity: 'error' as const, summary: 'no base backup', evidence: 'none' };
+      await state.apply(target, [loud], new Date());
+      await kit.escalation.failed(target, 'base-backup', { summary: 'no base backup of h-quiet', severity: 'error', details: {} });
+      await kit.pd.waitFor((e) => e.dedup_key === `pg-backup-bot/${target}/base-backup` && e.event_action === 'trigger', 30_000);
+      const [applied] = await state.apply(target, [{ ...loud, quiet: true }], new Date());
+      expect(applied?.changed).toBe(true);
+      if (applied) await report({ notifier: kit.notifier, escalation: kit.escalation }, target, applied, kit.log);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(kit.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${target}/base-backup`).map((e) => e.event_action)).toEqual(['trigger']);
+      expect(await kit.redis.get(pageStateKey(kit.prefix, `pg-backup-bot/${target}/base-backup`))).toBe('triggered');
+    });
+  });
+
   describe('when backups move to another disk', () => {
-    it('the old disk’s failure is cleared, its page resolved, not left open for good', async () => {
+    it('the old disk’s failure is cleared once no worker has judged it for 6 hours, not at once (two mount points)', async () => {
       const config = configWith('h-move');
-      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-old', { free: 0.05 }) })), {});
+      const t0 = Date.now();
+      const at = (hours: number) => () => new Date(t0 + hours * 3600_000);
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-old', { free: 0.05 }), now: at(0) })), {});
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('move-old') && e.event_action === 'trigger', 30_000);
-      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-new', { free: 0.5 }) })), {});
+      // An hour later the other path is judged: the old one may be the same disk under another mount point, kept.
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-new', { free: 0.5 }), now: at(1) })), {});
+      await new Promise((r) => setTimeout(r, 300));
+      expect(kit.pd.events.filter((e) => e.dedup_key === diskKey('move-old')).map((e) => e.event_action)).toEqual(['trigger']);
+      // Seven hours after its last judgment, it is one backups are no longer written to.
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-new', { free: 0.5 }), now: at(7) })), {});
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('move-old') && e.event_action === 'resolve', 30_000);
       expect(diskPosts(where('move-old')).map((m) => m.text)).toEqual([
         `${where('move-old')}: backup disk filling up — ${FULL}; 1 target writes to it`,
