@@ -40,8 +40,12 @@ export interface HealthState {
    */
   otherSubjects(kind: string, subject: string, at: Date): Promise<Array<{ subject: string; lastJudged: Date }>>;
   forgetSubject(kind: string, subject: string): Promise<void>;
-  /** A target's disk need as its check left it, under the storage it writes to: what the disk's condition judges by. */
-  putDiskNeed(subject: string, need: TargetDiskNeed): Promise<void>;
+  /**
+   * A target's disk need as its check left it, under the storage it writes to: what the disk's condition judges by.
+   * Kept only if no check that began later wrote one already (a slow check on one host must not put back what a
+   * newer check on another host replaced: second reader).
+   */
+  putDiskNeed(subject: string, need: TargetDiskNeed, checkedAt: Date): Promise<void>;
   diskNeeds(subject: string): Promise<TargetDiskNeed[]>;
 }
 
@@ -66,6 +70,16 @@ local episode = nil
 if ARGV[6] ~= '' then episode = ARGV[6] end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ status = ARGV[2], since = since, lastChecked = ARGV[3], evidence = ARGV[4], quiet = (ARGV[5] == '1') or nil, episode = episode }))
 return prev`;
+
+// One field, written unless the one there was checked later (ISO times compare as strings).
+const PUT_IF_NEWER = `
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+if prev then
+  local ok, p = pcall(cjson.decode, prev)
+  if ok and type(p) == 'table' and type(p.checkedAt) == 'string' and p.checkedAt > ARGV[3] then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
 
 function parseStored(raw: string | null): StoredCondition | null {
   if (raw === null) return null;
@@ -121,9 +135,9 @@ export function createHealthState(redis: RedisConnection, prefix: string): Healt
       await redis.hdel(`${prefix}:health-judged:${kind}`, subject);
       await redis.del(`${prefix}:health-disk-needs:${subject}`);
     },
-    async putDiskNeed(subject, need) {
-      const stored = { ...need, ranOut: need.ranOut ? { ...need.ranOut, at: need.ranOut.at.toISOString() } : null };
-      await redis.hset(`${prefix}:health-disk-needs:${subject}`, need.target, JSON.stringify(stored));
+    async putDiskNeed(subject, need, checkedAt) {
+      const stored = { ...need, ranOut: need.ranOut ? { ...need.ranOut, at: need.ranOut.at.toISOString() } : null, checkedAt: checkedAt.toISOString() };
+      await redis.eval(PUT_IF_NEWER, 1, `${prefix}:health-disk-needs:${subject}`, need.target, JSON.stringify(stored), stored.checkedAt);
     },
     async diskNeeds(subject) {
       const all = await redis.hgetall(`${prefix}:health-disk-needs:${subject}`);

@@ -54,7 +54,7 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
   };
   const { input, results } = await checkTarget(sources, target, at);
   // What the disk's condition judges this target by (disk-health.ts), beside its verdicts.
-  await deps.state.putDiskNeed(diskSubject(deps), inputDiskNeed(input));
+  await deps.state.putDiskNeed(diskSubject(deps), inputDiskNeed(input), at);
   const applied = await deps.state.apply(target, results, at);
   for (const a of applied) await report(deps, target, a, log);
   return results;

@@ -89,4 +89,15 @@ describe('createHealthState', () => {
     const [r] = await state.apply('shop', [result('stale', 'failing', 'critical')], NOW);
     expect(r).toMatchObject({ previous: null, changed: true });
   });
+  it('keeps the disk need of the check that began last, whichever wrote last (two hosts; second reader)', async () => {
+    const state = createHealthState(redis, prefix);
+    const full = { ok: false, at: NOW, reason: 'The backup disk is full (local:/b)', jobId: '9' };
+    // The newer check (no run out of space any more) writes first; the older one, slow, writes after it.
+    await state.putDiskNeed('local:/b', { target: 'shop', next: { what: 'the newest backup (x)', bytes: 10 }, ranOut: null }, later(1));
+    await state.putDiskNeed('local:/b', { target: 'shop', next: { what: 'the newest backup (x)', bytes: 10 }, ranOut: full }, later(0));
+    await state.putDiskNeed('local:/b', { target: 'crm', next: null, ranOut: full }, later(0));
+    const needs = await state.diskNeeds('local:/b');
+    expect(needs.find((n) => n.target === 'shop')?.ranOut).toBeNull();
+    expect(needs.find((n) => n.target === 'crm')?.ranOut).toEqual(full);
+  });
 });
