@@ -108,11 +108,16 @@ export async function writeFileAtomically(file: string, text: string): Promise<v
   }
 }
 
+/** A backup's directory: `<target>-YYYYMMDDTHHMMSSZ`, maybe `-2` (manifest.ts BackupIdSchema). */
+const BACKUP_DIR_NAME = /-\d{8}T\d{6}Z(-\d+)?$/;
+
 /**
  * Why a BACKUP_DIR holds no backup, when that is not "none taken yet" to be trusted: it does not exist (a wrong one
- * set, a new host), or it is empty (a disk or share not mounted there: the mount point is an empty directory). The
- * sentence for people, or null. `_audit` and dot files alone count as empty: the bot writes those before any backup.
+ * set, a new host), it is empty (a disk or share not mounted there: the mount point is an empty directory), or it is
+ * one target's directory (backups right under it). The sentence for people, or null. `_audit` and dot files alone
+ * count as empty: the bot writes those before any backup.
  */
+
 export async function backupDirProblem(root: string): Promise<string | null> {
   const read = await readdir(root).then(
     (entries) => ({ entries }),
@@ -122,6 +127,17 @@ export async function backupDirProblem(root: string): Promise<string | null> {
   if ('code' in read && read.code === 'ENOENT') return `BACKUP_DIR ${root} does not exist: no backup was ever written there. ${elsewhere}`;
   if ('code' in read) return `BACKUP_DIR ${root} cannot be read (${read.code}): check that it is a directory this user may read.`;
   const { entries } = read;
+  // Backups right under it (`<target>-<stamp>/manifest.json`): one target's directory given for the root (QA: "No
+  // finished backups yet", with the backups one level up from where the CLI looked).
+  for (const e of entries.filter((x) => BACKUP_DIR_NAME.test(x)).slice(0, 20)) {
+    if (
+      await stat(join(root, e, 'manifest.json')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return `BACKUP_DIR ${root} holds backups itself (${e}): it is one target's directory, not the directory of all targets; set BACKUP_DIR to ${dirname(root)}.`;
+  }
   if (entries.some((e) => !e.startsWith('.') && e !== '_audit')) return null;
   return `BACKUP_DIR ${root} is empty: no backup was ever written there, or the disk or share that holds them is not mounted (\`findmnt ${root}\`). ${elsewhere}`;
 }

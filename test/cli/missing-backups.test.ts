@@ -49,6 +49,18 @@ describe('backups that are not where the CLI looks', () => {
     );
   });
 
+  it('a BACKUP_DIR set to one target’s directory names the directory of all targets (QA: "No finished backups yet")', async () => {
+    const root = join(dir, 'root');
+    const shop = join(root, 'shop');
+    await mkdir(join(shop, 'shop-20261205T095011Z'), { recursive: true });
+    await writeFile(join(shop, 'shop-20261205T095011Z', 'manifest.json'), '{}');
+    const list = deps(shop);
+    expect(await cliList([], list.deps)).toBe(1);
+    expect(list.err).toEqual([
+      `BACKUP_DIR ${shop} holds backups itself (shop-20261205T095011Z): it is one target's directory, not the directory of all targets; set BACKUP_DIR to ${root}.`,
+    ]);
+  });
+
   it('an empty BACKUP_DIR (a disk not mounted on its mount point) is said to be empty, not "no backups yet"', async () => {
     const mountPoint = join(dir, 'mnt');
     await mkdir(mountPoint);
