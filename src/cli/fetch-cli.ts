@@ -5,6 +5,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { createAuditLog } from '../audit.ts';
 import type { Config } from '../config.ts';
+import { unwrapWord } from '../commands/typed-ids.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import { formatBytes, formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
@@ -36,7 +37,8 @@ export function parseFetchArgs(args: string[]): FetchArgs | string {
       output = next;
     } else if (arg.startsWith('--output=')) output = arg.slice('--output='.length) || null;
     else if (arg.startsWith('-') && arg !== '-') return `unknown option ${arg}`;
-    else if (backupId === undefined) backupId = arg;
+    else if (backupId === undefined)
+      backupId = unwrapWord(arg); // backticks of a copied id (as `restore` takes it)
     else return `one backup id only (got ${backupId} and ${arg})`;
   }
   if (backupId === undefined) return 'name the backup: pg-backup-bot list shows their ids';

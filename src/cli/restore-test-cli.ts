@@ -10,12 +10,14 @@ import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-s
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
 import { type CliDeps, markedDamaged, requestedBy } from './restore-cli.ts';
 import { missingBackupDir } from './backup-dir.ts';
-import { didYouMean } from '../commands/typed-ids.ts';
+import { didYouMean, unwrapWord } from '../commands/typed-ids.ts';
 
 /** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
 export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<number> {
   const { io } = deps;
-  const [arg, ...extra] = args;
+  // An id copied from the bot's own messages keeps its backticks (QA: `restore` took it, this refused it).
+  const [raw, ...extra] = args;
+  const arg = raw === undefined ? undefined : unwrapWord(raw);
   if (extra.length > 0) {
     io.err('usage: pg-backup-bot restore-test [target|backup-id]');
     return 2;

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseFetchArgs } from '../../src/cli/fetch-cli.ts';
 import type { Manifest } from '../../src/storage/index.ts';
 import { tempRoot } from '../storage/fixtures.ts';
 import { store } from '../storage/retention-fixtures.ts';
@@ -34,6 +35,15 @@ describe('pg-backup-bot restore-test with a mistyped argument', () => {
       expect(run.stdout).toBe('');
       expect(run.exitCode).toBe(1);
     }
+  });
+
+  it('takes an id in the backticks of a copied message, as `restore` does; so does `fetch` (QA)', async () => {
+    const env = { BACKUP_DIR: t.root, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop' };
+    const run = await cli(['restore-test', `\`${older.backupId}\``], env);
+    // Taken as the id: the test starts on it, and fails on the server that is not there, not on the word.
+    expect(run.stderr).toContain(`Restore test of ${older.backupId} …`);
+    expect(run.stderr).not.toContain('neither a backup id nor a target');
+    expect(parseFetchArgs([`\`${older.backupId}\``])).toEqual({ backupId: older.backupId, globals: false, output: null });
   });
 
   it('with a BACKUP_DIR that does not exist, says so rather than "no backup yet"', async () => {
