@@ -70,14 +70,14 @@ const HOW: Record<RestoredDatabase['how'], (database: string, r: RestoreRecord) 
   staging: (db) => `left by a replacement of ${db} that did not finish (never used), a copy of`,
 };
 
-export function restoredDatabasesText(list: RestoredDatabase[], target?: string): string {
+export function restoredDatabasesText(list: RestoredDatabase[], target?: string, drop = '/restore drop <database>'): string {
   if (list.length === 0) return `No databases made by restores are left${target ? ` on the server of *${target}*` : ''}.`;
   const who = (r: RestoreRecord) => (r.requestedBy.userId ? `<@${r.requestedBy.userId}>` : (r.requestedBy.userName ?? r.requestedBy.source));
   const lines = list.map(
     (d) =>
       `• \`${d.name}\` on ${d.server} · ${formatBytes(d.bytes)} · ${HOW[d.how](d.record.database, d.record)} \`${d.record.backupId}\` · by ${who(d.record)} · ${formatTime(d.record.startedAt)}`,
   );
-  return `*Databases made by restores* (newest first; \`/restore drop <database>\` removes one):\n${lines.join('\n')}`;
+  return `*Databases made by restores* (newest first; \`${drop}\` removes one):\n${lines.join('\n')}`;
 }
 
 /** Drops a database a restore made; refuses any other name, whatever it looks like. */

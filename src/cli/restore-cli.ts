@@ -58,7 +58,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   if (req.verb === 'list') {
     // Slack's mentions (<@U0ANA>) as plain ids in a terminal.
     io.out(
-      restoredDatabasesText(await restoredDatabases(deps, req.target), req.target)
+      // Its own command, not Slack's (QA).
+      restoredDatabasesText(await restoredDatabases(deps, req.target), req.target, 'pg-backup-bot restore drop <database>')
         .replace(/[*`]/g, '')
         .replace(/<@(\w+)>/g, '@$1'),
     );

@@ -109,6 +109,8 @@ describe('a restore whose server goes away mid-way', () => {
     const list = await cli(['restore', 'list'], env);
     expect(list.stdout).toContain(`${database} on 127.0.0.1:${server.port}`);
     expect(list.stdout).toContain(id);
+    // Its own command in its header, not Slack's (QA).
+    expect(list.stdout).toContain('(newest first; pg-backup-bot restore drop <database> removes one)');
     const drop = await cli(['restore', 'drop', database], env);
     expect(drop.stdout, drop.stderr).toMatch(new RegExp(`^Dropped ${database} `));
     expect(await exists(database)).toBe(0);
