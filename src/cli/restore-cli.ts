@@ -56,9 +56,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 2;
   }
   if (req.verb === 'list') {
-    // Slack's mentions (<@U0ANA>) as plain ids in a terminal.
+    // Its own drop command, not Slack's (QA); Slack's mentions (<@U0ANA>) as plain ids in a terminal.
     io.out(
-      // Its own command, not Slack's (QA).
       restoredDatabasesText(await restoredDatabases(deps, req.target), req.target, 'pg-backup-bot restore drop <database>')
         .replace(/[*`]/g, '')
         .replace(/<@(\w+)>/g, '@$1'),

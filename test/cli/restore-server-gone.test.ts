@@ -51,14 +51,19 @@ describe('a restore whose server goes away mid-way', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('fails as a restore, names the database it may have left, and `restore list` / `restore drop` know it once the server is back', async () => {
+  /** A backup by the CLI, then a CLI restore of it into a new database, running: the id, the child, the database's name once said. */
+  const backupThenRestore = async () => {
     const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
     expect(id).not.toBe('');
     const child = execa('node', ['bin/pg-backup-bot.js', 'restore', id], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
     let err = '';
     child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-    const end = Date.now() + 60_000;
     const named = () => /into a new database (pgbb_restore_\S+) on /.exec(err)?.[1];
+    return { id, child, named, end: Date.now() + 60_000 };
+  };
+
+  it('fails as a restore, names the database it may have left, and `restore list` / `restore drop` know it once the server is back', async () => {
+    const { id, child, named, end } = await backupThenRestore();
     while (!named() && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     const database = named() ?? '';
     expect(database).not.toBe('');
@@ -91,13 +96,7 @@ describe('a restore whose server goes away mid-way', () => {
   }, 180_000);
 
   it('a restore killed outright (kill -9) leaves its database known: `restore list` shows it and `restore drop` removes it (QA)', async () => {
-    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
-    expect(id).not.toBe('');
-    const child = execa('node', ['bin/pg-backup-bot.js', 'restore', id], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
-    let err = '';
-    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-    const end = Date.now() + 60_000;
-    const named = () => /into a new database (pgbb_restore_\S+) on /.exec(err)?.[1];
+    const { id, child, named, end } = await backupThenRestore();
     const exists = async (name: string) =>
       withClient(env.DATABASE_URL as string, async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount ?? 0);
     while (!(named() && (await exists(named() ?? ''))) && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
