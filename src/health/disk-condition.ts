@@ -137,10 +137,20 @@ export function backupDiskCondition(
     : null;
   const n = needs.length + unchecked;
   const targets = `${n} target${n === 1 ? '' : 's'} write${n === 1 ? 's' : ''} to it${unchecked > 0 ? ` (${unchecked} not checked yet)` : ''}`;
+  // What clears it, said with it (QA: a page that had freed space stayed open, and nothing said why): room, and a
+  // backup of each target whose last one ran out of space, as that rule holds until one succeeds.
+  const clear = (noRoom: boolean) =>
+    [
+      noRoom ? 'free space, or delete old backups (`pg-backup-bot retention --dry-run` lists what retention deletes next)' : null,
+      ranOut.length > 0 ? `${noRoom ? 'then ' : ''}back up ${someOf(ranOut.map((x) => x.target))} again (\`/backup now <target>\`)` : null,
+    ]
+      .filter(Boolean)
+      .join(', ');
   if (!disk || disk.totalBytes <= 0) {
     if (!fullSaid)
       return { ...c, status: 'ok', unjudged: true, summary: `Backup disk ${where}: free space unknown`, evidence: `free space unknown; ${targets}` };
-    return { ...c, status: 'failing', summary: `Backup disk ${where}: ${fullSaid}`, evidence: `${fullSaid}; free space unknown` };
+    const todo = `to clear it: ${clear(false)}`;
+    return { ...c, status: 'failing', summary: `Backup disk ${where}: ${fullSaid}; ${todo}`, evidence: `${fullSaid}; free space unknown; ${todo}` };
   }
   const ratio = disk.freeBytes / disk.totalBytes;
   const free = freeSaid(disk, t);
@@ -163,5 +173,12 @@ export function backupDiskCondition(
   ].filter((p): p is string => p !== null);
   if (problems.length === 0)
     return { ...c, status: 'ok', summary: `Backup disk ${where} has room: ${evidence}`, evidence: `${evidence}; ${targets}`, value: ratio };
-  return { ...c, status: 'failing', summary: `Backup disk ${where} ${problems.join('; and ')}`, evidence: `${evidence}; ${targets}`, value: ratio };
+  const todo = `to clear it: ${clear(ratio < t.diskFreeMinRatio || room !== null)}`;
+  return {
+    ...c,
+    status: 'failing',
+    summary: `Backup disk ${where} ${problems.join('; and ')}; ${todo}`,
+    evidence: `${evidence}; ${targets}; ${todo}`,
+    value: ratio,
+  };
 }

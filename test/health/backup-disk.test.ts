@@ -12,6 +12,8 @@ const GB = 1024 ** 3;
 const MB = 1024 ** 2;
 const t = resolveThresholds(undefined);
 const WHERE = 'local:/var/backups/pgbb';
+/** What the disk's condition says clears it, when room is what it lacks. */
+const TODO = '; to clear it: free space, or delete old backups (`pg-backup-bot retention --dry-run` lists what retention deletes next)';
 const full = {
   ok: false,
   at: ago(HOUR),
@@ -34,8 +36,8 @@ describe('backupDiskCondition', () => {
     const disk = { totalBytes: 100 * GB, freeBytes: 5 * GB };
     const r = backupDiskCondition(WHERE, disk, t, needs(disk, { shop: 400, crm: 300, billing: 200 }));
     expect(r).toMatchObject({ condition: 'disk', status: 'failing', severity: 'warning', value: 0.05 });
-    expect(r?.summary).toBe(`Backup disk ${WHERE} is nearly full: 5 % free (5.0 GB of 100 GB), limit 20 %`);
-    expect(r?.evidence).toBe('5 % free (5.0 GB of 100 GB), limit 20 %; 3 targets write to it');
+    expect(r?.summary).toBe(`Backup disk ${WHERE} is nearly full: 5 % free (5.0 GB of 100 GB), limit 20 %${TODO}`);
+    expect(r?.evidence).toBe(`5 % free (5.0 GB of 100 GB), limit 20 %; 3 targets write to it${TODO}`);
     expect(r?.quiet).toBeUndefined();
   });
 
@@ -44,11 +46,11 @@ describe('backupDiskCondition', () => {
     const one = backupDiskCondition(WHERE, disk, t, needs(disk, { shop: 500, crm: 100 }));
     expect(one?.status).toBe('failing');
     expect(one?.summary).toBe(
-      `Backup disk ${WHERE} has too little room: 600 MB free, the next backup of shop needs about 625 MB (the newest backup (shop-20261124T090000Z) took 500 MB, plus 25 %)`,
+      `Backup disk ${WHERE} has too little room: 600 MB free, the next backup of shop needs about 625 MB (the newest backup (shop-20261124T090000Z) took 500 MB, plus 25 %)${TODO}`,
     );
     const many = backupDiskCondition(WHERE, disk, t, needs(disk, { a: 500, b: 700, c: 800, d: 900, e: 100 }));
     expect(many?.summary).toBe(
-      `Backup disk ${WHERE} has too little room: 600 MB free, the next backups of d (about 1.1 GB), c (about 1000 MB), b (about 875 MB) and 1 more each need more than that`,
+      `Backup disk ${WHERE} has too little room: 600 MB free, the next backups of d (about 1.1 GB), c (about 1000 MB), b (about 875 MB) and 1 more each need more than that${TODO}`,
     );
   });
 
@@ -56,7 +58,7 @@ describe('backupDiskCondition', () => {
     const disk = { totalBytes: 100 * GB, freeBytes: 60 * GB };
     const r = backupDiskCondition(WHERE, disk, t, needs(disk, { shop: 400, crm: 300, billing: 200 }, { shop: full, crm: { ...full, at: ago(2 * HOUR) } }));
     expect(r?.summary).toBe(
-      `Backup disk ${WHERE} is short of space: the last backups of shop and crm ran out of space (the latest at 2026-11-24 11:00 UTC) and none has succeeded since`,
+      `Backup disk ${WHERE} is short of space: the last backups of shop and crm ran out of space (the latest at 2026-11-24 11:00 UTC) and none has succeeded since; to clear it: back up shop and crm again (\`/backup now <target>\`)`,
     );
     // No figure for the disk (a bucket): the runs still say it; else nothing is judged.
     expect(backupDiskCondition(WHERE, null, t, needs(disk, { shop: 400 }, { shop: full }))?.status).toBe('failing');

@@ -91,6 +91,8 @@ const diskPosts = (subject: string) =>
 const contextOf = (m: { blocks?: unknown } | undefined) => JSON.stringify(m?.blocks ?? null);
 const pageOpen = (name: string) => kit.redis.get(pageStateKey(kit.prefix, diskKey(name)));
 const FULL = '5 % free (5.0 GB of 100 GB), limit 20 %';
+/** What the disk's condition says clears it, when room is what it lacks. */
+const TODO = '; to clear it: free space, or delete old backups (`pg-backup-bot retention --dry-run` lists what retention deletes next)';
 
 /** Polls until `probe` holds (a wait, not an assertion: the assertions follow it). */
 async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
@@ -124,13 +126,13 @@ describe('healthProcessor', () => {
       const events = kit.pd.events.filter((e) => e.dedup_key === diskKey('flap'));
       expect(events.map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
       expect(events[0]?.payload?.severity).toBe('warning');
-      expect(events[0]?.payload?.summary).toBe(`Backup disk ${where('flap')} is nearly full: ${FULL}`);
+      expect(events[0]?.payload?.summary).toBe(`Backup disk ${where('flap')} is nearly full: ${FULL}${TODO}`);
       expect(kit.pd.alerts.get(diskKey('flap'))?.status).toBe('resolved');
       for (const t of targets) expect(kit.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${t}/disk`)).toEqual([]);
 
       const posts = diskPosts(where('flap'));
       expect(posts.map((m) => m.text)).toEqual([
-        `${where('flap')}: backup disk filling up — ${FULL}; 3 targets write to it`,
+        `${where('flap')}: backup disk filling up — ${FULL}; 3 targets write to it${TODO}`,
         `${where('flap')}: backup disk filling up cleared`,
       ]);
       expect(contextOf(posts[0])).toContain(`PagerDuty paged (warning, dedup key ${diskKey('flap')})`);
@@ -158,7 +160,7 @@ describe('healthProcessor', () => {
         await queue.add('job', { target: 'h-after-a' });
         await kit.pd.waitFor((e) => e.dedup_key === diskKey('after') && e.event_action === 'resolve', 10_000);
         expect(diskPosts(where('after')).map((m) => m.text)).toEqual([
-          `${where('after')}: backup disk filling up — ${FULL}; 2 targets write to it`,
+          `${where('after')}: backup disk filling up — ${FULL}; 2 targets write to it${TODO}`,
           `${where('after')}: backup disk filling up cleared`,
         ]);
       } finally {
@@ -245,7 +247,7 @@ describe('healthProcessor', () => {
       await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-new', { free: 0.5 }), now: at(7) })), {});
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('move-old') && e.event_action === 'resolve', 30_000);
       expect(diskPosts(where('move-old')).map((m) => m.text)).toEqual([
-        `${where('move-old')}: backup disk filling up — ${FULL}; 1 target writes to it`,
+        `${where('move-old')}: backup disk filling up — ${FULL}; 1 target writes to it${TODO}`,
         `${where('move-old')}: backup disk filling up cleared`,
       ]);
       expect(diskPosts(where('move-new'))).toEqual([]);
@@ -263,7 +265,7 @@ describe('healthProcessor', () => {
       expect(await createHealthState(kit.redis, kit.prefix).read('h-list-a')).toEqual({});
       expect((await createHealthState(kit.redis, kit.prefix).read('h-list-b')).disk).toMatchObject({ status: 'failing', quiet: true });
       expect(diskPosts(where('list-ab')).map((m) => m.text)).toEqual([
-        `${where('list-ab')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)`,
+        `${where('list-ab')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
       ]);
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('list-ab') && e.event_action === 'trigger', 30_000);
     });
@@ -274,7 +276,7 @@ describe('healthProcessor', () => {
       expect(job.failedReason).toMatch(/^health checks could not run for h-list-d: /);
       expect((await createHealthState(kit.redis, kit.prefix).read('h-list-c')).disk).toMatchObject({ status: 'failing', quiet: true });
       expect(diskPosts(where('list-cd')).map((m) => m.text)).toEqual([
-        `${where('list-cd')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)`,
+        `${where('list-cd')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
       ]);
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('list-cd') && e.event_action === 'trigger', 30_000);
       expect(await createHealthState(kit.redis, kit.prefix).read('h-list-d')).toEqual({});
