@@ -10,8 +10,9 @@ export type { TargetHealthDeps };
 
 /**
  * Checks one target's conditions, remembers them, and says what changed; resolves to the conditions. `backupDisk`
- * judges the disk every target writes to, once for all of them, from their verdicts as remembered in Redis
- * (disk-health.ts); `backupDiskAfter` does so after a job when the disk was failing or the job's target's disk is.
+ * judges the disk every target writes to, once for all of them, from its figure now and each target's need as its
+ * last check left it in Redis (disk-health.ts); `backupDiskAfter` does so after a job when the disk was failing or
+ * the job's target's disk is.
  */
 export type TargetEvaluator = ((target: string, log?: Logger) => Promise<ConditionResult[]>) & {
   backupDisk(log?: Logger): Promise<ConditionResult>;
