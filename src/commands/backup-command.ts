@@ -16,10 +16,10 @@ import { formatQueueStatus } from './replies.ts';
 import { type BackupLister, backupLister, listReply } from './backup-list.ts';
 import { formatScheduleStatus, scheduleStatus } from '../schedules/index.ts';
 import { plannedSchedulers, type SchedulerQueues } from '../schedules/index.ts';
-import { checkTarget, healthSources } from '../health/index.ts';
+import { checkTarget, diskSubject, healthSources } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { HealthState } from '../health/index.ts';
-import { healthOverview } from '../notifications/health-messages.ts';
+import { diskOverviewLine, healthOverview } from '../notifications/health-messages.ts';
 import type { AuditLog } from '../audit.ts';
 import type { BaseBackupJobData } from '../jobs/base-backup-data.ts';
 import { baseBackupNow } from './base-backup-now.ts';
@@ -213,7 +213,9 @@ async function healthOf({ deps }: Ask, targets: Config['targets']): Promise<Repl
     ),
     'checking health',
   );
-  return { text: healthOverview(perTarget) || 'No targets are configured.' };
+  const disk = deps.health ? diskOverviewLine(diskSubject(deps.storage), (await deps.health.state.read(diskSubject(deps.storage))).disk) : '';
+  const overview = healthOverview(perTarget);
+  return { text: [disk, overview].filter(Boolean).join('\n\n') || 'No targets are configured.' };
 }
 
 async function auditReply({ deps }: Ask, req: Request<'audit'>): Promise<Reply> {

@@ -182,3 +182,9 @@ export function backupDiskCondition(
     value: ratio,
   };
 }
+
+/** The disk as a health subject: the storage's name (`local:/var/backups/pgbb`); a very long path keeps its end, as the dedup key holds it (PagerDuty takes 255 characters). */
+export function diskSubject(storage: { describe(): string }): string {
+  const described = storage.describe();
+  return described.length > 200 ? `…${described.slice(-199)}` : described;
+}

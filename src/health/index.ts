@@ -21,7 +21,7 @@ export {
   type RestoreTestSummary,
 } from './types.ts';
 export { checkTarget, encryptionRequired } from './collect.ts';
-export { backupDiskCondition, inputDiskNeed, type TargetDiskNeed } from './disk-condition.ts';
+export { backupDiskCondition, diskSubject, inputDiskNeed, type TargetDiskNeed } from './disk-condition.ts';
 export { healthSources, pitrSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';
 export { firstBackupDue, targetThresholds } from './target-thresholds.ts';

@@ -106,6 +106,15 @@ export function conditionCleared(target: string, r: ConditionResult, since: stri
   };
 }
 
+/**
+ * The backup disk's own line for `/backup health`, while it fails: the one page behind every target's ⚠️ disk line
+ * (QA: holding the page `…/disk`, nothing in Slack said it was one disk). Empty while it has room.
+ */
+export function diskOverviewLine(subject: string, stored: StoredCondition | undefined): string {
+  if (stored?.status !== 'failing') return '';
+  return `:warning: *Backup disk ${escapeMrkdwn(subject)}* (one page for every target that writes to it): ${escapeMrkdwn(stored.evidence)} _(since ${formatTime(stored.since)})_`;
+}
+
 /** `/backup health`: every condition of every target, with its evidence and since when it is in that state. */
 /** What one Slack answer holds comfortably (its text is cut at 40,000 characters; the bot's answers stay near 4,000). */
 const ANSWER_CHARS = 3900;

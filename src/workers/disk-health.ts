@@ -1,4 +1,4 @@
-import { backupDiskCondition, type ConditionResult, resolveThresholds } from '../health/index.ts';
+import { backupDiskCondition, type ConditionResult, diskSubject as subjectOf, resolveThresholds } from '../health/index.ts';
 import { formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
@@ -14,11 +14,8 @@ const KIND = 'disk';
 /** A disk no worker has judged for this long is one backups are no longer written to. */
 export const RETIRED_AFTER_MS = 6 * 3600_000;
 
-/** The dedup key holds the subject: PagerDuty takes 255 characters, so a very long path keeps its end. */
-export function diskSubject(deps: Pick<TargetHealthDeps, 'storage'>): string {
-  const described = deps.storage.describe();
-  return described.length > 200 ? `…${described.slice(-199)}` : described;
-}
+/** The subject of a worker's storage (health/disk-condition.ts). */
+export const diskSubject = (deps: Pick<TargetHealthDeps, 'storage'>): string => subjectOf(deps.storage);
 
 export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Logger): Promise<ConditionResult> {
   const where = diskSubject(deps);

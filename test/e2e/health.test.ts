@@ -147,7 +147,11 @@ describe('health conditions and the PagerDuty lifecycle', () => {
 
   it('disk and slow cross their thresholds both ways', async () => {
     expect((await runHealth({ diskFreeMinRatio: 1.01, slowMs: 1 })).failing).toEqual(expect.arrayContaining(['shop/disk', 'shop/slow']));
+    // `/backup health` names the one disk behind the target's ⚠️ line while it fails, and stops once it has room.
+    const diskLine = `:warning: *Backup disk ${subject('disk')}* (one page for every target that writes to it): `;
+    expect((await slash(h, '/backup', 'health')).text).toContain(diskLine);
     expect((await runHealth({ diskFreeMinRatio: 0, slowMs: 2 * HOUR })).failing).not.toEqual(expect.arrayContaining(['shop/disk']));
+    expect((await slash(h, '/backup', 'health')).text).not.toContain(diskLine);
     await settle('disk', 'resolve', 1);
     await settle('slow', 'resolve', 1);
     for (const c of ['disk', 'slow']) {
