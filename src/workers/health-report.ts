@@ -46,7 +46,8 @@ export async function report(deps: { notifier: Notifier; escalation: Escalation 
       if (result.condition === 'disk' && previous === 'failing' && !previousQuiet) {
         await deps.escalation.passed(target, condition, { summary: `${target}: its backup disk is paged once for every target now (${result.summary})` });
       }
-      log.info({ target, condition: result.condition, evidence: result.evidence }, 'health condition failing, not paged');
+      const why = result.condition === 'disk' ? 'health condition failing, paged as the backup disk' : 'health condition failing, not paged';
+      log.info({ target, condition: result.condition, evidence: result.evidence }, why);
       return;
     }
     // A warning posted for people to read, not worth waking anyone (data-drift unless the config says page).
