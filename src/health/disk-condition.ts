@@ -113,8 +113,9 @@ function someOf(names: string[], shown = 3): string {
 /**
  * The disk every target's backups are written to (`where`: the storage, `local:/var/backups/pgbb`), judged once for
  * all of them by the same rules as diskCondition, target by target, from each target's need as its last check left
- * it in Redis (workers/disk-health.ts) and the disk's figure now: it fails exactly when some target's disk condition
- * would, and posts and pages once (one dedup key per storage) where each target used to page on its own, 20 pages for
+ * it in Redis (workers/disk-health.ts) and the disk's figure now: it fails when some target's disk condition would,
+ * or when every target's next backup together would not fit (the one rule a target alone cannot judge; its line in
+ * `/backup health` is the disk's own), and posts and pages once (one dedup key per storage) where each target used to page on its own, 20 pages for
  * one full disk with 20 targets. One episode while it fails: a disk's free space moves with every backup and every
  * retention run, and targets crossing their room one by one would post each time (second reader); `/backup health`
  * shows each target's state as it is.
@@ -165,15 +166,26 @@ export function backupDiskCondition(
     : short.length === 1
       ? `the next backup of ${first.n.target} needs about ${formatBytes(first.bytes)} (${first.n.next?.what} took ${formatBytes(first.n.next?.bytes ?? 0)}, plus ${pct(NEXT_BACKUP_HEADROOM - 1)})`
       : `the next backups of ${someOf(short.map((x) => `${x.n.target} (about ${formatBytes(x.bytes)})`))} each need more than that`;
-  const evidence = [free, room, fullSaid].filter(Boolean).join('; ');
+  // Every target's next backup at once (the nightly round, before retention frees anything): each may fit alone while
+  // all of them do not. Said only when no target is short alone, which says more.
+  const sized = needs.map((x) => ({ n: x, bytes: need(x) })).filter((x): x is { n: TargetDiskNeed; bytes: number } => x.bytes !== null);
+  const total = sized.reduce((sum, x) => sum + x.bytes, 0);
+  const all =
+    !room && sized.length > 1 && disk.freeBytes < total
+      ? `the next backups of all ${sized.length} targets need about ${formatBytes(total)} in all (the largest: ${someOf(
+          [...sized].sort((a, b) => b.bytes - a.bytes).map((x) => `${x.n.target} ${formatBytes(x.bytes)}`),
+        )})`
+      : null;
+  const evidence = [free, room ?? all, fullSaid].filter(Boolean).join('; ');
   const problems = [
     ratio < t.diskFreeMinRatio ? `is nearly full: ${free}` : null,
     room ? `has too little room: ${formatBytes(disk.freeBytes)} free, ${room}` : null,
+    all ? `has too little room for every target's next backup: ${formatBytes(disk.freeBytes)} free, ${all}` : null,
     fullSaid ? `is short of space: ${fullSaid}` : null,
   ].filter((p): p is string => p !== null);
   if (problems.length === 0)
     return { ...c, status: 'ok', summary: `Backup disk ${where} has room: ${evidence}`, evidence: `${evidence}; ${targets}`, value: ratio };
-  const todo = `to clear it: ${clear(ratio < t.diskFreeMinRatio || room !== null)}`;
+  const todo = `to clear it: ${clear(ratio < t.diskFreeMinRatio || room !== null || all !== null)}`;
   return {
     ...c,
     status: 'failing',

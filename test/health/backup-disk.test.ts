@@ -72,7 +72,20 @@ describe('backupDiskCondition', () => {
     expect(backupDiskCondition(WHERE, tuesday, t, needs(tuesday, { archive: 400, shop: 300 }, { archive: full })).episode).toBeUndefined();
   });
 
-  it('has room when every target has, and fails exactly when some target’s own disk condition fails', () => {
+  it('fails when every target’s next backup fits alone but not all of them together (the nightly round)', () => {
+    // 1.5 GB free: each next backup (500 MB + 25 %) fits, the three (about 1.8 GB) do not.
+    const disk = { totalBytes: 5 * GB, freeBytes: 1.5 * GB };
+    const r = backupDiskCondition(WHERE, disk, t, needs(disk, { shop: 500, crm: 500, billing: 450 }));
+    expect(r.status).toBe('failing');
+    expect(r.summary).toBe(
+      `Backup disk ${WHERE} has too little room for every target's next backup: 1.5 GB free, the next backups of all 3 targets need about 1.8 GB in all (the largest: shop 625 MB, crm 625 MB and billing 563 MB)${TODO}`,
+    );
+    // Each target alone has room: its own line says so; the disk's own line (in /backup health while it fails) says this.
+    for (const n of needs(disk, { shop: 500 })) expect(n.next?.bytes).toBe(500 * MB);
+    expect(backupDiskCondition(WHERE, { totalBytes: 5 * GB, freeBytes: 2 * GB }, t, needs(disk, { shop: 500, crm: 500, billing: 450 })).status).toBe('ok');
+  });
+
+  it('for one target, has room when it has, and fails exactly when its own disk condition fails', () => {
     const roomy = { totalBytes: 100 * GB, freeBytes: 50 * GB };
     const ok = backupDiskCondition(WHERE, roomy, t, needs(roomy, { shop: 400, crm: 300 }));
     expect(ok).toMatchObject({ status: 'ok', summary: `Backup disk ${WHERE} has room: 50 % free (50.0 GB of 100 GB), limit 20 %` });
