@@ -213,7 +213,8 @@ async function healthOf({ deps }: Ask, targets: Config['targets']): Promise<Repl
     ),
     'checking health',
   );
-  const disk = deps.health ? diskOverviewLine(diskSubject(deps.storage), (await deps.health.state.read(diskSubject(deps.storage))).disk) : '';
+  const subject = diskSubject(deps.storage);
+  const disk = deps.health ? diskOverviewLine(subject, (await deps.health.state.read(subject)).disk) : '';
   const overview = healthOverview(perTarget);
   return { text: [disk, overview].filter(Boolean).join('\n\n') || 'No targets are configured.' };
 }

@@ -115,8 +115,8 @@ function someOf(names: string[], shown = 3): string {
  * all of them by the same rules as diskCondition, target by target, from each target's need as its last check left
  * it in Redis (workers/disk-health.ts) and the disk's figure now: it fails when some target's disk condition would,
  * or when every target's next backup together would not fit (the one rule a target alone cannot judge; its line in
- * `/backup health` is the disk's own), and posts and pages once (one dedup key per storage) where each target used to page on its own, 20 pages for
- * one full disk with 20 targets. One episode while it fails: a disk's free space moves with every backup and every
+ * `/backup health` is the disk's own), and posts and pages once (one dedup key per storage) where each target used to
+ * page on its own, 20 pages for one full disk with 20 targets. One episode while it fails: a disk's free space moves with every backup and every
  * retention run, and targets crossing their room one by one would post each time (second reader); `/backup health`
  * shows each target's state as it is.
  */
@@ -155,11 +155,12 @@ export function backupDiskCondition(
   }
   const ratio = disk.freeBytes / disk.totalBytes;
   const free = freeSaid(disk, t);
-  // Largest first: the target whose next backup needs the most is the one to make room for.
-  const short = needs
-    .map((n) => ({ n, bytes: need(n) }))
-    .filter((x): x is { n: TargetDiskNeed; bytes: number } => x.bytes !== null && disk.freeBytes < x.bytes)
+  // Each target's next backup with its room, largest first: the one that needs the most is the one to make room for.
+  const sized = needs
+    .map((x) => ({ n: x, bytes: need(x) }))
+    .filter((x): x is { n: TargetDiskNeed; bytes: number } => x.bytes !== null)
     .sort((a, b) => b.bytes - a.bytes);
+  const short = sized.filter((x) => disk.freeBytes < x.bytes);
   const first = short[0];
   const room = !first
     ? null
@@ -168,13 +169,10 @@ export function backupDiskCondition(
       : `the next backups of ${someOf(short.map((x) => `${x.n.target} (about ${formatBytes(x.bytes)})`))} each need more than that`;
   // Every target's next backup at once (the nightly round, before retention frees anything): each may fit alone while
   // all of them do not. Said only when no target is short alone, which says more.
-  const sized = needs.map((x) => ({ n: x, bytes: need(x) })).filter((x): x is { n: TargetDiskNeed; bytes: number } => x.bytes !== null);
   const total = sized.reduce((sum, x) => sum + x.bytes, 0);
   const all =
     !room && sized.length > 1 && disk.freeBytes < total
-      ? `the next backups of all ${sized.length} targets need about ${formatBytes(total)} in all (the largest: ${someOf(
-          [...sized].sort((a, b) => b.bytes - a.bytes).map((x) => `${x.n.target} ${formatBytes(x.bytes)}`),
-        )})`
+      ? `the next backups of all ${sized.length} targets need about ${formatBytes(total)} in all (the largest: ${someOf(sized.map((x) => `${x.n.target} ${formatBytes(x.bytes)}`))})`
       : null;
   const evidence = [free, room ?? all, fullSaid].filter(Boolean).join('; ');
   const problems = [

@@ -1,4 +1,4 @@
-import { backupDiskCondition, type ConditionResult, diskSubject as subjectOf, resolveThresholds } from '../health/index.ts';
+import { backupDiskCondition, type ConditionResult, diskSubject, resolveThresholds } from '../health/index.ts';
 import { formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
@@ -14,11 +14,8 @@ const KIND = 'disk';
 /** A disk no worker has judged for this long is one backups are no longer written to. */
 export const RETIRED_AFTER_MS = 6 * 3600_000;
 
-/** The subject of a worker's storage (health/disk-condition.ts). */
-export const diskSubject = (deps: Pick<TargetHealthDeps, 'storage'>): string => subjectOf(deps.storage);
-
 export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Logger): Promise<ConditionResult> {
-  const where = diskSubject(deps);
+  const where = diskSubject(deps.storage);
   const configured = new Set(deps.config.targets.map((t) => t.name));
   const [disk, needs] = await Promise.all([deps.storage.freeSpace ? deps.storage.freeSpace() : null, deps.state.diskNeeds(where)]);
   const mine = needs.filter((n) => configured.has(n.target)).sort((a, b) => (a.target < b.target ? -1 : 1));
@@ -55,6 +52,6 @@ export async function judgeBackupDiskAfter(
   log: Logger,
 ): Promise<ConditionResult | null> {
   const failsNow = results.some((r) => r.condition === 'disk' && r.status === 'failing');
-  const failing = (await deps.state.read(diskSubject(deps))).disk?.status === 'failing';
+  const failing = (await deps.state.read(diskSubject(deps.storage))).disk?.status === 'failing';
   return failsNow || failing ? judgeBackupDisk(deps, at, log) : null;
 }

@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import { toUserMessage } from '../errors.ts';
-import { diskSubject } from './disk-health.ts';
+import { diskSubject } from '../health/index.ts';
 import { createTargetEvaluator, type TargetEvaluator, type TargetHealthDeps } from './target-health.ts';
 
 export interface HealthWorkerDeps extends TargetHealthDeps {
@@ -34,7 +34,7 @@ export function healthProcessor(deps: HealthWorkerDeps) {
     // target's verdict as remembered in Redis: a target whose check failed above counts as last checked.
     try {
       const disk = await evaluate.backupDisk(log);
-      if (disk.status === 'failing') failing.push(`${diskSubject(deps)}/disk`);
+      if (disk.status === 'failing') failing.push(`${diskSubject(deps.storage)}/disk`);
     } catch (err) {
       log.error({ err }, 'health check of the backup disk could not run');
       couldNot.push(`the backup disk: ${toUserMessage(err)}`);

@@ -1,9 +1,9 @@
 import type { Job, Worker } from 'bullmq';
-import { checkTarget, healthSources, inputDiskNeed } from '../health/index.ts';
+import { checkTarget, diskSubject, healthSources, inputDiskNeed } from '../health/index.ts';
 import { targetThresholds } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
-import { diskSubject, judgeBackupDisk, judgeBackupDiskAfter } from './disk-health.ts';
+import { judgeBackupDisk, judgeBackupDiskAfter } from './disk-health.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
 
 export type { TargetHealthDeps };
@@ -55,7 +55,7 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
   };
   const { input, results } = await checkTarget(sources, target, at);
   // What the disk's condition judges this target by (disk-health.ts), beside its verdicts.
-  await deps.state.putDiskNeed(diskSubject(deps), inputDiskNeed(input), at);
+  await deps.state.putDiskNeed(diskSubject(deps.storage), inputDiskNeed(input), at);
   const applied = await deps.state.apply(target, results, at);
   for (const a of applied) await report(deps, target, a, log);
   return results;
