@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { escapeIdentifier } from 'pg';
 import type { Logger } from '../../logger.ts';
 import type { Manifest, Storage } from '../../storage/index.ts';
 import { findZstd } from '../tools.ts';
@@ -121,14 +122,14 @@ export async function applyGlobals(serverUrl: string, sql: string, log: Logger, 
     if (!superuser && me && created.length > 0) {
       const joined: string[] = [];
       for (const r of created) {
-        await c.query(`GRANT ${quoteIdent(r)} TO ${quoteIdent(me.me)}`).then(
+        await c.query(`GRANT ${escapeIdentifier(r)} TO ${escapeIdentifier(me.me)}`).then(
           () => joined.push(r),
           (err: unknown) => notes.push(`${me.me} could not be made a member of ${r} (${(err as Error).message}): objects it owns may not be restored.`),
         );
       }
       if (joined.length > 0) {
         notes.push(
-          `${me.me} (not a superuser) was made a member of ${joined.join(', ')}, so it may give them their objects: revoke it once the restore is done (REVOKE ${joined.map(quoteIdent).join(', ')} FROM ${quoteIdent(me.me)}).`,
+          `${me.me} (not a superuser) was made a member of ${joined.join(', ')}, so it may give them their objects: revoke it once the restore is done (REVOKE ${joined.map((r) => escapeIdentifier(r)).join(', ')} FROM ${escapeIdentifier(me.me)}).`,
         );
       }
     }
@@ -136,8 +137,6 @@ export async function applyGlobals(serverUrl: string, sql: string, log: Logger, 
     return { kept, created, notes };
   });
 }
-
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** The backup's globals artifact, fetched (checked against the manifest) and applied to `serverUrl`. */
 export async function restoreGlobalsOf(o: {
