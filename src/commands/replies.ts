@@ -24,23 +24,36 @@ export function formatBackupList(
     time: (at: Date) => string;
     limit?: number;
     takeOne?: string;
-    damaged?: Array<{ backupId: string; why: string }>;
+    damaged?: Array<{ backupId: string; why: string; archiveIntact?: true }>;
     /** Backups whose latest restore test failed (retention-plan.ts failedRestoreTestIds): listed, but not good. */
     failedTests?: ReadonlySet<string>;
   },
 ): string {
   const { limit = 10, takeOne = '/backup now' } = o;
   // Left out of the list because a file is missing or wrong: said, never silently gone.
-  const damaged = o.damaged?.length
-    ? `\n:warning: ${o.damaged.length} backup${o.damaged.length === 1 ? ' is' : 's are'} not listed, damaged (the bot cannot restore ${o.damaged.length === 1 ? 'it' : 'them'}): ${o.damaged
-        .slice(0, 5)
-        .map((d) => `\`${d.backupId}\` (${escapeMrkdwn(d.why)})`)
-        .join('; ')}${o.damaged.length > 5 ? `; and ${o.damaged.length - 5} more` : ''}`
-    : '';
-  if (backups.length === 0 && o.damaged?.length)
-    return `No restorable backups${target ? ` of *${target}*` : ''}. Take a new one with \`${takeOne}${target ? ` ${target}` : ''}\`, and check the storage.${damaged}`;
-  if (backups.length === 0)
-    return `No finished backups${target ? ` of *${target}*` : ''} yet. Take one with \`${takeOne}${target ? ` ${target}` : ''}\`.${damaged}`;
+  const lost = o.damaged?.filter((d) => !d.archiveIntact) ?? [];
+  const rolesOnly = o.damaged?.filter((d) => d.archiveIntact) ?? [];
+  const named = (ds: typeof lost) =>
+    `${ds
+      .slice(0, 5)
+      .map((d) => `\`${d.backupId}\` (${escapeMrkdwn(d.why)})`)
+      .join('; ')}${ds.length > 5 ? `; and ${ds.length - 5} more` : ''}`;
+  const one = (ds: unknown[], a: string, b: string) => (ds.length === 1 ? a : b);
+  const damaged = [
+    lost.length
+      ? `\n:warning: ${lost.length} backup${one(lost, ' is', 's are')} not listed, damaged (the bot cannot restore ${one(lost, 'it', 'them')}): ${named(lost)}`
+      : '',
+    // Its roles file alone: the database archive restores (QA: "cannot be restored" of a backup every restore without --with-globals took).
+    rolesOnly.length
+      ? `\n:warning: ${rolesOnly.length} backup${one(rolesOnly, ' is', 's are')} not listed, ${one(rolesOnly, 'its', 'their')} roles file damaged: ${one(rolesOnly, 'its', 'their')} database archive is intact: restores without \`--with-globals\` take ${one(rolesOnly, 'it', 'them')} (restore tests, which prove the whole backup, do not): ${named(rolesOnly)}`
+      : '',
+  ].join('');
+  const of = target ? ` of *${target}*` : '';
+  if (backups.length === 0 && lost.length)
+    return `No restorable backups${of}. Take a new one with \`${takeOne}${target ? ` ${target}` : ''}\`, and check the storage.${damaged}`;
+  if (backups.length === 0 && rolesOnly.length)
+    return `No whole backups${of}. Take a new one with \`${takeOne}${target ? ` ${target}` : ''}\`, and check the storage.${damaged}`;
+  if (backups.length === 0) return `No finished backups${of} yet. Take one with \`${takeOne}${target ? ` ${target}` : ''}\`.${damaged}`;
   const shown = backups.slice(0, limit);
   const lines = shown.map(
     (m) =>

@@ -46,7 +46,16 @@ function awaitingFirstBackup(target: string, now: Date, dueAt: Date): ConditionR
  * `damaged`: how many stored backups listing left out as damaged. With none good left, "no backup yet" would send
  * the on-call engineer after a backup that never ran: it says they are damaged instead (the `damaged` condition).
  */
-export function staleCondition(target: string, now: Date, newestFirst: Manifest[], t: HealthThresholds, firstBackupDueAt?: Date, damaged = 0): ConditionResult {
+export function staleCondition(
+  target: string,
+  now: Date,
+  newestFirst: Manifest[],
+  t: HealthThresholds,
+  firstBackupDueAt?: Date,
+  damaged = 0,
+  /** Of `damaged`, those whose roles file alone is: their database archive restores, so not "no restorable" (QA). */
+  archiveIntact = 0,
+): ConditionResult {
   const waiting = newestFirst.length === 0 && firstBackupDueAt && damaged === 0 ? awaitingFirstBackup(target, now, firstBackupDueAt) : null;
   if (waiting) return waiting;
   const overrides = Object.entries(t.staleHoursByClass).filter((e): e is [RetentionClass, number] => e[1] !== undefined);
@@ -61,7 +70,7 @@ export function staleCondition(target: string, now: Date, newestFirst: Manifest[
   const what = (c: StaleCheck) => (c.cls === null ? 'backup' : `${c.cls} backup`);
   const none = (c: StaleCheck) =>
     damaged > 0 && newestFirst.length === 0
-      ? `no restorable ${what(c)} of ${target}: ${damaged} stored ${damaged === 1 ? 'is' : 'are'} damaged`
+      ? `no ${archiveIntact === damaged ? 'whole' : 'restorable'} ${what(c)} of ${target}: ${damaged} stored ${damaged === 1 ? 'is' : 'are'} damaged${archiveIntact ? ` (${archiveIntact === damaged ? '' : `${archiveIntact} of them `}only in the roles file: restorable without --with-globals)` : ''}`
       : `no ${what(c)} of ${target} yet`;
   const describe = (c: StaleCheck) =>
     c.newest ? `newest ${what(c)} ${formatDuration(c.ageMs)} old (${formatTime(c.newest.startedAt)}), limit ${c.limitHours} h` : none(c);

@@ -87,7 +87,13 @@ export async function collectHealthInput(sources: HealthSources, target: string,
       }),
     ),
   ];
-  const damaged = [...(sources.storage.damaged?.(target) ?? []).map(({ backupId, why }): DamagedItem => ({ backupId, why })), ...lostWal, ...setAside];
+  const damaged = [
+    ...(sources.storage.damaged?.(target) ?? []).map(
+      ({ backupId, why, archiveIntact }): DamagedItem => ({ backupId, why, ...(archiveIntact ? { archiveIntact } : {}) }),
+    ),
+    ...lostWal,
+    ...setAside,
+  ];
   // A successful run recorded with nothing in storage is a target whose backups were lost, not a new one.
   const neverBackedUp = backups.length === 0 && lastBackupRun?.ok !== true;
   const firstBackupDueAt = neverBackedUp && firstSeen && sources.firstBackupDue ? sources.firstBackupDue(target, firstSeen) : null;

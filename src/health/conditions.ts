@@ -151,8 +151,9 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const newestFirst = [...input.backups].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
   // Damaged backups only: WAL lost from the archive is no backup (`WAL <segment>`, health/collect.ts).
   const damaged = input.damaged?.filter((d) => !d.wal).length ?? 0;
+  const intact = input.damaged?.filter((d) => d.archiveIntact).length ?? 0;
   const results = [
-    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, damaged),
+    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, damaged, intact),
     damagedCondition(input.target, input.damaged ?? [], newestFirst.length),
     withGrowth(sizeCondition(input.target, newestFirst, t, damaged), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),

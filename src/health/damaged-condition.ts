@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { ConditionResult, DamagedItem } from './types.ts';
 
 /** How many are named in the evidence; the rest are counted. `/backup list` names them all. */
+/** What a backup whose roles file alone is damaged still gives. */
+export const INTACT = 'its database archive is intact: restores without --with-globals take it';
 const NAMED = 3;
 
 /**
@@ -27,13 +29,21 @@ export function damagedCondition(target: string, damaged: readonly DamagedItem[]
     return { condition: 'damaged', status: 'ok', severity: 'error', summary: `No damaged backup of ${target}`, evidence: 'every stored backup is whole' };
   }
   const n = damaged.length;
-  const named = damaged.slice(0, NAMED).map((d) => `${d.backupId} (${d.why})`);
+  const named = damaged.slice(0, NAMED).map((d) => `${d.backupId} (${d.why}${d.archiveIntact ? `; ${INTACT}` : ''})`);
   const more = n > NAMED ? `; and ${n - NAMED} more (\`/backup list ${target}\`)` : '';
   const aside = damaged.filter((d) => d.wal && d.setAside).length;
   const wal = damaged.filter((d) => d.wal && !d.setAside).length;
   const backups = n - wal - aside;
+  // A roles file alone damaged still restores without --with-globals: not "cannot be restored" (QA).
+  const intact = damaged.filter((d) => d.archiveIntact).length;
+  const restorable =
+    intact === 0
+      ? 'and cannot be restored'
+      : intact === backups
+        ? `(the roles file${backups === 1 ? '' : 's'}: restorable without --with-globals)`
+        : `(${intact} of them only in the roles file: restorable without --with-globals)`;
   const said = [
-    backups ? `${backups} stored backup${backups === 1 ? '' : 's'} of ${target} ${backups === 1 ? 'is' : 'are'} damaged and cannot be restored` : '',
+    backups ? `${backups} stored backup${backups === 1 ? '' : 's'} of ${target} ${backups === 1 ? 'is' : 'are'} damaged ${restorable}` : '',
     wal ? `${wal} WAL file${wal === 1 ? '' : 's'}${backups ? '' : ` of ${target}`} ${wal === 1 ? 'is' : 'are'} lost from the archive` : '',
     aside
       ? `${aside} file${aside === 1 ? '' : 's'} of ${backups || wal ? 'its' : `${target}'s`} point-in-time archive ${aside === 1 ? 'was' : 'were'} found damaged by the checksum scrub`

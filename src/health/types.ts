@@ -127,7 +127,8 @@ export interface DamagedItem {
   /** A file of the point-in-time archive, not a backup: a WAL file indexed as archived whose file is gone (wal-index.ts lostWal), or one set aside. */
   wal?: true;
   /** Found damaged by the archive's checksum scrub and moved aside (pitr-scrub.ts): a WAL file or a base backup. */
-  setAside?: true;
+  setAside?: true /** A backup whose roles file alone is damaged: its database archive restores (storage DamagedBackup). */;
+  archiveIntact?: true;
 }
 
 export interface HealthInput {

@@ -2,6 +2,7 @@ import { withDeadline } from '../deadline.ts';
 import { formatDuration } from '../format.ts';
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import { BackupIdSchema, type Manifest, UnreadableManifest } from './manifest.ts';
+import { rolesFileOnly } from './damaged-backups.ts';
 import { pastDeadline } from './manifest-cache.ts';
 import { failedRestoreTestIds } from './retention-plan.ts';
 import type { BackupOwner, Storage } from './types.ts';
@@ -98,8 +99,7 @@ export async function findRestorable(
   const good = newestGoodSentence(m.target, newest, (id) => `\`${id}\``);
   const instead = good ? `${good}; ${seeList(m.target)} shows them all` : `${seeList(m.target)} shows the good ones`;
   // The fault named is the roles file's (not the archive's, nor a marker that names no file): the archive can be had.
-  const faulty = m.artifacts.filter((a) => why.includes(a.file));
-  const rolesOnly = faulty.length > 0 && faulty.every((a) => a.role !== 'database');
+  const rolesOnly = rolesFileOnly(m, why);
   if (rolesOnly && !rolesNeeded) return m;
   const byHand = rolesOnly
     ? ` Its database archive is intact: a restore that does not apply the backup's roles (without --with-globals) goes on, or \`pg-backup-bot fetch ${m.backupId} -o FILE\` then pg_restore (README "Disaster recovery").`

@@ -13,6 +13,17 @@ export interface DamagedBackup {
   why: string;
   /** Marked so by the checksum scrub: retention deletes it at its deadline (not left for a person to delete). */
   marked?: true;
+  /** The fault named is its roles file's alone: the database archive restores (all but `--with-globals`). */
+  archiveIntact?: true;
+}
+
+/**
+ * Whether `why` (a backup's damage, as its listing or the scrub's marker says it) names files of `m` and only its
+ * roles file: its database archive is intact, so every restore that does not apply the roles can take it.
+ */
+export function rolesFileOnly(m: Manifest, why: string): boolean {
+  const faulty = m.artifacts.filter((a) => why.includes(a.file));
+  return faulty.length > 0 && faulty.every((a) => a.role !== 'database');
 }
 
 /** The listing's reason to leave out a backup the checksum scrub marked damaged. */
@@ -29,10 +40,18 @@ export class DamagedBackups {
 
   constructor(private readonly log: Logger | undefined) {}
 
-  note(where: string, target: string, backupId: string, err: unknown): void {
+  /** `m`: its manifest, when that parsed (the damage is then its files'). */
+  note(where: string, target: string, backupId: string, err: unknown, m?: Manifest): void {
     const why = isBotError(err) ? err.userMessage : (err as Error).message;
     if (!this.#found.has(where)) this.log?.warn({ target, backupId, reason: why }, 'skipping a backup whose manifest or artifacts are broken');
-    this.#found.set(where, { target, backupId, why, ...(err instanceof MarkedDamaged ? { marked: true as const } : {}) });
+    const intact = m !== undefined && rolesFileOnly(m, why);
+    this.#found.set(where, {
+      target,
+      backupId,
+      why,
+      ...(err instanceof MarkedDamaged ? { marked: true as const } : {}),
+      ...(intact ? { archiveIntact: true as const } : {}),
+    });
   }
 
   /** Whole again, or gone. */

@@ -136,10 +136,11 @@ export class LocalStorage implements Storage {
       throw err;
     });
     if (!st || !dirSt) return null; // unfinished: never listed, not worth a warning
+    let m: Manifest | undefined;
     try {
       // Written once and renamed into place: the same inode, size and mtime are the same manifest, already checked.
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
-      const m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
+      m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
       const damage = await damageIn(dir, m);
       // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
       if (damage && !pastDeadline(m)) throw damage;
@@ -148,7 +149,7 @@ export class LocalStorage implements Storage {
       this.#verified.remember(dir, dirSt, checkedAt, m);
       return m;
     } catch (err) {
-      this.#damaged.note(dir, target, backupId, err);
+      this.#damaged.note(dir, target, backupId, err, m);
       return null;
     }
   }

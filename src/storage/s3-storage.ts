@@ -146,8 +146,9 @@ export class S3Storage implements Storage {
       const text = await this.#s3.readText(this.#keys.manifest(g.target, g.backupId), 'list backups');
       if (text === null) return null; // deleted since the listing
       const marked = isMarked(g.objects) ? markedDamaged((await this.#s3.readText(this.#markerKey(g.target, g.backupId), 'list backups')) ?? '{}') : null;
+      let m: Manifest | undefined;
       try {
-        const m = parseManifest(text, g.target, g.backupId);
+        m = parseManifest(text, g.target, g.backupId);
         // A manifest counts only while its artifacts are all there with their recorded sizes, and not marked damaged.
         const bad = marked ? DAMAGED_MARKER : artifactProblem(m, sizeIn(g.objects));
         // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
@@ -155,7 +156,7 @@ export class S3Storage implements Storage {
         this.#damaged.forget(`${g.target}/${g.backupId}`);
         return bad ? null : m;
       } catch (err) {
-        this.#damaged.note(`${g.target}/${g.backupId}`, g.target, g.backupId, err);
+        this.#damaged.note(`${g.target}/${g.backupId}`, g.target, g.backupId, err, m);
         return null;
       }
     });

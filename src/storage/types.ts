@@ -80,7 +80,7 @@ export interface Storage {
   /** Finished backups (valid manifest), newest first by start time, for one target or all. */
   list(target?: string): Promise<Manifest[]>;
   /** Backups the last list() left out because a manifest or artifact is broken, and why (local storage). */
-  damaged?(target?: string): Array<{ target: string; backupId: string; why: string; marked?: true }>;
+  damaged?(target?: string): Array<{ target: string; backupId: string; why: string; marked?: true; archiveIntact?: true }>;
   /**
    * Why this finished backup cannot be restored as stored (marked damaged, an artifact missing, unreadable or of
    * another size), or null: what a listing would say of it, asked of it alone (catalog.ts findRestorable).

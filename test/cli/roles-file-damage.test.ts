@@ -77,6 +77,22 @@ describe('a backup whose roles file alone is damaged', () => {
         `Backup ${id} is now marked damaged .*restore tests and restores --with-globals refuse it \\(only its roles file is damaged: other restores still take it\\)`,
       ),
     );
+    // Listed as what it is: not "cannot be restored" (QA), in `list` and in `check`'s damaged line.
+    const list = await cli(['list', 'shop'], env);
+    expect(list.stdout).toContain(
+      `1 backup is not listed, its roles file damaged: its database archive is intact: restores without --with-globals take it (restore tests, which prove the whole backup, do not): ${id} (pg-backup-bot restore found artifact corrupted: globals.sql.zst.age`,
+    );
+    expect(list.stdout).not.toMatch(/cannot restore|No restorable/);
+    expect(list.stdout).toMatch(/^No whole backups of shop\./);
+    const check = await cli(['check'], env);
+    expect(check.stdout).toMatch(
+      /CRITICAL shop stale: no whole backup of shop: 1 stored is damaged \(only in the roles file: restorable without --with-globals\)/,
+    );
+    expect(check.stdout).toMatch(
+      /CRITICAL shop damaged: .*globals\.sql\.zst\.age.*; its database archive is intact: restores without --with-globals take it\)/,
+    );
+    expect(check.stdout).not.toMatch(/cannot be restored|no restorable/);
+
     // A restore test proves the whole backup: the damaged roles file stops it.
     const test = await cli(['restore-test', id], env);
     expect(test.exitCode).not.toBe(0);

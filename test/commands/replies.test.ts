@@ -25,6 +25,22 @@ describe('formatBackupList', () => {
     expect(formatBackupList([], 'shop', { time: (at) => at.toISOString() })).toBe('No finished backups of *shop* yet. Take one with `/backup now shop`.');
   });
 
+  it('a backup whose roles file alone is damaged is not called unrestorable: restores without --with-globals take it', () => {
+    const damaged = [
+      { backupId: 'shop-20261205T094959Z', why: 'artifact globals.sql.zst.age is missing', archiveIntact: true as const },
+      { backupId: 'shop-20261204T094959Z', why: 'artifact database.pgdump.zst.age is missing' },
+    ];
+    const both = formatBackupList([], 'shop', { time: (at) => at.toISOString(), damaged }).split('\n');
+    expect(both).toEqual([
+      'No restorable backups of *shop*. Take a new one with `/backup now shop`, and check the storage.',
+      ':warning: 1 backup is not listed, damaged (the bot cannot restore it): `shop-20261204T094959Z` (artifact database.pgdump.zst.age is missing)',
+      ':warning: 1 backup is not listed, its roles file damaged: its database archive is intact: restores without `--with-globals` take it (restore tests, which prove the whole backup, do not): `shop-20261205T094959Z` (artifact globals.sql.zst.age is missing)',
+    ]);
+    const rolesOnly = formatBackupList([], 'shop', { time: (at) => at.toISOString(), damaged: damaged.slice(0, 1) });
+    expect(rolesOnly).toMatch(/^No whole backups of \*shop\*\./);
+    expect(rolesOnly).not.toMatch(/cannot restore/);
+  });
+
   it('marks a backup whose latest restore test failed: listed, but not good', () => {
     const m = (id: string, at: string) => makeManifest({ target: 'shop', backupId: id, startedAt: at });
     const list = formatBackupList([m('shop-20261205T020000Z', '2026-12-05T02:00:00Z'), m('shop-20261204T020000Z', '2026-12-04T02:00:00Z')], 'shop', {

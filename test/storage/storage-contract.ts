@@ -211,6 +211,12 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       );
       // A restore that does not apply the roles never reads that file: it is given the backup.
       expect((await findRestorable(storage, id, (t) => `\`list ${t}\``, false)).backupId).toBe(id);
+      // The listing leaves it out, saying its archive is intact (not "cannot restore"); a lost archive is not.
+      await storage.list('app');
+      expect(storage.damaged?.('app').find((d) => d.backupId === id)).toMatchObject({ why: 'artifact globals.sql.zst is missing', archiveIntact: true });
+      await b.remove(`app/${id}/database.pgdump.zst`);
+      await storage.list('app');
+      expect(storage.damaged?.('app').find((d) => d.backupId === id)?.archiveIntact).toBeUndefined();
     });
 
     it('a backup the checksum scrub marks damaged is left out of every listing, saying why, until its deadline; then retention deletes it', async () => {
