@@ -8,7 +8,7 @@ import type { Logger } from '../logger.ts';
 import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
 import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
-import { listWithTestVerdicts, retentionFor } from '../storage/index.ts';
+import { listWithTestVerdicts, retentionFor, strayBackups } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
 import type { CliBackupGate } from './backup-lock.ts';
@@ -117,7 +117,7 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
       deps.io.err(`"${args[0]}" is not a valid target name.`);
       return 2;
     }
-    const { backups, failedTests } = await listWithTestVerdicts(deps.storage, args[0]);
+    const [{ backups, failedTests }, stray] = await Promise.all([listWithTestVerdicts(deps.storage, args[0]), strayBackups(deps.storage, args[0])]);
     const noDir = backups.length === 0 ? await missingBackupDir(deps.config) : null;
     if (noDir) {
       deps.io.err(noDir);
@@ -127,7 +127,7 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     if (args[0] !== undefined && backups.length === 0) findTarget(deps.config, args[0]);
     const time = (at: Date) => formatInZone(at, deps.config.timezone);
     const damaged = deps.storage.damaged?.(args[0]) ?? [];
-    const list = formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged, failedTests });
+    const list = formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged, failedTests, stray });
     deps.io.out(list.replace(/[*`]|:warning: |:x: /g, ''));
     // Point-in-time recovery's window, as /backup list shows it (restore-pitr's refusals send people here).
     const pitr = deps.config.targets.filter((t) => t.pitr && (args[0] === undefined || t.name === args[0]));
@@ -146,8 +146,8 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
       );
       deps.io.out(`\nPoint-in-time recovery\n${lines.join('\n')}`);
     }
-    // Every stored backup damaged is no success (QA: a script saw exit 0 beside "No restorable backups").
-    return backups.length === 0 && damaged.length > 0 ? 1 : 0;
+    // Every stored backup damaged, or without a manifest, is no success (QA: a script saw exit 0 beside "No restorable backups").
+    return backups.length === 0 && damaged.length + stray.length > 0 ? 1 : 0;
   } catch (err) {
     deps.io.err(toUserMessage(err));
     return 1;

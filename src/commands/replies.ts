@@ -3,6 +3,7 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import type { Manifest } from '../storage/index.ts';
 import { totalBytes, totalRows } from '../storage/index.ts';
+import { UNFINISHED_MAX_AGE_MS } from '../storage/retention-plan.ts';
 
 /**
  * `scheduled (frequent)`, `pre-migration JIRA-1234`, `manual`: at 3 a.m. the backup to restore is found by its
@@ -27,6 +28,9 @@ export function formatBackupList(
     damaged?: Array<{ backupId: string; why: string; archiveIntact?: true }>;
     /** Backups whose latest restore test failed (retention-plan.ts failedRestoreTestIds): listed, but not good. */
     failedTests?: ReadonlySet<string>;
+    /** Directories without a manifest, unwritten for an hour (catalog.ts strayBackups). */
+    stray?: Array<{ backupId: string; modifiedAt: Date; path: string }>;
+    now?: Date;
   },
 ): string {
   const { limit = 10, takeOne = '/backup now' } = o;
@@ -47,6 +51,7 @@ export function formatBackupList(
     rolesOnly.length
       ? `\n:warning: ${rolesOnly.length} backup${one(rolesOnly, ' is', 's are')} not listed, ${one(rolesOnly, 'its', 'their')} roles file damaged: ${one(rolesOnly, 'its', 'their')} database archive is intact: restores without \`--with-globals\` take ${one(rolesOnly, 'it', 'them')} (restore tests, which prove the whole backup, do not): ${named(rolesOnly)}`
       : '',
+    strayLine(o.stray ?? [], o.now ?? new Date(), o.time),
   ].join('');
   const of = target ? ` of *${target}*` : '';
   if (backups.length === 0 && lost.length)
@@ -61,6 +66,20 @@ export function formatBackupList(
   );
   const more = backups.length > limit ? `\n… and ${backups.length - limit} older` : '';
   return `*Backups${target ? ` of ${target}` : ''}* (newest first, ${backups.length} in all):\n${lines.join('\n')}${more}${damaged}`;
+}
+
+/** Directories without a manifest: no backup to list, but files a person may want, which retention will delete. */
+function strayLine(stray: Array<{ backupId: string; modifiedAt: Date; path: string }>, now: Date, time: (at: Date) => string): string {
+  if (stray.length === 0) return '';
+  const named = stray
+    .slice(0, 5)
+    .map(
+      (d) =>
+        `\`${d.backupId}\` (last written ${formatDuration(now.getTime() - d.modifiedAt.getTime())} ago, in ${d.path}; deleted ${time(new Date(d.modifiedAt.getTime() + UNFINISHED_MAX_AGE_MS))})`,
+    )
+    .join('; ');
+  const [a, is, it] = stray.length === 1 ? ['A backup directory has', 'it is', 'it'] : [`${stray.length} backup directories have`, 'they are', 'them'];
+  return `\n:warning: ${a} no manifest, so ${is} not a finished backup and not listed: ${named}${stray.length > 5 ? `; and ${stray.length - 5} more` : ''}. A backup that was interrupted, or a finished one whose manifest.json was lost: retention deletes ${it} 24 h after the last write; copy out what you want to keep before then (README "Disaster recovery" restores such files by hand).`;
 }
 
 function describeJob(job: Job<BackupJobData>): string {

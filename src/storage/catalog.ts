@@ -148,3 +148,23 @@ export async function reserveBackupId(storage: Storage, target: string, preferre
   }
   throw new BotError('backup_exists', `Could not find a free backup name after ${preferred}-${attempts}; nothing was started.`);
 }
+
+/** How long a backup directory without a manifest goes unwritten before listings name it (a backup reading its files back is still at work). */
+export const STRAY_AFTER_MS = 3600_000;
+
+/**
+ * Backup directories (or S3 prefixes) without a manifest, unwritten for STRAY_AFTER_MS: a backup that was
+ * interrupted, or a finished one whose manifest was lost. Never listed as backups; `list` and `/backup list` name
+ * them, so files that look like a backup do not meet "No finished backups yet" (QA), and retention's clean-up of
+ * them (UNFINISHED_MAX_AGE_MS after their last write) is said before it happens.
+ */
+export async function strayBackups(
+  storage: Storage,
+  target: string | undefined,
+  now = new Date(),
+): Promise<Array<{ backupId: string; modifiedAt: Date; path: string }>> {
+  const reserved = (await storage.listReserved?.()) ?? [];
+  return reserved
+    .filter((r) => (target === undefined || r.target === target) && now.getTime() - r.modifiedAt.getTime() >= STRAY_AFTER_MS)
+    .sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
+}

@@ -23,7 +23,7 @@ export { RecordIdSchema, RecordKind, RestoreRecordSchema, newRecordId, type Rest
 // Types only: the S3 module (and the AWS SDK) loads when S3 is configured (createStorageFromConfig).
 export type { S3Storage, S3StorageOptions } from './s3-storage.ts';
 export { copyBackup, copyToAll, createStorageFromConfig, type CopyOutcome, type CopyResult } from './copy.ts';
-export { reserveBackupId } from './catalog.ts';
+export { reserveBackupId, strayBackups } from './catalog.ts';
 export { fsyncDir, statfsNearest } from './fs-util.ts';
 export { RequestedBy } from './manifest.ts';
 export { TABLE_PARTS, type Definitions, type TableDefinition, type TablePart } from './manifest-definitions.ts';

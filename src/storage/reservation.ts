@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { backupIdsUnder } from './backup-dirs.ts';
-import { exists } from './fs-util.ts';
+import { exists, newestMtime } from './fs-util.ts';
 import type { BackupOwner, ReservedBackup } from './types.ts';
 
 /**
@@ -40,7 +40,9 @@ export async function reservedUnder(root: string, dirOf: (target: string, backup
   for (const { target, backupId } of await backupIdsUnder(root)) {
     const path = dirOf(target, backupId);
     if (await exists(join(path, manifestName))) continue;
-    out.push({ target, backupId, path, owner: reservationOwner(await readFile(join(path, RESERVATION), 'utf8').catch(() => null)) });
+    const owner = reservationOwner(await readFile(join(path, RESERVATION), 'utf8').catch(() => null));
+    const modifiedAt = await newestMtime(path);
+    if (modifiedAt) out.push({ target, backupId, path, owner, modifiedAt }); // else gone since the listing
   }
   return out;
 }

@@ -234,7 +234,8 @@ export class S3Storage implements Storage {
       const dir = this.#keys.backup(g.target, g.backupId);
       const marked = g.objects.some((o) => o.key === `${dir}${RESERVATION}`);
       const text = marked ? await this.#s3.readText(`${dir}${RESERVATION}`, 'list reserved backups') : null;
-      return { target: g.target, backupId: g.backupId, path: `s3://${this.bucket}/${dir}`, owner: reservationOwner(text) };
+      const modifiedAt = new Date(Math.max(0, ...g.objects.map((o) => o.modified.getTime())));
+      return { target: g.target, backupId: g.backupId, path: `s3://${this.bucket}/${dir}`, owner: reservationOwner(text), modifiedAt };
     });
   }
 

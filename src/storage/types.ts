@@ -45,6 +45,8 @@ export interface ReservedBackup {
   path: string;
   /** null when the reservation names nobody (the CLI, a copy, an older version) or its marker cannot be read. */
   owner: BackupOwner | null;
+  /** When anything in it was last written (as listUnfinished's). */
+  modifiedAt: Date;
 }
 
 /**

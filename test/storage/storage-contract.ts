@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { text } from 'node:stream/consumers';
 import { finished } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { findRestorable, newRecordId, RECORDS_DIR, type Storage } from '../../src/storage/index.ts';
+import { findRestorable, newRecordId, RECORDS_DIR, type Storage, strayBackups } from '../../src/storage/index.ts';
 import type { BotError } from '../../src/errors.ts';
 import { makeManifest, storeBackup } from '../fixtures/backups.ts';
 import { makeRecord } from '../fixtures/records.ts';
@@ -325,11 +325,18 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       await storage.writeManifest(m);
 
       const reserved = (await storage.listReserved()).sort((x, y) => x.backupId.localeCompare(y.backupId));
+      const written = { modifiedAt: expect.any(Date) };
       expect(reserved).toEqual([
-        { target: 'app', backupId: dead, path: b.location('app', dead), owner },
-        { target: 'app', backupId: 'app-20260103T000000Z', path: b.location('app', 'app-20260103T000000Z'), owner: null },
-        { target: 'app', backupId: 'app-20260104T000000Z', path: b.location('app', 'app-20260104T000000Z'), owner: null },
+        { target: 'app', backupId: dead, path: b.location('app', dead), owner, ...written },
+        { target: 'app', backupId: 'app-20260103T000000Z', path: b.location('app', 'app-20260103T000000Z'), owner: null, ...written },
+        { target: 'app', backupId: 'app-20260104T000000Z', path: b.location('app', 'app-20260104T000000Z'), owner: null, ...written },
       ]);
+      for (const r of reserved) expect(Math.abs(Date.now() - r.modifiedAt.getTime())).toBeLessThan(60_000);
+      // An hour unwritten, listings name them (strayBackups); a finished backup is never among them.
+      expect(await strayBackups(storage, 'app')).toEqual([]);
+      const later = new Date(Date.now() + 2 * 3600_000);
+      expect((await strayBackups(storage, 'app', later)).map((r) => r.backupId)).toEqual(['app-20260104T000000Z', 'app-20260103T000000Z', dead]);
+      expect(await strayBackups(storage, 'other', later)).toEqual([]);
       // The marker is the reservation's own file: no artifact, never listed as a backup, gone with the backup.
       expect(await b.files(`app/${kept}/`)).toEqual([`app/${kept}/.reserved`, `app/${kept}/database.pgdump.zst`, `app/${kept}/manifest.json`]);
       expect(await storage.list()).toEqual([m]);
