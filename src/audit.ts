@@ -1,6 +1,8 @@
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BotError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { errnoCode, storageError } from './storage/fs-util.ts';
 
 /** One line of the audit trail: who asked what, what was decided, which job, and how it ended. */
 export interface AuditEntry {
@@ -57,8 +59,15 @@ export function createAuditLog(dir: string, log: Logger, o: { createDir?: boolea
     // The CLI never creates BACKUP_DIR (o.createDir false): on a disk not mounted, that would put an audit trail on
     // the root filesystem, and make every later `list` there say "no backups yet" instead of "does not exist".
     ready ??= o.createDir === false ? mkdir(folder, { mode: 0o750 }).catch(existsIsFine) : mkdir(folder, { recursive: true, mode: 0o750 });
-    await ready;
-    await appendFile(file, lines.join(''), { flag: 'a', mode: 0o640 });
+    try {
+      await ready;
+      await appendFile(file, lines.join(''), { flag: 'a', mode: 0o640 });
+    } catch (err) {
+      // Said for what it is (QA: the CLI printed "Something unexpected went wrong inside the bot" for a BACKUP_DIR that did not exist).
+      if (errnoCode(err) === 'ENOENT' && o.createDir === false)
+        throw new BotError('storage_failed', `${dir} does not exist (the trail is kept in its _audit directory)`, { cause: err });
+      throw storageError(err, folder, 'append to audit.jsonl');
+    }
   };
   return {
     async append(entry) {

@@ -97,7 +97,7 @@ export async function cliFetch(
       jobId: null,
       result: result.slice(0, 300),
     })
-    .catch((err: unknown) => io.err(`(could not append to the audit trail: ${toUserMessage(err)})`));
+    .catch((err: unknown) => io.err(`(not recorded in the audit trail: ${toUserMessage(err)})`));
   return code;
 }
 

@@ -158,6 +158,9 @@ describe('pg-backup-bot fetch: the archive for a restore by hand', () => {
     const run = await cli(['fetch', backupId, '-o', join(out(), 'z.pgdump')], { ...fetchEnv(), BACKUP_DIR: gone });
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toContain(`BACKUP_DIR ${gone} does not exist: no backup was ever written there.`);
+    // The audit trail's miss said for what it is, not "something unexpected went wrong" (QA).
+    expect(run.stderr).toContain(`(not recorded in the audit trail: ${gone} does not exist (the trail is kept in its _audit directory))`);
+    expect(run.stderr).not.toMatch(/unexpected/);
     await expect(readdir(gone)).rejects.toThrow(/ENOENT/);
   });
 
