@@ -1,4 +1,6 @@
-import { readdirSync } from 'node:fs';
+import { constants, readdirSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { execa } from 'execa';
 import { setPriority } from 'node:os';
 import type { Writable } from 'node:stream';
 
@@ -68,4 +70,37 @@ export function yieldCpu<T extends { pid?: number | undefined }>(child: T): T {
 /** An environment of PATH only: age, tee, the hasher and the tap need nothing else (read at each spawn, as a test may change it). */
 export function bareEnv() {
   return { env: { PATH: process.env.PATH ?? '' }, extendEnv: false } as const;
+}
+
+let setpriv: Promise<string | null> | undefined;
+
+/** util-linux's setpriv where it can set a parent-death signal (2.33 and later), found once per process; null without. */
+function setprivWithPdeathsig(): Promise<string | null> {
+  setpriv ??= (async () => {
+    for (const path of ['/usr/bin/setpriv', '/bin/setpriv']) {
+      if (
+        !(await access(path, constants.X_OK).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      const probe = await execa(path, ['--pdeathsig', 'TERM', '--', 'true'], { reject: false, stdin: 'ignore', timeout: 5_000, env: {}, extendEnv: false });
+      if (probe.exitCode === 0) return path;
+    }
+    return null;
+  })();
+  return setpriv;
+}
+
+/**
+ * The file and arguments that run `file args` so that it is sent SIGTERM when this process dies without stopping it
+ * (kill -9, the OOM killer): a CLI restore killed so used to leave pg_restore loading into a database nobody would
+ * use (QA). SIGTERM makes pg_restore cancel its queries and stop its parallel workers; psql and zstd just stop.
+ * Through setpriv's parent-death signal, which execs the tool (same pid: signals and niceness reach it as before);
+ * unchanged on a host without it.
+ */
+export async function dyingWithUs(file: string, args: readonly string[]): Promise<[string, string[]]> {
+  const wrapper = await setprivWithPdeathsig();
+  return wrapper ? [wrapper, ['--pdeathsig', 'TERM', '--', file, ...args]] : [file, [...args]];
 }

@@ -35,8 +35,11 @@ describe('a restore whose server goes away mid-way', () => {
     await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
     const url = server.url.replace(/\/postgres$/, '/shop');
     await runSql(server.url, 'CREATE DATABASE shop');
-    // Big enough that its restore takes a few seconds: the server is stopped while it runs.
-    await runSql(url, 'CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 600000) g; ALTER TABLE orders ADD PRIMARY KEY (id)');
+    // Big enough that its restore takes a few seconds (its indexes about one): the server is stopped, or the CLI killed, while it runs.
+    await runSql(
+      url,
+      'CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 600000) g; ALTER TABLE orders ADD PRIMARY KEY (id); CREATE INDEX ON orders (note)',
+    );
     env = {
       DATABASE_URL: url,
       TARGET_NAME: 'shop',
@@ -101,9 +104,27 @@ describe('a restore whose server goes away mid-way', () => {
       withClient(env.DATABASE_URL as string, async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount ?? 0);
     while (!(named() && (await exists(named() ?? ''))) && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     const database = named() ?? '';
+    // Killed once pg_restore builds its indexes (its last pass, read from a file: nothing of ours feeds it then).
+    const sessions = async (indexing = false) =>
+      withClient(
+        env.DATABASE_URL as string,
+        async (c) =>
+          (await c.query(`SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND ($2 = false OR query ~ '^(CREATE INDEX|ALTER TABLE)')`, [database, indexing]))
+            .rowCount ?? 0,
+      );
+    while ((await sessions(true)) === 0 && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     expect(child.exitCode).toBeNull();
     child.kill('SIGKILL');
     await child;
+    // Its pg_restore stops with it (QA: it used to work on into a database nobody would use): its sessions end, and
+    // the indexes it was building are never finished.
+    const gone = Date.now() + 20_000;
+    while ((await sessions()) > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+    expect(await sessions()).toBe(0);
+    const copy = new URL(env.DATABASE_URL as string);
+    copy.pathname = `/${database}`;
+    const indexes = await withClient(copy.toString(), async (c) => (await c.query(`SELECT 1 FROM pg_indexes WHERE tablename = 'orders'`)).rowCount ?? 0);
+    expect(indexes).toBeLessThan(2);
     // Before: the record was written only at the end, so nothing knew the database (list: none; drop: "not a restore's").
     const list = await cli(['restore', 'list'], env);
     expect(list.stdout).toContain(`${database} on 127.0.0.1:${server.port}`);

@@ -1,6 +1,6 @@
 import { finished } from 'node:stream/promises';
 import { execa } from 'execa';
-import { childOptions, yieldCpu } from '../child-pipes.ts';
+import { childOptions, dyingWithUs, yieldCpu } from '../child-pipes.ts';
 import { describeExit } from '../failures.ts';
 import { collectOutput, type OutputTail } from '../output-tail.ts';
 import type { OpenArchiveOptions, PgRestoreIo, PgRestoreRun } from './archive.ts';
@@ -8,8 +8,9 @@ import type { OpenArchiveOptions, PgRestoreIo, PgRestoreRun } from './archive.ts
 /** One pg_restore over an opened archive; the archive itself is appended to `args` or fed to stdin by the caller. */
 export async function runPgRestore(o: OpenArchiveOptions, args: string[], r: PgRestoreIo & { stdin: 'ignore' | 'pipe' }) {
   // Credentials come from env (libpq variables + PGPASSFILE), never argv.
+  const [file, argv] = await dyingWithUs(o.pgRestore, args);
   const child = yieldCpu(
-    execa(o.pgRestore, args, {
+    execa(file, argv, {
       ...childOptions(o.signal),
       env: r.env,
       extendEnv: false,
