@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
-import { checkTarget, healthSources } from '../health/index.ts';
+import { backupDiskCondition, checkTarget, diskSubject, healthSources, inputDiskNeed, resolveThresholds } from '../health/index.ts';
 import { createRunLog } from '../health/index.ts';
 import { nagiosReport } from '../health/index.ts';
 import { QUEUE, type BackupJobData } from '../jobs/queues.ts';
@@ -33,7 +33,19 @@ export async function cliCheck(args: string[], deps: { config: Config; redisUrl:
     const targets = args[0] ? [findTarget(config, args[0])] : config.targets;
     const sources = healthSources(config, { storage: deps.storage, runs: redis ? createRunLog(redis, config.queuePrefix) : null, backupQueue: queue });
     const now = new Date();
-    const perTarget = await Promise.all(targets.map(async (t) => ({ target: t.name, results: (await checkTarget(sources, t.name, now)).results })));
+    const checked = await Promise.all(targets.map(async (t) => ({ target: t.name, ...(await checkTarget(sources, t.name, now)) })));
+    const perTarget = checked.map(({ target, results }) => ({ target, results }));
+    // Every target at once: the backup disk they share is one line, judged for all of them as the workers page it
+    // (one page per storage), not a line per target (20 CRITICAL lines for one full disk).
+    if (checked.length > 1) {
+      for (const t of perTarget) t.results = t.results.filter((r) => r.condition !== 'disk');
+      const disk = deps.storage.freeSpace ? await deps.storage.freeSpace().catch(() => null) : null;
+      const needs = checked.map((c) => inputDiskNeed(c.input));
+      perTarget.push({
+        target: diskSubject(deps.storage),
+        results: [backupDiskCondition(diskSubject(deps.storage), disk, resolveThresholds(config.health.thresholds), needs)],
+      });
+    }
     const report = nagiosReport(perTarget);
     // The cause first: Nagios shows the first line.
     for (const line of [...(noDir ? [`CRITICAL storage: ${noDir}`] : []), ...report.lines, ...extra]) io.out(line);
