@@ -9,6 +9,7 @@ import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { formatBytes } from '../format.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
+import { switchedSentence } from '../postgres/pitr/switched.ts';
 import { newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { setAsideBases } from '../postgres/pitr/wal-index.ts';
 import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
@@ -61,7 +62,10 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000)));
       if (ours) await shareFetchedWal(root, target.name, runAs);
     }
-    const at = asked ?? (await windowEnd(root, target.name));
+    const end = asked ? null : await windowEnd(root, target.name);
+    const at = asked ?? end?.to ?? new Date();
+    // `latest` is the newest the archive can recover, not the newest it holds, after a promotion: said first (QA).
+    if (end?.switched) io.err(`Not the newest data: ${switchedSentence(target.name, end.switched)}`);
     const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at, await setAsideBases(root, target.name));
     const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
@@ -171,9 +175,9 @@ async function downloadFromS3(config: Config, root: string, target: string, at: 
   }
 }
 
-/** Where the recoverable window ends (now when there is none: chooseBase then says why nothing can be recovered). */
-async function windowEnd(root: string, target: string): Promise<Date> {
-  return recoverableWindow(await listBaseBackups(root, target), await recoverableWal(root, target))?.to ?? new Date();
+/** Where the recoverable window ends, and a timeline switch it stops at (none: chooseBase then says why nothing can be recovered). */
+async function windowEnd(root: string, target: string): Promise<{ to: Date; switched?: { timeline: number; segment: string; at: Date } } | null> {
+  return recoverableWindow(await listBaseBackups(root, target), await recoverableWal(root, target));
 }
 
 /** The port the laid-out cluster will listen on: the last `port` its config files set (auto.conf read last, as the server does). */

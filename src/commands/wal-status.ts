@@ -25,6 +25,8 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts, t
     return noWindowSentence(target, a);
   }
   const range = `recoverable to any moment ${shownRange(a.window, time)}`;
+  if (a.switched)
+    return `${range} — :rotating_light: the server moved to timeline ${a.switched.timeline} at ${time(a.switched.at)}, and no base backup was taken on it yet: nothing written since can be recovered; take one now (\`/backup now --physical ${target}\`)`;
   if (!first) return range;
   if (!a.reachesNewest) return `${range} — :rotating_light: a gap ends it: segment ${first} is missing${more}; ${retake}`;
   // "before it" when the older stretch ends at the gap just named; with more gaps, the one that ends it.

@@ -1,4 +1,5 @@
 import { formatBytes } from '../format.ts';
+import { switchedSentence } from '../postgres/pitr/switched.ts';
 import { setAsideNamed, shownRange, WAL_ARRIVES } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
@@ -54,6 +55,17 @@ export function walGapCondition(target: string, a: WalArchiveFacts): ConditionRe
         `segment ${first} is missing from the WAL archive${more(a.gaps)}: recovery cannot cross it, so nothing written after it can be recovered. ` +
         `Take a new base backup now (\`pg-backup-bot base-backup ${target}\`): the window starts again when it finishes. Until then: ${window}`,
       value: a.gaps.length,
+    };
+  }
+  // A promotion since the newest base backup: what the server writes now is archived, and out of reach (QA: the window
+  // read on across the switch, and a recovery there came back ten minutes short, called "the same data").
+  if (a.switched) {
+    const said = switchedSentence(target, a.switched);
+    return {
+      ...base,
+      status: 'failing',
+      summary: `The WAL archive of ${target} cannot recover past timeline ${a.switched.timeline}'s start: no base backup on it yet`,
+      evidence: `${said.charAt(0).toUpperCase()}${said.slice(1)} Until then: ${window}`,
     };
   }
   // The check mark is about gaps only: the evidence says plainly when nothing is recoverable (no base backup yet).

@@ -38,6 +38,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       ...(w?.gap ? { gap: w.gap } : {}),
       window: w ? { from: w.from, to: w.to } : null,
       earlier: w?.earlier ? { from: w.earlier.from, to: w.earlier.to, gap: w.earlier.gap } : null,
+      ...(w?.switched ? { switched: w.switched } : {}),
       ...(lost?.length ? { lost } : {}),
       ...(setAside && setAside.wal.length + setAside.bases.length > 0 ? { setAside } : {}),
     };

@@ -32,6 +32,16 @@ describe('wal-gap', () => {
     expect(r.evidence).toBe('no segment missing; recoverable to any moment from 2026-12-04 10:00:00 UTC to 2026-12-04 14:00:05 UTC');
   });
 
+  it('fails critically after a promotion no base backup was taken since: the window stops at the switch (QA)', () => {
+    const switched = { timeline: 2, segment: '000000020000000000000012', at: new Date('2026-12-04T14:10:00Z') };
+    const r = walGapCondition('shop', archive({ reachesNewest: false, switched }));
+    expect(r).toMatchObject({ status: 'failing', severity: 'critical' });
+    expect(r.summary).toBe("The WAL archive of shop cannot recover past timeline 2's start: no base backup on it yet");
+    expect(r.evidence).toMatch(/^The server moved to timeline 2 \(a promotion, or a restored copy made the primary\) at about 2026-12-04T14:10:00\.000Z/);
+    expect(r.evidence).toContain('Take one now (`pg-backup-bot base-backup shop`, or `/backup now --physical shop`)');
+    expect(r.evidence).toContain('Until then: recoverable to any moment from 2026-12-04 10:00:00 UTC to 2026-12-04 14:00:05 UTC');
+  });
+
   it('fails critically on a gap no base backup has started after, naming the first missing segment and what to do', () => {
     const r = walGapCondition(
       'shop',

@@ -29,3 +29,19 @@ export function segmentStartLsn(name: string): bigint {
 
 /** Where it ends: the first position of the next segment. */
 export const segmentEndLsn = (name: string): bigint => segmentStartLsn(name) + BigInt(SEGMENT_BYTES);
+
+/** 000000010000000200000003 → timeline 1, position 2·256 + 3 (16 MB segments: 256 per log file). */
+export function segmentPosition(name: string): { timeline: number; n: number } {
+  return { timeline: Number.parseInt(name.slice(0, 8), 16), n: Number.parseInt(name.slice(8, 16), 16) * 0x100 + Number.parseInt(name.slice(16, 24), 16) };
+}
+
+/** The segment holding an LSN such as `0/2000028`, on a timeline. */
+export function segmentOf(lsn: string, timeline: number): string {
+  const [hi, lo] = lsn.split('/').map((h) => Number.parseInt(h, 16)) as [number, number];
+  const seg = Math.floor(lo / 0x1000000);
+  return segmentName(timeline, hi * 0x100 + seg);
+}
+
+const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
+/** The segment at position `n` (segmentPosition's) on a timeline. */
+export const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;

@@ -7,7 +7,7 @@ import { BotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { errnoCode, fsyncDir, readdirIfExists, storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import type { ArtifactWriter } from '../../storage/index.ts';
-import { SEGMENT_NAME } from './lsn.ts';
+import { SEGMENT_NAME, segmentPosition } from './lsn.ts';
 import { archivedWal } from './wal-index.ts';
 import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
 
@@ -90,6 +90,19 @@ export class PartialWalStore {
     await rm(join(this.dir, `${name}.json`), { force: true });
     await fsyncDir(this.dir);
     await this.removeFiles(name, []);
+  }
+
+  /**
+   * Snapshots superseded by the whole segment `newest` (archived): those of it and before it on its timeline. Not an
+   * older timeline's: its snapshot is that timeline's last WAL before the switch, which its base backups still need
+   * (QA: names compared as text across timelines removed it).
+   */
+  async removeSupersededBy(newest: string): Promise<void> {
+    const at = segmentPosition(newest);
+    for (const p of await this.list()) {
+      const was = segmentPosition(p.name);
+      if (was.timeline === at.timeline && was.n <= at.n) await this.remove(p.name);
+    }
   }
 
   open(entry: WalEntry): Readable {

@@ -19,6 +19,7 @@ import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
 import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, WAL_ARRIVES, type WindowWal } from './window.ts';
+import { switchedSentence } from './switched.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -88,6 +89,12 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
     const logical = bases[0]
       ? ` For a moment outside it, a logical backup may serve: \`/backup list ${bases[0].target}\` or \`pg-backup-bot list ${bases[0].target}\`.`
       : '';
+    // Past a timeline switch no base backup reaches yet: said, not "try again in a minute" (QA).
+    if (w.switched && at > w.to)
+      throw new BotError(
+        'bad_request',
+        `${at.toISOString()} is outside what the archive can recover: ${switchedSentence(bases[0]?.target ?? '', w.switched)} Until then ${window}.`,
+      );
     // Just past the end of a window no gap ends: the WAL is on its way, not lost (QA: the advice was an old dump).
     const soon =
       w.reachesNewest && at > w.to

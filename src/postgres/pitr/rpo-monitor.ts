@@ -146,9 +146,10 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
   // A snapshot whose completed segment is archived is superseded: removed, oldest first.
   const cleanUp = async () => {
     const newest = o.newestArchived();
-    if (!newest || newest === cleaned) return;
+    // A timeline's history file may be the newest archived: no segment, no end (QA: NaN every 2 s).
+    if (!newest || newest === cleaned || !SEGMENT_NAME.test(newest)) return;
     fullEnd = fullEnd > segmentEndLsn(newest) ? fullEnd : segmentEndLsn(newest);
-    for (const p of await o.partials.list()) if (p.name <= newest) await o.partials.remove(p.name);
+    await o.partials.removeSupersededBy(newest);
     cleaned = newest;
   };
 

@@ -55,6 +55,22 @@ describe('snapshotPartial', () => {
     expect((await recoverableWal(join(dir, 'b'), 'app')).map((e) => [e.name, e.archivedAt])).toEqual([[SEG, '2026-12-04T12:00:00.000Z']]);
   });
 
+  it('a whole segment archived supersedes the snapshots of its timeline only: an older timeline’s last WAL is kept (QA)', async () => {
+    const store = new PartialWalStore(join(dir, 'tl'), 'app');
+    const at = new Date('2026-12-04T12:00:00Z');
+    for (const seg of ['000000010000000000000012', '000000020000000000000013']) {
+      await writeFile(join(dir, `${seg}.partial`), file);
+      await snapshotPartial(join(dir, `${seg}.partial`), seg, segmentStartLsn(seg) + 20_000n, at, { ...o(), partials: store });
+    }
+    // Timeline 2's segment …12 (the switch copied timeline 1's WAL into it): compared as text, it removed timeline 1's snapshot.
+    await store.removeSupersededBy('000000020000000000000012');
+    expect((await store.list()).map((p) => p.name)).toEqual(['000000010000000000000012', '000000020000000000000013']);
+    await store.removeSupersededBy('000000020000000000000013');
+    expect((await store.list()).map((p) => p.name)).toEqual(['000000010000000000000012']);
+    await store.removeSupersededBy('000000010000000000000012');
+    expect(await store.list()).toEqual([]);
+  });
+
   it('refuses to claim WAL the file does not hold (a position on a page never written)', async () => {
     const beyond = segmentStartLsn(SEG) + BigInt(5 * 8192 + 100);
     await expect(snapshotPartial(join(dir, `${SEG}.partial`), SEG, beyond, new Date(), o())).rejects.toThrow(/does not hold WAL up to 0\/700A064/);

@@ -41,6 +41,40 @@ describe('the recoverable window', () => {
     expect(() => chooseBase(bases, wal, new Date('2026-12-04T09:00:00Z'))).toThrow('For a moment outside it, a logical backup may serve: `/backup list shop`');
   });
 
+  it('after a promotion, ends where the base backup’s timeline does until a base backup is taken on the new one (QA)', () => {
+    const tl1 = [{ ...base('0/2000028', '2026-12-04T10:00:00Z'), target: 'shop' }];
+    const wal = [
+      seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
+      { ...seg('000000010000000000000003', '2026-12-04T10:20:00Z'), partial: true },
+      seg('00000002.history', '2026-12-04T10:21:00Z'),
+      seg('000000020000000000000003', '2026-12-04T10:30:00Z'),
+      seg('000000020000000000000004', '2026-12-04T10:40:00Z'),
+    ];
+    const w = recoverableWindow(tl1, wal);
+    // Before: the window read on across the switch, to 10:40, which recovery from a timeline-1 base backup never replays.
+    expect(w).toMatchObject({
+      from: new Date('2026-12-04T10:00:00Z'),
+      to: new Date('2026-12-04T10:20:00Z'),
+      gaps: [],
+      reachesNewest: false,
+      switched: { timeline: 2, segment: '000000020000000000000003', at: new Date('2026-12-04T10:30:00Z') },
+    });
+    // A time after the switch is refused with what to do, not "try again in a minute" nor recovered short.
+    expect(() => chooseBase(tl1, wal, new Date('2026-12-04T10:35:00Z'))).toThrow(
+      /outside what the archive can recover: the server moved to timeline 2 .* none was taken on timeline 2 yet\. Take one now \(`pg-backup-bot base-backup shop`/,
+    );
+    expect(chooseBase(tl1, wal, new Date('2026-12-04T10:10:00Z')).id).toBe('b');
+    // A base backup on the new timeline: the window is the new timeline's, to its newest segment.
+    const tl2 = { ...base('0/3800028', '2026-12-04T10:32:00Z', 'b2'), timeline: 2, target: 'shop' };
+    expect(recoverableWindow([...tl1, tl2], wal)).toMatchObject({
+      from: new Date('2026-12-04T10:32:00Z'),
+      to: new Date('2026-12-04T10:40:00Z'),
+      opens: expect.objectContaining({ id: 'b2' }),
+      reachesNewest: true,
+    });
+    expect(recoverableWindow([...tl1, tl2], wal)?.switched).toBeUndefined();
+  });
+
   it('ends before a missing segment, and names it', () => {
     const w = recoverableWindow(
       [base('0/2000028', '2026-12-04T10:00:00Z')],
