@@ -89,15 +89,11 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
     const logical = bases[0]
       ? ` For a moment outside it, a logical backup may serve: \`/backup list ${bases[0].target}\` or \`pg-backup-bot list ${bases[0].target}\`.`
       : '';
-    // Past a timeline switch no base backup reaches yet: said, not "try again in a minute" (QA).
-    if (w.switched && at > w.to)
-      throw new BotError(
-        'bad_request',
-        `${at.toISOString()} is outside what the archive can recover: ${switchedSentence(bases[0]?.target ?? '', w.switched)} Until then ${window}.`,
-      );
-    // Just past the end of a window no gap ends: the WAL is on its way, not lost (QA: the advice was an old dump).
-    const soon =
-      w.reachesNewest && at > w.to
+    // Past a timeline switch: what to do (QA). Just past a window's end: the WAL is on its way (QA: not an old dump).
+    const switched = w.switched && at > w.to ? switchedSentence(bases[0]?.target ?? '', w.switched) : '';
+    const soon = switched
+      ? ` ${switched.charAt(0).toUpperCase()}${switched.slice(1)}`
+      : w.reachesNewest && at > w.to
         ? ` The window grows as the WAL written since ${w.to.toISOString()} is archived (${WAL_ARRIVES}): try again in a minute, or ask for \`latest\`, the newest commit archived now.`
         : logical;
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.${soon}`);

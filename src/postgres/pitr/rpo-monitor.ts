@@ -143,10 +143,9 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     }
   };
 
-  // A snapshot whose completed segment is archived is superseded: removed, oldest first.
+  // A snapshot whose completed segment is archived is superseded (not by a history file: QA, NaN every 2 s).
   const cleanUp = async () => {
     const newest = o.newestArchived();
-    // A timeline's history file may be the newest archived: no segment, no end (QA: NaN every 2 s).
     if (!newest || newest === cleaned || !SEGMENT_NAME.test(newest)) return;
     fullEnd = fullEnd > segmentEndLsn(newest) ? fullEnd : segmentEndLsn(newest);
     await o.partials.removeSupersededBy(newest);

@@ -61,7 +61,7 @@ describe('the recoverable window', () => {
     });
     // A time after the switch is refused with what to do, not "try again in a minute" nor recovered short.
     expect(() => chooseBase(tl1, wal, new Date('2026-12-04T10:35:00Z'))).toThrow(
-      /outside what the archive can recover: the server moved to timeline 2 .* none was taken on timeline 2 yet\. Take one now \(`pg-backup-bot base-backup shop`/,
+      /outside what the archive holds: the recoverable window is .*\. The server moved to timeline 2 .* none was taken on timeline 2 yet\. Take one now \(`pg-backup-bot base-backup shop`/,
     );
     expect(chooseBase(tl1, wal, new Date('2026-12-04T10:10:00Z')).id).toBe('b');
     // A base backup on the new timeline: the window is the new timeline's, to its newest segment.
