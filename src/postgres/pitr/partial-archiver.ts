@@ -94,3 +94,42 @@ export async function snapshotPartial(
   await o.partials.index(entry);
   return entry;
 }
+
+/**
+ * Where the WAL pg_receivewal wrote into its `.partial` file ends: after its last byte that is not zero (the file is
+ * zeros beyond what was received, and with --synchronous on disk as received), rounded up to WAL's 8-byte alignment;
+ * null when the file is gone or holds nothing. Never past a record the file does not hold whole: a record's zero
+ * tail is zeros stored either way, and a sample's position (a record's end) beyond it is never read as covered.
+ */
+async function writtenEnd(path: string, name: string): Promise<bigint | null> {
+  const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (!fh) return null;
+  try {
+    const buf = Buffer.alloc(SEGMENT_BYTES);
+    const { bytesRead } = await fh.read(buf, 0, SEGMENT_BYTES, 0);
+    let last = bytesRead - 1;
+    while (last >= 0 && buf[last] === 0) last--;
+    return last < 0 ? null : segmentStartLsn(name) + BigInt(Math.ceil((last + 1) / 8) * 8);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The segment being received, stored as far as pg_receivewal wrote it, when the server can no longer be asked how far
+ * it flushed (a crash): its time is the newest sample the server had written nothing beyond it by (`coveredAt`), so
+ * the window never claims more; `latest` still recovers every commit it holds. Null when it holds nothing past
+ * `after` (what is archived already) or no sample dates it.
+ */
+export async function snapshotWritten(
+  path: string,
+  name: string,
+  o: ArchiveOptions & { partials: PartialWalStore; after: bigint; coveredAt: (lsn: bigint) => Date | null },
+): Promise<PartialEntry | null> {
+  const end = await writtenEnd(path, name);
+  const covers = end !== null && end > o.after ? o.coveredAt(end) : null;
+  return end !== null && covers ? snapshotPartial(path, name, end, covers, o) : null;
+}

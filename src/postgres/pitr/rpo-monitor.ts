@@ -3,7 +3,7 @@ import type { Logger } from '../../logger.ts';
 import { readdirIfExists } from '../../storage/fs-util.ts';
 import type { ArchiveOptions } from './archiver.ts';
 import { formatLsn, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentEndLsn } from './lsn.ts';
-import { PARTIAL_WAL, snapshotPartial } from './partial-archiver.ts';
+import { PARTIAL_WAL, snapshotPartial, snapshotWritten } from './partial-archiver.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import { positionSampler, type ServerPosition } from './position-sampler.ts';
 import { RpoTracker } from './rpo.ts';
@@ -22,10 +22,7 @@ export interface RpoState {
   currentLsn?: string;
   archivedLsn?: string;
   flushedLsn?: string;
-  /**
-   * When the receiver's flushed position (the slot's) was last seen to move, or first seen: a receiver whose process
-   * lives but receives nothing (frozen, a stream the network dropped silently) keeps it still while the server moves on.
-   */
+  /** When the receiver's flushed position last moved (or was first seen): a frozen receiver's stays still. */
   flushedMovedAt?: Date;
   /** Why the last snapshot of the partial segment failed, if it did. */
   partialError?: string;
@@ -47,15 +44,10 @@ export interface RpoMonitorOptions extends ArchiveOptions {
   receiverUp(): boolean;
   log: Logger;
   onState?: (s: RpoState) => void;
-  /** How often the server is asked (default 2 s). */
-  sampleMs?: number;
+  sampleMs?: number; // how often the server is asked (default 2 s)
   /** The most often the partial segment is stored (default min(objective / 4, 30 s), at least 1 s). */
   partialEveryMs?: number;
-  /**
-   * S3_MODE=primary: the archive is the bucket and `store` only the spool, so the archived position is the newest
-   * segment there (`newestArchived`, and `newestAtStart` for what earlier runs uploaded) or the newest snapshot of the
-   * partial segment there (`partialEnd`: snapshots are still taken on the worker's disk, but count once uploaded).
-   */
+  /** S3_MODE=primary: the archive is the bucket, `store` the spool; its newest segment or uploaded snapshot counts. */
   inS3?: { newestAtStart(): Promise<string | null>; partialEnd(): bigint };
   /** The samples, shared with the archive, which stamps each segment by them (segment-time.ts); default its own. */
   tracker?: RpoTracker;
@@ -198,6 +190,14 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     } catch (err) {
       state = { ...state, error: `the server could not be asked for its WAL position: ${message(err)}` };
       o.onState?.({ ...state });
+      // Gone with its receiver (a crash): what pg_receivewal wrote is stored (QA: up to 30 s of commits left in the spool).
+      const name = o.receiverUp() ? undefined : spooled.find((n) => PARTIAL_WAL.test(n));
+      if (!name || backlogBefore(spooled, name)) return;
+      const at = { ...o, after: fullEnd > partialEnd ? fullEnd : partialEnd, coveredAt: (lsn: bigint) => tracker.coveredAt(lsn) };
+      const entry = await snapshotWritten(join(o.spool, name), name.slice(0, 24), at).catch(
+        (e: unknown) => void o.log.error({ err: e }, 'last WAL not stored'),
+      );
+      if (entry) partialEnd = parseLsn(entry.walEnd);
       return;
     }
     // The worker's clock: health compares it with the measurement's time and its own "now".

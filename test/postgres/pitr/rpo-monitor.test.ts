@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAgeEngine } from '../../../src/crypto/age-cli.ts';
 import { createDecryptStream, generateKeyPair, loadIdentity } from '../../../src/crypto/age.ts';
-import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { rpoCondition } from '../../../src/health/index.ts';
 import { formatLsn, parseLsn } from '../../../src/postgres/pitr/lsn.ts';
 import { positionSampler } from '../../../src/postgres/pitr/position-sampler.ts';
@@ -40,6 +40,8 @@ describe('the RPO monitor', () => {
   let store: LocalWalStore;
   const readings: RpoState[] = [];
   const slot = 'pgbb_rpo_test';
+  /** Another monitor on the same archive, with other timings. */
+  let monitorWith: (o: { partialEveryMs: number }) => ReturnType<typeof startRpoMonitor>;
 
   beforeAll(async () => {
     // No autovacuum: nothing but the test writes WAL, so idle is idle.
@@ -64,6 +66,20 @@ describe('the RPO monitor', () => {
       sweepMs: 100,
       backoff: { minMs: 100, maxMs: 500 },
     });
+    monitorWith = ({ partialEveryMs }) =>
+      startRpoMonitor({
+        ...common,
+        target: 'app',
+        url: source.url,
+        slot,
+        spool,
+        partials,
+        objectiveSeconds: 10,
+        sampleMs: 200,
+        partialEveryMs,
+        newestArchived: () => archive.state().lastArchived?.name ?? null,
+        receiverUp: () => archive.state().receiver.up,
+      });
     monitor = startRpoMonitor({
       ...common,
       target: 'app',
@@ -215,5 +231,48 @@ describe('the RPO monitor', () => {
     await until(`the snapshot of ${seg} removed`, async () => ((await partials.entry(seg)) === null && (await files()).length === 0 ? true : undefined));
     expect((await partials.list()).every((p) => p.name > seg)).toBe(true);
     expect(await files()).toEqual([]);
+  });
+
+  // Last: it crashes the server (started again after, for afterAll).
+  it('stores what the receiver wrote when the server crashes, though the server can no longer say how far it flushed (QA)', { timeout: 120_000 }, async () => {
+    const pgCtl = async (...args: string[]) => {
+      const user = await asServerUser();
+      const bin = join(source.binDir, 'pg_ctl');
+      await execa(user.prefix[0] ?? bin, [...user.prefix.slice(1), ...(user.prefix.length ? [bin] : []), ...args]);
+    };
+    await withClient(source.url, (c) => c.query("INSERT INTO t SELECT g, 'in the segment' FROM generate_series(1, 200) g"));
+    // A monitor whose regular snapshots come every 10 minutes: after its first, only the last one can hold the commit.
+    await monitor.stop();
+    monitor = monitorWith({ partialEveryMs: 600_000 });
+    const first = await withClient(source.url, async (c) => {
+      const { rows } = await c.query<{ seg: string; lsn: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg, pg_current_wal_lsn()::text AS lsn');
+      return rows[0] as { seg: string; lsn: string };
+    });
+    await until('its first snapshot', async () => {
+      const e = await partials.entry(first.seg);
+      return e && parseLsn(e.walEnd) >= parseLsn(first.lsn) ? true : undefined;
+    });
+    const { seg, lsn } = await withClient(source.url, async (c) => {
+      await c.query("INSERT INTO t VALUES (3, 'the last commit before the crash')");
+      const { rows } = await c.query<{ seg: string; lsn: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg, pg_current_wal_lsn()::text AS lsn');
+      return rows[0] as { seg: string; lsn: string };
+    });
+    // The receiver has it on disk (--synchronous) before the server goes.
+    await until('the receiver to flush the commit', () => {
+      const f = monitor.state().flushedLsn;
+      return f && parseLsn(f) >= parseLsn(lsn) ? true : undefined;
+    });
+    await pgCtl('-D', source.dataDir, '-m', 'immediate', '-w', 'stop');
+    try {
+      const stored = await until(`a snapshot of ${seg} up to ${lsn}`, async () => {
+        const e = await partials.entry(seg);
+        return e && parseLsn(e.walEnd) >= parseLsn(lsn) ? e : undefined;
+      });
+      expect(monitor.state().error).toMatch(/could not be asked/);
+      // Its time is a sample's, never later than the crash: the window claims nothing the server wrote after it.
+      expect(Date.parse(stored.coversAt)).toBeLessThanOrEqual(Date.now());
+    } finally {
+      await pgCtl('-D', source.dataDir, '-l', join(source.dir, 'restart.log'), '-w', 'start');
+    }
   });
 });
