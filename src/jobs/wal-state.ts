@@ -49,17 +49,20 @@ export interface StoredWalState {
 
 /**
  * The state as the lease holder last wrote it — except that a holder that died cannot take its "up" back: when the
- * state names a holder and nobody holds the lease any more, the stream is down (since it came up: when it died is
- * not known). Health and `/backup status` both read it here.
+ * state names a holder and nobody holds the lease any more, the stream is down, since the holder's last sign of life
+ * (its newest measurement, archived segment or off-site check: when it died is not known more closely; QA: "down
+ * since" the time it came up, so the 5-minute grace never applied). Health and `/backup status` both read it here.
  */
 export async function readWalState(redis: RedisConnection, prefix: string, target: string): Promise<StoredWalState | null> {
   const [h, lease] = await Promise.all([redis.hgetall(walStateKey(prefix, target)), redis.get(walLeaseKey(prefix, target))]);
   if (!h.receiver) return null;
   const s = h as unknown as StoredWalState;
   if (s.holder && s.receiver === 'up' && lease === null) {
+    const seen = [s.since, s.rpoMeasuredAt, s.lastArchivedAt, s.offsiteCheckedAt].map((t) => (t ? Date.parse(t) : Number.NaN)).filter((t) => !Number.isNaN(t));
     return {
       ...s,
       receiver: 'down',
+      since: new Date(Math.max(...seen)).toISOString(),
       error: `no worker holds the WAL lease: its last holder (${s.holder}) died or lost Redis; start a worker, or check the workers' logs`,
     };
   }

@@ -24,4 +24,9 @@ describe('readWalState', () => {
       error: "no worker holds the WAL lease: its last holder (worker-1 pid 42) died or lost Redis; start a worker, or check the workers' logs",
     });
   });
+
+  it('is down since the dead holder’s last sign of life, not since the stream came up (QA: the grace never applied)', async () => {
+    await redis.hset(walStateKey(prefix, 'c'), { ...up, rpoMeasuredAt: '2026-12-04T10:16:02.000Z', lastArchivedAt: '2026-12-04T10:12:00.000Z' });
+    expect(await readWalState(redis, prefix, 'c')).toMatchObject({ receiver: 'down', since: '2026-12-04T10:16:02.000Z' });
+  });
 });

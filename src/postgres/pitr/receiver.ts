@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
+import { dyingWithUs } from '../child-pipes.ts';
 import type { Logger } from '../../logger.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
@@ -57,7 +58,9 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
         return `cannot stream: ${streamProblem(said) ?? `could not create the replication slot ${o.slot} (${firstErrorLine(said) || describeExit(slot)})`}`;
       }
       if (stopping) return null;
-      const running = execa(o.pgReceivewal, [`--directory=${o.spool}`, `--slot=${o.slot}`, '--synchronous', '--no-loop', '--no-password'], {
+      // It dies with this worker (kill -9, OOM): an orphan went on streaming, and health took it for the bot's (QA).
+      const [file, args] = await dyingWithUs(o.pgReceivewal, [`--directory=${o.spool}`, `--slot=${o.slot}`, '--synchronous', '--no-loop', '--no-password']);
+      const running = execa(file, args, {
         ...opts,
         stdout: 'ignore',
         stderr: 'pipe',

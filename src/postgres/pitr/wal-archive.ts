@@ -58,7 +58,7 @@ export function startWalArchive(o: WalArchiveOptions): {
     sweeping ??= (async () => {
       try {
         const { archived, failure } = await archiveSpool(o.spool, o);
-        const last = archived.at(-1);
+        const last = archived.filter((e) => !e.name.endsWith('.history')).at(-1);
         // When it was archived: its entry's time is how far its WAL reaches, which a backlog puts well before now.
         if (last) state.lastArchived = { name: last.name, at: new Date() };
         state.archiveError = failure ? failure.message : null;
@@ -72,6 +72,17 @@ export function startWalArchive(o: WalArchiveOptions): {
     return sweeping;
   };
   const timer = setInterval(() => void sweep().catch(() => undefined), o.sweepMs ?? 1000);
+  // What earlier runs archived is the newest until this one archives more (QA: "nothing archived yet" after every
+  // restart, until a quiet server filled a segment).
+  void o.store
+    .list()
+    .then((entries) => {
+      const newest = entries.filter((e) => !e.name.endsWith('.history')).at(-1);
+      if (!newest || state.lastArchived) return;
+      state.lastArchived = { name: newest.name, at: new Date(newest.storedAt ?? newest.archivedAt) };
+      changed();
+    })
+    .catch((err: unknown) => o.log.warn({ err, target: o.target }, 'the archive could not be listed at start'));
   return {
     state: () => ({ ...state }),
     sweep,

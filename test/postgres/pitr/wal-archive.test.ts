@@ -157,4 +157,31 @@ describe('the WAL archive', () => {
     expect(run.length).toBe(segmentNumber(last) - segmentNumber(first) + 1);
     for (let i = 1; i < run.length; i++) expect(run[i]).toBe((run[i - 1] as number) + 1);
   });
+
+  it('starts knowing the newest segment earlier runs archived, before archiving any itself (QA: "nothing archived yet" after a restart)', async () => {
+    const newest = (await store.list()).filter((e) => !e.name.endsWith('.history')).at(-1);
+    expect(newest).toBeDefined();
+    // A restart whose receiver cannot reach the server: nothing new is archived, and the newest is still known.
+    const again = startWalArchive({
+      target: 'app',
+      pgReceivewal: 'pg_receivewal',
+      replicationUrl: 'postgres://nobody@127.0.0.1:1/x',
+      slot,
+      spool: join(dir, 'spool-2'),
+      store,
+      zstd: 'zstd',
+      level: 2,
+      recipients: [],
+      ageEngine: undefined,
+      log: silentLog,
+      backoff: { minMs: 60_000, maxMs: 60_000 },
+    });
+    try {
+      const known = await until('the newest archived known', async () => again.state().lastArchived ?? undefined, 10_000);
+      expect(known.name).toBe(newest?.name);
+      expect(known.at.toISOString()).toBe(newest?.storedAt ?? newest?.archivedAt);
+    } finally {
+      await again.stop({ sweep: false });
+    }
+  });
 });

@@ -130,7 +130,21 @@ describe('the WAL lease', () => {
 
     const killedAt = Date.now();
     process.kill(holder.pid, 'SIGKILL');
-    // Written while nobody archives: the slot (and the dead holder's orphaned pg_receivewal) keeps it.
+    // Its pg_receivewal stops with it (parent-death signal, child-pipes.ts dyingWithUs): no orphan streams on for a
+    // dead worker (QA: health counted one as "a receiver is connected").
+    await until('the dead holder’s receiver gone', async () => ((await receivers(slot)).some((r) => r.ppid === holder.pid) ? undefined : true), 10_000);
+    // A receiver the bot cannot stop that way (its host is gone, its connection not yet closed): one started by hand.
+    const stray = execa(
+      join(source.binDir, 'pg_receivewal'),
+      [`--directory=${dir}`, `--slot=${slot}`, '--no-loop', '--no-password', `--dbname=${source.url}`],
+      {
+        reject: false,
+        stdin: 'ignore',
+      },
+    );
+    workers.push(stray);
+    await until('the stray receiver streaming', async () => ((await receivers(slot)).some((r) => r.pid === stray.pid) ? true : undefined), 10_000);
+    // Written while nobody archives: the slot (and the stray receiver) keeps it.
     const during = await switchSegment();
     const leaseTakenAt = await until(
       'the lease taken over',
@@ -154,13 +168,13 @@ describe('the WAL lease', () => {
     expect((await walStatusLines(loadConfig(env, 'cli'), redis)).join('\n')).toMatch(
       new RegExp(`:white_check_mark: streaming since .* on \\S+ pid ${other.pid};`),
     );
-    // The dead holder's orphan was ended through its walsender: one receiver again, the new holder's.
+    // The stray's connection was ended through its walsender: one receiver again, the new holder's.
     await until('one receiver', async () => {
       const running = await receivers(slot);
       return running.length === 1 && running[0]?.ppid === other.pid ? true : undefined;
     });
-    // Not waited out: the new holder ended the slot's connection (a SIGKILLed worker's orphaned pg_receivewal would
-    // otherwise keep it for as long as it lives).
+    // Not waited out: the new holder ended the slot's connection (a receiver whose host is gone would otherwise keep
+    // it until the server's wal_sender_timeout).
     expect(other.said()).toMatch(/"msg":"ended the previous receiver’s connection to the slot"/);
     const last = await switchSegment();
     await archived(during);
