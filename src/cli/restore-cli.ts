@@ -6,7 +6,7 @@ import { formatDuration } from '../format.ts';
 import { onlyRolesFailed, restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
 import { findRestorable, type Manifest, newestGoodSentence, newestGoodWithin, restoreRecord, type Storage } from '../storage/index.ts';
-import { diskNeeded, newRestoreDatabaseName, otherDatabase, replacementWarning } from '../commands/restore-command.ts';
+import { diskNeeded, newRestoreDatabaseName, otherDatabase, refuseServerDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
@@ -106,6 +106,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   try {
     // Only a restore that applies the backup's roles reads its roles file: damage there alone stops no other.
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals);
+    if (req.into !== null && isWholeDatabase(req)) refuseServerDatabase(req.into, manifest);
     const other = req.into !== null && isWholeDatabase(req) ? otherDatabase(manifest, req.into) : '';
     if (other) io.err(`note: ${other.replace(/[*`]/g, '').trim()}`);
     const found = findTarget(deps.config, manifest.target);

@@ -3,7 +3,7 @@ import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis-client.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { errorLogFields, toUserMessage } from '../errors.ts';
+import { BotError, errorLogFields, toUserMessage } from '../errors.ts';
 import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
@@ -156,11 +156,27 @@ export const otherDatabase = (m: Manifest, database: string): string =>
     : ` *This backup is of the database \`${m.database.name}\`, not \`${database}\`:* ${database} would hold ${m.database.name}'s contents.`;
 
 /**
+ * The server's own databases are never replaced by another database's backup (QA: `--into=postgres --yes` replaced the
+ * maintenance database with shop's contents, its settings included; template1 was offered too): `postgres` only by a
+ * backup of `postgres` itself (an application may live there), the templates never.
+ */
+export function refuseServerDatabase(database: string, m: Manifest): void {
+  const template = database === 'template0' || database === 'template1';
+  if (!template && (database !== 'postgres' || m.database.name === 'postgres')) return;
+  const what = template ? 'a template every new database on the server is copied from' : "the server's maintenance database";
+  throw new BotError(
+    'bad_request',
+    `${database} is ${what}: the bot does not replace it with a backup of ${m.database.name}. Nothing was started. To get ${m.database.name} back, replace it by its own name (--into=${m.database.name}), or restore into a new database (without --into).`,
+  );
+}
+
+/**
  * What replacing a whole database costs, said before anyone clicks: its size, the sessions that will be ended, and
  * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
  * 3 s: the server must answer within 2 s.
  */
 export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<{ text: string; oid: number } | null> {
+  refuseServerDatabase(database, m);
   const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
   if (!inUse) return null;
   return { text: replacementText(serverUrl, database, m, inUse), oid: inUse.oid };

@@ -47,10 +47,24 @@ describe('pg-backup-bot restore --into without --yes', () => {
 
   it('says when the backup is of another database than the one replaced, and when there is none to replace', async () => {
     const { app, backupId } = setup;
-    // `postgres` is there on every server: a replacement of it by this backup is almost surely a slip.
-    const other = await run([backupId, '--into=postgres']);
-    expect(other.code).toBe(2);
-    expect(other.err).toContain(`This backup is of the database ${app.name}, not postgres: postgres would hold ${app.name}'s contents.`);
+    const otherDb = `${app.name}_other`;
+    await withClient(inject('pgUrl'), (c) => c.query(`CREATE DATABASE ${otherDb}`));
+    try {
+      const other = await run([backupId, `--into=${otherDb}`]);
+      expect(other.code).toBe(2);
+      expect(other.err).toContain(`This backup is of the database ${app.name}, not ${otherDb}: ${otherDb} would hold ${app.name}'s contents.`);
+    } finally {
+      await withClient(inject('pgUrl'), (c) => c.query(`DROP DATABASE IF EXISTS ${otherDb}`));
+    }
+    // The server's own databases are refused, --yes or not (QA: --into=postgres --yes replaced the maintenance database).
+    for (const [db, what] of [
+      ['postgres', "the server's maintenance database"],
+      ['template1', 'a template every new database on the server is copied from'],
+    ]) {
+      const refused = await run([backupId, `--into=${db}`, '--yes']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.err).toContain(`${db} is ${what}: the bot does not replace it with a backup of ${app.name}. Nothing was started.`);
+    }
     const none = await run([backupId, '--into=no_such_db']);
     expect(none).toEqual({
       code: 2,

@@ -162,6 +162,16 @@ describe('/restore-test', () => {
 });
 
 describe('/restore', () => {
+  it('never replaces the server’s own databases with another database’s backup, and offers no button (QA)', async () => {
+    const before = await h.service.deps.queues.restore.count();
+    for (const db of ['postgres', 'template1']) {
+      const reply = await slash(h, '/restore', `${good.backupId} --into=${db}`, { userId: ADMIN });
+      expect(reply.text).toMatch(new RegExp(`^:warning: ${db} is .*: the bot does not replace it with a backup of ${h.source.name}\\. Nothing was started\\.`));
+      expect(JSON.stringify(reply)).not.toContain('"action_id"');
+    }
+    expect(await h.service.deps.queues.restore.count()).toBe(before);
+  });
+
   it('restores only the named table into a new database named in the reply', async () => {
     const { text } = await slash(h, '/restore', `${good.backupId} --table=shop.customers`);
     const database = /new database `([^`]+)`/.exec(text)?.[1] ?? '';
