@@ -9,6 +9,7 @@ import { runPgRestorePasses } from './parallel-restore.ts';
 import { replaceInPlace } from './replace-in-place.ts';
 import type { RestoreRun } from './restore-run.ts';
 import { dbnameArg, judgeRestore, restoreFailure } from './restore-failure.ts';
+import { applyDatabaseProperties, type DatabaseProperties, readDatabaseProperties } from './db-properties.ts';
 import { countRestoredTables, type RestoredTable } from './restored-tables.ts';
 import { createDatabase, databaseExists, databaseUrl, withMaintenanceClient as withClient } from './scratch.ts';
 import { planSelection, type SelectionPlan } from './selection-plan.ts';
@@ -61,12 +62,18 @@ export async function planRestore(o: SelectiveRestoreOptions, r: SelectiveRun, a
 /** The database restored into, created or found; `created` says whether it is ours to drop. */
 export interface Target extends Planned {
   created: boolean;
+  /** A new database's: its `ALTER DATABASE … SET` settings and comment, applied once the restore is done. */
+  properties?: DatabaseProperties | null;
   method: { input: ArchiveInput; jobs: number };
 }
 
 export async function prepareTarget(o: SelectiveRestoreOptions, r: SelectiveRun, p: Planned): Promise<Target> {
   if (o.into.create) {
-    await createDatabase(o.serverUrl, r.database);
+    // The source's locale and collation provider, as a whole restore has them (QA: an ICU database's tables came back
+    // sorted by libc's C.UTF-8, and its settings and comment were gone).
+    const properties = await readDatabaseProperties(p.archive, r.log);
+    await createDatabase(o.serverUrl, r.database, properties?.createOptions);
+    return { ...p, created: true, properties, method: { input: p.archive.input, jobs: restoreJobs(p.archive, o.jobs) } };
   } else if (!(await databaseExists(o.serverUrl, r.database))) {
     throw new BotError('pg_database_missing', `The database "${r.database}" does not exist on ${r.ctx.server}; restore into a new database instead.`);
   } else {
@@ -97,6 +104,11 @@ export async function restoreSelection(o: SelectiveRestoreOptions, r: SelectiveR
   const restoreMs = Date.now() - started + t.archive.decompressMs;
   const undone = o.into.create ? 'the new database was dropped' : 'its transaction was rolled back';
   const problem = judgeRestore(run, r.ctx, r.database, () => new BotError('canceled', `The restore into ${r.database} was canceled; ${undone}.`), tool);
+  // After the restore, as a whole restore applies them: a setting such as default_transaction_read_only would stop it.
+  if (problem === null && t.properties) {
+    const notApplied = await applyDatabaseProperties(databaseUrl(o.serverUrl, r.database), r.database, t.properties, r.log, { owners: false });
+    t.plan.notes.push(...notApplied);
+  }
   return { ...t, restoreMs, problem: problem === null || o.into.create ? problem : `${problem}; ${r.database} was left as it was` };
 }
 

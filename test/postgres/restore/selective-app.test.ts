@@ -13,7 +13,7 @@ function parseRestoreTextTables(option: string): string {
   if (r.verb !== 'restore' || r.tables.length !== 1) throw new Error(`not parsed: ${JSON.stringify(r)}`);
   return r.tables[0] as string;
 }
-import { silentLog, type tempStorage } from '../../support/postgres-helpers.ts';
+import { silentLog, type tempStorage, withClient } from '../../support/postgres-helpers.ts';
 
 /** Selective restores of an application-shaped database: what they leave out is said, never reported as restored. */
 describe('a selective restore of an application database', () => {
@@ -43,6 +43,21 @@ describe('a selective restore of an application database', () => {
       });
       expect(outcome.problems).toEqual([]);
       expect(outcome.restoredTables.map((t) => [t.name, t.rows])).toEqual([['public.Audit Log', 400]]);
+      // The new database is the source's kind of database: its collation provider and locale, its settings and comment
+      // (QA: ICU's order of 'apple, Banana, Zebra' came back as libc's, search_path and the comment were gone).
+      const props = async (db: string) =>
+        withClient(inject('pgUrl'), async (c) => {
+          const { rows } = await c.query<{ provider: string; icu: string | null; comment: string | null; settings: string[] | null }>(
+            `SELECT d.datlocprovider AS provider, d.daticulocale AS icu, shobj_description(d.oid, 'pg_database') AS comment,
+                    (SELECT setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0) AS settings
+             FROM pg_database d WHERE d.datname = $1`,
+            [db],
+          );
+          return rows[0];
+        });
+      const restored = await props(database);
+      expect(restored).toEqual(await props(app.name));
+      expect(restored).toMatchObject({ provider: 'i', icu: 'en-US', comment: "the application's database" });
     } finally {
       await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
     }
