@@ -26,6 +26,16 @@ export interface RestoredDatabase {
   how: 'made' | 'replaced' | 'staging';
 }
 
+/**
+ * The server a record's databases are on: the target's, RESTORE_SERVER_URL's (`--to=restore-server`), or the one the
+ * CLI was given by an environment variable, read from the environment now (QA: those were looked for on the target's
+ * server, and `restore drop` said "not on its server any more"); undefined where it is not known here.
+ */
+function serverOf(config: Config, r: RestoreRecord): string | undefined {
+  if (r.serverUrlEnv) return process.env[r.serverUrlEnv] || undefined;
+  return r.restoreServer ? (config.restore.serverUrl ?? undefined) : config.targets.find((x) => x.name === r.target)?.url;
+}
+
 function candidates(records: RestoreRecord[]): Array<{ name: string; how: RestoredDatabase['how']; record: RestoreRecord }> {
   const out: Array<{ name: string; how: RestoredDatabase['how']; record: RestoreRecord }> = [];
   for (const r of records) {
@@ -47,7 +57,7 @@ export async function restoredDatabases(
   // One query per server, however many restores the records hold: this runs inside Slack's 3 s.
   const byServer = new Map<string, Array<ReturnType<typeof candidates>[number]>>();
   for (const c of candidates(records)) {
-    const url = c.record.restoreServer ? deps.config.restore.serverUrl : deps.config.targets.find((x) => x.name === c.record.target)?.url;
+    const url = serverOf(deps.config, c.record);
     if (!url) continue; // a target (or restore server) since removed from the config: where it lives is not known any more
     byServer.set(url, [...(byServer.get(url) ?? []), c]);
   }
@@ -84,9 +94,16 @@ export function restoredDatabasesText(list: RestoredDatabase[], target?: string,
 export async function dropRestoredDatabase(deps: { config: Config; storage: Storage }, name: string): Promise<string> {
   const records = await deps.storage.listRecords('restore');
   const found = (await restoredDatabases(deps, undefined, records)).find((d) => d.name === name);
+  // A record names it, on a server named by a variable not set here: said, not "dropped already".
+  const named = candidates(records).find((c) => c.name === name);
+  const env = named?.record.serverUrlEnv;
+  if (!found && env && !process.env[env])
+    throw new BotError(
+      'bad_request',
+      `\`${name}\` was restored onto the server ${env} named; set ${env} as it was for that restore to drop it. Nothing was dropped.`,
+    );
   // A record names it, but the server has it no more: dropped already (by this command, retention or by hand).
-  if (!found && candidates(records).some((c) => c.name === name))
-    throw new BotError('bad_request', `\`${name}\` is not on its server any more (dropped already?); nothing was dropped.`);
+  if (!found && named) throw new BotError('bad_request', `\`${name}\` is not on its server any more (dropped already?); nothing was dropped.`);
   if (!found) {
     throw new BotError(
       'bad_request',

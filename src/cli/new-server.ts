@@ -10,6 +10,8 @@ export interface NewServer {
   url: string | null;
   /** Where the URL came from, for sentences that would say "the target's URL" (QA): `NEW_DB_URL`, `the --to-url URL`. */
   source: string | null;
+  /** `--to-url-env=NAME`: NAME, kept in the restore's record so `restore list` and `drop` find the server again. */
+  urlEnv?: string;
   withGlobals: boolean;
   /** The arguments left for the restore request. */
   rest: string[];
@@ -18,6 +20,7 @@ export interface NewServer {
 export function newServerArgs(args: string[], env: NodeJS.ProcessEnv = process.env): NewServer {
   let url: string | null = null;
   let source: string | null = null;
+  let urlEnv: string | undefined;
   let withGlobals = false;
   const rest: string[] = [];
   for (const a of args) {
@@ -35,13 +38,14 @@ export function newServerArgs(args: string[], env: NodeJS.ProcessEnv = process.e
       const name = a.slice('--to-url-env='.length);
       url = env[name] ?? null;
       source = name;
+      urlEnv = name;
       if (!url) throw new BotError('bad_request', `--to-url-env=${name}: the environment has no ${name}.`);
       parsed(url, name);
     } else rest.push(a);
   }
   if (withGlobals && url === null)
     throw new BotError('bad_request', '--with-globals goes with --to-url or --to-url-env: the roles of a server that still has them need no restoring.');
-  return { url, source, withGlobals, rest };
+  return { url, source, ...(urlEnv ? { urlEnv } : {}), withGlobals, rest };
 }
 
 /** The URL parsed, or a sentence naming where it came from (not "the target's URL", which is fine). */

@@ -128,7 +128,14 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     // A replacement restores into a staging database first (swap.ts stagingName): one that fails leaves it, said so.
     const replacing = isReplacement({ tables: req.tables, schemas: req.schemas, into });
     if (server.url === null) {
-      begun = { manifest, target: target.name, into, startedAt, ...(replacing ? { staging: stagingName(jobId) } : {}) };
+      begun = {
+        manifest,
+        target: target.name,
+        into,
+        startedAt,
+        ...(replacing ? { staging: stagingName(jobId) } : {}),
+        ...(server.urlEnv ? { serverUrlEnv: server.urlEnv } : {}),
+      };
       // Recorded before it starts, and overwritten by its verdict: a CLI killed outright (SIGKILL) left a database
       // `restore list` did not show and `restore drop` refused as not a restore's (QA).
       begun.recordId = await writeUnfinished(deps, begun, req);
@@ -162,9 +169,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
         ? await runReplacement(deps, { ...whole, now: startedAt })
         : await runSelectiveRestore({ ...run, tables: req.tables, schemas: req.schemas, into });
     await deps.storage.writeRecord(
-      withId(
-        begun?.recordId,
-        restoreRecord({
+      withId(begun?.recordId, {
+        ...restoreRecord({
           outcome,
           failure: null,
           target: target.name,
@@ -176,7 +182,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
           selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create },
           database: into.database,
         }),
-      ),
+        ...(server.urlEnv ? { serverUrlEnv: server.urlEnv } : {}),
+      }),
     );
     if (outcome.problems.length > 0) {
       const gone = server.url === null && outcome.problems.some((p) => p.startsWith(CANNOT_CONNECT)) ? serverGone(req.backupId) : '';
@@ -214,7 +221,13 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       // The staging copy is named even when its drop failed or was never tried: `restore list` checks it on the server.
       const record = restoreRecord({ ...failed, requestedBy: requestedBy(), jobId: null, selection, database: into.database });
       await deps.storage
-        .writeRecord(withId(begun.recordId, { ...record, ...(begun.staging ? { staging: begun.staging } : {}) }))
+        .writeRecord(
+          withId(begun.recordId, {
+            ...record,
+            ...(begun.staging ? { staging: begun.staging } : {}),
+            ...(begun.serverUrlEnv ? { serverUrlEnv: begun.serverUrlEnv } : {}),
+          }),
+        )
         .catch((e: unknown) => deps.log.error({ err: e }, 'could not write the restore record'));
     }
     return 1;

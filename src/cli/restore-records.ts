@@ -7,7 +7,15 @@ export const requestedBy = (user = process.env.USER ?? process.env.LOGNAME): Res
   ...(user ? { userName: user } : {}),
 });
 
-export type Begun = { manifest: Manifest; target: string; into: { database: string; create: boolean }; startedAt: Date; staging?: string };
+export type Begun = {
+  manifest: Manifest;
+  target: string;
+  into: { database: string; create: boolean };
+  startedAt: Date;
+  staging?: string;
+  /** The environment variable naming the server restored onto (`--to-url-env`). */
+  serverUrlEnv?: string;
+};
 
 /** What a restore that has not finished is recorded as, until its verdict overwrites it; the record's id, or none. */
 export async function writeUnfinished(
@@ -27,7 +35,7 @@ export async function writeUnfinished(
     selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: b.into.create },
     database: b.into.database,
   });
-  const written = { ...record, ...(b.staging ? { staging: b.staging } : {}) };
+  const written = { ...record, ...(b.staging ? { staging: b.staging } : {}), ...(b.serverUrlEnv ? { serverUrlEnv: b.serverUrlEnv } : {}) };
   return deps.storage.writeRecord(written).then(
     () => written.id,
     (err: unknown) => {

@@ -86,6 +86,8 @@ export const RestoreRecordSchema = z.object({
   notes: z.array(z.string()).optional(),
   /** Restored onto RESTORE_SERVER_URL (`--to=restore-server`), not the target's own server. */
   restoreServer: z.boolean().optional(),
+  /** Restored by the CLI onto the server this environment variable names (`--to-url-env=NAME`): its URL, never stored. */
+  serverUrlEnv: z.string().optional(),
   /** A replacement (`/restore <id> --into=<db>`, nothing selected): the name the replaced database is kept under. */
   keptAs: z.string().nullable().optional(),
   /**
