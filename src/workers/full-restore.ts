@@ -81,7 +81,7 @@ export async function runFullRestore(
         ...(o.owners
           ? []
           : [
-              `Owners and grants were not restored: every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
+              `Owners and grants were not restored, the database's own neither (its CONNECT grants): every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
             ]),
       ]
     : outcome.restoredBytes === null && outcome.checked.tables === 0

@@ -14,12 +14,30 @@ export interface EntryComparison {
 
 const shown = (line: string | undefined) => (line === undefined ? '(nothing)' : `\`${line.length > 140 ? `${line.slice(0, 140)}…` : line}\``);
 
-/** The first line that differs, as "archive: … ; restored: …". */
+/**
+ * The first line that differs, pairing the right lines: a line one side has and the other lacks (the rest of the
+ * entry alike) is said alone, not set against its neighbour.
+ */
 function firstDifference(a: DumpEntry, b: DumpEntry): string {
   if (!a.lines || !b.lines) return 'its text differs';
-  const n = Math.max(a.lines.length, b.lines.length);
-  for (let i = 0; i < n; i++) if (a.lines[i] !== b.lines[i]) return `the backup has ${shown(a.lines[i])}, the restored copy ${shown(b.lines[i])}`;
+  const [x, y] = [a.lines, b.lines];
+  const n = Math.max(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    if (x[i] === y[i]) continue;
+    const [ax, by] = [x[i], y[i]];
+    if (ax !== undefined && (by === undefined || (!y.includes(ax, i) && x.includes(by, i + 1)))) return lacks(ax);
+    if (by !== undefined && (ax === undefined || (!x.includes(by, i) && y.includes(ax, i + 1)))) return adds(by);
+    return `the backup has ${shown(ax)}, the restored copy ${shown(by)}`;
+  }
   return 'its text differs';
+}
+
+const lacks = (line: string) => `the backup has ${shown(line)}, which the restored copy lacks`;
+const adds = (line: string) => `the restored copy has ${shown(line)}, which the backup does not`;
+
+/** Whether two definitions are the same, and if not, how they differ. */
+function definitionDifference(a: DumpEntry, b: DumpEntry): string | null {
+  return a.sha === b.sha ? null : firstDifference(a, b);
 }
 
 function kindOf(e: DumpEntry): 'rows' | 'lo' | 'definition' {
@@ -59,8 +77,11 @@ export function compareEntries(archive: Map<string, DumpEntry>, restored: Map<st
     if (kind === 'rows') {
       if (a.copy !== b.copy) differ(kind, `table ${tableOf(key)}: columns differ: the backup has ${shown(a.copy)}, the restored copy ${shown(b.copy)}`);
       else if (a.sha !== b.sha) differ(kind, `table ${tableOf(key)}: content differs from the backup's`);
-    } else if (a.sha !== b.sha) {
-      differ(kind, kind === 'lo' ? `${key}: content differs from the backup's` : `${key}: ${firstDifference(a, b)}`);
+    } else if (kind === 'lo') {
+      if (a.sha !== b.sha) differ(kind, `${key}: content differs from the backup's`);
+    } else {
+      const d = definitionDifference(a, b);
+      if (d !== null) differ(kind, `${key}: ${d}`);
     }
   }
   for (const [key, b] of restored) {
