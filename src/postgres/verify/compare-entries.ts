@@ -35,8 +35,57 @@ function firstDifference(a: DumpEntry, b: DumpEntry): string {
 const lacks = (line: string) => `the backup has ${shown(line)}, which the restored copy lacks`;
 const adds = (line: string) => `the restored copy has ${shown(line)}, which the backup does not`;
 
+/**
+ * Entries whose statements may come in any order: the database's properties, whose per-role settings pg_dump prints
+ * in catalog order (the roles' creation order, which a new server's need not share). Compared as sets of statements.
+ */
+const UNORDERED = new Set(['DATABASE PROPERTIES']);
+
+/** An entry's statements (a statement's lines end at the one ending in `;`), sorted; null when it kept no lines. */
+function statementSet(e: DumpEntry): string[] | null {
+  if (!e.lines) return null;
+  const out: string[] = [];
+  let open = '';
+  for (const l of e.lines) {
+    open = open ? `${open}\n${l}` : l;
+    if (l.endsWith(';')) {
+      out.push(open);
+      open = '';
+    }
+  }
+  if (open) out.push(open);
+  return out.sort();
+}
+
+/** What a statement sets, without the value: `ALTER ROLE app IN DATABASE :database SET work_mem`. */
+const settingOf = (stmt: string) => /^(.*?)(?: TO | = )/s.exec(stmt)?.[1] ?? stmt;
+
+/** The first statement one set has and the other lacks, paired with the other's value of the same setting. */
+function setDifference(a: string[], b: string[]): string | null {
+  const only = (x: string[], y: string[]) => {
+    const left = [...y];
+    return x.filter((s) => {
+      const i = left.indexOf(s);
+      if (i < 0) return true;
+      left.splice(i, 1);
+      return false;
+    });
+  };
+  const [missing, extra] = [only(a, b), only(b, a)];
+  const m = missing[0];
+  if (m !== undefined) {
+    const other = extra.find((e) => settingOf(e) === settingOf(m));
+    return other === undefined ? lacks(m) : `the backup has ${shown(m)}, the restored copy ${shown(other)}`;
+  }
+  return extra[0] === undefined ? null : adds(extra[0]);
+}
+
 /** Whether two definitions are the same, and if not, how they differ. */
 function definitionDifference(a: DumpEntry, b: DumpEntry): string | null {
+  if (UNORDERED.has(a.type)) {
+    const [x, y] = [statementSet(a), statementSet(b)];
+    if (x && y) return setDifference(x, y);
+  }
   return a.sha === b.sha ? null : firstDifference(a, b);
 }
 
