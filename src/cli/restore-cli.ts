@@ -3,9 +3,10 @@ import { type Config, findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
-import { onlyRolesFailed, restoreGlobalsOf, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
+import { restoreGlobalsOf, rolesLeft, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
+import { markedDamaged } from './marked-damaged.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
-import { findRestorable, type Manifest, newestGoodSentence, newestGoodWithin, restoreRecord, type Storage } from '../storage/index.ts';
+import { findRestorable, type Manifest, restoreRecord, type Storage } from '../storage/index.ts';
 import { diskNeeded, newRestoreDatabaseName, otherDatabase, refuseServerDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
@@ -18,7 +19,6 @@ import { serverLabel } from '../postgres/index.ts';
 import { CANNOT_CONNECT } from '../postgres/failures.ts';
 import type { CliIo } from './backup-cli.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
-import { confirmDamage } from '../storage/scrub.ts';
 
 export interface CliDeps {
   config: Config;
@@ -103,6 +103,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   const jobId = `cli:${randomUUID()}`;
   // Onto another server: the roles applied, in the summary too (stdout), not only among the progress lines.
   let rolesSaid: string | null = null;
+  // Created for this restore: a failure after that says they stay (the summary of a success lists them).
+  let left: string | null = null;
   try {
     // Only a restore that applies the backup's roles reads its roles file: damage there alone stops no other.
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals);
@@ -120,6 +122,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
         log: deps.log,
       });
       rolesSaid = rolesLine(target.url, g);
+      left = rolesLeft(target.url, g);
       io.err(rolesSaid);
       for (const n of g.notes) io.err(`  note  ${n}`);
     }
@@ -134,7 +137,6 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
         into,
         startedAt,
         ...(replacing ? { staging: stagingName(jobId) } : {}),
-        ...(server.urlEnv ? { serverUrlEnv: server.urlEnv } : {}),
       };
       // Recorded before it starts, and overwritten by its verdict: a CLI killed outright (SIGKILL) left a database
       // `restore list` did not show and `restore drop` refused as not a restore's (QA).
@@ -189,7 +191,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       const gone = server.url === null && outcome.problems.some((p) => p.startsWith(CANNOT_CONNECT)) ? serverGone(req.backupId) : '';
       const marked = await markedDamaged(deps, manifest, outcome.checked.checksums, 'pg-backup-bot restore');
       io.err(
-        `Restore FAILED: ${onNewServer(server, outcome.problems.join('; '))}${gone}${outcome.notes.length ? `\n${outcome.notes.join('\n')}` : ''}${marked}`,
+        `Restore FAILED: ${onNewServer(server, outcome.problems.join('; '))}${gone}${[...outcome.notes, ...(left ? [left] : [])].map((n) => `\n${n}`).join('')}${marked}`,
       );
       return 1;
     }
@@ -213,7 +215,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 0;
   } catch (err) {
     const gone = isBotError(err) && err.code === 'pg_unreachable' && server.url === null ? serverGone(req.backupId) : '';
-    io.err(`Restore FAILED: ${onNewServer(server, toUserMessage(err))}${gone}`);
+    io.err(`Restore FAILED: ${onNewServer(server, toUserMessage(err))}${gone}${left ? `\n${left}` : ''}`);
     if (begun) {
       const { manifest, target, into, startedAt } = begun;
       const selection = { tables: req.tables, schemas: req.schemas, into: req.into, created: into.create };
@@ -225,28 +227,12 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
           withId(begun.recordId, {
             ...record,
             ...(begun.staging ? { staging: begun.staging } : {}),
-            ...(begun.serverUrlEnv ? { serverUrlEnv: begun.serverUrlEnv } : {}),
           }),
         )
         .catch((e: unknown) => deps.log.error({ err: e }, 'could not write the restore record'));
     }
     return 1;
   }
-}
-
-/**
- * A sha256 the restore found wrong, read back twice more the same: marked damaged, as the bot's workers mark it, so
- * `list`, restores and restore tests stop offering it. Returns the line that says so, or '' (nothing confirmed).
- */
-export async function markedDamaged(deps: CliDeps, manifest: Manifest, checksums: ReadonlyArray<{ file: string; ok: boolean }>, by: string): Promise<string> {
-  const why = await confirmDamage(deps.storage, manifest, { by, checksums }, { log: deps.log, signal: deps.signal });
-  if (!why) return '';
-  const good = newestGoodSentence(manifest.target, await newestGoodWithin(deps.storage, manifest), (id) => id);
-  const instead = good ? ` ${good}.` : '';
-  const refused = onlyRolesFailed(manifest, checksums)
-    ? 'restore tests and restores --with-globals refuse it (only its roles file is damaged: other restores still take it)'
-    : 'restores and restore tests refuse it';
-  return `\nBackup ${manifest.backupId} is now marked damaged (${why}; read back twice more, the same): list leaves it out, ${refused}, and the bot's next health check pages it.${instead}`;
 }
 
 /** The target's server gone is the disaster this command is for: how to restore onto another one. */

@@ -13,8 +13,6 @@ export type Begun = {
   into: { database: string; create: boolean };
   startedAt: Date;
   staging?: string;
-  /** The environment variable naming the server restored onto (`--to-url-env`). */
-  serverUrlEnv?: string;
 };
 
 /** What a restore that has not finished is recorded as, until its verdict overwrites it; the record's id, or none. */
@@ -35,7 +33,7 @@ export async function writeUnfinished(
     selection: { tables: req.tables, schemas: req.schemas, into: req.into, created: b.into.create },
     database: b.into.database,
   });
-  const written = { ...record, ...(b.staging ? { staging: b.staging } : {}), ...(b.serverUrlEnv ? { serverUrlEnv: b.serverUrlEnv } : {}) };
+  const written = { ...record, ...(b.staging ? { staging: b.staging } : {}) };
   return deps.storage.writeRecord(written).then(
     () => written.id,
     (err: unknown) => {

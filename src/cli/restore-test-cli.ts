@@ -8,7 +8,8 @@ import { BackupIdSchema, findRestorable, latestBackup, newRecordId, type Restore
 import { SEE_LIST } from '../commands/restore-text.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-settings.ts';
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
-import { type CliDeps, markedDamaged, requestedBy } from './restore-cli.ts';
+import { markedDamaged } from './marked-damaged.ts';
+import { type CliDeps, requestedBy } from './restore-cli.ts';
 import { missingBackupDir } from './backup-dir.ts';
 import { didYouMean, unwrapWord } from '../commands/typed-ids.ts';
 

@@ -3,13 +3,14 @@ import { checkedSummary } from '../notifications/restore-messages.ts';
 import type { Logger } from '../logger.ts';
 import { formatCount, formatTime } from '../format.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
-import { BotError, toUserMessage } from '../errors.ts';
+import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import {
   databaseExists,
   describeDatabase,
   dropDatabase,
   replacedName,
   restoreGlobalsOf,
+  rolesLeft,
   rolesLine,
   runRestoreTest,
   reopenAfterDeadSwap,
@@ -81,7 +82,7 @@ export async function runFullRestore(
         ...(o.owners
           ? []
           : [
-              `Owners and grants were not restored: every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
+              `Owners and grants were not restored, the database's own neither (its CONNECT grants): every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
             ]),
       ]
     : outcome.restoredBytes === null && outcome.checked.tables === 0
@@ -183,11 +184,29 @@ export async function ontoRestoreServer(
   onto: { withGlobals: boolean },
   manifest: Manifest,
   log: Logger,
-): Promise<{ serverUrl: string; owners: boolean; rolesNote?: string }> {
+): Promise<{ serverUrl: string; owners: boolean; rolesNote?: string; rolesLeft?: string }> {
   const serverUrl = deps.config.restore.serverUrl;
   if (!serverUrl) throw new BotError('config_invalid', 'No restore server is configured (RESTORE_SERVER_URL); nothing was restored.');
   if (!onto.withGlobals) return { serverUrl, owners: false };
   const g = await restoreGlobalsOf({ manifest, storage: deps.storage, serverUrl, identityFile: deps.config.encryption.identityFile, log });
   log.info({ kept: g.kept, created: g.created }, 'roles applied on the restore server');
-  return { serverUrl, owners: true, rolesNote: rolesLine(serverUrl, g) };
+  const left = rolesLeft(serverUrl, g);
+  return { serverUrl, owners: true, rolesNote: rolesLine(serverUrl, g), ...(left ? { rolesLeft: left } : {}) };
+}
+
+/**
+ * A full restore after the backup's roles were applied to its server: the roles said in its verdict; one that
+ * failed, or stopped on an error, says the roles it created there stay (they are the server's, not the dropped
+ * database's).
+ */
+export async function afterRoles(
+  run: Promise<SelectiveRestoreOutcome>,
+  onto: { rolesNote?: string; rolesLeft?: string } | null,
+): Promise<SelectiveRestoreOutcome> {
+  const left = onto?.rolesLeft;
+  const outcome = await run.catch((err: unknown) => {
+    throw left ? new BotError(isBotError(err) ? err.code : 'internal', `${toUserMessage(err)} ${left}`, { cause: err }) : err;
+  });
+  const notes = [...(onto?.rolesNote ? [onto.rolesNote] : []), ...outcome.notes, ...(left && !outcome.passed ? [left] : [])];
+  return { ...outcome, notes };
 }

@@ -15,7 +15,7 @@ import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
-import { isFullRestore, isReplacement, ontoRestoreServer, runFullRestore, runReplacement } from './full-restore.ts';
+import { afterRoles, isFullRestore, isReplacement, ontoRestoreServer, runFullRestore, runReplacement } from './full-restore.ts';
 
 export interface RestoreWorkerDeps {
   config: Config;
@@ -66,7 +66,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
           progress,
         };
         outcome = isFullRestore(data)
-          ? withNote(await runFullRestore(deps, whole), onto?.rolesNote)
+          ? await afterRoles(runFullRestore(deps, whole), onto)
           : isReplacement(data)
             ? await runReplacement(deps, { ...whole, now: now(), expectedOid: data.into.oid })
             : await runSelectiveRestore({
@@ -212,11 +212,6 @@ export function lostRestoreHandler(deps: RestoreWorkerDeps) {
       ...(dead?.staging ? { staging: dead.staging.name } : {}),
     });
   };
-}
-
-/** The outcome with a line in front of its notes (the roles a restore onto the restore server applied). */
-function withNote<T extends { notes: string[] }>(outcome: T, note: string | undefined): T {
-  return note ? { ...outcome, notes: [note, ...outcome.notes] } : outcome;
 }
 
 /**

@@ -55,6 +55,15 @@ describe('pg-backup-bot restore onto a new server', () => {
     expect(onNew.largeObjects).toEqual(source.largeObjects);
     expect(onNew.collationOrder).toBe(source.collationOrder);
     expect(onNew.settings).toEqual(source.settings);
+
+    // Known where it is (QA: looked for on the target's server, `restore drop` said "not on its server any more"):
+    // listed on the new server with the variable set, named so without it, and dropped there.
+    const withVar = { ...env, NEW_SERVER_URL: newServer.url };
+    expect((await cli(['restore', 'list'], withVar)).stdout).toContain(`${restored} on ${server.hostname}:${server.port}`);
+    const unset = await cli(['restore', 'drop', restored, '--yes'], env);
+    expect(unset.stderr).toContain(`${restored} was restored onto the server NEW_SERVER_URL named; set NEW_SERVER_URL as it was for that restore to drop it.`);
+    const drop = await cli(['restore', 'drop', restored, '--yes'], withVar);
+    expect(drop.stdout, drop.stderr).toMatch(new RegExp(`^Dropped ${restored} `));
   });
 
   it('as a role with CREATEDB and CREATEROLE, not a superuser: the roles it creates log in as before; objects a superuser owns are named (QA)', async () => {

@@ -8,23 +8,28 @@ import type { Archive } from './archive.ts';
 
 /**
  * What a database is beyond its objects, as the archive holds it: its locale (an ICU collation sorts text
- * differently), `ALTER DATABASE … SET` (an unqualified query fails without the search_path), per-role settings
- * in it, and its comment. pg_restore applies these only with `--create`, which restores under the source's
- * name; every restore of ours goes into a database of another name, so they are read from the archive's three
- * database entries (`pg_restore --create -L` of just those, as SQL, no connection) and applied to that name.
+ * differently), `ALTER DATABASE … SET` (an unqualified query fails without the search_path), its CONNECTION LIMIT,
+ * per-role settings in it, its comment, and its grants (`REVOKE CONNECT ON DATABASE … FROM PUBLIC`). pg_restore
+ * applies these only with `--create`, which restores under the source's name; every restore of ours goes into a
+ * database of another name, so they are read from the archive's database entries (`pg_restore --create -L` of just
+ * those, as SQL, no connection) and applied to that name.
  */
 export interface DatabaseProperties {
   /** The source database's name, as the archive has it. */
   source: string;
   /** The locale options of its CREATE DATABASE (`ENCODING = 'UTF8' LOCALE_PROVIDER = icu …`), checked one by one. */
   createOptions: string;
-  /** Statements for the restored database, `{{db}}` standing for its quoted name; role-scoped ones name the role. */
-  statements: Array<{ sql: string; role: string | null }>;
+  /**
+   * Statements for the restored database, `{{db}}` standing for its quoted name; role-scoped ones name the role.
+   * `acl`: a GRANT or REVOKE on the database, applied only where owners and grants are kept (as pg_restore's
+   * --no-acl leaves out those of its objects).
+   */
+  statements: Array<{ sql: string; role: string | null; acl?: true }>;
   /** Its owner (`ALTER DATABASE … OWNER TO`), quoted as the archive has it; given to the copy only when owners are kept. */
   owner?: string;
 }
 
-const DATABASE_ENTRY = /^\d+; \d+ \d+ (DATABASE - |COMMENT - DATABASE |DATABASE PROPERTIES - )/;
+const DATABASE_ENTRY = /^\d+; \d+ \d+ (DATABASE - |COMMENT - DATABASE |DATABASE PROPERTIES - |ACL - DATABASE )/;
 /** The options pg_dump writes for CREATE DATABASE that say how text is stored and sorted; TEMPLATE is ours. */
 const LOCALE_OPTIONS = new Set(['ENCODING', 'LOCALE_PROVIDER', 'LOCALE', 'LC_COLLATE', 'LC_CTYPE', 'ICU_LOCALE', 'ICU_RULES']);
 const IDENT = String.raw`(?:"(?:[^"]|"")+"|[^\s";]+)`;
@@ -63,9 +68,14 @@ export function parseDatabaseScript(script: string): DatabaseProperties | null {
       createOptions = localeOptions(create[2] ?? '');
       continue;
     }
-    const onDb = new RegExp(`^(COMMENT ON DATABASE |ALTER DATABASE )(${IDENT})( (?:IS|SET|RESET) .*)$`, 's').exec(stmt);
+    const onDb = new RegExp(`^(COMMENT ON DATABASE |ALTER DATABASE )(${IDENT})( (?:IS|SET|RESET) .*| CONNECTION LIMIT = -?\\d+)$`, 's').exec(stmt);
     if (onDb) {
       statements.push({ sql: `${onDb[1]}{{db}}${onDb[3]}`, role: null });
+      continue;
+    }
+    const grant = new RegExp(`^((?:GRANT|REVOKE) [A-Z, ]+ ON DATABASE )${IDENT}( (?:TO|FROM) .*)$`, 's').exec(stmt);
+    if (grant) {
+      statements.push({ sql: `${grant[1]}{{db}}${grant[2]}`, role: null, acl: true });
       continue;
     }
     const roleIn = new RegExp(`^ALTER ROLE (${IDENT}) IN DATABASE (${IDENT})( (?:SET|RESET) .*)$`, 's').exec(stmt);
@@ -114,7 +124,8 @@ function unquote(ident: string): string {
 }
 
 /**
- * Applies the settings and the comment to the restored database `name`. A setting for a role the server does not
+ * Applies the settings, the connection limit, the comment and, where owners are kept, the owner and the grants to
+ * the restored database `name`. A setting for a role the server does not
  * have is skipped (a scratch server need not have the source's roles); any other statement that fails is returned
  * as a sentence, for the verdict: a restored database without its search_path does not behave as the source did.
  */
@@ -128,11 +139,13 @@ export async function applyDatabaseProperties(
   const problems: string[] = [];
   // Owners kept: the copy is the source's owner's, as its objects are (compared with the archive's `OWNER TO`).
   const owner = o.owners && props.owner ? [{ sql: `ALTER DATABASE {{db}} OWNER TO ${props.owner}`, role: unquote(props.owner) }] : [];
+  // Its grants after its owner, who grants them (the grantor pg_dump prints); none where grants are not kept.
+  const statements = props.statements.filter((s) => o.owners || !s.acl);
   const client = new pg.Client(pgClientConfig(serverUrl));
   client.on('error', () => undefined);
   await client.connect();
   try {
-    for (const s of [...owner, ...props.statements]) {
+    for (const s of [...owner, ...statements]) {
       if (s.role !== null) {
         const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [s.role]);
         if (!rowCount) {

@@ -165,3 +165,12 @@ export async function restoreGlobalsOf(o: {
 export function rolesLine(serverUrl: string, g: GlobalsApplied): string {
   return `Roles on ${serverLabel(serverUrl)}: kept ${g.kept.join(', ') || 'none'}; created ${g.created.join(', ') || 'none'}.${g.notes.length ? ` ${g.notes.join(' ')}` : ''}`;
 }
+
+/**
+ * What a restore that failed says of the roles it created for itself: they stay on that server (roles are the
+ * cluster's, not the database's, and a second attempt keeps them as they are); null when it created none.
+ */
+export function rolesLeft(serverUrl: string, g: GlobalsApplied): string | null {
+  if (g.created.length === 0) return null;
+  return `The roles this restore created on ${serverLabel(serverUrl)} stay there: ${g.created.join(', ')} (another attempt keeps them as they are; DROP ROLE them if none follows).`;
+}

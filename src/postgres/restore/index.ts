@@ -36,4 +36,4 @@ export {
   type DatabaseInUse,
   withReplacementLock,
 } from './swap.ts';
-export { applyGlobals, restoreGlobalsOf, rolesLine, type GlobalsApplied } from './globals-apply.ts';
+export { applyGlobals, restoreGlobalsOf, rolesLeft, rolesLine, type GlobalsApplied } from './globals-apply.ts';

@@ -15,7 +15,10 @@ export interface DumpEntry {
   lines: string[] | null;
   /** A table's `COPY … (columns) FROM stdin;` line. */
   copy?: string;
-  /** A table's COPY had no rows (pg_dump writes the entry even for an empty table). */
+  /**
+   * A table's COPY had no rows (pg_dump writes the entry even for an empty table), or a definition holds no
+   * statement: `SCHEMA public` with --no-owner, where pg_dump writes only "*not* creating schema".
+   */
   empty?: boolean;
 }
 
@@ -45,6 +48,8 @@ interface Open {
   lines: string[] | null;
   copy?: string;
   copied: number;
+  /** Lines of text hashed (a definition with none holds nothing). */
+  texts: number;
 }
 
 /**
@@ -164,6 +169,7 @@ export class DumpEntries extends Writable {
     const text = open.database ? this.rename(raw) : raw;
     open.hash.update(text);
     open.hash.update('\n');
+    open.texts++;
     if (open.lines) {
       open.lines.push(text);
       if (open.lines.length > KEEP_LINES) open.lines = null;
@@ -174,7 +180,7 @@ export class DumpEntries extends Writable {
   private start(key: string, type: string, database = false): void {
     let k = key;
     for (let n = 2; this.entries.has(k); n++) k = `${key} (${n})`;
-    this.open = { key: k, type, database, hash: createHash('sha256'), lines: [], copied: 0 };
+    this.open = { key: k, type, database, hash: createHash('sha256'), lines: [], copied: 0, texts: 0 };
   }
 
   private close(): void {
@@ -185,7 +191,7 @@ export class DumpEntries extends Writable {
     if (o.copy !== undefined) {
       entry.copy = o.copy;
       entry.empty = o.copied === 0;
-    }
+    } else if (o.texts === 0) entry.empty = true;
     // A BLOBS header whose objects became entries of their own holds nothing else.
     if (o.type !== 'LARGE OBJECT' && LO_DATA.has(o.type) && o.lines?.length === 0) return;
     this.entries.set(entry.key, entry);

@@ -6,7 +6,7 @@ import { appBackedUp } from '../../support/app-backups.ts';
 import { silentLog, type tempStorage } from '../../support/postgres-helpers.ts';
 
 describe('database properties from the archive', () => {
-  it('reads the locale options, settings, per-role settings, comment and owner of pg_restore --create, and nothing else', () => {
+  it('reads the locale options, settings, connection limit, per-role settings, comment, grants and owner of pg_restore --create, and nothing else', () => {
     const script = [
       '--',
       '-- Name: Shop DB; Type: DATABASE; Schema: -; Owner: postgres',
@@ -18,6 +18,11 @@ describe('database properties from the archive', () => {
 spanning two lines';`,
       `ALTER DATABASE "Shop DB" SET search_path TO 'billing', 'public';`,
       `ALTER ROLE "App Owner" IN DATABASE "Shop DB" SET work_mem TO '8MB';`,
+      'ALTER DATABASE "Shop DB" CONNECTION LIMIT = 50;',
+      'ALTER DATABASE "Shop DB" ALLOW_CONNECTIONS = false;',
+      '-- Name: DATABASE "Shop DB"; Type: ACL; Schema: -; Owner: postgres',
+      'REVOKE CONNECT,TEMPORARY ON DATABASE "Shop DB" FROM PUBLIC;',
+      'GRANT CONNECT ON DATABASE "Shop DB" TO app_rw;',
       '\\unrestrict abc',
     ].join('\n');
     expect(parseDatabaseScript(script)).toEqual({
@@ -27,6 +32,10 @@ spanning two lines';`,
         { sql: `COMMENT ON DATABASE {{db}} IS 'shop; the "main" one\nspanning two lines'`, role: null },
         { sql: `ALTER DATABASE {{db}} SET search_path TO 'billing', 'public'`, role: null },
         { sql: `ALTER ROLE "App Owner" IN DATABASE {{db}} SET work_mem TO '8MB'`, role: 'App Owner' },
+        { sql: 'ALTER DATABASE {{db}} CONNECTION LIMIT = 50', role: null },
+        // Its grants: applied only by a restore that keeps grants.
+        { sql: 'REVOKE CONNECT,TEMPORARY ON DATABASE {{db}} FROM PUBLIC', role: null, acl: true },
+        { sql: 'GRANT CONNECT ON DATABASE {{db}} TO app_rw', role: null, acl: true },
       ],
       // Kept apart: given to the copy only by a restore that keeps owners.
       owner: 'postgres',

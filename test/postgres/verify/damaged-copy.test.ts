@@ -44,7 +44,10 @@ const DAMAGES: Array<{ name: string; sql: string; named: RegExp[] }> = [
   {
     name: 'a trigger disabled and its function rewritten',
     sql: `ALTER TABLE billing."Invoice" DISABLE TRIGGER "invoice_amount"; CREATE OR REPLACE FUNCTION billing."keepAmount"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
-    named: [/^FUNCTION billing\.keepAmount\(\): the backup has/, /^TRIGGER billing\.Invoice invoice_amount: the backup has/],
+    named: [
+      /^FUNCTION billing\.keepAmount\(\): the backup has/,
+      /^TRIGGER billing\.Invoice invoice_amount: the restored copy has `ALTER TABLE billing\."Invoice" DISABLE TRIGGER invoice_amount;`, which the backup does not$/,
+    ],
   },
   {
     name: 'every value of one column overwritten',
@@ -60,6 +63,20 @@ const DAMAGES: Array<{ name: string; sql: string; named: RegExp[] }> = [
     name: 'a database setting reset',
     sql: `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET timezone', current_database()); END $$`,
     named: [/^DATABASE PROPERTIES :database: the backup has `ALTER DATABASE :database SET "?(timezone|TimeZone)"? TO 'America\/New_York';`/],
+  },
+  // One statement more, or one value changed: the verdict pairs the lines that belong together (QA: "the backup has
+  // … CONNECTION LIMIT = 50, the restored copy … SET search_path", its neighbour).
+  {
+    name: 'a connection limit set',
+    sql: `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I CONNECTION LIMIT 3', current_database()); END $$`,
+    named: [/^DATABASE PROPERTIES :database: the restored copy has `ALTER DATABASE :database CONNECTION LIMIT = 3;`, which the backup does not$/],
+  },
+  {
+    name: 'a per-role setting changed',
+    sql: `DO $$ BEGIN EXECUTE format('ALTER ROLE %I IN DATABASE %I SET work_mem = ''16MB''', (SELECT rolname FROM pg_roles r JOIN pg_db_role_setting s ON s.setrole = r.oid JOIN pg_database d ON d.oid = s.setdatabase AND d.datname = current_database() LIMIT 1), current_database()); END $$`,
+    named: [
+      /^DATABASE PROPERTIES :database: the backup has `ALTER ROLE \S+ IN DATABASE :database SET work_mem TO '8MB';`, the restored copy `ALTER ROLE \S+ IN DATABASE :database SET work_mem TO '16MB';`$/,
+    ],
   },
   {
     name: 'a column dropped',

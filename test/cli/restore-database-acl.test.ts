@@ -1,0 +1,107 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { cli } from '../support/app-backups.ts';
+import { createTestDatabase, runSql } from '../support/databases.ts';
+import { withClient } from '../support/postgres-helpers.ts';
+
+/**
+ * The database's own grants (`REVOKE CONNECT ON DATABASE … FROM PUBLIC`, `GRANT CONNECT … TO app_rw`) and its
+ * CONNECTION LIMIT. QA: a replacement (--into) and a restore onto a new server --with-globals failed with "ACL
+ * DATABASE :database: missing from the restored copy", and the CONNECTION LIMIT failed every restore and restore test
+ * with a message pairing it with the next line ("the backup has … CONNECTION LIMIT = 50, the restored copy … SET
+ * search_path"). Restores that keep owners and grants now give the new database its grants and limit, verified;
+ * those that do not (restore tests, a new database) leave the grants out on both sides and say so.
+ */
+describe('a database with grants of its own and a connection limit', () => {
+  const rw = `app_rw_${process.pid}`;
+  let dir: string;
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let env: Record<string, string>;
+  let id: string;
+  let newServer: EphemeralPostgres;
+  const leftovers: string[] = [];
+
+  beforeAll(async () => {
+    newServer = await startEphemeralPostgres();
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-dbacl-'));
+    const keys = await generateKeyPair();
+    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
+    await runSql(inject('pgUrl'), `CREATE ROLE ${rw}`);
+    db = await createTestDatabase(inject('pgUrl'), 'shop');
+    await runSql(
+      db.url,
+      `CREATE TABLE "Invoice" (id int PRIMARY KEY, total numeric); INSERT INTO "Invoice" SELECT g, g * 2 FROM generate_series(1, 50) g;
+       REVOKE CONNECT ON DATABASE ${db.name} FROM PUBLIC; GRANT CONNECT ON DATABASE ${db.name} TO ${rw};
+       ALTER DATABASE ${db.name} CONNECTION LIMIT 50; ALTER DATABASE ${db.name} SET search_path TO public`,
+    );
+    env = {
+      DATABASE_URL: db.url,
+      TARGET_NAME: 'shop',
+      BACKUP_DIR: dir,
+      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
+    };
+    const run = await cli(['backup'], env);
+    id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
+    if (!id) throw new Error(`backup failed: ${run.stderr}`);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const name of leftovers) await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await db?.drop();
+    await runSql(inject('pgUrl'), `DROP ROLE IF EXISTS ${rw}`);
+    await newServer?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Who may connect, besides the owner and superusers, and the limit. */
+  const access = (url: string) =>
+    withClient(url, async (c) => {
+      const { rows } = await c.query<{ limit: number; public: boolean; rw: boolean }>(
+        `SELECT datconnlimit AS limit, has_database_privilege('public', oid, 'CONNECT') AS public,
+                has_database_privilege($1, oid, 'CONNECT') AS rw
+         FROM pg_database WHERE datname = current_database()`,
+        [rw],
+      );
+      return rows[0];
+    });
+  const on = (server: string, database: string) => {
+    const u = new URL(server);
+    u.pathname = `/${database}`;
+    return u.toString();
+  };
+
+  it('passes its restore test and restores into a new database with its limit, without its grants, saying so', async () => {
+    const test = await cli(['restore-test', id], env);
+    expect(test.exitCode, test.stdout + test.stderr).toBe(0);
+    expect(test.stdout).toMatch(/PASSED/);
+
+    const restored = await cli(['restore', id], env);
+    expect(restored.exitCode, restored.stderr).toBe(0);
+    const database = /Restored the whole database into (\S+) in /.exec(restored.stdout)?.[1] ?? '';
+    leftovers.push(database);
+    expect(restored.stdout).toMatch(/Owners and grants were not restored, the database's own neither/);
+    expect(await access(on(db.url, database))).toEqual({ limit: 50, public: true, rw: true });
+  }, 120_000);
+
+  it('a replacement keeps the database’s grants and limit, verified', async () => {
+    const replaced = await cli(['restore', id, `--into=${db.name}`, '--yes'], env);
+    expect(replaced.stderr).not.toMatch(/ACL DATABASE|CONNECTION LIMIT/);
+    expect(replaced.exitCode, replaced.stderr).toBe(0);
+    const kept = /kept as (\S+?_replaced_\w+)/.exec(replaced.stdout)?.[1] ?? '';
+    if (kept) leftovers.push(kept);
+    expect(await access(db.url)).toEqual({ limit: 50, public: false, rw: true });
+  }, 120_000);
+
+  it('a restore onto a new server --with-globals gives the database its grants and limit, verified', async () => {
+    const run = await cli(['restore', id, '--to-url-env=NEW_SERVER_URL', '--with-globals'], { ...env, NEW_SERVER_URL: newServer.url });
+    expect(run.stderr).not.toMatch(/ACL DATABASE|CONNECTION LIMIT/);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const database = /Restored the whole database into (\S+) in /.exec(run.stdout)?.[1] ?? '';
+    expect(await access(on(newServer.url, database))).toEqual({ limit: 50, public: false, rw: true });
+  }, 120_000);
+});
