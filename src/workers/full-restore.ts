@@ -130,7 +130,11 @@ async function replace(
     o.log.warn({ staging }, 'dropping the staging database an earlier attempt of this job left');
     await dropDatabase(o.serverUrl, staging);
   }
-  const restored = await runFullRestore(deps, { ...o, database: staging, owners: true });
+  // Whatever stops it before the swap (a cancel, the server gone) leaves the live database as it was: said (QA).
+  const restored = await runFullRestore(deps, { ...o, database: staging, owners: true }).catch((err: unknown) => {
+    if (!(err instanceof BotError) || err.userMessage.includes('not touched')) throw err;
+    throw new BotError(err.code, `${err.userMessage} ${o.database} was not touched.`, { cause: err, detail: err.message });
+  });
   const selection = { tables: [], schemas: [], into: o.database, created: false };
   if (!restored.passed) return { ...restored, selection, database: o.database, notes: [...restored.notes, `${o.database} was not touched.`, ...earlier] };
   // A cancel that came after the last check of the copy: nothing is swapped, and the verified copy goes too.

@@ -71,10 +71,12 @@ describe('runReplacement after a killed attempt', () => {
         now: new Date(),
       },
     ).then(
-      (outcome) => ({ code: `not canceled: ${JSON.stringify(outcome.notes)}` }),
-      (e: unknown) => e as { code?: string },
+      (outcome): { code?: string; userMessage?: string } => ({ code: `not canceled: ${JSON.stringify(outcome.notes)}` }),
+      (e: unknown) => e as { code?: string; userMessage?: string },
     );
     expect(err.code).toBe('canceled');
+    // The database said untouched, as a failed check says it (QA: only the staging copy's drop was said).
+    expect(err.userMessage).toMatch(new RegExp(`was canceled; .*${app.name} was not touched\\.$`));
     expect(phases).not.toContain('swapping');
     expect(await fingerprint(app.url)).toEqual(before);
     const names = await withClient(inject('pgUrl'), async (c) =>
