@@ -63,3 +63,14 @@ function parsed(url: string, source: string) {
 export function onNewServer(server: Pick<NewServer, 'source'>, said: string): string {
   return server.source ? said.replaceAll("the target's URL", server.source) : said;
 }
+
+/**
+ * An argument with a space whose shell quotes are gone (`--table='Audit Log'`): joined with the others, it read as two
+ * (QA: `"Log" is not an option`). Said with the quoting that names it; null when there is none.
+ */
+export function spacedName(args: readonly string[]): string | null {
+  const spaced = args.find((a) => /\s/.test(a) && !a.includes('"'));
+  if (!spaced) return null;
+  const [flag, name] = spaced.split(/=(.*)/s);
+  return `"${spaced}": a name with a space needs SQL's double quotes inside the shell's: ${flag}='"${name}"'.`;
+}

@@ -11,7 +11,7 @@ import { diskNeeded, newRestoreDatabaseName, otherDatabase, refuseServerDatabase
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
-import { newServerArgs, type NewServer, onNewServer } from './new-server.ts';
+import { newServerArgs, type NewServer, onNewServer, spacedName } from './new-server.ts';
 import { type Begun, requestedBy, withId, writeUnfinished } from './restore-records.ts';
 
 export { requestedBy };
@@ -46,7 +46,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     io.err(toUserMessage(err));
     return 2;
   }
-  const req = parseRestoreText(server.rest.join(' '), 'cli');
+  const spaced = spacedName(server.rest);
+  const req = spaced ? { verb: 'help' as const, problem: spaced } : parseRestoreText(server.rest.join(' '), 'cli');
   if (req.verb === 'help') {
     io.err(`${req.problem ?? ''}\n${RESTORE_CLI_USAGE}`.trim());
     return 2;
@@ -81,8 +82,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     }
   }
   if (req.into !== null && !yes) {
-    // As in Slack: a backup that cannot restore (none of that id, damaged) is refused; else the confirmation's warning
-    // (the database's size, its sessions, the backup's time and what is lost).
+    // As in Slack: a backup that cannot restore is refused; else the confirmation's warning (size, sessions, what is lost).
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals).catch((err: unknown) => new Error(toUserMessage(err)));
     if (manifest instanceof Error) {
       io.err(`Restore FAILED: ${manifest.message}`);

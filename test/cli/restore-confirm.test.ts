@@ -72,6 +72,13 @@ describe('pg-backup-bot restore --into without --yes', () => {
     });
   });
 
+  it('a table name with a space whose shell quotes are gone is said with the quoting that names it (QA: "Log" is not an option)', async () => {
+    const { backupId } = setup;
+    const spaced = await run([backupId, '--table=Audit Log']);
+    expect(spaced.code).toBe(2);
+    expect(spaced.err.split('\n')[0]).toBe(`"--table=Audit Log": a name with a space needs SQL's double quotes inside the shell's: --table='"Audit Log"'.`);
+  });
+
   it('with the target’s server down, a failed restore says how to restore onto another server', async () => {
     const { env, backupId } = setup;
     const down = await run([backupId], { ...env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/app' });
