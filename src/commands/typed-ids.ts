@@ -13,12 +13,15 @@ export function unwrapWord(word: string): string {
 }
 
 /**
- * The backup id a word nearly is: its `T` or `Z` in lower case, or the `Z` left off (the id typed from a
- * timestamp). Null when no such repair makes an id, or the word already is one.
+ * The backup id a word nearly is: its `T` or `Z` in lower case, the `Z` left off (the id typed from a
+ * timestamp), or punctuation copied after it. Null when no such repair makes an id, or the word already is one.
  */
 export function repairedBackupId(word: string): string | null {
   if (BackupIdSchema.safeParse(word).success) return null;
-  const fixed = word.replace(/-(\d{8})[tT](\d{6})[zZ]?(-\d+)?$/, (_, d: string, t: string, n: string | undefined) => `-${d}T${t}Z${n ?? ''}`);
+  // A sentence's full stop or comma copied with it (QA: `…Z.` was refused with no suggestion).
+  const fixed = word
+    .replace(/[.,;:!?)]+$/, '')
+    .replace(/-(\d{8})[tT](\d{6})[zZ]?(-\d+)?$/, (_, d: string, t: string, n: string | undefined) => `-${d}T${t}Z${n ?? ''}`);
   return fixed !== word && BackupIdSchema.safeParse(fixed).success ? fixed : null;
 }
 

@@ -22,6 +22,10 @@ describe('ids as people paste and type them', () => {
     expect(repairedBackupId(ID.slice(0, -1))).toBe(ID);
     expect(repairedBackupId('shop-20261205t020000z')).toBe(ID);
     expect(repairedBackupId('shop-20261205t020000z-2')).toBe(`${ID}-2`);
+    // A sentence's full stop or comma copied with it (QA).
+    expect(repairedBackupId(`${ID}.`)).toBe(ID);
+    expect(repairedBackupId(`${ID},`)).toBe(ID);
+    expect(didYouMean(`${ID}.`)).toBe(` Did you mean \`${ID}\`?`);
     expect(repairedBackupId(ID)).toBeNull();
     expect(repairedBackupId('shop-2026120T020000')).toBeNull();
     expect(repairedBackupId('SHOP-20261205T020000Z')).toBeNull();
