@@ -3,14 +3,15 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
 import { loadIdentity } from '../crypto/age.ts';
-import { toUserMessage } from '../errors.ts';
+import { BotError, toUserMessage } from '../errors.ts';
+import type { LaidOut } from '../postgres/pitr/lay-out.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { formatBytes } from '../format.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
-import { READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
+import { type PitrReservation, READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { switchedSentence } from '../postgres/pitr/switched.ts';
-import { newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
+import { type NewestCommit, newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { setAsideBases } from '../postgres/pitr/wal-index.ts';
 import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
@@ -29,8 +30,8 @@ const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
  * each WAL file through `pg-backup-bot wal-fetch` (sha256 checked, decrypted), the target time and its action;
  * then it says how to start the server.
  */
-export async function cliRestorePitr(args: string[], deps: { config: Config; io: Io }): Promise<number> {
-  const { config, io } = deps;
+export async function cliRestorePitr(args: string[], deps: { config: Config; io: Io; signal?: AbortSignal }): Promise<number> {
+  const { config, io, signal } = deps;
   const [targetName, ...opts] = args;
   const flag = (name: string) => opts.find((o) => o.startsWith(`--${name}=`))?.slice(name.length + 3);
   const time = flag('time');
@@ -45,6 +46,13 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     io.err(USAGE);
     return 2;
   }
+  // Ctrl-C, SIGTERM, a hangup (main.ts): the tools are stopped, what this run laid out is removed, its hold released.
+  const halt = () => {
+    if (signal?.aborted) throw new BotError('canceled', 'restore-pitr was canceled.');
+  };
+  let reading: PitrReservation | undefined;
+  let laidOut: LaidOut | undefined;
+  let newest: Promise<NewestCommit | null | undefined> = Promise.resolve(undefined);
   try {
     const target = findTarget(config, targetName);
     // `latest`: as late as the archive reaches, its window's end (the base backup chosen for it), then its newest commit.
@@ -79,6 +87,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       bin,
     });
     if (unchecked) io.err(unchecked);
+    halt();
     // What wal-fetch needs, said in the command itself (the server runs it with its own environment): where the
     // archive is and the key, nothing else — no config file, whose targets' variables the server would not have.
     const env = [
@@ -89,13 +98,12 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // every wal-fetch, expiring a day after the last one (pitr-readers.ts). Checked again after reserving: a retention
     // run that decided before the reservation may just have deleted it. (S3 as the primary store: the hold is on the
     // fetched copy, which no retention deletes; a deletion in the bucket during the download fails the download.)
-    const reading = await reservePitrBase(root, target.name, base.id, {
+    reading = await reservePitrBase(root, target.name, base.id, {
       reader: `restore-pitr to ${at.toISOString()} into ${resolve(dataDir)}`,
       ttlMs: READER_TTL_MS,
       renewEveryMs: 0,
     });
     if (!(await listBaseBackups(root, target.name)).some((b) => b.id === base.id)) {
-      await reading.release();
       throw new Error(`base backup ${base.id} was deleted by retention just now; run restore-pitr again`);
     }
     // A segment the prefetcher has ready (fetched, checked, renamed into place whole) is taken by the shell's own mv:
@@ -112,10 +120,13 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const guess = await waldumpGuess(base);
     const newestWith = (pgWaldump: Promise<string | null>) =>
       // Caught at once: awaited only after the layout, a rejection meanwhile would end the process as unhandled.
-      newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump }).catch(() => undefined);
+      newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump, signal }).catch(() => undefined);
     let waldumpFound: (bin: string | null) => void = () => undefined;
-    const newest = newestWith(guess ? Promise.resolve(guess) : new Promise<string | null>((r) => (waldumpFound = r)));
-    await layOutRecovery({
+    const first = newestWith(guess ? Promise.resolve(guess) : new Promise<string | null>((r) => (waldumpFound = r)));
+    newest = first;
+    // Whatever ends it (a failure, a cancel), the pg_waldump search ends too: no waiting on a binary never found.
+    signal?.addEventListener('abort', () => waldumpFound(null));
+    laidOut = await layOutRecovery({
       root,
       base,
       dataDir: resolve(dataDir),
@@ -124,17 +135,20 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       at,
       action,
       restoreCommand,
-    }).catch(async (err: unknown) => {
+      signal,
+    }).catch((err: unknown) => {
       waldumpFound(null);
-      await Promise.all([reading.release(), newest]);
       throw err;
     });
     const waldump = await waldumpOf(resolve(dataDir));
     waldumpFound(waldump);
-    const first = await newest;
-    const found = guess && guess !== waldump ? await newestWith(Promise.resolve(waldump)) : first;
+    const firstFound = await first;
+    if (guess && guess !== waldump) newest = newestWith(Promise.resolve(waldump));
+    const found = guess && guess !== waldump ? await newest : firstFound;
+    halt();
     const settled = await settleRecoveryTarget({ base, dataDir: resolve(dataDir), at: latest ? null : at, newest: found, pgWaldump: waldump !== null });
     const port = await laidOutPort(dataDir);
+    halt();
     io.out(
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, ${action} at the target. ${settled.said}`,
@@ -153,7 +167,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     );
     return 0;
   } catch (err) {
-    io.err(`Point-in-time restore FAILED: ${toUserMessage(err)}`);
+    // Nothing kept: what this run laid out (never what was in DIR before), its hold, the search for the newest commit.
+    await laidOut?.undo();
+    await Promise.all([reading?.release(), newest]);
+    if (signal?.aborted) io.err(`restore-pitr canceled; nothing was kept in ${resolve(dataDir)}.`);
+    else io.err(`Point-in-time restore FAILED: ${toUserMessage(err)}`);
     return 1;
   }
 }
