@@ -85,6 +85,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       identityFile: config.encryption.identityFile,
       node: process.execPath,
       bin,
+      dataDir,
     });
     if (unchecked) io.err(unchecked);
     halt();

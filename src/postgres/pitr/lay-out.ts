@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { appendFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { appendFile, chmod, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { findAgeEngine } from '../../crypto/age-cli.ts';
 import { type AgeIdentity, createDecryptStream } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
+import { errnoCode } from '../../storage/fs-util.ts';
 import { counter } from '../stream-counter.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { unpackNative } from './unpack-base.ts';
@@ -38,8 +39,19 @@ export async function layOutRecovery(o: {
   signal?: AbortSignal | undefined;
 }): Promise<LaidOut> {
   if (o.signal?.aborted) throw canceledError();
-  // The first directory mkdir created (undefined: DIR was there already): removed whole, parents made for it included.
-  const made = await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  // The first directory made (undefined: DIR was there already): removed whole, parents made for it included. Those
+  // parents 0755, whatever the umask: the server's user must pass through them (mkdir -p gave them DIR's 0700, QA).
+  const parent = dirname(o.dataDir);
+  const madeAbove = await mkdir(parent, { recursive: true, mode: 0o755 });
+  for (let d = parent; madeAbove && d.length >= madeAbove.length; d = dirname(d)) await chmod(d, 0o755);
+  const madeSelf = await mkdir(o.dataDir, { mode: 0o700 }).then(
+    () => true,
+    (err: unknown) => {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+      return false;
+    },
+  );
+  const made = madeAbove ?? (madeSelf ? o.dataDir : undefined);
   if (!made && (await readdir(o.dataDir)).length > 0) throw await notEmpty(o.dataDir);
   // From here on everything in it is ours (it was empty, or we made it): a lay out that fails or is canceled leaves
   // it as it was, so running restore-pitr once more needs no clean-up by hand (QA: a wrong key left it behind).

@@ -1,9 +1,10 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
+import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
@@ -12,11 +13,27 @@ import { readableByServer } from '../../support/recovered-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The pids of `pid`'s children and theirs. */
-async function descendants(pid: number): Promise<number[]> {
-  const r = await execa('ps', ['-o', 'pid=', '--ppid', String(pid)], { reject: false });
-  const kids = r.stdout.split('\n').map(Number).filter(Boolean);
-  return [...kids, ...(await Promise.all(kids.map(descendants))).flat()];
+/** The pids of `pid`'s children and theirs, each with its command name (read from /proc: a ps per level was too slow). */
+function descendants(pid: number): { pid: number; comm: string }[] {
+  const kids: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`, { withFileTypes: true })) {
+    const text = (() => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${task.name}/children`, 'utf8');
+      } catch {
+        return '';
+      }
+    })();
+    kids.push(...text.split(' ').map(Number).filter(Boolean));
+  }
+  const named = kids.map((p) => {
+    try {
+      return { pid: p, comm: readFileSync(`/proc/${p}/comm`, 'utf8').trim() };
+    } catch {
+      return { pid: p, comm: '' };
+    }
+  });
+  return [...named, ...kids.flatMap((p) => descendants(p))];
 }
 
 const alive = (pid: number) => execa('kill', ['-0', String(pid)], { reject: false }).then((r) => r.exitCode === 0);
@@ -26,7 +43,7 @@ const alive = (pid: number) => execa('kill', ['-0', String(pid)], { reject: fals
  * made, or what it wrote into the empty one it was given), its hold on the base backup is released, one sentence.
  * Before, it died at once, leaving the half-unpacked cluster, the hold and zstd/tar running.
  */
-describe('restore-pitr canceled', () => {
+describe('restore-pitr: canceled, and what it refuses up front', () => {
   let source: EphemeralPostgres;
   let dir: string;
   let archive: ReturnType<typeof startWalArchive>;
@@ -66,12 +83,17 @@ describe('restore-pitr canceled', () => {
       extendEnv: false,
       reject: false,
     });
+    // Once tar runs and has written into it: the unpack is under way.
     const end = Date.now() + 60_000;
-    while ((await readdir(dataDir).catch(() => [])).length === 0 && child.exitCode === null && Date.now() < end) await sleep(5);
-    const tools = await descendants(child.pid as number);
+    let tools: { pid: number; comm: string }[] = [];
+    const unpacking = () => {
+      tools = child.exitCode === null ? descendants(child.pid as number) : [];
+      return tools.some((t) => t.comm === 'tar');
+    };
+    while (!(unpacking() && (await readdir(dataDir).catch(() => [])).length > 0) && child.exitCode === null && Date.now() < end) await sleep(2);
     child.kill(signal);
     const run = await child;
-    const left = (await Promise.all(tools.map(async (p) => ((await alive(p)) ? p : null)))).filter((p) => p !== null);
+    const left = (await Promise.all(tools.map(async (t) => ((await alive(t.pid)) ? t : null)))).filter((t) => t !== null);
     return { run, tools, left };
   }
 
@@ -82,7 +104,7 @@ describe('restore-pitr canceled', () => {
     const { run, tools, left } = await interrupted(dataDir, 'SIGINT');
     expect(run.exitCode, run.stderr).toBe(130);
     // Interrupted while unpacking: its tools were running.
-    expect(tools.length).toBeGreaterThan(0);
+    expect(tools.map((t) => t.comm)).toContain('tar');
     expect(run.stderr.trim()).toBe(`restore-pitr canceled; nothing was kept in ${dataDir}.`);
     expect(run.stdout).toBe('');
     // Both directories were made by it (`made` too): both gone.
@@ -117,4 +139,48 @@ describe('restore-pitr canceled', () => {
     expect(await readdir(leftover)).toEqual(['backup_label']);
     expect(await holds()).toEqual([]);
   }, 60_000);
+
+  it('refuses, before unpacking anything, a data directory the server user cannot reach (QA)', async () => {
+    if ((await asServerUser()).uid === undefined) return;
+    // As /root is: the server's user (postgres) may not pass through it. Before, the whole cluster was unpacked and
+    // the printed pg_ctl failed "Permission denied".
+    const locked = join(dir, 'locked');
+    await mkdir(locked, { mode: 0o700 });
+    const inside = join(locked, 'x');
+    const refused = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${inside}`], env);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      `Point-in-time restore FAILED: The recovered server will run as postgres (--run-as), who may not reach --data-dir=${inside}: ${locked} (to enter; mode 0700, owner 0:0); PostgreSQL would not start there. Choose a --data-dir postgres can reach (under its home, e.g. /var/lib/postgresql), or let it through (\`setfacl -m u:postgres:x DIR\`). Nothing was laid out.`,
+    );
+    expect(await readdir(locked)).toEqual([]);
+    expect(await holds()).toEqual([]);
+  }, 60_000);
+
+  it('refuses root as the server user before unpacking anything (QA)', async () => {
+    // Before: laid out, then `runuser -u root -- pg_ctl …` failed "pg_ctl: cannot be run as root".
+    const asRoot = join(dir, 'as-root');
+    const root = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${asRoot}`, '--run-as=root'], env);
+    expect(root.exitCode).toBe(1);
+    expect(root.stderr).toContain('The recovered server cannot run as root: PostgreSQL refuses to run as root');
+    expect(await readdir(dir)).not.toContain('as-root');
+    expect(await holds()).toEqual([]);
+  }, 60_000);
+
+  it('makes the parents of a new data directory passable to the server user, whatever the umask (mkdir -p gave them 0700)', async () => {
+    if ((await asServerUser()).uid === undefined) return;
+    const dataDir = join(dir, 'new-parent', 'deeper', 'cluster');
+    const run = await execa('sh', ['-c', `umask 077 && exec node bin/pg-backup-bot.js restore-pitr app --time=latest --data-dir=${dataDir}`], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      extendEnv: false,
+      reject: false,
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    for (const d of [join(dir, 'new-parent'), join(dir, 'new-parent', 'deeper')]) expect((await stat(d)).mode & 0o777).toBe(0o755);
+    expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+    const passes = await execa('runuser', ['-u', 'postgres', '--', 'test', '-x', join(dir, 'new-parent', 'deeper')], { reject: false });
+    expect(passes.exitCode).toBe(0);
+    await rm(join(dir, 'new-parent'), { recursive: true, force: true });
+    // Its hold stays for the recovery never started here; released for the next tests.
+    for (const f of await holds()) await rm(join(env.BACKUP_DIR as string, 'app', '_pitr-readers', f));
+  }, 120_000);
 });
