@@ -58,11 +58,14 @@ export function parseRecoveryTime(text: string): Date {
   return d;
 }
 
+/** How far past the window's end a time is "the WAL is on its way" (archived within seconds, 30 s at most). */
+const SOON_MS = 10 * 60_000;
+
 /**
  * The base backup to start from: the newest that finished before the time. A time the window does not reach
  * (window.ts: a gap ends it, a base backup after the gap opens it again) is refused with the window.
  */
-export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date, setAside: readonly string[] = []): BaseBackup {
+export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date, setAside: readonly string[] = [], now: Date = new Date()): BaseBackup {
   const w = recoverableWindow(bases, wal);
   if (!w) {
     throw new BotError(
@@ -85,13 +88,23 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
     const logical = bases[0]
       ? ` For a moment outside it, a logical backup may serve: \`/backup list ${bases[0].target}\` or \`pg-backup-bot list ${bases[0].target}\`.`
       : '';
+    // A time that has not come yet is said as such (QA: a day and a half ahead was told to try again in a minute).
+    if (at.getTime() > now.getTime() + 60_000)
+      throw new BotError(
+        'bad_request',
+        `${at.toISOString()} is in the future (it is ${now.toISOString()} now): ${window}. Ask for a moment that has passed, or for \`latest\`, the newest commit archived now.`,
+      );
     // Past a timeline switch: what to do (QA). Just past a window's end: the WAL is on its way (QA: not an old dump).
+    // Further past it, with no gap: nothing newer was archived, the stream is behind or down.
     const switched = w.switched && at > w.to ? switchedSentence(bases[0]?.target ?? '', w.switched) : '';
+    const latest = `\`latest\` recovers to the newest commit archived now`;
     const soon = switched
       ? ` ${switched.charAt(0).toUpperCase()}${switched.slice(1)}`
-      : w.reachesNewest && at > w.to
+      : w.reachesNewest && at > w.to && at.getTime() <= w.to.getTime() + SOON_MS
         ? ` The window grows as the WAL written since ${w.to.toISOString()} is archived (${WAL_ARRIVES}): try again in a minute, or ask for \`latest\`, the newest commit archived now.`
-        : logical;
+        : w.reachesNewest && at > w.to
+          ? ` Nothing written after ${w.to.toISOString()} has been archived: the WAL stream is behind or down (\`/backup status\`, \`pg-backup-bot check\`); ${latest}.${logical}`
+          : logical;
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.${soon}`);
   }
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
