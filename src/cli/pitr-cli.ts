@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
+import { afterStart } from './pitr-next-steps.ts';
 import { loadIdentity } from '../crypto/age.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { LaidOut } from '../postgres/pitr/lay-out.ts';
@@ -149,15 +150,15 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     halt();
     const settled = await settleRecoveryTarget({ base, dataDir: resolve(dataDir), at: latest ? null : at, newest: found, pgWaldump: waldump !== null });
     const port = await laidOutPort(dataDir);
+    const pgCtl = await pgCtlPath(dataDir);
     halt();
     io.out(
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, ${action} at the target. ${settled.said}`,
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
-        `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${await pgCtlPath(dataDir)} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
-        `Then check the log for ${settled.logSays} and "archive recovery complete";`,
-        `"recovery ended before configured recovery target was reached" ${settled.notReached}.`,
+        `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${pgCtl} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
+        ...afterStart({ action, settled, runAs, dataDir: resolve(dataDir), pgCtl, port }),
         // With S3 as the primary store, what was fetched stays beside the spool (a later restore fetches only what is new).
         ...(inS3
           ? [

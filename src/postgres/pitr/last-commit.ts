@@ -98,6 +98,8 @@ export interface SettledTarget {
   logSays: string;
   /** What "recovery ended before configured recovery target was reached" would mean for this target. */
   notReached: string;
+  /** No target set (the newest commit could not be read): recovery runs to the end and promotes, whatever the action. */
+  toEnd?: true;
 }
 
 const FETCH_FAILED = 'means WAL the target needs could not be fetched (see the wal-fetch lines before it): the recovery is incomplete';
@@ -148,6 +150,7 @@ export async function settleRecoveryTarget(o: {
       ),
       logSays: '"archive recovery complete"',
       notReached: FETCH_FAILED,
+      toEnd: true,
     };
   }
   if (newest === null) {

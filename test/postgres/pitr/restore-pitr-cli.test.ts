@@ -9,7 +9,7 @@ import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts'
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
-import { readableByServer } from '../../support/recovered-server.ts';
+import { readableByServer, startRecovered } from '../../support/recovered-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -183,4 +183,39 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
     // Its hold stays for the recovery never started here; released for the next tests.
     for (const f of await holds()) await rm(join(env.BACKUP_DIR as string, 'app', '_pitr-readers', f));
   }, 120_000);
+
+  it('--action=pause says what a paused recovery logs, how to check it read-only and how to promote it, and that is so (QA)', async () => {
+    const dataDir = join(dir, 'paused');
+    const run = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`, '--action=pause'], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    // Before: "Then check the log for … and "archive recovery complete"", which never comes while paused.
+    expect(run.stdout).toContain(
+      'and "pausing at the end of recovery" ("recovery has paused" before PostgreSQL 14): the server holds there, still in recovery, and answers read-only queries',
+    );
+    expect(run.stdout).toContain('Check the data: `runuser -u postgres -- psql -p ');
+    expect(run.stdout).toContain(
+      'promote it with `SELECT pg_wal_replay_resume();` (as a superuser): recovery ends there and the log says "archive recovery complete"',
+    );
+    const server = await startRecovered(dataDir, [dir]);
+    try {
+      expect(server.started.exitCode, await server.log()).toBe(0);
+      // What PostgreSQL 15 logs when it pauses at the target (checked here: "recovery has paused" it no longer logs there).
+      for (let i = 0; !(await server.log()).includes('pausing at the end of recovery'); i++) {
+        if (i > 300) throw new Error(`never paused:\n${await server.log()}`);
+        await sleep(100);
+      }
+      // Read-only, as said: the data is there, nothing can be written.
+      await withClient(server.url, async (c) => {
+        expect((await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r).toBe(true);
+        expect(Number((await c.query('SELECT count(*) AS n FROM filler')).rows[0].n)).toBe(1_500_000);
+        await expect(c.query('CREATE TABLE w (n int)')).rejects.toThrow(/read-only transaction/);
+        await c.query('SELECT pg_wal_replay_resume()');
+      });
+      await server.outOfRecovery();
+      expect(await server.log()).toContain('archive recovery complete');
+    } finally {
+      await server.stop();
+      for (const f of await holds()) await rm(join(env.BACKUP_DIR as string, 'app', '_pitr-readers', f));
+    }
+  }, 180_000);
 });
