@@ -2,6 +2,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
+import { missingBackupDir } from './backup-dir.ts';
+import { parseRestorePitrArgs, RESTORE_PITR_USAGE } from './pitr-args.ts';
 import { afterStart } from './pitr-next-steps.ts';
 import { loadIdentity } from '../crypto/age.ts';
 import { BotError, toUserMessage } from '../errors.ts';
@@ -19,9 +21,6 @@ import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/
 
 type Io = { out(l: string): void; err(l: string): void };
 
-const USAGE =
-  'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01"|latest --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3] [--run-as=USER]';
-
 /** Shell-quoted for restore_command, which PostgreSQL runs through /bin/sh. */
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
 
@@ -33,20 +32,12 @@ const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
  */
 export async function cliRestorePitr(args: string[], deps: { config: Config; io: Io; signal?: AbortSignal }): Promise<number> {
   const { config, io, signal } = deps;
-  const [targetName, ...opts] = args;
-  const flag = (name: string) => opts.find((o) => o.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const time = flag('time');
-  const dataDir = flag('data-dir');
-  const action = (flag('action') ?? 'promote') as 'promote' | 'pause' | 'shutdown';
-  const from = flag('from');
-  // Who will run the recovered server (and so restore_command): checked to read what it needs before anything is laid out.
-  const runAs = flag('run-as') ?? 'postgres';
-  const badFlag =
-    opts.some((o) => !/^--(time|data-dir|action|from|run-as)=/.test(o)) || (from !== undefined && from !== 's3') || !/^[a-z_][a-z0-9_-]*$/i.test(runAs);
-  if (!targetName || !time || !dataDir || !['promote', 'pause', 'shutdown'].includes(action) || badFlag) {
-    io.err(USAGE);
+  const parsed = parseRestorePitrArgs(args);
+  if ('problem' in parsed) {
+    io.err(`restore-pitr: ${parsed.problem}\n${RESTORE_PITR_USAGE}`);
     return 2;
   }
+  const { target: targetName, time, dataDir, action, from, runAs } = parsed;
   // Ctrl-C, SIGTERM, a hangup (main.ts): the tools are stopped, what this run laid out is removed, its hold released.
   const halt = () => {
     if (signal?.aborted) throw new BotError('canceled', 'restore-pitr was canceled.');
@@ -63,6 +54,13 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const inS3 = pitrInS3(config);
     const root = inS3 ? join(config.backupDir, '_restore-pitr') : config.backupDir;
     const asked = latest ? null : parseRecoveryTime(time);
+    // A BACKUP_DIR that is not there (or empty) is not "no base backup yet": where it looked, said (QA).
+    const noDir = inS3 || from === 's3' ? null : await missingBackupDir(config);
+    if (noDir)
+      throw new BotError('backup_not_found', `${noDir} restore-pitr looks for the base backups and WAL of ${target.name} in ${resolve(root, target.name)}.`);
+    // The key before anything is fetched or chosen: a file that cannot be read is said first.
+    const idFile = config.encryption.identityFile;
+    const identity = idFile ? await loadIdentity(idFile, 'restore-pitr needs it to decrypt the base backup and the WAL') : undefined;
     // For `latest`, everything the bucket holds after its newest base backup.
     if (from === 's3' || inS3) {
       // Shared with the server's user only where restore-pitr made the directory (never a live worker's archive, whose
@@ -76,7 +74,6 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // `latest` is the newest the archive can recover, not the newest it holds, after a promotion: said first (QA).
     if (end?.switched) io.err(`Not the newest data: ${switchedSentence(target.name, end.switched)}`);
     const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at, await setAsideBases(root, target.name));
-    const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     const firstSegment = segmentOf(base.startLsn, base.timeline);
     const unchecked = await checkServerAccess(runAs, {
