@@ -57,7 +57,10 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // A BACKUP_DIR that is not there (or empty) is not "no base backup yet": where it looked, said (QA).
     const noDir = inS3 || from === 's3' ? null : await missingBackupDir(config);
     if (noDir)
-      throw new BotError('backup_not_found', `${noDir} restore-pitr looks for the base backups and WAL of ${target.name} in ${resolve(root, target.name)}.`);
+      throw new BotError(
+        'backup_not_found',
+        `${noDir} restore-pitr looks for the base backups and WAL of ${target.name} in ${resolve(root, target.name)}.${config.s3 ? ` The archive's copy in S3 (s3://${config.s3.bucket}) is read with --from=s3.` : ''}`,
+      );
     // The key before anything is fetched or chosen: a file that cannot be read is said first.
     const idFile = config.encryption.identityFile;
     const identity = idFile ? await loadIdentity(idFile, 'restore-pitr needs it to decrypt the base backup and the WAL') : undefined;
