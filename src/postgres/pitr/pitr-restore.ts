@@ -92,7 +92,7 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
     if (at.getTime() > now.getTime() + 60_000)
       throw new BotError(
         'bad_request',
-        `${at.toISOString()} is in the future (it is ${now.toISOString()} now): ${window}. Ask for a moment that has passed, or for \`latest\`, the newest commit archived now.`,
+        `${at.toISOString()} is outside what the archive holds: ${window}. It is in the future (it is ${now.toISOString()} now): ask for a moment that has passed, or for \`latest\`, the newest commit archived now.`,
       );
     // Past a timeline switch: what to do (QA). Just past a window's end: the WAL is on its way (QA: not an old dump).
     // Further past it, with no gap: nothing newer was archived, the stream is behind or down.

@@ -22,12 +22,12 @@ describe('chooseBase: a time past the window', () => {
     // The QA case: a day and a half ahead.
     const future = refusal('2026-12-06T09:00:00Z', '2026-12-04T21:30:00Z');
     expect(future).toBe(
-      '2026-12-06T09:00:00.000Z is in the future (it is 2026-12-04T21:30:00.000Z now): the recoverable window is 2026-12-04T10:00:00.000Z to 2026-12-04T11:00:00.000Z. Ask for a moment that has passed, or for `latest`, the newest commit archived now.',
+      '2026-12-06T09:00:00.000Z is outside what the archive holds: the recoverable window is 2026-12-04T10:00:00.000Z to 2026-12-04T11:00:00.000Z. It is in the future (it is 2026-12-04T21:30:00.000Z now): ask for a moment that has passed, or for `latest`, the newest commit archived now.',
     );
     // Within a minute of now (clocks differ a little) and of the window's end: still on its way.
     expect(refusal('2026-12-04T11:00:40Z', '2026-12-04T11:00:00Z')).toContain('try again in a minute');
     // Within ten minutes of the end but more than a minute ahead of now: in the future.
-    expect(refusal('2026-12-04T11:08:00Z', '2026-12-04T11:01:00Z')).toMatch(/is in the future \(it is 2026-12-04T11:01:00.000Z now\)/);
+    expect(refusal('2026-12-04T11:08:00Z', '2026-12-04T11:01:00Z')).toMatch(/It is in the future \(it is 2026-12-04T11:01:00.000Z now\)/);
     // Passed, but long after the newest WAL archived: the stream is behind, not a minute away.
     const behind = refusal('2026-12-04T15:00:00Z', '2026-12-04T16:00:00Z');
     expect(behind).toContain(
@@ -37,6 +37,6 @@ describe('chooseBase: a time past the window', () => {
   });
 
   it('uses the clock when not told the time', () => {
-    expect(() => chooseBase(bases, wal, new Date(Date.now() + 36 * 3_600_000))).toThrow(/is in the future \(it is \S+ now\)/);
+    expect(() => chooseBase(bases, wal, new Date(Date.now() + 36 * 3_600_000))).toThrow(/It is in the future \(it is \S+ now\)/);
   });
 });
