@@ -60,7 +60,12 @@ export function findTarget(config: Config, name: string | undefined): TargetConf
   }
   const found = config.targets.find((t) => t.name === name);
   if (!found) {
-    throw new BotError('unknown_target', `There is no target named "${name}". Known targets: ${names.join(', ') || 'none'}.`);
+    // No targets and no config file read: the file is what is missing, not a typo (QA: "Known targets: none." alone).
+    const noFile =
+      config.configFile === null && names.length === 0
+        ? ` No config file was read (BOT_CONFIG is not set, and there is no ./pg-backup-bot.yml in ${process.cwd()}): set BOT_CONFIG to the file that lists the targets.`
+        : '';
+    throw new BotError('unknown_target', `There is no target named "${name}". Known targets: ${names.join(', ') || 'none'}.${noFile}`);
   }
   return found;
 }

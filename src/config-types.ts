@@ -62,6 +62,8 @@ export interface Config {
   pagerduty: { routingKey?: string; eventsUrl: string };
   logLevel: LogLevel;
   targets: TargetConfig[];
+  /** The config file read (BOT_CONFIG, or ./pg-backup-bot.yml when present); null: none (loadConfig sets it). */
+  configFile?: string | null;
   /** IANA zone every schedule, reminder and `/backup status` time is in. */
   timezone: string;
   /** Bot-wide scheduled jobs (the targets' own schedules are in `targets[].policy`). */

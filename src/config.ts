@@ -31,7 +31,7 @@ export function loadConfig(env: RawEnv, mode: Mode = 'all'): Config {
       `pg-backup-bot cannot start; fix these settings (environment variables and the config file):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
   }
-  return assembleConfig(parsed.env, file.config, targets);
+  return { ...assembleConfig(parsed.env, file.config, targets), configFile: file.path };
 }
 
 /**

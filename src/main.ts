@@ -57,7 +57,8 @@ async function main(argv: string[]): Promise<number> {
       // No DATABASE_URL: the server being recovered is not reachable yet, and may be the thing that is gone.
       const config = loadConfig(process.env, 'offline');
       const { cliRestorePitr } = await import('./cli/pitr-cli.ts');
-      return cliRestorePitr(args, { config, io: cliIo() });
+      const stop = cancelOnSignals();
+      return stop.exitCode(await cliRestorePitr(args, { config, io: cliIo(), signal: stop.signal }));
     }
     // restore_command's verbs, wal-fetch and wal-prefetch, have an entry point of their own: wal-main.ts, which
     // bin/pg-backup-bot.js loads instead of this module for them.
@@ -147,6 +148,23 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   const [{ cliRestore }, { cliRestoreTest }] = await Promise.all([import('./cli/restore-cli.ts'), import('./cli/restore-test-cli.ts')]);
   if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
   return cliRestore(args, { config, storage, log, io, signal: abort.signal });
+}
+
+/**
+ * Ctrl-C, SIGTERM, a closed terminal (SIGHUP) or a reader gone abort the verb, which stops its tools and keeps
+ * nothing; a verb that then fails ends as the shell expects of that signal: 130 after SIGINT, 143 after SIGTERM.
+ */
+function cancelOnSignals(): { signal: AbortSignal; exitCode(code: number): number } {
+  const abort = new AbortController();
+  let by: NodeJS.Signals | undefined;
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(s, () => {
+      by ??= s;
+      if (s === 'SIGHUP') hungUp = true;
+      abort.abort();
+    });
+  outputGone.signal.addEventListener('abort', () => abort.abort());
+  return { signal: abort.signal, exitCode: (code) => (code === 0 ? 0 : by === 'SIGINT' ? 130 : by === 'SIGTERM' ? 143 : code) };
 }
 
 /** Storage and Redis only: no Slack, no DATABASE_URL (a backup is deleted, or read back, by what its manifest says). */

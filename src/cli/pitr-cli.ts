@@ -2,23 +2,24 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
+import { missingBackupDir } from './backup-dir.ts';
+import { parseRestorePitrArgs, RESTORE_PITR_USAGE } from './pitr-args.ts';
+import { afterStart } from './pitr-next-steps.ts';
 import { loadIdentity } from '../crypto/age.ts';
-import { toUserMessage } from '../errors.ts';
+import { BotError, toUserMessage } from '../errors.ts';
+import type { LaidOut } from '../postgres/pitr/lay-out.ts';
 import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { formatBytes } from '../format.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
-import { READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
+import { type PitrReservation, READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { switchedSentence } from '../postgres/pitr/switched.ts';
-import { newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
+import { type NewestCommit, newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { setAsideBases } from '../postgres/pitr/wal-index.ts';
 import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
 
 type Io = { out(l: string): void; err(l: string): void };
-
-const USAGE =
-  'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01"|latest --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3] [--run-as=USER]';
 
 /** Shell-quoted for restore_command, which PostgreSQL runs through /bin/sh. */
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
@@ -29,22 +30,21 @@ const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
  * each WAL file through `pg-backup-bot wal-fetch` (sha256 checked, decrypted), the target time and its action;
  * then it says how to start the server.
  */
-export async function cliRestorePitr(args: string[], deps: { config: Config; io: Io }): Promise<number> {
-  const { config, io } = deps;
-  const [targetName, ...opts] = args;
-  const flag = (name: string) => opts.find((o) => o.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const time = flag('time');
-  const dataDir = flag('data-dir');
-  const action = (flag('action') ?? 'promote') as 'promote' | 'pause' | 'shutdown';
-  const from = flag('from');
-  // Who will run the recovered server (and so restore_command): checked to read what it needs before anything is laid out.
-  const runAs = flag('run-as') ?? 'postgres';
-  const badFlag =
-    opts.some((o) => !/^--(time|data-dir|action|from|run-as)=/.test(o)) || (from !== undefined && from !== 's3') || !/^[a-z_][a-z0-9_-]*$/i.test(runAs);
-  if (!targetName || !time || !dataDir || !['promote', 'pause', 'shutdown'].includes(action) || badFlag) {
-    io.err(USAGE);
+export async function cliRestorePitr(args: string[], deps: { config: Config; io: Io; signal?: AbortSignal }): Promise<number> {
+  const { config, io, signal } = deps;
+  const parsed = parseRestorePitrArgs(args);
+  if ('problem' in parsed) {
+    io.err(`restore-pitr: ${parsed.problem}\n${RESTORE_PITR_USAGE}`);
     return 2;
   }
+  const { target: targetName, time, dataDir, action, from, runAs } = parsed;
+  // Ctrl-C, SIGTERM, a hangup (main.ts): the tools are stopped, what this run laid out is removed, its hold released.
+  const halt = () => {
+    if (signal?.aborted) throw new BotError('canceled', 'restore-pitr was canceled.');
+  };
+  let reading: PitrReservation | undefined;
+  let laidOut: LaidOut | undefined;
+  let newest: Promise<NewestCommit | null | undefined> = Promise.resolve(undefined);
   try {
     const target = findTarget(config, targetName);
     // `latest`: as late as the archive reaches, its window's end (the base backup chosen for it), then its newest commit.
@@ -54,6 +54,16 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const inS3 = pitrInS3(config);
     const root = inS3 ? join(config.backupDir, '_restore-pitr') : config.backupDir;
     const asked = latest ? null : parseRecoveryTime(time);
+    // A BACKUP_DIR that is not there (or empty) is not "no base backup yet": where it looked, said (QA).
+    const noDir = inS3 || from === 's3' ? null : await missingBackupDir(config);
+    if (noDir)
+      throw new BotError(
+        'backup_not_found',
+        `${noDir} restore-pitr looks for the base backups and WAL of ${target.name} in ${resolve(root, target.name)}.${config.s3 ? ` The archive's copy in S3 (s3://${config.s3.bucket}) is read with --from=s3.` : ''}`,
+      );
+    // The key before anything is fetched or chosen: a file that cannot be read is said first.
+    const idFile = config.encryption.identityFile;
+    const identity = idFile ? await loadIdentity(idFile, 'restore-pitr needs it to decrypt the base backup and the WAL') : undefined;
     // For `latest`, everything the bucket holds after its newest base backup.
     if (from === 's3' || inS3) {
       // Shared with the server's user only where restore-pitr made the directory (never a live worker's archive, whose
@@ -67,7 +77,6 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // `latest` is the newest the archive can recover, not the newest it holds, after a promotion: said first (QA).
     if (end?.switched) io.err(`Not the newest data: ${switchedSentence(target.name, end.switched)}`);
     const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at, await setAsideBases(root, target.name));
-    const identity = config.encryption.identityFile ? await loadIdentity(config.encryption.identityFile, 'restore-pitr') : undefined;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     const firstSegment = segmentOf(base.startLsn, base.timeline);
     const unchecked = await checkServerAccess(runAs, {
@@ -77,8 +86,10 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       identityFile: config.encryption.identityFile,
       node: process.execPath,
       bin,
+      dataDir,
     });
     if (unchecked) io.err(unchecked);
+    halt();
     // What wal-fetch needs, said in the command itself (the server runs it with its own environment): where the
     // archive is and the key, nothing else — no config file, whose targets' variables the server would not have.
     const env = [
@@ -89,13 +100,12 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // every wal-fetch, expiring a day after the last one (pitr-readers.ts). Checked again after reserving: a retention
     // run that decided before the reservation may just have deleted it. (S3 as the primary store: the hold is on the
     // fetched copy, which no retention deletes; a deletion in the bucket during the download fails the download.)
-    const reading = await reservePitrBase(root, target.name, base.id, {
+    reading = await reservePitrBase(root, target.name, base.id, {
       reader: `restore-pitr to ${at.toISOString()} into ${resolve(dataDir)}`,
       ttlMs: READER_TTL_MS,
       renewEveryMs: 0,
     });
     if (!(await listBaseBackups(root, target.name)).some((b) => b.id === base.id)) {
-      await reading.release();
       throw new Error(`base backup ${base.id} was deleted by retention just now; run restore-pitr again`);
     }
     // A segment the prefetcher has ready (fetched, checked, renamed into place whole) is taken by the shell's own mv:
@@ -112,10 +122,13 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const guess = await waldumpGuess(base);
     const newestWith = (pgWaldump: Promise<string | null>) =>
       // Caught at once: awaited only after the layout, a rejection meanwhile would end the process as unhandled.
-      newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump }).catch(() => undefined);
+      newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump, signal }).catch(() => undefined);
     let waldumpFound: (bin: string | null) => void = () => undefined;
-    const newest = newestWith(guess ? Promise.resolve(guess) : new Promise<string | null>((r) => (waldumpFound = r)));
-    await layOutRecovery({
+    const first = newestWith(guess ? Promise.resolve(guess) : new Promise<string | null>((r) => (waldumpFound = r)));
+    newest = first;
+    // Whatever ends it (a failure, a cancel), the pg_waldump search ends too: no waiting on a binary never found.
+    signal?.addEventListener('abort', () => waldumpFound(null));
+    laidOut = await layOutRecovery({
       root,
       base,
       dataDir: resolve(dataDir),
@@ -124,25 +137,28 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       at,
       action,
       restoreCommand,
-    }).catch(async (err: unknown) => {
+      signal,
+    }).catch((err: unknown) => {
       waldumpFound(null);
-      await Promise.all([reading.release(), newest]);
       throw err;
     });
     const waldump = await waldumpOf(resolve(dataDir));
     waldumpFound(waldump);
-    const first = await newest;
-    const found = guess && guess !== waldump ? await newestWith(Promise.resolve(waldump)) : first;
+    const firstFound = await first;
+    if (guess && guess !== waldump) newest = newestWith(Promise.resolve(waldump));
+    const found = guess && guess !== waldump ? await newest : firstFound;
+    halt();
     const settled = await settleRecoveryTarget({ base, dataDir: resolve(dataDir), at: latest ? null : at, newest: found, pgWaldump: waldump !== null });
     const port = await laidOutPort(dataDir);
+    const pgCtl = await pgCtlPath(dataDir);
+    halt();
     io.out(
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, ${action} at the target. ${settled.said}`,
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
-        `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${await pgCtlPath(dataDir)} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
-        `Then check the log for ${settled.logSays} and "archive recovery complete";`,
-        `"recovery ended before configured recovery target was reached" ${settled.notReached}.`,
+        `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${pgCtl} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
+        ...afterStart({ action, settled, runAs, dataDir: resolve(dataDir), pgCtl, port }),
         // With S3 as the primary store, what was fetched stays beside the spool (a later restore fetches only what is new).
         ...(inS3
           ? [
@@ -153,7 +169,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     );
     return 0;
   } catch (err) {
-    io.err(`Point-in-time restore FAILED: ${toUserMessage(err)}`);
+    // Nothing kept: what this run laid out (never what was in DIR before), its hold, the search for the newest commit.
+    await laidOut?.undo();
+    await Promise.all([reading?.release(), newest]);
+    if (signal?.aborted) io.err(`restore-pitr canceled; nothing was kept in ${resolve(dataDir)}.`);
+    else io.err(`Point-in-time restore FAILED: ${toUserMessage(err)}`);
     return 1;
   }
 }

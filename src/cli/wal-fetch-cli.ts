@@ -48,7 +48,7 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
       const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
       await startPrefetch({ bin, target: targetName, name, dest, env: process.env, reader: token }).catch(() => undefined);
     }
-    const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
+    const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch needs it to decrypt the archived WAL') : undefined;
     // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
     // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
     const fetched = await fetchWal(store, name, dest, identity);
@@ -70,7 +70,7 @@ export async function cliWalPrefetch(args: string[], deps: WalVerbDeps): Promise
   if (!parsed) return 2;
   const { targetName, token } = parsed;
   const [after, dir] = parsed.args;
-  const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch') : undefined;
+  const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch needs it to decrypt the archived WAL') : undefined;
   const { backupDir } = deps;
   await runPrefetch({
     store: new LocalWalStore(backupDir, targetName),

@@ -89,7 +89,7 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
       target: target.name,
       root: deps.config.backupDir,
       asked: req.asked,
-      identity: identityFile ? await loadIdentity(identityFile, 'the PITR restore test') : undefined,
+      identity: identityFile ? await loadIdentity(identityFile, 'the PITR restore test needs it to decrypt the archive') : undefined,
       sourceUrl: target.url,
       markers: target.pitr.markers !== false,
       heapallindexed: target.verify === 'full',

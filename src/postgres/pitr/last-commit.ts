@@ -48,6 +48,8 @@ export async function newestArchivedCommit(o: {
   /** pg_waldump of the cluster's major: known once the base backup is laid out, while the newest WAL is fetched. */
   pgWaldump: Promise<string | null>;
   identity: AgeIdentity | undefined;
+  /** Stops the search and its tools (restore-pitr canceled): the answer is then undefined. */
+  signal?: AbortSignal | undefined;
 }): Promise<NewestCommit | null | undefined> {
   const first = segmentPosition(segmentOf(o.base.startLsn, o.base.timeline));
   const after = (await recoverableWal(o.root, o.target)).filter((e) => {
@@ -68,11 +70,12 @@ export async function newestArchivedCommit(o: {
     let newer: string | undefined;
     for (const entry of searched) {
       const store = 'partial' in entry ? partials : whole;
-      if (!(await fetchWal(store, entry.name, join(dir, entry.name), o.identity))) return undefined;
+      if (o.signal?.aborted || !(await fetchWal(store, entry.name, join(dir, entry.name), o.identity, o.signal))) return undefined;
       const pgWaldump = await o.pgWaldump;
       if (!pgWaldump) return undefined;
       // The newer segment stays beside it: a commit record that starts here and ends there is read whole.
-      const found = await newestCommit(pgWaldump, dir, [entry]);
+      const found = await newestCommit(pgWaldump, dir, [entry], o.signal);
+      if (o.signal?.aborted) return undefined;
       // The newest commit of all, found before the base backup's end: none came after it (a target at an LSN before
       // the consistent point would stop the server: "requested recovery stop point is before consistent recovery point").
       if (found) return parseLsn(found.lsn) >= parseLsn(o.base.endLsn) ? found : null;
@@ -95,6 +98,8 @@ export interface SettledTarget {
   logSays: string;
   /** What "recovery ended before configured recovery target was reached" would mean for this target. */
   notReached: string;
+  /** No target set (the newest commit could not be read): recovery runs to the end and promotes, whatever the action. */
+  toEnd?: true;
 }
 
 const FETCH_FAILED = 'means WAL the target needs could not be fetched (see the wal-fetch lines before it): the recovery is incomplete';
@@ -145,6 +150,7 @@ export async function settleRecoveryTarget(o: {
       ),
       logSays: '"archive recovery complete"',
       notReached: FETCH_FAILED,
+      toEnd: true,
     };
   }
   if (newest === null) {

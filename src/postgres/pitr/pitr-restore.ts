@@ -1,11 +1,8 @@
-import { counter } from '../stream-counter.ts';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { appendFile, chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { ageCliFailed, findAgeEngine } from '../../crypto/age-cli.ts';
 import { type AgeIdentity, createDecryptStream, IDENTITY_VAR } from '../../crypto/age.ts';
@@ -14,7 +11,6 @@ import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
 import { bareEnv } from '../backup/tool-chain.ts';
 import { closeWhenGone } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
-import { unpackNative } from './unpack-base.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
@@ -62,11 +58,14 @@ export function parseRecoveryTime(text: string): Date {
   return d;
 }
 
+/** How far past the window's end a time is "the WAL is on its way" (archived within seconds, 30 s at most). */
+const SOON_MS = 10 * 60_000;
+
 /**
  * The base backup to start from: the newest that finished before the time. A time the window does not reach
  * (window.ts: a gap ends it, a base backup after the gap opens it again) is refused with the window.
  */
-export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date, setAside: readonly string[] = []): BaseBackup {
+export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date, setAside: readonly string[] = [], now: Date = new Date()): BaseBackup {
   const w = recoverableWindow(bases, wal);
   if (!w) {
     throw new BotError(
@@ -89,13 +88,23 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
     const logical = bases[0]
       ? ` For a moment outside it, a logical backup may serve: \`/backup list ${bases[0].target}\` or \`pg-backup-bot list ${bases[0].target}\`.`
       : '';
+    // A time that has not come yet is said as such (QA: a day and a half ahead was told to try again in a minute).
+    if (at.getTime() > now.getTime() + 60_000)
+      throw new BotError(
+        'bad_request',
+        `${at.toISOString()} is outside what the archive holds: ${window}. It is in the future (it is ${now.toISOString()} now): ask for a moment that has passed, or for \`latest\`, the newest commit archived now.`,
+      );
     // Past a timeline switch: what to do (QA). Just past a window's end: the WAL is on its way (QA: not an old dump).
+    // Further past it, with no gap: nothing newer was archived, the stream is behind or down.
     const switched = w.switched && at > w.to ? switchedSentence(bases[0]?.target ?? '', w.switched) : '';
+    const latest = `\`latest\` recovers to the newest commit archived now`;
     const soon = switched
       ? ` ${switched.charAt(0).toUpperCase()}${switched.slice(1)}`
-      : w.reachesNewest && at > w.to
+      : w.reachesNewest && at > w.to && at.getTime() <= w.to.getTime() + SOON_MS
         ? ` The window grows as the WAL written since ${w.to.toISOString()} is archived (${WAL_ARRIVES}): try again in a minute, or ask for \`latest\`, the newest commit archived now.`
-        : logical;
+        : w.reachesNewest && at > w.to
+          ? ` Nothing written after ${w.to.toISOString()} has been archived: the WAL stream is behind or down (\`/backup status\`, \`pg-backup-bot check\`); ${latest}.${logical}`
+          : logical;
     throw new BotError('bad_request', `${at.toISOString()} is outside what the archive holds: ${window}.${soon}`);
   }
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
@@ -124,7 +133,13 @@ async function checkedBytes(stream: Readable, expected: { sha256: string }, what
  * With the age CLI installed and the identity in a file, `age -d` decrypts into zstd's stdin: the library's pure-JS
  * ChaCha20 costs about 100 ms of the Node thread per 6 MB segment (measured on 2 cores), the CLI under 20 ms.
  */
-export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, name: string, dest: string, identity: AgeIdentity | undefined): Promise<boolean> {
+export async function fetchWal(
+  store: Pick<LocalWalStore, 'entry' | 'open'>,
+  name: string,
+  dest: string,
+  identity: AgeIdentity | undefined,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const entry = await store.entry(name);
   if (!entry) return false;
   const what = `WAL ${name}`;
@@ -147,9 +162,11 @@ export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, nam
   const zstdArgs = ['-d', '-q', '-f', '-o', tmp];
   type Ran = Parameters<typeof describeExit>[0] & { failed: boolean; stderr: unknown };
   let z: Ran;
+  // `signal` (restore-pitr canceled while it reads the newest commit) stops the tools.
+  const stop = { ...(signal ? { cancelSignal: signal } : {}), forceKillAfterDelay: 5_000 } as const;
   if (engine?.kind === 'cli' && identity?.path) {
-    const zstd = execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
-    const age = execa(engine.path, ['-d', '-i', identity.path], { ...bareEnv(), input: stored, stdout: zstd.stdin, stderr: 'pipe', reject: false });
+    const zstd = execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false, ...stop });
+    const age = execa(engine.path, ['-d', '-i', identity.path], { ...bareEnv(), input: stored, stdout: zstd.stdin, stderr: 'pipe', reject: false, ...stop });
     closeWhenGone(age, zstd.stdin);
     const [a, zr] = await Promise.all([age, zstd]);
     if (a.failed) {
@@ -159,7 +176,11 @@ export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, nam
     z = zr;
   } else {
     const compressed = entry.encryption === 'none' || !identity ? stored : await buffer(await createDecryptStream(Readable.from(stored), identity, []));
-    z = await execa('zstd', zstdArgs, { input: compressed, stdout: 'ignore', reject: false });
+    z = await execa('zstd', zstdArgs, { input: compressed, stdout: 'ignore', reject: false, ...stop });
+  }
+  if (signal?.aborted) {
+    await rm(tmp, { force: true });
+    throw new BotError('canceled', `Fetching ${what} was canceled.`);
   }
   if (z.failed) throw new BotError('storage_failed', `${what} does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
   const size = (await stat(tmp)).size;
@@ -169,81 +190,4 @@ export async function fetchWal(store: Pick<LocalWalStore, 'entry' | 'open'>, nam
   return true;
 }
 
-/** The age library's way (no age CLI): the stored file read, hashed and decrypted in Node, then zstd | tar. */
-async function unpackThroughNode(path: string, dataDir: string, identity: AgeIdentity | undefined): Promise<string> {
-  const hash = createHash('sha256');
-  const source = createReadStream(path).pipe(counter(() => undefined, hash));
-  const plain = identity ? await createDecryptStream(source, identity, []) : source;
-  const zstd = execa('zstd', ['-dc'], { stdin: 'pipe', stdout: 'pipe', buffer: false });
-  const tar = execa('tar', ['-xf', '-', '-C', dataDir], { stdin: 'pipe' });
-  await Promise.all([pipeline(plain, zstd.stdin), pipeline(zstd.stdout, tar.stdin), zstd, tar]);
-  return hash.digest('hex');
-}
-
-/**
- * Lays a base backup out in an empty data directory and sets it to recover to `at`: the tar unpacked, then
- * `recovery.signal`, and in postgresql.auto.conf a `restore_command` fetching WAL through the bot, the target
- * time, the action at the target, and no archiving of its own.
- */
-export async function layOutRecovery(o: {
-  root: string;
-  base: BaseBackup;
-  dataDir: string;
-  identity: AgeIdentity | undefined;
-  /** The identity's file: with the age CLI installed, it decrypts (several times faster than the library). */
-  identityFile?: string | undefined;
-  at: Date;
-  action: 'promote' | 'pause' | 'shutdown';
-  restoreCommand: string;
-}): Promise<void> {
-  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
-  if ((await readdir(o.dataDir)).length > 0)
-    throw new BotError('bad_request', `${o.dataDir} is not empty: restore-pitr lays a cluster out only in an empty directory.`);
-  // From here on everything in it is ours (it was empty): a lay out that fails leaves it empty again, so running
-  // restore-pitr once more needs no clean-up by hand (QA: a wrong key left the directory behind).
-  await unpackChecked(o).catch(async (err: unknown) => {
-    for (const name of await readdir(o.dataDir).catch(() => [])) await rm(join(o.dataDir, name), { recursive: true, force: true });
-    throw err;
-  });
-  await writeFile(join(o.dataDir, 'recovery.signal'), '');
-  const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
-  await appendFile(
-    join(o.dataDir, 'postgresql.auto.conf'),
-    [
-      '',
-      `# written by pg-backup-bot restore-pitr from ${o.base.id}`,
-      `restore_command = ${q(o.restoreCommand)}`,
-      // PostgreSQL's own timestamptz input: "2026-12-04 18:55:33.003+00" (it refuses the ISO "T…Z" form).
-      `recovery_target_time = ${q(o.at.toISOString().replace('T', ' ').replace('Z', '+00'))}`,
-      `recovery_target_action = ${q(o.action)}`,
-      `recovery_target_timeline = ${q('current')}`,
-      "archive_mode = 'off'",
-      '',
-    ].join('\n'),
-  );
-}
-
-/** The base backup unpacked into `o.dataDir` and its sha256 checked against the record. */
-async function unpackChecked(o: { root: string; base: BaseBackup; dataDir: string; identity: AgeIdentity | undefined; identityFile?: string | undefined }) {
-  const dir = join(o.root, o.base.target, '_base', o.base.id);
-  if (o.base.encryption === 'age' && !o.identity)
-    throw new BotError('decryption_failed', `Base backup ${o.base.id} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
-  const engine = o.base.encryption === 'age' && o.identityFile ? await findAgeEngine() : undefined;
-  const native = o.base.encryption === 'none' || (engine?.kind === 'cli' && o.identityFile);
-  const sha256 = native
-    ? // The tools chained by descriptor: with the bytes through Node, the unpack took a second more on the bench.
-      (
-        await unpackNative({
-          path: join(dir, o.base.file),
-          dataDir: o.dataDir,
-          decrypt: engine?.kind === 'cli' && o.identityFile ? { agePath: engine.path, identityFile: o.identityFile } : undefined,
-        })
-      ).sha256
-    : await unpackThroughNode(join(dir, o.base.file), o.dataDir, o.identity);
-  if (sha256 !== o.base.sha256) {
-    throw new BotError(
-      'storage_failed',
-      `Base backup ${o.base.id} does not match its sha256: the stored file is damaged; nothing of it is left in ${o.dataDir}.`,
-    );
-  }
-}
+export { layOutRecovery } from './lay-out.ts';

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { BotError } from '../../errors.ts';
 import { PartialWalStore } from './partial-store.ts';
@@ -108,17 +108,43 @@ export async function userExists(user: string): Promise<boolean> {
 }
 
 /**
- * Refuses, before anything is laid out, when `user` may not read what restore_command needs (server-access.ts);
- * returns a note when that cannot be checked from here, else null.
+ * The directories above the data directory that are there already, each to be entered by the server's user: the data
+ * directory itself is chowned to it (the printed command), and those restore-pitr makes are made 0755 (lay-out.ts).
  */
-export async function checkServerAccess(user: string, o: Parameters<typeof serverAccessNeeds>[0]): Promise<string | null> {
-  if (!(await userExists(user)))
+async function dataDirNeeds(dataDir: string): Promise<Need[]> {
+  const needs: Need[] = [];
+  for (let d = dirname(resolve(dataDir)); ; d = dirname(d)) {
+    if (await stat(d).catch(() => null)) needs.unshift({ path: d, mode: 'enter' });
+    if (d === dirname(d)) return needs;
+  }
+}
+
+/**
+ * Refuses, before anything is laid out, when `user` is root (PostgreSQL will not run as root), may not reach the data
+ * directory, or may not read what restore_command needs (server-access.ts); returns a note when that cannot be
+ * checked from here, else null.
+ */
+export async function checkServerAccess(user: string, o: Parameters<typeof serverAccessNeeds>[0] & { dataDir: string }): Promise<string | null> {
+  const uid = (await execa('id', ['-u', user], { reject: false, stdin: 'ignore' })).stdout.trim();
+  if (!/^\d+$/.test(uid))
     throw new BotError(
       'bad_request',
       `There is no user ${user} on this host to run the recovered server: name the one who will with --run-as=USER. Nothing was laid out.`,
     );
+  if (uid === '0')
+    throw new BotError(
+      'bad_request',
+      `The recovered server cannot run as ${user}: PostgreSQL refuses to run as root ("pg_ctl: cannot be run as root"). Name the user who will run it with --run-as=USER (usually postgres). Nothing was laid out.`,
+    );
+  const above = await deniedTo(user, await dataDirNeeds(o.dataDir));
+  if (above?.length)
+    throw new BotError(
+      'bad_request',
+      `The recovered server will run as ${user} (--run-as), who may not reach --data-dir=${resolve(o.dataDir)}: ${above.join('; ')}; PostgreSQL would not start there. Choose a --data-dir ${user} can reach (under its home, e.g. /var/lib/postgresql), or let it through (\`setfacl -m u:${user}:x DIR\`). Nothing was laid out.`,
+    );
   const denied = await deniedTo(user, await serverAccessNeeds(o));
-  if (denied === null) return `note: whether ${user} may read the archive and the identity file was not checked (run restore-pitr as root or as ${user}).`;
+  if (denied === null)
+    return `note: whether ${user} may reach the data directory, read the archive and the identity file was not checked (run restore-pitr as root or as ${user}).`;
   if (denied.length === 0) return null;
   throw new BotError(
     'bad_request',

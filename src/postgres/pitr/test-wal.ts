@@ -76,9 +76,14 @@ const COMMIT_DESC = 'desc: COMMIT ';
  * from the newest segment back, with its record's LSN. Recovery to a time stops at the first commit after it: a
  * target later than the newest commit the archive holds can never be reached, so `latest` is just before it.
  */
-export async function newestCommit(pgWaldump: string, walDir: string, segments: WalEntry[]): Promise<{ at: Date; lsn: string; usec: number } | null> {
+export async function newestCommit(
+  pgWaldump: string,
+  walDir: string,
+  segments: WalEntry[],
+  signal?: AbortSignal,
+): Promise<{ at: Date; lsn: string; usec: number } | null> {
   for (const seg of [...segments].reverse().slice(0, NEWEST_COMMIT_SEARCH)) {
-    const last = await lastCommitIn(pgWaldump, walDir, seg.name);
+    const last = await lastCommitIn(pgWaldump, walDir, seg.name, false, signal);
     if (last) return last;
   }
   return null;
@@ -89,7 +94,13 @@ export async function newestCommit(pgWaldump: string, walDir: string, segments: 
  * segment (`alone`; a record that ends in the next segment is then not read). Null when it reads no commit, or
  * cannot read the segment at all (another major's WAL).
  */
-export async function lastCommitIn(pgWaldump: string, walDir: string, segment: string, alone = false): Promise<{ at: Date; lsn: string; usec: number } | null> {
+export async function lastCommitIn(
+  pgWaldump: string,
+  walDir: string,
+  segment: string,
+  alone = false,
+  signal?: AbortSignal,
+): Promise<{ at: Date; lsn: string; usec: number } | null> {
   // pg_waldump ends with an error at the segment's unused tail; what it printed before is what counts.
   const res = await execa(pgWaldump, ['-p', walDir, '-r', 'Transaction', segment, ...(alone ? [segment] : [])], {
     reject: false,
@@ -97,7 +108,9 @@ export async function lastCommitIn(pgWaldump: string, walDir: string, segment: s
     env: { PATH: process.env.PATH ?? '', TZ: 'UTC' },
     extendEnv: false,
     timeout: 60_000,
+    ...(signal ? { cancelSignal: signal, forceKillAfterDelay: 5_000 } : {}),
   });
+  if (signal?.aborted) return null;
   // A busy segment prints some 10⁵ commit lines: only the last matching one is parsed, searched from the end.
   const out = String(res.stdout);
   for (let i = out.lastIndexOf(COMMIT_DESC); i >= 0; i = i > 0 ? out.lastIndexOf(COMMIT_DESC, i - 1) : -1) {

@@ -19,19 +19,23 @@ export async function unpackNative(o: {
   dataDir: string;
   /** The age CLI and the identity file, for an encrypted base backup. */
   decrypt?: { agePath: string; identityFile: string } | undefined;
+  /** Stops the tools (SIGKILL 5 s after SIGTERM); the caller removes what was unpacked. */
+  signal?: AbortSignal | undefined;
 }): Promise<{ sha256: string }> {
+  const stop = { ...(o.signal ? { cancelSignal: o.signal } : {}), forceKillAfterDelay: 5_000 } as const;
   // --ignore-zeros: tar reads to the end of its input instead of stopping at the end-of-archive blocks, so it never
   // exits (closing its stdin) while zstd's last bytes are still on their way: execa would call that a premature close.
-  const tar = execa('tar', ['-xf', '-', '--ignore-zeros', '-C', o.dataDir], { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false });
+  const tar = execa('tar', ['-xf', '-', '--ignore-zeros', '-C', o.dataDir], { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false, ...stop });
   const zstdArgs = ['-dc', '-q', ...(o.decrypt ? [] : ['--', o.path])];
   // Without age, zstd reads the file itself and has no stdin.
   const zstd = o.decrypt
-    ? execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'pipe', stdout: tar.stdin, stderr: 'pipe', reject: false })
-    : execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'ignore', stdout: tar.stdin, stderr: 'pipe', reject: false });
+    ? execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'pipe', stdout: tar.stdin, stderr: 'pipe', reject: false, ...stop })
+    : execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'ignore', stdout: tar.stdin, stderr: 'pipe', reject: false, ...stop });
   closeWhenGone(zstd, tar.stdin);
-  const age = o.decrypt && zstd.stdin ? ageDecrypt(o.decrypt, o.path, zstd.stdin) : undefined;
+  const age = o.decrypt && zstd.stdin ? ageDecrypt(o.decrypt, o.path, zstd.stdin, o.signal) : undefined;
   if (age) closeWhenGone(age, zstd.stdin);
-  const [a, z, t, sha256] = await Promise.all([age, zstd, tar, hashFile(o.path)]);
+  const [a, z, t, sha256] = await Promise.all([age, zstd, tar, hashFile(o.path, o.signal)]);
+  if (o.signal?.aborted) return { sha256 };
   if (a?.failed && o.decrypt) throw ageCliFailed('The base backup', a, o.decrypt.identityFile, IDENTITY_VAR);
   if (z.failed) throw new BotError('storage_failed', `The base backup does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
   if (t.failed) throw unpackFailure(String(t.stderr), o.dataDir, describeExit(t));
@@ -39,8 +43,9 @@ export async function unpackNative(o: {
 }
 
 /** `age -d -i ID FILE`, its output into `into` (zstd's stdin). */
-function ageDecrypt(d: { agePath: string; identityFile: string }, path: string, into: Writable) {
-  return execa(d.agePath, ['-d', '-i', d.identityFile, '--', path], { ...bareEnv(), stdin: 'ignore', stdout: into, stderr: 'pipe', reject: false });
+function ageDecrypt(d: { agePath: string; identityFile: string }, path: string, into: Writable, signal: AbortSignal | undefined) {
+  const stop = { ...(signal ? { cancelSignal: signal } : {}), forceKillAfterDelay: 5_000 } as const;
+  return execa(d.agePath, ['-d', '-i', d.identityFile, '--', path], { ...bareEnv(), stdin: 'ignore', stdout: into, stderr: 'pipe', reject: false, ...stop });
 }
 
 /** tar's failure as a sentence; a full disk it says only as a short write (QA: "Wrote only 8192 of 10240 bytes"). */
