@@ -16,7 +16,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The pids of `pid`'s children and theirs, each with its command name (read from /proc: a ps per level was too slow). */
 function descendants(pid: number): { pid: number; comm: string }[] {
   const kids: number[] = [];
-  for (const task of readdirSync(`/proc/${pid}/task`, { withFileTypes: true })) {
+  // A process that ended while it was read has no children left to list.
+  const tasks = (() => {
+    try {
+      return readdirSync(`/proc/${pid}/task`, { withFileTypes: true });
+    } catch {
+      return [];
+    }
+  })();
+  for (const task of tasks) {
     const text = (() => {
       try {
         return readFileSync(`/proc/${pid}/task/${task.name}/children`, 'utf8');
