@@ -1,10 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair } from '../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
-import { cli } from '../support/app-backups.ts';
+import { cli, cliBackupInto } from '../support/app-backups.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { withClient } from '../support/postgres-helpers.ts';
 
@@ -28,8 +27,6 @@ describe('a database with grants of its own and a connection limit', () => {
   beforeAll(async () => {
     newServer = await startEphemeralPostgres();
     dir = await mkdtemp(join(tmpdir(), 'pgbb-dbacl-'));
-    const keys = await generateKeyPair();
-    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
     await runSql(inject('pgUrl'), `CREATE ROLE ${rw}`);
     db = await createTestDatabase(inject('pgUrl'), 'shop');
     await runSql(
@@ -38,16 +35,7 @@ describe('a database with grants of its own and a connection limit', () => {
        REVOKE CONNECT ON DATABASE ${db.name} FROM PUBLIC; GRANT CONNECT ON DATABASE ${db.name} TO ${rw};
        ALTER DATABASE ${db.name} CONNECTION LIMIT 50; ALTER DATABASE ${db.name} SET search_path TO public`,
     );
-    env = {
-      DATABASE_URL: db.url,
-      TARGET_NAME: 'shop',
-      BACKUP_DIR: dir,
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
-    };
-    const run = await cli(['backup'], env);
-    id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
-    if (!id) throw new Error(`backup failed: ${run.stderr}`);
+    ({ env, id } = await cliBackupInto(dir, db.url));
   }, 120_000);
 
   afterAll(async () => {

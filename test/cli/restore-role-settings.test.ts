@@ -1,10 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair } from '../../src/crypto/age.ts';
 import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
-import { cli } from '../support/app-backups.ts';
+import { cli, cliBackupInto } from '../support/app-backups.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { withClient } from '../support/postgres-helpers.ts';
 
@@ -27,8 +26,6 @@ describe('per-role settings of roles created out of name order, restored onto a 
   beforeAll(async () => {
     [newServer, other] = await Promise.all([startEphemeralPostgres(), startEphemeralPostgres()]);
     dir = await mkdtemp(join(tmpdir(), 'pgbb-rolesets-'));
-    const keys = await generateKeyPair();
-    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
     // The second name sorts first: created last, it comes last in the source's catalog, first on the new server.
     await runSql(inject('pgUrl'), `CREATE ROLE ${rw}; CREATE ROLE ${app}`);
     db = await createTestDatabase(inject('pgUrl'), 'shop');
@@ -39,16 +36,7 @@ describe('per-role settings of roles created out of name order, restored onto a 
        ALTER ROLE ${app} IN DATABASE ${db.name} SET work_mem TO '8MB';
        ALTER DATABASE ${db.name} SET search_path TO public`,
     );
-    env = {
-      DATABASE_URL: db.url,
-      TARGET_NAME: 'shop',
-      BACKUP_DIR: dir,
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
-    };
-    const run = await cli(['backup'], env);
-    id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
-    if (!id) throw new Error(`backup failed: ${run.stderr}`);
+    ({ env, id } = await cliBackupInto(dir, db.url));
   }, 120_000);
 
   afterAll(async () => {

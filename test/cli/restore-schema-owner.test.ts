@@ -1,9 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair } from '../../src/crypto/age.ts';
-import { cli } from '../support/app-backups.ts';
+import { cli, cliBackupInto } from '../support/app-backups.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { withClient } from '../support/postgres-helpers.ts';
 
@@ -23,24 +22,13 @@ describe('a database whose public schema belongs to an application role', () => 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-public-'));
-    const keys = await generateKeyPair();
-    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
     await runSql(inject('pgUrl'), `CREATE ROLE ${owner}`);
     db = await createTestDatabase(inject('pgUrl'), 'shop');
     await runSql(
       db.url,
       `ALTER SCHEMA public OWNER TO ${owner}; CREATE TABLE "Invoice" (id int PRIMARY KEY, total numeric); INSERT INTO "Invoice" SELECT g, g * 2 FROM generate_series(1, 50) g`,
     );
-    env = {
-      DATABASE_URL: db.url,
-      TARGET_NAME: 'shop',
-      BACKUP_DIR: dir,
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
-    };
-    const run = await cli(['backup'], env);
-    id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
-    if (!id) throw new Error(`backup failed: ${run.stderr}`);
+    ({ env, id } = await cliBackupInto(dir, db.url));
   }, 120_000);
 
   afterAll(async () => {

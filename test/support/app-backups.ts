@@ -13,6 +13,26 @@ export const cli = (args: string[], env: Record<string, string>) =>
   execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
 
 /**
+ * The CLI's environment for target `shop` on `databaseUrl`, backing up into `dir` encrypted with a key pair made there
+ * (`dir/backup.key`), and one backup taken with it: its id (thrown when the backup fails).
+ */
+export async function cliBackupInto(dir: string, databaseUrl: string): Promise<{ env: Record<string, string>; id: string }> {
+  const keys = await generateKeyPair();
+  await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
+  const env = {
+    DATABASE_URL: databaseUrl,
+    TARGET_NAME: 'shop',
+    BACKUP_DIR: dir,
+    BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
+    BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
+  };
+  const run = await cli(['backup'], env);
+  const id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
+  if (!id) throw new Error(`backup failed: ${run.stderr}`);
+  return { env, id };
+}
+
+/**
  * An application-shaped database (app-database.ts) backed up by the CLI, encrypted with a key pair of its own, as
  * a team's production would be: what the recovery tests start from.
  */

@@ -15,8 +15,8 @@ import type { PartialEntry, PartialWalStore } from './partial-store.ts';
 export const PARTIAL_WAL = /^([0-9A-F]{24})\.partial$/;
 const PAGE = 8192;
 
-/** The first `walBytes` of pg_receivewal's `.partial` file, or null when it is gone (completed and renamed meanwhile). */
-async function readHead(path: string, walBytes: number): Promise<Buffer | null> {
+/** Up to `bytes` of pg_receivewal's `.partial` file in a segment-sized buffer, or null when it is gone (completed and renamed meanwhile). */
+async function readSpooled(path: string, bytes: number): Promise<{ buf: Buffer; bytesRead: number } | null> {
   const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw err;
@@ -24,12 +24,18 @@ async function readHead(path: string, walBytes: number): Promise<Buffer | null> 
   if (!fh) return null;
   try {
     const buf = Buffer.alloc(SEGMENT_BYTES);
-    const { bytesRead } = await fh.read(buf, 0, walBytes, 0);
-    if (bytesRead < walBytes) throw new Error(`the partial WAL file ${path} holds ${bytesRead} bytes, fewer than the ${walBytes} the server says were flushed`);
-    return buf;
+    return { buf, bytesRead: (await fh.read(buf, 0, bytes, 0)).bytesRead };
   } finally {
     await fh.close();
   }
+}
+
+/** The first `walBytes` of the file, or null when it is gone. */
+async function readHead(path: string, walBytes: number): Promise<Buffer | null> {
+  const read = await readSpooled(path, walBytes);
+  if (read && read.bytesRead < walBytes)
+    throw new Error(`the partial WAL file ${path} holds ${read.bytesRead} bytes, fewer than the ${walBytes} the server says were flushed`);
+  return read?.buf ?? null;
 }
 
 /**
@@ -102,20 +108,11 @@ export async function snapshotPartial(
  * tail is zeros stored either way, and a sample's position (a record's end) beyond it is never read as covered.
  */
 async function writtenEnd(path: string, name: string): Promise<bigint | null> {
-  const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
-  if (!fh) return null;
-  try {
-    const buf = Buffer.alloc(SEGMENT_BYTES);
-    const { bytesRead } = await fh.read(buf, 0, SEGMENT_BYTES, 0);
-    let last = bytesRead - 1;
-    while (last >= 0 && buf[last] === 0) last--;
-    return last < 0 ? null : segmentStartLsn(name) + BigInt(Math.ceil((last + 1) / 8) * 8);
-  } finally {
-    await fh.close();
-  }
+  const read = await readSpooled(path, SEGMENT_BYTES);
+  if (!read) return null;
+  let last = read.bytesRead - 1;
+  while (last >= 0 && read.buf[last] === 0) last--;
+  return last < 0 ? null : segmentStartLsn(name) + BigInt(Math.ceil((last + 1) / 8) * 8);
 }
 
 /**

@@ -41,7 +41,7 @@ describe('the RPO monitor', () => {
   const readings: RpoState[] = [];
   const slot = 'pgbb_rpo_test';
   /** Another monitor on the same archive, with other timings. */
-  let monitorWith: (o: { partialEveryMs: number }) => ReturnType<typeof startRpoMonitor>;
+  let monitorWith: (o: { partialEveryMs: number; onState?: (s: RpoState) => void }) => ReturnType<typeof startRpoMonitor>;
 
   beforeAll(async () => {
     // No autovacuum: nothing but the test writes WAL, so idle is idle.
@@ -66,7 +66,7 @@ describe('the RPO monitor', () => {
       sweepMs: 100,
       backoff: { minMs: 100, maxMs: 500 },
     });
-    monitorWith = ({ partialEveryMs }) =>
+    monitorWith = ({ partialEveryMs, onState }) =>
       startRpoMonitor({
         ...common,
         target: 'app',
@@ -79,21 +79,9 @@ describe('the RPO monitor', () => {
         partialEveryMs,
         newestArchived: () => archive.state().lastArchived?.name ?? null,
         receiverUp: () => archive.state().receiver.up,
+        ...(onState ? { onState } : {}),
       });
-    monitor = startRpoMonitor({
-      ...common,
-      target: 'app',
-      url: source.url,
-      slot,
-      spool,
-      partials,
-      objectiveSeconds: 10,
-      sampleMs: 200,
-      partialEveryMs: 500,
-      newestArchived: () => archive.state().lastArchived?.name ?? null,
-      receiverUp: () => archive.state().receiver.up,
-      onState: (s) => readings.push(s),
-    });
+    monitor = monitorWith({ partialEveryMs: 500, onState: (s) => readings.push(s) });
   }, 60_000);
 
   afterAll(async () => {
@@ -241,24 +229,25 @@ describe('the RPO monitor', () => {
       await execa(user.prefix[0] ?? bin, [...user.prefix.slice(1), ...(user.prefix.length ? [bin] : []), ...args]);
     };
     // A monitor whose regular snapshots come every 10 minutes: after its first, only the last one can hold the commit.
+    // On a segment begun after the older monitor stopped, so any snapshot of it is the new monitor's; small writes, so
+    // the commit stays in it (a new segment's first snapshot is taken at once, whatever the interval).
     await monitor.stop();
-    const startedAt = Date.now();
-    monitor = monitorWith({ partialEveryMs: 600_000 });
-    await withClient(source.url, (c) => c.query("INSERT INTO t SELECT g, 'in the segment' FROM generate_series(1, 200) g"));
-    const current = await withClient(
-      source.url,
-      async (c) => (await c.query<{ seg: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg')).rows[0]?.seg as string,
-    );
-    // Its own first snapshot (an older monitor's may be there too), before or after those rows.
-    await until('its first snapshot', async () => {
-      const e = await partials.entry(current);
-      return e && Date.parse(e.archivedAt) > startedAt ? true : undefined;
+    const current = await withClient(source.url, async (c) => {
+      await c.query('SELECT pg_switch_wal()');
+      await c.query("INSERT INTO t SELECT g, 'in the segment' FROM generate_series(1, 200) g");
+      // The insert position (the write position may still stand at the segment's start, which names the one before).
+      return (await c.query<{ seg: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS seg')).rows[0]?.seg as string;
     });
+    monitor = monitorWith({ partialEveryMs: 600_000 });
+    await until('its first snapshot', async () => ((await partials.entry(current)) ? true : undefined));
     const { seg, lsn } = await withClient(source.url, async (c) => {
       await c.query("INSERT INTO t VALUES (3, 'the last commit before the crash')");
-      const { rows } = await c.query<{ seg: string; lsn: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg, pg_current_wal_lsn()::text AS lsn');
+      const { rows } = await c.query<{ seg: string; lsn: string }>(
+        'SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS seg, pg_current_wal_insert_lsn()::text AS lsn',
+      );
       return rows[0] as { seg: string; lsn: string };
     });
+    expect(seg).toBe(current);
     // The receiver has it on disk (--synchronous) before the server goes.
     await until('the receiver to flush the commit', () => {
       const f = monitor.state().flushedLsn;
