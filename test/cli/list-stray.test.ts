@@ -1,13 +1,9 @@
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair } from '../../src/crypto/age.ts';
+import { cli, cliBackupInto } from '../support/app-backups.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
-
-const cli = (args: string[], env: Record<string, string>) =>
-  execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
 
 /**
  * A backup whose manifest.json was lost (deleted by hand, or a run killed before writing it) read as "No finished
@@ -18,22 +14,15 @@ describe('list: a backup directory without a manifest', () => {
   let dir: string;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let env: Record<string, string>;
+  let id: string;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-stray-'));
     db = await createTestDatabase(inject('pgUrl'), 'stray');
     await runSql(db.url, `CREATE TABLE "Order Line" (id int PRIMARY KEY); INSERT INTO "Order Line" SELECT generate_series(1, 50)`);
-    const keys = await generateKeyPair();
-    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
-    const identity = join(dir, 'backup.key');
-    env = {
-      DATABASE_URL: db.url,
-      TARGET_NAME: 'shop',
-      BACKUP_DIR: dir,
-      TZ: 'UTC',
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: identity,
-    };
+    const backedUp = await cliBackupInto(dir, db.url);
+    env = { ...backedUp.env, TZ: 'UTC' };
+    id = backedUp.id;
   }, 60_000);
 
   afterAll(async () => {
@@ -42,9 +31,6 @@ describe('list: a backup directory without a manifest', () => {
   });
 
   it('is named with where it is and when retention deletes it, an hour after its last write; the listing exits 1', async () => {
-    const run = await cli(['backup'], env);
-    const id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
-    expect(id, run.stderr).not.toBe('');
     const backupDir = join(dir, 'shop', id);
     await rm(join(backupDir, 'manifest.json'));
 

@@ -1,14 +1,10 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateKeyPair } from '../../src/crypto/age.ts';
+import { cli, cliBackupInto } from '../support/app-backups.ts';
 import { createTestDatabase, runSql } from '../support/databases.ts';
 import { withClient } from '../support/postgres-helpers.ts';
-
-const cli = (args: string[], env: Record<string, string>) =>
-  execa('node', ['bin/pg-backup-bot.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false });
 
 /**
  * One flipped byte in a backup's roles file (globals.sql.zst.age) used to refuse every restore of it, though its
@@ -24,22 +20,12 @@ describe('a backup whose roles file alone is damaged', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgbb-roles-'));
-    const keys = await generateKeyPair();
-    await writeFile(join(dir, 'backup.key'), keys.identityFileText, { mode: 0o600 });
     db = await createTestDatabase(inject('pgUrl'), 'roles');
     await runSql(
       db.url,
       `CREATE TABLE "Invoice" (id int PRIMARY KEY, "Total Due" numeric); INSERT INTO "Invoice" SELECT g, g * 1.5 FROM generate_series(1, 300) g`,
     );
-    env = {
-      DATABASE_URL: db.url,
-      TARGET_NAME: 'shop',
-      BACKUP_DIR: dir,
-      BACKUP_ENCRYPTION_RECIPIENT: keys.recipient,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key'),
-    };
-    const run = await cli(['backup'], env);
-    id = /^Backup (\S+) OK/.exec(run.stdout)?.[1] ?? '';
+    ({ env, id } = await cliBackupInto(dir, db.url));
     const file = join(dir, 'shop', id, 'globals.sql.zst.age');
     const bytes = await readFile(file);
     bytes[bytes.length - 20] = (bytes[bytes.length - 20] as number) ^ 0xff;
