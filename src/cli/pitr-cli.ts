@@ -72,11 +72,13 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000)));
       if (ours) await shareFetchedWal(root, target.name, runAs);
     }
-    const end = asked ? null : await windowEnd(root, target.name);
+    // The archive read once: `latest`'s window end (now when there is none: chooseBase then says why) and the choice.
+    const [bases, archived] = await Promise.all([listBaseBackups(root, target.name), recoverableWal(root, target.name)]);
+    const end = asked ? null : recoverableWindow(bases, archived);
     const at = asked ?? end?.to ?? new Date();
     // `latest` is the newest the archive can recover, not the newest it holds, after a promotion: said first (QA).
     if (end?.switched) io.err(`Not the newest data: ${switchedSentence(target.name, end.switched)}`);
-    const base = chooseBase(await listBaseBackups(root, target.name), await recoverableWal(root, target.name), at, await setAsideBases(root, target.name));
+    const base = chooseBase(bases, archived, at, await setAsideBases(root, target.name));
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     const firstSegment = segmentOf(base.startLsn, base.timeline);
     const unchecked = await checkServerAccess(runAs, {
@@ -193,11 +195,6 @@ async function downloadFromS3(config: Config, root: string, target: string, at: 
   } finally {
     remote.client.destroy();
   }
-}
-
-/** Where the recoverable window ends, and a timeline switch it stops at (none: chooseBase then says why nothing can be recovered). */
-async function windowEnd(root: string, target: string): Promise<{ to: Date; switched?: { timeline: number; segment: string; at: Date } } | null> {
-  return recoverableWindow(await listBaseBackups(root, target), await recoverableWal(root, target));
 }
 
 /** The port the laid-out cluster will listen on: the last `port` its config files set (auto.conf read last, as the server does). */
