@@ -6,7 +6,7 @@ import { planNotRestored, planRestored, redisDataLost } from '../notifications/r
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { applyPlan, gapSize, planGap, type PlanDeps, type PlanGap } from './redis-plan.ts';
-import { restoreSnapshot, takeSnapshot, type RedisSnapshot } from './redis-snapshot.ts';
+import { restoreSnapshot, serverRun, takeSnapshot, type RedisSnapshot } from './redis-snapshot.ts';
 
 /**
  * Keeps Redis in step with the plan while workers run (BullMQ keeps schedulers and queue limits nowhere else):
@@ -113,14 +113,13 @@ export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper>
 
   async function announceLoss(how: string, before: PlanGap): Promise<void> {
     const noticedAt = now();
-    const uptime = Number(/uptime_in_seconds:(\d+)/.exec(await deps.redis.info('server').catch(() => ''))?.[1] ?? Number.NaN);
-    const restartedAt = Number.isFinite(uptime) ? new Date(noticedAt.getTime() - uptime * 1000) : null;
+    const run = await serverRun(deps.redis);
+    const restartedAt = restartTime(run, snapshot, noticedAt);
     const requeued = snapshot ? await restoreSnapshot(deps.redis, deps.queues, deps.config.queuePrefix, snapshot) : { paged: 0, events: 0 };
     // What ran before the loss is unknown now: look at every target again, at once.
     await deps.queues.health.add('health', {});
     const message = redisDataLost({
-      // A Redis that kept running (FLUSHALL, a promoted replica) has been up longer than we have known it intact.
-      restartedAt: restartedAt && (!snapshot || restartedAt > snapshot.at) ? restartedAt : null,
+      restartedAt,
       noticedAt,
       how,
       restored: { schedulers: before.schedulers.length, limits: before.limits },
@@ -181,4 +180,18 @@ export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper>
       for (const r of deps.watch) r.off('ready', onReady);
     },
   };
+}
+
+/**
+ * When the Redis server restarted, or null when it kept running (FLUSHALL, a promoted replica). The run_id says
+ * whether (a new one at every start); the uptime, in whole seconds counted between whole-second clock readings,
+ * says when to within a second either way, so the time is never put before the snapshot that saw the data intact.
+ */
+export function restartTime(run: { runId: string | null; uptime: number }, snapshot: RedisSnapshot | null, noticedAt: Date): Date | null {
+  if (!Number.isFinite(run.uptime)) return null;
+  const started = new Date(noticedAt.getTime() - run.uptime * 1000);
+  if (!snapshot) return started;
+  const restarted = snapshot.runId && run.runId ? snapshot.runId !== run.runId : started > snapshot.at;
+  if (!restarted) return null;
+  return started > snapshot.at ? started : snapshot.at;
 }

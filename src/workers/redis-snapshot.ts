@@ -16,6 +16,14 @@ export interface RedisSnapshot {
   active: Array<{ queue: string; id: string; target: string | null }>;
   outbox: Array<{ dedupKey: string; events: string[] }>;
   paged: string[];
+  /** INFO's run_id of the Redis server it was read from: a different one later means that server restarted. */
+  runId: string | null;
+}
+
+/** The Redis server's run_id (new at every start) and uptime in whole seconds, from INFO. */
+export async function serverRun(redis: RedisConnection): Promise<{ runId: string | null; uptime: number }> {
+  const info = await redis.info('server').catch(() => '');
+  return { runId: /run_id:(\w+)/.exec(info)?.[1] ?? null, uptime: Number(/uptime_in_seconds:(\d+)/.exec(info)?.[1] ?? Number.NaN) };
 }
 
 /** Redis glob patterns treat * ? [ ] \ specially; a configured prefix is matched literally. */
@@ -37,7 +45,8 @@ export async function takeSnapshot(redis: RedisConnection, queues: Queues, prefi
   const states = stateKeys.length > 0 ? await redis.mget(...stateKeys) : [];
   const paged = stateKeys.filter((_, i) => states[i] === 'triggered').map((k) => k.slice(statePrefix.length));
   const outbox = await Promise.all(outboxKeys.map(async (k) => ({ dedupKey: k.slice(outboxPrefix.length), events: await redis.lrange(k, 0, -1) })));
-  return { at, active: running.flat(), outbox: outbox.filter((o) => o.events.length > 0), paged };
+  const { runId } = await serverRun(redis);
+  return { at, active: running.flat(), outbox: outbox.filter((o) => o.events.length > 0), paged, runId };
 }
 
 /** Puts back the open-page marks and the waiting PagerDuty events of a snapshot. Returns how many of each. */

@@ -5,7 +5,7 @@ import type { Config } from '../../src/config.ts';
 import { createQueues, type Queues } from '../../src/jobs/queues.ts';
 import { createEscalation, pageStateKey } from '../../src/notifications/escalation.ts';
 import { plannedSchedulers } from '../../src/schedules/sync.ts';
-import { PLAN_DEDUP_KEY, startPlanKeeper, type PlanKeeper, type PlanKeeperDeps } from '../../src/workers/plan-keeper.ts';
+import { PLAN_DEDUP_KEY, restartTime, startPlanKeeper, type PlanKeeper, type PlanKeeperDeps } from '../../src/workers/plan-keeper.ts';
 import { gapSize, planGap } from '../../src/workers/redis-plan.ts';
 import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
 
@@ -220,5 +220,28 @@ describe('startPlanKeeper', () => {
       expect(planPages().length).toBe(pagesBefore + 2);
       expect(posts(/in Redis again/).length).toBe(restoredBefore + 1);
     });
+  });
+});
+
+describe('restartTime (a restarted Redis against one that kept running)', () => {
+  const snapshot = { at: new Date('2026-12-07T01:42:01.600Z'), active: [], outbox: [], paged: [], runId: 'a'.repeat(40) };
+  const noticedAt = new Date('2026-12-07T01:42:02.100Z');
+
+  it('calls a new run_id a restart even when the whole-second uptime puts its start before the snapshot', () => {
+    // Started at 01:42:01.9: INFO says 1 s up at 01:42:02.1 (seconds counted between whole-second readings).
+    expect(restartTime({ runId: 'b'.repeat(40), uptime: 1 }, snapshot, noticedAt)).toEqual(snapshot.at);
+    expect(restartTime({ runId: 'b'.repeat(40), uptime: 0 }, snapshot, noticedAt)).toEqual(noticedAt);
+  });
+
+  it('calls the same run_id no restart (FLUSHALL), however short its uptime', () => {
+    expect(restartTime({ runId: 'a'.repeat(40), uptime: 1 }, snapshot, noticedAt)).toBeNull();
+    expect(restartTime({ runId: 'a'.repeat(40), uptime: 86_400 }, snapshot, noticedAt)).toBeNull();
+  });
+
+  it('with no run_id to compare, goes by the uptime alone', () => {
+    expect(restartTime({ runId: null, uptime: 0 }, snapshot, noticedAt)).toEqual(noticedAt);
+    expect(restartTime({ runId: null, uptime: 3600 }, snapshot, noticedAt)).toBeNull();
+    expect(restartTime({ runId: 'b'.repeat(40), uptime: 5 }, null, noticedAt)).toEqual(new Date('2026-12-07T01:41:57.100Z'));
+    expect(restartTime({ runId: 'b'.repeat(40), uptime: Number.NaN }, snapshot, noticedAt)).toBeNull();
   });
 });
