@@ -30,8 +30,11 @@ export interface TargetConfig {
     markers?: { everySeconds: number } | false;
     /** WAL the slot may hold on the server before `wal-slot` fails (bytes; default 8 GiB). */
     slotMaxBytes?: number;
-    /** Scheduled base backups (their scheduler is in policy.baseBackup) and the age health allows the newest. */
-    baseBackup?: { enabled: boolean; cron: string; maxAgeHours: number };
+    /**
+     * Scheduled base backups (their scheduler is in policy.baseBackup), the age health allows the newest, and whether a
+     * health check that finds the window broken (a gap, a new timeline) starts one (workers/base-backup-after-break.ts).
+     */
+    baseBackup?: { enabled: boolean; cron: string; maxAgeHours: number; afterBreak?: boolean };
   };
 }
 

@@ -123,7 +123,7 @@ describe('BOT_CONFIG file', () => {
       walRetentionDays: 7,
       rpoSeconds: 60,
       markers: { everySeconds: 60 },
-      baseBackup: { enabled: true, cron: '0 1 * * 0', maxAgeHours: 192 },
+      baseBackup: { enabled: true, cron: '0 1 * * 0', maxAgeHours: 192, afterBreak: true },
     });
     let message = '';
     try {

@@ -19,7 +19,7 @@ import { canonicalTimeZone } from './time.ts';
  *     schemas: [public, shop]
  *     verify: full                     # restore tests: counts | content | full (default: restoreTest.verify)
  *     pitr: { urlEnv: SHOP_REPLICATION_URL, walRetentionDays: 7, rpoSeconds: 3600 }   # a continuous WAL archive
- *     # pitr.baseBackup: { cron: '0 1 * * 0', maxAgeHours: 192 }   # weekly base backups (default), or { enabled: false }
+ *     # pitr.baseBackup: { cron: '0 1 * * 0', maxAgeHours: 192, afterBreak: true }   # weekly (default), or { enabled: false }
  *     schedules:
  *       backups:
  *         daily: { cron: '30 1 * * *' }     # change a default: only the fields given
@@ -127,6 +127,11 @@ export const ScheduleTargetSchema = z
               .min(1)
               .max(24 * 366)
               .default(192),
+            /**
+             * A base backup as soon as a health check finds the window broken (a gap, or a timeline no base backup
+             * was taken on): recovery cannot cross either, and a new base backup is what opens the window again.
+             */
+            afterBreak: z.boolean().default(true),
           })
           .strict()
           .prefault({}),

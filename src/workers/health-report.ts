@@ -9,6 +9,7 @@ import { conditionCleared, conditionFailing } from '../notifications/health-mess
 import type { Escalation } from '../notifications/escalation.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import type { AfterBreak } from './base-backup-after-break.ts';
 
 export interface TargetHealthDeps {
   config: Config;
@@ -20,6 +21,8 @@ export interface TargetHealthDeps {
   escalation: Escalation;
   log: Logger;
   now?: () => Date;
+  /** Starts a base backup when a check finds the window broken (base-backup-after-break.ts); absent: never. */
+  afterBreak?: AfterBreak;
 }
 
 // The backup and restore-test workers already post and page their own failures (PITR restore tests too); the health

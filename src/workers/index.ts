@@ -25,6 +25,7 @@ import { createChecklistStore } from '../checklists/state.ts';
 import { retentionRunsFromQueue } from '../checklists/retention-runs.ts';
 import { startPlanKeeper, type PlanKeeper } from './plan-keeper.ts';
 import { startBaseBackupWorker, takeFirstBaseBackups } from './base-backup-jobs.ts';
+import { baseBackupAfterBreak } from './base-backup-after-break.ts';
 import { repeatedErrors } from '../repeated-errors.ts';
 
 export interface Workers {
@@ -73,6 +74,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     notifier: deps.notifier,
     escalation: deps.escalation,
     log: log.child({ worker: 'health' }),
+    afterBreak: baseBackupAfterBreak({ config, queue: deps.queues.baseBackup, redis: deps.workerRedis }),
   };
   // One evaluator for the health job and the after-job checks: checks of one target never overlap in this process.
   const evaluate = createTargetEvaluator(healthDeps);

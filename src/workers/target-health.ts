@@ -53,7 +53,13 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
     ...healthSources(config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue }),
     thresholdsFor: targetThresholds(config, () => at),
   };
-  const { input, results } = await checkTarget(sources, target, at);
+  const checked = await checkTarget(sources, target, at);
+  const { input } = checked;
+  // A window broken for good (a gap, a new timeline): a base backup started now opens it again; the page says so.
+  const started = deps.afterBreak ? await deps.afterBreak(target, input.walHealth?.archive, at, log) : null;
+  const results = started
+    ? checked.results.map((r) => (r.condition === 'wal-gap' && r.status === 'failing' ? { ...r, evidence: `${r.evidence} ${started}` } : r))
+    : checked.results;
   // What the disk's condition judges this target by (disk-health.ts), beside its verdicts.
   await deps.state.putDiskNeed(diskSubject(deps.storage), inputDiskNeed(input), at);
   const applied = await deps.state.apply(target, results, at);

@@ -27,7 +27,7 @@ beforeAll(async () => {
   cfg = join(tmpdir(), `pgbb-pitrtest-${process.pid}-${Date.now()}.yml`);
   await writeFile(
     cfg,
-    'encryption: age\ntargets:\n  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    pitr: { urlEnv: SHOP_REPLICATION_URL, markers: { everySeconds: 5 } }\n',
+    'encryption: age\ntargets:\n  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    pitr: { urlEnv: SHOP_REPLICATION_URL, markers: { everySeconds: 5 }, baseBackup: { afterBreak: false } }\n',
   );
   h = await startHarness({
     pgUrl: inject('pgUrl'),
@@ -116,6 +116,11 @@ describe('/restore-test pitr, as the bot runs it', () => {
   it('a segment missing from the archive fails the test, naming it, and pages pg-backup-bot/shop/pitr-restore-test', async () => {
     await switchAndWait();
     await withClient(source.url, (c) => c.query('INSERT INTO orders SELECT generate_series(101, 200)'));
+    await switchAndWait();
+    // The one lost has a segment with WAL written after the base backup's end before it: a window before the gap,
+    // whatever the timing (the segment the base backup's own switch completed may hold WAL up to a moment before its
+    // finish: then nothing before the gap is recoverable, and the test is refused instead: planPitrTest names the gap).
+    await withClient(source.url, (c) => c.query('INSERT INTO orders SELECT generate_series(201, 300)'));
     await switchAndWait();
     const store = new LocalWalStore(h.backupDir, 'shop');
     const victim = (await store.list()).filter((e) => !e.name.endsWith('.history')).at(-2);

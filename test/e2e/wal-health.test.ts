@@ -41,7 +41,8 @@ beforeAll(async () => {
       '  - name: shop',
       '    urlEnv: SHOP_URL',
       '    environment: production',
-      `    pitr: { urlEnv: SHOP_REPLICATION_URL, slot: ${shopSlot} }`,
+      // A person takes the base backups here (afterBreak is off): base-backup-after-break.test.ts has the bot do it.
+      `    pitr: { urlEnv: SHOP_REPLICATION_URL, slot: ${shopSlot}, baseBackup: { afterBreak: false } }`,
       '  - name: idle',
       '    urlEnv: SHOP_URL',
       '    environment: production',

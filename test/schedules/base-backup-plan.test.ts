@@ -25,7 +25,7 @@ const plan = (pitr: unknown) => {
 describe('the base-backup schedule', () => {
   it('defaults to weekly, Sunday 01:00 in the configured zone, on the base-backup queue, for pitr targets only', () => {
     const { config, planned } = plan({ urlEnv: 'SHOP_REPLICATION_URL' });
-    expect(config.targets[0]?.pitr?.baseBackup).toEqual({ enabled: true, cron: '0 1 * * 0', maxAgeHours: 192 });
+    expect(config.targets[0]?.pitr?.baseBackup).toEqual({ enabled: true, afterBreak: true, cron: '0 1 * * 0', maxAgeHours: 192 });
     const base = planned.filter((p) => p.queue === 'base-backup');
     expect(base).toHaveLength(1);
     expect(base[0]).toMatchObject({

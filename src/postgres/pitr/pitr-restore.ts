@@ -15,7 +15,7 @@ import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
 import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, WAL_ARRIVES, type WindowWal } from './window.ts';
-import { switchedSentence } from './switched.ts';
+import { gapBeforeWindow, switchedSentence } from './switched.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -70,9 +70,10 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   if (!w) {
     throw new BotError(
       'backup_not_found',
-      bases.length === 0 && setAside.length > 0
-        ? `There is no good base backup: ${setAsideNamed(setAside)} set aside as damaged by the checksum scrub, so no point in time can be recovered. Take a base backup while the WAL stream is up.`
-        : `There is no base backup with WAL archived that reaches past its end yet: no point in time can be recovered. Take a base backup while the WAL stream is up; once one is taken, the window opens when WAL the server writes after it is archived (${WAL_ARRIVES}).`,
+      gapBeforeWindow(bases[0]?.target ?? '', bases, wal) ??
+        (bases.length === 0 && setAside.length > 0
+          ? `There is no good base backup: ${setAsideNamed(setAside)} set aside as damaged by the checksum scrub, so no point in time can be recovered. Take a base backup while the WAL stream is up.`
+          : `There is no base backup with WAL archived that reaches past its end yet: no point in time can be recovered. Take a base backup while the WAL stream is up; once one is taken, the window opens when WAL the server writes after it is archived (${WAL_ARRIVES}).`),
     );
   }
   const gap = w.gaps.length

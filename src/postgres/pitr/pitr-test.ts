@@ -19,6 +19,7 @@ import { LocalWalStore } from './wal-store.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
 import { setAsideBases } from './wal-index.ts';
 import { recoverableWindow, setAsideNamed, WAL_ARRIVES } from './window.ts';
+import { gapBeforeWindow } from './switched.ts';
 
 export type { CheckResult } from './markers.ts';
 
@@ -71,8 +72,7 @@ export async function planPitrTest(
   /** S3 as the primary store: the bucket's archive, not BACKUP_DIR (the worker's spool). */
   remote?: S3PitrStore | null,
 ): Promise<{ at: Date; base: BaseBackup; explicit: boolean }> {
-  // The window as `/backup list` and restore-pitr have it: whole segments and the snapshot of the one still being
-  // written (fetchWalForTest replays it too).
+  // The window as `/backup list` and restore-pitr have it: whole segments and the snapshot being written (replayed too).
   const { bases, wal } = remote ? await remoteWindowWal(remote) : { bases: await listBaseBackups(root, target), wal: await recoverableWal(root, target) };
   const w = recoverableWindow(bases, wal);
   const setAside = remote ? [] : await setAsideBases(root, target);
@@ -80,7 +80,7 @@ export async function planPitrTest(
   const why = bases.length
     ? `WAL archived yet that reaches past its base backup: nothing can be recovered to a point in time; the window opens once WAL the server writes after it is archived: ${WAL_ARRIVES}.`
     : `${none}: take one with \`pg-backup-bot base-backup ${target}\`, then test.`;
-  if (!w) throw new BotError('backup_not_found', `${target} has no ${why}`);
+  if (!w) throw new BotError('backup_not_found', gapBeforeWindow(target, bases, wal) ?? `${target} has no ${why}`);
   const explicit = asked !== 'latest' && asked !== 'random';
   const at = explicit ? parseRecoveryTime(asked) : asked === 'latest' ? w.to : new Date(w.from.getTime() + random() * (w.to.getTime() - w.from.getTime()));
   return { at, base: chooseBase(bases, wal, at, setAside), explicit };

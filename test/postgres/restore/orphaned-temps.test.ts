@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { withPgEnv } from '../../../src/postgres/connection.ts';
 import { makeRestoreTemp, sweepOrphanedTemps } from '../../../src/postgres/owned-temps.ts';
 import { appBackedUpByCli, cli } from '../../support/app-backups.ts';
 
@@ -38,23 +37,28 @@ describe('orphaned restore temp directories', () => {
     await mkdir(killed);
     await writeFile(join(killed, 'pgpass'), '*:*:*:*:S3cret\n', { mode: 0o600 });
     await writeFile(join(killed, 'owner'), `${gone}\n${hostname()}\n`);
-    const before = process.env.TMPDIR;
-    process.env.TMPDIR = passRoot;
-    try {
-      const seen = await withPgEnv('postgres://app:S3cret2@127.0.0.1:5432/db', async (env) => ({
-        file: await readFile(env.PGPASSFILE ?? '', 'utf8'),
-        owner: await readFile(join(env.PGPASSFILE ?? '', '..', 'owner'), 'utf8'),
-        dirs: await readdir(passRoot),
-      }));
-      expect(seen.file).toBe('*:*:*:*:S3cret2\n');
-      expect(seen.owner).toBe(`${process.pid}\n${hostname()}\n`);
-      expect(seen.dirs).toHaveLength(1);
-      expect(existsSync(killed)).toBe(false);
-      expect(await readdir(passRoot)).toEqual([]);
-    } finally {
-      if (before === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = before;
-    }
+    // A process of its own: the sweep runs once per process, at its first passfile, and this one's test runner
+    // (vitest without isolation) may have made one already.
+    const script = [
+      `import { readFile, readdir } from 'node:fs/promises';`,
+      `import { join } from 'node:path';`,
+      `import { withPgEnv } from ${JSON.stringify(join(process.cwd(), 'src/postgres/connection.ts'))};`,
+      `const seen = await withPgEnv('postgres://app:S3cret2@127.0.0.1:5432/db', async (env) => ({`,
+      `  file: await readFile(env.PGPASSFILE ?? '', 'utf8'),`,
+      `  owner: await readFile(join(env.PGPASSFILE ?? '', '..', 'owner'), 'utf8'),`,
+      `  dirs: await readdir(${JSON.stringify(passRoot)}),`,
+      `}));`,
+      `console.log(JSON.stringify({ ...seen, pid: process.pid }));`,
+    ].join('\n');
+    const run = await execa('node', ['--import', 'tsx', '--input-type=module', '-e', script], { env: { TMPDIR: passRoot } });
+    const seen = JSON.parse(run.stdout) as { file: string; owner: string; dirs: string[]; pid: number };
+    expect(seen.file).toBe('*:*:*:*:S3cret2\n');
+    expect(seen.owner).toBe(`${seen.pid}\n${hostname()}\n`);
+    // Beside tsx's own cache there (tsx-<uid>), only the living process's passfile directory.
+    const passDirs = (dirs: string[]) => dirs.filter((d) => d.startsWith('pgbb-'));
+    expect(passDirs(seen.dirs)).toHaveLength(1);
+    expect(existsSync(killed)).toBe(false);
+    expect(passDirs(await readdir(passRoot))).toEqual([]);
   });
 
   it('removes the directory of a process that is gone, keeps the others, and names itself for the next', async () => {

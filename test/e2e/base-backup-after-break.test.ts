@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
+import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
+import { segmentOf } from '../../src/postgres/pitr/window.ts';
+import { withClient } from '../support/postgres-helpers.ts';
+import { channelMessage, type Harness, slash, startHarness } from './harness.ts';
+
+/**
+ * A WAL segment lost from the archive breaks the recoverable window for every moment after it: the bot's own health
+ * run (the health queue, through the real worker) finds the gap, starts a base backup itself (once, however many runs
+ * see the gap), says so in the page's post, and the page resolves once that base backup and WAL after it are archived.
+ */
+let h: Harness;
+let pg: EphemeralPostgres;
+let work: string;
+const slot = `pgbb_shop_${randomBytes(3).toString('hex')}`;
+
+beforeAll(async () => {
+  pg = await startEphemeralPostgres();
+  work = await mkdtemp(join(tmpdir(), 'pgbb-e2e-break-'));
+  const cfg = join(work, 'pg-backup-bot.yml');
+  await writeFile(
+    cfg,
+    [
+      'encryption: age',
+      'targets:',
+      '  - name: shop',
+      '    urlEnv: SHOP_URL',
+      '    environment: production',
+      `    pitr: { urlEnv: SHOP_URL, slot: ${slot} }`,
+      '',
+    ].join('\n'),
+  );
+  h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { BOT_CONFIG: cfg, SHOP_URL: pg.url } });
+}, 60_000);
+
+afterAll(async () => {
+  await h?.stop();
+  await pg?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+
+const completeSegment = () =>
+  withClient(pg.url, async (c) => {
+    await c.query('CREATE TABLE IF NOT EXISTS probe (n int)');
+    await c.query('INSERT INTO probe SELECT generate_series(1, 1000)');
+    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
+    return rows[0]?.name as string;
+  });
+
+const store = () => new LocalWalStore(h.backupDir, 'shop');
+const archived = (name: string) => until(`WAL ${name} archived`, async () => ((await store().list()).some((e) => e.name === name) ? true : undefined));
+const pages = (action: string) => h.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/shop/wal-gap' && e.event_action === action);
+const healthRun = async () => {
+  const job = await h.service.deps.queues.health.add('health', {});
+  await until('the health run', async () => (['completed', 'failed'].includes(await job.getState()) ? true : undefined));
+};
+
+describe('a base backup started by the bot when the window breaks', () => {
+  it('starts one for a lost segment, says so in the page, starts no second one, and the page resolves once it is done', { timeout: 120_000 }, async () => {
+    // A base backup as people take one, then WAL after it, one segment of which is lost.
+    const asked = /`(base-backup-shop-[\w-]+)`/.exec((await slash(h, '/backup', 'now --physical shop')).text)?.[1];
+    await channelMessage(h, asked as string, /succeeded/, 60_000);
+    const [first] = await archivedBases(h.backupDir, 'shop');
+    if (!first) throw new Error('no base backup stored');
+    const firstEnd = segmentOf(first.endLsn, first.timeline);
+    let after: string[] = [];
+    for (let i = 0; i < 10 && after.length < 3; i++) {
+      await archived(await completeSegment());
+      after = (await store().list()).filter((e) => e.name > firstEnd && !e.name.endsWith('.history')).map((e) => e.name);
+    }
+    const missing = after[1] as string;
+    const entry = (await store().list()).find((e) => e.name === missing);
+    await unlink(join(store().dir, entry?.file as string));
+
+    await healthRun();
+    const post = await until('the gap posted', async () =>
+      [...h.slack.messages.values()].find(
+        (m) => (m.text ?? '').startsWith('shop: gap in the WAL archive') && (m.text ?? '').includes('started that base backup itself'),
+      ),
+    );
+    const jobId = /\(job (base-backup-shop-[\w-]+), after the gap at WAL ([0-9A-F]{24})\)/.exec(post.text ?? '');
+    expect(jobId?.[2]).toBe(missing);
+    expect(post.text).toContain(`segment ${missing} is missing from the WAL archive`);
+    expect(post.text).toContain('the window opens again once it finishes, and this clears then.');
+    expect((await until('the page', async () => pages('trigger')[0])).payload?.summary).toBe(
+      `The WAL archive of shop has a gap: segment ${missing} is missing`,
+    );
+
+    // The base backup runs through the worker, with its own message naming why.
+    const done = await channelMessage(h, jobId?.[1] as string, /succeeded/, 120_000);
+    expect(JSON.stringify(done.blocks)).toContain(`after the gap at WAL ${missing}`);
+    // WAL after it, then the health runs: the window starts again after the gap, and the page resolves.
+    for (let i = 0; i < 10 && pages('resolve').length === 0; i++) {
+      await archived(await completeSegment());
+      await healthRun();
+    }
+    expect(pages('resolve')).toHaveLength(1);
+    // One base backup for the gap, however many runs saw it: the first at start, and this one.
+    expect(await archivedBases(h.backupDir, 'shop')).toHaveLength(2);
+    const jobs = await h.service.deps.queues.baseBackup.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
+    expect(jobs.filter((j) => j.data.label?.startsWith('after the gap'))).toHaveLength(1);
+  });
+});
