@@ -125,9 +125,9 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
     await takeFirstBackups({ config, storage: deps.storage, queue: deps.queues.backup, log: log.child({ component: 'first-backup' }) });
     await takeFirstBaseBackups(deps);
   }
-  // PITR targets: WAL streamed (wal-archives.ts; an RPO verdict judged at once), markers written (pitr-markers.ts).
-  const onRpoVerdict = (target: string) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'RPO health check failed'));
-  const wal = await startWalArchives({ config, redis: deps.redis, log, onRpoVerdict });
+  // PITR targets: WAL streamed (wal-archives.ts; an RPO verdict or a new timeline judged at once), markers (pitr-markers.ts).
+  const recheck = (target: string) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'health check after WAL news failed'));
+  const wal = await startWalArchives({ config, redis: deps.redis, log, recheck });
   const markers = await startPitrUpkeep({ config, log, queue: deps.queues.restoreTest });
   return {
     running: () => all.every((w) => w.isRunning()),

@@ -4,7 +4,7 @@ import type { Config, TargetConfig } from '../config.ts';
 import { findAgeEngine } from '../crypto/age-cli.ts';
 import { rpoCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
-import { parseLsn } from '../postgres/pitr/lsn.ts';
+import { parseLsn, segmentPosition } from '../postgres/pitr/lsn.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
@@ -78,11 +78,11 @@ export async function startWalArchives(o: {
   /** The lease's TTL, renewal and retry (jobs/wal-lease.ts DEFAULT_LEASE: 30 s, 10 s, 5 s); tests shorten them. */
   lease?: Partial<LeaseTiming>;
   /**
-   * Called when the RPO's verdict (the `rpo` condition) changes as the worker measures it, after the state is in
-   * Redis, so the health check runs then rather than at its next interval (15 min by default): an objective of a
-   * minute must not page a quarter of an hour late.
+   * Called, after the state is in Redis, when the RPO's verdict changes as the worker measures it (an objective of a
+   * minute must not page at the next health run, 15 min away), and when the first whole segment of a newer timeline
+   * is archived (a promotion: wal-gap, and the base backup it starts, workers/base-backup-after-break.ts).
    */
-  onRpoVerdict?: (target: string) => void;
+  recheck?: (target: string) => void;
   /** How often the archive is copied (S3_MODE=copy) or the spool uploaded (S3_MODE=primary) to S3 (offsite-loop.ts): default every 10 s. */
   offsiteEveryMs?: number;
 }): Promise<WalArchives> {
@@ -134,13 +134,18 @@ export async function startWalArchives(o: {
       const { lastArchived: _spooled, lastArchivedAt: _at, ...others } = base;
       return { ...others, ...(rest.offsiteNewest ? { lastArchived: rest.offsiteNewest, lastArchivedAt: newestSeenAt ?? new Date().toISOString() } : {}) };
     };
+    let timeline: number | null = null;
     const write = (s: WalArchiveState) => {
       const state = stored(s);
       const now = rpo ? rpoCondition(t.name, new Date(), state).status : verdict;
+      const archivedOn = s.lastArchived ? segmentPosition(s.lastArchived.name).timeline : null;
+      const moved = archivedOn !== null && timeline !== null && archivedOn > timeline;
+      if (archivedOn !== null) timeline = archivedOn;
       void writeState(o.redis, key, state, log).then(() => {
+        if (moved) o.recheck?.(t.name);
         if (now === verdict) return;
         verdict = now;
-        o.onRpoVerdict?.(t.name);
+        o.recheck?.(t.name);
       });
     };
     // While this worker holds the lease: the archive, and beside it the RPO monitor (its partial snapshots need the
