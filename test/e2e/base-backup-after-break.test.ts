@@ -7,7 +7,8 @@ import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ep
 import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
 import { segmentOf } from '../../src/postgres/pitr/window.ts';
-import { withClient } from '../support/postgres-helpers.ts';
+import { completeSegment } from '../support/pitr-archive.ts';
+import { until } from '../support/until.ts';
 import { channelMessage, type Harness, slash, startHarness } from './harness.ts';
 
 /**
@@ -45,24 +46,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-};
-
-const completeSegment = () =>
-  withClient(pg.url, async (c) => {
-    await c.query('CREATE TABLE IF NOT EXISTS probe (n int)');
-    await c.query('INSERT INTO probe SELECT generate_series(1, 1000)');
-    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
-    return rows[0]?.name as string;
-  });
-
 const store = () => new LocalWalStore(h.backupDir, 'shop');
 const archived = (name: string) => until(`WAL ${name} archived`, async () => ((await store().list()).some((e) => e.name === name) ? true : undefined));
 const pages = (action: string) => h.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/shop/wal-gap' && e.event_action === action);
@@ -81,7 +64,7 @@ describe('a base backup started by the bot when the window breaks', () => {
     const firstEnd = segmentOf(first.endLsn, first.timeline);
     let after: string[] = [];
     for (let i = 0; i < 10 && after.length < 3; i++) {
-      await archived(await completeSegment());
+      await archived(await completeSegment(pg.url));
       after = (await store().list()).filter((e) => e.name > firstEnd && !e.name.endsWith('.history')).map((e) => e.name);
     }
     const missing = after[1] as string;
@@ -107,7 +90,7 @@ describe('a base backup started by the bot when the window breaks', () => {
     expect(JSON.stringify(done.blocks)).toContain(`after the gap at WAL ${missing}`);
     // WAL after it, then the health runs: the window starts again after the gap, and the page resolves.
     for (let i = 0; i < 10 && pages('resolve').length === 0; i++) {
-      await archived(await completeSegment());
+      await archived(await completeSegment(pg.url));
       await healthRun();
     }
     expect(pages('resolve')).toHaveLength(1);

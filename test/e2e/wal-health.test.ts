@@ -15,6 +15,7 @@ import { segmentOf } from '../../src/postgres/pitr/window.ts';
 import { findPgProgram, findPgTools } from '../../src/postgres/tools.ts';
 import { healthProcessor } from '../../src/workers/health-worker.ts';
 import { withClient } from '../support/postgres-helpers.ts';
+import { completeSegment } from '../support/pitr-archive.ts';
 import { type Harness, slash, startHarness } from './harness.ts';
 
 /**
@@ -80,16 +81,6 @@ const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs
   }
 };
 
-/** Writes a little and switches WAL: the segment just completed, by name. */
-const completeSegment = () =>
-  withClient(pg.url, async (c) => {
-    await c.query('CREATE TABLE IF NOT EXISTS probe (n int)');
-    await c.query('INSERT INTO probe SELECT generate_series(1, 1000)');
-    // The segment the switch completed (or, with nothing written since the last switch, the one before).
-    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
-    return rows[0]?.name as string;
-  });
-
 const store = () => new LocalWalStore(h.backupDir, 'shop');
 const archived = (name: string) => until(`WAL ${name} archived`, async () => ((await store().list()).some((e) => e.name === name) ? true : undefined));
 
@@ -144,7 +135,7 @@ describe('the recoverable window and the WAL archive’s health', () => {
     const reaching = (after: WalEntry[]) => after.findIndex((e) => Date.parse(e.archivedAt) >= Date.parse(base.finishedAt));
     let after: WalEntry[] = [];
     for (let i = 0; i < 8 && (reaching(after) < 0 || after.length < reaching(after) + 3); i++) {
-      await archived(await completeSegment());
+      await archived(await completeSegment(pg.url));
       after = (await store().list()).filter((e) => e.name > last && !e.name.endsWith('.history'));
     }
     missing = after[reaching(after) + 1]?.name as string;
@@ -181,7 +172,7 @@ describe('the recoverable window and the WAL archive’s health', () => {
     const base = await baseBackup();
     // WAL reaching past its finish (as above: at most a few segments, each archived before the next is written).
     for (let i = 0; i < 8; i++) {
-      await archived(await completeSegment());
+      await archived(await completeSegment(pg.url));
       if ((await store().list()).some((e) => e.name > segmentOf(base.endLsn, base.timeline) && Date.parse(e.archivedAt) >= Date.parse(base.finishedAt))) break;
     }
     const r = await runHealth();
@@ -202,7 +193,7 @@ describe('the recoverable window and the WAL archive’s health', () => {
   });
 
   it('fails wal-slot for a slot nobody consumes once the server writes past its limit, recommending max_slot_wal_keep_size', async () => {
-    for (let i = 0; i < 3; i++) await completeSegment();
+    for (let i = 0; i < 3; i++) await completeSegment(pg.url);
     const health = (await slash(h, '/backup', 'health idle')).text;
     expect(health).toMatch(
       new RegExp(
@@ -224,9 +215,9 @@ describe('the recoverable window and the WAL archive’s health', () => {
   });
 
   it('finds a segment rotted in place through the daily retention run’s scrub: said in the channel, set aside, paged as the gap that ends the window', async () => {
-    const rotten = await completeSegment();
+    const rotten = await completeSegment(pg.url);
     await archived(rotten);
-    await archived(await completeSegment());
+    await archived(await completeSegment(pg.url));
     const entry = (await store().list()).find((e) => e.name === rotten);
     const path = join(store().dir, entry?.file as string);
     const bytes = await readFile(path);

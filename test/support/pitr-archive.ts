@@ -118,3 +118,13 @@ export async function backdateBase(root: string, b: BaseBackup, daysAgo: number)
 export async function backdateWal(store: LocalWalStore, e: WalEntry, daysAgo: number): Promise<void> {
   await writeFile(join(store.dir, `${e.name}.json`), JSON.stringify({ ...e, archivedAt: new Date(Date.now() - daysAgo * DAY).toISOString() }));
 }
+
+/** Writes a little (table `probe`) and switches WAL on the server at `url`: the segment just completed, by name. */
+export const completeSegment = (url: string) =>
+  withClient(url, async (c) => {
+    await c.query('CREATE TABLE IF NOT EXISTS probe (n int)');
+    await c.query('INSERT INTO probe SELECT generate_series(1, 1000)');
+    // The segment the switch completed (or, with nothing written since the last switch, the one before).
+    const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
+    return rows[0]?.name as string;
+  });
