@@ -6,6 +6,12 @@ export function isWholeDatabase(s: { tables: readonly string[]; schemas: readonl
   return s.tables.length === 0 && s.schemas.length === 0;
 }
 
+/** What a selective restore overwrites, named: "table `a`, schema `b`" (`quote` around each name; '' for the terminal). */
+export function scopeNamed(s: { tables: readonly string[]; schemas: readonly string[] }, quote = '`'): string {
+  if (isWholeDatabase(s)) return 'the whole database';
+  return [...s.tables.map((t) => `table ${quote}${t}${quote}`), ...s.schemas.map((n) => `schema ${quote}${n}${quote}`)].join(', ');
+}
+
 /**
  * A confirmed replacement whose database is no longer the one the confirmation described. `byJob`: said by the job,
  * which may find the swap of an earlier attempt of its own (its worker stopped right after), so names that case too.

@@ -18,7 +18,7 @@ export { requestedBy };
 import { serverLabel } from '../postgres/index.ts';
 import { CANNOT_CONNECT } from '../postgres/failures.ts';
 import type { CliIo } from './backup-cli.ts';
-import { isWholeDatabase } from '../restore-scope.ts';
+import { isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 
 export interface CliDeps {
   config: Config;
@@ -93,7 +93,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       said ??
         (isWholeDatabase(req)
           ? `Replacing the database "${req.into}" loses everything written to it after the backup (it is kept, renamed). Add --yes to confirm.`
-          : `Restoring into the existing database "${req.into}" overwrites the named tables there. Add --yes to confirm.`),
+          : `Restoring into the existing database "${req.into}" overwrites ${scopeNamed(req, '')} there with their contents from the backup: rows written since in them are lost. Add --yes to confirm.`),
     );
     return 2;
   }

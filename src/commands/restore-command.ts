@@ -18,7 +18,7 @@ import type { CommandInput, Reply } from './backup-command.ts';
 import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
-import { changedSinceShown, isWholeDatabase } from '../restore-scope.ts';
+import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -44,11 +44,6 @@ export function whoMayRestoreInto(config: Config): string {
 export function newRestoreDatabaseName(backupId: string): string {
   const stamp = /(\d{8}T\d{6})Z/.exec(backupId)?.[1]?.toLowerCase() ?? 'backup';
   return `pgbb_restore_${stamp}_${randomBytes(2).toString('hex')}`;
-}
-
-function what(tables: string[], schemas: string[]): string {
-  if (isWholeDatabase({ tables, schemas })) return 'the whole database';
-  return [...tables.map((t) => `table \`${t}\``), ...schemas.map((s) => `schema \`${s}\``)].join(', ');
 }
 
 /**
@@ -89,7 +84,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         const roles = req.withGlobals ? ', the backup’s roles applied there first' : '';
         return {
           jobId,
-          text: `Restoring ${what(req.tables, req.schemas)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(serverUrl)}${roles}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.${isWholeDatabase(req) ? diskNeeded(m) : ''}`,
+          text: `Restoring ${scopeNamed(req)} from \`${m.backupId}\` into a new database \`${database}\` on ${serverLabel(serverUrl)}${roles}: job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.${isWholeDatabase(req) ? diskNeeded(m) : ''}`,
         };
       }
       const whole = isWholeDatabase(req);
@@ -111,7 +106,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       });
       const warning =
         shown?.text ??
-        `:warning: This will *overwrite* ${what(req.tables, req.schemas)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
+        `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },
         {
@@ -130,7 +125,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
                   type: 'mrkdwn',
                   text: (whole
                     ? `Replace \`${req.into}\` with backup \`${m.backupId}\`?`
-                    : `Overwrite ${what(req.tables, req.schemas)} in \`${req.into}\` from \`${m.backupId}\`?`
+                    : `Overwrite ${scopeNamed(req)} in \`${req.into}\` from \`${m.backupId}\`?`
                   ).slice(0, 300),
                 },
                 confirm: { type: 'plain_text', text: whole ? 'Replace' : 'Overwrite' },
@@ -232,7 +227,7 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
         jobId,
         text: isWholeDatabase(pending)
           ? `Confirmed by <@${click.userId}>: replacing \`${pending.database}\` with \`${pending.backupId}\` (restored and verified beside it first), job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`
-          : `Confirmed by <@${click.userId}>: restoring ${what(pending.tables, pending.schemas)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
+          : `Confirmed by <@${click.userId}>: restoring ${scopeNamed(pending)} from \`${pending.backupId}\` into \`${pending.database}\`, job \`${jobId}\`. The result will be posted in ${deps.config.slack.channel}.`,
       };
     } catch (err) {
       log.warn({ err }, 'confirmation failed');

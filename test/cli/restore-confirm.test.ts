@@ -65,6 +65,12 @@ describe('pg-backup-bot restore --into without --yes', () => {
       expect(refused.code).not.toBe(0);
       expect(refused.err).toContain(`${db} is ${what}: the bot does not replace it with a backup of ${app.name}. Nothing was started.`);
     }
+    // Selective: the tables and schemas it overwrites, named (QA: "the named tables"), and nothing is touched.
+    const selective = await run([backupId, `--into=${app.name}`, '--table=public."User"', '--schema=billing']);
+    expect(selective).toEqual({
+      code: 2,
+      err: `Restoring into the existing database "${app.name}" overwrites table public."User", schema billing there with their contents from the backup: rows written since in them are lost. Add --yes to confirm.`,
+    });
     const none = await run([backupId, '--into=no_such_db']);
     expect(none).toEqual({
       code: 2,
