@@ -57,3 +57,14 @@ export function findSchema(entries: TocEntry[], text: string): string[] {
   const folded = names.filter((n) => n === text.trim().toLowerCase());
   return folded.length > 0 ? folded : names.filter((n) => n.toLowerCase() === text.trim().toLowerCase());
 }
+
+/**
+ * Tables a quoted name misses only by case (`"audit log"` for "Audit Log"): a quoted name is exact, as in SQL, so
+ * findTables finds none; said as a suggestion, never taken for it.
+ */
+export function otherCase(entries: TocEntry[], text: string): TocEntry[] {
+  const ref = parseTableRef(text);
+  if (!ref.quoted) return [];
+  const lower = (s: string) => s.toLowerCase();
+  return entries.filter((e) => e.desc === 'TABLE' && lower(e.tag) === lower(ref.table) && (ref.schema === null || lower(e.schema) === lower(ref.schema)));
+}

@@ -1,7 +1,7 @@
 import { BotError } from '../../errors.ts';
 import type { TocEntry } from './toc.ts';
 import { asOption } from '../../restore-scope.ts';
-import { findSchema, findTables } from './selection-names.ts';
+import { findSchema, findTables, otherCase } from './selection-names.ts';
 export { parseTableRef } from './selection-names.ts';
 
 /**
@@ -91,6 +91,10 @@ export function planSelection(entries: TocEntry[], request: { tables: string[]; 
   return { ids: ordered.map((e) => e.id), listFile: list(ordered), dropListFile: list(dropped), dataTables, notes, relations };
 }
 
+/** " (a quoted name is exact: did you mean --table='"Audit Log"'?)" for tables a quoted name misses by case; '' for none. */
+const didYouMean = (near: TocEntry[]) =>
+  near.length === 0 ? '' : ` (a quoted name is exact: did you mean ${near.map((e) => `--table='${asOption(e.schema)}.${asOption(e.tag)}'`).join(' or ')}?)`;
+
 /** The named tables and every entry of the named schemas; any name the backup lacks refuses the whole request. */
 function requested(entries: TocEntry[], request: { tables: string[]; schemas: string[] }): Picked {
   if (request.tables.length === 0 && request.schemas.length === 0) {
@@ -108,7 +112,7 @@ function requested(entries: TocEntry[], request: { tables: string[]; schemas: st
       unknown.push(
         `a ${view.desc.toLowerCase()} ${asOption(view.schema)}.${asOption(view.tag)}, not a table: restore its schema (--schema=${asOption(view.schema)}), or the tables it reads`,
       );
-    else if (found.length === 0) unknown.push(`no table ${t.includes('"') ? t : `"${t}"`}`);
+    else if (found.length === 0) unknown.push(`no table ${t.includes('"') ? t : `"${t}"`}${didYouMean(otherCase(entries, t))}`);
     else if (found.length > 1 && new Set(found.map((e) => e.tag)).size === 1)
       unknown.push(`"${t}" is in several schemas (${found.map((e) => e.schema).join(', ')}): write schema.table`);
     else if (found.length > 1)

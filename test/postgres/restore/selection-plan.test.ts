@@ -135,6 +135,18 @@ describe('names read as SQL reads them (QA: --table=Account overwrote "Account",
     expect(() => pick(two, { tables: ['user'] })).toThrow('"user" matches public."User" and public."USER": name the one you mean as SQL does');
   });
 
+  it('a quoted name that misses only by case is refused, suggesting the one it nearly names (QA: \'"audit log"\')', () => {
+    const app = tables([
+      [1, 'public', 'Audit Log'],
+      [2, 'Billing', 'Invoice'],
+    ]);
+    expect(() => pick(app, { tables: ['"audit log"'] })).toThrow(
+      `The backup has no table "audit log" (a quoted name is exact: did you mean --table='public."Audit Log"'?). Nothing was restored.`,
+    );
+    expect(() => pick(app, { tables: ['billing."invoice"'] })).toThrow(`did you mean --table='"Billing"."Invoice"'?`);
+    expect(() => pick(app, { tables: ['"nothing like it"'] })).toThrow('The backup has no table "nothing like it". Nothing was restored.');
+  });
+
   it('a view named as a table is said as a view, with how to have it (QA: "no table "public.recent_audit"")', () => {
     const toc = parseToc(
       ['1; 1259 17001 TABLE public audit postgres', '2; 1259 17002 VIEW public recent_audit postgres'].join('\n'),
