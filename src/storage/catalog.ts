@@ -53,8 +53,46 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
     if (!seeList || !(err instanceof NoSuchBackupError)) throw err;
     // A second mistyped or an id from another day: the one nearest in time is most likely the one meant.
     const near = await withDeadline(1000, nearestBackup(storage, err.target, backupId), 'naming the nearest backup', 'storage').catch(() => '');
+    // No backup of that target at all: most likely its name is mistyped (`shopp-…`): the target it nearly names.
+    const typo = near ? null : await withDeadline(1000, mistypedTarget(storage, err.target, backupId), 'naming the target', 'storage').catch(() => null);
+    if (typo)
+      throw new BotError(
+        'backup_not_found',
+        `${err.userMessage} No backup of ${err.target} is stored: ${typo.said} ${seeList(typo.target)} shows its backups.`,
+        {
+          cause: err,
+        },
+      );
     throw new BotError('backup_not_found', `${err.userMessage}${near} ${seeList(err.target)} shows its backups.`, { cause: err });
   }
+}
+
+/**
+ * For an id whose target has no backup stored, a stored target its name is at most two edits from (`shopp`, `shpo`
+ * for `shop`): "did you mean `shop-…`?" when that id exists, else that target's backup nearest in time. Null: none.
+ */
+async function mistypedTarget(storage: Storage, target: string, backupId: string): Promise<{ target: string; said: string } | null> {
+  const stored = await storage.list();
+  const near = [...new Set(stored.map((m) => m.target))]
+    .filter((t) => t !== target && editDistance(t, target) <= 2)
+    .sort((a, b) => editDistance(a, target) - editDistance(b, target))[0];
+  if (!near) return null;
+  const meant = `${near}${backupId.slice(target.length)}`;
+  const said = stored.some((m) => m.backupId === meant)
+    ? `did you mean \`${meant}\` (target ${near})?`
+    : `did you mean target ${near}?${await nearestBackup(storage, near, meant)}`;
+  return { target: near, said };
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
 }
 
 /** " The nearest is `shop-…`, 2 s later." among the target's listed backups; '' when it has none. */

@@ -37,6 +37,22 @@ describe('catalog', () => {
     );
   });
 
+  it('for an id whose target has no backup, names the stored target it nearly is (QA: `shopp-…` pointed at `list shopp`)', async () => {
+    await storeBackup(storage, 'shop', 'shop-20260101T020000Z', '2026-01-01T02:00:00Z');
+    await storeBackup(storage, 'shop', 'shop-20260102T020000Z', '2026-01-02T02:00:00Z');
+    const seeList = (t: string) => `\`pg-backup-bot list ${t}\``;
+    await expect(findBackup(storage, 'shopp-20260102T020000Z', seeList)).rejects.toThrow(
+      'There is no finished backup shopp-20260102T020000Z of shopp. No backup of shopp is stored: did you mean `shop-20260102T020000Z` (target shop)? `pg-backup-bot list shop` shows its backups.',
+    );
+    await expect(findBackup(storage, 'shpo-20260102T020009Z', seeList)).rejects.toThrow(
+      'No backup of shpo is stored: did you mean target shop? The nearest is `shop-20260102T020000Z` (9.0 s earlier). `pg-backup-bot list shop` shows its backups.',
+    );
+    // Nothing near: as before.
+    await expect(findBackup(storage, 'billing-20260102T020000Z', seeList)).rejects.toThrow(
+      'There is no finished backup billing-20260102T020000Z of billing. `pg-backup-bot list billing` shows its backups.',
+    );
+  });
+
   it('finds a backup by id alone', async () => {
     const m = await storeBackup(storage, 'my-app', 'my-app-20260101T000000Z', '2026-01-01T00:00:00Z');
     expect(await findBackup(storage, m.backupId)).toEqual(m);
