@@ -35,10 +35,15 @@ describe('a database with grants of its own and a connection limit', () => {
        REVOKE CONNECT ON DATABASE ${db.name} FROM PUBLIC; GRANT CONNECT ON DATABASE ${db.name} TO ${rw};
        ALTER DATABASE ${db.name} CONNECTION LIMIT 50; ALTER DATABASE ${db.name} SET search_path TO public`,
     );
+    // A template (teams copy new tenants' databases from one): QA: "DATABASE PROPERTIES missing" failed every restore.
+    await runSql(inject('pgUrl'), `ALTER DATABASE ${db.name} IS_TEMPLATE true`);
     ({ env, id } = await cliBackupInto(dir, db.url));
   }, 120_000);
 
   afterAll(async () => {
+    // Templates until told otherwise: a template cannot be dropped.
+    for (const name of [...leftovers, db?.name].filter(Boolean))
+      await runSql(inject('pgUrl'), `UPDATE pg_database SET datistemplate = false WHERE datname = '${name}'`);
     for (const name of leftovers) await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await db?.drop();
     await runSql(inject('pgUrl'), `DROP ROLE IF EXISTS ${rw}`);
@@ -49,8 +54,8 @@ describe('a database with grants of its own and a connection limit', () => {
   /** Who may connect, besides the owner and superusers, and the limit. */
   const access = (url: string) =>
     withClient(url, async (c) => {
-      const { rows } = await c.query<{ limit: number; public: boolean; rw: boolean }>(
-        `SELECT datconnlimit AS limit, has_database_privilege('public', oid, 'CONNECT') AS public,
+      const { rows } = await c.query<{ limit: number; public: boolean; rw: boolean; template: boolean }>(
+        `SELECT datconnlimit AS limit, datistemplate AS template, has_database_privilege('public', oid, 'CONNECT') AS public,
                 has_database_privilege($1, oid, 'CONNECT') AS rw
          FROM pg_database WHERE datname = current_database()`,
         [rw],
@@ -71,9 +76,12 @@ describe('a database with grants of its own and a connection limit', () => {
     const restored = await cli(['restore', id], env);
     expect(restored.exitCode, restored.stderr).toBe(0);
     const database = /Restored the whole database into (\S+) in /.exec(restored.stdout)?.[1] ?? '';
-    leftovers.push(database);
     expect(restored.stdout).toMatch(/Owners and grants were not restored, the database's own neither/);
-    expect(await access(on(db.url, database))).toEqual({ limit: 50, public: true, rw: true });
+    expect(await access(on(db.url, database))).toEqual({ limit: 50, template: true, public: true, rw: true });
+    // A template's copy is one too, and `restore drop` still drops it.
+    const dropped = await cli(['restore', 'drop', database, '--yes'], env);
+    expect(dropped.exitCode, dropped.stderr).toBe(0);
+    expect(await withClient(inject('pgUrl'), async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])).rowCount)).toBe(0);
   }, 120_000);
 
   it('a replacement keeps the database’s grants and limit, verified', async () => {
@@ -82,7 +90,7 @@ describe('a database with grants of its own and a connection limit', () => {
     expect(replaced.exitCode, replaced.stderr).toBe(0);
     const kept = /kept as (\S+?_replaced_\w+)/.exec(replaced.stdout)?.[1] ?? '';
     if (kept) leftovers.push(kept);
-    expect(await access(db.url)).toEqual({ limit: 50, public: false, rw: true });
+    expect(await access(db.url)).toEqual({ limit: 50, template: true, public: false, rw: true });
   }, 120_000);
 
   it('a restore onto a new server --with-globals gives the database its grants and limit, verified', async () => {
@@ -90,6 +98,6 @@ describe('a database with grants of its own and a connection limit', () => {
     expect(run.stderr).not.toMatch(/ACL DATABASE|CONNECTION LIMIT/);
     expect(run.exitCode, run.stderr).toBe(0);
     const database = /Restored the whole database into (\S+) in /.exec(run.stdout)?.[1] ?? '';
-    expect(await access(on(newServer.url, database))).toEqual({ limit: 50, public: false, rw: true });
+    expect(await access(on(newServer.url, database))).toEqual({ limit: 50, template: true, public: false, rw: true });
   }, 120_000);
 });

@@ -8,7 +8,8 @@ import type { Archive } from './archive.ts';
 
 /**
  * What a database is beyond its objects, as the archive holds it: its locale (an ICU collation sorts text
- * differently), `ALTER DATABASE … SET` (an unqualified query fails without the search_path), its CONNECTION LIMIT,
+ * differently), `ALTER DATABASE … SET` (an unqualified query fails without the search_path), its CONNECTION LIMIT and
+ * IS_TEMPLATE (a template's copy is one too: dropDatabase clears it first),
  * per-role settings in it, its comment, and its grants (`REVOKE CONNECT ON DATABASE … FROM PUBLIC`). pg_restore
  * applies these only with `--create`, which restores under the source's name; every restore of ours goes into a
  * database of another name, so they are read from the archive's database entries (`pg_restore --create -L` of just
@@ -68,7 +69,7 @@ export function parseDatabaseScript(script: string): DatabaseProperties | null {
       createOptions = localeOptions(create[2] ?? '');
       continue;
     }
-    const onDb = new RegExp(`^(COMMENT ON DATABASE |ALTER DATABASE )(${IDENT})( (?:IS|SET|RESET) .*| CONNECTION LIMIT = -?\\d+)$`, 's').exec(stmt);
+    const onDb = new RegExp(`^(COMMENT ON DATABASE |ALTER DATABASE )(${IDENT})( (?:IS|SET|RESET) .*| CONNECTION LIMIT = -?\\d+| IS_TEMPLATE = (?:true|false))$`, 's').exec(stmt);
     if (onDb) {
       statements.push({ sql: `${onDb[1]}{{db}}${onDb[3]}`, role: null });
       continue;

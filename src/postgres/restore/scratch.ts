@@ -105,6 +105,9 @@ export async function dropDatabase(serverUrl: string, name: string): Promise<voi
   const server = serverLabel(serverUrl);
   await withMaintenanceClient(serverUrl, async (c) => {
     try {
+      // A copy of a template database is one too (db-properties.ts), and a template cannot be dropped.
+      const template = await c.query('SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate', [name]);
+      if ((template.rowCount ?? 0) > 0) await c.query(`ALTER DATABASE ${escapeIdentifier(name)} IS_TEMPLATE = false`);
       const { rows } = await c.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
       if (Number(rows[0]?.v ?? 0) >= 130000) {
         await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(name)} WITH (FORCE)`);
