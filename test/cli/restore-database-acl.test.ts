@@ -17,6 +17,8 @@ import { withClient } from '../support/postgres-helpers.ts';
  */
 describe('a database with grants of its own and a connection limit', () => {
   const rw = `app_rw_${process.pid}`;
+  // Granted SELECT by rw, not by the owner (pg_dump: SET SESSION AUTHORIZATION around the GRANT).
+  const reader = `app_reader_${process.pid}`;
   let dir: string;
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let env: Record<string, string>;
@@ -27,13 +29,14 @@ describe('a database with grants of its own and a connection limit', () => {
   beforeAll(async () => {
     newServer = await startEphemeralPostgres();
     dir = await mkdtemp(join(tmpdir(), 'pgbb-dbacl-'));
-    await runSql(inject('pgUrl'), `CREATE ROLE ${rw}`);
+    await runSql(inject('pgUrl'), `CREATE ROLE ${rw}; CREATE ROLE ${reader}`);
     db = await createTestDatabase(inject('pgUrl'), 'shop');
     await runSql(
       db.url,
       `CREATE TABLE "Invoice" (id int PRIMARY KEY, total numeric); INSERT INTO "Invoice" SELECT g, g * 2 FROM generate_series(1, 50) g;
        REVOKE CONNECT ON DATABASE ${db.name} FROM PUBLIC; GRANT CONNECT ON DATABASE ${db.name} TO ${rw};
-       ALTER DATABASE ${db.name} CONNECTION LIMIT 50; ALTER DATABASE ${db.name} SET search_path TO public`,
+       ALTER DATABASE ${db.name} CONNECTION LIMIT 50; ALTER DATABASE ${db.name} SET search_path TO public;
+       GRANT SELECT ON "Invoice" TO ${rw} WITH GRANT OPTION; SET ROLE ${rw}; GRANT SELECT ON "Invoice" TO ${reader}; RESET ROLE`,
     );
     // A template (teams copy new tenants' databases from one): QA: "DATABASE PROPERTIES missing" failed every restore.
     await runSql(inject('pgUrl'), `ALTER DATABASE ${db.name} IS_TEMPLATE true`);
@@ -46,7 +49,7 @@ describe('a database with grants of its own and a connection limit', () => {
       await runSql(inject('pgUrl'), `UPDATE pg_database SET datistemplate = false WHERE datname = '${name}'`);
     for (const name of leftovers) await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await db?.drop();
-    await runSql(inject('pgUrl'), `DROP ROLE IF EXISTS ${rw}`);
+    await runSql(inject('pgUrl'), `DROP ROLE IF EXISTS ${reader}; DROP ROLE IF EXISTS ${rw}`);
     await newServer?.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -91,6 +94,13 @@ describe('a database with grants of its own and a connection limit', () => {
     const kept = /kept as (\S+?_replaced_\w+)/.exec(replaced.stdout)?.[1] ?? '';
     if (kept) leftovers.push(kept);
     expect(await access(db.url)).toEqual({ limit: 50, template: true, public: false, rw: true });
+    // A grant made by a role other than the owner comes back with its grantor.
+    const acl = await withClient(
+      db.url,
+      async (c) => (await c.query<{ acl: string }>(`SELECT relacl::text AS acl FROM pg_class WHERE relname = 'Invoice'`)).rows[0]?.acl,
+    );
+    expect(acl).toContain(`${reader}=r/${rw}`);
+    expect(acl).toContain(`${rw}=r*/`);
   }, 120_000);
 
   it('a restore onto a new server --with-globals gives the database its grants and limit, verified', async () => {
