@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { appendFile, chmod, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
@@ -11,6 +11,9 @@ import { errnoCode } from '../../storage/fs-util.ts';
 import { counter } from '../stream-counter.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { unpackNative } from './unpack-base.ts';
+
+/** The file a lay out holds its directory by while it writes there (removed when done; with it on undo). */
+const CLAIM = '.pgbb-restore-pitr.claim';
 
 /** What a lay out put in place, to be taken away again: the directory it made, or what it wrote into an empty one. */
 export interface LaidOut {
@@ -52,7 +55,21 @@ export async function layOutRecovery(o: {
     },
   );
   const made = madeAbove ?? (madeSelf ? o.dataDir : undefined);
-  if (!made && (await readdir(o.dataDir)).length > 0) throw await notEmpty(o.dataDir);
+  // Claimed before it is read: of two restore-pitr runs into one directory at once, both could find it empty (or
+  // both find it theirs to make) and unpack into each other; exactly one creates the claim (O_EXCL).
+  const claim = join(o.dataDir, CLAIM);
+  await writeFile(claim, `${process.pid}\n`, { flag: 'wx', mode: 0o600 }).catch(async (err: unknown) => {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+    const holder = (await readFile(claim, 'utf8').catch(() => '?')).trim();
+    throw new BotError(
+      'bad_request',
+      `${o.dataDir} is being laid out by another restore-pitr (pid ${holder}, as ${claim} says): run one at a time, each into its own empty directory. If no such process runs, remove ${claim}.`,
+    );
+  });
+  if (!made && (await readdir(o.dataDir)).some((n) => n !== CLAIM)) {
+    await rm(claim, { force: true });
+    throw await notEmpty(o.dataDir);
+  }
   // From here on everything in it is ours (it was empty, or we made it): a lay out that fails or is canceled leaves
   // it as it was, so running restore-pitr once more needs no clean-up by hand (QA: a wrong key left it behind).
   const undo = async () => {
@@ -82,6 +99,7 @@ export async function layOutRecovery(o: {
     await undo();
     throw o.signal?.aborted ? canceledError() : err;
   }
+  await rm(claim, { force: true });
   return { undo };
 }
 

@@ -69,7 +69,10 @@ export function parseDatabaseScript(script: string): DatabaseProperties | null {
       createOptions = localeOptions(create[2] ?? '');
       continue;
     }
-    const onDb = new RegExp(`^(COMMENT ON DATABASE |ALTER DATABASE )(${IDENT})( (?:IS|SET|RESET) .*| CONNECTION LIMIT = -?\\d+| IS_TEMPLATE = (?:true|false))$`, 's').exec(stmt);
+    const onDb = new RegExp(
+      `^(COMMENT ON DATABASE |ALTER DATABASE )(${IDENT})( (?:IS|SET|RESET) .*| CONNECTION LIMIT = -?\\d+| IS_TEMPLATE = (?:true|false))$`,
+      's',
+    ).exec(stmt);
     if (onDb) {
       statements.push({ sql: `${onDb[1]}{{db}}${onDb[3]}`, role: null });
       continue;

@@ -225,4 +225,32 @@ describe('restore-pitr', () => {
     expect(recovered.labels.slice(-2)).toEqual(['late', 'pre-gap']);
     expect(recovered.log).not.toMatch(/recovery ended before configured recovery target was reached/);
   }, 180_000);
+
+  it('two lay outs into one directory at once: one lays it out, the other is refused and touches nothing (QA)', async () => {
+    const dataDir = join(dir, 'twice');
+    const base = (await listBaseBackups(env.BACKUP_DIR as string, 'app')).at(-1) as BaseBackup;
+    const identity = await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE, 'test');
+    const layOut = () =>
+      layOutRecovery({
+        root: env.BACKUP_DIR as string,
+        base,
+        dataDir,
+        identity,
+        identityFile: env.BACKUP_ENCRYPTION_IDENTITY_FILE,
+        at: new Date(),
+        action: 'promote',
+        restoreCommand: 'false',
+      });
+    const [a, b] = await Promise.allSettled([layOut(), layOut()]);
+    const won = [a, b].filter((r) => r.status === 'fulfilled');
+    const lost = [a, b].flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]).toMatch(new RegExp(`${dataDir} (is being laid out by another restore-pitr \\(pid \\d+|is not empty)`));
+    // The winner's cluster is whole, and its claim gone.
+    const files = await readdir(dataDir);
+    expect(files).toEqual(expect.arrayContaining(['PG_VERSION', 'recovery.signal', 'postgresql.auto.conf']));
+    expect(files).not.toContain('.pgbb-restore-pitr.claim');
+    await rm(dataDir, { recursive: true, force: true });
+  }, 60_000);
 });
