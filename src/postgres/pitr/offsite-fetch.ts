@@ -33,15 +33,30 @@ const PAST_TIME_MS = 60_000;
 /** Segments fetched after the first one archived past the time (a margin: that one may end just after it). */
 const EXTRA_SEGMENTS = 1;
 
-async function download(source: Readable, writer: ArtifactWriter, expected: { bytes: number; sha256: string }, what: string, where: string): Promise<void> {
+const canceled = () => new BotError('canceled', 'the download from S3 was canceled.');
+
+/** One file from S3, checked; a cancel (Ctrl-C) ends the download at once, its `.partial` removed. */
+async function download(
+  source: Readable,
+  writer: ArtifactWriter,
+  expected: { bytes: number; sha256: string },
+  what: string,
+  where: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const mismatch = (how: string) => new BotError('storage_failed', `${what} in ${where} ${how}: the copy is damaged.`);
+  const stop = () => source.destroy(canceled());
+  signal?.addEventListener('abort', stop, { once: true });
   try {
+    if (signal?.aborted) throw canceled();
     await streamVerified(source, writer.stream, expected, 'its record says', mismatch);
     await writer.commit();
   } catch (err) {
     source.destroy();
     await writer.abort();
-    throw err;
+    throw signal?.aborted ? canceled() : err;
+  } finally {
+    signal?.removeEventListener('abort', stop);
   }
 }
 
@@ -71,7 +86,13 @@ function chooseRemoteBase(bases: BaseBackup[], at: Date, where: string, baseId?:
   );
 }
 
-export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; at: Date; baseId?: string | undefined }): Promise<OffsiteFetch> {
+export async function fetchFromOffsite(o: {
+  root: string;
+  remote: S3PitrStore;
+  at: Date;
+  baseId?: string | undefined;
+  signal?: AbortSignal | undefined;
+}): Promise<OffsiteFetch> {
   const target = o.remote.target;
   const where = o.remote.describe();
   const base = chooseRemoteBase(await o.remote.listBases(), o.at, where, o.baseId);
@@ -81,7 +102,7 @@ export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; a
     await mkdir(dir, { recursive: true, mode: 0o750 });
     const file = join(dir, base.file);
     const writer = await openFileWriter(`${file}.partial`, file, (err, action) => storageError(err, dir, `${action} the base backup`));
-    await download(await o.remote.openBase(base), writer, base, `Base backup ${base.id}`, where);
+    await download(await o.remote.openBase(base), writer, base, `Base backup ${base.id}`, where, o.signal);
     await writeFileAtomically(join(dir, 'base.json'), `${JSON.stringify(BaseBackupSchema.parse(base), null, 2)}\n`);
     bytes += base.bytes;
   }
@@ -102,7 +123,8 @@ export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; a
   }
   const fresh = await mapLimit(wanted, 4, async (e) => {
     if (await local.entry(e.name)) return 0;
-    await download(await o.remote.openWal(e), await local.writer(e.name, e.encryption === 'age'), e, `WAL ${e.name}`, where);
+    if (o.signal?.aborted) throw canceled();
+    await download(await o.remote.openWal(e), await local.writer(e.name, e.encryption === 'age'), e, `WAL ${e.name}`, where, o.signal);
     await local.index(e);
     return e.bytes;
   });
@@ -113,7 +135,7 @@ export async function fetchFromOffsite(o: { root: string; remote: S3PitrStore; a
   const toTheEnd = past <= EXTRA_SEGMENTS;
   for (const p of toTheEnd ? (await o.remote.listPartials()).filter((x) => !whole.has(x.name) && x.name.slice(8) >= start) : []) {
     if ((await partials.entry(p.name))?.file === p.file) continue;
-    await download(await o.remote.openPartial(p), await partials.writer(p.file), p, `Partial WAL ${p.name}`, where);
+    await download(await o.remote.openPartial(p), await partials.writer(p.file), p, `Partial WAL ${p.name}`, where, o.signal);
     await partials.index(p);
     fresh.push(p.bytes);
   }

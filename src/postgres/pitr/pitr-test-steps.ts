@@ -129,10 +129,11 @@ export async function fetchOffsite(
   checks: CheckResult[],
   primary: boolean,
   baseId?: string,
+  signal?: AbortSignal,
 ): Promise<{ root: string; base: BaseBackup } | null> {
   const name = primary ? 'archive in S3' : 'off-site copy';
   try {
-    const got = await fetchFromOffsite({ root, remote, at, baseId });
+    const got = await fetchFromOffsite({ root, remote, at, baseId, signal });
     checks.push({
       name,
       ok: true,

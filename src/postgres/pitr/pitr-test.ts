@@ -132,7 +132,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     let t = Date.now();
     // From S3, what a new server would get: the base backup and WAL fetched from the copy into the scratch dir.
     const from = o.offsite
-      ? await fetchOffsite(o.offsite, join(s.dir, 'offsite-archive'), at, checks, !!remote, plan.base.id)
+      ? await fetchOffsite(o.offsite, join(s.dir, 'offsite-archive'), at, checks, !!remote, plan.base.id, o.signal)
       : { root: o.root, base: plan.base };
     if (!from) {
       result = outcome();

@@ -115,6 +115,24 @@ describe('the PITR archive off-site (S3_MODE=copy)', () => {
     expect(labels).toEqual(['before-1', 'copied', 'while-s3-down', 'before-2']);
   }, 180_000);
 
+  it('Ctrl-C during the download from S3 stops it: nothing half-downloaded or laid out is left (QA: it waited for the download)', async () => {
+    const fresh = { ...env, BACKUP_DIR: join(dir, 'canceled-host') };
+    const dataDir = join(dir, 'canceled');
+    const seen = s3.requests.length;
+    const run = cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`, '--from=s3'], fresh);
+    for (let i = 0; !s3.requests.slice(seen).some((r) => /^GET \/pgbb-pitr\/.*_base\//.test(r)); i++) {
+      if (i > 300) throw new Error('the base backup was never asked for');
+      await sleep(20);
+    }
+    run.kill('SIGINT');
+    const r = await run;
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/canceled/);
+    const left = await readdir(join(dir, 'canceled-host'), { recursive: true }).catch(() => []);
+    expect(left.filter((f) => String(f).endsWith('.partial'))).toEqual([]);
+    expect(await readdir(dataDir).catch(() => 'absent')).toBe('absent');
+  }, 60_000);
+
   it('the PITR restore test recovers from the copy in S3, says so, and fails when the copy cannot be read', async () => {
     await switchSegment('for-the-test');
     const remote = s3PitrStore(config, 'app', { credentials: TEST_CREDENTIALS });
