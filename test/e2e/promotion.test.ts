@@ -180,6 +180,11 @@ describe('a promotion: the primary fails over to its standby', () => {
     expect(firstOn2.startsWith('00000002')).toBe(true);
     await until('timeline 2 archived', async () => ((await names()).includes(firstOn2) ? true : undefined), 90_000);
     expect(await names()).toContain('00000002.history');
+    // Streaming again, so the stream's line no longer gives "not reachable" as its current state: up, or (its first
+    // 10 s, receiver.ts upAfterMs) restarted, with why it had stopped.
+    expect(await walLine()).toMatch(
+      /:white_check_mark: streaming since|WAL stream DOWN since .*; pg_receivewal started again at \d\d:\d\d:\d\d UTC \(it had stopped: .+\); counted as up once it has run 10 s/,
+    );
     expect(await sql(a.url, 'SELECT slot_name, active FROM pg_replication_slots')).toEqual([{ slot_name: slot, active: true }]);
 
     // 4. Without a health run asked for (the worker's check when timeline 2's first segment is archived): wal-gap's
