@@ -8,6 +8,8 @@ import { asServerUser, type EphemeralPostgres, freePort, startEphemeralPostgres 
 import { reapAfterDeath } from '../../src/dev/reaper.ts';
 import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
+import { PartialWalStore } from '../../src/postgres/pitr/partial-store.ts';
+import { parseLsn } from '../../src/postgres/pitr/lsn.ts';
 import { withClient } from '../support/postgres-helpers.ts';
 import { readableByServer, startRecovered } from '../support/recovered-server.ts';
 import { channelMessage, type Harness, slash, startHarness } from './harness.ts';
@@ -224,8 +226,25 @@ describe('a promotion: the primary fails over to its standby', () => {
     // The stream is said to be up again once it has run 10 s (receiver.ts upAfterMs).
     await until('the stream up', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined), 30_000);
 
+    // Rows on B left in the segment being written (a quiet server): stored as a partial snapshot of timeline 2's
+    // segment, as on any server; the old timeline's last .partial, which pg_receivewal leaves in the spool at the
+    // switch, must not stand in for it.
+    await write(a.url, 'B', 20);
+    const [{ lsn: lastOnB, seg }] = (await sql<{ lsn: string; seg: string }>(
+      a.url,
+      'SELECT pg_current_wal_insert_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_insert_lsn()) AS seg',
+    )) as [{ lsn: string; seg: string }];
+    const partials = new PartialWalStore(h.backupDir, 'shop');
+    const snapshot = await until(
+      `a partial snapshot of ${seg} reaching ${lastOnB}`,
+      async () => (await partials.list()).find((e) => e.name === seg && parseLsn(e.walEnd) >= parseLsn(lastOnB)),
+      30_000,
+    );
+    expect(snapshot.name.startsWith('00000002')).toBe(true);
+
     // 5. restore-pitr to the newest moment, from timeline 2's base backup and WAL: the rows from A before the
-    // promotion and from B after it, those after the base backup replayed from the archive.
+    // promotion and from B after it, those after the base backup replayed from the archive (the last 20 from the
+    // partial snapshot).
     const dataDir = join(work, 'recovered');
     const run = await restorePitr('latest', dataDir);
     expect(run.exitCode, run.stderr).toBe(0);
@@ -237,7 +256,7 @@ describe('a promotion: the primary fails over to its standby', () => {
       await server.outOfRecovery();
       expect(await counts(server.url)).toEqual([
         { written_on: 'A', n: 150 },
-        { written_on: 'B', n: 100 },
+        { written_on: 'B', n: 120 },
       ]);
       expect(await server.log()).toContain('archive recovery complete');
     } finally {
