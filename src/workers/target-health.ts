@@ -57,8 +57,11 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
   const { input } = checked;
   // A window broken for good (a gap, a new timeline): a base backup started now opens it again; the page says so.
   const started = deps.afterBreak ? await deps.afterBreak(target, input.walHealth?.archive, at, log) : null;
+  // Its own sentence: the evidence ends in the window ("… to 02:34:44 UTC"), with no full stop (QA: "UTC The bot started").
   const results = started
-    ? checked.results.map((r) => (r.condition === 'wal-gap' && r.status === 'failing' ? { ...r, evidence: `${r.evidence} ${started}` } : r))
+    ? checked.results.map((r) =>
+        r.condition === 'wal-gap' && r.status === 'failing' ? { ...r, evidence: `${r.evidence.replace(/\.?$/, '.')} ${started}` } : r,
+      )
     : checked.results;
   // What the disk's condition judges this target by (disk-health.ts), beside its verdicts.
   await deps.state.putDiskNeed(diskSubject(deps.storage), inputDiskNeed(input), at);

@@ -81,6 +81,8 @@ describe('a base backup started by the bot when the window breaks', () => {
     expect(jobId?.[2]).toBe(missing);
     expect(post.text).toContain(`segment ${missing} is missing from the WAL archive`);
     expect(post.text).toContain('the window opens again once it finishes, and this clears then.');
+    // Its own sentence after the window's (it read "… UTC The bot started").
+    expect(post.text).toMatch(/(UTC|\)|yet)\. The bot started that base backup itself at /);
     expect((await until('the page', async () => pages('trigger')[0])).payload?.summary).toBe(
       `The WAL archive of shop has a gap: segment ${missing} is missing`,
     );

@@ -13,6 +13,17 @@ import type { PartialEntry, PartialWalStore } from './partial-store.ts';
 
 /** pg_receivewal's name for the segment it is writing. */
 export const PARTIAL_WAL = /^([0-9A-F]{24})\.partial$/;
+
+/**
+ * The partial segment pg_receivewal is writing: the newest `.partial` by name (timeline, then segment). At a timeline
+ * switch it leaves the old timeline's last segment there as `.partial` for good (QA, a promotion: readdir listed that
+ * one first, and the new timeline's segments were never snapshotted).
+ */
+export const receiving = (spooled: readonly string[]): string | undefined =>
+  spooled
+    .filter((n) => PARTIAL_WAL.test(n))
+    .sort()
+    .at(-1);
 const PAGE = 8192;
 
 /** Up to `bytes` of pg_receivewal's `.partial` file in a segment-sized buffer, or null when it is gone (completed and renamed meanwhile). */

@@ -37,6 +37,7 @@ export interface ReceiverOptions {
  */
 export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> } {
   const { minMs, maxMs } = o.backoff ?? { minMs: 1000, maxMs: 60_000 };
+  const upAfterMs = o.upAfterMs ?? 10_000;
   let stopping = false;
   let child: { kill(signal: NodeJS.Signals): unknown } | undefined;
   let wake: (() => void) | undefined;
@@ -73,10 +74,13 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       // reported up in between (a health run then would resolve the page, and the next trigger it again: review).
       const startedAt = new Date();
       if (downSince === null) o.onState({ up: true, since: startedAt });
+      // Still down, but the reason is no longer current (QA, a failover: "not reachable" for 10 s while the promoted
+      // server's WAL was being archived): said as a restart, with why it had stopped.
+      else o.onState({ up: false, since: downSince, error: restartedSentence(startedAt, lastWhy, upAfterMs) });
       const lasted = setTimeout(() => {
         if (downSince !== null) o.onState({ up: true, since: startedAt });
         downSince = null;
-      }, o.upAfterMs ?? 10_000);
+      }, upAfterMs);
       const res = await running.finally(() => clearTimeout(lasted));
       child = undefined;
       const said = stderr.text();
@@ -85,6 +89,7 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
 
   // Down since the first failure of this episode, kept across restarts: health's grace runs from it, not from the last try.
   let downSince: Date | null = null;
+  let lastWhy: string | null = null;
   const loop = (async () => {
     await mkdir(o.spool, { recursive: true, mode: 0o700 });
     let delay = minMs;
@@ -93,6 +98,7 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       const why = await once().catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
       if (stopping) break;
       downSince ??= new Date();
+      lastWhy = why;
       o.onState({ up: false, since: downSince, ...(why ? { error: why } : {}) });
       o.log.warn({ slot: o.slot, why, retryInMs: delay }, 'WAL receiver down; restarting');
       if (Date.now() - started > 60_000) delay = minMs;
@@ -110,4 +116,10 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       await loop;
     },
   };
+}
+
+/** A receiver started again within a down episode: running, not yet counted as up (it may die at once again). */
+export function restartedSentence(at: Date, why: string | null, upAfterMs: number): string {
+  const time = `${at.toISOString().slice(11, 19)} UTC`;
+  return `pg_receivewal started again at ${time}${why ? ` (it had stopped: ${why})` : ''}; counted as up once it has run ${upAfterMs / 1000} s`;
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../../logger.ts';
 import { readdirIfExists } from '../../storage/fs-util.ts';
 import type { ArchiveOptions } from './archiver.ts';
 import { formatLsn, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentEndLsn } from './lsn.ts';
-import { PARTIAL_WAL, snapshotPartial, snapshotWritten } from './partial-archiver.ts';
+import { receiving, snapshotPartial, snapshotWritten } from './partial-archiver.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import { positionSampler, type ServerPosition } from './position-sampler.ts';
 import { RpoTracker } from './rpo.ts';
@@ -115,7 +115,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     // (QA: the window then reached past WAL the archive did not hold).
     const covers = tracker.coveredAt(flushed);
     if (!covers) return;
-    const name = spooled.find((n) => PARTIAL_WAL.test(n));
+    const name = receiving(spooled);
     if (!name) return;
     // Completed segments before it still wait to be archived (the stream just came back with a backlog): a snapshot
     // now would stand in the archive after a run of segments not in it yet, read as a gap (QA: a false gap page).
@@ -191,7 +191,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
       state = { ...state, error: `the server could not be asked for its WAL position: ${message(err)}` };
       o.onState?.({ ...state });
       // Gone with its receiver (a crash): what pg_receivewal wrote is stored (QA: up to 30 s of commits left in the spool).
-      const name = o.receiverUp() ? undefined : spooled.find((n) => PARTIAL_WAL.test(n));
+      const name = o.receiverUp() ? undefined : receiving(spooled);
       if (!name || backlogBefore(spooled, name)) return;
       const at = { ...o, after: fullEnd > partialEnd ? fullEnd : partialEnd, coveredAt: (lsn: bigint) => tracker.coveredAt(lsn) };
       const entry = await snapshotWritten(join(o.spool, name), name.slice(0, 24), at).catch(

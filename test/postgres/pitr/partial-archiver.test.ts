@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
-import { snapshotPartial } from '../../../src/postgres/pitr/partial-archiver.ts';
+import { receiving, snapshotPartial } from '../../../src/postgres/pitr/partial-archiver.ts';
 import { PartialWalStore, recoverableWal } from '../../../src/postgres/pitr/partial-store.ts';
 import { fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
@@ -78,5 +78,15 @@ describe('snapshotPartial', () => {
     expect((await o().partials.entry(SEG))?.walBytes).toBe(20_000);
     // A file gone (completed and renamed meanwhile) is no snapshot and no error.
     expect(await snapshotPartial(join(dir, 'gone.partial'), SEG, segmentStartLsn(SEG) + 100n, new Date(), o())).toBeNull();
+  });
+});
+
+describe('the partial segment being received', () => {
+  it("is the newest .partial in the spool, not the old timeline's last one pg_receivewal leaves there at a switch", () => {
+    // readdir's order is the directory's own: the stale one listed first (QA, a promotion).
+    const spooled = ['000000010000000000000005.partial', '00000002.history', '000000020000000000000006', '000000020000000000000007.partial'];
+    expect(receiving(spooled)).toBe('000000020000000000000007.partial');
+    expect(receiving([...spooled].reverse())).toBe('000000020000000000000007.partial');
+    expect(receiving(['000000010000000000000003'])).toBeUndefined();
   });
 });

@@ -109,6 +109,12 @@ describe('why a server cannot stream, in one sentence that says what to change',
         expect(new Set(downs.map((x) => x.since.getTime())).size).toBe(1);
         // Never reported up in between: a health run at that moment would resolve the page.
         expect(states.slice(states.indexOf(downs[0] as ReceiverState)).some((x) => x.up)).toBe(false);
+        // Each restart is said as one, with why it had stopped: still down, the reason no longer taken for current.
+        const restarted = downs.map((x) => x.error ?? '').filter((e) => e.startsWith('pg_receivewal started again'));
+        expect(restarted.length).toBeGreaterThanOrEqual(1);
+        expect(restarted[0]).toMatch(
+          /^pg_receivewal started again at \d\d:\d\d:\d\d UTC \(it had stopped: pg_receivewal stopped: .+\); counted as up once it has run 10 s$/,
+        );
       } finally {
         await r.stop();
         await withClient(inject('pgUrl'), (c) => c.query('SELECT pg_drop_replication_slot($1)', [slot])).catch(() => undefined);

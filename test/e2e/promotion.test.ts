@@ -1,0 +1,266 @@
+import { randomBytes } from 'node:crypto';
+import { appendFile, chown, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { asServerUser, type EphemeralPostgres, freePort, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { reapAfterDeath } from '../../src/dev/reaper.ts';
+import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
+import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
+import { PartialWalStore } from '../../src/postgres/pitr/partial-store.ts';
+import { parseLsn } from '../../src/postgres/pitr/lsn.ts';
+import { withClient } from '../support/postgres-helpers.ts';
+import { readableByServer, startRecovered } from '../support/recovered-server.ts';
+import { channelMessage, type Harness, slash, startHarness } from './harness.ts';
+
+/**
+ * A real failover, as on-call meets it: primary A streamed by the bot (its slot, a base backup, rows), a streaming
+ * standby B of A, A stopped, B started on A's port (the target's URL now reaches it) and promoted: B writes timeline 2
+ * and has no copy of the bot's slot. The bot resumes streaming from B, archives timeline 2, says in wal-gap's post that
+ * it started a base backup itself after the switch, that base backup succeeds, the window reaches timeline 2 and the
+ * page resolves; restore-pitr then recovers a server holding the rows written on A before and on B after the promotion.
+ */
+let h: Harness;
+let a: EphemeralPostgres;
+let work: string;
+let standby: { dataDir: string; stop(): Promise<void> } | undefined;
+const slot = `pgbb_shop_${randomBytes(3).toString('hex')}`;
+
+beforeAll(async () => {
+  a = await startEphemeralPostgres();
+  work = await mkdtemp(join(tmpdir(), 'pgbb-e2e-promo-'));
+  const cfg = join(work, 'pg-backup-bot.yml');
+  await writeFile(
+    cfg,
+    [
+      'encryption: age',
+      'targets:',
+      '  - name: shop',
+      '    urlEnv: SHOP_URL',
+      '    environment: production',
+      `    pitr: { urlEnv: SHOP_URL, slot: ${slot} }`,
+      '',
+    ].join('\n'),
+  );
+  h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { BOT_CONFIG: cfg, SHOP_URL: a.url } });
+}, 60_000);
+
+afterAll(async () => {
+  await h?.stop();
+  await standby?.stop();
+  await a?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+};
+
+/** A PostgreSQL program as the server's user (postgres when the tests run as root), as ephemeral.ts runs them. */
+const asServer = async (program: string, args: string[]) => {
+  const user = await asServerUser();
+  const [cmd, ...rest] = [...user.prefix, join(a.binDir, program), ...args];
+  return execa(cmd as string, rest, { stdin: 'ignore', all: true });
+};
+
+const sql = <T>(url: string, text: string) => withClient(url, async (c) => (await c.query(text)).rows as T[]);
+const write = (url: string, from: string, n: number) =>
+  sql(url, `CREATE TABLE IF NOT EXISTS orders (n int, written_on text); INSERT INTO orders SELECT g, '${from}' FROM generate_series(1, ${n}) g`);
+const switchWal = async (url: string) => ((await sql<{ name: string }>(url, 'SELECT pg_walfile_name(pg_switch_wal()) AS name'))[0] as { name: string }).name;
+
+const store = () => new LocalWalStore(h.backupDir, 'shop');
+const names = async () => (await store().list()).map((e) => e.name);
+const archived = (name: string) => until(`WAL ${name} archived`, async () => ((await names()).includes(name) ? true : undefined));
+const pages = (action: string) => h.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/shop/wal-gap' && e.event_action === action);
+const healthRun = async () => {
+  const job = await h.service.deps.queues.health.add('health', {});
+  await until('the health run', async () => (['completed', 'failed'].includes(await job.getState()) ? true : undefined));
+};
+const status = async () => (await slash(h, '/backup', 'status')).text;
+
+/** A streaming standby of A (pg_basebackup -R), on a port of its own, its socket in its own directory. */
+async function startStandby() {
+  const user = await asServerUser();
+  const dir = await mkdtemp(join(tmpdir(), 'pgbb-pg-standby-'));
+  if (user.uid !== undefined) await chown(dir, user.uid, user.gid as number);
+  const dataDir = join(dir, 'data');
+  await asServer('pg_basebackup', ['-D', dataDir, '-d', `host=127.0.0.1 port=${a.port} user=postgres`, '-R', '-X', 'stream', '-c', 'fast']);
+  const conf = join(dataDir, 'postgresql.auto.conf');
+  const port = await freePort();
+  await appendFile(conf, `unix_socket_directories = '${dir}'\nport = '${port}'\n`);
+  const reaper = reapAfterDeath([
+    ...user.prefix,
+    'sh',
+    '-c',
+    '"$0" -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2"',
+    join(a.binDir, 'pg_ctl'),
+    dataDir,
+    dir,
+  ]);
+  const ctl = (args: string[]) => asServer('pg_ctl', ['-D', dataDir, ...args]);
+  await ctl(['-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  standby = {
+    dataDir,
+    async stop() {
+      await ctl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+      reaper.cancel();
+    },
+  };
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  return { dataDir, dir, conf, ctl, url };
+}
+
+/** restore-pitr as on the new host: the bot's config and archive, the identity file readable by the server's user. */
+const restorePitr = async (time: string, dataDir: string) => {
+  const identityFile = join(work, 'backup.key');
+  await copyFile(h.identityFile, identityFile);
+  const user = await asServerUser();
+  if (user.uid !== undefined) await chown(identityFile, user.uid, user.gid as number);
+  await readableByServer([h.backupDir, work]);
+  return execa('node', ['bin/pg-backup-bot.js', 'restore-pitr', 'shop', `--time=${time}`, `--data-dir=${dataDir}`], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      BOT_CONFIG: join(work, 'pg-backup-bot.yml'),
+      SHOP_URL: a.url,
+      BACKUP_DIR: h.backupDir,
+      BACKUP_ENCRYPTION_RECIPIENT: h.config.encryption.recipients[0] as string,
+      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
+    },
+    extendEnv: false,
+    reject: false,
+  });
+};
+
+const walLine = async () => (await status()).split('(WAL archive)*')[1] ?? '';
+const counts = (url: string) => sql<{ written_on: string; n: number }>(url, 'SELECT written_on, count(*)::int AS n FROM orders GROUP BY 1 ORDER BY 1');
+
+describe('a promotion: the primary fails over to its standby', () => {
+  it('streams timeline 2 from the promoted standby, starts a base backup on it, and restore-pitr recovers rows from both sides', {
+    timeout: 180_000,
+  }, async () => {
+    // 1. The primary, streamed by the bot, with a base backup and rows after it archived.
+    await until('the shop stream', async () => ((await walLine()).includes(`(slot \`${slot}\`): :white_check_mark: streaming`) ? true : undefined));
+    const asked = /`(base-backup-shop-[\w-]+)`/.exec((await slash(h, '/backup', 'now --physical shop')).text)?.[1];
+    await channelMessage(h, asked as string, /succeeded/, 60_000);
+    await write(a.url, 'A', 100);
+    await archived(await switchWal(a.url));
+
+    // 2. A streaming standby, caught up with rows written on A after it was made; then the failover: A stops, B comes
+    // up on A's port (the target's URL now reaches it) and is promoted.
+    const b = await startStandby();
+    await write(a.url, 'A', 50);
+    const [{ lsn: primaryAt }] = (await sql<{ lsn: string }>(a.url, 'SELECT pg_current_wal_lsn()::text AS lsn')) as [{ lsn: string }];
+    await until('the standby caught up', async () =>
+      (await sql<{ ok: boolean }>(b.url, `SELECT pg_last_wal_replay_lsn() >= '${primaryAt}'::pg_lsn AS ok`))[0]?.ok ? true : undefined,
+    );
+    expect(await sql(b.url, 'SELECT slot_name FROM pg_replication_slots')).toEqual([]);
+    await asServer('pg_ctl', ['-D', a.dataDir, '-m', 'fast', '-w', 'stop']);
+    // While no server answers, the stream is said to be down, and why.
+    await until('the stream down', async () =>
+      (await walLine()).includes('WAL stream DOWN') && (await walLine()).includes('the server is not reachable on the replication URL') ? true : undefined,
+    );
+    await b.ctl(['-m', 'fast', '-w', 'stop']);
+    await appendFile(b.conf, `port = '${a.port}'\n`);
+    await b.ctl(['-l', join(b.dir, 'server.log'), '-w', '-t', '60', 'start']);
+    await b.ctl(['-w', 'promote']);
+    const [{ tli }] = (await sql<{ tli: number }>(a.url, 'SELECT timeline_id AS tli FROM pg_control_checkpoint()')) as [{ tli: number }];
+    expect(tli).toBe(2);
+
+    // 3. Rows on B; the bot streams from it on its own (its slot created there: PostgreSQL 15 copies none to a
+    // standby) and archives timeline 2, its history file included.
+    await write(a.url, 'B', 70);
+    const firstOn2 = await switchWal(a.url);
+    expect(firstOn2.startsWith('00000002')).toBe(true);
+    await until('timeline 2 archived', async () => ((await names()).includes(firstOn2) ? true : undefined), 90_000);
+    expect(await names()).toContain('00000002.history');
+    // Streaming again, so the stream's line no longer gives "not reachable" as its current state: up, or (its first
+    // 10 s, receiver.ts upAfterMs) restarted, with why it had stopped.
+    expect(await walLine()).toMatch(
+      /:white_check_mark: streaming since|WAL stream DOWN since .*; pg_receivewal started again at \d\d:\d\d:\d\d UTC \(it had stopped: .+\); counted as up once it has run 10 s/,
+    );
+    expect(await sql(a.url, 'SELECT slot_name, active FROM pg_replication_slots')).toEqual([{ slot_name: slot, active: true }]);
+
+    // 4. Without a health run asked for (the worker's check when timeline 2's first segment is archived): wal-gap's
+    // post says what happened and names the base backup the bot started itself; the page is triggered.
+    const post = await until('the switch posted', async () =>
+      [...h.slack.messages.values()].find((m) => (m.text ?? '').includes('The server moved to timeline 2')),
+    );
+    expect(post.text).toContain('none was taken on timeline 2 yet');
+    // The window before the bot's sentence ends with a full stop (it read "… UTC The bot started").
+    expect(post.text).toMatch(/(UTC|\))\. The bot started that base backup itself at /);
+    const jobId = /\(job (base-backup-shop-[\w-]+), after the switch to timeline 2\): the window opens again once it finishes/.exec(post.text ?? '')?.[1];
+    expect(jobId).toBeDefined();
+    expect((await until('the page', async () => pages('trigger')[0])).payload?.summary).toBe(
+      "The WAL archive of shop cannot recover past timeline 2's start: no base backup on it yet",
+    );
+    const done = await channelMessage(h, jobId as string, /succeeded/, 90_000);
+    expect(done.text).toContain('Base backup of shop succeeded');
+    expect(JSON.stringify(done.blocks)).toContain('(timeline 2)');
+    expect(JSON.stringify(done.blocks)).toContain('after the switch to timeline 2 · requested by the health check (window broken)');
+    const bases = await archivedBases(h.backupDir, 'shop');
+    expect(bases.map((x) => x.timeline)).toEqual([1, 2]);
+
+    // Rows on B after that base backup, archived; the health run that sees them resolves the page.
+    await write(a.url, 'B', 30);
+    await archived(await switchWal(a.url));
+    await healthRun();
+    await until('the page resolved', async () => pages('resolve')[0]);
+    expect(pages('trigger')).toHaveLength(1);
+    expect(pages('resolve')).toHaveLength(1);
+    const list = (await slash(h, '/backup', 'list shop')).text;
+    expect(list).toContain('• *shop*: recoverable to any moment from');
+    expect(list).not.toContain('timeline');
+    expect(list).not.toContain(':rotating_light:');
+    // One base backup for the switch, however many checks saw it.
+    const jobs = await h.service.deps.queues.baseBackup.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
+    expect(jobs.filter((j) => j.data.label === 'after the switch to timeline 2')).toHaveLength(1);
+    // The stream is said to be up again once it has run 10 s (receiver.ts upAfterMs).
+    await until('the stream up', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined), 30_000);
+
+    // Rows on B left in the segment being written (a quiet server): stored as a partial snapshot of timeline 2's
+    // segment, as on any server; the old timeline's last .partial, which pg_receivewal leaves in the spool at the
+    // switch, must not stand in for it.
+    await write(a.url, 'B', 20);
+    const [{ lsn: lastOnB, seg }] = (await sql<{ lsn: string; seg: string }>(
+      a.url,
+      'SELECT pg_current_wal_insert_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_insert_lsn()) AS seg',
+    )) as [{ lsn: string; seg: string }];
+    const partials = new PartialWalStore(h.backupDir, 'shop');
+    const snapshot = await until(
+      `a partial snapshot of ${seg} reaching ${lastOnB}`,
+      async () => (await partials.list()).find((e) => e.name === seg && parseLsn(e.walEnd) >= parseLsn(lastOnB)),
+      30_000,
+    );
+    expect(snapshot.name.startsWith('00000002')).toBe(true);
+
+    // 5. restore-pitr to the newest moment, from timeline 2's base backup and WAL: the rows from A before the
+    // promotion and from B after it, those after the base backup replayed from the archive (the last 20 from the
+    // partial snapshot).
+    const dataDir = join(work, 'recovered');
+    const run = await restorePitr('latest', dataDir);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`Laid out base backup ${bases[1]?.id}`);
+    expect(run.stdout).toContain("It recovers to the archive's newest commit");
+    const server = await startRecovered(dataDir, [h.backupDir, work]);
+    try {
+      expect(server.started.exitCode, await server.log()).toBe(0);
+      await server.outOfRecovery();
+      expect(await counts(server.url)).toEqual([
+        { written_on: 'A', n: 150 },
+        { written_on: 'B', n: 120 },
+      ]);
+      expect(await server.log()).toContain('archive recovery complete');
+    } finally {
+      await server.stop();
+    }
+  });
+});
