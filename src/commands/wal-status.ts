@@ -24,7 +24,9 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts, t
     if (first) return `:rotating_light: nothing recoverable: segment ${first} is missing${more}; ${retake}`;
     return noWindowSentence(target, a);
   }
-  const range = `recoverable to any moment ${shownRange(a.window, time)}`;
+  // After a promotion: the moments before it, along the old timeline (window.ts priorTimeline).
+  const prior = a.priorTimeline ? ` (and ${shownRange(a.priorTimeline, time)} on timeline ${a.priorTimeline.timeline}, before the promotion)` : '';
+  const range = `recoverable to any moment ${shownRange(a.window, time)}${prior}`;
   if (a.switched)
     return `${range} — :rotating_light: the server moved to timeline ${a.switched.timeline} at ${time(a.switched.at)}, and no base backup was taken on it yet: nothing written since can be recovered; take one now (\`/backup now --physical ${target}\`)`;
   if (!first) return range;

@@ -25,7 +25,8 @@ export function windowSentence(target: string, a: WalArchiveFacts): string {
   if (!a.window) return noWindowSentence(target, a);
   const range = `recoverable to any moment ${shownRange(a.window, windowTime)}`;
   const before = a.earlier ? `, and ${shownRange(a.earlier, windowTime)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}` : '';
-  return `${range}${before}`;
+  const prior = a.priorTimeline ? `, and ${shownRange(a.priorTimeline, windowTime)} on timeline ${a.priorTimeline.timeline}, before the promotion` : '';
+  return `${range}${before}${prior}`;
 }
 
 const more = (gaps: string[]) => (gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : '');

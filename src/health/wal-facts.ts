@@ -39,6 +39,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       window: w ? { from: w.from, to: w.to } : null,
       earlier: w?.earlier ? { from: w.earlier.from, to: w.earlier.to, gap: w.earlier.gap } : null,
       ...(w?.switched ? { switched: w.switched } : {}),
+      ...(w?.priorTimeline ? { priorTimeline: { from: w.priorTimeline.from, to: w.priorTimeline.to, timeline: w.priorTimeline.timeline } } : {}),
       ...(lost?.length ? { lost } : {}),
       ...(setAside && setAside.wal.length + setAside.bases.length > 0 ? { setAside } : {}),
     };

@@ -153,6 +153,10 @@ describe('a promotion: the primary fails over to its standby', () => {
     await channelMessage(h, asked as string, /succeeded/, 60_000);
     await write(a.url, 'A', 100);
     await archived(await switchWal(a.url));
+    // A moment on A before the failover: 100 rows committed, the next 50 not yet (step 6 recovers to it).
+    await new Promise((r) => setTimeout(r, 1100));
+    const onA = new Date();
+    await new Promise((r) => setTimeout(r, 1100));
 
     // 2. A streaming standby, caught up with rows written on A after it was made; then the failover: A stops, B comes
     // up on A's port (the target's URL now reaches it) and is promoted.
@@ -218,7 +222,8 @@ describe('a promotion: the primary fails over to its standby', () => {
     expect(pages('resolve')).toHaveLength(1);
     const list = (await slash(h, '/backup', 'list shop')).text;
     expect(list).toContain('• *shop*: recoverable to any moment from');
-    expect(list).not.toContain('timeline');
+    // The moments before the promotion, still recoverable along timeline 1 (window.ts priorTimeline).
+    expect(list).toMatch(/\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion\)/);
     expect(list).not.toContain(':rotating_light:');
     // One base backup for the switch, however many checks saw it.
     const jobs = await h.service.deps.queues.baseBackup.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
@@ -261,6 +266,21 @@ describe('a promotion: the primary fails over to its standby', () => {
       expect(await server.log()).toContain('archive recovery complete');
     } finally {
       await server.stop();
+    }
+
+    // 6. A moment before the promotion, after the new timeline's base backup exists: recovered along timeline 1 from
+    // its own base backup (it was refused as "outside what the archive holds" while its base backup and WAL were kept).
+    const beforeDir = join(work, 'before-promotion');
+    const before = await restorePitr(onA.toISOString(), beforeDir);
+    expect(before.exitCode, before.stderr).toBe(0);
+    expect(before.stdout).toContain(`Laid out base backup ${bases[0]?.id}`);
+    const old = await startRecovered(beforeDir, [h.backupDir, work]);
+    try {
+      expect(old.started.exitCode, await old.log()).toBe(0);
+      await old.outOfRecovery();
+      expect(await counts(old.url)).toEqual([{ written_on: 'A', n: 100 }]);
+    } finally {
+      await old.stop();
     }
   });
 });

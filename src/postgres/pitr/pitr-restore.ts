@@ -82,7 +82,10 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   const earlier = w.earlier
     ? `, and ${w.earlier.from.toISOString()} to ${w.earlier.to.toISOString()} before the gap${w.earlier.gap ? ` at segment ${w.earlier.gap}` : ''}`
     : '';
-  const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}${earlier}`;
+  const prior = w.priorTimeline
+    ? `, and ${w.priorTimeline.from.toISOString()} to ${w.priorTimeline.to.toISOString()} on timeline ${w.priorTimeline.timeline}, before the promotion`
+    : '';
+  const window = `the recoverable window is ${w.from.toISOString()} to ${w.to.toISOString()}${gap}${earlier}${prior}`;
   const range = rangeAt(w, at);
   if (!range) {
     // The logical backups reach further back (30 days, 90 for a pre-migration one) than the WAL archive (7).
@@ -111,7 +114,7 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
   // the stretch starts at its end segment's archiving, a moment before the bot stamped it finished (window.ts).
   const from = bases.indexOf(range.opens);
-  return bases.filter((b, i) => i >= from && consistentBy(b, wal, at)).at(-1) ?? range.opens;
+  return bases.filter((b, i) => i >= from && b.timeline === range.opens.timeline && consistentBy(b, wal, at)).at(-1) ?? range.opens;
 }
 
 /** A stored WAL file read whole, its sha256 checked against the record before anything else is done with it. */

@@ -3,6 +3,7 @@ import { parseLsn, segmentName, segmentOf, segmentPosition } from './lsn.ts';
 import type { WalEntry } from './wal-store.ts';
 
 export { segmentName, segmentOf, segmentPosition } from './lsn.ts';
+export { setAsideNamed, shownRange } from './window-text.ts';
 
 /**
  * A WAL file as the window reads it: its name, the time up to which it holds every change (`archivedAt`:
@@ -49,6 +50,12 @@ export interface RecoverableWindow {
    * timeline), and reachesNewest is false. `segment`: the first archived on the new timeline, `at`: when it was stored.
    */
   switched?: { timeline: number; segment: string; at: Date };
+  /**
+   * The window of the timeline before the window's own (a promotion since: its base backups and WAL are kept for the
+   * retention period), recovered along that timeline: the moments before the switch, and those the old primary wrote
+   * after it that the promoted server never received.
+   */
+  priorTimeline?: WindowRange & { timeline: number };
 }
 
 /**
@@ -124,17 +131,21 @@ export function walGaps(bases: BaseBackup[], wal: ReadonlyArray<Pick<WalEntry, '
 export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>): RecoverableWindow | null {
   const all = wal.filter((e) => !e.name.endsWith('.history'));
   const newestTimeline = all.length ? segmentPosition(all.at(-1)?.name as string).timeline : 0;
-  // One timeline: the newest a base backup was taken on. Segments sort by name, a newer timeline's after every older
-  // one's, and LSNs go on across a switch: read together, a promoted server's WAL made the old timeline's window reach
-  // the new one's newest segment, which recovery from that base backup never replays (QA: "holds the same data" of a
-  // copy ten minutes short).
-  const timeline = Math.max(0, ...bases.map((b) => b.timeline).filter((t) => t <= newestTimeline));
-  const onTimeline = (name: string) => segmentPosition(name).timeline === timeline;
-  const w = windowOn(
-    bases.filter((b) => b.timeline === timeline),
-    wal.filter((e) => e.name.endsWith('.history') || onTimeline(e.name)),
-  );
-  if (!w || timeline === newestTimeline) return w;
+  // One timeline: the newest a base backup was taken on whose window is open. Segments sort by name, a newer
+  // timeline's after every older one's, and LSNs go on across a switch: read together, a promoted server's WAL made the
+  // old timeline's window reach the new one's newest segment, which recovery from that base backup never replays
+  // (QA: "holds the same data" of a copy ten minutes short).
+  const timelines = [...new Set(bases.map((b) => b.timeline).filter((t) => t <= newestTimeline))].sort((a, b) => b - a);
+  const on = (t: number) =>
+    windowOn(
+      bases.filter((b) => b.timeline === t),
+      wal.filter((e) => e.name.endsWith('.history') || segmentPosition(e.name).timeline === t),
+    );
+  const found = timelines.map((t) => ({ t, w: on(t) })).filter((x): x is { t: number; w: RecoverableWindow } => x.w !== null);
+  const [newest, prior] = found;
+  if (!newest) return null;
+  const w = prior ? { ...newest.w, priorTimeline: { from: prior.w.from, to: prior.w.to, opens: prior.w.opens, timeline: prior.t } } : newest.w;
+  if (newest.t === newestTimeline) return w;
   const first = all.find((e) => segmentPosition(e.name).timeline === newestTimeline) as WindowWal;
   const at = new Date(first.storedAt ?? first.archivedAt);
   return { ...w, reachesNewest: false, switched: { timeline: newestTimeline, segment: first.name, at } };
@@ -220,26 +231,10 @@ function stretchesAround(bases: BaseBackup[], segments: WindowWal[], gaps: strin
 }
 
 /**
- * A window's start as it is shown, to the second: the next whole second, as a time shown rounded down would be one
- * restore-pitr refuses (the window starts at 13:28:09.463, so "13:28:09" is before it: QA). Its end is rounded down.
+ * The stretch of the window a moment lies in (the window itself, the stretch before a gap, or the timeline before a
+ * promotion), or undefined. In order: a moment the new timeline also reaches is recovered along it.
  */
-const fromSecond = (d: Date) => new Date(Math.ceil(d.getTime() / 1000) * 1000);
-
-/**
- * "from X to Y" with `time` (to the second): the start rounded up. A stretch within one second (just after a base
- * backup) has no whole second in it, so it is said to the millisecond instead.
- */
-export function shownRange(r: { from: Date; to: Date }, time: (d: Date) => string): string {
-  const from = fromSecond(r.from);
-  if (from.getTime() <= r.to.getTime()) return `from ${time(from)} to ${time(r.to)}`;
-  return `from ${r.from.toISOString()} to ${r.to.toISOString()} (less than a second)`;
-}
-
-/** The stretch of the window a moment lies in (the window itself, or the stretch before a gap), or undefined. */
 export function rangeAt(w: RecoverableWindow, at: Date): WindowRange | undefined {
   const t = at.getTime();
-  return [w, w.earlier].find((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
+  return [w, w.earlier, w.priorTimeline].find((r) => r !== undefined && t >= r.from.getTime() && t <= r.to.getTime());
 }
-
-/** Set-aside base backups (wal-index.ts setAsideBases, oldest first) in a sentence: "X was", "X and 2 older were". */
-export const setAsideNamed = (ids: readonly string[]) => (ids.length > 1 ? `${ids.at(-1)} and ${ids.length - 1} older were` : `${ids.at(-1)} was`);

@@ -73,6 +73,20 @@ describe('the recoverable window', () => {
       reachesNewest: true,
     });
     expect(recoverableWindow([...tl1, tl2], wal)?.switched).toBeUndefined();
+    // And the moments before the promotion stay recoverable, along timeline 1, for as long as its WAL is kept (e2e
+    // promotion test: every one of them was refused once the new timeline's base backup existed).
+    expect(recoverableWindow([...tl1, tl2], wal)?.priorTimeline).toEqual({
+      from: new Date('2026-12-04T10:00:00Z'),
+      to: new Date('2026-12-04T10:20:00Z'),
+      opens: expect.objectContaining({ id: 'b' }),
+      timeline: 1,
+    });
+    expect(chooseBase([...tl1, tl2], wal, new Date('2026-12-04T10:10:00Z')).id).toBe('b');
+    expect(chooseBase([...tl1, tl2], wal, new Date('2026-12-04T10:35:00Z')).id).toBe('b2');
+    // Between the two (after timeline 1's last WAL, before the new base backup's end): refused, both named.
+    expect(() => chooseBase([...tl1, tl2], wal, new Date('2026-12-04T10:25:00Z'))).toThrow(
+      'the recoverable window is 2026-12-04T10:32:00.000Z to 2026-12-04T10:40:00.000Z, and 2026-12-04T10:00:00.000Z to 2026-12-04T10:20:00.000Z on timeline 1, before the promotion.',
+    );
   });
 
   it('ends before a missing segment, and names it', () => {

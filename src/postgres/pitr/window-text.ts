@@ -1,0 +1,20 @@
+/** The recoverable window (window.ts) in words: its range to the second, and base backups set aside. */
+
+/**
+ * A window's start as it is shown, to the second: the next whole second, as a time shown rounded down would be one
+ * restore-pitr refuses (the window starts at 13:28:09.463, so "13:28:09" is before it: QA). Its end is rounded down.
+ */
+const fromSecond = (d: Date) => new Date(Math.ceil(d.getTime() / 1000) * 1000);
+
+/**
+ * "from X to Y" with `time` (to the second): the start rounded up. A stretch within one second (just after a base
+ * backup) has no whole second in it, so it is said to the millisecond instead.
+ */
+export function shownRange(r: { from: Date; to: Date }, time: (d: Date) => string): string {
+  const from = fromSecond(r.from);
+  if (from.getTime() <= r.to.getTime()) return `from ${time(from)} to ${time(r.to)}`;
+  return `from ${r.from.toISOString()} to ${r.to.toISOString()} (less than a second)`;
+}
+
+/** Set-aside base backups (wal-index.ts setAsideBases, oldest first) in a sentence: "X was", "X and 2 older were". */
+export const setAsideNamed = (ids: readonly string[]) => (ids.length > 1 ? `${ids.at(-1)} and ${ids.length - 1} older were` : `${ids.at(-1)} was`);
