@@ -85,7 +85,8 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
           ? passingText(results)
           : failing
               .map(
-                (r) => `${r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:'} ${conditionLabel(r.condition)}: ${escapeMrkdwn(r.evidence)}`,
+                (r) =>
+                  `${r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:'} ${r.label ?? conditionLabel(r.condition)}: ${escapeMrkdwn(r.evidence)}`,
               )
               .join('\n'),
       ),

@@ -65,6 +65,7 @@ export function walGapCondition(target: string, a: WalArchiveFacts): ConditionRe
     return {
       ...base,
       status: 'failing',
+      label: `new timeline ${a.switched.timeline} without a base backup`,
       summary: `The WAL archive of ${target} cannot recover past timeline ${a.switched.timeline}'s start: no base backup on it yet`,
       evidence: `${said.charAt(0).toUpperCase()}${said.slice(1)} Until then: ${window}`,
     };

@@ -48,13 +48,15 @@ const NAME: Record<HealthCondition, string> = {
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */
-export const conditionHeading = (r: Pick<ConditionResult, 'condition' | 'status'>) => (r.status === 'ok' ? NAME[r.condition] : conditionLabel(r.condition));
+export const conditionHeading = (r: Pick<ConditionResult, 'condition' | 'status' | 'label'>) =>
+  r.status === 'ok' ? NAME[r.condition] : (r.label ?? conditionLabel(r.condition));
 
 export function conditionFailing(target: string, r: ConditionResult, escalation: string): ChannelMessage {
   const icon = r.severity === 'warning' ? ':warning:' : ':rotating_light:';
-  const text = `${icon} *${target}*: ${conditionLabel(r.condition)} — ${escapeMrkdwn(r.evidence)}`;
+  const label = r.label ?? conditionLabel(r.condition);
+  const text = `${icon} *${target}*: ${label} — ${escapeMrkdwn(r.evidence)}`;
   return {
-    text: `${target}: ${conditionLabel(r.condition)} — ${r.evidence}`,
+    text: `${target}: ${label} — ${r.evidence}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text } },
       { type: 'context', elements: [{ type: 'mrkdwn', text: `${r.severity} · ${escalation}` }] },

@@ -153,10 +153,15 @@ describe('a promotion: the primary fails over to its standby', () => {
     await channelMessage(h, asked as string, /succeeded/, 60_000);
     await write(a.url, 'A', 100);
     await archived(await switchWal(a.url));
-    // A moment on A before the failover: 100 rows committed, the next 50 not yet (step 6 recovers to it).
+    // A moment on A before the failover: 100 rows committed, the next 50 not yet (step 6 recovers to it), with a
+    // whole timeline-1 segment archived past it. Timeline 1's window ends at its last segment or snapshot archived:
+    // what A wrote after that up to the switch reaches the archive only inside timeline 2's first segment, which
+    // recovery along timeline 1 does not read (CI: a moment 0.15 s past the last one was refused).
     await new Promise((r) => setTimeout(r, 1100));
     const onA = new Date();
     await new Promise((r) => setTimeout(r, 1100));
+    await sql(a.url, "SELECT pg_logical_emit_message(false, 'pgbb-test', 'past the moment')");
+    await archived(await switchWal(a.url));
 
     // 2. A streaming standby, caught up with rows written on A after it was made; then the failover: A stops, B comes
     // up on A's port (the target's URL now reaches it) and is promoted.
@@ -199,6 +204,8 @@ describe('a promotion: the primary fails over to its standby', () => {
       [...h.slack.messages.values()].find((m) => (m.text ?? '').includes('The server moved to timeline 2')),
     );
     expect(post.text).toContain('none was taken on timeline 2 yet');
+    // Headed as what it is, not as a gap (nothing is missing).
+    expect(post.text).toMatch(/^shop: new timeline 2 without a base backup — The server moved to timeline 2/);
     // The window before the bot's sentence ends with a full stop (it read "… UTC The bot started").
     expect(post.text).toMatch(/(UTC|\))\. The bot started that base backup itself at /);
     const jobId = /\(job (base-backup-shop-[\w-]+), after the switch to timeline 2\): the window opens again once it finishes/.exec(post.text ?? '')?.[1];
