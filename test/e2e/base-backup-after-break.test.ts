@@ -1,15 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type EphemeralPostgres, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import type { EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
 import { segmentOf } from '../../src/postgres/pitr/window.ts';
 import { completeSegment } from '../support/pitr-archive.ts';
 import { until } from '../support/until.ts';
-import { channelMessage, type Harness, slash, startHarness } from './harness.ts';
+import { channelMessage, type Harness, slash } from './harness.ts';
+import { type ShopPitr, startShopPitr } from './pitr-harness.ts';
 
 /**
  * A WAL segment lost from the archive breaks the recoverable window for every moment after it: the bot's own health
@@ -18,33 +17,14 @@ import { channelMessage, type Harness, slash, startHarness } from './harness.ts'
  */
 let h: Harness;
 let pg: EphemeralPostgres;
-let work: string;
-const slot = `pgbb_shop_${randomBytes(3).toString('hex')}`;
+let shop: ShopPitr | undefined;
 
 beforeAll(async () => {
-  pg = await startEphemeralPostgres();
-  work = await mkdtemp(join(tmpdir(), 'pgbb-e2e-break-'));
-  const cfg = join(work, 'pg-backup-bot.yml');
-  await writeFile(
-    cfg,
-    [
-      'encryption: age',
-      'targets:',
-      '  - name: shop',
-      '    urlEnv: SHOP_URL',
-      '    environment: production',
-      `    pitr: { urlEnv: SHOP_URL, slot: ${slot} }`,
-      '',
-    ].join('\n'),
-  );
-  h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { BOT_CONFIG: cfg, SHOP_URL: pg.url } });
+  shop = await startShopPitr({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), tag: 'break' });
+  ({ h, pg } = shop);
 }, 60_000);
 
-afterAll(async () => {
-  await h?.stop();
-  await pg?.stop();
-  await rm(work, { recursive: true, force: true });
-});
+afterAll(() => shop?.stop());
 
 const store = () => new LocalWalStore(h.backupDir, 'shop');
 const archived = (name: string) => until(`WAL ${name} archived`, async () => ((await store().list()).some((e) => e.name === name) ? true : undefined));

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { appendFile, chown, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chown, copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { asServerUser, type EphemeralPostgres, freePort, startEphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { asServerUser, type EphemeralPostgres, freePort } from '../../src/dev/ephemeral.ts';
 import { reapAfterDeath } from '../../src/dev/reaper.ts';
 import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
 import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
@@ -12,7 +11,9 @@ import { PartialWalStore } from '../../src/postgres/pitr/partial-store.ts';
 import { parseLsn } from '../../src/postgres/pitr/lsn.ts';
 import { withClient } from '../support/postgres-helpers.ts';
 import { readableByServer, startRecovered } from '../support/recovered-server.ts';
-import { channelMessage, type Harness, slash, startHarness } from './harness.ts';
+import { channelMessage, type Harness, slash } from './harness.ts';
+import { type ShopPitr, startShopPitr } from './pitr-harness.ts';
+import { until as waitFor } from '../support/until.ts';
 
 /**
  * A real failover, as on-call meets it: primary A streamed by the bot (its slot, a base backup, rows), a streaming
@@ -24,45 +25,21 @@ import { channelMessage, type Harness, slash, startHarness } from './harness.ts'
 let h: Harness;
 let a: EphemeralPostgres;
 let work: string;
+let slot: string;
+let shop: ShopPitr | undefined;
 let standby: { dataDir: string; stop(): Promise<void> } | undefined;
-const slot = `pgbb_shop_${randomBytes(3).toString('hex')}`;
 
 beforeAll(async () => {
-  a = await startEphemeralPostgres();
-  work = await mkdtemp(join(tmpdir(), 'pgbb-e2e-promo-'));
-  const cfg = join(work, 'pg-backup-bot.yml');
-  await writeFile(
-    cfg,
-    [
-      'encryption: age',
-      'targets:',
-      '  - name: shop',
-      '    urlEnv: SHOP_URL',
-      '    environment: production',
-      `    pitr: { urlEnv: SHOP_URL, slot: ${slot} }`,
-      '',
-    ].join('\n'),
-  );
-  h = await startHarness({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), env: { BOT_CONFIG: cfg, SHOP_URL: a.url } });
+  shop = await startShopPitr({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), tag: 'promo' });
+  ({ h, pg: a, work, slot } = shop);
 }, 60_000);
 
 afterAll(async () => {
-  await h?.stop();
   await standby?.stop();
-  await a?.stop();
-  await rm(work, { recursive: true, force: true });
+  await shop?.stop();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const until = async <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-};
+const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000) => waitFor(what, f, timeoutMs, { pollMs: 200 });
 
 /** A PostgreSQL program as the server's user (postgres when the tests run as root), as ephemeral.ts runs them. */
 const asServer = async (program: string, args: string[]) => {
