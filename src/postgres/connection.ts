@@ -54,15 +54,26 @@ export function parsePgUrl(url: string): PgTarget {
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
     throw new BotError('config_invalid', 'The database URL of this target must start with postgres:// or postgresql://.');
   }
+  // A `%` in a password not written as %25 (QA: "URI malformed", said as a failed query): which part, and what to do.
+  const decode = (part: string, what: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new BotError(
+        'config_invalid',
+        `The database URL's ${what} has a % that is not followed by two hex digits: percent-encode special characters there (% as %25, @ as %40, : as %3A, / as %2F).`,
+      );
+    }
+  };
   const env: Record<string, string> = {};
   // postgres: is not a "special" scheme for WHATWG URL, so a socket path (%2Fvar%2Frun%2Fpostgresql) stays encoded.
-  const host = decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1');
+  const host = decode(u.hostname, 'host').replace(/^\[(.*)\]$/, '$1');
   if (host) env.PGHOST = host;
   if (u.port) env.PGPORT = u.port;
-  if (u.username) env.PGUSER = decodeURIComponent(u.username);
-  const db = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (u.username) env.PGUSER = decode(u.username, 'user name');
+  const db = decode(u.pathname.replace(/^\//, ''), 'database name');
   if (db) env.PGDATABASE = db;
-  let password = u.password ? decodeURIComponent(u.password) : undefined;
+  let password = u.password ? decode(u.password, 'password') : undefined;
   for (const [key, value] of u.searchParams) {
     if (key === 'password') {
       password = value;

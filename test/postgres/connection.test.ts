@@ -97,3 +97,19 @@ describe('pgClientConfig', () => {
     expect(pgClientConfig('postgres://u:pw@h:7/db')).toMatchObject({ host: 'h', port: 7, user: 'u', password: 'pw', database: 'db' });
   });
 });
+
+describe('parsePgUrl: a % the URL does not encode (QA: "URI malformed", said as a failed query)', () => {
+  it('names the part and how to encode it, and never the password', () => {
+    let message = '';
+    try {
+      parsePgUrl('postgres://app:Sup3r%S3cret@db:5432/shop');
+    } catch (err) {
+      message = (err as { userMessage?: string }).userMessage ?? String(err);
+    }
+    expect(message).toBe(
+      "The database URL's password has a % that is not followed by two hex digits: percent-encode special characters there (% as %25, @ as %40, : as %3A, / as %2F).",
+    );
+    expect(message).not.toContain('S3cret');
+    expect(parsePgUrl('postgres://app:Sup3r%25S3cret@db:5432/shop').password).toBe('Sup3r%S3cret');
+  });
+});
