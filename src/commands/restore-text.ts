@@ -38,7 +38,9 @@ const Ident = z.string().regex(new RegExp(`^${IDENT}$`));
 const TableRef = z.string().regex(new RegExp(`^(?:${IDENT}\\.)?${IDENT}$`));
 /** `--table=`/`--schema=` values may hold quotes and spaces; their own check is Ident/TableRef. */
 const NamedOption = /^--(table|schema)=/;
-const DatabaseName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/);
+/** A database name as teams write them: letters, digits, _, $ and - (QA: `my-app` was refused), at most 63 bytes. */
+const DatabaseName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/);
+const NOT_A_DATABASE = 'a database name here is letters, digits, _, $ and -, starting with a letter or _, at most 63 characters';
 
 export const RESTORE_TEST_USAGE = [
   '*Usage:* `/restore-test <what>`',
@@ -180,7 +182,7 @@ export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = '
       schemas.push(value);
     } else {
       if (into !== null) return { verb: 'help', problem: 'Give `--into` once.' };
-      if (!DatabaseName.safeParse(value).success) return { verb: 'help', problem: `"${cut(value)}" is not a database name.` };
+      if (!DatabaseName.safeParse(value).success) return { verb: 'help', problem: `"${cut(value)}" is not a database name (${NOT_A_DATABASE}).` };
       into = value;
     }
   }
@@ -201,7 +203,7 @@ function listOrDrop(verb: 'list' | 'drop', rest: string[], said: (typeof SURFACE
     return TargetName.safeParse(arg).success ? { verb: 'list', target: arg } : { verb: 'help', problem: `"${cut(arg)}" is not a valid target name.` };
   }
   if (arg === undefined) return { verb: 'help', problem: `Name the database to drop: ${said.restoreList} shows them.` };
-  if (!DatabaseName.safeParse(arg).success) return { verb: 'help', problem: `"${cut(arg)}" is not a database name.` };
+  if (!DatabaseName.safeParse(arg).success) return { verb: 'help', problem: `"${cut(arg)}" is not a database name (${NOT_A_DATABASE}).` };
   return { verb: 'drop', database: arg };
 }
 
