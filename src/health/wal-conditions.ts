@@ -102,7 +102,7 @@ function keepSizeNote(s: WalSlotFacts): string {
  * fills the primary's disk: the most dangerous failure of a WAL archive. A server that cannot be asked is shown,
  * never paged (the backups and the WAL stream already page for an unreachable server).
  */
-export function walSlotCondition(target: string, s: WalSlotFacts): ConditionResult {
+export function walSlotCondition(target: string, s: WalSlotFacts, archived = true): ConditionResult {
   const base = { condition: 'wal-slot', severity: 'critical' } as const;
   const slot = `slot ${s.name}`;
   // The server named: the slot is read through the target's own connection, which may not be the replication URL's.
@@ -124,6 +124,17 @@ export function walSlotCondition(target: string, s: WalSlotFacts): ConditionResu
     evidence: `${evidence}${note}`,
     ...(typeof s.retainedBytes === 'number' ? { value: s.retainedBytes } : {}),
   });
+  // Nothing archived yet: a new target whose worker has not started its receiver (QA: the demo opened with a critical
+  // "slot does not exist" a moment before the slot was made). Said, never paged; once WAL was archived, it pages.
+  if (!s.exists && !archived) {
+    return {
+      ...base,
+      status: 'failing',
+      quiet: true,
+      summary: `The replication slot ${s.name} of ${target} is not created yet`,
+      evidence: `${slot} does not exist on ${where} yet, and no WAL was archived: a worker creates it when its receiver starts (see the WAL stream)`,
+    };
+  }
   if (!s.exists) {
     return fail(
       `The replication slot ${s.name} of ${target} does not exist`,
@@ -167,5 +178,7 @@ export function walSlotCondition(target: string, s: WalSlotFacts): ConditionResu
 
 /** Both WAL conditions of a target with point-in-time recovery, in HEALTH_CONDITIONS order. */
 export function walConditions(target: string, facts: WalHealthFacts | undefined): ConditionResult[] {
-  return facts ? [walGapCondition(target, facts.archive), walSlotCondition(target, facts.slot)] : [];
+  return facts
+    ? [walGapCondition(target, facts.archive), walSlotCondition(target, facts.slot, facts.archive.newestSegment !== null || !!facts.archive.unreadable)]
+    : [];
 }

@@ -130,6 +130,9 @@ describe('wal-slot', () => {
     expect(lost.evidence).toContain("SELECT pg_drop_replication_slot('pgbb_shop')");
     expect(lost.evidence).toContain('then take a new base backup (`pg-backup-bot base-backup shop`)');
     expect(walSlotCondition('shop', slot({ exists: false, retainedBytes: null })).summary).toBe('The replication slot pgbb_shop of shop does not exist');
+    // A new target, nothing archived yet: its worker has not made the slot yet; said, never paged (QA: the demo's start).
+    const fresh = walSlotCondition('shop', slot({ exists: false, retainedBytes: null }), false);
+    expect(fresh).toMatchObject({ status: 'failing', quiet: true, summary: 'The replication slot pgbb_shop of shop is not created yet' });
   });
 
   it('shows a server it could not ask without paging for it (a warning to Nagios too)', () => {
