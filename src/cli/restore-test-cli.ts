@@ -86,7 +86,10 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
 }
 
 /** Why there is nothing to test: none taken yet, or every one stored is damaged (`list` names them and why). */
-function noBackupToTest(damaged: ReadonlyArray<unknown>): string {
+function noBackupToTest(damaged: ReadonlyArray<{ why: string }>): string {
   if (damaged.length === 0) return 'There is no finished backup to test yet; take one with `pg-backup-bot backup`.';
+  // Readable by the bot's user only (files 0640): not damage, and a new backup would not help (QA: run as another user).
+  if (damaged.every((d) => /EACCES|permission denied/i.test(d.why)))
+    return `There is no backup this user may read: the ${damaged.length} stored ${damaged.length === 1 ? 'is' : 'are'} not readable by it (permission denied; the bot writes its files 0640, for its own user and group). Run this as the bot's user, or a member of its group.`;
   return `There is no good backup to test: the ${damaged.length} stored ${damaged.length === 1 ? 'is' : 'are'} damaged (\`pg-backup-bot list\` says why); take a new one with \`pg-backup-bot backup\`.`;
 }
