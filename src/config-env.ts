@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { z } from 'zod';
 // Its own module: the file schema (schedules/config-schema.ts) needs it while config.ts is still loading.
 import { TargetName } from './target-name.ts';
@@ -60,7 +61,13 @@ const EnvSchema = z.object({
   DUMPS_PER_SERVER: z.coerce.number().int().min(0).max(64).default(1),
   DATABASE_URL: PostgresUrl.optional(),
   TARGET_NAME: TargetName.optional(),
-  BACKUP_DIR: z.string().min(1).default('./backups'),
+  // Not on a kernel's virtual file system: Node's recursive mkdir loops for ever under /proc (QA: a backup hung at
+  // full CPU, deaf to SIGTERM, on BACKUP_DIR=/proc/backups), and nothing could be stored there anyway.
+  BACKUP_DIR: z
+    .string()
+    .min(1)
+    .refine((d) => !/^\/(proc|sys|dev)(\/|$)/.test(resolve(d)), 'is on a kernel file system (/proc, /sys, /dev), where no backup can be stored: name a directory on a disk')
+    .default('./backups'),
   BACKUP_COMPRESSION_LEVEL: z.coerce.number().int().min(1).max(19).default(2),
   PG_BIN_DIR: z.string().min(1).optional(),
   PAGERDUTY_ROUTING_KEY: z.string().length(32, 'must be the 32-character Events API v2 integration key').optional(),

@@ -66,6 +66,15 @@ describe('loadConfig', () => {
     expect(loadConfig(good, 'all').encryption.recipients).toEqual([good.BACKUP_ENCRYPTION_RECIPIENT]);
   });
 
+  it('refuses a BACKUP_DIR on /proc, /sys or /dev, where a backup hung for ever (QA: Node’s recursive mkdir loops under /proc)', () => {
+    for (const dir of ['/proc/backups', '/sys/x', '/dev/backups']) {
+      expect(() => loadConfig({ ...good, BACKUP_DIR: dir }, 'offline')).toThrow(
+        'BACKUP_DIR: is on a kernel file system (/proc, /sys, /dev), where no backup can be stored: name a directory on a disk',
+      );
+    }
+    expect(loadConfig({ ...good, BACKUP_DIR: '/procurement/backups' }, 'offline').backupDir).toBe('/procurement/backups');
+  });
+
   it('says what a port is when PORT or METRICS_PORT is not one (not zod’s "expected number, received NaN")', () => {
     expect(() => loadConfig({ ...good, PORT: 'abc', METRICS_PORT: '70000' })).toThrow(
       /\n {2}- PORT: a port number from 0 to 65535\n {2}- METRICS_PORT: a port number from 0 to 65535$/,
