@@ -156,7 +156,9 @@ export function parseRestoreText(raw: string, surface: keyof typeof SURFACES = '
   // A terminal has no help text beside the usage: there, name where the ids are.
   if (id === undefined && surface === 'cli') return { verb: 'help', problem: `Name the backup to restore: ${said.list} shows their ids.` };
   if (id === undefined || id === 'help') return { verb: 'help' };
-  if (id === 'list' || id === 'drop') return listOrDrop(id, opts, said);
+  // As /backup's words: in any case (QA: `/restore LIST` was "not a backup id").
+  const word = id?.toLowerCase();
+  if (word === 'list' || word === 'drop') return listOrDrop(word, opts, said);
   if (!BackupIdSchema.safeParse(id).success) return { verb: 'help', problem: `"${cut(id)}" is not a backup id (see ${said.list}).${didYouMean(id)}` };
   const tables: string[] = [];
   const schemas: string[] = [];

@@ -45,6 +45,8 @@ describe('ids as people paste and type them', () => {
   it('takes a database name with - or $ for --into and drop, and says what a name may hold (QA: `my-app` refused)', () => {
     expect(parseRestoreText(`${ID} --into=my-app`)).toMatchObject({ verb: 'restore', into: 'my-app' });
     expect(parseRestoreText('drop my-app_replaced_20261207t033026')).toEqual({ verb: 'drop', database: 'my-app_replaced_20261207t033026' });
+    expect(parseRestoreText('LIST')).toEqual({ verb: 'list' });
+    expect(parseRestoreText('Drop my-app')).toEqual({ verb: 'drop', database: 'my-app' });
     expect(parseRestoreText(`${ID} --into=9app`)).toMatchObject({
       verb: 'help',
       problem: '"9app" is not a database name (a database name here is letters, digits, _, $ and -, starting with a letter or _, at most 63 characters).',
