@@ -184,6 +184,16 @@ describe('BOT_CONFIG file', () => {
     })();
     expect(targetTypo).toContain('bad.yml line 5, targets.0.encryption: unknown key');
     expect(targetTypo).not.toContain('DATABASE_URL');
+    // A misspelt `environment`: the key it lacks said as missing, not as an invalid value (QA).
+    await writeFile(file, 'targets:\n  - name: shop\n    urlEnv: SHOP_URL\n    enviroment: production\n');
+    let missing = '';
+    try {
+      loadConfig({ ...noUrl, BOT_CONFIG: file, SHOP_URL: 'postgres://h/shop' });
+    } catch (e) {
+      missing = (e as BotError).userMessage;
+    }
+    expect(missing).toContain('targets.0.environment: missing: production or staging');
+    expect(missing).toContain('targets.0.enviroment: unknown key');
   });
 
   it('names a misspelt key nested in a mapping by its own line, not the line where the mapping starts', async () => {

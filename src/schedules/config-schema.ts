@@ -91,7 +91,10 @@ export const ScheduleTargetSchema = z
       .string()
       .regex(/^[A-Z_][A-Z0-9_]*$/, 'the name of an environment variable, e.g. SHOP_DATABASE_URL')
       .optional(),
-    environment: z.enum(['production', 'staging']),
+    // Missing said as missing (QA: a misspelt `enviroment:` read as an invalid value here, beside "unknown key").
+    environment: z.enum(['production', 'staging'], {
+      error: (issue) => (issue.input === undefined ? 'missing: production or staging' : 'production or staging'),
+    }),
     excludeTables: z.array(TablePattern).default([]),
     /** Empty: every schema. */
     schemas: z.array(SchemaPattern).default([]),
