@@ -66,7 +66,10 @@ const EnvSchema = z.object({
   BACKUP_DIR: z
     .string()
     .min(1)
-    .refine((d) => !/^\/(proc|sys|dev)(\/|$)/.test(resolve(d)), 'is on a kernel file system (/proc, /sys, /dev), where no backup can be stored: name a directory on a disk')
+    .refine(
+      (d) => !/^\/(proc|sys|dev)(\/|$)/.test(resolve(d)),
+      'is on a kernel file system (/proc, /sys, /dev), where no backup can be stored: name a directory on a disk',
+    )
     .default('./backups'),
   BACKUP_COMPRESSION_LEVEL: z.coerce.number().int().min(1).max(19).default(2),
   PG_BIN_DIR: z.string().min(1).optional(),
