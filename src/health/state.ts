@@ -22,6 +22,8 @@ export interface AppliedResult {
   previous: HealthStatus | null;
   /** The stored failure was a quiet one: nobody was told of it, so its clearing is not news either. */
   previousQuiet: boolean;
+  /** The stored failure's episode (ConditionResult.episode), for saying what cleared; null without one. */
+  previousEpisode: string | null;
   since: string;
   /**
    * Status differs from the stored one, a failure turned from quiet to loud (or back), or a failure is about another
@@ -117,6 +119,7 @@ export function createHealthState(redis: RedisConnection, prefix: string): Healt
             result,
             previous,
             previousQuiet,
+            previousEpisode: stored?.episode ?? null,
             since: same && stored && !newEpisode ? stored.since : at,
             changed: previous === null ? result.status === 'failing' : !same || loudness || newEpisode,
           };

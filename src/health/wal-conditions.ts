@@ -29,6 +29,9 @@ export function windowSentence(target: string, a: WalArchiveFacts): string {
   return `${range}${before}${prior}`;
 }
 
+/** wal-gap's name for a timeline no base backup was taken on (no gap is missing), failing and cleared. */
+export const switchLabel = (timeline: number) => `new timeline ${timeline} without a base backup`;
+
 const more = (gaps: string[]) => (gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : '');
 
 /**
@@ -65,7 +68,9 @@ export function walGapCondition(target: string, a: WalArchiveFacts): ConditionRe
     return {
       ...base,
       status: 'failing',
-      label: `new timeline ${a.switched.timeline} without a base backup`,
+      label: switchLabel(a.switched.timeline),
+      // Its own episode: a gap then a switch (or the reverse) is news, and its clearing is said as what it was.
+      episode: `timeline-${a.switched.timeline}`,
       summary: `The WAL archive of ${target} cannot recover past timeline ${a.switched.timeline}'s start: no base backup on it yet`,
       evidence: `${said.charAt(0).toUpperCase()}${said.slice(1)} Until then: ${window}`,
     };

@@ -1,3 +1,4 @@
+import { switchLabel } from '../health/wal-conditions.ts';
 import type { ConditionResult, HealthCondition } from '../health/index.ts';
 import type { StoredCondition } from '../health/index.ts';
 import { escapeMrkdwn, formatTime } from '../format.ts';
@@ -97,10 +98,17 @@ const NOT_BACK: Partial<Record<string, string>> = {
   'data-drift': ' Rows lost earlier are not back: restore them with the commands posted when the loss was found.',
 };
 
-export function conditionCleared(target: string, r: ConditionResult, since: string | null, resolved: string | null): ChannelMessage {
-  const text = `:white_check_mark: *${target}*: ${conditionLabel(r.condition)} cleared — ${escapeMrkdwn(r.evidence)}${NOT_BACK[r.condition] ?? ''}`;
+/** What cleared, named as its failure was (wal-gap's timeline switch: no gap was missing); undefined: the usual label. */
+export function clearedLabel(condition: string, previousEpisode: string | null): string | undefined {
+  const timeline = condition === 'wal-gap' ? /^timeline-(\d+)$/.exec(previousEpisode ?? '')?.[1] : undefined;
+  return timeline ? switchLabel(Number(timeline)) : undefined;
+}
+
+export function conditionCleared(target: string, r: ConditionResult, since: string | null, resolved: string | null, label?: string): ChannelMessage {
+  const named = label ?? conditionLabel(r.condition);
+  const text = `:white_check_mark: *${target}*: ${named} cleared — ${escapeMrkdwn(r.evidence)}${NOT_BACK[r.condition] ?? ''}`;
   return {
-    text: `${target}: ${conditionLabel(r.condition)} cleared`,
+    text: `${target}: ${named} cleared`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text } },
       { type: 'context', elements: [{ type: 'mrkdwn', text: `${since ? `failing since ${formatTime(since)} · ` : ''}${resolved ?? 'no page was open'}` }] },

@@ -5,7 +5,7 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import { pagerCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
-import { conditionCleared, conditionFailing } from '../notifications/health-messages.ts';
+import { clearedLabel, conditionCleared, conditionFailing } from '../notifications/health-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -36,7 +36,7 @@ const UNPAGED = 'posted here, not paged (the config can make it page)';
  * that clears resolves its page and says so. `target` is the subject: a target, or the backup disk (disk-health.ts).
  */
 export async function report(deps: { notifier: Notifier; escalation: Escalation }, target: string, a: AppliedResult, log: Logger): Promise<void> {
-  const { result, changed, previous, previousQuiet } = a;
+  const { result, changed, previous, previousQuiet, previousEpisode } = a;
   if (!changed || REPORTED_BY_WORKERS.has(result.condition)) return;
   const say = quietNotifier(deps.notifier, log);
   const condition = pagerCondition(result.condition);
@@ -67,6 +67,6 @@ export async function report(deps: { notifier: Notifier; escalation: Escalation 
     const resolved = await deps.escalation.passed(target, condition, { summary: `${target}: ${result.condition} cleared` });
     log.info({ target, condition: result.condition }, 'health condition cleared');
     // A quiet failure was never posted: its end is news only if a page was open after all.
-    if (!previousQuiet || resolved) await say.post(conditionCleared(target, result, null, resolved));
+    if (!previousQuiet || resolved) await say.post(conditionCleared(target, result, null, resolved, clearedLabel(result.condition, previousEpisode)));
   }
 }

@@ -204,6 +204,10 @@ describe('a promotion: the primary fails over to its standby', () => {
     await until('the page resolved', async () => pages('resolve')[0]);
     expect(pages('trigger')).toHaveLength(1);
     expect(pages('resolve')).toHaveLength(1);
+    // Cleared as what it was, not as a gap (QA).
+    await until('the clearing posted', async () =>
+      [...h.slack.messages.values()].find((m) => m.text === 'shop: new timeline 2 without a base backup cleared') ? true : undefined,
+    );
     const list = (await slash(h, '/backup', 'list shop')).text;
     expect(list).toContain('• *shop*: recoverable to any moment from');
     // The moments before the promotion, still recoverable along timeline 1 (window.ts priorTimeline).
