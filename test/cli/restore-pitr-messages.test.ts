@@ -66,7 +66,7 @@ describe('restore-pitr: what it says about its arguments and settings', () => {
     });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toBe(
-      `Point-in-time restore FAILED: BACKUP_ENCRYPTION_IDENTITY_FILE (${key}) cannot be read (ENOENT); restore-pitr needs it to decrypt the base backup and the WAL.`,
+      `Point-in-time restore FAILED: BACKUP_ENCRYPTION_IDENTITY_FILE (${key}) does not exist (ENOENT); restore-pitr needs it to decrypt the base backup and the WAL.`,
     );
   });
 });

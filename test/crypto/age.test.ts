@@ -123,7 +123,7 @@ describe('age encryption (src/crypto/age.ts)', () => {
     await expect(loadIdentity(undefined, 'Backup x is encrypted with age')).rejects.toMatchObject({
       userMessage: expect.stringMatching(/^Backup x is encrypted with age, but BACKUP_ENCRYPTION_IDENTITY_FILE is not set/),
     });
-    await expect(loadIdentity(join(dir, 'missing.key'), 'test')).rejects.toMatchObject({ userMessage: expect.stringMatching(/cannot be read \(ENOENT\)/) });
+    await expect(loadIdentity(join(dir, 'missing.key'), 'test')).rejects.toMatchObject({ userMessage: expect.stringMatching(/does not exist \(ENOENT\)/) });
     const empty = join(dir, 'empty.key');
     await writeFile(empty, '# nothing here\n');
     await expect(loadIdentity(empty, 'test')).rejects.toMatchObject({ userMessage: expect.stringMatching(/holds no age identity/) });
