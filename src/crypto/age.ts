@@ -80,7 +80,8 @@ export async function loadIdentity(file: string | undefined, why: string): Promi
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     // In words first (QA: "cannot be read (ENOENT)" alone), the code kept for searching.
-    const said = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'may not be read by this user' : code === 'EISDIR' ? 'is a directory' : 'cannot be read';
+    const said =
+      code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'may not be read by this user' : code === 'EISDIR' ? 'is a directory' : 'cannot be read';
     throw new BotError('decryption_failed', `${IDENTITY_VAR} (${file}) ${said} (${code}); ${why.charAt(0).toLowerCase()}${why.slice(1)}.`);
   }
   const keys: string[] = [];
