@@ -86,7 +86,7 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
           : failing
               .map(
                 (r) =>
-                  `${r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:'} ${r.label ?? conditionLabel(r.condition)}: ${escapeMrkdwn(r.evidence)}`,
+                  `${r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:'} ${conditionLabel(r.condition, r.episode)}: ${escapeMrkdwn(r.evidence)}`,
               )
               .join('\n'),
       ),

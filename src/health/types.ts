@@ -53,8 +53,6 @@ export interface ConditionResult {
   unjudged?: true;
   /** Posted in the channel but never paged (data-drift unless the config's `drift.page` is true). */
   unpaged?: true;
-  /** The failure's name when it is not the condition's usual one (wal-gap for a timeline switch: no gap is missing). */
-  label?: string;
   /** What an Acknowledge button on the posted failure carries (data-drift: the newer backup's id); absent: no button. */
   acknowledge?: string;
   /**

@@ -68,8 +68,8 @@ export function walGapCondition(target: string, a: WalArchiveFacts): ConditionRe
     return {
       ...base,
       status: 'failing',
-      label: switchLabel(a.switched.timeline),
-      // Its own episode: a gap then a switch (or the reverse) is news, and its clearing is said as what it was.
+      // Its own episode: a gap then a switch (or the reverse) is news, and it names the failure and its clearing
+      // (health-messages.ts conditionLabel: switchLabel).
       episode: `timeline-${a.switched.timeline}`,
       summary: `The WAL archive of ${target} cannot recover past timeline ${a.switched.timeline}'s start: no base backup on it yet`,
       evidence: `${said.charAt(0).toUpperCase()}${said.slice(1)} Until then: ${window}`,

@@ -26,7 +26,15 @@ const LABEL: Record<HealthCondition, string> = {
   rpo: 'RPO not within its objective',
 };
 
-export const conditionLabel = (c: string) => LABEL[c as HealthCondition] ?? c;
+/**
+ * A failure's name: its condition's, or its episode's where that names another thing (wal-gap's `timeline-N`, a
+ * timeline no base backup was taken on: no gap is missing). The same for the failure and, from the stored episode,
+ * for its clearing.
+ */
+export function conditionLabel(c: string, episode?: string | null): string {
+  const timeline = c === 'wal-gap' ? /^timeline-(\d+)$/.exec(episode ?? '')?.[1] : undefined;
+  return timeline ? switchLabel(Number(timeline)) : (LABEL[c as HealthCondition] ?? c);
+}
 
 /** What each condition watches, said neutrally: the overview's passing lines ("✅ last backup: last run succeeded"). */
 const NAME: Record<HealthCondition, string> = {
@@ -49,12 +57,12 @@ const NAME: Record<HealthCondition, string> = {
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */
-export const conditionHeading = (r: Pick<ConditionResult, 'condition' | 'status' | 'label'>) =>
-  r.status === 'ok' ? NAME[r.condition] : (r.label ?? conditionLabel(r.condition));
+export const conditionHeading = (r: Pick<ConditionResult, 'condition' | 'status' | 'episode'>) =>
+  r.status === 'ok' ? NAME[r.condition] : conditionLabel(r.condition, r.episode);
 
 export function conditionFailing(target: string, r: ConditionResult, escalation: string): ChannelMessage {
   const icon = r.severity === 'warning' ? ':warning:' : ':rotating_light:';
-  const label = r.label ?? conditionLabel(r.condition);
+  const label = conditionLabel(r.condition, r.episode);
   const text = `${icon} *${target}*: ${label} — ${escapeMrkdwn(r.evidence)}`;
   return {
     text: `${target}: ${label} — ${r.evidence}`,
@@ -98,14 +106,15 @@ const NOT_BACK: Partial<Record<string, string>> = {
   'data-drift': ' Rows lost earlier are not back: restore them with the commands posted when the loss was found.',
 };
 
-/** What cleared, named as its failure was (wal-gap's timeline switch: no gap was missing); undefined: the usual label. */
-export function clearedLabel(condition: string, previousEpisode: string | null): string | undefined {
-  const timeline = condition === 'wal-gap' ? /^timeline-(\d+)$/.exec(previousEpisode ?? '')?.[1] : undefined;
-  return timeline ? switchLabel(Number(timeline)) : undefined;
-}
-
-export function conditionCleared(target: string, r: ConditionResult, since: string | null, resolved: string | null, label?: string): ChannelMessage {
-  const named = label ?? conditionLabel(r.condition);
+/** `previousEpisode`: the cleared failure's, which names it (conditionLabel). */
+export function conditionCleared(
+  target: string,
+  r: ConditionResult,
+  since: string | null,
+  resolved: string | null,
+  previousEpisode?: string | null,
+): ChannelMessage {
+  const named = conditionLabel(r.condition, previousEpisode);
   const text = `:white_check_mark: *${target}*: ${named} cleared — ${escapeMrkdwn(r.evidence)}${NOT_BACK[r.condition] ?? ''}`;
   return {
     text: `${target}: ${named} cleared`,

@@ -5,7 +5,7 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import { pagerCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
-import { clearedLabel, conditionCleared, conditionFailing } from '../notifications/health-messages.ts';
+import { conditionCleared, conditionFailing } from '../notifications/health-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
@@ -67,6 +67,6 @@ export async function report(deps: { notifier: Notifier; escalation: Escalation 
     const resolved = await deps.escalation.passed(target, condition, { summary: `${target}: ${result.condition} cleared` });
     log.info({ target, condition: result.condition }, 'health condition cleared');
     // A quiet failure was never posted: its end is news only if a page was open after all.
-    if (!previousQuiet || resolved) await say.post(conditionCleared(target, result, null, resolved, clearedLabel(result.condition, previousEpisode)));
+    if (!previousQuiet || resolved) await say.post(conditionCleared(target, result, null, resolved, previousEpisode));
   }
 }
