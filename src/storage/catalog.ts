@@ -72,6 +72,7 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
  * for `shop`): "did you mean `shop-…`?" when that id exists, else that target's backup nearest in time. Null: none.
  */
 async function mistypedTarget(storage: Storage, target: string, backupId: string): Promise<{ target: string; said: string } | null> {
+  // One listing of every target's backups serves both the names and the nearest backup of the one meant.
   const stored = await storage.list();
   const near = [...new Set(stored.map((m) => m.target))]
     .filter((t) => t !== target && editDistance(t, target) <= 2)
@@ -80,7 +81,10 @@ async function mistypedTarget(storage: Storage, target: string, backupId: string
   const meant = `${near}${backupId.slice(target.length)}`;
   const said = stored.some((m) => m.backupId === meant)
     ? `did you mean \`${meant}\` (target ${near})?`
-    : `did you mean target ${near}?${await nearestBackup(storage, near, meant)}`;
+    : `did you mean target ${near}?${nearestAmong(
+        stored.filter((m) => m.target === near),
+        meant,
+      )}`;
   return { target: near, said };
 }
 
@@ -97,9 +101,14 @@ function editDistance(a: string, b: string): number {
 
 /** " The nearest is `shop-…`, 2 s later." among the target's listed backups; '' when it has none. */
 async function nearestBackup(storage: Storage, target: string, backupId: string): Promise<string> {
+  return nearestAmong(await storage.list(target), backupId);
+}
+
+/** nearestBackup among manifests already listed (one target's). */
+function nearestAmong(listed: readonly Manifest[], backupId: string): string {
   const at = timeOfBackupId(backupId) ?? 0;
   let best: { id: string; delta: number } | null = null;
-  for (const m of await storage.list(target)) {
+  for (const m of listed) {
     const delta = (timeOfBackupId(m.backupId) ?? 0) - at;
     if (!best || Math.abs(delta) < Math.abs(best.delta)) best = { id: m.backupId, delta };
   }
