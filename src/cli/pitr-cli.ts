@@ -8,7 +8,7 @@ import { afterStart } from './pitr-next-steps.ts';
 import { loadIdentity } from '../crypto/age.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { LaidOut } from '../postgres/pitr/lay-out.ts';
-import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
+import { chooseRecovery, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { formatBytes } from '../format.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
@@ -78,7 +78,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const at = asked ?? end?.to ?? new Date();
     // `latest` is the newest the archive can recover, not the newest it holds, after a promotion: said first (QA).
     if (end?.switched) io.err(`Not the newest data: ${switchedSentence(target.name, end.switched)}`);
-    const base = chooseBase(bases, archived, at, await setAsideBases(root, target.name));
+    const { base, timeline } = chooseRecovery(bases, archived, at, await setAsideBases(root, target.name));
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     const firstSegment = segmentOf(base.startLsn, base.timeline);
     const unchecked = await checkServerAccess(runAs, {
@@ -124,7 +124,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     const guess = await waldumpGuess(base);
     const newestWith = (pgWaldump: Promise<string | null>) =>
       // Caught at once: awaited only after the layout, a rejection meanwhile would end the process as unhandled.
-      newestArchivedCommit({ root, target: target.name, base, identity, pgWaldump, signal }).catch(() => undefined);
+      newestArchivedCommit({ root, target: target.name, base, timeline, identity, pgWaldump, signal }).catch(() => undefined);
     let waldumpFound: (bin: string | null) => void = () => undefined;
     const first = newestWith(guess ? Promise.resolve(guess) : new Promise<string | null>((r) => (waldumpFound = r)));
     newest = first;
@@ -137,6 +137,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       identity,
       identityFile: config.encryption.identityFile,
       at,
+      timeline,
       action,
       restoreCommand,
       signal,
@@ -157,6 +158,10 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     io.out(
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, ${action} at the target. ${settled.said}`,
+        // Across a promotion (lane.ts): said, as the base backup's timeline is not the one it ends on.
+        ...(timeline !== base.timeline
+          ? [`It recovers along timeline ${timeline} (the promotion's history file, archived), from a base backup taken on timeline ${base.timeline}.`]
+          : []),
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
         `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${pgCtl} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,

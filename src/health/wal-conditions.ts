@@ -1,6 +1,6 @@
 import { formatBytes } from '../format.ts';
 import { switchedSentence } from '../postgres/pitr/switched.ts';
-import { setAsideNamed, shownRange, WAL_ARRIVES } from '../postgres/pitr/window.ts';
+import { followedText, setAsideNamed, shownRange, WAL_ARRIVES } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
 
@@ -23,7 +23,7 @@ export function noWindowSentence(target: string, a: Pick<WalArchiveFacts, 'baseB
 /** "recoverable to any moment from … to …", and what an older gap leaves out; or why nothing is recoverable. */
 export function windowSentence(target: string, a: WalArchiveFacts): string {
   if (!a.window) return noWindowSentence(target, a);
-  const range = `recoverable to any moment ${shownRange(a.window, windowTime)}`;
+  const range = `recoverable to any moment ${shownRange(a.window, windowTime)}${followedText(a.followed)}`;
   const before = a.earlier ? `, and ${shownRange(a.earlier, windowTime)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}` : '';
   const prior = a.priorTimeline ? `, and ${shownRange(a.priorTimeline, windowTime)} on timeline ${a.priorTimeline.timeline}, before the promotion` : '';
   return `${range}${before}${prior}`;

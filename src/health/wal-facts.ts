@@ -37,6 +37,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       reachesNewest: w ? w.reachesNewest : gaps.length === 0,
       ...(w?.gap ? { gap: w.gap } : {}),
       window: w ? { from: w.from, to: w.to } : null,
+      ...(w && w.opens.timeline !== w.timeline ? { followed: { from: w.opens.timeline, to: w.timeline } } : {}),
       earlier: w?.earlier ? { from: w.earlier.from, to: w.earlier.to, gap: w.earlier.gap } : null,
       ...(w?.switched ? { switched: w.switched } : {}),
       ...(w?.priorTimeline ? { priorTimeline: { from: w.priorTimeline.from, to: w.priorTimeline.to, timeline: w.priorTimeline.timeline } } : {}),

@@ -16,6 +16,8 @@ export interface WalArchiveFacts {
   /** No gap, or a base backup started after the last one: recovery reaches the newest archived segment. */
   reachesNewest: boolean;
   window: { from: Date; to: Date } | null;
+  /** The window crosses a promotion: recovered along timeline `to` from a base backup taken on `from` (lane.ts). */
+  followed?: { from: number; to: number };
   /** The server moved to a timeline no base backup was taken on (window.ts `switched`): the window ends where the old one did. */
   switched?: { timeline: number; segment: string; at: Date };
   /** After a promotion, the older timeline's window: still recoverable along it (window.ts priorTimeline). */

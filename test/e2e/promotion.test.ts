@@ -11,16 +11,17 @@ import { PartialWalStore } from '../../src/postgres/pitr/partial-store.ts';
 import { parseLsn } from '../../src/postgres/pitr/lsn.ts';
 import { withClient } from '../support/postgres-helpers.ts';
 import { readableByServer, startRecovered } from '../support/recovered-server.ts';
-import { channelMessage, type Harness, slash } from './harness.ts';
+import { channelMessage, type Harness, jobIdOf, slash } from './harness.ts';
 import { type ShopPitr, startShopPitr } from './pitr-harness.ts';
 import { until as waitFor } from '../support/until.ts';
 
 /**
  * A real failover, as on-call meets it: primary A streamed by the bot (its slot, a base backup, rows), a streaming
  * standby B of A, A stopped, B started on A's port (the target's URL now reaches it) and promoted: B writes timeline 2
- * and has no copy of the bot's slot. The bot resumes streaming from B, archives timeline 2, says in wal-gap's post that
- * it started a base backup itself after the switch, that base backup succeeds, the window reaches timeline 2 and the
- * page resolves; restore-pitr then recovers a server holding the rows written on A before and on B after the promotion.
+ * and has no copy of the bot's slot. The bot resumes streaming from B and archives timeline 2 with its history file;
+ * the window follows the promotion from timeline 1's base backup, so nothing pages; restore-pitr recovers a server
+ * holding the rows written on A before and on B after the promotion, from that base backup along timeline 2, and,
+ * once a base backup was taken on timeline 2, a moment on A before the failover.
  */
 let h: Harness;
 let a: EphemeralPostgres;
@@ -121,7 +122,7 @@ const walLine = async () => (await status()).split('(WAL archive)*')[1] ?? '';
 const counts = (url: string) => sql<{ written_on: string; n: number }>(url, 'SELECT written_on, count(*)::int AS n FROM orders GROUP BY 1 ORDER BY 1');
 
 describe('a promotion: the primary fails over to its standby', () => {
-  it('streams timeline 2 from the promoted standby, starts a base backup on it, and restore-pitr recovers rows from both sides', {
+  it('streams timeline 2 from the promoted standby, follows the promotion from the old base backup, and restore-pitr recovers rows from both sides', {
     timeout: 180_000,
   }, async () => {
     // 1. The primary, streamed by the bot, with a base backup and rows after it archived.
@@ -175,47 +176,24 @@ describe('a promotion: the primary fails over to its standby', () => {
     );
     expect(await sql(a.url, 'SELECT slot_name, active FROM pg_replication_slots')).toEqual([{ slot_name: slot, active: true }]);
 
-    // 4. Without a health run asked for (the worker's check when timeline 2's first segment is archived): wal-gap's
-    // post says what happened and names the base backup the bot started itself; the page is triggered.
-    const post = await until('the switch posted', async () =>
-      [...h.slack.messages.values()].find((m) => (m.text ?? '').includes('The server moved to timeline 2')),
-    );
-    expect(post.text).toContain('none was taken on timeline 2 yet');
-    // Headed as what it is, not as a gap (nothing is missing).
-    expect(post.text).toMatch(/^shop: new timeline 2 without a base backup — The server moved to timeline 2/);
-    // The window before the bot's sentence ends with a full stop (it read "… UTC The bot started").
-    expect(post.text).toMatch(/(UTC|\))\. The bot started that base backup itself at /);
-    const jobId = /\(job (base-backup-shop-[\w-]+), after the switch to timeline 2\): the window opens again once it finishes/.exec(post.text ?? '')?.[1];
-    expect(jobId).toBeDefined();
-    expect((await until('the page', async () => pages('trigger')[0])).payload?.summary).toBe(
-      "The WAL archive of shop cannot recover past timeline 2's start: no base backup on it yet",
-    );
-    const done = await channelMessage(h, jobId as string, /succeeded/, 90_000);
-    expect(done.text).toContain('Base backup of shop succeeded');
-    expect(JSON.stringify(done.blocks)).toContain('(timeline 2)');
-    expect(JSON.stringify(done.blocks)).toContain('after the switch to timeline 2 · requested by the health check (window broken)');
-    const bases = await archivedBases(h.backupDir, 'shop');
-    expect(bases.map((x) => x.timeline)).toEqual([1, 2]);
+    // The history file's record: where timeline 1 was left, at or after the last position A wrote that B received.
+    const history = await store().entry('00000002.history');
+    expect(history?.forks).toHaveLength(1);
+    expect(history?.forks?.[0]?.timeline).toBe(1);
+    expect(parseLsn(history?.forks?.[0]?.switchLsn as string)).toBeGreaterThanOrEqual(parseLsn(primaryAt));
 
-    // Rows on B after that base backup, archived; the health run that sees them resolves the page.
-    await write(a.url, 'B', 30);
-    await archived(await switchWal(a.url));
+    // 4. The window follows the promotion from timeline 1's base backup (lane.ts): nothing is broken, so nothing
+    // pages and no base backup is started; the window says it crosses the promotion.
     await healthRun();
-    await until('the page resolved', async () => pages('resolve')[0]);
-    expect(pages('trigger')).toHaveLength(1);
-    expect(pages('resolve')).toHaveLength(1);
-    // Cleared as what it was, not as a gap (QA).
-    await until('the clearing posted', async () =>
-      [...h.slack.messages.values()].find((m) => m.text === 'shop: new timeline 2 without a base backup cleared') ? true : undefined,
-    );
     const list = (await slash(h, '/backup', 'list shop')).text;
     expect(list).toContain('• *shop*: recoverable to any moment from');
-    // The moments before the promotion, still recoverable along timeline 1 (window.ts priorTimeline).
-    expect(list).toMatch(/\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion\)/);
+    expect(list).toContain('(across the promotion to timeline 2: recovery follows its history file from a base backup taken on timeline 1)');
     expect(list).not.toContain(':rotating_light:');
-    // One base backup for the switch, however many checks saw it.
+    expect(list).not.toContain('before the promotion');
+    expect(pages('trigger')).toEqual([]);
+    expect([...h.slack.messages.values()].filter((m) => (m.text ?? '').includes('timeline 2 without a base backup'))).toEqual([]);
     const jobs = await h.service.deps.queues.baseBackup.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
-    expect(jobs.filter((j) => j.data.label === 'after the switch to timeline 2')).toHaveLength(1);
+    expect(jobs.filter((j) => j.data.label?.startsWith('after'))).toEqual([]);
     // The stream is said to be up again once it has run 10 s (receiver.ts upAfterMs).
     await until('the stream up', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined), 30_000);
 
@@ -235,29 +213,44 @@ describe('a promotion: the primary fails over to its standby', () => {
     );
     expect(snapshot.name.startsWith('00000002')).toBe(true);
 
-    // 5. restore-pitr to the newest moment, from timeline 2's base backup and WAL: the rows from A before the
-    // promotion and from B after it, those after the base backup replayed from the archive (the last 20 from the
-    // partial snapshot).
+    // 5. restore-pitr to the newest moment, before any base backup was taken on timeline 2: timeline 1's base backup,
+    // recovered along timeline 2 (the rows from A before the promotion and from B after it, the last 20 from the
+    // partial snapshot). Before, everything B wrote was out of reach until the bot's base backup finished.
+    const [onTl1] = await archivedBases(h.backupDir, 'shop');
     const dataDir = join(work, 'recovered');
     const run = await restorePitr('latest', dataDir);
     expect(run.exitCode, run.stderr).toBe(0);
-    expect(run.stdout).toContain(`Laid out base backup ${bases[1]?.id}`);
+    expect(run.stdout).toContain(`Laid out base backup ${onTl1?.id}`);
     expect(run.stdout).toContain("It recovers to the archive's newest commit");
+    expect(run.stdout).toContain("It recovers along timeline 2 (the promotion's history file, archived), from a base backup taken on timeline 1.");
     const server = await startRecovered(dataDir, [h.backupDir, work]);
     try {
       expect(server.started.exitCode, await server.log()).toBe(0);
       await server.outOfRecovery();
       expect(await counts(server.url)).toEqual([
         { written_on: 'A', n: 150 },
-        { written_on: 'B', n: 120 },
+        { written_on: 'B', n: 90 },
       ]);
       expect(await server.log()).toContain('archive recovery complete');
     } finally {
       await server.stop();
     }
 
-    // 6. A moment before the promotion, after the new timeline's base backup exists: recovered along timeline 1 from
-    // its own base backup (it was refused as "outside what the archive holds" while its base backup and WAL were kept).
+    // The PITR restore test takes the same way: timeline 1's base backup, the WAL along timeline 2.
+    const tested = await slash(h, '/restore-test', 'pitr shop latest');
+    const verdict = await channelMessage(h, jobIdOf(tested.text) as string, /PITR restore test of shop (passed|FAILED)/, 180_000);
+    expect(verdict.text, JSON.stringify(verdict.blocks)).toMatch(/^PITR restore test of shop passed/);
+    expect(JSON.stringify(verdict.blocks)).toContain(`fetched from ${onTl1?.id}'s start on, across the promotion to timeline 2, every sha256 matching`);
+
+    // A base backup on timeline 2, asked for: it succeeds on the promoted server.
+    const asked2 = /`(base-backup-shop-[\w-]+)`/.exec((await slash(h, '/backup', 'now --physical shop')).text)?.[1];
+    const done = await channelMessage(h, asked2 as string, /succeeded/, 90_000);
+    expect(JSON.stringify(done.blocks)).toContain('(timeline 2)');
+    const bases = await archivedBases(h.backupDir, 'shop');
+    expect(bases.map((x) => x.timeline)).toEqual([1, 2]);
+
+    // 6. A moment before the promotion, after the new timeline's base backup exists: recovered from timeline 1's base
+    // backup (once refused as "outside what the archive holds" while its base backup and WAL were kept).
     const beforeDir = join(work, 'before-promotion');
     const before = await restorePitr(onA.toISOString(), beforeDir);
     expect(before.exitCode, before.stderr).toBe(0);

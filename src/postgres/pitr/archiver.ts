@@ -1,6 +1,6 @@
 import { counter } from '../stream-counter.ts';
 import { createHash } from 'node:crypto';
-import { stat, unlink } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
@@ -11,6 +11,7 @@ import { childOptions, yieldCpu } from '../child-pipes.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
 import type { Logger } from '../../logger.ts';
+import { parseHistory } from './lane.ts';
 import { SEGMENT_NAME } from './lsn.ts';
 import { LIVE_MS, type ReachSource } from './segment-time.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
@@ -82,6 +83,8 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
     archivedAt: (reached?.at ?? now).toISOString(),
     ...(reached ? { reachedBy: reached.source } : {}),
     storedAt: (reached?.storedAt ?? now).toISOString(),
+    // Where each older timeline was left: the window follows a promotion along it (lane.ts).
+    ...(name.endsWith('.history') ? { forks: parseHistory(await readFile(path, 'utf8')) } : {}),
   };
   await o.store.index(entry);
   return entry;

@@ -5,6 +5,7 @@ import type { AgeIdentity } from '../../crypto/age.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { fetchWal } from './pitr-restore.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
+import { laneOf, onLane } from './lane.ts';
 import { parseLsn } from './lsn.ts';
 import { parsePgDumpVersion } from '../tools.ts';
 import { clusterTool, serverBinDir } from './scratch-cluster.ts';
@@ -32,7 +33,7 @@ export async function waldumpGuess(base: BaseBackup): Promise<string | null> {
 }
 
 /**
- * The newest commit the archive holds on the base backup's timeline after its start, searched from the newest WAL
+ * The newest commit the archive holds along the timeline recovery follows after the base backup's start, searched from the newest WAL
  * back (the segment still being written first, as far as its newest snapshot reaches), one segment at a time, each
  * checked, decrypted and read with pg_waldump in a private directory that is removed again.
  * - that commit's time and its record's LSN. Recovery to a time stops at the first commit after it, so a time at or after this one
@@ -45,6 +46,8 @@ export async function newestArchivedCommit(o: {
   root: string;
   target: string;
   base: BaseBackup;
+  /** The timeline recovery follows (chooseRecovery): the base backup's own when absent. */
+  timeline?: number;
   /** pg_waldump of the cluster's major: known once the base backup is laid out, while the newest WAL is fetched. */
   pgWaldump: Promise<string | null>;
   identity: AgeIdentity | undefined;
@@ -52,11 +55,10 @@ export async function newestArchivedCommit(o: {
   signal?: AbortSignal | undefined;
 }): Promise<NewestCommit | null | undefined> {
   const first = segmentPosition(segmentOf(o.base.startLsn, o.base.timeline));
-  const after = (await recoverableWal(o.root, o.target)).filter((e) => {
-    if (e.name.endsWith('.history')) return false;
-    const p = segmentPosition(e.name);
-    return p.timeline === first.timeline && p.n >= first.n;
-  });
+  const archived = await recoverableWal(o.root, o.target);
+  // Along the timeline recovery follows: across a promotion, the new timeline's WAL after the switch (lane.ts).
+  const lane = laneOf(archived, o.timeline ?? o.base.timeline);
+  const after = archived.filter((e) => !e.name.endsWith('.history') && onLane(e, lane) && segmentPosition(e.name).n >= first.n);
   // Only as far as recovery from this base backup can replay: up to the first gap (a segment lost or set aside by
   // the checksum scrub). A commit beyond it cannot be reached; aiming at it ended in "recovery ended before
   // configured recovery target was reached" (QA).

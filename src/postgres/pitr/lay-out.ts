@@ -37,6 +37,8 @@ export async function layOutRecovery(o: {
   /** The identity's file: with the age CLI installed, it decrypts (several times faster than the library). */
   identityFile?: string | undefined;
   at: Date;
+  /** The timeline to recover along (pitr-restore.ts chooseRecovery): the base backup's, or a later one it follows. */
+  timeline: number;
   action: 'promote' | 'pause' | 'shutdown';
   restoreCommand: string;
   signal?: AbortSignal | undefined;
@@ -90,7 +92,8 @@ export async function layOutRecovery(o: {
         // PostgreSQL's own timestamptz input: "2026-12-04 18:55:33.003+00" (it refuses the ISO "T…Z" form).
         `recovery_target_time = ${q(o.at.toISOString().replace('T', ' ').replace('Z', '+00'))}`,
         `recovery_target_action = ${q(o.action)}`,
-        `recovery_target_timeline = ${q('current')}`,
+        // Named, not 'latest': the timeline the window was judged along, whatever else the archive holds.
+        `recovery_target_timeline = ${q(String(o.timeline))}`,
         "archive_mode = 'off'",
         '',
       ].join('\n'),

@@ -16,6 +16,7 @@ import { LocalWalStore } from './wal-store.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
 import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, WAL_ARRIVES, type WindowWal } from './window.ts';
 import { gapBeforeWindow, switchedSentence } from './switched.ts';
+import { baseOnLane, laneOf, onLane } from './lane.ts';
 
 /** The base backups of a target, oldest first. */
 export async function listBaseBackups(root: string, target: string): Promise<BaseBackup[]> {
@@ -61,11 +62,22 @@ export function parseRecoveryTime(text: string): Date {
 /** How far past the window's end a time is "the WAL is on its way" (archived within seconds, 30 s at most). */
 const SOON_MS = 10 * 60_000;
 
+/** chooseRecovery's base backup alone. */
+export const chooseBase = (...a: Parameters<typeof chooseRecovery>): BaseBackup => chooseRecovery(...a).base;
+
 /**
- * The base backup to start from: the newest that finished before the time. A time the window does not reach
- * (window.ts: a gap ends it, a base backup after the gap opens it again) is refused with the window.
+ * The base backup to start from, the newest that finished before the time, and the timeline to recover along
+ * (recovery_target_timeline: after a promotion whose history is archived, the new one, from a base backup taken
+ * before it; lane.ts). A time the window does not reach (window.ts: a gap ends it, a base backup after the gap opens
+ * it again) is refused with the window.
  */
-export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, at: Date, setAside: readonly string[] = [], now: Date = new Date()): BaseBackup {
+export function chooseRecovery(
+  bases: BaseBackup[],
+  wal: ReadonlyArray<WindowWal>,
+  at: Date,
+  setAside: readonly string[] = [],
+  now: Date = new Date(),
+): { base: BaseBackup; timeline: number } {
   const w = recoverableWindow(bases, wal);
   if (!w) {
     throw new BotError(
@@ -114,7 +126,10 @@ export function chooseBase(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, a
   // The newest base backup finished by then, of those from the one that opens this stretch on; that one itself when
   // the stretch starts at its end segment's archiving, a moment before the bot stamped it finished (window.ts).
   const from = bases.indexOf(range.opens);
-  return bases.filter((b, i) => i >= from && b.timeline === range.opens.timeline && consistentBy(b, wal, at)).at(-1) ?? range.opens;
+  const lane = laneOf(wal, range.timeline);
+  const read = wal.filter((e) => onLane(e, lane));
+  const base = bases.filter((b, i) => i >= from && baseOnLane(b, lane) && consistentBy(b, read, at)).at(-1) ?? range.opens;
+  return { base, timeline: range.timeline };
 }
 
 /** A stored WAL file read whole, its sha256 checked against the record before anything else is done with it. */

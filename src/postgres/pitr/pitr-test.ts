@@ -8,13 +8,13 @@ import { parsePgUrl } from '../connection.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { checkMarkers, type CheckResult } from './markers.ts';
 import { reservePitrBase } from './pitr-readers.ts';
-import { chooseBase, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
+import { chooseRecovery, layOutRecovery, listBaseBackups, parseRecoveryTime } from './pitr-restore.ts';
 import { fetchOffsite, runScratchChecks, startAndReplay } from './pitr-test-steps.ts';
 import { parseLsn } from './lsn.ts';
 import { clusterMajor, configureScratch, makeScratchDir, pgCtl, serverBinDir, withScratchClient } from './scratch-cluster.ts';
 import { remoteWindowWal } from './s3-archive.ts';
 import type { S3PitrStore } from './s3-pitr-store.ts';
-import { fetchWalForTest, newestCommit } from './test-wal.ts';
+import { fetchWalForTest, newestCommit, walCheck } from './test-wal.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { PartialWalStore, recoverableWal } from './partial-store.ts';
 import { setAsideBases } from './wal-index.ts';
@@ -71,7 +71,7 @@ export async function planPitrTest(
   random = Math.random,
   /** S3 as the primary store: the bucket's archive, not BACKUP_DIR (the worker's spool). */
   remote?: S3PitrStore | null,
-): Promise<{ at: Date; base: BaseBackup; explicit: boolean }> {
+): Promise<{ at: Date; base: BaseBackup; timeline: number; explicit: boolean }> {
   // The window as `/backup list` and restore-pitr have it: whole segments and the snapshot being written (replayed too).
   const { bases, wal } = remote ? await remoteWindowWal(remote) : { bases: await listBaseBackups(root, target), wal: await recoverableWal(root, target) };
   const w = recoverableWindow(bases, wal);
@@ -83,7 +83,7 @@ export async function planPitrTest(
   if (!w) throw new BotError('backup_not_found', gapBeforeWindow(target, bases, wal) ?? `${target} has no ${why}`);
   const explicit = asked !== 'latest' && asked !== 'random';
   const at = explicit ? parseRecoveryTime(asked) : asked === 'latest' ? w.to : new Date(w.from.getTime() + random() * (w.to.getTime() - w.from.getTime()));
-  return { at, base: chooseBase(bases, wal, at, setAside), explicit };
+  return { at, ...chooseRecovery(bases, wal, at, setAside), explicit };
 }
 
 const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
@@ -146,6 +146,7 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       dataDir: s.dataDir,
       identity: o.identity,
       at,
+      timeline: plan.timeline,
       action: 'promote',
       restoreCommand: `cp ${sh(s.walDir)}/%f "%p"`,
     });
@@ -155,28 +156,18 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
       store: new LocalWalStore(from.root, o.target),
       partials: new PartialWalStore(from.root, o.target),
       base,
+      timeline: plan.timeline,
       walDir: s.walDir,
       identity: o.identity,
       signal: o.signal,
     });
     phasesMs.fetch = Date.now() - t;
     const walInfo = { segments: wal.segments.length, bytes: wal.bytes };
+    checks.push(walCheck(wal, base, plan.timeline));
     if (wal.gap) {
-      const last = wal.segments.at(-1);
-      checks.push({
-        name: 'WAL archive',
-        ok: false,
-        detail: `segment ${wal.gap} is missing from the archive${last ? ` (the last one before it, ${last.name}, holds WAL up to ${last.archivedAt})` : ''}: recovery cannot replay past it; look for it in the server's pg_wal or take a new base backup`,
-      });
       result = { ...outcome(), wal: walInfo };
       return result;
     }
-    const upTo = wal.partial ? `, the last the segment still being written, as far as it reached at ${wal.partial.coversAt}` : '';
-    checks.push({
-      name: 'WAL archive',
-      ok: true,
-      detail: `${wal.segments.length} segment(s) fetched from ${base.id}'s start on, every sha256 matching${upTo}`,
-    });
     binDir = await serverBinDir(await clusterMajor(s.dataDir));
     const newestCommitted = await newestCommit(join(binDir, 'pg_waldump'), s.walDir, wal.segments);
     const conf = join(s.dataDir, 'postgresql.auto.conf');

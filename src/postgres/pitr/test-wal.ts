@@ -2,9 +2,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { AgeIdentity } from '../../crypto/age.ts';
 import type { BaseBackup } from './base-backup.ts';
+import type { CheckResult } from './markers.ts';
 import { fetchWal } from './pitr-restore.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
+import { laneOf, onLane } from './lane.ts';
 import { segmentOf, segmentPosition } from './window.ts';
 
 const hex = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
@@ -31,22 +33,26 @@ export async function fetchWalForTest(o: {
   /** Snapshots of the segment pg_receivewal is still writing: the newest WAL, which `latest` must reach. */
   partials?: PartialWalStore | undefined;
   base: BaseBackup;
+  /** The timeline recovery follows (pitr-restore.ts chooseRecovery): across a promotion, the new one. */
+  timeline?: number;
   walDir: string;
   identity: AgeIdentity | undefined;
   signal?: AbortSignal | undefined;
 }): Promise<FetchedWal> {
   const all = await o.store.list();
   const first = segmentPosition(segmentOf(o.base.startLsn, o.base.timeline));
-  const onTimeline = all.filter((e) => !e.name.endsWith('.history') && segmentPosition(e.name).timeline === first.timeline);
+  // The segments recovery reads: along the base backup's timeline, and across a promotion along the new one (lane.ts).
+  const lane = laneOf(all, o.timeline ?? o.base.timeline);
+  const onTimeline = all.filter((e) => !e.name.endsWith('.history') && onLane(e, lane));
   const newest = onTimeline.at(-1);
-  const byName = new Map(onTimeline.map((e) => [e.name, e]));
+  const byN = new Map(onTimeline.map((e) => [segmentPosition(e.name).n, e]));
   const out: FetchedWal = { segments: [], bytes: 0, gap: null, partial: null };
   for (const h of all.filter((e) => e.name.endsWith('.history'))) await fetchWal(o.store, h.name, join(o.walDir, h.name), o.identity);
   const last = newest ? segmentPosition(newest.name).n : first.n - 1;
   for (let n = first.n; n <= last; n++) {
     o.signal?.throwIfAborted();
-    const entry = byName.get(nameAt(first.timeline, n));
-    if (!entry) return { ...out, gap: nameAt(first.timeline, n) };
+    const entry = byN.get(n);
+    if (!entry) return { ...out, gap: nameAt(lane.at(n), n) };
     if (!(await fetchWal(o.store, entry.name, join(o.walDir, entry.name), o.identity))) return { ...out, gap: entry.name };
     out.segments.push(entry);
     out.bytes += entry.rawBytes;
@@ -54,15 +60,34 @@ export async function fetchWalForTest(o: {
   // The segment after the newest whole one, as far as its newest snapshot reaches: the window's end, as `/backup
   // list` and restore-pitr have it. Without it the test stopped where the last whole segment ended (a quiet server
   // fills a segment in hours), and called that the latest moment.
-  const next = nameAt(first.timeline, Math.max(first.n, last + 1));
+  const next = nameAt(lane.at(Math.max(first.n, last + 1)), Math.max(first.n, last + 1));
   const partial = await o.partials?.entry(next);
   if (partial && o.partials && (await fetchWal(o.partials, next, join(o.walDir, next), o.identity))) {
     out.segments.push(partial);
     out.bytes += partial.walBytes;
     out.partial = { name: next, coversAt: partial.coversAt };
   }
-  if (out.segments.length === 0) return { ...out, gap: nameAt(first.timeline, first.n) };
+  if (out.segments.length === 0) return { ...out, gap: nameAt(lane.at(first.n), first.n) };
   return out;
+}
+
+/** The PITR test's "WAL archive" check: what was fetched, along which timeline, or the gap recovery cannot cross. */
+export function walCheck(wal: FetchedWal, base: BaseBackup, timeline: number): CheckResult {
+  if (wal.gap) {
+    const last = wal.segments.at(-1);
+    return {
+      name: 'WAL archive',
+      ok: false,
+      detail: `segment ${wal.gap} is missing from the archive${last ? ` (the last one before it, ${last.name}, holds WAL up to ${last.archivedAt})` : ''}: recovery cannot replay past it; look for it in the server's pg_wal or take a new base backup`,
+    };
+  }
+  const across = timeline !== base.timeline ? `, across the promotion to timeline ${timeline}` : '';
+  const upTo = wal.partial ? `, the last the segment still being written, as far as it reached at ${wal.partial.coversAt}` : '';
+  return {
+    name: 'WAL archive',
+    ok: true,
+    detail: `${wal.segments.length} segment(s) fetched from ${base.id}'s start on${across}, every sha256 matching${upTo}`,
+  };
 }
 
 /** How far back from the newest WAL a search for the newest commit reads (64 segments: 1 GB of WAL). */

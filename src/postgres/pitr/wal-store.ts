@@ -40,6 +40,11 @@ export const WalEntrySchema = z.object({
    * consistent by then (window.ts). Absent in entries written before it was recorded (their `archivedAt` is that).
    */
   storedAt: z.string().datetime().optional(),
+  /**
+   * A history file's record (lane.ts parseHistory), read when it is archived: the timelines before its own, each with
+   * the LSN where the server left it. Absent in segments, and in history entries archived before it was recorded.
+   */
+  forks: z.array(z.object({ timeline: z.number().int().positive(), switchLsn: z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/) })).optional(),
 });
 export type WalEntry = z.infer<typeof WalEntrySchema>;
 

@@ -16,5 +16,9 @@ export function shownRange(r: { from: Date; to: Date }, time: (d: Date) => strin
   return `from ${r.from.toISOString()} to ${r.to.toISOString()} (less than a second)`;
 }
 
+/** A window across a promotion (wal-types.ts `followed`), said after its range; '' for one that crosses none. */
+export const followedText = (f: { from: number; to: number } | undefined) =>
+  f ? ` (across the promotion to timeline ${f.to}: recovery follows its history file from a base backup taken on timeline ${f.from})` : '';
+
 /** Set-aside base backups (wal-index.ts setAsideBases, oldest first) in a sentence: "X was", "X and 2 older were". */
 export const setAsideNamed = (ids: readonly string[]) => (ids.length > 1 ? `${ids.at(-1)} and ${ids.length - 1} older were` : `${ids.at(-1)} was`);

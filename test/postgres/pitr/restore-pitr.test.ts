@@ -212,6 +212,7 @@ describe('restore-pitr', () => {
         identity: await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE, 'test'),
         identityFile: env.BACKUP_ENCRYPTION_IDENTITY_FILE,
         at: new Date(),
+        timeline: 1,
         action: 'promote',
         restoreCommand: 'false',
       }),
@@ -238,6 +239,7 @@ describe('restore-pitr', () => {
         identity,
         identityFile: env.BACKUP_ENCRYPTION_IDENTITY_FILE,
         at: new Date(),
+        timeline: 1,
         action: 'promote',
         restoreCommand: 'false',
       });

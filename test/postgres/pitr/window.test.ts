@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
-import { chooseBase } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { chooseBase, chooseRecovery } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { consistentBy, rangeAt, recoverableWindow, segmentOf, segmentPosition, shownRange, walGaps } from '../../../src/postgres/pitr/window.ts';
 
 const base = (startLsn: string, finishedAt: string, id = 'b') => ({ id, startLsn, timeline: 1, finishedAt }) as BaseBackup;
@@ -27,6 +27,7 @@ describe('the recoverable window', () => {
       from: new Date('2026-12-04T10:00:00Z'),
       to: new Date('2026-12-04T11:00:00Z'),
       opens: expect.objectContaining({ id: 'b' }),
+      timeline: 1,
       gaps: [],
       reachesNewest: true,
     });
@@ -41,7 +42,7 @@ describe('the recoverable window', () => {
     expect(() => chooseBase(bases, wal, new Date('2026-12-04T09:00:00Z'))).toThrow('For a moment outside it, a logical backup may serve: `/backup list shop`');
   });
 
-  it('after a promotion, ends where the base backup’s timeline does until a base backup is taken on the new one (QA)', () => {
+  it('after a promotion whose history was archived without its record, ends where the base backup’s timeline does until a base backup is taken on the new one (QA)', () => {
     const tl1 = [{ ...base('0/2000028', '2026-12-04T10:00:00Z'), target: 'shop' }];
     const wal = [
       seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
@@ -89,6 +90,51 @@ describe('the recoverable window', () => {
     );
   });
 
+  it('after a promotion whose history file is archived, follows it from the old timeline’s base backup (lane.ts)', () => {
+    const b = { ...base('0/2000028', '2026-12-04T10:00:00Z'), endLsn: '0/2000100', target: 'shop' };
+    const history = { ...seg('00000002.history', '2026-12-04T10:21:00Z'), forks: [{ timeline: 1, switchLsn: '0/3800000' }] };
+    const wal = [
+      seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
+      // The old timeline's copy of the switch segment: recovery along timeline 2 reads timeline 2's (it holds the same
+      // WAL up to the switch), so it neither ends nor opens anything here.
+      { ...seg('000000010000000000000003', '2026-12-04T10:20:00Z'), partial: true },
+      history,
+      seg('000000020000000000000003', '2026-12-04T10:30:00Z'),
+      seg('000000020000000000000004', '2026-12-04T10:40:00Z'),
+    ];
+    const w = recoverableWindow([b], wal);
+    expect(w).toEqual({
+      from: new Date('2026-12-04T10:00:00Z'),
+      to: new Date('2026-12-04T10:40:00Z'),
+      opens: b,
+      timeline: 2,
+      gaps: [],
+      reachesNewest: true,
+    });
+    // Recovered along timeline 2 from timeline 1's base backup, before the switch and after it.
+    expect(chooseRecovery([b], wal, new Date('2026-12-04T10:35:00Z'))).toEqual({ base: b, timeline: 2 });
+    expect(chooseRecovery([b], wal, new Date('2026-12-04T10:10:00Z'))).toEqual({ base: b, timeline: 2 });
+    // A base backup on timeline 2 since: the newest one finished by the moment, along the same lane; no stretch of
+    // timeline 1 is listed apart, the lane reaches back as far.
+    const b2 = { ...base('0/4000028', '2026-12-04T10:35:00Z', 'b2'), endLsn: '0/4000100', timeline: 2, target: 'shop' };
+    expect(recoverableWindow([b, b2], wal)).toMatchObject({ from: new Date('2026-12-04T10:00:00Z'), opens: b, timeline: 2 });
+    expect(recoverableWindow([b, b2], wal)?.priorTimeline).toBeUndefined();
+    expect(chooseRecovery([b, b2], wal, new Date('2026-12-04T10:38:00Z'))).toEqual({ base: b2, timeline: 2 });
+    expect(chooseRecovery([b, b2], wal, new Date('2026-12-04T10:25:00Z'))).toEqual({ base: b, timeline: 2 });
+
+    // A segment of timeline 1 missing before the switch: a gap on the lane, named on the timeline it belongs to.
+    const lost = wal.filter((e) => e.name !== '000000010000000000000002');
+    const early = { ...base('0/1000028', '2026-12-04T09:00:00Z', 'early'), endLsn: '0/1000100', target: 'shop' };
+    const withGap = recoverableWindow([early], [seg('000000010000000000000001', '2026-12-04T09:01:00Z'), ...lost]);
+    expect(withGap).toMatchObject({ to: new Date('2026-12-04T09:01:00Z'), gaps: ['000000010000000000000002'], reachesNewest: false, timeline: 2 });
+    expect(walGaps([early], [seg('000000010000000000000001', '2026-12-04T09:01:00Z'), ...lost])).toEqual(['000000010000000000000002']);
+
+    // A base backup that ended past the switch (the old primary's, after the promotion) is on a branch the lane does
+    // not follow: the switch cannot be crossed from it.
+    const late = { ...b, endLsn: '0/3900000' };
+    expect(recoverableWindow([late], wal)).toMatchObject({ timeline: 1, switched: { timeline: 2, segment: '000000020000000000000003' } });
+  });
+
   it('ends before a missing segment, and names it', () => {
     const w = recoverableWindow(
       [base('0/2000028', '2026-12-04T10:00:00Z')],
@@ -98,6 +144,7 @@ describe('the recoverable window', () => {
       from: new Date('2026-12-04T10:00:00Z'),
       to: new Date('2026-12-04T10:01:00Z'),
       opens: expect.objectContaining({ id: 'b' }),
+      timeline: 1,
       gaps: ['000000010000000000000003'],
       gap: '000000010000000000000003',
       reachesNewest: false,
@@ -127,10 +174,11 @@ describe('the recoverable window', () => {
       from: new Date('2026-12-04T13:00:00Z'),
       to: new Date('2026-12-04T14:00:00Z'),
       opens: bases[1],
+      timeline: 1,
       gaps: ['000000010000000000000003'],
       gap: '000000010000000000000003',
       reachesNewest: true,
-      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0], gap: '000000010000000000000003' },
+      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0], timeline: 1, gap: '000000010000000000000003' },
     });
     // A moment inside the gap's shadow is not recoverable; either side of it is.
     expect(rangeAt(w as NonNullable<typeof w>, new Date('2026-12-04T11:00:00Z'))).toBeUndefined();
@@ -147,10 +195,11 @@ describe('the recoverable window', () => {
       from: new Date('2026-12-04T13:00:00Z'),
       to: new Date('2026-12-04T14:00:00Z'),
       opens: bases[1],
+      timeline: 1,
       gaps: ['000000010000000000000003', '000000010000000000000007'],
       gap: '000000010000000000000007',
       reachesNewest: false,
-      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0], gap: '000000010000000000000003' },
+      earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0], timeline: 1, gap: '000000010000000000000003' },
     });
     // restore-pitr: a moment of the newer stretch starts from the newer base backup; one after the second gap is refused.
     expect(chooseBase(bases, wal, new Date('2026-12-04T13:30:00Z'))).toBe(bases[1]);

@@ -1,0 +1,61 @@
+import type { BaseBackup } from './base-backup.ts';
+import { parseLsn, segmentOf, segmentPosition } from './lsn.ts';
+
+/** One line of a timeline history file: the timeline the server left, and the LSN where it left it. */
+export interface Fork {
+  timeline: number;
+  switchLsn: string;
+}
+
+/**
+ * A history file's text (`00000002.history`: "1\t0/3000000\tno recovery target specified"), the timelines before
+ * the file's own, oldest first. Comments and blank lines are skipped; a file with no such line gives none.
+ */
+export function parseHistory(text: string): Fork[] {
+  const forks: Fork[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\d+)\s+([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8})\b/.exec(line);
+    if (m) forks.push({ timeline: Number(m[1]), switchLsn: (m[2] as string).toUpperCase() });
+  }
+  return forks;
+}
+
+/**
+ * The WAL that recovery to `timeline` replays (recovery_target_timeline), as PostgreSQL reads it: for each segment,
+ * the file of the newest timeline in the target's history that had begun by that segment (XLogFileReadAnyTLI). The
+ * segment holding a switch is read from the new timeline: pg_receivewal streams it from the segment's start, so that
+ * copy holds the old timeline's WAL up to the switch. Without the history file's record (`forks`, recorded when it is
+ * archived; older entries lack it) the lane is the timeline alone: a switch is then not followed.
+ */
+export interface Lane {
+  timeline: number;
+  forks: Fork[];
+  /** The timeline whose file of segment `n` (lsn.ts segmentPosition) recovery reads. */
+  at(n: number): number;
+}
+
+const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
+
+export function laneOf(wal: ReadonlyArray<{ name: string; forks?: Fork[] | undefined }>, timeline: number): Lane {
+  const forks = wal.find((e) => e.name === `${hex8(timeline)}.history`)?.forks ?? [];
+  // Where each older timeline stops being read: the segment holding its switch belongs to the next one.
+  const ends = forks.map((f) => ({ timeline: f.timeline, n: segmentPosition(segmentOf(f.switchLsn, f.timeline)).n }));
+  return { timeline, forks, at: (n) => ends.find((e) => n < e.n)?.timeline ?? timeline };
+}
+
+/** Whether a WAL file is one recovery along the lane reads (history files always: recovery asks for them). */
+export function onLane(e: { name: string }, lane: Lane): boolean {
+  if (e.name.endsWith('.history')) return true;
+  const p = segmentPosition(e.name);
+  return p.timeline === lane.at(p.n);
+}
+
+/**
+ * Whether recovery along the lane can start from a base backup: one on the lane's own timeline, or on an older one
+ * in its history that ended (its end LSN, where recovery from it becomes consistent) at or before that timeline's
+ * switch. A base backup the old primary took after the promotion lies on a branch the lane does not follow.
+ */
+export function baseOnLane(b: Pick<BaseBackup, 'timeline' | 'endLsn'>, lane: Lane): boolean {
+  if (b.timeline === lane.timeline) return true;
+  return lane.forks.some((f) => f.timeline === b.timeline && b.endLsn !== undefined && parseLsn(b.endLsn) <= parseLsn(f.switchLsn));
+}
