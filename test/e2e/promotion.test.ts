@@ -1,19 +1,13 @@
-import { appendFile, chown, copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { asServerUser, type EphemeralPostgres, freePort } from '../../src/dev/ephemeral.ts';
-import { reapAfterDeath } from '../../src/dev/reaper.ts';
+import type { EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
-import { LocalWalStore } from '../../src/postgres/pitr/wal-store.ts';
 import { PartialWalStore } from '../../src/postgres/pitr/partial-store.ts';
 import { parseLsn } from '../../src/postgres/pitr/lsn.ts';
-import { withClient } from '../support/postgres-helpers.ts';
-import { readableByServer, startRecovered } from '../support/recovered-server.ts';
+import { startRecovered } from '../support/recovered-server.ts';
 import { channelMessage, type Harness, jobIdOf, slash } from './harness.ts';
+import { failoverKit } from './failover-kit.ts';
 import { type ShopPitr, startShopPitr } from './pitr-harness.ts';
-import { until as waitFor } from '../support/until.ts';
 
 /**
  * A real failover, as on-call meets it: primary A streamed by the bot (its slot, a base backup, rows), a streaming
@@ -25,106 +19,36 @@ import { until as waitFor } from '../support/until.ts';
  */
 let h: Harness;
 let a: EphemeralPostgres;
-let work: string;
 let slot: string;
+let work: string;
 let shop: ShopPitr | undefined;
-let standby: { dataDir: string; stop(): Promise<void> } | undefined;
+let kit: ReturnType<typeof failoverKit>;
 
 beforeAll(async () => {
   shop = await startShopPitr({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), tag: 'promo' });
   ({ h, pg: a, work, slot } = shop);
+  kit = failoverKit(shop);
 }, 60_000);
 
 afterAll(async () => {
-  await standby?.stop();
+  await kit?.stopStandbys();
   await shop?.stop();
 });
 
-const until = <T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000) => waitFor(what, f, timeoutMs, { pollMs: 200 });
-
-/** A PostgreSQL program as the server's user (postgres when the tests run as root), as ephemeral.ts runs them. */
-const asServer = async (program: string, args: string[]) => {
-  const user = await asServerUser();
-  const [cmd, ...rest] = [...user.prefix, join(a.binDir, program), ...args];
-  return execa(cmd as string, rest, { stdin: 'ignore', all: true });
-};
-
-const sql = <T>(url: string, text: string) => withClient(url, async (c) => (await c.query(text)).rows as T[]);
-const write = (url: string, from: string, n: number) =>
-  sql(url, `CREATE TABLE IF NOT EXISTS orders (n int, written_on text); INSERT INTO orders SELECT g, '${from}' FROM generate_series(1, ${n}) g`);
-const switchWal = async (url: string) => ((await sql<{ name: string }>(url, 'SELECT pg_walfile_name(pg_switch_wal()) AS name'))[0] as { name: string }).name;
-
-const store = () => new LocalWalStore(h.backupDir, 'shop');
-const names = async () => (await store().list()).map((e) => e.name);
-const archived = (name: string) => until(`WAL ${name} archived`, async () => ((await names()).includes(name) ? true : undefined));
 const pages = (action: string) => h.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/shop/wal-gap' && e.event_action === action);
 const healthRun = async () => {
   const job = await h.service.deps.queues.health.add('health', {});
-  await until('the health run', async () => (['completed', 'failed'].includes(await job.getState()) ? true : undefined));
+  await kit.until('the health run', async () => (['completed', 'failed'].includes(await job.getState()) ? true : undefined));
 };
 const status = async () => (await slash(h, '/backup', 'status')).text;
 
-/** A streaming standby of A (pg_basebackup -R), on a port of its own, its socket in its own directory. */
-async function startStandby() {
-  const user = await asServerUser();
-  const dir = await mkdtemp(join(tmpdir(), 'pgbb-pg-standby-'));
-  if (user.uid !== undefined) await chown(dir, user.uid, user.gid as number);
-  const dataDir = join(dir, 'data');
-  await asServer('pg_basebackup', ['-D', dataDir, '-d', `host=127.0.0.1 port=${a.port} user=postgres`, '-R', '-X', 'stream', '-c', 'fast']);
-  const conf = join(dataDir, 'postgresql.auto.conf');
-  const port = await freePort();
-  await appendFile(conf, `unix_socket_directories = '${dir}'\nport = '${port}'\n`);
-  const reaper = reapAfterDeath([
-    ...user.prefix,
-    'sh',
-    '-c',
-    '"$0" -D "$1" -m immediate -w stop >/dev/null 2>&1; rm -rf "$2"',
-    join(a.binDir, 'pg_ctl'),
-    dataDir,
-    dir,
-  ]);
-  const ctl = (args: string[]) => asServer('pg_ctl', ['-D', dataDir, ...args]);
-  await ctl(['-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
-  standby = {
-    dataDir,
-    async stop() {
-      await ctl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
-      reaper.cancel();
-    },
-  };
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  return { dataDir, dir, conf, ctl, url };
-}
-
-/** restore-pitr as on the new host: the bot's config and archive, the identity file readable by the server's user. */
-const restorePitr = async (time: string, dataDir: string) => {
-  const identityFile = join(work, 'backup.key');
-  await copyFile(h.identityFile, identityFile);
-  const user = await asServerUser();
-  if (user.uid !== undefined) await chown(identityFile, user.uid, user.gid as number);
-  await readableByServer([h.backupDir, work]);
-  return execa('node', ['bin/pg-backup-bot.js', 'restore-pitr', 'shop', `--time=${time}`, `--data-dir=${dataDir}`], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      BOT_CONFIG: join(work, 'pg-backup-bot.yml'),
-      SHOP_URL: a.url,
-      BACKUP_DIR: h.backupDir,
-      BACKUP_ENCRYPTION_RECIPIENT: h.config.encryption.recipients[0] as string,
-      BACKUP_ENCRYPTION_IDENTITY_FILE: identityFile,
-    },
-    extendEnv: false,
-    reject: false,
-  });
-};
-
 const walLine = async () => (await status()).split('(WAL archive)*')[1] ?? '';
-const counts = (url: string) => sql<{ written_on: string; n: number }>(url, 'SELECT written_on, count(*)::int AS n FROM orders GROUP BY 1 ORDER BY 1');
 
 describe('a promotion: the primary fails over to its standby', () => {
   it('streams timeline 2 from the promoted standby, follows the promotion from the old base backup, and restore-pitr recovers rows from both sides', {
     timeout: 180_000,
   }, async () => {
+    const { until, asServer, sql, write, switchWal, store, names, archived, counts, restorePitr } = kit;
     // 1. The primary, streamed by the bot, with a base backup and rows after it archived.
     await until('the shop stream', async () => ((await walLine()).includes(`(slot \`${slot}\`): :white_check_mark: streaming`) ? true : undefined));
     const asked = /`(base-backup-shop-[\w-]+)`/.exec((await slash(h, '/backup', 'now --physical shop')).text)?.[1];
@@ -143,7 +67,7 @@ describe('a promotion: the primary fails over to its standby', () => {
 
     // 2. A streaming standby, caught up with rows written on A after it was made; then the failover: A stops, B comes
     // up on A's port (the target's URL now reaches it) and is promoted.
-    const b = await startStandby();
+    const b = await kit.startStandby();
     await write(a.url, 'A', 50);
     const [{ lsn: primaryAt }] = (await sql<{ lsn: string }>(a.url, 'SELECT pg_current_wal_lsn()::text AS lsn')) as [{ lsn: string }];
     await until('the standby caught up', async () =>
@@ -155,10 +79,7 @@ describe('a promotion: the primary fails over to its standby', () => {
     await until('the stream down', async () =>
       (await walLine()).includes('WAL stream DOWN') && (await walLine()).includes('the server is not reachable on the replication URL') ? true : undefined,
     );
-    await b.ctl(['-m', 'fast', '-w', 'stop']);
-    await appendFile(b.conf, `port = '${a.port}'\n`);
-    await b.ctl(['-l', join(b.dir, 'server.log'), '-w', '-t', '60', 'start']);
-    await b.ctl(['-w', 'promote']);
+    await kit.promoteOnPrimaryPort(b);
     const [{ tli }] = (await sql<{ tli: number }>(a.url, 'SELECT timeline_id AS tli FROM pg_control_checkpoint()')) as [{ tli: number }];
     expect(tli).toBe(2);
 

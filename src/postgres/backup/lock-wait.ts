@@ -96,10 +96,13 @@ export async function findLockWait(url: string, snapshotPid: number): Promise<Lo
   }
 }
 
+/** Tenths of a second below 10 s, whole seconds above: rounded to whole seconds, a holder of 0.4 s read "for 0 ms" (CI). */
+const waitTime = (ms: number) => (ms < 10_000 ? `${(Math.max(0, ms) / 1000).toFixed(1)} s` : formatDuration(Math.round(ms / 1000) * 1000));
+
 /** "pid 4242 (user migrator, psql, idle in transaction for 12 min: LOCK TABLE …)" */
 export function describeHolder(h: NonNullable<LockWait['holder']>): string {
   const who = [h.user ? `user ${h.user}` : null, h.app].filter(Boolean).join(', ');
-  const state = h.state ? `${h.state}${h.forMs !== null ? ` for ${formatDuration(Math.round(h.forMs / 1000) * 1000)}` : ''}` : null;
+  const state = h.state ? `${h.state}${h.forMs !== null ? ` for ${waitTime(h.forMs)}` : ''}` : null;
   const query = h.query ? `: ${h.query} …` : '';
   const inner = [who, state].filter(Boolean).join(', ');
   return `pid ${h.pid}${inner || query ? ` (${inner}${query})` : ''}`;
@@ -115,7 +118,7 @@ export function lockParts(w: LockWait): { on: string; held: string } {
 /** "waiting 40 s for a lock on public.orders, held by pid 4242 (…)" */
 export function describeLockWait(w: LockWait): string {
   const { on, held } = lockParts(w);
-  return `waiting ${formatDuration(Math.max(1000, Math.round(w.waitedMs / 1000) * 1000))} for a lock ${on}${held}`;
+  return `waiting ${waitTime(w.waitedMs)} for a lock ${on}${held}`;
 }
 
 /**

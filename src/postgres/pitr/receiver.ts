@@ -5,6 +5,7 @@ import type { Logger } from '../../logger.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
+import { divergedSentence, forkedBeforeSpool, setAsideDiverged, timelineAfter } from './diverged.ts';
 import { streamProblem } from './stream-problems.ts';
 
 export interface ReceiverState {
@@ -84,7 +85,18 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       const res = await running.finally(() => clearTimeout(lasted));
       child = undefined;
       const said = stderr.text();
-      return stopping ? null : `pg_receivewal stopped: ${streamProblem(said) ?? (firstErrorLine(said) || describeExit(res))}`;
+      if (stopping) return null;
+      // A crash failover to a standby that was behind: the spool's newest file lies past the promoted server's fork.
+      const diverged = forkedBeforeSpool(said);
+      if (diverged) {
+        const r = await setAsideDiverged(o.spool, diverged, () => timelineAfter(o.url, diverged.timeline));
+        o.log.warn(
+          { slot: o.slot, ...diverged, ...r },
+          "the promoted server's history forked before WAL the bot holds; the old timeline's partial segment set aside",
+        );
+        return `pg_receivewal stopped: ${divergedSentence(diverged, r)}`;
+      }
+      return `pg_receivewal stopped: ${streamProblem(said) ?? (firstErrorLine(said) || describeExit(res))}`;
     });
 
   // Down since the first failure of this episode, kept across restarts: health's grace runs from it, not from the last try.

@@ -66,29 +66,35 @@ export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: Bas
   const [bases, listed, partials] = await Promise.all([remote.listBases(), remote.listWal(), remote.listPartials()]);
   const present = listed.filter((w) => w.file !== null);
   const segments = present.filter((w) => !w.name.endsWith('.history'));
+  // History files first (a few tiny entries): their record of each switch is how the window follows a promotion
+  // (lane.ts), and which segments are gaps along it.
+  const entryOf = async (w: (typeof present)[number]) => {
+    const e = known.get(keyOf(remote, w.name)) ?? (await remote.walEntry(w.name));
+    if (e) known.set(keyOf(remote, w.name), e);
+    return e && e.file === w.file && e.bytes === w.fileBytes ? e : null;
+  };
+  const histories = (await Promise.all(present.filter((w) => w.name.endsWith('.history')).map(entryOf))).flatMap((e) => (e ? [e] : []));
   // The last one before every gap (one per run of missing segments): each can end a stretch (review: with two gaps,
   // the window between them ended at the time the bucket received its last segment, later than what it holds).
   const needed = new Set([segments.at(-1)]);
-  const gapNs = new Set(walGaps(bases, present).map((g) => segmentPosition(g).n));
+  const gapNs = new Set(walGaps(bases, [...segments, ...histories]).map((g) => segmentPosition(g).n));
   segments.forEach((w, i) => {
     const next = segments[i + 1];
     if (next && gapNs.has(segmentPosition(w.name).n + 1)) needed.add(w);
   });
-  const read = await Promise.all(
-    [...needed]
-      .flatMap((w) => (w ? [w] : []))
-      .map(async (w) => {
-        const e = known.get(keyOf(remote, w.name)) ?? (await remote.walEntry(w.name));
-        if (e) known.set(keyOf(remote, w.name), e);
-        return e && e.file === w.file && e.bytes === w.fileBytes ? e : null;
-      }),
-  );
+  const read = await Promise.all([...needed].flatMap((w) => (w ? [entryOf(w)] : [])));
   // A file cut short among them changes which entries the window reads: then every entry is read.
   if (read.some((e) => e === null)) return remoteArchive(remote).then((a) => ({ bases: a.bases, wal: withPartials(a.wal, partials) }));
   const whole = present.map((w): WindowWal => {
     const e = known.get(keyOf(remote, w.name));
     if (!e) return { name: w.name, archivedAt: w.indexedAt.toISOString(), storedAt: w.indexedAt.toISOString() };
-    return { name: w.name, archivedAt: e.archivedAt, ...(e.reachedBy ? { reachedBy: e.reachedBy } : {}), ...(e.storedAt ? { storedAt: e.storedAt } : {}) };
+    return {
+      name: w.name,
+      archivedAt: e.archivedAt,
+      ...(e.reachedBy ? { reachedBy: e.reachedBy } : {}),
+      ...(e.storedAt ? { storedAt: e.storedAt } : {}),
+      ...(e.forks ? { forks: e.forks } : {}),
+    };
   });
   return { bases, wal: withPartials(whole, partials) };
 }

@@ -1,0 +1,111 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import type { EphemeralPostgres } from '../../src/dev/ephemeral.ts';
+import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
+import { startRecovered } from '../support/recovered-server.ts';
+import { failoverKit } from './failover-kit.ts';
+import { channelMessage, type Harness, slash } from './harness.ts';
+import { type ShopPitr, startShopPitr } from './pitr-harness.ts';
+
+/**
+ * A crash failover to a standby that was behind: the old primary A wrote, and the bot received, WAL the standby B
+ * never got, past a segment boundary; A crashes and B is promoted. pg_receivewal asks B to go on from its newest
+ * file, on timeline 1 past the point where B left it, and B refuses at every start ("not in this server's
+ * history"): the stream stayed down for good. Now the receiver sets the old timeline's partial segment aside and
+ * streams timeline 2 from its slot; restore-pitr recovers B's history (A's rows B had, B's own), none of A's lost ones.
+ */
+let h: Harness;
+let a: EphemeralPostgres;
+let work: string;
+let kit: ReturnType<typeof failoverKit>;
+const shops: ShopPitr[] = [];
+
+afterAll(async () => {
+  for (const shop of shops) await failoverKit(shop).stopStandbys();
+  for (const shop of shops) await shop.stop();
+});
+
+/** A shop of the case's own: a crashed primary cannot serve the next case. */
+async function freshShop(tag: string) {
+  const shop = await startShopPitr({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl'), tag });
+  shops.push(shop);
+  ({ h, pg: a, work } = shop);
+  kit = failoverKit(shop);
+}
+
+const walLine = async () => (await slash(h, '/backup', 'status')).text.split('(WAL archive)*')[1] ?? '';
+
+describe('a crash failover to a standby that was behind', () => {
+  // Where the standby stopped: within a segment (the old timeline streamed to the fork, then the new one), or at a
+  // segment's start (the new timeline from that segment: pg_receivewal cannot start at the switch itself).
+  it.each([
+    ['within a segment', true],
+    ['at a segment’s start', false],
+  ])('fork %s: sets the old primary’s WAL past it aside, streams the new timeline, and recovers along it', { timeout: 180_000 }, async (_, midSegment) => {
+    await freshShop(midSegment ? 'crash-mid' : 'crash-start');
+    const { until, asServer, sql, write, switchWal, archived, counts, restorePitr } = kit;
+    await until('the shop stream', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined));
+    const asked = /`(base-backup-shop-[\w-]+)`/.exec((await slash(h, '/backup', 'now --physical shop')).text)?.[1];
+    await channelMessage(h, asked as string, /succeeded/, 60_000);
+    await write(a.url, 'A', 100);
+    await archived(await switchWal(a.url));
+
+    // B caught up, then cut off (stopped): what A writes from here on, only the bot receives.
+    const b = await kit.startStandby();
+    if (midSegment) await write(a.url, 'A', 20);
+    // The insert position: the test clusters commit asynchronously, so the write position may lag the last commit.
+    const [{ lsn }] = (await sql<{ lsn: string }>(a.url, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
+    await until('the standby caught up', async () =>
+      (await sql<{ ok: boolean }>(b.url, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AS ok`))[0]?.ok ? true : undefined,
+    );
+    await b.ctl(['-m', 'fast', '-w', 'stop']);
+    await write(a.url, 'lost', 30);
+    await archived(await switchWal(a.url));
+    await write(a.url, 'lost', 5);
+    await until('the last rows received', async () =>
+      (await sql<{ ok: boolean }>(a.url, 'SELECT bool_and(flush_lsn >= pg_current_wal_insert_lsn()) AS ok FROM pg_stat_replication'))[0]?.ok ? true : undefined,
+    );
+
+    // A crashes; B comes up on A's port and is promoted.
+    await asServer('pg_ctl', ['-D', a.dataDir, '-m', 'immediate', '-w', 'stop']);
+    await kit.promoteOnPrimaryPort(b);
+    // Said while the receiver is counted down (its first 10 s running again).
+    const said = await until('the divergence said', async () => {
+      const line = await walLine();
+      return line.includes('the promoted server left timeline 1 at') ? line : undefined;
+    });
+    expect(said).toMatch(/before WAL the bot had received from the old primary \(from [0-9A-F]+\/[0-9A-F]+ on: written there, never replicated\)/);
+    expect(said).toMatch(/00000001[0-9A-F]{16}\.partial set aside in the spool's \.diverged directory; streaming goes on along the new timeline from the fork/);
+    const aside = await readdir(join(h.backupDir, '_wal-spool', 'shop', '.diverged'));
+    expect(aside).toEqual([expect.stringMatching(/^00000001[0-9A-F]{16}\.partial$/)]);
+
+    // Timeline 2 is archived, and the window follows it from timeline 1's base backup.
+    await write(a.url, 'B', 40);
+    const firstOn2 = await switchWal(a.url);
+    expect(firstOn2.startsWith('00000002')).toBe(true);
+    await archived(firstOn2, 90_000);
+    await until('the stream up', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined), 30_000);
+    const list = (await slash(h, '/backup', 'list shop')).text;
+    expect(list).toContain('(across the promotion to timeline 2');
+    expect(list).not.toContain(':rotating_light:');
+
+    // restore-pitr latest: B's history, from timeline 1's base backup along timeline 2.
+    const [onTl1] = await archivedBases(h.backupDir, 'shop');
+    const dataDir = join(work, 'recovered');
+    const run = await restorePitr('latest', dataDir);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`Laid out base backup ${onTl1?.id}`);
+    const server = await startRecovered(dataDir, [h.backupDir, work]);
+    try {
+      expect(server.started.exitCode, await server.log()).toBe(0);
+      await server.outOfRecovery();
+      expect(await counts(server.url)).toEqual([
+        { written_on: 'A', n: midSegment ? 120 : 100 },
+        { written_on: 'B', n: 40 },
+      ]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
