@@ -20,7 +20,7 @@ describe('the recoverable window read from the bucket', () => {
     server = s;
   });
 
-  const put = async (store: S3PitrStore, name: string, archivedAt: string) => {
+  const put = async (store: S3PitrStore, name: string, archivedAt: string, forks?: WalEntry['forks']) => {
     const body = Buffer.from(`wal ${name}`);
     const entry: WalEntry = {
       name,
@@ -33,6 +33,7 @@ describe('the recoverable window read from the bucket', () => {
       archivedAt,
       reachedBy: 'sampled',
       storedAt: archivedAt,
+      ...(forks ? { forks } : {}),
     };
     await store.putWal(entry, async (w) => {
       await pipeline(Readable.from([body]), w.stream);
@@ -82,6 +83,25 @@ describe('the recoverable window read from the bucket', () => {
       expect(w?.from.toISOString()).toBe('2026-12-04T11:00:00.000Z');
       expect(w?.to.toISOString()).toBe('2026-12-04T11:10:00.000Z');
       expect(w?.earlier?.to.toISOString()).toBe('2026-12-04T10:10:00.000Z');
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('follows a promotion whose history file is in the bucket, from the old timeline’s base backup (lane.ts)', async () => {
+    const client = new S3Client({ region: 'us-east-1', endpoint: server.endpoint, forcePathStyle: true, credentials: TEST_CREDENTIALS });
+    const store = new S3PitrStore(client, server.bucket, 'pgbb-window-promoted', 'app');
+    try {
+      await base(store, 'b1', '0/2000028', '0/2000100', '2026-12-04T10:00:00Z');
+      await put(store, '000000010000000000000002', '2026-12-04T10:00:05Z');
+      await put(store, '00000002.history', '2026-12-04T10:20:00Z', [{ timeline: 1, switchLsn: '0/3800000' }]);
+      await put(store, '000000020000000000000003', '2026-12-04T10:30:00Z');
+      await put(store, '000000020000000000000004', '2026-12-04T10:40:00Z');
+      const { bases, wal } = await remoteWindowWal(store);
+      const w = recoverableWindow(bases, wal);
+      expect(w).toMatchObject({ reachesNewest: true, timeline: 2, gaps: [] });
+      expect(w?.switched).toBeUndefined();
+      expect(w?.to.toISOString()).toBe('2026-12-04T10:40:00.000Z');
     } finally {
       client.destroy();
     }
