@@ -1,5 +1,5 @@
 export const RESTORE_PITR_USAGE =
-  'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01"|latest --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3] [--run-as=USER]';
+  'usage: pg-backup-bot restore-pitr <target> --time="2026-12-03 14:30:00+01"|latest --data-dir=DIR [--action=promote|pause|shutdown] [--from=s3] [--run-as=USER] [--timeline=N]';
 
 export interface RestorePitrArgs {
   target: string;
@@ -9,9 +9,11 @@ export interface RestorePitrArgs {
   from: 's3' | undefined;
   /** Who will run the recovered server (and so restore_command). */
   runAs: string;
+  /** Recover along this timeline (an old primary's, after a failover: its commits the promoted server never got). */
+  timeline?: number;
 }
 
-const FLAGS = ['time', 'data-dir', 'action', 'from', 'run-as'] as const;
+const FLAGS = ['time', 'data-dir', 'action', 'from', 'run-as', 'timeline'] as const;
 const ACTIONS = ['promote', 'pause', 'shutdown'] as const;
 
 /**
@@ -53,5 +55,7 @@ export function parseRestorePitrArgs(args: string[]): RestorePitrArgs | { proble
   if (from !== undefined && from !== 's3') return { problem: `--from=${from}: the only other place restore-pitr reads from is s3.` };
   const runAs = given.get('run-as') ?? 'postgres';
   if (!/^[a-z_][a-z0-9_-]*$/i.test(runAs)) return { problem: `--run-as=${runAs} is not a user name.` };
-  return { target, time, dataDir, action: action as RestorePitrArgs['action'], from, runAs };
+  const tl = given.get('timeline');
+  if (tl !== undefined && !/^[1-9]\d{0,9}$/.test(tl)) return { problem: `--timeline=${tl} is not a timeline: a number, as in 00000002.history (2).` };
+  return { target, time, dataDir, action: action as RestorePitrArgs['action'], from, runAs, ...(tl ? { timeline: Number(tl) } : {}) };
 }

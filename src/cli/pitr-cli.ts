@@ -16,7 +16,7 @@ import { type PitrReservation, READER_TTL_MS, reservePitrBase } from '../postgre
 import { switchedSentence } from '../postgres/pitr/switched.ts';
 import { type NewestCommit, newestArchivedCommit, settleRecoveryTarget, waldumpGuess, waldumpOf } from '../postgres/pitr/last-commit.ts';
 import { setAsideBases } from '../postgres/pitr/wal-index.ts';
-import { recoverableWindow, segmentOf } from '../postgres/pitr/window.ts';
+import { recoverableWindow, segmentOf, windowAlong } from '../postgres/pitr/window.ts';
 import { checkServerAccess, pgCtlPath, shareFetchedWal } from '../postgres/pitr/server-access.ts';
 
 type Io = { out(l: string): void; err(l: string): void };
@@ -37,7 +37,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     io.err(`restore-pitr: ${parsed.problem}\n${RESTORE_PITR_USAGE}`);
     return 2;
   }
-  const { target: targetName, time, dataDir, action, from, runAs } = parsed;
+  const { target: targetName, time, dataDir, action, from, runAs, timeline: along } = parsed;
   // Ctrl-C, SIGTERM, a hangup (main.ts): the tools are stopped, what this run laid out is removed, its hold released.
   const halt = () => {
     if (signal?.aborted) throw new BotError('canceled', 'restore-pitr was canceled.');
@@ -74,11 +74,11 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     }
     // The archive read once: `latest`'s window end (now when there is none: chooseBase then says why) and the choice.
     const [bases, archived] = await Promise.all([listBaseBackups(root, target.name), recoverableWal(root, target.name)]);
-    const end = asked ? null : recoverableWindow(bases, archived);
+    const end = asked ? null : along === undefined ? recoverableWindow(bases, archived) : windowAlong(bases, archived, along);
     const at = asked ?? end?.to ?? new Date();
     // `latest` is the newest the archive can recover, not the newest it holds, after a promotion: said first (QA).
     if (end?.switched) io.err(`Not the newest data: ${switchedSentence(target.name, end.switched)}`);
-    const { base, timeline } = chooseRecovery(bases, archived, at, await setAsideBases(root, target.name));
+    const { base, timeline } = chooseRecovery(bases, archived, at, await setAsideBases(root, target.name), new Date(), along);
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     const firstSegment = segmentOf(base.startLsn, base.timeline);
     const unchecked = await checkServerAccess(runAs, {
@@ -158,10 +158,12 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     io.out(
       [
         `Laid out base backup ${base.id} (WAL ${base.startLsn}–${base.endLsn}) in ${resolve(dataDir)}, ${action} at the target. ${settled.said}`,
-        // Across a promotion (lane.ts): said, as the base backup's timeline is not the one it ends on.
-        ...(timeline !== base.timeline
-          ? [`It recovers along timeline ${timeline} (the promotion's history file, archived), from a base backup taken on timeline ${base.timeline}.`]
-          : []),
+        // Across a promotion (lane.ts), or along a timeline asked for: said, as it is not the base backup's, or not the newest.
+        ...(along !== undefined
+          ? [`It recovers along timeline ${timeline}, as asked (--timeline), not the newest one the archive holds.`]
+          : timeline !== base.timeline
+            ? [`It recovers along timeline ${timeline} (the promotion's history file, archived), from a base backup taken on timeline ${base.timeline}.`]
+            : []),
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
         `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${pgCtl} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,

@@ -41,7 +41,7 @@ describe('the CLI, for when Slack is down', () => {
     const env = { DATABASE_URL: db.url, TARGET_NAME: 'shop', BACKUP_DIR: dir, ...enc };
     const run = await cli(['backup'], env);
     expect(run.exitCode).toBe(0);
-    expect(run.stdout).toMatch(/^Backup shop-\d{8}T\d{6}Z OK/);
+    expect(run.stdout).toMatch(/^Backup shop-\d{8}T\d{6}Z(-\d+)? OK/);
     expect(run.stdout).toMatch(/tables\s+9, 11,446 rows/);
     expect(run.stdout).toMatch(/encryption\s+age, 1 recipient/);
     expect(run.stderr).toMatch(/dumping|counting/);

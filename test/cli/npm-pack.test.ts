@@ -159,7 +159,7 @@ describe('the packed package, installed into an empty prefix', () => {
     };
     const backup = await run(['backup'], env);
     expect(backup.exitCode, backup.stderr).toBe(0);
-    expect(backup.stdout).toMatch(/^Backup shop-\d{8}T\d{6}Z OK/);
+    expect(backup.stdout).toMatch(/^Backup shop-\d{8}T\d{6}Z(-\d+)? OK/);
     expect(backup.stdout).toMatch(/encryption\s+age, 1 recipient/);
     // Never the sources: an installed package has none, and says nothing about a stale build.
     expect(backup.stderr).not.toMatch(/running the sources/);

@@ -38,6 +38,9 @@ describe('restore-pitr: what it says about its arguments and settings', () => {
     expect((await run(['app', '--time=latest', data, '--action=stop'], {})).stderr).toMatch(
       /^restore-pitr: --action=stop is not one of promote, pause, shutdown\./,
     );
+    expect((await run(['app', '--time=latest', data, '--timeline=two'], {})).stderr).toMatch(
+      /^restore-pitr: --timeline=two is not a timeline: a number, as in 00000002\.history \(2\)\./,
+    );
   });
 
   it('with no config file read and no targets, says so', async () => {

@@ -107,5 +107,23 @@ describe('a crash failover to a standby that was behind', () => {
     } finally {
       await server.stop();
     }
+
+    // What the old primary wrote that the promoted server never got: recovered along timeline 1, asked for. The 30
+    // rows in the segment it completed are archived whole; the last 5 as far as a snapshot of its last segment reached.
+    const lostDir = join(work, 'lost');
+    const lost = await restorePitr('latest', lostDir, '--timeline=1');
+    expect(lost.exitCode, lost.stderr).toBe(0);
+    expect(lost.stdout).toContain('It recovers along timeline 1, as asked (--timeline), not the newest one the archive holds.');
+    const old = await startRecovered(lostDir, [h.backupDir, work]);
+    try {
+      expect(old.started.exitCode, await old.log()).toBe(0);
+      await old.outOfRecovery();
+      const rows = await counts(old.url);
+      expect(rows.find((r) => r.written_on === 'A')?.n).toBe(midSegment ? 120 : 100);
+      expect(rows.find((r) => r.written_on === 'B')).toBeUndefined();
+      expect(rows.find((r) => r.written_on === 'lost')?.n).toBeGreaterThanOrEqual(30);
+    } finally {
+      await old.stop();
+    }
   });
 });

@@ -89,13 +89,13 @@ export function failoverKit(shop: ShopPitr) {
   }
 
   /** restore-pitr as on the new host: the bot's config and archive, the identity file readable by the server's user. */
-  async function restorePitr(time: string, dataDir: string) {
+  async function restorePitr(time: string, dataDir: string, ...more: string[]) {
     const identityFile = join(work, 'backup.key');
     await copyFile(h.identityFile, identityFile);
     const user = await asServerUser();
     if (user.uid !== undefined) await chown(identityFile, user.uid, user.gid as number);
     await readableByServer([h.backupDir, work]);
-    return execa('node', ['bin/pg-backup-bot.js', 'restore-pitr', 'shop', `--time=${time}`, `--data-dir=${dataDir}`], {
+    return execa('node', ['bin/pg-backup-bot.js', 'restore-pitr', 'shop', `--time=${time}`, `--data-dir=${dataDir}`, ...more], {
       env: {
         PATH: process.env.PATH ?? '',
         BOT_CONFIG: join(work, 'pg-backup-bot.yml'),

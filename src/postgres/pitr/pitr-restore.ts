@@ -14,7 +14,7 @@ import { describeExit, firstErrorLine } from '../failures.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
-import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, WAL_ARRIVES, type WindowWal } from './window.ts';
+import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, WAL_ARRIVES, type WindowWal, windowAlong } from './window.ts';
 import { gapBeforeWindow, switchedSentence } from './switched.ts';
 import { baseOnLane, laneOf, onLane } from './lane.ts';
 
@@ -77,8 +77,15 @@ export function chooseRecovery(
   at: Date,
   setAside: readonly string[] = [],
   now: Date = new Date(),
+  /** Along this timeline alone (restore-pitr --timeline), not the window's. */
+  along?: number,
 ): { base: BaseBackup; timeline: number } {
-  const w = recoverableWindow(bases, wal);
+  const w = along === undefined ? recoverableWindow(bases, wal) : windowAlong(bases, wal, along);
+  if (!w && along !== undefined)
+    throw new BotError(
+      'backup_not_found',
+      `Nothing can be recovered along timeline ${along}: no base backup on it (or before its switch, with its history file archived) reaches WAL of it archived. Without --timeline, restore-pitr recovers along the newest timeline.`,
+    );
   if (!w) {
     throw new BotError(
       'backup_not_found',

@@ -92,15 +92,7 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
   const timelines = [...new Set([...bases.map((b) => b.timeline), ...all.map((e) => segmentPosition(e.name).timeline)])]
     .filter((t) => t <= newestTimeline)
     .sort((a, b) => b - a);
-  const on = (t: number) => {
-    const lane = laneOf(wal, t);
-    return windowOn(
-      bases.filter((b) => baseOnLane(b, lane)),
-      wal.filter((e) => onLane(e, lane)),
-      lane,
-    );
-  };
-  const found = timelines.map(on).filter((w): w is RecoverableWindow => w !== null);
+  const found = timelines.map((t) => windowAlong(bases, wal, t)).filter((w): w is RecoverableWindow => w !== null);
   const [newest] = found;
   if (!newest) return null;
   // An older timeline's window, for the moments the newest lane does not reach back to (a switch it cannot follow).
@@ -111,6 +103,19 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
   const first = all.find((e) => segmentPosition(e.name).timeline === newestTimeline) as WindowWal;
   const at = new Date(first.storedAt ?? first.archivedAt);
   return { ...w, reachesNewest: false, switched: { timeline: newestTimeline, segment: first.name, at } };
+}
+
+/**
+ * The window along one timeline's lane alone (restore-pitr --timeline: an old primary's, for its commits the promoted
+ * server never received), without the other timelines' stretches; null when it has none.
+ */
+export function windowAlong(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, timeline: number): RecoverableWindow | null {
+  const lane = laneOf(wal, timeline);
+  return windowOn(
+    bases.filter((b) => baseOnLane(b, lane)),
+    wal.filter((e) => onLane(e, lane)),
+    lane,
+  );
 }
 
 /** recoverableWindow along one lane: the base backups and WAL files on it. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 import { chooseBase, chooseRecovery } from '../../../src/postgres/pitr/pitr-restore.ts';
-import { consistentBy, rangeAt, recoverableWindow, segmentOf, segmentPosition, shownRange, walGaps } from '../../../src/postgres/pitr/window.ts';
+import { consistentBy, rangeAt, recoverableWindow, segmentOf, segmentPosition, shownRange, walGaps, windowAlong } from '../../../src/postgres/pitr/window.ts';
 
 const base = (startLsn: string, finishedAt: string, id = 'b') => ({ id, startLsn, timeline: 1, finishedAt }) as BaseBackup;
 const seg = (name: string, archivedAt: string) => ({ name, archivedAt }) as WalEntry;
@@ -114,6 +114,11 @@ describe('the recoverable window', () => {
     // Recovered along timeline 2 from timeline 1's base backup, before the switch and after it.
     expect(chooseRecovery([b], wal, new Date('2026-12-04T10:35:00Z'))).toEqual({ base: b, timeline: 2 });
     expect(chooseRecovery([b], wal, new Date('2026-12-04T10:10:00Z'))).toEqual({ base: b, timeline: 2 });
+    // Along timeline 1, asked for (restore-pitr --timeline=1: an old primary's commits the promoted server never got):
+    // its own window, to its newest WAL, past the switch.
+    expect(windowAlong([b], wal, 1)).toMatchObject({ timeline: 1, to: new Date('2026-12-04T10:20:00Z') });
+    expect(chooseRecovery([b], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 1)).toEqual({ base: b, timeline: 1 });
+    expect(() => chooseRecovery([b], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 3)).toThrow('Nothing can be recovered along timeline 3');
     // A base backup on timeline 2 since: the newest one finished by the moment, along the same lane; no stretch of
     // timeline 1 is listed apart, the lane reaches back as far.
     const b2 = { ...base('0/4000028', '2026-12-04T10:35:00Z', 'b2'), endLsn: '0/4000100', timeline: 2, target: 'shop' };
