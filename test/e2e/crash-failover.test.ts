@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import { archivedBases } from '../../src/postgres/pitr/wal-index.ts';
+import { parseLsn } from '../../src/postgres/pitr/lsn.ts';
+import { PartialWalStore } from '../../src/postgres/pitr/partial-store.ts';
 import { startRecovered } from '../support/recovered-server.ts';
 import { failoverKit } from './failover-kit.ts';
 import { channelMessage, type Harness, slash } from './harness.ts';
@@ -82,12 +84,22 @@ describe('a crash failover to a standby that was behind', () => {
 
     // Timeline 2 is archived, and the window follows it from timeline 1's base backup.
     await write(a.url, 'B', 40);
+    // Snapshots of the segment B is writing are taken, though the old primary's last snapshot stands at a higher
+    // position on timeline 1 (review: none was, and the RPO read 0 while B's commits sat only in the spool).
+    const [{ lsn: onB }] = (await sql<{ lsn: string }>(a.url, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')) as [{ lsn: string }];
+    const partials = new PartialWalStore(h.backupDir, 'shop');
+    const snap = await until('a snapshot of timeline 2', async () =>
+      (await partials.list()).find((e) => e.name.startsWith('00000002') && parseLsn(e.walEnd) >= parseLsn(onB)),
+    );
+    expect(snap.name.startsWith('00000002')).toBe(true);
     const firstOn2 = await switchWal(a.url);
     expect(firstOn2.startsWith('00000002')).toBe(true);
     await archived(firstOn2, 90_000);
     await until('the stream up', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined), 30_000);
     const list = (await slash(h, '/backup', 'list shop')).text;
     expect(list).toContain('(across the promotion to timeline 2');
+    // From the promoted server's start: before it, timeline 1 answers, which holds what the old primary really had.
+    expect(list).toMatch(/\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion\)/);
     expect(list).not.toContain(':rotating_light:');
 
     // restore-pitr latest: B's history, from timeline 1's base backup along timeline 2.

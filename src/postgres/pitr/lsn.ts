@@ -45,3 +45,9 @@ export function segmentOf(lsn: string, timeline: number): string {
 const hex8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
 /** The segment at position `n` (segmentPosition's) on a timeline. */
 export const segmentName = (timeline: number, n: number) => `${hex8(timeline)}${hex8(Math.floor(n / 0x100))}${hex8(n % 0x100)}`;
+
+/** The higher of two positions (Math.max takes no bigint). */
+export function higher(a: bigint, b: bigint): bigint {
+  if (a > b) return a;
+  return b;
+}

@@ -8,7 +8,7 @@ import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
 import { counter } from '../stream-counter.ts';
 import type { ArchiveOptions } from './archiver.ts';
-import { formatLsn, SEGMENT_BYTES, segmentStartLsn } from './lsn.ts';
+import { formatLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentStartLsn } from './lsn.ts';
 import type { PartialEntry, PartialWalStore } from './partial-store.ts';
 
 /** pg_receivewal's name for the segment it is writing. */
@@ -24,6 +24,8 @@ export const receiving = (spooled: readonly string[]): string | undefined =>
     .filter((n) => PARTIAL_WAL.test(n))
     .sort()
     .at(-1);
+/** Whether the spool holds completed segments older than the one being written (`name`, its `.partial`): not archived yet. */
+export const backlogBefore = (spooled: readonly string[], name: string): boolean => spooled.some((n) => SEGMENT_NAME.test(n) && n < name.slice(0, 24));
 const PAGE = 8192;
 
 /** Up to `bytes` of pg_receivewal's `.partial` file in a segment-sized buffer, or null when it is gone (completed and renamed meanwhile). */

@@ -2,11 +2,11 @@ import { join } from 'node:path';
 import type { Logger } from '../../logger.ts';
 import { readdirIfExists } from '../../storage/fs-util.ts';
 import type { ArchiveOptions } from './archiver.ts';
-import { formatLsn, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentEndLsn } from './lsn.ts';
-import { receiving, snapshotPartial, snapshotWritten } from './partial-archiver.ts';
+import { formatLsn, higher, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentEndLsn, segmentPosition } from './lsn.ts';
+import { backlogBefore, receiving, snapshotPartial, snapshotWritten } from './partial-archiver.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import { positionSampler, type ServerPosition } from './position-sampler.ts';
-import { RpoTracker } from './rpo.ts';
+import { archivedEnds, partialInterval, RpoTracker } from './rpo.ts';
 
 /** The measured RPO of one target, and the positions behind it. */
 export interface RpoState {
@@ -53,18 +53,8 @@ export interface RpoMonitorOptions extends ArchiveOptions {
   tracker?: RpoTracker;
 }
 
-/**
- * At most every N seconds, N from the objective: a quarter of it, at least a second, and at most 30 s, so that even
- * the default objective of an hour keeps the RPO of a quiet server under a minute (a snapshot costs one read of at
- * most 16 MB, compressed and encrypted).
- */
-export const partialInterval = (objectiveSeconds: number) => Math.max(1000, Math.min((objectiveSeconds * 1000) / 4, 30_000));
-
 /** The most WAL a new segment's first snapshot holds to be taken before its interval has passed. */
 const EARLY_BYTES = 1024n * 1024n;
-
-/** Whether the spool holds completed segments older than the one being written (`name`, its `.partial`): not archived yet. */
-export const backlogBefore = (spooled: readonly string[], name: string): boolean => spooled.some((n) => SEGMENT_NAME.test(n) && n < name.slice(0, 24));
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -85,8 +75,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
   const tracker = o.tracker ?? new RpoTracker();
   const every = o.partialEveryMs ?? partialInterval(o.objectiveSeconds);
   let state: RpoState = { objectiveSeconds: o.objectiveSeconds };
-  let fullEnd = 0n;
-  let partialEnd = 0n;
+  const ends = archivedEnds();
   let lastSnapshot = 0;
   let cleaned: string | null = null;
   let started: Promise<void> | null = null;
@@ -95,27 +84,32 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
   // What an earlier run archived counts from the start: the newest segment and snapshot in the store.
   const init = async () => {
     const newestInS3 = o.inS3 ? await o.inS3.newestAtStart() : null;
-    if (newestInS3) fullEnd = segmentEndLsn(newestInS3);
+    if (newestInS3) ends.onNewer(newestInS3);
+    if (newestInS3) ends.full = segmentEndLsn(newestInS3);
     const [full, partial] = await Promise.all([o.inS3 ? [] : o.store.list(), o.partials.list()]);
     const newest = full.filter((e) => !e.name.endsWith('.history')).at(-1);
-    if (newest) fullEnd = segmentEndLsn(newest.name);
-    for (const p of partial) if (parseLsn(p.walEnd) > partialEnd) partialEnd = parseLsn(p.walEnd);
+    if (newest) ends.onNewer(newest.name);
+    if (newest) ends.full = segmentEndLsn(newest.name);
+    for (const p of [...partial].sort((a, b) => (a.name < b.name ? -1 : 1))) ends.onNewer(p.name);
+    for (const p of partial) if (segmentPosition(p.name).timeline === ends.on && parseLsn(p.walEnd) > ends.partial) ends.partial = parseLsn(p.walEnd);
   };
 
   const snapshot = async (pos: ServerPosition, spooled: string[]) => {
+    const writing = receiving(spooled);
+    if (writing) ends.onNewer(writing);
     const flushed = pos.flushed;
-    if (flushed === null || !o.receiverUp() || flushed <= partialEnd || flushed <= fullEnd) return;
+    if (flushed === null || !o.receiverUp() || flushed <= ends.partial || flushed <= ends.full) return;
     // A new segment's first snapshot at once while small (the rest is zeros): a busy server's last segment reaches only
     // its sample before the switch, and a base backup it ends has no window until WAL after it is archived (review).
     const start = flushed - (flushed % BigInt(SEGMENT_BYTES));
-    const early = partialEnd < start && flushed - start <= EARLY_BYTES;
+    const early = ends.partial < start && flushed - start <= EARLY_BYTES;
     if (!early && Date.now() - lastSnapshot < every) return;
     // What the snapshot holds covers the server up to the last moment it had written nothing beyond it, not up to
     // now: a receiver that stopped reporting (frozen, or behind) has a flushed position the server left long ago
     // (QA: the window then reached past WAL the archive did not hold).
     const covers = tracker.coveredAt(flushed);
     if (!covers) return;
-    const name = receiving(spooled);
+    const name = writing;
     if (!name) return;
     // Completed segments before it still wait to be archived (the stream just came back with a backlog): a snapshot
     // now would stand in the archive after a run of segments not in it yet, read as a gap (QA: a false gap page).
@@ -125,7 +119,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
       const now = () => new Date(Date.now() + tracker.skewMs());
       const entry = await snapshotPartial(join(o.spool, name), name.slice(0, 24), flushed, covers, { ...o, now, partials: o.partials });
       if (entry) {
-        partialEnd = flushed;
+        ends.partial = flushed;
         lastSnapshot = Date.now();
       }
       delete state.partialError;
@@ -139,7 +133,8 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
   const cleanUp = async () => {
     const newest = o.newestArchived();
     if (!newest || newest === cleaned || !SEGMENT_NAME.test(newest)) return;
-    fullEnd = fullEnd > segmentEndLsn(newest) ? fullEnd : segmentEndLsn(newest);
+    ends.onNewer(newest);
+    ends.full = higher(ends.full, segmentEndLsn(newest));
     await o.partials.removeSupersededBy(newest);
     cleaned = newest;
   };
@@ -193,19 +188,19 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
       // Gone with its receiver (a crash): what pg_receivewal wrote is stored (QA: up to 30 s of commits left in the spool).
       const name = o.receiverUp() ? undefined : receiving(spooled);
       if (!name || backlogBefore(spooled, name)) return;
-      const at = { ...o, after: fullEnd > partialEnd ? fullEnd : partialEnd, coveredAt: (lsn: bigint) => tracker.coveredAt(lsn) };
+      const at = { ...o, after: higher(ends.full, ends.partial), coveredAt: (lsn: bigint) => tracker.coveredAt(lsn) };
       const entry = await snapshotWritten(join(o.spool, name), name.slice(0, 24), at).catch(
         (e: unknown) => void o.log.error({ err: e }, 'last WAL not stored'),
       );
-      if (entry) partialEnd = parseLsn(entry.walEnd);
+      if (entry) ends.partial = parseLsn(entry.walEnd);
       return;
     }
     // The worker's clock: health compares it with the measurement's time and its own "now".
     if (!flushedSeen || flushedSeen.lsn !== pos.flushed) flushedSeen = { lsn: pos.flushed, at: pos.seenAt };
     await snapshot(pos, spooled);
     // S3_MODE=primary: a snapshot counts once it is in the bucket, not when it is on the worker's disk.
-    const counted = o.inS3 ? o.inS3.partialEnd() : partialEnd;
-    const archived = fullEnd > counted ? fullEnd : counted;
+    const counted = o.inS3 ? o.inS3.partialEnd() : ends.partial;
+    const archived = higher(ends.full, counted);
     const now = new Date();
     const reading = tracker.read(now, archived);
     const { error: _gone, behindSince: _was, ...rest } = state;

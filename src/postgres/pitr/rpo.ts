@@ -1,3 +1,5 @@
+import { segmentPosition, segmentStartLsn } from './lsn.ts';
+
 /**
  * The RPO, measured: how long ago the oldest committed change that the archive does not hold yet was made. The
  * worker samples the server's current WAL position with the time every few seconds; the archive's position is the
@@ -85,3 +87,33 @@ export class RpoTracker {
     return { rpoMs: Math.max(0, now.getTime() - seen.getTime()), behindSince: seen };
   }
 }
+
+/**
+ * Where the archive ends, as the RPO monitor tracks it: the newest whole segment's end and the newest snapshot's, on
+ * one timeline (`on`). Positions go on across a switch, so an old primary's WAL past it (a crash failover) would
+ * stand above everything the promoted server writes: no snapshot of it would ever be taken while the RPO read 0
+ * (review). A file of a newer timeline starts them again, from the start of its segment: along the new timeline the
+ * archive holds what precedes it (the old timeline's WAL to the switch).
+ */
+export function archivedEnds() {
+  const ends = {
+    full: 0n,
+    partial: 0n,
+    on: 0,
+    onNewer(name: string) {
+      const t = segmentPosition(name).timeline;
+      if (t <= ends.on) return;
+      ends.on = t;
+      ends.full = segmentStartLsn(name.slice(0, 24));
+      ends.partial = 0n;
+    },
+  };
+  return ends;
+}
+
+/**
+ * At most every N seconds, N from the objective: a quarter of it, at least a second, and at most 30 s, so that even
+ * the default objective of an hour keeps the RPO of a quiet server under a minute (a snapshot costs one read of at
+ * most 16 MB, compressed and encrypted).
+ */
+export const partialInterval = (objectiveSeconds: number) => Math.max(1000, Math.min((objectiveSeconds * 1000) / 4, 30_000));

@@ -1,5 +1,5 @@
 import type { BaseBackup } from './base-backup.ts';
-import { baseOnLane, type Lane, laneOf, onLane } from './lane.ts';
+import { baseOnLane, divergedUntil, type Lane, laneOf, onLane } from './lane.ts';
 import { segmentName, segmentOf, segmentPosition } from './lsn.ts';
 import { reachedFrom, type WindowWal } from './reached.ts';
 import type { WalEntry } from './wal-store.ts';
@@ -111,11 +111,19 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
  */
 export function windowAlong(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>, timeline: number): RecoverableWindow | null {
   const lane = laneOf(wal, timeline);
-  return windowOn(
+  const w = windowOn(
     bases.filter((b) => baseOnLane(b, lane)),
     wal.filter((e) => onLane(e, lane)),
     lane,
   );
+  // Moments an older timeline of the history also holds, differently (it went on past its switch), are not this
+  // lane's to claim (lane.ts divergedUntil): it starts at the next timeline's start, the older one's window before.
+  const cut = w && divergedUntil(lane, wal);
+  if (!w || !cut || w.from >= cut) return w;
+  if (w.to < cut) return null;
+  // Any stretch before a gap (`earlier`) ended before the window began, so before the cut too.
+  const { earlier: _before, ...rest } = w;
+  return { ...rest, from: cut };
 }
 
 /** recoverableWindow along one lane: the base backups and WAL files on it. */

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, segmentEndLsn, segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
 import { recordEnd } from '../../../src/postgres/pitr/position-sampler.ts';
-import { backlogBefore, partialInterval } from '../../../src/postgres/pitr/rpo-monitor.ts';
+import { backlogBefore } from '../../../src/postgres/pitr/partial-archiver.ts';
+import { partialInterval } from '../../../src/postgres/pitr/rpo.ts';
 import { MAX_SAMPLES, RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
 
 const T0 = Date.parse('2026-12-04T12:00:00Z');

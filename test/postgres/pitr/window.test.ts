@@ -140,6 +140,30 @@ describe('the recoverable window', () => {
     expect(recoverableWindow([late], wal)).toMatchObject({ timeline: 1, switched: { timeline: 2, segment: '000000020000000000000003' } });
   });
 
+  it('after a crash failover, counts the new timeline only from its start: the old one went on past the switch (review)', () => {
+    const b = { ...base('0/2000028', '2026-12-04T10:00:00Z'), endLsn: '0/2000100', target: 'shop' };
+    const wal = [
+      seg('000000010000000000000002', '2026-12-04T10:01:00Z'),
+      // The old primary went on past the switch at 0/3800000: its segment 3 completed, 4 written into.
+      seg('000000010000000000000003', '2026-12-04T10:20:00Z'),
+      { ...seg('000000010000000000000004', '2026-12-04T10:22:00Z'), partial: true, walEnd: '0/4000800' },
+      { ...seg('00000002.history', '2026-12-04T10:25:00Z'), forks: [{ timeline: 1, switchLsn: '0/3800000' }] },
+      seg('000000020000000000000003', '2026-12-04T10:30:00Z'),
+      seg('000000020000000000000004', '2026-12-04T10:40:00Z'),
+    ];
+    const w = recoverableWindow([b], wal);
+    // Along timeline 2 from its start; before it, along timeline 1, which holds what the old primary really had.
+    expect(w).toMatchObject({ from: new Date('2026-12-04T10:25:00Z'), to: new Date('2026-12-04T10:40:00Z'), timeline: 2, opens: b });
+    expect(w?.priorTimeline).toEqual({ from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:22:00Z'), opens: b, timeline: 1 });
+    expect(chooseRecovery([b], wal, new Date('2026-12-04T10:21:00Z'))).toEqual({ base: b, timeline: 1 });
+    expect(chooseRecovery([b], wal, new Date('2026-12-04T10:35:00Z'))).toEqual({ base: b, timeline: 2 });
+    expect(() => chooseRecovery([b], wal, new Date('2026-12-04T10:23:00Z'))).toThrow('is outside what the archive holds');
+    // A snapshot of the switch's segment that ends at the switch (a planned promotion) diverges from nothing.
+    const planned = [...wal.slice(0, 1), { ...seg('000000010000000000000003', '2026-12-04T10:20:00Z'), partial: true, walEnd: '0/3800000' }, ...wal.slice(3)];
+    expect(recoverableWindow([b], planned)).toMatchObject({ from: new Date('2026-12-04T10:00:00Z'), timeline: 2 });
+    expect(recoverableWindow([b], planned)?.priorTimeline).toBeUndefined();
+  });
+
   it('ends before a missing segment, and names it', () => {
     const w = recoverableWindow(
       [base('0/2000028', '2026-12-04T10:00:00Z')],
