@@ -80,12 +80,22 @@ export function failoverKit(shop: ShopPitr) {
     return standby;
   }
 
-  /** The standby started again on A's port (A must be stopped) and promoted: the target's URL now reaches it. */
-  async function promoteOnPrimaryPort(b: Standby): Promise<void> {
+  /**
+   * The standby started again on A's port (A must be stopped) and promoted: the target's URL now reaches it. With
+   * `first`, promoted on its own port before it moves to A's: the bot's receiver then never reaches it as a standby
+   * (one that does follows the promotion like a cascading standby, and never meets the refusal a test is after).
+   */
+  async function promoteOnPrimaryPort(b: Standby, o: { first?: boolean } = {}): Promise<void> {
+    const start = () => b.ctl(['-l', join(b.dir, 'server.log'), '-w', '-t', '60', 'start']);
     await b.ctl(['-m', 'fast', '-w', 'stop']).catch(() => undefined);
+    if (o.first) {
+      await start();
+      await b.ctl(['-w', 'promote']);
+      await b.ctl(['-m', 'fast', '-w', 'stop']);
+    }
     await appendFile(b.conf, `port = '${a.port}'\n`);
-    await b.ctl(['-l', join(b.dir, 'server.log'), '-w', '-t', '60', 'start']);
-    await b.ctl(['-w', 'promote']);
+    await start();
+    if (!o.first) await b.ctl(['-w', 'promote']);
   }
 
   /** restore-pitr as on the new host: the bot's config and archive, the identity file readable by the server's user. */

@@ -2,8 +2,8 @@ import { mkdir, open, readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { connectClient, pgClientConfig } from '../connection.ts';
-import { parseHistory } from './lane.ts';
-import { parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentOf, segmentPosition } from './lsn.ts';
+import { type Fork, parseHistory } from './lane.ts';
+import { formatLsn, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentOf, segmentPosition, segmentStartLsn } from './lsn.ts';
 
 /**
  * The promoted server's refusal when the spool holds WAL of the old timeline past the point where the promoted server
@@ -31,15 +31,16 @@ export function forkedBeforeSpool(said: string): Divergence | null {
 export const DIVERGED_DIR = '.diverged';
 
 /**
- * The old timeline's segments being written (`.partial`) past the fork, moved aside, and pg_receivewal set to go on
- * from the fork's segment on the old timeline, from its start: the promoted server streams that timeline to the fork
- * and then the new one from that segment's start, as after any promotion. Not from an empty spool: it would start at
- * the server's current position (a slot pg_receivewal creates reserves no WAL until it first streams), and the new
- * timeline's first segment, with everything written since the fork, would never be archived (seen in the e2e test).
- * The start is a segment-sized file of zeros, as pg_receivewal pads its own. Whole segments of the old timeline from
- * the fork's on are the old primary's WAL, archived as its timeline's: while one still waits for the archiver nothing
- * is moved (`waiting`), and the refusal comes again at the next start. The partial files stay in `.diverged` for a
- * person to read (the archive holds their snapshots, as far as rpo-monitor.ts took one before the old primary went).
+ * pg_receivewal set to go on from the fork's segment, from its start, and the old timeline's segments being written
+ * (`.partial`) past the fork moved aside: the promoted server streams the old timeline to the fork and then the new
+ * one from that segment's start, as after any promotion. Not from an empty spool: it would start at the server's
+ * current position (a slot pg_receivewal creates reserves no WAL until it first streams), and the new timeline's
+ * first segment, with everything written since the fork, would never be archived (seen in the e2e test). The start
+ * is a segment-sized file of zeros, as pg_receivewal pads its own, made before anything is moved (a failure between
+ * must not leave an empty spool: review). Whole segments of the old timeline from the fork's on are the old primary's
+ * WAL, archived as its timeline's: while one waits for the archiver (`waiting`) pg_receivewal starts after it, is
+ * refused again, and this runs again; once it is archived, the start file leads. The partial files stay in
+ * `.diverged` for a person to read (the archive holds their snapshots, as far as rpo-monitor.ts took one).
  */
 export async function setAsideDiverged(
   spool: string,
@@ -49,17 +50,12 @@ export async function setAsideDiverged(
 ): Promise<{ moved: string[]; waiting: string[] }> {
   // A fork at a segment's very start leaves nothing of the old timeline to stream there, and pg_receivewal cannot take
   // a start at the switch itself (the server answers with the next timeline, not a stream: "could not send replication
-  // command", seen in the e2e test): then it starts on the new timeline, at that segment.
+  // command", seen in the e2e test): then it starts on the new timeline, at that segment, and the old timeline's file
+  // of that segment is the old primary's alone.
   const atStart = parseLsn(f.at) % BigInt(SEGMENT_BYTES) === 0n;
   const fork = segmentOf(f.at, f.timeline);
   const forkN = segmentPosition(fork).n;
   const past = (n: string, from: number) => segmentPosition(n).timeline <= f.timeline && segmentPosition(n).n >= from;
-  const names = await readdir(spool);
-  const waiting = names.filter((n) => SEGMENT_NAME.test(n) && past(n, forkN));
-  if (waiting.length) return { moved: [], waiting };
-  const moved = names.filter((n) => /^[0-9A-F]{24}\.partial$/.test(n) && past(n, forkN + 1));
-  await mkdir(join(spool, DIVERGED_DIR), { recursive: true, mode: 0o700 });
-  for (const name of moved) await rename(join(spool, name), join(spool, DIVERGED_DIR, name));
   const start = atStart ? segmentOf(f.at, await next()) : fork;
   const fh = await open(join(spool, `${start}.partial`), 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'EEXIST') return null;
@@ -73,7 +69,36 @@ export async function setAsideDiverged(
       await fh.close();
     }
   }
+  const names = await readdir(spool);
+  const waiting = names.filter((n) => SEGMENT_NAME.test(n) && past(n, forkN));
+  const moved = names.filter((n) => n !== `${start}.partial` && /^[0-9A-F]{24}\.partial$/.test(n) && past(n, atStart ? forkN : forkN + 1));
+  await mkdir(join(spool, DIVERGED_DIR), { recursive: true, mode: 0o700 });
+  const taken = new Set(await readdir(join(spool, DIVERGED_DIR)));
+  // A name set aside before (a second failover) is kept: this one gets the time appended.
+  for (const name of moved) await rename(join(spool, name), join(spool, DIVERGED_DIR, taken.has(name) ? `${name}.${Date.now()}` : name));
   return { moved, waiting };
+}
+
+/**
+ * The other shape of the same refusal: the spool's newest file starts exactly at a switch of its timeline (the
+ * standby stopped at a segment's start, the old primary wrote into that segment). The server does not refuse, it
+ * answers with the next timeline instead of a stream, and pg_receivewal says only `could not send replication command
+ * "START_REPLICATION": ` (review). Told apart by the server's history (IDENTIFY_SYSTEM, TIMELINE_HISTORY).
+ */
+export const NO_STREAM = /could not send replication command "START_REPLICATION": *\n/;
+
+export async function forkAtSpoolStart(url: string, spool: string): Promise<Divergence | null> {
+  const newest = (await readdir(spool))
+    .filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n))
+    .sort()
+    .at(-1);
+  if (!newest) return null;
+  const p = segmentPosition(newest);
+  const startLsn = segmentStartLsn(newest.slice(0, 24));
+  // A whole segment: pg_receivewal starts after it.
+  const asked = newest.endsWith('.partial') ? startLsn : startLsn + BigInt(SEGMENT_BYTES);
+  const f = (await serverHistory(url)).find((x) => x.timeline === p.timeline && parseLsn(x.switchLsn) <= asked);
+  return f ? { asked: formatLsn(asked), timeline: f.timeline, at: f.switchLsn } : null;
 }
 
 /** The receiver's reason for the restart, said in `/backup status` while it is counted down. */
@@ -84,22 +109,25 @@ export function divergedSentence(f: Divergence, r: { moved: readonly string[]; w
   return `${head}${aside}; streaming goes on along the new timeline from the fork`;
 }
 
-/**
- * The timeline that follows `forked` in the server's history, over a replication connection: IDENTIFY_SYSTEM for
- * its current timeline, and TIMELINE_HISTORY for the line after the forked one when it is not the next.
- */
-export async function timelineAfter(url: string, forked: number): Promise<number> {
+/** The server's current timeline and its history's lines, over a replication connection (IDENTIFY_SYSTEM, TIMELINE_HISTORY). */
+async function serverHistory(url: string): Promise<Fork[] & { current?: number }> {
   const client = new pg.Client({ ...pgClientConfig(url), replication: 'true' } as pg.ClientConfig);
   client.on('error', () => undefined);
   await connectClient(client);
   try {
     const current = Number((await client.query<{ timeline: string }>('IDENTIFY_SYSTEM')).rows[0]?.timeline);
-    if (current === forked + 1) return current;
-    const row = (await client.query<{ content: Buffer | string }>(`TIMELINE_HISTORY ${current}`)).rows[0];
-    const forks = parseHistory(String(row?.content ?? ''));
-    const i = forks.findIndex((x) => x.timeline === forked);
-    return forks[i + 1]?.timeline ?? current;
+    const forks: Fork[] & { current?: number } =
+      current > 1 ? parseHistory(String((await client.query<{ content: Buffer | string }>(`TIMELINE_HISTORY ${current}`)).rows[0]?.content ?? '')) : [];
+    forks.current = current;
+    return forks;
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** The timeline that follows `forked` in the server's history: the line after it, or the current one. */
+export async function timelineAfter(url: string, forked: number): Promise<number> {
+  const forks = await serverHistory(url);
+  const i = forks.findIndex((x) => x.timeline === forked);
+  return (i === -1 ? undefined : forks[i + 1]?.timeline) ?? (forks.current as number);
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../../logger.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
-import { divergedSentence, forkedBeforeSpool, setAsideDiverged, timelineAfter } from './diverged.ts';
+import { divergedSentence, forkAtSpoolStart, forkedBeforeSpool, NO_STREAM, setAsideDiverged, timelineAfter } from './diverged.ts';
 import { streamProblem } from './stream-problems.ts';
 
 export interface ReceiverState {
@@ -87,7 +87,7 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       const said = stderr.text();
       if (stopping) return null;
       // A crash failover to a standby that was behind: the spool's newest file lies past the promoted server's fork.
-      const diverged = forkedBeforeSpool(said);
+      const diverged = forkedBeforeSpool(said) ?? (NO_STREAM.test(said) ? await forkAtSpoolStart(o.url, o.spool).catch(() => null) : null);
       if (diverged) {
         const r = await setAsideDiverged(o.spool, diverged, () => timelineAfter(o.url, diverged.timeline));
         o.log.warn(

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { divergedSentence, forkedBeforeSpool, setAsideDiverged } from '../../../src/postgres/pitr/diverged.ts';
+import { divergedSentence, forkedBeforeSpool, NO_STREAM, setAsideDiverged } from '../../../src/postgres/pitr/diverged.ts';
 import { SEGMENT_BYTES } from '../../../src/postgres/pitr/lsn.ts';
 
 /** pg_receivewal's stderr, as PostgreSQL 15 refuses a start past the promoted server's fork. */
@@ -44,13 +44,36 @@ describe('a spool past the promoted server’s fork', () => {
     expect((await readdir(spool)).sort()).toEqual(['.diverged', '000000020000000000000005.partial']);
   });
 
-  it('waits for the archiver while a whole segment of the old timeline from the fork’s on is still there', async () => {
+  it('while a whole segment of the old timeline from the fork’s on waits for the archiver, makes the start all the same', async () => {
     await writeFile(join(spool, '000000010000000000000005'), 'whole');
     await writeFile(join(spool, '000000010000000000000006.partial'), 'old primary');
     const f = forkedBeforeSpool(SAID) as NonNullable<ReturnType<typeof forkedBeforeSpool>>;
     const r = await setAsideDiverged(spool, f, never);
-    expect(r).toEqual({ moved: [], waiting: ['000000010000000000000005'] });
-    expect((await readdir(spool)).sort()).toEqual(['000000010000000000000005', '000000010000000000000006.partial']);
+    expect(r).toEqual({ moved: ['000000010000000000000006.partial'], waiting: ['000000010000000000000005'] });
+    // Once the archiver has taken the whole one, pg_receivewal finds the start: never an empty spool (review).
+    expect((await readdir(spool)).sort()).toEqual(['.diverged', '000000010000000000000005', '000000010000000000000005.partial']);
     expect(divergedSentence(f, r)).toContain('once the archiver has stored 000000010000000000000005, streaming goes on along the new timeline');
+  });
+
+  it('at a segment’s start, the old timeline’s file of that segment is the old primary’s alone: set aside too', async () => {
+    await writeFile(join(spool, '000000010000000000000005.partial'), 'old primary');
+    const r = await setAsideDiverged(spool, { asked: '0/5000000', timeline: 1, at: '0/5000000' }, async () => 2);
+    expect(r.moved).toEqual(['000000010000000000000005.partial']);
+    expect((await readdir(spool)).sort()).toEqual(['.diverged', '000000020000000000000005.partial']);
+  });
+
+  it('moves nothing when the next timeline cannot be asked: the spool stays as it was', async () => {
+    await writeFile(join(spool, '000000010000000000000006.partial'), 'old primary');
+    await expect(
+      setAsideDiverged(spool, { asked: '0/6000000', timeline: 1, at: '0/5000000' }, async () => {
+        throw new Error('the server is gone');
+      }),
+    ).rejects.toThrow('the server is gone');
+    expect(await readdir(spool)).toEqual(['000000010000000000000006.partial']);
+  });
+
+  it('says the refusal that carries no message apart from others', () => {
+    expect(NO_STREAM.test('pg_receivewal: error: could not send replication command "START_REPLICATION": \npg_receivewal: error: disconnected\n')).toBe(true);
+    expect(NO_STREAM.test(SAID)).toBe(false);
   });
 });
