@@ -129,7 +129,7 @@ describe('a crash failover to a standby that was behind', () => {
     }
 
     // What the old primary wrote that the promoted server never got: recovered along timeline 1, asked for. The 30
-    // rows in the segment it completed are archived whole; the last 5 as far as a snapshot of its last segment reached.
+    // rows in the segment it completed are archived whole, the last 5 in the snapshot of its last segment.
     const lostDir = join(work, 'lost');
     const lost = await restorePitr('latest', lostDir, '--timeline=1');
     expect(lost.exitCode, lost.stderr).toBe(0);
