@@ -37,6 +37,40 @@ describe('timeline lanes: the WAL recovery along a timeline reads', () => {
   });
 });
 
+describe('lanes at the edges (review)', () => {
+  it('a switch at a segment’s very start: that segment is the new timeline’s, the one before the old one’s', () => {
+    const lane = laneOf([{ name: '00000002.history', forks: [{ timeline: 1, switchLsn: '0/5000000' }] }], 2);
+    expect([4, 5].map((n) => lane.at(n))).toEqual([1, 2]);
+    // A base backup that ended exactly at the switch is on it.
+    expect(baseOnLane({ timeline: 1, endLsn: '0/5000000' }, lane)).toBe(true);
+  });
+
+  it('a switch across a log file boundary (0/FF… to 1/0)', () => {
+    const lane = laneOf([{ name: '00000002.history', forks: [{ timeline: 1, switchLsn: '1/800000' }] }], 2);
+    expect(onLane({ name: '0000000100000000000000FF' }, lane)).toBe(true);
+    expect(onLane({ name: '000000010000000100000000' }, lane)).toBe(false);
+    expect(onLane({ name: '000000020000000100000000' }, lane)).toBe(true);
+    expect(onLane({ name: '0000000200000000000000FF' }, lane)).toBe(false);
+  });
+
+  it('two promotions within one segment: the middle timeline has no segment of its own', () => {
+    const lane = laneOf(
+      [
+        {
+          name: '00000003.history',
+          forks: [
+            { timeline: 1, switchLsn: '0/3000100' },
+            { timeline: 2, switchLsn: '0/3000900' },
+          ],
+        },
+      ],
+      3,
+    );
+    expect([2, 3, 4].map((n) => lane.at(n))).toEqual([1, 3, 3]);
+    expect(onLane({ name: '000000020000000000000003' }, lane)).toBe(false);
+  });
+});
+
 describe('archiving a history file', () => {
   let root: string;
   beforeAll(async () => {
