@@ -1,5 +1,6 @@
 import { type PartialEntry, withPartials } from './partial-store.ts';
 import type { BaseBackup } from './base-backup.ts';
+import { baseOnLane, laneOf } from './lane.ts';
 import type { WalEntry } from './wal-store.ts';
 import { type RecoverableWindow, recoverableWindow, segmentOf, segmentPosition } from './window.ts';
 
@@ -70,11 +71,21 @@ export function planPitrRetention(o: {
     plan.note = 'no base backup yet: WAL kept (it is judged against the base backups)';
     return plan;
   }
-  // The newest base backup that covers the window's start; when none finished that long ago, the oldest one.
+  // The newest base backup that covers the window's start; when none finished that long ago, the oldest one. Of
+  // those recovery along the newest timeline can start from (lane.ts): an old primary's base backup taken past its
+  // switch is on another branch, and keeping it instead deleted the older ones the window starts from (review).
+  const lane = laneOf(
+    o.wal,
+    o.wal.reduce((t, e) => (e.name.endsWith('.history') ? t : Math.max(t, segmentPosition(e.name).timeline)), 0),
+  );
   let first = 0;
+  let onLane = -1;
   bases.forEach((b, i) => {
-    if (Date.parse(b.finishedAt) <= cutoff.getTime()) first = i;
+    if (Date.parse(b.finishedAt) > cutoff.getTime()) return;
+    first = i;
+    if (baseOnLane(b, lane)) onLane = i;
   });
+  if (onLane !== -1) first = onLane;
   bases.forEach((base, i) => {
     if (i === first)
       plan.keepBases.push({

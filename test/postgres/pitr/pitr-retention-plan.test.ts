@@ -39,6 +39,31 @@ const wal = (name: string, daysAgo: number): WalEntry => ({
  * timeline 1's segments after the fork are not before the kept base backup, and history files follow their timeline.
  */
 describe('planPitrRetention', () => {
+  it('keeps the base backup the newest timeline’s window starts from, not an old primary’s taken past its switch (review)', () => {
+    // Timeline 1 left at 0/5000000 (history recorded); `late` was taken on the old primary after that, another branch.
+    const late = { ...base('late', 10, '0/6000028', 1), endLsn: '0/6000100' };
+    const bases = [base('b1', 20, '0/2000028', 1), late, base('new', 1, '0/8000028', 2)];
+    const entries = [
+      wal('000000010000000000000002', 20),
+      wal('000000010000000000000003', 19),
+      wal('000000010000000000000004', 18),
+      wal('000000010000000000000005', 12),
+      wal('000000010000000000000006', 10),
+      { ...wal('00000002.history', 11), forks: [{ timeline: 1, switchLsn: '0/5000000' }] },
+      wal('000000020000000000000005', 11),
+      wal('000000020000000000000006', 10),
+      wal('000000020000000000000007', 5),
+      wal('000000020000000000000008', 1),
+    ];
+    const plan = planPitrRetention({ target: 'app', bases, wal: entries, now, retentionDays: 7, reserved: new Set() });
+    expect(plan.keepBases.map((k) => k.base.id)).toEqual(['b1', 'late', 'new']);
+    expect(plan.walFrom).toBe('000000010000000000000002');
+    expect(plan.deleteWal).toEqual([]);
+    // The window after it still reaches back past the cutoff, along timeline 2 from b1.
+    expect(plan.after?.opens.id).toBe('b1');
+    expect(plan.after?.timeline).toBe(2);
+  });
+
   it('across timelines: deletes timeline 1 before the kept base backup and its history, keeps what timeline 2 needs', () => {
     const bases = [base('old', 20, '0/2000028', 1), base('kept', 10, '0/6000028', 2), base('new', 1, '0/8000028', 2)];
     const entries = [
