@@ -69,7 +69,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       // Shared with the server's user only where restore-pitr made the directory (never a live worker's archive, whose
       // group would then open the whole store to it): else the access check below says what to grant.
       const ours = inS3 || !(await stat(join(root, target.name, '_wal')).catch(() => null));
-      io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000), signal));
+      io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000), { latest, along }, signal));
       if (ours) await shareFetchedWal(root, target.name, runAs);
     }
     // The archive read once: `latest`'s window end (now when there is none: chooseBase then says why) and the choice.
@@ -191,13 +191,20 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
  * The base backup and WAL the time needs, from S3 into `root` (offsite-fetch.ts): `--from=s3` from the archive's copy
  * (S3_MODE=copy), and always with S3 as the primary store.
  */
-async function downloadFromS3(config: Config, root: string, target: string, at: Date, signal?: AbortSignal): Promise<string> {
+async function downloadFromS3(
+  config: Config,
+  root: string,
+  target: string,
+  at: Date,
+  fromWindow: { latest: boolean; along?: number | undefined },
+  signal?: AbortSignal,
+): Promise<string> {
   // Loaded here only: the S3 client costs every restore-pitr ~0.1 s of its start, and most read BACKUP_DIR.
   const [{ s3PitrStore }, { fetchFromOffsite }] = await Promise.all([import('../postgres/pitr/s3-pitr-store.ts'), import('../postgres/pitr/offsite-fetch.ts')]);
   const remote = s3PitrStore(config, target);
   if (!remote) throw new Error('--from=s3 reads the WAL archive in S3: set S3_BUCKET (and S3_MODE) as the workers have it');
   try {
-    const got = await fetchFromOffsite({ root, remote, at, signal });
+    const got = await fetchFromOffsite({ root, remote, at, fromWindow, signal });
     return `Fetched base backup ${got.base.id} and ${got.segments} WAL file(s) (${formatBytes(got.bytes)} new) from ${remote.describe()} into ${resolve(root)}.`;
   } finally {
     remote.client.destroy();

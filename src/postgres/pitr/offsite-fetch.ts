@@ -12,7 +12,9 @@ import type { S3PitrStore } from './s3-pitr-store.ts';
 import { archivedBases } from './wal-index.ts';
 import { PartialWalStore } from './partial-store.ts';
 import { LocalWalStore, type WalEntry } from './wal-store.ts';
-import { segmentOf } from './window.ts';
+import { chooseRecovery } from './pitr-restore.ts';
+import { remoteWindowWal } from './s3-archive.ts';
+import { recoverableWindow, segmentOf, windowAlong } from './window.ts';
 
 /**
  * `restore-pitr --from=s3`: the worker's disk is gone, the archive's copy in S3 is what is left. The base backup that
@@ -86,16 +88,36 @@ function chooseRemoteBase(bases: BaseBackup[], at: Date, where: string, baseId?:
   );
 }
 
+/**
+ * The base backup the bucket's window recovers `at` from (pitr-restore.ts chooseRecovery on s3-archive.ts
+ * remoteWindowWal): after a promotion the newest one by time may be an old primary's, on a branch the window does not
+ * follow (review). Undefined when the window cannot tell (then the newest by time, as before; the recovery's own check
+ * against the fetched archive refuses what it does not reach).
+ */
+async function windowBase(remote: S3PitrStore, at: Date, o: { latest: boolean; along?: number | undefined }): Promise<string | undefined> {
+  try {
+    const { bases, wal } = await remoteWindowWal(remote);
+    const w = o.along === undefined ? recoverableWindow(bases, wal) : windowAlong(bases, wal, o.along);
+    const when = o.latest ? w?.to : at;
+    return when ? chooseRecovery(bases, wal, when, [], new Date(), o.along).base.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function fetchFromOffsite(o: {
   root: string;
   remote: S3PitrStore;
   at: Date;
   baseId?: string | undefined;
+  /** restore-pitr: the base backup is chosen from the bucket's window, along its timelines (`along`: --timeline). */
+  fromWindow?: { latest: boolean; along?: number | undefined };
   signal?: AbortSignal | undefined;
 }): Promise<OffsiteFetch> {
   const target = o.remote.target;
   const where = o.remote.describe();
-  const base = chooseRemoteBase(await o.remote.listBases(), o.at, where, o.baseId);
+  const baseId = o.baseId ?? (o.fromWindow ? await windowBase(o.remote, o.at, o.fromWindow) : undefined);
+  const base = chooseRemoteBase(await o.remote.listBases(), o.at, where, baseId);
   let bytes = 0;
   if (!(await archivedBases(o.root, target)).some((b) => b.id === base.id)) {
     const dir = join(o.root, target, '_base', base.id);

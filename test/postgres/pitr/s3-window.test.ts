@@ -1,8 +1,13 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
+import { fetchFromOffsite } from '../../../src/postgres/pitr/offsite-fetch.ts';
 import { remoteWindowWal } from '../../../src/postgres/pitr/s3-archive.ts';
 import { S3PitrStore } from '../../../src/postgres/pitr/s3-pitr-store.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
@@ -26,7 +31,7 @@ describe('the recoverable window read from the bucket', () => {
       name,
       file: `${name}.zst`,
       bytes: body.length,
-      sha256: 'a'.repeat(64),
+      sha256: createHash('sha256').update(body).digest('hex'),
       rawBytes: 16 * 1024 * 1024,
       compression: 'zstd',
       encryption: 'none',
@@ -40,7 +45,7 @@ describe('the recoverable window read from the bucket', () => {
       await w.commit();
     });
   };
-  const base = async (store: S3PitrStore, id: string, startLsn: string, endLsn: string, finishedAt: string): Promise<BaseBackup> => {
+  const base = async (store: S3PitrStore, id: string, startLsn: string, endLsn: string, finishedAt: string, timeline = 1): Promise<BaseBackup> => {
     const body = Buffer.from(`base ${id}`);
     const b: BaseBackup = {
       id,
@@ -48,13 +53,13 @@ describe('the recoverable window read from the bucket', () => {
       file: 'base.tar.zst',
       bytes: body.length,
       rawBytes: body.length,
-      sha256: 'b'.repeat(64),
+      sha256: createHash('sha256').update(body).digest('hex'),
       encryption: 'none',
       startedAt: finishedAt,
       finishedAt,
       startLsn,
       endLsn,
-      timeline: 1,
+      timeline,
       pgBasebackupVersion: '15',
     };
     await store.putBase(b, async (w) => {
@@ -102,6 +107,17 @@ describe('the recoverable window read from the bucket', () => {
       expect(w).toMatchObject({ reachesNewest: true, timeline: 2, gaps: [] });
       expect(w?.switched).toBeUndefined();
       expect(w?.to.toISOString()).toBe('2026-12-04T10:40:00.000Z');
+
+      // restore-pitr from the bucket takes the base backup that window starts from, not the newest by time: here an
+      // old primary's, taken on timeline 1 past the switch (another branch: review).
+      await base(store, 'late', '0/3900028', '0/3900100', '2026-12-04T10:35:00Z');
+      const root = await mkdtemp(join(tmpdir(), 'pgbb-s3-lane-'));
+      try {
+        const got = await fetchFromOffsite({ root, remote: store, at: new Date('2027-12-04T00:00:00Z'), fromWindow: { latest: true } });
+        expect(got.base.id).toBe('b1');
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
     } finally {
       client.destroy();
     }
