@@ -76,7 +76,10 @@ export async function remoteWindowWal(remote: S3PitrStore): Promise<{ bases: Bas
   const histories = (await Promise.all(present.filter((w) => w.name.endsWith('.history')).map(entryOf))).flatMap((e) => (e ? [e] : []));
   // The last one before every gap (one per run of missing segments): each can end a stretch (review: with two gaps,
   // the window between them ended at the time the bucket received its last segment, later than what it holds).
-  const needed = new Set([segments.at(-1)]);
+  // And each timeline's newest: it ends that timeline's window when the window is an older timeline's, or lists it
+  // beside (window.ts switched, priorTimeline; review: it ended at the time the bucket received it).
+  const newestOf = new Map(segments.map((w) => [segmentPosition(w.name).timeline, w] as const));
+  const needed = new Set([segments.at(-1), ...newestOf.values()]);
   const gapNs = new Set(walGaps(bases, [...segments, ...histories]).map((g) => segmentPosition(g).n));
   segments.forEach((w, i) => {
     const next = segments[i + 1];

@@ -118,6 +118,14 @@ describe('the recoverable window read from the bucket', () => {
       } finally {
         await rm(root, { recursive: true, force: true });
       }
+      // The old primary went on past the switch: its timeline's window is listed beside, ending when its newest
+      // segment holds WAL up to (its entry is read), not when the bucket received it (review).
+      await put(store, '000000010000000000000003', '2026-12-04T10:20:00Z');
+      await put(store, '000000010000000000000004', '2026-12-04T10:26:00Z');
+      const after = await remoteWindowWal(store);
+      const prior = recoverableWindow(after.bases, after.wal)?.priorTimeline;
+      expect(prior?.timeline).toBe(1);
+      expect(prior?.to.toISOString()).toBe('2026-12-04T10:26:00.000Z');
     } finally {
       client.destroy();
     }
