@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { EphemeralPostgres } from '../../src/dev/ephemeral.ts';
@@ -80,7 +80,22 @@ describe('a crash failover to a standby that was behind', () => {
 
     // A crashes; B comes up on A's port and is promoted.
     await asServer('pg_ctl', ['-D', a.dataDir, '-m', 'immediate', '-w', 'stop']);
+    // Within a segment: the receiver is kept off the promoted server for a while (its replication refused), as when it
+    // has not followed the promotion yet: the RPO must not read 0 (QA: the old primary's WAL stood at higher positions
+    // than the promoted server's, and "the archive holds everything the server has written" was said).
+    const hba = join(b.dataDir, 'pg_hba.conf');
+    const original = await readFile(hba, 'utf8');
+    if (midSegment) await writeFile(hba, `host replication all all reject\nlocal replication all reject\n${original}`);
     await kit.promoteOnPrimaryPort(b, { first: true });
+    if (midSegment) {
+      const rpo = await until('the RPO said unknown on timeline 2', async () => {
+        const line = await walLine();
+        return line.includes('the server writes timeline 2, and the archive holds none of it yet') ? line : undefined;
+      });
+      expect(rpo).toMatch(/RPO: unknown since/);
+      await writeFile(hba, original);
+      await b.ctl(['reload']);
+    }
     // Said while the receiver is counted down (its first 10 s running again).
     const said = await until('the divergence said', async () => {
       const line = await walLine();

@@ -15,6 +15,8 @@ export interface ServerPosition {
   clockSkewMs: number;
   /** The server's current WAL position: everything written and committed is at or below it. */
   current: bigint;
+  /** The timeline it writes (its current WAL file's): positions go on across a promotion, timelines tell them apart. */
+  timeline: number;
   /**
    * How far the receiver has flushed to the worker's disk, as it last told the server (the physical slot's
    * restart_lsn: pg_receivewal --synchronous reports each fsync at once). Null without the slot.
@@ -22,10 +24,11 @@ export interface ServerPosition {
   flushed: bigint | null;
 }
 
-type Row = { at_us: string; current: string; flushed: string | null; block: string; segment: string };
+type Row = { at_us: string; current: string; walfile: string; flushed: string | null; block: string; segment: string };
 
 // clock_timestamp() first: the target list is evaluated in order, so the position is read after that time.
 const QUERY = `SELECT ${SERVER_CLOCK_US} AS at_us, pg_current_wal_insert_lsn()::text AS current,
+       pg_walfile_name(pg_current_wal_insert_lsn()) AS walfile,
        (SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS flushed,
        current_setting('wal_block_size') AS block,
        (SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END
@@ -81,6 +84,7 @@ export function positionSampler(url: string, slot: string, timeoutMs = 5000): { 
           seenAt: new Date(sent),
           clockSkewMs: at.getTime() - (sent + Date.now()) / 2,
           current: recordEnd(parseLsn(row.current), Number(row.block), Number(row.segment)),
+          timeline: Number.parseInt(row.walfile.slice(0, 8), 16),
           flushed: row.flushed ? parseLsn(row.flushed) : null,
         };
       } catch (err) {

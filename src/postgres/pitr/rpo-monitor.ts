@@ -198,6 +198,16 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     // The worker's clock: health compares it with the measurement's time and its own "now".
     if (!flushedSeen || flushedSeen.lsn !== pos.flushed) flushedSeen = { lsn: pos.flushed, at: pos.seenAt };
     await snapshot(pos, spooled);
+    // A server on a newer timeline than anything archived (a promotion the receiver has not followed yet): compared
+    // by position, the old timeline's WAL stood above what it writes and the RPO read 0 (QA). Not known, said.
+    if (ends.on > 0 && pos.timeline > ends.on) {
+      state = {
+        ...state,
+        error: `the server writes timeline ${pos.timeline}, and the archive holds none of it yet (the receiver has not followed the promotion)`,
+      };
+      o.onState?.({ ...state });
+      return;
+    }
     // S3_MODE=primary: a snapshot counts once it is in the bucket, not when it is on the worker's disk.
     const counted = o.inS3 ? o.inS3.partialEnd() : ends.partial;
     const archived = higher(ends.full, counted);
