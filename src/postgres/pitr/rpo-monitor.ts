@@ -6,29 +6,9 @@ import { formatLsn, higher, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentEndLsn
 import { backlogBefore, receiving, snapshotPartial, snapshotWritten } from './partial-archiver.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import { positionSampler, type ServerPosition } from './position-sampler.ts';
-import { archivedEnds, partialInterval, RpoTracker } from './rpo.ts';
+import { archivedEnds, partialInterval, type RpoState, RpoTracker } from './rpo.ts';
 
-/** The measured RPO of one target, and the positions behind it. */
-export interface RpoState {
-  objectiveSeconds: number;
-  /** When the RPO was last measured; absent until the first sample. */
-  measuredAt?: Date;
-  rpoMs?: number;
-  /** Since when committed WAL has been missing from the archive; absent when the archive holds everything. */
-  behindSince?: Date;
-  /** Why the server could not be asked at the last attempt: the RPO is unknown now (never 0). */
-  error?: string;
-  /** The server's position, the archive's (durable off the database host), and the worker disk's (durable there only). */
-  currentLsn?: string;
-  archivedLsn?: string;
-  flushedLsn?: string;
-  /** When the receiver's flushed position last moved (or was first seen): a frozen receiver's stays still. */
-  flushedMovedAt?: Date;
-  /** Why the last snapshot of the partial segment failed, if it did. */
-  partialError?: string;
-  /** The server's clock minus the worker's at the last sample (position-sampler.ts), in ms. */
-  clockSkewMs?: number;
-}
+export type { RpoState } from './rpo.ts';
 
 export interface RpoMonitorOptions extends ArchiveOptions {
   target: string;

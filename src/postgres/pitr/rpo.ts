@@ -117,3 +117,25 @@ export function archivedEnds() {
  * most 16 MB, compressed and encrypted).
  */
 export const partialInterval = (objectiveSeconds: number) => Math.max(1000, Math.min((objectiveSeconds * 1000) / 4, 30_000));
+
+/** The measured RPO of one target, and the positions behind it. */
+export interface RpoState {
+  objectiveSeconds: number;
+  /** When the RPO was last measured; absent until the first sample. */
+  measuredAt?: Date;
+  rpoMs?: number;
+  /** Since when committed WAL has been missing from the archive; absent when the archive holds everything. */
+  behindSince?: Date;
+  /** Why the server could not be asked at the last attempt: the RPO is unknown now (never 0). */
+  error?: string;
+  /** The server's position, the archive's (durable off the database host), and the worker disk's (durable there only). */
+  currentLsn?: string;
+  archivedLsn?: string;
+  flushedLsn?: string;
+  /** When the receiver's flushed position last moved (or was first seen): a frozen receiver's stays still. */
+  flushedMovedAt?: Date;
+  /** Why the last snapshot of the partial segment failed, if it did. */
+  partialError?: string;
+  /** The server's clock minus the worker's at the last sample (position-sampler.ts), in ms. */
+  clockSkewMs?: number;
+}
