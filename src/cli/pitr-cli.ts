@@ -79,6 +79,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     // `latest` is the newest the archive can recover, not the newest it holds, after a promotion: said first (QA).
     if (end?.switched) io.err(`Not the newest data: ${switchedSentence(target.name, end.switched)}`);
     const { base, timeline } = chooseRecovery(bases, archived, at, await setAsideBases(root, target.name), new Date(), along);
+    const newestTimeline = (end ?? recoverableWindow(bases, archived))?.timeline ?? timeline;
     const bin = fileURLToPath(new URL('../../bin/pg-backup-bot.js', import.meta.url));
     const firstSegment = segmentOf(base.startLsn, base.timeline);
     const unchecked = await checkServerAccess(runAs, {
@@ -161,9 +162,13 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
         // Across a promotion (lane.ts), or along a timeline asked for: said, as it is not the base backup's, or not the newest.
         ...(along !== undefined
           ? [`It recovers along timeline ${timeline}, as asked (--timeline), not the newest one the archive holds.`]
-          : timeline !== base.timeline
-            ? [`It recovers along timeline ${timeline} (the promotion's history file, archived), from a base backup taken on timeline ${base.timeline}.`]
-            : []),
+          : newestTimeline > timeline
+            ? [
+                `It recovers along timeline ${timeline}, the history before the promotion to timeline ${newestTimeline} (the moment is before timeline ${newestTimeline}'s window): what the old primary had then, which may include commits it wrote after timeline ${newestTimeline} forked and the promoted server never received.`,
+              ]
+            : timeline !== base.timeline
+              ? [`It recovers along timeline ${timeline} (the promotion's history file, archived), from a base backup taken on timeline ${base.timeline}.`]
+              : []),
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
         `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${pgCtl} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,

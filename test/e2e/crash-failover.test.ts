@@ -67,6 +67,10 @@ describe('a crash failover to a standby that was behind', () => {
     await b.ctl(['-m', 'fast', '-w', 'stop']);
     await write(a.url, 'lost', 30);
     await archived(await switchWal(a.url));
+    // A moment on the old primary after the fork: 30 of the lost rows committed, the last 5 not yet.
+    await new Promise((r) => setTimeout(r, 1100));
+    const lostAt = new Date();
+    await new Promise((r) => setTimeout(r, 1100));
     await write(a.url, 'lost', 5);
     // Received, and stored as a snapshot of the segment A was writing (rpo-monitor.ts: within seconds).
     const [{ end, seg }] = (await sql<{ end: string; seg: string }>(
@@ -159,6 +163,21 @@ describe('a crash failover to a standby that was behind', () => {
       expect(rows.find((r) => r.written_on === 'lost')?.n).toBe(35);
     } finally {
       await old.stop();
+    }
+
+    // A moment on the old primary after the fork, asked for by time alone: before timeline 2's window, so along
+    // timeline 1, and said to be the old primary's history (QA: it recovered lost rows with no word of it).
+    const thenDir = join(work, 'then');
+    const then = await restorePitr(lostAt.toISOString(), thenDir);
+    expect(then.exitCode, then.stderr).toBe(0);
+    expect(then.stdout).toContain('It recovers along timeline 1, the history before the promotion to timeline 2');
+    const at = await startRecovered(thenDir, [h.backupDir, work]);
+    try {
+      expect(at.started.exitCode, await at.log()).toBe(0);
+      await at.outOfRecovery();
+      expect((await counts(at.url)).find((r) => r.written_on === 'lost')?.n).toBe(30);
+    } finally {
+      await at.stop();
     }
   });
 });

@@ -1,8 +1,6 @@
 import type { BaseBackup } from './base-backup.ts';
 import { parseLsn, segmentOf, segmentPosition } from './lsn.ts';
 
-const timeOf = (e: { archivedAt: string; storedAt?: string | undefined }) => new Date(e.storedAt ?? e.archivedAt);
-
 /** One line of a timeline history file: the timeline the server left, and the LSN where it left it. */
 export interface Fork {
   timeline: number;
@@ -65,31 +63,26 @@ export function baseOnLane(b: Pick<BaseBackup, 'timeline' | 'endLsn'>, lane: Lan
 /**
  * Since when the lane can be trusted for every moment, when an older timeline of its history holds WAL past its switch
  * in the archive (the old primary went on writing: a crash failover to a standby that was behind, or a restored copy
- * made the primary days later). A moment between such a switch and the next timeline's start is then two moments:
- * along the lane it is the state at the switch, along the old timeline the state that primary really had. The lane
- * counts only from the time the next timeline's history file was archived (at or after its promotion: the receiver
- * writes it when it reaches the promoted server); before that, the older timeline's own window answers (window.ts
- * priorTimeline). Null when nothing diverges (a planned promotion: the old primary wrote nothing past the switch).
+ * made the primary days later). A moment between such a switch and the end of that WAL is then two moments: along the
+ * lane it is the state at the switch, along the old timeline the state that primary really had. The lane counts
+ * from the end of the old timeline's WAL (the time its newest file holds WAL up to): before it, the older timeline's
+ * own window answers (window.ts priorTimeline); after it the old primary wrote nothing the archive holds, and the
+ * promoted server's first commits are the lane's (QA: counted from the history file's arrival, seconds later, they
+ * could only be reached as `latest`). Null when nothing diverges (a planned promotion).
  */
-export function divergedUntil(
-  lane: Lane,
-  wal: ReadonlyArray<{ name: string; archivedAt: string; storedAt?: string | undefined; partial?: boolean; walEnd?: string }>,
-): Date | null {
+export function divergedUntil(lane: Lane, wal: ReadonlyArray<{ name: string; archivedAt: string; partial?: boolean; walEnd?: string }>): Date | null {
   let cut: Date | null = null;
-  lane.forks.forEach((f, i) => {
+  for (const f of lane.forks) {
     const switchN = segmentPosition(segmentOf(f.switchLsn, f.timeline)).n;
-    const past = wal.some((e) => {
-      if (e.name.endsWith('.history')) return false;
+    for (const e of wal) {
+      if (e.name.endsWith('.history')) continue;
       const p = segmentPosition(e.name);
-      if (p.timeline !== f.timeline || p.n < switchN) return false;
+      if (p.timeline !== f.timeline || p.n < switchN) continue;
       // The switch's own segment: whole, the old primary wrote it to its end; a snapshot, as far as its end says.
-      if (p.n === switchN && e.partial) return e.walEnd !== undefined && parseLsn(e.walEnd) > parseLsn(f.switchLsn);
-      return true;
-    });
-    if (!past) return;
-    const next = lane.forks[i + 1]?.timeline ?? lane.timeline;
-    const history = wal.find((e) => e.name === `${hex8(next)}.history`) ?? wal.find((e) => e.name === `${hex8(lane.timeline)}.history`);
-    if (history && (!cut || timeOf(history) > cut)) cut = timeOf(history);
-  });
+      if (p.n === switchN && e.partial && (e.walEnd === undefined || parseLsn(e.walEnd) <= parseLsn(f.switchLsn))) continue;
+      const at = new Date(e.archivedAt);
+      if (!cut || at > cut) cut = at;
+    }
+  }
   return cut;
 }
