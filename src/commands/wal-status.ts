@@ -5,7 +5,7 @@ import { escapeMrkdwn, formatDuration } from '../format.ts';
 import { slackDate } from '../notifications/slack-time.ts';
 import { readWalState } from '../jobs/wal-state.ts';
 import { noWindowSentence, readArchiveFacts, rpoCondition, type WalArchiveFacts } from '../health/index.ts';
-import { followedText, shownRange } from '../postgres/pitr/window.ts';
+import { followedText, priorText, shownRange } from '../postgres/pitr/window.ts';
 
 /** The window as Slack shows it: each reader's own time zone, to the second (a recovery target is a second). */
 const when = (config: Config, d: Date) => slackDate(d, config.timezone, '{date_short_pretty} {time_secs}');
@@ -25,7 +25,7 @@ export function windowText(config: Config, target: string, a: WalArchiveFacts, t
     return noWindowSentence(target, a);
   }
   // After a promotion: the moments before it, along the old timeline (window.ts priorTimeline).
-  const prior = a.priorTimeline ? ` (and ${shownRange(a.priorTimeline, time)} on timeline ${a.priorTimeline.timeline}, before the promotion)` : '';
+  const prior = a.priorTimeline ? ` (and ${priorText(target, a.priorTimeline, shownRange(a.priorTimeline, time))})` : '';
   const range = `recoverable to any moment ${shownRange(a.window, time)}${followedText(a.followed)}${prior}`;
   if (a.switched)
     return `${range} — :rotating_light: the server moved to timeline ${a.switched.timeline} at ${time(a.switched.at)}, and no base backup was taken on it yet: nothing written since can be recovered; take one now (\`/backup now --physical ${target}\`)`;

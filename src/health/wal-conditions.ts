@@ -1,6 +1,6 @@
 import { formatBytes } from '../format.ts';
 import { switchedSentence } from '../postgres/pitr/switched.ts';
-import { followedText, setAsideNamed, shownRange, WAL_ARRIVES } from '../postgres/pitr/window.ts';
+import { followedText, priorText, setAsideNamed, shownRange, WAL_ARRIVES } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
 
@@ -25,7 +25,7 @@ export function windowSentence(target: string, a: WalArchiveFacts): string {
   if (!a.window) return noWindowSentence(target, a);
   const range = `recoverable to any moment ${shownRange(a.window, windowTime)}${followedText(a.followed)}`;
   const before = a.earlier ? `, and ${shownRange(a.earlier, windowTime)} before the gap${a.earlier.gap ? ` at segment ${a.earlier.gap}` : ''}` : '';
-  const prior = a.priorTimeline ? `, and ${shownRange(a.priorTimeline, windowTime)} on timeline ${a.priorTimeline.timeline}, before the promotion` : '';
+  const prior = a.priorTimeline ? `, and ${priorText(target, a.priorTimeline, shownRange(a.priorTimeline, windowTime))}` : '';
   return `${range}${before}${prior}`;
 }
 

@@ -40,7 +40,9 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       ...(w && w.opens.timeline !== w.timeline ? { followed: { from: w.opens.timeline, to: w.timeline } } : {}),
       earlier: w?.earlier ? { from: w.earlier.from, to: w.earlier.to, gap: w.earlier.gap } : null,
       ...(w?.switched ? { switched: w.switched } : {}),
-      ...(w?.priorTimeline ? { priorTimeline: { from: w.priorTimeline.from, to: w.priorTimeline.to, timeline: w.priorTimeline.timeline } } : {}),
+      ...(w?.priorTimeline
+        ? { priorTimeline: { from: w.priorTimeline.from, to: w.priorTimeline.to, timeline: w.priorTimeline.timeline, forkedAt: w.priorTimeline.forkedAt } }
+        : {}),
       ...(lost?.length ? { lost } : {}),
       ...(setAside && setAside.wal.length + setAside.bases.length > 0 ? { setAside } : {}),
     };

@@ -21,7 +21,7 @@ export interface WalArchiveFacts {
   /** The server moved to a timeline no base backup was taken on (window.ts `switched`): the window ends where the old one did. */
   switched?: { timeline: number; segment: string; at: Date };
   /** After a promotion, the older timeline's window: still recoverable along it (window.ts priorTimeline). */
-  priorTimeline?: { from: Date; to: Date; timeline: number };
+  priorTimeline?: { from: Date; to: Date; timeline: number; forkedAt?: string | undefined };
   /** Before a gap, what an older base backup still reaches (when the window itself starts after the gap). */
   earlier: { from: Date; to: Date; gap?: string | undefined } | null;
   /** WAL files indexed as archived whose file is gone (wal-index.ts lostWal): damage, said by `damaged`. Local only. */

@@ -126,7 +126,9 @@ describe('a crash failover to a standby that was behind', () => {
     const list = (await slash(h, '/backup', 'list shop')).text;
     expect(list).toContain('(across the promotion to timeline 2');
     // From the promoted server's start: before it, timeline 1 answers, which holds what the old primary really had.
-    expect(list).toMatch(/\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion\)/);
+    expect(list).toMatch(
+      /\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion; past [0-9A-F]+\/[0-9A-F]+, where the promoted server forked from it, the old primary wrote commits the new timeline never received: `restore-pitr shop --time=latest --timeline=1 --data-dir=DIR` recovers them\)/,
+    );
     expect(list).not.toContain(':rotating_light:');
 
     // restore-pitr latest: B's history, from timeline 1's base backup along timeline 2.

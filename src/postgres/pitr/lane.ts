@@ -74,15 +74,17 @@ export function divergedUntil(lane: Lane, wal: ReadonlyArray<{ name: string; arc
   let cut: Date | null = null;
   for (const f of lane.forks) {
     const switchN = segmentPosition(segmentOf(f.switchLsn, f.timeline)).n;
-    for (const e of wal) {
-      if (e.name.endsWith('.history')) continue;
+    const past = wal.filter((e) => {
+      if (e.name.endsWith('.history')) return false;
       const p = segmentPosition(e.name);
-      if (p.timeline !== f.timeline || p.n < switchN) continue;
+      if (p.timeline !== f.timeline || p.n < switchN) return false;
       // The switch's own segment: whole, the old primary wrote it to its end; a snapshot, as far as its end says.
-      if (p.n === switchN && e.partial && (e.walEnd === undefined || parseLsn(e.walEnd) <= parseLsn(f.switchLsn))) continue;
-      const at = new Date(e.archivedAt);
-      if (!cut || at > cut) cut = at;
-    }
+      return !(p.n === switchN && e.partial && (e.walEnd === undefined || parseLsn(e.walEnd) <= parseLsn(f.switchLsn)));
+    });
+    // Its newest file's time, the one the window reads (the bucket's listing reads only that entry; the others carry
+    // the time the bucket received them, later than the WAL in them).
+    const newest = past.reduce<(typeof past)[number] | undefined>((a, e) => (a && a.name >= e.name ? a : e), undefined);
+    if (newest && (!cut || new Date(newest.archivedAt) > cut)) cut = new Date(newest.archivedAt);
   }
   return cut;
 }

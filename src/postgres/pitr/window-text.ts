@@ -20,5 +20,16 @@ export function shownRange(r: { from: Date; to: Date }, time: (d: Date) => strin
 export const followedText = (f: { from: number; to: number } | undefined) =>
   f ? ` (across the promotion to timeline ${f.to}: recovery follows its history file from a base backup taken on timeline ${f.from})` : '';
 
+/**
+ * An older timeline's window, said after the window's range: "before the promotion", and after a crash failover what
+ * it holds that the new timeline does not, and how to get it (QA: the failover's loss was said nowhere).
+ */
+export function priorText(target: string, p: { timeline: number; forkedAt?: string | undefined }, range: string): string {
+  const lost = p.forkedAt
+    ? `; past ${p.forkedAt}, where the promoted server forked from it, the old primary wrote commits the new timeline never received: \`restore-pitr ${target} --time=latest --timeline=${p.timeline} --data-dir=DIR\` recovers them`
+    : '';
+  return `${range} on timeline ${p.timeline}, before the promotion${lost}`;
+}
+
 /** Set-aside base backups (wal-index.ts setAsideBases, oldest first) in a sentence: "X was", "X and 2 older were". */
 export const setAsideNamed = (ids: readonly string[]) => (ids.length > 1 ? `${ids.at(-1)} and ${ids.length - 1} older were` : `${ids.at(-1)} was`);

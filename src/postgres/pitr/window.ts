@@ -5,7 +5,7 @@ import { reachedFrom, type WindowWal } from './reached.ts';
 import type { WalEntry } from './wal-store.ts';
 
 export { segmentName, segmentOf, segmentPosition } from './lsn.ts';
-export { followedText, setAsideNamed, shownRange } from './window-text.ts';
+export { followedText, priorText, setAsideNamed, shownRange } from './window-text.ts';
 export { consistentBy, type WindowWal } from './reached.ts';
 
 /** When a base backup's window opens, or grows (rpo-monitor.ts: a new segment's first snapshot is taken at once). */
@@ -51,7 +51,10 @@ export interface RecoverableWindow extends WindowRange {
    * (switched), or one whose history it follows only from a base backup taken since. Recovered along that timeline:
    * the moments before the switch, and those the old primary wrote after it that the promoted server never received.
    */
-  priorTimeline?: WindowRange;
+  priorTimeline?: WindowRange & {
+    /** Where the newest timeline forked from it, when the old primary went on past that (lane.ts divergedUntil). */
+    forkedAt?: string;
+  };
 }
 
 /** The newest timeline a segment was archived on (0 without any). */
@@ -98,7 +101,10 @@ export function recoverableWindow(bases: BaseBackup[], wal: ReadonlyArray<Window
   // An older timeline's window, for the moments the newest lane does not reach back to (a switch it cannot follow).
   const reachedBack = (r: WindowRange) => [newest, newest.earlier].some((x) => x !== undefined && x.from.getTime() <= r.from.getTime());
   const prior = found.find((x) => x.timeline < newest.timeline && !reachedBack(x));
-  const w = prior ? { ...newest, priorTimeline: { from: prior.from, to: prior.to, opens: prior.opens, timeline: prior.timeline } } : newest;
+  const lane = laneOf(wal, newest.timeline);
+  const fork = lane.forks.find((f) => f.timeline === prior?.timeline);
+  const forkedAt = fork && divergedUntil({ ...lane, forks: [fork] }, wal) ? { forkedAt: fork.switchLsn } : {};
+  const w = prior ? { ...newest, priorTimeline: { from: prior.from, to: prior.to, opens: prior.opens, timeline: prior.timeline, ...forkedAt } } : newest;
   if (newest.timeline === newestTimeline) return w;
   const first = all.find((e) => segmentPosition(e.name).timeline === newestTimeline) as WindowWal;
   const at = new Date(first.storedAt ?? first.archivedAt);

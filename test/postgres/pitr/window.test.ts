@@ -154,7 +154,13 @@ describe('the recoverable window', () => {
     const w = recoverableWindow([b], wal);
     // Along timeline 2 from the end of the old primary's WAL; before it, along timeline 1, which holds what it really had.
     expect(w).toMatchObject({ from: new Date('2026-12-04T10:22:00Z'), to: new Date('2026-12-04T10:40:00Z'), timeline: 2, opens: b });
-    expect(w?.priorTimeline).toEqual({ from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:22:00Z'), opens: b, timeline: 1 });
+    expect(w?.priorTimeline).toEqual({
+      from: new Date('2026-12-04T10:00:00Z'),
+      to: new Date('2026-12-04T10:22:00Z'),
+      opens: b,
+      timeline: 1,
+      forkedAt: '0/3800000',
+    });
     expect(chooseRecovery([b], wal, new Date('2026-12-04T10:21:00Z'))).toEqual({ base: b, timeline: 1 });
     expect(chooseRecovery([b], wal, new Date('2026-12-04T10:35:00Z'))).toEqual({ base: b, timeline: 2 });
     // After the old primary's last WAL, before the history file came (the receiver reached the promoted server late):
