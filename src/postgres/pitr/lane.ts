@@ -43,6 +43,10 @@ export function laneOf(wal: ReadonlyArray<{ name: string; forks?: Fork[] | undef
   return { timeline, forks, at: (n) => ends.find((e) => n < e.n)?.timeline ?? timeline };
 }
 
+/** The newest timeline a segment was archived on (0 without any). */
+export const newestTimelineOf = (wal: ReadonlyArray<{ name: string }>) =>
+  wal.reduce((t, e) => (e.name.endsWith('.history') ? t : Math.max(t, segmentPosition(e.name).timeline)), 0);
+
 /** Whether a WAL file is one recovery along the lane reads (history files always: recovery asks for them). */
 export function onLane(e: { name: string }, lane: Lane): boolean {
   if (e.name.endsWith('.history')) return true;

@@ -1,6 +1,6 @@
 import { type PartialEntry, withPartials } from './partial-store.ts';
 import type { BaseBackup } from './base-backup.ts';
-import { baseOnLane, laneOf } from './lane.ts';
+import { baseOnLane, laneOf, newestTimelineOf } from './lane.ts';
 import type { WalEntry } from './wal-store.ts';
 import { type RecoverableWindow, recoverableWindow, segmentOf, segmentPosition } from './window.ts';
 
@@ -74,10 +74,7 @@ export function planPitrRetention(o: {
   // The newest base backup that covers the window's start; when none finished that long ago, the oldest one. Of
   // those recovery along the newest timeline can start from (lane.ts): an old primary's base backup taken past its
   // switch is on another branch, and keeping it instead deleted the older ones the window starts from (review).
-  const lane = laneOf(
-    o.wal,
-    o.wal.reduce((t, e) => (e.name.endsWith('.history') ? t : Math.max(t, segmentPosition(e.name).timeline)), 0),
-  );
+  const lane = laneOf(o.wal, newestTimelineOf(o.wal));
   let first = 0;
   let onLane = -1;
   bases.forEach((b, i) => {

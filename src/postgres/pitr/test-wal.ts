@@ -7,10 +7,7 @@ import { fetchWal } from './pitr-restore.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import type { LocalWalStore, WalEntry } from './wal-store.ts';
 import { laneOf, onLane } from './lane.ts';
-import { segmentOf, segmentPosition } from './window.ts';
-
-const hex = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
-const nameAt = (timeline: number, n: number) => `${hex(timeline)}${hex(Math.floor(n / 0x100))}${hex(n % 0x100)}`;
+import { segmentName, segmentOf, segmentPosition } from './window.ts';
 
 export interface FetchedWal {
   /** Segments fetched, in order, from the base backup's first to the newest archived (or to the gap). */
@@ -52,7 +49,7 @@ export async function fetchWalForTest(o: {
   for (let n = first.n; n <= last; n++) {
     o.signal?.throwIfAborted();
     const entry = byN.get(n);
-    if (!entry) return { ...out, gap: nameAt(lane.at(n), n) };
+    if (!entry) return { ...out, gap: segmentName(lane.at(n), n) };
     if (!(await fetchWal(o.store, entry.name, join(o.walDir, entry.name), o.identity))) return { ...out, gap: entry.name };
     out.segments.push(entry);
     out.bytes += entry.rawBytes;
@@ -60,14 +57,14 @@ export async function fetchWalForTest(o: {
   // The segment after the newest whole one, as far as its newest snapshot reaches: the window's end, as `/backup
   // list` and restore-pitr have it. Without it the test stopped where the last whole segment ended (a quiet server
   // fills a segment in hours), and called that the latest moment.
-  const next = nameAt(lane.at(Math.max(first.n, last + 1)), Math.max(first.n, last + 1));
+  const next = segmentName(lane.at(Math.max(first.n, last + 1)), Math.max(first.n, last + 1));
   const partial = await o.partials?.entry(next);
   if (partial && o.partials && (await fetchWal(o.partials, next, join(o.walDir, next), o.identity))) {
     out.segments.push(partial);
     out.bytes += partial.walBytes;
     out.partial = { name: next, coversAt: partial.coversAt };
   }
-  if (out.segments.length === 0) return { ...out, gap: nameAt(lane.at(first.n), first.n) };
+  if (out.segments.length === 0) return { ...out, gap: segmentName(lane.at(first.n), first.n) };
   return out;
 }
 

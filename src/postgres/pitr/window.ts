@@ -1,5 +1,5 @@
 import type { BaseBackup } from './base-backup.ts';
-import { baseOnLane, divergedUntil, type Lane, laneOf, onLane } from './lane.ts';
+import { baseOnLane, divergedUntil, type Lane, laneOf, newestTimelineOf, onLane } from './lane.ts';
 import { segmentName, segmentOf, segmentPosition } from './lsn.ts';
 import { reachedFrom, type WindowWal } from './reached.ts';
 import type { WalEntry } from './wal-store.ts';
@@ -56,10 +56,6 @@ export interface RecoverableWindow extends WindowRange {
     forkedAt?: string;
   };
 }
-
-/** The newest timeline a segment was archived on (0 without any). */
-const newestTimelineOf = (wal: ReadonlyArray<Pick<WalEntry, 'name'>>) =>
-  wal.reduce((t, e) => (e.name.endsWith('.history') ? t : Math.max(t, segmentPosition(e.name).timeline)), 0);
 
 /**
  * Segments missing along a lane (by default the newest segment's timeline, following its history: lane.ts) from the
