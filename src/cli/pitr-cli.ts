@@ -72,7 +72,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       io.out(await downloadFromS3(config, root, target.name, asked ?? new Date(Date.now() + 365 * 86_400_000), { latest, along }, signal));
       if (ours) await shareFetchedWal(root, target.name, runAs);
     }
-    // The archive read once: `latest`'s window end (now when there is none: chooseBase then says why) and the choice.
+    // The archive read once: `latest`'s window end (now when there is none: chooseRecovery then says why) and the choice.
     const [bases, archived] = await Promise.all([listBaseBackups(root, target.name), recoverableWal(root, target.name)]);
     const end = asked ? null : along === undefined ? recoverableWindow(bases, archived) : windowAlong(bases, archived, along);
     const at = asked ?? end?.to ?? new Date();

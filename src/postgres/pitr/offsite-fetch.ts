@@ -69,7 +69,7 @@ const FINISH_STAMP_MARGIN_MS = 60_000;
  * The base backup in S3 to recover from: the one already chosen from the window (`baseId`, the PITR test), else the
  * newest that finished by `at`, else one that finished within a minute after it: the window may start at its end
  * segment's archiving, a moment before the bot stamped it finished (window.ts), and the recovery's own check of the
- * time against the fetched archive (pitr-restore.ts chooseBase) refuses a time it does not reach. Refused with what
+ * time against the fetched archive (pitr-restore.ts chooseRecovery) refuses a time it does not reach. Refused with what
  * S3 holds when there is none.
  */
 function chooseRemoteBase(bases: BaseBackup[], at: Date, where: string, baseId?: string): BaseBackup {

@@ -62,9 +62,6 @@ export function parseRecoveryTime(text: string): Date {
 /** How far past the window's end a time is "the WAL is on its way" (archived within seconds, 30 s at most). */
 const SOON_MS = 10 * 60_000;
 
-/** chooseRecovery's base backup alone. */
-export const chooseBase = (...a: Parameters<typeof chooseRecovery>): BaseBackup => chooseRecovery(...a).base;
-
 /**
  * The base backup to start from, the newest that finished before the time, and the timeline to recover along
  * (recovery_target_timeline: after a promotion whose history is archived, the new one, from a base backup taken

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
-import { chooseBase } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { chooseRecovery } from '../../../src/postgres/pitr/pitr-restore.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
 
 const bases = [{ id: 'b', startLsn: '0/2000028', timeline: 1, finishedAt: '2026-12-04T10:00:00Z', target: 'shop' } as BaseBackup];
@@ -9,14 +9,14 @@ const seg = (name: string, archivedAt: string) => ({ name, archivedAt }) as WalE
 const wal = [seg('000000010000000000000002', '2026-12-04T10:01:00Z'), seg('000000010000000000000003', '2026-12-04T11:00:00Z')];
 const refusal = (at: string, now: string) => {
   try {
-    chooseBase(bases, wal, new Date(at), [], new Date(now));
+    chooseRecovery(bases, wal, new Date(at), [], new Date(now));
   } catch (err) {
     return (err as { userMessage: string }).userMessage;
   }
   throw new Error('not refused');
 };
 
-describe('chooseBase: a time past the window', () => {
+describe('chooseRecovery: a time past the window', () => {
   it('says "try again in a minute" only within minutes of its end, and not for a time that has not come', () => {
     expect(refusal('2026-12-04T11:05:00Z', '2026-12-04T11:05:30Z')).toContain('The window grows as the WAL written since 2026-12-04T11:00:00.000Z is archived');
     // The QA case: a day and a half ahead.
@@ -37,6 +37,6 @@ describe('chooseBase: a time past the window', () => {
   });
 
   it('uses the clock when not told the time', () => {
-    expect(() => chooseBase(bases, wal, new Date(Date.now() + 36 * 3_600_000))).toThrow(/It is in the future \(it is \S+ now\)/);
+    expect(() => chooseRecovery(bases, wal, new Date(Date.now() + 36 * 3_600_000))).toThrow(/It is in the future \(it is \S+ now\)/);
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
-import { chooseBase, fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { chooseRecovery, fetchWal } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { planPitrTest } from '../../../src/postgres/pitr/pitr-test.ts';
 import { planPitrRetention } from '../../../src/postgres/pitr/pitr-retention-plan.ts';
 import { pitrArchiveOps } from '../../../src/postgres/pitr/pitr-retention-ops.ts';
@@ -172,7 +172,7 @@ describe('the point-in-time archive scrub', () => {
     await expect(planPitrTest(root, 'shop', 'latest')).rejects.toThrow(
       `shop has no good base backup (${BASE} was set aside as damaged by the checksum scrub): take one with \`pg-backup-bot base-backup shop\`, then test.`,
     );
-    expect(() => chooseBase([], [], new Date(), [BASE])).toThrow(`There is no good base backup: ${BASE} was set aside as damaged by the checksum scrub`);
+    expect(() => chooseRecovery([], [], new Date(), [BASE])).toThrow(`There is no good base backup: ${BASE} was set aside as damaged by the checksum scrub`);
   });
 
   it('calls a WAL file of another size damaged too, saying the sizes', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackup } from '../../../src/postgres/pitr/base-backup.ts';
 import type { WalEntry } from '../../../src/postgres/pitr/wal-store.ts';
-import { chooseBase, chooseRecovery } from '../../../src/postgres/pitr/pitr-restore.ts';
+import { chooseRecovery } from '../../../src/postgres/pitr/pitr-restore.ts';
 import { consistentBy, rangeAt, recoverableWindow, segmentOf, segmentPosition, shownRange, walGaps, windowAlong } from '../../../src/postgres/pitr/window.ts';
 
 const base = (startLsn: string, finishedAt: string, id = 'b') => ({ id, startLsn, timeline: 1, finishedAt }) as BaseBackup;
@@ -36,10 +36,12 @@ describe('the recoverable window', () => {
   it('refuses a moment just past its end with when it will be there, and one before its start with the logical backups (QA)', () => {
     const bases = [{ ...base('0/2000028', '2026-12-04T10:00:00Z'), target: 'shop' }];
     const wal = [seg('000000010000000000000002', '2026-12-04T10:01:00Z'), seg('000000010000000000000003', '2026-12-04T11:00:00Z')];
-    expect(() => chooseBase(bases, wal, new Date('2026-12-04T11:00:20Z'))).toThrow(
+    expect(() => chooseRecovery(bases, wal, new Date('2026-12-04T11:00:20Z'))).toThrow(
       'The window grows as the WAL written since 2026-12-04T11:00:00.000Z is archived (a segment, or a snapshot of the one being written: as a rule seconds, at most 30 s, after the next write): try again in a minute, or ask for `latest`, the newest commit archived now.',
     );
-    expect(() => chooseBase(bases, wal, new Date('2026-12-04T09:00:00Z'))).toThrow('For a moment outside it, a logical backup may serve: `/backup list shop`');
+    expect(() => chooseRecovery(bases, wal, new Date('2026-12-04T09:00:00Z'))).toThrow(
+      'For a moment outside it, a logical backup may serve: `/backup list shop`',
+    );
   });
 
   it('after a promotion whose history was archived without its record, ends where the base backup’s timeline does until a base backup is taken on the new one (QA)', () => {
@@ -61,10 +63,10 @@ describe('the recoverable window', () => {
       switched: { timeline: 2, segment: '000000020000000000000003', at: new Date('2026-12-04T10:30:00Z') },
     });
     // A time after the switch is refused with what to do, not "try again in a minute" nor recovered short.
-    expect(() => chooseBase(tl1, wal, new Date('2026-12-04T10:35:00Z'))).toThrow(
+    expect(() => chooseRecovery(tl1, wal, new Date('2026-12-04T10:35:00Z'))).toThrow(
       /outside what the archive holds: the recoverable window is .*\. The server moved to timeline 2 .* none was taken on timeline 2 yet\. Take one now \(`pg-backup-bot base-backup shop`/,
     );
-    expect(chooseBase(tl1, wal, new Date('2026-12-04T10:10:00Z')).id).toBe('b');
+    expect(chooseRecovery(tl1, wal, new Date('2026-12-04T10:10:00Z')).base.id).toBe('b');
     // A base backup on the new timeline: the window is the new timeline's, to its newest segment.
     const tl2 = { ...base('0/3800028', '2026-12-04T10:32:00Z', 'b2'), timeline: 2, target: 'shop' };
     expect(recoverableWindow([...tl1, tl2], wal)).toMatchObject({
@@ -82,10 +84,10 @@ describe('the recoverable window', () => {
       opens: expect.objectContaining({ id: 'b' }),
       timeline: 1,
     });
-    expect(chooseBase([...tl1, tl2], wal, new Date('2026-12-04T10:10:00Z')).id).toBe('b');
-    expect(chooseBase([...tl1, tl2], wal, new Date('2026-12-04T10:35:00Z')).id).toBe('b2');
+    expect(chooseRecovery([...tl1, tl2], wal, new Date('2026-12-04T10:10:00Z')).base.id).toBe('b');
+    expect(chooseRecovery([...tl1, tl2], wal, new Date('2026-12-04T10:35:00Z')).base.id).toBe('b2');
     // Between the two (after timeline 1's last WAL, before the new base backup's end): refused, both named.
-    expect(() => chooseBase([...tl1, tl2], wal, new Date('2026-12-04T10:25:00Z'))).toThrow(
+    expect(() => chooseRecovery([...tl1, tl2], wal, new Date('2026-12-04T10:25:00Z'))).toThrow(
       'the recoverable window is 2026-12-04T10:32:00.000Z to 2026-12-04T10:40:00.000Z, and 2026-12-04T10:00:00.000Z to 2026-12-04T10:20:00.000Z on timeline 1, before the promotion.',
     );
   });
@@ -239,8 +241,8 @@ describe('the recoverable window', () => {
       earlier: { from: new Date('2026-12-04T10:00:00Z'), to: new Date('2026-12-04T10:01:00Z'), opens: bases[0], timeline: 1, gap: '000000010000000000000003' },
     });
     // restore-pitr: a moment of the newer stretch starts from the newer base backup; one after the second gap is refused.
-    expect(chooseBase(bases, wal, new Date('2026-12-04T13:30:00Z'))).toBe(bases[1]);
-    expect(() => chooseBase(bases, wal, new Date('2026-12-04T15:00:00Z'))).toThrow(
+    expect(chooseRecovery(bases, wal, new Date('2026-12-04T13:30:00Z')).base).toBe(bases[1]);
+    expect(() => chooseRecovery(bases, wal, new Date('2026-12-04T15:00:00Z'))).toThrow(
       '2026-12-04T15:00:00.000Z is outside what the archive holds: the recoverable window is 2026-12-04T13:00:00.000Z to 2026-12-04T14:00:00.000Z (segment 000000010000000000000007 is missing: it ends at that gap), and 2026-12-04T10:00:00.000Z to 2026-12-04T10:01:00.000Z before the gap at segment 000000010000000000000003',
     );
   });
@@ -257,8 +259,8 @@ describe('the recoverable window', () => {
     const at = new Date('2026-12-04T12:00:00.100Z');
     expect(recoverableWindow([old, fresh], wal)?.to).toEqual(at);
     // `latest` is that time: the fresh base backup, not the old one and every segment since.
-    expect(chooseBase([old, fresh], wal, at)).toBe(fresh);
-    expect(chooseBase([old, fresh], wal, new Date('2026-12-04T11:30:00Z'))).toBe(old);
+    expect(chooseRecovery([old, fresh], wal, at).base).toBe(fresh);
+    expect(chooseRecovery([old, fresh], wal, new Date('2026-12-04T11:30:00Z')).base).toBe(old);
   });
 
   it('names every missing segment, across a log file boundary, even when nothing is recoverable', () => {
@@ -291,7 +293,7 @@ describe('the recoverable window', () => {
       const w = recoverableWindow([b], [seg(endSegment, '2026-12-04T10:00:01.200Z')]);
       expect(w).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z'), to: new Date('2026-12-04T10:00:01.200Z'), opens: b, reachesNewest: true });
       // A restore to that moment starts from that base backup, though its finishedAt is later.
-      expect(chooseBase([b], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toBe(b);
+      expect(chooseRecovery([b], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z')).base).toBe(b);
     });
 
     it('is opened from a backlog’s segment (stamped by what it holds) only at the backup’s finish', () => {
@@ -347,7 +349,7 @@ describe('the recoverable window', () => {
       expect(walGaps([ending], wal)).toEqual(['000000010000000000000003']);
       expect(recoverableWindow([ending], wal)).toBeNull();
       // restore-pitr (and the PITR restore test) name that gap, not "not yet": waiting would not open it (CI's flake).
-      expect(() => chooseBase([{ ...ending, target: 'shop' }], wal, new Date('2026-12-04T10:05:00Z'))).toThrow(
+      expect(() => chooseRecovery([{ ...ending, target: 'shop' }], wal, new Date('2026-12-04T10:05:00Z'))).toThrow(
         /^No point in time of shop can be recovered: segment 000000010000000000000003 is missing from the WAL archive, before any WAL that reaches past the base backup's end\. A base backup taken after it opens the window again/,
       );
     });
@@ -361,7 +363,7 @@ describe('the recoverable window', () => {
       expect(recoverableWindow([b], [seg(endSegment, '2026-12-04T10:00:01.200Z'), later])).toMatchObject({ from: new Date('2026-12-04T10:00:01.200Z') });
       const ending = { ...b, endLsn: '0/3000138' };
       expect(recoverableWindow([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')])).toBeNull();
-      expect(() => chooseBase([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toThrow(
+      expect(() => chooseRecovery([ending], [seg(endSegment, '2026-12-04T10:00:01.200Z')], new Date('2026-12-04T10:00:01.200Z'))).toThrow(
         /no base backup with WAL archived that reaches past its end yet/,
       );
     });
