@@ -6,7 +6,8 @@ import { recoverableWal } from '../postgres/pitr/partial-store.ts';
 import { archiveDamage, archivedBases } from '../postgres/pitr/wal-index.ts';
 import { remoteWindowWal, withPrimaryStore } from '../postgres/pitr/s3-archive.ts';
 import type { BaseBackup } from '../postgres/pitr/base-backup.ts';
-import { recoverableWindow, type WindowWal, walGaps } from '../postgres/pitr/window.ts';
+import { promotionTo } from '../postgres/pitr/lane.ts';
+import { type RecoverableWindow, recoverableWindow, type WindowWal, walGaps } from '../postgres/pitr/window.ts';
 import { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
 
 // The server's or the file system's own words (a refused connection, a timeout, a bad index file): they name no secret.
@@ -40,6 +41,7 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
       ...(w && w.opens.timeline !== w.timeline ? { followed: { from: w.opens.timeline, to: w.timeline } } : {}),
       earlier: w?.earlier ? { from: w.earlier.from, to: w.earlier.to, gap: w.earlier.gap } : null,
       ...(w?.switched ? { switched: w.switched } : {}),
+      ...promotionOf(w, wal),
       ...(w?.priorTimeline
         ? { priorTimeline: { from: w.priorTimeline.from, to: w.priorTimeline.to, timeline: w.priorTimeline.timeline, forkedAt: w.priorTimeline.forkedAt } }
         : {}),
@@ -50,6 +52,11 @@ export async function readArchiveFacts(config: Config, target: string): Promise<
     return { ...none, unreadable: messageOf(err) };
   }
 }
+
+const promotionOf = (w: RecoverableWindow | null, wal: WindowWal[]) => {
+  const p = w && w.timeline > 1 ? promotionTo(wal, w.timeline) : null;
+  return p ? { promotion: p } : {};
+};
 
 /** The slot on the source server, asked once through the target's normal connection. */
 export async function readSlotFacts(config: Config, target: string): Promise<WalSlotFacts> {

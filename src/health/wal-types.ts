@@ -20,6 +20,8 @@ export interface WalArchiveFacts {
   followed?: { from: number; to: number };
   /** The server moved to a timeline no base backup was taken on (window.ts `switched`): the window ends where the old one did. */
   switched?: { timeline: number; segment: string; at: Date };
+  /** The window's timeline reached by a promotion whose history file is archived with its record (lane.ts promotionTo). */
+  promotion?: { timeline: number; from: number; switchLsn: string; at: Date };
   /** After a promotion, the older timeline's window: still recoverable along it (window.ts priorTimeline). */
   priorTimeline?: { from: Date; to: Date; timeline: number; forkedAt?: string | undefined };
   /** Before a gap, what an older base backup still reaches (when the window itself starts after the gap). */

@@ -10,6 +10,7 @@ import type { Escalation } from '../notifications/escalation.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import type { AfterBreak } from './base-backup-after-break.ts';
+import type { PromotionNotice } from './promotion-notice.ts';
 
 export interface TargetHealthDeps {
   config: Config;
@@ -23,6 +24,8 @@ export interface TargetHealthDeps {
   now?: () => Date;
   /** Starts a base backup when a check finds the window broken (base-backup-after-break.ts); absent: never. */
   afterBreak?: AfterBreak;
+  /** Tells the channel once of a promotion the WAL archive follows (promotion-notice.ts); absent: never. */
+  promotionNotice?: PromotionNotice;
 }
 
 // The backup and restore-test workers already post and page their own failures (PITR restore tests too); the health

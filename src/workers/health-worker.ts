@@ -1,7 +1,27 @@
 import type { Job } from 'bullmq';
+import type { Deps } from '../deps.ts';
 import { toUserMessage } from '../errors.ts';
+import { baseBackupAfterBreak } from './base-backup-after-break.ts';
+import { promotionNotices } from './promotion-notice.ts';
 import { diskSubject } from '../health/index.ts';
 import { createTargetEvaluator, type TargetEvaluator, type TargetHealthDeps } from './target-health.ts';
+
+/** The health checks' deps from the process's: they start a base backup after a break, and tell of a promotion. */
+export function healthDepsOf(deps: Deps): TargetHealthDeps {
+  const { config } = deps;
+  return {
+    config,
+    storage: deps.storage,
+    runs: deps.runs,
+    state: deps.healthState,
+    backupQueue: deps.queues.backup,
+    notifier: deps.notifier,
+    escalation: deps.escalation,
+    log: deps.log.child({ worker: 'health' }),
+    afterBreak: baseBackupAfterBreak({ config, queue: deps.queues.baseBackup, redis: deps.workerRedis }),
+    promotionNotice: promotionNotices({ config, redis: deps.workerRedis, notifier: deps.notifier }),
+  };
+}
 
 export interface HealthWorkerDeps extends TargetHealthDeps {
   /** Shared with the job workers' after-job checks (workers/index.ts), so checks of one target never overlap. */

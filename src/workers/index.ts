@@ -12,7 +12,7 @@ import { removeAbandonedBackups } from './backup-attempts.ts';
 import { stallOptions, workerName } from './stall-settings.ts';
 import { cappedBackoff, pagerDutyProcessor } from './pagerduty-worker.ts';
 import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
-import { healthProcessor } from './health-worker.ts';
+import { healthDepsOf, healthProcessor } from './health-worker.ts';
 import { createTargetEvaluator, reevaluateAfterJobs } from './target-health.ts';
 import { copyScrubState, redisScrubState } from '../storage/scrub.ts';
 import { takeFirstBackups } from './first-backups.ts';
@@ -25,7 +25,6 @@ import { createChecklistStore } from '../checklists/state.ts';
 import { retentionRunsFromQueue } from '../checklists/retention-runs.ts';
 import { startPlanKeeper, type PlanKeeper } from './plan-keeper.ts';
 import { startBaseBackupWorker, takeFirstBaseBackups } from './base-backup-jobs.ts';
-import { baseBackupAfterBreak } from './base-backup-after-break.ts';
 import { repeatedErrors } from '../repeated-errors.ts';
 
 export interface Workers {
@@ -65,17 +64,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const stall = stallOptions(options);
   const { backup, restoreTest, restore } = startJobWorkers(deps, options, stall);
   const baseBackup = startBaseBackupWorker(deps, stall, options);
-  const healthDeps = {
-    config,
-    storage: deps.storage,
-    runs: deps.runs,
-    state: deps.healthState,
-    backupQueue: deps.queues.backup,
-    notifier: deps.notifier,
-    escalation: deps.escalation,
-    log: log.child({ worker: 'health' }),
-    afterBreak: baseBackupAfterBreak({ config, queue: deps.queues.baseBackup, redis: deps.workerRedis }),
-  };
+  const healthDeps = healthDepsOf(deps);
   // One evaluator for the health job and the after-job checks: checks of one target never overlap in this process.
   const evaluate = createTargetEvaluator(healthDeps);
   const health = new Worker(QUEUE.health, healthProcessor({ ...healthDeps, evaluate }), { connection: deps.workerRedis, prefix, concurrency: 1 });

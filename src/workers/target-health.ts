@@ -57,6 +57,8 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
   const { input } = checked;
   // A window broken for good (a gap, a new timeline): a base backup started now opens it again; the page says so.
   const started = deps.afterBreak ? await deps.afterBreak(target, input.walHealth?.archive, at, log) : null;
+  // News, not a verdict: a Redis hiccup here must not leave the target unchecked.
+  await deps.promotionNotice?.(target, input.walHealth?.archive, at, log).catch((err: unknown) => log.warn({ err, target }, 'could not tell of a promotion'));
   // Its own sentence: the evidence ends in the window ("… to 02:34:44 UTC"), with no full stop (QA: "UTC The bot started").
   const results = started
     ? checked.results.map((r) =>

@@ -130,6 +130,16 @@ describe('a crash failover to a standby that was behind', () => {
       /\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion; past [0-9A-F]+\/[0-9A-F]+, where the promoted server forked from it, the old primary wrote commits the new timeline never received: `restore-pitr shop --time=latest --timeline=1 --data-dir=DIR` recovers them\)/,
     );
     expect(list).not.toContain(':rotating_light:');
+    // The channel is told once, with the way to the lost commits (QA: the failover's loss was said nowhere lasting,
+    // and nothing was posted at the time).
+    const told = await until('the promotion told', async () => {
+      const m = [...h.slack.messages.values()].filter((x) => (x.text ?? '').includes('its server was promoted to timeline 2'));
+      return m.length > 0 ? m : undefined;
+    });
+    expect(told).toHaveLength(1);
+    expect(told[0]?.text).toMatch(/^:warning: shop: its server was promoted to timeline 2, forked from timeline 1 at [0-9A-F]+\/[0-9A-F]+ \(its history file/);
+    expect(told[0]?.text).toContain('any commit in it is missing from the live database');
+    expect(told[0]?.text).toMatch(/timeline 1 is recoverable from .+ UTC to .+ UTC\. restore-pitr shop --time=latest --timeline=1 --data-dir=DIR recovers/);
 
     // restore-pitr latest: B's history, from timeline 1's base backup along timeline 2.
     const [onTl1] = await archivedBases(h.backupDir, 'shop');

@@ -115,6 +115,16 @@ describe('a promotion: the primary fails over to its standby', () => {
     expect([...h.slack.messages.values()].filter((m) => (m.text ?? '').includes('timeline 2 without a base backup'))).toEqual([]);
     const jobs = await h.service.deps.queues.baseBackup.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
     expect(jobs.filter((j) => j.data.label?.startsWith('after'))).toEqual([]);
+    // The channel is told once, by whichever check saw it first (the WAL worker asks for one when timeline 2's first
+    // segment is archived), and not again by the next health run.
+    const told = () => [...h.slack.messages.values()].filter((m) => (m.text ?? '').includes('its server was promoted to timeline 2'));
+    expect(told().map((m) => m.text)).toEqual([
+      expect.stringMatching(
+        /^:twisted_rightwards_arrows: shop: its server was promoted to timeline 2, which left timeline 1 at [0-9A-F]+\/[0-9A-F]+ \(its history file archived at .+ UTC\)\. The WAL archive follows it, and nothing it held was lost: recoverable to any moment from .+ \(across the promotion to timeline 2: .+\)\.\nUntil a base backup is taken on timeline 2, .+ \/backup now --physical shop takes one now/,
+      ),
+    ]);
+    await healthRun();
+    expect(told()).toHaveLength(1);
     // The stream is said to be up again once it has run 10 s (receiver.ts upAfterMs).
     await until('the stream up', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined), 30_000);
 

@@ -47,6 +47,23 @@ export function laneOf(wal: ReadonlyArray<{ name: string; forks?: Fork[] | undef
 export const newestTimelineOf = (wal: ReadonlyArray<{ name: string }>) =>
   wal.reduce((t, e) => (e.name.endsWith('.history') ? t : Math.max(t, segmentPosition(e.name).timeline)), 0);
 
+/** A promotion to `timeline` as its archived history file records it: the timeline left, where, and when the file was archived. */
+export interface Promotion {
+  timeline: number;
+  from: number;
+  switchLsn: string;
+  at: Date;
+}
+
+export function promotionTo(
+  wal: ReadonlyArray<{ name: string; forks?: Fork[] | undefined; archivedAt: string; storedAt?: string | undefined }>,
+  timeline: number,
+): Promotion | null {
+  const h = wal.find((e) => e.name === `${hex8(timeline)}.history`);
+  const f = h?.forks?.at(-1);
+  return h && f ? { timeline, from: f.timeline, switchLsn: f.switchLsn, at: new Date(h.storedAt ?? h.archivedAt) } : null;
+}
+
 /** Whether a WAL file is one recovery along the lane reads (history files always: recovery asks for them). */
 export function onLane(e: { name: string }, lane: Lane): boolean {
   if (e.name.endsWith('.history')) return true;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
-import { baseOnLane, laneOf, onLane, parseHistory } from '../../../src/postgres/pitr/lane.ts';
+import { baseOnLane, laneOf, onLane, parseHistory, promotionTo } from '../../../src/postgres/pitr/lane.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 
 /** Timeline 3's history file as PostgreSQL 15 writes it at a second promotion. */
@@ -88,5 +88,9 @@ describe('archiving a history file', () => {
       { timeline: 2, switchLsn: '0/5000A28' },
     ]);
     expect((await store.entry('00000003.history'))?.forks).toEqual(entry.forks);
+    // The promotion to timeline 3 as the channel is told of it: the timeline it left, where, when the file arrived.
+    expect(promotionTo([entry], 3)).toEqual({ timeline: 3, from: 2, switchLsn: '0/5000A28', at: new Date(entry.storedAt ?? entry.archivedAt) });
+    expect(promotionTo([entry], 2)).toBeNull();
+    expect(promotionTo([{ ...entry, forks: undefined }], 3)).toBeNull();
   });
 });
