@@ -109,6 +109,8 @@ describe('a crash failover to a standby that was behind', () => {
     expect(said).toMatch(/00000001[0-9A-F]{16}\.partial set aside in the spool's \.diverged directory; streaming goes on along the new timeline from the fork/);
     const aside = await readdir(join(h.backupDir, '_wal-spool', 'shop', '.diverged'));
     expect(aside).toEqual([expect.stringMatching(/^00000001[0-9A-F]{16}\.partial$/)]);
+    // Found by the server's history, not by the refusal's English words (a server's lc_messages may be another language).
+    expect(h.logs.filter((l) => l.includes('partial segment set aside')).map((l) => JSON.parse(l).found)).toContain('server history');
 
     // Timeline 2 is archived, and the window follows it from timeline 1's base backup.
     await write(a.url, 'B', 40);

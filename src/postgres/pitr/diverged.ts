@@ -80,14 +80,14 @@ export async function setAsideDiverged(
 }
 
 /**
- * The other shape of the same refusal: the spool's newest file starts exactly at a switch of its timeline (the
- * standby stopped at a segment's start, the old primary wrote into that segment). The server does not refuse, it
- * answers with the next timeline instead of a stream, and pg_receivewal says only `could not send replication command
- * "START_REPLICATION": ` (review). Told apart by the server's history (IDENTIFY_SYSTEM, TIMELINE_HISTORY).
+ * Whether the spool's newest file lies at or past the point where the server left that file's timeline, by the
+ * server's own history (IDENTIFY_SYSTEM, TIMELINE_HISTORY): then no start pg_receivewal asks for from there is
+ * served. Past the fork the server refuses ("… is not in this server's history", in its lc_messages); exactly at it
+ * (the standby stopped at a segment's start, the old primary wrote into that segment) it answers with the next
+ * timeline instead of a stream, and pg_receivewal says only `could not send replication command "START_REPLICATION": `
+ * (review). Asked after every failure, so neither the words nor their language decide.
  */
-export const NO_STREAM = /could not send replication command "START_REPLICATION": *\n/;
-
-export async function forkAtSpoolStart(url: string, spool: string): Promise<Divergence | null> {
+export async function spoolPastFork(url: string, spool: string): Promise<Divergence | null> {
   const newest = (await readdir(spool))
     .filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n))
     .sort()

@@ -5,7 +5,7 @@ import type { Logger } from '../../logger.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
-import { divergedSentence, forkAtSpoolStart, forkedBeforeSpool, NO_STREAM, setAsideDiverged, timelineAfter } from './diverged.ts';
+import { divergedSentence, spoolPastFork, forkedBeforeSpool, setAsideDiverged, timelineAfter } from './diverged.ts';
 import { streamProblem } from './stream-problems.ts';
 
 export interface ReceiverState {
@@ -87,11 +87,15 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       const said = stderr.text();
       if (stopping) return null;
       // A crash failover to a standby that was behind: the spool's newest file lies past the promoted server's fork.
-      const diverged = forkedBeforeSpool(said) ?? (NO_STREAM.test(said) ? await forkAtSpoolStart(o.url, o.spool).catch(() => null) : null);
+      // Judged by the server's history, whatever pg_receivewal printed: the refusal comes in the server's lc_messages
+      // (review: matched in English only, a server answering in German wedged the stream for good); its words count
+      // only when the history cannot be asked.
+      const byHistory = await spoolPastFork(o.url, o.spool).catch(() => null);
+      const diverged = byHistory ?? forkedBeforeSpool(said);
       if (diverged) {
         const r = await setAsideDiverged(o.spool, diverged, () => timelineAfter(o.url, diverged.timeline));
         o.log.warn(
-          { slot: o.slot, ...diverged, ...r },
+          { slot: o.slot, ...diverged, ...r, found: byHistory ? 'server history' : 'refusal' },
           "the promoted server's history forked before WAL the bot holds; the old timeline's partial segment set aside",
         );
         return `pg_receivewal stopped: ${divergedSentence(diverged, r)}`;
