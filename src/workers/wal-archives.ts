@@ -167,6 +167,7 @@ export async function startWalArchives(o: {
         slot: t.pitr.slot,
         spool,
         reachedAt,
+        keepLeftoversMs: t.pitr.walRetentionDays * 86_400_000,
         onState: write,
       });
       const monitor = startRpoMonitor({

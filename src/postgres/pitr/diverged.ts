@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { connectClient, pgClientConfig } from '../connection.ts';
@@ -131,3 +131,35 @@ export async function timelineAfter(url: string, forked: number): Promise<number
   const i = forks.findIndex((x) => x.timeline === forked);
   return (i === -1 ? undefined : forks[i + 1]?.timeline) ?? (forks.current as number);
 }
+
+/**
+ * What failovers leave in the spool for good, removed once older than the WAL's retention (nothing in the archive is
+ * kept longer): the files set aside in `.diverged`, and the `.partial` of an older timeline than the spool's newest
+ * file, which pg_receivewal closes at a switch and never opens again (16 MB each, per failover). Judged by the time
+ * each was last written. Returns the names removed.
+ */
+export async function purgeLeftovers(spool: string, keepMs: number, now: Date): Promise<string[]> {
+  const old = async (path: string) => (await stat(path).catch(() => null))?.mtime.getTime() ?? Number.POSITIVE_INFINITY;
+  const cutoff = now.getTime() - keepMs;
+  const names = await readdir(spool).catch(() => [] as string[]);
+  const wal = names.filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n));
+  const newest = Math.max(0, ...wal.map((n) => segmentPosition(n).timeline));
+  const removed: string[] = [];
+  for (const n of wal.filter((x) => x.endsWith('.partial') && segmentPosition(x).timeline < newest)) {
+    if ((await old(join(spool, n))) < cutoff && (await unlinkIfThere(join(spool, n)))) removed.push(n);
+  }
+  const aside = await readdir(join(spool, DIVERGED_DIR)).catch(() => [] as string[]);
+  for (const n of aside) {
+    if ((await old(join(spool, DIVERGED_DIR, n))) < cutoff && (await unlinkIfThere(join(spool, DIVERGED_DIR, n)))) removed.push(`${DIVERGED_DIR}/${n}`);
+  }
+  return removed;
+}
+
+const unlinkIfThere = (path: string) =>
+  unlink(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );

@@ -1,5 +1,6 @@
 import type { Logger } from '../../logger.ts';
 import { type ArchiveOptions, archiveSpool } from './archiver.ts';
+import { purgeLeftovers } from './diverged.ts';
 import { type ReceiverState, superviseReceiver } from './receiver.ts';
 import type { WalEntry } from './wal-store.ts';
 
@@ -25,6 +26,8 @@ export interface WalArchiveOptions extends ArchiveOptions {
   backoff?: { minMs: number; maxMs: number };
   /** receiver.ts upAfterMs: how long a restarted receiver must run to count as up again (default 10 s). */
   upAfterMs?: number;
+  /** How long what failovers leave in the spool is kept (diverged.ts purgeLeftovers): the WAL's retention. */
+  keepLeftoversMs?: number;
 }
 
 /**
@@ -71,7 +74,22 @@ export function startWalArchive(o: WalArchiveOptions): {
     })();
     return sweeping;
   };
-  const timer = setInterval(() => void sweep().catch(() => undefined), o.sweepMs ?? 1000);
+  // Hourly, and at the first sweep: what failovers left in the spool, once older than the retention.
+  let purgedAt = 0;
+  const purge = async () => {
+    if (o.keepLeftoversMs === undefined || Date.now() - purgedAt < 3600_000) return;
+    purgedAt = Date.now();
+    const removed = await purgeLeftovers(o.spool, o.keepLeftoversMs, new Date());
+    if (removed.length) o.log.info({ target: o.target, removed }, "removed what failovers left in the WAL spool, older than the archive's retention");
+  };
+  const timer = setInterval(
+    () =>
+      void sweep()
+        .catch(() => undefined)
+        .then(purge)
+        .catch((err: unknown) => o.log.warn({ err, target: o.target }, 'what failovers left in the WAL spool could not be removed')),
+    o.sweepMs ?? 1000,
+  );
   // What earlier runs archived is the newest until this one archives more (QA: "nothing archived yet" after every
   // restart, until a quiet server filled a segment).
   void o.store

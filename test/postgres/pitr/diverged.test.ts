@@ -1,4 +1,4 @@
-import { chown, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { asServerUser, type EphemeralPostgres, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
 import { parseHistory } from '../../../src/postgres/pitr/lane.ts';
-import { divergedSentence, forkedBeforeSpool, setAsideDiverged, spoolPastFork } from '../../../src/postgres/pitr/diverged.ts';
+import { divergedSentence, forkedBeforeSpool, purgeLeftovers, setAsideDiverged, spoolPastFork } from '../../../src/postgres/pitr/diverged.ts';
 import { formatLsn, parseLsn, SEGMENT_BYTES, segmentOf, segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
 
 /** pg_receivewal's stderr, as PostgreSQL 15 refuses a start past the promoted server's fork. */
@@ -133,5 +133,47 @@ describe('a spool judged by the server’s history', () => {
   it('fails when the server cannot be asked (the receiver then reads pg_receivewal’s words)', async () => {
     await writeFile(join(spool, `${at(parseLsn(fork.switchLsn) + BigInt(SEGMENT_BYTES), 1)}.partial`), '');
     await expect(spoolPastFork(`postgres://postgres@127.0.0.1:${await freePort()}/postgres`, spool)).rejects.toThrow();
+  });
+});
+
+describe('what failovers leave in the spool', () => {
+  let spool: string;
+  beforeEach(async () => {
+    spool = await mkdtemp(join(tmpdir(), 'pgbb-leftovers-'));
+  });
+  afterEach(() => rm(spool, { recursive: true, force: true }));
+  const now = new Date('2026-12-20T00:00:00Z');
+  const week = 7 * 86_400_000;
+  const put = async (name: string, daysAgo: number) => {
+    await writeFile(join(spool, name), 'wal');
+    const t = new Date(now.getTime() - daysAgo * 86_400_000);
+    await utimes(join(spool, name), t, t);
+  };
+
+  it('removes, once older than the retention, the set-aside files and older timelines’ partial segments; nothing else', async () => {
+    await mkdir(join(spool, '.diverged'));
+    await put('.diverged/000000010000000000000006.partial', 8);
+    await put('.diverged/000000010000000000000009.partial', 2);
+    await put('000000010000000000000005.partial', 8);
+    await put('000000020000000000000004.partial', 8);
+    await put('000000030000000000000007', 9);
+    await put('000000030000000000000008.partial', 9);
+    expect((await purgeLeftovers(spool, week, now)).sort()).toEqual([
+      '.diverged/000000010000000000000006.partial',
+      '000000010000000000000005.partial',
+      '000000020000000000000004.partial',
+    ]);
+    expect((await readdir(spool)).sort()).toEqual(['.diverged', '000000030000000000000007', '000000030000000000000008.partial']);
+    expect(await readdir(join(spool, '.diverged'))).toEqual(['000000010000000000000009.partial']);
+  });
+
+  it('keeps an older timeline’s partial segment within the retention, and any while no newer timeline is in the spool', async () => {
+    await put('000000010000000000000005.partial', 3);
+    await put('000000020000000000000006.partial', 0);
+    expect(await purgeLeftovers(spool, week, now)).toEqual([]);
+    await rm(join(spool, '000000020000000000000006.partial'));
+    await put('000000010000000000000005.partial', 30);
+    expect(await purgeLeftovers(spool, week, now)).toEqual([]);
+    expect(await purgeLeftovers(join(spool, 'gone'), week, now)).toEqual([]);
   });
 });

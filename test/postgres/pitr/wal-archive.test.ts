@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -38,6 +38,17 @@ describe('the WAL archive', () => {
     const tools = await findPgTools({ serverMajor: 15 });
     const pgReceivewal = await findPgProgram('pg_receivewal', tools.pgDump, tools.major);
     if (!pgReceivewal) throw new Error('pg_receivewal is not installed');
+    // What an earlier failover left in the spool: one set aside past the retention, one within it.
+    await mkdir(join(dir, 'spool', '.diverged'), { recursive: true });
+    for (const [name, days] of [
+      ['000000010000000000000002.partial', 4],
+      ['000000010000000000000003.partial', 1],
+    ] as const) {
+      const path = join(dir, 'spool', '.diverged', name);
+      await writeFile(path, 'old primary');
+      const t = new Date(Date.now() - days * 86_400_000);
+      await utimes(path, t, t);
+    }
     archive = startWalArchive({
       target: 'app',
       pgReceivewal,
@@ -53,6 +64,7 @@ describe('the WAL archive', () => {
       sweepMs: 100,
       backoff: { minMs: 100, maxMs: 500 },
       upAfterMs: 1000,
+      keepLeftoversMs: 3 * 86_400_000,
     });
   });
   afterAll(async () => {
@@ -156,6 +168,11 @@ describe('the WAL archive', () => {
     expect(segmentNumber(last)).toBeGreaterThan(segmentNumber(first));
     expect(run.length).toBe(segmentNumber(last) - segmentNumber(first) + 1);
     for (let i = 1; i < run.length; i++) expect(run[i]).toBe((run[i - 1] as number) + 1);
+  });
+
+  it('removes what failovers left in the spool once older than the retention, at its first sweep', async () => {
+    for (let i = 0; i < 50 && (await readdir(join(dir, 'spool', '.diverged'))).length > 1; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await readdir(join(dir, 'spool', '.diverged'))).toEqual(['000000010000000000000003.partial']);
   });
 
   it('starts knowing the newest segment earlier runs archived, before archiving any itself (QA: "nothing archived yet" after a restart)', async () => {
