@@ -14,7 +14,7 @@ import { describeExit, firstErrorLine } from '../failures.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
-import { consistentBy, rangeAt, recoverableWindow, setAsideNamed, WAL_ARRIVES, type WindowWal, windowAlong } from './window.ts';
+import { consistentBy, rangeAt, recoverableWindow, segmentPosition, setAsideNamed, WAL_ARRIVES, type WindowWal, windowAlong } from './window.ts';
 import { gapBeforeWindow, switchedSentence } from './switched.ts';
 import { baseOnLane, laneOf, onLane } from './lane.ts';
 
@@ -59,6 +59,20 @@ export function parseRecoveryTime(text: string): Date {
   return d;
 }
 
+/** The timelines a window runs along, with it, for a refused --timeline: "Recoverable along timeline 1 (from … to …) and 2 (…)." */
+function timelinesHeld(bases: BaseBackup[], wal: ReadonlyArray<WindowWal>): string {
+  const held = [...new Set(wal.filter((e) => !e.name.endsWith('.history')).map((e) => segmentPosition(e.name).timeline))].sort((a, b) => a - b);
+  const windows = held.flatMap((t) => {
+    const w = windowAlong(bases, wal, t);
+    return w ? [`${t} (${w.from.toISOString()} to ${w.to.toISOString()})`] : [];
+  });
+  const and = (xs: string[]) => (xs.length > 1 ? `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}` : (xs[0] ?? ''));
+  if (windows.length > 0) return `Recoverable along timeline ${and(windows)}.`;
+  return held.length
+    ? `The archive holds WAL of timeline${held.length > 1 ? 's' : ''} ${and(held.map(String))}, and no window along ${held.length > 1 ? 'any of them' : 'it'}.`
+    : 'The archive holds no WAL.';
+}
+
 /** How far past the window's end a time is "the WAL is on its way" (archived within seconds, 30 s at most). */
 const SOON_MS = 10 * 60_000;
 
@@ -81,7 +95,7 @@ export function chooseRecovery(
   if (!w && along !== undefined)
     throw new BotError(
       'backup_not_found',
-      `Nothing can be recovered along timeline ${along}: no base backup on it (or before its switch, with its history file archived) reaches WAL of it archived. Without --timeline, restore-pitr recovers along the newest timeline.`,
+      `Nothing can be recovered along timeline ${along}: no base backup on it (or before its switch, with its history file archived) reaches WAL of it archived. ${timelinesHeld(bases, wal)} Without --timeline, restore-pitr recovers along the newest timeline.`,
     );
   if (!w) {
     throw new BotError(

@@ -120,7 +120,14 @@ describe('the recoverable window', () => {
     // its own window, to its newest WAL, past the switch.
     expect(windowAlong([b], wal, 1)).toMatchObject({ timeline: 1, to: new Date('2026-12-04T10:20:00Z') });
     expect(chooseRecovery([b], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 1)).toEqual({ base: b, timeline: 1 });
-    expect(() => chooseRecovery([b], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 3)).toThrow('Nothing can be recovered along timeline 3');
+    // A timeline with no window is refused, naming the timelines that have one, with their windows.
+    expect(() => chooseRecovery([b], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 3)).toThrow(
+      'Nothing can be recovered along timeline 3: no base backup on it (or before its switch, with its history file archived) reaches WAL of it archived. ' +
+        'Recoverable along timeline 1 (2026-12-04T10:00:00.000Z to 2026-12-04T10:20:00.000Z) and 2 (2026-12-04T10:00:00.000Z to 2026-12-04T10:40:00.000Z).',
+    );
+    expect(() => chooseRecovery([], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 3)).toThrow(
+      'The archive holds WAL of timelines 1 and 2, and no window along any of them.',
+    );
     // A base backup on timeline 2 since: the newest one finished by the moment, along the same lane; no stretch of
     // timeline 1 is listed apart, the lane reaches back as far.
     const b2 = { ...base('0/4000028', '2026-12-04T10:35:00Z', 'b2'), endLsn: '0/4000100', timeline: 2, target: 'shop' };
