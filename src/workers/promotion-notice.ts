@@ -11,6 +11,7 @@ export type PromotionNotice = (target: string, archive: WalArchiveFacts | undefi
 /** Old news past this: a promotion found by a fresh install, or again after Redis lost the key, is not posted. */
 const FRESH_MS = 24 * 3600_000;
 const REMEMBER_S = 30 * 24 * 3600;
+const CLAIM_S = 300;
 
 /**
  * Tells the channel once, across every worker (SET NX on `<prefix>:promotion:<target>:<timeline>`), that a target's
@@ -26,10 +27,14 @@ export function promotionNotices(d: { config: Pick<Config, 'queuePrefix'>; redis
     if (!a || !p || a.switched || a.unreadable || !(a.followed || a.priorTimeline?.forkedAt)) return false;
     if (at.getTime() - p.at.getTime() > FRESH_MS) return false;
     const key = `${d.config.queuePrefix}:promotion:${target}:${p.timeline}`;
-    if ((await d.redis.set(key, at.toISOString(), 'EX', REMEMBER_S, 'NX')) !== 'OK') return false;
+    // Claimed for the post's time only, then remembered: a worker that dies between the two leaves the claim to expire,
+    // and a later check posts (second reader: it was lost for 30 days). A post that timed out after Slack took it is
+    // posted again: rare, and better twice than never.
+    if ((await d.redis.set(key, at.toISOString(), 'EX', CLAIM_S, 'NX')) !== 'OK') return false;
     log.warn({ target, promotion: p, forkedAt: a.priorTimeline?.forkedAt }, 'the server was promoted; the WAL archive follows it');
     const posted = await quietNotifier(d.notifier, log).post(promotionNotice(target, { ...a, promotion: p }));
     if (!posted) await d.redis.del(key).catch(() => undefined);
+    else await d.redis.set(key, at.toISOString(), 'EX', REMEMBER_S);
     return posted !== undefined;
   };
 }

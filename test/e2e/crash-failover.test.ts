@@ -105,7 +105,9 @@ describe('a crash failover to a standby that was behind', () => {
       const line = await walLine();
       return line.includes('the promoted server left timeline 1 at') ? line : undefined;
     });
-    expect(said).toMatch(/before WAL the bot had received from the old primary \(from [0-9A-F]+\/[0-9A-F]+ on: written there, never replicated\)/);
+    expect(said).toMatch(
+      /the promoted server left timeline 1 at [0-9A-F]+\/[0-9A-F]+, but the bot had received WAL the old primary wrote past that point \(written there, never replicated\)/,
+    );
     expect(said).toMatch(/00000001[0-9A-F]{16}\.partial set aside in the spool's \.diverged directory; streaming goes on along the new timeline from the fork/);
     const aside = await readdir(join(h.backupDir, '_wal-spool', 'shop', '.diverged'));
     expect(aside).toEqual([expect.stringMatching(/^00000001[0-9A-F]{16}\.partial$/)]);
@@ -129,7 +131,7 @@ describe('a crash failover to a standby that was behind', () => {
     expect(list).toContain('(across the promotion to timeline 2');
     // From the promoted server's start: before it, timeline 1 answers, which holds what the old primary really had.
     expect(list).toMatch(
-      /\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion; past [0-9A-F]+\/[0-9A-F]+, where the promoted server forked from it, the old primary wrote commits the new timeline never received: `restore-pitr shop --time=latest --timeline=1 --data-dir=DIR` recovers them\)/,
+      /\(and from <!date[^>]+> to <!date[^>]+> on timeline 1, before the promotion; past [0-9A-F]+\/[0-9A-F]+, where the promoted server forked from it, the old primary wrote commits the new timeline never received: `pg-backup-bot restore-pitr shop --time=latest --timeline=1 --data-dir=DIR` recovers them\)/,
     );
     expect(list).not.toContain(':rotating_light:');
     // The channel is told once, with the way to the lost commits (QA: the failover's loss was said nowhere lasting,
@@ -141,7 +143,9 @@ describe('a crash failover to a standby that was behind', () => {
     expect(told).toHaveLength(1);
     expect(told[0]?.text).toMatch(/^:warning: shop: its server was promoted to timeline 2, forked from timeline 1 at [0-9A-F]+\/[0-9A-F]+ \(its history file/);
     expect(told[0]?.text).toContain('any commit in it is missing from the live database');
-    expect(told[0]?.text).toMatch(/timeline 1 is recoverable from .+ UTC to .+ UTC\. restore-pitr shop --time=latest --timeline=1 --data-dir=DIR recovers/);
+    expect(told[0]?.text).toMatch(
+      /timeline 1 is recoverable from .+ UTC to .+ UTC\. pg-backup-bot restore-pitr shop --time=latest --timeline=1 --data-dir=DIR recovers/,
+    );
 
     // restore-pitr latest: B's history, from timeline 1's base backup along timeline 2.
     const [onTl1] = await archivedBases(h.backupDir, 'shop');

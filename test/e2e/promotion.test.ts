@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { EphemeralPostgres } from '../../src/dev/ephemeral.ts';
@@ -120,11 +121,15 @@ describe('a promotion: the primary fails over to its standby', () => {
     const told = () => [...h.slack.messages.values()].filter((m) => (m.text ?? '').includes('its server was promoted to timeline 2'));
     expect(told().map((m) => m.text)).toEqual([
       expect.stringMatching(
-        /^:twisted_rightwards_arrows: shop: its server was promoted to timeline 2, which left timeline 1 at [0-9A-F]+\/[0-9A-F]+ \(its history file archived at .+ UTC\)\. The WAL archive follows it, and nothing it held was lost: recoverable to any moment from .+ \(across the promotion to timeline 2: .+\)\.\nUntil a base backup is taken on timeline 2, .+ \/backup now --physical shop takes one now/,
+        /^:twisted_rightwards_arrows: shop: its server was promoted to timeline 2, which left timeline 1 at [0-9A-F]+\/[0-9A-F]+ \(its history file archived at .+ UTC\)\. The WAL archive follows it: recoverable to any moment from .+ \(across the promotion to timeline 2: .+\)\. No WAL of timeline 1 past that point reached the archive\.\nUntil a base backup is taken on timeline 2, .+ \/backup now --physical shop takes one now/,
       ),
     ]);
     await healthRun();
     expect(told()).toHaveLength(1);
+    // A planned failover diverges from nothing: no file was set aside (second reader: nothing showed a healthy stream
+    // was not taken for a crash failover, now that the server's history is asked after every receiver failure).
+    expect(h.logs.filter((l) => l.includes('partial segment set aside'))).toEqual([]);
+    await expect(readdir(join(h.backupDir, '_wal-spool', 'shop', '.diverged'))).rejects.toThrow(/ENOENT/);
     // The stream is said to be up again once it has run 10 s (receiver.ts upAfterMs).
     await until('the stream up', async () => ((await walLine()).includes(':white_check_mark: streaming') ? true : undefined), 30_000);
 

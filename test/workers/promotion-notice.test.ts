@@ -46,9 +46,9 @@ describe('promotionNotices', () => {
     expect(await promotionNotices({ config: kit.config, redis: kit.redis, notifier: kit.notifier })('planned', facts({}), now, kit.log)).toBe(false);
     expect(posted('planned').map((m) => m.text)).toEqual([
       ':twisted_rightwards_arrows: planned: its server was promoted to timeline 2, which left timeline 1 at 0/6000060 (its history file archived at 2026-12-07 03:14:07 UTC). ' +
-        'The WAL archive follows it, and nothing it held was lost: recoverable to any moment from 2026-12-06 01:00:00 UTC to 2026-12-07 03:19:30 UTC ' +
-        '(across the promotion to timeline 2: recovery follows its history file from a base backup taken on timeline 1).\n' +
-        "Until a base backup is taken on timeline 2, a recovery replays all WAL since timeline 1's: /backup now --physical planned takes one now (the schedule's next one otherwise).",
+        'The WAL archive follows it: recoverable to any moment from 2026-12-06 01:00:00 UTC to 2026-12-07 03:19:30 UTC ' +
+        '(across the promotion to timeline 2: recovery follows its history file from a base backup taken on timeline 1). No WAL of timeline 1 past that point reached the archive.\n' +
+        "Until a base backup is taken on timeline 2, a recovery replays all WAL since the base backup taken on timeline 1: /backup now --physical planned takes one now (the schedule's next one otherwise).",
     ]);
   });
 
@@ -60,11 +60,11 @@ describe('promotionNotices', () => {
     expect(m?.text).toContain(':warning: crashed: its server was promoted to timeline 2, forked from timeline 1 at 0/6000060');
     expect(m?.text).toContain('any commit in it is missing from the live database');
     expect(m?.text).toContain(
-      'timeline 1 is recoverable from 2026-12-06 01:00:00 UTC to 2026-12-07 03:13:58 UTC. restore-pitr crashed --time=latest --timeline=1 --data-dir=DIR recovers',
+      'timeline 1 is recoverable from 2026-12-06 01:00:00 UTC to 2026-12-07 03:13:58 UTC. pg-backup-bot restore-pitr crashed --time=latest --timeline=1 --data-dir=DIR recovers',
     );
     expect(m?.text).toContain('The WAL archive follows timeline 2: recoverable to any moment');
     // The mrkdwn shows the command as code.
-    expect(JSON.stringify(m?.blocks)).toContain('`restore-pitr crashed --time=latest --timeline=1 --data-dir=DIR`');
+    expect(JSON.stringify(m?.blocks)).toContain('`pg-backup-bot restore-pitr crashed --time=latest --timeline=1 --data-dir=DIR`');
   });
 
   it('is silent on what is not news: a switch wal-gap pages, a promotion over a day old, a window on the new timeline alone', async () => {

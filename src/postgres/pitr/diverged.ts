@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { connectClient, pgClientConfig } from '../connection.ts';
@@ -75,7 +75,14 @@ export async function setAsideDiverged(
   await mkdir(join(spool, DIVERGED_DIR), { recursive: true, mode: 0o700 });
   const taken = new Set(await readdir(join(spool, DIVERGED_DIR)));
   // A name set aside before (a second failover) is kept: this one gets the time appended.
-  for (const name of moved) await rename(join(spool, name), join(spool, DIVERGED_DIR, taken.has(name) ? `${name}.${Date.now()}` : name));
+  // Stamped with the time it was set aside: the purge counts from then, not from the old primary's last write (second
+  // reader: a stream wedged longer than the retention would have lost it within the hour).
+  const now = new Date();
+  for (const name of moved) {
+    const dest = join(spool, DIVERGED_DIR, taken.has(name) ? `${name}.${now.getTime()}` : name);
+    await rename(join(spool, name), dest);
+    await utimes(dest, now, now);
+  }
   return { moved, waiting };
 }
 
@@ -103,7 +110,12 @@ export async function spoolPastFork(url: string, spool: string): Promise<Diverge
 
 /** The receiver's reason for the restart, said in `/backup status` while it is counted down. */
 export function divergedSentence(f: Divergence, r: { moved: readonly string[]; waiting: readonly string[] }): string {
-  const head = `the promoted server left timeline ${f.timeline} at ${f.at}, before WAL the bot had received from the old primary (from ${f.asked} on: written there, never replicated)`;
+  // Exactly at the switch with nothing set aside: a whole segment of the bot's ends where the server left the timeline,
+  // and pg_receivewal cannot start there; nothing of the old primary lies past it (second reader: it said there was).
+  const beyond = parseLsn(f.asked) > parseLsn(f.at) || r.moved.length > 0 || r.waiting.length > 0;
+  const head = beyond
+    ? `the promoted server left timeline ${f.timeline} at ${f.at}, but the bot had received WAL the old primary wrote past that point (written there, never replicated)`
+    : `the promoted server left timeline ${f.timeline} at ${f.at}, exactly where the WAL the bot holds of it ends`;
   if (r.waiting.length) return `${head}; once the archiver has stored ${r.waiting.join(', ')}, streaming goes on along the new timeline`;
   const aside = r.moved.length ? `; ${r.moved.join(', ')} set aside in the spool's ${DIVERGED_DIR} directory` : '';
   return `${head}${aside}; streaming goes on along the new timeline from the fork`;
@@ -111,7 +123,8 @@ export function divergedSentence(f: Divergence, r: { moved: readonly string[]; w
 
 /** The server's current timeline and its history's lines, over a replication connection (IDENTIFY_SYSTEM, TIMELINE_HISTORY). */
 async function serverHistory(url: string): Promise<Fork[] & { current?: number }> {
-  const client = new pg.Client({ ...pgClientConfig(url), replication: 'true' } as pg.ClientConfig);
+  // Asked after every failure of the receiver: bounded, so an unreachable host delays its next start by seconds only.
+  const client = new pg.Client({ ...pgClientConfig(url), connectionTimeoutMillis: 5000, query_timeout: 5000, replication: 'true' } as pg.ClientConfig);
   client.on('error', () => undefined);
   await connectClient(client);
   try {
@@ -133,10 +146,11 @@ export async function timelineAfter(url: string, forked: number): Promise<number
 }
 
 /**
- * What failovers leave in the spool for good, removed once older than the WAL's retention (nothing in the archive is
- * kept longer): the files set aside in `.diverged`, and the `.partial` of an older timeline than the spool's newest
- * file, which pg_receivewal closes at a switch and never opens again (16 MB each, per failover). Judged by the time
- * each was last written. Returns the names removed.
+ * What failovers leave in the spool for good, removed once older than the WAL's retention days (the moments they hold
+ * have as a rule left the window by then; the archive keeps its own snapshots of them, as long as it keeps WAL there):
+ * the files set aside in `.diverged` (counted from when they were set aside), and the `.partial` of an older timeline
+ * than the spool's newest file, which pg_receivewal closes at a switch and never opens again (16 MB each, per
+ * failover; counted from its last write). Returns the names removed.
  */
 export async function purgeLeftovers(spool: string, keepMs: number, now: Date): Promise<string[]> {
   const old = async (path: string) => (await stat(path).catch(() => null))?.mtime.getTime() ?? Number.POSITIVE_INFINITY;

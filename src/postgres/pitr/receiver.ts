@@ -90,7 +90,12 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       // Judged by the server's history, whatever pg_receivewal printed: the refusal comes in the server's lc_messages
       // (review: matched in English only, a server answering in German wedged the stream for good); its words count
       // only when the history cannot be asked.
-      const byHistory = await spoolPastFork(o.url, o.spool).catch(() => null);
+      const byHistory = await spoolPastFork(o.url, o.spool).catch((err: unknown) => {
+        // Said, not swallowed: without the history a refusal in another language is not recognised (second reader).
+        o.log.warn({ err, slot: o.slot }, "the server's timeline history could not be asked after the receiver stopped");
+        return null;
+      });
+      if (stopping) return null;
       const diverged = byHistory ?? forkedBeforeSpool(said);
       if (diverged) {
         const r = await setAsideDiverged(o.spool, diverged, () => timelineAfter(o.url, diverged.timeline));

@@ -26,7 +26,7 @@ export const followedText = (f: { from: number; to: number } | undefined) =>
  */
 export function priorText(target: string, p: { timeline: number; forkedAt?: string | undefined }, range: string): string {
   const lost = p.forkedAt
-    ? `; past ${p.forkedAt}, where the promoted server forked from it, the old primary wrote commits the new timeline never received: \`restore-pitr ${target} --time=latest --timeline=${p.timeline} --data-dir=DIR\` recovers them`
+    ? `; past ${p.forkedAt}, where the promoted server forked from it, the old primary wrote commits the new timeline never received: \`pg-backup-bot restore-pitr ${target} --time=latest --timeline=${p.timeline} --data-dir=DIR\` recovers them`
     : '';
   return `${range} on timeline ${p.timeline}, before the promotion${lost}`;
 }

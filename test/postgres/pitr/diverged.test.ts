@@ -37,7 +37,7 @@ describe('a spool past the promoted server’s fork', () => {
     expect((await stat(join(spool, '000000010000000000000005.partial'))).size).toBe(SEGMENT_BYTES);
     expect(await readdir(join(spool, '.diverged'))).toEqual(['000000010000000000000006.partial']);
     expect(divergedSentence(f, r)).toBe(
-      "the promoted server left timeline 1 at 0/5025AA0, before WAL the bot had received from the old primary (from 0/6000000 on: written there, never replicated); 000000010000000000000006.partial set aside in the spool's .diverged directory; streaming goes on along the new timeline from the fork",
+      "the promoted server left timeline 1 at 0/5025AA0, but the bot had received WAL the old primary wrote past that point (written there, never replicated); 000000010000000000000006.partial set aside in the spool's .diverged directory; streaming goes on along the new timeline from the fork",
     );
   });
 
@@ -165,6 +165,24 @@ describe('what failovers leave in the spool', () => {
     ]);
     expect((await readdir(spool)).sort()).toEqual(['.diverged', '000000030000000000000007', '000000030000000000000008.partial']);
     expect(await readdir(join(spool, '.diverged'))).toEqual(['000000010000000000000009.partial']);
+  });
+
+  it('says nothing of the old primary’s WAL when the bot’s ends exactly at the switch and nothing was set aside', () => {
+    expect(divergedSentence({ asked: '0/6000000', timeline: 1, at: '0/6000000' }, { moved: [], waiting: [] })).toBe(
+      'the promoted server left timeline 1 at 0/6000000, exactly where the WAL the bot holds of it ends; streaming goes on along the new timeline from the fork',
+    );
+    expect(divergedSentence({ asked: '0/6000000', timeline: 1, at: '0/6000000' }, { moved: ['000000010000000000000006.partial'], waiting: [] })).toMatch(
+      /^the promoted server left timeline 1 at 0\/6000000, but the bot had received WAL the old primary wrote past that point/,
+    );
+  });
+
+  it('counts a file set aside from when it was set aside, not from the old primary’s last write to it (second reader)', async () => {
+    await put('000000010000000000000006.partial', 30);
+    const f = { asked: '0/6000000', timeline: 1, at: '0/5025AA0' };
+    const r = await setAsideDiverged(spool, f, async () => 2);
+    expect(r.moved).toEqual(['000000010000000000000006.partial']);
+    expect(await purgeLeftovers(spool, week, new Date())).toEqual([]);
+    expect(await readdir(join(spool, '.diverged'))).toEqual(['000000010000000000000006.partial']);
   });
 
   it('keeps an older timeline’s partial segment within the retention, and any while no newer timeline is in the spool', async () => {
