@@ -7,6 +7,7 @@ import type { Logger } from '../logger.ts';
 import { parseLsn, segmentPosition } from '../postgres/pitr/lsn.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
+import { recordInBackground } from '../postgres/pitr/history-record.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
 import { type RpoState, startRpoMonitor } from '../postgres/pitr/rpo-monitor.ts';
 import { RpoTracker } from '../postgres/pitr/rpo.ts';
@@ -16,12 +17,8 @@ import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
 import { leasedArchive } from './leased-archive.ts';
 import { type OffsiteState, startOffsiteMirror } from './offsite-loop.ts';
-import { type S3PitrStore, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
+import { newestInBucket, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
-
-/** The newest segment (not history file) in the bucket, for the RPO of a worker that starts on an S3 archive. */
-const newestInBucket = async (remote: S3PitrStore) =>
-  (await remote.listWal()).filter((w) => w.file !== null && !w.name.endsWith('.history')).at(-1)?.name ?? null;
 
 /**
  * The WAL archives of the targets that have a `pitr` section, started by a worker. Their state goes to Redis
@@ -170,6 +167,7 @@ export async function startWalArchives(o: {
         keepLeftoversMs: t.pitr.walRetentionDays * 86_400_000,
         onState: write,
       });
+      recordInBackground(common.store, t.pitr.url, log); // history files archived before their record was kept
       const monitor = startRpoMonitor({
         ...common,
         target: t.name,

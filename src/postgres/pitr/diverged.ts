@@ -121,21 +121,34 @@ export function divergedSentence(f: Divergence, r: { moved: readonly string[]; w
   return `${head}${aside}; streaming goes on along the new timeline from the fork`;
 }
 
-/** The server's current timeline and its history's lines, over a replication connection (IDENTIFY_SYSTEM, TIMELINE_HISTORY). */
-async function serverHistory(url: string): Promise<Fork[] & { current?: number }> {
-  // Asked after every failure of the receiver: bounded, so an unreachable host delays its next start by seconds only.
+/**
+ * A replication connection to the server for a few commands (IDENTIFY_SYSTEM, TIMELINE_HISTORY), closed after. Bounded:
+ * asked after every failure of the receiver, an unreachable host delays its next start by seconds only.
+ */
+export async function withReplication<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ ...pgClientConfig(url), connectionTimeoutMillis: 5000, query_timeout: 5000, replication: 'true' } as pg.ClientConfig);
   client.on('error', () => undefined);
   await connectClient(client);
   try {
-    const current = Number((await client.query<{ timeline: string }>('IDENTIFY_SYSTEM')).rows[0]?.timeline);
-    const forks: Fork[] & { current?: number } =
-      current > 1 ? parseHistory(String((await client.query<{ content: Buffer | string }>(`TIMELINE_HISTORY ${current}`)).rows[0]?.content ?? '')) : [];
-    forks.current = current;
-    return forks;
+    return await fn(client);
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** A timeline's history file as the server has it (TIMELINE_HISTORY): its text. */
+export async function historyText(client: pg.Client, timeline: number): Promise<string> {
+  return String((await client.query<{ content: Buffer | string }>(`TIMELINE_HISTORY ${Math.trunc(timeline)}`)).rows[0]?.content ?? '');
+}
+
+/** The server's current timeline and its history's lines, over a replication connection (IDENTIFY_SYSTEM, TIMELINE_HISTORY). */
+function serverHistory(url: string): Promise<Fork[] & { current?: number }> {
+  return withReplication(url, async (client) => {
+    const current = Number((await client.query<{ timeline: string }>('IDENTIFY_SYSTEM')).rows[0]?.timeline);
+    const forks: Fork[] & { current?: number } = current > 1 ? parseHistory(await historyText(client, current)) : [];
+    forks.current = current;
+    return forks;
+  });
 }
 
 /** The timeline that follows `forked` in the server's history: the line after it, or the current one. */

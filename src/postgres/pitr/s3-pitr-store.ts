@@ -204,3 +204,7 @@ export function s3PitrStore(
   const client = o.client ?? createS3Client({ region: s3.region, endpoint: s3.endpoint, forcePathStyle: s3.forcePathStyle, credentials: o.credentials });
   return new S3PitrStore(client, s3.bucket, s3.prefix, target, o.log);
 }
+
+/** The newest segment (not history file) in the bucket, for the RPO of a worker that starts on an S3 archive. */
+export const newestInBucket = async (remote: S3PitrStore) =>
+  (await remote.listWal()).filter((w) => w.file !== null && !w.name.endsWith('.history')).at(-1)?.name ?? null;

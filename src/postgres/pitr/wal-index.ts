@@ -7,7 +7,8 @@ import { LocalWalStore, type WalEntry } from './wal-store.ts';
 /**
  * The WAL index and the base backups of a target, read cheaply enough for every `/backup status`, `/backup list`,
  * `/backup health`, App Home view and /metrics scrape. An index entry is written once (tmp + rename) and never
- * changed, so a listing parses only the entries it has not seen; and while the `_wal` directory's mtime is the one
+ * changed (history entries aside: they may gain their record, and are read every time), so a listing parses only the
+ * entries it has not seen; and while the `_wal` directory's mtime is the one
  * of the last listing, the listing itself is reused. A directory modified within the last two seconds is listed
  * again next time whatever its mtime says: a file added in the same clock tick as the listing leaves the mtime as
  * it was (coarse file-system timestamps), and would otherwise stay unseen.
@@ -55,7 +56,9 @@ export async function archivedWal(store: LocalWalStore): Promise<WalEntry[]> {
   const entries = new Map<string, WalEntry>();
   const unseen: string[] = [];
   for (const name of indexed) {
-    const e = known?.entries.get(name);
+    // A history entry may gain its record later (history-record.ts, for files archived before it was recorded): read
+    // again at every listing (a handful of small files).
+    const e = name.endsWith('.history') ? undefined : known?.entries.get(name);
     if (e) entries.set(name, e);
     else unseen.push(name);
   }

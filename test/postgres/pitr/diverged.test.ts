@@ -4,8 +4,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { asServerUser, type EphemeralPostgres, freePort, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
-import { withClient } from '../../support/postgres-helpers.ts';
+import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { recordOldHistories } from '../../../src/postgres/pitr/history-record.ts';
 import { parseHistory } from '../../../src/postgres/pitr/lane.ts';
+import { archivedWal } from '../../../src/postgres/pitr/wal-index.ts';
+import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { divergedSentence, forkedBeforeSpool, purgeLeftovers, setAsideDiverged, spoolPastFork } from '../../../src/postgres/pitr/diverged.ts';
 import { formatLsn, parseLsn, SEGMENT_BYTES, segmentOf, segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
 
@@ -128,6 +131,33 @@ describe('a spool judged by the server’s history', () => {
     expect(await spoolPastFork(pg.url, spool)).toBeNull();
     await writeFile(join(spool, `${at(parseLsn(fork.switchLsn), 2)}.partial`), '');
     expect(await spoolPastFork(pg.url, spool)).toBeNull();
+  });
+
+  it('records the history files archived without their record from the server’s copies, and a listing sees it (history-record.ts)', async () => {
+    const store = new LocalWalStore(spool, 'shop');
+    await mkdir(store.dir, { recursive: true });
+    const entry = (name: string) => ({
+      name,
+      file: `${name}.zst`,
+      bytes: 3,
+      sha256: '0'.repeat(64),
+      rawBytes: 40,
+      compression: 'zstd' as const,
+      encryption: 'none' as const,
+      archivedAt: '2026-12-01T00:00:00.000Z',
+    });
+    for (const name of ['00000002.history', '00000005.history', '000000010000000000000001']) {
+      await writeFile(join(store.dir, `${name}.zst`), 'zst');
+      await store.index(entry(name));
+    }
+    // Listed before, as a long-running bot process has it cached.
+    expect((await archivedWal(store)).find((e) => e.name === '00000002.history')?.forks).toBeUndefined();
+    expect(await recordOldHistories(store, pg.url, silentLog)).toEqual(['00000002.history']);
+    expect((await store.entry('00000002.history'))?.forks).toEqual([fork]);
+    // A timeline the server has no history file of stays as it was; recorded ones are not asked again.
+    expect((await store.entry('00000005.history'))?.forks).toBeUndefined();
+    expect((await archivedWal(store)).find((e) => e.name === '00000002.history')?.forks).toEqual([fork]);
+    expect(await recordOldHistories(store, pg.url, silentLog)).toEqual([]);
   });
 
   it('fails when the server cannot be asked (the receiver then reads pg_receivewal’s words)', async () => {
