@@ -1,7 +1,10 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEphemeralPostgres, type EphemeralPostgres } from '../../src/dev/ephemeral.ts';
 import type { AppDatabase } from '../support/app-database.ts';
-import { appBackedUpByCli, cli } from '../support/app-backups.ts';
+import { appBackedUpByCli, cli, cliBackupInto } from '../support/app-backups.ts';
 import { runSql } from '../support/databases.ts';
 import { fingerprint } from '../support/fingerprint.ts';
 import { withClient } from '../support/postgres-helpers.ts';
@@ -107,6 +110,63 @@ describe('pg-backup-bot restore onto a new server', () => {
     } finally {
       await other.stop();
       await runSql(inject('pgUrl'), `DROP ROLE IF EXISTS ${login}`);
+    }
+  });
+
+  it('as a role with CREATEDB and CREATEROLE: an application whose objects its own role owns, in public, is restored with them (QA)', async () => {
+    // As most applications are: the database and everything in it the application's role's, the enum and tables in
+    // public. Since PostgreSQL 15 public is the database owner's, and the copy was the restorer's until after the
+    // restore: every ALTER … OWNER TO in public failed ("permission denied for schema public").
+    const tag = `own_${process.pid}_${Date.now() % 100000}`;
+    const source = new URL(inject('pgUrl'));
+    source.pathname = `/${tag}`;
+    await runSql(inject('pgUrl'), `CREATE ROLE ${tag}_app NOLOGIN`);
+    await runSql(inject('pgUrl'), `CREATE DATABASE ${tag} OWNER ${tag}_app`);
+    await runSql(
+      source.toString(),
+      `SET ROLE ${tag}_app;
+       CREATE TYPE mood AS ENUM ('ok', 'sad');
+       CREATE TABLE "User" (id int PRIMARY KEY, feeling mood NOT NULL);
+       INSERT INTO "User" SELECT g, 'ok' FROM generate_series(1, 50) g;
+       CREATE VIEW happy AS SELECT id FROM "User" WHERE feeling = 'ok';`,
+    );
+    const other = await startEphemeralPostgres();
+    const dir = await mkdtemp(join(tmpdir(), 'pgbb-own-'));
+    try {
+      const { env: ownEnv, id } = await cliBackupInto(dir, source.toString());
+      await runSql(other.url, 'CREATE ROLE restorer LOGIN CREATEDB CREATEROLE');
+      const u = new URL(other.url);
+      u.username = 'restorer';
+      const run = await cli(['restore', id, '--to-url-env=NEW_SERVER_URL', '--with-globals'], { ...ownEnv, NEW_SERVER_URL: u.toString() });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const restored = /Restored the whole database into (\S+) in /.exec(run.stdout)?.[1] ?? '';
+      const copy = new URL(other.url);
+      copy.pathname = `/${restored}`;
+      const owners = await withClient(copy.toString(), async (c) => ({
+        database: (await c.query('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = current_database()')).rows[0]?.o,
+        objects: (
+          await c.query(
+            `SELECT c.relname AS name, pg_get_userbyid(c.relowner) AS owner FROM pg_class c
+               WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v')
+             UNION ALL SELECT typname, pg_get_userbyid(typowner) FROM pg_type WHERE typname = 'mood' ORDER BY 1`,
+          )
+        ).rows,
+        rows: (await c.query('SELECT count(*)::int AS n FROM happy')).rows[0]?.n,
+      }));
+      expect(owners).toEqual({
+        database: `${tag}_app`,
+        objects: [
+          { name: 'User', owner: `${tag}_app` },
+          { name: 'happy', owner: `${tag}_app` },
+          { name: 'mood', owner: `${tag}_app` },
+        ],
+        rows: 50,
+      });
+    } finally {
+      await other.stop();
+      await rm(dir, { recursive: true, force: true });
+      await runSql(inject('pgUrl'), `DROP DATABASE IF EXISTS ${tag}`);
+      await runSql(inject('pgUrl'), `DROP ROLE IF EXISTS ${tag}_app`);
     }
   });
 

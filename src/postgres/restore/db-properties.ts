@@ -168,3 +168,13 @@ export async function applyDatabaseProperties(
   }
   return problems;
 }
+
+/**
+ * Where owners are kept, the restored database is given its source owner before pg_restore runs (and again with the
+ * rest after it). Since PostgreSQL 15 the public schema is the database owner's, and giving an object there to a role
+ * needs that role to have CREATE on it: left the restoring role's until after the restore, every `ALTER … OWNER TO`
+ * in public failed for a restorer that is not a superuser (QA: "permission denied for schema public").
+ */
+export async function ownerFirst(serverUrl: string, name: string, props: DatabaseProperties, log: Logger): Promise<void> {
+  if (props.owner) await applyDatabaseProperties(serverUrl, name, { ...props, statements: [] }, log, { owners: true });
+}

@@ -4,7 +4,7 @@ import { type BotError, toUserMessage } from '../../errors.ts';
 import { withPgEnv } from '../connection.ts';
 import { clientFailure } from '../failures.ts';
 import { type Archive, type ArchiveInput, type ArchiveReadOptions, databaseArtifact } from './archive.ts';
-import { applyDatabaseProperties, type DatabaseProperties, readDatabaseProperties } from './db-properties.ts';
+import { applyDatabaseProperties, type DatabaseProperties, ownerFirst, readDatabaseProperties } from './db-properties.ts';
 import { checkIdentityOpensBackup } from './decryption.ts';
 import { runPgRestorePasses } from './parallel-restore.ts';
 import { describeProgress, watchRestore } from './restore-progress.ts';
@@ -133,11 +133,11 @@ export interface Restored {
 export async function restore(o: RestoreTestOptions, t: TestRun, s: Scratch): Promise<Restored> {
   const started = Date.now();
   // --no-owner and --no-acl: restoring owners needs a superuser or a member of every owning role, and the scratch
-  // server's roles are not the source's (on another server they are created as names only,
-  // workers/restore-test-roles.ts); an ALTER OWNER or GRANT that failed would fail the test for a reason that
-  // says nothing about the backup. --exit-on-error: a restore with SQL errors is not a pass.
+  // server's roles are not the source's (on another server, names only: workers/restore-test-roles.ts); a failed ALTER
+  // OWNER or GRANT would fail the test for no fault of the backup. --exit-on-error: a restore with SQL errors fails.
   const args = [...(o.owners ? [] : ['--no-owner', '--no-acl']), '--exit-on-error', '--no-password', dbnameArg(t.database)];
   const url = databaseUrl(o.serverUrl, t.database);
+  if (o.owners && s.properties) await ownerFirst(url, t.database, s.properties, t.log);
   const reading = { bytesRead: () => s.archive.bytesRead(), total: databaseArtifact(o.manifest).rawBytes };
   const watch = watchRestore(url, o.manifest, reading, o.progressEveryMs ?? 5000, (p) => t.progress('restoring', describeProgress(p)), t.log);
   const run = await withPgEnv(url, (env) => runPgRestorePasses(s.archive, args, s.method.jobs, env)).finally(() => watch.stop());
