@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
+import { archiveEnds } from '../../../src/cli/pitr-cli.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
@@ -201,6 +202,8 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
       'and "pausing at the end of recovery" ("recovery has paused" before PostgreSQL 14): the server holds there, still in recovery, and answers read-only queries',
     );
     expect(run.stdout).toContain('Check the data: `runuser -u postgres -- psql -p ');
+    // `latest` is the archive's newest: how far it reaches, and how long ago, said (QA).
+    expect(run.stdout).toMatch(/\nThe archive holds WAL up to \S+Z \(.+ ago\): anything committed after that never reached it and is not in this copy/);
     expect(run.stdout).toContain(
       'promote it with `SELECT pg_wal_replay_resume();` (as a superuser): recovery ends there and the log says "archive recovery complete"',
     );
@@ -226,4 +229,16 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
       for (const f of await holds()) await rm(join(env.BACKUP_DIR as string, 'app', '_pitr-readers', f));
     }
   }, 180_000);
+});
+
+describe('archiveEnds', () => {
+  it('says how far the archive reaches, and when that is older than the stream lags, that the stream may be down', () => {
+    const to = new Date('2026-12-07T03:00:00Z');
+    expect(archiveEnds(to, new Date('2026-12-07T03:00:20Z'))).toBe(
+      'The archive holds WAL up to 2026-12-07T03:00:00.000Z (20.0 s ago): anything committed after that never reached it and is not in this copy.',
+    );
+    expect(archiveEnds(to, new Date('2026-12-07T03:45:00Z'))).toMatch(
+      /^The archive holds WAL up to 2026-12-07T03:00:00\.000Z \(45 min 0 s ago\): .+ That is older than the stream's usual lag .+ the WAL stream may be down \(`pg-backup-bot check`\)\.$/,
+    );
+  });
 });
