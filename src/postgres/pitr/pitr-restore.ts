@@ -30,12 +30,18 @@ export async function listBaseBackups(root: string, target: string): Promise<Bas
 }
 
 /** "2026-12-03 14:30:00+01": a time with its offset; anything without one is refused (whose 14:30?). */
-export function parseRecoveryTime(text: string): Date {
+export function parseRecoveryTime(asked: string): Date {
+  // The bot's own way of writing a time is taken back as it is shown: "2026-12-07 07:28:46 UTC" (the window), and
+  // "UTC+01:00" (QA: pasted from /backup list and refused as "has no UTC offset").
+  const text = asked
+    .trim()
+    .replace(/\s*UTC$/i, 'Z')
+    .replace(/\s*UTC([+-]\d{2}(:?\d{2})?)$/i, '$1');
   // Something that is not a date and time at all is said so, not blamed on a missing offset.
   if (!/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/.test(text.trim()))
-    throw new BotError('bad_request', `"${text}" is not a time: say "2026-12-03 14:30:00+01" (date, time and UTC offset).`);
+    throw new BotError('bad_request', `"${asked}" is not a time: say "2026-12-03 14:30:00+01" (date, time and UTC offset).`);
   if (!/(Z|[+-]\d{2}(:?\d{2})?)$/.test(text.trim())) {
-    throw new BotError('bad_request', `"${text}" has no UTC offset: say "2026-12-03 14:30:00+01" or "…Z", so the moment is not a guess.`);
+    throw new BotError('bad_request', `"${asked}" has no UTC offset: say "2026-12-03 14:30:00+01", "… UTC" or "…Z", so the moment is not a guess.`);
   }
   const d = new Date(
     text
@@ -43,18 +49,18 @@ export function parseRecoveryTime(text: string): Date {
       .replace(' ', 'T')
       .replace(/([+-]\d{2})$/, '$1:00'),
   );
-  if (Number.isNaN(d.getTime())) throw new BotError('bad_request', `"${text}" is not a time PostgreSQL and the bot read alike (e.g. 2026-12-03 14:30:00+01).`);
+  if (Number.isNaN(d.getTime())) throw new BotError('bad_request', `"${asked}" is not a time PostgreSQL and the bot read alike (e.g. 2026-12-03 14:30:00+01).`);
   // A day the calendar lacks (2026-02-30) would be moved to another (March 2nd) and recovered to: refused (QA).
   const [y, m, day] = (/^(\d{4})-(\d{2})-(\d{2})/.exec(text.trim()) ?? []).slice(1).map(Number) as [number, number, number];
   const calendar = new Date(Date.UTC(y, m - 1, day));
   if (calendar.getUTCFullYear() !== y || calendar.getUTCMonth() !== m - 1 || calendar.getUTCDate() !== day)
-    throw new BotError('bad_request', `"${text}" names a day the calendar does not have; check the date.`);
+    throw new BotError('bad_request', `"${asked}" names a day the calendar does not have; check the date.`);
   // The bot keeps milliseconds: a finer time would be cut, and a commit in the part cut off left out (QA).
   const fraction = /\.(\d+)/.exec(text)?.[1] ?? '';
   if (fraction.length > 3 && /[1-9]/.test(fraction.slice(3)))
     throw new BotError(
       'bad_request',
-      `"${text}" is finer than a millisecond, which the bot keeps: round it up to the next millisecond to include a commit made within it.`,
+      `"${asked}" is finer than a millisecond, which the bot keeps: round it up to the next millisecond to include a commit made within it.`,
     );
   return d;
 }

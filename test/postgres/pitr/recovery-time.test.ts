@@ -4,6 +4,10 @@ import { parseRecoveryTime } from '../../../src/postgres/pitr/pitr-restore.ts';
 describe('parseRecoveryTime: the moment asked, or a clear refusal', () => {
   it('reads a time with its offset, to the millisecond', () => {
     expect(parseRecoveryTime('2026-12-03 14:30:00+01').toISOString()).toBe('2026-12-03T13:30:00.000Z');
+    // As the bot writes times (the window in /backup list, a backup's time with its zone): taken back as shown (QA).
+    expect(parseRecoveryTime('2026-12-07 07:28:46 UTC').toISOString()).toBe('2026-12-07T07:28:46.000Z');
+    expect(parseRecoveryTime(' 2026-12-07 08:28:46 UTC+01:00 ').toISOString()).toBe('2026-12-07T07:28:46.000Z');
+    expect(parseRecoveryTime('2026-12-07T07:28:46utc').toISOString()).toBe('2026-12-07T07:28:46.000Z');
     expect(parseRecoveryTime('2026-12-06T10:03:13.967Z').toISOString()).toBe('2026-12-06T10:03:13.967Z');
     expect(parseRecoveryTime('2026-12-06 10:03:13.967000+00').toISOString()).toBe('2026-12-06T10:03:13.967Z');
     expect(parseRecoveryTime('2028-02-29 00:00:00Z').toISOString()).toBe('2028-02-29T00:00:00.000Z');
