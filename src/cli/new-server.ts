@@ -71,6 +71,11 @@ export function onNewServer(server: Pick<NewServer, 'source'>, said: string): st
 export function spacedName(args: readonly string[]): string | null {
   const spaced = args.find((a) => /\s/.test(a) && !a.includes('"'));
   if (!spaced) return null;
-  const [flag, name] = spaced.split(/=(.*)/s);
-  return `"${spaced}": a name with a space needs SQL's double quotes inside the shell's: ${flag}='"${name}"'.`;
+  const [flag, name = ''] = spaced.split(/=(.*)/s);
+  // Each part of `schema.table` quoted on its own: '"public.order items"' names one table with a dot in its name (QA).
+  const quoted = name
+    .split('.')
+    .map((part) => (/\s/.test(part) ? `"${part}"` : part))
+    .join('.');
+  return `"${spaced}": a name with a space needs SQL's double quotes inside the shell's: ${flag}='${quoted}'.`;
 }

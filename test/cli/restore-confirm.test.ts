@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cliRestore } from '../../src/cli/restore-cli.ts';
+import { parseRestoreText } from '../../src/commands/restore-text.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
@@ -83,6 +84,13 @@ describe('pg-backup-bot restore --into without --yes', () => {
     const spaced = await run([backupId, '--table=Audit Log']);
     expect(spaced.code).toBe(2);
     expect(spaced.err.split('\n')[0]).toBe(`"--table=Audit Log": a name with a space needs SQL's double quotes inside the shell's: --table='"Audit Log"'.`);
+    // With its schema: the part with the space quoted, not the whole (QA: '"public.order items"' named no table).
+    const qualified = await run([backupId, '--table=public.Audit Log']);
+    expect(qualified.err.split('\n')[0]).toBe(
+      `"--table=public.Audit Log": a name with a space needs SQL's double quotes inside the shell's: --table='public."Audit Log"'.`,
+    );
+    const asSuggested = parseRestoreText(`${backupId} --table=public."Audit Log"`, 'cli');
+    expect(asSuggested).toMatchObject({ verb: 'restore', tables: ['public."Audit Log"'] });
   });
 
   it('with the target’s server down, a failed restore says how to restore onto another server', async () => {
