@@ -56,6 +56,7 @@ export function parseRestorePitrArgs(args: string[]): RestorePitrArgs | { proble
   const runAs = given.get('run-as') ?? 'postgres';
   if (!/^[a-z_][a-z0-9_-]*$/i.test(runAs)) return { problem: `--run-as=${runAs} is not a user name.` };
   const tl = given.get('timeline');
-  if (tl !== undefined && !/^[1-9]\d{0,9}$/.test(tl)) return { problem: `--timeline=${tl} is not a timeline: a number, as in 00000002.history (2).` };
+  if (tl !== undefined && !/^[1-9]\d{0,9}$/.test(tl))
+    return { problem: `--timeline=${tl} is not a timeline: a whole number from 1 on, as in 00000002.history (2).` };
   return { target, time, dataDir, action: action as RestorePitrArgs['action'], from, runAs, ...(tl ? { timeline: Number(tl) } : {}) };
 }

@@ -39,7 +39,7 @@ describe('restore-pitr: what it says about its arguments and settings', () => {
       /^restore-pitr: --action=stop is not one of promote, pause, shutdown\./,
     );
     expect((await run(['app', '--time=latest', data, '--timeline=two'], {})).stderr).toMatch(
-      /^restore-pitr: --timeline=two is not a timeline: a number, as in 00000002\.history \(2\)\./,
+      /^restore-pitr: --timeline=two is not a timeline: a whole number from 1 on, as in 00000002\.history \(2\)\./,
     );
   });
 

@@ -101,7 +101,11 @@ export function chooseRecovery(
   if (!w && along !== undefined)
     throw new BotError(
       'backup_not_found',
-      `Nothing can be recovered along timeline ${along}: no base backup on it (or before its switch, with its history file archived) reaches WAL of it archived. ${timelinesHeld(bases, wal)} Without --timeline, restore-pitr recovers along the newest timeline.`,
+      `Nothing can be recovered along timeline ${along}: ${
+        wal.some((e) => !e.name.endsWith('.history') && segmentPosition(e.name).timeline === along)
+          ? 'no base backup taken on it, or on a timeline before it whose switch its archived history file records, reaches its WAL'
+          : 'the archive holds no WAL of it'
+      }. ${timelinesHeld(bases, wal)} Without --timeline, restore-pitr recovers along the newest timeline.`,
     );
   if (!w) {
     throw new BotError(

@@ -122,11 +122,15 @@ describe('the recoverable window', () => {
     expect(chooseRecovery([b], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 1)).toEqual({ base: b, timeline: 1 });
     // A timeline with no window is refused, naming the timelines that have one, with their windows.
     expect(() => chooseRecovery([b], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 3)).toThrow(
-      'Nothing can be recovered along timeline 3: no base backup on it (or before its switch, with its history file archived) reaches WAL of it archived. ' +
+      'Nothing can be recovered along timeline 3: the archive holds no WAL of it. ' +
         'Recoverable along timeline 1 (2026-12-04T10:00:00.000Z to 2026-12-04T10:20:00.000Z) and 2 (2026-12-04T10:00:00.000Z to 2026-12-04T10:40:00.000Z).',
     );
     expect(() => chooseRecovery([], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 3)).toThrow(
       'The archive holds WAL of timelines 1 and 2, and no window along any of them.',
+    );
+    // A timeline whose WAL is there but that no base backup reaches: said so, not "no WAL of it".
+    expect(() => chooseRecovery([], wal, new Date('2026-12-04T10:15:00Z'), [], new Date(), 2)).toThrow(
+      'Nothing can be recovered along timeline 2: no base backup taken on it, or on a timeline before it whose switch its archived history file records, reaches its WAL.',
     );
     // A base backup on timeline 2 since: the newest one finished by the moment, along the same lane; no stretch of
     // timeline 1 is listed apart, the lane reaches back as far.
