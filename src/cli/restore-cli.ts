@@ -160,8 +160,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       ...run,
       database: into.database,
       jobId,
-      // With the roles restored first, owners and grants come back too.
-      owners: server.withGlobals,
+      owners: server.withGlobals, // with the roles restored first, owners and grants come back too
+      newServer: server.source ?? undefined,
       progress: (p: { phase: string; detail?: string }) =>
         io.err(`  ${p.phase}${p.detail ? ` — ${p.detail}` : ''} · ${formatDuration(Date.now() - startedAt.getTime())}`),
     };

@@ -47,6 +47,8 @@ export async function runFullRestore(
   o: {
     /** Restore owners and grants too (a replacement, on the server whose roles they are). */
     owners?: boolean;
+    /** Onto another server than the target's, named as given (the CLI's --to-url-env): its roles may not be the source's. */
+    newServer?: string | undefined;
     manifest: Manifest;
     serverUrl: string;
     database: string;
@@ -82,7 +84,11 @@ export async function runFullRestore(
         ...(o.owners
           ? []
           : [
-              `Owners and grants were not restored, the database's own neither (its CONNECT grants): every object belongs to the bot's role. Grant the application's role access before pointing it at ${o.database}.`,
+              `Owners and grants were not restored, the database's own neither (its CONNECT grants): every object belongs to the bot's role. ${
+                o.newServer
+                  ? `On a new server the source's roles may not exist: to restore them first, and owners and grants with them, drop this copy and restore again with --with-globals; or create and grant the application's role before pointing it at ${o.database}.`
+                  : `Grant the application's role access before pointing it at ${o.database}.`
+              }`,
             ]),
       ]
     : outcome.restoredBytes === null && outcome.checked.tables === 0

@@ -170,6 +170,16 @@ describe('pg-backup-bot restore onto a new server', () => {
     }
   });
 
+  it("without --with-globals, says that the source's roles may be missing there and how to bring them (QA)", async () => {
+    const run = await cli(['restore', backupId, '--to-url-env=NEW_SERVER_URL'], { ...env, NEW_SERVER_URL: newServer.url });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain(
+      "On a new server the source's roles may not exist: to restore them first, and owners and grants with them, drop this copy and restore again with --with-globals",
+    );
+    const restored = /Restored the whole database into (\S+) in /.exec(run.stdout)?.[1] ?? '';
+    await cli(['restore', 'drop', restored, '--yes'], { ...env, NEW_SERVER_URL: newServer.url });
+  });
+
   it('names the variable the URL came from, not "the target\'s URL", which is fine (QA)', async () => {
     const u = new URL(newServer.url);
     u.pathname = '/no_such_maintenance_db';
