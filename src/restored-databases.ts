@@ -80,14 +80,42 @@ const HOW: Record<RestoredDatabase['how'], (database: string, r: RestoreRecord) 
   staging: (db) => `left by a replacement of ${db} that did not finish (never used), a copy of`,
 };
 
-export function restoredDatabasesText(list: RestoredDatabase[], target?: string, drop = '/restore drop <database>'): string {
-  if (list.length === 0) return `No databases made by restores are left${target ? ` on the server of *${target}*` : ''}.`;
+/**
+ * Databases restores made on servers named by an environment variable not set here (the CLI's --to-url-env): they
+ * cannot be looked for, and are named apart, not left out (QA: `restore list` in a new shell did not show them).
+ */
+export function unlocated(records: RestoreRecord[]): Array<{ name: string; env: string }> {
+  return candidates(records).flatMap((c) =>
+    c.record.serverUrlEnv && !process.env[c.record.serverUrlEnv] ? [{ name: c.name, env: c.record.serverUrlEnv }] : [],
+  );
+}
+
+const unlocatedText = (u: ReadonlyArray<{ name: string; env: string }>) =>
+  u.length === 0
+    ? ''
+    : `\nNot looked for (restored onto a server named by a variable not set here; set it as it was for that restore to list or drop them): ${u.map((x) => `\`${x.name}\` (${x.env})`).join(', ')}.`;
+
+export function restoredDatabasesText(
+  list: RestoredDatabase[],
+  target?: string,
+  drop = '/restore drop <database>',
+  unseen: ReadonlyArray<{ name: string; env: string }> = [],
+): string {
+  if (list.length === 0) return `No databases made by restores are left${target ? ` on the server of *${target}*` : ''}.${unlocatedText(unseen)}`;
   const who = (r: RestoreRecord) => (r.requestedBy.userId ? `<@${r.requestedBy.userId}>` : (r.requestedBy.userName ?? r.requestedBy.source));
   const lines = list.map(
     (d) =>
       `• \`${d.name}\` on ${d.server} · ${formatBytes(d.bytes)} · ${HOW[d.how](d.record.database, d.record)} \`${d.record.backupId}\` · by ${who(d.record)} · ${formatTime(d.record.startedAt)}`,
   );
-  return `*Databases made by restores* (newest first; \`${drop}\` removes one):\n${lines.join('\n')}`;
+  return `*Databases made by restores* (newest first; \`${drop}\` removes one):\n${lines.join('\n')}${unlocatedText(unseen)}`;
+}
+
+/** `restore list` in a terminal: its own drop command, not Slack's (QA); Slack's mentions (<@U0ANA>) as plain ids. */
+export async function restoredDatabasesForCli(deps: { config: Config; storage: Storage }, target?: string): Promise<string> {
+  const records = await deps.storage.listRecords('restore', target);
+  return restoredDatabasesText(await restoredDatabases(deps, target, records), target, 'pg-backup-bot restore drop <database>', unlocated(records))
+    .replace(/[*`]/g, '')
+    .replace(/<@(\w+)>/g, '@$1');
 }
 
 /** Drops a database a restore made; refuses any other name, whatever it looks like. */

@@ -9,7 +9,7 @@ import { stagingName } from '../postgres/restore/swap.ts';
 import { findRestorable, type Manifest, restoreRecord, type Storage } from '../storage/index.ts';
 import { diskNeeded, newRestoreDatabaseName, otherDatabase, refuseServerDatabase, replacementWarning } from '../commands/restore-command.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
-import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
+import { dropRestoredDatabase, restoredDatabasesForCli } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
 import { newServerArgs, type NewServer, onNewServer, spacedName } from './new-server.ts';
 import { type Begun, requestedBy, withId, writeUnfinished } from './restore-records.ts';
@@ -57,12 +57,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 2;
   }
   if (req.verb === 'list') {
-    // Its own drop command, not Slack's (QA); Slack's mentions (<@U0ANA>) as plain ids in a terminal.
-    io.out(
-      restoredDatabasesText(await restoredDatabases(deps, req.target), req.target, 'pg-backup-bot restore drop <database>')
-        .replace(/[*`]/g, '')
-        .replace(/<@(\w+)>/g, '@$1'),
-    );
+    io.out(await restoredDatabasesForCli(deps, req.target));
     return 0;
   }
   if (req.verb === 'drop') {

@@ -63,6 +63,10 @@ describe('pg-backup-bot restore onto a new server', () => {
     // listed on the new server with the variable set, named so without it, and dropped there.
     const withVar = { ...env, NEW_SERVER_URL: newServer.url };
     expect((await cli(['restore', 'list'], withVar)).stdout).toContain(`${restored} on ${server.hostname}:${server.port}`);
+    // Without it, named apart, not left out (QA: a new shell's `restore list` did not show it).
+    expect((await cli(['restore', 'list'], env)).stdout).toContain(
+      `Not looked for (restored onto a server named by a variable not set here; set it as it was for that restore to list or drop them): ${restored} (NEW_SERVER_URL).`,
+    );
     const unset = await cli(['restore', 'drop', restored, '--yes'], env);
     expect(unset.stderr).toContain(`${restored} was restored onto the server NEW_SERVER_URL named; set NEW_SERVER_URL as it was for that restore to drop it.`);
     const drop = await cli(['restore', 'drop', restored, '--yes'], withVar);
