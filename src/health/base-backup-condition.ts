@@ -44,7 +44,7 @@ export function baseBackupCondition(target: string, now: Date, b: BaseBackupHeal
   }
   if (!b.newest) {
     const since = b.watchedSince;
-    const take = `Take one: \`/backup now --physical ${target}\``;
+    const take = `Take one: \`/backup now --physical ${target}\` (or \`pg-backup-bot base-backup ${target}\`)`;
     const aside = b.setAside ?? [];
     // Taken, then found damaged: not "yet", and no first-backup grace (the `damaged` condition says which file).
     if (aside.length > 0) {

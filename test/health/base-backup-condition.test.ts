@@ -47,7 +47,7 @@ describe('the base-backup health condition', () => {
   it('with no base backup at all: a quiet warning during the first day it is watched, then failing and paged', () => {
     const fresh = baseBackupCondition('shop', NOW, base({ newest: null, lastRun: null, watchedSince: ago(2 * HOUR) }));
     expect(fresh).toMatchObject({ status: 'failing', quiet: true, summary: 'shop has no base backup yet' });
-    expect(fresh.evidence).toContain('`/backup now --physical shop`');
+    expect(fresh.evidence).toContain('Take one: `/backup now --physical shop` (or `pg-backup-bot base-backup shop`)');
     expect(fresh.evidence).toContain(`first one due by 2026-11-25 10:00 UTC`);
     const late = baseBackupCondition(
       'shop',
