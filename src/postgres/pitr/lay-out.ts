@@ -112,9 +112,18 @@ export async function layOutRecovery(o: {
  */
 async function notEmpty(dataDir: string): Promise<BotError> {
   const unstarted = await stat(join(dataDir, 'backup_label')).catch(() => null);
-  const hint = unstarted
-    ? ` It holds a base backup laid out and never started (backup_label): most likely what an earlier restore-pitr left when it was killed before it could clean up. If nothing in it is needed, remove it (\`rm -rf ${dataDir}\`) and run restore-pitr again.`
-    : '';
+  // Laid out to the end (recovery.signal, the bot's restore_command) and never started: a restore-pitr that finished,
+  // whose cluster is waiting to be started (QA: told to remove it as a killed run's leftover).
+  const conf =
+    unstarted && (await stat(join(dataDir, 'recovery.signal')).catch(() => null))
+      ? await readFile(join(dataDir, 'postgresql.auto.conf'), 'utf8').catch(() => '')
+      : '';
+  const target = /^(recovery_target(?:_time|_lsn)?) = (.*)$/m.exec(conf);
+  const hint = conf.includes('wal-fetch')
+    ? ` It holds a cluster an earlier restore-pitr laid out completely and that was never started${target ? ` (${target[1]} = ${target[2]})` : ''}: to recover to that, start it as that run said (pg_ctl -D ${dataDir} start, as the cluster's owner); to recover to another moment, remove it (\`rm -rf ${dataDir}\`) and run restore-pitr again.`
+    : unstarted
+      ? ` It holds a base backup laid out and never started (backup_label): most likely what an earlier restore-pitr left when it was killed before it could clean up. If nothing in it is needed, remove it (\`rm -rf ${dataDir}\`) and run restore-pitr again.`
+      : '';
   return new BotError('bad_request', `${dataDir} is not empty: restore-pitr lays a cluster out only in an empty directory.${hint}`);
 }
 

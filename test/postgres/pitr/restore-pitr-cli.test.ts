@@ -147,6 +147,19 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
     // Never removed by restore-pitr: it was there before.
     expect(await readdir(leftover)).toEqual(['backup_label']);
     expect(await holds()).toEqual([]);
+    // Laid out to the end (recovery.signal, the bot's restore_command) and never started: a finished run's cluster,
+    // waiting to be started, said so with its target (QA: it was told to remove it as a killed run's leftover).
+    await writeFile(join(leftover, 'recovery.signal'), '');
+    await writeFile(
+      join(leftover, 'postgresql.auto.conf'),
+      "restore_command = 'pg-backup-bot wal-fetch app %f %p'\nrecovery_target_time = '2026-12-07 07:30:00.000+00'\n",
+    );
+    const finished = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${leftover}`], env);
+    expect(finished.exitCode).toBe(1);
+    expect(finished.stderr).toContain(
+      `It holds a cluster an earlier restore-pitr laid out completely and that was never started (recovery_target_time = '2026-12-07 07:30:00.000+00'): to recover to that, start it`,
+    );
+    expect(await holds()).toEqual([]);
   }, 60_000);
 
   it('refuses, before unpacking anything, a data directory the server user cannot reach (QA)', async () => {
