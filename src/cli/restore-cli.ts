@@ -53,7 +53,9 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     return 2;
   }
   if (server.url !== null && (req.verb !== 'restore' || req.into !== null || !isWholeDatabase(req))) {
-    io.err(`--to-url restores the whole database into a new database on that server: give it a backup id alone.\n${RESTORE_CLI_USAGE}`);
+    io.err(
+      `${server.source === 'the --to-url URL' ? '--to-url' : '--to-url-env'} restores the whole database into a new database on that server (--into and --table are for the target's own server): give it a backup id alone.\n${RESTORE_CLI_USAGE}`,
+    );
     return 2;
   }
   if (req.verb === 'list') {

@@ -194,6 +194,12 @@ describe('pg-backup-bot restore onto a new server', () => {
     const notUrl = await cli(['restore', backupId, '--to-url-env=NEW_DB_URL'], { ...env, NEW_DB_URL: 'host=db1 user=app' });
     expect(notUrl.exitCode).toBe(2);
     expect(notUrl.stderr.trim()).toBe('NEW_DB_URL is not a postgres:// URL (postgres://user@host:port/database, the password from the environment only).');
+    // --into with it: refused naming the option given (QA: it said "--to-url" for --to-url-env).
+    const into = await cli(['restore', backupId, '--into=app', '--to-url-env=NEW_DB_URL'], { ...env, NEW_DB_URL: newServer.url });
+    expect(into.exitCode).toBe(2);
+    expect(into.stderr).toMatch(
+      /^--to-url-env restores the whole database into a new database on that server \(--into and --table are for the target's own server\)/,
+    );
   });
 
   it('refuses a password on the command line, pointing at --to-url-env', async () => {
