@@ -2,6 +2,7 @@ import { findTarget, type Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/pitr-location.ts';
+import { readSlot } from '../postgres/pitr/slot-state.ts';
 import { baseBackupUnsupported, takeBaseBackup, unencryptedRefusal } from '../postgres/pitr/take-base-backup.ts';
 
 /**
@@ -39,6 +40,7 @@ export async function cliBaseBackup(
         `  duration    ${formatDuration(Date.parse(b.finishedAt) - Date.parse(b.startedAt))}`,
         `  WAL         ${b.startLsn} to ${b.endLsn} on timeline ${b.timeline} (its backup_manifest): recovery from it needs that WAL in the archive; \`pg-backup-bot list ${target.name}\` shows when the window opens`,
         `  sha256      ${b.sha256} (${pitrInS3(config) ? 'hashed as uploaded, size checked in S3' : 'read back and matched'})`,
+        ...(await streamNote(target.url, target.pitr?.slot ?? `pgbb_${target.name}`)),
       ].join('\n'),
     );
     return 0;
@@ -46,4 +48,17 @@ export async function cliBaseBackup(
     io.err(`Base backup FAILED: ${toUserMessage(err)}`);
     return 1;
   }
+}
+
+/**
+ * A base backup is recovered from only with the WAL after it archived: said when no receiver streams the target's
+ * WAL now (QA: OK, and not a word that no worker was running). Nothing when the slot cannot be read.
+ */
+async function streamNote(url: string, slot: string): Promise<string[]> {
+  const s = await readSlot(url, slot).catch(() => null);
+  if (!s || s.active) return [];
+  const why = s.exists ? `its slot ${slot} has no receiver connected` : `its slot ${slot} does not exist on the server`;
+  return [
+    `  note        no worker streams this target's WAL now (${why}): the window opens only once WAL written after this base backup is archived; start a worker (\`pg-backup-bot worker\` or \`npm start\`) and see \`/backup status\``,
+  ];
 }

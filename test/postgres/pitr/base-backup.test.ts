@@ -96,6 +96,10 @@ describe('a base backup for point-in-time recovery', () => {
     expect(ok.stdout).toMatch(
       /^Base backup app-base-\d{8}T\d{6}Z OK\n {2}size .* encrypted with age\n[\s\S]*WAL {9}[0-9A-F]+\/[0-9A-F]+ to [0-9A-F]+\/[0-9A-F]+ on timeline 1 \(its backup_manifest\): recovery from it needs that WAL in the archive/,
     );
+    // No worker streams this target's WAL here: said, as recovery from it needs that WAL archived (QA).
+    expect(ok.stdout).toMatch(
+      /\n {2}note {8}no worker streams this target's WAL now \(its slot pgbb_app (has no receiver connected|does not exist on the server)\): the window opens only once/,
+    );
     const none = await cli(['base-backup', 'plain'], env);
     expect(none.exitCode).toBe(2);
     expect(none.stderr).toBe('Target plain has no pitr section in the config file: a base backup needs its replication connection (pitr.urlEnv).');
