@@ -93,7 +93,7 @@ export function unlocated(records: RestoreRecord[]): Array<{ name: string; env: 
 const unlocatedText = (u: ReadonlyArray<{ name: string; env: string }>) =>
   u.length === 0
     ? ''
-    : `\nNot looked for (restored onto a server named by a variable not set here; set it as it was for that restore to list or drop them): ${u.map((x) => `\`${x.name}\` (${x.env})`).join(', ')}.`;
+    : `\nRecorded, not looked for (restored onto a server named by a variable not set here; set it as it was for that restore to see whether they are still there, and to drop them): ${u.map((x) => `\`${x.name}\` (${x.env})`).join(', ')}.`;
 
 export function restoredDatabasesText(
   list: RestoredDatabase[],
@@ -147,6 +147,9 @@ export async function dropRestoredDatabase(deps: { config: Config; storage: Stor
     );
   await dropDatabase(found.serverUrl, name);
   if (await databaseExists(found.serverUrl, name)) throw new BotError('storage_failed', `\`${name}\` is still on ${found.server} after DROP DATABASE.`);
+  // Recorded: a restore onto a server this process may later not know (its URL variable unset) is then not named as
+  // perhaps still there (second reader: a year of rehearsals' copies, each dropped, listed as "not looked for").
+  if (found.how === 'made') await deps.storage.writeRecord({ ...found.record, dropped: true }).catch(() => undefined);
   return `Dropped \`${name}\` (${formatBytes(found.bytes)}) on ${found.server}.`;
 }
 

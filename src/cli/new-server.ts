@@ -71,11 +71,18 @@ export function onNewServer(server: Pick<NewServer, 'source'>, said: string): st
 export function spacedName(args: readonly string[]): string | null {
   const spaced = args.find((a) => /\s/.test(a) && !a.includes('"'));
   if (!spaced) return null;
-  const [flag, name = ''] = spaced.split(/=(.*)/s);
-  // Each part of `schema.table` quoted on its own: '"public.order items"' names one table with a dot in its name (QA).
-  const quoted = name
-    .split('.')
-    .map((part) => (/\s/.test(part) ? `"${part}"` : part))
-    .join('.');
-  return `"${spaced}": a name with a space needs SQL's double quotes inside the shell's: ${flag}='${quoted}'.`;
+  const [flag, name] = spaced.split(/=(.*)/s);
+  // Each part of `schema.table` quoted on its own: '"public.order items"' names one table with a dot in its name (QA);
+  // any part that is not a plain lower-case name, as SQL would fold it otherwise (Sales → sales: second reader).
+  const quote = (n: string) =>
+    n
+      .split('.')
+      .map((part) => (/^[a-z_][a-z0-9_$]*$/.test(part) ? part : `"${part}"`))
+      .join('.');
+  // `--table "Audit Log"`: the value as an argument of its own, joined to its option by "=".
+  if (name === undefined) {
+    const option = /^--(table|schema)$/.exec(args[args.indexOf(spaced) - 1] ?? '')?.[0] ?? '--table';
+    return `"${spaced}": a name with a space needs SQL's double quotes inside the shell's, joined to its option: ${option}='${quote(spaced)}'.`;
+  }
+  return `"${spaced}": a name with a space needs SQL's double quotes inside the shell's: ${flag}='${quote(name)}'.`;
 }

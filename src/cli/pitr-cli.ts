@@ -4,13 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { findTarget, type Config } from '../config.ts';
 import { missingBackupDir } from './backup-dir.ts';
 import { parseRestorePitrArgs, RESTORE_PITR_USAGE } from './pitr-args.ts';
-import { afterStart } from './pitr-next-steps.ts';
+import { afterStart, archiveEnds } from './pitr-next-steps.ts';
 import { loadIdentity } from '../crypto/age.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import type { LaidOut } from '../postgres/pitr/lay-out.ts';
 import { chooseRecovery, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
-import { formatBytes, formatDuration } from '../format.ts';
+import { formatBytes } from '../format.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { type PitrReservation, READER_TTL_MS, reservePitrBase } from '../postgres/pitr/pitr-readers.ts';
 import { switchedSentence } from '../postgres/pitr/switched.ts';
@@ -169,7 +169,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
             : timeline !== base.timeline
               ? [`It recovers along timeline ${timeline} (the promotion's history file, archived), from a base backup taken on timeline ${base.timeline}.`]
               : []),
-        ...(latest && end ? [archiveEnds(end.to, new Date())] : []),
+        ...(latest && end ? [archiveEnds(target.name, end, new Date(), along)] : []),
         `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
         `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${pgCtl} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
@@ -225,16 +225,4 @@ async function laidOutPort(dataDir: string): Promise<string | null> {
     for (const m of text.matchAll(/^\s*port\s*=\s*'?(\d+)'?/gm)) port = m[1] ?? port;
   }
   return port;
-}
-
-/**
- * `latest` is the archive's newest, not the database's: how far the archive reaches, and how long ago, said with it
- * (QA: with the WAL stream down, "exactly what the database held" read as the database's last state).
- */
-export function archiveEnds(to: Date, now: Date): string {
-  const age = now.getTime() - to.getTime();
-  const head = `The archive holds WAL up to ${to.toISOString()} (${formatDuration(Math.max(0, age))} ago): anything committed after that never reached it and is not in this copy`;
-  return age > 120_000
-    ? `${head}. That is older than the stream's usual lag (seconds, 30 s at most): if the source is alive, the WAL stream may be down (\`pg-backup-bot check\`).`
-    : `${head}.`;
 }

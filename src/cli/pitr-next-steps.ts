@@ -1,3 +1,4 @@
+import { formatDuration } from '../format.ts';
 import type { SettledTarget } from '../postgres/pitr/last-commit.ts';
 
 /**
@@ -30,4 +31,31 @@ export function afterStart(o: {
     `To open it there, set \`recovery_target_action = 'promote'\` at the end of ${o.dataDir}/postgresql.auto.conf and start it again: it replays to the same target and promotes ("archive recovery complete"); ${later}.`,
     notReached,
   ];
+}
+
+/**
+ * `latest` is the newest the archive recovers to, not the database's: how far that is, and how long ago, said with it
+ * (QA: with the WAL stream down, "exactly what the database held" read as the database's last state). Past the usual
+ * lag, why: a gap or a switch this recovery cannot cross (the WAL after it is archived), else a quiet source or a
+ * stream that is down (second reader: a gap was blamed on the stream, and `check` was green).
+ */
+export function archiveEnds(
+  target: string,
+  w: { to: Date; reachesNewest: boolean; gap?: string | undefined; switched?: { timeline: number } | undefined },
+  now: Date,
+  along?: number,
+): string {
+  const age = now.getTime() - w.to.getTime();
+  const reach = `${w.to.toISOString()} (${formatDuration(Math.max(0, age))} ago)`;
+  if (along !== undefined) return `Along timeline ${along}, the archive reaches ${reach}.`;
+  if (!w.reachesNewest) {
+    const why = w.switched
+      ? `the server moved to timeline ${w.switched.timeline}, which no base backup this recovery can start from reaches`
+      : `segment ${w.gap ?? '(a gap)'} is missing after it`;
+    return `Recovery reaches only ${reach}: ${why}. WAL archived after that cannot be replayed from this base backup; a base backup taken now opens a window past it (\`pg-backup-bot base-backup ${target}\`).`;
+  }
+  const head = `The archive holds WAL up to ${reach}: anything committed after that never reached it and is not in this copy`;
+  return age > 120_000
+    ? `${head}. That is older than the stream's usual lag (seconds, 30 s at most): either the source has written nothing since, or the WAL stream is down (\`pg-backup-bot check\` says which).`
+    : `${head}.`;
 }

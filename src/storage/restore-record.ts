@@ -70,7 +70,8 @@ export const RestoreRecordSchema = z.object({
   database: z.string(),
   /**
    * Restore test: false only while the scratch database may still be on the server (its drop failed); true also
-   * when none was created. Restore: whether the new database was dropped again after a failed restore.
+   * when none was created. Restore: whether the new database was dropped again after a failed restore, or later by
+   * `restore drop`.
    */
   dropped: z.boolean(),
   selection: z

@@ -59,6 +59,8 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
           manifest,
           serverUrl: onto?.serverUrl ?? target.url,
           owners: onto?.owners ?? false,
+          // The restore server's roles may not be the source's: without --with-globals the verdict says so.
+          newServer: onto ? 'RESTORE_SERVER_URL' : undefined,
           database: data.into.database,
           jobId,
           signal,

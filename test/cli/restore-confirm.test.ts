@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cliRestore } from '../../src/cli/restore-cli.ts';
+import { spacedName } from '../../src/cli/new-server.ts';
 import { parseRestoreText } from '../../src/commands/restore-text.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -91,6 +92,13 @@ describe('pg-backup-bot restore --into without --yes', () => {
     );
     const asSuggested = parseRestoreText(`${backupId} --table=public."Audit Log"`, 'cli');
     expect(asSuggested).toMatchObject({ verb: 'restore', tables: ['public."Audit Log"'] });
+    // A part SQL would fold quoted too (Sales → sales), and a value given apart from its option joined to it.
+    expect(spacedName(['--table=Sales.Order Items'])).toBe(
+      `"--table=Sales.Order Items": a name with a space needs SQL's double quotes inside the shell's: --table='"Sales"."Order Items"'.`,
+    );
+    expect(spacedName(['--schema', 'Audit Log'])).toBe(
+      `"Audit Log": a name with a space needs SQL's double quotes inside the shell's, joined to its option: --schema='"Audit Log"'.`,
+    );
   });
 
   it('with the target’s server down, a failed restore says how to restore onto another server', async () => {

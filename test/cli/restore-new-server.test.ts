@@ -65,12 +65,14 @@ describe('pg-backup-bot restore onto a new server', () => {
     expect((await cli(['restore', 'list'], withVar)).stdout).toContain(`${restored} on ${server.hostname}:${server.port}`);
     // Without it, named apart, not left out (QA: a new shell's `restore list` did not show it).
     expect((await cli(['restore', 'list'], env)).stdout).toContain(
-      `Not looked for (restored onto a server named by a variable not set here; set it as it was for that restore to list or drop them): ${restored} (NEW_SERVER_URL).`,
+      `Recorded, not looked for (restored onto a server named by a variable not set here; set it as it was for that restore to see whether they are still there, and to drop them): ${restored} (NEW_SERVER_URL).`,
     );
     const unset = await cli(['restore', 'drop', restored, '--yes'], env);
     expect(unset.stderr).toContain(`${restored} was restored onto the server NEW_SERVER_URL named; set NEW_SERVER_URL as it was for that restore to drop it.`);
     const drop = await cli(['restore', 'drop', restored, '--yes'], withVar);
     expect(drop.stdout, drop.stderr).toMatch(new RegExp(`^Dropped ${restored} `));
+    // Dropped, so no longer named as perhaps still there (second reader).
+    expect((await cli(['restore', 'list'], env)).stdout).not.toContain(restored);
   });
 
   it('as a role with CREATEDB and CREATEROLE, not a superuser: the roles it creates log in as before; objects a superuser owns are named (QA)', async () => {

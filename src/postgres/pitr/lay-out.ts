@@ -120,7 +120,7 @@ async function notEmpty(dataDir: string): Promise<BotError> {
       : '';
   const target = /^(recovery_target(?:_time|_lsn)?) = (.*)$/m.exec(conf);
   const hint = conf.includes('wal-fetch')
-    ? ` It holds a cluster an earlier restore-pitr laid out completely and that was never started${target ? ` (${target[1]} = ${target[2]})` : ''}: to recover to that, start it as that run said (pg_ctl -D ${dataDir} start, as the cluster's owner); to recover to another moment, remove it (\`rm -rf ${dataDir}\`) and run restore-pitr again.`
+    ? ` It holds a cluster an earlier restore-pitr laid out (recovery.signal, the bot's restore_command) and that was never started${target ? ` (${target[1]} = ${target[2]})` : ''}: if that run finished, start it as it said (pg_ctl -D ${dataDir} start, as the cluster's owner; if it was started and failed, its recovery.log says why); if it was killed, or to recover to another moment, remove it (\`rm -rf ${dataDir}\`) and run restore-pitr again.`
     : unstarted
       ? ` It holds a base backup laid out and never started (backup_label): most likely what an earlier restore-pitr left when it was killed before it could clean up. If nothing in it is needed, remove it (\`rm -rf ${dataDir}\`) and run restore-pitr again.`
       : '';

@@ -176,5 +176,8 @@ export async function applyDatabaseProperties(
  * in public failed for a restorer that is not a superuser (QA: "permission denied for schema public").
  */
 export async function ownerFirst(serverUrl: string, name: string, props: DatabaseProperties, log: Logger): Promise<void> {
-  if (props.owner) await applyDatabaseProperties(serverUrl, name, { ...props, statements: [] }, log, { owners: true });
+  if (!props.owner) return;
+  // Said in the log: a restore that then fails on "must be member of role" has its cause there (second reader).
+  const problems = await applyDatabaseProperties(serverUrl, name, { ...props, statements: [] }, log, { owners: true });
+  if (problems.length) log.warn({ problems }, 'the restored database could not be given its owner before the restore');
 }

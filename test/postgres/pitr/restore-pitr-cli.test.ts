@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
-import { archiveEnds } from '../../../src/cli/pitr-cli.ts';
+import { archiveEnds } from '../../../src/cli/pitr-next-steps.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
@@ -157,7 +157,7 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
     const finished = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${leftover}`], env);
     expect(finished.exitCode).toBe(1);
     expect(finished.stderr).toContain(
-      `It holds a cluster an earlier restore-pitr laid out completely and that was never started (recovery_target_time = '2026-12-07 07:30:00.000+00'): to recover to that, start it`,
+      `It holds a cluster an earlier restore-pitr laid out (recovery.signal, the bot's restore_command) and that was never started (recovery_target_time = '2026-12-07 07:30:00.000+00'): if that run finished, start it as it said`,
     );
     expect(await holds()).toEqual([]);
   }, 60_000);
@@ -245,13 +245,24 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
 });
 
 describe('archiveEnds', () => {
-  it('says how far the archive reaches, and when that is older than the stream lags, that the stream may be down', () => {
-    const to = new Date('2026-12-07T03:00:00Z');
-    expect(archiveEnds(to, new Date('2026-12-07T03:00:20Z'))).toBe(
+  const to = new Date('2026-12-07T03:00:00Z');
+  it('says how far the archive reaches, and past the usual lag, that the source is quiet or the stream down', () => {
+    expect(archiveEnds('app', { to, reachesNewest: true }, new Date('2026-12-07T03:00:20Z'))).toBe(
       'The archive holds WAL up to 2026-12-07T03:00:00.000Z (20.0 s ago): anything committed after that never reached it and is not in this copy.',
     );
-    expect(archiveEnds(to, new Date('2026-12-07T03:45:00Z'))).toMatch(
-      /^The archive holds WAL up to 2026-12-07T03:00:00\.000Z \(45 min 0 s ago\): .+ That is older than the stream's usual lag .+ the WAL stream may be down \(`pg-backup-bot check`\)\.$/,
+    expect(archiveEnds('app', { to, reachesNewest: true }, new Date('2026-12-07T03:45:00Z'))).toMatch(
+      /^The archive holds WAL up to 2026-12-07T03:00:00\.000Z \(45 min 0 s ago\): .+ That is older than the stream's usual lag .+: either the source has written nothing since, or the WAL stream is down \(`pg-backup-bot check` says which\)\.$/,
     );
+  });
+
+  it('blames a gap or a switch it cannot cross, not the stream (second reader), and says a timeline asked for as such', () => {
+    const late = new Date('2026-12-07T09:00:00Z');
+    expect(archiveEnds('app', { to, reachesNewest: false, gap: '000000010000000000000009' }, late)).toBe(
+      'Recovery reaches only 2026-12-07T03:00:00.000Z (6 h 0 min ago): segment 000000010000000000000009 is missing after it. WAL archived after that cannot be replayed from this base backup; a base backup taken now opens a window past it (`pg-backup-bot base-backup app`).',
+    );
+    expect(archiveEnds('app', { to, reachesNewest: false, switched: { timeline: 2 } }, late)).toMatch(
+      /^Recovery reaches only .+: the server moved to timeline 2, which no base backup this recovery can start from reaches\./,
+    );
+    expect(archiveEnds('app', { to, reachesNewest: true }, late, 1)).toBe('Along timeline 1, the archive reaches 2026-12-07T03:00:00.000Z (6 h 0 min ago).');
   });
 });
