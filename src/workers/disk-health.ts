@@ -19,7 +19,9 @@ export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Log
   const configured = new Set(deps.config.targets.map((t) => t.name));
   const [disk, needs] = await Promise.all([deps.storage.freeSpace ? deps.storage.freeSpace() : null, deps.state.diskNeeds(where)]);
   const mine = needs.filter((n) => configured.has(n.target)).sort((a, b) => (a.target < b.target ? -1 : 1));
-  const result = backupDiskCondition(where, disk, resolveThresholds(deps.config.health.thresholds), mine, configured.size - mine.length);
+  const thresholds = resolveThresholds(deps.config.health.thresholds);
+  const judged = backupDiskCondition(where, disk, thresholds, mine, configured.size - mine.length);
+  const result = deeper(judged, thresholds.diskFreeMinRatio, (await deps.state.read(where)).disk?.episode);
   for (const a of await deps.state.apply(where, [result], at)) await report(deps, where, a, log);
   // A disk not judged for RETIRED_AFTER_MS (BACKUP_DIR moved, S3 as the primary storage): its failure is cleared, so
   // its page does not stay open for good. Not sooner: hosts that name one shared disk by two paths (two mount
@@ -39,6 +41,23 @@ export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Log
     await deps.state.forgetSubject(KIND, other.subject);
   }
   return result;
+}
+
+/** A failing disk's depth: under half its free-space limit, then under a quarter. */
+const DEPTHS = [undefined, 'under-half-of-limit', 'under-quarter-of-limit'] as const;
+
+/**
+ * A disk that goes on filling while it fails is news once per depth reached: under half the limit, then under a
+ * quarter, it is posted again (the page stays the one open; QA: a disk paged at 19 % free said nothing more on its
+ * way to 2 %). Never back to a shallower depth while it fails: free space moves with every backup and retention run,
+ * and a depth's edge must not post every night. The depth is the failure's episode, so it clears with it.
+ */
+function deeper(r: ConditionResult, limit: number, stored: string | null | undefined): ConditionResult {
+  if (r.status !== 'failing' || r.value === undefined) return r;
+  const now = r.value < limit / 4 ? 2 : r.value < limit / 2 ? 1 : 0;
+  const was = Math.max(0, DEPTHS.indexOf((stored ?? undefined) as (typeof DEPTHS)[number]));
+  const depth = DEPTHS[Math.max(now, was)];
+  return depth ? { ...r, episode: depth } : r;
 }
 
 /**

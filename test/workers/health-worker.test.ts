@@ -142,6 +142,29 @@ describe('healthProcessor', () => {
     });
   });
 
+  describe('when the disk goes on filling while it fails', () => {
+    it('posts again under half the limit and under a quarter, once each, never back while it fails; the one page stays open', async () => {
+      const disk = { free: 0.15 };
+      const processor = healthProcessor(deps({ config: configWith('h-fill-a'), storage: testStorage('fill', disk) }));
+      // 15 % (fails), 12 %, 8 % (under half), 12 % and 9 % (a retention run and a backup: not shallower), 3 % (under a
+      // quarter), then room.
+      for (const free of [0.15, 0.12, 0.08, 0.12, 0.09, 0.03, 0.5]) {
+        disk.free = free;
+        expect(await (await kit.runJob(processor, {})).getState()).toBe('completed');
+      }
+      await kit.pd.waitFor((e) => e.dedup_key === diskKey('fill') && e.event_action === 'resolve', 30_000);
+      expect(kit.pd.events.filter((e) => e.dedup_key === diskKey('fill')).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+      const posts = diskPosts(where('fill'));
+      expect(posts.map((m) => m.text)).toEqual([
+        expect.stringMatching(/ — 15 % free \(15\.0 GB of 100 GB\), limit 20 %/),
+        expect.stringMatching(/ — 8 % free \(8\.0 GB of 100 GB\), limit 20 %/),
+        expect.stringMatching(/ — 3 % free \(3\.0 GB of 100 GB\), limit 20 %/),
+        `${where('fill')}: backup disk filling up cleared`,
+      ]);
+      expect(contextOf(posts[1])).toContain(`PagerDuty was already paged for this condition (${diskKey('fill')}); not paging again`);
+    });
+  });
+
   describe('when a job ends after room was made', () => {
     // Issue 11's rule, for the disk too: a page resolves seconds after the job that fixed it, not at the next health
     // run (up to 15 minutes later). The job's own target is checked, then the disk, from every target's last check.
