@@ -8,6 +8,7 @@ describe('parseRecoveryTime: the moment asked, or a clear refusal', () => {
     expect(parseRecoveryTime('2026-12-07 07:28:46 UTC').toISOString()).toBe('2026-12-07T07:28:46.000Z');
     expect(parseRecoveryTime(' 2026-12-07 08:28:46 UTC+01:00 ').toISOString()).toBe('2026-12-07T07:28:46.000Z');
     expect(parseRecoveryTime('2026-12-07T07:28:46utc').toISOString()).toBe('2026-12-07T07:28:46.000Z');
+    expect(parseRecoveryTime('2026-12-07 08:28:46 UTC+1').toISOString()).toBe('2026-12-07T07:28:46.000Z');
     expect(parseRecoveryTime('2026-12-06T10:03:13.967Z').toISOString()).toBe('2026-12-06T10:03:13.967Z');
     expect(parseRecoveryTime('2026-12-06 10:03:13.967000+00').toISOString()).toBe('2026-12-06T10:03:13.967Z');
     expect(parseRecoveryTime('2028-02-29 00:00:00Z').toISOString()).toBe('2028-02-29T00:00:00.000Z');
