@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import { readdirIfExists } from '../../storage/fs-util.ts';
 import { connectClient, pgClientConfig } from '../connection.ts';
 import { type Fork, parseHistory } from './lane.ts';
 import { formatLsn, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentOf, segmentPosition, segmentStartLsn } from './lsn.ts';
@@ -168,14 +169,14 @@ export async function timelineAfter(url: string, forked: number): Promise<number
 export async function purgeLeftovers(spool: string, keepMs: number, now: Date): Promise<string[]> {
   const old = async (path: string) => (await stat(path).catch(() => null))?.mtime.getTime() ?? Number.POSITIVE_INFINITY;
   const cutoff = now.getTime() - keepMs;
-  const names = await readdir(spool).catch(() => [] as string[]);
+  const names = await readdirIfExists(spool);
   const wal = names.filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n));
   const newest = Math.max(0, ...wal.map((n) => segmentPosition(n).timeline));
   const removed: string[] = [];
   for (const n of wal.filter((x) => x.endsWith('.partial') && segmentPosition(x).timeline < newest)) {
     if ((await old(join(spool, n))) < cutoff && (await unlinkIfThere(join(spool, n)))) removed.push(n);
   }
-  const aside = await readdir(join(spool, DIVERGED_DIR)).catch(() => [] as string[]);
+  const aside = await readdirIfExists(join(spool, DIVERGED_DIR));
   for (const n of aside) {
     if ((await old(join(spool, DIVERGED_DIR, n))) < cutoff && (await unlinkIfThere(join(spool, DIVERGED_DIR, n)))) removed.push(`${DIVERGED_DIR}/${n}`);
   }
