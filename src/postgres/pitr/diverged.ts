@@ -4,6 +4,7 @@ import pg from 'pg';
 import { readdirIfExists } from '../../storage/fs-util.ts';
 import { connectClient, pgClientConfig } from '../connection.ts';
 import { type Fork, parseHistory } from './lane.ts';
+import { PARTIAL_WAL } from './partial-archiver.ts';
 import { formatLsn, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentOf, segmentPosition, segmentStartLsn } from './lsn.ts';
 
 /**
@@ -30,6 +31,9 @@ export function forkedBeforeSpool(said: string): Divergence | null {
 
 /** Where the old timeline's files past the fork are moved: inside the spool, where neither pg_receivewal nor the archiver looks. */
 export const DIVERGED_DIR = '.diverged';
+
+/** A segment in the spool: whole, or being written (`.partial`). */
+const SPOOLED_SEGMENT = /^[0-9A-F]{24}(\.partial)?$/;
 
 /**
  * pg_receivewal set to go on from the fork's segment, from its start, and the old timeline's segments being written
@@ -72,7 +76,7 @@ export async function setAsideDiverged(
   }
   const names = await readdir(spool);
   const waiting = names.filter((n) => SEGMENT_NAME.test(n) && past(n, forkN));
-  const moved = names.filter((n) => n !== `${start}.partial` && /^[0-9A-F]{24}\.partial$/.test(n) && past(n, atStart ? forkN : forkN + 1));
+  const moved = names.filter((n) => n !== `${start}.partial` && PARTIAL_WAL.test(n) && past(n, atStart ? forkN : forkN + 1));
   await mkdir(join(spool, DIVERGED_DIR), { recursive: true, mode: 0o700 });
   const taken = new Set(await readdir(join(spool, DIVERGED_DIR)));
   // A name set aside before (a second failover) is kept: this one gets the time appended.
@@ -97,7 +101,7 @@ export async function setAsideDiverged(
  */
 export async function spoolPastFork(url: string, spool: string): Promise<Divergence | null> {
   const newest = (await readdir(spool))
-    .filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n))
+    .filter((n) => SPOOLED_SEGMENT.test(n))
     .sort()
     .at(-1);
   if (!newest) return null;
@@ -170,7 +174,7 @@ export async function purgeLeftovers(spool: string, keepMs: number, now: Date): 
   const old = async (path: string) => (await stat(path).catch(() => null))?.mtime.getTime() ?? Number.POSITIVE_INFINITY;
   const cutoff = now.getTime() - keepMs;
   const names = await readdirIfExists(spool);
-  const wal = names.filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n));
+  const wal = names.filter((n) => SPOOLED_SEGMENT.test(n));
   const newest = Math.max(0, ...wal.map((n) => segmentPosition(n).timeline));
   const removed: string[] = [];
   for (const n of wal.filter((x) => x.endsWith('.partial') && segmentPosition(x).timeline < newest)) {
