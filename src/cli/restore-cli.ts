@@ -3,7 +3,7 @@ import { type Config, findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
-import { restoreGlobalsOf, rolesLeft, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
+import { checkIdentityOpensBackup, identityFor, restoreGlobalsOf, rolesLeft, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { markedDamaged } from './marked-damaged.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
 import { findRestorable, type Manifest, restoreRecord, type Storage } from '../storage/index.ts';
@@ -105,6 +105,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   try {
     // Only a restore that applies the backup's roles reads its roles file: damage there alone stops no other.
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals);
+    // A missing or wrong key is said before anything is announced, created or recorded (QA: "Restoring …" first).
+    await checkIdentityOpensBackup(manifest, deps.storage, await identityFor(manifest, deps.config.encryption.identityFile));
     if (req.into !== null && isWholeDatabase(req)) refuseServerDatabase(req.into, manifest);
     const other = req.into !== null && isWholeDatabase(req) ? otherDatabase(manifest, req.into) : '';
     if (other) io.err(`note: ${other.replace(/[*`]/g, '').trim()}`);

@@ -168,4 +168,19 @@ describe('a restore whose server goes away mid-way', () => {
     const drop = await cli(['restore', 'drop', name as string], env);
     expect(drop.stdout, drop.stderr).toMatch(new RegExp(`^Dropped ${name} `));
   }, 180_000);
+
+  it('a key that does not open the backup is said first: no "Restoring …" line, no database, no record (QA)', async () => {
+    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const other = await generateKeyPair();
+    await writeFile(join(dir, 'other.key'), other.identityFileText, { mode: 0o600 });
+    const listed = (await cli(['restore', 'list'], env)).stdout;
+    const run = await cli(['restore', id], { ...env, BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'other.key') });
+    expect(run.exitCode).toBe(1);
+    // Before: "Restoring the whole database of … into a new database pgbb_restore_…" came first, then the failure.
+    expect(run.stderr).toMatch(/^Restore FAILED: The backup is encrypted for another key: BACKUP_ENCRYPTION_IDENTITY_FILE does not match/);
+    expect(run.stderr).not.toContain('Restoring');
+    expect(run.stderr).not.toContain('pgbb_restore_');
+    expect((await cli(['restore', 'list'], env)).stdout).toBe(listed);
+  }, 180_000);
 });

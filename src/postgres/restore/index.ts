@@ -25,7 +25,7 @@ export { listStoredBackup } from './list-archive.ts';
 export type { SmokeQuery } from './restored-checks.ts';
 export type { RestoredTable } from './restored-tables.ts';
 export { fetchArtifact, type FetchArtifactOptions, type FetchedArtifact } from './fetch.ts';
-export { identityFor } from './decryption.ts';
+export { checkIdentityOpensBackup, identityFor } from './decryption.ts';
 export {
   databaseSizes,
   describeDatabase,
