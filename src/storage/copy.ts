@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts';
 import { BotError, toUserMessage } from '../errors.ts';
+import { formatBytes } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { LocalStorage } from './local-storage.ts';
 import type { Artifact, Manifest } from './manifest.ts';
@@ -121,6 +122,22 @@ export async function copyBackup(from: Storage, to: Storage, manifest: Manifest,
   }
 }
 
+/** Of a local disk, what a rewrite must leave free: the backups that run beside it write there too. */
+export const REWRITE_RESERVE = 0.05;
+
+/**
+ * A local rewrite writes the whole replacement beside the damaged file: refused, before a byte is written, when it
+ * would take the disk's last room, where a backup running at the same time would fail for want of space.
+ */
+async function roomToRewrite(to: Storage, a: Artifact): Promise<void> {
+  const disk = to.freeSpace ? await to.freeSpace() : null;
+  if (!disk || disk.freeBytes - a.bytes >= disk.totalBytes * REWRITE_RESERVE) return;
+  throw new BotError(
+    'storage_failed',
+    `${a.file} (${formatBytes(a.bytes)}) was not rewritten: ${to.describe()} has ${formatBytes(disk.freeBytes)} free of ${formatBytes(disk.totalBytes)}, and the rewrite would leave less than ${REWRITE_RESERVE * 100} % of it for the backups; free space there`,
+  );
+}
+
 /**
  * Rewrites the files of a backup damaged on `to` from the same backup on `from`, in place: each verified against the
  * manifest on the way, the damaged file kept until its replacement is whole, nothing deleted. The manifest and the
@@ -128,6 +145,7 @@ export async function copyBackup(from: Storage, to: Storage, manifest: Manifest,
  */
 export async function rewriteDamaged(from: Storage, to: Storage, m: Manifest, signal?: AbortSignal): Promise<void> {
   for (const a of m.artifacts) {
+    await roomToRewrite(to, a);
     const writers: ArtifactWriter[] = [];
     try {
       await copyArtifact(from, to, m, a, writers, signal, true);

@@ -159,6 +159,48 @@ describe('the checksum scrub of an off-site copy', () => {
     expect((await kit.storage.list('shop')).map((x) => x.backupId)).toContain(m.backupId);
   });
 
+  it("a local rewrite that would take the disk's last room is refused before a byte is written, and done once there is room", async () => {
+    const body = randomBytes(80 * 1024);
+    const m = await storeBackup(kit.storage, 'shop', 'shop-20261206T020000Z', new Date().toISOString(), body);
+    await copyBackup(kit.storage, s3, m, { log: kit.log });
+    const file = join(kit.backupDir, 'shop', m.backupId, 'database.pgdump.zst');
+    const rotted = Buffer.from(body);
+    rotted[11] = (rotted[11] as number) ^ 0xff;
+    await writeFile(file, rotted);
+    // The primary's disk as statfs would give it: 10 MiB in all, with `free` left (a full disk cannot be made here).
+    let free = 500 * 1024;
+    const primary = new Proxy(kit.storage, {
+      get(t, p) {
+        if (p === 'freeSpace') return async () => ({ totalBytes: 10 * 1024 * 1024, freeBytes: free });
+        const v = Reflect.get(t, p, t);
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+    const repair = () =>
+      repairFromCopies(
+        {
+          primary,
+          copies: [{ storage: s3, state: memoryScrubState() }],
+          now: new Date(),
+          log: kit.log,
+          inUse: async () => new Set(),
+          claim: repairClaim(kit.redis, kit.prefix, 'cli:host-a:2'),
+        },
+        [{ target: 'shop', backupId: m.backupId, why: 'found damaged' }],
+      );
+    // 500 KiB free of 10 MiB; 80 KiB more would leave 420, under the 5 % (512 KiB) kept for the backups.
+    const refused = await repair();
+    expect(refused.healing.healed.size).toBe(0);
+    expect(refused.healing.failed[0]?.because).toBe(
+      `rewriting it failed: database.pgdump.zst (80.0 KB) was not rewritten: ${kit.storage.describe()} has 500 KB free of 10.0 MB, and the rewrite would leave less than 5 % of it for the backups; free space there; it stays marked damaged and the next run tries again`,
+    );
+    expect((await readFile(file)).equals(rotted)).toBe(true);
+    free = 700 * 1024;
+    const { healing } = await repair();
+    expect(healing.healed.get(`shop/${m.backupId}`)).toBe(s3.describe());
+    expect((await readFile(file)).equals(body)).toBe(true);
+  });
+
   it('a rewrite cut short keeps what was there: the S3 object is not deleted, a local leftover does not block the next', async () => {
     const body = randomBytes(40_000);
     const m = await storeBackup(kit.storage, 'shop', 'shop-20261205T020000Z', new Date().toISOString(), body);
