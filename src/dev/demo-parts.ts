@@ -50,3 +50,19 @@ export function deadline(ms: number): { start(): void; reached: Promise<void> } 
     reached,
   };
 }
+
+/** Scripted runs end when every queued job has finished, so the verdicts are printed before cleanup. */
+export async function waitForIdle(deps: Deps, timeoutMs = 10 * 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const q = deps.queues;
+    const busy = ['active', 'waiting', 'prioritized'] as const;
+    // The checklist queue too: a pre-migration checklist is queued by the restore test just as that test finishes.
+    const work = [q.backup, q.restoreTest, q.restore, q.checklist, q.retention] as const;
+    const counts = await Promise.all([...work.map((queue) => queue.getJobCounts(...busy)), q.pagerduty.getJobCounts('active', 'waiting')]);
+    // Every job scheduler keeps its next run delayed (02:00 tomorrow): only delayed jobs of the demo's own count.
+    const delayed = await Promise.all(work.map((queue) => queue.getJobs(['delayed'])));
+    if (counts.every((c) => Object.values(c).every((n) => n === 0)) && delayed.flat().every((j) => j.repeatJobKey)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { commandDepsFrom, commandTable, type CommandHandler } from '../commands/index.ts';
+import { actionTable, commandDepsFrom, commandTable, type CommandHandler } from '../commands/index.ts';
 import { loadConfig } from '../config.ts';
 import { generateKeyPair } from '../crypto/age.ts';
 import { createDeps, type Deps } from '../deps.ts';
@@ -14,9 +14,14 @@ import { ConsoleNotifier, plainText } from '../notifications/console-notifier.ts
 import { startWorkers } from '../workers/index.ts';
 import { exitByHangup, isHangupError } from '../hangup.ts';
 import { startEphemeralPostgres, startEphemeralRedis } from './ephemeral.ts';
-import { deadline, removeParts, type DemoParts } from './demo-parts.ts';
+import { DemoButtons } from './demo-buttons.ts';
+import { deadline, removeParts, type DemoParts, waitForIdle } from './demo-parts.ts';
 import { prepareDemoPitr } from './demo-pitr.ts';
 import { reapAfterDeath } from './reaper.ts';
+
+/** The slash commands, and the buttons of the last reply (a confirmation), clicked by typing their label. */
+type Handlers = { commands: Record<string, CommandHandler>; buttons: DemoButtons };
+const DEMO_USER = { userId: 'UDEMO', userName: process.env.USER ?? 'demo' };
 
 /** How long an interrupted demo waits for its jobs and connections to close before it stops its servers anyway. */
 const INTERRUPT_GRACE_MS = 15_000;
@@ -103,7 +108,7 @@ export async function runDemo(args: string[]): Promise<number> {
 }
 
 /** Starts the servers, the sample database, the bot's dependencies and workers; records each in `parts` as it goes. */
-async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Record<string, CommandHandler> }> {
+async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Handlers }> {
   print('Starting a throwaway PostgreSQL and Redis (nothing on this machine is touched)…');
   // Full-page writes on: the demo's cluster streams its WAL for point-in-time recovery (demo-pitr.ts).
   const [pgServer, redis] = await Promise.all([startEphemeralPostgres({ settings: { full_page_writes: 'on' } }), startEphemeralRedis()]);
@@ -136,7 +141,8 @@ async function startDemo(parts: DemoParts): Promise<{ deps: Deps; handlers: Reco
   parts.workers = await startWorkers(deps, { progressIntervalMs: 1000 });
   // The same dependencies as the real bot's (service.ts): without `health`, `/backup health` never saw a run.
   // The demo has no checkboxes to tick (its messages are printed), so its commands get no notifier.
-  const handlers = commandTable(commandDepsFrom(deps, { notifier: false }));
+  const commandDeps = commandDepsFrom(deps, { notifier: false });
+  const handlers: Handlers = { commands: commandTable(commandDeps), buttons: new DemoButtons(actionTable(commandDeps), DEMO_USER) };
   print(await prepareDemoPitr(config));
   print(`Ready. Sample database "shop" on ${pgServer.url.replace(/\/postgres$/, '/shop')}, backups in ${backupDir}.`);
   print(`Backups are encrypted with age to ${recipient}; restore tests read the identity ${identityFile}.`);
@@ -163,7 +169,9 @@ async function writeDemoFiles(parts: DemoParts): Promise<{ recipient: string; id
   // No first backup at start: backups run when the person at the prompt asks, so a scripted run's output is theirs.
   const target =
     '  - name: shop\n    urlEnv: SHOP_URL\n    environment: production\n    pitr: { urlEnv: SHOP_REPLICATION_URL, markers: { everySeconds: 10 } }\n';
-  await writeFile(configFile, `# npm run demo: the sample database is the one target, with PITR\nfirstBackupAtStart: false\ntargets:\n${target}`);
+  // The person at the prompt is every role: a replacement (`/restore … --into=shop`, admins) can be tried too.
+  const roles = `roles:\n  admin: [${DEMO_USER.userId}]\n`;
+  await writeFile(configFile, `# npm run demo: the sample database is the one target, with PITR\nfirstBackupAtStart: false\n${roles}targets:\n${target}`);
   return { recipient: keys.recipient, identityFile, configFile };
 }
 
@@ -181,23 +189,24 @@ async function createSampleDatabase(serverUrl: string): Promise<string> {
 }
 
 /** `echo`: print the command as typed (arguments and piped input); a terminal has already shown it. */
-async function dispatch(handlers: Record<string, CommandHandler>, line: string, echo = true): Promise<void> {
+async function dispatch(handlers: Handlers, line: string, echo = true): Promise<void> {
   const trimmed = line.trim();
   if (!trimmed) return;
   const [command = '', ...rest] = trimmed.split(/\s+/);
-  const handler = handlers[command];
   if (echo) print(`\nyou> ${trimmed}`);
-  if (!handler) {
-    print(`  (only visible to you) Unknown command ${command}. Try ${Object.keys(handlers).join(', ')}.`);
+  const handler = handlers.commands[command];
+  const reply = handler ? await handler({ text: rest.join(' '), ...DEMO_USER }) : await handlers.buttons.click(trimmed);
+  if (!reply) {
+    print(`  (only visible to you) Unknown command ${command}. Try ${Object.keys(handlers.commands).join(', ')}.`);
     return;
   }
-  const reply = await handler({ text: rest.join(' '), userId: 'UDEMO', userName: process.env.USER ?? 'demo' });
   print(`  (only visible to you) ${plainText(reply.text).replace(/\n/g, '\n  ')}`);
+  for (const button of handlers.buttons.offer(reply)) print(`  ${button}`);
   const later = await reply.later?.().catch((err: unknown) => ({ text: toUserMessage(err) }));
   if (later) print(`  (only visible to you) ${plainText(later.text).replace(/\n/g, '\n  ')}`);
 }
 
-async function prompt(handlers: Record<string, CommandHandler>, scripted: boolean, interrupt: (signal: NodeJS.Signals) => void): Promise<void> {
+async function prompt(handlers: Handlers, scripted: boolean, interrupt: (signal: NodeJS.Signals) => void): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: scripted ? '' : 'you@#incidents> ', terminal: !scripted });
   // In a terminal, readline reads Ctrl-C as a key (raw mode: no signal is sent, and it would only pause): it is the
   // same interrupt as a SIGINT, running jobs cancelled. Ctrl-D and `exit` end the demo after its running jobs.
@@ -230,20 +239,4 @@ async function prompt(handlers: Record<string, CommandHandler>, scripted: boolea
   }
   atPrompt = null;
   rl.close();
-}
-
-/** Scripted runs end when every queued job has finished, so the verdicts are printed before cleanup. */
-async function waitForIdle(deps: Deps, timeoutMs = 10 * 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const q = deps.queues;
-    const busy = ['active', 'waiting', 'prioritized'] as const;
-    // The checklist queue too: a pre-migration checklist is queued by the restore test just as that test finishes.
-    const work = [q.backup, q.restoreTest, q.restore, q.checklist, q.retention] as const;
-    const counts = await Promise.all([...work.map((queue) => queue.getJobCounts(...busy)), q.pagerduty.getJobCounts('active', 'waiting')]);
-    // Every job scheduler keeps its next run delayed (02:00 tomorrow): only delayed jobs of the demo's own count.
-    const delayed = await Promise.all(work.map((queue) => queue.getJobs(['delayed'])));
-    if (counts.every((c) => Object.values(c).every((n) => n === 0)) && delayed.flat().every((j) => j.repeatJobKey)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }

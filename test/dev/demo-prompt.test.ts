@@ -36,6 +36,20 @@ describe('the demo at a terminal', () => {
       const text = shown(out);
       expect(text.match(/\/backup now(?! · )/g)).toHaveLength(1);
       expect(text).not.toContain('you> /backup now');
+      // A replacement's confirmation has buttons: the demo shows them, and the label typed is the click (there was
+      // no way to confirm one in the demo).
+      const id = /Backup id (shop-\d{8}T\d{6}Z)/.exec(text)?.[1];
+      expect(id).toBeDefined();
+      child.stdin?.write(`/restore ${id} --into=shop\r`);
+      await waitFor(
+        /\[ Replace shop \] {2}type "Replace shop" to click it \(Slack asks first: Replace shop with backup shop-\S+\?\)\n {2}\[ Cancel \] {2}type "Cancel" to click it\n+you@#incidents> $/,
+      );
+      child.stdin?.write('Replace shop\r');
+      await waitFor(/Confirmed by @UDEMO: replacing shop with shop-\S+ \(restored and verified beside it first\), job \S+/);
+      await waitFor(/✅ Restored the whole database from shop-\S+ into shop in .*\n.*• shop now holds the backup, verified/, 90_000);
+      // Clicked once: the label is no longer a button.
+      child.stdin?.write('Replace shop\r');
+      await waitFor(/Unknown command Replace\. Try/);
       child.stdin?.write('exit\r');
       const res = await child;
       expect(res.exitCode).toBe(0);
