@@ -70,16 +70,21 @@ export function restoreCommand(deps: RestoreCommandDeps) {
           return { text: 'No restore server is configured (RESTORE_SERVER_URL), so there is nowhere else to restore to; nothing was started.' };
         }
         const database = newRestoreDatabaseName(m.backupId);
-        const { jobId } = await enqueueRestore(deps.queue, {
-          target,
-          backupId: m.backupId,
-          tables: req.tables,
-          schemas: req.schemas,
-          into: { database, create: true },
-          requestedBy,
-          confirmedBy: null,
-          ...(req.toRestoreServer ? { onto: { restoreServer: true as const, withGlobals: req.withGlobals === true } } : {}),
-        });
+        // A new name of its own: never a duplicate.
+        const { jobId } = await enqueueRestore(
+          deps.queue,
+          {
+            target,
+            backupId: m.backupId,
+            tables: req.tables,
+            schemas: req.schemas,
+            into: { database, create: true },
+            requestedBy,
+            confirmedBy: null,
+            ...(req.toRestoreServer ? { onto: { restoreServer: true as const, withGlobals: req.withGlobals === true } } : {}),
+          },
+          serverLabel(serverUrl),
+        );
         log.info({ jobId, database }, 'restore into a new database queued');
         const roles = req.withGlobals ? ', the backup’s roles applied there first' : '';
         return {
@@ -191,6 +196,13 @@ export function diskNeeded(m: Manifest): string {
   return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken).`;
 }
 
+/** A confirmed restore refused because another into the same database is queued or running: which, and what to do. */
+async function restoreAlreadyThere(queue: Queue<RestoreJobData>, jobId: string, database: string, server: string): Promise<string> {
+  const other = await withDeadline(1000, queue.getJob(jobId), 'looking the other restore up').catch(() => undefined);
+  const what = other?.data ? ` from \`${other.data.backupId}\`${other.data.requestedBy.userId ? ` (asked by <@${other.data.requestedBy.userId}>)` : ''}` : '';
+  return `:no_entry: Another restore into \`${database}\` on ${server} is queued or running: job \`${jobId}\`${what}. Nothing was started and this confirmation is used up; once its verdict is posted, run \`/restore\` again if it is still needed.`;
+}
+
 /**
  * The confirmation click. A confirm dialog is only UX — anyone who sees the message could click — so the
  * clicker is checked against the allowed users again, and the request is taken from Redis (single use).
@@ -213,15 +225,21 @@ export function restoreConfirmAction(deps: RestoreCommandDeps) {
         const now = await withDeadline(2000, describeDatabase(url, pending.database), 'looking the database up', 'postgres');
         if (now?.oid !== pending.oid) return { text: changedSinceShown(pending.database, pending.backupId) };
       }
-      const { jobId } = await enqueueRestore(deps.queue, {
-        target: pending.target,
-        backupId: pending.backupId,
-        tables: pending.tables,
-        schemas: pending.schemas,
-        into: { database: pending.database, create: false, ...(pending.oid !== undefined ? { oid: pending.oid } : {}) },
-        requestedBy: { source: 'slack', userId: pending.requestedBy.userId, userName: pending.requestedBy.userName },
-        confirmedBy: click.userId,
-      });
+      const server = serverLabel(findTarget(deps.config, pending.target).url);
+      const { jobId, duplicate } = await enqueueRestore(
+        deps.queue,
+        {
+          target: pending.target,
+          backupId: pending.backupId,
+          tables: pending.tables,
+          schemas: pending.schemas,
+          into: { database: pending.database, create: false, ...(pending.oid !== undefined ? { oid: pending.oid } : {}) },
+          requestedBy: { source: 'slack', userId: pending.requestedBy.userId, userName: pending.requestedBy.userName },
+          confirmedBy: click.userId,
+        },
+        server,
+      );
+      if (duplicate) return { jobId, text: await restoreAlreadyThere(deps.queue, jobId, pending.database, server) };
       log.info({ jobId, database: pending.database }, 'restore into an existing database confirmed and queued');
       return {
         jobId,

@@ -78,7 +78,11 @@ export function enqueuePitrTest(queue: Queue<RestoreTestJobData>, data: RestoreT
   );
 }
 
-/** One restore into a given database at a time: two overwriting the same tables would race. */
-export function enqueueRestore(queue: Queue<RestoreJobData>, data: RestoreJobData): Promise<Enqueued> {
-  return enqueueOnce(queue, 'restore', data, `restore-${data.target}-${randomUUID()}`, `restore-into-${data.into.database}`, 'queueing the restore');
+/**
+ * One restore into a given database of a given server (`host:port`) at a time: two overwriting the same tables would
+ * race. The caller must tell a `duplicate` apart: the job named is the one already there, restoring what it was
+ * asked, not this request (QA: a second replacement was answered as started, with the first one's job).
+ */
+export function enqueueRestore(queue: Queue<RestoreJobData>, data: RestoreJobData, server: string): Promise<Enqueued> {
+  return enqueueOnce(queue, 'restore', data, `restore-${data.target}-${randomUUID()}`, `restore-into-${server}/${data.into.database}`, 'queueing the restore');
 }

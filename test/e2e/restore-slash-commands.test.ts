@@ -390,6 +390,24 @@ describe('/restore', () => {
       expect(await swapLeftovers(jobId)).toBe(0);
     }, 180_000);
 
+    it('a second replacement confirmed while one runs is refused, naming the one running; it never claims to have started (QA)', async () => {
+      const other = await takeBackup();
+      const first = await askToReplace(good.backupId);
+      const second = await askToReplace(other.backupId);
+      const firstJob = jobIdOf(await clickReplace(first.value, 'replace-first')) ?? '';
+      expect(firstJob).not.toBe('');
+      // Before: "Confirmed …: replacing … with `<other>` …, job `<the first job>`": merged into the first, which restores the other backup.
+      const server = new URL(inject('pgUrl'));
+      expect(await clickReplace(second.value, 'replace-second')).toBe(
+        `:no_entry: Another restore into \`${h.source.name}\` on ${server.hostname}:${server.port} is queued or running: job \`${firstJob}\` from \`${good.backupId}\` (asked by <@${ADMIN}>). Nothing was started and this confirmation is used up; once its verdict is posted, run \`/restore\` again if it is still needed.`,
+      );
+      const msg = await channelMessage(h, firstJob, /Restored the whole database/, 120_000);
+      const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(JSON.stringify(msg.blocks))?.[1] ?? '';
+      await restoreJobCompleted(firstJob);
+      expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
+      expect(await swapLeftovers(firstJob)).toBe(0);
+    }, 180_000);
+
     it('a replacement whose backup fails its checks leaves the database exactly as it was', async () => {
       const bad = await takeBackup();
       await runSql(h.source.url, "UPDATE shop.customers SET full_name = 'written after the bad backup' WHERE id < 10");
