@@ -53,6 +53,9 @@ export async function withMaintenanceClient<T>(serverUrl: string, fn: (c: pg.Cli
     throw clientFailure(err, { tool: 'pg-backup-bot', server: serverLabel(serverUrl) });
   }
   try {
+    // Connected to the target's own database, its settings apply: one set read-only (an archive, a reporting copy)
+    // refused CREATE DATABASE, so it could never be restore-tested or replaced (QA).
+    await client.query('SET default_transaction_read_only = off');
     return await fn(client);
   } finally {
     await client.end().catch(() => undefined);
