@@ -4,7 +4,7 @@ import { findTarget } from '../config.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { runRestoreTest } from '../postgres/restore/index.ts';
-import { BackupIdSchema, findRestorable, latestBackup, newRecordId, type RestoreRecord } from '../storage/index.ts';
+import { BackupIdSchema, findRestorable, latestGoodBackup, newRecordId, passedOverSentence, type RestoreRecord } from '../storage/index.ts';
 import { SEE_LIST } from '../commands/restore-text.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-settings.ts';
 import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
@@ -31,11 +31,14 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
         'bad_request',
         `"${arg}" is neither a backup id nor a target (${deps.config.targets.map((t) => t.name).join(', ')}); \`pg-backup-bot list\` shows the ids.${didYouMean(arg)} Nothing was tested.`,
       );
-    const manifest =
-      isId && arg !== undefined ? await findRestorable(deps.storage, arg, SEE_LIST.cli) : await latestBackup(deps.storage, findTarget(deps.config, arg).name);
+    const { latest: manifest, passedOver } =
+      isId && arg !== undefined
+        ? { latest: await findRestorable(deps.storage, arg, SEE_LIST.cli), passedOver: [] }
+        : await latestGoodBackup(deps.storage, findTarget(deps.config, arg).name);
     if (!manifest) throw new BotError('backup_not_found', (await missingBackupDir(deps.config)) ?? noBackupToTest(deps.storage.damaged?.() ?? []));
     const target = findTarget(deps.config, manifest.target);
-    io.err(`Restore test of ${manifest.backupId} …`);
+    const notNewest = passedOverSentence(passedOver, `pg-backup-bot check ${target.name}`);
+    io.err(`Restore test of ${manifest.backupId} …${notNewest ? `\nwarning: ${notNewest.replace(/`/g, '')}` : ''}`);
     const startedAt = new Date();
     const serverUrl = scratchServerUrl(deps.config, target.url);
     // On another server than the target's, the backup's roles first: those its policies name must exist there.
@@ -62,7 +65,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       jobId: null,
       selection: null,
       correctiveActions: null,
-      ...(roles.notes.length ? { notes: roles.notes } : {}),
+      ...(roles.notes.length || notNewest ? { notes: [...(notNewest ? [notNewest] : []), ...roles.notes] } : {}),
     };
     await deps.storage.writeRecord(record);
     io.out(
@@ -74,6 +77,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
         `  restored size  ${record.restoredBytes === null ? 'n/a' : formatBytes(record.restoredBytes)}`,
         `  checked        ${checkedSummary(record)}`,
         ...record.problems.map((p) => `  problem        ${p}`),
+        ...(notNewest ? [`  not newest     ${notNewest.replace(/`/g, '')}`] : []),
       ].join('\n'),
     );
     const marked = await markedDamaged(deps, manifest, record.checked.checksums, 'pg-backup-bot restore-test');

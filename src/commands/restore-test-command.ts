@@ -7,7 +7,7 @@ import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
 import { restoreTestHistory } from '../notifications/restore-messages.ts';
-import { findRestorable, latestBackup } from '../storage/index.ts';
+import { findRestorable, latestGoodBackup, type PassedOver, passedOverSentence } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { RESTORE_TEST_USAGE, parseRestoreTestText, type RestoreTestRequest, SEE_LIST } from './restore-text.ts';
@@ -54,12 +54,14 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
       if (req.verb === 'pitr') return await queuePitrTest(deps, input, req);
       let backupId: string;
       let target: string;
+      let passedOver: PassedOver[] = [];
       if (req.which.latest) {
         const configured = findTarget(deps.config, req.which.target);
         target = configured.name;
-        const latest = await withDeadline(2500, latestBackup(deps.storage, target), 'finding the latest backup', 'storage');
-        if (!latest) throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0, !!configured.pitr));
-        backupId = latest.backupId;
+        const found = await withDeadline(2500, latestGoodBackup(deps.storage, target), 'finding the latest backup', 'storage');
+        if (!found.latest) throw new BotError('backup_not_found', noBackupToTest(target, deps.storage.damaged?.(target).length ?? 0, !!configured.pitr));
+        backupId = found.latest.backupId;
+        passedOver = found.passedOver;
       } else {
         const m = await withDeadline(2500, findRestorable(deps.storage, req.which.backupId, SEE_LIST.slack), 'finding the backup', 'storage');
         target = findTarget(deps.config, m.target).name;
@@ -69,13 +71,17 @@ export function restoreTestCommand(deps: RestoreTestCommandDeps) {
         target,
         backupId,
         requestedBy: { source: 'slack', userId: input.userId, userName: input.userName },
+        ...(passedOver.length ? { passedOver } : {}),
       });
       log.info({ jobId, duplicate, backupId }, duplicate ? 'restore test already running' : 'restore test queued');
+      const skipped = passedOverSentence(passedOver, `/backup health ${target}`);
       return {
         jobId,
-        text: duplicate
-          ? `A restore test of \`${backupId}\` is already queued or running: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.`
-          : `Restore test of \`${backupId}\` queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.`,
+        text: `${
+          duplicate
+            ? `A restore test of \`${backupId}\` is already queued or running: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.`
+            : `Restore test of \`${backupId}\` queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.`
+        }${skipped ? ` :warning: ${skipped}` : ''}`,
       };
     } catch (err) {
       log.warn(errorLogFields(err), 'command failed');

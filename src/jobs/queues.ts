@@ -54,6 +54,8 @@ export const RestoreTestJobData = z.object({
   preMigration: PreMigrationContext.optional(),
   /** A point-in-time restore test (workers/pitr-test-worker.ts): to `latest`, a `random` moment of the window, or a time with its offset. */
   pitr: z.object({ at: PitrMoment }).optional(),
+  /** Asked for the latest: damaged backups newer than the one chosen (storage/catalog.ts latestGoodBackup), said in the verdict. */
+  passedOver: z.array(z.object({ backupId: z.string(), why: z.string() })).optional(),
 });
 export type RestoreTestJobData = z.infer<typeof RestoreTestJobData>;
 

@@ -38,6 +38,31 @@ export async function latestBackup(storage: Storage, target: string): Promise<Ma
   return newest ?? null;
 }
 
+/** A backup newer than the one `latest` chose, left out as damaged: what a test of "the latest" must say it passed over. */
+export type PassedOver = { backupId: string; why: string };
+
+/**
+ * The newest good backup, and the damaged ones newer than it that the listing left out (QA: `/restore-test latest`
+ * tested an older backup in silence, and its pass resolved the page the damaged newest one had raised).
+ */
+export async function latestGoodBackup(storage: Storage, target: string): Promise<{ latest: Manifest | null; passedOver: PassedOver[] }> {
+  const latest = await latestBackup(storage, target);
+  const after = latest ? (timeOfBackupId(latest.backupId) ?? 0) : Number.NEGATIVE_INFINITY;
+  const passedOver = (storage.damaged?.(target) ?? [])
+    .filter((d) => d.target === target && (timeOfBackupId(d.backupId) ?? 0) > after)
+    .sort((a, b) => (timeOfBackupId(b.backupId) ?? 0) - (timeOfBackupId(a.backupId) ?? 0))
+    .map(({ backupId, why }) => ({ backupId, why }));
+  return { latest, passedOver };
+}
+
+/** Said with a test of the newest good backup when newer ones are damaged: which, why, and that this is not them. */
+export function passedOverSentence(passedOver: readonly PassedOver[], healthCommand: string): string | null {
+  if (passedOver.length === 0) return null;
+  const named = passedOver.map((d) => `${d.backupId} (${d.why})`).join('; ');
+  const newest = passedOver.length === 1 ? 'The newest backup is damaged' : `The ${passedOver.length} newest backups are damaged`;
+  return `${newest}: ${named}. This test is of the newest good one, so it says nothing of ${passedOver.length === 1 ? 'it' : 'them'}; \`${healthCommand}\` shows the damage.`;
+}
+
 /**
  * The finished backup with this id; the target is part of the id. `seeList` names, for an id with no backup, the
  * command of the asker's surface that lists the target's backups (`/backup list shop`, `pg-backup-bot list shop`).

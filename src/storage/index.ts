@@ -1,7 +1,18 @@
 /** The storage room's door: where backups live and how to find them. */
 export type { ArtifactWriter, Storage, UnfinishedBackup } from './types.ts';
 export { LocalStorage } from './local-storage.ts';
-export { findBackup, findRestorable, latestBackup, listWithTestVerdicts, newestGoodSentence, newestGoodWithin, targetOfBackupId } from './catalog.ts';
+export {
+  findBackup,
+  findRestorable,
+  latestBackup,
+  latestGoodBackup,
+  listWithTestVerdicts,
+  newestGoodSentence,
+  newestGoodWithin,
+  type PassedOver,
+  passedOverSentence,
+  targetOfBackupId,
+} from './catalog.ts';
 export {
   ArtifactSchema,
   BackupIdSchema,

@@ -15,7 +15,17 @@ import {
 } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { onlyRolesFailed, runRestoreTest, scratchName } from '../postgres/restore/index.ts';
-import { findBackup, latestBackup, type Manifest, newestGoodWithin, newRecordId, type RestoreRecord, type Storage } from '../storage/index.ts';
+import {
+  findBackup,
+  latestGoodBackup,
+  type Manifest,
+  newestGoodWithin,
+  newRecordId,
+  type PassedOver,
+  passedOverSentence,
+  type RestoreRecord,
+  type Storage,
+} from '../storage/index.ts';
 import { confirmDamage } from '../storage/scrub.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
@@ -69,7 +79,8 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
       if (job.data.schedule) await queueScheduledPitrTest(deps, job.data.target, deps.log.child({ jobId }));
       // A scheduled test names no backup: the newest one is tested, chosen now and kept in the job for a re-run.
       const newest = job.data.backupId === undefined ? await newestBackup(deps.storage, job.data.target) : null;
-      const data = newest?.backupId ? { ...job.data, backupId: newest.backupId } : job.data;
+      const data = newest?.backupId ? { ...job.data, backupId: newest.backupId, passedOver: newest.passedOver } : job.data;
+      const notNewest = passedOverSentence(data.passedOver ?? [], `/backup health ${data.target}`);
       const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, attempt: job.attemptsMade + 1 });
       const req: RestoreJobInfo = { target: data.target, backupId: data.backupId ?? 'latest', jobId, requestedBy: data.requestedBy, purpose: purposeOf(data) };
       const say = quietNotifier(deps.notifier, log);
@@ -107,7 +118,7 @@ export function restoreTestProcessor(deps: RestoreTestWorkerDeps) {
           jobId,
           selection: null,
           correctiveActions: null,
-          ...(roles.notes.length ? { notes: roles.notes } : {}),
+          ...(roles.notes.length || notNewest ? { notes: [...(notNewest ? [notNewest] : []), ...roles.notes] } : {}),
         };
         await reportTestFinished(deps, data, req, anchor, record, { log, manifest, signal });
         if (!record.passed) throw new UnrecoverableError(`restore test failed: ${record.problems[0] ?? ''}`);
@@ -142,7 +153,10 @@ async function reportTestFinished(
   log.info({ passed: record.passed, restoreMs: record.restoreMs, problems: record.problems.length }, 'restore test finished');
   const escalation = record.passed
     ? await deps.escalation
-        .passed(data.target, 'restore-test', { summary: `Restore test of ${req.backupId} passed again`, details: { jobId } })
+        .passed(data.target, 'restore-test', {
+          summary: `Restore test of ${req.backupId} passed again${data.passedOver?.length ? ` (not of the newest, ${data.passedOver[0]?.backupId}: damaged)` : ''}`,
+          details: { jobId },
+        })
         .catch(() => null)
     : await deps.escalation
         .failed(data.target, 'restore-test', {
@@ -220,10 +234,10 @@ function notItsDay(job: Job<RestoreTestJobData>, tz: string): string | null {
 }
 
 /** The target's newest finished backup, or the error a scheduled test reports (and pages) when there is none. */
-async function newestBackup(storage: Storage, target: string): Promise<{ backupId?: string; error?: unknown }> {
+async function newestBackup(storage: Storage, target: string): Promise<{ backupId?: string; passedOver?: PassedOver[]; error?: unknown }> {
   try {
-    const m = await latestBackup(storage, target);
-    if (m) return { backupId: m.backupId };
+    const { latest: m, passedOver } = await latestGoodBackup(storage, target);
+    if (m) return { backupId: m.backupId, passedOver };
     return {
       error: new BotError('backup_not_found', `There is no finished backup of ${target} to test: the scheduled restore test found nothing to restore.`),
     };

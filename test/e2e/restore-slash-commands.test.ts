@@ -150,6 +150,20 @@ describe('/restore-test', () => {
         .filter((e) => e.event_action === 'trigger' && /\/restore(-test)?$/.test(e.dedup_key ?? ''))
         .map((e) => e.dedup_key),
     ]).toEqual([before, []]);
+    // "latest" tests the newest good backup, and says the newer one is damaged, in the reply and in the verdict
+    // (QA: it tested the older one in silence, and its pass read as "the latest backup restores").
+    const latest = await slash(h, '/restore-test', 'latest');
+    expect(latest.text).toMatch(new RegExp(`^Restore test of \`${good.backupId}\` queued: job \`[^\`]+\`.`));
+    const notNewest = / :warning: (.*)$/.exec(latest.text)?.[1] ?? '';
+    expect(notNewest).toMatch(
+      new RegExp(
+        `^The newest backup is damaged: ${marked.backupId} \\(the checksum scrub found artifact corrupted: database\\.pgdump\\.zst; marked [^)]+\\)\\. This test is of the newest good one, so it says nothing of it; \`/backup health shop\` shows the damage\\.$`,
+      ),
+    );
+    const verdict = await channelMessage(h, jobIdOf(latest.text) ?? '', /passed/);
+    expect(JSON.stringify(verdict.blocks)).toContain(JSON.stringify(notNewest).slice(1, -1));
+    const [record] = await h.service.deps.storage.listRecords('restore-test', 'shop');
+    expect(record?.notes).toContain(notNewest);
     await h.service.deps.storage.deleteBackup('shop', marked.backupId);
   }, 120_000);
 
