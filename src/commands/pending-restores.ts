@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisConnection } from '../redis-client.ts';
+import type { Queue } from 'bullmq';
 import { z } from 'zod';
+import { withDeadline } from '../deadline.ts';
+import type { RestoreJobData } from '../jobs/queues.ts';
 
 /**
  * A restore into an existing database waits here for its confirmation click. The button carries only the id;
@@ -35,4 +38,11 @@ export async function takePendingRestore(redis: RedisConnection, prefix: string,
   if (raw === null) return null;
   const parsed = PendingRestore.safeParse(JSON.parse(raw));
   return parsed.success ? parsed.data : null;
+}
+
+/** A confirmed restore refused because another into the same database is queued or running: which, and what to do. */
+export async function restoreAlreadyThere(queue: Queue<RestoreJobData>, jobId: string, database: string, server: string): Promise<string> {
+  const other = await withDeadline(1000, queue.getJob(jobId), 'looking the other restore up').catch(() => undefined);
+  const what = other?.data ? ` from \`${other.data.backupId}\`${other.data.requestedBy.userId ? ` (asked by <@${other.data.requestedBy.userId}>)` : ''}` : '';
+  return `:no_entry: Another restore into \`${database}\` on ${server} is queued or running: job \`${jobId}\`${what}. Nothing was started and this confirmation is used up; once its verdict is posted, run \`/restore\` again if it is still needed.`;
 }

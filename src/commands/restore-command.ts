@@ -15,7 +15,7 @@ import { formatBytes } from '../format.ts';
 import { type DatabaseInUse, describeDatabase, replacedName } from '../postgres/restore/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
-import { savePendingRestore, takePendingRestore } from './pending-restores.ts';
+import { restoreAlreadyThere, savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
@@ -194,13 +194,6 @@ function replacementText(serverUrl: string, database: string, m: Manifest, inUse
  */
 export function diskNeeded(m: Manifest): string {
   return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken).`;
-}
-
-/** A confirmed restore refused because another into the same database is queued or running: which, and what to do. */
-async function restoreAlreadyThere(queue: Queue<RestoreJobData>, jobId: string, database: string, server: string): Promise<string> {
-  const other = await withDeadline(1000, queue.getJob(jobId), 'looking the other restore up').catch(() => undefined);
-  const what = other?.data ? ` from \`${other.data.backupId}\`${other.data.requestedBy.userId ? ` (asked by <@${other.data.requestedBy.userId}>)` : ''}` : '';
-  return `:no_entry: Another restore into \`${database}\` on ${server} is queued or running: job \`${jobId}\`${what}. Nothing was started and this confirmation is used up; once its verdict is posted, run \`/restore\` again if it is still needed.`;
 }
 
 /**
