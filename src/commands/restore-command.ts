@@ -1,24 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis-client.ts';
-import type { Config } from '../config.ts';
-import { findTarget } from '../config.ts';
+import { type Config, findTarget } from '../config.ts';
 import { BotError, errorLogFields, toUserMessage } from '../errors.ts';
 import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { escapeMrkdwn } from '../format.ts';
+import { escapeMrkdwn, formatBytes } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
-import { findRestorable, type Manifest } from '../storage/index.ts';
-import { formatBytes } from '../format.ts';
+import { findRestorable, type Manifest, type Storage } from '../storage/index.ts';
 import { type DatabaseInUse, describeDatabase, replacedName } from '../postgres/restore/index.ts';
-import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { restoreAlreadyThere, savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
+import { backupsTheSwapEnds } from '../replacement-backups.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -109,9 +107,10 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         ...(shown ? { oid: shown.oid } : {}),
         requestedBy: { userId: input.userId, userName: input.userName },
       });
-      const warning =
-        shown?.text ??
-        `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
+      const marks = { redis: deps.redis, prefix: deps.config.queuePrefix };
+      const warning = shown
+        ? shown.text + (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
+        : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },
         {

@@ -4,20 +4,29 @@ import { findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
+import {
+  backupDetails,
+  backupEnded,
+  backupFailed,
+  backupStarted,
+  backupSucceeded,
+  failureDetails,
+  type BackupRequestInfo,
+} from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
 import { escapeMrkdwn } from '../format.ts';
 import { makeBackupId, type Manifest } from '../storage/index.ts';
 import { retentionFor } from '../storage/index.ts';
-import { quietNotifier } from './quiet-notifier.ts';
+import { quietNotifier, throttledEdits } from './quiet-notifier.ts';
 import { openAnchor } from './anchor.ts';
 import { copyOffsite } from './offsite-copy.ts';
 import { configuredDrift, type RunLog } from '../health/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
+import { type EndedBy, takeEndedBy } from '../jobs/replacement-marks.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { throughBackupGates, type BackupGates } from './backup-gates.ts';
 import { discardEarlierAttempts, startBackupAttempt } from './backup-attempts.ts';
@@ -73,12 +82,17 @@ const requestInfo = (job: Job<BackupJobData>): BackupRequestInfo => {
 async function reportBackupFailure(
   deps: BackupWorkerDeps,
   job: Job<BackupJobData>,
-  o: { anchor: MessageRef | undefined; reason: string; backupId: string | null; detail?: string | undefined; log: Logger },
+  o: { anchor: MessageRef | undefined; reason: string; backupId: string | null; detail?: string | undefined; log: Logger; endedBy?: EndedBy | null },
 ): Promise<void> {
   const data = job.data;
   const jobId = job.id ?? 'unknown';
   const now = deps.now ?? (() => new Date());
   const say = quietNotifier(deps.notifier, o.log);
+  // Ended by a replacement someone asked for: said as such, neither a failed run (health would page it) nor a page.
+  if (o.endedBy) {
+    await say.finish(o.anchor, backupEnded(requestInfo(job), o.endedBy));
+    return void (await handOffPreMigration(deps.preMigration, data, jobId, { reason: `ended by the replacement of ${o.endedBy.database}` }, o.log));
+  }
   await deps.runs
     .record(data.target, { ok: false, at: now(), reason: o.reason, jobId })
     .catch((e: unknown) => o.log.warn({ err: e }, 'could not record the run'));
@@ -128,7 +142,7 @@ function runBackupJob(deps: BackupWorkerDeps) {
     const say = quietNotifier(deps.notifier, log);
 
     const anchor = await openAnchor(job, say.post, backupStarted(req, 'starting'));
-    const progress = progressEdits(say, anchor, req, deps.progressIntervalMs ?? 5000);
+    const progress = throttledEdits(say, anchor, deps.progressIntervalMs ?? 5000, (text) => backupStarted(req, text));
     let lastWaiting: string | undefined;
 
     const startedAt = now();
@@ -185,27 +199,12 @@ function runBackupJob(deps: BackupWorkerDeps) {
     } catch (err) {
       const reason = toUserMessage(err);
       log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'backup failed');
-      await reportBackupFailure(deps, job, {
-        anchor,
-        reason,
-        backupId,
-        detail: isBotError(err) && err.message !== err.userMessage ? err.message : undefined,
-        log,
-      });
+      const endedBy = deps.lock ? await takeEndedBy(deps.lock.redis, deps.lock.prefix, jobId).catch(() => null) : null;
+      const detail = isBotError(err) && err.message !== err.userMessage ? err.message : undefined;
+      await reportBackupFailure(deps, job, { anchor, reason, backupId, detail, log, endedBy });
       // Not retried: a failed backup is reported and paged now; the next run (manual or scheduled) is the retry.
       throw new UnrecoverableError(reason);
     }
-  };
-}
-
-/** Progress edits of the channel message, at most one per `intervalMs` unless forced (a phase change). */
-function progressEdits(say: ReturnType<typeof quietNotifier>, anchor: MessageRef | undefined, req: BackupRequestInfo, intervalMs: number) {
-  let lastEdit = 0;
-  return (text: string, force = false) => {
-    const t = Date.now();
-    if (!anchor || (!force && t - lastEdit < intervalMs)) return;
-    lastEdit = t;
-    void say.update(anchor, backupStarted(req, text));
   };
 }
 

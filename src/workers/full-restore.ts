@@ -105,10 +105,14 @@ export async function runFullRestore(
  * included: the roles are the server's own), verified; only then the swap by name (postgres/restore swap.ts).
  * A restore or check that fails drops the staging copy and leaves the database untouched.
  */
-export function runReplacement(
-  deps: { config: Config; storage: Storage },
-  o: Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined },
-): Promise<SelectiveRestoreOutcome> {
+/**
+ * Run around the swap by the worker (jobs/replacement-marks.ts): holds off backups of the database replaced, and
+ * marks one running as ended by this replacement; `notes` say so in the verdict.
+ */
+export type AroundSwap = () => Promise<{ release(): Promise<void>; notes: string[] }>;
+type ReplaceOptions = Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined; aroundSwap?: AroundSwap | undefined };
+
+export function runReplacement(deps: { config: Config; storage: Storage }, o: ReplaceOptions): Promise<SelectiveRestoreOutcome> {
   // First, before any lock: an earlier attempt killed mid-swap left the live database refusing connections; it must
   // not stay so, even if this attempt is then refused. Then one at a time per database, across workers and the CLI
   // (swap.ts); the oid check below then sees the first's swap.
@@ -120,7 +124,7 @@ export function runReplacement(
 
 async function replace(
   deps: { config: Config; storage: Storage },
-  o: Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined },
+  o: ReplaceOptions,
   held: () => Promise<void>,
   earlier: string[],
 ): Promise<SelectiveRestoreOutcome> {
@@ -153,9 +157,10 @@ async function replace(
   }
   const keepAs = replacedName(o.database, o.now);
   o.progress({ phase: 'swapping' });
+  const around = o.aroundSwap ? await o.aroundSwap() : null;
   try {
     await held();
-    const notes = await swapDatabases(o.serverUrl, { name: o.database, staging, keepAs, owner: before.owner });
+    const notes = [...(await swapDatabases(o.serverUrl, { name: o.database, staging, keepAs, owner: before.owner })), ...(around?.notes ?? [])];
     return {
       ...restored,
       selection,
@@ -182,6 +187,8 @@ async function replace(
         ...earlier,
       ],
     };
+  } finally {
+    await around?.release();
   }
 }
 

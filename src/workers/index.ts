@@ -166,7 +166,14 @@ function startJobWorkers(deps: Deps, options: WorkerOptions, stall: ReturnType<t
   // Jobs whose worker died (twice) are reported like failures: the processor never got to its catch.
   watchLostJobs(backup, lostBackupHandler(backupDeps), log);
   watchLostJobs(restoreTest, lostRestoreTestHandler(restoreTestDeps), log);
-  const restoreDeps = { config, storage: deps.storage, notifier: deps.notifier, escalation: deps.escalation, log: log.child({ worker: 'restore' }) };
+  const restoreDeps = {
+    config,
+    storage: deps.storage,
+    notifier: deps.notifier,
+    escalation: deps.escalation,
+    log: log.child({ worker: 'restore' }),
+    marks: { redis: deps.workerRedis, prefix },
+  };
   const restore = new Worker<RestoreJobData>(QUEUE.restore, restoreProcessor(restoreDeps), { connection: deps.workerRedis, prefix, concurrency: 1, ...stall });
   watchLostJobs(restore, lostRestoreHandler(restoreDeps), log);
   return { backup, restoreTest, restore };

@@ -37,3 +37,19 @@ export function quietNotifier(n: Notifier, log: Logger) {
     },
   };
 }
+
+/** Progress edits of a channel message, at most one per `intervalMs` unless forced (a phase change). */
+export function throttledEdits(
+  say: ReturnType<typeof quietNotifier>,
+  anchor: MessageRef | undefined,
+  intervalMs: number,
+  render: (text: string) => ChannelMessage,
+) {
+  let lastEdit = 0;
+  return (text: string, force = false) => {
+    const t = Date.now();
+    if (!anchor || (!force && t - lastEdit < intervalMs)) return;
+    lastEdit = t;
+    void say.update(anchor, render(text));
+  };
+}

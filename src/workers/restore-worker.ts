@@ -5,7 +5,8 @@ import { BotError, toUserMessage } from '../errors.ts';
 import { RestoreJobData } from '../jobs/queues.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { Logger } from '../logger.ts';
-import { backupMarkedDamaged, restoreFinished, restoreRunning, type RestoreSelectionInfo } from '../notifications/restore-messages.ts';
+import { backupMarkedDamaged, restoreFinished, restoreRunning } from '../notifications/restore-messages.ts';
+import { selectionInfo } from './restore-selection.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { databaseSizes, onlyRolesFailed, reopenAfterDeadSwap, runSelectiveRestore, stagingName } from '../postgres/restore/index.ts';
 import { formatBytes } from '../format.ts';
@@ -16,6 +17,8 @@ import { openAnchor } from './anchor.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { afterRoles, isFullRestore, isReplacement, ontoRestoreServer, runFullRestore, runReplacement } from './full-restore.ts';
+import { swapBeside } from '../replacement-backups.ts';
+import type { RedisConnection } from '../redis-client.ts';
 
 export interface RestoreWorkerDeps {
   config: Config;
@@ -25,6 +28,8 @@ export interface RestoreWorkerDeps {
   escalation?: Escalation;
   log: Logger;
   now?: () => Date;
+  /** The backup locks, held off or marked around a replacement's swap (jobs/replacement-marks.ts); without it (unit tests) neither. */
+  marks?: { redis: RedisConnection; prefix: string };
 }
 
 /** A selective restore (`/restore`): into a new database, or — confirmed by an allowed user — an existing one. Always recorded. */
@@ -38,7 +43,7 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
       const data = job.data;
       const jobId = job.id ?? 'unknown';
       const log = deps.log.child({ jobId, target: data.target, backupId: data.backupId, into: data.into.database });
-      const info = selectionInfo(job);
+      const info = selectionInfo(job.data, job.id ?? 'unknown');
       const say = quietNotifier(deps.notifier, log);
       const anchor = await openAnchor(job, say.post, restoreRunning(info, 'starting'));
       const startedAt = now();
@@ -70,7 +75,12 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
         outcome = isFullRestore(data)
           ? await afterRoles(runFullRestore(deps, whole), onto)
           : isReplacement(data)
-            ? await runReplacement(deps, { ...whole, now: now(), expectedOid: data.into.oid })
+            ? await runReplacement(deps, {
+                ...whole,
+                now: now(),
+                expectedOid: data.into.oid,
+                aroundSwap: swapBeside(deps.marks, deps.config, data, jobId, target.url),
+              })
             : await runSelectiveRestore({
                 manifest,
                 storage: deps.storage,
@@ -93,21 +103,6 @@ export function restoreProcessor(deps: RestoreWorkerDeps) {
       return { database: data.into.database };
     },
   );
-}
-
-function selectionInfo(job: Job<RestoreJobData>): RestoreSelectionInfo {
-  const data = job.data;
-  return {
-    target: data.target,
-    backupId: data.backupId,
-    jobId: job.id ?? 'unknown',
-    requestedBy: data.requestedBy,
-    tables: data.tables,
-    schemas: data.schemas,
-    database: data.into.database,
-    create: data.into.create,
-    confirmedBy: data.confirmedBy,
-  };
 }
 
 /** The restore's record beside the backups and its verdict in the channel; returns the problems (none: it worked). */
@@ -151,7 +146,7 @@ async function finishRestore(
   const restored = o.outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
   await deps.storage.writeRecord(record).catch((err: unknown) => o.log.error({ err }, 'could not write the restore record'));
   const page = await pageWholeRestore(deps, job, problems, o.log);
-  const verdict = restoreFinished(selectionInfo(job), {
+  const verdict = restoreFinished(selectionInfo(job.data, job.id ?? 'unknown'), {
     problems,
     restoreMs: record.restoreMs,
     tables: restored,

@@ -422,6 +422,39 @@ describe('/restore', () => {
       expect(await swapLeftovers(firstJob)).toBe(0);
     }, 180_000);
 
+    it('a backup of the database running when it is replaced is said to be ended by the replacement, and pages nobody (QA)', async () => {
+      // A backup that waits on a lock an application holds: still running when the swap ends every session.
+      const locker = new pg.Client({ connectionString: h.source.url });
+      locker.on('error', () => undefined);
+      await locker.connect();
+      await locker.query('BEGIN; LOCK TABLE shop.orders IN ACCESS EXCLUSIVE MODE');
+      const backupJob = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
+      const dumping = async () =>
+        count(inject('pgUrl'), `select count(*) as n from pg_stat_activity where datname = '${h.source.name}' and wait_event_type = 'Lock'`);
+      for (const end = Date.now() + 30_000; (await dumping()) === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+      const pages = h.pd.events.length;
+      const { warning, value } = await askToReplace(good.backupId);
+      expect(warning).toContain(
+        `A backup of shop (job \`${backupJob}\`) is running now: the swap ends it (said so in its message, not paged), unless it finishes first.`,
+      );
+      const restoreJob = jobIdOf(await clickReplace(value, 'replace-under-backup')) ?? '';
+      const verdict = await channelMessage(h, restoreJob, /Restored the whole database/, 120_000);
+      expect(JSON.stringify(verdict.blocks)).toContain(
+        `The backup of shop that was running (${backupJob}) was ended by the swap: it is said so, not paged; the next backup of shop is of the restored database.`,
+      );
+      // Before: "The connection to the database server … was lost during the backup; check the server's log", and a page.
+      const ended = await channelMessage(h, backupJob, /ended by the replacement/, 60_000);
+      expect(ended.text).toBe(`Backup of shop ended by the replacement of ${h.source.name} (restore job ${restoreJob}): nothing was stored`);
+      expect(JSON.stringify(ended.blocks)).toContain(`confirmed by <@${ADMIN}>`);
+      await restoreJobCompleted(restoreJob);
+      expect(h.pd.events.slice(pages).filter((e) => e.dedup_key === 'pg-backup-bot/shop/backup')).toEqual([]);
+      // Not a failed run either: health would have paged "last backup failed" at its next check.
+      expect((await slash(h, '/backup', 'health shop')).text).not.toMatch(/last backup failed|Last backup FAILED/i);
+      await locker.end().catch(() => undefined);
+      const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(JSON.stringify(verdict.blocks))?.[1] ?? '';
+      expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
+    }, 180_000);
+
     it('a replacement whose backup fails its checks leaves the database exactly as it was', async () => {
       const bad = await takeBackup();
       await runSql(h.source.url, "UPDATE shop.customers SET full_name = 'written after the bad backup' WHERE id < 10");
