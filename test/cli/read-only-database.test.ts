@@ -33,7 +33,7 @@ describe('a database set read-only by its own settings', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('restore-tests it, and replaces it, the copy read-only as its source was', async () => {
+  it('restore-tests it, replaces it and brings a table back into it, the copy read-only as its source was', async () => {
     const test = await cli(['restore-test', id], env);
     expect(test.stderr).not.toMatch(/read-only transaction/);
     expect(test.exitCode, `${test.stdout}\n${test.stderr}`).toBe(0);
@@ -46,6 +46,11 @@ describe('a database set read-only by its own settings', () => {
       readOnly: (await c.query<{ default_transaction_read_only: string }>('SHOW default_transaction_read_only')).rows[0]?.default_transaction_read_only,
     }));
     expect(state).toEqual({ rows: '200', readOnly: 'on' });
+    // One table brought back into it, by an admin who confirmed: the database's read-only default does not refuse it.
+    await withClient(db.url, (c) => c.query('BEGIN READ WRITE; DELETE FROM "Ledger Entry" WHERE id > 100; COMMIT'));
+    const table = await cli(['restore', id, '--table="Ledger Entry"', `--into=${db.name}`, '--yes'], env);
+    expect(table.exitCode, `${table.stdout}\n${table.stderr}`).toBe(0);
+    expect(await withClient(db.url, async (c) => (await c.query<{ n: string }>('SELECT count(*) AS n FROM "Ledger Entry"')).rows[0]?.n)).toBe('200');
     const kept = /kept as (\S+?_replaced_\S+?)[ ,;:.]/.exec(replaced.stdout + replaced.stderr)?.[1];
     expect(kept).toBeDefined();
     expect((await cli(['restore', 'drop', kept as string, '--yes'], env)).exitCode).toBe(0);

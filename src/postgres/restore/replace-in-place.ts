@@ -57,7 +57,9 @@ export async function replaceInPlace(o: {
   const psqlErr = collectOutput(psql.stderr);
   // psql stops reading at its first error; what we still send then only meets a closed pipe.
   psql.stdin.on('error', () => undefined);
-  psql.stdin.write(`BEGIN;\n${cleanStatements(drops.stdout)}`);
+  // READ WRITE: a database whose settings make its sessions read-only (default_transaction_read_only) is overwritten
+  // all the same, as the admin confirmed; its own setting stays as it is (QA).
+  psql.stdin.write(`BEGIN READ WRITE;\n${cleanStatements(drops.stdout)}`);
   // With owners and grants: the objects come back into the database they were taken from, whose roles exist, and
   // an application role must not lose access to a table it could read before (a missing role fails the whole
   // transaction, leaving the database as it was).
