@@ -17,6 +17,7 @@ import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '
 import { RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 import { backupsTheSwapEnds } from '../replacement-backups.ts';
+import { namedTablesLine } from './named-tables.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -110,7 +111,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       const marks = { redis: deps.redis, prefix: deps.config.queuePrefix };
       const warning = shown
         ? shown.text + (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
-        : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.`;
+        : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.${namedTablesLine(m, req.tables)}`;
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },
         {

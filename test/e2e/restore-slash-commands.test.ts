@@ -272,6 +272,8 @@ describe('/restore', () => {
       const before = await h.service.deps.queues.restore.count();
       const reply = await slash(h, '/restore', `${good.backupId} --table=shop.order_items --into=${h.source.name}`, { userId: ADMIN });
       expect(reply.text).toMatch(/overwrite.*shop\.order_items.*existing database/);
+      // What the name resolves to, as the restore will read it.
+      expect(reply.text).toContain(' `--table=shop.order_items` is `shop.order_items`.');
       const button = ((reply.body as { blocks?: Array<Record<string, unknown>> }).blocks ?? [])
         .flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? [])
         .find((e) => e.action_id === 'restore_into_confirm');
