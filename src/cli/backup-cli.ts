@@ -12,6 +12,7 @@ import { listWithTestVerdicts, retentionFor, strayBackups } from '../storage/ind
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
 import type { CliBackupGate } from './backup-lock.ts';
+import type { EndedBy } from '../jobs/replacement-marks.ts';
 
 export interface CliIo {
   out: (line: string) => void;
@@ -33,6 +34,7 @@ export async function cliBackup(
   let release: () => Promise<void> = () => Promise.resolve();
   // With the bot's Redis (REDIS_URL), the run goes into its run log like a worker's: `check` and health see it.
   let record: (run: { ok: boolean; reason: string | null }) => Promise<void> = () => Promise.resolve();
+  let endedBy: () => Promise<EndedBy | null> = () => Promise.resolve(null);
   try {
     const target = findTarget(deps.config, args[0]);
     // The lock's module (ioredis, ~0.15 s to load) only where there is a Redis to ask.
@@ -42,7 +44,7 @@ export async function cliBackup(
       io.err(`A backup of ${target.name} is already running: ${lock?.describeHolder(gate.holder)}. Nothing was started; run this again when it has ended.`);
       return 1;
     }
-    if (gate.kind === 'held') ({ release, record } = gate);
+    if (gate.kind === 'held') ({ release, record, endedBy } = gate);
     if (gate.kind === 'unguarded' && gate.why) io.err(`Note: ${gate.why}; this backup cannot tell whether the bot is backing up ${target.name} right now.`);
     const startedAt = new Date();
     const retention = retentionFor('manual', startedAt);
@@ -96,6 +98,14 @@ export async function cliBackup(
     await record({ ok: true, reason: null }).catch((err: unknown) => deps.log.warn({ err }, 'could not record the run'));
     return 0;
   } catch (err) {
+    // Its sessions ended by a replacement's swap: said as such, and not a failed run (health would page it).
+    const ended = isBotError(err) && err.code === 'pg_unreachable' ? await endedBy() : null;
+    if (ended) {
+      io.err(
+        `Backup ENDED: the replacement of ${ended.database} (restore job ${ended.restoreJobId}) swapped the databases and ended its sessions; nothing was stored. Run it again to back up the restored database (the one replaced is kept as ${ended.keptAs}).`,
+      );
+      return 1;
+    }
     io.err(`Backup FAILED: ${toUserMessage(err)}`);
     await record({ ok: false, reason: toUserMessage(err) }).catch((e: unknown) => deps.log.warn({ err: e }, 'could not record the run'));
     if (isBotError(err) && err.message !== err.userMessage) io.err(err.message.split('\n').slice(-8).join('\n'));

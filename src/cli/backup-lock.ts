@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Config } from '../config.ts';
 import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
+import { type EndedBy, replacingNow, takeEndedBy } from '../jobs/replacement-marks.ts';
 import { createRunLog } from '../health/last-runs.ts';
 import { connectRedis } from './cli-redis.ts';
 
@@ -11,6 +12,8 @@ export type CliBackupGate =
       release: () => Promise<void>;
       /** The run in the bot's run log, as a worker's is: health and `check` then judge the last backup by it. */
       record: (run: { ok: boolean; reason: string | null }) => Promise<void>;
+      /** A replacement's swap that ended it (jobs/replacement-marks.ts), asked when it failed by a lost connection. */
+      endedBy: () => Promise<EndedBy | null>;
     }
   /** Another backup of the target runs: a worker's job (its id) or another CLI (`cli:host:pid`). */
   | { kind: 'busy'; holder: string }
@@ -30,11 +33,24 @@ export async function cliBackupLock(config: Config, redisUrl: string | null, tar
   const close = () => redis.disconnect();
   const key = backupLockKey(config.queuePrefix, target);
   try {
-    const lock = await tryRedisLock(redis, key, `cli:${hostname()}:${process.pid}`);
-    if (lock) {
+    const owner = `cli:${hostname()}:${process.pid}`;
+    const lock = await tryRedisLock(redis, key, owner);
+    // Taken, then asked, as the workers do (backup-gates.ts): a replacement swapping the database would end this dump.
+    const replacing = lock ? await replacingNow(redis, config.queuePrefix, target) : null;
+    if (lock && replacing) await lock.release();
+    else if (lock) {
       const runs = createRunLog(redis, config.queuePrefix);
       const record = (run: { ok: boolean; reason: string | null }) => runs.record(target, { ...run, at: new Date(), jobId: `cli:${hostname()}` });
-      return { kind: 'held', release: () => lock.release().finally(close), record };
+      const startedAt = Date.now();
+      const endedBy = async () => {
+        const e = await takeEndedBy(redis, config.queuePrefix, owner).catch(() => null);
+        return e && startedAt <= Date.parse(e.at) ? e : null;
+      };
+      return { kind: 'held', release: () => lock.release().finally(close), record, endedBy };
+    }
+    if (replacing) {
+      close();
+      return { kind: 'busy', holder: `replacement:${replacing}` };
     }
     const holder = (await redis.get(key)) ?? 'unknown';
     close();
@@ -47,5 +63,6 @@ export async function cliBackupLock(config: Config, redisUrl: string | null, tar
 
 /** "job 42 of the bot's workers" or "another `pg-backup-bot backup` (host:pid)". */
 export function describeHolder(holder: string): string {
+  if (holder.startsWith('replacement:')) return `restore job ${holder.slice(12)} is swapping its database for a restored copy (seconds)`;
   return holder.startsWith('cli:') ? `another \`pg-backup-bot backup\` (${holder.slice(4)})` : `job ${holder} of the bot's workers`;
 }

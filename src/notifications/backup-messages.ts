@@ -3,7 +3,6 @@ import type { Manifest } from '../storage/index.ts';
 import { totalBytes, totalRows } from '../storage/index.ts';
 import { escapeMrkdwn, formatBytes, formatCount, formatDuration } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
-import type { EndedBy } from '../jobs/replacement-marks.ts';
 
 /** Pure builders: job state → `{ text, blocks }`. I/O lives in the notifiers. */
 
@@ -88,23 +87,6 @@ export function backupFailed(req: BackupRequestInfo, reason: string, escalation:
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `:x: Backup of *${req.target}* failed: ${escapeMrkdwn(reason)}` } },
       context(`job \`${req.jobId}\` · ${kindOf(req)} · requested by ${who(req.requestedBy)} · nothing was stored · ${escalation}`),
-    ],
-  };
-}
-
-/**
- * A backup whose sessions a replacement's swap ended (jobs/replacement-marks.ts): what ended it and what comes next,
- * instead of "the connection was lost; check the server's log". Not a failure to act on: nothing is paged.
- */
-export function backupEnded(req: BackupRequestInfo, e: EndedBy): ChannelMessage {
-  const by = e.confirmedBy ? `, confirmed by <@${e.confirmedBy}>` : '';
-  const what = `the replacement of \`${escapeMrkdwn(e.database)}\` (restore job \`${e.restoreJobId}\`${by}) ended it: its swap ended the sessions of the database this backup was dumping`;
-  const next = `The database replaced is kept, renamed; the next backup of ${req.target} is of the restored database (\`/backup now ${req.target}\` takes one now).`;
-  return {
-    text: `Backup of ${req.target} ended by the replacement of ${e.database} (restore job ${e.restoreJobId}): nothing was stored`,
-    blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: `:stop_button: Backup of *${req.target}* ended: ${what}. ${next}` } },
-      context(`job \`${req.jobId}\` · ${kindOf(req)} · requested by ${who(req.requestedBy)} · nothing was stored · not paged: a replacement ended it`),
     ],
   };
 }

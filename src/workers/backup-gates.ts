@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
+import { replacingNow } from '../jobs/replacement-marks.ts';
 import { serverOf, serverSlotHolders, tryServerSlot } from '../jobs/server-slots.ts';
 import type { Logger } from '../logger.ts';
 import type { RedisConnection } from '../redis-client.ts';
@@ -41,6 +42,13 @@ export async function throughBackupGates<T>(
     return wait(gates.retryMs ?? 30_000);
   }
   try {
+    // Taken, then asked (jobs/replacement-marks.ts sets its key before it reads the lock): a replacement swapping the
+    // database ends every session of it; a backup starts after the swap, of the restored database.
+    const replacing = await replacingNow(gates.redis, gates.prefix, job.data.target);
+    if (replacing) {
+      o.log.info({ jobId: job.id, target: job.data.target, replacing }, 'a replacement of its database is swapping; this backup waits');
+      return await wait(5000);
+    }
     const slots = config.dumpsPerServer;
     const server = slots > 0 ? serverOf(findTarget(config, job.data.target).url) : null;
     const slot = server ? await tryServerSlot(gates.redis, gates.prefix, server, slots, owner) : null;

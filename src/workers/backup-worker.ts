@@ -1,18 +1,10 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import {
-  backupDetails,
-  backupEnded,
-  backupFailed,
-  backupStarted,
-  backupSucceeded,
-  failureDetails,
-  type BackupRequestInfo,
-} from '../notifications/backup-messages.ts';
+import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
 import type { Escalation } from '../notifications/escalation.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
@@ -26,7 +18,7 @@ import { configuredDrift, type RunLog } from '../health/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
-import { type EndedBy, takeEndedBy } from '../jobs/replacement-marks.ts';
+import { EndedByReplacement, endedByReplacement, restartedText } from './ended-by-replacement.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { throughBackupGates, type BackupGates } from './backup-gates.ts';
 import { discardEarlierAttempts, startBackupAttempt } from './backup-attempts.ts';
@@ -65,7 +57,12 @@ export function backupProcessor(deps: BackupWorkerDeps) {
     deps,
     async (job: Job<BackupJobData>, token?: string, signal?: AbortSignal): Promise<{ backupId: string }> => {
       if (!deps.lock) return run(job, signal);
-      return throughBackupGates(deps.lock, { config: deps.config, job, token, log: deps.log }, () => run(job, signal));
+      return throughBackupGates(deps.lock, { config: deps.config, job, token, log: deps.log }, () => run(job, signal)).catch(async (err: unknown) => {
+        if (!(err instanceof EndedByReplacement)) throw err;
+        // Its lock released: runs again once the swap is done (the gates hold it off until then), same job, same message.
+        await job.moveToDelayed(Date.now() + 1000, token);
+        throw new DelayedError();
+      });
     },
   );
 }
@@ -82,17 +79,12 @@ const requestInfo = (job: Job<BackupJobData>): BackupRequestInfo => {
 async function reportBackupFailure(
   deps: BackupWorkerDeps,
   job: Job<BackupJobData>,
-  o: { anchor: MessageRef | undefined; reason: string; backupId: string | null; detail?: string | undefined; log: Logger; endedBy?: EndedBy | null },
+  o: { anchor: MessageRef | undefined; reason: string; backupId: string | null; detail?: string | undefined; log: Logger },
 ): Promise<void> {
   const data = job.data;
   const jobId = job.id ?? 'unknown';
   const now = deps.now ?? (() => new Date());
   const say = quietNotifier(deps.notifier, o.log);
-  // Ended by a replacement someone asked for: said as such, neither a failed run (health would page it) nor a page.
-  if (o.endedBy) {
-    await say.finish(o.anchor, backupEnded(requestInfo(job), o.endedBy));
-    return void (await handOffPreMigration(deps.preMigration, data, jobId, { reason: `ended by the replacement of ${o.endedBy.database}` }, o.log));
-  }
   await deps.runs
     .record(data.target, { ok: false, at: now(), reason: o.reason, jobId })
     .catch((e: unknown) => o.log.warn({ err: e }, 'could not record the run'));
@@ -199,9 +191,13 @@ function runBackupJob(deps: BackupWorkerDeps) {
     } catch (err) {
       const reason = toUserMessage(err);
       log.error({ err, code: isBotError(err) ? err.code : 'internal' }, 'backup failed');
-      const endedBy = deps.lock ? await takeEndedBy(deps.lock.redis, deps.lock.prefix, jobId).catch(() => null) : null;
+      const endedBy = await endedByReplacement(deps, jobId, err, startedAt);
+      if (endedBy) {
+        progress(escapeMrkdwn(restartedText(endedBy)), true);
+        throw new EndedByReplacement();
+      }
       const detail = isBotError(err) && err.message !== err.userMessage ? err.message : undefined;
-      await reportBackupFailure(deps, job, { anchor, reason, backupId, detail, log, endedBy });
+      await reportBackupFailure(deps, job, { anchor, reason, backupId, detail, log });
       // Not retried: a failed backup is reported and paged now; the next run (manual or scheduled) is the retry.
       throw new UnrecoverableError(reason);
     }

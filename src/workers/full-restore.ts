@@ -109,7 +109,7 @@ export async function runFullRestore(
  * Run around the swap by the worker (jobs/replacement-marks.ts): holds off backups of the database replaced, and
  * marks one running as ended by this replacement; `notes` say so in the verdict.
  */
-export type AroundSwap = () => Promise<{ release(): Promise<void>; notes: string[] }>;
+export type AroundSwap = (keptAs: string) => Promise<{ release(swapped: boolean): Promise<void>; notes: string[] }>;
 type ReplaceOptions = Parameters<typeof runFullRestore>[1] & { now: Date; expectedOid?: number | undefined; aroundSwap?: AroundSwap | undefined };
 
 export function runReplacement(deps: { config: Config; storage: Storage }, o: ReplaceOptions): Promise<SelectiveRestoreOutcome> {
@@ -157,10 +157,13 @@ async function replace(
   }
   const keepAs = replacedName(o.database, o.now);
   o.progress({ phase: 'swapping' });
-  const around = o.aroundSwap ? await o.aroundSwap() : null;
+  // Never a reason not to swap: aroundSwap says its own failure in its notes.
+  const around = o.aroundSwap ? await o.aroundSwap(keepAs).catch(() => null) : null;
+  let swapped = false;
   try {
     await held();
     const notes = [...(await swapDatabases(o.serverUrl, { name: o.database, staging, keepAs, owner: before.owner })), ...(around?.notes ?? [])];
+    swapped = true;
     return {
       ...restored,
       selection,
@@ -188,7 +191,7 @@ async function replace(
       ],
     };
   } finally {
-    await around?.release();
+    await around?.release(swapped);
   }
 }
 

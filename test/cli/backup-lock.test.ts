@@ -8,6 +8,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
 import { createRunLog } from '../../src/health/last-runs.ts';
+import { aroundSwap } from '../../src/jobs/replacement-marks.ts';
+import { withClient } from '../support/postgres-helpers.ts';
+import pg from 'pg';
 import { loadSampleSchema } from '../e2e/harness.ts';
 import { createTestDatabase } from '../support/databases.ts';
 
@@ -61,6 +64,58 @@ describe('the CLI backup and the bot’s lock on its target', () => {
     } finally {
       await redis.del(lockKey);
     }
+  });
+
+  it('waits for no replacement: refused while one swaps its database, and said so', async () => {
+    await redis.set(`${prefix}:replacing:shop`, 'restore-shop-1234', 'EX', 60);
+    try {
+      const run = await cli(['backup'], env);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toBe(
+        'A backup of shop is already running: restore job restore-shop-1234 is swapping its database for a restored copy (seconds). Nothing was started; run this again when it has ended.',
+      );
+      expect(await redis.get(lockKey)).toBeNull();
+    } finally {
+      await redis.del(`${prefix}:replacing:shop`);
+    }
+  });
+
+  it("a dump whose sessions a replacement's swap ends says so, and is not a failed run (review)", async () => {
+    // The dump waits on a lock an application holds; the replacement's swap (its Redis part, then its ending of
+    // every session of the database) comes meanwhile.
+    const locker = new pg.Client({ connectionString: db.url });
+    locker.on('error', () => undefined);
+    await locker.connect();
+    await locker.query('BEGIN; LOCK TABLE shop.orders IN ACCESS EXCLUSIVE MODE');
+    const runs = createRunLog(redis, prefix);
+    const before = await runs.last('shop');
+    const running = cli(['backup'], env);
+    const waiting = async () =>
+      withClient(
+        db.url,
+        async (c) => (await c.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rowCount ?? 0,
+      );
+    for (const end = Date.now() + 30_000; (await waiting()) === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+    const around = await aroundSwap(redis, prefix, ['shop'], {
+      restoreJobId: 'restore-shop-77',
+      database: db.name,
+      keptAs: `${db.name}_replaced_20261207t101500`,
+      confirmedBy: 'U0ADMIN',
+      at: new Date().toISOString(),
+    });
+    expect(around.ended).toEqual([{ target: 'shop', holder: `cli:${hostname()}:${running.pid}` }]);
+    await withClient(db.url, (c) =>
+      c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()'),
+    );
+    await around.release(true);
+    const run = await running;
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toContain(
+      `Backup ENDED: the replacement of ${db.name} (restore job restore-shop-77) swapped the databases and ended its sessions; nothing was stored. Run it again to back up the restored database (the one replaced is kept as ${db.name}_replaced_20261207t101500).`,
+    );
+    expect(run.stderr).not.toContain('FAILED');
+    expect(await runs.last('shop')).toEqual(before);
+    await locker.end().catch(() => undefined);
   });
 
   it('holds the lock while it dumps, so a worker’s backup waits, and releases it at the end', async () => {

@@ -162,6 +162,8 @@ describe('/restore-test', () => {
     );
     const verdict = await channelMessage(h, jobIdOf(latest.text) ?? '', /passed/);
     expect(JSON.stringify(verdict.blocks)).toContain(JSON.stringify(notNewest).slice(1, -1));
+    // Its pass resolves nothing: the newest backup is not known to restore (review).
+    expect(JSON.stringify(verdict.blocks)).toContain('an open restore-test page stays open: this test was not of the newest backup');
     const [record] = await h.service.deps.storage.listRecords('restore-test', 'shop');
     expect(record?.notes).toContain(notNewest);
     await h.service.deps.storage.deleteBackup('shop', marked.backupId);
@@ -424,7 +426,7 @@ describe('/restore', () => {
       expect(await swapLeftovers(firstJob)).toBe(0);
     }, 180_000);
 
-    it('a backup of the database running when it is replaced is said to be ended by the replacement, and pages nobody (QA)', async () => {
+    it('a backup of the database running when it is replaced runs again on the restored database, and pages nobody (QA, review)', async () => {
       // A backup that waits on a lock an application holds: still running when the swap ends every session.
       const locker = new pg.Client({ connectionString: h.source.url });
       locker.on('error', () => undefined);
@@ -437,23 +439,26 @@ describe('/restore', () => {
       const pages = h.pd.events.length;
       const { warning, value } = await askToReplace(good.backupId);
       expect(warning).toContain(
-        `A backup of shop (job \`${backupJob}\`) is running now: the swap ends it (said so in its message, not paged), unless it finishes first.`,
+        `A backup of shop (job \`${backupJob}\`) is running now. If it still is when the swap comes (after the restore and its checks), the swap ends it and it runs again on the restored database; nobody is paged.`,
       );
+      const clickedAt = Date.now();
       const restoreJob = jobIdOf(await clickReplace(value, 'replace-under-backup')) ?? '';
       const verdict = await channelMessage(h, restoreJob, /Restored the whole database/, 120_000);
+      const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(JSON.stringify(verdict.blocks))?.[1] ?? '';
       expect(JSON.stringify(verdict.blocks)).toContain(
-        `The backup of shop that was running (${backupJob}) was ended by the swap: it is said so, not paged; the next backup of shop is of the restored database.`,
+        `A backup of shop was running at the swap (job \`${backupJob}\`): the swap ended it, unless it had just finished; it runs again on the restored database, and pages nobody.`,
       );
       // Before: "The connection to the database server … was lost during the backup; check the server's log", and a page.
-      const ended = await channelMessage(h, backupJob, /ended by the replacement/, 60_000);
-      expect(ended.text).toBe(`Backup of shop ended by the replacement of ${h.source.name} (restore job ${restoreJob}): nothing was stored`);
-      expect(JSON.stringify(ended.blocks)).toContain(`confirmed by <@${ADMIN}>`);
+      const backup = await channelMessage(h, backupJob, /succeeded/, 60_000);
+      expect(JSON.stringify(backup.history.map((x) => x.blocks))).toContain(
+        `starting again: the replacement of ${h.source.name} (restore job ${restoreJob}) ended its first attempt when it swapped the databases; it backs up the restored database (the one replaced is kept as ${keptAs})`,
+      );
+      // The backup it then took is of the restored database: begun after the swap.
+      const [newest] = await h.service.deps.storage.list('shop');
+      expect(Date.parse(newest?.startedAt ?? '')).toBeGreaterThanOrEqual(Math.floor(clickedAt / 1000) * 1000);
       await restoreJobCompleted(restoreJob);
       expect(h.pd.events.slice(pages).filter((e) => e.dedup_key === 'pg-backup-bot/shop/backup')).toEqual([]);
-      // Not a failed run either: health would have paged "last backup failed" at its next check.
-      expect((await slash(h, '/backup', 'health shop')).text).not.toMatch(/last backup failed|Last backup FAILED/i);
       await locker.end().catch(() => undefined);
-      const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(JSON.stringify(verdict.blocks))?.[1] ?? '';
       expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
     }, 180_000);
 
