@@ -1,5 +1,4 @@
 import type { Config } from './config.ts';
-import type { RestoreJobData } from './jobs/queues.ts';
 import { aroundSwap } from './jobs/replacement-marks.ts';
 import { backupLockKey } from './jobs/redis-lock.ts';
 import { parsePgUrl, serverLabel } from './postgres/index.ts';
@@ -22,7 +21,13 @@ const holderText = (holder: string) => (holder.startsWith('cli:') ? `\`pg-backup
  * running when it begins, which the swap ends, runs again on the restored database (a worker's) or says why it
  * stopped (the CLI's), instead of failing with "connection lost" and paging (jobs/replacement-marks.ts).
  */
-export function swapBeside(marks: Marks | undefined, config: Config, data: RestoreJobData, jobId: string, serverUrl: string): AroundSwap | undefined {
+export function swapBeside(
+  marks: Marks | undefined,
+  config: Config,
+  data: { into: { database: string }; confirmedBy: string | null },
+  jobId: string,
+  serverUrl: string,
+): AroundSwap | undefined {
   if (!marks) return undefined;
   const targets = targetsOf(config, serverUrl, data.into.database);
   return async (keptAs) => {

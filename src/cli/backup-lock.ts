@@ -4,6 +4,8 @@ import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
 import { type EndedBy, replacingNow, takeEndedBy } from '../jobs/replacement-marks.ts';
 import { createRunLog } from '../health/last-runs.ts';
 import { connectRedis } from './cli-redis.ts';
+import { swapBeside } from '../replacement-backups.ts';
+import type { AroundSwap } from '../workers/full-restore.ts';
 
 /** What `pg-backup-bot backup` found at the target's lock. */
 export type CliBackupGate =
@@ -65,4 +67,19 @@ export async function cliBackupLock(config: Config, redisUrl: string | null, tar
 export function describeHolder(holder: string): string {
   if (holder.startsWith('replacement:')) return `restore job ${holder.slice(12)} is swapping its database for a restored copy (seconds)`;
   return holder.startsWith('cli:') ? `another \`pg-backup-bot backup\` (${holder.slice(4)})` : `job ${holder} of the bot's workers`;
+}
+
+/**
+ * A CLI replacement's part in holding off the bot's backups around its swap (src/replacement-backups.ts), when
+ * REDIS_URL names the bot's Redis: connected at the swap (it comes after the whole restore), closed after it.
+ */
+export function cliAroundSwap(config: Config, redisUrl: string | null, database: string, jobId: string, serverUrl: string): AroundSwap | undefined {
+  if (redisUrl === null) return undefined;
+  return async (keptAs) => {
+    const redis = await connectRedis(redisUrl, config.redisCluster);
+    if (!redis)
+      return { release: async () => undefined, notes: [`Backups of ${database} could not be held off during the swap (Redis at REDIS_URL does not answer).`] };
+    const around = await swapBeside({ redis, prefix: config.queuePrefix }, config, { into: { database }, confirmedBy: null }, jobId, serverUrl)?.(keptAs);
+    return { notes: around?.notes ?? [], release: (swapped) => (around?.release(swapped) ?? Promise.resolve()).finally(() => redis.disconnect()) };
+  };
 }

@@ -86,3 +86,11 @@ export function spacedName(args: readonly string[]): string | null {
   }
   return `"${spaced}": a name with a space needs SQL's double quotes inside the shell's: ${flag}='${quote(name)}'.`;
 }
+
+/** `pg-backup-bot restore`'s usage (restore-cli.ts). */
+export const RESTORE_CLI_USAGE = [
+  'usage: pg-backup-bot restore <backup-id> [--to-url-env=NAME | --to-url=URL-without-password] [--with-globals]   the whole database, into a new one',
+  '       pg-backup-bot restore <backup-id> --into=<database> --yes                              replace a database (kept, renamed)',
+  '       pg-backup-bot restore <backup-id> --table=[schema.]table… --schema=name… [--into=<database> --yes]',
+  '       pg-backup-bot restore list [target] | drop <database> (a kept …_replaced_… one: --yes)',
+].join('\n');

@@ -11,7 +11,7 @@ import { diskNeeded, newRestoreDatabaseName, otherDatabase, refuseServerDatabase
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabasesForCli } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
-import { newServerArgs, type NewServer, onNewServer, spacedName } from './new-server.ts';
+import { newServerArgs, type NewServer, onNewServer, RESTORE_CLI_USAGE, spacedName } from './new-server.ts';
 import { type Begun, requestedBy, withId, writeUnfinished } from './restore-records.ts';
 
 export { requestedBy };
@@ -26,14 +26,9 @@ export interface CliDeps {
   log: Logger;
   io: CliIo;
   signal?: AbortSignal;
+  /** The bot's Redis, when REDIS_URL is set: a replacement holds its backups off around the swap (cli/backup-lock.ts). */
+  redisUrl?: string | null;
 }
-
-const RESTORE_CLI_USAGE = [
-  'usage: pg-backup-bot restore <backup-id> [--to-url-env=NAME | --to-url=URL-without-password] [--with-globals]   the whole database, into a new one',
-  '       pg-backup-bot restore <backup-id> --into=<database> --yes                              replace a database (kept, renamed)',
-  '       pg-backup-bot restore <backup-id> --table=[schema.]table… --schema=name… [--into=<database> --yes]',
-  '       pg-backup-bot restore list [target] | drop <database> (a kept …_replaced_… one: --yes)',
-].join('\n');
 
 /** `pg-backup-bot restore …`: see RESTORE_CLI_USAGE. No selection: the whole database (into a new one, or replacing one). */
 export async function cliRestore(args: string[], deps: CliDeps): Promise<number> {
@@ -167,7 +162,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     const outcome = full
       ? await runFullRestore(deps, whole)
       : replacing
-        ? await runReplacement(deps, { ...whole, now: startedAt })
+        ? await runReplacement(deps, { ...whole, now: startedAt, aroundSwap: await aroundSwapOf(deps, into.database, jobId, target.url) })
         : await runSelectiveRestore({ ...run, tables: req.tables, schemas: req.schemas, into });
     await deps.storage.writeRecord(
       withId(begun?.recordId, {
@@ -246,3 +241,7 @@ async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string):
     return `There is no database "${into}" on ${serverLabel(url)}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${manifest.backupId} (then rename it).`;
   return `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;
 }
+
+/** With the bot's Redis, a replacement holds its backups off around the swap (ioredis loaded only then). */
+const aroundSwapOf = async (deps: CliDeps, database: string, jobId: string, url: string) =>
+  deps.redisUrl ? (await import('./backup-lock.ts')).cliAroundSwap(deps.config, deps.redisUrl, database, jobId, url) : undefined;

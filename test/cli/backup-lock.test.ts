@@ -118,6 +118,31 @@ describe('the CLI backup and the bot’s lock on its target', () => {
     await locker.end().catch(() => undefined);
   });
 
+  it("a CLI replacement marks the bot's backup running at its swap, and lets backups start again after it (review)", async () => {
+    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    await redis.set(lockKey, '42', 'PX', 60_000);
+    try {
+      const run = await cli(['restore', id, `--into=${db.name}`, '--yes'], { ...env, BACKUP_ENCRYPTION_IDENTITY_FILE: join(dir, 'backup.key') });
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.stdout).toContain(
+        'A backup of shop was running at the swap (job `42`): the swap ended it, unless it had just finished; it runs again on the restored database, and pages nobody.',
+      );
+      const mark = JSON.parse((await redis.get(`${prefix}:replaced-under:42`)) ?? '{}') as { restoreJobId?: string; keptAs?: string; database?: string };
+      expect(mark).toMatchObject({
+        restoreJobId: expect.stringMatching(/^cli:/),
+        database: db.name,
+        keptAs: expect.stringMatching(new RegExp(`^${db.name}_replaced_`)),
+      });
+      expect(await redis.exists(`${prefix}:replacing:shop`)).toBe(0);
+      expect((await cli(['restore', 'drop', mark.keptAs as string, '--yes'], env)).exitCode).toBe(0);
+    } finally {
+      await redis.del(lockKey, `${prefix}:replaced-under:42`);
+      // The tests below count the backups they make.
+      await rm(join(dir, 'backups', 'shop', id), { recursive: true, force: true });
+    }
+  });
+
   it('holds the lock while it dumps, so a worker’s backup waits, and releases it at the end', async () => {
     const running = cli(['backup'], env);
     const holders = new Set<string>();
