@@ -55,7 +55,10 @@ export function slackWebClient(config: Config, log: Logger): WebClient {
   if (!config.slack.botToken) throw new BotError('config_invalid', 'SLACK_BOT_TOKEN is required to post to Slack.');
   return new WebClient(config.slack.botToken, {
     slackApiUrl: config.slack.apiUrl,
-    // Web API retries for ~30 min by default; a job should not hang that long on a chat message.
+    // Web API retries for ~30 min by default; a job should not hang that long on a chat message. Each call is given
+    // 5 s (the client's default is none: a Slack that accepts a call and never answers held it for Node's 300 s, then
+    // the retries, about 20 minutes, while the job that posted waited: QA), so at most about 25 s with the retries.
+    timeout: 5000,
     retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
     logger: {
       debug: () => {},

@@ -41,7 +41,12 @@ export function redactSecrets(value: unknown, depth = 0, seen = new WeakSet<obje
   if (value instanceof Error) {
     // A scrubbed copy of the same class, so pino's error serializer still names its type.
     const copy = Object.create(Object.getPrototypeOf(value)) as Error & Record<string, unknown>;
-    for (const key of [...Object.getOwnPropertyNames(value), 'name']) {
+    // name, message and code read from the original too and given to the copy as its own: on a DOMException (an
+    // AbortSignal.timeout, a fetch's timeout under the Slack client) they are getters of its prototype that refuse
+    // any other object, and the serializer reading them off the copy threw inside the log call (QA: a job failed
+    // with "Value of "this" must be of DOMException" when Slack timed out).
+    const inherited = ['name', 'message', 'code'].filter((k) => k in value);
+    for (const key of new Set([...Object.getOwnPropertyNames(value), ...inherited])) {
       const v = (value as unknown as Record<string, unknown>)[key];
       // Defined, not assigned: some errors' classes (ioredis's ReplyError) have a getter-only `name`, and an
       // assignment would throw inside the log call — from a catch handler, an unhandled rejection.

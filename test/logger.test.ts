@@ -62,3 +62,22 @@ describe('errors whose class has a getter-only name', () => {
     expect(line.err.message).not.toContain('SECRET9');
   });
 });
+
+describe('a DOMException, alone or inside another error', () => {
+  it('is logged with its name, message and code instead of throwing (QA: a Slack timeout failed the job that logged it)', () => {
+    // What AbortSignal.timeout and fetch give: its name, message and code are getters that refuse any other object.
+    const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+    const wrapped = Object.assign(new Error('A request error occurred: timeout redis://u:SECRET7@h'), {
+      code: 'slack_webapi_request_error',
+      original: timeout,
+    });
+    const { lines, sink } = captured();
+    const log = createLogger({ level: 'info', destination: sink });
+    expect(() => log.warn({ err: wrapped }, 'could not post to the channel')).not.toThrow();
+    expect(() => log.warn({ err: timeout }, 'timed out')).not.toThrow();
+    const [first, second] = lines.map((l) => JSON.parse(l) as { err: Record<string, unknown> });
+    expect(first?.err).toMatchObject({ code: 'slack_webapi_request_error', original: { type: 'DOMException', name: 'TimeoutError', code: 23 } });
+    expect(String(first?.err.message)).not.toContain('SECRET7');
+    expect(second?.err).toMatchObject({ type: 'DOMException', name: 'TimeoutError', message: 'The operation was aborted due to timeout' });
+  });
+});

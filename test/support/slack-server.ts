@@ -59,6 +59,8 @@ export interface SlackServer {
   expireResponseUrl(id: string): void;
   /** The next `n` Web API calls (of `method` alone, when given) get HTTP 429 with Retry-After, as Slack's rate limiter answers. */
   rateLimitNext(n: number, retryAfterSeconds?: number, method?: string): void;
+  /** From now on calls of `method` are taken and never answered, as a Slack that hangs; null answers again (held ones are cut). */
+  hang(method: string | null): void;
   close(): Promise<void>;
 }
 
@@ -99,6 +101,8 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
   const responseUses = new Map<string, number>();
   const expired = new Set<string>();
   let rateLimited: { n: number; retryAfter: number; method?: string | undefined } = { n: 0, retryAfter: 1 };
+  let hung: string | null = null;
+  const held = new Set<ServerResponse>();
   const api = createSlackMethods(options);
 
   async function handleApi(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
@@ -115,6 +119,12 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
       calls.push({ method, body, at: Date.now(), contentType, response });
       send(res, status, response, headers);
     };
+    if (hung === method) {
+      calls.push({ method, body, at: Date.now(), contentType, response: { hung: true } });
+      held.add(res);
+      res.on('close', () => held.delete(res));
+      return;
+    }
     if (rateLimited.n > 0 && (rateLimited.method === undefined || rateLimited.method === method)) {
       rateLimited.n -= 1;
       return record(429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(rateLimited.retryAfter) });
@@ -194,7 +204,12 @@ export async function startSlackServer(options: SlackServerOptions): Promise<Sla
     rateLimitNext(n, retryAfterSeconds = 1, method) {
       rateLimited = { n, retryAfter: retryAfterSeconds, method };
     },
+    hang(method) {
+      hung = method;
+      if (method === null) for (const res of held) res.destroy();
+    },
     close: async () => {
+      for (const res of held) res.destroy();
       await socket?.side.close();
       await closeServer(server);
     },
