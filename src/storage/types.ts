@@ -63,6 +63,8 @@ export interface BackupOwner {
 export interface Storage {
   /** For messages and logs, e.g. `local:/var/backups/pgbb`. */
   describe(): string;
+  /** A local directory's path (LocalStorage): where its storage mark lives (storage-mark.ts). */
+  readonly root?: string;
   /**
    * Reserves `<target>/<backupId>/`; fails if that backup already exists. An `owner` is recorded in the reservation
    * (a `.reserved` marker) and read back by listReserved.

@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
-import { isBotError, toUserMessage } from '../errors.ts';
+import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import { BackupJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { backupDetails, backupFailed, backupStarted, backupSucceeded, failureDetails, type BackupRequestInfo } from '../notifications/backup-messages.ts';
@@ -19,6 +19,7 @@ import type { Storage } from '../storage/index.ts';
 import { handOffPreMigration, type PreMigrationQueues } from './pre-migration.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { EndedByReplacement, endedByReplacement, restartedText } from './ended-by-replacement.ts';
+import { storageMarkProblem } from '../storage/storage-mark.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { throughBackupGates, type BackupGates } from './backup-gates.ts';
 import { discardEarlierAttempts, startBackupAttempt } from './backup-attempts.ts';
@@ -143,6 +144,9 @@ function runBackupJob(deps: BackupWorkerDeps) {
     const retention = retentionFor(data.kind, startedAt, data.schedule?.retentionClass, data.schedule?.keepDays ?? data.keepDays);
     try {
       const target = findTarget(deps.config, data.target);
+      // Never into a BACKUP_DIR that is not the bot's storage (a disk not mounted: storage-mark.ts).
+      const notOurs = deps.lock ? await storageMarkProblem(deps.storage, deps.lock.redis, deps.lock.prefix) : null;
+      if (notOurs) throw new BotError('storage_failed', notOurs);
       // An earlier attempt whose worker died left its directory: removed first; this one's id is recorded before its dump.
       const attempt = await startBackupAttempt(deps.storage, job, log);
       log.info({ backupId }, 'backup started');

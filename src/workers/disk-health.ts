@@ -20,7 +20,8 @@ export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Log
   const [disk, needs] = await Promise.all([deps.storage.freeSpace ? deps.storage.freeSpace() : null, deps.state.diskNeeds(where)]);
   const mine = needs.filter((n) => configured.has(n.target)).sort((a, b) => (a.target < b.target ? -1 : 1));
   const thresholds = resolveThresholds(deps.config.health.thresholds);
-  const judged = backupDiskCondition(where, disk, thresholds, mine, configured.size - mine.length);
+  const notOurs = deps.storageMark ? await deps.storageMark().catch((err: unknown) => log.warn({ err }, 'could not read the storage mark') ?? null) : null;
+  const judged = notOurs ? notTheStorage(where, notOurs) : backupDiskCondition(where, disk, thresholds, mine, configured.size - mine.length);
   const result = deeper(judged, thresholds.diskFreeMinRatio, (await deps.state.read(where)).disk?.episode);
   for (const a of await deps.state.apply(where, [result], at)) await report(deps, where, a, log);
   // A disk not judged for RETIRED_AFTER_MS (BACKUP_DIR moved, S3 as the primary storage): its failure is cleared, so
@@ -74,3 +75,13 @@ export async function judgeBackupDiskAfter(
   const failing = (await deps.state.read(diskSubject(deps.storage))).disk?.status === 'failing';
   return failsNow || failing ? judgeBackupDisk(deps, at, log) : null;
 }
+
+/** BACKUP_DIR is not the storage the bot wrote to (a disk not mounted): its free space is some other disk's, and nothing is written there. */
+const notTheStorage = (where: string, why: string): ConditionResult => ({
+  condition: 'disk',
+  severity: 'critical',
+  status: 'failing',
+  summary: `Backup disk ${where}: not the bot's storage`,
+  evidence: why,
+  episode: 'not-the-storage',
+});

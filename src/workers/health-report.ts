@@ -26,6 +26,8 @@ export interface TargetHealthDeps {
   afterBreak?: AfterBreak;
   /** Tells the channel once of a promotion the WAL archive follows (promotion-notice.ts); absent: never. */
   promotionNotice?: PromotionNotice;
+  /** Whether BACKUP_DIR is the bot's storage (storage/storage-mark.ts), judged with the disk; absent: not asked. */
+  storageMark?: () => Promise<string | null>;
 }
 
 // The backup and restore-test workers already post and page their own failures (PITR restore tests too); the health

@@ -1,3 +1,4 @@
+import { storageMarkProblem } from '../storage/storage-mark.ts';
 import type { Job } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { toUserMessage } from '../errors.ts';
@@ -20,6 +21,7 @@ export function healthDepsOf(deps: Deps): TargetHealthDeps {
     log: deps.log.child({ worker: 'health' }),
     afterBreak: baseBackupAfterBreak({ config, queue: deps.queues.baseBackup, redis: deps.workerRedis }),
     promotionNotice: promotionNotices({ config, redis: deps.workerRedis, notifier: deps.notifier }),
+    storageMark: () => storageMarkProblem(deps.storage, deps.workerRedis, config.queuePrefix),
   };
 }
 
