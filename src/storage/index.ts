@@ -38,7 +38,7 @@ export { reserveBackupId, strayBackups } from './catalog.ts';
 export { fsyncDir, statfsNearest } from './fs-util.ts';
 export { RequestedBy } from './manifest.ts';
 export { TABLE_PARTS, type Definitions, type TableDefinition, type TablePart } from './manifest-definitions.ts';
-export { recordHead, restoreRecord } from './restore-record.ts';
+export { notRunTestRecord, recordHead, restoreRecord } from './restore-record.ts';
 export { retentionFor } from './retention.ts';
 export { failedRestoreTestIds, planRetention, retentionReport } from './retention-plan.ts';
 export { type BackupsInUse, type RetentionRun, type StorageRetention, runRetention } from './retention-run.ts';

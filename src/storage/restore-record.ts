@@ -144,6 +144,24 @@ export function restoreRecord(o: {
   };
 }
 
+/**
+ * A restore test that could not run (no CREATEDB, the server gone, a worker lost): recorded as one, `passed: null`, so
+ * health, `check`, /metrics and the checklists see its failure as the page did (QA: they said "no restore test
+ * recorded" while a critical page was open). Never counted against the backup (failedRestoreTestIds: false only).
+ */
+export function notRunTestRecord(o: {
+  target: string;
+  backupId: string;
+  at: Date;
+  requestedBy: RestoreRecord['requestedBy'];
+  jobId: string;
+  reason: string;
+}): RestoreRecord {
+  const selection = { tables: [], schemas: [], into: null, created: false };
+  const base = restoreRecord({ ...o, outcome: null, failure: `could not run: ${o.reason}`, startedAt: o.at, finishedAt: o.at, selection, database: '' });
+  return { ...base, kind: 'restore-test', selection: null };
+}
+
 /** The part every record starts with: which backup, and when the work started, ended and how long it took. */
 export function recordHead(m: { target: string; backupId: string }, startedAt: Date, finishedAt: Date) {
   return {

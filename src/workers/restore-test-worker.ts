@@ -15,12 +15,15 @@ import {
 } from '../notifications/restore-messages.ts';
 import type { MessageRef, Notifier } from '../notifications/types.ts';
 import { onlyRolesFailed, runRestoreTest, scratchName } from '../postgres/restore/index.ts';
+import { notItsDay } from './restore-test-settings.ts';
 import {
+  BackupIdSchema,
   findBackup,
   latestGoodBackup,
   type Manifest,
   newestGoodWithin,
   newRecordId,
+  notRunTestRecord,
   type PassedOver,
   passedOverSentence,
   type RestoreRecord,
@@ -32,7 +35,6 @@ import { openAnchor } from './anchor.ts';
 import type { Queue } from 'bullmq';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
 import { handOffRestoreTest, restoreNotRun, restoreResultOf } from './pre-migration.ts';
-import { formatInZone, shouldRunToday } from '../schedules/index.ts';
 import { LOST_JOB_REASON } from './lost-jobs.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import { rolesForRestoreTest } from './restore-test-roles.ts';
@@ -186,6 +188,10 @@ async function reportNotRun(
   reason: string,
   log: Logger,
 ): Promise<void> {
+  if (BackupIdSchema.safeParse(req.backupId).success) {
+    const record = notRunTestRecord({ ...data, backupId: req.backupId, at: new Date(), jobId: req.jobId, reason });
+    await deps.storage.writeRecord(record).catch((err: unknown) => log.error({ err }, 'could not write the restore-test record'));
+  }
   const say = quietNotifier(deps.notifier, log);
   const escalation = await deps.escalation
     .failed(data.target, 'restore-test', {
@@ -220,18 +226,6 @@ const purposeOf = (data: RestoreTestJobData): string | undefined =>
     : data.schedule
       ? `scheduled (${data.schedule.rule === 'first-saturday' ? 'monthly' : 'quarterly'})`
       : undefined;
-
-/**
- * Why a scheduled test does nothing this time, or null. Judged on the day it was scheduled for (BullMQ's
- * `prevMillis`), not when a worker got to it: a test delayed past midnight by an outage still runs.
- */
-function notItsDay(job: Job<RestoreTestJobData>, tz: string): string | null {
-  const rule = job.data.schedule?.rule;
-  if (!rule) return null;
-  const scheduledFor = new Date(job.opts.prevMillis ?? job.timestamp);
-  if (shouldRunToday(rule, scheduledFor, tz)) return null;
-  return `${formatInZone(scheduledFor, tz)} is not the ${rule === 'first-saturday' ? 'first Saturday of a month' : 'first Saturday of a quarter'}`;
-}
 
 /** The target's newest finished backup, or the error a scheduled test reports (and pages) when there is none. */
 async function newestBackup(storage: Storage, target: string): Promise<{ backupId?: string; passedOver?: PassedOver[]; error?: unknown }> {
