@@ -16,7 +16,7 @@ import { deliverOutbox } from './workers/pagerduty-worker.ts';
  * neither drops or reorders an event (deliverOutbox).
  */
 export interface WorkerPager {
-  /** Pages once per episode; resolves with the channel's sentence ("PagerDuty paged …", or why nobody was). */
+  /** Pages once per episode; resolves with the channel’s sentence ("PagerDuty page queued …", or why nobody was). */
   down(summary: string, details: Record<string, unknown>): Promise<string>;
   /** Resolves the page if one is open, also one an earlier process left; the channel's sentence, or null. */
   up(summary: string): Promise<string | null>;

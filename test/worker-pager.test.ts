@@ -34,7 +34,7 @@ describe('the worker-process page', () => {
       expect(ctx.pd.alerts.get(key)?.status).toBe('resolved');
       // The channel heard the loop with the page, and the end with its resolve.
       const loop = told.find((t) => /it keeps dying/.test(t));
-      expect(loop).toMatch(new RegExp(`PagerDuty paged \\(critical, dedup key ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)\\.$`));
+      expect(loop).toMatch(new RegExp(`PagerDuty page queued \\(critical, dedup key ${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)\\.$`));
       expect(told.at(-1)).toMatch(/has run for 400 ms \(pid \d+\)\. PagerDuty page resolved \(.+\)\.$/);
       // Delivered by the bot: the queue's jobs for both events are still waiting for a worker, which finds an empty outbox.
       expect(await queues.pagerduty.getJobCountByTypes('waiting')).toBe(2);
@@ -48,7 +48,7 @@ describe('the worker-process page', () => {
     const { prefix, pager } = kit();
     const before = ctx.pd.events.length;
     ctx.pd.failNext(2, 503);
-    expect(await pager.down('pg-backup-bot: the worker process keeps dying', { deaths: 7 })).toBe(`PagerDuty paged (critical, dedup key ${key})`);
+    expect(await pager.down('pg-backup-bot: the worker process keeps dying', { deaths: 7 })).toBe(`PagerDuty page queued (critical, dedup key ${key})`);
     await ctx.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger' && ctx.pd.events.indexOf(e) >= before, 5_000);
     expect(ctx.pd.requests.filter((r) => r.status === 503).length).toBeGreaterThanOrEqual(2);
     // Paged once per episode: a second loop while it is open adds nothing.

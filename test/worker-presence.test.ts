@@ -40,7 +40,7 @@ describe('watching for running workers', () => {
     expect(a.told[0]).toMatch(
       /^:rotating_light: No worker process of pg-backup-bot has run for \d+ ms \(none since this bot started at .+\)\. No backup, restore test, health check or page runs until one does: start one \(`pg-backup-bot worker`, or `npm start`\)/,
     );
-    expect(a.told[0]).toMatch(/PagerDuty paged \(critical, dedup key pg-backup-bot\/_bot\/workers\)\.$/);
+    expect(a.told[0]).toMatch(/PagerDuty page queued \(critical, dedup key pg-backup-bot\/_bot\/workers\)\.$/);
     // Checked again while still down: nothing more.
     await a.watch.check();
     expect(a.told).toHaveLength(1);

@@ -53,7 +53,7 @@ export function createEscalation(deps: {
         customDetails: info.details,
         timestamp: now().toISOString(),
       });
-      return `PagerDuty paged (${info.severity}, dedup key ${key})`;
+      return `PagerDuty page queued (${info.severity}, dedup key ${key})`;
     },
     async passed(target, condition, info) {
       if (!deps.enabled) return null;

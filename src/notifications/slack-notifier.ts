@@ -31,8 +31,10 @@ export class SlackNotifier implements Notifier {
       return await fn();
     } catch (err) {
       // No answer at all (a timeout, a connection refused or reset), after the client's retries; a refusal Slack
-      // answers (channel_not_found, invalid_auth) comes back at once and does not count.
-      if ((err as { code?: string }).code === 'slack_webapi_request_error') this.quietUntil = Date.now() + this.quietMs;
+      // answers (channel_not_found, invalid_auth) comes back at once and does not count, nor does its rate limit,
+      // which the client wraps as a request error too ("A rate limit was exceeded"): Slack answered.
+      const e = err as { code?: string; original?: { message?: string } };
+      if (e.code === 'slack_webapi_request_error' && !/rate limit/i.test(e.original?.message ?? '')) this.quietUntil = Date.now() + this.quietMs;
       throw err;
     }
   }

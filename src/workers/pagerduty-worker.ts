@@ -4,7 +4,7 @@ import { PagerJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { outboxKey, pageStateKey } from '../notifications/escalation.ts';
 import type { PagerDutyClient, PagerEvent } from '../notifications/pagerduty-client.ts';
-import { pagerRefusedMessage } from '../notifications/pager-refused.ts';
+import { pagerLateMessage, pagerRefusedMessage } from '../notifications/pager-refused.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 
@@ -50,6 +50,7 @@ export async function deliverOutbox(deps: OutboxDeps, dedupKey: string): Promise
     const outcome = await deps.client.send(event);
     if (outcome.kind === 'retry') {
       log.warn({ reason: outcome.reason, action: event.action }, 'PagerDuty delivery postponed; will retry');
+      await sayLate(deps, event, outcome.reason);
       throw new Error(outcome.reason);
     }
     if (outcome.kind === 'rejected') {
@@ -61,6 +62,9 @@ export async function deliverOutbox(deps: OutboxDeps, dedupKey: string): Promise
       await quietNotifier(deps.notifier, log).post(pagerRefusedMessage(event, outcome.status, outcome.message));
     } else {
       log.info({ action: event.action }, 'PagerDuty event delivered');
+      // Said late: said taken too, so nobody goes on waiting for a page that has come.
+      if (event.action === 'trigger' && (await deps.redis.del(lateKey(deps.prefix, event))) > 0)
+        await quietNotifier(deps.notifier, log).post(pagerLateMessage(event, null, Date.now()));
     }
     await deps.redis.eval(POP_IF_HEAD, 1, key, head);
     delivered++;
@@ -70,4 +74,18 @@ export async function deliverOutbox(deps: OutboxDeps, dedupKey: string): Promise
 /** Whether a trigger waits in the outbox behind its head. */
 async function triggerWaiting(redis: RedisConnection, key: string): Promise<boolean> {
   return (await redis.lrange(key, 1, -1)).some((raw) => (JSON.parse(raw) as PagerEvent).action === 'trigger');
+}
+
+/** How long a page may wait for PagerDuty before the channel hears that nobody has been paged yet. */
+export const PAGE_LATE_MS = 5 * 60_000;
+const lateKey = (prefix: string, e: PagerEvent) => `${prefix}:pd-late:${e.dedupKey}:${e.timestamp}`;
+
+/**
+ * A page PagerDuty has not taken for PAGE_LATE_MS (down, unreachable, answering 5xx): said once in the channel, which
+ * was told "PagerDuty page queued" (QA: nothing said so while the delivery retried for up to days).
+ */
+async function sayLate(deps: OutboxDeps, event: PagerEvent, reason: string): Promise<void> {
+  if (event.action !== 'trigger' || Date.now() - Date.parse(event.timestamp) < PAGE_LATE_MS) return;
+  if ((await deps.redis.set(lateKey(deps.prefix, event), '1', 'EX', 30 * 86_400, 'NX')) !== 'OK') return;
+  await quietNotifier(deps.notifier, deps.log).post(pagerLateMessage(event, reason, Date.now()));
 }

@@ -153,7 +153,7 @@ describe('when the backup fails', () => {
     const jobId = jobIdOf(res.text) ?? '';
     const msg = await channelMessage(h, jobId, /FAILED/);
     expect(msg.text).toMatch(/does not exist/);
-    expect(JSON.stringify(msg.blocks)).toMatch(/PagerDuty paged/);
+    expect(JSON.stringify(msg.blocks)).toMatch(/PagerDuty page queued/);
     expect(JSON.stringify(msg.blocks)).not.toMatch(/at .*\.ts:\d+/); // never a stack trace
 
     const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger', 30_000);

@@ -159,7 +159,7 @@ describe('/backup now --physical, end to end', () => {
     expect(msg.text).toMatch(
       /^Base backup of flaky FAILED: The base backup of flaky failed: the role has no REPLICATION attribute: `ALTER ROLE … REPLICATION`/,
     );
-    expect(fieldsOf(msg)).toMatch(/PagerDuty paged \(error, dedup key pg-backup-bot\/flaky\/base-backup\)/);
+    expect(fieldsOf(msg)).toMatch(/PagerDuty page queued \(error, dedup key pg-backup-bot\/flaky\/base-backup\)/);
     expect(fieldsOf(msg)).not.toMatch(/at .*\.ts:\d+/);
     const trigger = await h.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/flaky/base-backup', 30_000);
     expect(trigger.payload?.severity).toBe('error');

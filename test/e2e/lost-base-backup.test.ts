@@ -56,7 +56,7 @@ describe('a base-backup job whose worker died', () => {
   it('is reported as failed in the channel, recorded for health, and pages pg-backup-bot/<target>/base-backup', async () => {
     const harness = h as Harness;
     const m = await channelMessage(harness, 'lost-base-backup-1', /^Base backup of shop FAILED: the worker running it stopped before it finished/, 30_000);
-    expect(JSON.stringify(m.blocks)).toMatch(/no base backup was stored · PagerDuty paged \(error, dedup key pg-backup-bot\/shop\/base-backup\)/);
+    expect(JSON.stringify(m.blocks)).toMatch(/no base backup was stored · PagerDuty page queued \(error, dedup key pg-backup-bot\/shop\/base-backup\)/);
     const page = await harness.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/base-backup', 30_000);
     expect(page.payload?.severity).toBe('error');
     expect(page.payload?.summary).toMatch(/^Base backup of shop failed: the worker running it stopped/);

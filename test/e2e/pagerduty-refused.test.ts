@@ -47,7 +47,7 @@ afterAll(async () => {
 describe('when PagerDuty refuses the pages', () => {
   it('says in the channel that nobody was paged, and why', async () => {
     const verdict = await failedBackup();
-    expect(JSON.stringify(verdict.blocks)).toMatch(/PagerDuty paged/);
+    expect(JSON.stringify(verdict.blocks)).toMatch(/PagerDuty page queued/);
     const [post] = await waitForRefusals(1);
     expect(post?.text).toMatch(/nobody was paged for `pg-backup-bot\/shop\/backup` \(Backup of shop failed/);
     expect(post?.text).toContain('PagerDuty answered 400');

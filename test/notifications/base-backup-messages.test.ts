@@ -56,10 +56,10 @@ describe('base backup channel messages', () => {
     const m = baseBackupFailed(
       req,
       'pg_basebackup is not installed: install postgresql-client-15.',
-      'PagerDuty paged (error, dedup key pg-backup-bot/app/base-backup)',
+      'PagerDuty page queued (error, dedup key pg-backup-bot/app/base-backup)',
     );
     expect(m.text).toBe('Base backup of app FAILED: pg_basebackup is not installed: install postgresql-client-15.');
-    expect(JSON.stringify(m.blocks)).toContain('no base backup was stored · PagerDuty paged (error, dedup key pg-backup-bot/app/base-backup)');
+    expect(JSON.stringify(m.blocks)).toContain('no base backup was stored · PagerDuty page queued (error, dedup key pg-backup-bot/app/base-backup)');
   });
 });
 

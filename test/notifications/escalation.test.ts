@@ -24,7 +24,7 @@ describe('escalation', () => {
   it('pages once per episode and resolves once when the condition passes', async () => {
     const esc = createEscalation({ redis, queue, prefix, enabled: true, source: 'test' });
     const info = { summary: 'Backup of shop failed: boom', severity: 'error' as const, details: { jobId: 'j1' } };
-    expect(await esc.failed('shop', 'backup', info)).toMatch(/PagerDuty paged \(error, dedup key pg-backup-bot\/shop\/backup\)/);
+    expect(await esc.failed('shop', 'backup', info)).toMatch(/PagerDuty page queued \(error, dedup key pg-backup-bot\/shop\/backup\)/);
     expect(await esc.failed('shop', 'backup', info)).toMatch(/already paged/);
     expect(await esc.passed('shop', 'backup', { summary: 'ok again' })).toMatch(/resolved/);
     expect(await esc.passed('shop', 'backup', { summary: 'ok again' })).toBeNull();

@@ -80,7 +80,7 @@ describe('backupProcessor', () => {
       expect(job.failedReason).toMatch(/^Could not connect to the database server at .* \(connection refused\); check that PostgreSQL is running/);
       const m = kit.messageAbout('bk-unreachable');
       expect(m?.text).toBe(`Backup of shop FAILED: ${job.failedReason}`);
-      expect(JSON.stringify(m?.blocks)).toMatch(/PagerDuty paged \(error, dedup key pg-backup-bot\/shop\/backup\)/);
+      expect(JSON.stringify(m?.blocks)).toMatch(/PagerDuty page queued \(error, dedup key pg-backup-bot\/shop\/backup\)/);
       const page = await pageFor('backup', 'bk-unreachable');
       expect(page.payload?.severity).toBe('error');
       expect(page.payload?.summary).toBe(`Backup of shop failed: ${job.failedReason}`);

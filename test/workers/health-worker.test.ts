@@ -135,7 +135,7 @@ describe('healthProcessor', () => {
         `${where('flap')}: backup disk filling up — ${FULL}; 3 targets write to it${TODO}`,
         `${where('flap')}: backup disk filling up cleared`,
       ]);
-      expect(contextOf(posts[0])).toContain(`PagerDuty paged (warning, dedup key ${diskKey('flap')})`);
+      expect(contextOf(posts[0])).toContain(`PagerDuty page queued (warning, dedup key ${diskKey('flap')})`);
       expect(contextOf(posts[1])).toContain(`PagerDuty page resolved (${diskKey('flap')})`);
       for (const t of targets) expect(diskPosts(t)).toEqual([]);
       expect(await pageOpen('flap')).toBeNull();
@@ -362,7 +362,7 @@ describe('healthProcessor', () => {
       kit.pd.failNext(1, 500);
       const job = await kit.runJob(healthProcessor(deps({ config: configWith('h-pd500'), storage: testStorage('pd500', { free: 0.05 }) })), {});
       expect(await job.getState()).toBe('completed');
-      expect(contextOf(diskPosts(where('pd500'))[0])).toContain(`PagerDuty paged (warning, dedup key ${diskKey('pd500')})`);
+      expect(contextOf(diskPosts(where('pd500'))[0])).toContain(`PagerDuty page queued (warning, dedup key ${diskKey('pd500')})`);
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('pd500') && e.event_action === 'trigger', 30_000);
       expect(kit.pd.rejected.slice(rejectedBefore).map((r) => r.status)).toEqual([500]);
       expect(kit.pd.alerts.get(diskKey('pd500'))?.actions).toEqual(['trigger']);
@@ -378,7 +378,7 @@ describe('healthProcessor', () => {
       const processor = healthProcessor(deps({ config: configWith('h-pd400'), storage: testStorage('pd400', { free: 0.05 }) }));
       const job = await kit.runJob(processor, {});
       expect(await job.getState()).toBe('completed');
-      expect(contextOf(diskPosts(where('pd400'))[0])).toContain(`PagerDuty paged (warning, dedup key ${diskKey('pd400')})`);
+      expect(contextOf(diskPosts(where('pd400'))[0])).toContain(`PagerDuty page queued (warning, dedup key ${diskKey('pd400')})`);
       await until('the PagerDuty outbox of h-pd400 drained', async () => (await kit.redis.llen(outboxKey(kit.prefix, diskKey('pd400')))) === 0);
       await until('the refusal posted', () =>
         [...kit.slack.messages.values()].some((m) =>

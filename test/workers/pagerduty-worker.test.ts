@@ -46,6 +46,33 @@ const waiting = (key: string) => kit.redis.llen(outboxKey(kit.prefix, key));
 const accepted = (key: string) => kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action);
 
 describe('pagerDutyProcessor', () => {
+  describe('a page PagerDuty has not taken for minutes', () => {
+    it('is said in the channel once, with PagerDuty\'s answer, and again when PagerDuty takes it (QA: the channel had only "paged")', async () => {
+      const queuedAt = new Date(Date.now() - 6 * 60_000).toISOString();
+      const key = await outbox({ action: 'trigger', timestamp: queuedAt });
+      kit.pd.failNext(2, 500);
+      const job = await kit.runJob(processor(), { dedupKey: key }, { attempts: 3, backoffMs: 10 });
+      expect(await job.getState()).toBe('completed');
+      const said = [...kit.slack.messages.values()].filter((m) => m.text?.includes(key)).map((m) => m.text);
+      expect(said).toHaveLength(2);
+      expect(said[0]).toMatch(
+        new RegExp(
+          `^:rotating_light: A page has waited 6 min \\d+ s for PagerDuty, and nobody has been paged for \`${key}\` \\(Backup of shop failed\\): PagerDuty's last answer was .*500.*\\. It is sent again until PagerDuty takes it; whoever reads this, act on it meanwhile\\.$`,
+        ),
+      );
+      expect(said[1]).toMatch(new RegExp(`^:white_check_mark: PagerDuty took the page for \`${key}\` \\(Backup of shop failed\\) after 6 min \\d+ s\\.$`));
+      expect(accepted(key)).toEqual(['trigger']);
+    });
+
+    it("is not said while it is young: a short outage is PagerDuty's retries' business", async () => {
+      const key = await outbox({ action: 'trigger' });
+      kit.pd.failNext(1, 500);
+      const job = await kit.runJob(processor(), { dedupKey: key }, { attempts: 2, backoffMs: 10 });
+      expect(await job.getState()).toBe('completed');
+      expect([...kit.slack.messages.values()].filter((m) => m.text?.includes(key))).toEqual([]);
+    });
+  });
+
   describe('when PagerDuty answers 500', () => {
     it('keeps the event and fails the attempt; the retry delivers it once', async () => {
       const key = await outbox({ action: 'trigger' }, { action: 'resolve', severity: 'info' });
