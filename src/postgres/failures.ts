@@ -136,7 +136,9 @@ const RULES: Rule[] = [
     say: unreachable('the server closed the connection before it was established: a wrong port, or a proxy with no database behind it'),
   },
   {
-    test: /server closed the connection unexpectedly|Connection terminated unexpectedly|ECONNRESET|terminating connection due to administrator command/,
+    // node-pg's own, on a client whose session the server ended: "Client has encountered a connection error and is not
+    // queryable" (a replacement's swap ending the backup's counting session, CI).
+    test: /server closed the connection unexpectedly|Connection terminated unexpectedly|ECONNRESET|terminating connection due to administrator command|Client has encountered a connection error/,
     code: 'pg_unreachable',
     say: (_m, c) =>
       `The connection to the database server at ${c.server} was lost during the ${workOf(c)}; check the server's log, then run the ${workOf(c)} again.`,

@@ -88,6 +88,12 @@ describe('clientFailure', () => {
     expect(clientFailure(auth, ctx).code).toBe('pg_auth_failed');
     const lock = Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
     expect(clientFailure(lock, ctx).userMessage).toMatch(/gave up waiting for a table lock/);
+    // A client whose session the server ended (a replacement's swap, pg_terminate_backend): the connection was lost.
+    const ended = clientFailure(new Error('Client has encountered a connection error and is not queryable'), ctx);
+    expect([ended.code, ended.userMessage]).toEqual([
+      'pg_unreachable',
+      "The connection to the database server at 127.0.0.1:5 was lost during the backup; check the server's log, then run the backup again.",
+    ]);
   });
 });
 
