@@ -44,10 +44,7 @@ export async function cliBackupLock(config: Config, redisUrl: string | null, tar
       const runs = createRunLog(redis, config.queuePrefix);
       const record = (run: { ok: boolean; reason: string | null }) => runs.record(target, { ...run, at: new Date(), jobId: `cli:${hostname()}` });
       const startedAt = Date.now();
-      const endedBy = async () => {
-        const e = await takeEndedBy(redis, config.queuePrefix, owner).catch(() => null);
-        return e && startedAt <= Date.parse(e.at) ? e : null;
-      };
+      const endedBy = () => takeEndedBy(redis, config.queuePrefix, owner, startedAt).catch(() => null);
       return { kind: 'held', release: () => lock.release().finally(close), record, endedBy };
     }
     if (replacing) {

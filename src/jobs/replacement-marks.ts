@@ -71,10 +71,12 @@ export function replacingNow(redis: RedisConnection, prefix: string, target: str
   return redis.get(replacingKey(prefix, target));
 }
 
-/** What ended this backup, when a replacement's swap did (read once); null otherwise. */
-export async function takeEndedBy(redis: RedisConnection, prefix: string, holder: string): Promise<EndedBy | null> {
+/**
+ * What ended this backup, when a replacement's swap did (the mark, read once); null otherwise, and for an attempt
+ * begun after the swap (`begunAt`, ms): that one was not ended by it.
+ */
+export async function takeEndedBy(redis: RedisConnection, prefix: string, holder: string, begunAt: number): Promise<EndedBy | null> {
   const raw = await redis.getdel(endedByKey(prefix, holder));
-  if (raw === null) return null;
-  const parsed = EndedBy.safeParse(JSON.parse(raw));
-  return parsed.success ? parsed.data : null;
+  const parsed = raw === null ? null : EndedBy.safeParse(JSON.parse(raw));
+  return parsed?.success && begunAt <= Date.parse(parsed.data.at) ? parsed.data : null;
 }

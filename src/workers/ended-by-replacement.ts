@@ -12,8 +12,7 @@ export class EndedByReplacement extends Error {}
  */
 export async function endedByReplacement(deps: { lock?: BackupGates | undefined }, jobId: string, err: unknown, startedAt: Date): Promise<EndedBy | null> {
   if (!deps.lock || !isBotError(err) || err.code !== 'pg_unreachable') return null;
-  const ended = await takeEndedBy(deps.lock.redis, deps.lock.prefix, jobId).catch(() => null);
-  return ended && startedAt.getTime() <= Date.parse(ended.at) ? ended : null;
+  return takeEndedBy(deps.lock.redis, deps.lock.prefix, jobId, startedAt.getTime()).catch(() => null);
 }
 
 /** The channel message while it waits to run again. */
