@@ -3,7 +3,7 @@ import { formatInZone } from '../schedules/time.ts';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
 import { TargetName } from '../target-name.ts';
-import { isBotError, toUserMessage } from '../errors.ts';
+import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
@@ -45,6 +45,8 @@ export async function cliBackup(
       return 1;
     }
     if (gate.kind === 'held') ({ release, record, endedBy } = gate);
+    const notOurs = gate.kind === 'held' ? await gate.notOurs(deps.storage) : null;
+    if (notOurs) throw new BotError('storage_failed', notOurs);
     if (gate.kind === 'unguarded' && gate.why) io.err(`Note: ${gate.why}; this backup cannot tell whether the bot is backing up ${target.name} right now.`);
     const startedAt = new Date();
     const retention = retentionFor('manual', startedAt);

@@ -4,6 +4,8 @@ import { backupLockKey, tryRedisLock } from '../jobs/redis-lock.ts';
 import { type EndedBy, replacingNow, takeEndedBy } from '../jobs/replacement-marks.ts';
 import { createRunLog } from '../health/last-runs.ts';
 import { connectRedis } from './cli-redis.ts';
+import { storageMarkProblem } from '../storage/storage-mark.ts';
+import type { Storage } from '../storage/types.ts';
 import { swapBeside } from '../replacement-backups.ts';
 import type { AroundSwap } from '../workers/full-restore.ts';
 
@@ -16,6 +18,8 @@ export type CliBackupGate =
       record: (run: { ok: boolean; reason: string | null }) => Promise<void>;
       /** A replacement's swap that ended it (jobs/replacement-marks.ts), asked when it failed by a lost connection. */
       endedBy: () => Promise<EndedBy | null>;
+      /** Whether BACKUP_DIR is the bot's storage (storage/storage-mark.ts), as a worker asks before it dumps. */
+      notOurs: (storage: Pick<Storage, 'root' | 'describe'>) => Promise<string | null>;
     }
   /** Another backup of the target runs: a worker's job (its id) or another CLI (`cli:host:pid`). */
   | { kind: 'busy'; holder: string }
@@ -45,7 +49,8 @@ export async function cliBackupLock(config: Config, redisUrl: string | null, tar
       const record = (run: { ok: boolean; reason: string | null }) => runs.record(target, { ...run, at: new Date(), jobId: `cli:${hostname()}` });
       const startedAt = Date.now();
       const endedBy = () => takeEndedBy(redis, config.queuePrefix, owner, startedAt).catch(() => null);
-      return { kind: 'held', release: () => lock.release().finally(close), record, endedBy };
+      const notOurs = (storage: Pick<Storage, 'root' | 'describe'>) => storageMarkProblem(storage, redis, config.queuePrefix);
+      return { kind: 'held', release: () => lock.release().finally(close), record, endedBy, notOurs };
     }
     if (replacing) {
       close();

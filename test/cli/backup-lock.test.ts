@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -140,6 +140,27 @@ describe('the CLI backup and the bot’s lock on its target', () => {
       await redis.del(lockKey, `${prefix}:replaced-under:42`);
       // The tests below count the backups they make.
       await rm(join(dir, 'backups', 'shop', id), { recursive: true, force: true });
+    }
+  });
+
+  it("writes nothing into a BACKUP_DIR that is not the bot's storage (its mark gone: a disk not mounted), as a worker does", async () => {
+    const id = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const backupsDir = join(dir, 'backups');
+    await rename(backupsDir, `${backupsDir}.mounted`);
+    await mkdir(backupsDir);
+    try {
+      const run = await cli(['backup'], env);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toContain(
+        `Backup FAILED: BACKUP_DIR ${backupsDir} is not the storage the bot has written its backups to: its .pg-backup-bot-storage is gone`,
+      );
+      expect(await readdir(backupsDir)).toEqual([]);
+    } finally {
+      await rm(backupsDir, { recursive: true, force: true });
+      await rename(`${backupsDir}.mounted`, backupsDir);
+      // The tests below count the backups they make.
+      await rm(join(backupsDir, 'shop', id), { recursive: true, force: true });
     }
   });
 
