@@ -63,7 +63,15 @@ export function storageError(err: unknown, where: string, action: string): BotEr
       cause: err,
     });
   }
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+  // A filesystem mounted read-only (often the kernel's answer to disk errors) is not a matter of owners (QA).
+  if (code === 'EROFS') {
+    return new BotError(
+      'storage_failed',
+      `The bot may not ${action} in ${where} (EROFS): its filesystem is mounted read-only, often after disk errors; check \`findmnt\` and the kernel log (\`dmesg\`) on that host.`,
+      { cause: err },
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
     return new BotError('storage_failed', `The bot may not ${action} in ${where} (${code}); check the backup directory's owner and permissions.`, {
       cause: err,
     });
