@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { inspect } from 'node:util';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRecipients, createDecryptStream, createEncryptStream, generateKeyPair, loadIdentity } from '../../src/crypto/age.ts';
+import { checkIdentityOpens, checkRecipients, createDecryptStream, createEncryptStream, generateKeyPair, loadIdentity } from '../../src/crypto/age.ts';
 import { BotError } from '../../src/errors.ts';
 
 const collect = () => {
@@ -94,6 +94,26 @@ describe('age encryption (src/crypto/age.ts)', () => {
     const secret = b.identityFileText.split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-')) ?? 'none';
     expect(JSON.stringify({ err, wrong, msg: (err as Error).message })).not.toContain(secret);
     expect(inspect(wrong)).not.toContain(secret);
+  });
+
+  it("checks a file's header alone (checkIdentityOpens): opens with the key, names the other key's, refuses what is not age, and lets the file go", async () => {
+    const enc = await encrypt(data, [a.recipient]);
+    const file = join(dir, 'check.age');
+    await writeFile(file, enc);
+    const right = await loadIdentity(a.file, 'test');
+    const streams: Array<ReturnType<typeof createReadStream>> = [];
+    const open = () => {
+      const s = createReadStream(file, { highWaterMark: 16 * 1024 });
+      streams.push(s);
+      return s;
+    };
+    await expect(checkIdentityOpens(open(), right, [a.recipient])).resolves.toBeUndefined();
+    await expect(checkIdentityOpens(open(), await loadIdentity(b.file, 'test'), [a.recipient])).rejects.toThrow(/encrypted for another key/);
+    await expect(checkIdentityOpens(Readable.from([Buffer.from('not an age file\n')]), right, [a.recipient])).rejects.toMatchObject({
+      userMessage: 'The backup’s age header cannot be read: the artifact is damaged or not an age file.',
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(streams.map((x) => x.destroyed)).toEqual([true, true]);
   });
 
   it('fails the stream on a flipped byte, and on a truncated file', async () => {
