@@ -8,6 +8,7 @@ import { createEscalation, type Escalation } from './notifications/escalation.ts
 import { repeatedErrors } from './repeated-errors.ts';
 import { createPagerDutyClient, type PagerDutyClient } from './notifications/pagerduty-client.ts';
 import { SlackNotifier } from './notifications/slack-notifier.ts';
+import { WatchedNotifier } from './notifications/watched-notifier.ts';
 import type { Notifier } from './notifications/types.ts';
 import { createStorageFromConfig } from './storage/index.ts';
 import { createRunLog, type RunLog } from './health/index.ts';
@@ -90,7 +91,7 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
   // S3_MODE=primary: S3 holds the backups; S3_MODE=copy: local primary, each finished backup copied to S3.
   const { primary: storage, copies } = overrides.storage ? { primary: overrides.storage, copies: [] as Storage[] } : await createStorageFromConfig(config, log);
   const slack = overrides.notifier ? null : slackWebClient(config, log);
-  const notifier = overrides.notifier ?? new SlackNotifier(slack as WebClient, config.slack.channel);
+  const slackNotifier = overrides.notifier ?? new SlackNotifier(slack as WebClient, config.slack.channel);
   const pagerDuty = config.pagerduty.routingKey
     ? createPagerDutyClient({
         eventsUrl: config.pagerduty.eventsUrl,
@@ -106,6 +107,8 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     enabled: pagerDuty !== null,
     source: 'pg-backup-bot',
   });
+  // Slack's channel watched: posts that fail for 10 minutes page (not the demo's terminal, nor a test's own notifier).
+  const notifier = overrides.notifier ? slackNotifier : new WatchedNotifier(slackNotifier, escalation, config.slack.channel);
   return {
     runs: createRunLog(workerRedis, config.queuePrefix),
     healthState: createHealthState(workerRedis, config.queuePrefix),
