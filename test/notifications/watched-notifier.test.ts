@@ -8,6 +8,17 @@ import { startWorkerKit, type WorkerKit } from '../workers/worker-kit.ts';
  * and every post that pages nobody was lost, with only a warn line in the logs. Against the strict Slack stand-in (a
  * channel it does not know answers `channel_not_found`) and the PagerDuty stand-in through the real delivery.
  */
+/** Posts through one real Slack notifier, then (the bot invited back) through another. */
+function channelOf(first: Notifier): { through: Notifier; invitedBack: (next: Notifier) => void } {
+  let slack = first;
+  const through: Notifier = {
+    post: (m: ChannelMessage) => slack.post(m),
+    update: (r: MessageRef, m: ChannelMessage) => slack.update(r, m),
+    reply: (r: MessageRef, m: ChannelMessage) => slack.reply(r, m),
+  };
+  return { through, invitedBack: (next) => void (slack = next) };
+}
+
 describe('the channel watched', () => {
   let kit: WorkerKit;
   beforeAll(async () => {
@@ -17,12 +28,7 @@ describe('the channel watched', () => {
 
   it('pages once when every post has failed for the set time, and resolves with the first that goes through', async () => {
     // The channel as Slack has it: first one the bot is not in, then, the bot invited back, #incidents.
-    let slack: Notifier = kit.notifierFor('#left-channel');
-    const through: Notifier = {
-      post: (m: ChannelMessage) => slack.post(m),
-      update: (r: MessageRef, m: ChannelMessage) => slack.update(r, m),
-      reply: (r: MessageRef, m: ChannelMessage) => slack.reply(r, m),
-    };
+    const { through, invitedBack } = channelOf(kit.notifierFor('#left-channel'));
     const watched = new WatchedNotifier(through, kit.escalation, '#left-channel', 300);
     const msg = { text: 'Backup of shop succeeded' };
     const key = 'pg-backup-bot/_bot/slack';
@@ -35,23 +41,18 @@ describe('the channel watched', () => {
     );
     // Failing on: no second page.
     await expect(watched.post(msg)).rejects.toThrow(/channel_not_found/);
-    slack = kit.notifier;
+    invitedBack(kit.notifier);
     await watched.post(msg);
     await kit.pd.waitFor((e) => e.event_action === 'resolve' && e.dedup_key === key, 30_000);
     expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
   });
 
   it('does not page a post that failed once among ones that go through', async () => {
-    let slack: Notifier = kit.notifierFor('#left-channel');
-    const through: Notifier = {
-      post: (m: ChannelMessage) => slack.post(m),
-      update: (r: MessageRef, m: ChannelMessage) => slack.update(r, m),
-      reply: (r: MessageRef, m: ChannelMessage) => slack.reply(r, m),
-    };
+    const { through, invitedBack } = channelOf(kit.notifierFor('#left-channel'));
     const watched = new WatchedNotifier(through, kit.escalation, '#incidents', 300);
     const before = kit.pd.events.length;
     await expect(watched.post({ text: 'x' })).rejects.toThrow(/channel_not_found/);
-    slack = kit.notifier;
+    invitedBack(kit.notifier);
     await watched.post({ text: 'y' });
     await new Promise((r) => setTimeout(r, 350));
     await watched.post({ text: 'z' });
