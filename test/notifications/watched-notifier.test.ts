@@ -16,7 +16,10 @@ function channelOf(first: Notifier): { through: Notifier; invitedBack: (next: No
     update: (r: MessageRef, m: ChannelMessage) => slack.update(r, m),
     reply: (r: MessageRef, m: ChannelMessage) => slack.reply(r, m),
   };
-  return { through, invitedBack: (next) => void (slack = next) };
+  const invitedBack = (next: Notifier) => {
+    slack = next;
+  };
+  return { through, invitedBack };
 }
 
 describe('the channel watched', () => {
