@@ -116,7 +116,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   }
   // PITR targets: WAL streamed (wal-archives.ts; an RPO verdict or a new timeline judged at once), markers (pitr-markers.ts).
   const recheck = (target: string) => void evaluate(target).catch((err: unknown) => log.warn({ err, target }, 'health check after WAL news failed'));
-  const wal = await startWalArchives({ config, redis: deps.redis, log, recheck });
+  const wal = await startWalArchives({ config, redis: deps.redis, log, recheck, storage: deps.storage });
   const markers = await startPitrUpkeep({ config, log, queue: deps.queues.restoreTest });
   return {
     running: () => all.every((w) => w.isRunning()),

@@ -16,9 +16,12 @@ import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
 import { leasedArchive } from './leased-archive.ts';
+import { storedWalState, writeState } from './wal-state-write.ts';
 import { type OffsiteState, startOffsiteMirror } from './offsite-loop.ts';
 import { newestInBucket, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
+import { storageMarkProblem } from '../storage/storage-mark.ts';
+import type { Storage } from '../storage/types.ts';
 
 /**
  * The WAL archives of the targets that have a `pitr` section, started by a worker. Their state goes to Redis
@@ -36,37 +39,7 @@ export interface WalArchives {
   stop(): Promise<void>;
 }
 
-async function writeState(redis: RedisConnection, key: string, s: StoredWalState, log: Logger): Promise<void> {
-  await redis
-    .multi()
-    .del(key)
-    .hset(key, Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Record<string, string>)
-    .exec()
-    .catch((err: unknown) => log.debug({ err }, 'WAL state not written'));
-}
-
-/** What goes to Redis: the archive's state, and the RPO measured beside it (its objective even before the first measurement). */
-export const storedWalState = (s: WalArchiveState, holder: string, rpo: RpoState | null, objectiveSeconds: number): StoredWalState => ({
-  holder,
-  receiver: s.receiver.up ? 'up' : 'down',
-  since: s.receiver.since.toISOString(),
-  ...((s.receiver.error ?? s.archiveError) ? { error: s.archiveError ?? s.receiver.error } : {}),
-  ...(s.lastArchived ? { lastArchived: s.lastArchived.name, lastArchivedAt: s.lastArchived.at.toISOString() } : {}),
-  rpoObjectiveSeconds: String(objectiveSeconds),
-  ...(rpo ? storedRpo(rpo) : {}),
-});
-
-const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
-  ...(r.measuredAt ? { rpoMeasuredAt: r.measuredAt.toISOString() } : {}),
-  ...(r.behindSince ? { rpoBehindSince: r.behindSince.toISOString() } : {}),
-  ...(r.error ? { rpoError: r.error } : {}),
-  ...(r.currentLsn ? { currentLsn: r.currentLsn } : {}),
-  ...(r.archivedLsn ? { archivedLsn: r.archivedLsn } : {}),
-  ...(r.flushedLsn ? { flushedLsn: r.flushedLsn } : {}),
-  ...(r.flushedMovedAt ? { flushedMovedAt: r.flushedMovedAt.toISOString() } : {}),
-  ...(r.partialError ? { partialError: r.partialError } : {}),
-  ...(r.clockSkewMs !== undefined ? { clockSkewMs: String(Math.round(r.clockSkewMs)) } : {}),
-});
+export { storedWalState };
 
 export async function startWalArchives(o: {
   config: Config;
@@ -82,10 +55,18 @@ export async function startWalArchives(o: {
   recheck?: (target: string) => void;
   /** How often the archive is copied (S3_MODE=copy) or the spool uploaded (S3_MODE=primary) to S3 (offsite-loop.ts): default every 10 s. */
   offsiteEveryMs?: number;
+  /**
+   * The backups' storage: where it is a local BACKUP_DIR, WAL is received and archived there only while it is the bot's
+   * storage (storage-mark.ts: a disk not mounted leaves its mount point, where the archive would go on beneath it).
+   */
+  storage?: Pick<Storage, 'root' | 'describe'>;
+  /** How often a running receiver asks that again (receiver.ts `guardEveryMs`, default 30 s); tests shorten it. */
+  guardEveryMs?: number;
 }): Promise<WalArchives> {
   const targets = o.config.targets.filter((t): t is TargetConfig & { pitr: NonNullable<TargetConfig['pitr']> } => t.pitr !== undefined);
   if (targets.length === 0) return { stop: async () => undefined };
   const prefix = o.config.queuePrefix;
+  const storage = o.storage;
   const encrypted = o.config.encryption.recipients.length > 0;
   const [zstd, ageEngine] = await Promise.all([findZstd(), encrypted ? findAgeEngine() : Promise.resolve(undefined)]);
   const archives: Array<{ stop(): Promise<void> }> = [];
@@ -165,6 +146,8 @@ export async function startWalArchives(o: {
         spool,
         reachedAt,
         keepLeftoversMs: t.pitr.walRetentionDays * 86_400_000,
+        ...(storage ? { precondition: () => storageMarkProblem(storage, o.redis, prefix) } : {}),
+        ...(o.guardEveryMs !== undefined ? { guardEveryMs: o.guardEveryMs } : {}),
         onState: write,
       });
       recordInBackground(common.store, t.pitr.url, log); // history files archived before their record was kept
@@ -177,6 +160,7 @@ export async function startWalArchives(o: {
         partials: new PartialWalStore(o.config.backupDir, t.name),
         objectiveSeconds: objective,
         newestArchived: () => (inS3 ? (offsite.offsiteNewest ?? null) : (archive.state().lastArchived?.name ?? null)),
+        archivedWhole: async (n) => (await entry(n)) !== null,
         ...(inS3 && remote ? { inS3: { newestAtStart: () => newestInBucket(remote), partialEnd: () => parseLsn(offsite.partialEnd ?? '0/0') } } : {}),
         receiverUp: () => archive.state().receiver.up,
         tracker,

@@ -93,15 +93,19 @@ export class PartialWalStore {
   }
 
   /**
-   * Snapshots superseded by the whole segment `newest` (archived): those of it and before it on its timeline. Not an
-   * older timeline's: its snapshot is that timeline's last WAL before the switch, which its base backups still need
-   * (QA: names compared as text across timelines removed it).
+   * Snapshots superseded by the whole segment `newest` (archived): its own, and those before it on its timeline whose
+   * segment is archived whole too (`archivedWhole`). Not one before a gap: a dropped or invalidated slot leaves the
+   * segments after a snapshot missing for good, and that snapshot is then the only copy of its WAL (QA: removed once
+   * a segment after the gap was archived, and the window before the gap shrank to one second). Not an older
+   * timeline's: its snapshot is that timeline's last WAL before the switch, which its base backups still need (QA:
+   * names compared as text across timelines removed it).
    */
-  async removeSupersededBy(newest: string): Promise<void> {
+  async removeSupersededBy(newest: string, archivedWhole: (name: string) => Promise<boolean>): Promise<void> {
     const at = segmentPosition(newest);
     for (const p of await this.list()) {
       const was = segmentPosition(p.name);
-      if (was.timeline === at.timeline && was.n <= at.n) await this.remove(p.name);
+      if (was.timeline !== at.timeline || was.n > at.n) continue;
+      if (p.name === newest || (await archivedWhole(p.name))) await this.remove(p.name);
     }
   }
 

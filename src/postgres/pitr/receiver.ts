@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
+import { withDeadline } from '../../deadline.ts';
 import { dyingWithUs } from '../child-pipes.ts';
 import type { Logger } from '../../logger.ts';
 import { withPgEnv } from '../connection.ts';
@@ -27,6 +28,12 @@ export interface ReceiverOptions {
   backoff?: { minMs: number; maxMs: number };
   /** How long pg_receivewal must keep running before a failure after it starts a new down episode (default 10 s). */
   upAfterMs?: number;
+  /**
+   * Why WAL must not be written to the spool now (BACKUP_DIR is not the bot's storage: storage-mark.ts), or null.
+   * Asked before each start and every `guardEveryMs` while pg_receivewal runs (default 30 s); a reason stops it.
+   */
+  precondition?: () => Promise<string | null>;
+  guardEveryMs?: number;
 }
 
 /**
@@ -51,8 +58,23 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
       };
     });
 
+  // What the precondition said while pg_receivewal ran: it was stopped for that.
+  let guarded: string | null = null;
+  // A check that cannot answer (Redis away) stops nothing: the stream goes on, as it did before the check.
+  const refused = async () => {
+    if (!o.precondition) return null;
+    const problem = await withDeadline(5000, o.precondition(), 'checking the WAL spool’s storage', 'storage').catch((err: unknown) => {
+      o.log.warn({ err, slot: o.slot }, 'the WAL spool’s storage could not be checked; streaming on');
+      return null;
+    });
+    return problem ? `not streaming: ${problem}` : null;
+  };
   const once = () =>
     withPgEnv(o.url, async (env) => {
+      // Before the spool is made: on a disk that is not mounted, it would be made on the filesystem beneath.
+      const refusal = await refused();
+      if (refusal) return refusal;
+      await mkdir(o.spool, { recursive: true, mode: 0o700 });
       const opts = { env, extendEnv: false, stdin: 'ignore', reject: false } as const;
       const slot = await execa(o.pgReceivewal, ['--create-slot', '--if-not-exists', `--slot=${o.slot}`, '--no-password'], { ...opts, all: true });
       if (slot.failed) {
@@ -82,10 +104,26 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
         if (downSince !== null) o.onState({ up: true, since: startedAt });
         downSince = null;
       }, upAfterMs);
-      const res = await running.finally(() => clearTimeout(lasted));
+      guarded = null;
+      const guard = o.precondition
+        ? setInterval(
+            () =>
+              void refused().then((why) => {
+                if (!why || stopping) return;
+                guarded = why;
+                running.kill('SIGTERM');
+              }),
+            o.guardEveryMs ?? 30_000,
+          )
+        : undefined;
+      const res = await running.finally(() => {
+        clearTimeout(lasted);
+        clearInterval(guard);
+      });
       child = undefined;
       const said = stderr.text();
       if (stopping) return null;
+      if (guarded) return guarded;
       // A crash failover to a standby that was behind: the spool's newest file lies past the promoted server's fork.
       // Judged by the server's history, whatever pg_receivewal printed: the refusal comes in the server's lc_messages
       // (review: matched in English only, a server answering in German wedged the stream for good); its words count
@@ -112,7 +150,6 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
   let downSince: Date | null = null;
   let lastWhy: string | null = null;
   const loop = (async () => {
-    await mkdir(o.spool, { recursive: true, mode: 0o700 });
     let delay = minMs;
     while (!stopping) {
       const started = Date.now();

@@ -20,6 +20,8 @@ export interface RpoMonitorOptions extends ArchiveOptions {
   objectiveSeconds: number;
   /** The newest completed segment archived by this process (wal-archive.ts), if any yet. */
   newestArchived(): string | null;
+  /** Whether a segment is archived whole (default: in `store`; the bucket too with S3_MODE=primary): only then is its snapshot removed. */
+  archivedWhole?(name: string): Promise<boolean>;
   /** Whether this process's receiver is up: only then is the spool's partial segment its own and current. */
   receiverUp(): boolean;
   log: Logger;
@@ -115,7 +117,7 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     if (!newest || newest === cleaned || !SEGMENT_NAME.test(newest)) return;
     ends.onNewer(newest);
     ends.full = higher(ends.full, segmentEndLsn(newest));
-    await o.partials.removeSupersededBy(newest);
+    await o.partials.removeSupersededBy(newest, o.archivedWhole ?? (async (n) => (await o.store.entry(n)) !== null));
     cleaned = newest;
   };
 

@@ -28,6 +28,9 @@ export interface WalArchiveOptions extends ArchiveOptions {
   upAfterMs?: number;
   /** How long what failovers leave in the spool is kept (diverged.ts purgeLeftovers): the WAL's retention. */
   keepLeftoversMs?: number;
+  /** Why nothing may be written to the spool or the store now (receiver.ts `precondition`): nothing is received or archived then. */
+  precondition?: () => Promise<string | null>;
+  guardEveryMs?: number;
 }
 
 /**
@@ -43,6 +46,9 @@ export function startWalArchive(o: WalArchiveOptions): {
 } {
   const state: WalArchiveState = { receiver: { up: false, since: new Date() }, lastArchived: null, archiveError: null };
   const changed = () => o.onState?.({ ...state });
+  // The precondition's last answer: while it stands, the spool is not archived either (into a store on the wrong disk).
+  let blocked: string | null = null;
+  const precondition = o.precondition;
   const receiver = superviseReceiver({
     pgReceivewal: o.pgReceivewal,
     url: o.replicationUrl,
@@ -51,6 +57,18 @@ export function startWalArchive(o: WalArchiveOptions): {
     log: o.log,
     ...(o.backoff ? { backoff: o.backoff } : {}),
     ...(o.upAfterMs !== undefined ? { upAfterMs: o.upAfterMs } : {}),
+    ...(precondition
+      ? {
+          precondition: async () => {
+            blocked = await precondition().catch((err: unknown) => {
+              blocked = null;
+              throw err;
+            });
+            return blocked;
+          },
+        }
+      : {}),
+    ...(o.guardEveryMs !== undefined ? { guardEveryMs: o.guardEveryMs } : {}),
     onState: (r) => {
       state.receiver = r;
       changed();
@@ -58,6 +76,13 @@ export function startWalArchive(o: WalArchiveOptions): {
   });
   let sweeping: Promise<WalEntry[]> | null = null;
   const sweep = () => {
+    if (blocked) {
+      if (state.archiveError !== blocked) {
+        state.archiveError = blocked;
+        changed();
+      }
+      return Promise.resolve([]);
+    }
     sweeping ??= (async () => {
       try {
         const { archived, failure } = await archiveSpool(o.spool, o);

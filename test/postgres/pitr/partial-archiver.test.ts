@@ -63,11 +63,29 @@ describe('snapshotPartial', () => {
       await snapshotPartial(join(dir, `${seg}.partial`), seg, segmentStartLsn(seg) + 20_000n, at, { ...o(), partials: store });
     }
     // Timeline 2's segment …12 (the switch copied timeline 1's WAL into it): compared as text, it removed timeline 1's snapshot.
-    await store.removeSupersededBy('000000020000000000000012');
+    const whole = async () => true;
+    await store.removeSupersededBy('000000020000000000000012', whole);
     expect((await store.list()).map((p) => p.name)).toEqual(['000000010000000000000012', '000000020000000000000013']);
-    await store.removeSupersededBy('000000020000000000000013');
+    await store.removeSupersededBy('000000020000000000000013', whole);
     expect((await store.list()).map((p) => p.name)).toEqual(['000000010000000000000012']);
-    await store.removeSupersededBy('000000010000000000000012');
+    await store.removeSupersededBy('000000010000000000000012', whole);
+    expect(await store.list()).toEqual([]);
+  });
+
+  it('a segment archived after a gap leaves the snapshot before the gap: the only copy of that WAL (QA)', async () => {
+    const store = new PartialWalStore(join(dir, 'gap'), 'app');
+    const at = new Date('2026-12-04T12:00:00Z');
+    for (const seg of ['000000010000000000000003', '000000010000000000000004']) {
+      await writeFile(join(dir, `${seg}.partial`), file);
+      await snapshotPartial(join(dir, `${seg}.partial`), seg, segmentStartLsn(seg) + 20_000n, at, { ...o(), partials: store });
+    }
+    // A dropped slot: …03 and …09 never arrive whole; …0A is archived. …04 was archived whole before the drop.
+    const archived = new Set(['000000010000000000000004', '00000001000000000000000A']);
+    await store.removeSupersededBy('00000001000000000000000A', async (n) => archived.has(n));
+    expect((await store.list()).map((p) => p.name)).toEqual(['000000010000000000000003']);
+    // Once …03 is archived whole (from another copy, or by hand), the next pass removes its snapshot.
+    archived.add('000000010000000000000003');
+    await store.removeSupersededBy('00000001000000000000000B', async (n) => archived.has(n));
     expect(await store.list()).toEqual([]);
   });
 
