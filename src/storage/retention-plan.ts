@@ -61,7 +61,7 @@ function newestFirst(a: RetentionBackup, b: RetentionBackup): number {
 }
 
 /** The one backup per target that must survive: its newest good one, else (none known good) its newest. */
-function protectedNewest(backups: readonly RetentionBackup[], failed: ReadonlySet<string>): Map<string, string> {
+export function protectedNewest(backups: readonly RetentionBackup[], failed: ReadonlySet<string>): Map<string, string> {
   const byTarget = new Map<string, RetentionBackup[]>();
   for (const b of backups) byTarget.set(b.target, [...(byTarget.get(b.target) ?? []), b]);
   const out = new Map<string, string>();

@@ -3,6 +3,7 @@ import type { Logger } from '../logger.ts';
 import { verifyChecksums } from '../postgres/restore/checksums.ts';
 import type { RedisConnection } from '../redis-client.ts';
 import type { Manifest } from './manifest.ts';
+import type { ReadBackAndMark } from './retention-run.ts';
 import type { Storage } from './types.ts';
 
 /**
@@ -130,6 +131,23 @@ export async function confirmDamage(
     return null;
   }
 }
+
+/**
+ * One backup read back as the scrub reads it, and marked damaged when it is: 'good', 'damaged' (with the mark written,
+ * or false where the storage cannot mark), or why it could not be read.
+ */
+export const readBackAndMark: ReadBackAndMark = async (storage, m, by, log) => {
+  const v = await readBack(storage, m, undefined).catch((err: unknown) => ({ unreadable: toUserMessage(err) }));
+  if ('unreadable' in v) return { verdict: 'unreadable', why: v.unreadable };
+  if (v.problems.length === 0) return { verdict: 'good' };
+  const why = `${by} found ${v.problems.join('; ')}`;
+  log.error({ target: m.target, backupId: m.backupId, problems: v.problems }, `${by}: a stored backup is damaged`);
+  const marked = await (storage.markDamaged?.(m.target, m.backupId, why) ?? Promise.reject(new Error('no marks on this storage'))).then(
+    () => true,
+    () => false,
+  );
+  return { verdict: 'damaged', why, marked };
+};
 
 type Verdict = { problems: string[] } | { unreadable: string };
 

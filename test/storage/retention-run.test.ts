@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
+import { readBackAndMark } from '../../src/storage/scrub.ts';
+import { mkdir, open, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -89,7 +90,13 @@ describe('runRetention on one storage', () => {
       const now = new Date();
       const oldest = await store(s3, 'shop', now, 40, 30);
       const newest = await store(s3, 'shop', now, 35, 30);
-      const run = await runRetention({ primary: s3, dryRun: false, inUse: () => backupsInUse(queues), log });
+      const run = await runRetention({
+        readBack: readBackAndMark,
+        primary: s3,
+        dryRun: false,
+        inUse: () => backupsInUse(queues),
+        log,
+      });
       expect(ids(await s3.list())).toEqual([newest.backupId]);
       const mine = server.events.filter((e) => e.startsWith('ObjectRemoved') && e.includes(`/${oldest.backupId}/`));
       expect(mine.at(-1)).toBe(`ObjectRemoved:Delete ret${n}/shop/${oldest.backupId}/manifest.json`);
@@ -127,7 +134,13 @@ describe('runRetention on one storage', () => {
         confirmedBy: null,
       });
       await restoring.active;
-      const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log });
+      const run = await runRetention({
+        readBack: readBackAndMark,
+        primary: local,
+        dryRun: false,
+        inUse: () => backupsInUse(queues),
+        log,
+      });
       expect(ids(await local.list())).toEqual(ids([queued, reading, fresh]));
       const plan = run.storages[0]?.plan;
       expect(plan?.delete.map((d) => d.backupId)).toEqual([free.backupId]);
@@ -174,7 +187,14 @@ describe('runRetention on one storage', () => {
     await writeFile(join(root, '_audit', 'audit.jsonl'), '{}\n');
     try {
       await backingUp.active;
-      const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log, now: () => now });
+      const run = await runRetention({
+        readBack: readBackAndMark,
+        primary: local,
+        dryRun: false,
+        inUse: () => backupsInUse(queues),
+        log,
+        now: () => now,
+      });
       expect(run.storages[0]?.plan?.cleanUnfinished.map((u) => `${u.backupId}: ${u.reason}`).sort()).toEqual(
         [
           `${stuck}: unfinished (no manifest), last written 31 h ago`,
@@ -206,7 +226,14 @@ describe('runRetention on one storage', () => {
     const stuck = makeBackupId('shop', new Date());
     await local.beginBackup('shop', stuck);
     const before = (await readdir(join(root, 'shop'))).sort();
-    const run = await runRetention({ primary: local, dryRun: true, inUse: () => backupsInUse(queues), log, now: () => now });
+    const run = await runRetention({
+      readBack: readBackAndMark,
+      primary: local,
+      dryRun: true,
+      inUse: () => backupsInUse(queues),
+      log,
+      now: () => now,
+    });
     expect((await readdir(join(root, 'shop'))).sort()).toEqual(before);
     expect(ids(await local.list())).toEqual(ids([old, fresh]));
     expect(run.storages[0]?.outcomes).toEqual([]);
@@ -223,7 +250,13 @@ describe('runRetention on one storage', () => {
     const bad = await store(local, 'shop', now, 35, 30);
     await local.writeRecord(restoreTestRecord(bad.backupId, true, new Date(now.getTime() - 34 * DAY)));
     await local.writeRecord(restoreTestRecord(bad.backupId, false, new Date(now.getTime() - 33 * DAY)));
-    const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log });
+    const run = await runRetention({
+      readBack: readBackAndMark,
+      primary: local,
+      dryRun: false,
+      inUse: () => backupsInUse(queues),
+      log,
+    });
     expect(ids(await local.list())).toEqual([good.backupId]);
     expect(run.storages[0]?.plan?.keep[0]?.reason).toMatch(/kept: the newest good backup of shop$/);
   });
@@ -237,7 +270,14 @@ describe('runRetention on one storage', () => {
     await local.markDamaged('shop', expired.backupId, 'the checksum scrub found artifact corrupted: database.pgdump.zst', now);
     // Unfinished and damaged directories are cleaned once untouched for a day: the marker was written a day ago.
     await age(join(local.root, 'shop', expired.backupId), new Date(now.getTime() - 25 * HOUR));
-    const run = await runRetention({ primary: local, dryRun: false, inUse: () => backupsInUse(queues), log, now: () => now });
+    const run = await runRetention({
+      readBack: readBackAndMark,
+      primary: local,
+      dryRun: false,
+      inUse: () => backupsInUse(queues),
+      log,
+      now: () => now,
+    });
     expect(ids(await local.list())).toEqual([fresh.backupId]);
     expect((local.damaged() ?? []).map((d) => d.backupId)).toEqual([kept.backupId]);
     const report = retentionRunReport(run);
@@ -249,6 +289,34 @@ describe('runRetention on one storage', () => {
     );
     expect(report).toMatch(new RegExp(`${expired.backupId}.*found damaged by the checksum scrub, and past its deadline`));
     expect(await readdir(join(local.root, 'shop'))).not.toContain(expired.backupId);
+  });
+
+  it('reads back the backup it keeps as newest good before deleting: newer ones rotted unseen are marked, and the last good one is kept (QA)', async () => {
+    const now = new Date();
+    const good = await store(local, 'shop', now, 35, 30);
+    const rotted = [await store(local, 'shop', now, 1.25, 30), await store(local, 'shop', now, 1, 30), await store(local, 'shop', now, 0.25, 30)];
+    for (const m of rotted) {
+      // One byte changed in place, same size: every listing still finds the file with its size.
+      const fh = await open(join(root, 'shop', m.backupId, 'database.pgdump.zst'), 'r+');
+      const byte = Buffer.alloc(1);
+      await fh.read(byte, 0, 1, 10);
+      await fh.write(Buffer.from([(byte[0] ?? 0) ^ 0xff]), 0, 1, 10);
+      await fh.close();
+    }
+    expect(ids(await local.list())).toEqual(ids([good, ...rotted]));
+    const dry = await runRetention({ readBack: readBackAndMark, primary: local, dryRun: true, inUse: () => backupsInUse(queues), log });
+    // A dry run reads nothing: it plans on what the listing says.
+    expect(dry.storages[0]?.plan?.delete.map((d) => d.backupId)).toEqual([good.backupId]);
+
+    const run = await runRetention({ readBack: readBackAndMark, primary: local, dryRun: false, inUse: () => backupsInUse(queues), log });
+    const plan = run.storages[0]?.plan;
+    expect(plan?.delete).toEqual([]);
+    expect(run.storages[0]?.outcomes).toEqual([]);
+    expect(plan?.keep.find((k) => k.backupId === good.backupId)?.reason).toMatch(/kept: the newest good backup of shop$/);
+    // The three are marked: no listing offers them, and the report names each with what was found.
+    expect(ids(await local.list())).toEqual([good.backupId]);
+    expect(plan?.damaged.map((d) => d.backupId).sort()).toEqual(ids(rotted));
+    expect(plan?.damaged[0]?.reason).toMatch(/retention, reading back the backup it keeps found artifact corrupted: database\.pgdump\.zst/);
   });
 
   it('a delete that fails is reported, and the others still go', async () => {
@@ -266,6 +334,7 @@ describe('runRetention on one storage', () => {
     }) as Storage;
     const seen: string[] = [];
     const run = await runRetention({
+      readBack: readBackAndMark,
       primary: flaky,
       dryRun: false,
       inUse: () => backupsInUse(queues),
@@ -304,7 +373,14 @@ describe('runRetention with copies', () => {
     await store(copy, 'shop', now, 40, 30);
     const b = await store(local, 'shop', now, 2, 30);
     await store(copy, 'shop', now, 2, 30);
-    const run = await runRetention({ primary: local, copies: [copy], dryRun: false, inUse: () => backupsInUse(queues), log });
+    const run = await runRetention({
+      readBack: readBackAndMark,
+      primary: local,
+      copies: [copy],
+      dryRun: false,
+      inUse: () => backupsInUse(queues),
+      log,
+    });
     expect(ids(await local.list())).toEqual([b.backupId]);
     expect(ids(await copy.list())).toEqual([b.backupId]);
     expect(run.storages.map((s) => [s.role, s.storage, ids(s.plan?.delete ?? [])])).toEqual([
@@ -320,7 +396,14 @@ describe('runRetention with copies', () => {
     const b = await store(local, 'shop', now, 2, 30);
     const gone = testS3Storage(server, { bucket: 'no-such-bucket', maxAttempts: 1 });
     try {
-      const run = await runRetention({ primary: local, copies: [gone], dryRun: false, inUse: () => backupsInUse(queues), log });
+      const run = await runRetention({
+        readBack: readBackAndMark,
+        primary: local,
+        copies: [gone],
+        dryRun: false,
+        inUse: () => backupsInUse(queues),
+        log,
+      });
       expect(ids(await local.list())).toEqual([b.backupId]);
       expect(retentionSummary(run)).toMatchObject({ deleted: 1, unreadable: [gone.describe()] });
       expect(retentionRunReport(run).split('\n').at(-1)).toMatch(
