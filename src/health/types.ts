@@ -20,6 +20,7 @@ export const HEALTH_CONDITIONS = [
   'base-backup',
   'pitr-test-failing',
   'rpo',
+  'unchecked',
 ] as const;
 export type HealthCondition = (typeof HEALTH_CONDITIONS)[number];
 

@@ -24,6 +24,7 @@ const LABEL: Record<HealthCondition, string> = {
   'base-backup': 'base backup failed or too old',
   'pitr-test-failing': 'last PITR restore test failed',
   rpo: 'RPO not within its objective',
+  unchecked: 'health could not be checked',
 };
 
 /**
@@ -54,6 +55,7 @@ const NAME: Record<HealthCondition, string> = {
   'base-backup': 'base backup',
   'pitr-test-failing': 'last PITR restore test',
   rpo: 'RPO',
+  unchecked: 'health check',
 };
 
 /** A condition as a line of an overview reads it: the failure's label when failing, its neutral name when not. */

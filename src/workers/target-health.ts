@@ -2,6 +2,7 @@ import type { Job, Worker } from 'bullmq';
 import { checkTarget, diskSubject, healthSources, inputDiskNeed } from '../health/index.ts';
 import { targetThresholds } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
+import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { judgeBackupDisk, judgeBackupDiskAfter } from './disk-health.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
@@ -53,7 +54,10 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
     ...healthSources(config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.backupQueue }),
     thresholdsFor: targetThresholds(config, () => at),
   };
-  const checked = await checkTarget(sources, target, at);
+  const checked = await checkTarget(sources, target, at).catch(async (err: unknown) => {
+    await uncheckedFor(deps, target, err, at, log);
+    throw err;
+  });
   const { input } = checked;
   // A window broken for good (a gap, a new timeline): a base backup started now opens it again; the page says so.
   const started = deps.afterBreak ? await deps.afterBreak(target, input.walHealth?.archive, at, log) : null;
@@ -67,9 +71,49 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
     : checked.results;
   // What the disk's condition judges this target by (disk-health.ts), beside its verdicts.
   await deps.state.putDiskNeed(diskSubject(deps.storage), inputDiskNeed(input), at);
-  const applied = await deps.state.apply(target, results, at);
+  const applied = await deps.state.apply(target, [...results, checkedNow(target)], at);
   for (const a of applied) await report(deps, target, a, log);
   return results;
+}
+
+/** What stopped the check: ours as said to users; another (a filesystem's EIO) by its own message, which names it. */
+const whyUnchecked = (err: unknown) => (isBotError(err) || !(err instanceof Error) ? toUserMessage(err) : err.message).replace(/\.$/, '').slice(0, 400);
+
+/** How long a target's checks may fail before it pages: one S3 blip or a restarting Redis replica is not a page. */
+export const UNCHECKED_PAGES_AFTER_MS = 10 * 60_000;
+
+const checkedNow = (target: string): ConditionResult => ({
+  condition: 'unchecked',
+  status: 'ok',
+  severity: 'error',
+  summary: `${target}: its health is checked again`,
+  evidence: 'every condition judged',
+});
+
+/**
+ * A target whose checks cannot run (QA: S3 answering 500 with S3_MODE=primary; every run only logged "health checks
+ * could not run", while the RPO was past its objective, and nothing paged or posted, not even its recovery). Its
+ * other conditions keep their last verdicts, and it fails `unchecked`: quiet at first (shown, not paged), paged
+ * once it has failed UNCHECKED_PAGES_AFTER_MS; the next check that runs resolves it and says so.
+ */
+async function uncheckedFor(deps: TargetHealthDeps, target: string, err: unknown, at: Date, log: Logger): Promise<void> {
+  const failing = (quiet: boolean): ConditionResult => ({
+    condition: 'unchecked',
+    status: 'failing',
+    severity: 'error',
+    summary: `${target}: its health cannot be checked`,
+    evidence: `no condition could be judged since the check failed: ${whyUnchecked(err)}; the last verdicts stand, pages already open stay open`,
+    ...(quiet ? { quiet: true as const } : {}),
+  });
+  try {
+    // Failing since the stored episode began (quiet or loud), or from now on.
+    const stored = (await deps.state.read(target)).unchecked;
+    const since = stored?.status === 'failing' ? Date.parse(stored.since) : at.getTime();
+    const loud = at.getTime() - since >= UNCHECKED_PAGES_AFTER_MS;
+    for (const a of await deps.state.apply(target, [failing(!loud)], at)) await report(deps, target, a, log);
+  } catch (stateErr) {
+    log.warn({ err: stateErr, target }, 'could not record that the health check failed');
+  }
 }
 
 /**

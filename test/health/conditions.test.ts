@@ -8,7 +8,8 @@ describe('evaluateHealth', () => {
   it('reports every condition, in a fixed order, all ok for a healthy target (the WAL stream only where there is one)', () => {
     const results = evaluateHealth(healthyInput());
     expect(results.map((r) => r.condition)).toEqual(
-      HEALTH_CONDITIONS.filter((c) => !c.startsWith('wal-') && c !== 'base-backup' && c !== 'pitr-test-failing' && c !== 'rpo'),
+      // `unchecked` is the worker's (workers/target-health.ts): a check that could not run, never an evaluation's.
+      HEALTH_CONDITIONS.filter((c) => !c.startsWith('wal-') && c !== 'base-backup' && c !== 'pitr-test-failing' && c !== 'rpo' && c !== 'unchecked'),
     );
     const measured = { rpoObjectiveSeconds: '3600', rpoMeasuredAt: ago(2000).toISOString(), currentLsn: '0/3000148', archivedLsn: '0/3000148' };
     const withPitr = evaluateHealth({
@@ -29,7 +30,7 @@ describe('evaluateHealth', () => {
     for (const r of withPitr) expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
     // wal-gap and wal-slot come with the archive's facts (test/health/wal-conditions.test.ts); wal-offsite only where
     // the archive is copied to S3 (test/postgres/pitr/offsite.test.ts).
-    expect(withPitr.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => c !== 'wal-gap' && c !== 'wal-slot'));
+    expect(withPitr.map((r) => r.condition)).toEqual(HEALTH_CONDITIONS.filter((c) => c !== 'wal-gap' && c !== 'wal-slot' && c !== 'unchecked'));
     for (const r of results) {
       expect(r.status, `${r.condition}: ${r.evidence}`).toBe('ok');
       expect(r.summary).toContain('shop');

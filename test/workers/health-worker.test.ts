@@ -285,7 +285,14 @@ describe('healthProcessor', () => {
       const job = await kit.runJob(healthProcessor(deps({ config: configWith('h-list-a', 'h-list-b'), storage })), {});
       expect(await job.getState()).toBe('failed');
       expect(job.failedReason).toMatch(/^health checks could not run for h-list-a: /);
-      expect(await createHealthState(kit.redis, kit.prefix).read('h-list-a')).toEqual({});
+      // Only that it could not be checked, quietly at first: its last verdicts stand.
+      expect(await createHealthState(kit.redis, kit.prefix).read('h-list-a')).toEqual({
+        unchecked: expect.objectContaining({
+          status: 'failing',
+          quiet: true,
+          evidence: expect.stringMatching(/^no condition could be judged since the check failed: /),
+        }),
+      });
       expect((await createHealthState(kit.redis, kit.prefix).read('h-list-b')).disk).toMatchObject({ status: 'failing', quiet: true });
       expect(diskPosts(where('list-ab')).map((m) => m.text)).toEqual([
         `${where('list-ab')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
@@ -302,7 +309,31 @@ describe('healthProcessor', () => {
         `${where('list-cd')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
       ]);
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('list-cd') && e.event_action === 'trigger', 30_000);
-      expect(await createHealthState(kit.redis, kit.prefix).read('h-list-d')).toEqual({});
+      expect(Object.keys(await createHealthState(kit.redis, kit.prefix).read('h-list-d'))).toEqual(['unchecked']);
+    });
+
+    it('pages once it could not be checked for 10 minutes, says so once, and resolves when a check runs again (QA: an S3 outage was silent)', async () => {
+      const config = configWith('h-list-e');
+      const t0 = Date.now();
+      const at = (minutes: number) => () => new Date(t0 + minutes * 60_000);
+      const broken = testStorage('list-e', { free: 0.5 }, new Set(['h-list-e']));
+      const key = 'pg-backup-bot/h-list-e/unchecked';
+      const posts = () => [...kit.slack.messages.values()].filter((m) => !m.thread_ts && (m.text ?? '').startsWith('h-list-e: health could not be checked'));
+      for (const minutes of [0, 5]) await kit.runJob(healthProcessor(deps({ config, storage: broken, now: at(minutes) })), {});
+      await new Promise((r) => setTimeout(r, 300));
+      // A blip is not a page: nothing paged or posted within the 10 minutes.
+      expect(kit.pd.events.filter((e) => e.dedup_key === key)).toEqual([]);
+      expect(posts()).toEqual([]);
+      for (const minutes of [11, 26]) await kit.runJob(healthProcessor(deps({ config, storage: broken, now: at(minutes) })), {});
+      const trigger = await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger', 30_000);
+      expect(trigger.payload).toMatchObject({ severity: 'error', summary: 'h-list-e: its health cannot be checked' });
+      expect(posts().map((m) => m.text)).toEqual([
+        expect.stringMatching(/^h-list-e: health could not be checked — no condition could be judged since the check failed: .*EIO/),
+      ]);
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('list-e', { free: 0.5 }), now: at(31) })), {});
+      await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 30_000);
+      expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+      expect([...kit.slack.messages.values()].some((m) => m.text === 'h-list-e: health could not be checked cleared')).toBe(true);
     });
   });
 
