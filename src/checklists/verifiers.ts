@@ -1,7 +1,7 @@
 import type { Config, TargetConfig } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { checkTarget, healthSources } from '../health/index.ts';
-import { resolveThresholds, targetThresholds } from '../health/index.ts';
+import { longestScheduledGapHours, resolveThresholds, targetThresholds } from '../health/index.ts';
 import type { RunLog } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
@@ -110,19 +110,25 @@ async function backupRan(ctx: VerifierContext, health: HealthOf, t: TargetConfig
   const run = ctx.runs ? await ctx.runs.last(t.name) : null;
   const failed = run && !run.ok ? `last run FAILED at ${clock(run.at, ctx.now, tz)}: ${run.reason ?? 'no reason recorded'}` : null;
   if (backups.length === 0) return { ok: false, evidence: `no backup of ${t.name} yet${failed ? `; ${failed}` : ''}` };
-  const newest = backups.find((b) => b.kind === 'scheduled');
+  // The night's own schedule where the target has one (class daily): QA, the 02:00 backups stopped while the 6-hourly
+  // ones went on, and a midday backup ticked this box every morning while the 30-day history wore away.
+  const nightly = t.policy.backups.find((b) => b.retentionClass === 'daily');
+  const which = nightly ? 'daily' : 'scheduled';
+  const newest = backups.find((b) => b.kind === 'scheduled' && (!nightly || b.retentionClass === 'daily'));
   if (!newest) {
     const also = failed && run && run.at.getTime() > Date.parse(backups[0]?.startedAt ?? '') ? `; ${failed}` : '';
-    return { ok: false, evidence: `no scheduled backup of ${t.name} yet (newest: ${backups[0]?.kind} ${backups[0]?.backupId})${also}` };
+    return { ok: false, evidence: `no ${which} backup of ${t.name} yet (newest: ${backups[0]?.kind} ${backups[0]?.backupId})${also}` };
   }
   const shown = `${clock(newest.startedAt, ctx.now, tz)} backup ${newest.backupId}: ${sizeAgainstWeek(newest, backups)}`;
   const stale = condition(results, 'stale');
   if (stale?.status === 'failing') return { ok: false, evidence: `${stale.evidence}; newest: ${shown}` };
-  const limitHours = targetThresholds(ctx.config, () => ctx.now)(t.name).staleHours ?? 25;
+  const nightlyGap = nightly ? longestScheduledGapHours({ backups: [nightly] }, tz, ctx.now) : null;
+  const limitHours = nightlyGap !== null ? Math.ceil(nightlyGap) + 1 : (targetThresholds(ctx.config, () => ctx.now)(t.name).staleHours ?? 25);
   const ageMs = ctx.now.getTime() - Date.parse(newest.startedAt);
   if (ageMs > limitHours * 3_600_000) {
-    const other = backups[0] && backups[0] !== newest ? `; a ${backups[0].kind} backup since does not count` : '';
-    return { ok: false, evidence: `the newest scheduled backup is ${formatDuration(ageMs)} old, over ${limitHours} h: ${shown}${other}` };
+    const since = backups[0] && backups[0] !== newest ? backups[0] : undefined;
+    const other = since ? `; a ${since.kind === 'scheduled' ? `${since.retentionClass} ` : `${since.kind} `}backup since does not count` : '';
+    return { ok: false, evidence: `the newest ${which} backup is ${formatDuration(ageMs)} old, over ${limitHours} h: ${shown}${other}` };
   }
   if (failed && run && run.at.getTime() > Date.parse(newest.startedAt)) return { ok: false, evidence: `${failed}; newest good: ${shown}` };
   return { ok: true, evidence: shown };

@@ -24,7 +24,7 @@ export { checkTarget, encryptionRequired } from './collect.ts';
 export { backupDiskCondition, diskSubject, inputDiskNeed, type TargetDiskNeed } from './disk-condition.ts';
 export { healthSources, pitrSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';
-export { firstBackupDue, targetThresholds } from './target-thresholds.ts';
+export { firstBackupDue, longestScheduledGapHours, targetThresholds } from './target-thresholds.ts';
 export { readArchiveFacts } from './wal-facts.ts';
 export { noWindowSentence } from './wal-conditions.ts';
 export { readDriftAck, writeDriftAck } from './drift-ack.ts';

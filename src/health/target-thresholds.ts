@@ -14,8 +14,18 @@ const HOUR_MS = 3600_000;
 /** Runs looked at per schedule: enough for a weekly one to show its gap, and a DST change within ten weeks. */
 const RUNS = 10;
 
-/** The longest wait between two scheduled backups of a target, in hours; null when it has no backup schedule. */
+/**
+ * The longest wait between two scheduled backups of a target, in hours; null when it has no backup schedule. Looked
+ * at from a week and a day before `from` too: the wait `from` is in counts (QA: a weekly target in the week its zone
+ * falls back waits 169 h, and from after its run was due, the runs ahead showed 168 h: it paged critical at its run).
+ */
 export function longestScheduledGapHours(policy: Pick<TargetPolicy, 'backups'>, tz: string, from: Date): number | null {
+  const ahead = gapsFrom(policy, tz, from);
+  const around = gapsFrom(policy, tz, new Date(from.getTime() - 8 * 24 * HOUR_MS));
+  return ahead === null || around === null ? (ahead ?? around) : Math.max(ahead, around);
+}
+
+function gapsFrom(policy: Pick<TargetPolicy, 'backups'>, tz: string, from: Date): number | null {
   const perSchedule = policy.backups.map((b) => nextRuns({ pattern: b.cron, tz }, from, RUNS)).filter((runs) => runs.length > 1);
   if (perSchedule.length === 0) return null;
   // Merged, up to the first schedule's last run: past it, that schedule's runs are no longer in the list.

@@ -110,9 +110,32 @@ describe('the scheduled checklists’ checks on real storage', () => {
       const r = await runVerifiers(['backup-ran'], ctx({ storage: empty.storage }));
       expect(r['backup-ran']).toMatchObject({
         ok: false,
-        evidence: expect.stringMatching(/^the newest scheduled backup is 56 h 0 min old, over 25 h: .*; a pre-migration backup since does not count$/),
+        evidence: expect.stringMatching(/^the newest daily backup is 56 h 0 min old, over 25 h: .*; a pre-migration backup since does not count$/),
       });
       expect(pre.kind).toBe('pre-migration');
+    } finally {
+      await empty.cleanup();
+    }
+  });
+
+  it('daily: the 6-hourly backups do not stand in for the nightly ones that stopped (QA)', async () => {
+    const empty = await tempRoot();
+    try {
+      // The last 02:00 (daily) backup three nights ago; the 6-hourly ones went on until two hours ago.
+      await store(empty.storage, 'shop', new Date(NOW.getTime() - 8 * HOUR - 2 * DAY), 0, 30);
+      for (const hours of [20, 14, 8, 2]) {
+        const at = new Date(NOW.getTime() - hours * HOUR);
+        await storeBackup(empty.storage, 'shop', makeBackupId('shop', at), at.toISOString(), undefined, {
+          kind: 'scheduled',
+          retentionClass: 'frequent',
+          retainUntil: new Date(at.getTime() + 7 * DAY).toISOString(),
+        });
+      }
+      const r = await runVerifiers(['backup-ran'], ctx({ storage: empty.storage }));
+      expect(r['backup-ran']).toMatchObject({
+        ok: false,
+        evidence: expect.stringMatching(/^the newest daily backup is 56 h 0 min old, over 25 h: .*; a frequent backup since does not count$/),
+      });
     } finally {
       await empty.cleanup();
     }

@@ -24,6 +24,15 @@ describe('longestScheduledGapHours', () => {
     expect(longestScheduledGapHours(stage.policy, 'Europe/Paris', NOW)).toBe(168);
     expect(longestScheduledGapHours(manualOnly.policy, 'Europe/Paris', NOW)).toBeNull();
   });
+
+  it('counts the wait it is in: a weekly target in the week its zone falls back, checked after its run was due (QA)', () => {
+    // Sunday 2027-10-31 02:00 EDT (06:00Z), then Sunday 2027-11-07 02:00 EST (07:00Z): 169 h. At 07:15Z the runs
+    // ahead are all 168 h apart; the limit must still cover the 169 h the newest backup is in, and an hour more.
+    const at = new Date('2027-11-07T07:15:00Z');
+    expect(longestScheduledGapHours(stage.policy, 'America/New_York', at)).toBe(169);
+    const forTarget = targetThresholds({ ...config(), timezone: 'America/New_York' }, () => at);
+    expect(forTarget('stage').staleHours).toBe(170);
+  });
 });
 
 describe('targetThresholds', () => {
