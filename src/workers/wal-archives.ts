@@ -13,10 +13,10 @@ import { type RpoState, startRpoMonitor } from '../postgres/pitr/rpo-monitor.ts'
 import { RpoTracker } from '../postgres/pitr/rpo.ts';
 import { segmentReach } from '../postgres/pitr/segment-time.ts';
 import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
-import { type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
+import { readWalState, type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
 import { leasedArchive } from './leased-archive.ts';
-import { storedWalState, writeState } from './wal-state-write.ts';
+import { previousSamples, storedWalState, writeState } from './wal-state-write.ts';
 import { type OffsiteState, startOffsiteMirror } from './offsite-loop.ts';
 import { newestInBucket, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
@@ -129,6 +129,9 @@ export async function startWalArchives(o: {
     // While this worker holds the lease: the archive, and beside it the RPO monitor (its partial snapshots need the
     // spool this worker's receiver writes).
     const start = () => {
+      // The previous holder's state, read before this one writes any: the RPO counts on from its measurement.
+      const previous = readWalState(o.redis, prefix, t.name).then((s) => previousSamples(s, new Date(), t.pitr.walRetentionDays * 86_400_000));
+      previous.catch(() => undefined); // said by the monitor, which awaits it
       const remote = s3PitrStore(o.config, t.name, { log });
       // The RPO monitor's samples of the server's position also stamp each archived segment with the time it reaches.
       const tracker = new RpoTracker();
@@ -161,6 +164,7 @@ export async function startWalArchives(o: {
         objectiveSeconds: objective,
         newestArchived: () => (inS3 ? (offsite.offsiteNewest ?? null) : (archive.state().lastArchived?.name ?? null)),
         archivedWhole: async (n) => (await entry(n)) !== null,
+        previous: () => previous,
         ...(inS3 && remote ? { inS3: { newestAtStart: () => newestInBucket(remote), partialEnd: () => parseLsn(offsite.partialEnd ?? '0/0') } } : {}),
         receiverUp: () => archive.state().receiver.up,
         tracker,

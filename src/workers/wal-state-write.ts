@@ -1,3 +1,5 @@
+import { parseLsn } from '../postgres/pitr/lsn.ts';
+import type { PositionSample } from '../postgres/pitr/rpo.ts';
 import type { RpoState } from '../postgres/pitr/rpo-monitor.ts';
 import type { WalArchiveState } from '../postgres/pitr/wal-archive.ts';
 import type { StoredWalState } from '../jobs/wal-state.ts';
@@ -36,3 +38,21 @@ const storedRpo = (r: RpoState): Partial<StoredWalState> => ({
   ...(r.partialError ? { partialError: r.partialError } : {}),
   ...(r.clockSkewMs !== undefined ? { clockSkewMs: String(Math.round(r.clockSkewMs)) } : {}),
 });
+
+/**
+ * The samples a previous holder's state stands for (rpo-monitor.ts `previous`): its last measurement (the server's
+ * position then) and, when it was behind, the moment WAL beyond the archive began (just past the archived position
+ * then). In the worker's clock, as it wrote them; the server's, with the skew it measured. None from a state with
+ * no measurement, or one older than `maxAgeMs` (a stream stopped for days starts afresh: its RPO is the gap's).
+ */
+export function previousSamples(s: StoredWalState | null, now: Date, maxAgeMs: number): PositionSample[] {
+  if (!s?.rpoMeasuredAt || !s.currentLsn) return [];
+  const measured = new Date(s.rpoMeasuredAt);
+  if (Number.isNaN(measured.getTime()) || now.getTime() - measured.getTime() > maxAgeMs) return [];
+  const skew = Number(s.clockSkewMs ?? 0) || 0;
+  const sample = (seenAt: Date, lsn: bigint): PositionSample => ({ at: new Date(seenAt.getTime() + skew), seenAt, skewMs: skew, lsn });
+  const out = [sample(measured, parseLsn(s.currentLsn))];
+  const behind = s.rpoBehindSince ? new Date(s.rpoBehindSince) : null;
+  if (behind && !Number.isNaN(behind.getTime()) && s.archivedLsn) out.unshift(sample(behind, parseLsn(s.archivedLsn) + 1n));
+  return out;
+}

@@ -6,7 +6,7 @@ import { formatLsn, higher, parseLsn, SEGMENT_BYTES, SEGMENT_NAME, segmentEndLsn
 import { backlogBefore, receiving, snapshotPartial, snapshotWritten } from './partial-archiver.ts';
 import type { PartialWalStore } from './partial-store.ts';
 import { positionSampler, type ServerPosition } from './position-sampler.ts';
-import { archivedEnds, partialInterval, type RpoState, RpoTracker } from './rpo.ts';
+import { archivedEnds, partialInterval, type PositionSample, type RpoState, RpoTracker } from './rpo.ts';
 
 export type { RpoState } from './rpo.ts';
 
@@ -33,6 +33,8 @@ export interface RpoMonitorOptions extends ArchiveOptions {
   inS3?: { newestAtStart(): Promise<string | null>; partialEnd(): bigint };
   /** The samples, shared with the archive, which stamps each segment by them (segment-time.ts); default its own. */
   tracker?: RpoTracker;
+  /** What the previous holder of the stream last measured (its state in Redis, read before this one wrote any), to start from. */
+  previous?: () => Promise<PositionSample[]>;
 }
 
 /** The most WAL a new segment's first snapshot holds to be taken before its interval has passed. */
@@ -74,6 +76,12 @@ export function startRpoMonitor(o: RpoMonitorOptions): {
     if (newest) ends.full = segmentEndLsn(newest.name);
     for (const p of [...partial].sort((a, b) => (a.name < b.name ? -1 : 1))) ends.onNewer(p.name);
     for (const p of partial) if (segmentPosition(p.name).timeline === ends.on && parseLsn(p.walEnd) > ends.partial) ends.partial = parseLsn(p.walEnd);
+    // Its samples seed this tracker: read the WAL beyond the archive from when the previous holder saw it begin.
+    const earlier = await (o.previous?.() ?? Promise.resolve([])).catch((err: unknown) => {
+      o.log.warn({ err, target: o.target }, "the previous measurement of the RPO could not be read; counting from this worker's first sample");
+      return [];
+    });
+    tracker.seed(earlier);
   };
 
   const snapshot = async (pos: ServerPosition, spooled: string[]) => {

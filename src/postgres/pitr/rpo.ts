@@ -59,6 +59,17 @@ export class RpoTracker {
     return s?.skewMs ?? (s?.seenAt ? s.at.getTime() - s.seenAt.getTime() : 0);
   }
 
+  /**
+   * Samples an earlier process took (its last measurement, and when it found WAL beyond the archive), put before this
+   * one's: a restarted worker's RPO then counts from there, not from its own first sample (QA: 42 s said, about 110 s
+   * true, and a worker restarting faster than the objective would never page). Older than every sample, in order.
+   */
+  seed(earlier: readonly PositionSample[]): void {
+    const first = this.samples[0]?.at.getTime() ?? Number.POSITIVE_INFINITY;
+    const before = earlier.filter((s) => s.at.getTime() < first).sort((a, b) => a.at.getTime() - b.at.getTime());
+    this.samples = [...before, ...this.samples];
+  }
+
   /** The newest sample, if any. */
   newest(): PositionSample | undefined {
     return this.samples.at(-1);

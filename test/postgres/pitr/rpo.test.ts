@@ -4,6 +4,7 @@ import { recordEnd } from '../../../src/postgres/pitr/position-sampler.ts';
 import { backlogBefore } from '../../../src/postgres/pitr/partial-archiver.ts';
 import { partialInterval } from '../../../src/postgres/pitr/rpo.ts';
 import { MAX_SAMPLES, RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
+import { previousSamples } from '../../../src/workers/wal-state-write.ts';
 
 const T0 = Date.parse('2026-12-04T12:00:00Z');
 const at = (s: number) => new Date(T0 + s * 1000);
@@ -121,5 +122,46 @@ describe('recordEnd: the insert position as the end of the last record', () => {
     expect(recordEnd(0x3002018n, 8192, seg)).toBe(0x3002000n);
     expect(recordEnd(0x3002060n, 8192, seg)).toBe(0x3002060n);
     expect(recordEnd(0x3000000n, 8192, seg)).toBe(0x3000000n);
+  });
+});
+
+describe('the RPO across a worker restart', () => {
+  // The previous holder's last state: behind since 11:48:26 (WAL past 0/3000000 not archived), last measured 11:48:50.
+  const stored = {
+    receiver: 'down' as const,
+    since: '2026-12-07T11:48:50.000Z',
+    rpoMeasuredAt: '2026-12-07T11:48:50.000Z',
+    rpoBehindSince: '2026-12-07T11:48:26.000Z',
+    archivedLsn: '0/3000000',
+    currentLsn: '0/3400000',
+    clockSkewMs: '0',
+  };
+
+  it('counts on from what the previous holder measured, not from its own first sample (QA: 42 s said, about 104 s true)', () => {
+    const now = new Date('2026-12-07T11:50:10Z');
+    const seeded = new RpoTracker();
+    seeded.seed(previousSamples(stored, now, 7 * 86_400_000));
+    const fresh = new RpoTracker();
+    for (const t of [seeded, fresh]) t.add({ at: new Date('2026-12-07T11:49:28Z'), lsn: parseLsn('0/9800000') });
+    expect(fresh.read(now, parseLsn('0/3000000')).rpoMs).toBe(42_000);
+    expect(seeded.read(now, parseLsn('0/3000000'))).toEqual({ rpoMs: 104_000, behindSince: new Date('2026-12-07T11:48:26Z') });
+  });
+
+  it('caught up at its last measurement: WAL past the archive came after it, at the latest', () => {
+    const now = new Date('2026-12-07T11:50:10Z');
+    const { rpoBehindSince: _no, ...caughtUp } = { ...stored, currentLsn: '0/3000000' };
+    const t = new RpoTracker();
+    t.seed(previousSamples(caughtUp, now, 7 * 86_400_000));
+    t.add({ at: new Date('2026-12-07T11:49:28Z'), lsn: parseLsn('0/3100000') });
+    expect(t.read(now, parseLsn('0/3000000'))).toEqual({ rpoMs: 80_000, behindSince: new Date('2026-12-07T11:48:50Z') });
+    // Archived meanwhile: caught up, 0.
+    expect(t.read(now, parseLsn('0/3100000')).rpoMs).toBe(0);
+  });
+
+  it('starts afresh from a state with no measurement, or older than the limit', () => {
+    const now = new Date('2026-12-15T11:50:10Z');
+    expect(previousSamples(stored, now, 7 * 86_400_000)).toEqual([]);
+    expect(previousSamples({ receiver: 'up', since: stored.since }, now, 7 * 86_400_000)).toEqual([]);
+    expect(previousSamples(null, now, 7 * 86_400_000)).toEqual([]);
   });
 });
