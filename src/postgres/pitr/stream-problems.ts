@@ -32,7 +32,7 @@ const PROBLEMS: Array<[RegExp, (m: RegExpExecArray) => string]> = [
   [
     /requested WAL segment (\w+) has already been removed/,
     (m) =>
-      `the server no longer has WAL segment ${m[1]}, which the archive needs next: it was removed before it was archived (the slot was dropped, or max_slot_wal_keep_size was exceeded). The archive cannot go on from where it stopped: everything after its last segment is a gap. Move the spool's files (the receiver's directory) aside so it starts again from the server's current position, then take a base backup at once`,
+      `the server no longer has WAL segment ${m[1]}, which the archive needs next: it was removed before it was archived (the slot was dropped, or max_slot_wal_keep_size was exceeded). The archive cannot go on from where it stopped: everything after its last segment is a gap. The receiver sets its spool's partial segment aside and, if the slot still points there, drops the slot, so it starts again from the server's current position; take a base backup at once`,
   ],
   [
     /could not connect to server|Connection refused|could not translate host name/,
