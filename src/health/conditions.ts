@@ -153,7 +153,7 @@ export function evaluateHealth(input: HealthInput): ConditionResult[] {
   const damaged = input.damaged?.filter((d) => !d.wal).length ?? 0;
   const intact = input.damaged?.filter((d) => d.archiveIntact).length ?? 0;
   const results = [
-    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, damaged, intact),
+    staleCondition(input.target, input.now, newestFirst, t, input.firstBackupDueAt, damaged, intact, input.running),
     damagedCondition(input.target, input.damaged ?? [], newestFirst.length),
     withGrowth(sizeCondition(input.target, newestFirst, t, damaged), newestFirst, t),
     dataDriftCondition(input.target, newestFirst, t, input.driftAck),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HEALTH_CONDITIONS, evaluateHealth, pagerCondition, resolveThresholds } from '../../src/health/index.ts';
-import { HOUR, ago, healthyInput, pick } from './fixtures.ts';
+import { HOUR, MB, ago, dailyBackups, healthyInput, pick } from './fixtures.ts';
 
 const GB = 1024 ** 3;
 
@@ -54,6 +54,24 @@ describe('evaluateHealth', () => {
     expect(pagerCondition('pitr-test-failing')).toBe('pitr-restore-test');
     // A target without point-in-time recovery has no such condition.
     expect(evaluateHealth(healthyInput()).map((r) => r.condition)).not.toContain('pitr-test-failing');
+  });
+
+  it('stale: the run making the next backup is on time until it is slow, not paged at the limit (QA: a 1–2 h dump paged every run)', () => {
+    // Newest daily backup 25 h 30 min old (limit 25 h); the next began 1 h 30 min ago and runs on.
+    const input = healthyInput({ backups: dailyBackups([384 * MB, 380 * MB], 25.5 * HOUR) });
+    expect(pick(evaluateHealth(input), 'stale').status).toBe('failing');
+    const running = healthyInput({ ...input, running: [{ jobId: '42', startedAt: ago(1.5 * HOUR) }] });
+    expect(pick(evaluateHealth(running), 'stale')).toMatchObject({
+      status: 'ok',
+      evidence: expect.stringMatching(/; a backup running since .* counts as on time until it has run 2 h 0 min$/),
+    });
+    // Past slow's limit it is late after all: stale fails (and slow says why).
+    const late = healthyInput({ ...input, backups: dailyBackups([384 * MB, 380 * MB], 26.5 * HOUR), running: [{ jobId: '42', startedAt: ago(2.5 * HOUR) }] });
+    expect(pick(evaluateHealth(late), 'stale').status).toBe('failing');
+    expect(pick(evaluateHealth(late), 'slow').status).toBe('failing');
+    // A job begun before the newest backup (stuck for a day) is no excuse.
+    const stuck = healthyInput({ ...input, running: [{ jobId: '40', startedAt: ago(26 * HOUR) }] });
+    expect(pick(evaluateHealth(stuck), 'stale').status).toBe('failing');
   });
 
   it('gives each condition its fixed severity', () => {
