@@ -1,5 +1,4 @@
-import { mkdir, readdir, rename, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import { withDeadline } from '../../deadline.ts';
 import { dyingWithUs } from '../child-pipes.ts';
@@ -7,8 +6,9 @@ import type { Logger } from '../../logger.ts';
 import { withPgEnv } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
 import { collectOutput } from '../output-tail.ts';
-import { DIVERGED_DIR, divergedSentence, spoolPastFork, forkedBeforeSpool, setAsideDiverged, timelineAfter } from './diverged.ts';
+import { divergedSentence, spoolPastFork, forkedBeforeSpool, setAsideDiverged, timelineAfter } from './diverged.ts';
 import { streamProblem } from './stream-problems.ts';
+import { pastRemovedWal, REMOVED_WAL } from './removed-wal.ts';
 
 export interface ReceiverState {
   up: boolean;
@@ -61,6 +61,7 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
 
   // What the precondition said while pg_receivewal ran: it was stopped for that.
   let guarded: string | null = null;
+  let runs = 0;
   // A check that cannot answer (Redis away) stops nothing: the stream goes on, as it did before the check.
   const refused = async () => {
     if (!o.precondition) return null;
@@ -106,11 +107,13 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
         downSince = null;
       }, upAfterMs);
       guarded = null;
+      // A check begun under an earlier run that answers late speaks for none (second reader).
+      const run = ++runs;
       const guard = o.precondition
         ? setInterval(
             () =>
               void refused().then((why) => {
-                if (!why || stopping) return;
+                if (!why || stopping || run !== runs) return;
                 guarded = why;
                 running.kill('SIGTERM');
               }),
@@ -145,7 +148,7 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
         return `pg_receivewal stopped: ${divergedSentence(diverged, r)}`;
       }
       const removed = REMOVED_WAL.exec(said);
-      if (removed) return `pg_receivewal stopped: ${await pastRemovedWal(o, env, removed[1] as string)}`;
+      if (removed) return `pg_receivewal stopped: ${await pastRemovedWal({ ...o, env, segment: removed[1] as string })}`;
       return `pg_receivewal stopped: ${streamProblem(said) ?? (firstErrorLine(said) || describeExit(res))}`;
     });
 
@@ -183,43 +186,4 @@ export function superviseReceiver(o: ReceiverOptions): { stop(): Promise<void> }
 export function restartedSentence(at: Date, why: string | null, upAfterMs: number): string {
   const time = `${at.toISOString().slice(11, 19)} UTC`;
   return `pg_receivewal started again at ${time}${why ? ` (it had stopped: ${why})` : ''}; counted as up once it has run ${upAfterMs / 1000} s`;
-}
-
-const REMOVED_WAL = /requested WAL segment (\w+) has already been removed/;
-
-/**
- * The server no longer has the WAL the receiver asks for (its slot was dropped, or invalidated past
- * max_slot_wal_keep_size): the archive cannot go on from where it stopped, and no restart changes that (QA: the advice
- * to move the spool aside did not help, since the slot pg_receivewal recreated pointed at the same removed WAL, and
- * only dropping it did). First the spool's partial segment is set aside (into `.diverged`, purged with the retention;
- * its WAL is in the archive as far as a snapshot took it), so a spool left behind cannot be what asks; when the spool
- * holds none, the slot is what asks, and it is dropped: the next start creates it at the server's current position.
- * The archive then has a gap, which health pages and answers with a base backup (base-backup-after-break.ts).
- */
-async function pastRemovedWal(o: ReceiverOptions, env: NodeJS.ProcessEnv, segment: string): Promise<string> {
-  const partials = (await readdir(o.spool).catch(() => [] as string[])).filter((n) => /^[0-9A-F]{24}\.partial$/.test(n));
-  if (partials.length > 0) {
-    await mkdir(join(o.spool, DIVERGED_DIR), { recursive: true, mode: 0o700 });
-    const now = new Date();
-    for (const name of partials) {
-      const dest = join(o.spool, DIVERGED_DIR, `${name}.${now.getTime()}`);
-      await rename(join(o.spool, name), dest);
-      await utimes(dest, now, now);
-    }
-    o.log.warn({ slot: o.slot, segment, setAside: partials }, 'the server no longer has the WAL the spool asks for: its partial segment set aside');
-    return `the server no longer has WAL segment ${segment}, which the archive needs next (the slot was dropped, or max_slot_wal_keep_size was exceeded): everything after the archive's last segment is a gap. The spool's ${partials.join(', ')} set aside, so the receiver starts again from its slot's position`;
-  }
-  const drop = await execa(o.pgReceivewal, ['--drop-slot', `--slot=${o.slot}`, '--no-password'], {
-    env,
-    extendEnv: false,
-    stdin: 'ignore',
-    reject: false,
-    all: true,
-  });
-  if (drop.failed) {
-    const why = firstErrorLine(String(drop.all ?? '')) || describeExit(drop);
-    return `the server no longer has WAL segment ${segment}, which the slot ${o.slot} points at, and the slot could not be dropped (${why}): drop it on the server (\`SELECT pg_drop_replication_slot('${o.slot}')\`) so the receiver starts again from the server's current position, then take a base backup at once`;
-  }
-  o.log.warn({ slot: o.slot, segment }, 'the slot pointed at WAL the server no longer has: dropped, to be created again at the current position');
-  return `the server no longer has WAL segment ${segment}, which the slot ${o.slot} pointed at (dropped, or invalidated past max_slot_wal_keep_size): the bot dropped the slot, and the receiver starts again from the server's current position. The archive has a gap from ${segment}: health pages it and starts a base backup`;
 }

@@ -77,8 +77,9 @@ export function startWalArchive(o: WalArchiveOptions): {
   let sweeping: Promise<WalEntry[]> | null = null;
   const sweep = () => {
     if (blocked) {
-      if (state.archiveError !== blocked) {
-        state.archiveError = blocked;
+      const why = `not archiving: ${blocked}`;
+      if (state.archiveError !== why) {
+        state.archiveError = why;
         changed();
       }
       return Promise.resolve([]);
