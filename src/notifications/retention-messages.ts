@@ -13,12 +13,14 @@ export interface RetentionSummary {
   keptPastDeadline: number;
   /** Deletions that failed. */
   failed: number;
+  /** Targets whose deletions were held: the backup kept as newest good could not be read back (retention-run.ts). */
+  held?: number;
   /** Storages that could not be read at all. */
   unreadable: string[];
 }
 
 export function retentionSummary(run: RetentionRun): RetentionSummary {
-  const sum: RetentionSummary = { dryRun: run.dryRun, deleted: 0, cleaned: 0, keptPastDeadline: 0, failed: 0, unreadable: [] };
+  const sum: RetentionSummary = { dryRun: run.dryRun, deleted: 0, cleaned: 0, keptPastDeadline: 0, failed: 0, unreadable: [], held: 0 };
   for (const s of run.storages) {
     if (!s.plan) {
       sum.unreadable.push(s.storage);
@@ -29,6 +31,7 @@ export function retentionSummary(run: RetentionRun): RetentionSummary {
     sum.deleted += s.plan.delete.filter((d) => !failed.has(`expired:${d.backupId}`)).length;
     sum.cleaned += s.plan.cleanUnfinished.filter((u) => !failed.has(`unfinished:${u.backupId}`)).length;
     sum.keptPastDeadline += s.plan.keep.filter((k) => k.reason.startsWith('expired')).length;
+    sum.held = (sum.held ?? 0) + (s.plan.held?.length ?? 0);
   }
   return sum;
 }
@@ -41,7 +44,7 @@ export function retentionSummary(run: RetentionRun): RetentionSummary {
  * and the health job already pages for the stale target.
  */
 export function retentionWorthSaying(sum: RetentionSummary): boolean {
-  return sum.deleted + sum.cleaned + sum.failed + sum.unreadable.length > 0;
+  return sum.deleted + sum.cleaned + sum.failed + sum.unreadable.length + (sum.held ?? 0) > 0;
 }
 
 function section(s: StorageRetention, dryRun: boolean, maxLines: number): string[] {

@@ -51,6 +51,8 @@ export interface RetentionPlan {
   cleanUnfinished: RetentionDecision[];
   /** Damaged backups, kept: what is wrong with each (the health check's `damaged` condition pages for them). */
   damaged: RetentionDecision[];
+  /** Targets whose deletions were held this run (retention-run.ts keptConfirmed), with why: said in the channel. */
+  held?: string[];
 }
 
 /** Newest first by startedAt — never by id: ids that sort wrongly by name deleted the newest backups (WAL-G #636). */
@@ -145,5 +147,6 @@ export function retentionReport(plan: RetentionPlan, dryRun: boolean): string {
   for (const u of plan.cleanUnfinished) lines.push(`• ${verb} ${u.backupId}: ${u.reason}`);
   for (const k of plan.keep.filter((k) => k.reason.startsWith('expired'))) lines.push(`• Kept ${k.backupId}: ${k.reason}`);
   for (const d of plan.damaged ?? []) lines.push(`• Kept ${d.backupId}: ${d.reason}`);
+  for (const h of plan.held ?? []) lines.push(`• Held for ${h}`);
   return lines.join('\n');
 }

@@ -1,7 +1,7 @@
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { failedRestoreTestIds, planRetention, protectedNewest, UNFINISHED_MAX_AGE_MS, type RetentionPlan } from './retention-plan.ts';
-import type { Manifest } from './manifest.ts';
+import { failedRestoreTestIds, planRetention, UNFINISHED_MAX_AGE_MS, type RetentionPlan } from './retention-plan.ts';
+import { keptConfirmed, type Planned, type ReadBackAndMark } from './retention-confirm.ts';
 import type { Storage, UnfinishedBackup } from './types.ts';
 import { timeOfBackupId } from './catalog.ts';
 
@@ -66,13 +66,6 @@ export interface RetentionRunOptions {
   readBack: ReadBackAndMark;
 }
 
-export type ReadBackAndMark = (
-  storage: Storage,
-  m: Manifest,
-  by: string,
-  log: Logger,
-) => Promise<{ verdict: 'good' } | { verdict: 'damaged'; why: string; marked: boolean } | { verdict: 'unreadable'; why: string }>;
-
 const CLOCK_MARGIN_MS = 5 * 60_000; // a worker names its backup by its own clock: clocks a little apart
 
 /** An unfinished directory named at or after a running backup job of its target started may be that job's. */
@@ -87,58 +80,7 @@ const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
   'marked-damaged': 'found damaged by the checksum scrub, and past its deadline',
 };
 
-type Planned = Awaited<ReturnType<typeof planStorage>>;
-
-/**
- * Before any of a target's expired backups is deleted, the backup kept as its newest good one is read back whole (QA:
- * three newer backups rotted on disk, not yet found by the scrub, which runs after retention; retention kept the
- * newest of them as "good" and deleted the last backup that was). A damaged one is marked, which leaves it out of
- * every listing, and the next newest is read, until one is good; then the storage is planned again, so the backup
- * found good is the one kept. One that cannot be read (or be marked) holds that target's deletions until the next run.
- */
-async function keptConfirmed(
-  storage: Storage,
-  planned: Planned,
-  readBackAndMark: ReadBackAndMark,
-  log: Logger,
-  replan: () => Promise<Planned>,
-): Promise<Planned> {
-  const targets = new Set(planned.plan.delete.map((d) => d.target));
-  if (targets.size === 0) return planned;
-  const held = new Map<string, string>();
-  let marked = false;
-  for (const target of targets) {
-    let backups = planned.backups.filter((b) => b.target === target);
-    for (;;) {
-      const keptId = protectedNewest(backups, planned.failedTests).get(target);
-      const kept = backups.find((b) => b.backupId === keptId);
-      if (!kept) break;
-      const read = await readBackAndMark(storage, kept, 'retention, reading back the backup it keeps', log);
-      if (read.verdict === 'good') break;
-      if (read.verdict === 'damaged' && read.marked) {
-        marked = true;
-        backups = backups.filter((b) => b !== kept);
-        continue;
-      }
-      held.set(
-        target,
-        `${kept.backupId}, the backup kept as its newest good one, ${read.verdict === 'damaged' ? `is damaged (${read.why}) and could not be marked so` : `could not be read back (${read.why})`}`,
-      );
-      break;
-    }
-  }
-  const next = marked ? await replan() : planned;
-  if (held.size === 0) return next;
-  // Nothing of a target whose kept backup is unconfirmed is deleted: kept, with why, until a run can read it.
-  const plan = next.plan;
-  for (const d of plan.delete.filter((x) => held.has(x.target))) {
-    plan.delete.splice(plan.delete.indexOf(d), 1);
-    plan.keep.push({ target: d.target, backupId: d.backupId, reason: `${d.reason}, kept: ${held.get(d.target)}` });
-  }
-  return next;
-}
-
-async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date, timezone?: string) {
+async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date, timezone?: string): Promise<Planned> {
   const [backups, unfinished] = await Promise.all([
     storage.list(),
     storage.listUnfinished ? storage.listUnfinished(UNFINISHED_MAX_AGE_MS, now) : Promise.resolve([]),

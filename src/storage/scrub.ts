@@ -3,7 +3,7 @@ import type { Logger } from '../logger.ts';
 import { verifyChecksums } from '../postgres/restore/checksums.ts';
 import type { RedisConnection } from '../redis-client.ts';
 import type { Manifest } from './manifest.ts';
-import type { ReadBackAndMark } from './retention-run.ts';
+import type { ReadBackAndMark } from './retention-confirm.ts';
 import type { Storage } from './types.ts';
 
 /**

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 import { backupsInUse } from '../../src/jobs/backups-in-use.ts';
 import { createQueues, type Queues } from '../../src/jobs/queues.ts';
 import { createLogger } from '../../src/logger.ts';
-import { retentionRunReport, retentionSummary } from '../../src/notifications/retention-messages.ts';
+import { retentionRunReport, retentionSummary, retentionWorthSaying } from '../../src/notifications/retention-messages.ts';
 import { BotError } from '../../src/errors.ts';
 import { makeBackupId, type LocalStorage, type S3Storage, type Storage } from '../../src/storage/index.ts';
 import { runRetention } from '../../src/storage/retention-run.ts';
@@ -317,6 +317,34 @@ describe('runRetention on one storage', () => {
     expect(ids(await local.list())).toEqual([good.backupId]);
     expect(plan?.damaged.map((d) => d.backupId).sort()).toEqual(ids(rotted));
     expect(plan?.damaged[0]?.reason).toMatch(/retention, reading back the backup it keeps found artifact corrupted: database\.pgdump\.zst/);
+  });
+
+  it('holds a target’s deletions when the backup it keeps cannot be read back, and says so (second reader)', async () => {
+    const now = new Date();
+    const old = await store(local, 'shop', now, 40, 30);
+    const kept = await store(local, 'shop', now, 1, 30);
+    // The kept backup's files answer every listing, but not a read (a copy moved to an archive tier, an EIO).
+    const unreadable = new Proxy(local, {
+      get(target, prop) {
+        if (prop === 'openArtifact')
+          return async (t: string, id: string, f: string) => {
+            if (id === kept.backupId) throw Object.assign(new Error(`EIO: i/o error, open '${f}'`), { code: 'EIO' });
+            return target.openArtifact(t, id, f);
+          };
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Storage;
+    const run = await runRetention({ readBack: readBackAndMark, primary: unreadable, dryRun: false, inUse: () => backupsInUse(queues), log });
+    const plan = run.storages[0]?.plan;
+    expect(plan?.delete).toEqual([]);
+    expect(ids(await local.list())).toEqual(ids([old, kept]));
+    expect(plan?.held).toEqual([
+      expect.stringMatching(new RegExp(`^shop: nothing deleted, since ${kept.backupId}, the backup kept as its newest good one, could not be read back \\(`)),
+    ]);
+    const summary = retentionSummary(run);
+    expect(retentionWorthSaying(summary)).toBe(true);
+    expect(retentionRunReport(run)).toMatch(/• Held for shop: nothing deleted, since /);
   });
 
   it('a delete that fails is reported, and the others still go', async () => {
