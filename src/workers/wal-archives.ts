@@ -16,7 +16,7 @@ import { findPgProgram, findPgTools, findZstd } from '../postgres/tools.ts';
 import { readWalState, type StoredWalState, walStateKey } from '../jobs/wal-state.ts';
 import { type LeaseTiming, leaseToken, walLeaseKey } from '../jobs/wal-lease.ts';
 import { leasedArchive } from './leased-archive.ts';
-import { previousSamples, storedWalState, writeState } from './wal-state-write.ts';
+import { inheritedRpo, previousSamples, storedWalState, writeState } from './wal-state-write.ts';
 import { type OffsiteState, startOffsiteMirror } from './offsite-loop.ts';
 import { newestInBucket, s3PitrStore } from '../postgres/pitr/s3-pitr-store.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
@@ -105,9 +105,12 @@ export async function startWalArchives(o: {
     let verdict: string | null = null;
     const inS3 = pitrInS3(o.config);
     // S3_MODE=primary: archived means in the bucket, so the newest segment there is the archive's newest.
+    // The previous holder's measurement, kept in the state until this one has its own (second reader: the first write
+    // erased it, and health read "not measured yet" as passing, resolving an open RPO page).
+    let inherited: Partial<StoredWalState> = {};
     const stored = (s: WalArchiveState): StoredWalState => {
       const { newestSeenAt, partialEnd: _inBucket, ...rest } = offsite;
-      const base = { ...storedWalState(s, holder, rpo, objective), ...rest };
+      const base = { ...(rpo?.measuredAt ? {} : inherited), ...storedWalState(s, holder, rpo, objective), ...rest };
       if (!inS3) return base;
       const { lastArchived: _spooled, lastArchivedAt: _at, ...others } = base;
       return { ...others, ...(rest.offsiteNewest ? { lastArchived: rest.offsiteNewest, lastArchivedAt: newestSeenAt ?? new Date().toISOString() } : {}) };
@@ -130,7 +133,10 @@ export async function startWalArchives(o: {
     // spool this worker's receiver writes).
     const start = () => {
       // The previous holder's state, read before this one writes any: the RPO counts on from its measurement.
-      const previous = readWalState(o.redis, prefix, t.name).then((s) => previousSamples(s, new Date(), t.pitr.walRetentionDays * 86_400_000));
+      const previous = readWalState(o.redis, prefix, t.name).then((s) => {
+        inherited = inheritedRpo(s);
+        return previousSamples(s, new Date(), t.pitr.walRetentionDays * 86_400_000);
+      });
       previous.catch(() => undefined); // said by the monitor, which awaits it
       const remote = s3PitrStore(o.config, t.name, { log });
       // The RPO monitor's samples of the server's position also stamp each archived segment with the time it reaches.

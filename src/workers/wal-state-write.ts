@@ -56,3 +56,10 @@ export function previousSamples(s: StoredWalState | null, now: Date, maxAgeMs: n
   if (behind && !Number.isNaN(behind.getTime()) && s.archivedLsn) out.unshift(sample(behind, parseLsn(s.archivedLsn) + 1n));
   return out;
 }
+
+/** The previous holder's RPO measurement, as stored: what stands until this holder measures its own. */
+export function inheritedRpo(s: StoredWalState | null): Partial<StoredWalState> {
+  if (!s?.rpoMeasuredAt) return {};
+  const { rpoMeasuredAt, rpoBehindSince, currentLsn, archivedLsn, clockSkewMs } = s;
+  return Object.fromEntries(Object.entries({ rpoMeasuredAt, rpoBehindSince, currentLsn, archivedLsn, clockSkewMs }).filter(([, v]) => v !== undefined));
+}

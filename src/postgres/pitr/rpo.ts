@@ -33,6 +33,10 @@ export class RpoTracker {
   private samples: PositionSample[] = [];
 
   add(s: PositionSample): void {
+    // Positions only move on along one server's history: a sample behind the ones before it is another history (a
+    // failover to a standby that was behind, a rebuilt cluster, or a seed from the previous holder's): those ahead go.
+    const last = this.samples.at(-1);
+    if (last && s.lsn < last.lsn) this.samples = this.samples.filter((x) => x.lsn <= s.lsn);
     this.samples.push(s);
     if (this.samples.length > MAX_SAMPLES) {
       // The oldest sample decides the RPO and the newest the present: both stay, the ones between lose resolution.

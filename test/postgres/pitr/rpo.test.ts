@@ -4,7 +4,7 @@ import { recordEnd } from '../../../src/postgres/pitr/position-sampler.ts';
 import { backlogBefore } from '../../../src/postgres/pitr/partial-archiver.ts';
 import { partialInterval } from '../../../src/postgres/pitr/rpo.ts';
 import { MAX_SAMPLES, RpoTracker } from '../../../src/postgres/pitr/rpo.ts';
-import { previousSamples } from '../../../src/workers/wal-state-write.ts';
+import { inheritedRpo, previousSamples } from '../../../src/workers/wal-state-write.ts';
 
 const T0 = Date.parse('2026-12-04T12:00:00Z');
 const at = (s: number) => new Date(T0 + s * 1000);
@@ -156,6 +156,27 @@ describe('the RPO across a worker restart', () => {
     expect(t.read(now, parseLsn('0/3000000'))).toEqual({ rpoMs: 80_000, behindSince: new Date('2026-12-07T11:48:50Z') });
     // Archived meanwhile: caught up, 0.
     expect(t.read(now, parseLsn('0/3100000')).rpoMs).toBe(0);
+  });
+
+  it('a seed from another history (a failover to a standby that was behind) goes at the first sample behind it', () => {
+    const now = new Date('2026-12-07T11:50:10Z');
+    const t = new RpoTracker();
+    t.seed(previousSamples(stored, now, 7 * 86_400_000));
+    // The promoted server is at 0/2800000, behind both seeds: they speak of the old primary's WAL.
+    t.add({ at: new Date('2026-12-07T11:49:28Z'), lsn: parseLsn('0/2800000') });
+    expect(t.size).toBe(1);
+    expect(t.read(now, parseLsn('0/2800000')).rpoMs).toBe(0);
+  });
+
+  it('keeps the previous measurement in the state until this holder has its own', () => {
+    expect(inheritedRpo({ ...stored, rpoError: 'x', holder: 'h' })).toEqual({
+      rpoMeasuredAt: stored.rpoMeasuredAt,
+      rpoBehindSince: stored.rpoBehindSince,
+      currentLsn: stored.currentLsn,
+      archivedLsn: stored.archivedLsn,
+      clockSkewMs: '0',
+    });
+    expect(inheritedRpo({ receiver: 'up', since: stored.since })).toEqual({});
   });
 
   it('starts afresh from a state with no measurement, or older than the limit', () => {
