@@ -122,8 +122,11 @@ async function backupRan(ctx: VerifierContext, health: HealthOf, t: TargetConfig
   const shown = `${clock(newest.startedAt, ctx.now, tz)} backup ${newest.backupId}: ${sizeAgainstWeek(newest, backups)}`;
   const stale = condition(results, 'stale');
   if (stale?.status === 'failing') return { ok: false, evidence: `${stale.evidence}; newest: ${shown}` };
+  // The config's own limit where it sets one (a slow host's `staleHours: 30`: second reader); else the schedule's.
+  const set = ctx.config.health.thresholds;
   const nightlyGap = nightly ? longestScheduledGapHours({ backups: [nightly] }, tz, ctx.now) : null;
-  const limitHours = nightlyGap !== null ? Math.ceil(nightlyGap) + 1 : (targetThresholds(ctx.config, () => ctx.now)(t.name).staleHours ?? 25);
+  const configured = nightly ? (set?.staleHoursByClass?.daily ?? set?.staleHours) : undefined;
+  const limitHours = configured ?? (nightlyGap !== null ? Math.ceil(nightlyGap) + 1 : (targetThresholds(ctx.config, () => ctx.now)(t.name).staleHours ?? 25));
   const ageMs = ctx.now.getTime() - Date.parse(newest.startedAt);
   if (ageMs > limitHours * 3_600_000) {
     const since = backups[0] && backups[0] !== newest ? backups[0] : undefined;
