@@ -11,7 +11,7 @@ import { createLogger } from '../../src/logger.ts';
 import { retentionRunReport, retentionSummary, retentionWorthSaying } from '../../src/notifications/retention-messages.ts';
 import { BotError } from '../../src/errors.ts';
 import { makeBackupId, type LocalStorage, type S3Storage, type Storage } from '../../src/storage/index.ts';
-import { runRetention } from '../../src/storage/retention-run.ts';
+import { type RetentionRunOptions, runRetention } from '../../src/storage/retention-run.ts';
 import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
 import { tempRoot } from './fixtures.ts';
 import { restoreTestRecord, store } from './retention-fixtures.ts';
@@ -27,6 +27,10 @@ async function age(dir: string, at: Date): Promise<void> {
 }
 
 const ids = (list: Array<{ backupId: string }>) => list.map((m) => m.backupId).sort();
+
+/** runRetention as the worker runs it: the real read-back, what the queues say is in use, a silent log. */
+const retain = (o: Omit<RetentionRunOptions, 'readBack' | 'inUse' | 'log'> & Partial<Pick<RetentionRunOptions, 'inUse'>>) =>
+  runRetention({ readBack: readBackAndMark, inUse: () => backupsInUse(queues), log, ...o });
 
 /** A worker that takes a job of `queue` and keeps it active until closed: a backup or restore running right now. */
 function holdJobs(queue: { name: string; opts: { prefix?: string } }): { active: Promise<void>; close(): Promise<void> } {
@@ -90,12 +94,9 @@ describe('runRetention on one storage', () => {
       const now = new Date();
       const oldest = await store(s3, 'shop', now, 40, 30);
       const newest = await store(s3, 'shop', now, 35, 30);
-      const run = await runRetention({
-        readBack: readBackAndMark,
+      const run = await retain({
         primary: s3,
         dryRun: false,
-        inUse: () => backupsInUse(queues),
-        log,
       });
       expect(ids(await s3.list())).toEqual([newest.backupId]);
       const mine = server.events.filter((e) => e.startsWith('ObjectRemoved') && e.includes(`/${oldest.backupId}/`));
@@ -134,12 +135,9 @@ describe('runRetention on one storage', () => {
         confirmedBy: null,
       });
       await restoring.active;
-      const run = await runRetention({
-        readBack: readBackAndMark,
+      const run = await retain({
         primary: local,
         dryRun: false,
-        inUse: () => backupsInUse(queues),
-        log,
       });
       expect(ids(await local.list())).toEqual(ids([queued, reading, fresh]));
       const plan = run.storages[0]?.plan;
@@ -187,12 +185,9 @@ describe('runRetention on one storage', () => {
     await writeFile(join(root, '_audit', 'audit.jsonl'), '{}\n');
     try {
       await backingUp.active;
-      const run = await runRetention({
-        readBack: readBackAndMark,
+      const run = await retain({
         primary: local,
         dryRun: false,
-        inUse: () => backupsInUse(queues),
-        log,
         now: () => now,
       });
       expect(run.storages[0]?.plan?.cleanUnfinished.map((u) => `${u.backupId}: ${u.reason}`).sort()).toEqual(
@@ -226,12 +221,9 @@ describe('runRetention on one storage', () => {
     const stuck = makeBackupId('shop', new Date());
     await local.beginBackup('shop', stuck);
     const before = (await readdir(join(root, 'shop'))).sort();
-    const run = await runRetention({
-      readBack: readBackAndMark,
+    const run = await retain({
       primary: local,
       dryRun: true,
-      inUse: () => backupsInUse(queues),
-      log,
       now: () => now,
     });
     expect((await readdir(join(root, 'shop'))).sort()).toEqual(before);
@@ -250,12 +242,9 @@ describe('runRetention on one storage', () => {
     const bad = await store(local, 'shop', now, 35, 30);
     await local.writeRecord(restoreTestRecord(bad.backupId, true, new Date(now.getTime() - 34 * DAY)));
     await local.writeRecord(restoreTestRecord(bad.backupId, false, new Date(now.getTime() - 33 * DAY)));
-    const run = await runRetention({
-      readBack: readBackAndMark,
+    const run = await retain({
       primary: local,
       dryRun: false,
-      inUse: () => backupsInUse(queues),
-      log,
     });
     expect(ids(await local.list())).toEqual([good.backupId]);
     expect(run.storages[0]?.plan?.keep[0]?.reason).toMatch(/kept: the newest good backup of shop$/);
@@ -270,12 +259,9 @@ describe('runRetention on one storage', () => {
     await local.markDamaged('shop', expired.backupId, 'the checksum scrub found artifact corrupted: database.pgdump.zst', now);
     // Unfinished and damaged directories are cleaned once untouched for a day: the marker was written a day ago.
     await age(join(local.root, 'shop', expired.backupId), new Date(now.getTime() - 25 * HOUR));
-    const run = await runRetention({
-      readBack: readBackAndMark,
+    const run = await retain({
       primary: local,
       dryRun: false,
-      inUse: () => backupsInUse(queues),
-      log,
       now: () => now,
     });
     expect(ids(await local.list())).toEqual([fresh.backupId]);
@@ -304,11 +290,11 @@ describe('runRetention on one storage', () => {
       await fh.close();
     }
     expect(ids(await local.list())).toEqual(ids([good, ...rotted]));
-    const dry = await runRetention({ readBack: readBackAndMark, primary: local, dryRun: true, inUse: () => backupsInUse(queues), log });
+    const dry = await retain({ primary: local, dryRun: true });
     // A dry run reads nothing: it plans on what the listing says.
     expect(dry.storages[0]?.plan?.delete.map((d) => d.backupId)).toEqual([good.backupId]);
 
-    const run = await runRetention({ readBack: readBackAndMark, primary: local, dryRun: false, inUse: () => backupsInUse(queues), log });
+    const run = await retain({ primary: local, dryRun: false });
     const plan = run.storages[0]?.plan;
     expect(plan?.delete).toEqual([]);
     expect(run.storages[0]?.outcomes).toEqual([]);
@@ -335,7 +321,7 @@ describe('runRetention on one storage', () => {
         return typeof value === 'function' ? value.bind(target) : value;
       },
     }) as Storage;
-    const run = await runRetention({ readBack: readBackAndMark, primary: unreadable, dryRun: false, inUse: () => backupsInUse(queues), log });
+    const run = await retain({ primary: unreadable, dryRun: false });
     const plan = run.storages[0]?.plan;
     expect(plan?.delete).toEqual([]);
     expect(ids(await local.list())).toEqual(ids([old, kept]));
@@ -361,12 +347,9 @@ describe('runRetention on one storage', () => {
       get: (t, key) => (key === 'deleteBackup' ? deleteBackup : typeof Reflect.get(t, key) === 'function' ? Reflect.get(t, key).bind(t) : Reflect.get(t, key)),
     }) as Storage;
     const seen: string[] = [];
-    const run = await runRetention({
-      readBack: readBackAndMark,
+    const run = await retain({
       primary: flaky,
       dryRun: false,
-      inUse: () => backupsInUse(queues),
-      log,
       onOutcome: async (o) => void seen.push(`${o.backupId} ${o.error ?? 'deleted'}`),
     });
     expect(ids(await local.list())).toEqual(ids([a, c]));
@@ -401,13 +384,10 @@ describe('runRetention with copies', () => {
     await store(copy, 'shop', now, 40, 30);
     const b = await store(local, 'shop', now, 2, 30);
     await store(copy, 'shop', now, 2, 30);
-    const run = await runRetention({
-      readBack: readBackAndMark,
+    const run = await retain({
       primary: local,
       copies: [copy],
       dryRun: false,
-      inUse: () => backupsInUse(queues),
-      log,
     });
     expect(ids(await local.list())).toEqual([b.backupId]);
     expect(ids(await copy.list())).toEqual([b.backupId]);
@@ -424,13 +404,10 @@ describe('runRetention with copies', () => {
     const b = await store(local, 'shop', now, 2, 30);
     const gone = testS3Storage(server, { bucket: 'no-such-bucket', maxAttempts: 1 });
     try {
-      const run = await runRetention({
-        readBack: readBackAndMark,
+      const run = await retain({
         primary: local,
         copies: [gone],
         dryRun: false,
-        inUse: () => backupsInUse(queues),
-        log,
       });
       expect(ids(await local.list())).toEqual([b.backupId]);
       expect(retentionSummary(run)).toMatchObject({ deleted: 1, unreadable: [gone.describe()] });
