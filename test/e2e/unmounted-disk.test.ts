@@ -21,6 +21,16 @@ describe('a backup disk that is no longer mounted', () => {
     await h?.stop();
   });
 
+  const jobFinished = (id: string) =>
+    until(
+      `job ${id} finished`,
+      async () => {
+        const job = await h.service.deps.queues.backup.getJob(id);
+        return job && ((await job.isCompleted()) || (await job.isFailed())) ? true : undefined;
+      },
+      60_000,
+    );
+
   const runHealth = async () => {
     const job = await h.service.deps.queues.health.add('health', {});
     await until('the health job', async () => ((await job.isCompleted()) || (await job.isFailed()) ? true : undefined), 60_000);
@@ -29,6 +39,9 @@ describe('a backup disk that is no longer mounted', () => {
   it('writes nothing there, pages the backup and the disk, and is well again once the disk is back', async () => {
     const first = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
     await channelMessage(h, first, /succeeded/);
+    // Finished in the queue too: the verdict is posted before the job ends, and a `/backup now` meanwhile joins it
+    // (a CI run under load got the first job's id back, and its "succeeded").
+    await jobFinished(first);
     // "Unmounted": the disk's directory moved away, an empty one left at its path.
     await rename(h.backupDir, mounted());
     await mkdir(h.backupDir);
@@ -48,6 +61,7 @@ describe('a backup disk that is no longer mounted', () => {
     // Mounted again: the next backup succeeds, the disk page resolves.
     await rm(h.backupDir, { recursive: true, force: true });
     await rename(mounted(), h.backupDir);
+    await jobFinished(second);
     const third = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
     await channelMessage(h, third, /succeeded/);
     expect((await h.service.deps.storage.list('shop')).length).toBe(2);

@@ -130,7 +130,8 @@ describe('a restored copy damaged after the restore, compared with its archive',
       if (sql) await withClient(url, (c) => c.query(sql));
       const v: VerifyOptions = { archive, manifest, url, database, pgDump: tools.pgDump, pgDumpMajor: tools.major, owners: false, log: silentLog };
       const compared = await compareWithArchive(v);
-      const amcheck = await amcheckRestored({ ...v, level: 'full', keep: true });
+      // pg_amcheck on the undamaged copy only: the damages are of content and definitions, which it does not judge.
+      const amcheck = sql ? null : await amcheckRestored({ ...v, level: 'full', keep: true });
       return { compared, amcheck, passedCounts: restored.passed };
     } finally {
       await dropDatabase(server(), database);
