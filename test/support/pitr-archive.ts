@@ -128,3 +128,10 @@ export const completeSegment = (url: string) =>
     const { rows } = await c.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
     return rows[0]?.name as string;
   });
+
+/** Whether a receiver holds the slot now: a new slot reserves WAL from its first connection, not from its creation. */
+export const slotActive = (url: string, slot: string) =>
+  withClient(url, async (c) => {
+    const { rows } = await c.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    return rows[0]?.active === true;
+  });

@@ -6,7 +6,7 @@ import { type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev
 import { startWalArchive, type WalArchiveState } from '../../../src/postgres/pitr/wal-archive.ts';
 import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { findPgProgram, findPgTools } from '../../../src/postgres/tools.ts';
-import { completeSegment } from '../../support/pitr-archive.ts';
+import { completeSegment, slotActive } from '../../support/pitr-archive.ts';
 import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 
 /**
@@ -55,11 +55,7 @@ describe('a replication slot dropped while the receiver was stopped', () => {
       onState: (s) => states.push(s),
     });
 
-  const slotActive = () =>
-    withClient(source.url, async (c) => {
-      const { rows } = await c.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-      return rows[0]?.active ? true : undefined;
-    });
+  const streaming = async () => ((await slotActive(source.url, slot)) ? true : undefined);
 
   const until = async <T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> => {
     const end = Date.now() + timeoutMs;
@@ -73,7 +69,7 @@ describe('a replication slot dropped while the receiver was stopped', () => {
 
   it('sets the spool aside and streams again from the server’s position, with no hand on the server', async () => {
     const first = start();
-    await until('the receiver streaming', () => slotActive());
+    await until('the receiver streaming', streaming);
     const before = await completeSegment(source.url);
     await until(`${before} archived`, () => ((first.state().lastArchived?.name ?? '') >= before ? true : undefined));
     // Some WAL of the next segment received: the spool holds its partial file when the worker stops.
@@ -109,7 +105,7 @@ describe('a replication slot dropped while the receiver was stopped', () => {
       expect(await readdir(join(dir, 'spool', '.diverged'))).toEqual([expect.stringMatching(/^[0-9A-F]{24}\.partial\.\d+$/)]);
       // Streaming again: a segment completed now is archived, and the slot is back, at the server's position.
       await until('the receiver up', () => (second.state().receiver.up ? true : undefined));
-      await until('the receiver streaming', () => slotActive());
+      await until('the receiver streaming', streaming);
       const after = await completeSegment(source.url);
       await until(`${after} archived`, () => ((second.state().lastArchived?.name ?? '') >= after ? true : undefined));
       const restart = await withClient(source.url, async (c) => {

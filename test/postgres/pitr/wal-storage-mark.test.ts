@@ -11,8 +11,8 @@ import { LocalWalStore } from '../../../src/postgres/pitr/wal-store.ts';
 import { LocalStorage } from '../../../src/storage/local-storage.ts';
 import { MARK_FILE } from '../../../src/storage/storage-mark.ts';
 import { startWalArchives, type WalArchives } from '../../../src/workers/wal-archives.ts';
-import { completeSegment } from '../../support/pitr-archive.ts';
-import { silentLog, withClient } from '../../support/postgres-helpers.ts';
+import { completeSegment, slotActive } from '../../support/pitr-archive.ts';
+import { silentLog } from '../../support/postgres-helpers.ts';
 
 /**
  * The WAL archive on a backup disk that stops being mounted (an empty directory left at its mount point). Before,
@@ -46,12 +46,6 @@ describe('the WAL archive on a backup disk that is no longer mounted', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const slotActive = () =>
-    withClient(source.url, async (c) => {
-      const { rows } = await c.query<{ active: boolean }>("SELECT active FROM pg_replication_slots WHERE slot_name = 'pgbb_walmark'");
-      return rows[0]?.active === true;
-    });
-
   const stateUntil = async (ok: (s: StoredWalState) => boolean, what: string): Promise<StoredWalState> => {
     const end = Date.now() + 60_000;
     for (;;) {
@@ -76,7 +70,7 @@ describe('the WAL archive on a backup disk that is no longer mounted', () => {
     await stateUntil((s) => s.receiver === 'up', 'streaming');
     // "Up" is said when pg_receivewal starts; a new slot reserves WAL from its first connection: a segment completed
     // before that is not the stream's (a CI run under load waited for it in vain).
-    for (let i = 0; !(await slotActive()); i++) {
+    for (let i = 0; !(await slotActive(source.url, 'pgbb_walmark')); i++) {
       if (i > 600) throw new Error('the receiver never connected to its slot');
       await new Promise((r) => setTimeout(r, 100));
     }
