@@ -38,8 +38,17 @@ export async function prepareDemoPitr(config: Config, timeoutMs = 60_000): Promi
   const base = await takeBaseBackup(config, target).catch((err: unknown) => err as Error);
   if (base instanceof Error) return `Point-in-time recovery: no base backup to test (${toUserMessage(base)}).`;
   await query(target.url, 'CREATE TABLE IF NOT EXISTS demo_pitr_note (at timestamptz DEFAULT clock_timestamp()); INSERT INTO demo_pitr_note DEFAULT VALUES');
+  // The row's commit is the moment `/restore-test pitr` recovers to: its segment must be archived whole, not only the
+  // base backup's end (the window opens at the latter, and a test run at once found no commit after the base backup).
+  const seg = (await query<{ seg: string }>(target.url, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg'))[0]?.seg ?? '';
   await query(target.url, 'SELECT pg_switch_wal()');
-  const opened = async () => recoverableWindow(await listBaseBackups(config.backupDir, target.name), await recoverableWal(config.backupDir, target.name));
+  const opened = async () => {
+    const wal = await recoverableWal(config.backupDir, target.name);
+    return (
+      wal.some((w) => !('partial' in w && w.partial) && w.name.slice(8) >= seg.slice(8)) &&
+      recoverableWindow(await listBaseBackups(config.backupDir, target.name), wal)
+    );
+  };
   while (!(await opened())) {
     if (Date.now() > end) return `Point-in-time recovery: base backup ${base.id} taken, but no WAL after it is archived yet.`;
     await sleep(200);
