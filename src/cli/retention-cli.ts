@@ -1,5 +1,5 @@
 import { createAuditLog, retentionDeletion } from '../audit.ts';
-import { readBackAndMark } from '../storage/scrub.ts';
+import { copyScrubState, redisScrubState, rememberedReadBack } from '../storage/scrub.ts';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { backupsInUse } from '../jobs/backups-in-use.ts';
@@ -59,7 +59,9 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       timezone: config.timezone,
       inUse: () => (queues ? backupsInUse(queues) : Promise.resolve(NOTHING_KNOWN)),
       log: deps.log,
-      readBack: readBackAndMark,
+      readBack: rememberedReadBack((s) =>
+        redis ? (s === deps.primary ? redisScrubState(redis, config.queuePrefix) : copyScrubState(redis, config.queuePrefix, s)) : undefined,
+      ),
       onOutcome: (o) =>
         audit.append(retentionDeletion(`cli ${o.storage} ${o.backupId}`, o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`, by)),
     });

@@ -149,6 +149,20 @@ export const readBackAndMark: ReadBackAndMark = async (storage, m, by, log) => {
   return { verdict: 'damaged', why, marked };
 };
 
+/**
+ * readBackAndMark that records the read in the scrub's memory of that storage (the primary's, or a copy's), so the
+ * scrub that runs after retention does not read the same backup again the same day; a failure to record is logged.
+ */
+export function rememberedReadBack(stateOf: (storage: Storage) => ScrubState | undefined, now: () => Date = () => new Date()): ReadBackAndMark {
+  return async (storage, m, by, log) => {
+    const verdict = await readBackAndMark(storage, m, by, log);
+    await stateOf(storage)
+      ?.remember(keyOf(m), now().getTime())
+      .catch((err: unknown) => log.warn({ err }, `${by}: could not record the read in Redis`));
+    return verdict;
+  };
+}
+
 type Verdict = { problems: string[] } | { unreadable: string };
 
 /**

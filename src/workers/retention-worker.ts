@@ -13,7 +13,7 @@ import type { Storage } from '../storage/index.ts';
 import { quietNotifier } from './quiet-notifier.ts';
 import { type RepairOptions, repairFromCopies } from '../storage/copy-scrub.ts';
 import { copyScrubLines, scrubLines } from '../notifications/scrub-messages.ts';
-import { readBackAndMark, type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
+import { rememberedReadBack, type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
 import { expireRestoredDatabases } from '../restored-databases.ts';
@@ -69,7 +69,7 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
           ...(deps.config ? { timezone: deps.config.timezone } : {}),
           inUse: () => backupsInUse(deps.queues),
           log,
-          readBack: readBackAndMark,
+          readBack: rememberedReadBack((s) => (s === deps.storage ? deps.scrub : deps.copyScrub?.state(s)), deps.now),
           ...(deps.now ? { now: deps.now } : {}),
           onOutcome: (o) => auditDeletion(deps, jobId, `${o.storage} ${o.backupId}`, o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`),
         });

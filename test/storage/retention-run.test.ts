@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readBackAndMark } from '../../src/storage/scrub.ts';
+import { memoryScrubState, readBackAndMark, rememberedReadBack } from '../../src/storage/scrub.ts';
 import { mkdir, open, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'bullmq';
@@ -29,7 +29,7 @@ async function age(dir: string, at: Date): Promise<void> {
 const ids = (list: Array<{ backupId: string }>) => list.map((m) => m.backupId).sort();
 
 /** runRetention as the worker runs it: the real read-back, what the queues say is in use, a silent log. */
-const retain = (o: Omit<RetentionRunOptions, 'readBack' | 'inUse' | 'log'> & Partial<Pick<RetentionRunOptions, 'inUse'>>) =>
+const retain = (o: Omit<RetentionRunOptions, 'readBack' | 'inUse' | 'log'> & Partial<Pick<RetentionRunOptions, 'inUse' | 'readBack'>>) =>
   runRetention({ readBack: readBackAndMark, inUse: () => backupsInUse(queues), log, ...o });
 
 /** A worker that takes a job of `queue` and keeps it active until closed: a backup or restore running right now. */
@@ -294,7 +294,10 @@ describe('runRetention on one storage', () => {
     // A dry run reads nothing: it plans on what the listing says.
     expect(dry.storages[0]?.plan?.delete.map((d) => d.backupId)).toEqual([good.backupId]);
 
-    const run = await retain({ primary: local, dryRun: false });
+    // Each read is recorded in the scrub's memory, so the scrub after retention reads other backups first.
+    const scrub = memoryScrubState();
+    const run = await retain({ primary: local, dryRun: false, readBack: rememberedReadBack(() => scrub) });
+    expect([...scrub.seen.keys()].sort()).toEqual([good, ...rotted].map((m) => `shop/${m.backupId}`).sort());
     const plan = run.storages[0]?.plan;
     expect(plan?.delete).toEqual([]);
     expect(run.storages[0]?.outcomes).toEqual([]);

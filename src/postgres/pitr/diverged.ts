@@ -77,18 +77,26 @@ export async function setAsideDiverged(
   const names = await readdir(spool);
   const waiting = names.filter((n) => SEGMENT_NAME.test(n) && past(n, forkN));
   const moved = names.filter((n) => n !== `${start}.partial` && PARTIAL_WAL.test(n) && past(n, atStart ? forkN : forkN + 1));
+  await moveToDiverged(spool, moved);
+  return { moved, waiting };
+}
+
+/**
+ * Spool files moved into `.diverged`, where neither pg_receivewal nor the archiver looks, for a person to read. A name
+ * set aside before (a second failover) is kept: this one gets the time appended (`stamped`: every one does). Each is
+ * stamped with the time it was set aside: the purge counts from then, not from its last write (second reader: a
+ * stream wedged longer than the retention would have lost it within the hour).
+ */
+export async function moveToDiverged(spool: string, names: readonly string[], stamped = false): Promise<void> {
+  if (names.length === 0) return;
   await mkdir(join(spool, DIVERGED_DIR), { recursive: true, mode: 0o700 });
   const taken = new Set(await readdir(join(spool, DIVERGED_DIR)));
-  // A name set aside before (a second failover) is kept: this one gets the time appended.
-  // Stamped with the time it was set aside: the purge counts from then, not from the old primary's last write (second
-  // reader: a stream wedged longer than the retention would have lost it within the hour).
   const now = new Date();
-  for (const name of moved) {
-    const dest = join(spool, DIVERGED_DIR, taken.has(name) ? `${name}.${now.getTime()}` : name);
+  for (const name of names) {
+    const dest = join(spool, DIVERGED_DIR, stamped || taken.has(name) ? `${name}.${now.getTime()}` : name);
     await rename(join(spool, name), dest);
     await utimes(dest, now, now);
   }
-  return { moved, waiting };
 }
 
 /**

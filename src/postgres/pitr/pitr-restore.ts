@@ -36,7 +36,9 @@ export function parseRecoveryTime(asked: string): Date {
   const text = asked
     .trim()
     .replace(/\s*UTC$/i, 'Z')
-    .replace(/\s*UTC([+-])(\d{1,2})(:?\d{2})?$/i, (_m, sign: string, h: string, m?: string) => `${sign}${h.padStart(2, '0')}${m ?? ''}`);
+    .replace(/\s*UTC([+-])(\d{1,2})(:?\d{2})?$/i, (_m, sign: string, h: string, m?: string) => `${sign}${h.padStart(2, '0')}${m ?? ''}`)
+    // "14:30:00 +01:00", as `date --rfc-3339` and many logs write it: the space is not part of the time.
+    .replace(/(\d)\s+([+-]\d{2}(:?\d{2})?|Z)$/i, '$1$2');
   // Something that is not a date and time at all is said so, not blamed on a missing offset.
   if (!/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/.test(text.trim()))
     throw new BotError('bad_request', `"${asked}" is not a time: say "2026-12-03 14:30:00+01" (date, time and UTC offset).`);

@@ -1,11 +1,10 @@
-import { mkdir, readdir, rename, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { execa } from 'execa';
 import pg from 'pg';
 import type { Logger } from '../../logger.ts';
 import { pgClientConfig } from '../connection.ts';
 import { describeExit, firstErrorLine } from '../failures.ts';
-import { DIVERGED_DIR } from './diverged.ts';
+import { moveToDiverged } from './diverged.ts';
 import { parseLsn, SEGMENT_NAME, segmentEndLsn } from './lsn.ts';
 
 export const REMOVED_WAL = /requested WAL segment (\w+) has already been removed/;
@@ -37,13 +36,7 @@ export async function pastRemovedWal(o: {
   const names = await readdir(o.spool).catch(() => [] as string[]);
   const partials = names.filter((n) => PARTIAL.test(n));
   if (partials.length > 0) {
-    await mkdir(join(o.spool, DIVERGED_DIR), { recursive: true, mode: 0o700 });
-    const now = new Date();
-    for (const name of partials) {
-      const dest = join(o.spool, DIVERGED_DIR, `${name}.${now.getTime()}`);
-      await rename(join(o.spool, name), dest);
-      await utimes(dest, now, now);
-    }
+    await moveToDiverged(o.spool, partials, true);
     o.log.warn({ slot: o.slot, segment: o.segment, setAside: partials }, 'the server no longer has the WAL the spool asks for: its partial segment set aside');
     return `${gone}. The spool's ${partials.join(', ')} set aside, so the receiver starts again from its slot's position`;
   }

@@ -12,6 +12,15 @@ describe('parseRecoveryTime: the moment asked, or a clear refusal', () => {
     expect(parseRecoveryTime('2026-12-06T10:03:13.967Z').toISOString()).toBe('2026-12-06T10:03:13.967Z');
     expect(parseRecoveryTime('2026-12-06 10:03:13.967000+00').toISOString()).toBe('2026-12-06T10:03:13.967Z');
     expect(parseRecoveryTime('2028-02-29 00:00:00Z').toISOString()).toBe('2028-02-29T00:00:00.000Z');
+    // Offsets as `date --rfc-3339`, logs and ISO 8601's basic form write them: with a space before, or no colon.
+    expect(parseRecoveryTime('2026-12-03 14:30:00 +01:00').toISOString()).toBe('2026-12-03T13:30:00.000Z');
+    expect(parseRecoveryTime('2026-12-03 14:30:00+0100').toISOString()).toBe('2026-12-03T13:30:00.000Z');
+    expect(parseRecoveryTime('2026-12-03 14:30:00.25 -0530').toISOString()).toBe('2026-12-03T20:00:00.250Z');
+  });
+
+  it('refuses a time with no offset, and says what to write', () => {
+    expect(() => parseRecoveryTime('2026-12-03 14:30:00')).toThrow('has no UTC offset');
+    expect(() => parseRecoveryTime('yesterday at 3')).toThrow('is not a time');
   });
 
   it('refuses a day the calendar lacks, never moving it to another (QA: 2026-02-30 became March 2nd)', () => {
