@@ -4,7 +4,7 @@ import type { BackupJobData } from '../jobs/queues.ts';
 import type { Storage } from '../storage/index.ts';
 import { evaluateHealth } from './conditions.ts';
 import type { RunLog } from './last-runs.ts';
-import type { BaseBackupHealth, ConditionResult, DamagedItem, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
+import type { BaseBackupHealth, ConditionResult, DamagedItem, HealthCondition, HealthInput, HealthThresholds, RestoreTestSummary } from './types.ts';
 import type { WalHealthFacts } from './wal-types.ts';
 
 export interface HealthSources {
@@ -134,6 +134,31 @@ export async function collectHealthInput(sources: HealthSources, target: string,
 export async function checkTarget(sources: HealthSources, target: string, now: Date): Promise<{ input: HealthInput; results: ConditionResult[] }> {
   const input = await collectHealthInput(sources, target, now);
   return { input, results: evaluateHealth(input) };
+}
+
+/** What Redis alone tells of a point-in-time-recovery target: its WAL stream, its copy to S3, its RPO. */
+const FROM_REDIS: ReadonlySet<HealthCondition> = new Set(['wal-stream', 'wal-offsite', 'rpo']);
+
+/**
+ * The conditions still judged when the target's storage cannot be read (an S3 outage with S3_MODE=primary, an
+ * unmounted disk): the WAL stream's state and RPO, which the worker keeps in Redis, judged as a full check would
+ * (the starting grace included). The RPO climbing through an outage pages as itself, not only as "cannot be checked".
+ * None for a target without point-in-time recovery, or without Redis.
+ */
+export async function checkFromRedis(sources: HealthSources, target: string, now: Date): Promise<ConditionResult[]> {
+  if (!sources.runs || !sources.pitr?.(target)) return [];
+  const [state, firstSeen] = await Promise.all([sources.runs.walState(target), sources.runs.firstSeen(target, now)]);
+  const input: HealthInput = {
+    target,
+    now,
+    backups: [],
+    running: [],
+    lastBackupRun: null,
+    lastRestoreTest: null,
+    disk: null,
+    wal: { state, ...(firstSeen ? { firstSeen } : {}) },
+  };
+  return evaluateHealth(input).filter((r) => FROM_REDIS.has(r.condition));
 }
 
 /** Production targets must be encrypted unless the config opted out; staging may go without. */

@@ -20,7 +20,7 @@ export {
   type HealthThresholds,
   type RestoreTestSummary,
 } from './types.ts';
-export { checkTarget, encryptionRequired } from './collect.ts';
+export { checkFromRedis, checkTarget, encryptionRequired } from './collect.ts';
 export { backupDiskCondition, diskSubject, inputDiskNeed, type TargetDiskNeed } from './disk-condition.ts';
 export { healthSources, pitrSources } from './sources.ts';
 export { type RunLog, createRunLog } from './last-runs.ts';

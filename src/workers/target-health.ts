@@ -1,5 +1,5 @@
 import type { Job, Worker } from 'bullmq';
-import { checkTarget, diskSubject, healthSources, inputDiskNeed } from '../health/index.ts';
+import { checkFromRedis, checkTarget, diskSubject, healthSources, inputDiskNeed } from '../health/index.ts';
 import { targetThresholds } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
@@ -55,7 +55,7 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
     thresholdsFor: targetThresholds(config, () => at),
   };
   const checked = await checkTarget(sources, target, at).catch(async (err: unknown) => {
-    await uncheckedFor(deps, target, err, at, log);
+    await uncheckedFor(deps, target, err, at, log, () => checkFromRedis(sources, target, at));
     throw err;
   });
   const { input } = checked;
@@ -96,13 +96,26 @@ const checkedNow = (target: string): ConditionResult => ({
  * other conditions keep their last verdicts, and it fails `unchecked`: quiet at first (shown, not paged), paged
  * once it has failed UNCHECKED_PAGES_AFTER_MS; the next check that runs resolves it and says so.
  */
-async function uncheckedFor(deps: TargetHealthDeps, target: string, err: unknown, at: Date, log: Logger): Promise<void> {
+async function uncheckedFor(
+  deps: TargetHealthDeps,
+  target: string,
+  err: unknown,
+  at: Date,
+  log: Logger,
+  fromRedis: () => Promise<ConditionResult[]>,
+): Promise<void> {
+  // The WAL stream and RPO are in Redis: still judged, so an RPO that climbs through a storage outage pages as such.
+  const judged = await fromRedis().catch((redisErr: unknown) => {
+    log.warn({ err: redisErr, target }, 'could not judge the WAL stream from Redis either');
+    return [];
+  });
+  const some = judged.length > 0 ? `; the WAL stream and RPO are still judged from Redis` : '';
   const failing = (quiet: boolean): ConditionResult => ({
     condition: 'unchecked',
     status: 'failing',
     severity: 'error',
     summary: `${target}: its health cannot be checked`,
-    evidence: `no condition could be judged since the check failed: ${whyUnchecked(err)}; the last verdicts stand, pages already open stay open`,
+    evidence: `no condition ${some ? 'read from storage ' : ''}could be judged since the check failed: ${whyUnchecked(err)}${some}; the last verdicts stand, pages already open stay open`,
     ...(quiet ? { quiet: true as const } : {}),
   });
   try {
@@ -110,7 +123,7 @@ async function uncheckedFor(deps: TargetHealthDeps, target: string, err: unknown
     const stored = (await deps.state.read(target)).unchecked;
     const since = stored?.status === 'failing' ? Date.parse(stored.since) : at.getTime();
     const loud = at.getTime() - since >= UNCHECKED_PAGES_AFTER_MS;
-    for (const a of await deps.state.apply(target, [failing(!loud)], at)) await report(deps, target, a, log);
+    for (const a of await deps.state.apply(target, [...judged, failing(!loud)], at)) await report(deps, target, a, log);
   } catch (stateErr) {
     log.warn({ err: stateErr, target }, 'could not record that the health check failed');
   }

@@ -4,6 +4,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { createHealthState } from '../../src/health/index.ts';
+import { walLeaseKey } from '../../src/jobs/wal-lease.ts';
+import { walStateKey } from '../../src/jobs/wal-state.ts';
 import { outboxKey, pageStateKey } from '../../src/notifications/escalation.ts';
 import type { Storage } from '../../src/storage/index.ts';
 import { healthProcessor, type HealthWorkerDeps } from '../../src/workers/health-worker.ts';
@@ -334,6 +336,47 @@ describe('healthProcessor', () => {
       await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 30_000);
       expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
       expect([...kit.slack.messages.values()].some((m) => m.text === 'h-list-e: health could not be checked cleared')).toBe(true);
+    });
+  });
+
+  describe("when a point-in-time-recovery target's storage cannot be read (an S3 outage with S3_MODE=primary)", () => {
+    it('still judges its WAL stream and RPO from Redis: an RPO over its objective pages as such at once, the unchecked page waits', async () => {
+      const shop = kit.config.targets[0];
+      if (!shop) throw new Error('the kit has no target');
+      const name = 'h-list-pitr';
+      const config: Config = {
+        ...kit.config,
+        targets: [{ ...shop, name, pitr: { url: shop.url, slot: 'pgbb_h_list_pitr', walRetentionDays: 7, rpoSeconds: 3600 } }],
+      };
+      const now = new Date();
+      const ago = (minutes: number) => new Date(now.getTime() - minutes * 60_000).toISOString();
+      // The worker holding the lease says: streaming, measured a minute ago, WAL missing from the archive for 2 hours.
+      await kit.redis.set(walLeaseKey(kit.prefix, name), 'w1 pid 1 abc', 'PX', 60_000);
+      await kit.redis.hset(walStateKey(kit.prefix, name), {
+        holder: 'w1 pid 1',
+        receiver: 'up',
+        since: ago(600),
+        rpoObjectiveSeconds: '3600',
+        rpoMeasuredAt: ago(1),
+        rpoBehindSince: ago(120),
+        currentLsn: '0/9000000',
+        archivedLsn: '0/5000000',
+      });
+      const job = await kit.runJob(healthProcessor(deps({ config, storage: testStorage('list-pitr', { free: 0.5 }, new Set([name])), now: () => now })), {});
+      expect(job.failedReason).toMatch(new RegExp(`^health checks could not run for ${name}: `));
+      const state = await createHealthState(kit.redis, kit.prefix).read(name);
+      expect(state.rpo).toMatchObject({ status: 'failing', evidence: expect.stringMatching(/^2 h 0 min \(objective 1 h 0 min\): the server is at 0\/9000000, the archive holds up to 0\/5000000/) });
+      expect(state['wal-stream']).toMatchObject({ status: 'ok' });
+      expect(state.unchecked).toMatchObject({
+        status: 'failing',
+        quiet: true,
+        evidence: expect.stringMatching(
+          /^no condition read from storage could be judged since the check failed: .*EIO.*; the WAL stream and RPO are still judged from Redis; /,
+        ),
+      });
+      const page = await kit.pd.waitFor((e) => e.dedup_key === `pg-backup-bot/${name}/rpo` && e.event_action === 'trigger', 30_000);
+      expect(page.payload).toMatchObject({ severity: 'critical' });
+      expect(kit.pd.events.filter((e) => e.dedup_key === `pg-backup-bot/${name}/unchecked`)).toEqual([]);
     });
   });
 
