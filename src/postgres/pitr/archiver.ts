@@ -42,6 +42,10 @@ export interface ArchiveOptions {
  */
 export async function archiveWalFile(path: string, name: string, o: ArchiveOptions): Promise<WalEntry> {
   const encrypted = o.recipients.length > 0;
+  // The encrypting stream is made before zstd starts (and before the file): zstd's stdout must be piped at once. Made after (the age
+  // library's is asynchronous), what zstd wrote meanwhile was dropped, as execa resumes a stdout nobody reads, and
+  // a WAL file missing its head was hashed and archived as good (archiver-engines.test.ts).
+  const encrypt = encrypted ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
   const rawBytes = (await stat(path)).size;
   const writer = await o.store.writer(name, encrypted);
   const hash = createHash('sha256');
@@ -50,9 +54,7 @@ export async function archiveWalFile(path: string, name: string, o: ArchiveOptio
   const zstd = yieldCpu(execa(o.zstd, ['-c', '-q', `-${o.level}`, path], { ...childOptions(undefined), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }));
   const stderr = collectOutput(zstd.stderr);
   try {
-    const flow = encrypted
-      ? pipeline(zstd.stdout, await createEncryptStream(o.recipients, o.ageEngine), counting, writer.stream)
-      : pipeline(zstd.stdout, counting, writer.stream);
+    const flow = encrypt ? pipeline(zstd.stdout, encrypt, counting, writer.stream) : pipeline(zstd.stdout, counting, writer.stream);
     await Promise.all([flow, zstd]);
     const res = await zstd;
     if (res.failed) throw new Error(`zstd failed on WAL ${name}: ${firstErrorLine(stderr.text()) || describeExit(res)}`);

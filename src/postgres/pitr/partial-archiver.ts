@@ -77,6 +77,10 @@ export async function snapshotPartial(
     throw new Error(`the partial WAL file ${name} does not hold WAL up to ${formatLsn(flushed)}, where the server says the receiver flushed`);
   }
   const encrypted = o.recipients.length > 0;
+  // The encrypting stream is made before zstd starts (and before the file): zstd's stdout must be piped at once. Made after (the age
+  // library's is asynchronous), what zstd wrote meanwhile was dropped, as execa resumes a stdout nobody reads, and
+  // a WAL file missing its head was hashed and archived as good (archiver-engines.test.ts).
+  const encrypt = encrypted ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
   const file = o.partials.fileName(name, walBytes, encrypted);
   const writer = await o.partials.writer(file);
   const hash = createHash('sha256');
@@ -85,9 +89,7 @@ export async function snapshotPartial(
   const zstd = yieldCpu(execa(o.zstd, ['-c', '-q', `-${o.level}`], { ...childOptions(undefined), input: segment, stdout: 'pipe', stderr: 'pipe' }));
   const stderr = collectOutput(zstd.stderr);
   try {
-    const flow = encrypted
-      ? pipeline(zstd.stdout, await createEncryptStream(o.recipients, o.ageEngine), counting, writer.stream)
-      : pipeline(zstd.stdout, counting, writer.stream);
+    const flow = encrypt ? pipeline(zstd.stdout, encrypt, counting, writer.stream) : pipeline(zstd.stdout, counting, writer.stream);
     const [, res] = await Promise.all([flow, zstd]);
     if (res.failed) throw new Error(`zstd failed on partial WAL ${name}: ${firstErrorLine(stderr.text()) || describeExit(res)}`);
     await writer.commit();

@@ -1,6 +1,7 @@
 import { realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { statfsNearest } from '../../storage/index.ts';
@@ -78,12 +79,16 @@ function streamedArchive(o: OpenArchiveOptions): Archive {
     async pgRestore(args, r) {
       const d = await decompressor(o);
       fed = 0;
-      d.zstd.stdout.on('data', (chunk: Buffer) => {
+      const { child, stderr, drained } = await runPgRestore(o, args, { ...r, stdin: 'pipe' }).catch((err: unknown) => {
+        d.zstd.kill('SIGTERM');
+        d.destroy();
+        throw err;
+      });
+      const drain = child.stdin ? pipeline(d.out, child.stdin).catch(() => undefined) : Promise.resolve();
+      d.out.on('data', (chunk: Buffer) => {
         fed += chunk.length;
         if (fed > furthest) furthest = fed;
       });
-      const { child, stderr, drained } = await runPgRestore(o, args, { ...r, stdin: 'pipe' });
-      const drain = child.stdin ? pipeline(d.zstd.stdout, child.stdin).catch(() => undefined) : Promise.resolve();
       const res = await child;
       await drained;
       // A listing stops after the TOC and a failed restore stops anywhere: the rest of the stream is not needed.
@@ -111,6 +116,12 @@ async function decompressor(o: OpenArchiveOptions) {
   // A wrong or missing identity fails here, before zstd or pg_restore start.
   const source = await plaintextOf(o.manifest, a, stored, o.identity);
   const zstd = yieldCpu(execa(o.zstd, ['-dc', '-q'], { ...childOptions(o.signal), stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' }));
+  // Piped at once into a stream of ours, which the caller reads once pg_restore has started. zstd's own stdout is not
+  // left unread meanwhile: execa (buffer: false) resumes a stdout nobody reads after a tick, and Node resumes it when
+  // zstd exits, and what zstd wrote went nowhere (a small archive reached pg_restore empty or cut: "input file is too
+  // short (read 0, expected 5)", a flaky checklist test). Backpressure holds zstd as before.
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  zstd.stdout.pipe(out);
   const stderr = collectOutput(zstd.stderr);
   // A chunk that fails authentication errors the decrypting stream first; pipeline() then destroys the rest with
   // that error, so the first to report it is the cause. zstd then sees a short stream: the cause is the decryption.
@@ -128,6 +139,7 @@ async function decompressor(o: OpenArchiveOptions) {
   const why = (fallback: string) => (decryptError === undefined ? `does not decompress: ${fallback}` : `does not decrypt: ${decryptionMessage(decryptError)}`);
   return {
     zstd,
+    out,
     stderr,
     feed,
     why,
@@ -135,6 +147,10 @@ async function decompressor(o: OpenArchiveOptions) {
     destroy: () => {
       source.destroy();
       stored.destroy();
+      // What zstd still writes (it is being stopped) drains into the void, not into a destroyed stream.
+      zstd.stdout.unpipe(out);
+      zstd.stdout.resume();
+      out.destroy();
     },
   };
 }
