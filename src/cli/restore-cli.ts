@@ -6,8 +6,9 @@ import { formatDuration } from '../format.ts';
 import { checkIdentityOpensBackup, identityFor, restoreGlobalsOf, rolesLeft, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { markedDamaged } from './marked-damaged.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
-import { findRestorable, type Manifest, restoreRecord, type Storage } from '../storage/index.ts';
-import { diskNeeded, newRestoreDatabaseName, otherDatabase, refuseServerDatabase, replacementWarning } from '../commands/restore-command.ts';
+import { findRestorable, restoreRecord, type Storage } from '../storage/index.ts';
+import { diskNeeded, newRestoreDatabaseName } from '../commands/restore-command.ts';
+import { otherDatabase, refuseServerDatabase } from '../commands/replace-guards.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabasesForCli } from '../restored-databases.ts';
 import { isFullRestore, isReplacement, runFullRestore, runReplacement } from '../workers/full-restore.ts';
@@ -18,7 +19,9 @@ export { requestedBy };
 import { serverLabel } from '../postgres/index.ts';
 import { CANNOT_CONNECT } from '../postgres/failures.ts';
 import type { CliIo } from './backup-cli.ts';
-import { isWholeDatabase, scopeNamed } from '../restore-scope.ts';
+import { isWholeDatabase } from '../restore-scope.ts';
+import { replacedWarning } from '../commands/drop-replaced.ts';
+import { askFirst } from './restore-confirm.ts';
 
 export interface CliDeps {
   config: Config;
@@ -60,9 +63,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   if (req.verb === 'drop') {
     // A kept `…_replaced_…` database is the only copy of what was written after the backup (Slack: admins only).
     if (REPLACED_NAME.test(req.database) && !yes) {
-      io.err(
-        `"${req.database}" is a database as it was before a replacement: the only copy of whatever was written to it after the backup. Add --yes to drop it.`,
-      );
+      io.err(`${replacedWarning(req.database)} Add --yes to drop it.`);
       return 2;
     }
     try {
@@ -73,22 +74,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
       return 1;
     }
   }
-  if (req.into !== null && !yes) {
-    // As in Slack: a backup that cannot restore is refused; else the confirmation's warning (size, sessions, what is lost).
-    const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals).catch((err: unknown) => new Error(toUserMessage(err)));
-    if (manifest instanceof Error) {
-      io.err(`Restore FAILED: ${manifest.message}`);
-      return 1;
-    }
-    const said = isWholeDatabase(req) ? await replacementSaid(deps, manifest, req.into).catch(() => null) : null;
-    io.err(
-      said ??
-        (isWholeDatabase(req)
-          ? `Replacing the database "${req.into}" loses everything written to it after the backup (it is kept, renamed). Add --yes to confirm.`
-          : `Restoring into the existing database "${req.into}" overwrites ${scopeNamed(req, '')} there with their contents from the backup: rows written since in them are lost. Add --yes to confirm.`),
-    );
-    return 2;
-  }
+  if (req.into !== null && !yes) return askFirst(deps, req, req.into, server.withGlobals);
   // A restore that fails by an error (the server gone mid-way) is recorded too, as the worker records it: `restore
   // list` and `restore drop` then know the database it may have left.
   let begun: (Begun & { recordId?: string | undefined }) | null = null;
@@ -234,14 +220,6 @@ const serverGone = (backupId: string) =>
   ` If that server is gone: pg-backup-bot restore ${backupId} --to-url-env=NAME --with-globals restores onto another one (README "Disaster recovery").`;
 
 /** Slack's replacement warning as plain text, with how to confirm (or that there is nothing to replace); null: no server. */
-async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string): Promise<string | null> {
-  const url = findTarget(deps.config, manifest.target).url;
-  const warning = (await replacementWarning(url, into, manifest))?.text ?? null;
-  if (warning === null)
-    return `There is no database "${into}" on ${serverLabel(url)}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${manifest.backupId} (then rename it).`;
-  return `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;
-}
-
 /** With the bot's Redis, a replacement holds its backups off around the swap (ioredis loaded only then). */
 const aroundSwapOf = async (deps: CliDeps, database: string, jobId: string, url: string) =>
   deps.redisUrl ? (await import('./backup-lock.ts')).cliAroundSwap(deps.config, deps.redisUrl, database, jobId, url) : undefined;

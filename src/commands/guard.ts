@@ -4,6 +4,7 @@ import type { Logger } from '../logger.ts';
 import { parseBackupText, type BackupRequest } from './backup-text.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, whoMayRestoreInto } from './restore-command.ts';
+import { DROP_REPLACED_ACTION, KEEP_REPLACED_ACTION } from './drop-replaced.ts';
 import { parseRestoreTestText, parseRestoreText, REPLACED_NAME, type RestoreRequest, type RestoreTestRequest } from './restore-text.ts';
 import { decide, roleOf, type GroupResolver, type Role } from './roles.ts';
 import { CHECKLIST_ACTION_ID } from '../notifications/checklists.ts';
@@ -112,11 +113,19 @@ export function guardAction<C extends Click>(
     // Ticking a checklist or acknowledging a data drift is on-call work (operator); an unknown action needs the highest role.
     const checklist = click.actionId === CHECKLIST_ACTION_ID;
     const drift = click.actionId === DRIFT_ACK_ACTION;
-    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : click.actionId === CANCEL_ACTION ? 'viewer' : checklist || drift ? 'operator' : 'admin';
+    const keep = click.actionId === CANCEL_ACTION || click.actionId === KEEP_REPLACED_ACTION;
+    const need: Role = click.actionId === CONFIRM_ACTION ? 'admin' : keep ? 'viewer' : checklist || drift ? 'operator' : 'admin';
     const role = await roleOf(deps.config, click.userId, deps.groups);
-    const what = checklist ? 'Ticking a checklist item' : drift ? 'Acknowledging a data drift' : 'Confirming this restore';
+    const dropping = click.actionId === DROP_REPLACED_ACTION;
+    const what = checklist
+      ? 'Ticking a checklist item'
+      : drift
+        ? 'Acknowledging a data drift'
+        : dropping
+          ? 'Dropping a replaced database'
+          : 'Confirming this restore';
     const decision = decide(role, need, what, deps.config);
-    const refusal = checklist || drift ? (decision.reason ?? '') : whoMayRestoreInto(deps.config);
+    const refusal = checklist || drift || dropping ? (decision.reason ?? '') : whoMayRestoreInto(deps.config);
     const reply = decision.allowed ? await inner(click) : { text: `:no_entry: Refused: ${refusal} Nothing was changed.` };
     await deps.audit
       .append({

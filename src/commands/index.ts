@@ -14,6 +14,7 @@ import type { SchedulerQueues } from '../schedules/index.ts';
 import type { BaseBackupJobData } from '../jobs/base-backup-data.ts';
 import type { Deps } from '../deps.ts';
 import { CANCEL_ACTION, CONFIRM_ACTION, restoreCommand, restoreConfirmAction } from './restore-command.ts';
+import { DROP_REPLACED_ACTION, dropReplacedAction, KEEP_REPLACED_ACTION } from './drop-replaced.ts';
 import { restoreTestCommand } from './restore-test-command.ts';
 import { backupNeed, guardAction, guardCommand, restoreNeed, restoreTestNeed } from './guard.ts';
 import { parseBackupText } from './backup-text.ts';
@@ -107,7 +108,8 @@ export function actionTable(deps: CommandDeps): Record<string, ActionHandler> {
     restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis }),
     guard,
   );
-  return { [CONFIRM_ACTION]: confirm, [CANCEL_ACTION]: confirm };
+  const drop = guardAction(dropReplacedAction({ config: deps.config, storage: deps.storage, log: deps.log }), guard);
+  return { [CONFIRM_ACTION]: confirm, [CANCEL_ACTION]: confirm, [DROP_REPLACED_ACTION]: drop, [KEEP_REPLACED_ACTION]: drop };
 }
 
 /** Checkboxes in channel messages (checklists), by action_id. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis-client.ts';
 import { type Config, findTarget } from '../config.ts';
-import { BotError, errorLogFields, toUserMessage } from '../errors.ts';
+import { errorLogFields, toUserMessage } from '../errors.ts';
 import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
@@ -14,7 +14,9 @@ import { type DatabaseInUse, describeDatabase, replacedName } from '../postgres/
 import type { CommandInput, Reply } from './backup-command.ts';
 import { restoreAlreadyThere, savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
-import { RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
+import { REPLACED_NAME, RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
+import { dropReplacedAsked } from './drop-replaced.ts';
+import { otherDatabase, refuseServerDatabase } from './replace-guards.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 import { backupsTheSwapEnds } from '../replacement-backups.ts';
 import { namedTablesLine } from './named-tables.ts';
@@ -56,7 +58,11 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       if (req.verb === 'help') return { text: req.problem ? `${escapeMrkdwn(req.problem)} Nothing was started.\n\n${RESTORE_USAGE}` : RESTORE_USAGE };
       if (req.verb === 'list')
         return { text: restoredDatabasesText(await withDeadline(2500, restoredDatabases(deps, req.target), 'listing restored databases'), req.target) };
-      if (req.verb === 'drop') return { text: await withDeadline(2500, dropRestoredDatabase(deps, req.database), 'dropping the database', 'postgres') };
+      // A kept `…_replaced_…` database only after a click (drop-replaced.ts), as the CLI only with --yes.
+      if (req.verb === 'drop')
+        return REPLACED_NAME.test(req.database)
+          ? await dropReplacedAsked(deps, req.database)
+          : { text: await withDeadline(2500, dropRestoredDatabase(deps, req.database), 'dropping the database', 'postgres') };
       // Only a restore that applies the backup's roles (--with-globals) reads its roles file: damage there alone stops no other.
       const rolesNeeded = req.into === null && req.withGlobals === true;
       const m = await withDeadline(2500, findRestorable(deps.storage, req.backupId, SEE_LIST.slack, rolesNeeded), 'finding the backup', 'storage');
@@ -147,27 +153,6 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       return { text: `:warning: ${toUserMessage(err)}` };
     }
   };
-}
-
-/** A replacement by a backup of another database than the one replaced: said, since it is rarely what is meant. */
-export const otherDatabase = (m: Manifest, database: string): string =>
-  m.database.name === database
-    ? ''
-    : ` *This backup is of the database \`${m.database.name}\`, not \`${database}\`:* ${database} would hold ${m.database.name}'s contents.`;
-
-/**
- * The server's own databases are never replaced by another database's backup (QA: `--into=postgres --yes` replaced the
- * maintenance database with shop's contents, its settings included; template1 was offered too): `postgres` only by a
- * backup of `postgres` itself (an application may live there), the templates never.
- */
-export function refuseServerDatabase(database: string, m: Manifest): void {
-  const template = database === 'template0' || database === 'template1';
-  if (!template && (database !== 'postgres' || m.database.name === 'postgres')) return;
-  const what = template ? 'a template every new database on the server is copied from' : "the server's maintenance database";
-  throw new BotError(
-    'bad_request',
-    `${database} is ${what}: the bot does not replace it with a backup of ${m.database.name}. Nothing was started. To get ${m.database.name} back, replace it by its own name (--into=${m.database.name}), or restore into a new database (without --into).`,
-  );
 }
 
 /**

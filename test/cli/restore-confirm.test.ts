@@ -66,6 +66,11 @@ describe('pg-backup-bot restore --into without --yes', () => {
       const refused = await run([backupId, `--into=${db}`, '--yes']);
       expect(refused.code).not.toBe(0);
       expect(refused.err).toContain(`${db} is ${what}: the bot does not replace it with a backup of ${app.name}. Nothing was started.`);
+      // Refused at the first step, not asked for a --yes it would then refuse (QA).
+      const asked = await run([backupId, `--into=${db}`]);
+      expect(asked.code).toBe(1);
+      expect(asked.err).toContain(`Restore FAILED: ${db} is ${what}: the bot does not replace it`);
+      expect(asked.err).not.toContain('--yes');
     }
     // Selective: the tables and schemas it overwrites, named (QA: "the named tables"), and nothing is touched.
     const selective = await run([backupId, `--into=${app.name}`, '--table=public."User"', '--schema=billing']);

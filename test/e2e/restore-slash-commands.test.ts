@@ -318,6 +318,21 @@ describe('/restore', () => {
       return { warning: reply.text, value: String(button?.value) };
     }
 
+    // `/restore drop` of a kept database by an admin: asked first, as the CLI asks for --yes (QA: Slack dropped it at
+    // once); the answer to the click on "Drop" or "Keep it".
+    async function clickDrop(keptAs: string, action_id: string, responseId: string): Promise<string> {
+      const asked = await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN });
+      expect(asked.text).toBe(
+        `:warning: \`${keptAs}\` is a database as it was before a replacement: the only copy of whatever was written to it after the backup. Drop it?`,
+      );
+      const button = ((asked.body as { blocks?: Array<Record<string, unknown>> }).blocks ?? [])
+        .flatMap((b) => (b.elements as Array<Record<string, unknown>> | undefined) ?? [])
+        .find((e) => e.action_id === action_id);
+      expect(button?.value).toBe(keptAs);
+      await click(h, { userId: ADMIN, messageTs: '1700000000.000300', responseId, action: { type: 'button', action_id, value: keptAs } });
+      return ((await h.slack.waitForResponse((r) => r.id === responseId)).body as { text?: string }).text ?? '';
+    }
+
     async function clickReplace(value: string, responseId: string): Promise<string> {
       await click(h, { userId: ADMIN, messageTs: '1700000000.000200', responseId, action: { type: 'button', action_id: 'restore_into_confirm', value } });
       const confirmed = await h.slack.waitForResponse((r) => r.id === responseId);
@@ -400,7 +415,10 @@ describe('/restore', () => {
         new RegExp(`\`${keptAs}\` on .* what ${h.source.name} was before it was replaced by \`${backup.backupId}\``),
       );
       expect((await slash(h, '/restore', `drop ${keptAs}`)).text).toMatch(/Refused/);
-      expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
+      // An admin is asked first, as the CLI asks for --yes (QA: Slack dropped it at once); "Keep it" keeps it.
+      expect(await clickDrop(keptAs, 'restore_keep_replaced', 'keep-replaced')).toBe(`Kept \`${keptAs}\`; nothing was dropped.`);
+      expect(await count(inject('pgUrl'), `select count(*) as n from pg_database where datname = '${keptAs}'`)).toBe(1);
+      expect(await clickDrop(keptAs, 'restore_drop_replaced', 'drop-replaced')).toMatch(new RegExp(`Dropped \`${keptAs}\``));
       // Asked again, it is said to be gone, not "not a database a restore made".
       expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toBe(
         `:warning: \`${keptAs}\` is not on its server any more (dropped already?); nothing was dropped.`,
@@ -422,7 +440,7 @@ describe('/restore', () => {
       const msg = await channelMessage(h, firstJob, /Restored the whole database/, 120_000);
       const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(JSON.stringify(msg.blocks))?.[1] ?? '';
       await restoreJobCompleted(firstJob);
-      expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
+      expect(await clickDrop(keptAs, 'restore_drop_replaced', `drop-${keptAs}`)).toMatch(new RegExp(`Dropped \`${keptAs}\``));
       expect(await swapLeftovers(firstJob)).toBe(0);
     }, 180_000);
 
@@ -459,7 +477,7 @@ describe('/restore', () => {
       await restoreJobCompleted(restoreJob);
       expect(h.pd.events.slice(pages).filter((e) => e.dedup_key === 'pg-backup-bot/shop/backup')).toEqual([]);
       await locker.end().catch(() => undefined);
-      expect((await slash(h, '/restore', `drop ${keptAs}`, { userId: ADMIN })).text).toMatch(new RegExp(`Dropped \`${keptAs}\``));
+      expect(await clickDrop(keptAs, 'restore_drop_replaced', `drop-${keptAs}`)).toMatch(new RegExp(`Dropped \`${keptAs}\``));
     }, 180_000);
 
     it('a replacement whose backup fails its checks leaves the database exactly as it was', async () => {

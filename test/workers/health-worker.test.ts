@@ -365,7 +365,10 @@ describe('healthProcessor', () => {
       const job = await kit.runJob(healthProcessor(deps({ config, storage: testStorage('list-pitr', { free: 0.5 }, new Set([name])), now: () => now })), {});
       expect(job.failedReason).toMatch(new RegExp(`^health checks could not run for ${name}: `));
       const state = await createHealthState(kit.redis, kit.prefix).read(name);
-      expect(state.rpo).toMatchObject({ status: 'failing', evidence: expect.stringMatching(/^2 h 0 min \(objective 1 h 0 min\): the server is at 0\/9000000, the archive holds up to 0\/5000000/) });
+      expect(state.rpo).toMatchObject({
+        status: 'failing',
+        evidence: expect.stringMatching(/^2 h 0 min \(objective 1 h 0 min\): the server is at 0\/9000000, the archive holds up to 0\/5000000/),
+      });
       expect(state['wal-stream']).toMatchObject({ status: 'ok' });
       expect(state.unchecked).toMatchObject({
         status: 'failing',

@@ -93,7 +93,10 @@ export function spawnTap(t: RawTail, into: Writable, common: ReturnType<typeof c
       encoding: 'buffer',
     }),
   );
-  const tee = yieldCpu(execa('tee', ['--', t.fifo], { ...common, ...bareEnv(), stdin: 'pipe', stdout: into, stderr: 'pipe' }));
+  // Its stderr kept for the failure's message (with buffer: false execa drains it unread); never its stdout, the data.
+  const tee = yieldCpu(
+    execa('tee', ['--', t.fifo], { ...common, ...bareEnv(), buffer: { stdout: false, stderr: true }, stdin: 'pipe', stdout: into, stderr: 'pipe' }),
+  );
   closeWhenGone(tee, into);
   // A tee that failed may never have opened the named pipe: tail would wait on it for ever.
   tee.once('exit', (code) => code !== 0 && tail.kill('SIGTERM'));

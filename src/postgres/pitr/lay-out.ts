@@ -133,7 +133,8 @@ async function unpackThroughNode(path: string, dataDir: string, identity: AgeIde
   const source = createReadStream(path).pipe(counter(() => undefined, hash));
   const plain = identity ? await createDecryptStream(source, identity, []) : source;
   const stop = { ...(signal ? { cancelSignal: signal } : {}), forceKillAfterDelay: 5_000 } as const;
-  const zstd = execa('zstd', ['-dc'], { stdin: 'pipe', stdout: 'pipe', buffer: false, ...stop });
+  // Its stderr kept for the failure's message; never its stdout, the data (piped below, at once).
+  const zstd = execa('zstd', ['-dc'], { stdin: 'pipe', stdout: 'pipe', buffer: { stdout: false, stderr: true }, ...stop });
   const tar = execa('tar', ['-xf', '-', '-C', dataDir], { stdin: 'pipe', ...stop });
   const opts = signal ? { signal } : {};
   await Promise.all([pipeline(plain, zstd.stdin, opts), pipeline(zstd.stdout, tar.stdin, opts), zstd, tar]);

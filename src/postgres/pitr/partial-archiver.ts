@@ -77,12 +77,18 @@ export async function snapshotPartial(
     throw new Error(`the partial WAL file ${name} does not hold WAL up to ${formatLsn(flushed)}, where the server says the receiver flushed`);
   }
   const encrypted = o.recipients.length > 0;
-  // The encrypting stream is made before zstd starts (and before the file): zstd's stdout must be piped at once. Made after (the age
-  // library's is asynchronous), what zstd wrote meanwhile was dropped, as execa resumes a stdout nobody reads, and
-  // a WAL file missing its head was hashed and archived as good (archiver-engines.test.ts).
-  const encrypt = encrypted ? await createEncryptStream(o.recipients, o.ageEngine) : undefined;
   const file = o.partials.fileName(name, walBytes, encrypted);
   const writer = await o.partials.writer(file);
+  // The encrypting stream is made before zstd starts: zstd's stdout must be piped at once. Made after (the age
+  // library's is asynchronous), what zstd wrote meanwhile was dropped, as execa resumes a stdout nobody reads, and
+  // a WAL file missing its head was hashed and archived as good (archiver-engines.test.ts). After the file: an age
+  // CLI started before a failure to open it would wait on its stdin for good.
+  const encrypt = encrypted
+    ? await createEncryptStream(o.recipients, o.ageEngine).catch(async (err: unknown) => {
+        await writer.abort();
+        throw err;
+      })
+    : undefined;
   const hash = createHash('sha256');
   let bytes = 0;
   const counting = counter((n) => (bytes += n), hash);

@@ -95,6 +95,11 @@ function streamedArchive(o: OpenArchiveOptions): Archive {
       if (r.partialRead || res.failed) {
         d.zstd.kill('SIGTERM');
         d.destroy();
+      } else {
+        // pg_restore -L (a selective restore) exits 0 once it has what it wants, the rest of the archive unread: zstd
+        // still reads to the end, into the void, and checks the frame's checksum (second reader: else zstd, its output
+        // no longer read, never ended, and the restore hung with its transaction open).
+        d.drainRest();
       }
       const [z] = await Promise.all([d.zstd, d.feed, drain]);
       const run = pgRestoreRunOf(o, res, stderr);
@@ -144,6 +149,11 @@ async function decompressor(o: OpenArchiveOptions) {
     feed,
     why,
     decryptFailed: () => decryptError !== undefined,
+    drainRest: () => {
+      zstd.stdout.unpipe(out);
+      zstd.stdout.resume();
+      out.destroy();
+    },
     destroy: () => {
       source.destroy();
       stored.destroy();

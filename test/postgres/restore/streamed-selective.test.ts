@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runBackup } from '../../../src/postgres/backup/index.ts';
+import { databaseUrl, dropDatabase, runSelectiveRestore } from '../../../src/postgres/restore/index.ts';
+import type { Manifest } from '../../../src/storage/index.ts';
+import { createTestDatabase, runSql } from '../../support/databases.ts';
+import { backupOptions, silentLog, tempStorage } from '../../support/postgres-helpers.ts';
+import { queryRows } from './restore-helpers.ts';
+
+/**
+ * A selective restore streaming the archive (no temp space for it): pg_restore -L exits 0 once it has read the
+ * table it was asked for, with megabytes of the archive after it unread. zstd must still read to the end (and check
+ * the frame): cut off, it failed the restore as "does not decompress"; left unread, it never ended and the restore
+ * hung (second reader).
+ */
+describe('a streamed selective restore of a table early in a large archive', () => {
+  let source: Awaited<ReturnType<typeof createTestDatabase>>;
+  let store: Awaited<ReturnType<typeof tempStorage>>;
+  let manifest: Manifest;
+  const db = `sel_stream_${process.pid}`;
+
+  beforeAll(async () => {
+    source = await createTestDatabase(inject('pgUrl'), 'selstream');
+    // "a_small" is dumped first; "z_big" after it holds about 12 MB of text that zstd cannot shrink much.
+    await runSql(
+      source.url,
+      `CREATE TABLE a_small (id int PRIMARY KEY, note text);
+       INSERT INTO a_small SELECT g, 'row ' || g FROM generate_series(1, 100) g;
+       CREATE TABLE z_big (id int PRIMARY KEY, blob text);
+       INSERT INTO z_big SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) FROM generate_series(1, 120000) g;`,
+    );
+    store = await tempStorage();
+    manifest = await runBackup(backupOptions(source.url, store.storage));
+  }, 60_000);
+  afterAll(async () => {
+    await dropDatabase(inject('pgUrl'), db);
+    await source?.drop();
+    await store?.cleanup();
+  });
+
+  it('restores the table, reads the rest of the archive to its end, and finishes', async () => {
+    const outcome = await runSelectiveRestore({
+      manifest,
+      storage: store.storage,
+      serverUrl: inject('pgUrl'),
+      tables: ['public.a_small'],
+      schemas: [],
+      into: { database: db, create: true },
+      input: 'stream',
+      log: silentLog,
+    });
+    expect(outcome.problems).toEqual([]);
+    expect(outcome.restoreMethod).toEqual({ input: 'stream', jobs: 1 });
+    expect(outcome.restoredTables.map((t) => [t.name, t.rows])).toEqual([['public.a_small', 100]]);
+    expect(await queryRows<{ n: number }>(databaseUrl(inject('pgUrl'), db), 'SELECT count(*)::int AS n FROM a_small')).toEqual([{ n: 100 }]);
+  }, 30_000);
+});
