@@ -25,6 +25,9 @@ import { scopeParams, type DumpScope } from './dump-scope.ts';
  *   Multiranges are left out: PostgreSQL creates one with every range.
  * - extensions: every row of pg_extension (plpgsql included; a new database has it too); none when the backup is
  *   limited to some schemas (pg_dump --schema dumps no extension).
+ * - policies: pg_policy rows on counted tables; rowSecurityTables: counted tables with row-level security enabled;
+ *   largeObjects: pg_largeobject_metadata rows, none when the backup is limited to some schemas (pg_dump --schema
+ *   dumps no large object). Recorded since 2026-12-07: older manifests lack them, and they are then not compared.
  * - Only what the backup's scope covers (`--schema`, `--exclude-table`; see dump-scope.ts) is counted.
  */
 
@@ -89,7 +92,10 @@ SELECT
      OR (typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = typ.typrelid) = 'c')
      OR (typtype = 'b' AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = typ.oid)))::int AS types,
   -- pg_dump --schema dumps no extensions.
-  (CASE WHEN cardinality($1::text[]) = 0 THEN (SELECT count(*) FROM pg_extension) ELSE 0 END)::int AS extensions`;
+  (CASE WHEN cardinality($1::text[]) = 0 THEN (SELECT count(*) FROM pg_extension) ELSE 0 END)::int AS extensions,
+  (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid IN (SELECT oid FROM rel))::int AS policies,
+  (SELECT count(*) FROM pg_class rc WHERE rc.oid IN (SELECT oid FROM rel) AND rc.relrowsecurity)::int AS row_security,
+  (CASE WHEN cardinality($1::text[]) = 0 THEN (SELECT count(*) FROM pg_largeobject_metadata) ELSE 0 END)::int AS large_objects`;
 
 interface ObjectsRow {
   schemas: number;
@@ -110,6 +116,9 @@ interface ObjectsRow {
   domains: number;
   types: number;
   extensions: number;
+  policies: number;
+  row_security: number;
+  large_objects: number;
 }
 
 /**
@@ -135,6 +144,9 @@ export async function countObjects(client: pg.ClientBase, scope?: DumpScope): Pr
     domains: r.domains,
     types: r.types,
     extensions: r.extensions,
+    policies: r.policies,
+    rowSecurityTables: r.row_security,
+    largeObjects: r.large_objects,
   };
 }
 

@@ -51,6 +51,10 @@ export const ObjectCountsSchema = z.object({
   domains: z.number().int(),
   types: z.number().int(),
   extensions: z.number().int(),
+  // Counted since 2026-12-07 (QA: a `counts` restore test passed a copy without its policies or large objects).
+  policies: z.number().int().optional(),
+  rowSecurityTables: z.number().int().optional(),
+  largeObjects: z.number().int().optional(),
 });
 export type ObjectCounts = z.infer<typeof ObjectCountsSchema>;
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Archive } from '../../../src/postgres/restore/archive.ts';
 import { runRestoreTest } from '../../../src/postgres/restore/index.ts';
+import { checkRestored } from '../../../src/postgres/restore/restored-checks.ts';
 import { databaseUrl, dropDatabase } from '../../../src/postgres/restore/scratch.ts';
 import { openStoredArchive, restoreTools } from '../../../src/postgres/restore/stored-archive.ts';
 import { amcheckRestored, compareWithArchive, type VerifyOptions } from '../../../src/postgres/verify/index.ts';
@@ -153,6 +154,41 @@ describe('a restored copy damaged after the restore, compared with its archive',
       for (const re of d.named) expect(compared.differences, `${re}`).toContainEqual(expect.stringMatching(re));
     });
   }
+
+  it('the counts level alone names policies dropped, row-level security off and large objects unlinked (QA: it passed them)', async () => {
+    expect(manifest.verification.objects).toMatchObject({ largeObjects: 50, policies: expect.any(Number), rowSecurityTables: expect.any(Number) });
+    const { policies = 0, rowSecurityTables = 0 } = manifest.verification.objects;
+    const database = `${app.name}_counts`;
+    const restored = await runRestoreTest({
+      manifest,
+      storage: store.storage,
+      serverUrl: server(),
+      scratchKey: `job:${database}`,
+      tempDir,
+      keep: { database },
+      verify: 'counts',
+      log: silentLog,
+    });
+    expect(restored.problems).toEqual([]);
+    expect(restored.checked.objects).toEqual(expect.arrayContaining(['row-level security policies', 'tables with row-level security on', 'large objects']));
+    const url = databaseUrl(server(), database);
+    try {
+      await withClient(url, (c) =>
+        c.query(
+          'DROP POLICY "tenant_isolation" ON public."Post"; ALTER TABLE public."Post" DISABLE ROW LEVEL SECURITY; SELECT lo_unlink(oid) FROM pg_largeobject_metadata',
+        ),
+      );
+      // The checks a `counts` restore test runs on its copy, run again on the damaged one.
+      const checks = await checkRestored({ url, manifest, smokeQueries: [], onPhase: () => undefined });
+      expect(checks.comparison.problems).toEqual([
+        `row-level security policies: ${policies} expected, ${policies - 1} restored`,
+        `tables with row-level security on: ${rowSecurityTables} expected, ${rowSecurityTables - 1} restored`,
+        'large objects: 50 expected, 0 restored',
+      ]);
+    } finally {
+      await dropDatabase(server(), database);
+    }
+  });
 
   it('passes an undamaged restore at every level, and says which level ran', async () => {
     for (const verify of ['counts', 'content', 'full'] as const) {
