@@ -150,9 +150,19 @@ const RULES: Rule[] = [
     say: () => `${LOCK_GAVE_UP} held by another session (for example a running ALTER TABLE); run it again once that has finished.`,
   },
   {
-    test: /permission denied for (\w+) ("?[^"\s]+"?)/,
+    // pg_read_all_data does not cover large objects (QA: told to grant it to a role that had it).
+    test: /permission denied for large object (\d+)|could not open large object (\d+): permission denied/,
     code: 'pg_dump_failed',
-    say: (m, c) => `${c.tool} was refused access to ${m[1]} ${m[2]}; grant the backup role read access (e.g. the pg_read_all_data role) or use a superuser.`,
+    say: (m, c) =>
+      `${c.tool} was refused access to large object ${m[1] ?? m[2]}: pg_read_all_data does not cover large objects; grant SELECT on each to the backup role (GRANT SELECT ON LARGE OBJECT ${m[1] ?? m[2]} TO …), make it their owner, or use a superuser.`,
+  },
+  {
+    // The name as the server says it, to the end of its line: "table Audit Log" (QA: cut at the space, "table Audit").
+    // (The SQLSTATE clientFailure appends after a space is not part of it.)
+    test: /permission denied for (materialized view|foreign table|table|view|sequence|schema|function|procedure|database|type|relation) ([^\n]+?)(?: [0-9A-Z]{5})?(?:\n|$)/,
+    code: 'pg_dump_failed',
+    say: (m, c) =>
+      `${c.tool} was refused access to ${m[1]} ${(m[2] ?? '').trim()}; grant the backup role read access (e.g. the pg_read_all_data role) or use a superuser.`,
   },
 ];
 

@@ -37,6 +37,22 @@ describe('toolFailure', () => {
       'pg_dump_failed',
       'pg_dump was refused access to table payroll; grant the backup role read access (e.g. the pg_read_all_data role) or use a superuser.',
     ],
+    // A name with a space, whole (QA: "table Audit"); a large object, with what covers it (QA: pg_read_all_data advised).
+    [
+      'pg_dump: error: query failed: ERROR:  permission denied for table Audit Log\npg_dump: detail: Query was: LOCK TABLE public."Audit Log" IN ACCESS SHARE MODE',
+      'pg_dump_failed',
+      'pg_dump was refused access to table Audit Log; grant the backup role read access (e.g. the pg_read_all_data role) or use a superuser.',
+    ],
+    [
+      'pg_dump: error: query failed: ERROR:  permission denied for large object 16403',
+      'pg_dump_failed',
+      'pg_dump was refused access to large object 16403: pg_read_all_data does not cover large objects; grant SELECT on each to the backup role (GRANT SELECT ON LARGE OBJECT 16403 TO …), make it their owner, or use a superuser.',
+    ],
+    [
+      'pg_dump: error: could not open large object 16597: permission denied',
+      'pg_dump_failed',
+      'pg_dump was refused access to large object 16597: pg_read_all_data does not cover large objects; grant SELECT on each to the backup role (GRANT SELECT ON LARGE OBJECT 16597 TO …), make it their owner, or use a superuser.',
+    ],
     [
       'pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: Query was: LOCK TABLE "Billing"."Audit Log" IN ACCESS SHARE MODE',
       'pg_dump_failed',

@@ -89,7 +89,9 @@ describe('retention and the databases restores made', () => {
     expect(await exists(names.old)).toBe(false);
     // Kept "until an admin drops it", as the confirmation and the verdict said (QA: retention dropped it).
     expect(post).toMatch(
-      new RegExp(`kept \`${names.kept}\` on .*: the only copy of what was written to shop after its backup; \`/restore drop ${names.kept}\` \\(admins\\) drops it`),
+      new RegExp(
+        `kept \`${names.kept}\` on .*: the only copy of what was written to shop after its backup; \`/restore drop ${names.kept}\` \\(admins\\) drops it`,
+      ),
     );
     expect(await exists(names.kept)).toBe(true);
     expect(await exists(names.fresh)).toBe(true);
