@@ -87,7 +87,7 @@ const RULES: Rule[] = [
     code: 'pg_role_missing',
     say: (m, c) =>
       `The backup's objects name the role "${m[1] ?? m[2]}", which does not exist on ${c.missingRole?.server ?? `the server at ${c.server}`}; ${
-        c.missingRole?.fix ?? "create the role there, or apply the backup's globals first"
+        c.missingRole?.fix ?? "restore again with --with-globals, so the backup's roles are created there first, or create the role there"
       }.`,
   },
   {

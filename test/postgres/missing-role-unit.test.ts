@@ -34,7 +34,7 @@ describe('a missing role', () => {
     expect(classifyFailure(duringRestore, ctx)).toEqual({
       code: 'pg_role_missing',
       userMessage:
-        'The backup\'s objects name the role "rw_app", which does not exist on the server at 127.0.0.1:5433; create the role there, or apply the backup\'s globals first.',
+        'The backup\'s objects name the role "rw_app", which does not exist on the server at 127.0.0.1:5433; restore again with --with-globals, so the backup\'s roles are created there first, or create the role there.',
     });
     // psql's form (selective restores), and the pg library's error with its SQLSTATE.
     expect(classifyFailure('psql:<stdin>:42: ERROR:  role "rw_app" does not exist', ctx)?.code).toBe('pg_role_missing');
