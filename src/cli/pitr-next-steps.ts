@@ -18,7 +18,11 @@ export function afterStart(o: {
 }): string[] {
   const { settled } = o;
   const notReached = `"recovery ended before configured recovery target was reached" ${settled.notReached}.`;
-  if (o.action === 'promote' || settled.toEnd) return [`Then check the log for ${settled.logSays} and "archive recovery complete";`, notReached];
+  if (o.action === 'promote' || settled.toEnd)
+    return [
+      `Then check the log for ${settled.logSays} and "archive recovery complete"${o.action === 'pause' ? '' : ': until then the server refuses connections ("the database system is not accepting connections"; hot_standby is off), so nothing reads a database recovered halfway'};`,
+      notReached,
+    ];
   const later = `for a later moment, stop it (\`${o.pgCtl} -D ${o.dataDir} stop\`), change the target restore-pitr wrote at the end of ${o.dataDir}/postgresql.auto.conf and start it again (recovery goes on from there); for an earlier one, lay it out again into an empty directory`;
   if (o.action === 'pause')
     return [

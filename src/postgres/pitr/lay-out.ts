@@ -95,6 +95,10 @@ export async function layOutRecovery(o: {
         // Named, not 'latest': the timeline the window was judged along, whatever else the archive holds.
         `recovery_target_timeline = ${q(String(o.timeline))}`,
         "archive_mode = 'off'",
+        // Nobody reads the database half recovered (QA: pg_ctl returned at "ready to accept read-only connections",
+        // and a query then saw 0 rows of a table the target held): connections wait for the end of recovery. Paused
+        // at the target, it is read to judge the moment, so it answers then.
+        ...(o.action === 'pause' ? [] : ["hot_standby = 'off'"]),
         '',
       ].join('\n'),
     );

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -205,6 +205,36 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
     // Its hold stays for the recovery never started here; released for the next tests.
     for (const f of await holds()) await rm(join(env.BACKUP_DIR as string, 'app', '_pitr-readers', f));
   }, 120_000);
+
+  it('promoting, the recovered server answers no query before recovery has ended, and says so (QA: 0 rows read halfway)', async () => {
+    const dataDir = join(dir, 'promoted');
+    const run = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${dataDir}`], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain('"archive recovery complete": until then the server refuses connections');
+    expect(await readFile(join(dataDir, 'postgresql.auto.conf'), 'utf8')).toContain("hot_standby = 'off'");
+    const server = await startRecovered(dataDir, [dir]);
+    try {
+      expect(server.started.exitCode, await server.log()).toBe(0);
+      // The first query that gets through sees the whole database, out of recovery.
+      for (let i = 0; ; i++) {
+        const seen = await withClient(server.url, async (c) => ({
+          inRecovery: (await c.query('SELECT pg_is_in_recovery() AS r')).rows[0].r as boolean,
+          rows: Number((await c.query('SELECT count(*) AS n FROM filler')).rows[0].n),
+        })).catch((err: Error) => err);
+        if (!(seen instanceof Error)) {
+          expect(seen).toEqual({ inRecovery: false, rows: 1_500_000 });
+          break;
+        }
+        expect(seen.message).toMatch(/not accepting connections|starting up|not yet accepting connections|connect/);
+        if (i > 600) throw new Error(`never answered:\n${await server.log()}`);
+        await sleep(100);
+      }
+      expect(await server.log()).toContain('archive recovery complete');
+    } finally {
+      await server.stop();
+      for (const f of await holds()) await rm(join(env.BACKUP_DIR as string, 'app', '_pitr-readers', f));
+    }
+  }, 180_000);
 
   it('--action=pause says what a paused recovery logs, how to check it read-only and how to promote it, and that is so (QA)', async () => {
     const dataDir = join(dir, 'paused');
