@@ -26,7 +26,10 @@ describe('a streamed selective restore of a table early in a large archive', () 
       `CREATE TABLE a_small (id int PRIMARY KEY, note text);
        INSERT INTO a_small SELECT g, 'row ' || g FROM generate_series(1, 100) g;
        CREATE TABLE z_big (id int PRIMARY KEY, blob text);
-       INSERT INTO z_big SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) FROM generate_series(1, 120000) g;`,
+       INSERT INTO z_big SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) FROM generate_series(1, 120000) g;
+       CREATE SCHEMA "Reporting Data";
+       CREATE MATERIALIZED VIEW "Reporting Data"."Big Totals" AS SELECT count(*) AS n FROM z_big;
+       CREATE MATERIALIZED VIEW "Reporting Data"."Small Notes" AS SELECT note FROM "Reporting Data"."Big Totals", a_small WHERE id < 3;`,
     );
     store = await tempStorage();
     manifest = await runBackup(backupOptions(source.url, store.storage));
@@ -52,5 +55,29 @@ describe('a streamed selective restore of a table early in a large archive', () 
     expect(outcome.restoreMethod).toEqual({ input: 'stream', jobs: 1 });
     expect(outcome.restoredTables.map((t) => [t.name, t.rows])).toEqual([['public.a_small', 100]]);
     expect(await queryRows<{ n: number }>(databaseUrl(inject('pgUrl'), db), 'SELECT count(*)::int AS n FROM a_small')).toEqual([{ n: 100 }]);
+  }, 30_000);
+
+  it('names each materialized view refreshed from tables restored without rows, directly or through another (QA: 0 rows under a ✅)', async () => {
+    const into = `${db}_reporting`;
+    try {
+      const outcome = await runSelectiveRestore({
+        manifest,
+        storage: store.storage,
+        serverUrl: inject('pgUrl'),
+        tables: [],
+        schemas: ['Reporting Data'],
+        into: { database: into, create: true },
+        log: silentLog,
+      });
+      expect(outcome.problems).toEqual([]);
+      expect(outcome.notes).toEqual(
+        expect.arrayContaining([
+          'Reporting Data.Big Totals reads public.z_big, created without rows here: it holds none of their data (add --table for each to restore them too)',
+          'Reporting Data.Small Notes reads public.a_small, public.z_big, created without rows here: it holds none of their data (add --table for each to restore them too)',
+        ]),
+      );
+    } finally {
+      await dropDatabase(inject('pgUrl'), into);
+    }
   }, 30_000);
 });
