@@ -199,3 +199,23 @@ export async function connectClient(client: { connect(): Promise<unknown> }): Pr
     throw err;
   }
 }
+
+/**
+ * After a restore failed: does its server still answer? A disk that filled up can stop PostgreSQL itself (QA: a
+ * replacement's copy filled the server's disk, the server crashed, and the verdict said only that the database was
+ * not touched). Null when it answers, else why not, in one line; at most `timeoutMs`.
+ */
+export async function serverSilence(url: string, timeoutMs = 5000): Promise<string | null> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ ...pgClientConfig(url), connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return null;
+  } catch (err) {
+    return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'no answer';
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -20,6 +20,7 @@ import {
   type SelectiveRestoreOutcome,
 } from '../postgres/restore/index.ts';
 import { serverLabel } from '../postgres/index.ts';
+import { serverSilence } from '../postgres/connection.ts';
 import { totalRows, type Manifest } from '../storage/index.ts';
 import type { Config } from '../config.ts';
 import type { Storage } from '../storage/index.ts';
@@ -141,9 +142,14 @@ async function replace(
     await dropDatabase(o.serverUrl, staging);
   }
   // Whatever stops it before the swap (a cancel, the server gone) leaves the live database as it was: said (QA).
-  const restored = await runFullRestore(deps, { ...o, database: staging, owners: true }).catch((err: unknown) => {
+  const restored = await runFullRestore(deps, { ...o, database: staging, owners: true }).catch(async (err: unknown) => {
     if (!(err instanceof BotError) || err.userMessage.includes('not touched')) throw err;
-    throw new BotError(err.code, `${err.userMessage} ${o.database} was not touched.`, { cause: err, detail: err.message });
+    // The database is untouched, but the server itself may have stopped (its disk filled by the copy): said.
+    const silent = await serverSilence(o.serverUrl);
+    const down = silent
+      ? ` The server at ${serverLabel(o.serverUrl)} does not answer now (${silent}): it may have stopped, for every database on it (its disk full? see its log), and needs looking at first.`
+      : '';
+    throw new BotError(err.code, `${err.userMessage} ${o.database} was not touched.${down}`, { cause: err, detail: err.message });
   });
   const selection = { tables: [], schemas: [], into: o.database, created: false };
   if (!restored.passed) return { ...restored, selection, database: o.database, notes: [...restored.notes, `${o.database} was not touched.`, ...earlier] };
