@@ -166,7 +166,9 @@ describe('a restore whose server goes away mid-way', () => {
     // The database is untouched, and the server's silence is said: every database on it is down (QA: a disk filled
     // by the copy stopped the server, and the verdict said only "shop was not touched").
     expect(run.stderr).toMatch(
-      new RegExp(`shop was not touched\\. The server at 127\\.0\\.0\\.1:${server.port} does not answer now \\(.+\\): it may have stopped, for every database on it`),
+      new RegExp(
+        `shop was not touched\\. The server at 127\\.0\\.0\\.1:${server.port} does not answer now \\(.+\\): it may have stopped, for every database on it`,
+      ),
     );
     // Before: the record named no staging database, so `restore list` said none were left and `restore drop` refused it.
     const list = await cli(['restore', 'list'], env);

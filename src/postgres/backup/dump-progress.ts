@@ -27,10 +27,12 @@ export function describeDumpProgress(readBytes: number, elapsedMs: number, e: Du
   const byTables = e.expectedRawBytes === null && tablesBytes !== undefined && tablesBytes > 0;
   const expected = byTables ? (tablesBytes as number) : e.expectedRawBytes;
   if (expected === null) return `${formatBytes(readBytes)} read`;
+  // Past the estimate: no share and no time left are promised (QA: "75.6 MB of ~6.5 MB read (99 %)").
+  if (readBytes >= expected)
+    return `${formatBytes(readBytes)} read, more than ${byTables ? `the ~${formatBytes(expected)} the tables take on disk` : `the last backup's ~${formatBytes(expected)}`}`;
   const share = Math.min(99, Math.floor((readBytes / expected) * 100));
   const base = `${formatBytes(readBytes)} of ~${formatBytes(expected)}${byTables ? ' of tables on disk' : ''} read (${share} %)`;
-  // Past the estimate, or too early to tell a rate: no time left is promised.
-  if (readBytes >= expected) return `${base}, more than ${byTables ? 'the tables take on disk' : 'the last backup'}`;
+  // Too early to tell a rate: no time left is promised.
   if (readBytes <= 0 || elapsedMs < 2000) return base;
   const leftMs = ((expected - readBytes) / readBytes) * elapsedMs;
   return `${base}, about ${formatDuration(Math.max(1000, Math.round(leftMs / 1000) * 1000))} left`;
