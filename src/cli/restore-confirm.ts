@@ -4,6 +4,7 @@ import { serverLabel } from '../postgres/index.ts';
 import { findRestorable, type Manifest } from '../storage/index.ts';
 import { replacementWarning } from '../commands/restore-command.ts';
 import { serverDatabaseRefusal } from '../commands/replace-guards.ts';
+import { newerBackupsSaid } from '../commands/newer-backups.ts';
 import { type RestoreRequest, SEE_LIST } from '../commands/restore-text.ts';
 import { isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 import type { Config } from '../config.ts';
@@ -46,5 +47,6 @@ async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string):
   const warning = (await replacementWarning(url, into, manifest))?.text ?? null;
   if (warning === null)
     return `There is no database "${into}" on ${serverLabel(url)}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${manifest.backupId} (then rename it).`;
-  return `${warning.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;
+  const newer = await newerBackupsSaid(deps.storage, manifest, (id) => id);
+  return `${`${warning}${newer}`.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;
 }

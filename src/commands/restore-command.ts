@@ -16,6 +16,7 @@ import { restoreAlreadyThere, savePendingRestore, takePendingRestore } from './p
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { REPLACED_NAME, RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
 import { dropReplacedAsked } from './drop-replaced.ts';
+import { newerBackupsSaid } from './newer-backups.ts';
 import { otherDatabase, refuseServerDatabase } from './replace-guards.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 import { backupsTheSwapEnds } from '../replacement-backups.ts';
@@ -116,7 +117,9 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       });
       const marks = { redis: deps.redis, prefix: deps.config.queuePrefix };
       const warning = shown
-        ? shown.text + (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
+        ? shown.text +
+          (await newerBackupsSaid(deps.storage, m, (id) => `\`${id}\``)) +
+          (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
         : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.${namedTablesLine(m, req.tables)}`;
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },

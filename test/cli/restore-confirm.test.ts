@@ -6,7 +6,7 @@ import { parseRestoreText } from '../../src/commands/restore-text.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { LocalStorage } from '../../src/storage/index.ts';
-import { appBackedUpByCli } from '../support/app-backups.ts';
+import { appBackedUpByCli, cli } from '../support/app-backups.ts';
 import { withClient } from '../support/postgres-helpers.ts';
 
 /** `pg-backup-bot restore <id> --into=<db>` without --yes says what Slack's confirmation says, and changes nothing. */
@@ -114,5 +114,20 @@ describe('pg-backup-bot restore --into without --yes', () => {
     expect(down.err).toContain(
       `If that server is gone: pg-backup-bot restore ${backupId} --to-url-env=NAME --with-globals restores onto another one (README "Disaster recovery").`,
     );
+  });
+
+  it('says when newer good backups exist than the one a replacement would restore, naming the newest (QA)', async () => {
+    const { env, app, backupId } = setup;
+    const newer = /^Backup (\S+) OK/.exec((await cli(['backup'], env)).stdout)?.[1] ?? '';
+    expect(newer).not.toBe('');
+    const asked = await run([backupId, `--into=${app.name}`]);
+    expect(asked.code).toBe(2);
+    expect(asked.err).toMatch(
+      new RegExp(
+        `${backupId.replace(/-\d{8}T.*$/, '')} has a newer good backup: the newest is ${newer}, taken \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC; this one loses everything written since `,
+      ),
+    );
+    // The newest itself: nothing newer to say.
+    expect((await run([newer, `--into=${app.name}`])).err).not.toContain('newer good backup');
   });
 });
