@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 // Its own module: the file schema (schedules/config-schema.ts) needs it while config.ts is still loading.
@@ -72,7 +73,12 @@ const EnvSchema = z.object({
     )
     .default('./backups'),
   BACKUP_COMPRESSION_LEVEL: z.coerce.number().int().min(1).max(19).default(2),
-  PG_BIN_DIR: z.string().min(1).optional(),
+  // A directory that is not there was passed over for the tools found elsewhere, unsaid (QA): refused instead.
+  PG_BIN_DIR: z
+    .string()
+    .min(1)
+    .refine((d) => existsSync(d), 'names a directory that does not exist: the PostgreSQL client tools (pg_dump, pg_restore, psql) are looked for there')
+    .optional(),
   PAGERDUTY_ROUTING_KEY: z.string().length(32, 'must be the 32-character Events API v2 integration key').optional(),
   PAGERDUTY_EVENTS_URL: z
     .url({ protocol: /^https$/ })
@@ -115,10 +121,20 @@ export function withoutEmpty(env: RawEnv): RawEnv {
 export function parseEnv(cleaned: RawEnv): { env: Env | undefined; problems: string[] } {
   const parsed = EnvSchema.safeParse(cleaned);
   if (parsed.success) {
-    const problems = clusterPrefixProblems(parsed.data);
+    const problems = [...clusterPrefixProblems(parsed.data), ...s3WithoutBucket(cleaned)];
     return problems.length > 0 ? { env: undefined, problems } : { env: parsed.data, problems: [] };
   }
   return { env: undefined, problems: parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`) };
+}
+
+/**
+ * S3 settings without S3_BUCKET: nothing would go to S3, and backups would stay on this host's disk alone while the
+ * team believes them in a bucket (QA: S3_MODE=primary with S3_ENDPOINT and no bucket started without a word).
+ */
+function s3WithoutBucket(cleaned: RawEnv): string[] {
+  if (cleaned.S3_BUCKET !== undefined) return [];
+  const given = ['S3_MODE', 'S3_ENDPOINT', 'S3_PREFIX', 'S3_REGION', 'S3_FORCE_PATH_STYLE'].filter((k) => cleaned[k] !== undefined);
+  return given.length > 0 ? [`S3_BUCKET: required when ${given.join(', ')} ${given.length === 1 ? 'is' : 'are'} set; without it nothing goes to S3`] : [];
 }
 
 /** A comma-separated variable as a list, blanks dropped. */

@@ -75,6 +75,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...good, BACKUP_DIR: '/procurement/backups' }, 'offline').backupDir).toBe('/procurement/backups');
   });
 
+  it('refuses S3 settings without S3_BUCKET, and a PG_BIN_DIR that is not there (QA: both passed over without a word)', () => {
+    expect(() => loadConfig({ ...good, S3_MODE: 'primary', S3_ENDPOINT: 'https://s3.example.internal' }, 'cli')).toThrow(
+      'S3_BUCKET: required when S3_MODE, S3_ENDPOINT are set; without it nothing goes to S3',
+    );
+    expect(() => loadConfig({ ...good, S3_PREFIX: 'prod' }, 'cli')).toThrow('S3_BUCKET: required when S3_PREFIX is set');
+    expect(() => loadConfig({ ...good, S3_BUCKET: 'b-1', S3_MODE: 'primary' }, 'cli')).not.toThrow();
+    expect(() => loadConfig({ ...good, PG_BIN_DIR: '/usr/lib/postgresql/99/bin' }, 'cli')).toThrow(
+      'PG_BIN_DIR: names a directory that does not exist: the PostgreSQL client tools (pg_dump, pg_restore, psql) are looked for there',
+    );
+  });
+
   it('says what a port is when PORT or METRICS_PORT is not one (not zod’s "expected number, received NaN")', () => {
     expect(() => loadConfig({ ...good, PORT: 'abc', METRICS_PORT: '70000' })).toThrow(
       /\n {2}- PORT: a port number from 0 to 65535\n {2}- METRICS_PORT: a port number from 0 to 65535$/,
