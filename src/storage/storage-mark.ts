@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { RedisConnection } from '../redis-client.ts';
-import { errnoCode } from './fs-util.ts';
+import { errnoCode, storageError } from './fs-util.ts';
 import type { Storage } from './types.ts';
 
 /**
@@ -22,7 +22,7 @@ async function readMark(file: string): Promise<string | null> {
     return (await readFile(file, 'utf8')).trim() || null;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return null;
-    throw err;
+    throw storageError(err, dirname(file), 'read its storage mark');
   }
 }
 
@@ -42,12 +42,15 @@ export async function storageMarkProblem(storage: Pick<Storage, 'root' | 'descri
     if (!known) await redis.set(key, onDisk, 'NX');
     return null;
   }
-  // First use (or an install from before the mark): this directory is the bot's storage from now on.
-  await mkdir(root, { recursive: true });
+  // First use (or an install from before the mark): this directory is the bot's storage from now on. A directory
+  // that cannot be written (read-only, not ours) is said as such (QA: "Something unexpected went wrong" on EROFS).
+  await mkdir(root, { recursive: true }).catch((err: unknown) => {
+    throw storageError(err, root, 'create the backup directory');
+  });
   const id = await writeFile(file, `${randomUUID()}\n`, { flag: 'wx', mode: 0o640 }).then(
     () => readMark(file),
     async (err: unknown) => {
-      if (errnoCode(err) !== 'EEXIST') throw err;
+      if (errnoCode(err) !== 'EEXIST') throw storageError(err, root, 'write');
       return readMark(file); // another worker marked it first
     },
   );
