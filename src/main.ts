@@ -95,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
 /** `all`, `bot`, `worker`: runs until SIGTERM or SIGINT, then stops gracefully. */
 async function runService(verb: 'all' | 'bot' | 'worker'): Promise<number> {
   const config = loadConfig(process.env, verb);
+  // Each key parsed as age parses it, not only its shape: a mistyped one stops start-up (QA: found by the first backup).
+  if (config.encryption.recipients.length > 0) (await import('./crypto/age.ts')).checkRecipients(config.encryption.recipients);
   const log = createLogger({ level: config.logLevel });
   const { runSupervised, runSupervisedChild, untilStopSignal } = await import('./service-run.ts');
   // `all` = this process answers Slack and supervises a worker child (worker-supervisor.ts says why).

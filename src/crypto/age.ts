@@ -57,8 +57,12 @@ export function checkRecipients(recipients: readonly string[]): void {
   recipients.forEach((r, i) => {
     try {
       new Encrypter().addRecipient(r);
-    } catch {
-      throw new BotError('config_invalid', `BACKUP_ENCRYPTION_RECIPIENT: key ${i + 1} is not a valid age public key (age1…, 62 characters).`);
+    } catch (err) {
+      // The right shape with a wrong checksum is a character changed or mistyped (QA: blamed on the length).
+      const why = /checksum/i.test(err instanceof Error ? err.message : '')
+        ? 'its checksum does not match: a character was changed or mistyped; copy it again from `age-keygen -y key.txt`'
+        : 'it is not an age public key (age1…, 62 characters)';
+      throw new BotError('config_invalid', `BACKUP_ENCRYPTION_RECIPIENT: key ${i + 1} is not valid: ${why}.`);
     }
   });
 }

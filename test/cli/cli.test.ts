@@ -184,6 +184,19 @@ describe('the CLI, for when Slack is down', () => {
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toMatch(/DATABASE_URL: required/);
   });
+
+  it('a worker with a mistyped age recipient does not start, and says what is wrong with it (QA: the first backup found it)', async () => {
+    // A real key with its last character changed: the right shape, a wrong checksum.
+    const key = 'age1vnjlceecrz4x0hj6agpan0yfrvnr33uz9lyx0hqfmzjxlye8ev7qa7grrx';
+    const run = await cli(['worker'], {
+      SLACK_BOT_TOKEN: 'xoxb-test',
+      BACKUP_DIR: dir,
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/app',
+      BACKUP_ENCRYPTION_RECIPIENT: key,
+    });
+    expect(run.exitCode).not.toBe(0);
+    expect(run.stderr).toContain('BACKUP_ENCRYPTION_RECIPIENT: key 1 is not valid: its checksum does not match');
+  });
 });
 
 describe('npm run demo', () => {

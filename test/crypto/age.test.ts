@@ -151,7 +151,11 @@ describe('age encryption (src/crypto/age.ts)', () => {
 
   it('refuses recipients the library cannot use, before anything is written', async () => {
     expect(() => checkRecipients([])).toThrow(BotError);
-    expect(() => checkRecipients([a.recipient.slice(0, -1) + (a.recipient.endsWith('q') ? 'p' : 'q')])).toThrow(/key 1 is not a valid age public key/);
+    // One character changed: the checksum says so, not the length (QA: "62 characters" of a 62-character key).
+    expect(() => checkRecipients([a.recipient.slice(0, -1) + (a.recipient.endsWith('q') ? 'p' : 'q')])).toThrow(
+      'BACKUP_ENCRYPTION_RECIPIENT: key 1 is not valid: its checksum does not match: a character was changed or mistyped; copy it again from `age-keygen -y key.txt`.',
+    );
+    expect(() => checkRecipients([a.recipient, 'age1short'])).toThrow('BACKUP_ENCRYPTION_RECIPIENT: key 2 is not valid: it is not an age public key (age1…, 62 characters).');
     await expect(createEncryptStream(['age1nope'])).rejects.toMatchObject({ code: 'config_invalid' });
   });
 

@@ -167,7 +167,7 @@ describe('base backup ids', () => {
       policy: { name: 'keyed', environment: 'staging' as const, backups: [], restoreTest: null, preMigration: { keepDays: 30 } },
       pitr: { url: pg.url, slot: 'pgbb_key_test', walRetentionDays: 7, rpoSeconds: 3600 },
     };
-    await expect(takeBaseBackup(config as never, target)).rejects.toThrow('BACKUP_ENCRYPTION_RECIPIENT: key 1 is not a valid age public key');
+    await expect(takeBaseBackup(config as never, target)).rejects.toThrow('BACKUP_ENCRYPTION_RECIPIENT: key 1 is not valid: its checksum does not match');
     expect(await readdir(join(dir, 'keyed', '_base')).catch(() => [])).toEqual([]);
   });
 });
