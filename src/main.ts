@@ -125,7 +125,7 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   const config = loadConfig(process.env, verb === 'list' || verb === 'fetch' ? 'offline' : 'cli');
   const log = cliLog();
   const [{ createStorageFromConfig }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
-  const { primary: storage } = await createStorageFromConfig(config, log);
+  const { primary: storage, copies } = await createStorageFromConfig(config, log);
   const io = cliIo();
   if (verb === 'list') return cliList(args, { config, storage, io });
   if (verb === 'check') {
@@ -146,7 +146,7 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
     const { cliFetch } = await import('./cli/fetch-cli.ts');
     return cliFetch(args, { config, storage, log, io, signal: abort.signal });
   }
-  if (verb === 'backup') return cliBackup(args, { config, redisUrl: redisUrlIfSet(config), storage, log, io, signal: abort.signal });
+  if (verb === 'backup') return cliBackup(args, { config, redisUrl: redisUrlIfSet(config), storage, copies, log, io, signal: abort.signal });
   const [{ cliRestore }, { cliRestoreTest }] = await Promise.all([import('./cli/restore-cli.ts'), import('./cli/restore-test-cli.ts')]);
   if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
   return cliRestore(args, { config, storage, log, io, signal: abort.signal, redisUrl: redisUrlIfSet(config) });

@@ -5,9 +5,9 @@ import { findTarget } from '../config.ts';
 import { TargetName } from '../target-name.ts';
 import { BotError, isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
+import { formatBytes, formatCount, formatDuration } from '../format.ts';
 import { describeDumpProgress, dumpEstimate, runBackup } from '../postgres/backup/index.ts';
-import { makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
+import { copyToAll, makeBackupId, totalBytes, totalRows } from '../storage/index.ts';
 import { listWithTestVerdicts, retentionFor, strayBackups } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import { formatBackupList } from '../commands/replies.ts';
@@ -24,7 +24,7 @@ export interface CliIo {
 /** `pg-backup-bot backup [target]`: the same backup as `/backup now`, in the foreground, for when Slack is down. */
 export async function cliBackup(
   args: string[],
-  deps: { config: Config; redisUrl: string | null; storage: Storage; log: Logger; io: CliIo; signal?: AbortSignal },
+  deps: { config: Config; redisUrl: string | null; storage: Storage; copies?: Storage[]; log: Logger; io: CliIo; signal?: AbortSignal },
 ): Promise<number> {
   const { io } = deps;
   if (args.length > 1) {
@@ -93,12 +93,18 @@ export async function cliBackup(
         `  tables      ${formatCount(manifest.verification.tables.length)}, ${formatCount(totalRows(manifest))} rows`,
         `  sha256      ${db?.sha256 ?? '-'}`,
         `  encryption  ${db?.encryption ? `age, ${db.encryption.recipients.length} recipient${db.encryption.recipients.length === 1 ? '' : 's'}` : 'none'}`,
-        `  kept until  ${manifest.retainUntil ? formatTime(manifest.retainUntil) : 'deleted by hand'}`,
+        // In the configured zone, as `list` shows it (QA: "15:01 UTC" here, "16:01 UTC+01:00" there).
+        `  kept until  ${manifest.retainUntil ? formatInZone(new Date(manifest.retainUntil), deps.config.timezone) : 'deleted by hand'}`,
         `  globals     ${manifest.globals.included ? 'included' : 'skipped'}${manifest.globals.note ? ` (${manifest.globals.note})` : ''}`,
       ].join('\n'),
     );
     await record({ ok: true, reason: null }).catch((err: unknown) => deps.log.warn({ err }, 'could not record the run'));
-    return 0;
+    // S3_MODE=copy: the off-site copy a worker makes, made here too (QA: the CLI, the Slack-down path, never made it).
+    const copies = deps.copies ?? [];
+    if (copies.length === 0) return 0;
+    const outcomes = await copyToAll(deps.storage, copies, manifest, { log: deps.log, ...(deps.signal ? { signal: deps.signal } : {}) });
+    for (const o of outcomes) io.out(o.ok ? `  copied to   ${o.destination}` : `  NOT copied to ${o.destination}: ${o.error}`);
+    return outcomes.every((o) => o.ok) ? 0 : 1;
   } catch (err) {
     // Its sessions ended by a replacement's swap: said as such, and not a failed run (health would page it).
     const ended = isBotError(err) && err.code === 'pg_unreachable' ? await endedBy() : null;
