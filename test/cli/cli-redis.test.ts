@@ -54,9 +54,14 @@ describe('the CLI and Redis', () => {
   it('with REDIS_URL, check and retention read the queues and write no queue keys', async () => {
     const prefix = `{cli-redis-${randomUUID().slice(0, 8)}}`;
     const withRedis = { ...env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix };
+    // A prefix no bot has used: the runs cannot be judged, which is said first, and UNKNOWN unless something is
+    // CRITICAL (here BACKUP_DIR was never written: CRITICAL) (QA: a wrong QUEUE_PREFIX read as "OK").
     const check = await cli(['check'], withRedis);
     expect(check.stderr).toBe('');
-    expect(check.stdout).not.toMatch(/redis/i);
+    expect(check.stdout.split('\n')[1]).toBe(
+      `UNKNOWN redis: the Redis at REDIS_URL holds nothing of a bot under QUEUE_PREFIX ${prefix} (no queue, no schedule, no run recorded), so the last backup runs cannot be judged; set QUEUE_PREFIX to the bot's`,
+    );
+    expect(check.exitCode).toBe(2);
     const retention = await cli(['retention'], withRedis);
     expect(retention.stderr).toBe('');
     expect(retention.exitCode).toBe(0);
@@ -64,6 +69,9 @@ describe('the CLI and Redis', () => {
     try {
       // The run log's first sighting of the target is health's own state; BullMQ's `meta` hashes are not.
       expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}:first-seen:shop`]);
+      // Once a bot has used the prefix (its backup queue's meta), nothing of that is said.
+      await redis.hset(`${prefix}:backup:meta`, 'version', 'bullmq:5');
+      expect((await cli(['check'], withRedis)).stdout).not.toMatch(/redis/i);
     } finally {
       redis.disconnect();
     }
