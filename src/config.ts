@@ -91,3 +91,14 @@ function encryptionProblems(cleaned: RawEnv, file: FileRead): string[] {
   }
   return [];
 }
+
+/**
+ * A DATABASE_URL set beside a config file that lists the targets, which no target reads: its database is never backed
+ * up (the file's targets win), and nobody would be told (QA: the `init` file in the working directory). The sentence
+ * to say at start, or null.
+ */
+export function ignoredDatabaseUrl(env: RawEnv, config: Pick<Config, 'targets' | 'configFile'>): string | null {
+  const url = withoutEmpty(env).DATABASE_URL;
+  if (!url || !config.configFile || config.targets.some((t) => t.url === url || t.pitr?.url === url)) return null;
+  return `DATABASE_URL is set, but ${config.configFile} lists the targets (${config.targets.map((t) => t.name).join(', ')}) and none reads it: its database is not backed up. Add it there as a target (urlEnv: DATABASE_URL), or unset it.`;
+}

@@ -1,4 +1,4 @@
-import { loadConfig } from './config.ts';
+import { ignoredDatabaseUrl, loadConfig } from './config.ts';
 import { isBotError, toUserMessage } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { stderrLogDestination } from './log-lines.ts';
@@ -98,6 +98,11 @@ async function runService(verb: 'all' | 'bot' | 'worker'): Promise<number> {
   // Each key parsed as age parses it, not only its shape: a mistyped one stops start-up (QA: found by the first backup).
   if (config.encryption.recipients.length > 0) (await import('./crypto/age.ts')).checkRecipients(config.encryption.recipients);
   const log = createLogger({ level: config.logLevel });
+  const ignored = ignoredDatabaseUrl(process.env, config);
+  if (ignored && process.env.PGBB_SUPERVISED !== '1') {
+    process.stderr.write(`Note: ${ignored}\n`);
+    log.warn({ configFile: config.configFile }, ignored);
+  }
   const { runSupervised, runSupervisedChild, untilStopSignal } = await import('./service-run.ts');
   // `all` = this process answers Slack and supervises a worker child (worker-supervisor.ts says why).
   if (verb === 'all') return runSupervised(config, log);
@@ -124,6 +129,8 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   // list and fetch read storage only: no DATABASE_URL needed (the database may be the thing that is gone).
   const config = loadConfig(process.env, verb === 'list' || verb === 'fetch' ? 'offline' : 'cli');
   const log = cliLog();
+  const ignored = ignoredDatabaseUrl(process.env, config);
+  if (ignored) process.stderr.write(`Note: ${ignored}\n`);
   const [{ createStorageFromConfig }, { cliBackup, cliList }] = await Promise.all([import('./storage/index.ts'), import('./cli/backup-cli.ts')]);
   const { primary: storage, copies } = await createStorageFromConfig(config, log);
   const io = cliIo();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findTarget, loadConfig, targetNameFromUrl } from '../src/config.ts';
+import { findTarget, ignoredDatabaseUrl, loadConfig, targetNameFromUrl } from '../src/config.ts';
 import { walVerbEnv } from '../src/config-env.ts';
 import { BotError } from '../src/errors.ts';
 
@@ -84,6 +84,17 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...good, PG_BIN_DIR: '/usr/lib/postgresql/99/bin' }, 'cli')).toThrow(
       'PG_BIN_DIR: names a directory that does not exist: the PostgreSQL client tools (pg_dump, pg_restore, psql) are looked for there',
     );
+  });
+
+  it('names a DATABASE_URL that no target of the config file reads (QA: its database was never backed up, unsaid)', () => {
+    const config = { configFile: './pg-backup-bot.yml', targets: [{ name: 'main', url: 'postgres://h/main' }] } as never;
+    expect(ignoredDatabaseUrl({ DATABASE_URL: 'postgres://h/app' }, config)).toBe(
+      'DATABASE_URL is set, but ./pg-backup-bot.yml lists the targets (main) and none reads it: its database is not backed up. Add it there as a target (urlEnv: DATABASE_URL), or unset it.',
+    );
+    expect(ignoredDatabaseUrl({ DATABASE_URL: 'postgres://h/main' }, config)).toBeNull();
+    expect(ignoredDatabaseUrl({}, config)).toBeNull();
+    // No file: DATABASE_URL is the target.
+    expect(ignoredDatabaseUrl({ DATABASE_URL: 'postgres://h/app' }, { configFile: null, targets: [] } as never)).toBeNull();
   });
 
   it('says what a port is when PORT or METRICS_PORT is not one (not zod’s "expected number, received NaN")', () => {

@@ -155,7 +155,9 @@ describe('age encryption (src/crypto/age.ts)', () => {
     expect(() => checkRecipients([a.recipient.slice(0, -1) + (a.recipient.endsWith('q') ? 'p' : 'q')])).toThrow(
       'BACKUP_ENCRYPTION_RECIPIENT: key 1 is not valid: its checksum does not match: a character was changed or mistyped; copy it again from `age-keygen -y key.txt`.',
     );
-    expect(() => checkRecipients([a.recipient, 'age1short'])).toThrow('BACKUP_ENCRYPTION_RECIPIENT: key 2 is not valid: it is not an age public key (age1…, 62 characters).');
+    expect(() => checkRecipients([a.recipient, 'age1short'])).toThrow(
+      'BACKUP_ENCRYPTION_RECIPIENT: key 2 is not valid: it is not an age public key (age1…, 62 characters).',
+    );
     await expect(createEncryptStream(['age1nope'])).rejects.toMatchObject({ code: 'config_invalid' });
   });
 
