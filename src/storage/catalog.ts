@@ -1,11 +1,13 @@
 import { withDeadline } from '../deadline.ts';
-import { formatDuration } from '../format.ts';
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import { BackupIdSchema, type Manifest, UnreadableManifest } from './manifest.ts';
 import { rolesFileOnly } from './damaged-backups.ts';
 import { pastDeadline } from './manifest-cache.ts';
 import { failedRestoreTestIds } from './retention-plan.ts';
 import type { BackupOwner, Storage } from './types.ts';
+import { mistypedTarget, nearestBackup, timeOfBackupId } from './backup-suggestions.ts';
+
+export { timeOfBackupId };
 
 /** Questions people ask about backups, answered from the manifests (the source of truth). */
 
@@ -13,14 +15,6 @@ import type { BackupOwner, Storage } from './types.ts';
 export function targetOfBackupId(backupId: string): string | null {
   if (!BackupIdSchema.safeParse(backupId).success) return null;
   return backupId.replace(/-\d{8}T\d{6}Z(-\d+)?$/, '');
-}
-
-const ID_TIME = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-\d+)?$/;
-
-/** When a backup id says its backup started (its worker's clock, UTC), in ms; null for what is not an id. */
-export function timeOfBackupId(backupId: string): number | null {
-  const m = ID_TIME.exec(backupId);
-  return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) : null;
 }
 
 /**
@@ -69,8 +63,8 @@ export function passedOverSentence(passedOver: readonly PassedOver[], healthComm
  */
 export async function findBackup(storage: Storage, backupId: string, seeList?: (target: string) => string): Promise<Manifest> {
   const target = targetOfBackupId(backupId);
-  if (target === null) {
-    throw new BotError('bad_request', `"${backupId}" is not a backup id; they look like <target>-YYYYMMDDTHHMMSSZ.`);
+  if (target === null || timeOfBackupId(backupId) === null) {
+    throw new BotError('bad_request', `"${backupId}" is not a backup id; they look like <target>-YYYYMMDDTHHMMSSZ (a date and a UTC time).`);
   }
   try {
     return await storage.readManifest(target, backupId);
@@ -88,58 +82,18 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
           cause: err,
         },
       );
+    // No backup of that target at all, nor of one it nearly names: said, with the targets that have backups (QA: sent
+    // to `/backup list shop`, which answered that shop is no target).
+    const stored = near ? null : await withDeadline(1000, storage.list(), 'listing the targets', 'storage').catch(() => null);
+    const targets = stored ? [...new Set(stored.map((b) => b.target))].sort() : null;
+    if (targets && !targets.includes(err.target))
+      throw new BotError(
+        'backup_not_found',
+        `${err.userMessage} No backup of ${err.target} is stored at all${targets.length ? `: the targets with backups are ${targets.join(', ')}` : ', nor of any other target'}.`,
+        { cause: err },
+      );
     throw new BotError('backup_not_found', `${err.userMessage}${near} ${seeList(err.target)} shows its backups.`, { cause: err });
   }
-}
-
-/**
- * For an id whose target has no backup stored, a stored target its name is at most two edits from (`shopp`, `shpo`
- * for `shop`): "did you mean `shop-…`?" when that id exists, else that target's backup nearest in time. Null: none.
- */
-async function mistypedTarget(storage: Storage, target: string, backupId: string): Promise<{ target: string; said: string } | null> {
-  // One listing of every target's backups serves both the names and the nearest backup of the one meant.
-  const stored = await storage.list();
-  const near = [...new Set(stored.map((m) => m.target))]
-    .filter((t) => t !== target && editDistance(t, target) <= 2)
-    .sort((a, b) => editDistance(a, target) - editDistance(b, target))[0];
-  if (!near) return null;
-  const meant = `${near}${backupId.slice(target.length)}`;
-  const said = stored.some((m) => m.backupId === meant)
-    ? `did you mean \`${meant}\` (target ${near})?`
-    : `did you mean target ${near}?${nearestAmong(
-        stored.filter((m) => m.target === near),
-        meant,
-      )}`;
-  return { target: near, said };
-}
-
-/** Levenshtein distance: insertions, deletions and substitutions. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length] ?? 0;
-}
-
-/** " The nearest is `shop-…`, 2 s later." among the target's listed backups; '' when it has none. */
-async function nearestBackup(storage: Storage, target: string, backupId: string): Promise<string> {
-  return nearestAmong(await storage.list(target), backupId);
-}
-
-/** nearestBackup among manifests already listed (one target's). */
-function nearestAmong(listed: readonly Manifest[], backupId: string): string {
-  const at = timeOfBackupId(backupId) ?? 0;
-  let best: { id: string; delta: number } | null = null;
-  for (const m of listed) {
-    const delta = (timeOfBackupId(m.backupId) ?? 0) - at;
-    if (!best || Math.abs(delta) < Math.abs(best.delta)) best = { id: m.backupId, delta };
-  }
-  if (!best) return '';
-  const when = best.delta === 0 ? 'same second' : `${formatDuration(Math.abs(best.delta))} ${best.delta > 0 ? 'later' : 'earlier'}`;
-  return ` The nearest is \`${best.id}\` (${when}).`;
 }
 
 /**

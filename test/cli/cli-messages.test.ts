@@ -63,7 +63,7 @@ describe('the CLI’s own words', () => {
     expect(none.stderr.split('\n')[0]).toBe('Name the backup to restore: `pg-backup-bot list` shows their ids.');
   });
 
-  it('a backup id with no backup, to restore, restore-test or fetch, points at `pg-backup-bot list <target>`', async () => {
+  it('a backup id of a target with no backup, to restore, restore-test or fetch, says none is stored', async () => {
     const id = 'shop-20261205T090000Z';
     for (const args of [
       ['restore', id],
@@ -72,7 +72,7 @@ describe('the CLI’s own words', () => {
     ]) {
       const r = await cli(args, env);
       expect(r.exitCode, args.join(' ')).toBe(1);
-      expect(r.stderr, args.join(' ')).toContain(`There is no finished backup ${id} of shop. \`pg-backup-bot list shop\` shows its backups.`);
+      expect(r.stderr, args.join(' ')).toContain(`There is no finished backup ${id} of shop. No backup of shop is stored at all, nor of any other target.`);
     }
   });
 });

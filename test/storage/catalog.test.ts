@@ -32,9 +32,13 @@ describe('catalog', () => {
     await expect(findBackup(storage, 'app-20260102T020003Z', seeList)).rejects.toThrow(
       'There is no finished backup app-20260102T020003Z of app. The nearest is `app-20260102T020000Z` (3.0 s earlier). `/backup list app` shows its backups.',
     );
+    // A target with no backup at all: said, with the targets that have some (QA: sent to a list that had nothing).
     await expect(findBackup(storage, 'other-20260102T020003Z', seeList)).rejects.toThrow(
-      'There is no finished backup other-20260102T020003Z of other. `/backup list other` shows its backups.',
+      'There is no finished backup other-20260102T020003Z of other. No backup of other is stored at all: the targets with backups are app.',
     );
+    // A time the clock lacks is no backup id (QA: "T999999Z" was answered with a backup 85 h earlier).
+    await expect(findBackup(storage, 'app-20260102T999999Z', seeList)).rejects.toThrow('"app-20260102T999999Z" is not a backup id');
+    await expect(findBackup(storage, 'app-20261302T020000Z', seeList)).rejects.toThrow('"app-20261302T020000Z" is not a backup id');
   });
 
   it('for an id whose target has no backup, names the stored target it nearly is (QA: `shopp-…` pointed at `list shopp`)', async () => {
@@ -47,9 +51,9 @@ describe('catalog', () => {
     await expect(findBackup(storage, 'shpo-20260102T020009Z', seeList)).rejects.toThrow(
       'No backup of shpo is stored: did you mean target shop? The nearest is `shop-20260102T020000Z` (9.0 s earlier). `pg-backup-bot list shop` shows its backups.',
     );
-    // Nothing near: as before.
+    // Nothing near: the targets with backups, named.
     await expect(findBackup(storage, 'billing-20260102T020000Z', seeList)).rejects.toThrow(
-      'There is no finished backup billing-20260102T020000Z of billing. `pg-backup-bot list billing` shows its backups.',
+      'There is no finished backup billing-20260102T020000Z of billing. No backup of billing is stored at all: the targets with backups are shop.',
     );
   });
 
