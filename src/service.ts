@@ -5,6 +5,7 @@ import type { HealthServer } from './health/http.ts';
 import type { SlackApp } from './slack-app.ts';
 import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
 import { createWorkerPager } from './worker-pager.ts';
+import { watchRedis } from './redis-watch.ts';
 import { startPresence, watchWorkers } from './worker-presence.ts';
 import type { WorkerSupervisor } from './worker-supervisor.ts';
 
@@ -44,7 +45,15 @@ export async function startService(
     if (running) presence = startPresence({ redis: deps.redis, prefix, running: () => running.running(), log });
     if (mode !== 'worker') {
       const pager = createWorkerPager({ ...deps, prefix, client: deps.pagerDuty, log, condition: 'workers' });
-      watch = watchWorkers({ redis: deps.redis, prefix, pager, announce: (text) => deps.notifier.post({ text }), log });
+      const workersWatch = watchWorkers({ redis: deps.redis, prefix, pager, announce: (text) => deps.notifier.post({ text }), log });
+      // Redis itself: an outage stops everything and every page, so it is said and paged around Redis (redis-watch.ts).
+      const redisWatch = watchRedis({ ping: () => deps.redis.ping(), notifier: deps.notifier, pagerDuty: deps.pagerDuty, log });
+      watch = {
+        stop: () => {
+          workersWatch.stop();
+          redisWatch.stop();
+        },
+      };
     }
     // Ready once everything this process serves is up: a deploy's probe must not send Slack to a port not open yet.
     let slackUp = mode === 'worker';
