@@ -34,6 +34,10 @@ function lostJobs(loss: RedisLoss): string[] {
     lines.push(
       `• ${snap.paged.length} open page${snap.paged.length === 1 ? '' : 's'} remembered (${snap.paged.map((k) => `\`${escapeMrkdwn(k)}\``).join(', ')}): resolved when the condition clears`,
     );
+  if (snap.runs?.length)
+    lines.push(
+      `• the run log's ${snap.runs.length} last run${snap.runs.length === 1 ? '' : 's'} (backups, base backups, restore tests): put back, so health judges them as before`,
+    );
   if (lines.length === 0) lines.push('• no job was running and no page was waiting');
   return [`What was lost with it, as last seen intact at ${formatSecond(snap.at)}:`, ...lines];
 }

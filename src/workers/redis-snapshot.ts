@@ -16,6 +16,11 @@ export interface RedisSnapshot {
   active: Array<{ queue: string; id: string; target: string | null }>;
   outbox: Array<{ dedupKey: string; events: string[] }>;
   paged: string[];
+  /**
+   * The run log's last runs (`<prefix>:last-run:<kind>:<target>`, DUMPed): a failed backup whose page stays open
+   * must still read as failed in `/backup health` and `check` (QA: "no backup run recorded" beside the open page).
+   */
+  runs?: Array<{ key: string; dump: Buffer }>;
   /** INFO's run_id of the Redis server it was read from: a different one later means that server restarted. */
   runId: string | null;
 }
@@ -45,8 +50,12 @@ export async function takeSnapshot(redis: RedisConnection, queues: Queues, prefi
   const states = stateKeys.length > 0 ? await redis.mget(...stateKeys) : [];
   const paged = stateKeys.filter((_, i) => states[i] === 'triggered').map((k) => k.slice(statePrefix.length));
   const outbox = await Promise.all(outboxKeys.map(async (k) => ({ dedupKey: k.slice(outboxPrefix.length), events: await redis.lrange(k, 0, -1) })));
+  const runKeys = await scanKeys(redis, `${literal(prefix)}:last-run:*`);
+  const runs = (await Promise.all(runKeys.map(async (k) => ({ key: k.slice(prefix.length), dump: await redis.dumpBuffer(k) })))).filter(
+    (r): r is { key: string; dump: Buffer } => r.dump !== null,
+  );
   const { runId } = await serverRun(redis);
-  return { at, active: running.flat(), outbox: outbox.filter((o) => o.events.length > 0), paged, runId };
+  return { at, active: running.flat(), outbox: outbox.filter((o) => o.events.length > 0), paged, runs, runId };
 }
 
 /** Puts back the open-page marks and the waiting PagerDuty events of a snapshot. Returns how many of each. */
@@ -61,5 +70,7 @@ export async function restoreSnapshot(redis: RedisConnection, queues: Queues, pr
     await queues.pagerduty.add('deliver', { dedupKey: o.dedupKey });
     events += o.events.length;
   }
+  // The last runs, unless a newer one was recorded since (RESTORE without REPLACE leaves an existing key).
+  for (const r of snap.runs ?? []) await redis.restore(`${prefix}${r.key}`, 0, r.dump).catch(() => undefined);
   return { paged, events };
 }

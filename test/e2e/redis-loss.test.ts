@@ -89,6 +89,9 @@ describe('when Redis restarts empty under a running bot and worker', () => {
     await locker.query('LOCK TABLE shop.customers IN ACCESS EXCLUSIVE MODE');
     const running = jobIdOf((await slash(h, '/backup', 'now')).text) ?? '';
     await until('the backup running', async () => ((await h.service.deps.queues.backup.getJobState(running)) === 'active' ? true : undefined), 30_000);
+    // A failed run in the run log (another target's, which nothing runs here): it must read as failed after the loss.
+    const failedAt = new Date();
+    await h.service.deps.runs.record('ghost', { ok: false, at: failedAt, reason: 'the server refused the connection', jobId: 'backup-ghost-1' });
     // The plan keeper reads Redis every 2 s here (30 s by default): let it see the running job.
     await new Promise((r) => setTimeout(r, 2500));
 
@@ -113,6 +116,9 @@ describe('when Redis restarts empty under a running bot and worker', () => {
     expect(told.text).toMatch(/schedules restored: \d+ job schedulers and the queue limits \(pagerduty, retention/);
     expect(told.text).toMatch(/What was lost with it, as last seen intact at/);
     expect(told.text).toContain(`a backup job of shop was running (${running}): its worker goes on and posts its own verdict`);
+    // The run log is put back (QA: "no backup run recorded" beside a page still open for the failed backup).
+    expect(told.text).toMatch(/the run log's \d+ last runs? \(backups, base backups, restore tests\): put back/);
+    expect(await h.service.deps.runs.last('ghost')).toEqual({ ok: false, at: failedAt, reason: 'the server refused the connection', jobId: 'backup-ghost-1' });
     // And it does: the dump goes on once the lock is gone, although BullMQ lost the job (no crash on its progress).
     await locker.query('ROLLBACK');
     await locker.end();
