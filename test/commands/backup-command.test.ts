@@ -123,11 +123,11 @@ describe('/backup on real queues', () => {
     });
   });
 
-  it('/backup diff of an id with no backup says so and points at `/backup list <target>`', async () => {
+  it('/backup diff of an id with no backup says so, and that no backup of its target is stored', async () => {
     // The target has a directory (an empty BACKUP_DIR is said as such: test/cli/missing-backups.test.ts).
     await mkdir(join(root, 'shop'));
     const r = await as('diff shop-20261205T090000Z shop-20261205T100000Z');
     // Both are missing: whichever is read first is named.
-    expect(r.text).toMatch(/There is no finished backup shop-20261205T(09|10)0000Z of shop\. `\/backup list shop` shows its backups\.$/);
+    expect(r.text).toMatch(/There is no finished backup shop-20261205T(09|10)0000Z of shop\. No backup of shop is stored at all, nor of any other target\.$/);
   });
 });

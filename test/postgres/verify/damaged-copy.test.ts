@@ -113,18 +113,23 @@ describe('a restored copy damaged after the restore, compared with its archive',
     await cleanup?.();
   });
 
-  /** A full restore of the backup (verified, kept), damaged, then compared; dropped after. */
-  async function damaged(name: string, sql: string | null) {
-    const database = `${app.name}_${name}`;
-    const restored = await runRestoreTest({
+  /** A full restore of the backup at `verify` (the default level unless said), kept as `<app>_<name>`. */
+  const keptRestore = (database: string, verify?: 'counts') =>
+    runRestoreTest({
       manifest,
       storage: store.storage,
       serverUrl: server(),
       scratchKey: `job:${database}`,
       tempDir,
       keep: { database },
+      ...(verify ? { verify } : {}),
       log: silentLog,
     });
+
+  /** A full restore of the backup (verified, kept), damaged, then compared; dropped after. */
+  async function damaged(name: string, sql: string | null) {
+    const database = `${app.name}_${name}`;
+    const restored = await keptRestore(database);
     expect(restored.problems).toEqual([]);
     const url = databaseUrl(server(), database);
     try {
@@ -159,16 +164,7 @@ describe('a restored copy damaged after the restore, compared with its archive',
     expect(manifest.verification.objects).toMatchObject({ largeObjects: 50, policies: expect.any(Number), rowSecurityTables: expect.any(Number) });
     const { policies = 0, rowSecurityTables = 0 } = manifest.verification.objects;
     const database = `${app.name}_counts`;
-    const restored = await runRestoreTest({
-      manifest,
-      storage: store.storage,
-      serverUrl: server(),
-      scratchKey: `job:${database}`,
-      tempDir,
-      keep: { database },
-      verify: 'counts',
-      log: silentLog,
-    });
+    const restored = await keptRestore(database, 'counts');
     expect(restored.problems).toEqual([]);
     expect(restored.checked.objects).toEqual(expect.arrayContaining(['row-level security policies', 'tables with row-level security on', 'large objects']));
     const url = databaseUrl(server(), database);
