@@ -36,6 +36,12 @@ export class AgeIdentity {
     this.path = path;
   }
 
+  /** The public keys of its keys (age1…), those the library can derive. */
+  async recipients(): Promise<string[]> {
+    const all = await Promise.all(this.#keys.map((k) => identityToRecipient(k).catch(() => null)));
+    return all.filter((r): r is string => r !== null);
+  }
+
   decrypter(): Decrypter {
     const d = new Decrypter();
     for (const k of this.#keys) d.addIdentity(k);

@@ -15,6 +15,7 @@ import { lostRestoreHandler, restoreProcessor } from './restore-worker.ts';
 import { healthDepsOf, healthProcessor } from './health-worker.ts';
 import { createTargetEvaluator, reevaluateAfterJobs } from './target-health.ts';
 import { copyScrubState, redisScrubState } from '../storage/scrub.ts';
+import { startupChecks } from './startup-checks.ts';
 import { takeFirstBackups } from './first-backups.ts';
 import { lostRestoreTestHandler, restoreTestProcessor, scratchDatabaseFor } from './restore-test-worker.ts';
 import { scratchServerUrl } from './restore-test-settings.ts';
@@ -64,6 +65,8 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
   const stall = stallOptions(options);
   const { backup, restoreTest, restore } = startJobWorkers(deps, options, stall);
   const baseBackup = startBaseBackupWorker(deps, stall, options);
+  // What would otherwise wait for a scheduled job to fail (a wrong password, an identity file that opens nothing).
+  void startupChecks({ config, notifier: deps.notifier, redis: deps.workerRedis, log }).catch((err: unknown) => log.warn({ err }, 'start-up checks failed'));
   const healthDeps = healthDepsOf(deps);
   // One evaluator for the health job and the after-job checks: checks of one target never overlap in this process.
   const evaluate = createTargetEvaluator(healthDeps);

@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+import type { Config } from '../config.ts';
+import { loadIdentity } from '../crypto/age.ts';
+import { toUserMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { serverSilence } from '../postgres/connection.ts';
+import type { Notifier } from '../notifications/types.ts';
+import type { RedisConnection } from '../redis-client.ts';
+
+/**
+ * What a worker can tell at start that would otherwise wait for a scheduled job to fail (QA): a target's database it
+ * cannot connect to (a wrong password: up to 6 h until the next backup pages), and an identity file that is missing
+ * or holds none of the keys backups are encrypted for (found only by the monthly restore test). Said once in the
+ * channel, as one message; the same message not again within a day (a fleet of workers, or a child restarted by its
+ * supervisor, say it once). Never fails or delays the start.
+ */
+export async function startupChecks(deps: { config: Config; notifier: Pick<Notifier, 'post'>; redis: RedisConnection; log: Logger }): Promise<string[]> {
+  const { config } = deps;
+  const found: string[] = [];
+  const unreachable = await Promise.all(
+    config.targets.map(async (t) => {
+      const silent = await serverSilence(t.url).catch((err: unknown) => toUserMessage(err));
+      return silent ? `*${t.name}*: its database does not answer the bot (${silent}); its next backup fails unless this is fixed` : null;
+    }),
+  );
+  found.push(...unreachable.filter((l): l is string => l !== null));
+  const file = config.encryption.identityFile;
+  if (file) {
+    const identity = await loadIdentity(file, 'Restore tests read the encrypted backups').catch((err: unknown) => err as Error);
+    if (identity instanceof Error) found.push(`${toUserMessage(identity)} Restore tests and restores cannot decrypt a backup until it can.`);
+    else if (config.encryption.recipients.length > 0) {
+      const own = await identity.recipients();
+      if (own.length > 0 && !own.some((r) => config.encryption.recipients.includes(r)))
+        found.push(
+          `BACKUP_ENCRYPTION_IDENTITY_FILE (${file}) holds none of the keys BACKUP_ENCRYPTION_RECIPIENT encrypts backups for: restore tests and restores cannot decrypt them with it.`,
+        );
+    }
+  }
+  if (found.length === 0) return found;
+  const text = `:warning: A worker found at start:\n${found.map((l) => `• ${l}`).join('\n')}`;
+  deps.log.warn({ found }, 'start-up checks found problems');
+  const key = `${config.queuePrefix}:startup-said:${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+  const first = await deps.redis.set(key, '1', 'EX', 86_400, 'NX').catch(() => 'OK');
+  if (first === 'OK') await deps.notifier.post({ text }).catch((err: unknown) => deps.log.warn({ err }, 'could not post the start-up checks'));
+  return found;
+}

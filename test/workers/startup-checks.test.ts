@@ -1,0 +1,65 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateKeyPair } from '../../src/crypto/age.ts';
+import { startupChecks } from '../../src/workers/startup-checks.ts';
+import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
+
+/**
+ * At a worker's start, what would otherwise wait for a scheduled job to fail is said once in the channel (QA: a
+ * wrong password was silent until the next backup, up to 6 h; an identity file that opens no backup until the
+ * monthly restore test).
+ */
+describe('start-up checks', () => {
+  let kit: WorkerKit;
+  let dir: string;
+  beforeAll(async () => {
+    kit = await startWorkerKit({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl') });
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-startup-'));
+  });
+  afterAll(async () => {
+    await kit?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const posts = () => [...kit.slack.messages.values()].map((m) => m.text ?? '').filter((t) => t.startsWith(':warning: A worker found at start'));
+
+  it('finds nothing to say when the database answers and the identity opens the backups', async () => {
+    const keys = await generateKeyPair();
+    await writeFile(join(dir, 'good.key'), keys.identityFileText, { mode: 0o600 });
+    const config = { ...kit.config, encryption: { ...kit.config.encryption, recipients: [keys.recipient], identityFile: join(dir, 'good.key') } };
+    expect(await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log })).toEqual([]);
+    expect(posts()).toEqual([]);
+  });
+
+  it('names a database it cannot connect to and an identity that opens no backup, once', async () => {
+    const [keys, other] = await Promise.all([generateKeyPair(), generateKeyPair()]);
+    await writeFile(join(dir, 'other.key'), other.identityFileText, { mode: 0o600 });
+    const shop = kit.config.targets[0];
+    if (!shop) throw new Error('no target');
+    const wrong = new URL(shop.url);
+    wrong.username = 'pgbb_no_such_role';
+    const config = {
+      ...kit.config,
+      targets: [{ ...shop, url: wrong.toString() }],
+      encryption: { ...kit.config.encryption, recipients: [keys.recipient], identityFile: join(dir, 'other.key') },
+    };
+    const found = await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log });
+    expect(found).toEqual([
+      expect.stringMatching(
+        new RegExp(`^\\*${shop.name}\\*: its database does not answer the bot \\(.*pgbb_no_such_role.*\\); its next backup fails unless this is fixed$`),
+      ),
+      `BACKUP_ENCRYPTION_IDENTITY_FILE (${join(dir, 'other.key')}) holds none of the keys BACKUP_ENCRYPTION_RECIPIENT encrypts backups for: restore tests and restores cannot decrypt them with it.`,
+    ]);
+    await kit.slack.waitFor((c) => c.method === 'chat.postMessage' && String(c.body.text).startsWith(':warning: A worker found at start'), 10_000);
+    // A second worker (or a restarted one) finding the same says nothing more.
+    await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(posts()).toHaveLength(1);
+    // A missing identity file is said with what it stops.
+    const missing = { ...config, targets: kit.config.targets, encryption: { ...config.encryption, identityFile: join(dir, 'nope.key') } };
+    expect(await startupChecks({ config: missing, notifier: kit.notifier, redis: kit.redis, log: kit.log })).toEqual([
+      expect.stringMatching(/nope\.key.*Restore tests and restores cannot decrypt a backup until it can\.$/),
+    ]);
+  });
+});
