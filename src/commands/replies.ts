@@ -91,17 +91,23 @@ function describeJob(job: Job<BackupJobData>): string {
 }
 
 export async function formatQueueStatus(queue: Queue<BackupJobData>): Promise<string> {
-  const [active, queued, delayed, failed] = await Promise.all([
+  const [active, queued, delayed, failed, completed] = await Promise.all([
     queue.getJobs(['active'], 0, 19),
     queue.getJobs(['waiting', 'prioritized'], 0, 19),
     queue.getJobs(['delayed'], 0, 19),
     queue.getJobs(['failed'], 0, 4),
+    queue.getJobs(['completed'], 0, 19),
   ]);
+  // A failure a later backup of its target made good is said so (QA: listed as if still the state of things).
+  const since = (j: Job<BackupJobData>) => {
+    const later = completed.find((c) => c.data.target === j.data.target && (c.finishedOn ?? 0) > (j.finishedOn ?? 0));
+    return later ? `; a backup of ${j.data.target} succeeded since (\`${later.id}\`, ${formatTime(new Date(later.finishedOn ?? 0))})` : '';
+  };
   // Every job scheduler keeps its next job delayed: those are listed with the schedules, not as waiting work.
   const waiting = [...queued, ...delayed.filter((j) => !j.repeatJobKey)];
   const section = (title: string, jobs: Job<BackupJobData>[], extra?: (j: Job<BackupJobData>) => string) =>
     `*${title}* (${jobs.length})${jobs.length ? `\n${jobs.map((j) => `• ${describeJob(j)}${extra ? extra(j) : ''}`).join('\n')}` : ''}`;
-  return [section('Running', active), section('Waiting', waiting), section('Recently failed', failed, (j) => ` — ${failureText(j)}`)].join('\n');
+  return [section('Running', active), section('Waiting', waiting), section('Recently failed', failed, (j) => ` — ${failureText(j)}${since(j)}`)].join('\n');
 }
 
 /** BullMQ's own words for a job whose worker died ("job stalled more than allowable limit") said as the channel says it. */

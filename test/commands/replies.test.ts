@@ -6,6 +6,14 @@ import { formatBackupList, formatQueueStatus, kindLabel } from '../../src/comman
 import type { BackupJobData } from '../../src/jobs/queues.ts';
 import { makeManifest } from '../fixtures/backups.ts';
 
+async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('kindLabel (the kind column of /backup list)', () => {
   it('tells scheduled classes apart and shows a pre-migration backup’s ticket', () => {
     expect(kindLabel({ kind: 'scheduled', retentionClass: 'frequent', label: null })).toBe('scheduled (frequent)');
@@ -76,6 +84,36 @@ describe('formatQueueStatus', () => {
     const text = await formatQueueStatus(queue);
     expect(text).toMatch(/• `backup-shop-1` · shop · pre-migration JIRA-1234 · by <@U0ANA> · since /);
     expect(text).toMatch(/• `backup-shop-2` · shop · scheduled by `daily` · by schedule · since /);
+  });
+
+  it('says of a failed backup that a later one of its target succeeded (QA: listed as if still failing)', async () => {
+    const prefix = `{replies-since-${randomUUID().slice(0, 8)}}`;
+    const queue = new Queue<BackupJobData>('backup', { connection: redis, prefix });
+    const data = (target: string) => ({ target, kind: 'manual' as const, label: null, requestedBy: { source: 'slack' as const, userId: 'U0ANA' } });
+    const worker = new Worker<BackupJobData>(
+      'backup',
+      async (job) => {
+        if (job.id?.endsWith('-bad')) throw new Error('connection refused');
+      },
+      { connection: redis.duplicate(), prefix },
+    );
+    try {
+      const settled = (id: string) => until(async () => ['failed', 'completed'].includes(await queue.getJobState(id)));
+      await queue.add('backup', data('shop'), { jobId: 'shop-bad' });
+      await settled('shop-bad');
+      await queue.add('backup', data('blog'), { jobId: 'blog-bad' });
+      await settled('blog-bad');
+      await queue.add('backup', data('shop'), { jobId: 'shop-good' });
+      await settled('shop-good');
+      const text = await formatQueueStatus(queue);
+      expect(text).toMatch(/• `shop-bad` · shop · .* — .*connection refused; a backup of shop succeeded since \(`shop-good`, .+ UTC\)/);
+      // Another target's success says nothing of blog's failure.
+      expect(text).toMatch(/• `blog-bad` · blog · .* — .*connection refused$/m);
+    } finally {
+      await worker.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 
   it('says a job lost with its worker in the channel’s words, not BullMQ’s', async () => {
