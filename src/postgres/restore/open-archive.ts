@@ -91,20 +91,20 @@ function streamedArchive(o: OpenArchiveOptions): Archive {
       });
       const res = await child;
       await drained;
-      // A listing stops after the TOC and a failed restore stops anywhere: the rest of the stream is not needed.
-      if (r.partialRead || res.failed) {
+      // A listing stops after the TOC, a failed restore anywhere, and pg_restore -L (a selective restore) exits 0 once
+      // it has what it wants: the rest of the stream is not needed. Not read to its end either: a restore into a live
+      // database holds its tables' locks until this returns (second reader: minutes on a large archive). What was
+      // decompressed zstd checked block by block; the artifact's sha256 was checked before.
+      const listed = args.some((a) => a === '-L' || a.startsWith('--use-list'));
+      const stoppedEarly = r.partialRead || res.failed || (listed && !(await ended(d.out)));
+      if (stoppedEarly) {
         d.zstd.kill('SIGTERM');
         d.destroy();
-      } else {
-        // pg_restore -L (a selective restore) exits 0 once it has what it wants, the rest of the archive unread: zstd
-        // still reads to the end, into the void, and checks the frame's checksum (second reader: else zstd, its output
-        // no longer read, never ended, and the restore hung with its transaction open).
-        d.drainRest();
       }
       const [z] = await Promise.all([d.zstd, d.feed, drain]);
       const run = pgRestoreRunOf(o, res, stderr);
       // zstd checks the frame checksum at the very end: a failure there means pg_restore read bad data.
-      if (!r.partialRead && !run.canceled && (d.decryptFailed() || (!res.failed && z.failed))) {
+      if (!stoppedEarly && !run.canceled && (d.decryptFailed() || (!res.failed && z.failed))) {
         throw new UnreadableArchive(`the database artifact ${d.why(firstErrorLine(d.stderr.text()) || describeExit(z))}`);
       }
       return run;
@@ -149,11 +149,6 @@ async function decompressor(o: OpenArchiveOptions) {
     feed,
     why,
     decryptFailed: () => decryptError !== undefined,
-    drainRest: () => {
-      zstd.stdout.unpipe(out);
-      zstd.stdout.resume();
-      out.destroy();
-    },
     destroy: () => {
       source.destroy();
       stored.destroy();
@@ -163,4 +158,16 @@ async function decompressor(o: OpenArchiveOptions) {
       out.destroy();
     },
   };
+}
+
+/** Whether `s` has delivered its end (zstd wrote all of its output and it was read), waiting a moment for it. */
+async function ended(s: { readableEnded: boolean; once(event: 'end', f: () => void): unknown }): Promise<boolean> {
+  if (s.readableEnded) return true;
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), 50);
+    s.once('end', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
 }

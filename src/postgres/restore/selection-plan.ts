@@ -202,7 +202,7 @@ function leftOutOnPurpose(entries: TocEntry[], ordered: TocEntry[], selected: Se
   if (blobs > 0) notes.push('large objects are not in a selective restore: restore the whole database (no --table or --schema) to get them back');
   const refreshed = ordered.filter((e) => e.desc === 'MATERIALIZED VIEW DATA').map((e) => `${e.schema}.${e.tag}`);
   if (refreshed.length > 0) notes.push(`materialized views refreshed from the restored tables, not restored as dumped: ${refreshed.join(', ')}`);
-  for (const [view, tables] of rowlessSources(entries, selected))
+  for (const [view, tables] of rowlessSources(entries, ordered, selected))
     notes.push(`${view} reads ${tables.join(', ')}, created without rows here: it holds none of their data (add --table for each to restore them too)`);
   return notes;
 }
