@@ -1,4 +1,8 @@
-import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { withDeadline } from './deadline.ts';
 import { formatDuration, formatTime } from './format.ts';
 import type { Logger } from './logger.ts';
@@ -16,7 +20,8 @@ export const REDIS_DOWN_AFTER_MS = 2 * 60_000;
  * once it has not answered for `downAfterMs`, it says so in the channel and pages PagerDuty directly (not through
  * the outbox, which is in Redis: one dedup key, `pg-backup-bot/_bot/redis`, so bots on several hosts make one
  * page), trying the page again each round until PagerDuty takes it; when Redis answers again, it says so and
- * resolves the page. In memory: a bot restarted during the outage says it again, under the same key.
+ * resolves the page. A bot restarted meanwhile starts only once Redis answers, and would never resolve it (second
+ * reader): the page is marked in `marker` (a file on this host) until resolved, and a start that finds it resolves it.
  */
 export function watchRedis(o: {
   ping: () => Promise<unknown>;
@@ -25,6 +30,8 @@ export function watchRedis(o: {
   log: Logger;
   everyMs?: number;
   downAfterMs?: number;
+  /** A file that stands for the open page across restarts (redisPageMarker); none: in memory only. */
+  marker?: string;
 }): { stop(): void } {
   const everyMs = o.everyMs ?? 15_000;
   const downAfterMs = o.downAfterMs ?? REDIS_DOWN_AFTER_MS;
@@ -38,9 +45,14 @@ export function watchRedis(o: {
   let timer: NodeJS.Timeout | undefined;
   const page = async () => {
     if (!pending || !o.pagerDuty) return;
-    const outcome = await o.pagerDuty.send(pending).catch((err: unknown) => ({ kind: 'retry' as const, reason: String(err) }));
-    if (outcome.kind === 'retry') o.log.warn({ dedupKey: key, reason: outcome.reason }, 'PagerDuty did not take the Redis page; trying again');
-    else pending = null;
+    const sent = pending;
+    const outcome = await o.pagerDuty.send(sent).catch((err: unknown) => ({ kind: 'retry' as const, reason: String(err) }));
+    if (outcome.kind === 'retry') {
+      o.log.warn({ dedupKey: key, reason: outcome.reason }, 'PagerDuty did not take the Redis page; trying again');
+      return;
+    }
+    if (pending === sent) pending = null;
+    if (o.marker && sent.action === 'resolve' && !said) await rm(o.marker, { force: true }).catch(() => undefined);
   };
   const event = (action: PagerEvent['action'], summary: string): PagerEvent => ({
     action,
@@ -65,6 +77,7 @@ export function watchRedis(o: {
         const text = `Redis has not answered since ${formatTime(new Date(downSince))} (${formatDuration(now - downSince)}): no schedule, backup, restore test or health check runs, and no other page goes out, until it is back. Check the Redis server (REDIS_URL); the bot's last error: ${why}`;
         o.log.error({ downSince: new Date(downSince).toISOString(), why }, 'Redis does not answer: said in the channel and paged');
         pending = event('trigger', `pg-backup-bot: Redis does not answer (${why})`);
+        if (o.marker) await writeFile(o.marker, `${key}\n`).catch((err: unknown) => o.log.warn({ err }, 'could not mark the Redis page'));
         await o.notifier.post({ text: `:rotating_light: ${text}` }).catch((err: unknown) => o.log.warn({ err }, 'could not say that Redis is down'));
       }
     } else if (downSince !== null) {
@@ -81,6 +94,8 @@ export function watchRedis(o: {
     }
     await page();
   };
+  // A page an earlier process on this host left open (restarted during the outage): resolved now, Redis answering.
+  if (o.marker && existsSync(o.marker)) pending = event('resolve', 'pg-backup-bot: Redis answers again (the bot started)');
   const loop = () => {
     if (stopped) return;
     timer = setTimeout(() => void round().finally(loop), everyMs);
@@ -94,3 +109,7 @@ export function watchRedis(o: {
     },
   };
 }
+
+/** Where a bot on this host marks its open Redis page: one file per Redis and prefix, in the temp directory. */
+export const redisPageMarker = (redisUrl: string, prefix: string) =>
+  join(tmpdir(), `pgbb-redis-paged-${createHash('sha256').update(`${redisUrl} ${prefix}`).digest('hex').slice(0, 16)}`);

@@ -5,7 +5,7 @@ import type { HealthServer } from './health/http.ts';
 import type { SlackApp } from './slack-app.ts';
 import { startWorkers, type WorkerOptions, type Workers } from './workers/index.ts';
 import { createWorkerPager } from './worker-pager.ts';
-import { watchRedis } from './redis-watch.ts';
+import { redisPageMarker, watchRedis } from './redis-watch.ts';
 import { startPresence, watchWorkers } from './worker-presence.ts';
 import type { WorkerSupervisor } from './worker-supervisor.ts';
 
@@ -47,7 +47,8 @@ export async function startService(
       const pager = createWorkerPager({ ...deps, prefix, client: deps.pagerDuty, log, condition: 'workers' });
       const workersWatch = watchWorkers({ redis: deps.redis, prefix, pager, announce: (text) => deps.notifier.post({ text }), log });
       // Redis itself: an outage stops everything and every page, so it is said and paged around Redis (redis-watch.ts).
-      const redisWatch = watchRedis({ ping: () => deps.redis.ping(), notifier: deps.notifier, pagerDuty: deps.pagerDuty, log });
+      const marker = redisPageMarker(config.redisUrl, prefix);
+      const redisWatch = watchRedis({ ping: () => deps.redis.ping(), notifier: deps.notifier, pagerDuty: deps.pagerDuty, log, marker });
       watch = {
         stop: () => {
           workersWatch.stop();

@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEphemeralRedis, type EphemeralRedis } from '../src/dev/ephemeral.ts';
@@ -9,14 +13,25 @@ import { startWorkerKit, type WorkerKit } from './workers/worker-kit.ts';
  * neither the outbox nor the queue (both in Redis); when it answers again, both are told (QA: a 5½-minute outage
  * was silent in Slack and PagerDuty).
  */
+async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('watchRedis', () => {
   let kit: WorkerKit;
   let server: EphemeralRedis;
+  let dir: string;
   beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgbb-redis-watch-'));
     kit = await startWorkerKit({ pgUrl: inject('pgUrl'), redisUrl: inject('redisUrl') });
     server = await startEphemeralRedis();
   });
   afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
     await server?.stop();
     await kit?.stop();
   });
@@ -25,7 +40,16 @@ describe('watchRedis', () => {
     const redis = new Redis(server.url, { maxRetriesPerRequest: null, retryStrategy: () => 100 });
     redis.on('error', () => undefined);
     const said = () => [...kit.slack.messages.values()].map((m) => m.text ?? '').filter((t) => /Redis (has not answered|answers again)/.test(t));
-    const watch = watchRedis({ ping: () => redis.ping(), notifier: kit.notifier, pagerDuty: kit.pagerDuty, log: kit.log, everyMs: 200, downAfterMs: 1500 });
+    const marker = join(dir, 'redis-paged');
+    const watch = watchRedis({
+      ping: () => redis.ping(),
+      notifier: kit.notifier,
+      pagerDuty: kit.pagerDuty,
+      log: kit.log,
+      everyMs: 200,
+      downAfterMs: 1500,
+      marker,
+    });
     try {
       await new Promise((r) => setTimeout(r, 600));
       expect(said()).toEqual([]);
@@ -35,11 +59,59 @@ describe('watchRedis', () => {
       expect(said()).toEqual([
         expect.stringMatching(/^:rotating_light: Redis has not answered since .* UTC \(\d+(\.\d)? s\): no schedule, backup, restore test or health check runs/),
       ]);
+      // The open page is marked on this host: a bot restarted now (it starts once Redis answers) resolves it.
+      expect(existsSync(marker)).toBe(true);
+      watch.stop();
       server = await startEphemeralRedis({ port: server.port });
-      await kit.pd.waitFor((e) => e.dedup_key === 'pg-backup-bot/_bot/redis' && e.event_action === 'resolve', 20_000);
-      expect(said().at(-1)).toMatch(/^:white_check_mark: Redis answers again, after .+ without/);
-      // Once each: one page, one resolve.
+      const restarted = watchRedis({
+        ping: () => redis.ping(),
+        notifier: kit.notifier,
+        pagerDuty: kit.pagerDuty,
+        log: kit.log,
+        everyMs: 200,
+        downAfterMs: 1500,
+        marker,
+      });
+      try {
+        await kit.pd.waitFor((e) => e.dedup_key === 'pg-backup-bot/_bot/redis' && e.event_action === 'resolve', 20_000);
+        for (let i = 0; existsSync(marker) && i < 50; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(existsSync(marker)).toBe(false);
+      } finally {
+        restarted.stop();
+      }
       expect(kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/_bot/redis').map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+      // The same outage again, with the first watch: said and resolved when Redis comes back.
+      await server.stop();
+      const again = watchRedis({
+        ping: () => redis.ping(),
+        notifier: kit.notifier,
+        pagerDuty: kit.pagerDuty,
+        log: kit.log,
+        everyMs: 200,
+        downAfterMs: 1500,
+        marker,
+      });
+      await kit.pd.waitFor(
+        (e) =>
+          e.dedup_key === 'pg-backup-bot/_bot/redis' && e.event_action === 'trigger' && kit.pd.events.filter((x) => x.dedup_key === e.dedup_key).length > 2,
+        20_000,
+      );
+      server = await startEphemeralRedis({ port: server.port });
+      try {
+        await until(async () => kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/_bot/redis').length === 4);
+        expect(said().at(-1)).toMatch(/^:white_check_mark: Redis answers again, after .+ without/);
+        // Once each per outage: one page, one resolve.
+        expect(kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/_bot/redis').map((e) => e.event_action)).toEqual([
+          'trigger',
+          'resolve',
+          'trigger',
+          'resolve',
+        ]);
+        for (let i = 0; existsSync(marker) && i < 50; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(existsSync(marker)).toBe(false);
+      } finally {
+        again.stop();
+      }
     } finally {
       watch.stop();
       redis.disconnect();

@@ -63,7 +63,9 @@ export function dropReplacedAction(deps: { config: Config; storage: Storage; log
   return async (click: { userId: string; actionId: string; value: string }): Promise<Reply> => {
     if (click.actionId === KEEP_REPLACED_ACTION) return { text: `Kept \`${click.value}\`; nothing was dropped.` };
     try {
-      return { text: await withDeadline(2500, dropRestoredDatabase(deps, click.value), 'dropping the database', 'postgres') };
+      // The click is acknowledged already: no 3 s to keep. A DROP DATABASE (a checkpoint on PostgreSQL 14 and older)
+      // is answered when it is done, not called "not started" at 2.5 s while it goes on (second reader).
+      return { text: await withDeadline(120_000, dropRestoredDatabase(deps, click.value), 'dropping the database', 'postgres') };
     } catch (err) {
       deps.log.child({ action: click.actionId, userId: click.userId }).warn(errorLogFields(err), 'dropping a replaced database failed');
       return { text: `:warning: ${toUserMessage(err)}` };
