@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { assembleConfig } from './config-assemble.ts';
 import { parseEnv, PostgresUrl, withoutEmpty, type RawEnv } from './config-env.ts';
 import { readFileConfig } from './config-file.ts';
@@ -23,6 +24,10 @@ export function loadConfig(env: RawEnv, mode: Mode = 'all'): Config {
   const problems = [...parsed.problems, ...slackProblems(cleaned, mode)];
   const file = readFileConfig(cleaned.BOT_CONFIG);
   problems.push(...file.problems, ...targetProblems(cleaned, file, mode), ...encryptionProblems(cleaned, file));
+  // A directory that is not there was passed over for the tools found elsewhere, unsaid (QA): refused where tools run
+  // (not `list`, `fetch`, retention or a Slack-only bot: a recovery host given an old env file must still list).
+  if (cleaned.PG_BIN_DIR && mode !== 'offline' && mode !== 'bot' && !existsSync(cleaned.PG_BIN_DIR))
+    problems.push('PG_BIN_DIR: names a directory that does not exist: the PostgreSQL client tools (pg_dump, pg_restore, psql) are looked for there');
   const targets = problems.length > 0 || !parsed.env ? [] : resolveTargets(file.config.targets, cleaned, parsed.env, file.config.restoreTest.verify);
   problems.push(...unencryptedProduction(targets, cleaned, file, mode));
   if (problems.length > 0 || !parsed.env) {

@@ -84,6 +84,8 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...good, PG_BIN_DIR: '/usr/lib/postgresql/99/bin' }, 'cli')).toThrow(
       'PG_BIN_DIR: names a directory that does not exist: the PostgreSQL client tools (pg_dump, pg_restore, psql) are looked for there',
     );
+    // Verbs that run no tool (list, fetch, retention: `offline`) still start: a recovery host with an old env file.
+    expect(() => loadConfig({ ...good, PG_BIN_DIR: '/usr/lib/postgresql/99/bin' }, 'offline')).not.toThrow();
   });
 
   it('names a DATABASE_URL that no target of the config file reads (QA: its database was never backed up, unsaid)', () => {

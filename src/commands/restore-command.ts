@@ -99,6 +99,8 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         };
       }
       const whole = isWholeDatabase(req);
+      // Asked beside the database's description, not after it: both within Slack's 3 s (second reader).
+      const newer = whole ? newerBackupsSaid(deps.storage, m, (id) => `\`${id}\``) : Promise.resolve('');
       const shown = whole ? await replacementWarning(targetConfig.url, req.into, m) : null;
       if (whole && shown === null) {
         return {
@@ -117,9 +119,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       });
       const marks = { redis: deps.redis, prefix: deps.config.queuePrefix };
       const warning = shown
-        ? shown.text +
-          (await newerBackupsSaid(deps.storage, m, (id) => `\`${id}\``)) +
-          (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
+        ? shown.text + (await newer) + (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
         : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.${namedTablesLine(m, req.tables)}`;
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },

@@ -15,7 +15,7 @@ export interface RedisLoss {
   how: string;
   restored: { schedulers: number; limits: string[] };
   snapshot: RedisSnapshot | null;
-  requeued: { paged: number; events: number };
+  requeued: { paged: number; events: number; runs?: number };
 }
 
 function lostJobs(loss: RedisLoss): string[] {
@@ -34,9 +34,10 @@ function lostJobs(loss: RedisLoss): string[] {
     lines.push(
       `• ${snap.paged.length} open page${snap.paged.length === 1 ? '' : 's'} remembered (${snap.paged.map((k) => `\`${escapeMrkdwn(k)}\``).join(', ')}): resolved when the condition clears`,
     );
+  const runs = loss.requeued.runs ?? 0;
   if (snap.runs?.length)
     lines.push(
-      `• the run log's ${snap.runs.length} last run${snap.runs.length === 1 ? '' : 's'} (backups, base backups, restore tests): put back, so health judges them as before`,
+      `• the run log's ${snap.runs.length} last run${snap.runs.length === 1 ? '' : 's'} (backups, base backups, restore tests): ${runs} put back, so health judges them as before${runs < snap.runs.length ? `; ${snap.runs.length - runs} not (a newer run recorded since, or a dump this Redis cannot read)` : ''}`,
     );
   if (lines.length === 0) lines.push('• no job was running and no page was waiting');
   return [`What was lost with it, as last seen intact at ${formatSecond(snap.at)}:`, ...lines];

@@ -115,7 +115,7 @@ export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper>
     const noticedAt = now();
     const run = await serverRun(deps.redis);
     const restartedAt = restartTime(run, snapshot, noticedAt);
-    const requeued = snapshot ? await restoreSnapshot(deps.redis, deps.queues, deps.config.queuePrefix, snapshot) : { paged: 0, events: 0 };
+    const requeued = snapshot ? await restoreSnapshot(deps.redis, deps.queues, deps.config.queuePrefix, snapshot) : { paged: 0, events: 0, runs: 0 };
     // What ran before the loss is unknown now: look at every target again, at once.
     await deps.queues.health.add('health', {});
     const message = redisDataLost({

@@ -59,7 +59,12 @@ export async function takeSnapshot(redis: RedisConnection, queues: Queues, prefi
 }
 
 /** Puts back the open-page marks and the waiting PagerDuty events of a snapshot. Returns how many of each. */
-export async function restoreSnapshot(redis: RedisConnection, queues: Queues, prefix: string, snap: RedisSnapshot): Promise<{ paged: number; events: number }> {
+export async function restoreSnapshot(
+  redis: RedisConnection,
+  queues: Queues,
+  prefix: string,
+  snap: RedisSnapshot,
+): Promise<{ paged: number; events: number; runs: number }> {
   let paged = 0;
   for (const key of snap.paged) {
     if ((await redis.set(pageStateKey(prefix, key), 'triggered', 'NX')) === 'OK') paged++;
@@ -70,7 +75,16 @@ export async function restoreSnapshot(redis: RedisConnection, queues: Queues, pr
     await queues.pagerduty.add('deliver', { dedupKey: o.dedupKey });
     events += o.events.length;
   }
-  // The last runs, unless a newer one was recorded since (RESTORE without REPLACE leaves an existing key).
-  for (const r of snap.runs ?? []) await redis.restore(`${prefix}${r.key}`, 0, r.dump).catch(() => undefined);
-  return { paged, events };
+  // The last runs, unless a newer one was recorded since (RESTORE without REPLACE leaves an existing key), or this
+  // Redis cannot read the dump (another version after a failover): counted as put back only when they were.
+  let runs = 0;
+  for (const r of snap.runs ?? [])
+    if (
+      await redis.restore(`${prefix}${r.key}`, 0, r.dump).then(
+        () => true,
+        () => false,
+      )
+    )
+      runs++;
+  return { paged, events, runs };
 }

@@ -11,11 +11,32 @@ import type { RedisConnection } from '../redis-client.ts';
  * What a worker can tell at start that would otherwise wait for a scheduled job to fail (QA): a target's database it
  * cannot connect to (a wrong password: up to 6 h until the next backup pages), and an identity file that is missing
  * or holds none of the keys backups are encrypted for (found only by the monthly restore test). Said once in the
- * channel, as one message; the same message not again within a day (a fleet of workers, or a child restarted by its
- * supervisor, say it once). Never fails or delays the start.
+ * channel, as one message, if still so `recheckMs` later (a database still starting at boot is no problem: second
+ * reader); the same message not again within a day (a fleet of workers, or a child restarted by its supervisor, say
+ * it once). Never fails or delays the start.
  */
-export async function startupChecks(deps: { config: Config; notifier: Pick<Notifier, 'post'>; redis: RedisConnection; log: Logger }): Promise<string[]> {
-  const { config } = deps;
+export async function startupChecks(deps: {
+  config: Config;
+  notifier: Pick<Notifier, 'post'>;
+  redis: RedisConnection;
+  log: Logger;
+  /** Found problems are asked again after this long before they are said: a database still starting at boot is none. */
+  recheckMs?: number;
+}): Promise<string[]> {
+  const first = await problems(deps.config);
+  if (first.length === 0) return first;
+  await new Promise((r) => setTimeout(r, deps.recheckMs ?? 30_000).unref?.());
+  const found = await problems(deps.config);
+  if (found.length === 0) return found;
+  const text = `:warning: A worker found at start:\n${found.map((l) => `• ${l}`).join('\n')}`;
+  deps.log.warn({ found }, 'start-up checks found problems');
+  const key = `${deps.config.queuePrefix}:startup-said:${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+  const said = await deps.redis.set(key, '1', 'EX', 86_400, 'NX').catch(() => 'OK');
+  if (said === 'OK') await deps.notifier.post({ text }).catch((err: unknown) => deps.log.warn({ err }, 'could not post the start-up checks'));
+  return found;
+}
+
+async function problems(config: Config): Promise<string[]> {
   const found: string[] = [];
   const unreachable = await Promise.all(
     config.targets.map(async (t) => {
@@ -36,11 +57,5 @@ export async function startupChecks(deps: { config: Config; notifier: Pick<Notif
         );
     }
   }
-  if (found.length === 0) return found;
-  const text = `:warning: A worker found at start:\n${found.map((l) => `• ${l}`).join('\n')}`;
-  deps.log.warn({ found }, 'start-up checks found problems');
-  const key = `${config.queuePrefix}:startup-said:${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
-  const first = await deps.redis.set(key, '1', 'EX', 86_400, 'NX').catch(() => 'OK');
-  if (first === 'OK') await deps.notifier.post({ text }).catch((err: unknown) => deps.log.warn({ err }, 'could not post the start-up checks'));
   return found;
 }

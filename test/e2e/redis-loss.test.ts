@@ -117,7 +117,7 @@ describe('when Redis restarts empty under a running bot and worker', () => {
     expect(told.text).toMatch(/What was lost with it, as last seen intact at/);
     expect(told.text).toContain(`a backup job of shop was running (${running}): its worker goes on and posts its own verdict`);
     // The run log is put back (QA: "no backup run recorded" beside a page still open for the failed backup).
-    expect(told.text).toMatch(/the run log's \d+ last runs? \(backups, base backups, restore tests\): put back/);
+    expect(told.text).toMatch(/the run log's (\d+) last runs? \(backups, base backups, restore tests\): \1 put back, so health judges them as before\n/);
     expect(await h.service.deps.runs.last('ghost')).toEqual({ ok: false, at: failedAt, reason: 'the server refused the connection', jobId: 'backup-ghost-1' });
     // And it does: the dump goes on once the lock is gone, although BullMQ lost the job (no crash on its progress).
     await locker.query('ROLLBACK');

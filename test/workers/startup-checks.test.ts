@@ -28,7 +28,7 @@ describe('start-up checks', () => {
     const keys = await generateKeyPair();
     await writeFile(join(dir, 'good.key'), keys.identityFileText, { mode: 0o600 });
     const config = { ...kit.config, encryption: { ...kit.config.encryption, recipients: [keys.recipient], identityFile: join(dir, 'good.key') } };
-    expect(await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log })).toEqual([]);
+    expect(await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 })).toEqual([]);
     expect(posts()).toEqual([]);
   });
 
@@ -44,7 +44,7 @@ describe('start-up checks', () => {
       targets: [{ ...shop, url: wrong.toString() }],
       encryption: { ...kit.config.encryption, recipients: [keys.recipient], identityFile: join(dir, 'other.key') },
     };
-    const found = await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log });
+    const found = await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 });
     expect(found).toEqual([
       expect.stringMatching(
         new RegExp(`^\\*${shop.name}\\*: its database does not answer the bot \\(.*pgbb_no_such_role.*\\); its next backup fails unless this is fixed$`),
@@ -53,12 +53,12 @@ describe('start-up checks', () => {
     ]);
     await kit.slack.waitFor((c) => c.method === 'chat.postMessage' && String(c.body.text).startsWith(':warning: A worker found at start'), 10_000);
     // A second worker (or a restarted one) finding the same says nothing more.
-    await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log });
+    await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 });
     await new Promise((r) => setTimeout(r, 300));
     expect(posts()).toHaveLength(1);
     // A missing identity file is said with what it stops.
     const missing = { ...config, targets: kit.config.targets, encryption: { ...config.encryption, identityFile: join(dir, 'nope.key') } };
-    expect(await startupChecks({ config: missing, notifier: kit.notifier, redis: kit.redis, log: kit.log })).toEqual([
+    expect(await startupChecks({ config: missing, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 })).toEqual([
       expect.stringMatching(/nope\.key.*Restore tests and restores cannot decrypt a backup until it can\.$/),
     ]);
   });
