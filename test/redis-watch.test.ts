@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEphemeralRedis, type EphemeralRedis } from '../src/dev/ephemeral.ts';
 import { watchRedis } from '../src/redis-watch.ts';
+import { until } from './support/until.ts';
 import { startWorkerKit, type WorkerKit } from './workers/worker-kit.ts';
 
 /**
@@ -13,14 +14,6 @@ import { startWorkerKit, type WorkerKit } from './workers/worker-kit.ts';
  * neither the outbox nor the queue (both in Redis); when it answers again, both are told (QA: a 5½-minute outage
  * was silent in Slack and PagerDuty).
  */
-async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('watchRedis', () => {
   let kit: WorkerKit;
   let server: EphemeralRedis;
@@ -41,15 +34,10 @@ describe('watchRedis', () => {
     redis.on('error', () => undefined);
     const said = () => [...kit.slack.messages.values()].map((m) => m.text ?? '').filter((t) => /Redis (has not answered|answers again)/.test(t));
     const marker = join(dir, 'redis-paged');
-    const watch = watchRedis({
-      ping: () => redis.ping(),
-      notifier: kit.notifier,
-      pagerDuty: kit.pagerDuty,
-      log: kit.log,
-      everyMs: 200,
-      downAfterMs: 1500,
-      marker,
-    });
+    // As the service starts it, on a short clock: a round every 200 ms, Redis down after 1.5 s.
+    const start = () =>
+      watchRedis({ ping: () => redis.ping(), notifier: kit.notifier, pagerDuty: kit.pagerDuty, log: kit.log, everyMs: 200, downAfterMs: 1500, marker });
+    const watch = start();
     try {
       await new Promise((r) => setTimeout(r, 600));
       expect(said()).toEqual([]);
@@ -63,15 +51,7 @@ describe('watchRedis', () => {
       expect(existsSync(marker)).toBe(true);
       watch.stop();
       server = await startEphemeralRedis({ port: server.port });
-      const restarted = watchRedis({
-        ping: () => redis.ping(),
-        notifier: kit.notifier,
-        pagerDuty: kit.pagerDuty,
-        log: kit.log,
-        everyMs: 200,
-        downAfterMs: 1500,
-        marker,
-      });
+      const restarted = start();
       try {
         await kit.pd.waitFor((e) => e.dedup_key === 'pg-backup-bot/_bot/redis' && e.event_action === 'resolve', 20_000);
         for (let i = 0; existsSync(marker) && i < 50; i++) await new Promise((r) => setTimeout(r, 100));
@@ -82,15 +62,7 @@ describe('watchRedis', () => {
       expect(kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/_bot/redis').map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
       // The same outage again, with the first watch: said and resolved when Redis comes back.
       await server.stop();
-      const again = watchRedis({
-        ping: () => redis.ping(),
-        notifier: kit.notifier,
-        pagerDuty: kit.pagerDuty,
-        log: kit.log,
-        everyMs: 200,
-        downAfterMs: 1500,
-        marker,
-      });
+      const again = start();
       await kit.pd.waitFor(
         (e) =>
           e.dedup_key === 'pg-backup-bot/_bot/redis' && e.event_action === 'trigger' && kit.pd.events.filter((x) => x.dedup_key === e.dedup_key).length > 2,
@@ -98,7 +70,11 @@ describe('watchRedis', () => {
       );
       server = await startEphemeralRedis({ port: server.port });
       try {
-        await until(async () => kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/_bot/redis').length === 4);
+        await until(
+          'the second resolve',
+          () => (kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/_bot/redis').length === 4 ? true : undefined),
+          20_000,
+        );
         expect(said().at(-1)).toMatch(/^:white_check_mark: Redis answers again, after .+ without/);
         // Once each per outage: one page, one resolve.
         expect(kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/_bot/redis').map((e) => e.event_action)).toEqual([

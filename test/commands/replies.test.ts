@@ -5,14 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { formatBackupList, formatQueueStatus, kindLabel } from '../../src/commands/replies.ts';
 import type { BackupJobData } from '../../src/jobs/queues.ts';
 import { makeManifest } from '../fixtures/backups.ts';
-
-async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from '../support/until.ts';
 
 describe('kindLabel (the kind column of /backup list)', () => {
   it('tells scheduled classes apart and shows a pre-migration backup’s ticket', () => {
@@ -98,7 +91,8 @@ describe('formatQueueStatus', () => {
       { connection: redis.duplicate(), prefix },
     );
     try {
-      const settled = (id: string) => until(async () => ['failed', 'completed'].includes(await queue.getJobState(id)));
+      const settled = (id: string) =>
+        until(`job ${id} settled`, async () => (['failed', 'completed'].includes(await queue.getJobState(id)) ? true : undefined), 10_000);
       await queue.add('backup', data('shop'), { jobId: 'shop-bad' });
       await settled('shop-bad');
       await queue.add('backup', data('blog'), { jobId: 'blog-bad' });
