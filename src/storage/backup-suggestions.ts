@@ -23,9 +23,7 @@ export function timeOfBackupId(backupId: string): number | null {
  * For an id whose target has no backup stored, a stored target its name is at most two edits from (`shopp`, `shpo`
  * for `shop`): "did you mean `shop-…`?" when that id exists, else that target's backup nearest in time. Null: none.
  */
-export async function mistypedTarget(storage: Storage, target: string, backupId: string): Promise<{ target: string; said: string } | null> {
-  // One listing of every target's backups serves both the names and the nearest backup of the one meant.
-  const stored = await storage.list();
+export function mistypedTarget(stored: readonly Manifest[], target: string, backupId: string): { target: string; said: string } | null {
   const near = [...new Set(stored.map((m) => m.target))]
     .filter((t) => t !== target && editDistance(t, target) <= 2)
     .sort((a, b) => editDistance(a, target) - editDistance(b, target))[0];

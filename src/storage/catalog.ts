@@ -73,7 +73,9 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
     // A second mistyped or an id from another day: the one nearest in time is most likely the one meant.
     const near = await withDeadline(1000, nearestBackup(storage, err.target, backupId), 'naming the nearest backup', 'storage').catch(() => '');
     // No backup of that target at all: most likely its name is mistyped (`shopp-…`): the target it nearly names.
-    const typo = near ? null : await withDeadline(1000, mistypedTarget(storage, err.target, backupId), 'naming the target', 'storage').catch(() => null);
+    // One listing of every target's backups serves the target it nearly names, its nearest backup, and the targets.
+    const stored = near ? null : await withDeadline(1000, storage.list(), 'listing the targets', 'storage').catch(() => null);
+    const typo = stored ? mistypedTarget(stored, err.target, backupId) : null;
     if (typo)
       throw new BotError(
         'backup_not_found',
@@ -84,7 +86,6 @@ export async function findBackup(storage: Storage, backupId: string, seeList?: (
       );
     // No backup of that target at all, nor of one it nearly names: said, with the targets that have backups (QA: sent
     // to `/backup list shop`, which answered that shop is no target).
-    const stored = near ? null : await withDeadline(1000, storage.list(), 'listing the targets', 'storage').catch(() => null);
     const targets = stored ? [...new Set(stored.map((b) => b.target))].sort() : null;
     if (targets && !targets.includes(err.target))
       throw new BotError(
