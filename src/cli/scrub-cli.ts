@@ -8,6 +8,7 @@ import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
+import { scrubKey } from '../postgres/pitr/pitr-scrub-decode.ts';
 import { createAuditLog, scrubRepair } from '../audit.ts';
 import { backupsInUse, readersOf } from '../jobs/backups-in-use.ts';
 import type { RedisConnection } from '../redis-client.ts';
@@ -53,6 +54,7 @@ export async function cliScrub(args: string[], deps: Deps): Promise<number> {
           now: new Date(),
           log: deps.log,
           all,
+          decode: { identity: await scrubKey(deps.config.encryption.identityFile) },
         })
       : null;
     if (r.stored === 0 && r.alreadyDamaged.length === 0 && !archive?.stored) {
@@ -135,8 +137,10 @@ function printArchiveScrub(a: PitrScrubReport, io: CliIo): number {
     io.out(`ALREADY DAMAGED ${d.what} of ${d.target}: ${d.why}. ${archiveDamageAdvice(d, `\`pg-backup-bot base-backup ${d.target}\``)}`);
   io.out(
     `Read back ${a.verified + a.damaged.length} of ${a.stored} files of the point-in-time archive (${formatBytes(a.verifiedBytes)} matching): ` +
-      `${a.damaged.length} found damaged, ${a.unreadable.length} unreadable, ${a.alreadyDamaged.length} already damaged (not read).`,
+      `${a.damaged.length} found damaged, ${a.unreadable.length} unreadable, ${a.alreadyDamaged.length} already damaged (not read); ` +
+      `${a.decoded} WAL files decrypted and decompressed whole.`,
   );
+  if (a.notDecodedWhy) io.out(`NOT DECODED ${a.notDecoded} encrypted WAL files: ${a.notDecodedWhy}.`);
   return a.damaged.length + a.unreadable.length + a.alreadyDamaged.length;
 }
 

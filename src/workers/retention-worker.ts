@@ -21,6 +21,7 @@ import { pitrRetentionFailed, pitrRetentionReport, pitrRetentionWorthSaying } fr
 import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../postgres/pitr/pitr-retention.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
 import { pitrInS3 } from '../postgres/pitr/pitr-location.ts';
+import { scrubKey } from '../postgres/pitr/pitr-scrub-decode.ts';
 
 export interface RetentionWorkerDeps {
   storage: Storage;
@@ -157,7 +158,10 @@ function pitrScrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger,
   const targets = config ? scrubbedPitrTargets(config, pitrInS3(config)) : [];
   if (dryRun || !state || !config || targets.length === 0) return Promise.resolve(null);
   const now = (deps.now ?? (() => new Date()))();
-  return runScrub('archive scrub', log, () => scrubPitrArchives({ root: config.backupDir, targets, state, now, log, signal }));
+  return runScrub('archive scrub', log, async () => {
+    const decode = { identity: await scrubKey(config.encryption.identityFile) };
+    return scrubPitrArchives({ root: config.backupDir, targets, state, now, log, signal, decode });
+  });
 }
 
 function pitrScrubLines(scrub: PitrScrubReport | string | null): string[] {

@@ -1,18 +1,13 @@
 import { createHash } from 'node:crypto';
-import { chmod, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { buffer } from 'node:stream/consumers';
-import { execa } from 'execa';
-import { ageCliFailed, findAgeEngine } from '../../crypto/age-cli.ts';
-import { type AgeIdentity, createDecryptStream, IDENTITY_VAR } from '../../crypto/age.ts';
+import type { Readable } from 'node:stream';
+import type { AgeIdentity } from '../../crypto/age.ts';
 import { BotError } from '../../errors.ts';
 import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
-import { bareEnv } from '../backup/tool-chain.ts';
-import { closeWhenGone } from '../child-pipes.ts';
-import { describeExit, firstErrorLine } from '../failures.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
+import { decodeWal } from './wal-decode.ts';
 import { setAsideIfDamaged } from './pitr-scrub.ts';
 import { consistentBy, rangeAt, recoverableWindow, segmentPosition, setAsideNamed, WAL_ARRIVES, type WindowWal, windowAlong } from './window.ts';
 import { gapBeforeWindow, switchedSentence } from './switched.ts';
@@ -178,9 +173,8 @@ async function checkedBytes(stream: Readable, expected: { sha256: string }, what
 }
 
 /**
- * One archived WAL file to `dest` (restore_command's %p), checked, decrypted and decompressed; false when not archived.
- * With the age CLI installed and the identity in a file, `age -d` decrypts into zstd's stdin: the library's pure-JS
- * ChaCha20 costs about 100 ms of the Node thread per 6 MB segment (measured on 2 cores), the CLI under 20 ms.
+ * One archived WAL file to `dest` (restore_command's %p), checked, decrypted and decompressed (wal-decode.ts); false
+ * when not archived.
  */
 export async function fetchWal(
   store: Pick<LocalWalStore, 'entry' | 'open'>,
@@ -203,39 +197,7 @@ export async function fetchWal(
       `${what} is indexed as archived, but its stored file is gone (or was set aside as damaged, by the checksum scrub or a fetch that read it three times alike): the archive has a gap here.`,
     );
   });
-  if (entry.encryption === 'age' && !identity) throw new BotError('decryption_failed', `${what} is encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE.`);
-  const engine = entry.encryption === 'age' && identity?.path ? await findAgeEngine() : undefined;
-  // zstd writes the 16 MB itself: collecting them through a pipe into a Buffer cost 0.6–0.8 s a segment (measured
-  // under load), more than recovery takes to replay one.
-  const tmp = `${dest}.pgbb`;
-  const zstdArgs = ['-d', '-q', '-f', '-o', tmp];
-  type Ran = Parameters<typeof describeExit>[0] & { failed: boolean; stderr: unknown };
-  let z: Ran;
-  // `signal` (restore-pitr canceled while it reads the newest commit) stops the tools.
-  const stop = { ...(signal ? { cancelSignal: signal } : {}), forceKillAfterDelay: 5_000 } as const;
-  if (engine?.kind === 'cli' && identity?.path) {
-    const zstd = execa('zstd', zstdArgs, { ...bareEnv(), stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', reject: false, ...stop });
-    const age = execa(engine.path, ['-d', '-i', identity.path], { ...bareEnv(), input: stored, stdout: zstd.stdin, stderr: 'pipe', reject: false, ...stop });
-    closeWhenGone(age, zstd.stdin);
-    const [a, zr] = await Promise.all([age, zstd]);
-    if (a.failed) {
-      await rm(tmp, { force: true });
-      throw ageCliFailed(what, a, identity.path, IDENTITY_VAR);
-    }
-    z = zr;
-  } else {
-    const compressed = entry.encryption === 'none' || !identity ? stored : await buffer(await createDecryptStream(Readable.from(stored), identity, []));
-    z = await execa('zstd', zstdArgs, { input: compressed, stdout: 'ignore', reject: false, ...stop });
-  }
-  if (signal?.aborted) {
-    await rm(tmp, { force: true });
-    throw new BotError('canceled', `Fetching ${what} was canceled.`);
-  }
-  if (z.failed) throw new BotError('storage_failed', `${what} does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
-  const size = (await stat(tmp)).size;
-  if (size !== entry.rawBytes) throw new BotError('storage_failed', `${what} decompressed to ${size} bytes, not ${entry.rawBytes}.`);
-  await chmod(tmp, 0o600);
-  await rename(tmp, dest);
+  await decodeWal(entry, stored, dest, identity, signal);
   return true;
 }
 

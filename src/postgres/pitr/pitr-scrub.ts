@@ -7,6 +7,8 @@ import type { ScrubState } from '../../storage/scrub.ts';
 import { hashFile } from '../backup/native-pipe.ts';
 import { archiveDamage, archivedBases, archivedWal, QUARANTINE } from './wal-index.ts';
 import { LocalWalStore, type WalEntry } from './wal-store.ts';
+import { walDecoder } from './pitr-scrub-decode.ts';
+import type { AgeIdentity } from '../../crypto/age.ts';
 
 /**
  * The checksum scrub of the point-in-time archive: stored WAL files and base backups read back against the sha256
@@ -19,6 +21,9 @@ import { LocalWalStore, type WalEntry } from './wal-store.ts';
  * condition pages it, retention deletes entry and file with the window); a base backup's record to
  * `base.json.damaged`, so it is no longer chosen nor opens a window (its directory stays, for a look, until removed by
  * hand). Local archives only: with S3 as the primary store the bucket is not read back (docs/pitr.md).
+ *
+ * With `decode`, a WAL file whose sha256 matches is also decrypted and decompressed (pitr-scrub-decode.ts): a file
+ * hashed as written may still have been written without its head, and only a decode finds that.
  */
 export interface PitrScrubReport {
   verified: number;
@@ -31,9 +36,24 @@ export interface PitrScrubReport {
   unreadable: Array<{ target: string; what: string; why: string }>;
   /** Set aside by an earlier run, or indexed with their file gone: not read, still damage (the window has a gap). */
   alreadyDamaged: Array<{ target: string; what: string; why: string }>;
+  /** WAL files also decrypted and decompressed whole (pitr-scrub-decode.ts); those left at their sha256, and why. */
+  decoded: number;
+  notDecoded: number;
+  notDecodedWhy: string | null;
 }
 
-type Item = { target: string; key: string; what: string; path: string; bytes: number; sha256: string; since: number; quarantine: () => Promise<string> };
+type Item = {
+  target: string;
+  key: string;
+  what: string;
+  path: string;
+  bytes: number;
+  sha256: string;
+  since: number;
+  quarantine: () => Promise<string>;
+  /** A WAL file's index entry: what the decoding read needs. */
+  wal?: WalEntry;
+};
 
 /** What an earlier run set aside, and WAL whose file is gone: damage still there, named without reading anything. */
 async function alreadyDamaged(root: string, target: string): Promise<PitrScrubReport['alreadyDamaged']> {
@@ -72,6 +92,7 @@ async function itemsOf(root: string, target: string): Promise<Item[]> {
         sha256: e.sha256,
         since: Date.parse(e.archivedAt),
         quarantine: () => moved(path),
+        wal: e,
       };
     }),
     ...bases.map((b) => {
@@ -125,21 +146,31 @@ export async function scrubPitrArchives(o: {
   signal?: AbortSignal | undefined;
   /** Every file in this run (`pg-backup-bot scrub --all`), not a seventh. */
   all?: boolean;
+  /**
+   * Decode WAL files too (pitr-scrub-decode.ts), with this key (undefined: none configured; a string: why it could not
+   * be loaded). Absent: hashes only.
+   */
+  decode?: { identity: AgeIdentity | undefined | string };
 }): Promise<PitrScrubReport> {
   const items = (await Promise.all(o.targets.map((t) => itemsOf(o.root, t)))).flat();
   const seen = await o.state.verifiedAt();
   const due = [...items].sort((a, b) => (seen.get(a.key) ?? a.since) - (seen.get(b.key) ?? b.since));
   const storedBytes = items.reduce((n, i) => n + i.bytes, 0);
   const budget = o.all ? Number.POSITIVE_INFINITY : Math.ceil(storedBytes / 7);
-  const report: PitrScrubReport = { verified: 0, verifiedBytes: 0, stored: items.length, storedBytes, damaged: [], unreadable: [], alreadyDamaged: [] };
+  const report: PitrScrubReport = {
+    ...{ verified: 0, verifiedBytes: 0, stored: items.length, storedBytes, damaged: [], unreadable: [], alreadyDamaged: [] },
+    ...{ decoded: 0, notDecoded: 0, notDecodedWhy: null },
+  };
+  const decoder = o.decode ? walDecoder(o.decode.identity) : null;
   let read = 0;
   for (const item of due) {
     if (o.signal?.aborted || (read > 0 && read >= budget)) break;
-    const v = await readBack(item);
+    const hashed = await readBack(item);
+    const v = 'ok' in hashed && item.wal && decoder ? await decoder.check(item.path, item.wal) : hashed;
     await o.state.remember(item.key, o.now.getTime()).catch((err: unknown) => o.log.warn({ err }, 'archive scrub: could not record a read in Redis'));
     if ('gone' in v) continue;
     read += item.bytes;
-    if ('ok' in v) {
+    if ('ok' in v || 'skipped' in v) {
       report.verified += 1;
       report.verifiedBytes += item.bytes;
     } else if ('unreadable' in v) {
@@ -151,12 +182,15 @@ export async function scrubPitrArchives(o: {
         (to) => `; moved aside as ${to}`,
         (err: unknown) => ` (it could NOT be moved aside: ${toUserMessage(err)})`,
       );
-      report.damaged.push({ target: item.target, what: item.what, why: `the checksum scrub found ${v.damaged}, three reads alike${aside}` });
+      const found = 'ok' in hashed ? `the decoding scrub found ${v.damaged}, three decodes alike` : `the checksum scrub found ${v.damaged}, three reads alike`;
+      report.damaged.push({ target: item.target, what: item.what, why: `${found}${aside}` });
     }
   }
   report.alreadyDamaged = (await Promise.all(o.targets.map((t) => alreadyDamaged(o.root, t))))
     .flat()
     .filter((d) => !report.damaged.some((x) => x.target === d.target && x.what === d.what));
+  if (decoder) Object.assign(report, { ...decoder.state, notDecodedWhy: decoder.state.notDecoded ? decoder.why() : null });
+  if (report.notDecodedWhy) o.log.warn({ files: report.notDecoded, why: report.notDecodedWhy }, 'archive scrub: encrypted WAL not decoded');
   await o.state.keepOnly(new Set(items.map((i) => i.key))).catch((err: unknown) => o.log.warn({ err }, 'archive scrub: could not tidy its record in Redis'));
   return report;
 }
