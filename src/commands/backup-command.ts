@@ -1,3 +1,4 @@
+import { unscheduledProduction } from '../schedules/unscheduled.ts';
 import type { RedisConnection } from '../redis-client.ts';
 import { walStatusLines } from './wal-status.ts';
 import type { Queue } from 'bullmq';
@@ -237,5 +238,6 @@ async function statusReply({ deps }: Ask): Promise<Reply> {
   // The schedules get what the jobs and WAL streams leave of one answer: a fleet's are summed up, not cut off.
   const room = 3900 - jobs.length - walText.length - 2;
   const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone, Math.max(room, 600));
-  return { text: `${jobs}\n\n${schedules}${walText}`.slice(0, 3900) };
+  const unscheduled = unscheduledProduction(deps.config).map((l) => `:warning: ${l}\n\n`);
+  return { text: `${unscheduled.join('')}${jobs}\n\n${schedules}${walText}`.slice(0, 3900) };
 }

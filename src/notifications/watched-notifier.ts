@@ -5,6 +5,26 @@ import type { ChannelMessage, MessageRef, Notifier } from './types.ts';
 export const SLACK_DOWN_AFTER_MS = 10 * 60_000;
 
 /**
+ * Slack's answers that no wait mends (a channel mistyped, the bot not in it, a token revoked): they page at the first
+ * post they fail, not after SLACK_DOWN_AFTER_MS (QA: a mistyped SLACK_CHANNEL paged only at the first post ten
+ * minutes after the first failure, hours later on a quiet day). What each means, for the page.
+ */
+const SETUP_ANSWERS = new Map<string, string>(
+  Object.entries({
+    channel_not_found: 'no channel by that name that the bot can see: check SLACK_CHANNEL; a private channel needs the bot invited',
+    not_in_channel: 'the bot is not in the channel: invite it, or give the app the chat:write.public scope for a public one',
+    is_archived: 'the channel is archived: unarchive it, or set SLACK_CHANNEL to another',
+    invalid_auth: 'SLACK_BOT_TOKEN is not valid: reinstall the app and set its bot token',
+    not_authed: 'no SLACK_BOT_TOKEN reached Slack',
+    token_revoked: 'SLACK_BOT_TOKEN was revoked: reinstall the app and set its new bot token',
+    token_expired: 'SLACK_BOT_TOKEN expired: reinstall the app and set its new bot token',
+    account_inactive: "the bot's Slack account is deactivated: reinstall the app",
+    missing_scope: 'the app lacks the chat:write scope: add it and reinstall',
+    restricted_action: 'the workspace does not let the bot post in that channel',
+  }),
+);
+
+/**
  * The channel itself watched (QA: a revoked token, the bot removed from the channel, a Slack that answers 500 lost
  * every post that pages nobody — successes, drift, warnings, the disk — and only the logs knew). Posts that keep
  * failing for SLACK_DOWN_AFTER_MS page `pg-backup-bot/_bot/slack` once, with Slack's last answer; the next post that
@@ -47,13 +67,16 @@ export class WatchedNotifier implements Notifier {
   private async failed(err: unknown): Promise<void> {
     const now = Date.now();
     this.failingSince ??= now;
-    if (this.paged || now - this.failingSince < this.afterMs) return;
-    this.paged = true;
     const answer = (err as { data?: { error?: string }; message?: string }).data?.error ?? (err as Error).message ?? String(err);
+    const meaning = SETUP_ANSWERS.get(answer);
+    if (this.paged || (!meaning && now - this.failingSince < this.afterMs)) return;
+    this.paged = true;
     const minutes = Math.round((now - this.failingSince) / 60_000);
     await this.escalation
       .failed('_bot', 'slack', {
-        summary: `pg-backup-bot cannot post to ${this.channel}: every post has failed for ${minutes} min (Slack's last answer: ${answer})`,
+        summary: meaning
+          ? `pg-backup-bot cannot post to ${this.channel}: Slack answered ${answer} (${meaning})`
+          : `pg-backup-bot cannot post to ${this.channel}: every post has failed for ${minutes} min (Slack's last answer: ${answer})`,
         severity: 'error',
         details: { channel: this.channel, answer, since: new Date(this.failingSince).toISOString() },
       })

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import { serverSilence } from '../postgres/connection.ts';
 import type { Notifier } from '../notifications/types.ts';
 import type { RedisConnection } from '../redis-client.ts';
+import { unscheduledProduction } from '../schedules/unscheduled.ts';
 
 /**
  * What a worker can tell at start that would otherwise wait for a scheduled job to fail (QA): a target's database it
@@ -13,7 +14,8 @@ import type { RedisConnection } from '../redis-client.ts';
  * or holds none of the keys backups are encrypted for (found only by the monthly restore test). Said once in the
  * channel, as one message, if still so `recheckMs` later (a database still starting at boot is no problem: second
  * reader); the same message not again within a day (a fleet of workers, or a child restarted by its supervisor, say
- * it once). Never fails or delays the start.
+ * it once). Never fails or delays the start. A production target with every backup schedule disabled is said the
+ * same way (schedules/unscheduled.ts).
  */
 export async function startupChecks(deps: {
   config: Config;
@@ -37,7 +39,7 @@ export async function startupChecks(deps: {
 }
 
 async function problems(config: Config): Promise<string[]> {
-  const found: string[] = [];
+  const found: string[] = unscheduledProduction(config);
   const unreachable = await Promise.all(
     config.targets.map(async (t) => {
       const silent = await serverSilence(t.url).catch((err: unknown) => toUserMessage(err));

@@ -41,6 +41,26 @@ describe('/backup on real queues', () => {
     await cleanup();
   });
 
+  it('/backup status opens with a production target whose every backup schedule is disabled', async () => {
+    const shop = config.targets[0];
+    if (!shop) throw new Error('no target');
+    const off = { ...config, targets: [{ ...shop, policy: { ...shop.policy, backups: [] } }] };
+    const t = await tempStorage();
+    try {
+      const reply = await backupCommand({ config: off, queue, storage: t.storage, log: silentLog, checklist })({
+        text: 'status',
+        userId: 'U0ANA',
+        userName: 'ana',
+      });
+      expect(
+        reply.text.startsWith(':warning: *shop* (production) has every backup schedule disabled in the config: nothing backs it up but `/backup now`'),
+      ).toBe(true);
+      expect((await as('status')).text).not.toContain('every backup schedule disabled');
+    } finally {
+      await t.cleanup();
+    }
+  });
+
   describe('pre-migration while a backup of the target is queued or running', () => {
     it('asked twice for the same migration, says the first one is on its way and starts nothing', async () => {
       const first = await as('pre-migration JIRA-1234');

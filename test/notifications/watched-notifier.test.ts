@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ChannelMessage, MessageRef, Notifier } from '../../src/notifications/types.ts';
+import { WebClient } from '@slack/web-api';
+import { SlackNotifier } from '../../src/notifications/slack-notifier.ts';
 import { WatchedNotifier } from '../../src/notifications/watched-notifier.ts';
+import { CLOSED_PORT } from '../support/closed-port.ts';
+import { until } from '../support/until.ts';
 import { startWorkerKit, type WorkerKit } from '../workers/worker-kit.ts';
 
 /**
- * Posts that keep failing page: QA removed the bot from the channel (and revoked its token, and had Slack answer 500)
+ * Posts that keep failing page; those Slack refuses for a reason no wait mends page at once. QA removed the bot from the channel (and revoked its token, and had Slack answer 500)
  * and every post that pages nobody was lost, with only a warn line in the logs. Against the strict Slack stand-in (a
  * channel it does not know answers `channel_not_found`) and the PagerDuty stand-in through the real delivery.
  */
@@ -29,32 +33,55 @@ describe('the channel watched', () => {
   });
   afterAll(async () => kit?.stop());
 
+  const key = 'pg-backup-bot/_bot/slack';
+  const msg = { text: 'Backup of shop succeeded' };
+  const actions = () => kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action);
+  /** Slack out of reach: connection refused, no answer of Slack's (a blip, until it lasts). */
+  const unreachable = (): Notifier =>
+    new SlackNotifier(new WebClient('xoxb-test', { slackApiUrl: `http://127.0.0.1:${CLOSED_PORT}/api/`, retryConfig: { retries: 0 } }), '#incidents');
+
   it('pages once when every post has failed for the set time, and resolves with the first that goes through', async () => {
-    // The channel as Slack has it: first one the bot is not in, then, the bot invited back, #incidents.
-    const { through, invitedBack } = channelOf(kit.notifierFor('#left-channel'));
-    const watched = new WatchedNotifier(through, kit.escalation, '#left-channel', 300);
-    const msg = { text: 'Backup of shop succeeded' };
-    const key = 'pg-backup-bot/_bot/slack';
-    await expect(watched.post(msg)).rejects.toThrow(/channel_not_found/);
-    await new Promise((r) => setTimeout(r, 350));
-    await expect(watched.post(msg)).rejects.toThrow(/channel_not_found/);
+    const before = kit.pd.events.length;
+    const { through, invitedBack } = channelOf(unreachable());
+    const watched = new WatchedNotifier(through, kit.escalation, '#incidents', 300);
+    await expect(watched.post(msg)).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(kit.pd.events.slice(before).filter((e) => e.dedup_key === key)).toEqual([]);
+    await new Promise((r) => setTimeout(r, 250));
+    await expect(watched.post(msg)).rejects.toThrow();
     const trigger = await kit.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === key, 30_000);
-    expect(trigger.payload?.summary).toMatch(
-      /^pg-backup-bot cannot post to #left-channel: every post has failed for \d+ min \(Slack's last answer: channel_not_found\)$/,
-    );
+    expect(trigger.payload?.summary).toMatch(/^pg-backup-bot cannot post to #incidents: every post has failed for \d+ min \(Slack's last answer: .+\)$/);
     // Failing on: no second page.
-    await expect(watched.post(msg)).rejects.toThrow(/channel_not_found/);
+    await expect(watched.post(msg)).rejects.toThrow();
     invitedBack(kit.notifier);
     await watched.post(msg);
     await kit.pd.waitFor((e) => e.event_action === 'resolve' && e.dedup_key === key, 30_000);
-    expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+    expect(actions()).toEqual(['trigger', 'resolve']);
+  });
+
+  it('pages at the first post Slack refuses for a reason no wait mends (a mistyped channel), saying what to change', async () => {
+    const seen = actions().length;
+    // The channel as Slack has it: first one that does not exist, then, SLACK_CHANNEL corrected, #incidents.
+    const { through, invitedBack } = channelOf(kit.notifierFor('#incidnets'));
+    const watched = new WatchedNotifier(through, kit.escalation, '#incidnets', 10 * 60_000);
+    await expect(watched.post(msg)).rejects.toThrow(/channel_not_found/);
+    const trigger = await until('the page', () => kit.pd.events.filter((e) => e.dedup_key === key).at(seen), 30_000);
+    expect(trigger.event_action).toBe('trigger');
+    expect(trigger.payload?.summary).toBe(
+      'pg-backup-bot cannot post to #incidnets: Slack answered channel_not_found (no channel by that name that the bot can see: check SLACK_CHANNEL; a private channel needs the bot invited)',
+    );
+    await expect(watched.post(msg)).rejects.toThrow(/channel_not_found/);
+    invitedBack(kit.notifier);
+    await watched.post(msg);
+    await until('the page resolved', () => (actions().length === seen + 2 ? true : undefined), 30_000);
+    expect(actions().slice(seen)).toEqual(['trigger', 'resolve']);
   });
 
   it('does not page a post that failed once among ones that go through', async () => {
-    const { through, invitedBack } = channelOf(kit.notifierFor('#left-channel'));
+    const { through, invitedBack } = channelOf(unreachable());
     const watched = new WatchedNotifier(through, kit.escalation, '#incidents', 300);
     const before = kit.pd.events.length;
-    await expect(watched.post({ text: 'x' })).rejects.toThrow(/channel_not_found/);
+    await expect(watched.post({ text: 'x' })).rejects.toThrow();
     invitedBack(kit.notifier);
     await watched.post({ text: 'y' });
     await new Promise((r) => setTimeout(r, 350));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
 import { startupChecks } from '../../src/workers/startup-checks.ts';
+import { until } from '../support/until.ts';
 import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
 
 /**
@@ -32,6 +33,18 @@ describe('start-up checks', () => {
     expect(posts()).toEqual([]);
   });
 
+  it('names a production target whose every backup schedule is disabled; a staging one is a choice, not said', async () => {
+    const shop = kit.config.targets[0];
+    if (!shop) throw new Error('no target');
+    const unscheduled = { ...shop, name: 'billing', environment: 'production' as const, policy: { ...shop.policy, name: 'billing', backups: [] } };
+    const byHand = { ...unscheduled, name: 'sandbox', environment: 'staging' as const };
+    const config = { ...kit.config, targets: [shop, unscheduled, byHand] };
+    expect(await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 })).toEqual([
+      '*billing* (production) has every backup schedule disabled in the config: nothing backs it up but `/backup now`, and `stale` pages 25 h after its last backup. Enable one under `schedules.backups`, or mark the target staging.',
+    ]);
+    await until('the channel told', () => posts().find((t) => t.includes('*billing* (production) has every backup schedule disabled')));
+  });
+
   it('names a database it cannot connect to and an identity that opens no backup, once', async () => {
     const [keys, other] = await Promise.all([generateKeyPair(), generateKeyPair()]);
     await writeFile(join(dir, 'other.key'), other.identityFileText, { mode: 0o600 });
@@ -51,11 +64,11 @@ describe('start-up checks', () => {
       ),
       `BACKUP_ENCRYPTION_IDENTITY_FILE (${join(dir, 'other.key')}) holds none of the keys BACKUP_ENCRYPTION_RECIPIENT encrypts backups for: restore tests and restores cannot decrypt them with it.`,
     ]);
-    await kit.slack.waitFor((c) => c.method === 'chat.postMessage' && String(c.body.text).startsWith(':warning: A worker found at start'), 10_000);
+    const said = await until('the channel told', () => posts().find((t) => t.includes('pgbb_no_such_role')));
     // A second worker (or a restarted one) finding the same says nothing more.
     await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 });
     await new Promise((r) => setTimeout(r, 300));
-    expect(posts()).toHaveLength(1);
+    expect(posts().filter((t) => t === said)).toHaveLength(1);
     // A missing identity file is said with what it stops.
     const missing = { ...config, targets: kit.config.targets, encryption: { ...config.encryption, identityFile: join(dir, 'nope.key') } };
     expect(await startupChecks({ config: missing, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 })).toEqual([
