@@ -20,7 +20,7 @@ import { newerBackupsSaid } from './newer-backups.ts';
 import { otherDatabase, refuseServerDatabase } from './replace-guards.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 import { backupsTheSwapEnds } from '../replacement-backups.ts';
-import { namedTablesLine } from './named-tables.ts';
+import { namedTablesLine, tablesNotInBackup } from './named-tables.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -69,6 +69,8 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       const m = await withDeadline(2500, findRestorable(deps.storage, req.backupId, SEE_LIST.slack, rolesNeeded), 'finding the backup', 'storage');
       const targetConfig = findTarget(deps.config, m.target);
       const target = targetConfig.name;
+      const notThere = tablesNotInBackup(m, req.tables);
+      if (notThere) return { text: escapeMrkdwn(notThere) };
       const requestedBy = { source: 'slack' as const, userId: input.userId, userName: input.userName };
       if (req.into === null) {
         const serverUrl = req.toRestoreServer ? deps.config.restore.serverUrl : targetConfig.url;

@@ -39,7 +39,7 @@ export function mistypedTarget(stored: readonly Manifest[], target: string, back
 }
 
 /** Levenshtein distance: insertions, deletions and substitutions. */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];

@@ -188,6 +188,15 @@ describe('/restore', () => {
     expect(await h.service.deps.queues.restore.count()).toBe(before);
   });
 
+  it('a table the backup does not hold is refused at once with the nearest names, nothing queued (QA: queued, then failed in the channel)', async () => {
+    const before = await h.service.deps.queues.restore.count();
+    for (const into of ['', ` --into=${h.source.name}`]) {
+      const reply = await slash(h, '/restore', `${good.backupId} --table=shop.custmers${into}`, { userId: ADMIN });
+      expect(reply.text).toBe(`Backup \`${good.backupId}\` has no table "shop.custmers" (did you mean \`--table=shop.customers\`?). Nothing was started.`);
+    }
+    expect(await h.service.deps.queues.restore.count()).toBe(before);
+  });
+
   it('restores only the named table into a new database named in the reply', async () => {
     const { text } = await slash(h, '/restore', `${good.backupId} --table=shop.customers`);
     const database = /new database `([^`]+)`/.exec(text)?.[1] ?? '';

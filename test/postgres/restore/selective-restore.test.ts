@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { tablesNotInBackup } from '../../../src/commands/named-tables.ts';
 import { DATABASE_FILE, runBackup } from '../../../src/postgres/backup/index.ts';
 import { databaseUrl, dropDatabase, runSelectiveRestore, type SelectiveRestoreOptions } from '../../../src/postgres/restore/index.ts';
 import type { Manifest } from '../../../src/storage/index.ts';
@@ -99,6 +100,19 @@ describe('runSelectiveRestore', () => {
       expect(await databaseExists(server(), db)).toBe(false);
       const taken = await failure(runSelectiveRestore(options({ tables: ['shop.customers'], into: { database: source.name, create: true } })));
       expect(taken.userMessage).toContain('already exists');
+    });
+
+    it('the Slack door (tablesNotInBackup) refuses from the manifest what the restore would refuse, and takes what it would take', () => {
+      // The counts leave the partitioned parent out (its rows are its partitions'); the definitions have it.
+      expect(manifest.verification.tables.some((t) => t.schema === 'shop' && t.table === 'orders')).toBe(false);
+      expect(tablesNotInBackup(manifest, ['shop.orders', 'orders_2026', '"Mixed Case"', 'public."Mixed Case"', 'mixed case'])).toBeNull();
+      // Views are left to the restore, which says what they are.
+      expect(tablesNotInBackup(manifest, ['shop.paid_orders', 'revenue'])).toBeNull();
+      expect(tablesNotInBackup(manifest, ['shop.ordres', 'nope', '"mixed case"', 'a.b.c'])).toBe(
+        `Backup \`${manifest.backupId}\` has no table "shop.ordres" (did you mean \`--table=shop.orders\`?); no table "nope"; no table "mixed case" (did you mean \`--table=public."Mixed Case"\`?); "a.b.c" is not a table name; write table or schema.table (quote names with dots or capitals). Nothing was started.`,
+      );
+      // A manifest without definitions (a backup from before them) is not judged.
+      expect(tablesNotInBackup({ ...manifest, definitions: undefined }, ['nope'])).toBeNull();
     });
   });
 
