@@ -1,3 +1,4 @@
+import { formatInZone } from '../schedules/time.ts';
 import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { serverLabel } from '../postgres/index.ts';
@@ -44,9 +45,9 @@ export async function askFirst(deps: CliDeps, req: Restore, into: string, withGl
 
 async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string): Promise<string | null> {
   const url = findTarget(deps.config, manifest.target).url;
-  const warning = (await replacementWarning(url, into, manifest))?.text ?? null;
+  const warning = (await replacementWarning(url, into, manifest, (d) => formatInZone(d, deps.config.timezone)))?.text ?? null;
   if (warning === null)
     return `There is no database "${into}" on ${serverLabel(url)}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${manifest.backupId} (then rename it).`;
-  const newer = await newerBackupsSaid(deps.storage, manifest, (id) => id);
+  const newer = await newerBackupsSaid(deps.storage, manifest, (id) => id, (d) => formatInZone(d, deps.config.timezone));
   return `${`${warning}${newer}`.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;
 }

@@ -1,3 +1,4 @@
+import { slackDate } from '../notifications/slack-time.ts';
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis-client.ts';
@@ -6,7 +7,7 @@ import { errorLogFields, toUserMessage } from '../errors.ts';
 import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { escapeMrkdwn, formatBytes } from '../format.ts';
+import { escapeMrkdwn, formatBytes, formatTime } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
 import { findRestorable, type Manifest, type Storage } from '../storage/index.ts';
@@ -102,8 +103,8 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       }
       const whole = isWholeDatabase(req);
       // Asked beside the database's description, not after it: both within Slack's 3 s (second reader).
-      const newer = whole ? newerBackupsSaid(deps.storage, m, (id) => `\`${id}\``) : Promise.resolve('');
-      const shown = whole ? await replacementWarning(targetConfig.url, req.into, m) : null;
+      const newer = whole ? newerBackupsSaid(deps.storage, m, (id) => `\`${id}\``, (d) => slackDate(d, deps.config.timezone)) : Promise.resolve('');
+      const shown = whole ? await replacementWarning(targetConfig.url, req.into, m, (d) => slackDate(d, deps.config.timezone)) : null;
       if (whole && shown === null) {
         return {
           text: `There is no database \`${req.into}\` on ${serverLabel(targetConfig.url)}, so nothing to replace; nothing was started. To restore into a new database: \`/restore ${m.backupId}\`.`,
@@ -122,7 +123,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       const marks = { redis: deps.redis, prefix: deps.config.queuePrefix };
       const warning = shown
         ? shown.text + (await newer) + (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
-        : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${m.startedAt.slice(0, 16).replace('T', ' ')} UTC). Rows written since then in those tables are lost.${namedTablesLine(m, req.tables)}`;
+        : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${slackDate(m.startedAt, deps.config.timezone)}). Rows written since then in those tables are lost.${namedTablesLine(m, req.tables)}`;
       const blocks: Block[] = [
         { type: 'section', text: { type: 'mrkdwn', text: warning } },
         {
@@ -165,15 +166,21 @@ export function restoreCommand(deps: RestoreCommandDeps) {
  * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
  * 3 s: the server must answer within 2 s.
  */
-export async function replacementWarning(serverUrl: string, database: string, m: Manifest): Promise<{ text: string; oid: number } | null> {
+/** `time`: how the backup's time is shown (Slack: each reader's zone, slack-time.ts; the CLI: the configured zone). */
+export async function replacementWarning(
+  serverUrl: string,
+  database: string,
+  m: Manifest,
+  time: (d: Date) => string = formatTime,
+): Promise<{ text: string; oid: number } | null> {
   refuseServerDatabase(database, m);
   const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
   if (!inUse) return null;
-  return { text: replacementText(serverUrl, database, m, inUse), oid: inUse.oid };
+  return { text: replacementText(serverUrl, database, m, inUse, time), oid: inUse.oid };
 }
 
-function replacementText(serverUrl: string, database: string, m: Manifest, inUse: DatabaseInUse): string {
-  const at = `${m.startedAt.slice(0, 16).replace('T', ' ')} UTC`;
+function replacementText(serverUrl: string, database: string, m: Manifest, inUse: DatabaseInUse, time: (d: Date) => string): string {
+  const at = time(new Date(m.startedAt));
   const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;
   return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.*${otherDatabase(m, database)} The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.${diskNeeded(m)}`;
 }

@@ -31,7 +31,7 @@ describe('pg-backup-bot restore --into without --yes', () => {
     expect(code).toBe(2);
     expect(err.join('\n')).toMatch(
       new RegExp(
-        `^This will replace the database ${app.name} on 127\\.0\\.0\\.1:\\d+ \\([\\d.]+ [KM]B, 1 open connection, which will be ended\\) with backup ${backupId}, taken \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC: everything written to ${app.name} after .+ is lost\\. .+ Add --yes to confirm\\.$`,
+        `^This will replace the database ${app.name} on 127\\.0\\.0\\.1:\\d+ \\([\\d.]+ [KM]B, 1 open connection, which will be ended\\) with backup ${backupId}, taken \\w{3} \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC[+-]\\d\\d:\\d\\d: everything written to ${app.name} after .+ is lost\\. .+ Add --yes to confirm\\.$`,
       ),
     );
   });
@@ -124,7 +124,7 @@ describe('pg-backup-bot restore --into without --yes', () => {
     expect(asked.code).toBe(2);
     expect(asked.err).toMatch(
       new RegExp(
-        `${backupId.replace(/-\d{8}T.*$/, '')} has a newer good backup: the newest is ${newer}, taken \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC; this one loses everything written since `,
+        `${backupId.replace(/-\d{8}T.*$/, '')} has a newer good backup: the newest is ${newer}, taken \\w{3} \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC[+-]\\d\\d:\\d\\d; this one loses everything written since `,
       ),
     );
     // The newest itself: nothing newer to say.

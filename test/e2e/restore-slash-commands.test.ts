@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { slackDate } from '../../src/notifications/slack-time.ts';
 import type { Manifest } from '../../src/storage/manifest.ts';
 import { formatBytes } from '../../src/format.ts';
 import { scratchScopePrefix } from '../../src/postgres/restore/scratch.ts';
@@ -390,7 +391,10 @@ describe('/restore', () => {
           `replace\\* the database \`${h.source.name}\` on ${server.hostname}:${server.port} \\([\\d.]+ [KMG]B, 1 open connection, which will be ended\\)`,
         ),
       );
-      expect(warning).toMatch(new RegExp(`everything written to ${h.source.name} after ${backup.startedAt.slice(0, 16).replace('T', ' ')} UTC is lost`));
+      // Its time as every time the bot shows in Slack: in each reader's zone, the configured one as the fallback.
+      const at = slackDate(backup.startedAt, h.config.timezone);
+      expect(at).toMatch(/^<!date\^\d+\^\{date_short_pretty\} \{time\}\|\w{3} \d{4}-\d\d-\d\d \d\d:\d\d UTC[+-]\d\d:\d\d>$/);
+      expect(warning).toContain(`taken ${at}: *everything written to ${h.source.name} after ${at} is lost.*`);
       // The copy is restored beside the live database: the disk it needs on that server, said before anyone clicks.
       expect(warning).toContain(`*Disk:* the copy needs about ${formatBytes(backup.database.sizeBytes)} free on that server`);
       const msg = await channelMessage(h, jobId, /Restored the whole database/, 120_000);
