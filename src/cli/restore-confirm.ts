@@ -48,6 +48,11 @@ async function replacementSaid(deps: CliDeps, manifest: Manifest, into: string):
   const warning = (await replacementWarning(url, into, manifest, (d) => formatInZone(d, deps.config.timezone)))?.text ?? null;
   if (warning === null)
     return `There is no database "${into}" on ${serverLabel(url)}, so nothing to replace; nothing was started. To restore it as a new database: pg-backup-bot restore ${manifest.backupId} (then rename it).`;
-  const newer = await newerBackupsSaid(deps.storage, manifest, (id) => id, (d) => formatInZone(d, deps.config.timezone));
+  const newer = await newerBackupsSaid(
+    deps.storage,
+    manifest,
+    (id) => id,
+    (d) => formatInZone(d, deps.config.timezone),
+  );
   return `${`${warning}${newer}`.replace(/^:warning: /, '').replace(/[*`]/g, '')} Add --yes to confirm.`;
 }

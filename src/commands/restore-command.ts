@@ -103,7 +103,14 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       }
       const whole = isWholeDatabase(req);
       // Asked beside the database's description, not after it: both within Slack's 3 s (second reader).
-      const newer = whole ? newerBackupsSaid(deps.storage, m, (id) => `\`${id}\``, (d) => slackDate(d, deps.config.timezone)) : Promise.resolve('');
+      const newer = whole
+        ? newerBackupsSaid(
+            deps.storage,
+            m,
+            (id) => `\`${id}\``,
+            (d) => slackDate(d, deps.config.timezone),
+          )
+        : Promise.resolve('');
       const shown = whole ? await replacementWarning(targetConfig.url, req.into, m, (d) => slackDate(d, deps.config.timezone)) : null;
       if (whole && shown === null) {
         return {

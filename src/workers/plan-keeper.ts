@@ -5,6 +5,7 @@ import type { PagerDutyClient } from '../notifications/pagerduty-client.ts';
 import { planNotRestored, planRestored, redisDataLost } from '../notifications/redis-messages.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { rivalWatch } from './plan-rivals.ts';
 import { applyPlan, gapSize, planGap, type PlanDeps, type PlanGap } from './redis-plan.ts';
 import { restoreSnapshot, serverRun, takeSnapshot, type RedisSnapshot } from './redis-snapshot.ts';
 
@@ -130,7 +131,10 @@ export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper>
     await say.post(message);
   }
 
+  const rivals = rivalWatch({ redis: deps.redis, config: deps.config, log, now });
+
   async function checkOnce(how: string): Promise<CheckOutcome> {
+    await rivals((text) => say.post({ text })).catch((err: unknown) => log.warn({ err }, 'could not look for another deployment'));
     const lost = (await deps.redis.exists(markerKey)) === 0;
     const before = await planGap(deps);
     if (!lost && gapSize(before) === 0) {

@@ -7,6 +7,7 @@ import { createEscalation, pageStateKey } from '../../src/notifications/escalati
 import { plannedSchedulers } from '../../src/schedules/sync.ts';
 import { PLAN_DEDUP_KEY, restartTime, startPlanKeeper, type PlanKeeper, type PlanKeeperDeps } from '../../src/workers/plan-keeper.ts';
 import { gapSize, planGap } from '../../src/workers/redis-plan.ts';
+import { until } from '../support/until.ts';
 import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
 
 /**
@@ -243,5 +244,52 @@ describe('restartTime (a restarted Redis against one that kept running)', () => 
     expect(restartTime({ runId: null, uptime: 3600 }, snapshot, noticedAt)).toBeNull();
     expect(restartTime({ runId: 'b'.repeat(40), uptime: 5 }, null, noticedAt)).toEqual(new Date('2026-12-07T01:41:57.100Z'));
     expect(restartTime({ runId: 'b'.repeat(40), uptime: Number.NaN }, snapshot, noticedAt)).toBeNull();
+  });
+});
+
+describe('two deployments with different plans on one Redis and prefix', () => {
+  it('each puts its own schedules back and removes the other’s; after five minutes the channel hears it once, naming both', async () => {
+    const a = deployment();
+    const shop = a.config.targets[0];
+    if (!shop) throw new Error('no target');
+    // The other install: its own target, the same prefix (both left at the default).
+    const billing = { ...shop, name: 'billing', policy: { ...shop.policy, name: 'billing' } };
+    const b = { config: { ...a.config, targets: [billing] }, queues: createQueues(kit.redis, a.config.queuePrefix) };
+    opened.push({ close: () => b.queues.close() });
+    let at = Date.parse('2026-12-07T03:00:00Z');
+    const now = () => new Date(at);
+    const said = () => [...kit.slack.messages.values()].map((m) => m.text ?? '').filter((t) => t.includes(`QUEUE_PREFIX \`${a.config.queuePrefix}\``));
+    const first = await keeper(a, { now });
+    const second = await keeper(b, { now });
+    // Each check removes the other's schedulers and puts its own back: the rivalry the logs alone used to know.
+    expect((await first.check('test')).before.schedulers.length).toBeGreaterThan(0);
+    await second.check('test');
+    expect(said()).toEqual([]);
+    at += 5 * 60_000;
+    await first.check('test');
+    await second.check('test');
+    await first.check('test');
+    const text = await until('the channel told', () => (said().length > 0 ? said() : undefined), 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(said()).toHaveLength(1);
+    expect(text[0]).toMatch(
+      new RegExp(
+        `^:rotating_light: Another pg-backup-bot deployment with a different plan shares this Redis and QUEUE_PREFIX \`\\{pk-[0-9a-f]{8}\\}\`: host \\S+ \\(targets: (billing|${shop.name})\\), beside this one on \\S+ \\(targets: (billing|${shop.name})\\)\\. Each removes the schedules the other planned and takes its jobs, so scheduled backups may not run\\. Give each deployment its own QUEUE_PREFIX \\(or its own Redis\\), or the same config file\\.$`,
+      ),
+    );
+  });
+
+  it('workers of one deployment (the same plan) are no rivals, however long they run', async () => {
+    const a = deployment();
+    let at = Date.parse('2026-12-07T03:00:00Z');
+    const now = () => new Date(at);
+    const one = await keeper(a, { now });
+    const two = await keeper({ config: { ...a.config }, queues: a.queues }, { now });
+    for (let i = 0; i < 3; i++) {
+      await one.check('test');
+      await two.check('test');
+      at += 5 * 60_000;
+    }
+    expect([...kit.slack.messages.values()].filter((m) => (m.text ?? '').includes(`QUEUE_PREFIX \`${a.config.queuePrefix}\``))).toEqual([]);
   });
 });
