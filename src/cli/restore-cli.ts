@@ -7,7 +7,8 @@ import { checkIdentityOpensBackup, identityFor, restoreGlobalsOf, rolesLeft, rol
 import { markedDamaged } from './marked-damaged.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
 import { findRestorable, restoreRecord, type Storage } from '../storage/index.ts';
-import { diskNeeded, newRestoreDatabaseName } from '../commands/restore-command.ts';
+import { diskNeeded } from '../commands/replacement-warning.ts';
+import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { otherDatabase, refuseServerDatabase } from '../commands/replace-guards.ts';
 import { parseRestoreText, REPLACED_NAME, SEE_LIST } from '../commands/restore-text.ts';
 import { dropRestoredDatabase, restoredDatabasesForCli } from '../restored-databases.ts';

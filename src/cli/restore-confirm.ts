@@ -3,7 +3,7 @@ import { findTarget } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { serverLabel } from '../postgres/index.ts';
 import { findRestorable, type Manifest } from '../storage/index.ts';
-import { replacementWarning } from '../commands/restore-command.ts';
+import { replacementWarning } from '../commands/replacement-warning.ts';
 import { serverDatabaseRefusal } from '../commands/replace-guards.ts';
 import { newerBackupsSaid } from '../commands/newer-backups.ts';
 import { type RestoreRequest, SEE_LIST } from '../commands/restore-text.ts';

@@ -7,21 +7,21 @@ import { errorLogFields, toUserMessage } from '../errors.ts';
 import { enqueueRestore, withDeadline } from '../jobs/producers.ts';
 import type { RestoreJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
-import { escapeMrkdwn, formatBytes, formatTime } from '../format.ts';
+import { escapeMrkdwn } from '../format.ts';
 import type { Block } from '../notifications/types.ts';
 import { serverLabel } from '../postgres/index.ts';
-import { findRestorable, type Manifest, type Storage } from '../storage/index.ts';
-import { type DatabaseInUse, describeDatabase, replacedName } from '../postgres/restore/index.ts';
+import { findRestorable, type Storage } from '../storage/index.ts';
+import { describeDatabase } from '../postgres/restore/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';
 import { restoreAlreadyThere, savePendingRestore, takePendingRestore } from './pending-restores.ts';
 import { dropRestoredDatabase, restoredDatabases, restoredDatabasesText } from '../restored-databases.ts';
 import { REPLACED_NAME, RESTORE_USAGE, parseRestoreText, type RestoreRequest, SEE_LIST } from './restore-text.ts';
 import { dropReplacedAsked } from './drop-replaced.ts';
 import { newerBackupsSaid } from './newer-backups.ts';
-import { otherDatabase, refuseServerDatabase } from './replace-guards.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 import { backupsTheSwapEnds } from '../replacement-backups.ts';
 import { namedTablesLine, tablesNotInBackup } from './named-tables.ts';
+import { diskNeeded, replacementWarning } from './replacement-warning.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -166,38 +166,6 @@ export function restoreCommand(deps: RestoreCommandDeps) {
       return { text: `:warning: ${toUserMessage(err)}` };
     }
   };
-}
-
-/**
- * What replacing a whole database costs, said before anyone clicks: its size, the sessions that will be ended, and
- * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
- * 3 s: the server must answer within 2 s.
- */
-/** `time`: how the backup's time is shown (Slack: each reader's zone, slack-time.ts; the CLI: the configured zone). */
-export async function replacementWarning(
-  serverUrl: string,
-  database: string,
-  m: Manifest,
-  time: (d: Date) => string = formatTime,
-): Promise<{ text: string; oid: number } | null> {
-  refuseServerDatabase(database, m);
-  const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
-  if (!inUse) return null;
-  return { text: replacementText(serverUrl, database, m, inUse, time), oid: inUse.oid };
-}
-
-function replacementText(serverUrl: string, database: string, m: Manifest, inUse: DatabaseInUse, time: (d: Date) => string): string {
-  const at = time(new Date(m.startedAt));
-  const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;
-  return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.*${otherDatabase(m, database)} The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.${diskNeeded(m)}`;
-}
-
-/**
- * A whole database restored beside a live one takes that much disk on its server again, and both stay after a swap:
- * PostgreSQL cannot say how much is free, so it is said for whoever can look, before the server's disk fills.
- */
-export function diskNeeded(m: Manifest): string {
-  return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken).`;
 }
 
 /**

@@ -1,0 +1,38 @@
+import { formatBytes, formatTime } from '../format.ts';
+import { withDeadline } from '../jobs/producers.ts';
+import { serverLabel } from '../postgres/index.ts';
+import { type DatabaseInUse, describeDatabase, replacedName } from '../postgres/restore/index.ts';
+import type { Manifest } from '../storage/index.ts';
+import { otherDatabase, refuseServerDatabase } from './replace-guards.ts';
+
+/**
+ * What replacing a whole database costs, said before anyone clicks: its size, the sessions that will be ended, and
+ * what is lost (everything written after the backup). Null when there is no such database. Bounded by Slack's
+ * 3 s: the server must answer within 2 s. `time`: how the backup's time is shown (Slack: each reader's zone,
+ * slack-time.ts; the CLI: the configured zone).
+ */
+export async function replacementWarning(
+  serverUrl: string,
+  database: string,
+  m: Manifest,
+  time: (d: Date) => string = formatTime,
+): Promise<{ text: string; oid: number } | null> {
+  refuseServerDatabase(database, m);
+  const inUse = await withDeadline(2000, describeDatabase(serverUrl, database), 'looking the database up', 'postgres');
+  if (!inUse) return null;
+  return { text: replacementText(serverUrl, database, m, inUse, time), oid: inUse.oid };
+}
+
+function replacementText(serverUrl: string, database: string, m: Manifest, inUse: DatabaseInUse, time: (d: Date) => string): string {
+  const at = time(new Date(m.startedAt));
+  const sessions = inUse.connections === 1 ? '1 open connection' : `${inUse.connections} open connections`;
+  return `:warning: This will *replace* the database \`${database}\` on ${serverLabel(serverUrl)} (${formatBytes(inUse.bytes)}, ${sessions}, which will be ended) with backup \`${m.backupId}\`, taken ${at}: *everything written to ${database} after ${at} is lost.*${otherDatabase(m, database)} The backup is restored and verified beside it first; if that fails, \`${database}\` is not touched. The current database is kept as \`${replacedName(database, new Date())}\` (or similar) until an admin drops it.${diskNeeded(m)}`;
+}
+
+/**
+ * A whole database restored beside a live one takes that much disk on its server again, and both stay after a swap:
+ * PostgreSQL cannot say how much is free, so it is said for whoever can look, before the server's disk fills.
+ */
+export function diskNeeded(m: Manifest): string {
+  return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken).`;
+}
