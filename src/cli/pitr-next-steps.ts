@@ -17,7 +17,7 @@ export function afterStart(o: {
   port: string | null;
 }): string[] {
   const { settled } = o;
-  const notReached = `"recovery ended before configured recovery target was reached" ${settled.notReached}.`;
+  const notReached = `"recovery ended before configured recovery target was reached" ${settled.notReached}.\n${RESET_AFTER(o)}`;
   if (o.action === 'promote' || settled.toEnd)
     return [
       `Then check the log for ${settled.logSays} and "archive recovery complete"${o.action === 'pause' ? '' : ': until then the server refuses connections ("the database system is not accepting connections"; hot_standby is off), so nothing reads a database recovered halfway'};`,
@@ -36,6 +36,18 @@ export function afterStart(o: {
     notReached,
   ];
 }
+
+/** What restore-pitr wrote for the recovery alone, and ALTER SYSTEM RESET takes out of postgresql.auto.conf. */
+export const RECOVERY_ONLY = ['restore_command', 'recovery_target_time', 'recovery_target_action', 'recovery_target_timeline', 'hot_standby'] as const;
+
+/**
+ * Once promoted, the recovery's settings come out of postgresql.auto.conf: pg_basebackup copies that file, and a
+ * standby made from the recovered server later would stop at the old recovery target and promote itself there (a
+ * second primary), or refuse reads (hot_standby off). archive_mode stays off until someone gives this server an
+ * archive of its own: with the source's archive_command it would write its WAL into the source's archive.
+ */
+const RESET_AFTER = (o: { runAs: string; port: string | null; pgCtl: string; dataDir: string }) =>
+  `Once promoted ("archive recovery complete"), take the recovery's settings out, or a standby made from this server later (pg_basebackup copies postgresql.auto.conf) stops at this old target and promotes itself: \`runuser -u ${o.runAs} -- psql -p ${o.port ?? '5432'} ${RECOVERY_ONLY.map((k) => `-c "ALTER SYSTEM RESET ${k}"`).join(' ')}\`, then \`runuser -u ${o.runAs} -- ${o.pgCtl} -D ${o.dataDir} restart\`. archive_mode stays off until this server has an archive of its own: with the source's archive_command it would write into the source's archive.`;
 
 /**
  * `latest` is the newest the archive recovers to, not the database's: how far that is, and how long ago, said with it

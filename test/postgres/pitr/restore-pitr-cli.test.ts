@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asServerUser, type EphemeralPostgres, startEphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import type { startWalArchive } from '../../../src/postgres/pitr/wal-archive.ts';
-import { archiveEnds } from '../../../src/cli/pitr-next-steps.ts';
+import { archiveEnds, RECOVERY_ONLY } from '../../../src/cli/pitr-next-steps.ts';
 import { cli } from '../../support/app-backups.ts';
 import { startTestArchive } from '../../support/pitr-archive.ts';
 import { withClient } from '../../support/postgres-helpers.ts';
@@ -230,6 +230,17 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
         await sleep(100);
       }
       expect(await server.log()).toContain('archive recovery complete');
+      // Then the recovery's settings out, as the output says, so a standby cloned from it later does not inherit them
+      // (it would stop at the old target and promote itself): the statements printed, run as printed.
+      const resets = [...run.stdout.matchAll(/-c "(ALTER SYSTEM RESET \w+)"/g)].map((m) => m[1] as string);
+      expect(resets).toEqual(RECOVERY_ONLY.map((k) => `ALTER SYSTEM RESET ${k}`));
+      expect(run.stdout).toContain('archive_mode stays off until this server has an archive of its own');
+      await withClient(server.url, async (c) => {
+        for (const sql of resets) await c.query(sql);
+      });
+      const conf = await readFile(join(dataDir, 'postgresql.auto.conf'), 'utf8');
+      expect(conf).not.toMatch(/^(restore_command|recovery_target_\w+|hot_standby)\s*=/m);
+      expect(conf).toMatch(/^archive_mode = 'off'$/m);
     } finally {
       await server.stop();
       for (const f of await holds()) await rm(join(env.BACKUP_DIR as string, 'app', '_pitr-readers', f));
