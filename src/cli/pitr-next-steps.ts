@@ -42,12 +42,12 @@ export const RECOVERY_ONLY = ['restore_command', 'recovery_target_time', 'recove
 
 /**
  * Once promoted, the recovery's settings come out of postgresql.auto.conf: pg_basebackup copies that file, and a
- * standby made from the recovered server later would stop at the old recovery target and promote itself there (a
- * second primary), or refuse reads (hot_standby off). archive_mode stays off until someone gives this server an
+ * standby made from the recovered server later would inherit them: the old recovery target and timeline (it would
+ * not follow this server: refused at start, or stopped at the old target and acting on it), hot_standby off. archive_mode stays off until someone gives this server an
  * archive of its own: with the source's archive_command it would write its WAL into the source's archive.
  */
 const RESET_AFTER = (o: { runAs: string; port: string | null; pgCtl: string; dataDir: string }) =>
-  `Once promoted ("archive recovery complete"), take the recovery's settings out, or a standby made from this server later (pg_basebackup copies postgresql.auto.conf) stops at this old target and promotes itself: \`runuser -u ${o.runAs} -- psql -p ${o.port ?? '5432'} ${RECOVERY_ONLY.map((k) => `-c "ALTER SYSTEM RESET ${k}"`).join(' ')}\`, then \`runuser -u ${o.runAs} -- ${o.pgCtl} -D ${o.dataDir} restart\`. archive_mode stays off until this server has an archive of its own: with the source's archive_command it would write into the source's archive.`;
+  `Once promoted ("archive recovery complete"), take the recovery's settings out, or a standby made from this server later inherits them (pg_basebackup copies postgresql.auto.conf) and does not follow it: the old target and timeline, hot_standby off: \`runuser -u ${o.runAs} -- psql -p ${o.port ?? '5432'} ${RECOVERY_ONLY.map((k) => `-c "ALTER SYSTEM RESET ${k}"`).join(' ')}\`, then \`runuser -u ${o.runAs} -- ${o.pgCtl} -D ${o.dataDir} restart\`. archive_mode stays off until this server has an archive of its own: with the source's archive_command it would write into the source's archive.`;
 
 /**
  * `latest` is the newest the archive recovers to, not the database's: how far that is, and how long ago, said with it
