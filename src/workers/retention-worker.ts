@@ -93,7 +93,7 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
         ...(retentionWorthSaying(summary) ? [retentionMessage(run).text] : []),
         ...scrubLines(scrub, repaired?.healing ?? null),
         ...(repaired?.copies ?? []).flatMap(copyScrubLines),
-        ...pitrScrubLines(archiveScrub),
+        ...pitrScrubLines(archiveScrub, Boolean(deps.config?.encryption.identityFile)),
         ...(pitr && pitrRetentionWorthSaying(pitr)
           ? [`${pitrRetentionFailed(pitr) ? ':warning: ' : ''}${escapeMrkdwn(pitrRetentionReport(pitr, deps.config?.timezone))}`]
           : []),
@@ -164,10 +164,16 @@ function pitrScrubAfter(deps: RetentionWorkerDeps, dryRun: boolean, log: Logger,
   });
 }
 
-function pitrScrubLines(scrub: PitrScrubReport | string | null): string[] {
+function pitrScrubLines(scrub: PitrScrubReport | string | null, keyConfigured: boolean): string[] {
   if (scrub === null) return [];
   if (typeof scrub === 'string') return [`:warning: The checksum scrub of the point-in-time archive could not run: ${escapeMrkdwn(scrub)}`];
+  // Without an identity file on the worker, hashes only is what was set up; with one that cannot decode, it is news.
+  const undecoded =
+    scrub.notDecodedWhy && keyConfigured
+      ? [`:warning: The archive scrub could not decode ${scrub.notDecoded} WAL file(s): ${escapeMrkdwn(scrub.notDecodedWhy)}.`]
+      : [];
   return [
+    ...undecoded,
     ...scrub.damaged.map(
       (d) =>
         `:rotating_light: ${d.what} of ${d.target} is damaged: ${escapeMrkdwn(d.why)}. ${archiveDamageAdvice(d, `\`/backup now --physical ${d.target}\``)}`,

@@ -166,7 +166,7 @@ export async function scrubPitrArchives(o: {
   for (const item of due) {
     if (o.signal?.aborted || (read > 0 && read >= budget)) break;
     const hashed = await readBack(item);
-    const v = 'ok' in hashed && item.wal && decoder ? await decoder.check(item.path, item.wal) : hashed;
+    const v = 'ok' in hashed && item.wal && decoder ? await decoder.check(item.path, item.wal, o.signal) : hashed;
     await o.state.remember(item.key, o.now.getTime()).catch((err: unknown) => o.log.warn({ err }, 'archive scrub: could not record a read in Redis'));
     if ('gone' in v) continue;
     read += item.bytes;
@@ -182,7 +182,7 @@ export async function scrubPitrArchives(o: {
         (to) => `; moved aside as ${to}`,
         (err: unknown) => ` (it could NOT be moved aside: ${toUserMessage(err)})`,
       );
-      const found = 'ok' in hashed ? `the decoding scrub found ${v.damaged}, three decodes alike` : `the checksum scrub found ${v.damaged}, three reads alike`;
+      const found = 'ok' in hashed ? `the decoding scrub found ${v.damaged}, two decodes alike` : `the checksum scrub found ${v.damaged}, three reads alike`;
       report.damaged.push({ target: item.target, what: item.what, why: `${found}${aside}` });
     }
   }

@@ -22,6 +22,9 @@ export class WalUndecodable extends BotError {
   }
 }
 
+/** What zstd says of a stream that is not whole: no frame at its start, cut short, a block or checksum that fails. */
+const DAMAGED_STREAM = /unsupported format|premature end|unexpected end|truncated|decoding error|corrupt|checksum|unknown frame/i;
+
 /**
  * The bytes of one stored WAL file (already checked against their sha256), decrypted and decompressed to `dest`;
  * with `dest` null (the decoding scrub), decompressed to a count of bytes, nothing written (a full temporary disk
@@ -52,7 +55,7 @@ export async function decodeWal(
     p.stdout?.on('data', (c: Buffer) => {
       counted += c.length;
     });
-  type Ran = Parameters<typeof describeExit>[0] & { failed: boolean; stderr: unknown };
+  type Ran = Parameters<typeof describeExit>[0] & { failed: boolean; stderr: unknown; exitCode?: number | undefined; signal?: string | undefined };
   let z: Ran;
   // `signal` (restore-pitr canceled while it reads the newest commit) stops the tools.
   const stop = { ...(signal ? { cancelSignal: signal } : {}), forceKillAfterDelay: 5_000 } as const;
@@ -80,7 +83,12 @@ export async function decodeWal(
   }
   if (z.failed) {
     await gone();
-    throw new WalUndecodable(what, `does not decompress: ${firstErrorLine(String(z.stderr)) || describeExit(z)}.`);
+    const said = firstErrorLine(String(z.stderr ?? '')) || describeExit(z);
+    // Only zstd's own verdict on the bytes is damage; a zstd that did not start, was killed or ran out of memory
+    // says nothing about them (second reader: without zstd on PATH, a scrub set every segment it read aside).
+    if (typeof z.exitCode === 'number' && !z.signal && DAMAGED_STREAM.test(said) && !/memory|allocat/i.test(said))
+      throw new WalUndecodable(what, `does not decompress: ${said}.`);
+    throw new BotError('storage_failed', `${what} could not be decompressed here: zstd ${said}.`);
   }
   const size = tmp ? (await stat(tmp)).size : counted;
   if (size !== entry.rawBytes) {
