@@ -17,11 +17,12 @@ export function afterStart(o: {
   port: string | null;
 }): string[] {
   const { settled } = o;
-  const notReached = `"recovery ended before configured recovery target was reached" ${settled.notReached}.\n${RESET_AFTER(o)}`;
+  const notReached = `"recovery ended before configured recovery target was reached" ${settled.notReached}.`;
   if (o.action === 'promote' || settled.toEnd)
     return [
       `Then check the log for ${settled.logSays} and "archive recovery complete"${o.action === 'pause' ? '' : ': until then the server refuses connections ("the database system is not accepting connections"; hot_standby is off), so nothing reads a database recovered halfway'};`,
       notReached,
+      RESET_AFTER(o),
     ];
   const later = `for a later moment, stop it (\`${o.pgCtl} -D ${o.dataDir} stop\`), change the target restore-pitr wrote at the end of ${o.dataDir}/postgresql.auto.conf and start it again (recovery goes on from there); for an earlier one, lay it out again into an empty directory`;
   if (o.action === 'pause')
@@ -29,16 +30,30 @@ export function afterStart(o: {
       `Then check the log for ${settled.logSays} and "pausing at the end of recovery" ("recovery has paused" before PostgreSQL 14): the server holds there, still in recovery, and answers read-only queries (nothing can be written until it is promoted).`,
       `Check the data: \`runuser -u ${o.runAs} -- psql -p ${o.port ?? '5432'} -d <database>\`. If it is the moment wanted, promote it with \`SELECT pg_wal_replay_resume();\` (as a superuser): recovery ends there and the log says "archive recovery complete". If not: ${later}.`,
       notReached,
+      RESET_AFTER(o),
     ];
   return [
     `Then check the log for ${settled.logSays} and "shutdown at recovery target": the server stops there, still to be promoted.`,
     `To open it there, set \`recovery_target_action = 'promote'\` at the end of ${o.dataDir}/postgresql.auto.conf and start it again: it replays to the same target and promotes ("archive recovery complete"); ${later}.`,
     notReached,
+    RESET_AFTER(o),
   ];
 }
 
 /** What restore-pitr wrote for the recovery alone, and ALTER SYSTEM RESET takes out of postgresql.auto.conf. */
-export const RECOVERY_ONLY = ['restore_command', 'recovery_target_time', 'recovery_target_action', 'recovery_target_timeline', 'hot_standby'] as const;
+export const RECOVERY_ONLY = [
+  'restore_command',
+  // Every kind of target: `latest` writes recovery_target_lsn or recovery_target = 'immediate' (last-commit.ts).
+  'recovery_target',
+  'recovery_target_time',
+  'recovery_target_lsn',
+  'recovery_target_xid',
+  'recovery_target_name',
+  'recovery_target_inclusive',
+  'recovery_target_action',
+  'recovery_target_timeline',
+  'hot_standby',
+] as const;
 
 /**
  * Once promoted, the recovery's settings come out of postgresql.auto.conf: pg_basebackup copies that file, and a

@@ -235,11 +235,13 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
       const resets = [...run.stdout.matchAll(/-c "(ALTER SYSTEM RESET \w+)"/g)].map((m) => m[1] as string);
       expect(resets).toEqual(RECOVERY_ONLY.map((k) => `ALTER SYSTEM RESET ${k}`));
       expect(run.stdout).toContain('archive_mode stays off until this server has an archive of its own');
+      // `latest` set a target of its own kind (an LSN, or `immediate`), not recovery_target_time: it goes too.
+      expect(await readFile(join(dataDir, 'postgresql.auto.conf'), 'utf8')).toMatch(/^recovery_target(_lsn)? = /m);
       await withClient(server.url, async (c) => {
         for (const sql of resets) await c.query(sql);
       });
       const conf = await readFile(join(dataDir, 'postgresql.auto.conf'), 'utf8');
-      expect(conf).not.toMatch(/^(restore_command|recovery_target_\w+|hot_standby)\s*=/m);
+      expect(conf).not.toMatch(/^(restore_command|recovery_target(_\w+)?|hot_standby)\s*=/m);
       expect(conf).toMatch(/^archive_mode = 'off'$/m);
     } finally {
       await server.stop();
