@@ -1,4 +1,4 @@
-import { unscheduledProduction } from '../schedules/unscheduled.ts';
+import { unscheduledStatus } from '../schedules/unscheduled.ts';
 import type { RedisConnection } from '../redis-client.ts';
 import { walStatusLines } from './wal-status.ts';
 import type { Queue } from 'bullmq';
@@ -236,8 +236,9 @@ async function statusReply({ deps }: Ask): Promise<Reply> {
   const wal = deps.redis ? await withDeadline(1000, walStatusLines(deps.config, deps.redis), 'reading the WAL streams') : [];
   const walText = wal.length ? `\n\n${wal.join('\n')}` : '';
   // The schedules get what the jobs and WAL streams leave of one answer: a fleet's are summed up, not cut off.
-  const room = 3900 - jobs.length - walText.length - 2;
+  const unscheduled = unscheduledStatus(deps.config);
+  const head = unscheduled ? `${unscheduled}\n\n` : '';
+  const room = 3900 - head.length - jobs.length - walText.length - 2;
   const schedules = formatScheduleStatus(scheduleStatus(plannedSchedulers(deps.config), new Date(), 1, held), deps.config.timezone, Math.max(room, 600));
-  const unscheduled = unscheduledProduction(deps.config).map((l) => `:warning: ${l}\n\n`);
-  return { text: `${unscheduled.join('')}${jobs}\n\n${schedules}${walText}`.slice(0, 3900) };
+  return { text: `${head}${jobs}\n\n${schedules}${walText}`.slice(0, 3900) };
 }

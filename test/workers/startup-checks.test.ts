@@ -40,8 +40,11 @@ describe('start-up checks', () => {
     const byHand = { ...unscheduled, name: 'sandbox', environment: 'staging' as const };
     const config = { ...kit.config, targets: [shop, unscheduled, byHand] };
     expect(await startupChecks({ config, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 })).toEqual([
-      '*billing* (production) has every backup schedule disabled in the config: nothing backs it up but `/backup now`, and `stale` pages 25 h after its last backup. Enable one under `schedules.backups`, or mark the target staging.',
+      '*billing* (production) has every backup schedule disabled in the config: nothing backs it up but `/backup now`, and `stale` pages 25 h after its last backup. Enable one under its `schedules.backups` in the config file.',
     ]);
+    // One with scheduled base backups and its WAL archive is backed up: not said.
+    const physical = { ...unscheduled, name: 'ledger', policy: { ...unscheduled.policy, name: 'ledger', baseBackup: { cron: '0 3 * * 0' } } };
+    expect(await startupChecks({ config: { ...config, targets: [shop, physical] }, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 })).toEqual([]);
     await until('the channel told', () => posts().find((t) => t.includes('*billing* (production) has every backup schedule disabled')));
   });
 
