@@ -42,33 +42,38 @@ export class WatchedNotifier implements Notifier {
   ) {}
 
   post(message: ChannelMessage): Promise<MessageRef> {
-    return this.watch(() => this.inner.post(message));
+    return this.watch(() => this.inner.post(message), 'post');
   }
 
   update(ref: MessageRef, message: ChannelMessage): Promise<void> {
-    return this.watch(() => this.inner.update(ref, message));
+    return this.watch(() => this.inner.update(ref, message), 'update');
   }
 
   reply(ref: MessageRef, message: ChannelMessage): Promise<void> {
-    return this.watch(() => this.inner.reply(ref, message));
+    return this.watch(() => this.inner.reply(ref, message), 'reply');
   }
 
-  private async watch<T>(call: () => Promise<T>): Promise<T> {
+  /**
+   * Only a new post pages at once on a setup answer, and only a new post resolves a page: an update or thread reply
+   * to an older message may still go through where new posts are refused (an announcement-only channel), and must
+   * neither page nor resolve in turn with each post (second reader).
+   */
+  private async watch<T>(call: () => Promise<T>, kind: 'post' | 'update' | 'reply'): Promise<T> {
     try {
       const result = await call();
-      if (this.failingSince !== null) await this.cleared();
+      if (this.failingSince !== null && (kind === 'post' || !this.paged)) await this.cleared();
       return result;
     } catch (err) {
-      await this.failed(err);
+      await this.failed(err, kind);
       throw err;
     }
   }
 
-  private async failed(err: unknown): Promise<void> {
+  private async failed(err: unknown, kind: 'post' | 'update' | 'reply'): Promise<void> {
     const now = Date.now();
     this.failingSince ??= now;
     const answer = (err as { data?: { error?: string }; message?: string }).data?.error ?? (err as Error).message ?? String(err);
-    const meaning = SETUP_ANSWERS.get(answer);
+    const meaning = kind === 'post' ? SETUP_ANSWERS.get(answer) : undefined;
     if (this.paged || (!meaning && now - this.failingSince < this.afterMs)) return;
     this.paged = true;
     const minutes = Math.round((now - this.failingSince) / 60_000);

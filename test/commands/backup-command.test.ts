@@ -57,8 +57,15 @@ describe('/backup on real queues', () => {
       ).toBe(true);
       expect((await as('status')).text).not.toContain('every backup schedule disabled');
       // A fleet of them is summed up, not left to cut the answer's end (its WAL streams) off.
-      const many = { ...off, targets: Array.from({ length: 12 }, (_, i) => ({ ...shop, name: `app${i}`, policy: { ...shop.policy, name: `app${i}`, backups: [] } })) };
-      const summed = await backupCommand({ config: many, queue, storage: t.storage, log: silentLog, checklist })({ text: 'status', userId: 'U0ANA', userName: 'ana' });
+      const many = {
+        ...off,
+        targets: Array.from({ length: 12 }, (_, i) => ({ ...shop, name: `app${i}`, policy: { ...shop.policy, name: `app${i}`, backups: [] } })),
+      };
+      const summed = await backupCommand({ config: many, queue, storage: t.storage, log: silentLog, checklist })({
+        text: 'status',
+        userId: 'U0ANA',
+        userName: 'ana',
+      });
       expect(summed.text.split('\n')[0]).toBe(
         `:warning: 12 production targets have every backup schedule disabled in the config (nothing backs them up but \`/backup now\`): ${many.targets.map((x) => x.name).join(', ')}`,
       );

@@ -71,10 +71,23 @@ describe('the channel watched', () => {
       'pg-backup-bot cannot post to #incidnets: Slack answered channel_not_found (no channel by that name that the bot can see: check SLACK_CHANNEL; a private channel needs the bot invited)',
     );
     await expect(watched.post(msg)).rejects.toThrow(/channel_not_found/);
+    // An update of an older message that still goes through resolves nothing: only a new post proves posting works.
+    const older = await kit.notifier.post({ text: 'an older message' });
+    await watched.update(older, { text: 'an older message, updated' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(actions().slice(seen)).toEqual(['trigger']);
     invitedBack(kit.notifier);
     await watched.post(msg);
     await until('the page resolved', () => (actions().length === seen + 2 ? true : undefined), 30_000);
     expect(actions().slice(seen)).toEqual(['trigger', 'resolve']);
+  });
+
+  it('an update Slack refuses with a setup answer waits the set time like any failure: the channel of an older message may be gone', async () => {
+    const before = kit.pd.events.length;
+    const watched = new WatchedNotifier(kit.notifier, kit.escalation, '#incidents', 10 * 60_000);
+    await expect(watched.update({ channel: '#archived-long-ago', ts: '1.000001' }, msg)).rejects.toThrow(/channel_not_found/);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(kit.pd.events.slice(before).filter((e) => e.dedup_key === key)).toEqual([]);
   });
 
   it('does not page a post that failed once among ones that go through', async () => {

@@ -44,7 +44,9 @@ describe('start-up checks', () => {
     ]);
     // One with scheduled base backups and its WAL archive is backed up: not said.
     const physical = { ...unscheduled, name: 'ledger', policy: { ...unscheduled.policy, name: 'ledger', baseBackup: { cron: '0 3 * * 0' } } };
-    expect(await startupChecks({ config: { ...config, targets: [shop, physical] }, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 })).toEqual([]);
+    expect(
+      await startupChecks({ config: { ...config, targets: [shop, physical] }, notifier: kit.notifier, redis: kit.redis, log: kit.log, recheckMs: 0 }),
+    ).toEqual([]);
     await until('the channel told', () => posts().find((t) => t.includes('*billing* (production) has every backup schedule disabled')));
   });
 
