@@ -131,7 +131,8 @@ export async function startPlanKeeper(deps: PlanKeeperDeps): Promise<PlanKeeper>
     await say.post(message);
   }
 
-  const rivals = rivalWatch({ redis: deps.redis, config: deps.config, log, now });
+  // A test's clock when it sets one; else Redis's, the one clock every host shares.
+  const rivals = rivalWatch({ redis: deps.redis, config: deps.config, log, ...(deps.now ? { clock: async () => now().getTime() } : {}) });
 
   async function checkOnce(how: string): Promise<CheckOutcome> {
     await rivals((text) => say.post({ text })).catch((err: unknown) => log.warn({ err }, 'could not look for another deployment'));

@@ -24,22 +24,32 @@ export interface Rival {
 const FRESH_MS = 2 * 60_000;
 export const RIVAL_AFTER_MS = 5 * 60_000;
 
-/** The plan's fingerprint: every scheduler's id, pattern and zone, and the targets, sorted. */
+/**
+ * The plan's fingerprint: every scheduler whole (id, pattern, zone, job name and data: what sync.ts compares before
+ * it re-upserts one; two plans alike in their crons but not their keepDays rewrite each other too), and the targets.
+ */
 export function planFingerprint(config: Pick<Config, 'targets' | 'timezone' | 'schedules'>): string {
   const plan = plannedSchedulers(config)
-    .map((p) => `${p.id} ${p.pattern} ${p.tz}`)
+    .map((p) => JSON.stringify(p))
     .sort();
   const targets = config.targets.map((t) => t.name).sort();
   return createHash('sha256').update(JSON.stringify({ plan, targets })).digest('hex').slice(0, 16);
 }
 
 /** Tracks other plans seen in Redis; `seen` returns those seen for RIVAL_AFTER_MS and still fresh. */
-export function rivalWatch(deps: { redis: RedisConnection; config: Config; log: Logger; now: () => Date }) {
+export function rivalWatch(deps: {
+  redis: RedisConnection;
+  config: Config;
+  log: Logger;
+  /** Milliseconds by one clock for every host: Redis's own (TIME), so a host whose clock is behind is no rival unseen. */
+  clock?: () => Promise<number>;
+}) {
+  const clock = deps.clock ?? (async () => redisNow(deps.redis));
   const key = `${deps.config.queuePrefix}:plan:fingerprints`;
   const own = planFingerprint(deps.config);
   const firstSeen = new Map<string, number>();
   const seen = async (): Promise<Rival[]> => {
-    const at = deps.now().getTime();
+    const at = await clock();
     const targets = deps.config.targets.map((t) => t.name);
     await deps.redis.hset(key, own, JSON.stringify({ host: hostname(), targets, at }));
     const all = await deps.redis.hgetall(key);
@@ -60,16 +70,23 @@ export function rivalWatch(deps: { redis: RedisConnection; config: Config; log: 
     return rivals;
   };
   /** Each rival said once a day across every process of both deployments (NX), and logged here each time. */
-  return async function sayRivals(say: (text: string) => Promise<unknown>): Promise<Rival[]> {
+  return async function sayRivals(say: (text: string) => Promise<unknown | undefined>): Promise<Rival[]> {
     const rivals = await seen();
     for (const r of rivals) {
       deps.log.error({ rival: r }, 'another deployment with a different plan shares this Redis and QUEUE_PREFIX');
       const pair = [own, r.fingerprint].sort().join(':');
-      const first = await deps.redis.set(`${deps.config.queuePrefix}:plan:rival-said:${pair}`, '1', 'EX', 86_400, 'NX');
-      if (first === 'OK') await say(rivalSentence(deps.config, r));
+      const saidKey = `${deps.config.queuePrefix}:plan:rival-said:${pair}`;
+      const first = await deps.redis.set(saidKey, '1', 'EX', 86_400, 'NX');
+      // Not posted (Slack down): the next check, of this process or another, tries again.
+      if (first === 'OK' && (await say(rivalSentence(deps.config, r))) === undefined) await deps.redis.del(saidKey);
     }
     return rivals;
   };
+}
+
+async function redisNow(redis: RedisConnection): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
 
 function parse(raw: string): { host: string; targets: string[]; at: number } | null {
@@ -87,7 +104,8 @@ export function rivalSentence(config: Pick<Config, 'queuePrefix' | 'targets'>, r
   const ours = config.targets.map((t) => t.name).join(', ') || 'none';
   return (
     `:rotating_light: Another pg-backup-bot deployment with a different plan shares this Redis and QUEUE_PREFIX \`${config.queuePrefix}\`: ` +
-    `host ${r.host} (targets: ${r.targets.join(', ') || 'none'}), beside this one on ${hostname()} (targets: ${ours}). ` +
-    'Each removes the schedules the other planned and takes its jobs, so scheduled backups may not run. Give each deployment its own QUEUE_PREFIX (or its own Redis), or the same config file.'
+    `host ${r.host} (targets: ${r.targets.join(', ') || 'none'}), beside this one on ${hostname()} (targets: ${ours}), for over 5 minutes. ` +
+    'Each removes the schedules the other planned and takes its jobs, so scheduled backups may not run. Give each deployment its own QUEUE_PREFIX (or its own Redis), or the same config file. ' +
+    '(A rollout of a changed config that has not reached every worker yet looks the same: it ends when every worker runs the new config.)'
   );
 }

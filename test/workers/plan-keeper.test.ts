@@ -7,6 +7,7 @@ import { createEscalation, pageStateKey } from '../../src/notifications/escalati
 import { plannedSchedulers } from '../../src/schedules/sync.ts';
 import { PLAN_DEDUP_KEY, restartTime, startPlanKeeper, type PlanKeeper, type PlanKeeperDeps } from '../../src/workers/plan-keeper.ts';
 import { gapSize, planGap } from '../../src/workers/redis-plan.ts';
+import { planFingerprint, rivalWatch } from '../../src/workers/plan-rivals.ts';
 import { until } from '../support/until.ts';
 import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
 
@@ -274,9 +275,20 @@ describe('two deployments with different plans on one Redis and prefix', () => {
     expect(said()).toHaveLength(1);
     expect(text[0]).toMatch(
       new RegExp(
-        `^:rotating_light: Another pg-backup-bot deployment with a different plan shares this Redis and QUEUE_PREFIX \`\\{pk-[0-9a-f]{8}\\}\`: host \\S+ \\(targets: (billing|${shop.name})\\), beside this one on \\S+ \\(targets: (billing|${shop.name})\\)\\. Each removes the schedules the other planned and takes its jobs, so scheduled backups may not run\\. Give each deployment its own QUEUE_PREFIX \\(or its own Redis\\), or the same config file\\.$`,
+        `^:rotating_light: Another pg-backup-bot deployment with a different plan shares this Redis and QUEUE_PREFIX \`\\{pk-[0-9a-f]{8}\\}\`: host \\S+ \\(targets: (billing|${shop.name})\\), beside this one on \\S+ \\(targets: (billing|${shop.name})\\), for over 5 minutes\\. Each removes the schedules the other planned and takes its jobs, so scheduled backups may not run\\. Give each deployment its own QUEUE_PREFIX \\(or its own Redis\\), or the same config file\\. \\(A rollout of a changed config that has not reached every worker yet looks the same: it ends when every worker runs the new config\\.\\)$`,
       ),
     );
+  });
+
+  it('plans alike in their crons but not in what a scheduled job keeps are rivals too (they rewrite each other)', () => {
+    const shop = kit.config.targets[0];
+    if (!shop) throw new Error('no target');
+    const [daily] = shop.policy.backups;
+    if (!daily) throw new Error('no daily backup');
+    const longer = { ...kit.config, targets: [{ ...shop, policy: { ...shop.policy, backups: [{ ...daily, keepDays: daily.keepDays + 1 }] } }] };
+    const same = { ...kit.config, targets: [{ ...shop, policy: { ...shop.policy, backups: [{ ...daily }] } }] };
+    expect(planFingerprint(longer)).not.toBe(planFingerprint(same));
+    expect(planFingerprint(same)).toBe(planFingerprint({ ...same }));
   });
 
   it('workers of one deployment (the same plan) are no rivals, however long they run', async () => {
@@ -291,5 +303,14 @@ describe('two deployments with different plans on one Redis and prefix', () => {
       at += 5 * 60_000;
     }
     expect([...kit.slack.messages.values()].filter((m) => (m.text ?? '').includes(`QUEUE_PREFIX \`${a.config.queuePrefix}\``))).toEqual([]);
+  });
+
+  it('by default times every plan by Redis’s clock (TIME), the one every host shares', async () => {
+    const a = deployment();
+    const look = rivalWatch({ redis: kit.redis, config: a.config, log: kit.log });
+    expect(await look(async () => undefined)).toEqual([]);
+    const [seconds] = await kit.redis.time();
+    const written = JSON.parse((await kit.redis.hget(`${a.config.queuePrefix}:plan:fingerprints`, planFingerprint(a.config))) ?? '{}') as { at?: number };
+    expect(Math.abs((written.at ?? 0) - Number(seconds) * 1000)).toBeLessThan(5_000);
   });
 });
