@@ -24,6 +24,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     process.stderr.write(`${toUserMessage(err)}\n`);
     if (!isBotError(err)) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
+    // For wal-fetch, any exit but 1 ("not archived") above 125 stops recovery (wal-fetch-cli.ts ABORT_RECOVERY).
+    process.exit(process.argv[2] === 'wal-fetch' ? 126 : 1);
   },
 );

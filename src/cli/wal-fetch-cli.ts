@@ -29,10 +29,19 @@ function walArgs(args: string[], usage: string, io: WalVerbDeps['io']): { target
   return null;
 }
 
+/**
+ * wal-fetch's exit when the file is archived and cannot be served (unreadable, damaged, a key that does not open it,
+ * a misconfigured restore_command): above 125, which PostgreSQL takes as "abort recovery" (xlogarchive.c,
+ * wait_result_is_any_signal), where any other failure means "not archived", and recovery goes on without the file.
+ * QA: a timeline-2 snapshot that could not be read made recovery take timeline 1's segment of that name instead,
+ * replay the old primary's writes past the fork, and promote: "archive recovery complete", the wrong history.
+ */
+export const ABORT_RECOVERY = 126;
+
 /** `pg-backup-bot wal-fetch <target> <file> <dest>`: restore_command's half; exit 1 when the file is not archived. */
 export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<number> {
   const parsed = walArgs(args, 'wal-fetch <target> <wal-file> <destination> [--reader=TOKEN]', deps.io);
-  if (!parsed) return 2;
+  if (!parsed) return ABORT_RECOVERY;
   const { targetName, token } = parsed;
   const [name, dest] = parsed.args;
   // The recovery is still reading: restore-pitr's hold on the base backup and its WAL lasts another day. Renewed
@@ -57,8 +66,8 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
     await notePrefetchTaken(dest, name);
     return 0;
   } catch (err) {
-    deps.io.err(`wal-fetch of ${name} FAILED: ${toUserMessage(err)}`);
-    return 1;
+    deps.io.err(`wal-fetch of ${name} FAILED, recovery stops here (exit ${ABORT_RECOVERY}): ${toUserMessage(err)}`);
+    return ABORT_RECOVERY;
   } finally {
     await renewed;
   }

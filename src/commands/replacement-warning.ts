@@ -36,3 +36,20 @@ function replacementText(serverUrl: string, database: string, m: Manifest, inUse
 export function diskNeeded(m: Manifest): string {
   return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken).`;
 }
+
+/**
+ * A confirmation's text as section blocks of at most 3000 characters each (Slack refuses a longer one with
+ * `invalid_blocks`, and the whole reply with it): split after a sentence, never inside a `<!date…>` token or a name.
+ */
+export function warningSections(text: string, max = 3000): Array<{ type: 'section'; text: { type: 'mrkdwn'; text: string } }> {
+  const out: string[] = [];
+  let rest = text;
+  while (rest.length > max) {
+    const cut = Math.max(rest.lastIndexOf('. ', max - 1), rest.lastIndexOf('; ', max - 1));
+    const at = cut > max / 2 ? cut + 1 : rest.lastIndexOf(' ', max - 1) > 0 ? rest.lastIndexOf(' ', max - 1) : max;
+    out.push(rest.slice(0, at).trimEnd());
+    rest = rest.slice(at).trimStart();
+  }
+  out.push(rest);
+  return out.map((t) => ({ type: 'section', text: { type: 'mrkdwn', text: t } }));
+}

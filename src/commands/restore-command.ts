@@ -21,7 +21,7 @@ import { newerBackupsSaid } from './newer-backups.ts';
 import { changedSinceShown, isWholeDatabase, scopeNamed } from '../restore-scope.ts';
 import { backupsTheSwapEnds } from '../replacement-backups.ts';
 import { namedTablesLine, tablesNotInBackup } from './named-tables.ts';
-import { diskNeeded, replacementWarning } from './replacement-warning.ts';
+import { diskNeeded, replacementWarning, warningSections } from './replacement-warning.ts';
 
 export const CONFIRM_ACTION = 'restore_into_confirm';
 export const CANCEL_ACTION = 'restore_into_cancel';
@@ -132,7 +132,7 @@ export function restoreCommand(deps: RestoreCommandDeps) {
         ? shown.text + (await newer) + (await backupsTheSwapEnds(marks, deps.config, targetConfig.url, req.into))
         : `:warning: This will *overwrite* ${scopeNamed(req)} in the existing database \`${req.into}\` on the server of *${target}* with their contents from backup \`${m.backupId}\` (taken ${slackDate(m.startedAt, deps.config.timezone)}). Rows written since then in those tables are lost.${namedTablesLine(m, req.tables)}`;
       const blocks: Block[] = [
-        { type: 'section', text: { type: 'mrkdwn', text: warning } },
+        ...warningSections(warning),
         {
           type: 'actions',
           block_id: `restore_into_${id}`,

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ABORT_RECOVERY, cliWalFetch } from '../../../src/cli/wal-fetch-cli.ts';
 import { segmentStartLsn } from '../../../src/postgres/pitr/lsn.ts';
 import { receiving, snapshotPartial } from '../../../src/postgres/pitr/partial-archiver.ts';
 import { PartialWalStore, recoverableWal } from '../../../src/postgres/pitr/partial-store.ts';
@@ -53,6 +54,30 @@ describe('snapshotPartial', () => {
     expect(got.subarray(20_000).every((b) => b === 0)).toBe(true);
     // The window reaches it through recoverableWal, at the time the server reported the flush.
     expect((await recoverableWal(join(dir, 'b'), 'app')).map((e) => [e.name, e.archivedAt])).toEqual([[SEG, '2026-12-04T12:00:00.000Z']]);
+  });
+
+  it('wal-fetch stops recovery (exit 126) on a snapshot it cannot serve, and says "not archived" (exit 1) only when it is not (QA)', async () => {
+    // QA: a new timeline's snapshot that could not be read answered exit 1, which PostgreSQL takes as "not
+    // archived": it took the old timeline's segment of that number, replayed past the fork and promoted.
+    const name = '000000020000000000000009';
+    await writeFile(join(dir, `${name}.partial`), file);
+    await snapshotPartial(join(dir, `${name}.partial`), name, segmentStartLsn(name) + 20_000n, new Date('2026-12-04T12:05:00Z'), o());
+    const entry = await o().partials.entry(name);
+    if (!entry) throw new Error('not stored');
+    const stored = join(o().partials.dir, entry.file);
+    const bytes = await readFile(stored);
+    bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff;
+    await writeFile(stored, bytes);
+    const said: string[] = [];
+    const deps = { backupDir: join(dir, 'b'), identityFile: undefined, io: { out: () => undefined, err: (l: string) => said.push(l) } };
+    expect(await cliWalFetch(['app', name, join(dir, 'RECOVERYXLOG')], deps)).toBe(ABORT_RECOVERY);
+    expect(ABORT_RECOVERY).toBeGreaterThan(125);
+    expect(said.join('\n')).toMatch(new RegExp(`^wal-fetch of ${name} FAILED, recovery stops here \\(exit 126\\): .*sha256`));
+    // Not archived at all: 1, and recovery goes on (it asks for files until there is none).
+    expect(await cliWalFetch(['app', '00000002000000000000000A', join(dir, 'RECOVERYXLOG')], deps)).toBe(1);
+    expect(await cliWalFetch(['app', '00000003.history', join(dir, 'RECOVERYHISTORY')], deps)).toBe(1);
+    // A restore_command written wrong stops recovery too, instead of promoting what the base backup holds.
+    expect(await cliWalFetch(['app'], deps)).toBe(ABORT_RECOVERY);
   });
 
   it('a whole segment archived supersedes the snapshots of its timeline only: an older timeline’s last WAL is kept (QA)', async () => {
