@@ -1,3 +1,5 @@
+import { parseRecoveryTime } from '../postgres/pitr/recovery-time.ts';
+import { toUserMessage } from '../errors.ts';
 import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { BackupIdSchema } from '../storage/index.ts';
@@ -93,9 +95,6 @@ function tokens(raw: string): string[] | null {
 
 const cut = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
 
-/** A time as typed: date, time, optional fraction and offset (checked for its offset and the window by the handler). */
-const TIME_WORDS = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?$/i;
-
 function parsePitrText(rest: string): RestoreTestRequest {
   const w = rest.trim().split(/\s+/).filter(Boolean);
   let target: string | undefined;
@@ -106,9 +105,17 @@ function parsePitrText(rest: string): RestoreTestRequest {
     w.shift();
   }
   const when = w.join(' ');
-  const at = when === '' ? 'latest' : /^(latest|random)$/i.test(when) ? when.toLowerCase() : when.toUpperCase().replace(/\s+(?=[Z+-])/, '');
-  if (at !== 'latest' && at !== 'random' && !TIME_WORDS.test(at))
-    return { verb: 'help', problem: `"${cut(when)}" is not a time: say \`latest\` or a time with its offset, e.g. \`2026-12-03 14:30:00+01\`.` };
+  let at = when === '' ? 'latest' : /^(latest|random)$/i.test(when) ? when.toLowerCase() : when;
+  // Read as the worker and restore-pitr read it (recovery-time.ts), and passed on as the moment it names (UTC, to the
+  // millisecond): every way the bot writes a time is taken back (QA: "2026-12-07 17:55:30 UTC", as /backup health
+  // shows it, and "Mon 2026-12-07 18:55:30 UTC+01:00", as the CLI's list does, were refused here).
+  if (at !== 'latest' && at !== 'random') {
+    try {
+      at = parseRecoveryTime(at).toISOString();
+    } catch (err) {
+      return { verb: 'help', problem: `${toUserMessage(err).replace(/\.$/, '')}; or say \`latest\`.` };
+    }
+  }
   return target === undefined ? { verb: 'pitr', at } : { verb: 'pitr', target, at };
 }
 

@@ -9,17 +9,32 @@ describe('/restore-test pitr [target] [time|latest]', () => {
     expect(parseRestoreTestText('pitr shop')).toEqual({ verb: 'pitr', target: 'shop', at: 'latest' });
     expect(parseRestoreTestText('PITR shop Latest')).toEqual({ verb: 'pitr', target: 'shop', at: 'latest' });
     expect(parseRestoreTestText('pitr random')).toEqual({ verb: 'pitr', at: 'random' });
-    expect(parseRestoreTestText('pitr shop 2026-12-03 14:30:00+01')).toEqual({ verb: 'pitr', target: 'shop', at: '2026-12-03 14:30:00+01' });
+    // The moment named, passed on in UTC to the millisecond.
+    expect(parseRestoreTestText('pitr shop 2026-12-03 14:30:00+01')).toEqual({ verb: 'pitr', target: 'shop', at: '2026-12-03T13:30:00.000Z' });
     expect(parseRestoreTestText('pitr 2026-12-03T14:30:00.250Z')).toEqual({ verb: 'pitr', at: '2026-12-03T14:30:00.250Z' });
     // Slack's quotes around the time, and a space before the offset.
-    expect(parseRestoreTestText('pitr shop “2026-12-03 14:30:00 +01”')).toEqual({ verb: 'pitr', target: 'shop', at: '2026-12-03 14:30:00+01' });
+    expect(parseRestoreTestText('pitr shop “2026-12-03 14:30:00 +01”')).toEqual({ verb: 'pitr', target: 'shop', at: '2026-12-03T13:30:00.000Z' });
   });
 
-  it('keeps a time without an offset for the handler to refuse with its reason, and what is no time at all for help', () => {
-    expect(parseRestoreTestText('pitr shop 2026-12-03 14:30')).toEqual({ verb: 'pitr', target: 'shop', at: '2026-12-03 14:30' });
+  it('takes back every way the bot writes a time, as the CLI does (QA: refused in Slack, taken by restore-pitr)', () => {
+    const at = { verb: 'pitr', target: 'app', at: '2026-12-07T17:55:30.000Z' };
+    expect(parseRestoreTestText('pitr app 2026-12-07 17:55:30 UTC')).toEqual(at);
+    expect(parseRestoreTestText('pitr app 2026-12-07 18:55:30 UTC+01:00')).toEqual(at);
+    expect(parseRestoreTestText('pitr app Mon 2026-12-07 18:55:30 UTC+01:00')).toEqual(at);
+    expect(parseRestoreTestText('pitr app 2026-12-07 18:55:30+1')).toEqual(at);
+    expect(parseRestoreTestText('pitr app 2026-12-07T17:55:30.000Z')).toEqual(at);
+  });
+
+  it('refuses a time without an offset, and what is no time at all, with the reason', () => {
+    expect(parseRestoreTestText('pitr shop 2026-12-03 14:30')).toMatchObject({
+      verb: 'help',
+      problem: expect.stringMatching(
+        /^"2026-12-03 14:30" has no UTC offset: say "2026-12-03 14:30:00\+01", "… UTC" or "…Z", so the moment is not a guess; or say `latest`\.$/,
+      ),
+    });
     expect(parseRestoreTestText('pitr shop yesterday')).toMatchObject({
       verb: 'help',
-      problem: expect.stringMatching(/"yesterday" is not a time: say `latest` or a time with its offset/),
+      problem: expect.stringMatching(/"yesterday" is not a time: say "2026-12-03 14:30:00\+01" \(date, time and UTC offset\); or say `latest`/),
     });
     expect(parseRestoreTestText('pitr shop; rm -rf /')).toMatchObject({ verb: 'help', problem: expect.stringMatching(/is not a valid target name/) });
   });

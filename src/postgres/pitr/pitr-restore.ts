@@ -8,6 +8,9 @@ import { errnoCode, readdirIfExists } from '../../storage/fs-util.ts';
 import { type BaseBackup, BaseBackupSchema } from './base-backup.ts';
 import { LocalWalStore } from './wal-store.ts';
 import { decodeWal } from './wal-decode.ts';
+import { parseRecoveryTime } from './recovery-time.ts';
+
+export { parseRecoveryTime };
 import { setAsideIfDamaged } from './pitr-scrub.ts';
 import { consistentBy, rangeAt, recoverableWindow, segmentPosition, setAsideNamed, WAL_ARRIVES, type WindowWal, windowAlong } from './window.ts';
 import { gapBeforeWindow, switchedSentence } from './switched.ts';
@@ -22,44 +25,6 @@ export async function listBaseBackups(root: string, target: string): Promise<Bas
     if (text) found.push(BaseBackupSchema.parse(JSON.parse(text)));
   }
   return found.sort((a, b) => Date.parse(a.finishedAt) - Date.parse(b.finishedAt));
-}
-
-/** "2026-12-03 14:30:00+01": a time with its offset; anything without one is refused (whose 14:30?). */
-export function parseRecoveryTime(asked: string): Date {
-  // The bot's own way of writing a time is taken back as it is shown: "2026-12-07 07:28:46 UTC" (the window), and
-  // "UTC+01:00" (QA: pasted from /backup list and refused as "has no UTC offset").
-  const text = asked
-    .trim()
-    .replace(/\s*UTC$/i, 'Z')
-    .replace(/\s*UTC([+-])(\d{1,2})(:?\d{2})?$/i, (_m, sign: string, h: string, m?: string) => `${sign}${h.padStart(2, '0')}${m ?? ''}`)
-    // "14:30:00 +01:00", as `date --rfc-3339` and many logs write it: the space is not part of the time.
-    .replace(/(\d)\s+([+-]\d{2}(:?\d{2})?|Z)$/i, '$1$2');
-  // Something that is not a date and time at all is said so, not blamed on a missing offset.
-  if (!/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}/.test(text.trim()))
-    throw new BotError('bad_request', `"${asked}" is not a time: say "2026-12-03 14:30:00+01" (date, time and UTC offset).`);
-  if (!/(Z|[+-]\d{2}(:?\d{2})?)$/.test(text.trim())) {
-    throw new BotError('bad_request', `"${asked}" has no UTC offset: say "2026-12-03 14:30:00+01", "… UTC" or "…Z", so the moment is not a guess.`);
-  }
-  const d = new Date(
-    text
-      .trim()
-      .replace(' ', 'T')
-      .replace(/([+-]\d{2})$/, '$1:00'),
-  );
-  if (Number.isNaN(d.getTime())) throw new BotError('bad_request', `"${asked}" is not a time PostgreSQL and the bot read alike (e.g. 2026-12-03 14:30:00+01).`);
-  // A day the calendar lacks (2026-02-30) would be moved to another (March 2nd) and recovered to: refused (QA).
-  const [y, m, day] = (/^(\d{4})-(\d{2})-(\d{2})/.exec(text.trim()) ?? []).slice(1).map(Number) as [number, number, number];
-  const calendar = new Date(Date.UTC(y, m - 1, day));
-  if (calendar.getUTCFullYear() !== y || calendar.getUTCMonth() !== m - 1 || calendar.getUTCDate() !== day)
-    throw new BotError('bad_request', `"${asked}" names a day the calendar does not have; check the date.`);
-  // The bot keeps milliseconds: a finer time would be cut, and a commit in the part cut off left out (QA).
-  const fraction = /\.(\d+)/.exec(text)?.[1] ?? '';
-  if (fraction.length > 3 && /[1-9]/.test(fraction.slice(3)))
-    throw new BotError(
-      'bad_request',
-      `"${asked}" is finer than a millisecond, which the bot keeps: round it up to the next millisecond to include a commit made within it.`,
-    );
-  return d;
 }
 
 /** The timelines a window runs along, with it, for a refused --timeline: "Recoverable along timeline 1 (from … to …) and 2 (…)." */
