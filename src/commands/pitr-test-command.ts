@@ -37,11 +37,16 @@ export async function queuePitrTest(
     pitr: { at: req.at },
   });
   deps.log.info({ jobId, duplicate, at: req.at }, duplicate ? 'PITR restore test already running' : 'PITR restore test queued');
-  const to = req.at === 'latest' ? 'the latest moment' : req.at === 'random' ? 'a random moment of the window' : `\`${req.at}\``;
+  const moment = (at: string) => (at === 'latest' ? 'the latest moment' : at === 'random' ? 'a random moment of the window' : `\`${at}\``);
+  const to = moment(req.at);
+  if (!duplicate)
+    return { jobId, text: `PITR restore test of *${target.name}* to ${to} queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.` };
+  // Which moment the test already there is for, and that this one was not queued (QA: a second time was dropped quietly).
+  const there = await withDeadline(1000, deps.queue.getJob(jobId), 'reading the queued test').catch(() => undefined);
+  const its = there?.data.pitr?.at;
+  const other = its !== undefined && its !== req.at;
   return {
     jobId,
-    text: duplicate
-      ? `A PITR restore test of *${target.name}* is already queued or running: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.`
-      : `PITR restore test of *${target.name}* to ${to} queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.`,
+    text: `A PITR restore test of *${target.name}* is already queued or running${its ? ` (to ${moment(its)})` : ''}: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.${other ? ` This one, to ${to}, was not queued: ask again once that verdict is posted.` : ''}`,
   };
 }

@@ -86,6 +86,11 @@ describe('/restore-test pitr, as the bot runs it', () => {
     const reply = await slash(h, '/restore-test', 'pitr shop latest');
     expect(reply.text).toMatch(/^PITR restore test of \*shop\* to the latest moment queued: job `/);
     const jobId = jobIdOf(reply.text) as string;
+    // Asked again for another moment while it is queued or running: that one is named, and this one said not queued (QA).
+    const again = await slash(h, '/restore-test', 'pitr shop random');
+    expect(again.text).toBe(
+      `A PITR restore test of *shop* is already queued or running (to the latest moment): job \`${jobId}\`. Its verdict will be posted in ${h.config.slack.channel}. This one, to a random moment of the window, was not queued: ask again once that verdict is posted.`,
+    );
     const verdict = await channelMessage(h, jobId, /PITR restore test of shop (passed|FAILED)/, 180_000);
     const blocks = JSON.stringify(verdict.blocks);
     expect(verdict.text, blocks).toMatch(/^PITR restore test of shop passed \(recovered to \d{4}-/);
