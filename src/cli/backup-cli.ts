@@ -1,3 +1,4 @@
+import { cliFailure } from './cli-failure.ts';
 import { missingBackupDir } from './backup-dir.ts';
 import { formatInZone } from '../schedules/time.ts';
 import type { Config } from '../config.ts';
@@ -114,7 +115,7 @@ export async function cliBackup(
       );
       return 1;
     }
-    io.err(`Backup FAILED: ${toUserMessage(err)}`);
+    io.err(`Backup FAILED: ${cliFailure(err)}`);
     await record({ ok: false, reason: toUserMessage(err) }).catch((e: unknown) => deps.log.warn({ err: e }, 'could not record the run'));
     if (isBotError(err) && err.message !== err.userMessage) io.err(err.message.split('\n').slice(-8).join('\n'));
     deps.log.debug({ err }, 'backup failed');

@@ -1,3 +1,4 @@
+import { cliFailure } from './cli-failure.ts';
 import { findTarget, type Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
@@ -45,7 +46,7 @@ export async function cliBaseBackup(
     );
     return 0;
   } catch (err) {
-    io.err(`Base backup FAILED: ${toUserMessage(err)}`);
+    io.err(`Base backup FAILED: ${cliFailure(err)}`);
     return 1;
   }
 }

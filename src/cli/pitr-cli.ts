@@ -1,3 +1,4 @@
+import { cliFailure } from './cli-failure.ts';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,7 +110,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
       renewEveryMs: 0,
     });
     if (!(await listBaseBackups(root, target.name)).some((b) => b.id === base.id)) {
-      throw new Error(`base backup ${base.id} was deleted by retention just now; run restore-pitr again`);
+      throw new BotError('storage_failed', `Base backup ${base.id} was deleted by retention just now; run restore-pitr again.`);
     }
     // A segment the prefetcher has ready (fetched, checked, renamed into place whole) is taken by the shell's own mv:
     // starting Node for it cost recovery ~60 ms a segment, most of the bench's gap to pgBackRest's C archive-get.
@@ -188,7 +189,7 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
     await laidOut?.undo();
     await Promise.all([reading?.release(), newest]);
     if (signal?.aborted) io.err(`restore-pitr canceled; nothing was kept in ${resolve(dataDir)}.`);
-    else io.err(`Point-in-time restore FAILED: ${toUserMessage(err)}`);
+    else io.err(`Point-in-time restore FAILED: ${cliFailure(err)}`);
     return 1;
   }
 }
@@ -208,7 +209,7 @@ async function downloadFromS3(
   // Loaded here only: the S3 client costs every restore-pitr ~0.1 s of its start, and most read BACKUP_DIR.
   const [{ s3PitrStore }, { fetchFromOffsite }] = await Promise.all([import('../postgres/pitr/s3-pitr-store.ts'), import('../postgres/pitr/offsite-fetch.ts')]);
   const remote = s3PitrStore(config, target);
-  if (!remote) throw new Error('--from=s3 reads the WAL archive in S3: set S3_BUCKET (and S3_MODE) as the workers have it');
+  if (!remote) throw new BotError('config_invalid', '--from=s3 reads the WAL archive in S3: set S3_BUCKET (and S3_MODE) as the workers have it.');
   try {
     const got = await fetchFromOffsite({ root, remote, at, fromWindow, signal });
     return `Fetched base backup ${got.base.id} and ${got.segments} WAL file(s) (${formatBytes(got.bytes)} new) from ${remote.describe()} into ${resolve(root)}.`;

@@ -40,7 +40,10 @@ export async function queuePitrTest(
   const moment = (at: string) => (at === 'latest' ? 'the latest moment' : at === 'random' ? 'a random moment of the window' : `\`${at}\``);
   const to = moment(req.at);
   if (!duplicate)
-    return { jobId, text: `PITR restore test of *${target.name}* to ${to} queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.` };
+    return {
+      jobId,
+      text: `PITR restore test of *${target.name}* to ${to} queued: job \`${jobId}\`. Progress and the verdict will be posted in ${deps.config.slack.channel}.`,
+    };
   // Which moment the test already there is for, and that this one was not queued (QA: a second time was dropped quietly).
   const there = await withDeadline(1000, deps.queue.getJob(jobId), 'reading the queued test').catch(() => undefined);
   const its = there?.data.pitr?.at;

@@ -188,6 +188,15 @@ describe('restore-pitr: canceled, and what it refuses up front', () => {
     expect(await holds()).toEqual([]);
   }, 60_000);
 
+  it('--from=s3 without a bucket configured says so, not "something unexpected" (QA)', async () => {
+    const noBucket = await cli(['restore-pitr', 'app', '--time=latest', `--data-dir=${join(dir, 'from-s3')}`, '--from=s3'], env);
+    expect(noBucket.exitCode).toBe(1);
+    expect(noBucket.stderr).toContain(
+      'Point-in-time restore FAILED: --from=s3 reads the WAL archive in S3: set S3_BUCKET (and S3_MODE) as the workers have it.',
+    );
+    expect(await holds()).toEqual([]);
+  }, 60_000);
+
   it('makes the parents of a new data directory passable to the server user, whatever the umask (mkdir -p gave them 0700)', async () => {
     if ((await asServerUser()).uid === undefined) return;
     const dataDir = join(dir, 'new-parent', 'deeper', 'cluster');
