@@ -9,7 +9,7 @@ import { errnoCode, fsyncDir, readdirIfExists, storageError, writeFileAtomically
 import type { ArtifactWriter } from '../../storage/index.ts';
 import { SEGMENT_NAME, segmentPosition } from './lsn.ts';
 import { archivedWal } from './wal-index.ts';
-import { LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
+import { entryUnreadable, LocalWalStore, type WalEntry, WalEntrySchema } from './wal-store.ts';
 
 /**
  * Snapshots of the segment pg_receivewal is still writing, in `<BACKUP_DIR>/<target>/_wal/_partial/`: at most one
@@ -75,7 +75,7 @@ export class PartialWalStore {
       return PartialEntrySchema.parse(JSON.parse(await readFile(join(this.dir, `${name}.json`), 'utf8')));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return null;
-      throw new BotError('storage_failed', `The index entry of the partial WAL snapshot ${name} in ${this.describe()} is unreadable.`, { cause: err });
+      throw entryUnreadable(`the partial WAL snapshot ${name}`, this.describe(), err);
     }
   }
 

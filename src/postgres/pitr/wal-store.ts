@@ -48,6 +48,22 @@ export const WalEntrySchema = z.object({
 });
 export type WalEntry = z.infer<typeof WalEntrySchema>;
 
+/** An index entry (or its file) that is there and cannot be read, said with why: permission denied names the user. */
+export function entryUnreadable(what: string, where: string, err: unknown): BotError {
+  if (errnoCode(err) === 'EACCES') {
+    const user = process.getuid?.() === undefined ? 'this user' : `user ${userInfo().username}`;
+    return new BotError(
+      'storage_failed',
+      `${what} in ${where} may not be read by ${user} (permission denied): the user who runs the restore (or the recovering server, through restore_command) must be able to read BACKUP_DIR.`,
+      { cause: err },
+    );
+  }
+  const code = errnoCode(err);
+  return new BotError('storage_failed', `The index entry of ${what} in ${where} is unreadable${code ? ` (${code})` : ' (not the JSON the bot writes)'}.`, {
+    cause: err,
+  });
+}
+
 export class LocalWalStore {
   readonly dir: string;
 
@@ -83,17 +99,8 @@ export class LocalWalStore {
     try {
       return WalEntrySchema.parse(JSON.parse(await readFile(join(this.dir, `${name}.json`), 'utf8')));
     } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT') return null;
-      if (code === 'EACCES') {
-        const user = process.getuid?.() === undefined ? 'this user' : `user ${userInfo().username}`;
-        throw new BotError(
-          'storage_failed',
-          `WAL ${name} in ${this.describe()} may not be read by ${user} (permission denied): the user who runs the restore (or the recovering server, through restore_command) must be able to read BACKUP_DIR.`,
-          { cause: err },
-        );
-      }
-      throw new BotError('storage_failed', `The index entry of WAL ${name} in ${this.describe()} is unreadable.`, { cause: err });
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw entryUnreadable(`WAL ${name}`, this.describe(), err);
     }
   }
 

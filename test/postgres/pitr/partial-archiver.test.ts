@@ -76,6 +76,13 @@ describe('snapshotPartial', () => {
     // Not archived at all: 1, and recovery goes on (it asks for files until there is none).
     expect(await cliWalFetch(['app', '00000002000000000000000A', join(dir, 'RECOVERYXLOG')], deps)).toBe(1);
     expect(await cliWalFetch(['app', '00000003.history', join(dir, 'RECOVERYHISTORY')], deps)).toBe(1);
+    // An index entry that cannot be read stops it too, saying why.
+    await writeFile(join(o().partials.dir, '00000002000000000000000B.json'), '{ not json');
+    said.length = 0;
+    expect(await cliWalFetch(['app', '00000002000000000000000B', join(dir, 'RECOVERYXLOG')], deps)).toBe(ABORT_RECOVERY);
+    expect(said.join('\n')).toContain(
+      `The index entry of the partial WAL snapshot 00000002000000000000000B in local:${o().partials.dir} is unreadable (not the JSON the bot writes).`,
+    );
     // A restore_command written wrong stops recovery too, instead of promoting what the base backup holds.
     expect(await cliWalFetch(['app'], deps)).toBe(ABORT_RECOVERY);
   });
