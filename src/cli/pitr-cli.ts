@@ -171,7 +171,8 @@ export async function cliRestorePitr(args: string[], deps: { config: Config; io:
               ? [`It recovers along timeline ${timeline} (the promotion's history file, archived), from a base backup taken on timeline ${base.timeline}.`]
               : []),
         ...(latest && end ? [archiveEnds(target.name, end, new Date(), along)] : []),
-        `It will listen on port ${port ?? '5432 (the default)'}, the source's setting: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
+        // Only what the laid-out files say: a port the source was given on its command line is not in them (QA).
+        `It will listen on port ${port ? `${port}, as the base backup's configuration files set it` : "5432, PostgreSQL's default (the base backup's configuration files set no port; a port the source was started with on its command line is not in them)"}: on a host where that port is taken (the source's own), start it with \`-o "-p <free port>"\` added to pg_ctl.`,
         `Start it as ${runAs} (--run-as), who owns the cluster and must read BACKUP_DIR and the identity file:`,
         `  chown -R ${runAs}: ${resolve(dataDir)} && runuser -u ${runAs} -- ${pgCtl} -D ${resolve(dataDir)} -l ${resolve(dataDir)}/recovery.log start`,
         ...afterStart({ action, settled, runAs, dataDir: resolve(dataDir), pgCtl, port }),
