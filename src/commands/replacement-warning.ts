@@ -34,7 +34,9 @@ function replacementText(serverUrl: string, database: string, m: Manifest, inUse
  * PostgreSQL cannot say how much is free, so it is said for whoever can look, before the server's disk fills.
  */
 export function diskNeeded(m: Manifest): string {
-  return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken).`;
+  // And the WAL the load writes, in pg_wal on the same disk until checkpoints recycle it (QA: a replacement on a disk
+  // with a little more than the database's size free filled pg_wal, and the whole server stopped until space was freed).
+  return ` *Disk:* the copy needs about ${formatBytes(m.database.sizeBytes)} free on that server (the database's size when the backup was taken), and as much again for the WAL the load writes (more while a replication slot or WAL archiving holds it back): a server whose disk fills stops, every database on it.`;
 }
 
 /**
