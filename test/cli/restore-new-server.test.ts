@@ -176,6 +176,26 @@ describe('pg-backup-bot restore onto a new server', () => {
     }
   });
 
+  it('a role the new server already has is kept, and where it differs from the backup’s (LOGIN…) that is said (QA)', async () => {
+    const other = await startEphemeralPostgres();
+    try {
+      // There already, and able to log in; the backup's is NOLOGIN (support/app-database.ts).
+      await runSql(other.url, `CREATE ROLE "${app.role}" LOGIN CREATEDB`);
+      const run = await cli(['restore', backupId, '--to-url-env=OTHER_URL', '--with-globals'], { ...env, OTHER_URL: other.url });
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.stderr).toContain(
+        `role ${app.role} was kept as this server has it, which differs from the backup's: CREATEDB LOGIN here, NOCREATEDB NOLOGIN in the backup; ALTER ROLE it by hand if the restored database's users need the backup's.`,
+      );
+      // Kept as it was: nothing of it changed.
+      await withClient(other.url, async (c) => {
+        const r = await c.query('SELECT rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname = $1', [app.role]);
+        expect(r.rows[0]).toEqual({ rolcanlogin: true, rolcreatedb: true });
+      });
+    } finally {
+      await other.stop();
+    }
+  }, 120_000);
+
   it("without --with-globals, says that the source's roles may be missing there and how to bring them (QA)", async () => {
     const run = await cli(['restore', backupId, '--to-url-env=NEW_SERVER_URL'], { ...env, NEW_SERVER_URL: newServer.url });
     expect(run.exitCode, run.stderr).toBe(0);

@@ -8,6 +8,7 @@ import { fetchArtifact } from './fetch.ts';
 import { serverLabel } from '../connection.ts';
 import { sqlStatements } from './db-properties.ts';
 import { withMaintenanceClient } from './scratch.ts';
+import { keptDifferences } from './globals-differ.ts';
 
 /**
  * The globals artifact (`pg_dumpall --globals-only`) applied to a new server before a restore, so the restored
@@ -133,6 +134,13 @@ export async function applyGlobals(serverUrl: string, sql: string, log: Logger, 
         );
       }
     }
+    // A restore test's roles are names only (disarmed): that the server's differ is no news there.
+    if (!o.disarm)
+      notes.push(
+        ...(await keptDifferences(c, kept, parsed).catch((err: unknown) => [
+          `the roles kept could not be compared with the backup's: ${(err as Error).message}`,
+        ])),
+      );
     log.info({ kept: kept.length, created: created.length, incomplete: incomplete.length, notes: notes.length, superuser }, 'globals applied');
     return { kept, created, notes };
   });
