@@ -92,6 +92,7 @@ export async function runPitrTestJob(deps: PitrTestDeps, job: Job<RestoreTestJob
       identity: identityFile ? await loadIdentity(identityFile, 'the PITR restore test needs it to decrypt the archive') : undefined,
       sourceUrl: target.url,
       markers: target.pitr.markers !== false,
+      ...(target.pitr.markers ? { markerEveryMs: target.pitr.markers.everySeconds * 1000 } : {}),
       heapallindexed: target.verify === 'full',
       label: pitrScratchLabel(deps.config.queuePrefix, req.jobId),
       log,

@@ -33,6 +33,8 @@ export interface PitrTestOptions {
   sourceUrl: string;
   /** Markers are written for this target (pitr.markers): without them the exact-point check is said not run. */
   markers: boolean;
+  /** How often (pitr.markers.everySeconds, in ms): a longer silence before the target is said unproven. */
+  markerEveryMs?: number;
   heapallindexed: boolean;
   label: string;
   log: Logger;
@@ -225,7 +227,13 @@ export async function runPitrTest(o: PitrTestOptions): Promise<PitrTestOutcome> 
     const user = replay.user;
     checks.push(
       o.markers
-        ? await checkMarkers({ sourceUrl: o.sourceUrl, restored: (fn) => withScratchClient(s, port, user, database, fn), at, since: new Date(0) })
+        ? await checkMarkers({
+            sourceUrl: o.sourceUrl,
+            restored: (fn) => withScratchClient(s, port, user, database, fn),
+            at,
+            since: new Date(0),
+            ...(o.markerEveryMs ? { everyMs: o.markerEveryMs } : {}),
+          })
         : { name: 'exact point (markers)', ok: null, detail: 'not run: markers are off for this target (pitr.markers: false)' },
     );
     phasesMs.checks += Date.now() - t;

@@ -260,6 +260,28 @@ describe('runPitrTest', () => {
     expect(check.detail).toContain(`newest expected written ${(newest as Date).toISOString()}`);
   });
 
+  it('a silence in the source’s markers before the target leaves that stretch unproven, said with its length (QA: ✅ on 83 s unchecked)', async () => {
+    await writeMarker(source.url, 7);
+    // The target 2 minutes after the newest marker, with markers every 10 s: the source wrote none in between (a moment
+    // of a timeline it left at a promotion looks so).
+    const newest = await withClient(source.url, async (c) => (await c.query<{ at: Date }>('SELECT max(at) AS at FROM pgbb_pitr.markers')).rows[0]?.at as Date);
+    const at = new Date(newest.getTime() + 120_000);
+    const check = await checkMarkers({ sourceUrl: source.url, restored: (fn) => withClient(source.url, fn), at, since: new Date(0), everyMs: 10_000 });
+    expect(check.ok).toBeNull();
+    expect(check.detail).toMatch(
+      /^not proven for the last 2 min 0 s before the target: the source holds no marker written then \(markers every 10\.0 s; a moment on a timeline it left at a promotion, or a marker writer that was stopped\); \d+ marker\(s\) before that present, 0 after the target absent \(newest expected written /,
+    );
+    // Markers as often as written, up to the target: proven.
+    const close = await checkMarkers({
+      sourceUrl: source.url,
+      restored: (fn) => withClient(source.url, fn),
+      at: new Date(newest.getTime() + MARGIN_MS + 5_000),
+      since: new Date(0),
+      everyMs: 10_000,
+    });
+    expect(close.ok).toBe(true);
+  });
+
   it('markers only after the target prove nothing about reaching it: the check is then not passed', async () => {
     await writeMarker(source.url, 7);
     const at = new Date(Date.now() - 5_000);

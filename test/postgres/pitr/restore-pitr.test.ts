@@ -99,7 +99,9 @@ describe('restore-pitr', () => {
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^Laid out base backup app-base-/);
     // The source's port comes with its configuration: said, with how to pick another on the source's own host.
-    expect(run.stdout).toContain(`It will listen on port ${new URL(env.APP_URL as string).port}, as the base backup's configuration files set it: on a host where that port is taken`);
+    expect(run.stdout).toContain(
+      `It will listen on port ${new URL(env.APP_URL as string).port}, as the base backup's configuration files set it: on a host where that port is taken`,
+    );
 
     // The WAL archived since the setup, readable by the server's user too.
     const { labels, log } = await recoveredMarkers(dataDir, [join(dir, 'backups')]);
