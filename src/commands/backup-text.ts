@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { MigrationLabel } from '../jobs/checklist-data.ts';
 import { BackupIdSchema } from '../storage/index.ts';
-import { didYouMean, unwrapWord } from './typed-ids.ts';
+import { didYouMean, straightened, unwrapWord } from './typed-ids.ts';
 
 /** What `/backup …` can ask for, after parsing. Anything else becomes `help` with the problem named. */
 export type BackupRequest =
@@ -43,9 +43,7 @@ export const BACKUP_USAGE = [
  * alphabet pass, and target names must also be valid target names.
  */
 export function parseBackupText(raw: string): BackupRequest {
-  const words = raw
-    .replace(/[\u201C\u201D]/g, '"')
-    .replace(/[\u2018\u2019]/g, "'")
+  const words = straightened(raw)
     .trim()
     .split(/\s+/)
     .filter(Boolean)

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { TargetName } from '../target-name.ts';
 import { BackupIdSchema } from '../storage/index.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
-import { didYouMean, unwrapWord } from './typed-ids.ts';
+import { didYouMean, straightened, unwrapWord } from './typed-ids.ts';
 
 /** What `/restore-test …` can ask for. */
 export type RestoreTestRequest =
@@ -77,7 +77,7 @@ function words(raw: string): string[] | { bad: string } {
  * Null when a double quote is left open.
  */
 function tokens(raw: string): string[] | null {
-  const text = raw.replace(/[\u201C\u201D]/g, '"').replace(/[\u2018\u2019]/g, "'");
+  const text = straightened(raw);
   const out: string[] = [];
   let current = '';
   let quoted = false;

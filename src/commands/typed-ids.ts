@@ -6,6 +6,17 @@ import { BackupIdSchema } from '../storage/manifest.ts';
  * A word with Slack's code backticks around it (`shop-20261205T020000Z` copied from a message's source, or typed so)
  * or in quotes, unwrapped. An option's value keeps its double quotes: `--table="User"` is a quoted identifier.
  */
+/**
+ * Text as the person meant it, before it is split into words: Slack's curly quotes as straight ones, and a dash that
+ * autocorrect made of `--` before an option (macOS turns `--into` into `—into`; QA: refused without a hint) as `--`.
+ */
+export function straightened(raw: string): string {
+  return raw
+    .replace(/[\u201C\u201D]/g, '"')
+    .replace(/[\u2018\u2019]/g, "'")
+    .replace(/(^|\s)[\u2013\u2014](?=[a-z])/gi, '$1--');
+}
+
 export function unwrapWord(word: string): string {
   const inner = /^(`+)([^`]+)\1$/.exec(word)?.[2] ?? word;
   if (inner.startsWith('--')) return inner.replace(/^(--[a-z-]+=)`([^`]+)`$/, '$1$2');

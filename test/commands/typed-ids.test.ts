@@ -32,6 +32,14 @@ describe('ids as people paste and type them', () => {
     expect(didYouMean('latets')).toBe('');
   });
 
+  it('an option whose -- autocorrect made a dash (—into, –table) is read as typed meant (QA: refused without a hint)', () => {
+    expect(parseRestoreText(`${ID} \u2014into=app`)).toMatchObject({ verb: 'restore', backupId: ID, into: 'app' });
+    expect(parseRestoreText(`${ID} \u2013table=shop.orders \u2014into=app`)).toMatchObject({ tables: ['shop.orders'], into: 'app' });
+    expect(parseBackupText('now \u2014physical shop')).toEqual({ verb: 'now', target: 'shop', physical: true });
+    // A dash inside a word is left alone.
+    expect(parseRestoreText(`${ID} --into=my\u2014app`)).toMatchObject({ verb: 'help' });
+  });
+
   it('/restore, /restore-test and /backup diff take an id in backticks or quotes as the id', () => {
     expect(parseRestoreText(`\`${ID}\` --into=\`shop\``)).toMatchObject({ verb: 'restore', backupId: ID, into: 'shop' });
     expect(parseRestoreText(`'${ID}' --table="User"`)).toMatchObject({ verb: 'restore', backupId: ID, tables: ['"User"'] });
