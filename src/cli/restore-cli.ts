@@ -1,3 +1,4 @@
+import { asOption } from '../restore-scope.ts';
 import { randomUUID } from 'node:crypto';
 import { type Config, findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
@@ -182,7 +183,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     io.out(
       [
         `Restored ${full ? 'the whole database ' : ''}into ${into.database} in ${formatDuration(outcome.restoreMs)}:`,
-        ...outcome.restoredTables.map((t) => `  ${t.name}  ${t.rows} rows`),
+        ...outcome.restoredTables.map((t) => `  ${asOption(t.schema)}.${asOption(t.table)}  ${t.rows} rows`),
         ...outcome.notes.map((n) => `  note  ${n}`),
         ...(rolesSaid ? [`  roles  ${rolesSaid}`] : []),
         // On the server that replaces a lost one, the applications want the database under its own name.

@@ -43,11 +43,7 @@ export const BACKUP_USAGE = [
  * alphabet pass, and target names must also be valid target names.
  */
 export function parseBackupText(raw: string): BackupRequest {
-  const words = straightened(raw)
-    .trim()
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(unwrapWord);
+  const words = straightened(raw).trim().split(/\s+/).filter(Boolean).map(unwrapWord);
   if (words.length === 0) return { verb: 'help' };
   if (words[0]?.toLowerCase() === 'pre-migration') return parsePreMigration(words.slice(1));
   if (words[0]?.toLowerCase() === 'now' && words.some((w) => w.toLowerCase() === '--physical')) return parsePhysical(words.slice(1));

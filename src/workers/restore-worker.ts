@@ -1,3 +1,4 @@
+import { asOption } from '../restore-scope.ts';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import { findTarget } from '../config.ts';
@@ -143,7 +144,8 @@ async function finishRestore(
     }),
   };
   const problems = record.problems;
-  const restored = o.outcome?.restoredTables.map((t) => ({ name: t.name, rows: t.rows })) ?? [];
+  // Named as SQL reads them (public."User", not public.User, which SQL takes for public.user: QA).
+  const restored = o.outcome?.restoredTables.map((t) => ({ name: `${asOption(t.schema)}.${asOption(t.table)}`, rows: t.rows })) ?? [];
   await deps.storage.writeRecord(record).catch((err: unknown) => o.log.error({ err }, 'could not write the restore record'));
   const page = await pageWholeRestore(deps, job, problems, o.log);
   const verdict = restoreFinished(selectionInfo(job.data, job.id ?? 'unknown'), {

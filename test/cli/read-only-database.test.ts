@@ -50,6 +50,8 @@ describe('a database set read-only by its own settings', () => {
     await withClient(db.url, (c) => c.query('BEGIN READ WRITE; DELETE FROM "Ledger Entry" WHERE id > 100; COMMIT'));
     const table = await cli(['restore', id, '--table="Ledger Entry"', `--into=${db.name}`, '--yes'], env);
     expect(table.exitCode, `${table.stdout}\n${table.stderr}`).toBe(0);
+    // Named as SQL reads it: public."Ledger Entry", not public.Ledger Entry (QA: `public.User` said for "User").
+    expect(table.stdout).toContain('  public."Ledger Entry"  200 rows');
     expect(await withClient(db.url, async (c) => (await c.query<{ n: string }>('SELECT count(*) AS n FROM "Ledger Entry"')).rows[0]?.n)).toBe('200');
     const kept = /kept as (\S+?_replaced_\S+?)[ ,;:.]/.exec(replaced.stdout + replaced.stderr)?.[1];
     expect(kept).toBeDefined();
