@@ -174,7 +174,8 @@ is: an EnvironmentFile keeps anything after the = as the value):
   BACKUP_DIR=/var/lib/pg-backup-bot/backups
   REDIS_URL=redis://127.0.0.1:6379
 and the Slack tokens: SLACK_BOT_TOKEN=xoxb-… with SLACK_SIGNING_SECRET=… (or SLACK_APP_TOKEN=xapp-… for Socket
-Mode), docs/slack-install.md. Every worker reads the identity file (restore tests run there); backups can go to
+Mode), docs/slack-install.md. BACKUP_DIR above is a suggestion: where the backups go, best a disk of its own
+(--dir chose where this config file and the key were written, not the backups). Every worker reads the identity file (restore tests run there); backups can go to
 S3 instead of BACKUP_DIR (README.md, "Environment"); deploy/systemd/ has units and an example environment file.
 
 Then:
