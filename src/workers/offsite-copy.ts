@@ -1,10 +1,30 @@
 import type { Logger } from '../logger.ts';
 import type { Escalation } from '../notifications/escalation.ts';
-import { copyToAll, type Manifest, type Storage } from '../storage/index.ts';
+import { copyBackup, copyToAll, type Manifest, type Storage } from '../storage/index.ts';
+import { toUserMessage } from '../errors.ts';
+
+/** Backups an earlier copy missed, copied after each backup's own (more wait for the next backup). */
+export const CATCH_UP_PER_RUN = 3;
 
 /**
- * Copies a finished backup to every copy target. A failed copy does not unmake the backup: it is said in the
- * thread and pages `offsite-copy` (warning), resolved by the next copy that works.
+ * The target's good backups on the primary that `to` lacks, newest first, those past their deadline left out
+ * (retention deletes them). Null when either side cannot be listed: then nobody can tell.
+ */
+async function missingFrom(from: Storage, to: Storage, target: string, now: number): Promise<Manifest[] | null> {
+  const listed = await Promise.all([from.list(target), to.list(target)]).catch(() => null);
+  if (!listed) return null;
+  const there = new Set(listed[1].map((m) => m.backupId));
+  return listed[0]
+    .filter((m) => !there.has(m.backupId) && (m.retainUntil === null || Date.parse(m.retainUntil) > now))
+    .sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
+}
+
+/**
+ * Copies a finished backup to every copy target, then the backups of its target an earlier copy missed (up to
+ * CATCH_UP_PER_RUN a run). A failed copy does not unmake the backup: it is said in the thread and pages
+ * `offsite-copy` (warning). Resolved only when this copy worked and no backup of the target within its deadline is
+ * missing from any copy (QA: a copy that failed was never retried, the next backup's copy resolved the page, and
+ * nothing showed the backup missing off-site).
  */
 export async function copyOffsite(
   deps: { storage: Storage; copies?: Storage[] | undefined; escalation: Escalation },
@@ -12,20 +32,43 @@ export async function copyOffsite(
   manifest: Manifest,
   log: Logger,
   signal?: AbortSignal,
+  now: () => number = Date.now,
 ): Promise<string | null> {
   const copies = deps.copies ?? [];
   if (copies.length === 0) return null;
   const outcomes = await copyToAll(deps.storage, copies, manifest, { log, ...(signal ? { signal } : {}) });
-  const failed = outcomes.filter((o) => !o.ok);
+  const failed = outcomes.filter((o) => !o.ok).map((o) => (o.ok ? '' : o.error));
   const lines = outcomes.map((o) => (o.ok ? `:white_check_mark: copied to ${o.destination}` : `:warning: copy to ${o.destination} failed: ${o.error}`));
-  const page = failed.length
-    ? await deps.escalation
-        .failed(target, 'offsite-copy', {
-          summary: `Off-site copy of ${manifest.backupId} failed: ${failed[0]?.ok === false ? failed[0].error : ''}`,
-          severity: 'warning',
-          details: { backupId: manifest.backupId },
-        })
-        .catch(() => null)
-    : await deps.escalation.passed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} worked` }).catch(() => null);
+  const behind: string[] = [];
+  for (const [i, to] of copies.entries()) {
+    if (!outcomes[i]?.ok || signal?.aborted) continue;
+    const missing = await missingFrom(deps.storage, to, target, now());
+    for (const [n, m] of (missing ?? []).entries()) {
+      if (n >= CATCH_UP_PER_RUN || signal?.aborted) {
+        behind.push(m.backupId);
+        continue;
+      }
+      try {
+        await copyBackup(deps.storage, to, m, { log, ...(signal ? { signal } : {}) });
+        lines.push(`:white_check_mark: also copied ${m.backupId} to ${to.describe()}, which an earlier copy missed`);
+      } catch (err) {
+        lines.push(`:warning: ${m.backupId}, which an earlier copy missed, could not be copied to ${to.describe()} either: ${toUserMessage(err)}`);
+        behind.push(m.backupId);
+      }
+    }
+  }
+  if (behind.length > 0) lines.push(`:warning: Not yet in every copy (the next backups copy them): ${behind.join(', ')}`);
+  const page =
+    failed.length || behind.length
+      ? await deps.escalation
+          .failed(target, 'offsite-copy', {
+            summary: failed.length
+              ? `Off-site copy of ${manifest.backupId} failed: ${failed[0]}`
+              : `${behind.length} backup(s) of ${target} are not in every off-site copy yet: ${behind.slice(0, 5).join(', ')}`,
+            severity: 'warning',
+            details: { backupId: manifest.backupId, notCopied: behind },
+          })
+          .catch(() => null)
+      : await deps.escalation.passed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} worked; every backup of ${target} is off-site` }).catch(() => null);
   return [...lines, ...(page ? [page] : [])].join('\n');
 }

@@ -1,4 +1,4 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import pg from 'pg';
@@ -15,6 +15,7 @@ import { createTestDatabase, runSql } from '../support/databases.ts';
 import { hookedStorage } from '../support/postgres-helpers.ts';
 import { requestedBy, startWorkerKit, type WorkerKit } from './worker-kit.ts';
 import { CLOSED_PORT } from '../support/closed-port.ts';
+import { until } from '../support/until.ts';
 
 /**
  * The backup processor's error paths, each as the on-call engineer meets it: the channel message's final text, the
@@ -203,6 +204,42 @@ describe('backupProcessor', () => {
       const page = await kit.pd.waitFor((e) => e.event_action === 'trigger' && e.dedup_key === 'pg-backup-bot/shop/offsite-copy', 30_000);
       expect(page.payload?.severity).toBe('warning');
       expect(page.payload?.summary).toMatch(new RegExp(`^Off-site copy of ${backupId} failed: `));
+    });
+  });
+
+  describe('when an off-site copy was missed', () => {
+    it('the next backup copies the missed one too; the page stays open until every backup is off-site, then resolves (QA)', async () => {
+      // A primary of its own, so the backups of this test are all there are; a copy that fails, then works again.
+      const primary = new LocalStorage(join(kit.backupDir, 'catch-up-primary'), kit.log);
+      const root = join(kit.backupDir, 'catch-up-copy');
+      await writeFile(root, '');
+      const copy = new LocalStorage(join(root, 'copies'), kit.log);
+      const run = (jobId: string) => kit.runJob(backupProcessor(deps({ storage: primary, copies: [copy] })), backupData(), { jobId });
+      const key = 'pg-backup-bot/shop/offsite-copy';
+      const seen = kit.pd.events.filter((e) => e.dedup_key === key).length;
+      const missed = ((await run('bk-copy-missed')).returnvalue as { backupId: string }).backupId;
+      await until('the copy paged', () =>
+        kit.pd.events
+          .filter((e) => e.dedup_key === key)
+          .slice(seen)
+          .find((e) => e.event_action === 'trigger'),
+      );
+      await rm(root);
+      const next = ((await run('bk-copy-catches-up')).returnvalue as { backupId: string }).backupId;
+      const m = kit.messageAbout('bk-copy-catches-up');
+      const thread = kit
+        .thread(m as NonNullable<typeof m>)
+        .map((r) => r.text ?? '')
+        .join('\n');
+      expect(thread).toContain(`:white_check_mark: copied to local:${root}/copies`);
+      expect(thread).toContain(`:white_check_mark: also copied ${missed} to local:${root}/copies, which an earlier copy missed`);
+      expect((await copy.list('shop')).map((b) => b.backupId).sort()).toEqual([missed, next].sort());
+      await until('the page resolved', () =>
+        kit.pd.events
+          .filter((e) => e.dedup_key === key)
+          .slice(seen)
+          .find((e) => e.event_action === 'resolve'),
+      );
     });
   });
 
