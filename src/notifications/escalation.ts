@@ -9,10 +9,29 @@ export function dedupKey(target: string, condition: string): string {
 }
 
 export interface Escalation {
-  /** Pages once per episode: while the condition stays failing, later failures add nothing. Returns a sentence for the channel. */
+  /**
+   * Pages once per episode: while the condition stays failing, a later failure only updates the open alert (same
+   * dedup key) when it is worse, or says something else half an hour after the last update. Returns a sentence for the channel.
+   */
   failed(target: string, condition: string, info: { summary: string; severity: Severity; details: Record<string, unknown> }): Promise<string>;
   /** Resolves the page if this condition had paged. Returns a sentence for the channel, or null when nothing was open. */
   passed(target: string, condition: string, info: { summary: string; details?: Record<string, unknown> }): Promise<string | null>;
+}
+
+const RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2, critical: 3 };
+/** How often an open page's summary may be brought up to date when it changes without growing worse. */
+export const UPDATE_EVERY_MS = 30 * 60_000;
+
+function parseSaid(raw: string | null): { summary: string; severity: Severity; at: number } | null {
+  if (!raw) return null;
+  try {
+    const v = JSON.parse(raw) as { summary?: unknown; severity?: unknown; at?: unknown };
+    return typeof v.summary === 'string' && typeof v.severity === 'string' && v.severity in RANK && typeof v.at === 'number'
+      ? { summary: v.summary, severity: v.severity as Severity, at: v.at }
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 export const NOT_CONFIGURED = 'PagerDuty escalation is not configured (PAGERDUTY_ROUTING_KEY is unset): nobody was paged';
@@ -42,7 +61,17 @@ export function createEscalation(deps: {
       if (!deps.enabled) return NOT_CONFIGURED;
       const key = dedupKey(target, condition);
       const previous = await deps.redis.set(stateKey(key), 'triggered', 'GET');
-      if (previous === 'triggered') return `PagerDuty was already paged for this condition (${key}); not paging again`;
+      const said = { summary: info.summary, severity: info.severity, at: now().getTime() };
+      if (previous === 'triggered') {
+        // The open alert updated (the same dedup key: PagerDuty adds it to the incident, no new one) when the condition
+        // grew worse, or its summary changed and the last update is half an hour old (QA: the page kept "1 backup
+        // damaged, its roles file only" while the channel said two, one of them its database archive).
+        const last = parseSaid(await deps.redis.get(`${stateKey(key)}:said`).catch(() => null));
+        const worse = last !== null && RANK[info.severity] > RANK[last.severity];
+        const changed = last !== null && last.summary !== info.summary && said.at - last.at >= UPDATE_EVERY_MS;
+        if (!worse && !changed) return `PagerDuty was already paged for this condition (${key}); not paging again`;
+      }
+      await deps.redis.set(`${stateKey(key)}:said`, JSON.stringify(said)).catch(() => undefined);
       await enqueue({
         action: 'trigger',
         dedupKey: key,
@@ -53,12 +82,15 @@ export function createEscalation(deps: {
         customDetails: info.details,
         timestamp: now().toISOString(),
       });
-      return `PagerDuty page queued (${info.severity}, dedup key ${key})`;
+      return previous === 'triggered'
+        ? `PagerDuty's open alert updated (${info.severity}, dedup key ${key})`
+        : `PagerDuty page queued (${info.severity}, dedup key ${key})`;
     },
     async passed(target, condition, info) {
       if (!deps.enabled) return null;
       const key = dedupKey(target, condition);
       const previous = await deps.redis.getdel(stateKey(key));
+      await deps.redis.del(`${stateKey(key)}:said`).catch(() => undefined);
       if (previous !== 'triggered') return null;
       await enqueue({
         action: 'resolve',

@@ -34,6 +34,36 @@ describe('escalation', () => {
     expect(await queue.count()).toBe(2);
   });
 
+  it('updates the open alert when the condition grows worse, or says something else half an hour on; never a second episode (QA)', async () => {
+    let at = Date.parse('2026-12-07T03:00:00Z');
+    const esc = createEscalation({ redis, queue, prefix, enabled: true, source: 'test', now: () => new Date(at) });
+    const page = (summary: string, severity: 'warning' | 'error' | 'critical') => esc.failed('shop', 'damaged', { summary, severity, details: {} });
+    expect(await page('1 backup damaged: its roles file only', 'warning')).toMatch(/page queued/);
+    // The same, and something else within half an hour: nothing sent.
+    expect(await page('1 backup damaged: its roles file only', 'warning')).toMatch(/already paged/);
+    at += 10 * 60_000;
+    expect(await page('1 backup damaged: its roles file only (scrub again)', 'warning')).toMatch(/already paged/);
+    // Worse: sent at once, to the same alert.
+    expect(await page('2 backups damaged, one its database archive', 'error')).toBe(
+      "PagerDuty's open alert updated (error, dedup key pg-backup-bot/shop/damaged)",
+    );
+    // Changed, not worse: once half an hour has passed since the last update.
+    at += 10 * 60_000;
+    expect(await page('3 backups damaged', 'error')).toMatch(/already paged/);
+    at += 25 * 60_000;
+    expect(await page('3 backups damaged', 'error')).toMatch(/open alert updated/);
+    expect(await esc.passed('shop', 'damaged', { summary: 'none damaged' })).toMatch(/resolved/);
+    const outbox = (await redis.lrange(outboxKey(prefix, dedupKey('shop', 'damaged')), 0, -1)).map((e) => JSON.parse(e) as { action: string; summary: string });
+    expect(outbox.map((e) => [e.action, e.summary])).toEqual([
+      ['trigger', '1 backup damaged: its roles file only'],
+      ['trigger', '2 backups damaged, one its database archive'],
+      ['trigger', '3 backups damaged'],
+      ['resolve', 'none damaged'],
+    ]);
+    // A new episode after the resolve starts from nothing.
+    expect(await page('1 backup damaged again', 'warning')).toMatch(/page queued/);
+  });
+
   it('says plainly that nobody was paged when PagerDuty is not configured', async () => {
     const esc = createEscalation({ redis, queue, prefix: `${prefix}-off`, enabled: false, source: 'test' });
     expect(await esc.failed('shop', 'backup', { summary: 's', severity: 'error', details: {} })).toBe(NOT_CONFIGURED);
