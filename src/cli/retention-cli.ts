@@ -12,6 +12,7 @@ import type { Storage } from '../storage/index.ts';
 import type { CliIo } from './backup-cli.ts';
 import { inUseQueues } from './cli-queues.ts';
 import { connectRedis } from './cli-redis.ts';
+import { recordCliRetention } from '../checklists/retention-runs.ts';
 
 const USAGE = 'usage: pg-backup-bot retention [--dry-run]';
 const NOTHING_KNOWN: BackupsInUse = { restoreTests: new Set(), restores: new Set(), runningBackups: [] };
@@ -51,6 +52,10 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
   const queues = redis ? inUseQueues(redis, config.queuePrefix) : null;
   const audit = createAuditLog(config.backupDir, deps.log.child({ component: 'audit' }), { createDir: false });
   const by = { jobId: null, userName: process.env.USER ?? process.env.LOGNAME ?? null };
+  const startedAt = new Date();
+  // The run as the weekly checklist reads it (checklists/retention-runs.ts), when there is Redis to keep it in.
+  const record = (summary: Parameters<typeof recordCliRetention>[2]['summary'], problem: string | null) =>
+    redis ? recordCliRetention(redis, config.queuePrefix, { startedAt, finishedAt: new Date(), summary, problem }).catch(() => undefined) : Promise.resolve();
   try {
     const run = await runRetention({
       primary: deps.primary,
@@ -77,8 +82,11 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
     });
     if (pitr.targets.length) io.out(pitrRetentionReport(pitr, config.timezone));
     const sum = retentionSummary(run);
+    const unreadable = sum.unreadable.length ? `could not read ${sum.unreadable.join(', ')}` : null;
+    await record(sum, unreadable ?? (pitrRetentionFailed(pitr) ? 'the point-in-time archive’s retention failed' : null));
     return sum.failed > 0 || sum.unreadable.length > 0 || pitrRetentionFailed(pitr) ? 1 : 0;
   } catch (err) {
+    await record({}, `did not run: ${toUserMessage(err)}`);
     io.err(`Retention did not run, nothing was deleted: ${toUserMessage(err)}`);
     deps.log.debug({ err }, 'retention failed');
     return 1;

@@ -98,7 +98,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       config,
       storage: deps.storage,
       runs: deps.runs,
-      retention: retentionRunsFromQueue(deps.queues.retention),
+      retention: retentionRunsFromQueue(deps.queues.retention, { redis: deps.workerRedis, prefix }),
       notifier: deps.notifier,
       store: createChecklistStore(deps.workerRedis, prefix),
       log: log.child({ worker: 'checklist' }),

@@ -69,6 +69,8 @@ export async function copyOffsite(
             details: { backupId: manifest.backupId, notCopied: behind },
           })
           .catch(() => null)
-      : await deps.escalation.passed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} worked; every backup of ${target} is off-site` }).catch(() => null);
+      : await deps.escalation
+          .passed(target, 'offsite-copy', { summary: `Off-site copy of ${manifest.backupId} worked; every backup of ${target} is off-site` })
+          .catch(() => null);
   return [...lines, ...(page ? [page] : [])].join('\n');
 }

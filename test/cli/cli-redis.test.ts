@@ -3,7 +3,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { retentionRunsFromQueue } from '../../src/checklists/retention-runs.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cli } from '../support/app-backups.ts';
 
@@ -51,7 +53,7 @@ describe('the CLI and Redis', () => {
     expect(await readFile(connects, 'utf8')).toMatch(new RegExp(`^127\\.0\\.0\\.1:${port}$`, 'm'));
   });
 
-  it('with REDIS_URL, check and retention read the queues and write no queue keys', async () => {
+  it('with REDIS_URL, check and retention read the queues and write no queue keys (retention its own last run)', async () => {
     const prefix = `{cli-redis-${randomUUID().slice(0, 8)}}`;
     const withRedis = { ...env, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: prefix };
     // A prefix no bot has used: the runs cannot be judged, which is said first, and UNKNOWN unless something is
@@ -67,8 +69,18 @@ describe('the CLI and Redis', () => {
     expect(retention.exitCode).toBe(0);
     const redis = new Redis(inject('redisUrl'));
     try {
-      // The run log's first sighting of the target is health's own state; BullMQ's `meta` hashes are not.
-      expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}:first-seen:shop`]);
+      // The run log's first sighting of the target is health's own state; BullMQ's `meta` hashes are not. The run
+      // itself is kept for the weekly checklist (QA: "no retention run recorded" right after a real CLI run).
+      expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}:first-seen:shop`, `${prefix}:retention:cli-last`]);
+      const queue = new Queue('retention', { connection: redis, prefix });
+      const seen = await retentionRunsFromQueue(queue, { redis, prefix }).last(new Date());
+      await queue.close();
+      expect(seen).toMatchObject({
+        ok: true,
+        dryRun: false,
+        said: "deleted 0, cleaned 0 unfinished, kept 0 past the deadline (the CLI's `retention`)",
+        problem: null,
+      });
       // Once a bot has used the prefix (its backup queue's meta), nothing of that is said.
       await redis.hset(`${prefix}:backup:meta`, 'version', 'bullmq:5');
       expect((await cli(['check'], withRedis)).stdout).not.toMatch(/redis/i);
