@@ -155,7 +155,7 @@ async function runCli(verb: 'backup' | 'list' | 'restore-test' | 'restore' | 'fe
   }
   if (verb === 'backup') return cliBackup(args, { config, redisUrl: redisUrlIfSet(config), storage, copies, log, io, signal: abort.signal });
   const [{ cliRestore }, { cliRestoreTest }] = await Promise.all([import('./cli/restore-cli.ts'), import('./cli/restore-test-cli.ts')]);
-  if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal });
+  if (verb === 'restore-test') return cliRestoreTest(args, { config, storage, log, io, signal: abort.signal, redisUrl: redisUrlIfSet(config) });
   return cliRestore(args, { config, storage, log, io, signal: abort.signal, redisUrl: redisUrlIfSet(config) });
 }
 

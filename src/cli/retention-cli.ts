@@ -62,7 +62,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       copies: deps.copies,
       dryRun,
       timezone: config.timezone,
-      inUse: () => (queues ? backupsInUse(queues) : Promise.resolve(NOTHING_KNOWN)),
+      inUse: () => (queues && redis ? backupsInUse(queues, { redis, prefix: config.queuePrefix }) : Promise.resolve(NOTHING_KNOWN)),
       log: deps.log,
       readBack: rememberedReadBack((s) =>
         redis ? (s === deps.primary ? redisScrubState(redis, config.queuePrefix) : copyScrubState(redis, config.queuePrefix, s)) : undefined,

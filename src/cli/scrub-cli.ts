@@ -117,7 +117,7 @@ async function repairCopies(deps: Deps, redis: RedisConnection | null, r: ScrubR
         now: new Date(),
         log: deps.log,
         all,
-        inUse: async () => (queues ? readersOf(await backupsInUse(queues)) : null),
+        inUse: async () => (queues && redis ? readersOf(await backupsInUse(queues, { redis, prefix })) : null),
         // Only reached with Redis (no readers known, nothing is rewritten).
         claim: redis ? repairClaim(redis, prefix, `cli:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`) : async () => 'no Redis to claim it in',
         onRewritten: (w) => audit.append(scrubRepair(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, by)),

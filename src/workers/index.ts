@@ -87,6 +87,7 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       // The checksum scrub runs after each retention run (storage/scrub.ts).
       scrub: redisScrubState(deps.workerRedis, prefix),
       pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
+      cliReaders: { redis: deps.workerRedis, prefix },
       copyScrub: { state: (copy) => copyScrubState(deps.workerRedis, prefix, copy), claim: repairClaim(deps.workerRedis, prefix, repairOwner) },
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },

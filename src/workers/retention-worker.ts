@@ -16,6 +16,7 @@ import { copyScrubLines, scrubLines } from '../notifications/scrub-messages.ts';
 import { rememberedReadBack, type ScrubReport, type ScrubState, scrubBackups } from '../storage/scrub.ts';
 import { checkedAtTheDoor } from './job-door.ts';
 import type { Config } from '../config.ts';
+import type { CliReadersAt } from '../jobs/cli-readers.ts';
 import { expireRestoredDatabases } from '../restored-databases.ts';
 import { pitrRetentionFailed, pitrRetentionReport, pitrRetentionWorthSaying } from '../notifications/pitr-retention-messages.ts';
 import { pitrAuditResult, pitrRetentionTargets, runPitrRetention } from '../postgres/pitr/pitr-retention.ts';
@@ -33,6 +34,8 @@ export interface RetentionWorkerDeps {
   now?: () => Date;
   /** For `restore.expireAfterDays`: databases restores made are dropped with the backups (restored-databases.ts). */
   config?: Config;
+  /** Where the CLI's readers hold backups (jobs/cli-readers.ts): `restore-test` run by hand beside the workers. */
+  cliReaders?: CliReadersAt;
   /** The checksum scrub's memory (storage/scrub.ts); without it, no scrub runs. */
   scrub?: ScrubState;
   /** The point-in-time archive's scrub memory (pitr-scrub.ts), apart from the backups' (each forgets what it does not list). */
@@ -68,7 +71,7 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
           copies: deps.copies,
           dryRun,
           ...(deps.config ? { timezone: deps.config.timezone } : {}),
-          inUse: () => backupsInUse(deps.queues),
+          inUse: () => backupsInUse(deps.queues, deps.cliReaders),
           log,
           readBack: rememberedReadBack((s) => (s === deps.storage ? deps.scrub : deps.copyScrub?.state(s)), deps.now),
           ...(deps.now ? { now: deps.now } : {}),
@@ -144,7 +147,7 @@ function repairAfterScrub(deps: RetentionWorkerDeps, scrub: ScrubReport | string
     now: (deps.now ?? (() => new Date()))(),
     log,
     signal,
-    inUse: async () => readersOf(await backupsInUse(deps.queues)),
+    inUse: async () => readersOf(await backupsInUse(deps.queues, deps.cliReaders)),
     claim: copyScrub.claim,
     onRewritten: (w: { to: string; backupId: string; from: string }) =>
       deps.audit.append(scrubRepair(`${w.to} ${w.backupId}`, `rewritten from ${w.from}: it was damaged`, { jobId, userName: null })),

@@ -6,6 +6,7 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { backupsInUse } from '../../src/jobs/backups-in-use.ts';
+import { cliReadersKey, holdForCli } from '../../src/jobs/cli-readers.ts';
 import { createQueues, type Queues } from '../../src/jobs/queues.ts';
 import { createLogger } from '../../src/logger.ts';
 import { retentionRunReport, retentionSummary, retentionWorthSaying } from '../../src/notifications/retention-messages.ts';
@@ -147,6 +148,24 @@ describe('runRetention on one storage', () => {
     } finally {
       await restoring.close();
     }
+  });
+
+  it('keeps an expired backup the CLI’s restore-test holds in Redis, and deletes it once the hold is released (QA)', async () => {
+    const now = new Date();
+    const held = await store(local, 'shop', now, 50, 30);
+    const fresh = await store(local, 'shop', now, 1, 30);
+    const prefix = queues.backup.opts.prefix as string;
+    const hold = await holdForCli(redis, prefix, held.backupId);
+    const withCli = (o: Parameters<typeof retain>[0]) => retain({ ...o, inUse: () => backupsInUse(queues, { redis, prefix }) });
+    const kept = await withCli({ primary: local, dryRun: false });
+    expect(kept.storages[0]?.plan?.keep.find((k) => k.backupId === held.backupId)?.reason).toMatch(/kept: a restore test of it is running$/);
+    expect(ids(await local.list())).toEqual(ids([held, fresh]));
+    await hold.release();
+    const gone = await withCli({ primary: local, dryRun: false });
+    expect(gone.storages[0]?.plan?.delete.map((d) => d.backupId)).toEqual([held.backupId]);
+    // A reader that died without releasing is forgotten once its time runs out.
+    await redis.hset(cliReadersKey(prefix), 'dead', JSON.stringify({ backupId: fresh.backupId, until: Date.now() - 1 }));
+    expect((await backupsInUse(queues, { redis, prefix })).restoreTests.has(fresh.backupId)).toBe(false);
   });
 
   it('cleans directories untouched for over a day (no manifest, or a half-done delete), keeps younger ones and a running backup’s', async () => {

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import type { RedisConnection } from '../redis-client.ts';
+
+/**
+ * Backups the CLI is reading (`pg-backup-bot restore-test` with REDIS_URL set), which retention must not delete
+ * under it. The workers' restore tests are seen in their queue; the CLI's are in no queue (QA: a CLI restore test of
+ * an expired backup, retention run beside it deleted the backup, and the test then recorded PASSED for a backup that
+ * was gone). One hash, `<prefix>:cli-readers`, field = a token per reader, value = the backup and until when (renewed
+ * while it reads): a reader killed without its release is forgotten once its time runs out.
+ */
+export const cliReadersKey = (prefix: string) => `${prefix}:cli-readers`;
+
+const HOLD_MS = 10 * 60_000;
+
+/** Where the readers are kept: the bot's Redis and key prefix. */
+export interface CliReadersAt {
+  redis: Pick<RedisConnection, 'hgetall'>;
+  prefix: string;
+}
+
+/** The backups held by CLI readers whose time has not run out. */
+export async function cliReaders(at: CliReadersAt, now = Date.now()): Promise<string[]> {
+  const all = await at.redis.hgetall(cliReadersKey(at.prefix));
+  return Object.values(all).flatMap((raw) => {
+    try {
+      const v = JSON.parse(raw) as { backupId?: unknown; until?: unknown };
+      return typeof v.backupId === 'string' && typeof v.until === 'number' && v.until > now ? [v.backupId] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Holds `backupId` against retention while the CLI reads it; renewed every few minutes until released. */
+export async function holdForCli(redis: RedisConnection, prefix: string, backupId: string): Promise<{ release(): Promise<void> }> {
+  const key = cliReadersKey(prefix);
+  const token = randomBytes(8).toString('hex');
+  const write = () => redis.hset(key, token, JSON.stringify({ backupId, until: Date.now() + HOLD_MS }));
+  await write();
+  const timer = setInterval(() => void write().catch(() => undefined), HOLD_MS / 4);
+  timer.unref();
+  return {
+    async release() {
+      clearInterval(timer);
+      await redis.hdel(key, token).catch(() => undefined);
+    },
+  };
+}
