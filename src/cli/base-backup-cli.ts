@@ -1,6 +1,5 @@
 import { cliFailure } from './cli-failure.ts';
 import { findTarget, type Config } from '../config.ts';
-import { toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { pitrArchiveRoot, pitrInS3 } from '../postgres/pitr/pitr-location.ts';
 import { readSlot } from '../postgres/pitr/slot-state.ts';

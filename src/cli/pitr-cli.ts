@@ -7,7 +7,7 @@ import { missingBackupDir } from './backup-dir.ts';
 import { parseRestorePitrArgs, RESTORE_PITR_USAGE } from './pitr-args.ts';
 import { afterStart, archiveEnds } from './pitr-next-steps.ts';
 import { loadIdentity } from '../crypto/age.ts';
-import { BotError, toUserMessage } from '../errors.ts';
+import { BotError } from '../errors.ts';
 import type { LaidOut } from '../postgres/pitr/lay-out.ts';
 import { chooseRecovery, layOutRecovery, listBaseBackups, parseRecoveryTime } from '../postgres/pitr/pitr-restore.ts';
 import { recoverableWal } from '../postgres/pitr/partial-store.ts';
