@@ -79,7 +79,11 @@ const condition = (results: ConditionResult[], name: ConditionResult['condition'
 /** Backups past their deadline that retention should have deleted by `asOf` (the newest good one is always kept). */
 async function pastDeadline(ctx: VerifierContext, asOf: Date, target?: string): Promise<string[]> {
   const [backups, records] = await Promise.all([ctx.storage.list(target), ctx.storage.listRecords('restore-test', target)]);
-  const plan = planRetention({ backups, now: asOf, runningRestoreTests: new Set(), unfinished: [], failedRestoreTests: failedRestoreTestIds(records) });
+  const plan = planRetention({
+    ...{ backups, now: asOf, runningRestoreTests: new Set<string>(), unfinished: [], failedRestoreTests: failedRestoreTestIds(records) },
+    // Deadlines in the configured zone, as every other time of the checklist (QA: UTC+00:00 beside +01:00).
+    timezone: ctx.config.timezone,
+  });
   return plan.delete.map((d) => `${d.backupId} (${d.reason})`);
 }
 

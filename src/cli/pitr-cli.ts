@@ -212,7 +212,7 @@ async function downloadFromS3(
   const remote = s3PitrStore(config, target);
   if (!remote) throw new BotError('config_invalid', '--from=s3 reads the WAL archive in S3: set S3_BUCKET (and S3_MODE) as the workers have it.');
   try {
-    const got = await fetchFromOffsite({ root, remote, at, fromWindow, signal });
+    const got = await fetchFromOffsite({ root, remote, at, fromWindow, signal, markDamaged: pitrInS3(config) });
     return `Fetched base backup ${got.base.id} and ${got.segments} WAL file(s) (${formatBytes(got.bytes)} new) from ${remote.describe()} into ${resolve(root)}.`;
   } finally {
     remote.client.destroy();

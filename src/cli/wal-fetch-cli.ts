@@ -4,7 +4,7 @@ import { toUserMessage } from '../errors.ts';
 import { SEGMENT_NAME } from '../postgres/pitr/lsn.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
 import { READER_TTL_MS, renewPitrReservation } from '../postgres/pitr/pitr-readers.ts';
-import { fetchWal } from '../postgres/pitr/pitr-restore.ts';
+import { fetchWal, WalFileGone } from '../postgres/pitr/pitr-restore.ts';
 import { dataDirOfPrefetch, notePrefetchTaken, prefetchDepth, recoveryEnded, runPrefetch, startPrefetch } from '../postgres/pitr/wal-prefetch.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 
@@ -66,6 +66,11 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
     await notePrefetchTaken(dest, name);
     return 0;
   } catch (err) {
+    // A gap the window already ends at (its file set aside or lost): not archived, as recovery was planned.
+    if (err instanceof WalFileGone) {
+      deps.io.err(`wal-fetch of ${name}: ${toUserMessage(err)}`);
+      return 1;
+    }
     deps.io.err(`wal-fetch of ${name} FAILED, recovery stops here (exit ${ABORT_RECOVERY}): ${toUserMessage(err)}`);
     return ABORT_RECOVERY;
   } finally {

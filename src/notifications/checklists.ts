@@ -149,9 +149,24 @@ const NO_RESTORE_POINT =
 export function checklistMessage(kind: ChecklistKind, items: readonly ChecklistItem[], version: number, subtitle?: string, tz = 'UTC'): ChannelMessage {
   const done = selectedIds(items).length;
   const title = `${TITLE[kind]}${subtitle ? ` — ${subtitle}` : ''}`;
-  const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: `*${escapeMrkdwn(title)}* (${done} of ${items.length} done)` } }];
+  // A person may tick over a failed bot check (they looked themselves), but the list does not then read as done
+  // (QA: "4 of 4 done" with a :x: still on one of them).
+  const over = items.filter((i) => i.verified?.ok === false && i.ticked !== null);
+  const overSaid = over.length ? `, ${over.length} ticked over a failed check` : '';
+  const blocks: Block[] = [{ type: 'section', text: { type: 'mrkdwn', text: `*${escapeMrkdwn(title)}* (${done} of ${items.length} done${overSaid})` } }];
   const noRestorePoint = kind === 'pre-migration' && items.some((i) => i.verified?.ok === false);
   if (noRestorePoint) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: NO_RESTORE_POINT } });
+  if (over.length)
+    blocks.push({
+      type: 'section',
+      text: {
+        type: 'mrkdwn',
+        text: clip(
+          `:warning: Ticked although the bot's check failed: ${over.map((i) => escapeMrkdwn(i.label)).join('; ')}. The check still fails (a tick is a person's word, not evidence): fix what it found, or say in the thread why the tick stands.`,
+          3000,
+        ),
+      },
+    });
   chunkItems(items).forEach((chunk, n) => {
     const options = chunk.map((item) => option(item, tz));
     // The very same objects in initial_options: Slack refuses to render one that differs from its option at all.
@@ -165,7 +180,7 @@ export function checklistMessage(kind: ChecklistKind, items: readonly ChecklistI
   const details = items.filter((i) => i.verified || i.ticked).map((i) => `• ${escapeMrkdwn(i.label)}: ${statusLine(i, tz)}`);
   if (details.length > 0) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: clip(details.join('\n'), 3000) } });
   // The text is the notification on the phone of whoever waits to migrate: it says so too.
-  return { text: `${title}: ${done} of ${items.length} done${noRestorePoint ? ' — no tested restore point, do not migrate' : ''}`, blocks };
+  return { text: `${title}: ${done} of ${items.length} done${overSaid}${noRestorePoint ? ' — no tested restore point, do not migrate' : ''}`, blocks };
 }
 
 /**

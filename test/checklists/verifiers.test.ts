@@ -190,6 +190,9 @@ describe('the scheduled checklists’ checks on real storage', () => {
       ok: false,
       evidence: expect.stringMatching(new RegExp(`^past their deadline: ${expired.backupId} .*; present: daily ×8$`)),
     });
+    // Its deadline in the configured zone (Europe/Paris), as every other time of the checklist (QA: UTC+00:00).
+    expect((before['retention-compliant'] as { evidence: string }).evidence).toMatch(/ UTC\+01:00/);
+    expect((before['retention-compliant'] as { evidence: string }).evidence).not.toMatch(/UTC\+00:00/);
 
     // The real retention worker, through BullMQ: what it leaves (its job result) is what the checklist reads.
     const q = (name: string) => new Queue(`${name}-${randomUUID()}`, { connection: redis, prefix });

@@ -72,7 +72,9 @@ describe('holdLease', () => {
     await until('a lost it', () => a.events.some((e) => e.what === 'lost'));
     const lost = a.events.find((e) => e.what === 'lost');
     expect(lost?.why).toBe('another worker holds it now, or it expired');
-    expect((lost?.at ?? 0) - stolen).toBeLessThanOrEqual(timing.renewMs + 100);
+    // At its next renewal, before the TTL would have run out: the bound is the TTL, not the renewal interval plus a
+    // guess at the machine's delay (CI under load: 607 ms against renewMs + 100).
+    expect((lost?.at ?? 0) - stolen).toBeLessThan(timing.ttlMs);
     expect(a.lease.holding()).toBe(false);
     // Its release deletes only its own token: the intruder's stays.
     await a.lease.stop();

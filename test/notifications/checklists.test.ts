@@ -158,6 +158,18 @@ describe('applyTick', () => {
     expect(applyTick(daily(), [], 'U9', at).changes).toEqual([]);
   });
 
+  it('a failed check ticked by a person does not read as done: counted apart and said above the boxes (QA)', () => {
+    const { items } = applyTick(daily(), ['size-normal'], 'U9', at);
+    const m = checklistMessage('daily', items, 2);
+    const n = items.length;
+    expect(m.text).toBe(`Daily backup checklist: 2 of ${n} done, 1 ticked over a failed check`);
+    expect(JSON.stringify(m.blocks)).toContain(`(2 of ${n} done, 1 ticked over a failed check)`);
+    const said = (m.blocks ?? []).map((b) => JSON.stringify(b)).find((b) => b.includes("Ticked although the bot's check failed"));
+    expect(said).toContain(`:warning: Ticked although the bot's check failed: ${items.find((i) => i.id === 'size-normal')?.label}. The check still fails`);
+    // Not ticked over: nothing said.
+    expect(JSON.stringify(checklistMessage('daily', daily(), 2).blocks)).not.toContain('ticked over');
+  });
+
   it('records an untick with whose tick it took back', () => {
     const ticked = applyTick(daily(), ['backup-ran', 'disk-space'], 'U1', at).items;
     const { changes, items } = applyTick(ticked, ['backup-ran'], 'U2', '2026-11-25T10:00:00Z');

@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { BotError } from '../../errors.ts';
+import { createHash } from 'node:crypto';
+import { BotError, isBotError } from '../../errors.ts';
 import { openFileWriter } from '../../storage/file-writer.ts';
 import { storageError, writeFileAtomically } from '../../storage/fs-util.ts';
 import { mapLimit } from '../../storage/s3-objects.ts';
@@ -62,6 +63,34 @@ async function download(
   }
 }
 
+/** The sha256 and size of an object as read now. */
+async function digest(source: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return `${bytes}:${hash.digest('hex')}`;
+}
+
+/**
+ * A segment that did not match its record, read twice more: the same bytes both times, and not the recorded ones,
+ * is damage in the bucket, marked there (s3-pitr-store.ts markDamaged) so the window ends before it and `wal-gap`
+ * pages (QA: the test failed on it while /backup health still said "no segment missing"). Reads that differ are a
+ * transfer's fault: the error goes on as it was.
+ */
+async function markIfDamaged(remote: S3PitrStore, e: WalEntry, err: BotError): Promise<BotError> {
+  const reads = await Promise.all([remote.openWal(e).then(digest), remote.openWal(e).then(digest)]).catch(() => null);
+  if (!reads || reads[0] !== reads[1] || reads[0] === `${e.bytes}:${e.sha256}`) return err;
+  const marked = await remote.markDamaged(e.name, err.userMessage).then(
+    () =>
+      ' Read three times alike, it was marked damaged in the bucket: the recoverable window ends before it until a base backup taken after it opens a new one, and health pages the gap.',
+    () => '',
+  );
+  return new BotError(err.code, `${err.userMessage}${marked}`, { cause: err });
+}
+
 /** How long after a moment the bot may stamp a base backup finished whose end segment was archived by then. */
 const FINISH_STAMP_MARGIN_MS = 60_000;
 
@@ -112,6 +141,8 @@ export async function fetchFromOffsite(o: {
   baseId?: string | undefined;
   /** restore-pitr: the base backup is chosen from the bucket's window, along its timelines (`along`: --timeline). */
   fromWindow?: { latest: boolean; along?: number | undefined };
+  /** S3 as the primary store: a segment read twice more alike, not matching its record, is marked damaged there. */
+  markDamaged?: boolean;
   signal?: AbortSignal | undefined;
 }): Promise<OffsiteFetch> {
   const target = o.remote.target;
@@ -146,7 +177,11 @@ export async function fetchFromOffsite(o: {
   const fresh = await mapLimit(wanted, 4, async (e) => {
     if (await local.entry(e.name)) return 0;
     if (o.signal?.aborted) throw canceled();
-    await download(await o.remote.openWal(e), await local.writer(e.name, e.encryption === 'age'), e, `WAL ${e.name}`, where, o.signal);
+    await download(await o.remote.openWal(e), await local.writer(e.name, e.encryption === 'age'), e, `WAL ${e.name}`, where, o.signal).catch(
+      async (err: unknown) => {
+        throw o.markDamaged && isBotError(err) && err.code === 'storage_failed' && !o.signal?.aborted ? await markIfDamaged(o.remote, e, err) : err;
+      },
+    );
     await local.index(e);
     return e.bytes;
   });

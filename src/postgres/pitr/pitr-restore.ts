@@ -141,6 +141,17 @@ async function checkedBytes(stream: Readable, expected: { sha256: string }, what
  * One archived WAL file to `dest` (restore_command's %p), checked, decrypted and decompressed (wal-decode.ts); false
  * when not archived.
  */
+/**
+ * An indexed WAL file whose file is gone (set aside as damaged, or lost): a gap the window already ends at, so
+ * recovery planned by it never needs the file, and wal-fetch answers it as not archived (exit 1), not as a failure
+ * that stops recovery (wal-fetch-cli.ts ABORT_RECOVERY).
+ */
+export class WalFileGone extends BotError {
+  constructor(message: string) {
+    super('storage_failed', message);
+  }
+}
+
 export async function fetchWal(
   store: Pick<LocalWalStore, 'entry' | 'open'>,
   name: string,
@@ -157,8 +168,7 @@ export async function fetchWal(
       throw new BotError(err.code, `${err.userMessage}${await setAsideIfDamaged(store, entry).catch(() => '')}`, { cause: err });
     }
     if (errnoCode(err) !== 'ENOENT') throw err;
-    throw new BotError(
-      'storage_failed',
+    throw new WalFileGone(
       `${what} is indexed as archived, but its stored file is gone (or was set aside as damaged, by the checksum scrub or a fetch that read it three times alike): the archive has a gap here.`,
     );
   });

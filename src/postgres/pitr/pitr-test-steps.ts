@@ -133,7 +133,7 @@ export async function fetchOffsite(
 ): Promise<{ root: string; base: BaseBackup } | null> {
   const name = primary ? 'archive in S3' : 'off-site copy';
   try {
-    const got = await fetchFromOffsite({ root, remote, at, baseId, signal });
+    const got = await fetchFromOffsite({ root, remote, at, baseId, signal, markDamaged: primary });
     checks.push({
       name,
       ok: true,

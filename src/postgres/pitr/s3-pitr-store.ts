@@ -22,6 +22,8 @@ import { type WalEntry, WalEntrySchema } from './wal-store.ts';
 
 const MiB = 1024 * 1024;
 const FILE = /^[0-9A-Za-z_][0-9A-Za-z._-]*$/;
+/** Where segments found damaged are marked (markDamaged), under `_wal/`. */
+const DAMAGED = '_damaged';
 
 /** A segment in the bucket as one listing sees it: its entry's key, and the file's key and size (null: missing). */
 export interface RemoteWal {
@@ -30,6 +32,8 @@ export interface RemoteWal {
   fileBytes: number | null;
   /** When the bucket received the entry (its LastModified): the moment the file became archived there. */
   indexedAt: Date;
+  /** A fetch read it twice alike not matching its record (markDamaged): counted as missing, a gap. */
+  damaged?: true;
 }
 
 export class S3PitrStore {
@@ -76,10 +80,20 @@ export class S3PitrStore {
     const files = new Map(objects.map((o) => [o.key.slice(`${this.#root}_wal/`.length), o.size]));
     const modified = new Map(objects.map((o) => [o.key.slice(`${this.#root}_wal/`.length), o.modified]));
     const out: RemoteWal[] = [];
+    const damaged = new Set(
+      [...files.keys()].filter((k) => k.startsWith(`${DAMAGED}/`) && k.endsWith('.json')).map((k) => k.slice(DAMAGED.length + 1, -'.json'.length)),
+    );
     // Only the archive's own files: nothing under a deeper prefix is a segment.
     for (const name of [...files.keys()].filter((k) => k.endsWith('.json') && !k.includes('/')).map((k) => k.slice(0, -'.json'.length))) {
-      const file = [`${name}.zst.age`, `${name}.zst`].find((f) => files.has(f)) ?? null;
-      out.push({ name, file, fileBytes: file === null ? null : (files.get(file) ?? null), indexedAt: modified.get(`${name}.json`) ?? new Date(0) });
+      const file = damaged.has(name) ? null : ([`${name}.zst.age`, `${name}.zst`].find((f) => files.has(f)) ?? null);
+      const indexedAt = modified.get(`${name}.json`) ?? new Date(0);
+      out.push({
+        name,
+        file,
+        fileBytes: file === null ? null : (files.get(file) ?? null),
+        indexedAt,
+        ...(damaged.has(name) ? { damaged: true as const } : {}),
+      });
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
@@ -102,10 +116,25 @@ export class S3PitrStore {
     return body;
   }
 
+  /**
+   * A segment a fetch read twice alike not matching its record (S3 as the primary store): marked under
+   * `_wal/_damaged/<segment>.json`, never deleted, so every listing counts it missing (the window ends before it,
+   * `wal-gap` pages) instead of claiming it (QA: a PITR test failed on it while the window and health still did).
+   */
+  async markDamaged(name: string, why: string): Promise<void> {
+    await this.#s3.writeText(
+      this.#key('_wal', DAMAGED, `${name}.json`),
+      `${JSON.stringify({ at: new Date().toISOString(), why })}\n`,
+      `mark WAL ${name} damaged`,
+    );
+  }
+
   /** The entry first, so a half-deleted segment is never counted as archived. */
   async removeWal(entry: Pick<WalEntry, 'name' | 'file'>): Promise<void> {
     await this.#s3.delete(this.#key('_wal', `${entry.name}.json`), `delete WAL ${entry.name}`);
     await this.#s3.delete(this.#key('_wal', entry.file), `delete WAL ${entry.name}`);
+    // Its damage mark, when it had one, goes with it (a delete of a key that is not there is no error).
+    await this.#s3.delete(this.#key('_wal', DAMAGED, `${entry.name}.json`), `delete WAL ${entry.name}`);
   }
 
   /**

@@ -24,7 +24,7 @@ import { silentLog, withClient } from '../../support/postgres-helpers.ts';
 import { readableByServer, recoveredMarkers } from '../../support/recovered-server.ts';
 import type { TestS3Server } from '../../support/s3-server.ts';
 import { seedForRecovery, setUpS3Pitr, switchSegment as switchAt, tearDownS3Pitr, walStateUntil } from '../../support/s3-pitr-setup.ts';
-import { TEST_CREDENTIALS } from '../../support/s3-server.ts';
+import { rawBucket, TEST_CREDENTIALS } from '../../support/s3-server.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -314,6 +314,48 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
       });
     } finally {
       remote.client.destroy();
+    }
+  }, 180_000);
+
+  it('a segment a fetch finds damaged in the bucket (read three times alike) is marked there: the window stops claiming it (QA)', async () => {
+    const whole = await switchSegment('to-be-damaged');
+    await inS3(whole);
+    // One after it in the bucket too: then it is a gap inside the archive, not its end.
+    await inS3(await switchSegment('after-the-damaged'));
+    const raw = rawBucket(s3);
+    const remote = bucket();
+    try {
+      const key = (await raw.keys('pgbb/app/_wal/')).find((k) => k.endsWith(`/${whole}.zst.age`)) as string;
+      const bytes = await raw.get(key);
+      bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff;
+      await raw.put(key, bytes);
+      const out = await runPitrTest({
+        target: 'app',
+        root: env.BACKUP_DIR as string,
+        asked: 'latest',
+        identity: await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE as string, 'test'),
+        sourceUrl: source.url,
+        markers: false,
+        heapallindexed: false,
+        log: silentLog,
+        label: 's3damaged',
+        offsite: remote,
+        primary: true,
+      });
+      expect(out.passed).toBe(false);
+      expect(out.checks[0]?.detail).toMatch(
+        new RegExp(
+          `^could not be fetched from s3://pgbb-primary/pgbb/app: WAL ${whole} in .* the copy is damaged\\. Read three times alike, it was marked damaged in the bucket`,
+        ),
+      );
+      expect((await remote.listWal()).find((w) => w.name === whole)).toMatchObject({ file: null, damaged: true });
+      // The file itself stays (never deleted by the bot); only the listings count it missing.
+      expect(await raw.keys(`pgbb/app/_wal/_damaged/`)).toEqual([`pgbb/app/_wal/_damaged/${whole}.json`]);
+      const facts = await readArchiveFacts(config, 'app');
+      expect(facts.gaps, JSON.stringify(facts)).toContain(whole);
+    } finally {
+      remote.client.destroy();
+      raw.destroy();
     }
   }, 180_000);
 
