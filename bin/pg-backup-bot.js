@@ -37,17 +37,28 @@ function newest(dir) {
   return latest;
 }
 
+/** A module that fails to load ends the process; as wal-fetch with 126, which stops recovery (not 1: "not archived"). */
+async function importOrStop(what) {
+  try {
+    return await import(what);
+  } catch (err) {
+    process.stderr.write(`pg-backup-bot: could not load ${what}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(verb === 'wal-fetch' ? 126 : 1);
+  }
+}
+
 const build = existsSync(bundled) ? bundled : existsSync(compiled) ? compiled : null;
 const stale = build !== null && newest(fileURLToPath(sources)) > statSync(build).mtimeMs;
 if (build && !stale) {
-  await import(build.href);
+  await importOrStop(build.href);
 } else if (!existsSync(sources)) {
   // An installed package without its build: packed with --ignore-scripts and never built.
   process.stderr.write('pg-backup-bot: this installation has neither its build (dist/) nor its sources (src/): reinstall it from a package made by `npm pack`.\n');
-  process.exitCode = 1;
+  // As restore_command, anything but 1 above 125 stops recovery; 1 would read as "not archived" (wal-fetch-cli.ts).
+  process.exitCode = verb === 'wal-fetch' ? 126 : 1;
 } else {
   if (stale) process.stderr.write('pg-backup-bot: the build is older than src/ (run `npm run build`); running the sources instead.\n');
-  const { register } = await import('tsx/esm/api');
+  const { register } = await importOrStop('tsx/esm/api');
   register();
-  await import(`../src/${entry}.ts`);
+  await importOrStop(`../src/${entry}.ts`);
 }

@@ -60,14 +60,20 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
     const identity = deps.identityFile ? await loadIdentity(deps.identityFile, 'wal-fetch needs it to decrypt the archived WAL') : undefined;
     // Not archived is not an error: recovery asks for the next file until there is none. A segment not archived
     // whole is served from its newest partial snapshot, padded to 16 MB, which PostgreSQL replays to its end.
-    const fetched = await fetchWal(store, name, dest, identity);
-    if (!fetched && (!SEGMENT_NAME.test(name) || !(await fetchWal(new PartialWalStore(deps.backupDir, targetName), name, dest, identity)))) return 1;
+    const once = async () =>
+      (await fetchWal(store, name, dest, identity)) ||
+      (SEGMENT_NAME.test(name) && (await fetchWal(new PartialWalStore(deps.backupDir, targetName), name, dest, identity)));
+    // A file gone between its entry and its read (a snapshot superseded, the whole segment archived meanwhile): once more.
+    const fetched = await once().catch((err: unknown) => (err instanceof WalFileGone ? once() : Promise.reject(err)));
+    if (!fetched) return 1;
     // What recovery took, for the reader ahead; after a partial snapshot (the newest WAL there is) nothing follows.
     await notePrefetchTaken(dest, name);
     return 0;
   } catch (err) {
-    // A gap the window already ends at (its file set aside or lost): not archived, as recovery was planned.
-    if (err instanceof WalFileGone) {
+    // A gap the window already ends at (its file set aside or lost): not archived, as recovery was planned; unless an
+    // older timeline holds a segment of that number, which PostgreSQL would take instead: the wrong history (second
+    // reader: a switch segment set aside by a first start, or by a scrub while recovery runs).
+    if (err instanceof WalFileGone && !(await olderTimelineHas(deps.backupDir, targetName, name))) {
       deps.io.err(`wal-fetch of ${name}: ${toUserMessage(err)}`);
       return 1;
     }
@@ -76,6 +82,18 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
   } finally {
     await renewed;
   }
+}
+
+/** Whether the archive holds the segment of `name`'s number on a timeline before `name`'s, whole or as a snapshot. */
+async function olderTimelineHas(root: string, target: string, name: string): Promise<boolean> {
+  if (!SEGMENT_NAME.test(name)) return false;
+  const tli = Number.parseInt(name.slice(0, 8), 16);
+  const older = (n: string) => SEGMENT_NAME.test(n) && n.slice(8) === name.slice(8) && Number.parseInt(n.slice(0, 8), 16) < tli;
+  const [whole, partial] = await Promise.all([
+    new LocalWalStore(root, target).list().catch(() => []),
+    new PartialWalStore(root, target).list().catch(() => []),
+  ]);
+  return [...whole, ...partial].some((e) => older(e.name));
 }
 
 /** `pg-backup-bot wal-prefetch <target> <after> <dir>`: started by wal-fetch, never by hand (wal-prefetch.ts). */

@@ -10,24 +10,26 @@ export function dedupKey(target: string, condition: string): string {
 
 export interface Escalation {
   /**
-   * Pages once per episode: while the condition stays failing, a later failure only updates the open alert (same
-   * dedup key) when it is worse, or says something else half an hour after the last update. Returns a sentence for the channel.
+   * Pages once while the condition stays failing; a later failure only updates the open alert (same dedup key) when its
+   * severity rises or it is another episode of the condition (health's `episode`: another set of damaged backups, a
+   * lower band of free disk), never for a summary's wording alone. Returns a sentence for the channel.
    */
-  failed(target: string, condition: string, info: { summary: string; severity: Severity; details: Record<string, unknown> }): Promise<string>;
+  failed(
+    target: string,
+    condition: string,
+    info: { summary: string; severity: Severity; details: Record<string, unknown>; episode?: string | undefined },
+  ): Promise<string>;
   /** Resolves the page if this condition had paged. Returns a sentence for the channel, or null when nothing was open. */
   passed(target: string, condition: string, info: { summary: string; details?: Record<string, unknown> }): Promise<string | null>;
 }
 
 const RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2, critical: 3 };
-/** How often an open page's summary may be brought up to date when it changes without growing worse. */
-export const UPDATE_EVERY_MS = 30 * 60_000;
-
-function parseSaid(raw: string | null): { summary: string; severity: Severity; at: number } | null {
+function parseSaid(raw: string | null): { severity: Severity; episode: string | null } | null {
   if (!raw) return null;
   try {
-    const v = JSON.parse(raw) as { summary?: unknown; severity?: unknown; at?: unknown };
-    return typeof v.summary === 'string' && typeof v.severity === 'string' && v.severity in RANK && typeof v.at === 'number'
-      ? { summary: v.summary, severity: v.severity as Severity, at: v.at }
+    const v = JSON.parse(raw) as { severity?: unknown; episode?: unknown };
+    return typeof v.severity === 'string' && v.severity in RANK
+      ? { severity: v.severity as Severity, episode: typeof v.episode === 'string' ? v.episode : null }
       : null;
   } catch {
     return null;
@@ -61,15 +63,17 @@ export function createEscalation(deps: {
       if (!deps.enabled) return NOT_CONFIGURED;
       const key = dedupKey(target, condition);
       const previous = await deps.redis.set(stateKey(key), 'triggered', 'GET');
-      const said = { summary: info.summary, severity: info.severity, at: now().getTime() };
+      const said = { severity: info.severity, episode: info.episode ?? null };
       if (previous === 'triggered') {
         // The open alert updated (the same dedup key: PagerDuty adds it to the incident, no new one) when the condition
-        // grew worse, or its summary changed and the last update is half an hour old (QA: the page kept "1 backup
-        // damaged, its roles file only" while the channel said two, one of them its database archive).
+        // grew worse or is another episode of it (QA: the page kept "1 backup damaged, its roles file only" while the
+        // channel said two, one of them its database archive). A summary that only words the same failure anew (a
+        // newer backup id, a figure) is not sent (second reader: an update every few hours reopens an incident a
+        // person resolved by hand).
         const last = parseSaid(await deps.redis.get(`${stateKey(key)}:said`).catch(() => null));
         const worse = last !== null && RANK[info.severity] > RANK[last.severity];
-        const changed = last !== null && last.summary !== info.summary && said.at - last.at >= UPDATE_EVERY_MS;
-        if (!worse && !changed) return `PagerDuty was already paged for this condition (${key}); not paging again`;
+        const other = last !== null && said.episode !== null && said.episode !== last.episode;
+        if (!worse && !other) return `PagerDuty was already paged for this condition (${key}); not paging again`;
       }
       await deps.redis.set(`${stateKey(key)}:said`, JSON.stringify(said)).catch(() => undefined);
       await enqueue({

@@ -65,6 +65,7 @@ export async function report(deps: { notifier: Notifier; escalation: Escalation 
           summary: result.summary,
           severity: result.severity,
           details: { condition: result.condition, evidence: result.evidence },
+          episode: result.episode,
         });
     log.warn({ target, condition: result.condition, evidence: result.evidence }, 'health condition failing');
     await say.post(conditionFailing(target, result, escalation));

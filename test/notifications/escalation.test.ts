@@ -34,34 +34,31 @@ describe('escalation', () => {
     expect(await queue.count()).toBe(2);
   });
 
-  it('updates the open alert when the condition grows worse, or says something else half an hour on; never a second episode (QA)', async () => {
-    let at = Date.parse('2026-12-07T03:00:00Z');
-    const esc = createEscalation({ redis, queue, prefix, enabled: true, source: 'test', now: () => new Date(at) });
-    const page = (summary: string, severity: 'warning' | 'error' | 'critical') => esc.failed('shop', 'damaged', { summary, severity, details: {} });
-    expect(await page('1 backup damaged: its roles file only', 'warning')).toMatch(/page queued/);
-    // The same, and something else within half an hour: nothing sent.
-    expect(await page('1 backup damaged: its roles file only', 'warning')).toMatch(/already paged/);
-    at += 10 * 60_000;
-    expect(await page('1 backup damaged: its roles file only (scrub again)', 'warning')).toMatch(/already paged/);
-    // Worse: sent at once, to the same alert.
-    expect(await page('2 backups damaged, one its database archive', 'error')).toBe(
+  it('updates the open alert when the condition grows worse or is another episode of it; a new wording alone sends nothing (QA, second reader)', async () => {
+    const esc = createEscalation({ redis, queue, prefix, enabled: true, source: 'test' });
+    const page = (summary: string, severity: 'warning' | 'error' | 'critical', episode?: string) =>
+      esc.failed('shop', 'damaged', { summary, severity, details: {}, episode });
+    expect(await page('1 backup damaged: its roles file only', 'error', 'set-a')).toMatch(/page queued/);
+    // The same episode in other words (a figure, a newer id): nothing sent, so an incident resolved by hand stays so.
+    expect(await page('1 backup damaged: its roles file only (scrubbed again)', 'error', 'set-a')).toMatch(/already paged/);
+    // Another set of damaged backups: the open alert updated at once.
+    expect(await page('2 backups damaged, one its database archive', 'error', 'set-b')).toBe(
       "PagerDuty's open alert updated (error, dedup key pg-backup-bot/shop/damaged)",
     );
-    // Changed, not worse: once half an hour has passed since the last update.
-    at += 10 * 60_000;
-    expect(await page('3 backups damaged', 'error')).toMatch(/already paged/);
-    at += 25 * 60_000;
-    expect(await page('3 backups damaged', 'error')).toMatch(/open alert updated/);
+    // Worse: updated too, whatever the episode.
+    expect(await page('2 backups damaged, one its database archive', 'critical', 'set-b')).toMatch(/open alert updated \(critical/);
+    expect(await page('2 backups damaged', 'error', 'set-b')).toMatch(/already paged/);
     expect(await esc.passed('shop', 'damaged', { summary: 'none damaged' })).toMatch(/resolved/);
     const outbox = (await redis.lrange(outboxKey(prefix, dedupKey('shop', 'damaged')), 0, -1)).map((e) => JSON.parse(e) as { action: string; summary: string });
     expect(outbox.map((e) => [e.action, e.summary])).toEqual([
       ['trigger', '1 backup damaged: its roles file only'],
       ['trigger', '2 backups damaged, one its database archive'],
-      ['trigger', '3 backups damaged'],
+      ['trigger', '2 backups damaged, one its database archive'],
       ['resolve', 'none damaged'],
     ]);
-    // A new episode after the resolve starts from nothing.
-    expect(await page('1 backup damaged again', 'warning')).toMatch(/page queued/);
+    // A condition without episodes (an off-site copy's failure naming each new backup) is paged once.
+    expect(await esc.failed('shop', 'offsite-copy', { summary: 'copy of shop-1 failed', severity: 'warning', details: {} })).toMatch(/page queued/);
+    expect(await esc.failed('shop', 'offsite-copy', { summary: 'copy of shop-2 failed', severity: 'warning', details: {} })).toMatch(/already paged/);
   });
 
   it('says plainly that nobody was paged when PagerDuty is not configured', async () => {

@@ -155,7 +155,8 @@ describe('healthProcessor', () => {
         expect(await (await kit.runJob(processor, {})).getState()).toBe('completed');
       }
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('fill') && e.event_action === 'resolve', 30_000);
-      expect(kit.pd.events.filter((e) => e.dedup_key === diskKey('fill')).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+      // One page, updated as the disk went under half and under a quarter of the limit (each a deeper episode), resolved once.
+      expect(kit.pd.events.filter((e) => e.dedup_key === diskKey('fill')).map((e) => e.event_action)).toEqual(['trigger', 'trigger', 'trigger', 'resolve']);
       const posts = diskPosts(where('fill'));
       expect(posts.map((m) => m.text)).toEqual([
         expect.stringMatching(/ — 15 % free \(15\.0 GB of 100 GB\), limit 20 %/),
@@ -163,7 +164,7 @@ describe('healthProcessor', () => {
         expect.stringMatching(/ — 3 % free \(3\.0 GB of 100 GB\), limit 20 %/),
         `${where('fill')}: backup disk filling up cleared`,
       ]);
-      expect(contextOf(posts[1])).toContain(`PagerDuty was already paged for this condition (${diskKey('fill')}); not paging again`);
+      expect(contextOf(posts[1])).toContain(`PagerDuty's open alert updated (warning, dedup key ${diskKey('fill')})`);
     });
   });
 

@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { archiveWalFile } from '../../../src/postgres/pitr/archiver.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +86,28 @@ describe('snapshotPartial', () => {
     );
     // A restore_command written wrong stops recovery too, instead of promoting what the base backup holds.
     expect(await cliWalFetch(['app'], deps)).toBe(ABORT_RECOVERY);
+  });
+
+  it('a new timeline’s segment set aside answers "not archived" only when no older timeline holds that number (second reader)', async () => {
+    const store = o().store;
+    const archive = async (seg: string) => {
+      await writeFile(join(dir, seg), file);
+      return archiveWalFile(join(dir, seg), seg, { store, zstd: 'zstd', level: 1, recipients: [], ageEngine: undefined });
+    };
+    // The switch segment on both timelines (the old primary's and the promoted one's), and a later one on the new only.
+    await archive('000000010000000000000011');
+    const fork = await archive('000000020000000000000011');
+    const later = await archive('000000020000000000000012');
+    for (const e of [fork, later]) await rm(join(store.dir, e.file));
+    const said: string[] = [];
+    const deps = { backupDir: join(dir, 'b'), identityFile: undefined, io: { out: () => undefined, err: (l: string) => said.push(l) } };
+    // Exit 1 here would make PostgreSQL take timeline 1's segment 11: the old primary's writes past the fork.
+    expect(await cliWalFetch(['app', '000000020000000000000011', join(dir, 'RECOVERYXLOG')], deps)).toBe(ABORT_RECOVERY);
+    expect(said.join('\n')).toMatch(
+      /^wal-fetch of 000000020000000000000011 FAILED, recovery stops here \(exit 126\): WAL 000000020000000000000011 is indexed as archived, but its stored file is gone/,
+    );
+    // No older timeline holds 12: a gap the window ends at, answered as not archived.
+    expect(await cliWalFetch(['app', '000000020000000000000012', join(dir, 'RECOVERYXLOG')], deps)).toBe(1);
   });
 
   it('a whole segment archived supersedes the snapshots of its timeline only: an older timeline’s last WAL is kept (QA)', async () => {
