@@ -8,6 +8,7 @@ import { redactSecrets } from '../logger.ts';
  */
 export function cliFailure(err: unknown): string {
   if (isBotError(err)) return err.userMessage;
-  const first = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 300) || 'no message';
-  return `Something unexpected went wrong inside the bot: ${String(redactSecrets(first))}.`;
+  // Redacted whole, then cut: a cut inside a URL's password would leave no `@` for the redaction to find (second reader).
+  const first = String(redactSecrets((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '')).slice(0, 300) || 'no message';
+  return `Something unexpected went wrong inside the bot: ${first}.`;
 }

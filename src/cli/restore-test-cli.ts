@@ -100,6 +100,9 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
  * The backup held against retention in the bot's Redis (REDIS_URL set), or null, said: a retention run beside this
  * test cannot see it then (QA: deleted under the test, which then recorded PASSED for a backup that was gone).
  */
+/** A backup id's target: what comes before its `-YYYYMMDDTHHMMSSZ`. */
+const targetOf = (backupId: string) => backupId.replace(/-\d{8}T\d{6}Z(-\d+)?$/, '');
+
 async function holdIn(deps: CliDeps, backupId: string, retainUntil: string | null): Promise<{ release(): Promise<void> } | null> {
   const redis = deps.redisUrl ? await connectRedis(deps.redisUrl, deps.config.redisCluster) : null;
   if (!redis) {
@@ -110,8 +113,24 @@ async function holdIn(deps: CliDeps, backupId: string, retainUntil: string | nul
       );
     return null;
   }
-  const held = await holdForCli(redis, deps.config.queuePrefix, backupId).catch(() => null);
+  const lost = (why: string) =>
+    deps.io.err(`warning: the hold on ${backupId} in Redis could not be renewed (${why}): a retention run may delete it under this test.`);
+  const held = await holdForCli(redis, deps.config.queuePrefix, backupId, lost).catch((err: unknown) => {
+    deps.io.err(`note: ${backupId} could not be held against retention in Redis (${(err as Error).message}): a retention run meanwhile cannot see this test.`);
+    return null;
+  });
   if (!held) redis.disconnect();
+  // Deleted between being chosen and being held: said now, not found halfway through the restore.
+  if (
+    held &&
+    !(await deps.storage.list(targetOf(backupId)).then(
+      (l) => l.some((m) => m.backupId === backupId),
+      () => true,
+    ))
+  ) {
+    await held.release().finally(() => redis.disconnect());
+    throw new BotError('backup_not_found', `Backup ${backupId} was deleted (by retention?) just before the test could hold it; nothing was tested.`);
+  }
   return held && { release: () => held.release().finally(() => redis.disconnect()) };
 }
 

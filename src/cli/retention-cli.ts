@@ -55,7 +55,10 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
   const startedAt = new Date();
   // The run as the weekly checklist reads it (checklists/retention-runs.ts), when there is Redis to keep it in.
   const record = (summary: Parameters<typeof recordCliRetention>[2]['summary'], problem: string | null) =>
-    redis ? recordCliRetention(redis, config.queuePrefix, { startedAt, finishedAt: new Date(), summary, problem }).catch(() => undefined) : Promise.resolve();
+    // A dry run applies nothing: it is not the checklist's "retention applied" (second reader: it hid a good run).
+    redis && !dryRun
+      ? recordCliRetention(redis, config.queuePrefix, { startedAt, finishedAt: new Date(), summary, problem }).catch(() => undefined)
+      : Promise.resolve();
   try {
     const run = await runRetention({
       primary: deps.primary,

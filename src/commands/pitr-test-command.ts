@@ -50,6 +50,6 @@ export async function queuePitrTest(
   const other = its !== undefined && its !== req.at;
   return {
     jobId,
-    text: `A PITR restore test of *${target.name}* is already queued or running${its ? ` (to ${moment(its)})` : ''}: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.${other ? ` This one, to ${to}, was not queued: ask again once that verdict is posted.` : ''}`,
+    text: `A PITR restore test of *${target.name}* is already queued or running${its ? ` (to ${moment(its)})` : ''}: job \`${jobId}\`. Its verdict will be posted in ${deps.config.slack.channel}.${other || its === undefined ? ` This one, to ${to}, was not queued: ask again once that verdict is posted.` : ''}`,
   };
 }

@@ -46,9 +46,13 @@ export function diskNeeded(m: Manifest): string {
 export function warningSections(text: string, max = 3000): Array<{ type: 'section'; text: { type: 'mrkdwn'; text: string } }> {
   const out: string[] = [];
   let rest = text;
+  // Inside a `<!date^…|…>` or `<@U…>` token: a cut there would show it raw (second reader).
+  const inToken = (t: string, i: number) => t.lastIndexOf('<', i) > t.lastIndexOf('>', i);
+  const before = (t: string, i: number) => (inToken(t, i) ? t.lastIndexOf('<', i) : i);
   while (rest.length > max) {
-    const cut = Math.max(rest.lastIndexOf('. ', max - 1), rest.lastIndexOf('; ', max - 1));
-    const at = cut > max / 2 ? cut + 1 : rest.lastIndexOf(' ', max - 1) > 0 ? rest.lastIndexOf(' ', max - 1) : max;
+    const cut = before(rest, Math.max(rest.lastIndexOf('. ', max - 1), rest.lastIndexOf('; ', max - 1)));
+    const space = before(rest, rest.lastIndexOf(' ', max - 1));
+    const at = cut > max / 2 ? cut + 1 : space > 0 ? space : max;
     out.push(rest.slice(0, at).trimEnd());
     rest = rest.slice(at).trimStart();
   }

@@ -14,13 +14,20 @@ const HOLD_MS = 10 * 60_000;
 
 /** Where the readers are kept: the bot's Redis and key prefix. */
 export interface CliReadersAt {
-  redis: Pick<RedisConnection, 'hgetall'>;
+  redis: Pick<RedisConnection, 'hgetall' | 'time'>;
   prefix: string;
 }
 
-/** The backups held by CLI readers whose time has not run out. */
-export async function cliReaders(at: CliReadersAt, now = Date.now()): Promise<string[]> {
-  const all = await at.redis.hgetall(cliReadersKey(at.prefix));
+/** Redis's own clock, which the holder and every retention share (hosts' clocks may disagree by minutes). */
+async function redisNow(redis: Pick<RedisConnection, 'time'>): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+/** The backups held by CLI readers whose time has not run out (by Redis's clock; `now` for tests). */
+export async function cliReaders(at: CliReadersAt, now?: number): Promise<string[]> {
+  const [all, clock] = await Promise.all([at.redis.hgetall(cliReadersKey(at.prefix)), now ?? redisNow(at.redis)]);
+  now = clock;
   return Object.values(all).flatMap((raw) => {
     try {
       const v = JSON.parse(raw) as { backupId?: unknown; until?: unknown };
@@ -31,13 +38,30 @@ export async function cliReaders(at: CliReadersAt, now = Date.now()): Promise<st
   });
 }
 
-/** Holds `backupId` against retention while the CLI reads it; renewed every few minutes until released. */
-export async function holdForCli(redis: RedisConnection, prefix: string, backupId: string): Promise<{ release(): Promise<void> }> {
+/**
+ * Holds `backupId` against retention while the CLI reads it; renewed every few minutes until released. `lost` is
+ * called once when a renewal fails (Redis gone): from its time running out, retention may delete the backup.
+ */
+export async function holdForCli(
+  redis: RedisConnection,
+  prefix: string,
+  backupId: string,
+  lost: (why: string) => void = () => undefined,
+): Promise<{ release(): Promise<void> }> {
   const key = cliReadersKey(prefix);
   const token = randomBytes(8).toString('hex');
-  const write = () => redis.hset(key, token, JSON.stringify({ backupId, until: Date.now() + HOLD_MS }));
+  const write = async () => redis.hset(key, token, JSON.stringify({ backupId, until: (await redisNow(redis)) + HOLD_MS }));
   await write();
-  const timer = setInterval(() => void write().catch(() => undefined), HOLD_MS / 4);
+  let said = false;
+  const timer = setInterval(
+    () =>
+      void write().catch((err: unknown) => {
+        if (said) return;
+        said = true;
+        lost((err as Error).message);
+      }),
+    HOLD_MS / 4,
+  );
   timer.unref();
   return {
     async release() {

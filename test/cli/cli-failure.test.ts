@@ -9,5 +9,9 @@ describe('cliFailure', () => {
       'Something unexpected went wrong inside the bot: connect to postgres://app:[redacted]@db:5432/shop refused.',
     );
     expect(cliFailure('a string')).toBe('Something unexpected went wrong inside the bot: a string.');
+    // Redacted before it is cut: a cut inside the password would leave no `@` to find (second reader).
+    const long = cliFailure(new Error(`${'x'.repeat(280)} postgres://app:Sup3rSecretPassword@db/shop`));
+    expect(long).not.toContain('Sup3r');
+    expect(long).toContain('postgres://app:[red');
   });
 });

@@ -6,6 +6,9 @@ export function parseRecoveryTime(asked: string): Date {
   // "UTC+01:00" (QA: pasted from /backup list and refused as "has no UTC offset").
   const text = asked
     .trim()
+    // "2026-12-03t14:30z" is ISO too (QA of /restore-test pitr: it upper-cased, restore-pitr did not).
+    .replace(/^(\d{4}-\d{2}-\d{2})t/i, '$1T')
+    .replace(/(\d)z$/, '$1Z')
     // "Mon 2026-12-07 18:55:30 UTC+01:00", as `/backup list` and the CLI write a time (QA: refused, though shown).
     .replace(/^(mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+/i, '')
     .replace(/\s*UTC$/i, 'Z')

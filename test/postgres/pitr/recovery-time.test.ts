@@ -16,6 +16,10 @@ describe('parseRecoveryTime: the moment asked, or a clear refusal', () => {
     expect(parseRecoveryTime('2026-12-03 14:30:00 +01:00').toISOString()).toBe('2026-12-03T13:30:00.000Z');
     expect(parseRecoveryTime('2026-12-03 14:30:00+0100').toISOString()).toBe('2026-12-03T13:30:00.000Z');
     expect(parseRecoveryTime('2026-12-03 14:30:00.25 -0530').toISOString()).toBe('2026-12-03T20:00:00.250Z');
+    // As the CLI's list writes a time (a weekday first), an offset of one digit, and ISO in lower case (QA, second reader).
+    expect(parseRecoveryTime('Mon 2026-12-07 08:28:46 UTC+01:00').toISOString()).toBe('2026-12-07T07:28:46.000Z');
+    expect(parseRecoveryTime('2026-12-07 08:28:46+1').toISOString()).toBe('2026-12-07T07:28:46.000Z');
+    expect(parseRecoveryTime('2026-12-07t07:28:46z').toISOString()).toBe('2026-12-07T07:28:46.000Z');
   });
 
   it('refuses a time with no offset, and says what to write', () => {
