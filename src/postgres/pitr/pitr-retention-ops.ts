@@ -8,6 +8,7 @@ import { errnoCode, fsyncDir } from '../../storage/fs-util.ts';
 import type { BaseBackup } from './base-backup.ts';
 import { listBaseBackups } from './pitr-restore.ts';
 import { remoteArchive } from './s3-archive.ts';
+import { mapLimit } from '../../storage/s3-objects.ts';
 import { type S3PitrStore, s3PitrStore } from './s3-pitr-store.ts';
 import { pitrInS3 } from './pitr-location.ts';
 import { archivedWal, QUARANTINE } from './wal-index.ts';
@@ -51,9 +52,27 @@ async function deleteLocalWal(store: LocalWalStore, e: WalEntry): Promise<void> 
   await rm(join(store.dir, `${e.file}${QUARANTINE}`), { force: true });
 }
 
+/**
+ * The bucket's archive, with the segments a fetch marked damaged (s3-pitr-store.ts markDamaged) as `unusable`: no
+ * part of a window, deleted with the rest when their time comes, mark included (second reader: left out of the
+ * listing, they stayed in the bucket for ever).
+ */
+async function bucketArchive(remote: S3PitrStore): Promise<{ bases: BaseBackup[]; wal: WalEntry[]; unusable: ReadonlySet<string> }> {
+  const [archive, listed] = await Promise.all([remoteArchive(remote), remote.listWal()]);
+  const marked = (
+    await mapLimit(
+      listed.filter((w) => w.damaged),
+      8,
+      (w) => remote.walEntry(w.name),
+    )
+  ).filter((e): e is WalEntry => e !== null);
+  const wal = [...archive.wal, ...marked].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { bases: archive.bases, wal, unusable: new Set(marked.map((e) => e.name)) };
+}
+
 const inBucket = (remote: S3PitrStore): PitrArchiveOps => ({
   where: remote.describe(),
-  list: () => remoteArchive(remote),
+  list: () => bucketArchive(remote),
   partials: () => remote.listPartials(),
   bases: () => remote.listBases(),
   deleteBase: (b) => remote.removeBase(b),

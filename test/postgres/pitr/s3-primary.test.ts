@@ -384,6 +384,15 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
       const [basesAfter, walAfter] = await Promise.all([remote.listBases(), remote.listWal()]);
       expect(basesAfter.map((b) => b.id)).toEqual([basesBefore[1]?.id]);
       expect(walAfter.length).toBe(walBefore.length - (run.targets[0]?.deleted.wal ?? 0));
+      // The segment marked damaged above went with the rest, its mark too (second reader: left in the bucket for ever).
+      const raw = rawBucket(s3);
+      try {
+        expect(walBefore.some((w) => w.damaged)).toBe(true);
+        expect(walAfter.some((w) => w.damaged)).toBe(false);
+        expect(await raw.keys('pgbb/app/_wal/_damaged/')).toEqual([]);
+      } finally {
+        raw.destroy();
+      }
       // The window from the newer base backup, once the archive reaches past its finish: the segment after it may
       // have been stamped with a sample taken before the base backup finished (a loaded machine: CI), and then it
       // opens with the next snapshot or segment.
