@@ -61,6 +61,22 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
 
   afterAll(() => tearDownS3Pitr({ source, s3, dir, redis }, archives));
 
+  /** The PITR restore test of `latest`, as the worker runs it with S3 as the primary store. */
+  const testFromBucket = async (remote: ReturnType<typeof bucket>, label: string) =>
+    runPitrTest({
+      target: 'app',
+      root: env.BACKUP_DIR as string,
+      asked: 'latest',
+      identity: await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE as string, 'test'),
+      sourceUrl: source.url,
+      markers: false,
+      heapallindexed: false,
+      log: silentLog,
+      label,
+      offsite: remote,
+      primary: true,
+    });
+
   const switchSegment = (label: string) => switchAt(source.url, label);
 
   const stateUntil = (ok: Parameters<typeof walStateUntil>[2], what: string) => walStateUntil(redis, prefix, ok, what);
@@ -293,19 +309,7 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
     try {
       // The quiet test's snapshot is superseded by its whole segment: gone from the bucket.
       expect((await remote.listPartials()).filter((p) => p.name <= whole)).toEqual([]);
-      const out = await runPitrTest({
-        target: 'app',
-        root: env.BACKUP_DIR as string,
-        asked: 'latest',
-        identity: await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE as string, 'test'),
-        sourceUrl: source.url,
-        markers: false,
-        heapallindexed: false,
-        log: silentLog,
-        label: 's3primary',
-        offsite: remote,
-        primary: true,
-      });
+      const out = await testFromBucket(remote, 's3primary');
       expect(out.passed, JSON.stringify(out.checks, null, 1)).toBe(true);
       expect(out.checks[0]).toEqual({
         name: 'archive in S3',
@@ -329,19 +333,7 @@ describe('the PITR archive with S3 as its primary store (S3_MODE=primary)', () =
       const bytes = await raw.get(key);
       bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff;
       await raw.put(key, bytes);
-      const out = await runPitrTest({
-        target: 'app',
-        root: env.BACKUP_DIR as string,
-        asked: 'latest',
-        identity: await loadIdentity(env.BACKUP_ENCRYPTION_IDENTITY_FILE as string, 'test'),
-        sourceUrl: source.url,
-        markers: false,
-        heapallindexed: false,
-        log: silentLog,
-        label: 's3damaged',
-        offsite: remote,
-        primary: true,
-      });
+      const out = await testFromBucket(remote, 's3damaged');
       expect(out.passed).toBe(false);
       expect(out.checks[0]?.detail).toMatch(
         new RegExp(
