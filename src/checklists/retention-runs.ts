@@ -34,7 +34,8 @@ function describe(s: Summary): string {
 }
 
 /** Where the CLI's `retention` leaves its last run (REDIS_URL set), read beside the queue's jobs. */
-export const cliRetentionKey = (prefix: string) => `${prefix}:retention:cli-last`;
+// Not under `${prefix}:retention:`, which is BullMQ's keyspace of the retention queue (an obliterate would take it).
+export const cliRetentionKey = (prefix: string) => `${prefix}:cli-retention:last`;
 
 /** The CLI's run as the checklist reads it: its summary, or why it failed; kept 8 days. */
 export async function recordCliRetention(

@@ -71,7 +71,7 @@ describe('the CLI and Redis', () => {
     try {
       // The run log's first sighting of the target is health's own state; BullMQ's `meta` hashes are not. The run
       // itself is kept for the weekly checklist (QA: "no retention run recorded" right after a real CLI run).
-      expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}:first-seen:shop`, `${prefix}:retention:cli-last`]);
+      expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}:cli-retention:last`, `${prefix}:first-seen:shop`]);
       const queue = new Queue('retention', { connection: redis, prefix });
       const seen = await retentionRunsFromQueue(queue, { redis, prefix }).last(new Date());
       await queue.close();
