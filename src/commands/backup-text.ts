@@ -99,7 +99,12 @@ function parsePreMigration(args: string[]): BackupRequest {
   }
   if (target === undefined) return { verb: 'pre-migration', label };
   const t = TargetName.safeParse(target.toLowerCase());
-  if (!t.success) return { verb: 'help', problem: `"${truncate(target)}" is not a valid target name.` };
+  // "JIRA 42" is most likely one label typed with a space (QA: told only that 42 is no target name).
+  if (!t.success)
+    return {
+      verb: 'help',
+      problem: `"${truncate(target)}" is not a valid target name. If it is part of the label, join them: \`/backup pre-migration ${truncate(`${label}-${target}`)}\`.`,
+    };
   return { verb: 'pre-migration', label, target: t.data };
 }
 

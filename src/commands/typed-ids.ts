@@ -11,10 +11,12 @@ import { BackupIdSchema } from '../storage/manifest.ts';
  * autocorrect made of `--` before an option (macOS turns `--into` into `—into`; QA: refused without a hint) as `--`.
  */
 export function straightened(raw: string): string {
-  return raw
-    .replace(/[\u201C\u201D]/g, '"')
-    .replace(/[\u2018\u2019]/g, "'")
-    .replace(/(^|\s)[\u2013\u2014](?=[a-z])/gi, '$1--');
+  const quotes = raw.replace(/[\u201C\u201D]/g, '"').replace(/[\u2018\u2019]/g, "'");
+  // Outside double quotes only: a quoted name keeps its dashes (second reader).
+  return quotes
+    .split('"')
+    .map((part, i) => (i % 2 === 0 ? part.replace(/(^|\s)[\u2013\u2014](?=[a-z])/gi, '$1--') : part))
+    .join('"');
 }
 
 export function unwrapWord(word: string): string {

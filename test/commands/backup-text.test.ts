@@ -60,6 +60,8 @@ describe('parseBackupText: pre-migration', () => {
     ['pre-migration <@U123>', /not a valid label/],
     ['pre-migration "two words" shop', /Too many words|not a valid label/],
     ['pre-migration JIRA-1 ../etc', /not a valid target name/],
+    // A label typed with a space: the join is offered (QA).
+    ['pre-migration JIRA 4.2', /^"4\.2" is not a valid target name\. If it is part of the label, join them: `\/backup pre-migration JIRA-4\.2`\.$/],
   ])('turns %j into help naming the problem', (text, problem) => {
     const req = parseBackupText(text);
     expect(req.verb).toBe('help');

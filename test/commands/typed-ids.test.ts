@@ -38,6 +38,8 @@ describe('ids as people paste and type them', () => {
     expect(parseBackupText('now \u2014physical shop')).toEqual({ verb: 'now', target: 'shop', physical: true });
     // A dash inside a word is left alone.
     expect(parseRestoreText(`${ID} --into=my\u2014app`)).toMatchObject({ verb: 'help' });
+    // And inside a quoted name (second reader).
+    expect(parseRestoreText(`${ID} --table="Audit \u2014log"`)).toMatchObject({ tables: ['"Audit \u2014log"'] });
   });
 
   it('/restore, /restore-test and /backup diff take an id in backticks or quotes as the id', () => {
