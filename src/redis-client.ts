@@ -80,3 +80,9 @@ export async function scanKeys(redis: RedisConnection, pattern: string): Promise
   }
   return keys;
 }
+
+/** Redis's own clock in ms (TIME): the one every host shares, where hosts' clocks may disagree by minutes. */
+export async function redisNow(redis: Pick<RedisConnection, 'time'>): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}

@@ -30,11 +30,11 @@ function walArgs(args: string[], usage: string, io: WalVerbDeps['io']): { target
 }
 
 /**
- * wal-fetch's exit when the file is archived and cannot be served (unreadable, damaged, a key that does not open it,
- * a misconfigured restore_command): above 125, which PostgreSQL takes as "abort recovery" (xlogarchive.c,
- * wait_result_is_any_signal), where any other failure means "not archived", and recovery goes on without the file.
- * QA: a timeline-2 snapshot that could not be read made recovery take timeline 1's segment of that name instead,
- * replay the old primary's writes past the fork, and promote: "archive recovery complete", the wrong history.
+ * wal-fetch's exit when a file cannot be served and an older timeline holds a segment of its number, and when the
+ * restore_command itself is wrong: above 125, which PostgreSQL takes as "abort recovery" (xlogarchive.c,
+ * wait_result_is_any_signal). Any other failure means "not archived" to it, and it tries the older timeline's
+ * segment of that number. QA: a timeline-2 snapshot that could not be read made recovery take timeline 1's segment
+ * instead, replay the old primary's writes past the fork, and promote: "archive recovery complete", the wrong history.
  */
 export const ABORT_RECOVERY = 126;
 
@@ -70,14 +70,19 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
     await notePrefetchTaken(dest, name);
     return 0;
   } catch (err) {
-    // A gap the window already ends at (its file set aside or lost): not archived, as recovery was planned; unless an
-    // older timeline holds a segment of that number, which PostgreSQL would take instead: the wrong history (second
-    // reader: a switch segment set aside by a first start, or by a scrub while recovery runs).
-    if (err instanceof WalFileGone && !(await olderTimelineHas(deps.backupDir, targetName, name))) {
-      deps.io.err(`wal-fetch of ${name}: ${toUserMessage(err)}`);
+    // Exit 1 makes PostgreSQL try the segment of that number on an older timeline: the wrong history when the archive
+    // holds one (QA: a timeline-2 snapshot that could not be read, timeline 1's taken instead). Without one, 1 is safe:
+    // recovery stops there, and PostgreSQL refuses to end short of its target ("recovery ended before configured
+    // recovery target was reached"); a gap the window already ends at is never needed (CI: PostgreSQL asks anyway).
+    if (!(await olderTimelineHas(deps.backupDir, targetName, name))) {
+      deps.io.err(
+        `wal-fetch of ${name} FAILED: ${toUserMessage(err)} (answered as not archived: no older timeline holds it, so recovery cannot take another in its place)`,
+      );
       return 1;
     }
-    deps.io.err(`wal-fetch of ${name} FAILED, recovery stops here (exit ${ABORT_RECOVERY}): ${toUserMessage(err)}`);
+    deps.io.err(
+      `wal-fetch of ${name} FAILED, recovery stops here (exit ${ABORT_RECOVERY}: an older timeline holds a segment of that number, which recovery would take instead): ${toUserMessage(err)}`,
+    );
     return ABORT_RECOVERY;
   } finally {
     await renewed;

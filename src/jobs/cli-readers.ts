@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { RedisConnection } from '../redis-client.ts';
+import { type RedisConnection, redisNow } from '../redis-client.ts';
 
 /**
  * Backups the CLI is reading (`pg-backup-bot restore-test` with REDIS_URL set), which retention must not delete
@@ -16,12 +16,6 @@ const HOLD_MS = 10 * 60_000;
 export interface CliReadersAt {
   redis: Pick<RedisConnection, 'hgetall' | 'time'>;
   prefix: string;
-}
-
-/** Redis's own clock, which the holder and every retention share (hosts' clocks may disagree by minutes). */
-async function redisNow(redis: Pick<RedisConnection, 'time'>): Promise<number> {
-  const [seconds, micros] = await redis.time();
-  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
 
 /** The backups held by CLI readers whose time has not run out (by Redis's clock; `now` for tests). */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import type { RedisConnection } from '../redis-client.ts';
+import { type RedisConnection, redisNow } from '../redis-client.ts';
 import { plannedSchedulers } from '../schedules/sync.ts';
 
 /**
@@ -82,11 +82,6 @@ export function rivalWatch(deps: {
     }
     return rivals;
   };
-}
-
-async function redisNow(redis: RedisConnection): Promise<number> {
-  const [seconds, micros] = await redis.time();
-  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
 
 function parse(raw: string): { host: string; targets: string[]; at: number } | null {

@@ -28,12 +28,25 @@ export async function readableByServer(dirs: string[]): Promise<void> {
 }
 
 /**
+ * The same, again every 300 ms while the server recovers: a worker still archiving writes new snapshots of the
+ * segment being written as root, 0640 (an operator's group would let postgres read them; the tests' root has none),
+ * and one written after the first chmod was unreadable to the recovering server (CI: wal-fetch refused it).
+ */
+function keepReadable(dirs: string[]): () => void {
+  if (dirs.length === 0) return () => undefined;
+  const timer = setInterval(() => void readableByServer(dirs).catch(() => undefined), 300);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
  * Starts a server on a data directory restore-pitr laid out, as the server's own user (postgres when the tests run
  * as root): a free port, its socket in the data directory. `readable` are directories that user must read (the
  * archive restore_command fetches from).
  */
 export async function startRecovered(dataDir: string, readable: string[] = []): Promise<RecoveredServer> {
   const user = await asServerUser();
+  let keep: (() => void) | undefined;
   const conf = join(dataDir, 'postgresql.auto.conf');
   await appendFile(conf, `unix_socket_directories = '${dataDir}'\nlisten_addresses = '127.0.0.1'\n`);
   const pgCtl = join(await findPostgresBinDir(), 'pg_ctl');
@@ -47,6 +60,7 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
     if (user.uid !== undefined) await execa('chown', ['-R', `${user.uid}:${user.gid}`, dataDir]);
     await readableByServer(readable);
     await chmod(dataDir, 0o700);
+    keep ??= keepReadable(readable);
     const r = await ctl(['-D', dataDir, '-l', logFile, '-w', '-t', '120', 'start']);
     if (r.exitCode !== 0 && /Address already in use/.test(await readFile(logFile, 'utf8').catch(() => ''))) {
       await rm(logFile, { force: true });
@@ -73,6 +87,7 @@ export async function startRecovered(dataDir: string, readable: string[] = []): 
       }
     },
     async stop() {
+      keep?.();
       await ctl(['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
       // restore-pitr's WAL read-ahead leaves once the server has stopped (wal-prefetch.ts: recoveryEnded), removing
       // its directory; a test that removes the data directory meanwhile would race its writes (ENOTEMPTY).

@@ -7,10 +7,11 @@ import { findZstd } from '../tools.ts';
 import { decodeWal, WalUndecodable } from './wal-decode.ts';
 import type { WalEntry } from './wal-store.ts';
 
-export type DecodeVerdict = { ok: true } | { skipped: true } | { damaged: string } | { unreadable: string } | { gone: true };
+/** `mismatch`: not the recorded bytes, for the checksum scrub's three reads to judge; `skipped`: not decoded, not read. */
+export type DecodeVerdict = { ok: true } | { skipped: true } | { mismatch: true } | { damaged: string } | { unreadable: string } | { gone: true };
 
 /**
- * The decoding half of the archive's scrub: a WAL file whose bytes match their sha256 is also decrypted and
+ * The decoding half of the archive's scrub: a WAL file is read once, its sha256 checked and its bytes decrypted and
  * decompressed (counted, nothing written) and must come to the segment's size. The sha256 proves the file is as it
  * was written, not that it was written whole: archives written before 38afbe9 on hosts without the age CLI may hold
  * segments whose first compressed bytes were lost, hashed as good, that no recovery can read. Only a decode finds
@@ -58,7 +59,7 @@ export function walDecoder(identity: AgeIdentity | undefined | string) {
       if (errnoCode(err) === 'ENOENT') return { gone: true };
       return { unreadable: toUserMessage(err) };
     }
-    if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) return { unreadable: 'it read differently from one read to the next' };
+    if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) return { mismatch: true };
     try {
       const first = await decodeOnce(entry, bytes, signal);
       if (!first) {

@@ -165,8 +165,10 @@ export async function scrubPitrArchives(o: {
   let read = 0;
   for (const item of due) {
     if (o.signal?.aborted || (read > 0 && read >= budget)) break;
-    const hashed = await readBack(item);
-    const v = 'ok' in hashed && item.wal && decoder ? await decoder.check(item.path, item.wal, o.signal) : hashed;
+    // A WAL file the decoder reads once, hashes and decodes; the checksum scrub's reads judge what it did not decode
+    // (skipped: no key, no zstd) and what is not the recorded bytes (three reads alike = damage).
+    const decoded = item.wal && decoder ? await decoder.check(item.path, item.wal, o.signal) : null;
+    const v = decoded !== null && !('skipped' in decoded) && !('mismatch' in decoded) ? decoded : await readBack(item);
     await o.state.remember(item.key, o.now.getTime()).catch((err: unknown) => o.log.warn({ err }, 'archive scrub: could not record a read in Redis'));
     if ('gone' in v) continue;
     read += item.bytes;
@@ -182,7 +184,7 @@ export async function scrubPitrArchives(o: {
         (to) => `; moved aside as ${to}`,
         (err: unknown) => ` (it could NOT be moved aside: ${toUserMessage(err)})`,
       );
-      const found = 'ok' in hashed ? `the decoding scrub found ${v.damaged}, two decodes alike` : `the checksum scrub found ${v.damaged}, three reads alike`;
+      const found = v === decoded ? `the decoding scrub found ${v.damaged}, two decodes alike` : `the checksum scrub found ${v.damaged}, three reads alike`;
       report.damaged.push({ target: item.target, what: item.what, why: `${found}${aside}` });
     }
   }

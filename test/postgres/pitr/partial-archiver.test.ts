@@ -57,7 +57,7 @@ describe('snapshotPartial', () => {
     expect((await recoverableWal(join(dir, 'b'), 'app')).map((e) => [e.name, e.archivedAt])).toEqual([[SEG, '2026-12-04T12:00:00.000Z']]);
   });
 
-  it('wal-fetch stops recovery (exit 126) on a snapshot it cannot serve, and says "not archived" (exit 1) only when it is not (QA)', async () => {
+  it('wal-fetch says why it cannot serve a snapshot, and answers "not archived" where no older timeline could stand in for it (QA)', async () => {
     // QA: a new timeline's snapshot that could not be read answered exit 1, which PostgreSQL takes as "not
     // archived": it took the old timeline's segment of that number, replayed past the fork and promoted.
     const name = '000000020000000000000009';
@@ -71,16 +71,31 @@ describe('snapshotPartial', () => {
     await writeFile(stored, bytes);
     const said: string[] = [];
     const deps = { backupDir: join(dir, 'b'), identityFile: undefined, io: { out: () => undefined, err: (l: string) => said.push(l) } };
+    // No older timeline holds segment 9: recovery stops here, and PostgreSQL refuses to end short of its target.
+    expect(await cliWalFetch(['app', name, join(dir, 'RECOVERYXLOG')], deps)).toBe(1);
+    expect(said.join('\n')).toMatch(new RegExp(`^wal-fetch of ${name} FAILED: .*sha256.* \\(answered as not archived: no older timeline holds it`));
+    // Timeline 1 holds a segment 9 (the old primary's): exit 1 would make recovery take it. 126 stops recovery.
+    await writeFile(join(dir, '000000010000000000000009'), file);
+    await archiveWalFile(join(dir, '000000010000000000000009'), '000000010000000000000009', {
+      store: o().store,
+      zstd: 'zstd',
+      level: 1,
+      recipients: [],
+      ageEngine: undefined,
+    });
+    said.length = 0;
     expect(await cliWalFetch(['app', name, join(dir, 'RECOVERYXLOG')], deps)).toBe(ABORT_RECOVERY);
     expect(ABORT_RECOVERY).toBeGreaterThan(125);
-    expect(said.join('\n')).toMatch(new RegExp(`^wal-fetch of ${name} FAILED, recovery stops here \\(exit 126\\): .*sha256`));
+    expect(said.join('\n')).toMatch(
+      new RegExp(`^wal-fetch of ${name} FAILED, recovery stops here \\(exit 126: an older timeline holds a segment of that number`),
+    );
     // Not archived at all: 1, and recovery goes on (it asks for files until there is none).
     expect(await cliWalFetch(['app', '00000002000000000000000A', join(dir, 'RECOVERYXLOG')], deps)).toBe(1);
     expect(await cliWalFetch(['app', '00000003.history', join(dir, 'RECOVERYHISTORY')], deps)).toBe(1);
-    // An index entry that cannot be read stops it too, saying why.
+    // An index entry that cannot be read says why.
     await writeFile(join(o().partials.dir, '00000002000000000000000B.json'), '{ not json');
     said.length = 0;
-    expect(await cliWalFetch(['app', '00000002000000000000000B', join(dir, 'RECOVERYXLOG')], deps)).toBe(ABORT_RECOVERY);
+    expect(await cliWalFetch(['app', '00000002000000000000000B', join(dir, 'RECOVERYXLOG')], deps)).toBe(1);
     expect(said.join('\n')).toContain(
       `The index entry of the partial WAL snapshot 00000002000000000000000B in local:${o().partials.dir} is unreadable (not the JSON the bot writes).`,
     );
@@ -104,7 +119,7 @@ describe('snapshotPartial', () => {
     // Exit 1 here would make PostgreSQL take timeline 1's segment 11: the old primary's writes past the fork.
     expect(await cliWalFetch(['app', '000000020000000000000011', join(dir, 'RECOVERYXLOG')], deps)).toBe(ABORT_RECOVERY);
     expect(said.join('\n')).toMatch(
-      /^wal-fetch of 000000020000000000000011 FAILED, recovery stops here \(exit 126\): WAL 000000020000000000000011 is indexed as archived, but its stored file is gone/,
+      /^wal-fetch of 000000020000000000000011 FAILED, recovery stops here \(exit 126: an older timeline holds a segment of that number, which recovery would take instead\): WAL 000000020000000000000011 is indexed as archived, but its stored file is gone/,
     );
     // No older timeline holds 12: a gap the window ends at, answered as not archived.
     expect(await cliWalFetch(['app', '000000020000000000000012', join(dir, 'RECOVERYXLOG')], deps)).toBe(1);
