@@ -8,6 +8,7 @@ import { checkIdentityOpensBackup, identityFor, restoreGlobalsOf, rolesLeft, rol
 import { markedDamaged } from './marked-damaged.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
 import { findRestorable, restoreRecord, type Storage } from '../storage/index.ts';
+import { holdForReading } from './cli-hold.ts';
 import { diskNeeded } from '../commands/replacement-warning.ts';
 import { newRestoreDatabaseName } from '../commands/restore-command.ts';
 import { otherDatabase, refuseServerDatabase } from '../commands/replace-guards.ts';
@@ -85,9 +86,12 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
   let rolesSaid: string | null = null;
   // Created for this restore: a failure after that says they stay (the summary of a success lists them).
   let left: string | null = null;
+  // Held against retention while it reads (cli-hold.ts), as the CLI's restore test is.
+  let hold: Awaited<ReturnType<typeof holdForReading>> = null;
   try {
     // Only a restore that applies the backup's roles reads its roles file: damage there alone stops no other.
     const manifest = await findRestorable(deps.storage, req.backupId, SEE_LIST.cli, server.withGlobals);
+    hold = await holdForReading(deps, manifest.backupId, manifest.retainUntil, 'restore');
     // A missing or wrong key is said before anything is announced, created or recorded (QA: "Restoring …" first).
     await checkIdentityOpensBackup(manifest, deps.storage, await identityFor(manifest, deps.config.encryption.identityFile));
     if (req.into !== null && isWholeDatabase(req)) refuseServerDatabase(req.into, manifest);
@@ -214,6 +218,8 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
         .catch((e: unknown) => deps.log.error({ err: e }, 'could not write the restore record'));
     }
     return 1;
+  } finally {
+    await hold?.release();
   }
 }
 

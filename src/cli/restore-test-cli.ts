@@ -11,14 +11,13 @@ import { rolesForRestoreTest } from '../workers/restore-test-roles.ts';
 import { markedDamaged } from './marked-damaged.ts';
 import { type CliDeps, requestedBy } from './restore-cli.ts';
 import { missingBackupDir } from './backup-dir.ts';
-import { connectRedis } from './cli-redis.ts';
-import { holdForCli } from '../jobs/cli-readers.ts';
+import { holdForReading } from './cli-hold.ts';
 import { didYouMean, unwrapWord } from '../commands/typed-ids.ts';
 
 /** `pg-backup-bot restore-test [target|backup-id]`: exit 0 pass, 1 fail (or could not run), 2 usage. */
 export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<number> {
   const { io } = deps;
-  let hold: Awaited<ReturnType<typeof holdIn>> = null;
+  let hold: Awaited<ReturnType<typeof holdForReading>> = null;
   // An id copied from the bot's own messages keeps its backticks (QA: `restore` took it, this refused it).
   const [raw, ...extra] = args;
   const arg = raw === undefined ? undefined : unwrapWord(raw);
@@ -43,7 +42,7 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
     const notNewest = passedOverSentence(passedOver, `pg-backup-bot check ${target.name}`);
     io.err(`Restore test of ${manifest.backupId} …${notNewest ? `\nwarning: ${notNewest.replace(/`/g, '')}` : ''}`);
     // Held against retention while it reads (jobs/cli-readers.ts), when there is the bot's Redis to hold it in.
-    hold = await holdIn(deps, manifest.backupId, manifest.retainUntil);
+    hold = await holdForReading(deps, manifest.backupId, manifest.retainUntil, 'test');
     const startedAt = new Date();
     const serverUrl = scratchServerUrl(deps.config, target.url);
     // On another server than the target's, the backup's roles first: those its policies name must exist there.
@@ -94,44 +93,6 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
   } finally {
     await hold?.release();
   }
-}
-
-/**
- * The backup held against retention in the bot's Redis (REDIS_URL set), or null, said: a retention run beside this
- * test cannot see it then (QA: deleted under the test, which then recorded PASSED for a backup that was gone).
- */
-/** A backup id's target: what comes before its `-YYYYMMDDTHHMMSSZ`. */
-const targetOf = (backupId: string) => backupId.replace(/-\d{8}T\d{6}Z(-\d+)?$/, '');
-
-async function holdIn(deps: CliDeps, backupId: string, retainUntil: string | null): Promise<{ release(): Promise<void> } | null> {
-  const redis = deps.redisUrl ? await connectRedis(deps.redisUrl, deps.config.redisCluster) : null;
-  if (!redis) {
-    // Said only of a backup retention may delete within a day: of any other it is noise.
-    if (retainUntil !== null && Date.parse(retainUntil) < Date.now() + 24 * 3_600_000)
-      deps.io.err(
-        `note: ${deps.redisUrl ? 'Redis at REDIS_URL does not answer' : 'no REDIS_URL'}: a retention run meanwhile cannot see this test, and may delete ${backupId} if it is past its deadline.`,
-      );
-    return null;
-  }
-  const lost = (why: string) =>
-    deps.io.err(`warning: the hold on ${backupId} in Redis could not be renewed (${why}): a retention run may delete it under this test.`);
-  const held = await holdForCli(redis, deps.config.queuePrefix, backupId, lost).catch((err: unknown) => {
-    deps.io.err(`note: ${backupId} could not be held against retention in Redis (${(err as Error).message}): a retention run meanwhile cannot see this test.`);
-    return null;
-  });
-  if (!held) redis.disconnect();
-  // Deleted between being chosen and being held: said now, not found halfway through the restore.
-  if (
-    held &&
-    !(await deps.storage.list(targetOf(backupId)).then(
-      (l) => l.some((m) => m.backupId === backupId),
-      () => true,
-    ))
-  ) {
-    await held.release().finally(() => redis.disconnect());
-    throw new BotError('backup_not_found', `Backup ${backupId} was deleted (by retention?) just before the test could hold it; nothing was tested.`);
-  }
-  return held && { release: () => held.release().finally(() => redis.disconnect()) };
 }
 
 /** Why there is nothing to test: none taken yet, or every one stored is damaged (`list` names them and why). */

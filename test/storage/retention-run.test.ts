@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { backupsInUse } from '../../src/jobs/backups-in-use.ts';
 import { cliReadersKey, holdForCli } from '../../src/jobs/cli-readers.ts';
+import { holdForReading } from '../../src/cli/cli-hold.ts';
 import { createQueues, type Queues } from '../../src/jobs/queues.ts';
 import { createLogger } from '../../src/logger.ts';
 import { retentionRunReport, retentionSummary, retentionWorthSaying } from '../../src/notifications/retention-messages.ts';
@@ -166,6 +167,35 @@ describe('runRetention on one storage', () => {
     // A reader that died without releasing is forgotten once its time runs out.
     await redis.hset(cliReadersKey(prefix), 'dead', JSON.stringify({ backupId: fresh.backupId, until: Date.now() - 1 }));
     expect((await backupsInUse(queues, { redis, prefix })).restoreTests.has(fresh.backupId)).toBe(false);
+  });
+
+  it('the CLI’s restore and restore-test hold their backup through cli-hold.ts, and refuse one deleted before the hold', async () => {
+    const now = new Date();
+    const held = await store(local, 'shop', now, 50, 30);
+    const prefix = queues.backup.opts.prefix as string;
+    const said: string[] = [];
+    const deps = {
+      redisUrl: inject('redisUrl'),
+      config: { redisCluster: false, queuePrefix: prefix },
+      io: { err: (l: string) => said.push(l) },
+      storage: local,
+    };
+    const hold = await holdForReading(deps, held.backupId, held.retainUntil, 'restore');
+    expect(hold).not.toBeNull();
+    expect((await backupsInUse(queues, { redis, prefix })).restoreTests.has(held.backupId)).toBe(true);
+    await hold?.release();
+    expect((await backupsInUse(queues, { redis, prefix })).restoreTests.has(held.backupId)).toBe(false);
+    // Deleted between being chosen and being held: said, and nothing held.
+    await local.deleteBackup('shop', held.backupId);
+    await expect(holdForReading(deps, held.backupId, held.retainUntil, 'test')).rejects.toThrow(
+      `Backup ${held.backupId} was deleted (by retention?) just before the test could hold it; nothing was done.`,
+    );
+    expect(await redis.hlen(cliReadersKey(prefix))).toBe(0);
+    // Without Redis, a backup retention may delete soon is said to be unheld.
+    expect(await holdForReading({ ...deps, redisUrl: null }, held.backupId, new Date(Date.now() - 1000).toISOString(), 'restore')).toBeNull();
+    expect(said.join('\n')).toContain(
+      `note: no REDIS_URL: a retention run meanwhile cannot see this restore, and may delete ${held.backupId} if it is past its deadline.`,
+    );
   });
 
   it('cleans directories untouched for over a day (no manifest, or a half-done delete), keeps younger ones and a running backup’s', async () => {
