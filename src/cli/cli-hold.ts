@@ -2,10 +2,7 @@ import { BotError } from '../errors.ts';
 import { holdForCli } from '../jobs/cli-readers.ts';
 import { connectRedis } from './cli-redis.ts';
 import type { Config } from '../config.ts';
-import type { Storage } from '../storage/index.ts';
-
-/** A backup id's target: what comes before its `-YYYYMMDDTHHMMSSZ`. */
-const targetOf = (backupId: string) => backupId.replace(/-\d{8}T\d{6}Z(-\d+)?$/, '');
+import { type Storage, targetOfBackupId } from '../storage/index.ts';
 
 /**
  * The backup a CLI `restore-test` or `restore` reads, held against retention in the bot's Redis (REDIS_URL set;
@@ -46,7 +43,7 @@ export async function holdForReading(
     return null;
   }
   const release = () => held.release().finally(() => redis.disconnect());
-  const still = await deps.storage.list(targetOf(backupId)).then(
+  const still = await deps.storage.list(targetOfBackupId(backupId) ?? undefined).then(
     (l) => l.some((m) => m.backupId === backupId),
     () => true,
   );

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadIdentity } from '../crypto/age.ts';
 import { toUserMessage } from '../errors.ts';
-import { SEGMENT_NAME } from '../postgres/pitr/lsn.ts';
+import { SEGMENT_NAME, segmentPosition } from '../postgres/pitr/lsn.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
 import { READER_TTL_MS, renewPitrReservation } from '../postgres/pitr/pitr-readers.ts';
 import { fetchWal, WalFileGone } from '../postgres/pitr/pitr-restore.ts';
@@ -92,8 +92,12 @@ export async function cliWalFetch(args: string[], deps: WalVerbDeps): Promise<nu
 /** Whether the archive holds the segment of `name`'s number on a timeline before `name`'s, whole or as a snapshot. */
 async function olderTimelineHas(root: string, target: string, name: string): Promise<boolean> {
   if (!SEGMENT_NAME.test(name)) return false;
-  const tli = Number.parseInt(name.slice(0, 8), 16);
-  const older = (n: string) => SEGMENT_NAME.test(n) && n.slice(8) === name.slice(8) && Number.parseInt(n.slice(0, 8), 16) < tli;
+  const asked = segmentPosition(name);
+  const older = (n: string) => {
+    if (!SEGMENT_NAME.test(n)) return false;
+    const p = segmentPosition(n);
+    return p.n === asked.n && p.timeline < asked.timeline;
+  };
   const [whole, partial] = await Promise.all([
     new LocalWalStore(root, target).list().catch(() => []),
     new PartialWalStore(root, target).list().catch(() => []),
