@@ -187,7 +187,10 @@ async function runRetention(args: string[], verb: 'retention' | 'scrub'): Promis
   ]);
   const { primary, copies } = await createStorageFromConfig(config, log);
   const deps = { config, redisUrl: redisUrlIfSet(config), log, io: cliIo() };
-  return verb === 'scrub' ? cliScrub(args, { ...deps, storage: primary, copies }) : cliRetention(args, { ...deps, primary, copies });
+  // Ctrl-C stops a retention run between two deletions, said and recorded as canceled (never killed mid-delete).
+  if (verb === 'scrub') return cliScrub(args, { ...deps, storage: primary, copies });
+  const stop = cancelOnSignals();
+  return stop.exitCode(await cliRetention(args, { ...deps, primary, copies, signal: stop.signal }));
 }
 
 /** The CLI asks Redis only when REDIS_URL says which: the default, 127.0.0.1:6379, may be another application's. */

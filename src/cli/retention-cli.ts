@@ -25,6 +25,8 @@ export interface RetentionCliDeps {
   copies: readonly Storage[];
   log: Logger;
   io: CliIo;
+  /** Ctrl-C, SIGTERM: the run stops between two deletions and says what it did (main.ts cancelOnSignals). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -65,6 +67,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       copies: deps.copies,
       dryRun,
       timezone: config.timezone,
+      ...(deps.signal ? { signal: deps.signal } : {}),
       inUse: () => (queues && redis ? backupsInUse(queues, { redis, prefix: config.queuePrefix }) : Promise.resolve(NOTHING_KNOWN)),
       log: deps.log,
       readBack: rememberedReadBack((s) =>
@@ -74,6 +77,15 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
         audit.append(retentionDeletion(`cli ${o.storage} ${o.backupId}`, o.error === null ? `deleted: ${o.reason}` : `delete failed: ${o.error}`, by)),
     });
     io.out(retentionRunReport(run));
+    if (run.canceled || deps.signal?.aborted) {
+      // Stopped between two deletions: what is said above was done; the rest (and the PITR archive's) waits.
+      const sum = retentionSummary(run);
+      const done = `${sum.deleted + sum.cleaned} deletion${sum.deleted + sum.cleaned === 1 ? '' : 's'} done`;
+      io.err(`Retention canceled: ${done}, the rest not tried (the next run does it); nothing is left half-deleted.`);
+      // Not recorded: a run someone stopped is neither retention applied nor retention failing (second reader: it was
+      // recorded as failed, and the weekly checklist then flagged retention that the scheduled runs applied).
+      return 1;
+    }
     // Point-in-time recovery's base backups and WAL (targets with a `pitr` section): their window before and after.
     const pitr = await runPitrRetention({
       root: config.backupDir,

@@ -4,6 +4,7 @@ import { repairClaim } from '../jobs/redis-lock.ts';
 import type { Config } from '../config.ts';
 import { toUserMessage } from '../errors.ts';
 import { formatBytes } from '../format.ts';
+import { formatInZone } from '../schedules/time.ts';
 import type { Logger } from '../logger.ts';
 import type { Storage } from '../storage/index.ts';
 import { archiveDamageAdvice, type PitrScrubReport, scrubbedPitrTargets, scrubPitrArchives } from '../postgres/pitr/pitr-scrub.ts';
@@ -57,7 +58,7 @@ export async function cliScrub(args: string[], deps: Deps): Promise<number> {
           decode: { identity: await scrubKey(deps.config.encryption.identityFile) },
         })
       : null;
-    if (r.stored === 0 && r.alreadyDamaged.length === 0 && !archive?.stored) {
+    if (r.stored === 0 && r.alreadyDamaged.length + r.expired.length === 0 && !archive?.stored) {
       io.err(`No backup is stored on ${where}: nothing to read back. Is BACKUP_DIR (or the bucket) the bot's, and the disk mounted?`);
       return 1;
     }
@@ -88,9 +89,14 @@ export async function cliScrub(args: string[], deps: Deps): Promise<number> {
       io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
     for (const d of stillAlready) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
+    // Said with when it goes (QA: a damaged backup past its deadline was in no report until retention deleted it).
+    for (const d of r.expired)
+      io.out(
+        `EXPIRED ${d.backupId}: damaged (${d.why}), past its retention deadline (${formatInZone(new Date(d.deadline), deps.config.timezone)}): the next retention run deletes it.`,
+      );
     io.out(
       `Read back ${r.verified.length + r.damaged.length} of ${r.stored} stored backups on ${where} (${formatBytes(r.verifiedBytes)} matching): ` +
-        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read)${healing?.healed.size ? `; ${healing.healed.size} healed from a copy` : ''}.`,
+        `${r.damaged.length} found damaged, ${r.unreadable.length} unreadable, ${r.alreadyDamaged.length} already damaged (not read)${r.expired.length ? `, ${r.expired.length} damaged and past ${r.expired.length === 1 ? 'its' : 'their'} deadline (not read)` : ''}${healing?.healed.size ? `; ${healing.healed.size} healed from a copy` : ''}.`,
     );
     // The worker's scrub posts damage at once; this command has no Slack: the bot's next health check pages it.
     if (stillDamaged.length + (archive?.damaged.length ?? 0) > 0)

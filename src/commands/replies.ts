@@ -25,7 +25,7 @@ export function formatBackupList(
     time: (at: Date) => string;
     limit?: number;
     takeOne?: string;
-    damaged?: Array<{ backupId: string; why: string; archiveIntact?: true }>;
+    damaged?: Array<{ backupId: string; why: string; archiveIntact?: true; expired?: string }>;
     /** Backups whose latest restore test failed (retention-plan.ts failedRestoreTestIds): listed, but not good. */
     failedTests?: ReadonlySet<string>;
     /** Directories without a manifest, unwritten for an hour (catalog.ts strayBackups). */
@@ -35,12 +35,16 @@ export function formatBackupList(
 ): string {
   const { limit = 10, takeOne = '/backup now' } = o;
   // Left out of the list because a file is missing or wrong: said, never silently gone.
-  const lost = o.damaged?.filter((d) => !d.archiveIntact) ?? [];
-  const rolesOnly = o.damaged?.filter((d) => d.archiveIntact) ?? [];
+  const current = o.damaged?.filter((d) => !d.expired) ?? [];
+  const lost = current.filter((d) => !d.archiveIntact);
+  const rolesOnly = current.filter((d) => d.archiveIntact);
+  // Past its deadline: retention's to delete at its next run (or to finish deleting), said with when (QA: it was in
+  // no report until then), apart from the damage a person must look at.
+  const expired = o.damaged?.filter((d) => d.expired) ?? [];
   const named = (ds: typeof lost) =>
     `${ds
       .slice(0, 5)
-      .map((d) => `\`${d.backupId}\` (${escapeMrkdwn(d.why)})`)
+      .map((d) => `\`${d.backupId}\` (${escapeMrkdwn(d.why)}${d.expired ? `; deadline ${o.time(new Date(d.expired))}` : ''})`)
       .join('; ')}${ds.length > 5 ? `; and ${ds.length - 5} more` : ''}`;
   const one = (ds: unknown[], a: string, b: string) => (ds.length === 1 ? a : b);
   const damaged = [
@@ -51,10 +55,13 @@ export function formatBackupList(
     rolesOnly.length
       ? `\n:warning: ${rolesOnly.length} backup${one(rolesOnly, ' is', 's are')} not listed, ${one(rolesOnly, 'its', 'their')} roles file damaged: ${one(rolesOnly, 'its', 'their')} database archive is intact: restores without \`--with-globals\` take ${one(rolesOnly, 'it', 'them')} (restore tests, which prove the whole backup, do not): ${named(rolesOnly)}`
       : '',
+    expired.length
+      ? `\n:wastebasket: ${expired.length} backup${one(expired, ' is', 's are')} not listed, damaged or half-deleted and past ${one(expired, 'its', 'their')} retention deadline: the next retention run deletes ${one(expired, 'it', 'them')}: ${named(expired)}`
+      : '',
     strayLine(o.stray ?? [], o.now ?? new Date(), o.time),
   ].join('');
   const of = target ? ` of *${target}*` : '';
-  if (backups.length === 0 && lost.length)
+  if (backups.length === 0 && lost.length + expired.length)
     return `No restorable backups${of}. Take a new one with \`${takeOne}${target ? ` ${target}` : ''}\`, and check the storage.${damaged}`;
   if (backups.length === 0 && rolesOnly.length)
     return `No whole backups${of}. Take a new one with \`${takeOne}${target ? ` ${target}` : ''}\`, and check the storage.${damaged}`;

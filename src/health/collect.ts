@@ -88,9 +88,10 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     ),
   ];
   const damaged = [
-    ...(sources.storage.damaged?.(target) ?? []).map(
-      ({ backupId, why, archiveIntact }): DamagedItem => ({ backupId, why, ...(archiveIntact ? { archiveIntact } : {}) }),
-    ),
+    // One past its deadline is retention's to delete at its next run: named by the listings, not paged for.
+    ...(sources.storage.damaged?.(target) ?? [])
+      .filter((d) => !d.expired)
+      .map(({ backupId, why, archiveIntact }): DamagedItem => ({ backupId, why, ...(archiveIntact ? { archiveIntact } : {}) })),
     ...lostWal,
     ...setAside,
   ];

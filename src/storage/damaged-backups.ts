@@ -2,7 +2,7 @@ import { isBotError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dropUnseen, wrongArtifact } from './manifest-cache.ts';
+import { dropUnseen, pastDeadline, wrongArtifact } from './manifest-cache.ts';
 import type { Manifest } from './manifest.ts';
 import { exists } from './fs-util.ts';
 import type { UnfinishedBackup } from './types.ts';
@@ -15,6 +15,11 @@ export interface DamagedBackup {
   marked?: true;
   /** The fault named is its roles file's alone: the database archive restores (all but `--with-globals`). */
   archiveIntact?: true;
+  /**
+   * Its retention deadline (ISO), when that has passed: retention's to delete at its next run, so not paged for, but
+   * still named by every listing until then (QA: it vanished from `list`, the dry run and the scrub for up to a day).
+   */
+  expired?: string;
 }
 
 /**
@@ -51,6 +56,7 @@ export class DamagedBackups {
       why,
       ...(err instanceof MarkedDamaged ? { marked: true as const } : {}),
       ...(intact ? { archiveIntact: true as const } : {}),
+      ...(m?.retainUntil && pastDeadline(m) ? { expired: m.retainUntil } : {}),
     });
   }
 

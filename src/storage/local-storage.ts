@@ -10,7 +10,7 @@ import { BackupIdSchema, parseManifest, validManifest, type Manifest } from './m
 import { BackupDirs, backupIdsUnder } from './backup-dirs.ts';
 import { openFileWriter } from './file-writer.ts';
 import { brokenStateIn, DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damageIn, damagedMarkerText } from './damaged-backups.ts';
-import { ManifestCache, missingBackup, pastDeadline, VerifiedBackups } from './manifest-cache.ts';
+import { ManifestCache, missingBackup, VerifiedBackups } from './manifest-cache.ts';
 import { listRecordFiles, writeRecordFile } from './record-files.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { errnoCode, exists, fsyncDir, newestMtime, readdirIfExists, statfsNearest, storageError, writeFileAtomically } from './fs-util.ts';
@@ -142,10 +142,9 @@ export class LocalStorage implements Storage {
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}`;
       m = this.#manifests.get(dir, sig) ?? this.#manifests.set(dir, sig, await this.readManifest(target, backupId));
       const damage = await damageIn(dir, m);
-      // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
-      if (damage && !pastDeadline(m)) throw damage;
+      // Past its deadline it is retention's to delete (or finish deleting: artifacts go first), and still named, as expired.
+      if (damage) throw damage;
       this.#damaged.forget(dir);
-      if (damage) return null;
       this.#verified.remember(dir, dirSt, checkedAt, m);
       return m;
     } catch (err) {

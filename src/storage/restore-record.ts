@@ -91,6 +91,9 @@ export const RestoreRecordSchema = z.object({
   serverUrlEnv: z.string().optional(),
   /** A replacement (`/restore <id> --into=<db>`, nothing selected): the name the replaced database is kept under. */
   keptAs: z.string().nullable().optional(),
+  /** A replacement that swapped: when the restored copy took the live name (ISO), and how long the swap held it. */
+  swappedAt: z.string().optional(),
+  swapMs: z.number().int().nonnegative().optional(),
   /**
    * A replacement that did not finish: its staging database (`pgbb_swap_…`, a copy of the backup) left on the server,
    * the verified copy a failed swap kept or what a lost job had restored; `/restore list` shows it and `drop` removes it.

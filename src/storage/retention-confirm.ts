@@ -17,6 +17,7 @@ export type ReadBackAndMark = (
   m: Manifest,
   by: string,
   log: Logger,
+  signal?: AbortSignal,
 ) => Promise<{ verdict: 'good' } | { verdict: 'damaged'; why: string; marked: boolean } | { verdict: 'unreadable'; why: string }>;
 
 /**
@@ -32,6 +33,7 @@ export async function keptConfirmed(
   readBackAndMark: ReadBackAndMark,
   log: Logger,
   replan: () => Promise<Planned>,
+  signal?: AbortSignal,
 ): Promise<Planned> {
   let planned = first;
   const confirmed = new Map<string, string>();
@@ -48,7 +50,7 @@ export async function keptConfirmed(
       for (;;) {
         const kept = backups.find((b) => b.backupId === protectedNewest(backups, planned.failedTests).get(target));
         if (!kept) break;
-        const read = await readBackAndMark(storage, kept, 'retention, reading back the backup it keeps', log);
+        const read = await readBackAndMark(storage, kept, 'retention, reading back the backup it keeps', log, signal);
         if (read.verdict === 'good') {
           confirmed.set(target, kept.backupId);
           break;

@@ -106,13 +106,19 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   }
   const finished = new Set(input.backups.map((b) => b.backupId));
   for (const u of input.unfinished) {
-    if (finished.has(u.backupId) || input.runningBackups?.has(u.backupId) || u.ageMs <= UNFINISHED_MAX_AGE_MS) continue;
-    // Files lost before the deadline were not lost to retention (it deletes only past it): damage, never cleaned.
+    if (finished.has(u.backupId) || input.runningBackups?.has(u.backupId)) continue;
+    // No manifest: it may be a backup being written, so only one left unwritten for a day is cleaned.
+    if (u.retainUntil === undefined && u.ageMs <= UNFINISHED_MAX_AGE_MS) continue;
+    // A finished backup's files lost before its deadline were not lost to retention (it deletes only past it): damage,
+    // never cleaned. Past it, it goes now, however recently it was marked damaged (QA: a day unreported while it waited).
     if (u.retainUntil !== undefined && (u.retainUntil === null || Date.parse(u.retainUntil) >= now)) continue;
     plan.cleanUnfinished.push({
       target: u.target,
       backupId: u.backupId,
-      reason: `${u.what ?? 'unfinished (no manifest)'}, last written ${Math.floor(u.ageMs / HOUR)} h ago`,
+      reason:
+        u.retainUntil === undefined
+          ? `${u.what ?? 'unfinished (no manifest)'}, last written ${Math.floor(u.ageMs / HOUR)} h ago`
+          : `${u.what ?? 'damaged'}, past its deadline (${time(u.retainUntil)})`,
     });
   }
   for (const d of input.damaged ?? []) {

@@ -1,6 +1,6 @@
 import { BotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { failedRestoreTestIds, planRetention, UNFINISHED_MAX_AGE_MS, type RetentionPlan } from './retention-plan.ts';
+import { failedRestoreTestIds, planRetention, type RetentionPlan } from './retention-plan.ts';
 import { keptConfirmed, type Planned, type ReadBackAndMark } from './retention-confirm.ts';
 import type { Storage, UnfinishedBackup } from './types.ts';
 import { timeOfBackupId } from './catalog.ts';
@@ -45,6 +45,8 @@ export interface StorageRetention {
 export interface RetentionRun {
   dryRun: boolean;
   storages: StorageRetention[];
+  /** Stopped by its signal (the CLI's Ctrl-C) between two deletions: what was not tried is left out of the plans. */
+  canceled?: true;
 }
 
 export interface RetentionRunOptions {
@@ -57,6 +59,8 @@ export interface RetentionRunOptions {
   now?: () => Date;
   /** The configured zone, for the deadlines in the report (the schedules' and checklists' zone); default UTC. */
   timezone?: string;
+  /** Stops the run between two deletions (one under way finishes, so nothing is left half-deleted by the stop). */
+  signal?: AbortSignal;
   /** After each deletion tried (the audit trail). Its failures are logged, never fatal. */
   onOutcome?: (o: RetentionOutcome) => Promise<void>;
   /**
@@ -77,13 +81,14 @@ export function beingWritten(inUse: BackupsInUse, u: { target: string; backupId:
 const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
   'no-manifest': 'unfinished (no manifest)',
   'artifacts-missing': 'half-deleted (manifest left, an artifact gone or cut short)',
-  'marked-damaged': 'found damaged by the checksum scrub, and past its deadline',
+  'marked-damaged': 'found damaged by the checksum scrub',
 };
 
 async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date, timezone?: string): Promise<Planned> {
   const [backups, unfinished] = await Promise.all([
     storage.list(),
-    storage.listUnfinished ? storage.listUnfinished(UNFINISHED_MAX_AGE_MS, now) : Promise.resolve([]),
+    // Every age (a clock a little ahead, too): the plan keeps young ones (being written); an expired damaged one goes now.
+    storage.listUnfinished ? storage.listUnfinished(Number.NEGATIVE_INFINITY, now) : Promise.resolve([]),
   ]);
   const plan = planRetention({
     backups,
@@ -99,8 +104,8 @@ async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, i
       what: UNFINISHED_WHAT[u.state],
       ...(u.retainUntil !== undefined ? { retainUntil: u.retainUntil } : {}),
     })),
-    // Read after list(), which finds them.
-    damaged: storage.damaged?.() ?? [],
+    // Read after list(), which finds them. Past its deadline, one is among the unfinished above, deleted as expired.
+    damaged: (storage.damaged?.() ?? []).filter((d) => !d.expired),
     runningBackups: new Set(unfinished.filter((u) => beingWritten(inUse, u)).map((u) => u.backupId)),
   });
   return { plan, states: new Map(unfinished.map((u) => [u.backupId, u.state])), backups, failedTests };
@@ -113,7 +118,9 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
   const failedTests = failedRestoreTestIds(await o.primary.listRecords('restore-test'));
   const storages: StorageRetention[] = [];
   const all = [{ storage: o.primary, role: 'primary' as const }, ...(o.copies ?? []).map((storage) => ({ storage, role: 'copy' as const }))];
+  const stopped = () => o.signal?.aborted === true;
   for (const { storage, role } of all) {
+    if (stopped()) break;
     const where = storage.describe();
     const log = o.log.child({ storage: where });
     // Not knowing what is in use (Redis down) throws: nothing is deleted blind.
@@ -129,7 +136,7 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
     }
     if (!o.dryRun) {
       try {
-        planned = await keptConfirmed(storage, planned, o.readBack, log, () => planStorage(storage, failedTests, inUse, now(), o.timezone));
+        planned = await keptConfirmed(storage, planned, o.readBack, log, () => planStorage(storage, failedTests, inUse, now(), o.timezone), o.signal);
       } catch (err) {
         log.error({ err }, 'retention could not read a storage');
         storages.push({ storage: where, role, plan: null, error: toUserMessage(err), outcomes: [] });
@@ -141,6 +148,7 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
     storages.push(result);
     if (o.dryRun) continue;
     for (const d of [...plan.delete]) {
+      if (stopped()) break;
       const base = { storage: where, target: d.target, backupId: d.backupId, what: 'expired' as const, reason: d.reason };
       const current = await o.inUse().catch((err: unknown) => err as Error);
       if (current instanceof Error) {
@@ -160,14 +168,24 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
       result.outcomes.push(await attempt(o, log, base, () => storage.deleteBackup(d.target, d.backupId)));
     }
     for (const u of plan.cleanUnfinished) {
+      if (stopped()) break;
       const base = { storage: where, target: u.target, backupId: u.backupId, what: 'unfinished' as const, reason: u.reason };
       // A half-deleted backup still has its manifest, which discardUnfinished refuses to touch: finish the delete.
       const clean =
         states.get(u.backupId) !== 'no-manifest' ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
       result.outcomes.push(await attempt(o, log, base, clean));
     }
+    if (stopped()) untried(result);
   }
-  return { dryRun: o.dryRun, storages };
+  return { dryRun: o.dryRun, storages, ...(stopped() && !o.dryRun ? { canceled: true as const } : {}) };
+}
+
+/** A run stopped part-way: its plan keeps only the deletions tried, so no report calls the others done. */
+function untried(result: StorageRetention): void {
+  if (!result.plan) return;
+  const tried = new Set(result.outcomes.map((x) => `${x.what}:${x.backupId}`));
+  result.plan.delete = result.plan.delete.filter((d) => tried.has(`expired:${d.backupId}`));
+  result.plan.cleanUnfinished = result.plan.cleanUnfinished.filter((u) => tried.has(`unfinished:${u.backupId}`));
 }
 
 async function attempt(o: RetentionRunOptions, log: Logger, base: Omit<RetentionOutcome, 'error'>, remove: () => Promise<void>): Promise<RetentionOutcome> {

@@ -3,7 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { BotError, NoSuchBackupError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseManifest, validManifest, type Manifest } from './manifest.ts';
-import { artifactProblem, pastDeadline } from './manifest-cache.ts';
+import { artifactProblem } from './manifest-cache.ts';
 import { DAMAGED_MARKER, type DamagedBackup, DamagedBackups, damagedMarkerText, markedDamaged } from './damaged-backups.ts';
 import type { RecordKind, RestoreRecord } from './restore-record.ts';
 import { listS3Records, writeS3Record } from './s3-records.ts';
@@ -151,10 +151,10 @@ export class S3Storage implements Storage {
         m = parseManifest(text, g.target, g.backupId);
         // A manifest counts only while its artifacts are all there with their recorded sizes, and not marked damaged.
         const bad = marked ? DAMAGED_MARKER : artifactProblem(m, sizeIn(g.objects));
-        // Past its deadline, it is retention's to delete (or finish deleting: artifacts go first): not damage to report.
-        if (bad && !pastDeadline(m)) throw marked ?? new Error(bad);
+        // Past its deadline it is retention's to delete (or finish deleting: artifacts go first), and still named, as expired.
+        if (bad) throw marked ?? new Error(bad);
         this.#damaged.forget(`${g.target}/${g.backupId}`);
-        return bad ? null : m;
+        return m;
       } catch (err) {
         this.#damaged.note(`${g.target}/${g.backupId}`, g.target, g.backupId, err, m);
         return null;

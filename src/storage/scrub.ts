@@ -38,6 +38,8 @@ export interface ScrubReport {
   storedBytes: number;
   /** Stored backups the listing already leaves out as damaged (marked before, or a file missing or short): not read. */
   alreadyDamaged: Array<{ target: string; backupId: string; why: string; marked?: true }>;
+  /** Damaged ones past their deadline (`deadline`, ISO): not read, not mended, deleted by the next retention run. */
+  expired: Array<{ target: string; backupId: string; why: string; deadline: string }>;
 }
 
 const keyOf = (m: Pick<Manifest, 'target' | 'backupId'>) => `${m.target}/${m.backupId}`;
@@ -59,7 +61,11 @@ export async function scrubBackups(o: {
   const due = [...backups].sort((a, b) => lastRead(a) - lastRead(b));
   const storedBytes = backups.reduce((n, m) => n + bytesOf(m), 0);
   const budget = o.all ? Number.POSITIVE_INFINITY : Math.ceil(storedBytes / 7);
-  const alreadyDamaged = (o.storage.damaged?.() ?? []).map(({ target, backupId, why, marked }) => ({ target, backupId, why, ...(marked ? { marked } : {}) }));
+  const listed = o.storage.damaged?.() ?? [];
+  const alreadyDamaged = listed
+    .filter((d) => !d.expired)
+    .map(({ target, backupId, why, marked }) => ({ target, backupId, why, ...(marked ? { marked } : {}) }));
+  const expired = listed.flatMap(({ target, backupId, why, expired: deadline }) => (deadline ? [{ target, backupId, why, deadline }] : []));
   const report: ScrubReport = {
     verified: [],
     verifiedBytes: 0,
@@ -68,6 +74,7 @@ export async function scrubBackups(o: {
     stored: backups.length,
     storedBytes,
     alreadyDamaged,
+    expired,
   };
   let read = 0;
   for (const m of due) {
@@ -136,8 +143,8 @@ export async function confirmDamage(
  * One backup read back as the scrub reads it, and marked damaged when it is: 'good', 'damaged' (with the mark written,
  * or false where the storage cannot mark), or why it could not be read.
  */
-export const readBackAndMark: ReadBackAndMark = async (storage, m, by, log) => {
-  const v = await readBack(storage, m, undefined).catch((err: unknown) => ({ unreadable: toUserMessage(err) }));
+export const readBackAndMark: ReadBackAndMark = async (storage, m, by, log, signal) => {
+  const v = await readBack(storage, m, signal).catch((err: unknown) => ({ unreadable: toUserMessage(err) }));
   if ('unreadable' in v) return { verdict: 'unreadable', why: v.unreadable };
   if (v.problems.length === 0) return { verdict: 'good' };
   const why = `${by} found ${v.problems.join('; ')}`;
@@ -154,8 +161,10 @@ export const readBackAndMark: ReadBackAndMark = async (storage, m, by, log) => {
  * scrub that runs after retention does not read the same backup again the same day; a failure to record is logged.
  */
 export function rememberedReadBack(stateOf: (storage: Storage) => ScrubState | undefined, now: () => Date = () => new Date()): ReadBackAndMark {
-  return async (storage, m, by, log) => {
-    const verdict = await readBackAndMark(storage, m, by, log);
+  return async (storage, m, by, log, signal) => {
+    const verdict = await readBackAndMark(storage, m, by, log, signal);
+    // A read cut short by a cancel is no read: the scrub reads it next as it would have.
+    if (signal?.aborted) return verdict;
     await stateOf(storage)
       ?.remember(keyOf(m), now().getTime())
       .catch((err: unknown) => log.warn({ err }, `${by}: could not record the read in Redis`));

@@ -83,8 +83,11 @@ export interface Storage {
   readManifest(target: string, backupId: string): Promise<Manifest>;
   /** Finished backups (valid manifest), newest first by start time, for one target or all. */
   list(target?: string): Promise<Manifest[]>;
-  /** Backups the last list() left out because a manifest or artifact is broken, and why (local storage). */
-  damaged?(target?: string): Array<{ target: string; backupId: string; why: string; marked?: true; archiveIntact?: true }>;
+  /**
+   * Backups the last list() left out because a manifest or artifact is broken, and why; `expired`: its deadline, when
+   * past (retention deletes it at its next run).
+   */
+  damaged?(target?: string): Array<{ target: string; backupId: string; why: string; marked?: true; archiveIntact?: true; expired?: string }>;
   /**
    * Why this finished backup cannot be restored as stored (marked damaged, an artifact missing, unreadable or of
    * another size), or null: what a listing would say of it, asked of it alone (catalog.ts findRestorable).

@@ -63,6 +63,38 @@ describe('pg-backup-bot scrub', () => {
     expect(again.exitCode).toBe(1);
   });
 
+  it('a damaged backup past its deadline is named by `list`, `scrub` and `retention --dry-run` with when it goes, and the next retention deletes it (QA)', async () => {
+    const old = await store(storage, 'shop', new Date(), 40, 30);
+    const file = join(root, 'shop', old.backupId, 'database.pgdump.zst');
+    const bytes = await readFile(file);
+    bytes[3] = (bytes[3] ?? 0) ^ 0x10;
+    await writeFile(file, bytes);
+    const env = { BACKUP_DIR: root, REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: `{pgbbt${randomUUID().slice(0, 8)}}` };
+    expect((await cli(['scrub', '--all'], env)).stdout).toMatch(new RegExp(`^DAMAGED ${old.backupId}: `, 'm'));
+    const day = (old.retainUntil ?? '').slice(0, 10);
+    const list = await cli(['list', 'shop'], env);
+    expect(list.stdout).toMatch(
+      new RegExp(
+        `past its retention deadline: the next retention run deletes it: ${old.backupId} \\(the checksum scrub found artifact corrupted.*; deadline [^)]*${day} `,
+      ),
+    );
+    const again = await cli(['scrub', '--all'], env);
+    expect(again.stdout).toMatch(
+      new RegExp(
+        `^EXPIRED ${old.backupId}: damaged \\(the checksum scrub found .*\\), past its retention deadline \\([^)]*${day} [^)]*\\): the next retention run deletes it\\.$`,
+        'm',
+      ),
+    );
+    expect(again.stdout).toMatch(/, 1 damaged and past its deadline \(not read\)\.$/m);
+    const dry = await cli(['retention', '--dry-run'], env);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(new RegExp(`Would delete ${old.backupId}: found damaged by the checksum scrub, past its deadline \\(`));
+    const run = await cli(['retention'], env);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`Deleted ${old.backupId}: found damaged by the checksum scrub, past its deadline`));
+    expect((await cli(['list', 'shop'], env)).stdout).not.toContain(old.backupId);
+  });
+
   it('once every stored backup is damaged, restore-test says so rather than "no backup yet"', async () => {
     await storage.deleteBackup('shop', good.backupId);
     const env = { BACKUP_DIR: root, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/shop' };

@@ -26,6 +26,13 @@ describe('formatBackupList', () => {
     expect(formatBackupList([], 'shop', { time: (at) => at.toISOString() })).toBe('No finished backups of *shop* yet. Take one with `/backup now shop`.');
   });
 
+  it('a damaged backup past its deadline is named with it, and that the next retention run deletes it (QA: it was in no report)', () => {
+    const damaged = [{ backupId: 'shop-20261005T094959Z', why: 'marked damaged', expired: '2026-11-04T09:49:59.000Z' }];
+    expect(formatBackupList([], 'shop', { time: (at) => at.toISOString(), damaged })).toBe(
+      'No restorable backups of *shop*. Take a new one with `/backup now shop`, and check the storage.\n:wastebasket: 1 backup is not listed, damaged or half-deleted and past its retention deadline: the next retention run deletes it: `shop-20261005T094959Z` (marked damaged; deadline 2026-11-04T09:49:59.000Z)',
+    );
+  });
+
   it('a backup whose roles file alone is damaged is not called unrestorable: restores without --with-globals take it', () => {
     const damaged = [
       { backupId: 'shop-20261205T094959Z', why: 'artifact globals.sql.zst.age is missing', archiveIntact: true as const },

@@ -12,6 +12,10 @@ import { createQueues, type Queues } from '../../src/jobs/queues.ts';
 import { createLogger } from '../../src/logger.ts';
 import { retentionRunReport, retentionSummary, retentionWorthSaying } from '../../src/notifications/retention-messages.ts';
 import { BotError } from '../../src/errors.ts';
+import { formatInZone } from '../../src/schedules/time.ts';
+import { cliRetention } from '../../src/cli/retention-cli.ts';
+import { cliRetentionKey } from '../../src/checklists/retention-runs.ts';
+import { loadConfig } from '../../src/config.ts';
 import { makeBackupId, type LocalStorage, type S3Storage, type Storage } from '../../src/storage/index.ts';
 import { type RetentionRunOptions, runRetention } from '../../src/storage/retention-run.ts';
 import { rawBucket, startS3Server, testS3Storage, type TestS3Server } from '../support/s3-server.ts';
@@ -242,8 +246,8 @@ describe('runRetention on one storage', () => {
       expect(run.storages[0]?.plan?.cleanUnfinished.map((u) => `${u.backupId}: ${u.reason}`).sort()).toEqual(
         [
           `${stuck}: unfinished (no manifest), last written 31 h ago`,
-          `${halfDeleted.backupId}: half-deleted (manifest left, an artifact gone or cut short), last written 31 h ago`,
-          `${cutShort.backupId}: half-deleted (manifest left, an artifact gone or cut short), last written 31 h ago`,
+          `${halfDeleted.backupId}: half-deleted (manifest left, an artifact gone or cut short), past its deadline (${formatInZone(new Date(halfDeleted.retainUntil ?? 0), 'UTC')})`,
+          `${cutShort.backupId}: half-deleted (manifest left, an artifact gone or cut short), past its deadline (${formatInZone(new Date(cutShort.retainUntil ?? 0), 'UTC')})`,
         ].sort(),
       );
       expect(run.storages[0]?.plan?.damaged).toEqual([
@@ -299,15 +303,23 @@ describe('runRetention on one storage', () => {
     expect(run.storages[0]?.plan?.keep[0]?.reason).toMatch(/kept: the newest good backup of shop$/);
   });
 
-  it('a backup the checksum scrub marked damaged is kept and named within its deadline, and deleted past it', async () => {
+  it('a backup the checksum scrub marked damaged is kept and named within its deadline, and deleted past it at the next run, however newly marked (QA)', async () => {
     const now = new Date();
     const fresh = await store(local, 'shop', now, 1, 30);
     const kept = await store(local, 'shop', now, 5, 30);
     const expired = await store(local, 'shop', now, 40, 30);
     await local.markDamaged('shop', kept.backupId, 'the checksum scrub found artifact corrupted: database.pgdump.zst', now);
+    // Marked just now, past its deadline: it used to wait a day after the marker, named by no listing in between.
     await local.markDamaged('shop', expired.backupId, 'the checksum scrub found artifact corrupted: database.pgdump.zst', now);
-    // Unfinished and damaged directories are cleaned once untouched for a day: the marker was written a day ago.
-    await age(join(local.root, 'shop', expired.backupId), new Date(now.getTime() - 25 * HOUR));
+    await local.list();
+    const deadline = (await local.readManifest('shop', expired.backupId)).retainUntil;
+    expect(local.damaged().map((d) => [d.backupId, d.expired])).toEqual([
+      [kept.backupId, undefined],
+      [expired.backupId, deadline],
+    ]);
+    const dry = await retain({ primary: local, dryRun: true, now: () => now });
+    expect(retentionRunReport(dry)).toMatch(new RegExp(`Would delete ${expired.backupId}: found damaged by the checksum scrub, past its deadline \\(`));
+    expect(retentionRunReport(dry)).not.toMatch(new RegExp(`Kept ${expired.backupId}`));
     const run = await retain({
       primary: local,
       dryRun: false,
@@ -322,7 +334,7 @@ describe('runRetention on one storage', () => {
         'm',
       ),
     );
-    expect(report).toMatch(new RegExp(`${expired.backupId}.*found damaged by the checksum scrub, and past its deadline`));
+    expect(report).toMatch(new RegExp(`${expired.backupId}: found damaged by the checksum scrub, past its deadline`));
     expect(await readdir(join(local.root, 'shop'))).not.toContain(expired.backupId);
   });
 
@@ -383,6 +395,53 @@ describe('runRetention on one storage', () => {
     const summary = retentionSummary(run);
     expect(retentionWorthSaying(summary)).toBe(true);
     expect(retentionRunReport(run)).toMatch(/• Held for shop: nothing deleted, since /);
+  });
+
+  it('stopped by its signal between two deletions: the one under way finishes, the rest is not tried, and no report calls it done', async () => {
+    const now = new Date();
+    await store(local, 'shop', now, 1, 30);
+    const expired = await Promise.all([40, 41, 42].map((days) => store(local, 'shop', now, days, 30)));
+    const stop = new AbortController();
+    const run = await retain({
+      primary: local,
+      dryRun: false,
+      now: () => now,
+      signal: stop.signal,
+      // Ctrl-C while the first deletion is under way.
+      onOutcome: async () => stop.abort(),
+    });
+    expect(run.canceled).toBe(true);
+    const left = ids(await local.list());
+    expect(left).toHaveLength(3);
+    const gone = expired.filter((m) => !left.includes(m.backupId)).map((m) => m.backupId);
+    expect(gone).toHaveLength(1);
+    expect(run.storages[0]?.plan?.delete.map((d) => d.backupId)).toEqual(gone);
+    expect(retentionSummary(run)).toMatchObject({ deleted: 1, failed: 0 });
+    expect(retentionRunReport(run).split('\n')[0]).toMatch(/: deleted 1 backup and 0 unfinished backups; kept 1\.$/);
+  });
+
+  it('the CLI’s retention canceled says so and exits non-zero; it is not recorded, neither as retention applied nor as failing', async () => {
+    const now = new Date();
+    await store(local, 'shop', now, 1, 30);
+    const old = await store(local, 'shop', now, 40, 30);
+    const prefix = `{rtc-${randomUUID().slice(0, 8)}}`;
+    const out: string[] = [];
+    const err: string[] = [];
+    const stop = new AbortController();
+    stop.abort();
+    const code = await cliRetention([], {
+      config: { ...loadConfig({ BACKUP_DIR: local.root, QUEUE_PREFIX: prefix }, 'offline') },
+      redisUrl: inject('redisUrl'),
+      primary: local,
+      copies: [],
+      log,
+      io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l), tty: false },
+      signal: stop.signal,
+    });
+    expect(code).toBe(1);
+    expect(err).toContain('Retention canceled: 0 deletions done, the rest not tried (the next run does it); nothing is left half-deleted.');
+    expect(ids(await local.list())).toContain(old.backupId);
+    expect(await redis.get(cliRetentionKey(prefix))).toBeNull();
   });
 
   it('a delete that fails is reported, and the others still go', async () => {

@@ -92,15 +92,18 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       await b.remove(`app/${lost.backupId}/database.pgdump.zst`); // an interrupted delete
       const short = await storeBackup(storage, 'app', 'app-20260105T000000Z', '2026-01-05T00:00:00Z');
       await b.put(`app/${short.backupId}/database.pgdump.zst`, 'x'); // overwritten: the wrong size
-      // Past its deadline, an artifact gone: retention's delete interrupted, left for it to finish, not damage.
+      // Past its deadline, an artifact gone: retention's delete interrupted, left for it to finish: named as expired.
       const expired = await storeBackup(storage, 'app', 'app-20260106T000000Z', '2026-01-06T00:00:00Z', 'x', { retainUntil: '2026-02-05T00:00:00.000Z' });
       await b.remove(`app/${expired.backupId}/database.pgdump.zst`);
       await b.put('stray-file', 'x');
       await b.put('app/stray-file', 'x');
       expect(await storage.list()).toEqual([good]);
       // The storage says which finished backups it left out, and why: /backup list, `list` and health show them.
-      const damagedOf = (target?: string) => storage.damaged?.(target) ?? [];
+      const damagedOf = (target?: string) => (storage.damaged?.(target) ?? []).filter((d) => !d.expired);
       expect(damagedOf('app').map((d) => d.backupId)).toEqual([short.backupId, lost.backupId, broken.backupId]);
+      expect((storage.damaged?.('app') ?? []).filter((d) => d.expired)).toEqual([
+        { target: 'app', backupId: expired.backupId, why: 'artifact database.pgdump.zst is missing', expired: '2026-02-05T00:00:00.000Z' },
+      ]);
       // Which fault, said: gone, or which size against the recorded one.
       expect(damagedOf('app')[1]?.why).toBe('artifact database.pgdump.zst is missing');
       expect(damagedOf('app')[0]?.why).toMatch(
@@ -133,17 +136,19 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
         ].sort(),
       );
       expect(damagedOf().map((d) => d.backupId)).not.toContain(expiredShort.backupId);
+      await storage.list();
+      expect((storage.damaged?.() ?? []).find((d) => d.backupId === expiredShort.backupId)?.expired).toBe('2026-02-06T00:00:00.000Z');
     });
 
-    it('stops naming a damaged backup once its deadline has passed: it is then retention’s to delete', async () => {
+    it('names a damaged backup past its deadline as expired: retention’s to delete, said until it is (QA: in no report for a day)', async () => {
       const soon = new Date(Date.now() + 1500).toISOString();
       const m = await storeBackup(storage, 'app', 'app-20260108T000000Z', '2026-01-08T00:00:00Z', 'abc', { retainUntil: soon });
       await b.put(`app/${m.backupId}/database.pgdump.zst`, 'x');
       await storage.list();
-      expect((storage.damaged?.() ?? []).map((d) => d.backupId)).toEqual([m.backupId]);
+      expect((storage.damaged?.() ?? []).map((d) => [d.backupId, d.expired])).toEqual([[m.backupId, undefined]]);
       await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() + 50));
       await storage.list();
-      expect(storage.damaged?.() ?? []).toEqual([]);
+      expect((storage.damaged?.() ?? []).map((d) => [d.backupId, d.expired])).toEqual([[m.backupId, soon]]);
     });
 
     it('findRestorable checks the one backup asked for: refuses a marked, lost or cut-short one with why and the newest good backup', async () => {
@@ -219,7 +224,7 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
       expect(storage.damaged?.('app').find((d) => d.backupId === id)?.archiveIntact).toBeUndefined();
     });
 
-    it('a backup the checksum scrub marks damaged is left out of every listing, saying why, until its deadline; then retention deletes it', async () => {
+    it('a backup the checksum scrub marks damaged is left out of every listing, saying why; past its deadline, named as expired until retention deletes it', async () => {
       const soon = new Date(Date.now() + 1500).toISOString();
       const rotted = await storeBackup(storage, 'app', 'app-20260109T000000Z', '2026-01-09T00:00:00Z', 'abcdef', { retainUntil: soon });
       const good = await storeBackup(storage, 'app', 'app-20260110T000000Z', '2026-01-10T00:00:00Z', 'abcdef');
@@ -246,11 +251,15 @@ export function storageContract(name: string, make: () => Promise<StorageBackend
         damaged: [],
         stored: 1,
       });
-      // Past its deadline it is no longer damage to report but retention's to delete, like any expired backup.
+      // Past its deadline it is retention's to delete, and still named, with its deadline (QA: it was in no report).
       await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() + 50));
       await storage.list();
-      expect(storage.damaged?.() ?? []).toEqual([]);
+      expect(storage.damaged?.()).toEqual([expect.objectContaining({ backupId: rotted.backupId, marked: true, expired: soon })]);
+      const scrubbed = await scrubBackups({ storage, state, now: new Date('2026-01-13T03:00:00Z'), log: silentLog });
+      expect(scrubbed).toMatchObject({ alreadyDamaged: [], expired: [{ backupId: rotted.backupId, deadline: soon }] });
       await storage.deleteBackup('app', rotted.backupId);
+      await storage.list();
+      expect(storage.damaged?.()).toEqual([]);
       expect(await b.files(`app/${rotted.backupId}/`)).toEqual([]);
     });
 
