@@ -51,10 +51,12 @@ export async function report(deps: { notifier: Notifier; escalation: Escalation 
       // wide condition pages for it (disk-health.ts), so that page is resolved, and nothing posted. The disk alone:
       // other conditions go quiet while their failure stands (a base backup the worker has just paged as failed, a
       // slot that could not be read), and their page must stay open (second reader).
-      if (result.condition === 'disk' && previous === 'failing' && !previousQuiet) {
-        await deps.escalation.passed(target, condition, { summary: `${target}: its backup disk is paged once for every target now (${result.summary})` });
+      // `unchecked` likewise: paged once for the storage (unchecked-health.ts), no longer per target.
+      const paged = result.condition === 'disk' ? 'its backup disk' : result.condition === 'unchecked' ? 'a health check that cannot run' : null;
+      if (paged && previous === 'failing' && !previousQuiet) {
+        await deps.escalation.passed(target, condition, { summary: `${target}: ${paged} is paged once for every target now (${result.summary})` });
       }
-      const why = result.condition === 'disk' ? 'health condition failing, paged as the backup disk' : 'health condition failing, not paged';
+      const why = paged ? 'health condition failing, paged for the storage' : 'health condition failing, not paged';
       log.info({ target, condition: result.condition, evidence: result.evidence }, why);
       return;
     }

@@ -61,6 +61,14 @@ export function healthProcessor(deps: HealthWorkerDeps) {
       log.error({ err }, 'health check of the backup disk could not run');
       couldNot.push(`the backup disk: ${toUserMessage(err)}`);
     }
+    // The targets that could not be checked, paged once for their storage, not once each (unchecked-health.ts).
+    try {
+      const unchecked = await evaluate.unchecked(log);
+      if (unchecked.status === 'failing') failing.push(`${diskSubject(deps.storage)}/unchecked`);
+    } catch (err) {
+      log.error({ err }, 'could not judge which targets are unchecked');
+      couldNot.push(`the unchecked targets: ${toUserMessage(err)}`);
+    }
     if (couldNot.length > 0) throw new Error(`health checks could not run for ${couldNot.join('; ')}`);
     return { failing };
   };

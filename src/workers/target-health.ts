@@ -6,6 +6,9 @@ import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { judgeBackupDisk, judgeBackupDiskAfter } from './disk-health.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
+import { judgeUnchecked, judgeUncheckedAfter } from './unchecked-health.ts';
+
+export { UNCHECKED_PAGES_AFTER_MS } from './unchecked-health.ts';
 
 export type { TargetHealthDeps };
 
@@ -18,6 +21,9 @@ export type { TargetHealthDeps };
 export type TargetEvaluator = ((target: string, log?: Logger) => Promise<ConditionResult[]>) & {
   backupDisk(log?: Logger): Promise<ConditionResult>;
   backupDiskAfter(results: readonly ConditionResult[], log?: Logger): Promise<ConditionResult | null>;
+  /** The targets that cannot be checked, paged once for their storage (unchecked-health.ts). */
+  unchecked(log?: Logger): Promise<ConditionResult>;
+  uncheckedAfter(log?: Logger): Promise<ConditionResult | null>;
 };
 
 /**
@@ -32,7 +38,9 @@ export function createTargetEvaluator(deps: TargetHealthDeps): TargetEvaluator {
   const evaluate = (target: string, log = deps.log) => inTurn(`target:${target}`, () => evaluateTarget(deps, target, now(), log));
   const backupDisk = (log = deps.log) => inTurn('disk', () => judgeBackupDisk(deps, now(), log));
   const backupDiskAfter = (results: readonly ConditionResult[], log = deps.log) => inTurn('disk', () => judgeBackupDiskAfter(deps, results, now(), log));
-  return Object.assign(evaluate, { backupDisk, backupDiskAfter });
+  const unchecked = (log = deps.log) => inTurn('unchecked', () => judgeUnchecked(deps, now(), log));
+  const uncheckedAfter = (log = deps.log) => inTurn('unchecked', () => judgeUncheckedAfter(deps, now(), log));
+  return Object.assign(evaluate, { backupDisk, backupDiskAfter, unchecked, uncheckedAfter });
 }
 
 /** One after another per key, in this process. */
@@ -79,9 +87,6 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
 /** What stopped the check: ours as said to users; another (a filesystem's EIO) by its own message, which names it. */
 const whyUnchecked = (err: unknown) => (isBotError(err) || !(err instanceof Error) ? toUserMessage(err) : err.message).replace(/\.$/, '').slice(0, 400);
 
-/** How long a target's checks may fail before it pages: one S3 blip or a restarting Redis replica is not a page. */
-export const UNCHECKED_PAGES_AFTER_MS = 10 * 60_000;
-
 const checkedNow = (target: string): ConditionResult => ({
   condition: 'unchecked',
   status: 'ok',
@@ -93,8 +98,8 @@ const checkedNow = (target: string): ConditionResult => ({
 /**
  * A target whose checks cannot run (QA: S3 answering 500 with S3_MODE=primary; every run only logged "health checks
  * could not run", while the RPO was past its objective, and nothing paged or posted, not even its recovery). Its
- * other conditions keep their last verdicts, and it fails `unchecked`: quiet at first (shown, not paged), paged
- * once it has failed UNCHECKED_PAGES_AFTER_MS; the next check that runs resolves it and says so.
+ * other conditions keep their last verdicts, and it fails `unchecked`, quietly: shown in `/backup health`, paged
+ * once for every such target of its storage (unchecked-health.ts); the next check that runs clears it.
  */
 async function uncheckedFor(
   deps: TargetHealthDeps,
@@ -110,20 +115,16 @@ async function uncheckedFor(
     return [];
   });
   const some = judged.length > 0 ? `; the WAL stream and RPO are still judged from Redis` : '';
-  const failing = (quiet: boolean): ConditionResult => ({
+  const failing: ConditionResult = {
     condition: 'unchecked',
     status: 'failing',
     severity: 'error',
     summary: `${target}: its health cannot be checked`,
     evidence: `no condition ${some ? 'read from storage ' : ''}could be judged since the check failed: ${whyUnchecked(err)}${some}; the last verdicts stand, pages already open stay open`,
-    ...(quiet ? { quiet: true as const } : {}),
-  });
+    quiet: true,
+  };
   try {
-    // Failing since the stored episode began (quiet or loud), or from now on.
-    const stored = (await deps.state.read(target)).unchecked;
-    const since = stored?.status === 'failing' ? Date.parse(stored.since) : at.getTime();
-    const loud = at.getTime() - since >= UNCHECKED_PAGES_AFTER_MS;
-    for (const a of await deps.state.apply(target, [...judged, failing(!loud)], at)) await report(deps, target, a, log);
+    for (const a of await deps.state.apply(target, [...judged, failing], at)) await report(deps, target, a, log);
   } catch (stateErr) {
     log.warn({ err: stateErr, target }, 'could not record that the health check failed');
   }
@@ -142,6 +143,7 @@ export function reevaluateAfterJobs(workers: readonly Worker[], evaluate: Target
       const l = log.child({ after: job?.id, queue: worker.name });
       evaluate(target, l)
         .then((results) => evaluate.backupDiskAfter(results, l))
+        .then(() => evaluate.uncheckedAfter(l))
         .catch((err: unknown) => log.warn({ err, target, jobId: job?.id, queue: worker.name }, 'could not check health after a job'));
     };
     worker.on('completed', after);

@@ -89,7 +89,9 @@ const where = (name: string) => `${kit.storage.describe()}/${name}`;
 const diskKey = (name: string) => `pg-backup-bot/${where(name)}/disk`;
 /** Top-level channel posts about the disk (or about a target's own disk: there should be none), oldest first. */
 const diskPosts = (subject: string) =>
-  [...kit.slack.messages.values()].filter((m) => !m.thread_ts && m.channel === CHANNEL_ID && (m.text ?? '').startsWith(`${subject}: backup disk filling up`));
+  [...kit.slack.messages.values()].filter(
+    (m) => !m.thread_ts && m.channel === CHANNEL_ID && (m.text ?? '').startsWith(`${subject}: backup disk short of space`),
+  );
 const contextOf = (m: { blocks?: unknown } | undefined) => JSON.stringify(m?.blocks ?? null);
 const pageOpen = (name: string) => kit.redis.get(pageStateKey(kit.prefix, diskKey(name)));
 const FULL = '5 % free (5.0 GB of 100 GB), limit 20 %';
@@ -134,8 +136,8 @@ describe('healthProcessor', () => {
 
       const posts = diskPosts(where('flap'));
       expect(posts.map((m) => m.text)).toEqual([
-        `${where('flap')}: backup disk filling up — ${FULL}; 3 targets write to it${TODO}`,
-        `${where('flap')}: backup disk filling up cleared`,
+        `${where('flap')}: backup disk short of space — ${FULL}; 3 targets write to it${TODO}`,
+        `${where('flap')}: backup disk short of space cleared`,
       ]);
       expect(contextOf(posts[0])).toContain(`PagerDuty page queued (warning, dedup key ${diskKey('flap')})`);
       expect(contextOf(posts[1])).toContain(`PagerDuty page resolved (${diskKey('flap')})`);
@@ -162,7 +164,7 @@ describe('healthProcessor', () => {
         expect.stringMatching(/ — 15 % free \(15\.0 GB of 100 GB\), limit 20 %/),
         expect.stringMatching(/ — 8 % free \(8\.0 GB of 100 GB\), limit 20 %/),
         expect.stringMatching(/ — 3 % free \(3\.0 GB of 100 GB\), limit 20 %/),
-        `${where('fill')}: backup disk filling up cleared`,
+        `${where('fill')}: backup disk short of space cleared`,
       ]);
       expect(contextOf(posts[1])).toContain(`PagerDuty's open alert updated (warning, dedup key ${diskKey('fill')})`);
     });
@@ -186,8 +188,8 @@ describe('healthProcessor', () => {
         await queue.add('job', { target: 'h-after-a' });
         await kit.pd.waitFor((e) => e.dedup_key === diskKey('after') && e.event_action === 'resolve', 10_000);
         expect(diskPosts(where('after')).map((m) => m.text)).toEqual([
-          `${where('after')}: backup disk filling up — ${FULL}; 2 targets write to it${TODO}`,
-          `${where('after')}: backup disk filling up cleared`,
+          `${where('after')}: backup disk short of space — ${FULL}; 2 targets write to it${TODO}`,
+          `${where('after')}: backup disk short of space cleared`,
         ]);
       } finally {
         await worker.close();
@@ -273,8 +275,8 @@ describe('healthProcessor', () => {
       await kit.runJob(healthProcessor(deps({ config, storage: testStorage('move-new', { free: 0.5 }), now: at(7) })), {});
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('move-old') && e.event_action === 'resolve', 30_000);
       expect(diskPosts(where('move-old')).map((m) => m.text)).toEqual([
-        `${where('move-old')}: backup disk filling up — ${FULL}; 1 target writes to it${TODO}`,
-        `${where('move-old')}: backup disk filling up cleared`,
+        `${where('move-old')}: backup disk short of space — ${FULL}; 1 target writes to it${TODO}`,
+        `${where('move-old')}: backup disk short of space cleared`,
       ]);
       expect(diskPosts(where('move-new'))).toEqual([]);
     });
@@ -298,7 +300,7 @@ describe('healthProcessor', () => {
       });
       expect((await createHealthState(kit.redis, kit.prefix).read('h-list-b')).disk).toMatchObject({ status: 'failing', quiet: true });
       expect(diskPosts(where('list-ab')).map((m) => m.text)).toEqual([
-        `${where('list-ab')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
+        `${where('list-ab')}: backup disk short of space — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
       ]);
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('list-ab') && e.event_action === 'trigger', 30_000);
     });
@@ -309,7 +311,7 @@ describe('healthProcessor', () => {
       expect(job.failedReason).toMatch(/^health checks could not run for h-list-d: /);
       expect((await createHealthState(kit.redis, kit.prefix).read('h-list-c')).disk).toMatchObject({ status: 'failing', quiet: true });
       expect(diskPosts(where('list-cd')).map((m) => m.text)).toEqual([
-        `${where('list-cd')}: backup disk filling up — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
+        `${where('list-cd')}: backup disk short of space — ${FULL}; 2 targets write to it (1 not checked yet)${TODO}`,
       ]);
       await kit.pd.waitFor((e) => e.dedup_key === diskKey('list-cd') && e.event_action === 'trigger', 30_000);
       expect(Object.keys(await createHealthState(kit.redis, kit.prefix).read('h-list-d'))).toEqual(['unchecked']);
@@ -320,8 +322,10 @@ describe('healthProcessor', () => {
       const t0 = Date.now();
       const at = (minutes: number) => () => new Date(t0 + minutes * 60_000);
       const broken = testStorage('list-e', { free: 0.5 }, new Set(['h-list-e']));
-      const key = 'pg-backup-bot/h-list-e/unchecked';
-      const posts = () => [...kit.slack.messages.values()].filter((m) => !m.thread_ts && (m.text ?? '').startsWith('h-list-e: health could not be checked'));
+      // Paged for the storage it could not read, as every target of it would be (see the next test).
+      const key = `pg-backup-bot/${where('list-e')}/unchecked`;
+      const posts = () =>
+        [...kit.slack.messages.values()].filter((m) => !m.thread_ts && (m.text ?? '').startsWith(`${where('list-e')}: health could not be checked`));
       for (const minutes of [0, 5]) await kit.runJob(healthProcessor(deps({ config, storage: broken, now: at(minutes) })), {});
       await new Promise((r) => setTimeout(r, 300));
       // A blip is not a page: nothing paged or posted within the 10 minutes.
@@ -329,14 +333,48 @@ describe('healthProcessor', () => {
       expect(posts()).toEqual([]);
       for (const minutes of [11, 26]) await kit.runJob(healthProcessor(deps({ config, storage: broken, now: at(minutes) })), {});
       const trigger = await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger', 30_000);
-      expect(trigger.payload).toMatchObject({ severity: 'error', summary: 'h-list-e: its health cannot be checked' });
+      expect(trigger.payload).toMatchObject({ severity: 'error', summary: `${where('list-e')}: h-list-e's health cannot be checked` });
       expect(posts().map((m) => m.text)).toEqual([
-        expect.stringMatching(/^h-list-e: health could not be checked — no condition could be judged since the check failed: .*EIO/),
+        expect.stringMatching(
+          /: health could not be checked — h-list-e's health cannot be checked since \d{4}-\d\d-\d\d \d\d:\d\d UTC: no condition could be judged since the check failed: .*EIO/,
+        ),
       ]);
+      expect(kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/h-list-e/unchecked')).toEqual([]);
       await kit.runJob(healthProcessor(deps({ config, storage: testStorage('list-e', { free: 0.5 }), now: at(31) })), {});
       await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 30_000);
       expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
-      expect([...kit.slack.messages.values()].some((m) => m.text === 'h-list-e: health could not be checked cleared')).toBe(true);
+      expect([...kit.slack.messages.values()].some((m) => m.text === `${where('list-e')}: health could not be checked cleared`)).toBe(true);
+    });
+
+    it('five targets of one unreadable storage: one page and one post naming them, not five; resolved once all are checked again (earlier note: a page storm)', async () => {
+      const names = ['h-storm-a', 'h-storm-b', 'h-storm-c', 'h-storm-d', 'h-storm-e'];
+      const config = configWith(...names);
+      const t0 = Date.now();
+      const at = (minutes: number) => () => new Date(t0 + minutes * 60_000);
+      const key = `pg-backup-bot/${where('storm')}/unchecked`;
+      const posts = () => [...kit.slack.messages.values()].filter((m) => !m.thread_ts && (m.text ?? '').includes('h-storm-'));
+      for (const minutes of [0, 11, 26])
+        await kit.runJob(healthProcessor(deps({ config, storage: testStorage('storm', { free: 0.5 }, new Set(names)), now: at(minutes) })), {});
+      await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger', 30_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(kit.pd.events.filter((e) => (e.dedup_key ?? '').includes('h-storm-'))).toEqual([]);
+      expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger']);
+      expect(posts().map((m) => m.text)).toEqual([
+        expect.stringMatching(
+          /: health could not be checked — the health of 5 of 5 targets \(h-storm-a, h-storm-b, h-storm-c, h-storm-d and 1 more\) cannot be checked since .*EIO/,
+        ),
+      ]);
+      // One target readable again: still paged for the other four.
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('storm', { free: 0.5 }, new Set(names.slice(1))), now: at(31) })), {});
+      expect((await createHealthState(kit.redis, kit.prefix).read(where('storm'))).unchecked).toMatchObject({
+        status: 'failing',
+        evidence: expect.stringMatching(/^the health of 4 of 5 targets \(h-storm-b, /),
+      });
+      await kit.runJob(healthProcessor(deps({ config, storage: testStorage('storm', { free: 0.5 }), now: at(36) })), {});
+      await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 30_000);
+      expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+      expect(posts().map((m) => m.text)).toHaveLength(1);
+      expect([...kit.slack.messages.values()].filter((m) => m.text === `${where('storm')}: health could not be checked cleared`)).toHaveLength(1);
     });
   });
 
