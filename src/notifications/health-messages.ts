@@ -13,7 +13,7 @@ const LABEL: Record<HealthCondition, string> = {
   size: 'backup size anomaly',
   'data-drift': 'data drift: tables lost rows',
   slow: 'backup too slow',
-  disk: 'backup disk filling up',
+  disk: 'backup disk short of space',
   'backup-failing': 'last backup failed',
   'restore-test-failing': 'last restore test failed',
   unencrypted: 'backup not encrypted',

@@ -178,14 +178,14 @@ describe('health conditions and the PagerDuty lifecycle', () => {
       ['backup too old', 'backup age'],
       ['backup size anomaly', 'backup size'],
       ['backup too slow', 'backup duration'],
-      ['backup disk filling up', 'backup disk'],
+      ['backup disk short of space', 'backup disk'],
       ['last backup failed', 'last backup'],
       ['last restore test failed', 'last restore test'],
     ])
       expect(text.includes(`${failing}:`) || text.includes(`${passing}:`), failing).toBe(true);
     // Never the wrong way round: a passing line does not carry a failure's label.
     expect(text).not.toMatch(
-      /:white_check_mark: (backup too old|backup size anomaly|backup too slow|backup disk filling up|last backup failed|last restore test failed):/,
+      /:white_check_mark: (backup too old|backup size anomaly|backup too slow|backup disk short of space|last backup failed|last restore test failed):/,
     );
     expect(text).toMatch(/since/);
   });
