@@ -4,6 +4,7 @@ import { type Config, findTarget } from '../config.ts';
 import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatDuration } from '../format.ts';
+import { swapSaid } from '../notifications/restore-messages.ts';
 import { checkIdentityOpensBackup, identityFor, restoreGlobalsOf, rolesLeft, rolesLine, runSelectiveRestore } from '../postgres/restore/index.ts';
 import { markedDamaged } from './marked-damaged.ts';
 import { stagingName } from '../postgres/restore/swap.ts';
@@ -186,7 +187,7 @@ export async function cliRestore(args: string[], deps: CliDeps): Promise<number>
     if (markedToo) io.err(markedToo.trim());
     io.out(
       [
-        `Restored ${full ? 'the whole database ' : ''}into ${into.database} in ${formatDuration(outcome.restoreMs)}:`,
+        `Restored ${full || replacing ? 'the whole database ' : ''}into ${into.database} in ${formatDuration(outcome.restoreMs)}${'swappedAt' in outcome && outcome.swappedAt ? `; ${swapSaid(into.database, { at: outcome.swappedAt, ms: outcome.swapMs ?? 0 })}` : ''}:`,
         ...outcome.restoredTables.map((t) => `  ${asOption(t.schema)}.${asOption(t.table)}  ${t.rows} rows`),
         ...outcome.notes.map((n) => `  note  ${n}`),
         ...(rolesSaid ? [`  roles  ${rolesSaid}`] : []),

@@ -6,7 +6,7 @@ import { enqueueRestoreTest, withDeadline } from '../jobs/producers.ts';
 import type { RestoreTestJobData } from '../jobs/queues.ts';
 import type { Logger } from '../logger.ts';
 import { escapeMrkdwn } from '../format.ts';
-import { restoreTestHistory } from '../notifications/restore-messages.ts';
+import { restoreTestHistory } from '../notifications/restore-history.ts';
 import { findRestorable, latestGoodBackup, type PassedOver, passedOverSentence } from '../storage/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { CommandInput, Reply } from './backup-command.ts';

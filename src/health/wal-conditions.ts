@@ -1,11 +1,11 @@
-import { formatBytes } from '../format.ts';
+import { formatBytes, formatSecond } from '../format.ts';
 import { switchedSentence } from '../postgres/pitr/switched.ts';
 import { followedText, priorText, setAsideNamed, shownRange, WAL_ARRIVES } from '../postgres/pitr/window.ts';
 import type { ConditionResult } from './types.ts';
 import type { WalArchiveFacts, WalHealthFacts, WalSlotFacts } from './wal-types.ts';
 
 /** To the second: a recovery target is a second, and a minute rounded the wrong way would promise what is not there. */
-export const windowTime = (d: Date) => `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+export const windowTime = formatSecond;
 
 /**
  * Why nothing is recoverable when no window opens and no gap is to blame: no base backup at all, the only ones set

@@ -1,11 +1,11 @@
 import type { RedisSnapshot } from '../workers/redis-snapshot.ts';
-import { escapeMrkdwn } from '../format.ts';
+import { escapeMrkdwn, formatSecond } from '../format.ts';
 import type { ChannelMessage } from './types.ts';
 
 /** Pure builders for what the channel hears when Redis loses its data, or the plan cannot be put back. */
 
 /** `2026-12-04 12:34:56 UTC`: seconds matter when saying when a server restarted. */
-export const formatSecond = (d: Date) => `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+export { formatSecond };
 
 export interface RedisLoss {
   /** When Redis restarted (from its uptime), or null when it kept running (FLUSHALL, a failover). */

@@ -1,4 +1,4 @@
-import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatTime } from '../format.ts';
+import { escapeMrkdwn, formatBytes, formatCount, formatDuration, formatSecond } from '../format.ts';
 import type { Block, ChannelMessage } from './types.ts';
 import { isWholeDatabase } from '../restore-scope.ts';
 import { newestGoodSentence, type RestoreRecord } from '../storage/index.ts';
@@ -33,7 +33,7 @@ export interface RestoreTestVerdict {
   notes?: string[] | undefined;
 }
 
-function who(r: RestoreJobInfo['requestedBy']): string {
+export function who(r: RestoreJobInfo['requestedBy']): string {
   if (r.userId) return `<@${r.userId}>`;
   return r.source === 'schedule' ? 'the schedule' : escapeMrkdwn(r.userName ?? r.source);
 }
@@ -159,32 +159,6 @@ export function restoreTestError(req: RestoreJobInfo, reason: string, escalation
   };
 }
 
-export interface HistoryLine {
-  /** Full restores (`restore`, nothing selected) are listed beside the tests: their restore time is a measured RTO too. */
-  kind?: 'restore' | 'restore-test';
-  database?: string | null;
-  startedAt: string;
-  backupId: string;
-  passed: boolean | null;
-  restoreMs: number;
-  /** Null when nothing was restored (its checksums or the restore failed): no restore time is claimed. */
-  restoredBytes: number | null;
-  problems: string[];
-  requestedBy: RestoreJobInfo['requestedBy'];
-}
-
-const historyLine = (r: HistoryLine) =>
-  `• ${formatTime(r.startedAt)} · ${r.kind === 'restore' ? `*full restore* into \`${r.database ?? '?'}\` · ` : ''}\`${r.backupId}\` · ${r.passed ? 'passed' : `*FAILED* (${escapeMrkdwn(r.problems[0] ?? '?')})`} · restore ${rtoText(r)} · by ${who(r.requestedBy)}`;
-
-export function restoreTestHistory(records: HistoryLine[], target?: string, limit = 15): string {
-  if (records.length === 0)
-    return `No restore tests${target ? ` of *${target}*` : ''} on record yet. Run one with \`/restore-test latest${target ? ` ${target}` : ''}\`.`;
-  const lines = records.slice(0, limit).map(historyLine);
-  const more = records.length > limit ? `\n… and ${records.length - limit} older, kept as records beside the backups (\`<target>/_records/\`)` : '';
-  const shown = records.length > limit ? `the ${limit} newest of ${records.length} on record` : `newest first, ${records.length} on record`;
-  return `*Restore tests and full restores${target ? ` of ${target}` : ''}* (${shown}):\n${lines.join('\n')}${more}\nPoint-in-time restore tests are not listed here: \`/backup health${target ? ` ${target}` : ''}\` shows the last one.`;
-}
-
 export interface RestoreSelectionInfo extends RestoreJobInfo {
   tables: string[];
   schemas: string[];
@@ -212,15 +186,27 @@ export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelM
   };
 }
 
+/** When a replacement's restored copy took the live name, to the second, and how long the swap held it. */
+export const swapSaid = (database: string, swap: { at: string; ms: number }) =>
+  `swapped in as ${database} at ${formatSecond(new Date(swap.at))} (the swap took ${formatDuration(swap.ms)}; sessions on ${database} were ended then)`;
+
 /** `lost`: the worker died mid-restore, so what the database holds is not known (the reason says so). */
 export function restoreFinished(
   s: RestoreSelectionInfo,
-  r: { problems: string[]; restoreMs: number; tables: Array<{ name: string; rows: number }>; notes?: string[]; lost?: boolean },
+  r: {
+    problems: string[];
+    restoreMs: number;
+    tables: Array<{ name: string; rows: number }>;
+    notes?: string[];
+    lost?: boolean;
+    /** A replacement's swap (RestoreRecord swappedAt, swapMs). */
+    swap?: { at: string; ms: number };
+  },
 ): ChannelMessage {
   const ok = r.problems.length === 0;
   const rows = r.tables.map((t) => `\`${t.name}\` ${formatCount(t.rows)} rows`).join(', ');
   const head = ok
-    ? `:white_check_mark: Restored ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` in ${formatDuration(r.restoreMs)}${rows ? `: ${rows}` : ''}`
+    ? `:white_check_mark: Restored ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` in ${formatDuration(r.restoreMs)}${r.swap ? `; ${swapSaid(s.database, r.swap)}` : ''}${rows ? `: ${rows}` : ''}`
     : `:x: Restore of ${selection(s)} from \`${s.backupId}\` into \`${s.database}\` FAILED: ${escapeMrkdwn(r.problems[0] ?? '')}${s.create || r.lost ? '' : ' The database was left as it was (one transaction).'}`;
   return {
     text: ok

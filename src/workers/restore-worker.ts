@@ -151,6 +151,7 @@ async function finishRestore(
   const verdict = restoreFinished(selectionInfo(job.data, job.id ?? 'unknown'), {
     problems,
     restoreMs: record.restoreMs,
+    ...(record.swappedAt ? { swap: { at: record.swappedAt, ms: record.swapMs ?? 0 } } : {}),
     tables: restored,
     notes: [...(o.outcome?.notes ?? []), ...(page ? [page] : [])],
     ...(o.lost ? { lost: true } : {}),

@@ -40,6 +40,13 @@ describe('a database set read-only by its own settings', () => {
     expect(test.stdout).toMatch(/PASS/);
     const replaced = await cli(['restore', id, `--into=${db.name}`, '--yes'], env);
     expect(replaced.exitCode, `${replaced.stdout}\n${replaced.stderr}`).toBe(0);
+    // When the live name changed hands, to the second (QA: the verdict gave the restore's time alone).
+    expect(replaced.stdout).toMatch(
+      new RegExp(
+        `^Restored the whole database into ${db.name} in [^;]+; swapped in as ${db.name} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(the swap took [^;]+; sessions on ${db.name} were ended then\\):$`,
+        'm',
+      ),
+    );
     // The name holds the backup, and its sessions are read-only by default, as the source's were.
     const state = await withClient(db.url, async (c) => ({
       rows: (await c.query<{ n: string }>('SELECT count(*) AS n FROM "Ledger Entry"')).rows[0]?.n,

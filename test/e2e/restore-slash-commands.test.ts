@@ -400,6 +400,13 @@ describe('/restore', () => {
       const msg = await channelMessage(h, jobId, /Restored the whole database/, 120_000);
       const shown = JSON.stringify(msg.blocks);
       expect(shown).toMatch(new RegExp(`${h.source.name} now holds the backup, verified`));
+      // When the live name changed hands, to the second (QA: the verdict gave the restore's time alone).
+      expect(msg.text ?? '').toMatch(/^Restored the whole database into /);
+      expect(shown).toMatch(
+        new RegExp(
+          `into \`${h.source.name}\` in [^;]+; swapped in as ${h.source.name} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(the swap took \\d+( ms|\\.\\d s); sessions on ${h.source.name} were ended then\\)`,
+        ),
+      );
       const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(shown)?.[1] ?? '';
       // Clicked after the replacement, the older confirmation replaces nothing: the fresh copy is not moved aside.
       // The verdict is posted before its job is marked completed: wait for that, so the counts compared are settled.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type RestoreTestVerdict, restoreTestFinished, restoreTestHistory } from '../../src/notifications/restore-messages.ts';
+import { type RestoreTestVerdict, restoreTestFinished } from '../../src/notifications/restore-messages.ts';
+import { restoreTestHistory } from '../../src/notifications/restore-history.ts';
 
 /** The restore test's verdict claims nothing that did not happen: no RTO, level or dropped database for a test that stopped at its checksums. */
 const req = { target: 'shop', backupId: 'shop-20261205T094959Z', jobId: 'rt-1', requestedBy: { source: 'slack', userId: 'U0ANA' } };
