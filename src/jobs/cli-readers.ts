@@ -12,6 +12,20 @@ export const cliReadersKey = (prefix: string) => `${prefix}:cli-readers`;
 
 const HOLD_MS = 10 * 60_000;
 
+// In one step: a field renewed between a read and its delete is never deleted. Unreadable fields go too.
+const FORGET_EXPIRED = `
+local all = redis.call('HGETALL', KEYS[1])
+local now = tonumber(ARGV[1])
+local gone = 0
+for i = 1, #all, 2 do
+  local ok, v = pcall(cjson.decode, all[i + 1])
+  if not ok or type(v) ~= 'table' or type(v['until']) ~= 'number' or v['until'] <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+    gone = gone + 1
+  end
+end
+return gone`;
+
 /** Where the readers are kept: the bot's Redis and key prefix. */
 export interface CliReadersAt {
   redis: Pick<RedisConnection, 'hgetall' | 'time'>;
@@ -46,6 +60,9 @@ export async function holdForCli(
   const token = randomBytes(8).toString('hex');
   const write = async () => redis.hset(key, token, JSON.stringify({ backupId, until: (await redisNow(redis)) + HOLD_MS }));
   await write();
+  // Readers killed without their release left fields whose time ran out: each new reader removes them (second
+  // reader: they were only ever ignored, so the hash grew with every CLI run killed).
+  await redis.eval(FORGET_EXPIRED, 1, key, String(await redisNow(redis))).catch(() => undefined);
   let said = false;
   const timer = setInterval(
     () =>

@@ -170,7 +170,16 @@ describe('runRetention on one storage', () => {
     expect(gone.storages[0]?.plan?.delete.map((d) => d.backupId)).toEqual([held.backupId]);
     // A reader that died without releasing is forgotten once its time runs out.
     await redis.hset(cliReadersKey(prefix), 'dead', JSON.stringify({ backupId: fresh.backupId, until: Date.now() - 1 }));
+    await redis.hset(cliReadersKey(prefix), 'garbled', '{not json');
     expect((await backupsInUse(queues, { redis, prefix })).restoreTests.has(fresh.backupId)).toBe(false);
+    // And removed by the next reader, which leaves a live one's field alone (second reader: the hash only grew).
+    const live = await holdForCli(redis, prefix, fresh.backupId);
+    const next = await holdForCli(redis, prefix, held.backupId);
+    const fields = Object.values(await redis.hgetall(cliReadersKey(prefix))).map((v) => (JSON.parse(v) as { backupId: string }).backupId);
+    expect(fields.sort()).toEqual([fresh.backupId, held.backupId].sort());
+    await live.release();
+    await next.release();
+    expect(await redis.hlen(cliReadersKey(prefix))).toBe(0);
   });
 
   it('the CLI’s restore and restore-test hold their backup through cli-hold.ts, and refuse one deleted before the hold', async () => {
