@@ -25,6 +25,7 @@ export async function startupChecks(deps: {
   /** Found problems are asked again after this long before they are said: a database still starting at boot is none. */
   recheckMs?: number;
 }): Promise<string[]> {
+  await announce(deps);
   const first = await problems(deps.config);
   if (first.length === 0) return first;
   await new Promise((r) => setTimeout(r, deps.recheckMs ?? 30_000).unref?.());
@@ -36,6 +37,29 @@ export async function startupChecks(deps: {
   const said = await deps.redis.set(key, '1', 'EX', 86_400, 'NX').catch(() => 'OK');
   if (said === 'OK') await deps.notifier.post({ text }).catch((err: unknown) => deps.log.warn({ err }, 'could not post the start-up checks'));
   return found;
+}
+
+/**
+ * Said once in the channel for each set of targets the workers run (a first start, a target added or removed, the
+ * channel changed), never on a plain restart: the bot otherwise posted nothing until its first job, so a channel it
+ * may not post to (a mistyped SLACK_CHANNEL, a private channel it was not invited to) was found by the night's first
+ * backup (an earlier note). A refused post pages at once (WatchedNotifier), at deploy time; one that worked shows the
+ * deploy is live.
+ */
+async function announce(deps: { config: Config; notifier: Pick<Notifier, 'post'>; redis: RedisConnection; log: Logger }): Promise<void> {
+  const names = deps.config.targets.map((t) => t.name);
+  const shown = names.length <= 8 ? names.join(', ') : `${names.slice(0, 8).join(', ')} and ${names.length - 8} more`;
+  const text =
+    names.length === 0
+      ? ':information_source: pg-backup-bot is running with no target configured: nothing is backed up until one is added to its config.'
+      : `:information_source: pg-backup-bot is running with ${names.length} target${names.length === 1 ? '' : 's'} (${shown}). Backups, restore tests, restores and health pages are posted in this channel; \`/backup status\` shows the schedules.`;
+  const id = createHash('sha256')
+    .update(`${deps.config.slack.channel}\n${names.join('\n')}`)
+    .digest('hex')
+    .slice(0, 16);
+  const first = await deps.redis.set(`${deps.config.queuePrefix}:announced:${id}`, new Date().toISOString(), 'EX', 90 * 86_400, 'NX').catch(() => null);
+  if (first !== 'OK') return;
+  await deps.notifier.post({ text }).catch((err: unknown) => deps.log.warn({ err }, 'could not post that the bot is running'));
 }
 
 async function problems(config: Config): Promise<string[]> {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { generateKeyPair } from '../../src/crypto/age.ts';
 import { startupChecks } from '../../src/workers/startup-checks.ts';
+import { WatchedNotifier } from '../../src/notifications/watched-notifier.ts';
 import { until } from '../support/until.ts';
 import { startWorkerKit, type WorkerKit } from './worker-kit.ts';
 
@@ -24,6 +25,34 @@ describe('start-up checks', () => {
     await rm(dir, { recursive: true, force: true });
   });
   const posts = () => [...kit.slack.messages.values()].map((m) => m.text ?? '').filter((t) => t.startsWith(':warning: A worker found at start'));
+
+  it('says once in the channel that it runs, with its targets: not on a plain restart, again for another set of targets; a channel Slack refuses pages at start', async () => {
+    const running = () =>
+      [...kit.slack.messages.values()].map((m) => m.text ?? '').filter((t) => t.startsWith(':information_source: pg-backup-bot is running'));
+    const shop = kit.config.targets[0];
+    if (!shop) throw new Error('no target');
+    const prefix = `{ann-${Date.now().toString(36)}}`;
+    const config = { ...kit.config, queuePrefix: prefix, targets: [shop, { ...shop, name: 'crm' }] };
+    const start = (c: typeof config, notifier = kit.notifier) => startupChecks({ config: c, notifier, redis: kit.redis, log: kit.log, recheckMs: 0 });
+    const before = running().length;
+    await start(config);
+    await start(config);
+    expect(running().slice(before)).toEqual([
+      ':information_source: pg-backup-bot is running with 2 targets (shop, crm). Backups, restore tests, restores and health pages are posted in this channel; `/backup status` shows the schedules.',
+    ]);
+    await start({ ...config, targets: [shop] });
+    expect(running().slice(before)).toHaveLength(2);
+    // A mistyped SLACK_CHANNEL: found at start and paged, not at the night's first backup (an earlier note).
+    const key = 'pg-backup-bot/_bot/slack';
+    const seen = kit.pd.events.filter((e) => e.dedup_key === key).length;
+    const watched = new WatchedNotifier(kit.notifierFor('#incidnets'), kit.escalation, '#incidnets', 10 * 60_000);
+    await start({ ...config, slack: { ...config.slack, channel: '#incidnets' } }, watched);
+    const page = await until('the page', () => kit.pd.events.filter((e) => e.dedup_key === key).at(seen), 30_000);
+    expect(page).toMatchObject({
+      event_action: 'trigger',
+      payload: { summary: expect.stringMatching(/^pg-backup-bot cannot post to #incidnets: Slack answered channel_not_found/) },
+    });
+  });
 
   it('finds nothing to say when the database answers and the identity opens the backups', async () => {
     const keys = await generateKeyPair();
