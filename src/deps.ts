@@ -9,6 +9,7 @@ import { repeatedErrors } from './repeated-errors.ts';
 import { createPagerDutyClient, type PagerDutyClient } from './notifications/pagerduty-client.ts';
 import { SlackNotifier } from './notifications/slack-notifier.ts';
 import { WatchedNotifier } from './notifications/watched-notifier.ts';
+import { type SlackFailures, slackFailures } from './notifications/slack-failures.ts';
 import type { Notifier } from './notifications/types.ts';
 import { createStorageFromConfig } from './storage/index.ts';
 import { createRunLog, type RunLog } from './health/index.ts';
@@ -39,6 +40,8 @@ export interface Deps {
   runs: RunLog;
   healthState: HealthState;
   metrics: HealthMetrics;
+  /** Channel posts Slack refused, per answer, across processes (notifications/slack-failures.ts): for /metrics. */
+  slackFailures: SlackFailures;
   audit: AuditLog;
   /** Slack user-group members, for roles given as group IDs (needs the usergroups:read scope). */
   groups?: GroupResolver;
@@ -108,11 +111,13 @@ export async function createDeps(config: Config, log: Logger, overrides: DepsOve
     source: 'pg-backup-bot',
   });
   // Slack's channel watched: posts that fail for 10 minutes page (not the demo's terminal, nor a test's own notifier).
-  const notifier = overrides.notifier ? slackNotifier : new WatchedNotifier(slackNotifier, escalation, config.slack.channel);
+  const failures = slackFailures(workerRedis, config.queuePrefix);
+  const notifier = overrides.notifier ? slackNotifier : new WatchedNotifier(slackNotifier, escalation, config.slack.channel, undefined, failures);
   return {
     runs: createRunLog(workerRedis, config.queuePrefix),
     healthState: createHealthState(workerRedis, config.queuePrefix),
     metrics: createMetrics(),
+    slackFailures: failures,
     audit,
     ...(slack
       ? {

@@ -29,6 +29,8 @@ export interface HealthMetrics {
   registry: Registry;
   update(target: string, input: TargetMetricsInput): void;
   recordBackupFailure(target: string): void;
+  /** Channel posts Slack refused so far, per answer, as Redis counts them (notifications/slack-failures.ts): their sum. */
+  setSlackFailures(counts: Record<string, number>): void;
 }
 
 /**
@@ -107,6 +109,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
   });
   const queueJobs = new Gauge({ name: 'pgbb_queue_jobs', help: 'BullMQ jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
   const wal = createWalMetrics(registers);
+  // One series, present from the first scrape at 0, so increase() sees the first failure; Slack's answer is in the
+  // page (pg-backup-bot/_bot/slack) and the logs.
+  const slackFailed = new Counter({
+    name: 'pgbb_slack_post_failures_total',
+    help: 'Channel posts, updates and thread replies Slack refused or did not answer, every process counted',
+    registers,
+  });
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   return {
@@ -156,6 +165,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     },
     recordBackupFailure(name) {
       failures.inc({ target: name });
+    },
+    setSlackFailures(counts) {
+      // Set from Redis's total at each scrape: it only grows, so the series stays a counter.
+      slackFailed.reset();
+      slackFailed.inc(Object.values(counts).reduce((a, b) => a + b, 0));
     },
   };
 }

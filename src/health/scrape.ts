@@ -10,9 +10,10 @@ import { QUEUE_STATES, type QueueState } from './metrics.ts';
 // The failure counter lives in Redis (workers may run in other processes); the local prom-client counter is
 // advanced by the difference, so it stays a monotonic counter as Prometheus expects.
 /** What a scrape reads: the config, storage, the run log, the queues it reports on, and the registry it renders. */
-export type ScrapeDeps = Pick<Deps, 'config' | 'storage' | 'runs' | 'metrics'> & {
-  queues: Pick<Deps['queues'], 'backup' | 'restoreTest' | 'restore' | 'pagerduty'>;
-};
+export type ScrapeDeps = Pick<Deps, 'config' | 'storage' | 'runs' | 'metrics'> &
+  Partial<Pick<Deps, 'slackFailures'>> & {
+    queues: Pick<Deps['queues'], 'backup' | 'restoreTest' | 'restore' | 'pagerduty'>;
+  };
 
 const failuresSeen = new WeakMap<ScrapeDeps['metrics'], Map<string, number>>();
 
@@ -43,5 +44,6 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
       ...(target.pitr ? { rpoObjectiveSeconds: target.pitr.rpoSeconds } : {}),
     });
   }
+  if (deps.slackFailures) deps.metrics.setSlackFailures(await deps.slackFailures.counts());
   return { contentType: deps.metrics.registry.contentType, body: await deps.metrics.registry.metrics() };
 }

@@ -1,4 +1,5 @@
 import type { Escalation } from './escalation.ts';
+import { slackAnswer, type SlackFailures } from './slack-failures.ts';
 import type { ChannelMessage, MessageRef, Notifier } from './types.ts';
 
 /** How long every post may fail before PagerDuty hears that the channel does not: a Slack blip is not a page. */
@@ -39,6 +40,8 @@ export class WatchedNotifier implements Notifier {
     private readonly escalation: Escalation,
     private readonly channel: string,
     private readonly afterMs = SLACK_DOWN_AFTER_MS,
+    /** Every failure counted (slack-failures.ts), for /metrics; absent: not counted. */
+    private readonly failures?: Pick<SlackFailures, 'record'>,
   ) {}
 
   post(message: ChannelMessage): Promise<MessageRef> {
@@ -73,6 +76,7 @@ export class WatchedNotifier implements Notifier {
     const now = Date.now();
     this.failingSince ??= now;
     const answer = (err as { data?: { error?: string }; message?: string }).data?.error ?? (err as Error).message ?? String(err);
+    await this.failures?.record(slackAnswer(err)).catch(() => undefined);
     const meaning = kind === 'post' ? SETUP_ANSWERS.get(answer) : undefined;
     if (this.paged || (!meaning && now - this.failingSince < this.afterMs)) return;
     this.paged = true;

@@ -203,6 +203,20 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     expect((await fetch(`${h.metricsUrl}/healthz`)).status).toBe(200);
   });
 
+  it('counts the channel posts Slack refused in /metrics, across processes (an earlier note: no series for them)', async () => {
+    const failures = async () => {
+      const families = parsePrometheusTextFormat(await (await fetch(`${h.metricsUrl}/metrics`)).text());
+      const f = families.find((x) => x.name === 'pgbb_slack_post_failures_total');
+      expect(f?.type).toBe('COUNTER');
+      return Number(f?.metrics[0]?.value);
+    };
+    const before = await failures();
+    // The Web API client tries a call 4 times: the post fails as a whole, as through a Slack outage.
+    h.slack.rateLimitNext(4, 1, 'chat.postMessage');
+    await expect(h.service.deps.notifier.post({ text: 'a post Slack refuses' })).rejects.toThrow();
+    expect(await failures()).toBe(before + 1);
+  });
+
   it('serves them on a listener of their own, on 127.0.0.1 by default: the port Slack reaches answers neither', async () => {
     expect(h.config.metrics.host).toBe('127.0.0.1');
     for (const path of ['/metrics', '/healthz']) {
