@@ -31,10 +31,10 @@ export function formatCount(n: number): string {
   return counts.format(n);
 }
 
-/** `2026-11-24 23:24 UTC`: unambiguous for people in different time zones at 3 a.m. */
 /** To the second, where the minute is not enough (a swap, a Redis loss, a recovery window's ends). */
 export const formatSecond = (d: Date) => `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 
+/** `2026-11-24 23:24 UTC`: unambiguous for people in different time zones at 3 a.m. */
 export function formatTime(iso: string | Date): string {
   const d = typeof iso === 'string' ? new Date(iso) : iso;
   return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;

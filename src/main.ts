@@ -190,6 +190,10 @@ async function runRetention(args: string[], verb: 'retention' | 'scrub'): Promis
   // Ctrl-C stops a retention run between two deletions, said and recorded as canceled (never killed mid-delete).
   if (verb === 'scrub') return cliScrub(args, { ...deps, storage: primary, copies });
   const stop = cancelOnSignals();
+  // A second Ctrl-C ends it at once, where the run has no point to stop at (a long S3 listing, the PITR archive's
+  // deletions): the first one never leaves it unstoppable (second reader).
+  let signals = 0;
+  for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => ++signals > 1 && process.exit(s === 'SIGINT' ? 130 : 143));
   return stop.exitCode(await cliRetention(args, { ...deps, primary, copies, signal: stop.signal }));
 }
 

@@ -147,7 +147,7 @@ export async function cliList(args: string[], deps: { config: Config; storage: S
     const time = (at: Date) => formatInZone(at, deps.config.timezone);
     const damaged = deps.storage.damaged?.(args[0]) ?? [];
     const list = formatBackupList(backups, args[0], { time, limit: 50, takeOne: 'pg-backup-bot backup', damaged, failedTests, stray });
-    deps.io.out(list.replace(/[*`]|:warning: |:x: /g, ''));
+    deps.io.out(list.replace(/[*`]|:warning: |:wastebasket: |:x: /g, ''));
     // Point-in-time recovery's window, as /backup list shows it (restore-pitr's refusals send people here).
     const pitr = deps.config.targets.filter((t) => t.pitr && (args[0] === undefined || t.name === args[0]));
     if (pitr.length) {

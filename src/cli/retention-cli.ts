@@ -13,6 +13,7 @@ import type { CliIo } from './backup-cli.ts';
 import { inUseQueues } from './cli-queues.ts';
 import { connectRedis } from './cli-redis.ts';
 import { recordCliRetention } from '../checklists/retention-runs.ts';
+import { repairHeld } from '../jobs/redis-lock.ts';
 
 const USAGE = 'usage: pg-backup-bot retention [--dry-run]';
 const NOTHING_KNOWN: BackupsInUse = { restoreTests: new Set(), restores: new Set(), runningBackups: [] };
@@ -68,6 +69,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       dryRun,
       timezone: config.timezone,
       ...(deps.signal ? { signal: deps.signal } : {}),
+      ...(redis ? { repairing: repairHeld(redis, config.queuePrefix) } : {}),
       inUse: () => (queues && redis ? backupsInUse(queues, { redis, prefix: config.queuePrefix }) : Promise.resolve(NOTHING_KNOWN)),
       log: deps.log,
       readBack: rememberedReadBack((s) =>
@@ -81,7 +83,8 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       // Stopped between two deletions: what is said above was done; the rest (and the PITR archive's) waits.
       const sum = retentionSummary(run);
       const done = `${sum.deleted + sum.cleaned} deletion${sum.deleted + sum.cleaned === 1 ? '' : 's'} done`;
-      io.err(`Retention canceled: ${done}, the rest not tried (the next run does it); nothing is left half-deleted.`);
+      if (dryRun) io.err('Retention dry run canceled: the report above is partial; nothing was deleted.');
+      else io.err(`Retention canceled: ${done}, the rest not tried (the next run does it); nothing is left half-deleted.`);
       // Not recorded: a run someone stopped is neither retention applied nor retention failing (second reader: it was
       // recorded as failed, and the weekly checklist then flagged retention that the scheduled runs applied).
       return 1;

@@ -188,7 +188,7 @@ export function restoreRunning(s: RestoreSelectionInfo, phase: string): ChannelM
 
 /** When a replacement's restored copy took the live name, to the second, and how long the swap held it. */
 export const swapSaid = (database: string, swap: { at: string; ms: number }) =>
-  `swapped in as ${database} at ${formatSecond(new Date(swap.at))} (the swap took ${formatDuration(swap.ms)}; sessions on ${database} were ended then)`;
+  `swapped in as ${database} at ${formatSecond(new Date(swap.at))} (${database} refused connections for ${formatDuration(swap.ms)} before it, its sessions ended: what they wrote until then is in the kept copy)`;
 
 /** `lost`: the worker died mid-restore, so what the database holds is not known (the reason says so). */
 export function restoreFinished(

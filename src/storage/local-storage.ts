@@ -190,8 +190,12 @@ export class LocalStorage implements Storage {
       // which list() skips, and never artifacts without a manifest that someone might trust.
       for (const a of manifest.artifacts) await rm(join(dir, a.file), { force: true });
       for (const f of await readdirIfExists(dir)) if (f !== MANIFEST) await rm(join(dir, f), { force: true, recursive: true });
-      await unlink(join(dir, MANIFEST));
-      await rmdir(dir);
+      // Another run deleting it at the same time (second reader): gone is what both wanted, not a failure.
+      const gone = (err: unknown) => {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+      };
+      await unlink(join(dir, MANIFEST)).catch(gone);
+      await rmdir(dir).catch(gone);
       await fsyncDir(dirname(dir));
     } catch (err) {
       throw storageError(err, this.describe(), `delete backup ${backupId}`);

@@ -91,7 +91,7 @@ export const RestoreRecordSchema = z.object({
   serverUrlEnv: z.string().optional(),
   /** A replacement (`/restore <id> --into=<db>`, nothing selected): the name the replaced database is kept under. */
   keptAs: z.string().nullable().optional(),
-  /** A replacement that swapped: when the restored copy took the live name (ISO), and how long the swap held it. */
+  /** A replacement that swapped: when the restored copy took the live name (ISO), and how long the name refused connections before. */
   swappedAt: z.string().optional(),
   swapMs: z.number().int().nonnegative().optional(),
   /**

@@ -51,6 +51,10 @@ export async function keptConfirmed(
         const kept = backups.find((b) => b.backupId === protectedNewest(backups, planned.failedTests).get(target));
         if (!kept) break;
         const read = await readBackAndMark(storage, kept, 'retention, reading back the backup it keeps', log, signal);
+        if (signal?.aborted) {
+          held.set(target, `${kept.backupId}, the backup kept as its newest good one, was not read back: the run was canceled`);
+          break;
+        }
         if (read.verdict === 'good') {
           confirmed.set(target, kept.backupId);
           break;

@@ -10,6 +10,12 @@ import type { Manifest } from './manifest.ts';
 
 const HOUR = 3600 * 1000;
 export const UNFINISHED_MAX_AGE_MS = 24 * HOUR;
+/**
+ * A finished backup past its deadline that is damaged or half-deleted waits until nothing was written to it for this
+ * long: a repair rewriting it from a copy, a delete by another run, or a damage mark made by this very run's read-back
+ * (second reader: it was marked and deleted in one run, with nobody told). Said in the report while it waits.
+ */
+export const DAMAGED_QUIET_MS = HOUR;
 
 export type RetentionBackup = Pick<Manifest, 'target' | 'backupId' | 'startedAt' | 'retainUntil' | 'retentionClass'>;
 
@@ -110,8 +116,21 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     // No manifest: it may be a backup being written, so only one left unwritten for a day is cleaned.
     if (u.retainUntil === undefined && u.ageMs <= UNFINISHED_MAX_AGE_MS) continue;
     // A finished backup's files lost before its deadline were not lost to retention (it deletes only past it): damage,
-    // never cleaned. Past it, it goes now, however recently it was marked damaged (QA: a day unreported while it waited).
+    // never cleaned. Past it, it goes at the next run (QA: it waited a day after its mark, named nowhere), unless
+    // something reads or writes it: a restore can take one whose roles file alone is damaged.
     if (u.retainUntil !== undefined && (u.retainUntil === null || Date.parse(u.retainUntil) >= now)) continue;
+    if (u.retainUntil) {
+      const base = { target: u.target, backupId: u.backupId };
+      const expired = `expired ${time(u.retainUntil)} (${u.what ?? 'damaged'})`;
+      if (input.runningRestoreTests.has(u.backupId) || input.runningRestores?.has(u.backupId)) {
+        plan.keep.push({ ...base, reason: `${expired}, kept: a restore of it is running` });
+        continue;
+      }
+      if (u.ageMs < DAMAGED_QUIET_MS) {
+        plan.keep.push({ ...base, reason: `${expired}, kept: written to within the hour (a repair, or its mark just made); the next run deletes it` });
+        continue;
+      }
+    }
     plan.cleanUnfinished.push({
       target: u.target,
       backupId: u.backupId,

@@ -61,6 +61,8 @@ export interface RetentionRunOptions {
   timezone?: string;
   /** Stops the run between two deletions (one under way finishes, so nothing is left half-deleted by the stop). */
   signal?: AbortSignal;
+  /** Whether a repair holds a backup now (jobs/redis-lock.ts repairClaim): a damaged one being rewritten is not deleted. */
+  repairing?: (target: string, backupId: string) => Promise<boolean>;
   /** After each deletion tried (the audit trail). Its failures are logged, never fatal. */
   onOutcome?: (o: RetentionOutcome) => Promise<void>;
   /**
@@ -81,7 +83,8 @@ export function beingWritten(inUse: BackupsInUse, u: { target: string; backupId:
 const UNFINISHED_WHAT: Record<UnfinishedBackup['state'], string> = {
   'no-manifest': 'unfinished (no manifest)',
   'artifacts-missing': 'half-deleted (manifest left, an artifact gone or cut short)',
-  'marked-damaged': 'found damaged by the checksum scrub',
+  // By the scrub, a restore test or retention's own read-back: the marker says which (`/backup list` shows it).
+  'marked-damaged': 'marked damaged',
 };
 
 async function planStorage(storage: Storage, failedTests: ReadonlySet<string>, inUse: BackupsInUse, now: Date, timezone?: string): Promise<Planned> {
@@ -167,9 +170,16 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
       }
       result.outcomes.push(await attempt(o, log, base, () => storage.deleteBackup(d.target, d.backupId)));
     }
-    for (const u of plan.cleanUnfinished) {
+    for (const u of [...plan.cleanUnfinished]) {
       if (stopped()) break;
       const base = { storage: where, target: u.target, backupId: u.backupId, what: 'unfinished' as const, reason: u.reason };
+      // A finished one (damaged, or half-deleted) is asked again right before, as an expired backup is.
+      const busy = states.get(u.backupId) === 'no-manifest' ? null : await inUseNow(o, u);
+      if (busy) {
+        plan.cleanUnfinished.splice(plan.cleanUnfinished.indexOf(u), 1);
+        plan.keep.push({ target: u.target, backupId: u.backupId, reason: `expired (${u.reason}), kept: ${busy}` });
+        continue;
+      }
       // A half-deleted backup still has its manifest, which discardUnfinished refuses to touch: finish the delete.
       const clean =
         states.get(u.backupId) !== 'no-manifest' ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
@@ -178,6 +188,15 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
     if (stopped()) untried(result);
   }
   return { dryRun: o.dryRun, storages, ...(stopped() && !o.dryRun ? { canceled: true as const } : {}) };
+}
+
+/** Why a damaged or half-deleted backup must not be deleted now (a restore or a repair took it since the plan), or null. */
+async function inUseNow(o: RetentionRunOptions, u: { target: string; backupId: string }): Promise<string | null> {
+  const current = await o.inUse().catch((err: unknown) => err as Error);
+  if (current instanceof Error) return `could not check that no restore is reading it (${current.message}); not deleted`;
+  if (current.restoreTests.has(u.backupId) || current.restores.has(u.backupId)) return 'a restore of it started during retention';
+  const repairing = await (o.repairing?.(u.target, u.backupId) ?? Promise.resolve(false)).catch(() => true);
+  return repairing ? 'a repair is rewriting it (or it could not be asked whether one is)' : null;
 }
 
 /** A run stopped part-way: its plan keeps only the deletions tried, so no report calls the others done. */

@@ -2,6 +2,7 @@ import { backupDiskCondition, type ConditionResult, diskSubject, resolveThreshol
 import { formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
+import { retireOthers } from './retired-subjects.ts';
 
 /**
  * The backup disk as a health subject of its own (health/disk-condition.ts backupDiskCondition): named by the storage
@@ -10,9 +11,7 @@ import { report, type TargetHealthDeps } from './health-report.ts';
  * check left it in Redis, never from one process's memory: every worker host judges it alike, a target whose check
  * failed counts as last checked, a restart forgets nothing, and space freed shows at the next judgment.
  */
-const KIND = 'disk';
-/** A disk no worker has judged for this long is one backups are no longer written to. */
-export const RETIRED_AFTER_MS = 6 * 3600_000;
+export { RETIRED_AFTER_MS } from './retired-subjects.ts';
 
 export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Logger): Promise<ConditionResult> {
   const where = diskSubject(deps.storage);
@@ -24,23 +23,14 @@ export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Log
   const judged = notOurs ? notTheStorage(where, notOurs) : backupDiskCondition(where, disk, thresholds, mine, configured.size - mine.length);
   const result = deeper(judged, thresholds.diskFreeMinRatio, (await deps.state.read(where)).disk?.episode);
   for (const a of await deps.state.apply(where, [result], at)) await report(deps, where, a, log);
-  // A disk not judged for RETIRED_AFTER_MS (BACKUP_DIR moved, S3 as the primary storage): its failure is cleared, so
-  // its page does not stay open for good. Not sooner: hosts that name one shared disk by two paths (two mount
-  // points) judge both every health run, and clearing each other's would page and resolve by turns (second reader).
-  for (const other of await deps.state.otherSubjects(KIND, where, at)) {
-    if (at.getTime() - other.lastJudged.getTime() < RETIRED_AFTER_MS) continue;
-    if ((await deps.state.read(other.subject)).disk?.status === 'failing') {
-      const moved: ConditionResult = {
-        condition: 'disk',
-        severity: 'warning',
-        status: 'ok',
-        summary: `Backup disk ${other.subject}: not judged since ${formatTime(other.lastJudged)}`,
-        evidence: `no worker has judged it since ${formatTime(other.lastJudged)}: backups are written to ${where} now`,
-      };
-      for (const a of await deps.state.apply(other.subject, [moved], at)) await report(deps, other.subject, a, log);
-    }
-    await deps.state.forgetSubject(KIND, other.subject);
-  }
+  // A disk not judged for RETIRED_AFTER_MS (BACKUP_DIR moved, S3 as the primary storage): its failure is cleared.
+  await retireOthers(deps, 'disk', where, at, log, (subject, since) => ({
+    condition: 'disk',
+    severity: 'warning',
+    status: 'ok',
+    summary: `Backup disk ${subject}: not judged since ${formatTime(since)}`,
+    evidence: `no worker has judged it since ${formatTime(since)}: backups are written to ${where} now`,
+  }));
   return result;
 }
 

@@ -168,19 +168,17 @@ async function replace(
   let swapped = false;
   try {
     await held();
-    const swapStart = Date.now();
-    const notes = [...(await swapDatabases(o.serverUrl, { name: o.database, staging, keepAs, owner: before.owner })), ...(around?.notes ?? [])];
+    const swap = await swapDatabases(o.serverUrl, { name: o.database, staging, keepAs, owner: before.owner });
+    const notes = [...swap.notes, ...(around?.notes ?? [])];
     swapped = true;
-    // The moment the live name changed hands, said in the verdict (QA: it gave the restore's time alone): what was
-    // written to the old database up to then is in the kept copy.
-    const swappedAt = new Date();
     return {
       ...restored,
       selection,
       database: o.database,
       keptAs: keepAs,
-      swappedAt: swappedAt.toISOString(),
-      swapMs: swappedAt.getTime() - swapStart,
+      // The moment the live name changed hands, said in the verdict (QA: it gave the restore's time alone).
+      swappedAt: swap.at.toISOString(),
+      swapMs: swap.refusedMs,
       notes: [
         `${o.database} now holds the backup, verified (${(restored.notes[0] ?? '').replace(staging, o.database)}); the database it replaced is kept as ${keepAs} until an admin drops it: whatever was written after the backup (taken ${formatTime(o.manifest.startedAt)}) is there, not in ${o.database}.`,
         ...notes,

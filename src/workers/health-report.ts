@@ -9,6 +9,7 @@ import { conditionCleared, conditionFailing } from '../notifications/health-mess
 import type { Escalation } from '../notifications/escalation.ts';
 import type { Notifier } from '../notifications/types.ts';
 import { quietNotifier } from './quiet-notifier.ts';
+import { TargetName } from '../target-name.ts';
 import type { AfterBreak } from './base-backup-after-break.ts';
 import type { PromotionNotice } from './promotion-notice.ts';
 
@@ -51,8 +52,11 @@ export async function report(deps: { notifier: Notifier; escalation: Escalation 
       // wide condition pages for it (disk-health.ts), so that page is resolved, and nothing posted. The disk alone:
       // other conditions go quiet while their failure stands (a base backup the worker has just paged as failed, a
       // slot that could not be read), and their page must stay open (second reader).
-      // `unchecked` likewise: paged once for the storage (unchecked-health.ts), no longer per target.
-      const paged = result.condition === 'disk' ? 'its backup disk' : result.condition === 'unchecked' ? 'a health check that cannot run' : null;
+      // `unchecked` likewise: paged once for the storage (unchecked-health.ts), no longer per target. A target's own
+      // only (a target's name is a TargetName; a storage's, `local:/…` or `s3://…`, never is): the storage's own
+      // never turns quiet once paged.
+      const perTarget = result.condition === 'unchecked' && TargetName.safeParse(target).success;
+      const paged = result.condition === 'disk' ? 'its backup disk' : perTarget ? 'a health check that cannot run' : null;
       if (paged && previous === 'failing' && !previousQuiet) {
         await deps.escalation.passed(target, condition, { summary: `${target}: ${paged} is paged once for every target now (${result.summary})` });
       }

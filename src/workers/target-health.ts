@@ -143,7 +143,12 @@ export function reevaluateAfterJobs(workers: readonly Worker[], evaluate: Target
       const l = log.child({ after: job?.id, queue: worker.name });
       evaluate(target, l)
         .then((results) => evaluate.backupDiskAfter(results, l))
-        .then(() => evaluate.uncheckedAfter(l))
+        // A target that cannot be checked after its job is judged with its storage's others at once (second reader:
+        // the page waited for the next health run).
+        .then(
+          () => evaluate.uncheckedAfter(l),
+          (err: unknown) => evaluate.unchecked(l).then(() => Promise.reject(err)),
+        )
         .catch((err: unknown) => log.warn({ err, target, jobId: job?.id, queue: worker.name }, 'could not check health after a job'));
     };
     worker.on('completed', after);

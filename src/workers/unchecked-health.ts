@@ -2,6 +2,7 @@ import { type ConditionResult, diskSubject } from '../health/index.ts';
 import { formatTime } from '../format.ts';
 import type { Logger } from '../logger.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
+import { retireOthers } from './retired-subjects.ts';
 
 /** How long a target's checks may fail before it pages: one S3 blip or a restarting Redis replica is not a page. */
 export const UNCHECKED_PAGES_AFTER_MS = 10 * 60_000;
@@ -12,7 +13,11 @@ export const UNCHECKED_PAGES_AFTER_MS = 10 * 60_000;
  * and 20 posts for one cause (an earlier note's "page storm"). Each target keeps its own `unchecked` failure, quiet
  * (shown in `/backup health`, never paged: target-health.ts); this condition reads them as stored in Redis, as every
  * worker host does alike, and fails once one of them has failed for UNCHECKED_PAGES_AFTER_MS (quiet before that).
- * One episode while it fails: targets joining or leaving it change its evidence, not its page.
+ * One episode while it fails, timed from its own start: targets joining or leaving it (an outage that fails another
+ * subset of targets each run) change its evidence, never its page, and once paged it stays paged until every target
+ * is checked again (second reader: the clock followed the longest-failing target, so the page resolved mid-outage).
+ * A storage no worker judges any more (another bucket, BACKUP_DIR moved) has its failure cleared after
+ * RETIRED_AFTER_MS, as the disk's.
  */
 export async function judgeUnchecked(deps: TargetHealthDeps, at: Date, log: Logger): Promise<ConditionResult> {
   const where = diskSubject(deps.storage);
@@ -21,8 +26,16 @@ export async function judgeUnchecked(deps: TargetHealthDeps, at: Date, log: Logg
     .filter((s) => s.u?.status === 'failing')
     .map((s) => ({ target: s.target, since: Date.parse(s.u?.since ?? ''), evidence: s.u?.evidence ?? '' }))
     .sort((a, b) => a.since - b.since || (a.target < b.target ? -1 : 1));
-  const result = uncheckedCondition(where, failing, deps.config.targets.length, at);
+  const own = (await deps.state.read(where)).unchecked;
+  const result = uncheckedCondition(where, failing, deps.config.targets.length, at, own?.status === 'failing' ? own : undefined);
   for (const a of await deps.state.apply(where, [result], at)) await report(deps, where, a, log);
+  await retireOthers(deps, 'unchecked', where, at, log, (subject, since) => ({
+    condition: 'unchecked',
+    severity: 'error',
+    status: 'ok',
+    summary: `${subject}: not judged since ${formatTime(since)}`,
+    evidence: `no worker has judged its targets since ${formatTime(since)}: backups are written to ${where} now`,
+  }));
   return result;
 }
 
@@ -38,18 +51,21 @@ export function uncheckedCondition(
   failing: ReadonlyArray<{ target: string; since: number; evidence: string }>,
   configured: number,
   at: Date,
+  /** This condition's own failure as stored, while it fails: its start, and whether it pages already. */
+  own?: { since: string; quiet?: boolean | undefined },
 ): ConditionResult {
   const c = { condition: 'unchecked', severity: 'error' } as const;
   const first = failing[0];
   if (!first) return { ...c, status: 'ok', summary: `${where}: every target's health is checked`, evidence: `all ${configured} checked` };
   const n = failing.length;
-  const since = Number.isNaN(first.since) ? at.getTime() : first.since;
+  const ownSince = own ? Date.parse(own.since) : Number.NaN;
+  const since = Math.min(Number.isNaN(first.since) ? at.getTime() : first.since, Number.isNaN(ownSince) ? at.getTime() : ownSince);
   const names = failing.map((f) => f.target);
   const shown = names.length <= 4 ? names.join(', ') : `${names.slice(0, 4).join(', ')} and ${names.length - 4} more`;
   const whose = n === 1 ? `${first.target}'s health` : `the health of ${n} of ${configured} targets (${shown})`;
   const others = new Set(failing.map((f) => f.evidence)).size - 1;
   const evidence = `${whose} cannot be checked since ${formatTime(new Date(since))}: ${first.evidence}${others > 0 ? ` (${others} other reason${others === 1 ? '' : 's'}: \`/backup health\` shows each target's)` : ''}`;
-  const loud = at.getTime() - since >= UNCHECKED_PAGES_AFTER_MS;
+  const loud = at.getTime() - since >= UNCHECKED_PAGES_AFTER_MS || (own !== undefined && !own.quiet);
   return {
     ...c,
     status: 'failing',

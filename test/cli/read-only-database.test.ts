@@ -43,7 +43,7 @@ describe('a database set read-only by its own settings', () => {
     // When the live name changed hands, to the second (QA: the verdict gave the restore's time alone).
     expect(replaced.stdout).toMatch(
       new RegExp(
-        `^Restored the whole database into ${db.name} in [^;]+; swapped in as ${db.name} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(the swap took [^;]+; sessions on ${db.name} were ended then\\):$`,
+        `^Restored the whole database into ${db.name} in [^;]+; swapped in as ${db.name} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(${db.name} refused connections for [^,]+ before it, its sessions ended: what they wrote until then is in the kept copy\\):$`,
         'm',
       ),
     );

@@ -404,7 +404,7 @@ describe('/restore', () => {
       expect(msg.text ?? '').toMatch(/^Restored the whole database into /);
       expect(shown).toMatch(
         new RegExp(
-          `into \`${h.source.name}\` in [^;]+; swapped in as ${h.source.name} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(the swap took \\d+( ms|\\.\\d s); sessions on ${h.source.name} were ended then\\)`,
+          `into \`${h.source.name}\` in [^;]+; swapped in as ${h.source.name} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(${h.source.name} refused connections for \\d+( ms|\\.\\d s) before it, its sessions ended: what they wrote until then is in the kept copy\\)`,
         ),
       );
       const keptAs = new RegExp(`kept as (${h.source.name}_replaced_\\d{8}t\\d{6})`).exec(shown)?.[1] ?? '';

@@ -312,7 +312,7 @@ describe('runRetention on one storage', () => {
     expect(run.storages[0]?.plan?.keep[0]?.reason).toMatch(/kept: the newest good backup of shop$/);
   });
 
-  it('a backup the checksum scrub marked damaged is kept and named within its deadline, and deleted past it at the next run, however newly marked (QA)', async () => {
+  it('a backup the checksum scrub marked damaged is kept and named within its deadline; past it, named, kept while just marked, read or mended, then deleted (QA)', async () => {
     const now = new Date();
     const fresh = await store(local, 'shop', now, 1, 30);
     const kept = await store(local, 'shop', now, 5, 30);
@@ -326,9 +326,26 @@ describe('runRetention on one storage', () => {
       [kept.backupId, undefined],
       [expired.backupId, deadline],
     ]);
+    // Marked within the hour (by this very run's read-back, it may be): kept, and said, never deleted unseen.
+    const marked = await retain({ primary: local, dryRun: false, now: () => now });
+    expect(retentionRunReport(marked)).toMatch(
+      new RegExp(
+        `Kept ${expired.backupId}: expired .* \\(marked damaged\\), kept: written to within the hour \\(a repair, or its mark just made\\); the next run deletes it`,
+      ),
+    );
+    await age(join(local.root, 'shop', expired.backupId), new Date(now.getTime() - 2 * HOUR));
+    // A restore reading it (one whose roles file alone is damaged can be restored), or a repair rewriting it: kept.
+    const reading = await retain({
+      primary: local,
+      dryRun: false,
+      now: () => now,
+      inUse: async () => ({ ...(await backupsInUse(queues)), restores: new Set([expired.backupId]) }),
+    });
+    expect(retentionRunReport(reading)).toMatch(new RegExp(`Kept ${expired.backupId}: .*kept: a restore of it is running`));
+    const mending = await retain({ primary: local, dryRun: false, now: () => now, repairing: async (_t, id) => id === expired.backupId });
+    expect(retentionRunReport(mending)).toMatch(new RegExp(`Kept ${expired.backupId}: .*kept: a repair is rewriting it`));
     const dry = await retain({ primary: local, dryRun: true, now: () => now });
-    expect(retentionRunReport(dry)).toMatch(new RegExp(`Would delete ${expired.backupId}: found damaged by the checksum scrub, past its deadline \\(`));
-    expect(retentionRunReport(dry)).not.toMatch(new RegExp(`Kept ${expired.backupId}`));
+    expect(retentionRunReport(dry)).toMatch(new RegExp(`Would delete ${expired.backupId}: marked damaged, past its deadline \\(`));
     const run = await retain({
       primary: local,
       dryRun: false,
@@ -343,7 +360,7 @@ describe('runRetention on one storage', () => {
         'm',
       ),
     );
-    expect(report).toMatch(new RegExp(`${expired.backupId}: found damaged by the checksum scrub, past its deadline`));
+    expect(report).toMatch(new RegExp(`Deleted ${expired.backupId}: marked damaged, past its deadline`));
     expect(await readdir(join(local.root, 'shop'))).not.toContain(expired.backupId);
   });
 

@@ -376,6 +376,34 @@ describe('healthProcessor', () => {
       expect(posts().map((m) => m.text)).toHaveLength(1);
       expect([...kit.slack.messages.values()].filter((m) => m.text === `${where('storm')}: health could not be checked cleared`)).toHaveLength(1);
     });
+
+    it('an outage that fails another subset of targets each run stays one page until all are checked (second reader: it resolved mid-outage)', async () => {
+      const names = ['h-flux-a', 'h-flux-b', 'h-flux-c'];
+      const config = configWith(...names);
+      const t0 = Date.now();
+      const run = (minutes: number, failing: string[]) =>
+        kit.runJob(
+          healthProcessor(deps({ config, storage: testStorage('flux', { free: 0.5 }, new Set(failing)), now: () => new Date(t0 + minutes * 60_000) })),
+          {},
+        );
+      const key = `pg-backup-bot/${where('flux')}/unchecked`;
+      await run(0, ['h-flux-a']);
+      await run(8, ['h-flux-a', 'h-flux-b']);
+      await run(12, ['h-flux-b']);
+      await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'trigger', 30_000);
+      // The longest-failing target back, another failing since minute 20 only: still the same page, not resolved.
+      await run(20, ['h-flux-c']);
+      await run(26, ['h-flux-c']);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger']);
+      expect((await createHealthState(kit.redis, kit.prefix).read(where('flux'))).unchecked).toMatchObject({
+        status: 'failing',
+        evidence: expect.stringMatching(/^h-flux-c's health/),
+      });
+      await run(31, []);
+      await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 30_000);
+      expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger', 'resolve']);
+    });
   });
 
   describe("when a point-in-time-recovery target's storage cannot be read (an S3 outage with S3_MODE=primary)", () => {

@@ -64,10 +64,15 @@ export function replacedName(name: string, at: Date): string {
 
 /**
  * The swap itself. Returns sentences for what did not go as planned after the swap (the owner could not be set
- * back): the swap stands, the reader should know. Throws when the swap did not happen; then `name` is the
- * database it was, taking connections again, and the staging copy is still there to look at.
+ * back): the swap stands, the reader should know; and its times: `at`, the commit that gave the name to the restored
+ * copy, and `refusedMs`, how long the name refused connections before it (from the moment the old database stopped
+ * taking them: whatever was written to it until then is in the kept copy). Throws when the swap did not happen; then
+ * `name` is the database it was, taking connections again, and the staging copy is still there to look at.
  */
-export async function swapDatabases(targetUrl: string, o: { name: string; staging: string; keepAs: string; owner: string }): Promise<string[]> {
+export async function swapDatabases(
+  targetUrl: string,
+  o: { name: string; staging: string; keepAs: string; owner: string },
+): Promise<{ notes: string[]; at: Date; refusedMs: number }> {
   const server = serverLabel(targetUrl);
   const serverUrl = maintenanceUrl(targetUrl, o.name);
   const [name, staging, keepAs] = [o.name, o.staging, o.keepAs].map((n) => escapeIdentifier(n));
@@ -77,6 +82,8 @@ export async function swapDatabases(targetUrl: string, o: { name: string; stagin
         cause: err,
       });
     });
+    // A monotonic clock for the length: a wall clock stepped back meanwhile gives no negative duration.
+    const refused = performance.now();
     try {
       await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [o.name]);
       await waitForNoSessions(c, o.name);
@@ -95,6 +102,8 @@ export async function swapDatabases(targetUrl: string, o: { name: string; stagin
         },
       );
     }
+    const at = new Date();
+    const refusedMs = Math.max(0, Math.round(performance.now() - refused));
     const notes: string[] = [];
     // The kept database may be looked at (and dropped) by an admin; the new one belongs to whom the old one did.
     await c
@@ -103,7 +112,7 @@ export async function swapDatabases(targetUrl: string, o: { name: string; stagin
     await c
       .query(`ALTER DATABASE ${name} OWNER TO ${escapeIdentifier(o.owner)}`)
       .catch((err: unknown) => notes.push(`${o.name} is owned by the bot's role, not ${o.owner} as before (${(err as Error).message}).`));
-    return notes;
+    return { notes, at, refusedMs };
   });
 }
 
