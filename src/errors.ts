@@ -62,8 +62,31 @@ export function isBotError(err: unknown): err is BotError {
 /** The one place an error becomes text people read. Unknown errors stay vague on purpose: details go to logs. */
 export function toUserMessage(err: unknown): string {
   if (isBotError(err)) return err.userMessage;
-  return 'Something unexpected went wrong inside the bot; the details are in its logs.';
+  // A file the system refused (a BACKUP_DIR made unreadable, a symlink loop) says which and why, not "see the logs":
+  // a CLI's logs are often silent (QA: list, check, scrub and retention said only that).
+  const sys = err as { code?: unknown; syscall?: unknown; path?: unknown } | null;
+  if (sys && typeof sys.code === 'string' && /^E[A-Z]+$/.test(sys.code) && typeof sys.syscall === 'string' && typeof sys.path === 'string')
+    return `The system refused to ${sys.syscall} ${sys.path} (${sys.code}${SYSTEM_SAYS[sys.code] ? `: ${SYSTEM_SAYS[sys.code]}` : ''}); check that path's owner, permissions and mount.`;
+  return UNEXPECTED;
 }
+
+const UNEXPECTED = 'Something unexpected went wrong inside the bot; the details are in its logs.';
+
+/** Ours, or a file the system refused, as said to users; anything else by its own message (it names the fault). */
+export function reasonOf(err: unknown): string {
+  const said = toUserMessage(err);
+  return said !== UNEXPECTED || !(err instanceof Error) ? said : err.message;
+}
+
+const SYSTEM_SAYS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ELOOP: 'too many symbolic links',
+  EIO: 'input/output error, the disk or its mount',
+  ENOTDIR: 'a part of the path is not a directory',
+  ENOENT: 'no such file or directory',
+  ESTALE: 'stale file handle, a network mount',
+};
 
 /** What the person asked for cannot be: a typo, an unknown id or target, a refused request. Not the bot's fault. */
 const ASKED_WRONG: ReadonlySet<ErrorCode> = new Set([

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { escapeMrkdwn, formatBytes, formatDuration } from '../format.ts';
+import { toUserMessage } from '../errors.ts';
 import { type ConditionResult, checkTarget, healthSources, type RunLog } from '../health/index.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import { conditionHeading, conditionLabel } from '../notifications/health-messages.ts';
@@ -48,22 +49,45 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
   const sources = healthSources(deps.config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.queue });
   const rows = scheduleStatus(plannedSchedulers(deps.config), now);
   const targets = deps.config.targets.slice(0, MAX_TARGETS);
-  const parts = await Promise.all(targets.map(async (t) => ({ target: t, ...(await checkTarget(sources, t.name, now)) })));
+  // A target whose storage cannot be read is said so in its place; the others are shown (QA: nothing was published).
+  const parts = await Promise.all(
+    targets.map(async (t) => {
+      try {
+        return { target: t, ...(await checkTarget(sources, t.name, now)) };
+      } catch (err) {
+        return { target: t, unreadable: toUserMessage(err) };
+      }
+    }),
+  );
   const blocks: Block[] = [
     { type: 'header', text: { type: 'plain_text', text: 'PostgreSQL backups' } },
     context(`Updated ${formatInZone(now, deps.config.timezone)} · results go to ${escapeMrkdwn(deps.config.slack.channel)}`),
   ];
   if (notice) blocks.push(section(`:point_right: ${notice}`));
-  for (const { target, input, results } of parts) {
+  for (const part of parts) {
+    const { target } = part;
+    // Soonest first (QA: 02:00 was listed before 00:00).
+    const next = rows
+      .filter((r) => r.target === target.name && r.next[0])
+      .sort((a, b) => (a.next[0] as Date).getTime() - (b.next[0] as Date).getTime())
+      .map((r) => `${escapeMrkdwn(r.label)} ${formatInZone(r.next[0] as Date, deps.config.timezone)}`);
+    blocks.push({ type: 'divider' });
+    if ('unreadable' in part) {
+      blocks.push(
+        section(
+          `*${escapeMrkdwn(target.name)}* (${target.environment})\n:rotating_light: Its health cannot be checked now: ${escapeMrkdwn(part.unreadable ?? '')}`,
+        ),
+      );
+      blocks.push(context(next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'));
+      blocks.push(actionsOf(target.name));
+      continue;
+    }
+    const { input, results } = part;
     const newest = newestOf(input.backups);
     // The RPO as measured (the `rpo` condition), beside the window: what a loss of the server now would cost.
     const rpo = results.find((r) => r.condition === 'rpo');
     const test = input.lastRestoreTest;
     const failing = results.filter((r) => r.status === 'failing');
-    const next = rows
-      .filter((r) => r.target === target.name && r.next[0])
-      .map((r) => `${escapeMrkdwn(r.label)} ${formatInZone(r.next[0] as Date, deps.config.timezone)}`);
-    blocks.push({ type: 'divider' });
     blocks.push(
       section(
         [
@@ -92,20 +116,22 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
       ),
     );
     blocks.push(context(next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'));
-    blocks.push({
-      type: 'actions',
-      block_id: `home-${target.name}`,
-      elements: [
-        { type: 'button', action_id: HOME_BACKUP_ACTION, text: { type: 'plain_text', text: 'Back up now' }, value: target.name },
-        { type: 'button', action_id: HOME_RESTORE_TEST_ACTION, text: { type: 'plain_text', text: 'Restore test' }, value: target.name },
-      ],
-    });
+    blocks.push(actionsOf(target.name));
   }
   const more = deps.config.targets.length - targets.length;
   if (more > 0) blocks.push(context(`… and ${more} more targets: \`/backup health\` lists them all.`));
   if (deps.config.targets.length === 0) blocks.push(section('No targets are configured.'));
   return { type: 'home', blocks };
 }
+
+const actionsOf = (target: string): Block => ({
+  type: 'actions',
+  block_id: `home-${target}`,
+  elements: [
+    { type: 'button', action_id: HOME_BACKUP_ACTION, text: { type: 'plain_text', text: 'Back up now' }, value: target },
+    { type: 'button', action_id: HOME_RESTORE_TEST_ACTION, text: { type: 'plain_text', text: 'Restore test' }, value: target },
+  ],
+});
 
 /** "All 16 pass" only when each judged something: a check with nothing to judge yet (no restore test) is named. */
 function passingText(results: ConditionResult[]): string {

@@ -30,3 +30,4 @@ export { noWindowSentence } from './wal-conditions.ts';
 export { readDriftAck, writeDriftAck } from './drift-ack.ts';
 export { configuredDrift } from './drift-condition.ts';
 export { DEFAULT_SLOT_MAX_BYTES, type WalArchiveFacts, type WalHealthFacts, type WalSlotFacts } from './wal-types.ts';
+export { CHECK_NOW_MS, checkedNow } from './checked-now.ts';

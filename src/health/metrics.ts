@@ -29,6 +29,8 @@ export interface HealthMetrics {
   registry: Registry;
   update(target: string, input: TargetMetricsInput): void;
   recordBackupFailure(target: string): void;
+  /** Whether this scrape could judge the target (`pgbb_condition_failing{condition="unchecked"}`). */
+  setUnchecked(target: string, unchecked: boolean): void;
   /** Channel posts Slack refused so far, per answer, as Redis counts them (notifications/slack-failures.ts): their sum. */
   setSlackFailures(counts: Record<string, number>): void;
 }
@@ -165,6 +167,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
     },
     recordBackupFailure(name) {
       failures.inc({ target: name });
+    },
+    setUnchecked(name, unchecked) {
+      failing.set({ target: name, condition: 'unchecked' }, unchecked ? 1 : 0);
     },
     setSlackFailures(counts) {
       // Set from Redis's total at each scrape: it only grows, so the series stays a counter.

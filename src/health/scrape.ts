@@ -27,7 +27,12 @@ export async function renderMetrics(deps: ScrapeDeps): Promise<{ contentType: st
   }
   const sources = healthSources(deps.config, { storage: deps.storage, runs: deps.runs, backupQueue: deps.queues.backup });
   for (const target of deps.config.targets) {
-    const { input, results } = await checkTarget(sources, target.name, now);
+    // A target whose storage cannot be read: its series keep their last values, and `unchecked` says it (QA: one
+    // unreadable directory made /metrics answer 503 for every target, and the bot-down alert fired).
+    const checked = await checkTarget(sources, target.name, now).catch(() => null);
+    deps.metrics.setUnchecked(target.name, checked === null);
+    if (!checked) continue;
+    const { input, results } = checked;
     const seen = failuresSeen.get(deps.metrics) ?? new Map<string, number>();
     failuresSeen.set(deps.metrics, seen);
     const total = await deps.runs.failures(target.name);

@@ -2,7 +2,7 @@ import type { Job, Worker } from 'bullmq';
 import { checkFromRedis, checkTarget, diskSubject, healthSources, inputDiskNeed } from '../health/index.ts';
 import { targetThresholds } from '../health/index.ts';
 import type { ConditionResult } from '../health/index.ts';
-import { isBotError, toUserMessage } from '../errors.ts';
+import { reasonOf } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { judgeBackupDisk, judgeBackupDiskAfter } from './disk-health.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
@@ -85,7 +85,7 @@ async function evaluateTarget(deps: TargetHealthDeps, target: string, at: Date, 
 }
 
 /** What stopped the check: ours as said to users; another (a filesystem's EIO) by its own message, which names it. */
-const whyUnchecked = (err: unknown) => (isBotError(err) || !(err instanceof Error) ? toUserMessage(err) : err.message).replace(/\.$/, '').slice(0, 400);
+const whyUnchecked = (err: unknown) => reasonOf(err).replace(/\.$/, '').slice(0, 400);
 
 const checkedNow = (target: string): ConditionResult => ({
   condition: 'unchecked',

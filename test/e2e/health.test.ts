@@ -1,4 +1,4 @@
-import { rm, truncate } from 'node:fs/promises';
+import { mkdir, rename, rm, symlink, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -251,5 +251,39 @@ describe('health conditions and the PagerDuty lifecycle', () => {
       expect.stringMatching(/^CRITICAL storage: BACKUP_DIR .*-empty does not exist/),
       expect.stringMatching(/^CRITICAL shop stale/),
     ]);
+  });
+
+  it('a backup directory that cannot be read: /backup health names it per target (not Redis), /metrics still answers, `list` says which path (QA)', async () => {
+    // Last in this file: shop's directory turned into a symlink loop (as root, a mode cannot refuse; ELOOP can).
+    const dir = join(h.backupDir, 'shop');
+    await mkdir(dir, { recursive: true });
+    // Checked once while readable: its verdicts are stored.
+    clock = new Date();
+    await runHealth();
+    await rename(dir, `${dir}.real`);
+    await symlink(`${dir}.loop`, dir);
+    await symlink(dir, `${dir}.loop`);
+    try {
+      const { text } = await slash(h, '/backup', 'health shop');
+      expect(text).not.toMatch(/Redis/);
+      expect(text).toMatch(/health could not be checked: cannot be checked now: The system refused to scandir .*shop \(ELOOP: too many symbolic links\)/);
+      // Its other conditions as its last check left them, said so.
+      expect(text).toMatch(/\(as last checked, \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
+      const res = await fetch(`${h.metricsUrl}/metrics`);
+      expect(res.status).toBe(200);
+      const failing = parsePrometheusTextFormat(await res.text()).find((f) => f.name === 'pgbb_condition_failing');
+      expect(failing?.metrics.find((m) => m.labels?.target === 'shop' && m.labels?.condition === 'unchecked')?.value).toBe('1');
+      const env = { PATH: process.env.PATH ?? '', BACKUP_DIR: h.backupDir };
+      const list = await execa('node', ['bin/pg-backup-bot.js', 'list', 'shop'], { env, extendEnv: false, reject: false });
+      expect(list.exitCode).toBe(1);
+      expect(list.stderr).toMatch(/The system refused to scandir .*shop \(ELOOP: too many symbolic links\); check that path's owner, permissions and mount\./);
+    } finally {
+      await rm(dir, { force: true });
+      await rm(`${dir}.loop`, { force: true });
+      await rename(`${dir}.real`, dir);
+    }
+    const back = await fetch(`${h.metricsUrl}/metrics`);
+    const failing = parsePrometheusTextFormat(await back.text()).find((f) => f.name === 'pgbb_condition_failing');
+    expect(failing?.metrics.find((m) => m.labels?.target === 'shop' && m.labels?.condition === 'unchecked')?.value).toBe('0');
   });
 });
