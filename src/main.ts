@@ -43,12 +43,21 @@ async function main(argv: string[]): Promise<number> {
       const { runDemo } = await import('./dev/demo.ts');
       return runDemo(args);
     }
+    case 'check':
+      // Nagios reads stdout and the exit code: a check that cannot start is UNKNOWN (3) with why, not a silent 1 (QA).
+      return runCli(verb, args).catch((err: unknown) => {
+        process.stdout.write(
+          `UNKNOWN config: ${toUserMessage(err)
+            .replace(/:?\n\s*[-•]?\s*/g, '; ')
+            .replace(/; ;/g, ';')}\n`,
+        );
+        return 3;
+      });
     case 'backup':
     case 'list':
     case 'restore-test':
     case 'restore':
     case 'fetch':
-    case 'check':
       return runCli(verb, args);
     case 'retention':
     case 'scrub':

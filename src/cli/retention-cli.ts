@@ -13,7 +13,8 @@ import type { CliIo } from './backup-cli.ts';
 import { inUseQueues } from './cli-queues.ts';
 import { connectRedis } from './cli-redis.ts';
 import { recordCliRetention } from '../checklists/retention-runs.ts';
-import { repairHeld } from '../jobs/redis-lock.ts';
+import { hostname } from 'node:os';
+import { repairClaim } from '../jobs/redis-lock.ts';
 
 const USAGE = 'usage: pg-backup-bot retention [--dry-run]';
 const NOTHING_KNOWN: BackupsInUse = { restoreTests: new Set(), restores: new Set(), runningBackups: [] };
@@ -69,7 +70,7 @@ export async function cliRetention(args: string[], deps: RetentionCliDeps): Prom
       dryRun,
       timezone: config.timezone,
       ...(deps.signal ? { signal: deps.signal } : {}),
-      ...(redis ? { repairing: repairHeld(redis, config.queuePrefix) } : {}),
+      ...(redis ? { claimRepair: repairClaim(redis, config.queuePrefix, `cli:${hostname()}:${process.pid}:retention`) } : {}),
       inUse: () => (queues && redis ? backupsInUse(queues, { redis, prefix: config.queuePrefix }) : Promise.resolve(NOTHING_KNOWN)),
       log: deps.log,
       readBack: rememberedReadBack((s) =>

@@ -88,10 +88,16 @@ export async function collectHealthInput(sources: HealthSources, target: string,
     ),
   ];
   const damaged = [
-    // One past its deadline is retention's to delete at its next run: named by the listings, not paged for.
-    ...(sources.storage.damaged?.(target) ?? [])
-      .filter((d) => !d.expired)
-      .map(({ backupId, why, archiveIntact }): DamagedItem => ({ backupId, why, ...(archiveIntact ? { archiveIntact } : {}) })),
+    // One past its deadline is retention's to delete at its next run: not paged for (damaged-condition.ts), but no
+    // good backup either, which `stale` says (QA: "no backup yet" with three damaged ones stored).
+    ...(sources.storage.damaged?.(target) ?? []).map(
+      ({ backupId, why, archiveIntact, expired }): DamagedItem => ({
+        backupId,
+        why,
+        ...(archiveIntact ? { archiveIntact } : {}),
+        ...(expired ? { expired: true as const } : {}),
+      }),
+    ),
     ...lostWal,
     ...setAside,
   ];

@@ -14,8 +14,21 @@ const NAMED = 3;
  * ones too. Bit rot that keeps a file's size shows here once the checksum scrub has read the backup (storage/scrub.ts
  * marks it) or the point-in-time archive's file (pitr-scrub.ts sets it aside), and in the restore test's checksums.
  */
-export function damagedCondition(target: string, damaged: readonly DamagedItem[], stored = 1): ConditionResult {
+export function damagedCondition(target: string, all: readonly DamagedItem[], stored = 1): ConditionResult {
+  // Past its deadline: retention deletes it at its next run; said, never paged (QA: "every stored backup is whole").
+  const expired = all.filter((d) => d.expired).length;
+  const damaged = all.filter((d) => !d.expired);
   if (damaged.length === 0) {
+    if (expired > 0) {
+      const one = expired === 1;
+      return {
+        condition: 'damaged',
+        status: 'ok',
+        severity: 'error',
+        summary: `No damaged backup of ${target} within its deadline`,
+        evidence: `none within its deadline; ${expired} stored past ${one ? 'its' : 'their'} deadline ${one ? 'is' : 'are'} damaged, and retention deletes ${one ? 'it' : 'them'} at its next run`,
+      };
+    }
     // Nothing stored is nothing judged, not "every stored backup is whole" (QA).
     if (stored === 0)
       return {

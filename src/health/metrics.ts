@@ -31,7 +31,7 @@ export interface HealthMetrics {
   recordBackupFailure(target: string): void;
   /** Whether this scrape could judge the target (`pgbb_condition_failing{condition="unchecked"}`). */
   setUnchecked(target: string, unchecked: boolean): void;
-  /** Channel posts Slack refused so far, per answer, as Redis counts them (notifications/slack-failures.ts): their sum. */
+  /** Channel posts Slack refused so far, per answer, as Redis counts them (notifications/slack-failures.ts): what their sum grew by. */
   setSlackFailures(counts: Record<string, number>): void;
 }
 
@@ -111,13 +111,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
   });
   const queueJobs = new Gauge({ name: 'pgbb_queue_jobs', help: 'BullMQ jobs per queue and state', labelNames: ['queue', 'state'] as const, registers });
   const wal = createWalMetrics(registers);
-  // One series, present from the first scrape at 0, so increase() sees the first failure; Slack's answer is in the
-  // page (pg-backup-bot/_bot/slack) and the logs.
+  // One series, from 0 at this process's first scrape and raised by what Redis's count grew since (never set back:
+  // a count lost with Redis would read as a counter reset, and increase() as a burst). Every instance exports the
+  // same count: the rule takes the max over instances. Slack's answer is in the page and the logs.
   const slackFailed = new Counter({
     name: 'pgbb_slack_post_failures_total',
-    help: 'Channel posts, updates and thread replies Slack refused or did not answer, every process counted',
+    help: "Channel posts, updates and thread replies Slack refused or did not answer (every process's, as counted in Redis) since this process's first scrape",
     registers,
   });
+  let slackSeen: number | null = null;
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   return {
@@ -172,9 +174,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Healt
       failing.set({ target: name, condition: 'unchecked' }, unchecked ? 1 : 0);
     },
     setSlackFailures(counts) {
-      // Set from Redis's total at each scrape: it only grows, so the series stays a counter.
-      slackFailed.reset();
-      slackFailed.inc(Object.values(counts).reduce((a, b) => a + b, 0));
+      const total = Object.values(counts).reduce((a, b) => a + b, 0);
+      if (slackSeen !== null && total > slackSeen) slackFailed.inc(total - slackSeen);
+      slackSeen = total;
     },
   };
 }

@@ -130,6 +130,8 @@ export interface DamagedItem {
   /** Found damaged by the archive's checksum scrub and moved aside (pitr-scrub.ts): a WAL file or a base backup. */
   setAside?: true /** A backup whose roles file alone is damaged: its database archive restores (storage DamagedBackup). */;
   archiveIntact?: true;
+  /** Past its retention deadline: retention's to delete at its next run, not paged; still no good backup (stale says so). */
+  expired?: true;
 }
 
 export interface HealthInput {

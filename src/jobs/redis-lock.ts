@@ -41,10 +41,6 @@ export const repairOwner = `worker:${hostname()}:${process.pid}:${randomUUID().s
 /** What a rewrite of a damaged backup (storage/copy-scrub.ts) holds: the worker's retention job and the CLI's scrub must not write one file at once. */
 export const repairLockKey = (prefix: string, target: string, backupId: string) => `${prefix}:lock:repair:${target}:${backupId}`;
 
-/** Whether a rewrite holds a backup now: retention does not delete one being mended (retention-run.ts). */
-export const repairHeld = (redis: Pick<RedisConnection, 'exists'>, prefix: string) => async (target: string, backupId: string) =>
-  (await redis.exists(repairLockKey(prefix, target, backupId))) === 1;
-
 /**
  * Claims a damaged backup for one rewrite (the lock), or says who holds it. The owner names the process, so the
  * sentence tells an operator which scrub to wait for.

@@ -2,7 +2,7 @@ import type { RedisConnection } from '../redis-client.ts';
 
 /**
  * Channel posts Slack refused, counted per answer in Redis (`<prefix>:slack:post-failures`, a hash) by every process
- * that posts (WatchedNotifier), and exported by `/metrics` as `pgbb_slack_post_failures_total{answer}`: a third way to
+ * that posts (WatchedNotifier), and exported by `/metrics` as `pgbb_slack_post_failures_total` (their sum): a third way to
  * hear that the channel is not told, beside the page and the logs (an earlier note: no /metrics series for it).
  */
 export interface SlackFailures {

@@ -34,6 +34,8 @@ const SETUP_ANSWERS = new Map<string, string>(
 export class WatchedNotifier implements Notifier {
   private failingSince: number | null = null;
   private paged = false;
+  /** This process has posted once: the first post that goes through resolves a page left open (see watch). */
+  private posted = false;
 
   constructor(
     private readonly inner: Notifier,
@@ -65,6 +67,12 @@ export class WatchedNotifier implements Notifier {
     try {
       const result = await call();
       if (this.failingSince !== null && (kind === 'post' || !this.paged)) await this.cleared();
+      else if (kind === 'post' && !this.posted) {
+        // A page another process (or this one before a restart: a channel fixed in the config) left open is resolved
+        // by the first post that goes through; else it stayed open and silenced the next outage (second reader).
+        await this.escalation.passed('_bot', 'slack', { summary: `pg-backup-bot posts to ${this.channel}` }).catch(() => undefined);
+      }
+      if (kind === 'post') this.posted = true;
       return result;
     } catch (err) {
       await this.failed(err, kind);
@@ -74,9 +82,11 @@ export class WatchedNotifier implements Notifier {
 
   private async failed(err: unknown, kind: 'post' | 'update' | 'reply'): Promise<void> {
     const now = Date.now();
+    // Two failures hours apart with no post through between them are one episode: nothing shows Slack worked meanwhile.
     this.failingSince ??= now;
     const answer = (err as { data?: { error?: string }; message?: string }).data?.error ?? (err as Error).message ?? String(err);
-    await this.failures?.record(slackAnswer(err)).catch(() => undefined);
+    // Never awaited: with Redis down the count waits for it, and this failure must not (the Redis page goes on).
+    void this.failures?.record(slackAnswer(err)).catch(() => undefined);
     const meaning = kind === 'post' ? SETUP_ANSWERS.get(answer) : undefined;
     if (this.paged || (!meaning && now - this.failingSince < this.afterMs)) return;
     this.paged = true;

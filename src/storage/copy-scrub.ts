@@ -1,4 +1,4 @@
-import { toUserMessage } from '../errors.ts';
+import { isBotError, toUserMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { verifyChecksums } from '../postgres/restore/checksums.ts';
 import { rewriteDamaged, sameArtifacts } from './copy.ts';
@@ -149,6 +149,9 @@ async function rewrite(
     const claim = await o.claim(target, backupId);
     if (typeof claim === 'string') return { kind: 'failed', because: claim };
     try {
+      // Deleted since it was found (retention holds this claim while it deletes one past its deadline): nothing to mend.
+      const still = await to.readManifest(target, backupId).catch((e: unknown) => (isBotError(e) && e.code === 'backup_not_found' ? null : Promise.reject(e)));
+      if (!still) return { kind: 'unavailable', because: `the ${sides.to}'s backup was deleted meanwhile (past its deadline)` };
       // Marked when we found it, and no longer: mended by the process that held the claim before us (it read it back
       // whole and removed the mark). A damage only a listing found (no mark) cannot be told from whole this way.
       if (d.marked && to.whyUnrestorable && (await to.whyUnrestorable(damaged)) === null) return { kind: 'done' };

@@ -191,11 +191,8 @@ export class LocalStorage implements Storage {
       for (const a of manifest.artifacts) await rm(join(dir, a.file), { force: true });
       for (const f of await readdirIfExists(dir)) if (f !== MANIFEST) await rm(join(dir, f), { force: true, recursive: true });
       // Another run deleting it at the same time (second reader): gone is what both wanted, not a failure.
-      const gone = (err: unknown) => {
-        if (errnoCode(err) !== 'ENOENT') throw err;
-      };
-      await unlink(join(dir, MANIFEST)).catch(gone);
-      await rmdir(dir).catch(gone);
+      for (const remove of [() => unlink(join(dir, MANIFEST)), () => rmdir(dir)])
+        await remove().catch((e: unknown) => errnoCode(e) === 'ENOENT' || Promise.reject(e));
       await fsyncDir(dirname(dir));
     } catch (err) {
       throw storageError(err, this.describe(), `delete backup ${backupId}`);

@@ -166,7 +166,7 @@ export function retentionReport(plan: RetentionPlan, dryRun: boolean): string {
   const n = (count: number, one: string) => `${count} ${one}${count === 1 ? '' : 's'}`;
   lines.push(
     `${dryRun ? 'Retention (dry run, nothing deleted)' : 'Retention'}: ${verb.toLowerCase()} ${n(plan.delete.length, 'backup')}` +
-      ` and ${n(plan.cleanUnfinished.length, 'unfinished backup')}; kept ${plan.keep.length}.`,
+      ` and ${n(plan.cleanUnfinished.length, 'unfinished or damaged backup')}; kept ${plan.keep.length}.`,
   );
   for (const d of plan.delete) lines.push(`• ${verb} ${d.backupId}: ${d.reason}`);
   for (const u of plan.cleanUnfinished) lines.push(`• ${verb} ${u.backupId}: ${u.reason}`);

@@ -61,8 +61,11 @@ export interface RetentionRunOptions {
   timezone?: string;
   /** Stops the run between two deletions (one under way finishes, so nothing is left half-deleted by the stop). */
   signal?: AbortSignal;
-  /** Whether a repair holds a backup now (jobs/redis-lock.ts repairClaim): a damaged one being rewritten is not deleted. */
-  repairing?: (target: string, backupId: string) => Promise<boolean>;
+  /**
+   * Claims a damaged backup as a repair does (jobs/redis-lock.ts repairClaim), held while it is deleted: one a repair
+   * is rewriting is not deleted under it, nor rewritten while it is deleted (second reader: a bare check raced).
+   */
+  claimRepair?: (target: string, backupId: string) => Promise<{ release(): Promise<void> } | string>;
   /** After each deletion tried (the audit trail). Its failures are logged, never fatal. */
   onOutcome?: (o: RetentionOutcome) => Promise<void>;
   /**
@@ -173,30 +176,31 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
     for (const u of [...plan.cleanUnfinished]) {
       if (stopped()) break;
       const base = { storage: where, target: u.target, backupId: u.backupId, what: 'unfinished' as const, reason: u.reason };
-      // A finished one (damaged, or half-deleted) is asked again right before, as an expired backup is.
-      const busy = states.get(u.backupId) === 'no-manifest' ? null : await inUseNow(o, u);
-      if (busy) {
+      // A finished one (damaged, or half-deleted) is asked again right before, as an expired backup is, and claimed.
+      const finished = states.get(u.backupId) !== 'no-manifest';
+      const busy = finished ? await inUseNow(o, u) : null;
+      const claim = finished && !busy && o.claimRepair ? await o.claimRepair(u.target, u.backupId).catch((e: unknown) => `${(e as Error).message}`) : null;
+      const why = busy ?? (typeof claim === 'string' ? `a repair holds it (${claim})` : null);
+      if (why) {
         plan.cleanUnfinished.splice(plan.cleanUnfinished.indexOf(u), 1);
-        plan.keep.push({ target: u.target, backupId: u.backupId, reason: `expired (${u.reason}), kept: ${busy}` });
+        plan.keep.push({ target: u.target, backupId: u.backupId, reason: `expired (${u.reason}), kept: ${why}` });
         continue;
       }
       // A half-deleted backup still has its manifest, which discardUnfinished refuses to touch: finish the delete.
       const clean =
         states.get(u.backupId) !== 'no-manifest' ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
-      result.outcomes.push(await attempt(o, log, base, clean));
+      result.outcomes.push(await attempt(o, log, base, clean).finally(() => (typeof claim === 'object' ? claim?.release() : undefined)));
     }
     if (stopped()) untried(result);
   }
   return { dryRun: o.dryRun, storages, ...(stopped() && !o.dryRun ? { canceled: true as const } : {}) };
 }
 
-/** Why a damaged or half-deleted backup must not be deleted now (a restore or a repair took it since the plan), or null. */
+/** Why a damaged or half-deleted backup must not be deleted now (a restore took it since the plan), or null. */
 async function inUseNow(o: RetentionRunOptions, u: { target: string; backupId: string }): Promise<string | null> {
   const current = await o.inUse().catch((err: unknown) => err as Error);
   if (current instanceof Error) return `could not check that no restore is reading it (${current.message}); not deleted`;
-  if (current.restoreTests.has(u.backupId) || current.restores.has(u.backupId)) return 'a restore of it started during retention';
-  const repairing = await (o.repairing?.(u.target, u.backupId) ?? Promise.resolve(false)).catch(() => true);
-  return repairing ? 'a repair is rewriting it (or it could not be asked whether one is)' : null;
+  return current.restoreTests.has(u.backupId) || current.restores.has(u.backupId) ? 'a restore of it started during retention' : null;
 }
 
 /** A run stopped part-way: its plan keeps only the deletions tried, so no report calls the others done. */

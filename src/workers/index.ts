@@ -1,4 +1,4 @@
-import { repairClaim, repairHeld, repairOwner } from '../jobs/redis-lock.ts';
+import { repairClaim, repairOwner } from '../jobs/redis-lock.ts';
 import { startWalArchives } from './wal-archives.ts';
 import { startPitrUpkeep } from './pitr-markers.ts';
 import { Worker } from 'bullmq';
@@ -89,7 +89,6 @@ export async function startWorkers(deps: Deps, options: WorkerOptions = {}): Pro
       pitrScrub: redisScrubState(deps.workerRedis, `${prefix}:pitr`),
       cliReaders: { redis: deps.workerRedis, prefix },
       copyScrub: { state: (copy) => copyScrubState(deps.workerRedis, prefix, copy), claim: repairClaim(deps.workerRedis, prefix, repairOwner) },
-      repairing: repairHeld(deps.workerRedis, prefix),
     }),
     { connection: deps.workerRedis, prefix, concurrency: 1 },
   );

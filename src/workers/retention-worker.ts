@@ -45,8 +45,6 @@ export interface RetentionWorkerDeps {
    * without them, copies are neither read back nor used to mend the primary.
    */
   copyScrub?: { state: (copy: Storage) => ScrubState; claim: RepairOptions['claim'] };
-  /** Whether a repair holds a backup (jobs/redis-lock.ts repairHeld): retention does not delete one being mended. */
-  repairing?: (target: string, backupId: string) => Promise<boolean>;
 }
 
 /**
@@ -74,7 +72,8 @@ export function retentionProcessor(deps: RetentionWorkerDeps) {
           dryRun,
           ...(deps.config ? { timezone: deps.config.timezone } : {}),
           inUse: () => backupsInUse(deps.queues, deps.cliReaders),
-          ...(deps.repairing ? { repairing: deps.repairing } : {}),
+          // The repair's own claim, held while a damaged backup is deleted: never under a rewrite.
+          ...(deps.copyScrub ? { claimRepair: deps.copyScrub.claim } : {}),
           log,
           readBack: rememberedReadBack((s) => (s === deps.storage ? deps.scrub : deps.copyScrub?.state(s)), deps.now),
           ...(deps.now ? { now: deps.now } : {}),

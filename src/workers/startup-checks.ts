@@ -57,9 +57,14 @@ async function announce(deps: { config: Config; notifier: Pick<Notifier, 'post'>
     .update(`${deps.config.slack.channel}\n${names.join('\n')}`)
     .digest('hex')
     .slice(0, 16);
-  const first = await deps.redis.set(`${deps.config.queuePrefix}:announced:${id}`, new Date().toISOString(), 'EX', 90 * 86_400, 'NX').catch(() => null);
+  const key = `${deps.config.queuePrefix}:announced:${id}`;
+  const first = await deps.redis.set(key, new Date().toISOString(), 'EX', 90 * 86_400, 'NX').catch(() => null);
   if (first !== 'OK') return;
-  await deps.notifier.post({ text }).catch((err: unknown) => deps.log.warn({ err }, 'could not post that the bot is running'));
+  await deps.notifier.post({ text }).catch(async (err: unknown) => {
+    deps.log.warn({ err }, 'could not post that the bot is running');
+    // Said at the next start again (a private channel fixed by inviting the bot keeps its name: second reader).
+    await deps.redis.del(key).catch(() => undefined);
+  });
 }
 
 async function problems(config: Config): Promise<string[]> {

@@ -16,6 +16,8 @@ export const UNCHECKED_PAGES_AFTER_MS = 10 * 60_000;
  * One episode while it fails, timed from its own start: targets joining or leaving it (an outage that fails another
  * subset of targets each run) change its evidence, never its page, and once paged it stays paged until every target
  * is checked again (second reader: the clock followed the longest-failing target, so the page resolved mid-outage).
+ * So a storage that fails some target at every health run for 10 minutes pages, whichever target it is: one run's
+ * blip does not (the next run that checks every target ends the episode).
  * A storage no worker judges any more (another bucket, BACKUP_DIR moved) has its failure cleared after
  * RETIRED_AFTER_MS, as the disk's.
  */
@@ -59,12 +61,19 @@ export function uncheckedCondition(
   if (!first) return { ...c, status: 'ok', summary: `${where}: every target's health is checked`, evidence: `all ${configured} checked` };
   const n = failing.length;
   const ownSince = own ? Date.parse(own.since) : Number.NaN;
-  const since = Math.min(Number.isNaN(first.since) ? at.getTime() : first.since, Number.isNaN(ownSince) ? at.getTime() : ownSince);
+  const firstSince = Number.isNaN(first.since) ? at.getTime() : first.since;
+  const since = Math.min(firstSince, Number.isNaN(ownSince) ? at.getTime() : ownSince);
   const names = failing.map((f) => f.target);
   const shown = names.length <= 4 ? names.join(', ') : `${names.slice(0, 4).join(', ')} and ${names.length - 4} more`;
   const whose = n === 1 ? `${first.target}'s health` : `the health of ${n} of ${configured} targets (${shown})`;
-  const others = new Set(failing.map((f) => f.evidence)).size - 1;
-  const evidence = `${whose} cannot be checked since ${formatTime(new Date(since))}: ${first.evidence}${others > 0 ? ` (${others} other reason${others === 1 ? '' : 's'}: \`/backup health\` shows each target's)` : ''}`;
+  // Reasons that differ only by the target they name (its directory) are one reason (QA: "2 other reasons" of one).
+  const others = new Set(failing.map((f) => f.evidence.split(f.target).join('<target>'))).size - 1;
+  // Each start said for what it is (second reader: the episode's start was given as the named target's).
+  const starts =
+    since < firstSince
+      ? `${first.target} since ${formatTime(new Date(firstSince))}, this storage's checks failing since ${formatTime(new Date(since))}`
+      : `since ${formatTime(new Date(since))}`;
+  const evidence = `${whose} cannot be checked (${starts}): ${first.evidence}${others > 0 ? ` (${others} other reason${others === 1 ? '' : 's'}: \`/backup health\` shows each target's)` : ''}`;
   const loud = at.getTime() - since >= UNCHECKED_PAGES_AFTER_MS || (own !== undefined && !own.quiet);
   return {
     ...c,

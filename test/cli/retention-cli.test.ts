@@ -41,7 +41,7 @@ describe('pg-backup-bot retention', () => {
     expect(run.stderr).toBe('');
     expect(run.exitCode).toBe(0);
     expect(run.stdout.split('\n')).toEqual([
-      `Retention on local:${root} (dry run, nothing deleted): would delete 1 backup and 0 unfinished backups; kept 1.`,
+      `Retention on local:${root} (dry run, nothing deleted): would delete 1 backup and 0 unfinished or damaged backups; kept 1.`,
       expect.stringMatching(new RegExp(`^• Would delete ${expired.backupId}: expired .* \\(daily\\)$`)),
     ]);
     expect(await ids()).toEqual([expired.backupId, newest.backupId].sort());
@@ -51,7 +51,7 @@ describe('pg-backup-bot retention', () => {
     const run = await cli(['retention'], env);
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(
-      new RegExp(`^Retention on local:\\S+: deleted 1 backup and 0 unfinished backups; kept 1.\\n• Deleted ${expired.backupId}: expired`),
+      new RegExp(`^Retention on local:\\S+: deleted 1 backup and 0 unfinished or damaged backups; kept 1.\\n• Deleted ${expired.backupId}: expired`),
     );
     expect(await ids()).toEqual([newest.backupId]);
     const audit = (await readFile(join(root, '_audit', 'audit.jsonl'), 'utf8'))
@@ -123,7 +123,7 @@ describe('pg-backup-bot retention', () => {
         const run = await cli(['retention'], { ...env, ...s3env(server.bucket, prefix) });
         expect(run.exitCode).toBe(0);
         expect(run.stdout).toContain(
-          `Retention on s3://pgbb-test/${prefix} (copy): deleted 1 backup and 0 unfinished backups; kept 1.\n• Deleted ${expired.backupId}`,
+          `Retention on s3://pgbb-test/${prefix} (copy): deleted 1 backup and 0 unfinished or damaged backups; kept 1.\n• Deleted ${expired.backupId}`,
         );
         expect((await copy.list()).map((m) => m.backupId)).toEqual([newest.backupId]);
         expect(await ids()).toEqual([newest.backupId]);

@@ -203,7 +203,7 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     expect((await fetch(`${h.metricsUrl}/healthz`)).status).toBe(200);
   });
 
-  it('counts the channel posts Slack refused in /metrics, across processes (an earlier note: no series for them)', async () => {
+  it('counts the channel posts Slack refused in /metrics, as Redis counts them for every process (an earlier note: no series for them)', async () => {
     const failures = async () => {
       const families = parsePrometheusTextFormat(await (await fetch(`${h.metricsUrl}/metrics`)).text());
       const f = families.find((x) => x.name === 'pgbb_slack_post_failures_total');
@@ -251,6 +251,10 @@ describe('health conditions and the PagerDuty lifecycle', () => {
       expect.stringMatching(/^CRITICAL storage: BACKUP_DIR .*-empty does not exist/),
       expect.stringMatching(/^CRITICAL shop stale/),
     ]);
+    // A check that cannot start is UNKNOWN with why on stdout, which Nagios shows (QA: exit 1, stdout empty).
+    const unset = await execa('node', ['bin/pg-backup-bot.js', 'check'], { env: { PATH: env.PATH }, extendEnv: false, reject: false });
+    expect(unset.exitCode).toBe(3);
+    expect(unset.stdout).toMatch(/^UNKNOWN config: pg-backup-bot cannot start; .*DATABASE_URL: required/);
   });
 
   it('a backup directory that cannot be read: /backup health names it per target (not Redis), /metrics still answers, `list` says which path (QA)', async () => {

@@ -43,7 +43,7 @@ describe('the retention worker', () => {
     expect(dry.returnvalue).toMatchObject({ dryRun: true, deleted: 2, failed: 0 } satisfies Partial<RetentionSummary>);
     expect((await storage.list()).length).toBe(3);
     expect(posts().map((m) => m.text?.split('\n')[0])).toEqual([
-      `:wastebasket: Retention on local:${h.backupDir} (dry run, nothing deleted): would delete 2 backups and 0 unfinished backups; kept 1.`,
+      `:wastebasket: Retention on local:${h.backupDir} (dry run, nothing deleted): would delete 2 backups and 0 unfinished or damaged backups; kept 1.`,
     ]);
 
     const real = await retention(false);
@@ -52,7 +52,7 @@ describe('the retention worker', () => {
     const report = posts()[1];
     expect(report?.channel).toBe('C0INCIDENTS');
     expect(report?.text?.split('\n')).toEqual([
-      `:wastebasket: Retention on local:${h.backupDir}: deleted 2 backups and 0 unfinished backups; kept 1.`,
+      `:wastebasket: Retention on local:${h.backupDir}: deleted 2 backups and 0 unfinished or damaged backups; kept 1.`,
       expect.stringMatching(new RegExp(`^• Deleted ${older.backupId}: expired .* \\(daily\\)$`)),
       expect.stringMatching(new RegExp(`^• Deleted ${old.backupId}: expired .* \\(daily\\)$`)),
     ]);

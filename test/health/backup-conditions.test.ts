@@ -107,6 +107,29 @@ describe('evaluateHealth: size', () => {
     expect(some.unjudged).toBeUndefined();
   });
 
+  it('damaged backups past their deadline: not paged, not "whole", and with nothing good left, stale says they are damaged, not "none yet" (QA)', () => {
+    const expired = [
+      { backupId: 'shop-20261001T020000Z', why: 'marked damaged', expired: true as const },
+      { backupId: 'shop-20261002T020000Z', why: 'artifact database.pgdump.zst is missing', expired: true as const },
+    ];
+    const beside = pick(evaluateHealth(healthyInput({ backups: dailyBackups([MB]), damaged: expired })), 'damaged');
+    expect(beside).toMatchObject({
+      status: 'ok',
+      evidence: 'none within its deadline; 2 stored past their deadline are damaged, and retention deletes them at its next run',
+    });
+    const alone = evaluateHealth(healthyInput({ backups: [], damaged: expired }));
+    expect(pick(alone, 'damaged')).toMatchObject({ status: 'ok', evidence: expect.stringMatching(/^none within its deadline; 2 stored/) });
+    expect(pick(alone, 'stale')).toMatchObject({ status: 'failing', evidence: 'no restorable backup of shop: 2 stored are damaged' });
+    // One within its deadline beside them pages for that one alone.
+    const mixed = pick(
+      evaluateHealth(healthyInput({ backups: dailyBackups([MB]), damaged: [...expired, { backupId: 'shop-20261203T020000Z', why: 'marked damaged' }] })),
+      'damaged',
+    );
+    expect(mixed.status).toBe('failing');
+    expect(mixed.evidence).toMatch(/^shop-20261203T020000Z \(marked damaged\)\. /);
+    expect(mixed.summary).toMatch(/^1 stored backup of shop is damaged/);
+  });
+
   it('does not judge with fewer than 3 earlier backups, but still applies minBytes', () => {
     const backups = dailyBackups([MB, 384 * MB, 384 * MB]);
     const r = pick(evaluateHealth(healthyInput({ backups })), 'size');

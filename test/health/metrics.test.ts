@@ -118,7 +118,7 @@ describe('createMetrics', () => {
     const lines = text.split('\n').filter((line) => line !== '' && !meta.test(line));
     expect(lines.filter((line) => !any.test(line))).toEqual([]);
     const pgbb = lines.filter((line) => line.startsWith('pgbb_'));
-    expect(pgbb).toHaveLength(27); // 4 backup gauges, 1 counter, 4 restore-test, 9 conditions, 1 data-drift gauge, 2 queues × 4 states
+    expect(pgbb).toHaveLength(28); // 4 backup gauges, 1 counter, 4 restore-test, 9 conditions, 1 data-drift gauge, 2 queues × 4 states, the Slack failures counter
     expect(pgbb.filter((line) => !ours.test(line))).toEqual([]);
   });
 });

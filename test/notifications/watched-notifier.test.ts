@@ -90,6 +90,24 @@ describe('the channel watched', () => {
     expect(kit.pd.events.slice(before).filter((e) => e.dedup_key === key)).toEqual([]);
   });
 
+  it('a page another process left open (a channel fixed in the config, the bot restarted) is resolved by the first post that goes through (second reader)', async () => {
+    const seen = actions().length;
+    await kit.escalation.failed('_bot', 'slack', {
+      summary: 'pg-backup-bot cannot post to #incidnets: Slack answered channel_not_found',
+      severity: 'error',
+      details: {},
+    });
+    await until('the page', () => (actions().length === seen + 1 ? true : undefined), 30_000);
+    const restarted = new WatchedNotifier(kit.notifier, kit.escalation, '#incidents', 10 * 60_000);
+    await restarted.post(msg);
+    await until('the page resolved', () => (actions().length === seen + 2 ? true : undefined), 30_000);
+    expect(actions().slice(seen)).toEqual(['trigger', 'resolve']);
+    // Only the first: later posts ask nothing of PagerDuty.
+    await restarted.post(msg);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(actions().slice(seen)).toEqual(['trigger', 'resolve']);
+  });
+
   it('does not page a post that failed once among ones that go through', async () => {
     const { through, invitedBack } = channelOf(unreachable());
     const watched = new WatchedNotifier(through, kit.escalation, '#incidents', 300);

@@ -141,13 +141,13 @@ describe('planRetention', () => {
     });
     expect(retentionReport(p, true)).toBe(
       [
-        'Retention (dry run, nothing deleted): would delete 1 backup and 1 unfinished backup; kept 2.',
+        'Retention (dry run, nothing deleted): would delete 1 backup and 1 unfinished or damaged backup; kept 2.',
         '• Would delete shop-a: expired Sun 2026-11-15 05:00 UTC+00:00 (daily)',
         '• Would delete shop-x: unfinished (no manifest), last written 48 h ago',
         '• Kept crm-only: expired Sun 2026-11-15 05:00 UTC+00:00 (daily), kept: the newest good backup of crm',
       ].join('\n'),
     );
-    expect(retentionReport(p, false).split('\n')[0]).toBe('Retention: deleted 1 backup and 1 unfinished backup; kept 2.');
+    expect(retentionReport(p, false).split('\n')[0]).toBe('Retention: deleted 1 backup and 1 unfinished or damaged backup; kept 2.');
   });
 
   it('takes the manifests as storage lists them', () => {

@@ -14,6 +14,7 @@ import { retentionRunReport, retentionSummary, retentionWorthSaying } from '../.
 import { BotError } from '../../src/errors.ts';
 import { formatInZone } from '../../src/schedules/time.ts';
 import { cliRetention } from '../../src/cli/retention-cli.ts';
+import { repairClaim, repairLockKey } from '../../src/jobs/redis-lock.ts';
 import { cliRetentionKey } from '../../src/checklists/retention-runs.ts';
 import { loadConfig } from '../../src/config.ts';
 import { makeBackupId, type LocalStorage, type S3Storage, type Storage } from '../../src/storage/index.ts';
@@ -110,7 +111,7 @@ describe('runRetention on one storage', () => {
       expect(mine.findIndex((e) => e.endsWith('/database.pgdump.zst'))).toBe(0);
       expect(await rawBucket(server).keys(`ret${n}/shop/${oldest.backupId}/`)).toEqual([]);
       expect(retentionRunReport(run).split('\n')).toEqual([
-        `Retention on ${s3.describe()}: deleted 1 backup and 0 unfinished backups; kept 1.`,
+        `Retention on ${s3.describe()}: deleted 1 backup and 0 unfinished or damaged backups; kept 1.`,
         expect.stringMatching(new RegExp(`^• Deleted ${oldest.backupId}: expired .* \\(daily\\)$`)),
         expect.stringMatching(new RegExp(`^• Kept ${newest.backupId}: expired .*, kept: the newest good backup of shop$`)),
       ]);
@@ -292,7 +293,7 @@ describe('runRetention on one storage', () => {
     expect(ids(await local.list())).toEqual(ids([old, fresh]));
     expect(run.storages[0]?.outcomes).toEqual([]);
     expect(retentionRunReport(run).split('\n')).toEqual([
-      `Retention on ${local.describe()} (dry run, nothing deleted): would delete 1 backup and 1 unfinished backup; kept 1.`,
+      `Retention on ${local.describe()} (dry run, nothing deleted): would delete 1 backup and 1 unfinished or damaged backup; kept 1.`,
       expect.stringMatching(new RegExp(`^• Would delete ${old.backupId}: expired`)),
       `• Would delete ${stuck}: unfinished (no manifest), last written 25 h ago`,
     ]);
@@ -342,16 +343,21 @@ describe('runRetention on one storage', () => {
       inUse: async () => ({ ...(await backupsInUse(queues)), restores: new Set([expired.backupId]) }),
     });
     expect(retentionRunReport(reading)).toMatch(new RegExp(`Kept ${expired.backupId}: .*kept: a restore of it is running`));
-    const mending = await retain({ primary: local, dryRun: false, now: () => now, repairing: async (_t, id) => id === expired.backupId });
-    expect(retentionRunReport(mending)).toMatch(new RegExp(`Kept ${expired.backupId}: .*kept: a repair is rewriting it`));
+    // A repair holding it (the scrub's claim, jobs/redis-lock.ts): kept; retention takes the same claim while it deletes.
+    const prefix = `{rp-${randomUUID().slice(0, 8)}}`;
+    const repair = await repairClaim(redis, prefix, 'cli:host:1:scrub')('shop', expired.backupId);
+    const claimRepair = repairClaim(redis, prefix, 'worker:host:2');
+    const mending = await retain({ primary: local, dryRun: false, now: () => now, claimRepair });
+    expect(retentionRunReport(mending)).toMatch(
+      new RegExp(`Kept ${expired.backupId}: .*kept: a repair holds it \\(another repair \\(cli:host:1:scrub\\) is rewriting it now`),
+    );
+    if (typeof repair !== 'string') await repair.release();
     const dry = await retain({ primary: local, dryRun: true, now: () => now });
     expect(retentionRunReport(dry)).toMatch(new RegExp(`Would delete ${expired.backupId}: marked damaged, past its deadline \\(`));
-    const run = await retain({
-      primary: local,
-      dryRun: false,
-      now: () => now,
-    });
+    const run = await retain({ primary: local, dryRun: false, now: () => now, claimRepair });
     expect(ids(await local.list())).toEqual([fresh.backupId]);
+    // The claim it held while deleting is released.
+    expect(await redis.exists(repairLockKey(prefix, 'shop', expired.backupId))).toBe(0);
     expect((local.damaged() ?? []).map((d) => d.backupId)).toEqual([kept.backupId]);
     const report = retentionRunReport(run);
     expect(report).toMatch(
@@ -443,7 +449,7 @@ describe('runRetention on one storage', () => {
     expect(gone).toHaveLength(1);
     expect(run.storages[0]?.plan?.delete.map((d) => d.backupId)).toEqual(gone);
     expect(retentionSummary(run)).toMatchObject({ deleted: 1, failed: 0 });
-    expect(retentionRunReport(run).split('\n')[0]).toMatch(/: deleted 1 backup and 0 unfinished backups; kept 1\.$/);
+    expect(retentionRunReport(run).split('\n')[0]).toMatch(/: deleted 1 backup and 0 unfinished or damaged backups; kept 1\.$/);
   });
 
   it('the CLI’s retention canceled says so and exits non-zero; it is not recorded, neither as retention applied nor as failing', async () => {
@@ -493,7 +499,7 @@ describe('runRetention on one storage', () => {
     expect(seen).toEqual([`${a.backupId} Could not delete backup ${a.backupId} in ${local.describe()} (EIO).`, `${b.backupId} deleted`]);
     expect(retentionSummary(run)).toMatchObject({ deleted: 1, failed: 1 });
     const report = retentionRunReport(run).split('\n');
-    expect(report[0]).toBe(`Retention on ${local.describe()}: deleted 1 backup and 0 unfinished backups; kept 1. 1 could NOT be deleted.`);
+    expect(report[0]).toBe(`Retention on ${local.describe()}: deleted 1 backup and 0 unfinished or damaged backups; kept 1. 1 could NOT be deleted.`);
     expect(report[1]).toMatch(
       new RegExp(`^• Could NOT delete ${a.backupId} \\(expired .*\\): Could not delete backup ${a.backupId} in local:.* \\(EIO\\)\\.$`),
     );

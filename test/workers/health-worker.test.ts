@@ -336,7 +336,7 @@ describe('healthProcessor', () => {
       expect(trigger.payload).toMatchObject({ severity: 'error', summary: `${where('list-e')}: h-list-e's health cannot be checked` });
       expect(posts().map((m) => m.text)).toEqual([
         expect.stringMatching(
-          /: health could not be checked — h-list-e's health cannot be checked since \d{4}-\d\d-\d\d \d\d:\d\d UTC: no condition could be judged since the check failed: .*EIO/,
+          /: health could not be checked — h-list-e's health cannot be checked \(since \d{4}-\d\d-\d\d \d\d:\d\d UTC\): no condition could be judged since the check failed: .*EIO/,
         ),
       ]);
       expect(kit.pd.events.filter((e) => e.dedup_key === 'pg-backup-bot/h-list-e/unchecked')).toEqual([]);
@@ -361,7 +361,7 @@ describe('healthProcessor', () => {
       expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger']);
       expect(posts().map((m) => m.text)).toEqual([
         expect.stringMatching(
-          /: health could not be checked — the health of 5 of 5 targets \(h-storm-a, h-storm-b, h-storm-c, h-storm-d and 1 more\) cannot be checked since .*EIO/,
+          /: health could not be checked — the health of 5 of 5 targets \(h-storm-a, h-storm-b, h-storm-c, h-storm-d and 1 more\) cannot be checked \(since [^)]+\): .*EIO/,
         ),
       ]);
       // One target readable again: still paged for the other four.
@@ -398,7 +398,8 @@ describe('healthProcessor', () => {
       expect(kit.pd.events.filter((e) => e.dedup_key === key).map((e) => e.event_action)).toEqual(['trigger']);
       expect((await createHealthState(kit.redis, kit.prefix).read(where('flux'))).unchecked).toMatchObject({
         status: 'failing',
-        evidence: expect.stringMatching(/^h-flux-c's health/),
+        // Each start for what it is: c's own, and the storage's episode (second reader).
+        evidence: expect.stringMatching(/^h-flux-c's health cannot be checked \(h-flux-c since .+ UTC, this storage's checks failing since .+ UTC\): /),
       });
       await run(31, []);
       await kit.pd.waitFor((e) => e.dedup_key === key && e.event_action === 'resolve', 30_000);

@@ -52,6 +52,11 @@ describe('start-up checks', () => {
       event_action: 'trigger',
       payload: { summary: expect.stringMatching(/^pg-backup-bot cannot post to #incidnets: Slack answered channel_not_found/) },
     });
+    // Not marked as said: the next start tries again (a private channel fixed by inviting the bot keeps its name).
+    const tries = () => kit.slack.calls.filter((c) => c.method === 'chat.postMessage' && c.body.channel === '#incidnets').length;
+    const triedBefore = tries();
+    await start({ ...config, slack: { ...config.slack, channel: '#incidnets' } }, kit.notifierFor('#incidnets'));
+    expect(tries()).toBe(triedBefore + 1);
   });
 
   it('finds nothing to say when the database answers and the identity opens the backups', async () => {
