@@ -6,6 +6,7 @@ import { rpoCondition } from '../health/index.ts';
 import type { Logger } from '../logger.ts';
 import { parseLsn, segmentPosition } from '../postgres/pitr/lsn.ts';
 import { startWalArchive, type WalArchiveState } from '../postgres/pitr/wal-archive.ts';
+import { receiverBackoff } from '../postgres/pitr/receiver.ts';
 import { LocalWalStore } from '../postgres/pitr/wal-store.ts';
 import { recordInBackground } from '../postgres/pitr/history-record.ts';
 import { PartialWalStore } from '../postgres/pitr/partial-store.ts';
@@ -155,6 +156,7 @@ export async function startWalArchives(o: {
         spool,
         reachedAt,
         keepLeftoversMs: t.pitr.walRetentionDays * 86_400_000,
+        backoff: receiverBackoff(objective),
         ...(storage ? { precondition: () => storageMarkProblem(storage, o.redis, prefix) } : {}),
         ...(o.guardEveryMs !== undefined ? { guardEveryMs: o.guardEveryMs } : {}),
         onState: write,

@@ -38,6 +38,16 @@ export interface ReceiverOptions {
 }
 
 /**
+ * The receiver's restart backoff for a target's RPO objective: doubling from 1 s up to a quarter of the objective,
+ * at most a minute and at least 5 s. A fixed minute let a failover's restarts alone (1, 2, 4, … 32, 60 s) eat an
+ * objective of 60 s, which a target may set (pitr.rpoSeconds); with the default hour nothing changes.
+ */
+export const receiverBackoff = (rpoSeconds: number): { minMs: number; maxMs: number } => ({
+  minMs: 1000,
+  maxMs: Math.max(5000, Math.min(60_000, Math.round((rpoSeconds * 1000) / 4))),
+});
+
+/**
  * pg_receivewal, supervised: it streams WAL over a replication connection into the spool, through a physical
  * replication slot (created if missing), so the server keeps every segment the receiver has not confirmed, also
  * while it is down. `--synchronous` flushes what it receives at once: a partial segment on the worker's disk is
