@@ -2,6 +2,7 @@ import { cliFailure } from './cli-failure.ts';
 import { missingBackupDir } from './backup-dir.ts';
 import { formatInZone } from '../schedules/time.ts';
 import type { Config } from '../config.ts';
+import { backupEncryption } from '../postgres/backup/backup-encryption.ts';
 import { findTarget } from '../config.ts';
 import { TargetName } from '../target-name.ts';
 import { BotError, isBotError, toUserMessage } from '../errors.ts';
@@ -38,6 +39,8 @@ export async function cliBackup(
   let endedBy: () => Promise<EndedBy | null> = () => Promise.resolve(null);
   try {
     const target = findTarget(deps.config, args[0]);
+    // Refused before anything is said or locked (QA: "Backing up …" was printed, then the refusal).
+    backupEncryption(target, deps.config.encryption);
     // The lock's module (ioredis, ~0.15 s to load) only where there is a Redis to ask.
     const lock = deps.redisUrl === null ? null : await import('./backup-lock.ts');
     const gate: CliBackupGate = lock ? await lock.cliBackupLock(deps.config, deps.redisUrl, target.name) : { kind: 'unguarded', why: null };

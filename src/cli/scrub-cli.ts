@@ -86,7 +86,11 @@ export async function cliScrub(args: string[], deps: Deps): Promise<number> {
     for (const d of healing?.failed ?? []) io.out(`NOT HEALED ${d.backupId}: could not be rewritten from the copy in ${d.destination}: ${d.because}.`);
     for (const d of healing?.copiesFoundDamaged ?? []) io.out(`DAMAGED ${d.backupId} in ${d.destination}: ${d.why}. Marked damaged there.`);
     for (const d of [...stillDamaged, ...(healing?.primaryFoundDamaged ?? [])])
-      io.out(`DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`);
+      io.out(
+        'archiveIntact' in d && d.archiveIntact
+          ? `DAMAGED ${d.backupId}: ${d.why}. Marked damaged: its roles file alone, so its database archive is intact and restores without --with-globals still take it; take a new backup (\`pg-backup-bot backup ${d.target}\`) for a whole one.`
+          : `DAMAGED ${d.backupId}: ${d.why}. Marked damaged; take a new backup (\`pg-backup-bot backup ${d.target}\`) if you counted on it.`,
+      );
     for (const d of r.unreadable) io.out(`UNREADABLE ${d.backupId}: ${d.why}`);
     for (const d of stillAlready) io.out(`ALREADY DAMAGED ${d.backupId}: ${d.why}`);
     // Said with when it goes (QA: a damaged backup past its deadline was in no report until retention deleted it).

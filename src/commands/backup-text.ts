@@ -94,7 +94,8 @@ function parsePreMigration(args: string[]): BackupRequest {
   if (!MigrationLabel.safeParse(label).success) {
     return {
       verb: 'help',
-      problem: `"${truncate(label)}" is not a valid label: 1–80 characters, letters, digits, . _ - (one word, starting with a letter or digit).`,
+      // Quoted apart from a quote it holds (QA: `""JIRA"` for the label `"JIRA`).
+      problem: `${label.includes('"') ? `“${truncate(label)}”` : `"${truncate(label)}"`} is not a valid label: 1–80 characters, letters, digits, . _ - (one word, starting with a letter or digit).`,
     };
   }
   if (target === undefined) return { verb: 'pre-migration', label };

@@ -5,6 +5,7 @@ import type { RedisConnection } from '../redis-client.ts';
 import type { Manifest } from './manifest.ts';
 import type { ReadBackAndMark } from './retention-confirm.ts';
 import type { Storage } from './types.ts';
+import { rolesFileOnly } from './damaged-backups.ts';
 
 /**
  * The checksum scrub: every stored backup's artifacts read back and compared with the sha256 and size its manifest
@@ -30,7 +31,7 @@ export interface ScrubReport {
   verified: string[];
   verifiedBytes: number;
   /** Found damaged in this run, and marked so. */
-  damaged: Array<{ target: string; backupId: string; why: string; marked?: true }>;
+  damaged: Array<{ target: string; backupId: string; why: string; marked?: true; archiveIntact?: true }>;
   /** Backups that could not be read (storage errors, or changed while read): not called damaged, tried again next run. */
   unreadable: Array<{ target: string; backupId: string; why: string }>;
   /** Stored backups in all, and their bytes: what one cycle covers. */
@@ -107,7 +108,12 @@ export async function scrubBackups(o: {
       () => '',
       (err: unknown) => ` (it could not be marked damaged: ${toUserMessage(err)})`,
     );
-    report.damaged.push({ ...id, why: `${why}${marked}`, ...(marked === '' && o.storage.markDamaged ? { marked: true as const } : {}) });
+    report.damaged.push({
+      ...id,
+      why: `${why}${marked}`,
+      ...(marked === '' && o.storage.markDamaged ? { marked: true as const } : {}),
+      ...(rolesFileOnly(m, why) ? { archiveIntact: true as const } : {}),
+    });
   }
   await o.state.keepOnly(new Set(backups.map(keyOf))).catch((err: unknown) => o.log.warn({ err }, 'checksum scrub: could not tidy its record in Redis'));
   return report;

@@ -79,7 +79,9 @@ export async function runFullRestore(
         `${where}: ${formatCount(totalRows(o.manifest))} rows; checked: ${checkedSummary(outcome)}.`,
         // pg_restore fills materialized views by refreshing them: contents as of the restored data, not as dumped.
         ...(o.manifest.verification.objects.materializedViews > 0
-          ? [`${o.manifest.verification.objects.materializedViews} materialized view(s) were refreshed from the restored tables, not restored as dumped.`]
+          ? [
+              `${o.manifest.verification.objects.materializedViews} materialized ${o.manifest.verification.objects.materializedViews === 1 ? 'view was' : 'views were'} refreshed from the restored tables, not restored as dumped.`,
+            ]
           : []),
         // Without owners, restored as restore tests restore (--no-owner --no-acl): the source's roles need not exist here.
         ...(o.owners

@@ -155,6 +155,8 @@ describe('the CLI, for when Slack is down', () => {
     expect(refused.stderr).toMatch(
       /Backup FAILED: Refusing an unencrypted backup of plain \(production\): run `npx pg-backup-bot init` .*age-keygen -o backup\.key.* set BACKUP_ENCRYPTION_RECIPIENT/,
     );
+    // Refused before it says it backs up (QA: "Backing up plain to …" came first).
+    expect(refused.stderr).not.toMatch(/Backing up/);
     expect(await readdir(dir)).not.toContain('plain');
     await writeFile(join(dir, 'none.yml'), 'encryption: none\n');
     const optedOut = await cli(['backup'], { ...env, BOT_CONFIG: join(dir, 'none.yml') });

@@ -98,4 +98,25 @@ describe('a backup whose roles file alone is damaged', () => {
       ),
     );
   }, 180_000);
+
+  it('the checksum scrub that finds it says the database archive is intact, not only "take a new backup" (QA)', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'pgbb-roles-scrub-'));
+    try {
+      const taken = await cliBackupInto(other, db.url);
+      const file = join(other, 'shop', taken.id, 'globals.sql.zst.age');
+      const bytes = await readFile(file);
+      bytes[bytes.length - 20] = (bytes[bytes.length - 20] as number) ^ 0xff;
+      await writeFile(file, bytes);
+      const scrub = await cli(['scrub', '--all'], taken.env);
+      expect(scrub.exitCode).toBe(1);
+      expect(scrub.stdout).toMatch(
+        new RegExp(
+          `^DAMAGED ${taken.id}: the checksum scrub found artifact corrupted: globals\\.sql\\.zst\\.age .*\\. Marked damaged: its roles file alone, so its database archive is intact and restores without --with-globals still take it`,
+          'm',
+        ),
+      );
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

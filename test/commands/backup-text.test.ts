@@ -56,6 +56,7 @@ describe('parseBackupText: pre-migration', () => {
     ['pre-migration', /needs a label/],
     [`pre-migration ${'a'.repeat(81)}`, /not a valid label/],
     ['pre-migration drop;table', /not a valid label/],
+    ['pre-migration "JIRA', /^“"JIRA” is not a valid label/],
     ['pre-migration -rf', /not a valid label/],
     ['pre-migration <@U123>', /not a valid label/],
     ['pre-migration "two words" shop', /Too many words|not a valid label/],
