@@ -27,6 +27,7 @@ import { createChecklistStore } from '../checklists/state.ts';
 import { checklistTickAction, type CheckboxClick } from './checklist-action.ts';
 import { driftAckAction, type ButtonClick } from './drift-ack.ts';
 import { DRIFT_ACK_ACTION } from '../notifications/health-messages.ts';
+import { withChannelWarning } from './channel-warning.ts';
 import type { Block } from '../notifications/types.ts';
 
 export { backupCommand, type CommandInput, type Reply } from './backup-command.ts';
@@ -63,6 +64,12 @@ export interface CommandDeps {
 
 /** The bot's whole Slack surface, one line per command. */
 export function commandTable(deps: CommandDeps): Record<string, CommandHandler> {
+  const table = commands(deps);
+  const warned = { redis: deps.redis, prefix: deps.config.queuePrefix, channel: deps.config.slack.channel };
+  return Object.fromEntries(Object.entries(table).map(([name, handle]) => [name, withChannelWarning(handle, warned)]));
+}
+
+function commands(deps: CommandDeps): Record<string, CommandHandler> {
   const common = { config: deps.config, storage: deps.storage, log: deps.log };
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
   return {
@@ -104,9 +111,9 @@ export function commandTable(deps: CommandDeps): Record<string, CommandHandler> 
 /** Interactive components (buttons), by action_id. */
 export function actionTable(deps: CommandDeps): Record<string, ActionHandler> {
   const guard = { config: deps.config, audit: deps.audit, log: deps.log, ...(deps.groups ? { groups: deps.groups } : {}) };
-  const confirm = guardAction(
-    restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis }),
-    guard,
+  const confirm = withChannelWarning(
+    guardAction(restoreConfirmAction({ config: deps.config, storage: deps.storage, log: deps.log, queue: deps.queues.restore, redis: deps.redis }), guard),
+    { redis: deps.redis, prefix: deps.config.queuePrefix, channel: deps.config.slack.channel },
   );
   const drop = guardAction(dropReplacedAction({ config: deps.config, storage: deps.storage, log: deps.log }), guard);
   return { [CONFIRM_ACTION]: confirm, [CANCEL_ACTION]: confirm, [DROP_REPLACED_ACTION]: drop, [KEEP_REPLACED_ACTION]: drop };

@@ -188,3 +188,28 @@ describe('when the backup fails', () => {
     for (const secret of [SIGNING_SECRET, 'xoxb-test-0000-pgbb', 'R0UT1NGKEY0123456789abcdefABCDEF']) expect(all).not.toContain(secret);
   });
 });
+
+describe('while posting to the channel is paged as failing', () => {
+  it('a reply that promises the channel says posts there are failing, and stops saying it once the page is resolved (QA)', async () => {
+    const escalation = h.service.deps.escalation;
+    await escalation.failed('_bot', 'slack', {
+      summary: 'pg-backup-bot cannot post to #incidents: Slack answered channel_not_found',
+      severity: 'error',
+      details: {},
+    });
+    const warned = await slash(h, '/backup', 'now');
+    const jobId = jobIdOf(warned.text) ?? '';
+    // (An earlier test's backup may still run: then the reply points at it, promising the channel all the same.)
+    expect(warned.text).toMatch(
+      /posted in #\S+?[.;][^\n]*\n:warning: Posts to \S+ are failing right now \(paged as pg-backup-bot\/_bot\/slack\): follow the job with `\/backup status`\.$/,
+    );
+    await channelMessage(h, jobId, /succeeded/);
+    // Resolved, as the process that paged does when its next post goes through (watched-notifier.test.ts): replies
+    // promise the channel plainly again.
+    await escalation.passed('_bot', 'slack', { summary: 'pg-backup-bot posts to #incidents again' });
+    const again = await slash(h, '/backup', 'now');
+    expect(again.text).toMatch(/posted in \S+\.?/);
+    expect(again.text).not.toMatch(/are failing right now/);
+    await channelMessage(h, jobIdOf(again.text) ?? '', /succeeded/);
+  }, 120_000);
+});
