@@ -20,6 +20,8 @@ export async function holdForReading(
   backupId: string,
   retainUntil: string | null,
   what: 'test' | 'restore',
+  /** A restore test's scratch database (jobs/cli-readers.ts): no worker that starts meanwhile drops it. */
+  scratch?: string,
 ): Promise<{ release(): Promise<void> } | null> {
   const redis = deps.redisUrl ? await connectRedis(deps.redisUrl, deps.config.redisCluster) : null;
   if (!redis) {
@@ -32,7 +34,7 @@ export async function holdForReading(
   }
   const lost = (why: string) =>
     deps.io.err(`warning: the hold on ${backupId} in Redis could not be renewed (${why}): a retention run may delete it under this ${what}.`);
-  const held = await holdForCli(redis, deps.config.queuePrefix, backupId, lost).catch((err: unknown) => {
+  const held = await holdForCli(redis, deps.config.queuePrefix, backupId, lost, scratch).catch((err: unknown) => {
     deps.io.err(
       `note: ${backupId} could not be held against retention in Redis (${(err as Error).message}): a retention run meanwhile cannot see this ${what}.`,
     );

@@ -3,7 +3,7 @@ import { checkedSummary, rtoText } from '../notifications/restore-messages.ts';
 import { findTarget } from '../config.ts';
 import { BotError, toUserMessage } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
-import { runRestoreTest } from '../postgres/restore/index.ts';
+import { runRestoreTest, scratchName } from '../postgres/restore/index.ts';
 import { BackupIdSchema, findRestorable, latestGoodBackup, newRecordId, passedOverSentence, type RestoreRecord } from '../storage/index.ts';
 import { SEE_LIST } from '../commands/restore-text.ts';
 import { restoreTestSettings, scratchServerUrl } from '../workers/restore-test-settings.ts';
@@ -42,7 +42,9 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
     const notNewest = passedOverSentence(passedOver, `pg-backup-bot check ${target.name}`);
     io.err(`Restore test of ${manifest.backupId} …${notNewest ? `\nwarning: ${notNewest.replace(/`/g, '')}` : ''}`);
     // Held against retention while it reads (jobs/cli-readers.ts), when there is the bot's Redis to hold it in.
-    hold = await holdForReading(deps, manifest.backupId, manifest.retainUntil, 'test');
+    const scratchKey = `cli:${randomUUID()}`;
+    const settings = restoreTestSettings(deps.config);
+    hold = await holdForReading(deps, manifest.backupId, manifest.retainUntil, 'test', scratchName(scratchKey, settings.scratchScope));
     const startedAt = new Date();
     const serverUrl = scratchServerUrl(deps.config, target.url);
     // On another server than the target's, the backup's roles first: those its policies name must exist there.
@@ -52,8 +54,8 @@ export async function cliRestoreTest(args: string[], deps: CliDeps): Promise<num
       manifest,
       storage: deps.storage,
       serverUrl,
-      scratchKey: `cli:${randomUUID()}`,
-      ...restoreTestSettings(deps.config),
+      scratchKey,
+      ...settings,
       verify: target.verify,
       missingRole: roles.missingRole,
       ...(deps.signal ? { signal: deps.signal } : {}),

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.ts';
 import { escapeMrkdwn, formatBytes, formatDuration } from '../format.ts';
-import { toUserMessage } from '../errors.ts';
+import { reasonOf } from '../errors.ts';
 import { type ConditionResult, checkTarget, healthSources, type RunLog } from '../health/index.ts';
 import type { BackupJobData } from '../jobs/queues.ts';
 import { conditionHeading, conditionLabel } from '../notifications/health-messages.ts';
@@ -55,7 +55,7 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
       try {
         return { target: t, ...(await checkTarget(sources, t.name, now)) };
       } catch (err) {
-        return { target: t, unreadable: toUserMessage(err) };
+        return { target: t, unreadable: reasonOf(err) };
       }
     }),
   );

@@ -34,12 +34,25 @@ export interface CliReadersAt {
 
 /** The backups held by CLI readers whose time has not run out (by Redis's clock; `now` for tests). */
 export async function cliReaders(at: CliReadersAt, now?: number): Promise<string[]> {
+  return (await liveReaders(at, now)).map((r) => r.backupId);
+}
+
+/**
+ * The scratch databases of CLI restore tests running now: a worker that starts drops every other scratch database of
+ * its deployment as a crash's leftover, and dropped one under a CLI restore test (CI: "the connection … was lost
+ * during the restore test").
+ */
+export async function cliScratchDatabases(at: CliReadersAt): Promise<string[]> {
+  return (await liveReaders(at)).flatMap((r) => (r.scratch ? [r.scratch] : []));
+}
+
+async function liveReaders(at: CliReadersAt, now?: number): Promise<Array<{ backupId: string; scratch?: string }>> {
   const [all, clock] = await Promise.all([at.redis.hgetall(cliReadersKey(at.prefix)), now ?? redisNow(at.redis)]);
-  now = clock;
   return Object.values(all).flatMap((raw) => {
     try {
-      const v = JSON.parse(raw) as { backupId?: unknown; until?: unknown };
-      return typeof v.backupId === 'string' && typeof v.until === 'number' && v.until > now ? [v.backupId] : [];
+      const v = JSON.parse(raw) as { backupId?: unknown; until?: unknown; scratch?: unknown };
+      if (typeof v.backupId !== 'string' || typeof v.until !== 'number' || v.until <= clock) return [];
+      return [{ backupId: v.backupId, ...(typeof v.scratch === 'string' ? { scratch: v.scratch } : {}) }];
     } catch {
       return [];
     }
@@ -55,10 +68,12 @@ export async function holdForCli(
   prefix: string,
   backupId: string,
   lost: (why: string) => void = () => undefined,
+  /** A restore test's scratch database, kept from the start-up sweep of leftovers while this hold stands. */
+  scratch?: string,
 ): Promise<{ release(): Promise<void> }> {
   const key = cliReadersKey(prefix);
   const token = randomBytes(8).toString('hex');
-  const write = async () => redis.hset(key, token, JSON.stringify({ backupId, until: (await redisNow(redis)) + HOLD_MS }));
+  const write = async () => redis.hset(key, token, JSON.stringify({ backupId, until: (await redisNow(redis)) + HOLD_MS, ...(scratch ? { scratch } : {}) }));
   await write();
   // Readers killed without their release left fields whose time ran out: each new reader removes them (second
   // reader: they were only ever ignored, so the hash grew with every CLI run killed).

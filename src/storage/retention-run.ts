@@ -187,8 +187,7 @@ export async function runRetention(o: RetentionRunOptions): Promise<RetentionRun
         continue;
       }
       // A half-deleted backup still has its manifest, which discardUnfinished refuses to touch: finish the delete.
-      const clean =
-        states.get(u.backupId) !== 'no-manifest' ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
+      const clean = finished ? () => storage.deleteBackup(u.target, u.backupId) : () => storage.discardUnfinished(u.target, u.backupId);
       result.outcomes.push(await attempt(o, log, base, clean).finally(() => (typeof claim === 'object' ? claim?.release() : undefined)));
     }
     if (stopped()) untried(result);

@@ -52,22 +52,20 @@ export function healthProcessor(deps: HealthWorkerDeps) {
         couldNot.push(`${target.name}: ${toUserMessage(err)}`);
       }
     }
-    // The disk they all write to, once for all of them (one page for a full disk, not one per target), from every
-    // target's verdict as remembered in Redis: a target whose check failed above counts as last checked.
-    try {
-      const disk = await evaluate.backupDisk(log);
-      if (disk.status === 'failing') failing.push(`${diskSubject(deps.storage)}/disk`);
-    } catch (err) {
-      log.error({ err }, 'health check of the backup disk could not run');
-      couldNot.push(`the backup disk: ${toUserMessage(err)}`);
-    }
-    // The targets that could not be checked, paged once for their storage, not once each (unchecked-health.ts).
-    try {
-      const unchecked = await evaluate.unchecked(log);
-      if (unchecked.status === 'failing') failing.push(`${diskSubject(deps.storage)}/unchecked`);
-    } catch (err) {
-      log.error({ err }, 'could not judge which targets are unchecked');
-      couldNot.push(`the unchecked targets: ${toUserMessage(err)}`);
+    // Judged once for every target of the storage, from each target's verdict as remembered in Redis (a target whose
+    // check failed above counts as last checked): the disk they all write to (one page for a full disk, not one per
+    // target), and the targets that could not be checked (unchecked-health.ts: one page for an outage).
+    const storageWide = [
+      ['disk', 'the backup disk', () => evaluate.backupDisk(log)],
+      ['unchecked', 'the unchecked targets', () => evaluate.unchecked(log)],
+    ] as const;
+    for (const [condition, what, judge] of storageWide) {
+      try {
+        if ((await judge()).status === 'failing') failing.push(`${diskSubject(deps.storage)}/${condition}`);
+      } catch (err) {
+        log.error({ err }, `health check of ${what} could not run`);
+        couldNot.push(`${what}: ${toUserMessage(err)}`);
+      }
     }
     if (couldNot.length > 0) throw new Error(`health checks could not run for ${couldNot.join('; ')}`);
     return { failing };

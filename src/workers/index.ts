@@ -5,7 +5,6 @@ import { Worker } from 'bullmq';
 import type { Deps } from '../deps.ts';
 import { QUEUE, type BackupJobData, type PagerJobData, type RestoreJobData, type RestoreTestJobData } from '../jobs/queues.ts';
 import type { RetentionJobData } from '../schedules/index.ts';
-import { dropLeftoverScratchDatabases } from '../postgres/restore/index.ts';
 import { backupProcessor, lostBackupHandler } from './backup-worker.ts';
 import { watchLostJobs } from './lost-jobs.ts';
 import { removeAbandonedBackups } from './backup-attempts.ts';
@@ -17,8 +16,8 @@ import { createTargetEvaluator, reevaluateAfterJobs } from './target-health.ts';
 import { copyScrubState, redisScrubState } from '../storage/scrub.ts';
 import { startupChecks } from './startup-checks.ts';
 import { takeFirstBackups } from './first-backups.ts';
-import { lostRestoreTestHandler, restoreTestProcessor, scratchDatabaseFor } from './restore-test-worker.ts';
-import { scratchServerUrl } from './restore-test-settings.ts';
+import { lostRestoreTestHandler, restoreTestProcessor } from './restore-test-worker.ts';
+import { dropLeftovers } from './scratch-leftovers.ts';
 import { retentionProcessor } from './retention-worker.ts';
 import { checklistProcessor } from './checklist-worker.ts';
 import type { ChecklistJob } from '../jobs/checklist-data.ts';
@@ -228,22 +227,4 @@ async function keepThePlan(deps: Deps, options: WorkerOptions): Promise<PlanKeep
   await deps.queues.pagerduty.setGlobalConcurrency(1);
   await deps.queues.retention.setGlobalConcurrency(1);
   return null;
-}
-
-/**
- * Scratch databases left by a crashed restore test are dropped when a worker starts — except those of restore
- * tests still running on other workers (their names derive from their job ids).
- */
-async function dropLeftovers(deps: Deps): Promise<void> {
-  const active = await deps.queues.restoreTest.getJobs(['active']);
-  const keep = new Set(active.map((j) => scratchDatabaseFor(j.id ?? '', deps.config.queuePrefix)));
-  const servers = new Set(deps.config.targets.map((t) => scratchServerUrl(deps.config, t.url)));
-  for (const server of servers) {
-    try {
-      const dropped = await dropLeftoverScratchDatabases(server, keep, deps.config.queuePrefix);
-      if (dropped.length > 0) deps.log.warn({ dropped }, 'dropped scratch databases left behind by an interrupted restore test');
-    } catch (err) {
-      deps.log.warn({ err }, 'could not look for leftover scratch databases');
-    }
-  }
 }

@@ -268,9 +268,12 @@ describe('health conditions and the PagerDuty lifecycle', () => {
     await symlink(`${dir}.loop`, dir);
     await symlink(dir, `${dir}.loop`);
     try {
+      // The backups' listing or the records' (shop/_records/…) meets the loop first: either path is shop's.
       const { text } = await slash(h, '/backup', 'health shop');
       expect(text).not.toMatch(/Redis/);
-      expect(text).toMatch(/health could not be checked: cannot be checked now: The system refused to scandir .*shop \(ELOOP: too many symbolic links\)/);
+      expect(text).toMatch(
+        /health could not be checked: cannot be checked now: The system refused to scandir \S*\/shop(\/\S*)? \(ELOOP: too many symbolic links\)/,
+      );
       // Its other conditions as its last check left them, said so.
       expect(text).toMatch(/\(as last checked, \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
       const res = await fetch(`${h.metricsUrl}/metrics`);
@@ -280,7 +283,9 @@ describe('health conditions and the PagerDuty lifecycle', () => {
       const env = { PATH: process.env.PATH ?? '', BACKUP_DIR: h.backupDir };
       const list = await execa('node', ['bin/pg-backup-bot.js', 'list', 'shop'], { env, extendEnv: false, reject: false });
       expect(list.exitCode).toBe(1);
-      expect(list.stderr).toMatch(/The system refused to scandir .*shop \(ELOOP: too many symbolic links\); check that path's owner, permissions and mount\./);
+      expect(list.stderr).toMatch(
+        /The system refused to scandir \S*\/shop(\/\S*)? \(ELOOP: too many symbolic links\); check that path's owner, permissions and mount\./,
+      );
     } finally {
       await rm(dir, { force: true });
       await rm(`${dir}.loop`, { force: true });

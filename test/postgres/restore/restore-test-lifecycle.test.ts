@@ -1,4 +1,11 @@
 import pg_ from 'pg';
+import { Redis } from 'ioredis';
+import { loadConfig } from '../../../src/config.ts';
+import type { Deps } from '../../../src/deps.ts';
+import { holdForCli } from '../../../src/jobs/cli-readers.ts';
+import { createQueues } from '../../../src/jobs/queues.ts';
+import { createLogger } from '../../../src/logger.ts';
+import { dropLeftovers } from '../../../src/workers/scratch-leftovers.ts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startEphemeralPostgres, type EphemeralPostgres } from '../../../src/dev/ephemeral.ts';
 import { createDatabase, dropLeftoverScratchDatabases, runRestoreTest, scratchName, type RestoreTestOptions } from '../../../src/postgres/restore/index.ts';
@@ -154,6 +161,31 @@ describe('dropLeftoverScratchDatabases', () => {
     expect(await databaseExists(pg.url, running)).toBe(true);
     expect(await databaseExists(pg.url, 'pgbb_rt_not_a_scratch')).toBe(true);
     expect(await dropLeftoverScratchDatabases(pg.url, new Set())).toEqual([running]);
+  });
+
+  it('a worker that starts keeps the scratch database of a CLI restore test running now, held in Redis (CI: dropped under it)', async () => {
+    const prefix = `{lo-${Date.now().toString(36)}}`;
+    const redis = new Redis(inject('redisUrl'), { maxRetriesPerRequest: null });
+    const queues = createQueues(redis, prefix);
+    try {
+      const cli = scratchName(`cli:${Date.now()}`, prefix);
+      const crashed = scratchName('job:crashed-too', prefix);
+      await createDatabase(pg.url, cli);
+      await createDatabase(pg.url, crashed);
+      const hold = await holdForCli(redis, prefix, 'shop-20261207T000000Z', undefined, cli);
+      const config = loadConfig({ DATABASE_URL: pg.url, QUEUE_PREFIX: prefix }, 'offline');
+      const deps = { config, queues, workerRedis: redis, log: createLogger({ level: 'silent' }) } as unknown as Deps;
+      await dropLeftovers(deps);
+      expect(await databaseExists(pg.url, cli)).toBe(true);
+      expect(await databaseExists(pg.url, crashed)).toBe(false);
+      // Released (the CLI's test ended, or was killed and its hold ran out): a leftover like any other.
+      await hold.release();
+      await dropLeftovers(deps);
+      expect(await databaseExists(pg.url, cli)).toBe(false);
+    } finally {
+      await queues.close();
+      redis.disconnect();
+    }
   });
 
   it("never drops another deployment's scratch databases (another queue prefix on the same server)", async () => {
