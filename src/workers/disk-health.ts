@@ -11,7 +11,6 @@ import { retireOthers } from './retired-subjects.ts';
  * check left it in Redis, never from one process's memory: every worker host judges it alike, a target whose check
  * failed counts as last checked, a restart forgets nothing, and space freed shows at the next judgment.
  */
-export { RETIRED_AFTER_MS } from './retired-subjects.ts';
 
 export async function judgeBackupDisk(deps: TargetHealthDeps, at: Date, log: Logger): Promise<ConditionResult> {
   const where = diskSubject(deps.storage);

@@ -8,8 +8,6 @@ import { judgeBackupDisk, judgeBackupDiskAfter } from './disk-health.ts';
 import { report, type TargetHealthDeps } from './health-report.ts';
 import { judgeUnchecked, judgeUncheckedAfter } from './unchecked-health.ts';
 
-export { UNCHECKED_PAGES_AFTER_MS } from './unchecked-health.ts';
-
 export type { TargetHealthDeps };
 
 /**
