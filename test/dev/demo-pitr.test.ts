@@ -26,3 +26,23 @@ describe('the demo with point-in-time recovery', () => {
     expect((await readdir(tmpdir())).filter((n) => n.startsWith('pgbb-pitr-test-') && n.includes(`-${label}-`) && !before.has(n))).toEqual([]);
   }, 300_000);
 });
+
+describe('the demo interrupted during a PITR restore test', () => {
+  it('a SIGINT while the scratch cluster recovers ends with exit 130 and no "Demo failed" (QA)', async () => {
+    const child = execa('node', ['bin/pg-backup-bot.js', 'demo', '/restore-test pitr'], { reject: false, stdin: 'ignore', all: true, timeout: 240_000 });
+    let out = '';
+    let sent = false;
+    child.all?.on('data', (d: Buffer) => {
+      out += d.toString();
+      // The restore test under way (its scratch cluster recovering or checked): the stop comes mid-test, once.
+      if (!sent && /PITR restore test of \*?shop\*? to the latest moment (running|queued)/.test(out) && /restoring|replaying|recover/i.test(out)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const res = await child;
+    expect(out).toMatch(/SIGINT: cleaning up the throwaway servers and backups/);
+    expect(out).not.toMatch(/Demo failed/);
+    expect(res.exitCode).toBe(130);
+  }, 300_000);
+});
