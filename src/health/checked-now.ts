@@ -1,7 +1,6 @@
 import { reasonOf } from '../errors.ts';
 import { checkTarget, type HealthSources } from './collect.ts';
 import { formatTime } from '../format.ts';
-
 import type { StoredCondition } from './state.ts';
 import { type ConditionResult, HEALTH_CONDITIONS, type HealthCondition } from './types.ts';
 
