@@ -74,47 +74,43 @@ export async function buildHome(deps: HomeDeps, notice?: string, now = new Date(
     blocks.push({ type: 'divider' });
     if ('unreadable' in part) {
       blocks.push(
+        section(`*${escapeMrkdwn(target.name)}* (${target.environment})\n:rotating_light: Its health cannot be checked now: ${escapeMrkdwn(part.unreadable)}`),
+      );
+    } else {
+      const { input, results } = part;
+      const newest = newestOf(input.backups);
+      // The RPO as measured (the `rpo` condition), beside the window: what a loss of the server now would cost.
+      const rpo = results.find((r) => r.condition === 'rpo');
+      const test = input.lastRestoreTest;
+      const failing = results.filter((r) => r.status === 'failing');
+      blocks.push(
         section(
-          `*${escapeMrkdwn(target.name)}* (${target.environment})\n:rotating_light: Its health cannot be checked now: ${escapeMrkdwn(part.unreadable ?? '')}`,
+          [
+            `*${escapeMrkdwn(target.name)}* (${target.environment})`,
+            newest
+              ? `Newest backup: \`${newest.backupId}\`, ${ago(new Date(newest.startedAt), now)} · ${formatBytes(totalBytes(newest))} in ${formatDuration(newest.durationMs)}`
+              : 'Newest backup: none yet',
+            ...(input.walHealth ? [`Point-in-time recovery: ${windowText(deps.config, target.name, input.walHealth.archive)}`] : []),
+            ...(rpo ? [`${rpo.status === 'ok' ? '' : ':rotating_light: '}Measured RPO: ${escapeMrkdwn(rpo.summary)}`] : []),
+            test
+              ? `Last restore test: ${test.passed ? ':white_check_mark: passed' : ':x: FAILED'}, ${ago(test.at, now)}${test.durationMs !== undefined ? ` · restore time (RTO) ${formatDuration(test.durationMs)}` : ''}`
+              : 'Last restore test: none yet',
+          ].join('\n'),
         ),
       );
-      blocks.push(context(next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'));
-      blocks.push(actionsOf(target.name));
-      continue;
+      blocks.push(
+        section(
+          failing.length === 0
+            ? passingText(results)
+            : failing
+                .map(
+                  (r) =>
+                    `${r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:'} ${conditionLabel(r.condition, r.episode)}: ${escapeMrkdwn(r.evidence)}`,
+                )
+                .join('\n'),
+        ),
+      );
     }
-    const { input, results } = part;
-    const newest = newestOf(input.backups);
-    // The RPO as measured (the `rpo` condition), beside the window: what a loss of the server now would cost.
-    const rpo = results.find((r) => r.condition === 'rpo');
-    const test = input.lastRestoreTest;
-    const failing = results.filter((r) => r.status === 'failing');
-    blocks.push(
-      section(
-        [
-          `*${escapeMrkdwn(target.name)}* (${target.environment})`,
-          newest
-            ? `Newest backup: \`${newest.backupId}\`, ${ago(new Date(newest.startedAt), now)} · ${formatBytes(totalBytes(newest))} in ${formatDuration(newest.durationMs)}`
-            : 'Newest backup: none yet',
-          ...(input.walHealth ? [`Point-in-time recovery: ${windowText(deps.config, target.name, input.walHealth.archive)}`] : []),
-          ...(rpo ? [`${rpo.status === 'ok' ? '' : ':rotating_light: '}Measured RPO: ${escapeMrkdwn(rpo.summary)}`] : []),
-          test
-            ? `Last restore test: ${test.passed ? ':white_check_mark: passed' : ':x: FAILED'}, ${ago(test.at, now)}${test.durationMs !== undefined ? ` · restore time (RTO) ${formatDuration(test.durationMs)}` : ''}`
-            : 'Last restore test: none yet',
-        ].join('\n'),
-      ),
-    );
-    blocks.push(
-      section(
-        failing.length === 0
-          ? passingText(results)
-          : failing
-              .map(
-                (r) =>
-                  `${r.severity === 'warning' || r.quiet ? ':warning:' : ':rotating_light:'} ${conditionLabel(r.condition, r.episode)}: ${escapeMrkdwn(r.evidence)}`,
-              )
-              .join('\n'),
-      ),
-    );
     blocks.push(context(next.length ? `Next: ${next.join(' · ')}` : 'No scheduled runs'));
     blocks.push(actionsOf(target.name));
   }
